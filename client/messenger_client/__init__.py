@@ -1,0 +1,1 @@
+"""Client SDK and the `messenger` command line."""

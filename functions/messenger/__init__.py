@@ -1,0 +1,2 @@
+"""The messenger's Lambda functions: handlers (thin), logic (the rules), dal (DynamoDB),
+transport (@connections and push), models (frames)."""

@@ -1,0 +1,217 @@
+"""One source of truth for everything the functions, the stack, the emulator and the tests share.
+
+Route table, table definitions, environment variable names and the limits of
+PROTOCOL.md live here and nowhere else. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+# --- Limits (PROTOCOL.md) -------------------------------------------------------
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+CONNECT_NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+# Queue item ids are ours: "m#<sender>#<messageId>" or "r#<seq>". '#' never occurs in a
+# userId or a messageId, so the parts cannot run into each other.
+ITEM_ID_PATTERN = r"^[A-Za-z0-9_.#-]{1,160}$"
+BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
+
+MAX_BODY_BYTES = 24_000
+BOX_NONCE_BYTES = 24
+KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+MAX_IDS_PER_FRAME = 100
+CONNECT_WINDOW_SECONDS = 300
+# A connect nonce is remembered well past the window in which its ts is accepted.
+CONNECT_NONCE_TTL_SECONDS = 2 * CONNECT_WINDOW_SECONDS + 60
+CONNECT_SIGNING_PREFIX = "messenger-connect"
+
+DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
+# API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
+# than this is stale even if its $disconnect never reached us.
+MAX_CONNECTION_SECONDS = 2 * 3600 + 300
+IDLE_TIMEOUT_SECONDS = 600
+
+# API Gateway's own limits, enforced by the service (and by the local emulator).
+MAX_FRAME_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 128 * 1024
+
+PUSH_PLATFORMS = ("APNS", "APNS_SANDBOX", "GCM")
+
+# --- Environment (names only; values are parsed once in messenger.config) ----------
+
+
+class Env(str, Enum):
+    USERS_TABLE = "USERS_TABLE"
+    QUEUE_TABLE = "QUEUE_TABLE"
+    MESSAGE_TTL_SECONDS = "MESSAGE_TTL_SECONDS"
+    # Optional: where the @connections API lives. Unset on AWS, where it is built from
+    # the event's domainName and stage; the local emulator sets it to itself.
+    CONNECTIONS_ENDPOINT = "CONNECTIONS_ENDPOINT"
+    RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+    RATE_LIMIT_BURST = "RATE_LIMIT_BURST"
+    PUSH_APP_APNS = "PUSH_APP_APNS"
+    PUSH_APP_APNS_SANDBOX = "PUSH_APP_APNS_SANDBOX"
+    PUSH_APP_GCM = "PUSH_APP_GCM"
+    PUSH_MIN_INTERVAL_SECONDS = "PUSH_MIN_INTERVAL_SECONDS"
+
+
+SERVICE_NAME = "messenger"
+METRICS_NAMESPACE = "Messenger"
+
+# --- DynamoDB tables ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    projection: str = "ALL"  # "ALL" or "KEYS_ONLY"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_name: str
+    env: Env
+    partition_key: str
+    sort_key: str
+    ttl_attribute: str = "expiresAt"
+    global_indexes: tuple[Index, ...] = ()
+    local_indexes: tuple[Index, ...] = ()
+
+    def key_attributes(self) -> list[str]:
+        names = [self.partition_key, self.sort_key]
+        for index in (*self.global_indexes, *self.local_indexes):
+            names += [index.partition_key] + ([index.sort_key] if index.sort_key else [])
+        return list(dict.fromkeys(names))
+
+
+# Users, their connections (a map on the profile item), watchers and connect nonces.
+USERS_TABLE = TableSpec(
+    logical_name="Users",
+    env=Env.USERS_TABLE,
+    partition_key="pk",
+    sort_key="sk",
+    global_indexes=(
+        # Sparse: only subscription items carry subConn. Lets a closing connection find
+        # the subscriptions it holds without a Scan.
+        Index(name="bySubscriber", partition_key="subConn", projection="KEYS_ONLY"),
+    ),
+)
+
+# Every user's queue of undelivered items (messages and receipts).
+QUEUE_TABLE = TableSpec(
+    logical_name="Queue",
+    env=Env.QUEUE_TABLE,
+    partition_key="pk",
+    sort_key="sk",
+    local_indexes=(
+        # The base key makes a resend idempotent; this index gives the store order.
+        Index(name="byOrder", partition_key="pk", sort_key="seq", projection="ALL"),
+    ),
+)
+
+TABLES = (USERS_TABLE, QUEUE_TABLE)
+
+
+def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
+    """The boto3 `create_table` arguments for a table (tests and the local emulator)."""
+    request: dict[str, object] = {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in spec.key_attributes()
+        ],
+        "KeySchema": [
+            {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+            {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+        ],
+    }
+
+    def index_request(index: Index) -> dict[str, object]:
+        schema = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+        if index.sort_key:
+            schema.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})
+        return {
+            "IndexName": index.name,
+            "KeySchema": schema,
+            "Projection": {"ProjectionType": index.projection},
+        }
+
+    if spec.global_indexes:
+        request["GlobalSecondaryIndexes"] = [index_request(i) for i in spec.global_indexes]
+    if spec.local_indexes:
+        request["LocalSecondaryIndexes"] = [index_request(i) for i in spec.local_indexes]
+    return request
+
+
+# --- Routes ------------------------------------------------------------------------
+
+
+class Access(str, Enum):
+    """What a function may touch. The stack turns each into the narrowest IAM grant."""
+
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    QUEUE_READ = "queue:read"
+    QUEUE_WRITE = "queue:write"
+    POST_TO_CONNECTION = "connections:post"
+    PUSH = "sns:push"
+
+
+@dataclass(frozen=True)
+class Route:
+    key: str
+    handler: str  # "module.path.function", relative to functions/
+    function_name: str  # logical name of the Lambda function behind the route
+    access: frozenset[Access] = field(default_factory=frozenset)
+    # Two-way routes send the function's returned body back to the caller.
+    two_way: bool = True
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    handler: str
+    function_name: str
+    access: frozenset[Access]
+    # Query-string parameters API Gateway requires before it calls the authorizer.
+    identity_query_params: tuple[str, ...]
+
+
+_R, _W = Access.USERS_READ, Access.USERS_WRITE
+_QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
+_POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
+
+AUTHORIZER = Authorizer(
+    handler="messenger.handlers.authorizer.handler",
+    function_name="Authorizer",
+    access=frozenset({_R, _W}),
+    identity_query_params=("userId", "ts", "nonce", "sig"),
+)
+
+ROUTES: tuple[Route, ...] = (
+    Route("$connect", "messenger.handlers.connect.handler", "Connect",
+          frozenset({_R, _W, _POST}), two_way=False),
+    Route("$disconnect", "messenger.handlers.disconnect.handler", "Disconnect",
+          frozenset({_R, _W, _POST}), two_way=False),
+    Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
+    Route("sendMessage", "messenger.handlers.send_message.handler", "SendMessage",
+          frozenset({_R, _W, _QW, _POST, _PUSH})),
+    Route("ack", "messenger.handlers.ack.handler", "Ack",
+          frozenset({_R, _W, _QW, _POST})),
+    Route("markSeen", "messenger.handlers.mark_seen.handler", "MarkSeen",
+          frozenset({_R, _W, _QW, _POST})),
+    Route("sync", "messenger.handlers.sync.handler", "Sync",
+          frozenset({_R, _W, _QR, _POST})),
+    Route("getPresence", "messenger.handlers.get_presence.handler", "GetPresence",
+          frozenset({_R, _W})),
+    Route("getKeys", "messenger.handlers.get_keys.handler", "GetKeys", frozenset({_R})),
+    Route("ping", "messenger.handlers.ping.handler", "Ping", frozenset()),
+)
+
+ROUTES_BY_KEY = {route.key: route for route in ROUTES}
+ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -1,0 +1,322 @@
+"""The Users table: profiles with their live connections, watchers, connect nonces.
+
+Item layout (pk, sk):
+- ("U#<userId>", "PROFILE"): public keys, `conns` (map connectionId -> connectedAt ms), lastSeen.
+- ("U#<userId>", "SUB#<connectionId>"): that connection watches this user's presence.
+- ("N#<userId>#<nonce>", "NONCE"): a connect nonce already used, until its TTL.
+
+Keeping the live connections on the profile item means one GetItem answers both "does
+the recipient exist" and "where is it connected", and one UpdateItem both records a
+connection and tells whether the user just came online.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from messenger.contract import MAX_CONNECTION_SECONDS
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PROFILE = "PROFILE"
+SUB_PREFIX = "SUB#"
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+
+
+def user_key(user_id: str) -> str:
+    return f"U#{user_id}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: str
+    sign_key: str
+    box_key: str
+    created_at: int
+    connections: dict[str, int] = field(default_factory=dict)  # connectionId -> connectedAt
+    last_seen: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # raw attributes other features own
+
+    def live_connections(self, now_ms: int) -> list[str]:
+        """Connections that can still be open: API Gateway closes every socket after 2 h."""
+        oldest = now_ms - MAX_CONNECTION_SECONDS * 1000
+        return sorted(cid for cid, at in self.connections.items() if at >= oldest)
+
+    def stale_connections(self, now_ms: int) -> list[str]:
+        live = set(self.live_connections(now_ms))
+        return sorted(cid for cid in self.connections if cid not in live)
+
+    def is_online(self, now_ms: int) -> bool:
+        return bool(self.live_connections(now_ms))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    watched: str
+    watcher: str
+    connection_id: str
+
+
+class UserTaken(Exception):
+    """Someone registered this userId first."""
+
+
+class NonceReused(Exception):
+    """This (userId, nonce) was accepted before."""
+
+
+def _profile_from(item: dict[str, Any]) -> Profile:
+    conns = item.get("conns", {}).get("M", {})
+    known = {"pk", "sk", "userId", "signKey", "boxKey", "createdAt", "conns", "lastSeen"}
+    return Profile(
+        user_id=item["userId"]["S"],
+        sign_key=item["signKey"]["S"],
+        box_key=item["boxKey"]["S"],
+        created_at=int(item["createdAt"]["N"]),
+        connections={cid: int(value["N"]) for cid, value in conns.items()},
+        last_seen=int(item["lastSeen"]["N"]) if "lastSeen" in item else None,
+        extra={name: value for name, value in item.items() if name not in known},
+    )
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class Users:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # --- profiles -------------------------------------------------------------------
+
+    def get_profile(self, user_id: str, *, consistent: bool = False) -> Profile | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+            ConsistentRead=consistent,
+        )
+        item = response.get("Item")
+        return _profile_from(item) if item else None
+
+    def get_profiles(self, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """Several profiles by key (BatchGetItem, 100 at a time); unknown users are absent."""
+        found: dict[str, Profile] = {}
+        unique = list(dict.fromkeys(user_ids))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            keys: list[Any] = [
+                {"pk": {"S": user_key(uid)}, "sk": {"S": PROFILE}}
+                for uid in unique[start : start + BATCH_GET_LIMIT]
+            ]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    profile = _profile_from(item)
+                    found[profile.user_id] = profile
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def _profile_item(self, profile: Profile) -> dict[str, Any]:
+        return {
+            "pk": {"S": user_key(profile.user_id)},
+            "sk": {"S": PROFILE},
+            "userId": {"S": profile.user_id},
+            "signKey": {"S": profile.sign_key},
+            "boxKey": {"S": profile.box_key},
+            "createdAt": {"N": str(profile.created_at)},
+            "conns": {"M": {}},
+        }
+
+    def _nonce_item(self, user_id: str, nonce: str, expires_at: int) -> dict[str, Any]:
+        return {
+            "pk": {"S": f"N#{user_id}#{nonce}"},
+            "sk": {"S": "NONCE"},
+            "expiresAt": {"N": str(expires_at)},
+        }
+
+    def register_with_nonce(self, profile: Profile, nonce: str, expires_at: int) -> None:
+        """Create the user and spend the nonce atomically: first come, first served."""
+        absent = "attribute_not_exists(pk)"
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._profile_item(profile),
+                            "ConditionExpression": absent,
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._nonce_item(profile.user_id, nonce, expires_at),
+                            "ConditionExpression": absent,
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                raise UserTaken(profile.user_id) from None
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise NonceReused(nonce) from None
+            raise
+
+    def spend_nonce(self, user_id: str, nonce: str, expires_at: int, now_s: int) -> None:
+        """Record a connect nonce once; a second use (while remembered) raises NonceReused."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._nonce_item(user_id, nonce, expires_at),
+                # An expired record the TTL sweeper has not removed yet no longer counts.
+                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
+                ExpressionAttributeValues={":now": {"N": str(now_s)}},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise NonceReused(nonce) from None
+            raise
+
+    # --- connections ----------------------------------------------------------------
+
+    def add_connection(self, user_id: str, connection_id: str, connected_at: int) -> Profile:
+        """Record a live connection; returns the profile as it is after the write."""
+        response = self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+            UpdateExpression="SET conns.#cid = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#cid": connection_id},
+            ExpressionAttributeValues={":at": {"N": str(connected_at)}},
+            ReturnValues="ALL_NEW",
+        )
+        return _profile_from(response["Attributes"])
+
+    def remove_connection(self, user_id: str, connection_id: str, now_ms: int) -> Profile | None:
+        """Forget a connection and stamp lastSeen. None if it was already gone (idempotent).
+
+        lastSeen is stamped on every close; it is only shown once no connection is left,
+        and then it is the time the last one closed.
+        """
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+                UpdateExpression="REMOVE conns.#cid SET lastSeen = :now",
+                ConditionExpression="attribute_exists(conns.#cid)",
+                ExpressionAttributeNames={"#cid": connection_id},
+                ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return None
+            raise
+        return _profile_from(response["Attributes"])
+
+    def prune_connections(self, user_id: str, connection_ids: Iterable[str]) -> None:
+        """Drop connections recorded so long ago that API Gateway has surely closed them."""
+        ids = list(connection_ids)
+        if not ids:
+            return
+        names = {f"#c{i}": cid for i, cid in enumerate(ids)}
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+            UpdateExpression="REMOVE " + ", ".join(f"conns.{name}" for name in names),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+        )
+
+    # --- presence subscriptions -----------------------------------------------------
+
+    def add_subscriptions(
+        self, watcher: str, connection_id: str, watched: Iterable[str], expires_at: int
+    ) -> None:
+        requests: list[Any] = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": user_key(target)},
+                        "sk": {"S": SUB_PREFIX + connection_id},
+                        "subConn": {"S": connection_id},
+                        "watcher": {"S": watcher},
+                        "expiresAt": {"N": str(expires_at)},
+                    }
+                }
+            }
+            for target in dict.fromkeys(watched)
+        ]
+        self._batch_write(requests)
+
+    def watchers_of(self, user_id: str, now_s: int) -> list[Subscription]:
+        """Connections subscribed to this user's presence (paginated Query, no Scan)."""
+        found: list[Subscription] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sub)",
+            "FilterExpression": "expiresAt > :now",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_key(user_id)},
+                ":sub": {"S": SUB_PREFIX},
+                ":now": {"N": str(now_s)},
+            },
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            for item in response.get("Items", []):
+                found.append(
+                    Subscription(
+                        watched=user_id,
+                        watcher=item["watcher"]["S"],
+                        connection_id=item["subConn"]["S"],
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def drop_subscriptions_of(self, connection_id: str) -> None:
+        """Delete every subscription a closed connection held (GSI Query + BatchWriteItem)."""
+        keys: list[Any] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "bySubscriber",
+            "KeyConditionExpression": "subConn = :c",
+            "ExpressionAttributeValues": {":c": {"S": connection_id}},
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+
+    def drop_subscription(self, subscription: Subscription) -> None:
+        self._client.delete_item(
+            TableName=self._table,
+            Key={
+                "pk": {"S": user_key(subscription.watched)},
+                "sk": {"S": SUB_PREFIX + subscription.connection_id},
+            },
+        )
+
+    def _batch_write(self, requests: list[Any]) -> None:
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            pending: dict[str, Any] = {self._table: requests[start : start + BATCH_WRITE_LIMIT]}
+            while pending:
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = dict(response.get("UnprocessedItems") or {})

@@ -1,0 +1,119 @@
+"""What every WebSocket route handler shares: logging context, metrics flush, tracing,
+frame parsing, and turning errors into PROTOCOL.md error frames.
+
+A handler module only says which frame model it takes and which logic call answers it.
+No exception ever leaves a handler: refusals become `error` frames, anything unexpected
+is logged with the request id and answered `INTERNAL`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from messenger.errors import Refused
+from messenger.models import Frame, error_frame, load_json, parse_frame, reference_of
+from messenger.observability import logger, metrics, tracer
+from messenger.wiring import Services, services
+
+F = TypeVar("F", bound=Frame)
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user behind a connection, from the authorizer's context."""
+
+    user_id: str
+    connection_id: str
+    endpoint: str  # the @connections endpoint of the caller's API stage
+
+
+def caller_of(event: dict[str, Any], svc: Services) -> Caller:
+    context = event["requestContext"]
+    authorizer = context.get("authorizer") or {}
+    user_id = authorizer.get("userId") or authorizer.get("principalId")
+    if not isinstance(user_id, str) or not user_id:
+        raise RuntimeError("event carries no authorizer context")
+    endpoint = svc.settings.connections_endpoint or (
+        f"https://{context['domainName']}/{context['stage']}"
+    )
+    return Caller(user_id, context["connectionId"], endpoint)
+
+
+def reply(frame: dict[str, Any] | None) -> dict[str, Any]:
+    """A route response: API Gateway sends `body` back to the caller on two-way routes."""
+    response: dict[str, Any] = {"statusCode": 200}
+    if frame is not None:
+        response["body"] = json.dumps(frame, separators=(",", ":"))
+    return response
+
+
+def count_refusal(code: str) -> None:
+    metrics.add_metric(name=f"Refused{code.title().replace('_', '')}", unit=MetricUnit.Count,
+                       value=1)
+
+
+def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
+    """Powertools around a handler: correlation id, EMF flush, X-Ray segment."""
+    with_logging = logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+    )(fn)
+    return metrics.log_metrics(tracer.capture_lambda_handler(with_logging))  # type: ignore[no-any-return]
+
+
+def message_route(
+    model: type[F] | None,
+) -> Callable[[Callable[[F, Caller, Services], dict[str, Any] | None]], LambdaHandler]:
+    """Decorate `answer(frame, caller, services)` into a Lambda handler for a frame route."""
+
+    def decorate(answer: Callable[[F, Caller, Services], dict[str, Any] | None]) -> LambdaHandler:
+        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            document: Any = None
+            try:
+                svc = services()
+                caller = caller_of(event, svc)
+                logger.append_keys(user=caller.user_id, connection=caller.connection_id)
+                document = load_json(event.get("body"))
+                frame: Any = parse_frame(model, document) if model else document
+                return reply(answer(frame, caller, svc))
+            except Refused as refusal:
+                logger.info("frame refused", extra={"code": refusal.code, "reason": refusal.message})
+                count_refusal(refusal.code)
+                return reply(error_frame(refusal.code, refusal.message, reference_of(document)))
+            except Exception:
+                logger.exception("unexpected failure")
+                count_refusal("INTERNAL")
+                return reply(
+                    error_frame("INTERNAL", "internal error, try again", reference_of(document))
+                )
+
+        return lambda_entry(handler)
+
+    return decorate
+
+
+def lifecycle_route(
+    act: Callable[[Caller, dict[str, Any], Services], None],
+) -> LambdaHandler:
+    """$connect / $disconnect: do the work, answer 200; 500 (logged) if it failed."""
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            svc = services()
+            caller = caller_of(event, svc)
+            logger.append_keys(user=caller.user_id, connection=caller.connection_id)
+            act(caller, event, svc)
+            return {"statusCode": 200}
+        except Exception:
+            logger.exception("unexpected failure")
+            count_refusal("INTERNAL")
+            return {"statusCode": 500}
+
+    return lambda_entry(handler)

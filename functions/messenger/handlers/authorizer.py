@@ -1,0 +1,48 @@
+"""$connect REQUEST authorizer: the connect signature of PROTOCOL.md §1.
+
+Allow carries the userId as principalId and in the context, which API Gateway hands
+to every later event of the connection. Every refusal is a Deny (HTTP 403); API
+Gateway itself answers 401 when an identity source is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from messenger.errors import AccessDenied
+from messenger.handlers._runtime import lambda_entry, count_refusal
+from messenger.logic.identity import parse_connect_query
+from messenger.observability import logger
+from messenger.wiring import services
+
+
+def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
+        },
+    }
+
+
+def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    resource = event.get("methodArn", "*")
+    try:
+        request = parse_connect_query(event.get("queryStringParameters"))
+        user_id = services().identity.authenticate(request)
+    except AccessDenied as denial:
+        logger.info("connect refused", extra={"reason": str(denial)})
+        count_refusal("CONNECT_DENIED")
+        return policy("anonymous", "Deny", resource)
+    except Exception:
+        logger.exception("authorizer failed")
+        count_refusal("INTERNAL")
+        return policy("anonymous", "Deny", resource)
+    logger.append_keys(user=user_id)
+    return policy(user_id, "Allow", resource) | {"context": {"userId": user_id}}
+
+
+handler = lambda_entry(_authorize)

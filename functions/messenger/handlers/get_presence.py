@@ -1,0 +1,16 @@
+"""getPresence: online state and lastSeen of users, optionally watching for changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from messenger.handlers._runtime import Caller, message_route
+from messenger.models import GetPresence
+from messenger.wiring import Services
+
+
+@message_route(GetPresence)
+def handler(frame: GetPresence, caller: Caller, svc: Services) -> dict[str, Any] | None:
+    return svc.presence(caller.endpoint).look_up(
+        caller.user_id, caller.connection_id, frame.user_ids, frame.subscribe
+    )

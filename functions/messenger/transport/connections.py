@@ -1,0 +1,35 @@
+"""The @connections management API: post frames to sockets, learn which are gone."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from messenger.errors import ConnectionGone
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+
+def encode_frame(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class Connections:
+    """Sends frames to WebSocket connections of one API stage."""
+
+    def __init__(self, client: ApiGatewayManagementApiClient) -> None:
+        self._client = client
+
+    def post(self, connection_id: str, frame: dict[str, Any]) -> None:
+        """Send one frame; raises ConnectionGone when the socket is closed (HTTP 410)."""
+        try:
+            self._client.post_to_connection(ConnectionId=connection_id, Data=encode_frame(frame))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "GoneException" or status == 410:
+                raise ConnectionGone(connection_id) from None
+            raise

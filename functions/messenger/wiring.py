@@ -1,0 +1,101 @@
+"""Builds the object graph once per container: clients, tables, logic.
+
+Handlers ask `services()` for what they need. Tests replace pieces through
+`use_services(...)` (or by clearing the cache under moto) instead of patching modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from messenger.config import Settings, settings
+from messenger.dal.queue import Acknowledgements, Queue
+from messenger.dal.users import Users
+from messenger.logic.clock import Clock
+from messenger.logic.identity import Identity
+from messenger.logic.live import Live
+from messenger.logic.messaging import Messaging, NoPush, OfflineNotifier
+from messenger.logic.presence import Presence
+from messenger.transport.connections import Connections
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Standard retry mode retries throttles with backoff; timeouts stay well inside the
+# 29 s that API Gateway waits for an integration.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=2,
+    read_timeout=5,
+    tcp_keepalive=True,
+)
+
+
+def management_client(endpoint_url: str) -> ApiGatewayManagementApiClient:
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    dynamodb: DynamoDBClient
+    clock: Clock = field(default_factory=Clock)
+    management_client_factory: Callable[[str], Any] = management_client
+    offline: OfflineNotifier = field(default_factory=NoPush)
+    _connections: dict[str, Connections] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.users = Users(self.dynamodb, self.settings.users_table)
+        self.queue = Queue(self.dynamodb, self.settings.queue_table)
+        self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
+        self.identity = Identity(self.users, self.clock)
+
+    def connections(self, endpoint: str) -> Connections:
+        """The @connections sender for an API stage, made once per endpoint."""
+        if endpoint not in self._connections:
+            self._connections[endpoint] = Connections(self.management_client_factory(endpoint))
+        return self._connections[endpoint]
+
+    def live(self, endpoint: str) -> Live:
+        return Live(self.users, self.connections(endpoint), self.clock)
+
+    def messaging(self, endpoint: str) -> Messaging:
+        return Messaging(
+            self.users,
+            self.queue,
+            self.acknowledgements,
+            self.live(endpoint),
+            self.clock,
+            self.settings.message_ttl_seconds,
+            self.offline,
+        )
+
+    def presence(self, endpoint: str) -> Presence:
+        return Presence(self.users, self.live(endpoint), self.clock)
+
+
+_override: Services | None = None
+
+
+@cache
+def _default_services() -> Services:
+    return Services(settings=settings(), dynamodb=boto3.client("dynamodb", config=CLIENT_CONFIG))
+
+
+def services() -> Services:
+    return _override if _override is not None else _default_services()
+
+
+def use_services(replacement: Services | None) -> None:
+    """Swap the object graph (tests, the local emulator); None goes back to the default."""
+    global _override
+    _override = replacement
+    _default_services.cache_clear()
+    settings.cache_clear()

@@ -1,0 +1,1 @@
+"""The local stack: an API Gateway WebSocket emulator running the real functions on moto."""
