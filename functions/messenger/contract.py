@@ -7,7 +7,7 @@ PROTOCOL.md live here and nowhere else. Nothing in this module does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 # --- Limits (PROTOCOL.md) -------------------------------------------------------
 
@@ -44,7 +44,7 @@ PUSH_PLATFORMS = ("APNS", "APNS_SANDBOX", "GCM")
 # --- Environment (names only; values are parsed once in messenger.config) ----------
 
 
-class Env(str, Enum):
+class Env(StrEnum):
     USERS_TABLE = "USERS_TABLE"
     QUEUE_TABLE = "QUEUE_TABLE"
     MESSAGE_TTL_SECONDS = "MESSAGE_TTL_SECONDS"
@@ -152,7 +152,7 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
 # --- Routes ------------------------------------------------------------------------
 
 
-class Access(str, Enum):
+class Access(StrEnum):
     """What a function may touch. The stack turns each into the narrowest IAM grant."""
 
     USERS_READ = "users:read"

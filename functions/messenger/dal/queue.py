@@ -162,7 +162,7 @@ class Queue:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            existing = error.response.get("Item")
+            existing: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
             if existing:
                 stored = _from_item(existing)
                 assert isinstance(stored, QueuedMessage)

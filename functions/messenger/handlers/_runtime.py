@@ -65,7 +65,7 @@ def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     with_logging = logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
     )(fn)
-    return metrics.log_metrics(tracer.capture_lambda_handler(with_logging))  # type: ignore[no-any-return]
+    return metrics.log_metrics(tracer.capture_lambda_handler(with_logging))
 
 
 def message_route(
@@ -84,9 +84,10 @@ def message_route(
                 frame: Any = parse_frame(model, document) if model else document
                 return reply(answer(frame, caller, svc))
             except Refused as refusal:
-                logger.info("frame refused", extra={"code": refusal.code, "reason": refusal.message})
+                logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
                 count_refusal(refusal.code)
-                return reply(error_frame(refusal.code, refusal.message, reference_of(document)))
+                ref = reference_of(document)
+                return reply(error_frame(refusal.code, refusal.message, ref))
             except Exception:
                 logger.exception("unexpected failure")
                 count_refusal("INTERNAL")

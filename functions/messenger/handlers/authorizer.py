@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.errors import AccessDenied
-from messenger.handlers._runtime import lambda_entry, count_refusal
+from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.logic.identity import parse_connect_query
 from messenger.observability import logger
 from messenger.wiring import services

@@ -1,0 +1,145 @@
+"""The $connect authorizer: PROTOCOL.md §1, every acceptance and every refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from messenger.contract import CONNECT_WINDOW_SECONDS
+from tests.support.harness import Harness
+from tests.support.identities import TestUser
+
+pytestmark = pytest.mark.integration
+
+
+def effect_of(decision: dict) -> str:
+    return decision["policyDocument"]["Statement"][0]["Effect"]
+
+
+def test_first_connect_with_keys_registers_and_allows(h: Harness, alice: TestUser) -> None:
+    # Given a new user, When it connects with its keys
+    decision = h.authorize(alice.connect_query(ts=h.clock.now_s()))
+    # Then it is allowed, and the userId rides principalId and the context
+    assert effect_of(decision) == "Allow"
+    assert decision["principalId"] == "alice"
+    assert decision["context"] == {"userId": "alice"}
+    profile = h.services.users.get_profile("alice")
+    assert profile is not None and profile.sign_key == alice.sign_key_b64
+
+
+def test_known_user_connects_without_keys(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    decision = h.authorize(alice.connect_query(ts=h.clock.now_s(), with_keys=False))
+    assert effect_of(decision) == "Allow"
+
+
+def test_known_user_may_repeat_identical_keys(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    assert effect_of(h.authorize(alice.connect_query(ts=h.clock.now_s()))) == "Allow"
+
+
+def refused_without_writes(h: Harness, query: dict | None) -> None:
+    before = h.dump()
+    decision = h.authorize(query)
+    assert effect_of(decision) == "Deny"
+    assert "context" not in decision
+    assert h.dump() == before
+
+
+def test_wrong_key_signature_is_refused(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    impostor = TestUser("alice")  # other keys, same userId
+    refused_without_writes(h, impostor.connect_query(ts=h.clock.now_s(), with_keys=False))
+
+
+def test_taken_user_id_with_other_keys_is_refused(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    squatter = TestUser("alice")
+    refused_without_writes(h, squatter.connect_query(ts=h.clock.now_s()))
+
+
+@pytest.mark.parametrize("skew", [CONNECT_WINDOW_SECONDS + 1, -(CONNECT_WINDOW_SECONDS + 1)])
+def test_ts_outside_the_window_is_refused(h: Harness, alice: TestUser, skew: int) -> None:
+    h.connect(alice)
+    refused_without_writes(h, alice.connect_query(ts=h.clock.now_s() + skew))
+
+
+@pytest.mark.parametrize("skew", [CONNECT_WINDOW_SECONDS - 5, -(CONNECT_WINDOW_SECONDS - 5)])
+def test_ts_inside_the_window_is_accepted(h: Harness, alice: TestUser, skew: int) -> None:
+    h.connect(alice)
+    decision = h.authorize(alice.connect_query(ts=h.clock.now_s() + skew))
+    assert effect_of(decision) == "Allow"
+
+
+def test_replayed_nonce_is_refused(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    query = alice.connect_query(ts=h.clock.now_s(), with_keys=False)
+    assert effect_of(h.authorize(query)) == "Allow"
+    refused_without_writes(h, query)
+
+
+def test_replayed_first_connect_is_refused(h: Harness, alice: TestUser) -> None:
+    query = alice.connect_query(ts=h.clock.now_s())
+    assert effect_of(h.authorize(query)) == "Allow"
+    refused_without_writes(h, query)
+
+
+def test_unknown_user_without_keys_is_refused(h: Harness, alice: TestUser) -> None:
+    refused_without_writes(h, alice.connect_query(ts=h.clock.now_s(), with_keys=False))
+
+
+@pytest.mark.parametrize("missing", ["userId", "ts", "nonce", "sig"])
+def test_missing_parameter_is_refused(h: Harness, alice: TestUser, missing: str) -> None:
+    query = alice.connect_query(ts=h.clock.now_s())
+    del query[missing]
+    refused_without_writes(h, query)
+
+
+def test_no_query_string_is_refused(h: Harness) -> None:
+    refused_without_writes(h, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("userId", "al ice"),
+        ("userId", "a" * 65),
+        ("ts", "12.5"),
+        ("ts", "-1"),
+        ("nonce", "short"),
+        ("nonce", "x" * 65),
+        ("nonce", "has+plus/and=pad_____"),
+        ("sig", "not-base64!"),
+        ("sig", "AAAA"),
+        ("signKey", "AAAA"),
+        ("boxKey", "AAAA"),
+    ],
+)
+def test_malformed_parameter_is_refused(
+    h: Harness, alice: TestUser, name: str, value: str
+) -> None:
+    query = alice.connect_query(ts=h.clock.now_s())
+    query[name] = value
+    refused_without_writes(h, query)
+
+
+def test_only_one_key_given_is_refused(h: Harness, alice: TestUser) -> None:
+    query = alice.connect_query(ts=h.clock.now_s())
+    del query["boxKey"]
+    refused_without_writes(h, query)
+
+
+def test_signature_over_other_user_id_is_refused(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    query = alice.connect_query(ts=h.clock.now_s(), with_keys=False)
+    query["userId"] = "mallory"
+    refused_without_writes(h, query)
+
+
+def test_nonce_is_forgotten_only_after_the_window(h: Harness, alice: TestUser) -> None:
+    h.connect(alice)
+    query = alice.connect_query(ts=h.clock.now_s(), with_keys=False)
+    assert effect_of(h.authorize(query)) == "Allow"
+    # Within the window a replay is refused even after the nonce record's TTL should be
+    # considered: it lives longer than the window.
+    h.clock.advance(CONNECT_WINDOW_SECONDS)
+    refused_without_writes(h, query)

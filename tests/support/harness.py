@@ -1,0 +1,209 @@
+"""Drive the real Lambda handlers on moto, the way API Gateway would.
+
+`Harness` owns the moto tables, a clock tests can move, and a `PostRecorder`: a real
+boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorded, and
+which answers 410 GoneException for connections the test declares gone (moto itself
+never does). Benchmarks reuse it to count AWS calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.awsrequest import AWSResponse
+
+from messenger.config import Settings
+from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
+from messenger.logic.clock import FixedClock
+from messenger.wiring import CLIENT_CONFIG, Services, use_services
+from tests.support.identities import TestUser
+from tests.support.lambda_events import (
+    REGION,
+    LambdaContext,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_connection_id,
+)
+
+TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue"}
+START_MS = 1_764_190_000_000
+
+
+def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    module, function = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def create_tables(client: Any) -> None:
+    for spec in TABLES:
+        name = TABLE_NAMES[spec.logical_name]
+        client.create_table(**create_table_request(spec, name))
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+class PostRecorder:
+    """Frames posted to @connections, per connection; 410 for connections in `gone`."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        self.attempts: list[str] = []
+
+    def client_factory(self, endpoint: str) -> Any:
+        client = boto3.client(
+            "apigatewaymanagementapi", endpoint_url=endpoint, region_name=REGION,
+            config=CLIENT_CONFIG,
+        )
+        events = client.meta.events
+        events.register("before-call.apigatewaymanagementapi.PostToConnection", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        connection_id = unquote(params["url_path"].rsplit("/", 1)[-1])
+        self.attempts.append(connection_id)
+        if connection_id in self.gone:
+            response = AWSResponse(params["url"], 410, {}, None)
+            return response, {
+                "Error": {"Code": "GoneException", "Message": ""},
+                "ResponseMetadata": {"HTTPStatusCode": 410},
+            }
+        self.frames[connection_id].append(json.loads(params["body"]))
+        return None  # let the real call go to moto
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        """Frames posted to a connection since the last take."""
+        frames = self.frames.pop(connection_id, [])
+        return frames
+
+    def of_type(self, connection_id: str, frame_type: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
+
+
+@dataclass
+class Connection:
+    user: TestUser
+    connection_id: str
+    connected_at: int
+
+
+@dataclass
+class Harness:
+    dynamodb: Any
+    clock: FixedClock
+    posts: PostRecorder
+    services: Services
+    settings: Settings
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+    # --- connecting ------------------------------------------------------------------
+
+    def authorize(self, query: dict[str, str] | None) -> dict[str, Any]:
+        handler = load_handler(AUTHORIZER.handler)
+        return handler(authorizer_event(query, new_connection_id()), LambdaContext())
+
+    def connect(self, user: TestUser, **query_options: Any) -> Connection:
+        """Authorize (registering on first use) and run $connect; fails the test if refused."""
+        ts = self.clock.now_s()
+        query = user.connect_query(ts=ts, **query_options)
+        decision = self.authorize(query)
+        effect = decision["policyDocument"]["Statement"][0]["Effect"]
+        assert effect == "Allow", f"connect refused for {user.user_id}"
+        connection_id = new_connection_id()
+        at = self.clock.now_ms()
+        response = load_handler(ROUTES_BY_KEY["$connect"].handler)(
+            connect_event(user.user_id, connection_id, query, at), LambdaContext()
+        )
+        assert response["statusCode"] == 200
+        return Connection(user, connection_id, at)
+
+    def disconnect(self, connection: Connection) -> dict[str, Any]:
+        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(
+            disconnect_event(connection.user.user_id, connection.connection_id,
+                             connection.connected_at),
+            LambdaContext(),
+        )
+
+    # --- frames ----------------------------------------------------------------------
+
+    def send_raw(self, connection: Connection, body: str, route_key: str) -> dict[str, Any] | None:
+        """Deliver a raw frame body to a route's handler; the route response frame, if any."""
+        handler = load_handler(ROUTES_BY_KEY[route_key].handler)
+        response = handler(
+            message_event(route_key, connection.user.user_id, connection.connection_id, body,
+                          connection.connected_at),
+            LambdaContext(),
+        )
+        assert response["statusCode"] == 200
+        return json.loads(response["body"]) if "body" in response else None
+
+    def send(self, connection: Connection, frame: dict[str, Any]) -> dict[str, Any] | None:
+        """Route a frame as API Gateway does ($request.body.action), return the reply."""
+        action = frame.get("action")
+        route_key = action if isinstance(action, str) and action in ROUTES_BY_KEY and \
+            not action.startswith("$") else "$default"
+        return self.send_raw(connection, json.dumps(frame), route_key)
+
+    def message(
+        self, sender: Connection, to: TestUser, text: str, message_id: str, sent_at: int = 1
+    ) -> dict[str, Any]:
+        body, nonce = sender.user.encrypt_for(to, text)
+        return {"action": "sendMessage", "messageId": message_id, "to": to.user_id,
+                "body": body, "nonce": nonce, "sentAt": sent_at}
+
+    # --- state -----------------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item of every table (tests only: compare before and after a refusal)."""
+        state = {}
+        for name in TABLE_NAMES.values():
+            items: list[dict[str, Any]] = []
+            for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
+                items += page["Items"]
+            state[name] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+        return state
+
+    def queue_of(self, user: TestUser) -> list[dict[str, Any]]:
+        response = self.dynamodb.query(
+            TableName=TABLE_NAMES["Queue"], KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": user.user_id}},
+        )
+        return response["Items"]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def harness(**settings_overrides: Any) -> Iterator[Harness]:
+    """A Harness inside moto's mock_aws; the functions use it until the block ends."""
+    from moto import mock_aws
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_tables(dynamodb)
+        settings = Settings(
+            users_table=TABLE_NAMES["Users"], queue_table=TABLE_NAMES["Queue"],
+            **settings_overrides,
+        )
+        clock = FixedClock(START_MS)
+        posts = PostRecorder()
+        services = Services(
+            settings=settings, dynamodb=boto3.client("dynamodb", region_name=REGION,
+                                                     config=CLIENT_CONFIG),
+            clock=clock, management_client_factory=posts.client_factory,
+        )
+        use_services(services)
+        try:
+            yield Harness(dynamodb, clock, posts, services, settings)
+        finally:
+            use_services(None)
