@@ -16,12 +16,14 @@ from botocore.config import Config
 
 from messenger.config import Settings, settings
 from messenger.dal.queue import Acknowledgements, Queue
+from messenger.dal.rate_limits import RateLimits
 from messenger.dal.users import Users
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, NoPush, OfflineNotifier
 from messenger.logic.presence import Presence
+from messenger.logic.rate_limit import SendRateLimit
 from messenger.transport.connections import Connections
 
 if TYPE_CHECKING:
@@ -56,6 +58,12 @@ class Services:
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
         self.identity = Identity(self.users, self.clock)
+        self.send_rate_limit = SendRateLimit(
+            RateLimits(self.dynamodb, self.settings.users_table),
+            self.clock,
+            self.settings.rate_limit_per_minute,
+            self.settings.rate_limit_burst,
+        )
 
     def connections(self, endpoint: str) -> Connections:
         """The @connections sender for an API stage, made once per endpoint."""
@@ -74,6 +82,7 @@ class Services:
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
+            self.send_rate_limit,
             self.offline,
         )
 

@@ -161,6 +161,7 @@ def test_ack_of_100_messages_from_one_sender_makes_one_receipt(
     message_ids = [f"msg-{i:05d}" for i in range(100)]
     for message_id in message_ids:
         h.send(a, h.message(a, bob, "x", message_id))
+        h.clock.advance(0.5)  # a steady sender, within the default rate limit
     b = h.connect(bob)
     h.send(b, {"action": "sync"})
     ids = [m["id"] for m in h.posts.of_type(b.connection_id, "message")]
@@ -300,3 +301,50 @@ def test_sender_can_message_itself(h: Harness, alice: TestUser) -> None:
     a1, a2 = h.connect(alice), h.connect(alice)
     h.send(a1, h.message(a1, alice, "note to self", "msg-0016"))
     assert len(h.posts.of_type(a2.connection_id, "message")) == 1
+
+
+def test_sender_over_its_rate_is_refused_and_nothing_is_written(
+    alice: TestUser, bob: TestUser
+) -> None:
+    from tests.support.harness import harness
+
+    # Given a limit of 60 a minute with a burst of 3
+    with harness(rate_limit_per_minute=60, rate_limit_burst=3) as h:
+        h.disconnect(h.connect(bob))
+        a = h.connect(alice)
+        replies = [h.send(a, h.message(a, bob, "x", f"msg-r{i:04d}")) for i in range(3)]
+        assert all(r is not None and r["type"] == "ack" for r in replies)
+        # When a fourth comes at once
+        before = h.dump()
+        reply = h.send(a, h.message(a, bob, "x", "msg-r0004"))
+        # Then it is refused with RATE_LIMITED and nothing changes
+        assert reply is not None and reply["code"] == "RATE_LIMITED"
+        assert reply["ref"] == "msg-r0004"
+        assert h.dump() == before
+        # And once the bucket has leaked a unit, the resend goes through
+        h.clock.advance(1.0)
+        again = h.send(a, h.message(a, bob, "x", "msg-r0004"))
+        assert again is not None and again["type"] == "ack"
+
+
+def test_rate_limit_is_per_sender(alice: TestUser, bob: TestUser, carol: TestUser) -> None:
+    from tests.support.harness import harness
+
+    with harness(rate_limit_per_minute=60, rate_limit_burst=1) as h:
+        h.disconnect(h.connect(bob))
+        a, c = h.connect(alice), h.connect(carol)
+        assert h.send(a, h.message(a, bob, "x", "msg-a0001"))["type"] == "ack"
+        assert h.send(a, h.message(a, bob, "x", "msg-a0002"))["code"] == "RATE_LIMITED"
+        assert h.send(c, h.message(c, bob, "x", "msg-c0001"))["type"] == "ack"
+
+
+def test_steady_sender_within_its_rate_is_never_limited(alice: TestUser, bob: TestUser) -> None:
+    from tests.support.harness import harness
+
+    with harness(rate_limit_per_minute=60, rate_limit_burst=2) as h:
+        h.disconnect(h.connect(bob))
+        a = h.connect(alice)
+        for i in range(10):
+            reply = h.send(a, h.message(a, bob, "x", f"msg-s{i:04d}"))
+            assert reply is not None and reply["type"] == "ack", reply
+            h.clock.advance(1.0)

@@ -22,9 +22,10 @@ from messenger.dal.queue import (
     new_seq,
 )
 from messenger.dal.users import Profile, Users
-from messenger.errors import UnknownRecipient
+from messenger.errors import RateLimited, UnknownRecipient
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
+from messenger.logic.rate_limit import SendRateLimit
 from messenger.models import SendMessage, ack_frame, sync_done_frame
 from messenger.observability import count
 
@@ -60,6 +61,7 @@ class Messaging:
         live: Live,
         clock: Clock,
         message_ttl_seconds: int,
+        rate_limit: SendRateLimit,
         offline: OfflineNotifier | None = None,
     ) -> None:
         self._users = users
@@ -68,6 +70,7 @@ class Messaging:
         self._live = live
         self._clock = clock
         self._ttl = message_ttl_seconds
+        self._rate_limit = rate_limit
         self._offline = offline or NoPush()
 
     # --- sendMessage ---------------------------------------------------------------
@@ -77,6 +80,8 @@ class Messaging:
         recipient = self._users.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
+        if not self._rate_limit.allow(sender):
+            raise RateLimited("too many messages; slow down and resend")
         now_ns = self._clock.now_ns()
         message = QueuedMessage(
             recipient=frame.to,
@@ -161,13 +166,14 @@ class Messaging:
     # --- markSeen ------------------------------------------------------------------
 
     def mark_seen(self, reader: str, to: str, message_ids: list[str]) -> None:
-        if self._users.get_profile(to) is None:
+        sender = self._users.get_profile(to)
+        if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
         receipt = self._receipt(to, "seen", list(dict.fromkeys(message_ids)), reader,
                                 self._clock.now_ns())
         self._queue.store_receipt(receipt)
         count("ReceiptsQueued")
-        self._push_receipt(receipt)
+        self._push_receipt(receipt, sender)
 
     # --- sync ----------------------------------------------------------------------
 
@@ -197,9 +203,9 @@ class Messaging:
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
 
-    def _push_receipt(self, receipt: QueuedReceipt) -> None:
+    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> None:
         """Hand a queued receipt over live if its recipient is online. Never an alert."""
-        profile = self._users.get_profile(receipt.recipient)
+        profile = profile or self._users.get_profile(receipt.recipient)
         if profile is not None and self._live.deliver(profile, receipt.frame()):
             count("ReceiptsDeliveredLive")
 
