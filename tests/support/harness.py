@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,21 @@ from tests.support.lambda_events import (
     message_event,
     new_connection_id,
 )
+
+class _Response(AWSResponse):
+    """An HTTP answer made up by a test, shaped as botocore reads a real one."""
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(url, status, headers, _Raw(body))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
 
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue"}
 START_MS = 1_764_190_000_000
@@ -163,6 +179,33 @@ class Harness:
         return {"action": "sendMessage", "messageId": message_id, "to": to.user_id,
                 "body": body, "nonce": nonce, "sentAt": sent_at}
 
+    # --- faults ----------------------------------------------------------------------
+
+    def throttle(self, operation: str, times: int, code: str = "ThrottlingException") -> list[int]:
+        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle.
+
+        Hooked on before-send, so botocore's retry mode sees a real 400 answer and
+        retries it like one from DynamoDB. Returns a list that counts the failures.
+        """
+        failures: list[int] = []
+        target = f"DynamoDB_20120810.{operation}"
+
+        def fail(request: Any, **kwargs: Any) -> AWSResponse | None:
+            if request.headers.get("X-Amz-Target", b"").decode() != target:
+                return None
+            if len(failures) >= times:
+                return None
+            failures.append(1)
+            # moto's own before-send hook runs after ours; point the request elsewhere so
+            # it does not carry out the call we are failing.
+            request.url = "http://throttled.invalid/"
+            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                               "message": "Rate of requests exceeds the allowed throughput."})
+            return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+
+        self.services.dynamodb.meta.events.register_first("before-send.dynamodb", fail)
+        return failures
+
     # --- state -----------------------------------------------------------------------
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
@@ -183,11 +226,36 @@ class Harness:
         return response["Items"]  # type: ignore[no-any-return]
 
 
+_MOTO_LOCK = threading.RLock()
+
+
+def _serialize_moto() -> None:
+    """Let moto handle one request at a time.
+
+    moto's in-memory backend is not thread-safe (a transaction deep-copies a table while
+    another thread writes it). DynamoDB itself serializes writes to an item, so running
+    moto's requests one at a time keeps concurrency tests faithful to the real service.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    if getattr(BotocoreStubber.process_request, "_serialized", False):
+        return
+    original = BotocoreStubber.process_request
+
+    def process_request(self: Any, request: Any) -> Any:
+        with _MOTO_LOCK:
+            return original(self, request)
+
+    process_request._serialized = True  # type: ignore[attr-defined]
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
 @contextmanager
 def harness(**settings_overrides: Any) -> Iterator[Harness]:
     """A Harness inside moto's mock_aws; the functions use it until the block ends."""
     from moto import mock_aws
 
+    _serialize_moto()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_tables(dynamodb)

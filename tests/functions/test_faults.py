@@ -1,0 +1,164 @@
+"""Faults: crashes between steps, throttling, concurrency. Nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from messenger.logic.live import Live
+from tests.support.harness import Harness
+from tests.support.identities import TestUser
+
+pytestmark = pytest.mark.integration
+
+
+def without_rate_items(state: dict) -> dict:
+    """Table contents minus the rate-limit buckets (a refused send may spend a unit)."""
+    return {
+        table: [item for item in items if item["sk"]["S"] != "RATE"]
+        for table, items in state.items()
+    }
+
+
+def test_crash_between_store_and_post_then_retry_delivers_once(
+    h: Harness, alice: TestUser, bob: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    frame = h.message(a, bob, "survives a crash", "msg-f001")
+
+    # Given the function dies right after the message is stored
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("Lambda died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Live, "deliver", crash)
+        first = h.send(a, frame)
+    assert first is not None and first["code"] == "INTERNAL"
+    # When the sender's SDK resends the same frame
+    retry = h.send(a, frame)
+    again = h.send(a, frame)
+    # Then it is acked (the same ack each time) and stored once
+    assert retry is not None and retry["type"] == "ack"
+    assert retry == again
+    assert len(h.queue_of(bob)) == 1
+    # And the recipient gets it exactly once: not live a second time, but on sync
+    assert h.posts.of_type(b.connection_id, "message") == []
+    h.send(b, {"action": "sync"})
+    assert [f["messageId"] for f in h.posts.of_type(b.connection_id, "message")] == ["msg-f001"]
+
+
+def test_recipient_disconnecting_during_delivery_keeps_the_message(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a = h.connect(alice)
+    phone, laptop = h.connect(bob), h.connect(bob)
+    # The laptop closed while the post was on its way
+    h.posts.gone.add(laptop.connection_id)
+    h.send(a, h.message(a, bob, "hi", "msg-f002"))
+    h.disconnect(laptop)  # its $disconnect arrives after the Gone cleanup: harmless
+    assert len(h.posts.of_type(phone.connection_id, "message")) == 1
+    assert len(h.queue_of(bob)) == 1  # still queued until acked
+
+
+@pytest.mark.parametrize("operation", ["GetItem", "UpdateItem", "PutItem"])
+def test_send_survives_a_brief_throttle(
+    h: Harness, alice: TestUser, bob: TestUser, operation: str
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    failures = h.throttle(operation, times=2, code="ProvisionedThroughputExceededException")
+    reply = h.send(a, h.message(a, bob, "hi", "msg-f003"))
+    assert len(failures) == 2, "the throttle was not hit"
+    assert reply is not None and reply["type"] == "ack"
+    assert len(h.posts.of_type(b.connection_id, "message")) == 1
+
+
+@pytest.mark.parametrize("operation", ["GetItem", "UpdateItem", "PutItem"])
+def test_send_under_lasting_throttle_is_internal_and_writes_no_message(
+    h: Harness, alice: TestUser, bob: TestUser, operation: str
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    before = without_rate_items(h.dump())
+    h.throttle(operation, times=100)
+    reply = h.send(a, h.message(a, bob, "hi", "msg-f004"))
+    assert reply is not None and reply["code"] == "INTERNAL"
+    assert without_rate_items(h.dump()) == before
+    assert h.posts.of_type(b.connection_id, "message") == []
+
+
+@pytest.mark.parametrize("operation", ["TransactWriteItems", "GetItem"])
+def test_ack_survives_a_brief_throttle(
+    h: Harness, alice: TestUser, bob: TestUser, operation: str
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    h.send(a, h.message(a, bob, "hi", "msg-f005"))
+    [message] = h.posts.of_type(b.connection_id, "message")
+    failures = h.throttle(operation, times=2)
+    assert h.send(b, {"action": "ack", "ids": [message["id"]]}) is None
+    assert len(failures) == 2
+    assert h.queue_of(bob) == []
+    assert len(h.posts.of_type(a.connection_id, "receipt")) == 1
+
+
+def test_ack_under_lasting_throttle_changes_nothing(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    h.send(a, h.message(a, bob, "hi", "msg-f006"))
+    [message] = h.posts.of_type(b.connection_id, "message")
+    before = h.dump()
+    h.throttle("TransactWriteItems", times=100)
+    reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
+    assert reply is not None and reply["code"] == "INTERNAL"
+    assert h.dump() == before  # the delete and its receipt are one transaction
+
+
+def test_ack_whose_receipt_push_is_throttled_still_queues_the_receipt(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    h.send(a, h.message(a, bob, "hi", "msg-f007"))
+    [message] = h.posts.of_type(b.connection_id, "message")
+    h.throttle("GetItem", times=100)
+    reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
+    assert reply is not None and reply["code"] == "INTERNAL"
+    # The message is gone and its receipt waits for alice's next sync: nothing lost
+    assert h.queue_of(bob) == []
+    assert [i["kind"]["S"] for i in h.queue_of(alice)] == ["receipt"]
+    # And a retry of the ack is harmless
+    h.throttle("GetItem", times=0)
+    assert h.send(b, {"action": "ack", "ids": [message["id"]]}) is None
+    assert len(h.queue_of(alice)) == 1
+
+
+def test_two_devices_acking_the_same_items_at_once_make_one_receipt(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a = h.connect(alice)
+    phone, laptop = h.connect(bob), h.connect(bob)
+    for i in range(5):
+        h.send(a, h.message(a, bob, "x", f"msg-c{i:04d}"))
+    ids = [m["id"] for m in h.posts.of_type(phone.connection_id, "message")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        replies = list(pool.map(lambda c: h.send(c, {"action": "ack", "ids": ids}),
+                                [phone, laptop]))
+    assert replies == [None, None]
+    assert h.queue_of(bob) == []
+    receipts = h.posts.of_type(a.connection_id, "receipt")
+    assert sorted(m for r in receipts for m in r["messageIds"]) == sorted(
+        f"msg-c{i:04d}" for i in range(5)
+    )
+
+
+def test_resend_while_the_first_attempt_runs_stores_and_delivers_once(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    frame = h.message(a, bob, "racing", "msg-f008")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda _: h.send(a, frame), range(4)))
+    assert all(r is not None and r["type"] == "ack" for r in replies)
+    assert len({json.dumps(r, sort_keys=True) for r in replies}) == 1
+    assert len(h.queue_of(bob)) == 1
+    assert len(h.posts.of_type(b.connection_id, "message")) == 1
