@@ -36,6 +36,7 @@ from tests.support.lambda_events import (
     new_connection_id,
 )
 
+
 class _Response(AWSResponse):
     """An HTTP answer made up by a test, shaped as botocore reads a real one."""
 
