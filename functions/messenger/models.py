@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -31,6 +32,8 @@ from messenger.contract import (
     MAX_BODY_BYTES,
     MAX_IDS_PER_FRAME,
     MESSAGE_ID_PATTERN,
+    PUSH_PLATFORMS,
+    PUSH_TOKEN_PATTERNS,
     USER_ID_PATTERN,
 )
 from messenger.errors import BadRequest, TooLarge
@@ -62,7 +65,8 @@ def decoded_length(value: str) -> int:
 
 
 class Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Schemas are built on first use: each function validates only its own frame.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class SendMessage(Frame):
@@ -130,6 +134,23 @@ class RegisterPush(Frame):
     action: Literal["registerPush"]
     platform: StrictStr
     token: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+
+    @field_validator("platform")
+    @classmethod
+    def _platform_is_known(cls, platform: str) -> str:
+        if platform not in PUSH_PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(PUSH_PLATFORMS)}")
+        return platform
+
+    @field_validator("token")
+    @classmethod
+    def _token_fits_platform(cls, token: str, info: ValidationInfo) -> str:
+        # Checked here so that a token SNS would refuse never reaches SNS.
+        platform = info.data.get("platform", "")
+        pattern = PUSH_TOKEN_PATTERNS.get(platform)
+        if pattern and not re.fullmatch(pattern, token):
+            raise ValueError(f"token is not a {platform} device token")
+        return token
 
 
 FRAME_MODELS: dict[str, type[Frame]] = {
@@ -209,6 +230,10 @@ def keys_frame(user_id: str, sign_key: str, box_key: str) -> dict[str, Any]:
 
 def sync_done_frame(count: int) -> dict[str, Any]:
     return {"type": "syncDone", "count": count}
+
+
+def push_registered_frame(platform: str) -> dict[str, Any]:
+    return {"type": "pushRegistered", "platform": platform}
 
 
 PONG_FRAME: dict[str, Any] = {"type": "pong"}

@@ -9,7 +9,8 @@ from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+# Only boto3 calls get subsegments; patching every library X-Ray knows costs cold start.
+tracer = Tracer(service=SERVICE_NAME, patch_modules=["boto3"])
 
 
 def count(name: str, value: int = 1) -> None:
