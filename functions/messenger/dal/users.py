@@ -85,6 +85,19 @@ def _profile_from(item: dict[str, Any]) -> Profile:
     )
 
 
+def profile_item(profile: Profile) -> dict[str, Any]:
+    """The PROFILE item of a newly registered user (no connections yet)."""
+    return {
+        "pk": {"S": user_key(profile.user_id)},
+        "sk": {"S": PROFILE},
+        "userId": {"S": profile.user_id},
+        "signKey": {"S": profile.sign_key},
+        "boxKey": {"S": profile.box_key},
+        "createdAt": {"N": str(profile.created_at)},
+        "conns": {"M": {}},
+    }
+
+
 def _condition_failed(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
@@ -123,17 +136,6 @@ class Users:
                 request = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def _profile_item(self, profile: Profile) -> dict[str, Any]:
-        return {
-            "pk": {"S": user_key(profile.user_id)},
-            "sk": {"S": PROFILE},
-            "userId": {"S": profile.user_id},
-            "signKey": {"S": profile.sign_key},
-            "boxKey": {"S": profile.box_key},
-            "createdAt": {"N": str(profile.created_at)},
-            "conns": {"M": {}},
-        }
-
     def _nonce_item(self, user_id: str, nonce: str, expires_at: int) -> dict[str, Any]:
         return {
             "pk": {"S": f"N#{user_id}#{nonce}"},
@@ -150,7 +152,7 @@ class Users:
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": self._profile_item(profile),
+                            "Item": profile_item(profile),
                             "ConditionExpression": absent,
                         }
                     },
