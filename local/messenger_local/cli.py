@@ -1,10 +1,128 @@
-"""`messenger local`."""
+"""`messenger local`: the whole messenger on this machine, until Ctrl-C.
+
+The console shows the addresses, how to connect, and one line per invocation. What
+the functions print themselves (powertools' JSON logs and EMF metrics) goes to a
+file, as on Lambda it goes to CloudWatch Logs: `--function-log -` shows it here.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
 import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from typing import TextIO
+
+from messenger.contract import IDLE_TIMEOUT_SECONDS
+from messenger_local.gateway import MAX_DURATION_SECONDS
+from messenger_local.invocations import Invocation
+from messenger_local.stack import LocalStack
+
+DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="messenger local",
+        description="Run the messenger locally: the real Lambda functions behind an "
+                    "API Gateway WebSocket emulator, on an embedded moto.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="WebSocket and @connections port (8080)")
+    parser.add_argument("--stage", default="local", help="API stage name (local)")
+    parser.add_argument("--aws-port", type=int, default=5005, help="moto's port (5005)")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS,
+                        help=f"seconds before an idle connection closes ({IDLE_TIMEOUT_SECONDS})")
+    parser.add_argument("--max-duration", type=float, default=MAX_DURATION_SECONDS,
+                        help=f"seconds before any connection closes ({MAX_DURATION_SECONDS})")
+    parser.add_argument("--function-log", default=DEFAULT_FUNCTION_LOG,
+                        help=f"where the functions' own output goes, '-' for the console "
+                             f"({DEFAULT_FUNCTION_LOG})")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="the functions' log level (INFO)")
+    return parser.parse_args(argv)
+
+
+def banner(stack: LocalStack, function_log: str) -> str:
+    signer = f"{sys.executable} -m messenger_local.signed_url"
+    url_option = "" if stack.ws_url == "ws://127.0.0.1:8080/local" else f" --url {stack.ws_url}"
+    tables = ", ".join(stack.table_names.values())
+    return "\n".join([
+        "messenger local: the real functions behind an API Gateway WebSocket emulator",
+        f"  WebSocket URL     {stack.ws_url}",
+        f"  @connections API  {stack.connections_url}",
+        f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
+        f"  function logs     {function_log}",
+        "",
+        "Connect a client:",
+        "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
+        f'    node_modules/.bin/wscat -c "$({signer} alice{url_option})"',
+        "    then send e.g. {\"action\":\"ping\"}  (README: 'Run it locally' shows a chat)",
+        "  the project's CLI:",
+        "    .venv/bin/messenger --help",
+        "",
+        "Ctrl-C stops it.",
+        "",
+    ])
+
+
+@contextlib.contextmanager
+def functions_output(destination: str) -> Iterator[str]:
+    """Send what the functions print to `destination` ('-': leave it on the console)."""
+    # powertools prints EMF metrics and warns when an invocation has none: noise here.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if destination == "-":
+        yield "this console"
+        return
+    with open(destination, "w", buffering=1, encoding="utf-8") as log_file:
+        original = sys.stdout
+        # powertools' logger captures sys.stdout when the functions are imported,
+        # which happens later, when the stack starts.
+        sys.stdout = log_file
+        try:
+            yield destination
+        finally:
+            sys.stdout = original
+
+
+async def serve(args: argparse.Namespace, console: TextIO, function_log: str) -> int:
+    def show(invocation: Invocation) -> None:
+        print(invocation.line(), file=console, flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    stack = LocalStack(
+        host=args.host, port=args.port, stage=args.stage, aws_port=args.aws_port,
+        idle_timeout=args.idle_timeout, max_duration=args.max_duration,
+        environment={"POWERTOOLS_LOG_LEVEL": args.log_level}, on_invocation=show,
+    )
+    try:
+        await stack.start()
+    except OSError as error:
+        print(f"messenger local: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(banner(stack, function_log), file=console, flush=True)
+        await stop.wait()
+        print("stopping: closing connections...", file=console, flush=True)
+    finally:
+        await stack.stop()
+    print("stopped", file=console, flush=True)
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    print("messenger local: not built yet", file=sys.stderr)
-    return 1
+    """Entry point of `messenger local` (dispatched by the `messenger` command)."""
+    args = parse_args(argv)
+    console = sys.stdout
+    with functions_output(args.function_log) as function_log:
+        return asyncio.run(serve(args, console, function_log))

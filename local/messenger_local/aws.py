@@ -1,0 +1,113 @@
+"""The AWS services the functions use, served by moto in this process.
+
+`EmbeddedAws` runs moto's `ThreadedMotoServer` and creates what the stack would:
+the DynamoDB tables of `contract.TABLES` (through `contract.create_table_request`,
+TTL enabled) and one SNS platform application per push platform. The functions
+reach it through `AWS_ENDPOINT_URL`, as boto3 reads it natively.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from messenger.contract import PUSH_PLATFORMS, TABLES, Env, create_table_request
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's account
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+PUSH_APP_ENV = {
+    "APNS": Env.PUSH_APP_APNS,
+    "APNS_SANDBOX": Env.PUSH_APP_APNS_SANDBOX,
+    "GCM": Env.PUSH_APP_GCM,
+}
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a clear error: moto's server thread would die silently and hang start()."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        raise OSError(f"cannot serve AWS on {host}:{port}: {error.strerror}") from error
+    finally:
+        probe.close()
+
+
+class EmbeddedAws:
+    """moto's server on host:port (0 picks a free port), started and stopped explicitly."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = REGION) -> None:
+        self.host = host
+        self.region = region
+        self._requested_port = port
+        self._server: ThreadedMotoServer | None = None
+        self._port = 0
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("EmbeddedAws is not started")
+        return f"http://{self.host}:{self._port}"
+
+    def start(self) -> None:
+        # werkzeug logs every request at INFO, and adds its own handler when the
+        # logger has none: that would bury the emulator's log lines.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self._requested_port:
+            _check_port_free(self.host, self._requested_port)
+        server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port,
+                                    verbose=False)
+        server.start()
+        self._server = server
+        self._port = server.get_host_and_port()[1]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this server, whatever the process environment says."""
+        return boto3.client(  # type: ignore[call-overload]
+            service, endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+        )
+
+    def create_tables(self, prefix: str) -> dict[Env, str]:
+        """Create every table of the contract; their names by environment variable."""
+        dynamodb = self.client("dynamodb")
+        names: dict[Env, str] = {}
+        for spec in TABLES:
+            name = f"{prefix}{spec.logical_name}"
+            dynamodb.create_table(**create_table_request(spec, name))
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+            )
+            names[spec.env] = name
+        return names
+
+    def delete_tables(self, names: list[str]) -> None:
+        dynamodb = self.client("dynamodb")
+        for name in names:
+            dynamodb.delete_table(TableName=name)
+
+    def create_push_apps(self, prefix: str) -> dict[Env, str]:
+        """One SNS platform application per push platform; ARNs by environment variable."""
+        sns = self.client("sns")
+        arns: dict[Env, str] = {}
+        for platform in PUSH_PLATFORMS:
+            response = sns.create_platform_application(
+                Name=f"{prefix}{platform}",
+                Platform=platform,
+                Attributes={"PlatformCredential": "local", "PlatformPrincipal": "local"},
+            )
+            arns[PUSH_APP_ENV[platform]] = response["PlatformApplicationArn"]
+        return arns

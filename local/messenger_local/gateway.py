@@ -1,0 +1,92 @@
+"""What both halves of the emulated API share: the WebSocket side and @connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from messenger.contract import (
+    IDLE_TIMEOUT_SECONDS,
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_BYTES,
+    Authorizer,
+    Route,
+)
+from messenger_local.connections import ConnectionRegistry
+from messenger_local.events import Api
+from messenger_local.invocations import Invocation
+from messenger_local.lambdas import Functions
+
+MAX_DURATION_SECONDS = 2 * 3600
+
+
+@dataclass(frozen=True)
+class Limits:
+    """API Gateway's WebSocket quotas; the timeouts are configurable for tests."""
+
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    idle_timeout: float = IDLE_TIMEOUT_SECONDS
+    max_duration: float = MAX_DURATION_SECONDS
+
+
+class Gateway:
+    """One stage of a WebSocket API: routes, functions, open connections, limits."""
+
+    def __init__(
+        self,
+        api: Api,
+        functions: Functions,
+        routes: Iterable[Route],
+        authorizer: Authorizer | None,
+        limits: Limits,
+        record: Callable[[Invocation], None],
+    ) -> None:
+        self.api = api
+        self.functions = functions
+        self.routes = {route.key: route for route in routes}
+        self.authorizer = authorizer
+        self.limits = limits
+        self.record = record
+        self.connections = ConnectionRegistry()
+        self.port = 0  # known once the server is bound
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work in the background, tracked so that `drain` can wait for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for background work (invocations, $disconnects) to finish."""
+        while self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every open connection (each fires its $disconnect)."""
+        await asyncio.gather(
+            *(connection.close(code, reason) for connection in self.connections.all()),
+            return_exceptions=True,
+        )
+
+
+def json_response(
+    status: int, document: Any, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(document, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,45 @@
+"""One record per thing the gateway did for a client, and its one-line log form.
+
+    12:00:01.234 sendMessage  conn=L0SM9cOFvHcCIhw= user=alice  200 ok  12.3ms
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A function invocation (or a handshake refused before one), as the gateway saw it."""
+
+    route: str  # a route key, or "authorizer"
+    connection_id: str
+    user: str | None
+    status: int  # the HTTP status of a handshake, the integration's statusCode otherwise
+    outcome: str  # "ok", "error UNKNOWN_RECIPIENT", "deny", "raised KeyError", ...
+    duration_ms: float
+    request_id: str = ""
+    at: datetime = field(default_factory=datetime.now)
+
+    def line(self) -> str:
+        """The readable log line."""
+        return (
+            f"{self.at:%H:%M:%S}.{self.at.microsecond // 1000:03d} {self.route:<12} "
+            f"conn={self.connection_id} user={self.user or '-'}  "
+            f"{self.status} {self.outcome}  {self.duration_ms:.1f}ms"
+        )
+
+
+def frame_outcome(body: Any) -> str:
+    """'ok', or 'error CODE' when the route response is a PROTOCOL.md error frame."""
+    if isinstance(body, str):
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return "ok"
+        if isinstance(document, dict) and document.get("type") == "error":
+            return f"error {document.get('code', '?')}"
+    return "ok"

@@ -1,0 +1,292 @@
+"""The whole messenger in one process: the emulated WebSocket API, the real functions, moto.
+
+In-process API (tests, the client SDK's tests, load tests)::
+
+    from messenger_local import LocalStack
+
+    async with LocalStack(port=0, aws_port=0, idle_timeout=2.0) as stack:
+        stack.ws_url            # "ws://127.0.0.1:54321/local"
+        stack.connections_url   # "http://127.0.0.1:54321/local/@connections"
+        stack.aws_endpoint      # "http://127.0.0.1:54322" (moto)
+        stack.table_names       # {"Users": "...", "Queue": "..."}
+        stack.invocations       # every Invocation so far, in the order they ended
+
+`LocalStack(...)` takes, all keyword-only: `host`, `port`, `stage`, `aws_port`, `aws`
+(an already started `EmbeddedAws` to share: faster when starting many stacks; the
+stack then creates its own uniquely named tables and deletes them at the end),
+`idle_timeout` and `max_duration` (seconds), `environment` (extra variables for the
+functions, e.g. `{"MESSAGE_TTL_SECONDS": "5"}`), `workers` (the worker pool size),
+`integration_timeout`, `routes` and `authorizer` (default: the contract's),
+`on_invocation` (called with each `Invocation`, e.g. to print its `line()`).
+
+The functions get their configuration only through environment variables, as on
+Lambda: table names, `AWS_ENDPOINT_URL`, region and fake credentials,
+`CONNECTIONS_ENDPOINT`, the powertools settings. Environment variables belong to the
+process, so only one LocalStack can run in a process at a time (a second one raises
+`StackAlreadyRunning`); stopping a stack restores the environment it found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from types import TracebackType
+
+import boto3
+
+from messenger.contract import (
+    AUTHORIZER,
+    IDLE_TIMEOUT_SECONDS,
+    METRICS_NAMESPACE,
+    ROUTES,
+    SERVICE_NAME,
+    Authorizer,
+    Env,
+    Route,
+)
+from messenger_local.aws import ACCOUNT_ID, FAKE_CREDENTIALS, EmbeddedAws
+from messenger_local.events import Api, new_api_id
+from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
+from messenger_local.invocations import Invocation
+from messenger_local.lambdas import INTEGRATION_TIMEOUT_SECONDS, Functions
+from messenger_local.server import Server
+
+# Settings that could send the functions' AWS calls anywhere but the embedded moto.
+_UNSAFE_AWS_VARIABLES = (
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SNS",
+    "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+)
+_DRAIN_SECONDS = 10.0
+
+
+class StackAlreadyRunning(RuntimeError):
+    """Another LocalStack runs in this process: they would share environment variables."""
+
+
+_running: LocalStack | None = None
+
+
+class LocalStack:
+    """The emulated API Gateway stage, the functions behind it and moto, as one async context."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stage: str = "local",
+        aws_port: int = 0,
+        aws: EmbeddedAws | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_duration: float = MAX_DURATION_SECONDS,
+        environment: Mapping[str, str] | None = None,
+        workers: int = 32,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+        routes: Iterable[Route] = ROUTES,
+        authorizer: Authorizer | None = AUTHORIZER,
+        on_invocation: Callable[[Invocation], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.stage = stage
+        self._port = port
+        self._owns_aws = aws is None
+        self._aws = aws or EmbeddedAws(host=host, port=aws_port)
+        self._limits = Limits(idle_timeout=idle_timeout, max_duration=max_duration)
+        self._extra_environment = dict(environment or {})
+        self._workers = workers
+        self._integration_timeout = integration_timeout
+        self._routes = tuple(routes)
+        self._authorizer = authorizer
+        self._on_invocation = on_invocation
+        self.invocations: list[Invocation] = []
+        self.table_names: dict[str, str] = {}
+        self.environment: dict[str, str] = {}
+        self._saved_environment: dict[str, str | None] = {}
+        self._server: Server | None = None
+        self._functions: Functions | None = None
+        self._gateway: Gateway | None = None
+
+    # --- addresses -----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server else self._port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/{self.stage}"
+
+    @property
+    def http_url(self) -> str:
+        """The stage over HTTP: CONNECTIONS_ENDPOINT, and boto3's endpoint_url."""
+        return f"http://{self.host}:{self.port}/{self.stage}"
+
+    @property
+    def connections_url(self) -> str:
+        return f"{self.http_url}/@connections"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return self._aws.endpoint
+
+    @property
+    def aws(self) -> EmbeddedAws:
+        return self._aws
+
+    def connection_ids(self) -> list[str]:
+        """The connections open right now."""
+        return self._gateway.connections.ids() if self._gateway else []
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> LocalStack:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start moto (unless shared), create the tables, serve the API, load the functions."""
+        global _running
+        if _running is not None:
+            raise StackAlreadyRunning("one LocalStack per process: stop the other one first")
+        _running = self
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._owns_aws:
+            await loop.run_in_executor(None, self._aws.start)
+        api_id = new_api_id()
+        handlers = [(route.function_name, route.handler) for route in self._routes]
+        if self._authorizer is not None:
+            handlers.append((self._authorizer.function_name, self._authorizer.handler))
+        self._functions = Functions(
+            handlers, region=self._aws.region, account_id=ACCOUNT_ID, workers=self._workers,
+            timeout_seconds=self._integration_timeout,
+        )
+        api = Api(api_id=api_id, stage=self.stage, domain_name=self.host,
+                  region=self._aws.region, account_id=ACCOUNT_ID)
+        self._gateway = Gateway(api, self._functions, self._routes, self._authorizer,
+                                self._limits, self._record)
+        self._server = Server(self._gateway, self.host, self._port)
+        await self._server.start()
+        # Once the port is known, https://{domainName}/{stage} names this server.
+        self._gateway.api = replace(api, domain_name=f"{self.host}:{self.port}")
+        prefix = f"messenger-{self.stage}-{api_id}-"
+        tables = await loop.run_in_executor(None, self._aws.create_tables, prefix)
+        push_apps = await loop.run_in_executor(None, self._aws.create_push_apps, prefix)
+        self.table_names = {env.value: name for env, name in tables.items()}
+        self._set_environment({**tables, **push_apps})
+        await loop.run_in_executor(self._functions.pool, self._cold_start)
+
+    def _set_environment(self, resources: Mapping[Env, str]) -> None:
+        variables: dict[str, str | None] = dict.fromkeys(_UNSAFE_AWS_VARIABLES)
+        variables |= {
+            "AWS_ENDPOINT_URL": self._aws.endpoint,
+            "AWS_DEFAULT_REGION": self._aws.region,
+            "AWS_REGION": self._aws.region,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            "NO_PROXY": _no_proxy_with(self.host),
+            "no_proxy": _no_proxy_with(self.host),
+            Env.CONNECTIONS_ENDPOINT.value: self.http_url,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        variables |= {env.value: value for env, value in resources.items()}
+        variables |= self._extra_environment
+        for name, value in variables.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.environment = {k: v for k, v in variables.items() if v is not None}
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
+
+    def _cold_start(self) -> None:
+        """What a Lambda container does once: import the handlers, build the clients.
+
+        Runs before the first request, on a worker thread, so that configuration
+        errors fail the start, and so that concurrent first invocations never
+        create boto3 clients at the same time (boto3's default session is not
+        thread-safe while it sets itself up).
+        """
+        from messenger.wiring import services, use_services
+
+        # A fresh default session reads this stack's environment: the previous one
+        # cached its credentials and endpoint when it made its first client.
+        boto3.DEFAULT_SESSION = None
+        use_services(None)
+        assert self._functions is not None
+        self._functions.load()
+        services().connections(self.http_url)
+
+    async def stop(self) -> None:
+        """Close every connection (firing $disconnect), wait for the functions, stop all."""
+        global _running
+        try:
+            if self._gateway is not None:
+                await self._gateway.close_all(1001, "Going away")
+                await self._gateway.drain(_DRAIN_SECONDS)
+            if self._server is not None:
+                await self._server.stop()
+            if self._functions is not None:
+                self._functions.shutdown()
+            await asyncio.get_running_loop().run_in_executor(None, self._release_aws)
+        finally:
+            self._restore_environment()
+            self._forget_function_state()
+            self._gateway = None
+            self._functions = None
+            if _running is self:
+                _running = None
+
+    def _release_aws(self) -> None:
+        if self._owns_aws:
+            self._aws.stop()
+        elif self.table_names:
+            self._aws.delete_tables(list(self.table_names.values()))
+
+    def _forget_function_state(self) -> None:
+        from messenger.wiring import use_services
+
+        boto3.DEFAULT_SESSION = None
+        use_services(None)
+
+    def _record(self, invocation: Invocation) -> None:
+        self.invocations.append(invocation)
+        if self._on_invocation is not None:
+            self._on_invocation(invocation)
+
+    def invocations_of(self, route: str) -> list[Invocation]:
+        return [invocation for invocation in self.invocations if invocation.route == route]
+
+
+def _no_proxy_with(host: str) -> str:
+    """NO_PROXY extended with our host: local endpoints never go through a proxy."""
+    current = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    hosts = [h for h in current.split(",") if h]
+    return ",".join([*hosts, host] if host not in hosts else hosts)
