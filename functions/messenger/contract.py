@@ -40,6 +40,16 @@ MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
 
 PUSH_PLATFORMS = ("APNS", "APNS_SANDBOX", "GCM")
+# Device tokens as the platforms hand them out: APNs tokens are hex (32 bytes today, and
+# Apple says they may grow, up to 100 bytes); FCM registration tokens are ~160 characters
+# of [A-Za-z0-9_:-] (4096 is the most SNS accepts).
+PUSH_TOKEN_PATTERNS = {
+    "APNS": r"^[0-9A-Fa-f]{64,200}$",
+    "APNS_SANDBOX": r"^[0-9A-Fa-f]{64,200}$",
+    "GCM": r"^[A-Za-z0-9_:.-]{100,4096}$",
+}
+# Every device is one SNS Publish per offline send; old installs beyond this are dropped.
+MAX_PUSH_DEVICES = 10
 
 # --- Environment (names only; values are parsed once in messenger.config) ----------
 
@@ -210,6 +220,8 @@ ROUTES: tuple[Route, ...] = (
     Route("getPresence", "messenger.handlers.get_presence.handler", "GetPresence",
           frozenset({_R, _W})),
     Route("getKeys", "messenger.handlers.get_keys.handler", "GetKeys", frozenset({_R})),
+    Route("registerPush", "messenger.handlers.register_push.handler", "RegisterPush",
+          frozenset({_R, _W, _PUSH})),
     Route("ping", "messenger.handlers.ping.handler", "Ping", frozenset()),
 )
 

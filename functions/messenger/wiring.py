@@ -15,20 +15,24 @@ import boto3
 from botocore.config import Config
 
 from messenger.config import Settings, settings
+from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Acknowledgements, Queue
 from messenger.dal.rate_limits import RateLimits
 from messenger.dal.users import Users
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
-from messenger.logic.messaging import Messaging, NoPush, OfflineNotifier
+from messenger.logic.messaging import Messaging, OfflineNotifier
 from messenger.logic.presence import Presence
+from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import SendRateLimit
 from messenger.transport.connections import Connections
+from messenger.transport.push import SnsPush
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
 
 # Standard retry mode retries throttles with backoff; timeouts stay well inside the
 # 29 s that API Gateway waits for an integration.
@@ -44,13 +48,19 @@ def management_client(endpoint_url: str) -> ApiGatewayManagementApiClient:
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
 
 
+def sns_client() -> SNSClient:
+    return boto3.client("sns", config=CLIENT_CONFIG)
+
+
 @dataclass
 class Services:
     settings: Settings
     dynamodb: DynamoDBClient
     clock: Clock = field(default_factory=Clock)
     management_client_factory: Callable[[str], Any] = management_client
-    offline: OfflineNotifier = field(default_factory=NoPush)
+    sns_client_factory: Callable[[], Any] = sns_client
+    # None: mobile push through SNS (a no-op for users who registered no device).
+    offline: OfflineNotifier | None = None
     _connections: dict[str, Connections] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +74,15 @@ class Services:
             self.settings.rate_limit_per_minute,
             self.settings.rate_limit_burst,
         )
+        self.push_devices = PushDevices(self.dynamodb, self.settings.users_table)
+        self.push = SnsPush(self.sns_client_factory)
+        self.push_registration = PushRegistration(
+            self.users, self.push_devices, self.push, self.clock, self.settings.push_apps
+        )
+        if self.offline is None:
+            self.offline = PushNotifier(
+                self.push_devices, self.push, self.clock, self.settings.push_min_interval_seconds
+            )
 
     def connections(self, endpoint: str) -> Connections:
         """The @connections sender for an API stage, made once per endpoint."""

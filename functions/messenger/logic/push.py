@@ -1,0 +1,188 @@
+"""Mobile push: registering devices (registerPush) and telling offline users something is new.
+
+The rules: a push says only that there is something new (transport/push.py builds it);
+receipts never alert; a burst of messages to someone offline makes one push per device,
+then nothing more for the configured interval or until they have been online again; a
+device whose endpoint SNS disabled or lost is forgotten; and a push that fails never fails
+the send that caused it (the message is already safely queued).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from messenger.contract import MAX_PUSH_DEVICES
+from messenger.dal.push_devices import (
+    DeviceMapChanged,
+    PushDevice,
+    PushDevices,
+    device_key,
+    devices_of,
+    has_device_map,
+)
+from messenger.dal.users import Profile, Users
+from messenger.errors import PushEndpointGone, PushNotConfigured
+from messenger.logic.clock import Clock
+from messenger.models import push_registered_frame
+from messenger.observability import count, logger
+from messenger.transport.push import SnsPush, notification_for
+
+SAVE_ATTEMPTS = 4
+
+
+def _application_of(endpoint_arn: str) -> str:
+    """The platform application an endpoint ARN belongs to.
+
+    ...:endpoint/PLATFORM/APP/ID belongs to ...:app/PLATFORM/APP (same region and account).
+    """
+    return endpoint_arn.replace(":endpoint/", ":app/", 1).rsplit("/", 1)[0]
+
+
+class PushRegistration:
+    """registerPush: an SNS endpoint per device token, recorded on the user's profile."""
+
+    def __init__(
+        self,
+        users: Users,
+        devices: PushDevices,
+        gateway: SnsPush,
+        clock: Clock,
+        applications: Mapping[str, str],
+    ) -> None:
+        self._users = users
+        self._devices = devices
+        self._gateway = gateway
+        self._clock = clock
+        self._applications = applications
+
+    def register(self, user_id: str, platform: str, token: str) -> dict[str, Any]:
+        """Create or refresh the device's endpoint and record it; idempotent per token."""
+        application = self._applications.get(platform)
+        if not application:
+            raise PushNotConfigured(f"push to {platform} devices is not set up on this server")
+        key = device_key(platform, token)
+        profile = self._profile(user_id)
+        known = devices_of(profile).get(key)
+        endpoint_arn = self._endpoint_for(application, key, token, user_id, known)
+        device = PushDevice(key, platform, endpoint_arn, self._clock.now_ms())
+        for attempt in range(SAVE_ATTEMPTS):
+            if attempt:
+                profile = self._profile(user_id)
+            devices = devices_of(profile)
+            evict = None
+            if key not in devices and len(devices) >= MAX_PUSH_DEVICES:
+                evict = min(devices.values(), key=lambda d: d.registered_at)
+            try:
+                self._devices.save(
+                    user_id, device, map_exists=has_device_map(profile), evict=evict
+                )
+            except DeviceMapChanged:
+                continue  # another registration wrote first; read again
+            if evict is not None:
+                self._drop_endpoint(evict)
+            count("PushDevicesRegistered")
+            return push_registered_frame(platform)
+        raise RuntimeError("push devices kept changing during registration")
+
+    def _profile(self, user_id: str) -> Profile:
+        profile = self._users.get_profile(user_id, consistent=True)
+        if profile is None:
+            raise RuntimeError("an authorized caller has no profile")
+        return profile
+
+    def _endpoint_for(
+        self, application: str, key: str, token: str, user_id: str, known: PushDevice | None
+    ) -> str:
+        """The SNS endpoint for this token, enabled and owned by this user.
+
+        Follows SNS's token-management advice: reuse the endpoint we recorded unless SNS
+        lost it, create otherwise, then make its token, state and owner right.
+        """
+        state = None
+        if known is not None and _application_of(known.endpoint_arn) == application:
+            state = self._gateway.endpoint(known.endpoint_arn)
+        if state is not None and known is not None:
+            endpoint_arn = known.endpoint_arn
+        else:
+            endpoint_arn = self._gateway.create_endpoint(application, token, user_id)
+            state = self._gateway.endpoint(endpoint_arn)
+            if state is None:
+                raise RuntimeError("SNS lost an endpoint it just returned")
+        if state.user_id and state.user_id != user_id:
+            # The device changed hands (someone else signed in on that phone): the last
+            # user must stop getting pushes there.
+            self._devices.remove(state.user_id, key, endpoint_arn)
+            count("PushDevicesTakenOver")
+        if state.token != token or not state.enabled or state.user_id != user_id:
+            self._gateway.claim_endpoint(endpoint_arn, token, user_id)
+        return endpoint_arn
+
+    def _drop_endpoint(self, device: PushDevice) -> None:
+        try:
+            self._gateway.delete_endpoint(device.endpoint_arn)
+        except Exception:
+            # Its record is gone already: nothing publishes to it again.
+            logger.warning("could not delete an evicted push endpoint", exc_info=True)
+
+
+class PushNotifier:
+    """messaging.OfflineNotifier: a content-free push to each device of a user whom no live
+    connection could hand a message."""
+
+    def __init__(
+        self, devices: PushDevices, gateway: SnsPush, clock: Clock, min_interval_seconds: int
+    ) -> None:
+        self._devices = devices
+        self._gateway = gateway
+        self._clock = clock
+        self._min_interval_ms = min_interval_seconds * 1000
+
+    def something_queued(self, profile: Profile, kind: str) -> None:
+        """Push to the user's devices unless a recent push already covers this burst."""
+        if kind != "message":
+            return  # receipts (and anything else that is not a message) never alert
+        devices = devices_of(profile)
+        if not devices:
+            return
+        try:
+            due = self._devices.claim_push(
+                profile.user_id, self._clock.now_ms(), self._min_interval_ms
+            )
+        except Exception:
+            logger.warning("push collapse check failed", exc_info=True)
+            count("PushesFailed", len(devices))
+            return
+        if not due:
+            count("PushesCollapsed")
+            return
+        for device in devices.values():
+            self._push(profile.user_id, device)
+
+    def _push(self, user_id: str, device: PushDevice) -> None:
+        notification = notification_for(device.platform)
+        try:
+            self._gateway.publish(device.endpoint_arn, notification)
+        except PushEndpointGone:
+            count("EndpointsDisabled")
+            logger.info("push endpoint gone, device forgotten",
+                        extra={"recipient": user_id, "platform": device.platform})
+            self._forget(user_id, device)
+            return
+        except Exception:
+            count("PushesFailed")
+            logger.warning("push failed", exc_info=True,
+                           extra={"recipient": user_id, "platform": device.platform})
+            return
+        count("PushesSent")
+        logger.info("push sent", extra={"recipient": user_id, "platform": device.platform,
+                                        "payloadBytes": notification.size})
+
+    def _forget(self, user_id: str, device: PushDevice) -> None:
+        """Drop a dead device's record, then its endpoint (SNS keeps disabled ones forever)."""
+        try:
+            self._devices.remove(user_id, device.key, device.endpoint_arn)
+            self._gateway.delete_endpoint(device.endpoint_arn)
+        except Exception:
+            # Left behind, the record costs one failed publish per push until it goes.
+            logger.warning("could not forget a dead push device", exc_info=True)
