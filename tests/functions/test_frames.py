@@ -227,5 +227,5 @@ def test_event_without_authorizer_context_is_internal(h: Harness, a: Connection)
 
     event = message_event("ping", "alice", a.connection_id, '{"action":"ping"}', 0)
     del event["requestContext"]["authorizer"]
-    response = handler(event, LambdaContext())
+    response = handler(event, LambdaContext())  # type: ignore[arg-type]
     assert json.loads(response["body"])["code"] == "INTERNAL"

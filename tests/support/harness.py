@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.config import Settings
 from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
@@ -41,7 +41,10 @@ class _Response(AWSResponse):
     """An HTTP answer made up by a test, shaped as botocore reads a real one."""
 
     def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
-        super().__init__(url, status, headers, _Raw(body))
+        http_headers = HTTPHeaders()
+        for name, value in headers.items():
+            http_headers[name] = value
+        super().__init__(url, status, http_headers, _Raw(body))
 
 
 class _Raw:
@@ -58,7 +61,7 @@ START_MS = 1_764_190_000_000
 
 def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     module, function = dotted.rsplit(".", 1)
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), function)
 
 
 def create_tables(client: Any) -> None:
@@ -92,7 +95,7 @@ class PostRecorder:
         connection_id = unquote(params["url_path"].rsplit("/", 1)[-1])
         self.attempts.append(connection_id)
         if connection_id in self.gone:
-            response = AWSResponse(params["url"], 410, {}, None)
+            response = AWSResponse(params["url"], 410, HTTPHeaders(), None)
             return response, {
                 "Error": {"Code": "GoneException", "Message": ""},
                 "ResponseMetadata": {"HTTPStatusCode": 410},
@@ -155,7 +158,7 @@ class Harness:
 
     # --- frames ----------------------------------------------------------------------
 
-    def send_raw(self, connection: Connection, body: str, route_key: str) -> dict[str, Any] | None:
+    def send_raw(self, connection: Connection, body: str, route_key: str) -> Any:
         """Deliver a raw frame body to a route's handler; the route response frame, if any."""
         handler = load_handler(ROUTES_BY_KEY[route_key].handler)
         response = handler(
@@ -166,7 +169,7 @@ class Harness:
         assert response["statusCode"] == 200
         return json.loads(response["body"]) if "body" in response else None
 
-    def send(self, connection: Connection, frame: dict[str, Any]) -> dict[str, Any] | None:
+    def send(self, connection: Connection, frame: dict[str, Any]) -> Any:
         """Route a frame as API Gateway does ($request.body.action), return the reply."""
         action = frame.get("action")
         route_key = action if isinstance(action, str) and action in ROUTES_BY_KEY and \
@@ -191,7 +194,7 @@ class Harness:
         failures: list[int] = []
         target = f"DynamoDB_20120810.{operation}"
 
-        def fail(request: Any, **kwargs: Any) -> AWSResponse | None:
+        def fail(request: Any, **kwargs: Any) -> Any:
             if request.headers.get("X-Amz-Target", b"").decode() != target:
                 return None
             if len(failures) >= times:
@@ -224,7 +227,7 @@ class Harness:
             TableName=TABLE_NAMES["Queue"], KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": user.user_id}},
         )
-        return response["Items"]  # type: ignore[no-any-return]
+        return response["Items"]
 
 
 _MOTO_LOCK = threading.RLock()
