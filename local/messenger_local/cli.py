@@ -21,6 +21,7 @@ from typing import TextIO
 from messenger.contract import IDLE_TIMEOUT_SECONDS
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
+from messenger_local.push_log import push_lines
 from messenger_local.stack import LocalStack
 
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
@@ -60,6 +61,8 @@ def banner(stack: LocalStack, function_log: str) -> str:
         f"  @connections API  {stack.connections_url}",
         f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
         f"  function logs     {function_log}",
+        "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM (fake credentials);"
+        " a 'push' line per push",
         "",
         "Connect a client:",
         "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
@@ -112,7 +115,9 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         return 1
     try:
         print(banner(stack, function_log), file=console, flush=True)
-        await stop.wait()
+        # Mobile pushes (to moto's SNS) get a console line each, like invocations.
+        with push_lines(lambda line: print(line, file=console, flush=True)):
+            await stop.wait()
         print("stopping: closing connections...", file=console, flush=True)
     finally:
         await stack.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,6 +146,17 @@ def push_harness(
         sns = boto3.client("sns", region_name=REGION)
         create_platform_applications(sns, platforms)
         yield h, Pushes(sns)
+
+
+def moto_server_pushes(aws_endpoint: str) -> dict[str, list[dict[str, Any]]]:
+    """What a moto server recorded per device token, through its public `/moto-api/`
+    (the same data `curl .../moto-api/data.json` shows: see the README)."""
+    with urllib.request.urlopen(f"{aws_endpoint}/moto-api/data.json", timeout=10) as answer:
+        data = json.load(answer)
+    return {
+        endpoint["token"]: [json.loads(message) for message in endpoint["messages"].values()]
+        for endpoint in data.get("sns", {}).get("PlatformEndpoint", [])
+    }
 
 
 def emitted_metrics(stdout: str) -> dict[str, float]:

@@ -29,6 +29,9 @@ from messenger.observability import count, logger
 from messenger.transport.push import SnsPush, notification_for
 
 SAVE_ATTEMPTS = 4
+# The log message of every push that went out (with recipient, platform, payloadBytes);
+# the local stack prints one console line per such record.
+PUSH_SENT = "push sent"
 
 
 def _application_of(endpoint_arn: str) -> str:
@@ -175,7 +178,7 @@ class PushNotifier:
                            extra={"recipient": user_id, "platform": device.platform})
             return
         count("PushesSent")
-        logger.info("push sent", extra={"recipient": user_id, "platform": device.platform,
+        logger.info(PUSH_SENT, extra={"recipient": user_id, "platform": device.platform,
                                         "payloadBytes": notification.size})
 
     def _forget(self, user_id: str, device: PushDevice) -> None:
