@@ -14,9 +14,10 @@ from enum import StrEnum
 USER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 CONNECT_NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
-# Queue item ids are ours: "m#<sender>#<messageId>" or "r#<seq>". '#' never occurs in a
-# userId or a messageId, so the parts cannot run into each other.
-ITEM_ID_PATTERN = r"^[A-Za-z0-9_.#-]{1,160}$"
+# Queue item ids are ours ("m#<sender>#<messageId>" or "r#<seq>"; '#' never occurs in a
+# userId or a messageId) but opaque to clients: any id that is not in the caller's queue
+# is ignored, so an ack only refuses ids that cannot be a DynamoDB key at all.
+MAX_ITEM_ID_CHARS = 256
 BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 MAX_BODY_BYTES = 24_000

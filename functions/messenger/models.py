@@ -28,8 +28,8 @@ from pydantic_core import PydanticCustomError
 from messenger.contract import (
     BASE64URL_PATTERN,
     BOX_NONCE_BYTES,
-    ITEM_ID_PATTERN,
     MAX_BODY_BYTES,
+    MAX_ITEM_ID_CHARS,
     MAX_IDS_PER_FRAME,
     MESSAGE_ID_PATTERN,
     PUSH_PLATFORMS,
@@ -40,7 +40,7 @@ from messenger.errors import BadRequest, TooLarge
 
 UserId = Annotated[StrictStr, Field(pattern=USER_ID_PATTERN)]
 MessageId = Annotated[StrictStr, Field(pattern=MESSAGE_ID_PATTERN)]
-ItemId = Annotated[StrictStr, Field(pattern=ITEM_ID_PATTERN)]
+ItemId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
 
 _BASE64URL = re.compile(BASE64URL_PATTERN)
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
@@ -214,10 +214,8 @@ def ack_frame(message_id: str, server_ts: int) -> dict[str, Any]:
 
 
 def error_frame(code: str, message: str, ref: str | None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
-        frame["ref"] = ref
-    return frame
+    """`ref` is always present: null when the frame had no usable messageId or action."""
+    return {"type": "error", "code": code, "message": message, "ref": ref}
 
 
 def presence_frame(users: list[dict[str, Any]]) -> dict[str, Any]:

@@ -105,13 +105,20 @@ def test_fields_the_protocol_does_not_define_are_ignored(
         {"action": "ack", "ids": []},
         {"action": "ack", "ids": "m#a#b"},
         {"action": "ack", "ids": [1]},
-        {"action": "ack", "ids": ["x" * 161]},
+        {"action": "ack", "ids": ["x" * 257]},
+        {"action": "ack", "ids": [""]},
         {"action": "ack", "ids": [f"r#{i}" for i in range(101)]},
     ],
 )
 def test_ack_refusals(h: Harness, a: Connection, frame: dict) -> None:
     reply = refused(h, a, frame)
     assert reply["code"] == "BAD_REQUEST" and reply["ref"] == "ack"
+
+
+def test_ack_of_ids_that_look_like_nothing_we_make_is_ignored(h: Harness, a: Connection) -> None:
+    before = h.dump()
+    assert h.send(a, {"action": "ack", "ids": ["some id!", "m#", "m#a#b#c", "✓"]}) is None
+    assert h.dump() == before
 
 
 def test_ack_of_100_ids_is_accepted(h: Harness, a: Connection) -> None:
@@ -183,7 +190,7 @@ def test_default_route_answers_bad_request_to_non_json(
 ) -> None:
     reply = refused(h, a, body, "$default")
     assert reply["code"] == "BAD_REQUEST"
-    assert "ref" not in reply
+    assert reply["ref"] is None
 
 
 @pytest.mark.parametrize(
@@ -201,7 +208,7 @@ def test_default_route_answers_unknown_action(
 ) -> None:
     reply = refused(h, a, json.dumps(frame), "$default")
     assert reply["code"] == "UNKNOWN_ACTION"
-    assert reply.get("ref") == ref
+    assert reply["ref"] == ref
 
 
 def test_a_route_given_something_else_than_an_object_refuses(h: Harness, a: Connection) -> None:
