@@ -2,6 +2,7 @@
 
 Item layout (pk, sk):
 - ("U#<userId>", "PROFILE"): public keys, `conns` (map connectionId -> connectedAt ms), lastSeen.
+  Also `push` (devices) and `lastPushAt`, owned by dal/push_devices.py (kept in `extra`).
 - ("U#<userId>", "SUB#<connectionId>"): that connection watches this user's presence.
 - ("N#<userId>#<nonce>", "NONCE"): a connect nonce already used, until its TTL.
 
