@@ -51,6 +51,9 @@ PUSH_TOKEN_PATTERNS = {
 }
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
+# The functions log every push that went out with this message (and the recipient, the
+# platform and payloadBytes); the local stack turns those records into console lines.
+PUSH_SENT_LOG_MESSAGE = "push sent"
 
 # --- Environment (names only; values are parsed once in messenger.config) ----------
 

@@ -2,7 +2,7 @@
 
     12:00:01.234 push         user=bob  platform=APNS  payload=262 bytes
 
-The functions log every push that went out (`messenger.logic.push.PUSH_SENT`, with the
+The functions log every push that went out (`contract.PUSH_SENT_LOG_MESSAGE`, with the
 recipient, the platform and the payload size; never the payload, which says nothing
 anyway) through powertools' logger, which is the standard `logging` logger named after
 the service. `PushLines` is a handler on that logger that turns those records into
@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from messenger.contract import SERVICE_NAME
-from messenger.logic.push import PUSH_SENT
+# Only the contract: importing the functions here would make powertools' logger grab
+# sys.stdout before `messenger local` points it at the function log.
+from messenger.contract import PUSH_SENT_LOG_MESSAGE, SERVICE_NAME
 
 
 class PushLines(logging.Handler):
@@ -28,7 +29,7 @@ class PushLines(logging.Handler):
         self._emit_line = emit_line
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg != PUSH_SENT:
+        if record.msg != PUSH_SENT_LOG_MESSAGE:
             return
         at = datetime.fromtimestamp(record.created)
         self._emit_line(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from messenger.contract import MAX_PUSH_DEVICES
+from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE
 from messenger.dal.push_devices import (
     DeviceMapChanged,
     PushDevice,
@@ -29,9 +29,6 @@ from messenger.observability import count, logger
 from messenger.transport.push import SnsPush, notification_for
 
 SAVE_ATTEMPTS = 4
-# The log message of every push that went out (with recipient, platform, payloadBytes);
-# the local stack prints one console line per such record.
-PUSH_SENT = "push sent"
 
 
 def _application_of(endpoint_arn: str) -> str:
@@ -178,8 +175,9 @@ class PushNotifier:
                            extra={"recipient": user_id, "platform": device.platform})
             return
         count("PushesSent")
-        logger.info(PUSH_SENT, extra={"recipient": user_id, "platform": device.platform,
-                                        "payloadBytes": notification.size})
+        logger.info(PUSH_SENT_LOG_MESSAGE, extra={
+            "recipient": user_id, "platform": device.platform, "payloadBytes": notification.size,
+        })
 
     def _forget(self, user_id: str, device: PushDevice) -> None:
         """Drop a dead device's record, then its endpoint (SNS keeps disabled ones forever)."""
