@@ -48,8 +48,18 @@ def management_client(endpoint_url: str) -> ApiGatewayManagementApiClient:
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=CLIENT_CONFIG)
 
 
+# Pushes go out before the sender's ack: a slow SNS gets little patience, since the
+# message is stored whatever happens to its push.
+SNS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=1,
+    read_timeout=2,
+    tcp_keepalive=True,
+)
+
+
 def sns_client() -> SNSClient:
-    return boto3.client("sns", config=CLIENT_CONFIG)
+    return boto3.client("sns", config=SNS_CLIENT_CONFIG)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 from messenger.contract import MAX_PUSH_DEVICES, PUSH_PLATFORMS
 from messenger.dal.push_devices import devices_of
 from messenger.dal.users import Profile
+from messenger.logic import push as push_logic
 from messenger.logic.push import PushNotifier
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
@@ -479,3 +481,25 @@ def test_a_failing_collapse_check_never_fails_the_send(
     assert calls, "the collapse stamp was never attempted"
     assert reply is not None and reply["type"] == "ack"
     assert pushes.all() == []
+
+
+def test_a_slow_sns_never_holds_the_ack_past_the_push_budget(
+    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given bob offline with three devices, and an SNS that takes 0.2 s per Publish
+    offline_with_devices(h, bob, ("APNS", apns_token()), ("GCM", fcm_token()),
+                         ("APNS_SANDBOX", apns_token()))
+    monkeypatch.setattr(push_logic, "PUSH_BUDGET_SECONDS", 0.1)
+    h.services.push.client.meta.events.register(
+        "before-call.sns.Publish", lambda **kwargs: time.sleep(0.2)
+    )
+    capsys.readouterr()
+    # When alice sends
+    a = h.connect(alice)
+    reply = h.send(a, h.message(a, bob, SECRET, "msg-p014"))
+    # Then the first device got its push, the two past the budget were skipped and counted
+    assert reply is not None and reply["type"] == "ack"
+    assert len(pushes.all()) == 1
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics.get("PushesSent") == 1 and metrics.get("PushesFailed") == 2

@@ -9,6 +9,7 @@ the send that caused it (the message is already safely queued).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,9 @@ from messenger.observability import count, logger
 from messenger.transport.push import SnsPush, notification_for
 
 SAVE_ATTEMPTS = 4
+# Pushes run before the sender's ack. Past this much time, the devices not reached yet
+# are skipped (and counted failed) so that a slow SNS never holds the ack for long.
+PUSH_BUDGET_SECONDS = 3.0
 
 
 def _application_of(endpoint_arn: str) -> str:
@@ -156,7 +160,13 @@ class PushNotifier:
         if not due:
             count("PushesCollapsed")
             return
-        for device in devices.values():
+        deadline = time.monotonic() + PUSH_BUDGET_SECONDS
+        for sent, device in enumerate(devices.values()):
+            if time.monotonic() > deadline:
+                count("PushesFailed", len(devices) - sent)
+                logger.warning("push budget spent; devices skipped",
+                               extra={"recipient": profile.user_id})
+                return
             self._push(profile.user_id, device)
 
     def _push(self, user_id: str, device: PushDevice) -> None:
