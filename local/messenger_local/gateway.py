@@ -63,6 +63,12 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def settle(self, timeout: float) -> None:
+        """Wait until no invocation is in flight; TimeoutError if that takes too long."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+
     async def drain(self, timeout: float) -> None:
         """Wait for background work (invocations, $disconnects) to finish."""
         while self._tasks:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -58,6 +59,16 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
+
+
+def _run(handler: LambdaHandler, payload: str, context: LambdaContext) -> Any:
+    """One invocation on a worker thread, with JSON in and out as Lambda's runtime does.
+
+    Each handler gets its own copy of the event, and a response that JSON cannot carry
+    fails the invocation (Lambda's Runtime.MarshalError).
+    """
+    response = handler(json.loads(payload), context)
+    return json.loads(json.dumps(response))
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,8 @@ class Functions:
             deadline_monotonic=started + self._timeout,
         )
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, handler, event, context)
+        payload = json.dumps(event)
+        future = loop.run_in_executor(self._pool, _run, handler, payload, context)
 
         def elapsed() -> float:
             return (time.monotonic() - started) * 1000

@@ -10,6 +10,7 @@ In-process API (tests, the client SDK's tests, load tests)::
         stack.aws_endpoint      # "http://127.0.0.1:54322" (moto)
         stack.table_names       # {"Users": "...", "Queue": "..."}
         stack.invocations       # every Invocation so far, in the order they ended
+        await stack.settled()   # until no invocation is in flight
 
 `LocalStack(...)` takes, all keyword-only: `host`, `port`, `stage`, `aws_port`, `aws`
 (an already started `EmbeddedAws` to share: faster when starting many stacks; the
@@ -136,6 +137,15 @@ class LocalStack:
     def aws(self) -> EmbeddedAws:
         return self._aws
 
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until every invocation started so far (and those they caused) has ended.
+
+        A frame with no route response (ack, markSeen, sync) gives a client nothing to
+        wait for; tests wait for this instead.
+        """
+        if self._gateway is not None:
+            await self._gateway.settle(timeout)
+
     def connection_ids(self) -> list[str]:
         """The connections open right now."""
         return self._gateway.connections.ids() if self._gateway else []
@@ -236,9 +246,7 @@ class LocalStack:
         """
         from messenger.wiring import services, use_services
 
-        # A fresh default session reads this stack's environment: the previous one
-        # cached its credentials and endpoint when it made its first client.
-        boto3.DEFAULT_SESSION = None
+        _forget_other_credentials()
         use_services(None)
         assert self._functions is not None
         self._functions.load()
@@ -273,7 +281,6 @@ class LocalStack:
     def _forget_function_state(self) -> None:
         from messenger.wiring import use_services
 
-        boto3.DEFAULT_SESSION = None
         use_services(None)
 
     def _record(self, invocation: Invocation) -> None:
@@ -283,6 +290,21 @@ class LocalStack:
 
     def invocations_of(self, route: str) -> list[Invocation]:
         return [invocation for invocation in self.invocations if invocation.route == route]
+
+
+def _forget_other_credentials() -> None:
+    """Drop boto3's default session if it holds credentials other than our fake ones.
+
+    A session resolves its credentials once, with its first client, and keeps them
+    (region and endpoint are read again for every client). A new session costs some
+    100 ms of model loading, so we only pay it when it matters.
+    """
+    session = boto3.DEFAULT_SESSION
+    if session is None:
+        return
+    credentials = session.get_credentials()
+    if credentials is None or credentials.access_key != FAKE_CREDENTIALS["aws_access_key_id"]:
+        boto3.DEFAULT_SESSION = None
 
 
 def _no_proxy_with(host: str) -> str:

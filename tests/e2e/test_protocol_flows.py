@@ -1,0 +1,290 @@
+"""Every PROTOCOL.md flow, over real WebSockets, through the emulator, on the real functions."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+
+from messenger.contract import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES
+from messenger.models import b64url_encode
+from messenger_local import LocalStack
+from tests.support.identities import TestUser
+from tests.support.stack_fixtures import Connect
+from tests.support.waiting import until
+from tests.support.ws_client import handshake_status, message_frame, signed_url
+
+pytestmark = pytest.mark.e2e
+
+
+# --- 1. connecting ----------------------------------------------------------------------
+
+
+async def test_signed_connect_registers_and_opens(
+    stack: LocalStack, connect: Connect, alice: TestUser
+) -> None:
+    client = await connect(alice)
+    assert client.connection_id in stack.connection_ids()
+    assert await client.request({"action": "ping"}) == {"type": "pong"}
+
+
+async def test_known_user_connects_again_without_keys(
+    stack: LocalStack, connect: Connect, alice: TestUser
+) -> None:
+    await (await connect(alice)).close()
+    assert await handshake_status(signed_url(stack.ws_url, alice, with_keys=False)) == 101
+
+
+@pytest.mark.parametrize("missing", ["userId", "ts", "nonce", "sig"])
+async def test_missing_identity_parameter_is_401_without_the_authorizer(
+    stack: LocalStack, alice: TestUser, missing: str
+) -> None:
+    query = alice.connect_query()
+    del query[missing]
+    url = stack.ws_url + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    assert await handshake_status(url) == 401
+    assert stack.invocations_of("authorizer")[-1].outcome.startswith("unauthorized (no ")
+    assert stack.invocations_of("$connect") == []
+
+
+async def test_bad_signature_is_403(stack: LocalStack, connect: Connect, alice: TestUser) -> None:
+    await connect(alice)
+    impostor = TestUser("alice")  # same userId, other keys
+    assert await handshake_status(signed_url(stack.ws_url, impostor, with_keys=False)) == 403
+    assert stack.invocations_of("authorizer")[-1].outcome == "deny"
+
+
+async def test_replayed_connect_url_is_403(stack: LocalStack, alice: TestUser) -> None:
+    url = signed_url(stack.ws_url, alice)
+    assert await handshake_status(url) == 101
+    assert await handshake_status(url) == 403
+
+
+async def test_ts_outside_the_window_is_403(stack: LocalStack, alice: TestUser) -> None:
+    stale = int(time.time()) - CONNECT_WINDOW_SECONDS - 30
+    assert await handshake_status(signed_url(stack.ws_url, alice, ts=stale)) == 403
+
+
+async def test_unknown_user_without_keys_is_403(stack: LocalStack, alice: TestUser) -> None:
+    assert await handshake_status(signed_url(stack.ws_url, alice, with_keys=False)) == 403
+
+
+async def test_refused_connect_records_no_connection(stack: LocalStack, alice: TestUser) -> None:
+    await handshake_status(signed_url(stack.ws_url, alice, with_keys=False))
+    assert stack.connection_ids() == []
+    assert stack.invocations_of("$connect") == []
+
+
+# --- 2. sending -------------------------------------------------------------------------
+
+
+async def test_send_to_online_recipient(connect: Connect, alice: TestUser, bob: TestUser) -> None:
+    # Given alice and bob online
+    a, b = await connect(alice), await connect(bob)
+    # When alice sends
+    frame = message_frame(alice, bob, "hello bob", "msg-0001", sent_at=1_764_190_000_123)
+    ack = await a.request(frame)
+    # Then alice gets `ack sent`, and bob the message, from alice, decryptable
+    assert ack["type"] == "ack" and ack["status"] == "sent" and ack["messageId"] == "msg-0001"
+    message = await b.next_of("message")
+    assert message["from"] == "alice" and message["messageId"] == "msg-0001"
+    assert message["sentAt"] == 1_764_190_000_123 and message["serverTs"] == ack["serverTs"]
+    assert bob.decrypt_from(alice, message["body"], message["nonce"]) == "hello bob"
+    assert message["id"]
+
+
+async def test_send_reaches_every_connection_of_the_recipient(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    a = await connect(alice)
+    phone, laptop = await connect(bob), await connect(bob)
+    await a.request(message_frame(alice, bob, "both", "msg-0002"))
+    for device in (phone, laptop):
+        assert (await device.next_of("message"))["messageId"] == "msg-0002"
+
+
+async def test_send_to_offline_recipient_then_sync(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob registered, then gone
+    await (await connect(bob)).close()
+    a = await connect(alice)
+    assert (await a.request(message_frame(alice, bob, "while away", "msg-0003")))["type"] == "ack"
+    # When bob comes back and syncs
+    b = await connect(bob, with_keys=False)
+    await b.send({"action": "sync"})
+    # Then he gets the message, then syncDone
+    message = await b.next()
+    assert message["type"] == "message" and message["messageId"] == "msg-0003"
+    assert await b.next() == {"type": "syncDone", "count": 1}
+    # And it stays queued until acknowledged: a second sync hands it over again
+    await b.send({"action": "sync"})
+    assert (await b.next())["messageId"] == "msg-0003"
+    assert await b.next() == {"type": "syncDone", "count": 1}
+
+
+async def test_resend_gets_the_same_ack_and_no_second_delivery(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = await connect(alice), await connect(bob)
+    frame = message_frame(alice, bob, "once", "msg-0004")
+    first = await a.request(frame)
+    second = await a.request(frame)
+    assert first == second
+    assert (await b.next_of("message"))["messageId"] == "msg-0004"
+    await b.nothing_more()
+
+
+# --- acks and receipts ---------------------------------------------------------------------
+
+
+async def test_ack_deletes_and_sends_a_delivered_receipt(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = await connect(alice), await connect(bob)
+    await a.request(message_frame(alice, bob, "read me", "msg-0005"))
+    message = await b.next_of("message")
+    # When bob acknowledges it
+    await b.send({"action": "ack", "ids": [message["id"]]})
+    # Then alice gets a delivered receipt, and bob's queue is empty
+    receipt = await a.next_of("receipt")
+    assert receipt["status"] == "delivered" and receipt["messageIds"] == ["msg-0005"]
+    assert receipt["by"] == "bob"
+    await b.send({"action": "sync"})
+    assert await b.next_of("syncDone") == {"type": "syncDone", "count": 0}
+
+
+async def test_receipt_waits_for_an_offline_sender(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice sent, then left
+    a, b = await connect(alice), await connect(bob)
+    await a.request(message_frame(alice, bob, "bye", "msg-0006"))
+    await a.close()
+    message = await b.next_of("message")
+    await b.send({"action": "ack", "ids": [message["id"]]})
+    # (an ack has no answer to wait for: wait for its invocation to end)
+    await until(lambda: stack.invocations_of("ack"))
+    # When alice comes back and syncs
+    a2 = await connect(alice, with_keys=False)
+    await a2.send({"action": "sync"})
+    # Then the receipt is waiting for her, and goes once she acks it
+    receipt = await a2.next_of("receipt")
+    assert receipt["status"] == "delivered" and receipt["messageIds"] == ["msg-0006"]
+    assert (await a2.next_of("syncDone"))["count"] == 1
+    await a2.send({"action": "ack", "ids": [receipt["id"]]})
+    await until(lambda: len(stack.invocations_of("ack")) == 2)
+    await a2.send({"action": "sync"})
+    assert (await a2.next_of("syncDone"))["count"] == 0
+
+
+async def test_mark_seen_sends_a_seen_receipt(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = await connect(alice), await connect(bob)
+    await a.request(message_frame(alice, bob, "seen?", "msg-0007"))
+    await b.next_of("message")
+    await b.send({"action": "markSeen", "to": "alice", "messageIds": ["msg-0007"]})
+    receipt = await a.next_of("receipt")
+    assert receipt["status"] == "seen" and receipt["messageIds"] == ["msg-0007"]
+    assert receipt["by"] == "bob"
+
+
+# --- presence and keys ----------------------------------------------------------------------
+
+
+async def test_presence_answers_and_follows_changes(
+    connect: Connect, alice: TestUser, bob: TestUser, carol: TestUser
+) -> None:
+    # Given bob registered and offline
+    await (await connect(bob)).close()
+    a = await connect(alice)
+    # When alice asks about bob and nobody, subscribing
+    answer = await a.request({"action": "getPresence", "userIds": ["bob", "nobody"],
+                              "subscribe": True})
+    assert answer["type"] == "presence"
+    entries = {entry["userId"]: entry for entry in answer["users"]}
+    assert entries["bob"]["online"] is False and isinstance(entries["bob"]["lastSeen"], int)
+    assert entries["nobody"] == {"userId": "nobody", "online": False, "lastSeen": None}
+    # Then bob coming online is news, a second device is not, the last one leaving is
+    phone = await connect(bob, with_keys=False)
+    online = await a.next_of("presence")
+    assert online["users"] == [{"userId": "bob", "online": True, "lastSeen": None}]
+    laptop = await connect(bob, with_keys=False)
+    await laptop.close()
+    await phone.close()
+    offline = await a.next_of("presence")
+    assert offline["users"][0]["online"] is False
+    assert isinstance(offline["users"][0]["lastSeen"], int)
+    await a.nothing_more()
+
+
+async def test_get_keys(connect: Connect, alice: TestUser, bob: TestUser) -> None:
+    await (await connect(bob)).close()
+    a = await connect(alice)
+    keys = await a.request({"action": "getKeys", "userId": "bob"})
+    assert keys == {"type": "keys", "userId": "bob", "signKey": bob.sign_key_b64,
+                    "boxKey": bob.box_key_b64}
+    unknown = await a.request({"action": "getKeys", "userId": "nobody"})
+    assert unknown["type"] == "error" and unknown["code"] == "UNKNOWN_USER"
+
+
+async def test_ping(connect: Connect, alice: TestUser) -> None:
+    assert await (await connect(alice)).request({"action": "ping"}) == {"type": "pong"}
+
+
+async def test_register_push_answers_push_registered(connect: Connect, alice: TestUser) -> None:
+    a = await connect(alice)
+    token = secrets.token_hex(32)
+    answer = await a.request({"action": "registerPush", "platform": "APNS", "token": token})
+    assert answer == {"type": "pushRegistered", "platform": "APNS"}
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+async def test_unknown_action(connect: Connect, alice: TestUser) -> None:
+    error = await (await connect(alice)).request({"action": "dance"})
+    assert error["type"] == "error" and error["code"] == "UNKNOWN_ACTION"
+    assert error["ref"] == "dance"
+
+
+async def test_not_json_is_bad_request(connect: Connect, alice: TestUser) -> None:
+    error = await (await connect(alice)).request("hello?")
+    assert error["type"] == "error" and error["code"] == "BAD_REQUEST"
+
+
+async def test_malformed_frame_is_bad_request_with_ref(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    frame = message_frame(alice, bob, "x", "msg-0008") | {"nonce": "short"}
+    error = await (await connect(alice)).request(frame)
+    assert error["code"] == "BAD_REQUEST" and error["ref"] == "msg-0008"
+
+
+async def test_unknown_recipient(connect: Connect, alice: TestUser) -> None:
+    a = await connect(alice)
+    error = await a.request(message_frame(alice, TestUser("nobody"), "hi", "msg-0009"))
+    assert error["code"] == "UNKNOWN_RECIPIENT" and error["ref"] == "msg-0009"
+    seen = await a.request({"action": "markSeen", "to": "nobody", "messageIds": ["msg-0009"]})
+    assert seen["code"] == "UNKNOWN_RECIPIENT"
+
+
+async def test_body_over_the_limit_is_too_large(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    await (await connect(bob)).close()
+    a = await connect(alice)
+    frame = message_frame(alice, bob, "x", "msg-0010")
+    frame["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES + 3))  # still < 32 KB
+    error = await a.request(frame)
+    assert error["code"] == "TOO_LARGE" and error["ref"] == "msg-0010"
+
+
+async def test_sender_comes_from_the_connection_not_the_frame(
+    connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = await connect(alice), await connect(bob)
+    await a.request(message_frame(alice, bob, "it's me", "msg-0011") | {"from": "carol"})
+    assert (await b.next_of("message"))["from"] == "alice"

@@ -1,0 +1,21 @@
+"""Waiting for something that happens in the background (an invocation, a $disconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def until(condition: Callable[[], T], timeout: float = 5.0, every: float = 0.01) -> T:
+    """Poll `condition` until it returns something truthy; that value, or TimeoutError."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"still false after {timeout}s: {condition}")
+        await asyncio.sleep(every)

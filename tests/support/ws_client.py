@@ -1,0 +1,126 @@
+"""A real WebSocket client (the `websockets` library) speaking PROTOCOL.md frames.
+
+End-to-end tests, the client SDK's tests and load tests drive the local stack (or a
+deployed one) with it:
+
+    client = await connect_as(stack.ws_url, TestUser("alice"))
+    pong = await client.request({"action": "ping"})
+    message = await client.next_of("message")
+
+Frames that arrive while a test waits for another type are kept, in order, for the
+next `next_of` / `next`: a presence frame never gets lost behind an ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.support.identities import TestUser
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def signed_url(ws_url: str, user: TestUser, **query_options: Any) -> str:
+    """The stage URL with the user's signed connect query (keys included by default)."""
+    return f"{ws_url}?{urlencode(user.connect_query(**query_options))}"
+
+
+async def open_socket(url: str, **options: Any) -> ClientConnection:
+    """A raw websockets connection the way API Gateway clients open one."""
+    # No proxy (localhost), no permessage-deflate (API Gateway negotiates none), and
+    # frames as large as the gateway may send.
+    return await connect(url, proxy=None, compression=None, max_size=None, **options)
+
+
+async def handshake_status(url: str) -> int:
+    """The HTTP status of a connect attempt: 101 when it opened (then closed again)."""
+    try:
+        socket = await open_socket(url)
+    except InvalidStatus as refused:
+        return refused.response.status_code
+    await socket.close()
+    return 101
+
+
+class WsClient:
+    """One user's connection, sending and receiving JSON frames."""
+
+    def __init__(self, user: TestUser, socket: ClientConnection) -> None:
+        self.user = user
+        self.socket = socket
+        self.connection_id: str | None = None  # set by those who can see the server side
+        self._inbox: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.socket.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def _read(self, timeout: float) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.socket.recv(), timeout)
+        document = json.loads(raw)
+        assert isinstance(document, dict), f"not a JSON object: {raw!r}"
+        return document
+
+    async def next(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next frame, whatever its type."""
+        if self._inbox:
+            return self._inbox.pop(0)
+        return await self._read(timeout)
+
+    async def next_of(self, frame_type: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next frame of a type; frames of other types stay queued for later."""
+        for index, frame in enumerate(self._inbox):
+            if frame.get("type") == frame_type:
+                return self._inbox.pop(index)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no {frame_type!r} frame; kept: {self._inbox}")
+            frame = await self._read(left)
+            if frame.get("type") == frame_type:
+                return frame
+            self._inbox.append(frame)
+
+    async def request(self, frame: dict[str, Any] | str, timeout: float = DEFAULT_TIMEOUT,
+                      ) -> dict[str, Any]:
+        """Send a frame and return the next frame that arrives."""
+        await self.send(frame)
+        return await self.next(timeout)
+
+    async def nothing_more(self, within: float = 0.3) -> None:
+        """Assert that no frame arrives for `within` seconds."""
+        assert not self._inbox, f"unexpected frames: {self._inbox}"
+        try:
+            frame = await asyncio.wait_for(self.socket.recv(), within)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected frame: {frame!r}")
+
+    async def closed(self, timeout: float = DEFAULT_TIMEOUT) -> tuple[int | None, str]:
+        """Wait until the server closes the connection; its close code and reason."""
+        await asyncio.wait_for(self.socket.wait_closed(), timeout)
+        received = self.socket.protocol.close_rcvd
+        return (received.code, received.reason) if received else (None, "")
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
+async def connect_as(ws_url: str, user: TestUser, **query_options: Any) -> WsClient:
+    """Connect as a user with a freshly signed query; fails if the handshake is refused."""
+    return WsClient(user, await open_socket(signed_url(ws_url, user, **query_options)))
+
+
+def message_frame(
+    sender: TestUser, recipient: TestUser, text: str, message_id: str, sent_at: int = 1
+) -> dict[str, Any]:
+    """A sendMessage frame with a real NaCl Box body (PROTOCOL.md §5)."""
+    body, nonce = sender.encrypt_for(recipient, text)
+    return {"action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
+            "body": body, "nonce": nonce, "sentAt": sent_at}
