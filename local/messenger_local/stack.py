@@ -261,9 +261,11 @@ class LocalStack:
                 await self._gateway.drain(_DRAIN_SECONDS)
             if self._server is not None:
                 await self._server.stop()
+            loop = asyncio.get_running_loop()
             if self._functions is not None:
-                self._functions.shutdown()
-            await asyncio.get_running_loop().run_in_executor(None, self._release_aws)
+                # Waits for handlers that outlived their integration timeout.
+                await loop.run_in_executor(None, self._functions.shutdown)
+            await loop.run_in_executor(None, self._release_aws)
         finally:
             self._restore_environment()
             self._forget_function_state()

@@ -182,7 +182,13 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
         gateway.spawn(_disconnect(gateway, handshake, admission, 1006, CLOSED_ABNORMALLY))
         return socket
     guard = guard_frames(transport, gateway.limits.max_frame_bytes)
-    await socket.prepare(request)
+    try:
+        await socket.prepare(request)
+    except ConnectionError:
+        # The client left during $connect: the connection opened as far as the
+        # functions know, so it closes for them too.
+        gateway.spawn(_disconnect(gateway, handshake, admission, 1006, CLOSED_ABNORMALLY))
+        raise
     connection = LiveConnection(handshake, socket, admission.authorizer, admission.principal_id)
     gateway.connections.add(connection)
     try:
