@@ -411,3 +411,16 @@ async def test_stopping_the_stack_disconnects_everyone(fake_stack: FakeStack) ->
     codes = [e["requestContext"]["disconnectStatusCode"]
              for e in fake_functions.events_of("disconnect")]
     assert codes == [1001, 1001]
+
+
+async def test_invocations_run_concurrently(fake_stack: FakeStack) -> None:
+    async with fake_stack() as stack:
+        socket = await open_socket(url_of(stack))
+        started = time.monotonic()
+        for _ in range(4):
+            await socket.send('{"action":"slow","seconds":0.4}')
+        replies = [json.loads(await asyncio.wait_for(socket.recv(), 5)) for _ in range(4)]
+        elapsed = time.monotonic() - started
+        await socket.close()
+    assert replies == [{"late": True}] * 4
+    assert elapsed < 1.2  # four at once, not one after another (1.6 s)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 
 import pytest
 
-from messenger.contract import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES
+from messenger.contract import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
 from messenger.models import b64url_encode
 from messenger_local import LocalStack
 from tests.support.identities import TestUser
@@ -288,3 +290,30 @@ async def test_sender_comes_from_the_connection_not_the_frame(
     a, b = await connect(alice), await connect(bob)
     await a.request(message_frame(alice, bob, "it's me", "msg-0011") | {"from": "carol"})
     assert (await b.next_of("message"))["from"] == "alice"
+
+
+async def test_the_largest_message_fits_one_frame(connect: Connect) -> None:
+    # Given users with the longest ids, and a body of exactly MAX_BODY_BYTES
+    sender, recipient = TestUser("s" * 64), TestUser("r" * 64)
+    a, b = await connect(sender), await connect(recipient)
+    frame = message_frame(sender, recipient, "x", "m" * 64, sent_at=2**53)
+    frame["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES))
+    assert len(json.dumps(frame).encode()) <= MAX_FRAME_BYTES
+    # Then it goes through API Gateway's frame limit, both ways
+    assert (await a.request(frame))["type"] == "ack"
+    assert (await b.next_of("message"))["body"] == frame["body"]
+
+
+async def test_each_invocation_is_logged_with_its_outcome(
+    stack: LocalStack, connect: Connect, alice: TestUser
+) -> None:
+    a = await connect(alice)
+    await a.request({"action": "dance"})
+    [logged] = stack.invocations_of("$default")
+    assert logged.outcome == "error UNKNOWN_ACTION" and logged.user == "alice"
+    assert logged.connection_id == a.connection_id
+    assert re.fullmatch(
+        rf"\d\d:\d\d:\d\d\.\d{{3}} \$default +conn={a.connection_id} user=alice  "
+        r"200 error UNKNOWN_ACTION  \d+\.\dms",
+        logged.line(),
+    )

@@ -1,0 +1,62 @@
+"""What the local stack creates in moto comes from the contract, as the stack's would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from messenger.contract import PUSH_PLATFORMS, TABLES, Env, create_table_request
+from messenger_local import EmbeddedAws, LocalStack, StackAlreadyRunning
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_tables_follow_the_contract_with_ttl(stack: LocalStack) -> None:
+    dynamodb = stack.aws.client("dynamodb")
+    for spec in TABLES:
+        name = stack.table_names[spec.env.value]
+        assert stack.environment[spec.env.value] == name
+        table = (await asyncio.to_thread(dynamodb.describe_table, TableName=name))["Table"]
+        wanted = create_table_request(spec, name)
+        assert table["KeySchema"] == wanted["KeySchema"]
+        assert sorted(a["AttributeName"] for a in table["AttributeDefinitions"]) == sorted(
+            a["AttributeName"] for a in wanted["AttributeDefinitions"]
+        )
+        ttl = await asyncio.to_thread(dynamodb.describe_time_to_live, TableName=name)
+        assert ttl["TimeToLiveDescription"] == {
+            "TimeToLiveStatus": "ENABLED", "AttributeName": spec.ttl_attribute,
+        }
+
+
+async def test_push_applications_exist_for_every_platform(stack: LocalStack) -> None:
+    sns = stack.aws.client("sns")
+    listed = await asyncio.to_thread(sns.list_platform_applications)
+    arns = {app["PlatformApplicationArn"] for app in listed["PlatformApplications"]}
+    for platform in PUSH_PLATFORMS:
+        assert stack.environment[Env(f"PUSH_APP_{platform}").value] in arns
+
+
+async def test_functions_get_lambda_like_configuration(stack: LocalStack) -> None:
+    environment = stack.environment
+    assert environment["AWS_ENDPOINT_URL"] == stack.aws_endpoint
+    assert environment["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert environment["AWS_ACCESS_KEY_ID"] == "testing"
+    assert environment["POWERTOOLS_SERVICE_NAME"] == "messenger"
+    assert environment["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert "AWS_PROFILE" not in environment
+
+
+async def test_a_second_stack_in_the_same_process_is_refused(stack: LocalStack) -> None:
+    with pytest.raises(StackAlreadyRunning):
+        await LocalStack(aws=stack.aws).start()
+    # The running one is untouched
+    assert stack.environment["CONNECTIONS_ENDPOINT"] == stack.http_url
+
+
+async def test_stopping_restores_the_environment(shared_aws: EmbeddedAws) -> None:
+    before = dict(os.environ)
+    async with LocalStack(aws=shared_aws) as stack:
+        assert os.environ["CONNECTIONS_ENDPOINT"] == stack.http_url
+    assert dict(os.environ) == before
