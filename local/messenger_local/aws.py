@@ -56,6 +56,7 @@ class EmbeddedAws:
         return f"http://{self.host}:{self._port}"
 
     def start(self) -> None:
+        """Serve moto; returns once it accepts requests."""
         # werkzeug logs every request at INFO, and adds its own handler when the
         # logger has none: that would bury the emulator's log lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -68,6 +69,7 @@ class EmbeddedAws:
         self._port = server.get_host_and_port()[1]
 
     def stop(self) -> None:
+        """Stop serving (moto's data goes with it)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -95,6 +97,7 @@ class EmbeddedAws:
         return names
 
     def delete_tables(self, names: list[str]) -> None:
+        """Drop tables a stack made on a shared server."""
         dynamodb = self.client("dynamodb")
         for name in names:
             dynamodb.delete_table(TableName=name)

@@ -37,6 +37,7 @@ def new_api_id() -> str:
 
 
 def epoch_ms() -> int:
+    """Now, in milliseconds since the epoch (connectedAt, requestTimeEpoch)."""
     return time.time_ns() // 1_000_000
 
 

@@ -146,4 +146,5 @@ class Functions:
         return Outcome(request_id, elapsed(), response=response)
 
     def shutdown(self) -> None:
+        """Wait for running handlers, then release the worker threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)

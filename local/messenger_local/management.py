@@ -23,6 +23,7 @@ def _error(status: int, error_type: str, message: str | None) -> web.Response:
 
 
 def gone() -> web.Response:
+    """410 GoneException: no open connection has that id."""
     return _error(410, "GoneException", None)
 
 

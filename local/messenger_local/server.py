@@ -56,6 +56,7 @@ class Server:
         return self._port
 
     async def start(self) -> None:
+        """Listen; `port` is the bound port afterwards."""
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -64,4 +65,5 @@ class Server:
         self._gateway.port = self._port
 
     async def stop(self) -> None:
+        """Stop listening and close what is left."""
         await self._runner.cleanup()

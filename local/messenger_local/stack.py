@@ -291,6 +291,7 @@ class LocalStack:
             self._on_invocation(invocation)
 
     def invocations_of(self, route: str) -> list[Invocation]:
+        """The invocations of one route (or "authorizer") so far, in the order they ended."""
         return [invocation for invocation in self.invocations if invocation.route == route]
 
 

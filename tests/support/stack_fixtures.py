@@ -40,7 +40,11 @@ async def stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
 
 @pytest.fixture
 async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
-    """`await connect(user, **query_options)`: a connected WsClient with its connection_id."""
+    """`await connect(user, **query_options)`: a connected WsClient with its connection_id.
+
+    The id is found as the one connection that opened meanwhile: connect one client
+    at a time (with asyncio.gather, connection_id may stay None).
+    """
     clients: list[WsClient] = []
 
     async def connect_user(user: TestUser, **query_options: Any) -> WsClient:
