@@ -367,10 +367,10 @@ async def test_idle_connection_closes_with_1001_and_disconnects(fake_stack: Fake
 
 
 async def test_frames_keep_a_connection_from_idling(fake_stack: FakeStack) -> None:
-    async with fake_stack(idle_timeout=0.4) as stack:
+    async with fake_stack(idle_timeout=0.6) as stack:
         socket = await open_socket(url_of(stack))
-        for _ in range(5):
-            await asyncio.sleep(0.2)
+        for _ in range(6):
+            await asyncio.sleep(0.15)
             await reply_to(socket, '{"action":"echo"}')
         assert len(stack.connection_ids()) == 1
         await socket.close()
