@@ -8,13 +8,14 @@ In-process API (tests, the client SDK's tests, load tests)::
         stack.ws_url            # "ws://127.0.0.1:54321/local"
         stack.connections_url   # "http://127.0.0.1:54321/local/@connections"
         stack.aws_endpoint      # "http://127.0.0.1:54322" (moto)
-        stack.table_names       # {"Users": "...", "Queue": "..."}
+        stack.table_names       # {"USERS_TABLE": "messenger-local-<apiId>-Users", ...}
+        stack.environment       # every variable the functions were given
         stack.invocations       # every Invocation so far, in the order they ended
         await stack.settled()   # until no invocation is in flight
 
 `LocalStack(...)` takes, all keyword-only: `host`, `port`, `stage`, `aws_port`, `aws`
-(an already started `EmbeddedAws` to share: faster when starting many stacks; the
-stack then creates its own uniquely named tables and deletes them at the end),
+(an already started `EmbeddedAws` to share: faster when starting many stacks; each
+stack makes its own tables, named after its random apiId, and then deletes them),
 `idle_timeout` and `max_duration` (seconds), `environment` (extra variables for the
 functions, e.g. `{"MESSAGE_TTL_SECONDS": "5"}`), `workers` (the worker pool size),
 `integration_timeout`, `routes` and `authorizer` (default: the contract's),
