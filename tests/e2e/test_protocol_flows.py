@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -11,11 +12,17 @@ import pytest
 
 from messenger.contract import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
 from messenger.models import b64url_encode
-from messenger_local import LocalStack
+from messenger_local import EmbeddedAws, LocalStack
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
 from tests.support.waiting import until
-from tests.support.ws_client import handshake_status, message_frame, signed_url
+from tests.support.ws_client import (
+    WsClient,
+    connect_as,
+    handshake_status,
+    message_frame,
+    signed_url,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -317,3 +324,32 @@ async def test_each_invocation_is_logged_with_its_outcome(
         r"200 error UNKNOWN_ACTION  \d+\.\dms",
         logged.line(),
     )
+
+
+async def test_idle_timeout_takes_a_user_offline_for_watchers(
+    shared_aws: EmbeddedAws, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a stage whose connections idle out after 0.6 s, bob connected, alice watching
+    async with LocalStack(aws=shared_aws, idle_timeout=0.6) as short_lived:
+        b = await connect_as(short_lived.ws_url, bob)
+        a = await connect_as(short_lived.ws_url, alice)
+        watching = await a.request({"action": "getPresence", "userIds": ["bob"],
+                                    "subscribe": True})
+        assert watching["users"][0]["online"] is True
+        # When bob stays silent while alice keeps sending
+        keep_alive = asyncio.create_task(_ping_every(a, 0.2))
+        try:
+            # Then API Gateway closes bob's connection, and alice hears he went offline
+            assert (await b.closed())[0] == 1001
+            offline = await a.next_of("presence")
+        finally:
+            keep_alive.cancel()
+        assert offline["users"][0]["userId"] == "bob"
+        assert offline["users"][0]["online"] is False
+        await a.close()
+
+
+async def _ping_every(client: WsClient, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await client.send({"action": "ping"})
