@@ -1,0 +1,1 @@
+"""The AWS CDK app that deploys the messenger (see README, "Deploy to AWS")."""

@@ -1,0 +1,142 @@
+"""The one Lambda code asset every function shares, built without Docker.
+
+Lambda runs the functions on arm64 Linux and pynacl (like pydantic-core) has a native
+part, so the dependencies are installed by pip for Lambda's platform and Python version
+(`--platform --only-binary --python-version`) from wheels, on whatever machine runs
+`cdk synth`. Then the `messenger` package is copied in; nothing else of the repository
+(tests, the local emulator, the client) is.
+
+Powertools is bundled (not taken from AWS's public layer): its version is the one
+functions/requirements.txt pins and the tests ran, the layer's ARN differs per region
+and release, and pydantic has to be bundled for arm64 anyway.
+
+boto3 is not bundled: the runtime's is recent enough for every call the functions make,
+and leaving it out keeps the asset a quarter of the size (botocore alone is 32 MB), which
+is less to download on every cold start. The X-Ray SDK that powertools' tracer pulls in
+depends on botocore, so pip installs the SDK anyway; bundling drops it again, or the
+bundled botocore would shadow the runtime's and run under the runtime's boto3.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
+PACKAGE = "messenger"
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+PIP_PLATFORM = "manylinux2014_aarch64"
+
+# boto3 and everything it depends on: all of it is on the Lambda runtime's own path.
+RUNTIME_PROVIDED = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "urllib3",
+    "python-dateutil",
+    "six",
+)
+_NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def runtime_python_version() -> str:
+    """"3.14" for the runtime "python3.14": what pip must resolve wheels for."""
+    return RUNTIME.name.removeprefix("python")
+
+
+def install_dependencies(target: Path) -> None:
+    """pip-install functions/requirements.txt for Lambda's platform into `target`."""
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install",
+            "--quiet", "--disable-pip-version-check", "--no-input",
+            "--requirement", str(REQUIREMENTS),
+            "--target", str(target),
+            "--platform", PIP_PLATFORM,
+            "--implementation", "cp",
+            "--python-version", runtime_python_version(),
+            "--only-binary=:all:",
+            # pip would compile bytecode for the Python running it, not Lambda's.
+            "--no-compile",
+        ],
+        check=True,
+    )
+
+
+def remove_distribution(target: Path, name: str) -> None:
+    """Delete every file pip installed for one distribution (absent ones are fine)."""
+    wanted = _normalized(name)
+    found = [
+        dist
+        for dist in importlib.metadata.distributions(path=[str(target)])
+        if _normalized(dist.metadata["Name"]) == wanted
+    ]
+    if not found:
+        return
+    for file in found[0].files or []:
+        path = (target / file).resolve()
+        if path.is_relative_to(target) and path.is_file():
+            path.unlink()
+    _prune_empty_dirs(target)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def build_asset(output_dir: Path) -> None:
+    """The whole bundle: dependencies for Lambda, minus the runtime's SDK, plus our code."""
+    output_dir = output_dir.resolve()
+    install_dependencies(output_dir)
+    for name in RUNTIME_PROVIDED:
+        remove_distribution(output_dir, name)
+    # Console scripts of the dependencies: nothing on Lambda runs them.
+    shutil.rmtree(output_dir / "bin", ignore_errors=True)
+    shutil.copytree(FUNCTIONS_DIR / PACKAGE, output_dir / PACKAGE, ignore=_NOT_SHIPPED)
+
+
+@jsii.implements(ILocalBundling)
+class PipLocalBundling:
+    """CDK local bundling: runs in the `cdk synth` process, so Docker is never needed."""
+
+    # jsii hands the BundlingOptions over as one positional argument; none matter here.
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        print(f"Bundling {PACKAGE} for {RUNTIME.name} on {PIP_PLATFORM}", file=sys.stderr)
+        build_asset(Path(output_dir))
+        return True
+
+
+def function_code() -> lambda_.Code:
+    """The code asset (create it once per stack and give it to every function)."""
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR),
+        # The hash of the bundle itself: a deploy ships new code exactly when the bundle
+        # changed, be it our code, a dependency release or this bundler.
+        asset_hash_type=AssetHashType.OUTPUT,
+        exclude=["**/__pycache__", "**/*.pyc"],
+        bundling=BundlingOptions(
+            # Only used if local bundling declined, which it never does: it fails loudly.
+            image=RUNTIME.bundling_image,
+            local=PipLocalBundling(),
+        ),
+    )

@@ -1,0 +1,349 @@
+"""The messenger on AWS: one WebSocket API, one function per route, two tables, push.
+
+Everything the functions and the emulator also know (routes, handlers, the authorizer's
+query parameters, tables, indexes, environment variable names, what each function may
+touch) is read from `messenger.contract`; this module only decides how AWS runs it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsii
+from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct, IConstruct
+
+from infra import bundling
+from infra.config import DeploymentConfig
+from infra.monitoring import Monitoring
+from infra.nag import acknowledge, flattened
+from infra.permissions import Targets, endpoint_arns_of, statements_for_all
+from messenger.contract import (
+    AUTHORIZER,
+    METRICS_NAMESPACE,
+    ROUTE_SELECTION_EXPRESSION,
+    ROUTES,
+    SERVICE_NAME,
+    TABLES,
+    Access,
+    Env,
+    TableSpec,
+)
+
+# API Gateway's own name for the route that opens a connection: the only route an
+# authorizer can guard. Every later frame travels on the connection it admitted.
+CONNECT_ROUTE = "$connect"
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """WebSocketStage takes access log settings as an interface, not a struct."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        # One JSON line per connect, frame and disconnect. No source IP and no user: the
+        # connection id ties a line to the functions' logs when someone needs to look.
+        return apigw.AccessLogFormat.custom(json.dumps({
+            "requestId": "$context.requestId",
+            "time": "$context.requestTimeEpoch",
+            "eventType": "$context.eventType",
+            "routeKey": "$context.routeKey",
+            "connectionId": "$context.connectionId",
+            "status": "$context.status",
+            "integrationStatus": "$context.integrationStatus",
+            "integrationLatency": "$context.integrationLatency",
+            "error": "$context.error.message",
+            "integrationError": "$context.integration.error",
+            "authorizerError": "$context.authorizer.error",
+        }, separators=(",", ":")))
+
+
+class MessengerStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig,
+                 **kwargs: object) -> None:
+        super().__init__(
+            scope, construct_id,
+            description=f"Serverless messenger ({config.env}): WebSocket API, Lambda, "
+                        "DynamoDB, SNS mobile push",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.config = config
+        self.tables = {spec: self._table(spec) for spec in TABLES}
+        self.push_apps = self._push_apps()
+
+        self.api = apigwv2.WebSocketApi(
+            self, "Api",
+            api_name=config.stack_name,
+            description="Messenger WebSocket API (PROTOCOL.md)",
+            route_selection_expression=ROUTE_SELECTION_EXPRESSION,
+        )
+        targets = Targets(
+            tables=self.tables,
+            connections_arn=self.format_arn(
+                service="execute-api",
+                resource=self.api.api_id,
+                resource_name=f"{config.env}/POST/@connections/*",
+            ),
+            push_apps=tuple(self.push_apps.values()),
+        )
+
+        # One asset for all functions: the same code, uploaded once.
+        code = bundling.function_code()
+        self.functions: dict[str, lambda_.Function] = {}
+        authorizer_function = self._function(
+            AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access, code, targets
+        )
+        authorizer = authorizers.WebSocketLambdaAuthorizer(
+            "ConnectAuthorizer", authorizer_function,
+            # API Gateway answers 401 itself, without invoking anything, when one is missing.
+            identity_source=[f"route.request.querystring.{name}"
+                             for name in AUTHORIZER.identity_query_params],
+        )
+        for route in ROUTES:
+            function = self._function(route.function_name, route.handler, route.access,
+                                      code, targets)
+            api_route = self.api.add_route(
+                route.key,
+                integration=integrations.WebSocketLambdaIntegration(
+                    f"{route.function_name}Integration", function
+                ),
+                authorizer=authorizer if route.key == CONNECT_ROUTE else None,
+                # Two-way: the function's returned body is sent back to the caller.
+                return_response=route.two_way,
+            )
+            if route.key != CONNECT_ROUTE:
+                acknowledge(api_route, "AwsSolutions-APIG4",
+                     "WebSocket APIs authorize on $connect only; this route runs on a "
+                     "connection the connect authorizer admitted, as its user")
+
+        self.stage = self._stage()
+        self.monitoring = Monitoring(
+            self, "Monitoring",
+            env=config.env,
+            api=self.api,
+            stage=self.stage,
+            functions=self.functions,
+            tables={spec.logical_name: table for spec, table in self.tables.items()},
+            removal_policy=config.removal_policy,
+            alarm_email=config.alarm_email,
+        )
+        self._outputs()
+
+    # --- data ---------------------------------------------------------------------
+
+    def _table(self, spec: TableSpec) -> dynamodb.TableV2:
+        def key(name: str) -> dynamodb.Attribute:
+            # Every key attribute of the contract's tables is a string.
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+        def projection(name: str) -> dynamodb.ProjectionType:
+            return dynamodb.ProjectionType[name]
+
+        for index in spec.local_indexes:
+            assert index.partition_key == spec.partition_key, "an LSI shares the table's pk"
+        return dynamodb.TableV2(
+            self, spec.logical_name,
+            partition_key=key(spec.partition_key),
+            sort_key=key(spec.sort_key),
+            # On demand: no capacity to plan, pay per request, nothing when idle.
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute=spec.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            removal_policy=self.config.removal_policy,
+            deletion_protection=self.config.deletion_protection,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=index.name,
+                    partition_key=key(index.partition_key),
+                    sort_key=key(index.sort_key) if index.sort_key else None,
+                    projection_type=projection(index.projection),
+                )
+                for index in spec.global_indexes
+            ] or None,
+            local_secondary_indexes=[
+                dynamodb.LocalSecondaryIndexProps(
+                    index_name=index.name,
+                    sort_key=key(index.sort_key or spec.sort_key),
+                    projection_type=projection(index.projection),
+                )
+                for index in spec.local_indexes
+            ] or None,
+        )
+
+    def _push_apps(self) -> dict[str, str]:
+        """Platform -> SNS platform application ARN, as given or read from SSM at deploy."""
+        apps = {}
+        for platform, source in sorted(self.config.push_apps.items()):
+            if source.startswith("/"):
+                apps[platform] = ssm.StringParameter.value_for_string_parameter(self, source)
+            else:
+                apps[platform] = source
+        return apps
+
+    # --- functions ----------------------------------------------------------------
+
+    def _environment(self, access: frozenset[Access]) -> dict[str, str]:
+        environment = {spec.env.value: self.tables[spec].table_name for spec in TABLES}
+        environment[Env.MESSAGE_TTL_SECONDS.value] = str(self.config.message_ttl_seconds)
+        environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
+        environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
+        if Access.PUSH in access:
+            for platform, arn in self.push_apps.items():
+                environment[Env[f"PUSH_APP_{platform}"].value] = arn
+        return environment
+
+    def _function(self, name: str, handler: str, access: frozenset[Access],
+                  code: lambda_.Code, targets: Targets) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{name}Logs",
+            retention=self.config.log_retention,
+            removal_policy=self.config.removal_policy,
+        )
+        # A role of its own per function, without AWS's managed basic-execution policy
+        # (which may write to any log group): its own log group, then its declared needs.
+        role = iam.Role(self, f"{name}Role",
+                        assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+                        description=f"Messenger {name} function")
+        role.add_to_policy(iam.PolicyStatement(
+            sid="OwnLogGroup",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            # The log group's ARN attribute ends in ":*", which covers its streams.
+            resources=[log_group.log_group_arn],
+        ))
+        for statement in statements_for_all(access, targets):
+            role.add_to_policy(statement)
+
+        function = lambda_.Function(
+            # Not `name` itself: a construct called "Default" would become the stack's
+            # default child. The logical id is `name` again (below).
+            self, f"{name}Function",
+            description=f"Messenger {name} ({handler})",
+            runtime=bundling.RUNTIME,
+            architecture=bundling.ARCHITECTURE,
+            code=code,
+            handler=handler,
+            role=role,
+            memory_size=self.config.memory_mb,
+            timeout=self.config.timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment=self._environment(access),
+        )
+        # The contract's function name as the logical id, so the deployed name reads
+        # "Messenger-dev-SendMessage-<suffix>" and tests find the function by it.
+        cfn_function = function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.override_logical_id(name)
+        self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access, targets)
+        self.functions[name] = function
+        return function
+
+    def _acknowledge_wildcards(self, policy: IConstruct, access: frozenset[Access],
+                               targets: Targets) -> None:
+        """The three wildcards a function policy may hold, each for a reason of its own."""
+        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]",
+                    "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level "
+                    "permissions; Lambda adds them for active tracing")
+        if Access.POST_TO_CONNECTION in access:
+            acknowledge(
+                policy, f"AwsSolutions-IAM5[Resource::{flattened(self, targets.connections_arn)}]",
+                "API Gateway names each connection when it opens; the grant is POST to the "
+                "@connections of this API and stage only",
+            )
+        if Access.PUSH in access:
+            for arn in targets.push_apps:
+                endpoints = flattened(self, endpoint_arns_of(arn))
+                acknowledge(
+                    policy, f"AwsSolutions-IAM5[Resource::{endpoints}]",
+                    "SNS makes one platform endpoint per device at run time; the grant covers "
+                    "the endpoints of this platform application only",
+                )
+
+    # --- API stage ----------------------------------------------------------------
+
+    def _stage(self) -> apigwv2.WebSocketStage:
+        access_logs = logs.LogGroup(
+            self, "AccessLogs",
+            retention=self.config.log_retention,
+            removal_policy=self.config.removal_policy,
+        )
+        stage = apigwv2.WebSocketStage(
+            self, "Stage",
+            web_socket_api=self.api,
+            stage_name=self.config.env,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=self.config.throttle_rate,
+                burst_limit=self.config.throttle_burst,
+            ),
+            detailed_metrics_enabled=True,
+            access_log_settings=_AccessLogs(access_logs),
+        )
+        # Execution logs for failures only, and never the frames themselves (DataTrace).
+        cfn_stage = stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        cfn_stage.add_property_override("DefaultRouteSettings.LoggingLevel", "ERROR")
+        cfn_stage.add_property_override("DefaultRouteSettings.DataTraceEnabled", False)
+        if self.config.api_gateway_logs_role:
+            stage.node.add_dependency(self._api_gateway_account())
+        return stage
+
+    def _api_gateway_account(self) -> apigw.CfnAccount:
+        """The account-wide role through which API Gateway writes logs (one per region)."""
+        role = iam.Role(
+            self, "ApiGatewayLogsRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AmazonAPIGatewayPushToCloudWatchLogs")],
+        )
+        # Every API in the region logs through it: deleting this stack must not cut
+        # them off, so it stays behind (as with CDK's RestApi).
+        role.apply_removal_policy(RemovalPolicy.RETAIN)
+        acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                   "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+             "The account-wide API Gateway logging role serves every API in the region; "
+             "this AWS-managed policy is the one AWS documents for it")
+        return apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+
+    # --- outputs ------------------------------------------------------------------
+
+    def _outputs(self) -> None:
+        dashboard = self.monitoring.dashboard.dashboard_name
+        outputs = {
+            "WebSocketUrl": (self.stage.url, "Clients connect here (PROTOCOL.md §1)"),
+            "ConnectionsUrl": (self.stage.callback_url, "The @connections management API"),
+            "DashboardName": (dashboard, "CloudWatch dashboard"),
+            "DashboardUrl": (
+                f"https://console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"
+                f"#dashboards/dashboard/{dashboard}",
+                "CloudWatch dashboard in the console",
+            ),
+            "AlarmTopicArn": (self.monitoring.topic.topic_arn,
+                              "Subscribe here to receive the alarms"),
+        }
+        for spec, table in self.tables.items():
+            outputs[f"{spec.logical_name}TableName"] = (table.table_name,
+                                                        f"DynamoDB table ({spec.env.value})")
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description)
+
