@@ -1,0 +1,365 @@
+"""The WebSocket's life: connect, keep alive, reconnect, hand every frame to the client.
+
+API Gateway closes a connection after 10 idle minutes and after 2 hours whatever
+happens, and networks drop. So a `Connection` is a loop that never gives up until
+stopped: it opens a socket with a freshly signed URL, pings when it has been quiet,
+replaces the socket before the 2-hour limit (make before break: the new socket opens
+before the old one closes, so watchers see no offline blip), and after any loss
+reconnects with a jittered exponential backoff. Each open socket is a `Session`; the
+client runs `on_open` (sync, presence subscriptions, outbox) for every new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from messenger.contract import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+from messenger_client.errors import HandshakeRefused, NotConnected
+
+log = logging.getLogger(__name__)
+
+# API Gateway ends every connection after 2 hours; we move to a new one 10 minutes before.
+GATEWAY_MAX_CONNECTION_SECONDS = 2 * 3600
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """Timings of the connection's life (seconds). Tests shorten them."""
+
+    open_timeout: float = 10.0
+    # Ping when nothing was sent for this long: well inside the 10-minute idle limit.
+    ping_interval: float = IDLE_TIMEOUT_SECONDS * 0.4
+    # A ping unanswered for this long means the network is gone without a close.
+    pong_timeout: float = 30.0
+    max_age: float = GATEWAY_MAX_CONNECTION_SECONDS - 600
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    close_timeout: float = 2.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float,
+                  rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): "equal jitter".
+
+    Half of the capped exponential step is fixed, the other half random, so clients
+    that lost the server together do not all come back at the same instant, and no
+    one retries in a tight loop.
+    """
+    step = min(cap, base * 2 ** min(attempt, 32))
+    return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"  # lost or refused: reconnecting after `retry_in` seconds
+    CLOSED = "closed"  # stopped by us
+
+
+@dataclass(frozen=True)
+class ConnectionStatus:
+    state: ConnectionState
+    retry_in: float | None = None
+    error: str | None = None
+
+
+@dataclass(eq=False)
+class Session:
+    """One open socket. `ended` resolves when it closes or a newer session replaces it."""
+
+    socket: ClientConnection
+    number: int
+    opened_at: float
+    last_sent: float
+    ping_sent_at: float | None = None
+    reader: asyncio.Task[None] | None = None
+    ended: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+class Connection:
+    """A self-healing connection to one server, for one identity."""
+
+    def __init__(
+        self,
+        server_url: str,
+        signed_url: Callable[[], str],
+        *,
+        on_frame: Callable[[dict[str, Any]], None],
+        on_open: Callable[[Session], Awaitable[None]],
+        on_status: Callable[[ConnectionStatus], None],
+        policy: ConnectionPolicy | None = None,
+    ) -> None:
+        self.server_url = server_url
+        self._signed_url = signed_url
+        self._on_frame = on_frame
+        self._on_open = on_open
+        self._on_status = on_status
+        self.policy = policy or ConnectionPolicy()
+        self._status = ConnectionStatus(ConnectionState.CLOSED)
+        self._session: Session | None = None
+        self._sessions_opened = 0
+        self._last_error: Exception | None = None
+        self._attempts = 0
+        self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._next_switch_at = 0.0
+
+    # --- what the client sees ----------------------------------------------------------
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    @property
+    def session(self) -> Session | None:
+        """The open session, if any."""
+        return self._session
+
+    def start(self) -> None:
+        """Start connecting in the background (and keep connected until `stop`)."""
+        if self._runner is None:
+            self._stopping.clear()
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Close the socket and stop reconnecting."""
+        self._stopping.set()
+        session = self._session
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.socket.close(), self.policy.close_timeout)
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._set_status(ConnectionStatus(ConnectionState.CLOSED))
+
+    async def wait_open(self, timeout: float) -> Session:
+        """The open session; raises HandshakeRefused at once when the server said no,
+        NotConnected if no connection opened within `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._session is not None:
+                return self._session
+            if isinstance(self._last_error, HandshakeRefused):
+                raise self._last_error
+            left = deadline - loop.time()
+            if left <= 0:
+                reason = f": {self._last_error}" if self._last_error else ""
+                raise NotConnected(f"cannot connect to {self.server_url}{reason}")
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+
+    async def wait_session(self) -> Session:
+        """The open session, waiting as long as it takes (reconnecting meanwhile)."""
+        while self._session is None:
+            await self._changed.wait()
+        return self._session
+
+    async def send(self, frame: dict[str, Any] | str) -> Session:
+        """Send one frame on the open session (NotConnected if there is none)."""
+        session = self._session
+        if session is None:
+            raise NotConnected(f"not connected to {self.server_url}")
+        text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
+        if len(text.encode()) > MAX_FRAME_BYTES:
+            # Callers check their own sizes; this only guards the protocol's promise.
+            raise ValueError(f"frame of {len(text.encode())} bytes is over {MAX_FRAME_BYTES}")
+        try:
+            await session.socket.send(text)
+        except ConnectionClosed:
+            raise NotConnected(f"connection to {self.server_url} closed") from None
+        session.last_sent = asyncio.get_running_loop().time()
+        return session
+
+    def drop(self) -> None:
+        """Abort the socket at once, as a network failure would; the loop reconnects."""
+        session = self._session
+        if session is not None:
+            session.socket.transport.abort()
+
+    # --- the loop --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
+            try:
+                socket = await self._open_socket()
+            except (HandshakeRefused, NotConnected) as error:
+                self._last_error = error
+            else:
+                self._last_error = None
+                self._attempts = 0
+                self._install(socket)
+                await self._serve()
+                if self._stopping.is_set():
+                    break
+            delay = backoff_delay(self._attempts, self.policy.backoff_base,
+                                  self.policy.backoff_cap)
+            self._attempts += 1
+            error_text = str(self._last_error) if self._last_error else "connection lost"
+            log.info("offline (%s); reconnecting in %.1fs", error_text, delay)
+            self._set_status(ConnectionStatus(ConnectionState.OFFLINE, delay, error_text))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _open_socket(self) -> ClientConnection:
+        url = self._signed_url()
+        host = urlsplit(url).hostname or ""
+        options: dict[str, Any] = {}
+        if host in _LOOPBACK_HOSTS:
+            options["proxy"] = None  # a local stack is never behind a proxy
+        try:
+            return await connect(
+                url,
+                open_timeout=self.policy.open_timeout,
+                close_timeout=self.policy.close_timeout,
+                # The protocol has its own ping frame, which is what API Gateway's idle
+                # timer counts; WebSocket control pings are not needed.
+                ping_interval=None,
+                # API Gateway negotiates no compression; its largest message is 128 KB.
+                compression=None,
+                max_size=MAX_MESSAGE_BYTES,
+                **options,
+            )
+        except InvalidStatus as refused:
+            status = refused.response.status_code
+            if status in (401, 403):
+                raise HandshakeRefused(status) from None
+            raise NotConnected(f"the server answered HTTP {status}") from None
+        except (OSError, TimeoutError, WebSocketException) as error:
+            raise NotConnected(str(error) or type(error).__name__) from None
+
+    def _install(self, socket: ClientConnection) -> Session:
+        """Make a freshly opened socket the current session and announce it."""
+        now = asyncio.get_running_loop().time()
+        self._sessions_opened += 1
+        session = Session(socket, self._sessions_opened, opened_at=now, last_sent=now)
+        session.reader = asyncio.get_running_loop().create_task(self._read(session))
+        previous, self._session = self._session, session
+        if previous is not None:
+            previous.end()
+        self._next_switch_at = now + self.policy.max_age
+        self._set_status(ConnectionStatus(ConnectionState.ONLINE))
+        self._spawn(self._opened(session))
+        return session
+
+    async def _opened(self, session: Session) -> None:
+        try:
+            await self._on_open(session)
+        except NotConnected:
+            pass  # lost again already: the next session runs on_open anew
+        except Exception:
+            log.exception("setting up the new connection failed")
+
+    async def _read(self, session: Session) -> None:
+        try:
+            async for raw in session.socket:
+                session.ping_sent_at = None  # anything at all proves the link is alive
+                try:
+                    frame = json.loads(raw)
+                except ValueError:
+                    log.warning("ignored a frame that is not JSON")
+                    continue
+                if isinstance(frame, dict):
+                    self._on_frame(frame)
+                else:
+                    log.warning("ignored a frame that is not a JSON object")
+        except ConnectionClosed:
+            pass
+        finally:
+            session.end()
+
+    async def _serve(self) -> None:
+        """Keep the session (and those replacing it) alive until it ends or we stop."""
+        loop = asyncio.get_running_loop()
+        tick = min(1.0, self.policy.ping_interval / 4)
+        stopping = loop.create_task(self._stopping.wait())
+        try:
+            while True:
+                current = self._session
+                if current is None or current.reader is None:
+                    return
+                await asyncio.wait({current.reader, stopping}, timeout=tick,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done() or current.reader.done():
+                    return
+                await self._keep_alive(current, loop.time())
+        finally:
+            stopping.cancel()
+            if self._session is not None:
+                self._session.end()
+            self._session = None
+
+    async def _keep_alive(self, session: Session, now: float) -> None:
+        if session.ping_sent_at is not None:
+            if now - session.ping_sent_at > self.policy.pong_timeout:
+                log.info("no answer to ping for %.0fs: dropping the connection",
+                         self.policy.pong_timeout)
+                session.socket.transport.abort()
+            return
+        if now - session.last_sent >= self.policy.ping_interval:
+            with contextlib.suppress(NotConnected):
+                await self.send({"action": "ping"})
+                session.ping_sent_at = now
+        if now >= self._next_switch_at:
+            await self._replace(session)
+
+    async def _replace(self, old: Session) -> None:
+        """Open a new connection before the old one reaches API Gateway's 2-hour limit."""
+        try:
+            socket = await self._open_socket()
+        except (HandshakeRefused, NotConnected) as error:
+            # Keep the old one while it lasts; try again a little later.
+            self._next_switch_at = asyncio.get_running_loop().time() + self.policy.backoff_cap
+            log.info("could not open a replacement connection yet: %s", error)
+            return
+        log.info("replacing a connection %.0fs old", asyncio.get_running_loop().time()
+                 - old.opened_at)
+        self._install(socket)
+        # The old socket may still carry frames meant for us: its reader keeps reading
+        # them until the close handshake is done.
+        self._spawn(old.socket.close())
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _set_status(self, status: ConnectionStatus) -> None:
+        if status == self._status:
+            return
+        self._status = status
+        self._changed.set()
+        self._changed = asyncio.Event()
+        self._on_status(status)

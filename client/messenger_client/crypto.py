@@ -1,0 +1,96 @@
+"""The client's cryptography: the signed connect query (PROTOCOL.md §1) and NaCl Box (§5)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from nacl.bindings import crypto_box_BOXZEROBYTES, crypto_box_ZEROBYTES
+from nacl.exceptions import CryptoError
+from nacl.public import Box
+from nacl.utils import random as random_bytes
+
+from messenger.contract import BOX_NONCE_BYTES, CONNECT_SIGNING_PREFIX, MAX_BODY_BYTES
+from messenger.models import b64url_decode, b64url_encode
+from messenger_client.errors import MessageTooLong, UnreadableMessage
+from messenger_client.keystore import Identity, PeerKeys
+
+# What Box adds to a plaintext: the 16-byte Poly1305 tag.
+BOX_OVERHEAD_BYTES = crypto_box_ZEROBYTES - crypto_box_BOXZEROBYTES
+# 32 random bytes: 43 characters of [A-Za-z0-9_-], inside CONNECT_NONCE_PATTERN (16-64).
+_CONNECT_NONCE_BYTES = 32
+
+
+def connect_message(user_id: str, ts: str, nonce: str) -> bytes:
+    """The bytes signed to connect: PROTOCOL.md §1."""
+    return f"{CONNECT_SIGNING_PREFIX}\n{user_id}\n{ts}\n{nonce}".encode()
+
+
+def connect_query(identity: Identity, now: float, nonce: str | None = None) -> dict[str, str]:
+    """A freshly signed connect query, public keys included.
+
+    The keys register the user on the first connect; sending them every time is
+    allowed (identical keys are accepted) and re-registers us on a server that lost
+    its users, as a restarted local stack does.
+    """
+    ts = str(int(now))
+    nonce = nonce or secrets.token_urlsafe(_CONNECT_NONCE_BYTES)
+    signature = identity.signing_key.sign(connect_message(identity.user_id, ts, nonce)).signature
+    keys = identity.public_keys
+    return {
+        "userId": identity.user_id,
+        "ts": ts,
+        "nonce": nonce,
+        "sig": b64url_encode(signature),
+        "signKey": keys.sign_key,
+        "boxKey": keys.box_key,
+    }
+
+
+def signed_url(server_url: str, identity: Identity, now: float) -> str:
+    """The stage URL with a signed query: good once, within the server's time window."""
+    separator = "&" if "?" in server_url else "?"
+    return f"{server_url}{separator}{urlencode(connect_query(identity, now))}"
+
+
+def encode_plaintext(text: str) -> bytes:
+    """The plaintext of PROTOCOL.md §5, checked to fit in one frame once encrypted."""
+    plaintext = json.dumps({"text": text}, ensure_ascii=False, separators=(",", ":")).encode()
+    body_bytes = len(plaintext) + BOX_OVERHEAD_BYTES
+    if body_bytes > MAX_BODY_BYTES:
+        raise MessageTooLong(body_bytes)
+    return plaintext
+
+
+def decode_plaintext(plaintext: bytes) -> str:
+    """The text of a decrypted body; UnreadableMessage if it is not our JSON."""
+    try:
+        document: Any = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise UnreadableMessage("the plaintext is not UTF-8 JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("text"), str):
+        raise UnreadableMessage("the plaintext has no text")
+    text: str = document["text"]
+    return text
+
+
+def seal(identity: Identity, recipient: PeerKeys, plaintext: bytes) -> tuple[str, str]:
+    """(body, nonce), base64url: a NaCl Box from us to the recipient, with a fresh nonce."""
+    nonce = random_bytes(BOX_NONCE_BYTES)
+    box = Box(identity.box_private_key, recipient.box_public_key)
+    return b64url_encode(box.encrypt(plaintext, nonce).ciphertext), b64url_encode(nonce)
+
+
+def open_sealed(identity: Identity, sender: PeerKeys, body: str, nonce: str) -> bytes:
+    """Decrypt a body from the sender whose keys we pinned.
+
+    Box is authenticated: a body that opens proves it was made with the sender's
+    private box key (and ours), so this also verifies who sent it.
+    """
+    try:
+        box = Box(identity.box_private_key, sender.box_public_key)
+        return box.decrypt(b64url_decode(body), b64url_decode(nonce))
+    except (CryptoError, ValueError):
+        raise UnreadableMessage(f"does not open with the pinned key of {sender.user_id}") from None

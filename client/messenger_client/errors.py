@@ -1,0 +1,121 @@
+"""Everything the SDK raises, in one place: callers catch `MessengerError` or a precise one.
+
+No message here ever contains a key, a signature or a plaintext.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from messenger.contract import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from messenger_client.keystore import PeerKeys
+
+
+class MessengerError(Exception):
+    """Base of the SDK's errors."""
+
+
+# --- the keystore ---------------------------------------------------------------------
+
+
+class KeystoreError(MessengerError):
+    """The keystore is missing, unreadable, malformed or unsafe."""
+
+
+class ProfileNotFound(KeystoreError):
+    """No identity in this profile yet: `messenger init` creates one."""
+
+
+class ProfileExists(KeystoreError):
+    """`init` on a profile that already holds an identity: keys are never overwritten."""
+
+
+class UnsafePermissions(KeystoreError):
+    """A keystore file or directory that other users could read: refused."""
+
+
+class KeyChanged(MessengerError):
+    """A peer's public keys are not the ones we pinned: refused until re-verified."""
+
+    def __init__(self, user_id: str, pinned: PeerKeys, offered: PeerKeys) -> None:
+        super().__init__(
+            f"the keys of {user_id!r} CHANGED: pinned safety number {pinned.fingerprint()}, "
+            f"the server now gives {offered.fingerprint()}. Nothing was sent. Compare the new "
+            f"number with {user_id} in person or by another channel; if it matches, run "
+            f"`messenger trust {user_id} --fingerprint '<the number>'`"
+        )
+        self.user_id = user_id
+        self.pinned = pinned
+        self.offered = offered
+
+
+class FingerprintMismatch(MessengerError, ValueError):
+    """`trust` with a safety number that is not the one of the keys the server holds now."""
+
+    def __init__(self, user_id: str, actual: str) -> None:
+        super().__init__(
+            f"that safety number does not match the keys the server has for {user_id!r} "
+            f"({actual}): nothing was trusted"
+        )
+        self.user_id = user_id
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+class MessageTooLong(MessengerError, ValueError):
+    """A text whose ciphertext would not fit in one frame: refused before sending."""
+
+    def __init__(self, body_bytes: int) -> None:
+        over = body_bytes - MAX_BODY_BYTES
+        super().__init__(
+            f"message too long: {body_bytes:,} bytes once encrypted, the limit is "
+            f"{MAX_BODY_BYTES:,} bytes per message ({over:,} too many); "
+            "split it into several messages"
+        )
+        self.body_bytes = body_bytes
+
+
+class UnreadableMessage(MessengerError, ValueError):
+    """A body that does not open with the sender's pinned key, or is not our plaintext."""
+
+
+# --- the connection and the server -----------------------------------------------------
+
+
+class NotConnected(MessengerError):
+    """No open connection right now (the SDK keeps reconnecting in the background)."""
+
+
+class HandshakeRefused(NotConnected):
+    """The server refused the connect handshake (HTTP 401 or 403)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(
+            f"the server refused the connection (HTTP {status_code}): the user id may be "
+            "taken by other keys, or this machine's clock is off by more than 5 minutes"
+        )
+        self.status_code = status_code
+
+
+class RequestFailed(MessengerError):
+    """The server answered a frame with an `error` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.server_message = message
+
+
+class UnknownUser(RequestFailed):
+    """No such user on this server (`UNKNOWN_USER` / `UNKNOWN_RECIPIENT`)."""
+
+    def __init__(self, user_id: str, code: str = "UNKNOWN_USER") -> None:
+        super().__init__(code, f"no user {user_id!r} on this server")
+        self.user_id = user_id
+
+
+class SendRefused(RequestFailed):
+    """The server refused a message for good; it left the outbox as `failed`."""

@@ -1,0 +1,328 @@
+"""The local history (SQLite, one file per profile): the client is the source of truth.
+
+The server forgets a message once it is acknowledged, so everything a person can see
+again lives here: conversations, messages with their status, the outbox (the exact
+frame of every message not yet acknowledged by the server), and what could not be
+read. Nothing here is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    sender         TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    peer           TEXT NOT NULL,            -- the other person in the conversation
+    outgoing       INTEGER NOT NULL,
+    text           TEXT NOT NULL,
+    sent_at        INTEGER NOT NULL,         -- the sender's clock (ms): the display order
+    server_ts      INTEGER,                  -- when the server stored it, once known
+    status         TEXT NOT NULL,
+    seen_reported  INTEGER NOT NULL DEFAULT 0,  -- incoming: markSeen went out
+    frame          TEXT,                     -- outgoing, until acked: the frame to resend
+    error          TEXT,                     -- outgoing and failed: why
+    stored_at      INTEGER NOT NULL,
+    PRIMARY KEY (sender, message_id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (peer, sent_at, message_id);
+CREATE INDEX IF NOT EXISTS messages_by_status ON messages (status);
+CREATE TABLE IF NOT EXISTS rejected (
+    sender      TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    sent_at     INTEGER,
+    reason      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (sender, message_id)
+);
+"""
+
+
+class MessageStatus(StrEnum):
+    """Outgoing: pending → sent → delivered → seen (or failed). Incoming: received → seen."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    SEEN = "seen"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+
+# Receipts and acks may arrive in any order (a `delivered` receipt can beat the `ack`
+# of a resend): a status only ever moves forward.
+_OUTGOING_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1,
+                  MessageStatus.DELIVERED: 2, MessageStatus.SEEN: 3}
+_RANK_SQL = "CASE status " + " ".join(
+    f"WHEN '{status.value}' THEN {rank}" for status, rank in _OUTGOING_RANK.items()
+) + " ELSE 99 END"
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message of a conversation, as the history holds it."""
+
+    peer: str
+    sender: str
+    message_id: str
+    text: str
+    sent_at: int
+    status: MessageStatus
+    outgoing: bool
+    server_ts: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A message the server has not acknowledged yet, and the exact frame that carries it."""
+
+    message_id: str
+    peer: str
+    frame: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    peer: str
+    last_sent_at: int
+    messages: int
+    unread: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A message we were sent but could not read (its text is unknown, by nature)."""
+
+    sender: str
+    message_id: str
+    sent_at: int | None
+    reason: str
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class HistoryStore:
+    """The profile's SQLite history. `me` is our user id (the sender of outgoing messages)."""
+
+    def __init__(self, path: Path | str, me: str) -> None:
+        self.me = me
+        if str(path) != ":memory:":
+            # Created 0600 before SQLite opens it: the history is as private as the keys.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Two processes may share a profile (`read --watch` and `send`): WAL and a busy
+        # timeout let them take turns instead of failing.
+        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- messages -------------------------------------------------------------------
+
+    def add_outgoing(self, peer: str, message_id: str, text: str, sent_at: int,
+                     frame: str) -> StoredMessage:
+        """Record a message we are about to send, with its frame, as pending (the outbox)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO messages (sender, message_id, peer, outgoing, text, sent_at,"
+                " status, frame, stored_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (self.me, message_id, peer, text, sent_at, MessageStatus.PENDING, frame,
+                 _now_ms()),
+            )
+        return StoredMessage(peer, self.me, message_id, text, sent_at,
+                             MessageStatus.PENDING, outgoing=True)
+
+    def add_incoming(self, sender: str, message_id: str, text: str, sent_at: int,
+                     server_ts: int | None) -> bool:
+        """Store a received message; False if `(sender, message_id)` is already here."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
+                " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                (sender, message_id, sender, text, sent_at, server_ts, MessageStatus.RECEIVED,
+                 _now_ms()),
+            )
+        return cursor.rowcount == 1
+
+    def has_message(self, sender: str, message_id: str) -> bool:
+        """Whether we hold `(sender, message_id)`, read or rejected: duplicates are dropped."""
+        row = self._db.execute(
+            "SELECT 1 FROM messages WHERE sender = ? AND message_id = ?"
+            " UNION ALL SELECT 1 FROM rejected WHERE sender = ? AND message_id = ?",
+            (sender, message_id, sender, message_id),
+        ).fetchone()
+        return row is not None
+
+    def get(self, sender: str, message_id: str) -> StoredMessage | None:
+        row = self._db.execute(
+            "SELECT * FROM messages WHERE sender = ? AND message_id = ?", (sender, message_id)
+        ).fetchone()
+        return _message(row) if row else None
+
+    def history(self, peer: str, limit: int | None = None) -> list[StoredMessage]:
+        """A conversation in display order (sentAt, then messageId), the latest `limit`."""
+        query = "SELECT * FROM messages WHERE peer = ? ORDER BY sent_at DESC, message_id DESC"
+        parameters: tuple[object, ...] = (peer,)
+        if limit is not None:
+            query += " LIMIT ?"
+            parameters += (limit,)
+        return [_message(row) for row in reversed(self._db.execute(query, parameters).fetchall())]
+
+    def conversations(self) -> list[Conversation]:
+        """Every conversation, the most recent first."""
+        rows = self._db.execute(
+            "SELECT peer, MAX(sent_at) AS last_sent_at, COUNT(*) AS messages,"
+            " SUM(outgoing = 0 AND status = ?) AS unread"
+            " FROM messages GROUP BY peer ORDER BY last_sent_at DESC",
+            (MessageStatus.RECEIVED,),
+        ).fetchall()
+        return [Conversation(row["peer"], row["last_sent_at"], row["messages"], row["unread"])
+                for row in rows]
+
+    def last_sent_at(self) -> int:
+        """The latest sentAt we gave a message (to keep ours strictly increasing)."""
+        row = self._db.execute(
+            "SELECT MAX(sent_at) FROM messages WHERE sender = ?", (self.me,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    # --- the outbox and status --------------------------------------------------------
+
+    def next_pending(self) -> OutboxEntry | None:
+        """The oldest message the server has not acknowledged: sent one at a time, in order."""
+        row = self._db.execute(
+            "SELECT message_id, peer, frame FROM messages WHERE sender = ? AND status = ?"
+            " ORDER BY rowid LIMIT 1",
+            (self.me, MessageStatus.PENDING),
+        ).fetchone()
+        return OutboxEntry(row["message_id"], row["peer"], row["frame"]) if row else None
+
+    def mark_sent(self, message_id: str, server_ts: int | None) -> bool:
+        """The server's `ack`: the message is stored there. False if it was not pending."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET status = ?, server_ts = ?, frame = NULL"
+                " WHERE sender = ? AND message_id = ? AND status = ?",
+                (MessageStatus.SENT, server_ts, self.me, message_id, MessageStatus.PENDING),
+            )
+        return cursor.rowcount == 1
+
+    def mark_failed(self, message_id: str, error: str) -> bool:
+        """The server refused the message for good: it leaves the outbox."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET status = ?, error = ?, frame = NULL"
+                " WHERE sender = ? AND message_id = ? AND status = ?",
+                (MessageStatus.FAILED, error, self.me, message_id, MessageStatus.PENDING),
+            )
+        return cursor.rowcount == 1
+
+    def apply_receipt(self, peer: str, message_ids: Iterable[str],
+                      status: MessageStatus) -> list[str]:
+        """Move our messages to `peer` forward to `status`; the ids that changed."""
+        rank = _OUTGOING_RANK[status]
+        changed: list[str] = []
+        with self._transaction() as db:
+            for message_id in dict.fromkeys(message_ids):
+                cursor = db.execute(
+                    f"UPDATE messages SET status = ?, frame = NULL WHERE sender = ? AND"
+                    f" message_id = ? AND peer = ? AND {_RANK_SQL} < ?",
+                    (status, self.me, message_id, peer, rank),
+                )
+                if cursor.rowcount:
+                    changed.append(message_id)
+        return changed
+
+    # --- seen -----------------------------------------------------------------------
+
+    def mark_read(self, peer: str) -> list[str]:
+        """Mark every received message from `peer` seen; their ids (markSeen to send)."""
+        with self._transaction() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT message_id FROM messages WHERE sender = ? AND outgoing = 0"
+                " AND status = ? ORDER BY sent_at, message_id",
+                (peer, MessageStatus.RECEIVED),
+            )]
+            db.execute(
+                "UPDATE messages SET status = ? WHERE sender = ? AND outgoing = 0 AND status = ?",
+                (MessageStatus.SEEN, peer, MessageStatus.RECEIVED),
+            )
+        return ids
+
+    def unreported_seen(self) -> dict[str, list[str]]:
+        """Messages read here whose `markSeen` has not gone out yet, by sender."""
+        pending: dict[str, list[str]] = {}
+        for row in self._db.execute(
+            "SELECT sender, message_id FROM messages WHERE outgoing = 0 AND status = ?"
+            " AND seen_reported = 0 ORDER BY sent_at, message_id",
+            (MessageStatus.SEEN,),
+        ):
+            pending.setdefault(row["sender"], []).append(row["message_id"])
+        return pending
+
+    def mark_seen_reported(self, sender: str, message_ids: Iterable[str]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE messages SET seen_reported = 1 WHERE sender = ? AND message_id = ?",
+                [(sender, message_id) for message_id in message_ids],
+            )
+
+    # --- what could not be read ---------------------------------------------------------
+
+    def add_rejected(self, sender: str, message_id: str, sent_at: int | None,
+                     reason: str) -> bool:
+        """Remember a message that did not open (no text: there is none we could trust)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO rejected (sender, message_id, sent_at, reason, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (sender, message_id, sent_at, reason, _now_ms()),
+            )
+        return cursor.rowcount == 1
+
+    def rejected(self, sender: str | None = None) -> list[Rejection]:
+        query = "SELECT * FROM rejected"
+        parameters: tuple[str, ...] = ()
+        if sender is not None:
+            query += " WHERE sender = ?"
+            parameters = (sender,)
+        return [Rejection(row["sender"], row["message_id"], row["sent_at"], row["reason"])
+                for row in self._db.execute(query + " ORDER BY at", parameters)]
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    return StoredMessage(
+        peer=row["peer"],
+        sender=row["sender"],
+        message_id=row["message_id"],
+        text=row["text"],
+        sent_at=row["sent_at"],
+        status=MessageStatus(row["status"]),
+        outgoing=bool(row["outgoing"]),
+        server_ts=row["server_ts"],
+        error=row["error"],
+    )
