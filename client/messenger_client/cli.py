@@ -1,18 +1,380 @@
-"""The `messenger` command. `messenger local` starts the local stack (messenger_local)."""
+"""The `messenger` command: the SDK from a terminal. `messenger local` starts the local stack.
+
+    messenger --profile alice init                 create alice's keys (once)
+    messenger --profile alice send bob "hi"        exit 0 once the server has stored it
+    messenger --profile bob read [--watch]         print new messages, ack them
+    messenger --profile alice chat bob             an interactive chat
+
+Exit codes: 0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user,
+5 a peer's keys changed (re-verify before anything more is sent to them).
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from messenger_client.client import MessengerClient
+from messenger_client.connection import ConnectionState
+from messenger_client.errors import (
+    HandshakeRefused,
+    KeyChanged,
+    MessengerError,
+    NotConnected,
+    UnknownUser,
+)
+from messenger_client.events import (
+    ConnectionChanged,
+    Event,
+    EventStream,
+    MessageAdded,
+    MessageRejected,
+    Presence,
+    PresenceChanged,
+)
+from messenger_client.keystore import HOME_ENV, Profile
+from messenger_client.store import STATUS_MARKS, HistoryStore, MessageStatus, StoredMessage
+
+SERVER_ENV = "MESSENGER_SERVER"
+PROFILE_ENV = "MESSENGER_PROFILE"
+DEFAULT_SERVER = "ws://127.0.0.1:8080/local"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NO_CONNECTION = 3
+EXIT_UNKNOWN_USER = 4
+EXIT_KEY_CHANGED = 5
+
+
+
+class CommandError(Exception):
+    """A failure worth one clear line on stderr, and its exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --- arguments ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Global options are accepted before or after the command (`messenger send bob hi
+    # --profile alice`); SUPPRESS keeps a subcommand's unset copy from hiding the global.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", default=argparse.SUPPRESS, metavar="URL",
+                        help=f"the WebSocket URL (${SERVER_ENV}, default {DEFAULT_SERVER})")
+    common.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
+                        help=f"whose keys and history to use (${PROFILE_ENV})")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log the connection's life on stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="messenger", parents=[common],
+        description="An end-to-end encrypted 1:1 messenger. Keys and history stay on this "
+                    f"machine (${HOME_ENV}, or $XDG_CONFIG_HOME/messenger/<profile>).",
+        epilog="messenger local --help: run the whole messenger on this machine. Exit codes: "
+               "0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user, "
+               "5 a peer's keys changed.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=help_text,
+                                   description=help_text)
+
+    init = command("init", "create this profile's keys (nothing is sent until you connect)")
+    init.add_argument("--user", metavar="USER_ID",
+                      help="the user id to register (default: the profile name)")
+
+    send = command("send", "send one message; exit 0 once the server has stored it")
+    send.add_argument("peer", metavar="PEER")
+    send.add_argument("text", metavar="TEXT")
+    send.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+    read = command("read", "print new messages (and acknowledge them), then exit")
+    read.add_argument("--watch", action="store_true", help="keep printing until Ctrl-C")
+    read.add_argument("--seen", action="store_true",
+                      help="also tell the senders you have seen them")
+    read.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+    presence = command("presence", "show whether users are online, or when last seen")
+    presence.add_argument("users", metavar="USER", nargs="+")
+    presence.add_argument("--watch", action="store_true", help="keep printing changes")
+    presence.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+    history = command("history", "print the conversation with PEER (from this machine)")
+    history.add_argument("peer", metavar="PEER")
+    history.add_argument("--limit", type=int, default=None, help="only the latest N messages")
+
+    fingerprint = command("fingerprint",
+                          "show a safety number to compare: yours, or PEER's pinned keys")
+    fingerprint.add_argument("peer", metavar="PEER", nargs="?")
+    fingerprint.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+    trust = command("trust", "accept PEER's new keys after comparing their safety number")
+    trust.add_argument("peer", metavar="PEER")
+    trust.add_argument("--fingerprint", required=True, metavar="NUMBER",
+                       help="the safety number PEER sees with `messenger fingerprint`")
+    trust.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
+    chat = command("chat", "an interactive chat with PEER")
+    chat.add_argument("peer", metavar="PEER")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `messenger` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "local":
         from messenger_local.cli import main as local_main
 
         return local_main(args[1:])
-    print("usage: messenger local [--host H] [--port P] [--stage S] [--aws-port A]", file=sys.stderr)
-    return 2
+    options = build_parser().parse_args(args)
+    options.server = getattr(options, "server", None) or os.environ.get(SERVER_ENV) \
+        or DEFAULT_SERVER
+    options.profile = getattr(options, "profile", None) or os.environ.get(PROFILE_ENV)
+    if getattr(options, "verbose", False) and options.command != "chat":
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(message)s")
+    if not options.profile:
+        print("messenger: choose a profile with --profile NAME (or set "
+              f"{PROFILE_ENV})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[options.command](options)
+    except CommandError as error:
+        print(f"messenger: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def init_command(options: argparse.Namespace) -> int:
+    try:
+        profile = Profile.create(options.profile, options.user)
+    except (MessengerError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"created profile {options.profile!r} for user {profile.user_id!r} "
+          f"in {profile.directory}")
+    print(f"your safety number: {profile.identity.fingerprint()}")
+    print("the user id is registered on the first connection (send, read or chat)")
+    return EXIT_OK
+
+
+def send_command(options: argparse.Namespace) -> int:
+    async def send(client: MessengerClient) -> int:
+        await client.wait_online(options.timeout)
+        message = await client.send(options.peer, options.text)
+        try:
+            await client.wait_sent(message.message_id, options.timeout)
+        except TimeoutError:
+            raise CommandError(
+                f"the server did not acknowledge the message within {options.timeout:g}s; "
+                "it stays queued and is sent again the next time this profile connects",
+                EXIT_NO_CONNECTION,
+            ) from None
+        print(f"sent to {options.peer} ✓ ({message.message_id})")
+        return EXIT_OK
+
+    return _with_client(options, send)
+
+
+def read_command(options: argparse.Namespace) -> int:
+    async def read(client: MessengerClient) -> int:
+        async with client.events() as events:
+            await client.wait_synced(options.timeout)
+            for event in events.drain():
+                _print_incoming(event)
+            if options.watch:
+                printer = asyncio.get_running_loop().create_task(_keep_printing(events))
+                try:
+                    await _until_interrupted()
+                finally:
+                    printer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await printer
+            if options.seen:
+                for conversation in client.conversations():
+                    if conversation.unread:
+                        await client.mark_seen(conversation.peer)
+        return EXIT_OK
+
+    return _with_client(options, read)
+
+
+async def _keep_printing(events: EventStream) -> None:
+    async for event in events:
+        _print_incoming(event)
+
+
+def _print_incoming(event: Event) -> None:
+    if isinstance(event, MessageAdded) and not event.message.outgoing:
+        message = event.message
+        print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
+    elif isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
+        print(f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr,
+              flush=True)
+    elif isinstance(event, MessageRejected):
+            rejection = event.rejection
+            print(f"messenger: a message from {rejection.sender} could not be read: "
+                  f"{rejection.reason}", file=sys.stderr, flush=True)
+
+
+def presence_command(options: argparse.Namespace) -> int:
+    async def presence(client: MessengerClient) -> int:
+        async with client.events() as events:
+            for user in await client.get_presence(options.users, subscribe=options.watch):
+                print(_presence_line(user), flush=True)
+            if options.watch:
+                watched = set(options.users)
+                async for event in events:
+                    if isinstance(event, PresenceChanged) and event.presence.user_id in watched:
+                        print(_presence_line(event.presence), flush=True)
+        return EXIT_OK
+
+    return _with_client(options, presence, wait_online=True)
+
+
+def history_command(options: argparse.Namespace) -> int:
+    profile = _load_profile(options)
+    store = HistoryStore(profile.history_path, profile.user_id)
+    try:
+        for message in store.history(options.peer, options.limit):
+            print(_history_line(message))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def fingerprint_command(options: argparse.Namespace) -> int:
+    profile = _load_profile(options)
+    if options.peer is None:
+        print(f"{profile.user_id}  {profile.identity.fingerprint()}  (yours)")
+        return EXIT_OK
+
+    async def check(client: MessengerClient) -> int:
+        try:
+            await client.wait_online(options.timeout)
+            keys = await client.peer_keys(options.peer)
+        except NotConnected as error:
+            pinned = profile.pins.get(options.peer)
+            if pinned is None:
+                raise
+            print(f"{options.peer}  {pinned.fingerprint()}  (pinned; not checked with the "
+                  f"server: {error})")
+            return EXIT_OK
+        print(f"{options.peer}  {keys.fingerprint()}")
+        print(f"compare it with what {options.peer} sees with `messenger fingerprint`")
+        return EXIT_OK
+
+    return _with_client(options, check, wait_online=False)
+
+
+def trust_command(options: argparse.Namespace) -> int:
+    async def trust(client: MessengerClient) -> int:
+        try:
+            keys = await client.trust(options.peer, options.fingerprint)
+        except ValueError as error:
+            raise CommandError(str(error), EXIT_KEY_CHANGED) from None
+        print(f"trusted the keys of {options.peer}: {keys.fingerprint()}")
+        return EXIT_OK
+
+    return _with_client(options, trust, wait_online=True)
+
+
+def chat_command(options: argparse.Namespace) -> int:
+    from messenger_client.chat import run_chat
+
+    return asyncio.run(run_chat(options.server, _load_profile(options), options.peer))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": init_command,
+    "send": send_command,
+    "read": read_command,
+    "presence": presence_command,
+    "history": history_command,
+    "fingerprint": fingerprint_command,
+    "trust": trust_command,
+    "chat": chat_command,
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _load_profile(options: argparse.Namespace) -> Profile:
+    try:
+        return Profile.load(options.profile)
+    except (MessengerError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _with_client(options: argparse.Namespace,
+                 work: Callable[[MessengerClient], Awaitable[int]],
+                 wait_online: bool = True) -> int:
+    """Run `work` with a started client, mapping the SDK's errors to exit codes."""
+    profile = _load_profile(options)
+
+    async def run() -> int:
+        async with MessengerClient(options.server, profile) as client:
+            if wait_online:
+                await client.wait_online(getattr(options, "timeout", 15.0))
+            return await work(client)
+
+    try:
+        return asyncio.run(run())
+    except HandshakeRefused as error:
+        raise CommandError(f"{options.server}: {error}", EXIT_NO_CONNECTION) from None
+    except NotConnected as error:
+        raise CommandError(str(error), EXIT_NO_CONNECTION) from None
+    except UnknownUser as error:
+        raise CommandError(f"{error.user_id!r} is not a user on {options.server}",
+                           EXIT_UNKNOWN_USER) from None
+    except KeyChanged as error:
+        raise CommandError(f"WARNING: {error}", EXIT_KEY_CHANGED) from None
+    except (MessengerError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    await stop.wait()
+
+
+def _time(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _presence_line(presence: Presence) -> str:
+    if presence.online:
+        return f"{presence.user_id}  online"
+    if presence.last_seen is None:
+        return f"{presence.user_id}  offline"
+    return f"{presence.user_id}  offline, last seen {_time(presence.last_seen)}"
+
+
+def _history_line(message: StoredMessage) -> str:
+    line = f"{_time(message.sent_at)}  {message.sender}: {message.text}"
+    if message.outgoing:
+        line += f"  {STATUS_MARKS.get(message.status, message.status.value)}"
+        if message.status == MessageStatus.FAILED and message.error:
+            line += f" ({message.error})"
+    return line
 
 
 if __name__ == "__main__":

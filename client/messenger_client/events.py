@@ -110,6 +110,17 @@ class EventStream:
         self._unsubscribe(self)
         self._ended = True
 
+    def drain(self) -> list[Event]:
+        """The events queued so far, without waiting for more."""
+        drained: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._ended = True
+                break
+            drained.append(event)
+        return drained
+
     def __aiter__(self) -> EventStream:
         return self
 

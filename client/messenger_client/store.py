@@ -57,6 +57,15 @@ class MessageStatus(StrEnum):
     RECEIVED = "received"
 
 
+# How our messages' status shows in a terminal (the CLI and the chat).
+STATUS_MARKS = {
+    MessageStatus.PENDING: "…",
+    MessageStatus.SENT: "✓",
+    MessageStatus.DELIVERED: "✓✓",
+    MessageStatus.SEEN: "✓✓ seen",
+    MessageStatus.FAILED: "✗ not sent",
+}
+
 # Receipts and acks may arrive in any order (a `delivered` receipt can beat the `ack`
 # of a resend): a status only ever moves forward.
 _OUTGOING_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1,
