@@ -1,0 +1,72 @@
+"""Client SDK and CLI tests: profiles in a temporary home, clients on the local stack.
+
+The local stack fixtures (`shared_aws`, `stack`) come from tests/support, shared with
+the emulator's own end-to-end tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from messenger_client.client import ClientSettings, MessengerClient
+from messenger_client.connection import ConnectionPolicy
+from messenger_client.errors import ProfileNotFound
+from messenger_client.keystore import Profile
+from messenger_local import LocalStack
+from tests.support.stack_fixtures import shared_aws, stack
+
+__all__ = ["shared_aws", "stack"]
+
+# Real timings, only shorter: reconnects and resends happen within a test's patience.
+FAST = ClientSettings(
+    connection=ConnectionPolicy(open_timeout=5.0, backoff_base=0.05, backoff_cap=0.5),
+    request_timeout=5.0,
+    resend_base=1.0,
+    resend_cap=2.0,
+)
+
+MakeClient = Callable[..., Awaitable[MessengerClient]]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """Where this test's profiles live (what MESSENGER_HOME points to)."""
+    directory = tmp_path / "messenger-home"
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+@pytest.fixture
+def profile(home: Path) -> Callable[[str], Profile]:
+    """`profile("alice")`: alice's profile, created on first use."""
+
+    def open_or_create(name: str) -> Profile:
+        try:
+            return Profile.load(name, home)
+        except ProfileNotFound:
+            return Profile.create(name, home=home)
+
+    return open_or_create
+
+
+@pytest.fixture
+async def client(stack: LocalStack, profile: Callable[[str], Profile],
+                 ) -> AsyncIterator[MakeClient]:
+    """`await client("alice")`: alice's SDK client, online and synced, closed after the test."""
+    started: list[MessengerClient] = []
+
+    async def make(name: str, *, url: str | None = None,
+                   settings: ClientSettings = FAST, wait: bool = True) -> MessengerClient:
+        messenger = MessengerClient(url or stack.ws_url, profile(name), settings=settings)
+        messenger.start()
+        started.append(messenger)
+        if wait:
+            await messenger.wait_synced()
+        return messenger
+
+    yield make
+    for messenger in started:
+        await messenger.close()
