@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import time
@@ -41,7 +40,6 @@ from typing import Any
 from ulid import ULID
 
 from messenger.contract import (
-    MAX_FRAME_BYTES,
     MAX_IDS_PER_FRAME,
     MESSAGE_ID_PATTERN,
     USER_ID_PATTERN,
@@ -50,6 +48,7 @@ from messenger_client import crypto
 from messenger_client.connection import (
     Connection,
     ConnectionPolicy,
+    ConnectionState,
     ConnectionStatus,
     Session,
     backoff_delay,
@@ -57,7 +56,6 @@ from messenger_client.connection import (
 from messenger_client.errors import (
     FingerprintMismatch,
     KeyChanged,
-    MessageTooLong,
     NotConnected,
     RequestFailed,
     SendRefused,
@@ -233,19 +231,12 @@ class MessengerClient:
         Raises MessageTooLong (nothing sent), UnknownUser, KeyChanged, or NotConnected
         when the peer's keys are unknown and no connection opens to fetch them.
         """
-        plaintext = crypto.encode_plaintext(text)
+        crypto.encode_plaintext(text)  # too long: refused before anything else happens
         _check_user_id(peer)
         keys = await self._keys_for_sending(peer)
-        body, nonce = crypto.seal(self.profile.identity, keys, plaintext)
         message_id = str(ULID())
         sent_at = self._next_sent_at()
-        frame = json.dumps(
-            {"action": "sendMessage", "messageId": message_id, "to": peer, "body": body,
-             "nonce": nonce, "sentAt": sent_at},
-            separators=(",", ":"),
-        )
-        if len(frame.encode()) > MAX_FRAME_BYTES:
-            raise MessageTooLong(len(body) * 3 // 4)
+        frame = crypto.send_message_frame(self.profile.identity, keys, message_id, text, sent_at)
         message = self.store.add_outgoing(peer, message_id, text, sent_at, frame)
         self._publish(MessageAdded(message))
         self._outbox_wake.set()
@@ -582,6 +573,8 @@ class MessengerClient:
                 return
 
     async def _report_seen(self) -> None:
+        # Acks first: what was seen was delivered, and its receipt should say so first.
+        await self._flush_acks()
         for sender, ids in self.store.unreported_seen().items():
             for chunk in _chunks(ids, MAX_IDS_PER_FRAME):
                 await self._connection.send({"action": "markSeen", "to": sender,
@@ -697,6 +690,8 @@ class MessengerClient:
         self._outbox_wake.set()
 
     def _on_status(self, status: ConnectionStatus) -> None:
+        if status.state != ConnectionState.ONLINE:
+            self._synced.clear()  # a new connection syncs again before we say "synced"
         self._publish(ConnectionChanged(status))
 
     # --- plumbing ---------------------------------------------------------------------

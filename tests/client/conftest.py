@@ -16,9 +16,9 @@ from messenger_client.connection import ConnectionPolicy
 from messenger_client.errors import ProfileNotFound
 from messenger_client.keystore import Profile
 from messenger_local import LocalStack
-from tests.support.stack_fixtures import shared_aws, stack
+from tests.support.stack_fixtures import connect, shared_aws, stack
 
-__all__ = ["shared_aws", "stack"]
+__all__ = ["connect", "shared_aws", "stack"]
 
 # Real timings, only shorter: reconnects and resends happen within a test's patience.
 FAST = ClientSettings(
@@ -52,21 +52,43 @@ def profile(home: Path) -> Callable[[str], Profile]:
     return open_or_create
 
 
-@pytest.fixture
-async def client(stack: LocalStack, profile: Callable[[str], Profile],
-                 ) -> AsyncIterator[MakeClient]:
-    """`await client("alice")`: alice's SDK client, online and synced, closed after the test."""
-    started: list[MessengerClient] = []
+class Clients:
+    """Starts SDK clients for a test and closes them all at its end."""
 
-    async def make(name: str, *, url: str | None = None,
-                   settings: ClientSettings = FAST, wait: bool = True) -> MessengerClient:
-        messenger = MessengerClient(url or stack.ws_url, profile(name), settings=settings)
+    def __init__(self, profile: Callable[[str], Profile]) -> None:
+        self._profile = profile
+        self.started: list[MessengerClient] = []
+
+    async def open(self, name: str, url: str, *, settings: ClientSettings = FAST,
+                   wait: bool = True) -> MessengerClient:
+        """`name`'s client on `url`, started; online and synced unless `wait` is False."""
+        messenger = MessengerClient(url, self._profile(name), settings=settings)
         messenger.start()
-        started.append(messenger)
+        self.started.append(messenger)
         if wait:
             await messenger.wait_synced()
         return messenger
 
-    yield make
-    for messenger in started:
-        await messenger.close()
+    async def close_all(self) -> None:
+        for messenger in self.started:
+            await messenger.close()
+        self.started.clear()
+
+
+@pytest.fixture
+async def clients(profile: Callable[[str], Profile]) -> AsyncIterator[Clients]:
+    """Clients on any server (tests that start their own LocalStack use this)."""
+    opened = Clients(profile)
+    yield opened
+    await opened.close_all()
+
+
+@pytest.fixture
+def client(stack: LocalStack, clients: Clients) -> MakeClient:
+    """`await client("alice")`: alice's client on the test's stack, online and synced."""
+
+    async def make(name: str, *, url: str | None = None, settings: ClientSettings = FAST,
+                   wait: bool = True) -> MessengerClient:
+        return await clients.open(name, url or stack.ws_url, settings=settings, wait=wait)
+
+    return make
