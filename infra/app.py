@@ -1,6 +1,7 @@
 """CDK entry point (`cdk.json`: `.venv/bin/python -m infra.app`).
 
     npx cdk deploy -c env=dev        # or env=prod; README "Deploy to AWS" lists the rest
+    npx cdk synth -c bundle=false    # the template only, without building the asset
 
 The stack is environment-agnostic: it deploys to the account and region of the AWS
 profile the CLI runs with, and the template is the same on every machine.
@@ -20,10 +21,18 @@ from cdk_nag import AwsSolutionsChecks
 from infra.config import config_from_context
 from infra.stack import MessengerStack
 
+# `-c bundle=false`: synthesize without building the Lambda asset.
+BUNDLE_CONTEXT = "bundle"
+BUNDLING_STACKS_CONTEXT = "aws:cdk:bundling-stacks"
+
 
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> App:
     """The app with its one stack; tests pass context (and skip bundling) through here."""
     app = App(context=dict(context or {}), outdir=outdir)
+    if str(app.node.try_get_context(BUNDLE_CONTEXT)).lower() == "false":
+        # The CLI keeps `aws:cdk:*` context to itself, so this is how a synth that only
+        # wants the template (tests, reviews) skips pip. Set before any stack exists.
+        app.node.set_context(BUNDLING_STACKS_CONTEXT, [])
     config = config_from_context(app.node.try_get_context)
     MessengerStack(app, config.stack_name, config=config)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

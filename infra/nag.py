@@ -24,23 +24,24 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 
 def flattened(scope: Construct, value: str) -> str:
     """A (possibly tokenized) string as cdk-nag spells it in a finding id."""
-    return _flatten(Stack.of(scope).resolve(value))
+    return flatten_cfn(Stack.of(scope).resolve(value))
 
 
-def _flatten(node: Any) -> str:
+def flatten_cfn(node: Any) -> str:
+    """A template value (string, Ref, Fn::GetAtt, Fn::Join...) as one string."""
     if isinstance(node, str):
         return node.replace("${", "<").replace("}", ">")
     if isinstance(node, dict):
         if "Fn::Join" in node:
             delimiter, items = node["Fn::Join"]
-            return str(delimiter).join(_flatten(item) for item in items)
+            return str(delimiter).join(flatten_cfn(item) for item in items)
         if "Fn::Sub" in node:
-            return _flatten(node["Fn::Sub"])
+            return flatten_cfn(node["Fn::Sub"])
         if "Fn::GetAtt" in node:
             resource, attribute = node["Fn::GetAtt"]
-            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+            return f"<{flatten_cfn(resource)}.{flatten_cfn(attribute)}>"
         if "Fn::ImportValue" in node:
-            return _flatten(node["Fn::ImportValue"])
+            return flatten_cfn(node["Fn::ImportValue"])
         if "Ref" in node:
-            return f"<{_flatten(node['Ref'])}>"
+            return f"<{flatten_cfn(node['Ref'])}>"
     return json.dumps(node, separators=(",", ":"))

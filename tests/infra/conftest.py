@@ -1,0 +1,102 @@
+"""The stack, synthesized once per session per environment and shared by every test.
+
+`dev` is what `cdk deploy` makes with no options (no push platform); `prod` has two push
+platforms, one given as an ARN and one as an SSM parameter. Bundling is skipped: the
+templates do not depend on what is inside the asset (tests/infra/test_bundling.py
+builds that one for real).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Validations
+from aws_cdk.assertions import Template
+
+from infra.app import build_app
+from infra.config import DeploymentConfig, config_from_context
+
+APNS_APP = "arn:aws:sns:us-east-1:123456789012:app/APNS/messenger-ios"
+GCM_PARAMETER = "/messenger/push/gcm"
+ALARM_EMAIL = "oncall@example.com"
+NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
+# What infra/config.py promises each environment, in CloudFormation's terms.
+LOG_RETENTION_DAYS = {"dev": 7, "prod": 30}
+
+
+@dataclass
+class Synthesized:
+    config: DeploymentConfig
+    outdir: Path
+    template: Template
+    # The template as plain JSON, for checks the assertions API does not express well.
+    json: dict[str, Any]
+    validation_report: dict[str, Any]
+    # (construct path, rule id, reason) of every cdk-nag acknowledgement in the app.
+    acknowledgements: list[tuple[str, str, str]]
+
+    @property
+    def log_retention_days(self) -> int:
+        return LOG_RETENTION_DAYS[self.config.env]
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{self.config.stack_name}.template.json"
+
+    def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.json["Resources"].items()
+            if resource["Type"] == cfn_type
+        }
+
+
+def acknowledgements_of(app: App) -> list[tuple[str, str, str]]:
+    found = []
+    for construct in app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                found += [(construct.node.path, rule, reason)
+                          for rule, reason in entry.data.items()]
+    return found
+
+
+def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
+    """Synthesize the app as `cdk synth` would, cdk-nag included (it fails on findings)."""
+    app = build_app({**NO_BUNDLING, **context}, outdir=str(outdir))
+    app.synth()
+    config = config_from_context(app.node.try_get_context)
+    document = json.loads((outdir / f"{config.stack_name}.template.json").read_text())
+    return Synthesized(
+        config=config,
+        outdir=outdir,
+        template=Template.from_json(document),
+        json=document,
+        validation_report=json.loads((outdir / "validation-report.json").read_text()),
+        acknowledgements=acknowledgements_of(app),
+    )
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize({"env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(
+        {"env": "prod", "push:APNS": APNS_APP, "push:GCM": GCM_PARAMETER,
+         "alarmEmail": ALARM_EMAIL},
+        tmp_path_factory.mktemp("cdk-prod"),
+    )
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def each_env(request: pytest.FixtureRequest) -> Synthesized:
+    synthesized: Synthesized = request.getfixturevalue(request.param)
+    return synthesized

@@ -1,0 +1,78 @@
+"""cdk-nag (AwsSolutions) and cfn-lint on the synthesized templates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+
+import infra.stack
+from infra.app import build_app
+from infra.nag import PLUGIN
+from tests.infra.conftest import NO_BUNDLING, Synthesized
+
+pytestmark = pytest.mark.infra
+
+# CDK makes a function depend on its role explicitly although it also references it.
+CFN_LINT_ACCEPTED_WARNINGS = {"W3005"}
+
+
+def test_given_cdk_nag_then_the_stack_has_no_unacknowledged_finding(each_env: Synthesized):
+    (report,) = each_env.validation_report["pluginReports"]
+    assert report["pluginName"] == PLUGIN
+    assert report["conclusion"] == "success"
+    assert report["violations"] == []
+
+
+def test_given_an_acknowledgement_then_it_names_one_finding_and_says_why(each_env: Synthesized):
+    assert each_env.acknowledgements
+    for path, rule, reason in each_env.acknowledgements:
+        assert rule.startswith(f"{PLUGIN}::{PLUGIN}-"), (path, rule)
+        # A reason that explains this case, not "suppressed" or "not needed".
+        assert len(reason.split()) >= 12, (path, rule, reason)
+
+
+def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_finding(
+    tmp_path, monkeypatch
+):
+    # Given a synthesis where acknowledging only records what would be acknowledged
+    acknowledged: list[tuple[str, str]] = []
+    monkeypatch.setattr(infra.stack, "acknowledge", lambda construct, rule, reason:
+                        acknowledged.append((construct.node.path, rule)))
+    app = build_app({**NO_BUNDLING, "env": "prod",
+                     "push:APNS": "arn:aws:sns:us-east-1:123456789012:app/APNS/ios",
+                     "push:GCM": "/messenger/push/gcm"}, outdir=str(tmp_path))
+
+    # When cdk-nag runs, it stops synthesis
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+    # Then every finding is one of ours, acknowledged on its construct or a parent of it,
+    # and every acknowledgement was needed
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    findings = {
+        (construct["constructPath"], violation["ruleName"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    }
+    covered = {
+        (finding_path, rule) for finding_path, rule in findings
+        for path, acknowledged_rule in acknowledged
+        if rule == acknowledged_rule and f"{finding_path}/".startswith(f"{path}/")
+    }
+    assert covered == findings
+    assert len(acknowledged) == len(findings)
+
+
+def test_given_cfn_lint_then_the_template_has_no_error_and_no_unexplained_warning(
+    each_env: Synthesized
+):
+    matches = lint_file(each_env.template_path,
+                        config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    errors = [match for match in matches if match.rule.id.startswith("E")]
+    assert errors == []
+    others = [match for match in matches
+              if match.rule.id not in CFN_LINT_ACCEPTED_WARNINGS and match not in errors]
+    assert others == []

@@ -1,0 +1,90 @@
+"""The functions: one per route plus the authorizer, arm64, traced, configured from the contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import bundling
+from messenger.contract import (
+    AUTHORIZER,
+    METRICS_NAMESPACE,
+    PUSH_PLATFORMS,
+    ROUTES,
+    SERVICE_NAME,
+    TABLES,
+    Access,
+    Env,
+)
+from tests.infra.conftest import APNS_APP, GCM_PARAMETER
+
+pytestmark = pytest.mark.infra
+
+FUNCTIONS = [(AUTHORIZER.function_name, AUTHORIZER.access),
+             *((route.function_name, route.access) for route in ROUTES)]
+PUSH_ENV = {Env[f"PUSH_APP_{platform}"].value for platform in PUSH_PLATFORMS}
+
+
+def test_given_the_contract_then_there_is_one_function_per_route_and_the_authorizer(each_env):
+    functions = each_env.resources("AWS::Lambda::Function")
+    assert sorted(functions) == sorted(name for name, _ in FUNCTIONS)
+
+
+def test_given_any_function_then_it_runs_arm64_on_the_newest_python_and_is_traced(each_env):
+    for name, function in each_env.resources("AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        assert properties["Runtime"] == bundling.RUNTIME.name, name
+        assert properties["Architectures"] == ["arm64"], name
+        assert properties["TracingConfig"] == {"Mode": "Active"}, name
+        assert properties["MemorySize"] == each_env.config.memory_mb, name
+        # Never past API Gateway's 29 s integration timeout.
+        assert properties["Timeout"] == 29, name
+
+
+def test_given_all_functions_then_they_share_one_code_asset(each_env):
+    codes = {
+        str(function["Properties"]["Code"])
+        for function in each_env.resources("AWS::Lambda::Function").values()
+    }
+    assert len(codes) == 1
+
+
+def test_given_any_function_then_it_logs_to_its_own_log_group_with_retention(each_env):
+    log_groups = set()
+    for name, function in each_env.resources("AWS::Lambda::Function").items():
+        log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = each_env.json["Resources"][log_group_id]
+        assert log_group["Properties"]["RetentionInDays"] == (
+            each_env.log_retention_days), name
+        log_groups.add(log_group_id)
+    assert len(log_groups) == len(FUNCTIONS)
+
+
+@pytest.mark.parametrize(("name", "access"), FUNCTIONS, ids=[name for name, _ in FUNCTIONS])
+def test_given_a_function_then_its_environment_comes_from_the_contract(prod, name, access):
+    variables = prod.json["Resources"][name]["Properties"]["Environment"]["Variables"]
+
+    # Every function finds both tables (settings require them) and the message TTL
+    for spec in TABLES:
+        table_id = variables[spec.env.value]["Ref"]
+        assert prod.json["Resources"][table_id]["Type"] == "AWS::DynamoDB::GlobalTable"
+    assert variables[Env.MESSAGE_TTL_SECONDS.value] == str(prod.config.message_ttl_seconds)
+    assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAME
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+
+    # Only functions that push learn the platform applications, and only those set up
+    pushed = {key for key in variables if key in PUSH_ENV}
+    if Access.PUSH in access:
+        assert pushed == {Env.PUSH_APP_APNS.value, Env.PUSH_APP_GCM.value}
+        assert variables[Env.PUSH_APP_APNS.value] == APNS_APP
+        # An SSM parameter name becomes a parameter CloudFormation resolves at deploy time
+        parameter = prod.json["Parameters"][variables[Env.PUSH_APP_GCM.value]["Ref"]]
+        assert parameter == {"Type": "AWS::SSM::Parameter::Value<String>",
+                             "Default": GCM_PARAMETER}
+    else:
+        assert pushed == set()
+
+
+def test_given_no_push_platform_then_no_function_learns_one(dev):
+    for name, function in dev.resources("AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert not PUSH_ENV & set(variables), name
