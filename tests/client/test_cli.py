@@ -1,0 +1,177 @@
+"""The `messenger` command as a person runs it: subprocesses against the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from messenger_client.store import MessageStatus
+from messenger_local import LocalStack
+from tests.client.conftest import MakeClient
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.e2e
+
+MESSENGER = str(Path(sys.executable).with_name("messenger"))
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+Messenger = Callable[..., Awaitable[Run]]
+
+
+def environment(home: Path, server: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("MESSENGER_", "XDG_"))}
+    return env | {"MESSENGER_HOME": str(home), "MESSENGER_SERVER": server}
+
+
+@pytest.fixture
+def messenger(home: Path, stack: LocalStack) -> Messenger:
+    """`await messenger("--profile", "alice", "send", ...)`: the command's exit code and output.
+
+    Run with asyncio so that the stack, in this process, keeps serving meanwhile.
+    """
+
+    async def run(*args: str, server: str | None = None, timeout: float = 30.0) -> Run:
+        process = await asyncio.create_subprocess_exec(
+            MESSENGER, *args, env=environment(home, server or stack.ws_url),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        assert process.returncode is not None
+        return Run(process.returncode, out.decode(), err.decode())
+
+    return run
+
+
+async def test_init_creates_private_keys_once_and_shows_the_safety_number(
+    messenger: Messenger, home: Path,
+) -> None:
+    # When alice creates her profile
+    created = await messenger("--profile", "alice", "init")
+    # Then her keys are on disk for her eyes only, with a safety number to compare
+    assert created.code == 0, created.err
+    assert "safety number" in created.out
+    assert stat.S_IMODE((home / "alice" / "identity.json").stat().st_mode) == 0o600
+    mine = await messenger("--profile", "alice", "fingerprint")
+    assert mine.out.split("  ")[1] in created.out
+    # And a second init refuses to replace them
+    again = await messenger("--profile", "alice", "init")
+    assert again.code == 1
+    assert "already has keys" in again.err
+    assert (await messenger("--profile", "alice", "fingerprint")).out == mine.out
+
+
+async def test_send_read_and_history_from_the_shell(messenger: Messenger) -> None:
+    # Given alice and bob, bob registered by a first read
+    for name in ("alice", "bob"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    first_read = await messenger("--profile", "bob", "read")
+    assert (first_read.code, first_read.out) == (0, "")
+    # When alice sends bob a message
+    sent = await messenger("--profile", "alice", "send", "bob", "hello from the shell")
+    # Then the command ends once the server stored it
+    assert sent.code == 0, sent.err
+    assert "sent to bob ✓" in sent.out
+    # And bob's read prints it once: sender, time, text
+    read = await messenger("read", "--profile", "bob")
+    assert read.code == 0, read.err
+    assert read.out.count("alice: hello from the shell") == 1
+    assert (await messenger("--profile", "bob", "read")).out == ""
+    # And alice's history shows it sent, then delivered once her client hears of it
+    history = await messenger("--profile", "alice", "history", "bob")
+    assert history.out.strip().endswith("alice: hello from the shell  ✓")
+    assert (await messenger("--profile", "alice", "read")).code == 0
+    history = await messenger("--profile", "alice", "history", "bob")
+    assert history.out.strip().endswith("alice: hello from the shell  ✓✓")
+    bob_history = await messenger("--profile", "bob", "history", "alice")
+    assert bob_history.out.strip().endswith("alice: hello from the shell")
+
+
+async def test_failures_exit_non_zero_with_a_clear_message(messenger: Messenger) -> None:
+    assert (await messenger("--profile", "alice", "init")).code == 0
+    # An unknown recipient
+    unknown = await messenger("--profile", "alice", "send", "nobody", "hi")
+    assert (unknown.code, unknown.out) == (4, "")
+    assert "'nobody' is not a user" in unknown.err
+    # No server to talk to
+    offline = await messenger("--profile", "alice", "send", "bob", "hi", "--timeout", "1",
+                              server="ws://127.0.0.1:9/local")
+    assert offline.code == 3
+    assert "cannot connect to ws://127.0.0.1:9/local" in offline.err
+    # A text too long for one frame: refused before anything is sent
+    too_long = await messenger("--profile", "alice", "send", "bob", "x" * 24_000)
+    assert too_long.code == 1
+    assert "too long" in too_long.err
+    # A profile that does not exist, or none at all, or a command that does not exist
+    missing = await messenger("--profile", "zed", "read")
+    assert missing.code == 1 and "run init first" in missing.err
+    assert (await messenger("read")).code == 2
+    assert (await messenger("--profile", "alice", "shout")).code == 2
+
+
+async def test_presence_shows_who_is_online_and_when_others_were_last_seen(
+    messenger: Messenger, client: MakeClient,
+) -> None:
+    # Given bob online, carol registered but gone, and no dave at all
+    await client("bob")
+    await (await client("carol")).close()
+    assert (await messenger("--profile", "alice", "init")).code == 0
+    # When alice asks
+    presence = await messenger("--profile", "alice", "presence", "bob", "carol", "dave")
+    # Then each gets a line
+    assert presence.code == 0, presence.err
+    lines = presence.out.splitlines()
+    assert lines[0] == "bob  online"
+    assert lines[1].startswith("carol  offline, last seen ")
+    assert lines[2] == "dave  offline"
+
+
+async def test_fingerprints_match_on_both_sides(messenger: Messenger) -> None:
+    for name in ("alice", "bob"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    assert (await messenger("--profile", "bob", "read")).code == 0  # registers bob
+    theirs = await messenger("--profile", "alice", "fingerprint", "bob")
+    own = await messenger("--profile", "bob", "fingerprint")
+    assert theirs.code == 0, theirs.err
+    number = own.out.split("  ")[1]
+    assert theirs.out.startswith(f"bob  {number}")
+
+
+async def test_read_watch_prints_messages_as_they_come_until_interrupted(
+    home: Path, stack: LocalStack, messenger: Messenger, client: MakeClient,
+) -> None:
+    # Given bob watching from a terminal
+    assert (await messenger("--profile", "bob", "init")).code == 0
+    process = await asyncio.create_subprocess_exec(
+        MESSENGER, "--profile", "bob", "read", "--watch",
+        env=environment(home, stack.ws_url), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    await until(lambda: stack.invocations_of("sync"), timeout=10)
+    # When alice sends him a message
+    alice = await client("alice")
+    message = await alice.send_and_wait("bob", "are you watching?")
+    # Then it is printed at once, and acknowledged (alice hears it was delivered)
+    line = await asyncio.wait_for(process.stdout.readline(), 10)
+    assert line.decode().rstrip().endswith("alice: are you watching?")
+    await until(lambda: alice.history("bob")[0].status == MessageStatus.DELIVERED)
+    assert alice.history("bob")[0].message_id == message.message_id
+    # And Ctrl-C ends it cleanly
+    process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(process.wait(), 10) == 0

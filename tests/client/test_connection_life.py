@@ -1,0 +1,115 @@
+"""API Gateway's limits, shortened by the local stack: idle timeout and maximum duration."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from messenger_client.client import ClientSettings, MessengerClient
+from messenger_client.connection import ConnectionState
+from messenger_client.errors import HandshakeRefused, NotConnected
+from messenger_client.events import ConnectionChanged, MessageAdded, PresenceChanged
+from messenger_client.keystore import Profile
+from messenger_local import EmbeddedAws, LocalStack
+from tests.client.conftest import FAST, Clients
+
+pytestmark = pytest.mark.e2e
+
+
+def fast(**policy: float) -> ClientSettings:
+    return dataclasses.replace(FAST, connection=dataclasses.replace(FAST.connection, **policy))
+
+
+def connects_of(stack: LocalStack, user: str) -> int:
+    return len([i for i in stack.invocations_of("$connect") if i.user == user])
+
+
+async def test_pings_keep_a_quiet_connection_open_past_the_idle_timeout(
+    shared_aws: EmbeddedAws, clients: Clients,
+) -> None:
+    # Given a gateway that closes connections idle for 1 s, and a client pinging every 0.3 s
+    async with LocalStack(aws=shared_aws, idle_timeout=1.0) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=fast(ping_interval=0.3))
+        async with alice.events() as events:
+            # When nothing else happens for well over the idle timeout
+            await asyncio.sleep(2.5)
+            # Then the first connection is still the only one, and it never went offline
+            assert connects_of(stack, "alice") == 1
+            assert not [e for e in events.drain() if isinstance(e, ConnectionChanged)]
+        assert len(stack.invocations_of("ping")) >= 4
+        await clients.close_all()
+
+
+async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
+    shared_aws: EmbeddedAws, clients: Clients,
+) -> None:
+    # Given a client that does not ping, behind a gateway with a 1 s idle timeout
+    async with LocalStack(aws=shared_aws, idle_timeout=1.0) as stack:
+        quiet = fast(ping_interval=60.0)
+        bob = await clients.open("bob", stack.ws_url, settings=quiet)
+        alice = await clients.open("alice", stack.ws_url, settings=fast(ping_interval=0.3))
+        async with bob.events() as events:
+            # When the gateway closes bob's idle connection
+            await events.next_of(ConnectionChanged,
+                                 lambda e: e.status.state == ConnectionState.OFFLINE)
+            # Then bob reconnects and syncs on his own, and messages reach him
+            await bob.wait_synced()
+            await alice.send_and_wait("bob", "still there?")
+            await events.next_of(MessageAdded)
+        assert connects_of(stack, "bob") >= 2
+        await clients.close_all()
+
+
+async def test_a_connection_is_replaced_before_the_maximum_duration_without_an_offline_blip(
+    shared_aws: EmbeddedAws, clients: Clients,
+) -> None:
+    # Given a gateway that ends every connection after 3 s, and alice's client told to
+    # move to a new connection after 1 s; carol watches alice's presence
+    async with LocalStack(aws=shared_aws, max_duration=3.0) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=fast(max_age=1.0))
+        carol = await clients.open("carol", stack.ws_url)
+        async with carol.events() as carol_events, alice.events() as alice_events:
+            await carol.get_presence(["alice"], subscribe=True)
+            # When more than the maximum duration passes, with a message sent meanwhile
+            await asyncio.sleep(1.5)
+            await carol.send_and_wait("alice", "across the switch")
+            await asyncio.sleep(2.0)
+            # Then alice opened new connections before the old ones were cut
+            assert connects_of(stack, "alice") >= 3
+            # And she was never offline: not for herself, and not for carol
+            offline = [e for e in alice_events.drain() if isinstance(e, ConnectionChanged)]
+            assert offline == []
+            assert [e for e in carol_events.drain() if isinstance(e, PresenceChanged)
+                    and not e.presence.online] == []
+        assert [m.text for m in alice.history("carol")] == ["across the switch"]
+        await clients.close_all()
+
+
+async def test_a_refused_handshake_is_reported_at_once(
+    shared_aws: EmbeddedAws, clients: Clients, tmp_path: Path,
+) -> None:
+    # Given "alice" registered by her own keys
+    async with LocalStack(aws=shared_aws) as stack:
+        await clients.open("alice", stack.ws_url)
+        # When someone else's keys claim the same user id
+        other_home = tmp_path / "other"
+        other_home.mkdir(mode=0o700)
+        impostor = MessengerClient(stack.ws_url, Profile.create("alice", home=other_home),
+                                   settings=FAST)
+        async with impostor:
+            # Then the server refuses the handshake (403), and the SDK says so at once
+            with pytest.raises(HandshakeRefused, match="HTTP 403") as refused:
+                await impostor.wait_online(timeout=5.0)
+            assert refused.value.status_code == 403
+        await clients.close_all()
+
+
+async def test_no_server_means_not_connected_within_the_timeout(clients: Clients) -> None:
+    alice = await clients.open("alice", "ws://127.0.0.1:9/local", wait=False)
+    with pytest.raises(NotConnected, match=re.escape("cannot connect to ws://127.0.0.1:9/local")):
+        await alice.wait_online(timeout=0.5)
+    assert alice.status.state in (ConnectionState.OFFLINE, ConnectionState.CONNECTING)
