@@ -76,13 +76,12 @@ class _AccessLogs:
 
 
 class MessengerStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig,
-                 **kwargs: object) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *,
+                 config: DeploymentConfig) -> None:
         super().__init__(
             scope, construct_id,
             description=f"Serverless messenger ({config.env}): WebSocket API, Lambda, "
                         "DynamoDB, SNS mobile push",
-            **kwargs,  # type: ignore[arg-type]
         )
         self.config = config
         self.tables = {spec: self._table(spec) for spec in TABLES}
@@ -130,8 +129,8 @@ class MessengerStack(Stack):
             )
             if route.key != CONNECT_ROUTE:
                 acknowledge(api_route, "AwsSolutions-APIG4",
-                     "WebSocket APIs authorize on $connect only; this route runs on a "
-                     "connection the connect authorizer admitted, as its user")
+                            "WebSocket APIs authorize on $connect only; this route runs on "
+                            "a connection the connect authorizer admitted, as its user")
 
         self.stage = self._stage()
         self.monitoring = Monitoring(
@@ -320,9 +319,9 @@ class MessengerStack(Stack):
         # them off, so it stays behind (as with CDK's RestApi).
         role.apply_removal_policy(RemovalPolicy.RETAIN)
         acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                   "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-             "The account-wide API Gateway logging role serves every API in the region; "
-             "this AWS-managed policy is the one AWS documents for it")
+                          "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                    "The account-wide API Gateway logging role serves every API in the "
+                    "region; this AWS-managed policy is the one AWS documents for it")
         return apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
 
     # --- outputs ------------------------------------------------------------------
