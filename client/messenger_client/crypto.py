@@ -12,7 +12,12 @@ from nacl.exceptions import CryptoError
 from nacl.public import Box
 from nacl.utils import random as random_bytes
 
-from messenger.contract import BOX_NONCE_BYTES, CONNECT_SIGNING_PREFIX, MAX_BODY_BYTES
+from messenger.contract import (
+    BOX_NONCE_BYTES,
+    CONNECT_SIGNING_PREFIX,
+    MAX_BODY_BYTES,
+    MAX_FRAME_BYTES,
+)
 from messenger.models import b64url_decode, b64url_encode
 from messenger_client.errors import MessageTooLong, UnreadableMessage
 from messenger_client.keystore import Identity, PeerKeys
@@ -81,6 +86,24 @@ def seal(identity: Identity, recipient: PeerKeys, plaintext: bytes) -> tuple[str
     nonce = random_bytes(BOX_NONCE_BYTES)
     box = Box(identity.box_private_key, recipient.box_public_key)
     return b64url_encode(box.encrypt(plaintext, nonce).ciphertext), b64url_encode(nonce)
+
+
+def send_message_frame(identity: Identity, recipient: PeerKeys, message_id: str, text: str,
+                       sent_at: int) -> str:
+    """The sendMessage frame (JSON text) carrying `text` to `recipient`, sealed once.
+
+    The text is kept as this exact frame until the server acks it: a resend is the
+    same frame, byte for byte. MessageTooLong if it would not fit in one frame.
+    """
+    body, nonce = seal(identity, recipient, encode_plaintext(text))
+    frame = json.dumps(
+        {"action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
+         "body": body, "nonce": nonce, "sentAt": sent_at},
+        separators=(",", ":"),
+    )
+    if len(frame.encode()) > MAX_FRAME_BYTES:
+        raise MessageTooLong(len(b64url_decode(body)))
+    return frame
 
 
 def open_sealed(identity: Identity, sender: PeerKeys, body: str, nonce: str) -> bytes:
