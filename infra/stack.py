@@ -115,6 +115,7 @@ class MessengerStack(Stack):
             identity_source=[f"route.request.querystring.{name}"
                              for name in AUTHORIZER.identity_query_params],
         )
+        api_routes = []
         for route in ROUTES:
             function = self._function(route.function_name, route.handler, route.access,
                                       code, targets)
@@ -127,12 +128,16 @@ class MessengerStack(Stack):
                 # Two-way: the function's returned body is sent back to the caller.
                 return_response=route.two_way,
             )
+            api_routes.append(api_route)
             if route.key != CONNECT_ROUTE:
                 acknowledge(api_route, "AwsSolutions-APIG4",
                             "WebSocket APIs authorize on $connect only; this route runs on "
                             "a connection the connect authorizer admitted, as its user")
 
         self.stage = self._stage()
+        # The stage deploys the API as soon as it exists: only once every route is there.
+        for api_route in api_routes:
+            self.stage.node.add_dependency(api_route)
         self.monitoring = Monitoring(
             self, "Monitoring",
             env=config.env,

@@ -142,3 +142,11 @@ def test_given_a_fresh_account_then_api_gateway_gets_its_logging_role_before_the
     (role_id,) = _refs(account["Properties"]["CloudWatchRoleArn"])
     # Every API in the region logs through it: it outlives the stack.
     assert dev.json["Resources"][role_id]["DeletionPolicy"] == "Retain"
+
+
+def test_given_auto_deploy_then_the_stage_comes_after_every_route_and_its_response(dev):
+    # The stage deploys the API when it is created; a route made later would miss it.
+    (stage,) = dev.resources("AWS::ApiGatewayV2::Stage").values()
+    routes = dev.resources("AWS::ApiGatewayV2::Route")
+    responses = dev.resources("AWS::ApiGatewayV2::RouteResponse")
+    assert set(routes) | set(responses) <= set(stage["DependsOn"])
