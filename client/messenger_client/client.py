@@ -32,33 +32,28 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from ulid import ULID
 
-from messenger.contract import (
-    MAX_IDS_PER_FRAME,
-    MESSAGE_ID_PATTERN,
-    USER_ID_PATTERN,
-)
+from messenger.contract import MAX_IDS_PER_FRAME, MESSAGE_ID_PATTERN, USER_ID_PATTERN
 from messenger_client import crypto
+from messenger_client.acks import AckBatcher
 from messenger_client.connection import (
     Connection,
     ConnectionPolicy,
     ConnectionState,
     ConnectionStatus,
     Session,
-    backoff_delay,
 )
 from messenger_client.errors import (
     FingerprintMismatch,
     KeyChanged,
     NotConnected,
     RequestFailed,
-    SendRefused,
     UnknownUser,
     UnreadableMessage,
 )
@@ -70,12 +65,13 @@ from messenger_client.events import (
     MessageRejected,
     Presence,
     PresenceChanged,
-    SendFailed,
     ServerError,
     StatusChanged,
     Synced,
 )
 from messenger_client.keystore import PeerKeys, Profile, normalize_fingerprint
+from messenger_client.outbox import Outbox
+from messenger_client.replies import Replies
 from messenger_client.store import (
     Conversation,
     HistoryStore,
@@ -88,8 +84,6 @@ log = logging.getLogger(__name__)
 
 _USER_ID = re.compile(USER_ID_PATTERN)
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
-# Worth trying again later; every other refusal of a message is final.
-_RETRYABLE_CODES = frozenset({"RATE_LIMITED", "INTERNAL"})
 _RECEIPT_STATUSES = {"delivered": MessageStatus.DELIVERED, "seen": MessageStatus.SEEN}
 
 
@@ -104,26 +98,6 @@ class ClientSettings:
     resend_cap: float = 60.0
     # Acks of items that arrive together (a sync) go out in one frame.
     ack_delay: float = 0.05
-
-
-@dataclass
-class _Waiter:
-    """A request waiting for its answer frame (or an error whose ref names it)."""
-
-    matches: Callable[[dict[str, Any]], bool]
-    error_ref: str
-    future: asyncio.Future[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class _Ack:
-    server_ts: int | None
-
-
-@dataclass(frozen=True)
-class _Refused:
-    code: str
-    message: str
 
 
 class MessengerClient:
@@ -144,21 +118,17 @@ class MessengerClient:
             policy=self.settings.connection,
         )
         self._streams: list[EventStream] = []
-        self._waiters: list[_Waiter] = []
-        self._request_locks: dict[str, asyncio.Lock] = {}
+        self._outbox = Outbox(self.store, self._connection, resend_base=self.settings.resend_base,
+                              resend_cap=self.settings.resend_cap, publish=self._publish)
+        self._replies = Replies(self._connection, self.settings.request_timeout)
+        self._acks = AckBatcher(self._connection, self.settings.ack_delay)
         self._items: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox_wake = asyncio.Event()
-        self._outcome: tuple[str, asyncio.Future[_Ack | _Refused | None]] | None = None
-        self._sent_waiters: dict[str, list[asyncio.Future[StoredMessage]]] = {}
-        self._pending_acks: list[str] = []
-        self._ack_flush: asyncio.TimerHandle | None = None
         self._synced = asyncio.Event()
         self._verified: set[str] = set()  # peers whose keys we checked on this session
         self._subscriptions: dict[str, None] = {}
         self._presence: dict[str, Presence] = {}
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     # --- life ------------------------------------------------------------------------
@@ -184,7 +154,7 @@ class MessengerClient:
         if self._tasks:
             return
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run_outbox()), loop.create_task(self._receive())]
+        self._tasks = [loop.create_task(self._outbox.run()), loop.create_task(self._receive())]
         self._connection.start()
 
     async def close(self) -> None:
@@ -193,13 +163,13 @@ class MessengerClient:
             return
         self._closed = True
         with contextlib.suppress(NotConnected):
-            await self._flush_acks()
             await self._report_seen()
+        await self._acks.close()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._connection.stop()
-        self._fail_waiters(NotConnected("the client closed"))
+        self._replies.fail_all(NotConnected("the client closed"))
         self.store.close()
         for stream in list(self._streams):
             stream.publish(None)
@@ -239,22 +209,13 @@ class MessengerClient:
         frame = crypto.send_message_frame(self.profile.identity, keys, message_id, text, sent_at)
         message = self.store.add_outgoing(peer, message_id, text, sent_at, frame)
         self._publish(MessageAdded(message))
-        self._outbox_wake.set()
+        self._outbox.wake()
         return message
 
     async def wait_sent(self, message_id: str, timeout: float = 30.0) -> StoredMessage:
-        """Until the server acked our message; SendRefused if it refused it for good."""
-        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
-        waiters = self._sent_waiters.setdefault(message_id, [])
-        waiters.append(future)
-        try:
-            self._settle_sent_waiters(message_id)
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            with contextlib.suppress(ValueError):
-                waiters.remove(future)
-            if not waiters:
-                self._sent_waiters.pop(message_id, None)
+        """Until the server stored our message (sent, or further); SendRefused or
+        UnknownUser if it refused it for good; TimeoutError if neither came in time."""
+        return await self._outbox.wait_sent(message_id, timeout)
 
     async def send_and_wait(self, peer: str, text: str, timeout: float = 30.0) -> StoredMessage:
         """`send`, then `wait_sent`: the message once the server has stored it."""
@@ -267,105 +228,30 @@ class MessengerClient:
         self._last_sent_at = max(int(time.time() * 1000), self._last_sent_at + 1)
         return self._last_sent_at
 
-    async def _run_outbox(self) -> None:
-        """Send pending messages one at a time, oldest first, each until acked or refused."""
-        while True:
-            entry = self.store.next_pending()
-            if entry is None:
-                self._outbox_wake.clear()
-                await self._outbox_wake.wait()
-                continue
-            try:
-                await self._deliver(entry.message_id, entry.peer, entry.frame)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the outbox failed on one message; retrying")
-                await asyncio.sleep(self.settings.resend_base)
-
-    async def _deliver(self, message_id: str, peer: str, frame: str) -> None:
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        while self._is_pending(message_id):
-            session = await self._connection.wait_session()
-            outcome: asyncio.Future[_Ack | _Refused | None] = loop.create_future()
-            self._outcome = (message_id, outcome)
-            try:
-                await self._connection.send(frame)  # the very same frame, every time
-            except NotConnected:
-                self._outcome = None
-                await asyncio.wait({session.ended}, timeout=self.settings.resend_base)
-                continue
-            delay = backoff_delay(attempt, self.settings.resend_base, self.settings.resend_cap)
-            await _first_of(outcome, session.ended, timeout=delay)
-            self._outcome = None
-            if not outcome.done():
-                if not session.ended.done():
-                    attempt += 1  # no answer in time: the same frame again
-                continue  # a new connection: resend on it at once
-            result = outcome.result()
-            if isinstance(result, _Refused):
-                if result.code in _RETRYABLE_CODES:
-                    attempt += 1
-                    await asyncio.sleep(delay)
-                    continue
-                self._fail_message(message_id, peer, result)
-            return
-
-    def _is_pending(self, message_id: str) -> bool:
-        message = self.store.get(self.user_id, message_id)
-        return message is not None and message.status == MessageStatus.PENDING
-
-    def _fail_message(self, message_id: str, peer: str, refusal: _Refused) -> None:
-        reason = f"{refusal.code}: {refusal.message}"
-        if self.store.mark_failed(message_id, reason):
-            log.info("message %s refused: %s", message_id, refusal.code)
-            self._publish(SendFailed(peer, message_id, refusal.code, refusal.message))
-        self._settle_sent_waiters(message_id)
-
-    def _settle_sent_waiters(self, message_id: str) -> None:
-        """Resolve `wait_sent` callers once the message is acked or failed."""
-        waiters = self._sent_waiters.get(message_id)
-        if not waiters:
-            return
-        message = self.store.get(self.user_id, message_id)
-        if message is None or message.status == MessageStatus.PENDING:
-            return
-        for future in waiters:
-            if future.done():
-                continue
-            if message.status == MessageStatus.FAILED:
-                code, _, text = (message.error or "").partition(": ")
-                refused: RequestFailed = (
-                    UnknownUser(message.peer, code) if code == "UNKNOWN_RECIPIENT"
-                    else SendRefused(code, text)
-                )
-                future.set_exception(refused)
-            else:
-                future.set_result(message)
-
-    def _settle_outbox(self, message_id: str, result: _Ack | _Refused | None) -> None:
-        if self._outcome is not None and self._outcome[0] == message_id:
-            future = self._outcome[1]
-            if not future.done():
-                future.set_result(result)
-
     # --- keys ------------------------------------------------------------------------
 
     async def peer_keys(self, peer: str) -> PeerKeys:
         """The peer's keys from the server, pinned on first use; KeyChanged if they differ."""
         _check_user_id(peer)
-        answer = await self._request(
-            "getKeys", {"action": "getKeys", "userId": peer},
-            lambda frame: frame.get("type") == "keys" and frame.get("userId") == peer,
-        )
-        try:
-            offered = PeerKeys(peer, answer["signKey"], answer["boxKey"])
-        except (KeyError, TypeError, ValueError):
-            raise RequestFailed("BAD_KEYS", f"the server sent malformed keys for {peer}") from None
-        pinned = self.profile.pins.check_or_pin(offered)
+        pinned = self.profile.pins.check_or_pin(await self._server_keys(peer))
         self._verified.add(peer)
         return pinned
+
+    async def _server_keys(self, peer: str) -> PeerKeys:
+        """What the server holds for `peer` now (getKeys): not yet compared with the pin."""
+        try:
+            answer = await self._replies.request(
+                {"action": "getKeys", "userId": peer},
+                lambda frame: frame.get("type") == "keys" and frame.get("userId") == peer,
+            )
+        except RequestFailed as failed:
+            if failed.code == "UNKNOWN_USER":
+                raise UnknownUser(peer) from None
+            raise
+        try:
+            return PeerKeys(peer, answer["signKey"], answer["boxKey"])
+        except (KeyError, TypeError, ValueError):
+            raise RequestFailed("BAD_KEYS", f"the server sent malformed keys for {peer}") from None
 
     async def _keys_for_sending(self, peer: str) -> PeerKeys:
         pinned = self.profile.pins.get(peer)
@@ -388,11 +274,7 @@ class MessengerClient:
         side); it must match the keys the server gives now, or nothing changes.
         """
         _check_user_id(peer)
-        answer = await self._request(
-            "getKeys", {"action": "getKeys", "userId": peer},
-            lambda frame: frame.get("type") == "keys" and frame.get("userId") == peer,
-        )
-        offered = PeerKeys(peer, answer["signKey"], answer["boxKey"])
+        offered = await self._server_keys(peer)
         if normalize_fingerprint(fingerprint) != offered.fingerprint():
             raise FingerprintMismatch(peer, offered.fingerprint())
         self.profile.pins.trust(offered)
@@ -419,8 +301,8 @@ class MessengerClient:
             self._subscriptions.update(dict.fromkeys(wanted))
         found: dict[str, Presence] = {}
         for chunk in _chunks(wanted, MAX_IDS_PER_FRAME):
-            answer = await self._request(
-                "getPresence", {"action": "getPresence", "userIds": chunk, "subscribe": subscribe},
+            answer = await self._replies.request(
+                {"action": "getPresence", "userIds": chunk, "subscribe": subscribe},
                 _presence_answer_for(chunk),
             )
             for user in answer["users"]:
@@ -470,7 +352,7 @@ class MessengerClient:
                 elif kind == "receipt":
                     self._receive_receipt(frame)
                 elif kind == "syncDone":
-                    await self._flush_acks()
+                    await self._acks.flush()
                     self._synced.set()
                     count = frame.get("count")
                     self._publish(Synced(count if isinstance(count, int) else 0))
@@ -493,10 +375,10 @@ class MessengerClient:
                 and isinstance(body, str) and isinstance(nonce, str)
                 and isinstance(sent_at, int)):
             log.warning("acked and dropped a malformed message item")
-            self._ack_later(item_id)
+            self._acks.add(item_id)
             return
         if self.store.has_message(sender, message_id):
-            self._ack_later(item_id)  # a duplicate: already stored (or rejected) once
+            self._acks.add(item_id)  # a duplicate: already stored (or rejected) once
             return
         try:
             keys = self.profile.pins.get(sender) or await self.peer_keys(sender)
@@ -509,7 +391,7 @@ class MessengerClient:
         server_ts = frame.get("serverTs")
         stored = self.store.add_incoming(sender, message_id, text, sent_at,
                                          server_ts if isinstance(server_ts, int) else None)
-        self._ack_later(item_id)
+        self._acks.add(item_id)
         if stored:
             message = self.store.get(sender, message_id)
             if message is not None:
@@ -529,7 +411,7 @@ class MessengerClient:
         if self.store.add_rejected(sender, message_id, sent_at, reason):
             log.warning("rejected message %s from %s", message_id, sender)
             self._publish(MessageRejected(Rejection(sender, message_id, sent_at, reason)))
-        self._ack_later(item_id)
+        self._acks.add(item_id)
 
     def _receive_receipt(self, frame: dict[str, Any]) -> None:
         item_id, by, ids = frame.get("id"), frame.get("by"), frame.get("messageIds")
@@ -540,41 +422,14 @@ class MessengerClient:
             changed = self.store.apply_receipt(by, [i for i in ids if isinstance(i, str)], status)
             if changed:
                 self._publish(StatusChanged(by, tuple(changed), status))
-                for message_id in changed:
-                    self._settle_sent_waiters(message_id)
-                    self._settle_outbox(message_id, None)
-        self._ack_later(item_id)
+                self._outbox.moved_on(changed)
+        self._acks.add(item_id)
 
     # --- acks and seen marks -----------------------------------------------------------
 
-    def _ack_later(self, item_id: str) -> None:
-        """Ack an item (already stored): batched, so a sync costs few frames."""
-        self._pending_acks.append(item_id)
-        if len(self._pending_acks) >= MAX_IDS_PER_FRAME:
-            self._spawn(self._flush_acks())
-        elif self._ack_flush is None:
-            self._ack_flush = asyncio.get_running_loop().call_later(
-                self.settings.ack_delay, lambda: self._spawn(self._flush_acks())
-            )
-
-    async def _flush_acks(self) -> None:
-        if self._ack_flush is not None:
-            self._ack_flush.cancel()
-            self._ack_flush = None
-        while self._pending_acks:
-            chunk = self._pending_acks[:MAX_IDS_PER_FRAME]
-            del self._pending_acks[:MAX_IDS_PER_FRAME]
-            try:
-                await self._connection.send({"action": "ack", "ids": chunk})
-            except NotConnected:
-                # Still queued on the server: the next sync brings them again, and the
-                # duplicates are dropped and acked then.
-                self._pending_acks.clear()
-                return
-
     async def _report_seen(self) -> None:
         # Acks first: what was seen was delivered, and its receipt should say so first.
-        await self._flush_acks()
+        await self._acks.flush()
         for sender, ids in self.store.unreported_seen().items():
             for chunk in _chunks(ids, MAX_IDS_PER_FRAME):
                 await self._connection.send({"action": "markSeen", "to": sender,
@@ -599,31 +454,19 @@ class MessengerClient:
         else:
             if kind == "presence":
                 self._on_presence(frame)
-            self._answer_waiters(frame)
+            self._replies.answer(frame)
 
     def _on_ack(self, frame: dict[str, Any]) -> None:
-        message_id = frame.get("messageId")
-        if not isinstance(message_id, str):
-            return
-        server_ts = frame.get("serverTs")
-        server_ts = server_ts if isinstance(server_ts, int) else None
-        if self.store.mark_sent(message_id, server_ts):
-            message = self.store.get(self.user_id, message_id)
-            if message is not None:
-                self._publish(StatusChanged(message.peer, (message_id,), MessageStatus.SENT))
-        self._settle_outbox(message_id, _Ack(server_ts))
-        self._settle_sent_waiters(message_id)
+        message_id, server_ts = frame.get("messageId"), frame.get("serverTs")
+        if isinstance(message_id, str):
+            self._outbox.acked(message_id, server_ts if isinstance(server_ts, int) else None)
 
     def _on_error(self, frame: dict[str, Any]) -> None:
         code, message, ref = str(frame.get("code")), str(frame.get("message", "")), frame.get("ref")
-        if self._outcome is not None and ref == self._outcome[0]:
-            self._settle_outbox(self._outcome[0], _Refused(code, message))
-            return
-        for waiter in self._waiters:
-            if waiter.error_ref == ref and not waiter.future.done():
-                waiter.future.set_exception(RequestFailed(code, message))
-                return
-        self._publish(ServerError(code, message, ref if isinstance(ref, str) else None))
+        handled = self._outbox.refused(ref, code, message) or self._replies.refuse(
+            ref, code, message)
+        if not handled:
+            self._publish(ServerError(code, message, ref if isinstance(ref, str) else None))
 
     def _on_presence(self, frame: dict[str, Any]) -> None:
         users = frame.get("users")
@@ -638,43 +481,6 @@ class MessengerClient:
             self._presence[presence.user_id] = presence
             self._publish(PresenceChanged(presence))
 
-    def _answer_waiters(self, frame: dict[str, Any]) -> None:
-        for waiter in self._waiters:
-            if not waiter.future.done() and waiter.matches(frame):
-                waiter.future.set_result(frame)
-                return
-
-    async def _request(self, action: str, frame: dict[str, Any],
-                       matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """Send a request and wait for its answer. One request per action at a time, so
-        an error frame (whose ref is the action) can only belong to this one."""
-        lock = self._request_locks.setdefault(action, asyncio.Lock())
-        async with lock:
-            await self.wait_online(self.settings.request_timeout)
-            waiter = _Waiter(matches, action, asyncio.get_running_loop().create_future())
-            self._waiters.append(waiter)
-            try:
-                session = await self._connection.send(frame)
-                await _first_of(waiter.future, session.ended,
-                                timeout=self.settings.request_timeout)
-                if waiter.future.done():
-                    return waiter.future.result()
-                if session.ended.done():
-                    raise NotConnected("the connection closed before the answer came")
-                raise NotConnected(f"no answer to {action} within "
-                                   f"{self.settings.request_timeout:g}s")
-            except RequestFailed as failed:
-                if failed.code == "UNKNOWN_USER" and action == "getKeys":
-                    raise UnknownUser(str(frame.get("userId"))) from None
-                raise
-            finally:
-                self._waiters.remove(waiter)
-
-    def _fail_waiters(self, error: Exception) -> None:
-        for waiter in self._waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
-
     # --- connection events ------------------------------------------------------------
 
     async def _on_open(self, session: Session) -> None:
@@ -687,7 +493,7 @@ class MessengerClient:
             await self._connection.send({"action": "getPresence", "userIds": chunk,
                                          "subscribe": True})
         await self._report_seen()
-        self._outbox_wake.set()
+        self._outbox.wake()
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state != ConnectionState.ONLINE:
@@ -699,20 +505,6 @@ class MessengerClient:
     def _publish(self, event: Event) -> None:
         for stream in self._streams:
             stream.publish(event)
-
-    def _spawn(self, work: Awaitable[Any]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(NotConnected):
-                await work
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-
-async def _first_of(*futures: asyncio.Future[Any], timeout: float) -> None:
-    """Until one of the futures is done or `timeout` seconds passed (none is cancelled)."""
-    await asyncio.wait(set(futures), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
 
 def _presence_answer_for(user_ids: Sequence[str]) -> Callable[[dict[str, Any]], bool]:

@@ -62,6 +62,11 @@ def backoff_delay(attempt: int, base: float, cap: float,
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
+async def first_of(*futures: asyncio.Future[Any], timeout: float) -> None:
+    """Until one of the futures is done or `timeout` seconds passed (none is cancelled)."""
+    await asyncio.wait(set(futures), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+
 class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     ONLINE = "online"
