@@ -18,8 +18,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from messenger_client.client import MessengerClient
 from messenger_client.connection import ConnectionState
@@ -175,7 +176,6 @@ def init_command(options: argparse.Namespace) -> int:
 
 def send_command(options: argparse.Namespace) -> int:
     async def send(client: MessengerClient) -> int:
-        await client.wait_online(options.timeout)
         message = await client.send(options.peer, options.text)
         try:
             await client.wait_sent(message.message_id, options.timeout)
@@ -198,13 +198,7 @@ def read_command(options: argparse.Namespace) -> int:
             for event in events.drain():
                 _print_incoming(event)
             if options.watch:
-                printer = asyncio.get_running_loop().create_task(_keep_printing(events))
-                try:
-                    await _until_interrupted()
-                finally:
-                    printer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await printer
+                await _until_interrupted(_keep_printing(events, _print_incoming))
             if options.seen:
                 for conversation in client.conversations():
                     if conversation.unread:
@@ -214,9 +208,9 @@ def read_command(options: argparse.Namespace) -> int:
     return _with_client(options, read)
 
 
-async def _keep_printing(events: EventStream) -> None:
+async def _keep_printing(events: EventStream, show: Callable[[Event], None]) -> None:
     async for event in events:
-        _print_incoming(event)
+        show(event)
 
 
 def _print_incoming(event: Event) -> None:
@@ -227,9 +221,9 @@ def _print_incoming(event: Event) -> None:
         print(f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr,
               flush=True)
     elif isinstance(event, MessageRejected):
-            rejection = event.rejection
-            print(f"messenger: a message from {rejection.sender} could not be read: "
-                  f"{rejection.reason}", file=sys.stderr, flush=True)
+        rejection = event.rejection
+        print(f"messenger: a message from {rejection.sender} could not be read: "
+              f"{rejection.reason}", file=sys.stderr, flush=True)
 
 
 def presence_command(options: argparse.Namespace) -> int:
@@ -239,9 +233,12 @@ def presence_command(options: argparse.Namespace) -> int:
                 print(_presence_line(user), flush=True)
             if options.watch:
                 watched = set(options.users)
-                async for event in events:
+
+                def show(event: Event) -> None:
                     if isinstance(event, PresenceChanged) and event.presence.user_id in watched:
                         print(_presence_line(event.presence), flush=True)
+
+                await _until_interrupted(_keep_printing(events, show))
         return EXIT_OK
 
     return _with_client(options, presence, wait_online=True)
@@ -348,12 +345,19 @@ def _with_client(options: argparse.Namespace,
         raise CommandError(str(error)) from None
 
 
-async def _until_interrupted() -> None:
+async def _until_interrupted(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until Ctrl-C (or SIGTERM), then let the client close cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    await stop.wait()
+    task = loop.create_task(work)
+    try:
+        await stop.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _time(epoch_ms: int) -> str:
