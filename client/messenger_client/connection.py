@@ -23,7 +23,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
 
 from messenger.contract import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 from messenger_client.errors import HandshakeRefused, NotConnected
@@ -254,6 +259,9 @@ class Connection:
                 max_size=MAX_MESSAGE_BYTES,
                 **options,
             )
+        except InvalidURI:
+            # Said without the URL: it carries this connect's signature.
+            raise NotConnected(f"{self.server_url} is not a ws:// or wss:// URL") from None
         except InvalidStatus as refused:
             status = refused.response.status_code
             if status in (401, 403):

@@ -15,11 +15,13 @@ Peers' keys are pinned on first use (TOFU); a key that differs later is refused 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,18 @@ class PinnedKeys:
     def __init__(self, path: Path) -> None:
         self._path = path
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two processes on one profile (`read --watch` and `send`) may pin different
+        # peers at once: read-modify-write under an exclusive lock loses neither.
+        descriptor = os.open(self._path.with_name(f".{self._path.name}.lock"),
+                             os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+
     def _load(self) -> dict[str, PeerKeys]:
         # Read afresh each time: another process on the same profile may have pinned.
         if not self._path.exists():
@@ -218,21 +232,23 @@ class PinnedKeys:
 
     def check_or_pin(self, offered: PeerKeys) -> PeerKeys:
         """Pin keys seen for the first time; accept the same keys; refuse changed ones."""
-        peers = self._load()
-        pinned = peers.get(offered.user_id)
-        if pinned is None:
-            peers[offered.user_id] = offered
-            self._save(peers)
-            return offered
+        with self._locked():
+            peers = self._load()
+            pinned = peers.get(offered.user_id)
+            if pinned is None:
+                peers[offered.user_id] = offered
+                self._save(peers)
+                return offered
         if pinned != offered:
             raise KeyChanged(offered.user_id, pinned, offered)
         return pinned
 
     def trust(self, offered: PeerKeys) -> None:
         """Replace a peer's pinned keys: only after the user re-verified the safety number."""
-        peers = self._load()
-        peers[offered.user_id] = offered
-        self._save(peers)
+        with self._locked():
+            peers = self._load()
+            peers[offered.user_id] = offered
+            self._save(peers)
 
 
 class Profile:
