@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 # --- Limits (PROTOCOL.md) -------------------------------------------------------
 
@@ -132,9 +133,9 @@ QUEUE_TABLE = TableSpec(
 TABLES = (USERS_TABLE, QUEUE_TABLE)
 
 
-def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
+def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
     """The boto3 `create_table` arguments for a table (tests and the local emulator)."""
-    request: dict[str, object] = {
+    request: dict[str, Any] = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [
@@ -146,7 +147,7 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
         ],
     }
 
-    def index_request(index: Index) -> dict[str, object]:
+    def index_request(index: Index) -> dict[str, Any]:
         schema = [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
         if index.sort_key:
             schema.append({"AttributeName": index.sort_key, "KeyType": "RANGE"})

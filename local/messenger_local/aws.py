@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from typing import Any
 
 import boto3
@@ -39,6 +40,24 @@ def _check_port_free(host: str, port: int) -> None:
         probe.close()
 
 
+class _OneAtATime:
+    """A WSGI app that serves one request at a time.
+
+    moto's in-memory backends are not thread-safe (a TransactWriteItems deep-copies a
+    table while another request writes to it, and fails). DynamoDB itself serializes the
+    writes to an item, so handling moto's requests one by one stays faithful to the
+    service while the emulator's functions run concurrently.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 class EmbeddedAws:
     """moto's server on host:port (0 picks a free port), started and stopped explicitly."""
 
@@ -65,6 +84,9 @@ class EmbeddedAws:
         server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port,
                                     verbose=False)
         server.start()
+        wsgi_server = server._server
+        assert wsgi_server is not None
+        wsgi_server.app = _OneAtATime(wsgi_server.app)
         self._server = server
         self._port = server.get_host_and_port()[1]
 

@@ -42,7 +42,7 @@ def fake_stack(shared_aws: EmbeddedAws) -> FakeStack:
     @asynccontextmanager
     async def start(**options: Any) -> AsyncIterator[LocalStack]:
         fake_functions.reset()
-        options = {"routes": FAKE_ROUTES, "authorizer": FAKE_AUTHORIZER} | options
+        options = {"routes": FAKE_ROUTES, "authorizer": FAKE_AUTHORIZER, **options}
         async with LocalStack(aws=shared_aws, **options) as stack:
             yield stack
 

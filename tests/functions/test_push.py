@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.contract import MAX_PUSH_DEVICES, PUSH_PLATFORMS
 from messenger.dal.push_devices import devices_of
@@ -444,7 +444,7 @@ def test_a_failing_publish_never_fails_the_send_and_is_counted(
 
     # Given SNS fails every Publish (an outage, a throttle that outlasts the retries)
     def fail(params: dict[str, Any], **kwargs: Any) -> Any:
-        response = AWSResponse(params["url"], 500, {}, None)
+        response = AWSResponse(params["url"], 500, HTTPHeaders(), None)
         return response, {"Error": {"Code": "InternalError", "Message": "SNS is down"},
                           "ResponseMetadata": {"HTTPStatusCode": 500}}
 

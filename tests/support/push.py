@@ -74,7 +74,7 @@ class Push:
 
     def payload(self) -> dict[str, Any]:
         """The platform's own payload inside the document."""
-        return json.loads(self.document[self.platform])  # type: ignore[no-any-return]
+        return json.loads(self.document[self.platform])
 
 
 class Pushes:
