@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from messenger.contract import Env
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.errors import HandshakeRefused, NotConnected
@@ -16,6 +17,7 @@ from messenger_client.events import ConnectionChanged, MessageAdded, PresenceCha
 from messenger_client.keystore import Profile
 from messenger_local import EmbeddedAws, LocalStack
 from tests.client.conftest import FAST, Clients
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -113,3 +115,23 @@ async def test_no_server_means_not_connected_within_the_timeout(clients: Clients
     with pytest.raises(NotConnected, match=re.escape("cannot connect to ws://127.0.0.1:9/local")):
         await alice.wait_online(timeout=0.5)
     assert alice.status.state in (ConnectionState.OFFLINE, ConnectionState.CONNECTING)
+
+
+async def test_messages_refused_for_the_rate_limit_are_resent_in_order(
+    shared_aws: EmbeddedAws, clients: Clients,
+) -> None:
+    # Given a server that lets a sender burst 2 messages, then 5 a second
+    limits = {Env.RATE_LIMIT_BURST.value: "2", Env.RATE_LIMIT_PER_MINUTE.value: "300"}
+    async with LocalStack(aws=shared_aws, environment=limits) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=fast())
+        bob = await clients.open("bob", stack.ws_url)
+        # When alice writes six messages in a row
+        written = [await alice.send("bob", f"message {n}") for n in range(6)]
+        # Then some were refused with RATE_LIMITED, resent later, and all were stored
+        for message in written:
+            await alice.wait_sent(message.message_id, timeout=20)
+        assert any(i.outcome == "error RATE_LIMITED" for i in stack.invocations_of("sendMessage"))
+        # And bob has each once, in the order alice wrote them
+        await until(lambda: len(bob.history("alice")) == 6, timeout=10)
+        assert [m.text for m in bob.history("alice")] == [f"message {n}" for n in range(6)]
+        await clients.close_all()
