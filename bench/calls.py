@@ -56,9 +56,8 @@ def instrument(h: Harness, counter: CallCounter) -> None:
     factory = h.services.management_client_factory
     h.services.management_client_factory = lambda endpoint: counter.hook(factory(endpoint))
     h.services._connections.clear()
-    sns = getattr(h.services, "sns", None)
-    if sns is not None and not callable(sns):
-        counter.hook(sns)
+    sns_factory = h.services.sns_client_factory
+    h.services.push._client_factory = lambda: counter.hook(sns_factory())
 
 
 def seed_users(h: Harness, count: int) -> None:

@@ -21,29 +21,29 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME
+from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric, refused_metric
 
 PERIOD = Duration.minutes(5)
 
-# Counters the functions publish (tests/infra checks each is still counted somewhere).
-CONNECTIONS_OPENED = "ConnectionsOpened"
-CONNECTIONS_CLOSED = "ConnectionsClosed"
-STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
-MESSAGES_STORED = "MessagesStored"
-MESSAGES_DELIVERED_LIVE = "MessagesDeliveredLive"
-MESSAGES_LEFT_QUEUED = "MessagesLeftQueued"
-DUPLICATE_SENDS = "DuplicateSends"
-RECEIPTS_QUEUED = "ReceiptsQueued"
-RECEIPTS_DELIVERED_LIVE = "ReceiptsDeliveredLive"
-ITEMS_SYNCED = "ItemsSynced"
-PUSHES_SENT = "PushesSent"
-PUSHES_FAILED = "PushesFailed"
-PUSHES_COLLAPSED = "PushesCollapsed"
-ENDPOINTS_DISABLED = "EndpointsDisabled"
+# Counters the functions publish, named in the contract.
+CONNECTIONS_OPENED = Metric.CONNECTIONS_OPENED
+CONNECTIONS_CLOSED = Metric.CONNECTIONS_CLOSED
+STALE_CONNECTIONS_REMOVED = Metric.STALE_CONNECTIONS_REMOVED
+MESSAGES_STORED = Metric.MESSAGES_STORED
+MESSAGES_DELIVERED_LIVE = Metric.MESSAGES_DELIVERED_LIVE
+MESSAGES_LEFT_QUEUED = Metric.MESSAGES_LEFT_QUEUED
+DUPLICATE_SENDS = Metric.DUPLICATE_SENDS
+RECEIPTS_QUEUED = Metric.RECEIPTS_QUEUED
+RECEIPTS_DELIVERED_LIVE = Metric.RECEIPTS_DELIVERED_LIVE
+ITEMS_SYNCED = Metric.ITEMS_SYNCED
+PUSHES_SENT = Metric.PUSHES_SENT
+PUSHES_FAILED = Metric.PUSHES_FAILED
+PUSHES_COLLAPSED = Metric.PUSHES_COLLAPSED
+ENDPOINTS_DISABLED = Metric.ENDPOINTS_DISABLED
 # Refusals are counted as "Refused" + the error code in CamelCase (handlers/_runtime.py).
-REFUSED_INTERNAL = "RefusedInternal"
-REFUSED_RATE_LIMITED = "RefusedRateLimited"
-REFUSED_CONNECT_DENIED = "RefusedConnectDenied"
+REFUSED_INTERNAL = refused_metric("INTERNAL")
+REFUSED_RATE_LIMITED = refused_metric("RATE_LIMITED")
+REFUSED_CONNECT_DENIED = refused_metric("CONNECT_DENIED")
 
 APP_METRICS = (
     CONNECTIONS_OPENED, CONNECTIONS_CLOSED, STALE_CONNECTIONS_REMOVED,

@@ -77,6 +77,33 @@ class Env(StrEnum):
 SERVICE_NAME = "messenger"
 METRICS_NAMESPACE = "Messenger"
 
+
+# --- Metrics (EMF counters the functions publish; the stack's dashboard and alarms read them)
+
+
+class Metric(StrEnum):
+    CONNECTIONS_OPENED = "ConnectionsOpened"
+    CONNECTIONS_CLOSED = "ConnectionsClosed"
+    STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
+    MESSAGES_STORED = "MessagesStored"
+    MESSAGES_DELIVERED_LIVE = "MessagesDeliveredLive"
+    MESSAGES_LEFT_QUEUED = "MessagesLeftQueued"
+    DUPLICATE_SENDS = "DuplicateSends"
+    RECEIPTS_QUEUED = "ReceiptsQueued"
+    RECEIPTS_DELIVERED_LIVE = "ReceiptsDeliveredLive"
+    ITEMS_SYNCED = "ItemsSynced"
+    PUSHES_SENT = "PushesSent"
+    PUSHES_FAILED = "PushesFailed"
+    PUSHES_COLLAPSED = "PushesCollapsed"
+    ENDPOINTS_DISABLED = "EndpointsDisabled"
+    PUSH_DEVICES_REGISTERED = "PushDevicesRegistered"
+    PUSH_DEVICES_TAKEN_OVER = "PushDevicesTakenOver"
+
+
+def refused_metric(code: str) -> str:
+    """The counter of refusals with a PROTOCOL.md error code: BAD_REQUEST -> RefusedBadRequest."""
+    return "Refused" + code.title().replace("_", "")
+
 # --- DynamoDB tables ---------------------------------------------------------------
 
 
@@ -105,6 +132,9 @@ class TableSpec:
         return list(dict.fromkeys(names))
 
 
+SUBSCRIBER_INDEX = "bySubscriber"
+ORDER_INDEX = "byOrder"
+
 # Users, their connections (a map on the profile item), watchers and connect nonces.
 USERS_TABLE = TableSpec(
     logical_name="Users",
@@ -114,7 +144,7 @@ USERS_TABLE = TableSpec(
     global_indexes=(
         # Sparse: only subscription items carry subConn. Lets a closing connection find
         # the subscriptions it holds without a Scan.
-        Index(name="bySubscriber", partition_key="subConn", projection="KEYS_ONLY"),
+        Index(name=SUBSCRIBER_INDEX, partition_key="subConn", projection="KEYS_ONLY"),
     ),
 )
 
@@ -126,7 +156,7 @@ QUEUE_TABLE = TableSpec(
     sort_key="sk",
     local_indexes=(
         # The base key makes a resend idempotent; this index gives the store order.
-        Index(name="byOrder", partition_key="pk", sort_key="seq", projection="ALL"),
+        Index(name=ORDER_INDEX, partition_key="pk", sort_key="seq", projection="ALL"),
     ),
 )
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from messenger.contract import ORDER_INDEX
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-ORDER_INDEX = "byOrder"
 
 
 def message_item_id(sender: str, message_id: str) -> str:

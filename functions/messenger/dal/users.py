@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from messenger.contract import MAX_CONNECTION_SECONDS
+from messenger.contract import MAX_CONNECTION_SECONDS, SUBSCRIBER_INDEX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -296,7 +296,7 @@ class Users:
         keys: list[Any] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "bySubscriber",
+            "IndexName": SUBSCRIBER_INDEX,
             "KeyConditionExpression": "subConn = :c",
             "ExpressionAttributeValues": {":c": {"S": connection_id}},
         }

@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messenger.contract import refused_metric
 from messenger.errors import Refused
 from messenger.models import Frame, error_frame, load_json, parse_frame, reference_of
 from messenger.observability import logger, metrics, tracer
@@ -56,8 +57,7 @@ def reply(frame: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def count_refusal(code: str) -> None:
-    metrics.add_metric(name=f"Refused{code.title().replace('_', '')}", unit=MetricUnit.Count,
-                       value=1)
+    metrics.add_metric(name=refused_metric(code), unit=MetricUnit.Count, value=1)
 
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:

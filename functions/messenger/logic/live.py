@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from messenger.contract import MAX_CONNECTION_SECONDS
+from messenger.contract import MAX_CONNECTION_SECONDS, Metric
 from messenger.dal.users import Profile, Users
 from messenger.errors import ConnectionGone
 from messenger.logic.clock import Clock
@@ -54,14 +54,14 @@ class Live:
         try:
             self._connections.post(connection_id, frame)
         except ConnectionGone:
-            count("StaleConnectionsRemoved")
+            count(Metric.STALE_CONNECTIONS_REMOVED)
             self.connection_closed(user_id, connection_id)
             return False
         return True
 
     def connection_opened(self, user_id: str, connection_id: str, connected_at: int) -> None:
         profile = self._users.add_connection(user_id, connection_id, connected_at)
-        count("ConnectionsOpened")
+        count(Metric.CONNECTIONS_OPENED)
         now = self._clock.now_ms()
         stale = profile.stale_connections(now)
         if stale:
@@ -76,7 +76,7 @@ class Live:
         self._users.drop_subscriptions_of(connection_id)
         if profile is None:
             return  # someone else closed it already
-        count("ConnectionsClosed")
+        count(Metric.CONNECTIONS_CLOSED)
         if not profile.is_online(now):
             self._notify_watchers(user_id, presence_entry(user_id, profile, now))
 

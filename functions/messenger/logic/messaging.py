@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any, Protocol
 
+from messenger.contract import Metric
 from messenger.dal.queue import (
     AckConflict,
     Acknowledgements,
@@ -97,13 +98,13 @@ class Messaging:
         stored, fresh = self._queue.store_message(message, now_ns // 1_000_000_000)
         if not fresh:
             # A resend while the first copy waits: same ack, never a second delivery.
-            count("DuplicateSends")
+            count(Metric.DUPLICATE_SENDS)
             return ack_frame(stored.message_id, stored.server_ts)
-        count("MessagesStored")
+        count(Metric.MESSAGES_STORED)
         if self._live.deliver(recipient, stored.frame()):
-            count("MessagesDeliveredLive")
+            count(Metric.MESSAGES_DELIVERED_LIVE)
         else:
-            count("MessagesLeftQueued")
+            count(Metric.MESSAGES_LEFT_QUEUED)
             self._offline.something_queued(recipient, "message")
         return ack_frame(stored.message_id, stored.server_ts)
 
@@ -119,7 +120,7 @@ class Messaging:
             self._acks.remove_receipts(owner, receipts)
         if messages:
             for receipt in self._remove_messages(owner, messages):
-                count("ReceiptsQueued")
+                count(Metric.RECEIPTS_QUEUED)
                 self._push_receipt(receipt)
 
     def _remove_messages(self, owner: str, item_ids: list[str]) -> list[QueuedReceipt]:
@@ -172,7 +173,7 @@ class Messaging:
         receipt = self._receipt(to, "seen", list(dict.fromkeys(message_ids)), reader,
                                 self._clock.now_ns())
         self._queue.store_receipt(receipt)
-        count("ReceiptsQueued")
+        count(Metric.RECEIPTS_QUEUED)
         self._push_receipt(receipt, sender)
 
     # --- sync ----------------------------------------------------------------------
@@ -184,7 +185,7 @@ class Messaging:
             if not self._live.post(owner, connection_id, item.frame()):
                 return sent  # the caller is gone; everything stays queued
             sent += 1
-        count("ItemsSynced", sent)
+        count(Metric.ITEMS_SYNCED, sent)
         self._live.post(owner, connection_id, sync_done_frame(sent))
         return sent
 
@@ -207,7 +208,7 @@ class Messaging:
         """Hand a queued receipt over live if its recipient is online. Never an alert."""
         profile = profile or self._users.get_profile(receipt.recipient)
         if profile is not None and self._live.deliver(profile, receipt.frame()):
-            count("ReceiptsDeliveredLive")
+            count(Metric.RECEIPTS_DELIVERED_LIVE)
 
 
 def _take_chunk(remaining: list[str]) -> list[str]:

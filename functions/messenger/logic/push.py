@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE
+from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE, Metric
 from messenger.dal.push_devices import (
     DeviceMapChanged,
     PushDevice,
@@ -85,7 +85,7 @@ class PushRegistration:
                 continue  # another registration wrote first; read again
             if evict is not None:
                 self._drop_endpoint(evict)
-            count("PushDevicesRegistered")
+            count(Metric.PUSH_DEVICES_REGISTERED)
             return push_registered_frame(platform)
         raise RuntimeError("push devices kept changing during registration")
 
@@ -117,7 +117,7 @@ class PushRegistration:
             # The device changed hands (someone else signed in on that phone): the last
             # user must stop getting pushes there.
             self._devices.remove(state.user_id, key, endpoint_arn)
-            count("PushDevicesTakenOver")
+            count(Metric.PUSH_DEVICES_TAKEN_OVER)
         if state.token != token or not state.enabled or state.user_id != user_id:
             self._gateway.claim_endpoint(endpoint_arn, token, user_id)
         return endpoint_arn
@@ -155,15 +155,15 @@ class PushNotifier:
             )
         except Exception:
             logger.warning("push collapse check failed", exc_info=True)
-            count("PushesFailed", len(devices))
+            count(Metric.PUSHES_FAILED, len(devices))
             return
         if not due:
-            count("PushesCollapsed")
+            count(Metric.PUSHES_COLLAPSED)
             return
         deadline = time.monotonic() + PUSH_BUDGET_SECONDS
         for sent, device in enumerate(devices.values()):
             if time.monotonic() > deadline:
-                count("PushesFailed", len(devices) - sent)
+                count(Metric.PUSHES_FAILED, len(devices) - sent)
                 logger.warning("push budget spent; devices skipped",
                                extra={"recipient": profile.user_id})
                 return
@@ -174,17 +174,17 @@ class PushNotifier:
         try:
             self._gateway.publish(device.endpoint_arn, notification)
         except PushEndpointGone:
-            count("EndpointsDisabled")
+            count(Metric.ENDPOINTS_DISABLED)
             logger.info("push endpoint gone, device forgotten",
                         extra={"recipient": user_id, "platform": device.platform})
             self._forget(user_id, device)
             return
         except Exception:
-            count("PushesFailed")
+            count(Metric.PUSHES_FAILED)
             logger.warning("push failed", exc_info=True,
                            extra={"recipient": user_id, "platform": device.platform})
             return
-        count("PushesSent")
+        count(Metric.PUSHES_SENT)
         logger.info(PUSH_SENT_LOG_MESSAGE, extra={
             "recipient": user_id, "platform": device.platform, "payloadBytes": notification.size,
         })
