@@ -42,9 +42,10 @@ class KeyChanged(MessengerError):
     def __init__(self, user_id: str, pinned: PeerKeys, offered: PeerKeys) -> None:
         super().__init__(
             f"the keys of {user_id!r} CHANGED: pinned safety number {pinned.fingerprint()}, "
-            f"the server now gives {offered.fingerprint()}. Nothing was sent. Compare the new "
-            f"number with {user_id} in person or by another channel; if it matches, run "
-            f"`messenger trust {user_id} --fingerprint '<the number>'`"
+            f"the server now gives {offered.fingerprint()}. Nothing is sent to {user_id} and "
+            f"nothing from them is accepted until you compare the new number with them in "
+            f"person or by another channel and, if it matches, trust it "
+            f"(`messenger trust {user_id} --fingerprint '<the number>'`)"
         )
         self.user_id = user_id
         self.pinned = pinned
