@@ -38,7 +38,7 @@ def frame_outcome(body: Any) -> str:
     if isinstance(body, str):
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "ok"
         if isinstance(document, dict) and document.get("type") == "error":
             return f"error {document.get('code', '?')}"

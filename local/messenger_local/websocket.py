@@ -52,7 +52,7 @@ def select_route(body: str, routes: dict[str, Route]) -> Route | None:
     """API Gateway's route selection on $request.body.action, falling back to $default."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for Python is "not JSON" here too
         document = None
     action = document.get(ROUTE_SELECTION_KEY) if isinstance(document, dict) else None
     # Route keys starting with '$' are API Gateway's own: a frame cannot pick them.
