@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+from tests.support.identities import TestUser
+
 for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(name, None)
 os.environ.update(
@@ -15,3 +19,18 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     }
 )
+
+
+@pytest.fixture
+def alice() -> TestUser:
+    return TestUser("alice")
+
+
+@pytest.fixture
+def bob() -> TestUser:
+    return TestUser("bob")
+
+
+@pytest.fixture
+def carol() -> TestUser:
+    return TestUser("carol")
