@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import os
@@ -331,7 +332,7 @@ class LoadClient:
             if reply.get("type") == "ack":
                 sent.acked_at = time.perf_counter()
                 sent.ack_server_ts = int(reply["serverTs"])
-                self.run.acked += 1
+                self.run.note_acked()
                 return
             code = reply.get("code") or reply.get("message")
             if code not in ("RATE_LIMITED", "INTERNAL", *GATEWAY_ERRORS):
@@ -504,6 +505,8 @@ class LoadRun:
         self.ledger = {sent.key: sent for sent in self.plan}
         self.tally = Tally()
         self.acked = 0
+        # Churning users waiting for their moment: (acked count, tie-breaker, wake-up).
+        self._churn_due: list[tuple[float, int, asyncio.Future[None]]] = []
         self.timings: dict[str, float] = {}
         self.peak_connections = 0
 
@@ -537,7 +540,8 @@ class LoadRun:
         started = time.perf_counter()
         senders = [send_all(self.clients[user_id], messages)
                    for user_id, messages in by_sender.items()]
-        churn = [self._churn(self.clients[user_id]) for user_id in churners]
+        churn = [self._churn(self.clients[user_id], self.rng.uniform(*CHURN_WINDOW) * len(
+            self.plan), self.rng.uniform(*OFFLINE_SECONDS)) for user_id in churners]
         reporter = asyncio.get_running_loop().create_task(self._report_progress(started))
         try:
             await asyncio.gather(*senders, *churn)
@@ -552,11 +556,19 @@ class LoadRun:
             self.progress(f"  ... {self.acked:,}/{len(self.plan):,} acked after {elapsed:.0f} s "
                           f"({self.acked / elapsed:.1f}/s)")
 
-    async def _churn(self, client: LoadClient) -> None:
-        trigger = self.rng.uniform(*CHURN_WINDOW) * len(self.plan)
-        offline = self.rng.uniform(*OFFLINE_SECONDS)
-        while self.acked < trigger:
-            await asyncio.sleep(0.05)
+    def note_acked(self) -> None:
+        """One more message acked: wake the churning users whose moment has come."""
+        self.acked += 1
+        while self._churn_due and self._churn_due[0][0] <= self.acked:
+            _, _, due = heapq.heappop(self._churn_due)
+            if not due.done():
+                due.set_result(None)
+
+    async def _churn(self, client: LoadClient, trigger: float, offline: float) -> None:
+        """Once `trigger` messages are acked, drop the connection for `offline` seconds."""
+        due: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._churn_due, (trigger, id(due), due))
+        await due
         await client.reconnect(offline)
 
     async def drain(self) -> int:
