@@ -85,6 +85,8 @@ CONNECT_CONCURRENCY = 16
 HANDSHAKE_ATTEMPTS = 4
 MAX_DRAIN_ROUNDS = 20
 PROGRESS_SECONDS = 30.0
+# Well inside API Gateway's 10-minute idle timeout, even with a loaded event loop.
+KEEPALIVE_SECONDS = 240.0
 FORGET_MOTO_COPIES_SECONDS = 2.0
 # Where in the run (as a share of all messages acked) churning users drop, and how long
 # they stay away.
@@ -253,7 +255,8 @@ class LoadClient:
             # Signed anew each time: a nonce is good once, even for a refused handshake.
             url = signed_url(self.run.ws_url, self.user, with_keys=first)
             try:
-                # No keep-alive pings: a run is far shorter than the 10-minute idle limit.
+                # No websockets-level pings: API Gateway's idle timer ignores them; the
+                # run sends the protocol's `ping` instead (LoadRun._keep_alive).
                 socket = await open_socket(url, open_timeout=OPEN_TIMEOUT_SECONDS,
                                            ping_interval=None)
                 break
@@ -287,14 +290,26 @@ class LoadClient:
             self.run.tally.counts["reconnects"] += 1
             await self.sync()
 
+    async def _reopen_if_closed(self) -> bool:
+        """Open a new connection if the server closed ours; True if it did."""
+        if self.socket is not None and self.socket.close_code is None:
+            return False
+        self.run.tally.counts["connections the server closed, reopened"] += 1
+        await self.connect(first=False)
+        return True
+
     async def _ensure_connected(self) -> ClientConnection:
         """The open connection; reopens (and syncs) one the server closed."""
-        if self.socket is None or self.socket.close_code is not None:
-            self.run.tally.counts["unexpected disconnects"] += 1
-            await self.connect(first=False)
+        if await self._reopen_if_closed():
             await self.sync()
         assert self.socket is not None
         return self.socket
+
+    async def ping(self) -> None:
+        """The protocol's keep-alive: a data frame, so API Gateway's idle timer restarts."""
+        if self.socket is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self.socket.send(json.dumps({"action": "ping"}))
 
     # --- sending ---
 
@@ -350,6 +365,8 @@ class LoadClient:
         with contextlib.suppress(ConnectionClosed):
             async for raw in socket:
                 self._on_frame(json.loads(raw), epoch)
+        if self.socket is socket:
+            self.online = False  # the server closed it
 
     def _on_frame(self, frame: dict[str, Any], epoch: int) -> None:
         kind = frame.get("type")
@@ -361,6 +378,8 @@ class LoadClient:
             waiting = self._waiting.get(str(frame.get("messageId") or frame.get("ref")))
             if waiting is not None and not waiting.done():
                 waiting.set_result(frame)
+        elif kind == "pong":
+            pass
         elif kind == "syncDone":
             self.in_sync = False
             if self._sync_done is not None and not self._sync_done.done():
@@ -465,6 +484,7 @@ class LoadClient:
 
     async def sync(self) -> int:
         """Ask for everything queued; how many items the server said it sent."""
+        await self._reopen_if_closed()
         assert self.socket is not None
         self._sync_done = asyncio.get_running_loop().create_future()
         self.in_sync = True
@@ -588,6 +608,14 @@ class LoadRun:
                 self.timings["drain"] = time.perf_counter() - started
                 return round_number
         raise LoadFailure(f"the queue still held items after {MAX_DRAIN_ROUNDS} sync rounds")
+
+    async def keep_alive(self) -> None:
+        """Ping every client now and then: a user who neither sends nor acks for 10
+        minutes would otherwise be closed by the gateway (1001), as API Gateway does."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for client in list(self.clients.values()):
+                await client.ping()
 
     @staticmethod
     async def _sync(client: LoadClient, gate: asyncio.Semaphore) -> int:
@@ -767,11 +795,13 @@ def queue_partitions(dynamodb: Any, table: str, user_ids: list[str]) -> dict[str
 
 async def drive(run: LoadRun) -> int:
     """Connect, exchange, drain: the whole run on `run`'s clients. Returns drain rounds."""
+    keep_alive = asyncio.get_running_loop().create_task(run.keep_alive())
     try:
         await run.connect_all()
         await run.exchange()
         return await run.drain()
     finally:
+        keep_alive.cancel()
         await run.close_all()
 
 
