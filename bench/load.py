@@ -66,7 +66,8 @@ FULL_USERS = 1_000
 FULL_MESSAGES = 20_000
 DEFAULT_CHURN = 0.2
 DEFAULT_SEED = 7
-DEFAULT_TIMEOUT_SECONDS = 900.0
+# The full size takes about 45 minutes on a 2-core machine (docs/performance.md).
+DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_IN_FLIGHT = 32
 # High enough that no sender of the full run meets the limiter: the run measures the
 # stack. A test may set a low one to see the RATE_LIMITED path taken under load.
