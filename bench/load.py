@@ -728,8 +728,10 @@ def report(run: LoadRun, checks: list[Check], stack: LocalStack | None,
         f"{len(plan):,} messages between random pairs, seed {run.config.seed}; "
         f"churn {run.config.churn:.0%}: {run.tally.counts['disconnects']} users dropped and "
         f"came back mid-run",
-        f"rate limit in force: {run.config.rate_per_minute:,}/min per sender, burst "
-        f"{run.config.rate_burst:,}; at most {run.config.in_flight} sends awaiting their ack",
+        (f"rate limit in force: {run.config.rate_per_minute:,}/min per sender, burst "
+         f"{run.config.rate_burst:,}" if stack is not None else
+         "rate limit: whatever the server was started with")
+        + f"; at most {run.config.in_flight} sends awaiting their ack",
         "",
         f"  messages/s (all sent and acked)              {rate:8.1f}   "
         f"({len(plan):,} in {exchange:.1f} s)",
