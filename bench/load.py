@@ -50,7 +50,6 @@ from functools import lru_cache
 from typing import Any, TextIO
 
 import boto3
-from moto.core.model_instances import reset_model_data
 from nacl.public import Box, PrivateKey, PublicKey
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -88,7 +87,6 @@ MAX_DRAIN_ROUNDS = 20
 PROGRESS_SECONDS = 30.0
 # Well inside API Gateway's 10-minute idle timeout, even with a loaded event loop.
 KEEPALIVE_SECONDS = 240.0
-FORGET_MOTO_COPIES_SECONDS = 2.0
 # Where in the run (as a share of all messages acked) churning users drop, and how long
 # they stay away.
 CHURN_WINDOW = (0.1, 0.8)
@@ -118,9 +116,6 @@ class LoadConfig:
     # Sends outstanding at once across all clients: the offered load. Every connection
     # stays open (and receives) throughout; this only paces how many wait for an ack.
     in_flight: int = DEFAULT_IN_FLIGHT
-    # Work around a leak of the embedded moto (docs/performance.md, "Load"): every Table
-    # copy that TransactWriteItems makes stays referenced forever.
-    forget_moto_copies: bool = True
 
 
 # --- what was sent, and what became of it ---------------------------------------------------
@@ -749,9 +744,6 @@ def report(run: LoadRun, checks: list[Check], stack: LocalStack | None,
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:,} MB",
     ]
     if stack is not None:
-        if run.config.forget_moto_copies:
-            lines.append("  moto's tracking of every instance cleared every "
-                         f"{FORGET_MOTO_COPIES_SECONDS:.0f} s (works around its leak)")
         lines += ["", "  invocations (route: count, p50 / p99 ms in the function, not ok):"]
         by_route: dict[str, list[float]] = {}
         not_ok: Counter[str] = Counter()
@@ -826,13 +818,7 @@ async def run_local(config: LoadConfig, aws: EmbeddedAws | None = None,
             await stack.settled(timeout=120.0)
 
         run = LoadRun(config, stack.ws_url, settle, progress)
-        forgetting = asyncio.get_running_loop().create_task(forget_moto_copies())
-        if not config.forget_moto_copies:
-            forgetting.cancel()
-        try:
-            rounds = await drive(run)
-        finally:
-            forgetting.cancel()
+        rounds = await drive(run)
         await stack.settled(timeout=60.0)
         loop = asyncio.get_running_loop()
         left = await loop.run_in_executor(
@@ -840,20 +826,6 @@ async def run_local(config: LoadConfig, aws: EmbeddedAws | None = None,
             stack.table_names[Env.QUEUE_TABLE.value], sorted(run.clients))
         wall = time.perf_counter() - started
         return report(run, check_run(run, left), stack, rounds, wall)
-
-
-async def forget_moto_copies() -> None:
-    """Every few seconds, drop moto's list of every model instance it ever made.
-
-    moto's `BaseModel.__new__` appends each instance to its class's `instances_tracked`
-    (for its dashboard), and `copy.deepcopy` goes through `__new__`: the copy of a whole
-    table that TransactWriteItems takes for each of its actions, to roll back with, is
-    kept for good. Over a long run that is gigabytes, and the garbage collector walks
-    them all. Clearing the lists only forgets those references (moto's own reset does it).
-    """
-    while True:
-        await asyncio.sleep(FORGET_MOTO_COPIES_SECONDS)
-        reset_model_data()
 
 
 async def run_remote(config: LoadConfig, url: str, aws_endpoint: str | None,
@@ -917,8 +889,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the local stack's concurrent invocations (32)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
                         help="give up after this many seconds")
-    parser.add_argument("--keep-moto-copies", action="store_true",
-                        help="do not work around the embedded moto's leak (to see it)")
     parser.add_argument("--url", help="drive a running `messenger local` at this ws:// URL")
     parser.add_argument("--aws-endpoint", help="with --url: its moto endpoint")
     parser.add_argument("--queue-table", help="with --url: its queue table")
@@ -933,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     config = LoadConfig(users=args.users, messages=args.messages, churn=args.churn,
                         seed=args.seed, rate_per_minute=args.rate_per_minute,
                         rate_burst=args.rate_burst, timeout=args.timeout, workers=args.workers,
-                        in_flight=args.in_flight, forget_moto_copies=not args.keep_moto_copies)
+                        in_flight=args.in_flight)
     soft, _ = raise_open_files_limit(4 * config.users + 1024)
     with functions_output_to_file() as (console, log_path):
         def say(line: str) -> None:

@@ -41,6 +41,8 @@ CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=5,
     tcp_keepalive=True,
+    # One invocation at a time on Lambda; the local emulator runs many in one process.
+    max_pool_connections=50,
 )
 
 

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import boto3
+from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
 from messenger.contract import PUSH_PLATFORMS, TABLES, Env, create_table_request
@@ -40,6 +41,15 @@ def _check_port_free(host: str, port: int) -> None:
         probe.close()
 
 
+def _forget_dynamodb_instances() -> None:
+    """Drop moto's dashboard references to DynamoDB objects (the data itself stays).
+
+    Only DynamoDB's: the SNS ones are how `/moto-api/data.json` shows the pushes sent.
+    """
+    for model in model_data.get("dynamodb", {}).values():
+        model.instances_tracked = []  # type: ignore[attr-defined]
+
+
 class _OneAtATime:
     """A WSGI app that serves one request at a time.
 
@@ -49,12 +59,21 @@ class _OneAtATime:
     service while the emulator's functions run concurrently.
     """
 
+    # moto's BaseModel.__new__ appends every instance to its class's `instances_tracked`
+    # (for its dashboard), copies included: the whole-table copy TransactWriteItems takes
+    # for each action would stay referenced forever, gigabytes over a long session.
+    FORGET_INSTANCES_EVERY = 200
+
     def __init__(self, app: Any) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self._served = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         with self._lock:
+            self._served += 1
+            if self._served % self.FORGET_INSTANCES_EVERY == 0:
+                _forget_dynamodb_instances()
             return list(self._app(environ, start_response))
 
 

@@ -218,6 +218,10 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # powertools keeps one metric set per process: with every function in one
+            # process, concurrent flushes empty each other's sets and fail invocations
+            # that on Lambda (one invocation per container) would succeed.
+            "POWERTOOLS_METRICS_DISABLED": "true",
         }
         variables |= {env.value: value for env, value in resources.items()}
         variables |= self._extra_environment

@@ -60,3 +60,27 @@ async def test_stopping_restores_the_environment(shared_aws: EmbeddedAws) -> Non
     async with LocalStack(aws=shared_aws) as stack:
         assert os.environ["CONNECTIONS_ENDPOINT"] == stack.http_url
     assert dict(os.environ) == before
+
+
+def test_moto_does_not_keep_every_table_copy(shared_aws: EmbeddedAws) -> None:
+    """moto tracks every model instance it makes, the table copies TransactWriteItems
+    takes included; the embedded server forgets them so a long session does not grow."""
+    from moto.core.model_instances import model_data
+
+    dynamodb = shared_aws.client("dynamodb")
+    table = "leak-probe"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    try:
+        for i in range(450):
+            dynamodb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": f"k{i % 5}"}}}}])
+        tables = len(getattr(model_data["dynamodb"]["Table"], "instances_tracked", []))
+        # 450 transactions each deep-copied the table: without forgetting, 450+ tables
+        # would be tracked; forgetting every 200 requests leaves at most ~200.
+        assert tables <= 210
+    finally:
+        dynamodb.delete_table(TableName=table)

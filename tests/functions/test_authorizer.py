@@ -143,3 +143,20 @@ def test_nonce_is_forgotten_only_after_the_window(h: Harness, alice: TestUser) -
     # considered: it lives longer than the window.
     h.clock.advance(CONNECT_WINDOW_SECONDS)
     refused_without_writes(h, query)
+
+
+def test_retry_of_the_same_attempt_is_not_a_replay(h: Harness, alice: TestUser) -> None:
+    # The SDK retries a write whose answer timed out: the nonce record it finds is its own
+    h.connect(alice)
+    query = alice.connect_query(ts=h.clock.now_s(), with_keys=False)
+    assert effect_of(h.authorize(query, "SameAttempt0001=")) == "Allow"
+    assert effect_of(h.authorize(query, "SameAttempt0001=")) == "Allow"
+    # while the same URL from another connection is a replay
+    refused_without_writes(h, query)
+
+
+def test_retried_registration_is_not_a_replay(h: Harness, alice: TestUser) -> None:
+    query = alice.connect_query(ts=h.clock.now_s())
+    assert effect_of(h.authorize(query, "FirstConnect001=")) == "Allow"
+    assert effect_of(h.authorize(query, "FirstConnect001=")) == "Allow"
+    refused_without_writes(h, query)

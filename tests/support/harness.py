@@ -130,9 +130,12 @@ class Harness:
 
     # --- connecting ------------------------------------------------------------------
 
-    def authorize(self, query: dict[str, str] | None) -> dict[str, Any]:
+    def authorize(
+        self, query: dict[str, str] | None, connection_id: str | None = None
+    ) -> dict[str, Any]:
         handler = load_handler(AUTHORIZER.handler)
-        return handler(authorizer_event(query, new_connection_id()), LambdaContext())
+        event = authorizer_event(query, connection_id or new_connection_id())
+        return handler(event, LambdaContext())
 
     def connect(self, user: TestUser, **query_options: Any) -> Connection:
         """Authorize (registering on first use) and run $connect; fails the test if refused."""

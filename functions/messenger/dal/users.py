@@ -137,15 +137,26 @@ class Users:
                 request = dict(response.get("UnprocessedKeys") or {})
         return found
 
-    def _nonce_item(self, user_id: str, nonce: str, expires_at: int) -> dict[str, Any]:
+    def _nonce_item(
+        self, user_id: str, nonce: str, expires_at: int, attempt: str
+    ) -> dict[str, Any]:
         return {
             "pk": {"S": f"N#{user_id}#{nonce}"},
             "sk": {"S": "NONCE"},
             "expiresAt": {"N": str(expires_at)},
+            # The connection attempt that spent it: the SDK's retry of our own write (after
+            # a timeout) is that attempt again; a replay is another connection.
+            "attempt": {"S": attempt},
         }
 
-    def register_with_nonce(self, profile: Profile, nonce: str, expires_at: int) -> None:
-        """Create the user and spend the nonce atomically: first come, first served."""
+    def register_with_nonce(
+        self, profile: Profile, nonce: str, expires_at: int, attempt: str
+    ) -> None:
+        """Create the user and spend the nonce atomically: first come, first served.
+
+        botocore gives the transaction an idempotency token that its retries reuse, so on
+        DynamoDB a retry after a timeout does not find its own writes.
+        """
         absent = "attribute_not_exists(pk)"
         try:
             self._client.transact_write_items(
@@ -160,7 +171,8 @@ class Users:
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": self._nonce_item(profile.user_id, nonce, expires_at),
+                            "Item": self._nonce_item(profile.user_id, nonce, expires_at,
+                                                     attempt),
                             "ConditionExpression": absent,
                         }
                     },
@@ -177,15 +189,21 @@ class Users:
                 raise NonceReused(nonce) from None
             raise
 
-    def spend_nonce(self, user_id: str, nonce: str, expires_at: int, now_s: int) -> None:
-        """Record a connect nonce once; a second use (while remembered) raises NonceReused."""
+    def spend_nonce(
+        self, user_id: str, nonce: str, expires_at: int, now_s: int, attempt: str
+    ) -> None:
+        """Record a connect nonce once; a use by another attempt (while remembered) raises
+        NonceReused. The same attempt again is the SDK retrying our own write: accepted."""
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=self._nonce_item(user_id, nonce, expires_at),
+                Item=self._nonce_item(user_id, nonce, expires_at, attempt),
                 # An expired record the TTL sweeper has not removed yet no longer counts.
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR expiresAt < :now OR attempt = :attempt"
+                ),
+                ExpressionAttributeValues={":now": {"N": str(now_s)},
+                                           ":attempt": {"S": attempt}},
             )
         except ClientError as error:
             if _condition_failed(error):

@@ -31,7 +31,8 @@ def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
 def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resource = event.get("methodArn", "*")
     try:
-        request = parse_connect_query(event.get("queryStringParameters"))
+        attempt = (event.get("requestContext") or {}).get("connectionId")
+        request = parse_connect_query(event.get("queryStringParameters"), attempt)
         user_id = services().identity.authenticate(request)
     except AccessDenied as denial:
         logger.info("connect refused", extra={"reason": str(denial)})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nacl.exceptions import BadSignatureError, CryptoError
@@ -42,6 +43,8 @@ class ConnectRequest:
     signature: bytes
     sign_key: str | None
     box_key: str | None
+    # Which connection attempt this is (API Gateway's connectionId for the handshake).
+    attempt: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
     def registers_keys(self) -> bool:
@@ -58,7 +61,9 @@ def _decode_exact(value: str, size: int, what: str) -> bytes:
     return raw
 
 
-def parse_connect_query(params: Mapping[str, Any] | None) -> ConnectRequest:
+def parse_connect_query(
+    params: Mapping[str, Any] | None, attempt: str | None = None
+) -> ConnectRequest:
     """Validate the connect query string; AccessDenied on anything missing or malformed."""
     params = params or {}
 
@@ -86,7 +91,9 @@ def parse_connect_query(params: Mapping[str, Any] | None) -> ConnectRequest:
     if sign_key is not None and box_key is not None:
         _decode_exact(sign_key, KEY_BYTES, "signKey")
         _decode_exact(box_key, KEY_BYTES, "boxKey")
-    return ConnectRequest(user_id, ts, nonce, signature, sign_key, box_key)
+    request = ConnectRequest(user_id, ts, nonce, signature, sign_key, box_key)
+    # Without an attempt id, a fresh random one: it can never match an earlier use.
+    return replace(request, attempt=attempt) if attempt else request
 
 
 def signature_valid(request: ConnectRequest, sign_key: str) -> bool:
@@ -125,7 +132,8 @@ class Identity:
         if not signature_valid(request, profile.sign_key):
             raise AccessDenied("signature does not verify")
         try:
-            self._users.spend_nonce(request.user_id, request.nonce, nonce_expires, now_s)
+            self._users.spend_nonce(request.user_id, request.nonce, nonce_expires, now_s,
+                                    request.attempt)
         except NonceReused:
             raise AccessDenied("nonce was already used") from None
         return request.user_id
@@ -143,7 +151,8 @@ class Identity:
             created_at=self._clock.now_ms(),
         )
         try:
-            self._users.register_with_nonce(profile, request.nonce, nonce_expires)
+            self._users.register_with_nonce(profile, request.nonce, nonce_expires,
+                                            request.attempt)
         except NonceReused:
             raise AccessDenied("nonce was already used") from None
         except UserTaken:
