@@ -1,14 +1,14 @@
 """The one Lambda code asset every function shares, built without Docker.
 
-Lambda runs the functions on arm64 Linux and pynacl (like pydantic-core) has a native
-part, so the dependencies are installed by pip for Lambda's platform and Python version
+Lambda runs the functions on arm64 Linux and pynacl has a native part (libsodium), so
+the dependencies are installed by pip for Lambda's platform and Python version
 (`--platform --only-binary --python-version`) from wheels, on whatever machine runs
 `cdk synth`. Then the `messenger` package is copied in; nothing else of the repository
 (tests, the local emulator, the client) is.
 
 Powertools is bundled (not taken from AWS's public layer): its version is the one
-functions/requirements.txt pins and the tests ran, the layer's ARN differs per region
-and release, and pydantic has to be bundled for arm64 anyway.
+functions/requirements.txt pins and the tests ran, and the layer's ARN differs per
+region and release.
 
 boto3 is not bundled: the runtime's is recent enough for every call the functions make,
 and leaving it out keeps the asset a quarter of the size (botocore alone is 32 MB), which

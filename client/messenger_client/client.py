@@ -370,8 +370,8 @@ class MessengerClient:
         if not isinstance(item_id, str):
             log.warning("ignored a message without an id")
             return
-        if not (isinstance(sender, str) and _USER_ID.match(sender)
-                and isinstance(message_id, str) and _MESSAGE_ID.match(message_id)
+        if not (isinstance(sender, str) and _USER_ID.fullmatch(sender)
+                and isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id)
                 and isinstance(body, str) and isinstance(nonce, str)
                 and isinstance(sent_at, int)):
             log.warning("acked and dropped a malformed message item")
@@ -520,7 +520,7 @@ def _presence_answer_for(user_ids: Sequence[str]) -> Callable[[dict[str, Any]], 
 
 
 def _check_user_id(user_id: str) -> None:
-    if not _USER_ID.match(user_id):
+    if not _USER_ID.fullmatch(user_id):
         raise ValueError(f"{user_id!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)")
 
 

@@ -84,7 +84,7 @@ class PeerKeys:
     box_key: str
 
     def __post_init__(self) -> None:
-        if not _USER_ID.match(self.user_id):
+        if not _USER_ID.fullmatch(self.user_id):
             raise ValueError("not a valid userId")
         for value in (self.sign_key, self.box_key):
             if len(b64url_decode(value)) != KEY_BYTES:
@@ -108,7 +108,7 @@ class Identity:
 
     @classmethod
     def generate(cls, user_id: str) -> Identity:
-        if not _USER_ID.match(user_id):
+        if not _USER_ID.fullmatch(user_id):
             raise ValueError(f"{user_id!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)")
         return cls(user_id, SigningKey.generate(), PrivateKey.generate())
 
@@ -269,7 +269,7 @@ class Profile:
 
     @staticmethod
     def directory_of(name: str, home: Path | None = None) -> Path:
-        if not _PROFILE_NAME.match(name):
+        if not _PROFILE_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid profile name (1-64 of A-Z a-z 0-9 _ . -)")
         return (home or config_home()) / name
 

@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
 
+DEFAULT_RATE_LIMIT_PER_MINUTE = 120
+DEFAULT_RATE_LIMIT_BURST = 60
+DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
-    users_table: str = Field(min_length=3)
-    queue_table: str = Field(min_length=3)
-    message_ttl_seconds: int = Field(DEFAULT_MESSAGE_TTL_SECONDS, gt=0)
+@dataclass(frozen=True)
+class Settings:
+    users_table: str
+    queue_table: str
+    message_ttl_seconds: int = DEFAULT_MESSAGE_TTL_SECONDS
     connections_endpoint: str | None = None
-    rate_limit_per_minute: int = Field(120, gt=0)
-    rate_limit_burst: int = Field(60, gt=0)
-    push_apps: dict[str, str] = Field(default_factory=dict)  # platform -> application ARN
-    push_min_interval_seconds: int = Field(60, ge=0)
+    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
+    rate_limit_burst: int = DEFAULT_RATE_LIMIT_BURST
+    push_apps: Mapping[str, str] = field(default_factory=dict)  # platform -> application ARN
+    push_min_interval_seconds: int = DEFAULT_PUSH_MIN_INTERVAL_SECONDS
+
+    def __post_init__(self) -> None:
+        for name in ("users_table", "queue_table"):
+            if len(getattr(self, name)) < 3:
+                raise ValueError(f"{name} must name a DynamoDB table")
+        for name, low in (("message_ttl_seconds", 1), ("rate_limit_per_minute", 1),
+                          ("rate_limit_burst", 1), ("push_min_interval_seconds", 0)):
+            value = getattr(self, name)
+            if type(value) is not int or value < low:
+                raise ValueError(f"{name} must be an integer of at least {low}, not {value!r}")
 
 
-def settings_from(environ: dict[str, str] | os._Environ[str]) -> Settings:
+def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
+    text = environ.get(env.value)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{env.value} must be an integer, not {text!r}") from None
+
+
+def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; a missing table name fails loudly."""
     push_apps = {
         platform: environ[env.value]
@@ -34,20 +57,18 @@ def settings_from(environ: dict[str, str] | os._Environ[str]) -> Settings:
         )
         if environ.get(env.value)
     }
-    optional = {
-        "message_ttl_seconds": environ.get(Env.MESSAGE_TTL_SECONDS.value),
-        "connections_endpoint": environ.get(Env.CONNECTIONS_ENDPOINT.value) or None,
-        "rate_limit_per_minute": environ.get(Env.RATE_LIMIT_PER_MINUTE.value),
-        "rate_limit_burst": environ.get(Env.RATE_LIMIT_BURST.value),
-        "push_min_interval_seconds": environ.get(Env.PUSH_MIN_INTERVAL_SECONDS.value),
-    }
-    return Settings.model_validate(
-        {
-            "users_table": environ.get(Env.USERS_TABLE.value, ""),
-            "queue_table": environ.get(Env.QUEUE_TABLE.value, ""),
-            "push_apps": push_apps,
-            **{key: value for key, value in optional.items() if value is not None},
-        }
+    return Settings(
+        users_table=environ.get(Env.USERS_TABLE.value, ""),
+        queue_table=environ.get(Env.QUEUE_TABLE.value, ""),
+        message_ttl_seconds=_integer(environ, Env.MESSAGE_TTL_SECONDS,
+                                     DEFAULT_MESSAGE_TTL_SECONDS),
+        connections_endpoint=environ.get(Env.CONNECTIONS_ENDPOINT.value) or None,
+        rate_limit_per_minute=_integer(environ, Env.RATE_LIMIT_PER_MINUTE,
+                                       DEFAULT_RATE_LIMIT_PER_MINUTE),
+        rate_limit_burst=_integer(environ, Env.RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST),
+        push_apps=push_apps,
+        push_min_interval_seconds=_integer(environ, Env.PUSH_MIN_INTERVAL_SECONDS,
+                                           DEFAULT_PUSH_MIN_INTERVAL_SECONDS),
     )
 
 

@@ -1,7 +1,10 @@
 """Frames of PROTOCOL.md: what clients send (validated here, at the edge) and what we send back.
 
-Every inbound model ignores fields the protocol does not define (a `from`, say), so
-identity can only come from the authorizer.
+Inbound frames are frozen dataclasses read by `Fields`, which refuses the first missing or
+malformed field with BAD_REQUEST (a body over the limit with TOO_LARGE). Fields the
+protocol does not define (a `from`, say) are never read, so identity can only come from
+the authorizer. Plain Python on purpose: a validation library costs every function's
+cold start more than these eight small frames are worth (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,20 +13,9 @@ import base64
 import binascii
 import json
 import re
-from typing import Annotated, Any, Literal, TypeVar
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic_core import PydanticCustomError
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from messenger.contract import (
     BASE64URL_PATTERN,
@@ -38,17 +30,27 @@ from messenger.contract import (
 )
 from messenger.errors import BadRequest, TooLarge
 
-UserId = Annotated[StrictStr, Field(pattern=USER_ID_PATTERN)]
-MessageId = Annotated[StrictStr, Field(pattern=MESSAGE_ID_PATTERN)]
-ItemId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ITEM_ID_CHARS)]
-
+# Patterns are matched whole (`fullmatch`): `$` alone would let a trailing newline in.
 _BASE64URL = re.compile(BASE64URL_PATTERN)
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
+_USER_ID = re.compile(USER_ID_PATTERN)
+_PUSH_TOKENS = {platform: re.compile(p) for platform, p in PUSH_TOKEN_PATTERNS.items()}
+MAX_PUSH_TOKEN_CHARS = 4096
+MAX_SENT_AT = 2**53  # the largest integer a JavaScript client holds exactly
+
+USER_ID_RULE = "a user id: 1-64 characters of A-Z a-z 0-9 _ . -"
+MESSAGE_ID_RULE = "a messageId: 8-64 characters of A-Z a-z 0-9 _ -"
+ITEM_ID_RULE = f"an item id: a string of 1-{MAX_ITEM_ID_CHARS} characters"
+
+
+def is_base64url(value: str) -> bool:
+    """Unpadded base64url: the alphabet only, and a length some byte string encodes to."""
+    return _BASE64URL.fullmatch(value) is not None and len(value) % 4 != 1
 
 
 def b64url_decode(value: str) -> bytes:
     """Decode base64url without padding; raise ValueError on anything else."""
-    if not _BASE64URL.match(value) or len(value) % 4 == 1:
+    if not is_base64url(value):
         raise ValueError("not base64url without padding")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -64,104 +66,201 @@ def decoded_length(value: str) -> int:
     return len(value) * 3 // 4
 
 
-class Frame(BaseModel):
-    # Schemas are built on first use: each function validates only its own frame.
-    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+def is_message_id(value: object) -> bool:
+    return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
 
 
+def is_user_id(value: object) -> bool:
+    return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
+
+
+def is_item_id(value: object) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= MAX_ITEM_ID_CHARS
+
+
+class Fields:
+    """One frame's fields, each read with its rule; the first broken rule is refused."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._document = document
+
+    def _value(self, name: str) -> Any:
+        if name not in self._document:
+            raise BadRequest(f"{name}: required")
+        return self._document[name]
+
+    def text(self, name: str, *, max_chars: int | None = None) -> str:
+        value = self._value(name)
+        if not isinstance(value, str):
+            raise BadRequest(f"{name}: must be a string")
+        if not value or (max_chars is not None and len(value) > max_chars):
+            raise BadRequest(f"{name}: must be 1-{max_chars or 'any'} characters")
+        return value
+
+    def user_id(self, name: str) -> str:
+        value = self._value(name)
+        if not is_user_id(value):
+            raise BadRequest(f"{name}: must be {USER_ID_RULE}")
+        return str(value)
+
+    def message_id(self, name: str) -> str:
+        value = self._value(name)
+        if not is_message_id(value):
+            raise BadRequest(f"{name}: must be {MESSAGE_ID_RULE}")
+        return str(value)
+
+    def integer(self, name: str, *, low: int, high: int) -> int:
+        value = self._value(name)
+        # bool is an int to Python, never to JSON; 1.0 and "1" are not integers either.
+        if type(value) is not int or not low <= value <= high:
+            raise BadRequest(f"{name}: must be an integer from {low} to {high}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._document.get(name, default)
+        if type(value) is not bool:
+            raise BadRequest(f"{name}: must be true or false")
+        return value
+
+    def listing(self, name: str, valid: Callable[[object], bool], rule: str) -> list[str]:
+        """A JSON array of 1 to MAX_IDS_PER_FRAME items, each `valid`."""
+        values = self._value(name)
+        if type(values) is not list or not 1 <= len(values) <= MAX_IDS_PER_FRAME:
+            raise BadRequest(f"{name}: must be a list of 1 to {MAX_IDS_PER_FRAME} items")
+        for index, value in enumerate(values):
+            if not valid(value):
+                raise BadRequest(f"{name}.{index}: must be {rule}")
+        return values
+
+    def user_ids(self, name: str) -> list[str]:
+        return self.listing(name, is_user_id, USER_ID_RULE)
+
+    def message_ids(self, name: str) -> list[str]:
+        return self.listing(name, is_message_id, MESSAGE_ID_RULE)
+
+    def item_ids(self, name: str) -> list[str]:
+        return self.listing(name, is_item_id, ITEM_ID_RULE)
+
+    def ciphertext(self, name: str) -> str:
+        value = self.text(name)
+        if not is_base64url(value):
+            raise BadRequest(f"{name}: must be base64url without padding")
+        if decoded_length(value) > MAX_BODY_BYTES:
+            raise TooLarge(f"{name} is over {MAX_BODY_BYTES} bytes")
+        return value
+
+    def box_nonce(self, name: str) -> str:
+        value = self.text(name)
+        if not is_base64url(value) or decoded_length(value) != BOX_NONCE_BYTES:
+            raise BadRequest(f"{name}: must be {BOX_NONCE_BYTES} bytes in base64url")
+        return value
+
+
+class Frame:
+    """An inbound frame: its `action`, and how its fields are read."""
+
+    ACTION: ClassVar[str]
+
+    @classmethod
+    def read(cls: type[F], fields: Fields) -> F:
+        return cls()  # frames with no field but `action`
+
+
+F = TypeVar("F", bound=Frame)
+
+
+@dataclass(frozen=True)
 class SendMessage(Frame):
-    action: Literal["sendMessage"]
-    message_id: MessageId = Field(alias="messageId")
-    to: UserId
-    body: StrictStr
-    nonce: StrictStr
-    sent_at: Annotated[StrictInt, Field(ge=0, le=2**53)] = Field(alias="sentAt")
+    ACTION: ClassVar[str] = "sendMessage"
+    message_id: str
+    to: str
+    body: str
+    nonce: str
+    sent_at: int
 
-    @field_validator("body")
     @classmethod
-    def _body_is_ciphertext(cls, body: str) -> str:
-        if not _BASE64URL.match(body) or len(body) % 4 == 1:
-            raise ValueError("body must be base64url without padding")
-        if not body:
-            raise ValueError("body must not be empty")
-        if decoded_length(body) > MAX_BODY_BYTES:
-            raise PydanticCustomError(
-                "too_large", "body is over {limit} bytes", {"limit": MAX_BODY_BYTES}
-            )
-        return body
-
-    @field_validator("nonce")
-    @classmethod
-    def _nonce_is_24_bytes(cls, nonce: str) -> str:
-        if len(b64url_decode(nonce)) != BOX_NONCE_BYTES:
-            raise ValueError(f"nonce must be {BOX_NONCE_BYTES} bytes")
-        return nonce
+    def read(cls, fields: Fields) -> SendMessage:
+        body = fields.ciphertext("body")  # first: an oversize body is TOO_LARGE, whatever else
+        return cls(message_id=fields.message_id("messageId"), to=fields.user_id("to"),
+                   body=body, nonce=fields.box_nonce("nonce"),
+                   sent_at=fields.integer("sentAt", low=0, high=MAX_SENT_AT))
 
 
+@dataclass(frozen=True)
 class Ack(Frame):
-    action: Literal["ack"]
-    ids: list[ItemId] = Field(min_length=1, max_length=MAX_IDS_PER_FRAME)
+    ACTION: ClassVar[str] = "ack"
+    ids: list[str]
+
+    @classmethod
+    def read(cls, fields: Fields) -> Ack:
+        return cls(ids=fields.item_ids("ids"))
 
 
+@dataclass(frozen=True)
 class MarkSeen(Frame):
-    action: Literal["markSeen"]
-    to: UserId
-    message_ids: list[MessageId] = Field(
-        alias="messageIds", min_length=1, max_length=MAX_IDS_PER_FRAME
-    )
+    ACTION: ClassVar[str] = "markSeen"
+    to: str
+    message_ids: list[str]
+
+    @classmethod
+    def read(cls, fields: Fields) -> MarkSeen:
+        return cls(to=fields.user_id("to"), message_ids=fields.message_ids("messageIds"))
 
 
+@dataclass(frozen=True)
 class Sync(Frame):
-    action: Literal["sync"]
+    ACTION: ClassVar[str] = "sync"
 
 
+@dataclass(frozen=True)
 class GetPresence(Frame):
-    action: Literal["getPresence"]
-    user_ids: list[UserId] = Field(alias="userIds", min_length=1, max_length=MAX_IDS_PER_FRAME)
-    subscribe: StrictBool = False
+    ACTION: ClassVar[str] = "getPresence"
+    user_ids: list[str]
+    subscribe: bool = False
+
+    @classmethod
+    def read(cls, fields: Fields) -> GetPresence:
+        return cls(user_ids=fields.user_ids("userIds"),
+                   subscribe=fields.flag("subscribe", default=False))
 
 
+@dataclass(frozen=True)
 class GetKeys(Frame):
-    action: Literal["getKeys"]
-    user_id: UserId = Field(alias="userId")
+    ACTION: ClassVar[str] = "getKeys"
+    user_id: str
+
+    @classmethod
+    def read(cls, fields: Fields) -> GetKeys:
+        return cls(user_id=fields.user_id("userId"))
 
 
+@dataclass(frozen=True)
 class Ping(Frame):
-    action: Literal["ping"]
+    ACTION: ClassVar[str] = "ping"
 
 
+@dataclass(frozen=True)
 class RegisterPush(Frame):
-    action: Literal["registerPush"]
-    platform: StrictStr
-    token: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    ACTION: ClassVar[str] = "registerPush"
+    platform: str
+    token: str
 
-    @field_validator("platform")
     @classmethod
-    def _platform_is_known(cls, platform: str) -> str:
+    def read(cls, fields: Fields) -> RegisterPush:
+        platform = fields.text("platform")
         if platform not in PUSH_PLATFORMS:
-            raise ValueError(f"platform must be one of {', '.join(PUSH_PLATFORMS)}")
-        return platform
-
-    @field_validator("token")
-    @classmethod
-    def _token_fits_platform(cls, token: str, info: ValidationInfo) -> str:
+            raise BadRequest(f"platform: must be one of {', '.join(PUSH_PLATFORMS)}")
+        token = fields.text("token", max_chars=MAX_PUSH_TOKEN_CHARS)
         # Checked here so that a token SNS would refuse never reaches SNS.
-        platform = info.data.get("platform", "")
-        pattern = PUSH_TOKEN_PATTERNS.get(platform)
-        if pattern and not re.fullmatch(pattern, token):
-            raise ValueError(f"token is not a {platform} device token")
-        return token
+        pattern = _PUSH_TOKENS.get(platform)
+        if pattern and not pattern.fullmatch(token):
+            raise BadRequest(f"token: not a {platform} device token")
+        return cls(platform=platform, token=token)
 
 
 FRAME_MODELS: dict[str, type[Frame]] = {
-    "sendMessage": SendMessage,
-    "ack": Ack,
-    "markSeen": MarkSeen,
-    "sync": Sync,
-    "getPresence": GetPresence,
-    "getKeys": GetKeys,
-    "ping": Ping,
-    "registerPush": RegisterPush,
+    model.ACTION: model
+    for model in (SendMessage, Ack, MarkSeen, Sync, GetPresence, GetKeys, Ping, RegisterPush)
 }
 
 
@@ -180,30 +279,21 @@ def reference_of(document: Any) -> str | None:
     if not isinstance(document, dict):
         return None
     message_id = document.get("messageId")
-    if isinstance(message_id, str) and _MESSAGE_ID.match(message_id):
-        return message_id
+    if is_message_id(message_id):
+        return str(message_id)
     action = document.get("action")
     if isinstance(action, str) and len(action) <= 64:
         return action
     return None
 
 
-F = TypeVar("F", bound=Frame)
-
-
 def parse_frame(model: type[F], document: Any) -> F:
-    """Validate a decoded frame against its model, mapping failures to protocol errors."""
+    """Read a decoded frame as `model`: BadRequest (or TooLarge) names what is wrong."""
     if not isinstance(document, dict):
         raise BadRequest("frame must be a JSON object")
-    try:
-        return model.model_validate(document)
-    except ValidationError as error:
-        problems = error.errors(include_url=False, include_input=False)
-        if any(problem["type"] == "too_large" for problem in problems):
-            raise TooLarge(f"body is over {MAX_BODY_BYTES} bytes") from None
-        first = problems[0]
-        where = ".".join(str(part) for part in first["loc"]) or "frame"
-        raise BadRequest(f"{where}: {first['msg']}") from None
+    if document.get("action") != model.ACTION:
+        raise BadRequest(f"action: must be {model.ACTION!r}")
+    return model.read(Fields(document))
 
 
 # --- Server -> client frames ---------------------------------------------------------

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-dir", type=Path, default=DEFAULT_KEY_DIR,
                         help=f"where the user's keys live ({DEFAULT_KEY_DIR})")
     args = parser.parse_args(argv)
-    if not re.match(USER_ID_PATTERN, args.user):
+    if not re.fullmatch(USER_ID_PATTERN, args.user):
         parser.error(f"{args.user!r} is not a valid userId")
     print(signed_url(args.url, load_or_create_keys(args.user, args.key_dir)))
     return 0

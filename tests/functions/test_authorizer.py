@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from messenger.contract import CONNECT_WINDOW_SECONDS
+from messenger.logic.identity import connect_message
+from messenger.models import b64url_encode
 from tests.support.harness import Harness
 from tests.support.identities import TestUser
 
@@ -120,6 +122,21 @@ def test_malformed_parameter_is_refused(
     query = alice.connect_query(ts=h.clock.now_s())
     query[name] = value
     refused_without_writes(h, query)
+
+
+@pytest.mark.parametrize("field", ["userId", "ts", "nonce"])
+def test_a_signed_query_with_a_trailing_newline_is_refused(
+    h: Harness, field: str
+) -> None:
+    # Signed by its own key, so only the format check can refuse it: "carol\n" must not
+    # become a user beside "carol" (a `$` anchor alone lets a trailing newline through).
+    user = TestUser("carol")
+    parts = {"userId": "carol", "ts": str(h.clock.now_s()), "nonce": "n" * 24}
+    parts[field] += "\n"
+    sig = user.signing_key.sign(
+        connect_message(parts["userId"], parts["ts"], parts["nonce"])).signature
+    refused_without_writes(h, parts | {"sig": b64url_encode(sig), "signKey": user.sign_key_b64,
+                                       "boxKey": user.box_key_b64})
 
 
 def test_only_one_key_given_is_refused(h: Harness, alice: TestUser) -> None:

@@ -50,6 +50,9 @@ def refused(h: Harness, connection: Connection, frame: dict | str, route: str | 
         ({"to": ...}, "BAD_REQUEST"),
         ({"to": "b o b"}, "BAD_REQUEST"),
         ({"to": 7}, "BAD_REQUEST"),
+        ({"to": "bob\n"}, "BAD_REQUEST"),
+        ({"body": b64url_encode(b"ciphertext-bytes-16+") + "\n"}, "BAD_REQUEST"),
+        ({"nonce": NONCE + "\n"}, "BAD_REQUEST"),
         ({"body": ...}, "BAD_REQUEST"),
         ({"body": ""}, "BAD_REQUEST"),
         ({"body": "has+plus/slash"}, "BAD_REQUEST"),
@@ -78,7 +81,9 @@ def test_body_of_exactly_the_limit_is_accepted(h: Harness, a: Connection) -> Non
     assert reply is not None and reply["type"] == "ack"
 
 
-@pytest.mark.parametrize("message_id", [..., "short", "x" * 65, "has#hash1", 12345678, None])
+@pytest.mark.parametrize(
+    "message_id", [..., "short", "x" * 65, "has#hash1", "msg-9001\n", 12345678, None]
+)
 def test_bad_message_id_is_refused_with_the_action_as_ref(
     h: Harness, a: Connection, message_id: object
 ) -> None:
@@ -131,6 +136,7 @@ def test_ack_of_100_ids_is_accepted(h: Harness, a: Connection) -> None:
         {"action": "markSeen", "to": "bob"},
         {"action": "markSeen", "to": "bob", "messageIds": []},
         {"action": "markSeen", "to": "bob", "messageIds": ["bad"]},
+        {"action": "markSeen", "to": "bob", "messageIds": ["msg-0001\n"]},
         {"action": "markSeen", "messageIds": ["msg-0001"]},
         {"action": "markSeen", "to": "bob", "messageIds": [f"msg-{i:05d}" for i in range(101)]},
     ],
@@ -151,6 +157,7 @@ def test_mark_seen_to_unknown_user(h: Harness, a: Connection) -> None:
         {"action": "getPresence"},
         {"action": "getPresence", "userIds": []},
         {"action": "getPresence", "userIds": ["bad id"]},
+        {"action": "getPresence", "userIds": ["bob\n"]},
         {"action": "getPresence", "userIds": ["bob"], "subscribe": "yes"},
         {"action": "getPresence", "userIds": [f"u{i}" for i in range(101)]},
     ],

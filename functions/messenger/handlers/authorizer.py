@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nacl.signing  # noqa: F401  libsodium loads at init here, not on the first connect
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.errors import AccessDenied

@@ -8,9 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import VerifyKey
-
 from messenger.contract import (
     CONNECT_NONCE_PATTERN,
     CONNECT_NONCE_TTL_SECONDS,
@@ -78,11 +75,11 @@ def parse_connect_query(
     user_id, ts, nonce, sig = text("userId"), text("ts"), text("nonce"), text("sig")
     if user_id is None or ts is None or nonce is None or sig is None:
         raise AccessDenied("userId, ts, nonce and sig are required")
-    if not _USER_ID.match(user_id):
+    if not _USER_ID.fullmatch(user_id):
         raise AccessDenied("userId is malformed")
-    if not _TS.match(ts):
+    if not _TS.fullmatch(ts):
         raise AccessDenied("ts is malformed")
-    if not _NONCE.match(nonce):
+    if not _NONCE.fullmatch(nonce):
         raise AccessDenied("nonce is malformed")
     signature = _decode_exact(sig, SIGNATURE_BYTES, "sig")
     sign_key, box_key = text("signKey"), text("boxKey")
@@ -97,6 +94,10 @@ def parse_connect_query(
 
 
 def signature_valid(request: ConnectRequest, sign_key: str) -> bool:
+    # Imported here: only the authorizer verifies, so no other function loads libsodium.
+    from nacl.exceptions import BadSignatureError, CryptoError
+    from nacl.signing import VerifyKey
+
     try:
         VerifyKey(b64url_decode(sign_key)).verify(
             connect_message(request.user_id, request.ts, request.nonce), request.signature

@@ -1,0 +1,56 @@
+"""Settings from the environment: defaults, parsing, and a loud failure on nonsense."""
+
+from __future__ import annotations
+
+import pytest
+
+from messenger.config import (
+    DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    settings_from,
+)
+from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
+
+pytestmark = pytest.mark.unit
+
+TABLES = {Env.USERS_TABLE.value: "app-users", Env.QUEUE_TABLE.value: "app-queue"}
+
+
+def test_defaults_apply_when_only_the_tables_are_set() -> None:
+    settings = settings_from(TABLES)
+    assert (settings.users_table, settings.queue_table) == ("app-users", "app-queue")
+    assert settings.message_ttl_seconds == DEFAULT_MESSAGE_TTL_SECONDS
+    assert settings.rate_limit_per_minute == DEFAULT_RATE_LIMIT_PER_MINUTE
+    assert settings.rate_limit_burst == DEFAULT_RATE_LIMIT_BURST
+    assert settings.connections_endpoint is None and dict(settings.push_apps) == {}
+
+
+def test_every_variable_is_read() -> None:
+    settings = settings_from(TABLES | {
+        Env.MESSAGE_TTL_SECONDS.value: "3600",
+        Env.CONNECTIONS_ENDPOINT.value: "http://127.0.0.1:8080",
+        Env.RATE_LIMIT_PER_MINUTE.value: "30",
+        Env.RATE_LIMIT_BURST.value: " 5 ",
+        Env.PUSH_MIN_INTERVAL_SECONDS.value: "0",
+        Env.PUSH_APP_GCM.value: "arn:aws:sns:us-east-1:123456789012:app/GCM/m",
+    })
+    assert settings.message_ttl_seconds == 3600
+    assert settings.connections_endpoint == "http://127.0.0.1:8080"
+    assert (settings.rate_limit_per_minute, settings.rate_limit_burst) == (30, 5)
+    assert settings.push_min_interval_seconds == 0
+    assert dict(settings.push_apps) == {"GCM": "arn:aws:sns:us-east-1:123456789012:app/GCM/m"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        (Env.RATE_LIMIT_PER_MINUTE.value, "lots", "RATE_LIMIT_PER_MINUTE must be an integer"),
+        (Env.RATE_LIMIT_BURST.value, "0", "rate_limit_burst must be an integer of at least 1"),
+        (Env.MESSAGE_TTL_SECONDS.value, "-5", "message_ttl_seconds"),
+        (Env.PUSH_MIN_INTERVAL_SECONDS.value, "1.5", "PUSH_MIN_INTERVAL_SECONDS"),
+        (Env.USERS_TABLE.value, "", "users_table must name a DynamoDB table"),
+    ],
+)
+def test_nonsense_fails_loudly_and_names_the_setting(name: str, value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        settings_from(TABLES | {name: value})
