@@ -34,6 +34,9 @@ class DeploymentConfig:
     throttle_burst: int
     memory_mb: int
     timeout: Duration
+    # Lambda SnapStart: cold starts restore a snapshot taken after the imports instead of
+    # importing. Billed per GB cached and restored, so on in prod and off in dev.
+    snap_start: bool
     message_ttl_seconds: int
     # Platform ("APNS", "APNS_SANDBOX", "GCM") -> platform application ARN, or the name
     # of an SSM String parameter that holds it (read at deploy time).
@@ -59,6 +62,7 @@ _BASE = DeploymentConfig(
     # API Gateway gives up on an integration after 29 s; a function running longer helps
     # no one. The SDK clients' own timeouts (functions/messenger/wiring.py) fit inside.
     timeout=Duration.seconds(29),
+    snap_start=False,
     message_ttl_seconds=DEFAULT_MESSAGE_TTL_SECONDS,
     push_apps={},
     alarm_email=None,
@@ -76,6 +80,7 @@ DEFAULTS = {
         # API Gateway's default account quota; ask AWS for more before going past it.
         throttle_rate=10_000,
         throttle_burst=5_000,
+        snap_start=True,
     ),
 }
 
@@ -117,6 +122,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "messageTtlSeconds": ("message_ttl_seconds", int),
         "alarmEmail": ("alarm_email", str),
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
+        "snapStart": ("snap_start", _flag),
     }
     for key, (attribute, parse) in parsers.items():
         value = get(key)

@@ -43,6 +43,8 @@ from messenger.contract import (
 # authorizer can guard. Every later frame travels on the connection it admitted.
 CONNECT_ROUTE = "$connect"
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+# With SnapStart (prod), API Gateway invokes this alias of the published version.
+LIVE_ALIAS = "live"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -217,7 +219,8 @@ class MessengerStack(Stack):
         return environment
 
     def _function(self, name: str, handler: str, access: frozenset[Access],
-                  code: lambda_.Code, targets: Targets) -> lambda_.Function:
+                  code: lambda_.Code, targets: Targets) -> lambda_.IFunction:
+        """The function of a route (or the authorizer), and what API Gateway invokes."""
         log_group = logs.LogGroup(
             self, f"{name}Logs",
             retention=self.config.log_retention,
@@ -252,6 +255,8 @@ class MessengerStack(Stack):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment=self._environment(access),
+            snap_start=(lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                        if self.config.snap_start else None),
         )
         # The contract's function name as the logical id, so the deployed name reads
         # "Messenger-dev-SendMessage-<suffix>" and tests find the function by it.
@@ -260,7 +265,12 @@ class MessengerStack(Stack):
         cfn_function.override_logical_id(name)
         self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access, targets)
         self.functions[name] = function
-        return function
+        if not self.config.snap_start:
+            return function
+        # SnapStart restores published versions only: API Gateway invokes an alias of the
+        # version this deploy published, and the next deploy moves the alias.
+        return lambda_.Alias(self, f"{name}Live", alias_name=LIVE_ALIAS,
+                             version=function.current_version)
 
     def _acknowledge_wildcards(self, policy: IConstruct, access: frozenset[Access],
                                targets: Targets) -> None:

@@ -28,6 +28,13 @@ def test_given_prod_then_data_is_kept_and_protected():
     assert config.deletion_protection is True
 
 
+def test_given_prod_then_snap_start_is_on_unless_turned_off():
+    assert config_from_context(context(env="prod")).snap_start is True
+    assert config_from_context(context(env="prod", snapStart="false")).snap_start is False
+    assert config_from_context(context()).snap_start is False
+    assert config_from_context(context(snapStart=True)).snap_start is True
+
+
 def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
     config = config_from_context(context(
         env="prod", throttleRate="2500", throttleBurst="1000", messageTtlSeconds="86400",

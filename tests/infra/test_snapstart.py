@@ -1,0 +1,59 @@
+"""SnapStart in prod: API Gateway invokes an alias of a published, snapshotted version."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.stack import LIVE_ALIAS
+from messenger.contract import AUTHORIZER, ROUTES
+from tests.infra.test_api import _refs, routes_by_key
+
+pytestmark = pytest.mark.infra
+
+FUNCTION_NAMES = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
+
+
+def aliases_by_function(synthesized) -> dict[str, str]:
+    """Function logical id -> logical id of its `live` alias."""
+    aliases = {}
+    for alias_id, alias in synthesized.resources("AWS::Lambda::Alias").items():
+        properties = alias["Properties"]
+        assert properties["Name"] == LIVE_ALIAS
+        (function_id,) = _refs(properties["FunctionName"])
+        (version_id,) = _refs(properties["FunctionVersion"])
+        version = synthesized.json["Resources"][version_id]
+        # The alias points at a version of that same function
+        assert version["Type"] == "AWS::Lambda::Version"
+        assert _refs(version["Properties"]["FunctionName"]) == [function_id]
+        aliases[function_id] = alias_id
+    return aliases
+
+
+def test_given_prod_then_every_function_snapshots_its_published_versions(prod):
+    for name in FUNCTION_NAMES:
+        properties = prod.json["Resources"][name]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+    assert sorted(aliases_by_function(prod)) == sorted(FUNCTION_NAMES)
+
+
+def test_given_prod_then_api_gateway_invokes_the_aliases_only(prod):
+    aliases = aliases_by_function(prod)
+    for route in ROUTES:
+        _, properties = routes_by_key(prod)[route.key]
+        (integration_id,) = _refs(properties["Target"])
+        uri = prod.json["Resources"][integration_id]["Properties"]["IntegrationUri"]
+        assert _refs(uri) == [aliases[route.function_name]], route.key
+    (authorizer,) = prod.resources("AWS::ApiGatewayV2::Authorizer").values()
+    assert _refs(authorizer["Properties"]["AuthorizerUri"]) == [aliases[AUTHORIZER.function_name]]
+    permitted = sorted(
+        _refs(permission["Properties"]["FunctionName"])[0]
+        for permission in prod.resources("AWS::Lambda::Permission").values()
+        if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    )
+    assert permitted == sorted(aliases.values())
+
+
+def test_given_dev_then_no_snapshot_is_billed(dev):
+    for name in FUNCTION_NAMES:
+        assert "SnapStart" not in dev.json["Resources"][name]["Properties"], name
+    assert dev.resources("AWS::Lambda::Alias") == {}
