@@ -93,21 +93,23 @@ class Fields:
         value = self._value(name)
         if not isinstance(value, str):
             raise BadRequest(f"{name}: must be a string")
-        if not value or (max_chars is not None and len(value) > max_chars):
-            raise BadRequest(f"{name}: must be 1-{max_chars or 'any'} characters")
+        if not value:
+            raise BadRequest(f"{name}: must not be empty")
+        if max_chars is not None and len(value) > max_chars:
+            raise BadRequest(f"{name}: must be at most {max_chars} characters")
         return value
 
-    def user_id(self, name: str) -> str:
+    def _one(self, name: str, valid: Callable[[object], bool], rule: str) -> str:
         value = self._value(name)
-        if not is_user_id(value):
-            raise BadRequest(f"{name}: must be {USER_ID_RULE}")
+        if not valid(value):
+            raise BadRequest(f"{name}: must be {rule}")
         return str(value)
 
+    def user_id(self, name: str) -> str:
+        return self._one(name, is_user_id, USER_ID_RULE)
+
     def message_id(self, name: str) -> str:
-        value = self._value(name)
-        if not is_message_id(value):
-            raise BadRequest(f"{name}: must be {MESSAGE_ID_RULE}")
-        return str(value)
+        return self._one(name, is_message_id, MESSAGE_ID_RULE)
 
     def integer(self, name: str, *, low: int, high: int) -> int:
         value = self._value(name)
