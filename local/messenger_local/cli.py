@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -79,8 +78,6 @@ def banner(stack: LocalStack, function_log: str) -> str:
 @contextlib.contextmanager
 def functions_output(destination: str) -> Iterator[str]:
     """Send what the functions print to `destination` ('-': leave it on the console)."""
-    # powertools prints EMF metrics and warns when an invocation has none: noise here.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     if destination == "-":
         yield "this console"
         return

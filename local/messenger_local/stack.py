@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from types import TracebackType
@@ -223,6 +224,8 @@ class LocalStack:
             # that on Lambda (one invocation per container) would succeed.
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
+        # ... and with metrics off, powertools warns on every flush that it has none.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         variables |= {env.value: value for env, value in resources.items()}
         variables |= self._extra_environment
         for name, value in variables.items():
