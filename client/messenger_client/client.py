@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,8 @@ from typing import Any
 
 from ulid import ULID
 
-from messenger.contract import MAX_IDS_PER_FRAME, MESSAGE_ID_PATTERN, USER_ID_PATTERN
+from messenger.contract import MAX_IDS_PER_FRAME
+from messenger.models import is_message_id, is_user_id
 from messenger_client import crypto
 from messenger_client.acks import AckBatcher
 from messenger_client.connection import (
@@ -82,8 +82,6 @@ from messenger_client.store import (
 
 log = logging.getLogger(__name__)
 
-_USER_ID = re.compile(USER_ID_PATTERN)
-_MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _RECEIPT_STATUSES = {"delivered": MessageStatus.DELIVERED, "seen": MessageStatus.SEEN}
 
 
@@ -370,8 +368,7 @@ class MessengerClient:
         if not isinstance(item_id, str):
             log.warning("ignored a message without an id")
             return
-        if not (isinstance(sender, str) and _USER_ID.fullmatch(sender)
-                and isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id)
+        if not (is_user_id(sender) and is_message_id(message_id)
                 and isinstance(body, str) and isinstance(nonce, str)
                 and isinstance(sent_at, int)):
             log.warning("acked and dropped a malformed message item")
@@ -520,7 +517,7 @@ def _presence_answer_for(user_ids: Sequence[str]) -> Callable[[dict[str, Any]], 
 
 
 def _check_user_id(user_id: str) -> None:
-    if not _USER_ID.fullmatch(user_id):
+    if not is_user_id(user_id):
         raise ValueError(f"{user_id!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)")
 
 

@@ -29,8 +29,8 @@ from typing import Any
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
-from messenger.contract import KEY_BYTES, USER_ID_PATTERN
-from messenger.models import b64url_decode, b64url_encode
+from messenger.contract import KEY_BYTES
+from messenger.models import b64url_decode, b64url_encode, is_user_id
 from messenger_client.errors import (
     KeyChanged,
     KeystoreError,
@@ -49,7 +49,6 @@ _FORMAT_VERSION = 1
 _FINGERPRINT_DOMAIN = b"messenger-fingerprint-v1\n"
 _FINGERPRINT_GROUPS = 6
 
-_USER_ID = re.compile(USER_ID_PATTERN)
 _PROFILE_NAME = re.compile(PROFILE_NAME_PATTERN)
 
 
@@ -84,7 +83,7 @@ class PeerKeys:
     box_key: str
 
     def __post_init__(self) -> None:
-        if not _USER_ID.fullmatch(self.user_id):
+        if not is_user_id(self.user_id):
             raise ValueError("not a valid userId")
         for value in (self.sign_key, self.box_key):
             if len(b64url_decode(value)) != KEY_BYTES:
@@ -108,7 +107,7 @@ class Identity:
 
     @classmethod
     def generate(cls, user_id: str) -> Identity:
-        if not _USER_ID.fullmatch(user_id):
+        if not is_user_id(user_id):
             raise ValueError(f"{user_id!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)")
         return cls(user_id, SigningKey.generate(), PrivateKey.generate())
 

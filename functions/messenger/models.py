@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from messenger.contract import (
     BASE64URL_PATTERN,
@@ -66,11 +66,11 @@ def decoded_length(value: str) -> int:
     return len(value) * 3 // 4
 
 
-def is_message_id(value: object) -> bool:
+def is_message_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
 
 
-def is_user_id(value: object) -> bool:
+def is_user_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import sys
 import time
@@ -25,9 +24,8 @@ from urllib.parse import urlencode
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from messenger.contract import USER_ID_PATTERN
 from messenger.logic.identity import connect_message
-from messenger.models import b64url_decode, b64url_encode
+from messenger.models import b64url_decode, b64url_encode, is_user_id
 
 DEFAULT_URL = "ws://127.0.0.1:8080/local"
 DEFAULT_KEY_DIR = Path.home() / ".messenger-local" / "keys"
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-dir", type=Path, default=DEFAULT_KEY_DIR,
                         help=f"where the user's keys live ({DEFAULT_KEY_DIR})")
     args = parser.parse_args(argv)
-    if not re.fullmatch(USER_ID_PATTERN, args.user):
+    if not is_user_id(args.user):
         parser.error(f"{args.user!r} is not a valid userId")
     print(signed_url(args.url, load_or_create_keys(args.user, args.key_dir)))
     return 0

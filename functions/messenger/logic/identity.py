@@ -15,14 +15,12 @@ from messenger.contract import (
     CONNECT_WINDOW_SECONDS,
     KEY_BYTES,
     SIGNATURE_BYTES,
-    USER_ID_PATTERN,
 )
 from messenger.dal.users import NonceReused, Profile, Users, UserTaken
 from messenger.errors import AccessDenied, UnknownUser
 from messenger.logic.clock import Clock
-from messenger.models import b64url_decode, keys_frame
+from messenger.models import b64url_decode, is_user_id, keys_frame
 
-_USER_ID = re.compile(USER_ID_PATTERN)
 _NONCE = re.compile(CONNECT_NONCE_PATTERN)
 _TS = re.compile(r"^[0-9]{1,12}$")
 
@@ -75,7 +73,7 @@ def parse_connect_query(
     user_id, ts, nonce, sig = text("userId"), text("ts"), text("nonce"), text("sig")
     if user_id is None or ts is None or nonce is None or sig is None:
         raise AccessDenied("userId, ts, nonce and sig are required")
-    if not _USER_ID.fullmatch(user_id):
+    if not is_user_id(user_id):
         raise AccessDenied("userId is malformed")
     if not _TS.fullmatch(ts):
         raise AccessDenied("ts is malformed")
