@@ -21,8 +21,8 @@ PROBE = (
     "import time, importlib, sys; t = time.perf_counter(); "
     "[importlib.import_module(m) for m in sys.argv[1:]]; print(time.perf_counter() - t)"
 )
-# What every handler needs before a line of ours runs: the libraries this project chose
-# (powertools' Logger, Metrics and Tracer with the X-Ray SDK, and pynacl).
+# The libraries the functions import before a line of ours runs: powertools' Logger,
+# Metrics and Tracer with the X-Ray SDK, and pynacl (the authorizer's only).
 CHOSEN_STACK = ["boto3", "aws_lambda_powertools.logging",
                 "aws_lambda_powertools.metrics", "aws_lambda_powertools.tracing",
                 "aws_xray_sdk.core", "nacl.signing"]

@@ -22,6 +22,7 @@ MAX_ITEM_ID_CHARS = 256
 BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 MAX_BODY_BYTES = 24_000
+MAX_SENT_AT = 2**53  # sentAt: the largest integer a JavaScript client holds exactly
 BOX_NONCE_BYTES = 24
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -50,6 +51,7 @@ PUSH_TOKEN_PATTERNS = {
     "APNS_SANDBOX": r"^[0-9A-Fa-f]{64,200}$",
     "GCM": r"^[A-Za-z0-9_:.-]{100,4096}$",
 }
+MAX_PUSH_TOKEN_CHARS = 4096
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
 # The functions log every push that went out with this message (and the recipient, the

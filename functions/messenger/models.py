@@ -23,6 +23,8 @@ from messenger.contract import (
     MAX_BODY_BYTES,
     MAX_IDS_PER_FRAME,
     MAX_ITEM_ID_CHARS,
+    MAX_PUSH_TOKEN_CHARS,
+    MAX_SENT_AT,
     MESSAGE_ID_PATTERN,
     PUSH_PLATFORMS,
     PUSH_TOKEN_PATTERNS,
@@ -35,8 +37,6 @@ _BASE64URL = re.compile(BASE64URL_PATTERN)
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _USER_ID = re.compile(USER_ID_PATTERN)
 _PUSH_TOKENS = {platform: re.compile(p) for platform, p in PUSH_TOKEN_PATTERNS.items()}
-MAX_PUSH_TOKEN_CHARS = 4096
-MAX_SENT_AT = 2**53  # the largest integer a JavaScript client holds exactly
 
 USER_ID_RULE = "a user id: 1-64 characters of A-Z a-z 0-9 _ . -"
 MESSAGE_ID_RULE = "a messageId: 8-64 characters of A-Z a-z 0-9 _ -"
