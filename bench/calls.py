@@ -64,13 +64,24 @@ def seed_users(h: Harness, count: int) -> None:
     """Register `count` users directly (BatchWriteItem), as if they had connected once."""
     signer = TestUser("seed")
     requests = [
-        {"PutRequest": {"Item": profile_item(Profile(
-            user_id=f"user{i:07d}", sign_key=signer.sign_key_b64, box_key=signer.box_key_b64,
-            created_at=h.clock.now_ms()))}}
+        {
+            "PutRequest": {
+                "Item": profile_item(
+                    Profile(
+                        user_id=f"user{i:07d}",
+                        sign_key=signer.sign_key_b64,
+                        box_key=signer.box_key_b64,
+                        created_at=h.clock.now_ms(),
+                    )
+                )
+            }
+        }
         for i in range(count)
     ]
     for start in range(0, len(requests), 25):
-        h.dynamodb.batch_write_item(RequestItems={TABLE_NAMES["Users"]: requests[start:start + 25]})
+        h.dynamodb.batch_write_item(
+            RequestItems={TABLE_NAMES["Users"]: requests[start : start + 25]}
+        )
 
 
 @dataclass
@@ -204,20 +215,32 @@ def scan_design_send(h: Harness, c: CallCounter, users: int) -> Counter[str]:
     table = "baseline-connections"
     if table not in h.dynamodb.list_tables()["TableNames"]:
         h.dynamodb.create_table(
-            TableName=table, BillingMode="PAY_PER_REQUEST",
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "connectionId", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "connectionId", "KeyType": "HASH"}],
         )
-        items = [{"PutRequest": {"Item": {"connectionId": {"S": f"conn{i:07d}="},
-                                          "userId": {"S": f"user{i:07d}"}}}}
-                 for i in range(users)]
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "connectionId": {"S": f"conn{i:07d}="},
+                        "userId": {"S": f"user{i:07d}"},
+                    }
+                }
+            }
+            for i in range(users)
+        ]
         for start in range(0, len(items), 25):
-            h.dynamodb.batch_write_item(RequestItems={table: items[start:start + 25]})
+            h.dynamodb.batch_write_item(RequestItems={table: items[start : start + 25]})
     c.hook(h.dynamodb)
     with c.measuring() as calls:
         paginator = h.dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=table, FilterExpression="userId = :u",
-                                       ExpressionAttributeValues={":u": {"S": "user0000003"}}):
+        for page in paginator.paginate(
+            TableName=table,
+            FilterExpression="userId = :u",
+            ExpressionAttributeValues={":u": {"S": "user0000003"}},
+        ):
             page.get("Items")
     h.dynamodb.meta.events.unregister("before-call", c._count)
     return calls
@@ -240,7 +263,8 @@ def measure(users: int) -> dict[str, Counter[str]]:
         for scenario in SCENARIOS:
             results[scenario.name] = scenario.run(h, counter)
         results["BASELINE scan design: find recipient's connections"] = scan_design_send(
-            h, CallCounter(), users)
+            h, CallCounter(), users
+        )
     return results
 
 
@@ -256,10 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         if not name.startswith("BASELINE"):
             identical &= same
         print(f"{name:<{width}}  {sizes[0]:>6} users: {summary(small)}")
-        print(f"{'':<{width}}  {sizes[1]:>6} users: {summary(large)}"
-              f"  {'same' if same else 'DIFFERENT'}")
-    print(f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
-          f"{'yes' if identical else 'NO'}")
+        print(
+            f"{'':<{width}}  {sizes[1]:>6} users: {summary(large)}"
+            f"  {'same' if same else 'DIFFERENT'}"
+        )
+    print(
+        f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
+        f"{'yes' if identical else 'NO'}"
+    )
     return 0 if identical else 1
 
 

@@ -23,26 +23,33 @@ PROBE = (
 )
 # The libraries the functions import before a line of ours runs: powertools' Logger,
 # Metrics and Tracer with the X-Ray SDK, and pynacl (the authorizer's only).
-CHOSEN_STACK = ["boto3", "aws_lambda_powertools.logging",
-                "aws_lambda_powertools.metrics", "aws_lambda_powertools.tracing",
-                "aws_xray_sdk.core", "nacl.signing"]
+CHOSEN_STACK = [
+    "boto3",
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.tracing",
+    "aws_xray_sdk.core",
+    "nacl.signing",
+]
 
 
 def lambda_like_environment() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "LAMBDA_TASK_ROOT": "/var/task",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "USERS_TABLE": "bench-users",
-        "QUEUE_TABLE": "bench-queue",
-        "POWERTOOLS_SERVICE_NAME": "messenger",
-        "POWERTOOLS_METRICS_NAMESPACE": "Messenger",
-    })
+    env.update(
+        {
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "USERS_TABLE": "bench-users",
+            "QUEUE_TABLE": "bench-queue",
+            "POWERTOOLS_SERVICE_NAME": "messenger",
+            "POWERTOOLS_METRICS_NAMESPACE": "Messenger",
+        }
+    )
     return env
 
 
@@ -50,8 +57,13 @@ def import_seconds(modules: list[str], env: dict[str, str]) -> float:
     """Median time to import `modules` in a fresh interpreter."""
     samples = []
     for _ in range(RUNS):
-        out = subprocess.run([sys.executable, "-c", PROBE, *modules], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, *modules],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         samples.append(float(out.strip().splitlines()[-1]))
     return statistics.median(samples)
 
@@ -64,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     stack = import_seconds(CHOSEN_STACK, env)
     print(f"median of {RUNS} fresh interpreters, Lambda-like environment")
     print(f"{'import boto3 (floor)':<44} {floor * 1000:7.0f} ms   1.00x")
-    print(f"{'boto3 + powertools + X-Ray SDK + pynacl':<44} {stack * 1000:7.0f} ms   "
-          f"{stack / floor:.2f}x   (the libraries alone)")
+    print(
+        f"{'boto3 + powertools + X-Ray SDK + pynacl':<44} {stack * 1000:7.0f} ms   "
+        f"{stack / floor:.2f}x   (the libraries alone)"
+    )
     worst = 0.0
     for module in modules:
         seconds = import_seconds([module], env)

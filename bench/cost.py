@@ -77,8 +77,11 @@ class Bill:
     extra_lambda_ms: float = 0
 
     def dollars_per_million(self) -> dict[str, float]:
-        gb_s = (self.lambda_invocations * LAMBDA_BILLED_MS_PER_INVOCATION
-                + self.extra_lambda_ms) / 1000 * LAMBDA_MEMORY_GB
+        gb_s = (
+            (self.lambda_invocations * LAMBDA_BILLED_MS_PER_INVOCATION + self.extra_lambda_ms)
+            / 1000
+            * LAMBDA_MEMORY_GB
+        )
         return {
             "API Gateway messages": self.api_messages * API_GATEWAY_PER_MILLION_MESSAGES,
             "Lambda requests": self.lambda_invocations * LAMBDA_PER_MILLION_REQUESTS,
@@ -111,18 +114,38 @@ def count_life(h: Harness, counter: CallCounter) -> Counter[str]:
 def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
     """Request units of one message's life, from its counted calls and its item sizes."""
     body = b64url_encode(b"x" * body_bytes)
-    message = _to_item(QueuedMessage("bob", "alice", "01J9Z3ABCDEFGHJKMNPQRSTVWX", body,
-                                     b64url_encode(b"n" * 24), 1_764_190_000_123,
-                                     1_764_190_000_456, "01764190000456000#0a1b2c3d",
-                                     1_766_782_000))
-    receipt = _to_item(QueuedReceipt("alice", "delivered", ("01J9Z3ABCDEFGHJKMNPQRSTVWX",),
-                                     "bob", 1_764_190_000_789, "01764190000789000#0a1b2c3d",
-                                     1_766_782_000))
+    message = _to_item(
+        QueuedMessage(
+            "bob",
+            "alice",
+            "01J9Z3ABCDEFGHJKMNPQRSTVWX",
+            body,
+            b64url_encode(b"n" * 24),
+            1_764_190_000_123,
+            1_764_190_000_456,
+            "01764190000456000#0a1b2c3d",
+            1_766_782_000,
+        )
+    )
+    receipt = _to_item(
+        QueuedReceipt(
+            "alice",
+            "delivered",
+            ("01J9Z3ABCDEFGHJKMNPQRSTVWX",),
+            "bob",
+            1_764_190_000_789,
+            "01764190000789000#0a1b2c3d",
+            1_766_782_000,
+        )
+    )
     message_wu, receipt_wu = write_units(item_size(message)), write_units(item_size(receipt))
     profile_read = read_units(400)  # a profile with keys and a couple of connections
     expected = {
-        "dynamodb.GetItem": 2, "dynamodb.PutItem": 1, "dynamodb.UpdateItem": 1,
-        "dynamodb.TransactWriteItems": 1, "dynamodb.BatchWriteItem": 1,
+        "dynamodb.GetItem": 2,
+        "dynamodb.PutItem": 1,
+        "dynamodb.UpdateItem": 1,
+        "dynamodb.TransactWriteItems": 1,
+        "dynamodb.BatchWriteItem": 1,
         "apigatewaymanagementapi.PostToConnection": 2,
     }
     assert dict(calls) == expected, f"the life of a message changed: {dict(calls)}"
@@ -165,26 +188,36 @@ def main(argv: list[str] | None = None) -> int:
         counter = CallCounter()
         instrument(h, counter)
         calls = count_life(h, counter)
-    print("Counted calls, one message's life (send, live delivery, ack, delivered receipt, "
-          "receipt ack):")
+    print(
+        "Counted calls, one message's life (send, live delivery, ack, delivered receipt, "
+        "receipt ack):"
+    )
     print("  " + ", ".join(f"{op}x{n}" for op, n in sorted(calls.items())))
     print(f"Prices: {PRICES_DATE}.")
-    print(f"Assumed: Lambda {LAMBDA_MEMORY_GB} GB, {LAMBDA_BILLED_MS_PER_INVOCATION} ms billed "
-          f"per invocation; the scan design spends {SCAN_PAGE_MS} ms per 1 MB Scan page on "
-          f"{CONNECTION_ITEM_BYTES}-byte connection items.\n")
-    for label, body_bytes in (("a short text (120-byte ciphertext)", 120),
-                              ("a maximum-size body (24,000 bytes)", 24_000)):
+    print(
+        f"Assumed: Lambda {LAMBDA_MEMORY_GB} GB, {LAMBDA_BILLED_MS_PER_INVOCATION} ms billed "
+        f"per invocation; the scan design spends {SCAN_PAGE_MS} ms per 1 MB Scan page on "
+        f"{CONNECTION_ITEM_BYTES}-byte connection items.\n"
+    )
+    for label, body_bytes in (
+        ("a short text (120-byte ciphertext)", 120),
+        ("a maximum-size body (24,000 bytes)", 24_000),
+    ):
         ours = life_bill(calls, body_bytes)
         print(f"-- {label}")
-        print_bills({
-            "this design": ours,
-            "scan, 1,000 users": scan_design_bill(ours, 1_000),
-            "scan, 1,000,000 users": scan_design_bill(ours, 1_000_000),
-        })
+        print_bills(
+            {
+                "this design": ours,
+                "scan, 1,000 users": scan_design_bill(ours, 1_000),
+                "scan, 1,000,000 users": scan_design_bill(ours, 1_000_000),
+            }
+        )
         print()
-    print("Connection minutes are per connected device, not per message: "
-          f"${API_GATEWAY_PER_MILLION_CONNECTION_MINUTES} per million minutes "
-          f"(a phone connected 24 h a day: ${1440 * 30 * 0.25 / 1e6:.4f} a month).")
+    print(
+        "Connection minutes are per connected device, not per message: "
+        f"${API_GATEWAY_PER_MILLION_CONNECTION_MINUTES} per million minutes "
+        f"(a phone connected 24 h a day: ${1440 * 30 * 0.25 / 1e6:.4f} a month)."
+    )
     return 0
 
 

@@ -90,14 +90,30 @@ def message_frames(sender: TestUser, recipient: TestUser, count: int) -> list[tu
         text = "x" * TEXT_SIZES[number % len(TEXT_SIZES)]
         body, nonce = seal(sender, recipient, text)
         message_id = f"lat{number:08d}"
-        frames.append((message_id, json.dumps({
-            "action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
-            "body": body, "nonce": nonce, "sentAt": int(time.time() * 1000)})))
+        frames.append(
+            (
+                message_id,
+                json.dumps(
+                    {
+                        "action": "sendMessage",
+                        "messageId": message_id,
+                        "to": recipient.user_id,
+                        "body": body,
+                        "nonce": nonce,
+                        "sentAt": int(time.time() * 1000),
+                    }
+                ),
+            )
+        )
     return frames
 
 
-async def exchange(sender: ClientConnection, receiver: ClientConnection,
-                   frames: list[tuple[str, str]], acknowledge: bool) -> Samples:
+async def exchange(
+    sender: ClientConnection,
+    receiver: ClientConnection,
+    frames: list[tuple[str, str]],
+    acknowledge: bool,
+) -> Samples:
     """Send the frames one at a time, each after the previous ack; time each."""
     sender_side = Receiver(sender, acknowledge)
     receiver_side = Receiver(receiver, acknowledge)
@@ -136,8 +152,9 @@ async def relay_handler(request: web.Request) -> web.WebSocketResponse:
             break
         frame = json.loads(message.data)
         await peers[frame["to"]].send_str(message.data)
-        await socket.send_str(json.dumps({"type": "ack", "messageId": frame["messageId"],
-                                          "status": "sent"}))
+        await socket.send_str(
+            json.dumps({"type": "ack", "messageId": frame["messageId"], "status": "sent"})
+        )
     return socket
 
 
@@ -179,12 +196,12 @@ class StackFigures:
     moto_call_seconds: list[float]
 
 
-async def through_stack(frames: list[tuple[str, str]], alice: TestUser,
-                        bob: TestUser) -> StackFigures:
+async def through_stack(
+    frames: list[tuple[str, str]], alice: TestUser, bob: TestUser
+) -> StackFigures:
     # 500 messages from one sender in well under a minute would meet the default rate
     # limit (120/min, burst 60): raise it, as `bench load` does.
-    environment = {Env.RATE_LIMIT_PER_MINUTE.value: "600000",
-                   Env.RATE_LIMIT_BURST.value: "10000"}
+    environment = {Env.RATE_LIMIT_PER_MINUTE.value: "600000", Env.RATE_LIMIT_BURST.value: "10000"}
     async with LocalStack(host="127.0.0.1", port=0, aws_port=0, environment=environment) as stack:
         sender = await open_socket(signed_url(stack.ws_url, alice), ping_interval=None)
         receiver = await open_socket(signed_url(stack.ws_url, bob), ping_interval=None)
@@ -197,8 +214,12 @@ async def through_stack(frames: list[tuple[str, str]], alice: TestUser,
         send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")][WARMUP:]
         loop = asyncio.get_running_loop()
         moto = await loop.run_in_executor(
-            None, time_moto_calls, stack.aws.client("dynamodb"),
-            stack.table_names[Env.USERS_TABLE.value], alice.user_id)
+            None,
+            time_moto_calls,
+            stack.aws.client("dynamodb"),
+            stack.table_names[Env.USERS_TABLE.value],
+            alice.user_id,
+        )
     return StackFigures(samples, send_ms, moto)
 
 
@@ -207,8 +228,9 @@ def time_moto_calls(dynamodb: Any, table: str, user_id: str) -> list[float]:
     timings = []
     for _ in range(MOTO_CALLS):
         started = time.perf_counter()
-        dynamodb.get_item(TableName=table, Key={"pk": {"S": user_key(user_id)},
-                                               "sk": {"S": PROFILE}})
+        dynamodb.get_item(
+            TableName=table, Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}}
+        )
         timings.append(time.perf_counter() - started)
     return timings
 
@@ -222,8 +244,10 @@ def row(label: str, seconds: list[float], baseline: list[float] | None = None) -
     text = f"{label:<44} {p50:8.2f} {p99:8.2f}"
     if baseline:
         base = [s * 1000 for s in baseline]
-        text += (f"   {p50 / percentile(base, 0.50):6.0f}x {p99 / percentile(base, 0.99):6.0f}x"
-                 "  the relay")
+        text += (
+            f"   {p50 / percentile(base, 0.50):6.0f}x {p99 / percentile(base, 0.99):6.0f}x"
+            "  the relay"
+        )
     return text
 
 
@@ -231,23 +255,30 @@ def main(argv: list[str] | None = None) -> int:
     alice, bob = TestUser("alice"), TestUser("bob")
     frames = message_frames(alice, bob, MESSAGES + WARMUP)
     with functions_output_to_file("latency") as (console, _):
+
         def say(line: str) -> None:
             print(line, file=console, flush=True)
 
         started = time.perf_counter()
         relay = asyncio.run(through_relay(frames, alice, bob))
         stack = asyncio.run(through_stack(frames, alice, bob))
-        say(f"{MESSAGES} messages ({', '.join(map(str, TEXT_SIZES))}-character texts, sealed), "
+        say(
+            f"{MESSAGES} messages ({', '.join(map(str, TEXT_SIZES))}-character texts, sealed), "
             f"each sent after the previous ack, between two clients on loopback; "
-            f"{WARMUP} warm-up messages not counted")
+            f"{WARMUP} warm-up messages not counted"
+        )
         say(f"{'':<44} {'p50 ms':>8} {'p99 ms':>8}")
         say(row("send -> receive, bare relay (aiohttp)", relay.receive))
         say(row("send -> receive, local stack", stack.samples.receive, relay.receive))
         say(row("send -> ack, bare relay (aiohttp)", relay.ack))
         say(row("send -> ack, local stack", stack.samples.ack, relay.ack))
         say("where the stack's time goes:")
-        say(row("  sendMessage function (in the worker)", [ms / 1000 for ms in
-                                                            stack.send_function_ms]))
+        say(
+            row(
+                "  sendMessage function (in the worker)",
+                [ms / 1000 for ms in stack.send_function_ms],
+            )
+        )
         say(row("  one DynamoDB GetItem on the embedded moto", stack.moto_call_seconds))
         say(f"total {time.perf_counter() - started:.1f} s")
     return 0

@@ -176,10 +176,15 @@ def plan_messages(users: list[TestUser], count: int, rng: random.Random) -> list
         pair_counts[(sender, recipient)] += 1
         length = rng.randint(*TEXT_CHARS)
         text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(length))
-        plan.append(Sent(
-            sender=users[sender].user_id, recipient=users[recipient].user_id,
-            message_id=f"load{number:08d}", pair_index=pair_index, text=text,
-        ))
+        plan.append(
+            Sent(
+                sender=users[sender].user_id,
+                recipient=users[recipient].user_id,
+                message_id=f"load{number:08d}",
+                pair_index=pair_index,
+                text=text,
+            )
+        )
     return plan
 
 
@@ -253,14 +258,16 @@ class LoadClient:
             try:
                 # No websockets-level pings: API Gateway's idle timer ignores them; the
                 # run sends the protocol's `ping` instead (LoadRun._keep_alive).
-                socket = await open_socket(url, open_timeout=OPEN_TIMEOUT_SECONDS,
-                                           ping_interval=None)
+                socket = await open_socket(
+                    url, open_timeout=OPEN_TIMEOUT_SECONDS, ping_interval=None
+                )
                 break
             except InvalidStatus as refused:
                 status = refused.response.status_code
                 if attempt == HANDSHAKE_ATTEMPTS:
-                    raise LoadFailure(f"{self.user_id}: handshake refused {status}, "
-                                      f"{attempt} times") from refused
+                    raise LoadFailure(
+                        f"{self.user_id}: handshake refused {status}, {attempt} times"
+                    ) from refused
                 self.run.tally.counts[f"handshakes refused ({status}), then retried"] += 1
                 await asyncio.sleep(BACKOFF_FIRST_SECONDS * 2**attempt)
         self.socket = socket
@@ -316,9 +323,16 @@ class LoadClient:
         """
         recipient = self.run.clients[sent.recipient]
         body, nonce = seal(self.user, recipient.user, sent.text)
-        frame = json.dumps({"action": "sendMessage", "messageId": sent.message_id,
-                            "to": sent.recipient, "body": body, "nonce": nonce,
-                            "sentAt": int(time.time() * 1000)})
+        frame = json.dumps(
+            {
+                "action": "sendMessage",
+                "messageId": sent.message_id,
+                "to": sent.recipient,
+                "body": body,
+                "nonce": nonce,
+                "sentAt": int(time.time() * 1000),
+            }
+        )
         backoff = BACKOFF_FIRST_SECONDS
         loop = asyncio.get_running_loop()
         while True:
@@ -406,7 +420,8 @@ class LoadClient:
             last = self._last_live.get(sender_id, -1)
             if sent.pair_index < last or (sent.pair_index == last and first is None):
                 self.run.tally.problem(
-                    f"{sender_id}->{self.user_id} #{sent.pair_index} arrived after #{last}")
+                    f"{sender_id}->{self.user_id} #{sent.pair_index} arrived after #{last}"
+                )
             self._last_live[sender_id] = max(last, sent.pair_index)
         if first is not None:
             # Dropped by (from, messageId), as PROTOCOL.md §2 asks: a sync hands over what
@@ -450,7 +465,8 @@ class LoadClient:
         elif self._ack_timer is None:
             loop = asyncio.get_running_loop()
             self._ack_timer = loop.call_later(
-                ACK_BATCH_SECONDS, lambda: self._spawn(self.flush_acks()))
+                ACK_BATCH_SECONDS, lambda: self._spawn(self.flush_acks())
+            )
 
     async def flush_acks(self) -> None:
         """Send everything received so far in `ack` frames of at most 100 ids."""
@@ -504,9 +520,13 @@ class LoadClient:
 class LoadRun:
     """All clients of one run, the plan, and what came of it."""
 
-    def __init__(self, config: LoadConfig, ws_url: str,
-                 settle: Callable[[], Awaitable[None]],
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: LoadConfig,
+        ws_url: str,
+        settle: Callable[[], Awaitable[None]],
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.config = config
         self.ws_url = ws_url
         self.settle = settle
@@ -551,13 +571,21 @@ class LoadRun:
                 async with client.lock:
                     await client.send(sent, in_flight)
 
-        churners = self.rng.sample(sorted(self.clients),
-                                   round(self.config.churn * len(self.clients)))
+        churners = self.rng.sample(
+            sorted(self.clients), round(self.config.churn * len(self.clients))
+        )
         started = time.perf_counter()
-        senders = [send_all(self.clients[user_id], messages)
-                   for user_id, messages in by_sender.items()]
-        churn = [self._churn(self.clients[user_id], self.rng.uniform(*CHURN_WINDOW) * len(
-            self.plan), self.rng.uniform(*OFFLINE_SECONDS)) for user_id in churners]
+        senders = [
+            send_all(self.clients[user_id], messages) for user_id, messages in by_sender.items()
+        ]
+        churn = [
+            self._churn(
+                self.clients[user_id],
+                self.rng.uniform(*CHURN_WINDOW) * len(self.plan),
+                self.rng.uniform(*OFFLINE_SECONDS),
+            )
+            for user_id in churners
+        ]
         reporter = asyncio.get_running_loop().create_task(self._report_progress(started))
         try:
             await asyncio.gather(*senders, *churn)
@@ -569,8 +597,10 @@ class LoadRun:
         while True:
             await asyncio.sleep(PROGRESS_SECONDS)
             elapsed = time.perf_counter() - started
-            self.progress(f"  ... {self.acked:,}/{len(self.plan):,} acked after {elapsed:.0f} s "
-                          f"({self.acked / elapsed:.1f}/s)")
+            self.progress(
+                f"  ... {self.acked:,}/{len(self.plan):,} acked after {elapsed:.0f} s "
+                f"({self.acked / elapsed:.1f}/s)"
+            )
 
     def note_acked(self) -> None:
         """One more message acked: wake the churning users whose moment has come."""
@@ -596,8 +626,9 @@ class LoadRun:
         for round_number in range(1, MAX_DRAIN_ROUNDS + 1):
             await asyncio.gather(*(client.flush_acks() for client in self.clients.values()))
             await self.settle()
-            counts = await asyncio.gather(*(self._sync(client, gate)
-                                            for client in self.clients.values()))
+            counts = await asyncio.gather(
+                *(self._sync(client, gate) for client in self.clients.values())
+            )
             await self.settle()
             pending = sum(client.acks_pending for client in self.clients.values())
             if sum(counts) == 0 and pending == 0:
@@ -619,8 +650,9 @@ class LoadRun:
             return await client.sync()
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(client.close() for client in self.clients.values()),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(client.close() for client in self.clients.values()), return_exceptions=True
+        )
 
 
 # --- checks and figures ---------------------------------------------------------------------
@@ -646,35 +678,61 @@ def check_run(run: LoadRun, queued_left: dict[str, int] | None) -> list[Check]:
         by_pair.setdefault((sent.sender, sent.recipient), []).append(sent)
     for messages in by_pair.values():
         stamps = [s.server_ts for s in sorted(messages, key=lambda s: s.pair_index)]
-        order_broken += sum(1 for a, b in itertools.pairwise(stamps)
-                            if a is None or b is None or b < a)
+        order_broken += sum(
+            1 for a, b in itertools.pairwise(stamps) if a is None or b is None or b < a
+        )
     # A second stored copy is allowed only after the sender lost an ack and sent the
     # frame again (PROTOCOL.md §2); the recipient still keeps one.
     stored_twice = [s for s in plan if len(s.copies) > 1 and not s.lost_acks]
-    wrong_receipts = [s for s in plan if not (
-        s.delivered_receipts == 1 if not s.lost_acks
-        else 1 <= s.delivered_receipts <= len(s.copies))]
+    wrong_receipts = [
+        s
+        for s in plan
+        if not (
+            s.delivered_receipts == 1
+            if not s.lost_acks
+            else 1 <= s.delivered_receipts <= len(s.copies)
+        )
+    ]
     checks = [
         Check("every message acked to its sender", sum(s.acked_at is None for s in plan)),
-        Check("zero lost (acked but never received)", len(lost),
-              ", ".join(s.message_id for s in lost[:5])),
-        Check("zero duplicated (each kept once; stored once unless its ack was lost)",
-              len(stored_twice), ", ".join(s.message_id for s in stored_twice[:5])),
+        Check(
+            "zero lost (acked but never received)",
+            len(lost),
+            ", ".join(s.message_id for s in lost[:5]),
+        ),
+        Check(
+            "zero duplicated (each kept once; stored once unless its ack was lost)",
+            len(stored_twice),
+            ", ".join(s.message_id for s in stored_twice[:5]),
+        ),
         Check("each sender's order kept per recipient (serverTs)", order_broken),
-        Check("the ack names a copy the recipient got (serverTs)",
-              sum(s.ack_server_ts not in s.copies for s in plan if s.received_at is not None)),
+        Check(
+            "the ack names a copy the recipient got (serverTs)",
+            sum(s.ack_server_ts not in s.copies for s in plan if s.received_at is not None),
+        ),
         Check("every message acked by its recipient", sum(not s.recipient_acked for s in plan)),
-        Check("one delivered receipt per message (per stored copy)", len(wrong_receipts),
-              ", ".join(f"{s.message_id}: {s.delivered_receipts}" for s in wrong_receipts[:5])),
-        Check("no other problem (order on a connection, decryption, stray frames)",
-              run.tally.counts["problems"], "; ".join(run.tally.problems[:3])[:1000]),
+        Check(
+            "one delivered receipt per message (per stored copy)",
+            len(wrong_receipts),
+            ", ".join(f"{s.message_id}: {s.delivered_receipts}" for s in wrong_receipts[:5]),
+        ),
+        Check(
+            "no other problem (order on a connection, decryption, stray frames)",
+            run.tally.counts["problems"],
+            "; ".join(run.tally.problems[:3])[:1000],
+        ),
     ]
     if queued_left is None:
         checks.append(Check("queue empty (sync answered 0 for every user)", 0))
     else:
         left = {user: n for user, n in queued_left.items() if n}
-        checks.append(Check("queue table empty (one Query per user partition)",
-                            sum(left.values()), str(dict(list(left.items())[:5])) if left else ""))
+        checks.append(
+            Check(
+                "queue table empty (one Query per user partition)",
+                sum(left.values()),
+                str(dict(list(left.items())[:5])) if left else "",
+            )
+        )
     return checks
 
 
@@ -689,8 +747,10 @@ def latency_line(label: str, samples: list[float]) -> str:
     if not samples:
         return f"  {label:<46} (no samples)"
     ms = [s * 1000 for s in samples]
-    return (f"  {label:<46} p50 {percentile(ms, 0.50):7.1f}  p95 {percentile(ms, 0.95):7.1f}  "
-            f"p99 {percentile(ms, 0.99):7.1f}  max {max(ms):7.1f} ms  (n={len(ms)})")
+    return (
+        f"  {label:<46} p50 {percentile(ms, 0.50):7.1f}  p95 {percentile(ms, 0.95):7.1f}  "
+        f"p99 {percentile(ms, 0.99):7.1f}  max {max(ms):7.1f} ms  (n={len(ms)})"
+    )
 
 
 @dataclass
@@ -710,8 +770,9 @@ class LoadResult:
         return all(check.passed for check in self.checks)
 
 
-def report(run: LoadRun, checks: list[Check], stack: LocalStack | None,
-           rounds: int, wall: float) -> LoadResult:
+def report(
+    run: LoadRun, checks: list[Check], stack: LocalStack | None, rounds: int, wall: float
+) -> LoadResult:
     plan = run.plan
     exchange = run.timings["exchange"]
     rate = len(plan) / exchange
@@ -723,22 +784,33 @@ def report(run: LoadRun, checks: list[Check], stack: LocalStack | None,
         f"{len(plan):,} messages between random pairs, seed {run.config.seed}; "
         f"churn {run.config.churn:.0%}: {run.tally.counts['disconnects']} users dropped and "
         f"came back mid-run",
-        (f"rate limit in force: {run.config.rate_per_minute:,}/min per sender, burst "
-         f"{run.config.rate_burst:,}" if stack is not None else
-         "rate limit: whatever the server was started with")
+        (
+            f"rate limit in force: {run.config.rate_per_minute:,}/min per sender, burst "
+            f"{run.config.rate_burst:,}"
+            if stack is not None
+            else "rate limit: whatever the server was started with"
+        )
         + f"; at most {run.config.in_flight} sends awaiting their ack",
         "",
         f"  messages/s (all sent and acked)              {rate:8.1f}   "
         f"({len(plan):,} in {exchange:.1f} s)",
-        latency_line("send -> receive, recipient online throughout", [
-            s.received_at - s.attempt_at for s in live if s.received_at is not None]),
-        latency_line("send -> receive, all (incl. after reconnect)", [
-            s.received_at - s.attempt_at for s in received if s.received_at is not None]),
-        latency_line("send -> ack", [
-            s.acked_at - s.attempt_at for s in plan if s.acked_at is not None]),
+        latency_line(
+            "send -> receive, recipient online throughout",
+            [s.received_at - s.attempt_at for s in live if s.received_at is not None],
+        ),
+        latency_line(
+            "send -> receive, all (incl. after reconnect)",
+            [s.received_at - s.attempt_at for s in received if s.received_at is not None],
+        ),
+        latency_line(
+            "send -> ack", [s.acked_at - s.attempt_at for s in plan if s.acked_at is not None]
+        ),
         "",
-        "  counts: " + ", ".join(f"{name} {n}" for name, n in sorted(run.tally.counts.items())
-                                 if name != "problems") or "none",
+        "  counts: "
+        + ", ".join(
+            f"{name} {n}" for name, n in sorted(run.tally.counts.items()) if name != "problems"
+        )
+        or "none",
         f"  drain: {rounds} sync round(s), {run.timings.get('drain', 0):.1f} s; "
         f"wall time {wall:.1f} s; peak memory of this process "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:,} MB",
@@ -752,15 +824,18 @@ def report(run: LoadRun, checks: list[Check], stack: LocalStack | None,
             if invocation.status >= 300 or not invocation.outcome.startswith(("ok", "allow")):
                 not_ok[f"{invocation.route} {invocation.outcome}"] += 1
         for route, durations in sorted(by_route.items()):
-            lines.append(f"    {route:<12} {len(durations):7,}   {percentile(durations, .5):7.1f} "
-                         f"/ {percentile(durations, .99):7.1f}")
-        lines.append("    not ok: " + (", ".join(f"{k} x{n}" for k, n in not_ok.items())
-                                     or "none"))
+            lines.append(
+                f"    {route:<12} {len(durations):7,}   {percentile(durations, 0.5):7.1f} "
+                f"/ {percentile(durations, 0.99):7.1f}"
+            )
+        lines.append("    not ok: " + (", ".join(f"{k} x{n}" for k, n in not_ok.items()) or "none"))
     lines += ["", "checks:"]
-    lines += [f"  [{'pass' if c.passed else 'FAIL'}] {c.name}"
-              + ("" if c.passed else f": {c.failures} {c.detail}") for c in checks]
-    return LoadResult(run.config, checks, lines, rate, wall, run.peak_connections,
-                      run.tally.counts)
+    lines += [
+        f"  [{'pass' if c.passed else 'FAIL'}] {c.name}"
+        + ("" if c.passed else f": {c.failures} {c.detail}")
+        for c in checks
+    ]
+    return LoadResult(run.config, checks, lines, rate, wall, run.peak_connections, run.tally.counts)
 
 
 # --- driving it -----------------------------------------------------------------------------
@@ -780,9 +855,11 @@ def queue_partitions(dynamodb: Any, table: str, user_ids: list[str]) -> dict[str
     left = {}
     for user_id in user_ids:
         response = dynamodb.query(
-            TableName=table, Select="COUNT", ConsistentRead=True,
-            KeyConditionExpression="pk = :user", ExpressionAttributeValues={
-                ":user": {"S": user_id}},
+            TableName=table,
+            Select="COUNT",
+            ConsistentRead=True,
+            KeyConditionExpression="pk = :user",
+            ExpressionAttributeValues={":user": {"S": user_id}},
         )
         left[user_id] = int(response["Count"])
     return left
@@ -800,8 +877,11 @@ async def drive(run: LoadRun) -> int:
         await run.close_all()
 
 
-async def run_local(config: LoadConfig, aws: EmbeddedAws | None = None,
-                    progress: Callable[[str], None] | None = None) -> LoadResult:
+async def run_local(
+    config: LoadConfig,
+    aws: EmbeddedAws | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
     """One run against a LocalStack started here, on loopback ports."""
     # Each connection costs a descriptor on both sides, and these are in one process.
     raise_open_files_limit(4 * config.users + 1024)
@@ -810,10 +890,18 @@ async def run_local(config: LoadConfig, aws: EmbeddedAws | None = None,
         Env.RATE_LIMIT_PER_MINUTE.value: str(config.rate_per_minute),
         Env.RATE_LIMIT_BURST.value: str(config.rate_burst),
     }
-    async with asyncio.timeout(config.timeout), LocalStack(
-        host="127.0.0.1", port=0, aws_port=0, aws=aws, environment=environment,
-        workers=config.workers,
-    ) as stack:
+    async with (
+        asyncio.timeout(config.timeout),
+        LocalStack(
+            host="127.0.0.1",
+            port=0,
+            aws_port=0,
+            aws=aws,
+            environment=environment,
+            workers=config.workers,
+        ) as stack,
+    ):
+
         async def settle() -> None:
             await stack.settled(timeout=120.0)
 
@@ -822,15 +910,23 @@ async def run_local(config: LoadConfig, aws: EmbeddedAws | None = None,
         await stack.settled(timeout=60.0)
         loop = asyncio.get_running_loop()
         left = await loop.run_in_executor(
-            None, queue_partitions, stack.aws.client("dynamodb"),
-            stack.table_names[Env.QUEUE_TABLE.value], sorted(run.clients))
+            None,
+            queue_partitions,
+            stack.aws.client("dynamodb"),
+            stack.table_names[Env.QUEUE_TABLE.value],
+            sorted(run.clients),
+        )
         wall = time.perf_counter() - started
         return report(run, check_run(run, left), stack, rounds, wall)
 
 
-async def run_remote(config: LoadConfig, url: str, aws_endpoint: str | None,
-                     queue_table: str | None,
-                     progress: Callable[[str], None] | None = None) -> LoadResult:
+async def run_remote(
+    config: LoadConfig,
+    url: str,
+    aws_endpoint: str | None,
+    queue_table: str | None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
     """One run against a `messenger local` started elsewhere."""
     raise_open_files_limit(2 * config.users + 1024)
     started = time.perf_counter()
@@ -845,11 +941,15 @@ async def run_remote(config: LoadConfig, url: str, aws_endpoint: str | None,
         left = None
         if aws_endpoint and queue_table:
             client = boto3.client(
-                "dynamodb", endpoint_url=aws_endpoint, region_name=REGION,
+                "dynamodb",
+                endpoint_url=aws_endpoint,
+                region_name=REGION,
                 aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
-                aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"])
+                aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+            )
             left = await asyncio.get_running_loop().run_in_executor(
-                None, queue_partitions, client, queue_table, sorted(run.clients))
+                None, queue_partitions, client, queue_table, sorted(run.clients)
+            )
     wall = time.perf_counter() - started
     return report(run, check_run(run, left), None, rounds, wall)
 
@@ -869,26 +969,54 @@ def functions_output_to_file(bench_name: str = "load") -> Iterator[tuple[TextIO,
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench load", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=FULL_USERS,
-                        help=f"users, one connection each ({FULL_USERS})")
-    parser.add_argument("--messages", type=int, default=FULL_MESSAGES,
-                        help=f"messages between random pairs ({FULL_MESSAGES})")
-    parser.add_argument("--churn", type=float, default=DEFAULT_CHURN,
-                        help=f"share of users who drop and reconnect mid-run ({DEFAULT_CHURN})")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench load",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--users", type=int, default=FULL_USERS, help=f"users, one connection each ({FULL_USERS})"
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=FULL_MESSAGES,
+        help=f"messages between random pairs ({FULL_MESSAGES})",
+    )
+    parser.add_argument(
+        "--churn",
+        type=float,
+        default=DEFAULT_CHURN,
+        help=f"share of users who drop and reconnect mid-run ({DEFAULT_CHURN})",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="plan seed")
-    parser.add_argument("--rate-per-minute", type=int, default=DEFAULT_RATE_PER_MINUTE,
-                        help="RATE_LIMIT_PER_MINUTE given to the local stack's functions")
-    parser.add_argument("--rate-burst", type=int, default=DEFAULT_RATE_BURST,
-                        help="RATE_LIMIT_BURST given to the local stack's functions")
-    parser.add_argument("--in-flight", type=int, default=DEFAULT_IN_FLIGHT,
-                        help=f"sends waiting for their ack at once, all clients together "
-                             f"({DEFAULT_IN_FLIGHT})")
-    parser.add_argument("--workers", type=int, default=32,
-                        help="the local stack's concurrent invocations (32)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
-                        help="give up after this many seconds")
+    parser.add_argument(
+        "--rate-per-minute",
+        type=int,
+        default=DEFAULT_RATE_PER_MINUTE,
+        help="RATE_LIMIT_PER_MINUTE given to the local stack's functions",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=int,
+        default=DEFAULT_RATE_BURST,
+        help="RATE_LIMIT_BURST given to the local stack's functions",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=DEFAULT_IN_FLIGHT,
+        help=f"sends waiting for their ack at once, all clients together ({DEFAULT_IN_FLIGHT})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=32, help="the local stack's concurrent invocations (32)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="give up after this many seconds",
+    )
     parser.add_argument("--url", help="drive a running `messenger local` at this ws:// URL")
     parser.add_argument("--aws-endpoint", help="with --url: its moto endpoint")
     parser.add_argument("--queue-table", help="with --url: its queue table")
@@ -900,21 +1028,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.users < 2 or args.messages < 1 or not 0 <= args.churn <= 1:
         print("need at least 2 users, 1 message, and a churn between 0 and 1")
         return 2
-    config = LoadConfig(users=args.users, messages=args.messages, churn=args.churn,
-                        seed=args.seed, rate_per_minute=args.rate_per_minute,
-                        rate_burst=args.rate_burst, timeout=args.timeout, workers=args.workers,
-                        in_flight=args.in_flight)
+    config = LoadConfig(
+        users=args.users,
+        messages=args.messages,
+        churn=args.churn,
+        seed=args.seed,
+        rate_per_minute=args.rate_per_minute,
+        rate_burst=args.rate_burst,
+        timeout=args.timeout,
+        workers=args.workers,
+        in_flight=args.in_flight,
+    )
     soft, _ = raise_open_files_limit(4 * config.users + 1024)
     with functions_output_to_file() as (console, log_path):
+
         def say(line: str) -> None:
             print(line, file=console, flush=True)
 
-        say(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; "
-            f"open files limit (RLIMIT_NOFILE) raised to {soft} for the sockets of both sides")
+        say(
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; "
+            f"open files limit (RLIMIT_NOFILE) raised to {soft} for the sockets of both sides"
+        )
         if args.url:
             say(f"driving {args.url}")
-            result = asyncio.run(run_remote(config, args.url, args.aws_endpoint,
-                                            args.queue_table, say))
+            result = asyncio.run(
+                run_remote(config, args.url, args.aws_endpoint, args.queue_table, say)
+            )
         else:
             say(f"local stack in this process, loopback ports; function output: {log_path}")
             result = asyncio.run(run_local(config, progress=say))

@@ -54,7 +54,7 @@ _NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def runtime_python_version() -> str:
-    """"3.14" for the runtime "python3.14": what pip must resolve wheels for."""
+    """ "3.14" for the runtime "python3.14": what pip must resolve wheels for."""
     return RUNTIME.name.removeprefix("python")
 
 
@@ -62,13 +62,23 @@ def install_dependencies(target: Path) -> None:
     """pip-install functions/requirements.txt for Lambda's platform into `target`."""
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "install",
-            "--quiet", "--disable-pip-version-check", "--no-input",
-            "--requirement", str(REQUIREMENTS),
-            "--target", str(target),
-            "--platform", PIP_PLATFORM,
-            "--implementation", "cp",
-            "--python-version", runtime_python_version(),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--requirement",
+            str(REQUIREMENTS),
+            "--target",
+            str(target),
+            "--platform",
+            PIP_PLATFORM,
+            "--implementation",
+            "cp",
+            "--python-version",
+            runtime_python_version(),
             "--only-binary=:all:",
             # pip would compile bytecode for the Python running it, not Lambda's.
             "--no-compile",

@@ -46,11 +46,23 @@ REFUSED_RATE_LIMITED = refused_metric("RATE_LIMITED")
 REFUSED_CONNECT_DENIED = refused_metric("CONNECT_DENIED")
 
 APP_METRICS = (
-    CONNECTIONS_OPENED, CONNECTIONS_CLOSED, STALE_CONNECTIONS_REMOVED,
-    MESSAGES_STORED, MESSAGES_DELIVERED_LIVE, MESSAGES_LEFT_QUEUED, DUPLICATE_SENDS,
-    RECEIPTS_QUEUED, RECEIPTS_DELIVERED_LIVE, ITEMS_SYNCED,
-    PUSHES_SENT, PUSHES_FAILED, PUSHES_COLLAPSED, ENDPOINTS_DISABLED,
-    REFUSED_INTERNAL, REFUSED_RATE_LIMITED, REFUSED_CONNECT_DENIED,
+    CONNECTIONS_OPENED,
+    CONNECTIONS_CLOSED,
+    STALE_CONNECTIONS_REMOVED,
+    MESSAGES_STORED,
+    MESSAGES_DELIVERED_LIVE,
+    MESSAGES_LEFT_QUEUED,
+    DUPLICATE_SENDS,
+    RECEIPTS_QUEUED,
+    RECEIPTS_DELIVERED_LIVE,
+    ITEMS_SYNCED,
+    PUSHES_SENT,
+    PUSHES_FAILED,
+    PUSHES_COLLAPSED,
+    ENDPOINTS_DISABLED,
+    REFUSED_INTERNAL,
+    REFUSED_RATE_LIMITED,
+    REFUSED_CONNECT_DENIED,
 )
 
 # Alarm thresholds, per 5 minutes. A Lambda error or throttle is always news: handlers
@@ -94,9 +106,7 @@ class Monitoring(Construct):
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.alarms = self._alarms(functions, tables)
-        self.dashboard = cw.Dashboard(
-            self, "Dashboard", default_interval=Duration.hours(3)
-        )
+        self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         self._widgets(env, functions, tables)
 
     # --- alarms ---------------------------------------------------------------------
@@ -105,20 +115,25 @@ class Monitoring(Construct):
         # Encrypted at rest like everything else. The AWS-managed SNS key cannot be used:
         # its policy does not let CloudWatch publish, so the topic gets its own key.
         key = kms.Key(
-            self, "AlarmTopicKey",
+            self,
+            "AlarmTopicKey",
             description="Encrypts the messenger's alarm notifications",
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                  "kms:Decrypt", "kms:GenerateDataKey*")
-        return sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True,
-                         display_name="Messenger alarms")
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        return sns.Topic(
+            self, "AlarmTopic", master_key=key, enforce_ssl=True, display_name="Messenger alarms"
+        )
 
-    def _alarm(self, construct_id: str, metric: cw.IMetric, threshold: float,
-               description: str) -> cw.Alarm:
+    def _alarm(
+        self, construct_id: str, metric: cw.IMetric, threshold: float, description: str
+    ) -> cw.Alarm:
         alarm = cw.Alarm(
-            self, construct_id,
+            self,
+            construct_id,
             metric=metric,
             threshold=threshold,
             evaluation_periods=1,
@@ -131,44 +146,75 @@ class Monitoring(Construct):
         alarm.add_ok_action(action)
         return alarm
 
-    def _alarms(self, functions: Mapping[str, lambda_.Function],
-                tables: Mapping[str, dynamodb.TableV2]) -> list[cw.Alarm]:
+    def _alarms(
+        self, functions: Mapping[str, lambda_.Function], tables: Mapping[str, dynamodb.TableV2]
+    ) -> list[cw.Alarm]:
         alarms = []
         for name, function in functions.items():
-            alarms.append(self._alarm(
-                f"{name}Errors", function.metric_errors(period=PERIOD), 1,
-                f"{name}: Lambda counted errors (timeouts, crashes, init failures)",
-            ))
-            alarms.append(self._alarm(
-                f"{name}Throttles", function.metric_throttles(period=PERIOD), 1,
-                f"{name}: invocations throttled (concurrency limit reached)",
-            ))
-        alarms.append(self._alarm(
-            "InternalErrors", app_metric(REFUSED_INTERNAL), INTERNAL_ERRORS_THRESHOLD,
-            "Frames answered INTERNAL: a handler caught an unexpected failure",
-        ))
-        alarms.append(self._alarm(
-            "PushFailures", app_metric(PUSHES_FAILED), PUSH_FAILURES_THRESHOLD,
-            "Mobile pushes that did not go out (SNS errors, time budget spent)",
-        ))
-        alarms.append(self._alarm(
-            "ApiServerErrors", self._api_server_errors(), API_SERVER_ERRORS_THRESHOLD,
-            "API Gateway could not deliver frames to the functions or run them",
-        ))
+            alarms.append(
+                self._alarm(
+                    f"{name}Errors",
+                    function.metric_errors(period=PERIOD),
+                    1,
+                    f"{name}: Lambda counted errors (timeouts, crashes, init failures)",
+                )
+            )
+            alarms.append(
+                self._alarm(
+                    f"{name}Throttles",
+                    function.metric_throttles(period=PERIOD),
+                    1,
+                    f"{name}: invocations throttled (concurrency limit reached)",
+                )
+            )
+        alarms.append(
+            self._alarm(
+                "InternalErrors",
+                app_metric(REFUSED_INTERNAL),
+                INTERNAL_ERRORS_THRESHOLD,
+                "Frames answered INTERNAL: a handler caught an unexpected failure",
+            )
+        )
+        alarms.append(
+            self._alarm(
+                "PushFailures",
+                app_metric(PUSHES_FAILED),
+                PUSH_FAILURES_THRESHOLD,
+                "Mobile pushes that did not go out (SNS errors, time budget spent)",
+            )
+        )
+        alarms.append(
+            self._alarm(
+                "ApiServerErrors",
+                self._api_server_errors(),
+                API_SERVER_ERRORS_THRESHOLD,
+                "API Gateway could not deliver frames to the functions or run them",
+            )
+        )
         for name, table in tables.items():
-            alarms.append(self._alarm(
-                f"{name}TableThrottles", self._table_throttles(name, table), 1,
-                f"DynamoDB throttled requests on the {name} table",
-            ))
+            alarms.append(
+                self._alarm(
+                    f"{name}TableThrottles",
+                    self._table_throttles(name, table),
+                    1,
+                    f"DynamoDB throttled requests on the {name} table",
+                )
+            )
         return alarms
 
     # --- metrics --------------------------------------------------------------------
 
-    def _api_metric(self, name: str, statistic: str = cw.Stats.SUM,
-                    label: str | None = None) -> cw.Metric:
-        return cw.Metric(namespace="AWS/ApiGateway", metric_name=name,
-                         dimensions_map=self._api_dimensions, statistic=statistic,
-                         period=PERIOD, label=label or name)
+    def _api_metric(
+        self, name: str, statistic: str = cw.Stats.SUM, label: str | None = None
+    ) -> cw.Metric:
+        return cw.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name=name,
+            dimensions_map=self._api_dimensions,
+            statistic=statistic,
+            period=PERIOD,
+            label=label or name,
+        )
 
     def _api_server_errors(self) -> cw.IMetric:
         # WebSocket APIs have no 5XX metric: these two are its server-side failures.
@@ -185,16 +231,22 @@ class Monitoring(Construct):
     @staticmethod
     def _table_throttles(name: str, table: dynamodb.TableV2) -> cw.IMetric:
         def events(metric_name: str) -> cw.Metric:
-            return cw.Metric(namespace="AWS/DynamoDB", metric_name=metric_name,
-                             dimensions_map={"TableName": table.table_name},
-                             statistic=cw.Stats.SUM, period=PERIOD)
+            return cw.Metric(
+                namespace="AWS/DynamoDB",
+                metric_name=metric_name,
+                dimensions_map={"TableName": table.table_name},
+                statistic=cw.Stats.SUM,
+                period=PERIOD,
+            )
 
         # Ids are unique per graph, and this graph shows every table.
         reads, writes = f"{name.lower()}Reads", f"{name.lower()}Writes"
         return cw.MathExpression(
             expression=f"FILL({reads}, 0) + FILL({writes}, 0)",
-            using_metrics={reads: events("ReadThrottleEvents"),
-                           writes: events("WriteThrottleEvents")},
+            using_metrics={
+                reads: events("ReadThrottleEvents"),
+                writes: events("WriteThrottleEvents"),
+            },
             label=f"{name} table",
             period=PERIOD,
         )
@@ -204,78 +256,130 @@ class Monitoring(Construct):
     def _graph(self, title: str, left: Sequence[cw.IMetric], width: int = 8) -> cw.GraphWidget:
         return cw.GraphWidget(title=title, left=list(left), width=width, height=6)
 
-    def _widgets(self, env: str, functions: Mapping[str, lambda_.Function],
-                 tables: Mapping[str, dynamodb.TableV2]) -> None:
+    def _widgets(
+        self,
+        env: str,
+        functions: Mapping[str, lambda_.Function],
+        tables: Mapping[str, dynamodb.TableV2],
+    ) -> None:
         live = cw.MathExpression(
             # Net connections opened since the left edge of the graph: a gauge would need
             # a counter the functions do not keep, and this one costs nothing.
             expression="RUNNING_SUM(FILL(opened, 0) - FILL(closed, 0))",
-            using_metrics={"opened": app_metric(CONNECTIONS_OPENED),
-                           "closed": app_metric(CONNECTIONS_CLOSED)},
+            using_metrics={
+                "opened": app_metric(CONNECTIONS_OPENED),
+                "closed": app_metric(CONNECTIONS_CLOSED),
+            },
             label="Live connections (net, over the graph's range)",
             period=PERIOD,
         )
         per_function = list(functions.items())
         board = self.dashboard
-        board.add_widgets(cw.TextWidget(
-            markdown=f"# Messenger ({env}) in {Aws.REGION}\n"
-                     "Sessions, message delivery and queue health; alarms on the right.",
-            width=24, height=2,
-        ))
+        board.add_widgets(
+            cw.TextWidget(
+                markdown=f"# Messenger ({env}) in {Aws.REGION}\n"
+                "Sessions, message delivery and queue health; alarms on the right.",
+                width=24,
+                height=2,
+            )
+        )
         board.add_widgets(
             self._graph("Sessions: live connections", [live]),
-            self._graph("Sessions: opened / closed", [
-                app_metric(CONNECTIONS_OPENED), app_metric(CONNECTIONS_CLOSED),
-                app_metric(STALE_CONNECTIONS_REMOVED), app_metric(REFUSED_CONNECT_DENIED),
-            ]),
+            self._graph(
+                "Sessions: opened / closed",
+                [
+                    app_metric(CONNECTIONS_OPENED),
+                    app_metric(CONNECTIONS_CLOSED),
+                    app_metric(STALE_CONNECTIONS_REMOVED),
+                    app_metric(REFUSED_CONNECT_DENIED),
+                ],
+            ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=8, height=6),
         )
         board.add_widgets(
-            self._graph("Delivery: messages", [
-                app_metric(MESSAGES_STORED), app_metric(MESSAGES_DELIVERED_LIVE),
-                app_metric(MESSAGES_LEFT_QUEUED), app_metric(DUPLICATE_SENDS),
-            ]),
-            self._graph("Delivery: receipts", [
-                app_metric(RECEIPTS_QUEUED), app_metric(RECEIPTS_DELIVERED_LIVE),
-            ]),
-            self._graph("Delivery: mobile push", [
-                app_metric(PUSHES_SENT), app_metric(PUSHES_FAILED),
-                app_metric(PUSHES_COLLAPSED), app_metric(ENDPOINTS_DISABLED),
-            ]),
+            self._graph(
+                "Delivery: messages",
+                [
+                    app_metric(MESSAGES_STORED),
+                    app_metric(MESSAGES_DELIVERED_LIVE),
+                    app_metric(MESSAGES_LEFT_QUEUED),
+                    app_metric(DUPLICATE_SENDS),
+                ],
+            ),
+            self._graph(
+                "Delivery: receipts",
+                [
+                    app_metric(RECEIPTS_QUEUED),
+                    app_metric(RECEIPTS_DELIVERED_LIVE),
+                ],
+            ),
+            self._graph(
+                "Delivery: mobile push",
+                [
+                    app_metric(PUSHES_SENT),
+                    app_metric(PUSHES_FAILED),
+                    app_metric(PUSHES_COLLAPSED),
+                    app_metric(ENDPOINTS_DISABLED),
+                ],
+            ),
         )
         board.add_widgets(
-            self._graph("Queue health: left queued vs synced", [
-                app_metric(MESSAGES_LEFT_QUEUED), app_metric(ITEMS_SYNCED),
-            ]),
-            self._graph("Queue health: DynamoDB throttles", [
-                self._table_throttles(name, table) for name, table in tables.items()
-            ]),
-            self._graph("Refusals", [
-                app_metric(REFUSED_INTERNAL), app_metric(REFUSED_RATE_LIMITED),
-            ]),
+            self._graph(
+                "Queue health: left queued vs synced",
+                [
+                    app_metric(MESSAGES_LEFT_QUEUED),
+                    app_metric(ITEMS_SYNCED),
+                ],
+            ),
+            self._graph(
+                "Queue health: DynamoDB throttles",
+                [self._table_throttles(name, table) for name, table in tables.items()],
+            ),
+            self._graph(
+                "Refusals",
+                [
+                    app_metric(REFUSED_INTERNAL),
+                    app_metric(REFUSED_RATE_LIMITED),
+                ],
+            ),
         )
         board.add_widgets(
-            self._graph("Lambda errors", [
-                fn.metric_errors(period=PERIOD, label=name) for name, fn in per_function
-            ]),
-            self._graph("Lambda throttles", [
-                fn.metric_throttles(period=PERIOD, label=name) for name, fn in per_function
-            ]),
-            self._graph("Lambda duration p99 (ms)", [
-                fn.metric_duration(period=PERIOD, statistic="p99", label=name)
-                for name, fn in per_function
-            ]),
+            self._graph(
+                "Lambda errors",
+                [fn.metric_errors(period=PERIOD, label=name) for name, fn in per_function],
+            ),
+            self._graph(
+                "Lambda throttles",
+                [fn.metric_throttles(period=PERIOD, label=name) for name, fn in per_function],
+            ),
+            self._graph(
+                "Lambda duration p99 (ms)",
+                [
+                    fn.metric_duration(period=PERIOD, statistic="p99", label=name)
+                    for name, fn in per_function
+                ],
+            ),
         )
         board.add_widgets(
-            self._graph("API Gateway: frames and connects", [
-                self._api_metric("MessageCount"), self._api_metric("ConnectCount"),
-            ]),
-            self._graph("API Gateway: 4xx / 5xx", [
-                self._api_metric("ClientError", label="4xx (ClientError)"),
-                self._api_server_errors(),
-            ]),
-            self._graph("API Gateway: integration latency (ms)", [
-                self._api_metric("IntegrationLatency", "p50", "p50"),
-                self._api_metric("IntegrationLatency", "p99", "p99"),
-            ]),
+            self._graph(
+                "API Gateway: frames and connects",
+                [
+                    self._api_metric("MessageCount"),
+                    self._api_metric("ConnectCount"),
+                ],
+            ),
+            self._graph(
+                "API Gateway: 4xx / 5xx",
+                [
+                    self._api_metric("ClientError", label="4xx (ClientError)"),
+                    self._api_server_errors(),
+                ],
+            ),
+            self._graph(
+                "API Gateway: integration latency (ms)",
+                [
+                    self._api_metric("IntegrationLatency", "p50", "p50"),
+                    self._api_metric("IntegrationLatency", "p99", "p99"),
+                ],
+            ),
         )

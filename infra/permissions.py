@@ -68,12 +68,14 @@ def _table_statements(
     sid: str, spec: TableSpec, targets: Targets, actions: Iterable[str], indexes: bool
 ) -> list[iam.PolicyStatement]:
     table = targets.tables[spec]
-    statements = [iam.PolicyStatement(sid=sid, actions=list(actions),
-                                      resources=[table.table_arn])]
+    statements = [iam.PolicyStatement(sid=sid, actions=list(actions), resources=[table.table_arn])]
     if indexes and index_arns(spec, table):
         # On an index only Query means anything.
-        statements.append(iam.PolicyStatement(sid=f"{sid}Indexes", actions=["dynamodb:Query"],
-                                              resources=index_arns(spec, table)))
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"{sid}Indexes", actions=["dynamodb:Query"], resources=index_arns(spec, table)
+            )
+        )
     return statements
 
 
@@ -88,22 +90,31 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
     if access is Access.QUEUE_WRITE:
         return _table_statements("QueueWrite", QUEUE_TABLE, targets, QUEUE_WRITE_ACTIONS, False)
     if access is Access.POST_TO_CONNECTION:
-        return [iam.PolicyStatement(sid="PostToConnections", actions=list(POST_ACTIONS),
-                                    resources=[targets.connections_arn])]
+        return [
+            iam.PolicyStatement(
+                sid="PostToConnections",
+                actions=list(POST_ACTIONS),
+                resources=[targets.connections_arn],
+            )
+        ]
     if access is Access.PUSH:
         if not targets.push_apps:
             return []
         return [
-            iam.PolicyStatement(sid="PushCreateEndpoints", actions=list(CREATE_ENDPOINT_ACTIONS),
-                                resources=list(targets.push_apps)),
-            iam.PolicyStatement(sid="PushToEndpoints", actions=list(ENDPOINT_ACTIONS),
-                                resources=[endpoint_arns_of(arn) for arn in targets.push_apps]),
+            iam.PolicyStatement(
+                sid="PushCreateEndpoints",
+                actions=list(CREATE_ENDPOINT_ACTIONS),
+                resources=list(targets.push_apps),
+            ),
+            iam.PolicyStatement(
+                sid="PushToEndpoints",
+                actions=list(ENDPOINT_ACTIONS),
+                resources=[endpoint_arns_of(arn) for arn in targets.push_apps],
+            ),
         ]
     raise ValueError(f"no IAM mapping for {access!r}")
 
 
-def statements_for_all(
-    needs: Iterable[Access], targets: Targets
-) -> list[iam.PolicyStatement]:
+def statements_for_all(needs: Iterable[Access], targets: Targets) -> list[iam.PolicyStatement]:
     # Sorted: a frozenset's order changes with the hash seed, the template must not.
     return [statement for access in sorted(needs) for statement in statements_for(access, targets)]

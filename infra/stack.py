@@ -62,35 +62,41 @@ class _AccessLogs:
     def format(self) -> apigw.AccessLogFormat:
         # One JSON line per connect, frame and disconnect. No source IP and no user: the
         # connection id ties a line to the functions' logs when someone needs to look.
-        return apigw.AccessLogFormat.custom(json.dumps({
-            "requestId": "$context.requestId",
-            "time": "$context.requestTimeEpoch",
-            "eventType": "$context.eventType",
-            "routeKey": "$context.routeKey",
-            "connectionId": "$context.connectionId",
-            "status": "$context.status",
-            "integrationStatus": "$context.integrationStatus",
-            "integrationLatency": "$context.integrationLatency",
-            "error": "$context.error.message",
-            "integrationError": "$context.integration.error",
-            "authorizerError": "$context.authorizer.error",
-        }, separators=(",", ":")))
+        return apigw.AccessLogFormat.custom(
+            json.dumps(
+                {
+                    "requestId": "$context.requestId",
+                    "time": "$context.requestTimeEpoch",
+                    "eventType": "$context.eventType",
+                    "routeKey": "$context.routeKey",
+                    "connectionId": "$context.connectionId",
+                    "status": "$context.status",
+                    "integrationStatus": "$context.integrationStatus",
+                    "integrationLatency": "$context.integrationLatency",
+                    "error": "$context.error.message",
+                    "integrationError": "$context.integration.error",
+                    "authorizerError": "$context.authorizer.error",
+                },
+                separators=(",", ":"),
+            )
+        )
 
 
 class MessengerStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *,
-                 config: DeploymentConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(
-            scope, construct_id,
+            scope,
+            construct_id,
             description=f"Serverless messenger ({config.env}): WebSocket API, Lambda, "
-                        "DynamoDB, SNS mobile push",
+            "DynamoDB, SNS mobile push",
         )
         self.config = config
         self.tables = {spec: self._table(spec) for spec in TABLES}
         self.push_apps = self._push_apps()
 
         self.api = apigwv2.WebSocketApi(
-            self, "Api",
+            self,
+            "Api",
             api_name=config.stack_name,
             description="Messenger WebSocket API (PROTOCOL.md)",
             route_selection_expression=ROUTE_SELECTION_EXPRESSION,
@@ -112,15 +118,18 @@ class MessengerStack(Stack):
             AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access, code, targets
         )
         authorizer = authorizers.WebSocketLambdaAuthorizer(
-            "ConnectAuthorizer", authorizer_function,
+            "ConnectAuthorizer",
+            authorizer_function,
             # API Gateway answers 401 itself, without invoking anything, when one is missing.
-            identity_source=[f"route.request.querystring.{name}"
-                             for name in AUTHORIZER.identity_query_params],
+            identity_source=[
+                f"route.request.querystring.{name}" for name in AUTHORIZER.identity_query_params
+            ],
         )
         api_routes = []
         for route in ROUTES:
-            function = self._function(route.function_name, route.handler, route.access,
-                                      code, targets)
+            function = self._function(
+                route.function_name, route.handler, route.access, code, targets
+            )
             api_route = self.api.add_route(
                 route.key,
                 integration=integrations.WebSocketLambdaIntegration(
@@ -132,16 +141,20 @@ class MessengerStack(Stack):
             )
             api_routes.append(api_route)
             if route.key != CONNECT_ROUTE:
-                acknowledge(api_route, "AwsSolutions-APIG4",
-                            "WebSocket APIs authorize on $connect only; this route runs on "
-                            "a connection the connect authorizer admitted, as its user")
+                acknowledge(
+                    api_route,
+                    "AwsSolutions-APIG4",
+                    "WebSocket APIs authorize on $connect only; this route runs on "
+                    "a connection the connect authorizer admitted, as its user",
+                )
 
         self.stage = self._stage()
         # The stage deploys the API as soon as it exists: only once every route is there.
         for api_route in api_routes:
             self.stage.node.add_dependency(api_route)
         self.monitoring = Monitoring(
-            self, "Monitoring",
+            self,
+            "Monitoring",
             env=config.env,
             api=self.api,
             stage=self.stage,
@@ -165,7 +178,8 @@ class MessengerStack(Stack):
         for index in spec.local_indexes:
             assert index.partition_key == spec.partition_key, "an LSI shares the table's pk"
         return dynamodb.TableV2(
-            self, spec.logical_name,
+            self,
+            spec.logical_name,
             partition_key=key(spec.partition_key),
             sort_key=key(spec.sort_key),
             # On demand: no capacity to plan, pay per request, nothing when idle.
@@ -185,7 +199,8 @@ class MessengerStack(Stack):
                     projection_type=projection(index.projection),
                 )
                 for index in spec.global_indexes
-            ] or None,
+            ]
+            or None,
             local_secondary_indexes=[
                 dynamodb.LocalSecondaryIndexProps(
                     index_name=index.name,
@@ -193,7 +208,8 @@ class MessengerStack(Stack):
                     projection_type=projection(index.projection),
                 )
                 for index in spec.local_indexes
-            ] or None,
+            ]
+            or None,
         )
 
     def _push_apps(self) -> dict[str, str]:
@@ -218,32 +234,45 @@ class MessengerStack(Stack):
                 environment[Env[f"PUSH_APP_{platform}"].value] = arn
         return environment
 
-    def _function(self, name: str, handler: str, access: frozenset[Access],
-                  code: lambda_.Code, targets: Targets) -> lambda_.IFunction:
+    def _function(
+        self,
+        name: str,
+        handler: str,
+        access: frozenset[Access],
+        code: lambda_.Code,
+        targets: Targets,
+    ) -> lambda_.IFunction:
         """The function of a route (or the authorizer), and what API Gateway invokes."""
         log_group = logs.LogGroup(
-            self, f"{name}Logs",
+            self,
+            f"{name}Logs",
             retention=self.config.log_retention,
             removal_policy=self.config.removal_policy,
         )
         # A role of its own per function, without AWS's managed basic-execution policy
         # (which may write to any log group): its own log group, then its declared needs.
-        role = iam.Role(self, f"{name}Role",
-                        assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
-                        description=f"Messenger {name} function")
-        role.add_to_policy(iam.PolicyStatement(
-            sid="OwnLogGroup",
-            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-            # The log group's ARN attribute ends in ":*", which covers its streams.
-            resources=[log_group.log_group_arn],
-        ))
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+            description=f"Messenger {name} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                # The log group's ARN attribute ends in ":*", which covers its streams.
+                resources=[log_group.log_group_arn],
+            )
+        )
         for statement in statements_for_all(access, targets):
             role.add_to_policy(statement)
 
         function = lambda_.Function(
             # Not `name` itself: a construct called "Default" would become the stack's
             # default child. The logical id is `name` again (below).
-            self, f"{name}Function",
+            self,
+            f"{name}Function",
             description=f"Messenger {name} ({handler})",
             runtime=bundling.RUNTIME,
             architecture=bundling.ARCHITECTURE,
@@ -255,8 +284,9 @@ class MessengerStack(Stack):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment=self._environment(access),
-            snap_start=(lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
-                        if self.config.snap_start else None),
+            snap_start=(
+                lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.config.snap_start else None
+            ),
         )
         # The contract's function name as the logical id, so the deployed name reads
         # "Messenger-dev-SendMessage-<suffix>" and tests find the function by it.
@@ -269,18 +299,24 @@ class MessengerStack(Stack):
             return function
         # SnapStart restores published versions only: API Gateway invokes an alias of the
         # version this deploy published, and the next deploy moves the alias.
-        return lambda_.Alias(self, f"{name}Live", alias_name=LIVE_ALIAS,
-                             version=function.current_version)
+        return lambda_.Alias(
+            self, f"{name}Live", alias_name=LIVE_ALIAS, version=function.current_version
+        )
 
-    def _acknowledge_wildcards(self, policy: IConstruct, access: frozenset[Access],
-                               targets: Targets) -> None:
+    def _acknowledge_wildcards(
+        self, policy: IConstruct, access: frozenset[Access], targets: Targets
+    ) -> None:
         """The three wildcards a function policy may hold, each for a reason of its own."""
-        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]",
-                    "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level "
-                    "permissions; Lambda adds them for active tracing")
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level "
+            "permissions; Lambda adds them for active tracing",
+        )
         if Access.POST_TO_CONNECTION in access:
             acknowledge(
-                policy, f"AwsSolutions-IAM5[Resource::{flattened(self, targets.connections_arn)}]",
+                policy,
+                f"AwsSolutions-IAM5[Resource::{flattened(self, targets.connections_arn)}]",
                 "API Gateway names each connection when it opens; the grant is POST to the "
                 "@connections of this API and stage only",
             )
@@ -288,7 +324,8 @@ class MessengerStack(Stack):
             for arn in targets.push_apps:
                 endpoints = flattened(self, endpoint_arns_of(arn))
                 acknowledge(
-                    policy, f"AwsSolutions-IAM5[Resource::{endpoints}]",
+                    policy,
+                    f"AwsSolutions-IAM5[Resource::{endpoints}]",
                     "SNS makes one platform endpoint per device at run time; the grant covers "
                     "the endpoints of this platform application only",
                 )
@@ -297,12 +334,14 @@ class MessengerStack(Stack):
 
     def _stage(self) -> apigwv2.WebSocketStage:
         access_logs = logs.LogGroup(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             retention=self.config.log_retention,
             removal_policy=self.config.removal_policy,
         )
         stage = apigwv2.WebSocketStage(
-            self, "Stage",
+            self,
+            "Stage",
             web_socket_api=self.api,
             stage_name=self.config.env,
             auto_deploy=True,
@@ -325,18 +364,25 @@ class MessengerStack(Stack):
     def _api_gateway_account(self) -> apigw.CfnAccount:
         """The account-wide role through which API Gateway writes logs (one per region)."""
         role = iam.Role(
-            self, "ApiGatewayLogsRole",
+            self,
+            "ApiGatewayLogsRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
-                "service-role/AmazonAPIGatewayPushToCloudWatchLogs")],
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                )
+            ],
         )
         # Every API in the region logs through it: deleting this stack must not cut
         # them off, so it stays behind (as with CDK's RestApi).
         role.apply_removal_policy(RemovalPolicy.RETAIN)
-        acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                          "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-                    "The account-wide API Gateway logging role serves every API in the "
-                    "region; this AWS-managed policy is the one AWS documents for it")
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-wide API Gateway logging role serves every API in the "
+            "region; this AWS-managed policy is the one AWS documents for it",
+        )
         return apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
 
     # --- outputs ------------------------------------------------------------------
@@ -352,12 +398,15 @@ class MessengerStack(Stack):
                 f"#dashboards/dashboard/{dashboard}",
                 "CloudWatch dashboard in the console",
             ),
-            "AlarmTopicArn": (self.monitoring.topic.topic_arn,
-                              "Subscribe here to receive the alarms"),
+            "AlarmTopicArn": (
+                self.monitoring.topic.topic_arn,
+                "Subscribe here to receive the alarms",
+            ),
         }
         for spec, table in self.tables.items():
-            outputs[f"{spec.logical_name}TableName"] = (table.table_name,
-                                                        f"DynamoDB table ({spec.env.value})")
+            outputs[f"{spec.logical_name}TableName"] = (
+                table.table_name,
+                f"DynamoDB table ({spec.env.value})",
+            )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)
-

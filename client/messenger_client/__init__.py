@@ -1,13 +1,13 @@
 """Client SDK and the `messenger` command line.
 
-    from messenger_client import MessengerClient, Profile
+from messenger_client import MessengerClient, Profile
 
-    profile = Profile.create("alice")            # once: new keys, in the keystore
-    profile = Profile.load("alice")              # afterwards
-    async with MessengerClient(url, profile) as client:
-        await client.send_and_wait("bob", "hi")  # encrypted, stored by the server
-        async with client.events() as events:    # messages, receipts, presence, connection
-            async for event in events: ...
+profile = Profile.create("alice")            # once: new keys, in the keystore
+profile = Profile.load("alice")              # afterwards
+async with MessengerClient(url, profile) as client:
+    await client.send_and_wait("bob", "hi")  # encrypted, stored by the server
+    async with client.events() as events:    # messages, receipts, presence, connection
+        async for event in events: ...
 """
 
 from messenger_client.client import ClientSettings, MessengerClient

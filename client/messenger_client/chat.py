@@ -83,8 +83,11 @@ class MessageView(Static):
     """One message; re-rendered when its status moves."""
 
     def __init__(self, message: StoredMessage) -> None:
-        super().__init__(message_line(message), markup=False,
-                         classes="outgoing" if message.outgoing else "incoming")
+        super().__init__(
+            message_line(message),
+            markup=False,
+            classes="outgoing" if message.outgoing else "incoming",
+        )
         self.message = message
 
     def show(self, message: StoredMessage) -> None:
@@ -119,8 +122,7 @@ class ChatApp(App[int]):
         yield Static(id="peer", markup=False)
         yield Static(id="banner", markup=False)
         yield VerticalScroll(id="messages")
-        yield Input(placeholder=f"Message {self.peer} (Enter sends, Ctrl+C quits)",
-                    id="input")
+        yield Input(placeholder=f"Message {self.peer} (Enter sends, Ctrl+C quits)", id="input")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -162,8 +164,11 @@ class ChatApp(App[int]):
         elif isinstance(event, ConnectionChanged):
             self._show_status(event.status)
         elif isinstance(event, MessageRejected) and event.rejection.sender == self.peer:
-            notice = Static(f"⚠ a message from {self.peer} could not be read: "
-                            f"{event.rejection.reason}", markup=False, classes="notice")
+            notice = Static(
+                f"⚠ a message from {self.peer} could not be read: {event.rejection.reason}",
+                markup=False,
+                classes="notice",
+            )
             await self.query_one("#messages", VerticalScroll).mount(notice)
 
     @on(Input.Submitted, "#input")

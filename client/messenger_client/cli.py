@@ -55,7 +55,6 @@ EXIT_UNKNOWN_USER = 4
 EXIT_KEY_CHANGED = 5
 
 
-
 class CommandError(Exception):
     """A failure worth one clear line on stderr, and its exit code."""
 
@@ -71,30 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted before or after the command (`messenger send bob hi
     # --profile alice`); SUPPRESS keeps a subcommand's unset copy from hiding the global.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=argparse.SUPPRESS, metavar="URL",
-                        help=f"the WebSocket URL (${SERVER_ENV}, default {DEFAULT_SERVER})")
-    common.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
-                        help=f"whose keys and history to use (${PROFILE_ENV})")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log the connection's life on stderr")
+    common.add_argument(
+        "--server",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help=f"the WebSocket URL (${SERVER_ENV}, default {DEFAULT_SERVER})",
+    )
+    common.add_argument(
+        "--profile",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help=f"whose keys and history to use (${PROFILE_ENV})",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log the connection's life on stderr",
+    )
 
     parser = argparse.ArgumentParser(
-        prog="messenger", parents=[common],
+        prog="messenger",
+        parents=[common],
         description="An end-to-end encrypted 1:1 messenger. Keys and history stay on this "
-                    f"machine (${HOME_ENV}, or $XDG_CONFIG_HOME/messenger/<profile>).",
+        f"machine (${HOME_ENV}, or $XDG_CONFIG_HOME/messenger/<profile>).",
         epilog="messenger local --help: run the whole messenger on this machine. Exit codes: "
-               "0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user, "
-               "5 a peer's keys changed.",
+        "0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user, "
+        "5 a peer's keys changed.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[common], help=help_text,
-                                   description=help_text)
+        return commands.add_parser(name, parents=[common], help=help_text, description=help_text)
 
     init = command("init", "create this profile's keys (nothing is sent until you connect)")
-    init.add_argument("--user", metavar="USER_ID",
-                      help="the user id to register (default: the profile name)")
+    init.add_argument(
+        "--user", metavar="USER_ID", help="the user id to register (default: the profile name)"
+    )
 
     send = command("send", "send one message; exit 0 once the server has stored it")
     send.add_argument("peer", metavar="PEER")
@@ -103,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     read = command("read", "print new messages (and acknowledge them), then exit")
     read.add_argument("--watch", action="store_true", help="keep printing until Ctrl-C")
-    read.add_argument("--seen", action="store_true",
-                      help="also tell the senders you have seen them")
+    read.add_argument(
+        "--seen", action="store_true", help="also tell the senders you have seen them"
+    )
     read.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     presence = command("presence", "show whether users are online, or when last seen")
@@ -116,15 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("peer", metavar="PEER")
     history.add_argument("--limit", type=int, default=None, help="only the latest N messages")
 
-    fingerprint = command("fingerprint",
-                          "show a safety number to compare: yours, or PEER's pinned keys")
+    fingerprint = command(
+        "fingerprint", "show a safety number to compare: yours, or PEER's pinned keys"
+    )
     fingerprint.add_argument("peer", metavar="PEER", nargs="?")
     fingerprint.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     trust = command("trust", "accept PEER's new keys after comparing their safety number")
     trust.add_argument("peer", metavar="PEER")
-    trust.add_argument("--fingerprint", required=True, metavar="NUMBER",
-                       help="the safety number PEER sees with `messenger fingerprint`")
+    trust.add_argument(
+        "--fingerprint",
+        required=True,
+        metavar="NUMBER",
+        help="the safety number PEER sees with `messenger fingerprint`",
+    )
     trust.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     chat = command("chat", "an interactive chat with PEER")
@@ -140,15 +159,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return local_main(args[1:])
     options = build_parser().parse_args(args)
-    options.server = getattr(options, "server", None) or os.environ.get(SERVER_ENV) \
-        or DEFAULT_SERVER
+    options.server = (
+        getattr(options, "server", None) or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+    )
     options.profile = getattr(options, "profile", None) or os.environ.get(PROFILE_ENV)
     if getattr(options, "verbose", False) and options.command != "chat":
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+        )
     if not options.profile:
-        print("messenger: choose a profile with --profile NAME (or set "
-              f"{PROFILE_ENV})", file=sys.stderr)
+        print(
+            f"messenger: choose a profile with --profile NAME (or set {PROFILE_ENV})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         return COMMANDS[options.command](options)
@@ -167,8 +190,9 @@ def init_command(options: argparse.Namespace) -> int:
         profile = Profile.create(options.profile, options.user)
     except (MessengerError, ValueError) as error:
         raise CommandError(str(error)) from None
-    print(f"created profile {options.profile!r} for user {profile.user_id!r} "
-          f"in {profile.directory}")
+    print(
+        f"created profile {options.profile!r} for user {profile.user_id!r} in {profile.directory}"
+    )
     print(f"your safety number: {profile.identity.fingerprint()}")
     print("the user id is registered on the first connection (send, read or chat)")
     return EXIT_OK
@@ -218,12 +242,16 @@ def _print_incoming(event: Event) -> None:
         message = event.message
         print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
     elif isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
-        print(f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr,
-              flush=True)
+        print(
+            f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr, flush=True
+        )
     elif isinstance(event, MessageRejected):
         rejection = event.rejection
-        print(f"messenger: a message from {rejection.sender} could not be read: "
-              f"{rejection.reason}", file=sys.stderr, flush=True)
+        print(
+            f"messenger: a message from {rejection.sender} could not be read: {rejection.reason}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def presence_command(options: argparse.Namespace) -> int:
@@ -269,8 +297,10 @@ def fingerprint_command(options: argparse.Namespace) -> int:
             pinned = profile.pins.get(options.peer)
             if pinned is None:
                 raise
-            print(f"{options.peer}  {pinned.fingerprint()}  (pinned; not checked with the "
-                  f"server: {error})")
+            print(
+                f"{options.peer}  {pinned.fingerprint()}  (pinned; not checked with the "
+                f"server: {error})"
+            )
             return EXIT_OK
         print(f"{options.peer}  {keys.fingerprint()}")
         print(f"compare it with what {options.peer} sees with `messenger fingerprint`")
@@ -311,6 +341,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def _load_profile(options: argparse.Namespace) -> Profile:
     try:
         return Profile.load(options.profile)
@@ -318,9 +349,11 @@ def _load_profile(options: argparse.Namespace) -> Profile:
         raise CommandError(str(error)) from None
 
 
-def _with_client(options: argparse.Namespace,
-                 work: Callable[[MessengerClient], Awaitable[int]],
-                 wait_online: bool = True) -> int:
+def _with_client(
+    options: argparse.Namespace,
+    work: Callable[[MessengerClient], Awaitable[int]],
+    wait_online: bool = True,
+) -> int:
     """Run `work` with a started client, mapping the SDK's errors to exit codes."""
     profile = _load_profile(options)
 
@@ -337,8 +370,9 @@ def _with_client(options: argparse.Namespace,
     except NotConnected as error:
         raise CommandError(str(error), EXIT_NO_CONNECTION) from None
     except UnknownUser as error:
-        raise CommandError(f"{error.user_id!r} is not a user on {options.server}",
-                           EXIT_UNKNOWN_USER) from None
+        raise CommandError(
+            f"{error.user_id!r} is not a user on {options.server}", EXIT_UNKNOWN_USER
+        ) from None
     except KeyChanged as error:
         raise CommandError(f"WARNING: {error}", EXIT_KEY_CHANGED) from None
     except (MessengerError, ValueError) as error:

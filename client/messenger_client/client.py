@@ -101,8 +101,9 @@ class ClientSettings:
 class MessengerClient:
     """One profile's connection to one server, with its local history."""
 
-    def __init__(self, server_url: str, profile: Profile, *,
-                 settings: ClientSettings | None = None) -> None:
+    def __init__(
+        self, server_url: str, profile: Profile, *, settings: ClientSettings | None = None
+    ) -> None:
         self.server_url = server_url
         self.profile = profile
         self.settings = settings or ClientSettings()
@@ -116,8 +117,13 @@ class MessengerClient:
             policy=self.settings.connection,
         )
         self._streams: list[EventStream] = []
-        self._outbox = Outbox(self.store, self._connection, resend_base=self.settings.resend_base,
-                              resend_cap=self.settings.resend_cap, publish=self._publish)
+        self._outbox = Outbox(
+            self.store,
+            self._connection,
+            resend_base=self.settings.resend_base,
+            resend_cap=self.settings.resend_cap,
+            publish=self._publish,
+        )
         self._replies = Replies(self._connection, self.settings.request_timeout)
         self._acks = AckBatcher(self._connection, self.settings.ack_delay)
         self._items: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -143,8 +149,12 @@ class MessengerClient:
         self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, traceback: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         await self.close()
 
     def start(self) -> None:
@@ -288,8 +298,9 @@ class MessengerClient:
 
     # --- presence --------------------------------------------------------------------
 
-    async def get_presence(self, user_ids: Sequence[str], *,
-                           subscribe: bool = False) -> list[Presence]:
+    async def get_presence(
+        self, user_ids: Sequence[str], *, subscribe: bool = False
+    ) -> list[Presence]:
         """Who is online now; with `subscribe`, changes arrive as PresenceChanged events,
         and the subscription is renewed on every reconnect."""
         wanted = list(dict.fromkeys(user_ids))
@@ -368,9 +379,13 @@ class MessengerClient:
         if not isinstance(item_id, str):
             log.warning("ignored a message without an id")
             return
-        if not (is_user_id(sender) and is_message_id(message_id)
-                and isinstance(body, str) and isinstance(nonce, str)
-                and isinstance(sent_at, int)):
+        if not (
+            is_user_id(sender)
+            and is_message_id(message_id)
+            and isinstance(body, str)
+            and isinstance(nonce, str)
+            and isinstance(sent_at, int)
+        ):
             log.warning("acked and dropped a malformed message item")
             self._acks.add(item_id)
             return
@@ -386,16 +401,18 @@ class MessengerClient:
             await self._reject(item_id, sender, message_id, sent_at, problem)
             return
         server_ts = frame.get("serverTs")
-        stored = self.store.add_incoming(sender, message_id, text, sent_at,
-                                         server_ts if isinstance(server_ts, int) else None)
+        stored = self.store.add_incoming(
+            sender, message_id, text, sent_at, server_ts if isinstance(server_ts, int) else None
+        )
         self._acks.add(item_id)
         if stored:
             message = self.store.get(sender, message_id)
             if message is not None:
                 self._publish(MessageAdded(message))
 
-    async def _reject(self, item_id: str, sender: str, message_id: str, sent_at: int,
-                      problem: Exception) -> None:
+    async def _reject(
+        self, item_id: str, sender: str, message_id: str, sent_at: int, problem: Exception
+    ) -> None:
         reason = str(problem)
         if isinstance(problem, UnreadableMessage):
             # Tell a changed key (the user must act) from plain garbage.
@@ -429,8 +446,9 @@ class MessengerClient:
         await self._acks.flush()
         for sender, ids in self.store.unreported_seen().items():
             for chunk in _chunks(ids, MAX_IDS_PER_FRAME):
-                await self._connection.send({"action": "markSeen", "to": sender,
-                                             "messageIds": chunk})
+                await self._connection.send(
+                    {"action": "markSeen", "to": sender, "messageIds": chunk}
+                )
                 self.store.mark_seen_reported(sender, chunk)
 
     # --- frames from the server ---------------------------------------------------------
@@ -461,7 +479,8 @@ class MessengerClient:
     def _on_error(self, frame: dict[str, Any]) -> None:
         code, message, ref = str(frame.get("code")), str(frame.get("message", "")), frame.get("ref")
         handled = self._outbox.refused(ref, code, message) or self._replies.refuse(
-            ref, code, message)
+            ref, code, message
+        )
         if not handled:
             self._publish(ServerError(code, message, ref if isinstance(ref, str) else None))
 
@@ -473,8 +492,11 @@ class MessengerClient:
             if not isinstance(user, dict) or not isinstance(user.get("userId"), str):
                 continue
             last_seen = user.get("lastSeen")
-            presence = Presence(user["userId"], user.get("online") is True,
-                                last_seen if isinstance(last_seen, int) else None)
+            presence = Presence(
+                user["userId"],
+                user.get("online") is True,
+                last_seen if isinstance(last_seen, int) else None,
+            )
             self._presence[presence.user_id] = presence
             self._publish(PresenceChanged(presence))
 
@@ -487,8 +509,9 @@ class MessengerClient:
         await self._connection.send({"action": "sync"})
         for chunk in _chunks(list(self._subscriptions), MAX_IDS_PER_FRAME):
             # The answers refresh our presence cache through _on_presence.
-            await self._connection.send({"action": "getPresence", "userIds": chunk,
-                                         "subscribe": True})
+            await self._connection.send(
+                {"action": "getPresence", "userIds": chunk, "subscribe": True}
+            )
         await self._report_seen()
         self._outbox.wake()
 
@@ -510,8 +533,11 @@ def _presence_answer_for(user_ids: Sequence[str]) -> Callable[[dict[str, Any]], 
 
     def matches(frame: dict[str, Any]) -> bool:
         users = frame.get("users")
-        return (frame.get("type") == "presence" and isinstance(users, list)
-                and {user.get("userId") for user in users if isinstance(user, dict)} == asked)
+        return (
+            frame.get("type") == "presence"
+            and isinstance(users, list)
+            and {user.get("userId") for user in users if isinstance(user, dict)} == asked
+        )
 
     return matches
 
@@ -523,4 +549,4 @@ def _check_user_id(user_id: str) -> None:
 
 def _chunks(items: Sequence[str] | Iterable[str], size: int) -> list[list[str]]:
     listed = list(items)
-    return [listed[start:start + size] for start in range(0, len(listed), size)]
+    return [listed[start : start + size] for start in range(0, len(listed), size)]

@@ -55,8 +55,7 @@ class ConnectionPolicy:
     close_timeout: float = 2.0
 
 
-def backoff_delay(attempt: int, base: float, cap: float,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number `attempt` (0-based): "equal jitter".
 
     Half of the capped exponential step is fixed, the other half random, so clients
@@ -231,8 +230,7 @@ class Connection:
                 await self._serve()
                 if self._stopping.is_set():
                     break
-            delay = backoff_delay(self._attempts, self.policy.backoff_base,
-                                  self.policy.backoff_cap)
+            delay = backoff_delay(self._attempts, self.policy.backoff_base, self.policy.backoff_cap)
             self._attempts += 1
             error_text = str(self._last_error) if self._last_error else "connection lost"
             log.info("offline (%s); reconnecting in %.1fs", error_text, delay)
@@ -320,8 +318,9 @@ class Connection:
                 current = self._session
                 if current is None or current.reader is None:
                     return
-                await asyncio.wait({current.reader, stopping}, timeout=tick,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {current.reader, stopping}, timeout=tick, return_when=asyncio.FIRST_COMPLETED
+                )
                 if stopping.done() or current.reader.done():
                     return
                 await self._keep_alive(current, loop.time())
@@ -334,8 +333,9 @@ class Connection:
     async def _keep_alive(self, session: Session, now: float) -> None:
         if session.ping_sent_at is not None:
             if now - session.ping_sent_at > self.policy.pong_timeout:
-                log.info("no answer to ping for %.0fs: dropping the connection",
-                         self.policy.pong_timeout)
+                log.info(
+                    "no answer to ping for %.0fs: dropping the connection", self.policy.pong_timeout
+                )
                 session.socket.transport.abort()
             return
         if now - session.last_sent >= self.policy.ping_interval:
@@ -354,8 +354,9 @@ class Connection:
             self._next_switch_at = asyncio.get_running_loop().time() + self.policy.backoff_cap
             log.info("could not open a replacement connection yet: %s", error)
             return
-        log.info("replacing a connection %.0fs old", asyncio.get_running_loop().time()
-                 - old.opened_at)
+        log.info(
+            "replacing a connection %.0fs old", asyncio.get_running_loop().time() - old.opened_at
+        )
         self._install(socket)
         # The old socket may still carry frames meant for us: its reader keeps reading
         # them until the close handshake is done.

@@ -88,8 +88,9 @@ def seal(identity: Identity, recipient: PeerKeys, plaintext: bytes) -> tuple[str
     return b64url_encode(box.encrypt(plaintext, nonce).ciphertext), b64url_encode(nonce)
 
 
-def send_message_frame(identity: Identity, recipient: PeerKeys, message_id: str, text: str,
-                       sent_at: int) -> str:
+def send_message_frame(
+    identity: Identity, recipient: PeerKeys, message_id: str, text: str, sent_at: int
+) -> str:
     """The sendMessage frame (JSON text) carrying `text` to `recipient`, sealed once.
 
     The text is kept as this exact frame until the server acks it: a resend is the
@@ -97,8 +98,14 @@ def send_message_frame(identity: Identity, recipient: PeerKeys, message_id: str,
     """
     body, nonce = seal(identity, recipient, encode_plaintext(text))
     frame = json.dumps(
-        {"action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
-         "body": body, "nonce": nonce, "sentAt": sent_at},
+        {
+            "action": "sendMessage",
+            "messageId": message_id,
+            "to": recipient.user_id,
+            "body": body,
+            "nonce": nonce,
+            "sentAt": sent_at,
+        },
         separators=(",", ":"),
     )
     if len(frame.encode()) > MAX_FRAME_BYTES:

@@ -1,10 +1,10 @@
 """What a `MessengerClient` tells the app, as an async stream of events.
 
-    async with client.events() as events:
-        async for event in events:
-            match event:
-                case MessageAdded(message=message): ...
-                case StatusChanged(peer=peer, message_ids=ids, status=status): ...
+async with client.events() as events:
+    async for event in events:
+        match event:
+            case MessageAdded(message=message): ...
+            case StatusChanged(peer=peer, message_ids=ids, status=status): ...
 """
 
 from __future__ import annotations
@@ -88,8 +88,14 @@ class ServerError:
 
 
 Event = (
-    MessageAdded | StatusChanged | SendFailed | MessageRejected | PresenceChanged
-    | ConnectionChanged | Synced | ServerError
+    MessageAdded
+    | StatusChanged
+    | SendFailed
+    | MessageRejected
+    | PresenceChanged
+    | ConnectionChanged
+    | Synced
+    | ServerError
 )
 E = TypeVar("E")
 
@@ -137,8 +143,9 @@ class EventStream:
         """The next event; TimeoutError if none comes in time."""
         return await asyncio.wait_for(self.__anext__(), timeout)
 
-    async def next_of(self, kind: type[E], where: Callable[[E], bool] = lambda _: True,
-                      timeout: float = 10.0) -> E:
+    async def next_of(
+        self, kind: type[E], where: Callable[[E], bool] = lambda _: True, timeout: float = 10.0
+    ) -> E:
         """Skip events until one of `kind` for which `where` holds; TimeoutError otherwise."""
         async with asyncio.timeout(timeout):
             async for event in self:
@@ -149,6 +156,10 @@ class EventStream:
     async def __aenter__(self) -> EventStream:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, traceback: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()

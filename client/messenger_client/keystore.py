@@ -62,7 +62,7 @@ def fingerprint(user_id: str, sign_key: bytes, box_key: bytes) -> str:
         _FINGERPRINT_DOMAIN + user_id.encode() + b"\n" + sign_key + box_key
     ).digest()
     groups = [
-        f"{int.from_bytes(digest[i * 5:(i + 1) * 5], 'big') % 100_000:05d}"
+        f"{int.from_bytes(digest[i * 5 : (i + 1) * 5], 'big') % 100_000:05d}"
         for i in range(_FINGERPRINT_GROUPS)
     ]
     return " ".join(groups)
@@ -71,7 +71,7 @@ def fingerprint(user_id: str, sign_key: bytes, box_key: bytes) -> str:
 def normalize_fingerprint(text: str) -> str:
     """A safety number as typed by a person (any spacing) in our canonical form."""
     digits = re.sub(r"\D", "", text)
-    return " ".join(digits[i:i + 5] for i in range(0, len(digits), 5))
+    return " ".join(digits[i : i + 5] for i in range(0, len(digits), 5))
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,9 @@ class PinnedKeys:
     def _locked(self) -> Iterator[None]:
         # Two processes on one profile (`read --watch` and `send`) may pin different
         # peers at once: read-modify-write under an exclusive lock loses neither.
-        descriptor = os.open(self._path.with_name(f".{self._path.name}.lock"),
-                             os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(
+            self._path.with_name(f".{self._path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield

@@ -46,8 +46,15 @@ _Outcome = _Acked | _Refused | None
 class Outbox:
     """Sends pending messages in order and tells who waits how each one ended."""
 
-    def __init__(self, store: HistoryStore, connection: Connection, *, resend_base: float,
-                 resend_cap: float, publish: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        store: HistoryStore,
+        connection: Connection,
+        *,
+        resend_base: float,
+        resend_cap: float,
+        publish: Callable[[Event], None],
+    ) -> None:
         self._store = store
         self._connection = connection
         self._resend_base = resend_base

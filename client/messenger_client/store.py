@@ -68,11 +68,17 @@ STATUS_MARKS = {
 
 # Receipts and acks may arrive in any order (a `delivered` receipt can beat the `ack`
 # of a resend): a status only ever moves forward.
-_OUTGOING_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1,
-                  MessageStatus.DELIVERED: 2, MessageStatus.SEEN: 3}
-_RANK_SQL = "CASE status " + " ".join(
-    f"WHEN '{status.value}' THEN {rank}" for status, rank in _OUTGOING_RANK.items()
-) + " ELSE 99 END"
+_OUTGOING_RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.SEEN: 3,
+}
+_RANK_SQL = (
+    "CASE status "
+    + " ".join(f"WHEN '{status.value}' THEN {rank}" for status, rank in _OUTGOING_RANK.items())
+    + " ELSE 99 END"
+)
 
 
 @dataclass(frozen=True)
@@ -152,28 +158,38 @@ class HistoryStore:
 
     # --- messages -------------------------------------------------------------------
 
-    def add_outgoing(self, peer: str, message_id: str, text: str, sent_at: int,
-                     frame: str) -> StoredMessage:
+    def add_outgoing(
+        self, peer: str, message_id: str, text: str, sent_at: int, frame: str
+    ) -> StoredMessage:
         """Record a message we are about to send, with its frame, as pending (the outbox)."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO messages (sender, message_id, peer, outgoing, text, sent_at,"
                 " status, frame, stored_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
-                (self.me, message_id, peer, text, sent_at, MessageStatus.PENDING, frame,
-                 _now_ms()),
+                (self.me, message_id, peer, text, sent_at, MessageStatus.PENDING, frame, _now_ms()),
             )
-        return StoredMessage(peer, self.me, message_id, text, sent_at,
-                             MessageStatus.PENDING, outgoing=True)
+        return StoredMessage(
+            peer, self.me, message_id, text, sent_at, MessageStatus.PENDING, outgoing=True
+        )
 
-    def add_incoming(self, sender: str, message_id: str, text: str, sent_at: int,
-                     server_ts: int | None) -> bool:
+    def add_incoming(
+        self, sender: str, message_id: str, text: str, sent_at: int, server_ts: int | None
+    ) -> bool:
         """Store a received message; False if `(sender, message_id)` is already here."""
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
                 " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                (sender, message_id, sender, text, sent_at, server_ts, MessageStatus.RECEIVED,
-                 _now_ms()),
+                (
+                    sender,
+                    message_id,
+                    sender,
+                    text,
+                    sent_at,
+                    server_ts,
+                    MessageStatus.RECEIVED,
+                    _now_ms(),
+                ),
             )
         return cursor.rowcount == 1
 
@@ -209,8 +225,10 @@ class HistoryStore:
             " FROM messages GROUP BY peer ORDER BY last_sent_at DESC",
             (MessageStatus.RECEIVED,),
         ).fetchall()
-        return [Conversation(row["peer"], row["last_sent_at"], row["messages"], row["unread"])
-                for row in rows]
+        return [
+            Conversation(row["peer"], row["last_sent_at"], row["messages"], row["unread"])
+            for row in rows
+        ]
 
     def last_sent_at(self) -> int:
         """The latest sentAt we gave a message (to keep ours strictly increasing)."""
@@ -250,8 +268,9 @@ class HistoryStore:
             )
         return cursor.rowcount == 1
 
-    def apply_receipt(self, peer: str, message_ids: Iterable[str],
-                      status: MessageStatus) -> list[str]:
+    def apply_receipt(
+        self, peer: str, message_ids: Iterable[str], status: MessageStatus
+    ) -> list[str]:
         """Move our messages to `peer` forward to `status`; the ids that changed."""
         rank = _OUTGOING_RANK[status]
         changed: list[str] = []
@@ -271,11 +290,14 @@ class HistoryStore:
     def mark_read(self, peer: str) -> list[str]:
         """Mark every received message from `peer` seen; their ids (markSeen to send)."""
         with self._transaction() as db:
-            ids = [row[0] for row in db.execute(
-                "SELECT message_id FROM messages WHERE sender = ? AND outgoing = 0"
-                " AND status = ? ORDER BY sent_at, message_id",
-                (peer, MessageStatus.RECEIVED),
-            )]
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT message_id FROM messages WHERE sender = ? AND outgoing = 0"
+                    " AND status = ? ORDER BY sent_at, message_id",
+                    (peer, MessageStatus.RECEIVED),
+                )
+            ]
             db.execute(
                 "UPDATE messages SET status = ? WHERE sender = ? AND outgoing = 0 AND status = ?",
                 (MessageStatus.SEEN, peer, MessageStatus.RECEIVED),
@@ -302,8 +324,7 @@ class HistoryStore:
 
     # --- what could not be read ---------------------------------------------------------
 
-    def add_rejected(self, sender: str, message_id: str, sent_at: int | None,
-                     reason: str) -> bool:
+    def add_rejected(self, sender: str, message_id: str, sent_at: int | None, reason: str) -> bool:
         """Remember a message that did not open (no text: there is none we could trust)."""
         with self._transaction() as db:
             cursor = db.execute(
@@ -319,8 +340,10 @@ class HistoryStore:
         if sender is not None:
             query += " WHERE sender = ?"
             parameters = (sender,)
-        return [Rejection(row["sender"], row["message_id"], row["sent_at"], row["reason"])
-                for row in self._db.execute(query + " ORDER BY at", parameters)]
+        return [
+            Rejection(row["sender"], row["message_id"], row["sent_at"], row["reason"])
+            for row in self._db.execute(query + " ORDER BY at", parameters)
+        ]
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

@@ -29,8 +29,12 @@ class Settings:
         for name in ("users_table", "queue_table"):
             if len(getattr(self, name)) < 3:
                 raise ValueError(f"{name} must name a DynamoDB table")
-        for name, low in (("message_ttl_seconds", 1), ("rate_limit_per_minute", 1),
-                          ("rate_limit_burst", 1), ("push_min_interval_seconds", 0)):
+        for name, low in (
+            ("message_ttl_seconds", 1),
+            ("rate_limit_per_minute", 1),
+            ("rate_limit_burst", 1),
+            ("push_min_interval_seconds", 0),
+        ):
             value = getattr(self, name)
             if type(value) is not int or value < low:
                 raise ValueError(f"{name} must be an integer of at least {low}, not {value!r}")
@@ -60,15 +64,16 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
     return Settings(
         users_table=environ.get(Env.USERS_TABLE.value, ""),
         queue_table=environ.get(Env.QUEUE_TABLE.value, ""),
-        message_ttl_seconds=_integer(environ, Env.MESSAGE_TTL_SECONDS,
-                                     DEFAULT_MESSAGE_TTL_SECONDS),
+        message_ttl_seconds=_integer(environ, Env.MESSAGE_TTL_SECONDS, DEFAULT_MESSAGE_TTL_SECONDS),
         connections_endpoint=environ.get(Env.CONNECTIONS_ENDPOINT.value) or None,
-        rate_limit_per_minute=_integer(environ, Env.RATE_LIMIT_PER_MINUTE,
-                                       DEFAULT_RATE_LIMIT_PER_MINUTE),
+        rate_limit_per_minute=_integer(
+            environ, Env.RATE_LIMIT_PER_MINUTE, DEFAULT_RATE_LIMIT_PER_MINUTE
+        ),
         rate_limit_burst=_integer(environ, Env.RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST),
         push_apps=push_apps,
-        push_min_interval_seconds=_integer(environ, Env.PUSH_MIN_INTERVAL_SECONDS,
-                                           DEFAULT_PUSH_MIN_INTERVAL_SECONDS),
+        push_min_interval_seconds=_integer(
+            environ, Env.PUSH_MIN_INTERVAL_SECONDS, DEFAULT_PUSH_MIN_INTERVAL_SECONDS
+        ),
     )
 
 

@@ -106,6 +106,7 @@ def refused_metric(code: str) -> str:
     """The counter of refusals with a PROTOCOL.md error code: BAD_REQUEST -> RefusedBadRequest."""
     return "Refused" + code.title().replace("_", "")
 
+
 # --- DynamoDB tables ---------------------------------------------------------------
 
 
@@ -241,24 +242,45 @@ AUTHORIZER = Authorizer(
 )
 
 ROUTES: tuple[Route, ...] = (
-    Route("$connect", "messenger.handlers.connect.handler", "Connect",
-          frozenset({_R, _W, _POST}), two_way=False),
-    Route("$disconnect", "messenger.handlers.disconnect.handler", "Disconnect",
-          frozenset({_R, _W, _POST}), two_way=False),
+    Route(
+        "$connect",
+        "messenger.handlers.connect.handler",
+        "Connect",
+        frozenset({_R, _W, _POST}),
+        two_way=False,
+    ),
+    Route(
+        "$disconnect",
+        "messenger.handlers.disconnect.handler",
+        "Disconnect",
+        frozenset({_R, _W, _POST}),
+        two_way=False,
+    ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
-    Route("sendMessage", "messenger.handlers.send_message.handler", "SendMessage",
-          frozenset({_R, _W, _QW, _POST, _PUSH})),
-    Route("ack", "messenger.handlers.ack.handler", "Ack",
-          frozenset({_R, _W, _QW, _POST})),
-    Route("markSeen", "messenger.handlers.mark_seen.handler", "MarkSeen",
-          frozenset({_R, _W, _QW, _POST})),
-    Route("sync", "messenger.handlers.sync.handler", "Sync",
-          frozenset({_R, _W, _QR, _POST})),
-    Route("getPresence", "messenger.handlers.get_presence.handler", "GetPresence",
-          frozenset({_R, _W})),
+    Route(
+        "sendMessage",
+        "messenger.handlers.send_message.handler",
+        "SendMessage",
+        frozenset({_R, _W, _QW, _POST, _PUSH}),
+    ),
+    Route("ack", "messenger.handlers.ack.handler", "Ack", frozenset({_R, _W, _QW, _POST})),
+    Route(
+        "markSeen",
+        "messenger.handlers.mark_seen.handler",
+        "MarkSeen",
+        frozenset({_R, _W, _QW, _POST}),
+    ),
+    Route("sync", "messenger.handlers.sync.handler", "Sync", frozenset({_R, _W, _QR, _POST})),
+    Route(
+        "getPresence", "messenger.handlers.get_presence.handler", "GetPresence", frozenset({_R, _W})
+    ),
     Route("getKeys", "messenger.handlers.get_keys.handler", "GetKeys", frozenset({_R})),
-    Route("registerPush", "messenger.handlers.register_push.handler", "RegisterPush",
-          frozenset({_R, _W, _PUSH})),
+    Route(
+        "registerPush",
+        "messenger.handlers.register_push.handler",
+        "RegisterPush",
+        frozenset({_R, _W, _PUSH}),
+    ),
     Route("ping", "messenger.handlers.ping.handler", "Ping", frozenset()),
 )
 

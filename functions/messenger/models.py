@@ -183,9 +183,13 @@ class SendMessage(Frame):
     @classmethod
     def read(cls, fields: Fields) -> SendMessage:
         body = fields.ciphertext("body")  # first: an oversize body is TOO_LARGE, whatever else
-        return cls(message_id=fields.message_id("messageId"), to=fields.user_id("to"),
-                   body=body, nonce=fields.box_nonce("nonce"),
-                   sent_at=fields.integer("sentAt", low=0, high=MAX_SENT_AT))
+        return cls(
+            message_id=fields.message_id("messageId"),
+            to=fields.user_id("to"),
+            body=body,
+            nonce=fields.box_nonce("nonce"),
+            sent_at=fields.integer("sentAt", low=0, high=MAX_SENT_AT),
+        )
 
 
 @dataclass(frozen=True)
@@ -222,8 +226,9 @@ class GetPresence(Frame):
 
     @classmethod
     def read(cls, fields: Fields) -> GetPresence:
-        return cls(user_ids=fields.user_ids("userIds"),
-                   subscribe=fields.flag("subscribe", default=False))
+        return cls(
+            user_ids=fields.user_ids("userIds"), subscribe=fields.flag("subscribe", default=False)
+        )
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,7 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self._requested_port:
             _check_port_free(self.host, self._requested_port)
-        server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port,
-                                    verbose=False)
+        server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port, verbose=False)
         server.start()
         wsgi_server = server._server
         assert wsgi_server is not None
@@ -118,7 +117,9 @@ class EmbeddedAws:
     def client(self, service: str) -> Any:
         """A boto3 client for this server, whatever the process environment says."""
         return boto3.client(  # type: ignore[call-overload]
-            service, endpoint_url=self.endpoint, region_name=self.region,
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
             aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
         )

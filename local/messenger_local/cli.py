@@ -30,23 +30,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="messenger local",
         description="Run the messenger locally: the real Lambda functions behind an "
-                    "API Gateway WebSocket emulator, on an embedded moto.",
+        "API Gateway WebSocket emulator, on an embedded moto.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080,
-                        help="WebSocket and @connections port (8080)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="WebSocket and @connections port (8080)"
+    )
     parser.add_argument("--stage", default="local", help="API stage name (local)")
     parser.add_argument("--aws-port", type=int, default=5005, help="moto's port (5005)")
-    parser.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT_SECONDS,
-                        help=f"seconds before an idle connection closes ({IDLE_TIMEOUT_SECONDS})")
-    parser.add_argument("--max-duration", type=float, default=MAX_DURATION_SECONDS,
-                        help=f"seconds before any connection closes ({MAX_DURATION_SECONDS})")
-    parser.add_argument("--function-log", default=DEFAULT_FUNCTION_LOG,
-                        help=f"where the functions' own output goes, '-' for the console "
-                             f"({DEFAULT_FUNCTION_LOG})")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="the functions' log level (INFO)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_SECONDS,
+        help=f"seconds before an idle connection closes ({IDLE_TIMEOUT_SECONDS})",
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=MAX_DURATION_SECONDS,
+        help=f"seconds before any connection closes ({MAX_DURATION_SECONDS})",
+    )
+    parser.add_argument(
+        "--function-log",
+        default=DEFAULT_FUNCTION_LOG,
+        help=f"where the functions' own output goes, '-' for the console ({DEFAULT_FUNCTION_LOG})",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the functions' log level (INFO)",
+    )
     return parser.parse_args(argv)
 
 
@@ -54,25 +68,27 @@ def banner(stack: LocalStack, function_log: str) -> str:
     signer = f"{sys.executable} -m messenger_local.signed_url"
     url_option = "" if stack.ws_url == "ws://127.0.0.1:8080/local" else f" --url {stack.ws_url}"
     tables = ", ".join(stack.table_names.values())
-    return "\n".join([
-        "messenger local: the real functions behind an API Gateway WebSocket emulator",
-        f"  WebSocket URL     {stack.ws_url}",
-        f"  @connections API  {stack.connections_url}",
-        f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
-        f"  function logs     {function_log}",
-        "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM (fake credentials);"
-        " a 'push' line per push",
-        "",
-        "Connect a client:",
-        "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
-        f'    node_modules/.bin/wscat -c "$({signer} alice{url_option})"',
-        "    then send e.g. {\"action\":\"ping\"}  (README: 'Run it locally' shows a chat)",
-        "  the project's CLI:",
-        "    .venv/bin/messenger --help",
-        "",
-        "Ctrl-C stops it.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "messenger local: the real functions behind an API Gateway WebSocket emulator",
+            f"  WebSocket URL     {stack.ws_url}",
+            f"  @connections API  {stack.connections_url}",
+            f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
+            f"  function logs     {function_log}",
+            "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM (fake credentials);"
+            " a 'push' line per push",
+            "",
+            "Connect a client:",
+            "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
+            f'    node_modules/.bin/wscat -c "$({signer} alice{url_option})"',
+            '    then send e.g. {"action":"ping"}  (README: \'Run it locally\' shows a chat)',
+            "  the project's CLI:",
+            "    .venv/bin/messenger --help",
+            "",
+            "Ctrl-C stops it.",
+            "",
+        ]
+    )
 
 
 @contextlib.contextmanager
@@ -101,9 +117,14 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     stack = LocalStack(
-        host=args.host, port=args.port, stage=args.stage, aws_port=args.aws_port,
-        idle_timeout=args.idle_timeout, max_duration=args.max_duration,
-        environment={"POWERTOOLS_LOG_LEVEL": args.log_level}, on_invocation=show,
+        host=args.host,
+        port=args.port,
+        stage=args.stage,
+        aws_port=args.aws_port,
+        idle_timeout=args.idle_timeout,
+        max_duration=args.max_duration,
+        environment={"POWERTOOLS_LOG_LEVEL": args.log_level},
+        on_invocation=show,
     )
     try:
         await stack.start()

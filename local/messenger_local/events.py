@@ -101,8 +101,11 @@ def _single_and_multi(
 
 
 def _upgrade_headers(api: Api, handshake: Handshake) -> list[tuple[str, str]]:
-    kept = [(name, value) for name, value in handshake.headers
-            if name.lower() not in _HOP_BY_HOP and name.lower() != "host"]
+    kept = [
+        (name, value)
+        for name, value in handshake.headers
+        if name.lower() not in _HOP_BY_HOP and name.lower() != "host"
+    ]
     return [
         ("Host", api.domain_name),
         *kept,
@@ -206,12 +209,14 @@ def disconnect_event(
 ) -> dict[str, Any]:
     """The $disconnect event, with the close status and reason."""
     # What AWS sends on $disconnect: the request is long gone, so only these remain.
-    headers = [("Host", api.domain_name), ("x-api-key", ""), ("X-Forwarded-For", ""),
-               ("x-restapi", "")]
+    headers = [
+        ("Host", api.domain_name),
+        ("x-api-key", ""),
+        ("X-Forwarded-For", ""),
+        ("x-restapi", ""),
+    ]
     single, multi = _single_and_multi(headers)
-    context = _request_context(
-        api, handshake, "$disconnect", "DISCONNECT", request_id, epoch_ms()
-    )
+    context = _request_context(api, handshake, "$disconnect", "DISCONNECT", request_id, epoch_ms())
     context["disconnectStatusCode"] = status_code
     context["disconnectReason"] = reason
     if authorizer is not None:

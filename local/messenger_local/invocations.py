@@ -1,6 +1,6 @@
 """One record per thing the gateway did for a client, and its one-line log form.
 
-    12:00:01.234 sendMessage  conn=L0SM9cOFvHcCIhw= user=alice  200 ok  12.3ms
+12:00:01.234 sendMessage  conn=L0SM9cOFvHcCIhw= user=alice  200 ok  12.3ms
 """
 
 from __future__ import annotations

@@ -62,11 +62,14 @@ async def get_connection(gateway: Gateway, request: web.Request) -> web.Response
     connection = _connection(gateway, request)
     if connection is None:
         return gone()
-    return json_response(200, {
-        "connectedAt": _iso(connection.handshake.connected_at),
-        "identity": connection.handshake.identity(),
-        "lastActiveAt": _iso(connection.last_active_at),
-    })
+    return json_response(
+        200,
+        {
+            "connectedAt": _iso(connection.handshake.connected_at),
+            "identity": connection.handshake.identity(),
+            "lastActiveAt": _iso(connection.last_active_at),
+        },
+    )
 
 
 async def delete_connection(gateway: Gateway, request: web.Request) -> web.Response:

@@ -1,9 +1,9 @@
 """One aiohttp server, one port, both halves of the API, as on AWS:
 
-    GET    /{stage}                            WebSocket upgrade
-    POST   /{stage}/@connections/{id}          send a frame
-    GET    /{stage}/@connections/{id}          connection info
-    DELETE /{stage}/@connections/{id}          close it
+GET    /{stage}                            WebSocket upgrade
+POST   /{stage}/@connections/{id}          send a frame
+GET    /{stage}/@connections/{id}          connection info
+DELETE /{stage}/@connections/{id}          close it
 """
 
 from __future__ import annotations

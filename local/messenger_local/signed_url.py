@@ -44,11 +44,13 @@ class LocalKeys:
         return cls(user_id, SigningKey.generate(), PrivateKey.generate())
 
     def to_json(self) -> str:
-        return json.dumps({
-            "userId": self.user_id,
-            "signingKey": b64url_encode(bytes(self.signing_key)),
-            "boxKey": b64url_encode(bytes(self.box_key)),
-        })
+        return json.dumps(
+            {
+                "userId": self.user_id,
+                "signingKey": b64url_encode(bytes(self.signing_key)),
+                "boxKey": b64url_encode(bytes(self.box_key)),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> LocalKeys:
@@ -96,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("user", help="the userId (1-64 of A-Z a-z 0-9 _ . -)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the stage URL ({DEFAULT_URL})")
-    parser.add_argument("--key-dir", type=Path, default=DEFAULT_KEY_DIR,
-                        help=f"where the user's keys live ({DEFAULT_KEY_DIR})")
+    parser.add_argument(
+        "--key-dir",
+        type=Path,
+        default=DEFAULT_KEY_DIR,
+        help=f"where the user's keys live ({DEFAULT_KEY_DIR})",
+    )
     args = parser.parse_args(argv)
     if not is_user_id(args.user):
         parser.error(f"{args.user!r} is not a valid userId")

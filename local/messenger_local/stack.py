@@ -58,8 +58,13 @@ from messenger_local.server import Server
 
 # Settings that could send the functions' AWS calls anywhere but the embedded moto.
 _UNSAFE_AWS_VARIABLES = (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SNS",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SNS",
     "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
 )
 _DRAIN_SECONDS = 10.0
@@ -187,13 +192,22 @@ class LocalStack:
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
         self._functions = Functions(
-            handlers, region=self._aws.region, account_id=ACCOUNT_ID, workers=self._workers,
+            handlers,
+            region=self._aws.region,
+            account_id=ACCOUNT_ID,
+            workers=self._workers,
             timeout_seconds=self._integration_timeout,
         )
-        api = Api(api_id=api_id, stage=self.stage, domain_name=self.host,
-                  region=self._aws.region, account_id=ACCOUNT_ID)
-        self._gateway = Gateway(api, self._functions, self._routes, self._authorizer,
-                                self._limits, self._record)
+        api = Api(
+            api_id=api_id,
+            stage=self.stage,
+            domain_name=self.host,
+            region=self._aws.region,
+            account_id=ACCOUNT_ID,
+        )
+        self._gateway = Gateway(
+            api, self._functions, self._routes, self._authorizer, self._limits, self._record
+        )
         self._server = Server(self._gateway, self.host, self._port)
         await self._server.start()
         # Once the port is known, https://{domainName}/{stage} names this server.

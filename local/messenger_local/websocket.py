@@ -110,8 +110,17 @@ async def _authorize(gateway: Gateway, handshake: Handshake) -> Admission | web.
     claimed = query.get("userId")  # for the log only: nothing is proven yet
 
     def log(status: int, outcome: str, duration_ms: float = 0.0, request_id: str = "") -> None:
-        gateway.record(Invocation("authorizer", handshake.connection_id, claimed, status,
-                                  outcome, duration_ms, request_id))
+        gateway.record(
+            Invocation(
+                "authorizer",
+                handshake.connection_id,
+                claimed,
+                status,
+                outcome,
+                duration_ms,
+                request_id,
+            )
+        )
 
     missing = [name for name in authorizer.identity_query_params if not query.get(name)]
     if missing:
@@ -150,9 +159,17 @@ async def _connect(
     event = connect_event(gateway.api, handshake, admission.authorizer, new_id())
     outcome = await gateway.functions.invoke(route.function_name, event)
     status = _status_of(outcome.response) if outcome.succeeded else 500
-    gateway.record(Invocation("$connect", handshake.connection_id, admission.principal_id,
-                              status, _outcome_label(outcome), outcome.duration_ms,
-                              outcome.request_id))
+    gateway.record(
+        Invocation(
+            "$connect",
+            handshake.connection_id,
+            admission.principal_id,
+            status,
+            _outcome_label(outcome),
+            outcome.duration_ms,
+            outcome.request_id,
+        )
+    )
     if not outcome.succeeded:
         return json_response(500, {"message": "Internal server error"})
     if not 200 <= status < 300:
@@ -196,7 +213,8 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
     finally:
         gateway.connections.remove(connection.connection_id)
         code, reason = connection.close_status or (
-            socket.close_code or WSCloseCode.ABNORMAL_CLOSURE, CLOSED_ABNORMALLY
+            socket.close_code or WSCloseCode.ABNORMAL_CLOSURE,
+            CLOSED_ABNORMALLY,
         )
         gateway.spawn(_disconnect(gateway, handshake, admission, code, reason))
     return socket
@@ -271,8 +289,15 @@ async def _dispatch(gateway: Gateway, connection: LiveConnection, body: str) -> 
         await _send_quietly(connection, gateway_frame("Forbidden", connection_id, request_id))
         gateway.record(Invocation("(no route)", connection_id, user, 403, "forbidden", 0.0))
         return
-    event = message_event(gateway.api, connection.handshake, connection.authorizer, route.key,
-                          body, request_id, new_id())
+    event = message_event(
+        gateway.api,
+        connection.handshake,
+        connection.authorizer,
+        route.key,
+        body,
+        request_id,
+        new_id(),
+    )
     outcome = await gateway.functions.invoke(route.function_name, event)
     if outcome.timed_out:
         status, label = 504, "timed out"
@@ -291,8 +316,11 @@ async def _dispatch(gateway: Gateway, connection: LiveConnection, body: str) -> 
         label = frame_outcome(reply)
         if route.two_way and reply is not None:
             await _send_quietly(connection, reply if isinstance(reply, str) else json.dumps(reply))
-    gateway.record(Invocation(route.key, connection_id, user, status, label,
-                              outcome.duration_ms, outcome.request_id))
+    gateway.record(
+        Invocation(
+            route.key, connection_id, user, status, label, outcome.duration_ms, outcome.request_id
+        )
+    )
 
 
 async def _disconnect(
@@ -301,10 +329,19 @@ async def _disconnect(
     route = gateway.routes.get("$disconnect")
     if route is None:
         return
-    event = disconnect_event(gateway.api, handshake, admission.authorizer, int(code), reason,
-                             new_id())
+    event = disconnect_event(
+        gateway.api, handshake, admission.authorizer, int(code), reason, new_id()
+    )
     outcome = await gateway.functions.invoke(route.function_name, event)
     status = _status_of(outcome.response) if outcome.succeeded else 500
-    gateway.record(Invocation("$disconnect", handshake.connection_id, admission.principal_id,
-                              status, f"{_outcome_label(outcome)} ({int(code)})",
-                              outcome.duration_ms, outcome.request_id))
+    gateway.record(
+        Invocation(
+            "$disconnect",
+            handshake.connection_id,
+            admission.principal_id,
+            status,
+            f"{_outcome_label(outcome)} ({int(code)})",
+            outcome.duration_ms,
+            outcome.request_id,
+        )
+    )

@@ -59,8 +59,9 @@ class Clients:
         self._profile = profile
         self.started: list[MessengerClient] = []
 
-    async def open(self, name: str, url: str, *, settings: ClientSettings = FAST,
-                   wait: bool = True) -> MessengerClient:
+    async def open(
+        self, name: str, url: str, *, settings: ClientSettings = FAST, wait: bool = True
+    ) -> MessengerClient:
         """`name`'s client on `url`, started; online and synced unless `wait` is False."""
         messenger = MessengerClient(url, self._profile(name), settings=settings)
         messenger.start()
@@ -87,8 +88,9 @@ async def clients(profile: Callable[[str], Profile]) -> AsyncIterator[Clients]:
 def client(stack: LocalStack, clients: Clients) -> MakeClient:
     """`await client("alice")`: alice's client on the test's stack, online and synced."""
 
-    async def make(name: str, *, url: str | None = None, settings: ClientSettings = FAST,
-                   wait: bool = True) -> MessengerClient:
+    async def make(
+        name: str, *, url: str | None = None, settings: ClientSettings = FAST, wait: bool = True
+    ) -> MessengerClient:
         return await clients.open(name, url or stack.ws_url, settings=settings, wait=wait)
 
     return make

@@ -34,8 +34,11 @@ Messenger = Callable[..., Awaitable[Run]]
 
 
 def environment(home: Path, server: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("MESSENGER_", "XDG_"))}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("MESSENGER_", "XDG_"))
+    }
     return env | {"MESSENGER_HOME": str(home), "MESSENGER_SERVER": server}
 
 
@@ -48,8 +51,11 @@ def messenger(home: Path, stack: LocalStack) -> Messenger:
 
     async def run(*args: str, server: str | None = None, timeout: float = 30.0) -> Run:
         process = await asyncio.create_subprocess_exec(
-            MESSENGER, *args, env=environment(home, server or stack.ws_url),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            MESSENGER,
+            *args,
+            env=environment(home, server or stack.ws_url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout)
         assert process.returncode is not None
@@ -59,7 +65,8 @@ def messenger(home: Path, stack: LocalStack) -> Messenger:
 
 
 async def test_init_creates_private_keys_once_and_shows_the_safety_number(
-    messenger: Messenger, home: Path,
+    messenger: Messenger,
+    home: Path,
 ) -> None:
     # When alice creates her profile
     created = await messenger("--profile", "alice", "init")
@@ -109,8 +116,9 @@ async def test_failures_exit_non_zero_with_a_clear_message(messenger: Messenger)
     assert (unknown.code, unknown.out) == (4, "")
     assert "'nobody' is not a user" in unknown.err
     # No server to talk to
-    offline = await messenger("--profile", "alice", "send", "bob", "hi", "--timeout", "1",
-                              server="ws://127.0.0.1:9/local")
+    offline = await messenger(
+        "--profile", "alice", "send", "bob", "hi", "--timeout", "1", server="ws://127.0.0.1:9/local"
+    )
     assert offline.code == 3
     assert "cannot connect to ws://127.0.0.1:9/local" in offline.err
     # A text too long for one frame: refused before anything is sent
@@ -125,7 +133,8 @@ async def test_failures_exit_non_zero_with_a_clear_message(messenger: Messenger)
 
 
 async def test_presence_shows_who_is_online_and_when_others_were_last_seen(
-    messenger: Messenger, client: MakeClient,
+    messenger: Messenger,
+    client: MakeClient,
 ) -> None:
     # Given bob online, carol registered but gone, and no dave at all
     await client("bob")
@@ -153,13 +162,21 @@ async def test_fingerprints_match_on_both_sides(messenger: Messenger) -> None:
 
 
 async def test_read_watch_prints_messages_as_they_come_until_interrupted(
-    home: Path, stack: LocalStack, messenger: Messenger, client: MakeClient,
+    home: Path,
+    stack: LocalStack,
+    messenger: Messenger,
+    client: MakeClient,
 ) -> None:
     # Given bob watching from a terminal
     assert (await messenger("--profile", "bob", "init")).code == 0
     process = await asyncio.create_subprocess_exec(
-        MESSENGER, "--profile", "bob", "read", "--watch",
-        env=environment(home, stack.ws_url), stdout=asyncio.subprocess.PIPE,
+        MESSENGER,
+        "--profile",
+        "bob",
+        "read",
+        "--watch",
+        env=environment(home, stack.ws_url),
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None

@@ -31,7 +31,8 @@ def connects_of(stack: LocalStack, user: str) -> int:
 
 
 async def test_pings_keep_a_quiet_connection_open_past_the_idle_timeout(
-    shared_aws: EmbeddedAws, clients: Clients,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
 ) -> None:
     # Given a gateway that closes connections idle for 1 s, and a client pinging every 0.3 s
     async with LocalStack(aws=shared_aws, idle_timeout=1.0) as stack:
@@ -47,7 +48,8 @@ async def test_pings_keep_a_quiet_connection_open_past_the_idle_timeout(
 
 
 async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
-    shared_aws: EmbeddedAws, clients: Clients,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
 ) -> None:
     # Given a client that does not ping, behind a gateway with a 1 s idle timeout
     async with LocalStack(aws=shared_aws, idle_timeout=1.0) as stack:
@@ -56,8 +58,9 @@ async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
         alice = await clients.open("alice", stack.ws_url, settings=fast(ping_interval=0.3))
         async with bob.events() as events:
             # When the gateway closes bob's idle connection
-            await events.next_of(ConnectionChanged,
-                                 lambda e: e.status.state == ConnectionState.OFFLINE)
+            await events.next_of(
+                ConnectionChanged, lambda e: e.status.state == ConnectionState.OFFLINE
+            )
             # Then bob reconnects and syncs on his own, and messages reach him
             await bob.wait_synced()
             await alice.send_and_wait("bob", "still there?")
@@ -67,7 +70,8 @@ async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
 
 
 async def test_a_connection_is_replaced_before_the_maximum_duration_without_an_offline_blip(
-    shared_aws: EmbeddedAws, clients: Clients,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
 ) -> None:
     # Given a gateway that ends every connection after 3 s, and alice's client told to
     # move to a new connection after 1 s; carol watches alice's presence
@@ -85,14 +89,19 @@ async def test_a_connection_is_replaced_before_the_maximum_duration_without_an_o
             # And she was never offline: not for herself, and not for carol
             offline = [e for e in alice_events.drain() if isinstance(e, ConnectionChanged)]
             assert offline == []
-            assert [e for e in carol_events.drain() if isinstance(e, PresenceChanged)
-                    and not e.presence.online] == []
+            assert [
+                e
+                for e in carol_events.drain()
+                if isinstance(e, PresenceChanged) and not e.presence.online
+            ] == []
         assert [m.text for m in alice.history("carol")] == ["across the switch"]
         await clients.close_all()
 
 
 async def test_a_refused_handshake_is_reported_at_once(
-    shared_aws: EmbeddedAws, clients: Clients, tmp_path: Path,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+    tmp_path: Path,
 ) -> None:
     # Given "alice" registered by her own keys
     async with LocalStack(aws=shared_aws) as stack:
@@ -100,8 +109,9 @@ async def test_a_refused_handshake_is_reported_at_once(
         # When someone else's keys claim the same user id
         other_home = tmp_path / "other"
         other_home.mkdir(mode=0o700)
-        impostor = MessengerClient(stack.ws_url, Profile.create("alice", home=other_home),
-                                   settings=FAST)
+        impostor = MessengerClient(
+            stack.ws_url, Profile.create("alice", home=other_home), settings=FAST
+        )
         async with impostor:
             # Then the server refuses the handshake (403), and the SDK says so at once
             with pytest.raises(HandshakeRefused, match="HTTP 403") as refused:
@@ -118,7 +128,8 @@ async def test_no_server_means_not_connected_within_the_timeout(clients: Clients
 
 
 async def test_messages_refused_for_the_rate_limit_are_resent_in_order(
-    shared_aws: EmbeddedAws, clients: Clients,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
 ) -> None:
     # Given a server that lets a sender burst 2 messages, then 5 a second
     limits = {Env.RATE_LIMIT_BURST.value: "2", Env.RATE_LIMIT_PER_MINUTE.value: "300"}

@@ -34,8 +34,10 @@ def test_the_connect_query_is_what_the_server_verifies() -> None:
     assert signature_valid(request, ALICE.public_keys.sign_key)
     assert not signature_valid(request, BOB.public_keys.sign_key)
     # And it carries alice's public keys (registering her on a first connect)
-    assert (request.sign_key, request.box_key) == (ALICE.public_keys.sign_key,
-                                                   ALICE.public_keys.box_key)
+    assert (request.sign_key, request.box_key) == (
+        ALICE.public_keys.sign_key,
+        ALICE.public_keys.box_key,
+    )
 
 
 def test_every_connect_uses_a_fresh_nonce() -> None:
@@ -71,8 +73,9 @@ def test_a_plaintext_that_is_not_our_json_is_unreadable() -> None:
 
 def test_the_longest_text_fills_one_frame_and_the_server_accepts_it() -> None:
     # Given the longest text that fits (ASCII: one byte a character)
-    frame = crypto.send_message_frame(ALICE, BOB.public_keys, "01J9Z3ABCDEFGHJKMNPQRSTVWX",
-                                      "x" * LONGEST_ASCII, 1_764_190_000_123)
+    frame = crypto.send_message_frame(
+        ALICE, BOB.public_keys, "01J9Z3ABCDEFGHJKMNPQRSTVWX", "x" * LONGEST_ASCII, 1_764_190_000_123
+    )
     # Then its frame is within API Gateway's 32 KB and the server's own validation passes
     assert len(frame.encode()) <= MAX_FRAME_BYTES
     parsed = parse_frame(SendMessage, json.loads(frame))

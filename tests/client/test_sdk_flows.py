@@ -36,8 +36,9 @@ def texts(client: MessengerClient, peer: str) -> list[str]:
     return [message.text for message in client.history(peer)]
 
 
-async def statuses_until(events: EventStream, message_id: str,
-                         final: MessageStatus) -> list[MessageStatus]:
+async def statuses_until(
+    events: EventStream, message_id: str, final: MessageStatus
+) -> list[MessageStatus]:
     """The statuses a message moves through, as events announce them, until `final`."""
     seen: list[MessageStatus] = []
     while not seen or seen[-1] != final:
@@ -52,14 +53,21 @@ async def acks_done(stack: LocalStack, count: int) -> None:
     await stack.settled()
 
 
-def sealed_frame(sender: TestUser, recipient: MessengerClient, plaintext: bytes,
-                 message_id: str) -> dict[str, object]:
+def sealed_frame(
+    sender: TestUser, recipient: MessengerClient, plaintext: bytes, message_id: str
+) -> dict[str, object]:
     """A sendMessage frame from a raw test user to an SDK client's profile."""
     recipient_key = PublicKey(b64url_decode(recipient.profile.identity.public_keys.box_key))
     nonce = random_bytes(24)
     body = Box(sender.box_key, recipient_key).encrypt(plaintext, nonce).ciphertext
-    return {"action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
-            "body": b64url_encode(body), "nonce": b64url_encode(nonce), "sentAt": 1}
+    return {
+        "action": "sendMessage",
+        "messageId": message_id,
+        "to": recipient.user_id,
+        "body": b64url_encode(body),
+        "nonce": b64url_encode(nonce),
+        "sentAt": 1,
+    }
 
 
 async def test_a_conversation_moves_from_pending_to_seen_and_back(client: MakeClient) -> None:
@@ -72,7 +80,10 @@ async def test_a_conversation_moves_from_pending_to_seen_and_back(client: MakeCl
         # Then bob stores it, decrypted, from alice
         received = (await bob_events.next_of(MessageAdded)).message
         assert (received.sender, received.message_id, received.text) == (
-            "alice", message.message_id, "hello bob")
+            "alice",
+            message.message_id,
+            "hello bob",
+        )
         # When bob reads the conversation
         assert await bob.mark_seen("alice") == [message.message_id]
         # Then alice saw her message move forward (sent, delivered, seen: receipts race
@@ -129,7 +140,9 @@ async def test_messages_sent_while_offline_arrive_in_order_on_the_next_connect(
 
 
 async def test_a_message_delivered_twice_is_stored_once(
-    client: MakeClient, connect: Connect, stack: LocalStack,
+    client: MakeClient,
+    connect: Connect,
+    stack: LocalStack,
 ) -> None:
     # Given bob online, and alice on a raw connection
     bob = await client("bob")
@@ -151,7 +164,9 @@ async def test_a_message_delivered_twice_is_stored_once(
 
 
 async def test_a_connection_lost_in_the_middle_of_a_send_loses_and_duplicates_nothing(
-    client: MakeClient, stack: LocalStack, monkeypatch: pytest.MonkeyPatch,
+    client: MakeClient,
+    stack: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given alice and bob online, and alice's network about to fail right after her
     # first sendMessage frame leaves (before the ack can come back)
@@ -206,7 +221,8 @@ async def test_the_outbox_survives_a_restart_without_a_connection(client: MakeCl
 
 
 async def test_a_text_too_long_for_one_frame_is_refused_before_anything_is_sent(
-    client: MakeClient, stack: LocalStack,
+    client: MakeClient,
+    stack: LocalStack,
 ) -> None:
     alice = await client("alice")
     await client("bob")
@@ -225,16 +241,25 @@ async def test_sending_to_someone_who_does_not_exist_is_refused(client: MakeClie
 
 
 async def test_a_message_that_does_not_open_is_rejected_reported_and_acked(
-    client: MakeClient, connect: Connect, stack: LocalStack,
+    client: MakeClient,
+    connect: Connect,
+    stack: LocalStack,
 ) -> None:
     # Given bob online, and alice sending garbage where a Box should be
     bob = await client("bob")
     raw_alice = TestUser("alice")
     alice_socket = await connect(raw_alice)
     async with bob.events() as events:
-        await alice_socket.send({"action": "sendMessage", "messageId": "garbage-0001",
-                                 "to": "bob", "body": b64url_encode(b"\0" * 40),
-                                 "nonce": b64url_encode(b"\0" * 24), "sentAt": 1})
+        await alice_socket.send(
+            {
+                "action": "sendMessage",
+                "messageId": "garbage-0001",
+                "to": "bob",
+                "body": b64url_encode(b"\0" * 40),
+                "nonce": b64url_encode(b"\0" * 24),
+                "sentAt": 1,
+            }
+        )
         # Then bob reports it and stores no message
         rejected = (await events.next_of(MessageRejected)).rejection
     assert (rejected.sender, rejected.message_id) == ("alice", "garbage-0001")
@@ -243,13 +268,15 @@ async def test_a_message_that_does_not_open_is_rejected_reported_and_acked(
     await acks_done(stack, 1)
     assert await bob.sync() == 0
     # And a readable message from alice still gets through
-    await alice_socket.send(sealed_frame(raw_alice, bob, json.dumps({"text": "ok"}).encode(),
-                                         "fine-00000001"))
+    await alice_socket.send(
+        sealed_frame(raw_alice, bob, json.dumps({"text": "ok"}).encode(), "fine-00000001")
+    )
     await until(lambda: texts(bob, "alice") == ["ok"])
 
 
 async def test_presence_subscriptions_are_renewed_after_a_reconnect(
-    client: MakeClient, stack: LocalStack,
+    client: MakeClient,
+    stack: LocalStack,
 ) -> None:
     # Given carol registered but offline, and alice watching her
     await (await client("carol")).close()
@@ -269,7 +296,9 @@ async def test_presence_subscriptions_are_renewed_after_a_reconnect(
 
 
 async def test_a_changed_key_is_refused_until_the_user_re_verifies_it(
-    shared_aws: EmbeddedAws, clients: Clients, tmp_path: Path,
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+    tmp_path: Path,
 ) -> None:
     # Given alice talked with bob: his keys are pinned
     async with LocalStack(aws=shared_aws) as first:
@@ -310,5 +339,3 @@ async def test_trusting_a_number_that_does_not_match_changes_nothing(client: Mak
     with pytest.raises(ValueError, match="does not match"):
         await alice.trust("bob", "00000 00000 00000 00000 00000 00000")
     assert alice.fingerprint("bob") == pinned.fingerprint() == bob.fingerprint()
-
-

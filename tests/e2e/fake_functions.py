@@ -23,13 +23,15 @@ received: list[dict[str, Any]] = []  # {"function", "event", "remaining_ms", "re
 
 def _record(function: str, event: dict[str, Any], context: Any) -> None:
     with _lock:
-        received.append({
-            "function": function,
-            "event": event,
-            "remaining_ms": context.get_remaining_time_in_millis(),
-            "request_id": context.aws_request_id,
-            "function_name": context.function_name,
-        })
+        received.append(
+            {
+                "function": function,
+                "event": event,
+                "remaining_ms": context.get_remaining_time_in_millis(),
+                "request_id": context.aws_request_id,
+                "function_name": context.function_name,
+            }
+        )
 
 
 def events_of(function: str) -> list[dict[str, Any]]:
@@ -47,8 +49,7 @@ def _policy(effect: str, resource: str, principal: str) -> dict[str, Any]:
         "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect,
-                           "Resource": resource}],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
         },
     }
 
@@ -109,18 +110,22 @@ def post_then_reply(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _record("post_then_reply", event, context)
     count = int(json.loads(event["body"])["count"])
     # CONNECTIONS_ENDPOINT is how the real functions find @connections locally.
-    client = boto3.client("apigatewaymanagementapi",
-                          endpoint_url=os.environ["CONNECTIONS_ENDPOINT"])
+    client = boto3.client(
+        "apigatewaymanagementapi", endpoint_url=os.environ["CONNECTIONS_ENDPOINT"]
+    )
     connection_id = event["requestContext"]["connectionId"]
     for index in range(count):
-        client.post_to_connection(ConnectionId=connection_id,
-                                  Data=json.dumps({"posted": index}).encode())
+        client.post_to_connection(
+            ConnectionId=connection_id, Data=json.dumps({"posted": index}).encode()
+        )
     return {"statusCode": 200, "body": json.dumps({"replied": count})}
 
 
 _HERE = __name__
 FAKE_AUTHORIZER = Authorizer(
-    handler=f"{_HERE}.authorize", function_name="FakeAuthorizer", access=frozenset(),
+    handler=f"{_HERE}.authorize",
+    function_name="FakeAuthorizer",
+    access=frozenset(),
     identity_query_params=("user", "mode"),
 )
 LIFECYCLE_ROUTES = (

@@ -20,8 +20,13 @@ pytestmark = pytest.mark.e2e
 
 def dump(stack: LocalStack) -> dict[str, list[dict]]:
     """Every item of the stack's tables (verification only: a Scan in a test is fine)."""
-    dynamodb = boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     state = {}
     for spec in TABLES:
         name = stack.table_names[spec.env.value]
@@ -63,9 +68,18 @@ async def test_non_utf8_text_frame_closes_with_1007_and_writes_nothing(
     "body",
     [
         "[" * 5_000 + "]" * 5_000,  # deeply nested JSON, under the frame limit
-        json.dumps({"action": "sendMessage", "messageId": "msg-00000001", "to": "bob",
-                    "from": "bob", "body": "A" * 20, "nonce": "A" * 32, "sentAt": 1,
-                    "junk": {"a": [{"b": [1] * 2000}]}}),
+        json.dumps(
+            {
+                "action": "sendMessage",
+                "messageId": "msg-00000001",
+                "to": "bob",
+                "from": "bob",
+                "body": "A" * 20,
+                "nonce": "A" * 32,
+                "sentAt": 1,
+                "junk": {"a": [{"b": [1] * 2000}]},
+            }
+        ),
         json.dumps({"action": "ack", "ids": ["m#bob#msg-00000001"] * 101}),
         "\u0000\u0001 not json",
     ],

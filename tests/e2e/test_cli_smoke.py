@@ -58,9 +58,17 @@ class RunningCommand:
 @pytest.fixture
 async def messenger_local(tmp_path: Path) -> AsyncIterator[RunningCommand]:
     process = await asyncio.create_subprocess_exec(
-        str(MESSENGER), "local", "--port", str(free_port()), "--aws-port", str(free_port()),
-        "--function-log", str(tmp_path / "functions.log"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        str(MESSENGER),
+        "local",
+        "--port",
+        str(free_port()),
+        "--aws-port",
+        str(free_port()),
+        "--function-log",
+        str(tmp_path / "functions.log"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
     )
     command = RunningCommand(process)
     try:
@@ -99,15 +107,24 @@ async def test_starts_serves_a_client_and_stops_on_ctrl_c(
     assert lines[-1] == "stopped"
 
 
-@pytest.mark.skipif(not WSCAT.exists() or shutil.which("node") is None,
-                    reason="wscat is installed by `npm ci` (./dev test does it)")
+@pytest.mark.skipif(
+    not WSCAT.exists() or shutil.which("node") is None,
+    reason="wscat is installed by `npm ci` (./dev test does it)",
+)
 async def test_wscat_connects_with_a_signed_url(messenger_local: RunningCommand) -> None:
     ws_url = (await messenger_local.read_until("WebSocket URL")).split()[-1]
     url = signed_url(ws_url, LocalKeys.generate("wscat-user"))
     wscat = await asyncio.create_subprocess_exec(
-        str(WSCAT), "-c", url, "-x", '{"action":"ping"}', "-w", "1",
+        str(WSCAT),
+        "-c",
+        url,
+        "-x",
+        '{"action":"ping"}',
+        "-w",
+        "1",
         # wscat quits as soon as its stdin ends: keep it open.
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     assert wscat.stdout is not None and wscat.stdin is not None

@@ -26,7 +26,8 @@ async def test_tables_follow_the_contract_with_ttl(stack: LocalStack) -> None:
         )
         ttl = await asyncio.to_thread(dynamodb.describe_time_to_live, TableName=name)
         assert ttl["TimeToLiveDescription"] == {
-            "TimeToLiveStatus": "ENABLED", "AttributeName": spec.ttl_attribute,
+            "TimeToLiveStatus": "ENABLED",
+            "AttributeName": spec.ttl_attribute,
         }
 
 
@@ -70,14 +71,16 @@ def test_moto_does_not_keep_every_table_copy(shared_aws: EmbeddedAws) -> None:
     dynamodb = shared_aws.client("dynamodb")
     table = "leak-probe"
     dynamodb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
     )
     try:
         for i in range(450):
-            dynamodb.transact_write_items(TransactItems=[
-                {"Put": {"TableName": table, "Item": {"pk": {"S": f"k{i % 5}"}}}}])
+            dynamodb.transact_write_items(
+                TransactItems=[{"Put": {"TableName": table, "Item": {"pk": {"S": f"k{i % 5}"}}}}]
+            )
         tables = len(getattr(model_data["dynamodb"]["Table"], "instances_tracked", []))
         # 450 transactions each deep-copied the table: without forgetting, 450+ tables
         # would be tracked; forgetting every 200 requests leaves at most ~200.

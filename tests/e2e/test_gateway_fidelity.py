@@ -93,8 +93,11 @@ async def test_request_context_looks_like_aws(fake_stack: FakeStack) -> None:
         await reply_to(socket, '{"action":"echo"}')
         await socket.close()
         await until(lambda: fake_functions.events_of("disconnect"))
-        contexts = [event["requestContext"] for name in ("connect", "echo", "disconnect")
-                    for event in fake_functions.events_of(name)]
+        contexts = [
+            event["requestContext"]
+            for name in ("connect", "echo", "disconnect")
+            for event in fake_functions.events_of(name)
+        ]
         port = stack.port
     first_message, second_message = contexts[1], contexts[2]
     for context in contexts:
@@ -173,8 +176,13 @@ async def test_handlers_get_a_lambda_context(fake_stack: FakeStack) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("deny", 403), ("other-resource", 403), ("unauthorized", 401), ("crash", 500),
-     ("nested", 500)],
+    [
+        ("deny", 403),
+        ("other-resource", 403),
+        ("unauthorized", 401),
+        ("crash", 500),
+        ("nested", 500),
+    ],
 )
 async def test_authorizer_refusals(fake_stack: FakeStack, mode: str, status: int) -> None:
     async with fake_stack() as stack:
@@ -330,7 +338,7 @@ async def test_message_of_32_kb_frames_up_to_128_kb_passes(fake_stack: FakeStack
     async with fake_stack() as stack:
         socket = await open_socket(url_of(stack))
         whole = _text_frame(128 * 1024)
-        fragments = [whole[i:i + 32 * 1024] for i in range(0, len(whole), 32 * 1024)]
+        fragments = [whole[i : i + 32 * 1024] for i in range(0, len(whole), 32 * 1024)]
         await socket.send(fragments)  # one message, four frames of 32 KB
         reply = json.loads(await asyncio.wait_for(socket.recv(), 5))
         await socket.close()
@@ -341,7 +349,7 @@ async def test_message_over_128_kb_closes_with_1009(fake_stack: FakeStack) -> No
     async with fake_stack() as stack:
         socket = await open_socket(url_of(stack))
         whole = _text_frame(128 * 1024 + 1)
-        await socket.send([whole[i:i + 30_000] for i in range(0, len(whole), 30_000)])
+        await socket.send([whole[i : i + 30_000] for i in range(0, len(whole), 30_000)])
         assert (await close_code_of(socket))[0] == 1009
 
 
@@ -408,8 +416,9 @@ async def test_stopping_the_stack_disconnects_everyone(fake_stack: FakeStack) ->
         sockets = [await open_socket(url_of(stack, user=name)) for name in ("alice", "bob")]
     for socket in sockets:
         assert (await close_code_of(socket))[0] == 1001
-    codes = [e["requestContext"]["disconnectStatusCode"]
-             for e in fake_functions.events_of("disconnect")]
+    codes = [
+        e["requestContext"]["disconnectStatusCode"] for e in fake_functions.events_of("disconnect")
+    ]
     assert codes == [1001, 1001]
 
 

@@ -22,9 +22,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def management(stack: LocalStack) -> Any:
     """boto3's apigatewaymanagementapi client, pointed at the emulator with endpoint_url."""
-    return boto3.client("apigatewaymanagementapi", endpoint_url=stack.http_url,
-                        region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=stack.http_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 async def call(method: Any, **kwargs: Any) -> Any:
@@ -36,8 +40,11 @@ async def test_post_sends_the_data_to_the_socket(
     management: Any, connect: Connect, alice: TestUser
 ) -> None:
     client = await connect(alice)
-    response = await call(management.post_to_connection, ConnectionId=client.connection_id,
-                          Data=b'{"type":"hello","n":1}')
+    response = await call(
+        management.post_to_connection,
+        ConnectionId=client.connection_id,
+        Data=b'{"type":"hello","n":1}',
+    )
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert await client.next() == {"type": "hello", "n": 1}
 
@@ -47,12 +54,18 @@ async def test_post_of_128_kb_passes_and_over_is_413(
 ) -> None:
     client = await connect(alice)
     filler = "x" * (MAX_MESSAGE_BYTES - len('{"pad":""}'))
-    await call(management.post_to_connection, ConnectionId=client.connection_id,
-               Data=json.dumps({"pad": filler}, separators=(",", ":")).encode())
+    await call(
+        management.post_to_connection,
+        ConnectionId=client.connection_id,
+        Data=json.dumps({"pad": filler}, separators=(",", ":")).encode(),
+    )
     assert len((await client.next())["pad"]) == len(filler)
     with pytest.raises(management.exceptions.PayloadTooLargeException) as raised:
-        await call(management.post_to_connection, ConnectionId=client.connection_id,
-                   Data=b"x" * (MAX_MESSAGE_BYTES + 1))
+        await call(
+            management.post_to_connection,
+            ConnectionId=client.connection_id,
+            Data=b"x" * (MAX_MESSAGE_BYTES + 1),
+        )
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     await client.nothing_more()
 
@@ -71,8 +84,7 @@ async def test_post_after_the_client_left_is_gone(
     await client.close()
     await until(lambda: stack.invocations_of("$disconnect"))
     with pytest.raises(management.exceptions.GoneException):
-        await call(management.post_to_connection, ConnectionId=client.connection_id,
-                   Data=b"{}")
+        await call(management.post_to_connection, ConnectionId=client.connection_id, Data=b"{}")
 
 
 async def test_get_describes_the_connection(
@@ -114,4 +126,3 @@ async def test_functions_reach_the_api_only_through_configuration(stack: LocalSt
     assert stack.environment["CONNECTIONS_ENDPOINT"] == stack.http_url
     assert stack.http_url == f"http://127.0.0.1:{stack.port}/{stack.stage}"
     assert stack.environment["AWS_ENDPOINT_URL"] == stack.aws_endpoint
-

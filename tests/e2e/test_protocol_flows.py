@@ -210,8 +210,9 @@ async def test_presence_answers_and_follows_changes(
     await (await connect(bob)).close()
     a = await connect(alice)
     # When alice asks about bob and nobody, subscribing
-    answer = await a.request({"action": "getPresence", "userIds": ["bob", "nobody"],
-                              "subscribe": True})
+    answer = await a.request(
+        {"action": "getPresence", "userIds": ["bob", "nobody"], "subscribe": True}
+    )
     assert answer["type"] == "presence"
     entries = {entry["userId"]: entry for entry in answer["users"]}
     assert entries["bob"]["online"] is False and isinstance(entries["bob"]["lastSeen"], int)
@@ -233,8 +234,12 @@ async def test_get_keys(connect: Connect, alice: TestUser, bob: TestUser) -> Non
     await (await connect(bob)).close()
     a = await connect(alice)
     keys = await a.request({"action": "getKeys", "userId": "bob"})
-    assert keys == {"type": "keys", "userId": "bob", "signKey": bob.sign_key_b64,
-                    "boxKey": bob.box_key_b64}
+    assert keys == {
+        "type": "keys",
+        "userId": "bob",
+        "signKey": bob.sign_key_b64,
+        "boxKey": bob.box_key_b64,
+    }
     unknown = await a.request({"action": "getKeys", "userId": "nobody"})
     assert unknown["type"] == "error" and unknown["code"] == "UNKNOWN_USER"
 
@@ -333,8 +338,7 @@ async def test_idle_timeout_takes_a_user_offline_for_watchers(
     async with LocalStack(aws=shared_aws, idle_timeout=0.6) as short_lived:
         b = await connect_as(short_lived.ws_url, bob)
         a = await connect_as(short_lived.ws_url, alice)
-        watching = await a.request({"action": "getPresence", "userIds": ["bob"],
-                                    "subscribe": True})
+        watching = await a.request({"action": "getPresence", "userIds": ["bob"], "subscribe": True})
         assert watching["users"][0]["online"] is True
         # When bob stays silent while alice keeps sending
         keep_alive = asyncio.create_task(_ping_every(a, 0.2))

@@ -59,7 +59,10 @@ async def register(client: WsClient, platform: str, token: str) -> None:
 
 
 async def test_offline_send_pushes_each_device_without_content(
-    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser,
+    stack: LocalStack,
+    connect: Connect,
+    alice: TestUser,
+    bob: TestUser,
     push_log_lines: list[str],
 ) -> None:
     # Given bob registered an iPhone and an Android phone, then went offline
@@ -82,10 +85,12 @@ async def test_offline_send_pushes_each_device_without_content(
             assert secret not in text
     # And the console got one line per push: user, platform, payload size
     assert sorted(line.split("platform=")[1].split()[0] for line in push_log_lines) == [
-        "APNS", "GCM",
+        "APNS",
+        "GCM",
     ]
-    assert all(" push " in line and "user=bob" in line and " bytes" in line
-               for line in push_log_lines)
+    assert all(
+        " push " in line and "user=bob" in line and " bytes" in line for line in push_log_lines
+    )
 
 
 async def test_a_burst_while_offline_is_one_push(
@@ -97,8 +102,9 @@ async def test_a_burst_while_offline_is_one_push(
     await close_and_wait(stack, b)
     a = await connect(alice)
     for n in range(10):
-        assert (await a.request(message_frame(alice, bob, SECRET, f"msg-burst-{n}")))["type"] \
-            == "ack"
+        assert (await a.request(message_frame(alice, bob, SECRET, f"msg-burst-{n}")))[
+            "type"
+        ] == "ack"
     assert len(await pushes_to(stack, token)) == 1
 
 
@@ -148,6 +154,7 @@ async def test_a_stale_connection_answering_gone_falls_back_to_a_push(
     assert len(await pushes_to(stack, token)) == 1
     profile = await asyncio.to_thread(
         stack.aws.client("dynamodb").get_item,
-        TableName=users, Key={"pk": {"S": user_key("bob")}, "sk": {"S": PROFILE}},
+        TableName=users,
+        Key={"pk": {"S": user_key("bob")}, "sk": {"S": PROFILE}},
     )
     assert profile["Item"]["conns"]["M"] == {}

@@ -116,27 +116,27 @@ def test_no_query_string_is_refused(h: Harness) -> None:
         ("boxKey", "AAAA"),
     ],
 )
-def test_malformed_parameter_is_refused(
-    h: Harness, alice: TestUser, name: str, value: str
-) -> None:
+def test_malformed_parameter_is_refused(h: Harness, alice: TestUser, name: str, value: str) -> None:
     query = alice.connect_query(ts=h.clock.now_s())
     query[name] = value
     refused_without_writes(h, query)
 
 
 @pytest.mark.parametrize("field", ["userId", "ts", "nonce"])
-def test_a_signed_query_with_a_trailing_newline_is_refused(
-    h: Harness, field: str
-) -> None:
+def test_a_signed_query_with_a_trailing_newline_is_refused(h: Harness, field: str) -> None:
     # Signed by its own key, so only the format check can refuse it: "carol\n" must not
     # become a user beside "carol" (a `$` anchor alone lets a trailing newline through).
     user = TestUser("carol")
     parts = {"userId": "carol", "ts": str(h.clock.now_s()), "nonce": "n" * 24}
     parts[field] += "\n"
     sig = user.signing_key.sign(
-        connect_message(parts["userId"], parts["ts"], parts["nonce"])).signature
-    refused_without_writes(h, parts | {"sig": b64url_encode(sig), "signKey": user.sign_key_b64,
-                                       "boxKey": user.box_key_b64})
+        connect_message(parts["userId"], parts["ts"], parts["nonce"])
+    ).signature
+    refused_without_writes(
+        h,
+        parts
+        | {"sig": b64url_encode(sig), "signKey": user.sign_key_b64, "boxKey": user.box_key_b64},
+    )
 
 
 def test_only_one_key_given_is_refused(h: Harness, alice: TestUser) -> None:

@@ -26,14 +26,17 @@ def test_defaults_apply_when_only_the_tables_are_set() -> None:
 
 
 def test_every_variable_is_read() -> None:
-    settings = settings_from(TABLES | {
-        Env.MESSAGE_TTL_SECONDS.value: "3600",
-        Env.CONNECTIONS_ENDPOINT.value: "http://127.0.0.1:8080",
-        Env.RATE_LIMIT_PER_MINUTE.value: "30",
-        Env.RATE_LIMIT_BURST.value: " 5 ",
-        Env.PUSH_MIN_INTERVAL_SECONDS.value: "0",
-        Env.PUSH_APP_GCM.value: "arn:aws:sns:us-east-1:123456789012:app/GCM/m",
-    })
+    settings = settings_from(
+        TABLES
+        | {
+            Env.MESSAGE_TTL_SECONDS.value: "3600",
+            Env.CONNECTIONS_ENDPOINT.value: "http://127.0.0.1:8080",
+            Env.RATE_LIMIT_PER_MINUTE.value: "30",
+            Env.RATE_LIMIT_BURST.value: " 5 ",
+            Env.PUSH_MIN_INTERVAL_SECONDS.value: "0",
+            Env.PUSH_APP_GCM.value: "arn:aws:sns:us-east-1:123456789012:app/GCM/m",
+        }
+    )
     assert settings.message_ttl_seconds == 3600
     assert settings.connections_endpoint == "http://127.0.0.1:8080"
     assert (settings.rate_limit_per_minute, settings.rate_limit_burst) == (30, 5)

@@ -141,8 +141,9 @@ def test_two_devices_acking_the_same_items_at_once_make_one_receipt(
         h.send(a, h.message(a, bob, "x", f"msg-c{i:04d}"))
     ids = [m["id"] for m in h.posts.of_type(phone.connection_id, "message")]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        replies = list(pool.map(lambda c: h.send(c, {"action": "ack", "ids": ids}),
-                                [phone, laptop]))
+        replies = list(
+            pool.map(lambda c: h.send(c, {"action": "ack", "ids": ids}), [phone, laptop])
+        )
     assert replies == [None, None]
     assert h.queue_of(bob) == []
     receipts = h.posts.of_type(a.connection_id, "receipt")

@@ -17,8 +17,14 @@ NONCE = b64url_encode(b"\x01" * 24)
 
 
 def good_send(**changes) -> dict:
-    frame = {"action": "sendMessage", "messageId": "msg-9001", "to": "bob",
-             "body": b64url_encode(b"ciphertext-bytes-16+"), "nonce": NONCE, "sentAt": 1}
+    frame = {
+        "action": "sendMessage",
+        "messageId": "msg-9001",
+        "to": "bob",
+        "body": b64url_encode(b"ciphertext-bytes-16+"),
+        "nonce": NONCE,
+        "sentAt": 1,
+    }
     frame.update(changes)
     return {k: v for k, v in frame.items() if v is not ...}
 
@@ -29,8 +35,9 @@ def a(h: Harness, alice: TestUser, bob: TestUser) -> Connection:
     return h.connect(alice)
 
 
-def refused(h: Harness, connection: Connection, frame: dict | str, route: str | None = None
-            ) -> dict:
+def refused(
+    h: Harness, connection: Connection, frame: dict | str, route: str | None = None
+) -> dict:
     before = h.dump()
     if isinstance(frame, str):
         reply = h.send_raw(connection, frame, route or "$default")
@@ -174,7 +181,10 @@ def test_get_presence_of_100_users_is_accepted(h: Harness, a: Connection) -> Non
 
 def test_get_keys(h: Harness, a: Connection, bob: TestUser) -> None:
     assert h.send(a, {"action": "getKeys", "userId": "bob"}) == {
-        "type": "keys", "userId": "bob", "signKey": bob.sign_key_b64, "boxKey": bob.box_key_b64
+        "type": "keys",
+        "userId": "bob",
+        "signKey": bob.sign_key_b64,
+        "boxKey": bob.box_key_b64,
     }
 
 
@@ -231,8 +241,12 @@ def test_unexpected_failure_is_answered_internal_and_never_raised(
 
     monkeypatch.setattr(h.services.users, "get_profile", explode)
     reply = h.send(a, good_send())
-    assert reply == {"type": "error", "code": "INTERNAL",
-                     "message": "internal error, try again", "ref": "msg-9001"}
+    assert reply == {
+        "type": "error",
+        "code": "INTERNAL",
+        "message": "internal error, try again",
+        "ref": "msg-9001",
+    }
 
 
 def test_event_without_authorizer_context_is_internal(h: Harness, a: Connection) -> None:

@@ -21,26 +21,59 @@ from tests.support.identities import TestUser
 pytestmark = pytest.mark.integration
 
 PROTOCOL_CODES = {
-    "BAD_REQUEST", "UNKNOWN_ACTION", "UNKNOWN_RECIPIENT", "UNKNOWN_USER", "TOO_LARGE",
-    "RATE_LIMITED", "INTERNAL",
+    "BAD_REQUEST",
+    "UNKNOWN_ACTION",
+    "UNKNOWN_RECIPIENT",
+    "UNKNOWN_USER",
+    "TOO_LARGE",
+    "RATE_LIMITED",
+    "INTERNAL",
 }
 FRAME_ROUTES = [r.key for r in ROUTES if not r.key.startswith("$")] + ["$default"]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=40),
-    st.sampled_from(["bob", "alice", "nobody", "msg-00000001", "m#alice#msg-00000001",
-                     b64url_encode(b"\x00" * 24), b64url_encode(b"c" * 40), "r#x"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "bob",
+            "alice",
+            "nobody",
+            "msg-00000001",
+            "m#alice#msg-00000001",
+            b64url_encode(b"\x00" * 24),
+            b64url_encode(b"c" * 40),
+            "r#x",
+        ]
+    ),
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
     max_leaves=12,
 )
 field_names = st.sampled_from(
-    ["messageId", "to", "body", "nonce", "sentAt", "ids", "messageIds", "userIds",
-     "subscribe", "userId", "platform", "token", "from", "action"]
+    [
+        "messageId",
+        "to",
+        "body",
+        "nonce",
+        "sentAt",
+        "ids",
+        "messageIds",
+        "userIds",
+        "subscribe",
+        "userId",
+        "platform",
+        "token",
+        "from",
+        "action",
+    ]
 )
 
 
@@ -69,8 +102,11 @@ def test_any_frame_is_answered_or_refused_cleanly(route: str) -> None:
         h.connect(bob)
         a = h.connect(alice)
 
-        @settings(max_examples=40, deadline=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @settings(
+            max_examples=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
         @given(body=frames_for(route))
         def run(body: str) -> None:
             before = h.dump()
@@ -82,8 +118,11 @@ def test_any_frame_is_answered_or_refused_cleanly(route: str) -> None:
 
 connect_params = st.dictionaries(
     st.sampled_from(["userId", "ts", "nonce", "sig", "signKey", "boxKey", "extra"]),
-    st.one_of(st.text(max_size=90), st.integers().map(str),
-              st.binary(min_size=0, max_size=70).map(b64url_encode)),
+    st.one_of(
+        st.text(max_size=90),
+        st.integers().map(str),
+        st.binary(min_size=0, max_size=70).map(b64url_encode),
+    ),
     max_size=7,
 )
 

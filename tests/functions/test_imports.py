@@ -15,8 +15,15 @@ pytestmark = pytest.mark.unit
 AUTHORIZER_MODULE = AUTHORIZER.handler.rsplit(".", 1)[0]
 HANDLER_MODULES = sorted({AUTHORIZER_MODULE} | {r.handler.rsplit(".", 1)[0] for r in ROUTES})
 # Libraries the deployed code does not need; each would cost every cold start.
-NOT_ON_LAMBDA = {"pydantic", "moto", "aiohttp", "websockets", "messenger_local",
-                 "messenger_client", "requests"}
+NOT_ON_LAMBDA = {
+    "pydantic",
+    "moto",
+    "aiohttp",
+    "websockets",
+    "messenger_local",
+    "messenger_client",
+    "requests",
+}
 PROBE = (
     "import importlib, json, sys\n"
     "importlib.import_module(sys.argv[1])\n"
@@ -25,10 +32,16 @@ PROBE = (
 
 
 def top_level_modules_after_importing(module: str) -> set[str]:
-    env = {"USERS_TABLE": "t-users", "QUEUE_TABLE": "t-queue", "AWS_DEFAULT_REGION": "us-east-1",
-           "LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "probe"}
-    out = subprocess.run([sys.executable, "-c", PROBE, module], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    env = {
+        "USERS_TABLE": "t-users",
+        "QUEUE_TABLE": "t-queue",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "AWS_LAMBDA_FUNCTION_NAME": "probe",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, module], env=env, check=True, capture_output=True, text=True
+    ).stdout
     return set(json.loads(out))
 
 

@@ -148,9 +148,7 @@ def test_one_receipt_per_sender_per_ack_frame(
     assert [r["messageIds"] for r in h.posts.of_type(a.connection_id, "receipt")] == [
         ["msg-a-001", "msg-a-002"]
     ]
-    assert [r["messageIds"] for r in h.posts.of_type(c.connection_id, "receipt")] == [
-        ["msg-c-001"]
-    ]
+    assert [r["messageIds"] for r in h.posts.of_type(c.connection_id, "receipt")] == [["msg-c-001"]]
 
 
 def test_ack_of_100_messages_from_one_sender_makes_one_receipt(
@@ -211,9 +209,7 @@ def test_mark_seen_sends_seen_receipt(h: Harness, alice: TestUser, bob: TestUser
     assert receipt["messageIds"] == ["msg-0011"]
 
 
-def test_mark_seen_for_offline_sender_is_queued(
-    h: Harness, alice: TestUser, bob: TestUser
-) -> None:
+def test_mark_seen_for_offline_sender_is_queued(h: Harness, alice: TestUser, bob: TestUser) -> None:
     h.disconnect(h.connect(alice))
     b = h.connect(bob)
     h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-0012"]})
@@ -248,9 +244,7 @@ def test_sync_interleaves_messages_and_receipts_in_store_order(
     h.send(b, h.message(b, alice, "2", "msg-0102"))
     a2 = h.connect(alice)
     h.send(a2, {"action": "sync"})
-    assert [f["type"] for f in h.posts.take(a2.connection_id)] == [
-        "receipt", "message", "syncDone"
-    ]
+    assert [f["type"] for f in h.posts.take(a2.connection_id)] == ["receipt", "message", "syncDone"]
 
 
 def test_expired_items_are_never_returned(h: Harness, alice: TestUser, bob: TestUser) -> None:

@@ -10,8 +10,14 @@ from messenger.models import Ack, GetPresence, RegisterPush, SendMessage, b64url
 
 pytestmark = pytest.mark.unit
 
-SEND = {"action": "sendMessage", "messageId": "msg-00000001", "to": "bob",
-        "body": b64url_encode(b"ciphertext"), "nonce": b64url_encode(b"\x00" * 24), "sentAt": 5}
+SEND = {
+    "action": "sendMessage",
+    "messageId": "msg-00000001",
+    "to": "bob",
+    "body": b64url_encode(b"ciphertext"),
+    "nonce": b64url_encode(b"\x00" * 24),
+    "sentAt": 5,
+}
 
 
 def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
@@ -31,12 +37,21 @@ def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
         (SendMessage, SEND | {"action": "ack"}, "action: must be 'sendMessage'"),
         (Ack, {"action": "ack", "ids": ["ok", 7]}, "ids.1: must be an item id"),
         (Ack, {"action": "ack", "ids": ("a",)}, "ids: must be a list"),
-        (GetPresence, {"action": "getPresence", "userIds": ["a"], "subscribe": 1},
-         "subscribe: must be true or false"),
-        (RegisterPush, {"action": "registerPush", "platform": "WNS", "token": "x"},
-         "platform: must be one of APNS, APNS_SANDBOX, GCM"),
-        (RegisterPush, {"action": "registerPush", "platform": "APNS", "token": "zz"},
-         "token: not a APNS device token"),
+        (
+            GetPresence,
+            {"action": "getPresence", "userIds": ["a"], "subscribe": 1},
+            "subscribe: must be true or false",
+        ),
+        (
+            RegisterPush,
+            {"action": "registerPush", "platform": "WNS", "token": "x"},
+            "platform: must be one of APNS, APNS_SANDBOX, GCM",
+        ),
+        (
+            RegisterPush,
+            {"action": "registerPush", "platform": "APNS", "token": "zz"},
+            "token: not a APNS device token",
+        ),
     ],
 )
 def test_a_refusal_names_the_field_and_its_rule(model, document, says: str) -> None:

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.integration
 
 
 def presence_of(h: Harness, asker, *user_ids: str, subscribe: bool = False) -> list[dict]:
-    reply = h.send(asker, {"action": "getPresence", "userIds": list(user_ids),
-                           "subscribe": subscribe})
+    reply = h.send(
+        asker, {"action": "getPresence", "userIds": list(user_ids), "subscribe": subscribe}
+    )
     assert reply is not None and reply["type"] == "presence"
     return reply["users"]
 
@@ -25,9 +26,7 @@ def test_online_user_has_null_last_seen(h: Harness, alice: TestUser, bob: TestUs
 
 def test_unknown_user_is_offline_with_null_last_seen(h: Harness, alice: TestUser) -> None:
     a = h.connect(alice)
-    assert presence_of(h, a, "nobody") == [
-        {"userId": "nobody", "online": False, "lastSeen": None}
-    ]
+    assert presence_of(h, a, "nobody") == [{"userId": "nobody", "online": False, "lastSeen": None}]
 
 
 def test_user_stays_online_until_last_connection_closes(
@@ -53,7 +52,9 @@ def test_presence_lists_every_asked_user_in_order(
     h.disconnect(h.connect(carol))
     users = presence_of(h, a, "carol", "ghost", "bob")
     assert [(u["userId"], u["online"]) for u in users] == [
-        ("carol", False), ("ghost", False), ("bob", True)
+        ("carol", False),
+        ("ghost", False),
+        ("bob", True),
     ]
 
 
@@ -86,20 +87,18 @@ def test_subscriptions_add_up_and_end_with_the_connection(
     h.connect(bob)
     h.connect(carol)
     assert [c["users"][0]["userId"] for c in h.posts.of_type(a.connection_id, "presence")] == [
-        "bob", "carol"
+        "bob",
+        "carol",
     ]
     # When alice's connection closes, her subscriptions go with it
     h.disconnect(a)
     subscriptions = [
-        item for items in h.dump().values() for item in items
-        if item["sk"]["S"].startswith("SUB#")
+        item for items in h.dump().values() for item in items if item["sk"]["S"].startswith("SUB#")
     ]
     assert subscriptions == []
 
 
-def test_without_subscribe_no_changes_are_sent(
-    h: Harness, alice: TestUser, bob: TestUser
-) -> None:
+def test_without_subscribe_no_changes_are_sent(h: Harness, alice: TestUser, bob: TestUser) -> None:
     a = h.connect(alice)
     presence_of(h, a, "bob")
     h.connect(bob)
@@ -142,9 +141,7 @@ def test_gone_on_one_of_three_connections_keeps_user_online(
     assert presence_of(h, a, "bob")[0]["online"] is True
 
 
-def test_gone_watcher_loses_its_subscription(
-    h: Harness, alice: TestUser, bob: TestUser
-) -> None:
+def test_gone_watcher_loses_its_subscription(h: Harness, alice: TestUser, bob: TestUser) -> None:
     a = h.connect(alice)
     presence_of(h, a, "bob", subscribe=True)
     h.posts.gone.add(a.connection_id)

@@ -59,7 +59,8 @@ def offline_with_devices(h: Harness, user: TestUser, *devices: tuple[str, str]) 
     connection = h.connect(user)
     for platform, token in devices:
         assert register(h, connection, platform, token) == {
-            "type": "pushRegistered", "platform": platform,
+            "type": "pushRegistered",
+            "platform": platform,
         }
     h.disconnect(connection)
     h.clock.advance(1)
@@ -71,12 +72,19 @@ def profile_of(h: Harness, user: TestUser) -> Profile:
     return profile
 
 
-def assert_content_free(push_document: dict[str, Any], frame: dict[str, Any],
-                        sender: TestUser) -> None:
+def assert_content_free(
+    push_document: dict[str, Any], frame: dict[str, Any], sender: TestUser
+) -> None:
     """Nothing of the message, its sender or its ids anywhere in what SNS was given."""
     text = json.dumps(push_document)
-    for secret in (SECRET, frame["body"], frame["nonce"], frame["messageId"], sender.user_id,
-                   f"m#{sender.user_id}#{frame['messageId']}"):
+    for secret in (
+        SECRET,
+        frame["body"],
+        frame["nonce"],
+        frame["messageId"],
+        sender.user_id,
+        f"m#{sender.user_id}#{frame['messageId']}",
+    ):
         assert secret not in text
 
 
@@ -140,8 +148,12 @@ def test_registering_again_re_enables_an_endpoint_sns_disabled(
 
 def test_a_user_may_have_several_devices(h: Harness, pushes: Pushes, bob: TestUser) -> None:
     b = h.connect(bob)
-    tokens = [("APNS", apns_token()), ("APNS", apns_token()), ("GCM", fcm_token()),
-              ("APNS_SANDBOX", apns_token())]
+    tokens = [
+        ("APNS", apns_token()),
+        ("APNS", apns_token()),
+        ("GCM", fcm_token()),
+        ("APNS_SANDBOX", apns_token()),
+    ]
     for platform, token in tokens:
         register(h, b, platform, token)
     devices = devices_of(profile_of(h, bob))
@@ -180,8 +192,9 @@ def test_more_devices_than_the_limit_drop_the_oldest(
     assert {e.token for e in pushes.endpoints()} == set(tokens[1:])
 
 
-def refused_push(h: Harness, pushes: Pushes, connection: Connection,
-                 frame: dict[str, Any]) -> dict[str, Any]:
+def refused_push(
+    h: Harness, pushes: Pushes, connection: Connection, frame: dict[str, Any]
+) -> dict[str, Any]:
     before = h.dump()
     reply = h.send(connection, frame)
     assert reply is not None and reply["type"] == "error"
@@ -220,8 +233,9 @@ def test_platform_without_an_application_is_refused(bob: TestUser) -> None:
     with push_harness(platforms=("APNS",)) as (h, pushes):
         b = h.connect(bob)
         # When an Android device registers
-        reply = refused_push(h, pushes, b,
-                             {"action": "registerPush", "platform": "GCM", "token": fcm_token()})
+        reply = refused_push(
+            h, pushes, b, {"action": "registerPush", "platform": "GCM", "token": fcm_token()}
+        )
         # Then it is told push is not set up for its platform
         assert "GCM" in reply["message"] and "not set up" in reply["message"]
 
@@ -230,7 +244,10 @@ def test_platform_without_an_application_is_refused(bob: TestUser) -> None:
 
 
 def test_offline_send_pushes_once_to_each_device_with_no_content(
-    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser,
+    h: Harness,
+    pushes: Pushes,
+    alice: TestUser,
+    bob: TestUser,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given bob offline with an iPhone, an Android phone and a development iPhone
@@ -410,7 +427,11 @@ def test_user_without_devices_costs_no_push_call(
 
 @pytest.mark.parametrize("how", ["disabled", "deleted"])
 def test_a_dead_endpoint_is_forgotten_and_the_send_still_succeeds(
-    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser, how: str,
+    h: Harness,
+    pushes: Pushes,
+    alice: TestUser,
+    bob: TestUser,
+    how: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given bob has an iPhone whose token APNs stopped accepting, and an Android phone
@@ -436,7 +457,10 @@ def test_a_dead_endpoint_is_forgotten_and_the_send_still_succeeds(
 
 
 def test_a_failing_publish_never_fails_the_send_and_is_counted(
-    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser,
+    h: Harness,
+    pushes: Pushes,
+    alice: TestUser,
+    bob: TestUser,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     token = apns_token()
@@ -445,8 +469,10 @@ def test_a_failing_publish_never_fails_the_send_and_is_counted(
     # Given SNS fails every Publish (an outage, a throttle that outlasts the retries)
     def fail(params: dict[str, Any], **kwargs: Any) -> Any:
         response = AWSResponse(params["url"], 500, HTTPHeaders(), None)
-        return response, {"Error": {"Code": "InternalError", "Message": "SNS is down"},
-                          "ResponseMetadata": {"HTTPStatusCode": 500}}
+        return response, {
+            "Error": {"Code": "InternalError", "Message": "SNS is down"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        }
 
     h.services.push.client.meta.events.register("before-call.sns.Publish", fail)
     capsys.readouterr()
@@ -484,12 +510,17 @@ def test_a_failing_collapse_check_never_fails_the_send(
 
 
 def test_a_slow_sns_never_holds_the_ack_past_the_push_budget(
-    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    h: Harness,
+    pushes: Pushes,
+    alice: TestUser,
+    bob: TestUser,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given bob offline with three devices, and an SNS that takes 0.2 s per Publish
-    offline_with_devices(h, bob, ("APNS", apns_token()), ("GCM", fcm_token()),
-                         ("APNS_SANDBOX", apns_token()))
+    offline_with_devices(
+        h, bob, ("APNS", apns_token()), ("GCM", fcm_token()), ("APNS_SANDBOX", apns_token())
+    )
     monkeypatch.setattr(push_logic, "PUSH_BUDGET_SECONDS", 0.1)
     h.services.push.client.meta.events.register(
         "before-call.sns.Publish", lambda **kwargs: time.sleep(0.2)

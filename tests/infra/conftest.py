@@ -61,8 +61,9 @@ def acknowledgements_of(app: App) -> list[tuple[str, str, str]]:
     for construct in app.node.find_all():
         for entry in construct.node.metadata:
             if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
-                found += [(construct.node.path, rule, reason)
-                          for rule, reason in entry.data.items()]
+                found += [
+                    (construct.node.path, rule, reason) for rule, reason in entry.data.items()
+                ]
     return found
 
 
@@ -90,8 +91,12 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     yield synthesize(
-        {"env": "prod", "push:APNS": APNS_APP, "push:GCM": GCM_PARAMETER,
-         "alarmEmail": ALARM_EMAIL},
+        {
+            "env": "prod",
+            "push:APNS": APNS_APP,
+            "push:GCM": GCM_PARAMETER,
+            "alarmEmail": ALARM_EMAIL,
+        },
         tmp_path_factory.mktemp("cdk-prod"),
     )
 

@@ -36,10 +36,13 @@ def routes_by_key(synthesized: Synthesized) -> dict[str, tuple[str, dict[str, An
 
 def test_given_the_route_table_when_synthesized_then_the_api_has_exactly_its_routes(dev):
     assert set(routes_by_key(dev)) == {route.key for route in ROUTES}
-    dev.template.has_resource_properties("AWS::ApiGatewayV2::Api", {
-        "ProtocolType": "WEBSOCKET",
-        "RouteSelectionExpression": ROUTE_SELECTION_EXPRESSION,
-    })
+    dev.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Api",
+        {
+            "ProtocolType": "WEBSOCKET",
+            "RouteSelectionExpression": ROUTE_SELECTION_EXPRESSION,
+        },
+    )
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.key)
@@ -75,7 +78,7 @@ def test_given_a_two_way_route_then_the_function_answers_through_a_route_respons
 
 def test_given_connect_then_the_request_authorizer_guards_it_with_the_query_identity(dev):
     # Given the one authorizer of the API
-    (authorizer_id, authorizer), = dev.resources("AWS::ApiGatewayV2::Authorizer").items()
+    ((authorizer_id, authorizer),) = dev.resources("AWS::ApiGatewayV2::Authorizer").items()
 
     # Then API Gateway requires every identity query parameter of PROTOCOL.md §1 first
     properties = authorizer["Properties"]
@@ -106,24 +109,26 @@ def test_given_api_gateway_may_invoke_exactly_the_route_functions_and_the_author
 
 
 @pytest.mark.parametrize(("env", "rate", "burst"), [("dev", 100, 200), ("prod", 10_000, 5_000)])
-def test_given_an_environment_then_the_stage_throttles_logs_and_measures(request, env, rate,
-                                                                         burst):
+def test_given_an_environment_then_the_stage_throttles_logs_and_measures(request, env, rate, burst):
     synthesized: Synthesized = request.getfixturevalue(env)
-    synthesized.template.has_resource_properties("AWS::ApiGatewayV2::Stage", {
-        "StageName": env,
-        "AutoDeploy": True,
-        "DefaultRouteSettings": {
-            "ThrottlingRateLimit": rate,
-            "ThrottlingBurstLimit": burst,
-            "DetailedMetricsEnabled": True,
-            "LoggingLevel": "ERROR",
-            "DataTraceEnabled": False,
+    synthesized.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": env,
+            "AutoDeploy": True,
+            "DefaultRouteSettings": {
+                "ThrottlingRateLimit": rate,
+                "ThrottlingBurstLimit": burst,
+                "DetailedMetricsEnabled": True,
+                "LoggingLevel": "ERROR",
+                "DataTraceEnabled": False,
+            },
+            "AccessLogSettings": {
+                "DestinationArn": {"Fn::GetAtt": [Match.any_value(), "Arn"]},
+                "Format": Match.string_like_regexp(r"\$context\.requestId"),
+            },
         },
-        "AccessLogSettings": {
-            "DestinationArn": {"Fn::GetAtt": [Match.any_value(), "Arn"]},
-            "Format": Match.string_like_regexp(r"\$context\.requestId"),
-        },
-    })
+    )
 
 
 def test_given_access_logs_then_they_go_to_a_log_group_with_retention(each_env):
@@ -137,7 +142,7 @@ def test_given_access_logs_then_they_go_to_a_log_group_with_retention(each_env):
 def test_given_a_fresh_account_then_api_gateway_gets_its_logging_role_before_the_stage(dev):
     # Without an account-level CloudWatch role, creating a logging WebSocket stage fails.
     (stage,) = dev.resources("AWS::ApiGatewayV2::Stage").values()
-    (account_id, account), = dev.resources("AWS::ApiGateway::Account").items()
+    ((account_id, account),) = dev.resources("AWS::ApiGateway::Account").items()
     assert account_id in stage["DependsOn"]
     (role_id,) = _refs(account["Properties"]["CloudWatchRoleArn"])
     # Every API in the region logs through it: it outlives the stack.

@@ -37,9 +37,11 @@ def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     # Then every function's code is the one asset it built
     template = json.loads((outdir / "Messenger-dev.template.json").read_text())
-    keys = {resource["Properties"]["Code"]["S3Key"]
-            for resource in template["Resources"].values()
-            if resource["Type"] == "AWS::Lambda::Function"}
+    keys = {
+        resource["Properties"]["Code"]["S3Key"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
     (key,) = keys
     manifest = json.loads((outdir / "Messenger-dev.assets.json").read_text())
     source = manifest["files"][key.removesuffix(".zip")]["source"]
@@ -72,8 +74,16 @@ def test_given_the_asset_then_it_holds_the_functions_and_their_dependencies_only
 
     names = {entry.name for entry in asset.iterdir()}
     # No tests, emulator, client or repository files
-    assert not names & {"tests", "messenger_local", "messenger_client", "local", "client",
-                        "requirements.txt", "infra", "bin"}
+    assert not names & {
+        "tests",
+        "messenger_local",
+        "messenger_client",
+        "local",
+        "client",
+        "requirements.txt",
+        "infra",
+        "bin",
+    }
     # The runtime's SDK stays the runtime's
     assert not names & {"boto3", "botocore", "s3transfer"}
     # The functions validate frames without pydantic: it would cost every cold start
@@ -89,6 +99,8 @@ def test_given_the_asset_then_it_is_small_enough_to_start_fast(asset):
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
             archive.write(path, path.relative_to(asset))
-    print(f"asset: {len(files)} files, {unzipped / 2**20:.1f} MiB unzipped, "
-          f"{buffer.tell() / 2**20:.1f} MiB zipped")
+    print(
+        f"asset: {len(files)} files, {unzipped / 2**20:.1f} MiB unzipped, "
+        f"{buffer.tell() / 2**20:.1f} MiB zipped"
+    )
     assert unzipped < LAMBDA_UNZIPPED_LIMIT / 5

@@ -38,11 +38,20 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
 ):
     # Given a synthesis where acknowledging only records what would be acknowledged
     acknowledged: list[tuple[str, str]] = []
-    monkeypatch.setattr(infra.stack, "acknowledge", lambda construct, rule, reason:
-                        acknowledged.append((construct.node.path, rule)))
-    app = build_app({**NO_BUNDLING, "env": "prod",
-                     "push:APNS": "arn:aws:sns:us-east-1:123456789012:app/APNS/ios",
-                     "push:GCM": "/messenger/push/gcm"}, outdir=str(tmp_path))
+    monkeypatch.setattr(
+        infra.stack,
+        "acknowledge",
+        lambda construct, rule, reason: acknowledged.append((construct.node.path, rule)),
+    )
+    app = build_app(
+        {
+            **NO_BUNDLING,
+            "env": "prod",
+            "push:APNS": "arn:aws:sns:us-east-1:123456789012:app/APNS/ios",
+            "push:GCM": "/messenger/push/gcm",
+        },
+        outdir=str(tmp_path),
+    )
 
     # When cdk-nag runs, it stops synthesis
     with pytest.raises(RuntimeError, match="ValidationFailed"):
@@ -58,7 +67,8 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
         for construct in violation["violatingConstructs"]
     }
     covered = {
-        (finding_path, rule) for finding_path, rule in findings
+        (finding_path, rule)
+        for finding_path, rule in findings
         for path, acknowledged_rule in acknowledged
         if rule == acknowledged_rule and f"{finding_path}/".startswith(f"{path}/")
     }
@@ -67,12 +77,16 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
 
 
 def test_given_cfn_lint_then_the_template_has_no_error_and_no_unexplained_warning(
-    each_env: Synthesized
+    each_env: Synthesized,
 ):
-    matches = lint_file(each_env.template_path,
-                        config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    matches = lint_file(
+        each_env.template_path, config=ManualArgs(regions=["us-east-1", "eu-west-1"])
+    )
     errors = [match for match in matches if match.rule.id.startswith("E")]
     assert errors == []
-    others = [match for match in matches
-              if match.rule.id not in CFN_LINT_ACCEPTED_WARNINGS and match not in errors]
+    others = [
+        match
+        for match in matches
+        if match.rule.id not in CFN_LINT_ACCEPTED_WARNINGS and match not in errors
+    ]
     assert others == []

@@ -20,13 +20,26 @@ def test_given_cdk_json_when_the_cli_synthesizes_then_it_writes_the_stack(tmp_pa
     # When: the app command from cdk.json, without building the asset (bundle=false)
     environment = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
     result = subprocess.run(
-        [str(CDK), "synth", "--no-notices", "--quiet", "-c", "bundle=false",
-         "--output", str(tmp_path)],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300,
+        [
+            str(CDK),
+            "synth",
+            "--no-notices",
+            "--quiet",
+            "-c",
+            "bundle=false",
+            "--output",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     # Then it succeeds, cdk-nag included, and the dev stack is in the cloud assembly
     assert result.returncode == 0, result.stderr[-4000:]
     template = json.loads((tmp_path / "Messenger-dev.template.json").read_text())
-    assert any(resource["Type"] == "AWS::ApiGatewayV2::Api"
-               for resource in template["Resources"].values())
+    assert any(
+        resource["Type"] == "AWS::ApiGatewayV2::Api" for resource in template["Resources"].values()
+    )

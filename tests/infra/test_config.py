@@ -36,10 +36,16 @@ def test_given_prod_then_snap_start_is_on_unless_turned_off():
 
 
 def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
-    config = config_from_context(context(
-        env="prod", throttleRate="2500", throttleBurst="1000", messageTtlSeconds="86400",
-        apiGatewayLogsRole="false", alarmEmail="ops@example.com",
-    ))
+    config = config_from_context(
+        context(
+            env="prod",
+            throttleRate="2500",
+            throttleBurst="1000",
+            messageTtlSeconds="86400",
+            apiGatewayLogsRole="false",
+            alarmEmail="ops@example.com",
+        )
+    )
     assert (config.throttle_rate, config.throttle_burst) == (2500.0, 1000)
     assert config.message_ttl_seconds == 86400
     assert config.api_gateway_logs_role is False
@@ -47,16 +53,23 @@ def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
 
 
 def test_given_push_platforms_then_arns_and_ssm_names_are_taken_per_platform():
-    config = config_from_context(context(**{
-        "push:APNS": "arn:aws:sns:eu-west-1:123456789012:app/APNS/ios",
-        "push:GCM": "/messenger/push/gcm",
-    }))
-    assert config.push_apps == {"APNS": "arn:aws:sns:eu-west-1:123456789012:app/APNS/ios",
-                                "GCM": "/messenger/push/gcm"}
+    config = config_from_context(
+        context(
+            **{
+                "push:APNS": "arn:aws:sns:eu-west-1:123456789012:app/APNS/ios",
+                "push:GCM": "/messenger/push/gcm",
+            }
+        )
+    )
+    assert config.push_apps == {
+        "APNS": "arn:aws:sns:eu-west-1:123456789012:app/APNS/ios",
+        "GCM": "/messenger/push/gcm",
+    }
 
 
-@pytest.mark.parametrize("bad", [{"env": "staging"}, {"push:APNS": "messenger-ios"},
-                                 {"apiGatewayLogsRole": "maybe"}])
+@pytest.mark.parametrize(
+    "bad", [{"env": "staging"}, {"push:APNS": "messenger-ios"}, {"apiGatewayLogsRole": "maybe"}]
+)
 def test_given_a_wrong_value_then_synthesis_stops_with_a_clear_error(bad):
     with pytest.raises(ValueError):
         config_from_context(context(**bad))

@@ -19,8 +19,10 @@ from tests.infra.conftest import APNS_APP, GCM_PARAMETER
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = [(AUTHORIZER.function_name, AUTHORIZER.access),
-             *((route.function_name, route.access) for route in ROUTES)]
+FUNCTIONS = [
+    (AUTHORIZER.function_name, AUTHORIZER.access),
+    *((route.function_name, route.access) for route in ROUTES),
+]
 PUSH_ENV = {Env[f"PUSH_APP_{platform}"].value for platform in PUSH_PLATFORMS}
 
 
@@ -53,8 +55,7 @@ def test_given_any_function_then_it_logs_to_its_own_log_group_with_retention(eac
     for name, function in each_env.resources("AWS::Lambda::Function").items():
         log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         log_group = each_env.json["Resources"][log_group_id]
-        assert log_group["Properties"]["RetentionInDays"] == (
-            each_env.log_retention_days), name
+        assert log_group["Properties"]["RetentionInDays"] == (each_env.log_retention_days), name
         log_groups.add(log_group_id)
     assert len(log_groups) == len(FUNCTIONS)
 
@@ -78,8 +79,7 @@ def test_given_a_function_then_its_environment_comes_from_the_contract(prod, nam
         assert variables[Env.PUSH_APP_APNS.value] == APNS_APP
         # An SSM parameter name becomes a parameter CloudFormation resolves at deploy time
         parameter = prod.json["Parameters"][variables[Env.PUSH_APP_GCM.value]["Ref"]]
-        assert parameter == {"Type": "AWS::SSM::Parameter::Value<String>",
-                             "Default": GCM_PARAMETER}
+        assert parameter == {"Type": "AWS::SSM::Parameter::Value<String>", "Default": GCM_PARAMETER}
     else:
         assert pushed == set()
 

@@ -59,8 +59,14 @@ def test_given_the_dashboard_then_it_shows_sessions_delivery_and_queue_health(de
     assert "RUNNING_SUM" in body  # live connections
     for metric in ("Errors", "Throttles", "Duration"):
         assert f'"AWS/Lambda","{metric}"' in body
-    for metric in ("ClientError", "IntegrationError", "ExecutionError", "IntegrationLatency",
-                   "ConnectCount", "MessageCount"):
+    for metric in (
+        "ClientError",
+        "IntegrationError",
+        "ExecutionError",
+        "IntegrationLatency",
+        "ConnectCount",
+        "MessageCount",
+    ):
         assert f'"AWS/ApiGateway","{metric}"' in body
     for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
         assert f'"AWS/DynamoDB","{metric}"' in body
@@ -74,8 +80,9 @@ def test_given_every_function_then_its_errors_and_throttles_raise_an_alarm(dev):
         for alarm in alarms(dev).values()
         if alarm["Properties"].get("Namespace") == "AWS/Lambda"
     }
-    assert watched == {(metric, name) for name in FUNCTION_NAMES
-                       for metric in ("Errors", "Throttles")}
+    assert watched == {
+        (metric, name) for name in FUNCTION_NAMES for metric in ("Errors", "Throttles")
+    }
 
 
 def test_given_delivery_and_queue_failures_then_they_raise_alarms(dev):
@@ -85,7 +92,8 @@ def test_given_delivery_and_queue_failures_then_they_raise_alarms(dev):
     assert ("AWS/ApiGateway", "IntegrationError") in watched
     assert ("AWS/ApiGateway", "ExecutionError") in watched
     throttled_tables = [
-        alarm for alarm in alarms(dev).values()
+        alarm
+        for alarm in alarms(dev).values()
         if ("AWS/DynamoDB", "WriteThrottleEvents") in alarm_metrics(alarm)
     ]
     assert len(throttled_tables) == len(TABLES)
@@ -118,7 +126,11 @@ def test_given_the_alarm_topic_then_it_is_encrypted_with_a_rotating_key_and_tls_
 
 
 def test_given_an_alarm_email_then_it_is_subscribed_to_the_topic(prod, dev):
-    prod.template.has_resource_properties("AWS::SNS::Subscription", {
-        "Protocol": "email", "Endpoint": ALARM_EMAIL,
-    })
+    prod.template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {
+            "Protocol": "email",
+            "Endpoint": ALARM_EMAIL,
+        },
+    )
     dev.template.resource_count_is("AWS::SNS::Subscription", 0)

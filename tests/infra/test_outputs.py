@@ -11,8 +11,9 @@ pytestmark = pytest.mark.infra
 
 
 def outputs(synthesized) -> dict[str, str]:
-    return {name: flatten_cfn(output["Value"])
-            for name, output in synthesized.json["Outputs"].items()}
+    return {
+        name: flatten_cfn(output["Value"]) for name, output in synthesized.json["Outputs"].items()
+    }
 
 
 def test_given_a_deployed_stack_then_it_says_where_to_connect_and_what_it_made(each_env):

@@ -27,14 +27,25 @@ from tests.infra.conftest import APNS_APP, Synthesized
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = [(AUTHORIZER.function_name, AUTHORIZER.access),
-             *((route.function_name, route.access) for route in ROUTES)]
+FUNCTIONS = [
+    (AUTHORIZER.function_name, AUTHORIZER.access),
+    *((route.function_name, route.access) for route in ROUTES),
+]
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-WRITE = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-         "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"}
-ENDPOINT_ACTIONS = {"sns:Publish", "sns:GetEndpointAttributes", "sns:SetEndpointAttributes",
-                    "sns:DeleteEndpoint"}
+WRITE = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+}
+ENDPOINT_ACTIONS = {
+    "sns:Publish",
+    "sns:GetEndpointAttributes",
+    "sns:SetEndpointAttributes",
+    "sns:DeleteEndpoint",
+}
 
 
 def role_of(synthesized: Synthesized, function: str) -> str:
@@ -74,8 +85,9 @@ def table_arn(synthesized: Synthesized, spec: TableSpec) -> str:
     return f"<{logical_id}.Arn>"
 
 
-def expected_grants(synthesized: Synthesized, function: str,
-                    access: frozenset[Access]) -> dict[str, set[str]]:
+def expected_grants(
+    synthesized: Synthesized, function: str, access: frozenset[Access]
+) -> dict[str, set[str]]:
     users, queue = table_arn(synthesized, USERS_TABLE), table_arn(synthesized, QUEUE_TABLE)
     (log_group,) = [ref for ref in grants_of(synthesized, function) if "Logs" in ref]
     expected: dict[str, set[str]] = {log_group: set(LOGS), "*": set(XRAY)}
@@ -97,9 +109,11 @@ def expected_grants(synthesized: Synthesized, function: str,
         grant(queue, WRITE | {"dynamodb:GetItem"})
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
-        grant(f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api}>/"
-              f"{synthesized.config.env}/POST/@connections/*",
-              {"execute-api:ManageConnections"})
+        grant(
+            f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api}>/"
+            f"{synthesized.config.env}/POST/@connections/*",
+            {"execute-api:ManageConnections"},
+        )
     if Access.PUSH in access and synthesized.config.push_apps:
         for app, endpoints in push_resources(synthesized):
             grant(app, {"sns:CreatePlatformEndpoint"})
@@ -109,14 +123,22 @@ def expected_grants(synthesized: Synthesized, function: str,
 
 def push_resources(synthesized: Synthesized) -> list[tuple[str, str]]:
     """(application, its endpoints) for the APNS ARN and the GCM SSM parameter."""
-    (parameter,) = [name for name, value in synthesized.json["Parameters"].items()
-                    if "messengerpushgcm" in name]
-    ssm_endpoints = flatten_cfn({"Fn::Join": ["", [
-        {"Fn::Select": [0, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-        ":endpoint/",
-        {"Fn::Select": [1, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-        "/*",
-    ]]})
+    (parameter,) = [
+        name for name, value in synthesized.json["Parameters"].items() if "messengerpushgcm" in name
+    ]
+    ssm_endpoints = flatten_cfn(
+        {
+            "Fn::Join": [
+                "",
+                [
+                    {"Fn::Select": [0, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
+                    ":endpoint/",
+                    {"Fn::Select": [1, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
+                    "/*",
+                ],
+            ]
+        }
+    )
     return [
         (APNS_APP, "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/messenger-ios/*"),
         (f"<{parameter}>", ssm_endpoints),
@@ -124,8 +146,9 @@ def push_resources(synthesized: Synthesized) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("function", "access"), FUNCTIONS, ids=[name for name, _ in FUNCTIONS])
-def test_given_a_function_then_its_role_grants_exactly_its_declared_needs(each_env, function,
-                                                                          access):
+def test_given_a_function_then_its_role_grants_exactly_its_declared_needs(
+    each_env, function, access
+):
     assert grants_of(each_env, function) == expected_grants(each_env, function, access)
 
 
@@ -158,13 +181,21 @@ def test_given_no_push_platform_then_no_function_may_touch_sns(dev):
 def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
     # Given targets in a throwaway stack (no synthesis needed)
     stack = Stack()
-    tables = {spec: dynamodb.TableV2(stack, spec.logical_name,
-                                     partition_key=dynamodb.Attribute(
-                                         name=spec.partition_key,
-                                         type=dynamodb.AttributeType.STRING))
-              for spec in TABLES}
-    targets = Targets(tables=tables, connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
-                      push_apps=(APNS_APP,))
+    tables = {
+        spec: dynamodb.TableV2(
+            stack,
+            spec.logical_name,
+            partition_key=dynamodb.Attribute(
+                name=spec.partition_key, type=dynamodb.AttributeType.STRING
+            ),
+        )
+        for spec in TABLES
+    }
+    targets = Targets(
+        tables=tables,
+        connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
+        push_apps=(APNS_APP,),
+    )
 
     # Then every need the contract can declare, today's and any new one, maps to statements
     for access in Access:

@@ -31,18 +31,21 @@ def key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]
 def test_given_a_contract_table_then_keys_and_indexes_are_the_contracts(dev, spec):
     properties = table(dev, spec)["Properties"]
     assert properties["KeySchema"] == key_schema(spec.partition_key, spec.sort_key)
-    assert {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]} \
-        == dict.fromkeys(spec.key_attributes(), "S")
+    assert {
+        a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]
+    } == dict.fromkeys(spec.key_attributes(), "S")
     assert [
         (i["IndexName"], i["KeySchema"], i["Projection"]["ProjectionType"])
         for i in properties.get("GlobalSecondaryIndexes", [])
-    ] == [(i.name, key_schema(i.partition_key, i.sort_key), i.projection)
-          for i in spec.global_indexes]
+    ] == [
+        (i.name, key_schema(i.partition_key, i.sort_key), i.projection) for i in spec.global_indexes
+    ]
     assert [
         (i["IndexName"], i["KeySchema"], i["Projection"]["ProjectionType"])
         for i in properties.get("LocalSecondaryIndexes", [])
-    ] == [(i.name, key_schema(i.partition_key, i.sort_key), i.projection)
-          for i in spec.local_indexes]
+    ] == [
+        (i.name, key_schema(i.partition_key, i.sort_key), i.projection) for i in spec.local_indexes
+    ]
 
 
 @pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.logical_name)
@@ -52,7 +55,8 @@ def test_given_a_contract_table_then_it_is_on_demand_expiring_recoverable_and_en
     properties = table(each_env, spec)["Properties"]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["TimeToLiveSpecification"] == {
-        "AttributeName": spec.ttl_attribute, "Enabled": True,
+        "AttributeName": spec.ttl_attribute,
+        "Enabled": True,
     }
     (replica,) = properties["Replicas"]
     assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -61,8 +65,9 @@ def test_given_a_contract_table_then_it_is_on_demand_expiring_recoverable_and_en
     assert "KMSMasterKeyId" not in str(properties)
 
 
-@pytest.mark.parametrize(("env", "policy", "protected"),
-                         [("dev", "Delete", False), ("prod", "Retain", True)])
+@pytest.mark.parametrize(
+    ("env", "policy", "protected"), [("dev", "Delete", False), ("prod", "Retain", True)]
+)
 def test_given_an_environment_then_tables_are_kept_or_destroyed_with_the_stack(
     request, env, policy, protected
 ):

@@ -22,8 +22,16 @@ async def test_no_message_lost_duplicated_or_reordered_under_load_with_churn() -
     # Given 100 users connected at once, a fifth of whom drop and come back mid-run, and a
     # rate limit some senders will meet (one message, then one every 2 s: a sender's next message
     # usually comes sooner than that)
-    config = LoadConfig(users=USERS, messages=MESSAGES, churn=CHURN, seed=11,
-                        rate_per_minute=30, rate_burst=1, in_flight=16, timeout=150)
+    config = LoadConfig(
+        users=USERS,
+        messages=MESSAGES,
+        churn=CHURN,
+        seed=11,
+        rate_per_minute=30,
+        rate_burst=1,
+        in_flight=16,
+        timeout=150,
+    )
 
     # When they exchange 200 messages between random pairs as careful clients do
     result = await run_local(config)

@@ -84,7 +84,9 @@ class PostRecorder:
 
     def client_factory(self, endpoint: str) -> Any:
         client = boto3.client(
-            "apigatewaymanagementapi", endpoint_url=endpoint, region_name=REGION,
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint,
+            region_name=REGION,
             config=CLIENT_CONFIG,
         )
         events = client.meta.events
@@ -154,8 +156,9 @@ class Harness:
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
         return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(
-            disconnect_event(connection.user.user_id, connection.connection_id,
-                             connection.connected_at),
+            disconnect_event(
+                connection.user.user_id, connection.connection_id, connection.connected_at
+            ),
             LambdaContext(),
         )
 
@@ -165,8 +168,13 @@ class Harness:
         """Deliver a raw frame body to a route's handler; the route response frame, if any."""
         handler = load_handler(ROUTES_BY_KEY[route_key].handler)
         response = handler(
-            message_event(route_key, connection.user.user_id, connection.connection_id, body,
-                          connection.connected_at),
+            message_event(
+                route_key,
+                connection.user.user_id,
+                connection.connection_id,
+                body,
+                connection.connected_at,
+            ),
             LambdaContext(),
         )
         assert response["statusCode"] == 200
@@ -175,16 +183,25 @@ class Harness:
     def send(self, connection: Connection, frame: dict[str, Any]) -> Any:
         """Route a frame as API Gateway does ($request.body.action), return the reply."""
         action = frame.get("action")
-        route_key = action if isinstance(action, str) and action in ROUTES_BY_KEY and \
-            not action.startswith("$") else "$default"
+        route_key = (
+            action
+            if isinstance(action, str) and action in ROUTES_BY_KEY and not action.startswith("$")
+            else "$default"
+        )
         return self.send_raw(connection, json.dumps(frame), route_key)
 
     def message(
         self, sender: Connection, to: TestUser, text: str, message_id: str, sent_at: int = 1
     ) -> dict[str, Any]:
         body, nonce = sender.user.encrypt_for(to, text)
-        return {"action": "sendMessage", "messageId": message_id, "to": to.user_id,
-                "body": body, "nonce": nonce, "sentAt": sent_at}
+        return {
+            "action": "sendMessage",
+            "messageId": message_id,
+            "to": to.user_id,
+            "body": body,
+            "nonce": nonce,
+            "sentAt": sent_at,
+        }
 
     # --- faults ----------------------------------------------------------------------
 
@@ -206,8 +223,12 @@ class Harness:
             # moto's own before-send hook runs after ours; point the request elsewhere so
             # it does not carry out the call we are failing.
             request.url = "http://throttled.invalid/"
-            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
-                               "message": "Rate of requests exceeds the allowed throughput."})
+            body = json.dumps(
+                {
+                    "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                    "message": "Rate of requests exceeds the allowed throughput.",
+                }
+            )
             return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
 
         self.services.dynamodb.meta.events.register_first("before-send.dynamodb", fail)
@@ -227,7 +248,8 @@ class Harness:
 
     def queue_of(self, user: TestUser) -> list[dict[str, Any]]:
         response = self.dynamodb.query(
-            TableName=TABLE_NAMES["Queue"], KeyConditionExpression="pk = :p",
+            TableName=TABLE_NAMES["Queue"],
+            KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": user.user_id}},
         )
         return response["Items"]
@@ -267,15 +289,17 @@ def harness(**settings_overrides: Any) -> Iterator[Harness]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
         settings = Settings(
-            users_table=TABLE_NAMES["Users"], queue_table=TABLE_NAMES["Queue"],
+            users_table=TABLE_NAMES["Users"],
+            queue_table=TABLE_NAMES["Queue"],
             **settings_overrides,
         )
         clock = FixedClock(START_MS)
         posts = PostRecorder()
         services = Services(
-            settings=settings, dynamodb=boto3.client("dynamodb", region_name=REGION,
-                                                     config=CLIENT_CONFIG),
-            clock=clock, management_client_factory=posts.client_factory,
+            settings=settings,
+            dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
+            clock=clock,
+            management_client_factory=posts.client_factory,
         )
         use_services(services)
         try:

@@ -59,8 +59,11 @@ def _authorizer_context(user_id: str) -> dict[str, Any]:
 def authorizer_event(query: dict[str, str] | None, connection_id: str) -> dict[str, Any]:
     """A REQUEST authorizer event for $connect."""
     context = _request_context("$connect", "CONNECT", connection_id, int(time.time() * 1000))
-    headers = {"Host": DOMAIN, "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    headers = {
+        "Host": DOMAIN,
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
     return {
         "type": "REQUEST",
         "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/$connect",
@@ -77,8 +80,11 @@ def connect_event(
     user_id: str, connection_id: str, query: dict[str, str], connected_at: int | None = None
 ) -> dict[str, Any]:
     at = connected_at if connected_at is not None else int(time.time() * 1000)
-    headers = {"Host": DOMAIN, "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    headers = {
+        "Host": DOMAIN,
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
     return {
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},

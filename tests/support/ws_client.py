@@ -87,8 +87,11 @@ class WsClient:
                 return frame
             self._inbox.append(frame)
 
-    async def request(self, frame: dict[str, Any] | str, timeout: float = DEFAULT_TIMEOUT,
-                      ) -> dict[str, Any]:
+    async def request(
+        self,
+        frame: dict[str, Any] | str,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict[str, Any]:
         """Send a frame and return the next frame that arrives."""
         await self.send(frame)
         return await self.next(timeout)
@@ -122,5 +125,11 @@ def message_frame(
 ) -> dict[str, Any]:
     """A sendMessage frame with a real NaCl Box body (PROTOCOL.md §5)."""
     body, nonce = sender.encrypt_for(recipient, text)
-    return {"action": "sendMessage", "messageId": message_id, "to": recipient.user_id,
-            "body": body, "nonce": nonce, "sentAt": sent_at}
+    return {
+        "action": "sendMessage",
+        "messageId": message_id,
+        "to": recipient.user_id,
+        "body": body,
+        "nonce": nonce,
+        "sentAt": sent_at,
+    }

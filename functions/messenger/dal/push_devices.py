@@ -79,7 +79,11 @@ class PushDevices:
         return {"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}}
 
     def save(
-        self, user_id: str, device: PushDevice, *, map_exists: bool,
+        self,
+        user_id: str,
+        device: PushDevice,
+        *,
+        map_exists: bool,
         evict: PushDevice | None = None,
     ) -> None:
         """Record (or refresh) a device, dropping `evict` in the same write.

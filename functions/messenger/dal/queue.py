@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-
 def message_item_id(sender: str, message_id: str) -> str:
     return f"m#{sender}#{message_id}"
 

@@ -40,8 +40,9 @@ class RateLimits:
             # A concurrent send moved the bucket between our two calls: look again.
         return False
 
-    def _write(self, user_id: str, tat: int, condition: str, values: dict[str, Any],
-               **extra: Any) -> dict[str, Any]:
+    def _write(
+        self, user_id: str, tat: int, condition: str, values: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
         return self._client.update_item(  # type: ignore[return-value]
             TableName=self._table,
             Key={"pk": {"S": user_key(user_id)}, "sk": {"S": RATE}},
@@ -62,8 +63,11 @@ class RateLimits:
         """Start the bucket again from now if it has drained; else return its `tat`."""
         try:
             self._write(
-                user_id, now_ms + interval_ms, "attribute_not_exists(tat) OR tat <= :now",
-                {":now": {"N": str(now_ms)}}, ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                user_id,
+                now_ms + interval_ms,
+                "attribute_not_exists(tat) OR tat <= :now",
+                {":now": {"N": str(now_ms)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None
         except ClientError as error:

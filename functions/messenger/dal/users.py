@@ -171,8 +171,7 @@ class Users:
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": self._nonce_item(profile.user_id, nonce, expires_at,
-                                                     attempt),
+                            "Item": self._nonce_item(profile.user_id, nonce, expires_at, attempt),
                             "ConditionExpression": absent,
                         }
                     },
@@ -202,8 +201,7 @@ class Users:
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR expiresAt < :now OR attempt = :attempt"
                 ),
-                ExpressionAttributeValues={":now": {"N": str(now_s)},
-                                           ":attempt": {"S": attempt}},
+                ExpressionAttributeValues={":now": {"N": str(now_s)}, ":attempt": {"S": attempt}},
             )
         except ClientError as error:
             if _condition_failed(error):

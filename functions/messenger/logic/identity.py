@@ -131,8 +131,9 @@ class Identity:
         if not signature_valid(request, profile.sign_key):
             raise AccessDenied("signature does not verify")
         try:
-            self._users.spend_nonce(request.user_id, request.nonce, nonce_expires, now_s,
-                                    request.attempt)
+            self._users.spend_nonce(
+                request.user_id, request.nonce, nonce_expires, now_s, request.attempt
+            )
         except NonceReused:
             raise AccessDenied("nonce was already used") from None
         return request.user_id
@@ -150,8 +151,7 @@ class Identity:
             created_at=self._clock.now_ms(),
         )
         try:
-            self._users.register_with_nonce(profile, request.nonce, nonce_expires,
-                                            request.attempt)
+            self._users.register_with_nonce(profile, request.nonce, nonce_expires, request.attempt)
         except NonceReused:
             raise AccessDenied("nonce was already used") from None
         except UserTaken:

@@ -34,9 +34,7 @@ class Live:
         self._connections = connections
         self._clock = clock
 
-    def deliver(
-        self, profile: Profile, frame: dict[str, Any], *, skip: str | None = None
-    ) -> int:
+    def deliver(self, profile: Profile, frame: dict[str, Any], *, skip: str | None = None) -> int:
         """Post a frame to every live connection of a user; returns how many took it.
 
         A connection that answers Gone is closed on our side too.
@@ -91,5 +89,3 @@ class Live:
         # $disconnect.
         expires_at = self._clock.now_s() + MAX_CONNECTION_SECONDS
         self._users.add_subscriptions(watcher, connection_id, watched, expires_at)
-
-

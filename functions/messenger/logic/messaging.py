@@ -170,8 +170,9 @@ class Messaging:
         sender = self._users.get_profile(to)
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
-        receipt = self._receipt(to, "seen", list(dict.fromkeys(message_ids)), reader,
-                                self._clock.now_ns())
+        receipt = self._receipt(
+            to, "seen", list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
+        )
         self._queue.store_receipt(receipt)
         count(Metric.RECEIPTS_QUEUED)
         self._push_receipt(receipt, sender)

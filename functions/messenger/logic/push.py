@@ -78,9 +78,7 @@ class PushRegistration:
             if key not in devices and len(devices) >= MAX_PUSH_DEVICES:
                 evict = min(devices.values(), key=lambda d: d.registered_at)
             try:
-                self._devices.save(
-                    user_id, device, map_exists=has_device_map(profile), evict=evict
-                )
+                self._devices.save(user_id, device, map_exists=has_device_map(profile), evict=evict)
             except DeviceMapChanged:
                 continue  # another registration wrote first; read again
             if evict is not None:
@@ -164,8 +162,9 @@ class PushNotifier:
         for sent, device in enumerate(devices.values()):
             if time.monotonic() > deadline:
                 count(Metric.PUSHES_FAILED, len(devices) - sent)
-                logger.warning("push budget spent; devices skipped",
-                               extra={"recipient": profile.user_id})
+                logger.warning(
+                    "push budget spent; devices skipped", extra={"recipient": profile.user_id}
+                )
                 return
             self._push(profile.user_id, device)
 
@@ -175,19 +174,29 @@ class PushNotifier:
             self._gateway.publish(device.endpoint_arn, notification)
         except PushEndpointGone:
             count(Metric.ENDPOINTS_DISABLED)
-            logger.info("push endpoint gone, device forgotten",
-                        extra={"recipient": user_id, "platform": device.platform})
+            logger.info(
+                "push endpoint gone, device forgotten",
+                extra={"recipient": user_id, "platform": device.platform},
+            )
             self._forget(user_id, device)
             return
         except Exception:
             count(Metric.PUSHES_FAILED)
-            logger.warning("push failed", exc_info=True,
-                           extra={"recipient": user_id, "platform": device.platform})
+            logger.warning(
+                "push failed",
+                exc_info=True,
+                extra={"recipient": user_id, "platform": device.platform},
+            )
             return
         count(Metric.PUSHES_SENT)
-        logger.info(PUSH_SENT_LOG_MESSAGE, extra={
-            "recipient": user_id, "platform": device.platform, "payloadBytes": notification.size,
-        })
+        logger.info(
+            PUSH_SENT_LOG_MESSAGE,
+            extra={
+                "recipient": user_id,
+                "platform": device.platform,
+                "payloadBytes": notification.size,
+            },
+        )
 
     def _forget(self, user_id: str, device: PushDevice) -> None:
         """Drop a dead device's record, then its endpoint (SNS keeps disabled ones forever)."""

@@ -131,9 +131,7 @@ class SnsPush:
     def endpoint(self, endpoint_arn: str) -> EndpointState | None:
         """An endpoint's token, state and owner; None if SNS no longer has it."""
         try:
-            attributes = self.client.get_endpoint_attributes(EndpointArn=endpoint_arn)[
-                "Attributes"
-            ]
+            attributes = self.client.get_endpoint_attributes(EndpointArn=endpoint_arn)["Attributes"]
         except ClientError as error:
             if _code(error) == "NotFound":
                 return None
