@@ -20,7 +20,8 @@ from typing import Any
 
 from bench.calls import CallCounter, instrument
 from messenger.dal.queue import QueuedMessage, QueuedReceipt, _to_item
-from messenger.models import b64url_encode
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.names import ReceiptStatus
 from tests.support.harness import Harness, harness
 from tests.support.identities import TestUser
 
@@ -130,7 +131,7 @@ def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
     receipt = _to_item(
         QueuedReceipt(
             "alice",
-            "delivered",
+            ReceiptStatus.DELIVERED,
             ("01J9Z3ABCDEFGHJKMNPQRSTVWX",),
             "bob",
             1_764_190_000_789,

@@ -30,9 +30,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench.load import functions_output_to_file, percentile, seal
-from messenger.contract import MAX_MESSAGE_BYTES, Env
+from messenger.contract import Env
 from messenger.dal.users import PROFILE, user_key
 from messenger_local import LocalStack
+from messenger_protocol.limits import MAX_MESSAGE_BYTES
 from tests.support.identities import TestUser
 from tests.support.ws_client import open_socket, signed_url
 

@@ -54,10 +54,11 @@ from nacl.public import Box, PrivateKey, PublicKey
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from messenger.contract import MAX_IDS_PER_FRAME, Env
-from messenger.models import b64url_decode, b64url_encode
+from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
+from messenger_protocol.encoding import b64url_decode, b64url_encode
+from messenger_protocol.limits import MAX_IDS_PER_FRAME
 from tests.support.identities import TestUser
 from tests.support.ws_client import open_socket, signed_url
 

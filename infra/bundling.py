@@ -3,8 +3,8 @@
 Lambda runs the functions on arm64 Linux and pynacl has a native part (libsodium), so
 the dependencies are installed by pip for Lambda's platform and Python version
 (`--platform --only-binary --python-version`) from wheels, on whatever machine runs
-`cdk synth`. Then the `messenger` package is copied in; nothing else of the repository
-(tests, the local emulator, the client) is.
+`cdk synth`. Then the `messenger` package and the `messenger_protocol` package it imports
+are copied in; nothing else of the repository (tests, the local emulator, the client) is.
 
 Powertools is bundled (not taken from AWS's public layer): its version is the one
 functions/requirements.txt pins and the tests ran, and the layer's ARN differs per
@@ -35,6 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 PACKAGE = "messenger"
+# Our code in the asset: the functions, and the wire protocol they speak.
+SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), (REPO_ROOT / "protocol", "messenger_protocol"))
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -122,7 +124,8 @@ def build_asset(output_dir: Path) -> None:
         remove_distribution(output_dir, name)
     # Console scripts of the dependencies: nothing on Lambda runs them.
     shutil.rmtree(output_dir / "bin", ignore_errors=True)
-    shutil.copytree(FUNCTIONS_DIR / PACKAGE, output_dir / PACKAGE, ignore=_NOT_SHIPPED)
+    for directory, package in SHIPPED_PACKAGES:
+        shutil.copytree(directory / package, output_dir / package, ignore=_NOT_SHIPPED)
 
 
 @jsii.implements(ILocalBundling)

@@ -15,7 +15,8 @@ from typing import Any
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, PUSH_PLATFORMS
+from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS
+from messenger_protocol.names import PushPlatform
 
 ENVIRONMENTS = ("dev", "prod")
 # `-c push:APNS=<application ARN or SSM parameter name>`, one per platform in the contract.
@@ -130,7 +131,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
             overrides[attribute] = parse(value)
     push_apps = {
         platform: _push_source(platform, value)
-        for platform in PUSH_PLATFORMS
+        for platform in PushPlatform
         if (value := get(PUSH_CONTEXT_PREFIX + platform))
     }
     if push_apps:

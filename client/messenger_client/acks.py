@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from messenger.contract import MAX_IDS_PER_FRAME
 from messenger_client.connection import Connection
 from messenger_client.errors import NotConnected
+from messenger_protocol.limits import MAX_IDS_PER_FRAME
 
 
 class AckBatcher:

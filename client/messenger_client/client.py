@@ -38,8 +38,6 @@ from typing import Any
 
 from ulid import ULID
 
-from messenger.contract import MAX_IDS_PER_FRAME
-from messenger.models import is_message_id, is_user_id
 from messenger_client import crypto
 from messenger_client.acks import AckBatcher
 from messenger_client.connection import (
@@ -79,6 +77,8 @@ from messenger_client.store import (
     Rejection,
     StoredMessage,
 )
+from messenger_protocol.encoding import is_message_id, is_user_id
+from messenger_protocol.limits import MAX_IDS_PER_FRAME
 
 log = logging.getLogger(__name__)
 

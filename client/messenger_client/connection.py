@@ -30,8 +30,8 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
-from messenger.contract import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 from messenger_client.errors import HandshakeRefused, NotConnected
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 from nacl.bindings import crypto_box_BOXZEROBYTES, crypto_box_ZEROBYTES
 from nacl.exceptions import CryptoError
 from nacl.public import Box
 from nacl.utils import random as random_bytes
 
-from messenger.contract import (
+from messenger_client.errors import MessageTooLong, UnreadableMessage
+from messenger_client.keystore import Identity, PeerKeys
+from messenger_protocol.connect import signed_connect_query, with_query
+from messenger_protocol.encoding import b64url_decode, b64url_encode
+from messenger_protocol.frames import SendMessage
+from messenger_protocol.limits import (
     BOX_NONCE_BYTES,
-    CONNECT_SIGNING_PREFIX,
     MAX_BODY_BYTES,
     MAX_FRAME_BYTES,
 )
-from messenger.models import b64url_decode, b64url_encode
-from messenger_client.errors import MessageTooLong, UnreadableMessage
-from messenger_client.keystore import Identity, PeerKeys
 
 # What Box adds to a plaintext: the 16-byte Poly1305 tag.
 BOX_OVERHEAD_BYTES = crypto_box_ZEROBYTES - crypto_box_BOXZEROBYTES
-# 32 random bytes: 43 characters of [A-Za-z0-9_-], inside CONNECT_NONCE_PATTERN (16-64).
-_CONNECT_NONCE_BYTES = 32
-
-
-def connect_message(user_id: str, ts: str, nonce: str) -> bytes:
-    """The bytes signed to connect: PROTOCOL.md §1."""
-    return f"{CONNECT_SIGNING_PREFIX}\n{user_id}\n{ts}\n{nonce}".encode()
 
 
 def connect_query(identity: Identity, now: float, nonce: str | None = None) -> dict[str, str]:
@@ -40,24 +32,19 @@ def connect_query(identity: Identity, now: float, nonce: str | None = None) -> d
     allowed (identical keys are accepted) and re-registers us on a server that lost
     its users, as a restarted local stack does.
     """
-    ts = str(int(now))
-    nonce = nonce or secrets.token_urlsafe(_CONNECT_NONCE_BYTES)
-    signature = identity.signing_key.sign(connect_message(identity.user_id, ts, nonce)).signature
     keys = identity.public_keys
-    return {
-        "userId": identity.user_id,
-        "ts": ts,
-        "nonce": nonce,
-        "sig": b64url_encode(signature),
-        "signKey": keys.sign_key,
-        "boxKey": keys.box_key,
-    }
+    return signed_connect_query(
+        identity.signing_key,
+        identity.user_id,
+        now=now,
+        nonce=nonce,
+        keys=(keys.sign_key, keys.box_key),
+    )
 
 
 def signed_url(server_url: str, identity: Identity, now: float) -> str:
     """The stage URL with a signed query: good once, within the server's time window."""
-    separator = "&" if "?" in server_url else "?"
-    return f"{server_url}{separator}{urlencode(connect_query(identity, now))}"
+    return with_query(server_url, connect_query(identity, now))
 
 
 def encode_plaintext(text: str) -> bytes:
@@ -97,17 +84,9 @@ def send_message_frame(
     same frame, byte for byte. MessageTooLong if it would not fit in one frame.
     """
     body, nonce = seal(identity, recipient, encode_plaintext(text))
-    frame = json.dumps(
-        {
-            "action": "sendMessage",
-            "messageId": message_id,
-            "to": recipient.user_id,
-            "body": body,
-            "nonce": nonce,
-            "sentAt": sent_at,
-        },
-        separators=(",", ":"),
-    )
+    frame = SendMessage(
+        body=body, message_id=message_id, to=recipient.user_id, nonce=nonce, sent_at=sent_at
+    ).to_json()
     if len(frame.encode()) > MAX_FRAME_BYTES:
         raise MessageTooLong(len(b64url_decode(body)))
     return frame

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from messenger.contract import MAX_BODY_BYTES
+from messenger_protocol.limits import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from messenger_client.keystore import PeerKeys

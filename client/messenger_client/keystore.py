@@ -29,8 +29,6 @@ from typing import Any
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
-from messenger.contract import KEY_BYTES
-from messenger.models import b64url_decode, b64url_encode, is_user_id
 from messenger_client.errors import (
     KeyChanged,
     KeystoreError,
@@ -38,6 +36,8 @@ from messenger_client.errors import (
     ProfileNotFound,
     UnsafePermissions,
 )
+from messenger_protocol.encoding import b64url_decode, b64url_encode, is_user_id
+from messenger_protocol.limits import KEY_BYTES
 
 HOME_ENV = "MESSENGER_HOME"
 IDENTITY_FILE = "identity.json"

@@ -1,7 +1,8 @@
 """One source of truth for everything the functions, the stack, the emulator and the tests share.
 
-Route table, table definitions, environment variable names and the limits of
-PROTOCOL.md live here and nowhere else. Nothing in this module does I/O.
+Route table, table definitions, environment variable names and the server's own limits
+live here and nowhere else; the protocol itself (actions, frames, limits) lives in
+`messenger_protocol`. Nothing in this module does I/O.
 """
 
 from __future__ import annotations
@@ -10,48 +11,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-# --- Limits (PROTOCOL.md) -------------------------------------------------------
+from messenger_protocol.connect import REQUIRED_PARAMS
+from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_CONNECTION_SECONDS
+from messenger_protocol.names import Action, ErrorCode
 
-USER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
-CONNECT_NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
-# Queue item ids are ours ("m#<sender>#<messageId>" or "r#<seq>"; '#' never occurs in a
-# userId or a messageId) but opaque to clients: any id that is not in the caller's queue
-# is ignored, so an ack only refuses ids that cannot be a DynamoDB key at all.
-MAX_ITEM_ID_CHARS = 256
-BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
+# --- Server-side limits (the protocol's own are in messenger_protocol.limits) ----------
 
-MAX_BODY_BYTES = 24_000
-MAX_SENT_AT = 2**53  # sentAt: the largest integer a JavaScript client holds exactly
-BOX_NONCE_BYTES = 24
-KEY_BYTES = 32
-SIGNATURE_BYTES = 64
-MAX_IDS_PER_FRAME = 100
-CONNECT_WINDOW_SECONDS = 300
 # A connect nonce is remembered well past the window in which its ts is accepted.
 CONNECT_NONCE_TTL_SECONDS = 2 * CONNECT_WINDOW_SECONDS + 60
-CONNECT_SIGNING_PREFIX = "messenger-connect"
 
 DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 # API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
 # than this is stale even if its $disconnect never reached us.
-MAX_CONNECTION_SECONDS = 2 * 3600 + 300
-IDLE_TIMEOUT_SECONDS = 600
+STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
 
-# API Gateway's own limits, enforced by the service (and by the local emulator).
-MAX_FRAME_BYTES = 32 * 1024
-MAX_MESSAGE_BYTES = 128 * 1024
-
-PUSH_PLATFORMS = ("APNS", "APNS_SANDBOX", "GCM")
-# Device tokens as the platforms hand them out: APNs tokens are hex (32 bytes today, and
-# Apple says they may grow, up to 100 bytes); FCM registration tokens are ~160 characters
-# of [A-Za-z0-9_:-] (4096 is the most SNS accepts).
-PUSH_TOKEN_PATTERNS = {
-    "APNS": r"^[0-9A-Fa-f]{64,200}$",
-    "APNS_SANDBOX": r"^[0-9A-Fa-f]{64,200}$",
-    "GCM": r"^[A-Za-z0-9_:.-]{100,4096}$",
-}
-MAX_PUSH_TOKEN_CHARS = 4096
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
 # The functions log every push that went out with this message (and the recipient, the
@@ -102,9 +75,13 @@ class Metric(StrEnum):
     PUSH_DEVICES_TAKEN_OVER = "PushDevicesTakenOver"
 
 
-def refused_metric(code: str) -> str:
+# Refusals of a handshake (the authorizer's Deny) are counted under this name.
+CONNECT_DENIED = "CONNECT_DENIED"
+
+
+def refused_metric(code: ErrorCode | str) -> str:
     """The counter of refusals with a PROTOCOL.md error code: BAD_REQUEST -> RefusedBadRequest."""
-    return "Refused" + code.title().replace("_", "")
+    return "Refused" + str(code).title().replace("_", "")
 
 
 # --- DynamoDB tables ---------------------------------------------------------------
@@ -238,8 +215,20 @@ AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
     access=frozenset({_R, _W}),
-    identity_query_params=("userId", "ts", "nonce", "sig"),
+    identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
+
+
+def _frame_route(action: Action, *access: Access) -> Route:
+    """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>."""
+    module = "".join(f"_{c.lower()}" if c.isupper() else c for c in action.value)
+    return Route(
+        action.value,
+        f"messenger.handlers.{module}.handler",
+        action.value[0].upper() + action.value[1:],
+        frozenset(access),
+    )
+
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -257,31 +246,14 @@ ROUTES: tuple[Route, ...] = (
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
-    Route(
-        "sendMessage",
-        "messenger.handlers.send_message.handler",
-        "SendMessage",
-        frozenset({_R, _W, _QW, _POST, _PUSH}),
-    ),
-    Route("ack", "messenger.handlers.ack.handler", "Ack", frozenset({_R, _W, _QW, _POST})),
-    Route(
-        "markSeen",
-        "messenger.handlers.mark_seen.handler",
-        "MarkSeen",
-        frozenset({_R, _W, _QW, _POST}),
-    ),
-    Route("sync", "messenger.handlers.sync.handler", "Sync", frozenset({_R, _W, _QR, _POST})),
-    Route(
-        "getPresence", "messenger.handlers.get_presence.handler", "GetPresence", frozenset({_R, _W})
-    ),
-    Route("getKeys", "messenger.handlers.get_keys.handler", "GetKeys", frozenset({_R})),
-    Route(
-        "registerPush",
-        "messenger.handlers.register_push.handler",
-        "RegisterPush",
-        frozenset({_R, _W, _PUSH}),
-    ),
-    Route("ping", "messenger.handlers.ping.handler", "Ping", frozenset()),
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST),
+    _frame_route(Action.SYNC, _R, _W, _QR, _POST),
+    _frame_route(Action.GET_PRESENCE, _R, _W),
+    _frame_route(Action.GET_KEYS, _R),
+    _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
+    _frame_route(Action.PING),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}

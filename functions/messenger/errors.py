@@ -1,50 +1,43 @@
-"""Domain errors. Each refusal a client can see carries its PROTOCOL.md code."""
+"""Domain errors. Refusals a client can see are the protocol's own (each carries its
+PROTOCOL.md code); the rest are what the logic and the adapters tell each other."""
 
 from __future__ import annotations
 
+from messenger_protocol.errors import (
+    BadRequest,
+    ProtocolError,
+    RateLimited,
+    TooLarge,
+    UnknownAction,
+    UnknownRecipient,
+    UnknownUser,
+)
 
-class Refused(Exception):
-    """A frame the server refuses. Nothing has been written when this is raised."""
+# A frame the server refuses. Nothing has been written when this is raised.
+Refused = ProtocolError
 
-    code = "INTERNAL"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadRequest(Refused):
-    code = "BAD_REQUEST"
-
-
-class UnknownAction(Refused):
-    code = "UNKNOWN_ACTION"
-
-
-class UnknownRecipient(Refused):
-    code = "UNKNOWN_RECIPIENT"
-
-
-class UnknownUser(Refused):
-    code = "UNKNOWN_USER"
-
-
-class TooLarge(Refused):
-    code = "TOO_LARGE"
+__all__ = [
+    "AccessDenied",
+    "BadRequest",
+    "ConnectionGone",
+    "PushEndpointGone",
+    "PushNotConfigured",
+    "PushTokenRejected",
+    "RateLimited",
+    "Refused",
+    "TooLarge",
+    "UnknownAction",
+    "UnknownRecipient",
+    "UnknownUser",
+]
 
 
-class RateLimited(Refused):
-    code = "RATE_LIMITED"
+class PushNotConfigured(BadRequest):
+    """registerPush for a platform this deployment has no SNS application for."""
 
 
-class PushNotConfigured(Refused):
-    code = "BAD_REQUEST"
-
-
-class PushTokenRejected(Refused):
+class PushTokenRejected(BadRequest):
     """The push service refused a device token that looked well formed to us."""
-
-    code = "BAD_REQUEST"
 
 
 class ConnectionGone(Exception):

@@ -17,7 +17,8 @@ import boto3
 from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
-from messenger.contract import PUSH_PLATFORMS, TABLES, Env, create_table_request
+from messenger.contract import TABLES, Env, create_table_request
+from messenger_protocol.names import PushPlatform
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's account
@@ -148,7 +149,7 @@ class EmbeddedAws:
         """One SNS platform application per push platform; ARNs by environment variable."""
         sns = self.client("sns")
         arns: dict[Env, str] = {}
-        for platform in PUSH_PLATFORMS:
+        for platform in PushPlatform:
             response = sns.create_platform_application(
                 Name=f"{prefix}{platform}",
                 Platform=platform,

@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Iterator
 from typing import TextIO
 
-from messenger.contract import IDLE_TIMEOUT_SECONDS
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
 from messenger_local.stack import LocalStack
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
 

@@ -11,7 +11,7 @@ import base64
 import secrets
 import string
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -139,6 +139,14 @@ def _request_context(
         "connectionId": handshake.connection_id,
         "apiId": api.api_id,
     }
+
+
+def authorizer_context(
+    principal_id: str | None, context: Mapping[str, Any], latency_ms: int
+) -> dict[str, Any]:
+    """What API Gateway puts in `requestContext.authorizer` of every event after an Allow:
+    the principal, the authorizer's own context, and how long the authorizer took."""
+    return {"principalId": principal_id, **context, "integrationLatency": latency_ms}
 
 
 def authorizer_event(api: Api, handshake: Handshake, request_id: str) -> dict[str, Any]:

@@ -10,17 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from messenger.contract import (
-    IDLE_TIMEOUT_SECONDS,
-    MAX_FRAME_BYTES,
-    MAX_MESSAGE_BYTES,
-    Authorizer,
-    Route,
-)
+from messenger.contract import Authorizer, Route
 from messenger_local.connections import ConnectionRegistry
 from messenger_local.events import Api
 from messenger_local.invocations import Invocation
 from messenger_local.lambdas import Functions
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 MAX_DURATION_SECONDS = 2 * 3600
 

@@ -57,6 +57,23 @@ class LambdaContext:
         if not self.log_group_name:
             self.log_group_name = f"/aws/lambda/{self.function_name}"
 
+    @classmethod
+    def for_invocation(
+        cls,
+        function_name: str,
+        *,
+        region: str,
+        account_id: str,
+        timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
+    ) -> LambdaContext:
+        """The context of one new invocation of a function, with a fresh request id."""
+        return cls(
+            function_name=function_name,
+            aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=f"arn:aws:lambda:{region}:{account_id}:function:{function_name}",
+            deadline_monotonic=time.monotonic() + timeout_seconds,
+        )
+
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
 
@@ -118,16 +135,14 @@ class Functions:
     async def invoke(self, function_name: str, event: dict[str, Any]) -> Outcome:
         """Run one function on the pool; never raises for what the handler does."""
         handler = self._handlers[function_name]
-        request_id = str(uuid.uuid4())
-        started = time.monotonic()
-        context = LambdaContext(
-            function_name=function_name,
-            aws_request_id=request_id,
-            invoked_function_arn=(
-                f"arn:aws:lambda:{self._region}:{self._account_id}:function:{function_name}"
-            ),
-            deadline_monotonic=started + self._timeout,
+        context = LambdaContext.for_invocation(
+            function_name,
+            region=self._region,
+            account_id=self._account_id,
+            timeout_seconds=self._timeout,
         )
+        request_id = context.aws_request_id
+        started = time.monotonic()
         loop = asyncio.get_running_loop()
         payload = json.dumps(event)
         future = loop.run_in_executor(self._pool, _run, handler, payload, context)

@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from messenger.logic.identity import connect_message
-from messenger.models import b64url_decode, b64url_encode, is_user_id
+from messenger_protocol.connect import signed_connect_query, with_query
+from messenger_protocol.encoding import b64url_decode, b64url_encode, is_user_id
 
 DEFAULT_URL = "ws://127.0.0.1:8080/local"
 DEFAULT_KEY_DIR = Path.home() / ".messenger-local" / "keys"
@@ -77,18 +75,14 @@ def load_or_create_keys(user_id: str, key_dir: Path) -> LocalKeys:
 
 def signed_url(base_url: str, keys: LocalKeys, *, ts: int | None = None) -> str:
     """`base_url` with a fresh signed connect query, public keys included."""
-    ts_text = str(int(time.time()) if ts is None else ts)
-    nonce = secrets.token_urlsafe(24)
-    signature = keys.signing_key.sign(connect_message(keys.user_id, ts_text, nonce)).signature
-    query = {
-        "userId": keys.user_id,
-        "ts": ts_text,
-        "nonce": nonce,
-        "sig": b64url_encode(signature),
-        "signKey": b64url_encode(bytes(keys.signing_key.verify_key)),
-        "boxKey": b64url_encode(bytes(keys.box_key.public_key)),
-    }
-    return f"{base_url}?{urlencode(query)}"
+    public = (
+        b64url_encode(bytes(keys.signing_key.verify_key)),
+        b64url_encode(bytes(keys.box_key.public_key)),
+    )
+    query = signed_connect_query(
+        keys.signing_key, keys.user_id, now=time.time() if ts is None else ts, keys=public
+    )
+    return with_query(base_url, query)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,6 @@ import boto3
 
 from messenger.contract import (
     AUTHORIZER,
-    IDLE_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
     ROUTES,
     SERVICE_NAME,
@@ -55,6 +54,7 @@ from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
 from messenger_local.invocations import Invocation
 from messenger_local.lambdas import INTEGRATION_TIMEOUT_SECONDS, Functions
 from messenger_local.server import Server
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 # Settings that could send the functions' AWS calls anywhere but the embedded moto.
 _UNSAFE_AWS_VARIABLES = (

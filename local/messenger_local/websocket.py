@@ -21,6 +21,7 @@ from messenger.contract import Route
 from messenger_local.connections import ConnectionGoneError, LiveConnection
 from messenger_local.events import (
     Handshake,
+    authorizer_context,
     authorizer_event,
     connect_event,
     disconnect_event,
@@ -144,8 +145,7 @@ async def _authorize(gateway: Gateway, handshake: Handshake) -> Admission | web.
         log(403, "deny", outcome.duration_ms, outcome.request_id)
         return json_response(403, {"message": "Forbidden"})
     log(200, "allow", outcome.duration_ms, outcome.request_id)
-    context: dict[str, Any] = {"principalId": decision.principal_id, **decision.context}
-    context["integrationLatency"] = int(outcome.duration_ms)
+    context = authorizer_context(decision.principal_id, decision.context, int(outcome.duration_ms))
     return Admission(authorizer=context, principal_id=decision.principal_id)
 
 

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from messenger.contract import IDLE_TIMEOUT_SECONDS
 from messenger_client.connection import (
     GATEWAY_MAX_CONNECTION_SECONDS,
     ConnectionPolicy,
     backoff_delay,
 )
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from messenger.contract import MAX_BODY_BYTES, MAX_FRAME_BYTES
-from messenger.logic.identity import parse_connect_query, signature_valid
-from messenger.models import SendMessage, b64url_decode, parse_frame
 from messenger_client import crypto
 from messenger_client.errors import MessageTooLong, UnreadableMessage
 from messenger_client.keystore import Identity
+from messenger_protocol.connect import ConnectQuery
+from messenger_protocol.encoding import b64url_decode
+from messenger_protocol.frames import SendMessage
+from messenger_protocol.limits import MAX_BODY_BYTES, MAX_FRAME_BYTES
 
 pytestmark = pytest.mark.unit
 
@@ -28,11 +29,11 @@ def test_the_connect_query_is_what_the_server_verifies() -> None:
     url = crypto.signed_url("ws://127.0.0.1:8080/local", ALICE, now=1_764_190_000.7)
     query = dict(parse_qsl(urlsplit(url).query))
     # When the server's authorizer parses it, Then it is well formed and the signature holds
-    request = parse_connect_query(query)
+    request = ConnectQuery.parse(query)
     assert request.user_id == "alice"
     assert request.ts == "1764190000"
-    assert signature_valid(request, ALICE.public_keys.sign_key)
-    assert not signature_valid(request, BOB.public_keys.sign_key)
+    assert request.verifies(ALICE.public_keys.sign_key)
+    assert not request.verifies(BOB.public_keys.sign_key)
     # And it carries alice's public keys (registering her on a first connect)
     assert (request.sign_key, request.box_key) == (
         ALICE.public_keys.sign_key,
@@ -78,7 +79,7 @@ def test_the_longest_text_fills_one_frame_and_the_server_accepts_it() -> None:
     )
     # Then its frame is within API Gateway's 32 KB and the server's own validation passes
     assert len(frame.encode()) <= MAX_FRAME_BYTES
-    parsed = parse_frame(SendMessage, json.loads(frame))
+    parsed = SendMessage.read(json.loads(frame))
     assert len(b64url_decode(parsed.body)) == MAX_BODY_BYTES
 
 

@@ -9,7 +9,6 @@ import pytest
 from nacl.public import Box, PublicKey
 from nacl.utils import random as random_bytes
 
-from messenger.models import b64url_decode, b64url_encode
 from messenger_client.client import MessengerClient
 from messenger_client.errors import KeyChanged, MessageTooLong, UnknownUser
 from messenger_client.events import (
@@ -22,6 +21,7 @@ from messenger_client.events import (
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.encoding import b64url_decode, b64url_encode
 from tests.client.conftest import FAST, Clients, MakeClient
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from messenger.contract import PUSH_PLATFORMS, TABLES, Env, create_table_request
+from messenger.contract import TABLES, Env, create_table_request
 from messenger_local import EmbeddedAws, LocalStack, StackAlreadyRunning
+from messenger_protocol.names import PushPlatform
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ async def test_push_applications_exist_for_every_platform(stack: LocalStack) -> 
     sns = stack.aws.client("sns")
     listed = await asyncio.to_thread(sns.list_platform_applications)
     arns = {app["PlatformApplicationArn"] for app in listed["PlatformApplications"]}
-    for platform in PUSH_PLATFORMS:
+    for platform in PushPlatform:
         assert stack.environment[Env(f"PUSH_APP_{platform}").value] in arns
 
 

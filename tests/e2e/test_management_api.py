@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from messenger.contract import MAX_MESSAGE_BYTES
 from messenger_local import LocalStack
+from messenger_protocol.limits import MAX_MESSAGE_BYTES
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
 from tests.support.waiting import until
@@ -39,7 +39,7 @@ async def call(method: Any, **kwargs: Any) -> Any:
 async def test_post_sends_the_data_to_the_socket(
     management: Any, connect: Connect, alice: TestUser
 ) -> None:
-    client = await connect(alice)
+    client = await connect(alice, check_frames=False)  # frames of our own, not the protocol
     response = await call(
         management.post_to_connection,
         ConnectionId=client.connection_id,
@@ -52,7 +52,7 @@ async def test_post_sends_the_data_to_the_socket(
 async def test_post_of_128_kb_passes_and_over_is_413(
     management: Any, connect: Connect, alice: TestUser
 ) -> None:
-    client = await connect(alice)
+    client = await connect(alice, check_frames=False)  # frames of our own, not the protocol
     filler = "x" * (MAX_MESSAGE_BYTES - len('{"pad":""}'))
     await call(
         management.post_to_connection,
@@ -80,7 +80,7 @@ async def test_post_to_an_unknown_connection_is_gone(management: Any, stack: Loc
 async def test_post_after_the_client_left_is_gone(
     management: Any, stack: LocalStack, connect: Connect, alice: TestUser
 ) -> None:
-    client = await connect(alice)
+    client = await connect(alice, check_frames=False)  # frames of our own, not the protocol
     await client.close()
     await until(lambda: stack.invocations_of("$disconnect"))
     with pytest.raises(management.exceptions.GoneException):
@@ -91,7 +91,7 @@ async def test_get_describes_the_connection(
     management: Any, connect: Connect, alice: TestUser
 ) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
-    client = await connect(alice)
+    client = await connect(alice, check_frames=False)  # frames of our own, not the protocol
     first = await call(management.get_connection, ConnectionId=client.connection_id)
     assert before <= first["ConnectedAt"] <= datetime.now(UTC)
     assert first["Identity"]["SourceIp"] == "127.0.0.1"
@@ -108,7 +108,7 @@ async def test_get_describes_the_connection(
 async def test_delete_closes_the_socket_and_fires_disconnect(
     management: Any, stack: LocalStack, connect: Connect, alice: TestUser
 ) -> None:
-    client = await connect(alice)
+    client = await connect(alice, check_frames=False)  # frames of our own, not the protocol
     response = await call(management.delete_connection, ConnectionId=client.connection_id)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert (await client.closed())[0] == 1000

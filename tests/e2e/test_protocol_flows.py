@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from messenger.contract import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
-from messenger.models import b64url_encode
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
 from tests.support.waiting import until

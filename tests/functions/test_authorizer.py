@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from messenger.contract import CONNECT_WINDOW_SECONDS
-from messenger.logic.identity import connect_message
-from messenger.models import b64url_encode
+from messenger_protocol.connect import connect_message
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.limits import CONNECT_WINDOW_SECONDS
 from tests.support.harness import Harness
 from tests.support.identities import TestUser
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from messenger.contract import MAX_BODY_BYTES
-from messenger.models import b64url_encode
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.limits import MAX_BODY_BYTES
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
 
@@ -251,9 +251,9 @@ def test_unexpected_failure_is_answered_internal_and_never_raised(
 
 def test_event_without_authorizer_context_is_internal(h: Harness, a: Connection) -> None:
     from messenger.handlers.ping import handler
-    from tests.support.lambda_events import LambdaContext, message_event
+    from messenger_local.events import message_event, new_id
+    from tests.support.harness import API, context_for
 
-    event = message_event("ping", "alice", a.connection_id, '{"action":"ping"}', 0)
-    del event["requestContext"]["authorizer"]
-    response = handler(event, LambdaContext())  # type: ignore[arg-type]
+    event = message_event(API, a.handshake, None, "ping", '{"action":"ping"}', new_id(), new_id())
+    response = handler(event, context_for("ping"))  # type: ignore[arg-type]
     assert json.loads(response["body"])["code"] == "INTERNAL"

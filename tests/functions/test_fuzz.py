@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from messenger.contract import ROUTES
-from messenger.models import b64url_encode
+from messenger_protocol.encoding import b64url_encode
 from tests.support.harness import harness
 from tests.support.identities import TestUser
 

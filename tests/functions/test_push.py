@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from messenger.contract import MAX_PUSH_DEVICES, PUSH_PLATFORMS
+from messenger.contract import MAX_PUSH_DEVICES
 from messenger.dal.push_devices import devices_of
 from messenger.dal.users import Profile
 from messenger.logic import push as push_logic
 from messenger.logic.push import PushNotifier
+from messenger_protocol.names import PushPlatform
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
 from tests.support.push import (
@@ -91,7 +92,7 @@ def assert_content_free(
 # --- registerPush --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("platform", PUSH_PLATFORMS)
+@pytest.mark.parametrize("platform", tuple(PushPlatform))
 def test_register_creates_an_enabled_endpoint_owned_by_the_user(
     h: Harness, pushes: Pushes, bob: TestUser, platform: str
 ) -> None:

@@ -67,7 +67,7 @@ def test_given_the_asset_then_every_handler_module_is_there(asset):
 
 def test_given_the_asset_then_it_holds_the_functions_and_their_dependencies_only(asset):
     # Everything at the top is our package or was installed by pip for a requirement
-    owned = {bundling.PACKAGE}
+    owned = {package for _, package in bundling.SHIPPED_PACKAGES}
     for dist in importlib.metadata.distributions(path=[str(asset)]):
         owned |= {Path(str(file)).parts[0] for file in dist.files or []}
     assert {entry.name for entry in asset.iterdir()} <= owned

@@ -8,13 +8,13 @@ from infra import bundling
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
-    PUSH_PLATFORMS,
     ROUTES,
     SERVICE_NAME,
     TABLES,
     Access,
     Env,
 )
+from messenger_protocol.names import PushPlatform
 from tests.infra.conftest import APNS_APP, GCM_PARAMETER
 
 pytestmark = pytest.mark.infra
@@ -23,7 +23,7 @@ FUNCTIONS = [
     (AUTHORIZER.function_name, AUTHORIZER.access),
     *((route.function_name, route.access) for route in ROUTES),
 ]
-PUSH_ENV = {Env[f"PUSH_APP_{platform}"].value for platform in PUSH_PLATFORMS}
+PUSH_ENV = {Env[f"PUSH_APP_{platform}"].value for platform in PushPlatform}
 
 
 def test_given_the_contract_then_there_is_one_function_per_route_and_the_authorizer(each_env):

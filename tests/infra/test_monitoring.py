@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from infra.monitoring import APP_METRICS
 from infra.nag import flatten_cfn
-from messenger.contract import AUTHORIZER, METRICS_NAMESPACE, ROUTES, TABLES
+from messenger.contract import (
+    AUTHORIZER,
+    CONNECT_DENIED,
+    METRICS_NAMESPACE,
+    ROUTES,
+    TABLES,
+    refused_metric,
+)
+from messenger_protocol.names import ErrorCode
 from tests.infra.conftest import ALARM_EMAIL
 
 pytestmark = pytest.mark.infra
@@ -45,9 +52,10 @@ def test_given_the_functions_counters_then_each_one_the_stack_watches_is_still_c
     source = "\n".join(path.read_text() for path in FUNCTIONS_SOURCE.rglob("*.py"))
     for name in APP_METRICS:
         if name.startswith("Refused"):
-            # count_refusal("RATE_LIMITED") publishes RefusedRateLimited
-            code = re.sub(r"(?<!^)([A-Z])", r"_\1", name.removeprefix("Refused")).upper()
-            assert f'"{code}"' in source, name
+            # Every refusal is counted under its code (handlers/_runtime.count_refusal): the
+            # name must be the counter of a protocol error code, or of a denied handshake.
+            codes = [*ErrorCode, CONNECT_DENIED]
+            assert name in {refused_metric(code) for code in codes}, name
         else:
             assert f'"{name}"' in source, name
 

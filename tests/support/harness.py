@@ -25,16 +25,55 @@ from messenger.config import Settings
 from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
 from messenger.logic.clock import FixedClock
 from messenger.wiring import CLIENT_CONFIG, Services, use_services
-from tests.support.identities import TestUser
-from tests.support.lambda_events import (
-    REGION,
-    LambdaContext,
+from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_local.events import (
+    Api,
+    Handshake,
+    authorizer_context,
     authorizer_event,
     connect_event,
     disconnect_event,
     message_event,
-    new_connection_id,
+    new_id,
 )
+from messenger_local.lambdas import LambdaContext
+from tests.support.identities import TestUser
+from tests.support.schemas import check_server_frame
+
+# The events of a deployed stage: the functions build @connections URLs from them.
+API = Api(
+    api_id="a1b2c3d4e5",
+    stage="test",
+    domain_name=f"a1b2c3d4e5.execute-api.{REGION}.amazonaws.com",
+    region=REGION,
+    account_id=ACCOUNT_ID,
+)
+
+
+def handshake(connection_id: str, query: dict[str, str] | None, connected_at: int) -> Handshake:
+    """A connection's upgrade request as API Gateway keeps it."""
+    return Handshake(
+        connection_id=connection_id,
+        connected_at=connected_at,
+        source_ip="127.0.0.1",
+        user_agent="pytest",
+        headers=(("Host", API.domain_name), ("Sec-WebSocket-Version", "13")),
+        query=tuple((query or {}).items()),
+        port=443,
+        scheme="https",
+    )
+
+
+def context_for(route: str) -> LambdaContext:
+    """A Lambda context for one invocation of the function behind `route` (or the
+    authorizer)."""
+    name = AUTHORIZER.function_name if route == "authorizer" else ROUTES_BY_KEY[route].function_name
+    return LambdaContext.for_invocation(name, region=REGION, account_id=ACCOUNT_ID)
+
+
+def allowed(user_id: str) -> dict[str, Any]:
+    """`requestContext.authorizer` of a connection the authorizer admitted as `user_id`."""
+    return authorizer_context(user_id, {"userId": user_id}, latency_ms=12)
 
 
 class _Response(AWSResponse):
@@ -102,7 +141,9 @@ class PostRecorder:
                 "Error": {"Code": "GoneException", "Message": ""},
                 "ResponseMetadata": {"HTTPStatusCode": 410},
             }
-        self.frames[connection_id].append(json.loads(params["body"]))
+        frame = json.loads(params["body"])
+        check_server_frame(frame)
+        self.frames[connection_id].append(frame)
         return None  # let the real call go to moto
 
     def take(self, connection_id: str) -> list[dict[str, Any]]:
@@ -119,6 +160,7 @@ class Connection:
     user: TestUser
     connection_id: str
     connected_at: int
+    handshake: Handshake
 
 
 @dataclass
@@ -136,8 +178,8 @@ class Harness:
         self, query: dict[str, str] | None, connection_id: str | None = None
     ) -> dict[str, Any]:
         handler = load_handler(AUTHORIZER.handler)
-        event = authorizer_event(query, connection_id or new_connection_id())
-        return handler(event, LambdaContext())
+        request = handshake(connection_id or new_id(), query, self.clock.now_ms())
+        return handler(authorizer_event(API, request, new_id()), context_for("authorizer"))
 
     def connect(self, user: TestUser, **query_options: Any) -> Connection:
         """Authorize (registering on first use) and run $connect; fails the test if refused."""
@@ -146,39 +188,46 @@ class Harness:
         decision = self.authorize(query)
         effect = decision["policyDocument"]["Statement"][0]["Effect"]
         assert effect == "Allow", f"connect refused for {user.user_id}"
-        connection_id = new_connection_id()
         at = self.clock.now_ms()
+        request = handshake(new_id(), query, at)
         response = load_handler(ROUTES_BY_KEY["$connect"].handler)(
-            connect_event(user.user_id, connection_id, query, at), LambdaContext()
+            connect_event(API, request, allowed(user.user_id), new_id()), context_for("$connect")
         )
         assert response["statusCode"] == 200
-        return Connection(user, connection_id, at)
+        return Connection(user, request.connection_id, at, request)
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
-        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(
-            disconnect_event(
-                connection.user.user_id, connection.connection_id, connection.connected_at
-            ),
-            LambdaContext(),
+        event = disconnect_event(
+            API,
+            connection.handshake,
+            allowed(connection.user.user_id),
+            1000,
+            "Client-side close frame status code",
+            new_id(),
         )
+        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(event, context_for("$disconnect"))
 
     # --- frames ----------------------------------------------------------------------
 
     def send_raw(self, connection: Connection, body: str, route_key: str) -> Any:
         """Deliver a raw frame body to a route's handler; the route response frame, if any."""
         handler = load_handler(ROUTES_BY_KEY[route_key].handler)
-        response = handler(
-            message_event(
-                route_key,
-                connection.user.user_id,
-                connection.connection_id,
-                body,
-                connection.connected_at,
-            ),
-            LambdaContext(),
+        event = message_event(
+            API,
+            connection.handshake,
+            allowed(connection.user.user_id),
+            route_key,
+            body,
+            new_id(),
+            new_id(),
         )
+        response = handler(event, context_for(route_key))
         assert response["statusCode"] == 200
-        return json.loads(response["body"]) if "body" in response else None
+        if "body" not in response:
+            return None
+        reply = json.loads(response["body"])
+        check_server_frame(reply)
+        return reply
 
     def send(self, connection: Connection, frame: dict[str, Any]) -> Any:
         """Route a frame as API Gateway does ($request.body.action), return the reply."""

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from nacl.public import Box, PrivateKey
 from nacl.signing import SigningKey
 
-from messenger.logic.identity import connect_message
-from messenger.models import b64url_decode, b64url_encode
+from messenger_protocol.connect import signed_connect_query
+from messenger_protocol.encoding import b64url_decode, b64url_encode
 
 
 @dataclass
@@ -37,13 +37,14 @@ class TestUser:
         with_keys: bool = True,
     ) -> dict[str, str]:
         """The query string of a signed connect, keys included unless told otherwise."""
-        ts_text = str(int(time.time()) if ts is None else ts)
-        nonce = nonce or secrets.token_urlsafe(24)
-        sig = self.signing_key.sign(connect_message(self.user_id, ts_text, nonce)).signature
-        query = {"userId": self.user_id, "ts": ts_text, "nonce": nonce, "sig": b64url_encode(sig)}
-        if with_keys:
-            query |= {"signKey": self.sign_key_b64, "boxKey": self.box_key_b64}
-        return query
+        keys = (self.sign_key_b64, self.box_key_b64) if with_keys else None
+        return signed_connect_query(
+            self.signing_key,
+            self.user_id,
+            now=time.time() if ts is None else ts,
+            nonce=nonce,
+            keys=keys,
+        )
 
     def encrypt_for(self, peer: TestUser, text: str) -> tuple[str, str]:
         """(body, nonce) of a NaCl Box from this user to the peer, base64url."""

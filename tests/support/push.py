@@ -21,15 +21,16 @@ from typing import Any
 
 import boto3
 
-from messenger.contract import PUSH_PLATFORMS
+from messenger_local.aws import ACCOUNT_ID as ACCOUNT
+from messenger_local.aws import REGION
+from messenger_protocol.names import PushPlatform
 from tests.support.harness import Harness, harness
-from tests.support.lambda_events import ACCOUNT, REGION
 
 APP_NAME = "messenger-test"
 # moto names a platform application's ARN after its platform and name, like SNS does.
-APPLICATIONS = {
+APPLICATIONS: dict[str, str] = {
     platform: f"arn:aws:sns:{REGION}:{ACCOUNT}:app/{platform}/{APP_NAME}"
-    for platform in PUSH_PLATFORMS
+    for platform in PushPlatform
 }
 # Fake credentials: moto keeps them as attributes and never calls Apple or Google.
 FAKE_CREDENTIALS = {
@@ -55,7 +56,9 @@ def token_for(platform: str) -> str:
     return fcm_token() if platform == "GCM" else apns_token()
 
 
-def create_platform_applications(sns: Any, platforms: tuple[str, ...] = PUSH_PLATFORMS) -> None:
+def create_platform_applications(
+    sns: Any, platforms: tuple[str, ...] = tuple(PushPlatform)
+) -> None:
     for platform in platforms:
         arn = sns.create_platform_application(
             Name=APP_NAME, Platform=platform, Attributes=FAKE_CREDENTIALS[platform]
@@ -138,7 +141,7 @@ class PublishLog:
 
 @contextmanager
 def push_harness(
-    platforms: tuple[str, ...] = PUSH_PLATFORMS, **settings_overrides: Any
+    platforms: tuple[str, ...] = tuple(PushPlatform), **settings_overrides: Any
 ) -> Iterator[tuple[Harness, Pushes]]:
     """A Harness whose settings name a platform application per platform, made in moto."""
     apps = {platform: APPLICATIONS[platform] for platform in platforms}

@@ -47,9 +47,11 @@ async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
     """
     clients: list[WsClient] = []
 
-    async def connect_user(user: TestUser, **query_options: Any) -> WsClient:
+    async def connect_user(
+        user: TestUser, *, check_frames: bool = True, **query_options: Any
+    ) -> WsClient:
         before = set(stack.connection_ids())
-        client = await connect_as(stack.ws_url, user, **query_options)
+        client = await connect_as(stack.ws_url, user, check_frames=check_frames, **query_options)
         clients.append(client)
         # The server registers the connection right after its 101 is written, which
         # may be a moment after the client has read it.

@@ -16,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from messenger_protocol.connect import with_query
 from tests.support.identities import TestUser
+from tests.support.schemas import check_server_frame
 
 DEFAULT_TIMEOUT = 5.0
 
 
 def signed_url(ws_url: str, user: TestUser, **query_options: Any) -> str:
     """The stage URL with the user's signed connect query (keys included by default)."""
-    return f"{ws_url}?{urlencode(user.connect_query(**query_options))}"
+    return with_query(ws_url, user.connect_query(**query_options))
 
 
 async def open_socket(url: str, **options: Any) -> ClientConnection:
@@ -51,9 +52,14 @@ async def handshake_status(url: str) -> int:
 class WsClient:
     """One user's connection, sending and receiving JSON frames."""
 
-    def __init__(self, user: TestUser, socket: ClientConnection) -> None:
+    def __init__(
+        self, user: TestUser, socket: ClientConnection, *, check_frames: bool = True
+    ) -> None:
         self.user = user
         self.socket = socket
+        # Frames from the functions must keep docs/asyncapi.yaml; a test that posts frames
+        # of its own through @connections turns this off.
+        self.check_frames = check_frames
         self.connection_id: str | None = None  # set by those who can see the server side
         self._inbox: list[dict[str, Any]] = []
 
@@ -64,6 +70,8 @@ class WsClient:
         raw = await asyncio.wait_for(self.socket.recv(), timeout)
         document = json.loads(raw)
         assert isinstance(document, dict), f"not a JSON object: {raw!r}"
+        if self.check_frames:
+            check_server_frame(document)
         return document
 
     async def next(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
@@ -115,9 +123,12 @@ class WsClient:
         await self.socket.close()
 
 
-async def connect_as(ws_url: str, user: TestUser, **query_options: Any) -> WsClient:
+async def connect_as(
+    ws_url: str, user: TestUser, *, check_frames: bool = True, **query_options: Any
+) -> WsClient:
     """Connect as a user with a freshly signed query; fails if the handshake is refused."""
-    return WsClient(user, await open_socket(signed_url(ws_url, user, **query_options)))
+    socket = await open_socket(signed_url(ws_url, user, **query_options))
+    return WsClient(user, socket, check_frames=check_frames)
 
 
 def message_frame(

@@ -15,8 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger.dal.users import PROFILE, Profile, user_key
 
 if TYPE_CHECKING:
@@ -66,10 +65,6 @@ class DeviceMapChanged(Exception):
     """The `push` map changed between our read and our write: read the profile again."""
 
 
-def _condition_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
-
-
 class PushDevices:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -114,34 +109,32 @@ class PushDevices:
             condition = "attribute_exists(pk) AND attribute_not_exists(#p)"
             values = {":m": {"M": {device.key: record}}}
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(user_id),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                raise DeviceMapChanged(user_id) from None
-            raise
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._key(user_id),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+        except ConditionFailed:
+            raise DeviceMapChanged(user_id) from None
 
     def remove(self, user_id: str, key: str, endpoint_arn: str) -> bool:
         """Forget a device if it still points at that endpoint; False if it did not."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(user_id),
-                UpdateExpression="REMOVE #p.#k",
-                ConditionExpression="#p.#k.arn = :arn",
-                ExpressionAttributeNames={"#p": PUSH, "#k": key},
-                ExpressionAttributeValues={":arn": {"S": endpoint_arn}},
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._key(user_id),
+                    UpdateExpression="REMOVE #p.#k",
+                    ConditionExpression="#p.#k.arn = :arn",
+                    ExpressionAttributeNames={"#p": PUSH, "#k": key},
+                    ExpressionAttributeValues={":arn": {"S": endpoint_arn}},
+                )
+        except ConditionFailed:
+            return False
         return True
 
     def claim_push(self, user_id: str, now_ms: int, min_interval_ms: int) -> bool:
@@ -153,22 +146,21 @@ class PushDevices:
         One conditional write decides it, so concurrent sends still make one push.
         """
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(user_id),
-                UpdateExpression="SET #last = :now",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (attribute_not_exists(#last)"
-                    " OR #last < :cutoff OR #last < lastSeen)"
-                ),
-                ExpressionAttributeNames={"#last": LAST_PUSH_AT},
-                ExpressionAttributeValues={
-                    ":now": {"N": str(now_ms)},
-                    ":cutoff": {"N": str(now_ms - min_interval_ms)},
-                },
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._key(user_id),
+                    UpdateExpression="SET #last = :now",
+                    ConditionExpression=(
+                        "attribute_exists(pk) AND (attribute_not_exists(#last)"
+                        " OR #last < :cutoff OR #last < lastSeen)"
+                    ),
+                    ExpressionAttributeNames={"#last": LAST_PUSH_AT},
+                    ExpressionAttributeValues={
+                        ":now": {"N": str(now_ms)},
+                        ":cutoff": {"N": str(now_ms - min_interval_ms)},
+                    },
+                )
+        except ConditionFailed:
+            return False
         return True

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from messenger.contract import ORDER_INDEX
+from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
+from messenger_protocol.frames import MessageFrame, ReceiptFrame
+from messenger_protocol.names import ReceiptStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,23 +49,22 @@ class QueuedMessage:
     def id(self) -> str:
         return message_item_id(self.sender, self.message_id)
 
-    def frame(self) -> dict[str, Any]:
-        return {
-            "type": "message",
-            "id": self.id,
-            "messageId": self.message_id,
-            "from": self.sender,
-            "body": self.body,
-            "nonce": self.nonce,
-            "sentAt": self.sent_at,
-            "serverTs": self.server_ts,
-        }
+    def frame(self) -> MessageFrame:
+        return MessageFrame(
+            id=self.id,
+            message_id=self.message_id,
+            sender=self.sender,
+            body=self.body,
+            nonce=self.nonce,
+            sent_at=self.sent_at,
+            server_ts=self.server_ts,
+        )
 
 
 @dataclass(frozen=True)
 class QueuedReceipt:
     recipient: str  # the original sender, who gets told
-    status: str  # "delivered" or "seen"
+    status: ReceiptStatus
     message_ids: tuple[str, ...]
     by: str
     at: int
@@ -75,15 +75,14 @@ class QueuedReceipt:
     def id(self) -> str:
         return f"r#{self.seq}"
 
-    def frame(self) -> dict[str, Any]:
-        return {
-            "type": "receipt",
-            "id": self.id,
-            "status": self.status,
-            "messageIds": list(self.message_ids),
-            "by": self.by,
-            "at": self.at,
-        }
+    def frame(self) -> ReceiptFrame:
+        return ReceiptFrame(
+            id=self.id,
+            status=self.status,
+            message_ids=list(self.message_ids),
+            by=self.by,
+            at=self.at,
+        )
 
 
 QueueItem = QueuedMessage | QueuedReceipt
@@ -130,7 +129,7 @@ def _from_item(item: dict[str, Any]) -> QueueItem:
         )
     return QueuedReceipt(
         recipient=item["pk"]["S"],
-        status=item["status"]["S"],
+        status=ReceiptStatus(item["status"]["S"]),
         message_ids=tuple(value["S"] for value in item["messageIds"]["L"]),
         by=item["by"]["S"],
         at=int(item["at"]["N"]),
@@ -151,20 +150,18 @@ class Queue:
         unchanged: the first stored copy wins and nothing is written.
         """
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_to_item(message),
-                # A copy past its expiry is dead even if the TTL sweeper has not removed it.
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
-                ExpressionAttributeValues={":now": {"N": str(now_s)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            existing: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
-            if existing:
-                stored = _from_item(existing)
+            with dynamodb_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=_to_item(message),
+                    # A copy past its expiry is dead even if the TTL sweeper has not removed it.
+                    ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
+                    ExpressionAttributeValues={":now": {"N": str(now_s)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as failed:
+            if failed.item:
+                stored = _from_item(failed.item)
                 assert isinstance(stored, QueuedMessage)
                 return stored, False
             # Some backends omit the old item: read it (strongly) instead.
@@ -273,19 +270,13 @@ class Acknowledgements:
         for receipt, more in appends:
             actions.append({"Update": _receipt_append(self._table, receipt, more)})
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            missing = {
-                item_ids[i]
-                for i, code in enumerate(reasons[: len(item_ids)])
-                if code == "ConditionalCheckFailed"
-            }
+            with dynamodb_errors():
+                self._client.transact_write_items(TransactItems=actions)
+        except TransactionCanceled as canceled:
+            missing = {item_ids[i] for i in canceled.failed_conditions() if i < len(item_ids)}
             if missing:
                 raise ItemsMissing(missing) from None
-            if "TransactionConflict" in reasons:
+            if canceled.conflicted:
                 raise AckConflict() from None
             raise
 

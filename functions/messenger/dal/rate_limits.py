@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger.dal.users import user_key
 
 if TYPE_CHECKING:
@@ -62,26 +61,24 @@ class RateLimits:
     ) -> int | None:
         """Start the bucket again from now if it has drained; else return its `tat`."""
         try:
-            self._write(
-                user_id,
-                now_ms + interval_ms,
-                "attribute_not_exists(tat) OR tat <= :now",
-                {":now": {"N": str(now_ms)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            with dynamodb_errors():
+                self._write(
+                    user_id,
+                    now_ms + interval_ms,
+                    "attribute_not_exists(tat) OR tat <= :now",
+                    {":now": {"N": str(now_ms)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             return None
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item: dict[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+        except ConditionFailed as failed:
+            item = failed.item or {}
             return int(item["tat"]["N"]) if "tat" in item else now_ms + interval_ms * burst
 
     def _take_after(self, user_id: str, seen: int, interval_ms: int) -> bool:
         """Move `tat` on by one interval, if nobody else moved it since we saw it."""
         try:
-            self._write(user_id, seen + interval_ms, "tat = :seen", {":seen": {"N": str(seen)}})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+            with dynamodb_errors():
+                self._write(user_id, seen + interval_ms, "tat = :seen", {":seen": {"N": str(seen)}})
+        except ConditionFailed:
             return False
         return True

@@ -17,9 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from messenger.contract import MAX_CONNECTION_SECONDS, SUBSCRIBER_INDEX
+from messenger.contract import STALE_CONNECTION_SECONDS, SUBSCRIBER_INDEX
+from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,7 +45,7 @@ class Profile:
 
     def live_connections(self, now_ms: int) -> list[str]:
         """Connections that can still be open: API Gateway closes every socket after 2 h."""
-        oldest = now_ms - MAX_CONNECTION_SECONDS * 1000
+        oldest = now_ms - STALE_CONNECTION_SECONDS * 1000
         return sorted(cid for cid, at in self.connections.items() if at >= oldest)
 
     def stale_connections(self, now_ms: int) -> list[str]:
@@ -97,10 +96,6 @@ def profile_item(profile: Profile) -> dict[str, Any]:
         "createdAt": {"N": str(profile.created_at)},
         "conns": {"M": {}},
     }
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class Users:
@@ -159,32 +154,32 @@ class Users:
         """
         absent = "attribute_not_exists(pk)"
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": profile_item(profile),
-                            "ConditionExpression": absent,
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": self._nonce_item(profile.user_id, nonce, expires_at, attempt),
-                            "ConditionExpression": absent,
-                        }
-                    },
-                ]
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons", [])
-            codes = [reason.get("Code") for reason in reasons]
-            if codes and codes[0] == "ConditionalCheckFailed":
+            with dynamodb_errors():
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": profile_item(profile),
+                                "ConditionExpression": absent,
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": self._nonce_item(
+                                    profile.user_id, nonce, expires_at, attempt
+                                ),
+                                "ConditionExpression": absent,
+                            }
+                        },
+                    ]
+                )
+        except TransactionCanceled as canceled:
+            failed = canceled.failed_conditions()
+            if 0 in failed:
                 raise UserTaken(profile.user_id) from None
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if 1 in failed:
                 raise NonceReused(nonce) from None
             raise
 
@@ -194,19 +189,21 @@ class Users:
         """Record a connect nonce once; a use by another attempt (while remembered) raises
         NonceReused. The same attempt again is the SDK retrying our own write: accepted."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._nonce_item(user_id, nonce, expires_at, attempt),
-                # An expired record the TTL sweeper has not removed yet no longer counts.
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR expiresAt < :now OR attempt = :attempt"
-                ),
-                ExpressionAttributeValues={":now": {"N": str(now_s)}, ":attempt": {"S": attempt}},
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                raise NonceReused(nonce) from None
-            raise
+            with dynamodb_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=self._nonce_item(user_id, nonce, expires_at, attempt),
+                    # An expired record the TTL sweeper has not removed yet no longer counts.
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR expiresAt < :now OR attempt = :attempt"
+                    ),
+                    ExpressionAttributeValues={
+                        ":now": {"N": str(now_s)},
+                        ":attempt": {"S": attempt},
+                    },
+                )
+        except ConditionFailed:
+            raise NonceReused(nonce) from None
 
     # --- connections ----------------------------------------------------------------
 
@@ -230,19 +227,18 @@ class Users:
         and then it is the time the last one closed.
         """
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
-                UpdateExpression="REMOVE conns.#cid SET lastSeen = :now",
-                ConditionExpression="attribute_exists(conns.#cid)",
-                ExpressionAttributeNames={"#cid": connection_id},
-                ExpressionAttributeValues={":now": {"N": str(now_ms)}},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if _condition_failed(error):
-                return None
-            raise
+            with dynamodb_errors():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+                    UpdateExpression="REMOVE conns.#cid SET lastSeen = :now",
+                    ConditionExpression="attribute_exists(conns.#cid)",
+                    ExpressionAttributeNames={"#cid": connection_id},
+                    ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                    ReturnValues="ALL_NEW",
+                )
+        except ConditionFailed:
+            return None
         return _profile_from(response["Attributes"])
 
     def prune_connections(self, user_id: str, connection_ids: Iterable[str]) -> None:

@@ -8,7 +8,6 @@ is logged with the request id and answered `INTERNAL`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,11 +18,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
 from messenger.errors import Refused
-from messenger.models import Frame, error_frame, load_json, parse_frame, reference_of
 from messenger.observability import logger, metrics, tracer
 from messenger.wiring import Services, services
+from messenger_protocol.frames import (
+    ClientFrame,
+    ErrorFrame,
+    ServerFrame,
+    load_json,
+    reference_of,
+)
+from messenger_protocol.names import ErrorCode
 
-F = TypeVar("F", bound=Frame)
+F = TypeVar("F", bound=ClientFrame)
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
@@ -48,15 +54,15 @@ def caller_of(event: dict[str, Any], svc: Services) -> Caller:
     return Caller(user_id, context["connectionId"], endpoint)
 
 
-def reply(frame: dict[str, Any] | None) -> dict[str, Any]:
+def reply(frame: ServerFrame | None) -> dict[str, Any]:
     """A route response: API Gateway sends `body` back to the caller on two-way routes."""
     response: dict[str, Any] = {"statusCode": 200}
     if frame is not None:
-        response["body"] = json.dumps(frame, separators=(",", ":"))
+        response["body"] = frame.to_json()
     return response
 
 
-def count_refusal(code: str) -> None:
+def count_refusal(code: ErrorCode | str) -> None:
     metrics.add_metric(name=refused_metric(code), unit=MetricUnit.Count, value=1)
 
 
@@ -68,12 +74,13 @@ def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     return metrics.log_metrics(tracer.capture_lambda_handler(with_logging))
 
 
-def message_route(
-    model: type[F] | None,
-) -> Callable[[Callable[[F, Caller, Services], dict[str, Any] | None]], LambdaHandler]:
+Answer = Callable[[F, Caller, Services], ServerFrame | None]
+
+
+def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]:
     """Decorate `answer(frame, caller, services)` into a Lambda handler for a frame route."""
 
-    def decorate(answer: Callable[[F, Caller, Services], dict[str, Any] | None]) -> LambdaHandler:
+    def decorate(answer: Answer[F]) -> LambdaHandler:
         def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             document: Any = None
             try:
@@ -81,18 +88,22 @@ def message_route(
                 caller = caller_of(event, svc)
                 logger.append_keys(user=caller.user_id, connection=caller.connection_id)
                 document = load_json(event.get("body"))
-                frame: Any = parse_frame(model, document) if model else document
+                frame: Any = model.read(document) if model else document
                 return reply(answer(frame, caller, svc))
             except Refused as refusal:
                 logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
                 count_refusal(refusal.code)
                 ref = reference_of(document)
-                return reply(error_frame(refusal.code, refusal.message, ref))
+                return reply(ErrorFrame(code=refusal.code, message=refusal.message, ref=ref))
             except Exception:
                 logger.exception("unexpected failure")
-                count_refusal("INTERNAL")
+                count_refusal(ErrorCode.INTERNAL)
                 return reply(
-                    error_frame("INTERNAL", "internal error, try again", reference_of(document))
+                    ErrorFrame(
+                        code=ErrorCode.INTERNAL,
+                        message="internal error, try again",
+                        ref=reference_of(document),
+                    )
                 )
 
         return lambda_entry(handler)
@@ -114,7 +125,7 @@ def lifecycle_route(
             return {"statusCode": 200}
         except Exception:
             logger.exception("unexpected failure")
-            count_refusal("INTERNAL")
+            count_refusal(ErrorCode.INTERNAL)
             return {"statusCode": 500}
 
     return lambda_entry(handler)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import Ack
 from messenger.wiring import Services
+from messenger_protocol.frames import Ack, ServerFrame
 
 
 @message_route(Ack)
-def handler(frame: Ack, caller: Caller, svc: Services) -> dict[str, Any] | None:
+def handler(frame: Ack, caller: Caller, svc: Services) -> ServerFrame | None:
     svc.messaging(caller.endpoint).acknowledge(caller.user_id, frame.ids)
     return None

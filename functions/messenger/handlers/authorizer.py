@@ -7,16 +7,19 @@ Gateway itself answers 401 when an identity source is missing.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import nacl.signing  # noqa: F401  libsodium loads at init here, not on the first connect
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from messenger.contract import CONNECT_DENIED
 from messenger.errors import AccessDenied
 from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.logic.identity import parse_connect_query
 from messenger.observability import logger
 from messenger.wiring import services
+from messenger_protocol.names import ErrorCode
 
 
 def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
@@ -32,16 +35,17 @@ def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
 def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resource = event.get("methodArn", "*")
     try:
-        attempt = (event.get("requestContext") or {}).get("connectionId")
-        request = parse_connect_query(event.get("queryStringParameters"), attempt)
+        # Which connection attempt this is; without one, a fresh id that matches no other.
+        attempt = (event.get("requestContext") or {}).get("connectionId") or secrets.token_hex(16)
+        request = parse_connect_query(event.get("queryStringParameters"), str(attempt))
         user_id = services().identity.authenticate(request)
     except AccessDenied as denial:
         logger.info("connect refused", extra={"reason": str(denial)})
-        count_refusal("CONNECT_DENIED")
+        count_refusal(CONNECT_DENIED)
         return policy("anonymous", "Deny", resource)
     except Exception:
         logger.exception("authorizer failed")
-        count_refusal("INTERNAL")
+        count_refusal(ErrorCode.INTERNAL)
         return policy("anonymous", "Deny", resource)
     logger.append_keys(user=user_id)
     return policy(user_id, "Allow", resource) | {"context": {"userId": user_id}}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import GetPresence
 from messenger.wiring import Services
+from messenger_protocol.frames import GetPresence, ServerFrame
 
 
 @message_route(GetPresence)
-def handler(frame: GetPresence, caller: Caller, svc: Services) -> dict[str, Any] | None:
+def handler(frame: GetPresence, caller: Caller, svc: Services) -> ServerFrame | None:
     return svc.presence(caller.endpoint).look_up(
         caller.user_id, caller.connection_id, frame.user_ids, frame.subscribe
     )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import MarkSeen
 from messenger.wiring import Services
+from messenger_protocol.frames import MarkSeen, ServerFrame
 
 
 @message_route(MarkSeen)
-def handler(frame: MarkSeen, caller: Caller, svc: Services) -> dict[str, Any] | None:
+def handler(frame: MarkSeen, caller: Caller, svc: Services) -> ServerFrame | None:
     svc.messaging(caller.endpoint).mark_seen(caller.user_id, frame.to, frame.message_ids)
     return None

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import PONG_FRAME, Ping
 from messenger.wiring import Services
+from messenger_protocol.frames import Ping, PongFrame, ServerFrame
 
 
 @message_route(Ping)
-def handler(frame: Ping, caller: Caller, svc: Services) -> dict[str, Any] | None:
-    return PONG_FRAME
+def handler(frame: Ping, caller: Caller, svc: Services) -> ServerFrame | None:
+    return PongFrame()

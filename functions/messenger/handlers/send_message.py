@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import SendMessage
 from messenger.wiring import Services
+from messenger_protocol.frames import SendMessage, ServerFrame
 
 
 @message_route(SendMessage)
-def handler(frame: SendMessage, caller: Caller, svc: Services) -> dict[str, Any] | None:
+def handler(frame: SendMessage, caller: Caller, svc: Services) -> ServerFrame | None:
     return svc.messaging(caller.endpoint).send(caller.user_id, frame)

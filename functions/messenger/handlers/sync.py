@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.handlers._runtime import Caller, message_route
-from messenger.models import Sync
 from messenger.wiring import Services
+from messenger_protocol.frames import ServerFrame, Sync
 
 
 @message_route(Sync)
-def handler(frame: Sync, caller: Caller, svc: Services) -> dict[str, Any] | None:
+def handler(frame: Sync, caller: Caller, svc: Services) -> ServerFrame | None:
     # Items and syncDone are posted (in order) rather than returned, so a long queue
     # never races API Gateway's 29 s integration timeout for its final frame.
     svc.messaging(caller.endpoint).sync(caller.user_id, caller.connection_id)

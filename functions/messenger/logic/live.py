@@ -6,26 +6,22 @@ and the last one closing are the only presence changes watchers hear about.
 
 from __future__ import annotations
 
-from typing import Any
-
-from messenger.contract import MAX_CONNECTION_SECONDS, Metric
+from messenger.contract import STALE_CONNECTION_SECONDS, Metric
 from messenger.dal.users import Profile, Users
 from messenger.errors import ConnectionGone
 from messenger.logic.clock import Clock
-from messenger.models import presence_frame
 from messenger.observability import count
 from messenger.transport.connections import Connections
+from messenger_protocol.frames import PresenceEntry, PresenceFrame, ServerFrame
 
 
-def presence_entry(user_id: str, profile: Profile | None, now_ms: int) -> dict[str, Any]:
+def presence_entry(user_id: str, profile: Profile | None, now_ms: int) -> PresenceEntry:
     if profile is None:
-        return {"userId": user_id, "online": False, "lastSeen": None}
+        return PresenceEntry(user_id=user_id, online=False, last_seen=None)
     online = profile.is_online(now_ms)
-    return {
-        "userId": user_id,
-        "online": online,
-        "lastSeen": None if online else profile.last_seen,
-    }
+    return PresenceEntry(
+        user_id=user_id, online=online, last_seen=None if online else profile.last_seen
+    )
 
 
 class Live:
@@ -34,7 +30,7 @@ class Live:
         self._connections = connections
         self._clock = clock
 
-    def deliver(self, profile: Profile, frame: dict[str, Any], *, skip: str | None = None) -> int:
+    def deliver(self, profile: Profile, frame: ServerFrame, *, skip: str | None = None) -> int:
         """Post a frame to every live connection of a user; returns how many took it.
 
         A connection that answers Gone is closed on our side too.
@@ -47,7 +43,7 @@ class Live:
                 delivered += 1
         return delivered
 
-    def post(self, user_id: str, connection_id: str, frame: dict[str, Any]) -> bool:
+    def post(self, user_id: str, connection_id: str, frame: ServerFrame) -> bool:
         """Post to one connection of a user; False (and the connection closed) if gone."""
         try:
             self._connections.post(connection_id, frame)
@@ -78,8 +74,8 @@ class Live:
         if not profile.is_online(now):
             self._notify_watchers(user_id, presence_entry(user_id, profile, now))
 
-    def _notify_watchers(self, user_id: str, entry: dict[str, Any]) -> None:
-        frame = presence_frame([entry])
+    def _notify_watchers(self, user_id: str, entry: PresenceEntry) -> None:
+        frame = PresenceFrame(users=[entry])
         for subscription in self._users.watchers_of(user_id, self._clock.now_s()):
             if not self.post(subscription.watcher, subscription.connection_id, frame):
                 self._users.drop_subscription(subscription)
@@ -87,5 +83,5 @@ class Live:
     def subscribe(self, watcher: str, connection_id: str, watched: list[str]) -> None:
         # A subscription ends with its connection; the TTL only sweeps up after a lost
         # $disconnect.
-        expires_at = self._clock.now_s() + MAX_CONNECTION_SECONDS
+        expires_at = self._clock.now_s() + STALE_CONNECTION_SECONDS
         self._users.add_subscriptions(watcher, connection_id, watched, expires_at)

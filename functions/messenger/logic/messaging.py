@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from messenger.contract import Metric
 from messenger.dal.queue import (
@@ -27,8 +27,9 @@ from messenger.errors import RateLimited, UnknownRecipient
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
 from messenger.logic.rate_limit import SendRateLimit
-from messenger.models import SendMessage, ack_frame, sync_done_frame
 from messenger.observability import count
+from messenger_protocol.frames import AckFrame, SendMessage, SyncDoneFrame
+from messenger_protocol.names import ReceiptStatus
 
 MAX_ACTIONS_PER_TRANSACTION = 100
 ACK_ATTEMPTS = 6
@@ -76,7 +77,7 @@ class Messaging:
 
     # --- sendMessage ---------------------------------------------------------------
 
-    def send(self, sender: str, frame: SendMessage) -> dict[str, Any]:
+    def send(self, sender: str, frame: SendMessage) -> AckFrame:
         """Queue a message for its recipient, then try to hand it over live."""
         recipient = self._users.get_profile(frame.to)
         if recipient is None:
@@ -99,14 +100,14 @@ class Messaging:
         if not fresh:
             # A resend while the first copy waits: same ack, never a second delivery.
             count(Metric.DUPLICATE_SENDS)
-            return ack_frame(stored.message_id, stored.server_ts)
+            return AckFrame(message_id=stored.message_id, server_ts=stored.server_ts)
         count(Metric.MESSAGES_STORED)
         if self._live.deliver(recipient, stored.frame()):
             count(Metric.MESSAGES_DELIVERED_LIVE)
         else:
             count(Metric.MESSAGES_LEFT_QUEUED)
             self._offline.something_queued(recipient, "message")
-        return ack_frame(stored.message_id, stored.server_ts)
+        return AckFrame(message_id=stored.message_id, server_ts=stored.server_ts)
 
     # --- ack -----------------------------------------------------------------------
 
@@ -145,7 +146,9 @@ class Messaging:
                 if sender in written:
                     appends.append((written[sender], message_ids))
                 else:
-                    new.append(self._receipt(sender, "delivered", message_ids, owner, now_ns))
+                    new.append(
+                        self._receipt(sender, ReceiptStatus.DELIVERED, message_ids, owner, now_ns)
+                    )
             try:
                 self._acks.remove_messages(owner, chunk, new, appends)
             except ItemsMissing as missing:
@@ -171,7 +174,7 @@ class Messaging:
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
         receipt = self._receipt(
-            to, "seen", list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
+            to, ReceiptStatus.SEEN, list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
         )
         self._queue.store_receipt(receipt)
         count(Metric.RECEIPTS_QUEUED)
@@ -187,13 +190,13 @@ class Messaging:
                 return sent  # the caller is gone; everything stays queued
             sent += 1
         count(Metric.ITEMS_SYNCED, sent)
-        self._live.post(owner, connection_id, sync_done_frame(sent))
+        self._live.post(owner, connection_id, SyncDoneFrame(count=sent))
         return sent
 
     # --- helpers -------------------------------------------------------------------
 
     def _receipt(
-        self, recipient: str, status: str, message_ids: list[str], by: str, now_ns: int
+        self, recipient: str, status: ReceiptStatus, message_ids: list[str], by: str, now_ns: int
     ) -> QueuedReceipt:
         return QueuedReceipt(
             recipient=recipient,

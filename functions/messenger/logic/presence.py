@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from messenger.dal.users import Users
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live, presence_entry
-from messenger.models import presence_frame
+from messenger_protocol.frames import PresenceFrame
 
 
 class Presence:
@@ -18,11 +16,11 @@ class Presence:
 
     def look_up(
         self, watcher: str, connection_id: str, user_ids: list[str], subscribe: bool
-    ) -> dict[str, Any]:
+    ) -> PresenceFrame:
         asked = list(dict.fromkeys(user_ids))
         # Subscribe first, so a change that lands while we read is not missed.
         if subscribe:
             self._live.subscribe(watcher, connection_id, asked)
         profiles = self._users.get_profiles(asked)
         now = self._clock.now_ms()
-        return presence_frame([presence_entry(uid, profiles.get(uid), now) for uid in asked])
+        return PresenceFrame(users=[presence_entry(uid, profiles.get(uid), now) for uid in asked])

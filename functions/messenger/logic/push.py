@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE, Metric
 from messenger.dal.push_devices import (
@@ -25,9 +24,10 @@ from messenger.dal.push_devices import (
 from messenger.dal.users import Profile, Users
 from messenger.errors import PushEndpointGone, PushNotConfigured
 from messenger.logic.clock import Clock
-from messenger.models import push_registered_frame
 from messenger.observability import count, logger
 from messenger.transport.push import SnsPush, notification_for
+from messenger_protocol.frames import PushRegisteredFrame
+from messenger_protocol.names import PushPlatform
 
 SAVE_ATTEMPTS = 4
 # Pushes run before the sender's ack. Past this much time, the devices not reached yet
@@ -60,7 +60,7 @@ class PushRegistration:
         self._clock = clock
         self._applications = applications
 
-    def register(self, user_id: str, platform: str, token: str) -> dict[str, Any]:
+    def register(self, user_id: str, platform: PushPlatform, token: str) -> PushRegisteredFrame:
         """Create or refresh the device's endpoint and record it; idempotent per token."""
         application = self._applications.get(platform)
         if not application:
@@ -84,7 +84,7 @@ class PushRegistration:
             if evict is not None:
                 self._drop_endpoint(evict)
             count(Metric.PUSH_DEVICES_REGISTERED)
-            return push_registered_frame(platform)
+            return PushRegisteredFrame(platform=platform)
         raise RuntimeError("push devices kept changing during registration")
 
     def _profile(self, user_id: str) -> Profile:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from messenger.errors import ConnectionGone
+from messenger_protocol.frames import ServerFrame
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
-
-
-def encode_frame(frame: dict[str, Any]) -> bytes:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class Connections:
@@ -23,10 +19,12 @@ class Connections:
     def __init__(self, client: ApiGatewayManagementApiClient) -> None:
         self._client = client
 
-    def post(self, connection_id: str, frame: dict[str, Any]) -> None:
+    def post(self, connection_id: str, frame: ServerFrame) -> None:
         """Send one frame; raises ConnectionGone when the socket is closed (HTTP 410)."""
         try:
-            self._client.post_to_connection(ConnectionId=connection_id, Data=encode_frame(frame))
+            self._client.post_to_connection(
+                ConnectionId=connection_id, Data=frame.to_json().encode()
+            )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code")
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

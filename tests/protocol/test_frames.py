@@ -1,0 +1,147 @@
+"""Frame reading: each refusal names the field and the rule it broke."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from messenger_protocol import frames
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.errors import BadRequest, TooLarge, UnknownAction
+from messenger_protocol.frames import Ack, GetPresence, RegisterPush, SendMessage
+from messenger_protocol.limits import MAX_BODY_BYTES
+from messenger_protocol.names import ErrorCode, PushPlatform, ReceiptStatus
+from tests.support.schemas import errors_of
+
+pytestmark = pytest.mark.unit
+
+SEND = {
+    "action": "sendMessage",
+    "messageId": "msg-00000001",
+    "to": "bob",
+    "body": b64url_encode(b"ciphertext"),
+    "nonce": b64url_encode(b"\x00" * 24),
+    "sentAt": 5,
+}
+
+
+def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
+    frame = SendMessage.read(SEND | {"from": "mallory"})
+    assert (frame.message_id, frame.to, frame.sent_at) == ("msg-00000001", "bob", 5)
+    assert not hasattr(frame, "from_")
+    assert GetPresence.read({"action": "getPresence", "userIds": ["a"]}).subscribe is False
+
+
+@pytest.mark.parametrize(
+    ("model", "document", "says"),
+    [
+        (SendMessage, SEND | {"to": "bob\n"}, "to: must be a user id"),
+        (SendMessage, {k: v for k, v in SEND.items() if k != "nonce"}, "nonce: required"),
+        (SendMessage, SEND | {"sentAt": True}, "sentAt: must be an integer"),
+        (SendMessage, SEND | {"sentAt": 2**53 + 1}, "sentAt: must be an integer"),
+        (SendMessage, SEND | {"action": "ack"}, "action: must be 'sendMessage'"),
+        (Ack, {"action": "ack", "ids": ["ok", 7]}, "ids.1: must be an item id"),
+        (Ack, {"action": "ack", "ids": ("a",)}, "ids: must be a list"),
+        (
+            GetPresence,
+            {"action": "getPresence", "userIds": ["a"], "subscribe": 1},
+            "subscribe: must be true or false",
+        ),
+        (
+            RegisterPush,
+            {"action": "registerPush", "platform": "WNS", "token": "x"},
+            "platform: must be one of APNS, APNS_SANDBOX, GCM",
+        ),
+        (
+            RegisterPush,
+            {"action": "registerPush", "platform": "APNS", "token": "zz"},
+            "token: not a APNS device token",
+        ),
+    ],
+)
+def test_a_refusal_names_the_field_and_its_rule(model, document, says: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        model.read(document)
+    assert refused.value.code == "BAD_REQUEST"
+    assert says in refused.value.message
+
+
+def test_an_oversize_body_is_too_large_whatever_else_is_wrong() -> None:
+    oversize = b64url_encode(b"x" * (MAX_BODY_BYTES + 1))
+    with pytest.raises(TooLarge):
+        SendMessage.read(SEND | {"body": oversize, "to": "not a user", "sentAt": -1})
+
+
+# --- both directions: one writer and one reader per frame -----------------------------------
+
+SERVER_EXAMPLES = [
+    frames.AckFrame(message_id="msg-00000001", server_ts=1_764_190_000_123),
+    frames.MessageFrame(
+        id="m#alice#msg-00000001",
+        message_id="msg-00000001",
+        sender="alice",
+        body=b64url_encode(b"ciphertext"),
+        nonce=b64url_encode(b"\x00" * 24),
+        sent_at=1,
+        server_ts=2,
+    ),
+    frames.ReceiptFrame(
+        id="r#1", status=ReceiptStatus.SEEN, message_ids=["msg-00000001"], by="bob", at=3
+    ),
+    frames.SyncDoneFrame(count=7),
+    frames.PresenceFrame(users=[frames.PresenceEntry(user_id="bob", online=False, last_seen=None)]),
+    frames.KeysFrame(
+        user_id="bob", sign_key=b64url_encode(b"\x01" * 32), box_key=b64url_encode(b"\x02" * 32)
+    ),
+    frames.PushRegisteredFrame(platform=PushPlatform.GCM),
+    frames.PongFrame(),
+    frames.ErrorFrame(code=ErrorCode.TOO_LARGE, message="body is over", ref=None),
+]
+
+
+def test_there_is_an_example_of_every_server_frame() -> None:
+    assert {type(frame) for frame in SERVER_EXAMPLES} == set(frames.SERVER_FRAMES.values())
+
+
+@pytest.mark.parametrize("frame", SERVER_EXAMPLES, ids=lambda frame: frame.KIND)
+def test_a_server_frame_reads_back_as_written_and_keeps_its_schema(frame) -> None:
+    wire = json.loads(frame.to_json())
+    assert wire["type"] == frame.TYPE
+    assert frames.read_server_frame(wire) == frame
+    assert errors_of(f"server.{frame.KIND}", wire) == []
+
+
+@pytest.mark.parametrize(
+    "frame_class", list(frames.CLIENT_FRAMES.values()), ids=lambda frame: frame.KIND
+)
+def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
+    examples = {
+        "sendMessage": SEND,
+        "ack": {"action": "ack", "ids": ["m#bob#msg-00000001"]},
+        "markSeen": {"action": "markSeen", "to": "bob", "messageIds": ["msg-00000001"]},
+        "getPresence": {"action": "getPresence", "userIds": ["bob"], "subscribe": True},
+        "getKeys": {"action": "getKeys", "userId": "bob"},
+        "registerPush": {"action": "registerPush", "platform": "APNS", "token": "ab" * 32},
+    }
+    document = examples.get(frame_class.KIND, {"action": frame_class.KIND})
+    frame = frames.read_client_frame(document)
+    assert type(frame) is frame_class
+    assert json.loads(frame.to_json()) == document
+    assert errors_of(f"client.{frame.KIND}", document) == []
+
+
+def test_unknown_frames_are_told_apart() -> None:
+    with pytest.raises(UnknownAction, match="unknown action 'fly'"):
+        frames.read_client_frame({"action": "fly"})
+    with pytest.raises(UnknownAction, match="frame has no action"):
+        frames.read_client_frame([1])
+    with pytest.raises(BadRequest, match="not a server frame type"):
+        frames.read_server_frame({"type": "telegram"})
+
+
+def test_ref_is_the_message_id_when_well_formed_else_the_action() -> None:
+    assert frames.reference_of({"messageId": "msg-00000001", "action": "x"}) == "msg-00000001"
+    assert frames.reference_of({"messageId": "bad id", "action": "sendMessage"}) == "sendMessage"
+    assert frames.reference_of({"action": ""}) is None
+    assert frames.reference_of("not an object") is None
