@@ -1,0 +1,385 @@
+"""The real functions on moto, driven as API Gateway would: no sockets, no emulator.
+
+`Harness` owns the moto tables, a clock its user can move, and a `PostRecorder`: a real
+boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorded, and
+which answers 410 GoneException for connections declared gone (moto itself never does).
+The events are the emulator's (messenger_local.events) and so is the Lambda context.
+The tests drive the handlers with it (tests/support/harness.py checks every frame
+against docs/asyncapi.yaml); the benchmarks count the AWS calls the handlers make.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, Self
+from urllib.parse import unquote
+
+import boto3
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from messenger.config import Settings
+from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
+from messenger.logic.clock import FixedClock
+from messenger.wiring import CLIENT_CONFIG, Services, use_services
+from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_local.events import (
+    Api,
+    Handshake,
+    authorizer_context,
+    authorizer_event,
+    connect_event,
+    disconnect_event,
+    message_event,
+    new_id,
+)
+from messenger_local.lambdas import LambdaContext
+from messenger_protocol.frames import SendMessage
+
+# The events of a deployed stage: the functions build @connections URLs from them.
+API = Api(
+    api_id="a1b2c3d4e5",
+    stage="test",
+    domain_name=f"a1b2c3d4e5.execute-api.{REGION}.amazonaws.com",
+    region=REGION,
+    account_id=ACCOUNT_ID,
+)
+
+
+class Caller(Protocol):
+    """Whoever connects and sends through the harness: tests' users, benchmarks' users."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    def connect_query(
+        self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = True
+    ) -> dict[str, str]:
+        """A signed connect query (PROTOCOL.md §1), keys included unless told otherwise."""
+        ...
+
+    def encrypt_for(self, peer: Self, text: str) -> tuple[str, str]:
+        """(body, nonce), base64url: `text` sealed for the peer (PROTOCOL.md §5)."""
+        ...
+
+
+# Called with every frame the functions post or answer with; raises if one is wrong.
+FrameCheck = Callable[[Any], None]
+
+
+def _no_check(frame: Any) -> None:
+    """The default: the frames are the functions' business, not the harness's."""
+
+
+def handshake(connection_id: str, query: dict[str, str] | None, connected_at: int) -> Handshake:
+    """A connection's upgrade request as API Gateway keeps it."""
+    return Handshake(
+        connection_id=connection_id,
+        connected_at=connected_at,
+        source_ip="127.0.0.1",
+        user_agent="pytest",
+        headers=(("Host", API.domain_name), ("Sec-WebSocket-Version", "13")),
+        query=tuple((query or {}).items()),
+        port=443,
+        scheme="https",
+    )
+
+
+def context_for(route: str) -> LambdaContext:
+    """A Lambda context for one invocation of the function behind `route` (or the
+    authorizer)."""
+    name = AUTHORIZER.function_name if route == "authorizer" else ROUTES_BY_KEY[route].function_name
+    return LambdaContext.for_invocation(name, region=REGION, account_id=ACCOUNT_ID)
+
+
+def allowed(user_id: str) -> dict[str, Any]:
+    """`requestContext.authorizer` of a connection the authorizer admitted as `user_id`."""
+    return authorizer_context(user_id, {"userId": user_id}, latency_ms=12)
+
+
+class _Response(AWSResponse):
+    """An HTTP answer made up by a test, shaped as botocore reads a real one."""
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        http_headers = HTTPHeaders()
+        for name, value in headers.items():
+            http_headers[name] = value
+        super().__init__(url, status, http_headers, _Raw(body))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue"}
+START_MS = 1_764_190_000_000
+
+
+def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    module, function = dotted.rsplit(".", 1)
+    return getattr(importlib.import_module(module), function)
+
+
+def create_tables(client: Any) -> None:
+    for spec in TABLES:
+        name = TABLE_NAMES[spec.logical_name]
+        client.create_table(**create_table_request(spec, name))
+        client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+
+
+class PostRecorder:
+    """Frames posted to @connections, per connection; 410 for connections in `gone`."""
+
+    def __init__(self, check_frame: FrameCheck = _no_check) -> None:
+        self.check_frame = check_frame
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        self.attempts: list[str] = []
+
+    def client_factory(self, endpoint: str) -> Any:
+        client = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            config=CLIENT_CONFIG,
+        )
+        events = client.meta.events
+        events.register("before-call.apigatewaymanagementapi.PostToConnection", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        connection_id = unquote(params["url_path"].rsplit("/", 1)[-1])
+        self.attempts.append(connection_id)
+        if connection_id in self.gone:
+            response = AWSResponse(params["url"], 410, HTTPHeaders(), None)
+            return response, {
+                "Error": {"Code": "GoneException", "Message": ""},
+                "ResponseMetadata": {"HTTPStatusCode": 410},
+            }
+        frame = json.loads(params["body"])
+        self.check_frame(frame)
+        self.frames[connection_id].append(frame)
+        return None  # let the real call go to moto
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        """Frames posted to a connection since the last take."""
+        frames = self.frames.pop(connection_id, [])
+        return frames
+
+    def of_type(self, connection_id: str, frame_type: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
+
+
+@dataclass
+class Connection:
+    user: Caller
+    connection_id: str
+    connected_at: int
+    handshake: Handshake
+
+
+@dataclass
+class Harness:
+    dynamodb: Any
+    clock: FixedClock
+    posts: PostRecorder
+    services: Services
+    settings: Settings
+    check_frame: FrameCheck = _no_check
+
+    # --- connecting ------------------------------------------------------------------
+
+    def authorize(
+        self, query: dict[str, str] | None, connection_id: str | None = None
+    ) -> dict[str, Any]:
+        handler = load_handler(AUTHORIZER.handler)
+        request = handshake(connection_id or new_id(), query, self.clock.now_ms())
+        return handler(authorizer_event(API, request, new_id()), context_for("authorizer"))
+
+    def connect(self, user: Caller, **query_options: Any) -> Connection:
+        """Authorize (registering on first use) and run $connect; fails the test if refused."""
+        ts = self.clock.now_s()
+        query = user.connect_query(ts=ts, **query_options)
+        decision = self.authorize(query)
+        effect = decision["policyDocument"]["Statement"][0]["Effect"]
+        assert effect == "Allow", f"connect refused for {user.user_id}"
+        at = self.clock.now_ms()
+        request = handshake(new_id(), query, at)
+        response = load_handler(ROUTES_BY_KEY["$connect"].handler)(
+            connect_event(API, request, allowed(user.user_id), new_id()), context_for("$connect")
+        )
+        assert response["statusCode"] == 200
+        return Connection(user, request.connection_id, at, request)
+
+    def disconnect(self, connection: Connection) -> dict[str, Any]:
+        event = disconnect_event(
+            API,
+            connection.handshake,
+            allowed(connection.user.user_id),
+            1000,
+            "Client-side close frame status code",
+            new_id(),
+        )
+        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(event, context_for("$disconnect"))
+
+    # --- frames ----------------------------------------------------------------------
+
+    def send_raw(self, connection: Connection, body: str, route_key: str) -> Any:
+        """Deliver a raw frame body to a route's handler; the route response frame, if any."""
+        handler = load_handler(ROUTES_BY_KEY[route_key].handler)
+        event = message_event(
+            API,
+            connection.handshake,
+            allowed(connection.user.user_id),
+            route_key,
+            body,
+            new_id(),
+            new_id(),
+        )
+        response = handler(event, context_for(route_key))
+        assert response["statusCode"] == 200
+        if "body" not in response:
+            return None
+        reply = json.loads(response["body"])
+        self.check_frame(reply)
+        return reply
+
+    def send(self, connection: Connection, frame: dict[str, Any]) -> Any:
+        """Route a frame as API Gateway does ($request.body.action), return the reply."""
+        action = frame.get("action")
+        route_key = (
+            action
+            if isinstance(action, str) and action in ROUTES_BY_KEY and not action.startswith("$")
+            else "$default"
+        )
+        return self.send_raw(connection, json.dumps(frame), route_key)
+
+    def message(
+        self, sender: Connection, to: Caller, text: str, message_id: str, sent_at: int = 1
+    ) -> dict[str, Any]:
+        """A sendMessage frame from the sender's user to `to`, its body really sealed."""
+        body, nonce = sender.user.encrypt_for(to, text)
+        frame = SendMessage(
+            body=body, message_id=message_id, to=to.user_id, nonce=nonce, sent_at=sent_at
+        )
+        return frame.to_wire()
+
+    # --- faults ----------------------------------------------------------------------
+
+    def throttle(self, operation: str, times: int, code: str = "ThrottlingException") -> list[int]:
+        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle.
+
+        Hooked on before-send, so botocore's retry mode sees a real 400 answer and
+        retries it like one from DynamoDB. Returns a list that counts the failures.
+        """
+        failures: list[int] = []
+        target = f"DynamoDB_20120810.{operation}"
+
+        def fail(request: Any, **kwargs: Any) -> Any:
+            if request.headers.get("X-Amz-Target", b"").decode() != target:
+                return None
+            if len(failures) >= times:
+                return None
+            failures.append(1)
+            # moto's own before-send hook runs after ours; point the request elsewhere so
+            # it does not carry out the call we are failing.
+            request.url = "http://throttled.invalid/"
+            body = json.dumps(
+                {
+                    "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                    "message": "Rate of requests exceeds the allowed throughput.",
+                }
+            )
+            return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+
+        self.services.dynamodb.meta.events.register_first("before-send.dynamodb", fail)
+        return failures
+
+    # --- state -----------------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every item of every table (tests only: compare before and after a refusal)."""
+        state = {}
+        for name in TABLE_NAMES.values():
+            items: list[dict[str, Any]] = []
+            for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
+                items += page["Items"]
+            state[name] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+        return state
+
+    def queue_of(self, user: Caller) -> list[dict[str, Any]]:
+        response = self.dynamodb.query(
+            TableName=TABLE_NAMES["Queue"],
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": user.user_id}},
+        )
+        return response["Items"]
+
+
+_MOTO_LOCK = threading.RLock()
+
+
+def _serialize_moto() -> None:
+    """Let moto handle one request at a time.
+
+    moto's in-memory backend is not thread-safe (a transaction deep-copies a table while
+    another thread writes it). DynamoDB itself serializes writes to an item, so running
+    moto's requests one at a time keeps concurrency tests faithful to the real service.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    if getattr(BotocoreStubber.process_request, "_serialized", False):
+        return
+    original = BotocoreStubber.process_request
+
+    def process_request(self: Any, request: Any) -> Any:
+        with _MOTO_LOCK:
+            return original(self, request)
+
+    process_request._serialized = True  # type: ignore[attr-defined]
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
+@contextmanager
+def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> Iterator[Harness]:
+    """A Harness inside moto's mock_aws; the functions use it until the block ends.
+
+    `check_frame` sees every frame the functions post or answer with; the settings
+    overrides go to the functions' `Settings` (rate limits, say).
+    """
+    from moto import mock_aws
+
+    _serialize_moto()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_tables(dynamodb)
+        settings = Settings(
+            users_table=TABLE_NAMES["Users"],
+            queue_table=TABLE_NAMES["Queue"],
+            **settings_overrides,
+        )
+        clock = FixedClock(START_MS)
+        posts = PostRecorder(check_frame)
+        services = Services(
+            settings=settings,
+            dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
+            clock=clock,
+            management_client_factory=posts.client_factory,
+        )
+        use_services(services)
+        try:
+            yield Harness(dynamodb, clock, posts, services, settings, check_frame=check_frame)
+        finally:
+            use_services(None)
