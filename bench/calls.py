@@ -23,9 +23,11 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
+from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
-from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
-from tests.support.identities import TestUser
+from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
+from messenger_protocol.frames import Ack, GetPresence, Sync
+from messenger_protocol.names import FrameType
 
 
 class CallCounter:
@@ -62,15 +64,15 @@ def instrument(h: Harness, counter: CallCounter) -> None:
 
 def seed_users(h: Harness, count: int) -> None:
     """Register `count` users directly (BatchWriteItem), as if they had connected once."""
-    signer = TestUser("seed")
+    signer = BenchUser.generate("seed").public_keys
     requests = [
         {
             "PutRequest": {
                 "Item": profile_item(
                     Profile(
                         user_id=f"user{i:07d}",
-                        sign_key=signer.sign_key_b64,
-                        box_key=signer.box_key_b64,
+                        sign_key=signer.sign_key,
+                        box_key=signer.box_key,
                         created_at=h.clock.now_ms(),
                     )
                 )
@@ -90,9 +92,9 @@ class Scenario:
     run: Callable[[Harness, CallCounter], Counter[str]]
 
 
-def _fresh_pair(h: Harness) -> tuple[TestUser, TestUser]:
+def _fresh_pair(h: Harness) -> tuple[BenchUser, BenchUser]:
     suffix = str(len(h.posts.attempts)) + str(h.clock.now_us())[-6:]
-    return TestUser(f"alice{suffix}"), TestUser(f"bob{suffix}")
+    return BenchUser.generate(f"alice{suffix}"), BenchUser.generate(f"bob{suffix}")
 
 
 def connect_new(h: Harness, c: CallCounter) -> Counter[str]:
@@ -127,7 +129,7 @@ def _send(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str
     frame = h.message(a, bob, "hello", "msg-bench-0001")
     with c.measuring() as calls:
         reply = h.send(a, frame)
-    assert reply is not None and reply["type"] == "ack", reply
+    assert reply is not None and reply["type"] == FrameType.ACK, reply
     return calls
 
 
@@ -156,10 +158,10 @@ def _queue_for(h: Harness, count: int) -> tuple[Connection, Connection]:
 
 def _ack(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
-    h.send(b, {"action": "sync"})
-    ids = [f["id"] for f in h.posts.of_type(b.connection_id, "message")]
+    h.send(b, Sync().to_wire())
+    ids = [f["id"] for f in h.posts.of_type(b.connection_id, FrameType.MESSAGE)]
     with c.measuring() as calls:
-        h.send(b, {"action": "ack", "ids": ids})
+        h.send(b, Ack(ids=ids).to_wire())
     return calls
 
 
@@ -174,7 +176,7 @@ def ack_100(h: Harness, c: CallCounter) -> Counter[str]:
 def _sync(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
     with c.measuring() as calls:
-        h.send(b, {"action": "sync"})
+        h.send(b, Sync().to_wire())
     return calls
 
 
@@ -191,7 +193,7 @@ def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
     a = h.connect(alice)
     h.connect(bob)
     with c.measuring() as calls:
-        h.send(a, {"action": "getPresence", "userIds": [bob.user_id], "subscribe": True})
+        h.send(a, GetPresence(user_ids=[bob.user_id], subscribe=True).to_wire())
     return calls
 
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import CallCounter, instrument
-from messenger.dal.queue import QueuedMessage, QueuedReceipt, _to_item
+from bench.protocol_client import BenchUser
+from messenger.dal.queue import QueuedMessage, QueuedReceipt, queue_item
+from messenger_local.harness import Harness, harness
 from messenger_protocol.encoding import b64url_encode
-from messenger_protocol.names import ReceiptStatus
-from tests.support.harness import Harness, harness
-from tests.support.identities import TestUser
+from messenger_protocol.frames import Ack
+from messenger_protocol.names import FrameType, ReceiptStatus
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
@@ -95,19 +96,19 @@ class Bill:
 
 def count_life(h: Harness, counter: CallCounter) -> Counter[str]:
     """Count the calls of one message's whole life on the real handlers."""
-    alice, bob = TestUser("alice"), TestUser("bob")
+    alice, bob = BenchUser.generate("alice"), BenchUser.generate("bob")
     a, b = h.connect(alice), h.connect(bob)
     total: Counter[str] = Counter()
     with counter.measuring() as calls:
         h.send(a, h.message(a, bob, "hello", "msg-cost-0001"))
     total += calls
-    [message] = h.posts.of_type(b.connection_id, "message")
+    [message] = h.posts.of_type(b.connection_id, FrameType.MESSAGE)
     with counter.measuring() as calls:
-        h.send(b, {"action": "ack", "ids": [message["id"]]})
+        h.send(b, Ack(ids=[message["id"]]).to_wire())
     total += calls
-    [receipt] = h.posts.of_type(a.connection_id, "receipt")
+    [receipt] = h.posts.of_type(a.connection_id, FrameType.RECEIPT)
     with counter.measuring() as calls:
-        h.send(a, {"action": "ack", "ids": [receipt["id"]]})
+        h.send(a, Ack(ids=[receipt["id"]]).to_wire())
     total += calls
     return total
 
@@ -115,7 +116,7 @@ def count_life(h: Harness, counter: CallCounter) -> Counter[str]:
 def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
     """Request units of one message's life, from its counted calls and its item sizes."""
     body = b64url_encode(b"x" * body_bytes)
-    message = _to_item(
+    message = queue_item(
         QueuedMessage(
             "bob",
             "alice",
@@ -128,7 +129,7 @@ def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
             1_766_782_000,
         )
     )
-    receipt = _to_item(
+    receipt = queue_item(
         QueuedReceipt(
             "alice",
             ReceiptStatus.DELIVERED,

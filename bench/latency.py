@@ -29,13 +29,20 @@ from aiohttp import WSMsgType, web
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from bench.load import functions_output_to_file, percentile, seal
+from bench.figures import percentile
+from bench.local_stack import functions_output_to_file, loopback_stack
+from bench.protocol_client import BenchUser, Received, open_socket, read_frame
 from messenger.contract import Env
 from messenger.dal.users import PROFILE, user_key
-from messenger_local import LocalStack
+from messenger_protocol.frames import (
+    Ack,
+    AckFrame,
+    MessageFrame,
+    ReceiptFrame,
+    SendMessage,
+)
 from messenger_protocol.limits import MAX_MESSAGE_BYTES
-from tests.support.identities import TestUser
-from tests.support.ws_client import open_socket, signed_url
+from messenger_protocol.names import SENT_STATUS
 
 MESSAGES = 500
 WARMUP = 20  # first messages of each run, not counted: imports, first connections
@@ -72,40 +79,37 @@ class Receiver:
         with contextlib.suppress(ConnectionClosed):
             async for raw in self.socket:
                 now = time.perf_counter()
-                frame = json.loads(raw)
-                # The bare relay hands over the sender's frame itself.
-                kind = "message" if frame.get("action") == "sendMessage" else frame.get("type")
-                waiting = {"message": self.arrivals, "ack": self.acks}.get(kind)
-                if waiting is not None:
-                    future = waiting.get(str(frame.get("messageId")))
-                    if future is not None and not future.done():
-                        future.set_result(now)
-                if self.acknowledge and kind in ("message", "receipt"):
-                    await self.socket.send(json.dumps({"action": "ack", "ids": [frame["id"]]}))
+                frame = arrival(json.loads(raw))
+                if isinstance(frame, MessageFrame | SendMessage):
+                    self._resolve(self.arrivals, frame.message_id, now)
+                elif isinstance(frame, AckFrame):
+                    self._resolve(self.acks, frame.message_id, now)
+                if self.acknowledge and isinstance(frame, MessageFrame | ReceiptFrame):
+                    await self.socket.send(Ack(ids=[frame.id]).to_json())
+
+    @staticmethod
+    def _resolve(waiting: dict[str, asyncio.Future[float]], message_id: str, now: float) -> None:
+        future = waiting.get(message_id)
+        if future is not None and not future.done():
+            future.set_result(now)
 
 
-def message_frames(sender: TestUser, recipient: TestUser, count: int) -> list[tuple[str, str]]:
+def arrival(document: Any) -> Received | SendMessage:
+    """What a client got: a frame from the stack, or the sender's own frame, which the
+    bare relay hands over unchanged."""
+    if isinstance(document, dict) and document.get(SendMessage.DISCRIMINATOR) == SendMessage.KIND:
+        return SendMessage.read(document)
+    return read_frame(document)
+
+
+def message_frames(sender: BenchUser, recipient: BenchUser, count: int) -> list[tuple[str, str]]:
     """(messageId, frame) pairs, sealed like any client's."""
     frames = []
     for number in range(count):
         text = "x" * TEXT_SIZES[number % len(TEXT_SIZES)]
-        body, nonce = seal(sender, recipient, text)
         message_id = f"lat{number:08d}"
-        frames.append(
-            (
-                message_id,
-                json.dumps(
-                    {
-                        "action": "sendMessage",
-                        "messageId": message_id,
-                        "to": recipient.user_id,
-                        "body": body,
-                        "nonce": nonce,
-                        "sentAt": int(time.time() * 1000),
-                    }
-                ),
-            )
-        )
+        sent_at = int(time.time() * 1000)
+        frames.append((message_id, sender.message_frame(recipient, message_id, text, sent_at)))
     return frames
 
 
@@ -151,11 +155,12 @@ async def relay_handler(request: web.Request) -> web.WebSocketResponse:
     async for message in socket:
         if message.type is not WSMsgType.TEXT:
             break
-        frame = json.loads(message.data)
-        await peers[frame["to"]].send_str(message.data)
-        await socket.send_str(
-            json.dumps({"type": "ack", "messageId": frame["messageId"], "status": "sent"})
+        frame = SendMessage.read(json.loads(message.data))
+        await peers[frame.to].send_str(message.data)
+        ack = AckFrame(
+            message_id=frame.message_id, server_ts=int(time.time() * 1000), status=SENT_STATUS
         )
+        await socket.send_str(ack.to_json())
     return socket
 
 
@@ -176,10 +181,10 @@ async def bare_relay() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def through_relay(frames: list[tuple[str, str]], alice: TestUser, bob: TestUser) -> Samples:
+async def through_relay(frames: list[tuple[str, str]], alice: BenchUser, bob: BenchUser) -> Samples:
     async with bare_relay() as url:
-        sender = await open_socket(f"{url}?user={alice.user_id}", ping_interval=None)
-        receiver = await open_socket(f"{url}?user={bob.user_id}", ping_interval=None)
+        sender = await open_socket(f"{url}?user={alice.user_id}")
+        receiver = await open_socket(f"{url}?user={bob.user_id}")
         try:
             return await exchange(sender, receiver, frames, acknowledge=False)
         finally:
@@ -198,14 +203,13 @@ class StackFigures:
 
 
 async def through_stack(
-    frames: list[tuple[str, str]], alice: TestUser, bob: TestUser
+    frames: list[tuple[str, str]], alice: BenchUser, bob: BenchUser
 ) -> StackFigures:
     # 500 messages from one sender in well under a minute would meet the default rate
-    # limit (120/min, burst 60): raise it, as `bench load` does.
-    environment = {Env.RATE_LIMIT_PER_MINUTE.value: "600000", Env.RATE_LIMIT_BURST.value: "10000"}
-    async with LocalStack(host="127.0.0.1", port=0, aws_port=0, environment=environment) as stack:
-        sender = await open_socket(signed_url(stack.ws_url, alice), ping_interval=None)
-        receiver = await open_socket(signed_url(stack.ws_url, bob), ping_interval=None)
+    # limit: the benchmarks' stack raises it.
+    async with loopback_stack() as stack:
+        sender = await open_socket(alice.signed_url(stack.ws_url))
+        receiver = await open_socket(bob.signed_url(stack.ws_url))
         try:
             samples = await exchange(sender, receiver, frames, acknowledge=True)
         finally:
@@ -253,7 +257,7 @@ def row(label: str, seconds: list[float], baseline: list[float] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    alice, bob = TestUser("alice"), TestUser("bob")
+    alice, bob = BenchUser.generate("alice"), BenchUser.generate("bob")
     frames = message_frames(alice, bob, MESSAGES + WARMUP)
     with functions_output_to_file("latency") as (console, _):
 

@@ -88,7 +88,8 @@ class QueuedReceipt:
 QueueItem = QueuedMessage | QueuedReceipt
 
 
-def _to_item(entry: QueueItem) -> dict[str, Any]:
+def queue_item(entry: QueueItem) -> dict[str, Any]:
+    """The Queue table item that stores `entry` (what a put writes, and what it bills)."""
     common = {
         "pk": {"S": entry.recipient},
         "sk": {"S": entry.id},
@@ -153,7 +154,7 @@ class Queue:
             with dynamodb_errors():
                 self._client.put_item(
                     TableName=self._table,
-                    Item=_to_item(message),
+                    Item=queue_item(message),
                     # A copy past its expiry is dead even if the TTL sweeper has not removed it.
                     ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
                     ExpressionAttributeValues={":now": {"N": str(now_s)}},
@@ -172,7 +173,7 @@ class Queue:
         return message, True
 
     def store_receipt(self, receipt: QueuedReceipt) -> None:
-        self._client.put_item(TableName=self._table, Item=_to_item(receipt))
+        self._client.put_item(TableName=self._table, Item=queue_item(receipt))
 
     def get(self, owner: str, item_id: str) -> QueueItem | None:
         response = self._client.get_item(
@@ -266,7 +267,7 @@ class Acknowledgements:
             }
             for item_id in item_ids
         ]
-        actions += [{"Put": {"TableName": self._table, "Item": _to_item(r)}} for r in new_receipts]
+        actions += [{"Put": {"TableName": self._table, "Item": queue_item(r)}} for r in new_receipts]
         for receipt, more in appends:
             actions.append({"Update": _receipt_append(self._table, receipt, more)})
         try:

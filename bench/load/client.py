@@ -1,0 +1,372 @@
+"""One user's device in a load run: a careful client as PROTOCOL.md describes it.
+
+It sends one message at a time (the next after the previous `ack`), sends the same
+frame again after `RATE_LIMITED`, an `INTERNAL` error, API Gateway's own error frames or
+an ack that never came, acknowledges every delivered item (a few milliseconds' worth
+batched into one `ack` frame), drops duplicates by `(from, messageId)`, and sends `sync`
+after every reconnect. Along the way it notes in the run's ledger what became of each
+message, for the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bench.load.ledger import Sent
+from bench.protocol_client import (
+    GATEWAY_ERRORS,
+    BenchUser,
+    GatewayError,
+    Received,
+    backoff_delay,
+    open_socket,
+    read_frame,
+)
+from messenger_client.errors import UnreadableMessage
+from messenger_protocol.frames import (
+    Ack,
+    AckFrame,
+    ErrorFrame,
+    MessageFrame,
+    Ping,
+    PongFrame,
+    ReceiptFrame,
+    Sync,
+    SyncDoneFrame,
+)
+from messenger_protocol.limits import MAX_IDS_PER_FRAME
+from messenger_protocol.names import ErrorCode, ReceiptStatus
+
+if TYPE_CHECKING:
+    from bench.load.run import LoadRun
+
+# How long a client waits for an ack before sending the same frame again.
+ACK_TIMEOUT_SECONDS = 60.0
+SYNC_TIMEOUT_SECONDS = 60.0
+OPEN_TIMEOUT_SECONDS = 60.0
+# A client gathers acks for this long before it sends one ack frame for all of them.
+ACK_BATCH_SECONDS = 0.01
+BACKOFF_FIRST_SECONDS = 0.05
+BACKOFF_MAX_SECONDS = 2.0
+HANDSHAKE_ATTEMPTS = 4
+# Answers after which the same frame goes again. RATE_LIMITED stored nothing; after the
+# others the message may or may not be stored: either way the same frame is the answer.
+RESEND_AFTER = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, *GATEWAY_ERRORS)
+
+Answer = AckFrame | ErrorFrame | GatewayError
+
+
+class LoadFailure(Exception):
+    """The run could not go on (a refused frame, a handshake refused...)."""
+
+
+@dataclass
+class Delivered:
+    server_ts: int
+    item_id: str
+
+
+class LoadClient:
+    """One user's device: a careful client as PROTOCOL.md describes it."""
+
+    def __init__(self, run: LoadRun, user: BenchUser) -> None:
+        self.run = run
+        self.user = user
+        self.socket: ClientConnection | None = None
+        self.epoch = 0  # which of this user's connections is the current one
+        self.online = False
+        self.in_sync = False  # between sending `sync` and reading its `syncDone`
+        self._sync_done: asyncio.Future[int] | None = None
+        self._waiting: dict[str, asyncio.Future[Answer]] = {}
+        self._ack_ids: list[str] = []
+        # The planned message behind each message item not acknowledged yet.
+        self._acking: dict[str, Sent] = {}
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._stored: dict[tuple[str, str], Delivered] = {}
+        self._receipts_seen: set[str] = set()
+        # Per sender, the last message that arrived on this connection outside a sync.
+        self._last_live: dict[str, int] = {}
+        # A send (frame out, ack back) and a reconnect never overlap.
+        self.lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    # --- connection ---
+
+    async def connect(self, *, first: bool) -> None:
+        """Open a connection (keys on the first one only, as PROTOCOL.md §1 says).
+
+        A refused handshake is tried again with a fresh nonce, as an app would, a few
+        times: under load the server refuses some that it should have accepted, and the
+        run counts them (docs/performance.md says why).
+        """
+        for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
+            # Signed anew each time: a nonce is good once, even for a refused handshake.
+            url = self.user.signed_url(self.run.ws_url, with_keys=first)
+            try:
+                socket = await open_socket(url, open_timeout=OPEN_TIMEOUT_SECONDS)
+                break
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                if attempt == HANDSHAKE_ATTEMPTS:
+                    raise LoadFailure(
+                        f"{self.user_id}: handshake refused {status}, {attempt} times"
+                    ) from refused
+                self.run.tally.counts[f"handshakes refused ({status}), then retried"] += 1
+                # Jittered by the process's random, not the run's: the churn the run
+                # draws next must not depend on how many handshakes were refused.
+                await asyncio.sleep(
+                    backoff_delay(attempt, BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS)
+                )
+        self.socket = socket
+        self.epoch += 1
+        self._last_live = {}
+        self.online = True
+        self._spawn(self._read(socket, self.epoch))
+
+    async def close(self) -> None:
+        socket, self.socket = self.socket, None
+        self.online = False
+        if socket is not None:
+            await socket.close()
+
+    async def reconnect(self, offline_seconds: float) -> None:
+        """Drop the connection, stay away a while, come back and catch up with `sync`."""
+        async with self.lock:
+            await self.flush_acks()
+            await self.close()
+            self.run.tally.counts["disconnects"] += 1
+            await asyncio.sleep(offline_seconds)
+            await self.connect(first=False)
+            self.run.tally.counts["reconnects"] += 1
+            await self.sync()
+
+    async def _reopen_if_closed(self) -> bool:
+        """Open a new connection if the server closed ours; True if it did."""
+        if self.socket is not None and self.socket.close_code is None:
+            return False
+        self.run.tally.counts["connections the server closed, reopened"] += 1
+        await self.connect(first=False)
+        return True
+
+    async def _ensure_connected(self) -> ClientConnection:
+        """The open connection; reopens (and syncs) one the server closed."""
+        if await self._reopen_if_closed():
+            await self.sync()
+        assert self.socket is not None
+        return self.socket
+
+    async def ping(self) -> None:
+        """The protocol's keep-alive: a data frame, so API Gateway's idle timer restarts."""
+        if self.socket is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self.socket.send(Ping().to_json())
+
+    # --- sending ---
+
+    async def send(self, sent: Sent, in_flight: asyncio.Semaphore) -> None:
+        """Send one message until it is acked: again after RATE_LIMITED or a lost ack.
+
+        Each attempt holds a slot of `in_flight` until its answer; backing off does not.
+        """
+        recipient = self.run.clients[sent.recipient]
+        sent_at = int(time.time() * 1000)
+        frame = self.user.message_frame(recipient.user, sent.message_id, sent.text, sent_at)
+        loop = asyncio.get_running_loop()
+        refusals = 0
+        while True:
+            answer: asyncio.Future[Answer] = loop.create_future()
+            self._waiting[sent.message_id] = answer
+            try:
+                async with in_flight:
+                    socket = await self._ensure_connected()
+                    sent.attempt_at = time.perf_counter()
+                    sent.recipient_epoch = recipient.epoch if recipient.online else None
+                    await socket.send(frame)
+                    reply = await asyncio.wait_for(answer, ACK_TIMEOUT_SECONDS)
+            except TimeoutError:
+                self.run.tally.counts["resent after no ack"] += 1
+                sent.lost_acks += 1
+                continue
+            except ConnectionClosed:
+                sent.lost_acks += 1
+                continue  # reconnect, then the same frame again
+            finally:
+                self._waiting.pop(sent.message_id, None)
+            if isinstance(reply, AckFrame):
+                sent.acked_at = time.perf_counter()
+                sent.ack_server_ts = reply.server_ts
+                self.run.note_acked()
+                return
+            code = reply.code if isinstance(reply, ErrorFrame) else reply.message
+            if code not in RESEND_AFTER:
+                raise LoadFailure(f"{self.user_id} -> {sent.recipient}: {reply}")
+            sent.lost_acks += code != ErrorCode.RATE_LIMITED
+            self.run.tally.counts[f"resent after {code}"] += 1
+            delay = backoff_delay(
+                refusals, BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, self.run.rng
+            )
+            refusals += 1
+            await asyncio.sleep(delay)
+
+    # --- receiving ---
+
+    async def _read(self, socket: ClientConnection, epoch: int) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in socket:
+                self._on_frame(read_frame(json.loads(raw)), epoch)
+        if self.socket is socket:
+            self.online = False  # the server closed it
+
+    def _on_frame(self, frame: Received, epoch: int) -> None:
+        if isinstance(frame, MessageFrame):
+            self._on_message(frame, epoch)
+        elif isinstance(frame, ReceiptFrame):
+            self._on_receipt(frame)
+        elif isinstance(frame, AckFrame):
+            self._answer(frame.message_id, frame)
+        elif isinstance(frame, ErrorFrame) and frame.ref in self._waiting:
+            self._answer(frame.ref, frame)
+        elif isinstance(frame, PongFrame):
+            pass
+        elif isinstance(frame, SyncDoneFrame):
+            self.in_sync = False
+            if self._sync_done is not None and not self._sync_done.done():
+                self._sync_done.set_result(frame.count)
+        elif isinstance(frame, GatewayError):
+            # API Gateway's answer when a function failed: it names no frame, but this
+            # client has at most one send waiting, and sending it again is harmless.
+            self.run.tally.counts[f"gateway '{frame.message}' frames"] += 1
+            for message_id in list(self._waiting):
+                self._answer(message_id, frame)
+        else:
+            self.run.tally.counts["unexpected frames"] += 1
+            self.run.tally.problem(f"{self.user_id} got {frame}")
+
+    def _answer(self, message_id: str | None, answer: Answer) -> None:
+        """Hand the answer to the send waiting for it, if one is."""
+        waiting = self._waiting.get(str(message_id))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
+
+    def _on_message(self, frame: MessageFrame, epoch: int) -> None:
+        now = time.perf_counter()
+        sent = self.run.ledger.get((frame.sender, frame.message_id))
+        if sent is None or sent.recipient != self.user_id:
+            self._queue_ack(frame.id)
+            self.run.tally.problem(f"{self.user_id} got a message not meant for it: {frame}")
+            return
+        self._queue_ack(frame.id, sent)
+        first = self._stored.get(sent.key)
+        if not self.in_sync and (first is None or first.server_ts == frame.server_ts):
+            # Pushed live: a sender's messages reach one connection in the order sent.
+            last = self._last_live.get(frame.sender, -1)
+            if sent.pair_index < last or (sent.pair_index == last and first is None):
+                self.run.tally.problem(
+                    f"{frame.sender}->{self.user_id} #{sent.pair_index} arrived after #{last}"
+                )
+            self._last_live[frame.sender] = max(last, sent.pair_index)
+        if first is not None:
+            # Dropped by (from, messageId), as PROTOCOL.md §2 asks: a sync hands over what
+            # is still queued, and a resend after a lost ack may be stored again.
+            self.run.tally.counts["redeliveries (dropped)"] += 1
+            if frame.server_ts not in sent.copies:
+                sent.copies.append(frame.server_ts)
+            return
+        sender = self.run.clients[frame.sender].user
+        try:
+            text = self.user.decrypt_from(sender, frame.body, frame.nonce)
+        except UnreadableMessage as unreadable:
+            text = None
+            self.run.tally.problem(f"{frame.message_id}: {unreadable}")
+        if text is not None and text != sent.text:
+            self.run.tally.problem(f"{frame.message_id}: decrypted text differs")
+        self._stored[sent.key] = Delivered(frame.server_ts, frame.id)
+        sent.received_at = now
+        sent.received_live = not self.in_sync and sent.recipient_epoch == epoch
+        sent.server_ts = frame.server_ts
+        sent.copies.append(frame.server_ts)
+
+    def _on_receipt(self, frame: ReceiptFrame) -> None:
+        self._queue_ack(frame.id)
+        if frame.id in self._receipts_seen:
+            self.run.tally.counts["redeliveries (dropped)"] += 1
+            return
+        self._receipts_seen.add(frame.id)
+        if frame.status != ReceiptStatus.DELIVERED:
+            self.run.tally.problem(f"{self.user_id} got {frame}")
+            return
+        for message_id in frame.message_ids:
+            sent = self.run.ledger.get((self.user_id, message_id))
+            if sent is None or sent.recipient != frame.by:
+                self.run.tally.problem(f"{self.user_id}: receipt for a message of no one: {frame}")
+                continue
+            sent.delivered_receipts += 1
+
+    # --- acknowledging ---
+
+    def _queue_ack(self, item_id: str, sent: Sent | None = None) -> None:
+        """Ack an item soon; `sent` is the planned message a message item carries."""
+        self._ack_ids.append(item_id)
+        if sent is not None:
+            self._acking[item_id] = sent
+        if len(self._ack_ids) >= MAX_IDS_PER_FRAME:
+            self._spawn(self.flush_acks())
+        elif self._ack_timer is None:
+            loop = asyncio.get_running_loop()
+            self._ack_timer = loop.call_later(
+                ACK_BATCH_SECONDS, lambda: self._spawn(self.flush_acks())
+            )
+
+    async def flush_acks(self) -> None:
+        """Send everything received so far in `ack` frames of at most 100 ids."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        while self._ack_ids and self.socket is not None:
+            ids = list(dict.fromkeys(self._ack_ids[:MAX_IDS_PER_FRAME]))
+            del self._ack_ids[:MAX_IDS_PER_FRAME]
+            try:
+                await self.socket.send(Ack(ids=ids).to_json())
+            except ConnectionClosed:
+                # Still queued on the server: they come again with the next sync.
+                self._ack_ids[:0] = ids
+                return
+            for item_id in ids:
+                sent = self._acking.pop(item_id, None)
+                if sent is not None:
+                    sent.recipient_acked = True
+
+    @property
+    def acks_pending(self) -> int:
+        return len(self._ack_ids)
+
+    # --- catching up ---
+
+    async def sync(self) -> int:
+        """Ask for everything queued; how many items the server said it sent."""
+        await self._reopen_if_closed()
+        assert self.socket is not None
+        self._sync_done = asyncio.get_running_loop().create_future()
+        self.in_sync = True
+        await self.socket.send(Sync().to_json())
+        count = await asyncio.wait_for(self._sync_done, SYNC_TIMEOUT_SECONDS)
+        await self.flush_acks()
+        return count
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,294 @@
+"""One load run: the users and their clients, the pace, the churn, progress and timeout,
+and the stack it drives (started here, or a `messenger local` started elsewhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import random
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import boto3
+
+from bench.load.checks import check_run, queue_partitions
+from bench.load.client import LoadClient, LoadFailure
+from bench.load.ledger import Sent, Tally, plan_messages
+from bench.load.report import LoadResult, report
+from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, loopback_stack
+from bench.protocol_client import BenchUser
+from messenger.contract import Env
+from messenger_local import EmbeddedAws
+from messenger_local.aws import FAKE_CREDENTIALS, REGION
+
+FULL_USERS = 1_000
+FULL_MESSAGES = 20_000
+DEFAULT_CHURN = 0.2
+DEFAULT_SEED = 7
+# The full size takes about 45 minutes on a 2-core machine (docs/performance.md).
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+DEFAULT_IN_FLIGHT = 32
+DEFAULT_WORKERS = 32
+# Handshakes in flight at once while the clients connect (each is two invocations).
+CONNECT_CONCURRENCY = 16
+MAX_DRAIN_ROUNDS = 20
+PROGRESS_SECONDS = 30.0
+# Well inside API Gateway's 10-minute idle timeout, even with a loaded event loop.
+KEEPALIVE_SECONDS = 240.0
+# Where in the run (as a share of all messages acked) churning users drop, and how long
+# they stay away.
+CHURN_WINDOW = (0.1, 0.8)
+OFFLINE_SECONDS = (0.05, 1.0)
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """The size and shape of one run."""
+
+    users: int = FULL_USERS
+    messages: int = FULL_MESSAGES
+    churn: float = DEFAULT_CHURN
+    seed: int = DEFAULT_SEED
+    # The per-sender rate limit given to a stack started here: by default high enough
+    # that no sender meets it, so the run measures the stack.
+    rate_per_minute: int = RATE_PER_MINUTE
+    rate_burst: int = RATE_BURST
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    workers: int = DEFAULT_WORKERS  # the local stack's worker pool (concurrent invocations)
+    # Sends outstanding at once across all clients: the offered load. Every connection
+    # stays open (and receives) throughout; this only paces how many wait for an ack.
+    in_flight: int = DEFAULT_IN_FLIGHT
+
+
+class LoadRun:
+    """All clients of one run, the plan, and what came of it."""
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        ws_url: str,
+        settle: Callable[[], Awaitable[None]],
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.ws_url = ws_url
+        self.settle = settle
+        self.progress = progress or (lambda line: None)
+        self.rng = random.Random(config.seed)
+        # Fresh user ids each run: a `messenger local` that ran before still knows the
+        # old ones (with other keys).
+        run_id = os.urandom(3).hex()
+        users = [BenchUser.generate(f"load-{run_id}-{i:05d}") for i in range(config.users)]
+        self.clients = {user.user_id: LoadClient(self, user) for user in users}
+        self.plan = plan_messages(users, config.messages, self.rng)
+        self.ledger = {sent.key: sent for sent in self.plan}
+        self.tally = Tally()
+        self.acked = 0
+        # Churning users waiting for their moment: (acked count, tie-breaker, wake-up).
+        self._churn_due: list[tuple[float, int, asyncio.Future[None]]] = []
+        self.timings: dict[str, float] = {}
+        self.peak_connections = 0
+
+    async def connect_all(self) -> None:
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def connect(client: LoadClient) -> None:
+            async with gate:
+                await client.connect(first=True)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(connect(client) for client in self.clients.values()))
+        self.timings["connect"] = time.perf_counter() - started
+        self.peak_connections = sum(client.online for client in self.clients.values())
+
+    async def exchange(self) -> None:
+        """Every sender sends its messages one after the other; some users churn."""
+        by_sender: dict[str, list[Sent]] = {user_id: [] for user_id in self.clients}
+        for sent in self.plan:
+            by_sender[sent.sender].append(sent)
+
+        in_flight = asyncio.Semaphore(self.config.in_flight)
+
+        async def send_all(client: LoadClient, messages: list[Sent]) -> None:
+            for sent in messages:
+                async with client.lock:
+                    await client.send(sent, in_flight)
+
+        churners = self.rng.sample(
+            sorted(self.clients), round(self.config.churn * len(self.clients))
+        )
+        started = time.perf_counter()
+        senders = [
+            send_all(self.clients[user_id], messages) for user_id, messages in by_sender.items()
+        ]
+        churn = [
+            self._churn(
+                self.clients[user_id],
+                self.rng.uniform(*CHURN_WINDOW) * len(self.plan),
+                self.rng.uniform(*OFFLINE_SECONDS),
+            )
+            for user_id in churners
+        ]
+        reporter = asyncio.get_running_loop().create_task(self._report_progress(started))
+        try:
+            await asyncio.gather(*senders, *churn)
+        finally:
+            reporter.cancel()
+        self.timings["exchange"] = time.perf_counter() - started
+
+    async def _report_progress(self, started: float) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            elapsed = time.perf_counter() - started
+            self.progress(
+                f"  ... {self.acked:,}/{len(self.plan):,} acked after {elapsed:.0f} s "
+                f"({self.acked / elapsed:.1f}/s)"
+            )
+
+    def note_acked(self) -> None:
+        """One more message acked: wake the churning users whose moment has come."""
+        self.acked += 1
+        while self._churn_due and self._churn_due[0][0] <= self.acked:
+            _, _, due = heapq.heappop(self._churn_due)
+            if not due.done():
+                due.set_result(None)
+
+    async def _churn(self, client: LoadClient, trigger: float, offline: float) -> None:
+        """Once `trigger` messages are acked, drop the connection for `offline` seconds."""
+        due: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._churn_due, (trigger, id(due), due))
+        await due
+        await client.reconnect(offline)
+
+    async def drain(self) -> int:
+        """Sync and ack until no one has anything queued; how many rounds it took."""
+        # As many syncs at once as sends in flight: a thousand at once would wait for
+        # the stack's workers past API Gateway's 29 s integration timeout.
+        gate = asyncio.Semaphore(self.config.in_flight)
+        started = time.perf_counter()
+        for round_number in range(1, MAX_DRAIN_ROUNDS + 1):
+            await asyncio.gather(*(client.flush_acks() for client in self.clients.values()))
+            await self.settle()
+            counts = await asyncio.gather(
+                *(self._sync(client, gate) for client in self.clients.values())
+            )
+            await self.settle()
+            pending = sum(client.acks_pending for client in self.clients.values())
+            if sum(counts) == 0 and pending == 0:
+                self.timings["drain"] = time.perf_counter() - started
+                return round_number
+        raise LoadFailure(f"the queue still held items after {MAX_DRAIN_ROUNDS} sync rounds")
+
+    async def keep_alive(self) -> None:
+        """Ping every client now and then: a user who neither sends nor acks for 10
+        minutes would otherwise be closed by the gateway (1001), as API Gateway does."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for client in list(self.clients.values()):
+                await client.ping()
+
+    @staticmethod
+    async def _sync(client: LoadClient, gate: asyncio.Semaphore) -> int:
+        async with gate:
+            return await client.sync()
+
+    async def close_all(self) -> None:
+        await asyncio.gather(
+            *(client.close() for client in self.clients.values()), return_exceptions=True
+        )
+
+
+# --- driving it -----------------------------------------------------------------------------
+
+
+def raise_open_files_limit(needed: int) -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE towards `needed` (at most the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+async def drive(run: LoadRun) -> int:
+    """Connect, exchange, drain: the whole run on `run`'s clients. Returns drain rounds."""
+    keep_alive = asyncio.get_running_loop().create_task(run.keep_alive())
+    try:
+        await run.connect_all()
+        await run.exchange()
+        return await run.drain()
+    finally:
+        keep_alive.cancel()
+        await run.close_all()
+
+
+async def run_local(
+    config: LoadConfig,
+    aws: EmbeddedAws | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """One run against a LocalStack started here, on loopback ports."""
+    # Each connection costs a descriptor on both sides, and these are in one process.
+    raise_open_files_limit(4 * config.users + 1024)
+    started = time.perf_counter()
+    stack = loopback_stack(
+        rate_per_minute=config.rate_per_minute,
+        rate_burst=config.rate_burst,
+        aws=aws,
+        workers=config.workers,
+    )
+    async with asyncio.timeout(config.timeout), stack:
+
+        async def settle() -> None:
+            await stack.settled(timeout=120.0)
+
+        run = LoadRun(config, stack.ws_url, settle, progress)
+        rounds = await drive(run)
+        await stack.settled(timeout=60.0)
+        loop = asyncio.get_running_loop()
+        left = await loop.run_in_executor(
+            None,
+            queue_partitions,
+            stack.aws.client("dynamodb"),
+            stack.table_names[Env.QUEUE_TABLE.value],
+            sorted(run.clients),
+        )
+        wall = time.perf_counter() - started
+        return report(run, check_run(run.plan, run.tally, left), stack, rounds, wall)
+
+
+async def run_remote(
+    config: LoadConfig,
+    url: str,
+    aws_endpoint: str | None,
+    queue_table: str | None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadResult:
+    """One run against a `messenger local` started elsewhere."""
+    raise_open_files_limit(2 * config.users + 1024)
+    started = time.perf_counter()
+
+    async def settle() -> None:
+        # Acks have no answer: give the server a moment to process them.
+        await asyncio.sleep(0.5)
+
+    async with asyncio.timeout(config.timeout):
+        run = LoadRun(config, url, settle, progress)
+        rounds = await drive(run)
+        left = None
+        if aws_endpoint and queue_table:
+            client = boto3.client(
+                "dynamodb",
+                endpoint_url=aws_endpoint,
+                region_name=REGION,
+                aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+                aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+            )
+            left = await asyncio.get_running_loop().run_in_executor(
+                None, queue_partitions, client, queue_table, sorted(run.clients)
+            )
+    wall = time.perf_counter() - started
+    return report(run, check_run(run.plan, run.tally, left), None, rounds, wall)
