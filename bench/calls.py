@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -120,7 +121,7 @@ def disconnect(h: Harness, c: CallCounter) -> Counter[str]:
     return calls
 
 
-def _send(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str]:
+def send_message(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str]:
     alice, bob = _fresh_pair(h)
     a = h.connect(alice)
     devices = [h.connect(bob) for _ in range(recipient_connections)]
@@ -131,18 +132,6 @@ def _send(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str
         reply = h.send(a, frame)
     assert reply is not None and reply["type"] == FrameType.ACK, reply
     return calls
-
-
-def send_online_1(h: Harness, c: CallCounter) -> Counter[str]:
-    return _send(h, c, 1)
-
-
-def send_online_3(h: Harness, c: CallCounter) -> Counter[str]:
-    return _send(h, c, 3)
-
-
-def send_offline(h: Harness, c: CallCounter) -> Counter[str]:
-    return _send(h, c, 0)
 
 
 def _queue_for(h: Harness, count: int) -> tuple[Connection, Connection]:
@@ -156,7 +145,7 @@ def _queue_for(h: Harness, count: int) -> tuple[Connection, Connection]:
     return a, b
 
 
-def _ack(h: Harness, c: CallCounter, count: int) -> Counter[str]:
+def ack_queued(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
     h.send(b, Sync().to_wire())
     ids = [f["id"] for f in h.posts.of_type(b.connection_id, FrameType.MESSAGE)]
@@ -165,27 +154,11 @@ def _ack(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     return calls
 
 
-def ack_1(h: Harness, c: CallCounter) -> Counter[str]:
-    return _ack(h, c, 1)
-
-
-def ack_100(h: Harness, c: CallCounter) -> Counter[str]:
-    return _ack(h, c, 100)
-
-
-def _sync(h: Harness, c: CallCounter, count: int) -> Counter[str]:
+def sync_queued(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
     with c.measuring() as calls:
         h.send(b, Sync().to_wire())
     return calls
-
-
-def sync_10(h: Harness, c: CallCounter) -> Counter[str]:
-    return _sync(h, c, 10)
-
-
-def sync_1000(h: Harness, c: CallCounter) -> Counter[str]:
-    return _sync(h, c, 1000)
 
 
 def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
@@ -201,13 +174,19 @@ SCENARIOS = [
     Scenario("connect, new user (authorizer + $connect)", connect_new),
     Scenario("connect, known user (authorizer + $connect)", connect_known),
     Scenario("disconnect", disconnect),
-    Scenario("sendMessage, recipient online, 1 connection", send_online_1),
-    Scenario("sendMessage, recipient online, 3 connections", send_online_3),
-    Scenario("sendMessage, recipient offline", send_offline),
-    Scenario("ack, 1 id", ack_1),
-    Scenario("ack, 100 ids", ack_100),
-    Scenario("sync, 10 items", sync_10),
-    Scenario("sync, 1,000 items", sync_1000),
+    Scenario(
+        "sendMessage, recipient online, 1 connection",
+        partial(send_message, recipient_connections=1),
+    ),
+    Scenario(
+        "sendMessage, recipient online, 3 connections",
+        partial(send_message, recipient_connections=3),
+    ),
+    Scenario("sendMessage, recipient offline", partial(send_message, recipient_connections=0)),
+    Scenario("ack, 1 id", partial(ack_queued, count=1)),
+    Scenario("ack, 100 ids", partial(ack_queued, count=100)),
+    Scenario("sync, 10 items", partial(sync_queued, count=10)),
+    Scenario("sync, 1,000 items", partial(sync_queued, count=1000)),
     Scenario("getPresence, 1 user, subscribe", get_presence),
 ]
 

@@ -217,9 +217,7 @@ async def through_stack(
             await receiver.close()
         await stack.settled()
         send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")][WARMUP:]
-        loop = asyncio.get_running_loop()
-        moto = await loop.run_in_executor(
-            None,
+        moto = await asyncio.to_thread(
             time_moto_calls,
             stack.aws.client("dynamodb"),
             stack.table_names[Env.USERS_TABLE.value],

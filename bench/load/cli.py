@@ -14,8 +14,6 @@ import os
 from bench.load.run import (
     DEFAULT_CHURN,
     DEFAULT_IN_FLIGHT,
-    DEFAULT_SEED,
-    DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_WORKERS,
     FULL_MESSAGES,
     FULL_USERS,
@@ -24,7 +22,24 @@ from bench.load.run import (
     run_local,
     run_remote,
 )
-from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, functions_output_to_file
+from bench.local_stack import functions_output_to_file
+
+# The options that shape a run, in --help's order, each named as the LoadConfig field it
+# sets (its default is the field's): type and help.
+RUN_OPTIONS: dict[str, tuple[type, str]] = {
+    "users": (int, f"users, one connection each ({FULL_USERS})"),
+    "messages": (int, f"messages between random pairs ({FULL_MESSAGES})"),
+    "churn": (float, f"share of users who drop and reconnect mid-run ({DEFAULT_CHURN})"),
+    "seed": (int, "plan seed"),
+    "rate_per_minute": (int, "RATE_LIMIT_PER_MINUTE given to the local stack's functions"),
+    "rate_burst": (int, "RATE_LIMIT_BURST given to the local stack's functions"),
+    "in_flight": (
+        int,
+        f"sends waiting for their ack at once, all clients together ({DEFAULT_IN_FLIGHT})",
+    ),
+    "workers": (int, f"the local stack's concurrent invocations ({DEFAULT_WORKERS})"),
+    "timeout": (float, "give up after this many seconds"),
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,56 +48,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--users", type=int, default=FULL_USERS, help=f"users, one connection each ({FULL_USERS})"
-    )
-    parser.add_argument(
-        "--messages",
-        type=int,
-        default=FULL_MESSAGES,
-        help=f"messages between random pairs ({FULL_MESSAGES})",
-    )
-    parser.add_argument(
-        "--churn",
-        type=float,
-        default=DEFAULT_CHURN,
-        help=f"share of users who drop and reconnect mid-run ({DEFAULT_CHURN})",
-    )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="plan seed")
-    parser.add_argument(
-        "--rate-per-minute",
-        type=int,
-        default=RATE_PER_MINUTE,
-        help="RATE_LIMIT_PER_MINUTE given to the local stack's functions",
-    )
-    parser.add_argument(
-        "--rate-burst",
-        type=int,
-        default=RATE_BURST,
-        help="RATE_LIMIT_BURST given to the local stack's functions",
-    )
-    parser.add_argument(
-        "--in-flight",
-        type=int,
-        default=DEFAULT_IN_FLIGHT,
-        help=f"sends waiting for their ack at once, all clients together ({DEFAULT_IN_FLIGHT})",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULT_WORKERS,
-        help=f"the local stack's concurrent invocations ({DEFAULT_WORKERS})",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help="give up after this many seconds",
-    )
+    defaults = {option.name: option.default for option in dataclasses.fields(LoadConfig)}
+    for name, (kind, help_text) in RUN_OPTIONS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=kind, default=defaults[name], help=help_text)
     parser.add_argument("--url", help="drive a running `messenger local` at this ws:// URL")
     parser.add_argument("--aws-endpoint", help="with --url: its moto endpoint")
     parser.add_argument("--queue-table", help="with --url: its queue table")
     return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> LoadConfig:
+    """The run's shape, from the options that set it."""
+    return LoadConfig(**{name: getattr(args, name) for name in RUN_OPTIONS})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.users < 2 or args.messages < 1 or not 0 <= args.churn <= 1:
         print("need at least 2 users, 1 message, and a churn between 0 and 1")
         return 2
-    # Each option of the run's shape is named as the LoadConfig field it sets.
-    config = LoadConfig(
-        **{option.name: getattr(args, option.name) for option in dataclasses.fields(LoadConfig)}
-    )
+    config = config_from(args)
     soft, _ = raise_open_files_limit(4 * config.users + 1024)
     with functions_output_to_file("load") as (console, log_path):
 

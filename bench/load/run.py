@@ -248,9 +248,7 @@ async def run_local(
         run = LoadRun(config, stack.ws_url, settle, progress)
         rounds = await drive(run)
         await stack.settled(timeout=60.0)
-        loop = asyncio.get_running_loop()
-        left = await loop.run_in_executor(
-            None,
+        left = await asyncio.to_thread(
             queue_partitions,
             stack.aws.client("dynamodb"),
             stack.table_names[Env.QUEUE_TABLE.value],
@@ -287,8 +285,8 @@ async def run_remote(
                 aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
                 aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
             )
-            left = await asyncio.get_running_loop().run_in_executor(
-                None, queue_partitions, client, queue_table, sorted(run.clients)
+            left = await asyncio.to_thread(
+                queue_partitions, client, queue_table, sorted(run.clients)
             )
     wall = time.perf_counter() - started
     return report(run, check_run(run.plan, run.tally, left), None, rounds, wall)
