@@ -13,6 +13,7 @@ import pytest
 from infra import bundling
 from infra.app import build_app
 from messenger.contract import AUTHORIZER, ROUTES
+from tests.infra.conftest import TARGET
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -32,7 +33,7 @@ def elf_machine(path: Path) -> int:
 def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Given a synthesis that bundles, as `cdk deploy` does
     outdir = tmp_path_factory.mktemp("cdk-bundled")
-    app = build_app({"env": "dev"}, outdir=str(outdir))
+    app = build_app({**TARGET, "env": "dev"}, outdir=str(outdir))
     app.synth()
 
     # Then every function's code is the one asset it built

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra import bundling
@@ -15,7 +17,7 @@ from messenger.contract import (
     Access,
     Env,
 )
-from tests.infra.conftest import APNS_APP, GCM_PARAMETER
+from tests.infra.conftest import APNS_APP, GCM_APP, GCM_PARAMETER
 
 pytestmark = pytest.mark.infra
 
@@ -76,10 +78,10 @@ def test_given_a_function_then_its_environment_comes_from_the_contract(prod, nam
     if Access.PUSH in access:
         assert pushed == {Env.PUSH_APP_APNS.value, Env.PUSH_APP_GCM.value}
         assert variables[Env.PUSH_APP_APNS.value] == APNS_APP
-        # An SSM parameter name becomes a parameter CloudFormation resolves at deploy time
-        parameter = prod.json["Parameters"][variables[Env.PUSH_APP_GCM.value]["Ref"]]
-        assert parameter == {"Type": "AWS::SSM::Parameter::Value<String>",
-                             "Default": GCM_PARAMETER}
+        # An SSM parameter is looked up at synth time: its value is in the template (and
+        # in the version's hash), not left for CloudFormation to resolve
+        assert variables[Env.PUSH_APP_GCM.value] == GCM_APP
+        assert GCM_PARAMETER not in json.dumps(prod.json)
     else:
         assert pushed == set()
 
