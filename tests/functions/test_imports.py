@@ -16,7 +16,9 @@ AUTHORIZER_MODULE = AUTHORIZER.handler.rsplit(".", 1)[0]
 HANDLER_MODULES = sorted({AUTHORIZER_MODULE} | {r.handler.rsplit(".", 1)[0] for r in ROUTES})
 # Libraries the deployed code does not need; each would cost every cold start.
 NOT_ON_LAMBDA = {"pydantic", "moto", "aiohttp", "websockets", "messenger_local",
-                 "messenger_client", "requests"}
+                 "messenger_client", "requests",
+                 # The X-Ray SDK (maintenance since 2026-02-25): Lambda traces without it
+                 "aws_xray_sdk", "wrapt"}
 PROBE = (
     "import importlib, json, sys\n"
     "importlib.import_module(sys.argv[1])\n"

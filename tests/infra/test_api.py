@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_cdk import App
 from aws_cdk.assertions import Match
 
+from infra.config import Target
+from infra.logging_role import STACK_NAME as LOGGING_STACK_NAME
+from infra.logging_role import api_gateway_logging_stack
 from infra.nag import flatten_cfn
 from infra.stack import CONNECT_ROUTE
 from messenger.contract import AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES
@@ -229,3 +233,20 @@ def test_given_auto_deploy_then_the_stage_comes_after_every_route_and_its_respon
     routes = dev.resources("AWS::ApiGatewayV2::Route")
     responses = dev.resources("AWS::ApiGatewayV2::RouteResponse")
     assert set(routes) | set(responses) <= set(stage["DependsOn"])
+
+
+def test_given_several_app_stacks_in_one_account_and_region_then_one_logging_stack_serves_them():
+    # Given one app with stacks in two accounts and regions (cells, environments)
+    app = App()
+    here = Target(region="eu-west-1", account="111111111111")
+    there = Target(region="us-east-1", account="222222222222")
+
+    # When each app stack asks for its logging-role stack
+    first, again = api_gateway_logging_stack(app, here), api_gateway_logging_stack(app, here)
+    other = api_gateway_logging_stack(app, there)
+
+    # Then one per account and region, each under the one stack name of its region
+    assert first is again
+    assert other is not first
+    assert {first.stack_name, other.stack_name} == {LOGGING_STACK_NAME}
+    assert (first.region, other.region) == ("eu-west-1", "us-east-1")

@@ -79,6 +79,8 @@ def test_given_the_asset_then_it_holds_the_functions_and_their_dependencies_only
     assert not names & {"boto3", "botocore", "s3transfer"}
     # The functions validate frames without pydantic: it would cost every cold start
     assert not names & {"pydantic", "pydantic_core"}
+    # Nor a tracing SDK: Lambda's active tracing needs none in the function
+    assert not names & {"aws_xray_sdk", "wrapt"}
     # Nothing compiled for the Python that ran pip
     assert not list(asset.rglob("__pycache__")) and not list(asset.rglob("*.pyc"))
 
