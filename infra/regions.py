@@ -181,7 +181,7 @@ def check_push_apps(region: str, push_apps: Mapping[str, str]) -> None:
     """Refuse push platform applications SNS cannot use from a stack in `region`.
 
     `push_apps` maps a platform (APNS, APNS_SANDBOX, GCM) to its application ARN, known at
-    synth time (an SSM lookup not yet made is skipped: the CLI synthesizes again with it).
+    synth time.
     """
     if not push_apps:
         return
@@ -191,8 +191,6 @@ def check_push_apps(region: str, push_apps: Mapping[str, str]) -> None:
             "push:* context, or choose a region that has it"
         )
     for platform, arn in sorted(push_apps.items()):
-        if arn.startswith(LOOKUP_PLACEHOLDER_PREFIX):
-            continue
         parts = arn.split(":", 5)
         if len(parts) != 6 or parts[2] != "sns" or not parts[5].startswith(f"app/{platform}/"):
             raise ValueError(
@@ -205,7 +203,3 @@ def check_push_apps(region: str, push_apps: Mapping[str, str]) -> None:
                 f"deploys to {region}: SNS publishes to endpoints of its own region only; "
                 f"create the application in {region}"
             )
-
-
-# What an SSM context lookup returns before the CLI has made it (CDK's dummy value).
-LOOKUP_PLACEHOLDER_PREFIX = "dummy-value-for-"

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Environment, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Aws,
+    CfnOutput,
+    Environment,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -51,6 +59,8 @@ CONNECT_ROUTE = "$connect"
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 # With SnapStart (prod), API Gateway invokes this alias of the published version.
 LIVE_ALIAS = "live"
+# What an SSM context lookup returns before the CLI has made it (CDK's dummy value).
+LOOKUP_PLACEHOLDER_PREFIX = "dummy-value-for-"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -223,7 +233,16 @@ class MessengerStack(Stack):
                         "the target account: run the CDK CLI with credentials for it, or "
                         "pass -c account=ACCOUNT"
                     )
-                apps[platform] = ssm.StringParameter.value_from_lookup(self, source)
+                arn = ssm.StringParameter.value_from_lookup(self, source)
+                if arn.startswith(LOOKUP_PLACEHOLDER_PREFIX):
+                    # Not looked up yet: the CLI reads the app's missing context, looks it
+                    # up and synthesizes again. Until then a well-formed stand-in, so that
+                    # this first pass gets through validation to that point.
+                    arn = self.format_arn(service="sns", resource="app",
+                                          resource_name=f"{platform}/{LOOKUP_PLACEHOLDER_PREFIX}"
+                                                        f"{platform.lower()}",
+                                          arn_format=ArnFormat.SLASH_RESOURCE_NAME)
+                apps[platform] = arn
             else:
                 apps[platform] = source
         return apps

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bench.calls import MESSAGE_LIFE_FRAMES, CallCounter, instrument, message_life, posts_of
 from infra.config import DEFAULTS
 from infra.regions import DEFAULT_QUOTA, SMALL_QUOTA, AccountQuota
 from infra.throttling import MESSAGE_LIFE, Throttle, account_requests, stage_throttle
@@ -43,7 +42,12 @@ def test_given_dev_and_prod_in_one_account_then_their_shares_fit_in_it():
 
 
 @pytest.mark.integration
-def test_given_bench_calls_then_a_message_costs_what_the_throttle_assumes():
+def test_given_bench_calls_then_a_message_costs_what_the_throttle_assumes(monkeypatch):
+    # bench.calls turns powertools' metrics off for its process when imported (setdefault):
+    # set it here first, so that it stays off for this test only
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    from bench.calls import MESSAGE_LIFE_FRAMES, CallCounter, instrument, message_life, posts_of
+
     # When: one message's life runs on the real handlers (moto), counted as `bench calls`
     with harness() as h:
         counter = CallCounter()
