@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap, shar
 
 pytestmark = pytest.mark.unit
 
-EXAMPLE = {
+EXAMPLE: dict[str, Any] = {
     "version": 7,
     "shards": 4096,
     "cells": {
