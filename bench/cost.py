@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import CallCounter, instrument
-from bench.protocol_client import BenchUser
+from bench.calls import message_life as count_life
 from messenger.dal.queue import QueuedMessage, QueuedReceipt, queue_item
-from messenger_local.harness import Harness, harness
+from messenger_local.harness import harness
 from messenger_protocol.encoding import b64url_encode
-from messenger_protocol.frames import Ack
-from messenger_protocol.names import FrameType, ReceiptStatus
+from messenger_protocol.names import ReceiptStatus
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
@@ -92,25 +91,6 @@ class Bill:
             "DynamoDB reads": self.rru * DYNAMODB_PER_MILLION_RRU,
             "SNS push": self.sns * SNS_PER_MILLION_MOBILE_PUSH,
         }
-
-
-def count_life(h: Harness, counter: CallCounter) -> Counter[str]:
-    """Count the calls of one message's whole life on the real handlers."""
-    alice, bob = BenchUser.generate("alice"), BenchUser.generate("bob")
-    a, b = h.connect(alice), h.connect(bob)
-    total: Counter[str] = Counter()
-    with counter.measuring() as calls:
-        h.send(a, h.message(a, bob, "hello", "msg-cost-0001"))
-    total += calls
-    [message] = h.posts.of_type(b.connection_id, FrameType.MESSAGE)
-    with counter.measuring() as calls:
-        h.send(b, Ack(ids=[message["id"]]).to_wire())
-    total += calls
-    [receipt] = h.posts.of_type(a.connection_id, FrameType.RECEIPT)
-    with counter.measuring() as calls:
-        h.send(a, Ack(ids=[receipt["id"]]).to_wire())
-    total += calls
-    return total
 
 
 def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
