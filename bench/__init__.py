@@ -2,4 +2,8 @@
 
 Run one with `./dev bench NAME` (NAME: calls, cost, coldstart, latency, load) or all
 of them with `./dev bench`.
+
+They share one protocol client (bench.protocol_client), start the local stack as
+bench.local_stack does, and drive the handlers on moto through messenger_local.harness;
+nothing here imports the tests.
 """

@@ -64,7 +64,7 @@ class Caller(Protocol):
         ...
 
     def encrypt_for(self, peer: Self, text: str) -> tuple[str, str]:
-        """(body, nonce), base64url: `text` sealed for the peer (PROTOCOL.md §5)."""
+        """(body, nonce), base64url: a NaCl Box of `text` for the peer (PROTOCOL.md §5)."""
         ...
 
 

@@ -267,7 +267,9 @@ class Acknowledgements:
             }
             for item_id in item_ids
         ]
-        actions += [{"Put": {"TableName": self._table, "Item": queue_item(r)}} for r in new_receipts]
+        actions += [
+            {"Put": {"TableName": self._table, "Item": queue_item(r)}} for r in new_receipts
+        ]
         for receipt, more in appends:
             actions.append({"Update": _receipt_append(self._table, receipt, more)})
         try:
