@@ -80,6 +80,7 @@ from messenger_protocol.frames import (
     MessageFrame,
     PresenceFrame,
     ReceiptFrame,
+    ServerFrame,
     SyncDoneFrame,
     read_server_frame,
 )
@@ -308,7 +309,8 @@ class MessengerClient:
 
     def _on_frame(self, document: dict[str, Any]) -> None:
         """Every frame the connection reads, in order: read it, then hand it on."""
-        if document.get("type") is None:
+        kind = document.get(ServerFrame.DISCRIMINATOR)
+        if kind is None:
             # API Gateway's own frames ("Internal server error", ...) carry no type or
             # ref: whatever they answered is retried when its own timer runs out.
             log.warning("the gateway answered an error: %s", str(document.get("message"))[:200])
@@ -316,7 +318,7 @@ class MessengerClient:
         try:
             frame = read_server_frame(document)
         except BadRequest as problem:
-            self._on_unreadable(document, problem)
+            self._on_unreadable(kind, document, problem)
             return
         match frame:
             case MessageFrame() | ReceiptFrame() | SyncDoneFrame():
@@ -333,17 +335,17 @@ class MessengerClient:
                 self._presence.update(frame)
                 self._replies.answer(frame)
             case _:
-                self._replies.answer(frame)
+                self._replies.answer(frame)  # keys, pong, pushRegistered: answers
 
-    def _on_unreadable(self, document: dict[str, Any], problem: BadRequest) -> None:
-        kind = document.get("type")
-        if kind in (FrameType.MESSAGE, FrameType.RECEIPT):
-            # Acked and dropped in its turn: queued, it would come back on every sync.
-            self._inbox.put(MalformedItem(FrameType(kind), document.get("id"), str(problem)))
-        elif isinstance(kind, str) and kind in SERVER_FRAMES:
-            log.warning("ignored a malformed %s frame: %s", kind, problem)
-        else:
+    def _on_unreadable(self, kind: object, document: dict[str, Any], problem: BadRequest) -> None:
+        """A frame the protocol's reader refused: a malformed one, or of a type we do not know."""
+        if not (isinstance(kind, str) and kind in SERVER_FRAMES):
             log.warning("ignored a frame of unknown type %r", str(kind)[:64])
+        elif kind in (FrameType.MESSAGE, FrameType.RECEIPT):
+            # Acked and dropped in its turn: left queued, it would come back on every sync.
+            self._inbox.put(MalformedItem(FrameType(kind), document.get("id"), str(problem)))
+        else:
+            log.warning("ignored a malformed %s frame: %s", kind, problem)
 
     # --- connection events ------------------------------------------------------------
 
