@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `messenger` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] not in COMMANDS:
+    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
         installed = installed_command(args[0])
         if installed is not None:
             return installed(args[1:])
