@@ -18,12 +18,12 @@ from messenger_local.harness import (
     TABLE_NAMES,
     Connection,
     Harness,
-    PostRecorder,
     allowed,
     context_for,
     create_tables,
     handshake,
     load_handler,
+    serialize_moto,
 )
 from tests.support.schemas import check_server_frame
 
@@ -40,7 +40,16 @@ __all__ = [
     "handshake",
     "harness",
     "load_handler",
+    "serialize_moto",
 ]
+
+
+class PostRecorder(on_moto.PostRecorder):
+    """The harness's recorder of posted frames, checking each against docs/asyncapi.yaml
+    (and, through the Harness, each frame a route answers with)."""
+
+    def __init__(self) -> None:
+        super().__init__(check_frame=check_server_frame)
 
 
 @contextmanager
