@@ -12,16 +12,23 @@ DynamoDB calls to the embedded moto and the @connections post.
 
 To show where the stack's time goes, the run also times one DynamoDB call to the embedded
 moto, and reports how long the sendMessage function itself ran.
+
+`python -m bench latency --senders 24` is the throughput mode: 24 senders, each with
+its own recipient, each sending its next message after the previous `ack` (24 messages
+in flight at any moment), through the same relay and then the stack. It reports the
+messages delivered per second (every counted message, from the first send to the last
+arrival) and the send→receive percentiles.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +46,9 @@ from tests.support.ws_client import open_socket, signed_url
 
 MESSAGES = 500
 WARMUP = 20  # first messages of each run, not counted: imports, first connections
+# The throughput mode: messages per sender, and warm-up messages per sender.
+MESSAGES_PER_SENDER = 50
+SENDER_WARMUP = 2
 # Plaintext sizes cycled through: a short chat line up to a paragraph.
 TEXT_SIZES = (20, 80, 200, 600)
 ANSWER_TIMEOUT_SECONDS = 30.0
@@ -51,6 +61,40 @@ class Samples:
 
     receive: list[float] = field(default_factory=list)
     ack: list[float] = field(default_factory=list)
+    # perf_counter() of the first counted send and of the last counted arrival.
+    first_send: float = float("inf")
+    last_arrival: float = 0.0
+
+    def merge(self, other: Samples) -> None:
+        self.receive += other.receive
+        self.ack += other.ack
+        self.first_send = min(self.first_send, other.first_send)
+        self.last_arrival = max(self.last_arrival, other.last_arrival)
+
+    @property
+    def delivered_per_second(self) -> float:
+        return len(self.receive) / (self.last_arrival - self.first_send)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A sender, its recipient, and the frames the sender sends."""
+
+    sender: TestUser
+    recipient: TestUser
+    frames: list[tuple[str, str]]
+
+
+def make_pairs(senders: int, messages: int) -> list[Pair]:
+    """One pair of users per sender, with `messages` sealed frames each."""
+    if senders == 1:
+        alice, bob = TestUser("alice"), TestUser("bob")
+        return [Pair(alice, bob, message_frames(alice, bob, messages))]
+    pairs = []
+    for number in range(senders):
+        sender, recipient = TestUser(f"sender{number}"), TestUser(f"recipient{number}")
+        pairs.append(Pair(sender, recipient, message_frames(sender, recipient, messages)))
+    return pairs
 
 
 class Receiver:
@@ -114,6 +158,7 @@ async def exchange(
     receiver: ClientConnection,
     frames: list[tuple[str, str]],
     acknowledge: bool,
+    warmup: int,
 ) -> Samples:
     """Send the frames one at a time, each after the previous ack; time each."""
     sender_side = Receiver(sender, acknowledge)
@@ -128,9 +173,11 @@ async def exchange(
             await sender.send(frame)
             async with asyncio.timeout(ANSWER_TIMEOUT_SECONDS):
                 ack_at, arrived_at = await acked, await arrived
-            if number >= WARMUP:
+            if number >= warmup:
                 samples.ack.append(ack_at - started)
                 samples.receive.append(arrived_at - started)
+                samples.first_send = min(samples.first_send, started)
+                samples.last_arrival = max(samples.last_arrival, arrived_at)
     finally:
         for reader in readers:
             reader.cancel()
@@ -176,15 +223,33 @@ async def bare_relay() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def through_relay(frames: list[tuple[str, str]], alice: TestUser, bob: TestUser) -> Samples:
+async def exchange_all(
+    url_of: Callable[[TestUser], str], pairs: list[Pair], acknowledge: bool, warmup: int
+) -> Samples:
+    """Connect every pair, then run all their exchanges at once."""
+    sockets: list[ClientConnection] = []
+    try:
+        for pair in pairs:
+            for user in (pair.sender, pair.recipient):
+                sockets.append(await open_socket(url_of(user), ping_interval=None))
+        runs = [
+            exchange(sockets[2 * n], sockets[2 * n + 1], pair.frames, acknowledge, warmup)
+            for n, pair in enumerate(pairs)
+        ]
+        samples = Samples()
+        for result in await asyncio.gather(*runs):
+            samples.merge(result)
+        return samples
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+async def through_relay(pairs: list[Pair], warmup: int) -> Samples:
     async with bare_relay() as url:
-        sender = await open_socket(f"{url}?user={alice.user_id}", ping_interval=None)
-        receiver = await open_socket(f"{url}?user={bob.user_id}", ping_interval=None)
-        try:
-            return await exchange(sender, receiver, frames, acknowledge=False)
-        finally:
-            await sender.close()
-            await receiver.close()
+        return await exchange_all(
+            lambda user: f"{url}?user={user.user_id}", pairs, acknowledge=False, warmup=warmup
+        )
 
 
 # --- the local stack ---------------------------------------------------------------------------
@@ -197,29 +262,25 @@ class StackFigures:
     moto_call_seconds: list[float]
 
 
-async def through_stack(
-    frames: list[tuple[str, str]], alice: TestUser, bob: TestUser
-) -> StackFigures:
+async def through_stack(pairs: list[Pair], warmup: int) -> StackFigures:
     # 500 messages from one sender in well under a minute would meet the default rate
     # limit (120/min, burst 60): raise it, as `bench load` does.
     environment = {Env.RATE_LIMIT_PER_MINUTE.value: "600000", Env.RATE_LIMIT_BURST.value: "10000"}
     async with LocalStack(host="127.0.0.1", port=0, aws_port=0, environment=environment) as stack:
-        sender = await open_socket(signed_url(stack.ws_url, alice), ping_interval=None)
-        receiver = await open_socket(signed_url(stack.ws_url, bob), ping_interval=None)
-        try:
-            samples = await exchange(sender, receiver, frames, acknowledge=True)
-        finally:
-            await sender.close()
-            await receiver.close()
+        samples = await exchange_all(
+            lambda user: signed_url(stack.ws_url, user), pairs, acknowledge=True, warmup=warmup
+        )
         await stack.settled()
-        send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")][WARMUP:]
+        # Warm-up sends are the first `warmup` of each sender: drop as many overall.
+        send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")]
+        send_ms = send_ms[warmup * len(pairs) :]
         loop = asyncio.get_running_loop()
         moto = await loop.run_in_executor(
             None,
             time_moto_calls,
             stack.aws.client("dynamodb"),
             stack.table_names[Env.USERS_TABLE.value],
-            alice.user_id,
+            pairs[0].sender.user_id,
         )
     return StackFigures(samples, send_ms, moto)
 
@@ -252,22 +313,68 @@ def row(label: str, seconds: list[float], baseline: list[float] | None = None) -
     return text
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench latency",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=1,
+        help="senders in flight at once, each with its own recipient (1: the latency run; "
+        "more: the throughput mode)",
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        help=f"messages per sender, warm-up included ({MESSAGES + WARMUP} for one sender, "
+        f"{MESSAGES_PER_SENDER} each for more)",
+    )
+    args = parser.parse_args(argv)
+    if args.senders < 1:
+        parser.error("--senders must be at least 1")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    alice, bob = TestUser("alice"), TestUser("bob")
-    frames = message_frames(alice, bob, MESSAGES + WARMUP)
+    args = parse_args(argv or [])
+    single = args.senders == 1
+    warmup = WARMUP if single else SENDER_WARMUP
+    per_sender = args.messages or (MESSAGES + WARMUP if single else MESSAGES_PER_SENDER)
+    if per_sender <= warmup:
+        print(f"--messages must be more than the {warmup} warm-up messages")
+        return 2
+    pairs = make_pairs(args.senders, per_sender)
     with functions_output_to_file("latency") as (console, _):
 
         def say(line: str) -> None:
             print(line, file=console, flush=True)
 
         started = time.perf_counter()
-        relay = asyncio.run(through_relay(frames, alice, bob))
-        stack = asyncio.run(through_stack(frames, alice, bob))
-        say(
-            f"{MESSAGES} messages ({', '.join(map(str, TEXT_SIZES))}-character texts, sealed), "
-            f"each sent after the previous ack, between two clients on loopback; "
-            f"{WARMUP} warm-up messages not counted"
-        )
+        relay = asyncio.run(through_relay(pairs, warmup))
+        stack = asyncio.run(through_stack(pairs, warmup))
+        counted = per_sender - warmup
+        sizes = ", ".join(map(str, TEXT_SIZES))
+        if single:
+            say(
+                f"{counted} messages ({sizes}-character texts, sealed), each sent after the "
+                f"previous ack, between two clients on loopback; {warmup} warm-up messages "
+                "not counted"
+            )
+        else:
+            say(
+                f"{args.senders} senders in flight, each sending {counted} messages ({sizes}-"
+                f"character texts, sealed) to its own recipient, each after the previous ack; "
+                f"{warmup} warm-up messages per sender not counted"
+            )
+            say(f"{'messages delivered per second':<44} {'msg/s':>8}")
+            say(f"{'  bare relay (aiohttp)':<44} {relay.delivered_per_second:8.1f}")
+            say(
+                f"{'  local stack':<44} {stack.samples.delivered_per_second:8.1f}"
+                f"   {relay.delivered_per_second / stack.samples.delivered_per_second:6.0f}x"
+                " slower than the relay"
+            )
         say(f"{'':<44} {'p50 ms':>8} {'p99 ms':>8}")
         say(row("send -> receive, bare relay (aiohttp)", relay.receive))
         say(row("send -> receive, local stack", stack.samples.receive, relay.receive))

@@ -269,6 +269,12 @@ class LocalStack:
         from messenger.wiring import services, use_services
 
         _forget_other_credentials()
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        # The functions' clients (made below, from boto3's default session) reach moto
+        # without the HTTP hop; still at AWS_ENDPOINT_URL, through real botocore.
+        self._aws.serve_in_process(boto3.DEFAULT_SESSION)
         use_services(None)
         assert self._functions is not None
         self._functions.load()

@@ -1,0 +1,133 @@
+"""What the embedded moto does to be fast stays invisible: in-process calls and HTTP calls
+see one set of backends, and a cancelled transaction changes nothing."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from messenger_local import EmbeddedAws
+from messenger_local.aws import FAKE_CREDENTIALS
+
+pytestmark = pytest.mark.e2e
+
+
+def over_http(aws: EmbeddedAws) -> Any:
+    """A DynamoDB client with no hook: every call is an HTTP request to moto's server."""
+    session = boto3.Session(region_name=aws.region, **FAKE_CREDENTIALS)
+    return session.client("dynamodb", endpoint_url=aws.endpoint)
+
+
+@pytest.fixture
+def table(shared_aws: EmbeddedAws) -> Any:
+    name = f"speed-{secrets.token_hex(4)}"
+    dynamodb = shared_aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+    )
+    yield name
+    dynamodb.delete_table(TableName=name)
+
+
+def dump(client: Any, name: str) -> list[dict[str, Any]]:
+    items = client.scan(TableName=name, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+def item(pk: str, sk: str, **values: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}} | {k: {"S": v} for k, v in values.items()}
+
+
+def test_in_process_and_http_clients_share_the_backends(
+    shared_aws: EmbeddedAws, table: str
+) -> None:
+    # Given a client of this process (served in-process) and one that goes over HTTP
+    in_process, http = shared_aws.client("dynamodb"), over_http(shared_aws)
+    # When each writes an item
+    in_process.put_item(TableName=table, Item=item("a", "1", v="in-process"))
+    http.put_item(TableName=table, Item=item("b", "1", v="http"))
+    # Then each reads both
+    assert dump(in_process, table) == dump(http, table)
+    assert [i["v"]["S"] for i in dump(http, table)] == ["in-process", "http"]
+
+
+def test_in_process_calls_keep_dynamodb_errors(shared_aws: EmbeddedAws, table: str) -> None:
+    dynamodb = shared_aws.client("dynamodb")
+    dynamodb.put_item(TableName=table, Item=item("a", "1"))
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(
+            TableName=table, Item=item("a", "1"), ConditionExpression="attribute_not_exists(pk)"
+        )
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_a_cancelled_transaction_changes_nothing(shared_aws: EmbeddedAws, table: str) -> None:
+    # Given a table with items, some of which a transaction will touch
+    dynamodb = shared_aws.client("dynamodb")
+    for pk in ("a", "b", "c"):
+        dynamodb.put_item(TableName=table, Item=item(pk, "1", v="before"))
+    before = dump(dynamodb, table)
+    # When a transaction puts a new item, updates one, deletes one, and then a condition
+    # fails on its last action
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": item("new", "1", v="after")}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": item("a", "1"),
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "after"}},
+                    }
+                },
+                {"Delete": {"TableName": table, "Key": item("b", "1")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": item("c", "1"),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    # Then it is refused, and the table is as it was, seen in-process and over HTTP
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert dump(dynamodb, table) == before
+    assert dump(over_http(shared_aws), table) == before
+
+
+def test_a_transaction_that_succeeds_applies_every_action(
+    shared_aws: EmbeddedAws, table: str
+) -> None:
+    dynamodb = shared_aws.client("dynamodb")
+    dynamodb.put_item(TableName=table, Item=item("a", "1", v="before"))
+    dynamodb.put_item(TableName=table, Item=item("b", "1", v="before"))
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": item("new", "1", v="after")}},
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": item("a", "1"),
+                    "UpdateExpression": "SET v = :v",
+                    "ExpressionAttributeValues": {":v": {"S": "after"}},
+                }
+            },
+            {"Delete": {"TableName": table, "Key": item("b", "1")}},
+        ]
+    )
+    assert dump(dynamodb, table) == [item("a", "1", v="after"), item("new", "1", v="after")]
