@@ -78,7 +78,7 @@ def _restore(touched: Touched) -> None:
         if range_key is not None:
             table.items[hash_key][range_key] = before
         else:
-            table.items[hash_key] = before
+            table.items[hash_key] = before  # type: ignore[assignment]
 
 
 @contextmanager

@@ -18,7 +18,11 @@ pytestmark = pytest.mark.e2e
 
 def over_http(aws: EmbeddedAws) -> Any:
     """A DynamoDB client with no hook: every call is an HTTP request to moto's server."""
-    session = boto3.Session(region_name=aws.region, **FAKE_CREDENTIALS)
+    session = boto3.Session(
+        region_name=aws.region,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
     return session.client("dynamodb", endpoint_url=aws.endpoint)
 
 
