@@ -209,7 +209,7 @@ class LocalStack:
             api, self._functions, self._routes, self._authorizer, self._limits, self._record
         )
         self._server = Server(self._gateway, self.host, self._port)
-        await self._server.start()
+        await self._server.bind()
         # Once the port is known, https://{domainName}/{stage} names this server.
         self._gateway.api = replace(api, domain_name=f"{self.host}:{self.port}")
         prefix = f"messenger-{self.stage}-{api_id}-"
@@ -218,6 +218,8 @@ class LocalStack:
         self.table_names = {env.value: name for env, name in tables.items()}
         self._set_environment({**tables, **push_apps})
         await loop.run_in_executor(self._functions.pool, self._cold_start)
+        # Only now, with every function loaded, can a handshake be answered.
+        await self._server.listen()
 
     def _set_environment(self, resources: Mapping[Env, str]) -> None:
         variables: dict[str, str | None] = dict.fromkeys(_UNSAFE_AWS_VARIABLES)
