@@ -84,16 +84,16 @@ async def test_a_burst_of_closes_runs_every_disconnect(shared_aws: EmbeddedAws) 
         watchers = []
         for number in range(BURST // WATCHED_PER_WATCHER):
             watcher = await connect_as(stack.ws_url, TestUser(f"watcher{number}"))
-            watched = users[number * WATCHED_PER_WATCHER : (number + 1) * WATCHED_PER_WATCHER]
+            group = users[number * WATCHED_PER_WATCHER : (number + 1) * WATCHED_PER_WATCHER]
             answer = await watcher.request(
                 {
                     "action": "getPresence",
-                    "userIds": [user.user_id for user in watched],
+                    "userIds": [user.user_id for user in group],
                     "subscribe": True,
                 }
             )
             assert all(entry["online"] for entry in answer["users"])
-            watchers.append((watcher, {user.user_id for user in watched}))
+            watchers.append((watcher, {user.user_id for user in group}))
         await stack.settled()
         started = time.monotonic()
 
