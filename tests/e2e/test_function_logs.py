@@ -112,7 +112,7 @@ async def test_concurrent_invocations_log_their_own_function_user_and_connection
     ]
     assert len(refused) == SENDERS * FRAMES_EACH + REFUSED_HANDSHAKES
     lines = [line for line in function_log.lines if "refused" in line["message"]]
-    assert sorted(line.get("function_request_id") for line in lines) == sorted(refused)
+    assert sorted(str(line.get("function_request_id")) for line in lines) == sorted(refused)
     # ... and every line names the function, connection and user of that invocation
     for line in lines:
         invocation = invocations[line["function_request_id"]]
