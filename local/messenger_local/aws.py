@@ -89,6 +89,11 @@ class MotoGate:
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
 
+    @property
+    def served(self) -> int:
+        """Requests let in so far."""
+        return self._served
+
 
 class _OneAtATime:
     """A WSGI app that serves one request at a time, through the gate."""
@@ -166,6 +171,11 @@ class EmbeddedAws:
         self._session: boto3.Session | None = None
 
     @property
+    def gate(self) -> MotoGate:
+        """Hold it to have moto's backends to yourself (no request is being served)."""
+        return self._gate
+
+    @property
     def endpoint(self) -> str:
         if self._server is None:
             raise RuntimeError("EmbeddedAws is not started")
@@ -226,17 +236,21 @@ class EmbeddedAws:
         return self._session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def create_tables(self, prefix: str) -> dict[Env, str]:
-        """Create every table of the contract; their names by environment variable."""
+        """Every table of the contract (those not there yet); names by environment variable."""
         dynamodb = self.client("dynamodb")
+        pages = dynamodb.get_paginator("list_tables").paginate()
+        existing = {name for page in pages for name in page["TableNames"]}
         names: dict[Env, str] = {}
         for spec in TABLES:
             name = f"{prefix}{spec.logical_name}"
+            names[spec.env] = name
+            if name in existing:  # kept from an earlier run (--state)
+                continue
             dynamodb.create_table(**create_table_request(spec, name))
             dynamodb.update_time_to_live(
                 TableName=name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
             )
-            names[spec.env] = name
         return names
 
     def delete_tables(self, names: list[str]) -> None:
@@ -246,14 +260,22 @@ class EmbeddedAws:
             dynamodb.delete_table(TableName=name)
 
     def create_push_apps(self, prefix: str) -> dict[Env, str]:
-        """One SNS platform application per push platform; ARNs by environment variable."""
+        """One SNS platform application per push platform (those not there yet); ARNs by
+        environment variable."""
         sns = self.client("sns")
+        pages = sns.get_paginator("list_platform_applications").paginate()
+        existing = {
+            app["PlatformApplicationArn"] for page in pages for app in page["PlatformApplications"]
+        }
         arns: dict[Env, str] = {}
         for platform in PushPlatform:
-            response = sns.create_platform_application(
-                Name=f"{prefix}{platform}",
-                Platform=platform,
-                Attributes={"PlatformCredential": "local", "PlatformPrincipal": "local"},
-            )
-            arns[PUSH_APP_ENV[platform]] = response["PlatformApplicationArn"]
+            name = f"{prefix}{platform}"
+            arn = f"arn:aws:sns:{self.region}:{ACCOUNT_ID}:app/{platform}/{name}"
+            if arn not in existing:  # else kept from an earlier run (--state)
+                arn = sns.create_platform_application(
+                    Name=name,
+                    Platform=platform,
+                    Attributes={"PlatformCredential": "local", "PlatformPrincipal": "local"},
+                )["PlatformApplicationArn"]
+            arns[PUSH_APP_ENV[platform]] = arn
         return arns

@@ -19,7 +19,9 @@ stack makes its own tables, named after its random apiId, and then deletes them)
 `idle_timeout` and `max_duration` (seconds), `environment` (extra variables for the
 functions, e.g. `{"MESSAGE_TTL_SECONDS": "5"}`), `workers` (the worker pool size),
 `integration_timeout`, `routes` and `authorizer` (default: the contract's),
-`on_invocation` (called with each `Invocation`, e.g. to print its `line()`).
+`on_invocation` (called with each `Invocation`, e.g. to print its `line()`),
+`state_dir` (a directory that keeps moto's tables and push applications across
+restarts, see messenger_local.state; only with the stack's own moto).
 
 The functions get their configuration only through environment variables, as on
 Lambda: table names, `AWS_ENDPOINT_URL`, region and fake credentials,
@@ -35,6 +37,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 
 import boto3
@@ -54,6 +57,7 @@ from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
 from messenger_local.invocations import Invocation
 from messenger_local.lambdas import INTEGRATION_TIMEOUT_SECONDS, Functions
 from messenger_local.server import Server
+from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 # Settings that could send the functions' AWS calls anywhere but the embedded moto.
@@ -96,7 +100,10 @@ class LocalStack:
         routes: Iterable[Route] = ROUTES,
         authorizer: Authorizer | None = AUTHORIZER,
         on_invocation: Callable[[Invocation], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        if state_dir is not None and aws is not None:
+            raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
         self.host = host
         self.stage = stage
         self._port = port
@@ -109,6 +116,9 @@ class LocalStack:
         self._routes = tuple(routes)
         self._authorizer = authorizer
         self._on_invocation = on_invocation
+        self.state_dir = state_dir
+        self._state: StateKeeper | None = None
+        self.restored = False  # True when the tables came back from state_dir
         self.invocations: list[Invocation] = []
         self.table_names: dict[str, str] = {}
         self.environment: dict[str, str] = {}
@@ -187,7 +197,13 @@ class LocalStack:
         loop = asyncio.get_running_loop()
         if self._owns_aws:
             await loop.run_in_executor(None, self._aws.start)
-        api_id = new_api_id()
+        manifest = None
+        if self.state_dir is not None:
+            self._state = StateKeeper(self.state_dir, self._aws)
+            manifest = await loop.run_in_executor(None, self._state.load)
+            self.restored = manifest is not None
+        # Kept state names its tables after the API id it was saved with.
+        api_id = manifest.api_id if manifest else new_api_id()
         handlers = [(route.function_name, route.handler) for route in self._routes]
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
@@ -218,6 +234,9 @@ class LocalStack:
         self.table_names = {env.value: name for env, name in tables.items()}
         self._set_environment({**tables, **push_apps})
         await loop.run_in_executor(self._functions.pool, self._cold_start)
+        if self._state is not None:
+            manifest = manifest or new_manifest(api_id, self.stage, self._aws.region)
+            await loop.run_in_executor(None, self._state.start, manifest)
         # Only now, with every function loaded, can a handshake be answered.
         await self._server.listen()
 
@@ -295,6 +314,9 @@ class LocalStack:
             if self._functions is not None:
                 # Waits for handlers that outlived their integration timeout.
                 await loop.run_in_executor(None, self._functions.shutdown)
+            if self._state is not None:
+                await loop.run_in_executor(None, self._state.stop)
+                self._state = None
             await loop.run_in_executor(None, self._release_aws)
         finally:
             self._restore_environment()
