@@ -57,6 +57,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
+from messenger_local.lambdas import DEFAULT_WORKERS
 from messenger_protocol.encoding import b64url_decode, b64url_encode
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
 from tests.support.identities import TestUser
@@ -113,7 +114,7 @@ class LoadConfig:
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     rate_burst: int = DEFAULT_RATE_BURST
     timeout: float = DEFAULT_TIMEOUT_SECONDS
-    workers: int = 32  # the local stack's worker pool (its concurrent invocations)
+    workers: int = DEFAULT_WORKERS  # the local stack's worker pool (concurrent invocations)
     # Sends outstanding at once across all clients: the offered load. Every connection
     # stays open (and receives) throughout; this only paces how many wait for an ack.
     in_flight: int = DEFAULT_IN_FLIGHT
@@ -620,8 +621,7 @@ class LoadRun:
 
     async def drain(self) -> int:
         """Sync and ack until no one has anything queued; how many rounds it took."""
-        # As many syncs at once as sends in flight: a thousand at once would wait for
-        # the stack's workers past API Gateway's 29 s integration timeout.
+        # As many syncs at once as sends in flight: the same offered load as the run.
         gate = asyncio.Semaphore(self.config.in_flight)
         started = time.perf_counter()
         for round_number in range(1, MAX_DRAIN_ROUNDS + 1):
@@ -1010,7 +1010,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"sends waiting for their ack at once, all clients together ({DEFAULT_IN_FLIGHT})",
     )
     parser.add_argument(
-        "--workers", type=int, default=32, help="the local stack's concurrent invocations (32)"
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"the local stack's concurrent invocations ({DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--timeout",

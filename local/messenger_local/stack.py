@@ -55,7 +55,7 @@ from messenger_local.aws import ACCOUNT_ID, FAKE_CREDENTIALS, EmbeddedAws
 from messenger_local.events import Api, new_api_id
 from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
 from messenger_local.invocations import Invocation
-from messenger_local.lambdas import INTEGRATION_TIMEOUT_SECONDS, Functions
+from messenger_local.lambdas import DEFAULT_WORKERS, INTEGRATION_TIMEOUT_SECONDS, Functions
 from messenger_local.server import Server
 from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
@@ -95,7 +95,7 @@ class LocalStack:
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_duration: float = MAX_DURATION_SECONDS,
         environment: Mapping[str, str] | None = None,
-        workers: int = 32,
+        workers: int = DEFAULT_WORKERS,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         routes: Iterable[Route] = ROUTES,
         authorizer: Authorizer | None = AUTHORIZER,
