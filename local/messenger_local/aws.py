@@ -28,7 +28,7 @@ from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
 from messenger.contract import TABLES, Env, create_table_request
-from messenger_local import transactions
+from messenger_local import moto_speed
 from messenger_protocol.names import PushPlatform
 
 REGION = "us-east-1"
@@ -188,7 +188,7 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         if self._requested_port:
             _check_port_free(self.host, self._requested_port)
-        transactions.install()
+        moto_speed.install()
         server = ThreadedMotoServer(ip_address=self.host, port=self._requested_port, verbose=False)
         server.start()
         wsgi_server = server._server

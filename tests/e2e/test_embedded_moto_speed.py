@@ -135,3 +135,32 @@ def test_a_transaction_that_succeeds_applies_every_action(
         ]
     )
     assert dump(dynamodb, table) == [item("a", "1", v="after"), item("new", "1", v="after")]
+
+
+def test_a_query_reads_its_partition_in_order_across_pages(
+    shared_aws: EmbeddedAws, table: str
+) -> None:
+    # Given items in three partitions, written out of order
+    dynamodb = shared_aws.client("dynamodb")
+    for sk in ("SUB#c", "PROFILE", "SUB#a", "SUB#b"):
+        for pk in ("x", "y", "z"):
+            dynamodb.put_item(TableName=table, Item=item(pk, sk, v=f"{pk}{sk}"))
+    # When one partition is queried backwards, a page of two at a time
+    pages, start = [], None
+    while True:
+        extra = {"ExclusiveStartKey": start} if start else {}
+        page = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :sub)",
+            ExpressionAttributeValues={":pk": {"S": "y"}, ":sub": {"S": "SUB#"}},
+            ScanIndexForward=False,
+            Limit=2,
+            **extra,
+        )
+        pages.append([i["sk"]["S"] for i in page["Items"]])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    # Then it gets that partition's matching items, in sort key order, page by page
+    assert [sk for page in pages for sk in page] == ["SUB#c", "SUB#b", "SUB#a"]
+    assert pages[0] == ["SUB#c", "SUB#b"]

@@ -1,17 +1,22 @@
-"""moto's TransactWriteItems, with a rollback that copies items instead of tables.
+"""Two changes to moto's DynamoDB that keep the local stack's speed from falling as its
+tables grow, each keeping moto's answers exactly as they were. `install()` makes both.
 
-moto backs up every table a transaction names by deep-copying it, once per action,
-before it applies the actions one by one (to restore the tables if one fails). Its cost
-grows with the table: at a thousand users each registration copied the Users table
-twice and each `ack` copied the Queue table once per id, which made the local stack's
-throughput fall as a session went on. `install()` keeps moto's own transaction code and
-changes only its backup: the items the transaction touches are copied before it runs
-(deep copies of those items, or "absent"), the tables are not, and a failed transaction
-puts exactly those items back. What the table holds afterwards is what moto's rollback
-leaves; DynamoDB itself guarantees the same, all actions or none.
+**Queries read one partition.** moto answers a Query on a table's own key by sorting
+every item of the table, then keeping those of the partition asked for: every `sync`,
+`$connect` and `$disconnect` paid for the whole Users or Queue table. The partition's
+items, sorted by sort key, are the same list.
 
-Requests reach moto one at a time (`aws.MotoGate`), so the table copy can be turned
-off for the length of one call without another request seeing it.
+**Transactions back up what they touch.** moto backs up every table a transaction
+names by deep-copying it, once per action, before it applies the actions one by one (to
+restore the tables if one fails). That cost grows with the table: at a thousand users
+each registration copied the Users table twice and each `ack` copied the Queue table
+once per id. Here moto's own transaction code runs unchanged but for its backup: the
+items the transaction touches are copied before it runs (or noted absent), the tables
+are not, and a failed transaction puts exactly those items back. The tables end as
+moto's rollback leaves them; DynamoDB guarantees the same, all actions or none.
+
+Requests reach moto one at a time (`aws.MotoGate`), so both changes can swap a method
+for the length of one call without another request seeing it.
 """
 
 from __future__ import annotations
@@ -29,11 +34,29 @@ TransactWrite = Callable[[DynamoDBBackend, list[dict[str, Any]]], None]
 Touched = list[tuple[Table, DynamoType, DynamoType | None, Item | None]]
 
 _ORIGINAL: TransactWrite = DynamoDBBackend.transact_write_items
+_ORIGINAL_QUERY = Table.query
+_INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
 
 
 def install() -> None:
-    """Make every DynamoDB backend in this process back up items, not tables (idempotent)."""
+    """Change every DynamoDB backend in this process (idempotent)."""
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    Table.query = _query  # type: ignore[method-assign]
+
+
+def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    """moto's Query, seeing only the partition asked for when it reads the table's own key."""
+    positional_index = args[_INDEX_NAME_POSITION] if len(args) > _INDEX_NAME_POSITION else None
+    index_name = kwargs.get("index_name", positional_index)
+    if index_name or hash_key is None or self.range_key_attr is None:
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
+    partition = list(self.items.get(hash_key, {}).values())
+    # all_items() sorts by (hash key, sort key): within one partition, by sort key.
+    self.all_items = lambda: sorted(partition, key=lambda item: item.range_key)  # type: ignore[method-assign]
+    try:
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
+    finally:
+        del self.all_items
 
 
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
