@@ -1,10 +1,13 @@
 """Two changes to moto's DynamoDB that keep the local stack's speed from falling as its
 tables grow, each keeping moto's answers exactly as they were. `install()` makes both.
 
-**Queries read one partition.** moto answers a Query on a table's own key by sorting
-every item of the table, then keeping those of the partition asked for: every `sync`,
-`$connect` and `$disconnect` paid for the whole Users or Queue table. The partition's
-items, sorted by sort key, are the same list.
+**Queries sort what they found, not the table.** moto answers every Query by sorting
+every item of the table by its key (comparing moto's typed values, the slow part), then
+keeping the matching ones: every `sync`, `$connect` and `$disconnect` paid for the whole
+Users table, more with each user. Here a Query on the table's own key starts from its
+partition, and a Query on an index filters the items as they are and sorts only the
+matches by the table's key before moto sorts them by the index's: the same items, in
+the same order, as moto's own answer.
 
 **Transactions back up what they touch.** moto backs up every table a transaction
 names by deep-copying it, once per action, before it applies the actions one by one (to
@@ -35,6 +38,7 @@ Touched = list[tuple[Table, DynamoType, DynamoType | None, Item | None]]
 
 _ORIGINAL: TransactWrite = DynamoDBBackend.transact_write_items
 _ORIGINAL_QUERY = Table.query
+_ORIGINAL_SORTED_ITEMS = Table.sorted_items
 _INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
 
 
@@ -45,18 +49,36 @@ def install() -> None:
 
 
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
-    """moto's Query, seeing only the partition asked for when it reads the table's own key."""
+    """moto's Query, over the partition asked for, or over the unsorted items."""
     positional_index = args[_INDEX_NAME_POSITION] if len(args) > _INDEX_NAME_POSITION else None
     index_name = kwargs.get("index_name", positional_index)
-    if index_name or hash_key is None or self.range_key_attr is None:
-        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
-    partition = list(self.items.get(hash_key, {}).values())
-    # all_items() sorts by (hash key, sort key): within one partition, by sort key.
-    self.all_items = lambda: sorted(partition, key=lambda item: item.range_key)  # type: ignore[method-assign]
+    if not index_name and hash_key is not None and self.range_key_attr is not None:
+        # One partition: its items sorted by (hash key, sort key) are sorted by sort key,
+        # and that is how moto orders a Query on the table's key anyway.
+        candidates = list(self.items.get(hash_key, {}).values())
+    else:
+        candidates = _every_item(self)
+    self.all_items = lambda: candidates  # type: ignore[method-assign]
+    # moto sorts an index's matches by the index key; the table's order breaks ties.
+    self.sorted_items = lambda hash_attrs, range_attrs, items: _ORIGINAL_SORTED_ITEMS(  # type: ignore[method-assign,assignment]
+        self, hash_attrs, range_attrs, sorted(items, key=_table_order)
+    )
     try:
         return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
     finally:
         del self.all_items
+        del self.sorted_items
+
+
+def _every_item(table: Table) -> list[Item]:
+    if table.range_key_attr:
+        return [item for partition in table.items.values() for item in partition.values()]
+    return list(table.items.values())  # type: ignore[arg-type]
+
+
+def _table_order(item: Item) -> Any:
+    """moto's own order of a table's items (Table.all_items)."""
+    return (item.hash_key, item.range_key) if item.range_key else item.hash_key
 
 
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:

@@ -164,3 +164,50 @@ def test_a_query_reads_its_partition_in_order_across_pages(
     # Then it gets that partition's matching items, in sort key order, page by page
     assert [sk for page in pages for sk in page] == ["SUB#c", "SUB#b", "SUB#a"]
     assert pages[0] == ["SUB#c", "SUB#b"]
+
+
+def test_an_index_query_keeps_moto_order_among_equal_index_keys(shared_aws: EmbeddedAws) -> None:
+    # Given a table with an index, where several items share an index key
+    name = f"speed-{secrets.token_hex(4)}"
+    dynamodb = shared_aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "conn", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "byConn",
+                "KeySchema": [{"AttributeName": "conn", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    )
+    try:
+        for pk, sk, conn in [
+            ("b", "1", "c1"),
+            ("a", "1", "c1"),
+            ("c", "0", "c1"),
+            ("a", "2", "c2"),
+        ]:
+            dynamodb.put_item(TableName=name, Item=item(pk, sk) | {"conn": {"S": conn}})
+        dynamodb.put_item(TableName=name, Item=item("a", "5"))  # not in the index
+        # When the index is queried for one key
+        found = dynamodb.query(
+            TableName=name,
+            IndexName="byConn",
+            KeyConditionExpression="conn = :c",
+            ExpressionAttributeValues={":c": {"S": "c1"}},
+        )["Items"]
+        # Then it gets exactly those items, in moto's order: the index's sort (here
+        # by sk), ties in the table's key order whatever the order they were written in
+        assert [(i["pk"]["S"], i["sk"]["S"]) for i in found] == [("c", "0"), ("a", "1"), ("b", "1")]
+    finally:
+        dynamodb.delete_table(TableName=name)
