@@ -146,9 +146,10 @@ def test_a_query_reads_its_partition_in_order_across_pages(
         for pk in ("x", "y", "z"):
             dynamodb.put_item(TableName=table, Item=item(pk, sk, v=f"{pk}{sk}"))
     # When one partition is queried backwards, a page of two at a time
-    pages, start = [], None
+    pages: list[list[str]] = []
+    start = None
     while True:
-        extra = {"ExclusiveStartKey": start} if start else {}
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         page = dynamodb.query(
             TableName=table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :sub)",
