@@ -85,8 +85,10 @@ class MotoGate:
         self._served += 1
         if self._served % self.FORGET_INSTANCES_EVERY == 0:
             _forget_dynamodb_instances()
+        moto_speed.mark_serialized(True)
 
     def __exit__(self, *exc_info: object) -> None:
+        moto_speed.mark_serialized(False)
         self._lock.release()
 
     @property

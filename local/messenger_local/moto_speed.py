@@ -18,14 +18,17 @@ items the transaction touches are copied before it runs (or noted absent), the t
 are not, and a failed transaction puts exactly those items back. The tables end as
 moto's rollback leaves them; DynamoDB guarantees the same, all actions or none.
 
-Requests reach moto one at a time (`aws.MotoGate`), so both changes can swap a method
-for the length of one call without another request seeing it.
+Both changes apply only to requests let in by `aws.MotoGate`, which serves them one at a
+time: so they can set attributes on a table for the length of one call without another
+request seeing them. Anything else in the process using moto (`mock_aws` in a test, on
+any thread) gets moto unchanged.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,14 +45,28 @@ _ORIGINAL_SORTED_ITEMS = Table.sorted_items
 _INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
 
 
+_serialized = threading.local()
+
+
 def install() -> None:
-    """Change every DynamoDB backend in this process (idempotent)."""
+    """Put both changes in place for the requests let in by the gate (idempotent)."""
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
 
 
+def mark_serialized(active: bool) -> None:
+    """Whether the calling thread is, for now, the only one in moto (the gate says so)."""
+    _serialized.active = active
+
+
+def _applies() -> bool:
+    return bool(getattr(_serialized, "active", False))
+
+
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     """moto's Query, over the partition asked for, or over the unsorted items."""
+    if not _applies():
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
     positional_index = args[_INDEX_NAME_POSITION] if len(args) > _INDEX_NAME_POSITION else None
     index_name = kwargs.get("index_name", positional_index)
     if not index_name and hash_key is not None and self.range_key_attr is not None:
@@ -82,8 +99,11 @@ def _table_order(item: Item) -> Any:
 
 
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if not _applies():
+        _ORIGINAL(self, transact_items)
+        return
     touched = _touched_items(self, transact_items)
-    with _tables_not_copied():
+    with _not_copied(table for table, *_ in touched):
         try:
             _ORIGINAL(self, transact_items)
         except Exception:
@@ -127,14 +147,18 @@ def _restore(touched: Touched) -> None:
 
 
 @contextmanager
-def _tables_not_copied() -> Iterator[None]:
-    """moto's own backup, `copy.deepcopy(table)`, hands back the table itself meanwhile."""
-    Table.__deepcopy__ = _same_table  # type: ignore[attr-defined]
+def _not_copied(tables: Iterable[Table]) -> Iterator[None]:
+    """moto's own backup, `copy.deepcopy(table)`, hands back each table itself meanwhile."""
+    marked = set(tables)
+    for table in marked:
+        # copy.deepcopy looks __deepcopy__ up on the object, so this one table answers.
+        table.__deepcopy__ = _same_table(table)  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        del Table.__deepcopy__  # type: ignore[attr-defined]
+        for table in marked:
+            del table.__deepcopy__  # type: ignore[attr-defined]
 
 
-def _same_table(table: Table, memo: dict[int, Any]) -> Table:
-    return table
+def _same_table(table: Table) -> Callable[[dict[int, Any]], Table]:
+    return lambda memo: table
