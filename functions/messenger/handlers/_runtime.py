@@ -73,7 +73,9 @@ def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
         # The keys that name this invocation are thread-local as well: where several
         # invocations share a process (the local stack), the logger's global keys hold
         # whichever invocation started last.
-        request = event.get("requestContext") or {}
+        # A peer cell's Relay event need not be an object: name what there is.
+        request = event.get("requestContext") if isinstance(event, dict) else None
+        request = request if isinstance(request, dict) else {}
         logger.thread_safe_append_keys(
             function_name=context.function_name,
             function_request_id=context.aws_request_id,
