@@ -26,22 +26,35 @@ def over_http(aws: EmbeddedAws) -> Any:
     return session.client("dynamodb", endpoint_url=aws.endpoint)
 
 
-@pytest.fixture
-def table(shared_aws: EmbeddedAws) -> Any:
+def create_table(dynamodb: Any, *, index_on: str | None = None) -> str:
+    """A table keyed (pk, sk), with a KEYS_ONLY index on one more attribute if asked."""
     name = f"speed-{secrets.token_hex(4)}"
-    dynamodb = shared_aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
+    attributes = ["pk", "sk"] + ([index_on] if index_on else [])
+    request: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
-    )
+    }
+    if index_on:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": f"by-{index_on}",
+                "KeySchema": [{"AttributeName": index_on, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ]
+    dynamodb.create_table(**request)
+    return name
+
+
+@pytest.fixture
+def table(shared_aws: EmbeddedAws) -> Any:
+    dynamodb = shared_aws.client("dynamodb")
+    name = create_table(dynamodb)
     yield name
     dynamodb.delete_table(TableName=name)
 
@@ -53,6 +66,22 @@ def dump(client: Any, name: str) -> list[dict[str, Any]]:
 
 def item(pk: str, sk: str, **values: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}} | {k: {"S": v} for k, v in values.items()}
+
+
+def put_update_delete(table: str) -> list[dict[str, Any]]:
+    """Transaction actions: put a new item, update item a, delete item b."""
+    return [
+        {"Put": {"TableName": table, "Item": item("new", "1", v="after")}},
+        {
+            "Update": {
+                "TableName": table,
+                "Key": item("a", "1"),
+                "UpdateExpression": "SET v = :v",
+                "ExpressionAttributeValues": {":v": {"S": "after"}},
+            }
+        },
+        {"Delete": {"TableName": table, "Key": item("b", "1")}},
+    ]
 
 
 def test_in_process_and_http_clients_share_the_backends(
@@ -89,16 +118,7 @@ def test_a_cancelled_transaction_changes_nothing(shared_aws: EmbeddedAws, table:
     with pytest.raises(ClientError) as cancelled:
         dynamodb.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": table, "Item": item("new", "1", v="after")}},
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": item("a", "1"),
-                        "UpdateExpression": "SET v = :v",
-                        "ExpressionAttributeValues": {":v": {"S": "after"}},
-                    }
-                },
-                {"Delete": {"TableName": table, "Key": item("b", "1")}},
+                *put_update_delete(table),
                 {
                     "ConditionCheck": {
                         "TableName": table,
@@ -120,20 +140,7 @@ def test_a_transaction_that_succeeds_applies_every_action(
     dynamodb = shared_aws.client("dynamodb")
     dynamodb.put_item(TableName=table, Item=item("a", "1", v="before"))
     dynamodb.put_item(TableName=table, Item=item("b", "1", v="before"))
-    dynamodb.transact_write_items(
-        TransactItems=[
-            {"Put": {"TableName": table, "Item": item("new", "1", v="after")}},
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": item("a", "1"),
-                    "UpdateExpression": "SET v = :v",
-                    "ExpressionAttributeValues": {":v": {"S": "after"}},
-                }
-            },
-            {"Delete": {"TableName": table, "Key": item("b", "1")}},
-        ]
-    )
+    dynamodb.transact_write_items(TransactItems=put_update_delete(table))
     assert dump(dynamodb, table) == [item("a", "1", v="after"), item("new", "1", v="after")]
 
 
@@ -169,28 +176,8 @@ def test_a_query_reads_its_partition_in_order_across_pages(
 
 def test_an_index_query_keeps_moto_order_among_equal_index_keys(shared_aws: EmbeddedAws) -> None:
     # Given a table with an index, where several items share an index key
-    name = f"speed-{secrets.token_hex(4)}"
     dynamodb = shared_aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "conn", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "byConn",
-                "KeySchema": [{"AttributeName": "conn", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-    )
+    name = create_table(dynamodb, index_on="conn")
     try:
         for pk, sk, conn in [
             ("b", "1", "c1"),
@@ -203,7 +190,7 @@ def test_an_index_query_keeps_moto_order_among_equal_index_keys(shared_aws: Embe
         # When the index is queried for one key
         found = dynamodb.query(
             TableName=name,
-            IndexName="byConn",
+            IndexName="by-conn",
             KeyConditionExpression="conn = :c",
             ExpressionAttributeValues={":c": {"S": "c1"}},
         )["Items"]

@@ -21,7 +21,13 @@ import pytest
 from messenger.contract import AUTHORIZER, ROUTES, SERVICE_NAME
 from messenger_local import LocalStack
 from tests.support.identities import TestUser
-from tests.support.ws_client import WsClient, connect_as, handshake_status, signed_url
+from tests.support.ws_client import (
+    WsClient,
+    connect_as,
+    handshake_status,
+    message_frame,
+    signed_url,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,18 +69,6 @@ def function_log() -> Iterator[FunctionLog]:
         functions_logger.setLevel(level)
 
 
-def send_to_nobody(sender: TestUser, number: int) -> dict[str, Any]:
-    body, nonce = sender.encrypt_for(TestUser("nobody"), "hello")
-    return {
-        "action": "sendMessage",
-        "messageId": f"message{number:04d}",
-        "to": "nobody",
-        "body": body,
-        "nonce": nonce,
-        "sentAt": int(time.time() * 1000),
-    }
-
-
 async def test_concurrent_invocations_log_their_own_function_user_and_connection(
     stack: LocalStack, function_log: FunctionLog
 ) -> None:
@@ -88,7 +82,8 @@ async def test_concurrent_invocations_log_their_own_function_user_and_connection
     # refuses (an hour-old signature) come in, all at once
     async def refused_frames(client: WsClient) -> None:
         for number in range(FRAMES_EACH):
-            await client.send(send_to_nobody(client.user, number))
+            nobody = TestUser("nobody")
+            await client.send(message_frame(client.user, nobody, "hello", f"message{number:04d}"))
 
     stale = int(time.time()) - 3600
     handshakes = [

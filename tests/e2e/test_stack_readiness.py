@@ -17,8 +17,8 @@ from websockets.exceptions import InvalidStatus
 from messenger.contract import Env
 from messenger.dal.users import PROFILE, user_key
 from messenger_local import EmbeddedAws, LocalStack
-from tests.e2e.test_cli_smoke import MESSENGER, REPO, free_port
 from tests.support.identities import TestUser
+from tests.support.local_command import messenger_local
 from tests.support.ws_client import WsClient, connect_as, open_socket, signed_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -29,23 +29,9 @@ BURST = 300
 
 async def test_a_handshake_the_instant_the_port_opens_is_answered(tmp_path: Path) -> None:
     # Given `messenger local` starting, and a client trying to connect over and over
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(MESSENGER),
-        "local",
-        "--port",
-        str(port),
-        "--aws-port",
-        str(free_port()),
-        "--function-log",
-        str(tmp_path / "functions.log"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=REPO,
-    )
     refused_before_ready = 0
-    try:
-        ws_url = f"ws://127.0.0.1:{port}/local"
+    async with messenger_local(tmp_path / "functions.log") as command:
+        ws_url = f"ws://127.0.0.1:{command.port}/local"
         async with asyncio.timeout(60):
             while True:
                 # When it connects the instant the port accepts connections
@@ -61,9 +47,6 @@ async def test_a_handshake_the_instant_the_port_opens_is_answered(tmp_path: Path
         # Then the first handshake the port takes is the one that opens
         await socket.close()
         assert refused_before_ready > 0  # the test did start before the stack was ready
-    finally:
-        process.kill()
-        await process.wait()
 
 
 async def test_a_burst_of_closes_runs_every_disconnect(shared_aws: EmbeddedAws) -> None:

@@ -8,46 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from messenger_local.state import SAVE_EVERY_SECONDS
-from tests.e2e.test_cli_smoke import MESSENGER, REPO, RunningCommand, free_port
 from tests.support.identities import TestUser
-from tests.support.ws_client import connect_as, handshake_status, signed_url
+from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@asynccontextmanager
-async def messenger_local(state: Path | None, log: Path) -> AsyncIterator[RunningCommand]:
-    """`messenger local` (with --state when given) until the block ends or it is stopped."""
-    options = ["--state", str(state)] if state else []
-    process = await asyncio.create_subprocess_exec(
-        str(MESSENGER),
-        "local",
-        "--port",
-        str(free_port()),
-        "--aws-port",
-        str(free_port()),
-        "--function-log",
-        str(log),
-        *options,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
-    command = RunningCommand(process)
-    try:
-        yield command
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def ready(command: RunningCommand) -> tuple[str, str]:
@@ -58,35 +28,23 @@ async def ready(command: RunningCommand) -> tuple[str, str]:
     return ws_url, state
 
 
-def message(sender: TestUser, recipient: TestUser, message_id: str) -> dict[str, object]:
-    body, nonce = sender.encrypt_for(recipient, "see you after the restart")
-    return {
-        "action": "sendMessage",
-        "messageId": message_id,
-        "to": recipient.user_id,
-        "body": body,
-        "nonce": nonce,
-        "sentAt": int(time.time() * 1000),
-    }
-
-
 async def test_a_restart_keeps_users_and_queued_messages(tmp_path: Path) -> None:
     alice, bob = TestUser("alice"), TestUser("bob")
     state = tmp_path / "state"
     # Given `messenger local --state DIR`, where bob registered and went away, and
     # alice's message to him is stored (acked) while he is offline
-    async with messenger_local(state, tmp_path / "first.log") as first:
+    async with messenger_local(tmp_path / "first.log", "--state", str(state)) as first:
         ws_url, state_line = await ready(first)
         assert state_line.startswith(f"kept in {state} (new;")
         await (await connect_as(ws_url, bob)).close()
         a = await connect_as(ws_url, alice)
-        ack = await a.request(message(alice, bob, "kept-0001"))
+        ack = await a.request(message_frame(alice, bob, "see you after the restart", "kept-0001"))
         assert ack["type"] == "ack" and ack["messageId"] == "kept-0001"
         await a.close()
         # When it stops and starts again on the same directory
         first.process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(first.process.wait(), 20) == 0
-    async with messenger_local(state, tmp_path / "second.log") as second:
+    async with messenger_local(tmp_path / "second.log", "--state", str(state)) as second:
         ws_url, state_line = await ready(second)
         assert state_line.startswith(f"kept in {state} (restored from the last run;")
         # Then bob, connecting as a known user, finds the message waiting for sync
@@ -108,14 +66,14 @@ async def test_a_crash_loses_at_most_the_last_second(tmp_path: Path) -> None:
     alice = TestUser("alice")
     state = tmp_path / "state"
     # Given alice registered on `messenger local --state DIR` a while before it is killed
-    async with messenger_local(state, tmp_path / "first.log") as first:
+    async with messenger_local(tmp_path / "first.log", "--state", str(state)) as first:
         ws_url, _ = await ready(first)
         await (await connect_as(ws_url, alice)).close()
         await asyncio.sleep(2 * SAVE_EVERY_SECONDS + 0.5)
         first.process.kill()
         await first.process.wait()
     # When it starts again on the same directory
-    async with messenger_local(state, tmp_path / "second.log") as second:
+    async with messenger_local(tmp_path / "second.log", "--state", str(state)) as second:
         ws_url, state_line = await ready(second)
         # Then alice is still registered: her keys connect, other keys are refused
         assert "restored from the last run" in state_line
@@ -124,7 +82,7 @@ async def test_a_crash_loses_at_most_the_last_second(tmp_path: Path) -> None:
 
 
 async def test_without_state_the_banner_says_a_restart_forgets(tmp_path: Path) -> None:
-    async with messenger_local(None, tmp_path / "functions.log") as command:
+    async with messenger_local(tmp_path / "functions.log") as command:
         _, state_line = await ready(command)
         assert state_line == (
             "not kept: a restart forgets every user and message (--state DIR keeps them)"
