@@ -19,6 +19,7 @@ a thousand `$disconnect`) is not timed out for the wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib
 import json
@@ -181,7 +182,9 @@ class Functions:
         running = asyncio.Event()
 
         def on_start() -> None:
-            loop.call_soon_threadsafe(running.set)
+            # A handler left running past its timeout may start after the loop closed.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(running.set)
 
         run = _Run(
             self._handlers[function_name], json.dumps(event), context, self._timeout, on_start
