@@ -182,7 +182,8 @@ class LocalStack:
         await self.stop()
 
     async def start(self) -> None:
-        """Start moto (unless shared), create the tables, serve the API, load the functions."""
+        """Start moto (unless shared), create the tables, load the functions, then open the
+        port: a handshake is never answered before the functions can run it."""
         global _running
         if _running is not None:
             raise StackAlreadyRunning("one LocalStack per process: stop the other one first")
