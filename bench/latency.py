@@ -12,16 +12,23 @@ DynamoDB calls to the embedded moto and the @connections post.
 
 To show where the stack's time goes, the run also times one DynamoDB call to the embedded
 moto, and reports how long the sendMessage function itself ran.
+
+`python -m bench latency --senders 24` is the throughput mode: 24 senders, each with
+its own recipient, each sending its next message after the previous `ack` (24 messages
+in flight at any moment), through the same relay and then the stack. It reports the
+messages delivered per second (every counted message, from the first send to the last
+arrival) and the send→receive percentiles.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +53,9 @@ from messenger_protocol.names import SENT_STATUS
 
 MESSAGES = 500
 WARMUP = 20  # first messages of each run, not counted: imports, first connections
+# The throughput mode: messages per sender, and warm-up messages per sender.
+MESSAGES_PER_SENDER = 50
+SENDER_WARMUP = 2
 # Plaintext sizes cycled through: a short chat line up to a paragraph.
 TEXT_SIZES = (20, 80, 200, 600)
 ANSWER_TIMEOUT_SECONDS = 30.0
@@ -58,6 +68,51 @@ class Samples:
 
     receive: list[float] = field(default_factory=list)
     ack: list[float] = field(default_factory=list)
+    # perf_counter() of the first counted send and of the last counted arrival.
+    first_send: float = float("inf")
+    last_arrival: float = 0.0
+    # This process's CPU time and wall time over the whole exchange: on a shared
+    # machine, how much of a core it had.
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def merge(self, other: Samples) -> None:
+        self.receive += other.receive
+        self.ack += other.ack
+        self.first_send = min(self.first_send, other.first_send)
+        self.last_arrival = max(self.last_arrival, other.last_arrival)
+
+    @property
+    def delivered_per_second(self) -> float:
+        return len(self.receive) / (self.last_arrival - self.first_send)
+
+    @property
+    def core_share(self) -> float:
+        return self.cpu_seconds / self.wall_seconds
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A sender, its recipient, and the frames the sender sends."""
+
+    sender: BenchUser
+    recipient: BenchUser
+    frames: list[tuple[str, str]]
+
+
+def make_pairs(senders: int, messages: int) -> list[Pair]:
+    """One pair of users per sender, with `messages` sealed frames each."""
+    if senders == 1:
+        alice, bob = BenchUser.generate("alice"), BenchUser.generate("bob")
+        return [Pair(alice, bob, message_frames(alice, bob, messages))]
+    pairs = []
+    for number in range(senders):
+        sender, recipient = (
+            BenchUser.generate(f"sender{number}"),
+            BenchUser.generate(f"recipient{number}"),
+        )
+        pairs.append(Pair(sender, recipient, message_frames(sender, recipient, messages)))
+    return pairs
 
 
 class Receiver:
@@ -118,6 +173,7 @@ async def exchange(
     receiver: ClientConnection,
     frames: list[tuple[str, str]],
     acknowledge: bool,
+    warmup: int,
 ) -> Samples:
     """Send the frames one at a time, each after the previous ack; time each."""
     sender_side = Receiver(sender, acknowledge)
@@ -132,9 +188,11 @@ async def exchange(
             await sender.send(frame)
             async with asyncio.timeout(ANSWER_TIMEOUT_SECONDS):
                 ack_at, arrived_at = await acked, await arrived
-            if number >= WARMUP:
+            if number >= warmup:
                 samples.ack.append(ack_at - started)
                 samples.receive.append(arrived_at - started)
+                samples.first_send = min(samples.first_send, started)
+                samples.last_arrival = max(samples.last_arrival, arrived_at)
     finally:
         for reader in readers:
             reader.cancel()
@@ -181,15 +239,36 @@ async def bare_relay() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def through_relay(frames: list[tuple[str, str]], alice: BenchUser, bob: BenchUser) -> Samples:
+async def exchange_all(
+    url_of: Callable[[BenchUser], str], pairs: list[Pair], acknowledge: bool, warmup: int
+) -> Samples:
+    """Connect every pair, then run all their exchanges at once."""
+    sockets: list[ClientConnection] = []
+    try:
+        for pair in pairs:
+            for user in (pair.sender, pair.recipient):
+                sockets.append(await open_socket(url_of(user), ping_interval=None))
+        runs = [
+            exchange(sockets[2 * n], sockets[2 * n + 1], pair.frames, acknowledge, warmup)
+            for n, pair in enumerate(pairs)
+        ]
+        samples = Samples()
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        for result in await asyncio.gather(*runs):
+            samples.merge(result)
+        samples.cpu_seconds = time.process_time() - cpu_started
+        samples.wall_seconds = time.perf_counter() - wall_started
+        return samples
+    finally:
+        for socket in sockets:
+            await socket.close()
+
+
+async def through_relay(pairs: list[Pair], warmup: int) -> Samples:
     async with bare_relay() as url:
-        sender = await open_socket(f"{url}?user={alice.user_id}")
-        receiver = await open_socket(f"{url}?user={bob.user_id}")
-        try:
-            return await exchange(sender, receiver, frames, acknowledge=False)
-        finally:
-            await sender.close()
-            await receiver.close()
+        return await exchange_all(
+            lambda user: f"{url}?user={user.user_id}", pairs, acknowledge=False, warmup=warmup
+        )
 
 
 # --- the local stack ---------------------------------------------------------------------------
@@ -202,26 +281,22 @@ class StackFigures:
     moto_call_seconds: list[float]
 
 
-async def through_stack(
-    frames: list[tuple[str, str]], alice: BenchUser, bob: BenchUser
-) -> StackFigures:
+async def through_stack(pairs: list[Pair], warmup: int) -> StackFigures:
     # 500 messages from one sender in well under a minute would meet the default rate
     # limit: the benchmarks' stack raises it.
     async with loopback_stack() as stack:
-        sender = await open_socket(alice.signed_url(stack.ws_url))
-        receiver = await open_socket(bob.signed_url(stack.ws_url))
-        try:
-            samples = await exchange(sender, receiver, frames, acknowledge=True)
-        finally:
-            await sender.close()
-            await receiver.close()
+        samples = await exchange_all(
+            lambda user: user.signed_url(stack.ws_url), pairs, acknowledge=True, warmup=warmup
+        )
         await stack.settled()
-        send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")][WARMUP:]
+        # Warm-up sends are the first `warmup` of each sender: drop as many overall.
+        send_ms = [i.duration_ms for i in stack.invocations_of("sendMessage")]
+        send_ms = send_ms[warmup * len(pairs) :]
         moto = await asyncio.to_thread(
             time_moto_calls,
             stack.aws.client("dynamodb"),
             stack.table_names[Env.USERS_TABLE.value],
-            alice.user_id,
+            pairs[0].sender.user_id,
         )
     return StackFigures(samples, send_ms, moto)
 
@@ -254,22 +329,67 @@ def row(label: str, seconds: list[float], baseline: list[float] | None = None) -
     return text
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench latency",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=1,
+        help="senders in flight at once, each with its own recipient (1: the latency run; "
+        "more: the throughput mode)",
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        help=f"messages per sender, warm-up included ({MESSAGES + WARMUP} for one sender, "
+        f"{MESSAGES_PER_SENDER} each for more)",
+    )
+    args = parser.parse_args(argv)
+    if args.senders < 1:
+        parser.error("--senders must be at least 1")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    alice, bob = BenchUser.generate("alice"), BenchUser.generate("bob")
-    frames = message_frames(alice, bob, MESSAGES + WARMUP)
+    args = parse_args(argv or [])
+    single = args.senders == 1
+    warmup = WARMUP if single else SENDER_WARMUP
+    per_sender = args.messages or (MESSAGES + WARMUP if single else MESSAGES_PER_SENDER)
+    if per_sender <= warmup:
+        print(f"--messages must be more than the {warmup} warm-up messages")
+        return 2
+    pairs = make_pairs(args.senders, per_sender)
     with functions_output_to_file("latency") as (console, _):
 
         def say(line: str) -> None:
             print(line, file=console, flush=True)
 
         started = time.perf_counter()
-        relay = asyncio.run(through_relay(frames, alice, bob))
-        stack = asyncio.run(through_stack(frames, alice, bob))
-        say(
-            f"{MESSAGES} messages ({', '.join(map(str, TEXT_SIZES))}-character texts, sealed), "
-            f"each sent after the previous ack, between two clients on loopback; "
-            f"{WARMUP} warm-up messages not counted"
-        )
+        relay = asyncio.run(through_relay(pairs, warmup))
+        stack = asyncio.run(through_stack(pairs, warmup))
+        counted = per_sender - warmup
+        sizes = ", ".join(map(str, TEXT_SIZES))
+        if single:
+            say(
+                f"{counted} messages ({sizes}-character texts, sealed), each sent after the "
+                f"previous ack, between two clients on loopback; {warmup} warm-up messages "
+                "not counted"
+            )
+        else:
+            say(
+                f"{args.senders} senders in flight, each sending {counted} messages ({sizes}-"
+                f"character texts, sealed) to its own recipient, each after the previous ack; "
+                f"{warmup} warm-up messages per sender not counted"
+            )
+            say(f"{'messages delivered per second':<44} {'msg/s':>8}   this process's CPU")
+            for label, samples in (("bare relay (aiohttp)", relay), ("local stack", stack.samples)):
+                say(
+                    f"  {label:<42} {samples.delivered_per_second:8.1f}   "
+                    f"{samples.core_share:.0%} of a core"
+                )
         say(f"{'':<44} {'p50 ms':>8} {'p99 ms':>8}")
         say(row("send -> receive, bare relay (aiohttp)", relay.receive))
         say(row("send -> receive, local stack", stack.samples.receive, relay.receive))

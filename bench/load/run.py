@@ -23,15 +23,15 @@ from bench.protocol_client import BenchUser
 from messenger.contract import Env
 from messenger_local import EmbeddedAws
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
+from messenger_local.lambdas import DEFAULT_WORKERS
 
 FULL_USERS = 1_000
 FULL_MESSAGES = 20_000
 DEFAULT_CHURN = 0.2
 DEFAULT_SEED = 7
-# The full size takes about 45 minutes on a 2-core machine (docs/performance.md).
+# The full size takes about 8 minutes on a 2-core machine (docs/performance.md).
 DEFAULT_TIMEOUT_SECONDS = 3600.0
 DEFAULT_IN_FLIGHT = 32
-DEFAULT_WORKERS = 32
 # Handshakes in flight at once while the clients connect (each is two invocations).
 CONNECT_CONCURRENCY = 16
 MAX_DRAIN_ROUNDS = 20
@@ -165,8 +165,7 @@ class LoadRun:
 
     async def drain(self) -> int:
         """Sync and ack until no one has anything queued; how many rounds it took."""
-        # As many syncs at once as sends in flight: a thousand at once would wait for
-        # the stack's workers past API Gateway's 29 s integration timeout.
+        # As many syncs at once as sends in flight: the same offered load as the run.
         gate = asyncio.Semaphore(self.config.in_flight)
         started = time.perf_counter()
         for round_number in range(1, MAX_DRAIN_ROUNDS + 1):

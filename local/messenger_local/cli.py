@@ -15,12 +15,14 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
 from messenger_local.stack import LocalStack
+from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
@@ -56,6 +58,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"where the functions' own output goes, '-' for the console ({DEFAULT_FUNCTION_LOG})",
     )
     parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="keep the tables (users, queued messages...) and push apps in DIR across "
+        "restarts (default: a restart forgets everything)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -75,6 +84,7 @@ def banner(stack: LocalStack, function_log: str) -> str:
             f"  @connections API  {stack.connections_url}",
             f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
             f"  function logs     {function_log}",
+            f"  state             {state_line(stack)}",
             "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM (fake credentials);"
             " a 'push' line per push",
             "",
@@ -88,6 +98,16 @@ def banner(stack: LocalStack, function_log: str) -> str:
             "Ctrl-C stops it.",
             "",
         ]
+    )
+
+
+def state_line(stack: LocalStack) -> str:
+    if stack.state_dir is None:
+        return "not kept: a restart forgets every user and message (--state DIR keeps them)"
+    origin = "restored from the last run" if stack.restored else "new"
+    return (
+        f"kept in {stack.state_dir} ({origin}; saved every {SAVE_EVERY_SECONDS:g} s and on "
+        f"stop: a crash loses at most the last {SAVE_EVERY_SECONDS:g} s)"
     )
 
 
@@ -125,10 +145,11 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         max_duration=args.max_duration,
         environment={"POWERTOOLS_LOG_LEVEL": args.log_level},
         on_invocation=show,
+        state_dir=args.state,
     )
     try:
         await stack.start()
-    except OSError as error:
+    except (OSError, StateError) as error:
         print(f"messenger local: {error}", file=sys.stderr)
         return 1
     try:

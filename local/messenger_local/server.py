@@ -9,6 +9,7 @@ DELETE /{stage}/@connections/{id}          close it
 from __future__ import annotations
 
 import functools
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -41,12 +42,19 @@ def build_app(gateway: Gateway) -> web.Application:
 
 
 class Server:
-    """Runs the application on host:port (0 picks a free port)."""
+    """Runs the application on host:port (0 picks a free port).
+
+    Two steps, so that the stack can be ready before anyone connects: `bind` takes the
+    port (its number is known from then on) without listening, so a client meets a
+    refused connection, not a handshake the functions cannot answer yet; `listen`
+    opens it.
+    """
 
     def __init__(self, gateway: Gateway, host: str, port: int) -> None:
         self._gateway = gateway
         self._host = host
         self._port = port
+        self._socket: socket.socket | None = None
         # Connections are closed (and drained) before the runner stops, so it has
         # nothing left to wait for.
         self._runner = web.AppRunner(build_app(gateway), access_log=None, shutdown_timeout=1.0)
@@ -55,15 +63,33 @@ class Server:
     def port(self) -> int:
         return self._port
 
-    async def start(self) -> None:
-        """Listen; `port` is the bound port afterwards."""
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        if self._port == 0:
-            self._port = int(self._runner.addresses[0][1])
+    async def bind(self) -> None:
+        """Take the port; `port` is the bound port afterwards. Nobody can connect yet."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        bound = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            bound.bind((self._host, self._port))
+        except OSError as error:
+            bound.close()
+            raise OSError(
+                error.errno, f"cannot serve on {self._host}:{self._port}: {error.strerror}"
+            ) from error
+        bound.setblocking(False)
+        self._socket = bound
+        self._port = int(bound.getsockname()[1])
         self._gateway.port = self._port
+
+    async def listen(self) -> None:
+        """Accept connections from now on."""
+        if self._socket is None:
+            raise RuntimeError("bind() first")
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._socket).start()
 
     async def stop(self) -> None:
         """Stop listening and close what is left."""
         await self._runner.cleanup()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

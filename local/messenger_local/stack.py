@@ -19,7 +19,9 @@ stack makes its own tables, named after its random apiId, and then deletes them)
 `idle_timeout` and `max_duration` (seconds), `environment` (extra variables for the
 functions, e.g. `{"MESSAGE_TTL_SECONDS": "5"}`), `workers` (the worker pool size),
 `integration_timeout`, `routes` and `authorizer` (default: the contract's),
-`on_invocation` (called with each `Invocation`, e.g. to print its `line()`).
+`on_invocation` (called with each `Invocation`, e.g. to print its `line()`),
+`state_dir` (a directory that keeps moto's tables and push applications across
+restarts, see messenger_local.state; only with the stack's own moto).
 
 The functions get their configuration only through environment variables, as on
 Lambda: table names, `AWS_ENDPOINT_URL`, region and fake credentials,
@@ -35,6 +37,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 
 import boto3
@@ -52,8 +55,9 @@ from messenger_local.aws import ACCOUNT_ID, FAKE_CREDENTIALS, EmbeddedAws
 from messenger_local.events import Api, new_api_id
 from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
 from messenger_local.invocations import Invocation
-from messenger_local.lambdas import INTEGRATION_TIMEOUT_SECONDS, Functions
+from messenger_local.lambdas import DEFAULT_WORKERS, INTEGRATION_TIMEOUT_SECONDS, Functions
 from messenger_local.server import Server
+from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 # Settings that could send the functions' AWS calls anywhere but the embedded moto.
@@ -91,12 +95,15 @@ class LocalStack:
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_duration: float = MAX_DURATION_SECONDS,
         environment: Mapping[str, str] | None = None,
-        workers: int = 32,
+        workers: int = DEFAULT_WORKERS,
         integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
         routes: Iterable[Route] = ROUTES,
         authorizer: Authorizer | None = AUTHORIZER,
         on_invocation: Callable[[Invocation], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        if state_dir is not None and aws is not None:
+            raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
         self.host = host
         self.stage = stage
         self._port = port
@@ -109,6 +116,9 @@ class LocalStack:
         self._routes = tuple(routes)
         self._authorizer = authorizer
         self._on_invocation = on_invocation
+        self.state_dir = state_dir
+        self._state: StateKeeper | None = None
+        self.restored = False  # True when the tables came back from state_dir
         self.invocations: list[Invocation] = []
         self.table_names: dict[str, str] = {}
         self.environment: dict[str, str] = {}
@@ -172,7 +182,8 @@ class LocalStack:
         await self.stop()
 
     async def start(self) -> None:
-        """Start moto (unless shared), create the tables, serve the API, load the functions."""
+        """Start moto (unless shared), create the tables, load the functions, then open the
+        port: a handshake is never answered before the functions can run it."""
         global _running
         if _running is not None:
             raise StackAlreadyRunning("one LocalStack per process: stop the other one first")
@@ -187,7 +198,13 @@ class LocalStack:
         loop = asyncio.get_running_loop()
         if self._owns_aws:
             await loop.run_in_executor(None, self._aws.start)
-        api_id = new_api_id()
+        manifest = None
+        if self.state_dir is not None:
+            self._state = StateKeeper(self.state_dir, self._aws)
+            manifest = await loop.run_in_executor(None, self._state.load)
+            self.restored = manifest is not None
+        # Kept state names its tables after the API id it was saved with.
+        api_id = manifest.api_id if manifest else new_api_id()
         handlers = [(route.function_name, route.handler) for route in self._routes]
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
@@ -209,7 +226,7 @@ class LocalStack:
             api, self._functions, self._routes, self._authorizer, self._limits, self._record
         )
         self._server = Server(self._gateway, self.host, self._port)
-        await self._server.start()
+        await self._server.bind()
         # Once the port is known, https://{domainName}/{stage} names this server.
         self._gateway.api = replace(api, domain_name=f"{self.host}:{self.port}")
         prefix = f"messenger-{self.stage}-{api_id}-"
@@ -218,6 +235,11 @@ class LocalStack:
         self.table_names = {env.value: name for env, name in tables.items()}
         self._set_environment({**tables, **push_apps})
         await loop.run_in_executor(self._functions.pool, self._cold_start)
+        if self._state is not None:
+            manifest = manifest or new_manifest(api_id, self.stage, self._aws.region)
+            await loop.run_in_executor(None, self._state.start, manifest)
+        # Only now, with every function loaded, can a handshake be answered.
+        await self._server.listen()
 
     def _set_environment(self, resources: Mapping[Env, str]) -> None:
         variables: dict[str, str | None] = dict.fromkeys(_UNSAFE_AWS_VARIABLES)
@@ -269,6 +291,12 @@ class LocalStack:
         from messenger.wiring import services, use_services
 
         _forget_other_credentials()
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        # The functions' clients (made below, from boto3's default session) reach moto
+        # without the HTTP hop; still at AWS_ENDPOINT_URL, through real botocore.
+        self._aws.serve_in_process(boto3.DEFAULT_SESSION)
         use_services(None)
         assert self._functions is not None
         self._functions.load()
@@ -287,6 +315,9 @@ class LocalStack:
             if self._functions is not None:
                 # Waits for handlers that outlived their integration timeout.
                 await loop.run_in_executor(None, self._functions.shutdown)
+            if self._state is not None:
+                await loop.run_in_executor(None, self._state.stop)
+                self._state = None
             await loop.run_in_executor(None, self._release_aws)
         finally:
             self._restore_environment()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,69 +12,19 @@ import pytest
 
 from messenger_local.signed_url import LocalKeys, signed_url
 from tests.support.identities import TestUser
+from tests.support.local_command import REPO, RunningCommand
+from tests.support.local_command import messenger_local as run_messenger_local
 from tests.support.ws_client import connect_as
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-MESSENGER = Path(sys.executable).parent / "messenger"
 WSCAT = REPO / "node_modules" / ".bin" / "wscat"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RunningCommand:
-    """`messenger local` in a subprocess, with its console output collected."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-
-    async def read_until(self, text: str, timeout: float = 30.0) -> str:
-        """Read console lines until one contains `text`; that line."""
-        assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.process.stdout.readline()
-                if not raw:
-                    raise AssertionError(f"exited before {text!r}: {self.lines}")
-                line = raw.decode().rstrip("\n")
-                self.lines.append(line)
-                if text in line:
-                    return line
-
-    async def rest(self) -> list[str]:
-        assert self.process.stdout is not None
-        self.lines += (await self.process.stdout.read()).decode().splitlines()
-        return self.lines
 
 
 @pytest.fixture
 async def messenger_local(tmp_path: Path) -> AsyncIterator[RunningCommand]:
-    process = await asyncio.create_subprocess_exec(
-        str(MESSENGER),
-        "local",
-        "--port",
-        str(free_port()),
-        "--aws-port",
-        str(free_port()),
-        "--function-log",
-        str(tmp_path / "functions.log"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
-    )
-    command = RunningCommand(process)
-    try:
+    async with run_messenger_local(tmp_path / "functions.log") as command:
         yield command
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def stop_with_ctrl_c(command: RunningCommand) -> int:

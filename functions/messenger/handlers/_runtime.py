@@ -68,9 +68,25 @@ def count_refusal(code: ErrorCode | str) -> None:
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     """Powertools around a handler: correlation id, EMF flush (Lambda traces it itself)."""
+
+    def with_own_keys(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # The keys that name this invocation are thread-local as well: where several
+        # invocations share a process (the local stack), the logger's global keys hold
+        # whichever invocation started last.
+        # A peer cell's Relay event need not be an object: name what there is.
+        request = event.get("requestContext") if isinstance(event, dict) else None
+        request = request if isinstance(request, dict) else {}
+        logger.thread_safe_append_keys(
+            function_name=context.function_name,
+            function_request_id=context.aws_request_id,
+            correlation_id=request.get("requestId"),
+            connection=request.get("connectionId"),
+        )
+        return fn(event, context)
+
     with_logging = logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-    )(fn)
+    )(with_own_keys)
     return metrics.log_metrics(with_logging)
 
 
@@ -86,7 +102,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
             try:
                 svc = services()
                 caller = caller_of(event, svc)
-                logger.append_keys(user=caller.user_id, connection=caller.connection_id)
+                logger.thread_safe_append_keys(user=caller.user_id)
                 document = load_json(event.get("body"))
                 frame: Any = model.read(document) if model else document
                 return reply(answer(frame, caller, svc))
@@ -120,7 +136,7 @@ def lifecycle_route(
         try:
             svc = services()
             caller = caller_of(event, svc)
-            logger.append_keys(user=caller.user_id, connection=caller.connection_id)
+            logger.thread_safe_append_keys(user=caller.user_id)
             act(caller, event, svc)
             return {"statusCode": 200}
         except Exception:

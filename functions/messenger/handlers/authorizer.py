@@ -47,7 +47,7 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("authorizer failed")
         count_refusal(ErrorCode.INTERNAL)
         return policy("anonymous", "Deny", resource)
-    logger.append_keys(user=user_id)
+    logger.thread_safe_append_keys(user=user_id)
     return policy(user_id, "Allow", resource) | {"context": {"userId": user_id}}
 
 

@@ -1,0 +1,164 @@
+"""Two changes to moto's DynamoDB that keep the local stack's speed from falling as its
+tables grow, each keeping moto's answers exactly as they were. `install()` makes both.
+
+**Queries sort what they found, not the table.** moto answers every Query by sorting
+every item of the table by its key (comparing moto's typed values, the slow part), then
+keeping the matching ones: every `sync`, `$connect` and `$disconnect` paid for the whole
+Users table, more with each user. Here a Query on the table's own key starts from its
+partition, and a Query on an index filters the items as they are and sorts only the
+matches by the table's key before moto sorts them by the index's: the same items, in
+the same order, as moto's own answer.
+
+**Transactions back up what they touch.** moto backs up every table a transaction
+names by deep-copying it, once per action, before it applies the actions one by one (to
+restore the tables if one fails). That cost grows with the table: at a thousand users
+each registration copied the Users table twice and each `ack` copied the Queue table
+once per id. Here moto's own transaction code runs unchanged but for its backup: the
+items the transaction touches are copied before it runs (or noted absent), the tables
+are not, and a failed transaction puts exactly those items back. The tables end as
+moto's rollback leaves them; DynamoDB guarantees the same, all actions or none.
+
+Both changes apply only to requests let in by `aws.MotoGate`, which serves them one at a
+time: so they can set attributes on a table for the length of one call without another
+request seeing them. Anything else in the process using moto (`mock_aws` in a test, on
+any thread) gets moto unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+
+TransactWrite = Callable[[DynamoDBBackend, list[dict[str, Any]]], None]
+Touched = list[tuple[Table, DynamoType, DynamoType | None, Item | None]]
+
+_ORIGINAL: TransactWrite = DynamoDBBackend.transact_write_items
+_ORIGINAL_QUERY = Table.query
+_ORIGINAL_SORTED_ITEMS = Table.sorted_items
+_INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
+
+
+_serialized = threading.local()
+
+
+def install() -> None:
+    """Put both changes in place for the requests let in by the gate (idempotent)."""
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    Table.query = _query  # type: ignore[method-assign]
+
+
+def mark_serialized(active: bool) -> None:
+    """Whether the calling thread is, for now, the only one in moto (the gate says so)."""
+    _serialized.active = active
+
+
+def _applies() -> bool:
+    return bool(getattr(_serialized, "active", False))
+
+
+def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
+    """moto's Query, over the partition asked for, or over the unsorted items."""
+    if not _applies():
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
+    positional_index = args[_INDEX_NAME_POSITION] if len(args) > _INDEX_NAME_POSITION else None
+    index_name = kwargs.get("index_name", positional_index)
+    if not index_name and hash_key is not None and self.range_key_attr is not None:
+        # One partition: its items sorted by (hash key, sort key) are sorted by sort key,
+        # and that is how moto orders a Query on the table's key anyway.
+        candidates = list(self.items.get(hash_key, {}).values())
+    else:
+        candidates = _every_item(self)
+    self.all_items = lambda: candidates  # type: ignore[method-assign]
+    # moto sorts an index's matches by the index key; the table's order breaks ties.
+    self.sorted_items = lambda hash_attrs, range_attrs, items: _ORIGINAL_SORTED_ITEMS(  # type: ignore[method-assign,assignment]
+        self, hash_attrs, range_attrs, sorted(items, key=_table_order)
+    )
+    try:
+        return _ORIGINAL_QUERY(self, hash_key, *args, **kwargs)
+    finally:
+        del self.all_items
+        del self.sorted_items
+
+
+def _every_item(table: Table) -> list[Item]:
+    if table.range_key_attr:
+        return [item for partition in table.items.values() for item in partition.values()]
+    return list(table.items.values())  # type: ignore[arg-type]
+
+
+def _table_order(item: Item) -> Any:
+    """moto's own order of a table's items (Table.all_items)."""
+    return (item.hash_key, item.range_key) if item.range_key else item.hash_key
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if not _applies():
+        _ORIGINAL(self, transact_items)
+        return
+    touched = _touched_items(self, transact_items)
+    with _not_copied(table for table, *_ in touched):
+        try:
+            _ORIGINAL(self, transact_items)
+        except Exception:
+            _restore(touched)
+            raise
+
+
+def _touched_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> Touched:
+    """Each item an action names, as it is now (a deep copy), or None where there is none."""
+    touched: Touched = []
+    for action in transact_items:
+        for operation in action.values():
+            table = backend.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            key = operation.get("Key") or _key_of(table, operation.get("Item") or {})
+            try:
+                hash_key, range_key = backend.get_keys_value(table, key)
+                current = table.get_item(hash_key, range_key)
+            except Exception:  # an invalid key: moto refuses the transaction, nothing to keep
+                continue
+            touched.append((table, hash_key, range_key, copy.deepcopy(current)))
+    return touched
+
+
+def _key_of(table: Table, item: dict[str, Any]) -> dict[str, Any]:
+    names = [table.hash_key_attr, table.range_key_attr]
+    return {name: item[name] for name in names if name is not None and name in item}
+
+
+def _restore(touched: Touched) -> None:
+    """Put every touched item back as it was; last first, so the oldest state wins."""
+    for table, hash_key, range_key, before in reversed(touched):
+        table.delete_item(hash_key, range_key)
+        if before is None:
+            continue
+        if range_key is not None:
+            table.items[hash_key][range_key] = before
+        else:
+            table.items[hash_key] = before  # type: ignore[assignment]
+
+
+@contextmanager
+def _not_copied(tables: Iterable[Table]) -> Iterator[None]:
+    """moto's own backup, `copy.deepcopy(table)`, hands back each table itself meanwhile."""
+    marked = set(tables)
+    for table in marked:
+        # copy.deepcopy looks __deepcopy__ up on the object, so this one table answers.
+        table.__deepcopy__ = _same_table(table)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for table in marked:
+            del table.__deepcopy__  # type: ignore[attr-defined]
+
+
+def _same_table(table: Table) -> Callable[[dict[int, Any]], Table]:
+    return lambda memo: table

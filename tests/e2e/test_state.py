@@ -1,0 +1,89 @@
+"""`messenger local --state DIR` keeps users and queued messages across restarts.
+
+From issue 12: after `messenger local` restarted, acked messages were gone (`sync` count
+0), and a registered id could be claimed again by anyone with new keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from messenger_local.state import SAVE_EVERY_SECONDS
+from tests.support.identities import TestUser
+from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+async def ready(command: RunningCommand) -> tuple[str, str]:
+    """The WebSocket URL and the banner's state line, once the banner is out."""
+    ws_url = (await command.read_until("WebSocket URL")).split()[-1]
+    state = (await command.read_until("  state ")).split(maxsplit=1)[1]
+    await command.read_until("Ctrl-C stops it.")
+    return ws_url, state
+
+
+async def test_a_restart_keeps_users_and_queued_messages(tmp_path: Path) -> None:
+    alice, bob = TestUser("alice"), TestUser("bob")
+    state = tmp_path / "state"
+    # Given `messenger local --state DIR`, where bob registered and went away, and
+    # alice's message to him is stored (acked) while he is offline
+    async with messenger_local(tmp_path / "first.log", "--state", str(state)) as first:
+        ws_url, state_line = await ready(first)
+        assert state_line.startswith(f"kept in {state} (new;")
+        await (await connect_as(ws_url, bob)).close()
+        a = await connect_as(ws_url, alice)
+        ack = await a.request(message_frame(alice, bob, "see you after the restart", "kept-0001"))
+        assert ack["type"] == "ack" and ack["messageId"] == "kept-0001"
+        await a.close()
+        # When it stops and starts again on the same directory
+        first.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(first.process.wait(), 20) == 0
+    async with messenger_local(tmp_path / "second.log", "--state", str(state)) as second:
+        ws_url, state_line = await ready(second)
+        assert state_line.startswith(f"kept in {state} (restored from the last run;")
+        # Then bob, connecting as a known user, finds the message waiting for sync
+        b = await connect_as(ws_url, bob, with_keys=False)
+        await b.send({"action": "sync"})
+        delivered = await b.next_of("message")
+        assert delivered["messageId"] == "kept-0001" and delivered["from"] == "alice"
+        assert bob.decrypt_from(alice, delivered["body"], delivered["nonce"]) == (
+            "see you after the restart"
+        )
+        assert (await b.next_of("syncDone"))["count"] == 1
+        await b.close()
+        # And nobody else can claim "bob" with other keys
+        impostor = TestUser("bob")
+        assert await handshake_status(signed_url(ws_url, impostor)) == 403
+
+
+async def test_a_crash_loses_at_most_the_last_second(tmp_path: Path) -> None:
+    alice = TestUser("alice")
+    state = tmp_path / "state"
+    # Given alice registered on `messenger local --state DIR` a while before it is killed
+    async with messenger_local(tmp_path / "first.log", "--state", str(state)) as first:
+        ws_url, _ = await ready(first)
+        await (await connect_as(ws_url, alice)).close()
+        await asyncio.sleep(2 * SAVE_EVERY_SECONDS + 0.5)
+        first.process.kill()
+        await first.process.wait()
+    # When it starts again on the same directory
+    async with messenger_local(tmp_path / "second.log", "--state", str(state)) as second:
+        ws_url, state_line = await ready(second)
+        # Then alice is still registered: her keys connect, other keys are refused
+        assert "restored from the last run" in state_line
+        assert await handshake_status(signed_url(ws_url, TestUser("alice"))) == 403
+        assert await handshake_status(signed_url(ws_url, alice, with_keys=False)) == 101
+
+
+async def test_without_state_the_banner_says_a_restart_forgets(tmp_path: Path) -> None:
+    async with messenger_local(tmp_path / "functions.log") as command:
+        _, state_line = await ready(command)
+        assert state_line == (
+            "not kept: a restart forgets every user and message (--state DIR keeps them)"
+        )
