@@ -247,7 +247,7 @@ async def exchange_all(
     try:
         for pair in pairs:
             for user in (pair.sender, pair.recipient):
-                sockets.append(await open_socket(url_of(user), ping_interval=None))
+                sockets.append(await open_socket(url_of(user)))
         runs = [
             exchange(sockets[2 * n], sockets[2 * n + 1], pair.frames, acknowledge, warmup)
             for n, pair in enumerate(pairs)
