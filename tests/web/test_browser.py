@@ -95,3 +95,197 @@ async def until_history(cli: Cli, profile: str, peer: str, line: str) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{profile}'s history with {peer} never showed {line!r}")
+
+
+async def test_two_browser_users_chat(browser: Browser, web_stack: LocalStack) -> None:
+    # Given carol on a phone and alice on a desktop, both on their first visit
+    carol = await WebUser.open(browser, app_url(web_stack), viewport=PHONE)
+    await carol.start("carol")
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+
+    # When alice writes to carol
+    await alice.open_chat("carol")
+    await alice.expect_presence("online")
+    await alice.type_and_send("hi carol! lunch at noon?")
+
+    # Then carol finds the conversation in her list, opens it, and alice sees it seen
+    await carol.page.get_by_role("button", name=re.compile("^alice")).click()
+    await expect(carol.message("hi carol! lunch at noon?")).to_be_visible()
+    await expect(alice.mark_of("hi carol! lunch at noon?", "seen")).to_be_visible()
+    await carol.expect_presence("online")
+
+    # When carol answers, alice reads it, and carol's mark goes to seen too
+    await carol.type_and_send("yes, see you there")
+    await expect(alice.message("yes, see you there")).to_be_visible()
+    await expect(carol.mark_of("yes, see you there", "seen")).to_be_visible()
+    await alice.type_and_send("great, I'll book a table")
+    await expect(carol.message("great, I'll book a table")).to_be_visible()
+    await expect(alice.mark_of("great, I'll book a table", "seen")).to_be_visible()
+
+    # Then the pictures for the README: phone and desktop
+    await carol.screenshot("web-phone.png")
+    await alice.screenshot("web-desktop.png")
+
+    # When alice closes her browser, carol sees when she was last seen
+    await alice.close()
+    await carol.expect_presence("last seen")
+    await carol.close()
+
+
+async def test_a_browser_reconnects_after_the_server_closes_it_and_loses_nothing_typed(
+    browser: Browser, web_stack: LocalStack, cli: Cli
+) -> None:
+    # Given alice chatting with bob in her browser
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    await alice.type_and_send("before the break")
+    await expect(alice.mark_of("before the break", "sent")).to_be_visible()
+
+    # When the server closes her connection while her network is down
+    await alice.context.set_offline(True)
+    (connection_id,) = web_stack.connection_ids()
+    async with aiohttp.ClientSession() as http:
+        response = await http.delete(f"{web_stack.connections_url}/{connection_id}")
+        assert response.status == 204
+
+    # Then she sees she is offline, and what she types waits
+    await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_visible()
+    typed = ["typed while offline, one", "typed while offline, two", "typed while offline, three"]
+    for text in typed:
+        await alice.type_and_send(text)
+        await expect(alice.mark_of(text, "sending")).to_be_visible()
+
+    # When her network comes back, she reconnects by herself and everything goes out
+    await alice.context.set_offline(False)
+    await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
+    for text in typed:
+        await expect(alice.mark_of(text, "sent")).to_be_visible()
+
+    # And bob gets every message, once each, in the order she typed them
+    read = await cli.ok("--profile", "bob", "read")
+    received = [line.split("alice: ", 1)[1] for line in read.splitlines() if "alice: " in line]
+    assert received == ["before the break", *typed]
+    for text in typed:
+        await expect(alice.mark_of(text, "delivered")).to_be_visible()
+    await alice.close()
+
+
+async def test_a_peers_key_change_is_refused_with_a_warning(
+    browser: Browser, shared_aws: EmbeddedAws, tmp_path: Path
+) -> None:
+    # Given alice in her browser, who pinned bob's keys by chatting with him
+    first = LocalStack(aws=shared_aws)
+    await first.start()
+    port = first.port
+    cli = Cli(tmp_path, first.ws_url)
+    (tmp_path).chmod(0o700)
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, app_url(first))
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    pinned = await alice.page.get_by_label("Safety number").text_content()
+    await alice.type_and_send("hi bob")
+    await expect(alice.mark_of("hi bob", "sent")).to_be_visible()
+
+    # When the server is replaced by one where someone else registered "bob" with other keys
+    await first.stop()
+    second = LocalStack(aws=shared_aws, port=port)
+    await second.start()
+    try:
+        await cli.ok("--profile", "mallory", "init", "--user", "bob")
+        await cli.ok("--profile", "mallory", "read")
+        await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
+
+        # Then what alice sends to bob is refused, with the warning, and nothing goes out
+        await alice.type_and_send("are you really bob?")
+        warning = alice.page.get_by_role("alert").filter(has_text="keys of bob changed")
+        await expect(warning).to_be_visible()
+        await expect(alice.message("are you really bob?")).to_have_count(0)
+        await expect(alice.page.get_by_label("Message")).to_have_value("are you really bob?")
+
+        # And what the new "bob" sends her is refused too, never shown
+        await cli.ok("--profile", "mallory", "send", "alice", "trust me, I am bob")
+        await until(lambda: second.invocations_of("ack"), timeout=20)
+        await expect(alice.message("trust me, I am bob")).to_have_count(0)
+
+        # And the safety number shown is still the pinned one
+        await expect(alice.page.get_by_label("Safety number")).to_have_text(pinned or "")
+    finally:
+        await alice.close()
+        await second.stop()
+
+
+async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_signed_connect(
+    browser: Browser, web_stack: LocalStack, cli: Cli
+) -> None:
+    # Given alice chatting with bob, every request and frame of her page recorded
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    secret_out = "my secret plan: the tunnel is under the oak"
+    secret_in = "bob's secret answer: the key is in the blue vase"
+    await alice.type_and_send(secret_out)
+    await expect(alice.mark_of(secret_out, "sent")).to_be_visible()
+    await cli.ok("--profile", "bob", "send", "alice", secret_in)
+    await expect(alice.message(secret_in)).to_be_visible()
+
+    # When we look at what the page keeps and what it sent
+    stored = await alice.page.evaluate(
+        """async () => {
+            const db = await new Promise((ok, fail) => {
+                const opening = indexedDB.open('messenger');
+                opening.onsuccess = () => ok(opening.result);
+                opening.onerror = () => fail(opening.error);
+            });
+            const record = await new Promise((ok) => {
+                const get = db.transaction('identity').objectStore('identity').get('me');
+                get.onsuccess = () => ok(get.result);
+            });
+            return {
+                signSeed: Array.from(record.signSeed),
+                boxSecret: Array.from(record.boxSecret),
+                localStorage: Object.keys(localStorage).length,
+                sessionStorage: Object.keys(sessionStorage).length,
+                cookies: document.cookie,
+            };
+        }"""
+    )
+    private_keys = [bytes(stored["signSeed"]), bytes(stored["boxSecret"])]
+    secrets = [secret_out, secret_in]
+    for key in private_keys:
+        secrets += [
+            base64.urlsafe_b64encode(key).decode().rstrip("="),
+            base64.b64encode(key).decode().rstrip("="),
+            key.hex(),
+        ]
+
+    # Then the keys are in IndexedDB only: nothing in localStorage, sessionStorage, cookies
+    assert (stored["localStorage"], stored["sessionStorage"], stored["cookies"]) == (0, 0, "")
+
+    # And no HTTP request carries a secret, nor even who she is
+    assert alice.traffic.requests, "the page's own files and config.json were requested"
+    for request in alice.traffic.requests:
+        seen = json.dumps(request)
+        assert "alice" not in seen, request["url"]
+        assert not [secret for secret in secrets if secret in seen], request["url"]
+
+    # And the WebSocket connects carry only the signed query, and no frame a secret
+    assert alice.traffic.sockets
+    for url in alice.traffic.sockets:
+        assert re.fullmatch(
+            re.escape(web_stack.ws_url) + r"\?userId=alice&ts=\d+&nonce=[\w-]+&sig=[\w-]+"
+            r"&signKey=[\w-]{43}&boxKey=[\w-]{43}",
+            url,
+        ), url
+        assert not [secret for secret in secrets if secret in url]
+    assert alice.traffic.frames
+    for frame in alice.traffic.frames:
+        assert not [secret for secret in secrets if secret in frame], frame
+    await alice.close()
