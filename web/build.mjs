@@ -65,6 +65,8 @@ async function main(args) {
     sourcemap: true,
     legalComments: 'linked',
     logLevel: 'warning',
+    // Written by whoever serves the app (messenger local, the CDK stack), next to app.js.
+    external: ['./config.js'],
   });
   for (const name of STATIC) await copyFile(join(WEB, 'app', name), join(DIST, name));
   const files = (await readdir(DIST)).sort();

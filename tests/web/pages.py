@@ -10,12 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocket, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    ViewportSize,
+    WebSocket,
+    expect,
+)
 
 MESSENGER = str(Path(sys.executable).with_name("messenger"))
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE = ViewportSize(width=390, height=844)
+DESKTOP = ViewportSize(width=1280, height=800)
 # Generous: a CI machine shared by several engineers is slow now and then.
 WAIT_MS = 20_000
 
@@ -43,7 +51,7 @@ class WebUser:
         page.on("websocket", self._record_socket)
 
     @classmethod
-    async def open(cls, browser: Browser, url: str, viewport: dict[str, int] = DESKTOP) -> WebUser:
+    async def open(cls, browser: Browser, url: str, viewport: ViewportSize = DESKTOP) -> WebUser:
         context = await browser.new_context(viewport=viewport)
         page = await context.new_page()
         user = cls(context, page, url)

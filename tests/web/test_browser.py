@@ -188,7 +188,9 @@ async def test_a_peers_key_change_is_refused_with_a_warning(
     alice = await WebUser.open(browser, app_url(first))
     await alice.start("alice")
     await alice.open_chat("bob")
-    pinned = await alice.page.get_by_label("Safety number").text_content()
+    safety_number = alice.page.get_by_label("Safety number")
+    await expect(safety_number).to_have_text(re.compile(r"^\d{5}( \d{5}){5}$"))
+    pinned = await safety_number.text_content()
     await alice.type_and_send("hi bob")
     await expect(alice.mark_of("hi bob", "sent")).to_be_visible()
 

@@ -32,7 +32,7 @@ async def test_given_the_stack_then_the_page_and_its_files_are_served_with_a_str
             directive.strip().split(" ", 1)
             for directive in headers["Content-Security-Policy"].split(";")
         )
-        assert csp["connect-src"] == f"'self' ws://{web_stack.host}:{web_stack.port}"
+        assert csp["connect-src"] == f"ws://{web_stack.host}:{web_stack.port}"
         assert csp["script-src"] == "'self'"
         assert csp["default-src"] == "'none'"
         assert csp["frame-ancestors"] == "'none'"
@@ -48,7 +48,7 @@ async def test_given_the_stack_then_the_page_and_its_files_are_served_with_a_str
                 assert await response.read() == (WEB_DIST / name).read_bytes()
 
 
-async def test_given_a_page_from_this_origin_then_config_json_names_its_websocket(
+async def test_given_a_page_from_this_origin_then_its_config_names_its_websocket(
     web_stack: LocalStack,
 ) -> None:
     async with (
@@ -56,7 +56,11 @@ async def test_given_a_page_from_this_origin_then_config_json_names_its_websocke
         http.get(f"{base(web_stack)}/config.json") as response,
     ):
         assert response.status == 200
-        assert await response.json() == {"webSocketUrl": web_stack.ws_url, "stage": "local"}
+        assert await response.json() == {"webSocketUrl": web_stack.ws_url}
+    async with aiohttp.ClientSession() as http, http.get(f"{base(web_stack)}/config.js") as module:
+        assert module.content_type == "text/javascript"
+        assert await module.text() == f'export default {{"webSocketUrl": "{web_stack.ws_url}"}};\n'
+
     # Asked by another name of the same server, it answers with that name
     headers = {"Host": f"localhost:{web_stack.port}"}
     async with (

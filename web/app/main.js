@@ -1,6 +1,8 @@
 // The web app: a chat on the JavaScript SDK. Keys are made here and kept in IndexedDB;
-// the page connects to the WebSocket (or the directory) that config.json names, which the
-// server that served the page derives from its own origin.
+// the page connects to the WebSocket (or the directory) that config.js names: the server
+// that served the page writes it (`messenger local` from the request's origin, the CDK
+// stack at deploy). A module, not a fetch: the page's CSP lets it connect to its
+// WebSocket and nothing else, not even to its own origin.
 
 import {
   History, Identity, IndexedDbBackend, isUserId, KeyChanged, MessageTooLong, MessengerClient,
@@ -22,10 +24,8 @@ const MARKS = {
 const state = { client: null, backend: null, config: null, peer: null, keyWarnings: new Map() };
 
 async function loadConfig() {
-  const response = await fetch('config.json', { cache: 'no-store' });
-  if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
-  const config = await response.json();
-  if (!config.webSocketUrl && !config.directoryUrl) throw new Error('config.json names no server');
+  const { default: config } = await import('./config.js');
+  if (!config?.webSocketUrl && !config?.directoryUrl) throw new Error('config.js names no server');
   return config;
 }
 
