@@ -2,6 +2,7 @@
 // step with docs/asyncapi.yaml.
 //   node web/build.mjs            schemas, then the bundle (what ./dev install runs)
 //   node web/build.mjs --check    exit 1 if schemas.generated.js is stale (a test runs it)
+//   node web/build.mjs --outdir D build into D instead (the CDK asset, infra/web.py)
 
 import { copyFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -13,7 +14,7 @@ import { parse } from 'yaml';
 const WEB = dirname(fileURLToPath(import.meta.url));
 const ASYNCAPI = join(WEB, '..', 'docs', 'asyncapi.yaml');
 const GENERATED = join(WEB, 'sdk', 'schemas.generated.js');
-const DIST = join(WEB, 'dist');
+const DEFAULT_DIST = join(WEB, 'dist');
 const STATIC = ['index.html', 'app.css', 'icon.svg'];
 
 /** The frames' schemas and which message uses which, from the AsyncAPI document. */
@@ -52,6 +53,8 @@ async function main(args) {
     return;
   }
   if (current !== wanted) await writeFile(GENERATED, wanted);
+  const at = args.indexOf('--outdir');
+  const DIST = at >= 0 ? args[at + 1] : DEFAULT_DIST;
   await rm(DIST, { recursive: true, force: true });
   await mkdir(DIST, { recursive: true });
   await build({
@@ -70,7 +73,7 @@ async function main(args) {
   });
   for (const name of STATIC) await copyFile(join(WEB, 'app', name), join(DIST, name));
   const files = (await readdir(DIST)).sort();
-  console.log(`web app built into web/dist: ${files.join(', ')}`);
+  console.log(`web app built into ${DIST}: ${files.join(', ')}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+WEB = Path(__file__).resolve().parents[2] / "web"
+WEB_DIST = WEB / "dist"
+# One list of security headers for here and for CloudFront (infra/web.py).
+SECURITY_HEADERS = WEB / "app" / "security-headers.json"
 CONFIG_MODULE = "config.js"
 _TYPES = {
     ".html": "text/html",
@@ -34,31 +37,14 @@ _TYPES = {
 }
 
 
-def content_security_policy(connect_origins: Iterable[str]) -> str:
-    """The page loads only its own files and connects only to `connect_origins`."""
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self'",
-            "manifest-src 'self'",
-            f"connect-src {' '.join(connect_origins)}",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        ]
-    )
-
-
 def security_headers(connect_origins: Iterable[str]) -> dict[str, str]:
-    """The headers of every answer (infra/web.py sets the same ones on CloudFront)."""
-    return {
-        "Content-Security-Policy": content_security_policy(connect_origins),
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-    }
+    """The headers of every answer: the page loads only its own files and connects only
+    to `connect_origins` (web/app/security-headers.json)."""
+    headers: dict[str, str] = json.loads(SECURITY_HEADERS.read_text(encoding="utf-8"))
+    headers.pop("comment")
+    csp = headers["Content-Security-Policy"]
+    headers["Content-Security-Policy"] = csp.replace("{connect}", " ".join(connect_origins))
+    return headers
 
 
 def config_module(config: dict[str, str]) -> str:
