@@ -23,7 +23,7 @@ from messenger.contract import (
     Access,
     TableSpec,
 )
-from tests.infra.conftest import APNS_APP, Synthesized
+from tests.infra.conftest import ACCOUNT, APNS_APP, GCM_APP, REGION, Synthesized
 
 pytestmark = pytest.mark.infra
 
@@ -110,7 +110,7 @@ def expected_grants(
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
         grant(
-            f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api}>/"
+            f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<{api}>/"
             f"{synthesized.config.env}/POST/@connections/*",
             {"execute-api:ManageConnections"},
         )
@@ -122,26 +122,10 @@ def expected_grants(
 
 
 def push_resources(synthesized: Synthesized) -> list[tuple[str, str]]:
-    """(application, its endpoints) for the APNS ARN and the GCM SSM parameter."""
-    (parameter,) = [
-        name for name, value in synthesized.json["Parameters"].items() if "messengerpushgcm" in name
-    ]
-    ssm_endpoints = flatten_cfn(
-        {
-            "Fn::Join": [
-                "",
-                [
-                    {"Fn::Select": [0, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-                    ":endpoint/",
-                    {"Fn::Select": [1, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-                    "/*",
-                ],
-            ]
-        }
-    )
+    """(application, its endpoints) for the APNS ARN and the GCM ARN looked up in SSM."""
     return [
-        (APNS_APP, "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/messenger-ios/*"),
-        (f"<{parameter}>", ssm_endpoints),
+        (APNS_APP, f"arn:aws:sns:{REGION}:{ACCOUNT}:endpoint/APNS/messenger-ios/*"),
+        (GCM_APP, f"arn:aws:sns:{REGION}:{ACCOUNT}:endpoint/GCM/messenger-android/*"),
     ]
 
 
