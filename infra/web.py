@@ -202,9 +202,10 @@ class WebApp(NestedStack):
             "The CDK's BucketDeployment chooses the runtime of its own handler, which runs "
             "at deploy time only and copies the built page into the bucket",
         )
-        assets = (
-            f"arn:<AWS::Partition>:s3:::cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}"
-            "-assets-<AWS::AccountId>-<AWS::Region>/*"
+        assets = flattened(
+            self,
+            f"arn:{self.partition}:s3:::cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}"
+            f"-assets-{self.account}-{self.region}/*",
         )
         site = flattened(self, f"{self.bucket.bucket_arn}/*")
         role_reason = (

@@ -9,7 +9,6 @@ change with `.venv/bin/python -m tests.support.crypto_vectors`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from nacl.signing import SigningKey
 
 from messenger_client import crypto
 from messenger_client.keystore import Identity
+from messenger_protocol.cells import Directory, ShardMap, shard
 from messenger_protocol.connect import connect_message, signed_connect_query, with_query
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.frames import SendMessage
@@ -48,13 +48,13 @@ def _identity(user_id: str, first_byte: int) -> Identity:
     )
 
 
-def _shard(user_id: str, shards: int) -> int:
-    """PROTOCOL.md §6: the first 4 bytes of SHA-256 of the user id, big-endian, mod shards."""
-    return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:4], "big") % shards
-
-
 def compute() -> dict[str, Any]:
     alice, bob = _identity("alice", 0), _identity("bob", 100)
+    directory = Directory(
+        version=7,
+        urls={cell: f"wss://{cell}.example.test/prod" for cell in ("c0", "c1", "c2")},
+        shard_map=ShardMap.even(["c0", "c1", "c2"], SHARDS),
+    )
     identities = [
         {
             "userId": identity.user_id,
@@ -111,7 +111,11 @@ def compute() -> dict[str, Any]:
         },
         "shards": {
             "shards": SHARDS,
-            "users": {user_id: _shard(user_id, SHARDS) for user_id in SHARD_USERS},
+            "users": {user_id: shard(user_id, SHARDS) for user_id in SHARD_USERS},
+        },
+        "directory": {
+            "document": directory.to_wire(),
+            "homes": {user_id: directory.home_url(user_id) for user_id in SHARD_USERS},
         },
     }
 

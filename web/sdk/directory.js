@@ -10,14 +10,24 @@ export function shardOf(userId, shards) {
   return first % shards;
 }
 
-/** Checks a directory document; returns it, or throws a TypeError saying what is wrong. */
+const CELL_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/**
+ * Checks a directory document as messenger_protocol.cells does; returns it, or throws a
+ * TypeError saying what is wrong.
+ */
 export function checkDirectory(document) {
   const { version, shards, cells, shardMap } = document ?? {};
-  if (!Number.isInteger(version) || !Number.isInteger(shards) || shards < 1) {
+  if (!Number.isInteger(version) || version < 0 || !Number.isInteger(shards) || shards < 1) {
     throw new TypeError('a directory has an integer version and shards');
   }
   if (!cells || typeof cells !== 'object' || !Array.isArray(shardMap)) {
     throw new TypeError('a directory has cells and a shardMap');
+  }
+  for (const [cell, entry] of Object.entries(cells)) {
+    if (!CELL_ID.test(cell) || !/^wss?:\/\//.test(entry?.url ?? '')) {
+      throw new TypeError(`cell ${cell} needs an id and a ws:// or wss:// url`);
+    }
   }
   const ranges = [...shardMap].sort((a, b) => a[0] - b[0]);
   let next = 0;

@@ -11,7 +11,7 @@ import {
   connectMessage, decodePlaintext, encodePlaintext, Identity, openSealed, sendMessageFrame,
   signedConnectQuery, withQuery,
 } from '../sdk/crypto.js';
-import { shardOf } from '../sdk/directory.js';
+import { Directory, shardOf } from '../sdk/directory.js';
 import { fromUtf8 } from '../sdk/encoding.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../tests/vectors/crypto.json', import.meta.url), 'utf8'));
@@ -56,6 +56,14 @@ test('given the box vector, then the body and the whole frame are byte-identical
 test('given the shard vector, then every user lands on the same shard (§6)', () => {
   for (const [userId, shard] of Object.entries(vectors.shards.users)) {
     assert.equal(shardOf(userId, vectors.shards.shards), shard, userId);
+  }
+});
+
+test('given the directory vector, then every user has the same home cell (§6)', async () => {
+  const { document, homes } = vectors.directory;
+  const directory = new Directory('http://directory.test/', async () => ({ ok: true, json: async () => document }));
+  for (const [userId, url] of Object.entries(homes)) {
+    assert.equal((await directory.home(userId)).url, url, userId);
   }
 });
 
