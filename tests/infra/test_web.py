@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-import infra.web
-from infra.app import build_app
 from infra.nag import flatten_cfn
 from infra.web import HSTS_MAX_AGE, SECURITY_HEADERS, EsbuildLocalBundling
-from tests.infra.conftest import NO_BUNDLING, TARGET, Synthesized
+from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
 
@@ -140,41 +138,6 @@ def test_given_the_deployment_then_the_app_and_its_config_go_out_and_caches_are_
     assert f"<{api_parameter}>" in markers
     assert deployment["DistributionPaths"] == ["/*"]
     assert deployment["SystemMetadata"]["cache-control"] == "no-cache"
-
-
-def test_given_the_web_acknowledgements_removed_then_each_covered_a_real_finding(
-    tmp_path, monkeypatch
-):
-    # Given a synthesis where the web app's acknowledgements are only recorded
-    acknowledged: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        infra.web,
-        "acknowledge",
-        lambda construct, rule, reason: acknowledged.append((construct.node.path, rule)),
-    )
-    app = build_app({**NO_BUNDLING, **TARGET, "env": "dev"}, outdir=str(tmp_path))
-
-    # When cdk-nag runs, it stops synthesis
-    with pytest.raises(RuntimeError, match="ValidationFailed"):
-        app.synth()
-
-    # Then the findings in the web app are exactly those acknowledged, one each
-    report = json.loads((tmp_path / "validation-report.json").read_text())
-    findings = {
-        (construct["constructPath"], violation["ruleName"])
-        for plugin in report["pluginReports"]
-        for violation in plugin["violations"]
-        for construct in violation["violatingConstructs"]
-        if construct["constructPath"].startswith("Messenger-dev/Web/")
-    }
-    covered = {
-        (path, rule)
-        for path, rule in findings
-        for acknowledged_path, acknowledged_rule in acknowledged
-        if rule == acknowledged_rule and f"{path}/".startswith(f"{acknowledged_path}/")
-    }
-    assert findings and covered == findings
-    assert len(acknowledged) == len(findings)
 
 
 @pytest.mark.slow

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ from playwright.async_api import (
     expect,
 )
 
-MESSENGER = str(Path(sys.executable).with_name("messenger"))
+from tests.support.cli import MESSENGER, environment
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PHONE = ViewportSize(width=390, height=844)
 DESKTOP = ViewportSize(width=1280, height=800)
@@ -124,15 +123,6 @@ class Run:
     err: str
 
 
-def cli_environment(home: Path, server: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("MESSENGER_", "XDG_"))
-    }
-    return env | {"MESSENGER_HOME": str(home), "MESSENGER_SERVER": server}
-
-
 class Cli:
     """The `messenger` command in a terminal, run without blocking the stack's event loop."""
 
@@ -144,7 +134,7 @@ class Cli:
         process = await asyncio.create_subprocess_exec(
             MESSENGER,
             *args,
-            env=cli_environment(self.home, self.server),
+            env=environment(self.home, self.server),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -161,7 +151,7 @@ class Cli:
         return await asyncio.create_subprocess_exec(
             MESSENGER,
             *args,
-            env=cli_environment(self.home, self.server),
+            env=environment(self.home, self.server),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

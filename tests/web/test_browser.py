@@ -89,6 +89,16 @@ async def test_a_browser_user_and_a_cli_user_chat_both_ways(
     await alice.close()
 
 
+async def alice_chatting_with_bob(browser: Browser, url: str, cli: Cli) -> WebUser:
+    """bob registered from a terminal; alice, on her first visit, with his chat open."""
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, url)
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    return alice
+
+
 async def until_history(cli: Cli, profile: str, peer: str, line: str) -> None:
     for _ in range(100):
         if line in await cli.ok("--profile", profile, "history", peer):
@@ -137,11 +147,7 @@ async def test_a_browser_reconnects_after_the_server_closes_it_and_loses_nothing
     browser: Browser, web_stack: LocalStack, cli: Cli
 ) -> None:
     # Given alice chatting with bob in her browser
-    await cli.ok("--profile", "bob", "init")
-    await cli.ok("--profile", "bob", "read")
-    alice = await WebUser.open(browser, app_url(web_stack))
-    await alice.start("alice")
-    await alice.open_chat("bob")
+    alice = await alice_chatting_with_bob(browser, app_url(web_stack), cli)
     await alice.type_and_send("before the break")
     await expect(alice.mark_of("before the break", "sent")).to_be_visible()
 
@@ -183,11 +189,7 @@ async def test_a_peers_key_change_is_refused_with_a_warning(
     port = first.port
     cli = Cli(tmp_path, first.ws_url)
     (tmp_path).chmod(0o700)
-    await cli.ok("--profile", "bob", "init")
-    await cli.ok("--profile", "bob", "read")
-    alice = await WebUser.open(browser, app_url(first))
-    await alice.start("alice")
-    await alice.open_chat("bob")
+    alice = await alice_chatting_with_bob(browser, app_url(first), cli)
     safety_number = alice.page.get_by_label("Safety number")
     await expect(safety_number).to_have_text(re.compile(r"^\d{5}( \d{5}){5}$"))
     pinned = await safety_number.text_content()
@@ -226,11 +228,7 @@ async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_sign
     browser: Browser, web_stack: LocalStack, cli: Cli
 ) -> None:
     # Given alice chatting with bob, every request and frame of her page recorded
-    await cli.ok("--profile", "bob", "init")
-    await cli.ok("--profile", "bob", "read")
-    alice = await WebUser.open(browser, app_url(web_stack))
-    await alice.start("alice")
-    await alice.open_chat("bob")
+    alice = await alice_chatting_with_bob(browser, app_url(web_stack), cli)
     secret_out = "my secret plan: the tunnel is under the oak"
     secret_in = "bob's secret answer: the key is in the blue vase"
     await alice.type_and_send(secret_out)
