@@ -46,7 +46,7 @@ import { MAX_CONTACTS, MAX_IDS_PER_FRAME, MAX_SUBSCRIPTIONS } from './limits.js'
 import { Outbox } from './outbox.js';
 import { Replies } from './replies.js';
 import { PROTOCOL_SCHEMAS } from './schema.js';
-import { chunks, Emitter, withTimeout } from './util.js';
+import { chunks, Emitter } from './util.js';
 
 const RECEIPT_STATUSES = new Set([Status.DELIVERED, Status.SEEN]);
 
@@ -573,4 +573,3 @@ function checkUserId(userId) {
   if (!isUserId(userId)) throw new TypeError(`${userId} is not ${USER_ID_RULE}`);
 }
 
-export { withTimeout };
