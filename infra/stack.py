@@ -41,6 +41,7 @@ from infra.regions import (
     check_snap_start,
 )
 from infra.versions import deploy_time_inputs
+from infra.web import WebApp
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
@@ -184,6 +185,13 @@ class MessengerStack(Stack):
             tables={spec.logical_name: table for spec, table in self.tables.items()},
             removal_policy=config.removal_policy,
             alarm_email=config.alarm_email,
+        )
+        self.web = WebApp(
+            self,
+            "Web",
+            websocket_url=self.stage.url,
+            api_id=self.api.api_id,
+            removal_policy=config.removal_policy,
         )
         self._outputs()
 
@@ -441,6 +449,10 @@ class MessengerStack(Stack):
         outputs = {
             "WebSocketUrl": (self.stage.url, "Clients connect here (PROTOCOL.md §1)"),
             "ConnectionsUrl": (self.stage.callback_url, "The @connections management API"),
+            "WebUrl": (
+                f"https://{self.web.distribution.distribution_domain_name}/",
+                "The web app (open it in a browser)",
+            ),
             "DashboardName": (dashboard, "CloudWatch dashboard"),
             "DashboardUrl": (
                 f"https://console.aws.amazon.com/cloudwatch/home?region={Aws.REGION}"

@@ -80,6 +80,7 @@ def banner(stack: LocalStack, function_log: str) -> str:
     return "\n".join(
         [
             "messenger local: the real functions behind an API Gateway WebSocket emulator",
+            f"  web app           http://{stack.host}:{stack.port}/  (open it in a browser)",
             f"  WebSocket URL     {stack.ws_url}",
             f"  @connections API  {stack.connections_url}",
             f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",

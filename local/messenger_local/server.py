@@ -4,6 +4,7 @@ GET    /{stage}                            WebSocket upgrade
 POST   /{stage}/@connections/{id}          send a frame
 GET    /{stage}/@connections/{id}          connection info
 DELETE /{stage}/@connections/{id}          close it
+GET    /, /config.json, /app.js ...        the web app (messenger_local.webapp)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from messenger_local import management
 from messenger_local.gateway import Gateway
+from messenger_local.webapp import add_web_routes
 from messenger_local.websocket import serve_websocket
 
 # @connections bodies are read whole; anything past the 128 KB limit gets a 413 from
@@ -38,6 +40,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_post(connection_path, bound(management.post_to_connection))
     app.router.add_get(connection_path, bound(management.get_connection))
     app.router.add_delete(connection_path, bound(management.delete_connection))
+    add_web_routes(app, stage)
     return app
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import stat
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +14,10 @@ import pytest
 from messenger_client.store import MessageStatus
 from messenger_local import LocalStack
 from tests.client.conftest import MakeClient
+from tests.support.cli import MESSENGER, environment
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
-
-MESSENGER = str(Path(sys.executable).with_name("messenger"))
 
 
 @dataclass(frozen=True)
@@ -31,15 +28,6 @@ class Run:
 
 
 Messenger = Callable[..., Awaitable[Run]]
-
-
-def environment(home: Path, server: str) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("MESSENGER_", "XDG_"))
-    }
-    return env | {"MESSENGER_HOME": str(home), "MESSENGER_SERVER": server}
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from cfnlint.api import ManualArgs, lint_file
 
 import infra.logging_role
 import infra.stack
+import infra.web
 from infra.app import build_app
 from infra.nag import PLUGIN
 from tests.infra.conftest import NO_BUNDLING, PROD_CONTEXT, REGION, Synthesized
@@ -52,6 +53,7 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
 
     monkeypatch.setattr(infra.stack, "acknowledge", record)
     monkeypatch.setattr(infra.logging_role, "acknowledge", record)
+    monkeypatch.setattr(infra.web, "acknowledge", record)
     app = build_app({**NO_BUNDLING, **PROD_CONTEXT}, outdir=str(tmp_path))
 
     # When cdk-nag runs, it stops synthesis

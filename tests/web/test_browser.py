@@ -1,0 +1,291 @@
+"""The web app in a real Chromium against the local stack: what the issue asks, as a person.
+
+Each test starts the stack in-process (it serves the app at / on its own port) and drives
+headless Chromium by the accessible names the page promises. The CLI peer is the real
+`messenger` command in a subprocess. Screenshots at phone and desktop size land in docs/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, expect
+
+from messenger_local import EmbeddedAws, LocalStack
+from tests.support.waiting import until
+from tests.web.pages import PHONE, Cli, WebUser
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def app_url(stack: LocalStack) -> str:
+    return f"http://{stack.host}:{stack.port}/"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, web_stack: LocalStack) -> Cli:
+    home = tmp_path / "messenger-home"
+    home.mkdir(mode=0o700)
+    return Cli(home, web_stack.ws_url)
+
+
+async def test_a_browser_user_and_a_cli_user_chat_both_ways(
+    browser: Browser, web_stack: LocalStack, cli: Cli
+) -> None:
+    # Given bob, registered from a terminal, and alice on her first visit in a browser
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+
+    # When she opens a chat with bob
+    await alice.open_chat("bob")
+
+    # Then she sees his safety number (the one bob's own CLI shows) and when he was last seen
+    bobs_number = re.search(r"(\d{5}( \d{5}){5})", await cli.ok("--profile", "bob", "fingerprint"))
+    assert bobs_number is not None
+    await expect(alice.page.get_by_label("Safety number")).to_have_text(bobs_number.group(1))
+    await alice.expect_presence("last seen")
+
+    # When she sends (Enter) and bob reads in his terminal, marking it seen
+    await alice.type_and_send("hello bob, from the browser")
+    await expect(alice.mark_of("hello bob, from the browser", "sent")).to_be_visible()
+    read = await cli.ok("--profile", "bob", "read", "--seen")
+
+    # Then bob got it, and her mark goes to seen
+    assert "alice: hello bob, from the browser" in read
+    await expect(alice.mark_of("hello bob, from the browser", "seen")).to_be_visible()
+
+    # When bob comes online with a watching terminal, she sees him online
+    watcher = await cli.start("--profile", "bob", "read", "--watch", "--seen")
+    try:
+        await alice.expect_presence("online")
+
+        # And his message appears in her chat, and he learns she has seen it
+        await cli.ok("--profile", "bob", "send", "alice", "hi alice, from the terminal")
+        await expect(alice.message("hi alice, from the terminal")).to_be_visible()
+        await until_history(cli, "bob", "alice", "hi alice, from the terminal  ✓✓ seen")
+
+        # And what she sends now is printed at once in his terminal, and delivered
+        await alice.type_and_send("you are online now", enter=False)
+        assert watcher.stdout is not None
+        line = await asyncio.wait_for(watcher.stdout.readline(), 20)
+        assert line.decode().rstrip().endswith("alice: you are online now")
+        await expect(alice.mark_of("you are online now", "delivered")).to_be_visible()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(watcher.wait(), 20) == 0
+
+    # When his terminal closes (marking what he read seen), she sees both
+    await expect(alice.mark_of("you are online now", "seen")).to_be_visible()
+    await alice.expect_presence("last seen")
+    await alice.close()
+
+
+async def alice_chatting_with_bob(browser: Browser, url: str, cli: Cli) -> WebUser:
+    """bob registered from a terminal; alice, on her first visit, with his chat open."""
+    await cli.ok("--profile", "bob", "init")
+    await cli.ok("--profile", "bob", "read")
+    alice = await WebUser.open(browser, url)
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    return alice
+
+
+async def until_history(cli: Cli, profile: str, peer: str, line: str) -> None:
+    for _ in range(100):
+        if line in await cli.ok("--profile", profile, "history", peer):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{profile}'s history with {peer} never showed {line!r}")
+
+
+async def test_two_browser_users_chat(browser: Browser, web_stack: LocalStack) -> None:
+    # Given carol on a phone and alice on a desktop, both on their first visit
+    carol = await WebUser.open(browser, app_url(web_stack), viewport=PHONE)
+    await carol.start("carol")
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+
+    # When alice writes to carol
+    await alice.open_chat("carol")
+    await alice.expect_presence("online")
+    await alice.type_and_send("hi carol! lunch at noon?")
+
+    # Then carol finds the conversation in her list, opens it, and alice sees it seen
+    await carol.page.get_by_role("button", name=re.compile("^alice")).click()
+    await expect(carol.message("hi carol! lunch at noon?")).to_be_visible()
+    await expect(alice.mark_of("hi carol! lunch at noon?", "seen")).to_be_visible()
+    await carol.expect_presence("online")
+
+    # When carol answers, alice reads it, and carol's mark goes to seen too
+    await carol.type_and_send("yes, see you there")
+    await expect(alice.message("yes, see you there")).to_be_visible()
+    await expect(carol.mark_of("yes, see you there", "seen")).to_be_visible()
+    await alice.type_and_send("great, I'll book a table")
+    await expect(carol.message("great, I'll book a table")).to_be_visible()
+    await expect(alice.mark_of("great, I'll book a table", "seen")).to_be_visible()
+
+    # Then the pictures for the README: phone and desktop
+    await carol.screenshot("web-phone.png")
+    await alice.screenshot("web-desktop.png")
+
+    # When alice closes her browser, carol sees when she was last seen
+    await alice.close()
+    await carol.expect_presence("last seen")
+    await carol.close()
+
+
+async def test_a_browser_reconnects_after_the_server_closes_it_and_loses_nothing_typed(
+    browser: Browser, web_stack: LocalStack, cli: Cli
+) -> None:
+    # Given alice chatting with bob in her browser
+    alice = await alice_chatting_with_bob(browser, app_url(web_stack), cli)
+    await alice.type_and_send("before the break")
+    await expect(alice.mark_of("before the break", "sent")).to_be_visible()
+
+    # When the server closes her connection while her network is down
+    await alice.context.set_offline(True)
+    (connection_id,) = web_stack.connection_ids()
+    async with aiohttp.ClientSession() as http:
+        response = await http.delete(f"{web_stack.connections_url}/{connection_id}")
+        assert response.status == 204
+
+    # Then she sees she is offline, and what she types waits
+    await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_visible()
+    typed = ["typed while offline, one", "typed while offline, two", "typed while offline, three"]
+    for text in typed:
+        await alice.type_and_send(text)
+        await expect(alice.mark_of(text, "sending")).to_be_visible()
+
+    # When her network comes back, she reconnects by herself and everything goes out
+    await alice.context.set_offline(False)
+    await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
+    for text in typed:
+        await expect(alice.mark_of(text, "sent")).to_be_visible()
+
+    # And bob gets every message, once each, in the order she typed them
+    read = await cli.ok("--profile", "bob", "read")
+    received = [line.split("alice: ", 1)[1] for line in read.splitlines() if "alice: " in line]
+    assert received == ["before the break", *typed]
+    for text in typed:
+        await expect(alice.mark_of(text, "delivered")).to_be_visible()
+    await alice.close()
+
+
+async def test_a_peers_key_change_is_refused_with_a_warning(
+    browser: Browser, shared_aws: EmbeddedAws, tmp_path: Path
+) -> None:
+    # Given alice in her browser, who pinned bob's keys by chatting with him
+    first = LocalStack(aws=shared_aws)
+    await first.start()
+    port = first.port
+    cli = Cli(tmp_path, first.ws_url)
+    (tmp_path).chmod(0o700)
+    alice = await alice_chatting_with_bob(browser, app_url(first), cli)
+    safety_number = alice.page.get_by_label("Safety number")
+    await expect(safety_number).to_have_text(re.compile(r"^\d{5}( \d{5}){5}$"))
+    pinned = await safety_number.text_content()
+    await alice.type_and_send("hi bob")
+    await expect(alice.mark_of("hi bob", "sent")).to_be_visible()
+
+    # When the server is replaced by one where someone else registered "bob" with other keys
+    await first.stop()
+    second = LocalStack(aws=shared_aws, port=port)
+    await second.start()
+    try:
+        await cli.ok("--profile", "mallory", "init", "--user", "bob")
+        await cli.ok("--profile", "mallory", "read")
+        await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
+
+        # Then what alice sends to bob is refused, with the warning, and nothing goes out
+        await alice.type_and_send("are you really bob?")
+        warning = alice.page.get_by_role("alert").filter(has_text="keys of bob changed")
+        await expect(warning).to_be_visible()
+        await expect(alice.message("are you really bob?")).to_have_count(0)
+        await expect(alice.page.get_by_label("Message")).to_have_value("are you really bob?")
+
+        # And what the new "bob" sends her is refused too, never shown
+        await cli.ok("--profile", "mallory", "send", "alice", "trust me, I am bob")
+        await until(lambda: second.invocations_of("ack"), timeout=20)
+        await expect(alice.message("trust me, I am bob")).to_have_count(0)
+
+        # And the safety number shown is still the pinned one
+        await expect(alice.page.get_by_label("Safety number")).to_have_text(pinned or "")
+    finally:
+        await alice.close()
+        await second.stop()
+
+
+async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_signed_connect(
+    browser: Browser, web_stack: LocalStack, cli: Cli
+) -> None:
+    # Given alice chatting with bob, every request and frame of her page recorded
+    alice = await alice_chatting_with_bob(browser, app_url(web_stack), cli)
+    secret_out = "my secret plan: the tunnel is under the oak"
+    secret_in = "bob's secret answer: the key is in the blue vase"
+    await alice.type_and_send(secret_out)
+    await expect(alice.mark_of(secret_out, "sent")).to_be_visible()
+    await cli.ok("--profile", "bob", "send", "alice", secret_in)
+    await expect(alice.message(secret_in)).to_be_visible()
+
+    # When we look at what the page keeps and what it sent
+    stored = await alice.page.evaluate(
+        """async () => {
+            const db = await new Promise((ok, fail) => {
+                const opening = indexedDB.open('messenger');
+                opening.onsuccess = () => ok(opening.result);
+                opening.onerror = () => fail(opening.error);
+            });
+            const record = await new Promise((ok) => {
+                const get = db.transaction('identity').objectStore('identity').get('me');
+                get.onsuccess = () => ok(get.result);
+            });
+            return {
+                signSeed: Array.from(record.signSeed),
+                boxSecret: Array.from(record.boxSecret),
+                localStorage: Object.keys(localStorage).length,
+                sessionStorage: Object.keys(sessionStorage).length,
+                cookies: document.cookie,
+            };
+        }"""
+    )
+    private_keys = [bytes(stored["signSeed"]), bytes(stored["boxSecret"])]
+    secrets = [secret_out, secret_in]
+    for key in private_keys:
+        secrets += [
+            base64.urlsafe_b64encode(key).decode().rstrip("="),
+            base64.b64encode(key).decode().rstrip("="),
+            key.hex(),
+        ]
+
+    # Then the keys are in IndexedDB only: nothing in localStorage, sessionStorage, cookies
+    assert (stored["localStorage"], stored["sessionStorage"], stored["cookies"]) == (0, 0, "")
+
+    # And no HTTP request carries a secret, nor even who she is
+    assert alice.traffic.requests, "the page's own files and config.json were requested"
+    for request in alice.traffic.requests:
+        seen = json.dumps(request)
+        assert "alice" not in seen, request["url"]
+        assert not [secret for secret in secrets if secret in seen], request["url"]
+
+    # And the WebSocket connects carry only the signed query, and no frame a secret
+    assert alice.traffic.sockets
+    for url in alice.traffic.sockets:
+        assert re.fullmatch(
+            re.escape(web_stack.ws_url) + r"\?userId=alice&ts=\d+&nonce=[\w-]+&sig=[\w-]+"
+            r"&signKey=[\w-]{43}&boxKey=[\w-]{43}",
+            url,
+        ), url
+        assert not [secret for secret in secrets if secret in url]
+    assert alice.traffic.frames
+    for frame in alice.traffic.frames:
+        assert not [secret for secret in secrets if secret in frame], frame
+    await alice.close()

@@ -1,0 +1,276 @@
+// The local history: the client is the source of truth (PROTOCOL.md §7), as
+// client/messenger_client/store.py is for the Python SDK. Everything lives in memory and
+// is written through to a storage backend (IndexedDB in a browser, memory in tests); a
+// write is awaited before the server hears about it (store before ack).
+//
+// A message record: {sender, peer, messageId, outgoing, text, sentAt, serverTs, status,
+// read, seenReported, frame, resend, error}. `status` of our own messages moves forward
+// only: pending -> sent -> delivered -> seen (or failed); received messages are
+// "received". Our own messages keep their exact frame until delivered: a resend (after no
+// ack, or after a failover, §7) is that frame, byte for byte.
+
+import { PeerKeys } from './crypto.js';
+
+export const Status = Object.freeze({
+  PENDING: 'pending',
+  SENT: 'sent',
+  DELIVERED: 'delivered',
+  SEEN: 'seen',
+  FAILED: 'failed',
+  RECEIVED: 'received',
+});
+const RANK = { pending: 0, sent: 1, delivered: 2, seen: 3 };
+
+const keyOf = (sender, messageId) => `${sender}/${messageId}`;
+const byTime = (a, b) => a.sentAt - b.sentAt || (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0);
+
+/** A storage backend that keeps everything in memory (Node, tests), copying as IndexedDB does. */
+export class MemoryBackend {
+  constructor() {
+    this.tables = new Map();
+  }
+
+  #table(name) {
+    if (!this.tables.has(name)) this.tables.set(name, new Map());
+    return this.tables.get(name);
+  }
+
+  async get(table, key) {
+    const value = this.#table(table).get(key);
+    return value === undefined ? undefined : structuredClone(value);
+  }
+
+  async put(table, key, value) {
+    this.#table(table).set(key, structuredClone(value));
+  }
+
+  async delete(table, key) {
+    this.#table(table).delete(key);
+  }
+
+  async all(table) {
+    return [...this.#table(table).values()].map((value) => structuredClone(value));
+  }
+}
+
+export class History {
+  constructor(backend, me) {
+    this.backend = backend;
+    this.me = me;
+    this.messages = new Map();
+    this.rejections = new Map();
+    this.pins = new Map();
+    this.meta = new Map();
+  }
+
+  static async load(backend, me) {
+    const history = new History(backend, me);
+    for (const record of await backend.all('messages')) {
+      history.messages.set(keyOf(record.sender, record.messageId), record);
+    }
+    for (const record of await backend.all('rejected')) {
+      history.rejections.set(keyOf(record.sender, record.messageId), record);
+    }
+    for (const record of await backend.all('peers')) {
+      history.pins.set(record.userId, new PeerKeys(record.userId, record.signKey, record.boxKey));
+    }
+    for (const record of await backend.all('meta')) history.meta.set(record.name, record.value);
+    return history;
+  }
+
+  async #save(record) {
+    this.messages.set(keyOf(record.sender, record.messageId), record);
+    await this.backend.put('messages', keyOf(record.sender, record.messageId), record);
+  }
+
+  // --- meta ---------------------------------------------------------------------
+
+  getMeta(name) {
+    return this.meta.get(name);
+  }
+
+  async setMeta(name, value) {
+    this.meta.set(name, value);
+    await this.backend.put('meta', name, { name, value });
+  }
+
+  // --- pinned keys ------------------------------------------------------------------
+
+  pinned(userId) {
+    return this.pins.get(userId) ?? null;
+  }
+
+  /** Pin a peer's keys (first use, or after the user re-verified them: `trust`). */
+  async pin(keys) {
+    this.pins.set(keys.userId, keys);
+    await this.backend.put('peers', keys.userId, keys.toJSON());
+  }
+
+  // --- our messages -----------------------------------------------------------------
+
+  async addOutgoing(peer, messageId, text, sentAt, frame) {
+    const record = {
+      sender: this.me, peer, messageId, outgoing: true, text, sentAt, serverTs: null,
+      status: Status.PENDING, read: true, seenReported: true, frame, resend: false, error: null,
+    };
+    await this.#save(record);
+    return { ...record };
+  }
+
+  get(sender, messageId) {
+    const record = this.messages.get(keyOf(sender, messageId));
+    return record ? { ...record } : null;
+  }
+
+  own(messageId) {
+    return this.messages.get(keyOf(this.me, messageId)) ?? null;
+  }
+
+  /** Whether the message must go (again) to the server: pending, or marked for a resend. */
+  needsSending(messageId) {
+    const record = this.own(messageId);
+    return Boolean(record && (record.status === Status.PENDING || record.resend));
+  }
+
+  /** The oldest message to send, or null. */
+  nextToSend() {
+    const waiting = [...this.messages.values()].filter(
+      (record) => record.outgoing && (record.status === Status.PENDING || record.resend),
+    );
+    return waiting.sort(byTime)[0] ?? null;
+  }
+
+  lastSentAt() {
+    let last = 0;
+    for (const record of this.messages.values()) if (record.outgoing) last = Math.max(last, record.sentAt);
+    return last;
+  }
+
+  /** The server stored it (an `ack`): true if that moved it to `sent`. */
+  async markSent(messageId, serverTs) {
+    const record = this.own(messageId);
+    if (!record) return false;
+    const moved = record.status === Status.PENDING;
+    if (!moved && !record.resend) return false;
+    await this.#save({
+      ...record,
+      status: moved ? Status.SENT : record.status,
+      serverTs: record.serverTs ?? serverTs,
+      resend: false,
+    });
+    return moved;
+  }
+
+  async markFailed(messageId, error) {
+    const record = this.own(messageId);
+    if (!record || record.status !== Status.PENDING) return false;
+    await this.#save({ ...record, status: Status.FAILED, error, resend: false });
+    return true;
+  }
+
+  /** A receipt from `by`: the ids of our messages to them that it moved forward. */
+  async applyReceipt(by, messageIds, status) {
+    const changed = [];
+    for (const messageId of messageIds) {
+      const record = this.own(messageId);
+      if (!record || record.peer !== by || !(record.status in RANK)) continue;
+      if (RANK[status] <= RANK[record.status]) continue;
+      // Delivered: the recipient holds it, so the frame is no longer needed (§7).
+      await this.#save({ ...record, status, frame: null, resend: false });
+      changed.push(messageId);
+    }
+    return changed;
+  }
+
+  /** §7: after a failover, every message without a `delivered` receipt goes again. */
+  async markUndeliveredForResend() {
+    const marked = [];
+    for (const record of this.messages.values()) {
+      if (record.outgoing && record.status === Status.SENT && record.frame) {
+        await this.#save({ ...record, resend: true });
+        marked.push(record.messageId);
+      }
+    }
+    return marked;
+  }
+
+  // --- their messages ----------------------------------------------------------------
+
+  /** Whether a message from `sender` is already stored (or was rejected): a duplicate. */
+  hasMessage(sender, messageId) {
+    const key = keyOf(sender, messageId);
+    return this.messages.has(key) || this.rejections.has(key);
+  }
+
+  async addIncoming(sender, messageId, text, sentAt, serverTs) {
+    if (this.hasMessage(sender, messageId)) return null;
+    const record = {
+      sender, peer: sender, messageId, outgoing: false, text, sentAt, serverTs,
+      status: Status.RECEIVED, read: false, seenReported: false, frame: null, resend: false, error: null,
+    };
+    await this.#save(record);
+    return { ...record };
+  }
+
+  async addRejected(sender, messageId, sentAt, reason) {
+    const key = keyOf(sender, messageId);
+    if (this.hasMessage(sender, messageId)) return null;
+    const record = { sender, messageId, sentAt, reason };
+    this.rejections.set(key, record);
+    await this.backend.put('rejected', key, record);
+    return { ...record };
+  }
+
+  rejected(sender) {
+    return [...this.rejections.values()].filter((record) => !sender || record.sender === sender).sort(byTime);
+  }
+
+  /** Mark every message from `peer` read: the ids newly read. */
+  async markRead(peer) {
+    const ids = [];
+    for (const record of [...this.messages.values()]) {
+      if (!record.outgoing && record.sender === peer && !record.read) {
+        await this.#save({ ...record, read: true });
+        ids.push(record.messageId);
+      }
+    }
+    return ids;
+  }
+
+  /** Read messages whose sender was not told yet: {sender: [messageId, ...]}. */
+  unreportedSeen() {
+    const found = {};
+    for (const record of [...this.messages.values()].sort(byTime)) {
+      if (!record.outgoing && record.read && !record.seenReported) {
+        (found[record.sender] ??= []).push(record.messageId);
+      }
+    }
+    return found;
+  }
+
+  async markSeenReported(sender, messageIds) {
+    for (const messageId of messageIds) {
+      const record = this.messages.get(keyOf(sender, messageId));
+      if (record) await this.#save({ ...record, seenReported: true });
+    }
+  }
+
+  // --- reading ------------------------------------------------------------------------
+
+  /** The conversation with `peer`, ordered by sentAt then messageId (§3). */
+  history(peer) {
+    return [...this.messages.values()].filter((record) => record.peer === peer).sort(byTime).map((r) => ({ ...r }));
+  }
+
+  /** Every peer with messages or pinned keys, the latest activity first. */
+  conversations() {
+    const found = new Map([...this.pins.keys()].map((peer) => [peer, { peer, last: null, unread: 0 }]));
+    for (const record of this.messages.values()) {
+      const entry = found.get(record.peer) ?? { peer: record.peer, last: null, unread: 0 };
+      if (!entry.last || byTime(entry.last, record) < 0) entry.last = { ...record };
+      if (!record.outgoing && !record.read) entry.unread += 1;
+      found.set(record.peer, entry);
+    }
+    return [...found.values()].sort((a, b) => (b.last?.sentAt ?? 0) - (a.last?.sentAt ?? 0) || (a.peer < b.peer ? -1 : 1));
+  }
+}

@@ -1,0 +1,11 @@
+// The messenger's JavaScript SDK (PROTOCOL.md v1.1): what an app imports.
+
+export { MessengerClient, DEFAULT_SETTINGS } from './client.js';
+export { Connection, ConnectionState, DEFAULT_POLICY, browserSocket } from './connection.js';
+export { Identity, PeerKeys, fingerprint, normalizeFingerprint, signedConnectQuery, withQuery } from './crypto.js';
+export { Directory, shardOf } from './directory.js';
+export { History, MemoryBackend, Status } from './history.js';
+export { IndexedDbBackend } from './indexeddb.js';
+export { FrameSchemas, PROTOCOL_SCHEMAS } from './schema.js';
+export { isUserId, USER_ID_RULE } from './encoding.js';
+export * from './errors.js';

@@ -1,0 +1,161 @@
+// Our messages on their way to the server: one at a time, the same frame until acked, as
+// client/messenger_client/outbox.py does.
+//
+// One loop sends the oldest message to send, waits for its `ack`, and only then goes on
+// to the next, so the server queues our messages in the order we wrote them. Without an
+// answer the same frame goes again, backing off; on a new connection it goes again at
+// once. A resend is harmless: the server answers it with the same ack and never delivers
+// it twice while it holds it.
+
+import { NotConnected, SendRefused, UnknownUser } from './errors.js';
+import { Status } from './history.js';
+import { backoffDelay, deferred, firstOf, sleep, withTimeout } from './util.js';
+
+// Worth trying again later; every other refusal of a message is final.
+export const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'INTERNAL']);
+
+export class Outbox {
+  constructor(history, connection, { resendBase, resendCap, publish, log }) {
+    this.history = history;
+    this.connection = connection;
+    this.resendBase = resendBase;
+    this.resendCap = resendCap;
+    this.publish = publish;
+    this.log = log ?? console;
+    this.wakeSignal = deferred();
+    this.head = null;
+    this.waiters = new Map();
+    this.stopped = deferred();
+  }
+
+  /** Something was added, or a connection opened: look at the outbox again. */
+  wake() {
+    this.wakeSignal.resolve();
+  }
+
+  stop() {
+    this.stopped.resolve();
+    this.wake();
+  }
+
+  /** Send messages one at a time, oldest first, each until acked or refused. */
+  async run() {
+    while (!this.stopped.settled) {
+      const entry = this.history.nextToSend();
+      if (!entry) {
+        this.wakeSignal = deferred();
+        await this.wakeSignal.promise;
+        continue;
+      }
+      try {
+        await this.#deliver(entry.messageId, entry.peer, entry.frame);
+      } catch (error) {
+        if (this.stopped.settled) return;
+        this.log.error('the outbox failed on one message; retrying', error);
+        await sleep(this.resendBase, this.stopped.promise);
+      }
+    }
+  }
+
+  /** Until the server stored our message; SendRefused / UnknownUser if it refused it. */
+  waitSent(messageId, timeout) {
+    const waiter = deferred();
+    if (!this.waiters.has(messageId)) this.waiters.set(messageId, new Set());
+    this.waiters.get(messageId).add(waiter);
+    this.#settleWaiters(messageId);
+    return withTimeout(waiter.promise, timeout, `the ack of ${messageId}`).finally(() => {
+      this.waiters.get(messageId)?.delete(waiter);
+      if (!this.waiters.get(messageId)?.size) this.waiters.delete(messageId);
+    });
+  }
+
+  // --- what the server says ------------------------------------------------------------
+
+  /** An `ack`: the server stored the message (maybe a resend's second ack). */
+  async acked(messageId, serverTs) {
+    if (await this.history.markSent(messageId, serverTs)) {
+      const record = this.history.own(messageId);
+      this.publish('status', { peer: record.peer, messageIds: [messageId], status: Status.SENT });
+    }
+    this.#settleHead(messageId, { acked: true });
+    this.#settleWaiters(messageId);
+  }
+
+  /** An `error` frame; true if it refused the message being sent (its ref). */
+  refused(ref, code, message) {
+    if (!this.head || ref !== this.head.messageId) return false;
+    this.#settleHead(ref, { refused: true, code, message });
+    return true;
+  }
+
+  /** A receipt moved these messages past `sent`: no need to wait for their ack. */
+  movedOn(messageIds) {
+    for (const messageId of messageIds) {
+      this.#settleHead(messageId, null);
+      this.#settleWaiters(messageId);
+    }
+  }
+
+  // --- sending -------------------------------------------------------------------------
+
+  async #deliver(messageId, peer, frame) {
+    let attempt = 0;
+    while (this.history.needsSending(messageId) && !this.stopped.settled) {
+      const session = await this.connection.waitSession();
+      if (!session) return;
+      const outcome = deferred();
+      this.head = { messageId, outcome };
+      try {
+        this.connection.send(frame); // the very same frame, every time
+      } catch (error) {
+        this.head = null;
+        if (!(error instanceof NotConnected)) throw error;
+        await firstOf([session.ended, this.stopped.promise], this.resendBase);
+        continue;
+      }
+      const delay = backoffDelay(attempt, this.resendBase, this.resendCap);
+      await firstOf([outcome.promise, session.ended, this.stopped.promise], delay);
+      this.head = null;
+      if (!outcome.settled) {
+        if (!session.isEnded) attempt += 1; // no answer in time: the same frame again
+        continue; // or a new connection: resend on it at once
+      }
+      const result = outcome.value;
+      if (result?.refused) {
+        if (RETRYABLE_CODES.has(result.code)) {
+          attempt += 1;
+          await sleep(delay, this.stopped.promise);
+          continue;
+        }
+        await this.#fail(messageId, peer, result);
+      }
+      return;
+    }
+  }
+
+  async #fail(messageId, peer, refusal) {
+    if (await this.history.markFailed(messageId, `${refusal.code}: ${refusal.message}`)) {
+      this.publish('sendFailed', { peer, messageId, code: refusal.code, reason: refusal.message });
+    }
+    this.#settleWaiters(messageId);
+  }
+
+  #settleHead(messageId, outcome) {
+    if (this.head?.messageId === messageId) this.head.outcome.resolve(outcome);
+  }
+
+  #settleWaiters(messageId) {
+    const waiters = this.waiters.get(messageId);
+    if (!waiters?.size) return;
+    const record = this.history.get(this.history.me, messageId);
+    if (!record || record.status === Status.PENDING) return;
+    for (const waiter of waiters) {
+      if (record.status === Status.FAILED) {
+        const [code, ...rest] = (record.error ?? '').split(': ');
+        waiter.reject(code === 'UNKNOWN_RECIPIENT' ? new UnknownUser(record.peer, code) : new SendRefused(code, rest.join(': ')));
+      } else {
+        waiter.resolve(record);
+      }
+    }
+  }
+}

@@ -1,0 +1,247 @@
+// The SDK against a fake server (support/fake-server.mjs): the outbox, acks, receipts,
+// sync paging and batching, presence, contacts, keys, seen marks and epochs (§7).
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, test } from 'node:test';
+
+import { Identity, sendMessageFrame } from '../sdk/crypto.js';
+import { UnknownUser } from '../sdk/errors.js';
+import { FakeServer } from './support/fake-server.mjs';
+import { makeClient } from './support/clients.mjs';
+
+let server;
+let clients;
+const bob = Identity.generate('bob');
+const carol = Identity.generate('carol');
+const keysOf = (identity) => ({ type: 'keys', userId: identity.userId, ...identity.publicKeys.toJSON() });
+let itemNumber = 0;
+
+/** A message item from `from` to `to`, as the server delivers it. */
+function messageItem(from, to, text, messageId = `msg-${++itemNumber}-abcdef`) {
+  const frame = JSON.parse(sendMessageFrame(from, to.publicKeys, messageId, text, 1764190000000 + itemNumber));
+  return { type: 'message', id: `m#${from.userId}#${messageId}`, messageId, from: from.userId, body: frame.body, nonce: frame.nonce, sentAt: frame.sentAt, serverTs: Date.now() };
+}
+
+async function open(userId = 'alice', options = {}) {
+  const client = await makeClient(userId, { url: server.url, ...options });
+  clients.push(client);
+  return client;
+}
+
+beforeEach(async () => {
+  clients = [];
+  server = await new FakeServer({
+    handlers: {
+      getKeys: (frame) => (frame.userId === 'bob' ? keysOf(bob) : frame.userId === 'carol' ? keysOf(carol) : { type: 'error', code: 'UNKNOWN_USER', message: 'no such user', ref: 'getKeys' }),
+      sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: Date.now() }),
+      getPresence: (frame) => ({ type: 'presence', users: frame.userIds.map((userId) => ({ userId, online: userId === 'bob', lastSeen: userId === 'bob' ? null : 1000 })) }),
+      setPresenceVisibility: (frame) => ({ type: 'presenceVisibility', visibility: frame.visibility, count: frame.contacts?.length ?? 0 }),
+    },
+  }).start();
+});
+
+afterEach(async () => {
+  for (const client of clients) await client.close();
+  await server.stop();
+});
+
+test('given a first connect, then it is signed, registers the keys and syncs with batching', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  const [query] = server.connects;
+  assert.equal(query.userId, 'alice');
+  assert.equal(query.signKey, alice.identity.publicKeys.signKey);
+  assert.equal(query.boxKey, alice.identity.publicKeys.boxKey);
+  assert.deepEqual(server.framesOf('sync')[0].frame, { action: 'sync', batch: true });
+});
+
+test('given no ack, then the outbox resends the byte-identical frame until one comes, in order', async () => {
+  let copies = 0;
+  server.handlers.sendMessage = (frame) => {
+    copies += 1;
+    return copies < 3 ? undefined : { type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 5 };
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const first = await alice.send('bob', 'one');
+  const second = await alice.send('bob', 'two');
+  const sent = await alice.waitSent(first.messageId, 5000);
+  assert.equal(sent.status, 'sent');
+  await alice.waitSent(second.messageId, 5000);
+  const frames = server.framesOf('sendMessage');
+  const ofFirst = frames.filter(({ frame }) => frame.messageId === first.messageId).map(({ text }) => text);
+  assert.equal(ofFirst.length, 3);
+  assert.equal(new Set(ofFirst).size, 1, 'every copy is the same bytes');
+  // The second went only after the first was acked.
+  const firstOfSecond = frames.findIndex(({ frame }) => frame.messageId === second.messageId);
+  assert.equal(firstOfSecond, 3);
+});
+
+test('given the connection drops before the ack, then the same frame goes again on the new one', async () => {
+  server.handlers.sendMessage = (frame, connection) => {
+    if (server.connections.length === 1) {
+      connection.socket.terminate();
+      return undefined;
+    }
+    return { type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 5 };
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const message = await alice.send('bob', 'across a reconnect');
+  await alice.waitSent(message.messageId, 5000);
+  const texts = server.framesOf('sendMessage').map(({ text }) => text);
+  assert.equal(texts.length, 2);
+  assert.equal(texts[0], texts[1]);
+  assert.notEqual(server.framesOf('sendMessage')[0].connection, server.framesOf('sendMessage')[1].connection);
+});
+
+test('given a final refusal, then the message fails; a rate limit is retried', async () => {
+  let limited = 0;
+  server.handlers.sendMessage = (frame) => {
+    if (frame.to === 'carol') return { type: 'error', code: 'UNKNOWN_RECIPIENT', message: 'no carol', ref: frame.messageId };
+    limited += 1;
+    if (limited === 1) return { type: 'error', code: 'RATE_LIMITED', message: 'slow down', ref: frame.messageId };
+    return { type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 5 };
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const toCarol = await alice.send('carol', 'hi');
+  await assert.rejects(alice.waitSent(toCarol.messageId, 5000), UnknownUser);
+  assert.equal(alice.messages('carol')[0].status, 'failed');
+  const toBob = await alice.send('bob', 'hi');
+  assert.equal((await alice.waitSent(toBob.messageId, 5000)).status, 'sent');
+  assert.equal(limited, 2);
+});
+
+test('given messages and receipts, then they are stored, acked in one batch, and marks move forward', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  const mine = await alice.send('bob', 'hello bob');
+  await alice.waitSent(mine.messageId);
+  const connection = server.live[0];
+  const items = [messageItem(bob, alice.identity, 'one'), messageItem(bob, alice.identity, 'two')];
+  const added = [];
+  alice.on('message', ({ message }) => added.push(message.text));
+  const statuses = [];
+  alice.on('status', (event) => statuses.push(event.status));
+  for (const item of items) server.send(connection, item);
+  server.send(connection, items[0]); // a duplicate
+  server.send(connection, { type: 'receipt', id: 'r#1', status: 'delivered', messageIds: [mine.messageId], by: 'bob', at: 1 });
+  server.send(connection, { type: 'receipt', id: 'r#2', status: 'seen', messageIds: [mine.messageId], by: 'bob', at: 2 });
+  const acks = await server.until(() => {
+    const ids = server.framesOf('ack').flatMap(({ frame }) => frame.ids);
+    return ids.length >= 5 && ids;
+  });
+  assert.deepEqual(new Set(acks), new Set([items[0].id, items[1].id, 'r#1', 'r#2']));
+  assert.ok(server.framesOf('ack').length <= 2, 'acks are batched');
+  assert.deepEqual(added, ['one', 'two']);
+  assert.deepEqual(statuses, ['delivered', 'seen']);
+  assert.equal(alice.messages('bob').find((m) => m.messageId === mine.messageId).status, 'seen');
+  // A receipt by someone else for our message to bob changes nothing.
+  server.send(connection, { type: 'receipt', id: 'r#3', status: 'seen', messageIds: [mine.messageId], by: 'carol', at: 3 });
+});
+
+test('given markSeen, then the peer gets a markSeen frame for what was read, once', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  const item = messageItem(bob, alice.identity, 'read me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  await alice.markSeen('bob');
+  await alice.markSeen('bob');
+  const seen = await server.until(() => server.framesOf('markSeen').length && server.framesOf('markSeen'));
+  assert.equal(seen.length, 1);
+  assert.deepEqual(seen[0].frame, { action: 'markSeen', to: 'bob', messageIds: [item.messageId] });
+});
+
+test('given a paged, batched sync, then the client asks for each page with its cursor and stores every item', async () => {
+  const alice = await open('alice', { start: false });
+  const pages = [
+    [messageItem(bob, alice.identity, 'p1a'), messageItem(bob, alice.identity, 'p1b')],
+    [messageItem(bob, alice.identity, 'p2a')],
+  ];
+  server.handlers.sync = (frame, connection) => {
+    const page = frame.after === undefined ? 0 : Number(frame.after.slice(1));
+    const more = page + 1 < pages.length;
+    return [
+      { type: 'items', items: pages[page] },
+      { type: 'syncDone', count: pages[page].length, more, ...(more ? { cursor: `c${page + 1}` } : {}), epoch: 'e1' },
+    ];
+  };
+  alice.start();
+  const synced = await alice.next('synced', () => true, 5000);
+  assert.equal(synced.count, 3);
+  assert.deepEqual(server.framesOf('sync').map(({ frame }) => frame), [{ action: 'sync', batch: true }, { action: 'sync', after: 'c1', batch: true }]);
+  assert.deepEqual(alice.messages('bob').map((m) => m.text), ['p1a', 'p1b', 'p2a']);
+  // The first page was acked before the second was asked for.
+  const firstAck = server.received.findIndex(({ frame }) => frame.action === 'ack');
+  const secondSync = server.received.findIndex(({ frame }) => frame.after === 'c1');
+  assert.ok(firstAck >= 0 && firstAck < secondSync);
+});
+
+test('given a new epoch in syncDone, then every message without a delivered receipt is sent again, byte for byte', async () => {
+  let epoch = 'e1';
+  server.handlers.sync = () => ({ type: 'syncDone', count: 0, more: false, epoch });
+  const alice = await open();
+  await alice.waitSynced();
+  const delivered = await alice.send('bob', 'delivered');
+  const undelivered = await alice.send('bob', 'only sent');
+  await alice.waitSent(undelivered.messageId);
+  server.send(server.live[0], { type: 'receipt', id: 'r#d', status: 'delivered', messageIds: [delivered.messageId], by: 'bob', at: 1 });
+  await alice.next('status');
+  epoch = 'e2'; // the cell failed over
+  server.live[0].socket.terminate();
+  await server.until(() => server.framesOf('sendMessage').length === 3, 5000, 'the resend');
+  const texts = server.framesOf('sendMessage').map(({ text, frame }) => [frame.messageId, text]);
+  assert.equal(texts[2][0], undelivered.messageId);
+  assert.equal(texts[2][1], texts[1][1]);
+});
+
+test('given presence subscriptions, then they are renewed on every new connection', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  const [presence] = await alice.getPresence(['bob'], { subscribe: true });
+  assert.deepEqual(presence, { userId: 'bob', online: true, lastSeen: null });
+  server.send(server.live[0], { type: 'presence', users: [{ userId: 'bob', online: false, lastSeen: 42 }] });
+  assert.equal((await alice.next('presence')).lastSeen, 42);
+  server.live[0].socket.terminate();
+  await server.until(() => server.framesOf('getPresence').length === 2, 5000, 'the renewal');
+  assert.deepEqual(server.framesOf('getPresence')[1].frame, { action: 'getPresence', userIds: ['bob'], subscribe: true });
+});
+
+test('given the people alice chats with, then her presence is visible to them only', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  await server.until(() => server.framesOf('setPresenceVisibility').length === 1);
+  assert.deepEqual(server.framesOf('setPresenceVisibility')[0].frame, { action: 'setPresenceVisibility', visibility: 'contacts', contacts: [] });
+  await alice.send('bob', 'hi');
+  await alice.send('carol', 'hi');
+  await server.until(() => server.framesOf('setPresenceVisibility').some(({ frame }) => frame.contacts.length === 2));
+  assert.deepEqual(server.framesOf('setPresenceVisibility').at(-1).frame.contacts, ['bob', 'carol']);
+});
+
+test('given a peer whose keys changed, then sending and receiving are refused until trusted', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  await alice.send('bob', 'first, pinning');
+  const impostor = Identity.generate('bob');
+  server.handlers.getKeys = () => keysOf(impostor);
+  alice.verified.clear(); // as on a new connection: keys are checked again
+  await assert.rejects(alice.send('bob', 'to the impostor'), { name: 'KeyChanged' });
+  const rejected = alice.next('rejected');
+  server.send(server.live[0], messageItem(impostor, alice.identity, 'from the impostor'));
+  const rejection = await rejected;
+  assert.equal(rejection.keyChanged, true);
+  assert.equal(alice.messages('bob').length, 1);
+  await assert.rejects(alice.trust('bob', bob.fingerprint()), { name: 'FingerprintMismatch' });
+  await alice.trust('bob', impostor.fingerprint());
+  assert.equal(alice.fingerprint('bob'), impostor.fingerprint());
+  await alice.send('bob', 'now trusted');
+});
+
+test('given an unknown user, then sending to them says so and nothing is stored', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  await assert.rejects(alice.send('nobody', 'hi'), UnknownUser);
+  assert.deepEqual(alice.messages('nobody'), []);
+});

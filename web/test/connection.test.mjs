@@ -1,0 +1,119 @@
+// The connection's life against a fake server: backoff, pings, make-before-break, refused
+// handshakes; and the directory's home cells (§6).
+
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+
+import { Identity } from '../sdk/crypto.js';
+import { backoffDelay } from '../sdk/util.js';
+import { checkDirectory, shardOf } from '../sdk/directory.js';
+import { FakeServer } from './support/fake-server.mjs';
+import { makeClient } from './support/clients.mjs';
+
+const cleanup = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()();
+});
+
+async function serve(options) {
+  const server = await new FakeServer(options).start();
+  cleanup.push(() => server.stop());
+  return server;
+}
+
+async function client(userId, options) {
+  const made = await makeClient(userId, options);
+  cleanup.push(() => made.close());
+  return made;
+}
+
+test('given retries, then the backoff is jittered between half and all of a capped doubling step', () => {
+  for (let attempt = 0; attempt < 12; attempt += 1) {
+    const step = Math.min(30_000, 500 * 2 ** attempt);
+    assert.equal(backoffDelay(attempt, 500, 30_000, () => 0), step / 2);
+    assert.equal(backoffDelay(attempt, 500, 30_000, () => 1), step);
+  }
+  const delays = new Set(Array.from({ length: 20 }, () => backoffDelay(3, 500, 30_000)));
+  assert.ok(delays.size > 1, 'random, so that clients do not come back together');
+});
+
+test('given the server closes the connection, then the client reconnects, going offline meanwhile', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  const states = [];
+  alice.on('connection', (status) => states.push(status.state));
+  server.live[0].socket.close(1001, 'going away');
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  await alice.waitSynced();
+  assert.deepEqual(states.slice(0, 3), ['offline', 'connecting', 'online']);
+});
+
+test('given a quiet connection, then it pings under the idle limit; an unanswered ping drops it', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url, policy: { pingInterval: 100, pongTimeout: 150 } });
+  await alice.waitSynced();
+  await server.until(() => server.framesOf('ping').length >= 2, 3000, 'pings');
+  server.handlers.ping = () => undefined; // the network ate the answer
+  await server.until(() => server.connections.length >= 2, 3000, 'a new connection after the silent one');
+});
+
+test('given a connection near its maximum age, then a new one opens before the old one closes', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url, policy: { maxAge: 300 } });
+  await alice.waitSynced();
+  const states = [];
+  alice.on('connection', (status) => states.push(status.state));
+  await server.until(() => server.connections.length >= 2, 3000, 'the replacement');
+  await server.until(() => !server.connections[0].open, 3000, 'the old one to close');
+  assert.ok(!states.includes('offline'), `no offline blip: ${states}`);
+  await alice.waitSynced();
+  assert.equal(server.framesOf('sync').at(-1).connection, server.connections.at(-1));
+});
+
+test('given a refused handshake, then waitOnline says so at once (HTTP status from ws)', async () => {
+  const server = await serve();
+  server.refuse = 403;
+  const alice = await client('alice', { url: server.url });
+  await assert.rejects(alice.waitOnline(3000), (error) => error.name === 'HandshakeRefused' && error.status === 403);
+});
+
+function directoryOf(cells, shardMap, version = 1) {
+  return checkDirectory({ version, shards: 4096, cells: Object.fromEntries(Object.entries(cells).map(([name, url]) => [name, { url }])), shardMap });
+}
+
+test('given a directory, then a client connects to its home cell, follows it when it moves, and sends again what was not delivered', async () => {
+  const bob = Identity.generate('bob');
+  const handlers = () => ({
+    getKeys: () => ({ type: 'keys', userId: 'bob', ...bob.publicKeys.toJSON() }),
+    sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 1 }),
+  });
+  const [c0, c1] = [await serve({ handlers: handlers() }), await serve({ handlers: handlers() })];
+  const shard = shardOf('alice', 4096);
+  let directory = directoryOf({ c0: c0.url, c1: c1.url }, [[0, 4095, 'c0']]);
+  const fetches = [];
+  const fetch = async (url) => {
+    fetches.push(url);
+    return { ok: true, status: 200, json: async () => structuredClone(directory) };
+  };
+  const alice = await client('alice', { directoryUrl: 'http://directory.test/directory.json', fetch });
+  await alice.waitSynced();
+  assert.equal(c0.connections.length, 1);
+  const message = await alice.send('bob', 'before the move');
+  await alice.waitSent(message.messageId);
+  // The deployment moves alice's shard to c1 (a failover): c0 refuses her from now on.
+  directory = directoryOf({ c0: c0.url, c1: c1.url }, [[0, shard, 'c1'], ...(shard < 4095 ? [[shard + 1, 4095, 'c0']] : [])], 2);
+  c0.refuse = 403;
+  c0.live[0].socket.close(1001, 'going away');
+  await c1.until(() => c1.live.length === 1, 5000, 'alice at her new home');
+  assert.ok(fetches.length >= 2, 'the directory was fetched again after the refusal');
+  // Stored at c0 but never delivered: c1 gets the very same frame (§7).
+  await c1.until(() => c1.framesOf('sendMessage').length === 1, 5000, 'the resend at the new home');
+  assert.equal(c1.framesOf('sendMessage')[0].text, c0.framesOf('sendMessage')[0].text);
+});
+
+test('given a malformed directory, then it is refused with what is wrong', () => {
+  assert.throws(() => directoryOf({ c0: 'ws://x' }, [[0, 100, 'c0']]), /cover/);
+  assert.throws(() => directoryOf({ c0: 'ws://x' }, [[0, 4095, 'c9']]), /known cells/);
+  assert.throws(() => checkDirectory({ version: '1' }), /integer/);
+});

@@ -1,0 +1,75 @@
+// Given the vectors the Python SDK computed (tests/vectors/crypto.json), the JS SDK
+// computes the same safety numbers, connect signatures and URLs, plaintexts, boxes, frames
+// and shards.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import { b64urlDecode, b64urlEncode } from '../sdk/encoding.js';
+import {
+  connectMessage, decodePlaintext, encodePlaintext, Identity, openSealed, sendMessageFrame,
+  signedConnectQuery, withQuery,
+} from '../sdk/crypto.js';
+import { Directory, shardOf } from '../sdk/directory.js';
+import { fromUtf8 } from '../sdk/encoding.js';
+
+const vectors = JSON.parse(readFileSync(new URL('../../tests/vectors/crypto.json', import.meta.url), 'utf8'));
+const identityOf = (entry) => new Identity(entry.userId, b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret));
+const [aliceEntry, bobEntry] = vectors.identities;
+
+test('given the seeds, then the public keys and safety numbers are the Python SDK ones', () => {
+  for (const entry of vectors.identities) {
+    const identity = identityOf(entry);
+    assert.equal(identity.publicKeys.signKey, entry.signKey);
+    assert.equal(identity.publicKeys.boxKey, entry.boxKey);
+    assert.equal(identity.fingerprint(), entry.fingerprint);
+  }
+});
+
+test('given the connect vector, then the signed message, query and URL are byte-identical', () => {
+  const { connect } = vectors;
+  const alice = identityOf(aliceEntry);
+  const query = signedConnectQuery(alice, connect.nowMs, connect.nonce);
+  assert.equal(fromUtf8(connectMessage(alice.userId, query.ts, connect.nonce)), connect.message);
+  assert.deepEqual(query, connect.query);
+  assert.equal(withQuery(connect.serverUrl, query), connect.url);
+});
+
+test('given texts, then the plaintexts are the same bytes and read back', () => {
+  for (const { text, plaintext } of vectors.plaintexts) {
+    assert.equal(b64urlEncode(encodePlaintext(text)), plaintext, JSON.stringify(text));
+    assert.equal(decodePlaintext(b64urlDecode(plaintext)), text);
+  }
+});
+
+test('given the box vector, then the body and the whole frame are byte-identical, and bob opens it', () => {
+  const { box } = vectors;
+  const alice = identityOf(aliceEntry);
+  const bob = identityOf(bobEntry);
+  const frame = sendMessageFrame(alice, bob.publicKeys, box.messageId, box.text, box.sentAt, b64urlDecode(box.nonce));
+  assert.equal(frame, box.frame);
+  assert.equal(JSON.parse(frame).body, box.body);
+  assert.equal(decodePlaintext(openSealed(bob, alice.publicKeys, box.body, box.nonce)), box.text);
+});
+
+test('given the shard vector, then every user lands on the same shard (§6)', () => {
+  for (const [userId, shard] of Object.entries(vectors.shards.users)) {
+    assert.equal(shardOf(userId, vectors.shards.shards), shard, userId);
+  }
+});
+
+test('given the directory vector, then every user has the same home cell (§6)', async () => {
+  const { document, homes } = vectors.directory;
+  const directory = new Directory('http://directory.test/', async () => ({ ok: true, json: async () => document }));
+  for (const [userId, url] of Object.entries(homes)) {
+    assert.equal((await directory.home(userId)).url, url, userId);
+  }
+});
+
+test('given a box sealed for bob, when carol tries to open it, then it is unreadable', () => {
+  const { box } = vectors;
+  const alice = identityOf(aliceEntry);
+  const carol = Identity.generate('carol');
+  assert.throws(() => openSealed(carol, alice.publicKeys, box.body, box.nonce), { name: 'UnreadableMessage' });
+});
