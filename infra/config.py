@@ -42,6 +42,8 @@ ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 CELLS_CONTEXT = "cells"
 SHARDS_CONTEXT = "shards"
 SHARD_MAP_CONTEXT = "shardMap"
+# The retentions the environments use, in days: for logs kept in S3 (the directory's).
+RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 30}
 # The directory's stack is `Messenger-<env>-Directory`: no cell may take that name.
 RESERVED_CELL_IDS = frozenset({"directory"})
 
@@ -105,6 +107,10 @@ class DeploymentConfig:
     def stack_name(self) -> str:
         """The single-cell stack; a cell's stack and the directory's are named after it."""
         return f"Messenger-{self.env}"
+
+    @property
+    def log_retention_days(self) -> int:
+        return RETENTION_DAYS[self.log_retention]
 
     def cell_stack_name(self, cell_id: str) -> str:
         return f"{self.stack_name}-{cell_id}"
