@@ -328,7 +328,8 @@ def cells_from_context(get: Callable[[str], Any]) -> CellsConfig | None:
     """The cells named by context `cells` (None without it: one stack, as ever).
 
     Refuses, with what is wrong and how it should read: malformed entries, a cell id twice,
-    an account that is not 12 digits, a region the stack does not support, a shard map
+    an account that is not 12 digits, a region the stack does not support, two cells in
+    one account and region, a shard map
     with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out.
     """
     value = get(CELLS_CONTEXT)
@@ -344,6 +345,16 @@ def cells_from_context(get: Callable[[str], Any]) -> CellsConfig | None:
     twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
     if twice:
         raise ValueError(f"cells: each cell once, but {', '.join(twice)} is named twice")
+    places = [(cell.account, cell.region) for cell in cells]
+    shared = sorted(
+        {f"{account}/{region}" for account, region in places if places.count((account, region)) > 1}
+    )
+    if shared:
+        # API Gateway's and Lambda's quotas are per account and region: what a cell is
+        # for. Two cells there would share them (and each take its env's whole share).
+        raise ValueError(
+            f"cells: one cell per account and region, but {', '.join(shared)} has more"
+        )
     shards = _shards(get(SHARDS_CONTEXT) or DEFAULT_SHARDS)
     if len(cells) > shards:
         raise ValueError(f"{len(cells)} cells need at least as many shards, not {shards}")

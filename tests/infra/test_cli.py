@@ -52,3 +52,40 @@ def test_given_cdk_json_when_the_cli_synthesizes_then_it_writes_the_stack(tmp_pa
     assert any(name.startswith("ApiGatewayLogging") for name in stack["dependencies"])
     # And cdk.json leaves no feature flag unconfigured
     assert "feature flags are not configured" not in result.stderr
+
+
+@pytest.mark.skipif(not CDK.exists(), reason="node_modules not installed (./dev install)")
+def test_given_cells_when_the_cli_synthesizes_then_each_cell_and_the_directory_are_stacks(
+    tmp_path,
+):
+    # When: the README's command for two cells, without building the assets
+    environment = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true", "AWS_REGION": "eu-west-1"}
+    result = subprocess.run(
+        [
+            str(CDK),
+            "synth",
+            "--no-notices",
+            "--quiet",
+            "-c",
+            "bundle=false",
+            "-c",
+            "cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1",
+            "--output",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    # Then each cell is a stack of its account and region, after the directory's
+    assert result.returncode == 0, result.stderr[-4000:]
+    artifacts = json.loads((tmp_path / "manifest.json").read_text())["artifacts"]
+    assert artifacts["Messenger-dev-Directory"]["environment"] == "aws://111111111111/us-east-1"
+    for cell, where in (("c0", "111111111111/us-east-1"), ("c1", "222222222222/eu-west-1")):
+        stack = artifacts[f"Messenger-dev-{cell}"]
+        assert stack["environment"] == f"aws://{where}"
+        assert "Messenger-dev-Directory" in stack["dependencies"]
+    assert "Messenger-dev" not in artifacts

@@ -181,6 +181,10 @@ def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
         ({"cells": "C0:111111111111/us-east-1"}, "'C0' is not a cell id"),
         ({"cells": "directory:111111111111/us-east-1"}, "'directory' is not a cell id"),
         ({"cells": "c0:111111111111/us-east-1,c0:222222222222/eu-west-1"}, "c0 is named twice"),
+        (
+            {"cells": "c0:111111111111/us-east-1,c1:111111111111/us-east-1"},
+            "one cell per account and region, but 111111111111/us-east-1 has more",
+        ),
         ({"cells": TWO_CELLS, "shards": "many"}, "shards must be an integer"),
         ({"cells": TWO_CELLS, "shards": "0"}, "shards must be from 1"),
         ({"cells": TWO_CELLS, "shards": "1"}, "2 cells need at least as many shards"),
@@ -208,7 +212,7 @@ def test_given_bad_cells_then_the_app_refuses_before_making_any_stack(tmp_path):
 
 def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
     # Given 60 cells: every function would carry each peer's Relay ARN
-    many = ",".join(f"cell{i:02d}:111111111111/us-east-1" for i in range(60))
+    many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
     cells = cells_from_context(context(cells=many))
     assert cells is not None
     placement = CellPlacement(env="prod", cell=cells.cells[0], cells=cells, relay_qualifier="live")
