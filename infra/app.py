@@ -75,9 +75,8 @@ def build_app(
     cells = cells_from_context(get)
     if cells is None:
         target = target_from(get, os.environ if environ is None else environ)
-        _with_logging_role(
-            app, config, MessengerStack(app, config.stack_name, config=config, target=target)
-        )
+        stack = MessengerStack(app, config.stack_name, config=config, target=target)
+        _with_logging_role(app, config, stack)
     else:
         _add_cells(app, config, cells)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -102,6 +101,7 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
             cells=cells,
             # SnapStart restores published versions only: peers invoke the live alias.
             relay_qualifier=LIVE_ALIAS if config.snap_start else None,
+            directory=directory.location,
         )
         stack = MessengerStack(
             app,
@@ -109,7 +109,6 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
             config=config,
             target=cell.target,
             cell=placement,
-            directory=directory.location,
         )
         stack.add_stack_dependency(directory, "a cell writes its entry into the directory's bucket")
         _with_logging_role(app, config, stack)

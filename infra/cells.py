@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infra.config import Cell, CellsConfig
+from infra.directory import DirectoryLocation
 from infra.regions import PARTITION
 from messenger.contract import Env
 
@@ -44,6 +45,8 @@ class CellPlacement:
     cells: CellsConfig
     # The Relay's alias that peers invoke, None to invoke the function itself.
     relay_qualifier: str | None
+    # Where the cell publishes its URL.
+    directory: DirectoryLocation
 
     @property
     def cell_id(self) -> str:

@@ -31,7 +31,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from infra import bundling
-from infra.cells import CellPlacement
 from infra.config import Cell, CellsConfig, DeploymentConfig
 from infra.nag import acknowledge
 from infra.regions import PARTITION
@@ -42,6 +41,7 @@ from messenger_directory.handlers import (
     EntryProperty,
 )
 from messenger_directory.store import CACHE_SECONDS, DIRECTORY_KEY, ENTRY_PREFIX, entry_key
+from messenger_protocol.cells import ShardMap
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
@@ -426,10 +426,11 @@ class DirectoryEntry(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        placement: CellPlacement,
+        config: DeploymentConfig,
+        cell_id: str,
+        shard_map: ShardMap,
         location: DirectoryLocation,
         url: str,
-        config: DeploymentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(
@@ -441,23 +442,23 @@ class DirectoryEntry(Construct):
         role = iam.Role(
             self,
             "Role",
-            role_name=entry_writer_role_name(placement.env, placement.cell_id),
+            role_name=entry_writer_role_name(config.env, cell_id),
             assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
-            description=f"Messenger cell {placement.cell_id}: writes its directory entry",
+            description=f"Messenger cell {cell_id}: writes its directory entry",
         )
         _own_log_group(role, log_group)
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteOwnEntry",
                 actions=["s3:PutObject"],
-                resources=[location.object_arn(entry_key(placement.cell_id))],
+                resources=[location.object_arn(entry_key(cell_id))],
                 conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
             )
         )
         function = lambda_.Function(
             self,
             "Function",
-            description=f"Messenger cell {placement.cell_id}: writes its directory entry",
+            description=f"Messenger cell {cell_id}: writes its directory entry",
             runtime=bundling.RUNTIME,
             architecture=bundling.ARCHITECTURE,
             code=bundling.directory_code(),
@@ -477,8 +478,8 @@ class DirectoryEntry(Construct):
                 EntryProperty.BUCKET.value: location.bucket,
                 EntryProperty.BUCKET_REGION.value: location.region,
                 EntryProperty.BUCKET_OWNER.value: location.account,
-                EntryProperty.CELL_ID.value: placement.cell_id,
+                EntryProperty.CELL_ID.value: cell_id,
                 EntryProperty.URL.value: url,
-                EntryProperty.SHARD_MAP.value: placement.cells.shard_map.to_compact(),
+                EntryProperty.SHARD_MAP.value: shard_map.to_compact(),
             },
         )

@@ -37,7 +37,7 @@ from constructs import Construct, IConstruct
 from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig, Target
-from infra.directory import DirectoryEntry, DirectoryLocation
+from infra.directory import DirectoryEntry
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, flattened
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
@@ -108,8 +108,7 @@ class _AccessLogs:
 
 
 class MessengerStack(Stack):
-    """The messenger in one account and region: the whole deployment, or one cell of it
-    (`cell`, with the `directory` it publishes its URL to)."""
+    """The messenger in one account and region: the whole deployment, or one `cell` of it."""
 
     def __init__(
         self,
@@ -119,7 +118,6 @@ class MessengerStack(Stack):
         config: DeploymentConfig,
         target: Target,
         cell: CellPlacement | None = None,
-        directory: DirectoryLocation | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -197,17 +195,17 @@ class MessengerStack(Stack):
             self.stage.node.add_dependency(api_route)
         if cell is not None:
             self._relay(cell, code, targets)
-            if directory is not None:
-                entry = DirectoryEntry(
-                    self,
-                    "DirectoryEntry",
-                    placement=cell,
-                    location=directory,
-                    url=self.stage.url,
-                    config=config,
-                )
-                # Clients are sent to the stage only once it exists.
-                entry.node.add_dependency(self.stage)
+            entry = DirectoryEntry(
+                self,
+                "DirectoryEntry",
+                config=config,
+                cell_id=cell.cell_id,
+                shard_map=cell.cells.shard_map,
+                location=cell.directory,
+                url=self.stage.url,
+            )
+            # Clients are sent to the stage only once it exists.
+            entry.node.add_dependency(self.stage)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -14,6 +14,7 @@ from aws_cdk import RemovalPolicy
 from infra.app import build_app
 from infra.cells import CellPlacement
 from infra.config import Target, cells_from_context, config_from_context, target_from
+from infra.directory import directory_location
 
 pytestmark = pytest.mark.infra
 
@@ -215,7 +216,13 @@ def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
     many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
     cells = cells_from_context(context(cells=many))
     assert cells is not None
-    placement = CellPlacement(env="prod", cell=cells.cells[0], cells=cells, relay_qualifier="live")
+    placement = CellPlacement(
+        env="prod",
+        cell=cells.cells[0],
+        cells=cells,
+        relay_qualifier="live",
+        directory=directory_location("prod", cells),
+    )
 
     # Then the cell's variables are refused, with why, before Lambda would refuse them
     with pytest.raises(ValueError, match="4096-byte environment"):
@@ -224,6 +231,10 @@ def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
     two = cells_from_context(context(cells=TWO_CELLS))
     assert two is not None
     variables = CellPlacement(
-        env="prod", cell=two.cells[0], cells=two, relay_qualifier="live"
+        env="prod",
+        cell=two.cells[0],
+        cells=two,
+        relay_qualifier="live",
+        directory=directory_location("prod", two),
     ).environment()
     assert sum(len(name) + len(value) for name, value in variables.items()) < 200
