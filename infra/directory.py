@@ -87,13 +87,54 @@ def entry_writer_role_arn(env: str, cell: Cell) -> str:
     return f"arn:{PARTITION}:iam::{cell.account}:role/{entry_writer_role_name(env, cell.cell_id)}"
 
 
-def _own_log_group(role: iam.Role, log_group: logs.ILogGroup) -> None:
+def _directory_function(
+    scope: Construct,
+    name: str,
+    *,
+    config: DeploymentConfig,
+    description: str,
+    handler: str,
+    statements: list[iam.PolicyStatement],
+    role_name: str | None = None,
+    **properties: object,
+) -> lambda_.Function:
+    """A function of the directory's asset, with a log group and a role of its own: its
+    log group, then `statements`, nothing else."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{name}Logs",
+        retention=config.log_retention,
+        removal_policy=config.removal_policy,
+    )
+    role = iam.Role(
+        scope,
+        f"{name}Role",
+        role_name=role_name,
+        assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+        description=description,
+    )
     role.add_to_policy(
         iam.PolicyStatement(
             sid="OwnLogGroup",
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[log_group.log_group_arn],
         )
+    )
+    for statement in statements:
+        role.add_to_policy(statement)
+    return lambda_.Function(
+        scope,
+        f"{name}Function",
+        description=description,
+        runtime=bundling.RUNTIME,
+        architecture=bundling.ARCHITECTURE,
+        code=bundling.directory_code(),
+        handler=handler,
+        role=role,
+        timeout=Duration.seconds(60),
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        **properties,  # type: ignore[arg-type]
     )
 
 
@@ -228,62 +269,37 @@ class DirectoryStack(Stack):
 
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
-        log_group = logs.LogGroup(
-            self,
-            "PublishLogs",
-            retention=self.config.log_retention,
-            removal_policy=self.config.removal_policy,
-        )
-        role = iam.Role(
-            self,
-            "PublishRole",
-            assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
-            description="Messenger directory function",
-        )
-        _own_log_group(role, log_group)
         directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadEntriesAndDirectory",
-                actions=["s3:GetObject"],
-                resources=[
-                    *(
-                        self.bucket.arn_for_objects(entry_key(cell_id))
-                        for cell_id in self.cells.shard_map.cells()
-                    ),
-                    directory,
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory]
-            )
-        )
-        # With it S3 answers a missing entry with NoSuchKey (a cell not deployed yet)
-        # instead of AccessDenied, which the function could not tell from a real denial.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="TellMissingEntries",
-                actions=["s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
-            )
-        )
-        function = lambda_.Function(
+        entries = [
+            self.bucket.arn_for_objects(entry_key(cell_id))
+            for cell_id in self.cells.shard_map.cells()
+        ]
+        function = _directory_function(
             self,
-            "PublishFunction",
+            "Publish",
+            config=self.config,
             description="Messenger directory: merges the cells' entries into directory.json",
-            runtime=bundling.RUNTIME,
-            architecture=bundling.ARCHITECTURE,
-            code=bundling.directory_code(),
             handler=PUBLISH_HANDLER,
-            role=role,
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadEntriesAndDirectory",
+                    actions=["s3:GetObject"],
+                    resources=[*entries, directory],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory]
+                ),
+                # With it S3 answers a missing entry with NoSuchKey (a cell not deployed
+                # yet) instead of AccessDenied, which could not be told from a denial.
+                iam.PolicyStatement(
+                    sid="TellMissingEntries",
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
+                ),
+            ],
             memory_size=256,
-            timeout=Duration.seconds(60),
             # One merge at a time: each reads the version it increases.
             reserved_concurrent_executions=1,
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             environment={
                 DirectoryEnv.BUCKET.value: self.location.bucket,
                 DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
@@ -433,41 +449,23 @@ class DirectoryEntry(Construct):
         url: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(
+        function = _directory_function(
             self,
-            "Logs",
-            retention=config.log_retention,
-            removal_policy=config.removal_policy,
-        )
-        role = iam.Role(
-            self,
-            "Role",
-            role_name=entry_writer_role_name(config.env, cell_id),
-            assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+            "Writer",
+            config=config,
             description=f"Messenger cell {cell_id}: writes its directory entry",
-        )
-        _own_log_group(role, log_group)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnEntry",
-                actions=["s3:PutObject"],
-                resources=[location.object_arn(entry_key(cell_id))],
-                conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
-            )
-        )
-        function = lambda_.Function(
-            self,
-            "Function",
-            description=f"Messenger cell {cell_id}: writes its directory entry",
-            runtime=bundling.RUNTIME,
-            architecture=bundling.ARCHITECTURE,
-            code=bundling.directory_code(),
             handler=PUBLISH_ENTRY_HANDLER,
-            role=role,
+            # Named, so that the bucket policy can admit it from another account.
+            role_name=entry_writer_role_name(config.env, cell_id),
+            statements=[
+                iam.PolicyStatement(
+                    sid="WriteOwnEntry",
+                    actions=["s3:PutObject"],
+                    resources=[location.object_arn(entry_key(cell_id))],
+                    conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
+                )
+            ],
             memory_size=128,
-            timeout=Duration.seconds(60),
-            log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
         )
         self.resource = CustomResource(
             self,

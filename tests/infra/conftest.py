@@ -106,7 +106,14 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
     app = build_app({**NO_BUNDLING, **context}, outdir=str(outdir))
     app.synth()
     config = config_from_context(app.node.try_get_context)
-    document = json.loads((outdir / f"{config.stack_name}.template.json").read_text())
+    return stack_of(app, config, outdir)
+
+
+def stack_of(
+    app: App, config: DeploymentConfig, outdir: Path, stack_name: str | None = None
+) -> Synthesized:
+    """One synthesized stack of the app (the single-cell one by default)."""
+    document = json.loads((outdir / f"{stack_name or config.stack_name}.template.json").read_text())
     return Synthesized(
         config=config,
         outdir=outdir,
@@ -114,6 +121,7 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
         json=document,
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
         acknowledgements=acknowledgements_of(app),
+        stack_name=stack_name,
     )
 
 
@@ -190,22 +198,12 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     config = config_from_context(get)
     cells = cells_from_context(get)
     assert cells is not None
-    report = json.loads((outdir / "validation-report.json").read_text())
-    acknowledgements = acknowledgements_of(app)
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
-    stacks = {}
-    for name in [*names, config.directory_stack_name]:
-        document = json.loads((outdir / f"{name}.template.json").read_text())
-        stacks[name] = Synthesized(
-            config=config,
-            outdir=outdir,
-            template=Template.from_json(document),
-            json=document,
-            validation_report=report,
-            acknowledgements=acknowledgements,
-            stack_name=name,
-        )
-    return SynthesizedCells(config, cells, outdir, stacks, report, acknowledgements)
+    stacks = {
+        name: stack_of(app, config, outdir, name) for name in [*names, config.directory_stack_name]
+    }
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return SynthesizedCells(config, cells, outdir, stacks, report, acknowledgements_of(app))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,13 @@ from aws_cdk import RemovalPolicy
 
 from infra.app import build_app
 from infra.cells import CellPlacement
-from infra.config import Target, cells_from_context, config_from_context, target_from
+from infra.config import (
+    CellsConfig,
+    Target,
+    cells_from_context,
+    config_from_context,
+    target_from,
+)
 from infra.directory import directory_location
 
 pytestmark = pytest.mark.infra
@@ -211,12 +217,8 @@ def test_given_bad_cells_then_the_app_refuses_before_making_any_stack(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
-    # Given 60 cells: every function would carry each peer's Relay ARN
-    many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
-    cells = cells_from_context(context(cells=many))
-    assert cells is not None
-    placement = CellPlacement(
+def first_cell_in_prod(cells: CellsConfig) -> CellPlacement:
+    return CellPlacement(
         env="prod",
         cell=cells.cells[0],
         cells=cells,
@@ -224,17 +226,18 @@ def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
         directory=directory_location("prod", cells),
     )
 
+
+def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
+    # Given 60 cells: every function would carry each peer's Relay ARN
+    many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
+    cells = cells_from_context(context(cells=many))
+    assert cells is not None
+
     # Then the cell's variables are refused, with why, before Lambda would refuse them
     with pytest.raises(ValueError, match="4096-byte environment"):
-        placement.environment()
+        first_cell_in_prod(cells).environment()
     # While the README's two cells take a small part of it
     two = cells_from_context(context(cells=TWO_CELLS))
     assert two is not None
-    variables = CellPlacement(
-        env="prod",
-        cell=two.cells[0],
-        cells=two,
-        relay_qualifier="live",
-        directory=directory_location("prod", two),
-    ).environment()
+    variables = first_cell_in_prod(two).environment()
     assert sum(len(name) + len(value) for name, value in variables.items()) < 200
