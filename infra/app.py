@@ -3,6 +3,10 @@
     npx cdk deploy --all -c env=dev  # the logging-role stack (once per account and region)
                                      # if missing, then Messenger-dev; README lists the rest
     npx cdk synth -c bundle=false    # the templates only, without building the asset
+    npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
+                                     # cells (PROTOCOL.md §6): Messenger-dev-Directory, then
+                                     # Messenger-dev-c0 and Messenger-dev-c1, each in its own
+                                     # account and region
 
 The stacks deploy to the account and region of the AWS profile the CLI runs with
 (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION) or to `-c account=... -c region=...`. The
@@ -24,9 +28,17 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import config_from_context, target_from
+from infra.cells import CellPlacement
+from infra.config import (
+    CellsConfig,
+    DeploymentConfig,
+    cells_from_context,
+    config_from_context,
+    target_from,
+)
+from infra.directory import DirectoryStack
 from infra.logging_role import api_gateway_logging_stack
-from infra.stack import MessengerStack
+from infra.stack import LIVE_ALIAS, MessengerStack
 
 # `-c bundle=false`: synthesize without building the Lambda asset.
 BUNDLE_CONTEXT = "bundle"
@@ -60,15 +72,46 @@ def build_app(
         app.node.set_context(BUNDLING_STACKS_CONTEXT, [])
     get = app.node.try_get_context
     config = config_from_context(get)
-    target = target_from(get, os.environ if environ is None else environ)
-    stack = MessengerStack(app, config.stack_name, config=config, target=target)
-    if config.api_gateway_logs_role:
-        stack.add_stack_dependency(
-            api_gateway_logging_stack(app, target),
-            "API Gateway needs its CloudWatch role before a stage may log",
-        )
+    cells = cells_from_context(get)
+    if cells is None:
+        target = target_from(get, os.environ if environ is None else environ)
+        stack = MessengerStack(app, config.stack_name, config=config, target=target)
+        _with_logging_role(app, config, stack)
+    else:
+        _add_cells(app, config, cells)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
+
+
+def _with_logging_role(app: App, config: DeploymentConfig, stack: MessengerStack) -> None:
+    if config.api_gateway_logs_role:
+        stack.add_stack_dependency(
+            api_gateway_logging_stack(app, stack.target),
+            "API Gateway needs its CloudWatch role before a stage may log",
+        )
+
+
+def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
+    """The directory's stack, then one messenger stack per cell, in its account and region."""
+    directory = DirectoryStack(app, config.directory_stack_name, config=config, cells=cells)
+    for cell in cells.cells:
+        placement = CellPlacement(
+            env=config.env,
+            cell=cell,
+            cells=cells,
+            # SnapStart restores published versions only: peers invoke the live alias.
+            relay_qualifier=LIVE_ALIAS if config.snap_start else None,
+            directory=directory.location,
+        )
+        stack = MessengerStack(
+            app,
+            config.cell_stack_name(cell.cell_id),
+            config=config,
+            target=cell.target,
+            cell=placement,
+        )
+        stack.add_stack_dependency(directory, "a cell writes its entry into the directory's bucket")
+        _with_logging_role(app, config, stack)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The one Lambda code asset every function shares, built without Docker.
+"""The Lambda code assets, built without Docker: the messenger's, which every function of a
+cell shares, and the directory's (PROTOCOL.md §6, `functions/messenger_directory`).
 
 Lambda runs the functions on arm64 Linux and pynacl has a native part (libsodium), so
 the dependencies are installed by pip for Lambda's platform and Python version
@@ -35,8 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 PACKAGE = "messenger"
+PROTOCOL_PACKAGE = (REPO_ROOT / "protocol", "messenger_protocol")
 # Our code in the asset: the functions, and the wire protocol they speak.
-SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), (REPO_ROOT / "protocol", "messenger_protocol"))
+SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), PROTOCOL_PACKAGE)
+# The directory's functions need nothing but the runtime's boto3 and the protocol's
+# `cells`: no pip, no dependency of the messenger's.
+DIRECTORY_PACKAGE = "messenger_directory"
+DIRECTORY_PACKAGES = ((FUNCTIONS_DIR, DIRECTORY_PACKAGE), PROTOCOL_PACKAGE)
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -124,7 +130,12 @@ def build_asset(output_dir: Path) -> None:
         remove_distribution(output_dir, name)
     # Console scripts of the dependencies: nothing on Lambda runs them.
     shutil.rmtree(output_dir / "bin", ignore_errors=True)
-    for directory, package in SHIPPED_PACKAGES:
+    copy_packages(output_dir, SHIPPED_PACKAGES)
+
+
+def copy_packages(output_dir: Path, packages: tuple[tuple[Path, str], ...]) -> None:
+    """Our own packages into the bundle, without bytecode."""
+    for directory, package in packages:
         shutil.copytree(directory / package, output_dir / package, ignore=_NOT_SHIPPED)
 
 
@@ -137,6 +148,30 @@ class PipLocalBundling:
         print(f"Bundling {PACKAGE} for {RUNTIME.name} on {PIP_PLATFORM}", file=sys.stderr)
         build_asset(Path(output_dir))
         return True
+
+
+@jsii.implements(ILocalBundling)
+class CopyLocalBundling:
+    """CDK local bundling of pure-Python packages: copied, nothing installed."""
+
+    def __init__(self, packages: tuple[tuple[Path, str], ...]) -> None:
+        self._packages = packages
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        copy_packages(Path(output_dir).resolve(), self._packages)
+        return True
+
+
+def directory_code() -> lambda_.Code:
+    """The directory's asset: `messenger_directory` and `messenger_protocol` (once per stack)."""
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR / DIRECTORY_PACKAGE),
+        asset_hash_type=AssetHashType.OUTPUT,
+        exclude=["**/__pycache__", "**/*.pyc"],
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image, local=CopyLocalBundling(DIRECTORY_PACKAGES)
+        ),
+    )
 
 
 def function_code() -> lambda_.Code:

@@ -6,7 +6,10 @@ Every value has a default per environment; a context key overrides it. Context g
 the command line arrives as a string, in cdk.json as JSON, so numbers are parsed here.
 
 Where to deploy (`Target`) is the account and region of the CLI's profile
-(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), or `-c account=... -c region=...`.
+(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), or `-c account=... -c region=...`; with cells
+(PROTOCOL.md §6), each cell names its own (`CellsConfig`):
+
+    npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
 """
 
 from __future__ import annotations
@@ -22,12 +25,27 @@ from aws_cdk import aws_logs as logs
 from infra.regions import AccountQuota, region_kind
 from infra.throttling import Throttle, account_requests, stage_throttle
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS
+from messenger_protocol.cells import (
+    DEFAULT_SHARDS,
+    InvalidDirectory,
+    ShardMap,
+    ShardRange,
+    is_cell_id,
+)
 from messenger_protocol.names import PushPlatform
 
 ENVIRONMENTS = ("dev", "prod")
 # `-c push:APNS=<application ARN or SSM parameter name>`, one per platform in the contract.
 PUSH_CONTEXT_PREFIX = "push:"
 ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
+# `-c cells=c0:111111111111/us-east-1,c1:...`, `-c shards=4096`, `-c shardMap=c0:0-2047,...`
+CELLS_CONTEXT = "cells"
+SHARDS_CONTEXT = "shards"
+SHARD_MAP_CONTEXT = "shardMap"
+# The retentions the environments use, in days: for logs kept in S3 (the directory's).
+RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 30}
+# The directory's stack is `Messenger-<env>-Directory`: no cell may take that name.
+RESERVED_CELL_IDS = frozenset({"directory"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +105,19 @@ class DeploymentConfig:
 
     @property
     def stack_name(self) -> str:
+        """The single-cell stack; a cell's stack and the directory's are named after it."""
         return f"Messenger-{self.env}"
+
+    @property
+    def log_retention_days(self) -> int:
+        return RETENTION_DAYS[self.log_retention]
+
+    def cell_stack_name(self, cell_id: str) -> str:
+        return f"{self.stack_name}-{cell_id}"
+
+    @property
+    def directory_stack_name(self) -> str:
+        return f"{self.stack_name}-Directory"
 
     def quota_in(self, region: str) -> AccountQuota:
         return self.account_quota or region_kind(region).quota
@@ -208,3 +238,133 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
             raise ValueError("accountQuotaRate and accountQuotaBurst go together")
         overrides["account_quota"] = AccountQuota(rate=int(quota_rate), burst=int(quota_burst))
     return replace(config, **overrides)
+
+
+# --- Cells ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell: a complete messenger stack in one account and region (PROTOCOL.md §6)."""
+
+    cell_id: str
+    # Always with an account: peers name this cell's Relay by its ARN at synth time.
+    target: Target
+
+    @property
+    def account(self) -> str:
+        assert self.target.account is not None
+        return self.target.account
+
+    @property
+    def region(self) -> str:
+        return self.target.region
+
+
+@dataclass(frozen=True)
+class CellsConfig:
+    """The cells of one deployment and the shard map that gives every user one home."""
+
+    cells: tuple[Cell, ...]
+    shard_map: ShardMap
+
+    @property
+    def directory_target(self) -> Target:
+        """Where the directory lives: the first cell's account and region."""
+        return self.cells[0].target
+
+    def peers_of(self, cell_id: str) -> tuple[Cell, ...]:
+        return tuple(cell for cell in self.cells if cell.cell_id != cell_id)
+
+
+def _cell(entry: str) -> Cell:
+    cell_id, _, place = entry.strip().partition(":")
+    account, _, region = place.partition("/")
+    if not (cell_id and account and region):
+        raise ValueError(
+            f"cells entry {entry!r} is not <cell>:<account>/<region>, "
+            "e.g. c0:111111111111/us-east-1"
+        )
+    if not is_cell_id(cell_id) or cell_id in RESERVED_CELL_IDS:
+        raise ValueError(
+            f"cells: {cell_id!r} is not a cell id (lowercase letters, digits and '-', "
+            f"up to 32, starting with a letter or digit; not {', '.join(RESERVED_CELL_IDS)})"
+        )
+    if not ACCOUNT_PATTERN.match(account):
+        raise ValueError(f"cells: the account of {cell_id} must be 12 digits, got {account!r}")
+    region_kind(region)  # refuses a region the stack does not support
+    return Cell(cell_id, Target(region=region, account=account))
+
+
+def _shards(value: Any) -> int:
+    try:
+        shards = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{SHARDS_CONTEXT} must be an integer, got {value!r}") from None
+    if not 1 <= shards <= 2**32:
+        raise ValueError(f"{SHARDS_CONTEXT} must be from 1 to 2^32, got {shards}")
+    return shards
+
+
+def _shard_map(value: Any, shards: int) -> ShardMap:
+    """`c0:0-2047,c1:2048-4095` (inclusive ranges of shards, each owned by one cell)."""
+    ranges = []
+    for entry in str(value).split(","):
+        cell_id, _, span = entry.strip().partition(":")
+        first, _, last = span.partition("-")
+        try:
+            ranges.append(ShardRange(int(first), int(last), cell_id))
+        except ValueError:
+            raise ValueError(
+                f"{SHARD_MAP_CONTEXT} entry {entry!r} is not <cell>:<first>-<last>, e.g. c0:0-2047"
+            ) from None
+    try:
+        return ShardMap(shards, tuple(ranges))
+    except InvalidDirectory as error:
+        raise ValueError(f"{SHARD_MAP_CONTEXT}: {error}") from None
+
+
+def cells_from_context(get: Callable[[str], Any]) -> CellsConfig | None:
+    """The cells named by context `cells` (None without it: one stack, as ever).
+
+    Refuses, with what is wrong and how it should read: malformed entries, a cell id twice,
+    an account that is not 12 digits, a region the stack does not support, two cells in
+    one account and region, a shard map
+    with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out.
+    """
+    value = get(CELLS_CONTEXT)
+    if value is None or value == "" or value == []:
+        if get(SHARD_MAP_CONTEXT) or get(SHARDS_CONTEXT):
+            raise ValueError(
+                f"{SHARDS_CONTEXT} and {SHARD_MAP_CONTEXT} need -c {CELLS_CONTEXT}=..."
+            )
+        return None
+    entries = value if isinstance(value, list) else str(value).split(",")
+    cells = tuple(_cell(str(entry)) for entry in entries)
+    ids = [cell.cell_id for cell in cells]
+    twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
+    if twice:
+        raise ValueError(f"cells: each cell once, but {', '.join(twice)} is named twice")
+    places = [(cell.account, cell.region) for cell in cells]
+    shared = sorted(
+        {f"{account}/{region}" for account, region in places if places.count((account, region)) > 1}
+    )
+    if shared:
+        # API Gateway's and Lambda's quotas are per account and region: what a cell is
+        # for. Two cells there would share them (and each take its env's whole share).
+        raise ValueError(
+            f"cells: one cell per account and region, but {', '.join(shared)} has more"
+        )
+    shards = _shards(get(SHARDS_CONTEXT) or DEFAULT_SHARDS)
+    if len(cells) > shards:
+        raise ValueError(f"{len(cells)} cells need at least as many shards, not {shards}")
+    explicit = get(SHARD_MAP_CONTEXT)
+    shard_map = _shard_map(explicit, shards) if explicit else ShardMap.even(ids, shards)
+    unknown = sorted(set(shard_map.cells()) - set(ids))
+    if unknown:
+        raise ValueError(f"{SHARD_MAP_CONTEXT} names cells not in cells: {', '.join(unknown)}")
+    idle = [cell_id for cell_id in ids if cell_id not in shard_map.cells()]
+    if idle:
+        # A cell's functions refuse to start without a shard of their own (CellSettings).
+        raise ValueError(f"{SHARD_MAP_CONTEXT} gives no shard to {', '.join(idle)}")
+    return CellsConfig(cells=cells, shard_map=shard_map)

@@ -28,6 +28,8 @@ class AccountQuota:
     burst: int
 
 
+# Every supported region's partition: a cell names its peers' ARNs with it at synth time.
+PARTITION = "aws"
 DEFAULT_QUOTA = AccountQuota(rate=10_000, burst=5_000)
 SMALL_QUOTA = AccountQuota(rate=2_500, burst=1_250)
 

@@ -3,6 +3,10 @@
 Everything the functions and the emulator also know (routes, handlers, the authorizer's
 query parameters, tables, indexes, environment variable names, what each function may
 touch) is read from `messenger.contract`; this module only decides how AWS runs it.
+
+A cell (PROTOCOL.md §6) is this same stack with a `CellPlacement`: its functions learn the
+cell map from their environment, and it adds the `Relay` that peers invoke and its entry
+in the directory (infra/cells.py, infra/directory.py).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra import bundling
+from infra.cells import CellPlacement
 from infra.config import DeploymentConfig, Target
+from infra.directory import DirectoryEntry
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, flattened
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
@@ -45,6 +51,7 @@ from infra.web import WebApp
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
+    RELAY,
     ROUTE_SELECTION_EXPRESSION,
     ROUTES,
     SERVICE_NAME,
@@ -58,6 +65,8 @@ from messenger.contract import (
 # authorizer can guard. Every later frame travels on the connection it admitted.
 CONNECT_ROUTE = "$connect"
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+# All a peer cell's functions may do with this cell's Relay.
+INVOKE_ACTION = "lambda:InvokeFunction"
 # With SnapStart (prod), API Gateway invokes this alias of the published version.
 LIVE_ALIAS = "live"
 # What an SSM context lookup returns before the CLI has made it (CDK's dummy value).
@@ -100,8 +109,16 @@ class _AccessLogs:
 
 
 class MessengerStack(Stack):
+    """The messenger in one account and region: the whole deployment, or one `cell` of it."""
+
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, target: Target
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        target: Target,
+        cell: CellPlacement | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -112,6 +129,7 @@ class MessengerStack(Stack):
         )
         self.config = config
         self.target = target
+        self.cell = cell
         check_snap_start(target.region, config.snap_start)
         self.tables = {spec: self._table(spec) for spec in TABLES}
         self.push_apps = self._push_apps()
@@ -120,7 +138,7 @@ class MessengerStack(Stack):
         self.api = apigwv2.WebSocketApi(
             self,
             "Api",
-            api_name=config.stack_name,
+            api_name=self.stack_name,
             description="Messenger WebSocket API (PROTOCOL.md)",
             route_selection_expression=ROUTE_SELECTION_EXPRESSION,
         )
@@ -132,6 +150,7 @@ class MessengerStack(Stack):
                 resource_name=f"{config.env}/POST/@connections/*",
             ),
             push_apps=tuple(self.push_apps.values()),
+            relays=tuple(cell.peer_relays().values()) if cell else (),
         )
 
         # One asset for all functions: the same code, uploaded once.
@@ -175,6 +194,19 @@ class MessengerStack(Stack):
         # The stage deploys the API as soon as it exists: only once every route is there.
         for api_route in api_routes:
             self.stage.node.add_dependency(api_route)
+        if cell is not None:
+            self._relay(cell, code, targets)
+            entry = DirectoryEntry(
+                self,
+                "DirectoryEntry",
+                config=config,
+                cell_id=cell.cell_id,
+                shard_map=cell.cells.shard_map,
+                location=cell.directory,
+                url=self.stage.url,
+            )
+            # Clients are sent to the stage only once it exists.
+            entry.node.add_dependency(self.stage)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -279,6 +311,10 @@ class MessengerStack(Stack):
 
     def _environment(self, access: frozenset[Access]) -> dict[str, str]:
         environment = {spec.env.value: self.tables[spec].table_name for spec in TABLES}
+        if self.cell is not None:
+            # Every function: the authorizer refuses users of other cells, the routes
+            # and the Relay find their peers.
+            environment.update(self.cell.environment())
         environment[Env.MESSAGE_TTL_SECONDS.value] = str(self.config.message_ttl_seconds)
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
         environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
@@ -294,8 +330,13 @@ class MessengerStack(Stack):
         access: frozenset[Access],
         code: lambda_.Code,
         targets: Targets,
+        *,
+        function_name: str | None = None,
+        more_environment: dict[str, str] | None = None,
     ) -> lambda_.IFunction:
-        """The function of a route (or the authorizer), and what API Gateway invokes."""
+        """The function of a route (or the authorizer, or the Relay), and what API
+        Gateway (or a peer cell) invokes."""
+        environment = {**self._environment(access), **(more_environment or {})}
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
@@ -326,6 +367,7 @@ class MessengerStack(Stack):
             # default child. The logical id is `name` again (below).
             self,
             f"{name}Function",
+            function_name=function_name,
             description=f"Messenger {name} ({handler})",
             runtime=bundling.RUNTIME,
             architecture=bundling.ARCHITECTURE,
@@ -336,7 +378,7 @@ class MessengerStack(Stack):
             timeout=self.config.timeout,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
-            environment=self._environment(access),
+            environment=environment,
             snap_start=(
                 lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self.config.snap_start else None
             ),
@@ -348,7 +390,7 @@ class MessengerStack(Stack):
         cfn_function.override_logical_id(name)
         # A table replaced on deploy has a new name under the same reference: publish a
         # new version then too, or the `live` alias would keep the old table's name.
-        function.invalidate_version_based_on(deploy_time_inputs(self, self._environment(access)))
+        function.invalidate_version_based_on(deploy_time_inputs(self, environment))
         self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access, targets)
         self.functions[name] = function
         if not self.config.snap_start:
@@ -373,6 +415,27 @@ class MessengerStack(Stack):
         return lambda_.Alias(
             self, f"{name}Live", alias_name=LIVE_ALIAS, version=function.current_version
         )
+
+    def _relay(self, cell: CellPlacement, code: lambda_.Code, targets: Targets) -> None:
+        """What peer cells invoke; named, so that they know its ARN at synth time."""
+        relay = self._function(
+            RELAY.function_name,
+            RELAY.handler,
+            RELAY.access,
+            code,
+            targets,
+            function_name=cell.relay_name,
+            # No API event tells the Relay where this stage's @connections API is.
+            more_environment={Env.CONNECTIONS_ENDPOINT.value: self.stage.callback_url},
+        )
+        # Another account's callers need the Relay's word too; each caller's own role
+        # names the Relay (Access.RELAY), so the account's other principals get nothing.
+        for account in cell.peer_accounts():
+            relay.add_permission(
+                f"InvokeBy{account}",
+                principal=iam.AccountPrincipal(account),
+                action=INVOKE_ACTION,
+            )
 
     def _acknowledge_wildcards(
         self, policy: IConstruct, access: frozenset[Access], targets: Targets

@@ -10,8 +10,8 @@ functions' environment:
 - a parameter resolved by CloudFormation (`{{resolve:ssm:...}}`, `AWS::SSM::Parameter::Value`):
   refused here; the stack looks SSM parameters up at synth time instead, so their values
   are literals in the template and in the hash;
-- the name of a resource of the stack, which changes when CloudFormation replaces it:
-  the properties that make it replace the resource go into the version's hash.
+- the name (or id) of a resource of the stack, which changes when CloudFormation replaces
+  it: the properties that make it replace the resource go into the version's hash.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aws_cdk import CfnElement, CfnParameter, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import IConstruct
 
 # Per CloudFormation resource type: the properties whose change replaces the resource
 # ("Update requires: Replacement" in its reference), as the L1 construct names them.
 REPLACING_PROPERTIES: dict[type, tuple[str, ...]] = {
+    # A cell's Relay reads its stage's @connections URL, which holds the API's id.
+    apigwv2.CfnApi: ("protocol_type",),
     dynamodb.CfnGlobalTable: (
         "table_name",
         "key_schema",

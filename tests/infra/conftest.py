@@ -1,9 +1,10 @@
 """The stack, synthesized once per session per environment and shared by every test.
 
 `dev` is what `cdk deploy` makes with no options (no push platform); `prod` has two push
-platforms, one given as an ARN and one as an SSM parameter. Bundling is skipped: the
-templates do not depend on what is inside the asset (tests/infra/test_bundling.py
-builds that one for real).
+platforms, one given as an ARN and one as an SSM parameter. `cells_dev` and `cells_prod`
+are deployments of several cells (PROTOCOL.md §6). Bundling is skipped: the templates do
+not depend on what is inside the asset (tests/infra/test_bundling.py builds that one for
+real).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
 
 from infra.app import build_app
-from infra.config import DeploymentConfig, config_from_context
+from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
 
 # Where the templates are synthesized for: a region with SnapStart and SNS mobile push.
 ACCOUNT = "123456789012"
@@ -53,6 +54,8 @@ class Synthesized:
     validation_report: dict[str, Any]
     # (construct path, rule id, reason) of every cdk-nag acknowledgement in the app.
     acknowledgements: list[tuple[str, str, str]]
+    # The stack this is the template of, when it is not the single-cell one.
+    stack_name: str | None = None
 
     @property
     def log_retention_days(self) -> int:
@@ -60,7 +63,7 @@ class Synthesized:
 
     @property
     def template_path(self) -> Path:
-        return self.outdir / f"{self.config.stack_name}.template.json"
+        return self.outdir / f"{self.stack_name or self.config.stack_name}.template.json"
 
     def templates(self) -> dict[str, dict[str, Any]]:
         """Every stack the app synthesized (artifact id -> template), this one included."""
@@ -72,7 +75,7 @@ class Synthesized:
     def dependencies(self) -> list[str]:
         """The artifact ids of the stacks `cdk deploy` deploys before this one."""
         manifest = json.loads((self.outdir / "manifest.json").read_text())
-        stack = manifest["artifacts"][self.config.stack_name]
+        stack = manifest["artifacts"][self.stack_name or self.config.stack_name]
         return [
             name
             for name in stack.get("dependencies", [])
@@ -103,7 +106,14 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
     app = build_app({**NO_BUNDLING, **context}, outdir=str(outdir))
     app.synth()
     config = config_from_context(app.node.try_get_context)
-    document = json.loads((outdir / f"{config.stack_name}.template.json").read_text())
+    return stack_of(app, config, outdir)
+
+
+def stack_of(
+    app: App, config: DeploymentConfig, outdir: Path, stack_name: str | None = None
+) -> Synthesized:
+    """One synthesized stack of the app (the single-cell one by default)."""
+    document = json.loads((outdir / f"{stack_name or config.stack_name}.template.json").read_text())
     return Synthesized(
         config=config,
         outdir=outdir,
@@ -111,6 +121,7 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
         json=document,
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
         acknowledgements=acknowledgements_of(app),
+        stack_name=stack_name,
     )
 
 
@@ -138,4 +149,74 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def each_env(request: pytest.FixtureRequest) -> Synthesized:
     synthesized: Synthesized = request.getfixturevalue(request.param)
+    return synthesized
+
+
+# --- Cells ---------------------------------------------------------------------------
+
+C0_ACCOUNT, C1_ACCOUNT = "111111111111", "222222222222"
+# The README's example: two cells, two accounts, two regions.
+CELLS_DEV_CONTEXT: dict[str, Any] = {
+    "env": "dev",
+    "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
+}
+# prod (SnapStart: peers invoke aliases), and a third cell in c0's account, c1's region.
+CELLS_PROD_CONTEXT: dict[str, Any] = {
+    "env": "prod",
+    "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1,c2:{C0_ACCOUNT}/eu-west-1",
+}
+
+
+@dataclass
+class SynthesizedCells:
+    """An app of several cells: each cell's stack, the directory's, and the app's checks."""
+
+    config: DeploymentConfig
+    cells: CellsConfig
+    outdir: Path
+    stacks: dict[str, Synthesized]
+    validation_report: dict[str, Any]
+    acknowledgements: list[tuple[str, str, str]]
+
+    def cell(self, cell_id: str) -> Synthesized:
+        return self.stacks[self.config.cell_stack_name(cell_id)]
+
+    @property
+    def directory(self) -> Synthesized:
+        return self.stacks[self.config.directory_stack_name]
+
+    def manifest(self) -> dict[str, Any]:
+        manifest: dict[str, Any] = json.loads((self.outdir / "manifest.json").read_text())
+        return manifest
+
+
+def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
+    """Synthesize an app of cells as `cdk synth` would, cdk-nag included."""
+    app = build_app({**NO_BUNDLING, **context}, outdir=str(outdir))
+    app.synth()
+    get = app.node.try_get_context
+    config = config_from_context(get)
+    cells = cells_from_context(get)
+    assert cells is not None
+    names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
+    stacks = {
+        name: stack_of(app, config, outdir, name) for name in [*names, config.directory_stack_name]
+    }
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return SynthesizedCells(config, cells, outdir, stacks, report, acknowledgements_of(app))
+
+
+@pytest.fixture(scope="session")
+def cells_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_cells(CELLS_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-cells-dev"))
+
+
+@pytest.fixture(scope="session")
+def cells_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_cells(CELLS_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-cells-prod"))
+
+
+@pytest.fixture(scope="session", params=["cells_dev", "cells_prod"])
+def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
+    synthesized: SynthesizedCells = request.getfixturevalue(request.param)
     return synthesized

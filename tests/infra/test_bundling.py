@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -107,3 +109,61 @@ def test_given_the_asset_then_it_is_small_enough_to_start_fast(asset):
         f"{buffer.tell() / 2**20:.1f} MiB zipped"
     )
     assert unzipped < LAMBDA_UNZIPPED_LIMIT / 5
+
+
+# --- the directory's asset (PROTOCOL.md §6) -------------------------------------------
+
+# What Lambda's Python runtime provides besides the standard library.
+RUNTIME_MODULES = {"boto3", "botocore"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level modules a file imports when it runs (not those for type checkers only)."""
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(node)
+        for statement in ast.walk(tree)
+        if isinstance(statement, ast.If) and ast.unparse(statement.test) == "TYPE_CHECKING"
+        for node in ast.walk(statement)
+    }
+    modules = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(tmp_path):
+    # When the directory's asset is bundled (a copy: nothing to install)
+    bundling.CopyLocalBundling(bundling.DIRECTORY_PACKAGES).try_bundle(str(tmp_path))
+
+    # Then it holds the directory's package and the protocol, without bytecode
+    assert {entry.name for entry in tmp_path.iterdir()} == {
+        "messenger_directory",
+        "messenger_protocol",
+    }
+    assert not list(tmp_path.rglob("__pycache__"))
+    # And what its handlers run on is there, or in Lambda's runtime
+    from messenger_directory.handlers import PUBLISH_ENTRY_HANDLER, PUBLISH_HANDLER
+
+    for handler in (PUBLISH_HANDLER, PUBLISH_ENTRY_HANDLER):
+        assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
+    files = [
+        *(tmp_path / "messenger_directory").glob("*.py"),
+        tmp_path / "messenger_protocol" / "__init__.py",
+        tmp_path / "messenger_protocol" / "cells.py",
+    ]
+    available = (
+        set(sys.stdlib_module_names)
+        | RUNTIME_MODULES
+        | {
+            "messenger_directory",
+            "messenger_protocol",
+        }
+    )
+    for path in files:
+        assert imported_modules(path) <= available, path

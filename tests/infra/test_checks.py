@@ -7,12 +7,21 @@ import json
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+import infra.directory
 import infra.logging_role
 import infra.stack
 import infra.web
 from infra.app import build_app
 from infra.nag import PLUGIN
-from tests.infra.conftest import NO_BUNDLING, PROD_CONTEXT, REGION, Synthesized
+from tests.infra.conftest import (
+    CELLS_DEV_CONTEXT,
+    CELLS_PROD_CONTEXT,
+    NO_BUNDLING,
+    PROD_CONTEXT,
+    REGION,
+    Synthesized,
+    SynthesizedCells,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -20,9 +29,16 @@ pytestmark = pytest.mark.infra
 CFN_LINT_ACCEPTED_WARNINGS = {"W3005"}
 
 
-def test_given_cdk_nag_then_the_stack_has_no_unacknowledged_finding(each_env: Synthesized):
+@pytest.fixture(scope="session", params=["dev", "prod", "cells_dev", "cells_prod"])
+def each_app(request: pytest.FixtureRequest) -> Synthesized | SynthesizedCells:
+    """Every app the tests synthesize: one cell (dev, prod) and several (PROTOCOL.md §6)."""
+    synthesized: Synthesized | SynthesizedCells = request.getfixturevalue(request.param)
+    return synthesized
+
+
+def test_given_cdk_nag_then_the_stack_has_no_unacknowledged_finding(each_app):
     reports = {
-        report["pluginName"]: report for report in each_env.validation_report["pluginReports"]
+        report["pluginName"]: report for report in each_app.validation_report["pluginReports"]
     }
     assert PLUGIN in reports
     # cdk-nag, and CDK's own annotations (with the feature flags of cdk.json)
@@ -31,9 +47,9 @@ def test_given_cdk_nag_then_the_stack_has_no_unacknowledged_finding(each_env: Sy
         assert report["violations"] == [], report["pluginName"]
 
 
-def test_given_an_acknowledgement_then_it_names_one_finding_and_says_why(each_env: Synthesized):
-    assert each_env.acknowledgements
-    for path, rule, reason in each_env.acknowledgements:
+def test_given_an_acknowledgement_then_it_names_one_finding_and_says_why(each_app):
+    assert each_app.acknowledgements
+    for path, rule, reason in each_app.acknowledgements:
         # cdk-nag's findings, or a warning CDK itself annotates a construct with
         assert rule.startswith(
             (f"{PLUGIN}::{PLUGIN}-", "Annotation::@aws-cdk/", "CloudFormation-Validate::")
@@ -42,8 +58,13 @@ def test_given_an_acknowledgement_then_it_names_one_finding_and_says_why(each_en
         assert len(reason.split()) >= 12, (path, rule, reason)
 
 
+@pytest.mark.parametrize(
+    "context",
+    [PROD_CONTEXT, CELLS_DEV_CONTEXT, CELLS_PROD_CONTEXT],
+    ids=["prod", "cells-dev", "cells-prod"],
+)
 def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_finding(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, context
 ):
     # Given a synthesis where acknowledging only records what would be acknowledged
     acknowledged: list[tuple[str, str]] = []
@@ -51,10 +72,9 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
     def record(construct, rule, reason):
         acknowledged.append((construct.node.path, rule))
 
-    monkeypatch.setattr(infra.stack, "acknowledge", record)
-    monkeypatch.setattr(infra.logging_role, "acknowledge", record)
-    monkeypatch.setattr(infra.web, "acknowledge", record)
-    app = build_app({**NO_BUNDLING, **PROD_CONTEXT}, outdir=str(tmp_path))
+    for module in (infra.stack, infra.logging_role, infra.directory, infra.web):
+        monkeypatch.setattr(module, "acknowledge", record)
+    app = build_app({**NO_BUNDLING, **context}, outdir=str(tmp_path))
 
     # When cdk-nag runs, it stops synthesis
     with pytest.raises(RuntimeError, match="ValidationFailed"):
@@ -79,12 +99,17 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
     assert len(acknowledged) == len(findings)
 
 
-def test_given_cfn_lint_then_every_template_has_no_error_and_no_unexplained_warning(
-    each_env: Synthesized,
-):
-    # Here in the region the templates are for; every supported region: test_regions.py
-    for template in each_env.outdir.glob("*.template.json"):
-        matches = lint_file(template, config=ManualArgs(regions=[REGION]))
+def test_given_cfn_lint_then_every_template_has_no_error_and_no_unexplained_warning(each_app):
+    # Here in the regions the templates are for; every supported region: test_regions.py
+    regions = (
+        sorted({cell.region for cell in each_app.cells.cells})
+        if isinstance(each_app, SynthesizedCells)
+        else [REGION]
+    )
+    templates = list(each_app.outdir.glob("*.template.json"))
+    assert len(templates) >= 2
+    for template in templates:
+        matches = lint_file(template, config=ManualArgs(regions=regions))
         errors = [match for match in matches if match.rule.id.startswith("E")]
         assert errors == [], template.name
         others = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import aws_cdk
 import pytest
 from aws_cdk import RemovalPolicy
 
-from infra.config import Target, config_from_context, target_from
+from infra.app import build_app
+from infra.cells import CellPlacement
+from infra.config import (
+    CellsConfig,
+    Target,
+    cells_from_context,
+    config_from_context,
+    target_from,
+)
+from infra.directory import directory_location
 
 pytestmark = pytest.mark.infra
 
@@ -135,3 +145,99 @@ def test_given_a_region_with_the_smaller_quota_then_the_stage_throttle_follows_i
     prod = config_from_context(context(env="prod"))
     assert prod.stage_throttle("us-east-1").rate == 5_400
     assert prod.stage_throttle("eu-central-2").rate == 1_350
+
+
+# --- cells (PROTOCOL.md §6) ---------------------------------------------------------
+
+TWO_CELLS = "c0:111111111111/us-east-1,c1:222222222222/eu-west-1"
+
+
+def test_given_no_cells_then_there_is_one_stack_as_ever():
+    assert cells_from_context(context()) is None
+
+
+def test_given_cells_then_each_has_its_account_and_region_and_the_shards_split_evenly():
+    cells = cells_from_context(context(cells=TWO_CELLS))
+    assert cells is not None
+    assert [(c.cell_id, c.account, c.region) for c in cells.cells] == [
+        ("c0", "111111111111", "us-east-1"),
+        ("c1", "222222222222", "eu-west-1"),
+    ]
+    assert cells.shard_map.to_compact() == "4096:0-2047=c0,2048-4095=c1"
+    assert cells.directory_target == Target(region="us-east-1", account="111111111111")
+    assert [peer.cell_id for peer in cells.peers_of("c0")] == ["c1"]
+
+
+def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
+    cells = cells_from_context(
+        context(cells=TWO_CELLS, shards="1024", shardMap="c0:0-99,c1:100-1023")
+    )
+    assert cells is not None
+    assert cells.shard_map.to_compact() == "1024:0-99=c0,100-1023=c1"
+    # From cdk.json: a list of cells and a number of shards
+    listed = cells_from_context(context(cells=TWO_CELLS.split(","), shards=16))
+    assert listed is not None and listed.shard_map.to_compact() == "16:0-7=c0,8-15=c1"
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"cells": "c0:111111111111"}, "is not <cell>:<account>/<region>"),
+        ({"cells": "c0:1111/us-east-1"}, "account of c0 must be 12 digits"),
+        ({"cells": "c0:111111111111/cn-north-1"}, "region 'cn-north-1' is not one"),
+        ({"cells": "C0:111111111111/us-east-1"}, "'C0' is not a cell id"),
+        ({"cells": "directory:111111111111/us-east-1"}, "'directory' is not a cell id"),
+        ({"cells": "c0:111111111111/us-east-1,c0:222222222222/eu-west-1"}, "c0 is named twice"),
+        (
+            {"cells": "c0:111111111111/us-east-1,c1:111111111111/us-east-1"},
+            "one cell per account and region, but 111111111111/us-east-1 has more",
+        ),
+        ({"cells": TWO_CELLS, "shards": "many"}, "shards must be an integer"),
+        ({"cells": TWO_CELLS, "shards": "0"}, "shards must be from 1"),
+        ({"cells": TWO_CELLS, "shards": "1"}, "2 cells need at least as many shards"),
+        ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c1:2049-4095"}, "no gap or overlap"),
+        ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c1:2048-4000"}, "end at 4000"),
+        ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c9:2048-4095"}, "not in cells: c9"),
+        ({"cells": TWO_CELLS, "shardMap": "c0:0-4095"}, "gives no shard to c1"),
+        ({"cells": TWO_CELLS, "shardMap": "c0:0-2047;c1:2048-4095"}, "is not <cell>:<first>"),
+        ({"shardMap": "c0:0-4095"}, "need -c cells="),
+    ],
+)
+def test_given_bad_cells_then_synthesis_stops_and_says_what_is_wrong(values, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        cells_from_context(context(**values))
+
+
+def test_given_bad_cells_then_the_app_refuses_before_making_any_stack(tmp_path):
+    with pytest.raises(ValueError, match="account of c1 must be 12 digits"):
+        build_app(
+            {"aws:cdk:bundling-stacks": [], "cells": "c0:111111111111/us-east-1,c1:2/eu-west-1"},
+            outdir=str(tmp_path),
+        )
+    assert not list(tmp_path.iterdir())
+
+
+def first_cell_in_prod(cells: CellsConfig) -> CellPlacement:
+    return CellPlacement(
+        env="prod",
+        cell=cells.cells[0],
+        cells=cells,
+        relay_qualifier="live",
+        directory=directory_location("prod", cells),
+    )
+
+
+def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
+    # Given 60 cells: every function would carry each peer's Relay ARN
+    many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
+    cells = cells_from_context(context(cells=many))
+    assert cells is not None
+
+    # Then the cell's variables are refused, with why, before Lambda would refuse them
+    with pytest.raises(ValueError, match="4096-byte environment"):
+        first_cell_in_prod(cells).environment()
+    # While the README's two cells take a small part of it
+    two = cells_from_context(context(cells=TWO_CELLS))
+    assert two is not None
+    variables = first_cell_in_prod(two).environment()
+    assert sum(len(name) + len(value) for name, value in variables.items()) < 200

@@ -86,8 +86,14 @@ def table_arn(synthesized: Synthesized, spec: TableSpec) -> str:
 
 
 def expected_grants(
-    synthesized: Synthesized, function: str, access: frozenset[Access]
+    synthesized: Synthesized,
+    function: str,
+    access: frozenset[Access],
+    account: str = ACCOUNT,
+    region: str = REGION,
 ) -> dict[str, set[str]]:
+    """What `access` grants in a stack of `account` and `region` (without peers: a cell's
+    Relay grants are checked in test_cells.py)."""
     users, queue = table_arn(synthesized, USERS_TABLE), table_arn(synthesized, QUEUE_TABLE)
     (log_group,) = [ref for ref in grants_of(synthesized, function) if "Logs" in ref]
     expected: dict[str, set[str]] = {log_group: set(LOGS), "*": set(XRAY)}
@@ -110,7 +116,7 @@ def expected_grants(
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
         grant(
-            f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<{api}>/"
+            f"arn:aws:execute-api:{region}:{account}:<{api}>/"
             f"{synthesized.config.env}/POST/@connections/*",
             {"execute-api:ManageConnections"},
         )

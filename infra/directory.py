@@ -1,0 +1,483 @@
+"""The directory (PROTOCOL.md §6) on AWS: `directory.json` at a stable HTTPS URL.
+
+    cell stacks (any account, any region)        Messenger-<env>-Directory (the first cell's)
+    DirectoryEntry custom resource ──PutObject──▶ S3 bucket, private: cells/<cell>.json
+                                                    │ EventBridge: Object Created, cells/
+                                                    ▼
+                                                  directory function (reserved concurrency 1)
+                                                    │ merge, validate, version + 1
+                                                    ▼
+    clients ──HTTPS──▶ CloudFront (OAC, 5 s) ───▶ directory.json      = output DirectoryUrl
+
+A cell writes only its own entry (its role's policy and the bucket policy both name the
+one key); only the directory function writes directory.json, one merge at a time, so the
+version increases by exactly one per change (`messenger_directory.store`). A failover
+(PROTOCOL.md §7) takes the same path: write the cell's entry, the function publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jsii
+from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IConstruct
+
+from infra import bundling
+from infra.config import Cell, CellsConfig, DeploymentConfig
+from infra.nag import acknowledge
+from infra.regions import PARTITION
+from messenger_directory.handlers import (
+    PUBLISH_ENTRY_HANDLER,
+    PUBLISH_HANDLER,
+    DirectoryEnv,
+    EntryProperty,
+)
+from messenger_directory.store import CACHE_SECONDS, DIRECTORY_KEY, ENTRY_PREFIX, entry_key
+from messenger_protocol.cells import ShardMap
+
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
+ENTRY_RESOURCE_TYPE = "Custom::DirectoryEntry"
+# Old versions of directory.json and of the entries: a record of what clients were told.
+NONCURRENT_VERSION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class DirectoryLocation:
+    """Where the directory's bucket is: known to every cell at synth time."""
+
+    bucket: str
+    account: str
+    region: str
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{PARTITION}:s3:::{self.bucket}"
+
+    def object_arn(self, key: str) -> str:
+        return f"{self.bucket_arn}/{key}"
+
+
+def directory_location(env: str, cells: CellsConfig) -> DirectoryLocation:
+    """The bucket's name is deterministic (cells in other accounts must name it), and
+    unique per environment, account and region; writers check its owner (`store`)."""
+    target = cells.directory_target
+    assert target.account is not None
+    return DirectoryLocation(
+        bucket=f"messenger-{env}-directory-{target.account}-{target.region}",
+        account=target.account,
+        region=target.region,
+    )
+
+
+def entry_writer_role_name(env: str, cell_id: str) -> str:
+    """Named, so that the bucket policy can admit this one role of another account."""
+    return f"messenger-{env}-{cell_id}-directory-entry"
+
+
+def entry_writer_role_arn(env: str, cell: Cell) -> str:
+    return f"arn:{PARTITION}:iam::{cell.account}:role/{entry_writer_role_name(env, cell.cell_id)}"
+
+
+def _directory_function(
+    scope: Construct,
+    name: str,
+    *,
+    config: DeploymentConfig,
+    description: str,
+    handler: str,
+    statements: list[iam.PolicyStatement],
+    role_name: str | None = None,
+    **properties: object,
+) -> lambda_.Function:
+    """A function of the directory's asset, with a log group and a role of its own: its
+    log group, then `statements`, nothing else."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{name}Logs",
+        retention=config.log_retention,
+        removal_policy=config.removal_policy,
+    )
+    role = iam.Role(
+        scope,
+        f"{name}Role",
+        role_name=role_name,
+        assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+        description=description,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="OwnLogGroup",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
+    )
+    for statement in statements:
+        role.add_to_policy(statement)
+    return lambda_.Function(
+        scope,
+        f"{name}Function",
+        description=description,
+        runtime=bundling.RUNTIME,
+        architecture=bundling.ARCHITECTURE,
+        code=bundling.directory_code(),
+        handler=handler,
+        role=role,
+        timeout=Duration.seconds(60),
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        **properties,  # type: ignore[arg-type]
+    )
+
+
+@jsii.implements(cloudfront.IOrigin)
+class _DirectoryOrigin:
+    """The bucket as CloudFront's origin, read through an origin access control.
+
+    CDK's `S3BucketOrigin.with_origin_access_control` would also let CloudFront read every
+    object of the bucket (`bucket/*`); the stack's own policy lets it read directory.json
+    only, so this origin grants nothing itself.
+    """
+
+    def __init__(self, bucket: s3.IBucket, access_control: cloudfront.IOriginAccessControl):
+        self._bucket = bucket
+        self._access_control = access_control
+
+    def bind(
+        self, scope: Construct, *, origin_id: str, distribution_id: str | None = None
+    ) -> cloudfront.OriginBindConfig:
+        return cloudfront.OriginBindConfig(
+            origin_property=cloudfront.CfnDistribution.OriginProperty(
+                id=origin_id,
+                domain_name=self._bucket.bucket_regional_domain_name,
+                # With an origin access control, CloudFront wants an empty identity here.
+                s3_origin_config=cloudfront.CfnDistribution.S3OriginConfigProperty(
+                    origin_access_identity=""
+                ),
+                origin_access_control_id=self._access_control.origin_access_control_id,
+            )
+        )
+
+
+class DirectoryStack(Stack):
+    """The directory's bucket, its publishing function and its CloudFront distribution."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        cells: CellsConfig,
+    ) -> None:
+        location = directory_location(config.env, cells)
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(account=location.account, region=location.region),
+            description=f"Messenger cell directory ({config.env}): directory.json on "
+            "CloudFront, merged from the cells' entries",
+        )
+        self.config = config
+        self.cells = cells
+        self.location = location
+        access_logs = self._bucket(
+            "AccessLogs",
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(config.log_retention_days))],
+        )
+        self.bucket = self._bucket(
+            "Bucket",
+            bucket_name=location.bucket,
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="directory/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS)
+                )
+            ],
+        )
+        # S3 tells EventBridge of every object written; a rule runs the directory function
+        # for entries. (Set on the bucket itself: CDK's `event_bridge_enabled` would add a
+        # custom resource, and a function of CDK's, to do the same.)
+        cfn_bucket = self.bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                event_bridge_enabled=True
+            )
+        )
+        self._admit_entry_writers()
+        self.publisher = self._publisher()
+        self.distribution = self._distribution()
+        CfnOutput(
+            self,
+            "DirectoryUrl",
+            value=f"https://{self.distribution.distribution_domain_name}/{DIRECTORY_KEY}",
+            description="The cells' directory (PROTOCOL.md §6): clients fetch it to find "
+            "their home cell",
+        )
+        CfnOutput(
+            self,
+            "DirectoryBucketName",
+            value=self.bucket.bucket_name,
+            description="Each cell's entry is cells/<cell>.json here (a failover writes it)",
+        )
+
+    def _bucket(self, construct_id: str, **properties: object) -> s3.Bucket:
+        """Private, TLS 1.2+ only, encrypted; in dev gone with the stack, objects and all."""
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            removal_policy=self.config.removal_policy,
+            # CDK's provider empties the bucket before CloudFormation deletes it.
+            auto_delete_objects=self.config.removal_policy == RemovalPolicy.DESTROY,
+            **properties,  # type: ignore[arg-type]
+        )
+
+    def _admit_entry_writers(self) -> None:
+        """The bucket policy lets each cell of another account write its own entry, and
+        only the role that cell's stack made for it (a cell in this account needs only
+        its role's own policy)."""
+        for cell in self.cells.cells:
+            if cell.account == self.location.account:
+                continue
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.AccountPrincipal(cell.account)],
+                    actions=["s3:PutObject"],
+                    resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
+                    conditions={
+                        "ArnEquals": {
+                            "aws:PrincipalArn": entry_writer_role_arn(self.config.env, cell)
+                        }
+                    },
+                )
+            )
+
+    def _publisher(self) -> lambda_.Function:
+        """The directory function: merges after each entry write, one run at a time."""
+        directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
+        entries = [
+            self.bucket.arn_for_objects(entry_key(cell_id))
+            for cell_id in self.cells.shard_map.cells()
+        ]
+        function = _directory_function(
+            self,
+            "Publish",
+            config=self.config,
+            description="Messenger directory: merges the cells' entries into directory.json",
+            handler=PUBLISH_HANDLER,
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadEntriesAndDirectory",
+                    actions=["s3:GetObject"],
+                    resources=[*entries, directory],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory]
+                ),
+                # With it S3 answers a missing entry with NoSuchKey (a cell not deployed
+                # yet) instead of AccessDenied, which could not be told from a denial.
+                iam.PolicyStatement(
+                    sid="TellMissingEntries",
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
+                ),
+            ],
+            memory_size=256,
+            # One merge at a time: each reads the version it increases.
+            reserved_concurrent_executions=1,
+            environment={
+                DirectoryEnv.BUCKET.value: self.location.bucket,
+                DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
+            },
+        )
+        events.Rule(
+            self,
+            "EntryWritten",
+            description="A cell wrote its directory entry: merge",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [self.bucket.bucket_name]},
+                    "object": {"key": [{"prefix": ENTRY_PREFIX}]},
+                },
+            ),
+            targets=[events_targets.LambdaFunction(function)],
+        )
+        return function
+
+    def _distribution(self) -> cloudfront.Distribution:
+        """directory.json over HTTPS only, cached for seconds, read from S3 through OAC."""
+        # CloudFront keeps a copy at most as long as a client may (Cache-Control:
+        # max-age=5 on the object), so a failover shows within that.
+        cache = cloudfront.CachePolicy(
+            self,
+            "CachePolicy",
+            comment="Messenger directory: the object's max-age, at most "
+            f"{CACHE_SECONDS} s; no query string, header or cookie in the key",
+            min_ttl=Duration.seconds(0),
+            default_ttl=Duration.seconds(CACHE_SECONDS),
+            max_ttl=Duration.seconds(CACHE_SECONDS),
+            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+            header_behavior=cloudfront.CacheHeaderBehavior.none(),
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.none(),
+            enable_accept_encoding_gzip=True,
+            enable_accept_encoding_brotli=True,
+        )
+        headers = cloudfront.ResponseHeadersPolicy(
+            self,
+            "ResponseHeaders",
+            comment="Messenger directory: readable from any web page, HTTPS only",
+            # A public document, the same for everyone: web clients of any origin read it.
+            cors_behavior=cloudfront.ResponseHeadersCorsBehavior(
+                access_control_allow_credentials=False,
+                access_control_allow_headers=["*"],
+                access_control_allow_methods=["GET", "HEAD"],
+                access_control_allow_origins=["*"],
+                origin_override=True,
+            ),
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365),
+                    include_subdomains=True,
+                    override=True,
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+            ),
+        )
+        access_control = cloudfront.S3OriginAccessControl(
+            self,
+            "OriginAccessControl",
+            description="CloudFront signs its reads of the directory's bucket",
+            signing=cloudfront.Signing.SIGV4_ALWAYS,
+        )
+        distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment=f"Messenger {self.config.env} cell directory",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=_DirectoryOrigin(self.bucket, access_control),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
+                cache_policy=cache,
+                response_headers_policy=headers,
+                compress=True,
+            ),
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            # Before the first merge, and for any other path, S3 answers 403: cached no
+            # longer than the document, so the first publication shows as fast.
+            error_responses=[
+                cloudfront.ErrorResponse(http_status=status, ttl=Duration.seconds(CACHE_SECONDS))
+                for status in (403, 404)
+            ],
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudFrontReadsDirectoryJson",
+                principals=[iam.ServicePrincipal(CLOUDFRONT_PRINCIPAL)],
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(DIRECTORY_KEY)],
+                conditions={"StringEquals": {"AWS:SourceArn": distribution.distribution_arn}},
+            )
+        )
+        self._acknowledge_distribution(distribution)
+        return distribution
+
+    @staticmethod
+    def _acknowledge_distribution(distribution: IConstruct) -> None:
+        acknowledge(
+            distribution,
+            "AwsSolutions-CFR1",
+            "every user of the messenger, in any country, fetches the directory to find "
+            "their home cell; restricting countries would lock them out",
+        )
+        acknowledge(
+            distribution,
+            "AwsSolutions-CFR2",
+            "one small public JSON document, the same for everyone, cached at the edge and "
+            "read-only; WAF would bill each of a billion users' fetches to filter nothing",
+        )
+        acknowledge(
+            distribution,
+            "AwsSolutions-CFR3",
+            "CloudFront's standard logs record every viewer's IP address, which the "
+            "messenger keeps out of all its logs; CloudFront's request and error metrics "
+            "and the bucket's access logs remain",
+        )
+        acknowledge(
+            distribution,
+            "AwsSolutions-CFR4",
+            "the stable URL is the distribution's own cloudfront.net name, whose "
+            "certificate and TLS policy CloudFront sets; a custom domain with an ACM "
+            "certificate can require TLSv1.2_2021",
+        )
+
+
+class DirectoryEntry(Construct):
+    """A cell's entry in the directory: its WebSocket URL, written whenever it changes.
+
+    A CloudFormation custom resource backed by a function of the cell's own, whose role
+    (named, for the bucket policy) may put this cell's entry only, and only into a
+    bucket of the directory's account.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        cell_id: str,
+        shard_map: ShardMap,
+        location: DirectoryLocation,
+        url: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        function = _directory_function(
+            self,
+            "Writer",
+            config=config,
+            description=f"Messenger cell {cell_id}: writes its directory entry",
+            handler=PUBLISH_ENTRY_HANDLER,
+            # Named, so that the bucket policy can admit it from another account.
+            role_name=entry_writer_role_name(config.env, cell_id),
+            statements=[
+                iam.PolicyStatement(
+                    sid="WriteOwnEntry",
+                    actions=["s3:PutObject"],
+                    resources=[location.object_arn(entry_key(cell_id))],
+                    conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
+                )
+            ],
+            memory_size=128,
+        )
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=function.function_arn,
+            resource_type=ENTRY_RESOURCE_TYPE,
+            properties={
+                EntryProperty.BUCKET.value: location.bucket,
+                EntryProperty.BUCKET_REGION.value: location.region,
+                EntryProperty.BUCKET_OWNER.value: location.account,
+                EntryProperty.CELL_ID.value: cell_id,
+                EntryProperty.URL.value: url,
+                EntryProperty.SHARD_MAP.value: shard_map.to_compact(),
+            },
+        )

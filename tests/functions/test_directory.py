@@ -1,0 +1,354 @@
+"""The directory in its bucket (functions/messenger_directory), on moto's S3.
+
+A cell's entry goes in, the directory function merges, directory.json comes out with
+`version` + 1: the path of every cell's deploy and, later, of a failover.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import boto3
+import pytest
+
+from messenger_directory import handlers
+from messenger_directory.store import (
+    CACHE_CONTROL,
+    DIRECTORY_KEY,
+    entry_key,
+    merge,
+    read_directory,
+    write_entry,
+)
+from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
+
+pytestmark = pytest.mark.integration
+
+REGION = "us-east-1"
+OWNER = "123456789012"  # moto's account
+BUCKET = "messenger-dev-directory-123456789012-us-east-1"
+SHARD_MAP = ShardMap.even(["c0", "c1"])
+C0_URL = "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"
+C1_URL = "wss://f6g7h8i9j0.execute-api.eu-west-1.amazonaws.com/dev"
+C1_STANDBY_URL = "wss://k1l2m3n4o5.execute-api.eu-central-1.amazonaws.com/dev"
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+def published(s3: Any) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
+    )
+    return document
+
+
+def bucket_dump(s3: Any) -> dict[tuple[str, str], bytes]:
+    """Every version of every object, with its bytes (compare before and after)."""
+    versions = s3.list_object_versions(Bucket=BUCKET).get("Versions", [])
+    return {
+        (version["Key"], version["VersionId"]): s3.get_object(
+            Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"]
+        )["Body"].read()
+        for version in versions
+    }
+
+
+def test_given_every_cell_wrote_its_entry_when_merged_then_the_directory_is_published(s3):
+    # Given
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+
+    # When
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    # Then: the §6 document, version 1, cached for seconds only
+    assert outcome.published and outcome.refused == {}
+    assert published(s3) == {
+        "version": 1,
+        "shards": 4096,
+        "cells": {"c0": {"url": C0_URL}, "c1": {"url": C1_URL}},
+        "shardMap": [[0, 2047, "c0"], [2048, 4095, "c1"]],
+    }
+    Directory.parse(published(s3))
+    head = s3.head_object(Bucket=BUCKET, Key=DIRECTORY_KEY)
+    assert head["CacheControl"] == CACHE_CONTROL == "max-age=5"
+    assert head["ContentType"] == "application/json"
+
+
+def test_given_a_cell_without_an_entry_yet_then_nothing_is_published(s3):
+    # Given only c0 deployed so far
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+
+    # When
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    # Then the directory waits for c1: no document that sends users nowhere
+    assert (outcome.published, outcome.waiting_for) == (False, ("c1",))
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=DIRECTORY_KEY)
+
+
+def test_given_a_cell_moved_to_its_standby_then_the_version_increases(s3):
+    # Given a published directory
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    merge(s3, BUCKET, SHARD_MAP)
+
+    # When c1's entry changes (a failover) and the directory function merges
+    write_entry(s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER)
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    # Then the new URL is out under the next version
+    assert outcome.published
+    assert published(s3)["version"] == 2
+    assert published(s3)["cells"]["c1"] == {"url": C1_STANDBY_URL}
+    assert published(s3)["cells"]["c0"] == {"url": C0_URL}
+
+
+def test_given_nothing_changed_then_a_merge_writes_no_new_version(s3):
+    # Given a published directory
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    merge(s3, BUCKET, SHARD_MAP)
+    before = bucket_dump(s3)
+
+    # When a cell redeploys with the same URL
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    # Then directory.json stays as it was (same bytes, no new object version)
+    assert not outcome.published
+    assert outcome.directory is not None and outcome.directory.version == 1
+    after = bucket_dump(s3)
+    assert {k: v for k, v in after.items() if k[0] == DIRECTORY_KEY} == {
+        k: v for k, v in before.items() if k[0] == DIRECTORY_KEY
+    }
+
+
+def test_given_a_new_shard_map_then_it_is_published_under_the_next_version(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    merge(s3, BUCKET, SHARD_MAP)
+
+    moved = ShardMap.from_compact("4096:0-1023=c0,1024-4095=c1")
+    merge(s3, BUCKET, moved)
+
+    assert published(s3)["version"] == 2
+    assert published(s3)["shardMap"] == [[0, 1023, "c0"], [1024, 4095, "c1"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"url": "https://not-a-websocket.example.com"}',
+        b'{"address": "wss://a.example.com"}',
+        b"not json",
+        b'["wss://a.example.com"]',
+    ],
+    ids=["https-url", "no-url", "not-json", "not-an-object"],
+)
+def test_given_an_invalid_entry_then_it_is_refused_and_directory_json_is_unchanged(s3, body):
+    # Given a published directory
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    merge(s3, BUCKET, SHARD_MAP)
+    before = published(s3)
+    versions_before = [
+        v["VersionId"]
+        for v in s3.list_object_versions(Bucket=BUCKET, Prefix=DIRECTORY_KEY)["Versions"]
+    ]
+
+    # When c1's entry is overwritten by something that is not a cell's entry
+    s3.put_object(Bucket=BUCKET, Key=entry_key("c1"), Body=body)
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    # Then it is refused, and c1 keeps the URL it had: directory.json is not rewritten
+    assert list(outcome.refused) == ["c1"]
+    assert not outcome.published
+    assert published(s3) == before
+    versions_after = [
+        v["VersionId"]
+        for v in s3.list_object_versions(Bucket=BUCKET, Prefix=DIRECTORY_KEY)["Versions"]
+    ]
+    assert versions_after == versions_before
+
+
+def test_given_an_invalid_entry_before_anything_was_published_then_the_directory_waits(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    s3.put_object(Bucket=BUCKET, Key=entry_key("c1"), Body=b'{"url": "http://plain"}')
+
+    outcome = merge(s3, BUCKET, SHARD_MAP)
+
+    assert outcome.waiting_for == ("c1",) and list(outcome.refused) == ["c1"]
+    assert read_directory(s3, BUCKET) is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "url"),
+    [("c1", "https://f6g7.execute-api.eu-west-1.amazonaws.com/dev"), ("C1", C1_URL)],
+    ids=["not-a-websocket-url", "not-a-cell-id"],
+)
+def test_given_an_invalid_entry_then_writing_it_is_refused_and_writes_nothing(s3, cell, url):
+    before = bucket_dump(s3)
+
+    with pytest.raises(InvalidDirectory):
+        write_entry(s3, BUCKET, cell, url, owner=OWNER)
+
+    assert bucket_dump(s3) == before
+
+
+def test_given_an_entry_of_a_cell_outside_the_shard_map_then_it_is_not_published(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c2", "wss://c2.example.com/dev", owner=OWNER)
+
+    merge(s3, BUCKET, SHARD_MAP)
+
+    assert sorted(published(s3)["cells"]) == ["c0", "c1"]
+
+
+def test_given_a_broken_directory_json_then_merges_stop_until_someone_fixes_it(s3):
+    # Given directory.json edited by hand into something else
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    s3.put_object(Bucket=BUCKET, Key=DIRECTORY_KEY, Body=b'{"version": "seven"}')
+    before = bucket_dump(s3)
+
+    # Then no version can be trusted to increase from it: the merge refuses, says where
+    with pytest.raises(InvalidDirectory, match=DIRECTORY_KEY):
+        merge(s3, BUCKET, SHARD_MAP)
+    assert bucket_dump(s3) == before
+
+
+# --- the Lambda entry points ----------------------------------------------------------
+
+
+def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s3, monkeypatch):
+    # Given the function's environment, as the directory stack sets it
+    monkeypatch.setenv(handlers.DirectoryEnv.BUCKET, BUCKET)
+    monkeypatch.setenv(handlers.DirectoryEnv.SHARD_MAP, SHARD_MAP.to_compact())
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+
+    # When EventBridge delivers S3's "Object Created" for c1's entry
+    event = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": entry_key("c1")}},
+    }
+    summary = handlers.publish(event, None)
+
+    # Then
+    assert summary == {"version": 1, "published": True, "waitingFor": [], "refused": {}}
+    assert published(s3)["version"] == 1
+
+
+class _CloudFormation(BaseHTTPRequestHandler):
+    """Stands where CloudFormation's pre-signed response URL points."""
+
+    answers: list[dict[str, Any]] = []
+
+    def do_PUT(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.answers.append(
+            {"contentType": self.headers["Content-Type"], **json.loads(self.rfile.read(length))}
+        )
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def cloudformation() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    answers: list[dict[str, Any]] = []
+    handler = type("Answers", (_CloudFormation,), {"answers": answers})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/response", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def custom_resource_event(request_type: str, response_url: str, url: str) -> dict[str, Any]:
+    properties = handlers.EntryProperty
+    return {
+        "RequestType": request_type,
+        "ResponseURL": response_url,
+        "StackId": "arn:aws:cloudformation:eu-west-1:222222222222:stack/Messenger-dev-c1/x",
+        "RequestId": "request-1",
+        "LogicalResourceId": "DirectoryEntry",
+        "ResourceType": "Custom::DirectoryEntry",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:eu-west-1:222222222222:function:entry",
+            properties.BUCKET: BUCKET,
+            properties.BUCKET_REGION: REGION,
+            properties.BUCKET_OWNER: OWNER,
+            properties.CELL_ID: "c1",
+            properties.URL: url,
+            properties.SHARD_MAP: SHARD_MAP.to_compact(),
+        },
+    }
+
+
+class _Context:
+    log_stream_name = "2026/11/30/[$LATEST]abc"
+
+
+def test_given_a_cells_deploy_then_its_entry_is_written_and_cloudformation_told(s3, cloudformation):
+    response_url, answers = cloudformation
+
+    handlers.publish_entry(custom_resource_event("Create", response_url, C1_URL), _Context())
+
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=entry_key("c1"))["Body"].read()) == {
+        "url": C1_URL
+    }
+    (answer,) = answers
+    assert answer["Status"] == "SUCCESS"
+    assert answer["PhysicalResourceId"] == f"s3://{BUCKET}/cells/c1.json"
+    assert (answer["RequestId"], answer["LogicalResourceId"]) == ("request-1", "DirectoryEntry")
+    # The pre-signed URL is signed for an empty content type
+    assert answer["contentType"] == ""
+
+
+def test_given_an_invalid_url_then_the_deploy_fails_with_why_and_nothing_is_written(
+    s3, cloudformation
+):
+    response_url, answers = cloudformation
+    before = bucket_dump(s3)
+
+    handlers.publish_entry(
+        custom_resource_event("Update", response_url, "https://not-a-socket/dev"), _Context()
+    )
+
+    (answer,) = answers
+    assert answer["Status"] == "FAILED"
+    assert "ws:// or wss://" in answer["Reason"]
+    assert bucket_dump(s3) == before
+
+
+def test_given_a_cell_stack_deleted_then_its_entry_stays(s3, cloudformation):
+    response_url, answers = cloudformation
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    before = bucket_dump(s3)
+
+    handlers.publish_entry(custom_resource_event("Delete", response_url, C1_URL), _Context())
+
+    assert answers[0]["Status"] == "SUCCESS"
+    assert bucket_dump(s3) == before

@@ -1,0 +1,565 @@
+"""Cells (PROTOCOL.md §6) in the templates: one stack per cell, the Relay, who may call it.
+
+The expected names, ARNs and variables are written out here from the design (CELLS.md),
+not computed with infra/cells.py, so that these tests check it rather than repeat it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from infra.nag import flatten_cfn
+from messenger.contract import AUTHORIZER, RELAY, ROUTES, Access, Env
+from tests.infra.conftest import C0_ACCOUNT, C1_ACCOUNT, Synthesized, SynthesizedCells
+from tests.infra.test_api import _refs
+from tests.infra.test_permissions import _as_list, expected_grants, grants_of, statements_of
+
+pytestmark = pytest.mark.infra
+
+MESSENGER_FUNCTIONS = [
+    (AUTHORIZER.function_name, AUTHORIZER.access),
+    *((route.function_name, route.access) for route in ROUTES),
+    (RELAY.function_name, RELAY.access),
+]
+# The routes that reach peers, as the contract declares them.
+RELAY_CALLERS = {name for name, access in MESSENGER_FUNCTIONS if Access.RELAY in access}
+CELL_VARIABLES = {Env.CELL_ID.value, Env.CELL_SHARD_MAP.value, Env.CELL_PEERS.value}
+
+# Where each cell of the two apps is (conftest.CELLS_DEV_CONTEXT, CELLS_PROD_CONTEXT).
+PLACES = {
+    "c0": (C0_ACCOUNT, "us-east-1"),
+    "c1": (C1_ACCOUNT, "eu-west-1"),
+    "c2": (C0_ACCOUNT, "eu-west-1"),
+}
+DEV_RELAYS = {
+    "c0": "arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c0-relay",
+    "c1": "arn:aws:lambda:eu-west-1:222222222222:function:messenger-dev-c1-relay",
+}
+# prod has SnapStart: a peer invokes the Relay's `live` alias, a published version.
+PROD_RELAYS = {
+    "c0": "arn:aws:lambda:us-east-1:111111111111:function:messenger-prod-c0-relay:live",
+    "c1": "arn:aws:lambda:eu-west-1:222222222222:function:messenger-prod-c1-relay:live",
+    "c2": "arn:aws:lambda:eu-west-1:111111111111:function:messenger-prod-c2-relay:live",
+}
+SHARD_MAPS = {
+    "dev": "4096:0-2047=c0,2048-4095=c1",
+    # An even split of 4,096 shards into three.
+    "prod": "4096:0-1364=c0,1365-2729=c1,2730-4095=c2",
+}
+# The accounts whose callers a cell's Relay admits: its peers', other than its own.
+PEER_ACCOUNTS = {
+    "dev": {"c0": {C1_ACCOUNT}, "c1": {C0_ACCOUNT}},
+    # c2 shares c0's account: c0 and c2 admit c1's account only, c1 admits theirs once.
+    "prod": {"c0": {C1_ACCOUNT}, "c1": {C0_ACCOUNT}, "c2": {C1_ACCOUNT}},
+}
+
+
+def relays_of(app: SynthesizedCells) -> dict[str, str]:
+    return PROD_RELAYS if app.config.env == "prod" else DEV_RELAYS
+
+
+def cell_ids(app: SynthesizedCells) -> list[str]:
+    return [cell.cell_id for cell in app.cells.cells]
+
+
+def variables(stack: Synthesized, function: str) -> dict[str, Any]:
+    environment: dict[str, Any] = stack.json["Resources"][function]["Properties"]["Environment"][
+        "Variables"
+    ]
+    return environment
+
+
+def relay_target(stack: Synthesized) -> str:
+    """The logical id of what peers invoke: the Relay, or its `live` alias."""
+    aliases = [
+        alias_id
+        for alias_id, alias in stack.resources("AWS::Lambda::Alias").items()
+        if _refs(alias["Properties"]["FunctionName"]) == [RELAY.function_name]
+    ]
+    return aliases[0] if aliases else RELAY.function_name
+
+
+# --- the stacks ---------------------------------------------------------------------
+
+
+def test_given_cells_then_each_is_a_stack_in_its_account_and_region(each_cells_app):
+    artifacts = each_cells_app.manifest()["artifacts"]
+    env = each_cells_app.config.env
+    stacks = {
+        name: artifact["environment"]
+        for name, artifact in artifacts.items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+
+    # Then one stack per cell where context put it, the directory in the first cell's
+    # account and region, and no single-cell stack
+    for cell_id in cell_ids(each_cells_app):
+        account, region = PLACES[cell_id]
+        assert stacks[f"Messenger-{env}-{cell_id}"] == f"aws://{account}/{region}"
+    assert stacks[f"Messenger-{env}-Directory"] == f"aws://{C0_ACCOUNT}/us-east-1"
+    assert f"Messenger-{env}" not in stacks
+    # And API Gateway's logging role once per account and region that has a cell
+    logging = {name: where for name, where in stacks.items() if name.startswith("ApiGateway")}
+    assert sorted(logging.values()) == sorted(
+        {
+            f"aws://{account}/{region}"
+            for cell_id in cell_ids(each_cells_app)
+            for account, region in [PLACES[cell_id]]
+        }
+    )
+
+
+def test_given_cells_then_each_deploys_after_the_directory_and_its_logging_role(
+    each_cells_app,
+):
+    env = each_cells_app.config.env
+    for cell_id in cell_ids(each_cells_app):
+        account, region = PLACES[cell_id]
+        dependencies = each_cells_app.cell(cell_id).dependencies()
+        assert sorted(dependencies) == sorted(
+            [f"Messenger-{env}-Directory", f"ApiGatewayLogging-{account}-{region}"]
+        )
+    assert each_cells_app.directory.dependencies() == []
+
+
+def test_given_a_cell_then_its_api_is_named_after_its_stack(cells_dev):
+    for cell_id in cell_ids(cells_dev):
+        (api,) = cells_dev.cell(cell_id).resources("AWS::ApiGatewayV2::Api").values()
+        assert api["Properties"]["Name"] == f"Messenger-dev-{cell_id}"
+
+
+# --- the Relay ------------------------------------------------------------------------
+
+
+def test_given_a_cell_then_its_relay_has_the_name_peers_compute(each_cells_app):
+    env = each_cells_app.config.env
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        properties = stack.json["Resources"][RELAY.function_name]["Properties"]
+        assert properties["FunctionName"] == f"messenger-{env}-{cell_id}-relay"
+        assert properties["Handler"] == RELAY.handler == "messenger.handlers.relay.handler"
+        # Its ARN is what its peers were told
+        assert relays_of(each_cells_app)[cell_id].split(":")[3:5] == list(PLACES[cell_id][::-1])
+
+
+def test_given_a_cell_then_every_function_learns_the_cell_map(each_cells_app):
+    env = each_cells_app.config.env
+    relays = relays_of(each_cells_app)
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        peers = ",".join(f"{peer}={arn}" for peer, arn in relays.items() if peer != cell_id)
+        for name, _ in MESSENGER_FUNCTIONS:
+            found = variables(stack, name)
+            assert found[Env.CELL_ID.value] == cell_id, name
+            assert found[Env.CELL_SHARD_MAP.value] == SHARD_MAPS[env], name
+            assert found[Env.CELL_PEERS.value] == peers, name
+
+
+def test_given_a_cell_then_its_relay_knows_its_own_connections_api(each_cells_app):
+    env = each_cells_app.config.env
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        (api,) = stack.resources("AWS::ApiGatewayV2::Api")
+        region = PLACES[cell_id][1]
+        endpoint = variables(stack, RELAY.function_name)[Env.CONNECTIONS_ENDPOINT.value]
+        assert flatten_cfn(endpoint) == (
+            f"https://<{api}>.execute-api.{region}.<AWS::URLSuffix>/{env}"
+        )
+        # The routes build it from their API event, as in a single cell
+        for name, _ in MESSENGER_FUNCTIONS:
+            if name != RELAY.function_name:
+                assert Env.CONNECTIONS_ENDPOINT.value not in variables(stack, name), name
+
+
+def test_given_a_cell_then_its_relay_admits_only_its_peers_accounts_and_only_invoke(
+    each_cells_app,
+):
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        target = relay_target(stack)
+        admitted = set()
+        for logical_id, permission in stack.resources("AWS::Lambda::Permission").items():
+            properties = permission["Properties"]
+            if properties["Principal"].endswith(".amazonaws.com"):
+                # A service's (API Gateway invoking a route): never the Relay's
+                assert _refs(properties["FunctionName"]) != [target], logical_id
+                continue
+            # Anything else is the Relay's resource policy: one account, invoke only
+            assert _refs(properties["FunctionName"]) == [target], logical_id
+            assert properties["Action"] == "lambda:InvokeFunction", logical_id
+            assert set(properties) == {"Action", "FunctionName", "Principal"}, logical_id
+            admitted.add(properties["Principal"])
+        assert admitted == PEER_ACCOUNTS[each_cells_app.config.env][cell_id]
+
+
+def test_given_a_cell_then_each_function_grants_exactly_its_needs_and_only_peers_relays(
+    each_cells_app,
+):
+    relays = relays_of(each_cells_app)
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        account, region = PLACES[cell_id]
+        for name, access in MESSENGER_FUNCTIONS:
+            expected = expected_grants(stack, name, access, account=account, region=region)
+            if name in RELAY_CALLERS:
+                for peer, arn in relays.items():
+                    if peer != cell_id:
+                        expected[arn] = {"lambda:InvokeFunction"}
+            assert grants_of(stack, name) == expected, (cell_id, name)
+
+
+def test_given_a_cell_then_no_function_may_invoke_anything_but_peer_relays(each_cells_app):
+    relays = set(relays_of(each_cells_app).values())
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        for name, _ in MESSENGER_FUNCTIONS:
+            for statement in statements_of(stack, name):
+                actions = _as_list(statement["Action"])
+                if any(action.startswith("lambda:") for action in actions):
+                    assert actions == ["lambda:InvokeFunction"], (cell_id, name)
+                    resources = set(_as_list(statement["Resource"]))
+                    assert resources <= relays - {relays_of(each_cells_app)[cell_id]}
+
+
+# --- the cell's entry in the directory ----------------------------------------------
+
+
+def entry_of(stack: Synthesized) -> tuple[str, dict[str, Any]]:
+    ((logical_id, resource),) = stack.resources("Custom::DirectoryEntry").items()
+    return logical_id, resource
+
+
+def test_given_a_cell_then_it_publishes_its_websocket_url_to_the_directory(each_cells_app):
+    env = each_cells_app.config.env
+    bucket = f"messenger-{env}-directory-{C0_ACCOUNT}-us-east-1"
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        _, entry = entry_of(stack)
+        properties = entry["Properties"]
+        (api,) = stack.resources("AWS::ApiGatewayV2::Api")
+        region = PLACES[cell_id][1]
+        assert properties["Bucket"] == bucket
+        assert properties["BucketRegion"] == "us-east-1"
+        assert properties["BucketOwner"] == C0_ACCOUNT
+        assert properties["CellId"] == cell_id
+        assert flatten_cfn(properties["Url"]) == (
+            f"wss://<{api}>.execute-api.{region}.<AWS::URLSuffix>/{env}"
+        )
+        # A changed shard map rewrites every entry, so the directory merges it
+        assert properties["ShardMap"] == SHARD_MAPS[env]
+        # Written once the stage it points at exists
+        (stage,) = stack.resources("AWS::ApiGatewayV2::Stage")
+        assert stage in entry["DependsOn"]
+        # The bucket the cell writes to is the directory's
+        assert directory_bucket(each_cells_app)[1]["Properties"]["BucketName"] == bucket
+
+
+def test_given_a_cells_entry_writer_then_it_may_put_its_own_entry_and_nothing_else(
+    each_cells_app,
+):
+    env = each_cells_app.config.env
+    bucket = f"messenger-{env}-directory-{C0_ACCOUNT}-us-east-1"
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        _, entry = entry_of(stack)
+        (function,) = _refs(entry["Properties"]["ServiceToken"])
+        role = stack.json["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        assert stack.json["Resources"][role]["Properties"]["RoleName"] == (
+            f"messenger-{env}-{cell_id}-directory-entry"
+        )
+        statements = {statement["Sid"]: statement for statement in statements_of(stack, function)}
+        assert set(statements) == {"OwnLogGroup", "WriteOwnEntry"}
+        write = statements["WriteOwnEntry"]
+        assert write["Action"] == "s3:PutObject"
+        assert write["Resource"] == f"arn:aws:s3:::{bucket}/cells/{cell_id}.json"
+        # Never into a bucket of that name that someone else owns
+        assert write["Condition"] == {"StringEquals": {"s3:ResourceAccount": C0_ACCOUNT}}
+
+
+# --- the directory ------------------------------------------------------------------
+
+
+def the(stack: Synthesized, cfn_type: str, **where: Any) -> tuple[str, dict[str, Any]]:
+    """The one resource of a type (whose properties hold `where`)."""
+    (found,) = [
+        (logical_id, resource)
+        for logical_id, resource in stack.resources(cfn_type).items()
+        if all(resource["Properties"].get(key) == value for key, value in where.items())
+    ]
+    return found
+
+
+def directory_bucket(app: SynthesizedCells) -> tuple[str, dict[str, Any]]:
+    name = f"messenger-{app.config.env}-directory-{C0_ACCOUNT}-us-east-1"
+    return the(app.directory, "AWS::S3::Bucket", BucketName=name)
+
+
+def bucket_policy(stack: Synthesized, bucket: str) -> list[dict[str, Any]]:
+    (policy,) = [
+        resource["Properties"]["PolicyDocument"]["Statement"]
+        for resource in stack.resources("AWS::S3::BucketPolicy").values()
+        if resource["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    statements: list[dict[str, Any]] = policy
+    return statements
+
+
+def test_given_the_directory_then_its_bucket_is_private_encrypted_versioned_and_tls_only(
+    each_cells_app,
+):
+    bucket, resource = directory_bucket(each_cells_app)
+    properties = resource["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "LoggingConfiguration" in properties
+    denials = [
+        statement["Condition"]
+        for statement in bucket_policy(each_cells_app.directory, bucket)
+        if statement["Effect"] == "Deny"
+    ]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in denials
+    assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in denials
+
+
+def test_given_the_directory_then_other_accounts_cells_may_write_their_own_entry_only(
+    each_cells_app,
+):
+    env = each_cells_app.config.env
+    bucket, _ = directory_bucket(each_cells_app)
+    allowed = [
+        statement
+        for statement in bucket_policy(each_cells_app.directory, bucket)
+        # An account (the other Allow is dev's: CDK's provider that empties the bucket)
+        if statement["Effect"] == "Allow"
+        and str(statement["Principal"].get("AWS", "")).endswith(":root")
+    ]
+    # One statement per cell outside the directory's account: its own key, its own role
+    written = {}
+    for statement in allowed:
+        assert statement["Action"] == "s3:PutObject"
+        account = statement["Principal"]["AWS"].split(":")[4]
+        key = flatten_cfn(statement["Resource"]).split("/", 1)[1]
+        role = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+        written[key] = (account, role)
+    assert written == {
+        f"cells/{cell_id}.json": (
+            PLACES[cell_id][0],
+            f"arn:aws:iam::{PLACES[cell_id][0]}:role/messenger-{env}-{cell_id}-directory-entry",
+        )
+        for cell_id in cell_ids(each_cells_app)
+        if PLACES[cell_id][0] != C0_ACCOUNT
+    }
+
+
+def test_given_the_directory_then_cloudfront_reads_directory_json_only_through_oac(
+    each_cells_app,
+):
+    stack = each_cells_app.directory
+    bucket, _ = directory_bucket(each_cells_app)
+    distribution, resource = the(stack, "AWS::CloudFront::Distribution")
+    config = resource["Properties"]["DistributionConfig"]
+
+    # The origin is the bucket, signed by an origin access control (not public, no OAI)
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": [bucket, "RegionalDomainName"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    (control,) = _refs(origin["OriginAccessControlId"])
+    oac = stack.json["Resources"][control]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    assert oac["SigningProtocol"] == "sigv4"
+
+    # And the bucket lets this distribution read directory.json, nothing else
+    (read,) = [
+        statement
+        for statement in bucket_policy(stack, bucket)
+        if statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    ]
+    assert read["Action"] == "s3:GetObject"
+    assert flatten_cfn(read["Resource"]) == f"<{bucket}.Arn>/directory.json"
+    assert flatten_cfn(read["Condition"]["StringEquals"]["AWS:SourceArn"]) == (
+        f"arn:aws:cloudfront::{C0_ACCOUNT}:distribution/<{distribution}>"
+    )
+
+
+def test_given_the_directory_then_it_is_served_over_https_only_and_cached_for_seconds(
+    each_cells_app,
+):
+    stack = each_cells_app.directory
+    _, resource = the(stack, "AWS::CloudFront::Distribution")
+    behavior = resource["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only"
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+
+    # A failover shows within 5 s: CloudFront keeps a copy at most as long as the
+    # object's Cache-Control (max-age=5, messenger_directory.store) lets a client
+    (policy,) = _refs(behavior["CachePolicyId"])
+    cache = stack.json["Resources"][policy]["Properties"]["CachePolicyConfig"]
+    assert (cache["MinTTL"], cache["DefaultTTL"], cache["MaxTTL"]) == (0, 5, 5)
+    key = cache["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    errors = resource["Properties"]["DistributionConfig"]["CustomErrorResponses"]
+    assert all(error["ErrorCachingMinTTL"] == 5 for error in errors)
+
+    # Web clients of any origin may read it, never with credentials
+    (headers,) = _refs(behavior["ResponseHeadersPolicyId"])
+    cors = stack.json["Resources"][headers]["Properties"]["ResponseHeadersPolicyConfig"][
+        "CorsConfig"
+    ]
+    assert cors["AccessControlAllowCredentials"] is False
+    assert cors["AccessControlAllowMethods"] == {"Items": ["GET", "HEAD"]}
+
+
+def test_given_the_directory_then_its_url_is_an_output(each_cells_app):
+    stack = each_cells_app.directory
+    distribution, _ = the(stack, "AWS::CloudFront::Distribution")
+    bucket, _ = directory_bucket(each_cells_app)
+    outputs = {name: flatten_cfn(output["Value"]) for name, output in stack.json["Outputs"].items()}
+    assert outputs["DirectoryUrl"] == f"https://<{distribution}.DomainName>/directory.json"
+    assert outputs["DirectoryBucketName"] == f"<{bucket}>"
+
+
+def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each_cells_app):
+    stack = each_cells_app.directory
+    bucket, resource = directory_bucket(each_cells_app)
+    name = resource["Properties"]["BucketName"]
+    function, properties = next(
+        (logical_id, fn["Properties"])
+        for logical_id, fn in stack.resources("AWS::Lambda::Function").items()
+        if fn["Properties"].get("Handler") == "messenger_directory.handlers.publish"
+    )
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["Environment"]["Variables"] == {
+        "DIRECTORY_BUCKET": name,
+        "DIRECTORY_SHARD_MAP": SHARD_MAPS[each_cells_app.config.env],
+    }
+    # It runs when S3 says an object was created under cells/ (S3 tells EventBridge)
+    assert resource["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+    (rule,) = stack.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [{"Ref": bucket}]},
+            "object": {"key": [{"prefix": "cells/"}]},
+        },
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert _refs(target["Arn"]) == [function]
+    # It reads each cell's entry and directory.json, and writes directory.json only
+    grants = grants_of(stack, function)
+    entries = {f"<{bucket}.Arn>/cells/{cell_id}.json" for cell_id in cell_ids(each_cells_app)}
+    assert {resource for resource, actions in grants.items() if "s3:GetObject" in actions} == (
+        entries | {f"<{bucket}.Arn>/directory.json"}
+    )
+    assert {resource for resource, actions in grants.items() if "s3:PutObject" in actions} == {
+        f"<{bucket}.Arn>/directory.json"
+    }
+
+
+# --- without cells, as ever ---------------------------------------------------------
+
+
+def test_given_no_cells_then_there_is_no_relay_no_cell_variable_and_no_directory(each_env):
+    assert RELAY.function_name not in each_env.json["Resources"]
+    for name, function in each_env.resources("AWS::Lambda::Function").items():
+        assert not CELL_VARIABLES & set(function["Properties"]["Environment"]["Variables"]), name
+    assert each_env.resources("Custom::DirectoryEntry") == {}
+    # The stacks (nested stacks, such as the web app's, belong to their parent)
+    stacks = [name for name in each_env.templates() if not name.endswith(".nested")]
+    assert sorted(stacks) == sorted(
+        [each_env.config.stack_name, "ApiGatewayLogging-123456789012-us-east-1"]
+    )
+
+
+def _without_cell_pieces(node: Any) -> Any:
+    """A template value with what a cell adds to a resource the single stack has too."""
+    if isinstance(node, dict):
+        return {
+            key: _without_cell_pieces(value)
+            for key, value in node.items()
+            if key not in CELL_VARIABLES
+        }
+    if isinstance(node, list):
+        return [
+            _without_cell_pieces(value)
+            for value in node
+            if not (isinstance(value, dict) and value.get("Sid") == "InvokePeerRelays")
+        ]
+    return node
+
+
+def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cells_dev):
+    # Given the single stack and cell c0 of the same environment, in the same region
+    single = by_stack_free_id(
+        json.loads(json.dumps(dev.json["Resources"]).replace(dev_account(dev), C0_ACCOUNT)),
+        "Messengerdev",
+    )
+    cell = by_stack_free_id(cells_dev.cell("c0").json["Resources"], "Messengerdevc0")
+
+    # Then the cell has every resource of the single stack, under the same logical id, and
+    # only the Relay, its resource policy, alarms and entry in the directory besides
+    assert set(single) <= set(cell)
+    added = set(cell) - set(single)
+    assert added == {
+        logical_id
+        for logical_id in cell
+        if logical_id == RELAY.function_name
+        or logical_id.startswith(("RelayFunction", "RelayRole", "RelayLogs", "MonitoringRelay"))
+        or logical_id.startswith("DirectoryEntry")
+    }
+    assert RELAY.function_name in added and any(i.startswith("DirectoryEntry") for i in added)
+
+    # And the resources they share differ only by the cell variables, the peers' Relays,
+    # the API's name, the dashboard (which shows the Relay too), and the code asset's key
+    # (without bundling, CDK names it after the stack)
+    for logical_id, resource in single.items():
+        if resource["Type"] in ("AWS::CloudWatch::Dashboard", "AWS::CloudFormation::Stack"):
+            continue  # the dashboard shows the Relay; a nested stack's parameters name the stack
+        ours, theirs = json.loads(json.dumps(resource)), json.loads(json.dumps(cell[logical_id]))
+        if resource["Type"] == "AWS::ApiGatewayV2::Api":
+            assert (ours["Properties"].pop("Name"), theirs["Properties"].pop("Name")) == (
+                "Messenger-dev",
+                "Messenger-dev-c0",
+            )
+        if resource["Type"] == "AWS::Lambda::Function":
+            ours["Properties"]["Code"].pop("S3Key")
+            theirs["Properties"]["Code"].pop("S3Key")
+        assert _without_cell_pieces(theirs) == ours, logical_id
+
+
+def by_stack_free_id(resources: dict[str, Any], stack_token: str) -> dict[str, Any]:
+    """Resources by logical id, where CDK's ids that hold the stack's name (and hashes of
+    construct paths, which hold it too) lose both."""
+    return {
+        (
+            re.sub(r"[0-9A-F]{8}", "", logical_id.replace(stack_token, "<stack>"))
+            if stack_token in logical_id
+            else logical_id
+        ): resource
+        for logical_id, resource in resources.items()
+    }
+
+
+def dev_account(synthesized: Synthesized) -> str:
+    (environment,) = {
+        artifact["environment"]
+        for name, artifact in json.loads((synthesized.outdir / "manifest.json").read_text())[
+            "artifacts"
+        ].items()
+        if name == synthesized.config.stack_name
+    }
+    return str(environment).split("/")[2]
