@@ -12,13 +12,14 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_protocol.connect import REQUIRED_PARAMS
-from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_CONNECTION_SECONDS
+from messenger_protocol.limits import MAX_CONNECTION_SECONDS
 from messenger_protocol.names import Action, ErrorCode
 
 # --- Server-side limits (the protocol's own are in messenger_protocol.limits) ----------
 
-# A connect nonce is remembered well past the window in which its ts is accepted.
-CONNECT_NONCE_TTL_SECONDS = 2 * CONNECT_WINDOW_SECONDS + 60
+# A connect nonce is remembered until its ts has left the accepted window (plus a minute
+# for the clocks of Lambda containers): after that the signed query is refused anyway.
+CONNECT_NONCE_SLACK_SECONDS = 60
 
 DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 # API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
@@ -27,6 +28,43 @@ STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
 
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A leaky bucket: `burst` frames at once, then `per_minute` sustained."""
+
+    burst: int
+    per_minute: int
+
+    @property
+    def interval_ms(self) -> int:
+        """How long one unit takes to leak out of the bucket."""
+        return max(1, 60_000 // self.per_minute)
+
+
+# Per user and action, sized from what the SDK, the CLI and the web app do (docs/limits.md
+# says why each is what it is, and what a frame costs). sendMessage's own comes from the
+# environment (RATE_LIMIT_PER_MINUTE and RATE_LIMIT_BURST).
+DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
+    Action.SEND_MESSAGE: RateLimit(burst=60, per_minute=120),
+    Action.ACK: RateLimit(burst=300, per_minute=600),
+    Action.MARK_SEEN: RateLimit(burst=100, per_minute=120),
+    Action.SYNC: RateLimit(burst=120, per_minute=120),
+    Action.GET_PRESENCE: RateLimit(burst=60, per_minute=60),
+    Action.GET_KEYS: RateLimit(burst=200, per_minute=120),
+    Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
+    Action.PING: RateLimit(burst=30, per_minute=30),
+    Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
+}
+# Seen receipts one reader may queue for one user: a stranger's flood into someone's
+# queue stops here, while a reader in a busy conversation (one markSeen per message
+# shown) stays under it.
+MARK_SEEN_PER_RECIPIENT = RateLimit(burst=30, per_minute=30)
+# New users one source address may register per hour (IPv6: per /64). Generous, since
+# carrier-grade NAT puts many people behind one address; REGISTRATIONS_PER_IP_PER_HOUR.
+DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR = 30
+
 # The functions log every push that went out with this message (and the recipient, the
 # platform and payloadBytes); the local stack turns those records into console lines.
 PUSH_SENT_LOG_MESSAGE = "push sent"
@@ -47,6 +85,10 @@ class Env(StrEnum):
     PUSH_APP_APNS_SANDBOX = "PUSH_APP_APNS_SANDBOX"
     PUSH_APP_GCM = "PUSH_APP_GCM"
     PUSH_MIN_INTERVAL_SECONDS = "PUSH_MIN_INTERVAL_SECONDS"
+    LIMITS_TABLE = "LIMITS_TABLE"
+    REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
+    # The function that tells watchers about presence changes (its name or ARN).
+    PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
 
 
 SERVICE_NAME = "messenger"
@@ -73,6 +115,12 @@ class Metric(StrEnum):
     ENDPOINTS_DISABLED = "EndpointsDisabled"
     PUSH_DEVICES_REGISTERED = "PushDevicesRegistered"
     PUSH_DEVICES_TAKEN_OVER = "PushDevicesTakenOver"
+    PRESENCE_CHANGES_ANNOUNCED = "PresenceChangesAnnounced"
+    PRESENCE_ANNOUNCEMENTS_FAILED = "PresenceAnnouncementsFailed"
+    PRESENCE_FRAMES_SENT = "PresenceFramesSent"
+    PRESENCE_POSTS_FAILED = "PresencePostsFailed"
+    SUBSCRIPTIONS_DROPPED = "SubscriptionsDropped"
+    CONNECTS_UNDONE = "ConnectsUndone"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.
@@ -112,20 +160,15 @@ class TableSpec:
         return list(dict.fromkeys(names))
 
 
-SUBSCRIBER_INDEX = "bySubscriber"
 ORDER_INDEX = "byOrder"
 
-# Users, their connections (a map on the profile item), watchers and connect nonces.
+# Users, their connections (a map on the profile item), what each connection watches,
+# who watches whom, who may see whose presence, and connect nonces.
 USERS_TABLE = TableSpec(
     logical_name="Users",
     env=Env.USERS_TABLE,
     partition_key="pk",
     sort_key="sk",
-    global_indexes=(
-        # Sparse: only subscription items carry subConn. Lets a closing connection find
-        # the subscriptions it holds without a Scan.
-        Index(name=SUBSCRIBER_INDEX, partition_key="subConn", projection="KEYS_ONLY"),
-    ),
 )
 
 # Every user's queue of undelivered items (messages and receipts).
@@ -140,7 +183,16 @@ QUEUE_TABLE = TableSpec(
     ),
 )
 
-TABLES = (USERS_TABLE, QUEUE_TABLE)
+# Rate-limit buckets and registration counters: short-lived counters only, in a table
+# of their own so that a function which only counts may write nothing else.
+LIMITS_TABLE = TableSpec(
+    logical_name="Limits",
+    env=Env.LIMITS_TABLE,
+    partition_key="pk",
+    sort_key="sk",
+)
+
+TABLES = (USERS_TABLE, QUEUE_TABLE, LIMITS_TABLE)
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
@@ -186,6 +238,11 @@ class Access(StrEnum):
     QUEUE_WRITE = "queue:write"
     POST_TO_CONNECTION = "connections:post"
     PUSH = "sns:push"
+    # Update the caller's rate-limit buckets (and, for the authorizer, the registration
+    # counters): every frame route and the authorizer.
+    LIMITS = "limits:update"
+    # Hand a presence change to the presence function (Lambda's asynchronous invoke).
+    ANNOUNCE_PRESENCE = "presence:announce"
 
 
 @dataclass(frozen=True)
@@ -207,26 +264,51 @@ class Authorizer:
     identity_query_params: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Worker:
+    """A function behind no route: other functions invoke it asynchronously, naming it
+    through `env`."""
+
+    handler: str
+    function_name: str
+    access: frozenset[Access]
+    env: Env
+
+
 _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
+_LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
-    access=frozenset({_R, _W}),
+    access=frozenset({_R, _W, _LIMITS}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 
+# Tells watchers that a user came online or went offline, off the path of whoever caused
+# it: a handshake or a send never waits on (or fails because of) who watches the user.
+PRESENCE_WORKER = Worker(
+    handler="messenger.handlers.presence_changed.handler",
+    function_name="PresenceChanged",
+    # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
+    access=frozenset({_R, _W, _POST, _ANNOUNCE}),
+    env=Env.PRESENCE_FUNCTION,
+)
+WORKERS = (PRESENCE_WORKER,)
+
 
 def _frame_route(action: Action, *access: Access) -> Route:
-    """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>."""
+    """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>.
+
+    Every frame route counts its frames against the caller's rate limit (LIMITS)."""
     module = "".join(f"_{c.lower()}" if c.isupper() else c for c in action.value)
     return Route(
         action.value,
         f"messenger.handlers.{module}.handler",
         action.value[0].upper() + action.value[1:],
-        frozenset(access),
+        frozenset({*access, _LIMITS}),
     )
 
 
@@ -235,25 +317,28 @@ ROUTES: tuple[Route, ...] = (
         "$connect",
         "messenger.handlers.connect.handler",
         "Connect",
-        frozenset({_R, _W, _POST}),
+        frozenset({_R, _W, _ANNOUNCE}),
         two_way=False,
     ),
     Route(
         "$disconnect",
         "messenger.handlers.disconnect.handler",
         "Disconnect",
-        frozenset({_R, _W, _POST}),
+        frozenset({_R, _W, _ANNOUNCE}),
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
-    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH),
-    _frame_route(Action.ACK, _R, _W, _QW, _POST),
-    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST),
-    _frame_route(Action.SYNC, _R, _W, _QR, _POST),
+    # Routes that post to connections learn of closed ones (410), and forget them: the
+    # user may go offline then (ANNOUNCE).
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE),
+    _frame_route(Action.SYNC, _R, _W, _QR, _POST, _ANNOUNCE),
     _frame_route(Action.GET_PRESENCE, _R, _W),
     _frame_route(Action.GET_KEYS, _R),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.PING),
+    _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}

@@ -23,15 +23,17 @@ from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, OfflineNotifier
-from messenger.logic.presence import Presence
+from messenger.logic.presence import Presence, PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
-from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.rate_limit import RateLimiter
 from messenger.transport.connections import Connections
+from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sns import SNSClient
 
 # Standard retry mode retries throttles with backoff; timeouts stay well inside the
@@ -64,6 +66,19 @@ def sns_client() -> SNSClient:
     return boto3.client("sns", config=SNS_CLIENT_CONFIG)
 
 
+# Handing a presence change over is one asynchronous Invoke: Lambda answers at once.
+LAMBDA_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=1,
+    read_timeout=2,
+    tcp_keepalive=True,
+)
+
+
+def lambda_client() -> LambdaClient:
+    return boto3.client("lambda", config=LAMBDA_CLIENT_CONFIG)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -71,6 +86,7 @@ class Services:
     clock: Clock = field(default_factory=Clock)
     management_client_factory: Callable[[str], Any] = management_client
     sns_client_factory: Callable[[], Any] = sns_client
+    lambda_client_factory: Callable[[], Any] = lambda_client
     # None: mobile push through SNS (a no-op for users who registered no device).
     offline: OfflineNotifier | None = None
     _connections: dict[str, Connections] = field(default_factory=dict)
@@ -79,12 +95,13 @@ class Services:
         self.users = Users(self.dynamodb, self.settings.users_table)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
-        self.identity = Identity(self.users, self.clock)
-        self.send_rate_limit = SendRateLimit(
-            RateLimits(self.dynamodb, self.settings.users_table),
-            self.clock,
-            self.settings.rate_limit_per_minute,
-            self.settings.rate_limit_burst,
+        self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
+        self.identity = Identity(
+            self.users, self.rate_limits, self.clock, self.settings.registrations_per_ip_per_hour
+        )
+        self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
+        self.announcer = PresenceAnnouncer(
+            self.lambda_client_factory, self.settings.presence_function
         )
         self.push_devices = PushDevices(self.dynamodb, self.settings.users_table)
         self.push = SnsPush(self.sns_client_factory)
@@ -103,7 +120,7 @@ class Services:
         return self._connections[endpoint]
 
     def live(self, endpoint: str) -> Live:
-        return Live(self.users, self.connections(endpoint), self.clock)
+        return Live(self.users, self.connections(endpoint), self.clock, self.announcer, endpoint)
 
     def messaging(self, endpoint: str) -> Messaging:
         return Messaging(
@@ -113,12 +130,16 @@ class Services:
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
-            self.send_rate_limit,
+            self.rate_limiter,
             self.offline,
         )
 
     def presence(self, endpoint: str) -> Presence:
-        return Presence(self.users, self.live(endpoint), self.clock)
+        return Presence(self.users, self.clock, self.announcer, endpoint)
+
+    def presence_changes(self, endpoint: str) -> PresenceChanges:
+        """The presence function's logic, posting to the watchers on that API stage."""
+        return PresenceChanges(self.users, self.live(endpoint), self.clock)
 
 
 _override: Services | None = None

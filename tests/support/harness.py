@@ -3,7 +3,10 @@
 `Harness` owns the moto tables, a clock tests can move, and a `PostRecorder`: a real
 boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorded, and
 which answers 410 GoneException for connections the test declares gone (moto itself
-never does). Benchmarks reuse it to count AWS calls.
+never does). Lambda's asynchronous invokes (the presence function) go to an
+`InvokeRecorder`: a real boto3 `lambda` client whose Event invocations are answered 202
+and kept; the harness runs them, as Lambda would, once the invoking handler returned.
+Benchmarks reuse it to count AWS calls.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.config import Settings
-from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
+from messenger.contract import (
+    AUTHORIZER,
+    ROUTES_BY_KEY,
+    TABLES,
+    WORKERS,
+    create_table_request,
+)
 from messenger.logic.clock import FixedClock
 from messenger.wiring import CLIENT_CONFIG, Services, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION
@@ -50,12 +59,17 @@ API = Api(
 )
 
 
-def handshake(connection_id: str, query: dict[str, str] | None, connected_at: int) -> Handshake:
+def handshake(
+    connection_id: str,
+    query: dict[str, str] | None,
+    connected_at: int,
+    source_ip: str = "127.0.0.1",
+) -> Handshake:
     """A connection's upgrade request as API Gateway keeps it."""
     return Handshake(
         connection_id=connection_id,
         connected_at=connected_at,
-        source_ip="127.0.0.1",
+        source_ip=source_ip,
         user_agent="pytest",
         headers=(("Host", API.domain_name), ("Sec-WebSocket-Version", "13")),
         query=tuple((query or {}).items()),
@@ -64,10 +78,18 @@ def handshake(connection_id: str, query: dict[str, str] | None, connected_at: in
     )
 
 
+WORKERS_BY_NAME = {worker.function_name: worker for worker in WORKERS}
+
+
 def context_for(route: str) -> LambdaContext:
     """A Lambda context for one invocation of the function behind `route` (or the
-    authorizer)."""
-    name = AUTHORIZER.function_name if route == "authorizer" else ROUTES_BY_KEY[route].function_name
+    authorizer, or a worker by its function name)."""
+    if route == "authorizer":
+        name = AUTHORIZER.function_name
+    elif route in WORKERS_BY_NAME:
+        name = route
+    else:
+        name = ROUTES_BY_KEY[route].function_name
     return LambdaContext.for_invocation(name, region=REGION, account_id=ACCOUNT_ID)
 
 
@@ -94,7 +116,7 @@ class _Raw:
         yield self._body
 
 
-TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue"}
+TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
 START_MS = 1_764_190_000_000
 
 
@@ -155,6 +177,33 @@ class PostRecorder:
         return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
 
 
+class InvokeRecorder:
+    """Lambda Invoke calls with InvocationType Event: answered 202 and kept, in order."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.invoked: list[tuple[str, dict[str, Any]]] = []
+
+    def client_factory(self) -> Any:
+        client = boto3.client("lambda", region_name=REGION, config=CLIENT_CONFIG)
+        client.meta.events.register("before-call.lambda.Invoke", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        headers = params.get("headers", {})
+        assert headers.get("X-Amz-Invocation-Type") == "Event", "only async invokes here"
+        name = unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
+        invocation = (name, json.loads(params["body"]))
+        self.pending.append(invocation)
+        self.invoked.append(invocation)
+        response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
+        return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
 @dataclass
 class Connection:
     user: TestUser
@@ -168,17 +217,37 @@ class Harness:
     dynamodb: Any
     clock: FixedClock
     posts: PostRecorder
+    invokes: InvokeRecorder
     services: Services
     settings: Settings
     replies: list[dict[str, Any]] = field(default_factory=list)
+    # False: asynchronous invocations wait until run_invocations() (tests of their timing).
+    run_invocations_at_once: bool = True
+
+    def run_invocations(self) -> int:
+        """Run the functions invoked asynchronously so far (and those they invoke)."""
+        ran = 0
+        while self.invokes.pending:
+            for name, payload in self.invokes.take():
+                load_handler(WORKERS_BY_NAME[name].handler)(payload, context_for(name))
+                ran += 1
+        return ran
+
+    def _after_handler(self) -> None:
+        if self.run_invocations_at_once:
+            self.run_invocations()
 
     # --- connecting ------------------------------------------------------------------
 
     def authorize(
-        self, query: dict[str, str] | None, connection_id: str | None = None
+        self,
+        query: dict[str, str] | None,
+        connection_id: str | None = None,
+        source_ip: str = "127.0.0.1",
     ) -> dict[str, Any]:
+        """The authorizer's decision; what it raises (a failure of ours) goes up."""
         handler = load_handler(AUTHORIZER.handler)
-        request = handshake(connection_id or new_id(), query, self.clock.now_ms())
+        request = handshake(connection_id or new_id(), query, self.clock.now_ms(), source_ip)
         return handler(authorizer_event(API, request, new_id()), context_for("authorizer"))
 
     def connect(self, user: TestUser, **query_options: Any) -> Connection:
@@ -194,6 +263,7 @@ class Harness:
             connect_event(API, request, allowed(user.user_id), new_id()), context_for("$connect")
         )
         assert response["statusCode"] == 200
+        self._after_handler()
         return Connection(user, request.connection_id, at, request)
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
@@ -205,7 +275,11 @@ class Harness:
             "Client-side close frame status code",
             new_id(),
         )
-        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(event, context_for("$disconnect"))
+        response = load_handler(ROUTES_BY_KEY["$disconnect"].handler)(
+            event, context_for("$disconnect")
+        )
+        self._after_handler()
+        return response
 
     # --- frames ----------------------------------------------------------------------
 
@@ -223,6 +297,7 @@ class Harness:
         )
         response = handler(event, context_for(route_key))
         assert response["statusCode"] == 200
+        self._after_handler()
         if "body" not in response:
             return None
         reply = json.loads(response["body"])
@@ -285,10 +360,15 @@ class Harness:
 
     # --- state -----------------------------------------------------------------------
 
-    def dump(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item of every table (tests only: compare before and after a refusal)."""
+    def dump(self, *, with_limits: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Every item of the Users and Queue tables (tests only: compare before and after a
+        refusal); `with_limits` adds the Limits table, whose rate-limit buckets count every
+        well-formed frame, refused or not (a frame refused RATE_LIMITED writes nothing)."""
         state = {}
-        for name in TABLE_NAMES.values():
+        names = (
+            TABLE_NAMES.values() if with_limits else [TABLE_NAMES["Users"], TABLE_NAMES["Queue"]]
+        )
+        for name in names:
             items: list[dict[str, Any]] = []
             for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
                 items += page["Items"]
@@ -340,18 +420,21 @@ def harness(**settings_overrides: Any) -> Iterator[Harness]:
         settings = Settings(
             users_table=TABLE_NAMES["Users"],
             queue_table=TABLE_NAMES["Queue"],
+            limits_table=TABLE_NAMES["Limits"],
             **settings_overrides,
         )
         clock = FixedClock(START_MS)
         posts = PostRecorder()
+        invokes = InvokeRecorder()
         services = Services(
             settings=settings,
             dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
             clock=clock,
             management_client_factory=posts.client_factory,
+            lambda_client_factory=invokes.client_factory,
         )
         use_services(services)
         try:
-            yield Harness(dynamodb, clock, posts, services, settings)
+            yield Harness(dynamodb, clock, posts, invokes, services, settings)
         finally:
             use_services(None)

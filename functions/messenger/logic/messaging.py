@@ -23,10 +23,10 @@ from messenger.dal.queue import (
     new_seq,
 )
 from messenger.dal.users import Profile, Users
-from messenger.errors import RateLimited, UnknownRecipient
+from messenger.errors import UnknownRecipient
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
-from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage, SyncDoneFrame
 from messenger_protocol.names import ReceiptStatus
@@ -63,7 +63,7 @@ class Messaging:
         live: Live,
         clock: Clock,
         message_ttl_seconds: int,
-        rate_limit: SendRateLimit,
+        rate_limiter: RateLimiter,
         offline: OfflineNotifier | None = None,
     ) -> None:
         self._users = users
@@ -72,7 +72,7 @@ class Messaging:
         self._live = live
         self._clock = clock
         self._ttl = message_ttl_seconds
-        self._rate_limit = rate_limit
+        self._rate_limiter = rate_limiter
         self._offline = offline or NoPush()
 
     # --- sendMessage ---------------------------------------------------------------
@@ -82,8 +82,6 @@ class Messaging:
         recipient = self._users.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
-        if not self._rate_limit.allow(sender):
-            raise RateLimited("too many messages; slow down and resend")
         now_ns = self._clock.now_ns()
         message = QueuedMessage(
             recipient=frame.to,
@@ -173,6 +171,7 @@ class Messaging:
         sender = self._users.get_profile(to)
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
+        self._rate_limiter.take_seen_receipt(reader, to)
         receipt = self._receipt(
             to, ReceiptStatus.SEEN, list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
         )
