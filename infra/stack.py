@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -30,10 +30,12 @@ from infra.permissions import Targets, endpoint_arns_of, statements_for_all
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
+    PRESENCE_WORKER,
     ROUTE_SELECTION_EXPRESSION,
     ROUTES,
     SERVICE_NAME,
     TABLES,
+    WORKERS,
     Access,
     Env,
     TableSpec,
@@ -109,11 +111,26 @@ class MessengerStack(Stack):
                 resource_name=f"{config.env}/POST/@connections/*",
             ),
             push_apps=tuple(self.push_apps.values()),
+            presence_function_arn=self.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=self._invocable_name(PRESENCE_WORKER.function_name),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
         )
 
         # One asset for all functions: the same code, uploaded once.
         code = bundling.function_code()
         self.functions: dict[str, lambda_.Function] = {}
+        for worker in WORKERS:
+            self._function(
+                worker.function_name,
+                worker.handler,
+                worker.access,
+                code,
+                targets,
+                physical_name=self.worker_name(worker.function_name),
+            )
         authorizer_function = self._function(
             AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access, code, targets
         )
@@ -224,9 +241,25 @@ class MessengerStack(Stack):
 
     # --- functions ----------------------------------------------------------------
 
+    def worker_name(self, function_name: str) -> str:
+        """A worker's fixed name: the functions that invoke it know it before it exists."""
+        return f"{self.config.stack_name}-{function_name}"
+
+    def _invocable_name(self, function_name: str) -> str:
+        """What Invoke is given: with SnapStart, the `live` alias of the published version."""
+        name = self.worker_name(function_name)
+        return f"{name}:{LIVE_ALIAS}" if self.config.snap_start else name
+
     def _environment(self, access: frozenset[Access]) -> dict[str, str]:
         environment = {spec.env.value: self.tables[spec].table_name for spec in TABLES}
         environment[Env.MESSAGE_TTL_SECONDS.value] = str(self.config.message_ttl_seconds)
+        environment[Env.REGISTRATIONS_PER_IP_PER_HOUR.value] = str(
+            self.config.registrations_per_ip_per_hour
+        )
+        if Access.ANNOUNCE_PRESENCE in access:
+            environment[PRESENCE_WORKER.env.value] = self._invocable_name(
+                PRESENCE_WORKER.function_name
+            )
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
         environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
         if Access.PUSH in access:
@@ -241,8 +274,9 @@ class MessengerStack(Stack):
         access: frozenset[Access],
         code: lambda_.Code,
         targets: Targets,
+        physical_name: str | None = None,
     ) -> lambda_.IFunction:
-        """The function of a route (or the authorizer), and what API Gateway invokes."""
+        """The function of a route (or the authorizer, or a worker), and what is invoked."""
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
@@ -273,6 +307,7 @@ class MessengerStack(Stack):
             # default child. The logical id is `name` again (below).
             self,
             f"{name}Function",
+            function_name=physical_name,
             description=f"Messenger {name} ({handler})",
             runtime=bundling.RUNTIME,
             architecture=bundling.ARCHITECTURE,

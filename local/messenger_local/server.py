@@ -4,6 +4,10 @@ GET    /{stage}                            WebSocket upgrade
 POST   /{stage}/@connections/{id}          send a frame
 GET    /{stage}/@connections/{id}          connection info
 DELETE /{stage}/@connections/{id}          close it
+
+and, for the functions that invoke one another, Lambda's own Invoke API:
+
+POST   /2015-03-31/functions/{name}/invocations
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from messenger_local import management
+from messenger_local import lambda_api, management
 from messenger_local.gateway import Gateway
 from messenger_local.websocket import serve_websocket
 
@@ -37,6 +41,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_post(connection_path, bound(management.post_to_connection))
     app.router.add_get(connection_path, bound(management.get_connection))
     app.router.add_delete(connection_path, bound(management.delete_connection))
+    app.router.add_post(lambda_api.INVOKE_PATH, bound(lambda_api.invoke))
     return app
 
 

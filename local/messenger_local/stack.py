@@ -44,6 +44,7 @@ from messenger.contract import (
     METRICS_NAMESPACE,
     ROUTES,
     SERVICE_NAME,
+    WORKERS,
     Authorizer,
     Env,
     Route,
@@ -66,6 +67,7 @@ _UNSAFE_AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SNS",
     "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+    "AWS_ENDPOINT_URL_LAMBDA",
 )
 _DRAIN_SECONDS = 10.0
 
@@ -133,6 +135,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}/{self.stage}"
 
     @property
+    def lambda_url(self) -> str:
+        """Lambda's Invoke API, served here: AWS_ENDPOINT_URL_LAMBDA of the functions."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def connections_url(self) -> str:
         return f"{self.http_url}/@connections"
 
@@ -191,6 +198,7 @@ class LocalStack:
         handlers = [(route.function_name, route.handler) for route in self._routes]
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
+        handlers += [(worker.function_name, worker.handler) for worker in WORKERS]
         self._functions = Functions(
             handlers,
             region=self._aws.region,
@@ -230,6 +238,8 @@ class LocalStack:
             "NO_PROXY": _no_proxy_with(self.host),
             "no_proxy": _no_proxy_with(self.host),
             Env.CONNECTIONS_ENDPOINT.value: self.http_url,
+            # The functions invoke one another through the Invoke API this server serves.
+            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -273,6 +283,7 @@ class LocalStack:
         assert self._functions is not None
         self._functions.load()
         services().connections(self.http_url)
+        services().announcer.warm()
 
     async def stop(self) -> None:
         """Close every connection (firing $disconnect), wait for the functions, stop all."""

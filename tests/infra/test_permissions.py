@@ -15,22 +15,17 @@ from aws_cdk import aws_dynamodb as dynamodb
 from infra.nag import flatten_cfn
 from infra.permissions import Targets, endpoint_arns_of, statements_for
 from messenger.contract import (
-    AUTHORIZER,
+    LIMITS_TABLE,
     QUEUE_TABLE,
-    ROUTES,
     TABLES,
     USERS_TABLE,
     Access,
     TableSpec,
 )
-from tests.infra.conftest import APNS_APP, Synthesized
+from tests.infra.conftest import APNS_APP, FUNCTIONS, Synthesized
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = [
-    (AUTHORIZER.function_name, AUTHORIZER.access),
-    *((route.function_name, route.access) for route in ROUTES),
-]
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 WRITE = {
@@ -89,6 +84,7 @@ def expected_grants(
     synthesized: Synthesized, function: str, access: frozenset[Access]
 ) -> dict[str, set[str]]:
     users, queue = table_arn(synthesized, USERS_TABLE), table_arn(synthesized, QUEUE_TABLE)
+    limits = table_arn(synthesized, LIMITS_TABLE)
     (log_group,) = [ref for ref in grants_of(synthesized, function) if "Logs" in ref]
     expected: dict[str, set[str]] = {log_group: set(LOGS), "*": set(XRAY)}
 
@@ -113,6 +109,15 @@ def expected_grants(
             f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api}>/"
             f"{synthesized.config.env}/POST/@connections/*",
             {"execute-api:ManageConnections"},
+        )
+    if Access.LIMITS in access:
+        grant(limits, {"dynamodb:UpdateItem"})
+    if Access.ANNOUNCE_PRESENCE in access:
+        alias = ":live" if synthesized.config.snap_start else ""
+        grant(
+            "arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:"
+            f"{synthesized.config.stack_name}-PresenceChanged{alias}",
+            {"lambda:InvokeFunction"},
         )
     if Access.PUSH in access and synthesized.config.push_apps:
         for app, endpoints in push_resources(synthesized):
@@ -195,6 +200,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         tables=tables,
         connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
         push_apps=(APNS_APP,),
+        presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
     )
 
     # Then every need the contract can declare, today's and any new one, maps to statements

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from infra.stack import LIVE_ALIAS
-from messenger.contract import AUTHORIZER, ROUTES
+from messenger.contract import AUTHORIZER, PRESENCE_WORKER, ROUTES, Env
+from tests.infra.conftest import FUNCTION_NAMES
 from tests.infra.test_api import _refs, routes_by_key
 
 pytestmark = pytest.mark.infra
-
-FUNCTION_NAMES = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
 
 
 def aliases_by_function(synthesized) -> dict[str, str]:
@@ -50,7 +49,17 @@ def test_given_prod_then_api_gateway_invokes_the_aliases_only(prod):
         for permission in prod.resources("AWS::Lambda::Permission").values()
         if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     )
-    assert permitted == sorted(aliases.values())
+    behind_the_api = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
+    assert permitted == sorted(aliases[name] for name in behind_the_api)
+
+
+def test_given_prod_then_the_functions_invoke_the_presence_function_s_alias(prod):
+    # What Invoke is given, and what the role allows, is the alias SnapStart restores.
+    name = f"{prod.config.stack_name}-{PRESENCE_WORKER.function_name}"
+    variables = prod.json["Resources"]["Connect"]["Properties"]["Environment"]["Variables"]
+    assert variables[Env.PRESENCE_FUNCTION.value] == f"{name}:{LIVE_ALIAS}"
+    worker = prod.json["Resources"][PRESENCE_WORKER.function_name]["Properties"]
+    assert worker["FunctionName"] == name
 
 
 def test_given_dev_then_no_snapshot_is_billed(dev):

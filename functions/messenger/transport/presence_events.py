@@ -46,9 +46,13 @@ class PresenceAnnouncer:
         self._function_name = function_name
         self._client: Any = None
 
-    def announce(self, event: PresenceEvent) -> None:
+    def warm(self) -> None:
+        """Make the Lambda client now (at cold start) rather than on the first change."""
         if self._client is None:
             self._client = self._client_factory()
+
+    def announce(self, event: PresenceEvent) -> None:
+        self.warm()
         self._client.invoke(
             FunctionName=self._function_name,
             InvocationType="Event",
