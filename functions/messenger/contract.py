@@ -54,7 +54,7 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.GET_PRESENCE: RateLimit(burst=60, per_minute=60),
     Action.GET_KEYS: RateLimit(burst=200, per_minute=120),
     Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
-    Action.PING: RateLimit(burst=30, per_minute=30),
+    Action.PING: RateLimit(burst=60, per_minute=60),
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's

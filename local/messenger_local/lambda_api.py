@@ -4,7 +4,8 @@ POST /2015-03-31/functions/{FunctionName}/invocations, as boto3's `lambda` clien
 it when AWS_ENDPOINT_URL_LAMBDA names this server. `X-Amz-Invocation-Type: Event` is
 answered 202 at once and the function runs in the background, as Lambda queues it;
 `RequestResponse` (the default) waits and answers the function's result. FunctionName
-may be a name or an ARN (with a qualifier); unknown ones get 404, as from Lambda.
+may be a name or an ARN (with a qualifier); unknown ones get 404, as from Lambda. A
+failed asynchronous invocation is logged and not tried again (Lambda would, twice).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ async def invoke(gateway: Gateway, request: web.Request) -> web.Response:
     if kind == DRY_RUN:
         return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
     if kind == ASYNCHRONOUS:
-        gateway.spawn(_run(gateway, name, event))
+        gateway.spawn(_run_in_background(gateway, name, event))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
     outcome = await _run(gateway, name, event)
     headers = {"x-amzn-RequestId": outcome.request_id}
@@ -62,6 +63,10 @@ async def invoke(gateway: Gateway, request: web.Request) -> web.Response:
         failure = {"errorMessage": str(outcome.error or "Task timed out")}
         return json_response(200, failure, headers=headers)
     return json_response(200, outcome.response, headers=headers)
+
+
+async def _run_in_background(gateway: Gateway, name: str, event: Any) -> None:
+    await _run(gateway, name, event)
 
 
 async def _run(gateway: Gateway, name: str, event: Any) -> Outcome:

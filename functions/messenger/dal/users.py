@@ -342,12 +342,10 @@ class Users:
         """
         asked = list(dict.fromkeys(asked))
         pending = list(dict.fromkeys(recorded))
-        # First as if every asked user were new; if that meets the cap, again counting
-        # only those the connection does not watch yet.
+        # First as if every asked user were new. If that meets the cap, the failed
+        # condition hands back the watch list: count again, only the users it lacks.
         room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(asked)
         for counted_exactly in (False, True):
-            if room < 0:
-                raise SubscriptionCapReached(connection_id)
             chunk = pending[: TRANSACTION_LIMIT - 2]
             try:
                 self._transact(
@@ -363,10 +361,12 @@ class Users:
                     raise ConnectionClosed(connection_id) from None
                 if 1 not in failed:
                     raise
-                if counted_exactly:
+                watching = _watching(canceled.items[1])
+                if watching is None:  # a backend that does not return it: read it
+                    watching = self.watched_by(watcher, connection_id)
+                room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(set(asked) - watching)
+                if counted_exactly or len(watching) > room:
                     raise SubscriptionCapReached(connection_id) from None
-                new = set(asked) - self.watched_by(watcher, connection_id)
-                room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(new)
                 continue
             pending = pending[len(chunk) :]
             break
@@ -406,6 +406,7 @@ class Users:
                 # Sets only grow while the connection lives: a size within `room` now keeps
                 # the union within the cap, whatever was added concurrently.
                 "ConditionExpression": "attribute_not_exists(watching) OR size(watching) <= :room",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 "ExpressionAttributeValues": {
                     ":asked": {"SS": asked},
                     ":room": {"N": str(room)},
@@ -449,7 +450,7 @@ class Users:
             Key={"pk": {"S": user_key(watcher)}, "sk": {"S": WATCH_PREFIX + connection_id}},
             ConsistentRead=True,
         )
-        return set(response.get("Item", {}).get("watching", {}).get("SS", []))
+        return _watching(response.get("Item")) or set()
 
     def forget_watches(self, watcher: str, connection_id: str) -> int:
         """Delete a closed connection's watch list and every subscription it names; how
@@ -615,6 +616,13 @@ class Users:
             while pending:
                 response = self._client.batch_write_item(RequestItems=pending)
                 pending = dict(response.get("UnprocessedItems") or {})
+
+
+def _watching(item: dict[str, Any] | None) -> set[str] | None:
+    """The users a watch list item names; None without the item."""
+    if item is None:
+        return None
+    return set(item.get("watching", {}).get("SS", []))
 
 
 def _contact_key(owner: str, generation: str, contact: str) -> dict[str, Any]:
