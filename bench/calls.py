@@ -186,6 +186,35 @@ def sync_1000(h: Harness, c: CallCounter) -> Counter[str]:
     return _sync(h, c, 1000)
 
 
+# The frames of one message's life (`message_life`): infra/throttling.py sizes the stage
+# throttle from them and from the posts they cause.
+MESSAGE_LIFE_FRAMES = 3
+
+
+def message_life(h: Harness, c: CallCounter) -> Counter[str]:
+    """One message's whole life: alice sends it, bob's device gets it live and acks it,
+    alice gets the `delivered` receipt live and acks that (3 frames)."""
+    alice, bob = _fresh_pair(h)
+    a, b = h.connect(alice), h.connect(bob)
+    total: Counter[str] = Counter()
+    with c.measuring() as calls:
+        h.send(a, h.message(a, bob, "hello", "msg-life-0001"))
+    total += calls
+    [message] = h.posts.of_type(b.connection_id, "message")
+    with c.measuring() as calls:
+        h.send(b, {"action": "ack", "ids": [message["id"]]})
+    total += calls
+    [receipt] = h.posts.of_type(a.connection_id, "receipt")
+    with c.measuring() as calls:
+        h.send(a, {"action": "ack", "ids": [receipt["id"]]})
+    total += calls
+    return total
+
+
+def posts_of(calls: Counter[str]) -> int:
+    return sum(n for op, n in calls.items() if op.startswith("apigatewaymanagementapi."))
+
+
 def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
     alice, bob = _fresh_pair(h)
     a = h.connect(alice)
@@ -207,6 +236,7 @@ SCENARIOS = [
     Scenario("sync, 10 items", sync_10),
     Scenario("sync, 1,000 items", sync_1000),
     Scenario("getPresence, 1 user, subscribe", get_presence),
+    Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
 
 
@@ -248,7 +278,7 @@ def scan_design_send(h: Harness, c: CallCounter, users: int) -> Counter[str]:
 
 def summary(calls: Counter[str]) -> str:
     dynamo = sum(n for op, n in calls.items() if op.startswith("dynamodb."))
-    posts = sum(n for op, n in calls.items() if op.startswith("apigatewaymanagementapi."))
+    posts = posts_of(calls)
     sns = sum(n for op, n in calls.items() if op.startswith("sns."))
     detail = ", ".join(f"{op.split('.', 1)[1]}x{n}" for op, n in sorted(calls.items()))
     return f"{dynamo:>3} DynamoDB  {posts:>4} post  {sns:>2} SNS   ({detail})"

@@ -1,7 +1,7 @@
 """Cold start: import time of each handler module, next to a bare `import boto3`.
 
 Each figure is the median of several fresh interpreters, in an environment shaped like
-Lambda's (LAMBDA_TASK_ROOT and friends set, so the X-Ray SDK behaves as it does there).
+Lambda's (LAMBDA_TASK_ROOT and friends set, so powertools behaves as it does there).
 `import boto3` is the floor no Python function that talks to AWS can go under; the
 target is at most 1.3x that floor.
 """
@@ -21,14 +21,12 @@ PROBE = (
     "import time, importlib, sys; t = time.perf_counter(); "
     "[importlib.import_module(m) for m in sys.argv[1:]]; print(time.perf_counter() - t)"
 )
-# The libraries the functions import before a line of ours runs: powertools' Logger,
-# Metrics and Tracer with the X-Ray SDK, and pynacl (the authorizer's only).
+# The libraries the functions import before a line of ours runs: powertools' Logger and
+# Metrics, and pynacl (the authorizer's only). No tracing SDK: Lambda's active tracing.
 CHOSEN_STACK = [
     "boto3",
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.metrics",
-    "aws_lambda_powertools.tracing",
-    "aws_xray_sdk.core",
     "nacl.signing",
 ]
 
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median of {RUNS} fresh interpreters, Lambda-like environment")
     print(f"{'import boto3 (floor)':<44} {floor * 1000:7.0f} ms   1.00x")
     print(
-        f"{'boto3 + powertools + X-Ray SDK + pynacl':<44} {stack * 1000:7.0f} ms   "
+        f"{'boto3 + powertools (Logger, Metrics) + pynacl':<44} {stack * 1000:7.0f} ms   "
         f"{stack / floor:.2f}x   (the libraries alone)"
     )
     worst = 0.0

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.calls import CallCounter, instrument
+from bench.calls import message_life as count_life
 from messenger.dal.queue import QueuedMessage, QueuedReceipt, _to_item
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.names import ReceiptStatus
-from tests.support.harness import Harness, harness
-from tests.support.identities import TestUser
+from tests.support.harness import harness
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
@@ -91,25 +91,6 @@ class Bill:
             "DynamoDB reads": self.rru * DYNAMODB_PER_MILLION_RRU,
             "SNS push": self.sns * SNS_PER_MILLION_MOBILE_PUSH,
         }
-
-
-def count_life(h: Harness, counter: CallCounter) -> Counter[str]:
-    """Count the calls of one message's whole life on the real handlers."""
-    alice, bob = TestUser("alice"), TestUser("bob")
-    a, b = h.connect(alice), h.connect(bob)
-    total: Counter[str] = Counter()
-    with counter.measuring() as calls:
-        h.send(a, h.message(a, bob, "hello", "msg-cost-0001"))
-    total += calls
-    [message] = h.posts.of_type(b.connection_id, "message")
-    with counter.measuring() as calls:
-        h.send(b, {"action": "ack", "ids": [message["id"]]})
-    total += calls
-    [receipt] = h.posts.of_type(a.connection_id, "receipt")
-    with counter.measuring() as calls:
-        h.send(a, {"action": "ack", "ids": [receipt["id"]]})
-    total += calls
-    return total
 
 
 def life_bill(calls: Counter[str], body_bytes: int) -> Bill:

@@ -1,10 +1,13 @@
 """CDK entry point (`cdk.json`: `.venv/bin/python -m infra.app`).
 
-    npx cdk deploy -c env=dev        # or env=prod; README "Deploy to AWS" lists the rest
-    npx cdk synth -c bundle=false    # the template only, without building the asset
+    npx cdk deploy --all -c env=dev  # the logging-role stack (once per account and region)
+                                     # if missing, then Messenger-dev; README lists the rest
+    npx cdk synth -c bundle=false    # the templates only, without building the asset
 
-The stack is environment-agnostic: it deploys to the account and region of the AWS
-profile the CLI runs with, and the template is the same on every machine.
+The stacks deploy to the account and region of the AWS profile the CLI runs with
+(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION) or to `-c account=... -c region=...`. The
+region is needed at synth time: what the stack uses is checked against what the region
+offers (infra/regions.py).
 
 cdk-nag's AwsSolutions pack checks the app as a validation plugin: a finding that is not
 acknowledged (with its reason, next to the construct that causes it) stops synth.
@@ -12,29 +15,58 @@ acknowledged (with its reason, next to the construct that causes it) stops synth
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import config_from_context
+from infra.config import config_from_context, target_from
+from infra.logging_role import api_gateway_logging_stack
 from infra.stack import MessengerStack
 
 # `-c bundle=false`: synthesize without building the Lambda asset.
 BUNDLE_CONTEXT = "bundle"
 BUNDLING_STACKS_CONTEXT = "aws:cdk:bundling-stacks"
+# `-c apiGatewayLogsRole=false`: the account's API Gateway logging role is managed
+# elsewhere; the app then has no logging-role stack.
+LOGS_ROLE_CONTEXT = "apiGatewayLogsRole"
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> App:
-    """The app with its one stack; tests pass context (and skip bundling) through here."""
-    app = App(context=dict(context or {}), outdir=outdir)
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context (feature flags, defaults), which the CLI passes to the app."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text()).get("context", {})
+    return context
+
+
+def build_app(
+    context: Mapping[str, Any] | None = None,
+    outdir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> App:
+    """The app and its stacks; tests pass context (and skip bundling) through here.
+
+    cdk.json's context comes first, so that a synthesis outside the CLI (tests) gets the
+    same feature flags; what the CLI passes wins over both.
+    """
+    app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     if str(app.node.try_get_context(BUNDLE_CONTEXT)).lower() == "false":
         # The CLI keeps `aws:cdk:*` context to itself, so this is how a synth that only
         # wants the template (tests, reviews) skips pip. Set before any stack exists.
         app.node.set_context(BUNDLING_STACKS_CONTEXT, [])
-    config = config_from_context(app.node.try_get_context)
-    MessengerStack(app, config.stack_name, config=config)
+    get = app.node.try_get_context
+    config = config_from_context(get)
+    target = target_from(get, os.environ if environ is None else environ)
+    stack = MessengerStack(app, config.stack_name, config=config, target=target)
+    if config.api_gateway_logs_role:
+        stack.add_stack_dependency(
+            api_gateway_logging_stack(app, target),
+            "API Gateway needs its CloudWatch role before a stage may log",
+        )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -11,9 +11,9 @@ functions/requirements.txt pins and the tests ran, and the layer's ARN differs p
 region and release.
 
 boto3 is not bundled: the runtime's is recent enough for every call the functions make,
-and leaving it out keeps the asset a quarter of the size (botocore alone is 32 MB), which
-is less to download on every cold start. The X-Ray SDK that powertools' tracer pulls in
-depends on botocore, so pip installs the SDK anyway; bundling drops it again, or the
+and leaving it out keeps the asset small (botocore alone is 32 MB), which is less to
+download on every cold start. Should a dependency pull the SDK in again (the X-Ray SDK
+under powertools' tracer did, until the functions dropped it), bundling drops it, or the
 bundled botocore would shadow the runtime's and run under the runtime's boto3.
 """
 

@@ -4,10 +4,14 @@
 
 Every value has a default per environment; a context key overrides it. Context given on
 the command line arrives as a string, in cdk.json as JSON, so numbers are parsed here.
+
+Where to deploy (`Target`) is the account and region of the CLI's profile
+(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), or `-c account=... -c region=...`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,12 +19,40 @@ from typing import Any
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
+from infra.regions import AccountQuota, region_kind
+from infra.throttling import Throttle, account_requests, stage_throttle
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
 from messenger_protocol.names import PushPlatform
 
 ENVIRONMENTS = ("dev", "prod")
 # `-c push:APNS=<application ARN or SSM parameter name>`, one per platform in the contract.
 PUSH_CONTEXT_PREFIX = "push:"
+ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The account and region a stack deploys to. The region is always known at synth
+    (what it offers is checked then); the account may be left to deploy time, unless
+    something is looked up in it."""
+
+    region: str
+    account: str | None = None
+
+
+def target_from(get: Callable[[str], Any], environ: Mapping[str, str]) -> Target:
+    """Context `region`/`account`, else the CLI's CDK_DEFAULT_REGION/CDK_DEFAULT_ACCOUNT."""
+    region = str(get("region") or environ.get("CDK_DEFAULT_REGION") or "")
+    if not region:
+        raise ValueError(
+            "no region to deploy to: set one in your AWS profile (or AWS_REGION) for "
+            "the CDK CLI, or pass -c region=REGION"
+        )
+    region_kind(region)  # refuses a region the stack does not support
+    account = str(get("account") or environ.get("CDK_DEFAULT_ACCOUNT") or "") or None
+    if account is not None and not ACCOUNT_PATTERN.match(account):
+        raise ValueError(f"account must be 12 digits, got {account!r}")
+    return Target(region=region, account=account)
 
 
 @dataclass(frozen=True)
@@ -30,9 +62,15 @@ class DeploymentConfig:
     removal_policy: RemovalPolicy
     deletion_protection: bool
     log_retention: logs.RetentionDays
-    # Stage-wide API Gateway throttling: steady messages per second and the burst above it.
-    throttle_rate: float
-    throttle_burst: int
+    # The part of API Gateway's account quota (per region) this environment's stage and
+    # the @connections posts its frames cause may use; see infra/throttling.py.
+    account_share: float
+    # Stage-wide throttling set by hand (frames/s, burst), instead of derived from the share.
+    throttle_rate: int | None
+    throttle_burst: int | None
+    # The account's API Gateway throttle quota if AWS raised it (Service Quotas
+    # L-8A5B8E43); None: the region's default (infra/regions.py).
+    account_quota: AccountQuota | None
     memory_mb: int
     timeout: Duration
     # Lambda SnapStart: cold starts restore a snapshot taken after the imports instead of
@@ -53,14 +91,42 @@ class DeploymentConfig:
     def stack_name(self) -> str:
         return f"Messenger-{self.env}"
 
+    def quota_in(self, region: str) -> AccountQuota:
+        return self.account_quota or region_kind(region).quota
+
+    def stage_throttle(self, region: str) -> Throttle:
+        """The stage throttle in `region`: set by hand, or this env's share of the quota.
+
+        Refuses a hand-set throttle whose frames and posts the account cannot carry.
+        """
+        quota = self.quota_in(region)
+        derived = stage_throttle(quota, self.account_share)
+        throttle = Throttle(
+            rate=self.throttle_rate or derived.rate, burst=self.throttle_burst or derived.burst
+        )
+        rate, burst = account_requests(throttle)
+        if rate > quota.rate or burst > quota.burst:
+            whole = stage_throttle(quota, 1.0)
+            raise ValueError(
+                f"a stage throttle of {throttle.rate}/s (burst {throttle.burst}) and the "
+                f"@connections posts it lets through need {rate:.0f}/s (burst {burst:.0f}) "
+                f"of API Gateway's account quota in {region}, {quota.rate}/s (burst "
+                f"{quota.burst}): at most {whole.rate}/s (burst {whole.burst}), or raise the "
+                "quota and say so with -c accountQuotaRate=... -c accountQuotaBurst=..."
+            )
+        return throttle
+
 
 _BASE = DeploymentConfig(
     env="dev",
     removal_policy=RemovalPolicy.DESTROY,
     deletion_protection=False,
     log_retention=logs.RetentionDays.ONE_WEEK,
-    throttle_rate=100,
-    throttle_burst=200,
+    # 5% of the account quota: 300 frames/s (burst 150) where it is 10,000/s.
+    account_share=0.05,
+    throttle_rate=None,
+    throttle_burst=None,
+    account_quota=None,
     memory_mb=512,
     # API Gateway gives up on an integration after 29 s; a function running longer helps
     # no one. The SDK clients' own timeouts (functions/messenger/wiring.py) fit inside.
@@ -81,9 +147,9 @@ DEFAULTS = {
         removal_policy=RemovalPolicy.RETAIN,
         deletion_protection=True,
         log_retention=logs.RetentionDays.ONE_MONTH,
-        # API Gateway's default account quota; ask AWS for more before going past it.
-        throttle_rate=10_000,
-        throttle_burst=5_000,
+        # 90% of the account quota (5,400 frames/s, burst 2,700 where it is 10,000/s):
+        # with dev's 5%, both fit in one account, and 5% is left for anything else.
+        account_share=0.9,
         snap_start=True,
     ),
 }
@@ -120,7 +186,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
     config = DEFAULTS[env]
     overrides: dict[str, Any] = {}
     parsers: dict[str, tuple[str, Callable[[Any], Any]]] = {
-        "throttleRate": ("throttle_rate", float),
+        "throttleRate": ("throttle_rate", int),
         "throttleBurst": ("throttle_burst", int),
         "memoryMb": ("memory_mb", int),
         "messageTtlSeconds": ("message_ttl_seconds", int),
@@ -140,4 +206,9 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
     }
     if push_apps:
         overrides["push_apps"] = push_apps
+    quota_rate, quota_burst = get("accountQuotaRate"), get("accountQuotaBurst")
+    if quota_rate or quota_burst:
+        if not (quota_rate and quota_burst):
+            raise ValueError("accountQuotaRate and accountQuotaBurst go together")
+        overrides["account_quota"] = AccountQuota(rate=int(quota_rate), burst=int(quota_burst))
     return replace(config, **overrides)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -24,6 +24,7 @@ from constructs import Construct
 from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric, refused_metric
 
 PERIOD = Duration.minutes(5)
+CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 
 # Counters the functions publish, named in the contract.
 CONNECTIONS_OPENED = Metric.CONNECTIONS_OPENED
@@ -121,12 +122,36 @@ class Monitoring(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
-        )
-        return sns.Topic(
+        key.grant(iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL), "kms:Decrypt", "kms:GenerateDataKey*")
+        topic = sns.Topic(
             self, "AlarmTopic", master_key=key, enforce_ssl=True, display_name="Messenger alarms"
         )
+        # The topic policy that `enforce_ssl` creates replaces the topic's default policy,
+        # and SnsAction grants nothing: without this, every alarm action fails with
+        # "... is not authorized to perform: SNS:Publish". Only alarms of this account
+        # and region may publish (AWS Knowledge Center,
+        # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger).
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        return topic
 
     def _alarm(
         self, construct_id: str, metric: cw.IMetric, threshold: float, description: str

@@ -54,6 +54,7 @@ class Targets:
     # from its fixed name: the presence function announces too, and a reference to its
     # own ARN would make a cycle.
     presence_function_arn: str
+    relays: tuple[str, ...] = ()  # the peer cells' Relay function ARNs
 
 
 def index_arns(spec: TableSpec, table: dynamodb.ITableV2) -> list[str]:
@@ -129,6 +130,16 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
                 actions=list(ENDPOINT_ACTIONS),
                 resources=[endpoint_arns_of(arn) for arn in targets.push_apps],
             ),
+        ]
+    if access is Access.RELAY:
+        if not targets.relays:
+            return []  # one cell: no peer to call
+        return [
+            iam.PolicyStatement(
+                sid="InvokePeerRelays",
+                actions=["lambda:InvokeFunction"],
+                resources=list(targets.relays),
+            )
         ]
     raise ValueError(f"no IAM mapping for {access!r}")
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import ArnFormat, Aws, CfnOutput, RemovalPolicy, Stack
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Aws,
+    CfnOutput,
+    Environment,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
@@ -23,10 +31,16 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct, IConstruct
 
 from infra import bundling
-from infra.config import DeploymentConfig
+from infra.config import DeploymentConfig, Target
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, flattened
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
+from infra.regions import (
+    SNAPSTART_UNKNOWN_TO_CDK_VALIDATOR,
+    check_push_apps,
+    check_snap_start,
+)
+from infra.versions import deploy_time_inputs
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
@@ -47,6 +61,8 @@ CONNECT_ROUTE = "$connect"
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 # With SnapStart (prod), API Gateway invokes this alias of the published version.
 LIVE_ALIAS = "live"
+# What an SSM context lookup returns before the CLI has made it (CDK's dummy value).
+LOOKUP_PLACEHOLDER_PREFIX = "dummy-value-for-"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -85,16 +101,22 @@ class _AccessLogs:
 
 
 class MessengerStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, target: Target
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
+            env=Environment(account=target.account, region=target.region),
             description=f"Serverless messenger ({config.env}): WebSocket API, Lambda, "
             "DynamoDB, SNS mobile push",
         )
         self.config = config
+        self.target = target
+        check_snap_start(target.region, config.snap_start)
         self.tables = {spec: self._table(spec) for spec in TABLES}
         self.push_apps = self._push_apps()
+        check_push_apps(target.region, self.push_apps)
 
         self.api = apigwv2.WebSocketApi(
             self,
@@ -230,11 +252,34 @@ class MessengerStack(Stack):
         )
 
     def _push_apps(self) -> dict[str, str]:
-        """Platform -> SNS platform application ARN, as given or read from SSM at deploy."""
+        """Platform -> SNS platform application ARN, as given or read from SSM at synth.
+
+        Looked up at synth time (and cached in cdk.context.json), not resolved by
+        CloudFormation at deploy: the ARN is then part of the functions' version hash, so
+        a changed parameter publishes new versions (infra/versions.py), and its region
+        can be checked here.
+        """
         apps = {}
         for platform, source in sorted(self.config.push_apps.items()):
             if source.startswith("/"):
-                apps[platform] = ssm.StringParameter.value_for_string_parameter(self, source)
+                if self.target.account is None:
+                    raise ValueError(
+                        f"push:{platform} names an SSM parameter, looked up at synth time in "
+                        "the target account: run the CDK CLI with credentials for it, or "
+                        "pass -c account=ACCOUNT"
+                    )
+                arn = ssm.StringParameter.value_from_lookup(self, source)
+                if arn.startswith(LOOKUP_PLACEHOLDER_PREFIX):
+                    # Not looked up yet: the CLI reads the app's missing context, looks it
+                    # up and synthesizes again. Until then a well-formed stand-in, so that
+                    # this first pass gets through validation to that point.
+                    arn = self.format_arn(
+                        service="sns",
+                        resource="app",
+                        resource_name=f"{platform}/{LOOKUP_PLACEHOLDER_PREFIX}{platform.lower()}",
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                apps[platform] = arn
             else:
                 apps[platform] = source
         return apps
@@ -257,7 +302,7 @@ class MessengerStack(Stack):
             self.config.registrations_per_ip_per_hour
         )
         if Access.ANNOUNCE_PRESENCE in access:
-            environment[PRESENCE_WORKER.env.value] = self._invocable_name(
+            environment[Env.PRESENCE_FUNCTION.value] = self._invocable_name(
                 PRESENCE_WORKER.function_name
             )
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
@@ -328,10 +373,28 @@ class MessengerStack(Stack):
         cfn_function = function.node.default_child
         assert isinstance(cfn_function, lambda_.CfnFunction)
         cfn_function.override_logical_id(name)
+        # A table replaced on deploy has a new name under the same reference: publish a
+        # new version then too, or the `live` alias would keep the old table's name.
+        function.invalidate_version_based_on(deploy_time_inputs(self, self._environment(access)))
         self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access, targets)
         self.functions[name] = function
         if not self.config.snap_start:
             return function
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                reason="every deploy publishes the function's current version and points the "
+                "live alias, which API Gateway invokes, at it",
+            )
+        )
+        if self.target.region in SNAPSTART_UNKNOWN_TO_CDK_VALIDATOR:
+            Validations.of(function).acknowledge(
+                Acknowledgment(
+                    id="CloudFormation-Validate::E2530",
+                    reason=f"the Lambda documentation and cfn-lint list {self.target.region} "
+                    "among SnapStart's regions; the validator's region table is older",
+                )
+            )
         # SnapStart restores published versions only: API Gateway invokes an alias of the
         # version this deploy published, and the next deploy moves the alias.
         return lambda_.Alias(
@@ -374,6 +437,17 @@ class MessengerStack(Stack):
             retention=self.config.log_retention,
             removal_policy=self.config.removal_policy,
         )
+        # Where API Gateway writes the stage's execution logs. Left to API Gateway, the
+        # group would be made on the first error, kept forever and outlive the stack.
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.api_id}/{self.config.env}",
+            retention=self.config.log_retention,
+            removal_policy=self.config.removal_policy,
+        )
+        # This env's share of API Gateway's account quota, less what its posts need.
+        throttle = self.config.stage_throttle(self.target.region)
         stage = apigwv2.WebSocketStage(
             self,
             "Stage",
@@ -381,8 +455,8 @@ class MessengerStack(Stack):
             stage_name=self.config.env,
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(
-                rate_limit=self.config.throttle_rate,
-                burst_limit=self.config.throttle_burst,
+                rate_limit=throttle.rate,
+                burst_limit=throttle.burst,
             ),
             detailed_metrics_enabled=True,
             access_log_settings=_AccessLogs(access_logs),
@@ -392,33 +466,8 @@ class MessengerStack(Stack):
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         cfn_stage.add_property_override("DefaultRouteSettings.LoggingLevel", "ERROR")
         cfn_stage.add_property_override("DefaultRouteSettings.DataTraceEnabled", False)
-        if self.config.api_gateway_logs_role:
-            stage.node.add_dependency(self._api_gateway_account())
+        stage.node.add_dependency(execution_logs)
         return stage
-
-    def _api_gateway_account(self) -> apigw.CfnAccount:
-        """The account-wide role through which API Gateway writes logs (one per region)."""
-        role = iam.Role(
-            self,
-            "ApiGatewayLogsRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-                )
-            ],
-        )
-        # Every API in the region logs through it: deleting this stack must not cut
-        # them off, so it stays behind (as with CDK's RestApi).
-        role.apply_removal_policy(RemovalPolicy.RETAIN)
-        acknowledge(
-            role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-            "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-            "The account-wide API Gateway logging role serves every API in the "
-            "region; this AWS-managed policy is the one AWS documents for it",
-        )
-        return apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
 
     # --- outputs ------------------------------------------------------------------
 

@@ -15,11 +15,29 @@ from messenger.contract import (
     Env,
     RateLimit,
 )
+from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
 from messenger_protocol.names import Action
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
 DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """This deployment's place among the cells (PROTOCOL.md §6)."""
+
+    cell_id: str
+    shard_map: ShardMap
+    peers: Mapping[str, str]  # cell -> its Relay function (name or ARN)
+
+    def __post_init__(self) -> None:
+        cells = set(self.shard_map.cells())
+        if self.cell_id not in cells:
+            raise ValueError(f"{Env.CELL_ID.value} {self.cell_id!r} owns no shard of the map")
+        missing = cells - {self.cell_id} - set(self.peers)
+        if missing:
+            raise ValueError(f"{Env.CELL_PEERS.value} names no Relay for {sorted(missing)}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,8 @@ class Settings:
     registrations_per_ip_per_hour: int = DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     # The presence function's name (or ARN) as Lambda's Invoke takes it.
     presence_function: str = PRESENCE_WORKER.function_name
+    # None: a single-cell deployment, where every user is at home.
+    cell: CellSettings | None = None
 
     def __post_init__(self) -> None:
         for name in ("users_table", "queue_table", "limits_table"):
@@ -69,6 +89,25 @@ def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
         raise ValueError(f"{env.value} must be an integer, not {text!r}") from None
 
 
+def _cell(environ: Mapping[str, str]) -> CellSettings | None:
+    cell_id = environ.get(Env.CELL_ID.value, "").strip()
+    if not cell_id:
+        return None
+    if not is_cell_id(cell_id):
+        raise ValueError(f"{Env.CELL_ID.value} must be a cell id, not {cell_id!r}")
+    try:
+        shard_map = ShardMap.from_compact(environ.get(Env.CELL_SHARD_MAP.value, ""))
+    except InvalidDirectory as error:
+        raise ValueError(f"{Env.CELL_SHARD_MAP.value}: {error}") from None
+    peers = {}
+    for entry in filter(None, environ.get(Env.CELL_PEERS.value, "").split(",")):
+        cell, _, relay = entry.partition("=")
+        if not is_cell_id(cell) or not relay:
+            raise ValueError(f"{Env.CELL_PEERS.value} entry {entry!r} is not <cell>=<function>")
+        peers[cell] = relay
+    return CellSettings(cell_id, shard_map, peers)
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; a missing table name fails loudly."""
     push_apps = {
@@ -97,6 +136,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         registrations_per_ip_per_hour=_integer(
             environ, Env.REGISTRATIONS_PER_IP_PER_HOUR, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
         ),
+        cell=_cell(environ),
     )
     presence_function = environ.get(Env.PRESENCE_FUNCTION.value)
     return replace(settings, presence_function=presence_function) if presence_function else settings

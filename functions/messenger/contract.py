@@ -89,6 +89,12 @@ class Env(StrEnum):
     REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
     # The function that tells watchers about presence changes (its name or ARN).
     PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
+    # Cells (PROTOCOL.md §6; unset: one cell, every user at home). This cell's id, the
+    # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
+    # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
+    CELL_ID = "CELL_ID"
+    CELL_SHARD_MAP = "CELL_SHARD_MAP"
+    CELL_PEERS = "CELL_PEERS"
 
 
 SERVICE_NAME = "messenger"
@@ -243,6 +249,8 @@ class Access(StrEnum):
     LIMITS = "limits:update"
     # Hand a presence change to the presence function (Lambda's asynchronous invoke).
     ANNOUNCE_PRESENCE = "presence:announce"
+    # Invoke the peer cells' Relay functions (and nothing else of theirs).
+    RELAY = "cells:relay"
 
 
 @dataclass(frozen=True)
@@ -256,6 +264,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Function:
+    """A function that is not behind a route: peers invoke it (the cells' Relay), or this
+    cell's own functions do (the presence function, named to them by PRESENCE_FUNCTION)."""
+
+    handler: str
+    function_name: str
+    access: frozenset[Access]
+
+
+@dataclass(frozen=True)
 class Authorizer:
     handler: str
     function_name: str
@@ -264,21 +282,11 @@ class Authorizer:
     identity_query_params: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Worker:
-    """A function behind no route: other functions invoke it asynchronously, naming it
-    through `env`."""
-
-    handler: str
-    function_name: str
-    access: frozenset[Access]
-    env: Env
-
-
 _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
 _LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
+_RELAY = Access.RELAY
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
@@ -289,12 +297,11 @@ AUTHORIZER = Authorizer(
 
 # Tells watchers that a user came online or went offline, off the path of whoever caused
 # it: a handshake or a send never waits on (or fails because of) who watches the user.
-PRESENCE_WORKER = Worker(
+PRESENCE_WORKER = Function(
     handler="messenger.handlers.presence_changed.handler",
     function_name="PresenceChanged",
     # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
     access=frozenset({_R, _W, _POST, _ANNOUNCE}),
-    env=Env.PRESENCE_FUNCTION,
 )
 WORKERS = (PRESENCE_WORKER,)
 
@@ -317,29 +324,38 @@ ROUTES: tuple[Route, ...] = (
         "$connect",
         "messenger.handlers.connect.handler",
         "Connect",
-        frozenset({_R, _W, _ANNOUNCE}),
+        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
         two_way=False,
     ),
     Route(
         "$disconnect",
         "messenger.handlers.disconnect.handler",
         "Disconnect",
-        frozenset({_R, _W, _ANNOUNCE}),
+        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
     # Routes that post to connections learn of closed ones (410), and forget them: the
     # user may go offline then (ANNOUNCE).
-    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE),
-    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE),
-    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE),
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
     _frame_route(Action.SYNC, _R, _W, _QR, _POST, _ANNOUNCE),
-    _frame_route(Action.GET_PRESENCE, _R, _W),
-    _frame_route(Action.GET_KEYS, _R),
+    _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY),
+    _frame_route(Action.GET_KEYS, _R, _RELAY),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.PING),
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}
+
+# What peer cells invoke to reach this cell's users (docs/scale.md): only deployed, and only
+# reachable, when the deployment has more than one cell.
+RELAY = Function(
+    handler="messenger.handlers.relay.handler",
+    function_name="Relay",
+    # ANNOUNCE: delivering what it stores may find a connection closed.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE}),
+)
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -1,16 +1,20 @@
-"""Powertools Logger, Metrics and Tracer: one of each per function container."""
+"""Powertools Logger and Metrics: one of each per function container.
+
+No tracing SDK: Lambda's active tracing (the stack sets it on every function) records
+each invocation's segment (initialization, invocation, overhead) without one. The X-Ray
+SDK that powertools' Tracer wraps is in maintenance since 2026-02-25, and cost every cold
+start ~50 ms (docs/performance.md); docs/infra.md says what replaces it and why.
+"""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-# Only boto3 calls get subsegments; patching every library X-Ray knows costs cold start.
-tracer = Tracer(service=SERVICE_NAME, patch_modules=["boto3"])
 
 
 def count(name: str, value: int = 1) -> None:

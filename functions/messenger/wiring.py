@@ -6,7 +6,9 @@ Handlers ask `services()` for what they need. Tests replace pieces through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -19,16 +21,20 @@ from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Acknowledgements, Queue
 from messenger.dal.rate_limits import RateLimits
 from messenger.dal.users import Users
+from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, OfflineNotifier
+from messenger.logic.peers import Peers
 from messenger.logic.presence import Presence, PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import RateLimiter
+from messenger.logic.relay import RelayService
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
+from messenger.transport.relay import RelayClient
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -66,12 +72,15 @@ def sns_client() -> SNSClient:
     return boto3.client("sns", config=SNS_CLIENT_CONFIG)
 
 
-# Handing a presence change over is one asynchronous Invoke: Lambda answers at once.
+# A peer cell's Relay stores a message (and may push) before it answers: some patience,
+# but well inside the 29 s API Gateway gives the function that waits for it. Handing a
+# presence change to the presence function (an Event invoke) is answered at once.
 LAMBDA_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=1,
-    read_timeout=2,
+    connect_timeout=2,
+    read_timeout=10,
     tcp_keepalive=True,
+    max_pool_connections=50,
 )
 
 
@@ -96,8 +105,19 @@ class Services:
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
+        self.cells = Cells(self.settings.cell)
+        cell = self.settings.cell
+        self.peers = Peers(
+            self.cells,
+            RelayClient(self.lambda_client_factory, cell.cell_id, cell.peers) if cell else None,
+        )
         self.identity = Identity(
-            self.users, self.rate_limits, self.clock, self.settings.registrations_per_ip_per_hour
+            self.users,
+            self.rate_limits,
+            self.clock,
+            self.settings.registrations_per_ip_per_hour,
+            self.cells,
+            self.peers,
         )
         self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
         self.announcer = PresenceAnnouncer(
@@ -132,7 +152,16 @@ class Services:
             self.settings.message_ttl_seconds,
             self.rate_limiter,
             self.offline,
+            self.cells,
+            self.peers,
         )
+
+    def relay(self) -> RelayService:
+        """What peer cells may ask; live deliveries go to this cell's own API stage."""
+        endpoint = self.settings.connections_endpoint
+        if endpoint is None:
+            raise RuntimeError("the Relay needs CONNECTIONS_ENDPOINT: it has no API event")
+        return RelayService(self.cells, lambda: self.messaging(endpoint), self.identity)
 
     def presence(self, endpoint: str) -> Presence:
         return Presence(self.users, self.clock, self.announcer, endpoint)
@@ -143,6 +172,9 @@ class Services:
 
 
 _override: Services | None = None
+# Per invocation, where one process serves several cells (the local emulator, the tests):
+# the Services of the cell whose function runs. Unset on Lambda.
+_current: ContextVar[Services | None] = ContextVar("messenger_services", default=None)
 
 
 @cache
@@ -151,7 +183,20 @@ def _default_services() -> Services:
 
 
 def services() -> Services:
+    current = _current.get()
+    if current is not None:
+        return current
     return _override if _override is not None else _default_services()
+
+
+@contextmanager
+def serving(replacement: Services) -> Iterator[None]:
+    """Run the handlers called inside the block (in this thread) with these Services."""
+    token = _current.set(replacement)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def use_services(replacement: Services | None) -> None:

@@ -23,6 +23,9 @@ NOT_ON_LAMBDA = {
     "messenger_local",
     "messenger_client",
     "requests",
+    # The X-Ray SDK (maintenance since 2026-02-25): Lambda traces without it
+    "aws_xray_sdk",
+    "wrapt",
 }
 PROBE = (
     "import importlib, json, sys\n"

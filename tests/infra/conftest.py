@@ -22,8 +22,22 @@ from infra.app import build_app
 from infra.config import DeploymentConfig, config_from_context
 from messenger.contract import AUTHORIZER, ROUTES, WORKERS
 
-APNS_APP = "arn:aws:sns:us-east-1:123456789012:app/APNS/messenger-ios"
+# Where the templates are synthesized for: a region with SnapStart and SNS mobile push.
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+TARGET: dict[str, Any] = {"account": ACCOUNT, "region": REGION}
+APNS_APP = f"arn:aws:sns:{REGION}:{ACCOUNT}:app/APNS/messenger-ios"
 GCM_PARAMETER = "/messenger/push/gcm"
+GCM_APP = f"arn:aws:sns:{REGION}:{ACCOUNT}:app/GCM/messenger-android"
+
+
+def ssm_lookup(
+    name: str, value: str, account: str = ACCOUNT, region: str = REGION
+) -> dict[str, str]:
+    """The context entry `cdk synth` records in cdk.context.json for an SSM lookup."""
+    return {f"ssm:account={account}:parameterName={name}:region={region}": value}
+
+
 ALARM_EMAIL = "oncall@example.com"
 NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 # Every function of the contract: (logical name, what it may touch).
@@ -55,6 +69,23 @@ class Synthesized:
     @property
     def template_path(self) -> Path:
         return self.outdir / f"{self.config.stack_name}.template.json"
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Every stack the app synthesized (artifact id -> template), this one included."""
+        return {
+            path.name.removesuffix(".template.json"): json.loads(path.read_text())
+            for path in self.outdir.glob("*.template.json")
+        }
+
+    def dependencies(self) -> list[str]:
+        """The artifact ids of the stacks `cdk deploy` deploys before this one."""
+        manifest = json.loads((self.outdir / "manifest.json").read_text())
+        stack = manifest["artifacts"][self.config.stack_name]
+        return [
+            name
+            for name in stack.get("dependencies", [])
+            if manifest["artifacts"][name]["type"] == "aws:cloudformation:stack"
+        ]
 
     def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {
@@ -93,20 +124,23 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize({"env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+    yield synthesize({**TARGET, "env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+
+
+# prod as the README deploys it: one platform by ARN, one by SSM parameter (looked up).
+PROD_CONTEXT: dict[str, Any] = {
+    **TARGET,
+    "env": "prod",
+    "push:APNS": APNS_APP,
+    "push:GCM": GCM_PARAMETER,
+    **ssm_lookup(GCM_PARAMETER, GCM_APP),
+    "alarmEmail": ALARM_EMAIL,
+}
 
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(
-        {
-            "env": "prod",
-            "push:APNS": APNS_APP,
-            "push:GCM": GCM_PARAMETER,
-            "alarmEmail": ALARM_EMAIL,
-        },
-        tmp_path_factory.mktemp("cdk-prod"),
-    )
+    yield synthesize(PROD_CONTEXT, tmp_path_factory.mktemp("cdk-prod"))
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])

@@ -13,6 +13,7 @@ import pytest
 from infra import bundling
 from infra.app import build_app
 from messenger.contract import AUTHORIZER, ROUTES
+from tests.infra.conftest import TARGET
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -32,7 +33,7 @@ def elf_machine(path: Path) -> int:
 def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Given a synthesis that bundles, as `cdk deploy` does
     outdir = tmp_path_factory.mktemp("cdk-bundled")
-    app = build_app({"env": "dev"}, outdir=str(outdir))
+    app = build_app({**TARGET, "env": "dev"}, outdir=str(outdir))
     app.synth()
 
     # Then every function's code is the one asset it built
@@ -88,6 +89,8 @@ def test_given_the_asset_then_it_holds_the_functions_and_their_dependencies_only
     assert not names & {"boto3", "botocore", "s3transfer"}
     # The functions validate frames without pydantic: it would cost every cold start
     assert not names & {"pydantic", "pydantic_core"}
+    # Nor a tracing SDK: Lambda's active tracing needs none in the function
+    assert not names & {"aws_xray_sdk", "wrapt"}
     # Nothing compiled for the Python that ran pip
     assert not list(asset.rglob("__pycache__")) and not list(asset.rglob("*.pyc"))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra import bundling
+from infra.app import build_app
 from messenger.contract import (
     METRICS_NAMESPACE,
     SERVICE_NAME,
@@ -13,7 +16,15 @@ from messenger.contract import (
     Env,
 )
 from messenger_protocol.names import PushPlatform
-from tests.infra.conftest import APNS_APP, FUNCTIONS, GCM_PARAMETER
+from tests.infra.conftest import (
+    APNS_APP,
+    FUNCTIONS,
+    GCM_APP,
+    GCM_PARAMETER,
+    NO_BUNDLING,
+    PROD_CONTEXT,
+    ssm_lookup,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -78,9 +89,10 @@ def test_given_a_function_then_its_environment_comes_from_the_contract(prod, nam
     if Access.PUSH in access:
         assert pushed == {Env.PUSH_APP_APNS.value, Env.PUSH_APP_GCM.value}
         assert variables[Env.PUSH_APP_APNS.value] == APNS_APP
-        # An SSM parameter name becomes a parameter CloudFormation resolves at deploy time
-        parameter = prod.json["Parameters"][variables[Env.PUSH_APP_GCM.value]["Ref"]]
-        assert parameter == {"Type": "AWS::SSM::Parameter::Value<String>", "Default": GCM_PARAMETER}
+        # An SSM parameter is looked up at synth time: its value is in the template (and
+        # in the version's hash), not left for CloudFormation to resolve
+        assert variables[Env.PUSH_APP_GCM.value] == GCM_APP
+        assert GCM_PARAMETER not in json.dumps(prod.json)
     else:
         assert pushed == set()
 
@@ -89,3 +101,16 @@ def test_given_no_push_platform_then_no_function_learns_one(dev):
     for name, function in dev.resources("AWS::Lambda::Function").items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert not PUSH_ENV & set(variables), name
+
+
+def test_given_an_ssm_push_source_not_looked_up_yet_then_the_cli_is_asked_to_look_it_up(
+    tmp_path,
+):
+    # Given a first synthesis, before the CLI has looked the parameter up
+    context = {key: value for key, value in PROD_CONTEXT.items() if not key.startswith("ssm:")}
+    build_app({**NO_BUNDLING, **context}, outdir=str(tmp_path)).synth()
+
+    # Then it gets through validation, and tells the CLI what to look up (the CLI then
+    # synthesizes again with the value, and caches it in cdk.context.json)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [entry["key"] for entry in manifest["missing"]] == list(ssm_lookup(GCM_PARAMETER, ""))

@@ -15,7 +15,7 @@ from messenger.contract import (
     refused_metric,
 )
 from messenger_protocol.names import ErrorCode
-from tests.infra.conftest import ALARM_EMAIL, FUNCTION_NAMES
+from tests.infra.conftest import ACCOUNT, ALARM_EMAIL, FUNCTION_NAMES, REGION
 
 pytestmark = pytest.mark.infra
 
@@ -139,3 +139,25 @@ def test_given_an_alarm_email_then_it_is_subscribed_to_the_topic(prod, dev):
         },
     )
     dev.template.resource_count_is("AWS::SNS::Subscription", 0)
+
+
+def test_given_the_alarm_topic_then_this_accounts_alarms_may_publish_to_it(each_env):
+    # An AWS::SNS::TopicPolicy replaces the topic's default policy: without an Allow for
+    # CloudWatch every alarm action fails ("... is not authorized to perform: SNS:Publish").
+    (topic_id,) = each_env.resources("AWS::SNS::Topic")
+    (policy,) = each_env.resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    allows = [
+        statement
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+    ]
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    # Scoped to the alarms of this account and region, as the Knowledge Center shows
+    assert allow["Condition"] == {
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+    }

@@ -22,7 +22,7 @@ from messenger.contract import (
     Access,
     TableSpec,
 )
-from tests.infra.conftest import APNS_APP, FUNCTIONS, Synthesized
+from tests.infra.conftest import ACCOUNT, APNS_APP, FUNCTIONS, GCM_APP, REGION, Synthesized
 
 pytestmark = pytest.mark.infra
 
@@ -106,7 +106,7 @@ def expected_grants(
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
         grant(
-            f"arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{api}>/"
+            f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<{api}>/"
             f"{synthesized.config.env}/POST/@connections/*",
             {"execute-api:ManageConnections"},
         )
@@ -115,7 +115,7 @@ def expected_grants(
     if Access.ANNOUNCE_PRESENCE in access:
         alias = ":live" if synthesized.config.snap_start else ""
         grant(
-            "arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:"
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
             f"{synthesized.config.stack_name}-PresenceChanged{alias}",
             {"lambda:InvokeFunction"},
         )
@@ -127,26 +127,10 @@ def expected_grants(
 
 
 def push_resources(synthesized: Synthesized) -> list[tuple[str, str]]:
-    """(application, its endpoints) for the APNS ARN and the GCM SSM parameter."""
-    (parameter,) = [
-        name for name, value in synthesized.json["Parameters"].items() if "messengerpushgcm" in name
-    ]
-    ssm_endpoints = flatten_cfn(
-        {
-            "Fn::Join": [
-                "",
-                [
-                    {"Fn::Select": [0, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-                    ":endpoint/",
-                    {"Fn::Select": [1, {"Fn::Split": [":app/", {"Ref": parameter}]}]},
-                    "/*",
-                ],
-            ]
-        }
-    )
+    """(application, its endpoints) for the APNS ARN and the GCM ARN looked up in SSM."""
     return [
-        (APNS_APP, "arn:aws:sns:us-east-1:123456789012:endpoint/APNS/messenger-ios/*"),
-        (f"<{parameter}>", ssm_endpoints),
+        (APNS_APP, f"arn:aws:sns:{REGION}:{ACCOUNT}:endpoint/APNS/messenger-ios/*"),
+        (GCM_APP, f"arn:aws:sns:{REGION}:{ACCOUNT}:endpoint/GCM/messenger-android/*"),
     ]
 
 
@@ -201,6 +185,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
         push_apps=(APNS_APP,),
         presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
+        relays=("arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c1-relay",),
     )
 
     # Then every need the contract can declare, today's and any new one, maps to statements

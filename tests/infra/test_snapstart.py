@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+import infra.permissions
+import infra.stack
 from infra.stack import LIVE_ALIAS
-from messenger.contract import AUTHORIZER, PRESENCE_WORKER, ROUTES, Env
-from tests.infra.conftest import FUNCTION_NAMES
+from messenger.contract import (
+    AUTHORIZER,
+    LIMITS_TABLE,
+    PRESENCE_WORKER,
+    QUEUE_TABLE,
+    ROUTES,
+    USERS_TABLE,
+    Access,
+    Env,
+)
+from tests.infra.conftest import (
+    FUNCTION_NAMES,
+    GCM_APP,
+    GCM_PARAMETER,
+    PROD_CONTEXT,
+    ssm_lookup,
+    synthesize,
+)
 from tests.infra.test_api import _refs, routes_by_key
 
 pytestmark = pytest.mark.infra
@@ -66,3 +86,46 @@ def test_given_dev_then_no_snapshot_is_billed(dev):
     for name in FUNCTION_NAMES:
         assert "SnapStart" not in dev.json["Resources"][name]["Properties"], name
     assert dev.resources("AWS::Lambda::Alias") == {}
+
+
+def live_versions(synthesized) -> dict[str, str]:
+    """Function logical id -> logical id of the version its `live` alias points at."""
+    versions = {}
+    for alias in synthesized.resources("AWS::Lambda::Alias").values():
+        (function_id,) = _refs(alias["Properties"]["FunctionName"])
+        (versions[function_id],) = _refs(alias["Properties"]["FunctionVersion"])
+    return versions
+
+
+def republished(before, after) -> set[str]:
+    old, new = live_versions(before), live_versions(after)
+    assert sorted(old) == sorted(new) == sorted(FUNCTION_NAMES)
+    return {name for name in old if old[name] != new[name]}
+
+
+PUSHERS = {route.function_name for route in ROUTES if Access.PUSH in route.access}
+
+
+def test_given_a_changed_ssm_push_arn_then_the_functions_that_push_publish_a_new_version(
+    prod, tmp_path
+):
+    # Given the SSM parameter now holds another platform application
+    other = GCM_APP.replace("messenger-android", "messenger-android-2")
+    changed = synthesize({**PROD_CONTEXT, **ssm_lookup(GCM_PARAMETER, other)}, tmp_path)
+
+    # Then the functions that read it get a new version (and their alias moves to it)
+    assert republished(prod, changed) == PUSHERS
+
+
+def test_given_a_replaced_table_then_every_function_publishes_a_new_version(
+    prod, tmp_path, monkeypatch
+):
+    # Given the Queue table's key changes, which makes CloudFormation replace it (a new
+    # table with a new name, under the same logical id)
+    queue = replace(QUEUE_TABLE, sort_key="itemKey")
+    monkeypatch.setattr(infra.stack, "TABLES", (USERS_TABLE, queue, LIMITS_TABLE))
+    monkeypatch.setattr(infra.permissions, "QUEUE_TABLE", queue)
+    changed = synthesize(PROD_CONTEXT, tmp_path)
+
+    # Then every function, all of which read the table's name, gets a new version
+    assert republished(prod, changed) == set(FUNCTION_NAMES)

@@ -27,13 +27,14 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from messenger.config import Settings
 from messenger.contract import (
     AUTHORIZER,
+    PRESENCE_WORKER,
     ROUTES_BY_KEY,
     TABLES,
     WORKERS,
     create_table_request,
 )
 from messenger.logic.clock import FixedClock
-from messenger.wiring import CLIENT_CONFIG, Services, use_services
+from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.events import (
     Api,
@@ -81,6 +82,15 @@ def handshake(
 WORKERS_BY_NAME = {worker.function_name: worker for worker in WORKERS}
 
 
+def handler_of(route: str) -> str:
+    """The dotted handler of a route, of "authorizer", or of a worker by function name."""
+    if route == "authorizer":
+        return AUTHORIZER.handler
+    if route in WORKERS_BY_NAME:
+        return WORKERS_BY_NAME[route].handler
+    return ROUTES_BY_KEY[route].handler
+
+
 def context_for(route: str) -> LambdaContext:
     """A Lambda context for one invocation of the function behind `route` (or the
     authorizer, or a worker by its function name)."""
@@ -125,9 +135,9 @@ def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]
     return getattr(importlib.import_module(module), function)
 
 
-def create_tables(client: Any) -> None:
+def create_tables(client: Any, names: dict[str, str] = TABLE_NAMES) -> None:
     for spec in TABLES:
-        name = TABLE_NAMES[spec.logical_name]
+        name = names[spec.logical_name]
         client.create_table(**create_table_request(spec, name))
         client.update_time_to_live(
             TableName=name,
@@ -192,16 +202,22 @@ class InvokeRecorder:
     def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
         headers = params.get("headers", {})
         assert headers.get("X-Amz-Invocation-Type") == "Event", "only async invokes here"
-        name = unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
-        invocation = (name, json.loads(params["body"]))
-        self.pending.append(invocation)
-        self.invoked.append(invocation)
+        self.record(function_name_in(params), json.loads(params["body"]))
         response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
         return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    def record(self, name: str, payload: dict[str, Any]) -> None:
+        self.pending.append((name, payload))
+        self.invoked.append((name, payload))
 
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         taken, self.pending = self.pending, []
         return taken
+
+
+def function_name_in(params: dict[str, Any]) -> str:
+    """The FunctionName of a Lambda Invoke request, as botocore serialized it."""
+    return unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
 
 
 @dataclass
@@ -217,25 +233,37 @@ class Harness:
     dynamodb: Any
     clock: FixedClock
     posts: PostRecorder
-    invokes: InvokeRecorder
     services: Services
     settings: Settings
     replies: list[dict[str, Any]] = field(default_factory=list)
+    table_names: dict[str, str] = field(default_factory=lambda: dict(TABLE_NAMES))
+    api: Api = API
+    invokes: InvokeRecorder = field(default_factory=InvokeRecorder)
     # False: asynchronous invocations wait until run_invocations() (tests of their timing).
     run_invocations_at_once: bool = True
 
+    def call(self, route: str, event: dict[str, Any]) -> Any:
+        """Invoke the function behind a route (or "authorizer", or a worker) with this
+        harness's Services, as Lambda would: in a process (here a context) of its own
+        cell. The asynchronous invocations it made run once it returned."""
+        with serving(self.services):
+            response = load_handler(handler_of(route))(event, context_for(route))
+        if self.run_invocations_at_once:
+            self.run_invocations()
+        return response
+
     def run_invocations(self) -> int:
         """Run the functions invoked asynchronously so far (and those they invoke)."""
+        # The presence function is invoked by the name its settings give it.
+        workers = {self.settings.presence_function: PRESENCE_WORKER.function_name}
         ran = 0
         while self.invokes.pending:
             for name, payload in self.invokes.take():
-                load_handler(WORKERS_BY_NAME[name].handler)(payload, context_for(name))
+                worker = workers.get(name, name)
+                with serving(self.services):
+                    load_handler(handler_of(worker))(payload, context_for(worker))
                 ran += 1
         return ran
-
-    def _after_handler(self) -> None:
-        if self.run_invocations_at_once:
-            self.run_invocations()
 
     # --- connecting ------------------------------------------------------------------
 
@@ -246,9 +274,8 @@ class Harness:
         source_ip: str = "127.0.0.1",
     ) -> dict[str, Any]:
         """The authorizer's decision; what it raises (a failure of ours) goes up."""
-        handler = load_handler(AUTHORIZER.handler)
         request = handshake(connection_id or new_id(), query, self.clock.now_ms(), source_ip)
-        return handler(authorizer_event(API, request, new_id()), context_for("authorizer"))
+        return self.call("authorizer", authorizer_event(self.api, request, new_id()))
 
     def connect(self, user: TestUser, **query_options: Any) -> Connection:
         """Authorize (registering on first use) and run $connect; fails the test if refused."""
@@ -259,35 +286,29 @@ class Harness:
         assert effect == "Allow", f"connect refused for {user.user_id}"
         at = self.clock.now_ms()
         request = handshake(new_id(), query, at)
-        response = load_handler(ROUTES_BY_KEY["$connect"].handler)(
-            connect_event(API, request, allowed(user.user_id), new_id()), context_for("$connect")
+        response = self.call(
+            "$connect", connect_event(self.api, request, allowed(user.user_id), new_id())
         )
         assert response["statusCode"] == 200
-        self._after_handler()
         return Connection(user, request.connection_id, at, request)
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
         event = disconnect_event(
-            API,
+            self.api,
             connection.handshake,
             allowed(connection.user.user_id),
             1000,
             "Client-side close frame status code",
             new_id(),
         )
-        response = load_handler(ROUTES_BY_KEY["$disconnect"].handler)(
-            event, context_for("$disconnect")
-        )
-        self._after_handler()
-        return response
+        return self.call("$disconnect", event)
 
     # --- frames ----------------------------------------------------------------------
 
     def send_raw(self, connection: Connection, body: str, route_key: str) -> Any:
         """Deliver a raw frame body to a route's handler; the route response frame, if any."""
-        handler = load_handler(ROUTES_BY_KEY[route_key].handler)
         event = message_event(
-            API,
+            self.api,
             connection.handshake,
             allowed(connection.user.user_id),
             route_key,
@@ -295,9 +316,8 @@ class Harness:
             new_id(),
             new_id(),
         )
-        response = handler(event, context_for(route_key))
+        response = self.call(route_key, event)
         assert response["statusCode"] == 200
-        self._after_handler()
         if "body" not in response:
             return None
         reply = json.loads(response["body"])
@@ -365,10 +385,8 @@ class Harness:
         refusal); `with_limits` adds the Limits table, whose rate-limit buckets count every
         well-formed frame, refused or not (a frame refused RATE_LIMITED writes nothing)."""
         state = {}
-        names = (
-            TABLE_NAMES.values() if with_limits else [TABLE_NAMES["Users"], TABLE_NAMES["Queue"]]
-        )
-        for name in names:
+        names = ("Users", "Queue", "Limits") if with_limits else ("Users", "Queue")
+        for name in (self.table_names[logical] for logical in names):
             items: list[dict[str, Any]] = []
             for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
                 items += page["Items"]
@@ -377,7 +395,7 @@ class Harness:
 
     def queue_of(self, user: TestUser) -> list[dict[str, Any]]:
         response = self.dynamodb.query(
-            TableName=TABLE_NAMES["Queue"],
+            TableName=self.table_names["Queue"],
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": user.user_id}},
         )
@@ -435,6 +453,6 @@ def harness(**settings_overrides: Any) -> Iterator[Harness]:
         )
         use_services(services)
         try:
-            yield Harness(dynamodb, clock, posts, invokes, services, settings)
+            yield Harness(dynamodb, clock, posts, services, settings, invokes=invokes)
         finally:
             use_services(None)

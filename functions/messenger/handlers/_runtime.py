@@ -1,5 +1,5 @@
-"""What every WebSocket route handler shares: logging context, metrics flush, tracing,
-frame parsing, and turning errors into PROTOCOL.md error frames.
+"""What every WebSocket route handler shares: logging context, metrics flush, frame
+parsing, and turning errors into PROTOCOL.md error frames.
 
 A handler module only says which frame model it takes and which logic call answers it.
 No exception ever leaves a handler: refusals become `error` frames, anything unexpected
@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
 from messenger.errors import Refused
-from messenger.observability import logger, metrics, tracer
+from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
 from messenger_protocol.frames import (
     ClientFrame,
@@ -67,11 +67,11 @@ def count_refusal(code: ErrorCode | str) -> None:
 
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
-    """Powertools around a handler: correlation id, EMF flush, X-Ray segment."""
+    """Powertools around a handler: correlation id, EMF flush (Lambda traces it itself)."""
     with_logging = logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
     )(fn)
-    return metrics.log_metrics(tracer.capture_lambda_handler(with_logging))
+    return metrics.log_metrics(with_logging)
 
 
 Answer = Callable[[F, Caller, Services], ServerFrame | None]
