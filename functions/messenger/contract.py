@@ -58,9 +58,9 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's
-# queue stops here, while a reader in a busy conversation (one markSeen per message
-# shown) stays under it.
-MARK_SEEN_PER_RECIPIENT = RateLimit(burst=30, per_minute=30)
+# queue stops here, while a reader in a busy conversation (the CLI's chat sends one
+# markSeen per message it shows) stays under it.
+MARK_SEEN_PER_RECIPIENT = RateLimit(burst=60, per_minute=60)
 # New users one source address may register per hour (IPv6: per /64). Generous, since
 # carrier-grade NAT puts many people behind one address; REGISTRATIONS_PER_IP_PER_HOUR.
 DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR = 30

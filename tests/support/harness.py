@@ -126,6 +126,39 @@ class _Raw:
         yield self._body
 
 
+def throttle_dynamodb(
+    client: Any, operation: str, times: int, code: str = "ThrottlingException"
+) -> list[int]:
+    """Make a DynamoDB client's next `times` `operation` calls fail with a throttle.
+
+    Hooked on before-send, so botocore's retry mode sees a real 400 answer and retries it
+    like one from DynamoDB (the harness's client, or the local stack's functions' own).
+    Returns a list that counts the failures.
+    """
+    failures: list[int] = []
+    target = f"DynamoDB_20120810.{operation}"
+
+    def fail(request: Any, **kwargs: Any) -> Any:
+        if request.headers.get("X-Amz-Target", b"").decode() != target:
+            return None
+        if len(failures) >= times:
+            return None
+        failures.append(1)
+        # moto's own before-send hook runs after ours; point the request elsewhere so
+        # it does not carry out the call we are failing.
+        request.url = "http://throttled.invalid/"
+        body = json.dumps(
+            {
+                "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            }
+        )
+        return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+
+    client.meta.events.register_first("before-send.dynamodb", fail)
+    return failures
+
+
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
 START_MS = 1_764_190_000_000
 
@@ -350,33 +383,9 @@ class Harness:
     # --- faults ----------------------------------------------------------------------
 
     def throttle(self, operation: str, times: int, code: str = "ThrottlingException") -> list[int]:
-        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle.
-
-        Hooked on before-send, so botocore's retry mode sees a real 400 answer and
-        retries it like one from DynamoDB. Returns a list that counts the failures.
-        """
-        failures: list[int] = []
-        target = f"DynamoDB_20120810.{operation}"
-
-        def fail(request: Any, **kwargs: Any) -> Any:
-            if request.headers.get("X-Amz-Target", b"").decode() != target:
-                return None
-            if len(failures) >= times:
-                return None
-            failures.append(1)
-            # moto's own before-send hook runs after ours; point the request elsewhere so
-            # it does not carry out the call we are failing.
-            request.url = "http://throttled.invalid/"
-            body = json.dumps(
-                {
-                    "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
-                    "message": "Rate of requests exceeds the allowed throughput.",
-                }
-            )
-            return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
-
-        self.services.dynamodb.meta.events.register_first("before-send.dynamodb", fail)
-        return failures
+        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle
+        (see `throttle_dynamodb`); a list that counts the failures."""
+        return throttle_dynamodb(self.services.dynamodb, operation, times, code)
 
     # --- state -----------------------------------------------------------------------
 
