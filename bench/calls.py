@@ -4,6 +4,9 @@ Every operation is measured twice: with 10 and with 10,000 registered users. The
 must be identical (nothing grows with the user base). The baseline, measured in the
 same run on the same moto tables, is the design of AWS's simple-websockets-chat-app
 sample: find the recipient's connections by scanning a connections table.
+
+An operation's own counts never include the presence function it hands a change to (its
+one `lambda.Invoke`): that function runs on its own, and is measured on its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from messenger.dal.users import Profile, profile_item
+from messenger_protocol.names import Action
 from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
 from tests.support.identities import TestUser
 
@@ -58,17 +62,36 @@ def instrument(h: Harness, counter: CallCounter) -> None:
     h.services._connections.clear()
     sns_factory = h.services.sns_client_factory
     h.services.push._client_factory = lambda: counter.hook(sns_factory())
+    # Each operation is counted alone; the presence functions it invoked run after it.
+    h.run_invocations_at_once = False
 
 
-def seed_users(h: Harness, count: int) -> None:
-    """Register `count` users directly (BatchWriteItem), as if they had connected once."""
+@contextmanager
+def counting(h: Harness, c: CallCounter) -> Iterator[Counter[str]]:
+    """The calls of what runs inside; then the presence functions it invoked, uncounted.
+
+    Its Lambda Invokes are counted as the harness answered them: the harness's own hook
+    answers an Invoke before the counter's (more general) one would see it.
+    """
+    invoked = len(h.invokes.invoked)
+    with c.measuring() as calls:
+        yield calls
+    if len(h.invokes.invoked) > invoked:
+        calls["lambda.Invoke"] += len(h.invokes.invoked) - invoked
+    h.run_invocations()
+
+
+def seed_users(h: Harness, count: int, user_ids: list[str] | None = None) -> None:
+    """Register `count` users (user0000000...) or those named directly (BatchWriteItem),
+    as if they had connected once."""
     signer = TestUser("seed")
+    names = user_ids or [f"user{i:07d}" for i in range(count)]
     requests = [
         {
             "PutRequest": {
                 "Item": profile_item(
                     Profile(
-                        user_id=f"user{i:07d}",
+                        user_id=user_id,
                         sign_key=signer.sign_key_b64,
                         box_key=signer.box_key_b64,
                         created_at=h.clock.now_ms(),
@@ -76,7 +99,7 @@ def seed_users(h: Harness, count: int) -> None:
                 )
             }
         }
-        for i in range(count)
+        for user_id in names
     ]
     for start in range(0, len(requests), 25):
         h.dynamodb.batch_write_item(
@@ -97,7 +120,7 @@ def _fresh_pair(h: Harness) -> tuple[TestUser, TestUser]:
 
 def connect_new(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.connect(alice)
     return calls
 
@@ -105,7 +128,7 @@ def connect_new(h: Harness, c: CallCounter) -> Counter[str]:
 def connect_known(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     h.disconnect(h.connect(alice))
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.connect(alice, with_keys=False)
     return calls
 
@@ -113,7 +136,7 @@ def connect_known(h: Harness, c: CallCounter) -> Counter[str]:
 def disconnect(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     a = h.connect(alice)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.disconnect(a)
     return calls
 
@@ -125,7 +148,7 @@ def _send(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str
     if not devices:
         h.disconnect(h.connect(bob))
     frame = h.message(a, bob, "hello", "msg-bench-0001")
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         reply = h.send(a, frame)
     assert reply is not None and reply["type"] == "ack", reply
     return calls
@@ -158,7 +181,7 @@ def _ack(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
     h.send(b, {"action": "sync"})
     ids = [f["id"] for f in h.posts.of_type(b.connection_id, "message")]
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(b, {"action": "ack", "ids": ids})
     return calls
 
@@ -173,7 +196,7 @@ def ack_100(h: Harness, c: CallCounter) -> Counter[str]:
 
 def _sync(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(b, {"action": "sync"})
     return calls
 
@@ -197,31 +220,131 @@ def message_life(h: Harness, c: CallCounter) -> Counter[str]:
     alice, bob = _fresh_pair(h)
     a, b = h.connect(alice), h.connect(bob)
     total: Counter[str] = Counter()
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(a, h.message(a, bob, "hello", "msg-life-0001"))
     total += calls
     [message] = h.posts.of_type(b.connection_id, "message")
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(b, {"action": "ack", "ids": [message["id"]]})
     total += calls
     [receipt] = h.posts.of_type(a.connection_id, "receipt")
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(a, {"action": "ack", "ids": [receipt["id"]]})
     total += calls
     return total
+
+
+def _watched_by(h: Harness, watchers: int) -> tuple[TestUser, list[Connection]]:
+    """A user (offline) and that many connections subscribed to their presence."""
+    alice, _ = _fresh_pair(h)
+    h.disconnect(h.connect(alice))
+    connections = []
+    for n in range(watchers):
+        watcher = h.connect(TestUser(f"w{n}-{alice.user_id}"))
+        h.send(watcher, {"action": "getPresence", "userIds": [alice.user_id], "subscribe": True})
+        connections.append(watcher)
+    h.run_invocations()
+    return alice, connections
+
+
+def _presence_function(h: Harness, c: CallCounter, watchers: int) -> Counter[str]:
+    alice, _ = _watched_by(h, watchers)
+    h.connect(alice)  # hands the change on: the presence function waits, uncounted
+    with c.measuring() as calls:
+        assert h.run_invocations() == 1
+    return calls
+
+
+def presence_function_1(h: Harness, c: CallCounter) -> Counter[str]:
+    return _presence_function(h, c, 1)
+
+
+def presence_function_10(h: Harness, c: CallCounter) -> Counter[str]:
+    return _presence_function(h, c, 10)
+
+
+def connect_watched_by_10(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _watched_by(h, 10)
+    with counting(h, c) as calls:
+        h.connect(alice, with_keys=False)
+    return calls
+
+
+def mark_seen(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, bob = _fresh_pair(h)
+    a, b = h.connect(alice), h.connect(bob)
+    with counting(h, c) as calls:
+        h.send(b, {"action": "markSeen", "to": alice.user_id, "messageIds": ["msg-bench-0001"]})
+    assert h.posts.of_type(a.connection_id, "receipt")
+    return calls
+
+
+def ping(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    with counting(h, c) as calls:
+        assert h.send(a, {"action": "ping"}) == {"type": "pong"}
+    return calls
+
+
+def _visibility(h: Harness, c: CallCounter, contacts: int, again: bool) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    frame = {
+        "action": "setPresenceVisibility",
+        "visibility": "contacts",
+        "contacts": [f"contact{n:04d}" for n in range(contacts)],
+    }
+    if again:
+        h.send(a, frame)
+    with counting(h, c) as calls:
+        assert h.send(a, frame)["type"] == "presenceVisibility"
+    return calls
+
+
+def visibility_100(h: Harness, c: CallCounter) -> Counter[str]:
+    return _visibility(h, c, 100, again=False)
+
+
+def visibility_same_again(h: Harness, c: CallCounter) -> Counter[str]:
+    return _visibility(h, c, 100, again=True)
+
+
+def rate_limited(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    for _ in range(h.settings.rate_limit(Action.PING).burst):
+        h.send(a, {"action": "ping"})
+    with counting(h, c) as calls:
+        assert h.send(a, {"action": "ping"})["code"] == "RATE_LIMITED"
+    return calls
 
 
 def posts_of(calls: Counter[str]) -> int:
     return sum(n for op, n in calls.items() if op.startswith("apigatewaymanagementapi."))
 
 
-def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
-    alice, bob = _fresh_pair(h)
+def _get_presence(h: Harness, c: CallCounter, registered: int, unknown: int) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
     a = h.connect(alice)
-    h.connect(bob)
-    with c.measuring() as calls:
-        h.send(a, {"action": "getPresence", "userIds": [bob.user_id], "subscribe": True})
+    known = [f"{alice.user_id}-{n}" for n in range(registered)]
+    seed_users(h, len(known), known)
+    asked = [*known, *(f"nobody-{alice.user_id}-{n}" for n in range(unknown))]
+    with counting(h, c) as calls:
+        h.send(a, {"action": "getPresence", "userIds": asked, "subscribe": True})
     return calls
+
+
+def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
+    return _get_presence(h, c, 1, 0)
+
+
+def get_presence_100_unknown(h: Harness, c: CallCounter) -> Counter[str]:
+    return _get_presence(h, c, 1, 99)
+
+
+def get_presence_100(h: Harness, c: CallCounter) -> Counter[str]:
+    return _get_presence(h, c, 100, 0)
 
 
 SCENARIOS = [
@@ -236,6 +359,16 @@ SCENARIOS = [
     Scenario("sync, 10 items", sync_10),
     Scenario("sync, 1,000 items", sync_1000),
     Scenario("getPresence, 1 user, subscribe", get_presence),
+    Scenario("getPresence, 100 users (99 unknown), subscribe", get_presence_100_unknown),
+    Scenario("getPresence, 100 users, subscribe", get_presence_100),
+    Scenario("markSeen", mark_seen),
+    Scenario("ping", ping),
+    Scenario("any frame refused RATE_LIMITED", rate_limited),
+    Scenario("setPresenceVisibility, 100 contacts", visibility_100),
+    Scenario("setPresenceVisibility, the same again", visibility_same_again),
+    Scenario("connect, known user watched by 10 (authorizer + $connect)", connect_watched_by_10),
+    Scenario("presence function: a change told to 1 watcher", presence_function_1),
+    Scenario("presence function: a change told to 10 watchers", presence_function_10),
     Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
 
@@ -280,13 +413,15 @@ def summary(calls: Counter[str]) -> str:
     dynamo = sum(n for op, n in calls.items() if op.startswith("dynamodb."))
     posts = posts_of(calls)
     sns = sum(n for op, n in calls.items() if op.startswith("sns."))
+    invokes = sum(n for op, n in calls.items() if op.startswith("lambda."))
     detail = ", ".join(f"{op.split('.', 1)[1]}x{n}" for op, n in sorted(calls.items()))
-    return f"{dynamo:>3} DynamoDB  {posts:>4} post  {sns:>2} SNS   ({detail})"
+    return f"{dynamo:>3} DynamoDB  {posts:>4} post  {sns:>2} SNS  {invokes:>1} Invoke   ({detail})"
 
 
 def measure(users: int) -> dict[str, Counter[str]]:
     results: dict[str, Counter[str]] = {}
-    with harness() as h:
+    # Every bench user registers from one address: no per-source limit here.
+    with harness(registrations_per_ip_per_hour=10**9) as h:
         seed_users(h, users)
         counter = CallCounter()
         instrument(h, counter)
