@@ -225,7 +225,7 @@ class MessengerStack(Stack):
             billing=dynamodb.Billing.on_demand(),
             time_to_live_attribute=spec.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+                point_in_time_recovery_enabled=True, recovery_period_in_days=spec.recovery_days
             ),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             removal_policy=self.config.removal_policy,

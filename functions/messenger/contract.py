@@ -156,6 +156,9 @@ class TableSpec:
     partition_key: str
     sort_key: str
     ttl_attribute: str = "expiresAt"
+    # How far back point-in-time recovery reaches (1-35 days): what a deleted item
+    # outlives its deletion by, in the backups.
+    recovery_days: int = 35
     global_indexes: tuple[Index, ...] = ()
     local_indexes: tuple[Index, ...] = ()
 
@@ -183,6 +186,10 @@ QUEUE_TABLE = TableSpec(
     env=Env.QUEUE_TABLE,
     partition_key="pk",
     sort_key="sk",
+    # Nothing about a message stays once it is acknowledged: the backups of the queue
+    # keep a deleted item one day, the least recovery allows (the clients are the record,
+    # PROTOCOL.md §7).
+    recovery_days=1,
     local_indexes=(
         # The base key makes a resend idempotent; this index gives the store order.
         Index(name=ORDER_INDEX, partition_key="pk", sort_key="seq", projection="ALL"),
@@ -196,6 +203,7 @@ LIMITS_TABLE = TableSpec(
     env=Env.LIMITS_TABLE,
     partition_key="pk",
     sort_key="sk",
+    recovery_days=1,  # counters of the last hour at most: nothing worth recovering
 )
 
 TABLES = (USERS_TABLE, QUEUE_TABLE, LIMITS_TABLE)
