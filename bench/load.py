@@ -24,7 +24,8 @@ frame), duplicates dropped by `(from, messageId)`, and `sync` after every reconn
 By default it runs the stack in this process, on loopback ports, with the per-sender rate
 limit raised so that the test measures the stack rather than the limiter (the output says
 which limit was in force). `--url` drives a `messenger local` started elsewhere instead
-(start it with RATE_LIMIT_PER_MINUTE and RATE_LIMIT_BURST in its environment; give
+(start it with RATE_LIMIT_PER_MINUTE, RATE_LIMIT_BURST and, since every user registers
+from one address, REGISTRATIONS_PER_IP_PER_HOUR in its environment; give
 `--aws-endpoint` and `--queue-table` from its banner to check the queue table too).
 Everything is bounded: `--timeout` seconds for the whole run.
 """
@@ -890,6 +891,8 @@ async def run_local(
     environment = {
         Env.RATE_LIMIT_PER_MINUTE.value: str(config.rate_per_minute),
         Env.RATE_LIMIT_BURST.value: str(config.rate_burst),
+        # Every simulated user registers from this one address.
+        Env.REGISTRATIONS_PER_IP_PER_HOUR.value: str(max(config.users, 1)),
     }
     async with (
         asyncio.timeout(config.timeout),
