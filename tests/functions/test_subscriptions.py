@@ -28,6 +28,14 @@ def subscribe(h: Harness, watcher: Connection, user_ids: list[str]) -> dict[str,
     return reply
 
 
+def watching(h: Harness, watcher: TestUser, watched: TestUser) -> Connection:
+    """The watched user registered and offline, and the watcher's connection subscribed."""
+    h.disconnect(h.connect(watched))
+    connection = h.connect(watcher)
+    subscribe(h, connection, [watched.user_id])
+    return connection
+
+
 def presence_items(h: Harness) -> list[dict[str, Any]]:
     """Every subscription and watch list in the Users table."""
     return [
@@ -152,9 +160,7 @@ def test_a_failed_connect_leaves_no_connection_recorded(
     h: Harness, alice: TestUser, bob: TestUser
 ) -> None:
     # Given alice watches bob
-    h.disconnect(h.connect(bob))
-    a = h.connect(alice)
-    subscribe(h, a, ["bob"])
+    a = watching(h, alice, bob)
     h.posts.take(a.connection_id)
     # When bob's $connect fails at its write (a lasting throttle)
     h.throttle("UpdateItem", times=5)  # botocore's first attempt and its four retries
@@ -201,9 +207,7 @@ def test_the_presence_function_tells_every_watcher_the_final_state_after_a_flap(
     h: Harness, alice: TestUser, bob: TestUser
 ) -> None:
     # Given alice watches bob
-    h.disconnect(h.connect(bob))
-    a = h.connect(alice)
-    subscribe(h, a, ["bob"])
+    a = watching(h, alice, bob)
     # When bob comes online and goes offline before either change is told
     h.run_invocations_at_once = False
     h.disconnect(h.connect(bob))
