@@ -4,6 +4,9 @@ Every operation is measured twice: with 10 and with 10,000 registered users. The
 must be identical (nothing grows with the user base). The baseline, measured in the
 same run on the same moto tables, is the design of AWS's simple-websockets-chat-app
 sample: find the recipient's connections by scanning a connections table.
+
+An operation's own counts never include the presence function it hands a change to (its
+one `lambda.Invoke`): that function runs on its own, and is measured on its own.
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
-from messenger_protocol.frames import Ack, GetPresence, Sync
-from messenger_protocol.names import FrameType
+from messenger_protocol.frames import (
+    Ack,
+    GetPresence,
+    MarkSeen,
+    Ping,
+    PongFrame,
+    SetPresenceVisibility,
+    Sync,
+)
+from messenger_protocol.names import Action, ErrorCode, FrameType, PresenceVisibility
 
 
 class CallCounter:
@@ -61,17 +72,36 @@ def instrument(h: Harness, counter: CallCounter) -> None:
     h.services._connections.clear()
     sns_factory = h.services.sns_client_factory
     h.services.push._client_factory = lambda: counter.hook(sns_factory())
+    # Each operation is counted alone; the presence functions it invoked run after it.
+    h.run_invocations_at_once = False
 
 
-def seed_users(h: Harness, count: int) -> None:
-    """Register `count` users directly (BatchWriteItem), as if they had connected once."""
+@contextmanager
+def counting(h: Harness, c: CallCounter) -> Iterator[Counter[str]]:
+    """The calls of what runs inside; then the presence functions it invoked, uncounted.
+
+    Its Lambda Invokes are counted as the harness answered them: the harness's own hook
+    answers an Invoke before the counter's (more general) one would see it.
+    """
+    invoked = len(h.invokes.invoked)
+    with c.measuring() as calls:
+        yield calls
+    if len(h.invokes.invoked) > invoked:
+        calls["lambda.Invoke"] += len(h.invokes.invoked) - invoked
+    h.run_invocations()
+
+
+def seed_users(h: Harness, count: int, user_ids: list[str] | None = None) -> None:
+    """Register `count` users (user0000000...) or those named directly (BatchWriteItem),
+    as if they had connected once."""
     signer = BenchUser.generate("seed").public_keys
+    names = user_ids or [f"user{i:07d}" for i in range(count)]
     requests = [
         {
             "PutRequest": {
                 "Item": profile_item(
                     Profile(
-                        user_id=f"user{i:07d}",
+                        user_id=user_id,
                         sign_key=signer.sign_key,
                         box_key=signer.box_key,
                         created_at=h.clock.now_ms(),
@@ -79,7 +109,7 @@ def seed_users(h: Harness, count: int) -> None:
                 )
             }
         }
-        for i in range(count)
+        for user_id in names
     ]
     for start in range(0, len(requests), 25):
         h.dynamodb.batch_write_item(
@@ -100,7 +130,7 @@ def _fresh_pair(h: Harness) -> tuple[BenchUser, BenchUser]:
 
 def connect_new(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.connect(alice)
     return calls
 
@@ -108,7 +138,7 @@ def connect_new(h: Harness, c: CallCounter) -> Counter[str]:
 def connect_known(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     h.disconnect(h.connect(alice))
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.connect(alice, with_keys=False)
     return calls
 
@@ -116,7 +146,7 @@ def connect_known(h: Harness, c: CallCounter) -> Counter[str]:
 def disconnect(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     a = h.connect(alice)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.disconnect(a)
     return calls
 
@@ -128,7 +158,7 @@ def send_message(h: Harness, c: CallCounter, recipient_connections: int) -> Coun
     if not devices:
         h.disconnect(h.connect(bob))
     frame = h.message(a, bob, "hello", "msg-bench-0001")
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         reply = h.send(a, frame)
     assert reply is not None and reply["type"] == FrameType.ACK, reply
     return calls
@@ -156,7 +186,7 @@ def ack_queued(h: Harness, c: CallCounter, count: int) -> Counter[str]:
 
 def sync_queued(h: Harness, c: CallCounter, count: int) -> Counter[str]:
     _, b = _queue_for(h, count)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(b, Sync().to_wire())
     return calls
 
@@ -172,30 +202,101 @@ def message_life(h: Harness, c: CallCounter) -> Counter[str]:
     alice, bob = _fresh_pair(h)
     a, b = h.connect(alice), h.connect(bob)
     total: Counter[str] = Counter()
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(a, h.message(a, bob, "hello", "msg-life-0001"))
     total += calls
     [message] = h.posts.of_type(b.connection_id, FrameType.MESSAGE)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(b, Ack(ids=[message["id"]]).to_wire())
     total += calls
     [receipt] = h.posts.of_type(a.connection_id, FrameType.RECEIPT)
-    with c.measuring() as calls:
+    with counting(h, c) as calls:
         h.send(a, Ack(ids=[receipt["id"]]).to_wire())
     total += calls
     return total
+
+
+def _watched_by(h: Harness, watchers: int) -> tuple[BenchUser, list[Connection]]:
+    """A user (offline) and that many connections subscribed to their presence."""
+    alice, _ = _fresh_pair(h)
+    h.disconnect(h.connect(alice))
+    connections = []
+    for n in range(watchers):
+        watcher = h.connect(BenchUser.generate(f"w{n}-{alice.user_id}"))
+        h.send(watcher, GetPresence(user_ids=[alice.user_id], subscribe=True).to_wire())
+        connections.append(watcher)
+    h.run_invocations()
+    return alice, connections
+
+
+def presence_function(h: Harness, c: CallCounter, watchers: int) -> Counter[str]:
+    alice, _ = _watched_by(h, watchers)
+    h.connect(alice)  # hands the change on: the presence function waits, uncounted
+    with c.measuring() as calls:
+        assert h.run_invocations() == 1
+    return calls
+
+
+def connect_watched_by_10(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _watched_by(h, 10)
+    with counting(h, c) as calls:
+        h.connect(alice, with_keys=False)
+    return calls
+
+
+def mark_seen(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, bob = _fresh_pair(h)
+    a, b = h.connect(alice), h.connect(bob)
+    with counting(h, c) as calls:
+        h.send(b, MarkSeen(to=alice.user_id, message_ids=["msg-bench-0001"]).to_wire())
+    assert h.posts.of_type(a.connection_id, FrameType.RECEIPT)
+    return calls
+
+
+def ping(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    with counting(h, c) as calls:
+        assert h.send(a, Ping().to_wire()) == PongFrame().to_wire()
+    return calls
+
+
+def visibility(h: Harness, c: CallCounter, contacts: int, again: bool) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    frame = SetPresenceVisibility(
+        visibility=PresenceVisibility.CONTACTS,
+        contacts=[f"contact{n:04d}" for n in range(contacts)],
+    ).to_wire()
+    if again:
+        h.send(a, frame)
+    with counting(h, c) as calls:
+        assert h.send(a, frame)["type"] == FrameType.PRESENCE_VISIBILITY
+    return calls
+
+
+def rate_limited(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    for _ in range(h.settings.rate_limit(Action.PING).burst):
+        h.send(a, Ping().to_wire())
+    with counting(h, c) as calls:
+        assert h.send(a, Ping().to_wire())["code"] == ErrorCode.RATE_LIMITED
+    return calls
 
 
 def posts_of(calls: Counter[str]) -> int:
     return sum(n for op, n in calls.items() if op.startswith("apigatewaymanagementapi."))
 
 
-def get_presence(h: Harness, c: CallCounter) -> Counter[str]:
-    alice, bob = _fresh_pair(h)
+def get_presence(h: Harness, c: CallCounter, registered: int, unknown: int) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
     a = h.connect(alice)
-    h.connect(bob)
-    with c.measuring() as calls:
-        h.send(a, GetPresence(user_ids=[bob.user_id], subscribe=True).to_wire())
+    known = [f"{alice.user_id}-{n}" for n in range(registered)]
+    seed_users(h, len(known), known)
+    asked = [*known, *(f"nobody-{alice.user_id}-{n}" for n in range(unknown))]
+    with counting(h, c) as calls:
+        h.send(a, GetPresence(user_ids=asked, subscribe=True).to_wire())
     return calls
 
 
@@ -216,7 +317,26 @@ SCENARIOS = [
     Scenario("ack, 100 ids", partial(ack_queued, count=100)),
     Scenario("sync, 10 items", partial(sync_queued, count=10)),
     Scenario("sync, 1,000 items", partial(sync_queued, count=1000)),
-    Scenario("getPresence, 1 user, subscribe", get_presence),
+    Scenario("getPresence, 1 user, subscribe", partial(get_presence, registered=1, unknown=0)),
+    Scenario(
+        "getPresence, 100 users (99 unknown), subscribe",
+        partial(get_presence, registered=1, unknown=99),
+    ),
+    Scenario("getPresence, 100 users, subscribe", partial(get_presence, registered=100, unknown=0)),
+    Scenario("markSeen", mark_seen),
+    Scenario("ping", ping),
+    Scenario("any frame refused RATE_LIMITED", rate_limited),
+    Scenario("setPresenceVisibility, 100 contacts", partial(visibility, contacts=100, again=False)),
+    Scenario(
+        "setPresenceVisibility, the same again", partial(visibility, contacts=100, again=True)
+    ),
+    Scenario("connect, known user watched by 10 (authorizer + $connect)", connect_watched_by_10),
+    Scenario(
+        "presence function: a change told to 1 watcher", partial(presence_function, watchers=1)
+    ),
+    Scenario(
+        "presence function: a change told to 10 watchers", partial(presence_function, watchers=10)
+    ),
     Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
 
@@ -261,13 +381,15 @@ def summary(calls: Counter[str]) -> str:
     dynamo = sum(n for op, n in calls.items() if op.startswith("dynamodb."))
     posts = posts_of(calls)
     sns = sum(n for op, n in calls.items() if op.startswith("sns."))
+    invokes = sum(n for op, n in calls.items() if op.startswith("lambda."))
     detail = ", ".join(f"{op.split('.', 1)[1]}x{n}" for op, n in sorted(calls.items()))
-    return f"{dynamo:>3} DynamoDB  {posts:>4} post  {sns:>2} SNS   ({detail})"
+    return f"{dynamo:>3} DynamoDB  {posts:>4} post  {sns:>2} SNS  {invokes:>1} Invoke   ({detail})"
 
 
 def measure(users: int) -> dict[str, Counter[str]]:
     results: dict[str, Counter[str]] = {}
-    with harness() as h:
+    # Every bench user registers from one address: no per-source limit here.
+    with harness(registrations_per_ip_per_hour=10**9) as h:
         seed_users(h, users)
         counter = CallCounter()
         instrument(h, counter)

@@ -23,6 +23,10 @@ RATE_PER_MINUTE = 600_000
 RATE_BURST = 10_000
 
 
+# Benchmarks register thousands of users from loopback.
+REGISTRATIONS_PER_HOUR = 1_000_000
+
+
 def loopback_stack(
     *, rate_per_minute: int = RATE_PER_MINUTE, rate_burst: int = RATE_BURST, **options: Any
 ) -> LocalStack:
@@ -31,6 +35,8 @@ def loopback_stack(
     environment = {
         Env.RATE_LIMIT_PER_MINUTE.value: str(rate_per_minute),
         Env.RATE_LIMIT_BURST.value: str(rate_burst),
+        # Every simulated user registers from this one address.
+        Env.REGISTRATIONS_PER_IP_PER_HOUR.value: str(REGISTRATIONS_PER_HOUR),
     }
     return LocalStack(host="127.0.0.1", port=0, aws_port=0, environment=environment, **options)
 

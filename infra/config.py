@@ -24,7 +24,7 @@ from aws_cdk import aws_logs as logs
 
 from infra.regions import AccountQuota, region_kind
 from infra.throttling import Throttle, account_requests, stage_throttle
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS
+from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
 from messenger_protocol.cells import (
     DEFAULT_SHARDS,
     InvalidDirectory,
@@ -95,6 +95,8 @@ class DeploymentConfig:
     # importing. Billed per GB cached and restored, so on in prod and off in dev.
     snap_start: bool
     message_ttl_seconds: int
+    # New users one source address (IPv6: one /64) may register per hour.
+    registrations_per_ip_per_hour: int
     # Platform ("APNS", "APNS_SANDBOX", "GCM") -> platform application ARN, or the name
     # of an SSM String parameter that holds it (read at deploy time).
     push_apps: Mapping[str, str]
@@ -161,6 +163,7 @@ _BASE = DeploymentConfig(
     timeout=Duration.seconds(29),
     snap_start=False,
     message_ttl_seconds=DEFAULT_MESSAGE_TTL_SECONDS,
+    registrations_per_ip_per_hour=DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
     push_apps={},
     alarm_email=None,
     api_gateway_logs_role=True,
@@ -217,6 +220,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "throttleBurst": ("throttle_burst", int),
         "memoryMb": ("memory_mb", int),
         "messageTtlSeconds": ("message_ttl_seconds", int),
+        "registrationsPerIpPerHour": ("registrations_per_ip_per_hour", int),
         "alarmEmail": ("alarm_email", str),
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
         "snapStart": ("snap_start", _flag),

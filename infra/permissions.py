@@ -14,7 +14,7 @@ from aws_cdk import Fn, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 
-from messenger.contract import QUEUE_TABLE, USERS_TABLE, Access, TableSpec
+from messenger.contract import LIMITS_TABLE, QUEUE_TABLE, USERS_TABLE, Access, TableSpec
 
 # Transactions have no IAM action of their own: TransactWriteItems is authorized per item
 # (Put, Update, Delete, and ConditionCheckItem for a bare condition).
@@ -30,6 +30,10 @@ QUEUE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 # A conditional store that finds an older copy reads it back (dal.queue.store_message).
 QUEUE_WRITE_ACTIONS = (*WRITE_ACTIONS, "dynamodb:GetItem")
 POST_ACTIONS = ("execute-api:ManageConnections",)
+# A bucket is taken from with UpdateItem; a registration is counted inside the
+# authorizer's TransactWriteItems, which is authorized as an UpdateItem as well.
+LIMITS_ACTIONS = ("dynamodb:UpdateItem",)
+INVOKE_ACTIONS = ("lambda:InvokeFunction",)
 CREATE_ENDPOINT_ACTIONS = ("sns:CreatePlatformEndpoint",)
 ENDPOINT_ACTIONS = (
     "sns:Publish",
@@ -46,6 +50,10 @@ class Targets:
     tables: Mapping[TableSpec, dynamodb.ITableV2]
     connections_arn: str  # arn:...:execute-api:REGION:ACCOUNT:API/STAGE/POST/@connections/*
     push_apps: tuple[str, ...]  # SNS platform application ARNs
+    # arn:...:lambda:REGION:ACCOUNT:function:NAME[:live], what the functions invoke, built
+    # from its fixed name: the presence function announces too, and a reference to its
+    # own ARN would make a cycle.
+    presence_function_arn: str
     relays: tuple[str, ...] = ()  # the peer cells' Relay function ARNs
 
 
@@ -96,6 +104,16 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
                 sid="PostToConnections",
                 actions=list(POST_ACTIONS),
                 resources=[targets.connections_arn],
+            )
+        ]
+    if access is Access.LIMITS:
+        return _table_statements("Limits", LIMITS_TABLE, targets, LIMITS_ACTIONS, False)
+    if access is Access.ANNOUNCE_PRESENCE:
+        return [
+            iam.PolicyStatement(
+                sid="AnnouncePresence",
+                actions=list(INVOKE_ACTIONS),
+                resources=[targets.presence_function_arn],
             )
         ]
     if access is Access.PUSH:

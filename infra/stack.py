@@ -51,11 +51,13 @@ from infra.web import WebApp
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
+    PRESENCE_WORKER,
     RELAY,
     ROUTE_SELECTION_EXPRESSION,
     ROUTES,
     SERVICE_NAME,
     TABLES,
+    WORKERS,
     Access,
     Env,
     TableSpec,
@@ -151,11 +153,26 @@ class MessengerStack(Stack):
             ),
             push_apps=tuple(self.push_apps.values()),
             relays=tuple(cell.peer_relays().values()) if cell else (),
+            presence_function_arn=self.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=self._invocable_name(PRESENCE_WORKER.function_name),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
         )
 
         # One asset for all functions: the same code, uploaded once.
         code = bundling.function_code()
         self.functions: dict[str, lambda_.Function] = {}
+        for worker in WORKERS:
+            self._function(
+                worker.function_name,
+                worker.handler,
+                worker.access,
+                code,
+                targets,
+                function_name=self.worker_name(worker.function_name),
+            )
         authorizer_function = self._function(
             AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access, code, targets
         )
@@ -248,7 +265,7 @@ class MessengerStack(Stack):
             billing=dynamodb.Billing.on_demand(),
             time_to_live_attribute=spec.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+                point_in_time_recovery_enabled=True, recovery_period_in_days=spec.recovery_days
             ),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             removal_policy=self.config.removal_policy,
@@ -309,6 +326,15 @@ class MessengerStack(Stack):
 
     # --- functions ----------------------------------------------------------------
 
+    def worker_name(self, function_name: str) -> str:
+        """A worker's fixed name: the functions that invoke it know it before it exists."""
+        return f"{self.stack_name}-{function_name}"
+
+    def _invocable_name(self, function_name: str) -> str:
+        """What Invoke is given: with SnapStart, the `live` alias of the published version."""
+        name = self.worker_name(function_name)
+        return f"{name}:{LIVE_ALIAS}" if self.config.snap_start else name
+
     def _environment(self, access: frozenset[Access]) -> dict[str, str]:
         environment = {spec.env.value: self.tables[spec].table_name for spec in TABLES}
         if self.cell is not None:
@@ -316,6 +342,13 @@ class MessengerStack(Stack):
             # and the Relay find their peers.
             environment.update(self.cell.environment())
         environment[Env.MESSAGE_TTL_SECONDS.value] = str(self.config.message_ttl_seconds)
+        environment[Env.REGISTRATIONS_PER_IP_PER_HOUR.value] = str(
+            self.config.registrations_per_ip_per_hour
+        )
+        if Access.ANNOUNCE_PRESENCE in access:
+            environment[Env.PRESENCE_FUNCTION.value] = self._invocable_name(
+                PRESENCE_WORKER.function_name
+            )
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
         environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
         if Access.PUSH in access:

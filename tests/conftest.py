@@ -34,3 +34,9 @@ def bob() -> TestUser:
 @pytest.fixture
 def carol() -> TestUser:
     return TestUser("carol")
+
+
+@pytest.fixture
+def mallory() -> TestUser:
+    """A stranger to everyone, up to no good."""
+    return TestUser("mallory")

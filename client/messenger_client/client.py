@@ -21,7 +21,8 @@ What it guarantees, following PROTOCOL.md:
 - **Keys** (`messenger_client.pinning`): a peer's keys are fetched with `getKeys` and
   pinned on first use; a different key later raises `KeyChanged` (sending) or rejects
   the message (receiving) until the user re-verifies the safety number and calls `trust`.
-- **Presence** (`messenger_client.presence`): answers and subscribed changes, kept.
+- **Presence** (`messenger_client.presence`): answers and subscribed changes, kept; who
+  may see ours (by default, the people we wrote to: `ClientSettings.presence_visibility`).
 - **Connection** (`messenger_client.connection`): `sync` after every (re)connect,
   presence subscriptions renewed, pings and reconnects.
 
@@ -35,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -50,7 +51,7 @@ from messenger_client.connection import (
     ConnectionStatus,
     Session,
 )
-from messenger_client.errors import NotConnected
+from messenger_client.errors import NotConnected, RequestFailed
 from messenger_client.events import (
     ConnectionChanged,
     Event,
@@ -84,7 +85,8 @@ from messenger_protocol.frames import (
     SyncDoneFrame,
     read_server_frame,
 )
-from messenger_protocol.names import FrameType
+from messenger_protocol.limits import MAX_CONTACTS
+from messenger_protocol.names import FrameType, PresenceVisibility
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,9 @@ class ClientSettings:
     resend_cap: float = 60.0
     # Acks of items that arrive together (a sync) go out in one frame.
     ack_delay: float = 0.05
+    # Who may see our presence: CONTACTS (the people we wrote to, at most 1,000, kept up
+    # to date), EVERYONE or NOBODY; None leaves the server's setting as it is.
+    presence_visibility: PresenceVisibility | None = PresenceVisibility.CONTACTS
 
 
 class MessengerClient:
@@ -144,6 +149,7 @@ class MessengerClient:
         )
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # --- life ------------------------------------------------------------------------
@@ -182,9 +188,9 @@ class MessengerClient:
             return
         self._closed = True
         await self._inbox.close()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._connection.stop()
         self._replies.fail_all(NotConnected("the client closed"))
         self.store.close()
@@ -221,12 +227,15 @@ class MessengerClient:
         crypto.encode_plaintext(text)  # too long: refused before anything else happens
         check_user_id(peer)
         keys = await self._keys.for_sending(peer)
+        new_contact = peer not in self.contacts()
         message_id = str(ULID())
         sent_at = self._next_sent_at()
         frame = crypto.send_message_frame(self.profile.identity, keys, message_id, text, sent_at)
         message = self.store.add_outgoing(peer, message_id, text, sent_at, frame)
         self._publish(MessageAdded(message))
         self._outbox.wake()
+        if new_contact:
+            self._in_background(self._share_presence())  # the peer may see us from now on
         return message
 
     async def wait_sent(self, message_id: str, timeout: float = 30.0) -> StoredMessage:
@@ -277,6 +286,22 @@ class MessengerClient:
     def presence(self, user_id: str) -> Presence | None:
         """The last known presence of a user (kept up to date for subscriptions)."""
         return self._presence.last_known(user_id)
+
+    def contacts(self) -> list[str]:
+        """The people we wrote to, the most recent first (at most 1,000): those who may
+        see our presence with the default `presence_visibility`."""
+        return self.store.peers_written_to(MAX_CONTACTS)
+
+    async def _share_presence(self) -> None:
+        """Keep the server's presence visibility as the settings say (best effort: a new
+        connection tries again)."""
+        visibility = self.settings.presence_visibility
+        if visibility is None:
+            return
+        try:
+            await self._presence.share(visibility, self.contacts())
+        except (NotConnected, RequestFailed) as problem:
+            log.info("presence visibility not updated yet: %s", problem)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -356,6 +381,7 @@ class MessengerClient:
         await self._presence.renew_subscriptions()
         await self._inbox.report_seen()
         self._outbox.wake()
+        await self._share_presence()
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state != ConnectionState.ONLINE:
@@ -363,6 +389,12 @@ class MessengerClient:
         self._publish(ConnectionChanged(status))
 
     # --- plumbing ---------------------------------------------------------------------
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work without making the caller wait for it (cancelled on close)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _publish(self, event: Event) -> None:
         for stream in self._streams:

@@ -7,6 +7,10 @@ replaces the socket before the 2-hour limit (make before break: the new socket o
 before the old one closes, so watchers see no offline blip), and after any loss
 reconnects with a jittered exponential backoff. Each open socket is a `Session`; the
 client runs `on_open` (sync, presence subscriptions, outbox) for every new one.
+
+A handshake the server refuses (HTTP 401 or 403: our identity or our clock) ends the
+loop: asking again would be refused again. One that fails because of the server (a 5xx,
+a timeout) is retried with the same backoff as a lost connection (PROTOCOL.md §1).
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ async def first_of(*futures: asyncio.Future[Any], timeout: float) -> None:
 class ConnectionState(StrEnum):
     CONNECTING = "connecting"
     ONLINE = "online"
-    OFFLINE = "offline"  # lost or refused: reconnecting after `retry_in` seconds
+    OFFLINE = "offline"  # lost, or the server failed (5xx): reconnecting after `retry_in`
+    REFUSED = "refused"  # the server said no (401/403): final, not tried again
     CLOSED = "closed"  # stopped by us
 
 
@@ -222,7 +227,14 @@ class Connection:
             self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
             try:
                 socket = await self._open_socket()
-            except (HandshakeRefused, NotConnected) as error:
+            except HandshakeRefused as refused:
+                # 401/403 is the server's answer about us, not a failure of its own (that
+                # is a 5xx, retried below): asking again would be refused again.
+                self._last_error = refused
+                log.warning("%s; not trying again", refused)
+                self._set_status(ConnectionStatus(ConnectionState.REFUSED, error=str(refused)))
+                return
+            except NotConnected as error:
                 self._last_error = error
             else:
                 self._last_error = None

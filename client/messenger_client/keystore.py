@@ -43,7 +43,8 @@ HOME_ENV = "MESSENGER_HOME"
 IDENTITY_FILE = "identity.json"
 PEERS_FILE = "peers.json"
 HISTORY_FILE = "history.sqlite3"
-PROFILE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# A directory name: never ".", ".." or hidden, as a user id never starts with a dot.
+PROFILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _FORMAT_VERSION = 1
 # Safety numbers are domain-separated so they can never collide with another hash use.
 _FINGERPRINT_DOMAIN = b"messenger-fingerprint-v1\n"
@@ -275,7 +276,10 @@ class Profile:
     @staticmethod
     def directory_of(name: str, home: Path | None = None) -> Path:
         if not _PROFILE_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid profile name (1-64 of A-Z a-z 0-9 _ . -)")
+            raise ValueError(
+                f"{name!r} is not a valid profile name (1-64 of A-Z a-z 0-9 _ . -, "
+                "the first a letter or a digit)"
+            )
         return (home or config_home()) / name
 
     @classmethod

@@ -1,8 +1,13 @@
-"""Who is online: answers to getPresence, the last known state of each user, subscriptions.
+"""Who is online: answers to getPresence, the last known state of each user, subscriptions;
+and who may see us (setPresenceVisibility).
 
 Every `presence` frame (an answer, or a change we subscribed to) updates what we know
 and becomes a `PresenceChanged` event. Subscriptions end with the connection on the
 server, so they are renewed on every new connection.
+
+By default only our contacts (the people we wrote to) may see our presence: the list is
+sent when it changes, and again by each new process (the server keeps it, and costs
+nothing for the same list twice).
 """
 
 from __future__ import annotations
@@ -13,8 +18,15 @@ from messenger_client.connection import Connection
 from messenger_client.events import Event, Presence, PresenceChanged
 from messenger_client.keystore import check_user_id
 from messenger_client.replies import Replies
-from messenger_protocol.frames import GetPresence, PresenceEntry, PresenceFrame
+from messenger_protocol.frames import (
+    GetPresence,
+    PresenceEntry,
+    PresenceFrame,
+    PresenceVisibilityFrame,
+    SetPresenceVisibility,
+)
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
+from messenger_protocol.names import PresenceVisibility
 
 
 class PresenceTracker:
@@ -28,6 +40,7 @@ class PresenceTracker:
         self._publish = publish
         self._subscriptions: dict[str, None] = {}  # an ordered set
         self._known: dict[str, Presence] = {}
+        self._shared: SetPresenceVisibility | None = None  # the setting the server took
 
     async def get(self, user_ids: Sequence[str], *, subscribe: bool) -> list[Presence]:
         """The presence of each user now, in the order asked; with `subscribe`, their
@@ -54,6 +67,23 @@ class PresenceTracker:
             presence = _presence_of(entry)
             self._known[presence.user_id] = presence
             self._publish(PresenceChanged(presence))
+
+    async def share(
+        self, visibility: PresenceVisibility, contacts: Sequence[str]
+    ) -> PresenceVisibilityFrame | None:
+        """Tell the server who may see our presence, unless it has this setting already
+        (from us, in this process); its answer, or None when nothing had to be sent."""
+        wanted = SetPresenceVisibility(
+            visibility=visibility,
+            contacts=sorted(contacts) if visibility is PresenceVisibility.CONTACTS else None,
+        )
+        if wanted == self._shared:
+            return None
+        answer = await self._replies.request(
+            wanted, PresenceVisibilityFrame, lambda frame: frame.visibility == visibility
+        )
+        self._shared = wanted
+        return answer
 
     async def renew_subscriptions(self) -> None:
         """On a new connection: subscribe again (the answers refresh what we know)."""

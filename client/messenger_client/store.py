@@ -230,6 +230,15 @@ class HistoryStore:
             for row in rows
         ]
 
+    def peers_written_to(self, limit: int) -> list[str]:
+        """The people we sent a message to, the most recent first: our contacts."""
+        rows = self._db.execute(
+            "SELECT peer FROM messages WHERE outgoing = 1"
+            " GROUP BY peer ORDER BY MAX(sent_at) DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [row["peer"] for row in rows]
+
     def last_sent_at(self) -> int:
         """The latest sentAt we gave a message (to keep ours strictly increasing)."""
         row = self._db.execute(

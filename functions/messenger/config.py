@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
+from messenger.contract import (
+    DEFAULT_MESSAGE_TTL_SECONDS,
+    DEFAULT_RATE_LIMITS,
+    DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
+    PRESENCE_WORKER,
+    Env,
+    RateLimit,
+)
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+from messenger_protocol.names import Action
 
-DEFAULT_RATE_LIMIT_PER_MINUTE = 120
-DEFAULT_RATE_LIMIT_BURST = 60
+DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
+DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 
 
@@ -36,17 +44,21 @@ class CellSettings:
 class Settings:
     users_table: str
     queue_table: str
+    limits_table: str
     message_ttl_seconds: int = DEFAULT_MESSAGE_TTL_SECONDS
     connections_endpoint: str | None = None
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
     rate_limit_burst: int = DEFAULT_RATE_LIMIT_BURST
     push_apps: Mapping[str, str] = field(default_factory=dict)  # platform -> application ARN
     push_min_interval_seconds: int = DEFAULT_PUSH_MIN_INTERVAL_SECONDS
+    registrations_per_ip_per_hour: int = DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
+    # The presence function's name (or ARN) as Lambda's Invoke takes it.
+    presence_function: str = PRESENCE_WORKER.function_name
     # None: a single-cell deployment, where every user is at home.
     cell: CellSettings | None = None
 
     def __post_init__(self) -> None:
-        for name in ("users_table", "queue_table"):
+        for name in ("users_table", "queue_table", "limits_table"):
             if len(getattr(self, name)) < 3:
                 raise ValueError(f"{name} must name a DynamoDB table")
         for name, low in (
@@ -54,10 +66,17 @@ class Settings:
             ("rate_limit_per_minute", 1),
             ("rate_limit_burst", 1),
             ("push_min_interval_seconds", 0),
+            ("registrations_per_ip_per_hour", 1),
         ):
             value = getattr(self, name)
             if type(value) is not int or value < low:
                 raise ValueError(f"{name} must be an integer of at least {low}, not {value!r}")
+
+    def rate_limit(self, action: Action) -> RateLimit:
+        """The per-user limit of an action (sendMessage's is configurable)."""
+        if action is Action.SEND_MESSAGE:
+            return RateLimit(burst=self.rate_limit_burst, per_minute=self.rate_limit_per_minute)
+        return DEFAULT_RATE_LIMITS[action]
 
 
 def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
@@ -100,9 +119,10 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         )
         if environ.get(env.value)
     }
-    return Settings(
+    settings = Settings(
         users_table=environ.get(Env.USERS_TABLE.value, ""),
         queue_table=environ.get(Env.QUEUE_TABLE.value, ""),
+        limits_table=environ.get(Env.LIMITS_TABLE.value, ""),
         message_ttl_seconds=_integer(environ, Env.MESSAGE_TTL_SECONDS, DEFAULT_MESSAGE_TTL_SECONDS),
         connections_endpoint=environ.get(Env.CONNECTIONS_ENDPOINT.value) or None,
         rate_limit_per_minute=_integer(
@@ -113,8 +133,13 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         push_min_interval_seconds=_integer(
             environ, Env.PUSH_MIN_INTERVAL_SECONDS, DEFAULT_PUSH_MIN_INTERVAL_SECONDS
         ),
+        registrations_per_ip_per_hour=_integer(
+            environ, Env.REGISTRATIONS_PER_IP_PER_HOUR, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
+        ),
         cell=_cell(environ),
     )
+    presence_function = environ.get(Env.PRESENCE_FUNCTION.value)
+    return replace(settings, presence_function=presence_function) if presence_function else settings
 
 
 @cache

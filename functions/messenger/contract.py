@@ -12,13 +12,14 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_protocol.connect import REQUIRED_PARAMS
-from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_CONNECTION_SECONDS
+from messenger_protocol.limits import MAX_CONNECTION_SECONDS
 from messenger_protocol.names import Action, ErrorCode
 
 # --- Server-side limits (the protocol's own are in messenger_protocol.limits) ----------
 
-# A connect nonce is remembered well past the window in which its ts is accepted.
-CONNECT_NONCE_TTL_SECONDS = 2 * CONNECT_WINDOW_SECONDS + 60
+# A connect nonce is remembered until its ts has left the accepted window (plus a minute
+# for the clocks of Lambda containers): after that the signed query is refused anyway.
+CONNECT_NONCE_SLACK_SECONDS = 60
 
 DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 # API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
@@ -27,6 +28,43 @@ STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
 
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A leaky bucket: `burst` frames at once, then `per_minute` sustained."""
+
+    burst: int
+    per_minute: int
+
+    @property
+    def interval_ms(self) -> int:
+        """How long one unit takes to leak out of the bucket."""
+        return max(1, 60_000 // self.per_minute)
+
+
+# Per user and action, sized from what the SDK, the CLI and the web app do (docs/limits.md
+# says why each is what it is, and what a frame costs). sendMessage's own comes from the
+# environment (RATE_LIMIT_PER_MINUTE and RATE_LIMIT_BURST).
+DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
+    Action.SEND_MESSAGE: RateLimit(burst=60, per_minute=120),
+    Action.ACK: RateLimit(burst=300, per_minute=600),
+    Action.MARK_SEEN: RateLimit(burst=100, per_minute=120),
+    Action.SYNC: RateLimit(burst=120, per_minute=120),
+    Action.GET_PRESENCE: RateLimit(burst=60, per_minute=60),
+    Action.GET_KEYS: RateLimit(burst=200, per_minute=120),
+    Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
+    Action.PING: RateLimit(burst=60, per_minute=60),
+    Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
+}
+# Seen receipts one reader may queue for one user: a stranger's flood into someone's
+# queue stops here, while a reader in a busy conversation (the CLI's chat sends one
+# markSeen per message it shows) stays under it.
+MARK_SEEN_PER_RECIPIENT = RateLimit(burst=60, per_minute=60)
+# New users one source address may register per hour (IPv6: per /64). Generous, since
+# carrier-grade NAT puts many people behind one address; REGISTRATIONS_PER_IP_PER_HOUR.
+DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR = 30
+
 # The functions log every push that went out with this message (and the recipient, the
 # platform and payloadBytes); the local stack turns those records into console lines.
 PUSH_SENT_LOG_MESSAGE = "push sent"
@@ -47,6 +85,10 @@ class Env(StrEnum):
     PUSH_APP_APNS_SANDBOX = "PUSH_APP_APNS_SANDBOX"
     PUSH_APP_GCM = "PUSH_APP_GCM"
     PUSH_MIN_INTERVAL_SECONDS = "PUSH_MIN_INTERVAL_SECONDS"
+    LIMITS_TABLE = "LIMITS_TABLE"
+    REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
+    # The function that tells watchers about presence changes (its name or ARN).
+    PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
     # Cells (PROTOCOL.md §6; unset: one cell, every user at home). This cell's id, the
     # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
     # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
@@ -79,6 +121,12 @@ class Metric(StrEnum):
     ENDPOINTS_DISABLED = "EndpointsDisabled"
     PUSH_DEVICES_REGISTERED = "PushDevicesRegistered"
     PUSH_DEVICES_TAKEN_OVER = "PushDevicesTakenOver"
+    PRESENCE_CHANGES_ANNOUNCED = "PresenceChangesAnnounced"
+    PRESENCE_ANNOUNCEMENTS_FAILED = "PresenceAnnouncementsFailed"
+    PRESENCE_FRAMES_SENT = "PresenceFramesSent"
+    PRESENCE_POSTS_FAILED = "PresencePostsFailed"
+    SUBSCRIPTIONS_DROPPED = "SubscriptionsDropped"
+    CONNECTS_UNDONE = "ConnectsUndone"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.
@@ -108,6 +156,9 @@ class TableSpec:
     partition_key: str
     sort_key: str
     ttl_attribute: str = "expiresAt"
+    # How far back point-in-time recovery reaches (1-35 days): what a deleted item
+    # outlives its deletion by, in the backups.
+    recovery_days: int = 35
     global_indexes: tuple[Index, ...] = ()
     local_indexes: tuple[Index, ...] = ()
 
@@ -118,20 +169,15 @@ class TableSpec:
         return list(dict.fromkeys(names))
 
 
-SUBSCRIBER_INDEX = "bySubscriber"
 ORDER_INDEX = "byOrder"
 
-# Users, their connections (a map on the profile item), watchers and connect nonces.
+# Users, their connections (a map on the profile item), what each connection watches,
+# who watches whom, who may see whose presence, and connect nonces.
 USERS_TABLE = TableSpec(
     logical_name="Users",
     env=Env.USERS_TABLE,
     partition_key="pk",
     sort_key="sk",
-    global_indexes=(
-        # Sparse: only subscription items carry subConn. Lets a closing connection find
-        # the subscriptions it holds without a Scan.
-        Index(name=SUBSCRIBER_INDEX, partition_key="subConn", projection="KEYS_ONLY"),
-    ),
 )
 
 # Every user's queue of undelivered items (messages and receipts).
@@ -140,13 +186,27 @@ QUEUE_TABLE = TableSpec(
     env=Env.QUEUE_TABLE,
     partition_key="pk",
     sort_key="sk",
+    # Nothing about a message stays once it is acknowledged: the backups of the queue
+    # keep a deleted item one day, the least recovery allows (the clients are the record,
+    # PROTOCOL.md §7).
+    recovery_days=1,
     local_indexes=(
         # The base key makes a resend idempotent; this index gives the store order.
         Index(name=ORDER_INDEX, partition_key="pk", sort_key="seq", projection="ALL"),
     ),
 )
 
-TABLES = (USERS_TABLE, QUEUE_TABLE)
+# Rate-limit buckets and registration counters: short-lived counters only, in a table
+# of their own so that a function which only counts may write nothing else.
+LIMITS_TABLE = TableSpec(
+    logical_name="Limits",
+    env=Env.LIMITS_TABLE,
+    partition_key="pk",
+    sort_key="sk",
+    recovery_days=1,  # counters of the last hour at most: nothing worth recovering
+)
+
+TABLES = (USERS_TABLE, QUEUE_TABLE, LIMITS_TABLE)
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
@@ -192,6 +252,11 @@ class Access(StrEnum):
     QUEUE_WRITE = "queue:write"
     POST_TO_CONNECTION = "connections:post"
     PUSH = "sns:push"
+    # Update the caller's rate-limit buckets (and, for the authorizer, the registration
+    # counters): every frame route and the authorizer.
+    LIMITS = "limits:update"
+    # Hand a presence change to the presence function (Lambda's asynchronous invoke).
+    ANNOUNCE_PRESENCE = "presence:announce"
     # Invoke the peer cells' Relay functions (and nothing else of theirs).
     RELAY = "cells:relay"
 
@@ -208,7 +273,8 @@ class Route:
 
 @dataclass(frozen=True)
 class Function:
-    """A function that is not behind a route: peers invoke it (the cells' Relay)."""
+    """A function that is not behind a route: peers invoke it (the cells' Relay), or this
+    cell's own functions do (the presence function, named to them by PRESENCE_FUNCTION)."""
 
     handler: str
     function_name: str
@@ -227,24 +293,37 @@ class Authorizer:
 _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
+_LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
 _RELAY = Access.RELAY
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
-    access=frozenset({_R, _W}),
+    access=frozenset({_R, _W, _LIMITS}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 
+# Tells watchers that a user came online or went offline, off the path of whoever caused
+# it: a handshake or a send never waits on (or fails because of) who watches the user.
+PRESENCE_WORKER = Function(
+    handler="messenger.handlers.presence_changed.handler",
+    function_name="PresenceChanged",
+    # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
+    access=frozenset({_R, _W, _POST, _ANNOUNCE}),
+)
+WORKERS = (PRESENCE_WORKER,)
+
 
 def _frame_route(action: Action, *access: Access) -> Route:
-    """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>."""
+    """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>.
+
+    Every frame route counts its frames against the caller's rate limit (LIMITS)."""
     module = "".join(f"_{c.lower()}" if c.isupper() else c for c in action.value)
     return Route(
         action.value,
         f"messenger.handlers.{module}.handler",
         action.value[0].upper() + action.value[1:],
-        frozenset(access),
+        frozenset({*access, _LIMITS}),
     )
 
 
@@ -253,25 +332,28 @@ ROUTES: tuple[Route, ...] = (
         "$connect",
         "messenger.handlers.connect.handler",
         "Connect",
-        frozenset({_R, _W, _POST, _RELAY}),
+        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
         two_way=False,
     ),
     Route(
         "$disconnect",
         "messenger.handlers.disconnect.handler",
         "Disconnect",
-        frozenset({_R, _W, _POST, _RELAY}),
+        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
-    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _RELAY),
-    _frame_route(Action.ACK, _R, _W, _QW, _POST, _RELAY),
-    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _RELAY),
-    _frame_route(Action.SYNC, _R, _W, _QR, _POST),
+    # Routes that post to connections learn of closed ones (410), and forget them: the
+    # user may go offline then (ANNOUNCE).
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
+    _frame_route(Action.SYNC, _R, _W, _QR, _POST, _ANNOUNCE),
     _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY),
     _frame_route(Action.GET_KEYS, _R, _RELAY),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.PING),
+    _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}
@@ -281,6 +363,7 @@ ROUTES_BY_KEY = {route.key: route for route in ROUTES}
 RELAY = Function(
     handler="messenger.handlers.relay.handler",
     function_name="Relay",
-    access=frozenset({_R, _W, _QW, _POST, _PUSH}),
+    # ANNOUNCE: delivering what it stores may find a connection closed.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -27,11 +27,12 @@ from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, OfflineNotifier
 from messenger.logic.peers import Peers
-from messenger.logic.presence import Presence
+from messenger.logic.presence import Presence, PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
-from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.relay import RelayService
 from messenger.transport.connections import Connections
+from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
 from messenger.transport.relay import RelayClient
 
@@ -72,7 +73,8 @@ def sns_client() -> SNSClient:
 
 
 # A peer cell's Relay stores a message (and may push) before it answers: some patience,
-# but well inside the 29 s API Gateway gives the function that waits for it.
+# but well inside the 29 s API Gateway gives the function that waits for it. Handing a
+# presence change to the presence function (an Event invoke) is answered at once.
 LAMBDA_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=2,
@@ -102,18 +104,24 @@ class Services:
         self.users = Users(self.dynamodb, self.settings.users_table)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
+        self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
         self.cells = Cells(self.settings.cell)
         cell = self.settings.cell
         self.peers = Peers(
             self.cells,
             RelayClient(self.lambda_client_factory, cell.cell_id, cell.peers) if cell else None,
         )
-        self.identity = Identity(self.users, self.clock, self.cells, self.peers)
-        self.send_rate_limit = SendRateLimit(
-            RateLimits(self.dynamodb, self.settings.users_table),
+        self.identity = Identity(
+            self.users,
+            self.rate_limits,
             self.clock,
-            self.settings.rate_limit_per_minute,
-            self.settings.rate_limit_burst,
+            self.settings.registrations_per_ip_per_hour,
+            self.cells,
+            self.peers,
+        )
+        self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
+        self.announcer = PresenceAnnouncer(
+            self.lambda_client_factory, self.settings.presence_function
         )
         self.push_devices = PushDevices(self.dynamodb, self.settings.users_table)
         self.push = SnsPush(self.sns_client_factory)
@@ -132,7 +140,7 @@ class Services:
         return self._connections[endpoint]
 
     def live(self, endpoint: str) -> Live:
-        return Live(self.users, self.connections(endpoint), self.clock)
+        return Live(self.users, self.connections(endpoint), self.clock, self.announcer, endpoint)
 
     def messaging(self, endpoint: str) -> Messaging:
         return Messaging(
@@ -142,7 +150,7 @@ class Services:
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
-            self.send_rate_limit,
+            self.rate_limiter,
             self.offline,
             self.cells,
             self.peers,
@@ -156,7 +164,11 @@ class Services:
         return RelayService(self.cells, lambda: self.messaging(endpoint), self.identity)
 
     def presence(self, endpoint: str) -> Presence:
-        return Presence(self.users, self.live(endpoint), self.clock)
+        return Presence(self.users, self.clock, self.announcer, endpoint)
+
+    def presence_changes(self, endpoint: str) -> PresenceChanges:
+        """The presence function's logic, posting to the watchers on that API stage."""
+        return PresenceChanges(self.users, self.live(endpoint), self.clock)
 
 
 _override: Services | None = None

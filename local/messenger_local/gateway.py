@@ -18,6 +18,10 @@ from messenger_local.lambdas import Functions
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 MAX_DURATION_SECONDS = 2 * 3600
+# On AWS every invocation has a container of its own, so a connection that floods never
+# holds up another's frames. Here the functions share one worker pool: each connection
+# gets this many invocations at a time, and its further frames wait their turn.
+MAX_IN_FLIGHT_PER_CONNECTION = 2
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Limits:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     max_duration: float = MAX_DURATION_SECONDS
+    max_in_flight_per_connection: int = MAX_IN_FLIGHT_PER_CONNECTION
 
 
 class Gateway:

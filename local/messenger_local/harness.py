@@ -3,6 +3,9 @@
 `Harness` owns the moto tables, a clock its user can move, and a `PostRecorder`: a real
 boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorded, and
 which answers 410 GoneException for connections declared gone (moto itself never does).
+Lambda's asynchronous invokes (the presence function) go to an `InvokeRecorder`: a real
+boto3 `lambda` client whose Event invocations are answered 202 and kept; the harness runs
+them, as Lambda would, once the invoking handler returned.
 The events are the emulator's (messenger_local.events) and so is the Lambda context.
 The tests drive the handlers with it (tests/support/harness.py checks every frame
 against docs/asyncapi.yaml); the benchmarks count the AWS calls the handlers make.
@@ -24,7 +27,14 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.config import Settings
-from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
+from messenger.contract import (
+    AUTHORIZER,
+    PRESENCE_WORKER,
+    ROUTES_BY_KEY,
+    TABLES,
+    WORKERS,
+    create_table_request,
+)
 from messenger.logic.clock import FixedClock
 from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION
@@ -76,12 +86,17 @@ def _no_check(frame: Any) -> None:
     """The default: the frames are the functions' business, not the harness's."""
 
 
-def handshake(connection_id: str, query: dict[str, str] | None, connected_at: int) -> Handshake:
+def handshake(
+    connection_id: str,
+    query: dict[str, str] | None,
+    connected_at: int,
+    source_ip: str = "127.0.0.1",
+) -> Handshake:
     """A connection's upgrade request as API Gateway keeps it."""
     return Handshake(
         connection_id=connection_id,
         connected_at=connected_at,
-        source_ip="127.0.0.1",
+        source_ip=source_ip,
         user_agent="pytest",
         headers=(("Host", API.domain_name), ("Sec-WebSocket-Version", "13")),
         query=tuple((query or {}).items()),
@@ -90,10 +105,27 @@ def handshake(connection_id: str, query: dict[str, str] | None, connected_at: in
     )
 
 
+WORKERS_BY_NAME = {worker.function_name: worker for worker in WORKERS}
+
+
+def handler_of(route: str) -> str:
+    """The dotted handler of a route, of "authorizer", or of a worker by function name."""
+    if route == "authorizer":
+        return AUTHORIZER.handler
+    if route in WORKERS_BY_NAME:
+        return WORKERS_BY_NAME[route].handler
+    return ROUTES_BY_KEY[route].handler
+
+
 def context_for(route: str) -> LambdaContext:
     """A Lambda context for one invocation of the function behind `route` (or the
-    authorizer)."""
-    name = AUTHORIZER.function_name if route == "authorizer" else ROUTES_BY_KEY[route].function_name
+    authorizer, or a worker by its function name)."""
+    if route == "authorizer":
+        name = AUTHORIZER.function_name
+    elif route in WORKERS_BY_NAME:
+        name = route
+    else:
+        name = ROUTES_BY_KEY[route].function_name
     return LambdaContext.for_invocation(name, region=REGION, account_id=ACCOUNT_ID)
 
 
@@ -120,7 +152,40 @@ class _Raw:
         yield self._body
 
 
-TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue"}
+def throttle_dynamodb(
+    client: Any, operation: str, times: int, code: str = "ThrottlingException"
+) -> list[int]:
+    """Make a DynamoDB client's next `times` `operation` calls fail with a throttle.
+
+    Hooked on before-send, so botocore's retry mode sees a real 400 answer and retries it
+    like one from DynamoDB (the harness's client, or the local stack's functions' own).
+    Returns a list that counts the failures.
+    """
+    failures: list[int] = []
+    target = f"DynamoDB_20120810.{operation}"
+
+    def fail(request: Any, **kwargs: Any) -> Any:
+        if request.headers.get("X-Amz-Target", b"").decode() != target:
+            return None
+        if len(failures) >= times:
+            return None
+        failures.append(1)
+        # moto's own before-send hook runs after ours; point the request elsewhere so
+        # it does not carry out the call we are failing.
+        request.url = "http://throttled.invalid/"
+        body = json.dumps(
+            {
+                "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            }
+        )
+        return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+
+    client.meta.events.register_first("before-send.dynamodb", fail)
+    return failures
+
+
+TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
 START_MS = 1_764_190_000_000
 
 
@@ -186,6 +251,39 @@ class PostRecorder:
         return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
 
 
+class InvokeRecorder:
+    """Lambda Invoke calls with InvocationType Event: answered 202 and kept, in order."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.invoked: list[tuple[str, dict[str, Any]]] = []
+
+    def client_factory(self) -> Any:
+        client = boto3.client("lambda", region_name=REGION, config=CLIENT_CONFIG)
+        client.meta.events.register("before-call.lambda.Invoke", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        headers = params.get("headers", {})
+        assert headers.get("X-Amz-Invocation-Type") == "Event", "only async invokes here"
+        self.record(function_name_in(params), json.loads(params["body"]))
+        response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
+        return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    def record(self, name: str, payload: dict[str, Any]) -> None:
+        self.pending.append((name, payload))
+        self.invoked.append((name, payload))
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+def function_name_in(params: dict[str, Any]) -> str:
+    """The FunctionName of a Lambda Invoke request, as botocore serialized it."""
+    return unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
+
+
 @dataclass
 class Connection:
     user: Caller
@@ -203,20 +301,43 @@ class Harness:
     settings: Settings
     table_names: dict[str, str] = field(default_factory=lambda: dict(TABLE_NAMES))
     api: Api = API
+    invokes: InvokeRecorder = field(default_factory=InvokeRecorder)
+    # False: asynchronous invocations wait until run_invocations() (tests of their timing).
+    run_invocations_at_once: bool = True
 
     def call(self, route: str, event: dict[str, Any]) -> Any:
-        """Invoke the function behind a route (or "authorizer") with this harness's Services,
-        as Lambda would: in a process (here a context) of its own cell."""
-        dotted = AUTHORIZER.handler if route == "authorizer" else ROUTES_BY_KEY[route].handler
+        """Invoke the function behind a route (or "authorizer", or a worker) with this
+        harness's Services, as Lambda would: in a process (here a context) of its own
+        cell. The asynchronous invocations it made run once it returned."""
         with serving(self.services):
-            return load_handler(dotted)(event, context_for(route))
+            response = load_handler(handler_of(route))(event, context_for(route))
+        if self.run_invocations_at_once:
+            self.run_invocations()
+        return response
+
+    def run_invocations(self) -> int:
+        """Run the functions invoked asynchronously so far (and those they invoke)."""
+        # The presence function is invoked by the name its settings give it.
+        workers = {self.settings.presence_function: PRESENCE_WORKER.function_name}
+        ran = 0
+        while self.invokes.pending:
+            for name, payload in self.invokes.take():
+                worker = workers.get(name, name)
+                with serving(self.services):
+                    load_handler(handler_of(worker))(payload, context_for(worker))
+                ran += 1
+        return ran
 
     # --- connecting ------------------------------------------------------------------
 
     def authorize(
-        self, query: dict[str, str] | None, connection_id: str | None = None
+        self,
+        query: dict[str, str] | None,
+        connection_id: str | None = None,
+        source_ip: str = "127.0.0.1",
     ) -> dict[str, Any]:
-        request = handshake(connection_id or new_id(), query, self.clock.now_ms())
+        """The authorizer's decision; what it raises (a failure of ours) goes up."""
+        request = handshake(connection_id or new_id(), query, self.clock.now_ms(), source_ip)
         return self.call("authorizer", authorizer_event(self.api, request, new_id()))
 
     def connect(self, user: Caller, **query_options: Any) -> Connection:
@@ -289,40 +410,19 @@ class Harness:
     # --- faults ----------------------------------------------------------------------
 
     def throttle(self, operation: str, times: int, code: str = "ThrottlingException") -> list[int]:
-        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle.
-
-        Hooked on before-send, so botocore's retry mode sees a real 400 answer and
-        retries it like one from DynamoDB. Returns a list that counts the failures.
-        """
-        failures: list[int] = []
-        target = f"DynamoDB_20120810.{operation}"
-
-        def fail(request: Any, **kwargs: Any) -> Any:
-            if request.headers.get("X-Amz-Target", b"").decode() != target:
-                return None
-            if len(failures) >= times:
-                return None
-            failures.append(1)
-            # moto's own before-send hook runs after ours; point the request elsewhere so
-            # it does not carry out the call we are failing.
-            request.url = "http://throttled.invalid/"
-            body = json.dumps(
-                {
-                    "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
-                    "message": "Rate of requests exceeds the allowed throughput.",
-                }
-            )
-            return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
-
-        self.services.dynamodb.meta.events.register_first("before-send.dynamodb", fail)
-        return failures
+        """Make the functions' next `times` DynamoDB `operation` calls fail with a throttle
+        (see `throttle_dynamodb`); a list that counts the failures."""
+        return throttle_dynamodb(self.services.dynamodb, operation, times, code)
 
     # --- state -----------------------------------------------------------------------
 
-    def dump(self) -> dict[str, list[dict[str, Any]]]:
-        """Every item of every table (tests only: compare before and after a refusal)."""
+    def dump(self, *, with_limits: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Every item of the Users and Queue tables (tests only: compare before and after a
+        refusal); `with_limits` adds the Limits table, whose rate-limit buckets count every
+        well-formed frame, refused or not (a frame refused RATE_LIMITED writes nothing)."""
         state = {}
-        for name in self.table_names.values():
+        names = ("Users", "Queue", "Limits") if with_limits else ("Users", "Queue")
+        for name in (self.table_names[logical] for logical in names):
             items: list[dict[str, Any]] = []
             for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
                 items += page["Items"]
@@ -378,18 +478,21 @@ def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> I
         settings = Settings(
             users_table=TABLE_NAMES["Users"],
             queue_table=TABLE_NAMES["Queue"],
+            limits_table=TABLE_NAMES["Limits"],
             **settings_overrides,
         )
         clock = FixedClock(START_MS)
         posts = PostRecorder(check_frame)
+        invokes = InvokeRecorder()
         services = Services(
             settings=settings,
             dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
             clock=clock,
             management_client_factory=posts.client_factory,
+            lambda_client_factory=invokes.client_factory,
         )
         use_services(services)
         try:
-            yield Harness(dynamodb, clock, posts, services, settings)
+            yield Harness(dynamodb, clock, posts, services, settings, invokes=invokes)
         finally:
             use_services(None)

@@ -164,6 +164,9 @@ class Functions:
     def pool(self) -> ThreadPoolExecutor:
         return self._pool
 
+    def has(self, function_name: str) -> bool:
+        return function_name in self._paths
+
     def load(self) -> None:
         """Import every handler now, so a broken import fails the start, not a request."""
         for name, path in self._paths.items():

@@ -5,6 +5,10 @@ POST   /{stage}/@connections/{id}          send a frame
 GET    /{stage}/@connections/{id}          connection info
 DELETE /{stage}/@connections/{id}          close it
 GET    /, /config.json, /app.js ...        the web app (messenger_local.webapp)
+
+and, for the functions that invoke one another, Lambda's own Invoke API:
+
+POST   /2015-03-31/functions/{name}/invocations
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from messenger_local import management
+from messenger_local import lambda_api, management
 from messenger_local.gateway import Gateway
 from messenger_local.webapp import add_web_routes
 from messenger_local.websocket import serve_websocket
@@ -41,6 +45,7 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get(connection_path, bound(management.get_connection))
     app.router.add_delete(connection_path, bound(management.delete_connection))
     add_web_routes(app, stage)
+    app.router.add_post(lambda_api.INVOKE_PATH, bound(lambda_api.invoke))
     return app
 
 

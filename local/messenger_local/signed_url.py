@@ -23,7 +23,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from messenger_protocol.connect import signed_connect_query, with_query
-from messenger_protocol.encoding import b64url_decode, b64url_encode, is_user_id
+from messenger_protocol.encoding import USER_ID_RULE, b64url_decode, b64url_encode, is_user_id
 
 DEFAULT_URL = "ws://127.0.0.1:8080/local"
 DEFAULT_KEY_DIR = Path.home() / ".messenger-local" / "keys"
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m messenger_local.signed_url",
         description="Print a signed WebSocket connect URL for a local user (for wscat).",
     )
-    parser.add_argument("user", help="the userId (1-64 of A-Z a-z 0-9 _ . -)")
+    parser.add_argument("user", help=f"the userId ({USER_ID_RULE})")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the stage URL ({DEFAULT_URL})")
     parser.add_argument(
         "--key-dir",

@@ -33,6 +33,7 @@ process, so only one LocalStack can run in a process at a time (a second one rai
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +48,7 @@ from messenger.contract import (
     METRICS_NAMESPACE,
     ROUTES,
     SERVICE_NAME,
+    WORKERS,
     Authorizer,
     Env,
     Route,
@@ -70,6 +72,7 @@ _UNSAFE_AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SNS",
     "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
+    "AWS_ENDPOINT_URL_LAMBDA",
 )
 _DRAIN_SECONDS = 10.0
 
@@ -143,6 +146,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}/{self.stage}"
 
     @property
+    def lambda_url(self) -> str:
+        """Lambda's Invoke API, served here: AWS_ENDPOINT_URL_LAMBDA of the functions."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def connections_url(self) -> str:
         return f"{self.http_url}/@connections"
 
@@ -208,6 +216,7 @@ class LocalStack:
         handlers = [(route.function_name, route.handler) for route in self._routes]
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
+        handlers += [(worker.function_name, worker.handler) for worker in WORKERS]
         self._functions = Functions(
             handlers,
             region=self._aws.region,
@@ -238,6 +247,11 @@ class LocalStack:
         if self._state is not None:
             manifest = manifest or new_manifest(api_id, self.stage, self._aws.region)
             await loop.run_in_executor(None, self._state.start, manifest)
+        # What is loaded now (the functions' modules, boto3's service models, moto's
+        # backends) lives as long as the stack: out of the collector's way, a full
+        # collection no longer stalls every connection for a few hundred milliseconds.
+        gc.collect()
+        gc.freeze()
         # Only now, with every function loaded, can a handshake be answered.
         await self._server.listen()
 
@@ -252,6 +266,8 @@ class LocalStack:
             "NO_PROXY": _no_proxy_with(self.host),
             "no_proxy": _no_proxy_with(self.host),
             Env.CONNECTIONS_ENDPOINT.value: self.http_url,
+            # The functions invoke one another through the Invoke API this server serves.
+            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -301,6 +317,7 @@ class LocalStack:
         assert self._functions is not None
         self._functions.load()
         services().connections(self.http_url)
+        services().announcer.warm()
 
     async def stop(self) -> None:
         """Close every connection (firing $disconnect), wait for the functions, stop all."""
@@ -320,6 +337,7 @@ class LocalStack:
                 self._state = None
             await loop.run_in_executor(None, self._release_aws)
         finally:
+            gc.unfreeze()
             self._restore_environment()
             self._forget_function_state()
             self._gateway = None

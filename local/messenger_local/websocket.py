@@ -9,6 +9,7 @@ and `$disconnect` however the connection ends. Frames over 32 KB or messages ove
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -206,7 +207,13 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
         # functions know, so it closes for them too.
         gateway.spawn(_disconnect(gateway, handshake, admission, 1006, CLOSED_ABNORMALLY))
         raise
-    connection = LiveConnection(handshake, socket, admission.authorizer, admission.principal_id)
+    connection = LiveConnection(
+        handshake,
+        socket,
+        admission.authorizer,
+        admission.principal_id,
+        in_flight=asyncio.Semaphore(gateway.limits.max_in_flight_per_connection),
+    )
     gateway.connections.add(connection)
     try:
         await _receive_frames(gateway, connection, guard)
@@ -247,7 +254,7 @@ async def _receive_frames(
             return
         if message.type is WSMsgType.TEXT:
             connection.touch()
-            gateway.spawn(_dispatch(gateway, connection, message.data))
+            gateway.spawn(_dispatch_in_turn(gateway, connection, message.data))
         elif message.type is WSMsgType.BINARY:
             await connection.close(WSCloseCode.UNSUPPORTED_DATA, "Binary frames are not supported")
             return
@@ -278,6 +285,13 @@ async def _send_quietly(connection: LiveConnection, data: str) -> None:
     # The client may have left while its frame was being handled.
     with contextlib.suppress(ConnectionGoneError):
         await connection.send(data)
+
+
+async def _dispatch_in_turn(gateway: Gateway, connection: LiveConnection, body: str) -> None:
+    """Dispatch once the connection has an invocation to spare (Limits): frames beyond
+    that wait here, in order, rather than in front of other connections' frames."""
+    async with connection.in_flight:
+        await _dispatch(gateway, connection, body)
 
 
 async def _dispatch(gateway: Gateway, connection: LiveConnection, body: str) -> None:

@@ -29,6 +29,7 @@ _REPLIES = {
     Action.GET_KEYS: "keys",
     Action.REGISTER_PUSH: "pushRegistered",
     Action.PING: "pong",
+    Action.SET_PRESENCE_VISIBILITY: "presenceVisibility",
 }
 
 

@@ -20,7 +20,7 @@ _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _USER_ID = re.compile(USER_ID_PATTERN)
 _CONNECT_NONCE = re.compile(CONNECT_NONCE_PATTERN)
 
-USER_ID_RULE = "a user id: 1-64 characters of A-Z a-z 0-9 _ . -"
+USER_ID_RULE = "a user id: 1-64 characters of a-z 0-9 _ . -, the first a letter or a digit"
 MESSAGE_ID_RULE = "a messageId: 8-64 characters of A-Z a-z 0-9 _ -"
 ITEM_ID_RULE = f"an item id: a string of 1-{MAX_ITEM_ID_CHARS} characters"
 

@@ -141,18 +141,28 @@ class One(Field):
 
 
 class Listing(Field):
-    """A JSON array of 1 to MAX_IDS_PER_FRAME values, each keeping a `Rule`."""
+    """A JSON array of `min_items` (1) to `max_items` (MAX_IDS_PER_FRAME) values, each
+    keeping a `Rule`."""
 
     def __init__(
-        self, name: str, rule: Rule, *, max_items: int = MAX_IDS_PER_FRAME, **options: Any
+        self,
+        name: str,
+        rule: Rule,
+        *,
+        min_items: int = 1,
+        max_items: int = MAX_IDS_PER_FRAME,
+        **options: Any,
     ) -> None:
         super().__init__(name, **options)
         self.rule = rule
+        self.min_items = min_items
         self.max_items = max_items
 
     def check(self, value: Any) -> list[Any]:
-        if type(value) is not list or not 1 <= len(value) <= self.max_items:
-            raise BadRequest(f"{self.name}: must be a list of 1 to {self.max_items} items")
+        if type(value) is not list or not self.min_items <= len(value) <= self.max_items:
+            raise BadRequest(
+                f"{self.name}: must be a list of {self.min_items} to {self.max_items} items"
+            )
         for index, item in enumerate(value):
             if not self.rule.valid(item):
                 raise BadRequest(f"{self.name}.{index}: must be {self.rule.words}")
@@ -164,7 +174,7 @@ class Listing(Field):
     def value_schema(self) -> Schema:
         return {
             "type": "array",
-            "minItems": 1,
+            "minItems": self.min_items,
             "maxItems": self.max_items,
             "items": dict(self.rule.schema),
         }

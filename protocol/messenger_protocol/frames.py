@@ -39,6 +39,7 @@ from messenger_protocol.fields import (
 from messenger_protocol.limits import (
     BOX_NONCE_BYTES,
     KEY_BYTES,
+    MAX_CONTACTS,
     MAX_PUSH_TOKEN_CHARS,
     MAX_SENT_AT,
     PUSH_TOKEN_PATTERNS,
@@ -48,6 +49,7 @@ from messenger_protocol.names import (
     Action,
     ErrorCode,
     FrameType,
+    PresenceVisibility,
     PushPlatform,
     ReceiptStatus,
 )
@@ -225,9 +227,46 @@ class Ping(ClientFrame):
     SUMMARY = "Keep the connection inside the 10-minute idle limit; answered by `pong`."
 
 
+@dataclasses.dataclass(frozen=True)
+class SetPresenceVisibility(ClientFrame):
+    KIND = ACTION = Action.SET_PRESENCE_VISIBILITY
+    SUMMARY = (
+        "Who may see my presence: everyone, only `contacts`, or nobody; answered by "
+        "`presenceVisibility`."
+    )
+    visibility: PresenceVisibility = wire(Choice("visibility", PresenceVisibility))
+    contacts: list[str] | None = wire(
+        Listing(
+            "contacts",
+            USER_ID,
+            min_items=0,
+            max_items=MAX_CONTACTS,
+            default=None,
+            description="with `contacts`: who may see it (replaces the previous list); "
+            "ignored otherwise",
+        )
+    )
+
+    def allowed(self) -> list[str]:
+        """The contacts in effect: the listed ones (each once) with `contacts`, else none."""
+        if self.visibility is not PresenceVisibility.CONTACTS:
+            return []
+        return list(dict.fromkeys(self.contacts or []))
+
+
 CLIENT_FRAMES: dict[Action, type[ClientFrame]] = {
     frame.ACTION: frame
-    for frame in (SendMessage, Ack, MarkSeen, Sync, GetPresence, GetKeys, RegisterPush, Ping)
+    for frame in (
+        SendMessage,
+        Ack,
+        MarkSeen,
+        Sync,
+        GetPresence,
+        GetKeys,
+        RegisterPush,
+        Ping,
+        SetPresenceVisibility,
+    )
 }
 
 
@@ -364,6 +403,21 @@ class PongFrame(ServerFrame):
 
 
 @dataclasses.dataclass(frozen=True)
+class PresenceVisibilityFrame(ServerFrame):
+    KIND = TYPE = FrameType.PRESENCE_VISIBILITY
+    SUMMARY = "The answer to setPresenceVisibility: the visibility now in effect."
+    visibility: PresenceVisibility = wire(Choice("visibility", PresenceVisibility))
+    count: int = wire(
+        Integer(
+            "count",
+            low=0,
+            high=MAX_CONTACTS,
+            description="how many contacts may see it (0 unless `contacts`)",
+        )
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class ErrorFrame(ServerFrame):
     KIND = TYPE = FrameType.ERROR
     SUMMARY = "A refused frame; nothing was changed on the server."
@@ -390,6 +444,7 @@ SERVER_FRAMES: dict[FrameType, type[ServerFrame]] = {
         KeysFrame,
         PushRegisteredFrame,
         PongFrame,
+        PresenceVisibilityFrame,
         ErrorFrame,
     )
 }

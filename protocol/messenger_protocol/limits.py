@@ -10,7 +10,9 @@ from __future__ import annotations
 from messenger_protocol.names import PushPlatform
 
 # --- ids -------------------------------------------------------------------------------
-USER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# Lowercase only, and never starting with a dot, dash or underscore: people confuse
+# case, and dots alone read as paths (§1).
+USER_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 CONNECT_NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
@@ -23,6 +25,12 @@ MAX_BODY_BYTES = 24_000
 MAX_SENT_AT = 2**53  # the largest integer a JavaScript client holds exactly
 BOX_NONCE_BYTES = 24
 MAX_IDS_PER_FRAME = 100
+
+# --- presence ------------------------------------------------------------------------------
+# Subscriptions one connection may hold (§3); a getPresence past it records nothing.
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000
+# The users a `contacts` presence visibility may list (§2).
+MAX_CONTACTS = 1000
 
 # --- identity ----------------------------------------------------------------------------
 KEY_BYTES = 32

@@ -16,6 +16,7 @@ class Action(StrEnum):
     GET_KEYS = "getKeys"
     REGISTER_PUSH = "registerPush"
     PING = "ping"
+    SET_PRESENCE_VISIBILITY = "setPresenceVisibility"
 
 
 class FrameType(StrEnum):
@@ -29,6 +30,7 @@ class FrameType(StrEnum):
     KEYS = "keys"
     PUSH_REGISTERED = "pushRegistered"
     PONG = "pong"
+    PRESENCE_VISIBILITY = "presenceVisibility"
     ERROR = "error"
 
 
@@ -47,6 +49,14 @@ class ErrorCode(StrEnum):
 class ReceiptStatus(StrEnum):
     DELIVERED = "delivered"
     SEEN = "seen"
+
+
+class PresenceVisibility(StrEnum):
+    """Who may see a user's presence (§2 setPresenceVisibility)."""
+
+    EVERYONE = "everyone"  # the default, for a user who never set it
+    CONTACTS = "contacts"
+    NOBODY = "nobody"
 
 
 class PushPlatform(StrEnum):

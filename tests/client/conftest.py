@@ -6,6 +6,7 @@ the emulator's own end-to-end tests.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from messenger_client.connection import ConnectionPolicy
 from messenger_client.errors import ProfileNotFound
 from messenger_client.keystore import Profile
 from messenger_local import LocalStack
+from messenger_protocol.names import PresenceVisibility
 from tests.support.stack_fixtures import connect, shared_aws, stack
 
 __all__ = ["connect", "shared_aws", "stack"]
@@ -27,6 +29,9 @@ FAST = ClientSettings(
     resend_base=1.0,
     resend_cap=2.0,
 )
+
+# A user who shows their presence to everyone (the SDK's default is their contacts only).
+VISIBLE = dataclasses.replace(FAST, presence_visibility=PresenceVisibility.EVERYONE)
 
 MakeClient = Callable[..., Awaitable[MessengerClient]]
 

@@ -8,7 +8,7 @@ from textual.widgets import Input, Static
 from messenger_client.chat import ChatApp, MessageView
 from messenger_client.events import MessageAdded, StatusChanged
 from messenger_client.store import MessageStatus
-from tests.client.conftest import MakeClient
+from tests.client.conftest import VISIBLE, MakeClient
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +25,8 @@ def conversation(app: ChatApp) -> list[str]:
 async def test_a_typed_message_arrives_on_the_other_side_and_its_marks_update_live(
     client: MakeClient,
 ) -> None:
-    # Given alice in the chat with bob, and bob online
-    alice, bob = await client("alice"), await client("bob")
+    # Given alice in the chat with bob, and bob online (showing it to everyone)
+    alice, bob = await client("alice"), await client("bob", settings=VISIBLE)
     app = ChatApp(alice, "bob")
     async with app.run_test(size=(100, 30)) as pilot, bob.events() as bob_events:
         await until(lambda: "● online" in shown(app, "#peer"))

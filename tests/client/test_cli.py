@@ -13,7 +13,7 @@ import pytest
 
 from messenger_client.store import MessageStatus
 from messenger_local import LocalStack
-from tests.client.conftest import MakeClient
+from tests.client.conftest import VISIBLE, MakeClient
 from tests.support.cli import MESSENGER, environment
 from tests.support.waiting import until
 
@@ -124,9 +124,10 @@ async def test_presence_shows_who_is_online_and_when_others_were_last_seen(
     messenger: Messenger,
     client: MakeClient,
 ) -> None:
-    # Given bob online, carol registered but gone, and no dave at all
-    await client("bob")
-    await (await client("carol")).close()
+    # Given bob online, carol registered but gone, and no dave at all (bob and carol
+    # showing their presence to everyone)
+    await client("bob", settings=VISIBLE)
+    await (await client("carol", settings=VISIBLE)).close()
     assert (await messenger("--profile", "alice", "init")).code == 0
     # When alice asks
     presence = await messenger("--profile", "alice", "presence", "bob", "carol", "dave")

@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from messenger.contract import Env
+from messenger.wiring import services
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.errors import HandshakeRefused, NotConnected
 from messenger_client.events import ConnectionChanged, MessageAdded, PresenceChanged
 from messenger_client.keystore import Profile
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.names import PresenceVisibility
 from tests.client.conftest import FAST, Clients
+from tests.support.harness import throttle_dynamodb
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
+EVERYONE = PresenceVisibility.EVERYONE
 
 
 def fast(**policy: float) -> ClientSettings:
@@ -76,7 +80,8 @@ async def test_a_connection_is_replaced_before_the_maximum_duration_without_an_o
     # Given a gateway that ends every connection after 3 s, and alice's client told to
     # move to a new connection after 1 s; carol watches alice's presence
     async with LocalStack(aws=shared_aws, max_duration=3.0) as stack:
-        alice = await clients.open("alice", stack.ws_url, settings=fast(max_age=1.0))
+        visible = dataclasses.replace(fast(max_age=1.0), presence_visibility=EVERYONE)
+        alice = await clients.open("alice", stack.ws_url, settings=visible)
         carol = await clients.open("carol", stack.ws_url)
         async with carol.events() as carol_events, alice.events() as alice_events:
             await carol.get_presence(["alice"], subscribe=True)
@@ -117,6 +122,10 @@ async def test_a_refused_handshake_is_reported_at_once(
             with pytest.raises(HandshakeRefused, match="HTTP 403") as refused:
                 await impostor.wait_online(timeout=5.0)
             assert refused.value.status_code == 403
+            # And stops there: a refusal is final (a 5xx is not: the test below)
+            await asyncio.sleep(1.0)  # many backoff delays of these settings
+            assert impostor.status.state == ConnectionState.REFUSED
+            assert [i.status for i in stack.invocations_of("authorizer")][1:] == [403]
         await clients.close_all()
 
 
@@ -145,4 +154,24 @@ async def test_messages_refused_for_the_rate_limit_are_resent_in_order(
         # And bob has each once, in the order alice wrote them
         await until(lambda: len(bob.history("alice")) == 6, timeout=10)
         assert [m.text for m in bob.history("alice")] == [f"message {n}" for n in range(6)]
+        await clients.close_all()
+
+
+async def test_a_handshake_the_server_fails_is_retried_until_it_connects(
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+) -> None:
+    # Given alice registered, and the table her authorizer reads throttled for a while
+    # (issue 12, 4: it used to answer 403 Deny, which the SDK takes as final)
+    async with LocalStack(aws=shared_aws) as stack:
+        await (await clients.open("alice", stack.ws_url)).close()
+        await stack.settled()
+        failures = throttle_dynamodb(services().dynamodb, "GetItem", times=10)
+        # When her client connects again
+        alice = await clients.open("alice", stack.ws_url, settings=fast(), wait=False)
+        # Then the first handshakes fail with 500, not 403, and the SDK retries until one opens
+        await alice.wait_online(timeout=20)
+        assert len(failures) == 10
+        handshakes = [i.status for i in stack.invocations_of("authorizer")][1:]
+        assert 500 in handshakes and 403 not in handshakes and handshakes[-1] == 200
         await clients.close_all()

@@ -75,6 +75,14 @@ def test_the_user_id_defaults_to_the_profile_name_and_can_differ(home: Path) -> 
     assert Profile.create("work", "alice.smith", home=home).user_id == "alice.smith"
 
 
+@pytest.mark.parametrize("user_id", ["Alice", "ALICE-8491ef", "-x", "..."])
+def test_a_look_alike_user_id_never_gets_keys(home: Path, user_id: str) -> None:
+    # (issue 12, 5: the server refuses them; the SDK refuses before asking)
+    with pytest.raises(ValueError, match="user id"):
+        Profile.create("work", user_id, home=home)
+    assert not (home / "work" / "identity.json").exists()
+
+
 def test_a_missing_profile_says_to_run_init(home: Path) -> None:
     with pytest.raises(ProfileNotFound, match="init"):
         Profile.load("nobody", home)
@@ -132,7 +140,7 @@ def test_profiles_live_in_messenger_home_else_the_xdg_config_dir(tmp_path: Path)
     assert config_home({"XDG_CONFIG_HOME": "relative"}) == Path.home() / ".config" / "messenger"
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "a/b", "x" * 65])
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", "x" * 65, ".", "..", ".hidden"])
 def test_a_profile_name_cannot_leave_the_keystore_directory(home: Path, name: str) -> None:
     with pytest.raises(ValueError):
         Profile.create(name, home=home)

@@ -23,7 +23,7 @@ from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.encoding import b64url_decode, b64url_encode
 from messenger_protocol.frames import ClientFrame
-from tests.client.conftest import FAST, Clients, MakeClient
+from tests.client.conftest import FAST, VISIBLE, Clients, MakeClient
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
 from tests.support.waiting import until
@@ -279,8 +279,9 @@ async def test_presence_subscriptions_are_renewed_after_a_reconnect(
     client: MakeClient,
     stack: LocalStack,
 ) -> None:
-    # Given carol registered but offline, and alice watching her
-    await (await client("carol")).close()
+    # Given carol registered but offline (showing her presence to everyone), and alice
+    # watching her
+    await (await client("carol", settings=VISIBLE)).close()
     alice = await client("alice")
     async with alice.events() as events:
         [carol_now] = await alice.get_presence(["carol"], subscribe=True)
@@ -290,7 +291,7 @@ async def test_presence_subscriptions_are_renewed_after_a_reconnect(
         await alice.wait_synced()
         await stack.settled()
         # Then carol coming online still reaches alice
-        await client("carol")
+        await client("carol", settings=VISIBLE)
         change = await events.next_of(PresenceChanged, lambda e: e.presence.online)
     assert change.presence.user_id == "carol"
     assert alice.presence("carol") == change.presence
@@ -340,3 +341,24 @@ async def test_trusting_a_number_that_does_not_match_changes_nothing(client: Mak
     with pytest.raises(ValueError, match="does not match"):
         await alice.trust("bob", "00000 00000 00000 00000 00000 00000")
     assert alice.fingerprint("bob") == pinned.fingerprint() == bob.fingerprint()
+
+
+async def test_by_default_only_the_people_we_wrote_to_see_our_presence(
+    client: MakeClient, stack: LocalStack
+) -> None:
+    # Given alice, who wrote to bob, and carol, whom she never wrote to
+    alice, bob, carol = await client("alice"), await client("bob"), await client("carol")
+    await alice.send_and_wait("bob", "hi bob")
+    await stack.settled()
+    # When both ask about alice, Then bob sees her online, and to carol she looks like a
+    # user who does not exist
+    [seen_by_bob] = await bob.get_presence(["alice"])
+    [seen_by_carol] = await carol.get_presence(["alice"])
+    assert seen_by_bob.online is True
+    assert (seen_by_carol.online, seen_by_carol.last_seen) == (False, None)
+    assert alice.contacts() == ["bob"]
+    # And once alice writes to carol too, carol sees her as well
+    await alice.send_and_wait("carol", "hi carol")
+    await stack.settled()
+    assert (await carol.get_presence(["alice"]))[0].online is True
+    assert sorted(alice.contacts()) == ["bob", "carol"]

@@ -14,6 +14,8 @@ from messenger.contract import TABLES
 from messenger_local import LocalStack
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
+from tests.support.waiting import until
+from tests.support.ws_client import handshake_status, message_frame, signed_url
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +104,89 @@ async def test_hostile_frames_are_refused_or_ignored_and_change_nothing(
         # The impersonation attempt: the message is stored as alice's, not bob's
         queue = (await asyncio.to_thread(dump, stack))[stack.table_names["QUEUE_TABLE"]]
         assert [item["sender"]["S"] for item in queue] == ["alice"]
+
+
+# --- issue 12: one user must never lock out, impersonate, spam or watch another ----------
+
+
+def presence_items(state: dict[str, list[dict]], stack: LocalStack) -> list[dict]:
+    """Subscriptions and watch lists left in the Users table."""
+    return [
+        item
+        for item in state[stack.table_names["USERS_TABLE"]]
+        if item["sk"]["S"].startswith(("SUB#", "WATCH#"))
+    ]
+
+
+def attack(victim: str, frames: int) -> list[dict]:
+    """getPresence frames of 100 ids, each naming the victim, subscribing."""
+    return [
+        {
+            "action": "getPresence",
+            "userIds": [victim, *(f"x{n}-{k}" for k in range(99))],
+            "subscribe": True,
+        }
+        for n in range(frames)
+    ]
+
+
+@pytest.mark.parametrize("frames", [3, 250])
+async def test_subscribe_and_close_leaves_nothing_and_the_victim_connects_as_usual(
+    stack: LocalStack, connect: Connect, bob: TestUser, mallory: TestUser, frames: int
+) -> None:
+    # Given bob, registered and offline
+    await (await connect(bob)).close()
+    # When mallory sends her subscribe frames and closes at once, waiting for nothing
+    m = await connect(mallory)
+    for frame in attack("bob", frames):
+        await m.send(frame)
+    await m.socket.close()
+    # (her $disconnect starts once the gateway has seen the close; then let all finish)
+    await until(
+        lambda: [
+            i for i in stack.invocations_of("$disconnect") if i.connection_id == m.connection_id
+        ],
+        timeout=60,
+    )
+    await stack.settled(timeout=120)
+    # Then nothing she subscribed to is left behind
+    assert presence_items(await asyncio.to_thread(dump, stack), stack) == []
+    # And bob's handshake succeeds, as fast as anyone's, leaving exactly his connection
+    b = await connect(bob)
+    await stack.settled()
+    connects = stack.invocations_of("$connect")
+    assert [i.status for i in connects] == [200] * len(connects)
+    usual = sorted(i.duration_ms for i in connects[:-1])[len(connects) // 2 - 1]
+    assert connects[-1].duration_ms < max(10 * usual, 1000), connects
+    state = await asyncio.to_thread(dump, stack)
+    (profile,) = [
+        item
+        for item in state[stack.table_names["USERS_TABLE"]]
+        if item["pk"]["S"] == "U#bob" and item["sk"]["S"] == "PROFILE"
+    ]
+    assert list(profile["conns"]["M"]) == [b.connection_id]
+
+
+async def test_sixty_sends_pipelined_from_two_devices_are_all_acked(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a fresh sender with two devices (the default limit: a burst of 60)
+    await (await connect(bob)).close()
+    phone, laptop = await connect(alice), await connect(alice)
+    frames = [message_frame(alice, bob, f"#{i}", f"msg-p{i:04d}") for i in range(60)]
+    # When 30 leave each device back to back, none waiting for an ack
+    await asyncio.gather(
+        *(phone.send(f) for f in frames[::2]), *(laptop.send(f) for f in frames[1::2])
+    )
+    # Then all 60 are acked
+    replies = [await phone.next(timeout=30) for _ in range(30)]
+    replies += [await laptop.next(timeout=30) for _ in range(30)]
+    assert [r["type"] for r in replies] == ["ack"] * 60, [r for r in replies if r["type"] != "ack"]
+
+
+@pytest.mark.parametrize("user_id", ["ALICE-8491ef", "Alice-8491ef", ".", "..", "-", "..."])
+async def test_look_alike_ids_are_refused(
+    stack: LocalStack, connect: Connect, user_id: str
+) -> None:
+    await (await connect(TestUser("alice-8491ef"))).close()
+    assert await handshake_status(signed_url(stack.ws_url, TestUser(user_id))) == 403

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from messenger_protocol.connect import connect_message
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.limits import CONNECT_WINDOW_SECONDS
-from tests.support.harness import Harness
+from tests.support.harness import Harness, harness
 from tests.support.identities import TestUser
 
 pytestmark = pytest.mark.integration
@@ -177,3 +180,90 @@ def test_retried_registration_is_not_a_replay(h: Harness, alice: TestUser) -> No
     assert effect_of(h.authorize(query, "FirstConnect001=")) == "Allow"
     assert effect_of(h.authorize(query, "FirstConnect001=")) == "Allow"
     refused_without_writes(h, query)
+
+
+# --- look-alike ids (issue 12, 5) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "user_id", ["ALICE-8491ef", "Alice-8491ef", ".", "..", "-", "...", "_alice", ".alice"]
+)
+def test_a_look_alike_id_cannot_register(h: Harness, user_id: str) -> None:
+    # Given alice-8491ef registered, When someone registers a look-alike, correctly signed
+    h.connect(TestUser("alice-8491ef"))
+    # Then it is refused, and nothing is written
+    refused_without_writes(h, TestUser(user_id).connect_query(ts=h.clock.now_s()))
+
+
+# --- registrations per source address (issue 12, 5) -------------------------------------
+
+
+def test_a_source_registers_at_most_its_hourly_limit_then_is_refused_with_nothing_written(
+    alice: TestUser,
+) -> None:
+    with harness(registrations_per_ip_per_hour=3) as h:
+        # Given a source address that registered three users this hour
+        for n in range(3):
+            query = TestUser(f"user{n}").connect_query(ts=h.clock.now_s())
+            assert effect_of(h.authorize(query, source_ip="203.0.113.7")) == "Allow"
+        # When it registers a fourth, Then that is refused and writes nothing
+        before = h.dump(with_limits=True)
+        decision = h.authorize(alice.connect_query(ts=h.clock.now_s()), source_ip="203.0.113.7")
+        assert effect_of(decision) == "Deny"
+        assert h.dump(with_limits=True) == before
+        # And other sources still register
+        elsewhere = h.authorize(alice.connect_query(ts=h.clock.now_s()), source_ip="198.51.100.1")
+        assert effect_of(elsewhere) == "Allow"
+        # And the next hour it may register again
+        h.clock.advance(3600)
+        carol = TestUser("carol").connect_query(ts=h.clock.now_s())
+        assert effect_of(h.authorize(carol, source_ip="203.0.113.7")) == "Allow"
+
+
+def test_an_ipv6_subscriber_counts_as_one_source_for_its_whole_64() -> None:
+    with harness(registrations_per_ip_per_hour=1) as h:
+        first = TestUser("first").connect_query(ts=h.clock.now_s())
+        assert effect_of(h.authorize(first, source_ip="2001:db8:1:2::1")) == "Allow"
+        second = TestUser("second").connect_query(ts=h.clock.now_s())
+        assert effect_of(h.authorize(second, source_ip="2001:db8:1:2:ffff::9")) == "Deny"
+        third = TestUser("third").connect_query(ts=h.clock.now_s())
+        assert effect_of(h.authorize(third, source_ip="2001:db8:1:3::1")) == "Allow"
+
+
+def test_registration_counters_hold_no_address(h: Harness, alice: TestUser) -> None:
+    h.authorize(alice.connect_query(ts=h.clock.now_s()), source_ip="203.0.113.7")
+    limits = json.dumps(h.dump(with_limits=True)["test-limits"])
+    assert "203.0.113.7" not in limits and "REG#" in limits
+
+
+# --- our own failures are not refusals (issue 12, 4) -------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["GetItem", "PutItem", "TransactWriteItems"])
+def test_a_throttled_table_makes_the_authorizer_fail_not_deny(
+    h: Harness, alice: TestUser, bob: TestUser, operation: str
+) -> None:
+    # Given a table that keeps throttling (bob connects for the first time: a transaction)
+    h.connect(alice)
+    query = (bob if operation == "TransactWriteItems" else alice).connect_query(
+        ts=h.clock.now_s(), with_keys=operation == "TransactWriteItems"
+    )
+    h.throttle(operation, times=100)
+    before = h.dump(with_limits=True)
+    # When the authorizer runs, Then it raises (API Gateway answers 500, clients retry)
+    with pytest.raises(ClientError, match="Throttling"):
+        h.authorize(query)
+    assert h.dump(with_limits=True) == before
+
+
+def test_a_timeout_makes_the_authorizer_fail_not_deny(
+    h: Harness, alice: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.connect(alice)
+
+    def timed_out(*args: object, **kwargs: object) -> None:
+        raise ReadTimeoutError(endpoint_url="https://dynamodb")
+
+    monkeypatch.setattr(h.services.users, "get_profile", timed_out)
+    with pytest.raises(ReadTimeoutError):
+        h.authorize(alice.connect_query(ts=h.clock.now_s(), with_keys=False))

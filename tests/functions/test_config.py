@@ -9,20 +9,45 @@ from messenger.config import (
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     settings_from,
 )
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
+from messenger.contract import (
+    DEFAULT_MESSAGE_TTL_SECONDS,
+    DEFAULT_RATE_LIMITS,
+    DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
+    PRESENCE_WORKER,
+    Env,
+    RateLimit,
+)
+from messenger_protocol.names import Action
 
 pytestmark = pytest.mark.unit
 
-TABLES = {Env.USERS_TABLE.value: "app-users", Env.QUEUE_TABLE.value: "app-queue"}
+TABLES = {
+    Env.USERS_TABLE.value: "app-users",
+    Env.QUEUE_TABLE.value: "app-queue",
+    Env.LIMITS_TABLE.value: "app-limits",
+}
 
 
 def test_defaults_apply_when_only_the_tables_are_set() -> None:
     settings = settings_from(TABLES)
-    assert (settings.users_table, settings.queue_table) == ("app-users", "app-queue")
+    assert (settings.users_table, settings.queue_table, settings.limits_table) == (
+        "app-users",
+        "app-queue",
+        "app-limits",
+    )
     assert settings.message_ttl_seconds == DEFAULT_MESSAGE_TTL_SECONDS
     assert settings.rate_limit_per_minute == DEFAULT_RATE_LIMIT_PER_MINUTE
     assert settings.rate_limit_burst == DEFAULT_RATE_LIMIT_BURST
     assert settings.connections_endpoint is None and dict(settings.push_apps) == {}
+    assert settings.registrations_per_ip_per_hour == DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
+    assert settings.presence_function == PRESENCE_WORKER.function_name
+
+
+def test_every_action_has_a_rate_limit_and_send_message_s_is_configurable() -> None:
+    settings = settings_from(TABLES | {Env.RATE_LIMIT_BURST.value: "7"})
+    assert {action: settings.rate_limit(action) for action in Action} == DEFAULT_RATE_LIMITS | {
+        Action.SEND_MESSAGE: RateLimit(burst=7, per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE)
+    }
 
 
 def test_every_variable_is_read() -> None:
@@ -35,6 +60,8 @@ def test_every_variable_is_read() -> None:
             Env.RATE_LIMIT_BURST.value: " 5 ",
             Env.PUSH_MIN_INTERVAL_SECONDS.value: "0",
             Env.PUSH_APP_GCM.value: "arn:aws:sns:us-east-1:123456789012:app/GCM/m",
+            Env.REGISTRATIONS_PER_IP_PER_HOUR.value: "4",
+            Env.PRESENCE_FUNCTION.value: "arn:aws:lambda:us-east-1:123456789012:function:P:live",
         }
     )
     assert settings.message_ttl_seconds == 3600
@@ -42,6 +69,8 @@ def test_every_variable_is_read() -> None:
     assert (settings.rate_limit_per_minute, settings.rate_limit_burst) == (30, 5)
     assert settings.push_min_interval_seconds == 0
     assert dict(settings.push_apps) == {"GCM": "arn:aws:sns:us-east-1:123456789012:app/GCM/m"}
+    assert settings.registrations_per_ip_per_hour == 4
+    assert settings.presence_function == "arn:aws:lambda:us-east-1:123456789012:function:P:live"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +81,8 @@ def test_every_variable_is_read() -> None:
         (Env.MESSAGE_TTL_SECONDS.value, "-5", "message_ttl_seconds"),
         (Env.PUSH_MIN_INTERVAL_SECONDS.value, "1.5", "PUSH_MIN_INTERVAL_SECONDS"),
         (Env.USERS_TABLE.value, "", "users_table must name a DynamoDB table"),
+        (Env.LIMITS_TABLE.value, "", "limits_table must name a DynamoDB table"),
+        (Env.REGISTRATIONS_PER_IP_PER_HOUR.value, "0", "registrations_per_ip_per_hour"),
     ],
 )
 def test_nonsense_fails_loudly_and_names_the_setting(name: str, value: str, says: str) -> None:

@@ -29,6 +29,9 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
             h.send(a, {"action": "ping"}),
             h.send(a, {"action": "registerPush", "platform": "APNS", "token": token_for("APNS")}),
             h.send(a, {"action": "fly"}),
+            h.send(
+                a, {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": []}
+            ),
             # When alice writes, bob acks and marks it seen, and alice syncs
             h.send(a, h.message(a, bob, "hello", "msg-00000001")),
         ]

@@ -1,7 +1,9 @@
 """Property-based fuzzing of every route's frame and of the connect query.
 
 For any input: no exception escapes a handler, every refusal is a PROTOCOL.md error
-code, and a refused frame leaves every table exactly as it was.
+code, and a refused frame leaves the Users and Queue tables exactly as they were (the
+Limits table counts every well-formed frame; a frame refused RATE_LIMITED writes
+nothing there either: tests/functions/test_rate_limits.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ scalars = st.one_of(
             "nobody",
             "msg-00000001",
             "m#alice#msg-00000001",
+            "everyone",
+            "contacts",
+            "nobody",
             b64url_encode(b"\x00" * 24),
             b64url_encode(b"c" * 40),
             "r#x",
@@ -73,6 +78,8 @@ field_names = st.sampled_from(
         "token",
         "from",
         "action",
+        "visibility",
+        "contacts",
     ]
 )
 
@@ -109,6 +116,9 @@ def test_any_frame_is_answered_or_refused_cleanly(route: str) -> None:
         )
         @given(body=frames_for(route))
         def run(body: str) -> None:
+            # A minute apart: the rate limits (which count every well-formed frame) never
+            # stand between the fuzzer and the rules behind them.
+            h.clock.advance(60)
             before = h.dump()
             reply = h.send_raw(a, body, route)
             check_reply(reply, before, h.dump())
@@ -160,5 +170,43 @@ def test_a_valid_query_with_one_field_mutated_is_denied() -> None:
             decision = h.authorize(query)
             assert decision["policyDocument"]["Statement"][0]["Effect"] == "Deny"
             assert h.dump() == before
+
+        run()
+
+
+def test_any_presence_visibility_is_set_exactly_or_refused_with_nothing_changed() -> None:
+    bob = TestUser("bob")
+    ids = st.one_of(
+        st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,8}", fullmatch=True),
+        st.text(max_size=10),
+    )
+    with harness() as h:
+        b = h.connect(bob)
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            visibility=st.sampled_from(["everyone", "contacts", "nobody", "friends", 3]),
+            contacts=st.one_of(st.none(), st.lists(ids, max_size=12)),
+        )
+        def run(visibility: Any, contacts: list[str] | None) -> None:
+            h.clock.advance(60)
+            frame: dict[str, Any] = {"action": "setPresenceVisibility", "visibility": visibility}
+            if contacts is not None:
+                frame["contacts"] = contacts
+            before = h.dump()
+            reply = h.send(b, frame)
+            assert reply is not None
+            if reply["type"] == "error":
+                check_reply(reply, before, h.dump())
+                return
+            allowed = list(dict.fromkeys(contacts or [])) if visibility == "contacts" else []
+            assert reply == {
+                "type": "presenceVisibility",
+                "visibility": visibility,
+                "count": len(allowed),
+            }
+            profile = h.services.users.get_profile("bob")
+            assert profile is not None and profile.visibility == visibility
+            assert profile.contact_count == len(allowed)
 
         run()

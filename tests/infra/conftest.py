@@ -21,6 +21,7 @@ from aws_cdk.assertions import Template
 
 from infra.app import build_app
 from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
+from messenger.contract import AUTHORIZER, ROUTES, WORKERS
 
 # Where the templates are synthesized for: a region with SnapStart and SNS mobile push.
 ACCOUNT = "123456789012"
@@ -40,6 +41,13 @@ def ssm_lookup(
 
 ALARM_EMAIL = "oncall@example.com"
 NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
+# Every function of the contract: (logical name, what it may touch).
+FUNCTIONS = [
+    (AUTHORIZER.function_name, AUTHORIZER.access),
+    *((route.function_name, route.access) for route in ROUTES),
+    *((worker.function_name, worker.access) for worker in WORKERS),
+]
+FUNCTION_NAMES = [name for name, _ in FUNCTIONS]
 # What infra/config.py promises each environment, in CloudFormation's terms.
 LOG_RETENTION_DAYS = {"dev": 7, "prod": 30}
 

@@ -212,17 +212,25 @@ def test_given_a_cell_then_each_function_grants_exactly_its_needs_and_only_peers
             assert grants_of(stack, name) == expected, (cell_id, name)
 
 
-def test_given_a_cell_then_no_function_may_invoke_anything_but_peer_relays(each_cells_app):
+def test_given_a_cell_then_no_function_may_invoke_anything_but_peer_relays_and_its_own_presence(
+    each_cells_app,
+):
     relays = set(relays_of(each_cells_app).values())
     for cell_id in cell_ids(each_cells_app):
         stack = each_cells_app.cell(cell_id)
+        account, region = PLACES[cell_id]
+        alias = ":live" if each_cells_app.config.snap_start else ""
+        own_presence = (
+            f"arn:aws:lambda:{region}:{account}:function:{stack.stack_name}-PresenceChanged{alias}"
+        )
         for name, _ in MESSENGER_FUNCTIONS:
             for statement in statements_of(stack, name):
                 actions = _as_list(statement["Action"])
                 if any(action.startswith("lambda:") for action in actions):
                     assert actions == ["lambda:InvokeFunction"], (cell_id, name)
                     resources = set(_as_list(statement["Resource"]))
-                    assert resources <= relays - {relays_of(each_cells_app)[cell_id]}
+                    allowed = relays - {relays_of(each_cells_app)[cell_id]} | {own_presence}
+                    assert resources <= allowed, (cell_id, name)
 
 
 # --- the cell's entry in the directory ----------------------------------------------
@@ -508,7 +516,15 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
         json.loads(json.dumps(dev.json["Resources"]).replace(dev_account(dev), C0_ACCOUNT)),
         "Messengerdev",
     )
-    cell = by_stack_free_id(cells_dev.cell("c0").json["Resources"], "Messengerdevc0")
+    # (the presence function is named after its stack: the same name, the cell's stack)
+    cell = by_stack_free_id(
+        json.loads(
+            json.dumps(cells_dev.cell("c0").json["Resources"]).replace(
+                "Messenger-dev-c0-PresenceChanged", "Messenger-dev-PresenceChanged"
+            )
+        ),
+        "Messengerdevc0",
+    )
 
     # Then the cell has every resource of the single stack, under the same logical id, and
     # only the Relay, its resource policy, alarms and entry in the directory besides

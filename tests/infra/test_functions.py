@@ -9,9 +9,7 @@ import pytest
 from infra import bundling
 from infra.app import build_app
 from messenger.contract import (
-    AUTHORIZER,
     METRICS_NAMESPACE,
-    ROUTES,
     SERVICE_NAME,
     TABLES,
     Access,
@@ -20,6 +18,7 @@ from messenger.contract import (
 from messenger_protocol.names import PushPlatform
 from tests.infra.conftest import (
     APNS_APP,
+    FUNCTIONS,
     GCM_APP,
     GCM_PARAMETER,
     NO_BUNDLING,
@@ -29,14 +28,12 @@ from tests.infra.conftest import (
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = [
-    (AUTHORIZER.function_name, AUTHORIZER.access),
-    *((route.function_name, route.access) for route in ROUTES),
-]
 PUSH_ENV = {Env[f"PUSH_APP_{platform}"].value for platform in PushPlatform}
 
 
-def test_given_the_contract_then_there_is_one_function_per_route_and_the_authorizer(each_env):
+def test_given_the_contract_then_there_is_one_function_per_route_the_authorizer_and_workers(
+    each_env,
+):
     functions = each_env.resources("AWS::Lambda::Function")
     assert sorted(functions) == sorted(name for name, _ in FUNCTIONS)
 
@@ -74,11 +71,16 @@ def test_given_any_function_then_it_logs_to_its_own_log_group_with_retention(eac
 def test_given_a_function_then_its_environment_comes_from_the_contract(prod, name, access):
     variables = prod.json["Resources"][name]["Properties"]["Environment"]["Variables"]
 
-    # Every function finds both tables (settings require them) and the message TTL
+    # Every function finds every table (settings require them) and the message TTL
     for spec in TABLES:
         table_id = variables[spec.env.value]["Ref"]
         assert prod.json["Resources"][table_id]["Type"] == "AWS::DynamoDB::GlobalTable"
     assert variables[Env.MESSAGE_TTL_SECONDS.value] == str(prod.config.message_ttl_seconds)
+    assert variables[Env.REGISTRATIONS_PER_IP_PER_HOUR.value] == str(
+        prod.config.registrations_per_ip_per_hour
+    )
+    # Only functions that announce presence changes learn where to
+    assert (Env.PRESENCE_FUNCTION.value in variables) == (Access.ANNOUNCE_PRESENCE in access)
     assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAME
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
 

@@ -9,19 +9,16 @@ import pytest
 from infra.monitoring import APP_METRICS
 from infra.nag import flatten_cfn
 from messenger.contract import (
-    AUTHORIZER,
     CONNECT_DENIED,
     METRICS_NAMESPACE,
-    ROUTES,
     TABLES,
     refused_metric,
 )
 from messenger_protocol.names import ErrorCode
-from tests.infra.conftest import ACCOUNT, ALARM_EMAIL, REGION
+from tests.infra.conftest import ACCOUNT, ALARM_EMAIL, FUNCTION_NAMES, REGION
 
 pytestmark = pytest.mark.infra
 
-FUNCTION_NAMES = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
 FUNCTIONS_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "messenger"
 
 

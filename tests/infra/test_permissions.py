@@ -15,22 +15,17 @@ from aws_cdk import aws_dynamodb as dynamodb
 from infra.nag import flatten_cfn
 from infra.permissions import Targets, endpoint_arns_of, statements_for
 from messenger.contract import (
-    AUTHORIZER,
+    LIMITS_TABLE,
     QUEUE_TABLE,
-    ROUTES,
     TABLES,
     USERS_TABLE,
     Access,
     TableSpec,
 )
-from tests.infra.conftest import ACCOUNT, APNS_APP, GCM_APP, REGION, Synthesized
+from tests.infra.conftest import ACCOUNT, APNS_APP, FUNCTIONS, GCM_APP, REGION, Synthesized
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = [
-    (AUTHORIZER.function_name, AUTHORIZER.access),
-    *((route.function_name, route.access) for route in ROUTES),
-]
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 WRITE = {
@@ -95,6 +90,7 @@ def expected_grants(
     """What `access` grants in a stack of `account` and `region` (without peers: a cell's
     Relay grants are checked in test_cells.py)."""
     users, queue = table_arn(synthesized, USERS_TABLE), table_arn(synthesized, QUEUE_TABLE)
+    limits = table_arn(synthesized, LIMITS_TABLE)
     (log_group,) = [ref for ref in grants_of(synthesized, function) if "Logs" in ref]
     expected: dict[str, set[str]] = {log_group: set(LOGS), "*": set(XRAY)}
 
@@ -119,6 +115,15 @@ def expected_grants(
             f"arn:aws:execute-api:{region}:{account}:<{api}>/"
             f"{synthesized.config.env}/POST/@connections/*",
             {"execute-api:ManageConnections"},
+        )
+    if Access.LIMITS in access:
+        grant(limits, {"dynamodb:UpdateItem"})
+    if Access.ANNOUNCE_PRESENCE in access:
+        alias = ":live" if synthesized.config.snap_start else ""
+        stack_name = synthesized.stack_name or synthesized.config.stack_name
+        grant(
+            f"arn:aws:lambda:{region}:{account}:function:{stack_name}-PresenceChanged{alias}",
+            {"lambda:InvokeFunction"},
         )
     if Access.PUSH in access and synthesized.config.push_apps:
         for app, endpoints in push_resources(synthesized):
@@ -185,6 +190,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         tables=tables,
         connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
         push_apps=(APNS_APP,),
+        presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
         relays=("arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c1-relay",),
     )
 

@@ -9,13 +9,27 @@ import pytest
 import infra.permissions
 import infra.stack
 from infra.stack import LIVE_ALIAS
-from messenger.contract import AUTHORIZER, QUEUE_TABLE, ROUTES, USERS_TABLE, Access
-from tests.infra.conftest import GCM_APP, GCM_PARAMETER, PROD_CONTEXT, ssm_lookup, synthesize
+from messenger.contract import (
+    AUTHORIZER,
+    LIMITS_TABLE,
+    PRESENCE_WORKER,
+    QUEUE_TABLE,
+    ROUTES,
+    USERS_TABLE,
+    Access,
+    Env,
+)
+from tests.infra.conftest import (
+    FUNCTION_NAMES,
+    GCM_APP,
+    GCM_PARAMETER,
+    PROD_CONTEXT,
+    ssm_lookup,
+    synthesize,
+)
 from tests.infra.test_api import _refs, routes_by_key
 
 pytestmark = pytest.mark.infra
-
-FUNCTION_NAMES = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
 
 
 def aliases_by_function(synthesized) -> dict[str, str]:
@@ -55,7 +69,17 @@ def test_given_prod_then_api_gateway_invokes_the_aliases_only(prod):
         for permission in prod.resources("AWS::Lambda::Permission").values()
         if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
     )
-    assert permitted == sorted(aliases.values())
+    behind_the_api = [AUTHORIZER.function_name, *(route.function_name for route in ROUTES)]
+    assert permitted == sorted(aliases[name] for name in behind_the_api)
+
+
+def test_given_prod_then_the_functions_invoke_the_presence_function_s_alias(prod):
+    # What Invoke is given, and what the role allows, is the alias SnapStart restores.
+    name = f"{prod.config.stack_name}-{PRESENCE_WORKER.function_name}"
+    variables = prod.json["Resources"]["Connect"]["Properties"]["Environment"]["Variables"]
+    assert variables[Env.PRESENCE_FUNCTION.value] == f"{name}:{LIVE_ALIAS}"
+    worker = prod.json["Resources"][PRESENCE_WORKER.function_name]["Properties"]
+    assert worker["FunctionName"] == name
 
 
 def test_given_dev_then_no_snapshot_is_billed(dev):
@@ -99,7 +123,7 @@ def test_given_a_replaced_table_then_every_function_publishes_a_new_version(
     # Given the Queue table's key changes, which makes CloudFormation replace it (a new
     # table with a new name, under the same logical id)
     queue = replace(QUEUE_TABLE, sort_key="itemKey")
-    monkeypatch.setattr(infra.stack, "TABLES", (USERS_TABLE, queue))
+    monkeypatch.setattr(infra.stack, "TABLES", (USERS_TABLE, queue, LIMITS_TABLE))
     monkeypatch.setattr(infra.permissions, "QUEUE_TABLE", queue)
     changed = synthesize(PROD_CONTEXT, tmp_path)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from messenger.contract import TABLES, TableSpec
+from messenger.contract import QUEUE_TABLE, TABLES, TableSpec
 
 pytestmark = pytest.mark.infra
 
@@ -59,7 +59,10 @@ def test_given_a_contract_table_then_it_is_on_demand_expiring_recoverable_and_en
         "Enabled": True,
     }
     (replica,) = properties["Replicas"]
-    assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert replica["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True,
+        "RecoveryPeriodInDays": spec.recovery_days,
+    }
     # KMS without a key of ours: the AWS-managed aws/dynamodb key
     assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
     assert "KMSMasterKeyId" not in str(properties)
@@ -78,3 +81,10 @@ def test_given_an_environment_then_tables_are_kept_or_destroyed_with_the_stack(
         assert resource["UpdateReplacePolicy"] == policy
         (replica,) = resource["Properties"]["Replicas"]
         assert replica["DeletionProtectionEnabled"] is protected
+
+
+def test_given_the_queue_then_its_backups_keep_an_acknowledged_message_one_day_at_most(prod):
+    # Nothing about a message stays once it is acknowledged (docs/privacy.md): point-in-time
+    # recovery would otherwise keep every deleted item for 35 days.
+    (replica,) = table(prod, QUEUE_TABLE)["Properties"]["Replicas"]
+    assert replica["PointInTimeRecoverySpecification"]["RecoveryPeriodInDays"] == 1

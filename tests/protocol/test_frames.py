@@ -7,11 +7,17 @@ import json
 import pytest
 
 from messenger_protocol import frames
-from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.encoding import b64url_encode, is_user_id
 from messenger_protocol.errors import BadRequest, TooLarge, UnknownAction
-from messenger_protocol.frames import Ack, GetPresence, RegisterPush, SendMessage
-from messenger_protocol.limits import MAX_BODY_BYTES
-from messenger_protocol.names import ErrorCode, PushPlatform, ReceiptStatus
+from messenger_protocol.frames import (
+    Ack,
+    GetPresence,
+    RegisterPush,
+    SendMessage,
+    SetPresenceVisibility,
+)
+from messenger_protocol.limits import MAX_BODY_BYTES, MAX_CONTACTS
+from messenger_protocol.names import ErrorCode, PresenceVisibility, PushPlatform, ReceiptStatus
 from tests.support.schemas import errors_of
 
 pytestmark = pytest.mark.unit
@@ -58,6 +64,26 @@ def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
             {"action": "registerPush", "platform": "APNS", "token": "zz"},
             "token: not a APNS device token",
         ),
+        (SendMessage, SEND | {"to": "Bob"}, "to: must be a user id"),
+        (
+            SetPresenceVisibility,
+            {"action": "setPresenceVisibility", "visibility": "friends"},
+            "visibility: must be one of everyone, contacts, nobody",
+        ),
+        (
+            SetPresenceVisibility,
+            {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": ["Bob"]},
+            "contacts.0: must be a user id",
+        ),
+        (
+            SetPresenceVisibility,
+            {
+                "action": "setPresenceVisibility",
+                "visibility": "contacts",
+                "contacts": [f"u{i}" for i in range(MAX_CONTACTS + 1)],
+            },
+            f"contacts: must be a list of 0 to {MAX_CONTACTS} items",
+        ),
     ],
 )
 def test_a_refusal_names_the_field_and_its_rule(model, document, says: str) -> None:
@@ -65,6 +91,34 @@ def test_a_refusal_names_the_field_and_its_rule(model, document, says: str) -> N
         model.read(document)
     assert refused.value.code == "BAD_REQUEST"
     assert says in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["alice", "a", "alice-8491ef", "alice_01.x", "0day", "a" * 64, "alice-8491ef."],
+)
+def test_lowercase_ids_starting_with_a_letter_or_digit_are_user_ids(user_id: str) -> None:
+    assert is_user_id(user_id)
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["ALICE-8491ef", "Alice-8491ef", ".", "..", "...", "-", "-x", "_x", ".alice", "a" * 65, ""],
+)
+def test_look_alike_ids_are_not_user_ids(user_id: str) -> None:
+    # People confuse case, and dots alone read as paths (PROTOCOL.md §1).
+    assert not is_user_id(user_id)
+
+
+def test_contacts_count_only_with_the_contacts_visibility() -> None:
+    listed = {"action": "setPresenceVisibility", "contacts": ["bob", "carol", "bob"]}
+    contacts = SetPresenceVisibility.read(listed | {"visibility": "contacts"})
+    assert contacts.allowed() == ["bob", "carol"]
+    assert SetPresenceVisibility.read(listed | {"visibility": "nobody"}).allowed() == []
+    empty = SetPresenceVisibility.read(
+        {"action": "setPresenceVisibility", "visibility": "contacts"}
+    )
+    assert empty.visibility is PresenceVisibility.CONTACTS and empty.allowed() == []
 
 
 def test_an_oversize_body_is_too_large_whatever_else_is_wrong() -> None:
@@ -96,6 +150,7 @@ SERVER_EXAMPLES = [
     ),
     frames.PushRegisteredFrame(platform=PushPlatform.GCM),
     frames.PongFrame(),
+    frames.PresenceVisibilityFrame(visibility=PresenceVisibility.CONTACTS, count=2),
     frames.ErrorFrame(code=ErrorCode.TOO_LARGE, message="body is over", ref=None),
 ]
 
@@ -123,6 +178,11 @@ def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
         "getPresence": {"action": "getPresence", "userIds": ["bob"], "subscribe": True},
         "getKeys": {"action": "getKeys", "userId": "bob"},
         "registerPush": {"action": "registerPush", "platform": "APNS", "token": "ab" * 32},
+        "setPresenceVisibility": {
+            "action": "setPresenceVisibility",
+            "visibility": "contacts",
+            "contacts": ["bob", "carol"],
+        },
     }
     document = examples.get(frame_class.KIND, {"action": frame_class.KIND})
     frame = frames.read_client_frame(document)

@@ -8,7 +8,8 @@ cell-to-cell call going through a real boto3 `lambda` client.
 Each cell's Relay is reached by Lambda `Invoke`: the peers' `lambda` clients are real
 boto3 clients whose Invoke is served here (moto would need Docker to run a function): the
 request is serialized by botocore, the named Relay runs in its own cell's Services, and
-its answer is parsed by botocore as Lambda's would be.
+its answer is parsed by botocore as Lambda's would be. A cell's own presence function
+(an Event invoke) is kept by that cell's harness, which runs it as its own would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
@@ -38,6 +38,7 @@ from tests.support.harness import (
     Harness,
     PostRecorder,
     create_tables,
+    function_name_in,
     load_handler,
     serialize_moto,
 )
@@ -48,6 +49,10 @@ CELLS = ("c0", "c1")
 
 def relay_arn(cell: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-test-{cell}-relay"
+
+
+def presence_function(cell: str) -> str:
+    return f"messenger-test-{cell}-presence"
 
 
 def user_homed_in(cell: str, name: str, cells: tuple[str, ...] = CELLS) -> TestUser:
@@ -65,6 +70,7 @@ class LambdaInvokes:
 
     def __init__(self) -> None:
         self.by_arn: dict[str, Harness] = {}
+        self.presence: dict[str, Harness] = {}  # a cell's presence function -> its harness
         self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (cell, type, payload)
         self.failing: set[str] = set()  # cells whose Relay times out
 
@@ -74,7 +80,11 @@ class LambdaInvokes:
         return client
 
     def _invoke(self, params: dict[str, Any], model: Any, **kwargs: Any) -> Any:
-        arn = unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
+        arn = function_name_in(params)
+        if arn in self.presence:
+            self.presence[arn].invokes.record(arn, json.loads(params["body"]))
+            response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
+            return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
         target = self.by_arn[arn]
         invocation_type = params["headers"].get("X-Amz-Invocation-Type", "RequestResponse")
         payload = json.loads(params["body"])
@@ -126,7 +136,11 @@ def cells_harness(cells: tuple[str, ...] = CELLS, **overrides: Any) -> Iterator[
         clock = FixedClock(START_MS)
         harnesses: dict[str, Harness] = {}
         for cell in cells:
-            names = {"Users": f"test-{cell}-users", "Queue": f"test-{cell}-queue"}
+            names = {
+                "Users": f"test-{cell}-users",
+                "Queue": f"test-{cell}-queue",
+                "Limits": f"test-{cell}-limits",
+            }
             dynamodb = boto3.client("dynamodb", region_name=REGION)
             create_tables(dynamodb, names)
             api = Api(
@@ -139,6 +153,8 @@ def cells_harness(cells: tuple[str, ...] = CELLS, **overrides: Any) -> Iterator[
             settings = Settings(
                 users_table=names["Users"],
                 queue_table=names["Queue"],
+                limits_table=names["Limits"],
+                presence_function=presence_function(cell),
                 connections_endpoint=f"https://{api.domain_name}/{api.stage}",
                 cell=CellSettings(
                     cell, shard_map, {peer: relay_arn(peer) for peer in cells if peer != cell}
@@ -157,6 +173,7 @@ def cells_harness(cells: tuple[str, ...] = CELLS, **overrides: Any) -> Iterator[
             )
             harnesses[cell] = harness
             invokes.by_arn[relay_arn(cell)] = harness
+            invokes.presence[presence_function(cell)] = harness
         try:
             yield CellsUnderTest(harnesses, invokes)
         finally:

@@ -18,12 +18,16 @@ from messenger_local.harness import (
     TABLE_NAMES,
     Connection,
     Harness,
+    InvokeRecorder,
     allowed,
     context_for,
     create_tables,
+    function_name_in,
+    handler_of,
     handshake,
     load_handler,
     serialize_moto,
+    throttle_dynamodb,
 )
 from tests.support.schemas import check_server_frame
 
@@ -33,14 +37,18 @@ __all__ = [
     "TABLE_NAMES",
     "Connection",
     "Harness",
+    "InvokeRecorder",
     "PostRecorder",
     "allowed",
     "context_for",
     "create_tables",
+    "function_name_in",
+    "handler_of",
     "handshake",
     "harness",
     "load_handler",
     "serialize_moto",
+    "throttle_dynamodb",
 ]
 
 

@@ -24,7 +24,7 @@ export default {
         },
         "to": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "nonce": {
           "type": "string",
@@ -81,7 +81,7 @@ export default {
         },
         "to": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "messageIds": {
           "type": "array",
@@ -124,7 +124,7 @@ export default {
           "maxItems": 100,
           "items": {
             "type": "string",
-            "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+            "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
           }
         },
         "subscribe": {
@@ -145,7 +145,7 @@ export default {
         },
         "userId": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         }
       },
       "required": [
@@ -242,6 +242,37 @@ export default {
         "action"
       ]
     },
+    "SetPresenceVisibility": {
+      "type": "object",
+      "properties": {
+        "action": {
+          "type": "string",
+          "const": "setPresenceVisibility"
+        },
+        "visibility": {
+          "type": "string",
+          "enum": [
+            "everyone",
+            "contacts",
+            "nobody"
+          ]
+        },
+        "contacts": {
+          "description": "with `contacts`: who may see it (replaces the previous list); ignored otherwise",
+          "type": "array",
+          "minItems": 0,
+          "maxItems": 1000,
+          "items": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
+          }
+        }
+      },
+      "required": [
+        "action",
+        "visibility"
+      ]
+    },
     "AckFrame": {
       "type": "object",
       "properties": {
@@ -289,7 +320,7 @@ export default {
         },
         "from": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "body": {
           "type": "string",
@@ -357,7 +388,7 @@ export default {
         },
         "by": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "at": {
           "type": "integer",
@@ -407,7 +438,7 @@ export default {
             "properties": {
               "userId": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+                "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
               },
               "online": {
                 "type": "boolean"
@@ -448,7 +479,7 @@ export default {
         },
         "userId": {
           "type": "string",
-          "pattern": "^[A-Za-z0-9_.-]{1,64}$"
+          "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "signKey": {
           "description": "Ed25519 verify key",
@@ -507,6 +538,34 @@ export default {
         "type"
       ]
     },
+    "PresenceVisibilityFrame": {
+      "type": "object",
+      "properties": {
+        "type": {
+          "type": "string",
+          "const": "presenceVisibility"
+        },
+        "visibility": {
+          "type": "string",
+          "enum": [
+            "everyone",
+            "contacts",
+            "nobody"
+          ]
+        },
+        "count": {
+          "description": "how many contacts may see it (0 unless `contacts`)",
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 1000
+        }
+      },
+      "required": [
+        "type",
+        "visibility",
+        "count"
+      ]
+    },
     "ErrorFrame": {
       "type": "object",
       "properties": {
@@ -561,6 +620,7 @@ export default {
     "client.getKeys": "GetKeys",
     "client.registerPush": "RegisterPush",
     "client.ping": "Ping",
+    "client.setPresenceVisibility": "SetPresenceVisibility",
     "server.ack": "AckFrame",
     "server.message": "MessageFrame",
     "server.receipt": "ReceiptFrame",
@@ -569,6 +629,7 @@ export default {
     "server.keys": "KeysFrame",
     "server.pushRegistered": "PushRegisteredFrame",
     "server.pong": "PongFrame",
+    "server.presenceVisibility": "PresenceVisibilityFrame",
     "server.error": "ErrorFrame"
   }
 };

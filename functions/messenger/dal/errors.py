@@ -28,11 +28,15 @@ class ConditionFailed(Exception):
 
 
 class TransactionCanceled(Exception):
-    """A transaction was cancelled; `reasons` has one code (or None) per action, in order."""
+    """A transaction was cancelled; `reasons` has one code (or None) per action, in order,
+    and `items` the item each action found, where it asked for it (ALL_OLD on failure)."""
 
-    def __init__(self, reasons: list[str | None]) -> None:
+    def __init__(
+        self, reasons: list[str | None], items: list[dict[str, Any] | None] | None = None
+    ) -> None:
         super().__init__(f"transaction cancelled: {reasons}")
         self.reasons = reasons
+        self.items = items or [None] * len(reasons)
 
     def failed_conditions(self) -> list[int]:
         """The positions of the actions whose condition failed."""
@@ -60,5 +64,8 @@ def dynamodb_errors() -> Iterator[None]:
             raise ConditionFailed(item) from None
         if code == "TransactionCanceledException":
             reasons: Any = error.response.get("CancellationReasons", [])
-            raise TransactionCanceled([reason.get("Code") for reason in reasons]) from None
+            raise TransactionCanceled(
+                [reason.get("Code") for reason in reasons],
+                [reason.get("Item") for reason in reasons],
+            ) from None
         raise

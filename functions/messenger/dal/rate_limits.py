@@ -1,24 +1,42 @@
-"""Per-sender rate limit: a leaky bucket kept in DynamoDB, in the spirit of Signal's limiter.
+"""The Limits table: rate-limit buckets and registration counters, nothing else.
 
-Stored as GCRA's "theoretical arrival time" (`tat`, epoch ms) on the item
-("U#<userId>", "RATE") of the Users table: each allowed message pushes `tat` one leak
-interval further; a sender may run ahead of the clock by at most the burst. An idle
-sender (the usual case) costs one conditional UpdateItem; a sender in a burst costs two
-(the second guarded by the value the first saw, so concurrent sends cannot both slip
-through); a sender over the limit costs one and writes nothing.
+Item layout (pk, sk):
+- ("U#<userId>", "RATE#<action>"), and ("U#<userId>", "RATE#<action>#<otherUserId>") for
+  limits per pair: a leaky bucket kept as GCRA's "theoretical arrival time" (`tat`, epoch
+  ms). Each frame let through pushes `tat` one leak interval further; a user may run
+  ahead of the clock by at most the burst. The item expires once the bucket has drained.
+- ("IP#<source>", "REG#<hour>"): how many users that source registered in that hour
+  (`n`). `source` is a digest of the address (of its /64 for IPv6), not the address.
+
+A bucket is taken from with at most two conditional UpdateItems and no read:
+1. `SET tat = now + interval` if the bucket has drained (the usual case: one call);
+2. otherwise `SET tat = tat + interval` if `tat` is at most `now + (burst - 1) * interval`.
+The second is an atomic increment checked against the stored value at the moment of the
+write, so any number of concurrent frames (two devices, a pipelining client) are each let
+through exactly while the bucket has room, and none is refused below the limit. A frame
+refused writes nothing.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from messenger.contract import RateLimit
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger.dal.users import user_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-RATE = "RATE"
+RATE_PREFIX = "RATE#"
+# TTL is lazy and reads never look at expired buckets' age: a second past draining is
+# enough (the item then only says what "no item" says).
+DRAINED_GRACE_SECONDS = 1
+REGISTRATION_WINDOW_SECONDS = 3600
+
+
+def bucket_key(user_id: str, name: str) -> dict[str, Any]:
+    return {"pk": {"S": user_key(user_id)}, "sk": {"S": RATE_PREFIX + name}}
 
 
 class RateLimits:
@@ -26,59 +44,77 @@ class RateLimits:
         self._client = client
         self._table = table_name
 
-    def allow(self, user_id: str, now_ms: int, interval_ms: int, burst: int) -> bool:
-        """Take one unit from the user's bucket; False (nothing written) when it is empty."""
-        for _ in range(3):
-            seen = self._take_if_drained(user_id, now_ms, interval_ms, burst)
-            if seen is None:
-                return True
-            if seen - now_ms > interval_ms * (burst - 1):
-                return False  # over the limit: refuse without writing
-            if self._take_after(user_id, seen, interval_ms):
-                return True
-            # A concurrent send moved the bucket between our two calls: look again.
-        return False
-
-    def _write(
-        self, user_id: str, tat: int, condition: str, values: dict[str, Any], **extra: Any
-    ) -> dict[str, Any]:
-        return self._client.update_item(  # type: ignore[return-value]
-            TableName=self._table,
-            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": RATE}},
-            UpdateExpression="SET tat = :next, expiresAt = :exp",
-            ConditionExpression=condition,
-            ExpressionAttributeValues={
-                ":next": {"N": str(tat)},
-                # The item is worthless once the bucket has drained.
-                ":exp": {"N": str(tat // 1000 + 60)},
-                **values,
-            },
-            **extra,
-        )
-
-    def _take_if_drained(
-        self, user_id: str, now_ms: int, interval_ms: int, burst: int
-    ) -> int | None:
-        """Start the bucket again from now if it has drained; else return its `tat`."""
+    def take(self, user_id: str, name: str, now_ms: int, limit: RateLimit) -> bool:
+        """Take one unit from a user's bucket `name`; False (nothing written) when full."""
+        interval = limit.interval_ms
+        ceiling = now_ms + (limit.burst - 1) * interval
         try:
             with dynamodb_errors():
-                self._write(
+                self._update(
                     user_id,
-                    now_ms + interval_ms,
+                    name,
+                    "SET tat = :start, expiresAt = :exp",
                     "attribute_not_exists(tat) OR tat <= :now",
-                    {":now": {"N": str(now_ms)}},
+                    {
+                        ":start": {"N": str(now_ms + interval)},
+                        ":now": {"N": str(now_ms)},
+                        ":exp": {"N": str(_expiry(now_ms + interval))},
+                    },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            return None
+            return True
         except ConditionFailed as failed:
             item = failed.item or {}
-            return int(item["tat"]["N"]) if "tat" in item else now_ms + interval_ms * burst
-
-    def _take_after(self, user_id: str, seen: int, interval_ms: int) -> bool:
-        """Move `tat` on by one interval, if nobody else moved it since we saw it."""
+            if "tat" in item and int(item["tat"]["N"]) > ceiling:
+                return False  # full: refused without a second call
         try:
             with dynamodb_errors():
-                self._write(user_id, seen + interval_ms, "tat = :seen", {":seen": {"N": str(seen)}})
+                self._update(
+                    user_id,
+                    name,
+                    "SET tat = tat + :interval, expiresAt = :exp",
+                    "tat <= :ceiling",
+                    {
+                        ":interval": {"N": str(interval)},
+                        ":ceiling": {"N": str(ceiling)},
+                        # tat ends at most one interval past the ceiling.
+                        ":exp": {"N": str(_expiry(ceiling + interval))},
+                    },
+                )
         except ConditionFailed:
             return False
         return True
+
+    def _update(
+        self, user_id: str, name: str, update: str, condition: str, values: Any, **extra: Any
+    ) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=bucket_key(user_id, name),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **extra,
+        )
+
+    def registration_count(self, source: str, now_s: int, per_hour: int) -> dict[str, Any]:
+        """The TransactWriteItems action that counts one registration from `source` in this
+        hour, and fails its condition when the hour already has `per_hour` of them."""
+        window = now_s - now_s % REGISTRATION_WINDOW_SECONDS
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": f"IP#{source}"}, "sk": {"S": f"REG#{window}"}},
+                "UpdateExpression": "ADD n :one SET expiresAt = :exp",
+                "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(per_hour)},
+                    ":exp": {"N": str(window + REGISTRATION_WINDOW_SECONDS)},
+                },
+            }
+        }
+
+
+def _expiry(tat_ms: int) -> int:
+    return tat_ms // 1000 + DRAINED_GRACE_SECONDS

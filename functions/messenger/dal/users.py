@@ -1,9 +1,16 @@
-"""The Users table: profiles with their live connections, watchers, connect nonces.
+"""The Users table: profiles with their live connections, presence, connect nonces.
 
 Item layout (pk, sk):
-- ("U#<userId>", "PROFILE"): public keys, `conns` (map connectionId -> connectedAt ms), lastSeen.
+- ("U#<userId>", "PROFILE"): public keys, `conns` (map connectionId -> connectedAt ms),
+  lastSeen, and who may see the user's presence: `vis` (everyone, contacts, nobody; absent
+  is everyone), `visGen` (the generation of the contact list in effect), `visDigest` (of
+  the setting, so that sending the same again writes nothing), `visCount`.
   Also `push` (devices) and `lastPushAt`, owned by dal/push_devices.py (kept in `extra`).
+- ("U#<userId>", "WATCH#<connectionId>"): `watching`, every user that connection asked to
+  watch (the subscription cap counts them; its $disconnect deletes what they name).
 - ("U#<userId>", "SUB#<connectionId>"): that connection watches this user's presence.
+- ("U#<userId>", "SEE#<visGen>#<contactId>"): the contact may see this user's presence
+  (with `vis` contacts, for the generation in effect).
 - ("N#<userId>#<nonce>", "NONCE"): a connect nonce already used, until its TTL.
 
 Keeping the live connections on the profile item means one GetItem answers both "does
@@ -13,20 +20,27 @@ connection and tells whether the user just came online.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from messenger.contract import STALE_CONNECTION_SECONDS, SUBSCRIBER_INDEX
+from messenger.contract import STALE_CONNECTION_SECONDS
 from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
+from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
+from messenger_protocol.names import PresenceVisibility
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 PROFILE = "PROFILE"
 SUB_PREFIX = "SUB#"
+WATCH_PREFIX = "WATCH#"
+SEE_PREFIX = "SEE#"
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
+TRANSACTION_LIMIT = 100
+TRANSACTION_ATTEMPTS = 4
 
 
 def user_key(user_id: str) -> str:
@@ -41,6 +55,10 @@ class Profile:
     created_at: int
     connections: dict[str, int] = field(default_factory=dict)  # connectionId -> connectedAt
     last_seen: int | None = None
+    visibility: PresenceVisibility = PresenceVisibility.EVERYONE
+    visibility_generation: str | None = None
+    visibility_digest: str | None = None
+    contact_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # raw attributes other features own
 
     def live_connections(self, now_ms: int) -> list[str]:
@@ -71,9 +89,40 @@ class NonceReused(Exception):
     """This (userId, nonce) was accepted before."""
 
 
+class RegistrationsExhausted(Exception):
+    """The source address registered as many users as it may this hour."""
+
+
+class SubscriptionCapReached(Exception):
+    """The connection would watch more users than MAX_SUBSCRIPTIONS_PER_CONNECTION."""
+
+
+class ConnectionClosed(Exception):
+    """The connection is no longer recorded on its user's profile."""
+
+
+class VisibilityOvertaken(Exception):
+    """A newer presence visibility was set meanwhile; this one never took effect."""
+
+
+_KNOWN = {
+    "pk",
+    "sk",
+    "userId",
+    "signKey",
+    "boxKey",
+    "createdAt",
+    "conns",
+    "lastSeen",
+    "vis",
+    "visGen",
+    "visDigest",
+    "visCount",
+}
+
+
 def _profile_from(item: dict[str, Any]) -> Profile:
     conns = item.get("conns", {}).get("M", {})
-    known = {"pk", "sk", "userId", "signKey", "boxKey", "createdAt", "conns", "lastSeen"}
     return Profile(
         user_id=item["userId"]["S"],
         sign_key=item["signKey"]["S"],
@@ -81,7 +130,13 @@ def _profile_from(item: dict[str, Any]) -> Profile:
         created_at=int(item["createdAt"]["N"]),
         connections={cid: int(value["N"]) for cid, value in conns.items()},
         last_seen=int(item["lastSeen"]["N"]) if "lastSeen" in item else None,
-        extra={name: value for name, value in item.items() if name not in known},
+        visibility=PresenceVisibility(item["vis"]["S"])
+        if "vis" in item
+        else PresenceVisibility.EVERYONE,
+        visibility_generation=item["visGen"]["S"] if "visGen" in item else None,
+        visibility_digest=item["visDigest"]["S"] if "visDigest" in item else None,
+        contact_count=int(item["visCount"]["N"]) if "visCount" in item else 0,
+        extra={name: value for name, value in item.items() if name not in _KNOWN},
     )
 
 
@@ -116,21 +171,11 @@ class Users:
 
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """Several profiles by key (BatchGetItem, 100 at a time); unknown users are absent."""
-        found: dict[str, Profile] = {}
-        unique = list(dict.fromkeys(user_ids))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            keys: list[Any] = [
-                {"pk": {"S": user_key(uid)}, "sk": {"S": PROFILE}}
-                for uid in unique[start : start + BATCH_GET_LIMIT]
-            ]
-            request: dict[str, Any] = {self._table: {"Keys": keys}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    profile = _profile_from(item)
-                    found[profile.user_id] = profile
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        keys = [
+            {"pk": {"S": user_key(uid)}, "sk": {"S": PROFILE}} for uid in dict.fromkeys(user_ids)
+        ]
+        profiles = (_profile_from(item) for item in self._batch_get(keys))
+        return {profile.user_id: profile for profile in profiles}
 
     def _nonce_item(
         self, user_id: str, nonce: str, expires_at: int, attempt: str
@@ -145,12 +190,19 @@ class Users:
         }
 
     def register_with_nonce(
-        self, profile: Profile, nonce: str, expires_at: int, attempt: str
+        self,
+        profile: Profile,
+        nonce: str,
+        expires_at: int,
+        attempt: str,
+        registration_count: dict[str, Any],
     ) -> None:
-        """Create the user and spend the nonce atomically: first come, first served.
+        """Create the user, spend the nonce and count the registration against its source,
+        atomically: first come, first served, and nothing written when any part is refused.
 
-        botocore gives the transaction an idempotency token that its retries reuse, so on
-        DynamoDB a retry after a timeout does not find its own writes.
+        `registration_count` is the counter's transaction action (dal.rate_limits). botocore
+        gives the transaction an idempotency token that its retries reuse, so on DynamoDB a
+        retry after a timeout does not find its own writes.
         """
         absent = "attribute_not_exists(pk)"
         try:
@@ -173,6 +225,7 @@ class Users:
                                 "ConditionExpression": absent,
                             }
                         },
+                        registration_count,  # type: ignore[list-item]
                     ]
                 )
         except TransactionCanceled as canceled:
@@ -181,6 +234,8 @@ class Users:
                 raise UserTaken(profile.user_id) from None
             if 1 in failed:
                 raise NonceReused(nonce) from None
+            if 2 in failed:
+                raise RegistrationsExhausted(profile.user_id) from None
             raise
 
     def spend_nonce(
@@ -241,6 +296,16 @@ class Users:
             return None
         return _profile_from(response["Attributes"])
 
+    def forget_connection(self, user_id: str, connection_id: str) -> None:
+        """Undo add_connection for a $connect that failed: no lastSeen, no presence change."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+            UpdateExpression="REMOVE conns.#cid",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#cid": connection_id},
+        )
+
     def prune_connections(self, user_id: str, connection_ids: Iterable[str]) -> None:
         """Drop connections recorded so long ago that API Gateway has surely closed them."""
         ids = list(connection_ids)
@@ -258,27 +323,161 @@ class Users:
     # --- presence subscriptions -----------------------------------------------------
 
     def add_subscriptions(
-        self, watcher: str, connection_id: str, watched: Iterable[str], expires_at: int
+        self,
+        watcher: str,
+        connection_id: str,
+        asked: Sequence[str],
+        recorded: Sequence[str],
+        expires_at: int,
     ) -> None:
-        requests: list[Any] = [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "pk": {"S": user_key(target)},
-                        "sk": {"S": SUB_PREFIX + connection_id},
-                        "subConn": {"S": connection_id},
-                        "watcher": {"S": watcher},
-                        "expiresAt": {"N": str(expires_at)},
+        """The connection watches `asked` (each counts toward its cap); a subscription is
+        written for each of `recorded` (those it may watch).
+
+        Every write is a transaction that holds only while the connection is still
+        recorded on the watcher's profile, and the first one adds all of `asked` to the
+        connection's watch list. So a subscription either lands in the watch list that
+        the connection's $disconnect deletes from, or is not written at all: a subscribe
+        racing a $disconnect leaves nothing behind. Raises SubscriptionCapReached
+        (nothing written) or ConnectionClosed.
+        """
+        asked = list(dict.fromkeys(asked))
+        pending = list(dict.fromkeys(recorded))
+        # First as if every asked user were new. If that meets the cap, the failed
+        # condition hands back the watch list: count again, only the users it lacks.
+        room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(asked)
+        for counted_exactly in (False, True):
+            chunk = pending[: TRANSACTION_LIMIT - 2]
+            try:
+                self._transact(
+                    [
+                        self._still_connected(watcher, connection_id),
+                        self._watch(watcher, connection_id, asked, room, expires_at),
+                        *(self._subscription(t, watcher, connection_id, expires_at) for t in chunk),
+                    ]
+                )
+            except TransactionCanceled as canceled:
+                failed = canceled.failed_conditions()
+                if 0 in failed:
+                    raise ConnectionClosed(connection_id) from None
+                if 1 not in failed:
+                    raise
+                watching = _watching(canceled.items[1])
+                if watching is None:  # a backend that does not return it: read it
+                    watching = self.watched_by(watcher, connection_id)
+                room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(set(asked) - watching)
+                if counted_exactly or len(watching) > room:
+                    raise SubscriptionCapReached(connection_id) from None
+                continue
+            pending = pending[len(chunk) :]
+            break
+        while pending:
+            chunk = pending[: TRANSACTION_LIMIT - 1]
+            try:
+                self._transact(
+                    [
+                        self._still_connected(watcher, connection_id),
+                        *(self._subscription(t, watcher, connection_id, expires_at) for t in chunk),
+                    ]
+                )
+            except TransactionCanceled as canceled:
+                if 0 in canceled.failed_conditions():
+                    raise ConnectionClosed(connection_id) from None
+                raise
+            pending = pending[len(chunk) :]
+
+    def _still_connected(self, watcher: str, connection_id: str) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": user_key(watcher)}, "sk": {"S": PROFILE}},
+                "ConditionExpression": "attribute_exists(conns.#cid)",
+                "ExpressionAttributeNames": {"#cid": connection_id},
+            }
+        }
+
+    def _watch(
+        self, watcher: str, connection_id: str, asked: list[str], room: int, expires_at: int
+    ) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": user_key(watcher)}, "sk": {"S": WATCH_PREFIX + connection_id}},
+                "UpdateExpression": "ADD watching :asked SET expiresAt = :exp",
+                # Sets only grow while the connection lives: a size within `room` now keeps
+                # the union within the cap, whatever was added concurrently.
+                "ConditionExpression": "attribute_not_exists(watching) OR size(watching) <= :room",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "ExpressionAttributeValues": {
+                    ":asked": {"SS": asked},
+                    ":room": {"N": str(room)},
+                    ":exp": {"N": str(expires_at)},
+                },
+            }
+        }
+
+    def _subscription(
+        self, watched: str, watcher: str, connection_id: str, expires_at: int
+    ) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "pk": {"S": user_key(watched)},
+                    "sk": {"S": SUB_PREFIX + connection_id},
+                    "watcher": {"S": watcher},
+                    # Only sweeps up after a lost $disconnect.
+                    "expiresAt": {"N": str(expires_at)},
+                },
+            }
+        }
+
+    def _transact(self, actions: list[dict[str, Any]]) -> None:
+        """TransactWriteItems, tried again (briefly) when another request held an item."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                with dynamodb_errors():
+                    self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+                return
+            except TransactionCanceled as canceled:
+                if not canceled.conflicted or attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * 2**attempt)
+
+    def watched_by(self, watcher: str, connection_id: str) -> set[str]:
+        """Every user the connection asked to watch."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(watcher)}, "sk": {"S": WATCH_PREFIX + connection_id}},
+            ConsistentRead=True,
+        )
+        return _watching(response.get("Item")) or set()
+
+    def forget_watches(self, watcher: str, connection_id: str) -> int:
+        """Delete a closed connection's watch list and every subscription it names; how
+        many. Bounded: at most MAX_SUBSCRIPTIONS_PER_CONNECTION."""
+        response = self._client.delete_item(
+            TableName=self._table,
+            Key={"pk": {"S": user_key(watcher)}, "sk": {"S": WATCH_PREFIX + connection_id}},
+            ReturnValues="ALL_OLD",
+        )
+        watched = response.get("Attributes", {}).get("watching", {}).get("SS", [])
+        self._batch_write(
+            [
+                {
+                    "DeleteRequest": {
+                        "Key": {
+                            "pk": {"S": user_key(target)},
+                            "sk": {"S": SUB_PREFIX + connection_id},
+                        }
                     }
                 }
-            }
-            for target in dict.fromkeys(watched)
-        ]
-        self._batch_write(requests)
+                for target in watched
+            ]
+        )
+        return len(watched)
 
-    def watchers_of(self, user_id: str, now_s: int) -> list[Subscription]:
-        """Connections subscribed to this user's presence (paginated Query, no Scan)."""
-        found: list[Subscription] = []
+    def watchers_of(self, user_id: str, now_s: int) -> Iterator[list[Subscription]]:
+        """Connections subscribed to this user's presence, a page at a time (Query)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sub)",
@@ -291,34 +490,17 @@ class Users:
         }
         while True:
             response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                found.append(
-                    Subscription(
-                        watched=user_id,
-                        watcher=item["watcher"]["S"],
-                        connection_id=item["subConn"]["S"],
-                    )
+            yield [
+                Subscription(
+                    watched=user_id,
+                    watcher=item["watcher"]["S"],
+                    connection_id=item["sk"]["S"][len(SUB_PREFIX) :],
                 )
+                for item in response.get("Items", [])
+            ]
             if "LastEvaluatedKey" not in response:
-                return found
+                return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def drop_subscriptions_of(self, connection_id: str) -> None:
-        """Delete every subscription a closed connection held (GSI Query + BatchWriteItem)."""
-        keys: list[Any] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": SUBSCRIBER_INDEX,
-            "KeyConditionExpression": "subConn = :c",
-            "ExpressionAttributeValues": {":c": {"S": connection_id}},
-        }
-        while True:
-            response = self._client.query(**kwargs)
-            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
 
     def drop_subscription(self, subscription: Subscription) -> None:
         self._client.delete_item(
@@ -329,9 +511,123 @@ class Users:
             },
         )
 
+    # --- presence visibility ----------------------------------------------------------
+
+    def contacts_among(self, owners: Iterable[Profile], candidate: str) -> set[str]:
+        """Which of these users (with the contacts visibility) list `candidate`."""
+        keys = [
+            _contact_key(owner.user_id, owner.visibility_generation, candidate)
+            for owner in owners
+            if owner.visibility is PresenceVisibility.CONTACTS and owner.visibility_generation
+        ]
+        return {_owner_of(item) for item in self._batch_get(keys)}
+
+    def contacts_of_among(self, owner: Profile, candidates: Iterable[str]) -> set[str]:
+        """Which of `candidates` the owner (with the contacts visibility) lists."""
+        generation = owner.visibility_generation
+        if owner.visibility is not PresenceVisibility.CONTACTS or not generation:
+            return set()
+        keys = [_contact_key(owner.user_id, generation, c) for c in dict.fromkeys(candidates)]
+        prefix = f"{SEE_PREFIX}{generation}#"
+        return {item["sk"]["S"][len(prefix) :] for item in self._batch_get(keys)}
+
+    def set_visibility(
+        self,
+        user_id: str,
+        visibility: PresenceVisibility,
+        contacts: Sequence[str],
+        generation: str,
+        digest: str,
+    ) -> None:
+        """Put a new presence visibility in effect, replacing the previous contact list.
+
+        The contacts of the new generation are written first; one conditional update of
+        the profile then switches to it, unless a newer generation is in effect already
+        (VisibilityOvertaken, and the written contacts are removed again). Generations
+        sort by time, so the newest setting wins whatever order the calls finish in.
+        """
+        self._batch_write(
+            [
+                {"PutRequest": {"Item": _contact_key(user_id, generation, contact)}}
+                for contact in contacts
+            ]
+        )
+        try:
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+                    UpdateExpression=(
+                        "SET vis = :vis, visGen = :gen, visDigest = :digest, visCount = :count"
+                    ),
+                    ConditionExpression=(
+                        "attribute_exists(pk) AND (attribute_not_exists(visGen) OR visGen < :gen)"
+                    ),
+                    ExpressionAttributeValues={
+                        ":vis": {"S": visibility.value},
+                        ":gen": {"S": generation},
+                        ":digest": {"S": digest},
+                        ":count": {"N": str(len(contacts))},
+                    },
+                )
+        except ConditionFailed:
+            self._delete_contacts(
+                user_id, f"{SEE_PREFIX}{generation}#", f"{SEE_PREFIX}{generation}$"
+            )
+            raise VisibilityOvertaken(user_id) from None
+        # Every older generation is out of effect now.
+        self._delete_contacts(user_id, SEE_PREFIX, f"{SEE_PREFIX}{generation}")
+
+    def _delete_contacts(self, user_id: str, low: str, high: str) -> None:
+        keys: list[Any] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_key(user_id)},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+            "ProjectionExpression": "pk, sk",
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+
+    # --- batches ----------------------------------------------------------------------
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + BATCH_GET_LIMIT]}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                found += response["Responses"].get(self._table, [])
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
     def _batch_write(self, requests: list[Any]) -> None:
         for start in range(0, len(requests), BATCH_WRITE_LIMIT):
             pending: dict[str, Any] = {self._table: requests[start : start + BATCH_WRITE_LIMIT]}
             while pending:
                 response = self._client.batch_write_item(RequestItems=pending)
                 pending = dict(response.get("UnprocessedItems") or {})
+
+
+def _watching(item: dict[str, Any] | None) -> set[str] | None:
+    """The users a watch list item names; None without the item."""
+    if item is None:
+        return None
+    return set(item.get("watching", {}).get("SS", []))
+
+
+def _contact_key(owner: str, generation: str, contact: str) -> dict[str, Any]:
+    return {"pk": {"S": user_key(owner)}, "sk": {"S": f"{SEE_PREFIX}{generation}#{contact}"}}
+
+
+def _owner_of(item: dict[str, Any]) -> str:
+    return str(item["pk"]["S"])[len("U#") :]

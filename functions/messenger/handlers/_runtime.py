@@ -105,6 +105,10 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 logger.thread_safe_append_keys(user=caller.user_id)
                 document = load_json(event.get("body"))
                 frame: Any = model.read(document) if model else document
+                if model is not None:
+                    # Every well-formed frame counts, refused later or not: a flood of
+                    # frames that fail (unknown users, say) costs us all the same.
+                    svc.rate_limiter.take(caller.user_id, model.ACTION)
                 return reply(answer(frame, caller, svc))
             except Refused as refusal:
                 logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})

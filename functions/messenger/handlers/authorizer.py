@@ -1,8 +1,11 @@
 """$connect REQUEST authorizer: the connect signature of PROTOCOL.md §1.
 
 Allow carries the userId as principalId and in the context, which API Gateway hands
-to every later event of the connection. Every refusal is a Deny (HTTP 403); API
-Gateway itself answers 401 when an identity source is missing.
+to every later event of the connection. Every refusal of the caller is a Deny (HTTP
+403); API Gateway itself answers 401 when an identity source is missing. A failure of
+our own (a throttled table, a timeout) is not the caller's fault and must not read as a
+refusal, which clients take as final: the authorizer raises, and API Gateway answers
+500, which clients retry.
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
 
 def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resource = event.get("methodArn", "*")
+    request_context = event.get("requestContext") or {}
+    # Which connection attempt this is; without one, a fresh id that matches no other.
+    attempt = request_context.get("connectionId") or secrets.token_hex(16)
+    source_ip = (request_context.get("identity") or {}).get("sourceIp") or ""
     try:
-        # Which connection attempt this is; without one, a fresh id that matches no other.
-        attempt = (event.get("requestContext") or {}).get("connectionId") or secrets.token_hex(16)
-        request = parse_connect_query(event.get("queryStringParameters"), str(attempt))
+        request = parse_connect_query(
+            event.get("queryStringParameters"), str(attempt), str(source_ip)
+        )
         user_id = services().identity.authenticate(request)
     except AccessDenied as denial:
         logger.info("connect refused", extra={"reason": str(denial)})
@@ -46,7 +53,7 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except Exception:
         logger.exception("authorizer failed")
         count_refusal(ErrorCode.INTERNAL)
-        return policy("anonymous", "Deny", resource)
+        raise
     logger.thread_safe_append_keys(user=user_id)
     return policy(user_id, "Allow", resource) | {"context": {"userId": user_id}}
 

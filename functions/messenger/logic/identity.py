@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from messenger.contract import CONNECT_NONCE_TTL_SECONDS
-from messenger.dal.users import NonceReused, Profile, Users, UserTaken
+from messenger.contract import CONNECT_NONCE_SLACK_SECONDS
+from messenger.dal.rate_limits import RateLimits
+from messenger.dal.users import NonceReused, Profile, RegistrationsExhausted, Users, UserTaken
 from messenger.errors import AccessDenied, UnknownUser
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
@@ -17,34 +20,62 @@ from messenger_protocol.errors import InvalidConnect
 from messenger_protocol.frames import KeysFrame
 from messenger_protocol.limits import CONNECT_WINDOW_SECONDS
 
+# One IPv6 subscriber holds a whole /64: counting addresses inside it would count nothing.
+IPV6_PREFIX_BITS = 64
+
 
 @dataclass(frozen=True)
 class ConnectRequest:
-    """A well-formed connect query, and which connection attempt carries it (API Gateway's
-    connectionId for the handshake: a retry of our own write is the same attempt)."""
+    """A well-formed connect query, which connection attempt carries it (API Gateway's
+    connectionId for the handshake: a retry of our own write is the same attempt), and
+    the address it came from (requestContext.identity.sourceIp)."""
 
     query: ConnectQuery
     attempt: str
+    source_ip: str = ""
 
     @property
     def user_id(self) -> str:
         return self.query.user_id
 
 
-def parse_connect_query(params: Mapping[str, Any] | None, attempt: str) -> ConnectRequest:
+def parse_connect_query(
+    params: Mapping[str, Any] | None, attempt: str, source_ip: str = ""
+) -> ConnectRequest:
     """Validate the connect query string; AccessDenied on anything missing or malformed."""
     try:
-        return ConnectRequest(ConnectQuery.parse(params), attempt)
+        return ConnectRequest(ConnectQuery.parse(params), attempt, source_ip)
     except InvalidConnect as invalid:
         raise AccessDenied(str(invalid)) from None
 
 
+def registration_source(source_ip: str) -> str:
+    """Who registrations are counted against: the address (an IPv6 one's /64), as a
+    digest, so that the counters at rest hold no address."""
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        network = source_ip or "unknown"
+    else:
+        prefix = IPV6_PREFIX_BITS if address.version == 6 else address.max_prefixlen
+        network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    return hashlib.sha256(network.encode()).hexdigest()[:32]
+
+
 class Identity:
     def __init__(
-        self, users: Users, clock: Clock, cells: Cells | None = None, peers: Peers | None = None
+        self,
+        users: Users,
+        limits: RateLimits,
+        clock: Clock,
+        registrations_per_hour: int,
+        cells: Cells | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self._users = users
+        self._limits = limits
         self._clock = clock
+        self._registrations_per_hour = registrations_per_hour
         self._cells = cells or Cells(None)
         self._peers = peers
 
@@ -61,7 +92,8 @@ class Identity:
         now_s = self._clock.now_s()
         if abs(now_s - int(query.ts)) > CONNECT_WINDOW_SECONDS:
             raise AccessDenied("ts is outside the accepted window")
-        nonce_expires = now_s + CONNECT_NONCE_TTL_SECONDS
+        # Past this, the query's ts is out of the window: a replay is refused anyway.
+        nonce_expires = int(query.ts) + CONNECT_WINDOW_SECONDS + CONNECT_NONCE_SLACK_SECONDS
         profile = self._users.get_profile(request.user_id, consistent=True)
         if profile is None:
             profile = self._register(request, nonce_expires)
@@ -94,10 +126,19 @@ class Identity:
             box_key=query.box_key,
             created_at=self._clock.now_ms(),
         )
+        count = self._limits.registration_count(
+            registration_source(request.source_ip),
+            self._clock.now_s(),
+            self._registrations_per_hour,
+        )
         try:
-            self._users.register_with_nonce(profile, query.nonce, nonce_expires, request.attempt)
+            self._users.register_with_nonce(
+                profile, query.nonce, nonce_expires, request.attempt, count
+            )
         except NonceReused:
             raise AccessDenied("nonce was already used") from None
+        except RegistrationsExhausted:
+            raise AccessDenied("too many new users from this address; try later") from None
         except UserTaken:
             winner = self._users.get_profile(query.user_id, consistent=True)
             if winner is None:

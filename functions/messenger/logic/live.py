@@ -1,39 +1,57 @@
-"""Live connections: who is online, delivering frames to them, and presence changes.
+"""Live connections: who is online, and delivering frames to them.
 
 A user is online while at least one connection is open; the first connection opening
-and the last one closing are the only presence changes watchers hear about.
+and the last one closing are the only presence changes. Watchers hear of them from the
+presence function (logic/presence.py), which this module only tells that a change
+happened: no handshake and no send ever waits on, or fails because of, who watches.
 """
 
 from __future__ import annotations
 
-from messenger.contract import STALE_CONNECTION_SECONDS, Metric
+from messenger.contract import Metric
 from messenger.dal.users import Profile, Users
 from messenger.errors import ConnectionGone
 from messenger.logic.clock import Clock
-from messenger.observability import count
+from messenger.observability import count, logger
 from messenger.transport.connections import Connections
-from messenger_protocol.frames import PresenceEntry, PresenceFrame, ServerFrame
+from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
+from messenger_protocol.frames import PresenceEntry, ServerFrame
 
 
 def presence_entry(user_id: str, profile: Profile | None, now_ms: int) -> PresenceEntry:
+    """What anyone allowed to see the user's presence sees; None: an unknown user."""
     if profile is None:
-        return PresenceEntry(user_id=user_id, online=False, last_seen=None)
+        return unknown_entry(user_id)
     online = profile.is_online(now_ms)
     return PresenceEntry(
         user_id=user_id, online=online, last_seen=None if online else profile.last_seen
     )
 
 
+def unknown_entry(user_id: str) -> PresenceEntry:
+    """An unknown user, and every user to those who may not see their presence."""
+    return PresenceEntry(user_id=user_id, online=False, last_seen=None)
+
+
 class Live:
-    def __init__(self, users: Users, connections: Connections, clock: Clock) -> None:
+    def __init__(
+        self,
+        users: Users,
+        connections: Connections,
+        clock: Clock,
+        announcer: PresenceAnnouncer,
+        endpoint: str,
+    ) -> None:
         self._users = users
         self._connections = connections
         self._clock = clock
+        self._announcer = announcer
+        self._endpoint = endpoint
 
     def deliver(self, profile: Profile, frame: ServerFrame, *, skip: str | None = None) -> int:
         """Post a frame to every live connection of a user; returns how many took it.
 
-        A connection that answers Gone is closed on our side too.
+        A connection that answers Gone is forgotten on our side too.
         """
         delivered = 0
         for connection_id in profile.live_connections(self._clock.now_ms()):
@@ -44,44 +62,78 @@ class Live:
         return delivered
 
     def post(self, user_id: str, connection_id: str, frame: ServerFrame) -> bool:
-        """Post to one connection of a user; False (and the connection closed) if gone."""
+        """Post to one connection of a user; False (and the connection forgotten) if gone."""
         try:
             self._connections.post(connection_id, frame)
         except ConnectionGone:
             count(Metric.STALE_CONNECTIONS_REMOVED)
-            self.connection_closed(user_id, connection_id)
+            self.connection_gone(user_id, connection_id)
             return False
         return True
 
     def connection_opened(self, user_id: str, connection_id: str, connected_at: int) -> None:
-        profile = self._users.add_connection(user_id, connection_id, connected_at)
+        """Record a connection ($connect). If this fails, nothing stays recorded: a
+        handshake that API Gateway refuses must not leave its user looking online."""
+        try:
+            profile = self._users.add_connection(user_id, connection_id, connected_at)
+        except Exception:
+            # A write that timed out may still have been made.
+            self._undo_connect(user_id, connection_id)
+            raise
         count(Metric.CONNECTIONS_OPENED)
         now = self._clock.now_ms()
         stale = profile.stale_connections(now)
         if stale:
-            self._users.prune_connections(user_id, stale)
+            try:
+                self._users.prune_connections(user_id, stale)
+            except Exception:
+                # Housekeeping: stale entries count as closed whether pruned or not.
+                logger.warning("could not prune stale connections", exc_info=True)
         if profile.live_connections(now) == [connection_id]:
-            self._notify_watchers(user_id, presence_entry(user_id, profile, now))
+            self._announce(PresenceEvent(user_id, self._endpoint))
+
+    def _undo_connect(self, user_id: str, connection_id: str) -> None:
+        count(Metric.CONNECTS_UNDONE)
+        try:
+            self._users.forget_connection(user_id, connection_id)
+        except Exception:
+            # Left behind, the entry is dropped by the first post that meets a 410.
+            logger.warning("could not undo a failed connect", exc_info=True)
 
     def connection_closed(self, user_id: str, connection_id: str) -> None:
-        """Forget a connection ($disconnect, or Gone on a post). Idempotent."""
-        now = self._clock.now_ms()
-        profile = self._users.remove_connection(user_id, connection_id, now)
-        self._users.drop_subscriptions_of(connection_id)
+        """Forget a connection and everything it watched ($disconnect). Idempotent.
+
+        The connection leaves the profile first: from then on no subscription can be
+        recorded for it, so the watch list deleted next is complete.
+        """
+        profile = self._users.remove_connection(user_id, connection_id, self._clock.now_ms())
+        self._users.forget_watches(user_id, connection_id)
         if profile is None:
-            return  # someone else closed it already
+            return  # forgotten already (a post found it gone)
         count(Metric.CONNECTIONS_CLOSED)
-        if not profile.is_online(now):
-            self._notify_watchers(user_id, presence_entry(user_id, profile, now))
+        self._announce_if_offline(profile)
 
-    def _notify_watchers(self, user_id: str, entry: PresenceEntry) -> None:
-        frame = PresenceFrame(users=[entry])
-        for subscription in self._users.watchers_of(user_id, self._clock.now_s()):
-            if not self.post(subscription.watcher, subscription.connection_id, frame):
-                self._users.drop_subscription(subscription)
+    def connection_gone(self, user_id: str, connection_id: str) -> None:
+        """A post found the connection closed (410): forget it on the profile only.
 
-    def subscribe(self, watcher: str, connection_id: str, watched: list[str]) -> None:
-        # A subscription ends with its connection; the TTL only sweeps up after a lost
-        # $disconnect.
-        expires_at = self._clock.now_s() + STALE_CONNECTION_SECONDS
-        self._users.add_subscriptions(watcher, connection_id, watched, expires_at)
+        What it watched is its own $disconnect's to clean up (or the TTL's, if that was
+        lost): never the work of whoever happened to post to it.
+        """
+        profile = self._users.remove_connection(user_id, connection_id, self._clock.now_ms())
+        if profile is not None:
+            self._announce_if_offline(profile)
+
+    def _announce_if_offline(self, profile: Profile) -> None:
+        if not profile.is_online(self._clock.now_ms()):
+            self._announce(PresenceEvent(profile.user_id, self._endpoint))
+
+    def _announce(self, event: PresenceEvent) -> None:
+        """Hand a change to the presence function. Never fails the caller: a watcher that
+        misses it still reads the truth with its next getPresence."""
+        try:
+            self._announcer.announce(event)
+        except Exception:
+            count(Metric.PRESENCE_ANNOUNCEMENTS_FAILED)
+            logger.warning("could not announce a presence change", exc_info=True)
+            return
+        count(Metric.PRESENCE_CHANGES_ANNOUNCED)

@@ -23,12 +23,12 @@ from messenger.dal.queue import (
     new_seq,
 )
 from messenger.dal.users import Profile, Users
-from messenger.errors import RateLimited, UnknownRecipient
+from messenger.errors import UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
 from messenger.logic.peers import Peers
-from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage, SyncDoneFrame
 from messenger_protocol.names import ReceiptStatus
@@ -65,7 +65,7 @@ class Messaging:
         live: Live,
         clock: Clock,
         message_ttl_seconds: int,
-        rate_limit: SendRateLimit,
+        rate_limiter: RateLimiter,
         offline: OfflineNotifier | None = None,
         cells: Cells | None = None,
         peers: Peers | None = None,
@@ -76,7 +76,7 @@ class Messaging:
         self._live = live
         self._clock = clock
         self._ttl = message_ttl_seconds
-        self._rate_limit = rate_limit
+        self._rate_limiter = rate_limiter
         self._offline = offline or NoPush()
         self._cells = cells or Cells(None)
         self._peers = peers
@@ -90,12 +90,11 @@ class Messaging:
         stores it before it answers: the ack still means "stored for the recipient".
         """
         if not self._cells.is_home(frame.to) and self._peers is not None:
-            self._limit(sender)
+            # Rate limited here, as every frame is (handlers/_runtime.py).
             return self._peers.store_message(sender, frame)
         recipient = self._users.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
-        self._limit(sender)
         return self._store(sender, frame, recipient)
 
     def accept(self, sender: str, frame: SendMessage) -> AckFrame:
@@ -104,10 +103,6 @@ class Messaging:
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
         return self._store(sender, frame, recipient)
-
-    def _limit(self, sender: str) -> None:
-        if not self._rate_limit.allow(sender):
-            raise RateLimited("too many messages; slow down and resend")
 
     def _store(self, sender: str, frame: SendMessage, recipient: Profile) -> AckFrame:
         now_ns = self._clock.now_ns()
@@ -199,6 +194,7 @@ class Messaging:
         sender = self._users.get_profile(to)
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
+        self._rate_limiter.take_seen_receipt(reader, to)
         receipt = self._receipt(
             to, ReceiptStatus.SEEN, list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
         )

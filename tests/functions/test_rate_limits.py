@@ -1,0 +1,148 @@
+"""Rate limits on every action (PROTOCOL.md §3): honest clients never meet them, however
+many frames they have in flight; a flood is refused frame by frame, writing nothing."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from messenger.contract import DEFAULT_RATE_LIMITS, MARK_SEEN_PER_RECIPIENT, RateLimit
+from messenger.dal.rate_limits import RateLimits
+from messenger.errors import RateLimited
+from messenger_protocol.names import Action
+from tests.support.harness import Connection, Harness, harness
+from tests.support.identities import TestUser
+
+pytestmark = pytest.mark.integration
+
+
+def frame_of(h: Harness, action: Action, sender: Connection, peer: TestUser) -> dict[str, Any]:
+    """A well-formed frame of each action."""
+    frames: dict[Action, dict[str, Any]] = {
+        Action.SEND_MESSAGE: h.message(sender, peer, "hi", "msg-00000001"),
+        Action.ACK: {"action": "ack", "ids": ["r#none"]},
+        Action.MARK_SEEN: {"action": "markSeen", "to": peer.user_id, "messageIds": ["msg-001x"]},
+        Action.SYNC: {"action": "sync"},
+        Action.GET_PRESENCE: {"action": "getPresence", "userIds": [peer.user_id]},
+        Action.GET_KEYS: {"action": "getKeys", "userId": peer.user_id},
+        Action.REGISTER_PUSH: {"action": "registerPush", "platform": "GCM", "token": "t" * 160},
+        Action.PING: {"action": "ping"},
+        Action.SET_PRESENCE_VISIBILITY: {"action": "setPresenceVisibility", "visibility": "nobody"},
+    }
+    return frames[action]
+
+
+@pytest.mark.parametrize("action", list(Action), ids=str)
+def test_every_action_is_limited_per_user_and_a_refusal_writes_nothing(
+    h: Harness, alice: TestUser, bob: TestUser, carol: TestUser, action: Action
+) -> None:
+    # Given alice has used her whole burst of this action (at one instant)
+    h.disconnect(h.connect(bob))
+    a, c = h.connect(alice), h.connect(carol)
+    limit = h.settings.rate_limit(action)
+    for _ in range(limit.burst):
+        h.services.rate_limiter.take("alice", action)
+    # When one more frame comes
+    before = h.dump(with_limits=True)
+    reply = h.send(a, frame_of(h, action, a, bob))
+    # Then it is refused RATE_LIMITED and nothing at all is written
+    assert reply is not None and reply["code"] == "RATE_LIMITED", reply
+    assert h.dump(with_limits=True) == before
+    # And someone else's frame of the same action goes through
+    other = h.send(c, frame_of(h, action, c, bob))
+    assert other is None or other.get("code") != "RATE_LIMITED"
+    # And alice's goes through again once a unit has leaked out
+    h.clock.advance(limit.interval_ms / 1000)
+    again = h.send(a, frame_of(h, action, a, bob))
+    assert again is None or again.get("code") != "RATE_LIMITED"
+
+
+def test_sixty_sends_pipelined_from_two_devices_are_all_accepted(
+    alice: TestUser, bob: TestUser
+) -> None:
+    # Given the default limit (burst 60) and a fresh sender with two devices
+    with harness() as h:
+        assert h.settings.rate_limit(Action.SEND_MESSAGE).burst == 60
+        h.disconnect(h.connect(bob))
+        phone, laptop = h.connect(alice), h.connect(alice)
+        frames = [
+            (phone if i % 2 else laptop, h.message(phone, bob, "x", f"msg-p{i:04d}"))
+            for i in range(60)
+        ]
+        # When all 60 arrive at once, 30 on each connection, none waiting for an ack
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            replies = list(pool.map(lambda pair: h.send(*pair), frames))
+        # Then every one is stored and acked
+        assert [r["type"] for r in replies] == ["ack"] * 60, replies
+        assert len(h.queue_of(bob)) == 60
+        # And the 61st at that moment is the first refused
+        extra = h.send(phone, h.message(phone, bob, "x", "msg-p0060"))
+        assert extra is not None and extra["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize("burst", [5, 10, 30, 60])
+def test_a_bucket_taken_concurrently_lets_exactly_its_burst_through(burst: int) -> None:
+    # The finding: with retries capped at three conflicts, 30 at once let only 4 through
+    with harness() as h:
+        buckets = RateLimits(h.services.dynamodb, h.settings.limits_table)
+        limit = RateLimit(burst=burst, per_minute=1)
+        now = h.clock.now_ms()
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            taken = list(
+                pool.map(lambda _: buckets.take("alice", "x", now, limit), range(burst + 20))
+            )
+        assert taken.count(True) == burst
+
+
+def test_a_full_bucket_is_refused_with_one_call_and_refills_at_its_rate(h: Harness) -> None:
+    limit = RateLimit(burst=2, per_minute=60)  # one unit a second
+    buckets = RateLimits(h.services.dynamodb, h.settings.limits_table)
+    now = h.clock.now_ms()
+    assert [buckets.take("alice", "x", now, limit) for _ in range(3)] == [True, True, False]
+    assert buckets.take("alice", "x", now + 999, limit) is False
+    assert buckets.take("alice", "x", now + 1000, limit) is True
+    # An idle bucket drains entirely: a full burst again, never more
+    later = now + 60_000
+    assert [buckets.take("alice", "x", later, limit) for _ in range(3)] == [True, True, False]
+
+
+def test_a_stranger_cannot_fill_someone_s_queue_with_seen_receipts(
+    h: Harness, alice: TestUser, mallory: TestUser
+) -> None:
+    # Given a stranger who never got a message from alice
+    h.disconnect(h.connect(alice))
+    m = h.connect(mallory)
+    # When it floods her with seen receipts of 100 long ids each (the finding: 1,800)
+    codes = []
+    for n in range(200):
+        ids = [f"{n:04d}" + "x" * 58 + f"{k:02d}" for k in range(100)]  # 64 chars
+        reply = h.send(m, {"action": "markSeen", "to": "alice", "messageIds": ids})
+        codes.append(None if reply is None else reply["code"])
+    # Then only the per-recipient burst is queued, and the rest are refused
+    queued = len(h.queue_of(alice))
+    assert queued == MARK_SEEN_PER_RECIPIENT.burst
+    assert codes.count("RATE_LIMITED") == 200 - queued
+
+
+def test_a_reader_marking_each_message_seen_in_a_busy_chat_is_never_limited(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob shows alice's messages as they come, marking each one seen (the CLI's chat)
+    a, b = h.connect(alice), h.connect(bob)
+    rate = MARK_SEEN_PER_RECIPIENT.per_minute
+    for i in range(3 * rate):
+        assert h.send(a, h.message(a, bob, "x", f"msg-b{i:04d}"))["type"] == "ack"
+        reply = h.send(b, {"action": "markSeen", "to": "alice", "messageIds": [f"msg-b{i:04d}"]})
+        assert reply is None, reply
+        # as fast as alice may send for three minutes on end
+        h.clock.advance(60 / rate)
+
+
+def test_the_limiter_refuses_through_a_domain_error(h: Harness) -> None:
+    limit = DEFAULT_RATE_LIMITS[Action.PING]
+    for _ in range(limit.burst):
+        h.services.rate_limiter.take("alice", Action.PING)
+    with pytest.raises(RateLimited, match="too many ping frames"):
+        h.services.rate_limiter.take("alice", Action.PING)
