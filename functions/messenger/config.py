@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
+from messenger_protocol.limits import MAX_EPOCH_CHARS
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = 120
 DEFAULT_RATE_LIMIT_BURST = 60
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
+# Outside Lambda (the local stack, tests) there is no region to name the generation by.
+LOCAL_CELL_EPOCH = "local"
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,17 @@ class Settings:
     rate_limit_burst: int = DEFAULT_RATE_LIMIT_BURST
     push_apps: Mapping[str, str] = field(default_factory=dict)  # platform -> application ARN
     push_min_interval_seconds: int = DEFAULT_PUSH_MIN_INTERVAL_SECONDS
+    cell_epoch: str = LOCAL_CELL_EPOCH
 
     def __post_init__(self) -> None:
         for name in ("users_table", "queue_table"):
             if len(getattr(self, name)) < 3:
                 raise ValueError(f"{name} must name a DynamoDB table")
+        if not 1 <= len(self.cell_epoch) <= MAX_EPOCH_CHARS or not self.cell_epoch.isprintable():
+            raise ValueError(
+                f"cell_epoch must be 1-{MAX_EPOCH_CHARS} printable characters, "
+                f"not {self.cell_epoch!r}"
+            )
         for name, low in (
             ("message_ttl_seconds", 1),
             ("rate_limit_per_minute", 1),
@@ -73,6 +82,11 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         push_apps=push_apps,
         push_min_interval_seconds=_integer(
             environ, Env.PUSH_MIN_INTERVAL_SECONDS, DEFAULT_PUSH_MIN_INTERVAL_SECONDS
+        ),
+        cell_epoch=(
+            environ.get(Env.CELL_EPOCH.value)
+            or environ.get("AWS_REGION")  # set by Lambda itself
+            or LOCAL_CELL_EPOCH
         ),
     )
 

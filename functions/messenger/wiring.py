@@ -16,9 +16,11 @@ from botocore.config import Config
 
 from messenger.config import Settings, settings
 from messenger.dal.push_devices import PushDevices
-from messenger.dal.queue import Acknowledgements, Queue
+from messenger.dal.queue import Queue
 from messenger.dal.rate_limits import RateLimits
+from messenger.dal.server_keys import ServerKeys
 from messenger.dal.users import Users
+from messenger.logic.catch_up import CatchUp
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
@@ -26,6 +28,7 @@ from messenger.logic.messaging import Messaging, OfflineNotifier
 from messenger.logic.presence import Presence
 from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.sync_cursor import SyncCursors
 from messenger.transport.connections import Connections
 from messenger.transport.push import SnsPush
 
@@ -78,7 +81,8 @@ class Services:
     def __post_init__(self) -> None:
         self.users = Users(self.dynamodb, self.settings.users_table)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
-        self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
+        # Made once per container: it keeps the cursor key once read.
+        self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, self.settings.users_table))
         self.identity = Identity(self.users, self.clock)
         self.send_rate_limit = SendRateLimit(
             RateLimits(self.dynamodb, self.settings.users_table),
@@ -109,12 +113,20 @@ class Services:
         return Messaging(
             self.users,
             self.queue,
-            self.acknowledgements,
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
             self.send_rate_limit,
             self.offline,
+        )
+
+    def catch_up(self, endpoint: str) -> CatchUp:
+        return CatchUp(
+            self.queue,
+            self.sync_cursors,
+            self.live(endpoint),
+            self.clock,
+            self.settings.cell_epoch,
         )
 
     def presence(self, endpoint: str) -> Presence:

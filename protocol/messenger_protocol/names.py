@@ -25,6 +25,7 @@ class FrameType(StrEnum):
     MESSAGE = "message"
     RECEIPT = "receipt"
     SYNC_DONE = "syncDone"
+    ITEMS = "items"
     PRESENCE = "presence"
     KEYS = "keys"
     PUSH_REGISTERED = "pushRegistered"

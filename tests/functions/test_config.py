@@ -23,6 +23,15 @@ def test_defaults_apply_when_only_the_tables_are_set() -> None:
     assert settings.rate_limit_per_minute == DEFAULT_RATE_LIMIT_PER_MINUTE
     assert settings.rate_limit_burst == DEFAULT_RATE_LIMIT_BURST
     assert settings.connections_endpoint is None and dict(settings.push_apps) == {}
+    assert settings.cell_epoch == "local"
+
+
+def test_the_cell_epoch_is_the_region_unless_the_deployment_names_it() -> None:
+    # Given a function on Lambda, which sets AWS_REGION
+    on_lambda = TABLES | {"AWS_REGION": "eu-west-1"}
+    # Then the cell's generation is named after its region, until a deployment names it
+    assert settings_from(on_lambda).cell_epoch == "eu-west-1"
+    assert settings_from(on_lambda | {Env.CELL_EPOCH.value: "c0-2"}).cell_epoch == "c0-2"
 
 
 def test_every_variable_is_read() -> None:
@@ -52,6 +61,8 @@ def test_every_variable_is_read() -> None:
         (Env.MESSAGE_TTL_SECONDS.value, "-5", "message_ttl_seconds"),
         (Env.PUSH_MIN_INTERVAL_SECONDS.value, "1.5", "PUSH_MIN_INTERVAL_SECONDS"),
         (Env.USERS_TABLE.value, "", "users_table must name a DynamoDB table"),
+        (Env.CELL_EPOCH.value, "x" * 129, "cell_epoch must be 1-128 printable characters"),
+        (Env.CELL_EPOCH.value, "a\nb", "cell_epoch must be 1-128 printable characters"),
     ],
 )
 def test_nonsense_fails_loudly_and_names_the_setting(name: str, value: str, says: str) -> None:

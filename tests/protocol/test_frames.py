@@ -10,7 +10,7 @@ from messenger_protocol import frames
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.errors import BadRequest, TooLarge, UnknownAction
 from messenger_protocol.frames import Ack, GetPresence, RegisterPush, SendMessage
-from messenger_protocol.limits import MAX_BODY_BYTES
+from messenger_protocol.limits import MAX_BODY_BYTES, MAX_FRAME_BYTES
 from messenger_protocol.names import ErrorCode, PushPlatform, ReceiptStatus
 from tests.support.schemas import errors_of
 
@@ -43,6 +43,20 @@ def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
         (SendMessage, SEND | {"action": "ack"}, "action: must be 'sendMessage'"),
         (Ack, {"action": "ack", "ids": ["ok", 7]}, "ids.1: must be an item id"),
         (Ack, {"action": "ack", "ids": ("a",)}, "ids: must be a list"),
+        (frames.Sync, {"action": "sync", "after": "a b"}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "after": ""}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "after": None}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "batch": "yes"}, "batch: must be true or false"),
+        (
+            frames.SyncDoneFrame,
+            {"type": "syncDone", "count": 1, "more": True, "epoch": "e"},
+            "cursor: present exactly when more is true",
+        ),
+        (
+            frames.ItemsFrame,
+            {"type": "items", "items": [{"type": "pong"}]},
+            "items.0: must be a message or receipt frame",
+        ),
         (
             GetPresence,
             {"action": "getPresence", "userIds": ["a"], "subscribe": 1},
@@ -89,7 +103,15 @@ SERVER_EXAMPLES = [
     frames.ReceiptFrame(
         id="r#1", status=ReceiptStatus.SEEN, message_ids=["msg-00000001"], by="bob", at=3
     ),
-    frames.SyncDoneFrame(count=7),
+    frames.SyncDoneFrame(count=7, more=False, epoch="us-east-1"),
+    frames.SyncDoneFrame(count=500, more=True, epoch="local", cursor="AQID-_x"),
+    frames.ItemsFrame(
+        items=[
+            frames.ReceiptFrame(
+                id="r#2", status=ReceiptStatus.DELIVERED, message_ids=["m-000001"], by="bob", at=4
+            )
+        ]
+    ),
     frames.PresenceFrame(users=[frames.PresenceEntry(user_id="bob", online=False, last_seen=None)]),
     frames.KeysFrame(
         user_id="bob", sign_key=b64url_encode(b"\x01" * 32), box_key=b64url_encode(b"\x02" * 32)
@@ -122,6 +144,7 @@ def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
         "markSeen": {"action": "markSeen", "to": "bob", "messageIds": ["msg-00000001"]},
         "getPresence": {"action": "getPresence", "userIds": ["bob"], "subscribe": True},
         "getKeys": {"action": "getKeys", "userId": "bob"},
+        "sync": {"action": "sync", "after": "AQID-_x", "batch": True},
         "registerPush": {"action": "registerPush", "platform": "APNS", "token": "ab" * 32},
     }
     document = examples.get(frame_class.KIND, {"action": frame_class.KIND})
@@ -129,6 +152,54 @@ def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
     assert type(frame) is frame_class
     assert json.loads(frame.to_json()) == document
     assert errors_of(f"client.{frame.KIND}", document) == []
+
+
+def test_a_sync_without_options_starts_from_the_oldest_item_one_frame_each() -> None:
+    assert frames.Sync.read({"action": "sync"}) == frames.Sync(after=None, batch=False)
+
+
+def _message(body_bytes: int, index: int = 0) -> frames.MessageFrame:
+    return frames.MessageFrame(
+        id=f"m#{'s' * 64}#{index:064d}",
+        message_id=f"{index:064d}",
+        sender="s" * 64,
+        body=b64url_encode(b"\xff" * body_bytes),
+        nonce=b64url_encode(b"\x00" * 24),
+        sent_at=2**53,
+        server_ts=2**53,
+    )
+
+
+@pytest.mark.parametrize("body_bytes", [1, 120, 5_000, 16_000, MAX_BODY_BYTES])
+def test_items_frames_keep_order_and_stay_within_32_kb(body_bytes: int) -> None:
+    # Given 40 messages with the longest ids and times the protocol allows
+    items = [_message(body_bytes, i) for i in range(40)]
+    # When they are packed into items frames
+    packed = frames.ItemsFrame.pack(items)
+    # Then every frame is an items frame of at most 32 KB, as sent (UTF-8)
+    sizes = [len(frame.to_json().encode()) for frame in packed]
+    assert all(isinstance(frame, frames.ItemsFrame) for frame in packed)
+    assert max(sizes) <= MAX_FRAME_BYTES
+    # And together they carry every item once, in order
+    assert [item for frame in packed for item in frame.items] == items  # type: ignore[attr-defined]
+    # And no frame could have taken the next frame's first item
+    for following, size in zip(packed[1:], sizes, strict=False):
+        first = following.items[0]  # type: ignore[attr-defined]
+        assert size + 1 + len(first.to_json().encode()) > MAX_FRAME_BYTES
+
+
+def test_packing_measures_bytes_not_characters() -> None:
+    # Given receipts whose sender ids are long: the frames' size is counted in bytes
+    receipt = frames.ReceiptFrame(
+        id="r#" + "é" * 100,
+        status=ReceiptStatus.DELIVERED,
+        message_ids=["m-000001"],
+        by="bob",
+        at=1,
+    )
+    packed = frames.ItemsFrame.pack([receipt] * 200, limit=4096)
+    assert all(len(frame.to_json().encode()) <= 4096 for frame in packed)
+    assert sum(len(frame.items) for frame in packed) == 200  # type: ignore[attr-defined]
 
 
 def test_unknown_frames_are_told_apart() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import STALE_CONNECTION_SECONDS, SUBSCRIBER_INDEX
+from messenger.dal.batch import get_all, write_all
 from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 
 PROFILE = "PROFILE"
 SUB_PREFIX = "SUB#"
-BATCH_WRITE_LIMIT = 25
-BATCH_GET_LIMIT = 100
 
 
 def user_key(user_id: str) -> str:
@@ -116,21 +115,11 @@ class Users:
 
     def get_profiles(self, user_ids: Sequence[str]) -> dict[str, Profile]:
         """Several profiles by key (BatchGetItem, 100 at a time); unknown users are absent."""
-        found: dict[str, Profile] = {}
-        unique = list(dict.fromkeys(user_ids))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            keys: list[Any] = [
-                {"pk": {"S": user_key(uid)}, "sk": {"S": PROFILE}}
-                for uid in unique[start : start + BATCH_GET_LIMIT]
-            ]
-            request: dict[str, Any] = {self._table: {"Keys": keys}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    profile = _profile_from(item)
-                    found[profile.user_id] = profile
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        keys = [
+            {"pk": {"S": user_key(uid)}, "sk": {"S": PROFILE}} for uid in dict.fromkeys(user_ids)
+        ]
+        profiles = (_profile_from(item) for item in get_all(self._client, self._table, keys))
+        return {profile.user_id: profile for profile in profiles}
 
     def _nonce_item(
         self, user_id: str, nonce: str, expires_at: int, attempt: str
@@ -274,7 +263,7 @@ class Users:
             }
             for target in dict.fromkeys(watched)
         ]
-        self._batch_write(requests)
+        write_all(self._client, self._table, requests)
 
     def watchers_of(self, user_id: str, now_s: int) -> list[Subscription]:
         """Connections subscribed to this user's presence (paginated Query, no Scan)."""
@@ -318,7 +307,7 @@ class Users:
             if "LastEvaluatedKey" not in response:
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+        write_all(self._client, self._table, [{"DeleteRequest": {"Key": key}} for key in keys])
 
     def drop_subscription(self, subscription: Subscription) -> None:
         self._client.delete_item(
@@ -328,10 +317,3 @@ class Users:
                 "sk": {"S": SUB_PREFIX + subscription.connection_id},
             },
         )
-
-    def _batch_write(self, requests: list[Any]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-            pending: dict[str, Any] = {self._table: requests[start : start + BATCH_WRITE_LIMIT]}
-            while pending:
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = dict(response.get("UnprocessedItems") or {})
