@@ -1,6 +1,6 @@
 """Secrets the server keeps for itself, one item each in the Users table.
 
-Item layout: ("KEY#<name>", "KEY") with `secret` (binary, 32 random bytes). A key is made
+Item layout: ("KEY#<name>", "KEY") with `secret` (32 random bytes, in base64url). A key is made
 by the first function that needs one (a conditional put, so concurrent first uses agree
 on one key) and never changes; only functions read it, clients never see it.
 """
@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
+from messenger_protocol.encoding import b64url_decode, b64url_encode
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,7 +33,7 @@ class ServerKeys:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return bytes(item["secret"]["B"]) if item else None
+        return b64url_decode(item["secret"]["S"]) if item else None
 
     def find_or_make(self, name: str) -> bytes:
         """The key, made now if it does not exist yet."""
@@ -44,7 +45,7 @@ class ServerKeys:
             with dynamodb_errors():
                 self._client.put_item(
                     TableName=self._table,
-                    Item={**_key(name), "secret": {"B": made}},
+                    Item={**_key(name), "secret": {"S": b64url_encode(made)}},
                     ConditionExpression="attribute_not_exists(pk)",
                 )
         except ConditionFailed:
