@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.calls import CallCounter, instrument
 from bench.calls import message_life as count_life
-from messenger.dal.queue import QueuedMessage, QueuedReceipt, _to_item
+from messenger.dal.queue import QueuedMessage, QueuedReceipt, queue_item
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.names import ReceiptStatus
 from tests.support.harness import harness
@@ -96,7 +96,7 @@ class Bill:
 def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
     """Request units of one message's life, from its counted calls and its item sizes."""
     body = b64url_encode(b"x" * body_bytes)
-    message = _to_item(
+    message = queue_item(
         QueuedMessage(
             "bob",
             "alice",
@@ -109,7 +109,7 @@ def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
             1_766_782_000,
         )
     )
-    receipt = _to_item(
+    receipt = queue_item(
         QueuedReceipt(
             "alice",
             ReceiptStatus.DELIVERED,

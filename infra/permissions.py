@@ -46,6 +46,7 @@ class Targets:
     tables: Mapping[TableSpec, dynamodb.ITableV2]
     connections_arn: str  # arn:...:execute-api:REGION:ACCOUNT:API/STAGE/POST/@connections/*
     push_apps: tuple[str, ...]  # SNS platform application ARNs
+    relays: tuple[str, ...] = ()  # the peer cells' Relay function ARNs
 
 
 def index_arns(spec: TableSpec, table: dynamodb.ITableV2) -> list[str]:
@@ -111,6 +112,16 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
                 actions=list(ENDPOINT_ACTIONS),
                 resources=[endpoint_arns_of(arn) for arn in targets.push_apps],
             ),
+        ]
+    if access is Access.RELAY:
+        if not targets.relays:
+            return []  # one cell: no peer to call
+        return [
+            iam.PolicyStatement(
+                sid="InvokePeerRelays",
+                actions=["lambda:InvokeFunction"],
+                resources=list(targets.relays),
+            )
         ]
     raise ValueError(f"no IAM mapping for {access!r}")
 

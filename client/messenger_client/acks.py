@@ -13,6 +13,7 @@ import contextlib
 
 from messenger_client.connection import Connection
 from messenger_client.errors import NotConnected
+from messenger_protocol.frames import Ack
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
 
 
@@ -41,7 +42,7 @@ class AckBatcher:
             chunk = self._ids[:MAX_IDS_PER_FRAME]
             del self._ids[:MAX_IDS_PER_FRAME]
             try:
-                await self._connection.send({"action": "ack", "ids": chunk})
+                await self._connection.send(Ack(ids=chunk))
             except NotConnected:
                 self._ids.clear()  # they come again with the next sync
                 return

@@ -1,9 +1,12 @@
-"""The `messenger` command: the SDK from a terminal. `messenger local` starts the local stack.
+"""The `messenger` command: the SDK from a terminal.
 
     messenger --profile alice init                 create alice's keys (once)
     messenger --profile alice send bob "hi"        exit 0 once the server has stored it
     messenger --profile bob read [--watch]         print new messages, ack them
     messenger --profile alice chat bob             an interactive chat
+
+Other packages add subcommands in the `messenger.commands` entry-point group: the
+local stack registers `messenger local` there, so the client never imports it.
 
 Exit codes: 0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user,
 5 a peer's keys changed (re-verify before anything more is sent to them).
@@ -20,6 +23,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from importlib.metadata import entry_points
 from typing import Any
 
 from messenger_client.client import MessengerClient
@@ -43,6 +47,8 @@ from messenger_client.events import (
 from messenger_client.keystore import HOME_ENV, Profile
 from messenger_client.store import STATUS_MARKS, HistoryStore, MessageStatus, StoredMessage
 
+# Where other packages register `messenger` subcommands (pyproject.toml).
+COMMAND_GROUP = "messenger.commands"
 SERVER_ENV = "MESSENGER_SERVER"
 PROFILE_ENV = "MESSENGER_PROFILE"
 DEFAULT_SERVER = "ws://127.0.0.1:8080/local"
@@ -154,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `messenger` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "local":
-        from messenger_local.cli import main as local_main
-
-        return local_main(args[1:])
+    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+        installed = installed_command(args[0])
+        if installed is not None:
+            return installed(args[1:])
     options = build_parser().parse_args(args)
     options.server = (
         getattr(options, "server", None) or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
@@ -340,6 +346,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def installed_command(name: str) -> Callable[[list[str]], int] | None:
+    """The `main(argv)` another package registered as `messenger NAME`, if any."""
+    for entry_point in entry_points(group=COMMAND_GROUP, name=name):
+        command: Callable[[list[str]], int] = entry_point.load()
+        return command
+    return None
 
 
 def _load_profile(options: argparse.Namespace) -> Profile:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,8 @@ from websockets.exceptions import (
 )
 
 from messenger_client.errors import HandshakeRefused, NotConnected
+from messenger_protocol.errors import BadRequest
+from messenger_protocol.frames import ClientFrame, Ping, load_json
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,12 @@ class Connection:
             await self._changed.wait()
         return self._session
 
-    async def send(self, frame: dict[str, Any] | str) -> Session:
-        """Send one frame on the open session (NotConnected if there is none)."""
+    async def send(self, frame: ClientFrame | str) -> Session:
+        """Send one frame (or its JSON text) on the open session; NotConnected if none."""
         session = self._session
         if session is None:
             raise NotConnected(f"not connected to {self.server_url}")
-        text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
+        text = frame if isinstance(frame, str) else frame.to_json()
         if len(text.encode()) > MAX_FRAME_BYTES:
             # Callers check their own sizes; this only guards the protocol's promise.
             raise ValueError(f"frame of {len(text.encode())} bytes is over {MAX_FRAME_BYTES}")
@@ -295,12 +296,12 @@ class Connection:
             async for raw in session.socket:
                 session.ping_sent_at = None  # anything at all proves the link is alive
                 try:
-                    frame = json.loads(raw)
-                except ValueError:
+                    document = load_json(raw if isinstance(raw, str) else raw.decode())
+                except (BadRequest, UnicodeDecodeError):
                     log.warning("ignored a frame that is not JSON")
                     continue
-                if isinstance(frame, dict):
-                    self._on_frame(frame)
+                if isinstance(document, dict):
+                    self._on_frame(document)
                 else:
                     log.warning("ignored a frame that is not a JSON object")
         except ConnectionClosed:
@@ -340,7 +341,7 @@ class Connection:
             return
         if now - session.last_sent >= self.policy.ping_interval:
             with contextlib.suppress(NotConnected):
-                await self.send({"action": "ping"})
+                await self.send(Ping())
                 session.ping_sent_at = now
         if now >= self._next_switch_at:
             await self._replace(session)

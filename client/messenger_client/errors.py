@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from messenger_protocol.limits import MAX_BODY_BYTES
+from messenger_protocol.names import ErrorCode
 
 if TYPE_CHECKING:
     from messenger_client.keystore import PeerKeys
@@ -113,7 +114,7 @@ class RequestFailed(MessengerError):
 class UnknownUser(RequestFailed):
     """No such user on this server (`UNKNOWN_USER` / `UNKNOWN_RECIPIENT`)."""
 
-    def __init__(self, user_id: str, code: str = "UNKNOWN_USER") -> None:
+    def __init__(self, user_id: str, code: str = ErrorCode.UNKNOWN_USER) -> None:
         super().__init__(code, f"no user {user_id!r} on this server")
         self.user_id = user_id
 

@@ -36,7 +36,7 @@ from messenger_client.errors import (
     ProfileNotFound,
     UnsafePermissions,
 )
-from messenger_protocol.encoding import b64url_decode, b64url_encode, is_user_id
+from messenger_protocol.encoding import USER_ID_RULE, b64url_decode, b64url_encode, is_user_id
 from messenger_protocol.limits import KEY_BYTES
 
 HOME_ENV = "MESSENGER_HOME"
@@ -66,6 +66,12 @@ def fingerprint(user_id: str, sign_key: bytes, box_key: bytes) -> str:
         for i in range(_FINGERPRINT_GROUPS)
     ]
     return " ".join(groups)
+
+
+def check_user_id(user_id: str) -> None:
+    """ValueError unless `user_id` is a user id: refused here, before the server would."""
+    if not is_user_id(user_id):
+        raise ValueError(f"{user_id!r} is not {USER_ID_RULE}")
 
 
 def normalize_fingerprint(text: str) -> str:
@@ -107,8 +113,7 @@ class Identity:
 
     @classmethod
     def generate(cls, user_id: str) -> Identity:
-        if not is_user_id(user_id):
-            raise ValueError(f"{user_id!r} is not a valid user id (1-64 of A-Z a-z 0-9 _ . -)")
+        check_user_id(user_id)
         return cls(user_id, SigningKey.generate(), PrivateKey.generate())
 
     @property

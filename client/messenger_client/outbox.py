@@ -20,11 +20,12 @@ from messenger_client.connection import Connection, backoff_delay, first_of
 from messenger_client.errors import NotConnected, RequestFailed, SendRefused, UnknownUser
 from messenger_client.events import Event, SendFailed, StatusChanged
 from messenger_client.store import HistoryStore, MessageStatus, StoredMessage
+from messenger_protocol.names import ErrorCode
 
 log = logging.getLogger(__name__)
 
 # Worth trying again later; every other refusal of a message is final.
-RETRYABLE_CODES = frozenset({"RATE_LIMITED", "INTERNAL"})
+RETRYABLE_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class _Acked:
 
 @dataclass(frozen=True)
 class _Refused:
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -109,7 +110,7 @@ class Outbox:
         self._settle_head(message_id, _Acked(server_ts))
         self._settle_waiters(message_id)
 
-    def refused(self, ref: object, code: str, message: str) -> bool:
+    def refused(self, ref: str | None, code: ErrorCode, message: str) -> bool:
         """An `error` frame; True if it refused the message being sent (its ref)."""
         if self._head is None or ref != self._head[0]:
             return False
@@ -190,6 +191,6 @@ class Outbox:
 
 def _refusal_of(message: StoredMessage) -> RequestFailed:
     code, _, text = (message.error or "").partition(": ")
-    if code == "UNKNOWN_RECIPIENT":
+    if code == ErrorCode.UNKNOWN_RECIPIENT:
         return UnknownUser(message.peer, code)
     return SendRefused(code, text)

@@ -10,19 +10,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from messenger_client.connection import Connection, first_of
 from messenger_client.errors import NotConnected, RequestFailed
+from messenger_protocol.frames import ClientFrame, ServerFrame
+from messenger_protocol.names import Action, ErrorCode
 
-Frame = dict[str, Any]
+Answer = TypeVar("Answer", bound=ServerFrame)
 
 
 @dataclass
-class _Waiter:
-    matches: Callable[[Frame], bool]
-    action: str
-    future: asyncio.Future[Frame]
+class _Waiter(Generic[Answer]):
+    answer: type[Answer]
+    matches: Callable[[Answer], bool]
+    action: Action
+    future: asyncio.Future[Answer]
+
+    def offer(self, frame: ServerFrame) -> bool:
+        """Take `frame` if it is the answer awaited; False if it is not."""
+        if self.future.done() or not isinstance(frame, self.answer) or not self.matches(frame):
+            return False
+        self.future.set_result(frame)
+        return True
 
 
 class Replies:
@@ -31,19 +41,21 @@ class Replies:
     def __init__(self, connection: Connection, timeout: float) -> None:
         self._connection = connection
         self._timeout = timeout
-        self._waiters: list[_Waiter] = []
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: list[_Waiter[Any]] = []
+        self._locks: dict[Action, asyncio.Lock] = {}
 
-    async def request(self, frame: Frame, matches: Callable[[Frame], bool]) -> Frame:
-        """Send `frame` and return the first frame that `matches`.
+    async def request(
+        self, frame: ClientFrame, answer: type[Answer], matches: Callable[[Answer], bool]
+    ) -> Answer:
+        """Send `frame` and return the first `answer` frame that `matches`.
 
         RequestFailed if the server refused it; NotConnected if no connection opens, it
         closes before the answer, or no answer comes in time (worth trying again).
         """
-        action = str(frame["action"])
+        action = frame.ACTION
         async with self._locks.setdefault(action, asyncio.Lock()):
             await self._connection.wait_open(self._timeout)
-            waiter = _Waiter(matches, action, asyncio.get_running_loop().create_future())
+            waiter = _Waiter(answer, matches, action, asyncio.get_running_loop().create_future())
             self._waiters.append(waiter)
             try:
                 session = await self._connection.send(frame)
@@ -56,15 +68,11 @@ class Replies:
             finally:
                 self._waiters.remove(waiter)
 
-    def answer(self, frame: Frame) -> bool:
+    def answer(self, frame: ServerFrame) -> bool:
         """Hand a frame to the request it answers; False if none was waiting for it."""
-        for waiter in self._waiters:
-            if not waiter.future.done() and waiter.matches(frame):
-                waiter.future.set_result(frame)
-                return True
-        return False
+        return any(waiter.offer(frame) for waiter in self._waiters)
 
-    def refuse(self, ref: object, code: str, message: str) -> bool:
+    def refuse(self, ref: str | None, code: ErrorCode, message: str) -> bool:
         """An `error` frame whose ref names a pending request's action; False otherwise."""
         for waiter in self._waiters:
             if waiter.action == ref and not waiter.future.done():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, Env
+from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
 from messenger_protocol.limits import MAX_EPOCH_CHARS
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = 120
@@ -15,6 +16,23 @@ DEFAULT_RATE_LIMIT_BURST = 60
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 # Outside Lambda (the local stack, tests) there is no region to name the generation by.
 LOCAL_CELL_EPOCH = "local"
+
+
+@dataclass(frozen=True)
+class CellSettings:
+    """This deployment's place among the cells (PROTOCOL.md §6)."""
+
+    cell_id: str
+    shard_map: ShardMap
+    peers: Mapping[str, str]  # cell -> its Relay function (name or ARN)
+
+    def __post_init__(self) -> None:
+        cells = set(self.shard_map.cells())
+        if self.cell_id not in cells:
+            raise ValueError(f"{Env.CELL_ID.value} {self.cell_id!r} owns no shard of the map")
+        missing = cells - {self.cell_id} - set(self.peers)
+        if missing:
+            raise ValueError(f"{Env.CELL_PEERS.value} names no Relay for {sorted(missing)}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,8 @@ class Settings:
     push_apps: Mapping[str, str] = field(default_factory=dict)  # platform -> application ARN
     push_min_interval_seconds: int = DEFAULT_PUSH_MIN_INTERVAL_SECONDS
     cell_epoch: str = LOCAL_CELL_EPOCH
+    # None: a single-cell deployment, where every user is at home.
+    cell: CellSettings | None = None
 
     def __post_init__(self) -> None:
         for name in ("users_table", "queue_table"):
@@ -59,6 +79,25 @@ def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
         raise ValueError(f"{env.value} must be an integer, not {text!r}") from None
 
 
+def _cell(environ: Mapping[str, str]) -> CellSettings | None:
+    cell_id = environ.get(Env.CELL_ID.value, "").strip()
+    if not cell_id:
+        return None
+    if not is_cell_id(cell_id):
+        raise ValueError(f"{Env.CELL_ID.value} must be a cell id, not {cell_id!r}")
+    try:
+        shard_map = ShardMap.from_compact(environ.get(Env.CELL_SHARD_MAP.value, ""))
+    except InvalidDirectory as error:
+        raise ValueError(f"{Env.CELL_SHARD_MAP.value}: {error}") from None
+    peers = {}
+    for entry in filter(None, environ.get(Env.CELL_PEERS.value, "").split(",")):
+        cell, _, relay = entry.partition("=")
+        if not is_cell_id(cell) or not relay:
+            raise ValueError(f"{Env.CELL_PEERS.value} entry {entry!r} is not <cell>=<function>")
+        peers[cell] = relay
+    return CellSettings(cell_id, shard_map, peers)
+
+
 def settings_from(environ: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; a missing table name fails loudly."""
     push_apps = {
@@ -88,6 +127,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
             or environ.get("AWS_REGION")  # set by Lambda itself
             or LOCAL_CELL_EPOCH
         ),
+        cell=_cell(environ),
     )
 
 

@@ -62,6 +62,12 @@ class Env(StrEnum):
     # The name of the cell's current generation, sent in every syncDone (PROTOCOL.md §7);
     # a failover changes it. Unset: the region the functions run in (or "local").
     CELL_EPOCH = "CELL_EPOCH"
+    # Cells (PROTOCOL.md §6; unset: one cell, every user at home). This cell's id, the
+    # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
+    # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
+    CELL_ID = "CELL_ID"
+    CELL_SHARD_MAP = "CELL_SHARD_MAP"
+    CELL_PEERS = "CELL_PEERS"
 
 
 SERVICE_NAME = "messenger"
@@ -204,6 +210,8 @@ class Access(StrEnum):
     QUEUE_WRITE = "queue:write"
     POST_TO_CONNECTION = "connections:post"
     PUSH = "sns:push"
+    # Invoke the peer cells' Relay functions (and nothing else of theirs).
+    RELAY = "cells:relay"
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,15 @@ class Route:
     access: frozenset[Access] = field(default_factory=frozenset)
     # Two-way routes send the function's returned body back to the caller.
     two_way: bool = True
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function that is not behind a route: peers invoke it (the cells' Relay)."""
+
+    handler: str
+    function_name: str
+    access: frozenset[Access]
 
 
 @dataclass(frozen=True)
@@ -228,6 +245,7 @@ class Authorizer:
 _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
+_RELAY = Access.RELAY
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
@@ -253,26 +271,34 @@ ROUTES: tuple[Route, ...] = (
         "$connect",
         "messenger.handlers.connect.handler",
         "Connect",
-        frozenset({_R, _W, _POST}),
+        frozenset({_R, _W, _POST, _RELAY}),
         two_way=False,
     ),
     Route(
         "$disconnect",
         "messenger.handlers.disconnect.handler",
         "Disconnect",
-        frozenset({_R, _W, _POST}),
+        frozenset({_R, _W, _POST, _RELAY}),
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
-    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH),
-    _frame_route(Action.ACK, _R, _W, _QW, _POST),
-    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST),
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _RELAY),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST, _RELAY),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _RELAY),
     _frame_route(Action.SYNC, _R, _W, _QR, _POST),
-    _frame_route(Action.GET_PRESENCE, _R, _W),
-    _frame_route(Action.GET_KEYS, _R),
+    _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY),
+    _frame_route(Action.GET_KEYS, _R, _RELAY),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.PING),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}
+
+# What peer cells invoke to reach this cell's users (docs/scale.md): only deployed, and only
+# reachable, when the deployment has more than one cell.
+RELAY = Function(
+    handler="messenger.handlers.relay.handler",
+    function_name="Relay",
+    access=frozenset({_R, _W, _QW, _POST, _PUSH}),
+)
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -6,7 +6,9 @@ Handlers ask `services()` for what they need. Tests replace pieces through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -21,20 +23,25 @@ from messenger.dal.rate_limits import RateLimits
 from messenger.dal.server_keys import ServerKeys
 from messenger.dal.users import Users
 from messenger.logic.catch_up import CatchUp
+from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, OfflineNotifier
+from messenger.logic.peers import Peers
 from messenger.logic.presence import Presence
 from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import SendRateLimit
+from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.transport.connections import Connections
 from messenger.transport.push import SnsPush
+from messenger.transport.relay import RelayClient
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sns import SNSClient
 
 # Standard retry mode retries throttles with backoff; timeouts stay well inside the
@@ -67,6 +74,21 @@ def sns_client() -> SNSClient:
     return boto3.client("sns", config=SNS_CLIENT_CONFIG)
 
 
+# A peer cell's Relay stores a message (and may push) before it answers: some patience,
+# but well inside the 29 s API Gateway gives the function that waits for it.
+LAMBDA_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=10,
+    tcp_keepalive=True,
+    max_pool_connections=50,
+)
+
+
+def lambda_client() -> LambdaClient:
+    return boto3.client("lambda", config=LAMBDA_CLIENT_CONFIG)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -74,6 +96,7 @@ class Services:
     clock: Clock = field(default_factory=Clock)
     management_client_factory: Callable[[str], Any] = management_client
     sns_client_factory: Callable[[], Any] = sns_client
+    lambda_client_factory: Callable[[], Any] = lambda_client
     # None: mobile push through SNS (a no-op for users who registered no device).
     offline: OfflineNotifier | None = None
     _connections: dict[str, Connections] = field(default_factory=dict)
@@ -83,7 +106,13 @@ class Services:
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         # Made once per container: it keeps the cursor key once read.
         self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, self.settings.users_table))
-        self.identity = Identity(self.users, self.clock)
+        self.cells = Cells(self.settings.cell)
+        cell = self.settings.cell
+        self.peers = Peers(
+            self.cells,
+            RelayClient(self.lambda_client_factory, cell.cell_id, cell.peers) if cell else None,
+        )
+        self.identity = Identity(self.users, self.clock, self.cells, self.peers)
         self.send_rate_limit = SendRateLimit(
             RateLimits(self.dynamodb, self.settings.users_table),
             self.clock,
@@ -118,6 +147,8 @@ class Services:
             self.settings.message_ttl_seconds,
             self.send_rate_limit,
             self.offline,
+            self.cells,
+            self.peers,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:
@@ -129,11 +160,21 @@ class Services:
             self.settings.cell_epoch,
         )
 
+    def relay(self) -> RelayService:
+        """What peer cells may ask; live deliveries go to this cell's own API stage."""
+        endpoint = self.settings.connections_endpoint
+        if endpoint is None:
+            raise RuntimeError("the Relay needs CONNECTIONS_ENDPOINT: it has no API event")
+        return RelayService(self.cells, lambda: self.messaging(endpoint), self.identity)
+
     def presence(self, endpoint: str) -> Presence:
         return Presence(self.users, self.live(endpoint), self.clock)
 
 
 _override: Services | None = None
+# Per invocation, where one process serves several cells (the local emulator, the tests):
+# the Services of the cell whose function runs. Unset on Lambda.
+_current: ContextVar[Services | None] = ContextVar("messenger_services", default=None)
 
 
 @cache
@@ -142,7 +183,20 @@ def _default_services() -> Services:
 
 
 def services() -> Services:
+    current = _current.get()
+    if current is not None:
+        return current
     return _override if _override is not None else _default_services()
+
+
+@contextmanager
+def serving(replacement: Services) -> Iterator[None]:
+    """Run the handlers called inside the block (in this thread) with these Services."""
+    token = _current.set(replacement)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def use_services(replacement: Services | None) -> None:

@@ -114,6 +114,25 @@ class ShardMap:
     def cells(self) -> list[str]:
         return list(dict.fromkeys(entry.cell for entry in self.ranges))
 
+    def to_compact(self) -> str:
+        """One line for configuration: "4096:0-2047=c0,2048-4095=c1"."""
+        ranges = ",".join(f"{r.first}-{r.last}={r.cell}" for r in self.ranges)
+        return f"{self.shards}:{ranges}"
+
+    @classmethod
+    def from_compact(cls, text: str) -> ShardMap:
+        """The inverse of `to_compact`; InvalidDirectory on anything else."""
+        try:
+            shards, _, ranges = text.partition(":")
+            parsed = []
+            for entry in ranges.split(","):
+                span, _, cell = entry.partition("=")
+                first, _, last = span.partition("-")
+                parsed.append(ShardRange(int(first), int(last), cell))
+            return cls(int(shards), tuple(parsed))
+        except ValueError as error:
+            raise InvalidDirectory(f"not a shard map: {text!r} ({error})") from None
+
     def to_wire(self) -> list[list[Any]]:
         return [entry.to_wire() for entry in self.ranges]
 

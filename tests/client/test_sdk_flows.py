@@ -22,6 +22,7 @@ from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.encoding import b64url_decode, b64url_encode
+from messenger_protocol.frames import ClientFrame
 from tests.client.conftest import FAST, Clients, MakeClient
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
@@ -175,7 +176,7 @@ async def test_a_connection_lost_in_the_middle_of_a_send_loses_and_duplicates_no
     send_frame = connection.send
     sends: list[object] = []
 
-    async def send_then_fail(frame: dict[str, object] | str) -> object:
+    async def send_then_fail(frame: ClientFrame | str) -> object:
         session = await send_frame(frame)
         if '"sendMessage"' in str(frame):
             sends.append(frame)

@@ -122,7 +122,7 @@ def test_ack_throttled_between_receipt_and_delete_keeps_the_message_and_its_rece
     h.send(a, h.message(a, bob, "hi", "msg-f009"))
     [message] = h.posts.of_type(b.connection_id, "message")
     # Given the receipt is written, then the deletes fail through every retry
-    attempts = h.services.dynamodb.meta.config.retries["total_max_attempts"]
+    attempts = h.services.dynamodb.meta.config.retries["total_max_attempts"]  # type: ignore[attr-defined]
     failures = h.throttle("BatchWriteItem", times=attempts)
     reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
     assert reply is not None and reply["code"] == "INTERNAL"

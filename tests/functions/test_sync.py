@@ -189,7 +189,7 @@ def test_maximum_size_bodies_travel_one_per_frame_within_32_kb(h: Harness, bob: 
     small = seed(h, bob.user_id, 100)
     bigger = seed(h, bob.user_id, 3, body_bytes=MAX_BODY_BYTES)
     b = h.connect(bob)
-    items, done, frames = page(h, b, batch=True)
+    items, _, frames = page(h, b, batch=True)
     # Then every frame as posted is at most 32 KB, and everything came in order
     sizes = [len(json.dumps(f, separators=(",", ":")).encode()) for f in frames]
     assert max(sizes) <= MAX_FRAME_BYTES

@@ -179,6 +179,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         tables=tables,
         connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
         push_apps=(APNS_APP,),
+        relays=("arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c1-relay",),
     )
 
     # Then every need the contract can declare, today's and any new one, maps to statements

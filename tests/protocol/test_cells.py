@@ -61,3 +61,12 @@ def test_an_even_split_covers_every_shard_once_and_spreads_users() -> None:
 def test_a_broken_directory_is_refused_with_its_reason(change: dict, says: str) -> None:
     with pytest.raises(InvalidDirectory, match=says):
         Directory.parse(EXAMPLE | change)
+
+
+def test_a_shard_map_travels_as_one_line_of_configuration() -> None:
+    shard_map = ShardMap.even(["c0", "c1"])
+    assert shard_map.to_compact() == "4096:0-2047=c0,2048-4095=c1"
+    assert ShardMap.from_compact(shard_map.to_compact()) == shard_map
+    for broken in ("", "4096", "4096:0-2047=c0", "x:0-4095=c0", "4096:0-4095"):
+        with pytest.raises(InvalidDirectory):
+            ShardMap.from_compact(broken)

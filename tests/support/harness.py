@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from messenger.config import Settings
 from messenger.contract import AUTHORIZER, ROUTES_BY_KEY, TABLES, create_table_request
 from messenger.logic.clock import FixedClock
-from messenger.wiring import CLIENT_CONFIG, Services, use_services
+from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.events import (
     Api,
@@ -103,9 +103,9 @@ def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]
     return getattr(importlib.import_module(module), function)
 
 
-def create_tables(client: Any) -> None:
+def create_tables(client: Any, names: dict[str, str] = TABLE_NAMES) -> None:
     for spec in TABLES:
-        name = TABLE_NAMES[spec.logical_name]
+        name = names[spec.logical_name]
         client.create_table(**create_table_request(spec, name))
         client.update_time_to_live(
             TableName=name,
@@ -171,15 +171,23 @@ class Harness:
     services: Services
     settings: Settings
     replies: list[dict[str, Any]] = field(default_factory=list)
+    table_names: dict[str, str] = field(default_factory=lambda: dict(TABLE_NAMES))
+    api: Api = API
+
+    def call(self, route: str, event: dict[str, Any]) -> Any:
+        """Invoke the function behind a route (or "authorizer") with this harness's Services,
+        as Lambda would: in a process (here a context) of its own cell."""
+        dotted = AUTHORIZER.handler if route == "authorizer" else ROUTES_BY_KEY[route].handler
+        with serving(self.services):
+            return load_handler(dotted)(event, context_for(route))
 
     # --- connecting ------------------------------------------------------------------
 
     def authorize(
         self, query: dict[str, str] | None, connection_id: str | None = None
     ) -> dict[str, Any]:
-        handler = load_handler(AUTHORIZER.handler)
         request = handshake(connection_id or new_id(), query, self.clock.now_ms())
-        return handler(authorizer_event(API, request, new_id()), context_for("authorizer"))
+        return self.call("authorizer", authorizer_event(self.api, request, new_id()))
 
     def connect(self, user: TestUser, **query_options: Any) -> Connection:
         """Authorize (registering on first use) and run $connect; fails the test if refused."""
@@ -190,30 +198,29 @@ class Harness:
         assert effect == "Allow", f"connect refused for {user.user_id}"
         at = self.clock.now_ms()
         request = handshake(new_id(), query, at)
-        response = load_handler(ROUTES_BY_KEY["$connect"].handler)(
-            connect_event(API, request, allowed(user.user_id), new_id()), context_for("$connect")
+        response = self.call(
+            "$connect", connect_event(self.api, request, allowed(user.user_id), new_id())
         )
         assert response["statusCode"] == 200
         return Connection(user, request.connection_id, at, request)
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
         event = disconnect_event(
-            API,
+            self.api,
             connection.handshake,
             allowed(connection.user.user_id),
             1000,
             "Client-side close frame status code",
             new_id(),
         )
-        return load_handler(ROUTES_BY_KEY["$disconnect"].handler)(event, context_for("$disconnect"))
+        return self.call("$disconnect", event)
 
     # --- frames ----------------------------------------------------------------------
 
     def send_raw(self, connection: Connection, body: str, route_key: str) -> Any:
         """Deliver a raw frame body to a route's handler; the route response frame, if any."""
-        handler = load_handler(ROUTES_BY_KEY[route_key].handler)
         event = message_event(
-            API,
+            self.api,
             connection.handshake,
             allowed(connection.user.user_id),
             route_key,
@@ -221,7 +228,7 @@ class Harness:
             new_id(),
             new_id(),
         )
-        response = handler(event, context_for(route_key))
+        response = self.call(route_key, event)
         assert response["statusCode"] == 200
         if "body" not in response:
             return None
@@ -288,7 +295,7 @@ class Harness:
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every item of every table (tests only: compare before and after a refusal)."""
         state = {}
-        for name in TABLE_NAMES.values():
+        for name in self.table_names.values():
             items: list[dict[str, Any]] = []
             for page in self.dynamodb.get_paginator("scan").paginate(TableName=name):
                 items += page["Items"]
@@ -297,7 +304,7 @@ class Harness:
 
     def queue_of(self, user: TestUser) -> list[dict[str, Any]]:
         response = self.dynamodb.query(
-            TableName=TABLE_NAMES["Queue"],
+            TableName=self.table_names["Queue"],
             KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": user.user_id}},
         )

@@ -9,7 +9,9 @@ from typing import Any
 from messenger.contract import CONNECT_NONCE_TTL_SECONDS
 from messenger.dal.users import NonceReused, Profile, Users, UserTaken
 from messenger.errors import AccessDenied, UnknownUser
+from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.peers import Peers
 from messenger_protocol.connect import ConnectQuery
 from messenger_protocol.errors import InvalidConnect
 from messenger_protocol.frames import KeysFrame
@@ -38,9 +40,13 @@ def parse_connect_query(params: Mapping[str, Any] | None, attempt: str) -> Conne
 
 
 class Identity:
-    def __init__(self, users: Users, clock: Clock) -> None:
+    def __init__(
+        self, users: Users, clock: Clock, cells: Cells | None = None, peers: Peers | None = None
+    ) -> None:
         self._users = users
         self._clock = clock
+        self._cells = cells or Cells(None)
+        self._peers = peers
 
     def authenticate(self, request: ConnectRequest) -> str:
         """The userId a connect request proves, registering a new user on first use.
@@ -48,6 +54,10 @@ class Identity:
         Nothing is written unless the request is accepted.
         """
         query = request.query
+        if not self._cells.is_home(query.user_id):
+            # Before any read or write: the user's home cell is the only one that may
+            # register them or record their connections (PROTOCOL.md §6).
+            raise AccessDenied(f"this cell is not the home of {query.user_id!r}")
         now_s = self._clock.now_s()
         if abs(now_s - int(query.ts)) > CONNECT_WINDOW_SECONDS:
             raise AccessDenied("ts is outside the accepted window")
@@ -96,6 +106,8 @@ class Identity:
         return None
 
     def keys_of(self, user_id: str) -> KeysFrame:
+        if not self._cells.is_home(user_id) and self._peers is not None:
+            return self._peers.keys_of(user_id)
         profile = self._users.get_profile(user_id)
         if profile is None:
             raise UnknownUser(f"no user {user_id!r}")

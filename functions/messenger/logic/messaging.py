@@ -21,8 +21,10 @@ from messenger.dal.queue import (
 )
 from messenger.dal.users import Profile, Users
 from messenger.errors import RateLimited, UnknownRecipient
+from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
+from messenger.logic.peers import Peers
 from messenger.logic.rate_limit import SendRateLimit
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage
@@ -58,6 +60,8 @@ class Messaging:
         message_ttl_seconds: int,
         rate_limit: SendRateLimit,
         offline: OfflineNotifier | None = None,
+        cells: Cells | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self._users = users
         self._queue = queue
@@ -66,16 +70,38 @@ class Messaging:
         self._ttl = message_ttl_seconds
         self._rate_limit = rate_limit
         self._offline = offline or NoPush()
+        self._cells = cells or Cells(None)
+        self._peers = peers
 
     # --- sendMessage ---------------------------------------------------------------
 
     def send(self, sender: str, frame: SendMessage) -> AckFrame:
-        """Queue a message for its recipient, then try to hand it over live."""
+        """Queue a message for its recipient, then try to hand it over live.
+
+        A recipient at home in another cell gets it through that cell's Relay, which
+        stores it before it answers: the ack still means "stored for the recipient".
+        """
+        if not self._cells.is_home(frame.to) and self._peers is not None:
+            self._limit(sender)
+            return self._peers.store_message(sender, frame)
         recipient = self._users.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
+        self._limit(sender)
+        return self._store(sender, frame, recipient)
+
+    def accept(self, sender: str, frame: SendMessage) -> AckFrame:
+        """A message a peer cell relays from one of its users (rate limited over there)."""
+        recipient = self._users.get_profile(frame.to)
+        if recipient is None:
+            raise UnknownRecipient(f"no user {frame.to!r}")
+        return self._store(sender, frame, recipient)
+
+    def _limit(self, sender: str) -> None:
         if not self._rate_limit.allow(sender):
             raise RateLimited("too many messages; slow down and resend")
+
+    def _store(self, sender: str, frame: SendMessage, recipient: Profile) -> AckFrame:
         now_ns = self._clock.now_ns()
         message = QueuedMessage(
             recipient=frame.to,

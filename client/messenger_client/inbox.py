@@ -1,0 +1,193 @@
+"""Delivered items, stored one at a time in the order they came, then acknowledged.
+
+The server sends us `message` and `receipt` items (live, or on `sync`) and keeps each
+one until we ack its `id`. One task takes them in order:
+
+- a message is deduplicated by `(from, messageId)`, opened with the sender's pinned
+  keys (which verifies the sender), stored, and only then acked;
+- a message that does not open is recorded as rejected (no text) and acked as well:
+  keeping it queued would not make it readable, and would replay it on every sync;
+- a receipt moves our messages on (delivered, seen), then is acked;
+- an item too malformed to read is acked and dropped when it has an id, for the same
+  reason;
+- `syncDone` sends the acks at once and ends the sync.
+
+Whatever is not acked (the connection dropped, an unexpected failure) comes again with
+the next sync. The `seen` marks of what the user read go out from here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from messenger_client import crypto
+from messenger_client.acks import AckBatcher
+from messenger_client.connection import Connection
+from messenger_client.errors import KeyChanged, NotConnected, UnknownUser, UnreadableMessage
+from messenger_client.events import Event, MessageAdded, MessageRejected, StatusChanged, Synced
+from messenger_client.keystore import Identity
+from messenger_client.outbox import Outbox
+from messenger_client.pinning import KeyPinning
+from messenger_client.store import HistoryStore, MessageStatus, Rejection
+from messenger_protocol.encoding import is_item_id
+from messenger_protocol.frames import MarkSeen, MessageFrame, ReceiptFrame, Sync, SyncDoneFrame
+from messenger_protocol.limits import MAX_IDS_PER_FRAME
+from messenger_protocol.names import FrameType, ReceiptStatus
+
+log = logging.getLogger(__name__)
+
+_RECEIPT_STATUSES = {
+    ReceiptStatus.DELIVERED: MessageStatus.DELIVERED,
+    ReceiptStatus.SEEN: MessageStatus.SEEN,
+}
+
+
+@dataclass(frozen=True)
+class MalformedItem:
+    """A `message` or `receipt` frame the protocol's reader refused."""
+
+    kind: FrameType
+    item_id: object  # its `id` as it came, if it had one
+    problem: str
+
+
+Item = MessageFrame | ReceiptFrame | SyncDoneFrame | MalformedItem
+
+
+class Inbox:
+    """The receiving side of a client: items in, history and acks out."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        identity: Identity,
+        keys: KeyPinning,
+        connection: Connection,
+        outbox: Outbox,
+        *,
+        ack_delay: float,
+        publish: Callable[[Event], None],
+    ) -> None:
+        self._store = store
+        self._identity = identity
+        self._keys = keys
+        self._connection = connection
+        self._outbox = outbox
+        self._publish = publish
+        self._acks = AckBatcher(connection, ack_delay)
+        self._items: asyncio.Queue[Item] = asyncio.Queue()
+        self._synced = asyncio.Event()
+
+    def put(self, item: Item) -> None:
+        """Queue an item; the connection's reader never waits for it to be stored."""
+        self._items.put_nowait(item)
+
+    async def request_sync(self) -> None:
+        """Ask for everything queued for us; `wait_synced` returns once it is stored."""
+        self._synced.clear()
+        await self._connection.send(Sync())
+
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
+    def connection_lost(self) -> None:
+        """A new connection syncs again before we say "synced"."""
+        self._synced.clear()
+
+    async def run(self) -> None:
+        """Process the items one at a time, in the order they came."""
+        while True:
+            item = await self._items.get()
+            try:
+                await self._process(item)
+            except asyncio.CancelledError:
+                raise
+            except NotConnected:
+                pass  # not acked: the item comes again with the next sync
+            except Exception:
+                # Never crash on one bad item; unacked, it comes again with the next sync.
+                log.exception("could not process a %s frame", type(item).__name__)
+
+    async def report_seen(self) -> None:
+        """Send the `seen` marks not sent yet (NotConnected when offline: they wait)."""
+        # Acks first: what was seen was delivered, and its receipt should say so first.
+        await self._acks.flush()
+        for sender, ids in self._store.unreported_seen().items():
+            for start in range(0, len(ids), MAX_IDS_PER_FRAME):
+                chunk = ids[start : start + MAX_IDS_PER_FRAME]
+                await self._connection.send(MarkSeen(to=sender, message_ids=chunk))
+                self._store.mark_seen_reported(sender, chunk)
+
+    async def close(self) -> None:
+        """Send the seen marks and acks not sent yet, if still connected."""
+        with contextlib.suppress(NotConnected):
+            await self.report_seen()
+        await self._acks.close()
+
+    # --- one item ---------------------------------------------------------------------
+
+    async def _process(self, item: Item) -> None:
+        match item:
+            case MessageFrame():
+                await self._receive_message(item)
+            case ReceiptFrame():
+                self._receive_receipt(item)
+            case SyncDoneFrame(count=count):
+                await self._acks.flush()
+                self._synced.set()
+                self._publish(Synced(count))
+            case MalformedItem(kind=kind, item_id=item_id, problem=problem):
+                if is_item_id(item_id):
+                    log.warning("acked and dropped a malformed %s item: %s", kind, problem)
+                    self._acks.add(item_id)
+                else:
+                    log.warning("ignored a %s without an id", kind)
+
+    async def _receive_message(self, frame: MessageFrame) -> None:
+        if self._store.has_message(frame.sender, frame.message_id):
+            self._acks.add(frame.id)  # a duplicate: already stored (or rejected) once
+            return
+        try:
+            keys = await self._keys.for_reading(frame.sender)
+            text = crypto.decode_plaintext(
+                crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
+            )
+        except (UnreadableMessage, KeyChanged, UnknownUser) as problem:
+            await self._reject(frame, problem)
+            return
+        stored = self._store.add_incoming(
+            frame.sender, frame.message_id, text, frame.sent_at, frame.server_ts
+        )
+        self._acks.add(frame.id)
+        if stored:
+            message = self._store.get(frame.sender, frame.message_id)
+            if message is not None:
+                self._publish(MessageAdded(message))
+
+    async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
+        reason = str(problem)
+        if isinstance(problem, UnreadableMessage):
+            # Tell a changed key (the user must act) from plain garbage.
+            try:
+                await self._keys.check(frame.sender)
+            except KeyChanged as changed:
+                reason = str(changed)
+            except Exception:  # best effort: the message is rejected either way
+                log.debug("could not re-check the keys of %s", frame.sender)
+        rejection = Rejection(frame.sender, frame.message_id, frame.sent_at, reason)
+        if self._store.add_rejected(frame.sender, frame.message_id, frame.sent_at, reason):
+            log.warning("rejected message %s from %s", frame.message_id, frame.sender)
+            self._publish(MessageRejected(rejection))
+        self._acks.add(frame.id)
+
+    def _receive_receipt(self, frame: ReceiptFrame) -> None:
+        status = _RECEIPT_STATUSES[frame.status]
+        changed = self._store.apply_receipt(frame.by, frame.message_ids, status)
+        if changed:
+            self._publish(StatusChanged(frame.by, tuple(changed), status))
+            self._outbox.moved_on(changed)
+        self._acks.add(frame.id)

@@ -1,0 +1,36 @@
+"""Relay: what peer cells invoke to reach this cell's users (not an API route).
+
+The answer is `{"ok": ...}` or `{"error": {"code", "message"}}`; nothing is raised to
+Lambda, so the caller tells a refusal (a PROTOCOL.md code it passes on) from a failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from messenger.errors import Refused
+from messenger.handlers._runtime import count_refusal, lambda_entry
+from messenger.logic.relay import read_request
+from messenger.observability import logger
+from messenger.wiring import services
+from messenger_protocol.names import ErrorCode
+
+
+def _relay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = read_request(event)
+        logger.append_keys(op=request.operation, caller_cell=request.caller)
+        return {"ok": services().relay().answer(request)}
+    except Refused as refusal:
+        logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
+        count_refusal(refusal.code)
+        return {"error": {"code": refusal.code, "message": refusal.message}}
+    except Exception:
+        logger.exception("relay failed")
+        count_refusal(ErrorCode.INTERNAL)
+        return {"error": {"code": ErrorCode.INTERNAL, "message": "internal error, try again"}}
+
+
+handler = lambda_entry(_relay)

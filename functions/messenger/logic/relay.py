@@ -1,0 +1,76 @@
+"""Answering the peer cells: what another cell may ask of this one (docs/scale.md).
+
+Each request names the calling cell and users of THIS cell only: a request about anyone
+else is refused BAD_REQUEST, so a peer can never act for a user here that its own users
+could not reach through the protocol. Fields are read with the protocol's own rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from messenger.logic.cells import Cells
+from messenger.logic.identity import Identity
+from messenger.logic.messaging import Messaging
+from messenger_protocol.errors import BadRequest
+from messenger_protocol.frames import SendMessage
+
+
+@dataclass(frozen=True)
+class RelayRequest:
+    operation: str
+    caller: str  # the calling cell
+    body: dict[str, Any]
+
+
+def read_request(event: Any) -> RelayRequest:
+    if not isinstance(event, dict):
+        raise BadRequest("a relay request is a JSON object")
+    operation, caller = event.get("op"), event.get("from")
+    if not isinstance(operation, str) or not isinstance(caller, str):
+        raise BadRequest("a relay request names its op and the calling cell")
+    return RelayRequest(operation, caller, event)
+
+
+class RelayService:
+    """The operations of the Relay function, each for users of this cell."""
+
+    def __init__(
+        self, cells: Cells, messaging: Callable[[], Messaging], identity: Identity
+    ) -> None:
+        self._cells = cells
+        self._messaging = messaging
+        self._identity = identity
+        self._operations: dict[str, Callable[[RelayRequest], Any]] = {
+            "storeMessage": self._store_message,
+            "keys": self._keys,
+        }
+
+    def answer(self, request: RelayRequest) -> Any:
+        operation = self._operations.get(request.operation)
+        if operation is None:
+            raise BadRequest(f"no relay operation {request.operation[:64]!r}")
+        if self._cells.cell_id is None or request.caller == self._cells.cell_id:
+            raise BadRequest("relay requests come from peer cells")
+        return operation(request)
+
+    def _ours(self, user_id: Any, what: str) -> str:
+        if not isinstance(user_id, str) or not self._cells.is_home(user_id):
+            raise BadRequest(f"{what}: not a user of this cell")
+        return user_id
+
+    def _theirs(self, request: RelayRequest, user_id: Any, what: str) -> str:
+        if not isinstance(user_id, str) or self._cells.home_of(user_id) != request.caller:
+            raise BadRequest(f"{what}: not a user of the calling cell")
+        return user_id
+
+    def _store_message(self, request: RelayRequest) -> Any:
+        frame = SendMessage.read(request.body.get("frame"))
+        sender = self._theirs(request, request.body.get("sender"), "sender")
+        self._ours(frame.to, "to")
+        return self._messaging().accept(sender, frame).to_wire()
+
+    def _keys(self, request: RelayRequest) -> Any:
+        return self._identity.keys_of(self._ours(request.body.get("userId"), "userId")).to_wire()

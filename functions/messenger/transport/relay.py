@@ -1,0 +1,92 @@
+"""The cell-to-cell call: invoking a peer cell's Relay function (docs/scale.md).
+
+Requests and answers are JSON: `{"op": ..., "from": <this cell>, ...}` in, `{"ok": ...}` or
+`{"error": {"code", "message"}}` out. A refusal with a PROTOCOL.md code comes back as the
+same domain error it was in the peer; anything else (a timeout, a throttle, the function
+failing) is `RelayFailed`, which the caller answers INTERNAL: the client resends, and every
+operation is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from messenger_protocol.errors import (
+    BadRequest,
+    ProtocolError,
+    RateLimited,
+    TooLarge,
+    UnknownRecipient,
+    UnknownUser,
+)
+from messenger_protocol.names import ErrorCode
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
+REFUSALS: dict[str, type[ProtocolError]] = {
+    ErrorCode.BAD_REQUEST: BadRequest,
+    ErrorCode.UNKNOWN_RECIPIENT: UnknownRecipient,
+    ErrorCode.UNKNOWN_USER: UnknownUser,
+    ErrorCode.TOO_LARGE: TooLarge,
+    ErrorCode.RATE_LIMITED: RateLimited,
+}
+
+
+class RelayFailed(Exception):
+    """A peer cell did not answer (or failed): nothing is known to have happened there."""
+
+
+class RelayClient:
+    """Calls the Relay of peer cells. The Lambda client is made on first use."""
+
+    def __init__(
+        self, client_factory: Callable[[], LambdaClient], own_cell: str, peers: Mapping[str, str]
+    ) -> None:
+        self._client_factory = client_factory
+        self._client: LambdaClient | None = None
+        self._own_cell = own_cell
+        self._peers = peers
+
+    @property
+    def client(self) -> LambdaClient:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def _payload(self, operation: str, request: Mapping[str, Any]) -> bytes:
+        return json.dumps({"op": operation, "from": self._own_cell, **request}).encode()
+
+    def call(self, cell: str, operation: str, request: Mapping[str, Any]) -> Any:
+        """Run an operation in a peer cell and return its answer; refusals raise."""
+        try:
+            response = self.client.invoke(
+                FunctionName=self._peers[cell],
+                InvocationType="RequestResponse",
+                Payload=self._payload(operation, request),
+            )
+            answer = json.loads(response["Payload"].read())
+        except Exception as error:  # botocore's errors, a timeout, a broken answer
+            raise RelayFailed(f"cell {cell} did not answer {operation}: {error}") from error
+        if response.get("FunctionError") or not isinstance(answer, dict):
+            raise RelayFailed(f"cell {cell} failed {operation}: {str(answer)[:200]}")
+        if "error" in answer:
+            refused = answer["error"] if isinstance(answer["error"], dict) else {}
+            refusal = REFUSALS.get(str(refused.get("code")))
+            if refusal is None:
+                raise RelayFailed(f"cell {cell} answered {operation} with {refused}")
+            raise refusal(str(refused.get("message", "")))
+        return answer.get("ok")
+
+    def notify(self, cell: str, operation: str, request: Mapping[str, Any]) -> None:
+        """Hand an operation to a peer cell without waiting for it (an Event invoke)."""
+        try:
+            self.client.invoke(
+                FunctionName=self._peers[cell],
+                InvocationType="Event",
+                Payload=self._payload(operation, request),
+            )
+        except Exception as error:
+            raise RelayFailed(f"cell {cell} did not take {operation}: {error}") from error
