@@ -39,6 +39,7 @@ from types import TracebackType
 
 import boto3
 
+from messenger.config import LOCAL_CELL_EPOCH
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
@@ -230,6 +231,8 @@ class LocalStack:
             "NO_PROXY": _no_proxy_with(self.host),
             "no_proxy": _no_proxy_with(self.host),
             Env.CONNECTIONS_ENDPOINT.value: self.http_url,
+            # AWS_REGION above is moto's: the local cell's generation is named "local".
+            Env.CELL_EPOCH.value: LOCAL_CELL_EPOCH,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -138,9 +138,10 @@ class Messaging:
         if receipts:
             self._queue.delete(owner, receipts)
         if messages:
-            for receipt in self._remove_messages(owner, messages):
-                count(Metric.RECEIPTS_QUEUED)
-                self._push_receipt(receipt)
+            written = self._remove_messages(owner, messages)
+            count(Metric.RECEIPTS_QUEUED, len(written))
+            live = sum(self._push_receipt(receipt) for receipt in written)
+            count(Metric.RECEIPTS_DELIVERED_LIVE, live)
 
     def _remove_messages(self, owner: str, item_ids: list[str]) -> list[QueuedReceipt]:
         """Delete acknowledged messages, each only once its `delivered` receipt is stored.
@@ -181,7 +182,7 @@ class Messaging:
         )
         self._queue.store_receipt(receipt)
         count(Metric.RECEIPTS_QUEUED)
-        self._push_receipt(receipt, sender)
+        count(Metric.RECEIPTS_DELIVERED_LIVE, self._push_receipt(receipt, sender))
 
     # --- helpers -------------------------------------------------------------------
 
@@ -198,8 +199,8 @@ class Messaging:
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
 
-    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> None:
-        """Hand a queued receipt over live if its recipient is online. Never an alert."""
+    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> bool:
+        """Hand a queued receipt over live if its recipient is online (never an alert);
+        True if a connection took it."""
         profile = profile or self._users.get_profile(receipt.recipient)
-        if profile is not None and self._live.deliver(profile, receipt.frame()):
-            count(Metric.RECEIPTS_DELIVERED_LIVE)
+        return profile is not None and self._live.deliver(profile, receipt.frame()) > 0
