@@ -260,6 +260,10 @@ class Queue:
         + 1 deep, so a queue of exactly `limit` items needs no second, empty page.
         """
         messages, messages_end = self._message_keys_after(owner, after, limit + 1)
+        if len(messages) > limit:
+            # The extra key only says that more follow: it is not read (the page ends
+            # at the last message that is).
+            messages, messages_end = messages[:limit], messages[limit - 1][0]
         receipts, receipts_end = self._receipts_after(owner, after, now_s, limit + 1)
         # A run that stopped early may hold more items past its end: nothing after the
         # nearer of those ends is certain yet, so the page stops there.
