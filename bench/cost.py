@@ -227,7 +227,7 @@ def explain_above_floor(life: Life) -> None:
         if rru:
             why = {
                 "GetItem": "profiles: the recipient's connections on send, the sender's on ack",
-                "BatchGetItem": "ack: which acked ids are in the caller's queue (consistent)",
+                "BatchGetItem": "the ack's consistent read of which acked ids are queued",
             }.get(operation, "")
             lines.append((f"{operation}: {rru:g} RRU ({why})", Bill(rru=rru).total()))
     print(f"Above the floor (${floor.total():.2f}), per million lives:")

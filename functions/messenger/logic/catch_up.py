@@ -32,7 +32,9 @@ class CatchUp:
         """Post one page of the owner's queue to the connection, then syncDone; returns
         how many items went out. A refused cursor raises BadRequest before any post."""
         after = self._cursors.position(owner, request.after) if request.after else None
-        page = self._queue.page(owner, after, self._clock.now_s(), SYNC_PAGE_ITEMS)
+        # Without batch every item is a post: read no more items than a page can post.
+        limit = SYNC_PAGE_ITEMS if request.batch else SYNC_PAGE_POSTS
+        page = self._queue.page(owner, after, self._clock.now_s(), limit)
         frames, page = _within_post_budget(page, batch=request.batch)
         for frame in frames:
             if not self._live.post(owner, connection_id, frame):
