@@ -77,6 +77,9 @@ class DeploymentConfig:
     # importing. Billed per GB cached and restored, so on in prod and off in dev.
     snap_start: bool
     message_ttl_seconds: int
+    # The name of the cell's generation in every syncDone (PROTOCOL.md §7); None: the
+    # functions name it after their region. A failover to a standby sets a new one.
+    cell_epoch: str | None
     # Platform ("APNS", "APNS_SANDBOX", "GCM") -> platform application ARN, or the name
     # of an SSM String parameter that holds it (read at deploy time).
     push_apps: Mapping[str, str]
@@ -131,6 +134,7 @@ _BASE = DeploymentConfig(
     timeout=Duration.seconds(29),
     snap_start=False,
     message_ttl_seconds=DEFAULT_MESSAGE_TTL_SECONDS,
+    cell_epoch=None,
     push_apps={},
     alarm_email=None,
     api_gateway_logs_role=True,
@@ -187,6 +191,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "throttleBurst": ("throttle_burst", int),
         "memoryMb": ("memory_mb", int),
         "messageTtlSeconds": ("message_ttl_seconds", int),
+        "cellEpoch": ("cell_epoch", str),
         "alarmEmail": ("alarm_email", str),
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
         "snapStart": ("snap_start", _flag),

@@ -272,6 +272,8 @@ class MessengerStack(Stack):
     def _environment(self, access: frozenset[Access]) -> dict[str, str]:
         environment = {spec.env.value: self.tables[spec].table_name for spec in TABLES}
         environment[Env.MESSAGE_TTL_SECONDS.value] = str(self.config.message_ttl_seconds)
+        if self.config.cell_epoch:
+            environment[Env.CELL_EPOCH.value] = self.config.cell_epoch
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
         environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
         if Access.PUSH in access:

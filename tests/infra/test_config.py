@@ -49,12 +49,15 @@ def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
             throttleRate="2500",
             throttleBurst="1000",
             messageTtlSeconds="86400",
+            cellEpoch="eu-west-1-2",
             apiGatewayLogsRole="false",
             alarmEmail="ops@example.com",
         )
     )
     assert (config.throttle_rate, config.throttle_burst) == (2500, 1000)
     assert config.message_ttl_seconds == 86400
+    assert config.cell_epoch == "eu-west-1-2"
+    assert config_from_context(context()).cell_epoch is None
     assert config.api_gateway_logs_role is False
     assert config.alarm_email == "ops@example.com"
 

@@ -79,6 +79,8 @@ def test_given_a_function_then_its_environment_comes_from_the_contract(prod, nam
         table_id = variables[spec.env.value]["Ref"]
         assert prod.json["Resources"][table_id]["Type"] == "AWS::DynamoDB::GlobalTable"
     assert variables[Env.MESSAGE_TTL_SECONDS.value] == str(prod.config.message_ttl_seconds)
+    # No cell epoch named: the functions name the generation after their region
+    assert Env.CELL_EPOCH.value not in variables
     assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAME
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
 
