@@ -141,5 +141,6 @@ async def test_a_sync_asked_for_twice_at_once_ends_once_with_everything(
     counts = await asyncio.gather(bob.sync(timeout=30), bob.sync(timeout=30))
     # Then both see the sync end, every message is stored once, and pages never overlapped
     assert len(bob.history("alice")) == 30
-    assert max(counts) in (0, 30)
+    # (both saw the same end: the round started over counts what was still queued then)
+    assert counts[0] == counts[1] <= 30
     assert frames.count("syncDone") <= 3
