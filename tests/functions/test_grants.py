@@ -22,10 +22,9 @@ from infra.permissions import (
     WRITE_ACTIONS,
 )
 from messenger.contract import QUEUE_TABLE, ROUTES_BY_KEY, USERS_TABLE, Access, TableSpec
-from messenger.dal.queue import QueuedMessage, new_seq
-from messenger_protocol.encoding import b64url_encode
 from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
 from tests.support.identities import TestUser
+from tests.support.queue import seed
 
 pytestmark = pytest.mark.integration
 
@@ -94,25 +93,6 @@ def refused(route: str, calls: list[tuple[str, str, bool]]) -> list[str]:
     return problems
 
 
-def queue_for(h: Harness, owner: str, count: int) -> None:
-    for i in range(count):
-        now_ns = h.clock.now_ns()
-        h.services.queue.store_message(
-            QueuedMessage(
-                recipient=owner,
-                sender="carol",
-                message_id=f"grant-{i:05d}",
-                body=b64url_encode(b"x" * 40),
-                nonce=b64url_encode(b"\x00" * 24),
-                sent_at=1,
-                server_ts=now_ns // 1_000_000,
-                seq=new_seq(now_ns // 1_000),
-                expires_at=now_ns // 1_000_000_000 + 3600,
-            ),
-            now_ns // 1_000_000_000,
-        )
-
-
 def test_every_frame_route_calls_only_what_its_role_allows(alice: TestUser, bob: TestUser) -> None:
     with harness() as h:
         recorder = Recorder(h)
@@ -135,7 +115,7 @@ def test_every_frame_route_calls_only_what_its_role_allows(alice: TestUser, bob:
         send(b, {"action": "getPresence", "userIds": [alice.user_id], "subscribe": True})
         send(b, {"action": "getKeys", "userId": alice.user_id})
         send(b, {"action": "ping"})
-        queue_for(h, bob.user_id, 510)
+        seed(h, bob.user_id, 510)
         send(b, {"action": "sync", "batch": True})
         done = h.posts.take(b.connection_id)[-1]
         send(b, {"action": "sync", "batch": True, "after": done["cursor"]})

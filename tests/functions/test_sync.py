@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, SYNC_PAGE_ITEMS, SYNC_PAGE_POSTS
-from messenger.dal.queue import QueuedMessage, QueuedReceipt, new_seq, queue_item
+from messenger.contract import SYNC_PAGE_ITEMS, SYNC_PAGE_POSTS
 from messenger_protocol.encoding import b64url_decode, b64url_encode
 from messenger_protocol.limits import (
     MAX_BODY_BYTES,
@@ -17,54 +16,11 @@ from messenger_protocol.limits import (
     MAX_IDS_PER_FRAME,
     MIN_SYNC_PAGE_ITEMS,
 )
-from messenger_protocol.names import ReceiptStatus
 from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
 from tests.support.identities import TestUser
+from tests.support.queue import seed
 
 pytestmark = pytest.mark.integration
-
-SENDERS = [f"sender{i:02d}" for i in range(7)]
-
-
-def seed(h: Harness, owner: str, count: int, *, body_bytes: int = 60, receipt_every: int = 0):
-    """Queue `count` items for `owner` straight into the table (as sendMessage and ack
-    would store them), in store order; every `receipt_every`-th is a receipt. Returns
-    their ids in queue order."""
-    ids: list[str] = []
-    requests: list[dict[str, Any]] = []
-    for i in range(count):
-        now_us = h.clock.now_us()
-        entry: QueuedMessage | QueuedReceipt
-        if receipt_every and i % receipt_every == receipt_every - 1:
-            entry = QueuedReceipt(
-                recipient=owner,
-                status=ReceiptStatus.DELIVERED,
-                message_ids=(f"mine-{now_us}",),
-                by=SENDERS[i % len(SENDERS)],
-                at=now_us // 1000,
-                seq=new_seq(now_us),
-                expires_at=now_us // 1_000_000 + DEFAULT_MESSAGE_TTL_SECONDS,
-            )
-        else:
-            entry = QueuedMessage(
-                recipient=owner,
-                sender=SENDERS[i % len(SENDERS)],
-                message_id=f"msg-{now_us}",
-                body=b64url_encode(bytes([i % 256]) * body_bytes),
-                nonce=b64url_encode(b"\x00" * 24),
-                sent_at=now_us // 1000,
-                server_ts=now_us // 1000,
-                seq=new_seq(now_us),
-                expires_at=now_us // 1_000_000 + DEFAULT_MESSAGE_TTL_SECONDS,
-            )
-        assert entry.id not in ids
-        ids.append(entry.id)
-        requests.append({"PutRequest": {"Item": queue_item(entry)}})
-    for start in range(0, len(requests), 25):
-        h.dynamodb.batch_write_item(
-            RequestItems={TABLE_NAMES["Queue"]: requests[start : start + 25]}
-        )
-    return ids
 
 
 def page(
