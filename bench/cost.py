@@ -1,29 +1,47 @@
-"""Cost per million messages at AWS list prices, for the full life of a message.
+"""Cost per million messages at AWS list prices: a message's whole life, its floor, and
+catching up a queue.
 
 Life of one message: alice sends it (sendMessage, ack as route response), bob's device
 gets it live, bob acks it, alice gets the `delivered` receipt live and acks that.
 
-The AWS calls are counted on the real handlers (moto, botocore hooks, as in
-bench.calls); request units come from the sizes of the items those calls write and read,
-computed with DynamoDB's item-size rules. Beside it, in the same run, the design of
-AWS's simple-websockets-chat-app sample, which finds a recipient's connections by
-scanning a connections table, at 1,000 and 1,000,000 connected users.
+Every AWS call is counted on the real handlers (moto, botocore hooks, as in bench.calls)
+and every DynamoDB call's request units are metered from the items it touches
+(bench/capacity.py); API Gateway messages are counted from the frames' sizes. Printed in
+the same run:
+- the floor of the same life: its API Gateway frames, and one write and one delete per
+  queued item (the message, its receipt) at those items' sizes; then every unit above
+  the floor, and what it buys;
+- the design of AWS's simple-websockets-chat-app sample, which finds a recipient's
+  connections by scanning a connections table, at 1,000 and 1,000,000 connected users;
+- catching up 1,000 queued short messages from 10 senders: a device syncing one frame
+  per item (a v1 client) and with `batch`, each following `more` and acking every page.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import secrets
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.calls import CallCounter, instrument
-from bench.calls import message_life as count_life
-from messenger.dal.queue import QueuedMessage, QueuedReceipt, queue_item
-from messenger_local.harness import harness
+from bench.calls import CallCounter
+from bench.capacity import CapacityMeter, Metered, item_size, read_units, write_units
+from bench.catchup import (
+    DYNAMODB_CALL_MS,
+    POST_MS,
+    CatchUp,
+    catch_up,
+    device_of,
+    metered_harness,
+    queue_messages,
+)
+from bench.protocol_client import BenchUser
+from messenger_local.harness import Harness
 from messenger_protocol.encoding import b64url_encode
-from messenger_protocol.names import ReceiptStatus
+from messenger_protocol.frames import Ack
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
@@ -33,45 +51,24 @@ LAMBDA_PER_GB_SECOND_ARM64 = 0.0000133334
 DYNAMODB_PER_MILLION_WRU = 0.625
 DYNAMODB_PER_MILLION_RRU = 0.125
 SNS_PER_MILLION_MOBILE_PUSH = 0.50
+FRAME_UNIT_BYTES = 32 * 1024
 
 # Assumptions that calls and item sizes cannot give: say them, and keep them modest.
 LAMBDA_MEMORY_GB = 0.5
-LAMBDA_BILLED_MS_PER_INVOCATION = 25
+LAMBDA_BILLED_MS_PER_INVOCATION = 25  # a message's life: 3 short invocations
+LAMBDA_BASE_MS = 5  # catching up: 5 ms + DYNAMODB_CALL_MS per call + POST_MS per post
 SCAN_PAGE_MS = 60  # Lambda time to fetch and filter one 1 MB Scan page
 CONNECTION_ITEM_BYTES = 100  # connectionId + userId in the sample's connections table
-
-
-def attribute_size(value: dict[str, Any]) -> int:
-    """Bytes DynamoDB counts for one attribute value (S, N, L, M)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        return math.ceil(len(str(inner).lstrip("-").replace(".", "")) / 2) + 1
-    if kind == "L":
-        return 3 + sum(attribute_size(v) + 1 for v in inner)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + attribute_size(v) + 1 for k, v in inner.items())
-    raise ValueError(kind)
-
-
-def item_size(item: dict[str, dict[str, Any]]) -> int:
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-def write_units(size: int) -> int:
-    return max(1, math.ceil(size / 1024))
-
-
-def read_units(size: int, consistent: bool = False) -> float:
-    units = max(1, math.ceil(size / 4096))
-    return units if consistent else units / 2
+TARGET_SHORT_TEXT = 10.00  # $ per million lives of a short text (issue 16)
+SHORT_TEXT_BYTES = 120  # a short text's ciphertext
+CATCH_UP_MESSAGES = 1_000
+CATCH_UP_SENDERS = 10
 
 
 @dataclass
 class Bill:
     api_messages: float = 0
-    lambda_invocations: int = 0
+    lambda_invocations: float = 0
     wru: float = 0
     rru: float = 0
     sns: int = 0
@@ -92,57 +89,77 @@ class Bill:
             "SNS push": self.sns * SNS_PER_MILLION_MOBILE_PUSH,
         }
 
+    def total(self) -> float:
+        return sum(self.dollars_per_million().values())
 
-def life_bill(calls: Counter[str], body_bytes: int) -> Bill:
-    """Request units of one message's life, from its counted calls and its item sizes."""
-    body = b64url_encode(b"x" * body_bytes)
-    message = queue_item(
-        QueuedMessage(
-            "bob",
-            "alice",
-            "01J9Z3ABCDEFGHJKMNPQRSTVWX",
-            body,
-            b64url_encode(b"n" * 24),
-            1_764_190_000_123,
-            1_764_190_000_456,
-            "01764190000456000#0a1b2c3d",
-            1_766_782_000,
+
+def frame_units(frame: Any) -> int:
+    """API Gateway's billed messages for one frame: one per started 32 KB."""
+    text = frame if isinstance(frame, str) else json.dumps(frame, separators=(",", ":"))
+    return max(1, math.ceil(len(text.encode()) / FRAME_UNIT_BYTES))
+
+
+@dataclass
+class Life:
+    """One message's life as it ran: its steps' units, frames and queued items."""
+
+    steps: list[tuple[str, Counter[str], Metered]] = field(default_factory=list)
+    api_messages: int = 0
+    invocations: int = 0
+    queued_items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def units(self) -> Metered:
+        total = Metered()
+        for _, _, metered in self.steps:
+            total += metered
+        return total
+
+    def bill(self) -> Bill:
+        units = self.units
+        return Bill(
+            api_messages=self.api_messages,
+            lambda_invocations=self.invocations,
+            wru=units.total_wru,
+            rru=units.total_rru,
         )
-    )
-    receipt = queue_item(
-        QueuedReceipt(
-            "alice",
-            ReceiptStatus.DELIVERED,
-            ("01J9Z3ABCDEFGHJKMNPQRSTVWX",),
-            "bob",
-            1_764_190_000_789,
-            "01764190000789000#0a1b2c3d",
-            1_766_782_000,
-        )
-    )
-    message_wu, receipt_wu = write_units(item_size(message)), write_units(item_size(receipt))
-    profile_read = read_units(400)  # a profile with keys and a couple of connections
-    expected = {
-        "dynamodb.GetItem": 2,
-        "dynamodb.PutItem": 1,
-        "dynamodb.UpdateItem": 3,  # a rate-limit bucket per frame
-        "dynamodb.TransactWriteItems": 1,
-        "dynamodb.BatchWriteItem": 1,
-        "apigatewaymanagementapi.PostToConnection": 2,
-    }
-    assert dict(calls) == expected, f"the life of a message changed: {dict(calls)}"
-    bill = Bill()
-    bill.rru = 2 * profile_read  # recipient's profile on send, sender's on ack
-    bill.wru += 3  # the rate-limit bucket of each of the 3 frames
-    bill.wru += 2 * message_wu  # message put: table + byOrder index (ALL projection)
-    bill.wru += 2 * message_wu + message_wu  # transactional delete + index entry
-    bill.wru += 2 * receipt_wu + receipt_wu  # transactional receipt put + index entry
-    bill.wru += 2 * receipt_wu  # receipt delete on the sender's ack: table + index
-    frame_units = math.ceil((len(body) + 300) / 32_768)
-    # In: sendMessage, ack, receipt ack. Out: ack (route response), message, receipt.
-    bill.api_messages = 5 + frame_units
-    bill.lambda_invocations = 3
-    return bill
+
+    def floor(self) -> Bill:
+        """The frames of the life, and one write and one delete of each queued item."""
+        writes = sum(2 * write_units(item_size(item)) for item in self.queued_items)
+        return Bill(api_messages=self.api_messages, wru=writes)
+
+
+def run_life(h: Harness, counter: CallCounter, meter: CapacityMeter, body_bytes: int) -> Life:
+    life = Life()
+    suffix = secrets.token_hex(3)
+    alice, bob = BenchUser.generate(f"alice{suffix}"), BenchUser.generate(f"bob{suffix}")
+    a, b = h.connect(alice), h.connect(bob)
+    h.posts.take(a.connection_id)
+    h.posts.take(b.connection_id)
+
+    def step(name: str, connection: Any, frame: dict[str, Any]) -> Any:
+        with counter.measuring() as calls, meter.measuring() as units:
+            reply = h.send(connection, frame)
+        life.steps.append((name, calls, units))
+        life.invocations += 1
+        life.api_messages += frame_units(frame) + (frame_units(reply) if reply else 0)
+        return reply
+
+    send = h.message(a, bob, "x", f"msg-life-{suffix}")
+    send["body"] = b64url_encode(secrets.token_bytes(body_bytes))  # never opened by the server
+    reply = step("sendMessage", a, send)
+    assert reply is not None and reply["type"] == "ack", reply
+    [message] = h.posts.take(b.connection_id)
+    life.queued_items += h.queue_of(bob)
+    step("ack (bob)", b, Ack(ids=[message["id"]]).to_wire())
+    [receipt] = h.posts.take(a.connection_id)
+    life.queued_items += [i for i in h.queue_of(alice) if i["sk"]["S"] == receipt["id"]]
+    step("ack of the receipt (alice)", a, Ack(ids=[receipt["id"]]).to_wire())
+    life.api_messages += frame_units(message) + frame_units(receipt)
+    assert h.queue_of(alice) == [] and h.queue_of(bob) == []
+    assert len(life.queued_items) == 2, life.queued_items
+    return life
 
 
 def scan_design_bill(base: Bill, connected_users: int) -> Bill:
@@ -155,52 +172,187 @@ def scan_design_bill(base: Bill, connected_users: int) -> Bill:
     return bill
 
 
-def print_bills(columns: dict[str, Bill]) -> None:
+def print_bills(columns: dict[str, Bill], what: str = "$ per million messages") -> None:
     priced = {name: bill.dollars_per_million() for name, bill in columns.items()}
     lines = list(next(iter(priced.values())))
     width = max(len(line) for line in lines)
-    print(f"{'$ per million messages':<{width}}" + "".join(f"{n:>24}" for n in columns))
+    print(f"{what:<{width}}" + "".join(f"{n:>24}" for n in columns))
     for line in lines:
         print(f"{line:<{width}}" + "".join(f"{priced[n][line]:>24.2f}" for n in columns))
     print(f"{'TOTAL':<{width}}" + "".join(f"{sum(priced[n].values()):>24.2f}" for n in columns))
 
 
-def main(argv: list[str] | None = None) -> int:
-    with harness(rate_limit_per_minute=6000, rate_limit_burst=1000) as h:
-        counter = CallCounter()
-        instrument(h, counter)
-        calls = count_life(h, counter)
-    print(
-        "Counted calls, one message's life (send, live delivery, ack, delivered receipt, "
-        "receipt ack):"
+def describe_steps(life: Life) -> None:
+    for name, calls, units in life.steps:
+        parts = []
+        for operation in sorted(units.calls):
+            wru, rru = units.wru.get(operation, 0), units.rru.get(operation, 0)
+            index = units.index_wru.get(operation, 0)
+            cost = []
+            if wru:
+                cost.append(f"{wru:g} WRU" + (f" ({index:g} index)" if index else ""))
+            if rru:
+                cost.append(f"{rru:g} RRU")
+            parts.append(f"{operation}x{units.calls[operation]} {' '.join(cost) or '-'}")
+        posts = calls["apigatewaymanagementapi.PostToConnection"]
+        print(f"  {name:<27} {'; '.join(parts)}; posts {posts}")
+
+
+def explain_above_floor(life: Life) -> None:
+    """Each unit of the life above its floor, priced (per million lives)."""
+    units, floor = life.units, life.floor()
+    index = units.total_index_wru
+    bucket = units.wru.get("UpdateItem", 0)
+    other = units.total_wru - floor.wru - index - bucket
+    lines = [
+        (
+            f"Lambda: {life.invocations} invocations (one per frame in), "
+            f"{LAMBDA_BILLED_MS_PER_INVOCATION} ms each at {LAMBDA_MEMORY_GB:g} GB",
+            Bill(lambda_invocations=life.invocations).total(),
+        ),
+        (
+            f"byOrder index entries: {index:g} WRU (the message's store order, which "
+            "keeps resends idempotent and sync ordered)",
+            Bill(wru=index).total(),
+        ),
+        (
+            f"the sender's rate-limit bucket: {bucket:g} WRU (every action is rate limited)",
+            Bill(wru=bucket).total(),
+        ),
+    ]
+    if other:
+        lines.append(
+            (f"other writes (transactions bill twice): {other:g} WRU", Bill(wru=other).total())
+        )
+    for operation, rru in sorted(units.rru.items()):
+        if rru:
+            why = {
+                "GetItem": "profiles: the recipient's connections on send, the sender's on ack",
+                "BatchGetItem": "the ack's consistent read of which acked ids are queued",
+            }.get(operation, "")
+            lines.append((f"{operation}: {rru:g} RRU ({why})", Bill(rru=rru).total()))
+    print(f"Above the floor (${floor.total():.2f}), per million lives:")
+    for text, dollars in lines:
+        print(f"  ${dollars:>5.2f}  {text}")
+
+
+def catch_up_bill(result: CatchUp) -> Bill:
+    posts = result.calls["apigatewaymanagementapi.PostToConnection"]
+    dynamodb = sum(n for op, n in result.calls.items() if op.startswith("dynamodb."))
+    # Billed time from the work done: the flat per-invocation figure would hide a page of
+    # hundreds of posts.
+    busy_ms = result.invocations * LAMBDA_BASE_MS + dynamodb * DYNAMODB_CALL_MS + posts * POST_MS
+    return Bill(
+        api_messages=result.api_units,
+        lambda_invocations=result.invocations,
+        wru=result.units.total_wru,
+        rru=result.units.total_rru,
+        extra_lambda_ms=busy_ms - result.invocations * LAMBDA_BILLED_MS_PER_INVOCATION,
     )
-    print("  " + ", ".join(f"{op}x{n}" for op, n in sorted(calls.items())))
+
+
+def print_catch_up(results: dict[str, CatchUp]) -> None:
+    width = 34
+    print(
+        f"-- catching up {CATCH_UP_MESSAGES:,} queued short messages from {CATCH_UP_SENDERS} "
+        "senders (sync page after page, acks of 100 ids)"
+    )
+    print(f"{'':<{width}}" + "".join(f"{name:>26}" for name in results))
+
+    def row(label: str, value: Any) -> None:
+        print(f"{label:<{width}}" + "".join(f"{value(r):>26}" for r in results.values()))
+
+    row("sync requests (pages)", lambda r: len(r.pages))
+    row("frames to the device", lambda r: r.frames_out)
+    row("frames from it (syncs + acks)", lambda r: r.frames_in)
+    row("API Gateway messages (32 KB)", lambda r: r.api_units)
+    row("Lambda invocations", lambda r: r.invocations)
+    row("posts", lambda r: r.calls["apigatewaymanagementapi.PostToConnection"])
+    for operation in sorted({op for r in results.values() for op in r.calls}):
+        if operation.startswith("dynamodb."):
+            row(f"  {operation}", lambda r, op=operation: r.calls[op])
+    row("WRU (deletes, receipts)", lambda r: f"{r.units.total_wru:g}")
+    row("RRU", lambda r: f"{r.units.total_rru:g}")
+    row("longest sync invocation (est.)", lambda r: f"{_longest_page_ms(r) / 1000:.1f} s")
+    row("complete, in order", lambda r: "yes" if r.received else "NO")
+    bills = {name: catch_up_bill(r) for name, r in results.items()}
+    row("$ per catch-up", lambda r: f"{catch_up_bill(r).total() / 1_000_000:.6f}")
+    print()
+    print_bills(
+        {name: _per_message(bill) for name, bill in bills.items()},
+        "$ per million messages caught up",
+    )
+
+
+def _longest_page_ms(result: CatchUp) -> float:
+    return max(LAMBDA_BASE_MS + page.aws_ms() for page in result.pages)
+
+
+def _per_message(bill: Bill) -> Bill:
+    """A catch-up's bill per message (dollars_per_million then prices a million)."""
+    share = 1 / CATCH_UP_MESSAGES
+    return Bill(
+        api_messages=bill.api_messages * share,
+        lambda_invocations=bill.lambda_invocations * share,
+        wru=bill.wru * share,
+        rru=bill.rru * share,
+        extra_lambda_ms=bill.extra_lambda_ms * share,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    with metered_harness(rate_limit_per_minute=6000, rate_limit_burst=1000) as (h, c, meter):
+        lives = {
+            "a short text (120-byte ciphertext)": run_life(h, c, meter, SHORT_TEXT_BYTES),
+            "a maximum-size body (24,000 bytes)": run_life(h, c, meter, 24_000),
+        }
+    catch_ups: dict[str, CatchUp] = {}
+    for label, batch in (("one frame per item (v1)", False), ("batch", True)):
+        with metered_harness() as (h, c, meter):
+            device = device_of(h, "bob")
+            stored = queue_messages(h, "bob", CATCH_UP_MESSAGES, CATCH_UP_SENDERS)
+            h.posts.take(device.connection_id)
+            result = catch_up(h, device, c, meter, batch=batch)
+            if result.received != stored:
+                result.received = []  # reported as incomplete
+            catch_ups[label] = result
     print(f"Prices: {PRICES_DATE}.")
     print(
         f"Assumed: Lambda {LAMBDA_MEMORY_GB} GB, {LAMBDA_BILLED_MS_PER_INVOCATION} ms billed "
-        f"per invocation; the scan design spends {SCAN_PAGE_MS} ms per 1 MB Scan page on "
-        f"{CONNECTION_ITEM_BYTES}-byte connection items.\n"
+        f"per invocation of a message's life; catching up, {LAMBDA_BASE_MS} ms + "
+        f"{DYNAMODB_CALL_MS} ms per DynamoDB call + {POST_MS} ms per post; the scan design "
+        f"spends {SCAN_PAGE_MS} ms per 1 MB Scan page on {CONNECTION_ITEM_BYTES}-byte "
+        "connection items.\n"
     )
-    for label, body_bytes in (
-        ("a short text (120-byte ciphertext)", 120),
-        ("a maximum-size body (24,000 bytes)", 24_000),
-    ):
-        ours = life_bill(calls, body_bytes)
-        print(f"-- {label}")
+    status = 0
+    for label, life in lives.items():
+        print(f"-- the life of {label}")
+        describe_steps(life)
+        ours = life.bill()
         print_bills(
             {
+                "floor": life.floor(),
                 "this design": ours,
                 "scan, 1,000 users": scan_design_bill(ours, 1_000),
                 "scan, 1,000,000 users": scan_design_bill(ours, 1_000_000),
             }
         )
+        explain_above_floor(life)
+        if label.startswith("a short text"):
+            met = ours.total() <= TARGET_SHORT_TEXT
+            print(
+                f"Target for a short text: <= ${TARGET_SHORT_TEXT:.2f} per million lives: "
+                f"{'met' if met else 'NOT met'} (${ours.total():.2f}; floor "
+                f"${life.floor().total():.2f})"
+            )
         print()
+    print_catch_up(catch_ups)
     print(
-        "Connection minutes are per connected device, not per message: "
+        "\nConnection minutes are per connected device, not per message: "
         f"${API_GATEWAY_PER_MILLION_CONNECTION_MINUTES} per million minutes "
         f"(a phone connected 24 h a day: ${1440 * 30 * 0.25 / 1e6:.4f} a month)."
     )
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ class DeploymentConfig:
     message_ttl_seconds: int
     # New users one source address (IPv6: one /64) may register per hour.
     registrations_per_ip_per_hour: int
+    # The name of the cell's generation in every syncDone (PROTOCOL.md §7); None: the
+    # functions name it after their region. A failover to a standby sets a new one.
+    cell_epoch: str | None
     # Platform ("APNS", "APNS_SANDBOX", "GCM") -> platform application ARN, or the name
     # of an SSM String parameter that holds it (read at deploy time).
     push_apps: Mapping[str, str]
@@ -164,6 +167,7 @@ _BASE = DeploymentConfig(
     snap_start=False,
     message_ttl_seconds=DEFAULT_MESSAGE_TTL_SECONDS,
     registrations_per_ip_per_hour=DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
+    cell_epoch=None,
     push_apps={},
     alarm_email=None,
     api_gateway_logs_role=True,
@@ -221,6 +225,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "memoryMb": ("memory_mb", int),
         "messageTtlSeconds": ("message_ttl_seconds", int),
         "registrationsPerIpPerHour": ("registrations_per_ip_per_hour", int),
+        "cellEpoch": ("cell_epoch", str),
         "alarmEmail": ("alarm_email", str),
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
         "snapStart": ("snap_start", _flag),

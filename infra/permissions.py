@@ -26,9 +26,11 @@ WRITE_ACTIONS = (
     "dynamodb:ConditionCheckItem",
 )
 USERS_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
-QUEUE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
-# A conditional store that finds an older copy reads it back (dal.queue.store_message).
-QUEUE_WRITE_ACTIONS = (*WRITE_ACTIONS, "dynamodb:GetItem")
+# A sync page reads its messages by key, 100 a call (dal.queue.Queue.page).
+QUEUE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+# A conditional store that finds an older copy reads it back (dal.queue.store_message);
+# an ack reads which of its ids are queued before it writes receipts (Queue.present).
+QUEUE_WRITE_ACTIONS = (*WRITE_ACTIONS, "dynamodb:GetItem", "dynamodb:BatchGetItem")
 POST_ACTIONS = ("execute-api:ManageConnections",)
 # A bucket is taken from with UpdateItem; a registration is counted inside the
 # authorizer's TransactWriteItems, which is authorized as an UpdateItem as well.

@@ -349,6 +349,8 @@ class MessengerStack(Stack):
             environment[Env.PRESENCE_FUNCTION.value] = self._invocable_name(
                 PRESENCE_WORKER.function_name
             )
+        if self.config.cell_epoch:
+            environment[Env.CELL_EPOCH.value] = self.config.cell_epoch
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME
         environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
         if Access.PUSH in access:

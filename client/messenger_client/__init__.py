@@ -25,6 +25,7 @@ from messenger_client.errors import (
 )
 from messenger_client.events import (
     ConnectionChanged,
+    EpochChanged,
     Event,
     EventStream,
     MessageAdded,
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectionState",
     "ConnectionStatus",
     "Conversation",
+    "EpochChanged",
     "Event",
     "EventStream",
     "FingerprintMismatch",

@@ -23,8 +23,10 @@ What it guarantees, following PROTOCOL.md:
   the message (receiving) until the user re-verifies the safety number and calls `trust`.
 - **Presence** (`messenger_client.presence`): answers and subscribed changes, kept; who
   may see ours (by default, the people we wrote to: `ClientSettings.presence_visibility`).
-- **Connection** (`messenger_client.connection`): `sync` after every (re)connect,
-  presence subscriptions renewed, pings and reconnects.
+- **Connection** (`messenger_client.connection`): `sync` after every (re)connect (with
+  `batch`, following each page's cursor until the last; `epoch` keeps the home cell's
+  generation the server last named), presence subscriptions renewed, pings and
+  reconnects.
 
 Every frame goes out as a `messenger_protocol.frames` class, and every frame that
 comes in is read by `read_server_frame` and dispatched here on its class.
@@ -78,6 +80,7 @@ from messenger_protocol.frames import (
     SERVER_FRAMES,
     AckFrame,
     ErrorFrame,
+    ItemsFrame,
     MessageFrame,
     PresenceFrame,
     ReceiptFrame,
@@ -89,6 +92,8 @@ from messenger_protocol.limits import MAX_CONTACTS
 from messenger_protocol.names import FrameType, PresenceVisibility
 
 log = logging.getLogger(__name__)
+
+_ITEM_TYPES = (FrameType.MESSAGE, FrameType.RECEIPT)
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,12 @@ class MessengerClient:
         """Abort the socket as a network failure would (the client reconnects by itself)."""
         self._connection.drop()
 
+    @property
+    def epoch(self) -> str | None:
+        """The home cell's generation named by the last `syncDone` (kept in the history);
+        EpochChanged events announce a new one."""
+        return self._inbox.epoch
+
     def events(self) -> EventStream:
         """A new stream of every event from now on (use `async with` to close it)."""
         stream = EventStream(self._streams.remove)
@@ -324,7 +335,8 @@ class MessengerClient:
         return self.store.rejected(sender)
 
     async def sync(self, timeout: float = 10.0) -> int:
-        """Ask for everything queued for us; the number of items, once all are stored."""
+        """Ask for everything queued for us (every page); the number of items, once all
+        are stored."""
         async with self.events() as stream:
             await self._inbox.request_sync()
             synced = await stream.next_of(Synced, timeout=timeout)
@@ -348,6 +360,9 @@ class MessengerClient:
         match frame:
             case MessageFrame() | ReceiptFrame() | SyncDoneFrame():
                 self._inbox.put(frame)  # stored in order by one task
+            case ItemsFrame(items=items):
+                for item in items:
+                    self._inbox.put(item)
             case AckFrame(message_id=message_id, server_ts=server_ts):
                 self._outbox.acked(message_id, server_ts)
             case ErrorFrame(code=code, message=message, ref=ref):
@@ -366,7 +381,15 @@ class MessengerClient:
         """A frame the protocol's reader refused: a malformed one, or of a type we do not know."""
         if not (isinstance(kind, str) and kind in SERVER_FRAMES):
             log.warning("ignored a frame of unknown type %r", str(kind)[:64])
-        elif kind in (FrameType.MESSAGE, FrameType.RECEIPT):
+        elif kind == FrameType.ITEMS and isinstance(document.get("items"), list):
+            # One bad item spoils the reading of the whole frame: take its items one by
+            # one, so that the good ones are stored and the bad one dropped in its turn.
+            for item in document["items"]:
+                if isinstance(item, dict) and item.get("type") in _ITEM_TYPES:
+                    self._on_frame(item)
+                else:
+                    log.warning("ignored an entry of an items frame that is no item")
+        elif kind in _ITEM_TYPES:
             # Acked and dropped in its turn: left queued, it would come back on every sync.
             self._inbox.put(MalformedItem(FrameType(kind), document.get("id"), str(problem)))
         else:

@@ -73,9 +73,21 @@ class ConnectionChanged:
 
 @dataclass(frozen=True)
 class Synced:
-    """Everything queued for us on the server has been stored and acknowledged."""
+    """Everything queued for us on the server has been stored and acknowledged: `count`
+    items over every page of the sync."""
 
     count: int
+
+
+@dataclass(frozen=True)
+class EpochChanged:
+    """A `syncDone` named a generation of our home cell other than the last one we saw
+    (PROTOCOL.md §7; `previous` is None the first time). After a failover the server may
+    have lost its last writes: messages without a `delivered` receipt are worth sending
+    again."""
+
+    epoch: str
+    previous: str | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ Event = (
     | PresenceChanged
     | ConnectionChanged
     | Synced
+    | EpochChanged
     | ServerError
 )
 E = TypeVar("E")

@@ -10,7 +10,11 @@ one until we ack its `id`. One task takes them in order:
 - a receipt moves our messages on (delivered, seen), then is acked;
 - an item too malformed to read is acked and dropped when it has an id, for the same
   reason;
-- `syncDone` sends the acks at once and ends the sync.
+- `syncDone` ends a page of a sync: the acks go at once, then the next page is asked
+  for with the page's cursor while the server says `more`, and the last page ends the
+  sync. Every sync asks for `batch` (items packed into `items` frames of up to 32 KB),
+  and one page at a time is in flight on a connection. The cell's `epoch` is
+  remembered, and a new one is announced (EpochChanged).
 
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
 the next sync. The `seen` marks of what the user read go out from here too.
@@ -28,7 +32,14 @@ from messenger_client import crypto
 from messenger_client.acks import AckBatcher
 from messenger_client.connection import Connection
 from messenger_client.errors import KeyChanged, NotConnected, UnknownUser, UnreadableMessage
-from messenger_client.events import Event, MessageAdded, MessageRejected, StatusChanged, Synced
+from messenger_client.events import (
+    EpochChanged,
+    Event,
+    MessageAdded,
+    MessageRejected,
+    StatusChanged,
+    Synced,
+)
 from messenger_client.keystore import Identity
 from messenger_client.outbox import Outbox
 from messenger_client.pinning import KeyPinning
@@ -39,6 +50,9 @@ from messenger_protocol.limits import MAX_IDS_PER_FRAME
 from messenger_protocol.names import FrameType, ReceiptStatus
 
 log = logging.getLogger(__name__)
+
+# The history's meta key for the last syncDone `epoch` we saw.
+EPOCH_KEY = "epoch"
 
 _RECEIPT_STATUSES = {
     ReceiptStatus.DELIVERED: MessageStatus.DELIVERED,
@@ -79,31 +93,46 @@ class Inbox:
         self._outbox = outbox
         self._publish = publish
         self._acks = AckBatcher(connection, ack_delay)
-        self._items: asyncio.Queue[Item] = asyncio.Queue()
+        # Each item with the number of the connection it came on.
+        self._items: asyncio.Queue[tuple[int, Item]] = asyncio.Queue()
         self._synced = asyncio.Event()
+        self._connection_number = 0
+        self._page_in_flight = False  # a sync sent on this connection, its syncDone not in
+        self._restart = False  # a new sync was asked for while a page was in flight
+        self._round_count = 0  # items of the sync so far, over its pages
+        self.epoch: str | None = store.get_meta(EPOCH_KEY)
 
     def put(self, item: Item) -> None:
         """Queue an item; the connection's reader never waits for it to be stored."""
-        self._items.put_nowait(item)
+        self._items.put_nowait((self._connection_number, item))
 
     async def request_sync(self) -> None:
-        """Ask for everything queued for us; `wait_synced` returns once it is stored."""
+        """Ask for everything queued for us, page by page; `wait_synced` returns once it
+        is all stored."""
         self._synced.clear()
-        await self._connection.send(Sync())
+        if self._page_in_flight:
+            # Never two pages at once on a connection (their frames would interleave):
+            # the sync starts over from the oldest item when the page in flight ends.
+            self._restart = True
+            return
+        await self._start_sync()
 
     async def wait_synced(self) -> None:
         await self._synced.wait()
 
     def connection_lost(self) -> None:
-        """A new connection syncs again before we say "synced"."""
+        """A new connection syncs again, from the start, before we say "synced"."""
         self._synced.clear()
+        self._connection_number += 1
+        self._page_in_flight = False
+        self._restart = False
 
     async def run(self) -> None:
         """Process the items one at a time, in the order they came."""
         while True:
-            item = await self._items.get()
+            number, item = await self._items.get()
             try:
-                await self._process(item)
+                await self._process(item, number)
             except asyncio.CancelledError:
                 raise
             except NotConnected:
@@ -130,22 +159,60 @@ class Inbox:
 
     # --- one item ---------------------------------------------------------------------
 
-    async def _process(self, item: Item) -> None:
+    async def _process(self, item: Item, connection_number: int) -> None:
         match item:
             case MessageFrame():
                 await self._receive_message(item)
             case ReceiptFrame():
                 self._receive_receipt(item)
-            case SyncDoneFrame(count=count):
-                await self._acks.flush()
-                self._synced.set()
-                self._publish(Synced(count))
+            case SyncDoneFrame():
+                await self._end_of_page(item, connection_number)
             case MalformedItem(kind=kind, item_id=item_id, problem=problem):
                 if is_item_id(item_id):
                     log.warning("acked and dropped a malformed %s item: %s", kind, problem)
                     self._acks.add(item_id)
                 else:
                     log.warning("ignored a %s without an id", kind)
+
+    # --- sync, page by page ---------------------------------------------------------------
+
+    async def _start_sync(self) -> None:
+        self._round_count = 0
+        await self._ask_page(None)
+
+    async def _ask_page(self, after: str | None) -> None:
+        self._page_in_flight = True
+        try:
+            await self._connection.send(Sync(after=after, batch=True))
+        except NotConnected:
+            self._page_in_flight = False
+            raise
+
+    async def _end_of_page(self, done: SyncDoneFrame, connection_number: int) -> None:
+        # What the page brought is stored: ack it before asking for more.
+        await self._acks.flush()
+        self._remember_epoch(done.epoch)
+        if connection_number != self._connection_number:
+            return  # a page of a connection that is gone: the new one syncs anew
+        self._page_in_flight = False
+        self._round_count += done.count
+        if self._restart:
+            self._restart = False
+            await self._start_sync()
+        elif done.more and done.cursor is not None:
+            await self._ask_page(done.cursor)
+        else:
+            self._synced.set()
+            self._publish(Synced(self._round_count))
+
+    def _remember_epoch(self, epoch: str) -> None:
+        if epoch == self.epoch:
+            return
+        previous, self.epoch = self.epoch, epoch
+        self._store.set_meta(EPOCH_KEY, epoch)
+        self._publish(EpochChanged(epoch, previous))
+
+    # --- one message or receipt -------------------------------------------------------------
 
     async def _receive_message(self, frame: MessageFrame) -> None:
         if self._store.has_message(frame.sender, frame.message_id):

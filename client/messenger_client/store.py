@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS rejected (
     at          INTEGER NOT NULL,
     PRIMARY KEY (sender, message_id)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
 """
 
 
@@ -353,6 +357,16 @@ class HistoryStore:
             Rejection(row["sender"], row["message_id"], row["sent_at"], row["reason"])
             for row in self._db.execute(query + " ORDER BY at", parameters)
         ]
+
+    # --- what we remember about the server ------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

@@ -16,11 +16,14 @@ from messenger.contract import (
     RateLimit,
 )
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+from messenger_protocol.limits import MAX_EPOCH_CHARS
 from messenger_protocol.names import Action
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
 DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
+# Outside Lambda (the local stack, tests) there is no region to name the generation by.
+LOCAL_CELL_EPOCH = "local"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Settings:
     registrations_per_ip_per_hour: int = DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     # The presence function's name (or ARN) as Lambda's Invoke takes it.
     presence_function: str = PRESENCE_WORKER.function_name
+    cell_epoch: str = LOCAL_CELL_EPOCH
     # None: a single-cell deployment, where every user is at home.
     cell: CellSettings | None = None
 
@@ -61,6 +65,11 @@ class Settings:
         for name in ("users_table", "queue_table", "limits_table"):
             if len(getattr(self, name)) < 3:
                 raise ValueError(f"{name} must name a DynamoDB table")
+        if not 1 <= len(self.cell_epoch) <= MAX_EPOCH_CHARS or not self.cell_epoch.isprintable():
+            raise ValueError(
+                f"cell_epoch must be 1-{MAX_EPOCH_CHARS} printable characters, "
+                f"not {self.cell_epoch!r}"
+            )
         for name, low in (
             ("message_ttl_seconds", 1),
             ("rate_limit_per_minute", 1),
@@ -135,6 +144,11 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         ),
         registrations_per_ip_per_hour=_integer(
             environ, Env.REGISTRATIONS_PER_IP_PER_HOUR, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
+        ),
+        cell_epoch=(
+            environ.get(Env.CELL_EPOCH.value)
+            or environ.get("AWS_REGION")  # set by Lambda itself
+            or LOCAL_CELL_EPOCH
         ),
         cell=_cell(environ),
     )

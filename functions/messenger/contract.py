@@ -12,7 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_protocol.connect import REQUIRED_PARAMS
-from messenger_protocol.limits import MAX_CONNECTION_SECONDS
+from messenger_protocol.limits import (
+    MAX_CONNECTION_SECONDS,
+    MIN_SYNC_PAGE_ITEMS,
+)
 from messenger_protocol.names import Action, ErrorCode
 
 # --- Server-side limits (the protocol's own are in messenger_protocol.limits) ----------
@@ -25,6 +28,14 @@ DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 # API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
 # than this is stale even if its $disconnect never reached us.
 STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
+
+# One `sync` answers one page, sized from API Gateway's 29 s integration timeout (and the
+# functions' own 29 s): at most SYNC_PAGE_POSTS posts, each a sequential @connections
+# POST of ~20-50 ms on AWS (≤ 10 s), and at most SYNC_PAGE_ITEMS items, which `batch`
+# packs into a handful of 32 KB `items` frames when they are short (docs/performance.md).
+SYNC_PAGE_ITEMS = 500
+SYNC_PAGE_POSTS = 200
+assert MIN_SYNC_PAGE_ITEMS <= SYNC_PAGE_POSTS <= SYNC_PAGE_ITEMS
 
 # Every device is one SNS Publish per offline send; old installs beyond this are dropped.
 MAX_PUSH_DEVICES = 10
@@ -89,6 +100,9 @@ class Env(StrEnum):
     REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
     # The function that tells watchers about presence changes (its name or ARN).
     PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
+    # The name of the cell's current generation, sent in every syncDone (PROTOCOL.md §7);
+    # a failover changes it. Unset: the region the functions run in (or "local").
+    CELL_EPOCH = "CELL_EPOCH"
     # Cells (PROTOCOL.md §6; unset: one cell, every user at home). This cell's id, the
     # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
     # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
@@ -115,6 +129,7 @@ class Metric(StrEnum):
     RECEIPTS_QUEUED = "ReceiptsQueued"
     RECEIPTS_DELIVERED_LIVE = "ReceiptsDeliveredLive"
     ITEMS_SYNCED = "ItemsSynced"
+    SYNC_PAGES = "SyncPages"
     PUSHES_SENT = "PushesSent"
     PUSHES_FAILED = "PushesFailed"
     PUSHES_COLLAPSED = "PushesCollapsed"
@@ -191,8 +206,10 @@ QUEUE_TABLE = TableSpec(
     # PROTOCOL.md §7).
     recovery_days=1,
     local_indexes=(
-        # The base key makes a resend idempotent; this index gives the store order.
-        Index(name=ORDER_INDEX, partition_key="pk", sort_key="seq", projection="ALL"),
+        # The base key makes a resend idempotent; this index gives the messages' store
+        # order. Only messages carry `seq` (a receipt's key, r#<seq>, is already in
+        # order), and the index keeps keys only, so a message's body is written once.
+        Index(name=ORDER_INDEX, partition_key="pk", sort_key="seq", projection="KEYS_ONLY"),
     ),
 )
 

@@ -18,9 +18,11 @@ from botocore.config import Config
 
 from messenger.config import Settings, settings
 from messenger.dal.push_devices import PushDevices
-from messenger.dal.queue import Acknowledgements, Queue
+from messenger.dal.queue import Queue
 from messenger.dal.rate_limits import RateLimits
+from messenger.dal.server_keys import ServerKeys
 from messenger.dal.users import Users
+from messenger.logic.catch_up import CatchUp
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.identity import Identity
@@ -31,6 +33,7 @@ from messenger.logic.presence import Presence, PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.relay import RelayService
+from messenger.logic.sync_cursor import SyncCursors
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
@@ -103,8 +106,9 @@ class Services:
     def __post_init__(self) -> None:
         self.users = Users(self.dynamodb, self.settings.users_table)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
-        self.acknowledgements = Acknowledgements(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
+        # Made once per container: it keeps the cursor key once read.
+        self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, self.settings.users_table))
         self.cells = Cells(self.settings.cell)
         cell = self.settings.cell
         self.peers = Peers(
@@ -146,7 +150,6 @@ class Services:
         return Messaging(
             self.users,
             self.queue,
-            self.acknowledgements,
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
@@ -154,6 +157,15 @@ class Services:
             self.offline,
             self.cells,
             self.peers,
+        )
+
+    def catch_up(self, endpoint: str) -> CatchUp:
+        return CatchUp(
+            self.queue,
+            self.sync_cursors,
+            self.live(endpoint),
+            self.clock,
+            self.settings.cell_epoch,
         )
 
     def relay(self) -> RelayService:

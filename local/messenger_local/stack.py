@@ -43,6 +43,7 @@ from types import TracebackType
 
 import boto3
 
+from messenger.config import LOCAL_CELL_EPOCH
 from messenger.contract import (
     AUTHORIZER,
     METRICS_NAMESPACE,
@@ -268,6 +269,8 @@ class LocalStack:
             Env.CONNECTIONS_ENDPOINT.value: self.http_url,
             # The functions invoke one another through the Invoke API this server serves.
             "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
+            # AWS_REGION above is moto's: the local cell's generation is named "local".
+            Env.CELL_EPOCH.value: LOCAL_CELL_EPOCH,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -10,6 +10,7 @@ from typing import TypeGuard
 from messenger_protocol.limits import (
     BASE64URL_PATTERN,
     CONNECT_NONCE_PATTERN,
+    CURSOR_PATTERN,
     MAX_ITEM_ID_CHARS,
     MESSAGE_ID_PATTERN,
     USER_ID_PATTERN,
@@ -19,10 +20,12 @@ _BASE64URL = re.compile(BASE64URL_PATTERN)
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _USER_ID = re.compile(USER_ID_PATTERN)
 _CONNECT_NONCE = re.compile(CONNECT_NONCE_PATTERN)
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 USER_ID_RULE = "a user id: 1-64 characters of a-z 0-9 _ . -, the first a letter or a digit"
 MESSAGE_ID_RULE = "a messageId: 8-64 characters of A-Z a-z 0-9 _ -"
 ITEM_ID_RULE = f"an item id: a string of 1-{MAX_ITEM_ID_CHARS} characters"
+CURSOR_RULE = "a cursor from a syncDone: 1-256 characters of A-Z a-z 0-9 _ -"
 
 
 def is_base64url(value: str) -> bool:
@@ -59,6 +62,11 @@ def is_message_id(value: object) -> TypeGuard[str]:
 
 def is_item_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 1 <= len(value) <= MAX_ITEM_ID_CHARS
+
+
+def is_cursor(value: object) -> TypeGuard[str]:
+    """Shaped like a sync cursor; only the server can tell whether it gave it out."""
+    return isinstance(value, str) and _CURSOR.fullmatch(value) is not None
 
 
 def is_connect_nonce(value: object) -> TypeGuard[str]:

@@ -15,11 +15,13 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_protocol.encoding import (
+    CURSOR_RULE,
     ITEM_ID_RULE,
     MESSAGE_ID_RULE,
     USER_ID_RULE,
     decoded_length,
     is_base64url,
+    is_cursor,
     is_item_id,
     is_message_id,
     is_user_id,
@@ -27,6 +29,7 @@ from messenger_protocol.encoding import (
 from messenger_protocol.errors import BadRequest, TooLarge
 from messenger_protocol.limits import (
     BASE64URL_PATTERN,
+    CURSOR_PATTERN,
     MAX_BODY_BYTES,
     MAX_IDS_PER_FRAME,
     MAX_ITEM_ID_CHARS,
@@ -122,6 +125,7 @@ MESSAGE_ID = Rule(is_message_id, MESSAGE_ID_RULE, {"type": "string", "pattern": 
 ITEM_ID = Rule(
     is_item_id, ITEM_ID_RULE, {"type": "string", "minLength": 1, "maxLength": MAX_ITEM_ID_CHARS}
 )
+CURSOR = Rule(is_cursor, CURSOR_RULE, {"type": "string", "pattern": CURSOR_PATTERN})
 
 
 class One(Field):

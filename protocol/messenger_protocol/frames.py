@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from messenger_protocol.encoding import is_message_id
 from messenger_protocol.errors import BadRequest, UnknownAction
 from messenger_protocol.fields import (
+    CURSOR,
     ITEM_ID,
     MESSAGE_ID,
     USER_ID,
@@ -40,6 +42,8 @@ from messenger_protocol.limits import (
     BOX_NONCE_BYTES,
     KEY_BYTES,
     MAX_CONTACTS,
+    MAX_EPOCH_CHARS,
+    MAX_FRAME_BYTES,
     MAX_PUSH_TOKEN_CHARS,
     MAX_SENT_AT,
     PUSH_TOKEN_PATTERNS,
@@ -178,7 +182,26 @@ class MarkSeen(ClientFrame):
 @dataclasses.dataclass(frozen=True)
 class Sync(ClientFrame):
     KIND = ACTION = Action.SYNC
-    SUMMARY = "Send me everything still queued for me, then `syncDone`."
+    SUMMARY = (
+        "Send me one page of what is still queued for me, in queue order, then `syncDone`; "
+        "`after` asks for the page after the one that `syncDone` ended."
+    )
+    after: str | None = wire(
+        One(
+            "after",
+            CURSOR,
+            default=None,
+            description="the `cursor` of the previous page's syncDone; without it, the page "
+            "starts from the oldest unacknowledged item",
+        )
+    )
+    batch: bool = wire(
+        Flag(
+            "batch",
+            default=False,
+            description="group the items into `items` frames of at most 32 KB",
+        )
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,11 +375,116 @@ class ReceiptFrame(ServerFrame):
     at: int = wire(Integer("at", **_TIME))
 
 
+class FrameList(Field):
+    """An array of server frames of some types, each read as the class its `type` names."""
+
+    def __init__(
+        self,
+        name: str,
+        kinds: Sequence[type[ServerFrame]],
+        *,
+        min_items: int = 1,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, **options)
+        self.kinds = {str(kind.TYPE): kind for kind in kinds}
+        self.min_items = min_items
+
+    def check(self, value: Any) -> list[Any]:
+        if type(value) is not list or len(value) < self.min_items:
+            raise BadRequest(f"{self.name}: must be a list of at least {self.min_items} frames")
+        frames = []
+        for index, item in enumerate(value):
+            kind = item.get("type") if isinstance(item, dict) else None
+            frame_class = self.kinds.get(kind) if isinstance(kind, str) else None
+            if frame_class is None:
+                raise BadRequest(f"{self.name}.{index}: must be a {' or '.join(self.kinds)} frame")
+            frames.append(frame_class.read(item))
+        return frames
+
+    def dump(self, value: Any) -> Any:
+        return [frame.to_wire() for frame in value]
+
+    def value_schema(self) -> Schema:
+        return {
+            "type": "array",
+            "minItems": self.min_items,
+            "items": {"oneOf": [kind.schema() for kind in self.kinds.values()]},
+        }
+
+
 @dataclasses.dataclass(frozen=True)
 class SyncDoneFrame(ServerFrame):
     KIND = TYPE = FrameType.SYNC_DONE
-    SUMMARY = "The end of a sync: how many items it sent."
-    count: int = wire(Integer("count", low=0, high=2**31))
+    SUMMARY = (
+        "The end of a sync page: how many items it sent, whether more remain (then a "
+        "`cursor` for the next page), and the home cell's generation."
+    )
+    count: int = wire(Integer("count", low=0, high=2**31, description="items in this page"))
+    more: bool = wire(
+        Flag("more", description="true: more items remain; ask with `sync` and `after: cursor`")
+    )
+    epoch: str = wire(
+        Text(
+            "epoch",
+            max_chars=MAX_EPOCH_CHARS,
+            description="the home cell's current generation; it changes after a failover",
+        )
+    )
+    cursor: str | None = wire(
+        One("cursor", CURSOR, default=None, description="only when `more`: opaque, for `after`")
+    )
+
+    def check(self) -> None:
+        if self.more != (self.cursor is not None):
+            raise BadRequest("cursor: present exactly when more is true")
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema["if"] = {"properties": {"more": {"const": True}}}
+        schema["then"] = {"required": ["cursor"]}
+        schema["else"] = {"not": {"required": ["cursor"]}}
+        return schema
+
+
+QueueItemFrame = MessageFrame | ReceiptFrame
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemsFrame(ServerFrame):
+    KIND = TYPE = FrameType.ITEMS
+    SUMMARY = (
+        "Several queued items in one frame of at most 32 KB, in queue order (only to a "
+        "`sync` with `batch`); ack each item's `id`."
+    )
+    items: list[QueueItemFrame] = wire(FrameList("items", (MessageFrame, ReceiptFrame)))
+
+    @classmethod
+    def pack(
+        cls, frames: Iterable[QueueItemFrame], limit: int = MAX_FRAME_BYTES
+    ) -> list[ServerFrame]:
+        """The frames, in order, grouped into `items` frames of at most `limit` bytes of
+        UTF-8 JSON each. An item too big to travel inside an `items` frame (none is, at
+        the protocol's body limit) goes as its own frame."""
+        envelope = len(cls(items=[]).to_json().encode())
+        packed: list[ServerFrame] = []
+        group: list[QueueItemFrame] = []
+        size = envelope
+        for frame in frames:
+            frame_bytes = len(frame.to_json().encode())
+            separator = 1 if group else 0
+            if group and size + separator + frame_bytes > limit:
+                packed.append(cls(items=group))
+                group, size, separator = [], envelope, 0
+            if envelope + frame_bytes > limit:
+                packed.append(frame)
+                continue
+            group.append(frame)
+            size += separator + frame_bytes
+        if group:
+            packed.append(cls(items=group))
+        return packed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,6 +568,7 @@ SERVER_FRAMES: dict[FrameType, type[ServerFrame]] = {
         MessageFrame,
         ReceiptFrame,
         SyncDoneFrame,
+        ItemsFrame,
         PresenceFrame,
         KeysFrame,
         PushRegisteredFrame,

@@ -19,12 +19,18 @@ BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*$"
 # Queue item ids are the server's own and opaque to clients: any id that is not in the
 # caller's queue is ignored, so an ack only refuses what cannot be an id at all.
 MAX_ITEM_ID_CHARS = 256
+# A sync cursor is the server's own, opaque to clients, who hand it back unchanged.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,256}$"
+# The name of a cell's generation in syncDone (§3, §7).
+MAX_EPOCH_CHARS = 128
 
 # --- messages --------------------------------------------------------------------------
 MAX_BODY_BYTES = 24_000
 MAX_SENT_AT = 2**53  # the largest integer a JavaScript client holds exactly
 BOX_NONCE_BYTES = 24
 MAX_IDS_PER_FRAME = 100
+# One sync answers one page of at least this many items (or what is left, if fewer).
+MIN_SYNC_PAGE_ITEMS = 100
 
 # --- presence ------------------------------------------------------------------------------
 # Subscriptions one connection may hold (§3); a getPresence past it records nothing.

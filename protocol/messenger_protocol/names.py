@@ -26,6 +26,7 @@ class FrameType(StrEnum):
     MESSAGE = "message"
     RECEIPT = "receipt"
     SYNC_DONE = "syncDone"
+    ITEMS = "items"
     PRESENCE = "presence"
     KEYS = "keys"
     PUSH_REGISTERED = "pushRegistered"

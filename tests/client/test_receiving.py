@@ -104,6 +104,29 @@ async def test_a_malformed_item_without_an_id_is_left_alone(
         assert not [event for event in events.drain() if isinstance(event, StatusChanged)]
 
 
+async def test_an_items_frame_with_one_bad_item_still_delivers_the_others(
+    bob: MessengerClient, to_bob: Pushed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = sent_frames(bob, monkeypatch)
+    # When an items frame holds a malformed message between two good receipts, and an
+    # entry that is no item at all
+    good = {"type": "receipt", "status": "seen", "messageIds": ["m-000001"], "by": "alice"}
+    await to_bob.post(
+        {
+            "type": "items",
+            "items": [
+                good | {"id": "item-4", "at": 1},
+                {"type": "message", "id": "item-5", "messageId": "m-000002", "from": "alice"},
+                {"type": "pong"},
+                good | {"id": "item-6", "at": 2},
+            ],
+        }
+    )
+    # Then every item with an id is acked in order, the bad one dropped in its turn
+    await until(lambda: bool(sent))
+    assert sent == [Ack(ids=["item-4", "item-5", "item-6"])]
+
+
 async def test_a_frame_of_an_unknown_type_is_ignored_with_a_log_line(
     bob: MessengerClient,
     to_bob: Pushed,

@@ -112,3 +112,13 @@ def test_our_latest_sent_at_is_remembered(store: HistoryStore) -> None:
     store.add_outgoing("bob", "01A", "a", sent_at=42, frame="{}")
     store.add_incoming("bob", "01B", "b", sent_at=99, server_ts=1)
     assert store.last_sent_at() == 42
+
+
+def test_what_we_remember_about_the_server_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    first = HistoryStore(path, "bob")
+    assert first.get_meta("epoch") is None
+    first.set_meta("epoch", "us-east-1")
+    first.set_meta("epoch", "c0-2")
+    first.close()
+    assert HistoryStore(path, "bob").get_meta("epoch") == "c0-2"

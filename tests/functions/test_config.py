@@ -41,6 +41,7 @@ def test_defaults_apply_when_only_the_tables_are_set() -> None:
     assert settings.connections_endpoint is None and dict(settings.push_apps) == {}
     assert settings.registrations_per_ip_per_hour == DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     assert settings.presence_function == PRESENCE_WORKER.function_name
+    assert settings.cell_epoch == "local"
 
 
 def test_every_action_has_a_rate_limit_and_send_message_s_is_configurable() -> None:
@@ -48,6 +49,14 @@ def test_every_action_has_a_rate_limit_and_send_message_s_is_configurable() -> N
     assert {action: settings.rate_limit(action) for action in Action} == DEFAULT_RATE_LIMITS | {
         Action.SEND_MESSAGE: RateLimit(burst=7, per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE)
     }
+
+
+def test_the_cell_epoch_is_the_region_unless_the_deployment_names_it() -> None:
+    # Given a function on Lambda, which sets AWS_REGION
+    on_lambda = TABLES | {"AWS_REGION": "eu-west-1"}
+    # Then the cell's generation is named after its region, until a deployment names it
+    assert settings_from(on_lambda).cell_epoch == "eu-west-1"
+    assert settings_from(on_lambda | {Env.CELL_EPOCH.value: "c0-2"}).cell_epoch == "c0-2"
 
 
 def test_every_variable_is_read() -> None:
@@ -83,6 +92,8 @@ def test_every_variable_is_read() -> None:
         (Env.USERS_TABLE.value, "", "users_table must name a DynamoDB table"),
         (Env.LIMITS_TABLE.value, "", "limits_table must name a DynamoDB table"),
         (Env.REGISTRATIONS_PER_IP_PER_HOUR.value, "0", "registrations_per_ip_per_hour"),
+        (Env.CELL_EPOCH.value, "x" * 129, "cell_epoch must be 1-128 printable characters"),
+        (Env.CELL_EPOCH.value, "a\nb", "cell_epoch must be 1-128 printable characters"),
     ],
 )
 def test_nonsense_fails_loudly_and_names_the_setting(name: str, value: str, says: str) -> None:

@@ -32,13 +32,14 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
             h.send(
                 a, {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": []}
             ),
-            # When alice writes, bob acks and marks it seen, and alice syncs
+            # When alice writes, bob acks and marks it seen, and alice syncs (once batched)
             h.send(a, h.message(a, bob, "hello", "msg-00000001")),
         ]
         message = h.posts.of_type(b.connection_id, "message")[0]
         h.send(b, {"action": "ack", "ids": [message["id"]]})
         h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-00000001"]})
         h.send(a, {"action": "sync"})
+        h.send(a, {"action": "sync", "batch": True})
         h.disconnect(b)
         # Then every server frame type was sent, and each one is valid
         sent = [*replies, *(f for frames in h.posts.frames.values() for f in frames)]

@@ -229,7 +229,7 @@ def test_order_of_50_messages_is_kept(h: Harness, alice: TestUser, bob: TestUser
     h.send(b, {"action": "sync"})
     frames = h.posts.take(b.connection_id)
     assert [f["messageId"] for f in frames[:-1]] == sent
-    assert frames[-1] == {"type": "syncDone", "count": 50}
+    assert frames[-1] == {"type": "syncDone", "count": 50, "more": False, "epoch": "local"}
 
 
 def test_sync_interleaves_messages_and_receipts_in_store_order(
@@ -247,6 +247,9 @@ def test_sync_interleaves_messages_and_receipts_in_store_order(
     assert [f["type"] for f in h.posts.take(a2.connection_id)] == ["receipt", "message", "syncDone"]
 
 
+NOTHING_LEFT = {"type": "syncDone", "count": 0, "more": False, "epoch": "local"}
+
+
 def test_expired_items_are_never_returned(h: Harness, alice: TestUser, bob: TestUser) -> None:
     # Given a message queued for offline bob
     h.disconnect(h.connect(bob))
@@ -258,7 +261,7 @@ def test_expired_items_are_never_returned(h: Harness, alice: TestUser, bob: Test
     b = h.connect(bob)
     h.send(b, {"action": "sync"})
     # Then sync does not deliver it
-    assert h.posts.take(b.connection_id) == [{"type": "syncDone", "count": 0}]
+    assert h.posts.take(b.connection_id) == [NOTHING_LEFT]
 
 
 def test_resend_after_expiry_is_stored_anew(h: Harness, alice: TestUser, bob: TestUser) -> None:
@@ -288,7 +291,7 @@ def test_message_ttl_comes_from_configuration(alice: TestUser, bob: TestUser) ->
         h.clock.advance(61)
         b = h.connect(bob)
         h.send(b, {"action": "sync"})
-        assert h.posts.take(b.connection_id) == [{"type": "syncDone", "count": 0}]
+        assert h.posts.take(b.connection_id) == [NOTHING_LEFT]
 
 
 def test_sender_can_message_itself(h: Harness, alice: TestUser) -> None:

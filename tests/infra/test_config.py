@@ -60,6 +60,7 @@ def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
             throttleBurst="1000",
             messageTtlSeconds="86400",
             registrationsPerIpPerHour="5",
+            cellEpoch="eu-west-1-2",
             apiGatewayLogsRole="false",
             alarmEmail="ops@example.com",
         )
@@ -67,6 +68,8 @@ def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
     assert (config.throttle_rate, config.throttle_burst) == (2500, 1000)
     assert config.message_ttl_seconds == 86400
     assert config.registrations_per_ip_per_hour == 5
+    assert config.cell_epoch == "eu-west-1-2"
+    assert config_from_context(context()).cell_epoch is None
     assert config.api_gateway_logs_role is False
     assert config.alarm_email == "ops@example.com"
 

@@ -104,11 +104,11 @@ def expected_grants(
     if Access.USERS_WRITE in access:
         grant(users, WRITE)
     if Access.QUEUE_READ in access:
-        grant(queue, {"dynamodb:GetItem", "dynamodb:Query"})
+        grant(queue, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"})
         for index in QUEUE_TABLE.local_indexes:
             grant(f"{queue}/index/{index.name}", {"dynamodb:Query"})
     if Access.QUEUE_WRITE in access:
-        grant(queue, WRITE | {"dynamodb:GetItem"})
+        grant(queue, WRITE | {"dynamodb:GetItem", "dynamodb:BatchGetItem"})
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
         grant(

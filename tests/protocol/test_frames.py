@@ -16,7 +16,7 @@ from messenger_protocol.frames import (
     SendMessage,
     SetPresenceVisibility,
 )
-from messenger_protocol.limits import MAX_BODY_BYTES, MAX_CONTACTS
+from messenger_protocol.limits import MAX_BODY_BYTES, MAX_CONTACTS, MAX_FRAME_BYTES
 from messenger_protocol.names import ErrorCode, PresenceVisibility, PushPlatform, ReceiptStatus
 from tests.support.schemas import errors_of
 
@@ -49,6 +49,20 @@ def test_a_good_frame_reads_into_its_fields_and_ignores_the_rest() -> None:
         (SendMessage, SEND | {"action": "ack"}, "action: must be 'sendMessage'"),
         (Ack, {"action": "ack", "ids": ["ok", 7]}, "ids.1: must be an item id"),
         (Ack, {"action": "ack", "ids": ("a",)}, "ids: must be a list"),
+        (frames.Sync, {"action": "sync", "after": "a b"}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "after": ""}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "after": None}, "after: must be a cursor"),
+        (frames.Sync, {"action": "sync", "batch": "yes"}, "batch: must be true or false"),
+        (
+            frames.SyncDoneFrame,
+            {"type": "syncDone", "count": 1, "more": True, "epoch": "e"},
+            "cursor: present exactly when more is true",
+        ),
+        (
+            frames.ItemsFrame,
+            {"type": "items", "items": [{"type": "pong"}]},
+            "items.0: must be a message or receipt frame",
+        ),
         (
             GetPresence,
             {"action": "getPresence", "userIds": ["a"], "subscribe": 1},
@@ -143,7 +157,15 @@ SERVER_EXAMPLES = [
     frames.ReceiptFrame(
         id="r#1", status=ReceiptStatus.SEEN, message_ids=["msg-00000001"], by="bob", at=3
     ),
-    frames.SyncDoneFrame(count=7),
+    frames.SyncDoneFrame(count=7, more=False, epoch="us-east-1"),
+    frames.SyncDoneFrame(count=500, more=True, epoch="local", cursor="AQID-_x"),
+    frames.ItemsFrame(
+        items=[
+            frames.ReceiptFrame(
+                id="r#2", status=ReceiptStatus.DELIVERED, message_ids=["m-000001"], by="bob", at=4
+            )
+        ]
+    ),
     frames.PresenceFrame(users=[frames.PresenceEntry(user_id="bob", online=False, last_seen=None)]),
     frames.KeysFrame(
         user_id="bob", sign_key=b64url_encode(b"\x01" * 32), box_key=b64url_encode(b"\x02" * 32)
@@ -177,6 +199,7 @@ def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
         "markSeen": {"action": "markSeen", "to": "bob", "messageIds": ["msg-00000001"]},
         "getPresence": {"action": "getPresence", "userIds": ["bob"], "subscribe": True},
         "getKeys": {"action": "getKeys", "userId": "bob"},
+        "sync": {"action": "sync", "after": "AQID-_x", "batch": True},
         "registerPush": {"action": "registerPush", "platform": "APNS", "token": "ab" * 32},
         "setPresenceVisibility": {
             "action": "setPresenceVisibility",
@@ -189,6 +212,55 @@ def test_every_client_frame_reads_its_own_wire_form(frame_class) -> None:
     assert type(frame) is frame_class
     assert json.loads(frame.to_json()) == document
     assert errors_of(f"client.{frame.KIND}", document) == []
+
+
+def test_a_sync_without_options_starts_from_the_oldest_item_one_frame_each() -> None:
+    assert frames.Sync.read({"action": "sync"}) == frames.Sync(after=None, batch=False)
+
+
+def _message(body_bytes: int, index: int = 0) -> frames.MessageFrame:
+    return frames.MessageFrame(
+        id=f"m#{'s' * 64}#{index:064d}",
+        message_id=f"{index:064d}",
+        sender="s" * 64,
+        body=b64url_encode(b"\xff" * body_bytes),
+        nonce=b64url_encode(b"\x00" * 24),
+        sent_at=2**53,
+        server_ts=2**53,
+    )
+
+
+@pytest.mark.parametrize("body_bytes", [1, 120, 5_000, 16_000, MAX_BODY_BYTES])
+def test_items_frames_keep_order_and_stay_within_32_kb(body_bytes: int) -> None:
+    # Given 40 messages with the longest ids and times the protocol allows
+    items = [_message(body_bytes, i) for i in range(40)]
+    # When they are packed into items frames
+    packed = frames.ItemsFrame.pack(items)
+    # Then every frame is an items frame of at most 32 KB, as sent (UTF-8)
+    sizes = [len(frame.to_json().encode()) for frame in packed]
+    assert all(isinstance(frame, frames.ItemsFrame) for frame in packed)
+    assert max(sizes) <= MAX_FRAME_BYTES
+    # And together they carry every item once, in order
+    assert [item for frame in packed for item in frame.items] == items  # type: ignore[attr-defined]
+    # And no frame could have taken the next frame's first item
+    for following, size in zip(packed[1:], sizes, strict=False):
+        first = following.items[0]  # type: ignore[attr-defined]
+        assert size + 1 + len(first.to_json().encode()) > MAX_FRAME_BYTES
+
+
+def test_packing_measures_bytes_not_characters() -> None:
+    # Given receipts whose sender ids are long: the frames' size is counted in bytes
+    receipt = frames.ReceiptFrame(
+        id="r#" + "é" * 100,
+        status=ReceiptStatus.DELIVERED,
+        message_ids=["m-000001"],
+        by="bob",
+        at=1,
+    )
+    packed = frames.ItemsFrame.pack([receipt] * 200, limit=4096)
+    assert all(len(frame.to_json().encode()) <= 4096 for frame in packed)
+    assert [len(frame.items) for frame in packed if isinstance(frame, frames.ItemsFrame)]
+    assert sum(len(f.items) for f in packed if isinstance(f, frames.ItemsFrame)) == 200
 
 
 def test_unknown_frames_are_told_apart() -> None:

@@ -62,6 +62,7 @@ const CHECKS = {
   },
   then: () => [],
   else: () => [],
+  not: (schema, value, check) => (check(schema.not, value).length === 0 ? ['must not match not'] : []),
 };
 
 function isObject(value) {

@@ -105,6 +105,15 @@ export default {
         "action": {
           "type": "string",
           "const": "sync"
+        },
+        "after": {
+          "description": "the `cursor` of the previous page's syncDone; without it, the page starts from the oldest unacknowledged item",
+          "type": "string",
+          "pattern": "^[A-Za-z0-9_-]{1,256}$"
+        },
+        "batch": {
+          "description": "group the items into `items` frames of at most 32 KB",
+          "type": "boolean"
         }
       },
       "required": [
@@ -413,14 +422,176 @@ export default {
           "const": "syncDone"
         },
         "count": {
+          "description": "items in this page",
           "type": "integer",
           "minimum": 0,
           "maximum": 2147483648
+        },
+        "more": {
+          "description": "true: more items remain; ask with `sync` and `after: cursor`",
+          "type": "boolean"
+        },
+        "epoch": {
+          "description": "the home cell's current generation; it changes after a failover",
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 128
+        },
+        "cursor": {
+          "description": "only when `more`: opaque, for `after`",
+          "type": "string",
+          "pattern": "^[A-Za-z0-9_-]{1,256}$"
         }
       },
       "required": [
         "type",
-        "count"
+        "count",
+        "more",
+        "epoch"
+      ],
+      "if": {
+        "properties": {
+          "more": {
+            "const": true
+          }
+        }
+      },
+      "then": {
+        "required": [
+          "cursor"
+        ]
+      },
+      "else": {
+        "not": {
+          "required": [
+            "cursor"
+          ]
+        }
+      }
+    },
+    "ItemsFrame": {
+      "type": "object",
+      "properties": {
+        "type": {
+          "type": "string",
+          "const": "items"
+        },
+        "items": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+            "oneOf": [
+              {
+                "type": "object",
+                "properties": {
+                  "type": {
+                    "type": "string",
+                    "const": "message"
+                  },
+                  "id": {
+                    "description": "the queue item's id: put it in `ack`",
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256
+                  },
+                  "messageId": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{8,64}$"
+                  },
+                  "from": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
+                  },
+                  "body": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]*$",
+                    "minLength": 1,
+                    "maxLength": 32000,
+                    "contentEncoding": "base64url"
+                  },
+                  "nonce": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]*$",
+                    "minLength": 32,
+                    "maxLength": 32,
+                    "contentEncoding": "base64url"
+                  },
+                  "sentAt": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 9007199254740992
+                  },
+                  "serverTs": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 9007199254740992
+                  }
+                },
+                "required": [
+                  "type",
+                  "id",
+                  "messageId",
+                  "from",
+                  "body",
+                  "nonce",
+                  "sentAt",
+                  "serverTs"
+                ]
+              },
+              {
+                "type": "object",
+                "properties": {
+                  "type": {
+                    "type": "string",
+                    "const": "receipt"
+                  },
+                  "id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256
+                  },
+                  "status": {
+                    "type": "string",
+                    "enum": [
+                      "delivered",
+                      "seen"
+                    ]
+                  },
+                  "messageIds": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 100,
+                    "items": {
+                      "type": "string",
+                      "pattern": "^[A-Za-z0-9_-]{8,64}$"
+                    }
+                  },
+                  "by": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
+                  },
+                  "at": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 9007199254740992
+                  }
+                },
+                "required": [
+                  "type",
+                  "id",
+                  "status",
+                  "messageIds",
+                  "by",
+                  "at"
+                ]
+              }
+            ]
+          }
+        }
+      },
+      "required": [
+        "type",
+        "items"
       ]
     },
     "PresenceFrame": {
@@ -625,6 +796,7 @@ export default {
     "server.message": "MessageFrame",
     "server.receipt": "ReceiptFrame",
     "server.syncDone": "SyncDoneFrame",
+    "server.items": "ItemsFrame",
     "server.presence": "PresenceFrame",
     "server.keys": "KeysFrame",
     "server.pushRegistered": "PushRegisteredFrame",

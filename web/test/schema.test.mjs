@@ -30,7 +30,10 @@ const valid = [
   { type: 'keys', userId: 'bob', signKey: bob.publicKeys.signKey, boxKey: bob.publicKeys.boxKey },
   { type: 'pong' },
   { type: 'error', code: 'BAD_REQUEST', message: 'no', ref: null },
-  { type: 'items', items: [{ type: 'receipt' }] },
+  {
+    type: 'items',
+    items: [{ type: 'receipt', id: 'r#2', status: 'delivered', messageIds: ['01J9Z3ABCDEFGHJKMNPQRSTVWX'], by: 'bob', at: 3 }],
+  },
   { type: 'presenceVisibility', visibility: 'nobody', count: 0 },
 ];
 // Each breaks one rule.

@@ -2,22 +2,27 @@
 
 Item layout (pk = recipient userId, sk = the item id clients put in `ack`):
 - messages: sk "m#<sender>#<messageId>", so a resend of the same frame hits the same key
-  and a conditional put keeps the first copy;
-- receipts: sk "r#<seq>".
-`seq` ("<store time µs>#<random>") orders the queue through the local index byOrder.
-Every item carries `expiresAt` (epoch seconds, the table's TTL attribute); reads drop
-expired items themselves because DynamoDB's sweeper can lag by days.
+  and a conditional put keeps the first copy; their `seq` attribute puts them in the
+  local index byOrder (keys only), which gives their store order;
+- receipts: sk "r#<seq>", already in store order in the table itself, so they carry no
+  `seq` attribute and cost no index write.
+`seq` ("<store time µs, 17 digits>#<8 random hex>") orders the whole queue: a page of
+`sync` merges the two ordered runs. Every item carries `expiresAt` (epoch seconds, the
+table's TTL attribute); reads drop expired items themselves because DynamoDB's sweeper
+can lag by days.
 """
 
 from __future__ import annotations
 
+import heapq
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import ORDER_INDEX
-from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
+from messenger.dal.batch import get_all, write_all
+from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger_protocol.frames import MessageFrame, ReceiptFrame
 from messenger_protocol.names import ReceiptStatus
 
@@ -25,8 +30,29 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+MESSAGE_PREFIX = "m#"
+RECEIPT_PREFIX = "r#"
+# Above every receipt key: "r#" + seq, where seq starts with a digit.
+_RECEIPTS_END = RECEIPT_PREFIX + "~"
+
+
 def message_item_id(sender: str, message_id: str) -> str:
-    return f"m#{sender}#{message_id}"
+    return f"{MESSAGE_PREFIX}{sender}#{message_id}"
+
+
+def receipt_item_id(seq: str) -> str:
+    return RECEIPT_PREFIX + seq
+
+
+def is_seq(value: str) -> bool:
+    """Shaped like a seq: 17 digits, '#', 8 lowercase hex digits."""
+    digits, _, tail = value.partition("#")
+    return (
+        len(digits) == 17
+        and digits.isdigit()
+        and len(tail) == 8
+        and all(c in "0123456789abcdef" for c in tail)
+    )
 
 
 def new_seq(now_us: int) -> str:
@@ -73,7 +99,7 @@ class QueuedReceipt:
 
     @property
     def id(self) -> str:
-        return f"r#{self.seq}"
+        return receipt_item_id(self.seq)
 
     def frame(self) -> ReceiptFrame:
         return ReceiptFrame(
@@ -89,15 +115,15 @@ QueueItem = QueuedMessage | QueuedReceipt
 
 
 def queue_item(entry: QueueItem) -> dict[str, Any]:
-    """The Queue table item that stores `entry` (what a put writes, and what it bills)."""
+    """The DynamoDB item of a queue entry."""
     common = {
         "pk": {"S": entry.recipient},
         "sk": {"S": entry.id},
-        "seq": {"S": entry.seq},
         "expiresAt": {"N": str(entry.expires_at)},
     }
     if isinstance(entry, QueuedMessage):
         return common | {
+            "seq": {"S": entry.seq},
             "kind": {"S": "message"},
             "sender": {"S": entry.sender},
             "messageId": {"S": entry.message_id},
@@ -134,9 +160,20 @@ def _from_item(item: dict[str, Any]) -> QueueItem:
         message_ids=tuple(value["S"] for value in item["messageIds"]["L"]),
         by=item["by"]["S"],
         at=int(item["at"]["N"]),
-        seq=item["seq"]["S"],
+        seq=item["sk"]["S"].removeprefix(RECEIPT_PREFIX),
         expires_at=int(item["expiresAt"]["N"]),
     )
+
+
+@dataclass(frozen=True)
+class Page:
+    """Part of a queue in store order; `more` when items after `end` may remain."""
+
+    items: list[QueueItem]
+    more: bool
+    # The seq the next page starts after: the last item's, or further when the page
+    # stopped on items it could not use (expired, or acknowledged meanwhile).
+    end: str | None
 
 
 class Queue:
@@ -175,6 +212,17 @@ class Queue:
     def store_receipt(self, receipt: QueuedReceipt) -> None:
         self._client.put_item(TableName=self._table, Item=queue_item(receipt))
 
+    def store_receipts(self, receipts: Sequence[QueuedReceipt]) -> None:
+        """Write receipts (one PutItem, or BatchWriteItem for several); returns once all are."""
+        if len(receipts) == 1:
+            self.store_receipt(receipts[0])
+            return
+        write_all(
+            self._client,
+            self._table,
+            [{"PutRequest": {"Item": queue_item(receipt)}} for receipt in receipts],
+        )
+
     def get(self, owner: str, item_id: str) -> QueueItem | None:
         response = self._client.get_item(
             TableName=self._table,
@@ -184,114 +232,121 @@ class Queue:
         item = response.get("Item")
         return _from_item(item) if item else None
 
-    def remove(self, owner: str, item_id: str) -> QueueItem | None:
-        """Delete one of the owner's items; returns it if this call deleted it.
+    def present(self, owner: str, item_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are items in the owner's queue now (a strongly consistent read).
 
-        The key always starts with the owner, so no one can delete another user's items,
-        and only one of several concurrent acks of the same item gets it back.
+        The key always starts with the owner, so another user's ids are never found.
         """
-        response = self._client.delete_item(
-            TableName=self._table,
-            Key={"pk": {"S": owner}, "sk": {"S": item_id}},
-            ReturnValues="ALL_OLD",
+        keys = [{"pk": {"S": owner}, "sk": {"S": item_id}} for item_id in item_ids]
+        found = get_all(self._client, self._table, keys, consistent=True, projection="sk")
+        return {item["sk"]["S"] for item in found}
+
+    def delete(self, owner: str, item_ids: Iterable[str]) -> None:
+        """Delete items of the owner's queue; deleting one already gone is a no-op."""
+        write_all(
+            self._client,
+            self._table,
+            [
+                {"DeleteRequest": {"Key": {"pk": {"S": owner}, "sk": {"S": item_id}}}}
+                for item_id in item_ids
+            ],
         )
-        item = response.get("Attributes")
-        return _from_item(item) if item else None
 
-    def pending(self, owner: str, now_s: int) -> Iterator[QueueItem]:
-        """The owner's unexpired items in store order, page by page."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": ORDER_INDEX,
-            "KeyConditionExpression": "pk = :pk",
-            "FilterExpression": "expiresAt > :now",
-            "ExpressionAttributeValues": {":pk": {"S": owner}, ":now": {"N": str(now_s)}},
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._client.query(**kwargs)
-            for item in response.get("Items", []):
-                yield _from_item(item)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    def page(self, owner: str, after: str | None, now_s: int, limit: int) -> Page:
+        """Up to `limit` unexpired items of the owner stored after seq `after`, in order.
 
-
-class ItemsMissing(Exception):
-    """Some items of an acknowledgement were not (or no longer) in the owner's queue."""
-
-    def __init__(self, item_ids: set[str]) -> None:
-        super().__init__(sorted(item_ids))
-        self.item_ids = item_ids
-
-
-class AckConflict(Exception):
-    """Another request touched the same items at the same moment; try again."""
-
-
-def _receipt_append(table: str, receipt: QueuedReceipt, message_ids: list[str]) -> dict[str, Any]:
-    return {
-        "TableName": table,
-        "Key": {"pk": {"S": receipt.recipient}, "sk": {"S": receipt.id}},
-        "UpdateExpression": "SET messageIds = list_append(messageIds, :more)",
-        "ExpressionAttributeValues": {":more": {"L": [{"S": mid} for mid in message_ids]}},
-    }
-
-
-class Acknowledgements:
-    """Deleting acknowledged messages together with the receipts they cause, atomically."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def remove_messages(
-        self,
-        owner: str,
-        item_ids: list[str],
-        new_receipts: list[QueuedReceipt],
-        appends: list[tuple[QueuedReceipt, list[str]]],
-    ) -> None:
-        """One transaction: delete the items (each must exist) and write the receipts.
-
-        Raises ItemsMissing with the ids that were not there (nothing is written then),
-        or AckConflict when a concurrent request held one of the items.
+        Two ordered runs are merged: messages by the index byOrder (keys only; the items
+        are then read by key) and receipts by their own keys. Each run is read `limit`
+        + 1 deep, so a queue of exactly `limit` items needs no second, empty page.
         """
-        actions: list[Any] = [
-            {
-                "Delete": {
-                    "TableName": self._table,
-                    "Key": {"pk": {"S": owner}, "sk": {"S": item_id}},
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            }
-            for item_id in item_ids
+        messages, messages_end = self._message_keys_after(owner, after, limit + 1)
+        if len(messages) > limit:
+            # The extra key only says that more follow: it is not read (the page ends
+            # at the last message that is).
+            messages, messages_end = messages[:limit], messages[limit - 1][0]
+        receipts, receipts_end = self._receipts_after(owner, after, now_s, limit + 1)
+        # A run that stopped early may hold more items past its end: nothing after the
+        # nearer of those ends is certain yet, so the page stops there.
+        ends = [end for end in (messages_end, receipts_end) if end is not None]
+        horizon = min(ends) if ends else None
+        fetched = self._messages_by_key(owner, [key for _, key in messages], now_s)
+        ordered = [
+            item
+            for _, item in heapq.merge(
+                # A message acknowledged and sent again since the index was read is a
+                # new copy with a later seq: that copy comes in its own place.
+                ((seq, fetched[key]) for seq, key in messages if _same(fetched.get(key), seq)),
+                ((receipt.seq, receipt) for receipt in receipts),
+                key=lambda pair: pair[0],
+            )
+            if horizon is None or item.seq <= horizon
         ]
-        actions += [
-            {"Put": {"TableName": self._table, "Item": queue_item(r)}} for r in new_receipts
-        ]
-        for receipt, more in appends:
-            actions.append({"Update": _receipt_append(self._table, receipt, more)})
-        try:
-            with dynamodb_errors():
-                self._client.transact_write_items(TransactItems=actions)
-        except TransactionCanceled as canceled:
-            missing = {item_ids[i] for i in canceled.failed_conditions() if i < len(item_ids)}
-            if missing:
-                raise ItemsMissing(missing) from None
-            if canceled.conflicted:
-                raise AckConflict() from None
-            raise
+        if len(ordered) > limit:
+            return Page(ordered[:limit], True, ordered[limit - 1].seq)
+        if horizon is not None:
+            return Page(ordered, True, horizon)
+        return Page(ordered, False, ordered[-1].seq if ordered else after)
 
-    def remove_receipts(self, owner: str, item_ids: list[str]) -> None:
-        """Delete acknowledged receipts; deleting one that is already gone is a no-op."""
-        for start in range(0, len(item_ids), 25):
-            pending: dict[str, Any] = {
-                self._table: [
-                    {"DeleteRequest": {"Key": {"pk": {"S": owner}, "sk": {"S": item_id}}}}
-                    for item_id in item_ids[start : start + 25]
-                ]
-            }
-            while pending:
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = dict(response.get("UnprocessedItems") or {})
+    def _message_keys_after(
+        self, owner: str, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """(seq, item id) of the owner's messages after `after`, in store order, and where
+        the read stopped if it may have left some."""
+        values: dict[str, Any] = {":pk": {"S": owner}}
+        condition = "pk = :pk"
+        if after is not None:
+            condition += " AND seq > :after"
+            values[":after"] = {"S": after}
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=ORDER_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        keys = [(item["seq"]["S"], item["sk"]["S"]) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return keys, (last["seq"]["S"] if last else None)
+
+    def _messages_by_key(self, owner: str, item_ids: list[str], now_s: int) -> dict[str, QueueItem]:
+        """The unexpired messages among these ids (one acknowledged meanwhile is absent)."""
+        keys = [{"pk": {"S": owner}, "sk": {"S": item_id}} for item_id in item_ids]
+        found = get_all(self._client, self._table, keys, consistent=True)
+        return {
+            item["sk"]["S"]: _from_item(item)
+            for item in found
+            if int(item["expiresAt"]["N"]) > now_s
+        }
+
+    def _receipts_after(
+        self, owner: str, after: str | None, now_s: int, limit: int
+    ) -> tuple[list[QueuedReceipt], str | None]:
+        """The owner's unexpired receipts after `after`, in store order, and where the read
+        stopped if it may have left some."""
+        # BETWEEN is inclusive: the receipt whose seq is `after` itself is skipped below.
+        low = receipt_item_id(after) if after is not None else RECEIPT_PREFIX
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            FilterExpression="expiresAt > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": owner},
+                ":low": {"S": low},
+                ":high": {"S": _RECEIPTS_END},
+                ":now": {"N": str(now_s)},
+            },
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        receipts = [
+            receipt
+            for receipt in map(_from_item, response.get("Items", []))
+            if isinstance(receipt, QueuedReceipt) and receipt.seq != after
+        ]
+        last = response.get("LastEvaluatedKey")
+        return receipts, (last["sk"]["S"].removeprefix(RECEIPT_PREFIX) if last else None)
+
+
+def _same(item: QueueItem | None, seq: str) -> bool:
+    return item is not None and item.seq == seq

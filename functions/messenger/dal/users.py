@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import STALE_CONNECTION_SECONDS
+from messenger.dal.batch import get_all, write_all
 from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from messenger_protocol.names import PresenceVisibility
@@ -37,8 +38,6 @@ PROFILE = "PROFILE"
 SUB_PREFIX = "SUB#"
 WATCH_PREFIX = "WATCH#"
 SEE_PREFIX = "SEE#"
-BATCH_WRITE_LIMIT = 25
-BATCH_GET_LIMIT = 100
 TRANSACTION_LIMIT = 100
 TRANSACTION_ATTEMPTS = 4
 
@@ -601,21 +600,10 @@ class Users:
     # --- batches ----------------------------------------------------------------------
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {self._table: {"Keys": keys[start : start + BATCH_GET_LIMIT]}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                found += response["Responses"].get(self._table, [])
-                request = dict(response.get("UnprocessedKeys") or {})
-        return found
+        return get_all(self._client, self._table, keys)
 
     def _batch_write(self, requests: list[Any]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-            pending: dict[str, Any] = {self._table: requests[start : start + BATCH_WRITE_LIMIT]}
-            while pending:
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = dict(response.get("UnprocessedItems") or {})
+        write_all(self._client, self._table, requests)
 
 
 def _watching(item: dict[str, Any] | None) -> set[str] | None:

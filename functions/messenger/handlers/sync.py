@@ -1,4 +1,4 @@
-"""sync: every item still queued for the caller, in order, then syncDone."""
+"""sync: one page of what is queued for the caller, in order, then syncDone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from messenger_protocol.frames import ServerFrame, Sync
 
 @message_route(Sync)
 def handler(frame: Sync, caller: Caller, svc: Services) -> ServerFrame | None:
-    # Items and syncDone are posted (in order) rather than returned, so a long queue
-    # never races API Gateway's 29 s integration timeout for its final frame.
-    svc.messaging(caller.endpoint).sync(caller.user_id, caller.connection_id)
+    # The page and its syncDone are posted (in order) rather than returned: a route
+    # response can only carry one frame.
+    svc.catch_up(caller.endpoint).sync(caller.user_id, caller.connection_id, frame)
     return None

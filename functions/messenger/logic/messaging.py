@@ -1,22 +1,19 @@
-"""Messages and receipts: store, deliver, acknowledge, catch up.
+"""Messages and receipts: store, deliver, acknowledge.
 
 The rules of PROTOCOL.md §2 that matter most live here: store before acknowledging,
-delete only on the recipient's ack, a resend never delivers twice, receipts are queue
-items like messages.
+delete only on the recipient's ack and only once its receipt is stored, a resend never
+delivers twice, receipts are queue items like messages. Catching up (`sync`) is
+logic/catch_up.py.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from dataclasses import replace
 from typing import Protocol
 
 from messenger.contract import Metric
 from messenger.dal.queue import (
-    AckConflict,
-    Acknowledgements,
-    ItemsMissing,
+    RECEIPT_PREFIX,
     Queue,
     QueuedMessage,
     QueuedReceipt,
@@ -30,11 +27,8 @@ from messenger.logic.live import Live
 from messenger.logic.peers import Peers
 from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
-from messenger_protocol.frames import AckFrame, SendMessage, SyncDoneFrame
+from messenger_protocol.frames import AckFrame, SendMessage
 from messenger_protocol.names import ReceiptStatus
-
-MAX_ACTIONS_PER_TRANSACTION = 100
-ACK_ATTEMPTS = 6
 
 
 class OfflineNotifier(Protocol):
@@ -61,7 +55,6 @@ class Messaging:
         self,
         users: Users,
         queue: Queue,
-        acknowledgements: Acknowledgements,
         live: Live,
         clock: Clock,
         message_ttl_seconds: int,
@@ -72,7 +65,6 @@ class Messaging:
     ) -> None:
         self._users = users
         self._queue = queue
-        self._acks = acknowledgements
         self._live = live
         self._clock = clock
         self._ttl = message_ttl_seconds
@@ -136,57 +128,43 @@ class Messaging:
         """Delete the owner's acknowledged items; tell each sender its messages arrived."""
         unique = list(dict.fromkeys(item_ids))
         messages = [item_id for item_id in unique if parse_message_item_id(item_id)]
-        receipts = [item_id for item_id in unique if item_id.startswith("r#")]
+        receipts = [item_id for item_id in unique if item_id.startswith(RECEIPT_PREFIX)]
         # Anything else cannot be in a queue: ignored, like ids of other users' items.
         if receipts:
-            self._acks.remove_receipts(owner, receipts)
+            self._queue.delete(owner, receipts)
         if messages:
-            for receipt in self._remove_messages(owner, messages):
-                count(Metric.RECEIPTS_QUEUED)
-                self._push_receipt(receipt)
+            written = self._remove_messages(owner, messages)
+            count(Metric.RECEIPTS_QUEUED, len(written))
+            live = sum(self._push_receipt(receipt) for receipt in written)
+            count(Metric.RECEIPTS_DELIVERED_LIVE, live)
 
     def _remove_messages(self, owner: str, item_ids: list[str]) -> list[QueuedReceipt]:
-        """Delete message items with their `delivered` receipts, one transaction at a time.
+        """Delete acknowledged messages, each only once its `delivered` receipt is stored.
 
-        Each transaction deletes some items and writes (or extends) one receipt per
-        sender, so a crash or a throttle never leaves a deletion without its receipt.
+        Only messages that are in the owner's queue now count (a consistent read), so an
+        ack cannot make receipts for messages the owner never had. Receipts are written
+        first and the messages deleted after: a crash or a throttle in between leaves
+        the messages queued, to be delivered and acknowledged again, which costs a
+        duplicate `delivered` receipt (clients take it as the same news) and never a
+        deleted message without its receipt. Two devices acknowledging the same message
+        at the same moment may likewise both cause a receipt.
         """
-        now_ns = self._clock.now_ns()
-        written: dict[str, QueuedReceipt] = {}
-        remaining = list(item_ids)
-        attempts = 0
-        while remaining:
-            chunk = _take_chunk(remaining)
-            by_sender: dict[str, list[str]] = defaultdict(list)
-            for item_id in chunk:
+        present = self._queue.present(owner, item_ids)
+        by_sender: dict[str, list[str]] = defaultdict(list)
+        for item_id in item_ids:
+            if item_id in present:
                 sender, message_id = parse_message_item_id(item_id) or ("", "")
                 by_sender[sender].append(message_id)
-            new: list[QueuedReceipt] = []
-            appends: list[tuple[QueuedReceipt, list[str]]] = []
-            for sender, message_ids in by_sender.items():
-                if sender in written:
-                    appends.append((written[sender], message_ids))
-                else:
-                    new.append(
-                        self._receipt(sender, ReceiptStatus.DELIVERED, message_ids, owner, now_ns)
-                    )
-            try:
-                self._acks.remove_messages(owner, chunk, new, appends)
-            except ItemsMissing as missing:
-                remaining = [i for i in remaining if i not in missing.item_ids]
-                continue
-            except AckConflict:
-                attempts += 1
-                if attempts >= ACK_ATTEMPTS:
-                    raise
-                time.sleep(0.02 * 2**attempts)
-                continue
-            for receipt in new:
-                written[receipt.recipient] = receipt
-            for receipt, more in appends:
-                written[receipt.recipient] = _extended(receipt, more)
-            remaining = remaining[len(chunk) :]
-        return list(written.values())
+        if not by_sender:
+            return []
+        now_ns = self._clock.now_ns()
+        receipts = [
+            self._receipt(sender, ReceiptStatus.DELIVERED, message_ids, owner, now_ns)
+            for sender, message_ids in by_sender.items()
+        ]
+        self._queue.store_receipts(receipts)
+        self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
+        return receipts
 
     # --- markSeen ------------------------------------------------------------------
 
@@ -200,20 +178,7 @@ class Messaging:
         )
         self._queue.store_receipt(receipt)
         count(Metric.RECEIPTS_QUEUED)
-        self._push_receipt(receipt, sender)
-
-    # --- sync ----------------------------------------------------------------------
-
-    def sync(self, owner: str, connection_id: str) -> int:
-        """Post every unexpired queued item to the caller in order, then syncDone."""
-        sent = 0
-        for item in self._queue.pending(owner, self._clock.now_s()):
-            if not self._live.post(owner, connection_id, item.frame()):
-                return sent  # the caller is gone; everything stays queued
-            sent += 1
-        count(Metric.ITEMS_SYNCED, sent)
-        self._live.post(owner, connection_id, SyncDoneFrame(count=sent))
-        return sent
+        count(Metric.RECEIPTS_DELIVERED_LIVE, self._push_receipt(receipt, sender))
 
     # --- helpers -------------------------------------------------------------------
 
@@ -230,27 +195,8 @@ class Messaging:
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
 
-    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> None:
-        """Hand a queued receipt over live if its recipient is online. Never an alert."""
+    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> bool:
+        """Hand a queued receipt over live if its recipient is online (never an alert);
+        True if a connection took it."""
         profile = profile or self._users.get_profile(receipt.recipient)
-        if profile is not None and self._live.deliver(profile, receipt.frame()):
-            count(Metric.RECEIPTS_DELIVERED_LIVE)
-
-
-def _take_chunk(remaining: list[str]) -> list[str]:
-    """The longest prefix whose deletes plus one receipt write per sender fit in one
-    transaction (a receipt being extended costs an action like a new one)."""
-    chunk: list[str] = []
-    senders: set[str] = set()
-    for item_id in remaining:
-        sender = (parse_message_item_id(item_id) or ("", ""))[0]
-        extra = 0 if sender in senders else 1
-        if len(chunk) + 1 + len(senders) + extra > MAX_ACTIONS_PER_TRANSACTION:
-            break
-        chunk.append(item_id)
-        senders.add(sender)
-    return chunk
-
-
-def _extended(receipt: QueuedReceipt, more: list[str]) -> QueuedReceipt:
-    return replace(receipt, message_ids=receipt.message_ids + tuple(more))
+        return profile is not None and self._live.deliver(profile, receipt.frame()) > 0
