@@ -7,7 +7,8 @@ Import them into a conftest.py to use them:
 `shared_aws` is one moto server for the whole session; every `stack` on it gets its
 own tables, so tests stay independent and each stack starts in a fraction of a second.
 `cells_stack` is a stack of two cells (c0, c1: PROTOCOL.md §6), and `connect_home`
-connects a user to their home cell in it. `dump(stack)` (or `dump(stack, cell="c1")`)
+connects a user to their home cell in it. `site` runs a test twice, on "one cell" and
+on "two cells", with its users spread over the cells (`site.user("bob", home=1)`). `dump(stack)` (or `dump(stack, cell="c1")`)
 reads every item of a stack's tables, to compare before and after a refusal.
 """
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from messenger.contract import TABLES
 from messenger_local import EmbeddedAws, LocalStack
+from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
 
@@ -99,6 +102,41 @@ async def connect_home(cells_stack: LocalStack) -> AsyncIterator[Connect]:
     yield connect_user
     for client in clients:
         await client.close()
+
+
+ONE_CELL, TWO_CELLS = "one cell", "two cells"
+
+
+@dataclass
+class Site:
+    """A running stack the users of a test live on: one stage without cells, or two
+    cells where `user(name, home=1)` lives in the second (the same user as home=0
+    without cells)."""
+
+    stack: LocalStack
+    connect: Connect
+
+    def user(self, name: str, home: int = 0) -> TestUser:
+        """A user whose id is `name` (or `name-N`, to land in the cell `home` names)."""
+        cells = self.stack.cell_ids
+        return user_homed_in(cells[home], name, cells) if cells else TestUser(name)
+
+    def epoch_of(self, user: TestUser) -> str:
+        """The epoch of the user's home (in every syncDone it sends)."""
+        if not self.stack.cell_ids:
+            return "local"
+        return f"local-{self.stack.home_of(user.user_id)}"
+
+
+@pytest.fixture(params=[ONE_CELL, TWO_CELLS])
+async def site(request: pytest.FixtureRequest, shared_aws: EmbeddedAws) -> AsyncIterator[Site]:
+    """A test's site: "one cell" (a stack without cells) or "two cells"."""
+    cells = CELLS if request.param == TWO_CELLS else None
+    async with LocalStack(aws=shared_aws, cells=cells) as running:
+        connect_user, clients = connector(running)
+        yield Site(running, connect_user)
+        for client in clients:
+            await client.close()
 
 
 def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
