@@ -30,7 +30,7 @@ from botocore.response import StreamingBody
 from messenger.config import CellSettings, Settings
 from messenger.contract import RELAY
 from messenger.logic.clock import FixedClock
-from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
+from messenger.wiring import serving, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.events import Api
 from messenger_local.harness import (
@@ -41,6 +41,7 @@ from messenger_local.harness import (
     create_tables,
     function_name_in,
     load_handler,
+    moto_services,
     serialize_moto,
 )
 from messenger_local.lambdas import LambdaContext
@@ -165,13 +166,7 @@ def cells_harness(
                 ),
                 **overrides,
             )
-            services = Services(
-                settings=settings,
-                dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
-                clock=clock,
-                management_client_factory=posts.client_factory,
-                lambda_client_factory=invokes.client,
-            )
+            services = moto_services(settings, clock, posts, invokes.client)
             harness = Harness(
                 dynamodb, clock, posts, services, settings, table_names=names, api=api
             )
