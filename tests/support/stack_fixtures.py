@@ -8,8 +8,9 @@ Import them into a conftest.py to use them:
 own tables, so tests stay independent and each stack starts in a fraction of a second.
 `cells_stack` is a stack of two cells (c0, c1: PROTOCOL.md §6), and `connect_home`
 connects a user to their home cell in it. `site` runs a test twice, on "one cell" and
-on "two cells", with its users spread over the cells (`site.user("bob", home=1)`). `dump(stack)` (or `dump(stack, cell="c1")`)
-reads every item of a stack's tables, to compare before and after a refusal.
+on "two cells", with its users spread over the cells (`site.user("bob", home=1)`).
+`dump(stack)` (or `dump(stack, cell="c1")`) reads every item of a stack's tables, to
+compare before and after a refusal.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from messenger.contract import TABLES
+from messenger.contract import TABLES, Env
 from messenger_local import EmbeddedAws, LocalStack
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
@@ -31,6 +32,10 @@ from tests.support.ws_client import WsClient, connect_as
 Connect = Callable[..., Awaitable[WsClient]]
 TableDump = dict[str, list[dict[str, Any]]]
 CELLS = 2
+
+# Every test user registers from loopback: a test that registers more users than the
+# per-address hourly limit (30) gives its stack this environment.
+MANY_REGISTRATIONS = {Env.REGISTRATIONS_PER_IP_PER_HOUR.value: "1000000"}
 
 
 @pytest.fixture(scope="session")
