@@ -9,6 +9,8 @@ from typing import Any
 
 from bench.load.ledger import Sent, Tally
 
+RECEIPTS_CHECK = "one delivered receipt per message (per stored copy)"
+
 
 @dataclass
 class Check:
@@ -66,7 +68,7 @@ def check_run(plan: list[Sent], tally: Tally, queued_left: dict[str, int] | None
         ),
         Check("every message acked by its recipient", sum(not s.recipient_acked for s in plan)),
         Check(
-            "one delivered receipt per message (per stored copy)",
+            RECEIPTS_CHECK,
             len(wrong_receipts),
             ", ".join(f"{s.message_id}: {s.delivered_receipts}" for s in wrong_receipts[:5]),
         ),

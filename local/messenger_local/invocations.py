@@ -4,7 +4,7 @@
 
 With several cells, each line starts with its cell:
 
-12:00:01.234 c1 Relay        conn=- user=-  200 storeMessage: ok  8.1ms
+12:00:01.234 c1 Relay        conn=- user=-  200 ok (storeMessage)  8.1ms
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ async def _run(target: Target, event: Any) -> Outcome:
         status, label = 200, _answer_label(outcome.response)
     user = event.get("userId") if isinstance(event, dict) else None
     if isinstance(event, dict) and isinstance(event.get("op"), str):
-        label = f"{event['op']}: {label}"  # a Relay request: which operation
+        label = f"{label} ({event['op']})"  # a Relay request: which operation
     target.gateway.record(
         Invocation(
             target.function_name,

@@ -87,9 +87,9 @@ async def test_users_of_two_cells_talk_through_their_own_cells(
     await cells_stack.settled()
     [send_in_c0] = cells_stack.invocations_of("sendMessage", cell="c0")
     [relay_in_c1] = cells_stack.invocations_of("Relay", cell="c1")
-    assert send_in_c0.user == alice.user_id and relay_in_c1.outcome == "storeMessage: ok"
+    assert send_in_c0.user == alice.user_id and relay_in_c1.outcome == "ok (storeMessage)"
     [relay_in_c0] = cells_stack.invocations_of("Relay", cell="c0")
-    assert relay_in_c0.outcome == "storeMessage: ok"
+    assert relay_in_c0.outcome == "ok (storeMessage)"
     # And each message is queued in its recipient's cell only
     state = await dump_cells(cells_stack)
     assert queued_ids(state["c1"], cells_stack, "c1") == ["msg-00000001"]
@@ -125,7 +125,7 @@ async def test_a_peers_relay_is_invoked_by_arn_through_the_invoke_api(
     assert response["StatusCode"] == 200 and "FunctionError" not in response
     assert answer["ok"]["signKey"] == dave.sign_key_b64
     [relay] = cells_stack.invocations_of("Relay", cell="c1")
-    assert relay.outcome == "keys: ok"
+    assert relay.outcome == "ok (keys)"
     assert cells_stack.invocations_of("Relay", cell="c0") == []
 
 
