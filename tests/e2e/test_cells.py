@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import urllib.request
 from typing import Any
 
@@ -17,7 +18,10 @@ from messenger.contract import Env
 from messenger_local import LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS
 from messenger_protocol.cells import Directory, ShardMap
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.limits import MAX_BODY_BYTES
 from tests.support.cells import user_homed_in
+from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump_cells
 from tests.support.ws_client import handshake_status, message_frame, signed_url
 
@@ -146,3 +150,97 @@ async def test_connecting_to_another_cell_is_403_and_writes_nothing(
     assert cells_stack.invocations_of("authorizer", cell="c1")[-1].outcome == "deny"
     assert cells_stack.invocations_of("$connect", cell="c1") == []
     assert cells_stack.connection_ids() == []
+
+
+# --- refusals across cells change nothing, in either cell ------------------------------------
+
+
+def frames_refused_across_cells(
+    alice: TestUser, dave: TestUser, nobody: TestUser, queued_for_dave: str
+) -> list[tuple[dict[str, Any] | str, str | None]]:
+    """Frames alice (c0) sends that name users of c1, and the error code each gets
+    (None: no answer, and nothing to do)."""
+    too_large = message_frame(alice, dave, "x", "msg-00000003")
+    too_large["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES + 3))
+    return [
+        (message_frame(alice, nobody, "anyone there?", "msg-00000002"), "UNKNOWN_RECIPIENT"),
+        (message_frame(alice, dave, "x", "msg-00000004") | {"nonce": "short"}, "BAD_REQUEST"),
+        (too_large, "TOO_LARGE"),
+        (message_frame(alice, dave, "x", "msg-00000005") | {"to": "Not An Id!"}, "BAD_REQUEST"),
+        (
+            {"action": "markSeen", "to": nobody.user_id, "messageIds": ["msg-00000002"]},
+            "UNKNOWN_RECIPIENT",
+        ),
+        ({"action": "getKeys", "userId": nobody.user_id}, "UNKNOWN_USER"),
+        ({"action": "getKeys", "userId": "Not An Id!"}, "BAD_REQUEST"),
+        # dave's item, acknowledged by alice: not hers to delete (an ack has no answer)
+        ({"action": "ack", "ids": [queued_for_dave]}, None),
+        ({"action": "dance", "to": dave.user_id}, "UNKNOWN_ACTION"),
+        ("not json at all", "BAD_REQUEST"),
+    ]
+
+
+def peer_requests_refused(alice: TestUser, dave: TestUser) -> list[tuple[str, Any]]:
+    """Relay requests a peer may not make: (the cell whose Relay is asked, the payload)."""
+    frame = message_frame(alice, dave, "x", "msg-00000006")
+    del frame["action"]
+    return [
+        # a sender who is not a user of the calling cell
+        ("c1", {"op": "storeMessage", "from": "c0", "sender": dave.user_id, "frame": frame}),
+        # a recipient who is not a user of the asked cell
+        ("c0", {"op": "storeMessage", "from": "c1", "sender": dave.user_id, "frame": frame}),
+        # the asked cell calling itself
+        ("c1", {"op": "keys", "from": "c1", "userId": dave.user_id}),
+        ("c1", {"op": "keys", "from": "c0", "userId": alice.user_id}),
+        ("c1", {"op": "deleteEverything", "from": "c0"}),
+        ("c1", ["not", "an", "object"]),
+    ]
+
+
+async def test_refusals_across_cells_change_nothing_in_either_cell(
+    cells_stack: LocalStack, connect_home: Connect
+) -> None:
+    # Given alice at home in c0, dave in c1 with a message from alice queued (not acked)
+    alice, dave = user_homed_in("c0", "alice"), user_homed_in("c1", "dave")
+    nobody = user_homed_in("c1", "nobody")
+    a, d = await connect_home(alice), await connect_home(dave)
+    await a.request(message_frame(alice, dave, "keep me", "msg-00000001"))
+    queued_for_dave = (await d.next_of("message"))["id"]
+    before = await dump_cells(cells_stack)
+    relays_before = len(cells_stack.invocations_of("Relay", cell="c1"))
+    # When alice sends frames that name c1's users wrongly, and peers ask the Relays
+    # what they may not
+    for frame, code in frames_refused_across_cells(alice, dave, nobody, queued_for_dave):
+        if code is None:
+            await a.send(frame)
+            continue
+        error = await a.request(frame)
+        assert error["type"] == "error" and error["code"] == code, (frame, error)
+    invoker = boto3.client(
+        "lambda",
+        endpoint_url=cells_stack.lambda_url,
+        region_name=cells_stack.aws.region,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
+    for cell, payload in peer_requests_refused(alice, dave):
+        response = await asyncio.to_thread(
+            invoker.invoke,
+            FunctionName=cells_stack.cell(cell).relay_arn,
+            Payload=json.dumps(payload),
+        )
+        answer = json.loads(response["Payload"].read())
+        assert answer["error"]["code"] == "BAD_REQUEST", (payload, answer)
+    # Then neither cell's tables changed, but for alice's rate-limit buckets in c0 (every
+    # well-formed frame counts against her limit, refused or not)
+    after = await dump_cells(cells_stack)
+    c0_limits = cells_stack.cell("c0").table_names[Env.LIMITS_TABLE]
+    assert {name: items for name, items in after["c0"].items() if name != c0_limits} == {
+        name: items for name, items in before["c0"].items() if name != c0_limits
+    }
+    assert after["c1"] == before["c1"]
+    # And the refusals that needed c1 came from its Relay (the unknown recipient and user)
+    relayed = [i.outcome for i in cells_stack.invocations_of("Relay", cell="c1")[relays_before:]]
+    assert "error UNKNOWN_RECIPIENT (storeMessage)" in relayed, relayed
+    assert "error UNKNOWN_USER (keys)" in relayed, relayed
+    await d.nothing_more()
