@@ -50,6 +50,16 @@ async def test_the_directory_names_each_cell_at_its_own_url(cells_stack: LocalSt
     assert directory.home_url(dave.user_id) == cells_stack.cell_url("c1")
 
 
+async def test_the_web_app_connects_through_the_directory(cells_stack: LocalStack) -> None:
+    # When a browser asks the page's configuration from the stack's port
+    origin = f"http://127.0.0.1:{cells_stack.port}"
+    headers, config = await asyncio.to_thread(get_json, f"{origin}/config.json")
+    # Then it names the directory, and the page may fetch it and connect to the cells
+    assert config == {"directoryUrl": cells_stack.directory_url}
+    connect_src = headers["Content-Security-Policy"].split("connect-src ")[1].split(";")[0]
+    assert connect_src.split() == [origin, f"ws://127.0.0.1:{cells_stack.port}"]
+
+
 async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalStack) -> None:
     c0, c1 = cells_stack.cell("c0"), cells_stack.cell("c1")
     assert set(c0.table_names.values()).isdisjoint(c1.table_names.values())
@@ -105,6 +115,17 @@ def queued_ids(tables: dict[str, list[dict[str, Any]]], stack: LocalStack, cell:
     return sorted(item["messageId"]["S"] for item in queue if "messageId" in item)
 
 
+def relay_invoker(stack: LocalStack) -> Any:
+    """A boto3 `lambda` client on the stack's Invoke API, as a cell's functions have."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=stack.lambda_url,
+        region_name=stack.aws.region,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
+
+
 async def test_a_peers_relay_is_invoked_by_arn_through_the_invoke_api(
     cells_stack: LocalStack, connect_home: Connect
 ) -> None:
@@ -112,13 +133,7 @@ async def test_a_peers_relay_is_invoked_by_arn_through_the_invoke_api(
     dave = user_homed_in("c1", "dave")
     await (await connect_home(dave)).close()
     # When c0 asks c1's Relay for dave's keys, as c0's functions would (boto3's lambda)
-    invoker = boto3.client(
-        "lambda",
-        endpoint_url=cells_stack.lambda_url,
-        region_name=cells_stack.aws.region,
-        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
-    )
+    invoker = relay_invoker(cells_stack)
     response = await asyncio.to_thread(
         invoker.invoke,
         FunctionName=cells_stack.cell("c1").relay_arn,
@@ -216,13 +231,7 @@ async def test_refusals_across_cells_change_nothing_in_either_cell(
             continue
         error = await a.request(frame)
         assert error["type"] == "error" and error["code"] == code, (frame, error)
-    invoker = boto3.client(
-        "lambda",
-        endpoint_url=cells_stack.lambda_url,
-        region_name=cells_stack.aws.region,
-        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
-    )
+    invoker = relay_invoker(cells_stack)
     for cell, payload in peer_requests_refused(alice, dave):
         response = await asyncio.to_thread(
             invoker.invoke,

@@ -9,6 +9,7 @@ so that the RATE_LIMITED path is taken under load too, and once more on two cell
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -20,22 +21,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 USERS = 100
 MESSAGES = 200
 CHURN = 0.2
+# 100 users connected at once, a fifth of whom drop and come back mid-run.
+SUITE_SIZE = LoadConfig(users=USERS, messages=MESSAGES, churn=CHURN, in_flight=16, timeout=150)
 
 
 async def test_no_message_lost_duplicated_or_reordered_under_load_with_churn() -> None:
     # Given 100 users connected at once, a fifth of whom drop and come back mid-run, and a
     # rate limit some senders will meet (one message, then one every 2 s: a sender's next message
     # usually comes sooner than that)
-    config = LoadConfig(
-        users=USERS,
-        messages=MESSAGES,
-        churn=CHURN,
-        seed=11,
-        rate_per_minute=30,
-        rate_burst=1,
-        in_flight=16,
-        timeout=150,
-    )
+    config = replace(SUITE_SIZE, seed=11, rate_per_minute=30, rate_burst=1)
 
     # When they exchange 200 messages between random pairs as careful clients do
     result = await run_local(config)
@@ -54,16 +48,7 @@ def across_two_cells() -> LoadResult:
     """The run on two cells, once for the tests of this module that look at it: the same
     100 users and churn, each user connected to their home cell, so that about half of
     the random pairs cross cells."""
-    config = LoadConfig(
-        users=USERS,
-        messages=MESSAGES,
-        churn=CHURN,
-        seed=13,
-        in_flight=16,
-        timeout=150,
-        cells=2,
-    )
-    return asyncio.run(run_local(config))
+    return asyncio.run(run_local(replace(SUITE_SIZE, seed=13, cells=2)))
 
 
 def test_nothing_lost_duplicated_or_reordered_across_two_cells(

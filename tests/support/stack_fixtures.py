@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,11 @@ async def cells_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
         yield running
 
 
-def connector(stack: LocalStack) -> tuple[Connect, list[WsClient]]:
+@asynccontextmanager
+async def connector(stack: LocalStack) -> AsyncIterator[Connect]:
     """`await connect(user, **query_options)`: a WsClient connected to the user's home
-    (the stack's one stage, or the user's home cell), with its connection_id; and the
-    list of clients made, for closing.
+    (the stack's one stage, or the user's home cell), with its connection_id; every
+    client it made is closed when the block ends.
 
     The id is found as the one connection that opened meanwhile: connect one client
     at a time (with asyncio.gather, connection_id may stay None).
@@ -88,25 +90,25 @@ def connector(stack: LocalStack) -> tuple[Connect, list[WsClient]]:
             await asyncio.sleep(0.01)
         return client
 
-    return connect_user, clients
+    try:
+        yield connect_user
+    finally:
+        for client in clients:
+            await client.close()
 
 
 @pytest.fixture
 async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
     """`await connect(user, **query_options)`: see `connector`."""
-    connect_user, clients = connector(stack)
-    yield connect_user
-    for client in clients:
-        await client.close()
+    async with connector(stack) as connect_user:
+        yield connect_user
 
 
 @pytest.fixture
 async def connect_home(cells_stack: LocalStack) -> AsyncIterator[Connect]:
     """`await connect_home(user, **query_options)`: connected to the user's home cell."""
-    connect_user, clients = connector(cells_stack)
-    yield connect_user
-    for client in clients:
-        await client.close()
+    async with connector(cells_stack) as connect_user:
+        yield connect_user
 
 
 ONE_CELL, TWO_CELLS = "one cell", "two cells"
@@ -137,11 +139,8 @@ class Site:
 async def site(request: pytest.FixtureRequest, shared_aws: EmbeddedAws) -> AsyncIterator[Site]:
     """A test's site: "one cell" (a stack without cells) or "two cells"."""
     cells = CELLS if request.param == TWO_CELLS else None
-    async with LocalStack(aws=shared_aws, cells=cells) as running:
-        connect_user, clients = connector(running)
-        yield Site(running, connect_user)
-        for client in clients:
-            await client.close()
+    async with LocalStack(aws=shared_aws, cells=cells) as running, connector(running) as connect:
+        yield Site(running, connect)
 
 
 def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
