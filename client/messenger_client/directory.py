@@ -6,12 +6,12 @@ handshake (401/403) is worth another attempt:
 - `FixedServer`: a cell's URL, given (`--server`): a refusal is final, as in v1.
 - `HomeCell`: the directory at a URL (`--directory`): the user's home cell is the one
   its shard map names (`messenger_protocol.cells.Directory`). The directory and the home
-  URL are kept in the history (the profile), so a restart connects at once, offline
-  first, without asking the directory. It is fetched again when it is not known yet,
-  after a failed attempt (the cell may have failed over to its standby, §7), and after a
-  refused handshake: a cell that is not our home refuses us (403), and the directory may
-  have moved us. A refusal is retried once per directory version: a directory that still
-  sends us to a cell that refuses us ends the loop.
+  URL are kept in the history (the profile), so a restart connects even when the
+  directory cannot be reached (offline first). It is fetched on a client's first
+  attempt, after a failed attempt (the cell may have failed over to its standby, §7),
+  and after a refused handshake: a cell that is not our home refuses us (403), and the
+  directory may have moved us. A refusal is retried once per directory version: a
+  directory that still sends us to a cell that refuses us ends the loop.
 
 When the home URL differs from the one we last connected to, our home moved (a
 failover): `on_home_moved` is called, and the client sends again every message without
@@ -119,6 +119,7 @@ class HomeCell:
         self._store = store
         self._on_home_moved = on_home_moved
         self.directory = self._remembered()
+        self._fetched = False  # by this client, once at least
         self._used_version: int | None = None
         self._refused_versions: set[int] = set()
 
@@ -129,7 +130,7 @@ class HomeCell:
     async def url(self, *, after_failure: bool) -> str:
         if self.directory is None:
             await self._refresh()
-        elif after_failure:
+        elif after_failure or not self._fetched:
             try:
                 await self._refresh()
             except NotConnected as error:
@@ -155,6 +156,7 @@ class HomeCell:
 
     async def _refresh(self) -> None:
         fetched = await fetch_directory(self.directory_url)
+        self._fetched = True
         # A stale copy (a cache, a lagging replica) never replaces a newer one.
         if self.directory is None or fetched.version >= self.directory.version:
             self.directory = fetched
