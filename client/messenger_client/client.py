@@ -431,15 +431,19 @@ class MessengerClient:
     # --- connection events ------------------------------------------------------------
 
     async def _on_open(self, session: Session) -> None:
-        """Every new connection: who may see us first (before any message of ours goes
-        out), then sync, renew subscriptions, send seen marks; the outbox goes once this
-        is done (`Session.ready`)."""
+        """Every new connection: sync, renew subscriptions, send seen marks, and tell who
+        may see us; the outbox goes once the server has our visibility (`Session.ready`),
+        so that no message of ours reaches a peer who could not see us yet."""
         self._keys.new_connection()
         self._presence.new_connection()
-        await self._share_presence()
-        await self._inbox.request_sync()
-        await self._presence.renew_subscriptions()
-        await self._inbox.report_seen()
+        # Best effort (a new connection tries again), and never in the way of the sync.
+        visibility = asyncio.get_running_loop().create_task(self._share_presence())
+        try:
+            await self._inbox.request_sync()
+            await self._presence.renew_subscriptions()
+            await self._inbox.report_seen()
+        finally:
+            await visibility
         self._outbox.wake()
 
     def _home_moved(self) -> None:
