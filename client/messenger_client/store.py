@@ -293,10 +293,7 @@ class HistoryStore:
                 (MessageStatus.SENT, server_ts, self.me, message_id, MessageStatus.PENDING),
             )
             if cursor.rowcount == 0:
-                db.execute(  # the ack of a resend: sent already, nothing more to send
-                    "UPDATE messages SET resend = 0 WHERE sender = ? AND message_id = ?",
-                    (self.me, message_id),
-                )
+                self._end_resend(db, message_id)  # the ack of a resend: sent already
         return cursor.rowcount == 1
 
     def mark_failed(self, message_id: str, error: str) -> bool:
@@ -309,11 +306,15 @@ class HistoryStore:
                 (MessageStatus.FAILED, error, self.me, message_id, MessageStatus.PENDING),
             )
             if cursor.rowcount == 0:
-                db.execute(
-                    "UPDATE messages SET resend = 0 WHERE sender = ? AND message_id = ?",
-                    (self.me, message_id),
-                )
+                self._end_resend(db, message_id)
         return cursor.rowcount == 1
+
+    def _end_resend(self, db: sqlite3.Connection, message_id: str) -> None:
+        """A resend was answered (acked or refused): nothing more to send for it."""
+        db.execute(
+            "UPDATE messages SET resend = 0 WHERE sender = ? AND message_id = ?",
+            (self.me, message_id),
+        )
 
     def mark_undelivered_for_resend(self) -> list[str]:
         """PROTOCOL.md §7, after a failover: every message the server stored (sent) but
