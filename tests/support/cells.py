@@ -118,6 +118,11 @@ class CellsUnderTest:
     def __getitem__(self, cell: str) -> Harness:
         return self.harnesses[cell]
 
+    @property
+    def clock(self) -> FixedClock:
+        """The one clock every cell reads."""
+        return next(iter(self.harnesses.values())).clock
+
     def dump(self) -> dict[str, Any]:
         """Every item of every cell's tables (compare before and after a refusal)."""
         return {cell: harness.dump() for cell, harness in self.harnesses.items()}
