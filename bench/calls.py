@@ -408,6 +408,123 @@ def measure(users: int) -> dict[str, Counter[str]]:
     return results
 
 
+# --- across cells (PROTOCOL.md §6): two cells, the Relay invoked through boto3's lambda ---
+
+
+@dataclass
+class CellCalls:
+    """An operation's calls in the caller's cell (with its Relay invokes) and in the peer."""
+
+    caller: Counter[str]
+    peer: Counter[str]
+
+
+@contextmanager
+def counting_cells(cells: Any, counters: dict[str, CallCounter]) -> Iterator[CellCalls]:
+    """The calls of what runs inside, per cell; the presence functions it invoked (and
+    the Relay calls they make) run after it, uncounted."""
+    relay_calls = len(cells.invokes.calls)
+    result = CellCalls(Counter(), Counter())
+    with counters["c0"].measuring() as caller, counters["c1"].measuring() as peer:
+        yield result
+    result.caller.update(caller)
+    result.peer.update(peer)
+    if len(cells.invokes.calls) > relay_calls:
+        result.caller["lambda.Invoke"] += len(cells.invokes.calls) - relay_calls
+    for cell in ("c0", "c1"):
+        cells[cell].run_invocations()
+
+
+def _cell_pair(cells: Any, n: int) -> tuple[Any, Any, Any]:
+    """alice and carol at home in c0, bob in c1 (fresh ids for each scenario)."""
+    from tests.support.cells import user_homed_in
+
+    return (
+        user_homed_in("c0", f"alice{n}"),
+        user_homed_in("c0", f"carol{n}"),
+        user_homed_in("c1", f"bob{n}"),
+    )
+
+
+def cross_send(cells: Any, counters: dict[str, CallCounter], n: int, same: bool) -> CellCalls:
+    alice, carol, bob = _cell_pair(cells, n)
+    a = cells["c0"].connect(alice)
+    if same:
+        cells["c0"].connect(carol)
+    else:
+        cells["c1"].connect(bob)
+    to = carol if same else bob
+    frame = cells["c0"].message(a, to, "hello", "msg-bench-0001")
+    with counting_cells(cells, counters) as calls:
+        assert cells["c0"].send(a, frame)["type"] == FrameType.ACK
+    return calls
+
+
+def cross_ack(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    """bob (c0 here: the acking side is the caller) acks a message from a user of c1."""
+    from tests.support.cells import user_homed_in
+
+    reader, sender = user_homed_in("c0", f"reader{n}"), user_homed_in("c1", f"sender{n}")
+    r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
+    cells["c1"].send(s, cells["c1"].message(s, reader, "hello", "msg-bench-0001"))
+    [message] = cells["c0"].posts.of_type(r.connection_id, FrameType.MESSAGE)
+    with counting_cells(cells, counters) as calls:
+        cells["c0"].send(r, Ack(ids=[message["id"]]).to_wire())
+    assert cells["c1"].posts.of_type(s.connection_id, FrameType.RECEIPT)
+    return calls
+
+
+def cross_mark_seen(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    from tests.support.cells import user_homed_in
+
+    reader, sender = user_homed_in("c0", f"reader{n}"), user_homed_in("c1", f"sender{n}")
+    r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
+    frame = MarkSeen(to=sender.user_id, message_ids=["msg-bench-0001"]).to_wire()
+    with counting_cells(cells, counters) as calls:
+        cells["c0"].send(r, frame)
+    assert cells["c1"].posts.of_type(s.connection_id, FrameType.RECEIPT)
+    return calls
+
+
+def cross_get_presence(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    alice, _, bob = _cell_pair(cells, n)
+    cells["c1"].connect(bob)
+    a = cells["c0"].connect(alice)
+    frame = GetPresence(user_ids=[bob.user_id], subscribe=True).to_wire()
+    with counting_cells(cells, counters) as calls:
+        assert cells["c0"].send(a, frame)["users"][0]["online"] is True
+    return calls
+
+
+def measure_cells() -> dict[str, CellCalls]:
+    from tests.support.cells import cells_harness
+
+    results: dict[str, CellCalls] = {}
+    with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
+        counters = {cell: CallCounter() for cell in ("c0", "c1")}
+        for cell, counter in counters.items():
+            instrument(cells[cell], counter)
+        scenarios: list[tuple[str, Callable[[int], CellCalls]]] = [
+            (
+                "sendMessage, same cell (of 2), online",
+                lambda n: cross_send(cells, counters, n, same=True),
+            ),
+            (
+                "sendMessage, across cells, online",
+                lambda n: cross_send(cells, counters, n, same=False),
+            ),
+            ("ack, 1 id, sender in the other cell", lambda n: cross_ack(cells, counters, n)),
+            ("markSeen, sender in the other cell", lambda n: cross_mark_seen(cells, counters, n)),
+            (
+                "getPresence, 1 user of the other cell, subscribe",
+                lambda n: cross_get_presence(cells, counters, n),
+            ),
+        ]
+        for n, (name, run) in enumerate(scenarios):
+            results[name] = run(n)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     sizes = (10, 10_000)
     runs = {size: measure(size) for size in sizes}
@@ -428,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
         f"{'yes' if identical else 'NO'}"
     )
+    across = measure_cells()
+    width = max(len(name) for name in across)
+    print("\nAcross cells (2 cells; the caller's Invoke is the peer's Relay, run in the peer)")
+    for name, calls in across.items():
+        print(f"{name:<{width}}  caller cell: {summary(calls.caller)}")
+        print(f"{'':<{width}}  peer cell:   {summary(calls.peer)}")
     return 0 if identical else 1
 
 
