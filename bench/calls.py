@@ -7,6 +7,10 @@ sample: find the recipient's connections by scanning a connections table.
 
 An operation's own counts never include the presence function it hands a change to (its
 one `lambda.Invoke`): that function runs on its own, and is measured on its own.
+
+A send between users of two cells runs on two cells' tables (messenger_local.cells_harness):
+it is counted in each cell, with the one Relay `Invoke` between them, next to the same
+send within one cell.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
+from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (
     Ack,
@@ -303,14 +308,13 @@ def get_presence(h: Harness, c: CallCounter, registered: int, unknown: int) -> C
     return calls
 
 
+SAME_CELL_SEND = "sendMessage, recipient online, 1 connection"
+
 SCENARIOS = [
     Scenario("connect, new user (authorizer + $connect)", connect_new),
     Scenario("connect, known user (authorizer + $connect)", connect_known),
     Scenario("disconnect", disconnect),
-    Scenario(
-        "sendMessage, recipient online, 1 connection",
-        partial(send_message, recipient_connections=1),
-    ),
+    Scenario(SAME_CELL_SEND, partial(send_message, recipient_connections=1)),
     Scenario(
         "sendMessage, recipient online, 3 connections",
         partial(send_message, recipient_connections=3),
@@ -346,6 +350,44 @@ SCENARIOS = [
     ),
     Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
+
+
+@dataclass
+class CrossCellSend:
+    """A sendMessage from a user of c0 to an online user of c1: each cell's calls. The
+    sender's cell's count includes the Relay Invoke; the recipient's cell's is its Relay's."""
+
+    sender_cell: Counter[str]
+    home_cell: Counter[str]
+
+    @property
+    def total(self) -> Counter[str]:
+        return self.sender_cell + self.home_cell
+
+    @property
+    def invocations(self) -> int:
+        """Lambda invocations: the sender's route function and the peer's Relay."""
+        return 2
+
+
+def cross_cell_send() -> CrossCellSend:
+    alice = BenchUser.generate(id_homed_in("c0", "alice"))
+    bob = BenchUser.generate(id_homed_in("c1", "bob"))
+    with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
+        sender, home = cells["c0"], cells["c1"]
+        a = sender.connect(alice)
+        home.connect(bob)
+        in_sender, in_home = CallCounter(), CallCounter()
+        instrument(sender, in_sender)
+        instrument(home, in_home)
+        relayed = len(cells.invokes.calls)
+        frame = sender.message(a, bob, "hello", "msg-cross-0001")
+        with in_sender.measuring() as sender_calls, in_home.measuring() as home_calls:
+            reply = sender.send(a, frame)
+        assert reply is not None and reply["type"] == FrameType.ACK, reply
+        # The Relay Invoke is answered by the cells' own hook, before the counter's.
+        sender_calls["lambda.Invoke"] += len(cells.invokes.calls) - relayed
+    return CrossCellSend(sender_calls, home_calls)
 
 
 def scan_design_send(h: Harness, c: CallCounter, users: int) -> Counter[str]:
@@ -420,7 +462,7 @@ class CellCalls:
 
 
 @contextmanager
-def counting_cells(cells: Any, counters: dict[str, CallCounter]) -> Iterator[CellCalls]:
+def counting_cells(cells: CellsUnderTest, counters: dict[str, CallCounter]) -> Iterator[CellCalls]:
     """The calls of what runs inside, per cell; the presence functions it invoked (and
     the Relay calls they make) run after it, uncounted."""
     relay_calls = len(cells.invokes.calls)
@@ -435,36 +477,28 @@ def counting_cells(cells: Any, counters: dict[str, CallCounter]) -> Iterator[Cel
         cells[cell].run_invocations()
 
 
-def _cell_pair(cells: Any, n: int) -> tuple[Any, Any, Any]:
+def _homed_in(cell: str, name: str) -> BenchUser:
+    return BenchUser.generate(id_homed_in(cell, name))
+
+
+def _cell_pair(cells: CellsUnderTest, n: int) -> tuple[BenchUser, BenchUser, BenchUser]:
     """alice and carol at home in c0, bob in c1 (fresh ids for each scenario)."""
-    from tests.support.cells import user_homed_in
-
-    return (
-        user_homed_in("c0", f"alice{n}"),
-        user_homed_in("c0", f"carol{n}"),
-        user_homed_in("c1", f"bob{n}"),
-    )
+    return _homed_in("c0", f"alice{n}"), _homed_in("c0", f"carol{n}"), _homed_in("c1", f"bob{n}")
 
 
-def cross_send(cells: Any, counters: dict[str, CallCounter], n: int, same: bool) -> CellCalls:
-    alice, carol, bob = _cell_pair(cells, n)
+def same_cell_send(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    alice, carol, _ = _cell_pair(cells, n)
     a = cells["c0"].connect(alice)
-    if same:
-        cells["c0"].connect(carol)
-    else:
-        cells["c1"].connect(bob)
-    to = carol if same else bob
-    frame = cells["c0"].message(a, to, "hello", "msg-bench-0001")
+    cells["c0"].connect(carol)
+    frame = cells["c0"].message(a, carol, "hello", "msg-bench-0001")
     with counting_cells(cells, counters) as calls:
         assert cells["c0"].send(a, frame)["type"] == FrameType.ACK
     return calls
 
 
-def cross_ack(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
+def cross_ack(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
     """bob (c0 here: the acking side is the caller) acks a message from a user of c1."""
-    from tests.support.cells import user_homed_in
-
-    reader, sender = user_homed_in("c0", f"reader{n}"), user_homed_in("c1", f"sender{n}")
+    reader, sender = _homed_in("c0", f"reader{n}"), _homed_in("c1", f"sender{n}")
     r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
     cells["c1"].send(s, cells["c1"].message(s, reader, "hello", "msg-bench-0001"))
     [message] = cells["c0"].posts.of_type(r.connection_id, FrameType.MESSAGE)
@@ -474,10 +508,8 @@ def cross_ack(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls
     return calls
 
 
-def cross_mark_seen(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
-    from tests.support.cells import user_homed_in
-
-    reader, sender = user_homed_in("c0", f"reader{n}"), user_homed_in("c1", f"sender{n}")
+def cross_mark_seen(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    reader, sender = _homed_in("c0", f"reader{n}"), _homed_in("c1", f"sender{n}")
     r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
     frame = MarkSeen(to=sender.user_id, message_ids=["msg-bench-0001"]).to_wire()
     with counting_cells(cells, counters) as calls:
@@ -486,7 +518,9 @@ def cross_mark_seen(cells: Any, counters: dict[str, CallCounter], n: int) -> Cel
     return calls
 
 
-def cross_get_presence(cells: Any, counters: dict[str, CallCounter], n: int) -> CellCalls:
+def cross_get_presence(
+    cells: CellsUnderTest, counters: dict[str, CallCounter], n: int
+) -> CellCalls:
     alice, _, bob = _cell_pair(cells, n)
     cells["c1"].connect(bob)
     a = cells["c0"].connect(alice)
@@ -497,8 +531,8 @@ def cross_get_presence(cells: Any, counters: dict[str, CallCounter], n: int) -> 
 
 
 def measure_cells() -> dict[str, CellCalls]:
-    from tests.support.cells import cells_harness
-
+    """ack, markSeen and getPresence across cells (cross_cell_send measures a send),
+    and a send between two users of one cell of the two, which costs what it does alone."""
     results: dict[str, CellCalls] = {}
     with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
         counters = {cell: CallCounter() for cell in ("c0", "c1")}
@@ -507,11 +541,7 @@ def measure_cells() -> dict[str, CellCalls]:
         scenarios: list[tuple[str, Callable[[int], CellCalls]]] = [
             (
                 "sendMessage, same cell (of 2), online",
-                lambda n: cross_send(cells, counters, n, same=True),
-            ),
-            (
-                "sendMessage, across cells, online",
-                lambda n: cross_send(cells, counters, n, same=False),
+                lambda n: same_cell_send(cells, counters, n),
             ),
             ("ack, 1 id, sender in the other cell", lambda n: cross_ack(cells, counters, n)),
             ("markSeen, sender in the other cell", lambda n: cross_mark_seen(cells, counters, n)),
@@ -545,12 +575,22 @@ def main(argv: list[str] | None = None) -> int:
         f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
         f"{'yes' if identical else 'NO'}"
     )
-    across = measure_cells()
-    width = max(len(name) for name in across)
-    print("\nAcross cells (2 cells; the caller's Invoke is the peer's Relay, run in the peer)")
-    for name, calls in across.items():
-        print(f"{name:<{width}}  caller cell: {summary(calls.caller)}")
-        print(f"{'':<{width}}  peer cell:   {summary(calls.peer)}")
+    across = cross_cell_send()
+    print("\nsendMessage across cells (c0 -> c1), recipient online, 1 connection; vs one cell:")
+    rows = {
+        "in the sender's cell (c0)": across.sender_cell,
+        "in its home cell (c1, Relay)": across.home_cell,
+        "both cells": across.total,
+        "BASELINE within one cell": runs[sizes[0]][SAME_CELL_SEND],
+    }
+    for label, calls in rows.items():
+        print(f"  {label:<28} {summary(calls)}")
+    across_flows = measure_cells()
+    width = max(len(name) for name in across_flows)
+    print("\nOther flows across cells (c0 -> c1; the caller's Invoke is c1's Relay):")
+    for name, calls in across_flows.items():
+        print(f"  {name:<{width}}  in c0: {summary(calls.caller)}")
+        print(f"  {'':<{width}}  in c1: {summary(calls.peer)}")
     return 0 if identical else 1
 
 

@@ -447,7 +447,7 @@ def test_given_a_subscription_across_cells_then_changes_reach_the_watcher(
     cells.invokes.calls.clear()
     # When bob comes online, then goes offline
     b = cells["c1"].connect(BOB, with_keys=False)
-    cells.clock.advance(5)
+    cells["c0"].clock.advance(5)
     cells["c1"].disconnect(b)
     # Then alice heard both changes, each from one asynchronous call to c0
     changes = cells["c0"].posts.of_type(a.connection_id, "presence")
@@ -530,7 +530,7 @@ def test_given_an_expired_interest_then_no_cell_is_told(cells: CellsUnderTest) -
     cells["c1"].disconnect(cells["c1"].connect(BOB))
     a = cells["c0"].connect(ALICE)
     _presence(cells, "c0", a, BOB.user_id, subscribe=True)
-    cells.clock.advance(STALE_CONNECTION_SECONDS + 1)
+    cells["c0"].clock.advance(STALE_CONNECTION_SECONDS + 1)
     cells.invokes.calls.clear()
     # When bob comes online (the TTL sweeper has not removed the interest yet)
     cells["c1"].connect(BOB, with_keys=False)
