@@ -588,9 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     across_flows = measure_cells()
     width = max(len(name) for name in across_flows)
     print("\nOther flows across cells (c0 -> c1; the caller's Invoke is c1's Relay):")
-    for name, calls in across_flows.items():
-        print(f"  {name:<{width}}  in c0: {summary(calls.caller)}")
-        print(f"  {'':<{width}}  in c1: {summary(calls.peer)}")
+    for name, flow in across_flows.items():
+        print(f"  {name:<{width}}  in c0: {summary(flow.caller)}")
+        print(f"  {'':<{width}}  in c1: {summary(flow.peer)}")
     return 0 if identical else 1
 
 
