@@ -507,19 +507,15 @@ class Users:
                 ":now": {"N": str(now_s)},
             },
         }
-        while True:
-            response = self._client.query(**kwargs)
+        for items in self._pages(kwargs):
             yield [
                 Subscription(
                     watched=user_id,
                     watcher=item["watcher"]["S"],
                     connection_id=item["sk"]["S"][len(SUB_PREFIX) :],
                 )
-                for item in response.get("Items", [])
+                for item in items
             ]
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def drop_subscription(self, subscription: Subscription) -> None:
         self._client.delete_item(
@@ -579,15 +575,10 @@ class Users:
                 ":now": {"N": str(now_s)},
             },
         }
-        while True:
-            response = self._client.query(**kwargs)
+        for items in self._pages(kwargs):
             yield [
-                Interest(user_id, item["watcherCell"]["S"], item["watcher"]["S"])
-                for item in response.get("Items", [])
+                Interest(user_id, item["watcherCell"]["S"], item["watcher"]["S"]) for item in items
             ]
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def drop_interests(self, interests: Iterable[Interest]) -> None:
         self._batch_write([{"DeleteRequest": {"Key": interest.key}} for interest in interests])
@@ -680,6 +671,16 @@ class Users:
         self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
 
     # --- batches ----------------------------------------------------------------------
+
+    def _pages(self, query: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The items of a Query, a page at a time."""
+        kwargs = dict(query)
+        while True:
+            response = self._client.query(**kwargs)
+            yield response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return get_all(self._client, self._table, keys)
