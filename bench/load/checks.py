@@ -9,8 +9,6 @@ from typing import Any
 
 from bench.load.ledger import Sent, Tally
 
-RECEIPTS_CHECK = "one delivered receipt per message (per stored copy)"
-
 
 @dataclass
 class Check:
@@ -68,7 +66,7 @@ def check_run(plan: list[Sent], tally: Tally, queued_left: dict[str, int] | None
         ),
         Check("every message acked by its recipient", sum(not s.recipient_acked for s in plan)),
         Check(
-            RECEIPTS_CHECK,
+            "one delivered receipt per message (per stored copy)",
             len(wrong_receipts),
             ", ".join(f"{s.message_id}: {s.delivered_receipts}" for s in wrong_receipts[:5]),
         ),

@@ -36,7 +36,6 @@ from messenger_client.events import (
     SendFailed,
     StatusChanged,
 )
-from messenger_client.keystore import Profile
 from messenger_client.store import STATUS_MARKS, MessageStatus, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -233,11 +232,11 @@ class ChatApp(App[int]):
         return self._views.get((sender, message_id))
 
 
-async def run_chat(server_url: str, profile: Profile, peer: str) -> int:
-    """Run the chat in this terminal until the user quits."""
+async def run_chat(client: MessengerClient, peer: str) -> int:
+    """Run the chat in this terminal until the user quits (then close the client)."""
     # Log lines on stderr would tear the screen: they go to textual's devtools console.
     logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
-    async with MessengerClient(server_url, profile) as client:
+    async with client:
         app = ChatApp(client, peer)
         await app.run_async()
     return 0

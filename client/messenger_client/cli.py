@@ -5,6 +5,11 @@
     messenger --profile bob read [--watch]         print new messages, ack them
     messenger --profile alice chat bob             an interactive chat
 
+Where to connect: `--server URL` (a cell's WebSocket URL, $MESSENGER_SERVER), or
+`--directory URL` (the deployment's directory.json, $MESSENGER_DIRECTORY: the client
+connects to the user's home cell, PROTOCOL.md §6). The command line beats the
+environment; of the environment's, the directory beats the server.
+
 Other packages add subcommands in the `messenger.commands` entry-point group: the
 local stack registers `messenger local` there, so the client never imports it.
 
@@ -50,6 +55,7 @@ from messenger_client.store import STATUS_MARKS, HistoryStore, MessageStatus, St
 # Where other packages register `messenger` subcommands (pyproject.toml).
 COMMAND_GROUP = "messenger.commands"
 SERVER_ENV = "MESSENGER_SERVER"
+DIRECTORY_ENV = "MESSENGER_DIRECTORY"
 PROFILE_ENV = "MESSENGER_PROFILE"
 DEFAULT_SERVER = "ws://127.0.0.1:8080/local"
 
@@ -81,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         metavar="URL",
         help=f"the WebSocket URL (${SERVER_ENV}, default {DEFAULT_SERVER})",
+    )
+    common.add_argument(
+        "--directory",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help=f"the directory's URL, to connect to your home cell (${DIRECTORY_ENV})",
     )
     common.add_argument(
         "--profile",
@@ -164,10 +176,15 @@ def main(argv: list[str] | None = None) -> int:
         installed = installed_command(args[0])
         if installed is not None:
             return installed(args[1:])
-    options = build_parser().parse_args(args)
-    options.server = (
-        getattr(options, "server", None) or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
-    )
+    parser = build_parser()
+    options = parser.parse_args(args)
+    server, directory = getattr(options, "server", None), getattr(options, "directory", None)
+    if server and directory:
+        parser.error("give --server or --directory, not both")
+    if not server and not directory:
+        directory = os.environ.get(DIRECTORY_ENV) or None
+        server = None if directory else os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+    options.server, options.directory = server, directory
     options.profile = getattr(options, "profile", None) or os.environ.get(PROFILE_ENV)
     if getattr(options, "verbose", False) and options.command != "chat":
         logging.basicConfig(
@@ -330,7 +347,12 @@ def trust_command(options: argparse.Namespace) -> int:
 def chat_command(options: argparse.Namespace) -> int:
     from messenger_client.chat import run_chat
 
-    return asyncio.run(run_chat(options.server, _load_profile(options), options.peer))
+    profile = _load_profile(options)
+
+    async def chat() -> int:
+        return await run_chat(_new_client(options, profile), options.peer)
+
+    return asyncio.run(chat())
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -363,6 +385,15 @@ def _load_profile(options: argparse.Namespace) -> Profile:
         raise CommandError(str(error)) from None
 
 
+def _new_client(options: argparse.Namespace, profile: Profile) -> MessengerClient:
+    """The profile's client on the server, or on its home cell from the directory."""
+    return MessengerClient(options.server, profile, directory_url=options.directory)
+
+
+def _where(options: argparse.Namespace) -> str:
+    return options.server or f"the directory {options.directory}"
+
+
 def _with_client(
     options: argparse.Namespace,
     work: Callable[[MessengerClient], Awaitable[int]],
@@ -372,7 +403,7 @@ def _with_client(
     profile = _load_profile(options)
 
     async def run() -> int:
-        async with MessengerClient(options.server, profile) as client:
+        async with _new_client(options, profile) as client:
             if wait_online:
                 await client.wait_online(getattr(options, "timeout", 15.0))
             return await work(client)
@@ -380,12 +411,12 @@ def _with_client(
     try:
         return asyncio.run(run())
     except HandshakeRefused as error:
-        raise CommandError(f"{options.server}: {error}", EXIT_NO_CONNECTION) from None
+        raise CommandError(f"{_where(options)}: {error}", EXIT_NO_CONNECTION) from None
     except NotConnected as error:
         raise CommandError(str(error), EXIT_NO_CONNECTION) from None
     except UnknownUser as error:
         raise CommandError(
-            f"{error.user_id!r} is not a user on {options.server}", EXIT_UNKNOWN_USER
+            f"{error.user_id!r} is not a user on {_where(options)}", EXIT_UNKNOWN_USER
         ) from None
     except KeyChanged as error:
         raise CommandError(f"WARNING: {error}", EXIT_KEY_CHANGED) from None

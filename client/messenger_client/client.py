@@ -1,7 +1,8 @@
 """`MessengerClient`: the SDK an app uses. The client is the source of truth.
 
     profile = Profile.load("alice")
-    async with MessengerClient("ws://127.0.0.1:8080/local", profile) as client:
+    async with MessengerClient("ws://127.0.0.1:8080/local", profile) as client:  # one cell
+    # or MessengerClient(profile=profile, directory_url="https://.../directory.json")
         async with client.events() as events:
             message = await client.send("bob", "hello")       # pending, in the outbox
             await client.wait_sent(message.message_id)        # the server stored it
@@ -22,11 +23,16 @@ What it guarantees, following PROTOCOL.md:
   pinned on first use; a different key later raises `KeyChanged` (sending) or rejects
   the message (receiving) until the user re-verifies the safety number and calls `trust`.
 - **Presence** (`messenger_client.presence`): answers and subscribed changes, kept; who
-  may see ours (by default, the people we wrote to: `ClientSettings.presence_visibility`).
-- **Connection** (`messenger_client.connection`): `sync` after every (re)connect (with
-  `batch`, following each page's cursor until the last; `epoch` keeps the home cell's
-  generation the server last named), presence subscriptions renewed, pings and
-  reconnects.
+  may see ours (by default, the people we wrote to: `ClientSettings.presence_visibility`),
+  told to the server before our first message to someone new, and on every connection
+  before the outbox goes.
+- **Connection** (`messenger_client.connection`): to a server's URL, or to the user's
+  home cell named by the directory (`messenger_client.directory`, PROTOCOL.md §6);
+  `sync` after every (re)connect (with `batch`, following each page's cursor until the
+  last), presence subscriptions renewed, pings and reconnects.
+- **Failover** (PROTOCOL.md §7): our messages keep their frame until `delivered`; when a
+  `syncDone` names a new `epoch`, or the directory moves our home cell, every one of them
+  without a `delivered` receipt goes again, byte for byte.
 
 Every frame goes out as a `messenger_protocol.frames` class, and every frame that
 comes in is read by `read_server_frame` and dispatched here on its class.
@@ -38,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -53,6 +59,7 @@ from messenger_client.connection import (
     ConnectionStatus,
     Session,
 )
+from messenger_client.directory import FixedServer, HomeCell, Locator
 from messenger_client.errors import NotConnected, RequestFailed
 from messenger_client.events import (
     ConnectionChanged,
@@ -113,18 +120,34 @@ class ClientSettings:
 
 
 class MessengerClient:
-    """One profile's connection to one server, with its local history."""
+    """One profile's connection to its server (or its home cell), with its local history."""
 
     def __init__(
-        self, server_url: str, profile: Profile, *, settings: ClientSettings | None = None
+        self,
+        server_url: str | None = None,
+        profile: Profile | None = None,
+        *,
+        directory_url: str | None = None,
+        settings: ClientSettings | None = None,
     ) -> None:
-        self.server_url = server_url
+        """`server_url`: a cell's WebSocket URL; or `directory_url`: the directory's
+        (PROTOCOL.md §6), which names the user's home cell."""
+        if profile is None or (server_url is None) == (directory_url is None):
+            raise ValueError("give a profile, and a server_url or a directory_url")
         self.profile = profile
         self.settings = settings or ClientSettings()
         self.store = HistoryStore(profile.history_path, profile.user_id)
+        locator: Locator
+        if directory_url is not None:
+            locator = HomeCell(
+                directory_url, profile.user_id, self.store, on_home_moved=self._home_moved
+            )
+        else:
+            assert server_url is not None
+            locator = FixedServer(server_url)
         self._connection = Connection(
-            server_url,
-            lambda: crypto.signed_url(server_url, profile.identity, time.time()),
+            locator,
+            lambda url: crypto.signed_url(url, profile.identity, time.time()),
             on_frame=self._on_frame,
             on_open=self._on_open,
             on_status=self._on_status,
@@ -149,12 +172,12 @@ class MessengerClient:
             self._keys,
             self._connection,
             self._outbox,
+            self._presence,
             ack_delay=self.settings.ack_delay,
             publish=self._publish,
         )
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # --- life ------------------------------------------------------------------------
@@ -162,6 +185,11 @@ class MessengerClient:
     @property
     def user_id(self) -> str:
         return self.profile.user_id
+
+    @property
+    def server_url(self) -> str:
+        """Where the client connects: the server's URL, or which directory's home cell."""
+        return self._connection.server_url
 
     @property
     def status(self) -> ConnectionStatus:
@@ -193,9 +221,9 @@ class MessengerClient:
             return
         self._closed = True
         await self._inbox.close()
-        for task in [*self._tasks, *self._background]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._connection.stop()
         self._replies.fail_all(NotConnected("the client closed"))
         self.store.close()
@@ -238,15 +266,18 @@ class MessengerClient:
         crypto.encode_plaintext(text)  # too long: refused before anything else happens
         check_user_id(peer)
         keys = await self._keys.for_sending(peer)
-        new_contact = peer not in self.contacts()
+        contacts = self.contacts()
+        if peer not in contacts and self._connection.session is not None:
+            # The peer may see us from now on: the server hears it before the message,
+            # so that they see us when it reaches them (offline, the next connection
+            # tells it before the outbox goes).
+            await self._share_presence([peer, *contacts][:MAX_CONTACTS])
         message_id = str(ULID())
         sent_at = self._next_sent_at()
         frame = crypto.send_message_frame(self.profile.identity, keys, message_id, text, sent_at)
         message = self.store.add_outgoing(peer, message_id, text, sent_at, frame)
         self._publish(MessageAdded(message))
         self._outbox.wake()
-        if new_contact:
-            self._in_background(self._share_presence())  # the peer may see us from now on
         return message
 
     async def wait_sent(self, message_id: str, timeout: float = 30.0) -> StoredMessage:
@@ -303,14 +334,16 @@ class MessengerClient:
         see our presence with the default `presence_visibility`."""
         return self.store.peers_written_to(MAX_CONTACTS)
 
-    async def _share_presence(self) -> None:
+    async def _share_presence(self, contacts: Sequence[str] | None = None) -> None:
         """Keep the server's presence visibility as the settings say (best effort: a new
         connection tries again)."""
         visibility = self.settings.presence_visibility
         if visibility is None:
             return
         try:
-            await self._presence.share(visibility, self.contacts())
+            await self._presence.share(
+                visibility, self.contacts() if contacts is None else contacts
+            )
         except (NotConnected, RequestFailed) as problem:
             log.info("presence visibility not updated yet: %s", problem)
 
@@ -398,13 +431,25 @@ class MessengerClient:
     # --- connection events ------------------------------------------------------------
 
     async def _on_open(self, session: Session) -> None:
-        """Every new connection: sync, renew subscriptions, send seen marks and the outbox."""
+        """Every new connection: sync, renew subscriptions, send seen marks, and tell who
+        may see us; the outbox goes once the server has our visibility (`Session.ready`),
+        so that no message of ours reaches a peer who could not see us yet."""
         self._keys.new_connection()
-        await self._inbox.request_sync()
-        await self._presence.renew_subscriptions()
-        await self._inbox.report_seen()
+        self._presence.new_connection()
+        # Best effort (a new connection tries again), and never in the way of the sync.
+        visibility = asyncio.get_running_loop().create_task(self._share_presence())
+        try:
+            await self._inbox.request_sync()
+            await self._presence.renew_subscriptions()
+            await self._inbox.report_seen()
+        finally:
+            await visibility
         self._outbox.wake()
-        await self._share_presence()
+
+    def _home_moved(self) -> None:
+        """The directory moved our home cell (a failover, §7): what was not delivered goes
+        again."""
+        self._outbox.resend_undelivered()
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state != ConnectionState.ONLINE:
@@ -412,12 +457,6 @@ class MessengerClient:
         self._publish(ConnectionChanged(status))
 
     # --- plumbing ---------------------------------------------------------------------
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run work without making the caller wait for it (cancelled on close)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _publish(self, event: Event) -> None:
         for stream in self._streams:

@@ -8,9 +8,12 @@ before the old one closes, so watchers see no offline blip), and after any loss
 reconnects with a jittered exponential backoff. Each open socket is a `Session`; the
 client runs `on_open` (sync, presence subscriptions, outbox) for every new one.
 
-A handshake the server refuses (HTTP 401 or 403: our identity or our clock) ends the
-loop: asking again would be refused again. One that fails because of the server (a 5xx,
-a timeout) is retried with the same backoff as a lost connection (PROTOCOL.md §1).
+Where each attempt goes is the `Locator`'s to say (messenger_client.directory): a
+server's URL, or the user's home cell from the directory. A handshake the server
+refuses (HTTP 401 or 403: our identity or our clock, or a cell that is not our home)
+ends the loop unless the locator has somewhere new to try (a newer directory): asking
+again would be refused again. One that fails because of the server (a 5xx, a timeout)
+is retried with the same backoff as a lost connection (PROTOCOL.md §1).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
+from messenger_client.directory import Locator
 from messenger_client.errors import HandshakeRefused, NotConnected
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ClientFrame, Ping, load_json
@@ -91,9 +95,14 @@ class ConnectionStatus:
     error: str | None = None
 
 
+def _new_future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
 @dataclass(eq=False)
 class Session:
-    """One open socket. `ended` resolves when it closes or a newer session replaces it."""
+    """One open socket. `ready` resolves once the client has set it up (`on_open` is
+    done); `ended` when it closes or a newer session replaces it."""
 
     socket: ClientConnection
     number: int
@@ -101,9 +110,12 @@ class Session:
     last_sent: float
     ping_sent_at: float | None = None
     reader: asyncio.Task[None] | None = None
-    ended: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    ready: asyncio.Future[None] = field(default_factory=_new_future)
+    ended: asyncio.Future[None] = field(default_factory=_new_future)
+
+    def set_ready(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
 
     def end(self) -> None:
         if not self.ended.done():
@@ -111,19 +123,19 @@ class Session:
 
 
 class Connection:
-    """A self-healing connection to one server, for one identity."""
+    """A self-healing connection to one server (or one home cell), for one identity."""
 
     def __init__(
         self,
-        server_url: str,
-        signed_url: Callable[[], str],
+        locator: Locator,
+        signed_url: Callable[[str], str],
         *,
         on_frame: Callable[[dict[str, Any]], None],
         on_open: Callable[[Session], Awaitable[None]],
         on_status: Callable[[ConnectionStatus], None],
         policy: ConnectionPolicy | None = None,
     ) -> None:
-        self.server_url = server_url
+        self._locator = locator
         self._signed_url = signed_url
         self._on_frame = on_frame
         self._on_open = on_open
@@ -141,6 +153,11 @@ class Connection:
         self._next_switch_at = 0.0
 
     # --- what the client sees ----------------------------------------------------------
+
+    @property
+    def server_url(self) -> str:
+        """Where we connect, for messages: a URL, or which home cell of which directory."""
+        return self._locator.description
 
     @property
     def status(self) -> ConnectionStatus:
@@ -226,14 +243,22 @@ class Connection:
         while not self._stopping.is_set():
             self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
             try:
-                socket = await self._open_socket()
+                socket = await self._open_socket(after_failure=self._last_error is not None)
             except HandshakeRefused as refused:
-                # 401/403 is the server's answer about us, not a failure of its own (that
-                # is a 5xx, retried below): asking again would be refused again.
-                self._last_error = refused
-                log.warning("%s; not trying again", refused)
-                self._set_status(ConnectionStatus(ConnectionState.REFUSED, error=str(refused)))
-                return
+                try:
+                    elsewhere = await self._locator.refused()
+                except NotConnected as error:
+                    self._last_error = error  # the directory cannot say: retried below
+                else:
+                    if elsewhere:
+                        log.info("refused; trying %s with a newer directory", self.server_url)
+                        continue
+                    # 401/403 is the server's answer about us, not a failure of its own
+                    # (that is a 5xx, retried below): asking again would be refused again.
+                    self._last_error = refused
+                    log.warning("%s; not trying again", refused)
+                    self._set_status(ConnectionStatus(ConnectionState.REFUSED, error=str(refused)))
+                    return
             except NotConnected as error:
                 self._last_error = error
             else:
@@ -251,8 +276,8 @@ class Connection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _open_socket(self) -> ClientConnection:
-        url = self._signed_url()
+    async def _open_socket(self, *, after_failure: bool) -> ClientConnection:
+        url = self._signed_url(await self._locator.url(after_failure=after_failure))
         host = urlsplit(url).hostname or ""
         options: dict[str, Any] = {}
         if host in _LOOPBACK_HOSTS:
@@ -302,6 +327,8 @@ class Connection:
             pass  # lost again already: the next session runs on_open anew
         except Exception:
             log.exception("setting up the new connection failed")
+        finally:
+            session.set_ready()
 
     async def _read(self, session: Session) -> None:
         try:
@@ -361,7 +388,7 @@ class Connection:
     async def _replace(self, old: Session) -> None:
         """Open a new connection before the old one reaches API Gateway's 2-hour limit."""
         try:
-            socket = await self._open_socket()
+            socket = await self._open_socket(after_failure=False)
         except (HandshakeRefused, NotConnected) as error:
             # Keep the old one while it lasts; try again a little later.
             self._next_switch_at = asyncio.get_running_loop().time() + self.policy.backoff_cap

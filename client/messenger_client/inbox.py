@@ -14,7 +14,9 @@ one until we ack its `id`. One task takes them in order:
   for with the page's cursor while the server says `more`, and the last page ends the
   sync. Every sync asks for `batch` (items packed into `items` frames of up to 32 KB),
   and one page at a time is in flight on a connection. The cell's `epoch` is
-  remembered, and a new one is announced (EpochChanged).
+  remembered (in the history), and a new one is announced (EpochChanged): after a
+  failover the server may have lost its last writes, so every message of ours without
+  a `delivered` receipt goes again (PROTOCOL.md §7).
 
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
 the next sync. The `seen` marks of what the user read go out from here too.
@@ -43,6 +45,7 @@ from messenger_client.events import (
 from messenger_client.keystore import Identity
 from messenger_client.outbox import Outbox
 from messenger_client.pinning import KeyPinning
+from messenger_client.presence import PresenceTracker
 from messenger_client.store import HistoryStore, MessageStatus, Rejection
 from messenger_protocol.encoding import is_item_id
 from messenger_protocol.frames import MarkSeen, MessageFrame, ReceiptFrame, Sync, SyncDoneFrame
@@ -82,6 +85,7 @@ class Inbox:
         keys: KeyPinning,
         connection: Connection,
         outbox: Outbox,
+        presence: PresenceTracker,
         *,
         ack_delay: float,
         publish: Callable[[Event], None],
@@ -91,6 +95,7 @@ class Inbox:
         self._keys = keys
         self._connection = connection
         self._outbox = outbox
+        self._presence = presence
         self._publish = publish
         self._acks = AckBatcher(connection, ack_delay)
         # Each item with the number of the connection it came on.
@@ -210,6 +215,8 @@ class Inbox:
             return
         previous, self.epoch = self.epoch, epoch
         self._store.set_meta(EPOCH_KEY, epoch)
+        if previous is not None:
+            self._outbox.resend_undelivered()
         self._publish(EpochChanged(epoch, previous))
 
     # --- one message or receipt -------------------------------------------------------------
@@ -234,6 +241,8 @@ class Inbox:
             message = self._store.get(frame.sender, frame.message_id)
             if message is not None:
                 self._publish(MessageAdded(message))
+            with contextlib.suppress(NotConnected):  # the next connection subscribes anew
+                await self._presence.message_from(frame.sender)
 
     async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
         reason = str(problem)

@@ -4,8 +4,14 @@ The outbox is the history's `pending` messages, each with the exact frame that c
 it (`store.add_outgoing`). One task sends the oldest, waits for its `ack`, and only
 then goes on to the next, so the server queues our messages in the order we wrote
 them. Without an answer the same frame goes again, backing off; on a new connection
-it goes again at once. A resend is harmless: the server answers it with the same ack
-and never delivers it twice while it holds it.
+it goes again at once, once the connection is set up (our presence visibility first:
+`Session.ready`). A resend is harmless: the server answers it with the same ack and
+never delivers it twice while it holds it.
+
+A message keeps its frame until its `delivered` receipt: after a failover (a new
+`epoch`, or the directory moved our home cell: PROTOCOL.md §7) the server may have lost
+it, so `resend_undelivered` puts every sent-but-undelivered message back in the
+outbox, and it goes again, byte for byte. Its recipient drops the copy it may hold.
 """
 
 from __future__ import annotations
@@ -69,6 +75,14 @@ class Outbox:
         """Something was added, or a connection opened: look at the outbox again."""
         self._wake.set()
 
+    def resend_undelivered(self) -> list[str]:
+        """After a failover: every message without a `delivered` receipt goes again."""
+        marked = self._store.mark_undelivered_for_resend()
+        if marked:
+            log.info("sending %d undelivered messages again after a failover", len(marked))
+            self.wake()
+        return marked
+
     async def run(self) -> None:
         """Send pending messages one at a time, oldest first, each until acked or refused."""
         while True:
@@ -128,8 +142,11 @@ class Outbox:
     async def _deliver(self, message_id: str, peer: str, frame: str) -> None:
         loop = asyncio.get_running_loop()
         attempt = 0
-        while self._is_pending(message_id):
+        while self._store.needs_sending(message_id):
             session = await self._connection.wait_session()
+            await first_of(session.ready, session.ended, timeout=self._resend_cap)
+            if session.ended.done():
+                continue
             outcome: asyncio.Future[_Outcome] = loop.create_future()
             self._head = (message_id, outcome)
             try:
@@ -153,12 +170,6 @@ class Outbox:
                     continue
                 self._fail(message_id, peer, result)
             return
-
-    def _is_pending(self, message_id: str) -> bool:
-        # Read again each time: another process on this profile, or a receipt, may
-        # have settled it meanwhile.
-        message = self._store.get(self._store.me, message_id)
-        return message is not None and message.status == MessageStatus.PENDING
 
     def _fail(self, message_id: str, peer: str, refusal: _Refused) -> None:
         if self._store.mark_failed(message_id, f"{refusal.code}: {refusal.message}"):

@@ -6,8 +6,12 @@ and becomes a `PresenceChanged` event. Subscriptions end with the connection on 
 server, so they are renewed on every new connection.
 
 By default only our contacts (the people we wrote to) may see our presence: the list is
-sent when it changes, and again by each new process (the server keeps it, and costs
-nothing for the same list twice).
+sent on every new connection before anything else goes out, and when we write to someone
+new, before that message (so that they may see us by the time it reaches them).
+
+A peer we subscribed to may not let us see them (we are not their contact yet): they
+look unknown, and the server records no subscription. When a message from them comes,
+they may just have made us a contact, so we ask again (once per peer per connection).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ class PresenceTracker:
         self._publish = publish
         self._subscriptions: dict[str, None] = {}  # an ordered set
         self._known: dict[str, Presence] = {}
-        self._shared: SetPresenceVisibility | None = None  # the setting the server took
+        self._shared: SetPresenceVisibility | None = None  # the setting this connection took
+        self._asked_again: set[str] = set()  # hidden peers asked again on this connection
 
     async def get(self, user_ids: Sequence[str], *, subscribe: bool) -> list[Presence]:
         """The presence of each user now, in the order asked; with `subscribe`, their
@@ -72,7 +77,7 @@ class PresenceTracker:
         self, visibility: PresenceVisibility, contacts: Sequence[str]
     ) -> PresenceVisibilityFrame | None:
         """Tell the server who may see our presence, unless it has this setting already
-        (from us, in this process); its answer, or None when nothing had to be sent."""
+        (from us, on this connection); its answer, or None when nothing had to be sent."""
         wanted = SetPresenceVisibility(
             visibility=visibility,
             contacts=sorted(contacts) if visibility is PresenceVisibility.CONTACTS else None,
@@ -85,10 +90,26 @@ class PresenceTracker:
         self._shared = wanted
         return answer
 
+    def new_connection(self) -> None:
+        """A new connection: its setting and its subscriptions are still to be made."""
+        self._shared = None
+        self._asked_again.clear()
+
     async def renew_subscriptions(self) -> None:
         """On a new connection: subscribe again (the answers refresh what we know)."""
         for chunk in _per_frame(list(self._subscriptions)):
             await self._connection.send(GetPresence(user_ids=chunk, subscribe=True))
+
+    async def message_from(self, user_id: str) -> None:
+        """A message from `user_id` arrived: if we subscribed to them but they look
+        unknown, ask again (subscribing): they may have made us a contact by writing."""
+        known = self._known.get(user_id)
+        hidden = known is not None and not known.online and known.last_seen is None
+        if user_id not in self._subscriptions or not hidden or user_id in self._asked_again:
+            return
+        self._asked_again.add(user_id)
+        # The answer updates what we know like any presence frame (`update`).
+        await self._connection.send(GetPresence(user_ids=[user_id], subscribe=True))
 
 
 def _presence_of(entry: PresenceEntry) -> Presence:

@@ -2,8 +2,9 @@
 
 The server forgets a message once it is acknowledged, so everything a person can see
 again lives here: conversations, messages with their status, the outbox (the exact
-frame of every message not yet acknowledged by the server), and what could not be
-read. Nothing here is sent anywhere.
+frame of every message without a `delivered` receipt yet: after a failover it goes
+again, byte for byte, PROTOCOL.md §7), and what could not be read. Nothing here is
+sent anywhere.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS messages (
     server_ts      INTEGER,                  -- when the server stored it, once known
     status         TEXT NOT NULL,
     seen_reported  INTEGER NOT NULL DEFAULT 0,  -- incoming: markSeen went out
-    frame          TEXT,                     -- outgoing, until acked: the frame to resend
+    frame          TEXT,                     -- outgoing, until delivered: the frame to resend
+    resend         INTEGER NOT NULL DEFAULT 0,  -- outgoing and sent: to send again (§7)
     error          TEXT,                     -- outgoing and failed: why
     stored_at      INTEGER NOT NULL,
     PRIMARY KEY (sender, message_id)
@@ -146,9 +148,19 @@ class HistoryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_missing_columns(self) -> None:
+        """A history made by an older SDK gets the columns added since (nothing else moves)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "resend" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                self._db.execute(
+                    "ALTER TABLE messages ADD COLUMN resend INTEGER NOT NULL DEFAULT 0"
+                )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -253,33 +265,74 @@ class HistoryStore:
     # --- the outbox and status --------------------------------------------------------
 
     def next_pending(self) -> OutboxEntry | None:
-        """The oldest message the server has not acknowledged: sent one at a time, in order."""
+        """The oldest message to send: not acknowledged by the server yet, or marked to go
+        again after a failover. Sent one at a time, in the order they were written."""
         row = self._db.execute(
-            "SELECT message_id, peer, frame FROM messages WHERE sender = ? AND status = ?"
-            " ORDER BY rowid LIMIT 1",
+            "SELECT message_id, peer, frame FROM messages WHERE sender = ?"
+            " AND (status = ? OR resend = 1) ORDER BY rowid LIMIT 1",
             (self.me, MessageStatus.PENDING),
         ).fetchone()
         return OutboxEntry(row["message_id"], row["peer"], row["frame"]) if row else None
 
+    def needs_sending(self, message_id: str) -> bool:
+        """Whether our message must go (again) to the server: pending, or marked to resend."""
+        row = self._db.execute(
+            "SELECT 1 FROM messages WHERE sender = ? AND message_id = ?"
+            " AND (status = ? OR resend = 1)",
+            (self.me, message_id, MessageStatus.PENDING),
+        ).fetchone()
+        return row is not None
+
     def mark_sent(self, message_id: str, server_ts: int | None) -> bool:
-        """The server's `ack`: the message is stored there. False if it was not pending."""
+        """The server's `ack`: the message is stored there (its frame is kept until the
+        `delivered` receipt). True if that moved it from pending to sent."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE messages SET status = ?, server_ts = ?, frame = NULL"
+                "UPDATE messages SET status = ?, server_ts = ?, resend = 0"
                 " WHERE sender = ? AND message_id = ? AND status = ?",
                 (MessageStatus.SENT, server_ts, self.me, message_id, MessageStatus.PENDING),
             )
+            if cursor.rowcount == 0:
+                self._end_resend(db, message_id)  # the ack of a resend: sent already
         return cursor.rowcount == 1
 
     def mark_failed(self, message_id: str, error: str) -> bool:
-        """The server refused the message for good: it leaves the outbox."""
+        """The server refused the message for good: it leaves the outbox. True if that made
+        it failed; a refused resend stays as it was (sent), and is not sent again."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE messages SET status = ?, error = ?, frame = NULL"
+                "UPDATE messages SET status = ?, error = ?, frame = NULL, resend = 0"
                 " WHERE sender = ? AND message_id = ? AND status = ?",
                 (MessageStatus.FAILED, error, self.me, message_id, MessageStatus.PENDING),
             )
+            if cursor.rowcount == 0:
+                self._end_resend(db, message_id)
         return cursor.rowcount == 1
+
+    def _end_resend(self, db: sqlite3.Connection, message_id: str) -> None:
+        """A resend was answered (acked or refused): nothing more to send for it."""
+        db.execute(
+            "UPDATE messages SET resend = 0 WHERE sender = ? AND message_id = ?",
+            (self.me, message_id),
+        )
+
+    def mark_undelivered_for_resend(self) -> list[str]:
+        """PROTOCOL.md §7, after a failover: every message the server stored (sent) but
+        whose `delivered` receipt has not come goes again, the same frame; their ids."""
+        with self._transaction() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT message_id FROM messages WHERE sender = ? AND status = ?"
+                    " AND frame IS NOT NULL AND resend = 0 ORDER BY rowid",
+                    (self.me, MessageStatus.SENT),
+                )
+            ]
+            db.executemany(
+                "UPDATE messages SET resend = 1 WHERE sender = ? AND message_id = ?",
+                [(self.me, message_id) for message_id in ids],
+            )
+        return ids
 
     def apply_receipt(
         self, peer: str, message_ids: Iterable[str], status: MessageStatus
@@ -290,7 +343,7 @@ class HistoryStore:
         with self._transaction() as db:
             for message_id in dict.fromkeys(message_ids):
                 cursor = db.execute(
-                    f"UPDATE messages SET status = ?, frame = NULL WHERE sender = ? AND"
+                    f"UPDATE messages SET status = ?, frame = NULL, resend = 0 WHERE sender = ? AND"
                     f" message_id = ? AND peer = ? AND {_RANK_SQL} < ?",
                     (status, self.me, message_id, peer, rank),
                 )

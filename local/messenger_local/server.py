@@ -75,7 +75,7 @@ def build_app(
             return json_response(200, document(), headers={"Cache-Control": "max-age=5"})
 
         app.router.add_get(DIRECTORY_PATH, serve_directory)
-        add_web_routes(app, None, directory_path=DIRECTORY_PATH)
+        add_web_routes(app, gateways[0].api.stage, directory=DIRECTORY_PATH)
     app.router.add_post(lambda_api.INVOKE_PATH, functools.partial(lambda_api.invoke, resolve))
     return app
 

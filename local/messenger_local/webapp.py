@@ -4,23 +4,23 @@ GET /               the app's page
 GET /config.js      where the page connects, as a module the page imports: this stage's
                     WebSocket URL on the origin the page came from (the request's Host),
                     so a page opened as http://127.0.0.1:8080/ connects to
-                    ws://127.0.0.1:8080/local
-                    (with cells, the directory instead: {"directoryUrl":
-                    "http://127.0.0.1:8080/directory.json"}, and the page connects to
-                    the home cell it names)
+                    ws://127.0.0.1:8080/local; or, with cells, the directory's URL
+                    (`directoryUrl`, PROTOCOL.md §6) and the page finds its home cell
 GET /config.json    the same, as JSON, for other clients
 GET /<file>         the app's other files (only those the build wrote, by exact name)
 
 Every answer carries the security headers the CloudFront distribution sets on AWS
-(infra/web.py): the page may connect to its WebSocket and to nothing else.
+(infra/web.py): the page may connect to its WebSocket and to nothing else; with cells,
+to the directory's origin and every cell's WebSocket origin (locally, the cells are
+served on the page's own port).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from aiohttp import web
 
@@ -62,34 +62,36 @@ def _origin(url: str) -> str:
 
 def add_web_routes(
     app: web.Application,
-    stage: str | None,
+    stage: str,
     root: Path = WEB_DIST,
     *,
-    directory_path: str | None = None,
+    directory: str | None = None,
+    cell_origins: Sequence[str] = (),
 ) -> None:
-    """Serve the built app at / on `app` (after the stage's own routes): connecting to
-    `stage`, or, given the directory's path (cells), to the home cell it names."""
+    """Serve the built app at / on `app` (after the stage's own routes).
 
-    def ws_url(request: web.Request, path: str) -> str:
-        scheme = "wss" if request.scheme == "https" else "ws"
-        return f"{scheme}://{request.host}{path}"
+    `directory`: the page finds its home cell in the directory at this URL (a path is on
+    the page's own origin, as `messenger local --cells` serves /directory.json) instead
+    of connecting to this stage; `cell_origins`: the cells' WebSocket origins when they
+    are not on the page's own port.
+    """
+
+    def own_websocket_origin(request: web.Request) -> str:
+        return f"{'wss' if request.scheme == 'https' else 'ws'}://{request.host}"
 
     def page_config(request: web.Request) -> dict[str, str]:
-        if directory_path is not None:
-            return {"directoryUrl": f"{request.scheme}://{request.host}{directory_path}"}
-        return {"webSocketUrl": ws_url(request, f"/{stage}")}
+        if directory is not None:
+            return {"directoryUrl": urljoin(f"{request.scheme}://{request.host}/", directory)}
+        return {"webSocketUrl": f"{own_websocket_origin(request)}/{stage}"}
 
     def connect_origins(request: web.Request) -> list[str]:
-        origins = [_origin(url) for url in page_config(request).values()]
-        if directory_path is not None:
-            # The page fetches the directory, then connects to a cell on this same host.
-            origins.append(_origin(ws_url(request, "/")))
-        return origins
+        origins = [own_websocket_origin(request), *cell_origins]
+        origins += [_origin(url) for url in page_config(request).values()]
+        return list(dict.fromkeys(origins))
 
     def answer(request: web.Request, body: bytes, content_type: str) -> web.Response:
         response = web.Response(body=body, content_type=content_type)
-        origins = connect_origins(request)
-        response.headers.update(security_headers(origins))
+        response.headers.update(security_headers(connect_origins(request)))
         # Always asked again: a rebuilt app or a changed port shows at the next load.
         response.headers["Cache-Control"] = "no-cache"
         return response

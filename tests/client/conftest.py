@@ -65,10 +65,19 @@ class Clients:
         self.started: list[MessengerClient] = []
 
     async def open(
-        self, name: str, url: str, *, settings: ClientSettings = FAST, wait: bool = True
+        self,
+        name: str,
+        url: str | None,
+        *,
+        directory_url: str | None = None,
+        settings: ClientSettings = FAST,
+        wait: bool = True,
     ) -> MessengerClient:
-        """`name`'s client on `url`, started; online and synced unless `wait` is False."""
-        messenger = MessengerClient(url, self._profile(name), settings=settings)
+        """`name`'s client on `url` (or on its home cell from `directory_url`), started;
+        online and synced unless `wait` is False."""
+        messenger = MessengerClient(
+            url, self._profile(name), directory_url=directory_url, settings=settings
+        )
         messenger.start()
         self.started.append(messenger)
         if wait:

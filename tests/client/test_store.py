@@ -122,3 +122,33 @@ def test_what_we_remember_about_the_server_survives_a_restart(tmp_path: Path) ->
     first.set_meta("epoch", "c0-2")
     first.close()
     assert HistoryStore(path, "bob").get_meta("epoch") == "c0-2"
+
+
+def test_after_a_failover_only_the_undelivered_go_again_with_their_frame(
+    store: HistoryStore,
+) -> None:
+    # Given one message delivered, one sent (acked, no receipt), one pending, one failed
+    for number, message_id in enumerate(["01D", "01S", "01P", "01F"]):
+        store.add_outgoing("bob", message_id, message_id, number, frame=f'{{"n":{number}}}')
+    store.mark_sent("01D", 1)
+    store.apply_receipt("bob", ["01D"], MessageStatus.DELIVERED)
+    store.mark_sent("01S", 2)
+    store.mark_failed("01F", "BAD_REQUEST: no")
+
+    # When a failover marks what was not delivered
+    assert store.mark_undelivered_for_resend() == ["01S"]
+
+    # Then the outbox sends the pending one and the sent one again (its very frame), in order
+    assert store.needs_sending("01S") and not store.needs_sending("01D")
+    entry = store.next_pending()
+    assert entry is not None and (entry.message_id, entry.frame) == ("01S", '{"n":1}')
+
+    # And its second ack ends the resend without moving anything back
+    assert store.mark_sent("01S", 3) is False
+    assert not store.needs_sending("01S")
+    assert store.get("alice", "01S").status == MessageStatus.SENT  # type: ignore[union-attr]
+    # And a refused resend is not sent again either, and stays sent
+    store.mark_undelivered_for_resend()
+    assert store.mark_failed("01S", "UNKNOWN_RECIPIENT: gone") is False
+    assert not store.needs_sending("01S")
+    assert store.next_pending() is not None and store.next_pending().message_id == "01P"  # type: ignore[union-attr]

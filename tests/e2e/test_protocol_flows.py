@@ -14,7 +14,7 @@ from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import ONE_CELL, TWO_CELLS, Connect, Site
+from tests.support.stack_fixtures import Connect, Site
 from tests.support.waiting import until
 from tests.support.ws_client import (
     WsClient,
@@ -149,15 +149,7 @@ async def test_resend_gets_the_same_ack_and_no_second_delivery(site: Site) -> No
 
 # --- acks and receipts ---------------------------------------------------------------------
 
-# Cross-cell receipts and presence come with the functions' `cells-flows` branch.
-RECEIPTS_ON_SITES = [
-    ONE_CELL,
-    pytest.param(TWO_CELLS, marks=pytest.mark.xfail(strict=True, reason="cells-flows")),
-]
-PRESENCE_ON_SITES = RECEIPTS_ON_SITES
 
-
-@pytest.mark.parametrize("site", RECEIPTS_ON_SITES, indirect=True)
 async def test_ack_deletes_and_sends_a_delivered_receipt(site: Site) -> None:
     alice, bob = site.user("alice"), site.user("bob", home=1)
     a, b = await site.connect(alice), await site.connect(bob)
@@ -178,7 +170,6 @@ async def test_ack_deletes_and_sends_a_delivered_receipt(site: Site) -> None:
     }
 
 
-@pytest.mark.parametrize("site", RECEIPTS_ON_SITES, indirect=True)
 async def test_receipt_waits_for_an_offline_sender(site: Site) -> None:
     # Given alice sent, then left
     alice, bob = site.user("alice"), site.user("bob", home=1)
@@ -202,7 +193,6 @@ async def test_receipt_waits_for_an_offline_sender(site: Site) -> None:
     assert (await a2.next_of("syncDone"))["count"] == 0
 
 
-@pytest.mark.parametrize("site", RECEIPTS_ON_SITES, indirect=True)
 async def test_mark_seen_sends_a_seen_receipt(site: Site) -> None:
     alice, bob = site.user("alice"), site.user("bob", home=1)
     a, b = await site.connect(alice), await site.connect(bob)
@@ -217,7 +207,6 @@ async def test_mark_seen_sends_a_seen_receipt(site: Site) -> None:
 # --- presence and keys ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("site", PRESENCE_ON_SITES, indirect=True)
 async def test_presence_answers_and_follows_changes(site: Site) -> None:
     # Given bob registered and offline
     alice, bob = site.user("alice"), site.user("bob", home=1)

@@ -16,8 +16,11 @@
 // - Keys: pinned on first use (getKeys); different keys later are refused (KeyChanged)
 //   until the user compares the safety number and calls `trust`.
 // - Connection: `sync` (paged, batched) after every (re)connect, presence subscriptions
-//   renewed, presence visible to contacts only (the people the user chats with), pings,
-//   reconnects, make-before-break, the directory and home cells (§6).
+//   renewed, pings, reconnects, make-before-break, the directory and home cells (§6).
+// - Presence: ours is visible to our contacts only (the people we wrote to), told to the
+//   server before our first message to someone new and, on every connection, before the
+//   outbox goes; a subscribed peer who looks unknown (we were not their contact) and then
+//   writes to us is asked again, once per connection.
 
 import {
   decodePlaintext,
@@ -104,6 +107,7 @@ export class MessengerClient extends Emitter {
     this.syncCount = 0;
     this.verified = new Set(); // peers whose keys we checked on this connection
     this.subscriptions = new Set();
+    this.askedAgain = new Set(); // hidden peers asked again on this connection
     this.presenceOf = new Map();
     this.contactsSent = null;
     this.lastSentAt = history.lastSentAt();
@@ -181,6 +185,12 @@ export class MessengerClient extends Emitter {
     encodePlaintext(text); // too long: refused before anything else happens
     checkUserId(peer);
     const keys = await this.#keysForSending(peer);
+    const contacts = this.contacts();
+    if (!contacts.includes(peer) && this.connection.session) {
+      // The peer may see us from now on: the server hears it before the message, so that
+      // they see us when it reaches them (offline, the next connection tells it first).
+      await this.#sendVisibility([peer, ...contacts].slice(0, MAX_CONTACTS)).catch((error) => this.#quietly(error));
+    }
     const messageId = ulid();
     const sentAt = this.#nextSentAt();
     const frame = sendMessageFrame(this.identity, keys, messageId, text, sentAt);
@@ -210,7 +220,6 @@ export class MessengerClient extends Emitter {
     const pinned = this.history.pinned(peer);
     if (!pinned) {
       await this.history.pin(offered);
-      this.#contactsChanged();
     } else if (!pinned.equals(offered)) {
       const changed = new KeyChanged(peer, pinned.fingerprint(), offered.fingerprint());
       this.emit('keyChanged', { peer, pinned: changed.pinnedFingerprint, offered: changed.offeredFingerprint });
@@ -303,14 +312,10 @@ export class MessengerClient extends Emitter {
     return this.presenceOf.get(userId) ?? null;
   }
 
-  /** The people whose keys we pinned: those we chat with, latest first (at most 1,000). */
+  /** The people we wrote to (at most 1,000, the most recent), sorted: those who may see
+   * our presence. Someone who only wrote to us is not one. */
   contacts() {
-    return this.history
-      .conversations()
-      .map((conversation) => conversation.peer)
-      .filter((peer) => this.history.pinned(peer))
-      .slice(0, MAX_CONTACTS)
-      .sort();
+    return this.history.peersWrittenTo(MAX_CONTACTS).sort();
   }
 
   /** Whether the server's protocol has this action (a newer SDK on an older server). */
@@ -318,14 +323,11 @@ export class MessengerClient extends Emitter {
     return this.schemas.has(`client.${action}`);
   }
 
-  #contactsChanged() {
-    if (this.connection.session) this.#sendVisibility().catch((error) => this.#quietly(error));
-  }
-
-  async #sendVisibility() {
+  /** Tell the server who may see our presence, unless this connection did already. */
+  async #sendVisibility(wanted = this.contacts()) {
     const visibility = this.settings.presenceVisibility;
     if (!visibility || !this.supports('setPresenceVisibility')) return;
-    const contacts = visibility === 'contacts' ? this.contacts() : [];
+    const contacts = visibility === 'contacts' ? [...wanted].sort() : [];
     const key = `${visibility}:${contacts.join(',')}`;
     if (key === this.contactsSent) return;
     const frame = { action: 'setPresenceVisibility', visibility };
@@ -389,20 +391,28 @@ export class MessengerClient extends Emitter {
     return withQuery(url, signedConnectQuery(this.identity, Date.now()));
   }
 
-  /** Every new connection: sync, renew subscriptions, contacts, seen marks, the outbox. */
+  /** Every new connection: sync, renew subscriptions, seen marks, and who may see us; the
+   * outbox goes once the server has our visibility (`session.ready`), so that no message
+   * of ours reaches a peer who could not see us yet. */
   async #onOpen(session) {
     this.synced = false;
     this.syncCount = 0;
     this.verified.clear();
     this.contactsSent = null;
-    this.connection.send({ action: 'sync', batch: true });
-    for (const chunk of chunks([...this.subscriptions], MAX_IDS_PER_FRAME)) {
-      // The answers refresh the presence cache through #onPresence.
-      this.connection.send({ action: 'getPresence', userIds: chunk, subscribe: true });
+    this.askedAgain.clear();
+    // Best effort (the next connection tries again), and never in the way of the sync.
+    const visibility = this.#sendVisibility().catch((error) => this.#quietly(error));
+    try {
+      this.connection.send({ action: 'sync', batch: true });
+      for (const chunk of chunks([...this.subscriptions], MAX_IDS_PER_FRAME)) {
+        // The answers refresh the presence cache through #onPresence.
+        this.connection.send({ action: 'getPresence', userIds: chunk, subscribe: true });
+      }
+      await this.#reportSeen();
+    } finally {
+      await visibility;
     }
-    await this.#reportSeen();
     this.outbox.wake();
-    if (session === this.connection.session) await this.#sendVisibility();
   }
 
   #onStatus(status) {
@@ -532,7 +542,24 @@ export class MessengerClient extends Emitter {
     const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
     const stored = await this.history.addIncoming(sender, messageId, text, sentAt, serverTs);
     this.acks.add(itemId);
-    if (stored) this.emit('message', { message: stored });
+    if (stored) {
+      this.emit('message', { message: stored });
+      this.#askAgainIfHidden(sender);
+    }
+  }
+
+  /** A message from a peer we subscribed to but cannot see: they may just have made us a
+   * contact by writing, so ask again (subscribing), once per peer per connection. */
+  #askAgainIfHidden(peer) {
+    const known = this.presenceOf.get(peer);
+    const hidden = known && !known.online && known.lastSeen === null;
+    if (!hidden || !this.subscriptions.has(peer) || this.askedAgain.has(peer)) return;
+    this.askedAgain.add(peer);
+    try {
+      this.connection.send({ action: 'getPresence', userIds: [peer], subscribe: true });
+    } catch (error) {
+      this.#quietly(error); // the next connection subscribes anew
+    }
   }
 
   async #reject(itemId, sender, messageId, sentAt, problem) {

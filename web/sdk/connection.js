@@ -50,6 +50,9 @@ class Session {
     this.openedAt = now;
     this.lastSent = now;
     this.pingSentAt = null;
+    // Resolved once the client has set the session up (`onOpen` done): the outbox waits.
+    this.readySignal = deferred();
+    this.ready = this.readySignal.promise;
     this.endedSignal = deferred();
     this.ended = this.endedSignal.promise;
   }
@@ -237,7 +240,8 @@ export class Connection {
       .then(() => this.onOpen(session))
       .catch((error) => {
         if (!(error instanceof NotConnected)) this.log.error('setting up the new connection failed', error);
-      });
+      })
+      .finally(() => session.readySignal.resolve());
   }
 
   #read(session, data) {

@@ -140,6 +140,15 @@ export class History {
     return waiting.sort(byTime)[0] ?? null;
   }
 
+  /** The people we sent a message to, the most recent first (at most `limit`). */
+  peersWrittenTo(limit) {
+    const latest = new Map();
+    for (const record of this.messages.values()) {
+      if (record.outgoing) latest.set(record.peer, Math.max(latest.get(record.peer) ?? 0, record.sentAt));
+    }
+    return [...latest].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([peer]) => peer);
+  }
+
   lastSentAt() {
     let last = 0;
     for (const record of this.messages.values()) if (record.outgoing) last = Math.max(last, record.sentAt);
@@ -161,9 +170,15 @@ export class History {
     return moved;
   }
 
+  /** Refused for good: a pending message fails; a refused resend stays as it was (sent)
+   * and is not sent again. True if the message failed. */
   async markFailed(messageId, error) {
     const record = this.own(messageId);
-    if (!record || record.status !== Status.PENDING) return false;
+    if (!record) return false;
+    if (record.status !== Status.PENDING) {
+      if (record.resend) await this.#save({ ...record, resend: false });
+      return false;
+    }
     await this.#save({ ...record, status: Status.FAILED, error, resend: false });
     return true;
   }

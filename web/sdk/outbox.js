@@ -4,7 +4,7 @@
 // One loop sends the oldest message to send, waits for its `ack`, and only then goes on
 // to the next, so the server queues our messages in the order we wrote them. Without an
 // answer the same frame goes again, backing off; on a new connection it goes again at
-// once. A resend is harmless: the server answers it with the same ack and never delivers
+// once (once the connection is set up: `session.ready`). A resend is harmless: the server answers it with the same ack and never delivers
 // it twice while it holds it.
 
 import { NotConnected, SendRefused, UnknownUser } from './errors.js';
@@ -103,6 +103,9 @@ export class Outbox {
     while (this.history.needsSending(messageId) && !this.stopped.settled) {
       const session = await this.connection.waitSession();
       if (!session) return;
+      // A new connection first tells who may see us (the client's onOpen), then we send.
+      await firstOf([session.ready, session.ended, this.stopped.promise], this.resendCap);
+      if (session.isEnded) continue;
       const outcome = deferred();
       this.head = { messageId, outcome };
       try {

@@ -245,3 +245,48 @@ test('given an unknown user, then sending to them says so and nothing is stored'
   await assert.rejects(alice.send('nobody', 'hi'), UnknownUser);
   assert.deepEqual(alice.messages('nobody'), []);
 });
+
+test('given a stranger who writes, then they are no contact; writing to them tells the server first, then the message', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  server.send(server.live[0], messageItem(carol, alice.identity, 'hi, I am carol'));
+  await alice.next('message');
+  assert.deepEqual(alice.contacts(), []);
+  await alice.send('carol', 'hello carol');
+  await server.until(() => server.framesOf('sendMessage').length === 1);
+  const order = server.received.map(({ frame }) => frame.action).filter((action) => action === 'setPresenceVisibility' || action === 'sendMessage');
+  assert.deepEqual(order, ['setPresenceVisibility', 'setPresenceVisibility', 'sendMessage']);
+  assert.deepEqual(server.framesOf('setPresenceVisibility').at(-1).frame.contacts, ['carol']);
+  assert.deepEqual(alice.contacts(), ['carol']);
+});
+
+test('given a subscribed peer who looks unknown, then a message from them asks again, once per connection', async () => {
+  const alice = await open();
+  await alice.waitSynced();
+  const [hidden] = await alice.getPresence(['carol'], { subscribe: true });
+  assert.deepEqual(hidden, { userId: 'carol', online: false, lastSeen: 1000 });
+  server.send(server.live[0], { type: 'presence', users: [{ userId: 'carol', online: false, lastSeen: null }] });
+  await alice.next('presence');
+  server.send(server.live[0], messageItem(carol, alice.identity, 'one'));
+  server.send(server.live[0], messageItem(carol, alice.identity, 'two'));
+  await server.until(() => alice.messages('carol').length === 2, 5000, 'both messages');
+  await server.until(() => server.framesOf('getPresence').length === 2, 5000, 'the second look');
+  assert.deepEqual(server.framesOf('getPresence')[1].frame, { action: 'getPresence', userIds: ['carol'], subscribe: true });
+  assert.equal(server.framesOf('getPresence').length, 2);
+});
+
+test('given a resend after a new epoch that the server refuses, then it is not sent again and again', async () => {
+  let epoch = 'e1';
+  server.handlers.sync = () => ({ type: 'syncDone', count: 0, more: false, epoch });
+  const alice = await open();
+  await alice.waitSynced();
+  const sent = await alice.send('bob', 'only sent');
+  await alice.waitSent(sent.messageId);
+  server.handlers.sendMessage = () => ({ type: 'error', code: 'UNKNOWN_RECIPIENT', message: 'no bob here', ref: sent.messageId });
+  epoch = 'e2';
+  server.live[0].socket.terminate();
+  await server.until(() => server.framesOf('sendMessage').length === 2, 5000, 'the resend');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(server.framesOf('sendMessage').length, 2);
+  assert.equal(alice.messages('bob')[0].status, 'sent');
+});
