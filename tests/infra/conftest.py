@@ -228,3 +228,50 @@ def cells_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized
 def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
     synthesized: SynthesizedCells = request.getfixturevalue(request.param)
     return synthesized
+
+
+# --- Standbys (PROTOCOL.md §7) ------------------------------------------------------
+
+# The README's two cells, c0 with a standby in another region of its account.
+STANDBY_DEV_CONTEXT: dict[str, Any] = {
+    **CELLS_DEV_CONTEXT,
+    "standby:c0": f"{C0_ACCOUNT}/us-west-2",
+}
+# prod, the standby's cell outside the directory's account, switching over by itself.
+STANDBY_PROD_CONTEXT: dict[str, Any] = {
+    "env": "prod",
+    "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
+    "standby:c1": f"{C1_ACCOUNT}/eu-central-1",
+    "autoFailover": "true",
+}
+
+
+def synthesize_standby(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
+    """An app of cells with standbys: the cells' stacks, the directory's and the standbys'."""
+    synthesized = synthesize_cells(context, outdir)
+    app_stacks = [
+        path.name.removesuffix(".template.json") for path in outdir.glob("*.template.json")
+    ]
+    for name in app_stacks:
+        if name.endswith("-standby"):
+            document = json.loads((outdir / f"{name}.template.json").read_text())
+            synthesized.stacks[name] = Synthesized(
+                config=synthesized.config,
+                outdir=outdir,
+                template=Template.from_json(document),
+                json=document,
+                validation_report=synthesized.validation_report,
+                acknowledgements=synthesized.acknowledgements,
+                stack_name=name,
+            )
+    return synthesized
+
+
+@pytest.fixture(scope="session")
+def standby_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_standby(STANDBY_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-standby-dev"))
+
+
+@pytest.fixture(scope="session")
+def standby_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_standby(STANDBY_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-standby-prod"))
