@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load"]
+BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "standby"]
 # The full-size load run takes minutes and a thousand sockets: it runs when named.
 DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency"]
 
