@@ -7,6 +7,10 @@ sample: find the recipient's connections by scanning a connections table.
 
 An operation's own counts never include the presence function it hands a change to (its
 one `lambda.Invoke`): that function runs on its own, and is measured on its own.
+
+A send between users of two cells runs on two cells' tables (messenger_local.cells_harness):
+it is counted in each cell, with the one Relay `Invoke` between them, next to the same
+send within one cell.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
+from messenger_local.cells_harness import cells_harness, id_homed_in
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (
     Ack,
@@ -303,14 +308,13 @@ def get_presence(h: Harness, c: CallCounter, registered: int, unknown: int) -> C
     return calls
 
 
+SAME_CELL_SEND = "sendMessage, recipient online, 1 connection"
+
 SCENARIOS = [
     Scenario("connect, new user (authorizer + $connect)", connect_new),
     Scenario("connect, known user (authorizer + $connect)", connect_known),
     Scenario("disconnect", disconnect),
-    Scenario(
-        "sendMessage, recipient online, 1 connection",
-        partial(send_message, recipient_connections=1),
-    ),
+    Scenario(SAME_CELL_SEND, partial(send_message, recipient_connections=1)),
     Scenario(
         "sendMessage, recipient online, 3 connections",
         partial(send_message, recipient_connections=3),
@@ -346,6 +350,44 @@ SCENARIOS = [
     ),
     Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
+
+
+@dataclass
+class CrossCellSend:
+    """A sendMessage from a user of c0 to an online user of c1: each cell's calls. The
+    sender's cell's count includes the Relay Invoke; the recipient's cell's is its Relay's."""
+
+    sender_cell: Counter[str]
+    home_cell: Counter[str]
+
+    @property
+    def total(self) -> Counter[str]:
+        return self.sender_cell + self.home_cell
+
+    @property
+    def invocations(self) -> int:
+        """Lambda invocations: the sender's route function and the peer's Relay."""
+        return 2
+
+
+def cross_cell_send() -> CrossCellSend:
+    alice = BenchUser.generate(id_homed_in("c0", "alice"))
+    bob = BenchUser.generate(id_homed_in("c1", "bob"))
+    with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
+        sender, home = cells["c0"], cells["c1"]
+        a = sender.connect(alice)
+        home.connect(bob)
+        in_sender, in_home = CallCounter(), CallCounter()
+        instrument(sender, in_sender)
+        instrument(home, in_home)
+        relayed = len(cells.invokes.calls)
+        frame = sender.message(a, bob, "hello", "msg-cross-0001")
+        with in_sender.measuring() as sender_calls, in_home.measuring() as home_calls:
+            reply = sender.send(a, frame)
+        assert reply is not None and reply["type"] == FrameType.ACK, reply
+        # The Relay Invoke is answered by the cells' own hook, before the counter's.
+        sender_calls["lambda.Invoke"] += len(cells.invokes.calls) - relayed
+    return CrossCellSend(sender_calls, home_calls)
 
 
 def scan_design_send(h: Harness, c: CallCounter, users: int) -> Counter[str]:
@@ -428,6 +470,16 @@ def main(argv: list[str] | None = None) -> int:
         f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
         f"{'yes' if identical else 'NO'}"
     )
+    across = cross_cell_send()
+    print("\nsendMessage across cells (c0 -> c1), recipient online, 1 connection; vs one cell:")
+    rows = {
+        "in the sender's cell (c0)": across.sender_cell,
+        "in its home cell (c1, Relay)": across.home_cell,
+        "both cells": across.total,
+        "BASELINE within one cell": runs[sizes[0]][SAME_CELL_SEND],
+    }
+    for label, calls in rows.items():
+        print(f"  {label:<28} {summary(calls)}")
     return 0 if identical else 1
 
 

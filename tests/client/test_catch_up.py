@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,17 +15,24 @@ from nacl.utils import random as random_bytes
 
 from messenger_client.client import MessengerClient
 from messenger_client.events import EpochChanged, MessageAdded, Synced
-from messenger_local import LocalStack
+from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.encoding import b64url_decode, b64url_encode
 from tests.client.conftest import MakeClient
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import Connect
+from tests.support.stack_fixtures import MANY_REGISTRATIONS, Connect
 
 pytestmark = pytest.mark.e2e
 
 SENDERS = 40
 PER_SENDER = 50
 SENT_AT = 1_764_190_000_000
+
+
+@pytest.fixture
+async def stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
+    """The test's stack, letting its 41 users all register from loopback."""
+    async with LocalStack(aws=shared_aws, environment=MANY_REGISTRATIONS) as running:
+        yield running
 
 
 def sealed(sender: TestUser, recipient: MessengerClient, text: str, index: int) -> dict[str, Any]:

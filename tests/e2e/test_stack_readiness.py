@@ -19,6 +19,7 @@ from messenger.dal.users import PROFILE, user_key
 from messenger_local import EmbeddedAws, LocalStack
 from tests.support.identities import TestUser
 from tests.support.local_command import messenger_local
+from tests.support.stack_fixtures import MANY_REGISTRATIONS
 from tests.support.ws_client import WsClient, connect_as, open_socket, signed_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,7 +55,9 @@ async def test_a_burst_of_closes_runs_every_disconnect(shared_aws: EmbeddedAws) 
     # the workers busy for longer than that), 300 users connected and three watchers
     # subscribed to their presence
     workers = 2
-    async with LocalStack(aws=shared_aws, workers=workers, integration_timeout=1.0) as stack:
+    async with LocalStack(
+        aws=shared_aws, workers=workers, integration_timeout=1.0, environment=MANY_REGISTRATIONS
+    ) as stack:
         users = [TestUser(f"burst{number}") for number in range(BURST)]
         # No more handshakes at once than workers: only the closes make a burst.
         gate = asyncio.Semaphore(workers)

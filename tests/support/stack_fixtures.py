@@ -16,11 +16,16 @@ from typing import Any
 
 import pytest
 
+from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
 
 Connect = Callable[..., Awaitable[WsClient]]
+
+# Every test user registers from loopback: a test that registers more users than the
+# per-address hourly limit (30) gives its stack this environment.
+MANY_REGISTRATIONS = {Env.REGISTRATIONS_PER_IP_PER_HOUR.value: "1000000"}
 
 
 @pytest.fixture(scope="session")
