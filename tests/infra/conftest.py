@@ -177,7 +177,8 @@ CELLS_PROD_CONTEXT: dict[str, Any] = {
 
 @dataclass
 class SynthesizedCells:
-    """An app of several cells: each cell's stack, the directory's, and the app's checks."""
+    """An app of several cells: each cell's stack (and standby's), the directory's, and the
+    app's checks."""
 
     config: DeploymentConfig
     cells: CellsConfig
@@ -207,6 +208,7 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     cells = cells_from_context(get)
     assert cells is not None
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
+    names += [config.standby_stack_name(cell.cell_id) for cell in cells.cells if cell.standby]
     stacks = {
         name: stack_of(app, config, outdir, name) for name in [*names, config.directory_stack_name]
     }
@@ -246,32 +248,11 @@ STANDBY_PROD_CONTEXT: dict[str, Any] = {
 }
 
 
-def synthesize_standby(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
-    """An app of cells with standbys: the cells' stacks, the directory's and the standbys'."""
-    synthesized = synthesize_cells(context, outdir)
-    app_stacks = [
-        path.name.removesuffix(".template.json") for path in outdir.glob("*.template.json")
-    ]
-    for name in app_stacks:
-        if name.endswith("-standby"):
-            document = json.loads((outdir / f"{name}.template.json").read_text())
-            synthesized.stacks[name] = Synthesized(
-                config=synthesized.config,
-                outdir=outdir,
-                template=Template.from_json(document),
-                json=document,
-                validation_report=synthesized.validation_report,
-                acknowledgements=synthesized.acknowledgements,
-                stack_name=name,
-            )
-    return synthesized
-
-
 @pytest.fixture(scope="session")
 def standby_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_standby(STANDBY_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-standby-dev"))
+    yield synthesize_cells(STANDBY_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-standby-dev"))
 
 
 @pytest.fixture(scope="session")
 def standby_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_standby(STANDBY_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-standby-prod"))
+    yield synthesize_cells(STANDBY_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-standby-prod"))
