@@ -249,7 +249,8 @@ class Messaging:
     ) -> None:
         """Store receipts for users of this cell, then hand each over live to its
         recipient's connections (never an alert). A recipient whose profile is not
-        given is read. Every receipt, local or relayed by a peer, goes through here."""
+        given is read. Every receipt, local or relayed by a peer, is stored by
+        `_store_receipts` and told by `_deliver_receipts` (an ack calls them apart)."""
         self._store_receipts(receipts)
         self._deliver_receipts(receipts, profiles)
 
