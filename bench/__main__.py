@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "scale"]
+BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "scale", "standby"]
 # The full-size load run takes minutes and a thousand sockets: it runs when named.
 DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency", "scale"]
 

@@ -177,7 +177,8 @@ CELLS_PROD_CONTEXT: dict[str, Any] = {
 
 @dataclass
 class SynthesizedCells:
-    """An app of several cells: each cell's stack, the directory's, and the app's checks."""
+    """An app of several cells: each cell's stack (and standby's), the directory's, and the
+    app's checks."""
 
     config: DeploymentConfig
     cells: CellsConfig
@@ -207,6 +208,7 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     cells = cells_from_context(get)
     assert cells is not None
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
+    names += [config.standby_stack_name(cell.cell_id) for cell in cells.cells if cell.standby]
     stacks = {
         name: stack_of(app, config, outdir, name) for name in [*names, config.directory_stack_name]
     }
@@ -228,3 +230,29 @@ def cells_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized
 def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
     synthesized: SynthesizedCells = request.getfixturevalue(request.param)
     return synthesized
+
+
+# --- Standbys (PROTOCOL.md §7) ------------------------------------------------------
+
+# The README's two cells, c0 with a standby in another region of its account.
+STANDBY_DEV_CONTEXT: dict[str, Any] = {
+    **CELLS_DEV_CONTEXT,
+    "standby:c0": f"{C0_ACCOUNT}/us-west-2",
+}
+# prod, the standby's cell outside the directory's account, switching over by itself.
+STANDBY_PROD_CONTEXT: dict[str, Any] = {
+    "env": "prod",
+    "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
+    "standby:c1": f"{C1_ACCOUNT}/eu-central-1",
+    "autoFailover": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def standby_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_cells(STANDBY_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-standby-dev"))
+
+
+@pytest.fixture(scope="session")
+def standby_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesize_cells(STANDBY_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-standby-prod"))

@@ -153,7 +153,12 @@ def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(
     for handler in (PUBLISH_HANDLER, PUBLISH_ENTRY_HANDLER):
         assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
     files = [
-        *(tmp_path / "messenger_directory").glob("*.py"),
+        # (failover.py runs from the failover's asset, below)
+        *(
+            path
+            for path in (tmp_path / "messenger_directory").glob("*.py")
+            if path.name != "failover.py"
+        ),
         tmp_path / "messenger_protocol" / "__init__.py",
         tmp_path / "messenger_protocol" / "cells.py",
     ]
@@ -161,6 +166,44 @@ def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(
         set(sys.stdlib_module_names)
         | RUNTIME_MODULES
         | {
+            "messenger_directory",
+            "messenger_protocol",
+        }
+    )
+    for path in files:
+        assert imported_modules(path) <= available, path
+
+
+def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path):
+    # When the failover's asset is bundled (PROTOCOL.md §7: the standby's Failover function)
+    bundling.CopyLocalBundling(bundling.FAILOVER_PACKAGES).try_bundle(str(tmp_path))
+
+    # Then it holds the directory's package, the messenger's and the protocol, no bytecode
+    assert {entry.name for entry in tmp_path.iterdir()} == {
+        "messenger",
+        "messenger_directory",
+        "messenger_protocol",
+    }
+    assert not list(tmp_path.rglob("__pycache__"))
+    # And the switch imports nothing the asset or Lambda's runtime lacks (no dependency of
+    # the messenger's functions is installed there)
+    from messenger_directory.failover import FAILOVER_HANDLER, PROBE_HANDLER
+
+    for handler in (FAILOVER_HANDLER, PROBE_HANDLER):
+        assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
+    files = [
+        tmp_path / "messenger_directory" / "failover.py",
+        tmp_path / "messenger_directory" / "store.py",
+        tmp_path / "messenger" / "dal" / "cell_generation.py",
+        tmp_path / "messenger" / "dal" / "errors.py",
+        tmp_path / "messenger" / "logic" / "epoch.py",
+        tmp_path / "messenger" / "logic" / "clock.py",
+    ]
+    available = (
+        set(sys.stdlib_module_names)
+        | RUNTIME_MODULES
+        | {
+            "messenger",
             "messenger_directory",
             "messenger_protocol",
         }

@@ -19,6 +19,7 @@ from tests.infra.conftest import (
     NO_BUNDLING,
     PROD_CONTEXT,
     REGION,
+    STANDBY_PROD_CONTEXT,
     Synthesized,
     SynthesizedCells,
 )
@@ -29,9 +30,13 @@ pytestmark = pytest.mark.infra
 CFN_LINT_ACCEPTED_WARNINGS = {"W3005"}
 
 
-@pytest.fixture(scope="session", params=["dev", "prod", "cells_dev", "cells_prod"])
+@pytest.fixture(
+    scope="session",
+    params=["dev", "prod", "cells_dev", "cells_prod", "standby_dev", "standby_prod"],
+)
 def each_app(request: pytest.FixtureRequest) -> Synthesized | SynthesizedCells:
-    """Every app the tests synthesize: one cell (dev, prod) and several (PROTOCOL.md §6)."""
+    """Every app the tests synthesize: one cell (dev, prod), several (PROTOCOL.md §6), and
+    cells with a standby (§7)."""
     synthesized: Synthesized | SynthesizedCells = request.getfixturevalue(request.param)
     return synthesized
 
@@ -60,8 +65,8 @@ def test_given_an_acknowledgement_then_it_names_one_finding_and_says_why(each_ap
 
 @pytest.mark.parametrize(
     "context",
-    [PROD_CONTEXT, CELLS_DEV_CONTEXT, CELLS_PROD_CONTEXT],
-    ids=["prod", "cells-dev", "cells-prod"],
+    [PROD_CONTEXT, CELLS_DEV_CONTEXT, CELLS_PROD_CONTEXT, STANDBY_PROD_CONTEXT],
+    ids=["prod", "cells-dev", "cells-prod", "standby-prod"],
 )
 def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_finding(
     tmp_path, monkeypatch, context
@@ -102,7 +107,10 @@ def test_given_the_acknowledgements_removed_then_they_were_each_covering_a_real_
 def test_given_cfn_lint_then_every_template_has_no_error_and_no_unexplained_warning(each_app):
     # Here in the regions the templates are for; every supported region: test_regions.py
     regions = (
-        sorted({cell.region for cell in each_app.cells.cells})
+        sorted(
+            {cell.region for cell in each_app.cells.cells}
+            | {cell.standby.region for cell in each_app.cells.cells if cell.standby}
+        )
         if isinstance(each_app, SynthesizedCells)
         else [REGION]
     )

@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from messenger.config import LOCAL_CELL_EPOCH
 from messenger.contract import TABLES, Env
+from messenger.logic.epoch import epoch_name
 from messenger_local import EmbeddedAws, LocalStack
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
@@ -129,10 +131,11 @@ class Site:
         return user_homed_in(cells[home], name, cells) if cells else TestUser(name)
 
     def epoch_of(self, user: TestUser) -> str:
-        """The epoch of the user's home (in every syncDone it sends)."""
+        """The epoch of the user's home (in every syncDone it sends): "local#0" without
+        cells, "local-c1#0" in c1 (no failover switched it yet)."""
         if not self.stack.cell_ids:
-            return "local"
-        return f"local-{self.stack.home_of(user.user_id)}"
+            return epoch_name(LOCAL_CELL_EPOCH, 0)
+        return epoch_name(f"{LOCAL_CELL_EPOCH}-{self.stack.home_of(user.user_id)}", 0)
 
 
 @pytest.fixture(params=[ONE_CELL, TWO_CELLS])

@@ -167,13 +167,15 @@ class Messaging:
                     for sender in senders
                 ]
                 self._relayed_peers().store_receipts(cell, receipts)
-        self._queue_receipts(
-            [
-                self._receipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, now_ns)
-                for sender in by_cell.get(None, [])
-            ]
-        )
+        local = [
+            self._receipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, now_ns)
+            for sender in by_cell.get(None, [])
+        ]
+        self._store_receipts(local)
         self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
+        # Only now, with the messages gone: a failure telling the senders live leaves
+        # their receipts queued for their next sync, and nothing to acknowledge again.
+        self._deliver_receipts(local)
 
     # --- markSeen ------------------------------------------------------------------
 
@@ -247,11 +249,21 @@ class Messaging:
     ) -> None:
         """Store receipts for users of this cell, then hand each over live to its
         recipient's connections (never an alert). A recipient whose profile is not
-        given is read. Every receipt, local or relayed by a peer, goes through here."""
+        given is read. Every receipt, local or relayed by a peer, is stored by
+        `_store_receipts` and told by `_deliver_receipts` (an ack calls them apart)."""
+        self._store_receipts(receipts)
+        self._deliver_receipts(receipts, profiles)
+
+    def _store_receipts(self, receipts: Sequence[QueuedReceipt]) -> None:
+        if receipts:
+            self._queue.store_receipts(receipts)
+            count(Metric.RECEIPTS_QUEUED, len(receipts))
+
+    def _deliver_receipts(
+        self, receipts: Sequence[QueuedReceipt], profiles: Mapping[str, Profile] | None = None
+    ) -> None:
         if not receipts:
             return
-        self._queue.store_receipts(receipts)
-        count(Metric.RECEIPTS_QUEUED, len(receipts))
         live = 0
         for receipt in receipts:
             profile = (profiles or {}).get(receipt.recipient) or self._users.get_profile(

@@ -1,0 +1,154 @@
+"""The operator's failover command (PROTOCOL.md §7, docs/availability.md: the runbook).
+
+    python -m infra.failover switch c0 --to standby [--env prod] [-c KEY=VALUE ...]
+    python -m infra.failover switch c0 --to primary --env prod      # failing back
+
+The cells and standbys are the app's own context (cdk.json, plus `-c` as given to
+`cdk deploy`); the URL and table of the side switched to are read from its stack's
+outputs (`WebSocketUrl`, `UsersTableName`) and the directory's bucket from the directory
+stack's (`DirectoryBucketName`), with boto3. Only the target's region is asked anything:
+the other may be gone. The switch itself is `messenger_directory.failover.switch`, the
+same the standby's Failover function runs.
+
+Credentials: the profile's (`--profile`) for the cell's account; `--directory-profile`
+when the directory's bucket is in another account (the bucket admits only the cell's own
+entry-writing roles from there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+
+from infra.app import cdk_json_context
+from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
+from infra.directory import directory_location
+from messenger_directory.failover import (
+    CLIENT_CONFIG,
+    PRIMARY,
+    SIDES,
+    STANDBY,
+    CellSides,
+    DirectoryBucket,
+    Side,
+    Switched,
+    switch,
+)
+
+# (stack name, region) -> that stack's outputs
+OutputsOf = Callable[[str, str], Mapping[str, str]]
+
+
+def cloudformation_outputs(session: boto3.Session) -> OutputsOf:
+    def outputs_of(stack: str, region: str) -> Mapping[str, str]:
+        client = session.client("cloudformation", region_name=region, config=CLIENT_CONFIG)
+        (described,) = client.describe_stacks(StackName=stack)["Stacks"]
+        return {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]}
+
+    return outputs_of
+
+
+def cell_sides(
+    config: DeploymentConfig, cells: CellsConfig, cell_id: str, to: str, outputs_of: OutputsOf
+) -> CellSides:
+    """The side `to` of a cell, as its stack's outputs tell, and the directory's bucket."""
+    cell = next((cell for cell in cells.cells if cell.cell_id == cell_id), None)
+    if cell is None:
+        known = ", ".join(c.cell_id for c in cells.cells)
+        raise ValueError(f"no cell {cell_id!r} in this deployment (its cells: {known})")
+    if cell.standby is None:
+        raise ValueError(f"cell {cell_id} has no standby (-c standby:{cell_id}=ACCOUNT/REGION)")
+    stack, region = (
+        (config.standby_stack_name(cell_id), cell.standby.region)
+        if to == STANDBY
+        else (config.cell_stack_name(cell_id), cell.region)
+    )
+    outputs = outputs_of(stack, region)
+    location = directory_location(config.env, cells)
+    directory = outputs_of(config.directory_stack_name, location.region)
+    return CellSides(
+        cell_id=cell_id,
+        sides={to: Side(region, outputs["UsersTableName"], outputs["WebSocketUrl"])},
+        directory=DirectoryBucket(
+            directory["DirectoryBucketName"], location.region, location.account
+        ),
+    )
+
+
+def run_switch(
+    context: Mapping[str, Any],
+    cell_id: str,
+    to: str,
+    session: boto3.Session,
+    directory_session: boto3.Session,
+) -> Switched:
+    """Switch a cell of the deployment `context` describes (cdk.json's context first)."""
+    merged = {**cdk_json_context(), **context}
+    config = config_from_context(merged.get)
+    cells = cells_from_context(merged.get)
+    if cells is None:
+        raise ValueError("no cells in the context: pass -c cells=... as to cdk deploy")
+    sides = cell_sides(config, cells, cell_id, to, cloudformation_outputs(session))
+    return switch(
+        sides,
+        to,
+        dynamodb_for=lambda region: session.client(
+            "dynamodb", region_name=region, config=CLIENT_CONFIG
+        ),
+        s3=directory_session.client("s3", region_name=sides.directory.region, config=CLIENT_CONFIG),
+    )
+
+
+def _context_entry(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not (key and equals):
+        raise argparse.ArgumentTypeError(f"-c takes KEY=VALUE, not {text!r}")
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.failover", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("switch", help="make a side of a cell the active one")
+    command.add_argument("cell", help="the cell, e.g. c0")
+    command.add_argument("--to", required=True, choices=SIDES, help=f"{STANDBY} or {PRIMARY}")
+    command.add_argument("--env", default=None, help="the deployment's env (default: dev)")
+    command.add_argument(
+        "-c", "--context", action="append", type=_context_entry, default=[], metavar="KEY=VALUE"
+    )
+    command.add_argument("--profile", default=None, help="AWS profile of the cell's account")
+    command.add_argument(
+        "--directory-profile", default=None, help="AWS profile of the directory's account"
+    )
+    arguments = parser.parse_args(argv)
+    context: dict[str, Any] = dict(arguments.context)
+    if arguments.env:
+        context["env"] = arguments.env
+    session = boto3.Session(profile_name=arguments.profile)
+    directory_session = (
+        boto3.Session(profile_name=arguments.directory_profile)
+        if arguments.directory_profile
+        else session
+    )
+    try:
+        switched = run_switch(context, arguments.cell, arguments.to, session, directory_session)
+    except ValueError as error:
+        print(f"failover: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(switched.summary()))
+    if not switched.bumped:
+        print(
+            f"{switched.to} was already the active side of {switched.cell_id}: "
+            "its epoch is unchanged; the directory entry was written again",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
