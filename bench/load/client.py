@@ -114,7 +114,7 @@ class LoadClient:
         """
         for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
             # Signed anew each time: a nonce is good once, even for a refused handshake.
-            url = self.user.signed_url(self.run.ws_url, with_keys=first)
+            url = self.user.signed_url(self.run.url_of(self.user_id), with_keys=first)
             try:
                 socket = await open_socket(url, open_timeout=OPEN_TIMEOUT_SECONDS)
                 break

@@ -21,8 +21,9 @@ from bench.load.report import LoadResult, report
 from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, loopback_stack
 from bench.protocol_client import BenchUser
 from messenger.contract import Env
-from messenger_local import EmbeddedAws
+from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
+from messenger_local.cells_harness import id_homed_in
 from messenger_local.lambdas import DEFAULT_WORKERS
 
 FULL_USERS = 1_000
@@ -61,6 +62,9 @@ class LoadConfig:
     # Sends outstanding at once across all clients: the offered load. Every connection
     # stays open (and receives) throughout; this only paces how many wait for an ack.
     in_flight: int = DEFAULT_IN_FLIGHT
+    # None: a stack without cells. N: N cells (PROTOCOL.md §6), the users spread evenly
+    # over them, so that about (N-1)/N of the random pairs cross cells (half with 2).
+    cells: int | None = None
 
 
 class LoadRun:
@@ -69,19 +73,23 @@ class LoadRun:
     def __init__(
         self,
         config: LoadConfig,
-        ws_url: str,
+        url_of: Callable[[str], str],
         settle: Callable[[], Awaitable[None]],
         progress: Callable[[str], None] | None = None,
+        home_of: Callable[[str], str | None] = lambda user_id: None,
     ) -> None:
+        """`url_of(user_id)`: where that user connects (their home cell, with cells);
+        `home_of(user_id)`: their home cell (None without cells)."""
         self.config = config
-        self.ws_url = ws_url
+        self.url_of = url_of
+        self.home_of = home_of
         self.settle = settle
         self.progress = progress or (lambda line: None)
         self.rng = random.Random(config.seed)
         # Fresh user ids each run: a `messenger local` that ran before still knows the
         # old ones (with other keys).
         run_id = os.urandom(3).hex()
-        users = [BenchUser.generate(f"load-{run_id}-{i:05d}") for i in range(config.users)]
+        users = [BenchUser.generate(user_id) for user_id in user_ids(run_id, config)]
         self.clients = {user.user_id: LoadClient(self, user) for user in users}
         self.plan = plan_messages(users, config.messages, self.rng)
         self.ledger = {sent.key: sent for sent in self.plan}
@@ -91,6 +99,12 @@ class LoadRun:
         self._churn_due: list[tuple[float, int, asyncio.Future[None]]] = []
         self.timings: dict[str, float] = {}
         self.peak_connections = 0
+
+    def cross_cell(self) -> list[Sent]:
+        """The planned messages whose recipient lives in another cell than their sender."""
+        return [
+            sent for sent in self.plan if self.home_of(sent.sender) != self.home_of(sent.recipient)
+        ]
 
     async def connect_all(self) -> None:
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
@@ -200,6 +214,15 @@ class LoadRun:
         )
 
 
+def user_ids(run_id: str, config: LoadConfig) -> list[str]:
+    """The run's user ids; with cells, user i at home in cell i mod N."""
+    names = [f"load-{run_id}-{i:05d}" for i in range(config.users)]
+    if config.cells is None:
+        return names
+    cells = tuple(f"c{number}" for number in range(config.cells))
+    return [id_homed_in(cells[i % len(cells)], name, cells) for i, name in enumerate(names)]
+
+
 # --- driving it -----------------------------------------------------------------------------
 
 
@@ -238,23 +261,35 @@ async def run_local(
         rate_burst=config.rate_burst,
         aws=aws,
         workers=config.workers,
+        cells=config.cells,
     )
     async with asyncio.timeout(config.timeout), stack:
 
         async def settle() -> None:
             await stack.settled(timeout=120.0)
 
-        run = LoadRun(config, stack.ws_url, settle, progress)
+        if config.cells is None:
+            run = LoadRun(config, lambda user_id: stack.ws_url, settle, progress)
+        else:
+            run = LoadRun(config, stack.home_url, settle, progress, stack.home_of)
         rounds = await drive(run)
         await stack.settled(timeout=60.0)
-        left = await asyncio.to_thread(
-            queue_partitions,
-            stack.aws.client("dynamodb"),
-            stack.table_names[Env.QUEUE_TABLE.value],
-            sorted(run.clients),
-        )
+        left = await asyncio.to_thread(queued_left, stack, sorted(run.clients))
         wall = time.perf_counter() - started
         return report(run, check_run(run.plan, run.tally, left), stack, rounds, wall)
+
+
+def queued_left(stack: LocalStack, user_ids: list[str]) -> dict[str, int]:
+    """What each user still has queued: in their home cell's queue, with cells."""
+    dynamodb = stack.aws.client("dynamodb")
+    if not stack.cell_ids:
+        return queue_partitions(dynamodb, stack.table_names[Env.QUEUE_TABLE.value], user_ids)
+    left: dict[str, int] = {}
+    for cell in stack.cell_ids:
+        table = stack.cell(cell).table_names[Env.QUEUE_TABLE.value]
+        homed = [user_id for user_id in user_ids if stack.home_of(user_id) == cell]
+        left |= queue_partitions(dynamodb, table, homed)
+    return left
 
 
 async def run_remote(
@@ -273,7 +308,7 @@ async def run_remote(
         await asyncio.sleep(0.5)
 
     async with asyncio.timeout(config.timeout):
-        run = LoadRun(config, url, settle, progress)
+        run = LoadRun(config, lambda user_id: url, settle, progress)
         rounds = await drive(run)
         left = None
         if aws_endpoint and queue_table:
