@@ -63,6 +63,11 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def busy(self) -> bool:
+        """Whether background work (an invocation, a $disconnect) is still running."""
+        return bool(self._tasks)
+
     async def settle(self, timeout: float) -> None:
         """Wait until no invocation is in flight; TimeoutError if that takes too long."""
         async with asyncio.timeout(timeout):

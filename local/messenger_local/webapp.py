@@ -5,6 +5,9 @@ GET /config.js      where the page connects, as a module the page imports: this 
                     WebSocket URL on the origin the page came from (the request's Host),
                     so a page opened as http://127.0.0.1:8080/ connects to
                     ws://127.0.0.1:8080/local
+                    (with cells, the directory instead: {"directoryUrl":
+                    "http://127.0.0.1:8080/directory.json"}, and the page connects to
+                    the home cell it names)
 GET /config.json    the same, as JSON, for other clients
 GET /<file>         the app's other files (only those the build wrote, by exact name)
 
@@ -57,16 +60,35 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def add_web_routes(app: web.Application, stage: str, root: Path = WEB_DIST) -> None:
-    """Serve the built app at / on `app` (after the stage's own routes)."""
+def add_web_routes(
+    app: web.Application,
+    stage: str | None,
+    root: Path = WEB_DIST,
+    *,
+    directory_path: str | None = None,
+) -> None:
+    """Serve the built app at / on `app` (after the stage's own routes): connecting to
+    `stage`, or, given the directory's path (cells), to the home cell it names."""
+
+    def ws_url(request: web.Request, path: str) -> str:
+        scheme = "wss" if request.scheme == "https" else "ws"
+        return f"{scheme}://{request.host}{path}"
 
     def page_config(request: web.Request) -> dict[str, str]:
-        scheme = "wss" if request.scheme == "https" else "ws"
-        return {"webSocketUrl": f"{scheme}://{request.host}/{stage}"}
+        if directory_path is not None:
+            return {"directoryUrl": f"{request.scheme}://{request.host}{directory_path}"}
+        return {"webSocketUrl": ws_url(request, f"/{stage}")}
+
+    def connect_origins(request: web.Request) -> list[str]:
+        origins = [_origin(url) for url in page_config(request).values()]
+        if directory_path is not None:
+            # The page fetches the directory, then connects to a cell on this same host.
+            origins.append(_origin(ws_url(request, "/")))
+        return origins
 
     def answer(request: web.Request, body: bytes, content_type: str) -> web.Response:
         response = web.Response(body=body, content_type=content_type)
-        origins = [_origin(url) for url in page_config(request).values()]
+        origins = connect_origins(request)
         response.headers.update(security_headers(origins))
         # Always asked again: a rebuilt app or a changed port shows at the next load.
         response.headers["Cache-Control"] = "no-cache"
