@@ -7,6 +7,11 @@
                                      # cells (PROTOCOL.md §6): Messenger-dev-Directory, then
                                      # Messenger-dev-c0 and Messenger-dev-c1, each in its own
                                      # account and region
+    npx cdk deploy --all -c cells=... -c standby:c0=111111111111/us-west-2
+                                     # c0's tables become global tables, and
+                                     # Messenger-dev-c0-standby runs in us-west-2 on the
+                                     # replicas (docs/availability.md); -c autoFailover=true
+                                     # lets it switch over by itself
 
 The stacks deploy to the account and region of the AWS profile the CLI runs with
 (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION) or to `-c account=... -c region=...`. The
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +118,18 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
         )
         stack.add_stack_dependency(directory, "a cell writes its entry into the directory's bucket")
         _with_logging_role(app, config, stack)
+        if cell.standby is not None:
+            standby = MessengerStack(
+                app,
+                config.standby_stack_name(cell.cell_id),
+                config=config,
+                target=cell.standby,
+                cell=replace(placement, standby=True),
+            )
+            standby.add_stack_dependency(
+                stack, "the standby runs on the primary's tables' replicas"
+            )
+            _with_logging_role(app, config, standby)
 
 
 def main() -> None:

@@ -43,6 +43,9 @@ SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), PROTOCOL_PACKAGE)
 # `cells`: no pip, no dependency of the messenger's.
 DIRECTORY_PACKAGE = "messenger_directory"
 DIRECTORY_PACKAGES = ((FUNCTIONS_DIR, DIRECTORY_PACKAGE), PROTOCOL_PACKAGE)
+# The failover switch writes the directory entry and the cell's generation, whose item
+# layout is the messenger's (messenger.dal.cell_generation): the three packages, copied.
+FAILOVER_PACKAGES = (*DIRECTORY_PACKAGES, (FUNCTIONS_DIR, PACKAGE))
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -162,15 +165,14 @@ class CopyLocalBundling:
         return True
 
 
-def directory_code() -> lambda_.Code:
-    """The directory's asset: `messenger_directory` and `messenger_protocol` (once per stack)."""
+def directory_code(packages: tuple[tuple[Path, str], ...] = DIRECTORY_PACKAGES) -> lambda_.Code:
+    """The directory's asset: `messenger_directory` and `messenger_protocol` (once per stack);
+    the failover's adds `messenger` (FAILOVER_PACKAGES)."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR / DIRECTORY_PACKAGE),
         asset_hash_type=AssetHashType.OUTPUT,
         exclude=["**/__pycache__", "**/*.pyc"],
-        bundling=BundlingOptions(
-            image=RUNTIME.bundling_image, local=CopyLocalBundling(DIRECTORY_PACKAGES)
-        ),
+        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=CopyLocalBundling(packages)),
     )
 
 

@@ -4,6 +4,13 @@ Every cell is a `MessengerStack` in its own account and region. A cell asks anot
 thing only, through the other's `Relay` function (`messenger.contract.RELAY`), so each
 cell must know every peer's Relay at synth time, before any of them exists: the Relay's
 name is deterministic (`messenger-<env>-<cell>-relay`), so its ARN is too.
+
+A cell with a standby (PROTOCOL.md §7) is two stacks: its primary and, in another region
+of its account, `Messenger-<env>-<cell>-standby`, the same stack against the replicas of
+the primary's tables (global tables, named `messenger-<env>-<cell>-<table>` so that the
+standby finds them) with its own Relay, `messenger-<env>-<cell>-standby-relay`. Peers
+name both Relays (`CELL_PEERS`: `<cell>=<primary>|<standby>`) and try the standby's when
+the primary's does not answer.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from dataclasses import dataclass
 from infra.config import Cell, CellsConfig
 from infra.directory import DirectoryLocation
 from infra.regions import PARTITION
-from messenger.contract import Env
+from messenger.config import PEER_STANDBY_SEPARATOR
+from messenger.contract import Env, TableSpec
 
 # Lambda's limit for a function's environment, all variables together ("Function
 # configuration, deployment, and execution" quotas).
@@ -23,17 +31,32 @@ LAMBDA_ENVIRONMENT_BYTES = 4096
 CELL_ENVIRONMENT_BUDGET = 3072
 
 
-def relay_function_name(env: str, cell_id: str) -> str:
-    return f"messenger-{env}-{cell_id}-relay"
+STANDBY_SUFFIX = "-standby"
 
 
-def relay_arn(env: str, cell: Cell, qualifier: str | None) -> str:
+def relay_function_name(env: str, cell_id: str, standby: bool = False) -> str:
+    return f"messenger-{env}-{cell_id}{STANDBY_SUFFIX if standby else ''}-relay"
+
+
+def table_name(env: str, cell_id: str, spec: TableSpec) -> str:
+    """A cell's table when it has a standby: named, so that the standby imports its replica."""
+    return f"messenger-{env}-{cell_id}-{spec.logical_name.lower()}"
+
+
+def relay_arn(env: str, cell: Cell, qualifier: str | None, standby: bool = False) -> str:
     """What a peer invokes: the cell's Relay, or its alias (SnapStart restores versions only)."""
+    place = cell.standby if standby and cell.standby else cell.target
     arn = (
-        f"arn:{PARTITION}:lambda:{cell.region}:{cell.account}:function:"
-        f"{relay_function_name(env, cell.cell_id)}"
+        f"arn:{PARTITION}:lambda:{place.region}:{place.account}:function:"
+        f"{relay_function_name(env, cell.cell_id, standby)}"
     )
     return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def relay_arns(env: str, cell: Cell, qualifier: str | None) -> tuple[str, ...]:
+    """A cell's Relays, in the order its peers try them: the primary's, then the standby's."""
+    sides = (False, True) if cell.standby else (False,)
+    return tuple(relay_arn(env, cell, qualifier, standby) for standby in sides)
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class CellPlacement:
     relay_qualifier: str | None
     # Where the cell publishes its URL.
     directory: DirectoryLocation
+    # This is the cell's standby stack (in `cell.standby`), not its primary.
+    standby: bool = False
 
     @property
     def cell_id(self) -> str:
@@ -54,12 +79,16 @@ class CellPlacement:
 
     @property
     def relay_name(self) -> str:
-        return relay_function_name(self.env, self.cell_id)
+        return relay_function_name(self.env, self.cell_id, self.standby)
 
-    def peer_relays(self) -> dict[str, str]:
-        """Peer cell -> the ARN its Relay is invoked by."""
+    def table_name(self, spec: TableSpec) -> str | None:
+        """The table's fixed name if the cell has a standby; None: CloudFormation names it."""
+        return table_name(self.env, self.cell_id, spec) if self.cell.standby else None
+
+    def peer_relays(self) -> dict[str, tuple[str, ...]]:
+        """Peer cell -> the ARNs its Relays are invoked by, in the order to try them."""
         return {
-            peer.cell_id: relay_arn(self.env, peer, self.relay_qualifier)
+            peer.cell_id: relay_arns(self.env, peer, self.relay_qualifier)
             for peer in self.cells.peers_of(self.cell_id)
         }
 
@@ -81,7 +110,8 @@ class CellPlacement:
             Env.CELL_ID.value: self.cell_id,
             Env.CELL_SHARD_MAP.value: self.cells.shard_map.to_compact(),
             Env.CELL_PEERS.value: ",".join(
-                f"{cell_id}={arn}" for cell_id, arn in self.peer_relays().items()
+                f"{cell_id}={PEER_STANDBY_SEPARATOR.join(arns)}"
+                for cell_id, arns in self.peer_relays().items()
             ),
         }
         size = sum(len(name) + len(value) for name, value in variables.items())

@@ -10,6 +10,9 @@ Where to deploy (`Target`) is the account and region of the CLI's profile
 (PROTOCOL.md §6), each cell names its own (`CellsConfig`):
 
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
+
+and a cell may have a standby in another region of its own account (PROTOCOL.md §7,
+docs/availability.md): `-c standby:c0=111111111111/us-west-2`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 CELLS_CONTEXT = "cells"
 SHARDS_CONTEXT = "shards"
 SHARD_MAP_CONTEXT = "shardMap"
+# `-c standby:c0=111111111111/us-west-2`: the cell's standby region (its own account).
+STANDBY_CONTEXT_PREFIX = "standby:"
 # The retentions the environments use, in days: for logs kept in S3 (the directory's).
 RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 30}
 # The directory's stack is `Messenger-<env>-Directory`: no cell may take that name.
@@ -107,6 +112,10 @@ class DeploymentConfig:
     # API Gateway needs an account-wide CloudWatch role before a WebSocket stage may log.
     # Off when the account already has one that someone else manages.
     api_gateway_logs_role: bool
+    # `-c autoFailover=true`: each standby switches its cell over by itself when its probe
+    # finds the primary unreachable (infra/failover_automation.py). Off: a failover loses
+    # the last seconds of writes, and an operator may prefer to decide.
+    auto_failover: bool = False
 
     @property
     def stack_name(self) -> str:
@@ -119,6 +128,9 @@ class DeploymentConfig:
 
     def cell_stack_name(self, cell_id: str) -> str:
         return f"{self.stack_name}-{cell_id}"
+
+    def standby_stack_name(self, cell_id: str) -> str:
+        return f"{self.cell_stack_name(cell_id)}-standby"
 
     @property
     def directory_stack_name(self) -> str:
@@ -229,6 +241,7 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "alarmEmail": ("alarm_email", str),
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
         "snapStart": ("snap_start", _flag),
+        "autoFailover": ("auto_failover", _flag),
     }
     for key, (attribute, parse) in parsers.items():
         value = get(key)
@@ -259,6 +272,8 @@ class Cell:
     cell_id: str
     # Always with an account: peers name this cell's Relay by its ARN at synth time.
     target: Target
+    # The standby region's stack (same account), None without one (PROTOCOL.md §7).
+    standby: Target | None = None
 
     @property
     def account(self) -> str:
@@ -305,6 +320,24 @@ def _cell(entry: str) -> Cell:
     return Cell(cell_id, Target(region=region, account=account))
 
 
+def _standby(cell: Cell, value: Any) -> Target:
+    """`ACCOUNT/REGION` of a cell's standby: another region of the cell's own account."""
+    key = f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}"
+    account, _, region = str(value).strip().partition("/")
+    if not (ACCOUNT_PATTERN.match(account) and region):
+        raise ValueError(f"{key} must be <account>/<region>, e.g. {cell.account}/us-west-2")
+    if account != cell.account:
+        raise ValueError(
+            f"{key}: the standby must be in the cell's own account ({cell.account}), not "
+            f"{account}: its tables are the cell's tables' replicas (DynamoDB global tables), "
+            "and CDK's TableV2 makes replicas in its own account only"
+        )
+    if region == cell.region:
+        raise ValueError(f"{key}: the standby must be in another region than {cell.region}")
+    region_kind(region)
+    return Target(region=region, account=account)
+
+
 def _shards(value: Any) -> int:
     try:
         shards = int(value)
@@ -349,7 +382,12 @@ def cells_from_context(get: Callable[[str], Any]) -> CellsConfig | None:
             )
         return None
     entries = value if isinstance(value, list) else str(value).split(",")
-    cells = tuple(_cell(str(entry)) for entry in entries)
+    cells = tuple(
+        replace(cell, standby=_standby(cell, standby))
+        if (standby := get(f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}"))
+        else cell
+        for cell in (_cell(str(entry)) for entry in entries)
+    )
     ids = [cell.cell_id for cell in cells]
     twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
     if twice:

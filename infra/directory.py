@@ -87,6 +87,15 @@ def entry_writer_role_arn(env: str, cell: Cell) -> str:
     return f"arn:{PARTITION}:iam::{cell.account}:role/{entry_writer_role_name(env, cell.cell_id)}"
 
 
+def failover_role_name(env: str, cell_id: str) -> str:
+    """The standby's Failover function's role: it writes the cell's entry too (PROTOCOL.md §7)."""
+    return f"messenger-{env}-{cell_id}-failover"
+
+
+def failover_role_arn(env: str, cell: Cell) -> str:
+    return f"arn:{PARTITION}:iam::{cell.account}:role/{failover_role_name(env, cell.cell_id)}"
+
+
 def _directory_function(
     scope: Construct,
     name: str,
@@ -96,6 +105,7 @@ def _directory_function(
     handler: str,
     statements: list[iam.PolicyStatement],
     role_name: str | None = None,
+    code: lambda_.Code | None = None,
     **properties: object,
 ) -> lambda_.Function:
     """A function of the directory's asset, with a log group and a role of its own: its
@@ -128,7 +138,7 @@ def _directory_function(
         description=description,
         runtime=bundling.RUNTIME,
         architecture=bundling.ARCHITECTURE,
-        code=bundling.directory_code(),
+        code=code or bundling.directory_code(),
         handler=handler,
         role=role,
         timeout=Duration.seconds(60),
@@ -254,6 +264,9 @@ class DirectoryStack(Stack):
         for cell in self.cells.cells:
             if cell.account == self.location.account:
                 continue
+            writers = [entry_writer_role_arn(self.config.env, cell)]
+            if cell.standby and self.config.auto_failover:
+                writers.append(failover_role_arn(self.config.env, cell))
             self.bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.AccountPrincipal(cell.account)],
@@ -261,7 +274,7 @@ class DirectoryStack(Stack):
                     resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
                     conditions={
                         "ArnEquals": {
-                            "aws:PrincipalArn": entry_writer_role_arn(self.config.env, cell)
+                            "aws:PrincipalArn": writers[0] if len(writers) == 1 else writers
                         }
                     },
                 )

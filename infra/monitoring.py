@@ -97,7 +97,7 @@ class Monitoring(Construct):
         api: apigwv2.WebSocketApi,
         stage: apigwv2.WebSocketStage,
         functions: Mapping[str, lambda_.Function],
-        tables: Mapping[str, dynamodb.TableV2],
+        tables: Mapping[str, dynamodb.ITableV2],
         removal_policy: RemovalPolicy,
         alarm_email: str | None,
     ) -> None:
@@ -172,7 +172,7 @@ class Monitoring(Construct):
         return alarm
 
     def _alarms(
-        self, functions: Mapping[str, lambda_.Function], tables: Mapping[str, dynamodb.TableV2]
+        self, functions: Mapping[str, lambda_.Function], tables: Mapping[str, dynamodb.ITableV2]
     ) -> list[cw.Alarm]:
         alarms = []
         for name, function in functions.items():
@@ -254,7 +254,7 @@ class Monitoring(Construct):
         )
 
     @staticmethod
-    def _table_throttles(name: str, table: dynamodb.TableV2) -> cw.IMetric:
+    def _table_throttles(name: str, table: dynamodb.ITableV2) -> cw.IMetric:
         def events(metric_name: str) -> cw.Metric:
             return cw.Metric(
                 namespace="AWS/DynamoDB",
@@ -285,7 +285,7 @@ class Monitoring(Construct):
         self,
         env: str,
         functions: Mapping[str, lambda_.Function],
-        tables: Mapping[str, dynamodb.TableV2],
+        tables: Mapping[str, dynamodb.ITableV2],
     ) -> None:
         live = cw.MathExpression(
             # Net connections opened since the left edge of the graph: a gauge would need

@@ -6,7 +6,10 @@ touch) is read from `messenger.contract`; this module only decides how AWS runs 
 
 A cell (PROTOCOL.md §6) is this same stack with a `CellPlacement`: its functions learn the
 cell map from their environment, and it adds the `Relay` that peers invoke and its entry
-in the directory (infra/cells.py, infra/directory.py).
+in the directory (infra/cells.py, infra/directory.py). A cell with a standby makes its
+tables global (a replica in the standby's region), and its standby is this stack again,
+on the replicas, without a directory entry of its own: a failover switch writes it
+(infra/failover.py, infra/failover_automation.py).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig, Target
 from infra.directory import DirectoryEntry
+from infra.failover_automation import FailoverAutomation
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge, flattened
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
@@ -57,6 +61,7 @@ from messenger.contract import (
     ROUTES,
     SERVICE_NAME,
     TABLES,
+    USERS_TABLE,
     WORKERS,
     Access,
     Env,
@@ -152,7 +157,9 @@ class MessengerStack(Stack):
                 resource_name=f"{config.env}/POST/@connections/*",
             ),
             push_apps=tuple(self.push_apps.values()),
-            relays=tuple(cell.peer_relays().values()) if cell else (),
+            relays=tuple(arn for arns in cell.peer_relays().values() for arn in arns)
+            if cell
+            else (),
             presence_function_arn=self.format_arn(
                 service="lambda",
                 resource="function",
@@ -213,6 +220,7 @@ class MessengerStack(Stack):
             self.stage.node.add_dependency(api_route)
         if cell is not None:
             self._relay(cell, code, targets)
+        if cell is not None and not cell.standby:
             entry = DirectoryEntry(
                 self,
                 "DirectoryEntry",
@@ -242,11 +250,28 @@ class MessengerStack(Stack):
             api_id=self.api.api_id,
             removal_policy=config.removal_policy,
         )
+        if cell is not None and cell.standby and config.auto_failover:
+            FailoverAutomation(
+                self,
+                "Failover",
+                config=config,
+                placement=cell,
+                users_table=self.tables[USERS_TABLE],
+                url=self.stage.url,
+            )
         self._outputs()
 
     # --- data ---------------------------------------------------------------------
 
-    def _table(self, spec: TableSpec) -> dynamodb.TableV2:
+    def _table(self, spec: TableSpec) -> dynamodb.ITableV2:
+        """The table; with a standby, a global table named for it (or, in the standby's
+        stack, the replica in this region of the primary's)."""
+        name = self.cell.table_name(spec) if self.cell else None
+        if self.cell is not None and self.cell.standby:
+            assert name is not None
+            return dynamodb.TableV2.from_table_name(self, spec.logical_name, name)
+        standby = self.cell.cell.standby if self.cell else None
+
         def key(name: str) -> dynamodb.Attribute:
             # Every key attribute of the contract's tables is a string.
             return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
@@ -259,6 +284,10 @@ class MessengerStack(Stack):
         return dynamodb.TableV2(
             self,
             spec.logical_name,
+            table_name=name,
+            # Asynchronous, last writer wins (docs/availability.md); the replica has the
+            # table's settings, point-in-time recovery and deletion protection included.
+            replicas=[dynamodb.ReplicaTableProps(region=standby.region)] if standby else None,
             partition_key=key(spec.partition_key),
             sort_key=key(spec.sort_key),
             # On demand: no capacity to plan, pay per request, nothing when idle.

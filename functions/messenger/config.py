@@ -24,6 +24,8 @@ DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 # Outside Lambda (the local stack, tests) there is no region to name the generation by.
 LOCAL_CELL_EPOCH = "local"
+# Between a peer's primary Relay and its standby's in CELL_PEERS.
+PEER_STANDBY_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class CellSettings:
     cell_id: str
     shard_map: ShardMap
     peers: Mapping[str, str]  # cell -> its Relay function (name or ARN)
+    # cell -> its standby's Relay, for the peers that have a standby (PROTOCOL.md §7):
+    # tried when the primary's does not answer.
+    standby_peers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cells = set(self.shard_map.cells())
@@ -41,6 +46,16 @@ class CellSettings:
         missing = cells - {self.cell_id} - set(self.peers)
         if missing:
             raise ValueError(f"{Env.CELL_PEERS.value} names no Relay for {sorted(missing)}")
+        unknown = set(self.standby_peers) - set(self.peers)
+        if unknown:
+            raise ValueError(f"{Env.CELL_PEERS.value} names a standby only for {sorted(unknown)}")
+
+    def relays(self) -> dict[str, tuple[str, ...]]:
+        """Peer cell -> the Relays to try, in order: its primary's, then its standby's."""
+        return {
+            cell: (relay, *([self.standby_peers[cell]] if cell in self.standby_peers else []))
+            for cell, relay in self.peers.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class Settings:
     registrations_per_ip_per_hour: int = DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     # The presence function's name (or ARN) as Lambda's Invoke takes it.
     presence_function: str = PRESENCE_WORKER.function_name
+    # The region part of the cell's epoch (logic/epoch.py), which adds the generation.
     cell_epoch: str = LOCAL_CELL_EPOCH
     # None: a single-cell deployment, where every user is at home.
     cell: CellSettings | None = None
@@ -108,13 +124,25 @@ def _cell(environ: Mapping[str, str]) -> CellSettings | None:
         shard_map = ShardMap.from_compact(environ.get(Env.CELL_SHARD_MAP.value, ""))
     except InvalidDirectory as error:
         raise ValueError(f"{Env.CELL_SHARD_MAP.value}: {error}") from None
-    peers = {}
+    peers, standby_peers = {}, {}
+    # `<cell>=<relay>` or, for a cell with a standby, `<cell>=<relay>|<standby's relay>`.
     for entry in filter(None, environ.get(Env.CELL_PEERS.value, "").split(",")):
-        cell, _, relay = entry.partition("=")
-        if not is_cell_id(cell) or not relay:
-            raise ValueError(f"{Env.CELL_PEERS.value} entry {entry!r} is not <cell>=<function>")
+        cell, _, relays = entry.partition("=")
+        relay, bar, standby = relays.partition(PEER_STANDBY_SEPARATOR)
+        if (
+            not is_cell_id(cell)
+            or not relay
+            or (bar and not standby)
+            or PEER_STANDBY_SEPARATOR in standby
+        ):
+            raise ValueError(
+                f"{Env.CELL_PEERS.value} entry {entry!r} is not <cell>=<function> "
+                "or <cell>=<function>|<standby function>"
+            )
         peers[cell] = relay
-    return CellSettings(cell_id, shard_map, peers)
+        if standby:
+            standby_peers[cell] = standby
+    return CellSettings(cell_id, shard_map, peers, standby_peers)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from messenger.config import Settings, settings
+from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Queue
 from messenger.dal.rate_limits import RateLimits
@@ -25,6 +26,7 @@ from messenger.dal.users import Users
 from messenger.logic.catch_up import CatchUp
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.epoch import CellEpoch
 from messenger.logic.identity import Identity
 from messenger.logic.live import Live
 from messenger.logic.messaging import Messaging, OfflineNotifier
@@ -109,11 +111,17 @@ class Services:
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
         # Made once per container: it keeps the cursor key once read.
         self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, self.settings.users_table))
+        # Made once per container too: it keeps the generation for up to 10 s.
+        self.epoch = CellEpoch(
+            CellGeneration(self.dynamodb, self.settings.users_table),
+            self.settings.cell_epoch,
+            self.clock,
+        )
         self.cells = Cells(self.settings.cell)
         cell = self.settings.cell
         self.peers = Peers(
             self.cells,
-            RelayClient(self.lambda_client_factory, cell.cell_id, cell.peers) if cell else None,
+            RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays()) if cell else None,
         )
         self.identity = Identity(
             self.users,
@@ -165,7 +173,7 @@ class Services:
             self.sync_cursors,
             self.live(endpoint),
             self.clock,
-            self.settings.cell_epoch,
+            self.epoch,
         )
 
     def relay(self) -> RelayService:

@@ -124,12 +124,12 @@ async def test_the_sdk_remembers_the_cells_epoch_and_announces_a_new_one(
         await bob.wait_synced()
         # Then the first syncDone's epoch is kept and announced as new
         change = await events.next_of(EpochChanged)
-    assert change == EpochChanged(epoch="local", previous=None)
-    assert bob.epoch == "local"
+    assert change == EpochChanged(epoch="local#0", previous=None)
+    assert bob.epoch == "local#0"
     # And it is kept in his history, for the next start
     await bob.close()
     again = await client("bob")
-    assert again.epoch == "local"
+    assert again.epoch == "local#0"
 
 
 async def test_a_sync_asked_for_twice_at_once_ends_once_with_everything(

@@ -126,12 +126,12 @@ async def test_send_to_offline_recipient_then_sync(
     # Then he gets the message, then syncDone
     message = await b.next()
     assert message["type"] == "message" and message["messageId"] == "msg-0003"
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local"}
+    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local#0"}
     # And it stays queued until acknowledged: a second sync hands it over again, batched
     await b.send({"action": "sync", "batch": True})
     batch = await b.next()
     assert batch["type"] == "items" and [m["messageId"] for m in batch["items"]] == ["msg-0003"]
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local"}
+    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local#0"}
 
 
 async def test_resend_gets_the_same_ack_and_no_second_delivery(
@@ -166,7 +166,7 @@ async def test_ack_deletes_and_sends_a_delivered_receipt(
         "type": "syncDone",
         "count": 0,
         "more": False,
-        "epoch": "local",
+        "epoch": "local#0",
     }
 
 

@@ -79,7 +79,7 @@ def test_a_long_queue_comes_in_bounded_pages_in_store_order(h: Harness, bob: Tes
     assert all(d["count"] >= MIN_SYNC_PAGE_ITEMS for d in dones[:-1])
     assert [d["more"] for d in dones] == [True, True, False]
     assert all(("cursor" in d) == d["more"] for d in dones)
-    assert {d["epoch"] for d in dones} == {"local"}
+    assert {d["epoch"] for d in dones} == {"local#0"}
 
 
 def test_batched_pages_pack_short_items_into_few_frames(h: Harness, bob: TestUser) -> None:
@@ -262,4 +262,4 @@ def test_sync_done_names_the_cells_generation(bob: TestUser) -> None:
     with harness(cell_epoch="us-east-1") as h:
         b = h.connect(bob)
         _, done, _ = page(h, b, batch=False)
-        assert done == {"type": "syncDone", "count": 0, "more": False, "epoch": "us-east-1"}
+        assert done == {"type": "syncDone", "count": 0, "more": False, "epoch": "us-east-1#0"}

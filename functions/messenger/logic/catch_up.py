@@ -12,6 +12,7 @@ from __future__ import annotations
 from messenger.contract import SYNC_PAGE_ITEMS, SYNC_PAGE_POSTS, Metric
 from messenger.dal.queue import Page, Queue
 from messenger.logic.clock import Clock
+from messenger.logic.epoch import CellEpoch
 from messenger.logic.live import Live
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.observability import count
@@ -20,7 +21,7 @@ from messenger_protocol.frames import ItemsFrame, ServerFrame, Sync, SyncDoneFra
 
 class CatchUp:
     def __init__(
-        self, queue: Queue, cursors: SyncCursors, live: Live, clock: Clock, epoch: str
+        self, queue: Queue, cursors: SyncCursors, live: Live, clock: Clock, epoch: CellEpoch
     ) -> None:
         self._queue = queue
         self._cursors = cursors
@@ -43,7 +44,9 @@ class CatchUp:
         count(Metric.SYNC_PAGES)
         count(Metric.ITEMS_SYNCED, sent)
         cursor = self._cursors.issue(owner, page.end) if page.more and page.end else None
-        done = SyncDoneFrame(count=sent, more=cursor is not None, epoch=self._epoch, cursor=cursor)
+        done = SyncDoneFrame(
+            count=sent, more=cursor is not None, epoch=self._epoch.current(), cursor=cursor
+        )
         self._live.post(owner, connection_id, done)
         return sent
 

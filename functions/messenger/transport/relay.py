@@ -5,12 +5,18 @@ Requests and answers are JSON: `{"op": ..., "from": <this cell>, ...}` in, `{"ok
 same domain error it was in the peer; anything else (a timeout, a throttle, the function
 failing) is `RelayFailed`, which the caller answers INTERNAL: the client resends, and every
 operation is idempotent.
+
+A peer with a standby (PROTOCOL.md §7) has two Relays: its primary's, then its standby's.
+Whichever is active answers; the caller tries the primary and, when it does not answer
+(`RelayFailed`, after botocore's own retries), the standby. A refusal is an answer: it is
+never tried elsewhere. Retrying on the other side is safe for the same reason a client's
+resend is: every operation is idempotent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from messenger_protocol.errors import (
@@ -40,10 +46,17 @@ class RelayFailed(Exception):
 
 
 class RelayClient:
-    """Calls the Relay of peer cells. The Lambda client is made on first use."""
+    """Calls the Relay of peer cells. The Lambda client is made on first use.
+
+    `peers`: cell -> its Relays in the order to try them (messenger.config's
+    `CellSettings.relays()`: the primary's, then the standby's if it has one).
+    """
 
     def __init__(
-        self, client_factory: Callable[[], LambdaClient], own_cell: str, peers: Mapping[str, str]
+        self,
+        client_factory: Callable[[], LambdaClient],
+        own_cell: str,
+        peers: Mapping[str, Sequence[str]],
     ) -> None:
         self._client_factory = client_factory
         self._client: LambdaClient | None = None
@@ -59,11 +72,24 @@ class RelayClient:
     def _payload(self, operation: str, request: Mapping[str, Any]) -> bytes:
         return json.dumps({"op": operation, "from": self._own_cell, **request}).encode()
 
+    def _each_relay(self, cell: str, attempt: Callable[[str], Any]) -> Any:
+        """`attempt` on the cell's Relays in order, until one does not raise RelayFailed."""
+        *others, last = self._peers[cell]
+        for relay in others:
+            try:
+                return attempt(relay)
+            except RelayFailed:
+                continue  # the next side may be the active one
+        return attempt(last)
+
     def call(self, cell: str, operation: str, request: Mapping[str, Any]) -> Any:
         """Run an operation in a peer cell and return its answer; refusals raise."""
+        return self._each_relay(cell, lambda relay: self._call(relay, cell, operation, request))
+
+    def _call(self, relay: str, cell: str, operation: str, request: Mapping[str, Any]) -> Any:
         try:
             response = self.client.invoke(
-                FunctionName=self._peers[cell],
+                FunctionName=relay,
                 InvocationType="RequestResponse",
                 Payload=self._payload(operation, request),
             )
@@ -82,9 +108,12 @@ class RelayClient:
 
     def notify(self, cell: str, operation: str, request: Mapping[str, Any]) -> None:
         """Hand an operation to a peer cell without waiting for it (an Event invoke)."""
+        self._each_relay(cell, lambda relay: self._notify(relay, cell, operation, request))
+
+    def _notify(self, relay: str, cell: str, operation: str, request: Mapping[str, Any]) -> None:
         try:
             self.client.invoke(
-                FunctionName=self._peers[cell],
+                FunctionName=relay,
                 InvocationType="Event",
                 Payload=self._payload(operation, request),
             )

@@ -1,0 +1,110 @@
+"""The cell's epoch in syncDone (PROTOCOL.md §3, §7): `<region>#<generation>`, where a
+failover switch bumps the generation in the region it makes active; read at most once
+per 10 s per container."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from messenger.dal.cell_generation import CellGeneration
+from messenger.logic.epoch import CACHE_SECONDS, epoch_name
+from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
+from tests.support.identities import TestUser
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    with harness(cell_epoch="us-east-1") as running:
+        yield running
+
+
+def epoch_of(h: Harness, connection: Connection) -> str:
+    assert h.send(connection, {"action": "sync"}) is None
+    (done,) = h.posts.take(connection.connection_id)
+    assert done["type"] == "syncDone"
+    epoch: str = done["epoch"]
+    return epoch
+
+
+def generation_reads(h: Harness) -> list[dict[str, Any]]:
+    """Every GetItem the functions make of the cell's generation, from now on."""
+    reads: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **kwargs: Any) -> None:
+        if params.get("Key", {}).get("pk") == {"S": "CELL"}:
+            reads.append(params)
+
+    h.services.dynamodb.meta.events.register("provide-client-params.dynamodb.GetItem", record)
+    return reads
+
+
+def switch_here(h: Harness, side: str) -> int | None:
+    """What the failover switch does to this region's replica (messenger_directory.failover)."""
+    return CellGeneration(h.dynamodb, TABLE_NAMES["Users"]).bump(side, h.clock.now_ms())
+
+
+def test_before_any_switch_the_epoch_is_the_region_at_generation_zero(
+    h: Harness, bob: TestUser
+) -> None:
+    b = h.connect(bob)
+    assert epoch_of(h, b) == "us-east-1#0" == epoch_name("us-east-1", 0)
+
+
+def test_a_switch_shows_in_sync_done_within_the_cache_period_and_not_before(
+    h: Harness, bob: TestUser
+) -> None:
+    # Given bob, who saw the epoch once
+    b = h.connect(bob)
+    assert epoch_of(h, b) == "us-east-1#0"
+    # When this region becomes the active one, just after
+    assert switch_here(h, "standby") == 1
+    # Then his syncs name the old epoch while the container's copy is fresh
+    h.clock.advance(CACHE_SECONDS - 1)
+    assert epoch_of(h, b) == "us-east-1#0"
+    # And the new one once it ran out, and from then on
+    h.clock.advance(1)
+    assert epoch_of(h, b) == "us-east-1#1"
+    h.clock.advance(CACHE_SECONDS * 3)
+    assert epoch_of(h, b) == "us-east-1#1"
+
+
+def test_a_failback_names_a_new_epoch_never_an_earlier_one(h: Harness, bob: TestUser) -> None:
+    b = h.connect(bob)
+    seen = [epoch_of(h, b)]
+    for side in ("standby", "primary", "standby"):
+        assert switch_here(h, side) is not None
+        h.clock.advance(CACHE_SECONDS)
+        seen.append(epoch_of(h, b))
+    assert seen == ["us-east-1#0", "us-east-1#1", "us-east-1#2", "us-east-1#3"]
+
+
+def test_the_same_switch_run_twice_bumps_once(h: Harness, bob: TestUser) -> None:
+    assert switch_here(h, "standby") == 1
+    assert switch_here(h, "standby") is None
+    h.clock.advance(CACHE_SECONDS)
+    assert epoch_of(h, h.connect(bob)) == "us-east-1#1"
+
+
+def test_syncs_cost_one_generation_read_per_cache_period_per_container(
+    h: Harness, bob: TestUser
+) -> None:
+    b = h.connect(bob)
+    reads = generation_reads(h)
+    # When bob syncs 5 times within the period, then again after it
+    for _ in range(5):
+        epoch_of(h, b)
+        h.clock.advance(1)
+    assert len(reads) == 1
+    h.clock.advance(CACHE_SECONDS)
+    epoch_of(h, b)
+    epoch_of(h, b)
+    # Then one read each period, of the one item, asking for the generation only
+    assert len(reads) == 2
+    assert reads[0]["TableName"] == TABLE_NAMES["Users"]
+    assert reads[0]["Key"] == {"pk": {"S": "CELL"}, "sk": {"S": "EPOCH"}}
+    assert reads[0]["ProjectionExpression"] == "generation"

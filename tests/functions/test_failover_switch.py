@@ -1,0 +1,184 @@
+"""Switching a cell to its standby and back (messenger_directory.failover.switch), on moto:
+the Users table's replica in each region and the directory's bucket.
+
+Global tables' replication is not emulated here (the local stack's business): each
+region's table is the replica as that region holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from messenger.contract import TABLES, USERS_TABLE, create_table_request
+from messenger_directory.failover import (
+    CellSides,
+    DirectoryBucket,
+    FailoverEnv,
+    Side,
+    failover,
+    switch,
+)
+from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
+from messenger_protocol.cells import ShardMap
+
+pytestmark = pytest.mark.integration
+
+OWNER = "123456789012"  # moto's account
+BUCKET = "messenger-prod-directory-123456789012-us-east-1"
+SHARD_MAP = ShardMap.even(["c0", "c1"])
+PRIMARY = Side(
+    "us-east-1",
+    "messenger-prod-c0-users",
+    "wss://aaaa111111.execute-api.us-east-1.amazonaws.com/prod",
+)
+STANDBY = Side(
+    "us-west-2",
+    "messenger-prod-c0-users",
+    "wss://bbbb222222.execute-api.us-west-2.amazonaws.com/prod",
+)
+C1_URL = "wss://cccc333333.execute-api.eu-west-1.amazonaws.com/prod"
+C0 = CellSides(
+    "c0",
+    {"primary": PRIMARY, "standby": STANDBY},
+    DirectoryBucket(BUCKET, "us-east-1", OWNER),
+)
+
+
+@dataclass
+class World:
+    s3: Any
+    dynamodb: dict[str, Any]  # region -> client
+
+    def switch(self, to: str) -> Any:
+        return switch(C0, to, dynamodb_for=self.dynamodb.__getitem__, s3=self.s3, now_ms=1)
+
+    def publish(self) -> dict[str, Any]:
+        """What the directory function does after an entry was written; the document."""
+        merge(self.s3, BUCKET, SHARD_MAP)
+        document: dict[str, Any] = json.loads(
+            self.s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
+        )
+        return document
+
+    def epoch_item(self, region: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = (
+            self.dynamodb[region]
+            .get_item(
+                TableName=PRIMARY.users_table, Key={"pk": {"S": "CELL"}, "sk": {"S": "EPOCH"}}
+            )
+            .get("Item")
+        )
+        return item
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        dynamodb = {}
+        for side in (PRIMARY, STANDBY):
+            client = boto3.client("dynamodb", region_name=side.region)
+            for spec in TABLES:
+                if spec is USERS_TABLE:
+                    client.create_table(**create_table_request(spec, side.users_table))
+            dynamodb[side.region] = client
+        # Given both cells deployed: their entries written and published, version 1
+        write_entry(s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
+        write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+        yield World(s3, dynamodb)
+
+
+def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(world):
+    assert world.publish()["version"] == 1
+    # When the operator switches c0 to its standby
+    switched = world.switch("standby")
+    # Then the standby's replica holds generation 1, and its epoch names it
+    assert switched.summary() == {
+        "cell": "c0",
+        "to": "standby",
+        "url": STANDBY.url,
+        "generation": 1,
+        "epoch": "us-west-2#1",
+        "bumped": True,
+    }
+    item = world.epoch_item("us-west-2")
+    assert item is not None
+    assert (item["generation"], item["active"]) == ({"N": "1"}, {"S": "standby"})
+    # And the primary's region was not asked for anything (it may be gone)
+    assert world.epoch_item("us-east-1") is None
+    # And the directory, once merged, sends c0's users to the standby: version + 1
+    document = world.publish()
+    assert document["version"] == 2
+    assert document["cells"] == {"c0": {"url": STANDBY.url}, "c1": {"url": C1_URL}}
+
+
+def test_the_same_switch_run_twice_changes_nothing_more(world):
+    world.publish()
+    first = world.switch("standby")
+    world.publish()
+    # When it runs again (an operator and the automated path, or a retry)
+    again = world.switch("standby")
+    # Then it reports the same state and bumps nothing, and the directory keeps its version
+    assert (again.generation, again.epoch, again.url) == (1, "us-west-2#1", STANDBY.url)
+    assert (first.bumped, again.bumped) == (True, False)
+    assert world.publish()["version"] == 2
+    assert world.epoch_item("us-west-2")["generation"] == {"N": "1"}
+
+
+def test_failing_back_names_a_new_epoch_and_moves_the_directory_back(world):
+    world.publish()
+    world.switch("standby")
+    world.publish()
+    # Given the standby's generation replicated back to the primary once it returned
+    world.dynamodb["us-east-1"].put_item(
+        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
+    )
+    # When the operator fails back
+    back = world.switch("primary")
+    # Then the primary names generation 2: an epoch no one has seen
+    assert (back.generation, back.epoch, back.bumped) == (2, "us-east-1#2", True)
+    document = world.publish()
+    assert (document["version"], document["cells"]["c0"]) == (3, {"url": PRIMARY.url})
+
+
+def test_a_side_the_cell_does_not_have_is_refused_before_anything_is_written(world):
+    alone = CellSides("c0", {"primary": PRIMARY}, C0.directory)
+    with pytest.raises(ValueError, match="cell c0 has no 'standby' side"):
+        switch(alone, "standby", dynamodb_for=world.dynamodb.__getitem__, s3=world.s3)
+    with pytest.raises(ValueError, match="switch to primary or standby, not 'sideways'"):
+        switch(C0, "sideways", dynamodb_for=world.dynamodb.__getitem__, s3=world.s3)
+    assert world.epoch_item("us-west-2") is None
+    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+
+
+def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch):
+    world.publish()
+    # Given the Failover function's environment in the standby region
+    for name, value in {
+        "AWS_REGION": "us-west-2",
+        FailoverEnv.CELL_ID: "c0",
+        FailoverEnv.USERS_TABLE: STANDBY.users_table,
+        FailoverEnv.URL: STANDBY.url,
+        FailoverEnv.DIRECTORY_BUCKET: BUCKET,
+        FailoverEnv.DIRECTORY_REGION: "us-east-1",
+        FailoverEnv.DIRECTORY_OWNER: OWNER,
+    }.items():
+        monkeypatch.setenv(name, value)
+    # When the alarm's state change reaches it through EventBridge
+    event = {
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"state": {"value": "ALARM"}},
+    }
+    answer = failover(event, None)
+    # Then the cell is switched to the standby, as the command would
+    assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
+    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}

@@ -1,0 +1,130 @@
+"""A peer cell with a standby (PROTOCOL.md §7): CELL_PEERS names both of its Relays, and
+the caller tries the standby's when the primary's does not answer."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.response import StreamingBody
+
+from messenger.config import settings_from
+from messenger.contract import Env
+from messenger.transport.relay import RelayClient, RelayFailed
+from messenger_protocol.errors import UnknownRecipient
+from tests.support.harness import function_name_in
+
+PRIMARY = "arn:aws:lambda:us-east-1:111111111111:function:messenger-prod-c1-relay:live"
+STANDBY = "arn:aws:lambda:us-west-2:111111111111:function:messenger-prod-c1-standby-relay:live"
+C2 = "arn:aws:lambda:eu-west-1:222222222222:function:messenger-prod-c2-relay:live"
+TABLES = {
+    Env.USERS_TABLE.value: "users",
+    Env.QUEUE_TABLE.value: "queue",
+    Env.LIMITS_TABLE.value: "limits",
+}
+
+
+def cell_environment(peers: str) -> dict[str, str]:
+    return TABLES | {
+        Env.CELL_ID.value: "c0",
+        Env.CELL_SHARD_MAP.value: "4096:0-1364=c0,1365-2729=c1,2730-4095=c2",
+        Env.CELL_PEERS.value: peers,
+    }
+
+
+class Relays:
+    """Serves Lambda Invoke for a few Relays: each answers what it was given, or times out."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers  # relay ARN -> its answer, or an exception to raise
+        self.invoked: list[tuple[str, str]] = []  # (relay, invocation type)
+
+    def client(self) -> Any:
+        client = boto3.client(
+            "lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        client.meta.events.register("before-call.lambda.Invoke", self._invoke)
+        return client
+
+    def _invoke(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        relay = function_name_in(params)
+        invocation_type = params["headers"].get("X-Amz-Invocation-Type", "RequestResponse")
+        self.invoked.append((relay, invocation_type))
+        answer = self.answers[relay]
+        if isinstance(answer, Exception):
+            raise answer
+        body = json.dumps(answer).encode()
+        status = 202 if invocation_type == "Event" else 200
+        parsed = {
+            "StatusCode": status,
+            "Payload": StreamingBody(io.BytesIO(body), len(body)),
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        return AWSResponse(params["url"], status, HTTPHeaders(), None), parsed
+
+
+def client_of(relays: Relays) -> RelayClient:
+    cell = settings_from(cell_environment(f"c1={PRIMARY}|{STANDBY},c2={C2}")).cell
+    assert cell is not None
+    return RelayClient(relays.client, cell.cell_id, cell.relays())
+
+
+def test_cell_peers_name_a_primary_and_optionally_a_standby_relay() -> None:
+    cell = settings_from(cell_environment(f"c1={PRIMARY}|{STANDBY},c2={C2}")).cell
+    assert cell is not None
+    assert dict(cell.peers) == {"c1": PRIMARY, "c2": C2}
+    assert dict(cell.standby_peers) == {"c1": STANDBY}
+    assert cell.relays() == {"c1": (PRIMARY, STANDBY), "c2": (C2,)}
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [f"c1={PRIMARY}|,c2={C2}", f"c1={PRIMARY}|{STANDBY}|{C2},c2={C2}", f"c1=|{STANDBY},c2={C2}"],
+)
+def test_a_malformed_standby_fails_loudly_and_names_the_setting(peers: str) -> None:
+    with pytest.raises(ValueError, match=r"CELL_PEERS entry .* is not <cell>=<function>"):
+        settings_from(cell_environment(peers))
+
+
+def test_when_the_primary_answers_the_standby_is_never_asked() -> None:
+    relays = Relays({PRIMARY: {"ok": {"serverTs": 1}}, STANDBY: {"ok": {"serverTs": 2}}})
+    assert client_of(relays).call("c1", "storeMessage", {}) == {"serverTs": 1}
+    assert relays.invoked == [(PRIMARY, "RequestResponse")]
+
+
+def test_when_the_primary_does_not_answer_the_standby_does() -> None:
+    # Given c1's primary region gone, its standby serving
+    relays = Relays({PRIMARY: TimeoutError("no answer"), STANDBY: {"ok": {"serverTs": 2}}})
+    client = client_of(relays)
+    # Then a call and a notification each reach the standby after the primary failed
+    assert client.call("c1", "storeMessage", {}) == {"serverTs": 2}
+    client.notify("c1", "presenceChanged", {})
+    assert relays.invoked == [
+        (PRIMARY, "RequestResponse"),
+        (STANDBY, "RequestResponse"),
+        (PRIMARY, "Event"),
+        (STANDBY, "Event"),
+    ]
+
+
+def test_a_refusal_is_an_answer_and_is_not_asked_again_of_the_standby() -> None:
+    refusal = {"error": {"code": "UNKNOWN_RECIPIENT", "message": "no such user"}}
+    relays = Relays({PRIMARY: refusal, STANDBY: {"ok": {}}})
+    with pytest.raises(UnknownRecipient):
+        client_of(relays).call("c1", "storeMessage", {})
+    assert relays.invoked == [(PRIMARY, "RequestResponse")]
+
+
+def test_when_neither_side_answers_the_call_fails_and_a_peer_without_standby_once() -> None:
+    relays = Relays({PRIMARY: TimeoutError("no"), STANDBY: TimeoutError("no"), C2: {"x": 1}})
+    client = client_of(relays)
+    with pytest.raises(RelayFailed, match="cell c1 did not answer storeMessage"):
+        client.call("c1", "storeMessage", {})
+    relays.answers[C2] = TimeoutError("no")
+    with pytest.raises(RelayFailed, match="cell c2"):
+        client.call("c2", "keys", {})
+    assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, C2]
