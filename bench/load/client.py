@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 # How long a client waits for an ack before sending the same frame again.
 ACK_TIMEOUT_SECONDS = 60.0
+GOING_AWAY = 1001
 SYNC_TIMEOUT_SECONDS = 60.0
 OPEN_TIMEOUT_SECONDS = 60.0
 # A client gathers acks for this long before it sends one ack frame for all of them.
@@ -70,6 +71,10 @@ HANDSHAKE_ATTEMPTS = 4
 RESEND_AFTER = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, *GATEWAY_ERRORS)
 
 Answer = AckFrame | ErrorFrame | GatewayError
+
+
+class ConnectionLost(Exception):
+    """The connection a send waits on closed before its answer came."""
 
 
 class LoadFailure(Exception):
@@ -132,7 +137,9 @@ class LoadClient:
                 self.note_home_moved()
             self.home_url = url
             # Signed anew each time: a nonce is good once, even for a refused handshake.
-            signed = self.user.signed_url(url, with_keys=first)
+            # After a refusal, in the first-connect form: a standby that took over may
+            # not know the user yet (PROTOCOL.md §7); the keys are the same ones.
+            signed = self.user.signed_url(url, with_keys=first or attempt > 1)
             try:
                 socket = await open_socket(signed, open_timeout=OPEN_TIMEOUT_SECONDS)
                 break
@@ -238,7 +245,7 @@ class LoadClient:
                 self.run.tally.counts["resent after no ack"] += 1
                 sent.lost_acks += 1
                 continue
-            except ConnectionClosed:
+            except (ConnectionClosed, ConnectionLost):
                 sent.lost_acks += 1
                 continue  # reconnect, then the same frame again
             finally:
@@ -304,6 +311,19 @@ class LoadClient:
                 self._on_frame(read_frame(json.loads(raw)), epoch)
         if self.socket is socket:
             self.online = False  # the server closed it
+            # No answer comes on it any more: a send waiting for one goes again now.
+            for waiting in self._waiting.values():
+                if not waiting.done():
+                    waiting.set_exception(ConnectionLost())
+            if socket.close_code == GOING_AWAY:
+                # The server went away (a failover, a restart): come back at once, as
+                # an app does, rather than at the next send.
+                self._spawn(self._come_back())
+
+    async def _come_back(self) -> None:
+        async with self.lock:
+            if self.socket is not None and self.socket.close_code is not None:
+                await self._ensure_connected()
 
     def _on_frame(self, frame: Received, epoch: int) -> None:
         if isinstance(frame, MessageFrame):
