@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "failover"]
+BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "scale", "failover"]
 # The full-size load and failover runs take minutes and many sockets: they run when named.
-DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency"]
+DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency", "scale"]
 
 
 def main(argv: list[str]) -> int:

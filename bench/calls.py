@@ -7,6 +7,10 @@ sample: find the recipient's connections by scanning a connections table.
 
 An operation's own counts never include the presence function it hands a change to (its
 one `lambda.Invoke`): that function runs on its own, and is measured on its own.
+
+A send between users of two cells runs on two cells' tables (messenger_local.cells_harness):
+it is counted in each cell, with the one Relay `Invoke` between them, next to the same
+send within one cell.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
 from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
+from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (
     Ack,
@@ -303,14 +308,13 @@ def get_presence(h: Harness, c: CallCounter, registered: int, unknown: int) -> C
     return calls
 
 
+SAME_CELL_SEND = "sendMessage, recipient online, 1 connection"
+
 SCENARIOS = [
     Scenario("connect, new user (authorizer + $connect)", connect_new),
     Scenario("connect, known user (authorizer + $connect)", connect_known),
     Scenario("disconnect", disconnect),
-    Scenario(
-        "sendMessage, recipient online, 1 connection",
-        partial(send_message, recipient_connections=1),
-    ),
+    Scenario(SAME_CELL_SEND, partial(send_message, recipient_connections=1)),
     Scenario(
         "sendMessage, recipient online, 3 connections",
         partial(send_message, recipient_connections=3),
@@ -346,6 +350,44 @@ SCENARIOS = [
     ),
     Scenario(f"message life ({MESSAGE_LIFE_FRAMES} frames: send, ack, receipt ack)", message_life),
 ]
+
+
+@dataclass
+class CrossCellSend:
+    """A sendMessage from a user of c0 to an online user of c1: each cell's calls. The
+    sender's cell's count includes the Relay Invoke; the recipient's cell's is its Relay's."""
+
+    sender_cell: Counter[str]
+    home_cell: Counter[str]
+
+    @property
+    def total(self) -> Counter[str]:
+        return self.sender_cell + self.home_cell
+
+    @property
+    def invocations(self) -> int:
+        """Lambda invocations: the sender's route function and the peer's Relay."""
+        return 2
+
+
+def cross_cell_send() -> CrossCellSend:
+    alice = BenchUser.generate(id_homed_in("c0", "alice"))
+    bob = BenchUser.generate(id_homed_in("c1", "bob"))
+    with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
+        sender, home = cells["c0"], cells["c1"]
+        a = sender.connect(alice)
+        home.connect(bob)
+        in_sender, in_home = CallCounter(), CallCounter()
+        instrument(sender, in_sender)
+        instrument(home, in_home)
+        relayed = len(cells.invokes.calls)
+        frame = sender.message(a, bob, "hello", "msg-cross-0001")
+        with in_sender.measuring() as sender_calls, in_home.measuring() as home_calls:
+            reply = sender.send(a, frame)
+        assert reply is not None and reply["type"] == FrameType.ACK, reply
+        # The Relay Invoke is answered by the cells' own hook, before the counter's.
+        sender_calls["lambda.Invoke"] += len(cells.invokes.calls) - relayed
+    return CrossCellSend(sender_calls, home_calls)
 
 
 def scan_design_send(h: Harness, c: CallCounter, users: int) -> Counter[str]:
@@ -408,6 +450,111 @@ def measure(users: int) -> dict[str, Counter[str]]:
     return results
 
 
+# --- across cells (PROTOCOL.md §6): two cells, the Relay invoked through boto3's lambda ---
+
+
+@dataclass
+class CellCalls:
+    """An operation's calls in the caller's cell (with its Relay invokes) and in the peer."""
+
+    caller: Counter[str]
+    peer: Counter[str]
+
+
+@contextmanager
+def counting_cells(cells: CellsUnderTest, counters: dict[str, CallCounter]) -> Iterator[CellCalls]:
+    """The calls of what runs inside, per cell; the presence functions it invoked (and
+    the Relay calls they make) run after it, uncounted."""
+    relay_calls = len(cells.invokes.calls)
+    result = CellCalls(Counter(), Counter())
+    with counters["c0"].measuring() as caller, counters["c1"].measuring() as peer:
+        yield result
+    result.caller.update(caller)
+    result.peer.update(peer)
+    if len(cells.invokes.calls) > relay_calls:
+        result.caller["lambda.Invoke"] += len(cells.invokes.calls) - relay_calls
+    for cell in ("c0", "c1"):
+        cells[cell].run_invocations()
+
+
+def _homed_in(cell: str, name: str) -> BenchUser:
+    return BenchUser.generate(id_homed_in(cell, name))
+
+
+def _cell_pair(cells: CellsUnderTest, n: int) -> tuple[BenchUser, BenchUser, BenchUser]:
+    """alice and carol at home in c0, bob in c1 (fresh ids for each scenario)."""
+    return _homed_in("c0", f"alice{n}"), _homed_in("c0", f"carol{n}"), _homed_in("c1", f"bob{n}")
+
+
+def same_cell_send(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    alice, carol, _ = _cell_pair(cells, n)
+    a = cells["c0"].connect(alice)
+    cells["c0"].connect(carol)
+    frame = cells["c0"].message(a, carol, "hello", "msg-bench-0001")
+    with counting_cells(cells, counters) as calls:
+        assert cells["c0"].send(a, frame)["type"] == FrameType.ACK
+    return calls
+
+
+def cross_ack(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    """bob (c0 here: the acking side is the caller) acks a message from a user of c1."""
+    reader, sender = _homed_in("c0", f"reader{n}"), _homed_in("c1", f"sender{n}")
+    r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
+    cells["c1"].send(s, cells["c1"].message(s, reader, "hello", "msg-bench-0001"))
+    [message] = cells["c0"].posts.of_type(r.connection_id, FrameType.MESSAGE)
+    with counting_cells(cells, counters) as calls:
+        cells["c0"].send(r, Ack(ids=[message["id"]]).to_wire())
+    assert cells["c1"].posts.of_type(s.connection_id, FrameType.RECEIPT)
+    return calls
+
+
+def cross_mark_seen(cells: CellsUnderTest, counters: dict[str, CallCounter], n: int) -> CellCalls:
+    reader, sender = _homed_in("c0", f"reader{n}"), _homed_in("c1", f"sender{n}")
+    r, s = cells["c0"].connect(reader), cells["c1"].connect(sender)
+    frame = MarkSeen(to=sender.user_id, message_ids=["msg-bench-0001"]).to_wire()
+    with counting_cells(cells, counters) as calls:
+        cells["c0"].send(r, frame)
+    assert cells["c1"].posts.of_type(s.connection_id, FrameType.RECEIPT)
+    return calls
+
+
+def cross_get_presence(
+    cells: CellsUnderTest, counters: dict[str, CallCounter], n: int
+) -> CellCalls:
+    alice, _, bob = _cell_pair(cells, n)
+    cells["c1"].connect(bob)
+    a = cells["c0"].connect(alice)
+    frame = GetPresence(user_ids=[bob.user_id], subscribe=True).to_wire()
+    with counting_cells(cells, counters) as calls:
+        assert cells["c0"].send(a, frame)["users"][0]["online"] is True
+    return calls
+
+
+def measure_cells() -> dict[str, CellCalls]:
+    """ack, markSeen and getPresence across cells (cross_cell_send measures a send),
+    and a send between two users of one cell of the two, which costs what it does alone."""
+    results: dict[str, CellCalls] = {}
+    with cells_harness(registrations_per_ip_per_hour=10**9) as cells:
+        counters = {cell: CallCounter() for cell in ("c0", "c1")}
+        for cell, counter in counters.items():
+            instrument(cells[cell], counter)
+        scenarios: list[tuple[str, Callable[[int], CellCalls]]] = [
+            (
+                "sendMessage, same cell (of 2), online",
+                lambda n: same_cell_send(cells, counters, n),
+            ),
+            ("ack, 1 id, sender in the other cell", lambda n: cross_ack(cells, counters, n)),
+            ("markSeen, sender in the other cell", lambda n: cross_mark_seen(cells, counters, n)),
+            (
+                "getPresence, 1 user of the other cell, subscribe",
+                lambda n: cross_get_presence(cells, counters, n),
+            ),
+        ]
+        for n, (name, run) in enumerate(scenarios):
+            results[name] = run(n)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     sizes = (10, 10_000)
     runs = {size: measure(size) for size in sizes}
@@ -428,6 +575,22 @@ def main(argv: list[str] | None = None) -> int:
         f"\nper-operation counts identical at {sizes[0]} and {sizes[1]} users: "
         f"{'yes' if identical else 'NO'}"
     )
+    across = cross_cell_send()
+    print("\nsendMessage across cells (c0 -> c1), recipient online, 1 connection; vs one cell:")
+    rows = {
+        "in the sender's cell (c0)": across.sender_cell,
+        "in its home cell (c1, Relay)": across.home_cell,
+        "both cells": across.total,
+        "BASELINE within one cell": runs[sizes[0]][SAME_CELL_SEND],
+    }
+    for label, calls in rows.items():
+        print(f"  {label:<28} {summary(calls)}")
+    across_flows = measure_cells()
+    width = max(len(name) for name in across_flows)
+    print("\nOther flows across cells (c0 -> c1; the caller's Invoke is c1's Relay):")
+    for name, flow in across_flows.items():
+        print(f"  {name:<{width}}  in c0: {summary(flow.caller)}")
+        print(f"  {'':<{width}}  in c1: {summary(flow.peer)}")
     return 0 if identical else 1
 
 

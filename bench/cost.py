@@ -45,6 +45,9 @@ from messenger_protocol.frames import Ack
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
+# Each further message of the month, per account and region (API Gateway pricing page,
+# WebSocket APIs: "First 1 Billion $1.00, Over 1 Billion $0.80" per million).
+API_GATEWAY_PER_MILLION_MESSAGES_OVER_BILLION = 0.80
 API_GATEWAY_PER_MILLION_CONNECTION_MINUTES = 0.25
 LAMBDA_PER_MILLION_REQUESTS = 0.20
 LAMBDA_PER_GB_SECOND_ARM64 = 0.0000133334

@@ -140,6 +140,9 @@ class Metric(StrEnum):
     PRESENCE_ANNOUNCEMENTS_FAILED = "PresenceAnnouncementsFailed"
     PRESENCE_FRAMES_SENT = "PresenceFramesSent"
     PRESENCE_POSTS_FAILED = "PresencePostsFailed"
+    # Presence changes handed to watcher cells (one asynchronous Relay call per cell).
+    PRESENCE_CHANGES_RELAYED = "PresenceChangesRelayed"
+    PRESENCE_RELAYS_FAILED = "PresenceRelaysFailed"
     SUBSCRIPTIONS_DROPPED = "SubscriptionsDropped"
     CONNECTS_UNDONE = "ConnectsUndone"
 
@@ -326,7 +329,8 @@ PRESENCE_WORKER = Function(
     handler="messenger.handlers.presence_changed.handler",
     function_name="PresenceChanged",
     # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
-    access=frozenset({_R, _W, _POST, _ANNOUNCE}),
+    # RELAY: watchers at home in other cells hear of the change through their cell.
+    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY}),
 )
 WORKERS = (PRESENCE_WORKER,)
 
@@ -349,14 +353,15 @@ ROUTES: tuple[Route, ...] = (
         "$connect",
         "messenger.handlers.connect.handler",
         "Connect",
-        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
+        # Never a peer: watchers in other cells hear of it from the presence function.
+        frozenset({_R, _W, _ANNOUNCE}),
         two_way=False,
     ),
     Route(
         "$disconnect",
         "messenger.handlers.disconnect.handler",
         "Disconnect",
-        frozenset({_R, _W, _ANNOUNCE, _RELAY}),
+        frozenset({_R, _W, _ANNOUNCE}),
         two_way=False,
     ),
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),

@@ -181,14 +181,22 @@ class Services:
         endpoint = self.settings.connections_endpoint
         if endpoint is None:
             raise RuntimeError("the Relay needs CONNECTIONS_ENDPOINT: it has no API event")
-        return RelayService(self.cells, lambda: self.messaging(endpoint), self.identity)
+        return RelayService(
+            self.cells,
+            lambda: self.messaging(endpoint),
+            self.identity,
+            lambda: self.presence(endpoint),
+            lambda: self.presence_changes(endpoint),
+        )
 
     def presence(self, endpoint: str) -> Presence:
-        return Presence(self.users, self.clock, self.announcer, endpoint)
+        return Presence(self.users, self.clock, self.announcer, endpoint, self.cells, self.peers)
 
     def presence_changes(self, endpoint: str) -> PresenceChanges:
-        """The presence function's logic, posting to the watchers on that API stage."""
-        return PresenceChanges(self.users, self.live(endpoint), self.clock)
+        """The presence function's logic, posting to the watchers on that API stage (and
+        handing the change to the cells of watchers elsewhere)."""
+        peers = self.peers if self.settings.cell else None
+        return PresenceChanges(self.users, self.live(endpoint), self.clock, peers)
 
 
 _override: Services | None = None

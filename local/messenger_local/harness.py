@@ -462,6 +462,20 @@ def serialize_moto() -> None:
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
 
 
+def moto_services(
+    settings: Settings, clock: FixedClock, posts: PostRecorder, lambda_client_factory: Any
+) -> Services:
+    """The functions' Services on moto: their own DynamoDB client, posts recorded, Lambda
+    invokes served by `lambda_client_factory`'s clients."""
+    return Services(
+        settings=settings,
+        dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
+        clock=clock,
+        management_client_factory=posts.client_factory,
+        lambda_client_factory=lambda_client_factory,
+    )
+
+
 @contextmanager
 def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> Iterator[Harness]:
     """A Harness inside moto's mock_aws; the functions use it until the block ends.
@@ -484,13 +498,7 @@ def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> I
         clock = FixedClock(START_MS)
         posts = PostRecorder(check_frame)
         invokes = InvokeRecorder()
-        services = Services(
-            settings=settings,
-            dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
-            clock=clock,
-            management_client_factory=posts.client_factory,
-            lambda_client_factory=invokes.client_factory,
-        )
+        services = moto_services(settings, clock, posts, invokes.client_factory)
         use_services(services)
         try:
             yield Harness(dynamodb, clock, posts, services, settings, invokes=invokes)

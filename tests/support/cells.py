@@ -1,180 +1,48 @@
-"""Several cells on moto in one test: each with its own tables and Services, and the
-cell-to-cell call going through a real boto3 `lambda` client.
+"""Several cells on moto in one test (messenger_local.cells_harness), every frame the
+functions post or answer with checked against docs/asyncapi.yaml.
 
     with cells_harness() as cells:
         a = cells["c0"].connect(user_homed_in("c0", "alice"))
         ...
-
-Each cell's Relay is reached by Lambda `Invoke`: the peers' `lambda` clients are real
-boto3 clients whose Invoke is served here (moto would need Docker to run a function): the
-request is serialized by botocore, the named Relay runs in its own cell's Services, and
-its answer is parsed by botocore as Lambda's would be. A cell's own presence function
-(an Event invoke) is kept by that cell's harness, which runs it as its own would.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.response import StreamingBody
-
-from messenger.config import CellSettings, Settings
-from messenger.contract import RELAY
-from messenger.logic.clock import FixedClock
-from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
-from messenger_local.aws import ACCOUNT_ID, REGION
-from messenger_local.events import Api
-from messenger_local.lambdas import LambdaContext
-from messenger_protocol.cells import ShardMap
-from tests.support.harness import (
-    START_MS,
-    Harness,
-    PostRecorder,
-    create_tables,
-    function_name_in,
-    load_handler,
-    serialize_moto,
+from messenger_local import cells_harness as on_moto
+from messenger_local.cells_harness import (
+    CELLS,
+    CellsUnderTest,
+    LambdaInvokes,
+    id_homed_in,
+    presence_function,
+    relay_arn,
 )
 from tests.support.identities import TestUser
+from tests.support.schemas import check_server_frame
 
-CELLS = ("c0", "c1")
-
-
-def relay_arn(cell: str) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-test-{cell}-relay"
-
-
-def presence_function(cell: str) -> str:
-    return f"messenger-test-{cell}-presence"
+__all__ = [
+    "CELLS",
+    "CellsUnderTest",
+    "LambdaInvokes",
+    "cells_harness",
+    "presence_function",
+    "relay_arn",
+    "user_homed_in",
+]
 
 
 def user_homed_in(cell: str, name: str, cells: tuple[str, ...] = CELLS) -> TestUser:
     """A test user whose id (name, or name-N) has its home in `cell`."""
-    shard_map = ShardMap.even(list(cells))
-    for n in range(1000):
-        user_id = name if n == 0 else f"{name}-{n}"
-        if shard_map.home_of(user_id) == cell:
-            return TestUser(user_id)
-    raise AssertionError(f"no id like {name!r} lands in {cell}")
-
-
-class LambdaInvokes:
-    """Serves Lambda Invoke for the cells' Relays; records every call."""
-
-    def __init__(self) -> None:
-        self.by_arn: dict[str, Harness] = {}
-        self.presence: dict[str, Harness] = {}  # a cell's presence function -> its harness
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []  # (cell, type, payload)
-        self.failing: set[str] = set()  # cells whose Relay times out
-
-    def client(self) -> Any:
-        client = boto3.client("lambda", region_name=REGION)
-        client.meta.events.register("before-call.lambda.Invoke", self._invoke)
-        return client
-
-    def _invoke(self, params: dict[str, Any], model: Any, **kwargs: Any) -> Any:
-        arn = function_name_in(params)
-        if arn in self.presence:
-            self.presence[arn].invokes.record(arn, json.loads(params["body"]))
-            response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
-            return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
-        target = self.by_arn[arn]
-        invocation_type = params["headers"].get("X-Amz-Invocation-Type", "RequestResponse")
-        payload = json.loads(params["body"])
-        cell = target.settings.cell.cell_id if target.settings.cell else "?"
-        self.calls.append((cell, invocation_type, payload))
-        if cell in self.failing:
-            raise TimeoutError(f"the Relay of {cell} did not answer")
-        context = LambdaContext.for_invocation(
-            RELAY.function_name, region=REGION, account_id=ACCOUNT_ID
-        )
-        with serving(target.services):
-            answer = load_handler(RELAY.handler)(payload, context)
-        body = json.dumps(answer).encode()
-        status = 202 if invocation_type == "Event" else 200
-        response = AWSResponse(params["url"], status, HTTPHeaders(), None)
-        parsed = {
-            "StatusCode": status,
-            "Payload": StreamingBody(io.BytesIO(body), len(body)),
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        }
-        return response, parsed
-
-
-@dataclass
-class CellsUnderTest:
-    """The harness of each cell, and the Relay invocations between them."""
-
-    harnesses: dict[str, Harness]
-    invokes: LambdaInvokes
-
-    def __getitem__(self, cell: str) -> Harness:
-        return self.harnesses[cell]
-
-    def dump(self) -> dict[str, Any]:
-        """Every item of every cell's tables (compare before and after a refusal)."""
-        return {cell: harness.dump() for cell, harness in self.harnesses.items()}
+    return TestUser(id_homed_in(cell, name, cells))
 
 
 @contextmanager
 def cells_harness(cells: tuple[str, ...] = CELLS, **overrides: Any) -> Iterator[CellsUnderTest]:
-    """One Harness per cell, on one moto; cross-cell calls go through `LambdaInvokes`."""
-    from moto import mock_aws
-
-    serialize_moto()
-    shard_map = ShardMap.even(list(cells))
-    invokes = LambdaInvokes()
-    with mock_aws():
-        posts = PostRecorder()
-        clock = FixedClock(START_MS)
-        harnesses: dict[str, Harness] = {}
-        for cell in cells:
-            names = {
-                "Users": f"test-{cell}-users",
-                "Queue": f"test-{cell}-queue",
-                "Limits": f"test-{cell}-limits",
-            }
-            dynamodb = boto3.client("dynamodb", region_name=REGION)
-            create_tables(dynamodb, names)
-            api = Api(
-                api_id=f"{cell}api00000"[:10],
-                stage="test",
-                domain_name=f"{cell}.execute-api.{REGION}.amazonaws.com",
-                region=REGION,
-                account_id=ACCOUNT_ID,
-            )
-            settings = Settings(
-                users_table=names["Users"],
-                queue_table=names["Queue"],
-                limits_table=names["Limits"],
-                presence_function=presence_function(cell),
-                connections_endpoint=f"https://{api.domain_name}/{api.stage}",
-                cell=CellSettings(
-                    cell, shard_map, {peer: relay_arn(peer) for peer in cells if peer != cell}
-                ),
-                **overrides,
-            )
-            services = Services(
-                settings=settings,
-                dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
-                clock=clock,
-                management_client_factory=posts.client_factory,
-                lambda_client_factory=invokes.client,
-            )
-            harness = Harness(
-                dynamodb, clock, posts, services, settings, table_names=names, api=api
-            )
-            harnesses[cell] = harness
-            invokes.by_arn[relay_arn(cell)] = harness
-            invokes.presence[presence_function(cell)] = harness
-        try:
-            yield CellsUnderTest(harnesses, invokes)
-        finally:
-            use_services(None)
+    """One Harness per cell, on one moto, checking every frame; cross-cell calls go
+    through `LambdaInvokes`."""
+    with on_moto.cells_harness(cells, check_frame=check_server_frame, **overrides) as running:
+        yield running

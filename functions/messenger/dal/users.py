@@ -9,6 +9,10 @@ Item layout (pk, sk):
 - ("U#<userId>", "WATCH#<connectionId>"): `watching`, every user that connection asked to
   watch (the subscription cap counts them; its $disconnect deletes what they name).
 - ("U#<userId>", "SUB#<connectionId>"): that connection watches this user's presence.
+- ("U#<userId>", "WATCH#<watcherCell>#<watcherId>"): a user of another cell watches this
+  user's presence from some connection (`watcherCell`, `watcher`, expiresAt): that cell is
+  told of changes (docs/scale.md). Connection ids hold no '#', so these never meet the
+  watch lists above; every read of them names `watcherCell`.
 - ("U#<userId>", "SEE#<visGen>#<contactId>"): the contact may see this user's presence
   (with `vis` contacts, for the generation in effect).
 - ("N#<userId>#<nonce>", "NONCE"): a connect nonce already used, until its TTL.
@@ -78,6 +82,22 @@ class Subscription:
     watched: str
     watcher: str
     connection_id: str
+
+
+@dataclass(frozen=True)
+class Interest:
+    """A user of another cell watches `watched` (from one or more of its connections)."""
+
+    watched: str
+    cell: str
+    watcher: str
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {
+            "pk": {"S": user_key(self.watched)},
+            "sk": {"S": f"{WATCH_PREFIX}{self.cell}#{self.watcher}"},
+        }
 
 
 class UserTaken(Exception):
@@ -509,6 +529,68 @@ class Users:
                 "sk": {"S": SUB_PREFIX + subscription.connection_id},
             },
         )
+
+    def drop_subscriptions(self, connection_id: str, watched: Iterable[str]) -> None:
+        """Delete the connection's subscriptions to these users (one batch)."""
+        self._batch_write(
+            [
+                {
+                    "DeleteRequest": {
+                        "Key": {
+                            "pk": {"S": user_key(target)},
+                            "sk": {"S": SUB_PREFIX + connection_id},
+                        }
+                    }
+                }
+                for target in dict.fromkeys(watched)
+            ]
+        )
+
+    # --- interests of other cells -------------------------------------------------------
+
+    def add_interests(self, interests: Sequence[Interest], expires_at: int) -> None:
+        """Record (or renew) that these users of other cells watch users of this one."""
+        self._batch_write(
+            [
+                {
+                    "PutRequest": {
+                        "Item": interest.key
+                        | {
+                            "watcherCell": {"S": interest.cell},
+                            "watcher": {"S": interest.watcher},
+                            "expiresAt": {"N": str(expires_at)},
+                        }
+                    }
+                }
+                for interest in dict.fromkeys(interests)
+            ]
+        )
+
+    def interests_in(self, user_id: str, now_s: int) -> Iterator[list[Interest]]:
+        """The unexpired interests of other cells in this user, a page at a time (Query)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :watch)",
+            # The user's own watch lists share the prefix and carry no watcherCell.
+            "FilterExpression": "expiresAt > :now AND attribute_exists(watcherCell)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_key(user_id)},
+                ":watch": {"S": WATCH_PREFIX},
+                ":now": {"N": str(now_s)},
+            },
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            yield [
+                Interest(user_id, item["watcherCell"]["S"], item["watcher"]["S"])
+                for item in response.get("Items", [])
+            ]
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def drop_interests(self, interests: Iterable[Interest]) -> None:
+        self._batch_write([{"DeleteRequest": {"Key": interest.key}} for interest in interests])
 
     # --- presence visibility ----------------------------------------------------------
 

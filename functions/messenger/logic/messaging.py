@@ -9,6 +9,7 @@ logic/catch_up.py.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from messenger.contract import Metric
@@ -24,7 +25,7 @@ from messenger.errors import UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.live import Live
-from messenger.logic.peers import Peers
+from messenger.logic.peers import Peers, RelayedReceipt
 from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage
@@ -133,12 +134,9 @@ class Messaging:
         if receipts:
             self._queue.delete(owner, receipts)
         if messages:
-            written = self._remove_messages(owner, messages)
-            count(Metric.RECEIPTS_QUEUED, len(written))
-            live = sum(self._push_receipt(receipt) for receipt in written)
-            count(Metric.RECEIPTS_DELIVERED_LIVE, live)
+            self._remove_messages(owner, messages)
 
-    def _remove_messages(self, owner: str, item_ids: list[str]) -> list[QueuedReceipt]:
+    def _remove_messages(self, owner: str, item_ids: list[str]) -> None:
         """Delete acknowledged messages, each only once its `delivered` receipt is stored.
 
         Only messages that are in the owner's queue now count (a consistent read), so an
@@ -147,7 +145,9 @@ class Messaging:
         the messages queued, to be delivered and acknowledged again, which costs a
         duplicate `delivered` receipt (clients take it as the same news) and never a
         deleted message without its receipt. Two devices acknowledging the same message
-        at the same moment may likewise both cause a receipt.
+        at the same moment may likewise both cause a receipt. A sender at home in
+        another cell gets its receipt there, through that cell's Relay, before anything
+        is deleted: a peer that fails fails the ack (INTERNAL) and deletes nothing.
         """
         present = self._queue.present(owner, item_ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
@@ -156,47 +156,112 @@ class Messaging:
                 sender, message_id = parse_message_item_id(item_id) or ("", "")
                 by_sender[sender].append(message_id)
         if not by_sender:
-            return []
+            return
         now_ns = self._clock.now_ns()
-        receipts = [
-            self._receipt(sender, ReceiptStatus.DELIVERED, message_ids, owner, now_ns)
-            for sender, message_ids in by_sender.items()
-        ]
-        self._queue.store_receipts(receipts)
+        by_cell = self._cells.by_home(list(by_sender))
+        at = now_ns // 1_000_000
+        for cell, senders in by_cell.items():
+            if cell is not None:  # one call per cell, for all of its senders
+                receipts = [
+                    RelayedReceipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, at)
+                    for sender in senders
+                ]
+                self._relayed_peers().store_receipts(cell, receipts)
+        self._queue_receipts(
+            [
+                self._receipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, now_ns)
+                for sender in by_cell.get(None, [])
+            ]
+        )
         self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
-        return receipts
 
     # --- markSeen ------------------------------------------------------------------
 
     def mark_seen(self, reader: str, to: str, message_ids: list[str]) -> None:
+        unique = list(dict.fromkeys(message_ids))
+        now_ns = self._clock.now_ns()
+        home = None if self._cells.is_home(to) else self._cells.home_of(to)
+        if home is not None:
+            # The reader's bucket is here; the sender's home tells whether it exists.
+            self._rate_limiter.take_seen_receipt(reader, to)
+            self._relayed_peers().store_receipts(
+                home, [RelayedReceipt(to, ReceiptStatus.SEEN, unique, reader, now_ns // 1_000_000)]
+            )
+            return
         sender = self._users.get_profile(to)
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
         self._rate_limiter.take_seen_receipt(reader, to)
-        receipt = self._receipt(
-            to, ReceiptStatus.SEEN, list(dict.fromkeys(message_ids)), reader, self._clock.now_ns()
+        self._queue_receipts(
+            [self._receipt(to, ReceiptStatus.SEEN, unique, reader, now_ns)], {to: sender}
         )
-        self._queue.store_receipt(receipt)
-        count(Metric.RECEIPTS_QUEUED)
-        count(Metric.RECEIPTS_DELIVERED_LIVE, self._push_receipt(receipt, sender))
+
+    # --- receipts relayed by peer cells -------------------------------------------------
+
+    def accept_receipts(self, relayed: Sequence[RelayedReceipt]) -> None:
+        """Receipts for users of this cell from an ack or a markSeen in another cell:
+        queued and delivered as a local ack or markSeen queues and delivers them.
+
+        A `seen` receipt for an unknown user is UNKNOWN_RECIPIENT (nothing written), as a
+        local markSeen is. A `delivered` receipt for one is dropped: it answers messages
+        that user sent, so there is nobody to tell, and the reader's ack must go through.
+        """
+        profiles = self._users.get_profiles([receipt.recipient for receipt in relayed])
+        for receipt in relayed:
+            if receipt.status is ReceiptStatus.SEEN and receipt.recipient not in profiles:
+                raise UnknownRecipient(f"no user {receipt.recipient!r}")
+        now_ns = self._clock.now_ns()
+        self._queue_receipts(
+            [
+                self._receipt(r.recipient, r.status, r.message_ids, r.by, now_ns, r.at)
+                for r in relayed
+                if r.recipient in profiles
+            ],
+            profiles,
+        )
 
     # --- helpers -------------------------------------------------------------------
 
     def _receipt(
-        self, recipient: str, status: ReceiptStatus, message_ids: list[str], by: str, now_ns: int
+        self,
+        recipient: str,
+        status: ReceiptStatus,
+        message_ids: Sequence[str],
+        by: str,
+        now_ns: int,
+        at: int | None = None,
     ) -> QueuedReceipt:
+        """A receipt queued now; `at` (ms) is when the reader acted, if not now."""
         return QueuedReceipt(
             recipient=recipient,
             status=status,
             message_ids=tuple(message_ids),
             by=by,
-            at=now_ns // 1_000_000,
+            at=now_ns // 1_000_000 if at is None else at,
             seq=new_seq(now_ns // 1_000),
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
 
-    def _push_receipt(self, receipt: QueuedReceipt, profile: Profile | None = None) -> bool:
-        """Hand a queued receipt over live if its recipient is online (never an alert);
-        True if a connection took it."""
-        profile = profile or self._users.get_profile(receipt.recipient)
-        return profile is not None and self._live.deliver(profile, receipt.frame()) > 0
+    def _queue_receipts(
+        self, receipts: Sequence[QueuedReceipt], profiles: Mapping[str, Profile] | None = None
+    ) -> None:
+        """Store receipts for users of this cell, then hand each over live to its
+        recipient's connections (never an alert). A recipient whose profile is not
+        given is read. Every receipt, local or relayed by a peer, goes through here."""
+        if not receipts:
+            return
+        self._queue.store_receipts(receipts)
+        count(Metric.RECEIPTS_QUEUED, len(receipts))
+        live = 0
+        for receipt in receipts:
+            profile = (profiles or {}).get(receipt.recipient) or self._users.get_profile(
+                receipt.recipient
+            )
+            if profile is not None and self._live.deliver(profile, receipt.frame()) > 0:
+                live += 1
+        count(Metric.RECEIPTS_DELIVERED_LIVE, live)
+
+    def _relayed_peers(self) -> Peers:
+        if self._peers is None:
+            raise RuntimeError("a user at home in another cell, and no peers to ask")
+        return self._peers

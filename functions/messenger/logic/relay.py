@@ -14,6 +14,8 @@ from typing import Any
 from messenger.logic.cells import Cells
 from messenger.logic.identity import Identity
 from messenger.logic.messaging import Messaging
+from messenger.logic.peers import PresenceChanged, PresenceQuery, StoreReceipts
+from messenger.logic.presence import Presence, PresenceChanges
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import SendMessage
 
@@ -38,13 +40,23 @@ class RelayService:
     """The operations of the Relay function, each for users of this cell."""
 
     def __init__(
-        self, cells: Cells, messaging: Callable[[], Messaging], identity: Identity
+        self,
+        cells: Cells,
+        messaging: Callable[[], Messaging],
+        identity: Identity,
+        presence: Callable[[], Presence],
+        presence_changes: Callable[[], PresenceChanges],
     ) -> None:
         self._cells = cells
         self._messaging = messaging
         self._identity = identity
+        self._presence = presence
+        self._presence_changes = presence_changes
         self._operations: dict[str, Callable[[RelayRequest], Any]] = {
             "storeMessage": self._store_message,
+            "storeReceipt": self._store_receipt,
+            "presence": self._presence_of,
+            "presenceChanged": self._presence_changed,
             "keys": self._keys,
         }
 
@@ -71,6 +83,31 @@ class RelayService:
         sender = self._theirs(request, request.body.get("sender"), "sender")
         self._ours(frame.to, "to")
         return self._messaging().accept(sender, frame).to_wire()
+
+    def _store_receipt(self, request: RelayRequest) -> Any:
+        """Receipts for users of this cell, by users of the calling cell."""
+        receipts = StoreReceipts.read(request.body).receipts
+        for receipt in receipts:
+            self._ours(receipt.recipient, "recipient")
+            self._theirs(request, receipt.by, "by")
+        self._messaging().accept_receipts(receipts)
+        return {}
+
+    def _presence_of(self, request: RelayRequest) -> Any:
+        query = PresenceQuery.read(request.body)
+        self._theirs(request, query.watcher, "watcher")
+        for user_id in query.user_ids:
+            self._ours(user_id, "userIds")
+        return self._presence().answer_peer(request.caller, query).to_wire()
+
+    def _presence_changed(self, request: RelayRequest) -> Any:
+        """A user of the calling cell changed; its watchers are users of this cell."""
+        change = PresenceChanged.read(request.body)
+        self._theirs(request, change.user, "user")
+        for watcher in [*change.watchers, *change.hidden_from]:
+            self._ours(watcher, "watchers")
+        self._presence_changes().relay_change(change)
+        return {}
 
     def _keys(self, request: RelayRequest) -> Any:
         return self._identity.keys_of(self._ours(request.body.get("userId"), "userId")).to_wire()
