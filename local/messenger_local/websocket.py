@@ -219,6 +219,9 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
         in_flight=asyncio.Semaphore(gateway.limits.max_in_flight_per_connection),
     )
     gateway.connections.add(connection)
+    if gateway.out_of_service:
+        # Its region was lost while this handshake ran: it closes as the others did.
+        gateway.spawn(connection.close(1001, "Going away"))
     try:
         await _receive_frames(gateway, connection, guard)
     finally:
