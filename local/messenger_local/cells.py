@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from messenger.config import LOCAL_CELL_EPOCH
+from messenger.config import LOCAL_CELL_EPOCH, PEER_STANDBY_SEPARATOR
 from messenger.contract import PRESENCE_WORKER, RELAY, Env
 from messenger.wiring import Services, serving
 from messenger_local.gateway import Gateway
@@ -62,6 +62,9 @@ class LocalCell:
     environment: dict[str, str] = field(default_factory=dict)
     # With cells: made from `environment` at the stack's start.
     services: Services | None = None
+    # The cell's standby (issue 14, `--standby`): same CELL_ID, its own stage
+    # (`/c0-standby`), tables (replicas of the cell's) and functions.
+    standby: bool = False
 
     @property
     def stage(self) -> str:
@@ -101,19 +104,41 @@ class LocalCell:
 
 
 def cell_environment(
-    cell: LocalCell, peers: list[LocalCell], shard_map: ShardMap
+    cell: LocalCell,
+    peers: list[LocalCell],
+    shard_map: ShardMap,
+    standbys: Mapping[str, LocalCell] | None = None,
 ) -> dict[Env, str]:
-    """The variables that make a cell's functions that cell's (besides its tables)."""
+    """The variables that make a cell's functions that cell's (besides its tables).
+
+    A peer with a standby is named by both Relays, `<cell>=<primary>|<standby>`: the
+    caller tries the standby when the primary does not answer (messenger.config). The
+    epoch's region part is the stage: `local-c0`, or `local-c0-standby`.
+    """
     assert cell.cell_id is not None
+    standbys = standbys or {}
+
+    def relays(peer: LocalCell) -> str:
+        standby = standbys.get(str(peer.cell_id))
+        if standby is None:
+            return peer.relay_arn
+        return f"{peer.relay_arn}{PEER_STANDBY_SEPARATOR}{standby.relay_arn}"
+
     return {
         Env.CONNECTIONS_ENDPOINT: cell.http_url,
         Env.CELL_ID: cell.cell_id,
         Env.CELL_SHARD_MAP: shard_map.to_compact(),
-        Env.CELL_PEERS: ",".join(f"{peer.cell_id}={peer.relay_arn}" for peer in peers),
-        Env.CELL_EPOCH: f"{LOCAL_CELL_EPOCH}-{cell.cell_id}",
+        Env.CELL_PEERS: ",".join(f"{peer.cell_id}={relays(peer)}" for peer in peers),
+        Env.CELL_EPOCH: f"{LOCAL_CELL_EPOCH}-{cell.stage}",
         Env.PRESENCE_FUNCTION: cell.deployed_name(PRESENCE_WORKER.function_name),
     }
 
 
 def by_cell(cells: list[LocalCell]) -> Mapping[str, LocalCell]:
-    return {cell.cell_id: cell for cell in cells if cell.cell_id is not None}
+    """The cells (their primaries) by id."""
+    return {cell.cell_id: cell for cell in cells if cell.cell_id is not None and not cell.standby}
+
+
+def standby_stage(cell_id: str) -> str:
+    """A cell's standby's stage (and name in its functions' and tables' names)."""
+    return f"{cell_id}-standby"

@@ -22,6 +22,7 @@ from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
 from messenger_local.stack import LocalStack
+from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS
 from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
@@ -49,6 +50,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="run N cells (PROTOCOL.md §6) on the one port, at /c0 … /c{N-1}, with "
         "the directory at /directory.json (default: one stage, no cells)",
+    )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="give each cell a standby at /cN-standby, its tables replicated as global "
+        "tables do; POST /_local/failover/CELL fails a cell over (needs --cells)",
+    )
+    parser.add_argument(
+        "--replication-lag",
+        type=float,
+        default=DEFAULT_REPLICATION_LAG_SECONDS,
+        metavar="SECONDS",
+        help=f"with --standby: how long a write takes to reach the standby "
+        f"({DEFAULT_REPLICATION_LAG_SECONDS:g})",
     )
     parser.add_argument("--aws-port", type=int, default=5005, help="moto's port (5005)")
     parser.add_argument(
@@ -81,7 +96,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="the functions' log level (INFO)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.standby and args.cells is None:
+        parser.error("--standby needs --cells N (a standby is a cell's)")
+    if args.standby and args.state is not None:
+        parser.error("--standby and --state do not go together")
+    if args.replication_lag < 0:
+        parser.error("--replication-lag cannot be negative")
+    return args
 
 
 def _cell_count(text: str) -> int:
@@ -136,6 +158,12 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
         cells.append(
             f"  cell {cell_id:<12} {cell.ws_url}  (shards {shards} of {stack.shard_map.shards})"
         )
+        if stack.has_standby:
+            cells.append(
+                f"    standby         {stack.standby(cell_id).standby.ws_url}  (replication "
+                f"lag {stack.replication_lag:g} s; fail over: "
+                f"curl -X POST http://{stack.host}:{stack.port}/_local/failover/{cell_id})"
+            )
     first = stack.cell(stack.cell_ids[0])
     tables = ", ".join(first.table_names.values())
     return "\n".join(
@@ -207,6 +235,8 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         port=args.port,
         stage=args.stage,
         cells=args.cells,
+        standby=args.standby,
+        replication_lag=args.replication_lag,
         aws_port=args.aws_port,
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,

@@ -55,6 +55,9 @@ class Gateway:
         self.record = record
         self.connections = ConnectionRegistry()
         self.port = 0  # known once the server is bound
+        # Its region is lost (a failover, messenger_local.standby): it refuses every
+        # handshake and Invoke, and answers nothing it was still running.
+        self.out_of_service = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -65,6 +65,8 @@ async def invoke(resolve: Resolve, request: web.Request) -> web.Response:
     target = resolve(name)
     if target is None:
         return _error(404, "ResourceNotFoundException", f"Function not found: {name}")
+    if target.gateway.out_of_service:
+        return _region_lost(name)
     try:
         event = json.loads(await request.read() or b"{}")
     except ValueError:
@@ -77,12 +79,22 @@ async def invoke(resolve: Resolve, request: web.Request) -> web.Response:
         target.gateway.spawn(_run_in_background(target, event))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
     outcome = await _run(target, event)
+    if target.gateway.out_of_service:
+        # The region was lost while the function ran: its answer never comes out.
+        return _region_lost(name)
     headers = {"x-amzn-RequestId": outcome.request_id}
     if not outcome.succeeded:
         headers["X-Amz-Function-Error"] = "Unhandled"
         failure = {"errorMessage": str(outcome.error or "Task timed out")}
         return json_response(200, failure, headers=headers)
     return json_response(200, outcome.response, headers=headers)
+
+
+def _region_lost(name: str) -> web.Response:
+    """What a caller meets when the function's region is gone (a local failover): a 5xx,
+    which botocore retries before the caller gives up (the Relay's caller then tries the
+    cell's standby)."""
+    return _error(503, "ServiceException", f"{name}: the region is unavailable")
 
 
 async def _run_in_background(target: Target, event: Any) -> None:

@@ -11,6 +11,10 @@ each), and the directory (PROTOCOL.md §6) is served too:
 
 GET    /directory.json
 
+and with a standby for each cell, the emulated region loss (messenger_local.standby):
+
+POST   /_local/failover/{cell}
+
 and, for the functions that invoke one another, Lambda's own Invoke API:
 
 POST   /2015-03-31/functions/{name}/invocations
@@ -27,6 +31,7 @@ from aiohttp import web
 
 from messenger_local import lambda_api, management
 from messenger_local.gateway import Gateway, json_response
+from messenger_local.standby import FAILOVER_PATH, Failover
 from messenger_local.webapp import add_web_routes
 from messenger_local.websocket import serve_websocket
 
@@ -38,6 +43,8 @@ Handler = Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
 DIRECTORY_PATH = "/directory.json"
 # The directory document (PROTOCOL.md §6), made when asked: it names the bound port.
 DirectoryDocument = Callable[[], dict[str, Any]]
+# Fails a cell over to its standby (KeyError: no such cell with a standby).
+FailOver = Callable[[str], Awaitable[Failover]]
 
 
 def add_stage_routes(app: web.Application, gateway: Gateway) -> None:
@@ -58,6 +65,7 @@ def build_app(
     gateways: Sequence[Gateway],
     resolve: lambda_api.Resolve,
     directory: DirectoryDocument | None = None,
+    fail_over: FailOver | None = None,
 ) -> web.Application:
     """The aiohttp application serving each stage; with a directory, the web app
     connects through it (cells), else to the one stage."""
@@ -77,7 +85,18 @@ def build_app(
         app.router.add_get(DIRECTORY_PATH, serve_directory)
         add_web_routes(app, gateways[0].api.stage, directory=DIRECTORY_PATH)
     app.router.add_post(lambda_api.INVOKE_PATH, functools.partial(lambda_api.invoke, resolve))
+    if fail_over is not None:
+        app.router.add_post(FAILOVER_PATH, functools.partial(_fail_over, fail_over))
     return app
+
+
+async def _fail_over(fail_over: FailOver, request: web.Request) -> web.Response:
+    cell = request.match_info["cell"]
+    try:
+        failover = await fail_over(cell)
+    except KeyError:
+        return json_response(404, {"message": f"no cell {cell!r} with a standby"})
+    return json_response(200, failover.to_wire())
 
 
 class Server:
@@ -96,6 +115,7 @@ class Server:
         port: int,
         resolve: lambda_api.Resolve,
         directory: DirectoryDocument | None = None,
+        fail_over: FailOver | None = None,
     ) -> None:
         self._gateways = tuple(gateways)
         self._host = host
@@ -104,7 +124,9 @@ class Server:
         # Connections are closed (and drained) before the runner stops, so it has
         # nothing left to wait for.
         self._runner = web.AppRunner(
-            build_app(self._gateways, resolve, directory), access_log=None, shutdown_timeout=1.0
+            build_app(self._gateways, resolve, directory, fail_over),
+            access_log=None,
+            shutdown_timeout=1.0,
         )
 
     @property

@@ -29,6 +29,14 @@ Several cells (PROTOCOL.md §6) in the one process, on the one port::
         stack.invocations_of("Relay", cell="c1")
         stack.connection_ids(cell="c0")
 
+With a standby for each cell (issue 14, messenger_local.standby)::
+
+    async with LocalStack(cells=2, standby=True, replication_lag=1.0) as stack:
+        stack.standby("c0").standby.ws_url   # "ws://127.0.0.1:54321/c0-standby"
+        stack.standby("c0").replicator       # its pending / replicated / dropped counts
+        failover = await stack.fail_over("c0")  # as POST /_local/failover/c0 does
+        stack.active("c0")                   # the side serving c0 now: its standby
+
 With cells, `ws_url`, `http_url`, `connections_url` and `table_names` (one stage's)
 raise: every cell has its own (`stack.cell(id)`).
 
@@ -91,6 +99,7 @@ from messenger_local.cells import (
     cell_environment,
     cell_ids,
     function_prefix,
+    standby_stage,
 )
 from messenger_local.events import Api, new_api_id
 from messenger_local.gateway import MAX_DURATION_SECONDS, Gateway, Limits
@@ -102,7 +111,9 @@ from messenger_local.lambdas import (
     Around,
     Functions,
 )
+from messenger_local.replication import Replicator
 from messenger_local.server import DIRECTORY_PATH, Server
+from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS, Failover, Standby
 from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.cells import Directory, ShardMap
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
@@ -120,7 +131,7 @@ _UNSAFE_AWS_VARIABLES = (
     "AWS_ENDPOINT_URL_LAMBDA",
 )
 _DRAIN_SECONDS = 10.0
-# The directory's version: the cells' URLs do not change while the stack runs.
+# The directory's first version; each failover (standby) adds one.
 DIRECTORY_VERSION = 1
 
 
@@ -153,9 +164,20 @@ class LocalStack:
         authorizer: Authorizer | None = AUTHORIZER,
         on_invocation: Callable[[Invocation], None] | None = None,
         state_dir: Path | None = None,
+        standby: bool = False,
+        replication_lag: float = DEFAULT_REPLICATION_LAG_SECONDS,
     ) -> None:
         if state_dir is not None and aws is not None:
             raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
+        if standby and cells is None:
+            raise ValueError("a standby is a cell's: give cells with standby")
+        if standby and state_dir is not None:
+            raise ValueError(
+                "standbys and kept state do not go together (the replicas "
+                "would come back without what replication had pending)"
+            )
+        if replication_lag < 0:
+            raise ValueError("the replication lag cannot be negative")
         self.host = host
         self.stage = stage
         self._port = port
@@ -177,7 +199,12 @@ class LocalStack:
         self.environment: dict[str, str] = {}
         self._saved_environment: dict[str, str | None] = {}
         self._server: Server | None = None
+        # Every stage: the cells' primaries, then their standbys (with standby).
         self._cells: list[LocalCell] = []
+        self._with_standby = standby
+        self.replication_lag = replication_lag
+        self._standbys: dict[str, Standby] = {}
+        self._directory_version = DIRECTORY_VERSION
         self._pools: list[ThreadPoolExecutor] = []  # shared by the cells' functions
 
     # --- addresses -----------------------------------------------------------------
@@ -266,8 +293,36 @@ class LocalStack:
         """The directory this stack serves."""
         if self.shard_map is None:
             raise RuntimeError("a stack without cells serves no directory")
-        urls = {cell.cell_id: cell.ws_url for cell in self._cells if cell.cell_id is not None}
-        return Directory(DIRECTORY_VERSION, urls, self.shard_map)
+        urls = {cell_id: self.active(cell_id).ws_url for cell_id in self._cell_ids}
+        return Directory(self._directory_version, urls, self.shard_map)
+
+    # --- standbys and failover (issue 14, messenger_local.standby) -----------------
+
+    @property
+    def has_standby(self) -> bool:
+        return self._with_standby
+
+    def standby(self, cell_id: str) -> Standby:
+        """A cell's primary, standby and replicator (only with standby)."""
+        try:
+            return self._standbys[cell_id]
+        except KeyError:
+            raise KeyError(f"no standby for cell {cell_id!r}") from None
+
+    def active(self, cell_id: str) -> LocalCell:
+        """The side serving a cell: its primary, or its standby once failed over."""
+        standby = self._standbys.get(cell_id)
+        return standby.active if standby is not None else self.cell(cell_id)
+
+    async def fail_over(self, cell_id: str) -> Failover:
+        """Fail a cell over to its standby as a region loss would (POST
+        /_local/failover/CELL), and point the directory at the standby."""
+        standby = self.standby(cell_id)
+        first = standby.failover is None
+        failover = await standby.fail_over(self._aws.client("dynamodb"))
+        if first:
+            self._directory_version += 1
+        return failover
 
     # --- what happened -------------------------------------------------------------
 
@@ -288,7 +343,7 @@ class LocalStack:
         return [
             connection_id
             for each in self._cells
-            if cell is None or each.cell_id == cell
+            if cell is None or each.stage == cell
             for connection_id in each.gateway.connections.ids()
         ]
 
@@ -342,6 +397,10 @@ class LocalStack:
         api_id = manifest.api_id if manifest else new_api_id()
         if self._cell_ids:
             self._cells = [self._new_cell(api_id, cell_id) for cell_id in self._cell_ids]
+            if self._with_standby:
+                self._cells += [
+                    self._new_cell(api_id, cell_id, standby=True) for cell_id in self._cell_ids
+                ]
         else:
             self._cells = [self._new_cell(api_id, None)]
         targets = {
@@ -356,6 +415,7 @@ class LocalStack:
             self._port,
             targets.get,
             (lambda: self.directory.to_wire()) if self._cell_ids else None,
+            self._answer_failover if self._with_standby else None,
         )
         await self._server.bind()
         for cell in self._cells:
@@ -363,13 +423,14 @@ class LocalStack:
             cell.gateway.api = replace(cell.gateway.api, domain_name=f"{self.host}:{self.port}")
             prefix = f"messenger-{self.stage}-{api_id}-"
             if cell.cell_id is not None:
-                prefix += f"{cell.cell_id}-"
+                prefix += f"{cell.stage}-"
             tables = await loop.run_in_executor(None, self._aws.create_tables, prefix)
             push_apps = await loop.run_in_executor(None, self._aws.create_push_apps, prefix)
             cell.table_names = {env.value: name for env, name in tables.items()}
             cell.environment = self._cell_variables(cell, {**tables, **push_apps})
         self._set_environment()
         await loop.run_in_executor(self._cells[0].functions.pool, self._cold_start)
+        self._start_replication()
         if self._state is not None:
             manifest = manifest or new_manifest(
                 api_id, self.stage, self._aws.region, len(self._cell_ids)
@@ -383,13 +444,37 @@ class LocalStack:
         # Only now, with every function loaded, can a handshake be answered.
         await self._server.listen()
 
-    def _new_cell(self, api_id: str, cell_id: str | None) -> LocalCell:
+    def _start_replication(self) -> None:
+        """One replicator per cell with a standby: the primary's tables to the standby's."""
+        primaries = by_cell(self._cells)
+        for cell in self._cells:
+            if not cell.standby:
+                continue
+            assert cell.cell_id is not None
+            primary = primaries[cell.cell_id]
+            tables = {
+                primary.table_names[env]: cell.table_names[env] for env in primary.table_names
+            }
+            replicator = Replicator(
+                tables, lag=self.replication_lag, gate=self._aws.gate, region=self._aws.region
+            )
+            replicator.start()
+            self._standbys[cell.cell_id] = Standby(primary, cell, replicator)
+
+    async def _answer_failover(self, cell_id: str) -> Failover:
+        if cell_id not in self._standbys:
+            raise KeyError(cell_id)
+        return await self.fail_over(cell_id)
+
+    def _new_cell(self, api_id: str, cell_id: str | None, standby: bool = False) -> LocalCell:
         """A cell's stage and functions (its tables and environment come once bound)."""
         handlers = [(route.function_name, route.handler) for route in self._routes]
         if self._authorizer is not None:
             handlers.append((self._authorizer.function_name, self._authorizer.handler))
         handlers += [(worker.function_name, worker.handler) for worker in WORKERS]
         stage = cell_id or self.stage
+        if standby and cell_id is not None:
+            stage = standby_stage(cell_id)
         api = Api(
             api_id=api_id,
             stage=stage,
@@ -416,17 +501,17 @@ class LocalStack:
             assert cell is not None
             return cell.serving()
 
-        prefix = function_prefix(self.stage, cell_id)
+        prefix = function_prefix(self.stage, stage)
         functions = self._functions(handlers, routes_pool, serving_the_cell, prefix)
         relay = self._functions(
             [(RELAY.function_name, RELAY.handler)], relay_pool, serving_the_cell, prefix
         )
 
         def record(invocation: Invocation) -> None:
-            self._record(replace(invocation, cell=cell_id))
+            self._record(replace(invocation, cell=stage))
 
         gateway = Gateway(api, functions, self._routes, self._authorizer, self._limits, record)
-        cell = LocalCell(cell_id, self.host, gateway, functions, relay)
+        cell = LocalCell(cell_id, self.host, gateway, functions, relay, standby=standby)
         return cell
 
     def _functions(
@@ -480,8 +565,9 @@ class LocalStack:
             }
         else:
             assert self.shard_map is not None
-            peers = [peer for peer in self._cells if peer is not cell]
-            own = cell_environment(cell, peers, self.shard_map)
+            peers = [peer for peer in by_cell(self._cells).values() if peer.cell_id != cell.cell_id]
+            standbys = {each.cell_id: each for each in self._cells if each.standby}
+            own = cell_environment(cell, peers, self.shard_map, standbys)  # type: ignore[arg-type]
         variables = {env.value: value for env, value in {**own, **resources}.items()}
         return variables | self._extra_environment
 
@@ -556,6 +642,8 @@ class LocalStack:
         """Close every connection (firing $disconnect), wait for the functions, stop all."""
         global _running
         try:
+            for standby in self._standbys.values():
+                await asyncio.to_thread(standby.replicator.stop)
             gateways = [cell.gateway for cell in self._cells]
             await asyncio.gather(*(gateway.close_all(1001, "Going away") for gateway in gateways))
             # A cell's $disconnect may invoke another cell's functions: drain until all
