@@ -55,8 +55,10 @@ def check_run(
             s.delivered_receipts >= 1
             if failover
             else s.delivered_receipts == 1
-            if not s.lost_acks
-            else 1 <= s.delivered_receipts <= len(s.copies)
+            if not s.lost_acks and s.copies_acked <= 1
+            # Two acks of one item racing (a live copy and a sync page's) may both find
+            # it queued and both make a receipt: never more receipts than acks.
+            else 1 <= s.delivered_receipts <= max(len(s.copies), s.copies_acked)
         )
     ]
     checks = [
@@ -84,7 +86,7 @@ def check_run(
         Check(
             "a delivered receipt for every message (at least one after a failover)"
             if failover
-            else "one delivered receipt per message (per stored copy)",
+            else "one delivered receipt per message (per stored copy, or per ack of a copy)",
             len(wrong_receipts),
             ", ".join(f"{s.message_id}: {s.delivered_receipts}" for s in wrong_receipts[:5]),
         ),

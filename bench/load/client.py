@@ -367,6 +367,7 @@ class LoadClient:
             self.run.tally.problem(f"{self.user_id} got a message not meant for it: {frame}")
             return
         self._queue_ack(frame.id, sent)
+        sent.copies_acked += 1
         first = self._stored.get(sent.key)
         if not self.in_sync and (first is None or first.server_ts == frame.server_ts):
             # Pushed live: a sender's messages reach one connection in the order sent.

@@ -34,6 +34,9 @@ class Sent:
     copies: list[int] = field(default_factory=list)
     lost_acks: int = 0  # attempts whose answer never came, or said INTERNAL
     recipient_acked: bool = False
+    # Every copy the recipient got and acked (a live push and the same item in a sync
+    # page are two): each ack may make a `delivered` receipt (docs/data-model.md).
+    copies_acked: int = 0
     delivered_receipts: int = 0
     receipted_at: float | None = None  # perf_counter() of the last `delivered` receipt
     # After a failover (PROTOCOL.md §7): how often it went again, and the serverTs of
