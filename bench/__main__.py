@@ -9,8 +9,18 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["calls", "cost", "catchup", "coldstart", "latency", "load", "scale", "standby"]
-# The full-size load run takes minutes and a thousand sockets: it runs when named.
+BENCHMARKS = [
+    "calls",
+    "cost",
+    "catchup",
+    "coldstart",
+    "latency",
+    "load",
+    "scale",
+    "standby",
+    "failover",
+]
+# The full-size load and failover runs take minutes and many sockets: they run when named.
 DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency", "scale"]
 
 

@@ -31,7 +31,7 @@ def loopback_stack(
     *, rate_per_minute: int = RATE_PER_MINUTE, rate_burst: int = RATE_BURST, **options: Any
 ) -> LocalStack:
     """A LocalStack on free loopback ports, with this per-sender rate limit in force;
-    `options` go to LocalStack (workers, aws...)."""
+    `options` go to LocalStack (workers, aws, cells...)."""
     environment = {
         Env.RATE_LIMIT_PER_MINUTE.value: str(rate_per_minute),
         Env.RATE_LIMIT_BURST.value: str(rate_burst),

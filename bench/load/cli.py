@@ -39,6 +39,7 @@ RUN_OPTIONS: dict[str, tuple[type, str]] = {
     ),
     "workers": (int, f"the local stack's concurrent invocations ({DEFAULT_WORKERS})"),
     "timeout": (float, "give up after this many seconds"),
+    "cells": (int, "run that many cells, users spread evenly over them (default: no cells)"),
 }
 
 
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv or [])
     if args.users < 2 or args.messages < 1 or not 0 <= args.churn <= 1:
         print("need at least 2 users, 1 message, and a churn between 0 and 1")
+        return 2
+    if args.cells is not None and (args.cells < 1 or args.url):
+        print("--cells takes a number of cells (at least 1), for the stack started here")
         return 2
     config = config_from(args)
     soft, _ = raise_open_files_limit(4 * config.users + 1024)

@@ -6,6 +6,13 @@ an ack that never came, acknowledges every delivered item (a few milliseconds' w
 batched into one `ack` frame), drops duplicates by `(from, messageId)`, and sends `sync`
 after every reconnect. Along the way it notes in the run's ledger what became of each
 message, for the checks.
+
+It is the source of truth PROTOCOL.md §7 asks for: it keeps every frame it sent until
+that message's `delivered` receipt, and sends them all again (the same frames, in the
+order first sent, before anything new) when a `syncDone` names an epoch other than the
+last one it saw, or when the directory moves its home cell. With cells it connects to
+its home (the run's directory) and, when a handshake fails, asks the run to fetch the
+directory again, as the SDK does.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
 
 # How long a client waits for an ack before sending the same frame again.
 ACK_TIMEOUT_SECONDS = 60.0
+GOING_AWAY = 1001
 SYNC_TIMEOUT_SECONDS = 60.0
 OPEN_TIMEOUT_SECONDS = 60.0
 # A client gathers acks for this long before it sends one ack frame for all of them.
@@ -63,6 +71,10 @@ HANDSHAKE_ATTEMPTS = 4
 RESEND_AFTER = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, *GATEWAY_ERRORS)
 
 Answer = AckFrame | ErrorFrame | GatewayError
+
+
+class ConnectionLost(Exception):
+    """The connection a send waits on closed before its answer came."""
 
 
 class LoadFailure(Exception):
@@ -83,6 +95,13 @@ class LoadClient:
         self.user = user
         self.socket: ClientConnection | None = None
         self.epoch = 0  # which of this user's connections is the current one
+        # The home cell's epoch in the last syncDone (PROTOCOL.md §7), and its URL.
+        self.cell_epoch: str | None = None
+        self.home_url: str | None = None
+        # Every frame sent and not yet receipted `delivered`, by messageId, in send order.
+        self._undelivered: dict[str, tuple[Sent, str]] = {}
+        self._resend_due = False
+        self._resending = False
         self.online = False
         self.in_sync = False  # between sending `sync` and reading its `syncDone`
         self._sync_done: asyncio.Future[int] | None = None
@@ -113,18 +132,30 @@ class LoadClient:
         run counts them (docs/performance.md says why).
         """
         for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
+            url = self.run.url_for(self.user_id)
+            if self.home_url is not None and url != self.home_url:
+                self.note_home_moved()
+            self.home_url = url
             # Signed anew each time: a nonce is good once, even for a refused handshake.
-            url = self.user.signed_url(self.run.ws_url, with_keys=first)
+            # After a refusal, in the first-connect form: a standby that took over may
+            # not know the user yet (PROTOCOL.md §7); the keys are the same ones.
+            signed = self.user.signed_url(url, with_keys=first or attempt > 1)
             try:
-                socket = await open_socket(url, open_timeout=OPEN_TIMEOUT_SECONDS)
+                socket = await open_socket(signed, open_timeout=OPEN_TIMEOUT_SECONDS)
                 break
-            except InvalidStatus as refused:
-                status = refused.response.status_code
+            except (InvalidStatus, OSError) as refused:
+                status = (
+                    refused.response.status_code
+                    if isinstance(refused, InvalidStatus)
+                    else type(refused).__name__
+                )
                 if attempt == HANDSHAKE_ATTEMPTS:
                     raise LoadFailure(
                         f"{self.user_id}: handshake refused {status}, {attempt} times"
                     ) from refused
                 self.run.tally.counts[f"handshakes refused ({status}), then retried"] += 1
+                # The cell may have moved (a failover): the next attempt asks the directory.
+                await self.run.refresh_directory()
                 # Jittered by the process's random, not the run's: the churn the run
                 # draws next must not depend on how many handshakes were refused.
                 await asyncio.sleep(
@@ -180,32 +211,49 @@ class LoadClient:
         """Send one message until it is acked: again after RATE_LIMITED or a lost ack.
 
         Each attempt holds a slot of `in_flight` until its answer; backing off does not.
+        The frame is kept until the message's `delivered` receipt (PROTOCOL.md §7).
         """
         recipient = self.run.clients[sent.recipient]
         sent_at = int(time.time() * 1000)
         frame = self.user.message_frame(recipient.user, sent.message_id, sent.text, sent_at)
+        self._undelivered[sent.message_id] = (sent, frame)
+        await self._send_until_acked(sent, frame, in_flight)
+
+    async def _send_until_acked(
+        self, sent: Sent, frame: str, in_flight: asyncio.Semaphore | None
+    ) -> None:
+        recipient = self.run.clients[sent.recipient]
+        resend = sent.acked_at is not None
         loop = asyncio.get_running_loop()
         refusals = 0
         while True:
             answer: asyncio.Future[Answer] = loop.create_future()
-            self._waiting[sent.message_id] = answer
             try:
-                async with in_flight:
+                async with in_flight or contextlib.nullcontext():
                     socket = await self._ensure_connected()
-                    sent.attempt_at = time.perf_counter()
-                    sent.recipient_epoch = recipient.epoch if recipient.online else None
+                    if self._resend_due and not self._resending:
+                        # What the server may have lost goes first: each sender's order.
+                        await self.resend_undelivered()
+                        socket = await self._ensure_connected()
+                    self._waiting[sent.message_id] = answer
+                    if not resend:
+                        sent.attempt_at = time.perf_counter()
+                        sent.recipient_epoch = recipient.epoch if recipient.online else None
                     await socket.send(frame)
                     reply = await asyncio.wait_for(answer, ACK_TIMEOUT_SECONDS)
             except TimeoutError:
                 self.run.tally.counts["resent after no ack"] += 1
                 sent.lost_acks += 1
                 continue
-            except ConnectionClosed:
+            except (ConnectionClosed, ConnectionLost):
                 sent.lost_acks += 1
                 continue  # reconnect, then the same frame again
             finally:
                 self._waiting.pop(sent.message_id, None)
             if isinstance(reply, AckFrame):
+                if resend:
+                    sent.resend_acks.append(reply.server_ts)
+                    return
                 sent.acked_at = time.perf_counter()
                 sent.ack_server_ts = reply.server_ts
                 self.run.note_acked()
@@ -221,6 +269,40 @@ class LoadClient:
             refusals += 1
             await asyncio.sleep(delay)
 
+    # --- PROTOCOL.md §7: the client is the source of truth ---
+
+    def note_new_epoch(self, reason: str) -> None:
+        """The server may have lost what it stored: resend what has no `delivered` yet."""
+        if any(sent.acked_at is not None for sent, _ in self._undelivered.values()):
+            self.run.tally.counts[f"clients that resent after {reason}"] += 1
+            self._resend_due = True
+            self._spawn(self._resend_when_idle())
+
+    def note_home_moved(self) -> None:
+        self.note_new_epoch("their home cell moved")
+
+    async def _resend_when_idle(self) -> None:
+        """A client with nothing left to send resends on its own."""
+        async with self.lock:
+            if self._resend_due and not self._resending:
+                await self.resend_undelivered()
+
+    async def resend_undelivered(self) -> None:
+        """Send again, in the order first sent, every acked message with no `delivered`
+        receipt yet (the caller holds the lock, as for any send)."""
+        self._resending = True
+        try:
+            while self._resend_due:
+                self._resend_due = False
+                for sent, frame in list(self._undelivered.values()):
+                    if sent.acked_at is None or sent.message_id not in self._undelivered:
+                        continue  # not sent yet (its send goes on), or receipted meanwhile
+                    sent.resends += 1
+                    self.run.note_resent(sent)
+                    await self._send_until_acked(sent, frame, None)
+        finally:
+            self._resending = False
+
     # --- receiving ---
 
     async def _read(self, socket: ClientConnection, epoch: int) -> None:
@@ -229,6 +311,19 @@ class LoadClient:
                 self._on_frame(read_frame(json.loads(raw)), epoch)
         if self.socket is socket:
             self.online = False  # the server closed it
+            # No answer comes on it any more: a send waiting for one goes again now.
+            for waiting in self._waiting.values():
+                if not waiting.done():
+                    waiting.set_exception(ConnectionLost())
+            if socket.close_code == GOING_AWAY:
+                # The server went away (a failover, a restart): come back at once, as
+                # an app does, rather than at the next send.
+                self._spawn(self._come_back())
+
+    async def _come_back(self) -> None:
+        async with self.lock:
+            if self.socket is not None and self.socket.close_code is not None:
+                await self._ensure_connected()
 
     def _on_frame(self, frame: Received, epoch: int) -> None:
         if isinstance(frame, MessageFrame):
@@ -243,6 +338,9 @@ class LoadClient:
             pass
         elif isinstance(frame, SyncDoneFrame):
             self.in_sync = False
+            if self.cell_epoch is not None and frame.epoch != self.cell_epoch:
+                self.note_new_epoch("a new epoch")
+            self.cell_epoch = frame.epoch
             if self._sync_done is not None and not self._sync_done.done():
                 self._sync_done.set_result(frame.count)
         elif isinstance(frame, GatewayError):
@@ -282,6 +380,7 @@ class LoadClient:
             # Dropped by (from, messageId), as PROTOCOL.md §2 asks: a sync hands over what
             # is still queued, and a resend after a lost ack may be stored again.
             self.run.tally.counts["redeliveries (dropped)"] += 1
+            self.run.tally.counts["duplicate messages dropped"] += 1
             if frame.server_ts not in sent.copies:
                 sent.copies.append(frame.server_ts)
             return
@@ -294,6 +393,7 @@ class LoadClient:
         if text is not None and text != sent.text:
             self.run.tally.problem(f"{frame.message_id}: decrypted text differs")
         self._stored[sent.key] = Delivered(frame.server_ts, frame.id)
+        self.run.note_received(self, sent)
         sent.received_at = now
         sent.received_live = not self.in_sync and sent.recipient_epoch == epoch
         sent.server_ts = frame.server_ts
@@ -314,6 +414,8 @@ class LoadClient:
                 self.run.tally.problem(f"{self.user_id}: receipt for a message of no one: {frame}")
                 continue
             sent.delivered_receipts += 1
+            sent.receipted_at = time.perf_counter()
+            self._undelivered.pop(message_id, None)
 
     # --- acknowledging ---
 
@@ -348,6 +450,23 @@ class LoadClient:
                 sent = self._acking.pop(item_id, None)
                 if sent is not None:
                     sent.recipient_acked = True
+
+    async def finish_resends(self) -> None:
+        """Wait until a resend this client owes (§7) has gone out and been acked."""
+        async with self.lock:
+            if self._resend_due and not self._resending:
+                await self.resend_undelivered()
+
+    @property
+    def owes_resend(self) -> bool:
+        return self._resend_due or self._resending
+
+    def undelivered_to(self, recipients: set[str]) -> bool:
+        """Whether a sent message to one of `recipients` has no `delivered` receipt yet."""
+        return any(
+            sent.acked_at is not None and sent.recipient in recipients
+            for sent, _ in self._undelivered.values()
+        )
 
     @property
     def acks_pending(self) -> int:

@@ -35,6 +35,11 @@ class Sent:
     lost_acks: int = 0  # attempts whose answer never came, or said INTERNAL
     recipient_acked: bool = False
     delivered_receipts: int = 0
+    receipted_at: float | None = None  # perf_counter() of the last `delivered` receipt
+    # After a failover (PROTOCOL.md §7): how often it went again, and the serverTs of
+    # each ack those resends got.
+    resends: int = 0
+    resend_acks: list[int] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -36,10 +36,24 @@ class LoadResult:
     wall_seconds: float
     peak_connections: int
     counts: Counter[str]
+    cross_cell: int = 0  # messages whose recipient lived in another cell than their sender
+    relays: int = 0  # Relay invocations (storeMessage, receipts...) the stack ran
 
     @property
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
+
+
+def cells_line(run: LoadRun) -> list[str]:
+    """With cells: how the users are spread, and how many messages crossed cells."""
+    if run.config.cells is None:
+        return []
+    crossing = len(run.cross_cell())
+    return [
+        f"{run.config.cells} cells, the users spread evenly over them; "
+        f"{crossing:,} of the {len(run.plan):,} messages ({crossing / len(run.plan):.0%}) "
+        "crossed cells (each through the recipient's cell's Relay)"
+    ]
 
 
 def report(
@@ -56,6 +70,7 @@ def report(
         f"{len(plan):,} messages between random pairs, seed {run.config.seed}; "
         f"churn {run.config.churn:.0%}: {run.tally.counts['disconnects']} users dropped and "
         f"came back mid-run",
+        *cells_line(run),
         (
             f"rate limit in force: {run.config.rate_per_minute:,}/min per sender, burst "
             f"{run.config.rate_burst:,}"
@@ -92,12 +107,14 @@ def report(
         by_route: dict[str, list[float]] = {}
         not_ok: Counter[str] = Counter()
         for invocation in stack.invocations:
-            by_route.setdefault(invocation.route, []).append(invocation.duration_ms)
+            # With cells, each cell's apart: "c1 Relay".
+            route = " ".join(filter(None, (invocation.cell, invocation.route)))
+            by_route.setdefault(route, []).append(invocation.duration_ms)
             if invocation.status >= 300 or not invocation.outcome.startswith(("ok", "allow")):
-                not_ok[f"{invocation.route} {invocation.outcome}"] += 1
+                not_ok[f"{route} {invocation.outcome}"] += 1
         for route, durations in sorted(by_route.items()):
             lines.append(
-                f"    {route:<12} {len(durations):7,}   {percentile(durations, 0.5):7.1f} "
+                f"    {route:<18} {len(durations):7,}   {percentile(durations, 0.5):7.1f} "
                 f"/ {percentile(durations, 0.99):7.1f}"
             )
         lines.append("    not ok: " + (", ".join(f"{k} x{n}" for k, n in not_ok.items()) or "none"))
@@ -107,4 +124,15 @@ def report(
         + ("" if c.passed else f": {c.failures} {c.detail}")
         for c in checks
     ]
-    return LoadResult(run.config, checks, lines, rate, wall, run.peak_connections, run.tally.counts)
+    relays = len(stack.invocations_of("Relay")) if stack is not None else 0
+    return LoadResult(
+        run.config,
+        checks,
+        lines,
+        rate,
+        wall,
+        run.peak_connections,
+        run.tally.counts,
+        len(run.cross_cell()),
+        relays,
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import os
 import random
 import resource
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 
@@ -21,9 +24,11 @@ from bench.load.report import LoadResult, report
 from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, loopback_stack
 from bench.protocol_client import BenchUser
 from messenger.contract import Env
-from messenger_local import EmbeddedAws
+from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
+from messenger_local.cells_harness import id_homed_in
 from messenger_local.lambdas import DEFAULT_WORKERS
+from messenger_protocol.cells import Directory
 
 FULL_USERS = 1_000
 FULL_MESSAGES = 20_000
@@ -42,6 +47,20 @@ KEEPALIVE_SECONDS = 240.0
 # they stay away.
 CHURN_WINDOW = (0.1, 0.8)
 OFFLINE_SECONDS = (0.05, 1.0)
+# With cells: how often the clients look at the directory, and how soon after one fetch
+# another may go (however many clients ask at once, e.g. after a failover).
+DIRECTORY_WATCH_SECONDS = 1.0
+DIRECTORY_REFETCH_SECONDS = 0.2
+
+
+@dataclass
+class FailoverTimes:
+    """perf_counter() times around a failover in the run (None: it did not happen)."""
+
+    at: float | None = None  # the failover was asked for
+    url: str | None = None  # where the failed cell's users connect now
+    first_delivery: float | None = None  # first message received through it
+    last_resend: float | None = None  # the last §7 resend went out
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,9 @@ class LoadConfig:
     # Sends outstanding at once across all clients: the offered load. Every connection
     # stays open (and receives) throughout; this only paces how many wait for an ack.
     in_flight: int = DEFAULT_IN_FLIGHT
+    # None: a stack without cells. N: N cells (PROTOCOL.md §6), the users spread evenly
+    # over them, so that about (N-1)/N of the random pairs cross cells (half with 2).
+    cells: int | None = None
 
 
 class LoadRun:
@@ -72,16 +94,23 @@ class LoadRun:
         ws_url: str,
         settle: Callable[[], Awaitable[None]],
         progress: Callable[[str], None] | None = None,
+        directory_url: str | None = None,
     ) -> None:
         self.config = config
         self.ws_url = ws_url
+        # With cells: each client connects home, as the directory says (PROTOCOL.md §6).
+        self.directory_url = directory_url
+        self.directory: Directory | None = None
+        self._directory_lock = asyncio.Lock()
+        self._directory_fetched_at = 0.0
+        self.failover = FailoverTimes()
         self.settle = settle
         self.progress = progress or (lambda line: None)
         self.rng = random.Random(config.seed)
         # Fresh user ids each run: a `messenger local` that ran before still knows the
         # old ones (with other keys).
         run_id = os.urandom(3).hex()
-        users = [BenchUser.generate(f"load-{run_id}-{i:05d}") for i in range(config.users)]
+        users = [BenchUser.generate(user_id) for user_id in user_ids(run_id, config)]
         self.clients = {user.user_id: LoadClient(self, user) for user in users}
         self.plan = plan_messages(users, config.messages, self.rng)
         self.ledger = {sent.key: sent for sent in self.plan}
@@ -92,7 +121,78 @@ class LoadRun:
         self.timings: dict[str, float] = {}
         self.peak_connections = 0
 
+    # --- cells and failover ---
+
+    def home_of(self, user_id: str) -> str | None:
+        """The user's home cell (None without cells)."""
+        return None if self.directory is None else self.directory.home_of(user_id)
+
+    def cross_cell(self) -> list[Sent]:
+        """The planned messages whose recipient lives in another cell than their sender."""
+        return [
+            sent for sent in self.plan if self.home_of(sent.sender) != self.home_of(sent.recipient)
+        ]
+
+    def url_for(self, user_id: str) -> str:
+        """Where a user connects: its home cell's URL with cells, else the one stage's."""
+        if self.directory is None:
+            return self.ws_url
+        return self.directory.home_url(user_id)
+
+    async def refresh_directory(self) -> None:
+        """Fetch the directory again (at most every DIRECTORY_REFETCH_SECONDS, however many
+        clients ask at once). A cell that moved makes every client with an undelivered
+        message to a user of that cell resend: PROTOCOL.md §7 asks it only of the users
+        whose own home moved, but a sender in another cell gets no new epoch, and what
+        the lost region stored for it is gone too."""
+        if self.directory_url is None:
+            return
+        async with self._directory_lock:
+            if time.monotonic() - self._directory_fetched_at < DIRECTORY_REFETCH_SECONDS:
+                return
+            document = await asyncio.to_thread(_fetch_json, self.directory_url)
+            self._directory_fetched_at = time.monotonic()
+            old, self.directory = self.directory, Directory.parse(document)
+        if old is None or old.version == self.directory.version:
+            return
+        moved = {
+            cell for cell in self.directory.urls if old.url_of(cell) != self.directory.url_of(cell)
+        }
+        if not moved:
+            return
+        self.tally.counts["directory changes seen"] += 1
+        moved_users = {
+            user_id for user_id in self.clients if self.directory.home_of(user_id) in moved
+        }
+        for client in self.clients.values():
+            if client.user_id not in moved_users and client.undelivered_to(moved_users):
+                client.note_new_epoch("a recipient's home cell moved (beyond §7)")
+
+    async def watch_directory(self) -> None:
+        """Look at the directory now and then, as an app does (a sender whose own cell
+        is fine learns this way that a recipient's cell failed over)."""
+        while True:
+            await asyncio.sleep(DIRECTORY_WATCH_SECONDS)
+            await self.refresh_directory()
+
+    def note_resent(self, sent: Sent) -> None:
+        self.tally.counts["messages resent (§7)"] += 1
+        self.failover.last_resend = time.perf_counter()
+
+    def note_received(self, client: LoadClient, sent: Sent) -> None:
+        """A first copy reached its recipient: the first one after the failover, through
+        the cell that took over, is the recovery."""
+        failover = self.failover
+        if (
+            failover.at is not None
+            and failover.first_delivery is None
+            and client.home_url == failover.url
+        ):
+            failover.first_delivery = time.perf_counter()
+
     async def connect_all(self) -> None:
+        if self.directory_url is not None:
+            await self.refresh_directory()
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def connect(client: LoadClient) -> None:
@@ -169,6 +269,8 @@ class LoadRun:
         gate = asyncio.Semaphore(self.config.in_flight)
         started = time.perf_counter()
         for round_number in range(1, MAX_DRAIN_ROUNDS + 1):
+            # A resend owed after a failover (§7) goes out before the queue can be empty.
+            await asyncio.gather(*(client.finish_resends() for client in self.clients.values()))
             await asyncio.gather(*(client.flush_acks() for client in self.clients.values()))
             await self.settle()
             counts = await asyncio.gather(
@@ -176,7 +278,8 @@ class LoadRun:
             )
             await self.settle()
             pending = sum(client.acks_pending for client in self.clients.values())
-            if sum(counts) == 0 and pending == 0:
+            owed = any(client.owes_resend for client in self.clients.values())
+            if sum(counts) == 0 and pending == 0 and not owed:
                 self.timings["drain"] = time.perf_counter() - started
                 return round_number
         raise LoadFailure(f"the queue still held items after {MAX_DRAIN_ROUNDS} sync rounds")
@@ -214,14 +317,23 @@ def raise_open_files_limit(needed: int) -> tuple[int, int]:
 
 async def drive(run: LoadRun) -> int:
     """Connect, exchange, drain: the whole run on `run`'s clients. Returns drain rounds."""
-    keep_alive = asyncio.get_running_loop().create_task(run.keep_alive())
+    loop = asyncio.get_running_loop()
+    background = [loop.create_task(run.keep_alive())]
+    if run.directory_url is not None:
+        background.append(loop.create_task(run.watch_directory()))
     try:
         await run.connect_all()
         await run.exchange()
         return await run.drain()
     finally:
-        keep_alive.cancel()
+        for task in background:
+            task.cancel()
         await run.close_all()
+
+
+def _fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
 
 
 async def run_local(
@@ -238,23 +350,46 @@ async def run_local(
         rate_burst=config.rate_burst,
         aws=aws,
         workers=config.workers,
+        cells=config.cells,
     )
     async with asyncio.timeout(config.timeout), stack:
 
         async def settle() -> None:
             await stack.settled(timeout=120.0)
 
-        run = LoadRun(config, stack.ws_url, settle, progress)
+        if config.cells is None:
+            run = LoadRun(config, stack.ws_url, settle, progress)
+        else:
+            first = stack.cell_url(stack.cell_ids[0])
+            run = LoadRun(config, first, settle, progress, directory_url=stack.directory_url)
         rounds = await drive(run)
         await stack.settled(timeout=60.0)
-        left = await asyncio.to_thread(
-            queue_partitions,
-            stack.aws.client("dynamodb"),
-            stack.table_names[Env.QUEUE_TABLE.value],
-            sorted(run.clients),
-        )
+        left = await asyncio.to_thread(queued_left, stack, sorted(run.clients))
         wall = time.perf_counter() - started
         return report(run, check_run(run.plan, run.tally, left), stack, rounds, wall)
+
+
+def user_ids(run_id: str, config: LoadConfig) -> list[str]:
+    """The run's user ids; with cells, user i at home in cell i mod N."""
+    names = [f"load-{run_id}-{i:05d}" for i in range(config.users)]
+    if config.cells is None:
+        return names
+    cells = tuple(f"c{number}" for number in range(config.cells))
+    return [id_homed_in(cells[i % len(cells)], name, cells) for i, name in enumerate(names)]
+
+
+def queued_left(stack: LocalStack, user_ids: list[str]) -> dict[str, int]:
+    """What each user still has queued: with cells, in the tables of the side serving
+    their home cell now (its standby after a failover)."""
+    dynamodb = stack.aws.client("dynamodb")
+    if not stack.cell_ids:
+        return queue_partitions(dynamodb, stack.table_names[Env.QUEUE_TABLE.value], user_ids)
+    left: dict[str, int] = {}
+    for cell in stack.cell_ids:
+        table = stack.active(cell).table_names[Env.QUEUE_TABLE.value]
+        homed = [user_id for user_id in user_ids if stack.home_of(user_id) == cell]
+        left |= queue_partitions(dynamodb, table, homed)
+    return left
 
 
 async def run_remote(

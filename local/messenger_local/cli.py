@@ -22,6 +22,7 @@ from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
 from messenger_local.stack import LocalStack
+from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS
 from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
@@ -38,7 +39,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, default=8080, help="WebSocket and @connections port (8080)"
     )
-    parser.add_argument("--stage", default="local", help="API stage name (local)")
+    parser.add_argument(
+        "--stage",
+        default="local",
+        help="API stage name (local); with --cells, the name in function and table names",
+    )
+    parser.add_argument(
+        "--cells",
+        type=_cell_count,
+        metavar="N",
+        help="run N cells (PROTOCOL.md §6) on the one port, at /c0 … /c{N-1}, with "
+        "the directory at /directory.json (default: one stage, no cells)",
+    )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="give each cell a standby at /cN-standby, its tables replicated as global "
+        "tables do; POST /_local/failover/CELL fails a cell over (needs --cells)",
+    )
+    parser.add_argument(
+        "--replication-lag",
+        type=float,
+        default=DEFAULT_REPLICATION_LAG_SECONDS,
+        metavar="SECONDS",
+        help=f"with --standby: how long a write takes to reach the standby "
+        f"({DEFAULT_REPLICATION_LAG_SECONDS:g})",
+    )
     parser.add_argument("--aws-port", type=int, default=5005, help="moto's port (5005)")
     parser.add_argument(
         "--idle-timeout",
@@ -70,10 +96,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="the functions' log level (INFO)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.standby and args.cells is None:
+        parser.error("--standby needs --cells N (a standby is a cell's)")
+    if args.standby and args.state is not None:
+        parser.error("--standby and --state do not go together")
+    if args.replication_lag < 0:
+        parser.error("--replication-lag cannot be negative")
+    return args
+
+
+def _cell_count(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least one cell, not {count}")
+    return count
 
 
 def banner(stack: LocalStack, function_log: str) -> str:
+    if stack.cell_ids:
+        return cells_banner(stack, function_log)
     signer = f"{sys.executable} -m messenger_local.signed_url"
     url_option = "" if stack.ws_url == "ws://127.0.0.1:8080/local" else f" --url {stack.ws_url}"
     tables = ", ".join(stack.table_names.values())
@@ -95,6 +137,57 @@ def banner(stack: LocalStack, function_log: str) -> str:
             '    then send e.g. {"action":"ping"}  (README: \'Run it locally\' shows a chat)',
             "  the project's CLI:",
             "    .venv/bin/messenger --help",
+            "",
+            "Ctrl-C stops it.",
+            "",
+        ]
+    )
+
+
+def cells_banner(stack: LocalStack, function_log: str) -> str:
+    signer = f"{sys.executable} -m messenger_local.signed_url"
+    assert stack.shard_map is not None
+    cells = []
+    for cell_id in stack.cell_ids:
+        cell = stack.cell(cell_id)
+        shards = ", ".join(
+            f"{entry.first}-{entry.last}"
+            for entry in stack.shard_map.ranges
+            if entry.cell == cell_id
+        )
+        cells.append(
+            f"  cell {cell_id:<12} {cell.ws_url}  (shards {shards} of {stack.shard_map.shards})"
+        )
+        if stack.has_standby:
+            cells.append(
+                f"    standby         {stack.standby(cell_id).standby.ws_url}  (replication "
+                f"lag {stack.replication_lag:g} s; fail over: "
+                f"curl -X POST http://{stack.host}:{stack.port}/_local/failover/{cell_id})"
+            )
+    first = stack.cell(stack.cell_ids[0])
+    tables = ", ".join(first.table_names.values())
+    return "\n".join(
+        [
+            f"messenger local: {len(stack.cell_ids)} cells, the real functions behind an API "
+            "Gateway WebSocket emulator",
+            f"  web app           http://{stack.host}:{stack.port}/  (open it in a browser)",
+            f"  directory         {stack.directory_url}",
+            *cells,
+            f"  @connections API  {first.connections_url} (and so on for each cell)",
+            f"  AWS (moto)        {stack.aws_endpoint}   tables of {first.cell_id}: {tables} "
+            "(and so on for each cell)",
+            f"  function logs     {function_log}",
+            f"  state             {state_line(stack)}",
+            "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM in each cell (fake "
+            "credentials); a 'push' line per push",
+            "",
+            "Connect a client to its home cell (the directory says which; another cell answers "
+            "403):",
+            "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
+            f'    node_modules/.bin/wscat -c "$({signer} alice --url {stack.home_url("alice")})"',
+            '    then send e.g. {"action":"ping"}',
+            "  the project's CLI (it connects to the home cell the directory names):",
+            f"    .venv/bin/messenger --directory {stack.directory_url} --help",
             "",
             "Ctrl-C stops it.",
             "",
@@ -141,6 +234,9 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         host=args.host,
         port=args.port,
         stage=args.stage,
+        cells=args.cells,
+        standby=args.standby,
+        replication_lag=args.replication_lag,
         aws_port=args.aws_port,
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,

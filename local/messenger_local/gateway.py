@@ -55,6 +55,9 @@ class Gateway:
         self.record = record
         self.connections = ConnectionRegistry()
         self.port = 0  # known once the server is bound
+        # Its region is lost (a failover, messenger_local.standby): it refuses every
+        # handshake and Invoke, and answers nothing it was still running.
+        self.out_of_service = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -62,6 +65,11 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def busy(self) -> bool:
+        """Whether background work (an invocation, a $disconnect) is still running."""
+        return bool(self._tasks)
 
     async def settle(self, timeout: float) -> None:
         """Wait until no invocation is in flight; TimeoutError if that takes too long."""

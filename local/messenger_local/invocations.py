@@ -1,6 +1,10 @@
 """One record per thing the gateway did for a client, and its one-line log form.
 
 12:00:01.234 sendMessage  conn=L0SM9cOFvHcCIhw= user=alice  200 ok  12.3ms
+
+With several cells, each line starts with its cell:
+
+12:00:01.234 c1 Relay        conn=- user=-  200 ok (storeMessage)  8.1ms
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ class Invocation:
     duration_ms: float
     request_id: str = ""
     at: datetime = field(default_factory=datetime.now)
+    cell: str | None = None  # the cell whose function ran; None in a stack without cells
 
     def line(self) -> str:
         """The readable log line."""
+        cell = f"{self.cell} " if self.cell is not None else ""
         return (
-            f"{self.at:%H:%M:%S}.{self.at.microsecond // 1000:03d} {self.route:<12} "
+            f"{self.at:%H:%M:%S}.{self.at.microsecond // 1000:03d} {cell}{self.route:<12} "
             f"conn={self.connection_id} user={self.user or '-'}  "
             f"{self.status} {self.outcome}  {self.duration_ms:.1f}ms"
         )

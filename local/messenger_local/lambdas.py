@@ -9,7 +9,9 @@ Unlike Lambda, every function shares this one process: module state such as the
 cached `messenger.wiring.services()` is shared between routes and invocations. What
 can be kept apart is: each invocation runs in a fresh `contextvars.Context`, so the
 logging keys a function sets for itself (powertools' thread-safe keys) name that
-invocation only.
+invocation only, and a stack of several cells runs each of its cell's invocations
+inside `around()` (that cell's `messenger.wiring.serving(...)`: its own Services, made
+from its own environment).
 
 The integration timeout counts from when the handler starts running, as API Gateway's
 counts from its call to Lambda: an invocation that waits for a free worker (a burst of
@@ -27,11 +29,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
+# What an invocation runs inside (in its own contextvars.Context): a cell's configuration.
+Around = Callable[[], AbstractContextManager[Any]]
 
 # API Gateway gives up on an integration after 29 s, whatever the function's timeout.
 INTEGRATION_TIMEOUT_SECONDS = 29.0
@@ -101,6 +106,7 @@ class _Run:
     context: LambdaContext
     timeout_seconds: float
     on_start: Callable[[], None]
+    around: Around | None = None
     started: float | None = None
     ended: float | None = None
 
@@ -113,10 +119,16 @@ class _Run:
         self.on_start()
         try:
             event = json.loads(self.payload)
-            response = contextvars.Context().run(self.handler, event, self.context)
+            response = contextvars.Context().run(self._handle, event)
             return json.loads(json.dumps(response))
         finally:
             self.ended = time.monotonic()
+
+    def _handle(self, event: Any) -> Any:
+        if self.around is None:
+            return self.handler(event, self.context)
+        with self.around():
+            return self.handler(event, self.context)
 
     def duration_ms(self) -> float:
         """How long the handler ran (so far, when it still runs)."""
@@ -141,7 +153,8 @@ class Outcome:
 
 
 class Functions:
-    """The functions of one stack, their handlers loaded once, invoked on a worker pool."""
+    """The functions of one stack (or cell), their handlers loaded once, invoked on a
+    worker pool."""
 
     def __init__(
         self,
@@ -151,14 +164,26 @@ class Functions:
         account_id: str,
         workers: int = DEFAULT_WORKERS,
         timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
+        pool: ThreadPoolExecutor | None = None,
+        around: Around | None = None,
+        name_prefix: str = "",
     ) -> None:
-        """`handlers` pairs each function name with its dotted handler path."""
+        """`handlers` pairs each function name with its dotted handler path.
+
+        `pool`: a pool shared with other Functions (its owner shuts it down), instead of
+        one of `workers` threads of our own. `around`: what each invocation runs inside.
+        `name_prefix`: prepended to a function's name to make its deployed name (Invoke's
+        FunctionName, the context's function_name), e.g. "messenger-local-c0-".
+        """
         self._paths = dict(handlers)
         self._handlers: dict[str, LambdaHandler] = {}
         self._region = region
         self._account_id = account_id
         self._timeout = timeout_seconds
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
+        self._owns_pool = pool is None
+        self._pool = pool or ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
+        self._around = around
+        self.name_prefix = name_prefix
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -166,6 +191,12 @@ class Functions:
 
     def has(self, function_name: str) -> bool:
         return function_name in self._paths
+
+    def names(self) -> list[str]:
+        return list(self._paths)
+
+    def deployed_name(self, function_name: str) -> str:
+        return self.name_prefix + function_name
 
     def load(self) -> None:
         """Import every handler now, so a broken import fails the start, not a request."""
@@ -175,7 +206,7 @@ class Functions:
     async def invoke(self, function_name: str, event: dict[str, Any]) -> Outcome:
         """Run one function on the pool; never raises for what the handler does."""
         context = LambdaContext.for_invocation(
-            function_name,
+            self.deployed_name(function_name),
             region=self._region,
             account_id=self._account_id,
             timeout_seconds=self._timeout,
@@ -190,7 +221,12 @@ class Functions:
                 loop.call_soon_threadsafe(running.set)
 
         run = _Run(
-            self._handlers[function_name], json.dumps(event), context, self._timeout, on_start
+            self._handlers[function_name],
+            json.dumps(event),
+            context,
+            self._timeout,
+            on_start,
+            self._around,
         )
         future = loop.run_in_executor(self._pool, run)
         # Queued for a worker: no clock runs yet.
@@ -209,5 +245,6 @@ class Functions:
         return Outcome(request_id, run.duration_ms(), response=response)
 
     def shutdown(self) -> None:
-        """Wait for running handlers, then release the worker threads."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Wait for running handlers, then release the worker threads (of our own pool)."""
+        if self._owns_pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -49,8 +49,12 @@ _serialized = threading.local()
 
 
 def install() -> None:
-    """Put both changes in place for the requests let in by the gate (idempotent)."""
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    """Put both changes in place for the requests let in by the gate (idempotent).
+
+    A wrapper put around the transaction method since (replication's capture) stays.
+    """
+    if DynamoDBBackend.transact_write_items is _ORIGINAL:
+        DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
 
 

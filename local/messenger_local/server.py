@@ -6,6 +6,15 @@ GET    /{stage}/@connections/{id}          connection info
 DELETE /{stage}/@connections/{id}          close it
 GET    /, /config.json, /app.js ...        the web app (messenger_local.webapp)
 
+With cells, each cell is a stage of its own (/c0, /c1, ...: those four routes for
+each), and the directory (PROTOCOL.md §6) is served too:
+
+GET    /directory.json
+
+and with a standby for each cell, the emulated region loss (messenger_local.standby):
+
+POST   /_local/failover/{cell}
+
 and, for the functions that invoke one another, Lambda's own Invoke API:
 
 POST   /2015-03-31/functions/{name}/invocations
@@ -15,12 +24,14 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from messenger_local import lambda_api, management
-from messenger_local.gateway import Gateway
+from messenger_local.gateway import Gateway, json_response
+from messenger_local.standby import FAILOVER_PATH, Failover
 from messenger_local.webapp import add_web_routes
 from messenger_local.websocket import serve_websocket
 
@@ -29,11 +40,15 @@ from messenger_local.websocket import serve_websocket
 _MAX_REQUEST_BYTES = 1024 * 1024
 
 Handler = Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
+DIRECTORY_PATH = "/directory.json"
+# The directory document (PROTOCOL.md §6), made when asked: it names the bound port.
+DirectoryDocument = Callable[[], dict[str, Any]]
+# Fails a cell over to its standby (KeyError: no such cell with a standby).
+FailOver = Callable[[str], Awaitable[Failover]]
 
 
-def build_app(gateway: Gateway) -> web.Application:
-    """The aiohttp application serving one stage."""
-    app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+def add_stage_routes(app: web.Application, gateway: Gateway) -> None:
+    """The WebSocket and @connections routes of one stage."""
 
     def bound(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         return functools.partial(handler, gateway)
@@ -44,9 +59,44 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_post(connection_path, bound(management.post_to_connection))
     app.router.add_get(connection_path, bound(management.get_connection))
     app.router.add_delete(connection_path, bound(management.delete_connection))
-    add_web_routes(app, stage)
-    app.router.add_post(lambda_api.INVOKE_PATH, bound(lambda_api.invoke))
+
+
+def build_app(
+    gateways: Sequence[Gateway],
+    resolve: lambda_api.Resolve,
+    directory: DirectoryDocument | None = None,
+    fail_over: FailOver | None = None,
+) -> web.Application:
+    """The aiohttp application serving each stage; with a directory, the web app
+    connects through it (cells), else to the one stage."""
+    app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+    for gateway in gateways:
+        add_stage_routes(app, gateway)
+    if directory is None:
+        [gateway] = gateways
+        add_web_routes(app, gateway.api.stage)
+    else:
+        document = directory
+
+        async def serve_directory(request: web.Request) -> web.Response:
+            # As CloudFront serves it (infra): clients see a change within 5 s.
+            return json_response(200, document(), headers={"Cache-Control": "max-age=5"})
+
+        app.router.add_get(DIRECTORY_PATH, serve_directory)
+        add_web_routes(app, gateways[0].api.stage, directory=DIRECTORY_PATH)
+    app.router.add_post(lambda_api.INVOKE_PATH, functools.partial(lambda_api.invoke, resolve))
+    if fail_over is not None:
+        app.router.add_post(FAILOVER_PATH, functools.partial(_fail_over, fail_over))
     return app
+
+
+async def _fail_over(fail_over: FailOver, request: web.Request) -> web.Response:
+    cell = request.match_info["cell"]
+    try:
+        failover = await fail_over(cell)
+    except KeyError:
+        return json_response(404, {"message": f"no cell {cell!r} with a standby"})
+    return json_response(200, failover.to_wire())
 
 
 class Server:
@@ -58,14 +108,26 @@ class Server:
     opens it.
     """
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
-        self._gateway = gateway
+    def __init__(
+        self,
+        gateways: Sequence[Gateway],
+        host: str,
+        port: int,
+        resolve: lambda_api.Resolve,
+        directory: DirectoryDocument | None = None,
+        fail_over: FailOver | None = None,
+    ) -> None:
+        self._gateways = tuple(gateways)
         self._host = host
         self._port = port
         self._socket: socket.socket | None = None
         # Connections are closed (and drained) before the runner stops, so it has
         # nothing left to wait for.
-        self._runner = web.AppRunner(build_app(gateway), access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            build_app(self._gateways, resolve, directory, fail_over),
+            access_log=None,
+            shutdown_timeout=1.0,
+        )
 
     @property
     def port(self) -> int:
@@ -86,7 +148,8 @@ class Server:
         bound.setblocking(False)
         self._socket = bound
         self._port = int(bound.getsockname()[1])
-        self._gateway.port = self._port
+        for gateway in self._gateways:
+            gateway.port = self._port
 
     async def listen(self) -> None:
         """Accept connections from now on."""

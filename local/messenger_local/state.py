@@ -48,6 +48,8 @@ class Manifest:
     stage: str
     region: str
     moto_version: str
+    # How many cells the tables are of (0: a stack without cells); written since cells.
+    cells: int = 0
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -68,8 +70,11 @@ class StateKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def load(self) -> Manifest | None:
-        """Put a saved snapshot into moto's backends; its manifest, or None if there is none."""
+    def load(self, cells: int = 0) -> Manifest | None:
+        """Put a saved snapshot into moto's backends; its manifest, or None if there is none.
+
+        `cells`: how many the stack has (0: none). Kept tables of another number of cells
+        would put users in other homes than their data: refused."""
         manifest_path = self.directory / MANIFEST
         if not manifest_path.exists():
             return None
@@ -84,6 +89,12 @@ class StateKeeper:
             )
         if manifest.region != self._aws.region:
             raise StateError(f"{self.directory} holds region {manifest.region}")
+        if manifest.cells != cells:
+            kept = f"--cells {manifest.cells}" if manifest.cells else "no --cells"
+            raise StateError(
+                f"{self.directory} holds the tables of a stack started with {kept}: "
+                "start it that way, or with another directory"
+            )
         snapshot = (self.directory / SNAPSHOT).read_bytes()
         with self._aws.gate:
             # Our own file, in a directory the user named.
@@ -128,8 +139,10 @@ class StateKeeper:
         self._saved_at_request = served
 
 
-def new_manifest(api_id: str, stage: str, region: str) -> Manifest:
-    return Manifest(api_id=api_id, stage=stage, region=region, moto_version=version("moto"))
+def new_manifest(api_id: str, stage: str, region: str, cells: int = 0) -> Manifest:
+    return Manifest(
+        api_id=api_id, stage=stage, region=region, moto_version=version("moto"), cells=cells
+    )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

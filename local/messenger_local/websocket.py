@@ -188,6 +188,10 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
     )
     if not socket.can_prepare(request).ok:
         return json_response(426, {"message": "Upgrade Required"})
+    if gateway.out_of_service:
+        # A lost region: the server's failure, so 5xx (PROTOCOL.md §1); clients ask the
+        # directory again (§6, §7).
+        return json_response(503, {"message": "Service Unavailable"})
     handshake = _handshake_of(request, gateway)
     admission = await _authorize(gateway, handshake)
     if isinstance(admission, web.Response):
@@ -215,6 +219,9 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
         in_flight=asyncio.Semaphore(gateway.limits.max_in_flight_per_connection),
     )
     gateway.connections.add(connection)
+    if gateway.out_of_service:
+        # Its region was lost while this handshake ran: it closes as the others did.
+        gateway.spawn(connection.close(1001, "Going away"))
     try:
         await _receive_frames(gateway, connection, guard)
     finally:

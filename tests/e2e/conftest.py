@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from tests.support.stack_fixtures import connect, shared_aws, stack
+from tests.support.stack_fixtures import (
+    cells_stack,
+    connect,
+    connect_home,
+    shared_aws,
+    site,
+    stack,
+)
 
-__all__ = ["connect", "shared_aws", "stack"]
+__all__ = ["cells_stack", "connect", "connect_home", "shared_aws", "site", "stack"]

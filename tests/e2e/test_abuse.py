@@ -6,35 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 
-import boto3
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from messenger.contract import TABLES
 from messenger_local import LocalStack
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import Connect
+from tests.support.stack_fixtures import Connect, dump
 from tests.support.waiting import until
 from tests.support.ws_client import handshake_status, message_frame, signed_url
 
 pytestmark = pytest.mark.e2e
-
-
-def dump(stack: LocalStack) -> dict[str, list[dict]]:
-    """Every item of the stack's tables (verification only: a Scan in a test is fine)."""
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    state = {}
-    for spec in TABLES:
-        name = stack.table_names[spec.env.value]
-        items = dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]
-        state[name] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
-    return state
 
 
 async def closed_with(client, timeout: float = 5.0) -> int | None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shutil
 import signal
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from messenger_local.signed_url import LocalKeys, signed_url
+from messenger_protocol.cells import Directory
+from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.local_command import REPO, RunningCommand
 from tests.support.local_command import messenger_local as run_messenger_local
@@ -81,3 +87,33 @@ async def test_wscat_connects_with_a_signed_url(messenger_local: RunningCommand)
     wscat.stdin.close()
     assert '{"type":"pong"}' in (await output).decode()
     assert await stop_with_ctrl_c(messenger_local) == 0
+
+
+async def test_cells_each_print_their_url_and_serve_their_users(tmp_path: Path) -> None:
+    # Given `messenger local --cells 2` running
+    async with run_messenger_local(tmp_path / "functions.log", "--cells", "2") as command:
+        await command.read_until("Ctrl-C stops it.")
+        banner = "\n".join(command.lines)
+        urls = dict(re.findall(r"^  cell (c\d) +(ws://\S+)", banner, re.MULTILINE))
+        [directory_url] = re.findall(r"^  directory +(http://\S+)", banner, re.MULTILINE)
+        # Then the banner names each cell's URL and the directory, which agrees with it
+        assert urls == {
+            "c0": f"ws://127.0.0.1:{command.port}/c0",
+            "c1": f"ws://127.0.0.1:{command.port}/c1",
+        }
+        directory = Directory.parse(await asyncio.to_thread(fetch_json, directory_url))
+        assert dict(directory.urls) == urls
+        # And a user of each cell connects at home
+        for cell in ("c0", "c1"):
+            user = user_homed_in(cell, "smoke")
+            client = await connect_as(directory.home_url(user.user_id), user)
+            assert await client.request({"action": "ping"}) == {"type": "pong"}
+            await client.close()
+        assert await stop_with_ctrl_c(command) == 0
+        lines = await command.rest()
+        assert any(line.split()[1:3] == ["c1", "ping"] for line in lines if " ping " in line)
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())

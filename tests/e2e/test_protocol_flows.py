@@ -14,7 +14,7 @@ from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, MAX_BODY_BYTES, MAX_FRAME_BYTES
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import Connect
+from tests.support.stack_fixtures import Connect, Site
 from tests.support.waiting import until
 from tests.support.ws_client import (
     WsClient,
@@ -86,58 +86,59 @@ async def test_refused_connect_records_no_connection(stack: LocalStack, alice: T
 
 
 # --- 2. sending -------------------------------------------------------------------------
+# Every flow between two users runs on one cell and across two (PROTOCOL.md §6: the same
+# frames, whatever the cells): `site.user(name, home=1)` lives in the other cell.
 
 
-async def test_send_to_online_recipient(connect: Connect, alice: TestUser, bob: TestUser) -> None:
+async def test_send_to_online_recipient(site: Site) -> None:
     # Given alice and bob online
-    a, b = await connect(alice), await connect(bob)
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     # When alice sends
     frame = message_frame(alice, bob, "hello bob", "msg-0001", sent_at=1_764_190_000_123)
     ack = await a.request(frame)
     # Then alice gets `ack sent`, and bob the message, from alice, decryptable
     assert ack["type"] == "ack" and ack["status"] == "sent" and ack["messageId"] == "msg-0001"
     message = await b.next_of("message")
-    assert message["from"] == "alice" and message["messageId"] == "msg-0001"
+    assert message["from"] == alice.user_id and message["messageId"] == "msg-0001"
     assert message["sentAt"] == 1_764_190_000_123 and message["serverTs"] == ack["serverTs"]
     assert bob.decrypt_from(alice, message["body"], message["nonce"]) == "hello bob"
     assert message["id"]
 
 
-async def test_send_reaches_every_connection_of_the_recipient(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    a = await connect(alice)
-    phone, laptop = await connect(bob), await connect(bob)
+async def test_send_reaches_every_connection_of_the_recipient(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a = await site.connect(alice)
+    phone, laptop = await site.connect(bob), await site.connect(bob)
     await a.request(message_frame(alice, bob, "both", "msg-0002"))
     for device in (phone, laptop):
         assert (await device.next_of("message"))["messageId"] == "msg-0002"
 
 
-async def test_send_to_offline_recipient_then_sync(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
+async def test_send_to_offline_recipient_then_sync(site: Site) -> None:
     # Given bob registered, then gone
-    await (await connect(bob)).close()
-    a = await connect(alice)
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    await (await site.connect(bob)).close()
+    a = await site.connect(alice)
     assert (await a.request(message_frame(alice, bob, "while away", "msg-0003")))["type"] == "ack"
     # When bob comes back and syncs
-    b = await connect(bob, with_keys=False)
+    b = await site.connect(bob, with_keys=False)
     await b.send({"action": "sync"})
     # Then he gets the message, then syncDone
     message = await b.next()
     assert message["type"] == "message" and message["messageId"] == "msg-0003"
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local#0"}
+    epoch = site.epoch_of(bob)
+    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": epoch}
     # And it stays queued until acknowledged: a second sync hands it over again, batched
     await b.send({"action": "sync", "batch": True})
     batch = await b.next()
     assert batch["type"] == "items" and [m["messageId"] for m in batch["items"]] == ["msg-0003"]
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": "local#0"}
+    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": epoch}
 
 
-async def test_resend_gets_the_same_ack_and_no_second_delivery(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    a, b = await connect(alice), await connect(bob)
+async def test_resend_gets_the_same_ack_and_no_second_delivery(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     frame = message_frame(alice, bob, "once", "msg-0004")
     first = await a.request(frame)
     second = await a.request(frame)
@@ -149,10 +150,9 @@ async def test_resend_gets_the_same_ack_and_no_second_delivery(
 # --- acks and receipts ---------------------------------------------------------------------
 
 
-async def test_ack_deletes_and_sends_a_delivered_receipt(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    a, b = await connect(alice), await connect(bob)
+async def test_ack_deletes_and_sends_a_delivered_receipt(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     await a.request(message_frame(alice, bob, "read me", "msg-0005"))
     message = await b.next_of("message")
     # When bob acknowledges it
@@ -160,74 +160,73 @@ async def test_ack_deletes_and_sends_a_delivered_receipt(
     # Then alice gets a delivered receipt, and bob's queue is empty
     receipt = await a.next_of("receipt")
     assert receipt["status"] == "delivered" and receipt["messageIds"] == ["msg-0005"]
-    assert receipt["by"] == "bob"
+    assert receipt["by"] == bob.user_id
     await b.send({"action": "sync"})
     assert await b.next_of("syncDone") == {
         "type": "syncDone",
         "count": 0,
         "more": False,
-        "epoch": "local#0",
+        "epoch": site.epoch_of(bob),
     }
 
 
-async def test_receipt_waits_for_an_offline_sender(
-    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
+async def test_receipt_waits_for_an_offline_sender(site: Site) -> None:
     # Given alice sent, then left
-    a, b = await connect(alice), await connect(bob)
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     await a.request(message_frame(alice, bob, "bye", "msg-0006"))
     await a.close()
     message = await b.next_of("message")
     await b.send({"action": "ack", "ids": [message["id"]]})
     # (an ack has no answer to wait for: wait for its invocation to end)
-    await until(lambda: stack.invocations_of("ack"))
+    await until(lambda: site.stack.invocations_of("ack"))
     # When alice comes back and syncs
-    a2 = await connect(alice, with_keys=False)
+    a2 = await site.connect(alice, with_keys=False)
     await a2.send({"action": "sync"})
     # Then the receipt is waiting for her, and goes once she acks it
     receipt = await a2.next_of("receipt")
     assert receipt["status"] == "delivered" and receipt["messageIds"] == ["msg-0006"]
     assert (await a2.next_of("syncDone"))["count"] == 1
     await a2.send({"action": "ack", "ids": [receipt["id"]]})
-    await until(lambda: len(stack.invocations_of("ack")) == 2)
+    await until(lambda: len(site.stack.invocations_of("ack")) == 2)
     await a2.send({"action": "sync"})
     assert (await a2.next_of("syncDone"))["count"] == 0
 
 
-async def test_mark_seen_sends_a_seen_receipt(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    a, b = await connect(alice), await connect(bob)
+async def test_mark_seen_sends_a_seen_receipt(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     await a.request(message_frame(alice, bob, "seen?", "msg-0007"))
     await b.next_of("message")
-    await b.send({"action": "markSeen", "to": "alice", "messageIds": ["msg-0007"]})
+    await b.send({"action": "markSeen", "to": alice.user_id, "messageIds": ["msg-0007"]})
     receipt = await a.next_of("receipt")
     assert receipt["status"] == "seen" and receipt["messageIds"] == ["msg-0007"]
-    assert receipt["by"] == "bob"
+    assert receipt["by"] == bob.user_id
 
 
 # --- presence and keys ----------------------------------------------------------------------
 
 
-async def test_presence_answers_and_follows_changes(
-    connect: Connect, alice: TestUser, bob: TestUser, carol: TestUser
-) -> None:
+async def test_presence_answers_and_follows_changes(site: Site) -> None:
     # Given bob registered and offline
-    await (await connect(bob)).close()
-    a = await connect(alice)
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    nobody = site.user("nobody", home=1)
+    await (await site.connect(bob)).close()
+    a = await site.connect(alice)
     # When alice asks about bob and nobody, subscribing
     answer = await a.request(
-        {"action": "getPresence", "userIds": ["bob", "nobody"], "subscribe": True}
+        {"action": "getPresence", "userIds": [bob.user_id, nobody.user_id], "subscribe": True}
     )
     assert answer["type"] == "presence"
     entries = {entry["userId"]: entry for entry in answer["users"]}
-    assert entries["bob"]["online"] is False and isinstance(entries["bob"]["lastSeen"], int)
-    assert entries["nobody"] == {"userId": "nobody", "online": False, "lastSeen": None}
+    assert entries[bob.user_id]["online"] is False
+    assert isinstance(entries[bob.user_id]["lastSeen"], int)
+    assert entries[nobody.user_id] == {"userId": nobody.user_id, "online": False, "lastSeen": None}
     # Then bob coming online is news, a second device is not, the last one leaving is
-    phone = await connect(bob, with_keys=False)
+    phone = await site.connect(bob, with_keys=False)
     online = await a.next_of("presence")
-    assert online["users"] == [{"userId": "bob", "online": True, "lastSeen": None}]
-    laptop = await connect(bob, with_keys=False)
+    assert online["users"] == [{"userId": bob.user_id, "online": True, "lastSeen": None}]
+    laptop = await site.connect(bob, with_keys=False)
     await laptop.close()
     await phone.close()
     offline = await a.next_of("presence")
@@ -236,17 +235,19 @@ async def test_presence_answers_and_follows_changes(
     await a.nothing_more()
 
 
-async def test_get_keys(connect: Connect, alice: TestUser, bob: TestUser) -> None:
-    await (await connect(bob)).close()
-    a = await connect(alice)
-    keys = await a.request({"action": "getKeys", "userId": "bob"})
+async def test_get_keys(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    await (await site.connect(bob)).close()
+    a = await site.connect(alice)
+    keys = await a.request({"action": "getKeys", "userId": bob.user_id})
     assert keys == {
         "type": "keys",
-        "userId": "bob",
+        "userId": bob.user_id,
         "signKey": bob.sign_key_b64,
         "boxKey": bob.box_key_b64,
     }
-    unknown = await a.request({"action": "getKeys", "userId": "nobody"})
+    nobody = site.user("nobody", home=1)
+    unknown = await a.request({"action": "getKeys", "userId": nobody.user_id})
     assert unknown["type"] == "error" and unknown["code"] == "UNKNOWN_USER"
 
 
@@ -275,45 +276,45 @@ async def test_not_json_is_bad_request(connect: Connect, alice: TestUser) -> Non
     assert error["type"] == "error" and error["code"] == "BAD_REQUEST"
 
 
-async def test_malformed_frame_is_bad_request_with_ref(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
+async def test_malformed_frame_is_bad_request_with_ref(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
     frame = message_frame(alice, bob, "x", "msg-0008") | {"nonce": "short"}
-    error = await (await connect(alice)).request(frame)
+    error = await (await site.connect(alice)).request(frame)
     assert error["code"] == "BAD_REQUEST" and error["ref"] == "msg-0008"
 
 
-async def test_unknown_recipient(connect: Connect, alice: TestUser) -> None:
-    a = await connect(alice)
-    error = await a.request(message_frame(alice, TestUser("nobody"), "hi", "msg-0009"))
+async def test_unknown_recipient(site: Site) -> None:
+    alice, nobody = site.user("alice"), site.user("nobody", home=1)
+    a = await site.connect(alice)
+    error = await a.request(message_frame(alice, nobody, "hi", "msg-0009"))
     assert error["code"] == "UNKNOWN_RECIPIENT" and error["ref"] == "msg-0009"
-    seen = await a.request({"action": "markSeen", "to": "nobody", "messageIds": ["msg-0009"]})
+    seen = await a.request({"action": "markSeen", "to": nobody.user_id, "messageIds": ["msg-0009"]})
     assert seen["code"] == "UNKNOWN_RECIPIENT"
 
 
-async def test_body_over_the_limit_is_too_large(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    await (await connect(bob)).close()
-    a = await connect(alice)
+async def test_body_over_the_limit_is_too_large(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    await (await site.connect(bob)).close()
+    a = await site.connect(alice)
     frame = message_frame(alice, bob, "x", "msg-0010")
     frame["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES + 3))  # still < 32 KB
     error = await a.request(frame)
     assert error["code"] == "TOO_LARGE" and error["ref"] == "msg-0010"
 
 
-async def test_sender_comes_from_the_connection_not_the_frame(
-    connect: Connect, alice: TestUser, bob: TestUser
-) -> None:
-    a, b = await connect(alice), await connect(bob)
+async def test_sender_comes_from_the_connection_not_the_frame(site: Site) -> None:
+    alice, bob = site.user("alice"), site.user("bob", home=1)
+    a, b = await site.connect(alice), await site.connect(bob)
     await a.request(message_frame(alice, bob, "it's me", "msg-0011") | {"from": "carol"})
-    assert (await b.next_of("message"))["from"] == "alice"
+    assert (await b.next_of("message"))["from"] == alice.user_id
 
 
-async def test_the_largest_message_fits_one_frame(connect: Connect) -> None:
-    # Given users with the longest ids, and a body of exactly MAX_BODY_BYTES
-    sender, recipient = TestUser("s" * 64), TestUser("r" * 64)
-    a, b = await connect(sender), await connect(recipient)
+async def test_the_largest_message_fits_one_frame(site: Site) -> None:
+    # Given users with the longest ids (in c0 and c1 with two cells), and a body of
+    # exactly MAX_BODY_BYTES
+    sender, recipient = site.user("s" * 64), site.user("r" * 64, home=1)
+    assert len(sender.user_id) == len(recipient.user_id) == 64
+    a, b = await site.connect(sender), await site.connect(recipient)
     frame = message_frame(sender, recipient, "x", "m" * 64, sent_at=2**53)
     frame["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES))
     assert len(json.dumps(frame).encode()) <= MAX_FRAME_BYTES

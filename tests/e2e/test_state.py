@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from messenger_local.state import SAVE_EVERY_SECONDS
+from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.local_command import RunningCommand, messenger_local
 from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
@@ -87,3 +88,32 @@ async def test_without_state_the_banner_says_a_restart_forgets(tmp_path: Path) -
         assert state_line == (
             "not kept: a restart forgets every user and message (--state DIR keeps them)"
         )
+
+
+async def test_cells_keep_their_tables_and_only_with_as_many_cells(tmp_path: Path) -> None:
+    alice, dave = user_homed_in("c0", "alice"), user_homed_in("c1", "dave")
+    state = tmp_path / "state"
+    # Given two cells kept in DIR, where alice (c0) wrote to dave (c1) while he was away
+    options = ("--cells", "2", "--state", str(state))
+    async with messenger_local(tmp_path / "first.log", *options) as first:
+        await first.read_until("Ctrl-C stops it.")
+        urls = {cell: f"ws://127.0.0.1:{first.port}/{cell}" for cell in ("c0", "c1")}
+        await (await connect_as(urls["c1"], dave)).close()
+        a = await connect_as(urls["c0"], alice)
+        ack = await a.request(message_frame(alice, dave, "across cells and restarts", "kept-0002"))
+        assert ack["type"] == "ack"
+        await a.close()
+        first.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(first.process.wait(), 20) == 0
+    # When they start again with as many cells: dave finds the message in his cell
+    async with messenger_local(tmp_path / "second.log", *options) as second:
+        await second.read_until("Ctrl-C stops it.")
+        b = await connect_as(f"ws://127.0.0.1:{second.port}/c1", dave, with_keys=False)
+        await b.send({"action": "sync"})
+        assert (await b.next_of("message"))["messageId"] == "kept-0002"
+        await b.close()
+    # But without --cells the same directory is refused: its users' homes would move
+    async with messenger_local(tmp_path / "third.log", "--state", str(state)) as third:
+        assert await asyncio.wait_for(third.process.wait(), 30) == 1
+        assert third.process.stderr is not None
+        assert "started with --cells 2" in (await third.process.stderr.read()).decode()

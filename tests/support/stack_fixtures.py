@@ -6,22 +6,35 @@ Import them into a conftest.py to use them:
 
 `shared_aws` is one moto server for the whole session; every `stack` on it gets its
 own tables, so tests stay independent and each stack starts in a fraction of a second.
+`cells_stack` is a stack of two cells (c0, c1: PROTOCOL.md §6), and `connect_home`
+connects a user to their home cell in it. `site` runs a test twice, on "one cell" and
+on "two cells", with its users spread over the cells (`site.user("bob", home=1)`).
+`dump(stack)` (or `dump(stack, cell="c1")`) reads every item of a stack's tables, to
+compare before and after a refusal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from messenger.contract import Env
+from messenger.config import LOCAL_CELL_EPOCH
+from messenger.contract import TABLES, Env
+from messenger.logic.epoch import epoch_name
 from messenger_local import EmbeddedAws, LocalStack
+from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
 
 Connect = Callable[..., Awaitable[WsClient]]
+TableDump = dict[str, list[dict[str, Any]]]
+CELLS = 2
 
 # Every test user registers from loopback: a test that registers more users than the
 # per-address hourly limit (30) gives its stack this environment.
@@ -44,8 +57,17 @@ async def stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
 
 
 @pytest.fixture
-async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
-    """`await connect(user, **query_options)`: a connected WsClient with its connection_id.
+async def cells_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
+    """A running LocalStack of two cells, c0 and c1, each at its own URL."""
+    async with LocalStack(aws=shared_aws, cells=CELLS) as running:
+        yield running
+
+
+@asynccontextmanager
+async def connector(stack: LocalStack) -> AsyncIterator[Connect]:
+    """`await connect(user, **query_options)`: a WsClient connected to the user's home
+    (the stack's one stage, or the user's home cell), with its connection_id; every
+    client it made is closed when the block ends.
 
     The id is found as the one connection that opened meanwhile: connect one client
     at a time (with asyncio.gather, connection_id may stay None).
@@ -55,19 +77,89 @@ async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
     async def connect_user(
         user: TestUser, *, check_frames: bool = True, **query_options: Any
     ) -> WsClient:
-        before = set(stack.connection_ids())
-        client = await connect_as(stack.ws_url, user, check_frames=check_frames, **query_options)
+        cell = stack.home_of(user.user_id) if stack.cell_ids else None
+        url = stack.cell_url(cell) if cell is not None else stack.ws_url
+        before = set(stack.connection_ids(cell))
+        client = await connect_as(url, user, check_frames=check_frames, **query_options)
         clients.append(client)
         # The server registers the connection right after its 101 is written, which
         # may be a moment after the client has read it.
         for _ in range(100):
-            opened = set(stack.connection_ids()) - before
+            opened = set(stack.connection_ids(cell)) - before
             if len(opened) == 1:
                 client.connection_id = opened.pop()
                 break
             await asyncio.sleep(0.01)
         return client
 
-    yield connect_user
-    for client in clients:
-        await client.close()
+    try:
+        yield connect_user
+    finally:
+        for client in clients:
+            await client.close()
+
+
+@pytest.fixture
+async def connect(stack: LocalStack) -> AsyncIterator[Connect]:
+    """`await connect(user, **query_options)`: see `connector`."""
+    async with connector(stack) as connect_user:
+        yield connect_user
+
+
+@pytest.fixture
+async def connect_home(cells_stack: LocalStack) -> AsyncIterator[Connect]:
+    """`await connect_home(user, **query_options)`: connected to the user's home cell."""
+    async with connector(cells_stack) as connect_user:
+        yield connect_user
+
+
+ONE_CELL, TWO_CELLS = "one cell", "two cells"
+
+
+@dataclass
+class Site:
+    """A running stack the users of a test live on: one stage without cells, or two
+    cells where `user(name, home=1)` lives in the second (the same user as home=0
+    without cells)."""
+
+    stack: LocalStack
+    connect: Connect
+
+    def user(self, name: str, home: int = 0) -> TestUser:
+        """A user whose id is `name` (or `name-N`, to land in the cell `home` names)."""
+        cells = self.stack.cell_ids
+        return user_homed_in(cells[home], name, cells) if cells else TestUser(name)
+
+    def epoch_of(self, user: TestUser) -> str:
+        """The epoch of the user's home (in every syncDone it sends): "local#0" without
+        cells, "local-c1#0" in c1 (no failover switched it yet)."""
+        if not self.stack.cell_ids:
+            return epoch_name(LOCAL_CELL_EPOCH, 0)
+        return epoch_name(f"{LOCAL_CELL_EPOCH}-{self.stack.home_of(user.user_id)}", 0)
+
+
+@pytest.fixture(params=[ONE_CELL, TWO_CELLS])
+async def site(request: pytest.FixtureRequest, shared_aws: EmbeddedAws) -> AsyncIterator[Site]:
+    """A test's site: "one cell" (a stack without cells) or "two cells"."""
+    cells = CELLS if request.param == TWO_CELLS else None
+    async with LocalStack(aws=shared_aws, cells=cells) as running, connector(running) as connect:
+        yield Site(running, connect)
+
+
+def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
+    """Every item of the stack's tables, or of one cell's, by table name (verification
+    only: a Scan in a test is fine). Blocking: call it with asyncio.to_thread."""
+    dynamodb = stack.aws.client("dynamodb")
+    names = stack.cell(cell).table_names if cell is not None else stack.table_names
+    state = {}
+    for spec in TABLES:
+        name = names[spec.env.value]
+        items = dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]
+        state[name] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    return state
+
+
+async def dump_cells(stack: LocalStack) -> dict[str, TableDump]:
+    """Every cell's tables, once no invocation is in flight."""
+    await stack.settled()
+    return {cell: await asyncio.to_thread(dump, stack, cell) for cell in stack.cell_ids}

@@ -1,0 +1,255 @@
+"""Two cells in one local stack (PROTOCOL.md §6): each at its own URL with its own tables
+and environment, the directory on the same port, and the cell-to-cell call through
+Lambda's Invoke API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import urllib.request
+from typing import Any
+
+import boto3
+import pytest
+
+from messenger.contract import Env
+from messenger_local import LocalStack
+from messenger_local.aws import FAKE_CREDENTIALS
+from messenger_protocol.cells import Directory, ShardMap
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.limits import MAX_BODY_BYTES
+from tests.support.cells import user_homed_in
+from tests.support.identities import TestUser
+from tests.support.stack_fixtures import Connect, dump_cells
+from tests.support.ws_client import handshake_status, message_frame, signed_url
+
+pytestmark = pytest.mark.e2e
+
+
+def get_json(url: str) -> tuple[dict[str, str], Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(response.headers), json.loads(response.read())
+
+
+async def test_the_directory_names_each_cell_at_its_own_url(cells_stack: LocalStack) -> None:
+    # When a client fetches the directory from the stack's port
+    headers, document = await asyncio.to_thread(get_json, cells_stack.directory_url)
+    # Then it is §6's document: version 1, each cell's URL, an even split of the shards
+    directory = Directory.parse(document)
+    assert headers["Content-Type"].startswith("application/json")
+    assert directory.version == 1
+    assert dict(directory.urls) == {
+        "c0": f"ws://127.0.0.1:{cells_stack.port}/c0",
+        "c1": f"ws://127.0.0.1:{cells_stack.port}/c1",
+    }
+    assert directory.shard_map == ShardMap.even(["c0", "c1"])
+    assert document == cells_stack.directory.to_wire()
+    dave = user_homed_in("c1", "dave")
+    assert directory.home_url(dave.user_id) == cells_stack.cell_url("c1")
+
+
+async def test_the_web_app_connects_through_the_directory(cells_stack: LocalStack) -> None:
+    # When a browser asks the page's configuration from the stack's port
+    origin = f"http://127.0.0.1:{cells_stack.port}"
+    headers, config = await asyncio.to_thread(get_json, f"{origin}/config.json")
+    # Then it names the directory, and the page may fetch it and connect to the cells
+    assert config == {"directoryUrl": cells_stack.directory_url}
+    connect_src = headers["Content-Security-Policy"].split("connect-src ")[1].split(";")[0]
+    assert set(connect_src.split()) == {origin, f"ws://127.0.0.1:{cells_stack.port}"}
+
+
+async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalStack) -> None:
+    c0, c1 = cells_stack.cell("c0"), cells_stack.cell("c1")
+    assert set(c0.table_names.values()).isdisjoint(c1.table_names.values())
+    for cell, peer in ((c0, c1), (c1, c0)):
+        environment = cell.environment
+        assert environment[Env.CELL_ID] == cell.cell_id
+        assert environment[Env.CELL_SHARD_MAP] == "4096:0-2047=c0,2048-4095=c1"
+        assert environment[Env.CELL_PEERS] == f"{peer.cell_id}={peer.relay_arn}"
+        assert environment[Env.CELL_EPOCH] == f"local-{cell.cell_id}"
+        assert environment[Env.USERS_TABLE] == cell.table_names[Env.USERS_TABLE]
+        assert environment[Env.CONNECTIONS_ENDPOINT] == cell.http_url
+    # The process itself holds no cell's settings: only what the cells share.
+    assert Env.CELL_ID not in os.environ and Env.USERS_TABLE not in os.environ
+    assert os.environ["AWS_ENDPOINT_URL_LAMBDA"] == cells_stack.lambda_url
+
+
+async def test_users_of_two_cells_talk_through_their_own_cells(
+    cells_stack: LocalStack, connect_home: Connect
+) -> None:
+    # Given alice at home in c0 and dave at home in c1, each connected to their own cell
+    alice, dave = user_homed_in("c0", "alice"), user_homed_in("c1", "dave")
+    a, d = await connect_home(alice), await connect_home(dave)
+    assert cells_stack.connection_ids("c0") == [a.connection_id]
+    assert cells_stack.connection_ids("c1") == [d.connection_id]
+    # When alice writes to dave
+    ack = await a.request(message_frame(alice, dave, "hello from c0", "msg-00000001"))
+    # Then dave gets it, with the serverTs of the ack that c1 gave
+    assert ack["type"] == "ack" and ack["status"] == "sent"
+    message = await d.next_of("message")
+    assert message["from"] == alice.user_id and message["serverTs"] == ack["serverTs"]
+    assert dave.decrypt_from(alice, message["body"], message["nonce"]) == "hello from c0"
+    # And so does dave's answer, the other way
+    reply_ack = await d.request(message_frame(dave, alice, "hello from c1", "msg-00000002"))
+    assert reply_ack["type"] == "ack"
+    reply = await a.next_of("message")
+    assert reply["from"] == dave.user_id and reply["serverTs"] == reply_ack["serverTs"]
+    assert alice.decrypt_from(dave, reply["body"], reply["nonce"]) == "hello from c1"
+    # And each send ran in the sender's cell, and reached the recipient's cell's Relay
+    await cells_stack.settled()
+    [send_in_c0] = cells_stack.invocations_of("sendMessage", cell="c0")
+    [relay_in_c1] = cells_stack.invocations_of("Relay", cell="c1")
+    assert send_in_c0.user == alice.user_id and relay_in_c1.outcome == "ok (storeMessage)"
+    [relay_in_c0] = cells_stack.invocations_of("Relay", cell="c0")
+    assert relay_in_c0.outcome == "ok (storeMessage)"
+    # And each message is queued in its recipient's cell only
+    state = await dump_cells(cells_stack)
+    assert queued_ids(state["c1"], cells_stack, "c1") == ["msg-00000001"]
+    assert queued_ids(state["c0"], cells_stack, "c0") == ["msg-00000002"]
+
+
+def queued_ids(tables: dict[str, list[dict[str, Any]]], stack: LocalStack, cell: str) -> list[str]:
+    queue = tables[stack.cell(cell).table_names[Env.QUEUE_TABLE]]
+    return sorted(item["messageId"]["S"] for item in queue if "messageId" in item)
+
+
+def relay_invoker(stack: LocalStack) -> Any:
+    """A boto3 `lambda` client on the stack's Invoke API, as a cell's functions have."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=stack.lambda_url,
+        region_name=stack.aws.region,
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+    )
+
+
+async def test_a_peers_relay_is_invoked_by_arn_through_the_invoke_api(
+    cells_stack: LocalStack, connect_home: Connect
+) -> None:
+    # Given dave registered in c1
+    dave = user_homed_in("c1", "dave")
+    await (await connect_home(dave)).close()
+    # When c0 asks c1's Relay for dave's keys, as c0's functions would (boto3's lambda)
+    invoker = relay_invoker(cells_stack)
+    response = await asyncio.to_thread(
+        invoker.invoke,
+        FunctionName=cells_stack.cell("c1").relay_arn,
+        Payload=json.dumps({"op": "keys", "from": "c0", "userId": dave.user_id}),
+    )
+    # Then c1's Relay answered, from c1's tables
+    answer = json.loads(response["Payload"].read())
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert answer["ok"]["signKey"] == dave.sign_key_b64
+    [relay] = cells_stack.invocations_of("Relay", cell="c1")
+    assert relay.outcome == "ok (keys)"
+    assert cells_stack.invocations_of("Relay", cell="c0") == []
+
+
+@pytest.mark.parametrize("registered", [False, True])
+async def test_connecting_to_another_cell_is_403_and_writes_nothing(
+    cells_stack: LocalStack, connect_home: Connect, registered: bool
+) -> None:
+    # Given alice, at home in c0 (registered there, or not yet)
+    alice = user_homed_in("c0", "alice")
+    if registered:
+        await (await connect_home(alice)).close()
+    before = await dump_cells(cells_stack)
+    # When she connects to c1, keys and all
+    status = await handshake_status(signed_url(cells_stack.cell_url("c1"), alice))
+    # Then c1 refuses the handshake, and neither cell's tables changed
+    assert status == 403
+    assert await dump_cells(cells_stack) == before
+    assert cells_stack.invocations_of("authorizer", cell="c1")[-1].outcome == "deny"
+    assert cells_stack.invocations_of("$connect", cell="c1") == []
+    assert cells_stack.connection_ids() == []
+
+
+# --- refusals across cells change nothing, in either cell ------------------------------------
+
+
+def frames_refused_across_cells(
+    alice: TestUser, dave: TestUser, nobody: TestUser, queued_for_dave: str
+) -> list[tuple[dict[str, Any] | str, str | None]]:
+    """Frames alice (c0) sends that name users of c1, and the error code each gets
+    (None: no answer, and nothing to do)."""
+    too_large = message_frame(alice, dave, "x", "msg-00000003")
+    too_large["body"] = b64url_encode(secrets.token_bytes(MAX_BODY_BYTES + 3))
+    return [
+        (message_frame(alice, nobody, "anyone there?", "msg-00000002"), "UNKNOWN_RECIPIENT"),
+        (message_frame(alice, dave, "x", "msg-00000004") | {"nonce": "short"}, "BAD_REQUEST"),
+        (too_large, "TOO_LARGE"),
+        (message_frame(alice, dave, "x", "msg-00000005") | {"to": "Not An Id!"}, "BAD_REQUEST"),
+        (
+            {"action": "markSeen", "to": nobody.user_id, "messageIds": ["msg-00000002"]},
+            "UNKNOWN_RECIPIENT",
+        ),
+        ({"action": "getKeys", "userId": nobody.user_id}, "UNKNOWN_USER"),
+        ({"action": "getKeys", "userId": "Not An Id!"}, "BAD_REQUEST"),
+        # dave's item, acknowledged by alice: not hers to delete (an ack has no answer)
+        ({"action": "ack", "ids": [queued_for_dave]}, None),
+        ({"action": "dance", "to": dave.user_id}, "UNKNOWN_ACTION"),
+        ("not json at all", "BAD_REQUEST"),
+    ]
+
+
+def peer_requests_refused(alice: TestUser, dave: TestUser) -> list[tuple[str, Any]]:
+    """Relay requests a peer may not make: (the cell whose Relay is asked, the payload)."""
+    frame = message_frame(alice, dave, "x", "msg-00000006")
+    del frame["action"]
+    return [
+        # a sender who is not a user of the calling cell
+        ("c1", {"op": "storeMessage", "from": "c0", "sender": dave.user_id, "frame": frame}),
+        # a recipient who is not a user of the asked cell
+        ("c0", {"op": "storeMessage", "from": "c1", "sender": dave.user_id, "frame": frame}),
+        # the asked cell calling itself
+        ("c1", {"op": "keys", "from": "c1", "userId": dave.user_id}),
+        ("c1", {"op": "keys", "from": "c0", "userId": alice.user_id}),
+        ("c1", {"op": "deleteEverything", "from": "c0"}),
+        ("c1", ["not", "an", "object"]),
+    ]
+
+
+async def test_refusals_across_cells_change_nothing_in_either_cell(
+    cells_stack: LocalStack, connect_home: Connect
+) -> None:
+    # Given alice at home in c0, dave in c1 with a message from alice queued (not acked)
+    alice, dave = user_homed_in("c0", "alice"), user_homed_in("c1", "dave")
+    nobody = user_homed_in("c1", "nobody")
+    a, d = await connect_home(alice), await connect_home(dave)
+    await a.request(message_frame(alice, dave, "keep me", "msg-00000001"))
+    queued_for_dave = (await d.next_of("message"))["id"]
+    before = await dump_cells(cells_stack)
+    relays_before = len(cells_stack.invocations_of("Relay", cell="c1"))
+    # When alice sends frames that name c1's users wrongly, and peers ask the Relays
+    # what they may not
+    for frame, code in frames_refused_across_cells(alice, dave, nobody, queued_for_dave):
+        if code is None:
+            await a.send(frame)
+            continue
+        error = await a.request(frame)
+        assert error["type"] == "error" and error["code"] == code, (frame, error)
+    invoker = relay_invoker(cells_stack)
+    for cell, payload in peer_requests_refused(alice, dave):
+        response = await asyncio.to_thread(
+            invoker.invoke,
+            FunctionName=cells_stack.cell(cell).relay_arn,
+            Payload=json.dumps(payload),
+        )
+        answer = json.loads(response["Payload"].read())
+        assert answer["error"]["code"] == "BAD_REQUEST", (payload, answer)
+    # Then neither cell's tables changed, but for alice's rate-limit buckets in c0 (every
+    # well-formed frame counts against her limit, refused or not)
+    after = await dump_cells(cells_stack)
+    c0_limits = cells_stack.cell("c0").table_names[Env.LIMITS_TABLE]
+    assert {name: items for name, items in after["c0"].items() if name != c0_limits} == {
+        name: items for name, items in before["c0"].items() if name != c0_limits
+    }
+    assert after["c1"] == before["c1"]
+    # And the refusals that needed c1 came from its Relay (the unknown recipient and user)
+    relayed = [i.outcome for i in cells_stack.invocations_of("Relay", cell="c1")[relays_before:]]
+    assert "error UNKNOWN_RECIPIENT (storeMessage)" in relayed, relayed
+    assert "error UNKNOWN_USER (keys)" in relayed, relayed
+    await d.nothing_more()
