@@ -297,6 +297,18 @@ class CellsConfig:
         """Where the directory lives: the first cell's account and region."""
         return self.cells[0].target
 
+    @property
+    def api_regions(self) -> tuple[str, ...]:
+        """Every region a WebSocket API of the deployment runs in: the cells' and their
+        standbys', each once, in the order of the cells."""
+        regions = [
+            region
+            for cell in self.cells
+            for region in (cell.region, cell.standby.region if cell.standby else None)
+            if region is not None
+        ]
+        return tuple(dict.fromkeys(regions))
+
     def peers_of(self, cell_id: str) -> tuple[Cell, ...]:
         return tuple(cell for cell in self.cells if cell.cell_id != cell_id)
 

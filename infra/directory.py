@@ -8,11 +8,17 @@
                                                     │ merge, validate, version + 1
                                                     ▼
     clients ──HTTPS──▶ CloudFront (OAC, 5 s) ───▶ directory.json      = output DirectoryUrl
+    browsers ─HTTPS──▶   the same, / and the rest ▶ S3 bucket, private: the web app
+                                                                       = output WebAppUrl
 
 A cell writes only its own entry (its role's policy and the bucket policy both name the
 one key); only the directory function writes directory.json, one merge at a time, so the
 version increases by exactly one per change (`messenger_directory.store`). A failover
 (PROTOCOL.md §7) takes the same path: write the cell's entry, the function publishes.
+
+The deployment's one web app (infra/web.py `Site`) is served by the same distribution, so
+its `config.js` names the directory on the page's own origin (`/directory.json`): the page
+finds its user's home cell as every other client does. No cell deploys a web app.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from infra import bundling
 from infra.config import Cell, CellsConfig, DeploymentConfig
 from infra.nag import acknowledge
 from infra.regions import PARTITION
+from infra.web import INDEX, Site, regional_api_sources
 from messenger_directory.handlers import (
     PUBLISH_ENTRY_HANDLER,
     PUBLISH_HANDLER,
@@ -227,7 +234,14 @@ class DirectoryStack(Stack):
         )
         self._admit_entry_writers()
         self.publisher = self._publisher()
+        self.site = Site(
+            Construct(self, "Web"),
+            connect_sources=["'self'", *regional_api_sources(cells.api_regions)],
+            connects_to="this origin and API Gateway in the cells' regions",
+            removal_policy=config.removal_policy,
+        )
         self.distribution = self._distribution()
+        self.site.deploy(self.distribution, {"directoryUrl": f"/{DIRECTORY_KEY}"})
         CfnOutput(
             self,
             "DirectoryUrl",
@@ -240,6 +254,13 @@ class DirectoryStack(Stack):
             "DirectoryBucketName",
             value=self.bucket.bucket_name,
             description="Each cell's entry is cells/<cell>.json here (a failover writes it)",
+        )
+        CfnOutput(
+            self,
+            "WebAppUrl",
+            value=f"https://{self.distribution.distribution_domain_name}/",
+            description="The web app (open it in a browser): it finds each user's home cell "
+            "in the directory",
         )
 
     def _bucket(self, construct_id: str, **properties: object) -> s3.Bucket:
@@ -335,7 +356,8 @@ class DirectoryStack(Stack):
         return function
 
     def _distribution(self) -> cloudfront.Distribution:
-        """directory.json over HTTPS only, cached for seconds, read from S3 through OAC."""
+        """directory.json over HTTPS only, cached for seconds, read from S3 through OAC;
+        every other path is the web app's (`Site`)."""
         # CloudFront keeps a copy at most as long as a client may (Cache-Control:
         # max-age=5 on the object), so a failover shows within that.
         cache = cloudfront.CachePolicy(
@@ -382,19 +404,24 @@ class DirectoryStack(Stack):
         distribution = cloudfront.Distribution(
             self,
             "Distribution",
-            comment=f"Messenger {self.config.env} cell directory",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=_DirectoryOrigin(self.bucket, access_control),
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-                cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
-                cache_policy=cache,
-                response_headers_policy=headers,
-                compress=True,
-            ),
+            comment=f"Messenger {self.config.env} cell directory and web app",
+            default_root_object=INDEX,
+            default_behavior=self.site.behavior(),
+            additional_behaviors={
+                f"/{DIRECTORY_KEY}": cloudfront.BehaviorOptions(
+                    origin=_DirectoryOrigin(self.bucket, access_control),
+                    viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+                    allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+                    cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
+                    cache_policy=cache,
+                    response_headers_policy=headers,
+                    compress=True,
+                )
+            },
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            # Before the first merge, and for any other path, S3 answers 403: cached no
-            # longer than the document, so the first publication shows as fast.
+            # Before the first merge, and for any path the app does not have, S3 answers
+            # 403: cached no longer than the document, so the first publication shows as
+            # fast.
             error_responses=[
                 cloudfront.ErrorResponse(http_status=status, ttl=Duration.seconds(CACHE_SECONDS))
                 for status in (403, 404)
@@ -418,20 +445,22 @@ class DirectoryStack(Stack):
             distribution,
             "AwsSolutions-CFR1",
             "every user of the messenger, in any country, fetches the directory to find "
-            "their home cell; restricting countries would lock them out",
+            "their home cell, and opens the web app from here; restricting countries "
+            "would lock them out",
         )
         acknowledge(
             distribution,
             "AwsSolutions-CFR2",
-            "one small public JSON document, the same for everyone, cached at the edge and "
-            "read-only; WAF would bill each of a billion users' fetches to filter nothing",
+            "one small public JSON document and the static web app, the same for "
+            "everyone, cached at the edge and read-only, with no server code behind them; "
+            "WAF would bill each of a billion users' fetches to filter nothing",
         )
         acknowledge(
             distribution,
             "AwsSolutions-CFR3",
             "CloudFront's standard logs record every viewer's IP address, which the "
             "messenger keeps out of all its logs; CloudFront's request and error metrics "
-            "and the bucket's access logs remain",
+            "and the directory bucket's access logs remain",
         )
         acknowledge(
             distribution,

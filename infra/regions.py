@@ -30,6 +30,8 @@ class AccountQuota:
 
 # Every supported region's partition: a cell names its peers' ARNs with it at synth time.
 PARTITION = "aws"
+# ...and its domain: the web app names the cells' API endpoints with it at synth time.
+URL_SUFFIX = "amazonaws.com"
 DEFAULT_QUOTA = AccountQuota(rate=10_000, burst=5_000)
 SMALL_QUOTA = AccountQuota(rate=2_500, burst=1_250)
 

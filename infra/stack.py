@@ -243,12 +243,18 @@ class MessengerStack(Stack):
             removal_policy=config.removal_policy,
             alarm_email=config.alarm_email,
         )
-        self.web = WebApp(
-            self,
-            "Web",
-            websocket_url=self.stage.url,
-            api_id=self.api.api_id,
-            removal_policy=config.removal_policy,
+        # A deployment of cells has one web app, on the directory's distribution: a page
+        # of a cell's own would connect to that cell only, wrong for users homed elsewhere.
+        self.web = (
+            WebApp(
+                self,
+                "Web",
+                websocket_url=self.stage.url,
+                api_id=self.api.api_id,
+                removal_policy=config.removal_policy,
+            )
+            if cell is None
+            else None
         )
         if cell is not None and cell.standby and config.auto_failover:
             FailoverAutomation(
@@ -576,9 +582,16 @@ class MessengerStack(Stack):
         outputs = {
             "WebSocketUrl": (self.stage.url, "Clients connect here (PROTOCOL.md §1)"),
             "ConnectionsUrl": (self.stage.callback_url, "The @connections management API"),
-            "WebUrl": (
-                f"https://{self.web.distribution.distribution_domain_name}/",
-                "The web app (open it in a browser)",
+            # With cells, the directory's stack outputs the deployment's web app.
+            **(
+                {
+                    "WebUrl": (
+                        f"https://{self.web.distribution.distribution_domain_name}/",
+                        "The web app (open it in a browser)",
+                    )
+                }
+                if self.web is not None
+                else {}
             ),
             "DashboardName": (dashboard, "CloudWatch dashboard"),
             "DashboardUrl": (

@@ -1,12 +1,18 @@
-"""The web app on AWS: a private S3 bucket behind CloudFront, in a nested stack of its own.
+"""The web app on AWS: a private S3 bucket behind CloudFront.
 
 CloudFront reads the bucket through origin access control (the bucket is not public and
 accepts TLS only), answers HTTPS only (HTTP is redirected), and adds the security headers
 `messenger local` sends too (web/app/security-headers.json): a Content-Security-Policy whose
-`connect-src` is the API's wss:// origin and nothing else, HSTS, nosniff, frame and
+`connect-src` names where the page may connect and nothing else, HSTS, nosniff, frame and
 referrer policies. The app is built by esbuild on the machine that runs `cdk synth` (no
-Docker, as the Lambda asset is built by pip) and deployed with a `config.js` naming the
-stage's WebSocket URL, which the page imports (PROTOCOL.md §1).
+Docker, as the Lambda asset is built by pip) and deployed with a `config.js`, which the
+page imports, saying where to connect.
+
+- A single cell: `WebApp`, a nested stack of the cell's with a distribution of its own;
+  `config.js` names the stage's WebSocket URL (PROTOCOL.md §1), connect-src is that API.
+- Cells (PROTOCOL.md §6): one web app for the deployment, on the directory's distribution
+  (infra/directory.py); `config.js` names `/directory.json` on the page's own origin and
+  connect-src is that origin and API Gateway in the cells' regions (`regional_api_sources`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ from aws_cdk import (
     ILocalBundling,
     NestedStack,
     RemovalPolicy,
+    Stack,
 )
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -36,21 +44,38 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from infra.nag import acknowledge, flattened
+from infra.regions import URL_SUFFIX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = REPO_ROOT / "web"
 SECURITY_HEADERS = WEB_DIR / "app" / "security-headers.json"
+INDEX = "index.html"
 HSTS_MAX_AGE = Duration.days(365)
 # Built files, tests and the SDK's Node-only adapter never change what the page ships.
 _NOT_SOURCES = ["dist", "test", "**/*.test.mjs"]
 
 
-def security_headers(connect_origin: str) -> dict[str, str]:
+def security_headers(connect_sources: Sequence[str]) -> dict[str, str]:
+    """The page's headers: it may connect to `connect_sources` and nowhere else."""
     headers: dict[str, str] = json.loads(SECURITY_HEADERS.read_text(encoding="utf-8"))
     headers.pop("comment")
     csp = headers["Content-Security-Policy"]
-    headers["Content-Security-Policy"] = csp.replace("{connect}", connect_origin)
+    headers["Content-Security-Policy"] = csp.replace("{connect}", " ".join(connect_sources))
     return headers
+
+
+def regional_api_sources(regions: Iterable[str]) -> list[str]:
+    """connect-src for the cells' WebSocket APIs: any API of API Gateway in their regions.
+
+    The page of a deployment of cells is served by the directory's stack, which deploys
+    before every cell (each writes its entry into the directory's bucket) and cannot know
+    their APIs' ids: API Gateway draws an id when a cell's stack creates its API, in
+    another stack, often another account, and a failover points a cell at its standby's
+    API. The regions are known at synth time, so the page may connect to
+    `wss://*.execute-api.<region>.amazonaws.com` there: API Gateway's WebSocket endpoints
+    in the deployment's regions, nothing else on the Internet.
+    """
+    return [f"wss://*.execute-api.{region}.{URL_SUFFIX}" for region in dict.fromkeys(regions)]
 
 
 @jsii.implements(ILocalBundling)
@@ -80,22 +105,27 @@ def app_source() -> s3deploy.ISource:
     )
 
 
-class WebApp(NestedStack):
-    """The bucket, the distribution, and the deployment of the built app with its config."""
+class Site:
+    """The built app in a private bucket, and what a distribution needs to serve it.
+
+    The pieces are made in `scope`: the bucket, the security headers, the distribution's
+    behavior that serves the bucket through origin access control with those headers,
+    and (`deploy`) the deployment of the built app with its config. A single cell's
+    `WebApp` gives them a distribution of their own; a deployment of cells serves them
+    on the directory's distribution (infra/directory.py), next to directory.json.
+    """
 
     def __init__(
         self,
         scope: Construct,
-        construct_id: str,
         *,
-        websocket_url: str,
-        api_id: str,
+        connect_sources: Sequence[str],
+        connects_to: str,
         removal_policy: RemovalPolicy,
     ) -> None:
-        super().__init__(scope, construct_id, description="Messenger web app: S3 and CloudFront")
-        destroyed = removal_policy == RemovalPolicy.DESTROY
+        self.scope = scope
         self.bucket = s3.Bucket(
-            self,
+            scope,
             "Site",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -103,50 +133,60 @@ class WebApp(NestedStack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=removal_policy,
             # dev goes entirely with its stack; prod keeps the bucket (nothing in it is data).
-            auto_delete_objects=destroyed,
+            auto_delete_objects=removal_policy == RemovalPolicy.DESTROY,
         )
-        self.connect_origin = f"wss://{api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
-        self.distribution = cloudfront.Distribution(
-            self,
-            "Distribution",
-            comment="Messenger web app",
-            default_root_object="index.html",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
-                response_headers_policy=self._headers_policy(),
-                compress=True,
-            ),
-            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        self.headers = self._headers_policy(connect_sources, connects_to)
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "The bucket holds only the built public page and CloudFront alone reads it "
+            "through origin access control: access logs would record CloudFront's own reads",
         )
-        self.deployment = s3deploy.BucketDeployment(
-            self,
+
+    def behavior(self) -> cloudfront.BehaviorOptions:
+        """The page and its files, from the bucket, with the security headers."""
+        return cloudfront.BehaviorOptions(
+            origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+            cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+            response_headers_policy=self.headers,
+            compress=True,
+        )
+
+    def deploy(
+        self, distribution: cloudfront.IDistribution, config: Mapping[str, str]
+    ) -> s3deploy.BucketDeployment:
+        """The built app and its `config` (config.js, which the page imports, and
+        config.json for other clients) into the bucket, which holds nothing else: the
+        deployment deletes whatever else is there."""
+        deployment = s3deploy.BucketDeployment(
+            self.scope,
             "Deploy",
             destination_bucket=self.bucket,
             sources=[
                 app_source(),
-                s3deploy.Source.data(
-                    "config.js", f"export default {json.dumps({'webSocketUrl': websocket_url})};\n"
-                ),
-                s3deploy.Source.json_data("config.json", {"webSocketUrl": websocket_url}),
+                s3deploy.Source.data("config.js", f"export default {json.dumps(config)};\n"),
+                s3deploy.Source.json_data("config.json", config),
             ],
             # A deploy is seen at once: browsers revalidate, CloudFront forgets its copies.
             cache_control=[s3deploy.CacheControl.no_cache()],
-            distribution=self.distribution,
+            distribution=distribution,
             distribution_paths=["/*"],
             memory_limit=512,
         )
-        self._acknowledge()
+        self._acknowledge_deployment_handler()
+        return deployment
 
-    def _headers_policy(self) -> cloudfront.ResponseHeadersPolicy:
-        headers = security_headers(self.connect_origin)
+    def _headers_policy(
+        self, connect_sources: Sequence[str], connects_to: str
+    ) -> cloudfront.ResponseHeadersPolicy:
+        headers = security_headers(connect_sources)
         return cloudfront.ResponseHeadersPolicy(
-            self,
+            self.scope,
             "SecurityHeaders",
-            comment="Messenger web app: CSP (connect to the API only), HSTS and the usual headers",
+            comment=f"Messenger web app: CSP (connect to {connects_to} only), HSTS and the "
+            "usual headers",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=headers["Content-Security-Policy"], override=True
@@ -168,32 +208,13 @@ class WebApp(NestedStack):
             ),
         )
 
-    def _acknowledge(self) -> None:
-        """Findings of cdk-nag that do not fit a static page, each with why."""
-        acknowledge(
-            self.bucket,
-            "AwsSolutions-S1",
-            "The bucket holds only the built public page and CloudFront alone reads it "
-            "through origin access control: access logs would record CloudFront's own reads",
-        )
-        for rule, reason in {
-            "AwsSolutions-CFR1": "The messenger is for anyone with a browser, in every country; "
-            "the page is public and holds nothing but code that runs in the browser",
-            "AwsSolutions-CFR2": "A static page with no server code behind it; the API it talks "
-            "to admits a connection only with a signed query and throttles every route",
-            "AwsSolutions-CFR3": "Access logs would keep every viewer's IP address and time of "
-            "use, which the messenger's design avoids; CloudFront metrics still count requests",
-            "AwsSolutions-CFR4": "The default cloudfront.net certificate is used, whose TLS "
-            "policy CloudFront sets; a custom domain with TLSv1.2_2021 is the deployer's choice",
-        }.items():
-            acknowledge(self.distribution, rule, reason)
-        self._acknowledge_deployment_handler()
-
     def _acknowledge_deployment_handler(self) -> None:
-        """BucketDeployment's own Lambda function, made and granted by the CDK itself."""
+        """BucketDeployment's own Lambda function, made and granted by the CDK itself
+        (one per stack, at the stack's top)."""
+        stack = Stack.of(self.scope)
         (handler,) = [
             child
-            for child in self.node.children
+            for child in stack.node.children
             if child.node.id.startswith("Custom::CDKBucketDeployment")
         ]
         acknowledge(
@@ -203,11 +224,11 @@ class WebApp(NestedStack):
             "at deploy time only and copies the built page into the bucket",
         )
         assets = flattened(
-            self,
-            f"arn:{self.partition}:s3:::cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}"
-            f"-assets-{self.account}-{self.region}/*",
+            stack,
+            f"arn:{stack.partition}:s3:::cdk-{DefaultStackSynthesizer.DEFAULT_QUALIFIER}"
+            f"-assets-{stack.account}-{stack.region}/*",
         )
-        site = flattened(self, f"{self.bucket.bucket_arn}/*")
+        site = flattened(stack, f"{self.bucket.bucket_arn}/*")
         role_reason = (
             "The CDK's BucketDeployment handler role, granted by the CDK: it reads the "
             "asset from the bootstrap bucket, writes and prunes the site bucket, and "
@@ -230,3 +251,48 @@ class WebApp(NestedStack):
             "Resource::*",
         ]:
             acknowledge(handler, f"AwsSolutions-IAM5[{finding}]", role_reason)
+
+
+class WebApp(NestedStack):
+    """A single cell's web app: the site on a distribution of its own, connecting to the
+    cell's API."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        websocket_url: str,
+        api_id: str,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id, description="Messenger web app: S3 and CloudFront")
+        self.connect_origin = f"wss://{api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
+        site = Site(
+            self,
+            connect_sources=[self.connect_origin],
+            connects_to="the API",
+            removal_policy=removal_policy,
+        )
+        self.bucket = site.bucket
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="Messenger web app",
+            default_root_object=INDEX,
+            default_behavior=site.behavior(),
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        )
+        self.deployment = site.deploy(self.distribution, {"webSocketUrl": websocket_url})
+        for rule, reason in {
+            "AwsSolutions-CFR1": "The messenger is for anyone with a browser, in every country; "
+            "the page is public and holds nothing but code that runs in the browser",
+            "AwsSolutions-CFR2": "A static page with no server code behind it; the API it talks "
+            "to admits a connection only with a signed query and throttles every route",
+            "AwsSolutions-CFR3": "Access logs would keep every viewer's IP address and time of "
+            "use, which the messenger's design avoids; CloudFront metrics still count requests",
+            "AwsSolutions-CFR4": "The default cloudfront.net certificate is used, whose TLS "
+            "policy CloudFront sets; a custom domain with TLSv1.2_2021 is the deployer's choice",
+        }.items():
+            acknowledge(self.distribution, rule, reason)

@@ -371,6 +371,16 @@ def test_given_the_directory_then_other_accounts_cells_may_write_their_own_entry
     }
 
 
+def directory_behavior(distribution: dict[str, Any]) -> dict[str, Any]:
+    """The distribution's behavior for directory.json (the web app has the others)."""
+    (behavior,) = [
+        behavior
+        for behavior in distribution["Properties"]["DistributionConfig"]["CacheBehaviors"]
+        if behavior["PathPattern"] == "/directory.json"
+    ]
+    return behavior
+
+
 def test_given_the_directory_then_cloudfront_reads_directory_json_only_through_oac(
     each_cells_app,
 ):
@@ -379,8 +389,13 @@ def test_given_the_directory_then_cloudfront_reads_directory_json_only_through_o
     distribution, resource = the(stack, "AWS::CloudFront::Distribution")
     config = resource["Properties"]["DistributionConfig"]
 
-    # The origin is the bucket, signed by an origin access control (not public, no OAI)
-    (origin,) = config["Origins"]
+    # The origin of directory.json is the bucket, signed by an origin access control (not
+    # public, no OAI)
+    (origin,) = [
+        origin
+        for origin in config["Origins"]
+        if origin["Id"] == directory_behavior(resource)["TargetOriginId"]
+    ]
     assert origin["DomainName"] == {"Fn::GetAtt": [bucket, "RegionalDomainName"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     (control,) = _refs(origin["OriginAccessControlId"])
@@ -406,7 +421,7 @@ def test_given_the_directory_then_it_is_served_over_https_only_and_cached_for_se
 ):
     stack = each_cells_app.directory
     _, resource = the(stack, "AWS::CloudFront::Distribution")
-    behavior = resource["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    behavior = directory_behavior(resource)
     assert behavior["ViewerProtocolPolicy"] == "https-only"
     assert behavior["AllowedMethods"] == ["GET", "HEAD"]
 
@@ -526,9 +541,15 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
         "Messengerdevc0",
     )
 
-    # Then the cell has every resource of the single stack, under the same logical id, and
-    # only the Relay, its resource policy, alarms and entry in the directory besides
-    assert set(single) <= set(cell)
+    # Then the cell has every resource of the single stack but its web app (a deployment of
+    # cells has one, on the directory's distribution), under the same logical id, and only
+    # the Relay, its resource policy, alarms and entry in the directory besides
+    (web_app,) = [
+        logical_id
+        for logical_id, resource in single.items()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    ]
+    assert set(single) - set(cell) == {web_app}
     added = set(cell) - set(single)
     assert added == {
         logical_id
@@ -544,7 +565,7 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
     # (without bundling, CDK names it after the stack)
     for logical_id, resource in single.items():
         if resource["Type"] in ("AWS::CloudWatch::Dashboard", "AWS::CloudFormation::Stack"):
-            continue  # the dashboard shows the Relay; a nested stack's parameters name the stack
+            continue  # the dashboard shows the Relay; the web app is the directory's
         ours, theirs = json.loads(json.dumps(resource)), json.loads(json.dumps(cell[logical_id]))
         if resource["Type"] == "AWS::ApiGatewayV2::Api":
             assert (ours["Properties"].pop("Name"), theirs["Properties"].pop("Name")) == (

@@ -41,11 +41,25 @@ export function checkDirectory(document) {
   return document;
 }
 
+/**
+ * The directory's absolute URL. A relative one is on the page's own origin (the deployed
+ * web app's config.js gives `/directory.json`, served next to the page): resolved here,
+ * against the page, so that any `fetch` (a test's, a wrapper's) gets the same URL the
+ * browser's would; without a page there is nothing to resolve it against.
+ */
+export function directoryUrlOf(url, base = globalThis.location?.href) {
+  try {
+    return new URL(url, base).href;
+  } catch {
+    throw new TypeError(`the directory's URL ${url} is not absolute and there is no page to resolve it against`);
+  }
+}
+
 /** The directory at a URL, fetched when first needed and again when asked to (a refused
  * handshake, §6). */
 export class Directory {
   constructor(url, fetchFn = globalThis.fetch.bind(globalThis)) {
-    this.url = url;
+    this.url = directoryUrlOf(url);
     this.fetch = fetchFn;
     this.document = null;
   }

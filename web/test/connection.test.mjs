@@ -6,7 +6,7 @@ import { afterEach, test } from 'node:test';
 
 import { Identity } from '../sdk/crypto.js';
 import { backoffDelay } from '../sdk/util.js';
-import { checkDirectory, shardOf } from '../sdk/directory.js';
+import { checkDirectory, directoryUrlOf, shardOf } from '../sdk/directory.js';
 import { FakeServer } from './support/fake-server.mjs';
 import { makeClient } from './support/clients.mjs';
 
@@ -110,6 +110,34 @@ test('given a directory, then a client connects to its home cell, follows it whe
   // Stored at c0 but never delivered: c1 gets the very same frame (§7).
   await c1.until(() => c1.framesOf('sendMessage').length === 1, 5000, 'the resend at the new home');
   assert.equal(c1.framesOf('sendMessage')[0].text, c0.framesOf('sendMessage')[0].text);
+});
+
+test('given the page config names the directory by path, then the client fetches it from the page\'s own origin', async () => {
+  // Given a page served as the deployed web app is (config.js: {directoryUrl: '/directory.json'})
+  const c0 = await serve({ handlers: {} });
+  const page = 'https://d111111abcdef8.cloudfront.net/index.html';
+  const before = Object.getOwnPropertyDescriptor(globalThis, 'location');
+  Object.defineProperty(globalThis, 'location', { value: new URL(page), configurable: true });
+  cleanup.push(() => (before ? Object.defineProperty(globalThis, 'location', before) : delete globalThis.location));
+  const fetches = [];
+  const fetch = async (url) => {
+    fetches.push(url);
+    return { ok: true, status: 200, json: async () => directoryOf({ c0: c0.url }, [[0, 4095, 'c0']]) };
+  };
+
+  // When a client starts with it
+  const alice = await client('alice', { directoryUrl: '/directory.json', fetch });
+  await alice.waitSynced();
+
+  // Then it fetched the directory next to the page, and connected home
+  assert.equal(fetches[0], 'https://d111111abcdef8.cloudfront.net/directory.json');
+  assert.equal(c0.connections.length, 1);
+});
+
+test('given a directory URL, then an absolute one is kept and a relative one needs a page', () => {
+  assert.equal(directoryUrlOf('https://d.example/directory.json', undefined), 'https://d.example/directory.json');
+  assert.equal(directoryUrlOf('/directory.json', 'http://127.0.0.1:8080/'), 'http://127.0.0.1:8080/directory.json');
+  assert.throws(() => directoryUrlOf('/directory.json', undefined), /no page to resolve it against/);
 });
 
 test('given a malformed directory, then it is refused with what is wrong', () => {
