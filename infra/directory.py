@@ -9,7 +9,7 @@
                                                     ▼
     clients ──HTTPS──▶ CloudFront (OAC, 5 s) ───▶ directory.json      = output DirectoryUrl
     browsers ─HTTPS──▶   the same, / and the rest ▶ S3 bucket, private: the web app
-                                                                       = output WebAppUrl
+                                                                       = output WebUrl
 
 A cell writes only its own entry (its role's policy and the bucket policy both name the
 one key); only the directory function writes directory.json, one merge at a time, so the
@@ -257,7 +257,7 @@ class DirectoryStack(Stack):
         )
         CfnOutput(
             self,
-            "WebAppUrl",
+            "WebUrl",
             value=f"https://{self.distribution.distribution_domain_name}/",
             description="The web app (open it in a browser): it finds each user's home cell "
             "in the directory",

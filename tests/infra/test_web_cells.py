@@ -104,7 +104,7 @@ def test_given_cells_then_one_distribution_serves_the_app_and_directory_json(sta
 
     # And its URL is an output, next to the directory's
     outputs = {name: flatten_cfn(output["Value"]) for name, output in stack.json["Outputs"].items()}
-    assert outputs["WebAppUrl"] == f"https://<{distribution}.DomainName>/"
+    assert outputs["WebUrl"] == f"https://<{distribution}.DomainName>/"
     assert outputs["DirectoryUrl"] == f"https://<{distribution}.DomainName>/directory.json"
 
 
