@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from bench.environment import use_bench_environment
+
 BENCHMARKS = [
     "calls",
     "cost",
@@ -33,6 +35,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         return 2
+    use_bench_environment()
     status = 0
     for name in names:
         print(f"\n=== bench {name} ===", flush=True)

@@ -15,7 +15,6 @@ send within one cell.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,13 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-
+from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.dal.users import Profile, profile_item
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
@@ -595,4 +588,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_bench_environment()
     sys.exit(main())

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.calls import CallCounter, instrument
 from bench.capacity import CapacityMeter, Metered
+from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.contract import TABLES
 from messenger.dal.queue import QueuedMessage, new_seq
@@ -240,4 +241,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_bench_environment()
     sys.exit(main())

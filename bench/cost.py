@@ -38,6 +38,7 @@ from bench.catchup import (
     metered_harness,
     queue_messages,
 )
+from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger_local.harness import Harness
 from messenger_protocol.encoding import b64url_encode
@@ -359,4 +360,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_bench_environment()
     sys.exit(main())
