@@ -1,0 +1,243 @@
+"""The README's cells and failover walkthroughs, tried as a new user would (issues 13, 14).
+
+`messenger local --cells 2 [--standby]` runs in a subprocess, and two people chat with
+the `messenger` command through `--directory`, each in a process of its own, as in two
+terminals. alice's home is c0 and carol's c1 (the README names them: keep them in step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messenger_client.inbox import EPOCH_KEY
+from messenger_client.keystore import Profile
+from messenger_client.store import HistoryStore
+from messenger_local.cells_harness import id_homed_in
+from tests.support.cli import MESSENGER, environment
+from tests.support.local_command import RunningCommand, messenger_local
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ALICE = id_homed_in("c0", "alice", ("c0", "c1"))
+CAROL = id_homed_in("c1", "carol", ("c0", "c1"))
+COMMAND_TIMEOUT = 30.0
+# Longer than the whole walkthrough before the failover: every write alice's cell made
+# (her registration, the receipts queued for her) is lost with it, as in the worst case.
+REPLICATION_LAG = 120
+
+
+@dataclass(frozen=True)
+class Person:
+    """One CLI profile, its commands run as its user types them in their terminal."""
+
+    name: str
+    home: Path
+    directory_url: str
+
+    def argv(self, *args: str) -> list[str]:
+        return [MESSENGER, "--directory", self.directory_url, "--profile", self.name, *args]
+
+    async def run(self, *args: str) -> str:
+        """`messenger --directory URL --profile NAME ARGS...`: its output, once it exits 0."""
+        process = await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            env=environment(self.home),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+        assert process.returncode == 0, (args, process.returncode, err.decode())
+        return out.decode()
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        """The command left running (`read --watch`), as in a terminal of its own."""
+        return await asyncio.create_subprocess_exec(
+            *self.argv(*args),
+            env=environment(self.home),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def history(self, peer: str) -> list[str]:
+        """`history PEER`, each line without its time: `sender: text  marks`."""
+        lines = (await self.run("history", peer)).splitlines()
+        return [line.split("  ", 1)[1] for line in lines]
+
+    def last_epoch(self) -> str | None:
+        """The cell's epoch in the last syncDone this profile saw (kept in its history)."""
+        profile = Profile.load(self.name, self.home)
+        store = HistoryStore(profile.history_path, profile.user_id)
+        try:
+            return store.get_meta(EPOCH_KEY)
+        finally:
+            store.close()
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    """`messenger local --cells 2 ...` running, and alice and carol with a profile each."""
+
+    command: RunningCommand
+    directory_url: str
+    alice: Person
+    carol: Person
+
+    def cells_serving(self, user: str) -> set[str]:
+        """The stages (cells) the console shows running an invocation for `user`."""
+        return {line.split()[1] for line in self.command.lines if f" user={user} " in line}
+
+    async def fail_over(self, cell: str) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.command.port}/_local/failover/{cell}"
+        status, answer = await asyncio.to_thread(post_json, url)
+        assert status == 200, answer
+        return dict(answer)
+
+
+async def start_walkthrough(tmp_path: Path, *options: str) -> AsyncIterator[Walkthrough]:
+    async with messenger_local(tmp_path / "functions.log", "--cells", "2", *options) as command:
+        await command.read_until("Ctrl-C stops it.")
+        banner = "\n".join(command.lines)
+        [directory_url] = re.findall(r"^  directory +(http://\S+)", banner, re.MULTILINE)
+        # The console keeps being read: its lines show which cell served whom, and a full
+        # pipe would stall the stack.
+        follower = asyncio.create_task(command.follow())
+        try:
+            home = tmp_path / "profiles"
+            alice, carol = (Person(name, home, directory_url) for name in (ALICE, CAROL))
+            for person in (alice, carol):
+                assert "created profile" in await person.run("init")
+            yield Walkthrough(command, directory_url, alice, carol)
+        finally:
+            follower.cancel()
+
+
+@pytest.fixture
+async def cells(tmp_path: Path) -> AsyncIterator[Walkthrough]:
+    async for walkthrough in start_walkthrough(tmp_path):
+        yield walkthrough
+
+
+@pytest.fixture
+async def cells_with_standbys(tmp_path: Path) -> AsyncIterator[Walkthrough]:
+    lag = ("--standby", "--replication-lag", str(REPLICATION_LAG))
+    async for walkthrough in start_walkthrough(tmp_path, *lag):
+        yield walkthrough
+
+
+async def chat_both_ways(alice: Person, carol: Person) -> None:
+    """The README's first steps: a message each way, read, seen, and the marks."""
+    assert await carol.run("read") == ""  # carol's first connection registers her
+    assert (await alice.run("send", CAROL, "hi carol")).startswith(f"sent to {CAROL} ✓ (")
+    assert (await carol.run("read", "--seen")).endswith(f"  {ALICE}: hi carol\n")
+    assert (await carol.run("send", ALICE, "hi alice")).startswith(f"sent to {ALICE} ✓ (")
+    assert (await alice.run("read", "--seen")).endswith(f"  {CAROL}: hi alice\n")
+    assert await alice.history(CAROL) == [f"{ALICE}: hi carol  ✓✓ seen", f"{CAROL}: hi alice"]
+    assert await carol.run("read") == ""  # takes in alice's receipts
+    assert await carol.history(ALICE) == [f"{ALICE}: hi carol", f"{CAROL}: hi alice  ✓✓ seen"]
+
+
+async def test_two_people_in_two_cells_chat_through_the_directory(cells: Walkthrough) -> None:
+    alice, carol = cells.alice, cells.carol
+    # Given alice and carol, whose ids the directory homes in different cells
+    directory = await asyncio.to_thread(fetch_json, cells.directory_url)
+    assert set(directory["cells"]) == {"c0", "c1"}
+    # When they chat with the `messenger` command through the directory
+    # Then each reads the other's messages and sees ✓✓ and seen on their own
+    await chat_both_ways(alice, carol)
+    # And alice sees carol online while carol's `read --watch` runs, and when she left
+    watching = await carol.start("read", "--watch")
+    try:
+        assert await presence_once_online(alice, CAROL)
+    finally:
+        watching.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(watching.wait(), COMMAND_TIMEOUT) == 0
+    assert (await alice.run("presence", CAROL)).startswith(f"{CAROL}  offline, last seen ")
+    # And each was served by their home cell only
+    assert cells.cells_serving(ALICE) == {"c0"}
+    assert cells.cells_serving(CAROL) == {"c1"}
+
+
+async def test_chat_goes_on_through_a_failover_and_nothing_typed_is_lost(
+    cells_with_standbys: Walkthrough,
+) -> None:
+    walkthrough = cells_with_standbys
+    alice, carol = walkthrough.alice, walkthrough.carol
+    # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
+    await chat_both_ways(alice, carol)
+    primary_epoch = alice.last_epoch()
+    assert primary_epoch is not None
+    # And alice's last message read by carol, its ✓✓ still queued in c0 for alice
+    await alice.run("send", CAROL, "before the failover")
+    assert (await carol.run("read")).endswith(f"  {ALICE}: before the failover\n")
+    assert (await alice.history(CAROL))[-1] == f"{ALICE}: before the failover  ✓"
+    # When alice's cell fails over to its standby
+    failover = await walkthrough.fail_over("c0")
+    # Then the answer names the standby's URL, a new epoch and the writes lost with c0
+    standby_url = f"ws://127.0.0.1:{walkthrough.command.port}/c0-standby"
+    assert failover["cell"] == "c0" and failover["url"] == standby_url
+    assert failover["epoch"] != primary_epoch
+    assert failover["droppedWrites"] > 0
+    directory = await asyncio.to_thread(fetch_json, walkthrough.directory_url)
+    assert directory["cells"]["c0"]["url"] == standby_url
+    # When they keep chatting, with the same commands
+    assert (await alice.run("send", CAROL, "after the failover")).startswith(f"sent to {CAROL}")
+    assert (await carol.run("read", "--seen")).endswith(f"  {ALICE}: after the failover\n")
+    assert (await carol.run("send", ALICE, "still there?")).startswith(f"sent to {ALICE} ✓")
+    assert (await alice.run("read", "--seen")).endswith(f"  {CAROL}: still there?\n")
+    # Then alice's client moved to the standby and saw its epoch
+    assert alice.last_epoch() == failover["epoch"]
+    assert "c0-standby" in walkthrough.cells_serving(ALICE)
+    # And every message is in each history exactly once, each of alice's with its ✓✓: the
+    # one whose receipt c0 lost was sent again (§7) and carol's client dropped the copy
+    assert await carol.run("read") == ""  # takes in alice's receipts
+    assert await alice.history(CAROL) == [
+        f"{ALICE}: hi carol  ✓✓ seen",
+        f"{CAROL}: hi alice",
+        f"{ALICE}: before the failover  ✓✓ seen",
+        f"{ALICE}: after the failover  ✓✓ seen",
+        f"{CAROL}: still there?",
+    ]
+    assert await carol.history(ALICE) == [
+        f"{ALICE}: hi carol",
+        f"{CAROL}: hi alice  ✓✓ seen",
+        f"{ALICE}: before the failover",
+        f"{ALICE}: after the failover",
+        f"{CAROL}: still there?  ✓✓ seen",
+    ]
+    # And the resend went out through the standby, with the message typed after it
+    sends = [
+        line
+        for line in walkthrough.command.lines
+        if line.split()[1:3] == ["c0-standby", "sendMessage"] and f" user={ALICE} " in line
+    ]
+    assert len(sends) >= 2
+
+
+async def presence_once_online(person: Person, peer: str) -> bool:
+    """`presence PEER` until it says online (the watcher's connect may still be on its way)."""
+    for _ in range(int(COMMAND_TIMEOUT / 0.5)):
+        if await person.run("presence", peer) == f"{peer}  online\n":
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def post_json(url: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
