@@ -25,6 +25,7 @@ from messenger_client.store import HistoryStore
 from messenger_local.cells_harness import id_homed_in
 from tests.support.cli import MESSENGER, environment
 from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,6 +97,15 @@ class Walkthrough:
         """The stages (cells) the console shows running an invocation for `user`."""
         return {line.split()[1] for line in self.command.lines if f" user={user} " in line}
 
+    def connected(self, user: str, stage: str) -> bool:
+        """The console shows `user` connected at `stage` (its $connect succeeded)."""
+        return any(
+            line.split()[1:3] == [stage, "$connect"]
+            and f" user={user} " in line
+            and " 200 " in line
+            for line in self.command.lines
+        )
+
     async def fail_over(self, cell: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.command.port}/_local/failover/{cell}"
         status, answer = await asyncio.to_thread(post_json, url)
@@ -157,7 +167,7 @@ async def test_two_people_in_two_cells_chat_through_the_directory(cells: Walkthr
     # And alice sees carol online while carol's `read --watch` runs, and when she left
     watching = await carol.start("read", "--watch")
     try:
-        assert await presence_once_online(alice, CAROL)
+        await until_online(alice, CAROL)
     finally:
         watching.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(watching.wait(), COMMAND_TIMEOUT) == 0
@@ -167,38 +177,53 @@ async def test_two_people_in_two_cells_chat_through_the_directory(cells: Walkthr
     assert cells.cells_serving(CAROL) == {"c1"}
 
 
-async def test_chat_goes_on_through_a_failover_and_nothing_typed_is_lost(
-    cells_with_standbys: Walkthrough,
-) -> None:
-    walkthrough = cells_with_standbys
-    alice, carol = walkthrough.alice, walkthrough.carol
-    # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
-    await chat_both_ways(alice, carol)
-    primary_epoch = alice.last_epoch()
+async def fail_over_alices_cell(walkthrough: Walkthrough) -> str:
+    """POST /_local/failover/c0, its answer checked: the standby's new epoch."""
+    primary_epoch = walkthrough.alice.last_epoch()
     assert primary_epoch is not None
-    # And alice's last message read by carol, its ✓✓ still queued in c0 for alice
-    await alice.run("send", CAROL, "before the failover")
-    assert (await carol.run("read")).endswith(f"  {ALICE}: before the failover\n")
-    assert (await alice.history(CAROL))[-1] == f"{ALICE}: before the failover  ✓"
-    # When alice's cell fails over to its standby
     failover = await walkthrough.fail_over("c0")
-    # Then the answer names the standby's URL, a new epoch and the writes lost with c0
+    # The answer names the standby's URL, a new epoch, and the writes lost with c0
     standby_url = f"ws://127.0.0.1:{walkthrough.command.port}/c0-standby"
     assert failover["cell"] == "c0" and failover["url"] == standby_url
     assert failover["epoch"] != primary_epoch
     assert failover["droppedWrites"] > 0
     directory = await asyncio.to_thread(fetch_json, walkthrough.directory_url)
     assert directory["cells"]["c0"]["url"] == standby_url
-    # When they keep chatting, with the same commands
+    return str(failover["epoch"])
+
+
+def sends_through_the_standby(walkthrough: Walkthrough) -> list[str]:
+    """The console's sendMessage lines of alice's at c0's standby."""
+    return [
+        line
+        for line in walkthrough.command.lines
+        if line.split()[1:3] == ["c0-standby", "sendMessage"] and f" user={ALICE} " in line
+    ]
+
+
+async def test_a_message_whose_receipt_the_failover_lost_is_sent_again(
+    cells_with_standbys: Walkthrough,
+) -> None:
+    walkthrough = cells_with_standbys
+    alice, carol = walkthrough.alice, walkthrough.carol
+    # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
+    await chat_both_ways(alice, carol)
+    # And alice's last message read by carol, its ✓✓ queued in c0 while alice is away
+    await alice.run("send", CAROL, "before the failover")
+    assert (await carol.run("read")).endswith(f"  {ALICE}: before the failover\n")
+    assert (await alice.history(CAROL))[-1] == f"{ALICE}: before the failover  ✓"
+    # When alice's cell fails over to its standby, losing that receipt
+    epoch = await fail_over_alices_cell(walkthrough)
+    # And they keep chatting, with the same commands
     assert (await alice.run("send", CAROL, "after the failover")).startswith(f"sent to {CAROL}")
     assert (await carol.run("read", "--seen")).endswith(f"  {ALICE}: after the failover\n")
     assert (await carol.run("send", ALICE, "still there?")).startswith(f"sent to {ALICE} ✓")
     assert (await alice.run("read", "--seen")).endswith(f"  {CAROL}: still there?\n")
-    # Then alice's client moved to the standby and saw its epoch
-    assert alice.last_epoch() == failover["epoch"]
-    assert "c0-standby" in walkthrough.cells_serving(ALICE)
-    # And every message is in each history exactly once, each of alice's with its ✓✓: the
-    # one whose receipt c0 lost was sent again (§7) and carol's client dropped the copy
+    # Then alice's client found the standby through the directory and saw its epoch
+    assert alice.last_epoch() == epoch
+    # And it sent the undelivered message again (§7) before the new one, through the
+    # standby; carol's client dropped the copy, and acked it: alice has her ✓✓
+    assert len(sends_through_the_standby(walkthrough)) >= 2  # more only if an ack was slow
     assert await carol.run("read") == ""  # takes in alice's receipts
     assert await alice.history(CAROL) == [
         f"{ALICE}: hi carol  ✓✓ seen",
@@ -214,22 +239,71 @@ async def test_chat_goes_on_through_a_failover_and_nothing_typed_is_lost(
         f"{ALICE}: after the failover",
         f"{CAROL}: still there?  ✓✓ seen",
     ]
-    # And the resend went out through the standby, with the message typed after it
-    sends = [
-        line
-        for line in walkthrough.command.lines
-        if line.split()[1:3] == ["c0-standby", "sendMessage"] and f" user={ALICE} " in line
+
+
+async def test_an_open_client_reconnects_to_the_standby_and_the_chat_goes_on(
+    cells_with_standbys: Walkthrough,
+) -> None:
+    walkthrough = cells_with_standbys
+    alice, carol = walkthrough.alice, walkthrough.carol
+    # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
+    await chat_both_ways(alice, carol)
+    # And alice's `read --watch` open, as a chat stays open, and a message of hers that
+    # carol, away, has not read yet
+    watching = await alice.start("read", "--watch")
+    try:
+        await until_online(carol, ALICE)
+        await alice.run("send", CAROL, "are you there?")
+        # When alice's cell fails over to its standby
+        await fail_over_alices_cell(walkthrough)
+        # Then alice's open client reconnects, through the directory, to the standby,
+        # registering her again there (c0 lost her registration: until she is back, the
+        # standby answers UNKNOWN_RECIPIENT for her)
+        await until(lambda: walkthrough.connected(ALICE, "c0-standby"), timeout=COMMAND_TIMEOUT)
+        # And when carol comes back, reads, and answers, alice's open client shows it
+        assert (await carol.run("read", "--seen")).endswith(f"  {ALICE}: are you there?\n")
+        assert (await carol.run("send", ALICE, "yes")).startswith(f"sent to {ALICE} ✓")
+        assert (await next_line(watching)).endswith(f"  {CAROL}: yes")
+    finally:
+        watching.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(watching.wait(), COMMAND_TIMEOUT) == 0
+    assert watching.stderr is not None
+    assert "offline (connection lost); reconnecting" in (await watching.stderr.read()).decode()
+    # And after it, alice's next message goes through the standby too
+    assert (await alice.run("send", CAROL, "good")).startswith(f"sent to {CAROL} ✓")
+    assert (await carol.run("read", "--seen")).endswith(f"  {ALICE}: good\n")
+    assert await alice.run("read", "--seen") == ""  # takes in carol's receipts
+    assert await carol.run("read") == ""  # takes in alice's
+    # And every message is in each history exactly once, each with its ✓✓
+    assert await alice.history(CAROL) == [
+        f"{ALICE}: hi carol  ✓✓ seen",
+        f"{CAROL}: hi alice",
+        f"{ALICE}: are you there?  ✓✓ seen",
+        f"{CAROL}: yes",
+        f"{ALICE}: good  ✓✓ seen",
     ]
-    assert len(sends) >= 2
+    assert await carol.history(ALICE) == [
+        f"{ALICE}: hi carol",
+        f"{CAROL}: hi alice  ✓✓ seen",
+        f"{ALICE}: are you there?",
+        f"{CAROL}: yes  ✓✓ seen",
+        f"{ALICE}: good",
+    ]
 
 
-async def presence_once_online(person: Person, peer: str) -> bool:
+async def until_online(person: Person, peer: str) -> None:
     """`presence PEER` until it says online (the watcher's connect may still be on its way)."""
     for _ in range(int(COMMAND_TIMEOUT / 0.5)):
         if await person.run("presence", peer) == f"{peer}  online\n":
-            return True
+            return
         await asyncio.sleep(0.5)
-    return False
+    raise AssertionError(f"{peer} never showed online to {person.name}")
+
+
+async def next_line(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), COMMAND_TIMEOUT)
+    return line.decode().rstrip("\n")
 
 
 def fetch_json(url: str) -> Any:
