@@ -138,9 +138,12 @@ async def cells(tmp_path: Path) -> AsyncIterator[Walkthrough]:
 
 
 @pytest.fixture
-async def cells_with_standbys(tmp_path: Path) -> AsyncIterator[Walkthrough]:
+async def chatting_with_standbys(tmp_path: Path) -> AsyncIterator[Walkthrough]:
+    """alice and carol have chatted (`chat_both_ways`), alice's cell c0 not yet replicated
+    at all: its failover loses every write it made."""
     lag = ("--standby", "--replication-lag", str(REPLICATION_LAG))
     async for walkthrough in start_walkthrough(tmp_path, *lag):
+        await chat_both_ways(walkthrough.alice, walkthrough.carol)
         yield walkthrough
 
 
@@ -202,12 +205,11 @@ def sends_through_the_standby(walkthrough: Walkthrough) -> list[str]:
 
 
 async def test_a_message_whose_receipt_the_failover_lost_is_sent_again(
-    cells_with_standbys: Walkthrough,
+    chatting_with_standbys: Walkthrough,
 ) -> None:
-    walkthrough = cells_with_standbys
-    alice, carol = walkthrough.alice, walkthrough.carol
     # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
-    await chat_both_ways(alice, carol)
+    walkthrough = chatting_with_standbys
+    alice, carol = walkthrough.alice, walkthrough.carol
     # And alice's last message read by carol, its ✓✓ queued in c0 while alice is away
     await alice.run("send", CAROL, "before the failover")
     assert (await carol.run("read")).endswith(f"  {ALICE}: before the failover\n")
@@ -242,12 +244,11 @@ async def test_a_message_whose_receipt_the_failover_lost_is_sent_again(
 
 
 async def test_an_open_client_reconnects_to_the_standby_and_the_chat_goes_on(
-    cells_with_standbys: Walkthrough,
+    chatting_with_standbys: Walkthrough,
 ) -> None:
-    walkthrough = cells_with_standbys
-    alice, carol = walkthrough.alice, walkthrough.carol
     # Given alice and carol chatting, with alice's cell c0 not yet replicated at all
-    await chat_both_ways(alice, carol)
+    walkthrough = chatting_with_standbys
+    alice, carol = walkthrough.alice, walkthrough.carol
     # And alice's `read --watch` open, as a chat stays open, and a message of hers that
     # carol, away, has not read yet
     watching = await alice.start("read", "--watch")
