@@ -9,11 +9,15 @@ from pathlib import Path
 MESSENGER = str(Path(sys.executable).with_name("messenger"))
 
 
-def environment(home: Path, server: str) -> dict[str, str]:
-    """This process's environment without the user's messenger settings, on `home`."""
+def environment(home: Path, server: str | None = None) -> dict[str, str]:
+    """This process's environment without the user's messenger settings, on `home` (and
+    `server`, if given: without it, give the command `--server` or `--directory`)."""
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("MESSENGER_", "XDG_"))
     }
-    return env | {"MESSENGER_HOME": str(home), "MESSENGER_SERVER": server}
+    env["MESSENGER_HOME"] = str(home)
+    if server is not None:
+        env["MESSENGER_SERVER"] = server
+    return env

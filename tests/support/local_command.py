@@ -47,6 +47,12 @@ class RunningCommand:
                 if text in line:
                     return line
 
+    async def follow(self) -> None:
+        """Keep reading console lines into `lines` until the command exits (a task)."""
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            self.lines.append(raw.decode().rstrip("\n"))
+
     async def rest(self) -> list[str]:
         assert self.process.stdout is not None
         self.lines += (await self.process.stdout.read()).decode().splitlines()
