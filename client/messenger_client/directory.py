@@ -148,12 +148,14 @@ class HomeCell:
         return f"the home cell of {self._user_id} (directory {self.directory_url})"
 
     async def url(self, *, after_failure: bool) -> str:
-        self._read_for_connect = self.directory is None or after_failure or not self._fetched
+        self._read_for_connect = False
         if self.directory is None:
             await self._refresh()
+            self._read_for_connect = True
         elif after_failure or not self._fetched:
             try:
                 await self._refresh()
+                self._read_for_connect = True
             except NotConnected as error:
                 # Offline first: the directory we know is the best guess meanwhile.
                 log.info("keeping directory version %d: %s", self.directory.version, error)
