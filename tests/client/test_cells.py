@@ -237,7 +237,7 @@ async def test_after_a_new_epoch_undelivered_messages_go_again_and_arrive_once(
         await clients.close_all()
         alice = await clients.open("alice", first.ws_url)
         kept = await alice.send_and_wait("bob", "two")
-        assert alice.epoch == "local-a"
+        assert alice.epoch == "local-a#0"
         frame = frame_of(alice, kept.message_id)
         await clients.close_all()
         bob = await clients.open("bob", first.ws_url)
@@ -259,7 +259,7 @@ async def test_after_a_new_epoch_undelivered_messages_go_again_and_arrive_once(
         # Then alice, unknown to the standby, was registered again by her connect (with
         # the keys bob pinned), saw the new epoch, and sent the undelivered message again,
         # the frame she kept, and not the delivered one
-        assert (changed.previous, changed.epoch) == ("local-a", "local-b")
+        assert (changed.previous, changed.epoch) == ("local-a#0", "local-b#0")
         await until(lambda: alice.history("bob")[1].status == MessageStatus.DELIVERED, 20)
         assert frame is not None and frame_of(alice, kept.message_id) is None
         resent = [i for i in second.invocations_of("sendMessage") if i.user == "alice"]
