@@ -139,7 +139,7 @@ class HomeCell:
         self._on_cells_moved = on_cells_moved
         self.directory = self._remembered()
         self._fetched = False  # by this client, once at least
-        self._read_for_connect = False  # the last `url` read it: that connection's look
+        self._read_since_look = False  # read (to connect) since the last `look_again`
         self._used_version: int | None = None
         self._refused_versions: set[int] = set()
 
@@ -148,14 +148,11 @@ class HomeCell:
         return f"the home cell of {self._user_id} (directory {self.directory_url})"
 
     async def url(self, *, after_failure: bool) -> str:
-        self._read_for_connect = False
         if self.directory is None:
             await self._refresh()
-            self._read_for_connect = True
         elif after_failure or not self._fetched:
             try:
                 await self._refresh()
-                self._read_for_connect = True
             except NotConnected as error:
                 # Offline first: the directory we know is the best guess meanwhile.
                 log.info("keeping directory version %d: %s", self.directory.version, error)
@@ -179,19 +176,21 @@ class HomeCell:
 
     async def look_again(self) -> None:
         """Read the directory again while connected, to see peers' cells move; a failed
-        read is ignored (the next look tries again). The first look on a connection whose
-        URL came from a fresh read is that read."""
-        if self._read_for_connect:
-            self._read_for_connect = False
+        read is ignored (the next look tries again). A read made since the last look (to
+        connect: the first attempt, after a failure or a refusal) stands for this one."""
+        if self._read_since_look:
+            self._read_since_look = False
             return
         try:
             await self._refresh()
         except NotConnected as error:
             log.info("the directory was not read again: %s", error)
+        self._read_since_look = False
 
     async def _refresh(self) -> None:
         fetched = await fetch_directory(self.directory_url)
         self._fetched = True
+        self._read_since_look = True
         previous = self.directory
         # A stale copy (a cache, a lagging replica) never replaces a newer one.
         if previous is None or fetched.version >= previous.version:

@@ -87,7 +87,7 @@ export class Directory {
     this.fetch = fetchFn;
     this.onCellsMoved = onCellsMoved;
     this.document = null;
-    this.readForConnect = false; // the last `home` read it: that connection's look
+    this.readSinceLook = false; // read (to connect) since the last `lookAgain`
   }
 
   async refresh() {
@@ -99,6 +99,7 @@ export class Directory {
     }
     if (!response.ok) throw new NotConnected(`the directory answered HTTP ${response.status}`);
     const document = checkDirectory(await response.json());
+    this.readSinceLook = true;
     const previous = this.document;
     // A stale copy (a cache, a lagging replica) never replaces a newer one.
     if (!previous || document.version >= previous.version) this.document = document;
@@ -108,11 +109,11 @@ export class Directory {
   }
 
   /** Read the directory again while connected, to see peers' cells move; a failed read is
-   * ignored (the next look tries again). The first look on a connection whose URL came
-   * from a fresh read is that read. */
+   * ignored (the next look tries again). A read made since the last look (to connect:
+   * the first attempt, or after a refusal) stands for this one. */
   async lookAgain() {
-    if (this.readForConnect) {
-      this.readForConnect = false;
+    if (this.readSinceLook) {
+      this.readSinceLook = false;
       return;
     }
     try {
@@ -120,15 +121,12 @@ export class Directory {
     } catch (error) {
       if (!(error instanceof NotConnected || error instanceof TypeError || error instanceof SyntaxError)) throw error;
     }
+    this.readSinceLook = false;
   }
 
   /** {cell, url} of the user's home cell, fetching the directory first if needed. */
   async home(userId, { refresh = false } = {}) {
-    this.readForConnect = false;
-    if (refresh || !this.document) {
-      await this.refresh();
-      this.readForConnect = true;
-    }
+    if (refresh || !this.document) await this.refresh();
     const cell = homeCellOf(this.document, userId);
     return { cell, url: this.document.cells[cell].url, version: this.document.version };
   }
