@@ -32,7 +32,11 @@ What it guarantees, following PROTOCOL.md:
   last), presence subscriptions renewed, pings and reconnects.
 - **Failover** (PROTOCOL.md §7): our messages keep their frame until `delivered`; when a
   `syncDone` names a new `epoch`, or the directory moves our home cell, every one of them
-  without a `delivered` receipt goes again, byte for byte.
+  without a `delivered` receipt goes again, byte for byte. Beyond §7: with a directory,
+  the client reads it again on every connection and every `directory_interval` while
+  connected, and when a newer version moves a peer's cell, the messages without a
+  `delivered` receipt to that cell's users go again the same way (a message acked by a
+  peer's lost primary and never replicated is otherwise lost: nothing else tells us).
 
 Every frame goes out as a `messenger_protocol.frames` class, and every frame that
 comes in is read by `read_server_frame` and dispatched here on its class.
@@ -58,6 +62,7 @@ from messenger_client.connection import (
     ConnectionState,
     ConnectionStatus,
     Session,
+    first_of,
 )
 from messenger_client.directory import FixedServer, HomeCell, Locator
 from messenger_client.errors import NotConnected, RequestFailed
@@ -82,6 +87,7 @@ from messenger_client.store import (
     Rejection,
     StoredMessage,
 )
+from messenger_protocol.cells import Directory
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import (
     SERVER_FRAMES,
@@ -117,6 +123,9 @@ class ClientSettings:
     # Who may see our presence: CONTACTS (the people we wrote to, at most 1,000, kept up
     # to date), EVERYONE or NOBODY; None leaves the server's setting as it is.
     presence_visibility: PresenceVisibility | None = PresenceVisibility.CONTACTS
+    # With a directory: how often it is read again while connected (and on every new
+    # connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
+    directory_interval: float = 60.0
 
 
 class MessengerClient:
@@ -138,9 +147,14 @@ class MessengerClient:
         self.settings = settings or ClientSettings()
         self.store = HistoryStore(profile.history_path, profile.user_id)
         locator: Locator
+        self._home: HomeCell | None = None
         if directory_url is not None:
-            locator = HomeCell(
-                directory_url, profile.user_id, self.store, on_home_moved=self._home_moved
+            locator = self._home = HomeCell(
+                directory_url,
+                profile.user_id,
+                self.store,
+                on_home_moved=self._home_moved,
+                on_cells_moved=self._cells_moved,
             )
         else:
             assert server_url is not None
@@ -213,6 +227,8 @@ class MessengerClient:
             return
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._outbox.run()), loop.create_task(self._inbox.run())]
+        if self._home is not None:
+            self._tasks.append(loop.create_task(self._watch_directory(self._home)))
         self._connection.start()
 
     async def close(self) -> None:
@@ -450,6 +466,20 @@ class MessengerClient:
         """The directory moved our home cell (a failover, §7): what was not delivered goes
         again."""
         self._outbox.resend_undelivered()
+
+    def _cells_moved(self, directory: Directory, cells: frozenset[str]) -> None:
+        """Beyond §7: the directory moved these cells (a failover): what we sent to their
+        users and was not delivered may be lost with a primary, and goes again."""
+        self._outbox.resend_undelivered(to=lambda peer: directory.home_of(peer) in cells)
+
+    async def _watch_directory(self, home: HomeCell) -> None:
+        """Read the directory again on every new connection, and now and then while it
+        lasts, to see a peer's cell move (`_cells_moved`)."""
+        while True:
+            session = await self._connection.wait_session()
+            if not session.ended.done():  # else its successor is on its way
+                await home.look_again()
+            await first_of(session.ended, timeout=self.settings.directory_interval)
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state != ConnectionState.ONLINE:

@@ -16,6 +16,15 @@ handshake (401/403) is worth another attempt:
 When the home URL differs from the one we last connected to, our home moved (a
 failover): `on_home_moved` is called, and the client sends again every message without
 a `delivered` receipt (§7).
+
+Beyond §7, a failover of a *peer's* cell: a message we sent to one of its users may have
+been stored (and acked) in the lost primary and never replicated, and neither our epoch
+nor our home changes to tell us. So while connected the client looks at the directory
+again now and then (`look_again`: on every new connection and every
+`ClientSettings.directory_interval`; a failed look is ignored until the next one), and
+whenever a newer version changes some cell's `url` (`moved_cells`), `on_cells_moved` is
+called with that directory and those cells: the client sends again every message
+without a `delivered` receipt to a user whose home is one of them.
 """
 
 from __future__ import annotations
@@ -103,6 +112,14 @@ async def fetch_directory(url: str, timeout: float = FETCH_TIMEOUT_SECONDS) -> D
         raise NotConnected(f"the directory {url} is not a directory: {error}") from None
 
 
+def moved_cells(before: Directory, after: Directory) -> frozenset[str]:
+    """The cells a newer directory moved (a failover: another `url`); none unless
+    `after`'s version is higher, as every change raises it."""
+    if after.version <= before.version:
+        return frozenset()
+    return frozenset(cell for cell, url in after.urls.items() if before.urls.get(cell, url) != url)
+
+
 class HomeCell:
     """The user's home cell, as the directory at `directory_url` names it."""
 
@@ -113,13 +130,16 @@ class HomeCell:
         store: HistoryStore,
         *,
         on_home_moved: Callable[[], None],
+        on_cells_moved: Callable[[Directory, frozenset[str]], None],
     ) -> None:
         self.directory_url = directory_url
         self._user_id = user_id
         self._store = store
         self._on_home_moved = on_home_moved
+        self._on_cells_moved = on_cells_moved
         self.directory = self._remembered()
         self._fetched = False  # by this client, once at least
+        self._read_since_look = False  # read (to connect) since the last `look_again`
         self._used_version: int | None = None
         self._refused_versions: set[int] = set()
 
@@ -154,14 +174,33 @@ class HomeCell:
         assert self.directory is not None
         return self.directory.version not in self._refused_versions
 
+    async def look_again(self) -> None:
+        """Read the directory again while connected, to see peers' cells move; a failed
+        read is ignored (the next look tries again). A read made since the last look (to
+        connect: the first attempt, after a failure or a refusal) stands for this one."""
+        if self._read_since_look:
+            self._read_since_look = False
+            return
+        try:
+            await self._refresh()
+        except NotConnected as error:
+            log.info("the directory was not read again: %s", error)
+        self._read_since_look = False
+
     async def _refresh(self) -> None:
         fetched = await fetch_directory(self.directory_url)
         self._fetched = True
+        self._read_since_look = True
+        previous = self.directory
         # A stale copy (a cache, a lagging replica) never replaces a newer one.
-        if self.directory is None or fetched.version >= self.directory.version:
+        if previous is None or fetched.version >= previous.version:
             self.directory = fetched
             remembered = {"url": self.directory_url, "directory": fetched.to_wire()}
             self._store.set_meta(DIRECTORY_KEY, json.dumps(remembered))
+        moved = frozenset() if previous is None else moved_cells(previous, fetched)
+        if moved:
+            log.info("the directory moved cells %s", ", ".join(sorted(moved)))
+            self._on_cells_moved(fetched, moved)
 
     def _remembered(self) -> Directory | None:
         """The directory read last time, if it came from this URL."""

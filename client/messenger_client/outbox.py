@@ -12,6 +12,8 @@ A message keeps its frame until its `delivered` receipt: after a failover (a new
 `epoch`, or the directory moved our home cell: PROTOCOL.md §7) the server may have lost
 it, so `resend_undelivered` puts every sent-but-undelivered message back in the
 outbox, and it goes again, byte for byte. Its recipient drops the copy it may hold.
+Beyond §7, a failover of a peer's cell (the directory moved it) puts back the
+undelivered messages to the users of that cell only, through the same call.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ class Outbox:
         """Something was added, or a connection opened: look at the outbox again."""
         self._wake.set()
 
-    def resend_undelivered(self) -> list[str]:
-        """After a failover: every message without a `delivered` receipt goes again."""
-        marked = self._store.mark_undelivered_for_resend()
+    def resend_undelivered(self, to: Callable[[str], bool] | None = None) -> list[str]:
+        """After a failover: every message without a `delivered` receipt goes again (with
+        `to`: only those to the peers it accepts, whose cell failed over)."""
+        marked = self._store.mark_undelivered_for_resend(to)
         if marked:
             log.info("sending %d undelivered messages again after a failover", len(marked))
             self.wake()

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -316,17 +316,19 @@ class HistoryStore:
             (self.me, message_id),
         )
 
-    def mark_undelivered_for_resend(self) -> list[str]:
+    def mark_undelivered_for_resend(self, to: Callable[[str], bool] | None = None) -> list[str]:
         """PROTOCOL.md §7, after a failover: every message the server stored (sent) but
-        whose `delivered` receipt has not come goes again, the same frame; their ids."""
+        whose `delivered` receipt has not come goes again, the same frame; their ids.
+        `to`: only those to the peers it accepts (a peer's cell failed over)."""
         with self._transaction() as db:
             ids = [
-                row[0]
+                row["message_id"]
                 for row in db.execute(
-                    "SELECT message_id FROM messages WHERE sender = ? AND status = ?"
+                    "SELECT message_id, peer FROM messages WHERE sender = ? AND status = ?"
                     " AND frame IS NOT NULL AND resend = 0 ORDER BY rowid",
                     (self.me, MessageStatus.SENT),
                 )
+                if to is None or to(row["peer"])
             ]
             db.executemany(
                 "UPDATE messages SET resend = 1 WHERE sender = ? AND message_id = ?",

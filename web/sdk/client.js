@@ -10,6 +10,10 @@
 //   increasing sentAt) and its frame kept; the outbox sends one message at a time, in
 //   order, and resends the same frame with backoff until `ack`, across reconnects. A
 //   message keeps its frame until `delivered`, and goes again after a failover (§7).
+//   Beyond §7: with a directory, the client reads it again on every connection and every
+//   `directoryInterval` while connected; when a newer version moves a peer's cell, what
+//   was not delivered to that cell's users goes again the same way (a message acked by a
+//   peer's lost primary and never replicated is otherwise lost: nothing else tells us).
 // - Receiving: every `message` is deduplicated by (from, messageId), decrypted with the
 //   sender's pinned key (which verifies the sender), stored, and only then acked (in
 //   batches). One that does not open is recorded as rejected and acked as well.
@@ -43,7 +47,7 @@ import {
 } from './errors.js';
 import { AckBatcher } from './acks.js';
 import { browserSocket, Connection, ConnectionState } from './connection.js';
-import { Directory } from './directory.js';
+import { Directory, homeCellOf } from './directory.js';
 import { History, Status } from './history.js';
 import { MAX_CONTACTS, MAX_IDS_PER_FRAME, MAX_SUBSCRIPTIONS } from './limits.js';
 import { Outbox } from './outbox.js';
@@ -64,6 +68,9 @@ export const DEFAULT_SETTINGS = Object.freeze({
   // Who may see our presence (§2 setPresenceVisibility): 'contacts' (the people we chat
   // with), 'everyone' or 'nobody'; null leaves the server's setting alone.
   presenceVisibility: 'contacts',
+  // With a directory: how often it is read again while connected (and on every new
+  // connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
+  directoryInterval: 60_000,
 });
 
 export class MessengerClient extends Emitter {
@@ -83,8 +90,10 @@ export class MessengerClient extends Emitter {
     this.identity = identity;
     this.history = history;
     this.url = url ?? null;
-    this.directory = directoryUrl ? new Directory(directoryUrl, fetch) : null;
     this.settings = { ...DEFAULT_SETTINGS, ...settings };
+    const onCellsMoved = (document, cells) => this.#cellsMoved(document, cells);
+    this.directory = directoryUrl ? new Directory(directoryUrl, fetch, { onCellsMoved }) : null;
+    this.directoryTimer = null;
     this.schemas = schemas ?? PROTOCOL_SCHEMAS;
     this.checkReceived = checkReceived ?? null;
     this.log = log ?? console;
@@ -135,6 +144,11 @@ export class MessengerClient extends Emitter {
   start() {
     if (this.outboxRun) return;
     this.outboxRun = this.outbox.run();
+    if (this.directory) {
+      this.directoryTimer = setInterval(() => {
+        if (this.connection.session) this.#lookAtDirectory();
+      }, this.settings.directoryInterval);
+    }
     this.connection.start();
   }
 
@@ -142,6 +156,7 @@ export class MessengerClient extends Emitter {
   async close() {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.directoryTimer);
     try {
       await this.#reportSeen();
     } catch (error) {
@@ -402,6 +417,7 @@ export class MessengerClient extends Emitter {
     this.askedAgain.clear();
     // Best effort (the next connection tries again), and never in the way of the sync.
     const visibility = this.#sendVisibility().catch((error) => this.#quietly(error));
+    if (this.directory) this.#lookAtDirectory();
     try {
       this.connection.send({ action: 'sync', batch: true });
       for (const chunk of chunks([...this.subscriptions], MAX_IDS_PER_FRAME)) {
@@ -508,9 +524,22 @@ export class MessengerClient extends Emitter {
     this.emit('synced', { count: this.syncCount });
   }
 
-  async #resendUndelivered() {
-    const marked = await this.history.markUndeliveredForResend();
+  /** §7 (and beyond it, `to`: the users of a peer's cell that moved): what has no
+   * `delivered` receipt goes again, the same frame. */
+  async #resendUndelivered(to) {
+    const marked = await this.history.markUndeliveredForResend(to);
     if (marked.length) this.outbox.wake();
+  }
+
+  /** Beyond §7: the directory moved these cells (a failover): what we sent to their users
+   * and was not delivered may be lost with a primary, and goes again. */
+  async #cellsMoved(document, cells) {
+    await this.#resendUndelivered((peer) => cells.has(homeCellOf(document, peer)));
+  }
+
+  /** A look at the directory, in the background (a failed read waits for the next). */
+  #lookAtDirectory() {
+    this.directory.lookAgain().catch((error) => this.#quietly(error));
   }
 
   async #receiveMessage(frame) {

@@ -1,4 +1,11 @@
 // Cells and the directory (PROTOCOL.md §6): which cell is a user's home, and its URL.
+//
+// Beyond §7: a failover of a peer's cell can lose a message we sent to one of its users
+// (stored and acked in the lost primary, never replicated) with nothing else to tell us.
+// The client reads the directory again while connected (`lookAgain`: on every connection
+// and every `directoryInterval`; a failed read is ignored until the next), and whenever a
+// newer version changes some cell's `url` (`movedCells`), `onCellsMoved(document, cells)`
+// is called: the client sends again what was not delivered to those cells' users.
 
 import { NotConnected } from './errors.js';
 import { sha256Of } from './crypto.js';
@@ -55,13 +62,32 @@ export function directoryUrlOf(url, base = globalThis.location?.href) {
   }
 }
 
+/** The home cell (its id) of a user in a directory document. */
+export function homeCellOf(document, userId) {
+  const shard = shardOf(userId, document.shards);
+  return document.shardMap.find(([first, last]) => first <= shard && shard <= last)[2];
+}
+
+/** The cells a newer directory moved (a failover: another `url`); none unless `after`'s
+ * version is higher, as every change raises it. */
+export function movedCells(before, after) {
+  if (after.version <= before.version) return new Set();
+  return new Set(
+    Object.entries(after.cells)
+      .filter(([cell, { url }]) => cell in before.cells && before.cells[cell].url !== url)
+      .map(([cell]) => cell),
+  );
+}
+
 /** The directory at a URL, fetched when first needed and again when asked to (a refused
- * handshake, §6). */
+ * handshake, §6), or to look for cells that moved (`lookAgain`). */
 export class Directory {
-  constructor(url, fetchFn = globalThis.fetch.bind(globalThis)) {
+  constructor(url, fetchFn = globalThis.fetch.bind(globalThis), { onCellsMoved = async () => {} } = {}) {
     this.url = directoryUrlOf(url);
     this.fetch = fetchFn;
+    this.onCellsMoved = onCellsMoved;
     this.document = null;
+    this.readSinceLook = false; // read (to connect) since the last `lookAgain`
   }
 
   async refresh() {
@@ -73,16 +99,35 @@ export class Directory {
     }
     if (!response.ok) throw new NotConnected(`the directory answered HTTP ${response.status}`);
     const document = checkDirectory(await response.json());
+    this.readSinceLook = true;
+    const previous = this.document;
     // A stale copy (a cache, a lagging replica) never replaces a newer one.
-    if (!this.document || document.version >= this.document.version) this.document = document;
+    if (!previous || document.version >= previous.version) this.document = document;
+    const moved = previous ? movedCells(previous, document) : new Set();
+    if (moved.size) await this.onCellsMoved(document, moved);
     return this.document;
+  }
+
+  /** Read the directory again while connected, to see peers' cells move; a failed read is
+   * ignored (the next look tries again). A read made since the last look (to connect:
+   * the first attempt, or after a refusal) stands for this one. */
+  async lookAgain() {
+    if (this.readSinceLook) {
+      this.readSinceLook = false;
+      return;
+    }
+    try {
+      await this.refresh();
+    } catch (error) {
+      if (!(error instanceof NotConnected || error instanceof TypeError || error instanceof SyntaxError)) throw error;
+    }
+    this.readSinceLook = false;
   }
 
   /** {cell, url} of the user's home cell, fetching the directory first if needed. */
   async home(userId, { refresh = false } = {}) {
     if (refresh || !this.document) await this.refresh();
-    const shard = shardOf(userId, this.document.shards);
-    const [, , cell] = this.document.shardMap.find(([first, last]) => first <= shard && shard <= last);
+    const cell = homeCellOf(this.document, userId);
     return { cell, url: this.document.cells[cell].url, version: this.document.version };
   }
 }

@@ -197,11 +197,12 @@ export class History {
     return changed;
   }
 
-  /** §7: after a failover, every message without a `delivered` receipt goes again. */
-  async markUndeliveredForResend() {
+  /** §7: after a failover, every message without a `delivered` receipt goes again;
+   * `to(peer)`: only those to the peers it accepts (a peer's cell failed over). */
+  async markUndeliveredForResend(to = () => true) {
     const marked = [];
     for (const record of this.messages.values()) {
-      if (record.outgoing && record.status === Status.SENT && record.frame) {
+      if (record.outgoing && record.status === Status.SENT && record.frame && !record.resend && to(record.peer)) {
         await this.#save({ ...record, resend: true });
         marked.push(record.messageId);
       }

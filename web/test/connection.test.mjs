@@ -145,3 +145,52 @@ test('given a malformed directory, then it is refused with what is wrong', () =>
   assert.throws(() => directoryOf({ c0: 'ws://x' }, [[0, 4095, 'c9']]), /known cells/);
   assert.throws(() => checkDirectory({ version: '1' }), /integer/);
 });
+
+/** A user id like `name` (name, or name-N) whose shard is in [first, last]. */
+function idInShards(name, first, last) {
+  for (let n = 0; n < 1000; n += 1) {
+    const userId = n === 0 ? name : `${name}-${n}`;
+    const shard = shardOf(userId, 4096);
+    if (first <= shard && shard <= last) return userId;
+  }
+  throw new Error(`no id like ${name} in shards ${first}-${last}`);
+}
+
+test('given the directory moves a peer\'s cell (beyond §7), then what was not delivered to its users goes again, and only that', async () => {
+  // Given alice and cat in c1, bob in c0 (c0 has a standby), and the directory naming c0's primary
+  const halves = [[0, 2047, 'c0'], [2048, 4095, 'c1']];
+  const [alice, cat, bob] = [idInShards('alice', 2048, 4095), idInShards('cat', 2048, 4095), idInShards('bob', 0, 2047)];
+  const peers = new Map([cat, bob].map((userId) => [userId, Identity.generate(userId)]));
+  const c1 = await serve({
+    handlers: {
+      getKeys: (frame) => ({ type: 'keys', userId: frame.userId, ...peers.get(frame.userId).publicKeys.toJSON() }),
+      sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 1 }),
+    },
+  });
+  const [c0, c0Standby] = [await serve(), await serve()];
+  let directory = directoryOf({ c0: c0.url, c1: c1.url }, halves);
+  const fetch = async () => ({ ok: true, status: 200, json: async () => structuredClone(directory) });
+  const client0 = await client(alice, { directoryUrl: 'http://directory.test/directory.json', fetch, settings: { directoryInterval: 50, presenceVisibility: null } });
+  await client0.waitSynced();
+  // And her messages to bob and to cat, acked (stored) but not delivered
+  for (const [peer, text] of [[bob, 'to bob'], [cat, 'to cat']]) {
+    const message = await client0.send(peer, text);
+    await client0.waitSent(message.messageId);
+  }
+  const [toBob, toCat] = c1.framesOf('sendMessage');
+  assert.deepEqual([toBob.frame.to, toCat.frame.to], [bob, cat]);
+  await new Promise((resolve) => setTimeout(resolve, 200)); // a few looks at an unchanged directory
+  assert.equal(c1.framesOf('sendMessage').length, 2, 'nothing moved: nothing goes again');
+
+  // When c0 fails over: its url changes, and the directory's version grows
+  directory = directoryOf({ c0: c0Standby.url, c1: c1.url }, halves, 2);
+
+  // Then alice, connected to c1 all along, sends the message to bob again, the very same
+  // frame; the one to cat, whose cell did not move, does not go again
+  await c1.until(() => c1.framesOf('sendMessage').length === 3, 5000, 'the resend to bob');
+  assert.equal(c1.framesOf('sendMessage')[2].text, toBob.text);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // more looks at version 2
+  assert.equal(c1.framesOf('sendMessage').length, 3, 'one resend, to bob only');
+  assert.equal(c1.connections.length, 1);
+  assert.equal(c0.connections.length + c0Standby.connections.length, 0);
+});
