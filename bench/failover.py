@@ -25,8 +25,15 @@ from dataclasses import dataclass, replace
 
 from bench.load.checks import Check, check_run
 from bench.load.report import LoadResult, report
-from bench.load.run import LoadConfig, LoadRun, drive, queued_left, raise_open_files_limit
-from bench.local_stack import functions_output_to_file, loopback_stack
+from bench.load.run import (
+    LoadConfig,
+    LoadRun,
+    drive,
+    load_stack,
+    queued_left,
+    raise_open_files_limit,
+)
+from bench.local_stack import functions_output_to_file
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.standby import Failover
 
@@ -76,15 +83,7 @@ async def run_once(
     """One load run on two cells with standbys; with `fail_over`, c0 fails over midway."""
     raise_open_files_limit(4 * config.users + 1024)
     started = time.perf_counter()
-    stack = loopback_stack(
-        rate_per_minute=config.rate_per_minute,
-        rate_burst=config.rate_burst,
-        aws=aws,
-        workers=config.workers,
-        cells=2,
-        standby=True,
-        replication_lag=lag,
-    )
+    stack = load_stack(config, aws, cells=2, standby=True, replication_lag=lag)
     async with asyncio.timeout(config.timeout), stack:
 
         async def settle() -> None:

@@ -336,6 +336,18 @@ def _fetch_json(url: str) -> Any:
         return json.load(response)
 
 
+def load_stack(config: LoadConfig, aws: EmbeddedAws | None, **options: Any) -> LocalStack:
+    """A LocalStack on loopback ports with the run's rate limit and workers; `options`
+    go to LocalStack (cells, standby...)."""
+    return loopback_stack(
+        rate_per_minute=config.rate_per_minute,
+        rate_burst=config.rate_burst,
+        aws=aws,
+        workers=config.workers,
+        **options,
+    )
+
+
 async def run_local(
     config: LoadConfig,
     aws: EmbeddedAws | None = None,
@@ -345,13 +357,7 @@ async def run_local(
     # Each connection costs a descriptor on both sides, and these are in one process.
     raise_open_files_limit(4 * config.users + 1024)
     started = time.perf_counter()
-    stack = loopback_stack(
-        rate_per_minute=config.rate_per_minute,
-        rate_burst=config.rate_burst,
-        aws=aws,
-        workers=config.workers,
-        cells=config.cells,
-    )
+    stack = load_stack(config, aws, cells=config.cells)
     async with asyncio.timeout(config.timeout), stack:
 
         async def settle() -> None:
