@@ -161,6 +161,9 @@ async def test_ack_deletes_and_sends_a_delivered_receipt(site: Site) -> None:
     receipt = await a.next_of("receipt")
     assert receipt["status"] == "delivered" and receipt["messageIds"] == ["msg-0005"]
     assert receipt["by"] == bob.user_id
+    # (across cells the receipt is told before bob's cell deletes: receipt first, always;
+    # wait for his ack's invocation to end)
+    await until(lambda: site.stack.invocations_of("ack"))
     await b.send({"action": "sync"})
     assert await b.next_of("syncDone") == {
         "type": "syncDone",
