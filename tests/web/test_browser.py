@@ -205,6 +205,9 @@ async def test_a_peers_key_change_is_refused_with_a_warning(
     second = LocalStack(aws=shared_aws, port=port)
     await second.start()
     try:
+        # (her page is back on the new server before anyone else connects: the banner
+        # alone may not have shown yet if her browser had not noticed the old one go)
+        await until(lambda: len(second.connection_ids()) == 1, timeout=30)
         await cli.ok("--profile", "mallory", "init", "--user", "bob")
         await cli.ok("--profile", "mallory", "read")
         await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
