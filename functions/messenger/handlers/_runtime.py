@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
@@ -67,7 +68,8 @@ def count_refusal(code: ErrorCode | str) -> None:
 
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
-    """Powertools around a handler: correlation id, EMF flush (Lambda traces it itself)."""
+    """Powertools around a handler: correlation id, EMF flush (Lambda traces it itself);
+    with metrics disabled (the local stack, the benchmarks) they are dropped."""
 
     def with_own_keys(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # The keys that name this invocation are thread-local as well: where several
@@ -87,7 +89,18 @@ def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     with_logging = logger.inject_lambda_context(
         correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
     )(with_own_keys)
-    return metrics.log_metrics(with_logging)
+    with_metrics = metrics.log_metrics(with_logging)
+
+    def entry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            return with_metrics(event, context)
+        finally:
+            if is_metrics_disabled():
+                # A disabled flush keeps the metrics, and powertools prints a metric
+                # regardless once it holds 100 values: disabled means dropped.
+                metrics.clear_metrics()
+
+    return entry
 
 
 Answer = Callable[[F, Caller, Services], ServerFrame | None]
