@@ -347,14 +347,18 @@ class LocalStack:
             for connection_id in each.gateway.connections.ids()
         ]
 
-    def invocations_of(self, route: str, cell: str | None = None) -> list[Invocation]:
+    def invocations_of(
+        self, route: str, cell: str | None = None, *, user: str | None = None
+    ) -> list[Invocation]:
         """The invocations of one route (or "authorizer", or a function Invoke ran:
         "Relay", "PresenceChanged") so far, in the order they ended; of one cell, or of
-        every cell."""
+        every cell; of one user's connections, or of everyone's."""
         return [
             invocation
             for invocation in self.invocations
-            if invocation.route == route and (cell is None or invocation.cell == cell)
+            if invocation.route == route
+            and (cell is None or invocation.cell == cell)
+            and (user is None or invocation.user == user)
         ]
 
     # --- lifecycle -----------------------------------------------------------------

@@ -262,7 +262,7 @@ async def test_after_a_new_epoch_undelivered_messages_go_again_and_arrive_once(
         assert (changed.previous, changed.epoch) == ("local-a#0", "local-b#0")
         await until(lambda: alice.history("bob")[1].status == MessageStatus.DELIVERED, 20)
         assert frame is not None and frame_of(alice, kept.message_id) is None
-        resent = [i for i in second.invocations_of("sendMessage") if i.user == "alice"]
+        resent = second.invocations_of("sendMessage", user="alice")
         assert len(resent) == 1
         assert await bob.peer_keys("alice") == alice.profile.identity.public_keys
 

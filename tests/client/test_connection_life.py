@@ -31,7 +31,7 @@ def fast(**policy: float) -> ClientSettings:
 
 
 def connects_of(stack: LocalStack, user: str) -> int:
-    return len([i for i in stack.invocations_of("$connect") if i.user == user])
+    return len(stack.invocations_of("$connect", user=user))
 
 
 async def test_pings_keep_a_quiet_connection_open_past_the_idle_timeout(

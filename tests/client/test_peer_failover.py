@@ -34,7 +34,7 @@ async def standby_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
 
 
 def sends_by(stack: LocalStack, user: str) -> int:
-    return sum(1 for i in stack.invocations_of("sendMessage") if i.user == user)
+    return len(stack.invocations_of("sendMessage", user=user))
 
 
 async def lose_a_stored_message(
@@ -111,7 +111,7 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_while_the_sender_s
     await until(lambda: [m.message_id for m in amy_client.history(bob)] == [message_id], 30)
     await until(lambda: bob_client.history(amy)[0].status == MessageStatus.DELIVERED, 30)
     await stack.settled()
-    bob_sends = [i for i in stack.invocations_of("sendMessage") if i.user == bob]
+    bob_sends = stack.invocations_of("sendMessage", user=bob)
     assert len(bob_sends) == sends_before + 2  # the lost message, and its one resend
     assert bob_client.history(cat)[0].status == MessageStatus.SENT
     assert bob not in [i.user for i in stack.invocations_of("$connect")[connects_before:]]

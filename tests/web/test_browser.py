@@ -97,7 +97,7 @@ async def test_a_browser_user_and_a_cli_user_chat_both_ways(
 
 def visibility_told(stack: LocalStack, user: str) -> int:
     """How many times `user`'s clients have set who may see their presence."""
-    return len([i for i in stack.invocations_of("setPresenceVisibility") if i.user == user])
+    return len(stack.invocations_of("setPresenceVisibility", user=user))
 
 
 async def alice_chatting_with_bob(browser: Browser, url: str, cli: Cli) -> WebUser:
