@@ -443,7 +443,7 @@ def measure(users: int) -> dict[str, Counter[str]]:
     return results
 
 
-# --- across cells (PROTOCOL.md §6): two cells, the Relay invoked through boto3's lambda ---
+# --- across cells (docs/protocol.md §6): two cells, the Relay invoked through boto3's lambda ---
 
 
 @dataclass

@@ -2,7 +2,7 @@
 failed over mid-run as a region loss would (its unreplicated writes dropped), against a
 baseline: the same load on the same kind of stack, without the failover.
 
-The clients are the load benchmark's careful ones (bench/load/client.py), with PROTOCOL.md
+The clients are the load benchmark's careful ones (bench/load/client.py), with docs/protocol.md
 §7: they keep every sent frame until its `delivered` receipt and send them again after a
 new epoch or a moved home cell; they connect home through the directory and ask it again
 when a handshake fails. The checks are the load run's, for a failover: every message

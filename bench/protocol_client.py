@@ -67,7 +67,7 @@ class BenchUser:
     def connect_query(
         self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = True
     ) -> dict[str, str]:
-        """A freshly signed connect query (PROTOCOL.md §1); the keys register the user."""
+        """A freshly signed connect query (docs/protocol.md §1); the keys register the user."""
         keys = (self.public_keys.sign_key, self.public_keys.box_key) if with_keys else None
         now = time.time() if ts is None else ts
         return signed_connect_query(
@@ -79,7 +79,7 @@ class BenchUser:
         return with_query(ws_url, self.connect_query(with_keys=with_keys))
 
     def encrypt_for(self, peer: BenchUser, text: str) -> tuple[str, str]:
-        """(body, nonce), base64url: `text` sealed for the peer as PROTOCOL.md §5 has it."""
+        """(body, nonce), base64url: `text` sealed for the peer as docs/protocol.md §5 has it."""
         return crypto.seal(self.identity, peer.public_keys, crypto.encode_plaintext(text))
 
     def message_frame(self, peer: BenchUser, message_id: str, text: str, sent_at: int) -> str:

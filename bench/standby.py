@@ -1,4 +1,4 @@
-"""What a cell's standby (PROTOCOL.md §7) costs a month, at list prices: `./dev bench standby`.
+"""What a cell's standby (docs/protocol.md §7) costs a month, at list prices: `./dev bench standby`.
 
 The cell is one of `bench scale`'s deployment (its load, its cell count, default and
 raised quotas), and its writes are the ones `bench scale` models from the measured

@@ -4,7 +4,7 @@
                                      # if missing, then Messenger-dev; README lists the rest
     npx cdk synth -c bundle=false    # the templates only, without building the asset
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
-                                     # cells (PROTOCOL.md §6): Messenger-dev-Directory, then
+                                     # cells (docs/protocol.md §6): Messenger-dev-Directory, then
                                      # Messenger-dev-c0 and Messenger-dev-c1, each in its own
                                      # account and region
     npx cdk deploy --all -c cells=... -c standby:c0=111111111111/us-west-2

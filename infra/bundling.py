@@ -1,5 +1,5 @@
 """The Lambda code assets, built without Docker: the messenger's, which every function of a
-cell shares, and the directory's (PROTOCOL.md §6, `functions/messenger_directory`).
+cell shares, and the directory's (docs/protocol.md §6, `functions/messenger_directory`).
 
 Lambda runs the functions on arm64 Linux and pynacl has a native part (libsodium), so
 the dependencies are installed by pip for Lambda's platform and Python version

@@ -1,11 +1,11 @@
-"""A cell among the others (PROTOCOL.md §6): what its functions learn, whom its Relay trusts.
+"""A cell among the others (docs/protocol.md §6): what its functions learn, whom its Relay trusts.
 
 Every cell is a `MessengerStack` in its own account and region. A cell asks another one
 thing only, through the other's `Relay` function (`messenger.contract.RELAY`), so each
 cell must know every peer's Relay at synth time, before any of them exists: the Relay's
 name is deterministic (`messenger-<env>-<cell>-relay`), so its ARN is too.
 
-A cell with a standby (PROTOCOL.md §7) is two stacks: its primary and, in another region
+A cell with a standby (docs/protocol.md §7) is two stacks: its primary and, in another region
 of its account, `Messenger-<env>-<cell>-standby`, the same stack against the replicas of
 the primary's tables (global tables, named `messenger-<env>-<cell>-<table>` so that the
 standby finds them) with its own Relay, `messenger-<env>-<cell>-standby-relay`. Peers

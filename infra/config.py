@@ -7,11 +7,11 @@ the command line arrives as a string, in cdk.json as JSON, so numbers are parsed
 
 Where to deploy (`Target`) is the account and region of the CLI's profile
 (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), or `-c account=... -c region=...`; with cells
-(PROTOCOL.md §6), each cell names its own (`CellsConfig`):
+(docs/protocol.md §6), each cell names its own (`CellsConfig`):
 
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
 
-and a cell may have a standby in another region of its own account (PROTOCOL.md §7,
+and a cell may have a standby in another region of its own account (docs/protocol.md §7,
 docs/availability.md): `-c standby:c0=111111111111/us-west-2`.
 """
 
@@ -102,7 +102,7 @@ class DeploymentConfig:
     message_ttl_seconds: int
     # New users one source address (IPv6: one /64) may register per hour.
     registrations_per_ip_per_hour: int
-    # The name of the cell's generation in every syncDone (PROTOCOL.md §7); None: the
+    # The name of the cell's generation in every syncDone (docs/protocol.md §7); None: the
     # functions name it after their region. A failover to a standby sets a new one.
     cell_epoch: str | None
     # Platform ("APNS", "APNS_SANDBOX", "GCM") -> platform application ARN, or the name
@@ -267,12 +267,12 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
 
 @dataclass(frozen=True)
 class Cell:
-    """One cell: a complete messenger stack in one account and region (PROTOCOL.md §6)."""
+    """One cell: a complete messenger stack in one account and region (docs/protocol.md §6)."""
 
     cell_id: str
     # Always with an account: peers name this cell's Relay by its ARN at synth time.
     target: Target
-    # The standby region's stack (same account), None without one (PROTOCOL.md §7).
+    # The standby region's stack (same account), None without one (docs/protocol.md §7).
     standby: Target | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""The directory (PROTOCOL.md §6) on AWS: `directory.json` at a stable HTTPS URL.
+"""The directory (docs/protocol.md §6) on AWS: `directory.json` at a stable HTTPS URL.
 
     cell stacks (any account, any region)        Messenger-<env>-Directory (the first cell's)
     DirectoryEntry custom resource ──PutObject──▶ S3 bucket, private: cells/<cell>.json
@@ -14,7 +14,7 @@
 A cell writes only its own entry (its role's policy and the bucket policy both name the
 one key); only the directory function writes directory.json, one merge at a time, so the
 version increases by exactly one per change (`messenger_directory.store`). A failover
-(PROTOCOL.md §7) takes the same path: write the cell's entry, the function publishes.
+(docs/protocol.md §7) takes the same path: write the cell's entry, the function publishes.
 
 The deployment's one web app (infra/web.py `Site`) is served by the same distribution, so
 its `config.js` names the directory on the page's own origin (`/directory.json`): the page
@@ -95,7 +95,7 @@ def entry_writer_role_arn(env: str, cell: Cell) -> str:
 
 
 def failover_role_name(env: str, cell_id: str) -> str:
-    """The standby's Failover function's role: it writes the cell's entry too (PROTOCOL.md §7)."""
+    """The standby's Failover function's role: it writes the cell's entry too."""
     return f"messenger-{env}-{cell_id}-failover"
 
 
@@ -246,7 +246,7 @@ class DirectoryStack(Stack):
             self,
             "DirectoryUrl",
             value=f"https://{self.distribution.distribution_domain_name}/{DIRECTORY_KEY}",
-            description="The cells' directory (PROTOCOL.md §6): clients fetch it to find "
+            description="The cells' directory (docs/protocol.md §6): clients fetch it to find "
             "their home cell",
         )
         CfnOutput(

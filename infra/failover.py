@@ -1,4 +1,4 @@
-"""The operator's failover command (PROTOCOL.md §7, docs/availability.md: the runbook).
+"""The operator's failover command (docs/protocol.md §7, docs/availability.md: the runbook).
 
     python -m infra.failover switch c0 --to standby [--env prod] [-c KEY=VALUE ...]
     python -m infra.failover switch c0 --to primary --env prod      # failing back

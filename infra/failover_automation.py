@@ -1,4 +1,4 @@
-"""The automated failover path of a cell's standby (PROTOCOL.md §7, docs/availability.md).
+"""The automated failover path of a cell's standby (docs/protocol.md §7, docs/availability.md).
 
 Synthesized in the standby's stack only with `-c autoFailover=true`:
 

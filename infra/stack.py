@@ -4,7 +4,7 @@ Everything the functions and the emulator also know (routes, handlers, the autho
 query parameters, tables, indexes, environment variable names, what each function may
 touch) is read from `messenger.contract`; this module only decides how AWS runs it.
 
-A cell (PROTOCOL.md §6) is this same stack with a `CellPlacement`: its functions learn the
+A cell (docs/protocol.md §6) is this same stack with a `CellPlacement`: its functions learn the
 cell map from their environment, and it adds the `Relay` that peers invoke and its entry
 in the directory (infra/cells.py, infra/directory.py). A cell with a standby makes its
 tables global (a replica in the standby's region), and its standby is this stack again,
@@ -146,7 +146,7 @@ class MessengerStack(Stack):
             self,
             "Api",
             api_name=self.stack_name,
-            description="Messenger WebSocket API (PROTOCOL.md)",
+            description="Messenger WebSocket API (docs/protocol.md)",
             route_selection_expression=ROUTE_SELECTION_EXPRESSION,
         )
         targets = Targets(
@@ -580,7 +580,7 @@ class MessengerStack(Stack):
     def _outputs(self) -> None:
         dashboard = self.monitoring.dashboard.dashboard_name
         outputs = {
-            "WebSocketUrl": (self.stage.url, "Clients connect here (PROTOCOL.md §1)"),
+            "WebSocketUrl": (self.stage.url, "Clients connect here (docs/protocol.md §1)"),
             "ConnectionsUrl": (self.stage.callback_url, "The @connections management API"),
             # With cells, the directory's stack outputs the deployment's web app.
             **(

@@ -9,8 +9,8 @@ Docker, as the Lambda asset is built by pip) and deployed with a `config.js`, wh
 page imports, saying where to connect.
 
 - A single cell: `WebApp`, a nested stack of the cell's with a distribution of its own;
-  `config.js` names the stage's WebSocket URL (PROTOCOL.md §1), connect-src is that API.
-- Cells (PROTOCOL.md §6): one web app for the deployment, on the directory's distribution
+  `config.js` names the stage's WebSocket URL (docs/protocol.md §1), connect-src is that API.
+- Cells (docs/protocol.md §6): one web app for the deployment, on the directory's distribution
   (infra/directory.py); `config.js` names `/directory.json` on the page's own origin and
   connect-src is that origin and API Gateway in the cells' regions (`regional_api_sources`).
 """

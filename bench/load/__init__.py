@@ -15,7 +15,7 @@ pairs of users while a share of them disconnect and reconnect, and finally check
 - the queue empty at the end (one Query per user's partition, no Scan).
 
 It prints messages per second and the send→receive latency (p50/p95/p99), and exits
-non-zero when a check fails. The clients behave as PROTOCOL.md asks of a careful client:
+non-zero when a check fails. The clients behave as docs/protocol.md asks of a careful client:
 one message at a time per sender (the next after the previous `ack`, so the order of a
 sender's messages is defined), the same frame sent again after `RATE_LIMITED` or a lost
 ack, every delivered item acknowledged (a few milliseconds' worth batched into one `ack`

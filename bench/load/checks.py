@@ -31,7 +31,7 @@ def check_run(
     user (None when the queue table is out of reach: a remote run given no endpoint;
     then the drain's last `sync`, answered 0 by everyone, speaks for it).
 
-    After a failover (PROTOCOL.md §7) a message may be stored again by its sender's
+    After a failover (docs/protocol.md §7) a message may be stored again by its sender's
     resend and receipted `delivered` more than once (a receipt, or the ack that led to
     it, may have been lost with the region): each still reaches its recipient once as
     the user sees it (dropped by (from, messageId)), and gets at least one receipt."""
@@ -46,7 +46,7 @@ def check_run(
             1 for a, b in itertools.pairwise(stamps) if a is None or b is None or b < a
         )
     # A second stored copy is allowed only after the sender lost an ack and sent the
-    # frame again (PROTOCOL.md §2); the recipient still keeps one.
+    # frame again (docs/protocol.md §2); the recipient still keeps one.
     # So may a failover: a peer cell's Relay call whose answer the lost region never sent
     # is made again in the standby, and the first copy may have been replicated already.
     stored_twice = [

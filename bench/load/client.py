@@ -1,4 +1,4 @@
-"""One user's device in a load run: a careful client as PROTOCOL.md describes it.
+"""One user's device in a load run: a careful client as docs/protocol.md describes it.
 
 It sends one message at a time (the next after the previous `ack`), sends the same
 frame again after `RATE_LIMITED`, an `INTERNAL` error, API Gateway's own error frames or
@@ -7,7 +7,7 @@ batched into one `ack` frame), drops duplicates by `(from, messageId)`, and send
 after every reconnect. Along the way it notes in the run's ledger what became of each
 message, for the checks.
 
-It is the source of truth PROTOCOL.md §7 asks for: it keeps every frame it sent until
+It is the source of truth docs/protocol.md §7 asks for: it keeps every frame it sent until
 that message's `delivered` receipt, and sends them all again (the same frames, in the
 order first sent, before anything new) when a `syncDone` names an epoch other than the
 last one it saw, or when the directory moves its home cell. With cells it connects to
@@ -88,14 +88,14 @@ class Delivered:
 
 
 class LoadClient:
-    """One user's device: a careful client as PROTOCOL.md describes it."""
+    """One user's device: a careful client as docs/protocol.md describes it."""
 
     def __init__(self, run: LoadRun, user: BenchUser) -> None:
         self.run = run
         self.user = user
         self.socket: ClientConnection | None = None
         self.epoch = 0  # which of this user's connections is the current one
-        # The home cell's epoch in the last syncDone (PROTOCOL.md §7), and its URL.
+        # The home cell's epoch in the last syncDone (docs/protocol.md §7), and its URL.
         self.cell_epoch: str | None = None
         self.home_url: str | None = None
         # Every frame sent and not yet receipted `delivered`, by messageId, in send order.
@@ -125,7 +125,7 @@ class LoadClient:
     # --- connection ---
 
     async def connect(self, *, first: bool) -> None:
-        """Open a connection (keys on the first one only, as PROTOCOL.md §1 says).
+        """Open a connection (keys on the first one only, as docs/protocol.md §1 says).
 
         A refused handshake is tried again with a fresh nonce, as an app would, a few
         times: under load the server refuses some that it should have accepted, and the
@@ -138,7 +138,7 @@ class LoadClient:
             self.home_url = url
             # Signed anew each time: a nonce is good once, even for a refused handshake.
             # After a refusal, in the first-connect form: a standby that took over may
-            # not know the user yet (PROTOCOL.md §7); the keys are the same ones.
+            # not know the user yet (docs/protocol.md §7); the keys are the same ones.
             signed = self.user.signed_url(url, with_keys=first or attempt > 1)
             try:
                 socket = await open_socket(signed, open_timeout=OPEN_TIMEOUT_SECONDS)
@@ -211,7 +211,7 @@ class LoadClient:
         """Send one message until it is acked: again after RATE_LIMITED or a lost ack.
 
         Each attempt holds a slot of `in_flight` until its answer; backing off does not.
-        The frame is kept until the message's `delivered` receipt (PROTOCOL.md §7).
+        The frame is kept until the message's `delivered` receipt (docs/protocol.md §7).
         """
         recipient = self.run.clients[sent.recipient]
         sent_at = int(time.time() * 1000)
@@ -269,7 +269,7 @@ class LoadClient:
             refusals += 1
             await asyncio.sleep(delay)
 
-    # --- PROTOCOL.md §7: the client is the source of truth ---
+    # --- docs/protocol.md §7: the client is the source of truth ---
 
     def note_new_epoch(self, reason: str) -> None:
         """The server may have lost what it stored: resend what has no `delivered` yet."""
@@ -378,7 +378,7 @@ class LoadClient:
                 )
             self._last_live[frame.sender] = max(last, sent.pair_index)
         if first is not None:
-            # Dropped by (from, messageId), as PROTOCOL.md §2 asks: a sync hands over what
+            # Dropped by (from, messageId), as docs/protocol.md §2 asks: a sync hands over what
             # is still queued, and a resend after a lost ack may be stored again.
             self.run.tally.counts["redeliveries (dropped)"] += 1
             self.run.tally.counts["duplicate messages dropped"] += 1

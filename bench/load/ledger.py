@@ -30,7 +30,7 @@ class Sent:
     server_ts: int | None = None  # of the first copy the recipient got
     # serverTs of every distinct stored copy the recipient got. More than one only when
     # the sender had to send the frame again after losing an ack, and the recipient had
-    # acknowledged the first copy meanwhile (PROTOCOL.md §2 allows that redelivery).
+    # acknowledged the first copy meanwhile (docs/protocol.md §2 allows that redelivery).
     copies: list[int] = field(default_factory=list)
     lost_acks: int = 0  # attempts whose answer never came, or said INTERNAL
     recipient_acked: bool = False
@@ -39,7 +39,7 @@ class Sent:
     copies_acked: int = 0
     delivered_receipts: int = 0
     receipted_at: float | None = None  # perf_counter() of the last `delivered` receipt
-    # After a failover (PROTOCOL.md §7): how often it went again, and the serverTs of
+    # After a failover (docs/protocol.md §7): how often it went again, and the serverTs of
     # each ack those resends got.
     resends: int = 0
     resend_acks: list[int] = field(default_factory=list)

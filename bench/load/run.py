@@ -80,7 +80,7 @@ class LoadConfig:
     # Sends outstanding at once across all clients: the offered load. Every connection
     # stays open (and receives) throughout; this only paces how many wait for an ack.
     in_flight: int = DEFAULT_IN_FLIGHT
-    # None: a stack without cells. N: N cells (PROTOCOL.md §6), the users spread evenly
+    # None: a stack without cells. N: N cells (docs/protocol.md §6), the users spread evenly
     # over them, so that about (N-1)/N of the random pairs cross cells (half with 2).
     cells: int | None = None
 
@@ -98,7 +98,7 @@ class LoadRun:
     ) -> None:
         self.config = config
         self.ws_url = ws_url
-        # With cells: each client connects home, as the directory says (PROTOCOL.md §6).
+        # With cells: each client connects home, as the directory says (docs/protocol.md §6).
         self.directory_url = directory_url
         self.directory: Directory | None = None
         self._directory_lock = asyncio.Lock()
@@ -142,7 +142,7 @@ class LoadRun:
     async def refresh_directory(self) -> None:
         """Fetch the directory again (at most every DIRECTORY_REFETCH_SECONDS, however many
         clients ask at once). A cell that moved makes every client with an undelivered
-        message to a user of that cell resend: PROTOCOL.md §7 asks it only of the users
+        message to a user of that cell resend: docs/protocol.md §7 asks it only of the users
         whose own home moved, but a sender in another cell gets no new epoch, and what
         the lost region stored for it is gone too."""
         if self.directory_url is None:

@@ -7,7 +7,7 @@
 
 Where to connect: `--server URL` (a cell's WebSocket URL, $MESSENGER_SERVER), or
 `--directory URL` (the deployment's directory.json, $MESSENGER_DIRECTORY: the client
-connects to the user's home cell, PROTOCOL.md §6). The command line beats the
+connects to the user's home cell, docs/protocol.md §6). The command line beats the
 environment; of the environment's, the directory beats the server.
 
 Other packages add subcommands in the `messenger.commands` entry-point group: the

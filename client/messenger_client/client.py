@@ -8,7 +8,7 @@
             await client.wait_sent(message.message_id)        # the server stored it
             async for event in events: ...                    # messages, receipts, presence
 
-What it guarantees, following PROTOCOL.md:
+What it guarantees, following docs/protocol.md:
 
 - **Sending** (`messenger_client.outbox`): each text is encrypted once (NaCl Box, fresh
   nonce, ULID messageId, strictly increasing sentAt) and its frame kept in the local
@@ -27,10 +27,10 @@ What it guarantees, following PROTOCOL.md:
   told to the server before our first message to someone new, and on every connection
   before the outbox goes.
 - **Connection** (`messenger_client.connection`): to a server's URL, or to the user's
-  home cell named by the directory (`messenger_client.directory`, PROTOCOL.md §6);
+  home cell named by the directory (`messenger_client.directory`, docs/protocol.md §6);
   `sync` after every (re)connect (with `batch`, following each page's cursor until the
   last), presence subscriptions renewed, pings and reconnects.
-- **Failover** (PROTOCOL.md §7): our messages keep their frame until `delivered`; when a
+- **Failover** (docs/protocol.md §7): our messages keep their frame until `delivered`; when a
   `syncDone` names a new `epoch`, or the directory moves our home cell, every one of them
   without a `delivered` receipt goes again, byte for byte. Beyond §7: with a directory,
   the client reads it again on every connection and every `directory_interval` while
@@ -140,7 +140,7 @@ class MessengerClient:
         settings: ClientSettings | None = None,
     ) -> None:
         """`server_url`: a cell's WebSocket URL; or `directory_url`: the directory's
-        (PROTOCOL.md §6), which names the user's home cell."""
+        (docs/protocol.md §6), which names the user's home cell."""
         if profile is None or (server_url is None) == (directory_url is None):
             raise ValueError("give a profile, and a server_url or a directory_url")
         self.profile = profile

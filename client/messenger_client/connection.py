@@ -13,7 +13,7 @@ server's URL, or the user's home cell from the directory. A handshake the server
 refuses (HTTP 401 or 403: our identity or our clock, or a cell that is not our home)
 ends the loop unless the locator has somewhere new to try (a newer directory): asking
 again would be refused again. One that fails because of the server (a 5xx, a timeout)
-is retried with the same backoff as a lost connection (PROTOCOL.md §1).
+is retried with the same backoff as a lost connection (docs/protocol.md §1).
 """
 
 from __future__ import annotations

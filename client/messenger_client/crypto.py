@@ -1,4 +1,4 @@
-"""The client's cryptography: the signed connect query (PROTOCOL.md §1) and NaCl Box (§5)."""
+"""The client's cryptography: the signed connect query (docs/protocol.md §1) and NaCl Box (§5)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def signed_url(server_url: str, identity: Identity, now: float) -> str:
 
 
 def encode_plaintext(text: str) -> bytes:
-    """The plaintext of PROTOCOL.md §5, checked to fit in one frame once encrypted."""
+    """The plaintext of docs/protocol.md §5, checked to fit in one frame once encrypted."""
     plaintext = json.dumps({"text": text}, ensure_ascii=False, separators=(",", ":")).encode()
     body_bytes = len(plaintext) + BOX_OVERHEAD_BYTES
     if body_bytes > MAX_BODY_BYTES:

@@ -1,4 +1,4 @@
-"""Where to connect: one cell's URL, or the user's home cell from the directory (PROTOCOL.md §6).
+"""Where to connect: one cell's URL, or the user's home cell from the directory (§6).
 
 A `Locator` names the WebSocket URL of each connect attempt, and says whether a refused
 handshake (401/403) is worth another attempt:

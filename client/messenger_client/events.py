@@ -82,7 +82,7 @@ class Synced:
 @dataclass(frozen=True)
 class EpochChanged:
     """A `syncDone` named a generation of our home cell other than the last one we saw
-    (PROTOCOL.md §7; `previous` is None the first time). After a failover the server may
+    (docs/protocol.md §7; `previous` is None the first time). After a failover the server may
     have lost its last writes: messages without a `delivered` receipt are worth sending
     again."""
 

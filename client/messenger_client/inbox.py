@@ -16,7 +16,7 @@ one until we ack its `id`. One task takes them in order:
   and one page at a time is in flight on a connection. The cell's `epoch` is
   remembered (in the history), and a new one is announced (EpochChanged): after a
   failover the server may have lost its last writes, so every message of ours without
-  a `delivered` receipt goes again (PROTOCOL.md §7).
+  a `delivered` receipt goes again (docs/protocol.md §7).
 
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
 the next sync. The `seen` marks of what the user read go out from here too.

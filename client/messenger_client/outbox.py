@@ -9,7 +9,7 @@ it goes again at once, once the connection is set up (our presence visibility fi
 never delivers it twice while it holds it.
 
 A message keeps its frame until its `delivered` receipt: after a failover (a new
-`epoch`, or the directory moved our home cell: PROTOCOL.md §7) the server may have lost
+`epoch`, or the directory moved our home cell: docs/protocol.md §7) the server may have lost
 it, so `resend_undelivered` puts every sent-but-undelivered message back in the
 outbox, and it goes again, byte for byte. Its recipient drops the copy it may hold.
 Beyond §7, a failover of a peer's cell (the directory moved it) puts back the

@@ -3,7 +3,7 @@
 The server forgets a message once it is acknowledged, so everything a person can see
 again lives here: conversations, messages with their status, the outbox (the exact
 frame of every message without a `delivered` receipt yet: after a failover it goes
-again, byte for byte, PROTOCOL.md §7), and what could not be read. Nothing here is
+again, byte for byte, docs/protocol.md §7), and what could not be read. Nothing here is
 sent anywhere.
 """
 
@@ -317,7 +317,7 @@ class HistoryStore:
         )
 
     def mark_undelivered_for_resend(self, to: Callable[[str], bool] | None = None) -> list[str]:
-        """PROTOCOL.md §7, after a failover: every message the server stored (sent) but
+        """docs/protocol.md §7, after a failover: every message the server stored (sent) but
         whose `delivered` receipt has not come goes again, the same frame; their ids.
         `to`: only those to the peers it accepts (a peer's cell failed over)."""
         with self._transaction() as db:

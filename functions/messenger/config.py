@@ -30,12 +30,12 @@ PEER_STANDBY_SEPARATOR = "|"
 
 @dataclass(frozen=True)
 class CellSettings:
-    """This deployment's place among the cells (PROTOCOL.md §6)."""
+    """This deployment's place among the cells (docs/protocol.md §6)."""
 
     cell_id: str
     shard_map: ShardMap
     peers: Mapping[str, str]  # cell -> its Relay function (name or ARN)
-    # cell -> its standby's Relay, for the peers that have a standby (PROTOCOL.md §7):
+    # cell -> its standby's Relay, for the peers that have a standby (docs/protocol.md §7):
     # tried when the primary's does not answer.
     standby_peers: Mapping[str, str] = field(default_factory=dict)
 

@@ -100,10 +100,10 @@ class Env(StrEnum):
     REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
     # The function that tells watchers about presence changes (its name or ARN).
     PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
-    # The name of the cell's current generation, sent in every syncDone (PROTOCOL.md §7);
+    # The name of the cell's current generation, sent in every syncDone (docs/protocol.md §7);
     # a failover changes it. Unset: the region the functions run in (or "local").
     CELL_EPOCH = "CELL_EPOCH"
-    # Cells (PROTOCOL.md §6; unset: one cell, every user at home). This cell's id, the
+    # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id, the
     # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
     # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
     CELL_ID = "CELL_ID"
@@ -152,7 +152,7 @@ CONNECT_DENIED = "CONNECT_DENIED"
 
 
 def refused_metric(code: ErrorCode | str) -> str:
-    """The counter of refusals with a PROTOCOL.md error code: BAD_REQUEST -> RefusedBadRequest."""
+    """The counter of refusals with a protocol error code: BAD_REQUEST -> RefusedBadRequest."""
     return "Refused" + str(code).title().replace("_", "")
 
 
@@ -206,7 +206,7 @@ QUEUE_TABLE = TableSpec(
     sort_key="sk",
     # Nothing about a message stays once it is acknowledged: the backups of the queue
     # keep a deleted item one day, the least recovery allows (the clients are the record,
-    # PROTOCOL.md §7).
+    # docs/protocol.md §7).
     recovery_days=1,
     local_indexes=(
         # The base key makes a resend idempotent; this index gives the messages' store

@@ -1,5 +1,5 @@
 """Domain errors. Refusals a client can see are the protocol's own (each carries its
-PROTOCOL.md code); the rest are what the logic and the adapters tell each other."""
+docs/protocol.md code); the rest are what the logic and the adapters tell each other."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cells' directory (PROTOCOL.md §6) as the deployment publishes it on AWS.
+"""The cells' directory (docs/protocol.md §6) as the deployment publishes it on AWS.
 
 `store` is the one path by which a cell's URL reaches `directory.json`: a cell writes its
 entry, the directory function merges the entries with the shard map, `version` + 1.

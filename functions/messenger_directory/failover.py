@@ -1,4 +1,4 @@
-"""Switching a cell between its primary and its standby region (PROTOCOL.md §7).
+"""Switching a cell between its primary and its standby region (docs/protocol.md §7).
 
     switch(cell, "standby",
            dynamodb_for=lambda region: boto3.client("dynamodb", region_name=region),

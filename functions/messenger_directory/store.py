@@ -6,7 +6,7 @@
 Layout of the bucket:
 
 - `cells/<cell>.json`: `{"url": ...}`, the cell's object of §6's `cells`. Each cell's stack
-  writes its own when it deploys; a failover (PROTOCOL.md §7) writes the standby's URL
+  writes its own when it deploys; a failover (docs/protocol.md §7) writes the standby's URL
   the same way.
 - `directory.json`: the §6 document, written only by `merge`, which the directory function
   runs after every entry write, one at a time (reserved concurrency 1), so that versions

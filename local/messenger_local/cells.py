@@ -1,4 +1,4 @@
-"""The cells of a local stack (PROTOCOL.md §6, docs/scale.md "Local").
+"""The cells of a local stack (docs/protocol.md §6, docs/scale.md "Local").
 
 A stack without cells has one `LocalCell` whose functions read the process environment,
 exactly as before cells existed. A stack of N cells has N of them, `c0` … `c{N-1}`, on

@@ -48,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--cells",
         type=_cell_count,
         metavar="N",
-        help="run N cells (PROTOCOL.md §6) on the one port, at /c0 … /c{N-1}, with "
+        help="run N cells (docs/protocol.md §6) on the one port, at /c0 … /c{N-1}, with "
         "the directory at /directory.json (default: one stage, no cells)",
     )
     parser.add_argument(

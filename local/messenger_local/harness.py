@@ -70,11 +70,11 @@ class Caller(Protocol):
     def connect_query(
         self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = True
     ) -> dict[str, str]:
-        """A signed connect query (PROTOCOL.md §1), keys included unless told otherwise."""
+        """A signed connect query (docs/protocol.md §1), keys included unless told otherwise."""
         ...
 
     def encrypt_for(self, peer: Self, text: str) -> tuple[str, str]:
-        """(body, nonce), base64url: a NaCl Box of `text` for the peer (PROTOCOL.md §5)."""
+        """(body, nonce), base64url: a NaCl Box of `text` for the peer (docs/protocol.md §5)."""
         ...
 
 

@@ -40,7 +40,7 @@ class Invocation:
 
 
 def frame_outcome(body: Any) -> str:
-    """'ok', or 'error CODE' when the route response is a PROTOCOL.md error frame."""
+    """'ok', or 'error CODE' when the route response is a docs/protocol.md error frame."""
     if isinstance(body, str):
         try:
             document = json.loads(body)

@@ -7,7 +7,7 @@ DELETE /{stage}/@connections/{id}          close it
 GET    /, /config.json, /app.js ...        the web app (messenger_local.webapp)
 
 With cells, each cell is a stage of its own (/c0, /c1, ...: those four routes for
-each), and the directory (PROTOCOL.md §6) is served too:
+each), and the directory (docs/protocol.md §6) is served too:
 
 GET    /directory.json
 
@@ -41,7 +41,7 @@ _MAX_REQUEST_BYTES = 1024 * 1024
 
 Handler = Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
 DIRECTORY_PATH = "/directory.json"
-# The directory document (PROTOCOL.md §6), made when asked: it names the bound port.
+# The directory document (docs/protocol.md §6), made when asked: it names the bound port.
 DirectoryDocument = Callable[[], dict[str, Any]]
 # Fails a cell over to its standby (KeyError: no such cell with a standby).
 FailOver = Callable[[str], Awaitable[Failover]]

@@ -1,4 +1,4 @@
-"""Print a signed connect URL (PROTOCOL.md §1), for clients that cannot sign: wscat.
+"""Print a signed connect URL (docs/protocol.md §1), for clients that cannot sign: wscat.
 
     python -m messenger_local.signed_url alice
     node_modules/.bin/wscat -c "$(python -m messenger_local.signed_url alice)"

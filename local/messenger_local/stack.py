@@ -13,7 +13,7 @@ In-process API (tests, the client SDK's tests, load tests)::
         stack.invocations       # every Invocation so far, in the order they ended
         await stack.settled()   # until no invocation is in flight
 
-Several cells (PROTOCOL.md §6) in the one process, on the one port::
+Several cells (docs/protocol.md §6) in the one process, on the one port::
 
     async with LocalStack(cells=2) as stack:
         stack.cell_ids                  # ("c0", "c1")
@@ -272,7 +272,7 @@ class LocalStack:
         return self.cell(cell_id).ws_url
 
     def home_of(self, user_id: str) -> str:
-        """The user's home cell (PROTOCOL.md §6)."""
+        """The user's home cell (docs/protocol.md §6)."""
         if self.shard_map is None:
             raise RuntimeError("a stack without cells has no home cells")
         return self.shard_map.home_of(user_id)
@@ -283,7 +283,7 @@ class LocalStack:
 
     @property
     def directory_url(self) -> str:
-        """GET it for the directory document (PROTOCOL.md §6): only with cells."""
+        """GET it for the directory document (docs/protocol.md §6): only with cells."""
         if self.shard_map is None:
             raise RuntimeError("a stack without cells serves no directory")
         return f"http://{self.host}:{self.port}{DIRECTORY_PATH}"

@@ -5,7 +5,7 @@ GET /config.js      where the page connects, as a module the page imports: this 
                     WebSocket URL on the origin the page came from (the request's Host),
                     so a page opened as http://127.0.0.1:8080/ connects to
                     ws://127.0.0.1:8080/local; or, with cells, the directory's URL
-                    (`directoryUrl`, PROTOCOL.md §6) and the page finds its home cell
+                    (`directoryUrl`, docs/protocol.md §6) and the page finds its home cell
 GET /config.json    the same, as JSON, for other clients
 GET /<file>         the app's other files (only those the build wrote, by exact name)
 

@@ -189,7 +189,7 @@ async def serve_websocket(gateway: Gateway, request: web.Request) -> web.StreamR
     if not socket.can_prepare(request).ok:
         return json_response(426, {"message": "Upgrade Required"})
     if gateway.out_of_service:
-        # A lost region: the server's failure, so 5xx (PROTOCOL.md §1); clients ask the
+        # A lost region: the server's failure, so 5xx (docs/protocol.md §1); clients ask the
         # directory again (§6, §7).
         return json_response(503, {"message": "Service Unavailable"})
     handshake = _handshake_of(request, gateway)

@@ -1,4 +1,4 @@
-"""The wire protocol of the messenger (PROTOCOL.md), shared by every part of the project.
+"""The wire protocol of the messenger (docs/protocol.md), shared by every part of the project.
 
 The Lambda functions, the local emulator, the client SDK and CLI, the tests and the
 benchmarks all import it; docs/asyncapi.yaml is generated from it

@@ -99,7 +99,7 @@ def _document() -> dict[str, Any]:
             "version": CONTRACT_VERSION,
             "description": (
                 "A no-history, end-to-end encrypted 1:1 messenger on API Gateway WebSockets "
-                "(PROTOCOL.md, contract v" + CONTRACT_VERSION + "). Generated from the "
+                "(docs/protocol.md, contract v" + CONTRACT_VERSION + "). Generated from the "
                 "`messenger_protocol` package; docs/protocol.md says it in words.\n\n"
                 "Every frame is a JSON text frame of at most 32 KB. Fields a frame does not "
                 "define are ignored. A refused frame is answered by an `error` frame and "

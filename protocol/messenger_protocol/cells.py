@@ -1,4 +1,4 @@
-"""Cells and the directory (PROTOCOL.md §6): which cell is a user's home.
+"""Cells and the directory (docs/protocol.md §6): which cell is a user's home.
 
     directory = Directory.parse(json.loads(text))
     directory.home_of("alice")       # "c1"

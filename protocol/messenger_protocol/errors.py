@@ -1,4 +1,4 @@
-"""Refusals, each with its PROTOCOL.md error code. A refused frame changes nothing."""
+"""Refusals, each with its docs/protocol.md error code. A refused frame changes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every frame of PROTOCOL.md, both ways: one dataclass each, one reader, one writer.
+"""Every frame of docs/protocol.md, both ways: one dataclass each, one reader, one writer.
 
     SendMessage.read(document)        # a client frame, validated (BadRequest, TooLarge)
     read_client_frame(document)       # the same, choosing the class by `action`

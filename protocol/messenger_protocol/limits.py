@@ -1,4 +1,4 @@
-"""Every number and pattern of PROTOCOL.md, in one place.
+"""Every number and pattern of docs/protocol.md, in one place.
 
 Patterns are written for `re.fullmatch` and for JSON Schema's `pattern` alike: anchored
 with ^...$ (JSON Schema searches), and matched whole in Python (where `$` would let a

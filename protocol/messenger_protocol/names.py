@@ -1,4 +1,4 @@
-"""The protocol's vocabulary: every name that travels on the wire (PROTOCOL.md §1-§3)."""
+"""The protocol's vocabulary: every name that travels on the wire (docs/protocol.md §1-§3)."""
 
 from __future__ import annotations
 

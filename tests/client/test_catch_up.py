@@ -1,4 +1,4 @@
-"""A phone catching up: the SDK syncs a long queue in pages of `items` frames (PROTOCOL.md
+"""A phone catching up: the SDK syncs a long queue in pages of `items` frames (docs/protocol.md
 §2-§3) through the local stack, acking as it stores, and keeps the cell's epoch."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SDK among cells (PROTOCOL.md §6) and through a failover (§7), on real stacks.
+"""The SDK among cells (docs/protocol.md §6) and through a failover (§7), on real stacks.
 
 The directory is served over real HTTP on loopback; a cell that is not the user's home
 is a real `messenger local` (a subprocess: one LocalStack per process) whose functions

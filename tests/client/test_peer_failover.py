@@ -1,4 +1,4 @@
-"""Beyond PROTOCOL.md §7: a failover of a *peer's* cell, on the real local stack.
+"""Beyond docs/protocol.md §7: a failover of a *peer's* cell, on the real local stack.
 
 A sender in a healthy cell (c1) whose message was stored and acked in the recipient's
 cell (c0) and lost with c0's primary (never replicated) sees no new epoch and no move of
@@ -76,7 +76,7 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_when_the_sender_re
     sends_before = sends_by(stack, bob)
 
     # When bob's connection drops and comes back (his home, c1, did not move, nor its
-    # epoch: PROTOCOL.md §7 alone would resend nothing)
+    # epoch: docs/protocol.md §7 alone would resend nothing)
     bob_client.drop_connection()
 
     # Then he read the directory again, saw c0 move, and sent the message again: amy

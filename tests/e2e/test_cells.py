@@ -1,4 +1,4 @@
-"""Two cells in one local stack (PROTOCOL.md §6): each at its own URL with its own tables
+"""Two cells in one local stack (docs/protocol.md §6): each at its own URL with its own tables
 and environment, the directory on the same port, and the cell-to-cell call through
 Lambda's Invoke API."""
 

@@ -1,4 +1,4 @@
-"""Every PROTOCOL.md flow, over real WebSockets, through the emulator, on the real functions."""
+"""Every protocol flow (docs/protocol.md), over real WebSockets, on the real functions."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ async def test_refused_connect_records_no_connection(stack: LocalStack, alice: T
 
 
 # --- 2. sending -------------------------------------------------------------------------
-# Every flow between two users runs on one cell and across two (PROTOCOL.md §6: the same
+# Every flow between two users runs on one cell and across two (docs/protocol.md §6: the same
 # frames, whatever the cells): `site.user(name, home=1)` lives in the other cell.
 
 

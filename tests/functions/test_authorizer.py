@@ -1,4 +1,4 @@
-"""The $connect authorizer: PROTOCOL.md §1, every acceptance and every refusal."""
+"""The $connect authorizer: docs/protocol.md §1, every acceptance and every refusal."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users of different cells (PROTOCOL.md §6), on moto: each cell its own tables and
+"""Users of different cells (docs/protocol.md §6), on moto: each cell its own tables and
 functions, the cell-to-cell call a real Lambda Invoke of the peer's Relay."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The cell's epoch in syncDone (PROTOCOL.md §3, §7): `<region>#<generation>`, where a
+"""The cell's epoch in syncDone (docs/protocol.md §3, §7): `<region>#<generation>`, where a
 failover switch bumps the generation in the region it makes active; read at most once
 per 10 s per container."""
 

@@ -1,4 +1,4 @@
-"""Every refusal of PROTOCOL.md: the right error code and ref, and nothing written."""
+"""Every refusal of docs/protocol.md: the right error code and ref, and nothing written."""
 
 from __future__ import annotations
 

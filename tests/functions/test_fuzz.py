@@ -1,6 +1,6 @@
 """Property-based fuzzing of every route's frame and of the connect query.
 
-For any input: no exception escapes a handler, every refusal is a PROTOCOL.md error
+For any input: no exception escapes a handler, every refusal is a docs/protocol.md error
 code, and a refused frame leaves the Users and Queue tables exactly as they were (the
 Limits table counts every well-formed frame; a frame refused RATE_LIMITED writes
 nothing there either: tests/functions/test_rate_limits.py).

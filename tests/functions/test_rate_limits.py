@@ -1,4 +1,4 @@
-"""Rate limits on every action (PROTOCOL.md §3): honest clients never meet them, however
+"""Rate limits on every action (docs/protocol.md §3): honest clients never meet them, however
 many frames they have in flight; a flood is refused frame by frame, writing nothing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A peer cell with a standby (PROTOCOL.md §7): CELL_PEERS names both of its Relays, and
+"""A peer cell with a standby (docs/protocol.md §7): CELL_PEERS names both of its Relays, and
 the caller tries the standby's when the primary's does not answer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""sync in pages and batches (PROTOCOL.md §2-§3): bounded pages in store order, a cursor
+"""sync in pages and batches (docs/protocol.md §2-§3): bounded pages in store order, a cursor
 that only its user can use, acks between pages, items frames of at most 32 KB."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""setPresenceVisibility (PROTOCOL.md §2): to anyone not allowed, a user looks exactly
+"""setPresenceVisibility (docs/protocol.md §2): to anyone not allowed, a user looks exactly
 like an unknown one, in getPresence, in subscriptions and in changes.
 
 The finding (issue 12, 6): any registered user could watch anyone's presence, and

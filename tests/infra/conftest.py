@@ -2,7 +2,7 @@
 
 `dev` is what `cdk deploy` makes with no options (no push platform); `prod` has two push
 platforms, one given as an ARN and one as an SSM parameter. `cells_dev` and `cells_prod`
-are deployments of several cells (PROTOCOL.md §6). Bundling is skipped: the templates do
+are deployments of several cells (docs/protocol.md §6). Bundling is skipped: the templates do
 not depend on what is inside the asset (tests/infra/test_bundling.py builds that one for
 real).
 """
@@ -232,7 +232,7 @@ def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
     return synthesized
 
 
-# --- Standbys (PROTOCOL.md §7) ------------------------------------------------------
+# --- Standbys (docs/protocol.md §7) ------------------------------------------------------
 
 # The README's two cells, c0 with a standby in another region of its account.
 STANDBY_DEV_CONTEXT: dict[str, Any] = {

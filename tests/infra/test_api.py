@@ -85,7 +85,7 @@ def test_given_connect_then_the_request_authorizer_guards_it_with_the_query_iden
     # Given the one authorizer of the API
     ((authorizer_id, authorizer),) = dev.resources("AWS::ApiGatewayV2::Authorizer").items()
 
-    # Then API Gateway requires every identity query parameter of PROTOCOL.md §1 first
+    # Then API Gateway requires every identity query parameter of docs/protocol.md §1 first
     properties = authorizer["Properties"]
     assert properties["AuthorizerType"] == "REQUEST"
     assert properties["IdentitySource"] == [

@@ -111,7 +111,7 @@ def test_given_the_asset_then_it_is_small_enough_to_start_fast(asset):
     assert unzipped < LAMBDA_UNZIPPED_LIMIT / 5
 
 
-# --- the directory's asset (PROTOCOL.md §6) -------------------------------------------
+# --- the directory's asset (docs/protocol.md §6) -------------------------------------------
 
 # What Lambda's Python runtime provides besides the standard library.
 RUNTIME_MODULES = {"boto3", "botocore"}
@@ -175,7 +175,7 @@ def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(
 
 
 def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path):
-    # When the failover's asset is bundled (PROTOCOL.md §7: the standby's Failover function)
+    # When the failover's asset is bundled (docs/protocol.md §7: the standby's Failover function)
     bundling.CopyLocalBundling(bundling.FAILOVER_PACKAGES).try_bundle(str(tmp_path))
 
     # Then it holds the directory's package, the messenger's and the protocol, no bytecode

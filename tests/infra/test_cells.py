@@ -1,4 +1,4 @@
-"""Cells (PROTOCOL.md §6) in the templates: one stack per cell, the Relay, who may call it.
+"""Cells (docs/protocol.md §6) in the templates: one stack per cell, the Relay, who may call it.
 
 The expected names, ARNs and variables are written out here from the design (CELLS.md),
 not computed with infra/cells.py, so that these tests check it rather than repeat it.

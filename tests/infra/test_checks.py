@@ -35,7 +35,7 @@ CFN_LINT_ACCEPTED_WARNINGS = {"W3005"}
     params=["dev", "prod", "cells_dev", "cells_prod", "standby_dev", "standby_prod"],
 )
 def each_app(request: pytest.FixtureRequest) -> Synthesized | SynthesizedCells:
-    """Every app the tests synthesize: one cell (dev, prod), several (PROTOCOL.md §6), and
+    """Every app the tests synthesize: one cell (dev, prod), several (docs/protocol.md §6), and
     cells with a standby (§7)."""
     synthesized: Synthesized | SynthesizedCells = request.getfixturevalue(request.param)
     return synthesized

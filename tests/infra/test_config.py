@@ -152,7 +152,7 @@ def test_given_a_region_with_the_smaller_quota_then_the_stage_throttle_follows_i
     assert prod.stage_throttle("eu-central-2").rate == 1_350
 
 
-# --- cells (PROTOCOL.md §6) ---------------------------------------------------------
+# --- cells (docs/protocol.md §6) ---------------------------------------------------------
 
 TWO_CELLS = "c0:111111111111/us-east-1,c1:222222222222/eu-west-1"
 

@@ -1,4 +1,4 @@
-"""A cell's standby (PROTOCOL.md §7, FAILOVER.md) in the templates: global tables, the
+"""A cell's standby (docs/protocol.md §7, FAILOVER.md) in the templates: global tables, the
 standby's stack on their replicas, both Relays known to the peers, the automated path.
 
 Names and ARNs are written out from the design, not computed with infra/cells.py.

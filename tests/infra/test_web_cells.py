@@ -1,4 +1,4 @@
-"""The web app of a deployment of cells (PROTOCOL.md §6): one, on the directory's distribution.
+"""The web app of a deployment of cells (docs/protocol.md §6): one, on the directory's distribution.
 
 The app is conftest's STANDBY_DEV_CONTEXT: c0 in us-east-1 with a standby in us-west-2,
 c1 in eu-west-1. What is expected is written out here from the design, not computed with

@@ -1,7 +1,7 @@
 """The fault test (issue 14): a load run across two cells with standbys, cell c0 failed
 over mid-run with its unreplicated writes dropped. Every message reaches its recipient
 once as the user sees it, each sender's order holds, every message gets a `delivered`
-receipt, and the clients did resend (PROTOCOL.md §7). `./dev bench failover` is the same
+receipt, and the clients did resend (docs/protocol.md §7). `./dev bench failover` is the same
 at full size, against a baseline."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shard rule and the directory of PROTOCOL.md §6."""
+"""The shard rule and the directory of docs/protocol.md §6."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The signed connect query of PROTOCOL.md §1: one builder, one parser, one verifier."""
+"""The signed connect query of docs/protocol.md §1: one builder, one parser, one verifier."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ def test_lowercase_ids_starting_with_a_letter_or_digit_are_user_ids(user_id: str
     ["ALICE-8491ef", "Alice-8491ef", ".", "..", "...", "-", "-x", "_x", ".alice", "a" * 65, ""],
 )
 def test_look_alike_ids_are_not_user_ids(user_id: str) -> None:
-    # People confuse case, and dots alone read as paths (PROTOCOL.md §1).
+    # People confuse case, and dots alone read as paths (docs/protocol.md §1).
     assert not is_user_id(user_id)
 
 

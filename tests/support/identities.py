@@ -1,4 +1,4 @@
-"""A test user: real NaCl keys and a correctly signed connect query (PROTOCOL.md §1)."""
+"""A test user: real NaCl keys and a correctly signed connect query (docs/protocol.md §1)."""
 
 from __future__ import annotations
 

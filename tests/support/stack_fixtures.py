@@ -6,7 +6,7 @@ Import them into a conftest.py to use them:
 
 `shared_aws` is one moto server for the whole session; every `stack` on it gets its
 own tables, so tests stay independent and each stack starts in a fraction of a second.
-`cells_stack` is a stack of two cells (c0, c1: PROTOCOL.md §6), and `connect_home`
+`cells_stack` is a stack of two cells (c0, c1: docs/protocol.md §6), and `connect_home`
 connects a user to their home cell in it. `site` runs a test twice, on "one cell" and
 on "two cells", with its users spread over the cells (`site.user("bob", home=1)`).
 `dump(stack)` (or `dump(stack, cell="c1")`) reads every item of a stack's tables, to

@@ -1,4 +1,4 @@
-"""A real WebSocket client (the `websockets` library) speaking PROTOCOL.md frames.
+"""A real WebSocket client (the `websockets` library) speaking docs/protocol.md frames.
 
 End-to-end tests, the client SDK's tests and load tests drive the local stack (or a
 deployed one) with it:
@@ -134,7 +134,7 @@ async def connect_as(
 def message_frame(
     sender: TestUser, recipient: TestUser, text: str, message_id: str, sent_at: int = 1
 ) -> dict[str, Any]:
-    """A sendMessage frame with a real NaCl Box body (PROTOCOL.md §5)."""
+    """A sendMessage frame with a real NaCl Box body (docs/protocol.md §5)."""
     body, nonce = sender.encrypt_for(recipient, text)
     return {
         "action": "sendMessage",

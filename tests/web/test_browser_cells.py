@@ -1,4 +1,4 @@
-"""The web app in cells mode (PROTOCOL.md §6): config.js names a directory, not a server.
+"""The web app in cells mode (docs/protocol.md §6): config.js names a directory, not a server.
 
 The page and the directory are served over real HTTP on loopback by this test (the web
 app's routes from messenger_local.webapp, as `messenger local --cells` serves them),

@@ -73,5 +73,5 @@ def test_given_the_protocol_limits_then_the_js_sdk_has_the_same_numbers():
         assert value == python, name
     assert js["MESSAGE_ID_PATTERN"] == limits.MESSAGE_ID_PATTERN
     assert js["CONNECT_NONCE_PATTERN"] == limits.CONNECT_NONCE_PATTERN
-    # PROTOCOL.md §1 v1.1: lowercase, a letter or a digit first (the Python side may be v1).
+    # docs/protocol.md §1 v1.1: lowercase, a letter or a digit first (the Python side may be v1).
     assert js["USER_ID_PATTERN"] == "^[a-z0-9][a-z0-9_.-]{0,63}$"

@@ -1,4 +1,4 @@
-// MessengerClient: the SDK an app uses, speaking PROTOCOL.md v1.1 as the Python SDK
+// MessengerClient: the SDK an app uses, speaking docs/protocol.md v1.1 as the Python SDK
 // (client/messenger_client/client.py) does. The client is the source of truth.
 //
 //   const client = await MessengerClient.open({ url, identity, backend });

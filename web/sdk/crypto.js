@@ -1,5 +1,5 @@
 // The client's cryptography, as the Python SDK does it (client/messenger_client/crypto.py,
-// keystore.py): identities, the signed connect query (PROTOCOL.md §1), the safety number,
+// keystore.py): identities, the signed connect query (docs/protocol.md §1), the safety number,
 // NaCl Box (§5). tests/vectors/crypto.json proves both languages compute the same bytes.
 
 import nacl from 'tweetnacl';

@@ -1,4 +1,4 @@
-// Cells and the directory (PROTOCOL.md §6): which cell is a user's home, and its URL.
+// Cells and the directory (docs/protocol.md §6): which cell is a user's home, and its URL.
 //
 // Beyond §7: a failover of a peer's cell can lose a message we sent to one of its users
 // (stored and acked in the lost primary, never replicated) with nothing else to tell us.

@@ -1,4 +1,4 @@
-// base64url without padding (RFC 4648 §5), UTF-8, and the id rules of PROTOCOL.md §1-§3.
+// base64url without padding (RFC 4648 §5), UTF-8, and the id rules of docs/protocol.md §1-§3.
 
 import { CONNECT_NONCE_PATTERN, MESSAGE_ID_PATTERN, USER_ID_PATTERN } from './limits.js';
 

@@ -1,4 +1,4 @@
-// The local history: the client is the source of truth (PROTOCOL.md §7), as
+// The local history: the client is the source of truth (docs/protocol.md §7), as
 // client/messenger_client/store.py is for the Python SDK. Everything lives in memory and
 // is written through to a storage backend (IndexedDB in a browser, memory in tests); a
 // write is awaited before the server hears about it (store before ack).

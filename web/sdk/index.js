@@ -1,4 +1,4 @@
-// The messenger's JavaScript SDK (PROTOCOL.md v1.1): what an app imports.
+// The messenger's JavaScript SDK (docs/protocol.md v1.1): what an app imports.
 
 export { MessengerClient, DEFAULT_SETTINGS } from './client.js';
 export { Connection, ConnectionState, DEFAULT_POLICY, browserSocket } from './connection.js';

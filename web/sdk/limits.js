@@ -1,4 +1,4 @@
-// Every number of PROTOCOL.md the SDK needs, as messenger_protocol/limits.py has them
+// Every number of docs/protocol.md the SDK needs, as messenger_protocol/limits.py has them
 // (tests/web/test_node_sdk.py fails if the two disagree).
 
 export const USER_ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;

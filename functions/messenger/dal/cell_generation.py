@@ -1,4 +1,4 @@
-"""The cell's failover generation (PROTOCOL.md §7), one item in the Users table.
+"""The cell's failover generation (docs/protocol.md §7), one item in the Users table.
 
 Item layout: ("CELL", "EPOCH") with `generation` (a number, absent = 0), `active` (the
 side, "primary" or "standby", that the last switch made active) and `switchedAt` (ms).

@@ -1,5 +1,5 @@
 """What every WebSocket route handler shares: logging context, metrics flush, frame
-parsing, and turning errors into PROTOCOL.md error frames.
+parsing, and turning errors into docs/protocol.md error frames.
 
 A handler module only says which frame model it takes and which logic call answers it.
 No exception ever leaves a handler: refusals become `error` frames, anything unexpected

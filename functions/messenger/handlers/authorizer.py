@@ -1,4 +1,4 @@
-"""$connect REQUEST authorizer: the connect signature of PROTOCOL.md §1.
+"""$connect REQUEST authorizer: the connect signature of docs/protocol.md §1.
 
 Allow carries the userId as principalId and in the context, which API Gateway hands
 to every later event of the connection. Every refusal of the caller is a Deny (HTTP

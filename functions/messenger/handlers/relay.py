@@ -1,7 +1,7 @@
 """Relay: what peer cells invoke to reach this cell's users (not an API route).
 
 The answer is `{"ok": ...}` or `{"error": {"code", "message"}}`; nothing is raised to
-Lambda, so the caller tells a refusal (a PROTOCOL.md code it passes on) from a failure.
+Lambda, so the caller tells a refusal (a docs/protocol.md code it passes on) from a failure.
 """
 
 from __future__ import annotations

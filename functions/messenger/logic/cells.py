@@ -1,4 +1,4 @@
-"""Which cell is a user's home (PROTOCOL.md §6), as this cell sees it."""
+"""Which cell is a user's home (docs/protocol.md §6), as this cell sees it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The cell's epoch (PROTOCOL.md §3 `syncDone.epoch`, §7): `"<region>#<generation>"`.
+"""The cell's epoch (docs/protocol.md §3 `syncDone.epoch`, §7): `"<region>#<generation>"`.
 
 `region` is the function's own (`Settings.cell_epoch`: AWS_REGION, or CELL_EPOCH where
 a deployment or the local stack names it), `generation` the number the last failover

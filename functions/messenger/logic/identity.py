@@ -1,4 +1,4 @@
-"""Who a connection belongs to (the connect signature of PROTOCOL.md §1) and users' keys."""
+"""Who a connection belongs to (the connect signature of docs/protocol.md §1) and users' keys."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class Identity:
         query = request.query
         if not self._cells.is_home(query.user_id):
             # Before any read or write: the user's home cell is the only one that may
-            # register them or record their connections (PROTOCOL.md §6).
+            # register them or record their connections (docs/protocol.md §6).
             raise AccessDenied(f"this cell is not the home of {query.user_id!r}")
         now_s = self._clock.now_s()
         if abs(now_s - int(query.ts)) > CONNECT_WINDOW_SECONDS:

@@ -1,6 +1,6 @@
 """Messages and receipts: store, deliver, acknowledge.
 
-The rules of PROTOCOL.md §2 that matter most live here: store before acknowledging,
+The rules of docs/protocol.md §2 that matter most live here: store before acknowledging,
 delete only on the recipient's ack and only once its receipt is stored, a resend never
 delivers twice, receipts are queue items like messages. Catching up (`sync`) is
 logic/catch_up.py.

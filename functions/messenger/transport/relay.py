@@ -1,12 +1,12 @@
 """The cell-to-cell call: invoking a peer cell's Relay function (docs/scale.md).
 
 Requests and answers are JSON: `{"op": ..., "from": <this cell>, ...}` in, `{"ok": ...}` or
-`{"error": {"code", "message"}}` out. A refusal with a PROTOCOL.md code comes back as the
+`{"error": {"code", "message"}}` out. A refusal with a docs/protocol.md code comes back as the
 same domain error it was in the peer; anything else (a timeout, a throttle, the function
 failing) is `RelayFailed`, which the caller answers INTERNAL: the client resends, and every
 operation is idempotent.
 
-A peer with a standby (PROTOCOL.md §7) has two Relays: its primary's, then its standby's.
+A peer with a standby (docs/protocol.md §7) has two Relays: its primary's, then its standby's.
 Whichever is active answers; the caller tries the primary and, when it does not answer
 (`RelayFailed`, after botocore's own retries), the standby. A refusal is an answer: it is
 never tried elsewhere. Retrying on the other side is safe for the same reason a client's

@@ -1,5 +1,5 @@
 // A small fake of the messenger's server for the SDK's unit tests: a real WebSocket
-// server on loopback that checks the signed connect (PROTOCOL.md §1) like the real one,
+// server on loopback that checks the signed connect (docs/protocol.md §1) like the real one,
 // records every frame it receives (each checked against the protocol's schemas), and
 // answers the way each test tells it to. Protocol features the local stack does not have
 // yet (paged and batched sync, setPresenceVisibility, cells, epochs) are tested here.

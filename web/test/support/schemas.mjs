@@ -1,9 +1,9 @@
 // The protocol's JSON Schemas as docs/asyncapi.yaml publishes them, read by ajv: every
 // frame the tests see (sent by the SDK, or sent to it) is checked against them.
 //
-// PROTOCOL.md v1.1 adds frames that other branches are adding to docs/asyncapi.yaml right
+// docs/protocol.md v1.1 adds frames that other branches are adding to docs/asyncapi.yaml right
 // now (paged and batched sync, setPresenceVisibility). Until the document has them, the
-// fake server's tests use V11_ADDITIONS, written from PROTOCOL.md §2-§3; a message the
+// fake server's tests use V11_ADDITIONS, written from docs/protocol.md §2-§3; a message the
 // document has always wins over this list.
 
 import { readFileSync } from 'node:fs';
