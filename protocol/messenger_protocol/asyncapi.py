@@ -17,9 +17,9 @@ from typing import Any
 
 from messenger_protocol.connect import query_schema
 from messenger_protocol.frames import CLIENT_FRAMES, SERVER_FRAMES, ClientFrame, Frame
-from messenger_protocol.names import ERROR_MEANINGS, Action
+from messenger_protocol.names import CLOSE_CODES, ERROR_MEANINGS, Action
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 CHANNEL = "messenger"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 # What a two-way route answers with (the rest answer nothing, or post later).
@@ -30,6 +30,10 @@ _REPLIES = {
     Action.REGISTER_PUSH: "pushRegistered",
     Action.PING: "pong",
     Action.SET_PRESENCE_VISIBILITY: "presenceVisibility",
+    Action.MARK_SEEN: "seenStored",
+    Action.SET_BLOCKED: "blocked",
+    Action.GET_SETTINGS: "settings",
+    Action.SET_DEVICES: "devices",
 }
 
 
@@ -92,6 +96,7 @@ def _document() -> dict[str, Any]:
             "messages": [_ref("channels", CHANNEL, "messages", message_name(server_frame))],
         }
     codes = "\n".join(f"- `{code.value}`: {meaning}" for code, meaning in ERROR_MEANINGS.items())
+    closing = ", ".join(f"`{code.value}` ({close})" for code, close in CLOSE_CODES.items())
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -103,7 +108,13 @@ def _document() -> dict[str, Any]:
                 "`messenger_protocol` package; docs/protocol.md says it in words.\n\n"
                 "Every frame is a JSON text frame of at most 32 KB. Fields a frame does not "
                 "define are ignored. A refused frame is answered by an `error` frame and "
-                "changes nothing. Error codes:\n" + codes
+                "changes nothing. Error codes:\n" + codes + "\n\n"
+                "When the server closes a connection on its own it first sends an `error` "
+                "whose code says why, and closes with the WebSocket code it implies: "
+                + closing
+                + ". A user may link up to 5 devices (docs/protocol.md §8): each connects "
+                "with its own keys (`deviceId`, `aud`), and messages to and from it are "
+                "sealed once with a key sealed per device (`copies`, `selfCopies`)."
             ),
         },
         "defaultContentType": "application/json",

@@ -41,3 +41,12 @@ class RateLimited(ProtocolError):
 
 class InvalidConnect(ValueError):
     """A connect query string that is missing a parameter or has a malformed one."""
+
+
+class InvalidLinkCode(ValueError):
+    """A link code (§8) that is not `ml1:` + base64url of the JSON of a new device."""
+
+
+class CannotOpen(ValueError):
+    """A sealed message key or body that does not open with the keys given: it was not
+    sealed for this device, or it was altered (§8)."""

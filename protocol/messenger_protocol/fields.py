@@ -16,12 +16,16 @@ from typing import Any
 
 from messenger_protocol.encoding import (
     CURSOR_RULE,
+    DEVICE_ID_RULE,
+    EPOCH_RULE,
     ITEM_ID_RULE,
     MESSAGE_ID_RULE,
     USER_ID_RULE,
     decoded_length,
     is_base64url,
     is_cursor,
+    is_device_id,
+    is_epoch,
     is_item_id,
     is_message_id,
     is_user_id,
@@ -30,6 +34,8 @@ from messenger_protocol.errors import BadRequest, TooLarge
 from messenger_protocol.limits import (
     BASE64URL_PATTERN,
     CURSOR_PATTERN,
+    DEVICE_ID_PATTERN,
+    EPOCH_PATTERN,
     MAX_BODY_BYTES,
     MAX_IDS_PER_FRAME,
     MAX_ITEM_ID_CHARS,
@@ -45,16 +51,25 @@ class Field(ABC):
     """One field of a frame: its name on the wire and its rule."""
 
     def __init__(
-        self, name: str, *, default: Any = _MISSING, nullable: bool = False, description: str = ""
+        self,
+        name: str,
+        *,
+        default: Any = _MISSING,
+        nullable: bool = False,
+        description: str = "",
+        required: bool | None = None,
     ) -> None:
         self.name = name
         self.default = default
         self.nullable = nullable
         self.description = description
+        self._required = required
 
     @property
     def required(self) -> bool:
-        return self.default is _MISSING
+        """Whether the wire must carry it: when it has no default, unless the spec says
+        (a field with a default for builders may still be required on the wire)."""
+        return self.default is _MISSING if self._required is None else self._required
 
     def read(self, document: Mapping[str, Any]) -> Any:
         """The field's value from a decoded frame; BadRequest naming the broken rule."""
@@ -126,6 +141,8 @@ ITEM_ID = Rule(
     is_item_id, ITEM_ID_RULE, {"type": "string", "minLength": 1, "maxLength": MAX_ITEM_ID_CHARS}
 )
 CURSOR = Rule(is_cursor, CURSOR_RULE, {"type": "string", "pattern": CURSOR_PATTERN})
+DEVICE_ID = Rule(is_device_id, DEVICE_ID_RULE, {"type": "string", "pattern": DEVICE_ID_PATTERN})
+EPOCH = Rule(is_epoch, EPOCH_RULE, {"type": "string", "pattern": EPOCH_PATTERN})
 
 
 class One(Field):
@@ -295,24 +312,66 @@ class FixedBytes(Text):
         }
 
 
+def read_inside(name: str, record: Any, value: Any) -> Any:
+    """`value` read as `record` (a Record subclass); a refusal names the path from `name`."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name}: must be an object")
+    try:
+        return record.read(value)
+    except BadRequest as refused:
+        raise BadRequest(f"{name}.{refused.message}") from None
+
+
 class Records(Field):
     """An array of objects, each read as `record` (a Record subclass)."""
 
-    def __init__(self, name: str, record: Any, *, min_items: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        record: Any,
+        *,
+        min_items: int = 0,
+        max_items: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(name, **options)
         self.record = record
         self.min_items = min_items
+        self.max_items = max_items
 
     def check(self, value: Any) -> list[Any]:
         if type(value) is not list or len(value) < self.min_items:
             raise BadRequest(f"{self.name}: must be a list of at least {self.min_items} items")
-        return [self.record.read(item) for item in value]
+        if self.max_items is not None and len(value) > self.max_items:
+            raise BadRequest(f"{self.name}: must be a list of at most {self.max_items} items")
+        return [read_inside(f"{self.name}.{i}", self.record, item) for i, item in enumerate(value)]
 
     def dump(self, value: Any) -> Any:
         return [item.to_wire() for item in value]
 
     def value_schema(self) -> Schema:
-        return {"type": "array", "minItems": self.min_items, "items": self.record.schema()}
+        schema: Schema = {"type": "array", "minItems": self.min_items}
+        if self.max_items is not None:
+            schema["maxItems"] = self.max_items
+        schema["items"] = self.record.schema()
+        return schema
+
+
+class Nested(Field):
+    """One object, read as `record` (a Record subclass)."""
+
+    def __init__(self, name: str, record: Any, **options: Any) -> None:
+        super().__init__(name, **options)
+        self.record = record
+
+    def check(self, value: Any) -> Any:
+        return read_inside(self.name, self.record, value)
+
+    def dump(self, value: Any) -> Any:
+        return value.to_wire()
+
+    def value_schema(self) -> Schema:
+        return dict(self.record.schema())
 
 
 def wire(spec: Field) -> Any:

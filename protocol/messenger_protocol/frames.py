@@ -17,10 +17,22 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
+from messenger_protocol.devices import (
+    DEVICES_SCHEMA_RULES,
+    DEVICES_SPEC,
+    LIST_SIG_SPEC,
+    LIST_VERSION_SPEC,
+    Device,
+    DeviceList,
+    KeyCopy,
+    check_devices,
+)
 from messenger_protocol.encoding import is_message_id
 from messenger_protocol.errors import BadRequest, UnknownAction
 from messenger_protocol.fields import (
     CURSOR,
+    DEVICE_ID,
+    EPOCH,
     ITEM_ID,
     MESSAGE_ID,
     USER_ID,
@@ -32,6 +44,7 @@ from messenger_protocol.fields import (
     Flag,
     Integer,
     Listing,
+    Nested,
     One,
     Records,
     Schema,
@@ -41,12 +54,15 @@ from messenger_protocol.fields import (
 from messenger_protocol.limits import (
     BOX_NONCE_BYTES,
     KEY_BYTES,
+    MAX_BLOCKED,
     MAX_CONTACTS,
-    MAX_EPOCH_CHARS,
+    MAX_DEVICES,
     MAX_FRAME_BYTES,
     MAX_PUSH_TOKEN_CHARS,
     MAX_SENT_AT,
+    MAX_VERSION,
     PUSH_TOKEN_PATTERNS,
+    WRAPPED_KEY_BYTES,
 )
 from messenger_protocol.names import (
     SENT_STATUS,
@@ -57,53 +73,25 @@ from messenger_protocol.names import (
     PushPlatform,
     ReceiptStatus,
 )
+from messenger_protocol.records import Record, to_json
 
 _PUSH_TOKENS = {platform: re.compile(pattern) for platform, pattern in PUSH_TOKEN_PATTERNS.items()}
 _TIME = {"low": 0, "high": MAX_SENT_AT}
-_SPECS: dict[type, tuple[tuple[str, Field], ...]] = {}
+_VERSION = {"low": 0, "high": MAX_VERSION}
 
-
-class Record:
-    """A JSON object with declared fields (frames, and objects inside them)."""
-
-    @classmethod
-    def specs(cls) -> tuple[tuple[str, Field], ...]:
-        """(attribute, field spec) in declaration order: the order fields are read."""
-        specs = _SPECS.get(cls)
-        if specs is None:
-            specs = tuple((f.name, f.metadata["wire"]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-            _SPECS[cls] = specs
-        return specs
-
-    @classmethod
-    def read(cls, document: Any) -> Self:
-        """The record from decoded JSON; BadRequest (or TooLarge) names the first bad field."""
-        if not isinstance(document, dict):
-            raise BadRequest("frame must be a JSON object")
-        record = cls(**{attr: spec.read(document) for attr, spec in cls.specs()})
-        record.check()
-        return record
-
-    def check(self) -> None:
-        """Rules across fields; BadRequest when broken."""
-
-    def to_wire(self) -> dict[str, Any]:
-        document: dict[str, Any] = {}
-        for attr, spec in self.specs():
-            value = getattr(self, attr)
-            if value is None and not spec.required and not spec.nullable:
-                continue  # optional and absent
-            document[spec.name] = None if value is None else spec.dump(value)
-        return document
-
-    @classmethod
-    def schema(cls) -> Schema:
-        specs = [spec for _, spec in cls.specs()]
-        return {
-            "type": "object",
-            "properties": {spec.name: spec.schema() for spec in specs},
-            "required": [spec.name for spec in specs if spec.required],
-        }
+# v1.2 has the server send these fields (docs/protocol.md §3, §6, §7); the readers and the
+# schemas take them as optional, absent when None, until the functions fill them. Setting
+# this to True makes every one of them required, in the readers and in docs/asyncapi.yaml.
+REQUIRE_V12_SERVER_FIELDS = False
+# Which they are: the wire names, by frame type (`retryAfter`: with RATE_LIMITED; with
+# QUEUE_FULL, which only a v1.2 server sends, it is required already).
+V12_SERVER_FIELDS: dict[FrameType, tuple[str, ...]] = {
+    FrameType.ACK: ("epoch", "dv"),
+    FrameType.SYNC_DONE: ("dv",),
+    FrameType.PONG: ("dv",),
+    FrameType.ERROR: ("retryAfter",),
+}
+_V12_SERVER_FIELD: dict[str, Any] = {"default": None, "required": REQUIRE_V12_SERVER_FIELDS}
 
 
 class Frame(Record):
@@ -136,11 +124,6 @@ class Frame(Record):
         return schema
 
 
-def to_json(document: dict[str, Any]) -> str:
-    """Compact JSON text (UTF-8 on the wire: WebSocket text frames are UTF-8)."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-
-
 # --- client -> server (§2) ------------------------------------------------------------------
 
 
@@ -150,18 +133,114 @@ class ClientFrame(Frame):
     SUMMARY: ClassVar[str] = ""
 
 
+def _requires(field: str, *others: str) -> Schema:
+    """A schema rule: when `field` is present, so are `others`."""
+    return {"if": {"required": [field]}, "then": {"required": list(others)}}
+
+
+def _excludes(field: str, *others: str) -> Schema:
+    """A schema rule: when `field` is present, none of `others` is."""
+    return {"not": {"anyOf": [{"required": [field, other]} for other in others]}}
+
+
+def _absent(*fields: str) -> Schema:
+    """A schema rule: none of `fields` is present."""
+    return {"not": {"anyOf": [{"required": [field]} for field in fields]}}
+
+
+def _each_device_once(name: str, copies: Sequence[KeyCopy] | None) -> None:
+    devices = [copy.device for copy in copies or ()]
+    repeated = sorted({device for device in devices if devices.count(device) > 1})
+    if repeated:
+        raise BadRequest(f"{name}: one copy per device ({', '.join(repeated)} repeated)")
+
+
 @dataclasses.dataclass(frozen=True)
 class SendMessage(ClientFrame):
     KIND = ACTION = Action.SEND_MESSAGE
     SUMMARY = "Send an end-to-end encrypted message; answered by `ack` once stored."
     # Read first: an oversize body is TOO_LARGE, whatever else is wrong.
-    body: str = wire(Ciphertext("body", description="NaCl Box ciphertext (§5), base64url"))
+    body: str = wire(
+        Ciphertext(
+            "body",
+            description="NaCl Box ciphertext (§5), or with `copies` a SecretBox ciphertext "
+            "under a fresh key K (§8); base64url",
+        )
+    )
     message_id: str = wire(
-        One("messageId", MESSAGE_ID, description="chosen by the sender, unique per sender")
+        One(
+            "messageId",
+            MESSAGE_ID,
+            description="chosen by the sender, unique per sender (across its devices)",
+        )
     )
     to: str = wire(One("to", USER_ID))
     nonce: str = wire(FixedBytes("nonce", BOX_NONCE_BYTES))
     sent_at: int = wire(Integer("sentAt", **_TIME, description="ms since the epoch"))
+    devices: int | None = wire(
+        Integer(
+            "devices",
+            **_VERSION,
+            default=None,
+            description="the version of the recipient's device list that `copies` follows "
+            "(§8); absent: 0",
+        )
+    )
+    copies: list[KeyCopy] | None = wire(
+        Records(
+            "copies",
+            KeyCopy,
+            min_items=1,
+            max_items=MAX_DEVICES,
+            default=None,
+            description="K sealed for each of the recipient's devices, exactly those of its "
+            "list (§8); absent: the body is a Box for device 1 (§5)",
+        )
+    )
+    self_devices: int | None = wire(
+        Integer(
+            "selfDevices",
+            **_VERSION,
+            default=None,
+            description="the version of the sender's own device list that `selfCopies` "
+            "follows (§8); absent: 0",
+        )
+    )
+    self_copies: list[KeyCopy] | None = wire(
+        Records(
+            "selfCopies",
+            KeyCopy,
+            max_items=MAX_DEVICES - 1,
+            default=None,
+            description="K sealed for each of the sender's other devices, exactly (§8); absent: []",
+        )
+    )
+
+    def check(self) -> None:
+        # A list of copies means nothing without the version it follows, and copies for
+        # the sender's devices without the recipient's would leave a body nobody can open.
+        if self.copies is not None and self.devices is None:
+            raise BadRequest("devices: required with copies")
+        if self.self_copies is not None and self.self_devices is None:
+            raise BadRequest("selfDevices: required with selfCopies")
+        if self.self_copies is not None and self.copies is None:
+            raise BadRequest("copies: required with selfCopies")
+        _each_device_once("copies", self.copies)
+        _each_device_once("selfCopies", self.self_copies)
+
+    @property
+    def sealed_for_devices(self) -> bool:
+        """The §8 form: the body is sealed under K, and K is in `copies`."""
+        return self.copies is not None
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema["allOf"] = [
+            _requires("copies", "devices"),
+            _requires("selfCopies", "selfDevices", "copies"),
+        ]
+        return schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +329,33 @@ class Ping(ClientFrame):
     SUMMARY = "Keep the connection inside the 10-minute idle limit; answered by `pong`."
 
 
+def _user_ids(name: str, limit: int, description: str) -> Listing:
+    """An optional list of 0 to `limit` user ids."""
+    return Listing(
+        name, USER_ID, min_items=0, max_items=limit, default=None, description=description
+    )
+
+
+def _check_edit(add: Sequence[str] | None, remove: Sequence[str] | None) -> None:
+    both = sorted(set(add or ()) & set(remove or ()))
+    if both:
+        raise BadRequest(f"add: {', '.join(both)} also in remove")
+
+
+def _edited(
+    current: Iterable[str], add: Sequence[str] | None, remove: Sequence[str] | None
+) -> list[str]:
+    """`current` without `remove`, then `add` (each user once, in that order)."""
+    removed = set(remove or ())
+    return list(dict.fromkeys([*(u for u in current if u not in removed), *(add or ())]))
+
+
+def _within(name: str, listed: list[str], limit: int) -> list[str]:
+    if len(listed) > limit:
+        raise BadRequest(f"{name}: at most {limit} user ids (this would make {len(listed)})")
+    return listed
+
+
 @dataclasses.dataclass(frozen=True)
 class SetPresenceVisibility(ClientFrame):
     KIND = ACTION = Action.SET_PRESENCE_VISIBILITY
@@ -259,22 +365,136 @@ class SetPresenceVisibility(ClientFrame):
     )
     visibility: PresenceVisibility = wire(Choice("visibility", PresenceVisibility))
     contacts: list[str] | None = wire(
-        Listing(
+        _user_ids(
             "contacts",
-            USER_ID,
-            min_items=0,
-            max_items=MAX_CONTACTS,
-            default=None,
-            description="with `contacts`: who may see it (replaces the previous list); "
-            "ignored otherwise",
+            MAX_CONTACTS,
+            "with `contacts`: who may see it (replaces the previous list); ignored otherwise",
         )
     )
+    add: list[str] | None = wire(
+        _user_ids(
+            "add",
+            MAX_CONTACTS,
+            "instead of `contacts`: users to add to the list (each device adds the people it "
+            "writes to)",
+        )
+    )
+    remove: list[str] | None = wire(
+        _user_ids("remove", MAX_CONTACTS, "instead of `contacts`: users to take off the list")
+    )
+
+    def check(self) -> None:
+        # `contacts` replaces the list and add/remove edit it: both at once say two things.
+        if self.contacts is not None and self.edits_contacts:
+            raise BadRequest("contacts: replaces the list, so not with add or remove")
+        _check_edit(self.add, self.remove)
+
+    @property
+    def edits_contacts(self) -> bool:
+        """Whether the frame edits the stored list (add/remove) rather than replacing it."""
+        return self.add is not None or self.remove is not None
 
     def allowed(self) -> list[str]:
-        """The contacts in effect: the listed ones (each once) with `contacts`, else none."""
+        """The contacts a frame that replaces the list puts in effect: the listed ones
+        (each once) with `contacts`, else none. (An edit needs the stored list:
+        `contacts_after`.)"""
+        return self.contacts_after(())
+
+    def contacts_after(self, current: Iterable[str]) -> list[str]:
+        """The contacts in effect once this frame applies to the `current` list: none
+        unless `contacts`; BadRequest when they would be more than MAX_CONTACTS."""
         if self.visibility is not PresenceVisibility.CONTACTS:
             return []
-        return list(dict.fromkeys(self.contacts or []))
+        if not self.edits_contacts:
+            return list(dict.fromkeys(self.contacts or []))
+        return _within("contacts", _edited(current, self.add, self.remove), MAX_CONTACTS)
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema.update(_excludes("contacts", "add", "remove"))
+        return schema
+
+
+@dataclasses.dataclass(frozen=True)
+class SetBlocked(ClientFrame):
+    KIND = ACTION = Action.SET_BLOCKED
+    SUMMARY = (
+        "Whom I block: `userIds` replaces the list, `add` and `remove` edit it; answered by "
+        "`blocked`. Nothing from a blocked user is stored, delivered or told, and the "
+        "blocked cannot tell."
+    )
+    user_ids: list[str] | None = wire(
+        _user_ids("userIds", MAX_BLOCKED, "the whole list of blocked users (replaces it)")
+    )
+    add: list[str] | None = wire(
+        _user_ids("add", MAX_BLOCKED, "instead of `userIds`: users to block")
+    )
+    remove: list[str] | None = wire(
+        _user_ids("remove", MAX_BLOCKED, "instead of `userIds`: users to block no more")
+    )
+
+    def check(self) -> None:
+        edits = self.add is not None or self.remove is not None
+        if self.user_ids is None and not edits:
+            raise BadRequest("userIds: required, unless add or remove edit the list")
+        if self.user_ids is not None and edits:
+            raise BadRequest("userIds: replaces the list, so not with add or remove")
+        _check_edit(self.add, self.remove)
+
+    def blocked_after(self, current: Iterable[str]) -> list[str]:
+        """The users blocked once this frame applies to the `current` list (each once);
+        BadRequest when they would be more than MAX_BLOCKED."""
+        if self.user_ids is not None:
+            return list(dict.fromkeys(self.user_ids))
+        return _within("userIds", _edited(current, self.add, self.remove), MAX_BLOCKED)
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema["anyOf"] = [{"required": [name]} for name in ("userIds", "add", "remove")]
+        schema.update(_excludes("userIds", "add", "remove"))
+        return schema
+
+
+@dataclasses.dataclass(frozen=True)
+class GetSettings(ClientFrame):
+    KIND = ACTION = Action.GET_SETTINGS
+    SUMMARY = (
+        "What the server holds for me (presence visibility, contacts, blocked users), so that "
+        "every device can show and edit it; answered by `settings`."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SetDevices(ClientFrame):
+    KIND = ACTION = Action.SET_DEVICES
+    SUMMARY = (
+        "Store my signed device list (from device 1 only; a version above the stored one, or "
+        "the same list again); answered by `devices`. A device no longer listed is "
+        "disconnected (`DEVICE_REMOVED`) and its queue deleted."
+    )
+    version: int = wire(LIST_VERSION_SPEC)
+    devices: list[Device] = wire(DEVICES_SPEC)
+    sig: str | None = wire(LIST_SIG_SPEC)
+
+    def check(self) -> None:
+        check_devices(self.version, self.devices)
+
+    @classmethod
+    def of(cls, listing: DeviceList) -> SetDevices:
+        """The frame that sends a (signed) device list."""
+        return cls(version=listing.version, devices=list(listing.devices), sig=listing.sig)
+
+    def device_list(self, user_id: str) -> DeviceList:
+        """The list this frame sends, as the caller's (`user_id` from the connection)."""
+        return DeviceList(
+            user_id=user_id, version=self.version, devices=list(self.devices), sig=self.sig
+        )
+
+    @classmethod
+    def schema(cls) -> Schema:
+        return {**super().schema(), **DEVICES_SCHEMA_RULES}
 
 
 CLIENT_FRAMES: dict[Action, type[ClientFrame]] = {
@@ -289,6 +509,9 @@ CLIENT_FRAMES: dict[Action, type[ClientFrame]] = {
         RegisterPush,
         Ping,
         SetPresenceVisibility,
+        SetBlocked,
+        GetSettings,
+        SetDevices,
     )
 }
 
@@ -342,6 +565,16 @@ class ServerFrame(Frame):
     SUMMARY: ClassVar[str] = ""
 
 
+def _directory_version() -> Integer:
+    return Integer(
+        "dv",
+        **_VERSION,
+        **_V12_SERVER_FIELD,
+        description="the newest directory version this cell knows (§6): a client whose "
+        "directory is older fetches the numbered copy",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class AckFrame(ServerFrame):
     KIND = TYPE = FrameType.ACK
@@ -349,6 +582,16 @@ class AckFrame(ServerFrame):
     message_id: str = wire(One("messageId", MESSAGE_ID))
     server_ts: int = wire(Integer("serverTs", **_TIME))
     status: str = wire(Const("status", SENT_STATUS))
+    epoch: str | None = wire(
+        One(
+            "epoch",
+            EPOCH,
+            **_V12_SERVER_FIELD,
+            description="the epoch of the cell that stored the message, the recipient's home, "
+            "when it was stored (§7): the sender keeps it with the message",
+        )
+    )
+    dv: int | None = wire(_directory_version())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,6 +605,57 @@ class MessageFrame(ServerFrame):
     nonce: str = wire(FixedBytes("nonce", BOX_NONCE_BYTES))
     sent_at: int = wire(Integer("sentAt", **_TIME))
     server_ts: int = wire(Integer("serverTs", **_TIME))
+    from_device: str | None = wire(
+        One(
+            "fromDevice",
+            DEVICE_ID,
+            default=None,
+            description="the sender's device that wrote it (§8): its boxKey opens `key`",
+        )
+    )
+    key: str | None = wire(
+        FixedBytes(
+            "key",
+            WRAPPED_KEY_BYTES,
+            default=None,
+            description="this device's copy of the message key K (§8); absent: the body is a "
+            "Box (§5)",
+        )
+    )
+    key_nonce: str | None = wire(
+        FixedBytes("keyNonce", BOX_NONCE_BYTES, default=None, description="the nonce of `key`")
+    )
+    to: str | None = wire(
+        One(
+            "to",
+            USER_ID,
+            default=None,
+            description="only on a copy of one's own message (then `from` is oneself): the peer",
+        )
+    )
+
+    def check(self) -> None:
+        if (self.key is None) != (self.key_nonce is None):
+            raise BadRequest("keyNonce: present exactly when key is")
+        if self.key is not None and self.from_device is None:
+            raise BadRequest("fromDevice: required with key")
+        if self.to is not None and self.key is None:
+            raise BadRequest("key: required with to")
+
+    @property
+    def sealed_for_devices(self) -> bool:
+        """The §8 form: open `key` first, then the body with it."""
+        return self.key is not None
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema["allOf"] = [
+            _requires("key", "keyNonce", "fromDevice"),
+            _requires("keyNonce", "key"),
+            _requires("to", "key"),
+        ]
+        return schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,15 +719,16 @@ class SyncDoneFrame(ServerFrame):
         Flag("more", description="true: more items remain; ask with `sync` and `after: cursor`")
     )
     epoch: str = wire(
-        Text(
+        One(
             "epoch",
-            max_chars=MAX_EPOCH_CHARS,
+            EPOCH,
             description="the home cell's current generation; it changes after a failover",
         )
     )
     cursor: str | None = wire(
         One("cursor", CURSOR, default=None, description="only when `more`: opaque, for `after`")
     )
+    dv: int | None = wire(_directory_version())
 
     def check(self) -> None:
         if self.more != (self.cursor is not None):
@@ -513,8 +808,36 @@ class KeysFrame(ServerFrame):
     KIND = TYPE = FrameType.KEYS
     SUMMARY = "A user's public keys."
     user_id: str = wire(One("userId", USER_ID))
-    sign_key: str = wire(FixedBytes("signKey", KEY_BYTES, description="Ed25519 verify key"))
+    sign_key: str = wire(
+        FixedBytes("signKey", KEY_BYTES, description="Ed25519 verify key: the account key")
+    )
     box_key: str = wire(FixedBytes("boxKey", KEY_BYTES, description="Curve25519 public key"))
+    devices: DeviceList | None = wire(
+        Nested(
+            "devices",
+            DeviceList,
+            default=None,
+            description="the user's signed device list (§8), when its version is 1 or more: "
+            "verify `sig` with the pinned account key",
+        )
+    )
+
+    def check(self) -> None:
+        if self.devices is None:
+            return
+        if self.devices.user_id != self.user_id:
+            raise BadRequest("devices.userId: must be the keys' userId")
+        if self.devices.version < 1:
+            raise BadRequest("devices.version: a list of version 0 is not sent")
+
+    @classmethod
+    def schema(cls) -> Schema:
+        schema = super().schema()
+        schema["properties"]["devices"]["properties"]["version"] = {
+            **schema["properties"]["devices"]["properties"]["version"],
+            "minimum": 1,
+        }
+        return schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -528,6 +851,7 @@ class PushRegisteredFrame(ServerFrame):
 class PongFrame(ServerFrame):
     KIND = TYPE = FrameType.PONG
     SUMMARY = "The answer to ping."
+    dv: int | None = wire(_directory_version())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -546,6 +870,69 @@ class PresenceVisibilityFrame(ServerFrame):
 
 
 @dataclasses.dataclass(frozen=True)
+class SeenStoredFrame(ServerFrame):
+    KIND = TYPE = FrameType.SEEN_STORED
+    SUMMARY = (
+        "The `seen` receipt of a markSeen is queued for `to`; the reader keeps its mark until "
+        "this answer, with its `epoch` (§7)."
+    )
+    to: str = wire(One("to", USER_ID))
+    message_ids: list[str] = wire(Listing("messageIds", MESSAGE_ID))
+    epoch: str = wire(
+        One(
+            "epoch",
+            EPOCH,
+            description="the epoch of the cell that stored the receipt, the home cell of `to`",
+        )
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockedFrame(ServerFrame):
+    KIND = TYPE = FrameType.BLOCKED
+    SUMMARY = "The answer to setBlocked."
+    count: int = wire(
+        Integer("count", low=0, high=MAX_BLOCKED, description="distinct users now blocked")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsFrame(ServerFrame):
+    KIND = TYPE = FrameType.SETTINGS
+    SUMMARY = "The answer to getSettings: what the server holds for the caller."
+    visibility: PresenceVisibility = wire(Choice("visibility", PresenceVisibility))
+    contacts: list[str] = wire(
+        Listing(
+            "contacts",
+            USER_ID,
+            min_items=0,
+            max_items=MAX_CONTACTS,
+            description="who may see the caller's presence under `contacts`",
+        )
+    )
+    blocked: list[str] = wire(
+        Listing(
+            "blocked",
+            USER_ID,
+            min_items=0,
+            max_items=MAX_BLOCKED,
+            description="the users the caller blocks",
+        )
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicesFrame(ServerFrame, DeviceList):
+    KIND = TYPE = FrameType.DEVICES
+    SUMMARY = "The answer to setDevices: the caller's device list as stored (§8)."
+
+
+# The errors that carry `retryAfter`, and those that carry the device-list versions.
+_RETRY_AFTER_CODES = (ErrorCode.RATE_LIMITED, ErrorCode.QUEUE_FULL)
+_RETRY_AFTER_REQUIRED = _RETRY_AFTER_CODES if REQUIRE_V12_SERVER_FIELDS else (ErrorCode.QUEUE_FULL,)
+
+
+@dataclasses.dataclass(frozen=True)
 class ErrorFrame(ServerFrame):
     KIND = TYPE = FrameType.ERROR
     SUMMARY = "A refused frame; nothing was changed on the server."
@@ -559,6 +946,63 @@ class ErrorFrame(ServerFrame):
             "else its action, else null",
         )
     )
+    retry_after: int | None = wire(
+        Integer(
+            "retryAfter",
+            low=1,
+            high=MAX_SENT_AT,
+            default=None,
+            description="with RATE_LIMITED and QUEUE_FULL only: ms to wait before sending the "
+            "same frame again",
+        )
+    )
+    devices: int | None = wire(
+        Integer(
+            "devices",
+            **_VERSION,
+            default=None,
+            description="with STALE_DEVICES only: the recipient's device-list version the "
+            "server holds",
+        )
+    )
+    self_devices: int | None = wire(
+        Integer(
+            "selfDevices",
+            **_VERSION,
+            default=None,
+            description="with STALE_DEVICES only: the sender's own device-list version the "
+            "server holds",
+        )
+    )
+
+    def check(self) -> None:
+        if self.retry_after is not None and self.code not in _RETRY_AFTER_CODES:
+            raise BadRequest("retryAfter: only with RATE_LIMITED or QUEUE_FULL")
+        if self.retry_after is None and self.code in _RETRY_AFTER_REQUIRED:
+            raise BadRequest(f"retryAfter: required with {self.code.value}")
+        stale = self.code is ErrorCode.STALE_DEVICES
+        for name, value in (("devices", self.devices), ("selfDevices", self.self_devices)):
+            if stale and value is None:
+                raise BadRequest(f"{name}: required with STALE_DEVICES")
+            if not stale and value is not None:
+                raise BadRequest(f"{name}: only with STALE_DEVICES")
+
+    @classmethod
+    def schema(cls) -> Schema:
+        def code_in(codes: Sequence[ErrorCode]) -> Schema:
+            return {"properties": {"code": {"enum": [code.value for code in codes]}}}
+
+        schema = super().schema()
+        schema["allOf"] = [
+            {"if": code_in(_RETRY_AFTER_CODES), "else": _absent("retryAfter")},
+            {"if": code_in(_RETRY_AFTER_REQUIRED), "then": {"required": ["retryAfter"]}},
+            {
+                "if": code_in([ErrorCode.STALE_DEVICES]),
+                "then": {"required": ["devices", "selfDevices"]},
+                "else": _absent("devices", "selfDevices"),
+            },
+        ]
+        return schema
 
 
 SERVER_FRAMES: dict[FrameType, type[ServerFrame]] = {
@@ -574,6 +1018,10 @@ SERVER_FRAMES: dict[FrameType, type[ServerFrame]] = {
         PushRegisteredFrame,
         PongFrame,
         PresenceVisibilityFrame,
+        SeenStoredFrame,
+        BlockedFrame,
+        SettingsFrame,
+        DevicesFrame,
         ErrorFrame,
     )
 }

@@ -1,4 +1,4 @@
-"""The protocol's vocabulary: every name that travels on the wire (docs/protocol.md §1-§3)."""
+"""The protocol's vocabulary: every name that travels on the wire (docs/protocol.md §1-§3, §8)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class Action(StrEnum):
     REGISTER_PUSH = "registerPush"
     PING = "ping"
     SET_PRESENCE_VISIBILITY = "setPresenceVisibility"
+    SET_BLOCKED = "setBlocked"
+    GET_SETTINGS = "getSettings"
+    SET_DEVICES = "setDevices"
 
 
 class FrameType(StrEnum):
@@ -32,6 +35,10 @@ class FrameType(StrEnum):
     PUSH_REGISTERED = "pushRegistered"
     PONG = "pong"
     PRESENCE_VISIBILITY = "presenceVisibility"
+    SEEN_STORED = "seenStored"
+    BLOCKED = "blocked"
+    SETTINGS = "settings"
+    DEVICES = "devices"
     ERROR = "error"
 
 
@@ -44,7 +51,14 @@ class ErrorCode(StrEnum):
     UNKNOWN_USER = "UNKNOWN_USER"
     TOO_LARGE = "TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    QUEUE_FULL = "QUEUE_FULL"
+    STALE_DEVICES = "STALE_DEVICES"
+    MOVED = "MOVED"
     INTERNAL = "INTERNAL"
+    # Why the server closes a connection on its own (MOVED too): sent just before it does.
+    REPLACED = "REPLACED"
+    DEVICE_REMOVED = "DEVICE_REMOVED"
+    TOO_MANY_REFUSED = "TOO_MANY_REFUSED"
 
 
 class ReceiptStatus(StrEnum):
@@ -75,6 +89,8 @@ class QueryParam(StrEnum):
     SIG = "sig"
     SIGN_KEY = "signKey"
     BOX_KEY = "boxKey"
+    DEVICE_ID = "deviceId"  # a linked device (§8); absent: device 1
+    AUD = "aud"  # the endpoint the signature is bound to; selects the v1.2 form
 
 
 # What the server answers to a message it stored.
@@ -86,7 +102,41 @@ ERROR_MEANINGS = {
     ErrorCode.UNKNOWN_ACTION: "JSON without a known `action`",
     ErrorCode.UNKNOWN_RECIPIENT: "`to` names no registered user",
     ErrorCode.UNKNOWN_USER: "the user asked about is not registered",
-    ErrorCode.TOO_LARGE: "`body` is over 24,000 bytes once decoded",
-    ErrorCode.RATE_LIMITED: "too many frames of this action; resend later, nothing is lost",
+    ErrorCode.TOO_LARGE: "the frame is over 32,768 bytes, or `body` over 24,000 bytes once decoded",
+    ErrorCode.RATE_LIMITED: (
+        "too many frames (of this action, or on this connection), or the server is busy; "
+        "resend no sooner than `retryAfter` ms, nothing is lost"
+    ),
+    ErrorCode.QUEUE_FULL: (
+        "a queue of the recipient holds as many messages as it may (from this sender, or in "
+        "all); nothing was stored: keep the message and resend no sooner than `retryAfter` ms"
+    ),
+    ErrorCode.STALE_DEVICES: (
+        "`copies`/`selfCopies` do not name exactly the devices of the lists the server holds, "
+        "whose versions `devices` and `selfDevices` give: fetch the lists again and resend"
+    ),
+    ErrorCode.MOVED: (
+        "this side of the cell is not (or no longer) the user's home: fetch the directory "
+        "and connect where it says; the connection closes (1012)"
+    ),
     ErrorCode.INTERNAL: "the server failed; resend later",
+    ErrorCode.REPLACED: (
+        "the device opened a fifth connection: this one, its oldest, closes (1008)"
+    ),
+    ErrorCode.DEVICE_REMOVED: (
+        "the device is no longer in its user's device list: the connection closes (1008)"
+    ),
+    ErrorCode.TOO_MANY_REFUSED: (
+        "this connection sent more than 100 refused frames within a minute: it closes (1008)"
+    ),
+}
+
+# The errors the server sends just before it closes a connection on its own, and the
+# WebSocket close code each implies (§3 Closing). API Gateway cannot choose a close code,
+# so clients act on the error frame; `messenger local` closes with these codes.
+CLOSE_CODES = {
+    ErrorCode.MOVED: 1012,  # service restart: connect again, elsewhere
+    ErrorCode.REPLACED: 1008,  # policy violation
+    ErrorCode.DEVICE_REMOVED: 1008,
+    ErrorCode.TOO_MANY_REFUSED: 1008,
 }
