@@ -121,7 +121,7 @@ class DeviceList(Record):
     """A user's signed device list (§8). Version 0 is device 1 alone, with the account keys
     (`unlinked`); it is never sent, and so the one list that may have no `sig`."""
 
-    user_id: str = wire(One("userId", USER_ID))
+    user_id: str = wire(One("userId", USER_ID, description="whose devices these are"))
     version: int = wire(LIST_VERSION_SPEC)
     devices: list[Device] = wire(DEVICES_SPEC)
     sig: str | None = wire(LIST_SIG_SPEC)

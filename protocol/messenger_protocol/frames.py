@@ -876,8 +876,10 @@ class SeenStoredFrame(ServerFrame):
         "The `seen` receipt of a markSeen is queued for `to`; the reader keeps its mark until "
         "this answer, with its `epoch` (§7)."
     )
-    to: str = wire(One("to", USER_ID))
-    message_ids: list[str] = wire(Listing("messageIds", MESSAGE_ID))
+    to: str = wire(One("to", USER_ID, description="the `to` of the markSeen: the sender"))
+    message_ids: list[str] = wire(
+        Listing("messageIds", MESSAGE_ID, description="the `messageIds` of the markSeen")
+    )
     epoch: str = wire(
         One(
             "epoch",
@@ -900,7 +902,9 @@ class BlockedFrame(ServerFrame):
 class SettingsFrame(ServerFrame):
     KIND = TYPE = FrameType.SETTINGS
     SUMMARY = "The answer to getSettings: what the server holds for the caller."
-    visibility: PresenceVisibility = wire(Choice("visibility", PresenceVisibility))
+    visibility: PresenceVisibility = wire(
+        Choice("visibility", PresenceVisibility, description="who may see the caller's presence")
+    )
     contacts: list[str] = wire(
         Listing(
             "contacts",

@@ -84,3 +84,39 @@ def test_the_schemas_refuse_what_the_readers_refuse() -> None:
     assert errors_of(
         "client.registerPush", {"action": "registerPush", "platform": "APNS", "token": "zz"}
     )
+
+
+# What v1.2 added to the frames (docs/protocol.md §1-§3, §6-§8): each is in the document,
+# described.
+V12_FIELDS = {
+    "SendMessage": ["devices", "copies", "selfDevices", "selfCopies"],
+    "SetPresenceVisibility": ["add", "remove"],
+    "SetBlocked": ["userIds", "add", "remove"],
+    "SetDevices": ["version", "devices", "sig"],
+    "AckFrame": ["epoch", "dv"],
+    "MessageFrame": ["fromDevice", "key", "keyNonce", "to"],
+    "SyncDoneFrame": ["dv"],
+    "PongFrame": ["dv"],
+    "SeenStoredFrame": ["to", "messageIds", "epoch"],
+    "BlockedFrame": ["count"],
+    "SettingsFrame": ["visibility", "contacts", "blocked"],
+    "DevicesFrame": ["userId", "version", "devices", "sig"],
+    "KeysFrame": ["devices"],
+    "ErrorFrame": ["retryAfter", "devices", "selfDevices"],
+}
+
+
+def test_every_v12_field_is_in_the_document_with_a_description() -> None:
+    document = asyncapi.document()
+    schemas = document["components"]["schemas"]
+    assert document["info"]["version"] == "1.2"
+    assert "contract v1.2" in document["info"]["description"]
+    for frame, names in V12_FIELDS.items():
+        for name in names:
+            assert schemas[frame]["properties"][name].get("description"), f"{frame}.{name}"
+    for message in ("client.setBlocked", "client.getSettings", "client.setDevices"):
+        assert document["components"]["messages"][message]["summary"]
+    query = document["channels"]["messenger"]["bindings"]["ws"]["query"]["properties"]
+    assert query["deviceId"]["description"] and query["aud"]["description"]
+    for code in ("QUEUE_FULL", "STALE_DEVICES", "MOVED", "REPLACED", "TOO_MANY_REFUSED"):
+        assert f"`{code}`" in document["info"]["description"]

@@ -1135,6 +1135,7 @@ export default {
           "type": "object",
           "properties": {
             "userId": {
+              "description": "whose devices these are",
               "type": "string",
               "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
             },
@@ -1294,10 +1295,12 @@ export default {
           "const": "seenStored"
         },
         "to": {
+          "description": "the `to` of the markSeen: the sender",
           "type": "string",
           "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
         "messageIds": {
+          "description": "the `messageIds` of the markSeen",
           "type": "array",
           "minItems": 1,
           "maxItems": 100,
@@ -1346,6 +1349,7 @@ export default {
           "const": "settings"
         },
         "visibility": {
+          "description": "who may see the caller's presence",
           "type": "string",
           "enum": [
             "everyone",
@@ -1389,6 +1393,7 @@ export default {
           "const": "devices"
         },
         "userId": {
+          "description": "whose devices these are",
           "type": "string",
           "pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"
         },
