@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -484,7 +485,7 @@ def test_a_server_frame_reads_back_as_written_and_keeps_its_schema(frame) -> Non
     assert errors_of(f"server.{frame.KIND}", wire) == []
 
 
-CLIENT_EXAMPLES = [
+CLIENT_EXAMPLES: list[dict[str, Any]] = [
     SEND_TO_DEVICES,
     SEND | {"devices": 0},
     SEND | {"devices": 0, "copies": [copy_for("1")], "selfDevices": 2, "selfCopies": []},
