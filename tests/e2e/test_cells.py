@@ -66,7 +66,7 @@ async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalSt
     for cell, peer in ((c0, c1), (c1, c0)):
         environment = cell.environment
         assert environment[Env.CELL_ID] == cell.cell_id
-        assert environment[Env.CELL_SHARD_MAP] == "4096:0-2047=c0,2048-4095=c1"
+        assert environment[Env.CELL_SHARD_MAP] == "65536:0-32767=c0,32768-65535=c1"
         assert environment[Env.CELL_PEERS] == f"{peer.cell_id}={peer.relay_arn}"
         assert environment[Env.CELL_EPOCH] == f"local-{cell.cell_id}"
         assert environment[Env.USERS_TABLE] == cell.table_names[Env.USERS_TABLE]

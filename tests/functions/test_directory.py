@@ -78,9 +78,9 @@ def test_given_every_cell_wrote_its_entry_when_merged_then_the_directory_is_publ
     assert outcome.published and outcome.refused == {}
     assert published(s3) == {
         "version": 1,
-        "shards": 4096,
+        "shards": 65536,
         "cells": {"c0": {"url": C0_URL}, "c1": {"url": C1_URL}},
-        "shardMap": [[0, 2047, "c0"], [2048, 4095, "c1"]],
+        "shardMap": [[0, 32767, "c0"], [32768, 65535, "c1"]],
     }
     Directory.parse(published(s3))
     head = s3.head_object(Bucket=BUCKET, Key=DIRECTORY_KEY)

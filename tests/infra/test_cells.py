@@ -46,9 +46,9 @@ PROD_RELAYS = {
     "c2": "arn:aws:lambda:eu-west-1:111111111111:function:messenger-prod-c2-relay:live",
 }
 SHARD_MAPS = {
-    "dev": "4096:0-2047=c0,2048-4095=c1",
-    # An even split of 4,096 shards into three.
-    "prod": "4096:0-1364=c0,1365-2729=c1,2730-4095=c2",
+    "dev": "65536:0-32767=c0,32768-65535=c1",
+    # An even split of 65,536 shards (the default) into three.
+    "prod": "65536:0-21844=c0,21845-43689=c1,43690-65535=c2",
 }
 # The accounts whose callers a cell's Relay admits: its peers', other than its own.
 PEER_ACCOUNTS = {

@@ -168,7 +168,7 @@ def test_given_cells_then_each_has_its_account_and_region_and_the_shards_split_e
         ("c0", "111111111111", "us-east-1"),
         ("c1", "222222222222", "eu-west-1"),
     ]
-    assert cells.shard_map.to_compact() == "4096:0-2047=c0,2048-4095=c1"
+    assert cells.shard_map.to_compact() == "65536:0-32767=c0,32768-65535=c1"
     assert cells.directory_target == Target(region="us-east-1", account="111111111111")
     assert [peer.cell_id for peer in cells.peers_of("c0")] == ["c1"]
 
@@ -202,8 +202,11 @@ def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
         ({"cells": TWO_CELLS, "shards": "1"}, "2 cells need at least as many shards"),
         ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c1:2049-4095"}, "no gap or overlap"),
         ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c1:2048-4000"}, "end at 4000"),
-        ({"cells": TWO_CELLS, "shardMap": "c0:0-2047,c9:2048-4095"}, "not in cells: c9"),
-        ({"cells": TWO_CELLS, "shardMap": "c0:0-4095"}, "gives no shard to c1"),
+        (
+            {"cells": TWO_CELLS, "shards": "4096", "shardMap": "c0:0-2047,c9:2048-4095"},
+            "not in cells: c9",
+        ),
+        ({"cells": TWO_CELLS, "shards": "4096", "shardMap": "c0:0-4095"}, "gives no shard to c1"),
         ({"cells": TWO_CELLS, "shardMap": "c0:0-2047;c1:2048-4095"}, "is not <cell>:<first>"),
         ({"shardMap": "c0:0-4095"}, "need -c cells="),
     ],
