@@ -116,15 +116,12 @@ LIST_SIG_SPEC = FixedBytes(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceList(Record):
-    """A user's signed device list (§8). Version 0 is device 1 alone, with the account keys
-    (`unlinked`); it is never sent, and so the one list that may have no `sig`."""
+class DeviceListRules(Record):
+    """The limits of §8 on a record with a `version` and its `devices`: a device list, and
+    the setDevices frame that sends one."""
 
-    user_id: str = wire(One("userId", USER_ID, description="whose devices these are"))
-    version: int = wire(LIST_VERSION_SPEC)
-    devices: list[Device] = wire(DEVICES_SPEC)
-    sig: str | None = wire(LIST_SIG_SPEC)
+    version: int
+    devices: list[Device]
 
     def check(self) -> None:
         check_devices(self.version, self.devices)
@@ -132,6 +129,17 @@ class DeviceList(Record):
     @classmethod
     def schema(cls) -> Schema:
         return {**super().schema(), **DEVICES_SCHEMA_RULES}
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceList(DeviceListRules):
+    """A user's signed device list (§8). Version 0 is device 1 alone, with the account keys
+    (`unlinked`); it is never sent, and so the one list that may have no `sig`."""
+
+    user_id: str = wire(One("userId", USER_ID, description="whose devices these are"))
+    version: int = wire(LIST_VERSION_SPEC)
+    devices: list[Device] = wire(DEVICES_SPEC)
+    sig: str | None = wire(LIST_SIG_SPEC)
 
     @classmethod
     def unlinked(cls, user_id: str, sign_key: str, box_key: str) -> DeviceList:

@@ -18,14 +18,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from messenger_protocol.devices import (
-    DEVICES_SCHEMA_RULES,
     DEVICES_SPEC,
     LIST_SIG_SPEC,
     LIST_VERSION_SPEC,
     Device,
     DeviceList,
+    DeviceListRules,
     KeyCopy,
-    check_devices,
 )
 from messenger_protocol.encoding import is_message_id
 from messenger_protocol.errors import BadRequest, UnknownAction
@@ -148,6 +147,23 @@ def _absent(*fields: str) -> Schema:
     return {"not": {"anyOf": [{"required": [field]} for field in fields]}}
 
 
+def _list_version(name: str, description: str) -> Integer:
+    """An optional device-list version (§8)."""
+    return Integer(name, **_VERSION, default=None, description=description)
+
+
+def _key_copies(name: str, min_items: int, max_items: int, description: str) -> Records:
+    """An optional list of the message key sealed per device (§8)."""
+    return Records(
+        name,
+        KeyCopy,
+        min_items=min_items,
+        max_items=max_items,
+        default=None,
+        description=description,
+    )
+
+
 def _each_device_once(name: str, copies: Sequence[KeyCopy] | None) -> None:
     devices = [copy.device for copy in copies or ()]
     repeated = sorted({device for device in devices if devices.count(device) > 1})
@@ -178,41 +194,32 @@ class SendMessage(ClientFrame):
     nonce: str = wire(FixedBytes("nonce", BOX_NONCE_BYTES))
     sent_at: int = wire(Integer("sentAt", **_TIME, description="ms since the epoch"))
     devices: int | None = wire(
-        Integer(
+        _list_version(
             "devices",
-            **_VERSION,
-            default=None,
-            description="the version of the recipient's device list that `copies` follows "
-            "(§8); absent: 0",
+            "the version of the recipient's device list that `copies` follows (§8); absent: 0",
         )
     )
     copies: list[KeyCopy] | None = wire(
-        Records(
+        _key_copies(
             "copies",
-            KeyCopy,
-            min_items=1,
-            max_items=MAX_DEVICES,
-            default=None,
-            description="K sealed for each of the recipient's devices, exactly those of its "
-            "list (§8); absent: the body is a Box for device 1 (§5)",
+            1,
+            MAX_DEVICES,
+            "K sealed for each of the recipient's devices, exactly those of its list (§8); "
+            "absent: the body is a Box for device 1 (§5)",
         )
     )
     self_devices: int | None = wire(
-        Integer(
+        _list_version(
             "selfDevices",
-            **_VERSION,
-            default=None,
-            description="the version of the sender's own device list that `selfCopies` "
-            "follows (§8); absent: 0",
+            "the version of the sender's own device list that `selfCopies` follows (§8); absent: 0",
         )
     )
     self_copies: list[KeyCopy] | None = wire(
-        Records(
+        _key_copies(
             "selfCopies",
-            KeyCopy,
-            max_items=MAX_DEVICES - 1,
-            default=None,
-            description="K sealed for each of the sender's other devices, exactly (§8); absent: []",
+            0,
+            MAX_DEVICES - 1,
+            "K sealed for each of the sender's other devices, exactly (§8); absent: []",
         )
     )
 
@@ -467,7 +474,7 @@ class GetSettings(ClientFrame):
 
 
 @dataclasses.dataclass(frozen=True)
-class SetDevices(ClientFrame):
+class SetDevices(ClientFrame, DeviceListRules):
     KIND = ACTION = Action.SET_DEVICES
     SUMMARY = (
         "Store my signed device list (from device 1 only; a version above the stored one, or "
@@ -477,9 +484,6 @@ class SetDevices(ClientFrame):
     version: int = wire(LIST_VERSION_SPEC)
     devices: list[Device] = wire(DEVICES_SPEC)
     sig: str | None = wire(LIST_SIG_SPEC)
-
-    def check(self) -> None:
-        check_devices(self.version, self.devices)
 
     @classmethod
     def of(cls, listing: DeviceList) -> SetDevices:
@@ -491,10 +495,6 @@ class SetDevices(ClientFrame):
         return DeviceList(
             user_id=user_id, version=self.version, devices=list(self.devices), sig=self.sig
         )
-
-    @classmethod
-    def schema(cls) -> Schema:
-        return {**super().schema(), **DEVICES_SCHEMA_RULES}
 
 
 CLIENT_FRAMES: dict[Action, type[ClientFrame]] = {
@@ -961,21 +961,15 @@ class ErrorFrame(ServerFrame):
         )
     )
     devices: int | None = wire(
-        Integer(
+        _list_version(
             "devices",
-            **_VERSION,
-            default=None,
-            description="with STALE_DEVICES only: the recipient's device-list version the "
-            "server holds",
+            "with STALE_DEVICES only: the recipient's device-list version the server holds",
         )
     )
     self_devices: int | None = wire(
-        Integer(
+        _list_version(
             "selfDevices",
-            **_VERSION,
-            default=None,
-            description="with STALE_DEVICES only: the sender's own device-list version the "
-            "server holds",
+            "with STALE_DEVICES only: the sender's own device-list version the server holds",
         )
     )
 
