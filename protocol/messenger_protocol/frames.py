@@ -27,7 +27,7 @@ from messenger_protocol.devices import (
     KeyCopy,
 )
 from messenger_protocol.encoding import is_message_id
-from messenger_protocol.errors import BadRequest, UnknownAction
+from messenger_protocol.errors import BadRequest, TooLarge, UnknownAction
 from messenger_protocol.fields import (
     CURSOR,
     DEVICE_ID,
@@ -343,21 +343,35 @@ def _user_ids(name: str, limit: int, description: str) -> Listing:
     )
 
 
-def _check_edit(add: Sequence[str] | None, remove: Sequence[str] | None) -> None:
+def _check_replace_or_edit(
+    name: str,
+    replacement: Sequence[str] | None,
+    add: Sequence[str] | None,
+    remove: Sequence[str] | None,
+) -> None:
+    """`name` replaces a list, `add` and `remove` edit it: one or the other, and no user
+    both added and removed."""
+    if replacement is not None and (add is not None or remove is not None):
+        raise BadRequest(f"{name}: replaces the list, so not with add or remove")
     both = sorted(set(add or ()) & set(remove or ()))
     if both:
         raise BadRequest(f"add: {', '.join(both)} also in remove")
 
 
-def _edited(
-    current: Iterable[str], add: Sequence[str] | None, remove: Sequence[str] | None
+def _listed_after(
+    name: str,
+    limit: int,
+    current: Iterable[str],
+    replacement: Sequence[str] | None,
+    add: Sequence[str] | None,
+    remove: Sequence[str] | None,
 ) -> list[str]:
-    """`current` without `remove`, then `add` (each user once, in that order)."""
+    """The list once a frame applies to `current`: the replacement, or `current` without
+    `remove`, then `add` (each user once); BadRequest past `limit`."""
+    if add is None and remove is None:
+        return list(dict.fromkeys(replacement or []))
     removed = set(remove or ())
-    return list(dict.fromkeys([*(u for u in current if u not in removed), *(add or ())]))
-
-
-def _within(name: str, listed: list[str], limit: int) -> list[str]:
+    listed = list(dict.fromkeys([*(u for u in current if u not in removed), *(add or ())]))
     if len(listed) > limit:
         raise BadRequest(f"{name}: at most {limit} user ids (this would make {len(listed)})")
     return listed
@@ -391,10 +405,7 @@ class SetPresenceVisibility(ClientFrame):
     )
 
     def check(self) -> None:
-        # `contacts` replaces the list and add/remove edit it: both at once say two things.
-        if self.contacts is not None and self.edits_contacts:
-            raise BadRequest("contacts: replaces the list, so not with add or remove")
-        _check_edit(self.add, self.remove)
+        _check_replace_or_edit("contacts", self.contacts, self.add, self.remove)
 
     @property
     def edits_contacts(self) -> bool:
@@ -412,9 +423,9 @@ class SetPresenceVisibility(ClientFrame):
         unless `contacts`; BadRequest when they would be more than MAX_CONTACTS."""
         if self.visibility is not PresenceVisibility.CONTACTS:
             return []
-        if not self.edits_contacts:
-            return list(dict.fromkeys(self.contacts or []))
-        return _within("contacts", _edited(current, self.add, self.remove), MAX_CONTACTS)
+        return _listed_after(
+            "contacts", MAX_CONTACTS, current, self.contacts, self.add, self.remove
+        )
 
     @classmethod
     def schema(cls) -> Schema:
@@ -442,19 +453,14 @@ class SetBlocked(ClientFrame):
     )
 
     def check(self) -> None:
-        edits = self.add is not None or self.remove is not None
-        if self.user_ids is None and not edits:
+        if self.user_ids is None and self.add is None and self.remove is None:
             raise BadRequest("userIds: required, unless add or remove edit the list")
-        if self.user_ids is not None and edits:
-            raise BadRequest("userIds: replaces the list, so not with add or remove")
-        _check_edit(self.add, self.remove)
+        _check_replace_or_edit("userIds", self.user_ids, self.add, self.remove)
 
     def blocked_after(self, current: Iterable[str]) -> list[str]:
         """The users blocked once this frame applies to the `current` list (each once);
         BadRequest when they would be more than MAX_BLOCKED."""
-        if self.user_ids is not None:
-            return list(dict.fromkeys(self.user_ids))
-        return _within("userIds", _edited(current, self.add, self.remove), MAX_BLOCKED)
+        return _listed_after("userIds", MAX_BLOCKED, current, self.user_ids, self.add, self.remove)
 
     @classmethod
     def schema(cls) -> Schema:
@@ -541,6 +547,15 @@ def load_json(body: str | None) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError) as error:
         raise BadRequest("frame is not JSON") from error
+
+
+def check_frame_size(text: str) -> None:
+    """TooLarge when a frame's text is over MAX_FRAME_BYTES as UTF-8 (§3): API Gateway
+    takes messages of several frames, and a sendMessage with a key copy for each device
+    of both sides can pass 32 KB even when its body is within its own limit."""
+    size = len(text.encode())
+    if size > MAX_FRAME_BYTES:
+        raise TooLarge(f"the frame is {size} bytes, over {MAX_FRAME_BYTES}")
 
 
 def reference_of(document: Any) -> str | None:

@@ -698,3 +698,22 @@ def test_the_v12_server_fields_are_optional_until_the_server_sends_them(frame_ty
 def test_a_device_copy_of_ones_own_message_names_the_peer() -> None:
     own = frames.MessageFrame.read(MESSAGE_TO_DEVICE | {"to": "bob"})
     assert (own.sender, own.to, own.from_device) == ("alice", "bob", "laptop")
+
+
+def test_a_frame_over_32_kb_is_too_large_and_one_at_it_is_not() -> None:
+    # Given the largest body, sealed for 5 devices and the sender's other 4
+    body = b64url_encode(b"\xff" * MAX_BODY_BYTES)
+    sealed = SendMessage.read(
+        SEND_TO_DEVICES
+        | {
+            "body": body,
+            "copies": [copy_for(f"device-{i}") for i in range(MAX_DEVICES)],
+            "selfCopies": [copy_for(f"own-{i}") for i in range(MAX_DEVICES - 1)],
+        }
+    )
+    # Then each field keeps its rule, but the frame is over 32 KB: TOO_LARGE as a whole
+    with pytest.raises(TooLarge, match=f"over {MAX_FRAME_BYTES}"):
+        frames.check_frame_size(sealed.to_json())
+    frames.check_frame_size("x" * MAX_FRAME_BYTES)
+    with pytest.raises(TooLarge):
+        frames.check_frame_size("é" * (MAX_FRAME_BYTES // 2 + 1))  # bytes, not characters
