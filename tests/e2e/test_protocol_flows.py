@@ -315,7 +315,7 @@ async def test_sender_comes_from_the_connection_not_the_frame(site: Site) -> Non
 async def test_the_largest_message_fits_one_frame(site: Site) -> None:
     # Given users with the longest ids (in c0 and c1 with two cells), and a body of
     # exactly MAX_BODY_BYTES
-    sender, recipient = site.user("s" * 64), site.user("r" * 64, home=1)
+    sender, recipient = site.user("s" * 64), site.user("u" * 64, home=1)
     assert len(sender.user_id) == len(recipient.user_id) == 64
     a, b = await site.connect(sender), await site.connect(recipient)
     frame = message_frame(sender, recipient, "x", "m" * 64, sent_at=2**53)
