@@ -90,3 +90,14 @@ ERROR_MEANINGS = {
     ErrorCode.RATE_LIMITED: "too many frames of this action; resend later, nothing is lost",
     ErrorCode.INTERNAL: "the server failed; resend later",
 }
+
+
+class RelayOperation(StrEnum):
+    """What one cell may ask of a peer cell's Relay: the `op` of a relay request
+    (docs/scale.md). Cell to cell only; no client ever sends one."""
+
+    STORE_MESSAGE = "storeMessage"
+    STORE_RECEIPT = "storeReceipt"
+    PRESENCE = "presence"
+    PRESENCE_CHANGED = "presenceChanged"
+    KEYS = "keys"
