@@ -64,6 +64,8 @@ def registration_source(source_ip: str) -> str:
 
 
 class Identity:
+    """Proves who connects (registering a user on first use) and serves users' keys."""
+
     def __init__(
         self,
         profiles: Profiles,

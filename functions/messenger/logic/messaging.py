@@ -29,6 +29,9 @@ class OfflineNotifier(Protocol):
 
 
 class Messaging:
+    """Stores a message for its recipient before acknowledging it, then delivers it live
+    or tells the recipient's devices (a push with no content)."""
+
     def __init__(
         self,
         profiles: Profiles,

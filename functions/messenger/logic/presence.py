@@ -41,6 +41,9 @@ from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
 
 
 class Presence:
+    """getPresence and setPresenceVisibility for users of this cell, and the Relay's
+    `presence` for watchers of other cells."""
+
     def __init__(
         self,
         profiles: Profiles,

@@ -33,6 +33,8 @@ from messenger_protocol.names import ReceiptStatus
 
 
 class Receipts:
+    """Acknowledgements and markSeen, and the receipts they make for the senders."""
+
     def __init__(
         self,
         profiles: Profiles,
