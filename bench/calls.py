@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
-from messenger.dal.users import Profile, profile_item
+from messenger.dal.profiles import Profile, profile_item
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (

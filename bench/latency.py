@@ -40,7 +40,7 @@ from bench.figures import percentile
 from bench.local_stack import functions_output_to_file, loopback_stack
 from bench.protocol_client import BenchUser, Received, open_socket, read_frame
 from messenger.contract import Env
-from messenger.dal.users import PROFILE, user_key
+from messenger.dal.profiles import PROFILE, user_key
 from messenger_protocol.frames import (
     Ack,
     AckFrame,

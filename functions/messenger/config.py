@@ -26,6 +26,9 @@ DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 LOCAL_CELL_EPOCH = "local"
 # Between a peer's primary Relay and its standby's in CELL_PEERS.
 PEER_STANDBY_SEPARATOR = "|"
+# The cell a deployment is when its environment names none (no CELL_ID): the one cell of
+# a single deployment, home to every user, with no peers.
+DEFAULT_CELL_ID = "c0"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class CellSettings:
         unknown = set(self.standby_peers) - set(self.peers)
         if unknown:
             raise ValueError(f"{Env.CELL_PEERS.value} names a standby only for {sorted(unknown)}")
+
+    @classmethod
+    def single(cls, cell_id: str = DEFAULT_CELL_ID) -> CellSettings:
+        """A deployment that is one cell: every shard is its own and it has no peers."""
+        return cls(cell_id, ShardMap.even([cell_id]), peers={})
 
     def relays(self) -> dict[str, tuple[str, ...]]:
         """Peer cell -> the Relays to try, in order: its primary's, then its standby's."""
@@ -74,8 +82,8 @@ class Settings:
     presence_function: str = PRESENCE_WORKER.function_name
     # The region part of the cell's epoch (logic/epoch.py), which adds the generation.
     cell_epoch: str = LOCAL_CELL_EPOCH
-    # None: a single-cell deployment, where every user is at home.
-    cell: CellSettings | None = None
+    # This deployment's place among the cells; a single deployment is one cell.
+    cell: CellSettings = field(default_factory=CellSettings.single)
 
     def __post_init__(self) -> None:
         for name in ("users_table", "queue_table", "limits_table"):
@@ -114,10 +122,10 @@ def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
         raise ValueError(f"{env.value} must be an integer, not {text!r}") from None
 
 
-def _cell(environ: Mapping[str, str]) -> CellSettings | None:
+def _cell(environ: Mapping[str, str]) -> CellSettings:
     cell_id = environ.get(Env.CELL_ID.value, "").strip()
     if not cell_id:
-        return None
+        return CellSettings.single()
     if not is_cell_id(cell_id):
         raise ValueError(f"{Env.CELL_ID.value} must be a cell id, not {cell_id!r}")
     try:

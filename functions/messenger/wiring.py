@@ -18,24 +18,30 @@ from botocore.config import Config
 
 from messenger.config import Settings, settings
 from messenger.dal.cell_generation import CellGeneration
+from messenger.dal.contacts import Contacts
+from messenger.dal.nonces import Nonces
+from messenger.dal.profiles import Profiles
 from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Queue
 from messenger.dal.rate_limits import RateLimits
 from messenger.dal.server_keys import ServerKeys
-from messenger.dal.users import Users
+from messenger.dal.subscriptions import Subscriptions
 from messenger.logic.catch_up import CatchUp
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.identity import Identity
-from messenger.logic.live import Live
-from messenger.logic.messaging import Messaging, OfflineNotifier
+from messenger.logic.live_delivery import LiveDelivery
+from messenger.logic.messaging import Messaging
 from messenger.logic.peers import Peers
-from messenger.logic.presence import Presence, PresenceChanges
+from messenger.logic.presence import Presence
+from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.rate_limit import RateLimiter
+from messenger.logic.receipts import Receipts
 from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
+from messenger.logic.visibility import Visibility
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
@@ -101,30 +107,32 @@ class Services:
     management_client_factory: Callable[[str], Any] = management_client
     sns_client_factory: Callable[[], Any] = sns_client
     lambda_client_factory: Callable[[], Any] = lambda_client
-    # None: mobile push through SNS (a no-op for users who registered no device).
-    offline: OfflineNotifier | None = None
     _connections: dict[str, Connections] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.users = Users(self.dynamodb, self.settings.users_table)
+        table = self.settings.users_table
+        self.profiles = Profiles(self.dynamodb, table)
+        self.nonces = Nonces(self.dynamodb, table)
+        self.subscriptions = Subscriptions(self.dynamodb, table)
+        self.contacts = Contacts(self.dynamodb, table)
+        self.push_devices = PushDevices(self.dynamodb, table)
+        self.visibility = Visibility(self.contacts)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
         # Made once per container: it keeps the cursor key once read.
-        self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, self.settings.users_table))
+        self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, table))
         # Made once per container too: it keeps the generation for up to 10 s.
         self.epoch = CellEpoch(
-            CellGeneration(self.dynamodb, self.settings.users_table),
-            self.settings.cell_epoch,
-            self.clock,
+            CellGeneration(self.dynamodb, table), self.settings.cell_epoch, self.clock
         )
-        self.cells = Cells(self.settings.cell)
         cell = self.settings.cell
+        self.cells = Cells(cell)
         self.peers = Peers(
-            self.cells,
-            RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays()) if cell else None,
+            self.cells, RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays())
         )
         self.identity = Identity(
-            self.users,
+            self.profiles,
+            self.nonces,
             self.rate_limits,
             self.clock,
             self.settings.registrations_per_ip_per_hour,
@@ -135,15 +143,14 @@ class Services:
         self.announcer = PresenceAnnouncer(
             self.lambda_client_factory, self.settings.presence_function
         )
-        self.push_devices = PushDevices(self.dynamodb, self.settings.users_table)
         self.push = SnsPush(self.sns_client_factory)
         self.push_registration = PushRegistration(
-            self.users, self.push_devices, self.push, self.clock, self.settings.push_apps
+            self.profiles, self.push_devices, self.push, self.clock, self.settings.push_apps
         )
-        if self.offline is None:
-            self.offline = PushNotifier(
-                self.push_devices, self.push, self.clock, self.settings.push_min_interval_seconds
-            )
+        # Told of whatever is queued for a user no live connection took.
+        self.offline = PushNotifier(
+            self.push_devices, self.push, self.clock, self.settings.push_min_interval_seconds
+        )
 
     def connections(self, endpoint: str) -> Connections:
         """The @connections sender for an API stage, made once per endpoint."""
@@ -151,18 +158,37 @@ class Services:
             self._connections[endpoint] = Connections(self.management_client_factory(endpoint))
         return self._connections[endpoint]
 
-    def live(self, endpoint: str) -> Live:
-        return Live(self.users, self.connections(endpoint), self.clock, self.announcer, endpoint)
+    def live(self, endpoint: str) -> LiveDelivery:
+        """Delivery to the connections of an API stage, and their opening and closing."""
+        return LiveDelivery(
+            self.profiles,
+            self.subscriptions,
+            self.connections(endpoint),
+            self.clock,
+            self.announcer,
+            endpoint,
+        )
 
     def messaging(self, endpoint: str) -> Messaging:
         return Messaging(
-            self.users,
+            self.profiles,
+            self.queue,
+            self.live(endpoint),
+            self.clock,
+            self.settings.message_ttl_seconds,
+            self.offline,
+            self.cells,
+            self.peers,
+        )
+
+    def receipts(self, endpoint: str) -> Receipts:
+        return Receipts(
+            self.profiles,
             self.queue,
             self.live(endpoint),
             self.clock,
             self.settings.message_ttl_seconds,
             self.rate_limiter,
-            self.offline,
             self.cells,
             self.peers,
         )
@@ -184,19 +210,36 @@ class Services:
         return RelayService(
             self.cells,
             lambda: self.messaging(endpoint),
+            lambda: self.receipts(endpoint),
             self.identity,
             lambda: self.presence(endpoint),
             lambda: self.presence_changes(endpoint),
         )
 
     def presence(self, endpoint: str) -> Presence:
-        return Presence(self.users, self.clock, self.announcer, endpoint, self.cells, self.peers)
+        return Presence(
+            self.profiles,
+            self.subscriptions,
+            self.contacts,
+            self.visibility,
+            self.clock,
+            self.announcer,
+            endpoint,
+            self.cells,
+            self.peers,
+        )
 
     def presence_changes(self, endpoint: str) -> PresenceChanges:
         """The presence function's logic, posting to the watchers on that API stage (and
         handing the change to the cells of watchers elsewhere)."""
-        peers = self.peers if self.settings.cell else None
-        return PresenceChanges(self.users, self.live(endpoint), self.clock, peers)
+        return PresenceChanges(
+            self.profiles,
+            self.subscriptions,
+            self.visibility,
+            self.live(endpoint),
+            self.clock,
+            self.peers,
+        )
 
 
 _override: Services | None = None

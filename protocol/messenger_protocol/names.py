@@ -140,3 +140,14 @@ CLOSE_CODES = {
     ErrorCode.DEVICE_REMOVED: 1008,
     ErrorCode.TOO_MANY_REFUSED: 1008,
 }
+
+
+class RelayOperation(StrEnum):
+    """What one cell may ask of a peer cell's Relay: the `op` of a relay request
+    (docs/scale.md). Cell to cell only; no client ever sends one."""
+
+    STORE_MESSAGE = "storeMessage"
+    STORE_RECEIPT = "storeReceipt"
+    PRESENCE = "presence"
+    PRESENCE_CHANGED = "presenceChanged"
+    KEYS = "keys"

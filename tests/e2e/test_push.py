@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from messenger.contract import SERVICE_NAME, USERS_TABLE
-from messenger.dal.users import PROFILE, user_key
+from messenger.dal.profiles import PROFILE, user_key
 from messenger_local import LocalStack
 from messenger_local.push_log import push_lines
 from tests.support.identities import TestUser

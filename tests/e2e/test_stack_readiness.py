@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from messenger.contract import Env
-from messenger.dal.users import PROFILE, user_key
+from messenger.dal.profiles import PROFILE, user_key
 from messenger_local import EmbeddedAws, LocalStack
 from tests.support.identities import TestUser
 from tests.support.local_command import messenger_local

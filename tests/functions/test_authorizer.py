@@ -27,7 +27,7 @@ def test_first_connect_with_keys_registers_and_allows(h: Harness, alice: TestUse
     assert effect_of(decision) == "Allow"
     assert decision["principalId"] == "alice"
     assert decision["context"] == {"userId": "alice"}
-    profile = h.services.users.get_profile("alice")
+    profile = h.services.profiles.get_profile("alice")
     assert profile is not None and profile.sign_key == alice.sign_key_b64
 
 
@@ -264,6 +264,6 @@ def test_a_timeout_makes_the_authorizer_fail_not_deny(
     def timed_out(*args: object, **kwargs: object) -> None:
         raise ReadTimeoutError(endpoint_url="https://dynamodb")
 
-    monkeypatch.setattr(h.services.users, "get_profile", timed_out)
+    monkeypatch.setattr(h.services.profiles, "get_profile", timed_out)
     with pytest.raises(ReadTimeoutError):
         h.authorize(alice.connect_query(ts=h.clock.now_s(), with_keys=False))

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 from messenger.contract import STALE_CONNECTION_SECONDS
+from messenger.transport.relay_records import read_request
+from messenger_protocol.errors import BadRequest
 from tests.support.cells import CellsUnderTest, cells_harness, relay_arn, user_homed_in
-from tests.support.harness import Connection
+from tests.support.harness import Connection, harness
+from tests.support.identities import TestUser
 
 pytestmark = pytest.mark.integration
 
@@ -188,6 +191,20 @@ def test_a_relay_request_a_peer_may_not_make_is_refused_and_changes_nothing(
     answer = _relay(cells, "c0", request_)  # type: ignore[arg-type]
     assert answer["error"]["code"] == "BAD_REQUEST"
     assert cells.dump() == before
+
+
+@pytest.mark.parametrize("caller", ["c1", "c0"])
+def test_a_deployment_that_is_one_cell_answers_no_relay_request(caller: str) -> None:
+    # Given a single deployment (no CELL_ID): one cell, home to every user, with no peers
+    with harness(connections_endpoint="https://relay.test/local") as h:
+        h.disconnect(h.connect(TestUser("alice")))
+        before = h.dump()
+        # When its Relay is asked for a user's keys, by another cell or by "itself"
+        request = read_request({"op": "keys", "from": caller, "userId": "alice"})
+        # Then it refuses, and nothing changed
+        with pytest.raises(BadRequest, match="relay requests come from peer cells"):
+            h.services.relay().answer(request)
+        assert h.dump() == before
 
 
 def test_a_relayed_message_must_come_from_a_user_of_the_calling_cell(

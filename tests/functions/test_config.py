@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from messenger.config import (
+    DEFAULT_CELL_ID,
     DEFAULT_RATE_LIMIT_BURST,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
+    CellSettings,
     settings_from,
 )
 from messenger.contract import (
@@ -43,6 +45,18 @@ def test_defaults_apply_when_only_the_tables_are_set() -> None:
     assert settings.registrations_per_ip_per_hour == DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     assert settings.presence_function == PRESENCE_WORKER.function_name
     assert settings.cell_epoch == "local"
+
+
+def test_a_deployment_that_names_no_cell_is_one_cell_with_every_shard_and_no_peers() -> None:
+    # Given a single deployment's environment, with no CELL_ID
+    cell = settings_from(TABLES).cell
+    # Then it is the default cell, home to every user, with no peer to call
+    assert cell == CellSettings.single() and cell.cell_id == DEFAULT_CELL_ID
+    assert cell.shard_map.cells() == [DEFAULT_CELL_ID]
+    assert {cell.shard_map.home_of(f"user{i}") for i in range(100)} == {DEFAULT_CELL_ID}
+    assert dict(cell.peers) == {} and cell.relays() == {}
+    # And a cell's variables without CELL_ID change nothing
+    assert settings_from(TABLES | {Env.CELL_PEERS.value: "c1=relay"}).cell == cell
 
 
 def test_every_action_has_a_rate_limit_and_send_message_s_is_configurable() -> None:

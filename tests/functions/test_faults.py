@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from messenger.logic.live import Live
+from messenger.logic.live_delivery import LiveDelivery
 from tests.support.harness import Harness
 from tests.support.identities import TestUser
 
@@ -25,7 +25,7 @@ def test_crash_between_store_and_post_then_retry_delivers_once(
         raise RuntimeError("Lambda died")
 
     with monkeypatch.context() as patch:
-        patch.setattr(Live, "deliver", crash)
+        patch.setattr(LiveDelivery, "deliver", crash)
         first = h.send(a, frame)
     assert first is not None and first["code"] == "INTERNAL"
     # When the sender's SDK resends the same frame

@@ -239,7 +239,7 @@ def test_unexpected_failure_is_answered_internal_and_never_raised(
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(h.services.users, "get_profile", explode)
+    monkeypatch.setattr(h.services.profiles, "get_profile", explode)
     reply = h.send(a, good_send())
     assert reply == {
         "type": "error",

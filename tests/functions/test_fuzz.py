@@ -205,7 +205,7 @@ def test_any_presence_visibility_is_set_exactly_or_refused_with_nothing_changed(
                 "visibility": visibility,
                 "count": len(allowed),
             }
-            profile = h.services.users.get_profile("bob")
+            profile = h.services.profiles.get_profile("bob")
             assert profile is not None and profile.visibility == visibility
             assert profile.contact_count == len(allowed)
 

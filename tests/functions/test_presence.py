@@ -120,7 +120,7 @@ def test_gone_connection_is_removed_and_user_goes_offline(
     assert reply is not None and reply["type"] == "ack"
     assert len(h.queue_of(bob)) == 1
     # And the stale connection is gone, bob is offline, and alice heard it
-    profile = h.services.users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None and profile.connections == {}
     assert presence_of(h, a, "bob")[0]["online"] is False
     assert h.posts.of_type(a.connection_id, "presence")[-1]["users"][0]["online"] is False
@@ -133,7 +133,7 @@ def test_gone_on_one_of_three_connections_keeps_user_online(
     devices = [h.connect(bob) for _ in range(3)]
     h.posts.gone.add(devices[1].connection_id)
     h.send(a, h.message(a, bob, "hi", "msg-0202"))
-    profile = h.services.users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None
     assert sorted(profile.connections) == sorted(
         [devices[0].connection_id, devices[2].connection_id]
@@ -149,12 +149,12 @@ def test_gone_watcher_loses_its_subscription(h: Harness, alice: TestUser, bob: T
     presence_of(h, a, "bob", subscribe=True)
     h.posts.gone.add(a.connection_id)
     h.connect(bob)
-    assert list(h.services.users.watchers_of("bob", h.clock.now_s())) == [[]]
+    assert list(h.services.subscriptions.watchers_of("bob", h.clock.now_s())) == [[]]
     assert presence_of_fresh(h, bob_watcher=alice) is False
 
 
 def presence_of_fresh(h: Harness, bob_watcher: TestUser) -> bool:
-    profile = h.services.users.get_profile(bob_watcher.user_id)
+    profile = h.services.profiles.get_profile(bob_watcher.user_id)
     assert profile is not None
     return profile.is_online(h.clock.now_ms())
 
@@ -169,7 +169,7 @@ def test_connection_older_than_two_hours_is_not_online(
     assert presence_of(h, a, "bob")[0]["online"] is False
     # And a new connection prunes the stale one from his profile
     h.connect(bob)
-    profile = h.services.users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None and len(profile.connections) == 1
 
 

@@ -11,8 +11,8 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.contract import MAX_PUSH_DEVICES
+from messenger.dal.profiles import Profile
 from messenger.dal.push_devices import devices_of
-from messenger.dal.users import Profile
 from messenger.logic import push as push_logic
 from messenger.logic.push import PushNotifier
 from messenger_protocol.names import PushPlatform
@@ -68,7 +68,7 @@ def offline_with_devices(h: Harness, user: TestUser, *devices: tuple[str, str]) 
 
 
 def profile_of(h: Harness, user: TestUser) -> Profile:
-    profile = h.services.users.get_profile(user.user_id, consistent=True)
+    profile = h.services.profiles.get_profile(user.user_id, consistent=True)
     assert profile is not None
     return profile
 

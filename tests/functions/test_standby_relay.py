@@ -16,6 +16,7 @@ from messenger.config import settings_from
 from messenger.contract import Env
 from messenger.transport.relay import RelayClient, RelayFailed
 from messenger_protocol.errors import UnknownRecipient
+from messenger_protocol.names import RelayOperation
 from tests.support.harness import function_name_in
 
 PRIMARY = "arn:aws:lambda:us-east-1:111111111111:function:messenger-prod-c1-relay:live"
@@ -92,7 +93,7 @@ def test_a_malformed_standby_fails_loudly_and_names_the_setting(peers: str) -> N
 
 def test_when_the_primary_answers_the_standby_is_never_asked() -> None:
     relays = Relays({PRIMARY: {"ok": {"serverTs": 1}}, STANDBY: {"ok": {"serverTs": 2}}})
-    assert client_of(relays).call("c1", "storeMessage", {}) == {"serverTs": 1}
+    assert client_of(relays).call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 1}
     assert relays.invoked == [(PRIMARY, "RequestResponse")]
 
 
@@ -101,8 +102,8 @@ def test_when_the_primary_does_not_answer_the_standby_does() -> None:
     relays = Relays({PRIMARY: TimeoutError("no answer"), STANDBY: {"ok": {"serverTs": 2}}})
     client = client_of(relays)
     # Then a call and a notification each reach the standby after the primary failed
-    assert client.call("c1", "storeMessage", {}) == {"serverTs": 2}
-    client.notify("c1", "presenceChanged", {})
+    assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 2}
+    client.notify("c1", RelayOperation.PRESENCE_CHANGED, {})
     assert relays.invoked == [
         (PRIMARY, "RequestResponse"),
         (STANDBY, "RequestResponse"),
@@ -115,7 +116,7 @@ def test_a_refusal_is_an_answer_and_is_not_asked_again_of_the_standby() -> None:
     refusal = {"error": {"code": "UNKNOWN_RECIPIENT", "message": "no such user"}}
     relays = Relays({PRIMARY: refusal, STANDBY: {"ok": {}}})
     with pytest.raises(UnknownRecipient):
-        client_of(relays).call("c1", "storeMessage", {})
+        client_of(relays).call("c1", RelayOperation.STORE_MESSAGE, {})
     assert relays.invoked == [(PRIMARY, "RequestResponse")]
 
 
@@ -123,8 +124,8 @@ def test_when_neither_side_answers_the_call_fails_and_a_peer_without_standby_onc
     relays = Relays({PRIMARY: TimeoutError("no"), STANDBY: TimeoutError("no"), C2: {"x": 1}})
     client = client_of(relays)
     with pytest.raises(RelayFailed, match="cell c1 did not answer storeMessage"):
-        client.call("c1", "storeMessage", {})
+        client.call("c1", RelayOperation.STORE_MESSAGE, {})
     relays.answers[C2] = TimeoutError("no")
     with pytest.raises(RelayFailed, match="cell c2"):
-        client.call("c2", "keys", {})
+        client.call("c2", RelayOperation.KEYS, {})
     assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, C2]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from messenger.dal.users import Users
+from messenger.dal.subscriptions import Subscriptions
 from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SUBSCRIPTIONS_PER_CONNECTION
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
@@ -116,7 +116,7 @@ def test_the_subscribe_and_close_attack_leaves_nothing_and_the_victim_connects_a
     assert codes[None] == MAX_SUBSCRIPTIONS_PER_CONNECTION // MAX_IDS_PER_FRAME
     assert codes["BAD_REQUEST"] > 0 and codes["RATE_LIMITED"] > 0
     assert codes["BAD_REQUEST"] + codes["RATE_LIMITED"] == 250 - codes[None]
-    watched = Users(h.services.dynamodb, h.settings.users_table).watched_by(
+    watched = Subscriptions(h.services.dynamodb, h.settings.users_table).watched_by(
         "mallory", m.connection_id
     )
     assert len(watched) == 1 + codes[None] * (MAX_IDS_PER_FRAME - 1)  # bob in every frame
@@ -132,7 +132,7 @@ def test_the_subscribe_and_close_attack_leaves_nothing_and_the_victim_connects_a
     assert counter.calls == {"GetItem": 1, "PutItem": 1, "UpdateItem": 1}
     assert [name for name, _ in h.invokes.pending] == ["PresenceChanged"]
     assert h.posts.attempts == []
-    profile = h.services.users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None and list(profile.connections) == [b.connection_id]
     # And the presence function tells the honest watcher
     h.run_invocations()
@@ -167,7 +167,7 @@ def test_a_failed_connect_leaves_no_connection_recorded(
     with pytest.raises(AssertionError):
         h.connect(bob)
     # Then bob is not left looking online, and no one heard he was
-    profile = h.services.users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None and profile.connections == {}
     assert h.send(a, {"action": "getPresence", "userIds": ["bob"]})["users"][0]["online"] is False
     assert h.posts.of_type(a.connection_id, "presence") == []
@@ -181,7 +181,7 @@ def test_a_connect_whose_presence_announcement_fails_still_succeeds(
 
     monkeypatch.setattr(h.services.announcer, "announce", lambda_down)
     a = h.connect(alice)
-    profile = h.services.users.get_profile("alice")
+    profile = h.services.profiles.get_profile("alice")
     assert profile is not None and list(profile.connections) == [a.connection_id]
 
 
@@ -222,9 +222,9 @@ def test_the_presence_function_tells_every_watcher_the_final_state_after_a_flap(
 
 
 def test_watch_lists_are_deleted_with_their_connection(h: Harness, alice: TestUser) -> None:
-    users = Users(h.services.dynamodb, h.settings.users_table)
+    subscriptions = Subscriptions(h.services.dynamodb, h.settings.users_table)
     a = h.connect(alice)
     subscribe(h, a, ["nobody1", "nobody2"])
-    assert users.watched_by("alice", a.connection_id) == {"nobody1", "nobody2"}
+    assert subscriptions.watched_by("alice", a.connection_id) == {"nobody1", "nobody2"}
     h.disconnect(a)
-    assert users.watched_by("alice", a.connection_id) == set()
+    assert subscriptions.watched_by("alice", a.connection_id) == set()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from messenger.dal.users import VisibilityOvertaken
+from messenger.dal.contacts import VisibilityOvertaken
 from messenger_protocol.names import PresenceVisibility
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
@@ -150,16 +150,16 @@ def test_the_same_setting_again_writes_nothing(h: Harness, bob: TestUser) -> Non
 
 def test_an_older_setting_finishing_last_does_not_win(h: Harness, bob: TestUser) -> None:
     h.connect(bob)
-    users = h.services.users
+    contacts = h.services.contacts
     # Given two settings made at once on two devices, the newer one taking effect first
     newer, older = f"{2:017d}abcd", f"{1:017d}abcd"
-    users.set_visibility("bob", PresenceVisibility.CONTACTS, ["alice"], newer, "digest-a")
+    contacts.set_visibility("bob", PresenceVisibility.CONTACTS, ["alice"], newer, "digest-a")
     # When the older one finishes
     with pytest.raises(VisibilityOvertaken):
-        users.set_visibility("bob", PresenceVisibility.CONTACTS, ["carol"], older, "digest-c")
+        contacts.set_visibility("bob", PresenceVisibility.CONTACTS, ["carol"], older, "digest-c")
     # Then the newer stays in effect, and nothing of the older one is left
-    profile = users.get_profile("bob")
+    profile = h.services.profiles.get_profile("bob")
     assert profile is not None and profile.visibility_generation == newer
-    assert users.contacts_of_among(profile, ["alice", "carol"]) == {"alice"}
+    assert contacts.contacts_of_among(profile, ["alice", "carol"]) == {"alice"}
     kept = [i["sk"]["S"] for i in h.dump()["test-users"] if i["sk"]["S"].startswith("SEE#")]
     assert kept == [f"SEE#{newer}#alice"]

@@ -1,10 +1,11 @@
-"""BatchGetItem and BatchWriteItem done whole: in chunks of DynamoDB's limits, with what
-DynamoDB leaves unprocessed (under throttling) tried again after a short backoff."""
+"""Many items at a time, done whole: BatchGetItem and BatchWriteItem in chunks of DynamoDB's
+limits, with what DynamoDB leaves unprocessed (under throttling) tried again after a short
+backoff; a Query read page after page."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -60,3 +61,14 @@ def get_all(
             pending = dict(response.get("UnprocessedKeys") or {})
             attempt += 1
     return found
+
+
+def query_pages(client: DynamoDBClient, query: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """The items of a Query (its keyword arguments), a page at a time."""
+    kwargs = dict(query)
+    while True:
+        response = client.query(**kwargs)
+        yield response.get("Items", [])
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,6 +1,6 @@
 """A user's push devices and push collapse stamp, kept on the user's PROFILE item.
 
-Attributes this module owns on ("U#<userId>", "PROFILE") (dal/users.py owns the rest):
+Attributes this module owns on ("U#<userId>", "PROFILE") (dal/profiles.py owns the rest):
 - `push`: map deviceKey -> {"platform": S, "arn": S (SNS endpoint), "at": N (registered, ms)}.
   The key is a short hash of (platform, token): the raw token is kept only by SNS.
 - `lastPushAt`: when the user's last push went out (ms), to collapse bursts.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
-from messenger.dal.users import PROFILE, Profile, user_key
+from messenger.dal.profiles import PROFILE, Profile, user_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -142,7 +142,7 @@ class PushDevices:
 
         A push is due when none went out yet, when the last one is older than the
         interval, or when the user has been online since it (lastSeen, stamped by
-        dal/users.py on every close, is later): a new stretch offline gets its own push.
+        dal/profiles.py on every close, is later): a new stretch offline gets its own push.
         One conditional write decides it, so concurrent sends still make one push.
         """
         try:

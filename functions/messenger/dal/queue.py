@@ -30,18 +30,39 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-MESSAGE_PREFIX = "m#"
-RECEIPT_PREFIX = "r#"
+# The item ids below are built and read here only: clients treat them as opaque.
+ITEM_ID_SEPARATOR = "#"
+MESSAGE_PREFIX = "m" + ITEM_ID_SEPARATOR
+RECEIPT_PREFIX = "r" + ITEM_ID_SEPARATOR
 # Above every receipt key: "r#" + seq, where seq starts with a digit.
 _RECEIPTS_END = RECEIPT_PREFIX + "~"
 
 
 def message_item_id(sender: str, message_id: str) -> str:
-    return f"{MESSAGE_PREFIX}{sender}#{message_id}"
+    """The item id of a message: its sender and messageId name it."""
+    return f"{MESSAGE_PREFIX}{sender}{ITEM_ID_SEPARATOR}{message_id}"
+
+
+def parse_message_item_id(item_id: str) -> tuple[str, str] | None:
+    """(sender, messageId) of a message item id; None for anything else."""
+    if not item_id.startswith(MESSAGE_PREFIX):
+        return None
+    sender, separator, message_id = item_id.removeprefix(MESSAGE_PREFIX).partition(
+        ITEM_ID_SEPARATOR
+    )
+    if not sender or not separator or not message_id or ITEM_ID_SEPARATOR in message_id:
+        return None
+    return sender, message_id
 
 
 def receipt_item_id(seq: str) -> str:
+    """The item id of a receipt: its seq, which orders it in the queue."""
     return RECEIPT_PREFIX + seq
+
+
+def is_receipt_item_id(item_id: str) -> bool:
+    """Shaped like a receipt's item id (whether such a receipt exists or not)."""
+    return item_id.startswith(RECEIPT_PREFIX)
 
 
 def is_seq(value: str) -> bool:

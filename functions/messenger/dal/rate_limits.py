@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from messenger.contract import RateLimit
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
-from messenger.dal.users import user_key
+from messenger.dal.profiles import user_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

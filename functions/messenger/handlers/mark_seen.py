@@ -9,5 +9,5 @@ from messenger_protocol.frames import MarkSeen, ServerFrame
 
 @message_route(MarkSeen)
 def handler(frame: MarkSeen, caller: Caller, svc: Services) -> ServerFrame | None:
-    svc.messaging(caller.endpoint).mark_seen(caller.user_id, frame.to, frame.message_ids)
+    svc.receipts(caller.endpoint).mark_seen(caller.user_id, frame.to, frame.message_ids)
     return None

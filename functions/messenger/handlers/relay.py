@@ -1,6 +1,6 @@
 """Relay: what peer cells invoke to reach this cell's users (not an API route).
 
-The answer is `{"ok": ...}` or `{"error": {"code", "message"}}`; nothing is raised to
+The answer is an answer or a refusal (transport/relay_records.py); nothing is raised to
 Lambda, so the caller tells a refusal (a docs/protocol.md code it passes on) from a failure.
 """
 
@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.errors import Refused
 from messenger.handlers._runtime import count_refusal, lambda_entry
-from messenger.logic.relay import read_request
 from messenger.observability import logger
+from messenger.transport.relay_records import answered, read_request, refused
 from messenger.wiring import services
 from messenger_protocol.names import ErrorCode
 
@@ -22,15 +22,15 @@ def _relay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = read_request(event)
         logger.append_keys(op=request.operation, caller_cell=request.caller)
-        return {"ok": services().relay().answer(request)}
+        return answered(services().relay().answer(request))
     except Refused as refusal:
         logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
         count_refusal(refusal.code)
-        return {"error": {"code": refusal.code, "message": refusal.message}}
+        return refused(refusal.code, refusal.message)
     except Exception:
         logger.exception("relay failed")
         count_refusal(ErrorCode.INTERNAL)
-        return {"error": {"code": ErrorCode.INTERNAL, "message": "internal error, try again"}}
+        return refused(ErrorCode.INTERNAL, "internal error, try again")
 
 
 handler = lambda_entry(_relay)

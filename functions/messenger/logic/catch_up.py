@@ -13,7 +13,7 @@ from messenger.contract import SYNC_PAGE_ITEMS, SYNC_PAGE_POSTS, Metric
 from messenger.dal.queue import Page, Queue
 from messenger.logic.clock import Clock
 from messenger.logic.epoch import CellEpoch
-from messenger.logic.live import Live
+from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.observability import count
 from messenger_protocol.frames import ItemsFrame, ServerFrame, Sync, SyncDoneFrame
@@ -21,7 +21,7 @@ from messenger_protocol.frames import ItemsFrame, ServerFrame, Sync, SyncDoneFra
 
 class CatchUp:
     def __init__(
-        self, queue: Queue, cursors: SyncCursors, live: Live, clock: Clock, epoch: CellEpoch
+        self, queue: Queue, cursors: SyncCursors, live: LiveDelivery, clock: Clock, epoch: CellEpoch
     ) -> None:
         self._queue = queue
         self._cursors = cursors

@@ -1,32 +1,51 @@
-"""Which cell is a user's home (docs/protocol.md §6), as this cell sees it."""
+"""Which cell is a user's home (docs/protocol.md §6), as this cell sees it.
+
+Every deployment is a shard map: a single deployment is one cell that owns every shard
+and has no peers, so the same code serves one cell and many.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from messenger.config import CellSettings
 
 
 class Cells:
-    """This cell's view of the shard map. With no cell settings, every user is at home."""
+    """This cell's view of the shard map."""
 
-    def __init__(self, settings: CellSettings | None) -> None:
+    def __init__(self, settings: CellSettings) -> None:
         self._settings = settings
 
     @property
-    def cell_id(self) -> str | None:
-        return self._settings.cell_id if self._settings else None
+    def cell_id(self) -> str:
+        return self._settings.cell_id
 
-    def home_of(self, user_id: str) -> str | None:
-        """The user's home cell; None in a single-cell deployment."""
-        return self._settings.shard_map.home_of(user_id) if self._settings else None
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The other cells, whose Relays this cell may call (none in a single cell)."""
+        return tuple(self._settings.peers)
+
+    def home_of(self, user_id: str) -> str:
+        """The user's home cell."""
+        return self._settings.shard_map.home_of(user_id)
 
     def is_home(self, user_id: str) -> bool:
         """Whether this cell is the user's home."""
-        return self._settings is None or self.home_of(user_id) == self._settings.cell_id
+        return self.home_of(user_id) == self.cell_id
 
-    def by_home(self, user_ids: list[str]) -> dict[str | None, list[str]]:
-        """Users grouped by home cell, in their order; this cell's under None."""
-        groups: dict[str | None, list[str]] = {}
+    def is_peer(self, cell: str) -> bool:
+        """Whether `cell` is another cell of the map (one that may call this one's Relay)."""
+        return cell in self._settings.peers
+
+    def split(self, user_ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """This cell's users, and the others' grouped by home cell, each in their order."""
+        here: list[str] = []
+        elsewhere: dict[str, list[str]] = {}
         for user_id in user_ids:
-            home = None if self.is_home(user_id) else self.home_of(user_id)
-            groups.setdefault(home, []).append(user_id)
-        return groups
+            home = self.home_of(user_id)
+            if home == self.cell_id:
+                here.append(user_id)
+            else:
+                elsewhere.setdefault(home, []).append(user_id)
+        return here, elsewhere

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from messenger.contract import CONNECT_NONCE_SLACK_SECONDS
+from messenger.dal.nonces import NonceReused, Nonces, RegistrationsExhausted, UserTaken
+from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.rate_limits import RateLimits
-from messenger.dal.users import NonceReused, Profile, RegistrationsExhausted, Users, UserTaken
 from messenger.errors import AccessDenied, UnknownUser
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
@@ -63,20 +64,24 @@ def registration_source(source_ip: str) -> str:
 
 
 class Identity:
+    """Proves who connects (registering a user on first use) and serves users' keys."""
+
     def __init__(
         self,
-        users: Users,
+        profiles: Profiles,
+        nonces: Nonces,
         limits: RateLimits,
         clock: Clock,
         registrations_per_hour: int,
-        cells: Cells | None = None,
-        peers: Peers | None = None,
+        cells: Cells,
+        peers: Peers,
     ) -> None:
-        self._users = users
+        self._profiles = profiles
+        self._nonces = nonces
         self._limits = limits
         self._clock = clock
         self._registrations_per_hour = registrations_per_hour
-        self._cells = cells or Cells(None)
+        self._cells = cells
         self._peers = peers
 
     def authenticate(self, request: ConnectRequest) -> str:
@@ -94,7 +99,7 @@ class Identity:
             raise AccessDenied("ts is outside the accepted window")
         # Past this, the query's ts is out of the window: a replay is refused anyway.
         nonce_expires = int(query.ts) + CONNECT_WINDOW_SECONDS + CONNECT_NONCE_SLACK_SECONDS
-        profile = self._users.get_profile(request.user_id, consistent=True)
+        profile = self._profiles.get_profile(request.user_id, consistent=True)
         if profile is None:
             profile = self._register(request, nonce_expires)
             if profile is None:
@@ -106,7 +111,7 @@ class Identity:
         if not query.verifies(profile.sign_key):
             raise AccessDenied("signature does not verify")
         try:
-            self._users.spend_nonce(
+            self._nonces.spend_nonce(
                 query.user_id, query.nonce, nonce_expires, now_s, request.attempt
             )
         except NonceReused:
@@ -132,7 +137,7 @@ class Identity:
             self._registrations_per_hour,
         )
         try:
-            self._users.register_with_nonce(
+            self._nonces.register_with_nonce(
                 profile, query.nonce, nonce_expires, request.attempt, count
             )
         except NonceReused:
@@ -140,16 +145,16 @@ class Identity:
         except RegistrationsExhausted:
             raise AccessDenied("too many new users from this address; try later") from None
         except UserTaken:
-            winner = self._users.get_profile(query.user_id, consistent=True)
+            winner = self._profiles.get_profile(query.user_id, consistent=True)
             if winner is None:
                 raise AccessDenied("registration raced; try again") from None
             return winner
         return None
 
     def keys_of(self, user_id: str) -> KeysFrame:
-        if not self._cells.is_home(user_id) and self._peers is not None:
+        if not self._cells.is_home(user_id):
             return self._peers.keys_of(user_id)
-        profile = self._users.get_profile(user_id)
+        profile = self._profiles.get_profile(user_id)
         if profile is None:
             raise UnknownUser(f"no user {user_id!r}")
         return KeysFrame(

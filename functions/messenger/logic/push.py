@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 
 from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE, Metric
+from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.push_devices import (
     DeviceMapChanged,
     PushDevice,
@@ -21,7 +22,6 @@ from messenger.dal.push_devices import (
     devices_of,
     has_device_map,
 )
-from messenger.dal.users import Profile, Users
 from messenger.errors import PushEndpointGone, PushNotConfigured
 from messenger.logic.clock import Clock
 from messenger.observability import count, logger
@@ -48,13 +48,13 @@ class PushRegistration:
 
     def __init__(
         self,
-        users: Users,
+        profiles: Profiles,
         devices: PushDevices,
         gateway: SnsPush,
         clock: Clock,
         applications: Mapping[str, str],
     ) -> None:
-        self._users = users
+        self._profiles = profiles
         self._devices = devices
         self._gateway = gateway
         self._clock = clock
@@ -88,7 +88,7 @@ class PushRegistration:
         raise RuntimeError("push devices kept changing during registration")
 
     def _profile(self, user_id: str) -> Profile:
-        profile = self._users.get_profile(user_id, consistent=True)
+        profile = self._profiles.get_profile(user_id, consistent=True)
         if profile is None:
             raise RuntimeError("an authorized caller has no profile")
         return profile

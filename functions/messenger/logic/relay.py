@@ -2,38 +2,31 @@
 
 Each request names the calling cell and users of THIS cell only: a request about anyone
 else is refused BAD_REQUEST, so a peer can never act for a user here that its own users
-could not reach through the protocol. Fields are read with the protocol's own rules.
+could not reach through the protocol. Fields are read with the protocol's own rules
+(transport/relay_records.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from messenger.logic.cells import Cells
 from messenger.logic.identity import Identity
 from messenger.logic.messaging import Messaging
-from messenger.logic.peers import PresenceChanged, PresenceQuery, StoreReceipts
-from messenger.logic.presence import Presence, PresenceChanges
+from messenger.logic.presence import Presence
+from messenger.logic.presence_changes import PresenceChanges
+from messenger.logic.receipts import Receipts
+from messenger.transport.relay_records import (
+    KeysQuery,
+    PresenceChanged,
+    PresenceQuery,
+    RelayRequest,
+    StoreMessage,
+    StoreReceipts,
+)
 from messenger_protocol.errors import BadRequest
-from messenger_protocol.frames import SendMessage
-
-
-@dataclass(frozen=True)
-class RelayRequest:
-    operation: str
-    caller: str  # the calling cell
-    body: dict[str, Any]
-
-
-def read_request(event: Any) -> RelayRequest:
-    if not isinstance(event, dict):
-        raise BadRequest("a relay request is a JSON object")
-    operation, caller = event.get("op"), event.get("from")
-    if not isinstance(operation, str) or not isinstance(caller, str):
-        raise BadRequest("a relay request names its op and the calling cell")
-    return RelayRequest(operation, caller, event)
+from messenger_protocol.names import RelayOperation
 
 
 class RelayService:
@@ -43,46 +36,47 @@ class RelayService:
         self,
         cells: Cells,
         messaging: Callable[[], Messaging],
+        receipts: Callable[[], Receipts],
         identity: Identity,
         presence: Callable[[], Presence],
         presence_changes: Callable[[], PresenceChanges],
     ) -> None:
         self._cells = cells
         self._messaging = messaging
+        self._receipts = receipts
         self._identity = identity
         self._presence = presence
         self._presence_changes = presence_changes
-        self._operations: dict[str, Callable[[RelayRequest], Any]] = {
-            "storeMessage": self._store_message,
-            "storeReceipt": self._store_receipt,
-            "presence": self._presence_of,
-            "presenceChanged": self._presence_changed,
-            "keys": self._keys,
+        self._operations: dict[RelayOperation, Callable[[RelayRequest], Any]] = {
+            RelayOperation.STORE_MESSAGE: self._store_message,
+            RelayOperation.STORE_RECEIPT: self._store_receipt,
+            RelayOperation.PRESENCE: self._presence_of,
+            RelayOperation.PRESENCE_CHANGED: self._presence_changed,
+            RelayOperation.KEYS: self._keys,
         }
 
     def answer(self, request: RelayRequest) -> Any:
-        operation = self._operations.get(request.operation)
-        if operation is None:
-            raise BadRequest(f"no relay operation {request.operation[:64]!r}")
-        if self._cells.cell_id is None or request.caller == self._cells.cell_id:
+        """Do what a peer cell asks, once its request is one it may make."""
+        # A cell with no peers (a single deployment) answers no one.
+        if not self._cells.is_peer(request.caller):
             raise BadRequest("relay requests come from peer cells")
-        return operation(request)
+        return self._operations[request.operation](request)
 
-    def _ours(self, user_id: Any, what: str) -> str:
-        if not isinstance(user_id, str) or not self._cells.is_home(user_id):
+    def _ours(self, user_id: str, what: str) -> str:
+        if not self._cells.is_home(user_id):
             raise BadRequest(f"{what}: not a user of this cell")
         return user_id
 
-    def _theirs(self, request: RelayRequest, user_id: Any, what: str) -> str:
-        if not isinstance(user_id, str) or self._cells.home_of(user_id) != request.caller:
+    def _theirs(self, request: RelayRequest, user_id: str, what: str) -> str:
+        if self._cells.home_of(user_id) != request.caller:
             raise BadRequest(f"{what}: not a user of the calling cell")
         return user_id
 
     def _store_message(self, request: RelayRequest) -> Any:
-        frame = SendMessage.read(request.body.get("frame"))
-        sender = self._theirs(request, request.body.get("sender"), "sender")
-        self._ours(frame.to, "to")
-        return self._messaging().accept(sender, frame).to_wire()
+        stored = StoreMessage.read(request.body)
+        sender = self._theirs(request, stored.sender, "sender")
+        self._ours(stored.frame.to, "to")
+        return self._messaging().accept(sender, stored.frame).to_wire()
 
     def _store_receipt(self, request: RelayRequest) -> Any:
         """Receipts for users of this cell, by users of the calling cell."""
@@ -90,7 +84,7 @@ class RelayService:
         for receipt in receipts:
             self._ours(receipt.recipient, "recipient")
             self._theirs(request, receipt.by, "by")
-        self._messaging().accept_receipts(receipts)
+        self._receipts().accept_relayed(receipts)
         return {}
 
     def _presence_of(self, request: RelayRequest) -> Any:
@@ -110,4 +104,5 @@ class RelayService:
         return {}
 
     def _keys(self, request: RelayRequest) -> Any:
-        return self._identity.keys_of(self._ours(request.body.get("userId"), "userId")).to_wire()
+        query = KeysQuery.read(request.body)
+        return self._identity.keys_of(self._ours(query.user_id, "userId")).to_wire()

@@ -1,10 +1,9 @@
 """The cell-to-cell call: invoking a peer cell's Relay function (docs/scale.md).
 
-Requests and answers are JSON: `{"op": ..., "from": <this cell>, ...}` in, `{"ok": ...}` or
-`{"error": {"code", "message"}}` out. A refusal with a docs/protocol.md code comes back as the
-same domain error it was in the peer; anything else (a timeout, a throttle, the function
-failing) is `RelayFailed`, which the caller answers INTERNAL: the client resends, and every
-operation is idempotent.
+Requests and answers are JSON (transport/relay_records.py). A refusal with a
+docs/protocol.md code comes back as the same domain error it was in the peer; anything
+else (a timeout, a throttle, the function failing) is `RelayFailed`, which the caller
+answers INTERNAL: the client resends, and every operation is idempotent.
 
 A peer with a standby (docs/protocol.md §7) has two Relays: its primary's, then its standby's.
 Whichever is active answers; the caller tries the primary and, when it does not answer
@@ -19,6 +18,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from messenger.transport.relay_records import ANSWER, REFUSAL, request_payload
 from messenger_protocol.errors import (
     BadRequest,
     ProtocolError,
@@ -27,7 +27,7 @@ from messenger_protocol.errors import (
     UnknownRecipient,
     UnknownUser,
 )
-from messenger_protocol.names import ErrorCode
+from messenger_protocol.names import ErrorCode, RelayOperation
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -69,8 +69,8 @@ class RelayClient:
             self._client = self._client_factory()
         return self._client
 
-    def _payload(self, operation: str, request: Mapping[str, Any]) -> bytes:
-        return json.dumps({"op": operation, "from": self._own_cell, **request}).encode()
+    def _payload(self, operation: RelayOperation, request: Mapping[str, Any]) -> bytes:
+        return json.dumps(request_payload(operation, self._own_cell, request)).encode()
 
     def _each_relay(self, cell: str, attempt: Callable[[str], Any]) -> Any:
         """`attempt` on the cell's Relays in order, until one does not raise RelayFailed."""
@@ -82,11 +82,13 @@ class RelayClient:
                 continue  # the next side may be the active one
         return attempt(last)
 
-    def call(self, cell: str, operation: str, request: Mapping[str, Any]) -> Any:
+    def call(self, cell: str, operation: RelayOperation, request: Mapping[str, Any]) -> Any:
         """Run an operation in a peer cell and return its answer; refusals raise."""
         return self._each_relay(cell, lambda relay: self._call(relay, cell, operation, request))
 
-    def _call(self, relay: str, cell: str, operation: str, request: Mapping[str, Any]) -> Any:
+    def _call(
+        self, relay: str, cell: str, operation: RelayOperation, request: Mapping[str, Any]
+    ) -> Any:
         try:
             response = self.client.invoke(
                 FunctionName=relay,
@@ -98,19 +100,21 @@ class RelayClient:
             raise RelayFailed(f"cell {cell} did not answer {operation}: {error}") from error
         if response.get("FunctionError") or not isinstance(answer, dict):
             raise RelayFailed(f"cell {cell} failed {operation}: {str(answer)[:200]}")
-        if "error" in answer:
-            refused = answer["error"] if isinstance(answer["error"], dict) else {}
+        if REFUSAL in answer:
+            refused = answer[REFUSAL] if isinstance(answer[REFUSAL], dict) else {}
             refusal = REFUSALS.get(str(refused.get("code")))
             if refusal is None:
                 raise RelayFailed(f"cell {cell} answered {operation} with {refused}")
             raise refusal(str(refused.get("message", "")))
-        return answer.get("ok")
+        return answer.get(ANSWER)
 
-    def notify(self, cell: str, operation: str, request: Mapping[str, Any]) -> None:
+    def notify(self, cell: str, operation: RelayOperation, request: Mapping[str, Any]) -> None:
         """Hand an operation to a peer cell without waiting for it (an Event invoke)."""
         self._each_relay(cell, lambda relay: self._notify(relay, cell, operation, request))
 
-    def _notify(self, relay: str, cell: str, operation: str, request: Mapping[str, Any]) -> None:
+    def _notify(
+        self, relay: str, cell: str, operation: RelayOperation, request: Mapping[str, Any]
+    ) -> None:
         try:
             self.client.invoke(
                 FunctionName=relay,

@@ -1,48 +1,38 @@
-"""Live connections: who is online, and delivering frames to them.
+"""Live delivery: who is online, and handing frames to their open connections.
 
 A user is online while at least one connection is open; the first connection opening
 and the last one closing are the only presence changes. Watchers hear of them from the
-presence function (logic/presence.py), which this module only tells that a change
+presence function (logic/presence_changes.py), which this module only tells that a change
 happened: no handshake and no send ever waits on, or fails because of, who watches.
 """
 
 from __future__ import annotations
 
 from messenger.contract import Metric
-from messenger.dal.users import Profile, Users
+from messenger.dal.profiles import Profile, Profiles
+from messenger.dal.subscriptions import Subscriptions
 from messenger.errors import ConnectionGone
 from messenger.logic.clock import Clock
 from messenger.observability import count, logger
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
-from messenger_protocol.frames import PresenceEntry, ServerFrame
+from messenger_protocol.frames import ServerFrame
 
 
-def presence_entry(user_id: str, profile: Profile | None, now_ms: int) -> PresenceEntry:
-    """What anyone allowed to see the user's presence sees; None: an unknown user."""
-    if profile is None:
-        return unknown_entry(user_id)
-    online = profile.is_online(now_ms)
-    return PresenceEntry(
-        user_id=user_id, online=online, last_seen=None if online else profile.last_seen
-    )
+class LiveDelivery:
+    """Posts frames to a user's open connections, and records them opening and closing."""
 
-
-def unknown_entry(user_id: str) -> PresenceEntry:
-    """An unknown user, and every user to those who may not see their presence."""
-    return PresenceEntry(user_id=user_id, online=False, last_seen=None)
-
-
-class Live:
     def __init__(
         self,
-        users: Users,
+        profiles: Profiles,
+        subscriptions: Subscriptions,
         connections: Connections,
         clock: Clock,
         announcer: PresenceAnnouncer,
         endpoint: str,
     ) -> None:
-        self._users = users
+        self._profiles = profiles
+        self._subscriptions = subscriptions
         self._connections = connections
         self._clock = clock
         self._announcer = announcer
@@ -75,7 +65,7 @@ class Live:
         """Record a connection ($connect). If this fails, nothing stays recorded: a
         handshake that API Gateway refuses must not leave its user looking online."""
         try:
-            profile = self._users.add_connection(user_id, connection_id, connected_at)
+            profile = self._profiles.add_connection(user_id, connection_id, connected_at)
         except Exception:
             # A write that timed out may still have been made.
             self._undo_connect(user_id, connection_id)
@@ -85,7 +75,7 @@ class Live:
         stale = profile.stale_connections(now)
         if stale:
             try:
-                self._users.prune_connections(user_id, stale)
+                self._profiles.prune_connections(user_id, stale)
             except Exception:
                 # Housekeeping: stale entries count as closed whether pruned or not.
                 logger.warning("could not prune stale connections", exc_info=True)
@@ -95,7 +85,7 @@ class Live:
     def _undo_connect(self, user_id: str, connection_id: str) -> None:
         count(Metric.CONNECTS_UNDONE)
         try:
-            self._users.forget_connection(user_id, connection_id)
+            self._profiles.forget_connection(user_id, connection_id)
         except Exception:
             # Left behind, the entry is dropped by the first post that meets a 410.
             logger.warning("could not undo a failed connect", exc_info=True)
@@ -106,8 +96,8 @@ class Live:
         The connection leaves the profile first: from then on no subscription can be
         recorded for it, so the watch list deleted next is complete.
         """
-        profile = self._users.remove_connection(user_id, connection_id, self._clock.now_ms())
-        self._users.forget_watches(user_id, connection_id)
+        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        self._subscriptions.forget_watches(user_id, connection_id)
         if profile is None:
             return  # forgotten already (a post found it gone)
         count(Metric.CONNECTIONS_CLOSED)
@@ -119,7 +109,7 @@ class Live:
         What it watched is its own $disconnect's to clean up (or the TTL's, if that was
         lost): never the work of whoever happened to post to it.
         """
-        profile = self._users.remove_connection(user_id, connection_id, self._clock.now_ms())
+        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
         if profile is not None:
             self._announce_if_offline(profile)
 

@@ -1,0 +1,179 @@
+"""The presence function: telling a user's watchers what they may see of them now, in
+this cell and, through their Relays, in the cells of watchers elsewhere; and posting the
+changes those cells relay here to this cell's watchers.
+
+A watcher no longer allowed to see the user is shown an unknown user, and its
+subscription ends (logic/visibility.py says who may see whom).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from messenger.contract import Metric
+from messenger.dal.profiles import Profile, Profiles
+from messenger.dal.subscriptions import Subscription, Subscriptions
+from messenger.logic.clock import Clock
+from messenger.logic.live_delivery import LiveDelivery
+from messenger.logic.peers import Peers
+from messenger.logic.visibility import Visibility, presence_entry, unknown_entry
+from messenger.observability import count, logger
+from messenger.transport.relay_records import MAX_WATCHERS_PER_CHANGE, PresenceChanged
+from messenger_protocol.frames import PresenceEntry, PresenceFrame
+from messenger_protocol.names import PresenceVisibility
+
+# Posts to watchers run side by side: a user with many watchers is told about in seconds.
+PARALLEL_POSTS = 16
+# A user flapping online and offline makes the presence function go round again (see
+# tell_watchers); past this many rounds the next change's own invocation takes over.
+MAX_ROUNDS = 5
+
+
+class PresenceChanges:
+    """The presence function: tells a user's watchers what they may see of them now."""
+
+    def __init__(
+        self,
+        profiles: Profiles,
+        subscriptions: Subscriptions,
+        visibility: Visibility,
+        live: LiveDelivery,
+        clock: Clock,
+        peers: Peers,
+    ) -> None:
+        self._profiles = profiles
+        self._subscriptions = subscriptions
+        self._visibility = visibility
+        self._live = live
+        self._clock = clock
+        self._peers = peers
+
+    def tell_watchers(self, user_id: str) -> None:
+        """Post the user's presence as it is now to every watcher allowed to see it.
+
+        Invocations are not ordered (two changes in quick succession run side by side),
+        so each reads the user again when done, and goes round once more if the
+        presence changed meanwhile: whichever invocation finishes last has told every
+        watcher the final state. A watcher may hear the same state twice; never a stale
+        one last.
+        """
+        profile = self._profiles.get_profile(user_id, consistent=True)
+        for _ in range(MAX_ROUNDS):
+            if profile is None:
+                return
+            told = self._state(profile)
+            self._tell(profile, hidden_only=False)
+            profile = self._profiles.get_profile(user_id, consistent=True)
+            if profile is None or self._state(profile) == told:
+                return
+
+    def forget_hidden_watchers(self, user_id: str) -> None:
+        """After a visibility change: watchers no longer allowed see an unknown user."""
+        profile = self._profiles.get_profile(user_id, consistent=True)
+        if profile is not None:
+            self._tell(profile, hidden_only=True)
+
+    def _state(self, profile: Profile) -> tuple[PresenceEntry, PresenceVisibility, str | None]:
+        entry = presence_entry(profile.user_id, profile, self._clock.now_ms())
+        return entry, profile.visibility, profile.visibility_generation
+
+    def _tell(self, profile: Profile, *, hidden_only: bool) -> None:
+        entry = presence_entry(profile.user_id, profile, self._clock.now_ms())
+        shown = PresenceFrame(users=[entry])
+        hidden = PresenceFrame(users=[unknown_entry(profile.user_id)])
+        with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
+            for page in self._subscriptions.watchers_of(profile.user_id, self._clock.now_s()):
+                allowed = self._visibility.watchers_allowed(profile, {s.watcher for s in page})
+                futures = []
+                for subscription in page:
+                    keep = subscription.watcher in allowed
+                    if hidden_only and keep:
+                        continue  # nothing changed for them
+                    frame = shown if keep else hidden
+                    futures.append(pool.submit(self._post, subscription, frame, keep))
+                for future in futures:
+                    self._count(future)
+        if self._peers.cells:  # with no other cell, no interest can have been recorded
+            self._tell_cells(profile, entry, hidden_only=hidden_only)
+
+    def _tell_cells(self, profile: Profile, entry: PresenceEntry, *, hidden_only: bool) -> None:
+        """Tell the cells whose users watch this one: one asynchronous Relay call per cell
+        (and page of interests), naming the watchers allowed to see the change and those
+        no longer allowed. The interests of the latter end here, as their subscriptions
+        end in their cell. An expired interest is skipped; one whose watcher has gone
+        costs its cell a call that finds no subscription, until it expires."""
+        for page in self._subscriptions.interests_in(profile.user_id, self._clock.now_s()):
+            allowed = self._visibility.watchers_allowed(
+                profile, {interest.watcher for interest in page}
+            )
+            by_cell: dict[str, tuple[list[str], list[str]]] = {}
+            for interest in page:
+                told, hidden = by_cell.setdefault(interest.cell, ([], []))
+                if interest.watcher not in allowed:
+                    hidden.append(interest.watcher)
+                elif not hidden_only:
+                    told.append(interest.watcher)
+            for cell, (told, hidden) in by_cell.items():
+                for start in range(0, max(len(told), len(hidden)), MAX_WATCHERS_PER_CHANGE):
+                    change = PresenceChanged(
+                        user=profile.user_id,
+                        entry=entry,
+                        watchers=told[start : start + MAX_WATCHERS_PER_CHANGE],
+                        hidden_from=hidden[start : start + MAX_WATCHERS_PER_CHANGE],
+                    )
+                    if change.watchers or change.hidden_from:
+                        self._notify(cell, change)
+            gone = [interest for interest in page if interest.watcher not in allowed]
+            if gone:
+                self._subscriptions.drop_interests(gone)
+
+    def _notify(self, cell: str, change: PresenceChanged) -> None:
+        try:
+            self._peers.presence_changed(cell, change)
+        except Exception:
+            # That cell's watchers miss this change; their next getPresence reads the truth.
+            logger.warning("could not tell a cell of a presence change", exc_info=True)
+            count(Metric.PRESENCE_RELAYS_FAILED)
+        else:
+            count(Metric.PRESENCE_CHANGES_RELAYED)
+
+    def relay_change(self, change: PresenceChanged) -> None:
+        """The Relay's `presenceChanged`: post a change of a user of another cell to this
+        cell's subscriptions on them whose watcher is named (those hidden from are shown
+        an unknown user, and their subscriptions end)."""
+        told, hidden_from = set(change.watchers), set(change.hidden_from)
+        shown = PresenceFrame(users=[change.entry])
+        hidden = PresenceFrame(users=[unknown_entry(change.user)])
+        with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
+            for page in self._subscriptions.watchers_of(change.user, self._clock.now_s()):
+                futures = [
+                    pool.submit(self._post, subscription, shown, True)
+                    if subscription.watcher in told
+                    else pool.submit(self._post, subscription, hidden, False)
+                    for subscription in page
+                    if subscription.watcher in told or subscription.watcher in hidden_from
+                ]
+                for future in futures:
+                    self._count(future)
+
+    def _count(self, future: Future[bool]) -> None:
+        error = future.exception()
+        if error is not None:
+            # One watcher we could not reach says nothing about the others.
+            logger.warning("could not tell a watcher", exc_info=error)
+            count(Metric.PRESENCE_POSTS_FAILED)
+        elif future.result():
+            count(Metric.PRESENCE_FRAMES_SENT)
+        else:
+            count(Metric.SUBSCRIPTIONS_DROPPED)
+
+    def _post(self, subscription: Subscription, frame: PresenceFrame, keep: bool) -> bool:
+        """Tell one watcher; True if its subscription stays. It goes when the watcher is
+        no longer allowed, or closed: then its connection is forgotten too, as any post
+        that meets a closed connection does, and the rest of what it watched is left to
+        its own $disconnect. A closed watcher costs a bounded few calls, here only."""
+        if not self._live.post(subscription.watcher, subscription.connection_id, frame):
+            keep = False
+        if not keep:
+            self._subscriptions.drop_subscription(subscription)
+        return keep
