@@ -24,7 +24,10 @@ from messenger_directory.failover import (
     failover,
     switch,
 )
+from messenger_directory.config import forget_settings
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
+from messenger_directory.wiring import forget_clients
+from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import ShardMap
 
 pytestmark = pytest.mark.integration
@@ -81,6 +84,10 @@ class World:
 def world() -> Iterator[World]:
     from moto import mock_aws
 
+    # The functions parse their environment and make their clients once per container:
+    # each test is a container of its own, under its own moto.
+    forget_settings()
+    forget_clients()
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
@@ -95,6 +102,8 @@ def world() -> Iterator[World]:
         write_entry(s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
         write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
         yield World(s3, dynamodb)
+    forget_settings()
+    forget_clients()
 
 
 def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(world):
@@ -178,7 +187,8 @@ def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch)
         "detail-type": "CloudWatch Alarm State Change",
         "detail": {"state": {"value": "ALARM"}},
     }
-    answer = failover(event, None)
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    answer = failover(event, context)
     # Then the cell is switched to the standby, as the command would
     assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
     assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
