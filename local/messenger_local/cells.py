@@ -11,7 +11,7 @@ its names.
 Each cell has its own tables and its own functions' environment (`environment`: what
 Lambda would give them, CELL_ID, CELL_SHARD_MAP, CELL_PEERS, CELL_EPOCH, its tables, its
 PRESENCE_FUNCTION and CONNECTIONS_ENDPOINT, the AWS endpoints). That environment never
-enters `os.environ`: the cell's `Services` are made from it (messenger_local.functions_aws),
+enters `os.environ`: the cell's `Services` are made from it (messenger_local.function_services),
 and every invocation of the cell's functions runs inside `messenger.wiring.serving(those
 Services)`, so a cell's invocation never sees another cell's settings, and functions/
 never knows it runs locally. The peers reach a cell's Relay by its ARN through Lambda's

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
+from messenger_directory.config import forget_settings
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
@@ -24,7 +25,6 @@ from messenger_directory.failover import (
     failover,
     switch,
 )
-from messenger_directory.config import forget_settings
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
 from messenger_directory.wiring import forget_clients
 from messenger_local.lambdas import LambdaContext
