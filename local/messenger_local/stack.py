@@ -280,6 +280,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}{DIRECTORY_PATH}"
 
     @property
+    def directory_bucket(self) -> str:
+        """The embedded S3's bucket the directory is kept in, as the deployment's is."""
+        return self._published_directory().bucket.name
+
+    @property
     def directory(self) -> Directory:
         """The directory this stack serves."""
         return self._published_directory().current

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
 from messenger_directory.config import forget_settings
@@ -23,6 +24,7 @@ from messenger_directory.failover import (
     FailoverEnv,
     Side,
     failover,
+    probe,
     switch,
 )
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
@@ -192,3 +194,50 @@ def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch)
     # Then the cell is switched to the standby, as the command would
     assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
     assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+
+
+STANDBY_ENVIRONMENT = {
+    "AWS_REGION": "us-west-2",
+    FailoverEnv.CELL_ID: "c0",
+    FailoverEnv.USERS_TABLE: STANDBY.users_table,
+    FailoverEnv.URL: STANDBY.url,
+    FailoverEnv.DIRECTORY_BUCKET: BUCKET,
+    FailoverEnv.DIRECTORY_REGION: "us-east-1",
+    FailoverEnv.DIRECTORY_OWNER: OWNER,
+}
+ALARM = {"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}
+
+
+def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_nothing(
+    world, monkeypatch
+):
+    world.publish()
+    # Given the Failover function's environment without its own URL
+    for name, value in STANDBY_ENVIRONMENT.items():
+        if name != FailoverEnv.URL:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv(FailoverEnv.URL, raising=False)
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    # When the alarm reaches it, then it fails naming the variable, and nothing is switched
+    with pytest.raises(ValueError, match=f"{FailoverEnv.URL.value} is not set"):
+        failover(ALARM, context)
+    assert world.epoch_item("us-west-2") is None
+    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+
+
+def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world, monkeypatch):
+    # Given a switch to the standby and back replicated to the primary's table
+    world.switch("standby")
+    world.dynamodb["us-east-1"].put_item(
+        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
+    )
+    monkeypatch.setenv(FailoverEnv.PRIMARY_REGION, PRIMARY.region)
+    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, PRIMARY.users_table)
+    context = LambdaContext.for_invocation("Probe", region="us-west-2", account_id=OWNER)
+    # When the probe runs, then it read the primary's replica
+    assert probe({}, context) == {"primaryRegion": "us-east-1", "generation": 1}
+    # And when the primary's table cannot be read, the invocation fails (the alarm's signal)
+    forget_settings()
+    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, "messenger-prod-c0-gone")
+    with pytest.raises(ClientError):
+        probe({}, context)
