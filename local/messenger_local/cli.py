@@ -227,12 +227,22 @@ def functions_output(destination: str) -> Iterator[str]:
         return
     with open(destination, "w", buffering=1, encoding="utf-8") as log_file:
         original = sys.stdout
-        # powertools' logger captures sys.stdout when the functions are imported,
-        # which happens later, when the stack starts.
+        # What the functions print (EMF metrics)...
         sys.stdout = log_file
+        # ... and powertools' logger, which took sys.stdout as its stream when the
+        # functions' modules were imported (with this one's).
+        handlers = [
+            handler
+            for handler in logging.getLogger(SERVICE_NAME).handlers
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original
+        ]
+        for handler in handlers:
+            handler.setStream(log_file)
         try:
             yield destination
         finally:
+            for handler in handlers:
+                handler.setStream(original)
             sys.stdout = original
 
 
