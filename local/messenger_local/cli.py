@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from messenger.contract import SERVICE_NAME, Env
+from messenger_directory.observability import SERVICE_NAME as DIRECTORY_SERVICE_NAME
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
@@ -33,6 +34,8 @@ from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
+# The functions' powertools loggers: the messenger's, and the directory's (a failover's).
+FUNCTION_LOGGERS = (SERVICE_NAME, DIRECTORY_SERVICE_NAME)
 # What the functions get from this command's environment (e.g. the load benchmark's rate
 # limits, docs/performance.md); their tables, endpoints and cells are the stack's.
 SETTINGS_FROM_ENVIRONMENT = (
@@ -229,11 +232,12 @@ def functions_output(destination: str) -> Iterator[str]:
         original = sys.stdout
         # What the functions print (EMF metrics)...
         sys.stdout = log_file
-        # ... and powertools' logger, which took sys.stdout as its stream when the
+        # ... and powertools' loggers, which took sys.stdout as their stream when the
         # functions' modules were imported (with this one's).
         handlers = [
             handler
-            for handler in logging.getLogger(SERVICE_NAME).handlers
+            for name in FUNCTION_LOGGERS
+            for handler in logging.getLogger(name).handlers
             if isinstance(handler, logging.StreamHandler) and handler.stream is original
         ]
         for handler in handlers:
@@ -275,8 +279,9 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         on_invocation=show,
         state_dir=args.state,
     )
-    # powertools' logger of the functions (the one of this process).
-    logging.getLogger(SERVICE_NAME).setLevel(args.log_level)
+    # powertools' loggers of the functions (one each in this process).
+    for name in FUNCTION_LOGGERS:
+        logging.getLogger(name).setLevel(args.log_level)
     try:
         await stack.start()
     except (OSError, StateError) as error:
