@@ -256,10 +256,9 @@ def function_settings(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 async def serve(args: argparse.Namespace, console: TextIO, function_log: str) -> int:
-    with_cell = args.cells is not None
-
     def show(invocation: Invocation) -> None:
-        print(invocation.line(with_cell=with_cell), file=console, flush=True)
+        # In a stack of cells, each line names its cell.
+        print(invocation.line(with_cell=bool(stack.cell_ids)), file=console, flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -65,56 +65,33 @@ stacks run side by side in one process, each cell's invocations in its own Servi
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import gc
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 from messenger.contract import AUTHORIZER, ROUTES, Authorizer, Env, Route
-from messenger_local import activity, runtime
+from messenger_local import activity, lifecycle
 from messenger_local.activity import Activity, TableDump
-from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
-from messenger_local.cell_factory import CellFactory
-from messenger_local.cells import (
-    Addresses,
-    LocalCell,
-    Placement,
-    by_cell,
-    cell_ids,
-    cell_of,
-    one_cell,
-)
+from messenger_local.aws import EmbeddedAws
+from messenger_local.cells import LocalCell, by_cell, cell_ids
 from messenger_local.directory import LocalDirectory
-from messenger_local.events import new_api_id
 from messenger_local.function_services import FunctionClients, runtime_variables
 from messenger_local.gateway import MAX_DURATION_SECONDS, Limits
 from messenger_local.invocations import Invocation
-from messenger_local.lambda_api import Target
 from messenger_local.lambdas import DEFAULT_WORKERS, INTEGRATION_TIMEOUT_SECONDS
-from messenger_local.server import (
-    DIRECTORY_PATH,
-    AddRoutes,
-    Server,
-    build_app,
-    directory_site,
-    failover_site,
-    one_stage_site,
-)
+from messenger_local.lifecycle import StackConfig, StackParts
+from messenger_local.server import DIRECTORY_PATH, Server
 from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS, Failover, Standby, Standbys
-from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.cells import Directory, ShardMap
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
-_DRAIN_SECONDS = 10.0
 _FUNCTION_VARIABLES = frozenset(env.value for env in Env)
 
 
 class LocalStack:
     """The emulated API Gateway stage (a stage per cell), the functions behind it and moto,
-    as one async context."""
+    as one async context: its public face (the parts and their order of starting are
+    messenger_local.lifecycle's)."""
 
     def __init__(
         self,
@@ -139,7 +116,9 @@ class LocalStack:
     ) -> None:
         if state_dir is not None and aws is not None:
             raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
-        if standby and cells is None:
+        # No `cells`: one cell, served at the stage with no directory.
+        one_stage = cells is None
+        if standby and one_stage:
             raise ValueError("a standby is a cell's: give cells with standby")
         if standby and state_dir is not None:
             raise ValueError(
@@ -154,41 +133,41 @@ class LocalStack:
                 f"the functions read no {', '.join(unknown)} (messenger.contract.Env names "
                 "what they read)"
             )
+        ids = cell_ids(1 if cells is None else cells)
+        self._config = StackConfig(
+            host=host,
+            stage=stage,
+            one_stage=one_stage,
+            cell_ids=tuple(ids),
+            shard_map=ShardMap.even(ids),
+            limits=Limits(idle_timeout=idle_timeout, max_duration=max_duration),
+            environment=dict(environment or {}),
+            workers=workers,
+            integration_timeout=integration_timeout,
+            routes=tuple(routes),
+            authorizer=authorizer,
+            state_dir=state_dir,
+            standby=standby,
+        )
+        shared = aws or EmbeddedAws(host=host, port=aws_port)
+        self._parts = StackParts(
+            aws=shared,
+            owns_aws=aws is None,
+            server=Server(host, port),
+            standbys=Standbys(replication_lag, shared.gate, shared.region),
+            activity=Activity(on_invocation),
+        )
         self.host = host
         self.stage = stage
-        self._port = port
-        # Served as one stage (no directory), or as cells named in a directory.
-        self._one_stage = cells is None
-        self._cell_ids = tuple(cell_ids(1 if cells is None else cells))
-        self.shard_map = ShardMap.even(list(self._cell_ids))
-        self._owns_aws = aws is None
-        self._aws = aws or EmbeddedAws(host=host, port=aws_port)
-        self._limits = Limits(idle_timeout=idle_timeout, max_duration=max_duration)
-        self._extra_environment = dict(environment or {})
-        self._workers = workers
-        self._integration_timeout = integration_timeout
-        self._routes = tuple(routes)
-        self._authorizer = authorizer
+        self.shard_map = self._config.shard_map
         self.state_dir = state_dir
-        self._state: StateKeeper | None = None
-        self.restored = False  # True when the tables came back from state_dir
-        self._activity = Activity(on_invocation)
-        self._server = Server(host, port)
-        # Every side: the cells' primaries, then their standbys (with standby).
-        self._cells: list[LocalCell] = []
-        self._with_standby = standby
         self.replication_lag = replication_lag
-        self._standbys = Standbys(replication_lag, self._aws.gate, self._aws.region)
-        self._directory: LocalDirectory | None = None  # made at the start, with cells
-        self._clients: FunctionClients | None = None  # made at the start
-        self._pools: list[ThreadPoolExecutor] = []  # shared by the cells' functions
-        self._functions_started = False
 
     # --- addresses -----------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        return self._server.port
+        return self._parts.server.port
 
     @property
     def ws_url(self) -> str:
@@ -212,35 +191,42 @@ class LocalStack:
     def table_names(self) -> dict[str, str]:
         """The tables by environment variable ({} before the start)."""
         self._single_stage()
-        return dict(self._cells[0].table_names) if self._cells else {}
+        cells = self._parts.cells
+        return dict(cells[0].table_names) if cells else {}
 
     @property
     def environment(self) -> dict[str, str]:
         """Every variable the functions are given ({} before the start); with cells, what
         every cell's are given (`stack.cell(id).environment` has each cell's own)."""
-        if not self._cells:
+        cells = self._parts.cells
+        if not cells:
             return {}
-        if self._one_stage:
-            return dict(self._cells[0].environment)
-        return runtime_variables(self._aws, self.lambda_url) | self._extra_environment
+        if self._config.one_stage:
+            return dict(cells[0].environment)
+        return runtime_variables(self.aws, self.lambda_url) | dict(self._config.environment)
 
     @property
     def aws_endpoint(self) -> str:
-        return self._aws.endpoint
+        return self.aws.endpoint
 
     @property
     def aws(self) -> EmbeddedAws:
-        return self._aws
+        return self._parts.aws
 
     @property
     def clients(self) -> FunctionClients:
         """The boto3 clients every cell's functions use (once started)."""
-        if self._clients is None:
+        if self._parts.clients is None:
             raise RuntimeError("the functions' clients are made when the stack starts")
-        return self._clients
+        return self._parts.clients
+
+    @property
+    def restored(self) -> bool:
+        """True when the tables came back from state_dir."""
+        return self._parts.restored
 
     def _single_stage(self) -> str:
-        if not self._one_stage:
+        if not self._config.one_stage:
             raise RuntimeError(
                 "a stack of cells has a stage, URLs and tables per cell: use "
                 "stack.cell_url(cell), stack.cell(cell).table_names, stack.directory_url"
@@ -252,14 +238,15 @@ class LocalStack:
     @property
     def cell_ids(self) -> tuple[str, ...]:
         """The cells' ids in the directory, c0, c1, ...; () for a stack served as one stage."""
-        return () if self._one_stage else self._cell_ids
+        return self._config.directory_cells
 
     def cell(self, cell_id: str) -> LocalCell:
         """One cell (once started): its URLs, tables, environment and functions."""
         try:
-            return by_cell(self._cells)[cell_id]
+            return by_cell(self._parts.cells)[cell_id]
         except KeyError:
-            raise KeyError(f"no cell {cell_id!r} (cells: {', '.join(self._cell_ids)})") from None
+            known = ", ".join(self._config.cell_ids)
+            raise KeyError(f"no cell {cell_id!r} (cells: {known})") from None
 
     def cell_url(self, cell_id: str) -> str:
         """The WebSocket URL of a cell: ws://HOST:PORT/<cell>."""
@@ -290,30 +277,30 @@ class LocalStack:
         return self._published_directory().current
 
     def _published_directory(self) -> LocalDirectory:
-        if self._one_stage:
+        if self._config.one_stage:
             raise RuntimeError("a stack served as one stage has no directory: give it cells")
-        if self._directory is None:
+        if self._parts.directory is None:
             raise RuntimeError("the directory is published when the stack starts")
-        return self._directory
+        return self._parts.directory
 
     # --- standbys and failover (issue 14, messenger_local.standby) -----------------
 
     @property
     def has_standby(self) -> bool:
-        return self._with_standby
+        return self._config.standby
 
     def standby(self, cell_id: str) -> Standby:
         """A cell's primary, standby and replicator (only with standby)."""
-        return self._standbys[cell_id]
+        return self._parts.standbys[cell_id]
 
     def active(self, cell_id: str) -> LocalCell:
         """The side serving a cell: its primary, or its standby once failed over."""
-        return self._standbys.active(self.cell(cell_id))
+        return self._parts.standbys.active(self.cell(cell_id))
 
     async def fail_over(self, cell_id: str) -> Failover:
         """Fail a cell over to its standby as a region loss would (POST
         /_local/failover/CELL): the deployed switch, on this stack's tables and directory."""
-        return await self._standbys[cell_id].fail_over(
+        return await self._parts.standbys[cell_id].fail_over(
             self.clients.dynamodb, self._published_directory()
         )
 
@@ -322,7 +309,7 @@ class LocalStack:
     @property
     def invocations(self) -> list[Invocation]:
         """Every invocation so far, in the order they ended."""
-        return self._activity.invocations
+        return self._parts.activity.invocations
 
     def invocations_of(
         self, route: str, cell: str | None = None, *, user: str | None = None
@@ -330,11 +317,11 @@ class LocalStack:
         """The invocations of one route (or "authorizer", or a function Invoke ran:
         "Relay", "PresenceChanged") so far, in the order they ended; of one cell, or of
         every cell; of one user's connections, or of everyone's."""
-        return self._activity.invocations_of(route, cell, user=user)
+        return self._parts.activity.invocations_of(route, cell, user=user)
 
     def connection_ids(self, cell: str | None = None) -> list[str]:
         """The connections open right now (of one cell's stage, or of every cell)."""
-        return activity.connection_ids(self._cells, cell)
+        return activity.connection_ids(self._parts.cells, cell)
 
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every invocation started so far (and those they caused, in any
@@ -343,20 +330,17 @@ class LocalStack:
         A frame with no route response (ack, markSeen, sync) gives a client nothing to
         wait for; tests wait for this instead.
         """
-        await activity.settled(self._cells, timeout)
+        await activity.settled(self._parts.cells, timeout)
 
     def dump(self, cell: str | None = None) -> TableDump:
         """Every item of the stack's tables, or of one cell's, by table name. Blocking:
         call it with asyncio.to_thread."""
-        return activity.dump_tables(
-            self._aws, self.cell(cell) if cell is not None else self._one_stage_cell()
-        )
+        if cell is None:
+            self._single_stage()
+            return activity.dump_tables(self.aws, self._parts.cells[0])
+        return activity.dump_tables(self.aws, self.cell(cell))
 
-    def _one_stage_cell(self) -> LocalCell:
-        self._single_stage()
-        return self._cells[0]
-
-    # --- lifecycle -----------------------------------------------------------------
+    # --- lifecycle (messenger_local.lifecycle) -------------------------------------
 
     async def __aenter__(self) -> LocalStack:
         await self.start()
@@ -374,153 +358,11 @@ class LocalStack:
         """Start moto (unless shared), create the tables, load the functions, then open the
         port: a handshake is never answered before the functions can run it."""
         try:
-            await self._start()
+            await lifecycle.start(self._config, self._parts, self.fail_over)
         except BaseException:
             await self.stop()
             raise
 
-    async def _start(self) -> None:
-        loop = asyncio.get_running_loop()
-        runtime.functions_started()
-        self._functions_started = True
-        if self._owns_aws:
-            await loop.run_in_executor(None, self._aws.start)
-        manifest = None
-        if self.state_dir is not None:
-            self._state = StateKeeper(self.state_dir, self._aws)
-            manifest = await loop.run_in_executor(None, self._state.load, len(self.cell_ids))
-            self.restored = manifest is not None
-        # Kept state names its tables after the API id it was saved with.
-        api_id = manifest.api_id if manifest else new_api_id()
-        # The port first: every stage, URL and environment names it.
-        await self._server.bind()
-        addresses = Addresses(self.host, self.port, self._aws.region, ACCOUNT_ID)
-        variables = runtime_variables(self._aws, addresses.lambda_url)
-        self._clients = await loop.run_in_executor(None, FunctionClients, self._aws, variables)
-        self._pools = [
-            ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="lambda"),
-            ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="relay"),
-        ]
-        placements = self._placements(api_id)
-        factory = CellFactory(
-            aws=self._aws,
-            addresses=addresses,
-            api_id=api_id,
-            shard_map=self.shard_map,
-            placements=placements,
-            runtime=variables,
-            extra=self._extra_environment,
-            clients=self._clients,
-            routes=self._routes,
-            authorizer=self._authorizer,
-            limits=self._limits,
-            pools=(self._pools[0], self._pools[1]),
-            workers=self._workers,
-            integration_timeout=self._integration_timeout,
-            record=self._activity.record,
-        )
-        for placement in placements:
-            self._cells.append(await loop.run_in_executor(None, factory.make, placement))
-        await loop.run_in_executor(self._pools[0], self._cold_start)
-        site = await loop.run_in_executor(None, self._site, api_id)
-        self._standbys.start(self._cells)
-        if self._state is not None:
-            manifest = manifest or new_manifest(
-                api_id, self.stage, self._aws.region, len(self.cell_ids)
-            )
-            await loop.run_in_executor(None, self._state.start, manifest)
-        # What is loaded now (the functions' modules, boto3's service models, moto's
-        # backends) lives as long as the stack: out of the collector's way, a full
-        # collection no longer stalls every connection for a few hundred milliseconds.
-        gc.collect()
-        gc.freeze()
-        # Only now, with every function loaded, can a handshake be answered.
-        targets = {
-            functions.deployed_name(name): Target(cell.gateway, functions, name)
-            for cell in self._cells
-            for functions in cell.all_functions()
-            for name in functions.names()
-        }
-        gateways = [cell.gateway for cell in self._cells]
-        await self._server.listen(build_app(gateways, targets.get, site))
-
-    def _placements(self, api_id: str) -> list[Placement]:
-        """Where each side stands: the one cell, or the cells' primaries then standbys."""
-        if self._one_stage:
-            return [one_cell(self.stage, api_id)]
-        placements = [cell_of(self.stage, api_id, cell_id) for cell_id in self._cell_ids]
-        if self._with_standby:
-            placements += [
-                cell_of(self.stage, api_id, cell_id, standby=True) for cell_id in self._cell_ids
-            ]
-        return placements
-
-    def _site(self, api_id: str) -> list[AddRoutes]:
-        """What the port serves besides the stages: the web app to the one stage, or the
-        directory, published as on AWS (blocking: run it on a worker thread)."""
-        if self._one_stage:
-            return [one_stage_site(self.stage)]
-        self._directory = LocalDirectory(self._aws, f"messenger-directory-{api_id}", self.shard_map)
-        self._directory.open({cell.cell_id: cell.ws_url for cell in by_cell(self._cells).values()})
-        directory = self._directory
-        site = [directory_site(lambda: directory.current.to_wire(), self._cells[0].stage)]
-        if self._with_standby:
-            site.append(failover_site(self.fail_over))
-        return site
-
-    def _cold_start(self) -> None:
-        """What a Lambda container does once: import the handlers, build the clients.
-
-        Runs before the first request, on a worker thread, so that configuration
-        errors fail the start, and so that concurrent first invocations never create
-        boto3 clients at the same time.
-        """
-        for cell in self._cells:
-            for functions in cell.all_functions():
-                functions.load()
-            cell.services.connections(cell.http_url)
-            cell.services.announcer.warm()
-
     async def stop(self) -> None:
         """Close every connection (firing $disconnect), wait for the functions, stop all."""
-        try:
-            await self._standbys.stop()
-            gateways = [cell.gateway for cell in self._cells]
-            await asyncio.gather(*(gateway.close_all(1001, "Going away") for gateway in gateways))
-            # A cell's $disconnect may invoke another cell's functions: drain until all
-            # are quiet.
-            for _ in range(3):
-                if not any(gateway.busy for gateway in gateways):
-                    break
-                for gateway in gateways:
-                    await gateway.drain(_DRAIN_SECONDS)
-            await self._server.stop()
-            loop = asyncio.get_running_loop()
-            # Waits for handlers that outlived their integration timeout.
-            for cell in self._cells:
-                for functions in cell.all_functions():
-                    await loop.run_in_executor(None, functions.shutdown)
-            for pool in self._pools:
-                await loop.run_in_executor(
-                    None, functools.partial(pool.shutdown, wait=True, cancel_futures=True)
-                )
-            if self._state is not None:
-                await loop.run_in_executor(None, self._state.stop)
-                self._state = None
-            await loop.run_in_executor(None, self._release_aws)
-        finally:
-            gc.unfreeze()
-            self._pools = []
-            if self._functions_started:
-                runtime.functions_stopped()
-                self._functions_started = False
-
-    def _release_aws(self) -> None:
-        if self._owns_aws:
-            self._aws.stop()
-            return
-        tables = [name for cell in self._cells for name in cell.table_names.values()]
-        if tables:
-            self._aws.delete_tables(tables)
-        if self._directory is not None:
-            self._directory.close()
+        await lifecycle.stop(self._parts)
