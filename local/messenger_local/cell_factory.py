@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from messenger.contract import RELAY, WORKERS, Authorizer, Route
 from messenger.wiring import serving
@@ -24,85 +25,70 @@ from messenger_local.lambdas import Around, Functions
 from messenger_protocol.cells import ShardMap
 
 
+@dataclass(frozen=True, kw_only=True)
 class CellFactory:
     """Makes the cells of one stack, with what they all share: the embedded AWS and the
     functions' clients, the routes, the limits, the worker pools, the invocation log."""
 
-    def __init__(
-        self,
-        *,
-        aws: EmbeddedAws,
-        addresses: Addresses,
-        api_id: str,
-        shard_map: ShardMap,
-        placements: Sequence[Placement],
-        runtime: Mapping[str, str],
-        extra: Mapping[str, str],
-        clients: FunctionClients,
-        routes: Sequence[Route],
-        authorizer: Authorizer | None,
-        limits: Limits,
-        pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
-        workers: int,
-        integration_timeout: float,
-        record: Callable[[Invocation], None],
-    ) -> None:
-        self._aws = aws
-        self._addresses = addresses
-        self._api_id = api_id
-        self._shard_map = shard_map
-        self._placements = tuple(placements)
-        self._runtime = dict(runtime)
-        self._extra = dict(extra)
-        self._clients = clients
-        self._routes = tuple(routes)
-        self._authorizer = authorizer
-        self._limits = limits
-        self._routes_pool, self._relay_pool = pools
-        self._workers = workers
-        self._integration_timeout = integration_timeout
-        self._record = record
+    aws: EmbeddedAws
+    addresses: Addresses
+    api_id: str
+    shard_map: ShardMap
+    placements: Sequence[Placement]  # every side of the stack: whom CELL_PEERS names
+    runtime: Mapping[str, str]  # what every function is given (function_services)
+    extra: Mapping[str, str]  # the stack's caller's variables, given last
+    clients: FunctionClients
+    routes: Sequence[Route]
+    authorizer: Authorizer | None
+    limits: Limits
+    routes_pool: ThreadPoolExecutor
+    # The Relays' own pool: a route's function waits for a peer's Relay, which must
+    # never wait for a worker that the waiting functions hold.
+    relay_pool: ThreadPoolExecutor
+    workers: int
+    integration_timeout: float
+    record: Callable[[Invocation], None]
 
     def make(self, placement: Placement) -> LocalCell:
         """The cell at `placement`, its tables and push apps created (blocking: run it on
         a worker thread)."""
-        tables = self._aws.create_tables(placement.resource_prefix)
-        push_apps = self._aws.create_push_apps(placement.resource_prefix)
+        tables = self.aws.create_tables(placement.resource_prefix)
+        push_apps = self.aws.create_push_apps(placement.resource_prefix)
         resources = {env.value: name for env, name in {**tables, **push_apps}.items()}
         # What Lambda would give each function of the cell; the stack's extra variables
         # last, so that a test may set any of them (CELL_EPOCH, the rate limits...).
         environment = (
-            self._runtime
-            | cell_environment(placement, self._addresses, self._shard_map, self._placements)
+            self.runtime
+            | cell_environment(placement, self.addresses, self.shard_map, self.placements)
             | resources
-            | self._extra
+            | self.extra
         )
-        services = self._clients.services(environment)
+        services = self.clients.services(environment)
         in_the_cell = functools.partial(serving, services)
-        functions = self._functions(self._handlers(), self._routes_pool, in_the_cell, placement)
+        functions = self._functions(self._handlers(), self.routes_pool, in_the_cell, placement)
         relay = self._functions(
-            [(RELAY.function_name, RELAY.handler)], self._relay_pool, in_the_cell, placement
+            [(RELAY.function_name, RELAY.handler)], self.relay_pool, in_the_cell, placement
         )
         api = Api(
-            api_id=self._api_id,
+            api_id=self.api_id,
             stage=placement.stage,
             # https://{domainName}/{stage} names this server, as on AWS the API's.
-            domain_name=f"{self._addresses.host}:{self._addresses.port}",
-            region=self._addresses.region,
-            account_id=self._addresses.account_id,
+            domain_name=f"{self.addresses.host}:{self.addresses.port}",
+            region=self.addresses.region,
+            account_id=self.addresses.account_id,
         )
         gateway = Gateway(
             api,
-            self._addresses.port,
+            self.addresses.port,
             functions,
-            self._routes,
-            self._authorizer,
-            self._limits,
-            self._record,
+            self.routes,
+            self.authorizer,
+            self.limits,
+            self.record,
         )
         return LocalCell(
             placement=placement,
-            addresses=self._addresses,
+            addresses=self.addresses,
             gateway=gateway,
             functions=functions,
             relay=relay,
@@ -113,9 +99,9 @@ class CellFactory:
 
     def _handlers(self) -> list[tuple[str, str]]:
         """The routes', the authorizer's and the workers' functions: name, handler."""
-        handlers = [(route.function_name, route.handler) for route in self._routes]
-        if self._authorizer is not None:
-            handlers.append((self._authorizer.function_name, self._authorizer.handler))
+        handlers = [(route.function_name, route.handler) for route in self.routes]
+        if self.authorizer is not None:
+            handlers.append((self.authorizer.function_name, self.authorizer.handler))
         return handlers + [(worker.function_name, worker.handler) for worker in WORKERS]
 
     def _functions(
@@ -127,10 +113,10 @@ class CellFactory:
     ) -> Functions:
         return Functions(
             handlers,
-            region=self._addresses.region,
-            account_id=self._addresses.account_id,
-            workers=self._workers,
-            timeout_seconds=self._integration_timeout,
+            region=self.addresses.region,
+            account_id=self.addresses.account_id,
+            workers=self.workers,
+            timeout_seconds=self.integration_timeout,
             pool=pool,
             around=around,
             name_prefix=placement.function_prefix,

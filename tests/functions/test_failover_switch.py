@@ -55,6 +55,20 @@ C0 = CellSides(
 )
 
 
+# The Failover function's environment in the standby region (infra/failover_automation.py).
+STANDBY_ENVIRONMENT = {
+    "AWS_REGION": "us-west-2",
+    FailoverEnv.CELL_ID: "c0",
+    FailoverEnv.USERS_TABLE: STANDBY.users_table,
+    FailoverEnv.URL: STANDBY.url,
+    FailoverEnv.DIRECTORY_BUCKET: BUCKET,
+    FailoverEnv.DIRECTORY_REGION: "us-east-1",
+    FailoverEnv.DIRECTORY_OWNER: OWNER,
+}
+# The alarm's state change, as EventBridge delivers it.
+ALARM = {"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}
+
+
 @dataclass
 class World:
     s3: Any
@@ -174,38 +188,14 @@ def test_a_side_the_cell_does_not_have_is_refused_before_anything_is_written(wor
 def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch):
     world.publish()
     # Given the Failover function's environment in the standby region
-    for name, value in {
-        "AWS_REGION": "us-west-2",
-        FailoverEnv.CELL_ID: "c0",
-        FailoverEnv.USERS_TABLE: STANDBY.users_table,
-        FailoverEnv.URL: STANDBY.url,
-        FailoverEnv.DIRECTORY_BUCKET: BUCKET,
-        FailoverEnv.DIRECTORY_REGION: "us-east-1",
-        FailoverEnv.DIRECTORY_OWNER: OWNER,
-    }.items():
+    for name, value in STANDBY_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     # When the alarm's state change reaches it through EventBridge
-    event = {
-        "detail-type": "CloudWatch Alarm State Change",
-        "detail": {"state": {"value": "ALARM"}},
-    }
     context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
-    answer = failover(event, context)
+    answer = failover(ALARM, context)
     # Then the cell is switched to the standby, as the command would
     assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
     assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
-
-
-STANDBY_ENVIRONMENT = {
-    "AWS_REGION": "us-west-2",
-    FailoverEnv.CELL_ID: "c0",
-    FailoverEnv.USERS_TABLE: STANDBY.users_table,
-    FailoverEnv.URL: STANDBY.url,
-    FailoverEnv.DIRECTORY_BUCKET: BUCKET,
-    FailoverEnv.DIRECTORY_REGION: "us-east-1",
-    FailoverEnv.DIRECTORY_OWNER: OWNER,
-}
-ALARM = {"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}
 
 
 def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_nothing(
