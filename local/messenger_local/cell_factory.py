@@ -57,12 +57,12 @@ class CellFactory:
         resources = {env.value: name for env, name in {**tables, **push_apps}.items()}
         # What Lambda would give each function of the cell; the stack's extra variables
         # last, so that a test may set any of them (CELL_EPOCH, the rate limits...).
-        environment = (
-            self.runtime
-            | cell_environment(placement, self.addresses, self.shard_map, self.placements)
-            | resources
-            | self.extra
-        )
+        environment = {
+            **self.runtime,
+            **cell_environment(placement, self.addresses, self.shard_map, self.placements),
+            **resources,
+            **self.extra,
+        }
         services = self.clients.services(environment)
         in_the_cell = functools.partial(serving, services)
         functions = self._functions(self._handlers(), self.routes_pool, in_the_cell, placement)
