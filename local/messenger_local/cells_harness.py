@@ -35,14 +35,16 @@ from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.events import Api
 from messenger_local.harness import (
     START_MS,
+    FrameCheck,
     Harness,
+    PostRecorder,
     create_tables,
+    function_name_in,
     load_handler,
     moto_services,
     serialize_moto,
 )
 from messenger_local.lambdas import LambdaContext
-from messenger_local.recorders import FrameCheck, PostRecorder, function_name_in
 from messenger_protocol.cells import ShardMap
 
 CELLS = ("c0", "c1")

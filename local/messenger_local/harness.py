@@ -1,10 +1,12 @@
 """The real functions on moto, driven as API Gateway would: no sockets, no emulator.
 
-`Harness` owns the moto tables, a clock its user can move, a `PostRecorder` (the frames
-posted to @connections) and an `InvokeRecorder` (Lambda's asynchronous invokes: the
-harness runs them, as Lambda would, once the invoking handler returned): see
-messenger_local.recorders. The events are the emulator's (messenger_local.events) and so
-is the Lambda context.
+`Harness` owns the moto tables, a clock its user can move, and a `PostRecorder`: a real
+boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorded, and
+which answers 410 GoneException for connections declared gone (moto itself never does).
+Lambda's asynchronous invokes (the presence function) go to an `InvokeRecorder`: a real
+boto3 `lambda` client whose Event invocations are answered 202 and kept; the harness runs
+them, as Lambda would, once the invoking handler returned.
+The events are the emulator's (messenger_local.events) and so is the Lambda context.
 The tests drive the handlers with it (tests/support/harness.py checks every frame
 against docs/asyncapi.yaml); the benchmarks count the AWS calls the handlers make.
 """
@@ -14,12 +16,15 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
+from urllib.parse import unquote
 
 import boto3
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from messenger.config import Settings
 from messenger.contract import (
@@ -44,13 +49,6 @@ from messenger_local.events import (
     new_id,
 )
 from messenger_local.lambdas import LambdaContext
-from messenger_local.recorders import (
-    FrameCheck,
-    InvokeRecorder,
-    PostRecorder,
-    no_frame_check,
-    throttle_dynamodb,
-)
 from messenger_protocol.frames import SendMessage
 
 # The events of a deployed stage: the functions build @connections URLs from them.
@@ -78,6 +76,14 @@ class Caller(Protocol):
     def encrypt_for(self, peer: Self, text: str) -> tuple[str, str]:
         """(body, nonce), base64url: a NaCl Box of `text` for the peer (docs/protocol.md §5)."""
         ...
+
+
+# Called with every frame the functions post or answer with; raises if one is wrong.
+FrameCheck = Callable[[Any], None]
+
+
+def _no_check(frame: Any) -> None:
+    """The default: the frames are the functions' business, not the harness's."""
 
 
 def handshake(
@@ -128,6 +134,57 @@ def allowed(user_id: str) -> dict[str, Any]:
     return authorizer_context(user_id, {"userId": user_id}, latency_ms=12)
 
 
+class _Response(AWSResponse):
+    """An HTTP answer made up by a test, shaped as botocore reads a real one."""
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        http_headers = HTTPHeaders()
+        for name, value in headers.items():
+            http_headers[name] = value
+        super().__init__(url, status, http_headers, _Raw(body))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def throttle_dynamodb(
+    client: Any, operation: str, times: int, code: str = "ThrottlingException"
+) -> list[int]:
+    """Make a DynamoDB client's next `times` `operation` calls fail with a throttle.
+
+    Hooked on before-send, so botocore's retry mode sees a real 400 answer and retries it
+    like one from DynamoDB (the harness's client, or the local stack's functions' own).
+    Returns a list that counts the failures.
+    """
+    failures: list[int] = []
+    target = f"DynamoDB_20120810.{operation}"
+
+    def fail(request: Any, **kwargs: Any) -> Any:
+        if request.headers.get("X-Amz-Target", b"").decode() != target:
+            return None
+        if len(failures) >= times:
+            return None
+        failures.append(1)
+        # moto's own before-send hook runs after ours; point the request elsewhere so
+        # it does not carry out the call we are failing.
+        request.url = "http://throttled.invalid/"
+        body = json.dumps(
+            {
+                "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                "message": "Rate of requests exceeds the allowed throughput.",
+            }
+        )
+        return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+
+    client.meta.events.register_first("before-send.dynamodb", fail)
+    return failures
+
+
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
 START_MS = 1_764_190_000_000
 
@@ -145,6 +202,86 @@ def create_tables(client: Any, names: dict[str, str] = TABLE_NAMES) -> None:
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
         )
+
+
+class PostRecorder:
+    """Frames posted to @connections, per connection; 410 for connections in `gone`.
+
+    `check_frame` sees every frame the functions emit: those posted here, and (through
+    the Harness) those a route answers with.
+    """
+
+    def __init__(self, check_frame: FrameCheck = _no_check) -> None:
+        self.check_frame = check_frame
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.gone: set[str] = set()
+        self.attempts: list[str] = []
+
+    def client_factory(self, endpoint: str) -> Any:
+        client = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            config=CLIENT_CONFIG,
+        )
+        events = client.meta.events
+        events.register("before-call.apigatewaymanagementapi.PostToConnection", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        connection_id = unquote(params["url_path"].rsplit("/", 1)[-1])
+        self.attempts.append(connection_id)
+        if connection_id in self.gone:
+            response = AWSResponse(params["url"], 410, HTTPHeaders(), None)
+            return response, {
+                "Error": {"Code": "GoneException", "Message": ""},
+                "ResponseMetadata": {"HTTPStatusCode": 410},
+            }
+        frame = json.loads(params["body"])
+        self.check_frame(frame)
+        self.frames[connection_id].append(frame)
+        return None  # let the real call go to moto
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        """Frames posted to a connection since the last take."""
+        frames = self.frames.pop(connection_id, [])
+        return frames
+
+    def of_type(self, connection_id: str, frame_type: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
+
+
+class InvokeRecorder:
+    """Lambda Invoke calls with InvocationType Event: answered 202 and kept, in order."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.invoked: list[tuple[str, dict[str, Any]]] = []
+
+    def client_factory(self) -> Any:
+        client = boto3.client("lambda", region_name=REGION, config=CLIENT_CONFIG)
+        client.meta.events.register("before-call.lambda.Invoke", self._before_call)
+        return client
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        headers = params.get("headers", {})
+        assert headers.get("X-Amz-Invocation-Type") == "Event", "only async invokes here"
+        self.record(function_name_in(params), json.loads(params["body"]))
+        response = AWSResponse(params["url"], 202, HTTPHeaders(), None)
+        return response, {"StatusCode": 202, "ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    def record(self, name: str, payload: dict[str, Any]) -> None:
+        self.pending.append((name, payload))
+        self.invoked.append((name, payload))
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+def function_name_in(params: dict[str, Any]) -> str:
+    """The FunctionName of a Lambda Invoke request, as botocore serialized it."""
+    return unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0])
 
 
 @dataclass
@@ -340,9 +477,7 @@ def moto_services(
 
 
 @contextmanager
-def harness(
-    check_frame: FrameCheck = no_frame_check, **settings_overrides: Any
-) -> Iterator[Harness]:
+def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> Iterator[Harness]:
     """A Harness inside moto's mock_aws; the functions use it until the block ends.
 
     `check_frame` sees every frame the functions post or answer with; the settings

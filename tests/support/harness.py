@@ -22,12 +22,13 @@ from messenger_local.harness import (
     allowed,
     context_for,
     create_tables,
+    function_name_in,
     handler_of,
     handshake,
     load_handler,
     serialize_moto,
+    throttle_dynamodb,
 )
-from messenger_local.recorders import function_name_in, throttle_dynamodb
 from tests.support.schemas import check_server_frame
 
 __all__ = [
