@@ -9,7 +9,8 @@ are copied in; nothing else of the repository (tests, the local emulator, the cl
 
 Powertools is bundled (not taken from AWS's public layer): its version is the one
 functions/requirements.txt pins and the tests ran, and the layer's ARN differs per
-region and release.
+region and release. The directory's assets get powertools alone (their functions log as
+the messenger's do), installed the same way, then their packages are copied in.
 
 boto3 is not bundled: the runtime's is recent enough for every call the functions make,
 and leaving it out keeps the asset small (botocore alone is 32 MB), which is less to
@@ -39,9 +40,10 @@ PACKAGE = "messenger"
 PROTOCOL_PACKAGE = (REPO_ROOT / "protocol", "messenger_protocol")
 # Our code in the asset: the functions, and the wire protocol they speak.
 SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), PROTOCOL_PACKAGE)
-# The directory's functions need nothing but the runtime's boto3 and the protocol's
-# `cells`: no pip, no dependency of the messenger's.
+# The directory's functions need the runtime's boto3, the protocol's `cells` and
+# powertools' Logger: of the messenger's dependencies, powertools alone.
 DIRECTORY_PACKAGE = "messenger_directory"
+POWERTOOLS = "aws-lambda-powertools"
 DIRECTORY_PACKAGES = ((FUNCTIONS_DIR, DIRECTORY_PACKAGE), PROTOCOL_PACKAGE)
 # The failover switch writes the directory entry and the cell's generation, whose item
 # layout is the messenger's (messenger.dal.cell_generation): the three packages, copied.
@@ -69,8 +71,18 @@ def runtime_python_version() -> str:
     return RUNTIME.name.removeprefix("python")
 
 
-def install_dependencies(target: Path) -> None:
-    """pip-install functions/requirements.txt for Lambda's platform into `target`."""
+def powertools_requirement() -> str:
+    """functions/requirements.txt's powertools line: one pin for every asset."""
+    for line in REQUIREMENTS.read_text().splitlines():
+        if _normalized(line.strip()).startswith(POWERTOOLS):
+            return line.strip()
+    raise ValueError(f"{REQUIREMENTS} names no {POWERTOOLS}")
+
+
+def install_dependencies(target: Path, requirements: tuple[str, ...] | None = None) -> None:
+    """pip-install `requirements` (default: all of functions/requirements.txt) for Lambda's
+    platform into `target`."""
+    wanted = ["--requirement", str(REQUIREMENTS)] if requirements is None else list(requirements)
     subprocess.run(
         [
             sys.executable,
@@ -80,8 +92,7 @@ def install_dependencies(target: Path) -> None:
             "--quiet",
             "--disable-pip-version-check",
             "--no-input",
-            "--requirement",
-            str(REQUIREMENTS),
+            *wanted,
             "--target",
             str(target),
             "--platform",
@@ -125,15 +136,20 @@ def _prune_empty_dirs(root: Path) -> None:
             directory.rmdir()
 
 
-def build_asset(output_dir: Path) -> None:
-    """The whole bundle: dependencies for Lambda, minus the runtime's SDK, plus our code."""
+def build_asset(
+    output_dir: Path,
+    packages: tuple[tuple[Path, str], ...] = SHIPPED_PACKAGES,
+    requirements: tuple[str, ...] | None = None,
+) -> None:
+    """A bundle: dependencies for Lambda (`requirements`, default all the functions'),
+    minus the runtime's SDK, plus our `packages`."""
     output_dir = output_dir.resolve()
-    install_dependencies(output_dir)
+    install_dependencies(output_dir, requirements)
     for name in RUNTIME_PROVIDED:
         remove_distribution(output_dir, name)
     # Console scripts of the dependencies: nothing on Lambda runs them.
     shutil.rmtree(output_dir / "bin", ignore_errors=True)
-    copy_packages(output_dir, SHIPPED_PACKAGES)
+    copy_packages(output_dir, packages)
 
 
 def copy_packages(output_dir: Path, packages: tuple[tuple[Path, str], ...]) -> None:
@@ -154,25 +170,28 @@ class PipLocalBundling:
 
 
 @jsii.implements(ILocalBundling)
-class CopyLocalBundling:
-    """CDK local bundling of pure-Python packages: copied, nothing installed."""
+class DirectoryLocalBundling:
+    """CDK local bundling of the directory's assets: powertools installed for Lambda, our
+    pure-Python packages copied."""
 
     def __init__(self, packages: tuple[tuple[Path, str], ...]) -> None:
         self._packages = packages
 
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
-        copy_packages(Path(output_dir).resolve(), self._packages)
+        build_asset(Path(output_dir), self._packages, (powertools_requirement(),))
         return True
 
 
 def directory_code(packages: tuple[tuple[Path, str], ...] = DIRECTORY_PACKAGES) -> lambda_.Code:
-    """The directory's asset: `messenger_directory` and `messenger_protocol` (once per stack);
-    the failover's adds `messenger` (FAILOVER_PACKAGES)."""
+    """The directory's asset: `messenger_directory`, `messenger_protocol` and powertools
+    (once per stack); the failover's adds `messenger` (FAILOVER_PACKAGES)."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR / DIRECTORY_PACKAGE),
         asset_hash_type=AssetHashType.OUTPUT,
         exclude=["**/__pycache__", "**/*.pyc"],
-        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=CopyLocalBundling(packages)),
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image, local=DirectoryLocalBundling(packages)
+        ),
     )
 
 

@@ -108,7 +108,7 @@ def report(
         not_ok: Counter[str] = Counter()
         for invocation in stack.invocations:
             # With cells, each cell's apart: "c1 Relay".
-            route = " ".join(filter(None, (invocation.cell, invocation.route)))
+            route = f"{invocation.cell} {invocation.route}" if stack.cell_ids else invocation.route
             by_route.setdefault(route, []).append(invocation.duration_ms)
             if invocation.status >= 300 or not invocation.outcome.startswith(("ok", "allow")):
                 not_ok[f"{route} {invocation.outcome}"] += 1

@@ -7,43 +7,36 @@
   cell's entry, its WebSocket URL, into the directory's bucket, which may be in another
   account and region.
 
-Configuration comes from the environment (`publish`) or the custom resource's properties
-(`publish_entry`), read here and nowhere else.
+Each parses what it is given (`config` for the environment, `EntryRequest` for the custom
+resource's properties), calls one `store` function with its clients (`wiring`), and maps
+the outcome: a log line, or CloudFormation's answer.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import urllib.request
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from messenger_directory.config import DirectoryEnv, publish_settings
+from messenger_directory.observability import logger
 from messenger_directory.store import entry_key, merge, write_entry
-from messenger_protocol.cells import ShardMap
+from messenger_directory.wiring import directory_clients
 
-logger = logging.getLogger(__name__)
-logger.setLevel(logging.INFO)
+# What the directory's stack takes from here (infra/directory.py).
+__all__ = [
+    "PUBLISH_ENTRY_HANDLER",
+    "PUBLISH_HANDLER",
+    "DirectoryEnv",
+    "EntryProperty",
+    "publish",
+    "publish_entry",
+]
 
-# Both functions make a few S3 calls: fail well inside their Lambda timeout, so that a
-# custom resource always answers CloudFormation (which otherwise waits an hour).
-S3_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10
-)
 PUBLISH_HANDLER = f"{__name__}.publish"
 PUBLISH_ENTRY_HANDLER = f"{__name__}.publish_entry"
-
-
-class DirectoryEnv(StrEnum):
-    """The directory function's environment."""
-
-    BUCKET = "DIRECTORY_BUCKET"
-    # The deployment's shard map, compact ("4096:0-2047=c0,2048-4095=c1").
-    SHARD_MAP = "DIRECTORY_SHARD_MAP"
 
 
 class EntryProperty(StrEnum):
@@ -59,47 +52,76 @@ class EntryProperty(StrEnum):
     SHARD_MAP = "ShardMap"
 
 
+@logger.inject_lambda_context(clear_state=True)
 def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Merge every cell's entry into directory.json (whatever entry the event names)."""
-    bucket = os.environ[DirectoryEnv.BUCKET]
-    shard_map = ShardMap.from_compact(os.environ[DirectoryEnv.SHARD_MAP])
-    outcome = merge(boto3.client("s3", config=S3_CONFIG), bucket, shard_map)
+    settings = publish_settings()
+    outcome = merge(directory_clients().s3(), settings.bucket, settings.shard_map)
     summary = outcome.summary()
     if outcome.refused:
-        logger.error("entries refused, their cells keep their published URL: %s", summary)
+        logger.error("entries refused, their cells keep their published URL", extra=summary)
     else:
-        logger.info("directory merged: %s", summary)
+        logger.info("directory merged", extra=summary)
     return summary
 
 
+@dataclass(frozen=True)
+class EntryRequest:
+    """A `Custom::DirectoryEntry` event: what to write where, and whom to answer."""
+
+    request_type: str
+    bucket: str
+    cell_id: str
+    properties: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> EntryRequest:
+        properties = dict(event.get("ResourceProperties", {}))
+        return cls(
+            request_type=str(event.get("RequestType", "")),
+            bucket=str(properties.get(EntryProperty.BUCKET, "")),
+            cell_id=str(properties.get(EntryProperty.CELL_ID, "")),
+            properties=properties,
+        )
+
+    @property
+    def physical_id(self) -> str:
+        return f"s3://{self.bucket}/{entry_key(self.cell_id)}"
+
+    @property
+    def writes(self) -> bool:
+        """Create and Update write the entry; Delete leaves it (see `publish_entry`)."""
+        return self.request_type in ("Create", "Update")
+
+    def write(self) -> None:
+        """The entry, into the bucket; KeyError for a missing property, InvalidDirectory
+        for a URL that is not a §6 cell's."""
+        write_entry(
+            directory_clients().s3(str(self.properties[EntryProperty.BUCKET_REGION])),
+            self.bucket,
+            self.cell_id,
+            str(self.properties[EntryProperty.URL]),
+            owner=str(self.properties[EntryProperty.BUCKET_OWNER]),
+        )
+
+
+@logger.inject_lambda_context(clear_state=True)
 def publish_entry(event: dict[str, Any], context: Any) -> None:
     """CloudFormation custom resource: this cell's entry, written on create and update.
 
     Delete leaves the entry: the shard map still sends the cell's users to it, and taking
     a cell out is a change of the shard map, not of a stack.
     """
-    properties = event.get("ResourceProperties", {})
-    bucket = str(properties.get(EntryProperty.BUCKET, ""))
-    cell_id = str(properties.get(EntryProperty.CELL_ID, ""))
-    physical_id = f"s3://{bucket}/{entry_key(cell_id)}"
+    request = EntryRequest.of(event)
     try:
-        if event["RequestType"] in ("Create", "Update"):
-            s3 = boto3.client(
-                "s3", region_name=properties[EntryProperty.BUCKET_REGION], config=S3_CONFIG
-            )
-            write_entry(
-                s3,
-                bucket,
-                cell_id,
-                str(properties[EntryProperty.URL]),
-                owner=str(properties[EntryProperty.BUCKET_OWNER]),
-            )
-            logger.info("entry of %s written to %s", cell_id, physical_id)
-        status, reason = "SUCCESS", f"entry of {cell_id}: {physical_id}"
+        if request.writes:
+            request.write()
+            logger.info("entry written", extra={"cell": request.cell_id, "at": request.physical_id})
+        status, reason = "SUCCESS", f"entry of {request.cell_id}: {request.physical_id}"
     except Exception as error:  # CloudFormation must hear of every failure, or it waits
-        logger.exception("entry of %s not written", cell_id)
-        status, reason = "FAILED", f"entry of {cell_id} not written: {error}"
-    _answer_cloudformation(event, context, status, reason, physical_id)
+        logger.exception("entry not written", extra={"cell": request.cell_id})
+        status, reason = "FAILED", f"entry of {request.cell_id} not written: {error}"
+    _answer_cloudformation(event, context, status, reason, request.physical_id)
 
 
 def _answer_cloudformation(

@@ -6,6 +6,6 @@
 
 from messenger_local.aws import EmbeddedAws
 from messenger_local.invocations import Invocation
-from messenger_local.stack import LocalStack, StackAlreadyRunning
+from messenger_local.stack import LocalStack
 
-__all__ = ["EmbeddedAws", "Invocation", "LocalStack", "StackAlreadyRunning"]
+__all__ = ["EmbeddedAws", "Invocation", "LocalStack"]

@@ -2,8 +2,9 @@
 
 `EmbeddedAws` runs moto's `ThreadedMotoServer` and creates what the stack would:
 the DynamoDB tables of `contract.TABLES` (through `contract.create_table_request`,
-TTL enabled) and one SNS platform application per push platform. The functions
-reach it through `AWS_ENDPOINT_URL`, as boto3 reads it natively.
+TTL enabled), one SNS platform application per push platform, and with cells the
+directory's bucket. The functions reach it through clients made from its session
+(messenger_local.function_services), at the `AWS_ENDPOINT_URL` their environment names.
 
 Clients in this process skip the HTTP hop: `serve_in_process(session)` hooks a boto3
 session so that its requests to the server's address are answered by the same moto
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
@@ -231,11 +233,17 @@ class EmbeddedAws:
             self._server.stop()
             self._server = None
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for this server, whatever the process environment says."""
+    def client(
+        self, service: str, *, endpoint_url: str | None = None, config: Config | None = None
+    ) -> Any:
+        """A boto3 client of this server's session (its fake credentials and region),
+        whatever the process environment says: at this server (answered in the calling
+        thread), or at `endpoint_url` (over HTTP)."""
         if self._session is None:
             raise RuntimeError("EmbeddedAws is not started")
-        return self._session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        return self._session.client(  # type: ignore[call-overload]
+            service, endpoint_url=endpoint_url or self.endpoint, config=config
+        )
 
     def create_tables(self, prefix: str) -> dict[Env, str]:
         """Every table of the contract (those not there yet); names by environment variable."""
@@ -260,6 +268,24 @@ class EmbeddedAws:
         dynamodb = self.client("dynamodb")
         for name in names:
             dynamodb.delete_table(TableName=name)
+
+    def delete_bucket(self, name: str) -> None:
+        """Drop a bucket a stack made on a shared server, with what is in it."""
+        s3 = self.client("s3")
+        for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+        s3.delete_bucket(Bucket=name)
+        # moto's dashboard (/moto-api/data.json) would fail on the objects it still tracks:
+        # each asks for its bucket, which is gone.
+        with self._gate:
+            for model in model_data.get("s3", {}).values():
+                tracked = getattr(model, "instances_tracked", [])
+                model.instances_tracked = [  # type: ignore[attr-defined]
+                    instance
+                    for instance in tracked
+                    if name
+                    not in (getattr(instance, "bucket_name", None), getattr(instance, "name", None))
+                ]
 
     def create_push_apps(self, prefix: str) -> dict[Env, str]:
         """One SNS platform application per push platform (those not there yet); ARNs by

@@ -3,6 +3,10 @@
 The console shows the addresses, how to connect, and one line per invocation. What
 the functions print themselves (powertools' JSON logs and EMF metrics) goes to a
 file, as on Lambda it goes to CloudWatch Logs: `--function-log -` shows it here.
+
+The functions' tunable settings (`SETTINGS_FROM_ENVIRONMENT`: the rate limits, the
+message TTL...) are taken from this command's environment, as a deployment takes them
+from its configuration; the rest of their environment is the stack's to give.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from messenger.contract import SERVICE_NAME, Env
+from messenger_directory.observability import SERVICE_NAME as DIRECTORY_SERVICE_NAME
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
@@ -27,6 +34,17 @@ from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
+# The functions' powertools loggers: the messenger's, and the directory's (a failover's).
+FUNCTION_LOGGERS = (SERVICE_NAME, DIRECTORY_SERVICE_NAME)
+# What the functions get from this command's environment (e.g. the load benchmark's rate
+# limits, docs/performance.md); their tables, endpoints and cells are the stack's.
+SETTINGS_FROM_ENVIRONMENT = (
+    Env.MESSAGE_TTL_SECONDS,
+    Env.RATE_LIMIT_PER_MINUTE,
+    Env.RATE_LIMIT_BURST,
+    Env.PUSH_MIN_INTERVAL_SECONDS,
+    Env.REGISTRATIONS_PER_IP_PER_HOUR,
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -146,7 +164,6 @@ def banner(stack: LocalStack, function_log: str) -> str:
 
 def cells_banner(stack: LocalStack, function_log: str) -> str:
     signer = f"{sys.executable} -m messenger_local.signed_url"
-    assert stack.shard_map is not None
     cells = []
     for cell_id in stack.cell_ids:
         cell = stack.cell(cell_id)
@@ -213,18 +230,35 @@ def functions_output(destination: str) -> Iterator[str]:
         return
     with open(destination, "w", buffering=1, encoding="utf-8") as log_file:
         original = sys.stdout
-        # powertools' logger captures sys.stdout when the functions are imported,
-        # which happens later, when the stack starts.
+        # What the functions print (EMF metrics)...
         sys.stdout = log_file
+        # ... and powertools' loggers, which took sys.stdout as their stream when the
+        # functions' modules were imported (with this one's).
+        handlers = [
+            handler
+            for name in FUNCTION_LOGGERS
+            for handler in logging.getLogger(name).handlers
+            if isinstance(handler, logging.StreamHandler) and handler.stream is original
+        ]
+        for handler in handlers:
+            handler.setStream(log_file)
         try:
             yield destination
         finally:
+            for handler in handlers:
+                handler.setStream(original)
             sys.stdout = original
+
+
+def function_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The functions' settings this command was started with (SETTINGS_FROM_ENVIRONMENT)."""
+    return {env.value: environ[env.value] for env in SETTINGS_FROM_ENVIRONMENT if env in environ}
 
 
 async def serve(args: argparse.Namespace, console: TextIO, function_log: str) -> int:
     def show(invocation: Invocation) -> None:
-        print(invocation.line(), file=console, flush=True)
+        # In a stack of cells, each line names its cell.
+        print(invocation.line(with_cell=bool(stack.cell_ids)), file=console, flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -240,10 +274,13 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         aws_port=args.aws_port,
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,
-        environment={"POWERTOOLS_LOG_LEVEL": args.log_level},
+        environment=function_settings(os.environ),
         on_invocation=show,
         state_dir=args.state,
     )
+    # powertools' loggers of the functions (one each in this process).
+    for name in FUNCTION_LOGGERS:
+        logging.getLogger(name).setLevel(args.log_level)
     try:
         await stack.start()
     except (OSError, StateError) as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +41,7 @@ class Gateway:
     def __init__(
         self,
         api: Api,
+        port: int,
         functions: Functions,
         routes: Iterable[Route],
         authorizer: Authorizer | None,
@@ -48,17 +49,21 @@ class Gateway:
         record: Callable[[Invocation], None],
     ) -> None:
         self.api = api
+        self.port = port  # the server's, bound before any stage is made
         self.functions = functions
         self.routes = {route.key: route for route in routes}
         self.authorizer = authorizer
         self.limits = limits
-        self.record = record
+        self._record = record
         self.connections = ConnectionRegistry()
-        self.port = 0  # known once the server is bound
         # Its region is lost (a failover, messenger_local.standby): it refuses every
         # handshake and Invoke, and answers nothing it was still running.
         self.out_of_service = False
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def record(self, invocation: Invocation) -> None:
+        """Log what this stage did for a client (or Invoke ran here), naming the stage."""
+        self._record(replace(invocation, cell=self.api.stage))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work in the background, tracked so that `drain` can wait for it."""

@@ -2,7 +2,7 @@
 
 12:00:01.234 sendMessage  conn=L0SM9cOFvHcCIhw= user=alice  200 ok  12.3ms
 
-With several cells, each line starts with its cell:
+In a stack of cells, each line starts with its cell (its stage):
 
 12:00:01.234 c1 Relay        conn=- user=-  200 ok (storeMessage)  8.1ms
 """
@@ -27,11 +27,11 @@ class Invocation:
     duration_ms: float
     request_id: str = ""
     at: datetime = field(default_factory=datetime.now)
-    cell: str | None = None  # the cell whose function ran; None in a stack without cells
+    cell: str = ""  # the stage whose function ran (its gateway names it)
 
-    def line(self) -> str:
-        """The readable log line."""
-        cell = f"{self.cell} " if self.cell is not None else ""
+    def line(self, *, with_cell: bool = False) -> str:
+        """The readable log line; `with_cell` starts it with the cell (a stack of cells)."""
+        cell = f"{self.cell} " if with_cell else ""
         return (
             f"{self.at:%H:%M:%S}.{self.at.microsecond // 1000:03d} {cell}{self.route:<12} "
             f"conn={self.connection_id} user={self.user or '-'}  "

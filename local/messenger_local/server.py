@@ -40,8 +40,10 @@ from messenger_local.websocket import serve_websocket
 _MAX_REQUEST_BYTES = 1024 * 1024
 
 Handler = Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
+# Adds the routes of one part of the site (the web app, the directory, failovers).
+AddRoutes = Callable[[web.Application], None]
 DIRECTORY_PATH = "/directory.json"
-# The directory document (docs/protocol.md §6), made when asked: it names the bound port.
+# The directory document (docs/protocol.md §6), made when asked: the last one published.
 DirectoryDocument = Callable[[], dict[str, Any]]
 # Fails a cell over to its standby (KeyError: no such cell with a standby).
 FailOver = Callable[[str], Awaitable[Failover]]
@@ -62,72 +64,69 @@ def add_stage_routes(app: web.Application, gateway: Gateway) -> None:
 
 
 def build_app(
-    gateways: Sequence[Gateway],
-    resolve: lambda_api.Resolve,
-    directory: DirectoryDocument | None = None,
-    fail_over: FailOver | None = None,
+    gateways: Sequence[Gateway], resolve: lambda_api.Resolve, site: Sequence[AddRoutes]
 ) -> web.Application:
-    """The aiohttp application serving each stage; with a directory, the web app
-    connects through it (cells), else to the one stage."""
+    """The aiohttp application: each stage, Lambda's Invoke API, and the `site`'s parts
+    (`one_stage_site`, or `directory_site` and `failover_site` for a stack of cells)."""
     app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
     for gateway in gateways:
         add_stage_routes(app, gateway)
-    if directory is None:
-        [gateway] = gateways
-        add_web_routes(app, gateway.api.stage)
-    else:
-        document = directory
-
-        async def serve_directory(request: web.Request) -> web.Response:
-            # As CloudFront serves it (infra): clients see a change within 5 s.
-            return json_response(200, document(), headers={"Cache-Control": "max-age=5"})
-
-        app.router.add_get(DIRECTORY_PATH, serve_directory)
-        add_web_routes(app, gateways[0].api.stage, directory=DIRECTORY_PATH)
     app.router.add_post(lambda_api.INVOKE_PATH, functools.partial(lambda_api.invoke, resolve))
-    if fail_over is not None:
-        app.router.add_post(FAILOVER_PATH, functools.partial(_fail_over, fail_over))
+    for add_routes in site:
+        add_routes(app)
     return app
 
 
-async def _fail_over(fail_over: FailOver, request: web.Request) -> web.Response:
-    cell = request.match_info["cell"]
-    try:
-        failover = await fail_over(cell)
-    except KeyError:
-        return json_response(404, {"message": f"no cell {cell!r} with a standby"})
-    return json_response(200, failover.to_wire())
+def one_stage_site(stage: str) -> AddRoutes:
+    """A stack served as one stage: the web app connects to it."""
+    return functools.partial(add_web_routes, stage=stage)
+
+
+def directory_site(document: DirectoryDocument, first_stage: str) -> AddRoutes:
+    """A stack of cells: the directory, and the web app connecting through it."""
+
+    async def serve_directory(request: web.Request) -> web.Response:
+        # As CloudFront serves it (infra): clients see a change within 5 s.
+        return json_response(200, document(), headers={"Cache-Control": "max-age=5"})
+
+    def add_routes(app: web.Application) -> None:
+        app.router.add_get(DIRECTORY_PATH, serve_directory)
+        add_web_routes(app, first_stage, directory=DIRECTORY_PATH)
+
+    return add_routes
+
+
+def failover_site(fail_over: FailOver) -> AddRoutes:
+    """A stack with standbys: POST /_local/failover/CELL."""
+
+    async def serve_failover(request: web.Request) -> web.Response:
+        cell = request.match_info["cell"]
+        try:
+            failover = await fail_over(cell)
+        except KeyError:
+            return json_response(404, {"message": f"no cell {cell!r} with a standby"})
+        return json_response(200, failover.to_wire())
+
+    def add_routes(app: web.Application) -> None:
+        app.router.add_post(FAILOVER_PATH, serve_failover)
+
+    return add_routes
 
 
 class Server:
     """Runs the application on host:port (0 picks a free port).
 
     Two steps, so that the stack can be ready before anyone connects: `bind` takes the
-    port (its number is known from then on) without listening, so a client meets a
-    refused connection, not a handshake the functions cannot answer yet; `listen`
-    opens it.
+    port (its number is known from then on, and the stages are made with it) without
+    listening, so a client meets a refused connection, not a handshake the functions
+    cannot answer yet; `listen` serves the application from then on.
     """
 
-    def __init__(
-        self,
-        gateways: Sequence[Gateway],
-        host: str,
-        port: int,
-        resolve: lambda_api.Resolve,
-        directory: DirectoryDocument | None = None,
-        fail_over: FailOver | None = None,
-    ) -> None:
-        self._gateways = tuple(gateways)
+    def __init__(self, host: str, port: int) -> None:
         self._host = host
         self._port = port
         self._socket: socket.socket | None = None
-        # Connections are closed (and drained) before the runner stops, so it has
-        # nothing left to wait for.
-        self._runner = web.AppRunner(
-            build_app(self._gateways, resolve, directory, fail_over),
-            access_log=None,
-            shutdown_timeout=1.0,
-        )
+        self._runner: web.AppRunner | None = None
 
     @property
     def port(self) -> int:
@@ -148,19 +147,22 @@ class Server:
         bound.setblocking(False)
         self._socket = bound
         self._port = int(bound.getsockname()[1])
-        for gateway in self._gateways:
-            gateway.port = self._port
 
-    async def listen(self) -> None:
-        """Accept connections from now on."""
+    async def listen(self, app: web.Application) -> None:
+        """Serve `app` (`build_app`) and accept connections from now on."""
         if self._socket is None:
             raise RuntimeError("bind() first")
+        # Connections are closed (and drained) before the runner stops, so it has
+        # nothing left to wait for.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, self._socket).start()
 
     async def stop(self) -> None:
         """Stop listening and close what is left."""
-        await self._runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -10,10 +10,12 @@ does, in this order:
    every Invoke (its Relay stops answering, so peers' Relay calls go to the standby),
    and an answer its functions were still computing never comes out; replication
    stops, and the writes not yet replicated are dropped (counted);
-2. the standby's generation goes up by one (failover-infra's `CellGeneration.bump` on
-   the standby's Users table, as `switch` does on AWS): its functions name a new epoch;
-3. the caller (the stack) points the directory at the standby, `version` + 1;
-4. the primary's connections close with 1001, so clients reconnect: their handshake
+2. the switch to the standby, the deployed one (`messenger_directory.failover.run_switch`,
+   every step of `SWITCH_STEPS`) through local ports: the standby's generation goes up
+   by one in its Users table (its functions name a new epoch), the cell's directory entry
+   names the standby's URL, and the directory is published again, `version` + 1
+   (messenger_local.directory);
+3. the primary's connections close with 1001, so clients reconnect: their handshake
    with the primary fails, they fetch the directory again and connect to the standby.
 """
 
@@ -21,18 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from messenger.contract import Env
 from messenger.dal.cell_generation import CellGeneration
-from messenger.logic.epoch import epoch_name
-from messenger_local.cells import LocalCell
+from messenger_directory.failover import SwitchPorts, run_switch
+from messenger_directory.sides import STANDBY, Side
+from messenger_local.aws import MotoGate
+from messenger_local.cells import LocalCell, by_cell
+from messenger_local.directory import LocalDirectory
 from messenger_local.replication import Replicator
 
 DEFAULT_REPLICATION_LAG_SECONDS = 1.0
 FAILOVER_PATH = "/_local/failover/{cell}"
-STANDBY_SIDE = "standby"
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,6 @@ class Standby:
 
     @property
     def cell_id(self) -> str:
-        assert self.primary.cell_id is not None
         return self.primary.cell_id
 
     @property
@@ -74,8 +78,17 @@ class Standby:
         """The side that serves the cell: the standby once failed over."""
         return self.standby if self.failover is not None else self.primary
 
-    async def fail_over(self, dynamodb: Any) -> Failover:
-        """Lose the primary's region and make the standby serve (see the module doc).
+    def side(self) -> Side:
+        """The standby as the switch goes to it; its epoch's region part is its CELL_EPOCH."""
+        return Side(
+            region=self.standby.environment[Env.CELL_EPOCH.value],
+            users_table=self.standby.table_names[Env.USERS_TABLE.value],
+            url=self.standby.ws_url,
+        )
+
+    async def fail_over(self, dynamodb: Any, directory: LocalDirectory) -> Failover:
+        """Lose the primary's region and switch the cell to the standby (see the module
+        doc), with `dynamodb` for the standby's generation and the stack's `directory`.
 
         Run again, it answers what the first run did: the cell has no other side left.
         """
@@ -83,16 +96,65 @@ class Standby:
             if self.failover is not None:
                 return self.failover
             lost_at = time.time()
-            # One instant, with no await between: nothing acked after it was stored here.
-            self.primary.gateway.out_of_service = True
-            self.replicator.stop()
-            dropped = self.replicator.drop_pending()
-            generations = CellGeneration(dynamodb, self.standby.table_names[Env.USERS_TABLE.value])
-            now_ms = int(time.time() * 1000)
-            generation = await asyncio.to_thread(generations.bump, STANDBY_SIDE, now_ms)
-            if generation is None:  # a switch made it active before: keep its generation
-                generation = await asyncio.to_thread(generations.read)
-            epoch = epoch_name(self.standby.environment[Env.CELL_EPOCH.value], generation)
-            self.failover = Failover(self.cell_id, self.standby.ws_url, epoch, dropped, lost_at)
+            dropped = self._lose_the_primary_region()
+            target = self.side()
+            ports = SwitchPorts(
+                generations=CellGeneration(dynamodb, target.users_table),
+                entries=directory.entries,
+                publisher=directory,
+            )
+            switched = await asyncio.to_thread(run_switch, self.cell_id, STANDBY, target, ports)
+            self.failover = Failover(self.cell_id, switched.url, switched.epoch, dropped, lost_at)
         await self.primary.gateway.close_all(1001, "Going away")
         return self.failover
+
+    def _lose_the_primary_region(self) -> int:
+        """One instant, with no await in it: nothing acked after it was stored there. The
+        writes replication had not carried yet are lost with it: their count."""
+        self.primary.gateway.out_of_service = True
+        self.replicator.stop()
+        return self.replicator.drop_pending()
+
+
+class Standbys:
+    """The standbys of a stack's cells, each replicated from its primary."""
+
+    def __init__(self, lag: float, gate: MotoGate, region: str) -> None:
+        self.lag = lag
+        self._gate = gate
+        self._region = region
+        self._pairs: dict[str, Standby] = {}
+
+    def start(self, cells: Iterable[LocalCell]) -> None:
+        """One replicator per cell with a standby: the primary's tables to the standby's."""
+        cells = list(cells)
+        primaries = by_cell(cells)
+        for standby in (cell for cell in cells if cell.standby):
+            primary = primaries[standby.cell_id]
+            tables = {
+                primary.table_names[env]: standby.table_names[env] for env in primary.table_names
+            }
+            replicator = Replicator(tables, lag=self.lag, gate=self._gate, region=self._region)
+            replicator.start()
+            self._pairs[standby.cell_id] = Standby(primary, standby, replicator)
+
+    def __getitem__(self, cell_id: str) -> Standby:
+        try:
+            return self._pairs[cell_id]
+        except KeyError:
+            raise KeyError(f"no standby for cell {cell_id!r}") from None
+
+    def __contains__(self, cell_id: object) -> bool:
+        return cell_id in self._pairs
+
+    def __iter__(self) -> Iterator[Standby]:
+        return iter(self._pairs.values())
+
+    def active(self, cell: LocalCell) -> LocalCell:
+        """The side serving a cell: its primary, or its standby once failed over."""
+        pair = self._pairs.get(cell.cell_id)
+        return pair.active if pair is not None else cell
+
+    async def stop(self) -> None:
+        for pair in self._pairs.values():
+            await asyncio.to_thread(pair.replicator.stop)

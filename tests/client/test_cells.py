@@ -1,8 +1,8 @@
 """The SDK among cells (docs/protocol.md §6) and through a failover (§7), on real stacks.
 
 The directory is served over real HTTP on loopback; a cell that is not the user's home
-is a real `messenger local` (a subprocess: one LocalStack per process) whose functions
-are told they are another cell, so its authorizer refuses the user (403) as on AWS.
+is a second LocalStack in this process whose functions are told they are another cell,
+so its authorizer refuses the user (403) as on AWS.
 A failover is a stack replaced by another with another epoch on the same port: what the
 first held is lost, as the writes a failover did not replicate are.
 """
@@ -10,11 +10,9 @@ first held is lost, as the writes a failover did not replicate are.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,6 @@ from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.cells import ShardMap
 from tests.client.conftest import Clients
-from tests.support.local_command import MESSENGER, REPO, RunningCommand, free_port
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -84,35 +81,18 @@ def directory(version: int, home_url: str, other_url: str, user: str) -> dict[st
 
 
 @asynccontextmanager
-async def foreign_cell(tmp_path: Path, user: str) -> AsyncIterator[str]:
-    """`messenger local` running as the cell that is NOT `user`'s home: its URL."""
+async def foreign_cell(aws: EmbeddedAws, user: str) -> AsyncIterator[str]:
+    """A stack, beside the test's own in this process, whose functions are told they are
+    the cell that is NOT `user`'s home: its URL."""
     home = CELLS.home_of(user)
     (foreign,) = [cell for cell in CELLS.cells() if cell != home]
     environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("MESSENGER_", "CELL_"))
-    } | {
         "CELL_ID": foreign,
         "CELL_SHARD_MAP": CELLS.to_compact(),
         "CELL_PEERS": f"{home}=messenger-local-{home}-relay",
     }
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(MESSENGER),
-        *("local", "--port", str(port), "--aws-port", str(free_port())),
-        *("--function-log", str(tmp_path / f"{foreign}-functions.log")),
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=REPO,
-    )
-    try:
-        await RunningCommand(process, port).read_until("Ctrl-C stops it.")
-        yield f"ws://127.0.0.1:{port}/local"
-    finally:
-        process.kill()
-        await process.wait()
+    async with LocalStack(aws=aws, environment=environment) as elsewhere:
+        yield elsewhere.ws_url
 
 
 def frame_of(client: MessengerClient, message_id: str) -> str | None:
@@ -130,12 +110,12 @@ def frame_of(client: MessengerClient, message_id: str) -> str | None:
 
 @pytest.mark.slow
 async def test_a_refused_handshake_fetches_the_directory_again_and_connects_home(
-    stack: LocalStack, clients: Clients, tmp_path: Path
+    stack: LocalStack, clients: Clients
 ) -> None:
     # Given a directory whose first version sends alice to a cell that is not her home,
     # and whose next version sends her home
     async with (
-        foreign_cell(tmp_path, "alice") as elsewhere,
+        foreign_cell(stack.aws, "alice") as elsewhere,
         DirectoryServer(
             directory(1, elsewhere, elsewhere, "alice"),
             directory(2, stack.ws_url, elsewhere, "alice"),
@@ -152,11 +132,11 @@ async def test_a_refused_handshake_fetches_the_directory_again_and_connects_home
 
 @pytest.mark.slow
 async def test_a_directory_that_keeps_sending_us_where_we_are_refused_is_final(
-    clients: Clients, tmp_path: Path
+    shared_aws: EmbeddedAws, clients: Clients
 ) -> None:
     # Given a directory that sends alice, in every version, to a cell that refuses her
     async with (
-        foreign_cell(tmp_path, "alice") as elsewhere,
+        foreign_cell(shared_aws, "alice") as elsewhere,
         DirectoryServer(directory(5, elsewhere, elsewhere, "alice")) as served,
     ):
         # When she starts with it

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from messenger.contract import Env
-from messenger.wiring import services
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.errors import HandshakeRefused, NotConnected
@@ -167,7 +166,7 @@ async def test_a_handshake_the_server_fails_is_retried_until_it_connects(
         await (await clients.open("alice", stack.ws_url)).close()
         await stack.settled()
         # (5 failures: the authorizer's GetItem and botocore's four retries)
-        failures = throttle_dynamodb(services().dynamodb, "GetItem", times=5)
+        failures = throttle_dynamodb(stack.clients.dynamodb, "GetItem", times=5)
         # When her client connects again, waiting for a handshake longer than botocore's
         # backoff can take (up to 15 s), so that no second handshake shares the failures
         settings = fast(open_timeout=20.0)

@@ -8,7 +8,6 @@ their own connection before answering...
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import boto3
 
 from messenger.contract import Authorizer, Route
+from messenger.wiring import services
 
 _lock = threading.Lock()
 received: list[dict[str, Any]] = []  # {"function", "event", "remaining_ms", "request_id"}
@@ -109,9 +109,10 @@ def post_then_reply(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Posts `count` frames to its own connection, then answers: order must hold."""
     _record("post_then_reply", event, context)
     count = int(json.loads(event["body"])["count"])
-    # CONNECTIONS_ENDPOINT is how the real functions find @connections locally.
+    # CONNECTIONS_ENDPOINT is how the real functions find @connections locally: their
+    # cell's settings, which this invocation runs in.
     client = boto3.client(
-        "apigatewaymanagementapi", endpoint_url=os.environ["CONNECTIONS_ENDPOINT"]
+        "apigatewaymanagementapi", endpoint_url=services().settings.connections_endpoint
     )
     connection_id = event["requestContext"]["connectionId"]
     for index in range(count):

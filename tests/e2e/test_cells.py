@@ -71,9 +71,11 @@ async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalSt
         assert environment[Env.CELL_EPOCH] == f"local-{cell.cell_id}"
         assert environment[Env.USERS_TABLE] == cell.table_names[Env.USERS_TABLE]
         assert environment[Env.CONNECTIONS_ENDPOINT] == cell.http_url
-    # The process itself holds no cell's settings: only what the cells share.
+    # The process itself holds no cell's settings, nor what the cells share.
     assert Env.CELL_ID not in os.environ and Env.USERS_TABLE not in os.environ
-    assert os.environ["AWS_ENDPOINT_URL_LAMBDA"] == cells_stack.lambda_url
+    assert "AWS_ENDPOINT_URL_LAMBDA" not in os.environ
+    for cell in (c0, c1):
+        assert cell.environment["AWS_ENDPOINT_URL_LAMBDA"] == cells_stack.lambda_url
 
 
 async def test_users_of_two_cells_talk_through_their_own_cells(

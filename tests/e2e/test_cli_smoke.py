@@ -33,6 +33,26 @@ async def messenger_local(tmp_path: Path) -> AsyncIterator[RunningCommand]:
         yield command
 
 
+async def test_the_functions_own_logs_go_to_the_function_log(
+    messenger_local: RunningCommand, tmp_path: Path
+) -> None:
+    # Given `messenger local` running, its functions logging at INFO (its default)
+    ws_url = (await messenger_local.read_until("WebSocket URL")).split()[-1]
+    await messenger_local.read_until("Ctrl-C stops it.")
+    # When a client asks for the keys of nobody, which its function refuses and logs
+    client = await connect_as(ws_url, TestUser("alice"))
+    answer = await client.request({"action": "getKeys", "userId": "nobody"})
+    assert answer["type"] == "error"
+    await client.close()
+    assert await stop_with_ctrl_c(messenger_local) == 0
+    # Then the function's JSON log line is in the function log, and not on the console
+    logged = [json.loads(line) for line in (tmp_path / "functions.log").read_text().splitlines()]
+    assert any(entry.get("message") == "refused" for entry in logged)
+    console = await messenger_local.rest()
+    assert not any(line.startswith("{") for line in console)
+    assert any(" getKeys " in line and "error" in line for line in console)
+
+
 async def stop_with_ctrl_c(command: RunningCommand) -> int:
     command.process.send_signal(signal.SIGINT)
     return await asyncio.wait_for(command.process.wait(), 10)

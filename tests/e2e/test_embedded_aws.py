@@ -8,8 +8,11 @@ import os
 import pytest
 
 from messenger.contract import TABLES, Env, create_table_request
-from messenger_local import EmbeddedAws, LocalStack, StackAlreadyRunning
+from messenger_local import EmbeddedAws, LocalStack
+from messenger_local.runtime import PROCESS_SWITCHES
 from messenger_protocol.names import PushPlatform
+from tests.support.identities import TestUser
+from tests.support.ws_client import connect_as
 
 pytestmark = pytest.mark.e2e
 
@@ -50,17 +53,40 @@ async def test_functions_get_lambda_like_configuration(stack: LocalStack) -> Non
     assert "AWS_PROFILE" not in environment
 
 
-async def test_a_second_stack_in_the_same_process_is_refused(stack: LocalStack) -> None:
-    with pytest.raises(StackAlreadyRunning):
-        await LocalStack(aws=stack.aws).start()
+async def test_a_second_stack_in_the_same_process_runs_beside_the_first(
+    stack: LocalStack, alice: TestUser
+) -> None:
+    # Given a running stack, when a second one starts in the same process
+    async with LocalStack(aws=stack.aws) as second:
+        # Then each has its own stage, tables and functions' environment
+        assert second.http_url != stack.http_url
+        assert set(second.table_names.values()).isdisjoint(stack.table_names.values())
+        assert second.environment["CONNECTIONS_ENDPOINT"] == second.http_url
+        # And each one's functions answer on its own stage, with its own tables
+        for running in (stack, second):
+            client = await connect_as(running.ws_url, alice)
+            assert await client.request({"action": "ping"}) == {"type": "pong"}
+            await client.close()
+            await running.settled()
+            [connected] = running.invocations_of("$connect")
+            assert connected.user == "alice"
+            users = (await asyncio.to_thread(running.dump))[running.table_names["USERS_TABLE"]]
+            assert any(item["pk"]["S"] == "U#alice" for item in users)
     # The running one is untouched
     assert stack.environment["CONNECTIONS_ENDPOINT"] == stack.http_url
 
 
-async def test_stopping_restores_the_environment(shared_aws: EmbeddedAws) -> None:
+async def test_the_stack_keeps_its_configuration_out_of_the_process_environment(
+    shared_aws: EmbeddedAws,
+) -> None:
     before = dict(os.environ)
     async with LocalStack(aws=shared_aws) as stack:
-        assert os.environ["CONNECTIONS_ENDPOINT"] == stack.http_url
+        # The functions' configuration is the stack's own: the process holds none of it,
+        # only powertools' switches, the same for every stack (messenger_local.runtime)
+        changed = {name: value for name, value in os.environ.items() if before.get(name) != value}
+        assert changed.items() <= PROCESS_SWITCHES.items()
+        assert "CONNECTIONS_ENDPOINT" not in os.environ
+        assert stack.environment["CONNECTIONS_ENDPOINT"] == stack.http_url
     assert dict(os.environ) == before
 
 

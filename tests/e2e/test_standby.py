@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from messenger.contract import Env
+from messenger.dal.cell_generation import CellGeneration
+from messenger_directory.store import DIRECTORY_KEY, entry_key
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.cells import Directory
 from tests.support.cells import user_homed_in
@@ -169,6 +171,39 @@ async def test_a_failover_drops_what_was_not_replicated(shared_aws: EmbeddedAws)
         again = await connect_as(c0.standby.ws_url, amy)
         assert await sync_epoch(again) == "local-c0-standby#1"
         await again.close()
+
+
+async def test_a_failover_runs_the_deployed_switch_on_the_stacks_own_table_and_bucket(
+    standby_stack: LocalStack,
+) -> None:
+    # Given the directory the stack published when it started: each cell's entry in its
+    # bucket, merged into directory.json (as the directory function does on AWS)
+    s3 = standby_stack.aws.client("s3")
+    bucket = standby_stack.directory_bucket
+    c0 = standby_stack.standby("c0")
+
+    def stored(key: str) -> Any:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    assert await asyncio.to_thread(stored, entry_key("c0")) == {"url": c0.primary.ws_url}
+    assert (await asyncio.to_thread(stored, DIRECTORY_KEY))["version"] == 1
+    # When c0 fails over
+    failover = await standby_stack.fail_over("c0")
+    # Then every step of the switch ran on the stack's own AWS: the standby's Users table
+    # holds generation 1 with the standby active, c0's entry names the standby, and
+    # directory.json is that, one version later
+    users = c0.standby.table_names[Env.USERS_TABLE.value]
+    generations = CellGeneration(standby_stack.aws.client("dynamodb"), users)
+    assert await asyncio.to_thread(generations.read) == 1
+    assert failover.epoch == "local-c0-standby#1"
+    assert await asyncio.to_thread(stored, entry_key("c0")) == {"url": c0.standby.ws_url}
+    published = await asyncio.to_thread(stored, DIRECTORY_KEY)
+    assert published == standby_stack.directory.to_wire()
+    assert published["version"] == 2
+    # And the primary's replica was not asked anything (its region is gone)
+    primary_users = c0.primary.table_names[Env.USERS_TABLE.value]
+    primary_generations = CellGeneration(standby_stack.aws.client("dynamodb"), primary_users)
+    assert await asyncio.to_thread(primary_generations.read) == 0
 
 
 async def test_failing_over_an_unknown_cell_is_404(standby_stack: LocalStack) -> None:

@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from messenger_directory import handlers
+from messenger_directory.config import forget_settings
 from messenger_directory.store import (
     CACHE_CONTROL,
     DIRECTORY_KEY,
@@ -24,6 +25,8 @@ from messenger_directory.store import (
     read_directory,
     write_entry,
 )
+from messenger_directory.wiring import forget_clients
+from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
 
 pytestmark = pytest.mark.integration
@@ -41,11 +44,22 @@ C1_STANDBY_URL = "wss://k1l2m3n4o5.execute-api.eu-central-1.amazonaws.com/dev"
 def s3() -> Iterator[Any]:
     from moto import mock_aws
 
+    # The functions parse their environment and make their clients once per container:
+    # each test is a container of its own, under its own moto.
+    forget_settings()
+    forget_clients()
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
+    forget_settings()
+    forget_clients()
+
+
+def lambda_context(function_name: str) -> LambdaContext:
+    """The context Lambda gives one invocation of a directory function."""
+    return LambdaContext.for_invocation(function_name, region=REGION, account_id=OWNER)
 
 
 def published(s3: Any) -> dict[str, Any]:
@@ -248,7 +262,7 @@ def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s
         "detail-type": "Object Created",
         "detail": {"bucket": {"name": BUCKET}, "object": {"key": entry_key("c1")}},
     }
-    summary = handlers.publish(event, None)
+    summary = handlers.publish(event, lambda_context("Directory"))
 
     # Then
     assert summary == {"version": 1, "published": True, "waitingFor": [], "refused": {}}
@@ -307,14 +321,12 @@ def custom_resource_event(request_type: str, response_url: str, url: str) -> dic
     }
 
 
-class _Context:
-    log_stream_name = "2026/11/30/[$LATEST]abc"
-
-
 def test_given_a_cells_deploy_then_its_entry_is_written_and_cloudformation_told(s3, cloudformation):
     response_url, answers = cloudformation
 
-    handlers.publish_entry(custom_resource_event("Create", response_url, C1_URL), _Context())
+    handlers.publish_entry(
+        custom_resource_event("Create", response_url, C1_URL), lambda_context("DirectoryEntry")
+    )
 
     assert json.loads(s3.get_object(Bucket=BUCKET, Key=entry_key("c1"))["Body"].read()) == {
         "url": C1_URL
@@ -334,7 +346,8 @@ def test_given_an_invalid_url_then_the_deploy_fails_with_why_and_nothing_is_writ
     before = bucket_dump(s3)
 
     handlers.publish_entry(
-        custom_resource_event("Update", response_url, "https://not-a-socket/dev"), _Context()
+        custom_resource_event("Update", response_url, "https://not-a-socket/dev"),
+        lambda_context("DirectoryEntry"),
     )
 
     (answer,) = answers
@@ -348,7 +361,9 @@ def test_given_a_cell_stack_deleted_then_its_entry_stays(s3, cloudformation):
     write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
     before = bucket_dump(s3)
 
-    handlers.publish_entry(custom_resource_event("Delete", response_url, C1_URL), _Context())
+    handlers.publish_entry(
+        custom_resource_event("Delete", response_url, C1_URL), lambda_context("DirectoryEntry")
+    )
 
     assert answers[0]["Status"] == "SUCCESS"
     assert bucket_dump(s3) == before

@@ -14,17 +14,22 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
+from messenger_directory.config import forget_settings
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
     FailoverEnv,
     Side,
     failover,
+    probe,
     switch,
 )
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
+from messenger_directory.wiring import forget_clients
+from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import ShardMap
 
 pytestmark = pytest.mark.integration
@@ -48,6 +53,20 @@ C0 = CellSides(
     {"primary": PRIMARY, "standby": STANDBY},
     DirectoryBucket(BUCKET, "us-east-1", OWNER),
 )
+
+
+# The Failover function's environment in the standby region (infra/failover_automation.py).
+STANDBY_ENVIRONMENT = {
+    "AWS_REGION": "us-west-2",
+    FailoverEnv.CELL_ID: "c0",
+    FailoverEnv.USERS_TABLE: STANDBY.users_table,
+    FailoverEnv.URL: STANDBY.url,
+    FailoverEnv.DIRECTORY_BUCKET: BUCKET,
+    FailoverEnv.DIRECTORY_REGION: "us-east-1",
+    FailoverEnv.DIRECTORY_OWNER: OWNER,
+}
+# The alarm's state change, as EventBridge delivers it.
+ALARM = {"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}
 
 
 @dataclass
@@ -81,6 +100,10 @@ class World:
 def world() -> Iterator[World]:
     from moto import mock_aws
 
+    # The functions parse their environment and make their clients once per container:
+    # each test is a container of its own, under its own moto.
+    forget_settings()
+    forget_clients()
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
@@ -95,6 +118,8 @@ def world() -> Iterator[World]:
         write_entry(s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
         write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
         yield World(s3, dynamodb)
+    forget_settings()
+    forget_clients()
 
 
 def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(world):
@@ -163,22 +188,46 @@ def test_a_side_the_cell_does_not_have_is_refused_before_anything_is_written(wor
 def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch):
     world.publish()
     # Given the Failover function's environment in the standby region
-    for name, value in {
-        "AWS_REGION": "us-west-2",
-        FailoverEnv.CELL_ID: "c0",
-        FailoverEnv.USERS_TABLE: STANDBY.users_table,
-        FailoverEnv.URL: STANDBY.url,
-        FailoverEnv.DIRECTORY_BUCKET: BUCKET,
-        FailoverEnv.DIRECTORY_REGION: "us-east-1",
-        FailoverEnv.DIRECTORY_OWNER: OWNER,
-    }.items():
+    for name, value in STANDBY_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     # When the alarm's state change reaches it through EventBridge
-    event = {
-        "detail-type": "CloudWatch Alarm State Change",
-        "detail": {"state": {"value": "ALARM"}},
-    }
-    answer = failover(event, None)
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    answer = failover(ALARM, context)
     # Then the cell is switched to the standby, as the command would
     assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
     assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+
+
+def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_nothing(
+    world, monkeypatch
+):
+    world.publish()
+    # Given the Failover function's environment without its own URL
+    for name, value in STANDBY_ENVIRONMENT.items():
+        if name != FailoverEnv.URL:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv(FailoverEnv.URL, raising=False)
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    # When the alarm reaches it, then it fails naming the variable, and nothing is switched
+    with pytest.raises(ValueError, match=f"{FailoverEnv.URL.value} is not set"):
+        failover(ALARM, context)
+    assert world.epoch_item("us-west-2") is None
+    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+
+
+def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world, monkeypatch):
+    # Given a switch to the standby and back replicated to the primary's table
+    world.switch("standby")
+    world.dynamodb["us-east-1"].put_item(
+        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
+    )
+    monkeypatch.setenv(FailoverEnv.PRIMARY_REGION, PRIMARY.region)
+    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, PRIMARY.users_table)
+    context = LambdaContext.for_invocation("Probe", region="us-west-2", account_id=OWNER)
+    # When the probe runs, then it read the primary's replica
+    assert probe({}, context) == {"primaryRegion": "us-east-1", "generation": 1}
+    # And when the primary's table cannot be read, the invocation fails (the alarm's signal)
+    forget_settings()
+    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, "messenger-prod-c0-gone")
+    with pytest.raises(ClientError):
+        probe({}, context)

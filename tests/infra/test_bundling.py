@@ -6,6 +6,7 @@ import ast
 import importlib.metadata
 import io
 import json
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -137,20 +138,53 @@ def imported_modules(path: Path) -> set[str]:
     return modules
 
 
-def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(tmp_path):
-    # When the directory's asset is bundled (a copy: nothing to install)
-    bundling.CopyLocalBundling(bundling.DIRECTORY_PACKAGES).try_bundle(str(tmp_path))
+def installed_by_pip(asset: Path) -> set[str]:
+    """The top-level entries of an asset that pip installed (and their distributions')."""
+    entries: set[str] = set()
+    for dist in importlib.metadata.distributions(path=[str(asset)]):
+        entries |= {Path(str(file)).parts[0] for file in dist.files or []}
+    return entries
 
-    # Then it holds the directory's package and the protocol, without bytecode
-    assert {entry.name for entry in tmp_path.iterdir()} == {
+
+def normalized(distribution: str) -> str:
+    """A distribution's name as pip compares them: "typing_extensions" is "typing-extensions"."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def installed_distributions(asset: Path) -> set[str]:
+    """The distributions pip installed into an asset, by normalized name."""
+    return {
+        normalized(dist.metadata["Name"])
+        for dist in importlib.metadata.distributions(path=[str(asset)])
+    }
+
+
+# What the directory's functions import besides Python's and Lambda's own.
+DIRECTORY_DEPENDENCIES = {"aws_lambda_powertools"}
+
+
+def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_powertools_only(
+    tmp_path,
+):
+    # When the directory's asset is bundled (powertools installed, our packages copied)
+    bundling.DirectoryLocalBundling(bundling.DIRECTORY_PACKAGES).try_bundle(str(tmp_path))
+
+    # Then it holds the directory's package and the protocol, without bytecode, and what
+    # pip installed for powertools: nothing else of the messenger's dependencies
+    assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
         "messenger_directory",
         "messenger_protocol",
     }
-    assert not list(tmp_path.rglob("__pycache__"))
+    assert "aws-lambda-powertools" in installed_distributions(tmp_path)
+    assert "pynacl" not in installed_distributions(tmp_path)
+    assert not installed_distributions(tmp_path) & {
+        normalized(name) for name in bundling.RUNTIME_PROVIDED
+    }
+    assert not list((tmp_path / "messenger_directory").rglob("__pycache__"))
     # And what its handlers run on is there, or in Lambda's runtime
     from messenger_directory.handlers import PUBLISH_ENTRY_HANDLER, PUBLISH_HANDLER
 
-    for handler in (PUBLISH_HANDLER, PUBLISH_ENTRY_HANDLER):
+    for handler in (PUBLISH_ENTRY_HANDLER, PUBLISH_HANDLER):
         assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
     files = [
         # (failover.py runs from the failover's asset, below)
@@ -165,6 +199,7 @@ def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(
     available = (
         set(sys.stdlib_module_names)
         | RUNTIME_MODULES
+        | DIRECTORY_DEPENDENCIES
         | {
             "messenger_directory",
             "messenger_protocol",
@@ -176,24 +211,25 @@ def test_given_the_directory_asset_then_it_is_its_package_and_the_protocol_only(
 
 def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path):
     # When the failover's asset is bundled (docs/protocol.md §7: the standby's Failover function)
-    bundling.CopyLocalBundling(bundling.FAILOVER_PACKAGES).try_bundle(str(tmp_path))
+    bundling.DirectoryLocalBundling(bundling.FAILOVER_PACKAGES).try_bundle(str(tmp_path))
 
-    # Then it holds the directory's package, the messenger's and the protocol, no bytecode
-    assert {entry.name for entry in tmp_path.iterdir()} == {
+    # Then it holds the directory's package, the messenger's and the protocol, no bytecode,
+    # and what pip installed for powertools
+    assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
         "messenger",
         "messenger_directory",
         "messenger_protocol",
     }
-    assert not list(tmp_path.rglob("__pycache__"))
-    # And the switch imports nothing the asset or Lambda's runtime lacks (no dependency of
-    # the messenger's functions is installed there)
+    assert "pynacl" not in installed_distributions(tmp_path)
+    assert not list((tmp_path / "messenger").rglob("__pycache__"))
+    # And the switch imports nothing the asset or Lambda's runtime lacks (of the messenger's
+    # functions' dependencies, only powertools is installed there)
     from messenger_directory.failover import FAILOVER_HANDLER, PROBE_HANDLER
 
     for handler in (FAILOVER_HANDLER, PROBE_HANDLER):
         assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
     files = [
-        tmp_path / "messenger_directory" / "failover.py",
-        tmp_path / "messenger_directory" / "store.py",
+        *(tmp_path / "messenger_directory").glob("*.py"),
         tmp_path / "messenger" / "dal" / "cell_generation.py",
         tmp_path / "messenger" / "dal" / "errors.py",
         tmp_path / "messenger" / "logic" / "epoch.py",
@@ -202,6 +238,7 @@ def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path
     available = (
         set(sys.stdlib_module_names)
         | RUNTIME_MODULES
+        | DIRECTORY_DEPENDENCIES
         | {
             "messenger",
             "messenger_directory",

@@ -16,7 +16,6 @@ compare before and after a refusal.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,15 +24,15 @@ from typing import Any
 import pytest
 
 from messenger.config import LOCAL_CELL_EPOCH
-from messenger.contract import TABLES, Env
+from messenger.contract import Env
 from messenger.logic.epoch import epoch_name
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_local.activity import TableDump
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
 
 Connect = Callable[..., Awaitable[WsClient]]
-TableDump = dict[str, list[dict[str, Any]]]
 CELLS = 2
 
 # Every test user registers from loopback: a test that registers more users than the
@@ -149,14 +148,7 @@ async def site(request: pytest.FixtureRequest, shared_aws: EmbeddedAws) -> Async
 def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
     """Every item of the stack's tables, or of one cell's, by table name (verification
     only: a Scan in a test is fine). Blocking: call it with asyncio.to_thread."""
-    dynamodb = stack.aws.client("dynamodb")
-    names = stack.cell(cell).table_names if cell is not None else stack.table_names
-    state = {}
-    for spec in TABLES:
-        name = names[spec.env.value]
-        items = dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]
-        state[name] = sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
-    return state
+    return stack.dump(cell)
 
 
 async def dump_cells(stack: LocalStack) -> dict[str, TableDump]:

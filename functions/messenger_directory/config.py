@@ -1,0 +1,130 @@
+"""The directory's functions' configuration: parsed once per container, at first use, from
+the environment their stacks give them (infra/directory.py, infra/failover_automation.py).
+Nothing else in this package reads `os.environ`.
+
+- the directory function (`handlers.publish`): its bucket and the deployment's shard map;
+- a standby's Failover function (`failover.failover`): the cell, its own side, the bucket;
+- a standby's Probe function (`failover.probe`): the primary's region and Users table.
+
+A variable that is missing or malformed fails the invocation with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+
+from messenger_directory.sides import STANDBY, CellSides, DirectoryBucket, Side
+from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+
+# Set by Lambda itself: the region the function runs in.
+AWS_REGION = "AWS_REGION"
+
+
+class DirectoryEnv(StrEnum):
+    """The directory function's environment."""
+
+    BUCKET = "DIRECTORY_BUCKET"
+    # The deployment's shard map, compact ("4096:0-2047=c0,2048-4095=c1").
+    SHARD_MAP = "DIRECTORY_SHARD_MAP"
+
+
+class FailoverEnv(StrEnum):
+    """The Failover and Probe functions' environment."""
+
+    CELL_ID = "FAILOVER_CELL_ID"
+    # The standby's own side (this region): its replica and its API's URL.
+    USERS_TABLE = "FAILOVER_USERS_TABLE"
+    URL = "FAILOVER_URL"
+    DIRECTORY_BUCKET = "FAILOVER_DIRECTORY_BUCKET"
+    DIRECTORY_REGION = "FAILOVER_DIRECTORY_REGION"
+    DIRECTORY_OWNER = "FAILOVER_DIRECTORY_OWNER"
+    # What the probe watches: the primary's region and its replica of the Users table.
+    PRIMARY_REGION = "FAILOVER_PRIMARY_REGION"
+    PRIMARY_USERS_TABLE = "FAILOVER_PRIMARY_USERS_TABLE"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """What the directory function merges: the entries in `bucket`, by `shard_map`."""
+
+    bucket: str
+    shard_map: ShardMap
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What a standby's probe reads, from outside the primary's region."""
+
+    primary_region: str
+    primary_users_table: str
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ValueError(f"{name} is not set")
+    return value
+
+
+def publish_settings_from(environ: Mapping[str, str]) -> PublishSettings:
+    """The directory function's settings; ValueError naming what is missing or malformed."""
+    try:
+        shard_map = ShardMap.from_compact(_required(environ, DirectoryEnv.SHARD_MAP))
+    except InvalidDirectory as error:
+        raise ValueError(f"{DirectoryEnv.SHARD_MAP.value}: {error}") from None
+    return PublishSettings(bucket=_required(environ, DirectoryEnv.BUCKET), shard_map=shard_map)
+
+
+def failover_cell_from(environ: Mapping[str, str]) -> CellSides:
+    """The cell as the standby's Failover function knows it: its own side only."""
+    cell_id = _required(environ, FailoverEnv.CELL_ID)
+    if not is_cell_id(cell_id):
+        raise ValueError(f"{FailoverEnv.CELL_ID.value} must be a cell id, not {cell_id!r}")
+    return CellSides(
+        cell_id=cell_id,
+        sides={
+            STANDBY: Side(
+                region=_required(environ, AWS_REGION),
+                users_table=_required(environ, FailoverEnv.USERS_TABLE),
+                url=_required(environ, FailoverEnv.URL),
+            )
+        },
+        directory=DirectoryBucket(
+            name=_required(environ, FailoverEnv.DIRECTORY_BUCKET),
+            region=_required(environ, FailoverEnv.DIRECTORY_REGION),
+            owner=_required(environ, FailoverEnv.DIRECTORY_OWNER),
+        ),
+    )
+
+
+def probe_settings_from(environ: Mapping[str, str]) -> ProbeSettings:
+    """The probe's settings: the primary's region and its replica of the Users table."""
+    return ProbeSettings(
+        primary_region=_required(environ, FailoverEnv.PRIMARY_REGION),
+        primary_users_table=_required(environ, FailoverEnv.PRIMARY_USERS_TABLE),
+    )
+
+
+@cache
+def publish_settings() -> PublishSettings:
+    return publish_settings_from(os.environ)
+
+
+@cache
+def failover_cell() -> CellSides:
+    return failover_cell_from(os.environ)
+
+
+@cache
+def probe_settings() -> ProbeSettings:
+    return probe_settings_from(os.environ)
+
+
+def forget_settings() -> None:
+    """Parse the environment again at next use (tests, which change it between cases)."""
+    for parsed in (publish_settings, failover_cell, probe_settings):
+        parsed.cache_clear()

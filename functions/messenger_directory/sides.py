@@ -1,0 +1,56 @@
+"""A cell's sides (docs/protocol.md §7): its primary and its standby region, and the
+directory's bucket that says which one serves.
+
+Plain records, importable by both of this package's assets (the directory's, which holds
+no `messenger`, and the failover's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PRIMARY = "primary"
+STANDBY = "standby"
+SIDES = (PRIMARY, STANDBY)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One region of a cell: where its replica of the Users table is, and its API's URL.
+
+    `region` is also the region part of the epoch its functions name (AWS_REGION, or
+    CELL_EPOCH where set: the local stack passes its own names, e.g. `local-c0-standby`).
+    """
+
+    region: str
+    users_table: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DirectoryBucket:
+    """The directory's bucket (infra/directory.py: output DirectoryBucketName)."""
+
+    name: str
+    region: str
+    owner: str  # the account it must belong to
+
+
+@dataclass(frozen=True)
+class CellSides:
+    """A cell's sides, by name ("primary", "standby"): those a switch may go to."""
+
+    cell_id: str
+    sides: Mapping[str, Side]
+    directory: DirectoryBucket
+
+    def side(self, name: str) -> Side:
+        """The side a switch goes to; ValueError for a name that is no side, or one the
+        cell does not have."""
+        if name not in SIDES:
+            raise ValueError(f"switch to {' or '.join(SIDES)}, not {name!r}")
+        if name not in self.sides:
+            known = ", ".join(sorted(self.sides)) or "none"
+            raise ValueError(f"cell {self.cell_id} has no {name!r} side (it has: {known})")
+        return self.sides[name]

@@ -1,0 +1,72 @@
+"""The directory's functions' boto3 clients: each made once per container, at first use,
+then handed to what calls AWS (`store`'s functions, the switch's adapters).
+
+Every call must fail well inside its function's timeout: a custom resource always answers
+CloudFormation (which otherwise waits an hour), and a probe of a region that is gone gives
+up in seconds (its failure is the signal).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+# The directory function and the entry custom resource: a few S3 calls each.
+S3_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10
+)
+# The switch and the probe (and the operator's command, infra/failover.py).
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=5
+)
+
+
+class Clients:
+    """boto3 clients by service and region, each made when first asked for, then kept."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._made: dict[tuple[str, str | None], Any] = {}
+
+    def _client(self, service: str, region: str | None) -> Any:
+        key = (service, region)
+        if key not in self._made:
+            self._made[key] = boto3.client(  # type: ignore[call-overload]
+                service, region_name=region, config=self._config
+            )
+        return self._made[key]
+
+    def s3(self, region: str | None = None) -> S3Client:
+        """An S3 client of `region` (None: the function's own)."""
+        client: S3Client = self._client("s3", region)
+        return client
+
+    def dynamodb(self, region: str) -> DynamoDBClient:
+        """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
+        client: DynamoDBClient = self._client("dynamodb", region)
+        return client
+
+
+@cache
+def directory_clients() -> Clients:
+    """The directory function's and the entry custom resource's clients."""
+    return Clients(S3_CONFIG)
+
+
+@cache
+def failover_clients() -> Clients:
+    """The Failover and Probe functions' clients."""
+    return Clients(CLIENT_CONFIG)
+
+
+def forget_clients() -> None:
+    """Make the clients again at next use (tests: each under its own moto)."""
+    directory_clients.cache_clear()
+    failover_clients.cache_clear()

@@ -1,0 +1,58 @@
+"""The directory of a stack of cells (docs/protocol.md §6), published as on AWS.
+
+Each cell's entry, its URL, is written into a bucket of the embedded S3 by
+`messenger_directory.store.write_entry`, and `store.merge` makes directory.json of them,
+`version` + 1 per change: the deployed directory's own code. The stack writes every
+cell's entry when it starts (version 1); a failover writes the standby's through the
+switch's ports (`entries`, and `publish`, this directory itself: where the deployed
+directory function runs after an entry write, the local one merges at once). GET
+/directory.json answers what the last merge published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from messenger_directory.failover import BucketEntries
+from messenger_directory.sides import DirectoryBucket
+from messenger_directory.store import merge
+from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
+from messenger_protocol.cells import Directory, ShardMap
+
+
+class LocalDirectory:
+    """A stack's directory: its bucket, the entries in it, and the document published."""
+
+    def __init__(self, aws: EmbeddedAws, bucket: str, shard_map: ShardMap) -> None:
+        self.shard_map = shard_map
+        self._aws = aws
+        self._s3 = aws.client("s3")
+        self.bucket = DirectoryBucket(bucket, aws.region, ACCOUNT_ID)
+        self.entries = BucketEntries(self._s3, self.bucket)
+        self._published: Directory | None = None
+
+    def open(self, urls: Mapping[str, str]) -> None:
+        """Make the bucket, write each cell's entry (as each cell's deploy does on AWS),
+        and publish them."""
+        self._s3.create_bucket(Bucket=self.bucket.name)
+        for cell_id, url in urls.items():
+            self.entries.write(cell_id, url)
+        self.publish()
+
+    def publish(self) -> None:
+        """Merge the entries into directory.json, as the directory function does."""
+        outcome = merge(self._s3, self.bucket.name, self.shard_map)
+        if outcome.directory is None or outcome.waiting_for or outcome.refused:
+            raise RuntimeError(f"the directory was not published: {outcome.summary()}")
+        self._published = outcome.directory
+
+    @property
+    def current(self) -> Directory:
+        """What GET /directory.json answers: the last published version."""
+        if self._published is None:
+            raise RuntimeError("the directory is published once the stack has started")
+        return self._published
+
+    def close(self) -> None:
+        """Drop the bucket and what is in it (a stack on a shared embedded AWS)."""
+        self._aws.delete_bucket(self.bucket.name)
