@@ -23,7 +23,6 @@ dict a frozen object; an enum member its string.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import inspect
 import io
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import ModuleType
 
 from messenger_protocol import client_rules, limits
+from messenger_protocol.generated import command_line
 
 SDK_DIR = Path(__file__).resolve().parents[2] / "web" / "sdk"
 GENERATED: dict[str, ModuleType] = {
@@ -150,39 +150,13 @@ def _plain(key: object) -> object:
     return key.value if isinstance(key, Enum) else key
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m messenger_protocol.javascript",
-        description="Write (or check) the JavaScript SDK's generated constants in web/sdk.",
-    )
-    parser.add_argument("--output-dir", type=Path, default=SDK_DIR)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 if a file differs from what would be generated",
-    )
-    args = parser.parse_args(argv)
-    stale = []
-    for file_name, module in GENERATED.items():
-        path = args.output_dir / file_name
-        text = render(module)
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        if args.check:
-            stale.append(path)
-        else:
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        for path in stale:
-            print(
-                f"{path} is out of date: run python -m messenger_protocol.javascript",
-                file=sys.stderr,
-            )
-        return 1
-    return 0
+main = command_line(
+    "messenger_protocol.javascript",
+    "Write (or check) the JavaScript SDK's generated constants in web/sdk.",
+    SDK_DIR,
+    lambda output: {output / name: render(module) for name, module in GENERATED.items()},
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -24,18 +24,18 @@ def test_given_the_package_then_the_committed_files_are_what_it_generates() -> N
 
 def test_given_a_stale_file_then_the_check_fails_and_a_write_mends_it(tmp_path: Path) -> None:
     # Given fresh files, one of them then edited by hand
-    assert javascript.main(["--output-dir", str(tmp_path)]) == 0
+    assert javascript.main(["--output", str(tmp_path)]) == 0
     edited = tmp_path / "limits.generated.js"
     edited.write_text(edited.read_text().replace("24000", "24001"))
     # When checked, Then it fails
-    assert javascript.main(["--check", "--output-dir", str(tmp_path)]) == 1
+    assert javascript.main(["--check", "--output", str(tmp_path)]) == 1
     # When written again, Then the check passes
-    assert javascript.main(["--output-dir", str(tmp_path)]) == 0
-    assert javascript.main(["--check", "--output-dir", str(tmp_path)]) == 0
+    assert javascript.main(["--output", str(tmp_path)]) == 0
+    assert javascript.main(["--check", "--output", str(tmp_path)]) == 0
 
 
 def test_given_a_missing_file_then_the_check_fails(tmp_path: Path) -> None:
-    assert javascript.main(["--check", "--output-dir", str(tmp_path)]) == 1
+    assert javascript.main(["--check", "--output", str(tmp_path)]) == 1
 
 
 @pytest.mark.parametrize("module", [limits, client_rules])
@@ -51,17 +51,19 @@ def test_given_a_module_then_every_constant_is_exported_under_its_name(module: M
 
 def test_given_each_kind_of_value_then_it_is_written_as_javascript() -> None:
     module = ModuleType("messenger_protocol.example")
-    module.MAX_THINGS = 2**53
-    module.HALF_SECOND_SECONDS = 0.5
-    module.WHOLE_SECONDS = 60.0
-    module.NAME = 'say "hi"'
-    module.ID_PATTERN = r"^a/b$"
-    module.ENABLED = False
-    module.CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
-    module.MESSAGES = ("one", "two")
-    module.TOKEN_PATTERNS = {PushPlatform.GCM: r"^[0-9]+$"}
-    module.not_a_constant = 1
-    module.helper = lambda: None
+    vars(module).update(
+        MAX_THINGS=2**53,
+        HALF_SECOND_SECONDS=0.5,
+        WHOLE_SECONDS=60.0,
+        NAME='say "hi"',
+        ID_PATTERN=r"^a/b$",
+        ENABLED=False,
+        CODES=frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL}),
+        MESSAGES=("one", "two"),
+        TOKEN_PATTERNS={PushPlatform.GCM: r"^[0-9]+$"},
+        not_a_constant=1,
+        HELPER=lambda: None,
+    )
 
     # When rendered (a module without a source file has no comments to carry)
     lines = javascript.render_constants(module, comments={"MAX_THINGS": [" why it is so"]})
@@ -77,12 +79,12 @@ def test_given_each_kind_of_value_then_it_is_written_as_javascript() -> None:
     assert 'export const MESSAGES = Object.freeze(["one", "two"]);' in lines
     assert 'export const TOKEN_PATTERNS = Object.freeze({\n  "GCM": /^[0-9]+$/,\n});' in lines
     assert "not_a_constant" not in lines
-    assert "helper" not in lines
+    assert "HELPER" not in lines
 
 
 def test_given_a_value_without_a_javascript_form_then_rendering_says_which() -> None:
     module = ModuleType("messenger_protocol.example")
-    module.WHEN = object()
+    vars(module).update(WHEN=object())
     with pytest.raises(javascript.Unrepresentable, match="WHEN"):
         javascript.render_constants(module, comments={})
 
