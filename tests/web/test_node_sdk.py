@@ -83,7 +83,7 @@ def plain(value: object) -> object:
     """A Python constant as the JS side prints it: patterns as their source, sets sorted,
     enum members as their string."""
     if isinstance(value, frozenset):
-        return sorted(plain(item) for item in value)
+        return sorted((plain(item) for item in value), key=str)
     if isinstance(value, tuple):
         return [plain(item) for item in value]
     if isinstance(value, dict):
