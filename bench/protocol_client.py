@@ -3,7 +3,7 @@
 Nothing of the protocol is written here; each piece comes from its one home: frames
 from messenger_protocol.frames (one writer, one reader), the signed connect query from
 messenger_protocol.connect, NaCl sealing and opening from the SDK (messenger_client.crypto),
-and the backoff between retries from the SDK's connection (`backoff_delay`, re-exported).
+and API Gateway's own error frames from the client rules (messenger_protocol.client_rules).
 What is here is how benchmarks hold them: a `BenchUser` with its keys, a socket opened
 as API Gateway clients open one, and server frames read into types.
 
@@ -23,25 +23,20 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from messenger_client import crypto
-from messenger_client.connection import backoff_delay
 from messenger_client.keystore import Identity, PeerKeys
+from messenger_protocol.client_rules import GATEWAY_ERROR_MESSAGES
 from messenger_protocol.connect import signed_connect_query, with_query
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ServerFrame, read_server_frame
 
 __all__ = [
-    "GATEWAY_ERRORS",
     "BenchUser",
     "GatewayError",
     "Received",
     "Unreadable",
-    "backoff_delay",
     "open_socket",
     "read_frame",
 ]
-
-# What API Gateway sends (a frame with no type) when a function raised or took too long.
-GATEWAY_ERRORS = ("Internal server error", "Endpoint request timed out")
 
 
 @dataclass(frozen=True)
@@ -125,7 +120,7 @@ def read_frame(document: Any) -> Received:
     """A decoded frame from the server, as its type (Unreadable rather than an exception)."""
     if isinstance(document, dict) and "type" not in document:
         message = document.get("message")
-        if message in GATEWAY_ERRORS:
+        if message in GATEWAY_ERROR_MESSAGES:
             return GatewayError(str(message))
     try:
         return read_server_frame(document)

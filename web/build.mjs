@@ -3,6 +3,8 @@
 //   node web/build.mjs            schemas, then the bundle (what ./dev install runs)
 //   node web/build.mjs --check    exit 1 if schemas.generated.js is stale (a test runs it)
 //   node web/build.mjs --outdir D build into D instead (the CDK asset, infra/web.py)
+// The SDK's other generated files, limits.generated.js and client-rules.generated.js, come
+// straight from Python: `python -m messenger_protocol.javascript [--check]`.
 
 import { copyFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

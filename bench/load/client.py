@@ -10,9 +10,14 @@ message, for the checks.
 It is the source of truth docs/protocol.md §7 asks for: it keeps every frame it sent until
 that message's `delivered` receipt, and sends them all again (the same frames, in the
 order first sent, before anything new) when a `syncDone` names an epoch other than the
-last one it saw, or when the directory moves its home cell. With cells it connects to
-its home (the run's directory) and, when a handshake fails, asks the run to fetch the
-directory again, as the SDK does.
+last one it saw, or when the directory moves its home cell; and, beyond §7 as the SDKs
+do, those to the users of a cell the directory moved (`note_cells_moved`). With cells it
+connects to its home (the run's directory) and, when a handshake fails, asks the run to
+fetch the directory again, as the SDK does.
+
+What it retries and how it backs off are the SDKs' rules (messenger_protocol.client_rules:
+the retryable codes, API Gateway's error frames, `backoff_delay`); its timings are its
+own, shorter than the SDKs', because a run measures the stack, not a phone's patience.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +35,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.load.ledger import Sent
 from bench.protocol_client import (
-    GATEWAY_ERRORS,
     BenchUser,
     GatewayError,
     Received,
-    backoff_delay,
     open_socket,
     read_frame,
 )
 from messenger_client.errors import UnreadableMessage
+from messenger_protocol.client_rules import GATEWAY_ERROR_MESSAGES, RETRYABLE_CODES, backoff_delay
 from messenger_protocol.frames import (
     Ack,
     AckFrame,
@@ -66,9 +70,10 @@ ACK_BATCH_SECONDS = 0.01
 BACKOFF_FIRST_SECONDS = 0.05
 BACKOFF_MAX_SECONDS = 2.0
 HANDSHAKE_ATTEMPTS = 4
-# Answers after which the same frame goes again. RATE_LIMITED stored nothing; after the
-# others the message may or may not be stored: either way the same frame is the answer.
-RESEND_AFTER = (ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL, *GATEWAY_ERRORS)
+# Answers after which the same frame goes again: the refusals the SDKs retry, and API
+# Gateway's own error frames. RATE_LIMITED stored nothing; after the others the message
+# may or may not be stored: either way the same frame is the answer.
+RESEND_AFTER = RETRYABLE_CODES | frozenset(GATEWAY_ERROR_MESSAGES)
 
 Answer = AckFrame | ErrorFrame | GatewayError
 
@@ -100,7 +105,8 @@ class LoadClient:
         self.home_url: str | None = None
         # Every frame sent and not yet receipted `delivered`, by messageId, in send order.
         self._undelivered: dict[str, tuple[Sent, str]] = {}
-        self._resend_due = False
+        # Those of them a failover put back to go again (the SDKs' `resend` mark).
+        self._marked: set[str] = set()
         self._resending = False
         self.online = False
         self.in_sync = False  # between sending `sync` and reading its `syncDone`
@@ -273,13 +279,32 @@ class LoadClient:
 
     def note_new_epoch(self, reason: str) -> None:
         """The server may have lost what it stored: resend what has no `delivered` yet."""
-        if any(sent.acked_at is not None for sent, _ in self._undelivered.values()):
-            self.run.tally.counts[f"clients that resent after {reason}"] += 1
-            self._resend_due = True
-            self._spawn(self._resend_when_idle())
+        self._mark_for_resend(reason)
 
     def note_home_moved(self) -> None:
         self.note_new_epoch("their home cell moved")
+
+    def note_cells_moved(self, moved: Callable[[str], bool]) -> None:
+        """Beyond §7, as the SDKs do: the directory moved the home cells of the recipients
+        `moved` accepts; what was acked to them there and not delivered may be lost."""
+        self._mark_for_resend("a recipient's home cell moved (beyond §7)", moved)
+
+    def _mark_for_resend(self, reason: str, to: Callable[[str], bool] | None = None) -> None:
+        """Put back every acked message without a `delivered` receipt (to the recipients
+        `to` accepts), as the SDKs' outbox does; it goes again when this client is idle."""
+        marked = [
+            message_id
+            for message_id, (sent, _) in self._undelivered.items()
+            if sent.acked_at is not None and (to is None or to(sent.recipient))
+        ]
+        if marked:
+            self.run.tally.counts[f"clients that resent after {reason}"] += 1
+            self._marked.update(marked)
+            self._spawn(self._resend_when_idle())
+
+    @property
+    def _resend_due(self) -> bool:
+        return not self._marked.isdisjoint(self._undelivered)
 
     async def _resend_when_idle(self) -> None:
         """A client with nothing left to send resends on its own."""
@@ -288,15 +313,16 @@ class LoadClient:
                 await self.resend_undelivered()
 
     async def resend_undelivered(self) -> None:
-        """Send again, in the order first sent, every acked message with no `delivered`
+        """Send again, in the order first sent, every marked message with no `delivered`
         receipt yet (the caller holds the lock, as for any send)."""
         self._resending = True
         try:
             while self._resend_due:
-                self._resend_due = False
-                for sent, frame in list(self._undelivered.values()):
-                    if sent.acked_at is None or sent.message_id not in self._undelivered:
-                        continue  # not sent yet (its send goes on), or receipted meanwhile
+                due = [entry for key, entry in self._undelivered.items() if key in self._marked]
+                self._marked.clear()  # a failover meanwhile marks them again
+                for sent, frame in due:
+                    if sent.message_id not in self._undelivered:
+                        continue  # receipted meanwhile
                     sent.resends += 1
                     self.run.note_resent(sent)
                     await self._send_until_acked(sent, frame, None)
@@ -461,13 +487,6 @@ class LoadClient:
     @property
     def owes_resend(self) -> bool:
         return self._resend_due or self._resending
-
-    def undelivered_to(self, recipients: set[str]) -> bool:
-        """Whether a sent message to one of `recipients` has no `delivered` receipt yet."""
-        return any(
-            sent.acked_at is not None and sent.recipient in recipients
-            for sent, _ in self._undelivered.values()
-        )
 
     @property
     def acks_pending(self) -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import os
 import random
 import resource
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ from bench.load.report import LoadResult, report
 from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, loopback_stack
 from bench.protocol_client import BenchUser
 from messenger.contract import Env
+from messenger_client.directory import fetch_directory, moved_cells
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
 from messenger_local.cells_harness import id_homed_in
@@ -51,6 +50,8 @@ OFFLINE_SECONDS = (0.05, 1.0)
 # another may go (however many clients ask at once, e.g. after a failover).
 DIRECTORY_WATCH_SECONDS = 1.0
 DIRECTORY_REFETCH_SECONDS = 0.2
+# Longer than the SDK's: the directory is served by the loaded stack itself.
+DIRECTORY_FETCH_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
@@ -141,32 +142,25 @@ class LoadRun:
 
     async def refresh_directory(self) -> None:
         """Fetch the directory again (at most every DIRECTORY_REFETCH_SECONDS, however many
-        clients ask at once). A cell that moved makes every client with an undelivered
-        message to a user of that cell resend: docs/protocol.md §7 asks it only of the users
-        whose own home moved, but a sender in another cell gets no new epoch, and what
-        the lost region stored for it is gone too."""
+        clients ask at once), as the SDK fetches it. A cell that moved makes every client
+        resend what it sent to the users of that cell and has no `delivered` receipt for,
+        as the SDKs do (docs/protocol.md, beyond §7): §7 asks it only of the users whose own
+        home moved, but a sender in another cell gets no new epoch, and what the lost
+        region stored for it is gone too."""
         if self.directory_url is None:
             return
         async with self._directory_lock:
             if time.monotonic() - self._directory_fetched_at < DIRECTORY_REFETCH_SECONDS:
                 return
-            document = await asyncio.to_thread(_fetch_json, self.directory_url)
+            fetched = await fetch_directory(self.directory_url, DIRECTORY_FETCH_TIMEOUT_SECONDS)
             self._directory_fetched_at = time.monotonic()
-            old, self.directory = self.directory, Directory.parse(document)
-        if old is None or old.version == self.directory.version:
-            return
-        moved = {
-            cell for cell in self.directory.urls if old.url_of(cell) != self.directory.url_of(cell)
-        }
+            old, self.directory = self.directory, fetched
+        moved = frozenset() if old is None else moved_cells(old, fetched)
         if not moved:
             return
         self.tally.counts["directory changes seen"] += 1
-        moved_users = {
-            user_id for user_id in self.clients if self.directory.home_of(user_id) in moved
-        }
         for client in self.clients.values():
-            if client.user_id not in moved_users and client.undelivered_to(moved_users):
-                client.note_new_epoch("a recipient's home cell moved (beyond §7)")
+            client.note_cells_moved(lambda user_id: fetched.home_of(user_id) in moved)
 
     async def watch_directory(self) -> None:
         """Look at the directory now and then, as an app does (a sender whose own cell
@@ -329,11 +323,6 @@ async def drive(run: LoadRun) -> int:
         for task in background:
             task.cancel()
         await run.close_all()
-
-
-def _fetch_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
 
 
 def load_stack(config: LoadConfig, aws: EmbeddedAws | None, **options: Any) -> LocalStack:

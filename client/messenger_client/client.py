@@ -87,6 +87,7 @@ from messenger_client.store import (
     Rejection,
     StoredMessage,
 )
+from messenger_protocol import client_rules
 from messenger_protocol.cells import Directory
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import (
@@ -111,21 +112,22 @@ _ITEM_TYPES = (FrameType.MESSAGE, FrameType.RECEIPT)
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Timings (seconds). The defaults suit a real network; tests shorten them."""
+    """Timings (seconds). The defaults, the client rules' (`messenger_protocol.client_rules`,
+    the JavaScript SDK's too), suit a real network; tests shorten them."""
 
     connection: ConnectionPolicy = field(default_factory=ConnectionPolicy)
-    request_timeout: float = 10.0
+    request_timeout: float = client_rules.REQUEST_TIMEOUT_SECONDS
     # A message not acked within this long is resent (the same frame), then backing off.
-    resend_base: float = 3.0
-    resend_cap: float = 60.0
+    resend_base: float = client_rules.RESEND_BASE_SECONDS
+    resend_cap: float = client_rules.RESEND_CAP_SECONDS
     # Acks of items that arrive together (a sync) go out in one frame.
-    ack_delay: float = 0.05
+    ack_delay: float = client_rules.ACK_DELAY_SECONDS
     # Who may see our presence: CONTACTS (the people we wrote to, at most 1,000, kept up
     # to date), EVERYONE or NOBODY; None leaves the server's setting as it is.
-    presence_visibility: PresenceVisibility | None = PresenceVisibility.CONTACTS
+    presence_visibility: PresenceVisibility | None = client_rules.DEFAULT_PRESENCE_VISIBILITY
     # With a directory: how often it is read again while connected (and on every new
     # connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-    directory_interval: float = 60.0
+    directory_interval: float = client_rules.DIRECTORY_INTERVAL_SECONDS
 
 
 class MessengerClient:

@@ -14,6 +14,9 @@ refuses (HTTP 401 or 403: our identity or our clock, or a cell that is not our h
 ends the loop unless the locator has somewhere new to try (a newer directory): asking
 again would be refused again. One that fails because of the server (a 5xx, a timeout)
 is retried with the same backoff as a lost connection (docs/protocol.md §1).
+
+The timings' defaults, the backoff and which handshake refusals are final are the
+client rules' (`messenger_protocol.client_rules`), which the JavaScript SDK shares.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,41 +40,31 @@ from websockets.exceptions import (
 
 from messenger_client.directory import Locator
 from messenger_client.errors import HandshakeRefused, NotConnected
+from messenger_protocol import client_rules
+from messenger_protocol.client_rules import backoff_delay
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ClientFrame, Ping, load_json
-from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+from messenger_protocol.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-# API Gateway ends every connection after 2 hours; we move to a new one 10 minutes before.
-GATEWAY_MAX_CONNECTION_SECONDS = 2 * 3600
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
 class ConnectionPolicy:
-    """Timings of the connection's life (seconds). Tests shorten them."""
+    """Timings of the connection's life (seconds): the client rules'. Tests shorten them."""
 
-    open_timeout: float = 10.0
+    open_timeout: float = client_rules.OPEN_TIMEOUT_SECONDS
     # Ping when nothing was sent for this long: well inside the 10-minute idle limit.
-    ping_interval: float = IDLE_TIMEOUT_SECONDS * 0.4
+    ping_interval: float = client_rules.PING_INTERVAL_SECONDS
     # A ping unanswered for this long means the network is gone without a close.
-    pong_timeout: float = 30.0
-    max_age: float = GATEWAY_MAX_CONNECTION_SECONDS - 600
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    close_timeout: float = 2.0
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): "equal jitter".
-
-    Half of the capped exponential step is fixed, the other half random, so clients
-    that lost the server together do not all come back at the same instant, and no
-    one retries in a tight loop.
-    """
-    step = min(cap, base * 2 ** min(attempt, 32))
-    return step / 2 + (rng or random).uniform(0, step / 2)
+    pong_timeout: float = client_rules.PONG_TIMEOUT_SECONDS
+    # Make before break: replaced this long after opening, before API Gateway ends it.
+    max_age: float = client_rules.MAX_CONNECTION_AGE_SECONDS
+    backoff_base: float = client_rules.RECONNECT_BACKOFF_BASE_SECONDS
+    backoff_cap: float = client_rules.RECONNECT_BACKOFF_CAP_SECONDS
+    close_timeout: float = client_rules.CLOSE_TIMEOUT_SECONDS
 
 
 async def first_of(*futures: asyncio.Future[Any], timeout: float) -> None:
@@ -300,7 +292,7 @@ class Connection:
             raise NotConnected(f"{self.server_url} is not a ws:// or wss:// URL") from None
         except InvalidStatus as refused:
             status = refused.response.status_code
-            if status in (401, 403):
+            if status in client_rules.FINAL_HANDSHAKE_STATUSES:
                 raise HandshakeRefused(status) from None
             raise NotConnected(f"the server answered HTTP {status}") from None
         except (OSError, TimeoutError, WebSocketException) as error:
@@ -351,7 +343,7 @@ class Connection:
     async def _serve(self) -> None:
         """Keep the session (and those replacing it) alive until it ends or we stop."""
         loop = asyncio.get_running_loop()
-        tick = min(1.0, self.policy.ping_interval / 4)
+        tick = min(client_rules.KEEP_ALIVE_TICK_SECONDS, self.policy.ping_interval / 4)
         stopping = loop.create_task(self._stopping.wait())
         try:
             while True:

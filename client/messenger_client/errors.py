@@ -38,7 +38,12 @@ class UnsafePermissions(KeystoreError):
 
 
 class KeyChanged(MessengerError):
-    """A peer's public keys are not the ones we pinned: refused until re-verified."""
+    """A peer's public keys are not the ones we pinned: refused until re-verified.
+
+    It carries what the JavaScript SDK's KeyChanged carries: the keys (`pinned`,
+    `offered`) and their safety numbers (`pinned_fingerprint`, `offered_fingerprint`),
+    the numbers both clients show.
+    """
 
     def __init__(self, user_id: str, pinned: PeerKeys, offered: PeerKeys) -> None:
         super().__init__(
@@ -51,6 +56,8 @@ class KeyChanged(MessengerError):
         self.user_id = user_id
         self.pinned = pinned
         self.offered = offered
+        self.pinned_fingerprint = pinned.fingerprint()
+        self.offered_fingerprint = offered.fingerprint()
 
 
 class FingerprintMismatch(MessengerError, ValueError):

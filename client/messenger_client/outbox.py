@@ -14,6 +14,9 @@ it, so `resend_undelivered` puts every sent-but-undelivered message back in the
 outbox, and it goes again, byte for byte. Its recipient drops the copy it may hold.
 Beyond §7, a failover of a peer's cell (the directory moved it) puts back the
 undelivered messages to the users of that cell only, through the same call.
+
+Which refusals are worth another try, and the backoff, are the client rules'
+(`messenger_protocol.client_rules`), which the JavaScript SDK's outbox shares.
 """
 
 from __future__ import annotations
@@ -24,16 +27,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from messenger_client.connection import Connection, backoff_delay, first_of
+from messenger_client.connection import Connection, first_of
 from messenger_client.errors import NotConnected, RequestFailed, SendRefused, UnknownUser
 from messenger_client.events import Event, SendFailed, StatusChanged
 from messenger_client.store import HistoryStore, MessageStatus, StoredMessage
+from messenger_protocol.client_rules import RETRYABLE_CODES, backoff_delay
 from messenger_protocol.names import ErrorCode
 
 log = logging.getLogger(__name__)
-
-# Worth trying again later; every other refusal of a message is final.
-RETRYABLE_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
 
 
 @dataclass(frozen=True)

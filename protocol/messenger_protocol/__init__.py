@@ -2,6 +2,8 @@
 
 The Lambda functions, the local emulator, the client SDK and CLI, the tests and the
 benchmarks all import it; docs/asyncapi.yaml is generated from it
-(`python -m messenger_protocol.asyncapi`). Pure Python: no AWS, cheap to import, bundled
-into the Lambda asset. libsodium is loaded only by the functions that sign or verify.
+(`python -m messenger_protocol.asyncapi`), and so are the JavaScript SDK's limits and
+client rules (`python -m messenger_protocol.javascript`). Pure Python: no AWS, cheap to
+import, bundled into the Lambda asset. libsodium is loaded only by the functions that sign
+or verify.
 """

@@ -9,7 +9,6 @@ regenerates the file and fails if the committed copy differs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from messenger_protocol.connect import query_schema
 from messenger_protocol.frames import CLIENT_FRAMES, SERVER_FRAMES, ClientFrame, Frame
+from messenger_protocol.generated import command_line
 from messenger_protocol.names import CLOSE_CODES, ERROR_MEANINGS, Action
 
 CONTRACT_VERSION = "1.2"
@@ -175,32 +175,13 @@ def render() -> str:
     return header + body
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m messenger_protocol.asyncapi",
-        description="Write (or check) docs/asyncapi.yaml.",
-    )
-    parser.add_argument("--output", type=Path, default=DEFAULT_PATH)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 if the file differs from what would be generated",
-    )
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(
-                f"{args.output} is out of date: run python -m messenger_protocol.asyncapi",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    args.output.write_text(text)
-    print(f"wrote {args.output}")
-    return 0
+main = command_line(
+    "messenger_protocol.asyncapi",
+    "Write (or check) docs/asyncapi.yaml.",
+    DEFAULT_PATH,
+    lambda output: {output: render()},
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

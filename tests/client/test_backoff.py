@@ -6,12 +6,9 @@ import random
 
 import pytest
 
-from messenger_client.connection import (
-    GATEWAY_MAX_CONNECTION_SECONDS,
-    ConnectionPolicy,
-    backoff_delay,
-)
-from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
+from messenger_client.connection import ConnectionPolicy
+from messenger_protocol.client_rules import backoff_delay
+from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 pytestmark = pytest.mark.unit
 
@@ -40,4 +37,4 @@ def test_the_default_timings_respect_api_gateways_limits() -> None:
     # is only noticed a tick late and its answer is slow.
     assert policy.ping_interval + 1.0 <= IDLE_TIMEOUT_SECONDS / 2
     # A connection is replaced before API Gateway's 2 hours are up.
-    assert policy.max_age < GATEWAY_MAX_CONNECTION_SECONDS
+    assert policy.max_age < MAX_CONNECTION_SECONDS

@@ -109,6 +109,14 @@ def test_a_peer_is_pinned_on_first_use_and_a_changed_key_is_refused(home: Path) 
         pins.check_or_pin(impostor)
     assert bob.fingerprint() in str(refused.value)
     assert impostor.fingerprint() in str(refused.value)
+    # And the refusal carries both keys and both safety numbers (the JS SDK's shape too)
+    assert (refused.value.user_id, refused.value.pinned, refused.value.offered) == (
+        "bob",
+        bob,
+        impostor,
+    )
+    assert refused.value.pinned_fingerprint == bob.fingerprint()
+    assert refused.value.offered_fingerprint == impostor.fingerprint()
     assert pins.get("bob") == bob
     # When the user re-verified and trusts the new keys, Then they replace the old
     pins.trust(impostor)

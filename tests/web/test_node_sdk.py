@@ -8,14 +8,22 @@ README's test command through this module.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
+import sys
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from messenger_protocol import limits
+from messenger_client.client import ClientSettings
+from messenger_client.connection import ConnectionPolicy
+from messenger_client.errors import KeyChanged
+from messenger_client.keystore import PeerKeys
+from messenger_protocol import client_rules, javascript, limits
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = shutil.which("node") or "node"
@@ -51,27 +59,180 @@ def test_given_docs_asyncapi_yaml_then_the_sdks_copy_of_the_schemas_is_not_stale
     assert result.returncode == 0, result.stderr
 
 
-def test_given_the_protocol_limits_then_the_js_sdk_has_the_same_numbers():
-    # Given the limits the JS SDK uses
-    result = node(
-        "--input-type=module",
-        "-e",
-        "import * as limits from './web/sdk/limits.js';"
-        "console.log(JSON.stringify(Object.fromEntries(Object.entries(limits)"
-        ".map(([name, value]) => [name, value instanceof RegExp ? value.source : value]))))",
+def test_given_the_protocol_package_then_the_sdks_generated_constants_are_not_stale():
+    # The command a developer runs, as a process (regenerate: without --check)
+    result = subprocess.run(
+        [sys.executable, "-m", "messenger_protocol.javascript", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
-    js = json.loads(result.stdout)
 
-    # Then each one the Python protocol package also has is equal
-    shared = {name: value for name, value in js.items() if hasattr(limits, name)}
-    assert len(shared) >= 12
-    for name, value in shared.items():
-        python = getattr(limits, name)
-        if name.endswith("_PATTERN"):
-            continue  # compared below: the user id rule is v1.1's, stricter than v1's
-        assert value == python, name
-    assert js["MESSAGE_ID_PATTERN"] == limits.MESSAGE_ID_PATTERN
-    assert js["CONNECT_NONCE_PATTERN"] == limits.CONNECT_NONCE_PATTERN
-    # docs/protocol.md §1 v1.1: lowercase, a letter or a digit first (the Python side may be v1).
-    assert js["USER_ID_PATTERN"] == "^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+def node_json(script: str) -> Any:
+    """What a Node ES module script prints as JSON (run from the repository's root)."""
+    result = node("--input-type=module", "-e", script)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def plain(value: object) -> object:
+    """A Python constant as the JS side prints it: patterns as their source, sets sorted,
+    enum members as their string."""
+    if isinstance(value, frozenset):
+        return sorted((plain(item) for item in value), key=str)
+    if isinstance(value, tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(plain(key)): plain(item) for key, item in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+# Every export of a module, as JSON: a RegExp as its source, a Set as its sorted members.
+EXPORTS_AS_JSON = """
+const plain = (value) =>
+  value instanceof RegExp ? value.source
+  : value instanceof Set ? [...value].map(plain).sort()
+  : Array.isArray(value) ? value.map(plain)
+  : value !== null && typeof value === 'object'
+    ? Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]))
+  : value;
+const modules = {
+  limits: await import('./web/sdk/limits.generated.js'),
+  client_rules: await import('./web/sdk/client-rules.generated.js'),
+};
+console.log(JSON.stringify(Object.fromEntries(Object.entries(modules).map(([name, module]) =>
+  [name, Object.fromEntries(Object.entries(module).map(([key, value]) => [key, plain(value)]))]))));
+"""
+
+
+def test_given_the_protocol_package_then_the_js_sdk_has_every_limit_and_rule_and_no_other():
+    # Given what the JS SDK imports
+    js = node_json(EXPORTS_AS_JSON)
+
+    # Then every constant of limits and client_rules is there under its own name, with
+    # its value, and the SDK has none of its own (MAX_SUBSCRIPTIONS_PER_CONNECTION too)
+    for name, module in (("limits", limits), ("client_rules", client_rules)):
+        python = {key: plain(value) for key, value in javascript.constants(module)}
+        assert js[name] == python, name
+    assert js["limits"]["MAX_SUBSCRIPTIONS_PER_CONNECTION"] == 1000
+    assert js["limits"]["USER_ID_PATTERN"] == "^[a-z0-9][a-z0-9_.-]{0,63}$"
+    assert js["client_rules"]["RETRYABLE_CODES"] == ["INTERNAL", "RATE_LIMITED"]
+
+
+def test_given_the_same_random_draws_then_both_sdks_back_off_the_same():
+    # Given a draw of 0, a quarter, a half and 1, for 40 attempts
+    draws = [0.0, 0.25, 0.5, 1.0]
+    js = node_json(
+        "import { backoffDelay } from './web/sdk/util.js';"
+        f"const draws = {json.dumps(draws)};"
+        "console.log(JSON.stringify(draws.map((draw) => Array.from({ length: 40 },"
+        " (_, attempt) => backoffDelay(attempt, 500, 30_000, () => draw)))));"
+    )
+
+    class Draw(random.Random):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def random(self) -> float:
+            return self.value
+
+    # Then the JS SDK's delays (ms) are the Python rule's (s), attempt by attempt
+    python = [
+        [1000 * client_rules.backoff_delay(attempt, 0.5, 30.0, Draw(draw)) for attempt in range(40)]
+        for draw in draws
+    ]
+    assert len(js) == len(python)
+    for js_row, python_row in zip(js, python, strict=True):
+        assert js_row == pytest.approx(python_row)
+
+
+def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
+    # Given the JS SDK's default connection policy and settings (milliseconds)
+    js = node_json(
+        "import { DEFAULT_POLICY } from './web/sdk/connection.js';"
+        "import { DEFAULT_SETTINGS } from './web/sdk/client.js';"
+        "console.log(JSON.stringify({ policy: DEFAULT_POLICY, settings: DEFAULT_SETTINGS }));"
+    )
+
+    # Then they are what they were before they came from the client rules
+    assert js["policy"] == {
+        "openTimeout": 10_000,
+        "pingInterval": 240_000,
+        "pongTimeout": 30_000,
+        "maxAge": 6_600_000,
+        "backoffBase": 500,
+        "backoffCap": 30_000,
+        "tick": 1000,
+    }
+    assert js["settings"] == {
+        "requestTimeout": 10_000,
+        "resendBase": 3000,
+        "resendCap": 60_000,
+        "ackDelay": 50,
+        "presenceVisibility": "contacts",
+        "directoryInterval": 60_000,
+    }
+    # And the Python SDK's, in seconds, are the same
+    policy, settings = ConnectionPolicy(), ClientSettings()
+    assert {
+        "openTimeout": policy.open_timeout,
+        "pingInterval": policy.ping_interval,
+        "pongTimeout": policy.pong_timeout,
+        "maxAge": policy.max_age,
+        "backoffBase": policy.backoff_base,
+        "backoffCap": policy.backoff_cap,
+        "tick": client_rules.KEEP_ALIVE_TICK_SECONDS,
+    } == {key: value / 1000 for key, value in js["policy"].items()}
+    assert {
+        "requestTimeout": settings.request_timeout * 1000,
+        "resendBase": settings.resend_base * 1000,
+        "resendCap": settings.resend_cap * 1000,
+        "ackDelay": pytest.approx(settings.ack_delay * 1000),
+        "presenceVisibility": settings.presence_visibility,
+        "directoryInterval": settings.directory_interval * 1000,
+    } == js["settings"]
+
+
+def test_given_keys_that_changed_then_both_sdks_key_changed_carry_the_same_things():
+    # Given two key pairs of the shared vectors, offered for carol one after the other
+    first, second = json.loads((REPO / "tests" / "vectors" / "crypto.json").read_text())[
+        "identities"
+    ][:2]
+    js = node_json(
+        "import { PeerKeys } from './web/sdk/crypto.js';"
+        "import { KeyChanged } from './web/sdk/errors.js';"
+        f"const [first, second] = {json.dumps([first, second])};"
+        "const keys = (one) => new PeerKeys('carol', one.signKey, one.boxKey);"
+        "const error = new KeyChanged('carol', keys(first), keys(second));"
+        "console.log(JSON.stringify({ ...error, message: error.message }));"
+    )
+    pinned = PeerKeys("carol", first["signKey"], first["boxKey"])
+    offered = PeerKeys("carol", second["signKey"], second["boxKey"])
+
+    # When each SDK makes its KeyChanged
+    python = KeyChanged("carol", pinned, offered)
+
+    # Then both carry the user, both keys and both safety numbers, and name both numbers
+    assert set(js) - {"name", "message"} == {
+        "userId",
+        "pinned",
+        "offered",
+        "pinnedFingerprint",
+        "offeredFingerprint",
+    }
+    assert js["userId"] == python.user_id
+    for side, keys in (("pinned", python.pinned), ("offered", python.offered)):
+        wire = {"userId": keys.user_id, "signKey": keys.sign_key, "boxKey": keys.box_key}
+        assert js[side] == wire
+    assert js["pinnedFingerprint"] == python.pinned_fingerprint == pinned.fingerprint()
+    assert js["offeredFingerprint"] == python.offered_fingerprint == offered.fingerprint()
+    for text in (js["message"], str(python)):
+        assert pinned.fingerprint() in text
+        assert offered.fingerprint() in text

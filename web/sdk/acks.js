@@ -6,7 +6,7 @@
 // duplicates, and acked then.
 
 import { NotConnected } from './errors.js';
-import { MAX_IDS_PER_FRAME } from './limits.js';
+import { MAX_IDS_PER_FRAME } from './limits.generated.js';
 
 export class AckBatcher {
   constructor(connection, delay) {

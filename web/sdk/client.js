@@ -6,71 +6,72 @@
 //   const message = await client.send('bob', 'hello'); // pending, in the outbox
 //   await client.waitSent(message.messageId);          // the server stored it
 //
-// - Sending: each text is encrypted once (NaCl Box, fresh nonce, ULID messageId, strictly
-//   increasing sentAt) and its frame kept; the outbox sends one message at a time, in
-//   order, and resends the same frame with backoff until `ack`, across reconnects. A
-//   message keeps its frame until `delivered`, and goes again after a failover (§7).
-//   Beyond §7: with a directory, the client reads it again on every connection and every
-//   `directoryInterval` while connected; when a newer version moves a peer's cell, what
-//   was not delivered to that cell's users goes again the same way (a message acked by a
-//   peer's lost primary and never replicated is otherwise lost: nothing else tells us).
-// - Receiving: every `message` is deduplicated by (from, messageId), decrypted with the
-//   sender's pinned key (which verifies the sender), stored, and only then acked (in
-//   batches). One that does not open is recorded as rejected and acked as well.
-// - Keys: pinned on first use (getKeys); different keys later are refused (KeyChanged)
-//   until the user compares the safety number and calls `trust`.
-// - Connection: `sync` (paged, batched) after every (re)connect, presence subscriptions
-//   renewed, pings, reconnects, make-before-break, the directory and home cells (§6).
-// - Presence: ours is visible to our contacts only (the people we wrote to), told to the
-//   server before our first message to someone new and, on every connection, before the
-//   outbox goes; a subscribed peer who looks unknown (we were not their contact) and then
-//   writes to us is asked again, once per connection.
+// This module is the façade: it wires the parts below and reads every frame the connection
+// hands it to the part it is for. What it guarantees, each in its module:
+//
+// - Sending (outbox.js): each text is encrypted once (NaCl Box, fresh nonce, ULID
+//   messageId, strictly increasing sentAt) and its frame kept; the outbox sends one message
+//   at a time, in order, and resends the same frame with backoff until `ack`, across
+//   reconnects. A message keeps its frame until `delivered`, and goes again after a
+//   failover (§7). Beyond §7: with a directory, the client reads it again on every
+//   connection and every `directoryInterval` while connected; when a newer version moves a
+//   peer's cell, what was not delivered to that cell's users goes again the same way (a
+//   message acked by a peer's lost primary and never replicated is otherwise lost: nothing
+//   else tells us).
+// - Receiving (inbox.js): every `message` is deduplicated by (from, messageId), decrypted
+//   with the sender's pinned key (which verifies the sender), stored, and only then acked
+//   (in batches, acks.js). One that does not open is recorded as rejected and acked as
+//   well. `sync` (paged, batched) after every (re)connect; a new `epoch` resends (§7).
+// - Keys (pinning.js): pinned on first use (getKeys); different keys later are refused
+//   (KeyChanged) until the user compares the safety number and calls `trust`.
+// - Presence (presence.js): answers and subscribed changes, kept, subscriptions renewed on
+//   every connection; ours is visible to our contacts only (the people we wrote to), told
+//   to the server before our first message to someone new and, on every connection,
+//   before the outbox goes; a subscribed peer who looks unknown (we were not their
+//   contact) and then writes to us is asked again, once per connection.
+// - Requests that expect an answer (replies.js); the connection (connection.js): pings,
+//   reconnects, make-before-break; the directory and home cells (directory.js, §6).
+//
+// The timings' defaults are the client rules' (messenger_protocol/client_rules.py,
+// generated into client-rules.generated.js), the same as the Python SDK's.
 
-import {
-  decodePlaintext,
-  encodePlaintext,
-  normalizeFingerprint,
-  openSealed,
-  PeerKeys,
-  sendMessageFrame,
-  signedConnectQuery,
-  withQuery,
-} from './crypto.js';
-import { isMessageId, isUserId, ulid, USER_ID_RULE } from './encoding.js';
-import {
-  FingerprintMismatch,
-  KeyChanged,
-  NotConnected,
-  RequestFailed,
-  UnknownUser,
-  UnreadableMessage,
-} from './errors.js';
-import { AckBatcher } from './acks.js';
+import { encodePlaintext, sendMessageFrame, signedConnectQuery, withQuery } from './crypto.js';
+import { checkUserId, ulid } from './encoding.js';
+import { NotConnected } from './errors.js';
 import { browserSocket, Connection, ConnectionState } from './connection.js';
+import {
+  ACK_DELAY_SECONDS,
+  DEFAULT_PRESENCE_VISIBILITY,
+  DIRECTORY_INTERVAL_SECONDS,
+  REQUEST_TIMEOUT_SECONDS,
+  RESEND_BASE_SECONDS,
+  RESEND_CAP_SECONDS,
+} from './client-rules.generated.js';
 import { Directory, homeCellOf } from './directory.js';
-import { History, Status } from './history.js';
-import { MAX_CONTACTS, MAX_IDS_PER_FRAME, MAX_SUBSCRIPTIONS } from './limits.js';
+import { History } from './history.js';
+import { Inbox } from './inbox.js';
+import { MAX_CONTACTS } from './limits.generated.js';
 import { Outbox } from './outbox.js';
+import { KeyPinning } from './pinning.js';
+import { PresenceTracker } from './presence.js';
 import { Replies } from './replies.js';
 import { PROTOCOL_SCHEMAS } from './schema.js';
-import { chunks, Emitter } from './util.js';
-
-const RECEIPT_STATUSES = new Set([Status.DELIVERED, Status.SEEN]);
+import { Emitter } from './util.js';
 
 /** Timings (milliseconds). The defaults suit a real network; tests shorten them. */
 export const DEFAULT_SETTINGS = Object.freeze({
-  requestTimeout: 10_000,
+  requestTimeout: REQUEST_TIMEOUT_SECONDS * 1000,
   // A message not acked within this long is resent (the same frame), then backing off.
-  resendBase: 3000,
-  resendCap: 60_000,
+  resendBase: RESEND_BASE_SECONDS * 1000,
+  resendCap: RESEND_CAP_SECONDS * 1000,
   // Acks of items that arrive together (a sync page) go out in one frame.
-  ackDelay: 50,
+  ackDelay: ACK_DELAY_SECONDS * 1000,
   // Who may see our presence (§2 setPresenceVisibility): 'contacts' (the people we chat
   // with), 'everyone' or 'nobody'; null leaves the server's setting alone.
-  presenceVisibility: 'contacts',
+  presenceVisibility: DEFAULT_PRESENCE_VISIBILITY,
   // With a directory: how often it is read again while connected (and on every new
   // connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-  directoryInterval: 60_000,
+  directoryInterval: DIRECTORY_INTERVAL_SECONDS * 1000,
 });
 
 export class MessengerClient extends Emitter {
@@ -108,17 +109,20 @@ export class MessengerClient extends Emitter {
       log: this.log,
     });
     const publish = (type, event) => this.emit(type, event);
-    this.outbox = new Outbox(history, this.connection, { ...this.settings, publish, log: this.log });
-    this.replies = new Replies(this.connection, this.settings.requestTimeout);
-    this.acks = new AckBatcher(this.connection, this.settings.ackDelay);
-    this.items = Promise.resolve();
-    this.synced = false;
-    this.syncCount = 0;
-    this.verified = new Set(); // peers whose keys we checked on this connection
-    this.subscriptions = new Set();
-    this.askedAgain = new Set(); // hidden peers asked again on this connection
-    this.presenceOf = new Map();
-    this.contactsSent = null;
+    const { requestTimeout, resendBase, resendCap, ackDelay } = this.settings;
+    this.outbox = new Outbox(history, this.connection, { resendBase, resendCap, publish, log: this.log });
+    this.replies = new Replies(this.connection, requestTimeout);
+    this.pinning = new KeyPinning(history, this.connection, this.replies, { timeout: requestTimeout, publish });
+    this.presenceTracker = new PresenceTracker(this.connection, this.replies, publish);
+    this.inbox = new Inbox(history, identity, {
+      pinning: this.pinning,
+      connection: this.connection,
+      outbox: this.outbox,
+      presence: this.presenceTracker,
+      ackDelay,
+      publish,
+      log: this.log,
+    });
     this.lastSentAt = history.lastSentAt();
     this.outboxRun = null;
     this.closed = false;
@@ -157,16 +161,7 @@ export class MessengerClient extends Emitter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.directoryTimer);
-    try {
-      await this.#reportSeen();
-    } catch (error) {
-      if (!(error instanceof NotConnected)) throw error;
-    }
-    try {
-      this.acks.flush();
-    } catch (error) {
-      if (!(error instanceof NotConnected)) throw error;
-    }
+    await this.inbox.close();
     this.outbox.stop();
     await this.connection.stop();
     await this.outboxRun;
@@ -181,7 +176,7 @@ export class MessengerClient extends Emitter {
   /** Until the sync of the current connection is done: every queued item stored. */
   async waitSynced(timeout = 10_000) {
     await this.waitOnline(timeout);
-    if (!this.synced) await this.next('synced', () => true, timeout);
+    if (!this.inbox.synced) await this.next('synced', () => true, timeout);
   }
 
   /** Close the socket as a network failure would (the client reconnects by itself). */
@@ -199,12 +194,12 @@ export class MessengerClient extends Emitter {
   async send(peer, text) {
     encodePlaintext(text); // too long: refused before anything else happens
     checkUserId(peer);
-    const keys = await this.#keysForSending(peer);
+    const keys = await this.pinning.forSending(peer);
     const contacts = this.contacts();
     if (!contacts.includes(peer) && this.connection.session) {
       // The peer may see us from now on: the server hears it before the message, so that
       // they see us when it reaches them (offline, the next connection tells it first).
-      await this.#sendVisibility([peer, ...contacts].slice(0, MAX_CONTACTS)).catch((error) => this.#quietly(error));
+      await this.#sharePresence([peer, ...contacts].slice(0, MAX_CONTACTS));
     }
     const messageId = ulid();
     const sentAt = this.#nextSentAt();
@@ -229,102 +224,32 @@ export class MessengerClient extends Emitter {
   // --- keys --------------------------------------------------------------------------
 
   /** The peer's keys from the server, pinned on first use; KeyChanged if they differ. */
-  async peerKeys(peer) {
-    checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
-    const pinned = this.history.pinned(peer);
-    if (!pinned) {
-      await this.history.pin(offered);
-    } else if (!pinned.equals(offered)) {
-      const changed = new KeyChanged(peer, pinned.fingerprint(), offered.fingerprint());
-      this.emit('keyChanged', { peer, pinned: changed.pinnedFingerprint, offered: changed.offeredFingerprint });
-      throw changed;
-    }
-    this.verified.add(peer);
-    return this.history.pinned(peer);
-  }
-
-  async #serverKeys(peer) {
-    let answer;
-    try {
-      answer = await this.replies.request(
-        { action: 'getKeys', userId: peer },
-        (frame) => frame.type === 'keys' && frame.userId === peer,
-      );
-    } catch (error) {
-      if (error instanceof RequestFailed && error.code === 'UNKNOWN_USER') throw new UnknownUser(peer);
-      throw error;
-    }
-    try {
-      return new PeerKeys(peer, answer.signKey, answer.boxKey);
-    } catch {
-      throw new RequestFailed('BAD_KEYS', `the server sent malformed keys for ${peer}`);
-    }
-  }
-
-  async #keysForSending(peer) {
-    const pinned = this.history.pinned(peer);
-    if (pinned && (this.verified.has(peer) || !this.connection.session)) {
-      // Offline, the pinned key is safe to encrypt to: only its holder can read.
-      return pinned;
-    }
-    if (!pinned) await this.waitOnline(this.settings.requestTimeout);
-    try {
-      return await this.peerKeys(peer);
-    } catch (error) {
-      if (error instanceof NotConnected && pinned) return pinned;
-      throw error;
-    }
+  peerKeys(peer) {
+    return this.pinning.check(peer);
   }
 
   /** Pin the peer's current keys after the user compared their safety number. */
-  async trust(peer, safetyNumber) {
-    checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
-    if (normalizeFingerprint(safetyNumber) !== offered.fingerprint()) {
-      throw new FingerprintMismatch(peer, offered.fingerprint());
-    }
-    await this.history.pin(offered);
-    this.verified.add(peer);
-    this.emit('keyTrusted', { peer, fingerprint: offered.fingerprint() });
-    return offered;
+  trust(peer, safetyNumber) {
+    return this.pinning.trust(peer, safetyNumber);
   }
 
   /** Our own safety number, or the one of a peer's pinned keys (null: not pinned). */
   fingerprint(peer) {
     if (peer === undefined) return this.identity.fingerprint();
-    return this.history.pinned(peer)?.fingerprint() ?? null;
+    return this.pinning.fingerprint(peer);
   }
 
   // --- presence ----------------------------------------------------------------------
 
   /** Who is online now; with `subscribe`, changes arrive as 'presence' events, and the
    * subscription is renewed on every reconnect. */
-  async getPresence(userIds, { subscribe = false } = {}) {
-    const wanted = [...new Set(userIds)];
-    wanted.forEach(checkUserId);
-    if (subscribe) {
-      for (const userId of wanted) {
-        if (this.subscriptions.size < MAX_SUBSCRIPTIONS) this.subscriptions.add(userId);
-      }
-    }
-    for (const chunk of chunks(wanted, MAX_IDS_PER_FRAME)) {
-      const asked = new Set(chunk);
-      await this.replies.request(
-        { action: 'getPresence', userIds: chunk, subscribe },
-        (frame) =>
-          frame.type === 'presence' &&
-          Array.isArray(frame.users) &&
-          frame.users.length === asked.size &&
-          frame.users.every((user) => asked.has(user?.userId)),
-      );
-    }
-    return wanted.map((userId) => this.presenceOf.get(userId)).filter(Boolean);
+  getPresence(userIds, { subscribe = false } = {}) {
+    return this.presenceTracker.get(userIds, { subscribe });
   }
 
   /** The last known presence of a user (kept up to date for subscriptions). */
   presence(userId) {
-    return this.presenceOf.get(userId) ?? null;
+    return this.presenceTracker.lastKnown(userId);
   }
 
   /** The people we wrote to (at most 1,000, the most recent), sorted: those who may see
@@ -338,17 +263,16 @@ export class MessengerClient extends Emitter {
     return this.schemas.has(`client.${action}`);
   }
 
-  /** Tell the server who may see our presence, unless this connection did already. */
-  async #sendVisibility(wanted = this.contacts()) {
+  /** Keep the server's presence visibility as the settings say (best effort: a new
+   * connection tries again). */
+  async #sharePresence(contacts = this.contacts()) {
     const visibility = this.settings.presenceVisibility;
     if (!visibility || !this.supports('setPresenceVisibility')) return;
-    const contacts = visibility === 'contacts' ? [...wanted].sort() : [];
-    const key = `${visibility}:${contacts.join(',')}`;
-    if (key === this.contactsSent) return;
-    const frame = { action: 'setPresenceVisibility', visibility };
-    if (visibility === 'contacts') frame.contacts = contacts;
-    await this.replies.request(frame, (answer) => answer.type === 'presenceVisibility');
-    this.contactsSent = key;
+    try {
+      await this.presenceTracker.share(visibility, contacts);
+    } catch (error) {
+      this.#quietly(error);
+    }
   }
 
   // --- reading -----------------------------------------------------------------------
@@ -357,7 +281,7 @@ export class MessengerClient extends Emitter {
   async markSeen(peer) {
     const ids = await this.history.markRead(peer);
     try {
-      await this.#reportSeen();
+      await this.inbox.reportSeen();
     } catch (error) {
       if (!(error instanceof NotConnected)) throw error;
     }
@@ -378,63 +302,7 @@ export class MessengerClient extends Emitter {
     return this.history.rejected(sender);
   }
 
-  async #reportSeen() {
-    // Acks first: what was seen was delivered, and its receipt should say so first.
-    this.acks.flush();
-    for (const [sender, ids] of Object.entries(this.history.unreportedSeen())) {
-      for (const chunk of chunks(ids, MAX_IDS_PER_FRAME)) {
-        this.connection.send({ action: 'markSeen', to: sender, messageIds: chunk });
-        await this.history.markSeenReported(sender, chunk);
-      }
-    }
-  }
-
-  // --- the connection ----------------------------------------------------------------
-
-  async #signedUrl(refresh) {
-    let url = this.url;
-    if (this.directory) {
-      const home = await this.directory.home(this.userId, { refresh });
-      const previous = this.history.getMeta('homeUrl');
-      if (previous && previous !== home.url) {
-        // §7: our home moved (a failover): what has no `delivered` receipt goes again.
-        await this.#resendUndelivered();
-      }
-      if (previous !== home.url) await this.history.setMeta('homeUrl', home.url);
-      url = home.url;
-    }
-    return withQuery(url, signedConnectQuery(this.identity, Date.now()));
-  }
-
-  /** Every new connection: sync, renew subscriptions, seen marks, and who may see us; the
-   * outbox goes once the server has our visibility (`session.ready`), so that no message
-   * of ours reaches a peer who could not see us yet. */
-  async #onOpen(session) {
-    this.synced = false;
-    this.syncCount = 0;
-    this.verified.clear();
-    this.contactsSent = null;
-    this.askedAgain.clear();
-    // Best effort (the next connection tries again), and never in the way of the sync.
-    const visibility = this.#sendVisibility().catch((error) => this.#quietly(error));
-    if (this.directory) this.#lookAtDirectory();
-    try {
-      this.connection.send({ action: 'sync', batch: true });
-      for (const chunk of chunks([...this.subscriptions], MAX_IDS_PER_FRAME)) {
-        // The answers refresh the presence cache through #onPresence.
-        this.connection.send({ action: 'getPresence', userIds: chunk, subscribe: true });
-      }
-      await this.#reportSeen();
-    } finally {
-      await visibility;
-    }
-    this.outbox.wake();
-  }
-
-  #onStatus(status) {
-    if (status.state !== ConnectionState.ONLINE) this.synced = false;
-    this.emit('connection', status);
-  }
+  // --- frames from the server ----------------------------------------------------------
 
   #onFrame(frame, session) {
     this.checkReceived?.(frame);
@@ -443,10 +311,7 @@ export class MessengerClient extends Emitter {
       case 'receipt':
       case 'items':
       case 'syncDone':
-        // Items are stored in order, one at a time; the reader never waits on them.
-        this.items = this.items
-          .then(() => this.#processItem(frame, session))
-          .catch((error) => this.#quietly(error));
+        this.inbox.put(frame, session); // stored in order; the reader never waits on them
         break;
       case 'ack':
         if (typeof frame.messageId === 'string') {
@@ -463,8 +328,8 @@ export class MessengerClient extends Emitter {
         this.log.warn(`the gateway answered an error: ${String(frame.message).slice(0, 200)}`);
         break;
       default:
-        if (frame.type === 'presence') this.#onPresence(frame);
-        this.replies.answer(frame);
+        if (frame.type === 'presence') this.presenceTracker.update(frame);
+        this.replies.answer(frame); // keys, presence, pong, presenceVisibility: answers
     }
   }
 
@@ -475,66 +340,52 @@ export class MessengerClient extends Emitter {
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
   }
 
-  #onPresence(frame) {
-    if (!Array.isArray(frame.users)) return;
-    for (const user of frame.users) {
-      if (!user || typeof user.userId !== 'string') continue;
-      const presence = {
-        userId: user.userId,
-        online: user.online === true,
-        lastSeen: Number.isInteger(user.lastSeen) ? user.lastSeen : null,
-      };
-      this.presenceOf.set(presence.userId, presence);
-      this.emit('presence', presence);
+  // --- the connection ----------------------------------------------------------------
+
+  async #signedUrl(refresh) {
+    let url = this.url;
+    if (this.directory) {
+      const home = await this.directory.home(this.userId, { refresh });
+      const previous = this.history.getMeta('homeUrl');
+      if (previous && previous !== home.url) {
+        // §7: our home moved (a failover): what has no `delivered` receipt goes again.
+        await this.outbox.resendUndelivered();
+      }
+      if (previous !== home.url) await this.history.setMeta('homeUrl', home.url);
+      url = home.url;
     }
+    return withQuery(url, signedConnectQuery(this.identity, Date.now()));
   }
 
-  async #processItem(frame, session) {
+  /** Every new connection: sync, renew subscriptions, seen marks, and who may see us; the
+   * outbox goes once the server has our visibility (`session.ready`), so that no message
+   * of ours reaches a peer who could not see us yet. */
+  async #onOpen(session) {
+    this.inbox.newConnection();
+    this.pinning.newConnection();
+    this.presenceTracker.newConnection();
+    // Best effort (the next connection tries again), and never in the way of the sync.
+    const visibility = this.#sharePresence();
+    if (this.directory) this.#lookAtDirectory();
     try {
-      if (frame.type === 'message') await this.#receiveMessage(frame);
-      else if (frame.type === 'receipt') await this.#receiveReceipt(frame);
-      else if (frame.type === 'items') {
-        for (const item of Array.isArray(frame.items) ? frame.items : []) {
-          if (item?.type === 'message') await this.#receiveMessage(item);
-          else if (item?.type === 'receipt') await this.#receiveReceipt(item);
-        }
-      } else if (frame.type === 'syncDone') await this.#syncPageDone(frame, session);
-    } catch (error) {
-      // Never stop on one bad item; unacked, it comes again with the next sync.
-      if (!(error instanceof NotConnected)) this.log.error(`could not process a ${frame.type} frame`, error);
+      this.inbox.requestSync();
+      this.presenceTracker.renewSubscriptions();
+      await this.inbox.reportSeen();
+    } finally {
+      await visibility;
     }
+    this.outbox.wake();
   }
 
-  /** The end of a sync page: ask for the next one, or say we are caught up (§2, §7). */
-  async #syncPageDone(frame, session) {
-    this.acks.flush();
-    this.syncCount += Number.isInteger(frame.count) ? frame.count : 0;
-    if (typeof frame.epoch === 'string') {
-      const last = this.history.getMeta('epoch');
-      if (last !== undefined && last !== frame.epoch) await this.#resendUndelivered();
-      if (last !== frame.epoch) await this.history.setMeta('epoch', frame.epoch);
-    }
-    // A page of a session that was replaced meanwhile: the new session runs its own round.
-    if (session !== this.connection.session) return;
-    if (frame.more === true && typeof frame.cursor === 'string') {
-      this.connection.send({ action: 'sync', after: frame.cursor, batch: true });
-      return;
-    }
-    this.synced = true;
-    this.emit('synced', { count: this.syncCount });
-  }
-
-  /** §7 (and beyond it, `to`: the users of a peer's cell that moved): what has no
-   * `delivered` receipt goes again, the same frame. */
-  async #resendUndelivered(to) {
-    const marked = await this.history.markUndeliveredForResend(to);
-    if (marked.length) this.outbox.wake();
+  #onStatus(status) {
+    if (status.state !== ConnectionState.ONLINE) this.inbox.connectionLost();
+    this.emit('connection', status);
   }
 
   /** Beyond §7: the directory moved these cells (a failover): what we sent to their users
    * and was not delivered may be lost with a primary, and goes again. */
   async #cellsMoved(document, cells) {
-    await this.#resendUndelivered((peer) => cells.has(homeCellOf(document, peer)));
+    await this.outbox.resendUndelivered((peer) => cells.has(homeCellOf(document, peer)));
   }
 
   /** A look at the directory, in the background (a failed read waits for the next). */
@@ -542,90 +393,7 @@ export class MessengerClient extends Emitter {
     this.directory.lookAgain().catch((error) => this.#quietly(error));
   }
 
-  async #receiveMessage(frame) {
-    const { id: itemId, from: sender, messageId, sentAt, body, nonce } = frame;
-    if (typeof itemId !== 'string') return;
-    const wellFormed =
-      isUserId(sender) && isMessageId(messageId) && typeof body === 'string' &&
-      typeof nonce === 'string' && Number.isInteger(sentAt);
-    if (!wellFormed) {
-      this.log.warn('acked and dropped a malformed message item');
-      this.acks.add(itemId);
-      return;
-    }
-    if (this.history.hasMessage(sender, messageId)) {
-      this.acks.add(itemId); // a duplicate: already stored (or rejected) once
-      return;
-    }
-    let text;
-    try {
-      const keys = this.history.pinned(sender) ?? (await this.peerKeys(sender));
-      text = decodePlaintext(openSealed(this.identity, keys, body, nonce));
-    } catch (error) {
-      if (error instanceof UnreadableMessage || error instanceof KeyChanged || error instanceof UnknownUser) {
-        await this.#reject(itemId, sender, messageId, sentAt, error);
-        return;
-      }
-      throw error;
-    }
-    const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
-    const stored = await this.history.addIncoming(sender, messageId, text, sentAt, serverTs);
-    this.acks.add(itemId);
-    if (stored) {
-      this.emit('message', { message: stored });
-      this.#askAgainIfHidden(sender);
-    }
-  }
-
-  /** A message from a peer we subscribed to but cannot see: they may just have made us a
-   * contact by writing, so ask again (subscribing), once per peer per connection. */
-  #askAgainIfHidden(peer) {
-    const known = this.presenceOf.get(peer);
-    const hidden = known && !known.online && known.lastSeen === null;
-    if (!hidden || !this.subscriptions.has(peer) || this.askedAgain.has(peer)) return;
-    this.askedAgain.add(peer);
-    try {
-      this.connection.send({ action: 'getPresence', userIds: [peer], subscribe: true });
-    } catch (error) {
-      this.#quietly(error); // the next connection subscribes anew
-    }
-  }
-
-  async #reject(itemId, sender, messageId, sentAt, problem) {
-    let reason = problem;
-    if (problem instanceof UnreadableMessage) {
-      // Tell a changed key (the user must act) from plain garbage.
-      try {
-        await this.peerKeys(sender);
-      } catch (error) {
-        if (error instanceof KeyChanged) reason = error;
-      }
-    }
-    const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);
-    if (rejection) this.emit('rejected', { ...rejection, keyChanged: reason instanceof KeyChanged });
-    this.acks.add(itemId);
-  }
-
-  async #receiveReceipt(frame) {
-    const { id: itemId, by, messageIds, status } = frame;
-    if (typeof itemId !== 'string') return;
-    if (RECEIPT_STATUSES.has(status) && typeof by === 'string' && Array.isArray(messageIds)) {
-      const ids = messageIds.filter((id) => typeof id === 'string');
-      const changed = await this.history.applyReceipt(by, ids, status);
-      if (changed.length) {
-        this.emit('status', { peer: by, messageIds: changed, status });
-        this.outbox.movedOn(changed);
-      }
-    }
-    this.acks.add(itemId);
-  }
-
   #quietly(error) {
     if (!(error instanceof NotConnected)) this.log.error(error);
   }
 }
-
-function checkUserId(userId) {
-  if (!isUserId(userId)) throw new TypeError(`${userId} is not ${USER_ID_RULE}`);
-}
-

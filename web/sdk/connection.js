@@ -11,24 +11,35 @@
 
 import { HandshakeRefused, InvalidFrame, NotConnected } from './errors.js';
 import { utf8Length } from './encoding.js';
-import { IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS, MAX_FRAME_BYTES } from './limits.js';
+import {
+  FINAL_HANDSHAKE_STATUSES,
+  KEEP_ALIVE_TICK_SECONDS,
+  MAX_CONNECTION_AGE_SECONDS,
+  OPEN_TIMEOUT_SECONDS,
+  PING_INTERVAL_SECONDS,
+  PONG_TIMEOUT_SECONDS,
+  RECONNECT_BACKOFF_BASE_SECONDS,
+  RECONNECT_BACKOFF_CAP_SECONDS,
+} from './client-rules.generated.js';
+import { MAX_FRAME_BYTES } from './limits.generated.js';
 import { PROTOCOL_SCHEMAS } from './schema.js';
 import { backoffDelay, deferred, sleep } from './util.js';
 
 const OPEN = 1;
 
-/** Timings of the connection's life (milliseconds). Tests shorten them. */
+/** Timings of the connection's life (milliseconds), the client rules' (messenger_protocol/
+ * client_rules.py says why each is what it is). Tests shorten them. */
 export const DEFAULT_POLICY = Object.freeze({
-  openTimeout: 10_000,
+  openTimeout: OPEN_TIMEOUT_SECONDS * 1000,
   // Ping when nothing was sent for this long: well inside the 10-minute idle limit.
-  pingInterval: IDLE_TIMEOUT_SECONDS * 1000 * 0.4,
+  pingInterval: PING_INTERVAL_SECONDS * 1000,
   // A ping unanswered for this long means the network is gone without a close.
-  pongTimeout: 30_000,
+  pongTimeout: PONG_TIMEOUT_SECONDS * 1000,
   // API Gateway ends every connection after 2 hours; move to a new one 10 minutes before.
-  maxAge: (MAX_CONNECTION_SECONDS - 600) * 1000,
-  backoffBase: 500,
-  backoffCap: 30_000,
-  tick: 1000,
+  maxAge: MAX_CONNECTION_AGE_SECONDS * 1000,
+  backoffBase: RECONNECT_BACKOFF_BASE_SECONDS * 1000,
+  backoffCap: RECONNECT_BACKOFF_CAP_SECONDS * 1000,
+  tick: KEEP_ALIVE_TICK_SECONDS * 1000,
 });
 
 export const ConnectionState = Object.freeze({
@@ -215,7 +226,7 @@ export class Connection {
         clearTimeout(timer);
         // Node's `ws` knows the handshake's HTTP status (node.js sets it); browsers never do.
         const status = socket.handshakeStatus ?? null;
-        if (status === null || status === 401 || status === 403) reject(new HandshakeRefused(status));
+        if (status === null || FINAL_HANDSHAKE_STATUSES.has(status)) reject(new HandshakeRefused(status));
         else reject(new NotConnected(`the server answered HTTP ${status}`));
       };
     });

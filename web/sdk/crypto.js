@@ -17,18 +17,19 @@ import {
 import { MessageTooLong, UnreadableMessage } from './errors.js';
 import {
   BOX_NONCE_BYTES,
-  BOX_OVERHEAD_BYTES,
   CONNECT_SIGNING_PREFIX,
   KEY_BYTES,
   MAX_BODY_BYTES,
   MAX_FRAME_BYTES,
-} from './limits.js';
+} from './limits.generated.js';
 
 // Safety numbers are domain-separated so they can never collide with another hash use.
 const FINGERPRINT_DOMAIN = 'messenger-fingerprint-v1\n';
 const FINGERPRINT_GROUPS = 6;
 // 32 random bytes: 43 characters of [A-Za-z0-9_-], inside the nonce rule (16-64).
 const CONNECT_NONCE_BYTES = 32;
+// What a NaCl Box adds to a plaintext: the 16-byte Poly1305 tag.
+const BOX_OVERHEAD_BYTES = nacl.box.overheadLength;
 
 /** A user's two public keys as the protocol carries them (base64url). */
 export class PeerKeys {

@@ -1,6 +1,6 @@
 // base64url without padding (RFC 4648 §5), UTF-8, and the id rules of docs/protocol.md §1-§3.
 
-import { CONNECT_NONCE_PATTERN, MESSAGE_ID_PATTERN, USER_ID_PATTERN } from './limits.js';
+import { CONNECT_NONCE_PATTERN, MESSAGE_ID_PATTERN, USER_ID_PATTERN } from './limits.generated.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const VALUES = new Map([...ALPHABET].map((char, index) => [char, index]));
@@ -53,6 +53,11 @@ export const isConnectNonce = (value) =>
 
 export const USER_ID_RULE =
   'a user id: 1-64 characters of a-z 0-9 _ . -, the first a letter or a digit';
+
+/** A user id given to the SDK by the app: a TypeError if it is not one. */
+export function checkUserId(userId) {
+  if (!isUserId(userId)) throw new TypeError(`${userId} is not ${USER_ID_RULE}`);
+}
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 

@@ -1,6 +1,6 @@
 // Everything the SDK throws. No message here ever contains a key, a signature or a plaintext.
 
-import { MAX_BODY_BYTES } from './limits.js';
+import { MAX_BODY_BYTES } from './limits.generated.js';
 
 export class MessengerError extends Error {
   constructor(message) {
@@ -9,9 +9,15 @@ export class MessengerError extends Error {
   }
 }
 
-/** A peer's public keys are not the ones we pinned: refused until re-verified. */
+/**
+ * A peer's public keys are not the ones we pinned: refused until re-verified. It carries what
+ * the Python SDK's KeyChanged carries: the keys (`pinned`, `offered`: PeerKeys) and their
+ * safety numbers (`pinnedFingerprint`, `offeredFingerprint`), the numbers both clients show.
+ */
 export class KeyChanged extends MessengerError {
-  constructor(userId, pinnedFingerprint, offeredFingerprint) {
+  constructor(userId, pinned, offered) {
+    const pinnedFingerprint = pinned.fingerprint();
+    const offeredFingerprint = offered.fingerprint();
     super(
       `the keys of ${userId} CHANGED: pinned safety number ${pinnedFingerprint}, the server ` +
         `now gives ${offeredFingerprint}. Nothing is sent to ${userId} and nothing from them ` +
@@ -19,6 +25,8 @@ export class KeyChanged extends MessengerError {
         'channel and, if it matches, trust it',
     );
     this.userId = userId;
+    this.pinned = pinned;
+    this.offered = offered;
     this.pinnedFingerprint = pinnedFingerprint;
     this.offeredFingerprint = offeredFingerprint;
   }

@@ -3,7 +3,7 @@
 
 import WebSocket from 'ws';
 
-import { MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_MESSAGE_BYTES } from './limits.generated.js';
 
 export function nodeSocket(url) {
   const socket = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES });

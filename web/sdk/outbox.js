@@ -4,15 +4,21 @@
 // One loop sends the oldest message to send, waits for its `ack`, and only then goes on
 // to the next, so the server queues our messages in the order we wrote them. Without an
 // answer the same frame goes again, backing off; on a new connection it goes again at
-// once (once the connection is set up: `session.ready`). A resend is harmless: the server answers it with the same ack and never delivers
-// it twice while it holds it.
+// once (once the connection is set up: `session.ready`). A resend is harmless: the server
+// answers it with the same ack and never delivers it twice while it holds it. Which
+// refusals are worth another try, and the backoff, are the client rules'
+// (messenger_protocol/client_rules.py, generated into client-rules.generated.js).
+//
+// A message keeps its frame until its `delivered` receipt: after a failover (a new `epoch`,
+// or the directory moved our home cell: docs/protocol.md §7) the server may have lost it, so
+// `resendUndelivered` puts every sent-but-undelivered message back in the outbox, and it
+// goes again, byte for byte. Beyond §7, a failover of a peer's cell puts back the
+// undelivered messages to the users of that cell only, through the same call.
 
+import { RETRYABLE_CODES } from './client-rules.generated.js';
 import { NotConnected, SendRefused, UnknownUser } from './errors.js';
 import { Status } from './history.js';
 import { backoffDelay, deferred, firstOf, sleep, withTimeout } from './util.js';
-
-// Worth trying again later; every other refusal of a message is final.
-export const RETRYABLE_CODES = new Set(['RATE_LIMITED', 'INTERNAL']);
 
 export class Outbox {
   constructor(history, connection, { resendBase, resendCap, publish, log }) {
@@ -36,6 +42,14 @@ export class Outbox {
   stop() {
     this.stopped.resolve();
     this.wake();
+  }
+
+  /** After a failover: every message without a `delivered` receipt goes again (with `to`:
+   * only those to the peers it accepts, whose cell failed over); their ids. */
+  async resendUndelivered(to) {
+    const marked = await this.history.markUndeliveredForResend(to);
+    if (marked.length) this.wake();
+    return marked;
   }
 
   /** Send messages one at a time, oldest first, each until acked or refused. */

@@ -1,5 +1,7 @@
 // Small promise helpers the SDK's modules share.
 
+import { BACKOFF_MAX_DOUBLINGS } from './client-rules.generated.js';
+
 /** A promise with its resolve function, and whether it settled. */
 export function deferred() {
   let resolve;
@@ -73,12 +75,13 @@ export class TimeoutError extends Error {
 }
 
 /**
- * Milliseconds to wait before retry number `attempt` (0-based): "equal jitter", as the
- * Python SDK does. Half of the capped exponential step is fixed, the other half random,
+ * Milliseconds to wait before retry number `attempt` (0-based): "equal jitter", as
+ * messenger_protocol/client_rules.py's `backoff_delay` computes it (a test holds the two to
+ * the same numbers). Half of the capped exponential step is fixed, the other half random,
  * so clients that lost the server together do not all come back at the same instant.
  */
 export function backoffDelay(attempt, base, cap, random = Math.random) {
-  const step = Math.min(cap, base * 2 ** Math.min(attempt, 32));
+  const step = Math.min(cap, base * 2 ** Math.min(attempt, BACKOFF_MAX_DOUBLINGS));
   return step / 2 + random() * (step / 2);
 }
 

@@ -226,8 +226,19 @@ test('given a peer whose keys changed, then sending and receiving are refused un
   await alice.send('bob', 'first, pinning');
   const impostor = Identity.generate('bob');
   server.handlers.getKeys = () => keysOf(impostor);
-  alice.verified.clear(); // as on a new connection: keys are checked again
-  await assert.rejects(alice.send('bob', 'to the impostor'), { name: 'KeyChanged' });
+  alice.pinning.newConnection(); // as on a new connection: keys are checked again
+  const warned = alice.next('keyChanged');
+  await assert.rejects(alice.send('bob', 'to the impostor'), (changed) => {
+    // The pinned and the offered keys, and the safety numbers both SDKs show.
+    assert.equal(changed.name, 'KeyChanged');
+    assert.equal(changed.userId, 'bob');
+    assert.deepEqual(changed.pinned.toJSON(), bob.publicKeys.toJSON());
+    assert.deepEqual(changed.offered.toJSON(), impostor.publicKeys.toJSON());
+    assert.equal(changed.pinnedFingerprint, bob.fingerprint());
+    assert.equal(changed.offeredFingerprint, impostor.fingerprint());
+    return true;
+  });
+  assert.deepEqual(await warned, { peer: 'bob', pinned: bob.fingerprint(), offered: impostor.fingerprint() });
   const rejected = alice.next('rejected');
   server.send(server.live[0], messageItem(impostor, alice.identity, 'from the impostor'));
   const rejection = await rejected;

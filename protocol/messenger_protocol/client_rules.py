@@ -1,0 +1,106 @@
+"""How our clients behave on the wire: the rules every client we write follows.
+
+docs/protocol.md says what a careful client does: it sends the same frame again after
+`RATE_LIMITED` or `INTERNAL` (§3), retries a handshake that failed with a 5xx or a
+timeout and takes 401/403 as final (§1), pings under API Gateway's idle limit and
+reconnects before its 2-hour limit (§4), and resends after a failover (§7). This module
+holds the numbers and sets our clients do it with, once: the Python SDK
+(`messenger_client`) and the load benchmark's client import it, and the JavaScript SDK
+imports web/sdk/client-rules.generated.js, generated from it
+(`python -m messenger_protocol.javascript`; a test fails when that file is stale).
+
+Durations are in seconds here and in the generated file; the JavaScript SDK, which
+counts in milliseconds, multiplies them where it reads them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from messenger_protocol import limits
+from messenger_protocol.names import ErrorCode, PresenceVisibility
+
+__all__ = [
+    "ACK_DELAY_SECONDS",
+    "BACKOFF_MAX_DOUBLINGS",
+    "CLOSE_TIMEOUT_SECONDS",
+    "DEFAULT_PRESENCE_VISIBILITY",
+    "DIRECTORY_INTERVAL_SECONDS",
+    "FINAL_HANDSHAKE_STATUSES",
+    "GATEWAY_ERROR_MESSAGES",
+    "KEEP_ALIVE_TICK_SECONDS",
+    "MAX_CONNECTION_AGE_SECONDS",
+    "OPEN_TIMEOUT_SECONDS",
+    "PING_INTERVAL_SECONDS",
+    "PONG_TIMEOUT_SECONDS",
+    "RECONNECT_BACKOFF_BASE_SECONDS",
+    "RECONNECT_BACKOFF_CAP_SECONDS",
+    "REPLACE_BEFORE_LIMIT_SECONDS",
+    "REQUEST_TIMEOUT_SECONDS",
+    "RESEND_BASE_SECONDS",
+    "RESEND_CAP_SECONDS",
+    "RETRYABLE_CODES",
+    "backoff_delay",
+]
+
+# --- answers ---------------------------------------------------------------------------
+# The refusals of a message worth sending the same frame again for, later: RATE_LIMITED
+# stored nothing, INTERNAL half-did nothing (§3). Every other refusal is final.
+RETRYABLE_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
+# API Gateway's own error frame: no `type` and no `ref`, only a `message`, one of these
+# when the function behind a route raised or outlasted the integration timeout. It names
+# no frame, so what it answered is sent again as after an unanswered frame.
+GATEWAY_ERROR_MESSAGES = ("Internal server error", "Endpoint request timed out")
+# The HTTP statuses of a handshake the server refused because of us (our identity, our
+# clock, a cell that is not our home, §1): asking again would be refused again. Any
+# other failure (a 5xx, a timeout) is retried with the reconnect backoff.
+FINAL_HANDSHAKE_STATUSES = frozenset({401, 403})
+
+# --- backoff ---------------------------------------------------------------------------
+# A retry's step doubles from the base up to the cap (`backoff_delay`); past this many
+# doublings the step is the cap anyway, and 2**n would only grow.
+BACKOFF_MAX_DOUBLINGS = 32
+# Between connection attempts after a loss or a failed handshake.
+RECONNECT_BACKOFF_BASE_SECONDS = 0.5
+RECONNECT_BACKOFF_CAP_SECONDS = 30.0
+# A message not acked within the base is sent again (the same frame), then backing off.
+RESEND_BASE_SECONDS = 3.0
+RESEND_CAP_SECONDS = 60.0
+
+# --- the connection's life --------------------------------------------------------------
+OPEN_TIMEOUT_SECONDS = 10.0
+# How long a closing socket may take to say goodbye before we drop it.
+CLOSE_TIMEOUT_SECONDS = 2.0
+# Ping when nothing was sent for this long: well inside API Gateway's idle limit.
+PING_INTERVAL_SECONDS = limits.IDLE_TIMEOUT_SECONDS * 0.4
+# A ping unanswered for this long means the network is gone without a close.
+PONG_TIMEOUT_SECONDS = 30.0
+# How often a connection looks whether it is time to ping or to be replaced.
+KEEP_ALIVE_TICK_SECONDS = 1.0
+# Make before break: a new connection opens this long before API Gateway would end the
+# old one, and takes over before the old one closes, so watchers see no offline blip.
+REPLACE_BEFORE_LIMIT_SECONDS = 600
+MAX_CONNECTION_AGE_SECONDS = limits.MAX_CONNECTION_SECONDS - REPLACE_BEFORE_LIMIT_SECONDS
+
+# --- requests, acks, presence, the directory ----------------------------------------------
+# How long a request that expects an answer (getKeys, getPresence...) waits for it.
+REQUEST_TIMEOUT_SECONDS = 10.0
+# Acks of items that arrive together (a sync page) go out in one frame this much later.
+ACK_DELAY_SECONDS = 0.05
+# Who may see our presence unless the app says otherwise: the people we wrote to.
+DEFAULT_PRESENCE_VISIBILITY = PresenceVisibility.CONTACTS
+# With a directory: how often it is read again while connected (and on every new
+# connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
+DIRECTORY_INTERVAL_SECONDS = 60.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (0-based): "equal jitter".
+
+    Half of the capped exponential step is fixed, the other half random, so clients
+    that lost the server together do not all come back at the same instant, and no
+    one retries in a tight loop. The JavaScript SDK's `backoffDelay` computes the same
+    (a test holds the two to the same numbers).
+    """
+    step = min(cap, base * 2 ** min(attempt, BACKOFF_MAX_DOUBLINGS))
+    return step / 2 + (rng or random).uniform(0, step / 2)

@@ -1,0 +1,222 @@
+// Delivered items, stored one at a time in the order they came, then acknowledged, as
+// client/messenger_client/inbox.py does.
+//
+// The server sends us `message` and `receipt` items (live, or on `sync`) and keeps each one
+// until we ack its `id`. They are taken in order, one at a time (the reader never waits):
+//
+// - a message is deduplicated by (from, messageId), opened with the sender's pinned keys
+//   (which verifies the sender), stored, and only then acked;
+// - a message that does not open is recorded as rejected (no text) and acked as well:
+//   keeping it queued would not make it readable, and would replay it on every sync;
+// - a receipt moves our messages on (delivered, seen), then is acked;
+// - a malformed message item is acked and dropped, for the same reason;
+// - `syncDone` ends a page of a sync: the acks go at once, then the next page is asked for
+//   with the page's cursor while the server says `more`, and the last page ends the sync
+//   (a 'synced' event). Every sync asks for `batch`. The cell's `epoch` is remembered (in
+//   the history): after a failover the server may have lost its last writes, so every
+//   message of ours without a `delivered` receipt goes again (docs/protocol.md §7).
+//
+// Whatever is not acked (the connection dropped, an unexpected failure) comes again with the
+// next sync. The `seen` marks of what the user read go out from here too.
+
+import { decodePlaintext, openSealed } from './crypto.js';
+import { isMessageId, isUserId } from './encoding.js';
+import { KeyChanged, NotConnected, UnknownUser, UnreadableMessage } from './errors.js';
+import { AckBatcher } from './acks.js';
+import { Status } from './history.js';
+import { MAX_IDS_PER_FRAME } from './limits.generated.js';
+import { chunks } from './util.js';
+
+// The history's meta key for the last syncDone `epoch` we saw.
+const EPOCH_KEY = 'epoch';
+const RECEIPT_STATUSES = new Set([Status.DELIVERED, Status.SEEN]);
+
+export class Inbox {
+  /**
+   * @param {History} history
+   * @param {Identity} identity our keys, to open messages
+   * @param {object} parts
+   * @param {KeyPinning} parts.pinning the senders' keys
+   * @param {Connection} parts.connection
+   * @param {Outbox} parts.outbox told of receipts, and to resend after a new epoch
+   * @param {PresenceTracker} parts.presence told of messages (a hidden peer is asked again)
+   * @param {number} parts.ackDelay ms acks of items that arrive together wait for each other
+   * @param {(type: string, event: object) => void} parts.publish the client's events
+   */
+  constructor(history, identity, { pinning, connection, outbox, presence, ackDelay, publish, log }) {
+    this.history = history;
+    this.identity = identity;
+    this.pinning = pinning;
+    this.connection = connection;
+    this.outbox = outbox;
+    this.presence = presence;
+    this.publish = publish;
+    this.log = log ?? console;
+    this.acks = new AckBatcher(connection, ackDelay);
+    this.items = Promise.resolve();
+    this.synced = false; // the sync of the current connection is done
+    this.syncCount = 0; // items of the sync so far, over its pages
+  }
+
+  /** Queue an item frame (message, receipt, items, syncDone) that came on `session`; they
+   * are stored in order, one at a time. */
+  put(frame, session) {
+    this.items = this.items.then(() => this.#process(frame, session)).catch((error) => this.#quietly(error));
+  }
+
+  /** A new connection: it syncs again, from the start, before we say "synced". */
+  newConnection() {
+    this.synced = false;
+    this.syncCount = 0;
+  }
+
+  /** The connection is not online: not synced until the next one's sync is done. */
+  connectionLost() {
+    this.synced = false;
+  }
+
+  /** Ask for everything queued for us, page by page (a 'synced' event once all is stored). */
+  requestSync() {
+    this.connection.send({ action: 'sync', batch: true });
+  }
+
+  /** Send the `seen` marks not sent yet (NotConnected when offline: they wait). */
+  async reportSeen() {
+    // Acks first: what was seen was delivered, and its receipt should say so first.
+    this.acks.flush();
+    for (const [sender, ids] of Object.entries(this.history.unreportedSeen())) {
+      for (const chunk of chunks(ids, MAX_IDS_PER_FRAME)) {
+        this.connection.send({ action: 'markSeen', to: sender, messageIds: chunk });
+        await this.history.markSeenReported(sender, chunk);
+      }
+    }
+  }
+
+  /** Send the seen marks and acks not sent yet, if still connected. */
+  async close() {
+    try {
+      await this.reportSeen();
+    } catch (error) {
+      if (!(error instanceof NotConnected)) throw error;
+    }
+    try {
+      this.acks.flush();
+    } catch (error) {
+      if (!(error instanceof NotConnected)) throw error;
+    }
+  }
+
+  async #process(frame, session) {
+    try {
+      if (frame.type === 'message') await this.#receiveMessage(frame);
+      else if (frame.type === 'receipt') await this.#receiveReceipt(frame);
+      else if (frame.type === 'items') {
+        for (const item of Array.isArray(frame.items) ? frame.items : []) {
+          if (item?.type === 'message') await this.#receiveMessage(item);
+          else if (item?.type === 'receipt') await this.#receiveReceipt(item);
+        }
+      } else if (frame.type === 'syncDone') await this.#endOfPage(frame, session);
+    } catch (error) {
+      // Never stop on one bad item; unacked, it comes again with the next sync.
+      if (!(error instanceof NotConnected)) this.log.error(`could not process a ${frame.type} frame`, error);
+    }
+  }
+
+  // --- sync, page by page ---------------------------------------------------------------
+
+  /** The end of a sync page: ask for the next one, or say we are caught up (§2, §7). */
+  async #endOfPage(frame, session) {
+    // What the page brought is stored: ack it before asking for more.
+    this.acks.flush();
+    this.syncCount += Number.isInteger(frame.count) ? frame.count : 0;
+    if (typeof frame.epoch === 'string') await this.#rememberEpoch(frame.epoch);
+    // A page of a session that was replaced meanwhile: the new session runs its own round.
+    if (session !== this.connection.session) return;
+    if (frame.more === true && typeof frame.cursor === 'string') {
+      this.connection.send({ action: 'sync', after: frame.cursor, batch: true });
+      return;
+    }
+    this.synced = true;
+    this.publish('synced', { count: this.syncCount });
+  }
+
+  async #rememberEpoch(epoch) {
+    const last = this.history.getMeta(EPOCH_KEY);
+    if (last !== undefined && last !== epoch) await this.outbox.resendUndelivered();
+    if (last !== epoch) await this.history.setMeta(EPOCH_KEY, epoch);
+  }
+
+  // --- one message or receipt -------------------------------------------------------------
+
+  async #receiveMessage(frame) {
+    const { id: itemId, from: sender, messageId, sentAt, body, nonce } = frame;
+    if (typeof itemId !== 'string') return;
+    const wellFormed =
+      isUserId(sender) && isMessageId(messageId) && typeof body === 'string' &&
+      typeof nonce === 'string' && Number.isInteger(sentAt);
+    if (!wellFormed) {
+      this.log.warn('acked and dropped a malformed message item');
+      this.acks.add(itemId);
+      return;
+    }
+    if (this.history.hasMessage(sender, messageId)) {
+      this.acks.add(itemId); // a duplicate: already stored (or rejected) once
+      return;
+    }
+    let text;
+    try {
+      const keys = await this.pinning.forReading(sender);
+      text = decodePlaintext(openSealed(this.identity, keys, body, nonce));
+    } catch (error) {
+      if (error instanceof UnreadableMessage || error instanceof KeyChanged || error instanceof UnknownUser) {
+        await this.#reject(itemId, sender, messageId, sentAt, error);
+        return;
+      }
+      throw error;
+    }
+    const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
+    const stored = await this.history.addIncoming(sender, messageId, text, sentAt, serverTs);
+    this.acks.add(itemId);
+    if (stored) {
+      this.publish('message', { message: stored });
+      try {
+        this.presence.messageFrom(sender);
+      } catch (error) {
+        this.#quietly(error); // the next connection subscribes anew
+      }
+    }
+  }
+
+  async #reject(itemId, sender, messageId, sentAt, problem) {
+    let reason = problem;
+    if (problem instanceof UnreadableMessage) {
+      // Tell a changed key (the user must act) from plain garbage.
+      try {
+        await this.pinning.check(sender);
+      } catch (error) {
+        if (error instanceof KeyChanged) reason = error;
+      }
+    }
+    const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);
+    if (rejection) this.publish('rejected', { ...rejection, keyChanged: reason instanceof KeyChanged });
+    this.acks.add(itemId);
+  }
+
+  async #receiveReceipt(frame) {
+    const { id: itemId, by, messageIds, status } = frame;
+    if (typeof itemId !== 'string') return;
+    if (RECEIPT_STATUSES.has(status) && typeof by === 'string' && Array.isArray(messageIds)) {
+      const ids = messageIds.filter((id) => typeof id === 'string');
+      const changed = await this.history.applyReceipt(by, ids, status);
+      if (changed.length) {
+        this.publish('status', { peer: by, messageIds: changed, status });
+        this.outbox.movedOn(changed);
+      }
+    }
+    this.acks.add(itemId);
+  }
+
+  #quietly(error) {
+    if (!(error instanceof NotConnected)) this.log.error(error);
+  }
+}
