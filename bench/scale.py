@@ -501,7 +501,7 @@ def print_deployment(w: Workload, measured: Measured, cells: int) -> None:
     )
     for mode in ("poll", "v12"):
         load = directory_load(w, measured, cells, mode)
-        dollars = directory_dollars(load, cells, w.bills == "account")
+        dollars = directory_dollars(load)
         when = (
             "every connection and every 60 s"
             if mode == "poll"

@@ -602,8 +602,11 @@ def plan(w: Workload, measured: Measured, raised: bool = False) -> Plan:
     assert cells is not None
     # The count one quota needs can leave another over its target (the Relay share grows
     # with the cells): go on until every quota holds at once.
+    top = w.shards or MAX_CELLS_WITHOUT_SHARDS
     while not all(_holds(q, sizing.demand(w, cells), raised) for q in CELL_QUOTAS):
         cells += 1
+        if cells > top:
+            return Plan(None, needs, binding, None, raised)
     return Plan(cells, needs, binding, sizing.demand(w, cells), raised)
 
 
@@ -743,7 +746,7 @@ def monthly_bill(w: Workload, measured: Measured, cells: int) -> dict[str, float
         ).total
     if w.directory != "none":
         bill[f"Directory ({w.directory}: CloudFront requests and bytes)"] = directory_dollars(
-            directory_load(w, measured, cells, w.directory), cells, per_account
+            directory_load(w, measured, cells, w.directory)
         )
     invocations = month.invocations + month.relays
     lambda_logs_gb = invocations * w.lambda_log_bytes / 1e9
@@ -808,7 +811,7 @@ def standby_bill(replicated_wru: float, stored: float, cells: int) -> StandbyBil
     )
 
 
-def directory_dollars(load: DirectoryLoad, cells: int, per_account: bool) -> float:
+def directory_dollars(load: DirectoryLoad) -> float:
     """CloudFront: requests and bytes out (one distribution, in the first cell's account)."""
     requests = load.monthly_requests / 1e4 * cost.CLOUDFRONT_PER_10K_HTTPS_REQUESTS
     gb = load.monthly_requests * load.bytes_per_fetch / 2**30

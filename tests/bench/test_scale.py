@@ -20,6 +20,7 @@ from bench.scale_model import (
     Cost,
     Measured,
     MessageCosts,
+    Moved,
     Relays,
     Sizing,
     Workload,
@@ -431,8 +432,12 @@ def test_the_sensitivity_table_puts_the_largest_move_first() -> None:
     assert planned.cells is not None
     base = sum(monthly_bill(w, measured, planned.cells).values())
 
-    def impact(moves: list) -> float:  # type: ignore[type-arg]
-        return max(max(abs(m.cells / planned.cells - 1), abs(m.dollars / base - 1)) for m in moves)
+    cells = planned.cells
+
+    def impact(moves: list[Moved]) -> float:
+        return max(
+            max(abs((m.cells or 0) / cells - 1), abs((m.dollars or 0) / base - 1)) for m in moves
+        )
 
     # Then the rows come largest move first, and messages move the answer more than lambda_ms
     impacts = [impact(moves) for _, moves in rows]
