@@ -197,8 +197,8 @@ OTHER_LIMITS = (
         WEBSOCKET_QUOTAS,
     ),
     (
-        "APNs publishes no rate limit (Apple asks providers to reuse connections); iOS "
-        "pushes are bounded by SNS's Publish rate above",
+        "APNs: no rate quota was checked for this bench (none found in the stored "
+        "documentation); iOS pushes go through SNS's Publish rate above",
         "https://developer.apple.com/documentation/usernotifications",
     ),
 )
