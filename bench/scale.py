@@ -62,7 +62,7 @@ from bench.scale_model import (
     with_value,
 )
 from messenger_local.harness import TABLE_NAMES, Connection, Harness
-from messenger_protocol.frames import GetPresence, MarkSeen, Ping, SetPresenceVisibility, Sync
+from messenger_protocol.frames import Ack, GetPresence, MarkSeen, Ping, SetPresenceVisibility, Sync
 from messenger_protocol.names import FrameType, PresenceVisibility
 
 POSTS = "apigatewaymanagementapi.PostToConnection"
@@ -163,7 +163,7 @@ def _seen(h: Harness, c: CallCounter, meter: CapacityMeter) -> tuple[Cost, Cost]
     [receipt] = h.posts.of_type(a.connection_id, FrameType.RECEIPT)
     made = _only(units, "PutItem", "Queue") + Cost(posts=1) + _sent([receipt])
     mark = _step(calls, units, frame=frame, sent=[reply] if reply else []) + _sent([receipt])
-    ack = {"action": "ack", "ids": [receipt["id"]]}
+    ack = Ack(ids=[receipt["id"]]).to_wire()
     with counting(h, c) as calls, meter.measuring() as units:
         h.send(a, ack)
     return mark - made, _step(calls, units, frame=ack)

@@ -206,10 +206,10 @@ class Workload:
         "share of open sockets whose user is in no conversation: they send nothing but pings",
         share=True,
     )
-    messages: float = _param(100, "--messages", "messages a user sends a day")
+    messages: float = _param(100.0, "--messages", "messages a user sends a day")
     peak: float = _param(2.0, "--peak", "busiest hour over the day's mean (messages, connects)")
     connects: float = _param(
-        30,
+        30.0,
         "--connects",
         "new sessions a user opens a day, all devices (app foregrounds, push wakes)",
     )
@@ -223,7 +223,7 @@ class Workload:
         choices=("lambda", "gateway", "none"),
     )
     ping_every: float = _param(
-        0,
+        0.0,
         "--ping-every",
         f"seconds without sending before a ping (0: {SDK_PING_SECONDS:g} for lambda, "
         f"{GATEWAY_PING_SECONDS} for gateway)",
@@ -232,7 +232,7 @@ class Workload:
         0.05, "--large", "share of messages with a maximum-size body (24,000 B)", share=True
     )
     watchers: float = _param(
-        1, "--watchers", "connections told of each online/offline change of a user"
+        1.0, "--watchers", "connections told of each online/offline change of a user"
     )
     shards: int = _param(
         65_536, "--shards", "shards of the map (0: users split evenly, no rounding)"
@@ -256,20 +256,20 @@ class Workload:
         float(cost.LAMBDA_BILLED_MS_PER_INVOCATION), "--lambda-ms", "billed ms per invocation"
     )
     relay_wait_ms: float = _param(
-        10, "--relay-wait-ms", "a synchronous Relay's network and Invoke time, on top of its run"
+        10.0, "--relay-wait-ms", "a synchronous Relay's network and Invoke time, on top of its run"
     )
     trace_sample: float = _param(
         0.05, "--trace-sample", "share of requests X-Ray records (default rule)", share=True
     )
     lambda_log_bytes: float = _param(
-        400, "--lambda-log-bytes", "log bytes per invocation (START, END, REPORT lines)"
+        400.0, "--lambda-log-bytes", "log bytes per invocation (START, END, REPORT lines)"
     )
     access_log_bytes: float = _param(
-        320, "--access-log-bytes", "API Gateway access log bytes per request in"
+        320.0, "--access-log-bytes", "API Gateway access log bytes per request in"
     )
     android: float = _param(0.7, "--android", "share of pushes that go through FCM", share=True)
     directory_bumps: float = _param(
-        1, "--directory-bumps", "directory versions a day (deploys, failovers, moves)"
+        1.0, "--directory-bumps", "directory versions a day (deploys, failovers, moves)"
     )
     installs: float = _param(
         0.002, "--installs", "share of devices that start without a directory each day", share=True

@@ -447,3 +447,17 @@ def test_the_sensitivity_table_puts_the_largest_move_first() -> None:
     # And each switch is there once, flipped
     flipped = {name: moves[0].value for name, moves in rows if len(moves) == 1}
     assert flipped["keepalive"] == "gateway" and flipped["shards"] == 4_096
+
+
+def test_every_assumption_is_a_flag_and_as_before_is_the_old_model() -> None:
+    # Given the command line of `bench scale`
+    from bench.scale import parse
+
+    # When nothing is said, the workload is the defaults
+    assert parse([])[0] == Workload()
+    # And each field is its flag, floats and switches alike
+    moved, _ = parse(["--peak", "2.5", "--ping-every", "540.5", "--no-standby", "--shards", "4096"])
+    assert (moved.peak, moved.ping_every, moved.standby, moved.shards) == (2.5, 540.5, False, 4096)
+    # And --as-before is the old model's assumptions, which a flag may still move
+    before, _ = parse(["--as-before", "--users", "2e9"])
+    assert before == replace(old_model(), users=2e9)
