@@ -6,7 +6,8 @@ KB of the item (the larger of before and after), plus the units of each index en
 writes or removes (1 for an index of keys only; the whole item's for one projecting
 ALL), the item's own units twice inside a transaction; a read costs 1 RRU per 4 KB (0.5
 eventually consistent), every item of a batch rounded on its own, a Query's items summed
-and rounded once.
+and rounded once. Units are kept by operation and, for the tables' own quotas, by table
+(its logical name: Users, Queue, Limits).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from messenger.contract import TableSpec
 
 
 def attribute_size(value: dict[str, Any]) -> int:
-    """Bytes DynamoDB counts for one attribute value (S, N, B, BOOL, NULL, L, M)."""
+    """Bytes DynamoDB counts for one attribute value (S, N, B, BOOL, NULL, L, M, sets)."""
     ((kind, inner),) = value.items()
     if kind == "S":
         return len(str(inner).encode())
@@ -32,6 +33,9 @@ def attribute_size(value: dict[str, Any]) -> int:
         return math.ceil(len(str(inner).lstrip("-").replace(".", "")) / 2) + 1
     if kind in ("BOOL", "NULL"):
         return 1
+    if kind in ("SS", "NS", "BS"):  # a set: the sum of its elements
+        element = kind[0]
+        return sum(attribute_size({element: member}) for member in inner)
     if kind == "L":
         return 3 + sum(attribute_size(v) + 1 for v in inner)
     if kind == "M":
@@ -61,6 +65,9 @@ class Metered:
     index_wru: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     rru: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     calls: Counter[str] = field(default_factory=Counter)
+    # The same units by (operation, table): DynamoDB's throughput quotas are per table.
+    wru_at: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    rru_at: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def total_wru(self) -> float:
@@ -82,8 +89,17 @@ class Metered:
         ):
             for operation, units in theirs.items():
                 mine[operation] += units
+        for mine_at, theirs_at in ((self.wru_at, other.wru_at), (self.rru_at, other.rru_at)):
+            for key, units in theirs_at.items():
+                mine_at[key] += units
         self.calls += other.calls
         return self
+
+    def wru_of_table(self, table: str) -> float:
+        return sum(units for (_, name), units in self.wru_at.items() if name == table)
+
+    def rru_of_table(self, table: str) -> float:
+        return sum(units for (_, name), units in self.rru_at.items() if name == table)
 
 
 class CapacityMeter:
@@ -142,19 +158,31 @@ class CapacityMeter:
 
     # --- hooks ------------------------------------------------------------------------
 
+    def _charge(self, operation: str, table: str, wru: float = 0, rru: float = 0) -> None:
+        """Add units to the operation's count and to its table's (by logical name)."""
+        logical = self._tables[table].logical_name
+        self._current.wru[operation] += wru
+        self._current.rru[operation] += rru
+        if wru:
+            self._current.wru_at[(operation, logical)] += wru
+        if rru:
+            self._current.rru_at[(operation, logical)] += rru
+
     def _before(
         self, model: Any, params: dict[str, Any], context: dict[str, Any], **kwargs: Any
     ) -> None:
         operation = model.name
         context["metered_request"] = params  # the after-call hook is not given them
         self._current.calls[operation] += 1
-        wru = 0.0
-        rru = 0.0
         if operation == "PutItem":
             table = params["TableName"]
-            wru = self._write(operation, table, self._key_of(table, params["Item"]), params["Item"])
+            item = params["Item"]
+            self._charge(
+                operation, table, self._write(operation, table, self._key_of(table, item), item)
+            )
         elif operation == "DeleteItem":
-            wru = self._write(operation, params["TableName"], params["Key"], None)
+            table = params["TableName"]
+            self._charge(operation, table, self._write(operation, table, params["Key"], None))
         elif operation == "UpdateItem":
             # The item after the update is not known yet: the units are taken after.
             self._pending_update = self._stored(params["TableName"], params["Key"])
@@ -163,10 +191,10 @@ class CapacityMeter:
                 for request in requests:
                     if "PutRequest" in request:
                         item = request["PutRequest"]["Item"]
-                        wru += self._write(operation, table, self._key_of(table, item), item)
+                        key = self._key_of(table, item)
                     else:
-                        key = request["DeleteRequest"]["Key"]
-                        wru += self._write(operation, table, key, None)
+                        item, key = None, request["DeleteRequest"]["Key"]
+                    self._charge(operation, table, self._write(operation, table, key, item))
         elif operation == "TransactWriteItems":
             for action in params["TransactItems"]:
                 ((kind, body),) = action.items()
@@ -181,31 +209,28 @@ class CapacityMeter:
                 size = max((item_size(i) for i in (before, after) if i is not None), default=0)
                 entries = self._index_units(table, before) + self._index_units(table, after)
                 self._current.index_wru[operation] += entries
-                wru += 2 * write_units(size) + entries
+                self._charge(operation, table, 2 * write_units(size) + entries)
         elif operation == "BatchGetItem":
             for table, request in params["RequestItems"].items():
                 consistent = bool(request.get("ConsistentRead"))
                 for key in request["Keys"]:
                     stored = self._stored(table, key)
                     size = item_size(stored) if stored else 0
-                    rru += read_units(size, consistent)
-        self._current.wru[operation] += wru
-        self._current.rru[operation] += rru
+                    self._charge(operation, table, rru=read_units(size, consistent))
 
     def _after(self, model: Any, parsed: Any, context: dict[str, Any], **kwargs: Any) -> None:
         operation = model.name
         params = context.get("metered_request", {})
         if operation == "UpdateItem":
+            table = params["TableName"]
             before = self._pending_update
-            after = self._stored(params["TableName"], params["Key"])
+            after = self._stored(table, params["Key"])
             size = max((item_size(i) for i in (before, after) if i is not None), default=0)
-            changed = self._index_units(params["TableName"], before) != self._index_units(
-                params["TableName"], after
-            )
-            self._current.wru[operation] += write_units(size) + (1 if changed else 0)
+            changed = self._index_units(table, before) != self._index_units(table, after)
+            self._charge(operation, table, write_units(size) + (1 if changed else 0))
             self._current.index_wru[operation] += 1 if changed else 0
         elif operation in ("GetItem", "Query"):
             consistent = bool(params.get("ConsistentRead"))
             items = [parsed["Item"]] if parsed.get("Item") else parsed.get("Items", [])
             size = sum(item_size(item) for item in items)
-            self._current.rru[operation] += read_units(size, consistent)
+            self._charge(operation, params["TableName"], rru=read_units(size, consistent))

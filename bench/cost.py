@@ -43,6 +43,7 @@ from bench.protocol_client import BenchUser
 from messenger_local.harness import Harness
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.frames import Ack
+from messenger_protocol.limits import MAX_BODY_BYTES
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
 API_GATEWAY_PER_MILLION_MESSAGES = 1.00  # per 32 KB message unit, first billion
@@ -56,6 +57,54 @@ DYNAMODB_PER_MILLION_WRU = 0.625
 DYNAMODB_PER_MILLION_RRU = 0.125
 SNS_PER_MILLION_MOBILE_PUSH = 0.50
 FRAME_UNIT_BYTES = 32 * 1024
+
+# What `bench scale` prices beyond a message's life (us-east-1 list prices; docs/scale.md,
+# "Prices", says where each was read and when, and which are assumptions).
+# A tier is (units in it, $ per unit); the last tier's size is infinite.
+Tiers = tuple[tuple[float, float], ...]
+API_GATEWAY_MESSAGE_TIERS: Tiers = (
+    (1e9, API_GATEWAY_PER_MILLION_MESSAGES / 1e6),
+    (math.inf, API_GATEWAY_PER_MILLION_MESSAGES_OVER_BILLION / 1e6),
+)
+# Global tables since the Nov 2024 cut: a replicated write unit costs what a write unit does.
+DYNAMODB_PER_MILLION_REPLICATED_WRU = DYNAMODB_PER_MILLION_WRU
+DYNAMODB_PER_GB_MONTH = 0.25
+INTER_REGION_PER_GB = 0.02
+# CloudFront, United States and Europe: requests per 10,000 (HTTPS), bytes per GB.
+CLOUDFRONT_PER_10K_HTTPS_REQUESTS = 0.0100
+TB = 1024.0  # GB
+CLOUDFRONT_OUT_TIERS: Tiers = (
+    (10 * TB, 0.085),
+    (40 * TB, 0.080),
+    (100 * TB, 0.060),
+    (350 * TB, 0.040),
+    (524 * TB, 0.030),
+    (4096 * TB, 0.025),
+    (math.inf, 0.020),
+)
+# CloudWatch Logs: Lambda's logs (vended, tiered per account since May 2025); other
+# logs (API Gateway's access logs) at the standard rate; storage per GB-month.
+LAMBDA_LOG_TIERS: Tiers = ((10 * TB, 0.50), (20 * TB, 0.25), (20 * TB, 0.10), (math.inf, 0.05))
+CLOUDWATCH_LOGS_PER_GB = 0.50
+CLOUDWATCH_LOGS_STORED_PER_GB_MONTH = 0.03
+XRAY_PER_MILLION_TRACES = 5.00
+# Data transfer out to the internet (EC2's table, which API Gateway's pricing page
+# points to): an ASSUMPTION that WebSocket frames out pay it, at these tiers.
+INTERNET_OUT_TIERS: Tiers = ((10 * TB, 0.09), (40 * TB, 0.085), (100 * TB, 0.07), (math.inf, 0.05))
+
+
+def tiered(quantity: float, tiers: Tiers) -> float:
+    """$ for `quantity` units billed through `tiers` in order (each tier's first units
+    first)."""
+    dollars, left = 0.0, quantity
+    for size, price in tiers:
+        used = min(left, size)
+        dollars += used * price
+        left -= used
+        if left <= 0:
+            break
+    return dollars
+
 
 # Assumptions that calls and item sizes cannot give: say them, and keep them modest.
 LAMBDA_MEMORY_GB = 0.5
@@ -111,6 +160,9 @@ class Life:
     api_messages: int = 0
     invocations: int = 0
     queued_items: list[dict[str, Any]] = field(default_factory=list)
+    # Each step's frame in, and what the server sent because of it: its reply, its posts.
+    received: dict[str, Any] = field(default_factory=dict)
+    sent: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def units(self) -> Metered:
@@ -134,6 +186,12 @@ class Life:
         return Bill(api_messages=self.api_messages, wru=writes)
 
 
+# The steps of a life, as `Life.steps` and `Life.sent` name them.
+SEND_STEP = "sendMessage"
+ACK_STEP = "ack (bob)"
+RECEIPT_ACK_STEP = "ack of the receipt (alice)"
+
+
 def run_life(h: Harness, counter: CallCounter, meter: CapacityMeter, body_bytes: int) -> Life:
     life = Life()
     suffix = secrets.token_hex(3)
@@ -148,18 +206,22 @@ def run_life(h: Harness, counter: CallCounter, meter: CapacityMeter, body_bytes:
         life.steps.append((name, calls, units))
         life.invocations += 1
         life.api_messages += frame_units(frame) + (frame_units(reply) if reply else 0)
+        life.received[name] = frame
+        life.sent[name] = [reply] if reply else []
         return reply
 
     send = h.message(a, bob, "x", f"msg-life-{suffix}")
     send["body"] = b64url_encode(secrets.token_bytes(body_bytes))  # never opened by the server
-    reply = step("sendMessage", a, send)
+    reply = step(SEND_STEP, a, send)
     assert reply is not None and reply["type"] == "ack", reply
     [message] = h.posts.take(b.connection_id)
+    life.sent[SEND_STEP].append(message)
     life.queued_items += h.queue_of(bob)
-    step("ack (bob)", b, Ack(ids=[message["id"]]).to_wire())
+    step(ACK_STEP, b, Ack(ids=[message["id"]]).to_wire())
     [receipt] = h.posts.take(a.connection_id)
+    life.sent[ACK_STEP].append(receipt)
     life.queued_items += [i for i in h.queue_of(alice) if i["sk"]["S"] == receipt["id"]]
-    step("ack of the receipt (alice)", a, Ack(ids=[receipt["id"]]).to_wire())
+    step(RECEIPT_ACK_STEP, a, Ack(ids=[receipt["id"]]).to_wire())
     life.api_messages += frame_units(message) + frame_units(receipt)
     assert h.queue_of(alice) == [] and h.queue_of(bob) == []
     assert len(life.queued_items) == 2, life.queued_items
@@ -308,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     with metered_harness(rate_limit_per_minute=6000, rate_limit_burst=1000) as (h, c, meter):
         lives = {
             "a short text (120-byte ciphertext)": run_life(h, c, meter, SHORT_TEXT_BYTES),
-            "a maximum-size body (24,000 bytes)": run_life(h, c, meter, 24_000),
+            "a maximum-size body (24,000 bytes)": run_life(h, c, meter, MAX_BODY_BYTES),
         }
     catch_ups: dict[str, CatchUp] = {}
     for label, batch in (("one frame per item (v1)", False), ("batch", True)):

@@ -1,490 +1,705 @@
-"""How many cells a billion users need, which AWS quota binds first, and what it costs.
+"""`./dev bench scale`: how many cells a workload needs at its peak, which quota binds, and
+what a month costs, line by line; then which assumption moves the answer most.
 
-From three things, each printed:
-- AWS's quotas per account and region (`QUOTAS`: default, adjustable or not, and the
-  documentation page that says so); a cell is one account and region (docs/scale.md);
-- what each operation costs, measured in this run on the real handlers (moto, as `bench
-  calls` and `bench cost` measure them): a message's whole life, a reconnect (connect,
-  sync, disconnect), a keep-alive ping, and a send across cells next to the same send
-  within one cell;
-- the seed's load (`Load`): 1 billion daily users, half of them connected, 100 messages a
-  day each, connections renewed as the SDK does (before API Gateway's 2 hours) and kept
-  alive with its pings.
+Three things, each printed:
+- what every operation costs, measured in this run on the real handlers (moto, counted
+  and metered as `bench calls` and `bench cost` do): a message's life in pieces (so that
+  linked devices and `seen` receipts can be counted), a `seen` receipt, a connection's
+  handshake, visibility, sync, subscription and disconnect, a presence change and each
+  watcher told, a ping, and the Relay calls of each cross-cell operation;
+- the workload (`scale_model.Workload`, every field a flag: `--peak 2 --connects 30 ...`),
+  printed beside the result, each default argued in docs/scale.md;
+- the quotas (bench/quotas.py) and prices (bench/cost.py), each with where it was read.
 
-Users are spread evenly over the cells by the shard map, so with C cells a cell carries
-1/C of the load and a share (C-1)/C of the sends cross cells (one Relay Invoke each).
-The baseline, in the same run: what one cell carries at most before its first quota binds,
-and the same-cell send next to the cross-cell one.
+The arithmetic is bench/scale_model.py's (tested in tests/bench/test_scale.py).
+`--as-before` gives the old model's assumptions and reckoning (801 cells, $46.6 M a month)
+for a before/after.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
+from functools import partial
+from typing import Any
 
 from bench import cost
-from bench.calls import CallCounter, counting, cross_cell_send, send_message, summary
-from bench.capacity import CapacityMeter, Metered
+from bench.calls import CallCounter, counting, cross_cell_send, measure_cells, send_message
+from bench.capacity import CapacityMeter, Metered, item_size
 from bench.catchup import metered_harness
 from bench.protocol_client import BenchUser
-from messenger_client.connection import ConnectionPolicy
-from messenger_local.harness import Harness
-from messenger_protocol.frames import Ping, Sync
-
-DAY_SECONDS = 86_400
-MONTH_SECONDS = 30 * DAY_SECONDS
-
-# Assumptions the measurements cannot give; each printed with the result.
-# Sized so a cell runs at most at this share of each quota: the rest absorbs bursts.
-TARGET_UTILIZATION = 0.8
-# A message to a user with no live connection pushes once to one device (an upper
-# bound: the push function sends at most one per device a minute, see logic/push.py).
-PUSHES_PER_OFFLINE_MESSAGE = 1
-
-
-@dataclass(frozen=True)
-class Quota:
-    """One AWS quota per account and region, as documented."""
-
-    key: str  # the demand it limits (Demand's field)
-    name: str
-    default: float
-    adjustable: bool
-    # What we plan on after a quota increase: an ASSUMPTION (AWS grants increases case by
-    # case), None when the quota cannot be raised.
-    raised: float | None
-    source: str  # the documentation page's title
-    path: str  # its path on docs.aws.amazon.com
-
-    def limit(self, raised: bool) -> float:
-        return self.raised if raised and self.raised is not None else self.default
-
-
-APIGW_QUOTAS = "/apigateway/latest/developerguide/limits.html"
-WEBSOCKET_QUOTAS = (
-    "/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html"
+from bench.quotas import CELL_QUOTAS, DEPLOYMENT_QUOTAS, OTHER_LIMITS
+from bench.scale_model import (
+    AS_BEFORE,
+    DIRECTORY_JITTER_SECONDS,
+    LAMBDA_SCALING_PER_10S,
+    PARTITION_WCU,
+    TARGET_UTILIZATION,
+    Cost,
+    Measured,
+    MessageCosts,
+    Plan,
+    Relays,
+    Workload,
+    cross_share,
+    deployment_use,
+    directory_bytes,
+    directory_dollars,
+    directory_load,
+    heaviest_share,
+    idle_socket_month,
+    keepalive_dollars,
+    monthly_bill,
+    peak_rates,
+    plan,
+    sensitivity,
+    unit_costs,
+    with_value,
 )
-LAMBDA_QUOTAS = "/lambda/latest/dg/gettingstarted-limits.html"
-DYNAMODB_QUOTAS = "/amazondynamodb/latest/developerguide/ServiceQuotas.html"
+from messenger_local.harness import TABLE_NAMES, Connection, Harness
+from messenger_protocol.frames import Ack, GetPresence, MarkSeen, Ping, SetPresenceVisibility, Sync
+from messenger_protocol.names import FrameType, PresenceVisibility
 
-# The values as read on the pages named (checked for this bench in 2026-12); API
-# Gateway's request quota is infra/regions.py's, which the stage throttle is sized from.
-QUOTAS = (
-    Quota(
-        "api_requests",
-        "API Gateway requests/s (frames in + @connections posts)",
-        10_000,
-        True,
-        50_000,
-        "Amazon API Gateway quotas (2,500/s in 13 newer regions; burst 5,000, not adjustable)",
-        APIGW_QUOTAS,
-    ),
-    Quota(
-        "new_connections",
-        "API Gateway new WebSocket connections/s",
-        500,
-        True,
-        5_000,
-        "Quotas for configuring and running a WebSocket in API Gateway",
-        WEBSOCKET_QUOTAS,
-    ),
-    Quota(
-        "lambda_concurrency",
-        "Lambda concurrent executions",
-        1_000,
-        True,
-        20_000,
-        "Lambda quotas (can be increased to tens of thousands)",
-        LAMBDA_QUOTAS,
-    ),
-    Quota(
-        "dynamodb_wru",
-        "DynamoDB on-demand WRU/s per table (all tables' units)",
-        40_000,
-        True,
-        80_000,
-        "Quotas in Amazon DynamoDB (Read/write throughput)",
-        DYNAMODB_QUOTAS,
-    ),
-    Quota(
-        "dynamodb_rru",
-        "DynamoDB on-demand RRU/s per table (all tables' units)",
-        40_000,
-        True,
-        80_000,
-        "Quotas in Amazon DynamoDB (Read/write throughput)",
-        DYNAMODB_QUOTAS,
-    ),
-)
-
-# Quotas that bound something other than a cell's steady load: printed, not sized for.
-OTHER_LIMITS = (
-    (
-        "API Gateway connection duration 2 h, idle timeout 10 min, frame 32 KB, message "
-        "128 KB (none adjustable): why clients reconnect and ping",
-        WEBSOCKET_QUOTAS,
-    ),
-    (
-        "Lambda scaling: 1,000 more execution environments per function every 10 s "
-        "(not adjustable): how fast a cold cell ramps, not what it carries "
-        "(Lambda scaling behavior)",
-        "/lambda/latest/dg/scaling-behavior.html",
-    ),
-    (
-        "DynamoDB partition: 3,000 RCU and 1,000 WCU per second (not adjustable): per key, "
-        "so per user here, never per cell (Best practices for designing and using "
-        "partition keys effectively in DynamoDB)",
-        "/amazondynamodb/latest/developerguide/bp-partition-key-design.html",
-    ),
-    (
-        "SNS mobile push Publish rate per account and region (adjustable): not confirmed "
-        "for this bench, so not sized for; see the pushes per cell below (Amazon Simple "
-        "Notification Service endpoints and quotas)",
-        "/general/latest/gr/sns.html",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Load:
-    """The seed's load on the whole deployment."""
-
-    daily_users: float = 1e9
-    connected_share: float = 0.5
-    messages_per_user_per_day: float = 100
-    # The SDK moves to a new connection this often (before API Gateway's 2 hours) ...
-    connection_seconds: float = ConnectionPolicy().max_age
-    # ... and pings when it sent nothing for this long (the idle timeout is 10 minutes).
-    ping_interval: float = ConnectionPolicy().ping_interval
-    # The busiest second over the average one (1.0: the seed's ~1.2 million messages a
-    # second is the day's average, 1e11 messages / 86,400 s).
-    peak_factor: float = 1.0
-
-    @property
-    def messages_per_second(self) -> float:
-        return self.daily_users * self.messages_per_user_per_day / DAY_SECONDS * self.peak_factor
-
-    @property
-    def connections(self) -> float:
-        return self.daily_users * self.connected_share
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What one occurrence of an operation costs, as measured."""
-
-    frames: int  # client frames: API Gateway requests in
-    posts: int  # @connections posts: API Gateway requests out
-    invocations: int  # Lambda invocations
-    wru: float = 0
-    rru: float = 0
-    api_messages: int = 0  # billed messages (per 32 KB): frames, replies and posts
-
-    @property
-    def requests(self) -> int:
-        return self.frames + self.posts
-
-
-@dataclass(frozen=True)
-class Measured:
-    life: Operation  # a short text's life in one cell: send, ack, receipt ack
-    cross_cell_extra: Operation  # what the same send costs more across two cells
-    reconnect: Operation  # connect (authorizer + $connect), sync of nothing, disconnect
-    ping: Operation
-
-
-@dataclass(frozen=True)
-class Demand:
-    """Per-second demand on one cell, one field per quota key."""
-
-    api_requests: float
-    new_connections: float
-    lambda_concurrency: float
-    dynamodb_wru: float
-    dynamodb_rru: float
-    invocations: float
-    pushes: float
-    pings: float
-
-
-def pings_per_second(load: Load, life: Operation) -> float:
-    """Keep-alive pings: a connection pings after `ping_interval` without sending. Frames
-    of message lives arrive at random (Poisson), so a share exp(-frames per interval) of
-    the intervals is idle."""
-    frames_per_interval = (
-        load.messages_per_second * life.frames * load.ping_interval / load.connections
-    )
-    return load.connections / load.ping_interval * math.exp(-frames_per_interval)
-
-
-def demand(load: Load, measured: Measured, cells: int) -> Demand:
-    """What one of `cells` cells must carry, users spread evenly."""
-    share = 1 / cells
-    cross = (cells - 1) / cells
-    messages = load.messages_per_second * share
-    reconnects = load.connections / load.connection_seconds * share
-    pings = pings_per_second(load, measured.life) * share
-    extra = measured.cross_cell_extra
-
-    def per_second(of: Callable[[Operation], float]) -> float:
-        life = of(measured.life) + cross * of(extra)
-        return messages * life + reconnects * of(measured.reconnect) + pings * of(measured.ping)
-
-    invocations = per_second(lambda op: op.invocations)
-    return Demand(
-        api_requests=per_second(lambda op: op.requests),
-        new_connections=reconnects,
-        lambda_concurrency=invocations * cost.LAMBDA_BILLED_MS_PER_INVOCATION / 1000,
-        # Every table's units against one table's quota: an upper bound (the Queue table
-        # takes most of them).
-        dynamodb_wru=per_second(lambda op: op.wru),
-        dynamodb_rru=per_second(lambda op: op.rru),
-        invocations=invocations,
-        pushes=messages * (1 - load.connected_share) * PUSHES_PER_OFFLINE_MESSAGE,
-        pings=pings,
-    )
-
-
-def fits(load: Load, measured: Measured, cells: int, raised: bool) -> bool:
-    need = demand(load, measured, cells)
-    return all(getattr(need, q.key) <= q.limit(raised) * TARGET_UTILIZATION for q in QUOTAS)
-
-
-def cells_needed(load: Load, measured: Measured, raised: bool) -> int:
-    """The fewest cells whose every quota holds (the cross-cell share grows with the cells,
-    so the per-cell demand is recomputed for each count)."""
-    low, high = 1, 1
-    while not fits(load, measured, high, raised):
-        low, high = high, high * 2
-    while low < high:
-        middle = (low + high) // 2
-        if fits(load, measured, middle, raised):
-            high = middle
-        else:
-            low = middle + 1
-    return high
-
-
-def binding(load: Load, measured: Measured, cells: int, raised: bool) -> Quota:
-    """The quota closest to its limit at this many cells."""
-    need = demand(load, measured, cells)
-    return max(QUOTAS, key=lambda q: getattr(need, q.key) / q.limit(raised))
-
-
-def single_cell_ceiling(load: Load, measured: Measured, raised: bool) -> float:
-    """The daily users one cell carries at most, the seed's habits unchanged (baseline)."""
-    need = demand(load, measured, 1)
-    usage = max(getattr(need, q.key) / (q.limit(raised) * TARGET_UTILIZATION) for q in QUOTAS)
-    return load.daily_users / usage
-
-
-# --- cost at list prices (bench/cost.py's prices) -------------------------------------------
-
-
-def monthly_cost(load: Load, measured: Measured, cells: int) -> dict[str, float]:
-    """$ a month for the whole deployment; API Gateway's message tiers apply per account,
-    so per cell."""
-    need = demand(load, measured, cells)
-    share = 1 / cells
-    cross = (cells - 1) / cells
-    messages = load.messages_per_second * share * MONTH_SECONDS
-    reconnects = load.connections / load.connection_seconds * share * MONTH_SECONDS
-    pings = need.pings * MONTH_SECONDS
-
-    def monthly(of: Callable[[Operation], float]) -> float:
-        life = of(measured.life) + cross * of(measured.cross_cell_extra)
-        return messages * life + reconnects * of(measured.reconnect) + pings * of(measured.ping)
-
-    api_messages = monthly(lambda op: op.api_messages)
-    first = min(api_messages, 1e9)
-    invocations = need.invocations * MONTH_SECONDS
-    gb_seconds = invocations * cost.LAMBDA_BILLED_MS_PER_INVOCATION / 1000 * cost.LAMBDA_MEMORY_GB
-    connection_minutes = load.connections * share * MONTH_SECONDS / 60
-    per_cell = {
-        "API Gateway messages": (
-            first * cost.API_GATEWAY_PER_MILLION_MESSAGES
-            + (api_messages - first) * cost.API_GATEWAY_PER_MILLION_MESSAGES_OVER_BILLION
-        )
-        / 1e6,
-        "API Gateway connection minutes": connection_minutes
-        * cost.API_GATEWAY_PER_MILLION_CONNECTION_MINUTES
-        / 1e6,
-        "Lambda requests": invocations * cost.LAMBDA_PER_MILLION_REQUESTS / 1e6,
-        "Lambda GB-s (arm64)": gb_seconds * cost.LAMBDA_PER_GB_SECOND_ARM64,
-        "DynamoDB writes": monthly(lambda op: op.wru) * cost.DYNAMODB_PER_MILLION_WRU / 1e6,
-        "DynamoDB reads": monthly(lambda op: op.rru) * cost.DYNAMODB_PER_MILLION_RRU / 1e6,
-        "SNS push": need.pushes * MONTH_SECONDS * cost.SNS_PER_MILLION_MOBILE_PUSH / 1e6,
-    }
-    return {line: dollars * cells for line, dollars in per_cell.items()}
+POSTS = "apigatewaymanagementapi.PostToConnection"
+# A presence change is told to each watcher cell by one asynchronous Relay call (and one
+# per 1,000 watchers: logic/presence.py, _tell_cells); not measured here.
+RELAYS_PER_WATCHER_CELL = 1.0
+SDK_CONTACTS = 20  # the contacts a client's visibility names (its size hardly matters)
 
 
 # --- measuring, in this run -----------------------------------------------------------------
 
 
-def _operation(calls: Counter[str], units: Metered, frames: int, invocations: int) -> Operation:
-    return Operation(
-        frames=frames,
-        posts=calls["apigatewaymanagementapi.PostToConnection"],
-        invocations=invocations + calls["lambda.Invoke"],
-        wru=units.total_wru,
-        rru=units.total_rru,
+def _units(metered: Metered, kind: str) -> dict[str, float]:
+    by_table: dict[str, float] = {}
+    for (_, table), units in (metered.wru_at if kind == "wru" else metered.rru_at).items():
+        by_table[table] = by_table.get(table, 0) + units
+    return by_table
+
+
+def _only(metered: Metered, operation: str, table: str) -> Cost:
+    """The units one operation of a step took in one table."""
+    return Cost(
+        wru={table: metered.wru_at.get((operation, table), 0)},
+        rru={table: metered.rru_at.get((operation, table), 0)},
     )
 
 
-def _measure_one(
-    h: Harness, counter: CallCounter, meter: CapacityMeter, run: Callable[[], object]
-) -> tuple[Counter[str], Metered]:
-    with counting(h, counter) as calls, meter.measuring() as units:
-        run()
-    return calls, units
+def _sent(frames: Sequence[Any]) -> Cost:
+    """What frames sent to clients cost: billed messages and bytes."""
+    return Cost(
+        api_messages=sum(cost.frame_units(f) for f in frames),
+        bytes_out=sum(len(json.dumps(f, separators=(",", ":"))) for f in frames),
+    )
+
+
+def _step(
+    calls: Counter[str],
+    metered: Metered,
+    *,
+    frame: Any = None,
+    invocations: int = 1,
+    sent: Sequence[Any] = (),
+    handshakes: int = 0,
+) -> Cost:
+    """A step's cost: its frame in (if any), its invocations, its posts, its units."""
+    return Cost(
+        frames=(1 if frame is not None else 0) + handshakes,
+        posts=calls[POSTS],
+        api_messages=cost.frame_units(frame) if frame is not None else 0,
+        invocations=invocations + calls["lambda.Invoke"],
+        wru=_units(metered, "wru"),
+        rru=_units(metered, "rru"),
+    ) + _sent(sent)
+
+
+def _message_costs(life: cost.Life, mark_seen: Cost) -> MessageCosts:
+    steps = {name: (calls, metered) for name, calls, metered in life.steps}
+
+    def whole(name: str) -> Cost:
+        calls, metered = steps[name]
+        return _step(calls, metered, frame=life.received[name], sent=life.sent[name])
+
+    send, ack, receipt_ack = (
+        whole(cost.SEND_STEP),
+        whole(cost.ACK_STEP),
+        whole(cost.RECEIPT_ACK_STEP),
+    )
+    _, send_units = steps[cost.SEND_STEP]
+    _, ack_units = steps[cost.ACK_STEP]
+    message_post, receipt_post = life.sent[cost.SEND_STEP][-1], life.sent[cost.ACK_STEP][-1]
+    copy = _only(send_units, "PutItem", "Queue") + Cost(posts=1) + _sent([message_post])
+    receipts = _only(ack_units, "GetItem", "Users")
+    receipt = _only(ack_units, "PutItem", "Queue") + Cost(posts=1) + _sent([receipt_post])
+    pieces = MessageCosts(
+        send=send,
+        copy=copy,
+        copy_ack=ack - receipts - receipt,
+        receipts=receipts,
+        receipt=receipt,
+        receipt_ack=receipt_ack,
+        mark_seen=mark_seen,
+        item_bytes=max(item_size(item) for item in life.queued_items),
+    )
+    # The pieces of one message to one device, without `seen`, are the life measured.
+    assert copy.total_wru and receipts.total_rru and receipt.total_wru, (copy, receipt)
+    return pieces
+
+
+def _seen(h: Harness, c: CallCounter, meter: CapacityMeter) -> tuple[Cost, Cost]:
+    """markSeen to a sender online, without the receipt it makes (priced as any
+    receipt), and the sender's ack of that receipt."""
+    alice, bob = BenchUser.generate("seen-alice"), BenchUser.generate("seen-bob")
+    a, b = h.connect(alice), h.connect(bob)
+    h.posts.take(a.connection_id)
+    frame = MarkSeen(to=alice.user_id, message_ids=["msg-bench-0001"]).to_wire()
+    with counting(h, c) as calls, meter.measuring() as units:
+        reply = h.send(b, frame)
+    [receipt] = h.posts.of_type(a.connection_id, FrameType.RECEIPT)
+    made = _only(units, "PutItem", "Queue") + Cost(posts=1) + _sent([receipt])
+    mark = _step(calls, units, frame=frame, sent=[reply] if reply else []) + _sent([receipt])
+    ack = Ack(ids=[receipt["id"]]).to_wire()
+    with counting(h, c) as calls, meter.measuring() as units:
+        h.send(a, ack)
+    return mark - made, _step(calls, units, frame=ack)
+
+
+def _measured_step(
+    h: Harness,
+    c: CallCounter,
+    meter: CapacityMeter,
+    run: Callable[[], Any],
+    **step: Any,
+) -> tuple[Cost, Any]:
+    with counting(h, c) as calls, meter.measuring() as units:
+        result = run()
+    return _step(calls, units, **step), result
+
+
+def _presence_change(
+    h: Harness, c: CallCounter, meter: CapacityMeter, user: BenchUser, watcher: Connection | None
+) -> Cost:
+    """The presence function telling of `user` coming online (to `watcher`, if any)."""
+    connection = h.connect(user, with_keys=False)
+    with c.measuring() as calls, meter.measuring() as units:
+        assert h.run_invocations() == 1
+    told = h.posts.take(watcher.connection_id) if watcher else []
+    h.disconnect(connection)
+    h.run_invocations()
+    return _step(calls, units, sent=told)
+
+
+def _connection_costs(h: Harness, c: CallCounter, meter: CapacityMeter) -> dict[str, Cost]:
+    """A new connection's steps, a presence change (told to none and to one watcher)."""
+    user, peer = BenchUser.generate("scale-conn"), BenchUser.generate("scale-peer")
+    h.disconnect(h.connect(user))  # registered once
+    h.disconnect(h.connect(peer))
+    h.run_invocations()
+    first = h.connect(user, with_keys=False)  # online: the connection kept during renewal
+    h.run_invocations()
+    visibility = SetPresenceVisibility(
+        visibility=PresenceVisibility.CONTACTS,
+        contacts=[peer.user_id, *(f"contact{n:04d}" for n in range(SDK_CONTACTS - 1))],
+    ).to_wire()
+    h.send(first, visibility)  # the setting as the client keeps it
+    steps: dict[str, Cost] = {}
+    steps["handshake"], second = _measured_step(
+        h, c, meter, lambda: h.connect(user, with_keys=False), invocations=2, handshakes=1
+    )
+    for name, frame in (
+        ("visibility", visibility),
+        ("sync", Sync(batch=True).to_wire()),
+        ("subscribe", GetPresence(user_ids=[peer.user_id], subscribe=True).to_wire()),
+    ):
+        steps[name], reply = _measured_step(
+            h, c, meter, partial(h.send, second, frame), frame=frame
+        )
+        steps[name] += _sent([*([reply] if reply else []), *h.posts.take(second.connection_id)])
+    steps["disconnect"], _ = _measured_step(h, c, meter, lambda: h.disconnect(second))
+    h.disconnect(first)
+    h.run_invocations()
+    alone = _presence_change(h, c, meter, user, None)
+    watcher = h.connect(peer, with_keys=False)
+    h.send(watcher, GetPresence(user_ids=[user.user_id], subscribe=True).to_wire())
+    h.run_invocations()  # the watcher's own coming online
+    h.posts.take(watcher.connection_id)
+    watched = _presence_change(h, c, meter, user, watcher)
+    steps["presence_change"] = alone
+    steps["watcher_post"] = watched - alone
+    return steps
+
+
+def _legacy_reconnect(h: Harness, c: CallCounter, meter: CapacityMeter) -> Cost:
+    """The old model's reconnect: connect and disconnect a known user, then an empty sync
+    (2 frames: the handshake and the sync; the presence functions they started counted as
+    invocations only)."""
+    user = BenchUser.generate("scale-reconnect")
+    h.disconnect(h.connect(user))  # registered once
+    connection = h.connect(user, with_keys=False)  # a fresh container's first calls
+    total = Cost()
+    for frames, invocations, billed, run in (
+        (1, 2, 0, lambda: h.disconnect(h.connect(user, with_keys=False))),
+        (1, 1, 1, lambda: h.send(connection, Sync(batch=True).to_wire())),
+    ):
+        with counting(h, c) as calls, meter.measuring() as units:
+            run()
+        total += Cost(
+            frames=frames,
+            posts=calls[POSTS],
+            api_messages=billed + calls[POSTS],
+            invocations=invocations + calls["lambda.Invoke"],
+            wru=_units(units, "wru"),
+            rru=_units(units, "rru"),
+        )
+    return total
+
+
+def _profile_bytes(h: Harness) -> int:
+    """A registered user's profile item, as the functions write it."""
+    profiles = [
+        item
+        for page in h.dynamodb.get_paginator("scan").paginate(TableName=TABLE_NAMES["Users"])
+        for item in page["Items"]
+        if item["sk"]["S"] == "PROFILE"
+    ]
+    return max(item_size(item) for item in profiles)
+
+
+def _relays() -> tuple[Relays, Counter[str], Counter[str], Counter[str]]:
+    """The Relay calls of each cross-cell operation (bench calls, "Across cells")."""
+    across = cross_cell_send()
+    cells = measure_cells()
+
+    def invokes(name: str) -> float:
+        return float(cells[name].caller["lambda.Invoke"])
+
+    relays = Relays(
+        send=float(across.sender_cell["lambda.Invoke"]),
+        ack=invokes("ack, 1 id, sender in the other cell"),
+        mark_seen=invokes("markSeen, sender in the other cell"),
+        subscribe=invokes("getPresence, 1 user of the other cell, subscribe"),
+        presence_change=RELAYS_PER_WATCHER_CELL,
+    )
+    return (
+        relays,
+        cells["sendMessage, same cell (of 2), online"].caller,
+        *(
+            across.sender_cell,
+            across.home_cell,
+        ),
+    )
 
 
 def measure() -> tuple[Measured, Counter[str], Counter[str], Counter[str]]:
     """Every operation's cost on the real handlers; also the same-cell send's calls and
     the cross-cell send's in each cell (printed as the baseline)."""
     with metered_harness(rate_limit_per_minute=6000, rate_limit_burst=1000) as (h, c, meter):
-        life = cost.run_life(h, c, meter, cost.SHORT_TEXT_BYTES)
+        short = cost.run_life(h, c, meter, cost.SHORT_TEXT_BYTES)
+        large = cost.run_life(h, c, meter, cost.MAX_BODY_BYTES)
+        mark_seen, seen_ack = _seen(h, c, meter)
         same_cell = send_message(h, c, recipient_connections=1)
-        user = BenchUser.generate("scale-reconnect")
-        h.disconnect(h.connect(user))  # registered once
-        connection = h.connect(user, with_keys=False)  # a fresh container's first calls
-
-        reconnect = Operation(0, 0, 0)
-        # (frames, Lambda invocations, billed messages besides the posts, what runs): a
-        # connect is not a billed message (its minutes are); the sync frame is.
-        for frames, invocations, billed, run in (
-            (1, 2, 0, lambda: h.disconnect(h.connect(user, with_keys=False))),
-            (1, 1, 1, lambda: h.send(connection, Sync(batch=True).to_wire())),
-        ):
-            calls, units = _measure_one(h, c, meter, run)
-            step = _operation(calls, units, frames, invocations)
-            reconnect = Operation(
-                reconnect.frames + step.frames,
-                reconnect.posts + step.posts,
-                reconnect.invocations + step.invocations,
-                reconnect.wru + step.wru,
-                reconnect.rru + step.rru,
-                reconnect.api_messages + billed + step.posts,
-            )
-        calls, units = _measure_one(h, c, meter, lambda: h.send(connection, Ping().to_wire()))
-        ping = replace(_operation(calls, units, 1, 1), api_messages=2)  # the ping, its pong
-    across = cross_cell_send()
-    extra = across.total - same_cell
-    # What crossing adds: the Relay Invoke and the Relay's own invocation, nothing else.
+        connection = _connection_costs(h, c, meter)
+        pinger = h.connect(BenchUser.generate("pinger"))
+        ping, _ = _measured_step(h, c, meter, lambda: h.send(pinger, Ping().to_wire()))
+        legacy = _legacy_reconnect(h, c, meter)
+        profile = _profile_bytes(h)
+    relays, _, in_sender, in_home = _relays()
+    extra = (in_sender + in_home) - same_cell
+    # What crossing adds to a send: the Relay Invoke and the Relay's own run, nothing else.
     assert {op for op, n in extra.items() if n} == {"lambda.Invoke"}, extra
+    pieces = {
+        size: _message_costs(life, mark_seen) for size, life in (("short", short), ("large", large))
+    }
     measured = Measured(
-        life=Operation(
-            frames=sum(1 for _ in life.steps),
-            posts=sum(
-                calls["apigatewaymanagementapi.PostToConnection"] for _, calls, _ in life.steps
-            ),
-            invocations=life.invocations,
-            wru=life.units.total_wru,
-            rru=life.units.total_rru,
-            api_messages=life.api_messages,
-        ),
-        cross_cell_extra=Operation(0, 0, extra["lambda.Invoke"]),
-        reconnect=reconnect,
-        ping=ping,
+        short=pieces["short"],
+        large=pieces["large"],
+        handshake=connection["handshake"],
+        visibility=connection["visibility"],
+        sync=connection["sync"],
+        subscribe=connection["subscribe"],
+        disconnect=connection["disconnect"],
+        presence_change=connection["presence_change"],
+        watcher_post=connection["watcher_post"],
+        ping=replace(ping, frames=1, api_messages=2),  # the ping and its pong
+        relays=relays,
+        legacy_reconnect=legacy,
+        profile_bytes=profile,
     )
-    return measured, same_cell, across.sender_cell, across.home_cell
+    _check_life(measured.short, short, seen_ack)
+    return measured, same_cell, in_sender, in_home
+
+
+def _check_life(pieces: MessageCosts, life: cost.Life, seen_ack: Cost) -> None:
+    """One message to one device is its measured life again; a `seen` receipt's ack
+    costs what a `delivered` one's does."""
+    again = pieces.send + pieces.copy_ack + pieces.receipts + pieces.receipt + pieces.receipt_ack
+    assert again.frames == 3 and again.invocations == life.invocations, again
+    assert again.api_messages == life.api_messages, (again.api_messages, life.api_messages)
+    assert math.isclose(again.total_wru, life.units.total_wru), again
+    assert math.isclose(again.total_rru, life.units.total_rru), again
+    assert math.isclose(seen_ack.total_wru, pieces.receipt_ack.total_wru), seen_ack
 
 
 # --- printing -------------------------------------------------------------------------------
 
 
 def _n(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+    if value >= 100 or value == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if value >= 0.01 else f"{value:.2g}"
+
+
+def _money(value: float) -> str:
+    return f"${value / 1e6:,.2f} M" if value >= 1e6 else f"${value:,.0f}"
 
 
 def print_measured(
     measured: Measured, same: Counter[str], c0: Counter[str], c1: Counter[str]
 ) -> None:
     print("Measured in this run (moto, the real handlers), per occurrence:")
-    print(
-        f"  {'':<44}{'frames':>7}{'posts':>7}{'Lambda':>7}{'WRU':>7}{'RRU':>7}{'billed msgs':>12}"
-    )
-    for label, op in (
-        ("message life, one cell (send, ack, receipt ack)", measured.life),
-        ("  + across cells (the peer's Relay)", measured.cross_cell_extra),
-        ("reconnect (connect, sync, disconnect)", measured.reconnect),
-        ("keep-alive ping", measured.ping),
-    ):
-        print(
-            f"  {label:<44}{op.frames:>7}{op.posts:>7}{op.invocations:>7}"
-            f"{op.wru:>7g}{op.rru:>7g}{op.api_messages:>12}"
+    header = ("frames", "posts", "Lambda", "WRU", "RRU", "msgs", "bytes out")
+    print(f"  {'':<52}" + "".join(f"{h:>8}" for h in header))
+    rows: list[tuple[str, Cost]] = []
+    for size, m in (("short text", measured.short), ("24,000-byte body", measured.large)):
+        rows += [
+            (f"sendMessage, one copy stored and posted ({size})", m.send),
+            (f"  each further copy (a linked device) ({size})", m.copy),
+            (f"  a device's ack of its copy ({size})", m.copy_ack),
+        ]
+    m = measured.short
+    rows += [
+        ("  the first ack finds the sender (its profile)", m.receipts),
+        ("  a receipt to one device of the sender, stored, posted", m.receipt),
+        ("  that device's ack of it", m.receipt_ack),
+        ("markSeen (its receipts as above)", m.mark_seen),
+        ("handshake: authorizer + $connect (known user)", measured.handshake),
+        ("setPresenceVisibility, unchanged", measured.visibility),
+        ("sync of an empty queue", measured.sync),
+        ("getPresence of 1 user, subscribe", measured.subscribe),
+        ("$disconnect", measured.disconnect),
+        ("presence function, no watcher", measured.presence_change),
+        ("  each watcher told", measured.watcher_post),
+        ("ping (today: a function and a rate-limit write)", measured.ping),
+        ("old model's reconnect (--as-before)", measured.legacy_reconnect),
+    ]
+    for label, op in rows:
+        values = (
+            op.frames,
+            op.posts,
+            op.invocations,
+            op.total_wru,
+            op.total_rru,
+            op.api_messages,
+            op.bytes_out,
         )
+        print(f"  {label:<52}" + "".join(f"{v:>8g}" for v in values))
+    r = measured.relays
+    print(
+        f"  Relay calls across cells: sendMessage {r.send:g}, ack {r.ack:g}, markSeen "
+        f"{r.mark_seen:g}, getPresence {r.subscribe:g}, a presence change {r.presence_change:g}"
+        " per watcher cell (asynchronous)"
+    )
+    print(
+        f"  a profile item {measured.profile_bytes} B; a stored copy {measured.short.item_bytes}"
+        f" B (short), {measured.large.item_bytes} B (24,000-byte body)"
+    )
     print("Baseline, the same sendMessage (recipient online, 1 connection):")
-    print(f"  {'within one cell':<30} {summary(same)}")
-    print(f"  {'across cells: sender (c0)':<30} {summary(c0)}")
-    print(f"  {'across cells: home (c1, Relay)':<30} {summary(c1)}")
+    print(f"  {'within one cell':<30} {_summary(same)}")
+    print(f"  {'across cells: sender (c0)':<30} {_summary(c0)}")
+    print(f"  {'across cells: home (c1, Relay)':<30} {_summary(c1)}")
 
 
-def print_model(load: Load, measured: Measured) -> None:
+def _summary(calls: Counter[str]) -> str:
+    return ", ".join(f"{op.split('.', 1)[1]}x{n}" for op, n in sorted(calls.items()) if n)
+
+
+def print_workload(w: Workload) -> None:
+    print("\nThe workload (every line a flag; docs/scale.md argues each default):")
+    for f in fields(Workload):
+        value = getattr(w, f.name)
+        if f.name == "ping_every":
+            value = w.ping_seconds
+        shown = f"{value:,.4g}" if isinstance(value, float) else str(value)
+        print(f"  {f.metadata['flag']:<20}{shown:>14}  {f.metadata['help']}")
+
+
+def print_load(w: Workload, measured: Measured, cells: int) -> None:
+    rates = peak_rates(w, measured, cross_share(cells))
+    load = rates.load
     print(
-        f"\nLoad: {load.daily_users:,.0f} daily users, {load.connected_share:.0%} connected "
-        f"({load.connections:,.0f} connections), {load.messages_per_user_per_day:g} messages "
-        f"a day each = {load.messages_per_second:,.0f} messages/s (peak factor "
-        f"{load.peak_factor:g}); a new connection every {load.connection_seconds:,.0f} s "
-        f"and a ping after {load.ping_interval:,.0f} s without a frame (the SDK's timings)."
+        f"\nAt the peak hour ({w.peak:g}x the day's mean): {rates.messages:,.0f} messages/s, "
+        f"{rates.sockets:,.0f} open sockets, {rates.sessions:,.0f} sessions/s and "
+        f"{rates.renewals:,.0f} renewals/s (new connections), {rates.pings:,.0f} pings/s, "
+        f"{rates.pushes:,.0f} pushes/s; {load.requests:,.0f} API Gateway requests/s, "
+        f"{load.invocations:,.0f} Lambda invocations/s and {load.relays:,.0f} Relays/s, "
+        f"{load.total_wru:,.0f} WRU/s, {load.total_rru:,.0f} RRU/s in all cells"
+    )
+    for kind, units in (("writes", load.wru), ("reads", load.rru)):
+        total = sum(units.values())
+        shares = ", ".join(
+            f"{table} {value / total:.0%}" for table, value in sorted(units.items()) if total
+        )
+        print(f"  DynamoDB {kind} by table: {shares}")
+
+
+def print_plan(w: Workload, measured: Measured, planned: Plan, title: str) -> None:
+    if planned.cells is None or planned.demand is None:
+        print(
+            f"\n-- {title}: no split of {w.shards:,} shards is fine enough: "
+            f"{planned.binding.name} needs smaller cells than one shard"
+        )
+        return
+    cells, need = planned.cells, planned.demand
+    print(f"\n-- {title}: {cells:,} cells; binds: {planned.binding.name}")
+    if w.shards:
+        most = math.ceil(w.shards / cells)
+        print(
+            f"  {w.shards:,} shards over {cells:,} cells: the heaviest own {most} shards, "
+            f"{most / (w.shards / cells) - 1:+.1%} over an even split (sized by them)"
+        )
+    print(
+        f"  {'quota (per cell)':<62}{'limit':>9}{'adj.':>5}{'cells it needs':>15}"
+        f"{'heaviest cell':>15}{'used':>6}"
+    )
+    for quota in CELL_QUOTAS:
+        limit = quota.limit(planned.raised)
+        used = need.of(quota)
+        needs = planned.needs[quota.key]
+        name = quota.name
+        if quota.key == "dynamodb_wru":
+            name += f" ({need.busiest_write_table})"
+        elif quota.key == "dynamodb_rru":
+            name += f" ({need.busiest_read_table})"
+        print(
+            f"  {name:<62}{_n(limit):>9}{'yes' if quota.adjustable else 'no':>5}"
+            f"{(f'{needs:,}' if needs else '-'):>15}{_n(used):>15}{used / limit:>6.0%}"
+        )
+    print(
+        f"  also in the heaviest cell: {_n(need.invocations)} Lambda invocations/s, "
+        f"{_n(need.pings)} pings/s"
+    )
+
+
+def print_deployment(w: Workload, measured: Measured, cells: int) -> None:
+    use = deployment_use(w, measured, cells)
+    raw, gzipped = directory_bytes(cells, w.shards)
+    print(f"\n-- shared by every cell (one each per deployment), at {cells:,} cells:")
+    print(f"  {'quota':<62}{'limit':>11}{'use':>14}{'used':>8}")
+    for quota in DEPLOYMENT_QUOTAS:
+        value = use.of(quota)
+        print(
+            f"  {quota.name:<62}{_n(quota.default):>11}{_n(value):>14}{value / quota.default:>8.0%}"
+        )
+    print(
+        f"  the directory of {cells:,} cells: {raw:,} B of JSON, {gzipped:,} B gzipped; "
+        f"reads of it at the peak:"
+    )
+    for mode in ("poll", "v12"):
+        load = directory_load(w, measured, cells, mode)
+        dollars = directory_dollars(load)
+        when = (
+            "every connection and every 60 s"
+            if mode == "poll"
+            else f"a new version: every open socket within {DIRECTORY_JITTER_SECONDS} s"
+        )
+        print(
+            f"    {mode:<5} steady {load.steady:>14,.0f}/s; {when}: {load.burst:,.0f}/s "
+            f"({load.burst / 250_000:,.1f} distributions' quota, "
+            f"{load.gbps(load.burst):,.1f} Gbps); {_money(dollars)} a month"
+        )
+    sockets = peak_rates(w, measured, cross_share(cells)).sockets
+    spread = sockets / (250_000 * TARGET_UTILIZATION)
+    print(
+        f"  to keep a new version's reads at {TARGET_UTILIZATION:.0%} of one distribution, "
+        f"spread them over {spread:,.0f} s ({spread / 60:,.0f} min), not "
+        f"{DIRECTORY_JITTER_SECONDS} s"
+    )
+
+
+def print_other(w: Workload, measured: Measured, planned: Plan) -> None:
+    if planned.demand is None:
+        return
+    environments = planned.demand.lambda_concurrency
+    ramp = math.ceil(environments / LAMBDA_SCALING_PER_10S) * 10
+    per_copy = measured.short.copy.total_wru + measured.short.copy_ack.wru.get("Queue", 0)
+    print(
+        f"  Lambda's scaling rate: a cold cell (a standby taking over) reaches its "
+        f"{environments:,.0f} environments in {ramp} s or less (1,000 per function "
+        f"every 10 s)"
     )
     print(
-        f"Assumed: cells sized to {TARGET_UTILIZATION:.0%} of each quota; Lambda "
-        f"{cost.LAMBDA_BILLED_MS_PER_INVOCATION} ms per invocation (bench cost); "
-        f"{PUSHES_PER_OFFLINE_MESSAGE} push per message to an offline user; the raised "
-        "quotas are what we would ask a support case for, NOT what AWS promises."
+        f"  one device's queue is one partition key: {PARTITION_WCU:,} WCU/s take at most "
+        f"{PARTITION_WCU / per_copy:,.0f} short copies a second ({per_copy:g} WRU each, "
+        "stored and deleted); the hot-recipient issue bounds it"
     )
-    for raised in (False, True):
-        cells = cells_needed(load, measured, raised)
-        need = demand(load, measured, cells)
-        first = binding(load, measured, cells, raised)
-        title = "raised (assumed) quotas" if raised else "default quotas"
-        print(f"\n-- {title}: {cells:,} cells; binds first: {first.name}")
-        print(f"  {'quota':<58}{'limit':>10}{'adj.':>6}{'per cell':>12}{'used':>7}{'headroom':>10}")
-        for quota in QUOTAS:
-            limit = quota.limit(raised)
-            used = getattr(need, quota.key)
-            print(
-                f"  {quota.name:<58}{_n(limit):>10}{'yes' if quota.adjustable else 'no':>6}"
-                f"{_n(used):>12}{used / limit:>7.0%}{_n(limit - used):>10}"
+    new = planned.demand.new_connections
+    connected = w.connected_sockets * heaviest_share(planned.cells or 1, w.shards)
+    print(
+        f"  after a failover the cell's {connected:,.0f} sockets reconnect through its "
+        f"new-connections quota: {connected / 500 / 60:,.0f} min at 500/s (its own "
+        f"{new:,.0f}/s go on meanwhile)"
+    )
+
+
+def print_bill(w: Workload, measured: Measured, cells: int) -> float:
+    bill = monthly_bill(w, measured, cells)
+    total = sum(bill.values())
+    tiers = "the organization's" if w.bills == "org" else "each cell's account's"
+    print(f"\n  The month at list prices ({cost.PRICES_DATE}; volume tiers {tiers}):")
+    for line, dollars in sorted(bill.items(), key=lambda item: -item[1]):
+        print(f"    {line:<62}{_money(dollars):>16}{dollars / total:>7.1%}")
+    print(f"    {'TOTAL':<62}{_money(total):>16}")
+    unit = unit_costs(w, measured, cells, total)
+    print(
+        f"    = ${unit.per_million_messages:,.2f} per million messages, "
+        f"${unit.per_device_month:,.4f} per device, ${unit.per_connected_device_month:,.4f} "
+        f"per socket open all month, ${unit.per_user_month:,.4f} per daily user, a month"
+    )
+    return total
+
+
+def print_keepalive(w: Workload, measured: Measured) -> None:
+    print("\n-- the keepalive, today's and v1.2's:")
+    idle = {
+        mode: idle_socket_month(replace(w, keepalive=mode, ping_every=0), measured)
+        for mode in ("lambda", "gateway")
+    }
+    for line in idle["lambda"]:
+        print(
+            f"  an idle socket a month, {line:<44} lambda ${idle['lambda'][line]:.4f}  "
+            f"gateway ${idle['gateway'][line]:.4f}"
+        )
+    today, target = (sum(idle[mode].values()) for mode in ("lambda", "gateway"))
+    print(
+        f"  an idle socket a month, {'TOTAL':<44} lambda ${today:.4f}  gateway "
+        f"${target:.4f} ({target / today:.0%} of today's)"
+    )
+    for mode in ("lambda", "gateway"):
+        moved = replace(w, keepalive=mode, ping_every=0)
+        planned = plan(moved, measured)
+        if planned.cells is None:
+            print(f"  {mode}: no deployment fits")
+            continue
+        total = sum(monthly_bill(moved, measured, planned.cells).values())
+        share = keepalive_dollars(moved, measured, planned.cells)
+        print(
+            f"  {mode:<8} a ping after {moved.ping_seconds:g} s idle: {planned.cells:,} cells, "
+            f"{_money(total)} a month, of which the keepalive {_money(share)} "
+            f"({share / total:.1%})"
+        )
+
+
+def print_sensitivity(w: Workload, measured: Measured) -> None:
+    base_plan = plan(w, measured)
+    assert base_plan.cells is not None
+    base = sum(monthly_bill(w, measured, base_plan.cells).values())
+    print(
+        f"\n-- sensitivity: each assumption x0.5 and x2 (shares at most 1, devices at least "
+        f"1, the peak at least the mean), each switch flipped; from {base_plan.cells:,} "
+        f"cells and {_money(base)}, largest move first:"
+    )
+    for name, moves in sensitivity(w, measured):
+        flag = next(f.metadata["flag"] for f in fields(Workload) if f.name == name)
+        parts = []
+        for moved in moves:
+            if moved.cells is None or moved.dollars is None:
+                parts.append(f"{moved.value}: no split fits")
+                continue
+            value = f"{moved.value:,.3g}" if isinstance(moved.value, float) else moved.value
+            parts.append(
+                f"{value}: {moved.cells:>6,} cells ({moved.cells / base_plan.cells - 1:+.0%}), "
+                f"{_money(moved.dollars)} ({moved.dollars / base - 1:+.0%})"
             )
-        print(
-            f"  also per cell: {_n(need.invocations)} Lambda invocations/s, "
-            f"{_n(need.pings)} pings/s, {_n(need.pushes)} SNS pushes/s"
-        )
-        ceiling = single_cell_ceiling(load, measured, raised)
-        print(
-            f"  baseline: ONE cell carries at most {ceiling:,.0f} daily users "
-            f"({ceiling / load.daily_users * load.messages_per_second:,.0f} messages/s); "
-            f"{cells:,} cells carry {load.daily_users:,.0f}"
-        )
-        bill = monthly_cost(load, measured, cells)
-        print(f"  monthly cost at list prices ({cost.PRICES_DATE}):")
-        for line, dollars in bill.items():
-            print(f"    {line:<34}${dollars:>16,.0f}")
-        total = sum(bill.values())
-        messages = load.messages_per_second * MONTH_SECONDS
-        print(
-            f"    {'TOTAL':<34}${total:>16,.0f}  (${total / messages * 1e6:.2f} per million "
-            f"messages, ${total / load.daily_users:.3f} per daily user)"
-        )
-    print("\nQuotas, as documented (https://docs.aws.amazon.com + path):")
-    for quota in QUOTAS:
-        print(f"  {quota.name}: {quota.source}, {quota.path}")
+        print(f"  {flag:<18} " + " | ".join(parts))
+
+
+def print_sources() -> None:
+    print("\nQuotas, where read (docs/scale.md, 'The quotas', has the same):")
+    for quota in (*CELL_QUOTAS, *DEPLOYMENT_QUOTAS):
+        print(f"  {quota.name}: {quota.source}; {quota.url} ({quota.read})")
     print("Limits that bound something else (not sized for):")
-    for text, path in OTHER_LIMITS:
-        print(f"  {text}, {path}")
+    for text, url in OTHER_LIMITS:
+        print(f"  {text}; {url}")
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def parse(argv: Sequence[str]) -> tuple[Workload, argparse.Namespace]:
+    parser = argparse.ArgumentParser(
+        prog="bench scale",
+        description="Cells and monthly cost of a workload at its peak (docs/scale.md).",
+    )
+    for f in fields(Workload):
+        meta, default = f.metadata, f.default
+        if isinstance(default, bool):
+            parser.add_argument(
+                meta["flag"], action=argparse.BooleanOptionalAction, help=meta["help"]
+            )
+        else:
+            parser.add_argument(
+                meta["flag"],
+                type=type(default),
+                choices=meta.get("choices"),
+                help=f"{meta['help']} (default {default})",
+            )
+    parser.add_argument(
+        "--as-before",
+        action="store_true",
+        help="the old model: "
+        + " ".join(
+            f"{next(f.metadata['flag'] for f in fields(Workload) if f.name == k)} {v}"
+            for k, v in AS_BEFORE.items()
+        ),
+    )
+    parser.add_argument("--raised", action="store_true", help="the raised quotas in full too")
+    parser.add_argument("--no-sensitivity", action="store_true", help="skip the table")
+    args = parser.parse_args(list(argv))
+    w = Workload()
+    for name, value in (AS_BEFORE if args.as_before else {}).items():
+        w = with_value(w, name, value)
+    for f in fields(Workload):
+        value = getattr(args, f.name)
+        if value is not None:
+            w = with_value(w, f.name, value)
+    return w, args
 
 
 def main(argv: list[str] | None = None) -> int:
+    w, args = parse(argv or [])
     measured, same, c0, c1 = measure()
     print_measured(measured, same, c0, c1)
-    print_model(Load(), measured)
+    print_workload(w)
+    planned = plan(w, measured)
+    if planned.cells is not None:
+        print_load(w, measured, planned.cells)
+    print_plan(w, measured, planned, "default quotas")
+    if planned.cells is None:
+        return 1
+    print_other(w, measured, planned)
+    print_deployment(w, measured, planned.cells)
+    print_bill(w, measured, planned.cells)
+    raised = plan(w, measured, raised=True)
+    if args.raised:
+        print_plan(w, measured, raised, "raised (assumed) quotas")
+    if raised.cells is not None:
+        total = sum(monthly_bill(w, measured, raised.cells).values())
+        print(
+            f"\n-- raised (assumed) quotas: {raised.cells:,} cells, binds: "
+            f"{raised.binding.name}; {_money(total)} a month"
+        )
+    if not w.legacy:
+        print_keepalive(w, measured)
+        if not args.no_sensitivity:
+            print_sensitivity(w, measured)
+    print_sources()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
