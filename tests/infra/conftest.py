@@ -133,9 +133,13 @@ def stack_of(
     )
 
 
+# dev as `cdk deploy` makes it with no options.
+DEV_CONTEXT: dict[str, Any] = {**TARGET, "env": "dev"}
+
+
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize({**TARGET, "env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+    yield synthesize(DEV_CONTEXT, tmp_path_factory.mktemp("cdk-dev"))
 
 
 # prod as the README deploys it: one platform by ARN, one by SSM parameter (looked up).
