@@ -210,7 +210,7 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     get = app.node.try_get_context
     config = config_from_context(get)
     cells = cells_from_context(get)
-    assert cells is not None
+    assert cells.has_directory
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
     names += [config.standby_stack_name(cell.cell_id) for cell in cells.cells if cell.standby]
     stacks = {
