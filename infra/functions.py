@@ -12,13 +12,12 @@ from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct, IConstruct
+from constructs import IConstruct
 
 from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
 from infra.nag import acknowledge, flattened
-from infra.parts import StackPart
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
 from infra.push import push_applications
 from infra.regions import SNAPSTART_UNKNOWN_TO_CDK_VALIDATOR
@@ -40,30 +39,30 @@ LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 LIVE_ALIAS = "live"
 
 
-class Functions(StackPart):
-    """Every function of the contract, and how to make one more (`add`)."""
+class Functions:
+    """Every function of the contract, and how to make one more (`add`), in the stack's
+    own scope (infra/stack.py says why)."""
 
     def __init__(
         self,
-        scope: Construct,
-        construct_id: str,
+        stack: Stack,
         *,
         config: DeploymentConfig,
         cell: CellPlacement,
         tables: Tables,
         connections_arn: str,
     ) -> None:
-        super().__init__(scope, construct_id)
+        self._stack = stack
         self._config = config
         self._cell = cell
         self._tables = tables
-        self.push_apps = push_applications(self, config)
+        self.push_apps = push_applications(stack, config)
         self._targets = Targets(
             tables=tables.by_spec,
             connections_arn=connections_arn,
             push_apps=tuple(self.push_apps.values()),
             relays=tuple(arn for arns in cell.peer_relays().values() for arn in arns),
-            presence_function_arn=Stack.of(self).format_arn(
+            presence_function_arn=stack.format_arn(
                 service="lambda",
                 resource="function",
                 resource_name=self._invocable_name(PRESENCE_WORKER.function_name),
@@ -76,24 +75,21 @@ class Functions(StackPart):
         self.all: dict[str, lambda_.Function] = {}
         for worker in WORKERS:
             self.add(
-                self,
                 worker.function_name,
                 worker.handler,
                 worker.access,
                 function_name=self.worker_name(worker.function_name),
             )
-        self.authorizer = self.add(
-            self, AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access
-        )
+        self.authorizer = self.add(AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access)
         # Route key -> what API Gateway invokes for it.
         self.routes = {
-            route.key: self.add(self, route.function_name, route.handler, route.access)
+            route.key: self.add(route.function_name, route.handler, route.access)
             for route in ROUTES
         }
 
     def worker_name(self, function_name: str) -> str:
         """A worker's fixed name: the functions that invoke it know it before it exists."""
-        return f"{Stack.of(self).stack_name}-{function_name}"
+        return f"{self._stack.stack_name}-{function_name}"
 
     def _invocable_name(self, function_name: str) -> str:
         """What Invoke is given: with SnapStart, the `live` alias of the published version."""
@@ -126,7 +122,6 @@ class Functions(StackPart):
 
     def add(
         self,
-        scope: Construct,
         name: str,
         handler: str,
         access: frozenset[Access],
@@ -134,11 +129,11 @@ class Functions(StackPart):
         function_name: str | None = None,
         more_environment: dict[str, str] | None = None,
     ) -> lambda_.IFunction:
-        """A function of the contract in `scope`, and what API Gateway (or a peer cell)
-        invokes: the function, or with SnapStart its `live` alias."""
+        """A function of the contract, and what API Gateway (or a peer cell) invokes: the
+        function, or with SnapStart its `live` alias."""
         environment = {**self._environment(access), **(more_environment or {})}
         log_group = logs.LogGroup(
-            scope,
+            self._stack,
             f"{name}Logs",
             retention=self._config.log_retention,
             removal_policy=self._config.removal_policy,
@@ -146,7 +141,7 @@ class Functions(StackPart):
         # A role of its own per function, without AWS's managed basic-execution policy
         # (which may write to any log group): its own log group, then its declared needs.
         role = iam.Role(
-            scope,
+            self._stack,
             f"{name}Role",
             assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
             description=f"Messenger {name} function",
@@ -163,9 +158,9 @@ class Functions(StackPart):
             role.add_to_policy(statement)
 
         function = lambda_.Function(
-            # Not `name` itself: a construct called "Default" would become its scope's
+            # Not `name` itself: a construct called "Default" would become the stack's
             # default child. The logical id is `name` again (below).
-            scope,
+            self._stack,
             f"{name}Function",
             function_name=function_name,
             description=f"Messenger {name} ({handler})",
@@ -190,7 +185,7 @@ class Functions(StackPart):
         cfn_function.override_logical_id(name)
         # A table replaced on deploy has a new name under the same reference: publish a
         # new version then too, or the `live` alias would keep the old table's name.
-        function.invalidate_version_based_on(deploy_time_inputs(self, environment))
+        function.invalidate_version_based_on(deploy_time_inputs(self._stack, environment))
         self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access)
         self.all[name] = function
         if not self._config.snap_start:
@@ -202,7 +197,7 @@ class Functions(StackPart):
                 "live alias, which API Gateway invokes, at it",
             )
         )
-        region = Stack.of(self).region
+        region = self._stack.region
         if region in SNAPSTART_UNKNOWN_TO_CDK_VALIDATOR:
             Validations.of(function).acknowledge(
                 Acknowledgment(
@@ -214,7 +209,7 @@ class Functions(StackPart):
         # SnapStart restores published versions only: API Gateway invokes an alias of the
         # version this deploy published, and the next deploy moves the alias.
         return lambda_.Alias(
-            scope, f"{name}Live", alias_name=LIVE_ALIAS, version=function.current_version
+            self._stack, f"{name}Live", alias_name=LIVE_ALIAS, version=function.current_version
         )
 
     def _acknowledge_wildcards(self, policy: IConstruct, access: frozenset[Access]) -> None:
@@ -228,13 +223,14 @@ class Functions(StackPart):
         if Access.POST_TO_CONNECTION in access:
             acknowledge(
                 policy,
-                f"AwsSolutions-IAM5[Resource::{flattened(self, self._targets.connections_arn)}]",
+                "AwsSolutions-IAM5[Resource::"
+                f"{flattened(self._stack, self._targets.connections_arn)}]",
                 "API Gateway names each connection when it opens; the grant is POST to the "
                 "@connections of this API and stage only",
             )
         if Access.PUSH in access:
             for arn in self._targets.push_apps:
-                endpoints = flattened(self, endpoint_arns_of(arn))
+                endpoints = flattened(self._stack, endpoint_arns_of(arn))
                 acknowledge(
                     policy,
                     f"AwsSolutions-IAM5[Resource::{endpoints}]",

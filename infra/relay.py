@@ -9,32 +9,21 @@ from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
 
 from infra.cells import CellPlacement
 from infra.functions import Functions
-from infra.parts import StackPart
 from messenger.contract import RELAY, Env
 
 # All a peer cell's functions may do with this cell's Relay.
 INVOKE_ACTION = "lambda:InvokeFunction"
 
 
-class Relay(StackPart):
-    """The Relay function, and which accounts may invoke it."""
+class Relay:
+    """The Relay function, and which accounts may invoke it (made by `Functions`, in the
+    stack's own scope, as every function is)."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        cell: CellPlacement,
-        functions: Functions,
-        connections_url: str,
-    ) -> None:
-        super().__init__(scope, construct_id)
+    def __init__(self, *, cell: CellPlacement, functions: Functions, connections_url: str) -> None:
         self.function: lambda_.IFunction = functions.add(
-            self,
             RELAY.function_name,
             RELAY.handler,
             RELAY.access,

@@ -18,14 +18,19 @@ region), and its standby is this stack again, on the replicas, without a directo
 entry of its own: a failover switch writes it (infra/failover.py,
 infra/failover_automation.py).
 
-The parts are `StackPart`s: their resources keep the logical ids they had when this
-stack made them itself (infra/parts.py), so no deployed resource is replaced by the
-parts' existence.
+The first four parts make their resources in the stack's own scope, not in a construct
+of their own: CloudFormation knows a resource by its logical id, which CDK derives from
+the construct path, and a resource whose id changes is replaced (a table comes back
+empty, the API with another URL, a function of fixed name fails to deploy). So their
+resources keep the ids they had before the parts existed; `tests/infra/
+test_stateful_ids.py` fails on any change to the ids of what holds data. (A stack that
+leaves a construct's id out of its logical ids, by overriding `allocateLogicalId`, would
+cost a call from CDK into Python for every reference it resolves: twice the synth time.)
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnOutput, Environment
+from aws_cdk import Aws, CfnOutput, Environment, Stack
 from constructs import Construct
 
 from infra.cells import CellPlacement
@@ -34,7 +39,6 @@ from infra.directory import DirectoryEntry
 from infra.failover_automation import FailoverAutomation
 from infra.functions import Functions
 from infra.monitoring import Monitoring
-from infra.parts import PartedStack
 from infra.regions import check_snap_start
 from infra.relay import Relay
 from infra.tables import Tables
@@ -43,7 +47,7 @@ from infra.websocket import WebSocketStage
 from messenger.contract import USERS_TABLE
 
 
-class MessengerStack(PartedStack):
+class MessengerStack(Stack):
     """One cell of the deployment, or one side of it (its primary or its standby)."""
 
     def __init__(
@@ -59,11 +63,10 @@ class MessengerStack(PartedStack):
         self.config = config
         self.cell = cell
         check_snap_start(cell.target.region, config.snap_start)
-        self.tables = Tables(self, "Tables", config=config, cell=cell)
-        self.web_socket = WebSocketStage(self, "WebSocket", config=config)
+        self.tables = Tables(self, config=config, cell=cell)
+        self.web_socket = WebSocketStage(self, config=config)
         self.functions = Functions(
             self,
-            "Functions",
             config=config,
             cell=cell,
             tables=self.tables,
@@ -72,13 +75,7 @@ class MessengerStack(PartedStack):
         self.web_socket.route(self.functions)
         stage = self.web_socket.stage
         if cell.has_directory:
-            Relay(
-                self,
-                "Relay",
-                cell=cell,
-                functions=self.functions,
-                connections_url=stage.callback_url,
-            )
+            Relay(cell=cell, functions=self.functions, connections_url=stage.callback_url)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from constructs import Construct
 
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
-from infra.parts import StackPart
 from messenger.contract import TABLES, TableSpec
 
 
-class Tables(StackPart):
+class Tables:
     """Every table of the contract; with a standby, global tables named for it (or, in the
-    standby's stack, the replicas in its region of the primary's)."""
+    standby's stack, the replicas in its region of the primary's).
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, cell: CellPlacement
-    ) -> None:
-        super().__init__(scope, construct_id)
+    Made in the stack's own scope, like every part of it (infra/stack.py): a table's
+    logical id is its identity, and another one would replace it, empty.
+    """
+
+    def __init__(self, stack: Stack, *, config: DeploymentConfig, cell: CellPlacement) -> None:
+        self._stack = stack
         self._config = config
         self._cell = cell
         self.by_spec: dict[TableSpec, dynamodb.ITableV2] = {
@@ -29,7 +30,7 @@ class Tables(StackPart):
         name = self._cell.table_name(spec)
         if self._cell.standby:
             assert name is not None
-            return dynamodb.TableV2.from_table_name(self, spec.logical_name, name)
+            return dynamodb.TableV2.from_table_name(self._stack, spec.logical_name, name)
         standby = self._cell.cell.standby
 
         def key(name: str) -> dynamodb.Attribute:
@@ -42,7 +43,7 @@ class Tables(StackPart):
         for index in spec.local_indexes:
             assert index.partition_key == spec.partition_key, "an LSI shares the table's pk"
         return dynamodb.TableV2(
-            self,
+            self._stack,
             spec.logical_name,
             table_name=name,
             # Asynchronous, last writer wins (docs/availability.md); the replica has the

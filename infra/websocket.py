@@ -17,12 +17,10 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_logs as logs
-from constructs import Construct
 
 from infra.config import DeploymentConfig
 from infra.functions import Functions
 from infra.nag import acknowledge
-from infra.parts import StackPart
 from messenger.contract import AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES
 
 # API Gateway's own name for the route that opens a connection: the only route an
@@ -65,19 +63,19 @@ class _AccessLogs:
         )
 
 
-class WebSocketStage(StackPart):
-    """The API and its stage; `route` then puts each route's function behind it.
+class WebSocketStage:
+    """The API and its stage, in the stack's own scope (infra/stack.py says why); `route`
+    then puts each route's function behind it.
 
     Two steps because the functions need the API first: they may post to its
     @connections (`connections_arn`).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
-        super().__init__(scope, construct_id)
+    def __init__(self, stack: Stack, *, config: DeploymentConfig) -> None:
+        self._stack = stack
         self._config = config
-        stack = Stack.of(self)
         self.api = apigwv2.WebSocketApi(
-            self,
+            stack,
             "Api",
             api_name=stack.stack_name,
             description="Messenger WebSocket API (docs/protocol.md)",
@@ -122,7 +120,7 @@ class WebSocketStage(StackPart):
 
     def _stage(self) -> apigwv2.WebSocketStage:
         access_logs = logs.LogGroup(
-            self,
+            self._stack,
             "AccessLogs",
             retention=self._config.log_retention,
             removal_policy=self._config.removal_policy,
@@ -130,16 +128,16 @@ class WebSocketStage(StackPart):
         # Where API Gateway writes the stage's execution logs. Left to API Gateway, the
         # group would be made on the first error, kept forever and outlive the stack.
         execution_logs = logs.LogGroup(
-            self,
+            self._stack,
             "ExecutionLogs",
             log_group_name=f"API-Gateway-Execution-Logs_{self.api.api_id}/{self._config.env}",
             retention=self._config.log_retention,
             removal_policy=self._config.removal_policy,
         )
         # This env's share of API Gateway's account quota, less what its posts need.
-        throttle = self._config.stage_throttle(Stack.of(self).region)
+        throttle = self._config.stage_throttle(self._stack.region)
         stage = apigwv2.WebSocketStage(
-            self,
+            self._stack,
             "Stage",
             web_socket_api=self.api,
             stage_name=self._config.env,
