@@ -138,25 +138,6 @@ class Functions:
             retention=self._config.log_retention,
             removal_policy=self._config.removal_policy,
         )
-        # A role of its own per function, without AWS's managed basic-execution policy
-        # (which may write to any log group): its own log group, then its declared needs.
-        role = iam.Role(
-            self._stack,
-            f"{name}Role",
-            assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
-            description=f"Messenger {name} function",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="OwnLogGroup",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                # The log group's ARN attribute ends in ":*", which covers its streams.
-                resources=[log_group.log_group_arn],
-            )
-        )
-        for statement in statements_for_all(access, self._targets):
-            role.add_to_policy(statement)
-
         function = lambda_.Function(
             # Not `name` itself: a construct called "Default" would become the stack's
             # default child. The logical id is `name` again (below).
@@ -168,7 +149,7 @@ class Functions:
             architecture=bundling.ARCHITECTURE,
             code=self._code,
             handler=handler,
-            role=role,
+            role=self._role(name, log_group, access),
             memory_size=self._config.memory_mb,
             timeout=self._config.timeout,
             tracing=lambda_.Tracing.ACTIVE,
@@ -186,10 +167,34 @@ class Functions:
         # A table replaced on deploy has a new name under the same reference: publish a
         # new version then too, or the `live` alias would keep the old table's name.
         function.invalidate_version_based_on(deploy_time_inputs(self._stack, environment))
-        self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access)
         self.all[name] = function
-        if not self._config.snap_start:
-            return function
+        return self._live_alias(name, function) if self._config.snap_start else function
+
+    def _role(self, name: str, log_group: logs.ILogGroup, access: frozenset[Access]) -> iam.Role:
+        """A role of its own per function, without AWS's managed basic-execution policy
+        (which may write to any log group): its own log group, then its declared needs."""
+        role = iam.Role(
+            self._stack,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
+            description=f"Messenger {name} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                # The log group's ARN attribute ends in ":*", which covers its streams.
+                resources=[log_group.log_group_arn],
+            )
+        )
+        for statement in statements_for_all(access, self._targets):
+            role.add_to_policy(statement)
+        self._acknowledge_wildcards(role.node.find_child("DefaultPolicy"), access)
+        return role
+
+    def _live_alias(self, name: str, function: lambda_.Function) -> lambda_.Alias:
+        """SnapStart restores published versions only: API Gateway invokes an alias of the
+        version this deploy published, and the next deploy moves the alias."""
         Validations.of(function).acknowledge(
             Acknowledgment(
                 id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
@@ -206,8 +211,6 @@ class Functions:
                     "among SnapStart's regions; the validator's region table is older",
                 )
             )
-        # SnapStart restores published versions only: API Gateway invokes an alias of the
-        # version this deploy published, and the next deploy moves the alias.
         return lambda_.Alias(
             self._stack, f"{name}Live", alias_name=LIVE_ALIAS, version=function.current_version
         )
