@@ -118,11 +118,7 @@ class CellPlacement:
         """
         return tuple(
             sorted(
-                {
-                    peer.account
-                    for peer in self.cells.peers_of(self.cell_id)
-                    if peer.account != self.cell.target.account
-                }
+                {peer.account for peer in self.cells.peers_of(self.cell_id)} - {self.cell.account}
             )
         )
 

@@ -57,6 +57,7 @@ RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 
 RESERVED_CELL_IDS = frozenset({"directory"})
 # The one cell of a deployment without `-c cells`: the first cell's id, as in the README.
 SINGLE_CELL_ID = "c0"
+# Where the single cell deploys when no environment is given: context alone says.
 NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})
 
 
