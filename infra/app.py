@@ -13,10 +13,11 @@
                                      # replicas (docs/availability.md); -c autoFailover=true
                                      # lets it switch over by itself
 
-The stacks deploy to the account and region of the AWS profile the CLI runs with
-(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION) or to `-c account=... -c region=...`. The
-region is needed at synth time: what the stack uses is checked against what the region
-offers (infra/regions.py).
+Every deployment is cells (infra/config.py). Without `-c cells` it is one cell, c0, in
+the stack Messenger-<env>, deployed to the account and region of the AWS profile the
+CLI runs with (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION) or to `-c account=... -c
+region=...`. The region is needed at synth time: what the stack uses is checked against
+what the region offers (infra/regions.py).
 
 cdk-nag's AwsSolutions pack checks the app as a validation plugin: a finding that is not
 acknowledged (with its reason, next to the construct that causes it) stops synth.
@@ -35,16 +36,11 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cells import CellPlacement
-from infra.config import (
-    CellsConfig,
-    DeploymentConfig,
-    cells_from_context,
-    config_from_context,
-    target_from,
-)
+from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
 from infra.directory import DirectoryStack
+from infra.functions import LIVE_ALIAS
 from infra.logging_role import api_gateway_logging_stack
-from infra.stack import LIVE_ALIAS, MessengerStack
+from infra.stack import MessengerStack
 
 # `-c bundle=false`: synthesize without building the Lambda asset.
 BUNDLE_CONTEXT = "bundle"
@@ -78,28 +74,20 @@ def build_app(
         app.node.set_context(BUNDLING_STACKS_CONTEXT, [])
     get = app.node.try_get_context
     config = config_from_context(get)
-    cells = cells_from_context(get)
-    if cells is None:
-        target = target_from(get, os.environ if environ is None else environ)
-        stack = MessengerStack(app, config.stack_name, config=config, target=target)
-        _with_logging_role(app, config, stack)
-    else:
-        _add_cells(app, config, cells)
+    cells = cells_from_context(get, os.environ if environ is None else environ)
+    _add_cells(app, config, cells)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 
 
-def _with_logging_role(app: App, config: DeploymentConfig, stack: MessengerStack) -> None:
-    if config.api_gateway_logs_role:
-        stack.add_stack_dependency(
-            api_gateway_logging_stack(app, stack.target),
-            "API Gateway needs its CloudWatch role before a stage may log",
-        )
-
-
 def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
-    """The directory's stack, then one messenger stack per cell, in its account and region."""
-    directory = DirectoryStack(app, config.directory_stack_name, config=config, cells=cells)
+    """The directory's stack if the deployment has one, then one messenger stack per cell
+    (and per standby), each in its own account and region."""
+    directory = (
+        DirectoryStack(app, config.directory_stack_name, config=config, cells=cells)
+        if cells.has_directory
+        else None
+    )
     for cell in cells.cells:
         placement = CellPlacement(
             env=config.env,
@@ -107,29 +95,36 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
             cells=cells,
             # SnapStart restores published versions only: peers invoke the live alias.
             relay_qualifier=LIVE_ALIAS if config.snap_start else None,
-            directory=directory.location,
         )
-        stack = MessengerStack(
-            app,
-            config.cell_stack_name(cell.cell_id),
-            config=config,
-            target=cell.target,
-            cell=placement,
-        )
-        stack.add_stack_dependency(directory, "a cell writes its entry into the directory's bucket")
-        _with_logging_role(app, config, stack)
-        if cell.standby is not None:
-            standby = MessengerStack(
+        # A deployment without a directory keeps the one stack name it always had.
+        name = config.cell_stack_name(cell.cell_id) if cells.has_directory else config.stack_name
+        stack = _cell_stack(app, config, name, placement)
+        if directory:
+            stack.add_stack_dependency(
+                directory, "a cell writes its entry into the directory's bucket"
+            )
+        if cell.standby:
+            standby = _cell_stack(
                 app,
+                config,
                 config.standby_stack_name(cell.cell_id),
-                config=config,
-                target=cell.standby,
-                cell=replace(placement, standby=True),
+                replace(placement, standby=True),
             )
             standby.add_stack_dependency(
                 stack, "the standby runs on the primary's tables' replicas"
             )
-            _with_logging_role(app, config, standby)
+
+
+def _cell_stack(
+    app: App, config: DeploymentConfig, name: str, placement: CellPlacement
+) -> MessengerStack:
+    stack = MessengerStack(app, name, config=config, cell=placement)
+    if config.api_gateway_logs_role:
+        stack.add_stack_dependency(
+            api_gateway_logging_stack(app, placement.target),
+            "API Gateway needs its CloudWatch role before a stage may log",
+        )
+    return stack
 
 
 def main() -> None:

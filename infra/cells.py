@@ -1,7 +1,8 @@
 """A cell among the others (docs/protocol.md §6): what its functions learn, whom its Relay trusts.
 
-Every cell is a `MessengerStack` in its own account and region. A cell asks another one
-thing only, through the other's `Relay` function (`messenger.contract.RELAY`), so each
+Every deployment is cells, each a `MessengerStack` in its own account and region; a
+deployment without `-c cells` is one cell without peers or a directory. A cell asks another
+one thing only, through the other's `Relay` function (`messenger.contract.RELAY`), so each
 cell must know every peer's Relay at synth time, before any of them exists: the Relay's
 name is deterministic (`messenger-<env>-<cell>-relay`), so its ARN is too.
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import Cell, CellsConfig
-from infra.directory import DirectoryLocation
+from infra.config import Cell, CellsConfig, Target
+from infra.directory import DirectoryLocation, directory_location
 from infra.regions import PARTITION
 from messenger.config import PEER_STANDBY_SEPARATOR
 from messenger.contract import Env, TableSpec
@@ -68,14 +69,31 @@ class CellPlacement:
     cells: CellsConfig
     # The Relay's alias that peers invoke, None to invoke the function itself.
     relay_qualifier: str | None
-    # Where the cell publishes its URL.
-    directory: DirectoryLocation
     # This is the cell's standby stack (in `cell.standby`), not its primary.
     standby: bool = False
 
     @property
     def cell_id(self) -> str:
         return self.cell.cell_id
+
+    @property
+    def target(self) -> Target:
+        """Where this side of the cell runs."""
+        if self.standby:
+            assert self.cell.standby is not None, "only a cell with a standby has its stack"
+            return self.cell.standby
+        return self.cell.target
+
+    @property
+    def has_directory(self) -> bool:
+        """A cell of a deployment with a directory is one of a mesh: it publishes its URL
+        there, and peers (today's, or cells added later) invoke its Relay."""
+        return self.cells.has_directory
+
+    @property
+    def directory(self) -> DirectoryLocation:
+        """Where the cell publishes its URL (a deployment with a directory only)."""
+        return directory_location(self.env, self.cells)
 
     @property
     def relay_name(self) -> str:

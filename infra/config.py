@@ -5,14 +5,17 @@
 Every value has a default per environment; a context key overrides it. Context given on
 the command line arrives as a string, in cdk.json as JSON, so numbers are parsed here.
 
-Where to deploy (`Target`) is the account and region of the CLI's profile
-(CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), or `-c account=... -c region=...`; with cells
-(docs/protocol.md §6), each cell names its own (`CellsConfig`):
+Every deployment is a set of cells (docs/protocol.md §6, `CellsConfig`). Named with
+`-c cells`, each cell has its own account and region, and a directory tells clients
+where each user's home cell is:
 
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
 
 and a cell may have a standby in another region of its own account (docs/protocol.md §7,
-docs/availability.md): `-c standby:c0=111111111111/us-west-2`.
+docs/availability.md): `-c standby:c0=111111111111/us-west-2`. Without `-c cells` the
+deployment is one cell, `c0`, without peers and without a directory (its clients are
+given its URL), where the CLI's profile points (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)
+or `-c account=... -c region=...` say (`Target`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
@@ -51,6 +55,10 @@ STANDBY_CONTEXT_PREFIX = "standby:"
 RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 30}
 # The directory's stack is `Messenger-<env>-Directory`: no cell may take that name.
 RESERVED_CELL_IDS = frozenset({"directory"})
+# The one cell of a deployment without `-c cells`: the first cell's id, as in the README.
+SINGLE_CELL_ID = "c0"
+# Where the single cell deploys when no environment is given: context alone says.
+NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -291,6 +299,10 @@ class CellsConfig:
 
     cells: tuple[Cell, ...]
     shard_map: ShardMap
+    # Cells named with `-c cells` are each a stack of its own, `Messenger-<env>-<cell>`,
+    # and publish their URLs in the directory. Without, the deployment is one cell in the
+    # stack `Messenger-<env>` (as it always was), and its clients are given its URL.
+    has_directory: bool = True
 
     @property
     def directory_target(self) -> Target:
@@ -378,21 +390,46 @@ def _shard_map(value: Any, shards: int) -> ShardMap:
         raise ValueError(f"{SHARD_MAP_CONTEXT}: {error}") from None
 
 
-def cells_from_context(get: Callable[[str], Any]) -> CellsConfig | None:
-    """The cells named by context `cells` (None without it: one stack, as ever).
+def names_cells(get: Callable[[str], Any]) -> bool:
+    """Whether context `cells` names the deployment's cells."""
+    return get(CELLS_CONTEXT) not in (None, "", [])
+
+
+def single_cell(target: Target) -> CellsConfig:
+    """A deployment without `-c cells`: one cell with every shard, no peers, no directory."""
+    return CellsConfig(
+        cells=(Cell(SINGLE_CELL_ID, target),),
+        shard_map=ShardMap.even([SINGLE_CELL_ID]),
+        has_directory=False,
+    )
+
+
+def cells_from_context(
+    get: Callable[[str], Any], environ: Mapping[str, str] = NO_ENVIRONMENT
+) -> CellsConfig:
+    """The cells named by context `cells`; without it, `single_cell` where the CLI deploys
+    (`target_from`: context `region`/`account`, else `environ`'s CDK_DEFAULT_*).
 
     Refuses, with what is wrong and how it should read: malformed entries, a cell id twice,
     an account that is not 12 digits, a region the stack does not support, two cells in
     one account and region, a shard map
-    with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out.
+    with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out; and
+    shards, a shard map or a standby without `cells`.
     """
-    value = get(CELLS_CONTEXT)
-    if value is None or value == "" or value == []:
+    if not names_cells(get):
         if get(SHARD_MAP_CONTEXT) or get(SHARDS_CONTEXT):
             raise ValueError(
                 f"{SHARDS_CONTEXT} and {SHARD_MAP_CONTEXT} need -c {CELLS_CONTEXT}=..."
             )
-        return None
+        if get(f"{STANDBY_CONTEXT_PREFIX}{SINGLE_CELL_ID}"):
+            # A failover moves the cell's clients by its directory entry.
+            raise ValueError(
+                f"{STANDBY_CONTEXT_PREFIX}{SINGLE_CELL_ID} needs -c {CELLS_CONTEXT}=...: a "
+                "standby takes over through the directory, which only a deployment of "
+                "named cells has"
+            )
+        return single_cell(target_from(get, environ))
+    value = get(CELLS_CONTEXT)
     entries = value if isinstance(value, list) else str(value).split(",")
     cells = tuple(
         replace(cell, standby=_standby(cell, standby))

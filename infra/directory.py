@@ -76,6 +76,7 @@ class DirectoryLocation:
 def directory_location(env: str, cells: CellsConfig) -> DirectoryLocation:
     """The bucket's name is deterministic (cells in other accounts must name it), and
     unique per environment, account and region; writers check its owner (`store`)."""
+    assert cells.has_directory, "a deployment without -c cells has no directory"
     target = cells.directory_target
     assert target.account is not None
     return DirectoryLocation(

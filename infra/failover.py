@@ -26,7 +26,13 @@ from typing import Any
 import boto3
 
 from infra.app import cdk_json_context
-from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
+from infra.config import (
+    CellsConfig,
+    DeploymentConfig,
+    cells_from_context,
+    config_from_context,
+    names_cells,
+)
 from infra.directory import directory_location
 from messenger_directory.failover import (
     CLIENT_CONFIG,
@@ -89,10 +95,11 @@ def run_switch(
 ) -> Switched:
     """Switch a cell of the deployment `context` describes (cdk.json's context first)."""
     merged = {**cdk_json_context(), **context}
+    if not names_cells(merged.get):
+        # A deployment without named cells has no standby: nothing to switch to.
+        raise ValueError("no cells in the context: pass -c cells=... as to cdk deploy")
     config = config_from_context(merged.get)
     cells = cells_from_context(merged.get)
-    if cells is None:
-        raise ValueError("no cells in the context: pass -c cells=... as to cdk deploy")
     sides = cell_sides(config, cells, cell_id, to, cloudformation_outputs(session))
     return switch(
         sides,

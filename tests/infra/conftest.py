@@ -133,9 +133,13 @@ def stack_of(
     )
 
 
+# dev as `cdk deploy` makes it with no options.
+DEV_CONTEXT: dict[str, Any] = {**TARGET, "env": "dev"}
+
+
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize({**TARGET, "env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+    yield synthesize(DEV_CONTEXT, tmp_path_factory.mktemp("cdk-dev"))
 
 
 # prod as the README deploys it: one platform by ARN, one by SSM parameter (looked up).
@@ -206,7 +210,7 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     get = app.node.try_get_context
     config = config_from_context(get)
     cells = cells_from_context(get)
-    assert cells is not None
+    assert cells.has_directory
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
     names += [config.standby_stack_name(cell.cell_id) for cell in cells.cells if cell.standby]
     stacks = {

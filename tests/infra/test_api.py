@@ -12,7 +12,7 @@ from infra.config import Target
 from infra.logging_role import STACK_NAME as LOGGING_STACK_NAME
 from infra.logging_role import api_gateway_logging_stack
 from infra.nag import flatten_cfn
-from infra.stack import CONNECT_ROUTE
+from infra.websocket import CONNECT_ROUTE
 from messenger.contract import AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES
 from tests.infra.conftest import Synthesized
 

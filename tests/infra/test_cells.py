@@ -14,7 +14,13 @@ import pytest
 
 from infra.nag import flatten_cfn
 from messenger.contract import AUTHORIZER, RELAY, ROUTES, Access, Env
-from tests.infra.conftest import C0_ACCOUNT, C1_ACCOUNT, Synthesized, SynthesizedCells
+from tests.infra.conftest import (
+    C0_ACCOUNT,
+    C1_ACCOUNT,
+    FUNCTIONS,
+    Synthesized,
+    SynthesizedCells,
+)
 from tests.infra.test_api import _refs
 from tests.infra.test_permissions import _as_list, expected_grants, grants_of, statements_of
 
@@ -493,13 +499,19 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     }
 
 
-# --- without cells, as ever ---------------------------------------------------------
+# --- without cells: one cell, as ever in one stack -------------------------------------
 
 
-def test_given_no_cells_then_there_is_no_relay_no_cell_variable_and_no_directory(each_env):
+def test_given_no_cells_then_it_is_one_cell_with_no_relay_no_peer_and_no_directory(each_env):
     assert RELAY.function_name not in each_env.json["Resources"]
-    for name, function in each_env.resources("AWS::Lambda::Function").items():
-        assert not CELL_VARIABLES & set(function["Properties"]["Environment"]["Variables"]), name
+    # Every function learns it is the one cell, c0, home of every user, with no peer
+    for name, _ in FUNCTIONS:
+        found = variables(each_env, name)
+        assert {variable: found[variable] for variable in CELL_VARIABLES} == {
+            Env.CELL_ID.value: "c0",
+            Env.CELL_SHARD_MAP.value: "4096:0-4095=c0",
+            Env.CELL_PEERS.value: "",
+        }, name
     assert each_env.resources("Custom::DirectoryEntry") == {}
     # The stacks (nested stacks, such as the web app's, belong to their parent)
     stacks = [name for name in each_env.templates() if not name.endswith(".nested")]
@@ -560,9 +572,10 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
     }
     assert RELAY.function_name in added and any(i.startswith("DirectoryEntry") for i in added)
 
-    # And the resources they share differ only by the cell variables, the peers' Relays,
-    # the API's name, the dashboard (which shows the Relay too), and the code asset's key
-    # (without bundling, CDK names it after the stack)
+    # And the resources they share differ only by the cell variables' values (both have
+    # them: the single stack is one cell too), the peers' Relays, the API's name, the
+    # dashboard (which shows the Relay too), and the code asset's key (without bundling,
+    # CDK names it after the stack)
     for logical_id, resource in single.items():
         if resource["Type"] in ("AWS::CloudWatch::Dashboard", "AWS::CloudFormation::Stack"):
             continue  # the dashboard shows the Relay; the web app is the directory's
@@ -575,7 +588,7 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
         if resource["Type"] == "AWS::Lambda::Function":
             ours["Properties"]["Code"].pop("S3Key")
             theirs["Properties"]["Code"].pop("S3Key")
-        assert _without_cell_pieces(theirs) == ours, logical_id
+        assert _without_cell_pieces(theirs) == _without_cell_pieces(ours), logical_id
 
 
 def by_stack_free_id(resources: dict[str, Any], stack_token: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from infra.config import (
     config_from_context,
     target_from,
 )
-from infra.directory import directory_location
 
 pytestmark = pytest.mark.infra
 
@@ -158,12 +157,32 @@ TWO_CELLS = "c0:111111111111/us-east-1,c1:222222222222/eu-west-1"
 
 
 def test_given_no_cells_then_there_is_one_stack_as_ever():
-    assert cells_from_context(context()) is None
+    # One cell, c0, with every shard, no peer and no directory, where the CLI deploys
+    cells = cells_from_context(context(), {"CDK_DEFAULT_REGION": "eu-west-1"})
+    assert [(c.cell_id, c.target) for c in cells.cells] == [
+        ("c0", Target(region="eu-west-1", account=None))
+    ]
+    assert cells.shard_map.to_compact() == "4096:0-4095=c0"
+    assert not cells.has_directory
+    assert cells.peers_of("c0") == ()
+
+
+def test_given_no_cells_and_no_region_then_synthesis_stops_and_says_where_to_set_one():
+    with pytest.raises(ValueError, match="no region to deploy to"):
+        cells_from_context(context())
+
+
+def test_given_a_standby_without_cells_then_synthesis_stops_and_says_why():
+    # A standby takes over through the directory, which a single cell has not
+    with pytest.raises(ValueError, match="standby:c0 needs -c cells="):
+        cells_from_context(
+            context(**{"standby:c0": "111111111111/us-west-2", "region": "us-east-1"})
+        )
 
 
 def test_given_cells_then_each_has_its_account_and_region_and_the_shards_split_evenly():
     cells = cells_from_context(context(cells=TWO_CELLS))
-    assert cells is not None
+    assert cells.has_directory
     assert [(c.cell_id, c.account, c.region) for c in cells.cells] == [
         ("c0", "111111111111", "us-east-1"),
         ("c1", "222222222222", "eu-west-1"),
@@ -177,11 +196,10 @@ def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
     cells = cells_from_context(
         context(cells=TWO_CELLS, shards="1024", shardMap="c0:0-99,c1:100-1023")
     )
-    assert cells is not None
     assert cells.shard_map.to_compact() == "1024:0-99=c0,100-1023=c1"
     # From cdk.json: a list of cells and a number of shards
     listed = cells_from_context(context(cells=TWO_CELLS.split(","), shards=16))
-    assert listed is not None and listed.shard_map.to_compact() == "16:0-7=c0,8-15=c1"
+    assert listed.shard_map.to_compact() == "16:0-7=c0,8-15=c1"
 
 
 @pytest.mark.parametrize(
@@ -226,26 +244,18 @@ def test_given_bad_cells_then_the_app_refuses_before_making_any_stack(tmp_path):
 
 
 def first_cell_in_prod(cells: CellsConfig) -> CellPlacement:
-    return CellPlacement(
-        env="prod",
-        cell=cells.cells[0],
-        cells=cells,
-        relay_qualifier="live",
-        directory=directory_location("prod", cells),
-    )
+    return CellPlacement(env="prod", cell=cells.cells[0], cells=cells, relay_qualifier="live")
 
 
 def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
     # Given 60 cells: every function would carry each peer's Relay ARN
     many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
     cells = cells_from_context(context(cells=many))
-    assert cells is not None
 
     # Then the cell's variables are refused, with why, before Lambda would refuse them
     with pytest.raises(ValueError, match="4096-byte environment"):
         first_cell_in_prod(cells).environment()
     # While the README's two cells take a small part of it
     two = cells_from_context(context(cells=TWO_CELLS))
-    assert two is not None
     variables = first_cell_in_prod(two).environment()
     assert sum(len(name) + len(value) for name, value in variables.items()) < 200

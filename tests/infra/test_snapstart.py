@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 import infra.permissions
-import infra.stack
-from infra.stack import LIVE_ALIAS
+import infra.tables
+from infra.functions import LIVE_ALIAS
 from messenger.contract import (
     AUTHORIZER,
     LIMITS_TABLE,
@@ -123,7 +123,7 @@ def test_given_a_replaced_table_then_every_function_publishes_a_new_version(
     # Given the Queue table's key changes, which makes CloudFormation replace it (a new
     # table with a new name, under the same logical id)
     queue = replace(QUEUE_TABLE, sort_key="itemKey")
-    monkeypatch.setattr(infra.stack, "TABLES", (USERS_TABLE, queue, LIMITS_TABLE))
+    monkeypatch.setattr(infra.tables, "TABLES", (USERS_TABLE, queue, LIMITS_TABLE))
     monkeypatch.setattr(infra.permissions, "QUEUE_TABLE", queue)
     changed = synthesize(PROD_CONTEXT, tmp_path)
 

@@ -1,0 +1,82 @@
+"""The cell's DynamoDB tables: the contract's (`messenger.contract.TABLES`), on demand."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+
+from infra.cells import CellPlacement
+from infra.config import DeploymentConfig
+from messenger.contract import TABLES, TableSpec
+
+
+class Tables:
+    """Every table of the contract; with a standby, global tables named for it (or, in the
+    standby's stack, the replicas in its region of the primary's).
+
+    Made in the stack's own scope, like every part of it (infra/stack.py): a table's
+    logical id is its identity, and another one would replace it, empty.
+    """
+
+    def __init__(self, stack: Stack, *, config: DeploymentConfig, cell: CellPlacement) -> None:
+        self._stack = stack
+        self._config = config
+        self._cell = cell
+        self.by_spec: dict[TableSpec, dynamodb.ITableV2] = {
+            spec: self._table(spec) for spec in TABLES
+        }
+
+    def _table(self, spec: TableSpec) -> dynamodb.ITableV2:
+        name = self._cell.table_name(spec)
+        if self._cell.standby:
+            assert name is not None
+            return dynamodb.TableV2.from_table_name(self._stack, spec.logical_name, name)
+        standby = self._cell.cell.standby
+
+        def key(name: str) -> dynamodb.Attribute:
+            # Every key attribute of the contract's tables is a string.
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+        def projection(name: str) -> dynamodb.ProjectionType:
+            return dynamodb.ProjectionType[name]
+
+        for index in spec.local_indexes:
+            assert index.partition_key == spec.partition_key, "an LSI shares the table's pk"
+        return dynamodb.TableV2(
+            self._stack,
+            spec.logical_name,
+            table_name=name,
+            # Asynchronous, last writer wins (docs/availability.md); the replica has the
+            # table's settings, point-in-time recovery and deletion protection included.
+            replicas=[dynamodb.ReplicaTableProps(region=standby.region)] if standby else None,
+            partition_key=key(spec.partition_key),
+            sort_key=key(spec.sort_key),
+            # On demand: no capacity to plan, pay per request, nothing when idle.
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute=spec.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True, recovery_period_in_days=spec.recovery_days
+            ),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            removal_policy=self._config.removal_policy,
+            deletion_protection=self._config.deletion_protection,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=index.name,
+                    partition_key=key(index.partition_key),
+                    sort_key=key(index.sort_key) if index.sort_key else None,
+                    projection_type=projection(index.projection),
+                )
+                for index in spec.global_indexes
+            ]
+            or None,
+            local_secondary_indexes=[
+                dynamodb.LocalSecondaryIndexProps(
+                    index_name=index.name,
+                    sort_key=key(index.sort_key or spec.sort_key),
+                    projection_type=projection(index.projection),
+                )
+                for index in spec.local_indexes
+            ]
+            or None,
+        )
