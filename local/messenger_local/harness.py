@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.retries import standard
 
 from messenger.config import Settings
 from messenger.contract import (
@@ -152,6 +153,33 @@ class _Raw:
         yield self._body
 
 
+def retry_at_once(client: Any) -> Any:
+    """Make a client retry without waiting: botocore's standard retry handler, built by
+    botocore for the client's own settings (the same retryable errors, the same number of
+    attempts, the same retry quota), whose backoff is zero seconds instead of up to 20.
+
+    What a retry does is the same, only its wait is gone: a test of a throttle proves how
+    many attempts were made and what came of them without sitting out the backoff.
+    Returns the client.
+    """
+    retries = client.meta.config.retries
+    if retries.get("mode") != "standard":
+        raise ValueError(f"retry_at_once needs botocore's standard retry mode, not {retries}")
+    service = client.meta.service_model.service_id.hyphenize()
+    event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+    events = client.meta.events
+    events.unregister(event, unique_id=unique_id)
+    handler = standard.register_retry_handler(client, retries.get("total_max_attempts"))
+    events.unregister(event, unique_id=unique_id)
+
+    def needs_retry(**kwargs: Any) -> float | None:
+        delay = handler.needs_retry(**kwargs)
+        return None if delay is None else 0.0
+
+    events.register(event, needs_retry, unique_id=unique_id)
+    return client
+
+
 def throttle_dynamodb(
     client: Any, operation: str, times: int, code: str = "ThrottlingException"
 ) -> list[int]:
@@ -159,8 +187,10 @@ def throttle_dynamodb(
 
     Hooked on before-send, so botocore's retry mode sees a real 400 answer and retries it
     like one from DynamoDB (the harness's client, or the local stack's functions' own).
-    Returns a list that counts the failures.
+    The client retries at once from then on (`retry_at_once`): every attempt is made, only
+    the backoff between them is not waited out. Returns a list that counts the failures.
     """
+    retry_at_once(client)
     failures: list[int] = []
     target = f"DynamoDB_20120810.{operation}"
 
