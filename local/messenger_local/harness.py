@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol, Self
 from urllib.parse import unquote
 
@@ -215,6 +216,21 @@ def throttle_dynamodb(
     return failures
 
 
+@cache
+def aws_session() -> boto3.Session:
+    """The boto3 session every harness makes its clients from.
+
+    moto's mock_aws gives each block a new default session, whose clients load botocore's
+    service models from disk again: most of a harness's start-up. Clients made from one
+    session share the models once loaded; each client is still new, with its own hooks.
+    moto answers them as it answers any client made after it was imported (its botocore
+    stubber is one of botocore's built-in handlers), so moto is imported first.
+    """
+    import moto.core.models  # noqa: F401
+
+    return boto3.Session(region_name=REGION)
+
+
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
 START_MS = 1_764_190_000_000
 
@@ -248,7 +264,7 @@ class PostRecorder:
         self.attempts: list[str] = []
 
     def client_factory(self, endpoint: str) -> Any:
-        client = boto3.client(
+        client = aws_session().client(
             "apigatewaymanagementapi",
             endpoint_url=endpoint,
             region_name=REGION,
@@ -289,7 +305,7 @@ class InvokeRecorder:
         self.invoked: list[tuple[str, dict[str, Any]]] = []
 
     def client_factory(self) -> Any:
-        client = boto3.client("lambda", region_name=REGION, config=CLIENT_CONFIG)
+        client = aws_session().client("lambda", region_name=REGION, config=CLIENT_CONFIG)
         client.meta.events.register("before-call.lambda.Invoke", self._before_call)
         return client
 
@@ -499,7 +515,7 @@ def moto_services(
     invokes served by `lambda_client_factory`'s clients."""
     return Services(
         settings=settings,
-        dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
+        dynamodb=aws_session().client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
         clock=clock,
         management_client_factory=posts.client_factory,
         lambda_client_factory=lambda_client_factory,
@@ -517,7 +533,7 @@ def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> I
 
     serialize_moto()
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb = aws_session().client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
         settings = Settings(
             users_table=TABLE_NAMES["Users"],
