@@ -4,8 +4,11 @@ one would silently run in none of them)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from tests.support.identities import TestUser
@@ -21,6 +24,13 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     }
 )
+
+
+# moto's mock_aws gives every block a new default boto3 session, and each new botocore
+# session starts with a loader of its own that parses the service models and endpoints
+# from disk again (about 0.1 s of CPU per test that starts moto). The models are the same
+# files for the whole run: every session shares one loader (its cache) instead.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
 # The tiers (pyproject.toml's markers); `slow` is not one, it narrows a tier.
