@@ -1,9 +1,14 @@
-"""Suite-wide: fake AWS credentials so nothing can ever reach a real account."""
+"""Suite-wide: fake AWS credentials so nothing can ever reach a real account, and every
+test in a tier (`./dev test fast` and the other tiers select by marker: a test without
+one would silently run in none of them)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from tests.support.identities import TestUser
@@ -19,6 +24,28 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     }
 )
+
+
+# moto's mock_aws gives every block a new default boto3 session, and each new botocore
+# session starts with a loader of its own that parses the service models and endpoints
+# from disk again (about 0.1 s of CPU per test that starts moto). The models are the same
+# files for the whole run: every session shares one loader (its cache) instead.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+
+
+# The tiers (pyproject.toml's markers); `slow` is not one, it narrows a tier.
+TIERS = ("unit", "integration", "e2e", "infra")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a suite in which a test has no tier marker (before -m deselects any)."""
+    untiered = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
+    if untiered:
+        raise pytest.UsageError(
+            f"{len(untiered)} test(s) have no tier marker (one of {', '.join(TIERS)}: "
+            "pytestmark = pytest.mark.unit, say):\n  " + "\n  ".join(untiered)
+        )
 
 
 @pytest.fixture

@@ -20,11 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol, Self
 from urllib.parse import unquote
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.retries import standard
 
 from messenger.config import Settings
 from messenger.contract import (
@@ -152,6 +154,33 @@ class _Raw:
         yield self._body
 
 
+def retry_at_once(client: Any) -> Any:
+    """Make a client retry without waiting: botocore's standard retry handler, built by
+    botocore for the client's own settings (the same retryable errors, the same number of
+    attempts, the same retry quota), whose backoff is zero seconds instead of up to 20.
+
+    What a retry does is the same, only its wait is gone: a test of a throttle proves how
+    many attempts were made and what came of them without sitting out the backoff.
+    Returns the client.
+    """
+    retries = client.meta.config.retries
+    if retries.get("mode") != "standard":
+        raise ValueError(f"retry_at_once needs botocore's standard retry mode, not {retries}")
+    service = client.meta.service_model.service_id.hyphenize()
+    event, unique_id = f"needs-retry.{service}", f"retry-config-{service}"
+    events = client.meta.events
+    events.unregister(event, unique_id=unique_id)
+    handler = standard.register_retry_handler(client, retries.get("total_max_attempts"))
+    events.unregister(event, unique_id=unique_id)
+
+    def needs_retry(**kwargs: Any) -> float | None:
+        delay = handler.needs_retry(**kwargs)
+        return None if delay is None else 0.0
+
+    events.register(event, needs_retry, unique_id=unique_id)
+    return client
+
+
 def throttle_dynamodb(
     client: Any, operation: str, times: int, code: str = "ThrottlingException"
 ) -> list[int]:
@@ -159,8 +188,10 @@ def throttle_dynamodb(
 
     Hooked on before-send, so botocore's retry mode sees a real 400 answer and retries it
     like one from DynamoDB (the harness's client, or the local stack's functions' own).
-    Returns a list that counts the failures.
+    The client retries at once from then on (`retry_at_once`): every attempt is made, only
+    the backoff between them is not waited out. Returns a list that counts the failures.
     """
+    retry_at_once(client)
     failures: list[int] = []
     target = f"DynamoDB_20120810.{operation}"
 
@@ -183,6 +214,21 @@ def throttle_dynamodb(
 
     client.meta.events.register_first("before-send.dynamodb", fail)
     return failures
+
+
+@cache
+def aws_session() -> boto3.Session:
+    """The boto3 session every harness makes its clients from.
+
+    moto's mock_aws gives each block a new default session, whose clients load botocore's
+    service models from disk again: most of a harness's start-up. Clients made from one
+    session share the models once loaded; each client is still new, with its own hooks.
+    moto answers them as it answers any client made after it was imported (its botocore
+    stubber is one of botocore's built-in handlers), so moto is imported first.
+    """
+    import moto.core.models  # noqa: F401
+
+    return boto3.Session(region_name=REGION)
 
 
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
@@ -218,7 +264,7 @@ class PostRecorder:
         self.attempts: list[str] = []
 
     def client_factory(self, endpoint: str) -> Any:
-        client = boto3.client(
+        client = aws_session().client(
             "apigatewaymanagementapi",
             endpoint_url=endpoint,
             region_name=REGION,
@@ -259,7 +305,7 @@ class InvokeRecorder:
         self.invoked: list[tuple[str, dict[str, Any]]] = []
 
     def client_factory(self) -> Any:
-        client = boto3.client("lambda", region_name=REGION, config=CLIENT_CONFIG)
+        client = aws_session().client("lambda", region_name=REGION, config=CLIENT_CONFIG)
         client.meta.events.register("before-call.lambda.Invoke", self._before_call)
         return client
 
@@ -469,7 +515,7 @@ def moto_services(
     invokes served by `lambda_client_factory`'s clients."""
     return Services(
         settings=settings,
-        dynamodb=boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
+        dynamodb=aws_session().client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
         clock=clock,
         management_client_factory=posts.client_factory,
         lambda_client_factory=lambda_client_factory,
@@ -487,7 +533,7 @@ def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> I
 
     serialize_moto()
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb = aws_session().client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
         settings = Settings(
             users_table=TABLE_NAMES["Users"],

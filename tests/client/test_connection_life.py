@@ -167,8 +167,9 @@ async def test_a_handshake_the_server_fails_is_retried_until_it_connects(
         await stack.settled()
         # (5 failures: the authorizer's GetItem and botocore's four retries)
         failures = throttle_dynamodb(stack.clients.dynamodb, "GetItem", times=5)
-        # When her client connects again, waiting for a handshake longer than botocore's
-        # backoff can take (up to 15 s), so that no second handshake shares the failures
+        # When her client connects again (the throttled client retries at once:
+        # throttle_dynamodb), waiting long for a handshake, so that no second one shares
+        # the failures
         settings = fast(open_timeout=20.0)
         alice = await clients.open("alice", stack.ws_url, settings=settings, wait=False)
         # Then the first handshake fails with 500, not 403, and the SDK retries until one opens

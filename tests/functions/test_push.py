@@ -221,6 +221,21 @@ def refused_push(
         ("GCM", 7),
         (None, apns_token()),
     ],
+    # Named, not derived from the (random) tokens: every xdist worker collects the same ids.
+    ids=[
+        "unknown platform",
+        "lowercase platform",
+        "short APNs token",
+        "APNs token not hex",
+        "APNs token with a newline",
+        "APNs token too long",
+        "FCM token for APNs",
+        "short FCM token",
+        "FCM token with a slash",
+        "FCM token with a space",
+        "token not a string",
+        "no platform",
+    ],
 )
 def test_malformed_registration_is_refused_and_writes_nothing(
     h: Harness, pushes: Pushes, bob: TestUser, platform: Any, token: Any

@@ -1,5 +1,8 @@
 """A peer cell with a standby (docs/protocol.md §7): CELL_PEERS names both of its Relays, and
-the caller tries the standby's when the primary's does not answer."""
+the caller tries the standby's when the primary's does not answer.
+
+CELL_PEERS parsing is `unit`; the Relay client's calls go through a real boto3 Lambda client
+(its Invoke answered by a before-call hook), as the harness's are: `integration`."""
 
 from __future__ import annotations
 
@@ -74,6 +77,7 @@ def client_of(relays: Relays) -> RelayClient:
     return RelayClient(relays.client, cell.cell_id, cell.relays())
 
 
+@pytest.mark.unit
 def test_cell_peers_name_a_primary_and_optionally_a_standby_relay() -> None:
     cell = settings_from(cell_environment(f"c1={PRIMARY}|{STANDBY},c2={C2}")).cell
     assert cell is not None
@@ -82,6 +86,7 @@ def test_cell_peers_name_a_primary_and_optionally_a_standby_relay() -> None:
     assert cell.relays() == {"c1": (PRIMARY, STANDBY), "c2": (C2,)}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "peers",
     [f"c1={PRIMARY}|,c2={C2}", f"c1={PRIMARY}|{STANDBY}|{C2},c2={C2}", f"c1=|{STANDBY},c2={C2}"],
@@ -91,12 +96,14 @@ def test_a_malformed_standby_fails_loudly_and_names_the_setting(peers: str) -> N
         settings_from(cell_environment(peers))
 
 
+@pytest.mark.integration
 def test_when_the_primary_answers_the_standby_is_never_asked() -> None:
     relays = Relays({PRIMARY: {"ok": {"serverTs": 1}}, STANDBY: {"ok": {"serverTs": 2}}})
     assert client_of(relays).call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 1}
     assert relays.invoked == [(PRIMARY, "RequestResponse")]
 
 
+@pytest.mark.integration
 def test_when_the_primary_does_not_answer_the_standby_does() -> None:
     # Given c1's primary region gone, its standby serving
     relays = Relays({PRIMARY: TimeoutError("no answer"), STANDBY: {"ok": {"serverTs": 2}}})
@@ -112,6 +119,7 @@ def test_when_the_primary_does_not_answer_the_standby_does() -> None:
     ]
 
 
+@pytest.mark.integration
 def test_a_refusal_is_an_answer_and_is_not_asked_again_of_the_standby() -> None:
     refusal = {"error": {"code": "UNKNOWN_RECIPIENT", "message": "no such user"}}
     relays = Relays({PRIMARY: refusal, STANDBY: {"ok": {}}})
@@ -120,6 +128,7 @@ def test_a_refusal_is_an_answer_and_is_not_asked_again_of_the_standby() -> None:
     assert relays.invoked == [(PRIMARY, "RequestResponse")]
 
 
+@pytest.mark.integration
 def test_when_neither_side_answers_the_call_fails_and_a_peer_without_standby_once() -> None:
     relays = Relays({PRIMARY: TimeoutError("no"), STANDBY: TimeoutError("no"), C2: {"x": 1}})
     client = client_of(relays)

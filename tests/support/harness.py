@@ -26,6 +26,7 @@ from messenger_local.harness import (
     handler_of,
     handshake,
     load_handler,
+    retry_at_once,
     serialize_moto,
     throttle_dynamodb,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "handshake",
     "harness",
     "load_handler",
+    "retry_at_once",
     "serialize_moto",
     "throttle_dynamodb",
 ]

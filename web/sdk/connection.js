@@ -140,7 +140,7 @@ export class Connection {
         const reason = this.lastError ? `: ${this.lastError.message}` : '';
         throw new NotConnected(`cannot connect${reason}`);
       }
-      await Promise.race([this.changed.promise, sleep(left)]);
+      await sleep(left, this.changed.promise);
     }
   }
 
