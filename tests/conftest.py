@@ -30,7 +30,7 @@ os.environ.update(
 # session starts with a loader of its own that parses the service models and endpoints
 # from disk again (about 0.1 s of CPU per test that starts moto). The models are the same
 # files for the whole run: every session shares one loader (its cache) instead.
-botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined,unused-ignore]
 
 
 # The tiers (pyproject.toml's markers); `slow` is not one, it narrows a tier.

@@ -24,7 +24,7 @@ KEY = {"pk": {"S": "U#alice"}, "sk": {"S": "PROFILE"}}
 def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     """Every wait botocore's endpoint asks for between two attempts, in seconds."""
     asked: list[float] = []
-    monkeypatch.setattr(botocore.endpoint.time, "sleep", asked.append)
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", asked.append)  # type: ignore[attr-defined,unused-ignore]
     yield asked
 
 
@@ -51,8 +51,9 @@ def test_given_a_lasting_throttle_then_the_call_fails_after_every_attempt_unwait
         h.services.dynamodb.get_item(TableName=TABLE_NAMES["Users"], Key=KEY)
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
     # After as many attempts as the functions' client config allows (1 + 4 retries)
-    attempts = h.services.dynamodb.meta.config.retries["total_max_attempts"]
-    assert attempts == 5 and CLIENT_CONFIG.retries == {"total_max_attempts": 5, "mode": "standard"}
+    attempts = h.services.dynamodb.meta.config.retries["total_max_attempts"]  # type: ignore[attr-defined,unused-ignore]
+    retries = CLIENT_CONFIG.retries  # type: ignore[attr-defined,unused-ignore]
+    assert attempts == 5 and retries == {"total_max_attempts": 5, "mode": "standard"}
     assert len(failures) == attempts
     assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == attempts - 1
     assert waits == [0.0] * (attempts - 1)
