@@ -509,7 +509,7 @@ def test_given_no_cells_then_it_is_one_cell_with_no_relay_no_peer_and_no_directo
         found = variables(each_env, name)
         assert {variable: found[variable] for variable in CELL_VARIABLES} == {
             Env.CELL_ID.value: "c0",
-            Env.CELL_SHARD_MAP.value: "4096:0-4095=c0",
+            Env.CELL_SHARD_MAP.value: "65536:0-65535=c0",
             Env.CELL_PEERS.value: "",
         }, name
     assert each_env.resources("Custom::DirectoryEntry") == {}

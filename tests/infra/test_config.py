@@ -162,7 +162,7 @@ def test_given_no_cells_then_there_is_one_stack_as_ever():
     assert [(c.cell_id, c.target) for c in cells.cells] == [
         ("c0", Target(region="eu-west-1", account=None))
     ]
-    assert cells.shard_map.to_compact() == "4096:0-4095=c0"
+    assert cells.shard_map.to_compact() == "65536:0-65535=c0"
     assert not cells.has_directory
     assert cells.peers_of("c0") == ()
 
