@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
+from messenger.logic.cell_view import promotion_delay_ms
 from messenger_directory.config import forget_settings
 from messenger_directory.failover import (
     CellSides,
@@ -134,12 +135,18 @@ def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(w
         "generation": 1,
         "epoch": "us-west-2#1",
         "bumped": True,
+        # It takes writes once the primary's functions must have read the switch
+        "activeFrom": 1 + promotion_delay_ms(),
+        "fenced": True,
     }
     item = world.epoch_item("us-west-2")
     assert item is not None
     assert (item["generation"], item["active"]) == ({"N": "1"}, {"S": "standby"})
-    # And the primary's region was not asked for anything (it may be gone)
-    assert world.epoch_item("us-east-1") is None
+    # And the primary's replica, reachable here, was told the same (it may be gone: then
+    # replication tells it)
+    fence = world.epoch_item("us-east-1")
+    assert fence is not None
+    assert (fence["generation"], fence["active"]) == ({"N": "1"}, {"S": "standby"})
     # And the directory, once merged, sends c0's users to the standby: version + 1
     document = world.publish()
     assert document["version"] == 2
