@@ -122,6 +122,14 @@ def moved_away(caller: Caller, svc: Services, ref: str | None) -> dict[str, Any]
     return {"statusCode": 200}
 
 
+def _document_or_none(event: dict[str, Any]) -> Any:
+    """The frame's JSON, for an error's `ref` only; None if it is not JSON."""
+    try:
+        return load_json(event.get("body"))
+    except Refused:
+        return None
+
+
 Answer = Callable[[F, Caller, Services], ServerFrame | None]
 
 
@@ -144,7 +152,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                     svc.rate_limiter.take(caller.user_id, model.ACTION)
                 return reply(answer(frame, caller, svc))
             except SideFenced:
-                return moved_away(caller, svc, reference_of(document))
+                return moved_away(caller, svc, reference_of(_document_or_none(event)))
             except SidePromoting:
                 count_refusal(ErrorCode.INTERNAL)
                 return reply(
