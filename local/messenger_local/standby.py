@@ -126,7 +126,12 @@ class Standby:
                 generations=CellGeneration(dynamodb, target.users_table),
                 entries=directory.entries,
                 publisher=directory,
-                demoted=CellState(dynamodb, self.primary.table_names[Env.USERS_TABLE.value]),
+                # A lost region cannot be told; a reachable one is fenced.
+                demoted=(
+                    CellState(dynamodb, self.primary.table_names[Env.USERS_TABLE.value])
+                    if keep_primary
+                    else None
+                ),
             )
             # Both sides' functions are told below, at once: no wait for their caches.
             switched = await asyncio.to_thread(
