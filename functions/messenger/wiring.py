@@ -199,6 +199,7 @@ class Services:
             self.rate_limiter,
             self.cells,
             self.peers,
+            self.epoch,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:
