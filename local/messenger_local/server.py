@@ -13,7 +13,7 @@ GET    /directory.json
 
 and with a standby for each cell, the emulated region loss (messenger_local.standby):
 
-POST   /_local/failover/{cell}
+POST   /_local/failover/{cell}[?keepPrimary=true]
 
 and, for the functions that invoke one another, Lambda's own Invoke API:
 
