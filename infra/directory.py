@@ -292,7 +292,7 @@ class DirectoryStack(Stack):
             self.bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.AccountPrincipal(cell.account)],
-                    actions=["s3:PutObject"],
+                    actions=["s3:PutObject", "s3:GetObject"],
                     resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
                     conditions={
                         "ArnEquals": {
@@ -503,7 +503,9 @@ class DirectoryEntry(Construct):
             statements=[
                 iam.PolicyStatement(
                     sid="WriteOwnEntry",
-                    actions=["s3:PutObject"],
+                    # GetObject: HeadObject, to see whether a switch wrote the entry (a
+                    # deploy never writes the primary's URL over a failover, store.py).
+                    actions=["s3:PutObject", "s3:GetObject"],
                     resources=[location.object_arn(entry_key(cell_id))],
                     conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
                 )

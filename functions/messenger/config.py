@@ -24,6 +24,10 @@ DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
 DEFAULT_PUSH_MIN_INTERVAL_SECONDS = 60
 # Outside Lambda (the local stack, tests) there is no region to name the generation by.
 LOCAL_CELL_EPOCH = "local"
+# The sides of a cell (docs/protocol.md §7); a deployment without a standby is a primary.
+PRIMARY_SIDE = "primary"
+STANDBY_SIDE = "standby"
+CELL_SIDES = (PRIMARY_SIDE, STANDBY_SIDE)
 # Between a peer's primary Relay and its standby's in CELL_PEERS.
 PEER_STANDBY_SEPARATOR = "|"
 # The cell a deployment is when its environment names none (no CELL_ID): the one cell of
@@ -84,8 +88,14 @@ class Settings:
     cell_epoch: str = LOCAL_CELL_EPOCH
     # This deployment's place among the cells; a single deployment is one cell.
     cell: CellSettings = field(default_factory=CellSettings.single)
+    # Which side of the cell this deployment is: it serves while the cell names it active.
+    cell_side: str = PRIMARY_SIDE
 
     def __post_init__(self) -> None:
+        if self.cell_side not in CELL_SIDES:
+            raise ValueError(
+                f"{Env.CELL_SIDE.value} must be {' or '.join(CELL_SIDES)}, not {self.cell_side!r}"
+            )
         for name in ("users_table", "queue_table", "limits_table"):
             if len(getattr(self, name)) < 3:
                 raise ValueError(f"{name} must name a DynamoDB table")
@@ -187,6 +197,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
             or LOCAL_CELL_EPOCH
         ),
         cell=_cell(environ),
+        cell_side=environ.get(Env.CELL_SIDE.value, "").strip() or PRIMARY_SIDE,
     )
     presence_function = environ.get(Env.PRESENCE_FUNCTION.value)
     return replace(settings, presence_function=presence_function) if presence_function else settings

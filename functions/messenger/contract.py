@@ -103,6 +103,9 @@ class Env(StrEnum):
     # The name of the cell's current generation, sent in every syncDone (docs/protocol.md §7);
     # a failover changes it. Unset: the region the functions run in (or "local").
     CELL_EPOCH = "CELL_EPOCH"
+    # Which side of its cell this deployment is, "primary" or "standby" (docs/protocol.md §7
+    # Fencing): it serves only while the cell's state names it the active side. Unset: primary.
+    CELL_SIDE = "CELL_SIDE"
     # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id, the
     # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
     # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").

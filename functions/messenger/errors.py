@@ -25,6 +25,8 @@ __all__ = [
     "PushTokenRejected",
     "RateLimited",
     "Refused",
+    "SideFenced",
+    "SidePromoting",
     "TooLarge",
     "UnknownAction",
     "UnknownRecipient",
@@ -59,3 +61,14 @@ class PushEndpointGone(Exception):
 
 class AccessDenied(Exception):
     """The connect handshake is refused (the authorizer answers Deny)."""
+
+
+class SideFenced(AccessDenied):
+    """This side of the cell is not the active one (docs/protocol.md §7 Fencing): a
+    handshake is refused 403, a frame answered MOVED and its connection closed, a Relay
+    call refused MOVED."""
+
+
+class SidePromoting(Exception):
+    """This side was just made active and takes writes in a few seconds (logic/cell_view):
+    try again. Not a refusal of the caller: the authorizer fails (500, retried)."""

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from messenger.config import Settings, settings
 from messenger.dal.cell_generation import CellGeneration
+from messenger.dal.cell_state import CellState
 from messenger.dal.contacts import Contacts
 from messenger.dal.nonces import Nonces
 from messenger.dal.profiles import Profiles
@@ -27,6 +28,7 @@ from messenger.dal.rate_limits import RateLimits
 from messenger.dal.server_keys import ServerKeys
 from messenger.dal.subscriptions import Subscriptions
 from messenger.logic.catch_up import CatchUp
+from messenger.logic.cell_view import CellView
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.epoch import CellEpoch
@@ -83,13 +85,15 @@ def sns_client() -> SNSClient:
     return boto3.client("sns", config=SNS_CLIENT_CONFIG)
 
 
-# A peer cell's Relay stores a message (and may push) before it answers: some patience,
-# but well inside the 29 s API Gateway gives the function that waits for it. Handing a
+# A peer cell's Relay stores a message (and may push) before it answers, in well under a
+# second. Each side gets two tries of 2 s to connect and 4 s to answer (12 s at worst), so
+# that a hung primary still leaves time to try the standby within the 29 s API Gateway
+# gives the function that waits (2 x 12 s = 24 s; docs/availability.md Fencing). Handing a
 # presence change to the presence function (an Event invoke) is answered at once.
 LAMBDA_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "max_attempts": 2},
     connect_timeout=2,
-    read_timeout=10,
+    read_timeout=4,
     tcp_keepalive=True,
     max_pool_connections=50,
 )
@@ -124,6 +128,10 @@ class Services:
         # Made once per container too: it keeps the generation for up to 10 s.
         self.epoch = CellEpoch(
             CellGeneration(self.dynamodb, table), self.settings.cell_epoch, self.clock
+        )
+        # Made once per container: it keeps the cell's active side for up to 2 s.
+        self.cell_view = CellView(
+            CellState(self.dynamodb, table), self.settings.cell_side, self.clock
         )
         cell = self.settings.cell
         self.cells = Cells(cell)
@@ -191,6 +199,7 @@ class Services:
             self.rate_limiter,
             self.cells,
             self.peers,
+            self.epoch,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:

@@ -45,6 +45,9 @@ class FailoverEnv(StrEnum):
     # What the probe watches: the primary's region and its replica of the Users table.
     PRIMARY_REGION = "FAILOVER_PRIMARY_REGION"
     PRIMARY_USERS_TABLE = "FAILOVER_PRIMARY_USERS_TABLE"
+    # Optional: the SNS topic told of every automated switch, and of every alarm the
+    # disarmed switch let pass.
+    ALARM_TOPIC = "FAILOVER_ALARM_TOPIC"
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,11 @@ def publish_settings() -> PublishSettings:
 @cache
 def failover_cell() -> CellSides:
     return failover_cell_from(os.environ)
+
+
+def alarm_topic() -> str | None:
+    """The topic the automated switch tells operators on (None: unset)."""
+    return os.environ.get(FailoverEnv.ALARM_TOPIC.value) or None
 
 
 @cache

@@ -12,15 +12,31 @@ function below, in the standby region), and the local stack's emulated region lo
 1. bump the cell's generation in the target side's replica of the Users table
    (`Generations`: messenger.dal.cell_generation, a conditional UpdateItem, ADD generation
    1), so the functions there name a new epoch in every syncDone within 10 s and clients
-   resend what has no `delivered` receipt;
-2. write the cell's directory entry with the target's WebSocket URL (`DirectoryEntries`:
+   resend what has no `delivered` receipt. The same write makes the target the cell's
+   active side from `activeFrom`, the switch time plus the fence's cache time
+   (messenger.logic.cell_view): the target takes writes only once every container of the
+   old side must have seen that it was demoted (docs/protocol.md §7 Fencing), so the
+   two sides never take writes at once, and nobody sleeps for it;
+2. fence the old side where it can still be reached (`DemotedSide`:
+   messenger.dal.cell_state, the same generation and side written into its replica):
+   from then on it refuses handshakes, frames and Relay calls. Best effort: a region
+   that is gone cannot be told, and learns it from replication when it comes back;
+3. write the cell's directory entry with the target's WebSocket URL (`DirectoryEntries`:
    `store.write_entry` into the directory's bucket);
-3. publish the directory (`DirectoryPublisher`): on AWS the directory function does it,
+4. publish the directory (`DirectoryPublisher`): on AWS the directory function does it,
    run by EventBridge after the entry write; the local stack merges at once. Clients sent
    away by the old side find the new one.
 
-Idempotent enough to run twice: the bump is conditional on the target not being the
-active side already, and an entry written again with the same URL publishes nothing.
+Idempotent: the bump is conditional on the target not being the active side already (a
+second run keeps the generation and the `activeFrom` of the first), the fence on the old
+side's generation being older, and an entry written again with the same URL publishes
+nothing. The entry a switch writes names the side it switched to, and a deploy of the
+primary's stack never writes the primary's URL over a switch to the standby (`store`).
+
+The automated path fires once: a switch that stands disarms it (`CellState.disarm`), and a
+second alarm (a flap, a failback followed by a new alarm) finds it disarmed until an
+operator re-arms it (`arm`); each firing, and each refusal to fire, is published to the
+alarm topic (FAILOVER_ALARM_TOPIC) when one is set.
 Unlike the rest of this package, this module imports `messenger` (the generation's item
 layout and the epoch's name have one home there): its asset ships both (infra/bundling.py).
 """
@@ -33,9 +49,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from messenger.dal.cell_generation import CellGeneration
+from messenger.dal.cell_state import CellState
+from messenger.logic.cell_view import promotion_delay_ms
 from messenger.logic.epoch import epoch_name
 from messenger_directory.config import (
     FailoverEnv,
+    alarm_topic,
     failover_cell,
     probe_settings,
 )
@@ -70,6 +89,7 @@ __all__ = [
     "FailoverEnv",
     "Side",
     "Switched",
+    "arm",
     "failover",
     "probe",
     "run_switch",
@@ -86,8 +106,9 @@ PROBE_HANDLER = f"{__name__}.probe"
 class Generations(Protocol):
     """The cell's generation in the target side's replica (messenger.dal.cell_generation)."""
 
-    def bump(self, side: str, now_ms: int) -> int | None:
-        """Make `side` active with the next generation; None if it already is."""
+    def bump(self, side: str, now_ms: int, active_from_ms: int | None = None) -> int | None:
+        """Make `side` active with the next generation from `active_from_ms`; None if it
+        already is."""
         ...
 
     def read(self) -> int:
@@ -95,10 +116,19 @@ class Generations(Protocol):
         ...
 
 
-class DirectoryEntries(Protocol):
-    """Where a cell's entry, its URL, is written for the directory to publish."""
+class DemotedSide(Protocol):
+    """The old side's replica (messenger.dal.cell_state), told it was demoted."""
 
-    def write(self, cell_id: str, url: str) -> None: ...
+    def record_switch(self, to: str, generation: int, active_from_ms: int, now_ms: int) -> bool:
+        """Write the switch there; False if it already holds it (or a later one)."""
+        ...
+
+
+class DirectoryEntries(Protocol):
+    """Where a cell's entry, its URL, is written for the directory to publish; `to`, the
+    side switched to, guards it against a later deploy of the other side."""
+
+    def write(self, cell_id: str, url: str, to: str | None = None) -> bool: ...
 
 
 class DirectoryPublisher(Protocol):
@@ -112,6 +142,8 @@ class SwitchPorts:
     generations: Generations
     entries: DirectoryEntries
     publisher: DirectoryPublisher
+    # The side switched away from, where it can be reached; None: not reachable from here.
+    demoted: DemotedSide | None = None
 
 
 # --- the sequence --------------------------------------------------------------------------
@@ -128,9 +160,15 @@ class Switched:
     epoch: str
     # False: the target was already the active side there (a second run); nothing bumped.
     bumped: bool
+    # When the target takes writes (ms); the old side refuses from the switch on.
+    active_from_ms: int = 0
+    # Whether the old side's replica was told here (else replication tells it).
+    fenced: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
+            "activeFrom": self.active_from_ms,
+            "fenced": self.fenced,
             "cell": self.cell_id,
             "to": self.to,
             "url": self.url,
@@ -149,8 +187,15 @@ class SwitchRun:
     target: Side
     ports: SwitchPorts
     now_ms: int
+    # How long after the switch the target takes writes (cell_view.promotion_delay_ms).
+    delay_ms: int
     generation: int = 0
     bumped: bool = False
+    fenced: bool = False
+
+    @property
+    def active_from_ms(self) -> int:
+        return self.now_ms + self.delay_ms
 
     def switched(self) -> Switched:
         return Switched(
@@ -160,6 +205,8 @@ class SwitchRun:
             generation=self.generation,
             epoch=epoch_name(self.target.region, self.generation),
             bumped=self.bumped,
+            active_from_ms=self.active_from_ms,
+            fenced=self.fenced,
         )
 
 
@@ -171,13 +218,24 @@ class Step:
 
 def bump_generation(run: SwitchRun) -> None:
     """A new generation where the target serves; a second run keeps the one it has."""
-    bumped = run.ports.generations.bump(run.to, run.now_ms)
+    bumped = run.ports.generations.bump(run.to, run.now_ms, run.active_from_ms)
     run.bumped = bumped is not None
     run.generation = run.ports.generations.read() if bumped is None else bumped
 
 
+def fence_the_old_side(run: SwitchRun) -> None:
+    """Tell the old side's replica, if it can be reached, that it was demoted."""
+    if run.ports.demoted is None:
+        return
+    try:
+        run.ports.demoted.record_switch(run.to, run.generation, run.active_from_ms, run.now_ms)
+        run.fenced = True
+    except Exception:  # a lost region: replication tells it once it is back
+        logger.warning("the old side could not be told", extra={"cell": run.cell_id}, exc_info=True)
+
+
 def write_directory_entry(run: SwitchRun) -> None:
-    run.ports.entries.write(run.cell_id, run.target.url)
+    run.ports.entries.write(run.cell_id, run.target.url, run.to)
 
 
 def publish_directory(run: SwitchRun) -> None:
@@ -187,17 +245,32 @@ def publish_directory(run: SwitchRun) -> None:
 # In this order: a client that follows the directory to the target meets the new epoch.
 SWITCH_STEPS = (
     Step("bump the generation", bump_generation),
+    Step("fence the old side", fence_the_old_side),
     Step("write the directory entry", write_directory_entry),
     Step("publish the directory", publish_directory),
 )
 
 
 def run_switch(
-    cell_id: str, to: str, target: Side, ports: SwitchPorts, now_ms: int | None = None
+    cell_id: str,
+    to: str,
+    target: Side,
+    ports: SwitchPorts,
+    now_ms: int | None = None,
+    delay_ms: int | None = None,
 ) -> Switched:
-    """Make `target`, the cell's side `to`, the active one: every step of SWITCH_STEPS."""
+    """Make `target`, the cell's side `to`, the active one: every step of SWITCH_STEPS.
+
+    `delay_ms`: how long the target waits before it takes writes; by default until the old
+    side's containers must have read the switch (a caller that tells them itself, as the
+    local stack does, may pass 0)."""
     run = SwitchRun(
-        cell_id, to, target, ports, time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        cell_id,
+        to,
+        target,
+        ports,
+        time.time_ns() // 1_000_000 if now_ms is None else now_ms,
+        promotion_delay_ms() if delay_ms is None else delay_ms,
     )
     for step in SWITCH_STEPS:
         step.run(run)
@@ -215,8 +288,11 @@ class BucketEntries:
     s3: S3Client
     directory: DirectoryBucket
 
-    def write(self, cell_id: str, url: str) -> None:
-        write_entry(self.s3, self.directory.name, cell_id, url, owner=self.directory.owner)
+    def write(self, cell_id: str, url: str, to: str | None = None) -> bool:
+        """`to`: the side a switch made active; None, a deploy's write (guarded)."""
+        return write_entry(
+            self.s3, self.directory.name, cell_id, url, owner=self.directory.owner, switched_to=to
+        )
 
 
 class PublishedByTheDirectoryFunction:
@@ -242,12 +318,20 @@ def switch(
     asked for: the other may be gone); `s3` writes into the directory's bucket.
     """
     target = cell.side(to)
+    old = next((side for name, side in cell.sides.items() if name != to), None)
     ports = SwitchPorts(
         generations=CellGeneration(dynamodb_for(target.region), target.users_table),
         entries=BucketEntries(s3, cell.directory),
         publisher=PublishedByTheDirectoryFunction(),
+        demoted=None if old is None else CellState(dynamodb_for(old.region), old.users_table),
     )
     return run_switch(cell.cell_id, to, target, ports, now_ms)
+
+
+def arm(cell: CellSides, *, dynamodb_for: Callable[[str], DynamoDBClient]) -> None:
+    """The operator's: let the automated switch to the standby fire again."""
+    standby = cell.side(STANDBY)
+    CellState(dynamodb_for(standby.region), standby.users_table).arm()
 
 
 # --- the automated path (infra/failover_automation.py), in the standby region ---------
@@ -257,16 +341,44 @@ def switch(
 def failover(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge: the primary-unreachable alarm went to ALARM. Switch to this standby."""
     cell = failover_cell()
+    clients = failover_clients()
+    standby = cell.side(STANDBY)
+    state = CellState(clients.dynamodb(standby.region), standby.users_table)
+    if not state.armed():
+        logger.warning(
+            "the automated switch is disarmed: not switching", extra={"cell": cell.cell_id}
+        )
+        _notify(f"cell {cell.cell_id}: alarm again, automated switch disarmed, nothing done")
+        return {"cell": cell.cell_id, "switched": False, "reason": "disarmed"}
     logger.warning(
         "switching the cell to its standby",
         extra={"cell": cell.cell_id, "alarm": event.get("detail")},
     )
-    clients = failover_clients()
     switched = switch(
         cell, STANDBY, dynamodb_for=clients.dynamodb, s3=clients.s3(cell.directory.region)
     )
+    # Disarmed once it stands (reserved concurrency 1: no other run in between); a switch
+    # that failed is retried by Lambda, still armed.
+    state.disarm(time.time_ns() // 1_000_000)
     logger.warning("switched", extra=switched.summary())
+    _notify(
+        f"cell {cell.cell_id} switched to its standby ({switched.epoch}); the automated switch "
+        "is disarmed until an operator re-arms it"
+    )
     return switched.summary()
+
+
+def _notify(message: str) -> None:
+    """Tell the operators, on the alarm topic when one is set."""
+    topic = alarm_topic()
+    if topic is None:
+        return
+    try:
+        failover_clients().sns().publish(
+            TopicArn=topic, Subject="Messenger failover", Message=message
+        )
+    except Exception:  # the switch stands whether or not anyone heard of it
+        logger.exception("the alarm topic was not told")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -93,10 +93,11 @@ class EntryRequest:
         """Create and Update write the entry; Delete leaves it (see `publish_entry`)."""
         return self.request_type in ("Create", "Update")
 
-    def write(self) -> None:
+    def write(self) -> bool:
         """The entry, into the bucket; KeyError for a missing property, InvalidDirectory
-        for a URL that is not a §6 cell's."""
-        write_entry(
+        for a URL that is not a §6 cell's. False: unwritten, the cell is failed over to
+        its standby (store.write_entry), and a deploy does not undo a switch."""
+        return write_entry(
             directory_clients().s3(str(self.properties[EntryProperty.BUCKET_REGION])),
             self.bucket,
             self.cell_id,
@@ -114,8 +115,9 @@ def publish_entry(event: dict[str, Any], context: Any) -> None:
     """
     request = EntryRequest.of(event)
     try:
-        if request.writes:
-            request.write()
+        if request.writes and not request.write():
+            logger.warning("entry kept: the cell is failed over", extra={"cell": request.cell_id})
+        elif request.writes:
             logger.info("entry written", extra={"cell": request.cell_id, "at": request.physical_id})
         status, reason = "SUCCESS", f"entry of {request.cell_id}: {request.physical_id}"
     except Exception as error:  # CloudFormation must hear of every failure, or it waits

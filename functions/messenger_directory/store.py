@@ -26,11 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from messenger_directory.sides import PRIMARY
 from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# The entry's S3 metadata naming the side a switch made active (`write_entry`).
+SWITCHED_TO = "switched-to"
 ENTRY_PREFIX = "cells/"
 ENTRY_SUFFIX = ".json"
 DIRECTORY_KEY = "directory.json"
@@ -55,21 +58,51 @@ def parse_entry(cell_id: str, document: Any) -> str:
     return Directory.parse(alone).url_of(cell_id)
 
 
-def write_entry(s3: S3Client, bucket: str, cell_id: str, url: str, *, owner: str) -> None:
+def write_entry(
+    s3: S3Client,
+    bucket: str,
+    cell_id: str,
+    url: str,
+    *,
+    owner: str,
+    switched_to: str | None = None,
+) -> bool:
     """Publish a cell's URL (its deploy, or a failover); refused, unwritten, if invalid.
 
     `owner`: the account the bucket must belong to. Its name is deterministic (peers
     compute it), so S3 is asked to refuse the write if someone else holds that name.
+
+    `switched_to`: the side a switch made active (docs/protocol.md §7), kept on the entry.
+    A deploy (None) writes the primary's URL, and never over an entry that a switch to
+    another side wrote: False, unwritten (the cell stays failed over until a switch back).
     """
     entry = {"url": url}
     parse_entry(cell_id, entry)
+    if switched_to is None and entry_switched_to(s3, bucket, cell_id, owner) not in (
+        None,
+        PRIMARY,
+    ):
+        return False
     s3.put_object(
         Bucket=bucket,
         Key=entry_key(cell_id),
         Body=json.dumps(entry).encode(),
         ContentType=CONTENT_TYPE,
         ExpectedBucketOwner=owner,
+        Metadata={SWITCHED_TO: switched_to} if switched_to else {},
     )
+    return True
+
+
+def entry_switched_to(s3: S3Client, bucket: str, cell_id: str, owner: str) -> str | None:
+    """The side the last switch wrote into a cell's entry; None: no switch wrote it."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=entry_key(cell_id), ExpectedBucketOwner=owner)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return head.get("Metadata", {}).get(SWITCHED_TO)
 
 
 def _read_json(s3: S3Client, bucket: str, key: str) -> Any | None:

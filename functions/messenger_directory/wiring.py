@@ -17,6 +17,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
 
 # The directory function and the entry custom resource: a few S3 calls each.
 S3_CONFIG = Config(
@@ -46,6 +47,11 @@ class Clients:
     def s3(self, region: str | None = None) -> S3Client:
         """An S3 client of `region` (None: the function's own)."""
         client: S3Client = self._client("s3", region)
+        return client
+
+    def sns(self, region: str | None = None) -> SNSClient:
+        """An SNS client of `region` (None: the function's own): the alarm topic."""
+        client: SNSClient = self._client("sns", region)
         return client
 
     def dynamodb(self, region: str) -> DynamoDBClient:

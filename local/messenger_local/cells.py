@@ -24,7 +24,12 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from messenger.config import LOCAL_CELL_EPOCH, PEER_STANDBY_SEPARATOR
+from messenger.config import (
+    LOCAL_CELL_EPOCH,
+    PEER_STANDBY_SEPARATOR,
+    PRIMARY_SIDE,
+    STANDBY_SIDE,
+)
 from messenger.contract import PRESENCE_WORKER, RELAY, Env
 from messenger.wiring import Services, serving
 from messenger_local.gateway import Gateway
@@ -135,6 +140,7 @@ def cell_environment(
         Env.CELL_SHARD_MAP: shard_map.to_compact(),
         Env.CELL_PEERS: ",".join(f"{peer.cell_id}={relays(peer)}" for peer in peers),
         Env.CELL_EPOCH: placement.epoch,
+        Env.CELL_SIDE: STANDBY_SIDE if placement.standby else PRIMARY_SIDE,
         Env.PRESENCE_FUNCTION: placement.deployed_name(PRESENCE_WORKER.function_name),
     }
     return {env.value: value for env, value in variables.items()}

@@ -73,7 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--standby",
         action="store_true",
         help="give each cell a standby at /cN-standby, its tables replicated as global "
-        "tables do; POST /_local/failover/CELL fails a cell over (needs --cells)",
+        "tables do; POST /_local/failover/CELL fails a cell over (needs --cells), "
+        "?keepPrimary=true leaves the old primary reachable and fenced",
     )
     parser.add_argument(
         "--replication-lag",

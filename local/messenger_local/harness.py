@@ -262,6 +262,8 @@ class PostRecorder:
         self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.gone: set[str] = set()
         self.attempts: list[str] = []
+        # Connections the functions closed (DeleteConnection), in order.
+        self.deleted: list[str] = []
 
     def client_factory(self, endpoint: str) -> Any:
         client = aws_session().client(
@@ -272,7 +274,13 @@ class PostRecorder:
         )
         events = client.meta.events
         events.register("before-call.apigatewaymanagementapi.PostToConnection", self._before_call)
+        events.register("before-call.apigatewaymanagementapi.DeleteConnection", self._deleted)
         return client
+
+    def _deleted(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        self.deleted.append(unquote(params["url_path"].rsplit("/", 1)[-1]))
+        response = AWSResponse(params["url"], 204, HTTPHeaders(), None)
+        return response, {"ResponseMetadata": {"HTTPStatusCode": 204}}
 
     def _before_call(self, params: dict[str, Any], **kwargs: Any) -> Any:
         connection_id = unquote(params["url_path"].rsplit("/", 1)[-1])

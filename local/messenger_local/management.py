@@ -8,12 +8,14 @@ SigV4 by boto3; like any local emulator we do not check the signature.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, web
 
 from messenger_local.connections import ConnectionGoneError, LiveConnection
 from messenger_local.gateway import Gateway, json_response
+from messenger_protocol.names import CLOSE_CODES, ErrorCode
 
 DELETED_REASON = "Connection Closed Normally"  # what $disconnect says after a DELETE
 
@@ -54,7 +56,25 @@ async def post_to_connection(gateway: Gateway, request: web.Request) -> web.Resp
         await connection.send(frame)
     except ConnectionGoneError:
         return gone()
+    close_code = _closing_code_of(frame)
+    if close_code is not None:
+        connection.close_code_on_delete = close_code
     return web.Response(status=200)
+
+
+def _closing_code_of(frame: str | bytes) -> int | None:
+    """The close code an `error` frame announces (§3 Closing: MOVED 1012, REPLACED 1008),
+    which API Gateway cannot send but `messenger local` does on the DELETE that follows."""
+    if not isinstance(frame, str) or '"error"' not in frame:
+        return None
+    try:
+        document = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("type") != "error":
+        return None
+    code = document.get("code")
+    return CLOSE_CODES.get(ErrorCode(code)) if code in CLOSE_CODES else None
 
 
 async def get_connection(gateway: Gateway, request: web.Request) -> web.Response:
@@ -78,5 +98,6 @@ async def delete_connection(gateway: Gateway, request: web.Request) -> web.Respo
     if connection is None:
         return gone()
     # Answer at once, like API Gateway; the closing handshake finishes in the background.
-    gateway.spawn(connection.close(WSCloseCode.OK, DELETED_REASON))
+    code = connection.close_code_on_delete or WSCloseCode.OK
+    gateway.spawn(connection.close(code, DELETED_REASON))
     return web.Response(status=204)

@@ -13,7 +13,7 @@ GET    /directory.json
 
 and with a standby for each cell, the emulated region loss (messenger_local.standby):
 
-POST   /_local/failover/{cell}
+POST   /_local/failover/{cell}[?keepPrimary=true]
 
 and, for the functions that invoke one another, Lambda's own Invoke API:
 
@@ -46,7 +46,8 @@ DIRECTORY_PATH = "/directory.json"
 # The directory document (docs/protocol.md §6), made when asked: the last one published.
 DirectoryDocument = Callable[[], dict[str, Any]]
 # Fails a cell over to its standby (KeyError: no such cell with a standby).
-FailOver = Callable[[str], Awaitable[Failover]]
+# (cell, keep_primary): POST /_local/failover/CELL[?keepPrimary=true].
+FailOver = Callable[..., Awaitable[Failover]]
 
 
 def add_stage_routes(app: web.Application, gateway: Gateway) -> None:
@@ -97,12 +98,13 @@ def directory_site(document: DirectoryDocument, first_stage: str) -> AddRoutes:
 
 
 def failover_site(fail_over: FailOver) -> AddRoutes:
-    """A stack with standbys: POST /_local/failover/CELL."""
+    """A stack with standbys: POST /_local/failover/CELL (`?keepPrimary=true`: partial)."""
 
     async def serve_failover(request: web.Request) -> web.Response:
         cell = request.match_info["cell"]
         try:
-            failover = await fail_over(cell)
+            keep_primary = request.query.get("keepPrimary", "").lower() in ("1", "true")
+            failover = await fail_over(cell, keep_primary=keep_primary)
         except KeyError:
             return json_response(404, {"message": f"no cell {cell!r} with a standby"})
         return json_response(200, failover.to_wire())

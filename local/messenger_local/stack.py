@@ -297,11 +297,12 @@ class LocalStack:
         """The side serving a cell: its primary, or its standby once failed over."""
         return self._parts.standbys.active(self.cell(cell_id))
 
-    async def fail_over(self, cell_id: str) -> Failover:
+    async def fail_over(self, cell_id: str, *, keep_primary: bool = False) -> Failover:
         """Fail a cell over to its standby as a region loss would (POST
-        /_local/failover/CELL): the deployed switch, on this stack's tables and directory."""
+        /_local/failover/CELL): the deployed switch, on this stack's tables and directory.
+        `keep_primary`: a partial failover, the primary stays reachable and is fenced."""
         return await self._parts.standbys[cell_id].fail_over(
-            self.clients.dynamodb, self._published_directory()
+            self.clients.dynamodb, self._published_directory(), keep_primary=keep_primary
         )
 
     # --- what happened (messenger_local.activity) ----------------------------------

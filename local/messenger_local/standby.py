@@ -17,24 +17,38 @@ does, in this order:
    (messenger_local.directory);
 3. the primary's connections close with 1001, so clients reconnect: their handshake
    with the primary fails, they fetch the directory again and connect to the standby.
+
+`POST /_local/failover/CELL?keepPrimary=true` is a partial failover, a gray failure: the
+primary's region stays reachable (its stage answers, its Relay too) but replication stops,
+and the switch fences it (docs/protocol.md §7 Fencing): its replica is told it was demoted
+(the switch's `fence the old side` step), its functions read that at once (on AWS they
+would within the fence's cache time, which the standby waits out before taking writes),
+and its connections get `error` MOVED and close with 1012. From then on it refuses every
+handshake (403), answers every frame MOVED, and refuses every Relay call, so that no
+write is accepted by both sides.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from messenger.contract import Env
 from messenger.dal.cell_generation import CellGeneration
+from messenger.dal.cell_state import CellState
 from messenger_directory.failover import SwitchPorts, run_switch
 from messenger_directory.sides import STANDBY, Side
 from messenger_local.aws import MotoGate
 from messenger_local.cells import LocalCell, by_cell
+from messenger_local.connections import ConnectionGoneError
 from messenger_local.directory import LocalDirectory
 from messenger_local.replication import Replicator
+from messenger_protocol.frames import ErrorFrame
+from messenger_protocol.names import CLOSE_CODES, ErrorCode
 
 DEFAULT_REPLICATION_LAG_SECONDS = 1.0
 FAILOVER_PATH = "/_local/failover/{cell}"
@@ -49,6 +63,10 @@ class Failover:
     epoch: str  # what the standby's syncDone names from now on
     dropped_writes: int  # writes to the primary lost with it (never replicated)
     at: float  # time.time() when the primary's region was lost
+    # A partial failover (keepPrimary): the primary stays reachable, fenced.
+    kept_primary: bool = False
+    # False: this answer is a second request's, the cell had failed over already.
+    first: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -56,6 +74,8 @@ class Failover:
             "url": self.url,
             "epoch": self.epoch,
             "droppedWrites": self.dropped_writes,
+            "keptPrimary": self.kept_primary,
+            "alreadyFailedOver": not self.first,
         }
 
 
@@ -86,32 +106,64 @@ class Standby:
             url=self.standby.ws_url,
         )
 
-    async def fail_over(self, dynamodb: Any, directory: LocalDirectory) -> Failover:
-        """Lose the primary's region and switch the cell to the standby (see the module
-        doc), with `dynamodb` for the standby's generation and the stack's `directory`.
+    async def fail_over(
+        self, dynamodb: Any, directory: LocalDirectory, *, keep_primary: bool = False
+    ) -> Failover:
+        """Lose the primary's region (or, `keep_primary`, only its replication: a gray
+        failure) and switch the cell to the standby (see the module doc), with `dynamodb`
+        for both sides' tables and the stack's `directory`.
 
-        Run again, it answers what the first run did: the cell has no other side left.
+        Run again, it answers what the first run did (`first` False): the cell has no
+        other side left.
         """
         async with self._lock:
             if self.failover is not None:
-                return self.failover
+                return replace(self.failover, first=False)
             lost_at = time.time()
-            dropped = self._lose_the_primary_region()
+            dropped = self._lose_the_primary_region(keep_primary)
             target = self.side()
             ports = SwitchPorts(
                 generations=CellGeneration(dynamodb, target.users_table),
                 entries=directory.entries,
                 publisher=directory,
+                # A lost region cannot be told; a reachable one is fenced.
+                demoted=(
+                    CellState(dynamodb, self.primary.table_names[Env.USERS_TABLE.value])
+                    if keep_primary
+                    else None
+                ),
             )
-            switched = await asyncio.to_thread(run_switch, self.cell_id, STANDBY, target, ports)
-            self.failover = Failover(self.cell_id, switched.url, switched.epoch, dropped, lost_at)
-        await self.primary.gateway.close_all(1001, "Going away")
+            # Both sides' functions are told below, at once: no wait for their caches.
+            switched = await asyncio.to_thread(
+                run_switch, self.cell_id, STANDBY, target, ports, None, 0
+            )
+            for side in (self.primary, self.standby):
+                side.services.cell_view.forget()
+            self.failover = Failover(
+                self.cell_id, switched.url, switched.epoch, dropped, lost_at, keep_primary
+            )
+        if keep_primary:
+            await self._move_everyone_away()
+        else:
+            await self.primary.gateway.close_all(1001, "Going away")
         return self.failover
 
-    def _lose_the_primary_region(self) -> int:
+    async def _move_everyone_away(self) -> None:
+        """The fenced primary's connections: `error` MOVED, then 1012 (§3 Closing)."""
+        moved = ErrorFrame(
+            code=ErrorCode.MOVED, message="this side of the cell is not active", ref=None
+        ).to_json()
+        connections = self.primary.gateway.connections.all()
+        for connection in connections:
+            with contextlib.suppress(ConnectionGoneError):
+                await connection.send(moved)
+        await self.primary.gateway.close_all(CLOSE_CODES[ErrorCode.MOVED], "Moved")
+
+    def _lose_the_primary_region(self, keep_primary: bool) -> int:
         """One instant, with no await in it: nothing acked after it was stored there. The
-        writes replication had not carried yet are lost with it: their count."""
-        self.primary.gateway.out_of_service = True
+        writes replication had not carried yet are lost with it: their count. With
+        `keep_primary`, only the replication is lost: the primary still answers."""
+        self.primary.gateway.out_of_service = not keep_primary
         self.replicator.stop()
         return self.replicator.drop_pending()
 

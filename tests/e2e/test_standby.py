@@ -132,11 +132,12 @@ async def test_a_failover_switches_directory_epoch_and_connections(
     assert [first["messageId"], second["messageId"]] == ["m-before-1", "m-after-1"]
     relays = standby_stack.invocations_of("Relay", cell="c0-standby")
     assert any(invocation.status == 200 for invocation in relays)
-    # And failing over again answers the same
+    # And failing over again answers the same, and says it had
     status, again = await asyncio.to_thread(
         post_json, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c0"
     )
-    assert (status, again) == (200, answer)
+    assert answer["alreadyFailedOver"] is False
+    assert (status, again) == (200, {**answer, "alreadyFailedOver": True})
     assert standby_stack.directory.version == 2
     for client in (amy_standby, bob_client):
         await client.close()

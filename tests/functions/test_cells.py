@@ -339,8 +339,14 @@ def test_given_a_reader_in_another_cell_then_mark_seen_reaches_the_sender_at_hom
     cells.invokes.calls.clear()
     # When bob (c1) marks alice's (c0) messages seen
     frame = {"action": "markSeen", "to": ALICE.user_id, "messageIds": ["msg-seen-0001"] * 2}
-    assert cells["c1"].send(b, frame) is None
-    # Then alice gets the seen receipt live from c0, queued there, after one Relay call
+    # Then bob's cell answers seenStored with the epoch of c0, which queued the receipt
+    stored = cells["c1"].send(b, frame)
+    assert (stored["type"], stored["to"], stored["epoch"]) == (
+        "seenStored",
+        ALICE.user_id,
+        cells["c0"].services.epoch.current(),
+    )
+    # And alice gets the seen receipt live from c0, queued there, after one Relay call
     [receipt] = cells["c0"].posts.of_type(a.connection_id, "receipt")
     assert (receipt["status"], receipt["messageIds"], receipt["by"]) == (
         "seen",
@@ -374,7 +380,7 @@ def test_given_too_many_seen_receipts_to_one_foreign_user_then_rate_limited_in_t
     a, b = cells["c0"].connect(ALICE), cells["c1"].connect(BOB)
     frame = {"action": "markSeen", "to": ALICE.user_id, "messageIds": ["msg-seen-0003"]}
     replies = [cells["c1"].send(b, frame) for _ in range(61)]
-    assert replies[:60] == [None] * 60
+    assert [reply["type"] for reply in replies[:60]] == ["seenStored"] * 60
     assert (replies[60]["type"], replies[60]["code"]) == ("error", "RATE_LIMITED")
     # The refused one never reached c0
     assert len(cells["c0"].posts.of_type(a.connection_id, "receipt")) == 60

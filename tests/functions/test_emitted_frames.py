@@ -38,7 +38,9 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
         ]
         message = h.posts.of_type(b.connection_id, "message")[0]
         h.send(b, {"action": "ack", "ids": [message["id"]]})
-        h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-00000001"]})
+        replies.append(
+            h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-00000001"]})
+        )
         h.send(a, {"action": "sync"})
         h.send(a, {"action": "sync", "batch": True})
         h.disconnect(b)

@@ -17,18 +17,20 @@ import pytest
 from botocore.exceptions import ClientError
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
+from messenger.logic.cell_view import promotion_delay_ms
 from messenger_directory.config import forget_settings
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
     FailoverEnv,
     Side,
+    arm,
     failover,
     probe,
     switch,
 )
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
-from messenger_directory.wiring import forget_clients
+from messenger_directory.wiring import failover_clients, forget_clients
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import ShardMap
 
@@ -134,12 +136,18 @@ def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(w
         "generation": 1,
         "epoch": "us-west-2#1",
         "bumped": True,
+        # It takes writes once the primary's functions must have read the switch
+        "activeFrom": 1 + promotion_delay_ms(),
+        "fenced": True,
     }
     item = world.epoch_item("us-west-2")
     assert item is not None
     assert (item["generation"], item["active"]) == ({"N": "1"}, {"S": "standby"})
-    # And the primary's region was not asked for anything (it may be gone)
-    assert world.epoch_item("us-east-1") is None
+    # And the primary's replica, reachable here, was told the same (it may be gone: then
+    # replication tells it)
+    fence = world.epoch_item("us-east-1")
+    assert fence is not None
+    assert (fence["generation"], fence["active"]) == ({"N": "1"}, {"S": "standby"})
     # And the directory, once merged, sends c0's users to the standby: version + 1
     document = world.publish()
     assert document["version"] == 2
@@ -231,3 +239,64 @@ def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world,
     monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, "messenger-prod-c0-gone")
     with pytest.raises(ClientError):
         probe({}, context)
+
+
+def test_a_deploy_of_the_primary_never_writes_its_url_over_a_switch_to_the_standby(world):
+    world.publish()
+    world.switch("standby")
+    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+    # When the primary's stack is deployed again (its entry custom resource)
+    written = write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
+    # Then the entry keeps the standby's URL, and the directory does not move back
+    assert written is False
+    document = world.publish()
+    assert (document["version"], document["cells"]["c0"]) == (2, {"url": STANDBY.url})
+    # But once the operator fails back, deploys write again
+    world.dynamodb["us-east-1"].put_item(
+        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
+    )
+    world.switch("primary")
+    assert write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER) is True
+    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+
+
+def test_the_automated_switch_fires_once_until_an_operator_re_arms_it(world, monkeypatch):
+    world.publish()
+    for name, value in STANDBY_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    # Given it fired once, and the operator failed back
+    assert failover(ALARM, context)["epoch"] == "us-west-2#1"
+    world.dynamodb["us-east-1"].put_item(
+        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
+    )
+    world.switch("primary")
+    world.publish()
+    # When the alarm fires again (a flap)
+    answer = failover(ALARM, context)
+    # Then nothing is switched: the primary stays active, the directory keeps its URL
+    assert answer == {"cell": "c0", "switched": False, "reason": "disarmed"}
+    assert world.epoch_item("us-west-2")["active"] == {"S": "primary"}
+    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+    # And once re-armed, it fires again
+    arm(C0, dynamodb_for=world.dynamodb.__getitem__)
+    assert failover(ALARM, context)["epoch"] == "us-west-2#3"
+    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+
+
+def test_the_automated_switch_tells_the_alarm_topic(world, monkeypatch):
+    world.publish()
+    sns = boto3.client("sns", region_name="us-west-2")
+    topic = sns.create_topic(Name="messenger-alarms")["TopicArn"]
+    for name, value in {**STANDBY_ENVIRONMENT, FailoverEnv.ALARM_TOPIC: topic}.items():
+        monkeypatch.setenv(name, value)
+    published: list[dict[str, Any]] = []
+    failover_clients().sns().meta.events.register(
+        "provide-client-params.sns.Publish", lambda params, **_: published.append(params)
+    )
+    context = LambdaContext.for_invocation("Switch", region="us-west-2", account_id=OWNER)
+    failover(ALARM, context)
+    failover(ALARM, context)
+    assert [p["TopicArn"] for p in published] == [topic, topic]
+    assert "switched to its standby" in published[0]["Message"]
+    assert "disarmed" in published[1]["Message"]

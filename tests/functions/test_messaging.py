@@ -203,7 +203,13 @@ def test_ack_of_unknown_ids_is_ignored(h: Harness, bob: TestUser) -> None:
 def test_mark_seen_sends_seen_receipt(h: Harness, alice: TestUser, bob: TestUser) -> None:
     a, b = h.connect(alice), h.connect(bob)
     h.send(a, h.message(a, bob, "look", "msg-0011"))
-    assert h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-0011"]}) is None
+    # (answered seenStored once the receipt is queued, docs/protocol.md §7)
+    assert h.send(b, {"action": "markSeen", "to": "alice", "messageIds": ["msg-0011"]}) == {
+        "type": "seenStored",
+        "to": "alice",
+        "messageIds": ["msg-0011"],
+        "epoch": h.services.epoch.current(),
+    }
     [receipt] = h.posts.of_type(a.connection_id, "receipt")
     assert receipt["status"] == "seen" and receipt["by"] == "bob"
     assert receipt["messageIds"] == ["msg-0011"]

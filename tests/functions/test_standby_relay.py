@@ -108,13 +108,13 @@ def test_when_the_primary_does_not_answer_the_standby_does() -> None:
     # Given c1's primary region gone, its standby serving
     relays = Relays({PRIMARY: TimeoutError("no answer"), STANDBY: {"ok": {"serverTs": 2}}})
     client = client_of(relays)
-    # Then a call and a notification each reach the standby after the primary failed
+    # Then a call reaches the standby after the primary failed
     assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 2}
+    # And the next call goes to the standby first: it answered last
     client.notify("c1", RelayOperation.PRESENCE_CHANGED, {})
     assert relays.invoked == [
         (PRIMARY, "RequestResponse"),
         (STANDBY, "RequestResponse"),
-        (PRIMARY, "Event"),
         (STANDBY, "Event"),
     ]
 
@@ -138,3 +138,18 @@ def test_when_neither_side_answers_the_call_fails_and_a_peer_without_standby_onc
     with pytest.raises(RelayFailed, match="cell c2"):
         client.call("c2", RelayOperation.KEYS, {})
     assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, C2]
+
+
+@pytest.mark.integration
+def test_a_fenced_side_s_moved_falls_through_to_the_other_and_the_active_one_is_asked_first() -> (
+    None
+):
+    # Given c1 failed over: its old primary, still reachable, refuses MOVED (fencing)
+    moved = {"error": {"code": "MOVED", "message": "this side of the cell is not active"}}
+    relays = Relays({PRIMARY: moved, STANDBY: {"ok": {"serverTs": 3}}})
+    client = client_of(relays)
+    # Then a call reaches the standby, and the next ones ask the standby first
+    assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 3}
+    assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 3}
+    assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, STANDBY]
+    assert client.relays_in_order("c1") == [STANDBY, PRIMARY]

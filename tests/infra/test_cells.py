@@ -288,7 +288,8 @@ def test_given_a_cells_entry_writer_then_it_may_put_its_own_entry_and_nothing_el
         statements = {statement["Sid"]: statement for statement in statements_of(stack, function)}
         assert set(statements) == {"OwnLogGroup", "WriteOwnEntry"}
         write = statements["WriteOwnEntry"]
-        assert write["Action"] == "s3:PutObject"
+        # GetObject: the deploy's write reads whether a switch wrote the entry first
+        assert write["Action"] == ["s3:GetObject", "s3:PutObject"]
         assert write["Resource"] == f"arn:aws:s3:::{bucket}/cells/{cell_id}.json"
         # Never into a bucket of that name that someone else owns
         assert write["Condition"] == {"StringEquals": {"s3:ResourceAccount": C0_ACCOUNT}}
@@ -362,7 +363,7 @@ def test_given_the_directory_then_other_accounts_cells_may_write_their_own_entry
     # One statement per cell outside the directory's account: its own key, its own role
     written = {}
     for statement in allowed:
-        assert statement["Action"] == "s3:PutObject"
+        assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
         account = statement["Principal"]["AWS"].split(":")[4]
         key = flatten_cfn(statement["Resource"]).split("/", 1)[1]
         role = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]

@@ -1,7 +1,8 @@
 """The cell's failover generation (docs/protocol.md §7), one item in the Users table.
 
 Item layout: ("CELL", "EPOCH") with `generation` (a number, absent = 0), `active` (the
-side, "primary" or "standby", that the last switch made active) and `switchedAt` (ms).
+side, "primary" or "standby", that the last switch made active), `switchedAt` (ms) and
+`activeFrom` (ms: when the active side starts taking writes, dal/cell_state.py).
 The item replicates like every other, so each region's replica knows the generation the
 last switch wrote there. Only a switch writes it (`bump`); the functions only read it.
 """
@@ -20,6 +21,7 @@ EPOCH_SK = "EPOCH"
 GENERATION = "generation"
 ACTIVE = "active"
 SWITCHED_AT = "switchedAt"
+ACTIVE_FROM = "activeFrom"
 
 
 def _key() -> dict[str, dict[str, str]]:
@@ -42,21 +44,23 @@ class CellGeneration:
         ).get("Item")
         return int(item[GENERATION]["N"]) if item and GENERATION in item else 0
 
-    def bump(self, side: str, now_ms: int) -> int | None:
-        """Make `side` active with the next generation; the new generation, or None if
-        `side` already is the active one here (the same switch run again bumps nothing)."""
+    def bump(self, side: str, now_ms: int, active_from_ms: int | None = None) -> int | None:
+        """Make `side` active with the next generation, taking writes from `active_from_ms`
+        (default: at once); the new generation, or None if `side` already is the active
+        one here (the same switch run again bumps nothing)."""
         try:
             with dynamodb_errors():
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=_key(),
                     UpdateExpression=f"ADD {GENERATION} :one SET {ACTIVE} = :side, "
-                    f"{SWITCHED_AT} = :now",
+                    f"{SWITCHED_AT} = :now, {ACTIVE_FROM} = :from",
                     ConditionExpression=f"attribute_not_exists({ACTIVE}) OR {ACTIVE} <> :side",
                     ExpressionAttributeValues={
                         ":one": {"N": "1"},
                         ":side": {"S": side},
                         ":now": {"N": str(now_ms)},
+                        ":from": {"N": str(now_ms if active_from_ms is None else active_from_ms)},
                     },
                     ReturnValues="UPDATED_NEW",
                 )

@@ -8,6 +8,7 @@ is logged with the request id and answered `INTERNAL`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
-from messenger.errors import Refused
+from messenger.errors import ConnectionGone, Refused, SideFenced, SidePromoting
 from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
 from messenger_protocol.frames import (
@@ -103,6 +104,32 @@ def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     return entry
 
 
+def moved_away(caller: Caller, svc: Services, ref: str | None) -> dict[str, Any]:
+    """A frame on a side that is not active (docs/protocol.md §7 Fencing): nothing is
+    written; the caller gets `error` MOVED, then the connection closes (§3 Closing: the
+    frame first, since DeleteConnection sets no close code; locally it closes 1012)."""
+    logger.info("frame refused: side fenced", extra={"side": svc.cell_view.own_side})
+    count_refusal(ErrorCode.MOVED)
+    connections = svc.connections(caller.endpoint)
+    frame = ErrorFrame(
+        code=ErrorCode.MOVED,
+        message="this side of the cell is not active: fetch the directory",
+        ref=ref,
+    )
+    with contextlib.suppress(ConnectionGone):
+        connections.post(caller.connection_id, frame)
+    connections.close(caller.connection_id)
+    return {"statusCode": 200}
+
+
+def _document_or_none(event: dict[str, Any]) -> Any:
+    """The frame's JSON, for an error's `ref` only; None if it is not JSON."""
+    try:
+        return load_json(event.get("body"))
+    except Refused:
+        return None
+
+
 Answer = Callable[[F, Caller, Services], ServerFrame | None]
 
 
@@ -116,6 +143,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 svc = services()
                 caller = caller_of(event, svc)
                 logger.thread_safe_append_keys(user=caller.user_id)
+                svc.cell_view.admit()
                 document = load_json(event.get("body"))
                 frame: Any = model.read(document) if model else document
                 if model is not None:
@@ -123,6 +151,17 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                     # frames that fail (unknown users, say) costs us all the same.
                     svc.rate_limiter.take(caller.user_id, model.ACTION)
                 return reply(answer(frame, caller, svc))
+            except SideFenced:
+                return moved_away(caller, svc, reference_of(_document_or_none(event)))
+            except SidePromoting:
+                count_refusal(ErrorCode.INTERNAL)
+                return reply(
+                    ErrorFrame(
+                        code=ErrorCode.INTERNAL,
+                        message="this side of the cell is starting, try again",
+                        ref=reference_of(document),
+                    )
+                )
             except Refused as refusal:
                 logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
                 count_refusal(refusal.code)

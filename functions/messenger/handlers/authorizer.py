@@ -6,6 +6,11 @@ to every later event of the connection. Every refusal of the caller is a Deny (H
 our own (a throttled table, a timeout) is not the caller's fault and must not read as a
 refusal, which clients take as final: the authorizer raises, and API Gateway answers
 500, which clients retry.
+
+A side of the cell that is not active (docs/protocol.md §7 Fencing) refuses every
+handshake, so it takes no registration, no replayed connect query, and gives no second
+rate-limit budget; one that was just promoted answers 500 for the few seconds before it
+takes writes (logic/cell_view.py).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import nacl.signing  # noqa: F401  libsodium loads at init here, not on the firs
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import CONNECT_DENIED
-from messenger.errors import AccessDenied
+from messenger.errors import AccessDenied, SidePromoting
 from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.logic.identity import parse_connect_query
 from messenger.observability import logger
@@ -42,14 +47,22 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     attempt = request_context.get("connectionId") or secrets.token_hex(16)
     source_ip = (request_context.get("identity") or {}).get("sourceIp") or ""
     try:
+        svc = services()
+        # A side that is not active takes no handshake, so no registration either
+        # (docs/protocol.md §7 Fencing).
+        svc.cell_view.admit()
         request = parse_connect_query(
             event.get("queryStringParameters"), str(attempt), str(source_ip)
         )
-        user_id = services().identity.authenticate(request)
+        user_id = svc.identity.authenticate(request)
     except AccessDenied as denial:
         logger.info("connect refused", extra={"reason": str(denial)})
         count_refusal(CONNECT_DENIED)
         return policy("anonymous", "Deny", resource)
+    except SidePromoting as promoting:
+        # Not the caller's fault: a 500, which clients retry (docs/protocol.md §1).
+        logger.info("connect deferred", extra={"reason": str(promoting)})
+        raise
     except Exception:
         logger.exception("authorizer failed")
         count_refusal(ErrorCode.INTERNAL)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger.errors import Refused
+from messenger.errors import Refused, SideFenced, SidePromoting
 from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.observability import logger
 from messenger.transport.relay_records import answered, read_request, refused
@@ -22,7 +22,14 @@ def _relay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = read_request(event)
         logger.append_keys(op=request.operation, caller_cell=request.caller)
-        return answered(services().relay().answer(request))
+        svc = services()
+        svc.cell_view.admit()
+        return answered(svc.relay().answer(request))
+    except (SideFenced, SidePromoting) as fenced:
+        # The caller tries the cell's other side (transport/relay.py).
+        logger.info("relay refused: side fenced", extra={"reason": str(fenced)})
+        count_refusal(ErrorCode.MOVED)
+        return refused(ErrorCode.MOVED, str(fenced))
     except Refused as refusal:
         logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
         count_refusal(refusal.code)

@@ -51,11 +51,14 @@ class Peers:
         )
         return AckFrame.read(answer)
 
-    def store_receipts(self, cell: str, receipts: Sequence[RelayedReceipt]) -> None:
-        """Queue receipts for users of `cell` there (and deliver them live): one call."""
-        self._relay.call(
+    def store_receipts(self, cell: str, receipts: Sequence[RelayedReceipt]) -> str | None:
+        """Queue receipts for users of `cell` there (and deliver them live): one call. The
+        epoch `cell` stored them in (None from a cell that does not say)."""
+        answer = self._relay.call(
             cell, RelayOperation.STORE_RECEIPT, StoreReceipts(list(receipts)).to_wire()
         )
+        epoch = answer.get("epoch") if isinstance(answer, dict) else None
+        return epoch if isinstance(epoch, str) else None
 
     def presence(self, cell: str, query: PresenceQuery) -> PresenceAnswer:
         """What the watcher may see of users of `cell`; with subscribe, `cell` records its

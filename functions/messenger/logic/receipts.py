@@ -24,6 +24,7 @@ from messenger.dal.queue import (
 from messenger.errors import UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.epoch import CellEpoch
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
 from messenger.logic.rate_limit import RateLimiter
@@ -45,7 +46,9 @@ class Receipts:
         rate_limiter: RateLimiter,
         cells: Cells,
         peers: Peers,
+        epoch: CellEpoch,
     ) -> None:
+        self._epoch = epoch
         self._profiles = profiles
         self._queue = queue
         self._live = live
@@ -111,16 +114,17 @@ class Receipts:
 
     # --- markSeen ------------------------------------------------------------------
 
-    def mark_seen(self, reader: str, to: str, message_ids: list[str]) -> None:
-        """Tell `to` that the reader has seen these of its messages."""
+    def mark_seen(self, reader: str, to: str, message_ids: list[str]) -> str:
+        """Tell `to` that the reader has seen these of its messages; the epoch of the cell
+        that queued the receipt, `to`'s home (docs/protocol.md §7: `seenStored`)."""
         unique = list(dict.fromkeys(message_ids))
         now_ns = self._clock.now_ns()
         if not self._cells.is_home(to):
             # The reader's bucket is here; the sender's home tells whether it exists.
             self._rate_limiter.take_seen_receipt(reader, to)
             seen = RelayedReceipt(to, ReceiptStatus.SEEN, unique, reader, now_ns // 1_000_000)
-            self._peers.store_receipts(self._cells.home_of(to), [seen])
-            return
+            stored_in = self._peers.store_receipts(self._cells.home_of(to), [seen])
+            return stored_in or self._epoch.current()
         sender = self._profiles.get_profile(to)
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
@@ -128,10 +132,11 @@ class Receipts:
         self._queue_receipts(
             [self._receipt(to, ReceiptStatus.SEEN, unique, reader, now_ns)], {to: sender}
         )
+        return self._epoch.current()
 
     # --- receipts relayed by peer cells -------------------------------------------------
 
-    def accept_relayed(self, relayed: Sequence[RelayedReceipt]) -> None:
+    def accept_relayed(self, relayed: Sequence[RelayedReceipt]) -> str:
         """Receipts for users of this cell from an ack or a markSeen in another cell:
         queued and delivered as a local ack or markSeen queues and delivers them.
 
@@ -152,6 +157,7 @@ class Receipts:
             ],
             profiles,
         )
+        return self._epoch.current()
 
     # --- helpers -------------------------------------------------------------------
 

@@ -84,8 +84,7 @@ class RelayService:
         for receipt in receipts:
             self._ours(receipt.recipient, "recipient")
             self._theirs(request, receipt.by, "by")
-        self._receipts().accept_relayed(receipts)
-        return {}
+        return {"epoch": self._receipts().accept_relayed(receipts)}
 
     def _presence_of(self, request: RelayRequest) -> Any:
         query = PresenceQuery.read(request.body)

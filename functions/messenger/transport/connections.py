@@ -31,3 +31,12 @@ class Connections:
             if code == "GoneException" or status == 410:
                 raise ConnectionGone(connection_id) from None
             raise
+
+    def close(self, connection_id: str) -> None:
+        """Close a socket (DeleteConnection; its $disconnect follows); gone is closed."""
+        try:
+            self._client.delete_connection(ConnectionId=connection_id)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error.response.get("Error", {}).get("Code") != "GoneException" and status != 410:
+                raise

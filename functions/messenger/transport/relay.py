@@ -5,11 +5,13 @@ docs/protocol.md code comes back as the same domain error it was in the peer; an
 else (a timeout, a throttle, the function failing) is `RelayFailed`, which the caller
 answers INTERNAL: the client resends, and every operation is idempotent.
 
-A peer with a standby (docs/protocol.md §7) has two Relays: its primary's, then its standby's.
-Whichever is active answers; the caller tries the primary and, when it does not answer
-(`RelayFailed`, after botocore's own retries), the standby. A refusal is an answer: it is
-never tried elsewhere. Retrying on the other side is safe for the same reason a client's
-resend is: every operation is idempotent.
+A peer with a standby (docs/protocol.md §7) has two Relays: its primary's and its standby's.
+Only the active side answers; the other refuses `MOVED` (§7 Fencing). The caller tries
+first the side that answered it last (at first the primary) and, when that one does not
+answer (`RelayFailed`, after botocore's two tries of 2 s + 4 s: messenger.wiring) or
+answers MOVED, the other. Any other refusal is an answer: it is never tried elsewhere.
+Retrying on the other side is safe for the same reason a client's resend is: every
+operation is idempotent.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class RelayFailed(Exception):
     """A peer cell did not answer (or failed): nothing is known to have happened there."""
 
 
+class RelaySideFenced(RelayFailed):
+    """The side called is not its cell's active one: nothing happened there."""
+
+
 class RelayClient:
     """Calls the Relay of peer cells. The Lambda client is made on first use.
 
@@ -62,6 +68,8 @@ class RelayClient:
         self._client: LambdaClient | None = None
         self._own_cell = own_cell
         self._peers = peers
+        # cell -> the Relay that answered last: the active side, as far as we know.
+        self._answered_by: dict[str, str] = {}
 
     @property
     def client(self) -> LambdaClient:
@@ -72,15 +80,30 @@ class RelayClient:
     def _payload(self, operation: RelayOperation, request: Mapping[str, Any]) -> bytes:
         return json.dumps(request_payload(operation, self._own_cell, request)).encode()
 
+    def relays_in_order(self, cell: str) -> list[str]:
+        """The cell's Relays, the one that answered last first."""
+        relays = list(self._peers[cell])
+        last = self._answered_by.get(cell)
+        return [last, *(relay for relay in relays if relay != last)] if last in relays else relays
+
     def _each_relay(self, cell: str, attempt: Callable[[str], Any]) -> Any:
         """`attempt` on the cell's Relays in order, until one does not raise RelayFailed."""
-        *others, last = self._peers[cell]
+        *others, last = self.relays_in_order(cell)
         for relay in others:
             try:
-                return attempt(relay)
+                return self._remembered(cell, relay, attempt)
             except RelayFailed:
                 continue  # the next side may be the active one
-        return attempt(last)
+        return self._remembered(cell, last, attempt)
+
+    def _remembered(self, cell: str, relay: str, attempt: Callable[[str], Any]) -> Any:
+        try:
+            result = attempt(relay)
+        except ProtocolError:
+            self._answered_by[cell] = relay  # a refusal is an answer
+            raise
+        self._answered_by[cell] = relay
+        return result
 
     def call(self, cell: str, operation: RelayOperation, request: Mapping[str, Any]) -> Any:
         """Run an operation in a peer cell and return its answer; refusals raise."""
@@ -102,6 +125,8 @@ class RelayClient:
             raise RelayFailed(f"cell {cell} failed {operation}: {str(answer)[:200]}")
         if REFUSAL in answer:
             refused = answer[REFUSAL] if isinstance(answer[REFUSAL], dict) else {}
+            if refused.get("code") == ErrorCode.MOVED:
+                raise RelaySideFenced(f"{relay} is not cell {cell}'s active side")
             refusal = REFUSALS.get(str(refused.get("code")))
             if refusal is None:
                 raise RelayFailed(f"cell {cell} answered {operation} with {refused}")
