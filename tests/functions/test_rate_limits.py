@@ -52,8 +52,10 @@ def test_every_action_is_limited_per_user_and_a_refusal_writes_nothing(
     # When one more frame comes
     before = h.dump(with_limits=True)
     reply = h.send(a, frame_of(h, action, a, bob))
-    # Then it is refused RATE_LIMITED and nothing at all is written
+    # Then it is refused RATE_LIMITED, told to wait until one unit has leaked out, and
+    # nothing at all is written
     assert reply is not None and reply["code"] == "RATE_LIMITED", reply
+    assert reply["retryAfter"] == limit.interval_ms, reply
     assert h.dump(with_limits=True) == before
     # And someone else's frame of the same action goes through
     other = h.send(c, frame_of(h, action, c, bob))
@@ -107,6 +109,8 @@ def test_a_full_bucket_is_refused_with_one_call_and_refills_at_its_rate(h: Harne
     now = h.clock.now_ms()
     assert [buckets.take("alice", "x", now, limit) for _ in range(3)] == [True, True, False]
     assert buckets.take("alice", "x", now + 999, limit) is False
+    # A refusal says how long until the bucket has room again
+    assert buckets.take_or_wait("alice", "x", now + 400, limit) == 600
     assert buckets.take("alice", "x", now + 1000, limit) is True
     # An idle bucket drains entirely: a full burst again, never more
     later = now + 60_000

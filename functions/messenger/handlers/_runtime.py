@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
-from messenger.errors import Refused
+from messenger.errors import Refused, as_refusal
 from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
 from messenger_protocol.frames import (
@@ -65,6 +65,18 @@ def reply(frame: ServerFrame | None) -> dict[str, Any]:
 
 def count_refusal(code: ErrorCode | str) -> None:
     metrics.add_metric(name=refused_metric(code), unit=MetricUnit.Count, value=1)
+
+
+def refused(refusal: Refused, ref: str | None) -> ErrorFrame:
+    """The error frame of a refusal (counted and logged); `retryAfter` where it has one."""
+    logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
+    count_refusal(refusal.code)
+    return ErrorFrame(
+        code=refusal.code,
+        message=refusal.message,
+        ref=ref,
+        retry_after=getattr(refusal, "retry_after", None),
+    )
 
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
@@ -123,12 +135,10 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                     # frames that fail (unknown users, say) costs us all the same.
                     svc.rate_limiter.take(caller.user_id, model.ACTION)
                 return reply(answer(frame, caller, svc))
-            except Refused as refusal:
-                logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
-                count_refusal(refusal.code)
-                ref = reference_of(document)
-                return reply(ErrorFrame(code=refusal.code, message=refusal.message, ref=ref))
-            except Exception:
+            except Exception as error:
+                refusal = as_refusal(error)
+                if refusal is not None:
+                    return reply(refused(refusal, reference_of(document)))
                 logger.exception("unexpected failure")
                 count_refusal(ErrorCode.INTERNAL)
                 return reply(

@@ -22,14 +22,24 @@ class RateLimiter:
         self._limit_of = limit_of
 
     def take(self, user_id: str, action: Action) -> None:
-        """Count one frame of `action`; RateLimited (nothing written) when over the limit."""
-        if not self._buckets.take(
+        """Count one frame of `action`; RateLimited (nothing written, with how long to
+        wait) when over the limit."""
+        wait = self._buckets.take_or_wait(
             user_id, action.value, self._clock.now_ms(), self._limit_of(action)
-        ):
-            raise RateLimited(f"too many {action.value} frames; slow down and resend")
+        )
+        if wait:
+            raise RateLimited(
+                f"too many {action.value} frames; slow down and resend", retry_after=wait
+            )
 
     def take_seen_receipt(self, reader: str, recipient: str) -> None:
         """Count one seen receipt from `reader` to `recipient` (a stranger's flood stops)."""
         name = f"{Action.MARK_SEEN.value}#{recipient}"
-        if not self._buckets.take(reader, name, self._clock.now_ms(), MARK_SEEN_PER_RECIPIENT):
-            raise RateLimited(f"too many seen receipts for {recipient!r}; slow down and resend")
+        wait = self._buckets.take_or_wait(
+            reader, name, self._clock.now_ms(), MARK_SEEN_PER_RECIPIENT
+        )
+        if wait:
+            raise RateLimited(
+                f"too many seen receipts for {recipient!r}; slow down and resend",
+                retry_after=wait,
+            )

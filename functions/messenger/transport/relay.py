@@ -22,6 +22,7 @@ from messenger.transport.relay_records import ANSWER, REFUSAL, request_payload
 from messenger_protocol.errors import (
     BadRequest,
     ProtocolError,
+    QueueFull,
     RateLimited,
     TooLarge,
     UnknownRecipient,
@@ -38,6 +39,7 @@ REFUSALS: dict[str, type[ProtocolError]] = {
     ErrorCode.UNKNOWN_USER: UnknownUser,
     ErrorCode.TOO_LARGE: TooLarge,
     ErrorCode.RATE_LIMITED: RateLimited,
+    ErrorCode.QUEUE_FULL: QueueFull,
 }
 
 
