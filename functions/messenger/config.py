@@ -16,7 +16,11 @@ from messenger.contract import (
     RateLimit,
 )
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
-from messenger_protocol.limits import MAX_EPOCH_CHARS
+from messenger_protocol.limits import (
+    MAX_EPOCH_CHARS,
+    MIN_QUEUE_MESSAGES,
+    MIN_QUEUE_MESSAGES_PER_SENDER,
+)
 from messenger_protocol.names import Action
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
@@ -84,6 +88,9 @@ class Settings:
     cell_epoch: str = LOCAL_CELL_EPOCH
     # This deployment's place among the cells; a single deployment is one cell.
     cell: CellSettings = field(default_factory=CellSettings.single)
+    # The queue caps (docs/protocol.md §2): messages one queue holds, and from one sender.
+    queue_cap_messages: int = MIN_QUEUE_MESSAGES
+    queue_cap_per_sender: int = MIN_QUEUE_MESSAGES_PER_SENDER
 
     def __post_init__(self) -> None:
         for name in ("users_table", "queue_table", "limits_table"):
@@ -100,6 +107,8 @@ class Settings:
             ("rate_limit_burst", 1),
             ("push_min_interval_seconds", 0),
             ("registrations_per_ip_per_hour", 1),
+            ("queue_cap_messages", 1),
+            ("queue_cap_per_sender", 1),
         ):
             value = getattr(self, name)
             if type(value) is not int or value < low:

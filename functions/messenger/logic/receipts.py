@@ -26,6 +26,7 @@ from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
+from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger.transport.relay_records import RelayedReceipt
@@ -45,6 +46,7 @@ class Receipts:
         rate_limiter: RateLimiter,
         cells: Cells,
         peers: Peers,
+        caps: QueueCaps,
     ) -> None:
         self._profiles = profiles
         self._queue = queue
@@ -54,6 +56,7 @@ class Receipts:
         self._rate_limiter = rate_limiter
         self._cells = cells
         self._peers = peers
+        self._caps = caps
 
     # --- ack -----------------------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Receipts:
         ]
         self._store(local)
         self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
+        self._caps.release(owner, {sender: len(ids) for sender, ids in by_sender.items()})
         # Only now, with the messages gone: a failure telling the senders live leaves
         # their receipts queued for their next sync, and nothing to acknowledge again.
         self._deliver(local)
