@@ -8,6 +8,8 @@ happened: no handshake and no send ever waits on, or fails because of, who watch
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from messenger.contract import Metric
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.subscriptions import Subscriptions
@@ -17,6 +19,12 @@ from messenger.observability import count, logger
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
 from messenger_protocol.frames import ServerFrame
+
+# Posts in flight at once, for the whole container: a user's connections (at most 4 per
+# device, docs/protocol.md §1) are posted to together, and a hot user cannot make one
+# invocation open more sockets to API Gateway than this.
+POST_WORKERS = 8
+_POSTING = ThreadPoolExecutor(max_workers=POST_WORKERS, thread_name_prefix="post")
 
 
 class LiveDelivery:
@@ -43,13 +51,15 @@ class LiveDelivery:
 
         A connection that answers Gone is forgotten on our side too.
         """
-        delivered = 0
-        for connection_id in profile.live_connections(self._clock.now_ms()):
-            if connection_id == skip:
-                continue
-            if self.post(profile.user_id, connection_id, frame):
-                delivered += 1
-        return delivered
+        targets = [c for c in profile.live_connections(self._clock.now_ms()) if c != skip]
+        if len(targets) == 1:
+            return int(self.post(profile.user_id, targets[0], frame))
+        # Together, not one after another: the sender's ack waits for the slowest post,
+        # not for the sum of them (docs/performance.md).
+        posted = _POSTING.map(
+            lambda connection_id: self.post(profile.user_id, connection_id, frame), targets
+        )
+        return sum(posted)
 
     def post(self, user_id: str, connection_id: str, frame: ServerFrame) -> bool:
         """Post to one connection of a user; False (and the connection forgotten) if gone."""
