@@ -122,6 +122,8 @@ class Metric(StrEnum):
     CONNECTIONS_OPENED = "ConnectionsOpened"
     CONNECTIONS_CLOSED = "ConnectionsClosed"
     STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
+    # A device opened a connection past its 4 (docs/protocol.md §1): its oldest closed.
+    CONNECTIONS_REPLACED = "ConnectionsReplaced"
     MESSAGES_STORED = "MessagesStored"
     MESSAGES_DELIVERED_LIVE = "MessagesDeliveredLive"
     MESSAGES_LEFT_QUEUED = "MessagesLeftQueued"

@@ -8,12 +8,14 @@ SigV4 by boto3; like any local emulator we do not check the signature.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from aiohttp import WSCloseCode, web
 
 from messenger_local.connections import ConnectionGoneError, LiveConnection
 from messenger_local.gateway import Gateway, json_response
+from messenger_protocol.names import CLOSE_CODES, FrameType
 
 DELETED_REASON = "Connection Closed Normally"  # what $disconnect says after a DELETE
 
@@ -54,7 +56,20 @@ async def post_to_connection(gateway: Gateway, request: web.Request) -> web.Resp
         await connection.send(frame)
     except ConnectionGoneError:
         return gone()
+    connection.closing_error = closing_error_of(frame) or connection.closing_error
     return web.Response(status=200)
+
+
+def closing_error_of(frame: str | bytes) -> str | None:
+    """The code of an error frame that announces a close (REPLACED, MOVED...), else None."""
+    if not isinstance(frame, str) or f'"{FrameType.ERROR.value}"' not in frame:
+        return None
+    try:
+        document = json.loads(frame)
+    except ValueError:
+        return None
+    code = document.get("code") if isinstance(document, dict) else None
+    return code if code in CLOSE_CODES else None
 
 
 async def get_connection(gateway: Gateway, request: web.Request) -> web.Response:
@@ -78,5 +93,11 @@ async def delete_connection(gateway: Gateway, request: web.Request) -> web.Respo
     if connection is None:
         return gone()
     # Answer at once, like API Gateway; the closing handshake finishes in the background.
-    gateway.spawn(connection.close(WSCloseCode.OK, DELETED_REASON))
+    # After an error frame that says why, with that reason's close code (§3 Closing:
+    # what API Gateway cannot do, `messenger local` does).
+    why = connection.closing_error
+    if why is not None:
+        gateway.spawn(connection.close(CLOSE_CODES[why], why))  # type: ignore[index]
+    else:
+        gateway.spawn(connection.close(WSCloseCode.OK, DELETED_REASON))
     return web.Response(status=204)

@@ -171,3 +171,22 @@ async def test_look_alike_ids_are_refused(
 ) -> None:
     await (await connect(TestUser("alice-8491ef"))).close()
     assert await handshake_status(signed_url(stack.ws_url, TestUser(user_id))) == 403
+
+
+async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
+    stack: LocalStack, connect: Connect, bob: TestUser
+) -> None:
+    # Given bob holds four connections (docs/protocol.md §1: at most 4 per device)
+    clients = []
+    for _ in range(4):
+        clients.append(await connect(bob))
+        await asyncio.sleep(0.01)
+    # When he opens a fifth
+    newest = await connect(bob)
+    # Then the oldest is told REPLACED and closed with 1008; the newest works
+    replaced = await clients[0].next()
+    assert replaced["type"] == "error" and replaced["code"] == "REPLACED", replaced
+    assert (await clients[0].closed())[0] == 1008
+    pong = await newest.request({"action": "ping"})
+    assert pong["type"] == "pong"
+    await clients[1].nothing_more()

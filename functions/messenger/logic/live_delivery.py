@@ -18,7 +18,9 @@ from messenger.logic.clock import Clock
 from messenger.observability import count, logger
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
-from messenger_protocol.frames import ServerFrame
+from messenger_protocol.frames import ErrorFrame, ServerFrame
+from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE
+from messenger_protocol.names import ErrorCode
 
 # Posts in flight at once, for the whole container: a user's connections (at most 4 per
 # device, docs/protocol.md §1) are posted to together, and a hot user cannot make one
@@ -91,6 +93,31 @@ class LiveDelivery:
                 logger.warning("could not prune stale connections", exc_info=True)
         if profile.live_connections(now) == [connection_id]:
             self._announce(PresenceEvent(user_id, self._endpoint))
+        self._replace_oldest(profile, now)
+
+    def _replace_oldest(self, profile: Profile, now_ms: int) -> None:
+        """A device holds at most MAX_CONNECTIONS_PER_DEVICE connections (docs/protocol.md
+        §1; one device per user until devices are linked): past it, the ones that opened
+        first are told REPLACED, forgotten (no more posts), and closed (1008 locally).
+        Never fails the handshake: one left open is only forgotten."""
+        live = profile.live_connections(now_ms)
+        excess = len(live) - MAX_CONNECTIONS_PER_DEVICE
+        if excess <= 0:
+            return
+        oldest = sorted(live, key=lambda cid: (profile.connections[cid], cid))[:excess]
+        replaced = ErrorFrame(
+            code=ErrorCode.REPLACED,
+            message="this device opened a newer connection; this one closes",
+            ref=None,
+        )
+        for connection_id in oldest:
+            count(Metric.CONNECTIONS_REPLACED)
+            try:
+                self.post(profile.user_id, connection_id, replaced)
+                self._profiles.remove_connection(profile.user_id, connection_id, now_ms)
+                self._connections.close(connection_id)
+            except Exception:
+                logger.warning("could not close a replaced connection", exc_info=True)
 
     def _undo_connect(self, user_id: str, connection_id: str) -> None:
         count(Metric.CONNECTS_UNDONE)
