@@ -190,3 +190,22 @@ async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
     pong = await newest.request({"action": "ping"})
     assert pong["type"] == "pong"
     await clients[1].nothing_more()
+
+
+async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_1008(
+    stack: LocalStack, connect: Connect, alice: TestUser
+) -> None:
+    # Given alice's client sends frames no route knows, one after another
+    client = await connect(alice)
+    replies = []
+    for n in range(150):
+        reply = await client.request({"action": "noSuchAction"} if n % 2 else "not json")
+        replies.append(reply["code"])
+        if reply["code"] == "TOO_MANY_REFUSED":
+            break
+    # Then after a hundred-odd refusals (a few leak out while they are sent), it is told
+    # why and closed with 1008
+    assert replies[-1] == "TOO_MANY_REFUSED", replies
+    assert 100 < len(replies) < 120, len(replies)
+    assert set(replies[:-1]) == {"UNKNOWN_ACTION", "BAD_REQUEST"}
+    assert (await client.closed())[0] == 1008

@@ -79,6 +79,23 @@ def refused(refusal: Refused, ref: str | None) -> ErrorFrame:
     )
 
 
+def too_many_refused(caller: Caller) -> bool:
+    """Count a refused frame against its connection (every frame counts, docs/protocol.md
+    §3: unknown actions and frames that are not JSON too); True when that was one too
+    many, and the connection is closed (TOO_MANY_REFUSED). Overloaded storage is not the
+    client's doing and is not counted. Never fails the refusal itself."""
+    try:
+        svc = services()
+        if svc.rate_limiter.take_refused(caller.user_id, caller.connection_id):
+            return False
+        svc.live(caller.endpoint).close_refusing(caller.user_id, caller.connection_id)
+        count_refusal(ErrorCode.TOO_MANY_REFUSED)
+        return True
+    except Exception:
+        logger.warning("could not count a refused frame", exc_info=True)
+        return False
+
+
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
     """Powertools around a handler: correlation id, EMF flush (Lambda traces it itself);
     with metrics disabled (the local stack, the benchmarks) they are dropped."""
@@ -124,6 +141,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
     def decorate(answer: Answer[F]) -> LambdaHandler:
         def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             document: Any = None
+            caller: Caller | None = None
             try:
                 svc = services()
                 caller = caller_of(event, svc)
@@ -138,6 +156,8 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
             except Exception as error:
                 refusal = as_refusal(error)
                 if refusal is not None:
+                    if refusal is error and caller is not None and too_many_refused(caller):
+                        return reply(None)  # closed, after an error frame saying why
                     return reply(refused(refusal, reference_of(document)))
                 logger.exception("unexpected failure")
                 count_refusal(ErrorCode.INTERNAL)

@@ -105,19 +105,36 @@ class LiveDelivery:
         if excess <= 0:
             return
         oldest = sorted(live, key=lambda cid: (profile.connections[cid], cid))[:excess]
-        replaced = ErrorFrame(
-            code=ErrorCode.REPLACED,
-            message="this device opened a newer connection; this one closes",
-            ref=None,
-        )
         for connection_id in oldest:
             count(Metric.CONNECTIONS_REPLACED)
             try:
-                self.post(profile.user_id, connection_id, replaced)
-                self._profiles.remove_connection(profile.user_id, connection_id, now_ms)
-                self._connections.close(connection_id)
+                self._close(
+                    profile.user_id,
+                    connection_id,
+                    ErrorCode.REPLACED,
+                    "this device opened a newer connection; this one closes",
+                )
             except Exception:
                 logger.warning("could not close a replaced connection", exc_info=True)
+
+    def close_refusing(self, user_id: str, connection_id: str) -> None:
+        """Close a connection that keeps sending refused frames (docs/protocol.md §3)."""
+        self._close(
+            user_id,
+            connection_id,
+            ErrorCode.TOO_MANY_REFUSED,
+            "too many refused frames; this connection closes",
+        )
+
+    def _close(self, user_id: str, connection_id: str, why: ErrorCode, message: str) -> None:
+        """Close a connection on the server's own account: first an error frame saying why
+        (API Gateway's DeleteConnection cannot choose a close code), then no more posts,
+        then the close. Its $disconnect cleans up what it watched."""
+        self.post(user_id, connection_id, ErrorFrame(code=why, message=message, ref=None))
+        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        if profile is not None:
+            self._announce_if_offline(profile)
+        self._connections.close(connection_id)
 
     def _undo_connect(self, user_id: str, connection_id: str) -> None:
         count(Metric.CONNECTS_UNDONE)
