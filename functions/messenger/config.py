@@ -183,6 +183,10 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
             environ, Env.RATE_LIMIT_PER_MINUTE, DEFAULT_RATE_LIMIT_PER_MINUTE
         ),
         rate_limit_burst=_integer(environ, Env.RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST),
+        queue_cap_messages=_integer(environ, Env.QUEUE_CAP_MESSAGES, MIN_QUEUE_MESSAGES),
+        queue_cap_per_sender=_integer(
+            environ, Env.QUEUE_CAP_PER_SENDER, MIN_QUEUE_MESSAGES_PER_SENDER
+        ),
         push_apps=push_apps,
         push_min_interval_seconds=_integer(
             environ, Env.PUSH_MIN_INTERVAL_SECONDS, DEFAULT_PUSH_MIN_INTERVAL_SECONDS

@@ -9,11 +9,12 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from messenger_local import LocalStack
+from messenger.contract import Env
+from messenger_local import EmbeddedAws, LocalStack
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump
 from tests.support.waiting import until
-from tests.support.ws_client import handshake_status, message_frame, signed_url
+from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
 
 pytestmark = pytest.mark.e2e
 
@@ -209,3 +210,26 @@ async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_100
     assert 100 < len(replies) < 120, len(replies)
     assert set(replies[:-1]) == {"UNKNOWN_ACTION", "BAD_REQUEST"}
     assert (await client.closed())[0] == 1008
+
+
+async def test_a_stranger_flooding_a_queue_meets_queue_full_with_retry_after(
+    shared_aws: EmbeddedAws, alice: TestUser, mallory: TestUser
+) -> None:
+    # Given a stack whose queues take 3 messages from any one sender
+    caps = {Env.QUEUE_CAP_PER_SENDER.value: "3"}
+    async with LocalStack(aws=shared_aws, environment=caps) as stack:
+        await (await connect_as(stack.ws_url, alice)).close()
+        m = await connect_as(stack.ws_url, mallory)
+        await stack.settled()
+        # When mallory sends alice (offline) five messages
+        replies = []
+        for n in range(5):
+            frame = message_frame(mallory, alice, f"flood {n}", f"msg-fl{n:04d}")
+            replies.append(await m.request(frame))
+        # Then three are stored and acked, and the rest refused QUEUE_FULL with a retryAfter
+        assert [r["type"] for r in replies[:3]] == ["ack"] * 3, replies
+        for refused in replies[3:]:
+            assert refused["code"] == "QUEUE_FULL" and refused["retryAfter"] >= 1, refused
+        await stack.settled()
+        queue = (await asyncio.to_thread(dump, stack))[stack.table_names["QUEUE_TABLE"]]
+        assert len([item for item in queue if item["pk"]["S"] == "alice"]) == 3
