@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
+from tests.support.harness import throttle_dynamodb
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump
 from tests.support.waiting import until
@@ -233,3 +234,23 @@ async def test_a_stranger_flooding_a_queue_meets_queue_full_with_retry_after(
         await stack.settled()
         queue = (await asyncio.to_thread(dump, stack))[stack.table_names["QUEUE_TABLE"]]
         assert len([item for item in queue if item["pk"]["S"] == "alice"]) == 3
+
+
+async def test_a_throttled_table_is_answered_rate_limited_with_retry_after_never_internal(
+    shared_aws: EmbeddedAws, alice: TestUser, bob: TestUser
+) -> None:
+    async with LocalStack(aws=shared_aws) as stack:
+        await (await connect_as(stack.ws_url, bob)).close()
+        a = await connect_as(stack.ws_url, alice)
+        await stack.settled()
+        frame = message_frame(alice, bob, "under load", "msg-th0001")
+        # Given the functions' table throttles every attempt botocore makes at one write
+        failures = throttle_dynamodb(stack.clients.dynamodb, "UpdateItem", times=5)
+        # When alice sends, Then she is told to come back later, not that the server broke
+        refused = await a.request(frame)
+        assert len(failures) == 5
+        assert refused["type"] == "error" and refused["code"] == "RATE_LIMITED", refused
+        assert 500 <= refused["retryAfter"] <= 1500, refused
+        # And the same frame, sent again once the table has recovered, is stored
+        acked = await a.request(frame)
+        assert acked["type"] == "ack" and acked["messageId"] == "msg-th0001", acked
