@@ -130,7 +130,8 @@ class LiveDelivery:
         """Close a connection on the server's own account: first an error frame saying why
         (API Gateway's DeleteConnection cannot choose a close code), then no more posts,
         then the close. Its $disconnect cleans up what it watched."""
-        self.post(user_id, connection_id, ErrorFrame(code=why, message=message, ref=None))
+        if not self.post(user_id, connection_id, ErrorFrame(code=why, message=message, ref=None)):
+            return  # closed already (and now forgotten): by us for an earlier frame, say
         profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
         if profile is not None:
             self._announce_if_offline(profile)
