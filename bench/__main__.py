@@ -21,6 +21,7 @@ BENCHMARKS = [
     "scale",
     "standby",
     "failover",
+    "hot",
 ]
 # The full-size load and failover runs take minutes and many sockets: they run when named.
 DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency", "scale"]

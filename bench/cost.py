@@ -282,7 +282,8 @@ def explain_above_floor(life: Life) -> None:
             Bill(wru=index).total(),
         ),
         (
-            f"the sender's rate-limit bucket: {bucket:g} WRU (every action is rate limited)",
+            f"Limits table: {bucket:g} WRU (every frame's rate-limit bucket; a message's "
+            "queue-cap counts, in on send and out on ack)",
             Bill(wru=bucket).total(),
         ),
     ]

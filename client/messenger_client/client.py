@@ -416,10 +416,10 @@ class MessengerClient:
                     self._inbox.put(item)
             case AckFrame(message_id=message_id, server_ts=server_ts):
                 self._outbox.acked(message_id, server_ts)
-            case ErrorFrame(code=code, message=message, ref=ref):
-                handled = self._outbox.refused(ref, code, message) or self._replies.refuse(
-                    ref, code, message
-                )
+            case ErrorFrame(code=code, message=message, ref=ref, retry_after=retry_after):
+                handled = self._outbox.refused(
+                    ref, code, message, retry_after
+                ) or self._replies.refuse(ref, code, message)
                 if not handled:
                     self._publish(ServerError(code, message, ref))
             case PresenceFrame():

@@ -31,7 +31,7 @@ from messenger_client.connection import Connection, first_of
 from messenger_client.errors import NotConnected, RequestFailed, SendRefused, UnknownUser
 from messenger_client.events import Event, SendFailed, StatusChanged
 from messenger_client.store import HistoryStore, MessageStatus, StoredMessage
-from messenger_protocol.client_rules import RETRYABLE_CODES, backoff_delay
+from messenger_protocol.client_rules import RETRYABLE_CODES, backoff_delay, resend_wait
 from messenger_protocol.names import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class _Acked:
 class _Refused:
     code: ErrorCode
     message: str
+    retry_after: int | None = None  # ms, with RATE_LIMITED and QUEUE_FULL
 
 
 # What ended the wait for an answer: an ack, a refusal, or None (a receipt moved the
@@ -128,11 +129,13 @@ class Outbox:
         self._settle_head(message_id, _Acked(server_ts))
         self._settle_waiters(message_id)
 
-    def refused(self, ref: str | None, code: ErrorCode, message: str) -> bool:
+    def refused(
+        self, ref: str | None, code: ErrorCode, message: str, retry_after: int | None = None
+    ) -> bool:
         """An `error` frame; True if it refused the message being sent (its ref)."""
         if self._head is None or ref != self._head[0]:
             return False
-        self._settle_head(self._head[0], _Refused(code, message))
+        self._settle_head(self._head[0], _Refused(code, message, retry_after))
         return True
 
     def moved_on(self, message_ids: list[str]) -> None:
@@ -170,7 +173,7 @@ class Outbox:
             if isinstance(result, _Refused):
                 if result.code in RETRYABLE_CODES:
                     attempt += 1
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(resend_wait(delay, result.retry_after))
                     continue
                 self._fail(message_id, peer, result)
             return

@@ -16,7 +16,11 @@ from messenger.contract import (
     RateLimit,
 )
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
-from messenger_protocol.limits import MAX_EPOCH_CHARS
+from messenger_protocol.limits import (
+    MAX_EPOCH_CHARS,
+    MIN_QUEUE_MESSAGES,
+    MIN_QUEUE_MESSAGES_PER_SENDER,
+)
 from messenger_protocol.names import Action
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
@@ -90,6 +94,9 @@ class Settings:
     cell: CellSettings = field(default_factory=CellSettings.single)
     # Which side of the cell this deployment is: it serves while the cell names it active.
     cell_side: str = PRIMARY_SIDE
+    # The queue caps (docs/protocol.md §2): messages one queue holds, and from one sender.
+    queue_cap_messages: int = MIN_QUEUE_MESSAGES
+    queue_cap_per_sender: int = MIN_QUEUE_MESSAGES_PER_SENDER
 
     def __post_init__(self) -> None:
         if self.cell_side not in CELL_SIDES:
@@ -110,6 +117,8 @@ class Settings:
             ("rate_limit_burst", 1),
             ("push_min_interval_seconds", 0),
             ("registrations_per_ip_per_hour", 1),
+            ("queue_cap_messages", 1),
+            ("queue_cap_per_sender", 1),
         ):
             value = getattr(self, name)
             if type(value) is not int or value < low:
@@ -184,6 +193,10 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
             environ, Env.RATE_LIMIT_PER_MINUTE, DEFAULT_RATE_LIMIT_PER_MINUTE
         ),
         rate_limit_burst=_integer(environ, Env.RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_BURST),
+        queue_cap_messages=_integer(environ, Env.QUEUE_CAP_MESSAGES, MIN_QUEUE_MESSAGES),
+        queue_cap_per_sender=_integer(
+            environ, Env.QUEUE_CAP_PER_SENDER, MIN_QUEUE_MESSAGES_PER_SENDER
+        ),
         push_apps=push_apps,
         push_min_interval_seconds=_integer(
             environ, Env.PUSH_MIN_INTERVAL_SECONDS, DEFAULT_PUSH_MIN_INTERVAL_SECONDS

@@ -92,6 +92,9 @@ class Env(StrEnum):
     CONNECTIONS_ENDPOINT = "CONNECTIONS_ENDPOINT"
     RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
     RATE_LIMIT_BURST = "RATE_LIMIT_BURST"
+    # Optional: the queue caps (docs/protocol.md §2); unset, the least the contract allows.
+    QUEUE_CAP_MESSAGES = "QUEUE_CAP_MESSAGES"
+    QUEUE_CAP_PER_SENDER = "QUEUE_CAP_PER_SENDER"
     PUSH_APP_APNS = "PUSH_APP_APNS"
     PUSH_APP_APNS_SANDBOX = "PUSH_APP_APNS_SANDBOX"
     PUSH_APP_GCM = "PUSH_APP_GCM"
@@ -125,6 +128,8 @@ class Metric(StrEnum):
     CONNECTIONS_OPENED = "ConnectionsOpened"
     CONNECTIONS_CLOSED = "ConnectionsClosed"
     STALE_CONNECTIONS_REMOVED = "StaleConnectionsRemoved"
+    # A device opened a connection past its 4 (docs/protocol.md §1): its oldest closed.
+    CONNECTIONS_REPLACED = "ConnectionsReplaced"
     MESSAGES_STORED = "MessagesStored"
     MESSAGES_DELIVERED_LIVE = "MessagesDeliveredLive"
     MESSAGES_LEFT_QUEUED = "MessagesLeftQueued"

@@ -3,9 +3,13 @@ docs/protocol.md code); the rest are what the logic and the adapters tell each o
 
 from __future__ import annotations
 
+import secrets
+
+from messenger.dal.errors import is_throttle
 from messenger_protocol.errors import (
     BadRequest,
     ProtocolError,
+    QueueFull,
     RateLimited,
     TooLarge,
     UnknownAction,
@@ -16,6 +20,30 @@ from messenger_protocol.errors import (
 # A frame the server refuses. Nothing has been written when this is raised.
 Refused = ProtocolError
 
+# How long a client waits before resending a frame that met overloaded storage: about a
+# second, spread over half a second either way so that the clients a throttle refused
+# together do not all come back at the same moment.
+STORAGE_RETRY_AFTER_MS = 1000
+STORAGE_RETRY_SPREAD_MS = 500
+
+
+def as_refusal(error: Exception) -> Refused | None:
+    """The refusal a client is answered for `error`, or None if it is a failure (INTERNAL).
+
+    Storage that is overloaded (a throttled table or partition, after botocore's own
+    retries) is answered RATE_LIMITED with `retryAfter`, never INTERNAL (docs/protocol.md
+    §3): clients back off instead of retrying at once and making the hot spot hotter.
+    """
+    if isinstance(error, Refused):
+        return error
+    if is_throttle(error):
+        spread = secrets.randbelow(2 * STORAGE_RETRY_SPREAD_MS + 1) - STORAGE_RETRY_SPREAD_MS
+        return RateLimited(
+            "the server is busy; resend later", retry_after=STORAGE_RETRY_AFTER_MS + spread
+        )
+    return None
+
+
 __all__ = [
     "AccessDenied",
     "BadRequest",
@@ -23,6 +51,7 @@ __all__ = [
     "PushEndpointGone",
     "PushNotConfigured",
     "PushTokenRejected",
+    "QueueFull",
     "RateLimited",
     "Refused",
     "SideFenced",

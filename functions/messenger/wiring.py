@@ -24,6 +24,7 @@ from messenger.dal.nonces import Nonces
 from messenger.dal.profiles import Profiles
 from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Queue
+from messenger.dal.queue_counts import QueueCounts
 from messenger.dal.rate_limits import RateLimits
 from messenger.dal.server_keys import ServerKeys
 from messenger.dal.subscriptions import Subscriptions
@@ -39,6 +40,7 @@ from messenger.logic.peers import Peers
 from messenger.logic.presence import Presence
 from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.push import PushNotifier, PushRegistration
+from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
 from messenger.logic.relay import RelayService
@@ -123,6 +125,11 @@ class Services:
         self.visibility = Visibility(self.contacts)
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
+        self.queue_caps = QueueCaps(
+            QueueCounts(self.dynamodb, self.settings.limits_table),
+            self.settings.queue_cap_messages,
+            self.settings.queue_cap_per_sender,
+        )
         # Made once per container: it keeps the cursor key once read.
         self.sync_cursors = SyncCursors(ServerKeys(self.dynamodb, table))
         # Made once per container too: it keeps the generation for up to 10 s.
@@ -187,6 +194,7 @@ class Services:
             self.offline,
             self.cells,
             self.peers,
+            self.queue_caps,
         )
 
     def receipts(self, endpoint: str) -> Receipts:
@@ -200,6 +208,7 @@ class Services:
             self.cells,
             self.peers,
             self.epoch,
+            self.queue_caps,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:

@@ -31,9 +31,9 @@ class LiveConnection:
     # Set by whoever closes the connection on the server side: code and reason for
     # the close frame and for $disconnect.
     close_status: tuple[int, str] | None = None
-    # The close code a DeleteConnection uses: the one of the last closing `error` frame
-    # posted to it (docs/protocol.md §3 Closing: MOVED closes 1012), else 1000.
-    close_code_on_delete: int | None = None
+    # The `code` of the last error frame posted that says why the server closes this
+    # connection (docs/protocol.md §3 Closing): a DELETE then closes with its close code.
+    closing_error: str | None = None
     # Frames whose invocations this connection may have running at once (Limits).
     in_flight: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, web
 
 from messenger_local.connections import ConnectionGoneError, LiveConnection
 from messenger_local.gateway import Gateway, json_response
-from messenger_protocol.names import CLOSE_CODES, ErrorCode
+from messenger_protocol.names import CLOSE_CODES, FrameType
 
 DELETED_REASON = "Connection Closed Normally"  # what $disconnect says after a DELETE
 
@@ -56,25 +56,20 @@ async def post_to_connection(gateway: Gateway, request: web.Request) -> web.Resp
         await connection.send(frame)
     except ConnectionGoneError:
         return gone()
-    close_code = _closing_code_of(frame)
-    if close_code is not None:
-        connection.close_code_on_delete = close_code
+    connection.closing_error = closing_error_of(frame) or connection.closing_error
     return web.Response(status=200)
 
 
-def _closing_code_of(frame: str | bytes) -> int | None:
-    """The close code an `error` frame announces (§3 Closing: MOVED 1012, REPLACED 1008),
-    which API Gateway cannot send but `messenger local` does on the DELETE that follows."""
-    if not isinstance(frame, str) or '"error"' not in frame:
+def closing_error_of(frame: str | bytes) -> str | None:
+    """The code of an error frame that announces a close (REPLACED, MOVED...), else None."""
+    if not isinstance(frame, str) or f'"{FrameType.ERROR.value}"' not in frame:
         return None
     try:
         document = json.loads(frame)
     except ValueError:
         return None
-    if not isinstance(document, dict) or document.get("type") != "error":
-        return None
-    code = document.get("code")
-    return CLOSE_CODES.get(ErrorCode(code)) if code in CLOSE_CODES else None
+    code = document.get("code") if isinstance(document, dict) else None
+    return code if code in CLOSE_CODES else None
 
 
 async def get_connection(gateway: Gateway, request: web.Request) -> web.Response:
@@ -98,6 +93,11 @@ async def delete_connection(gateway: Gateway, request: web.Request) -> web.Respo
     if connection is None:
         return gone()
     # Answer at once, like API Gateway; the closing handshake finishes in the background.
-    code = connection.close_code_on_delete or WSCloseCode.OK
-    gateway.spawn(connection.close(code, DELETED_REASON))
+    # After an error frame that says why, with that reason's close code (§3 Closing:
+    # what API Gateway cannot do, `messenger local` does).
+    why = connection.closing_error
+    if why is not None:
+        gateway.spawn(connection.close(CLOSE_CODES[why], why))  # type: ignore[index]
+    else:
+        gateway.spawn(connection.close(WSCloseCode.OK, DELETED_REASON))
     return web.Response(status=204)

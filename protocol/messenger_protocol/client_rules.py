@@ -41,12 +41,15 @@ __all__ = [
     "RESEND_CAP_SECONDS",
     "RETRYABLE_CODES",
     "backoff_delay",
+    "resend_wait",
 ]
 
 # --- answers ---------------------------------------------------------------------------
 # The refusals of a message worth sending the same frame again for, later: RATE_LIMITED
-# stored nothing, INTERNAL half-did nothing (§3). Every other refusal is final.
-RETRYABLE_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL})
+# and QUEUE_FULL stored nothing, INTERNAL half-did nothing (§2, §3). Every other refusal
+# is final. RATE_LIMITED and QUEUE_FULL say how long to wait at least (`retryAfter`,
+# `resend_wait`).
+RETRYABLE_CODES = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.QUEUE_FULL, ErrorCode.INTERNAL})
 # API Gateway's own error frame: no `type` and no `ref`, only a `message`, one of these
 # when the function behind a route raised or outlasted the integration timeout. It names
 # no frame, so what it answered is sent again as after an unanswered frame.
@@ -104,3 +107,11 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     """
     step = min(cap, base * 2 ** min(attempt, BACKOFF_MAX_DOUBLINGS))
     return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def resend_wait(backoff: float, retry_after_ms: int | None) -> float:
+    """Seconds to wait before sending a refused frame again: the backoff, and never sooner
+    than the refusal's `retryAfter` (§3), which the server may set far beyond the backoff
+    (a full queue drains when its owner comes back). The JavaScript SDK's `resendWait`
+    computes the same."""
+    return max(backoff, (retry_after_ms or 0) / 1000)

@@ -35,8 +35,30 @@ class TooLarge(ProtocolError):
     code = ErrorCode.TOO_LARGE
 
 
-class RateLimited(ProtocolError):
+class RetryLater(ProtocolError):
+    """A refusal the client answers by sending the same frame again, no sooner than
+    `retry_after` ms (the `retryAfter` of §3): nothing was stored, nothing is lost."""
+
+    # What a refusal that names no wait of its own asks for (one relayed by a peer cell).
+    DEFAULT_RETRY_AFTER_MS = 1000
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after or self.DEFAULT_RETRY_AFTER_MS)
+
+
+class RateLimited(RetryLater):
+    """Too fast for a limit, or the server's storage is overloaded (§3)."""
+
     code = ErrorCode.RATE_LIMITED
+
+
+class QueueFull(RetryLater):
+    """The recipient's queue, or the sender's share of it, is at its cap (§2)."""
+
+    code = ErrorCode.QUEUE_FULL
+    # A queue drains as its owner comes online and acknowledges: minutes, not seconds.
+    DEFAULT_RETRY_AFTER_MS = 60_000
 
 
 class InvalidConnect(ValueError):

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from messenger_client.connection import ConnectionPolicy
-from messenger_protocol.client_rules import backoff_delay
+from messenger_protocol.client_rules import RETRYABLE_CODES, backoff_delay, resend_wait
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS, MAX_CONNECTION_SECONDS
 
 pytestmark = pytest.mark.unit
@@ -38,3 +38,11 @@ def test_the_default_timings_respect_api_gateways_limits() -> None:
     assert policy.ping_interval + 1.0 <= IDLE_TIMEOUT_SECONDS / 2
     # A connection is replaced before API Gateway's 2 hours are up.
     assert policy.max_age < MAX_CONNECTION_SECONDS
+
+
+def test_a_refusal_with_retry_after_is_resent_no_sooner_than_it_says() -> None:
+    # QUEUE_FULL and RATE_LIMITED store nothing: the SDK keeps the message and resends it
+    assert {"QUEUE_FULL", "RATE_LIMITED"} <= set(RETRYABLE_CODES)
+    assert resend_wait(0.5, None) == 0.5
+    assert resend_wait(0.5, 60_000) == 60.0
+    assert resend_wait(3.0, 1_000) == 3.0

@@ -9,11 +9,13 @@ import json
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from messenger_local import LocalStack
+from messenger.contract import Env
+from messenger_local import EmbeddedAws, LocalStack
+from tests.support.harness import throttle_dynamodb
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump
 from tests.support.waiting import until
-from tests.support.ws_client import handshake_status, message_frame, signed_url
+from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
 
 pytestmark = pytest.mark.e2e
 
@@ -171,3 +173,84 @@ async def test_look_alike_ids_are_refused(
 ) -> None:
     await (await connect(TestUser("alice-8491ef"))).close()
     assert await handshake_status(signed_url(stack.ws_url, TestUser(user_id))) == 403
+
+
+async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
+    stack: LocalStack, connect: Connect, bob: TestUser
+) -> None:
+    # Given bob holds four connections (docs/protocol.md §1: at most 4 per device)
+    clients = []
+    for _ in range(4):
+        clients.append(await connect(bob))
+        await asyncio.sleep(0.01)
+    # When he opens a fifth
+    newest = await connect(bob)
+    # Then the oldest is told REPLACED and closed with 1008; the newest works
+    replaced = await clients[0].next()
+    assert replaced["type"] == "error" and replaced["code"] == "REPLACED", replaced
+    assert (await clients[0].closed())[0] == 1008
+    pong = await newest.request({"action": "ping"})
+    assert pong["type"] == "pong"
+    await clients[1].nothing_more()
+
+
+async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_1008(
+    stack: LocalStack, connect: Connect, alice: TestUser
+) -> None:
+    # Given alice's client sends frames no route knows, one after another
+    client = await connect(alice)
+    replies = []
+    for n in range(150):
+        reply = await client.request({"action": "noSuchAction"} if n % 2 else "not json")
+        replies.append(reply["code"])
+        if reply["code"] == "TOO_MANY_REFUSED":
+            break
+    # Then after a hundred-odd refusals (a few leak out while they are sent), it is told
+    # why and closed with 1008
+    assert replies[-1] == "TOO_MANY_REFUSED", replies
+    assert 100 < len(replies) < 120, len(replies)
+    assert set(replies[:-1]) == {"UNKNOWN_ACTION", "BAD_REQUEST"}
+    assert (await client.closed())[0] == 1008
+
+
+async def test_a_stranger_flooding_a_queue_meets_queue_full_with_retry_after(
+    shared_aws: EmbeddedAws, alice: TestUser, mallory: TestUser
+) -> None:
+    # Given a stack whose queues take 3 messages from any one sender
+    caps = {Env.QUEUE_CAP_PER_SENDER.value: "3"}
+    async with LocalStack(aws=shared_aws, environment=caps) as stack:
+        await (await connect_as(stack.ws_url, alice)).close()
+        m = await connect_as(stack.ws_url, mallory)
+        await stack.settled()
+        # When mallory sends alice (offline) five messages
+        replies = []
+        for n in range(5):
+            frame = message_frame(mallory, alice, f"flood {n}", f"msg-fl{n:04d}")
+            replies.append(await m.request(frame))
+        # Then three are stored and acked, and the rest refused QUEUE_FULL with a retryAfter
+        assert [r["type"] for r in replies[:3]] == ["ack"] * 3, replies
+        for refused in replies[3:]:
+            assert refused["code"] == "QUEUE_FULL" and refused["retryAfter"] >= 1, refused
+        await stack.settled()
+        queue = (await asyncio.to_thread(dump, stack))[stack.table_names["QUEUE_TABLE"]]
+        assert len([item for item in queue if item["pk"]["S"] == "alice"]) == 3
+
+
+async def test_a_throttled_table_is_answered_rate_limited_with_retry_after_never_internal(
+    shared_aws: EmbeddedAws, alice: TestUser, bob: TestUser
+) -> None:
+    async with LocalStack(aws=shared_aws) as stack:
+        await (await connect_as(stack.ws_url, bob)).close()
+        a = await connect_as(stack.ws_url, alice)
+        await stack.settled()
+        frame = message_frame(alice, bob, "under load", "msg-th0001")
+        # Given the functions' table throttles every attempt botocore makes at one write
+        failures = throttle_dynamodb(stack.clients.dynamodb, "UpdateItem", times=5)
+        # When alice sends, Then she is told to come back later, not that the server broke
+        refused = await a.request(frame)
+        assert len(failures) == 5
+        assert refused["type"] == "error" and refused["code"] == "RATE_LIMITED", refused
+        assert 500 <= refused["retryAfter"] <= 1500, refused
+        # And the same frame, sent again once the table has recovered, is stored
+        acked = await a.request(frame)
+        assert acked["type"] == "ack" and acked["messageId"] == "msg-th0001", acked

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from messenger_local import LocalStack
 from tests.support.identities import TestUser
@@ -40,11 +41,13 @@ def flood_frames(mallory: TestUser, alice: TestUser, round_: int) -> list[dict[s
 
 
 async def flood(client: WsClient, frames: list[dict[str, Any]]) -> None:
-    """Send everything as fast as the socket takes it, reading nothing back. (It yields
+    """Send everything as fast as the socket takes it, reading nothing back, until the
+    server closes the connection for its refused frames (docs/protocol.md §3). (It yields
     after each frame: a real attacker is another process, not a loop hogging ours.)"""
-    for frame in frames:
-        await client.send(frame)
-        await asyncio.sleep(0)
+    with contextlib.suppress(ConnectionClosed):
+        for frame in frames:
+            await client.send(frame)
+            await asyncio.sleep(0)
 
 
 async def timed(client: WsClient, frame: dict[str, Any], answer: str) -> float:
@@ -85,8 +88,13 @@ async def test_a_flood_of_every_action_leaves_another_user_s_chat_untouched(
             while True:
                 await client.next_of("error", timeout=0.5)
                 pytest.fail(f"{client.user.user_id} was refused something")
-    # And mallory, only mallory, met the rate limits (every action's: test_rate_limits.py)
+    # And mallory, only mallory, met the rate limits (every action's: test_rate_limits.py),
+    # until her connection was closed for sending too many refused frames
     assert {i.user for i in stack.invocations if i.outcome == "error RATE_LIMITED"} == {"mallory"}
+    closing = await m.next_of("error", timeout=30)
+    while closing["code"] != "TOO_MANY_REFUSED":
+        closing = await m.next_of("error", timeout=30)
+    assert (await m.closed())[0] == 1008
     # And their pings stayed fast
     rtts.sort()
     p99 = rtts[math.ceil(len(rtts) * 0.99) - 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,15 @@ from tests.support.harness import Harness
 from tests.support.identities import TestUser
 
 pytestmark = pytest.mark.integration
+
+
+def rate_limited(reply: dict[str, Any] | None) -> bool:
+    """Storage overloaded past botocore's retries is answered RATE_LIMITED with a
+    `retryAfter` of about a second, never INTERNAL (docs/protocol.md §3)."""
+    assert reply is not None and reply["type"] == "error", reply
+    assert reply["code"] == "RATE_LIMITED", reply
+    assert 500 <= reply["retryAfter"] <= 1500, reply
+    return True
 
 
 def test_crash_between_store_and_post_then_retry_delivers_once(
@@ -67,14 +77,14 @@ def test_send_survives_a_brief_throttle(
 
 
 @pytest.mark.parametrize("operation", ["GetItem", "UpdateItem", "PutItem"])
-def test_send_under_lasting_throttle_is_internal_and_writes_no_message(
+def test_send_under_lasting_throttle_is_rate_limited_with_retry_after_and_writes_no_message(
     h: Harness, alice: TestUser, bob: TestUser, operation: str
 ) -> None:
     a, b = h.connect(alice), h.connect(bob)
     before = h.dump()
     h.throttle(operation, times=100)
     reply = h.send(a, h.message(a, bob, "hi", "msg-f004"))
-    assert reply is not None and reply["code"] == "INTERNAL"
+    assert rate_limited(reply)
     assert h.dump() == before
     assert h.posts.of_type(b.connection_id, "message") == []
 
@@ -103,7 +113,7 @@ def test_ack_throttled_before_its_receipt_is_written_changes_nothing(
     before = h.dump()
     h.throttle(operation, times=100)
     reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
-    assert reply is not None and reply["code"] == "INTERNAL"
+    assert rate_limited(reply)
     assert h.dump() == before
 
 
@@ -117,7 +127,7 @@ def test_ack_throttled_between_receipt_and_delete_keeps_the_message_and_its_rece
     attempts = h.services.dynamodb.meta.config.retries["total_max_attempts"]  # type: ignore[attr-defined]
     failures = h.throttle("BatchWriteItem", times=attempts)
     reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
-    assert reply is not None and reply["code"] == "INTERNAL"
+    assert rate_limited(reply)
     assert len(failures) == attempts
     # Then the message is still queued for bob, and its receipt waits for alice
     assert [i["sk"]["S"] for i in h.queue_of(bob)] == [message["id"]]
@@ -139,7 +149,7 @@ def test_ack_whose_receipt_push_is_throttled_still_queues_the_receipt(
     [message] = h.posts.of_type(b.connection_id, "message")
     h.throttle("GetItem", times=100)
     reply = h.send(b, {"action": "ack", "ids": [message["id"]]})
-    assert reply is not None and reply["code"] == "INTERNAL"
+    assert rate_limited(reply)
     # The message is gone and its receipt waits for alice's next sync: nothing lost
     assert h.queue_of(bob) == []
     assert [i["kind"]["S"] for i in h.queue_of(alice)] == ["receipt"]
@@ -181,3 +191,38 @@ def test_resend_while_the_first_attempt_runs_stores_and_delivers_once(
     assert len({json.dumps(r, sort_keys=True) for r in replies}) == 1
     assert len(h.queue_of(bob)) == 1
     assert len(h.posts.of_type(b.connection_id, "message")) == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"],
+)
+@pytest.mark.parametrize(
+    "frame",
+    [{"action": "sync"}, {"action": "getKeys", "userId": "bob"}, {"action": "ping"}],
+    ids=["sync", "getKeys", "ping"],
+)
+def test_every_route_answers_a_lasting_throttle_rate_limited_never_internal(
+    h: Harness, alice: TestUser, bob: TestUser, code: str, frame: dict[str, Any]
+) -> None:
+    # Given the table throttles every call of the frame's path, past botocore's retries
+    a = h.connect(alice)
+    h.disconnect(h.connect(bob))
+    before = h.dump()
+    h.throttle("UpdateItem", times=100, code=code)  # the rate-limit bucket every frame takes
+    # When alice sends a frame, then it is refused RATE_LIMITED with a retryAfter
+    assert rate_limited(h.send(a, frame))
+    assert h.dump() == before
+
+
+def test_a_transaction_cancelled_for_a_throttled_item_is_rate_limited(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob is connected, and every transaction is throttled (subscribing writes one)
+    a = h.connect(alice)
+    h.connect(bob)
+    h.throttle("TransactWriteItems", times=100)
+    # When alice subscribes to bob's presence
+    reply = h.send(a, {"action": "getPresence", "userIds": ["bob"], "subscribe": True})
+    # Then she is told to come back later, not that the server broke
+    assert rate_limited(reply)

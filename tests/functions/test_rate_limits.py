@@ -11,6 +11,7 @@ import pytest
 from messenger.contract import DEFAULT_RATE_LIMITS, MARK_SEEN_PER_RECIPIENT, ROUTES, RateLimit
 from messenger.dal.rate_limits import RateLimits
 from messenger.errors import RateLimited
+from messenger_protocol.limits import MAX_REFUSED_FRAMES
 from messenger_protocol.names import Action
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
@@ -52,8 +53,10 @@ def test_every_action_is_limited_per_user_and_a_refusal_writes_nothing(
     # When one more frame comes
     before = h.dump(with_limits=True)
     reply = h.send(a, frame_of(h, action, a, bob))
-    # Then it is refused RATE_LIMITED and nothing at all is written
+    # Then it is refused RATE_LIMITED, told to wait until one unit has leaked out, and
+    # nothing at all is written
     assert reply is not None and reply["code"] == "RATE_LIMITED", reply
+    assert reply["retryAfter"] == limit.interval_ms, reply
     assert h.dump(with_limits=True) == before
     # And someone else's frame of the same action goes through
     other = h.send(c, frame_of(h, action, c, bob))
@@ -107,6 +110,8 @@ def test_a_full_bucket_is_refused_with_one_call_and_refills_at_its_rate(h: Harne
     now = h.clock.now_ms()
     assert [buckets.take("alice", "x", now, limit) for _ in range(3)] == [True, True, False]
     assert buckets.take("alice", "x", now + 999, limit) is False
+    # A refusal says how long until the bucket has room again
+    assert buckets.take_or_wait("alice", "x", now + 400, limit) == 600
     assert buckets.take("alice", "x", now + 1000, limit) is True
     # An idle bucket drains entirely: a full burst again, never more
     later = now + 60_000
@@ -124,11 +129,14 @@ def test_a_stranger_cannot_fill_someone_s_queue_with_seen_receipts(
     for n in range(200):
         ids = [f"{n:04d}" + "x" * 58 + f"{k:02d}" for k in range(100)]  # 64 chars
         reply = h.send(m, {"action": "markSeen", "to": "alice", "messageIds": ids})
-        codes.append(None if reply["type"] == "seenStored" else reply["code"])
-    # Then only the per-recipient burst is queued, and the rest are refused
+        codes.append(None if reply is None or reply["type"] == "seenStored" else reply["code"])
+    # Then only the per-recipient burst is queued, and the rest are refused until the
+    # connection has sent too many refused frames: then it is closed (docs/protocol.md §3)
     queued = len(h.queue_of(alice))
     assert queued == MARK_SEEN_PER_RECIPIENT.burst
-    assert codes.count("RATE_LIMITED") == 200 - queued
+    assert codes.count("RATE_LIMITED") == MAX_REFUSED_FRAMES
+    assert codes[queued + MAX_REFUSED_FRAMES :] == [None] * (200 - queued - MAX_REFUSED_FRAMES)
+    assert h.posts.of_type(m.connection_id, "error")[0]["code"] == "TOO_MANY_REFUSED"
 
 
 def test_a_reader_marking_each_message_seen_in_a_busy_chat_is_never_limited(
@@ -151,3 +159,43 @@ def test_the_limiter_refuses_through_a_domain_error(h: Harness) -> None:
         h.services.rate_limiter.take("alice", Action.PING)
     with pytest.raises(RateLimited, match="too many ping frames"):
         h.services.rate_limiter.take("alice", Action.PING)
+
+
+@pytest.mark.parametrize(
+    ("frame", "route"),
+    [
+        ("not json at all", "$default"),
+        ('{"action": "noSuchAction"}', "$default"),
+        ('{"action": "sendMessage"}', "sendMessage"),
+    ],
+    ids=["not-json", "unknown-action", "malformed"],
+)
+def test_a_connection_that_keeps_sending_refused_frames_is_closed(
+    h: Harness, alice: TestUser, bob: TestUser, frame: str, route: str
+) -> None:
+    # Given alice's connection, and another of bob's
+    a, b = h.connect(alice), h.connect(bob)
+    # When she sends as many refused frames as a minute allows, each is refused as usual
+    for _ in range(MAX_REFUSED_FRAMES):
+        reply = h.send_raw(a, frame, route)
+        assert reply is not None and reply["type"] == "error", reply
+    assert h.posts.of_type(a.connection_id, "error") == []
+    # Then one more closes her connection, after an error frame that says why
+    assert h.send_raw(a, frame, route) is None
+    [closing] = h.posts.of_type(a.connection_id, "error")
+    assert closing["code"] == "TOO_MANY_REFUSED"
+    profile = h.services.profiles.get_profile("alice")
+    assert profile is not None and a.connection_id not in profile.connections
+    # And no one else is touched
+    assert h.send(b, {"action": "getKeys", "userId": "alice"})["type"] == "keys"
+
+
+def test_refused_frames_leak_out_so_an_honest_client_is_never_closed(
+    h: Harness, alice: TestUser
+) -> None:
+    a = h.connect(alice)
+    # A client that makes a mistake a second for three minutes is never closed
+    for _ in range(180):
+        reply = h.send_raw(a, '{"action": "noSuchAction"}', "$default")
+        assert reply is not None and reply["code"] == "UNKNOWN_ACTION", reply
+        h.clock.advance(1)

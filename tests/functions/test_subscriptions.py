@@ -15,7 +15,11 @@ from typing import Any
 import pytest
 
 from messenger.dal.subscriptions import Subscriptions
-from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SUBSCRIPTIONS_PER_CONNECTION
+from messenger_protocol.limits import (
+    MAX_IDS_PER_FRAME,
+    MAX_REFUSED_FRAMES,
+    MAX_SUBSCRIPTIONS_PER_CONNECTION,
+)
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
 
@@ -109,13 +113,20 @@ def test_the_subscribe_and_close_attack_leaves_nothing_and_the_victim_connects_a
     subscribe(h, honest, ["bob"])
     # When mallory sends 250 frames of 100 ids naming bob, then closes
     m = h.connect(mallory)
-    replies = [subscribe(h, m, ids) for ids in attack_frames("bob", 250)]
+    frames = attack_frames("bob", 250)
+    replies = [
+        h.send(m, {"action": "getPresence", "userIds": ids, "subscribe": True}) for ids in frames
+    ]
     # Then only as many as the cap allows were recorded; the rest were refused (past the
-    # cap, and past getPresence's rate limit) and recorded nothing
-    codes = Counter(r.get("code") for r in replies)
+    # cap, and past getPresence's rate limit) and recorded nothing, until her connection
+    # had sent too many refused frames and was closed (docs/protocol.md §3)
+    answered = [reply for reply in replies if reply is not None]
+    codes = Counter(r.get("code") for r in answered)
     assert codes[None] == MAX_SUBSCRIPTIONS_PER_CONNECTION // MAX_IDS_PER_FRAME
     assert codes["BAD_REQUEST"] > 0 and codes["RATE_LIMITED"] > 0
-    assert codes["BAD_REQUEST"] + codes["RATE_LIMITED"] == 250 - codes[None]
+    assert codes["BAD_REQUEST"] + codes["RATE_LIMITED"] == MAX_REFUSED_FRAMES
+    assert replies[len(answered) :] == [None] * (250 - len(answered))
+    assert h.posts.of_type(m.connection_id, "error")[0]["code"] == "TOO_MANY_REFUSED"
     watched = Subscriptions(h.services.dynamodb, h.settings.users_table).watched_by(
         "mallory", m.connection_id
     )

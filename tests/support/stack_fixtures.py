@@ -28,6 +28,7 @@ from messenger.contract import Env
 from messenger.logic.epoch import epoch_name
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.activity import TableDump
+from messenger_local.harness import counts_refusals
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
@@ -147,8 +148,13 @@ async def site(request: pytest.FixtureRequest, shared_aws: EmbeddedAws) -> Async
 
 def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
     """Every item of the stack's tables, or of one cell's, by table name (verification
-    only: a Scan in a test is fine). Blocking: call it with asyncio.to_thread."""
-    return stack.dump(cell)
+    only: a Scan in a test is fine), but the counts of each connection's refused frames,
+    which every refusal adds to (docs/protocol.md §3). Blocking: call it with
+    asyncio.to_thread."""
+    return {
+        table: [item for item in items if not counts_refusals(item)]
+        for table, items in stack.dump(cell).items()
+    }
 
 
 async def dump_cells(stack: LocalStack) -> dict[str, TableDump]:

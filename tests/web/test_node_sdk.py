@@ -123,7 +123,18 @@ def test_given_the_protocol_package_then_the_js_sdk_has_every_limit_and_rule_and
         assert js[name] == python, name
     assert js["limits"]["MAX_SUBSCRIPTIONS_PER_CONNECTION"] == 1000
     assert js["limits"]["USER_ID_PATTERN"] == "^[a-z0-9][a-z0-9_.-]{0,63}$"
-    assert js["client_rules"]["RETRYABLE_CODES"] == ["INTERNAL", "RATE_LIMITED"]
+    assert js["client_rules"]["RETRYABLE_CODES"] == ["INTERNAL", "QUEUE_FULL", "RATE_LIMITED"]
+
+
+def test_given_a_retry_after_then_both_sdks_wait_at_least_that_long():
+    cases = [(500, None), (500, 1200), (3000, 1200), (2000, 60_000)]
+    js = node_json(
+        "import { resendWait } from './web/sdk/util.js';"
+        f"const cases = {json.dumps(cases)};"
+        "console.log(JSON.stringify(cases.map(([b, r]) => resendWait(b, r))));"
+    )
+    python = [1000 * client_rules.resend_wait(b / 1000, r) for b, r in cases]
+    assert js == python == [500, 1200, 3000, 60_000]
 
 
 def test_given_the_same_random_draws_then_both_sdks_back_off_the_same():

@@ -2,8 +2,10 @@
 // do not edit.
 
 // The refusals of a message worth sending the same frame again for, later: RATE_LIMITED
-// stored nothing, INTERNAL half-did nothing (§3). Every other refusal is final.
-export const RETRYABLE_CODES = new Set(["INTERNAL", "RATE_LIMITED"]);
+// and QUEUE_FULL stored nothing, INTERNAL half-did nothing (§2, §3). Every other refusal
+// is final. RATE_LIMITED and QUEUE_FULL say how long to wait at least (`retryAfter`,
+// `resend_wait`).
+export const RETRYABLE_CODES = new Set(["INTERNAL", "QUEUE_FULL", "RATE_LIMITED"]);
 
 // API Gateway's own error frame: no `type` and no `ref`, only a `message`, one of these
 // when the function behind a route raised or outlasted the integration timeout. It names

@@ -336,7 +336,8 @@ export class MessengerClient extends Emitter {
   #onError(frame) {
     const code = String(frame.code);
     const message = String(frame.message ?? '');
-    const handled = this.outbox.refused(frame.ref, code, message) || this.replies.refuse(frame.ref, code, message);
+    const retryAfter = Number.isInteger(frame.retryAfter) ? frame.retryAfter : null;
+    const handled = this.outbox.refused(frame.ref, code, message, retryAfter) || this.replies.refuse(frame.ref, code, message);
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
   }
 

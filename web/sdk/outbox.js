@@ -18,7 +18,7 @@
 import { RETRYABLE_CODES } from './client-rules.generated.js';
 import { NotConnected, SendRefused, UnknownUser } from './errors.js';
 import { Status } from './history.js';
-import { backoffDelay, deferred, firstOf, sleep, withTimeout } from './util.js';
+import { backoffDelay, deferred, firstOf, resendWait, sleep, withTimeout } from './util.js';
 
 export class Outbox {
   constructor(history, connection, { resendBase, resendCap, publish, log }) {
@@ -96,9 +96,9 @@ export class Outbox {
   }
 
   /** An `error` frame; true if it refused the message being sent (its ref). */
-  refused(ref, code, message) {
+  refused(ref, code, message, retryAfter = null) {
     if (!this.head || ref !== this.head.messageId) return false;
-    this.#settleHead(ref, { refused: true, code, message });
+    this.#settleHead(ref, { refused: true, code, message, retryAfter });
     return true;
   }
 
@@ -141,7 +141,7 @@ export class Outbox {
       if (result?.refused) {
         if (RETRYABLE_CODES.has(result.code)) {
           attempt += 1;
-          await sleep(delay, this.stopped.promise);
+          await sleep(resendWait(delay, result.retryAfter), this.stopped.promise);
           continue;
         }
         await this.#fail(messageId, peer, result);

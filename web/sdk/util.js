@@ -85,6 +85,15 @@ export function backoffDelay(attempt, base, cap, random = Math.random) {
   return step / 2 + random() * (step / 2);
 }
 
+/**
+ * Milliseconds to wait before sending a refused frame again: the backoff, and never sooner
+ * than the refusal's `retryAfter` (ms; RATE_LIMITED and QUEUE_FULL), as client_rules.py's
+ * `resend_wait` computes it.
+ */
+export function resendWait(backoff, retryAfter) {
+  return Math.max(backoff, Number.isInteger(retryAfter) ? retryAfter : 0);
+}
+
 export function chunks(items, size) {
   const out = [];
   for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));

@@ -6,8 +6,10 @@
     except ConditionFailed as failed:
         failed.item   # the item as it was, when the call asked for it
 
-Anything else (throttling past botocore's retries, validation errors) goes up unchanged:
-the handlers answer it INTERNAL.
+Throttling past botocore's retries goes up unchanged too, and `is_throttle` names it:
+the handler runtime answers it RATE_LIMITED with `retryAfter` (docs/protocol.md §3), so
+clients back off instead of retrying at once. Anything else (validation errors) is
+answered INTERNAL.
 """
 
 from __future__ import annotations
@@ -46,6 +48,35 @@ class TransactionCanceled(Exception):
     def conflicted(self) -> bool:
         """Another request touched one of the items at the same moment."""
         return "TransactionConflict" in self.reasons
+
+
+# DynamoDB's answers to more load than a table or a partition takes (after botocore's own
+# retries): the server's storage is overloaded, not broken.
+THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+
+
+# A transaction's cancellation reason for an item throttled.
+THROTTLED_REASON = "ThrottlingError"
+
+
+def is_throttle(error: BaseException) -> bool:
+    """A DynamoDB call refused for load: a throttle code, or a transaction cancelled
+    because one of its items was throttled."""
+    if isinstance(error, TransactionCanceled):
+        return THROTTLED_REASON in error.reasons
+    if not isinstance(error, ClientError):
+        return False
+    code = error_code(error)
+    if code == "TransactionCanceledException":
+        reasons: Any = error.response.get("CancellationReasons", [])
+        return any(reason.get("Code") == THROTTLED_REASON for reason in reasons)
+    return code in THROTTLE_CODES
 
 
 def error_code(error: ClientError) -> str:

@@ -46,6 +46,11 @@ class RateLimits:
 
     def take(self, user_id: str, name: str, now_ms: int, limit: RateLimit) -> bool:
         """Take one unit from a user's bucket `name`; False (nothing written) when full."""
+        return self.take_or_wait(user_id, name, now_ms, limit) == 0
+
+    def take_or_wait(self, user_id: str, name: str, now_ms: int, limit: RateLimit) -> int:
+        """Take one unit from a user's bucket `name`: 0 when taken, else (nothing written)
+        how many ms until the bucket has room again (the refusal's `retryAfter`)."""
         interval = limit.interval_ms
         ceiling = now_ms + (limit.burst - 1) * interval
         try:
@@ -62,11 +67,12 @@ class RateLimits:
                     },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            return True
+            return 0
         except ConditionFailed as failed:
             item = failed.item or {}
             if "tat" in item and int(item["tat"]["N"]) > ceiling:
-                return False  # full: refused without a second call
+                # Full: refused without a second call, until one unit has leaked out.
+                return int(item["tat"]["N"]) - ceiling
         try:
             with dynamodb_errors():
                 self._update(
@@ -82,8 +88,8 @@ class RateLimits:
                     },
                 )
         except ConditionFailed:
-            return False
-        return True
+            return interval  # filled by a concurrent frame meanwhile
+        return 0
 
     def _update(
         self, user_id: str, name: str, update: str, condition: str, values: Any, **extra: Any

@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import refused_metric
-from messenger.errors import ConnectionGone, Refused, SideFenced, SidePromoting
+from messenger.errors import ConnectionGone, Refused, SideFenced, SidePromoting, as_refusal
 from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
 from messenger_protocol.frames import (
@@ -66,6 +66,35 @@ def reply(frame: ServerFrame | None) -> dict[str, Any]:
 
 def count_refusal(code: ErrorCode | str) -> None:
     metrics.add_metric(name=refused_metric(code), unit=MetricUnit.Count, value=1)
+
+
+def refused(refusal: Refused, ref: str | None) -> ErrorFrame:
+    """The error frame of a refusal (counted and logged); `retryAfter` where it has one."""
+    logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
+    count_refusal(refusal.code)
+    return ErrorFrame(
+        code=refusal.code,
+        message=refusal.message,
+        ref=ref,
+        retry_after=getattr(refusal, "retry_after", None),
+    )
+
+
+def too_many_refused(caller: Caller) -> bool:
+    """Count a refused frame against its connection (every frame counts, docs/protocol.md
+    §3: unknown actions and frames that are not JSON too); True when that was one too
+    many, and the connection is closed (TOO_MANY_REFUSED). Overloaded storage is not the
+    client's doing and is not counted. Never fails the refusal itself."""
+    try:
+        svc = services()
+        if svc.rate_limiter.take_refused(caller.user_id, caller.connection_id):
+            return False
+        svc.live(caller.endpoint).close_refusing(caller.user_id, caller.connection_id)
+        count_refusal(ErrorCode.TOO_MANY_REFUSED)
+        return True
+    except Exception:
+        logger.warning("could not count a refused frame", exc_info=True)
+        return False
 
 
 def lambda_entry(fn: LambdaHandler) -> LambdaHandler:
@@ -139,6 +168,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
     def decorate(answer: Answer[F]) -> LambdaHandler:
         def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             document: Any = None
+            caller: Caller | None = None
             try:
                 svc = services()
                 caller = caller_of(event, svc)
@@ -151,7 +181,9 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                     # frames that fail (unknown users, say) costs us all the same.
                     svc.rate_limiter.take(caller.user_id, model.ACTION)
                 return reply(answer(frame, caller, svc))
-            except SideFenced:
+            except SideFenced as fenced:
+                if caller is None:  # only admit() fences, and it runs once the caller is known
+                    return reply(refused(fenced, None))
                 return moved_away(caller, svc, reference_of(_document_or_none(event)))
             except SidePromoting:
                 count_refusal(ErrorCode.INTERNAL)
@@ -162,12 +194,12 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                         ref=reference_of(document),
                     )
                 )
-            except Refused as refusal:
-                logger.info("refused", extra={"code": refusal.code, "reason": refusal.message})
-                count_refusal(refusal.code)
-                ref = reference_of(document)
-                return reply(ErrorFrame(code=refusal.code, message=refusal.message, ref=ref))
-            except Exception:
+            except Exception as error:
+                refusal = as_refusal(error)
+                if refusal is not None:
+                    if refusal is error and caller is not None and too_many_refused(caller):
+                        return reply(None)  # closed, after an error frame saying why
+                    return reply(refused(refusal, reference_of(document)))
                 logger.exception("unexpected failure")
                 count_refusal(ErrorCode.INTERNAL)
                 return reply(

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger.errors import Refused, SideFenced, SidePromoting
+from messenger.errors import SideFenced, SidePromoting, as_refusal
 from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.observability import logger
 from messenger.transport.relay_records import answered, read_request, refused
@@ -30,11 +30,12 @@ def _relay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("relay refused: side fenced", extra={"reason": str(fenced)})
         count_refusal(ErrorCode.MOVED)
         return refused(ErrorCode.MOVED, str(fenced))
-    except Refused as refusal:
-        logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
-        count_refusal(refusal.code)
-        return refused(refusal.code, refusal.message)
-    except Exception:
+    except Exception as error:
+        refusal = as_refusal(error)
+        if refusal is not None:
+            logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
+            count_refusal(refusal.code)
+            return refused(refusal.code, refusal.message)
         logger.exception("relay failed")
         count_refusal(ErrorCode.INTERNAL)
         return refused(ErrorCode.INTERNAL, "internal error, try again")

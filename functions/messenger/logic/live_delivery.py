@@ -8,6 +8,8 @@ happened: no handshake and no send ever waits on, or fails because of, who watch
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from messenger.contract import Metric
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.subscriptions import Subscriptions
@@ -16,7 +18,15 @@ from messenger.logic.clock import Clock
 from messenger.observability import count, logger
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
-from messenger_protocol.frames import ServerFrame
+from messenger_protocol.frames import ErrorFrame, ServerFrame
+from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE
+from messenger_protocol.names import ErrorCode
+
+# Posts in flight at once, for the whole container: a user's connections (at most 4 per
+# device, docs/protocol.md §1) are posted to together, and a hot user cannot make one
+# invocation open more sockets to API Gateway than this.
+POST_WORKERS = 8
+_POSTING = ThreadPoolExecutor(max_workers=POST_WORKERS, thread_name_prefix="post")
 
 
 class LiveDelivery:
@@ -43,13 +53,15 @@ class LiveDelivery:
 
         A connection that answers Gone is forgotten on our side too.
         """
-        delivered = 0
-        for connection_id in profile.live_connections(self._clock.now_ms()):
-            if connection_id == skip:
-                continue
-            if self.post(profile.user_id, connection_id, frame):
-                delivered += 1
-        return delivered
+        targets = [c for c in profile.live_connections(self._clock.now_ms()) if c != skip]
+        if len(targets) == 1:
+            return int(self.post(profile.user_id, targets[0], frame))
+        # Together, not one after another: the sender's ack waits for the slowest post,
+        # not for the sum of them (docs/performance.md).
+        posted = _POSTING.map(
+            lambda connection_id: self.post(profile.user_id, connection_id, frame), targets
+        )
+        return sum(posted)
 
     def post(self, user_id: str, connection_id: str, frame: ServerFrame) -> bool:
         """Post to one connection of a user; False (and the connection forgotten) if gone."""
@@ -81,6 +93,49 @@ class LiveDelivery:
                 logger.warning("could not prune stale connections", exc_info=True)
         if profile.live_connections(now) == [connection_id]:
             self._announce(PresenceEvent(user_id, self._endpoint))
+        self._replace_oldest(profile, now)
+
+    def _replace_oldest(self, profile: Profile, now_ms: int) -> None:
+        """A device holds at most MAX_CONNECTIONS_PER_DEVICE connections (docs/protocol.md
+        §1; one device per user until devices are linked): past it, the ones that opened
+        first are told REPLACED, forgotten (no more posts), and closed (1008 locally).
+        Never fails the handshake: one left open is only forgotten."""
+        live = profile.live_connections(now_ms)
+        excess = len(live) - MAX_CONNECTIONS_PER_DEVICE
+        if excess <= 0:
+            return
+        oldest = sorted(live, key=lambda cid: (profile.connections[cid], cid))[:excess]
+        for connection_id in oldest:
+            count(Metric.CONNECTIONS_REPLACED)
+            try:
+                self._close(
+                    profile.user_id,
+                    connection_id,
+                    ErrorCode.REPLACED,
+                    "this device opened a newer connection; this one closes",
+                )
+            except Exception:
+                logger.warning("could not close a replaced connection", exc_info=True)
+
+    def close_refusing(self, user_id: str, connection_id: str) -> None:
+        """Close a connection that keeps sending refused frames (docs/protocol.md §3)."""
+        self._close(
+            user_id,
+            connection_id,
+            ErrorCode.TOO_MANY_REFUSED,
+            "too many refused frames; this connection closes",
+        )
+
+    def _close(self, user_id: str, connection_id: str, why: ErrorCode, message: str) -> None:
+        """Close a connection on the server's own account: first an error frame saying why
+        (API Gateway's DeleteConnection cannot choose a close code), then no more posts,
+        then the close. Its $disconnect cleans up what it watched."""
+        if not self.post(user_id, connection_id, ErrorFrame(code=why, message=message, ref=None)):
+            return  # closed already (and now forgotten): by us for an earlier frame, say
+        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        if profile is not None:
+            self._announce_if_offline(profile)
+        self._connections.close(connection_id)
 
     def _undo_connect(self, user_id: str, connection_id: str) -> None:
         count(Metric.CONNECTS_UNDONE)

@@ -13,11 +13,12 @@ from typing import Protocol
 from messenger.contract import Metric
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import Queue, QueuedMessage, new_seq
-from messenger.errors import UnknownRecipient
+from messenger.errors import QueueFull, UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
+from messenger.logic.queue_caps import QueueCaps
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage
 
@@ -42,6 +43,7 @@ class Messaging:
         offline: OfflineNotifier,
         cells: Cells,
         peers: Peers,
+        caps: QueueCaps,
     ) -> None:
         self._profiles = profiles
         self._queue = queue
@@ -51,6 +53,7 @@ class Messaging:
         self._offline = offline
         self._cells = cells
         self._peers = peers
+        self._caps = caps
 
     def send(self, sender: str, frame: SendMessage) -> AckFrame:
         """Queue a message for its recipient, then try to hand it over live.
@@ -84,7 +87,7 @@ class Messaging:
             seq=new_seq(now_ns // 1_000),
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
-        stored, fresh = self._queue.store_message(message, now_ns // 1_000_000_000)
+        stored, fresh = self._store_within_caps(message, now_ns // 1_000_000_000)
         if not fresh:
             # A resend while the first copy waits: same ack, never a second delivery.
             count(Metric.DUPLICATE_SENDS)
@@ -96,3 +99,26 @@ class Messaging:
             count(Metric.MESSAGES_LEFT_QUEUED)
             self._offline.something_queued(recipient, "message")
         return AckFrame(message_id=stored.message_id, server_ts=stored.server_ts)
+
+    def _store_within_caps(self, message: QueuedMessage, now_s: int) -> tuple[QueuedMessage, bool]:
+        """Store a message that fits the queue caps (docs/protocol.md §2): (the stored copy,
+        True if this call stored it). A resend of a message still stored is answered as
+        before even when the queue is full; a new one past a cap is QueueFull, and nothing
+        is stored."""
+        try:
+            admitted = self._caps.admit(
+                message.recipient, message.sender, now_s, message.expires_at
+            )
+        except QueueFull:
+            stored = self._queue.get(message.recipient, message.id)
+            if isinstance(stored, QueuedMessage) and stored.expires_at >= now_s:
+                return stored, False
+            raise
+        try:
+            stored, fresh = self._queue.store_message(message, now_s)
+        except Exception:
+            self._caps.take_back(admitted)
+            raise
+        if not fresh:
+            self._caps.take_back(admitted)  # counted once already, when it was stored
+        return stored, fresh

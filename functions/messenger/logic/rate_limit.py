@@ -10,7 +10,15 @@ from messenger.contract import MARK_SEEN_PER_RECIPIENT, RateLimit
 from messenger.dal.rate_limits import RateLimits
 from messenger.errors import RateLimited
 from messenger.logic.clock import Clock
+from messenger_protocol.limits import MAX_REFUSED_FRAMES, REFUSED_FRAMES_WINDOW_SECONDS
 from messenger_protocol.names import Action
+
+# Refused frames one connection may send (docs/protocol.md §3) before it is closed.
+REFUSED_FRAMES = RateLimit(
+    burst=MAX_REFUSED_FRAMES,
+    per_minute=MAX_REFUSED_FRAMES * 60 // REFUSED_FRAMES_WINDOW_SECONDS,
+)
+REFUSED_BUCKET = "refused"
 
 
 class RateLimiter:
@@ -22,14 +30,30 @@ class RateLimiter:
         self._limit_of = limit_of
 
     def take(self, user_id: str, action: Action) -> None:
-        """Count one frame of `action`; RateLimited (nothing written) when over the limit."""
-        if not self._buckets.take(
+        """Count one frame of `action`; RateLimited (nothing written, with how long to
+        wait) when over the limit."""
+        wait = self._buckets.take_or_wait(
             user_id, action.value, self._clock.now_ms(), self._limit_of(action)
-        ):
-            raise RateLimited(f"too many {action.value} frames; slow down and resend")
+        )
+        if wait:
+            raise RateLimited(
+                f"too many {action.value} frames; slow down and resend", retry_after=wait
+            )
+
+    def take_refused(self, user_id: str, connection_id: str) -> bool:
+        """Count one refused frame of a connection; False (nothing written) once it has
+        sent more than MAX_REFUSED_FRAMES of them within the window: it is to be closed."""
+        name = f"{REFUSED_BUCKET}#{connection_id}"
+        return self._buckets.take(user_id, name, self._clock.now_ms(), REFUSED_FRAMES)
 
     def take_seen_receipt(self, reader: str, recipient: str) -> None:
         """Count one seen receipt from `reader` to `recipient` (a stranger's flood stops)."""
         name = f"{Action.MARK_SEEN.value}#{recipient}"
-        if not self._buckets.take(reader, name, self._clock.now_ms(), MARK_SEEN_PER_RECIPIENT):
-            raise RateLimited(f"too many seen receipts for {recipient!r}; slow down and resend")
+        wait = self._buckets.take_or_wait(
+            reader, name, self._clock.now_ms(), MARK_SEEN_PER_RECIPIENT
+        )
+        if wait:
+            raise RateLimited(
+                f"too many seen receipts for {recipient!r}; slow down and resend",
+                retry_after=wait,
+            )

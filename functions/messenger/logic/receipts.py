@@ -27,6 +27,7 @@ from messenger.logic.clock import Clock
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
+from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger.transport.relay_records import RelayedReceipt
@@ -47,6 +48,7 @@ class Receipts:
         cells: Cells,
         peers: Peers,
         epoch: CellEpoch,
+        caps: QueueCaps,
     ) -> None:
         self._epoch = epoch
         self._profiles = profiles
@@ -57,6 +59,7 @@ class Receipts:
         self._rate_limiter = rate_limiter
         self._cells = cells
         self._peers = peers
+        self._caps = caps
 
     # --- ack -----------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class Receipts:
         ]
         self._store(local)
         self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
+        self._caps.release(owner, {sender: len(ids) for sender, ids in by_sender.items()})
         # Only now, with the messages gone: a failure telling the senders live leaves
         # their receipts queued for their next sync, and nothing to acknowledge again.
         self._deliver(local)

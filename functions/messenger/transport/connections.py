@@ -19,6 +19,18 @@ class Connections:
     def __init__(self, client: ApiGatewayManagementApiClient) -> None:
         self._client = client
 
+    def close(self, connection_id: str) -> None:
+        """Close a socket (DeleteConnection; its $disconnect follows). One already closed
+        is no error."""
+        try:
+            self._client.delete_connection(ConnectionId=connection_id)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "GoneException" or status == 410:
+                return
+            raise
+
     def post(self, connection_id: str, frame: ServerFrame) -> None:
         """Send one frame; raises ConnectionGone when the socket is closed (HTTP 410)."""
         try:
@@ -31,12 +43,3 @@ class Connections:
             if code == "GoneException" or status == 410:
                 raise ConnectionGone(connection_id) from None
             raise
-
-    def close(self, connection_id: str) -> None:
-        """Close a socket (DeleteConnection; its $disconnect follows); gone is closed."""
-        try:
-            self._client.delete_connection(ConnectionId=connection_id)
-        except ClientError as error:
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if error.response.get("Error", {}).get("Code") != "GoneException" and status != 410:
-                raise

@@ -24,6 +24,7 @@ from messenger.transport.relay_records import ANSWER, REFUSAL, request_payload
 from messenger_protocol.errors import (
     BadRequest,
     ProtocolError,
+    QueueFull,
     RateLimited,
     TooLarge,
     UnknownRecipient,
@@ -40,6 +41,7 @@ REFUSALS: dict[str, type[ProtocolError]] = {
     ErrorCode.UNKNOWN_USER: UnknownUser,
     ErrorCode.TOO_LARGE: TooLarge,
     ErrorCode.RATE_LIMITED: RateLimited,
+    ErrorCode.QUEUE_FULL: QueueFull,
 }
 
 

@@ -1,0 +1,59 @@
+"""The queue caps (docs/protocol.md §2): how many messages one user's queue holds, and how
+many of them from any one sender, so that no stranger (and no crowd) can fill anyone's
+queue. Receipts do not count. A message past either cap is refused QUEUE_FULL, and the
+sender's SDK keeps it and sends it again after `retryAfter`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from messenger.dal.queue_counts import Counted, QueueCounts
+from messenger.errors import QueueFull
+from messenger.observability import logger
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The counts one message took, to take back if it is not stored after all."""
+
+    queue: Counted
+    sender: Counted
+
+
+class QueueCaps:
+    def __init__(self, counts: QueueCounts, per_queue: int, per_sender: int) -> None:
+        self._counts = counts
+        self._per_queue = per_queue
+        self._per_sender = per_sender
+
+    def admit(self, recipient: str, sender: str, now_s: int, expires_at: int) -> Admitted:
+        """Count a message into the recipient's queue; QueueFull (nothing written) when it
+        would pass either cap. Two conditional writes, no read."""
+        queue = self._counts.count(recipient, None, self._per_queue, now_s, expires_at)
+        if queue is None:
+            raise QueueFull(f"{recipient!r} has too many messages waiting; resend later")
+        own = self._counts.count(recipient, sender, self._per_sender, now_s, expires_at)
+        if own is None:
+            self._counts.undo(queue)
+            raise QueueFull(f"too many of your messages wait for {recipient!r}; resend later")
+        return Admitted(queue, own)
+
+    def take_back(self, admitted: Admitted) -> None:
+        """Undo `admit` for a message that was not stored after all (a resend, a failure).
+        Never fails the caller: a count left behind heals when its counter expires."""
+        try:
+            self._counts.undo(admitted.sender)
+            self._counts.undo(admitted.queue)
+        except Exception:
+            logger.warning("could not take back a queue count", exc_info=True)
+
+    def release(self, recipient: str, by_sender: Mapping[str, int]) -> None:
+        """Count out messages the recipient acknowledged. Never fails the ack: a count left
+        behind heals when its counter expires (one message TTL after its last message)."""
+        if not by_sender:
+            return
+        try:
+            self._counts.release(recipient, by_sender)
+        except Exception:
+            logger.warning("could not release queue counts", exc_info=True)

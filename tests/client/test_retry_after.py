@@ -1,0 +1,44 @@
+"""The SDK honours `retryAfter` (docs/protocol.md §3): a message refused QUEUE_FULL or
+RATE_LIMITED stays in the outbox and goes again no sooner than the server said."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from messenger.contract import Env
+from messenger_client.store import MessageStatus
+from messenger_local import EmbeddedAws, LocalStack
+from tests.client.conftest import FAST, Clients
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.e2e
+
+
+def outcomes(stack: LocalStack) -> list[str]:
+    return [i.outcome for i in stack.invocations_of("sendMessage")]
+
+
+async def test_a_message_refused_queue_full_waits_its_retry_after_and_is_kept(
+    shared_aws: EmbeddedAws, clients: Clients
+) -> None:
+    # Given bob's queue takes one message from any one sender, and bob is offline
+    caps = {Env.QUEUE_CAP_PER_SENDER.value: "1"}
+    async with LocalStack(aws=shared_aws, environment=caps) as stack:
+        await (await clients.open("bob", stack.ws_url)).close()
+        alice = await clients.open("alice", stack.ws_url, settings=FAST)
+        # When alice writes him twice
+        first = await alice.send("bob", "one")
+        await alice.wait_sent(first.message_id, timeout=10)
+        second = await alice.send("bob", "two")
+        await until(lambda: "error QUEUE_FULL" in outcomes(stack), timeout=10)
+        # Then the second is refused once and not sent again within the SDK's own resend
+        # backoff (1-2 s here): QUEUE_FULL's retryAfter is a minute
+        await asyncio.sleep(3 * FAST.resend_cap)
+        assert outcomes(stack).count("error QUEUE_FULL") == 1, outcomes(stack)
+        # And it is kept, pending, not failed
+        kept = alice.history("bob")[-1]
+        assert kept.message_id == second.message_id
+        assert kept.status == MessageStatus.PENDING
+        await clients.close_all()
