@@ -183,7 +183,8 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 return reply(answer(frame, caller, svc))
             except SideFenced as fenced:
                 if caller is None:  # only admit() fences, and it runs once the caller is known
-                    return reply(refused(fenced, None))
+                    count_refusal(ErrorCode.MOVED)
+                    return reply(ErrorFrame(code=ErrorCode.MOVED, message=str(fenced), ref=None))
                 return moved_away(caller, svc, reference_of(_document_or_none(event)))
             except SidePromoting:
                 count_refusal(ErrorCode.INTERNAL)
