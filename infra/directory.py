@@ -371,9 +371,11 @@ class DirectoryStack(Stack):
                 DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
             },
         )
+        role = function.role
+        assert role is not None
         for stage in stages:
             acknowledge(
-                function,
+                role,
                 f"AwsSolutions-IAM5[Resource::{flattened(self, stage)}]",
                 "a cell's API id is made when its stack deploys, after this one; the grant "
                 "is UpdateStage on this environment's stage of each cell region's APIs",

@@ -143,7 +143,7 @@ class WebSocketStage:
             request_templates={DEFAULT_KEY: MOCK_REQUEST_TEMPLATE},
             template_selection_expression=STATIC_SELECTION,
         )
-        apigwv2.CfnIntegrationResponse(
+        integration_response = apigwv2.CfnIntegrationResponse(
             self._stack,
             f"{name}MockIntegrationResponse",
             api_id=api_id,
@@ -162,14 +162,15 @@ class WebSocketStage:
             # Two-way: the integration response goes back to the caller.
             route_response_selection_expression=DEFAULT_KEY,
         )
-        apigwv2.CfnRouteResponse(
+        route_response = apigwv2.CfnRouteResponse(
             self._stack,
             f"{name}MockRouteResponse",
             api_id=api_id,
             route_id=route.ref,
             route_response_key=DEFAULT_KEY,
         )
-        self.stage.node.add_dependency(route)
+        # Deployed with the stage, so only once the route answers in full.
+        self.stage.node.add_dependency(route, route_response, integration_response)
         _acknowledge_no_authorizer(route)
 
     def _stage(self) -> apigwv2.WebSocketStage:

@@ -12,8 +12,8 @@ from messenger.contract import DIRECTORY_VERSION_STAGE_VARIABLE, GATEWAY_ROUTES_
 from messenger_local import LocalStack
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import Connect
 from tests.support.schemas import check_server_frame
+from tests.support.stack_fixtures import Connect
 
 pytestmark = pytest.mark.e2e
 
