@@ -24,7 +24,7 @@ import math
 import secrets
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.calls import CallCounter
@@ -419,7 +419,46 @@ def main(argv: list[str] | None = None) -> int:
         f"${API_GATEWAY_PER_MILLION_CONNECTION_MINUTES} per million minutes "
         f"(a phone connected 24 h a day: ${1440 * 30 * 0.25 / 1e6:.4f} a month)."
     )
+    print_keepalive()
     return status
+
+
+def print_keepalive() -> None:
+    """A connected idle device a month: v1.1's ping (a function and a rate-limit write,
+    every 240 s) and v1.2's (answered by API Gateway from a stage variable, every 540 s)."""
+    # bench.scale_model prices with this module's prices: imported here, not above.
+    from bench.scale_model import LAMBDA_PING, Workload, gateway_ping, idle_socket_month
+
+    w = Workload()
+    rows = {
+        "before (v1.1: route function)": idle_socket_month(
+            replace(w, keepalive="lambda"), LAMBDA_PING
+        ),
+        "after (v1.2: API Gateway MOCK)": idle_socket_month(
+            replace(w, keepalive="gateway"), gateway_ping()
+        ),
+    }
+    print(
+        "\n-- the keepalive: a connected idle device, a month (30 days, open all the time)\n"
+        f"Assumed: v1.1 pings after {replace(w, keepalive='lambda').ping_seconds:g} s "
+        f"without sending, each a frame and its pong (2 billed messages), one invocation "
+        f"({w.lambda_ms:g} ms billed, {LAMBDA_MEMORY_GB} GB) and one rate-limit write "
+        f"(replicated to the standby: {w.standby}); v1.2 pings after "
+        f"{replace(w, keepalive='gateway').ping_seconds:g} s (± jitter, the same mean), "
+        "each 2 billed messages and nothing else; API Gateway at the organization's top "
+        f"tier; logs {w.lambda_log_bytes:g} B per invocation, {w.access_log_bytes:g} B per "
+        f"frame; X-Ray samples {w.trace_sample:.0%}."
+    )
+    width = max(len(line) for row in rows.values() for line in row) + 2
+    print(f"{'$ per device a month':<{width}}" + "".join(f"{name:>32}" for name in rows))
+    for line in next(iter(rows.values())):
+        print(f"{line:<{width}}" + "".join(f"{row[line]:>32.4f}" for row in rows.values()))
+    before, after = (sum(row.values()) for row in rows.values())
+    print(f"{'TOTAL':<{width}}" + "".join(f"{total:>32.4f}" for total in (before, after)))
+    print(
+        f"After is {after / before:.0%} of before (target: at most half): "
+        f"{'met' if after <= before / 2 else 'NOT met'}."
+    )
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ TARGET_UTILIZATION = 0.8
 # The SDK renews a connection before API Gateway's 2 hours, and pings after this long
 # without sending (both SDKs).
 RENEWAL_SECONDS = ConnectionPolicy().max_age
-SDK_PING_SECONDS = ConnectionPolicy().ping_interval
-# v1.2's target (issue 24): a ping answered by API Gateway itself, just under the
-# 10-minute idle timeout with jitter. An ASSUMPTION until that work lands.
-GATEWAY_PING_SECONDS = 540
+# v1.1's SDKs pinged after 240 s without sending, and a route function answered.
+SDK_PING_SECONDS = 240.0
+# v1.2: a ping answered by API Gateway itself (messenger.contract.GATEWAY_ROUTES), after
+# the SDKs' interval (540 s, jittered by ±30 s: the mean is the interval).
+GATEWAY_PING_SECONDS = ConnectionPolicy().ping_interval
 # Today's SDKs read the directory on every connection and every 60 s while connected; v1.2
 # spreads a `dv` bump's fetches over a random delay of up to 60 s (docs/protocol.md §6).
 DIRECTORY_POLL_SECONDS = 60
@@ -172,11 +173,16 @@ class Measured:
     disconnect: Cost
     presence_change: Cost  # the presence function, no watcher told
     watcher_post: Cost  # each watcher told
-    ping: Cost  # today's: a route function and its rate-limit write
+    ping: Cost  # v1.1's: a route function and its rate-limit write (LAMBDA_PING)
     relays: Relays
     # The old model's reconnect (connect, empty sync, disconnect): `--as-before` only.
     legacy_reconnect: Cost
     profile_bytes: int
+
+
+# v1.1's ping as measured on its route function before API Gateway answered it (issue 24;
+# docs/scale.md's table): the frame and its pong, one invocation, one rate-limit write.
+LAMBDA_PING = Cost(frames=1, api_messages=2, invocations=1, wru={"Limits": 1}, bytes_out=15)
 
 
 def gateway_ping(pong_bytes: int = 24) -> Cost:
@@ -818,11 +824,11 @@ def directory_dollars(load: DirectoryLoad) -> float:
     return requests + cost.tiered(gb, cost.CLOUDFRONT_OUT_TIERS)
 
 
-def idle_socket_month(w: Workload, measured: Measured) -> dict[str, float]:
-    """What one socket open all month and sending nothing but pings costs, at the
-    marginal prices of a deployment this size (the top API Gateway tier of the
-    organization, the first tier of each account's Lambda logs)."""
-    ping = ping_cost(measured, w)
+def idle_socket_month(w: Workload, ping: Cost) -> dict[str, float]:
+    """What one socket open all month and sending nothing but pings (each costing `ping`,
+    every `w.ping_seconds`) costs, at the marginal prices of a deployment this size (the
+    top API Gateway tier of the organization, the first tier of each account's Lambda
+    logs)."""
     pings = MONTH / w.ping_seconds if ping.frames else 0
     api_price = cost.API_GATEWAY_MESSAGE_TIERS[-1][1]
     if w.bills == "account":

@@ -38,7 +38,7 @@ from constructs import Construct, IConstruct
 
 from infra import bundling
 from infra.config import Cell, CellsConfig, DeploymentConfig
-from infra.nag import acknowledge
+from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
 from infra.web import INDEX, Site, regional_api_sources
 from messenger_directory.handlers import (
@@ -302,6 +302,25 @@ class DirectoryStack(Stack):
                 )
             )
 
+    def _cell_stage_arns(self) -> list[str]:
+        """The cells' stages in this account (each region, standby too), which the
+        directory function sets `dv` on (messenger_directory.stages). A cell in another
+        account keeps its stage's `dv`; its idle clients learn of a new version on their
+        next syncDone."""
+        regions = sorted(
+            {
+                target.region
+                for cell in self.cells.cells
+                if cell.account == self.location.account
+                for target in (cell.target, cell.standby)
+                if target is not None
+            }
+        )
+        return [
+            f"arn:{PARTITION}:apigateway:{region}::/apis/*/stages/{self.config.env}"
+            for region in regions
+        ]
+
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
         directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
@@ -309,6 +328,7 @@ class DirectoryStack(Stack):
             self.bucket.arn_for_objects(entry_key(cell_id))
             for cell_id in self.cells.shard_map.cells()
         ]
+        stages = self._cell_stage_arns()
         function = _directory_function(
             self,
             "Publish",
@@ -331,6 +351,17 @@ class DirectoryStack(Stack):
                     actions=["s3:ListBucket"],
                     resources=[self.bucket.bucket_arn],
                 ),
+                *(
+                    [
+                        iam.PolicyStatement(
+                            sid="SetDirectoryVersionOnStages",
+                            actions=["apigateway:PATCH"],
+                            resources=stages,
+                        )
+                    ]
+                    if stages
+                    else []
+                ),
             ],
             memory_size=256,
             # One merge at a time: each reads the version it increases.
@@ -340,6 +371,15 @@ class DirectoryStack(Stack):
                 DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
             },
         )
+        role = function.role
+        assert role is not None
+        for stage in stages:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{flattened(self, stage)}]",
+                "a cell's API id is made when its stack deploys, after this one; the grant "
+                "is UpdateStage on this environment's stage of each cell region's APIs",
+            )
         events.Rule(
             self,
             "EntryWritten",

@@ -17,15 +17,30 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_logs as logs
+from constructs import IConstruct
 
 from infra.config import DeploymentConfig
 from infra.functions import Functions
 from infra.nag import acknowledge
-from messenger.contract import AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES
+from messenger.contract import (
+    AUTHORIZER,
+    GATEWAY_ROUTES,
+    INITIAL_STAGE_VARIABLES,
+    ROUTE_SELECTION_EXPRESSION,
+    ROUTES,
+    GatewayRoute,
+)
 
 # API Gateway's own name for the route that opens a connection: the only route an
 # authorizer can guard. Every later frame travels on the connection it admitted.
 CONNECT_ROUTE = "$connect"
+# A gateway route has one request template, one integration response and one route
+# response: each selected by this static expression, whose value is the key `$default`
+# (the backslash keeps API Gateway from reading `$default` as a variable).
+STATIC_SELECTION = "\\$default"
+DEFAULT_KEY = "$default"
+# What a MOCK integration's request template must say for it to answer at all.
+MOCK_REQUEST_TEMPLATE = '{"statusCode":200}'
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -111,12 +126,52 @@ class WebSocketStage:
             # The stage deploys the API as soon as it exists: only once every route is there.
             self.stage.node.add_dependency(api_route)
             if route.key != CONNECT_ROUTE:
-                acknowledge(
-                    api_route,
-                    "AwsSolutions-APIG4",
-                    "WebSocket APIs authorize on $connect only; this route runs on "
-                    "a connection the connect authorizer admitted, as its user",
-                )
+                _acknowledge_no_authorizer(api_route)
+        for gateway_route in GATEWAY_ROUTES:
+            self._answer_in_gateway(gateway_route)
+
+    def _answer_in_gateway(self, gateway_route: GatewayRoute) -> None:
+        """A route API Gateway answers itself: a MOCK integration whose response template
+        reads the stage's variables. No function runs and nothing is written."""
+        name = gateway_route.key[0].upper() + gateway_route.key[1:]
+        api_id = self.api.api_id
+        integration = apigwv2.CfnIntegration(
+            self._stack,
+            f"{name}MockIntegration",
+            api_id=api_id,
+            integration_type="MOCK",
+            request_templates={DEFAULT_KEY: MOCK_REQUEST_TEMPLATE},
+            template_selection_expression=STATIC_SELECTION,
+        )
+        integration_response = apigwv2.CfnIntegrationResponse(
+            self._stack,
+            f"{name}MockIntegrationResponse",
+            api_id=api_id,
+            integration_id=integration.ref,
+            integration_response_key=DEFAULT_KEY,
+            response_templates={DEFAULT_KEY: gateway_route.response},
+            template_selection_expression=STATIC_SELECTION,
+        )
+        route = apigwv2.CfnRoute(
+            self._stack,
+            f"{name}MockRoute",
+            api_id=api_id,
+            route_key=gateway_route.key,
+            authorization_type="NONE",
+            target=f"integrations/{integration.ref}",
+            # Two-way: the integration response goes back to the caller.
+            route_response_selection_expression=DEFAULT_KEY,
+        )
+        route_response = apigwv2.CfnRouteResponse(
+            self._stack,
+            f"{name}MockRouteResponse",
+            api_id=api_id,
+            route_id=route.ref,
+            route_response_key=DEFAULT_KEY,
+        )
+        # Deployed with the stage, so only once the route answers in full.
+        self.stage.node.add_dependency(route, route_response, integration_response)
+        _acknowledge_no_authorizer(route)
 
     def _stage(self) -> apigwv2.WebSocketStage:
         access_logs = logs.LogGroup(
@@ -154,5 +209,18 @@ class WebSocketStage:
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         cfn_stage.add_property_override("DefaultRouteSettings.LoggingLevel", "ERROR")
         cfn_stage.add_property_override("DefaultRouteSettings.DataTraceEnabled", False)
+        # Read by the gateway routes' templates; the directory function keeps `dv` at the
+        # published version (messenger_directory.stages). A deploy that changes the stage
+        # puts it back to "0" until the next merge: clients only act on a newer dv.
+        cfn_stage.add_property_override("StageVariables", dict(INITIAL_STAGE_VARIABLES))
         stage.node.add_dependency(execution_logs)
         return stage
+
+
+def _acknowledge_no_authorizer(route: IConstruct) -> None:
+    acknowledge(
+        route,
+        "AwsSolutions-APIG4",
+        "WebSocket APIs authorize on $connect only; this route runs on "
+        "a connection the connect authorizer admitted, as its user",
+    )

@@ -48,7 +48,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -96,6 +96,7 @@ from messenger_protocol.frames import (
     ErrorFrame,
     ItemsFrame,
     MessageFrame,
+    PongFrame,
     PresenceFrame,
     ReceiptFrame,
     ServerFrame,
@@ -194,6 +195,8 @@ class MessengerClient:
         )
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
+        # Short errands (a directory read a pong asked for), kept until done.
+        self._errands: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # --- life ------------------------------------------------------------------------
@@ -425,6 +428,9 @@ class MessengerClient:
             case PresenceFrame():
                 self._presence.update(frame)
                 self._replies.answer(frame)
+            case PongFrame(dv=int() as version) if self._home is not None:
+                self._replies.answer(frame)
+                self._spawn(self._home.learn_version(version))
             case _:
                 self._replies.answer(frame)  # keys, pong, pushRegistered: answers
 
@@ -482,6 +488,11 @@ class MessengerClient:
             if not session.ended.done():  # else its successor is on its way
                 await home.look_again()
             await first_of(session.ended, timeout=self.settings.directory_interval)
+
+    def _spawn(self, errand: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(errand)
+        self._errands.add(task)
+        task.add_done_callback(self._errands.discard)
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status.state != ConnectionState.ONLINE:

@@ -56,7 +56,8 @@ class ConnectionPolicy:
     """Timings of the connection's life (seconds): the client rules'. Tests shorten them."""
 
     open_timeout: float = client_rules.OPEN_TIMEOUT_SECONDS
-    # Ping when nothing was sent for this long: well inside the 10-minute idle limit.
+    # Ping when nothing was sent for about this long (jittered, `client_rules.ping_delay`):
+    # just under the 10-minute idle limit.
     ping_interval: float = client_rules.PING_INTERVAL_SECONDS
     # A ping unanswered for this long means the network is gone without a close.
     pong_timeout: float = client_rules.PONG_TIMEOUT_SECONDS
@@ -100,6 +101,8 @@ class Session:
     number: int
     opened_at: float
     last_sent: float
+    # Quiet (nothing sent) for this long: time to ping. Drawn again after every ping.
+    ping_after: float
     ping_sent_at: float | None = None
     reader: asyncio.Task[None] | None = None
     ready: asyncio.Future[None] = field(default_factory=_new_future)
@@ -302,7 +305,13 @@ class Connection:
         """Make a freshly opened socket the current session and announce it."""
         now = asyncio.get_running_loop().time()
         self._sessions_opened += 1
-        session = Session(socket, self._sessions_opened, opened_at=now, last_sent=now)
+        session = Session(
+            socket,
+            self._sessions_opened,
+            opened_at=now,
+            last_sent=now,
+            ping_after=client_rules.ping_delay(self.policy.ping_interval),
+        )
         session.reader = asyncio.get_running_loop().create_task(self._read(session))
         previous, self._session = self._session, session
         if previous is not None:
@@ -370,10 +379,11 @@ class Connection:
                 )
                 session.socket.transport.abort()
             return
-        if now - session.last_sent >= self.policy.ping_interval:
+        if now - session.last_sent >= session.ping_after:
             with contextlib.suppress(NotConnected):
                 await self.send(Ping())
                 session.ping_sent_at = now
+                session.ping_after = client_rules.ping_delay(self.policy.ping_interval)
         if now >= self._next_switch_at:
             await self._replace(session)
 

@@ -187,6 +187,16 @@ class HomeCell:
             log.info("the directory was not read again: %s", error)
         self._read_since_look = False
 
+    async def learn_version(self, version: int) -> None:
+        """A frame named the directory's current version (`dv`, e.g. in `pong`): read the
+        directory now if ours is older, rather than at the next look."""
+        if self.directory is not None and version <= self.directory.version:
+            return
+        try:
+            await self._refresh()
+        except NotConnected as error:
+            log.info("the directory (version %d) was not read: %s", version, error)
+
     async def _refresh(self) -> None:
         fetched = await fetch_directory(self.directory_url)
         self._fetched = True

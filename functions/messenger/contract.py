@@ -65,7 +65,6 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.GET_PRESENCE: RateLimit(burst=60, per_minute=60),
     Action.GET_KEYS: RateLimit(burst=200, per_minute=120),
     Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
-    Action.PING: RateLimit(burst=60, per_minute=60),
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's
@@ -382,11 +381,42 @@ ROUTES: tuple[Route, ...] = (
     _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY),
     _frame_route(Action.GET_KEYS, _R, _RELAY),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
-    _frame_route(Action.PING),
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}
+
+
+@dataclass(frozen=True)
+class GatewayRoute:
+    """A route API Gateway answers itself (a MOCK integration): no function runs and
+    nothing is written, so its frame costs only the two API Gateway messages.
+
+    `response` is the integration response's template: API Gateway's mapping-template
+    language, of which it uses only `$stageVariables.NAME` (the local emulator renders
+    exactly that much).
+    """
+
+    key: str
+    response: str
+
+
+# The stage variable holding the directory's current version (docs/protocol.md §6): the
+# directory publisher sets it on every cell's stage when it publishes a new version, and
+# `pong` carries it to idle clients.
+DIRECTORY_VERSION_STAGE_VARIABLE = "dv"
+# What a stage starts with, before the first publish (a client ignores a dv it has seen).
+INITIAL_STAGE_VARIABLES: dict[str, str] = {DIRECTORY_VERSION_STAGE_VARIABLE: "0"}
+
+# §2: `ping` is answered by API Gateway, from the stage: the cheapest keepalive there is.
+GATEWAY_ROUTES: tuple[GatewayRoute, ...] = (
+    GatewayRoute(
+        Action.PING.value,
+        '{"type":"pong","dv":$stageVariables.' + DIRECTORY_VERSION_STAGE_VARIABLE + "}",
+    ),
+)
+GATEWAY_ROUTES_BY_KEY = {route.key: route for route in GATEWAY_ROUTES}
+assert not GATEWAY_ROUTES_BY_KEY.keys() & ROUTES_BY_KEY.keys()
 
 # What peer cells invoke to reach this cell's users (docs/scale.md): only deployed, and only
 # reachable, when the deployment has more than one cell.

@@ -1,7 +1,8 @@
 """The directory's Lambda entry points: the directory function, and each cell's entry.
 
 - `publish` (the directory function, in the directory's stack): runs after a cell's
-  entry was written (S3 through EventBridge) and merges the entries into directory.json.
+  entry was written (S3 through EventBridge), merges the entries into directory.json and
+  sets the version on the cells' stages, where API Gateway answers `ping` (`stages`).
   Reserved concurrency 1, so that two merges never race over the version.
 - `publish_entry` (a CloudFormation custom resource in each cell's stack): writes that
   cell's entry, its WebSocket URL, into the directory's bucket, which may be in another
@@ -22,6 +23,7 @@ from typing import Any
 
 from messenger_directory.config import DirectoryEnv, publish_settings
 from messenger_directory.observability import logger
+from messenger_directory.stages import set_directory_version
 from messenger_directory.store import entry_key, merge, write_entry
 from messenger_directory.wiring import directory_clients
 
@@ -62,6 +64,14 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("entries refused, their cells keep their published URL", extra=summary)
     else:
         logger.info("directory merged", extra=summary)
+    if outcome.directory is not None:
+        # After every merge, not only one that published: setting the same version again
+        # is harmless, and heals a stage a deploy put back to its initial `dv`.
+        try:
+            stages = set_directory_version(directory_clients().apigatewayv2, outcome.directory)
+            summary["stages"] = [f"{s.region}/{s.api_id}/{s.stage}" for s in stages]
+        except Exception:  # the directory is out; idle clients learn of it on syncDone
+            logger.exception("directory version not set on the stages", extra=summary)
     return summary
 
 

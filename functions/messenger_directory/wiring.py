@@ -54,6 +54,10 @@ class Clients:
         client: SNSClient = self._client("sns", region)
         return client
 
+    def apigatewayv2(self, region: str) -> Any:
+        """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
+        return self._client("apigatewayv2", region)
+
     def dynamodb(self, region: str) -> DynamoDBClient:
         """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
         client: DynamoDBClient = self._client("dynamodb", region)

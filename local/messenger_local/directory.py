@@ -11,20 +11,31 @@ directory function runs after an entry write, the local one merges at once). GET
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from messenger_directory.failover import BucketEntries
 from messenger_directory.sides import DirectoryBucket
+from messenger_directory.stages import stage_variables_of
 from messenger_directory.store import merge
 from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
+from messenger_local.gateway import Gateway
 from messenger_protocol.cells import Directory, ShardMap
 
 
 class LocalDirectory:
     """A stack's directory: its bucket, the entries in it, and the document published."""
 
-    def __init__(self, aws: EmbeddedAws, bucket: str, shard_map: ShardMap) -> None:
+    def __init__(
+        self,
+        aws: EmbeddedAws,
+        bucket: str,
+        shard_map: ShardMap,
+        stages: Sequence[Gateway] = (),
+    ) -> None:
         self.shard_map = shard_map
+        # The cells' stages, whose `dv` variable each publish sets (as the directory
+        # function's UpdateStage does on AWS), so that `pong` carries the new version.
+        self._stages = tuple(stages)
         self._aws = aws
         self._s3 = aws.client("s3")
         self.bucket = DirectoryBucket(bucket, aws.region, ACCOUNT_ID)
@@ -45,6 +56,8 @@ class LocalDirectory:
         if outcome.directory is None or outcome.waiting_for or outcome.refused:
             raise RuntimeError(f"the directory was not published: {outcome.summary()}")
         self._published = outcome.directory
+        for stage in self._stages:
+            stage.stage_variables.update(stage_variables_of(outcome.directory))
 
     @property
     def current(self) -> Directory:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 
-from messenger.contract import Authorizer, Route
+from messenger.contract import (
+    GATEWAY_ROUTES_BY_KEY,
+    INITIAL_STAGE_VARIABLES,
+    Authorizer,
+    GatewayRoute,
+    Route,
+)
 from messenger_local.connections import ConnectionRegistry
 from messenger_local.events import Api
 from messenger_local.invocations import Invocation
@@ -52,6 +59,9 @@ class Gateway:
         self.port = port  # the server's, bound before any stage is made
         self.functions = functions
         self.routes = {route.key: route for route in routes}
+        # Routes the stage answers itself, from its variables (a MOCK integration on AWS).
+        self.gateway_routes: dict[str, GatewayRoute] = dict(GATEWAY_ROUTES_BY_KEY)
+        self.stage_variables: dict[str, str] = dict(INITIAL_STAGE_VARIABLES)
         self.authorizer = authorizer
         self.limits = limits
         self._record = record
@@ -60,6 +70,10 @@ class Gateway:
         # handshake and Invoke, and answers nothing it was still running.
         self.out_of_service = False
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def answer_itself(self, route: GatewayRoute) -> str:
+        """The frame a gateway route answers with, rendered from the stage's variables."""
+        return render_template(route.response, self.stage_variables)
 
     def record(self, invocation: Invocation) -> None:
         """Log what this stage did for a client (or Invoke ran here), naming the stage."""
@@ -109,3 +123,12 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+_STAGE_VARIABLE = re.compile(r"\$stageVariables\.([A-Za-z0-9_]+)")
+
+
+def render_template(template: str, stage_variables: dict[str, str]) -> str:
+    """API Gateway's mapping template, as far as `messenger.contract.GATEWAY_ROUTES` uses
+    it: `$stageVariables.NAME` is the stage's value (empty when unset, as on AWS)."""
+    return _STAGE_VARIABLE.sub(lambda match: stage_variables.get(match[1], ""), template)

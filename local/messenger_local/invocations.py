@@ -17,7 +17,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Invocation:
-    """A function invocation (or a handshake refused before one), as the gateway saw it."""
+    """A function invocation (or a handshake refused before one, or a frame the stage
+    answered itself), as the gateway saw it."""
 
     route: str  # a route key, or "authorizer"
     connection_id: str
@@ -28,6 +29,9 @@ class Invocation:
     request_id: str = ""
     at: datetime = field(default_factory=datetime.now)
     cell: str = ""  # the stage whose function ran (its gateway names it)
+    # Answered by the stage itself (a gateway route, `messenger.contract.GATEWAY_ROUTES`):
+    # no function ran.
+    by_gateway: bool = False
 
     def line(self, *, with_cell: bool = False) -> str:
         """The readable log line; `with_cell` starts it with the cell (a stack of cells)."""
@@ -35,7 +39,8 @@ class Invocation:
         return (
             f"{self.at:%H:%M:%S}.{self.at.microsecond // 1000:03d} {cell}{self.route:<12} "
             f"conn={self.connection_id} user={self.user or '-'}  "
-            f"{self.status} {self.outcome}  {self.duration_ms:.1f}ms"
+            f"{self.status} {self.outcome}{' (gateway)' if self.by_gateway else ''}  "
+            f"{self.duration_ms:.1f}ms"
         )
 
 

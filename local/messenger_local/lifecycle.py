@@ -196,7 +196,12 @@ def _site(
     directory, published as on AWS (blocking: run it on a worker thread)."""
     if config.one_stage:
         return [one_stage_site(config.stage)]
-    directory = LocalDirectory(parts.aws, f"messenger-directory-{api_id}", config.shard_map)
+    directory = LocalDirectory(
+        parts.aws,
+        f"messenger-directory-{api_id}",
+        config.shard_map,
+        [cell.gateway for cell in parts.cells],
+    )
     parts.directory = directory
     directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})
     site = [directory_site(lambda: directory.current.to_wire(), parts.cells[0].stage)]

@@ -276,6 +276,20 @@ class LocalStack:
         """The directory this stack serves."""
         return self._published_directory().current
 
+    def publish_entry(self, cell_id: str, url: str) -> Directory:
+        """Write a cell's directory entry and publish (blocking: run it on a worker
+        thread), as a cell's deploy or a failover does on AWS; the directory published.
+        Every cell's stage then answers `ping` with the new version (`dv`)."""
+        directory = self._published_directory()
+        directory.entries.write(cell_id, url)
+        directory.publish()
+        return directory.current
+
+    def stage_variables(self, cell_id: str | None = None) -> dict[str, str]:
+        """A stage's variables (the one stage's, or a cell's), as `ping` reads them."""
+        gateway = self.cell(cell_id).gateway if cell_id else self._parts.cells[0].gateway
+        return dict(gateway.stage_variables)
+
     def _published_directory(self) -> LocalDirectory:
         if self._config.one_stage:
             raise RuntimeError("a stack served as one stage has no directory: give it cells")

@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from messenger.contract import Route
 from messenger_local.connections import ConnectionGoneError, LiveConnection
 from messenger_local.events import (
     Handshake,
@@ -39,6 +39,7 @@ from messenger_local.policy import InvalidAuthorizerResponse, decide
 CLIENT_CLOSED = "Client-side close frame status code"
 CLOSED_ABNORMALLY = "Connection closed abnormally"
 GOING_AWAY = "Going away"
+RouteT = TypeVar("RouteT")
 ROUTE_SELECTION_KEY = "action"  # contract.ROUTE_SELECTION_EXPRESSION is $request.body.action
 
 
@@ -50,7 +51,7 @@ class Admission:
     principal_id: str | None
 
 
-def select_route(body: str, routes: dict[str, Route]) -> Route | None:
+def select_route(body: str, routes: Mapping[str, RouteT]) -> RouteT | None:
     """API Gateway's route selection on $request.body.action, falling back to $default."""
     try:
         document = json.loads(body)
@@ -303,9 +304,15 @@ async def _dispatch_in_turn(gateway: Gateway, connection: LiveConnection, body: 
 
 async def _dispatch(gateway: Gateway, connection: LiveConnection, body: str) -> None:
     """One MESSAGE invocation, then its route response (two-way routes only)."""
-    route = select_route(body, gateway.routes)
     request_id = new_id()
     connection_id, user = connection.connection_id, connection.principal_id
+    own = select_route(body, gateway.gateway_routes)
+    if own is not None:
+        # No function and no write: the stage answers from its variables (a MOCK on AWS).
+        await _send_quietly(connection, gateway.answer_itself(own))
+        gateway.record(Invocation(own.key, connection_id, user, 200, "ok", 0.0, by_gateway=True))
+        return
+    route = select_route(body, gateway.routes)
     if route is None:
         await _send_quietly(connection, gateway_frame("Forbidden", connection_id, request_id))
         gateway.record(Invocation("(no route)", connection_id, user, 403, "forbidden", 0.0))

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_CONNECTION_AGE_SECONDS",
     "OPEN_TIMEOUT_SECONDS",
     "PING_INTERVAL_SECONDS",
+    "PING_JITTER_SECONDS",
     "PONG_TIMEOUT_SECONDS",
     "RECONNECT_BACKOFF_BASE_SECONDS",
     "RECONNECT_BACKOFF_CAP_SECONDS",
@@ -41,6 +42,7 @@ __all__ = [
     "RESEND_CAP_SECONDS",
     "RETRYABLE_CODES",
     "backoff_delay",
+    "ping_delay",
     "resend_wait",
 ]
 
@@ -74,10 +76,20 @@ RESEND_CAP_SECONDS = 60.0
 OPEN_TIMEOUT_SECONDS = 10.0
 # How long a closing socket may take to say goodbye before we drop it.
 CLOSE_TIMEOUT_SECONDS = 2.0
-# Ping when nothing was sent for this long: well inside API Gateway's idle limit.
-PING_INTERVAL_SECONDS = limits.IDLE_TIMEOUT_SECONDS * 0.4
+# Ping when nothing was sent for about this long: just under API Gateway's 10-minute idle
+# limit, since `ping` is answered by API Gateway itself and costs only its two messages
+# (docs/performance.md, Keepalive). Only what the client sends counts: AWS documents no
+# reset of the idle timer by what the server sends, and the emulator resets it only so.
+PING_INTERVAL_SECONDS = limits.IDLE_TIMEOUT_SECONDS * 0.9
+# Each wait is the interval plus or minus up to this much (`ping_delay`), so that clients
+# that connected together (a reconnect storm) do not ping together forever after.
+PING_JITTER_SECONDS = 30.0
 # A ping unanswered for this long means the network is gone without a close.
 PONG_TIMEOUT_SECONDS = 30.0
+# The latest a ping may go out and still be answered inside the idle limit, a tick late.
+assert PING_INTERVAL_SECONDS + PING_JITTER_SECONDS + PONG_TIMEOUT_SECONDS / 2 < (
+    limits.IDLE_TIMEOUT_SECONDS
+)
 # How often a connection looks whether it is time to ping or to be replaced.
 KEEP_ALIVE_TICK_SECONDS = 1.0
 # Make before break: a new connection opens this long before API Gateway would end the
@@ -115,3 +127,14 @@ def resend_wait(backoff: float, retry_after_ms: int | None) -> float:
     (a full queue drains when its owner comes back). The JavaScript SDK's `resendWait`
     computes the same."""
     return max(backoff, (retry_after_ms or 0) / 1000)
+
+
+def ping_delay(interval: float = PING_INTERVAL_SECONDS, rng: random.Random | None = None) -> float:
+    """Seconds of quiet (nothing sent) before the next ping: `interval`, jittered by the
+    same share of it as PING_JITTER_SECONDS is of PING_INTERVAL_SECONDS (540 ± 30 s by
+    default; a test's shortened interval gets a jitter shortened alike).
+
+    The JavaScript SDK's `pingDelay` draws from the same range (a test holds both to it).
+    """
+    spread = interval * PING_JITTER_SECONDS / PING_INTERVAL_SECONDS
+    return interval + (rng or random).uniform(-spread, spread)

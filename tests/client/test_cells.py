@@ -292,3 +292,35 @@ async def test_a_peer_sees_our_presence_once_we_wrote_to_them_and_not_before(
     routes = [i.route for i in stack.invocations[before:] if i.user == "alice" and i.route in told]
     assert routes == list(told)
     assert alice.contacts() == ["carol"]
+
+
+async def test_a_pong_naming_a_newer_directory_version_reads_it_at_once(tmp_path: Any) -> None:
+    from messenger_client.directory import HomeCell
+    from messenger_client.store import HistoryStore
+
+    # Given a client's home cell read from directory version 1, and version 2 published
+    v1 = directory(1, "ws://127.0.0.1:1/c0", "ws://127.0.0.1:1/c1", "alice")
+    v2 = directory(2, "ws://127.0.0.1:1/c0", "ws://127.0.0.1:2/c1", "alice")
+    store = HistoryStore(tmp_path / "history.sqlite3", me="alice")
+    moved: list[frozenset[str]] = []
+    async with DirectoryServer(v1, v2) as server:
+        home = HomeCell(
+            server.url,
+            "alice",
+            store,
+            on_home_moved=lambda: None,
+            on_cells_moved=lambda _directory, cells: moved.append(cells),
+        )
+        await home.url(after_failure=False)
+        assert home.directory is not None and home.directory.version == 1
+        reads = server.gets
+        # When a pong names the version it holds, nothing is read
+        await home.learn_version(1)
+        assert server.gets == reads
+        # When a pong names version 2, it is read now, and the moved cell is seen
+        await home.learn_version(2)
+        assert server.gets == reads + 1
+        assert home.directory.version == 2
+        other = next(cell for cell in CELLS.cells() if cell != CELLS.home_of("alice"))
+        assert moved == [frozenset({other})]
+    store.close()

@@ -70,7 +70,7 @@ async def test_starts_serves_a_client_and_stops_on_ctrl_c(
     assert "wscat -c" in banner
     # When a client connects and pings
     client = await connect_as(ws_url, TestUser("alice"))
-    assert await client.request({"action": "ping"}) == {"type": "pong"}
+    assert await client.request({"action": "ping"}) == {"type": "pong", "dv": 0}
     await client.close()
     # Then Ctrl-C stops it cleanly, having logged one line per invocation
     assert await stop_with_ctrl_c(messenger_local) == 0
@@ -105,7 +105,7 @@ async def test_wscat_connects_with_a_signed_url(messenger_local: RunningCommand)
     output = asyncio.create_task(wscat.stdout.read())
     assert await asyncio.wait_for(wscat.wait(), 20) == 0
     wscat.stdin.close()
-    assert '{"type":"pong"}' in (await output).decode()
+    assert '{"type":"pong","dv":0}' in (await output).decode()
     assert await stop_with_ctrl_c(messenger_local) == 0
 
 
@@ -127,7 +127,7 @@ async def test_cells_each_print_their_url_and_serve_their_users(tmp_path: Path) 
         for cell in ("c0", "c1"):
             user = user_homed_in(cell, "smoke")
             client = await connect_as(directory.home_url(user.user_id), user)
-            assert await client.request({"action": "ping"}) == {"type": "pong"}
+            assert await client.request({"action": "ping"}) == {"type": "pong", "dv": 1}
             await client.close()
         assert await stop_with_ctrl_c(command) == 0
         lines = await command.rest()

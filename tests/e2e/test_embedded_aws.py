@@ -65,7 +65,7 @@ async def test_a_second_stack_in_the_same_process_runs_beside_the_first(
         # And each one's functions answer on its own stage, with its own tables
         for running in (stack, second):
             client = await connect_as(running.ws_url, alice)
-            assert await client.request({"action": "ping"}) == {"type": "pong"}
+            assert (await client.request({"action": "sync"}))["type"] == "syncDone"
             await client.close()
             await running.settled()
             [connected] = running.invocations_of("$connect")

@@ -35,7 +35,7 @@ async def test_signed_connect_registers_and_opens(
 ) -> None:
     client = await connect(alice)
     assert client.connection_id in stack.connection_ids()
-    assert await client.request({"action": "ping"}) == {"type": "pong"}
+    assert await client.request({"action": "ping"}) == {"type": "pong", "dv": 0}
 
 
 async def test_known_user_connects_again_without_keys(
@@ -255,7 +255,7 @@ async def test_get_keys(site: Site) -> None:
 
 
 async def test_ping(connect: Connect, alice: TestUser) -> None:
-    assert await (await connect(alice)).request({"action": "ping"}) == {"type": "pong"}
+    assert await (await connect(alice)).request({"action": "ping"}) == {"type": "pong", "dv": 0}
 
 
 async def test_register_push_answers_push_registered(connect: Connect, alice: TestUser) -> None:

@@ -367,3 +367,52 @@ def test_given_a_cell_stack_deleted_then_its_entry_stays(s3, cloudformation):
 
     assert answers[0]["Status"] == "SUCCESS"
     assert bucket_dump(s3) == before
+
+
+def test_given_a_published_directory_then_each_cells_stage_is_set_to_its_version() -> None:
+    # moto has no UpdateStage: real clients whose answers botocore's Stubber gives, after
+    # checking each request against the API's own model and the parameters expected.
+    from botocore.stub import Stubber
+
+    from messenger_directory.stages import StageAddress, set_directory_version, stage_of
+
+    # Given cells behind two regions' APIs, two cells on one stage, and a custom domain
+    urls = {
+        "c0": "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
+        "c1": "wss://f6g7h8i9j0.execute-api.eu-west-1.amazonaws.com/dev",
+        "c2": "wss://f6g7h8i9j0.execute-api.eu-west-1.amazonaws.com/dev/",
+        "c3": "wss://chat.example.com/dev",
+    }
+    directory = Directory.parse(
+        {
+            "version": 7,
+            "shards": 4,
+            "cells": {cell_id: {"url": url} for cell_id, url in urls.items()},
+            "shardMap": [[n, n, f"c{n}"] for n in range(4)],
+        }
+    )
+    clients, stubbers = {}, {}
+    for region, api_id in (("us-east-1", "a1b2c3d4e5"), ("eu-west-1", "f6g7h8i9j0")):
+        clients[region] = boto3.client(
+            "apigatewayv2",
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        stubbers[region] = Stubber(clients[region])
+        stubbers[region].add_response(
+            "update_stage",
+            {"StageName": "dev", "StageVariables": {"dv": "7"}},
+            {"ApiId": api_id, "StageName": "dev", "StageVariables": {"dv": "7"}},
+        )
+        stubbers[region].activate()
+    # When the directory function sets the version on the stages
+    updated = set_directory_version(clients.__getitem__, directory)
+    # Then each execute-api stage was set once to dv = 7; the custom domain names none
+    assert updated == [
+        StageAddress("eu-west-1", "f6g7h8i9j0", "dev"),
+        StageAddress("us-east-1", "a1b2c3d4e5", "dev"),
+    ]
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()
+    assert stage_of(urls["c3"]) is None

@@ -27,7 +27,6 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
         replies = [
             h.send(a, {"action": "getPresence", "userIds": ["bob"], "subscribe": True}),
             h.send(a, {"action": "getKeys", "userId": "bob"}),
-            h.send(a, {"action": "ping"}),
             h.send(a, {"action": "registerPush", "platform": "APNS", "token": token_for("APNS")}),
             h.send(a, {"action": "fly"}),
             h.send(
@@ -48,5 +47,8 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
         sent = [*replies, *(f for frames in h.posts.frames.values() for f in frames)]
         for frame in sent:
             check_server_frame(frame)
-        # (but the v1.2 frames not sent yet: once one is, the set is wrong and this fails)
-        assert {frame["type"] for frame in sent} == set(SERVER_FRAMES) - FRAMES_NOT_SENT_YET
+        # (but the v1.2 frames not sent yet: once one is, the set is wrong and this fails;
+        # and `pong`, which API Gateway sends itself: tests/e2e/test_keepalive.py)
+        assert {frame["type"] for frame in sent} == set(SERVER_FRAMES) - FRAMES_NOT_SENT_YET - {
+            "pong"
+        }

@@ -197,10 +197,6 @@ def test_get_keys_without_user_id(h: Harness, a: Connection) -> None:
     assert refused(h, a, {"action": "getKeys"})["code"] == "BAD_REQUEST"
 
 
-def test_ping(h: Harness, a: Connection) -> None:
-    assert h.send(a, {"action": "ping"}) == {"type": "pong"}
-
-
 @pytest.mark.parametrize("body", ["not json", "{", "", "\ud800", "[" * 100_000 + "]" * 100_000])
 def test_default_route_answers_bad_request_to_non_json(
     h: Harness, a: Connection, body: str
@@ -250,10 +246,11 @@ def test_unexpected_failure_is_answered_internal_and_never_raised(
 
 
 def test_event_without_authorizer_context_is_internal(h: Harness, a: Connection) -> None:
-    from messenger.handlers.ping import handler
+    from messenger.handlers.get_keys import handler
     from messenger_local.events import message_event, new_id
     from tests.support.harness import API, context_for
 
-    event = message_event(API, a.handshake, None, "ping", '{"action":"ping"}', new_id(), new_id())
-    response = handler(event, context_for("ping"))  # type: ignore[arg-type]
+    body = '{"action":"getKeys","userId":"bob"}'
+    event = message_event(API, a.handshake, None, "getKeys", body, new_id(), new_id())
+    response = handler(event, context_for("getKeys"))  # type: ignore[arg-type]
     assert json.loads(response["body"])["code"] == "INTERNAL"

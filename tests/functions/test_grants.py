@@ -123,7 +123,6 @@ def test_every_frame_route_calls_only_what_its_role_allows(alice: TestUser, bob:
         send(b, {"action": "markSeen", "to": alice.user_id, "messageIds": ["grant-msg-1"]})
         send(b, {"action": "getPresence", "userIds": [alice.user_id], "subscribe": True})
         send(b, {"action": "getKeys", "userId": alice.user_id})
-        send(b, {"action": "ping"})
         send(b, {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": ["x"]})
         seed(h, bob.user_id, 510)
         send(b, {"action": "sync", "batch": True})

@@ -27,9 +27,9 @@ def refuse(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def invoke_many(times: int) -> None:
     for _ in range(times):
         event = message_event(
-            API, CONNECTION, allowed("alice"), "ping", '{"action":"ping"}', new_id(), new_id()
+            API, CONNECTION, allowed("alice"), "sync", '{"action":"sync"}', new_id(), new_id()
         )
-        refuse(event, context_for("ping"))  # type: ignore[arg-type]
+        refuse(event, context_for("sync"))  # type: ignore[arg-type]
 
 
 def test_each_invocation_publishes_its_metrics(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,13 @@ from infra.logging_role import STACK_NAME as LOGGING_STACK_NAME
 from infra.logging_role import api_gateway_logging_stack
 from infra.nag import flatten_cfn
 from infra.websocket import CONNECT_ROUTE
-from messenger.contract import AUTHORIZER, ROUTE_SELECTION_EXPRESSION, ROUTES
+from messenger.contract import (
+    AUTHORIZER,
+    GATEWAY_ROUTES,
+    INITIAL_STAGE_VARIABLES,
+    ROUTE_SELECTION_EXPRESSION,
+    ROUTES,
+)
 from tests.infra.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -40,7 +46,8 @@ def routes_by_key(synthesized: Synthesized) -> dict[str, tuple[str, dict[str, An
 
 
 def test_given_the_route_table_when_synthesized_then_the_api_has_exactly_its_routes(dev):
-    assert set(routes_by_key(dev)) == {route.key for route in ROUTES}
+    keys = {route.key for route in ROUTES} | {route.key for route in GATEWAY_ROUTES}
+    assert set(routes_by_key(dev)) == keys
     dev.template.has_resource_properties(
         "AWS::ApiGatewayV2::Api",
         {
@@ -79,6 +86,43 @@ def test_given_a_two_way_route_then_the_function_answers_through_a_route_respons
     else:
         assert responses == []
         assert "RouteResponseSelectionExpression" not in properties
+
+
+@pytest.mark.parametrize("route", GATEWAY_ROUTES, ids=lambda route: route.key)
+def test_given_a_gateway_route_then_api_gateway_answers_it_from_the_stage_with_no_function(
+    dev, route
+):
+    # Given the route's integration
+    route_id, properties = routes_by_key(dev)[route.key]
+    (integration_id,) = _refs(properties["Target"])
+    integration = dev.json["Resources"][integration_id]["Properties"]
+    # Then it is a MOCK: nothing is invoked, so no Lambda permission names it either
+    assert integration["IntegrationType"] == "MOCK"
+    assert "IntegrationUri" not in integration
+    assert integration["RequestTemplates"] == {"$default": '{"statusCode":200}'}
+    assert integration["TemplateSelectionExpression"] == "\\$default"
+    # And its one integration response is the contract's template over the stage variables
+    (response,) = [
+        resource["Properties"]
+        for resource in dev.resources("AWS::ApiGatewayV2::IntegrationResponse").values()
+        if resource["Properties"]["IntegrationId"] == {"Ref": integration_id}
+    ]
+    assert response["IntegrationResponseKey"] == "$default"
+    assert response["ResponseTemplates"] == {"$default": route.response}
+    assert "$stageVariables.dv" in route.response
+    # And it goes back to the caller through a route response
+    (route_response,) = [
+        resource["Properties"]
+        for resource in dev.resources("AWS::ApiGatewayV2::RouteResponse").values()
+        if resource["Properties"]["RouteId"] == {"Ref": route_id}
+    ]
+    assert route_response["RouteResponseKey"] == "$default"
+    assert properties["RouteResponseSelectionExpression"] == "$default"
+    # And the stage starts with the variables the template reads
+    (stage,) = dev.resources("AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageVariables"] == INITIAL_STAGE_VARIABLES
+    for permission in dev.resources("AWS::Lambda::Permission").values():
+        assert integration_id not in _refs(permission["Properties"])
 
 
 def test_given_connect_then_the_request_authorizer_guards_it_with_the_query_identity(dev):

@@ -498,6 +498,20 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     assert {resource for resource, actions in grants.items() if "s3:PutObject" in actions} == {
         f"<{bucket}.Arn>/directory.json"
     }
+    # And it sets `dv` on this environment's stage of the cells in its own account, each
+    # region (their API ids are made later), where API Gateway answers `ping` from it
+    env = each_cells_app.config.env
+    regions = {
+        target.region
+        for cell in each_cells_app.cells.cells
+        if cell.account == C0_ACCOUNT
+        for target in (cell.target, cell.standby)
+        if target is not None
+    }
+    assert regions
+    assert {
+        resource for resource, actions in grants.items() if actions == {"apigateway:PATCH"}
+    } == {f"arn:aws:apigateway:{region}::/apis/*/stages/{env}" for region in regions}
 
 
 # --- without cells: one cell, as ever in one stack -------------------------------------

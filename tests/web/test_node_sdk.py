@@ -165,6 +165,34 @@ def test_given_the_same_random_draws_then_both_sdks_back_off_the_same():
         assert js_row == pytest.approx(python_row)
 
 
+def test_given_the_same_random_draws_then_both_sdks_wait_as_long_to_ping():
+    # Given draws across the jitter's range, at the default interval and a test's short one
+    draws = [0.0, 0.25, 0.5, 0.75, 1.0]
+    js = node_json(
+        "import { pingDelay } from './web/sdk/util.js';"
+        f"const draws = {json.dumps(draws)};"
+        "console.log(JSON.stringify([540_000, 180].map((interval) =>"
+        " draws.map((draw) => pingDelay(interval, () => draw)))));"
+    )
+
+    class Draw(random.Random):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def random(self) -> float:
+            return self.value
+
+    # Then the JS SDK's waits (ms) are the Python rule's, 540 s ± 30 s
+    python = [
+        [1000 * client_rules.ping_delay(interval, Draw(draw)) for draw in draws]
+        for interval in (540.0, 0.18)
+    ]
+    assert js[0][0] == 510_000 and js[0][-1] == 570_000
+    for js_row, python_row in zip(js, python, strict=True):
+        assert js_row == pytest.approx(python_row)
+
+
 def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
     # Given the JS SDK's default connection policy and settings (milliseconds)
     js = node_json(
@@ -173,10 +201,11 @@ def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
         "console.log(JSON.stringify({ policy: DEFAULT_POLICY, settings: DEFAULT_SETTINGS }));"
     )
 
-    # Then they are what they were before they came from the client rules
+    # Then they are what they were before they came from the client rules (but the ping's
+    # interval: 540 s since API Gateway answers it, docs/performance.md "Keepalive")
     assert js["policy"] == {
         "openTimeout": 10_000,
-        "pingInterval": 240_000,
+        "pingInterval": 540_000,
         "pongTimeout": 30_000,
         "maxAge": 6_600_000,
         "backoffBase": 500,

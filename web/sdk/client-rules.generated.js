@@ -36,8 +36,15 @@ export const OPEN_TIMEOUT_SECONDS = 10;
 // How long a closing socket may take to say goodbye before we drop it.
 export const CLOSE_TIMEOUT_SECONDS = 2;
 
-// Ping when nothing was sent for this long: well inside API Gateway's idle limit.
-export const PING_INTERVAL_SECONDS = 240;
+// Ping when nothing was sent for about this long: just under API Gateway's 10-minute idle
+// limit, since `ping` is answered by API Gateway itself and costs only its two messages
+// (docs/performance.md, Keepalive). Only what the client sends counts: AWS documents no
+// reset of the idle timer by what the server sends, and the emulator resets it only so.
+export const PING_INTERVAL_SECONDS = 540;
+
+// Each wait is the interval plus or minus up to this much (`ping_delay`), so that clients
+// that connected together (a reconnect storm) do not ping together forever after.
+export const PING_JITTER_SECONDS = 30;
 
 // A ping unanswered for this long means the network is gone without a close.
 export const PONG_TIMEOUT_SECONDS = 30;

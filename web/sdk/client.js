@@ -329,6 +329,9 @@ export class MessengerClient extends Emitter {
         break;
       default:
         if (frame.type === 'presence') this.presenceTracker.update(frame);
+        if (frame.type === 'pong' && this.directory && Number.isInteger(frame.dv)) {
+          this.directory.learnVersion(frame.dv).catch((error) => this.#quietly(error));
+        }
         this.replies.answer(frame); // keys, presence, pong, presenceVisibility: answers
     }
   }

@@ -23,7 +23,7 @@ import {
 } from './client-rules.generated.js';
 import { MAX_FRAME_BYTES } from './limits.generated.js';
 import { PROTOCOL_SCHEMAS } from './schema.js';
-import { backoffDelay, deferred, sleep } from './util.js';
+import { backoffDelay, deferred, pingDelay, sleep } from './util.js';
 
 const OPEN = 1;
 
@@ -31,7 +31,8 @@ const OPEN = 1;
  * client_rules.py says why each is what it is). Tests shorten them. */
 export const DEFAULT_POLICY = Object.freeze({
   openTimeout: OPEN_TIMEOUT_SECONDS * 1000,
-  // Ping when nothing was sent for this long: well inside the 10-minute idle limit.
+  // Ping when nothing was sent for about this long (jittered, `pingDelay`): just under the
+  // 10-minute idle limit, since API Gateway answers a ping itself.
   pingInterval: PING_INTERVAL_SECONDS * 1000,
   // A ping unanswered for this long means the network is gone without a close.
   pongTimeout: PONG_TIMEOUT_SECONDS * 1000,
@@ -55,11 +56,13 @@ export function browserSocket(url) {
 }
 
 class Session {
-  constructor(socket, number, now) {
+  constructor(socket, number, now, pingAfter) {
     this.socket = socket;
     this.number = number;
     this.openedAt = now;
     this.lastSent = now;
+    // Quiet (nothing sent) for this long: time to ping. Drawn again after every ping.
+    this.pingAfter = pingAfter;
     this.pingSentAt = null;
     // Resolved once the client has set the session up (`onOpen` done): the outbox waits.
     this.readySignal = deferred();
@@ -235,7 +238,7 @@ export class Connection {
   #install(socket) {
     const now = Date.now();
     this.sessionsOpened += 1;
-    const session = new Session(socket, this.sessionsOpened, now);
+    const session = new Session(socket, this.sessionsOpened, now, pingDelay(this.policy.pingInterval));
     socket.onmessage = (event) => this.#read(session, event.data);
     socket.onclose = () => {
       session.end();
@@ -300,10 +303,11 @@ export class Connection {
       }
       return;
     }
-    if (now - session.lastSent >= this.policy.pingInterval) {
+    if (now - session.lastSent >= session.pingAfter) {
       try {
         this.send({ action: 'ping' });
         session.pingSentAt = now;
+        session.pingAfter = pingDelay(this.policy.pingInterval);
       } catch {
         // lost meanwhile: the loop reconnects
       }

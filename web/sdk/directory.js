@@ -111,6 +111,13 @@ export class Directory {
   /** Read the directory again while connected, to see peers' cells move; a failed read is
    * ignored (the next look tries again). A read made since the last look (to connect:
    * the first attempt, or after a refusal) stands for this one. */
+  /** A frame named the directory's current version (`dv`, e.g. in `pong`): read the
+   * directory now if ours is older, rather than at the next look. */
+  async learnVersion(version) {
+    if (this.document && version <= this.document.version) return;
+    await this.refresh();
+  }
+
   async lookAgain() {
     if (this.readSinceLook) {
       this.readSinceLook = false;

@@ -1,6 +1,10 @@
 // Small promise helpers the SDK's modules share.
 
-import { BACKOFF_MAX_DOUBLINGS } from './client-rules.generated.js';
+import {
+  BACKOFF_MAX_DOUBLINGS,
+  PING_INTERVAL_SECONDS,
+  PING_JITTER_SECONDS,
+} from './client-rules.generated.js';
 
 /** A promise with its resolve function, and whether it settled. */
 export function deferred() {
@@ -92,6 +96,14 @@ export function backoffDelay(attempt, base, cap, random = Math.random) {
  */
 export function resendWait(backoff, retryAfter) {
   return Math.max(backoff, Number.isInteger(retryAfter) ? retryAfter : 0);
+}
+
+/** Milliseconds of quiet (nothing sent) before the next ping: `interval` jittered by the
+ * same share of it as PING_JITTER_SECONDS is of PING_INTERVAL_SECONDS (540 ± 30 s by
+ * default), as client_rules.ping_delay draws it. `random` returns [0, 1). */
+export function pingDelay(interval, random = Math.random) {
+  const spread = (interval * PING_JITTER_SECONDS) / PING_INTERVAL_SECONDS;
+  return interval - spread + random() * 2 * spread;
 }
 
 export function chunks(items, size) {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
 import { Identity } from '../sdk/crypto.js';
-import { backoffDelay } from '../sdk/util.js';
+import { backoffDelay, pingDelay } from '../sdk/util.js';
+import { PING_INTERVAL_SECONDS, PING_JITTER_SECONDS } from '../sdk/client-rules.generated.js';
 import { checkDirectory, directoryUrlOf, shardOf } from '../sdk/directory.js';
 import { FakeServer } from './support/fake-server.mjs';
 import { makeClient } from './support/clients.mjs';
@@ -35,6 +36,20 @@ test('given retries, then the backoff is jittered between half and all of a capp
   }
   const delays = new Set(Array.from({ length: 20 }, () => backoffDelay(3, 500, 30_000)));
   assert.ok(delays.size > 1, 'random, so that clients do not come back together');
+});
+
+test('given the default cadence, then a ping waits 540 s give or take 30, under the 10-minute idle limit', () => {
+  const interval = PING_INTERVAL_SECONDS * 1000;
+  const jitter = PING_JITTER_SECONDS * 1000;
+  assert.equal(interval, 540_000);
+  assert.equal(pingDelay(interval, () => 0), interval - jitter);
+  assert.equal(pingDelay(interval, () => 0.5), interval);
+  assert.ok(pingDelay(interval, () => 0.999999) < interval + jitter);
+  assert.ok(interval + jitter < 600_000, 'the latest ping is still inside the idle limit');
+  // A test's shortened interval gets its jitter shortened in proportion.
+  assert.equal(pingDelay(180, () => 0), 170);
+  const delays = new Set(Array.from({ length: 20 }, () => pingDelay(interval)));
+  assert.ok(delays.size > 1, 'random, so that clients that connected together do not ping together');
 });
 
 test('given the server closes the connection, then the client reconnects, going offline meanwhile', async () => {
@@ -110,6 +125,28 @@ test('given a directory, then a client connects to its home cell, follows it whe
   // Stored at c0 but never delivered: c1 gets the very same frame (§7).
   await c1.until(() => c1.framesOf('sendMessage').length === 1, 5000, 'the resend at the new home');
   assert.equal(c1.framesOf('sendMessage')[0].text, c0.framesOf('sendMessage')[0].text);
+});
+
+test('given a directory, then a pong naming a newer version reads it again at once, and one naming ours does not', async () => {
+  let dv = 1;
+  const c0 = await serve({ handlers: { ping: () => ({ type: 'pong', dv }) } });
+  const directory = directoryOf({ c0: c0.url }, [[0, 4095, 'c0']]);
+  const fetches = [];
+  const fetch = async (url) => {
+    fetches.push(url);
+    return { ok: true, status: 200, json: async () => structuredClone(directory) };
+  };
+  const alice = await client('alice', { directoryUrl: 'http://directory.test/directory.json', fetch, policy: { pingInterval: 100 } });
+  await alice.waitSynced();
+  // Given pongs that name the version the client holds
+  await c0.until(() => c0.framesOf('ping').length >= 3, 3000, 'pings');
+  const before = fetches.length;
+  await c0.until(() => c0.framesOf('ping').length >= 5, 3000, 'more pings');
+  assert.equal(fetches.length, before, 'a pong with our own version reads nothing');
+  // When the deployment publishes version 2 and a pong says so
+  dv = 2;
+  // Then the client reads the directory without waiting for its next look
+  await c0.until(() => fetches.length > before, 3000, 'the directory read on the newer dv');
 });
 
 test('given the page config names the directory by path, then the client fetches it from the page\'s own origin', async () => {
