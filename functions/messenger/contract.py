@@ -67,6 +67,8 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
     Action.PING: RateLimit(burst=60, per_minute=60),
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
+    Action.SET_BLOCKED: RateLimit(burst=30, per_minute=10),
+    Action.GET_SETTINGS: RateLimit(burst=30, per_minute=10),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's
 # queue stops here, while a reader in a busy conversation (the CLI's chat sends one
@@ -145,6 +147,8 @@ class Metric(StrEnum):
     PRESENCE_RELAYS_FAILED = "PresenceRelaysFailed"
     SUBSCRIPTIONS_DROPPED = "SubscriptionsDropped"
     CONNECTS_UNDONE = "ConnectsUndone"
+    # Messages and seen receipts from users their recipient blocks: acked, then dropped.
+    BLOCKED_DROPPED = "BlockedDropped"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.
@@ -376,6 +380,8 @@ ROUTES: tuple[Route, ...] = (
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.PING),
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
+    _frame_route(Action.SET_BLOCKED, _R, _W),
+    _frame_route(Action.GET_SETTINGS, _R),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}

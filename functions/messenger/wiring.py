@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from messenger.config import Settings, settings
+from messenger.dal.blocks import Blocks
 from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.contacts import Contacts
 from messenger.dal.nonces import Nonces
@@ -41,6 +42,7 @@ from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
 from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
+from messenger.logic.user_settings import UserSettings
 from messenger.logic.visibility import Visibility
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
@@ -116,7 +118,11 @@ class Services:
         self.subscriptions = Subscriptions(self.dynamodb, table)
         self.contacts = Contacts(self.dynamodb, table)
         self.push_devices = PushDevices(self.dynamodb, table)
-        self.visibility = Visibility(self.contacts)
+        self.blocks = Blocks(self.dynamodb, table)
+        self.visibility = Visibility(self.contacts, self.blocks)
+        self.user_settings = UserSettings(
+            self.profiles, self.contacts, self.blocks, self.subscriptions, self.clock
+        )
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
         # Made once per container: it keeps the cursor key once read.
@@ -179,6 +185,7 @@ class Services:
             self.offline,
             self.cells,
             self.peers,
+            self.blocks,
         )
 
     def receipts(self, endpoint: str) -> Receipts:
@@ -191,6 +198,7 @@ class Services:
             self.rate_limiter,
             self.cells,
             self.peers,
+            self.blocks,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:
