@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from messenger.dal.subscriptions import Interest
 from messenger_protocol.limits import MAX_BLOCKED
 from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
 from tests.support.harness import Connection, Harness, harness
@@ -309,3 +310,39 @@ def test_across_cells_the_recipients_cell_drops_what_a_blocked_user_sends(
     users_table = cells["c0"].table_names["Users"]
     interests = [i for i in cells["c0"].dump()[users_table] if "watcherCell" in i]
     assert interests == []
+
+
+def test_across_cells_a_newly_blocked_watcher_is_told_nothing_more(cells: CellsUnderTest) -> None:
+    # Given mallory (c1) watching bob (c0), her interest recorded in c0
+    bob, mallory = user_homed_in("c0", "bob"), user_homed_in("c1", "mallory")
+    b, m = cells["c0"].connect(bob), cells["c1"].connect(mallory)
+    ask = {"action": "getPresence", "userIds": [bob.user_id], "subscribe": True}
+    assert cells["c1"].send(m, ask)["users"][0]["online"] is True
+    users_table = cells["c0"].table_names["Users"]
+    assert [i for i in cells["c0"].dump()[users_table] if "watcherCell" in i] != []
+    # When bob blocks her
+    set_blocked(cells["c0"], b, add=[mallory.user_id])
+    # Then her interest in c0 is gone, and when bob goes offline she hears nothing
+    assert [i for i in cells["c0"].dump()[users_table] if "watcherCell" in i] == []
+    cells["c0"].disconnect(b)
+    assert cells["c1"].posts.of_type(m.connection_id, "presence") == []
+
+
+def test_across_cells_an_interest_the_block_did_not_find_ends_at_the_next_change(
+    cells: CellsUnderTest,
+) -> None:
+    # Given bob (c0) blocks mallory (c1), and an interest of hers recorded meanwhile
+    bob, mallory = user_homed_in("c0", "bob"), user_homed_in("c1", "mallory")
+    b, m = cells["c0"].connect(bob), cells["c1"].connect(mallory)
+    ask = {"action": "getPresence", "userIds": [bob.user_id], "subscribe": True}
+    cells["c1"].send(m, ask)  # her subscription in c1 (c0 records no interest: blocked)
+    set_blocked(cells["c0"], b, add=[mallory.user_id])
+    interest = Interest(bob.user_id, "c1", mallory.user_id)
+    cells["c0"].services.subscriptions.add_interests([interest], cells["c0"].clock.now_s() + 60)
+    # When bob goes offline, c1 is not told, and the interest ends
+    cells.invokes.calls.clear()
+    cells["c0"].disconnect(b)
+    assert [call for call in cells.invokes.calls if call[0] == "c1"] == []
+    assert cells["c1"].posts.of_type(m.connection_id, "presence") == []
+    users_table = cells["c0"].table_names["Users"]
+    assert [i for i in cells["c0"].dump()[users_table] if "watcherCell" in i] == []
