@@ -31,7 +31,9 @@ from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (
     Ack,
     GetPresence,
+    GetSettings,
     MarkSeen,
+    SetBlocked,
     SetPresenceVisibility,
     Sync,
 )
@@ -147,10 +149,20 @@ def disconnect(h: Harness, c: CallCounter) -> Counter[str]:
     return calls
 
 
-def send_message(h: Harness, c: CallCounter, recipient_connections: int) -> Counter[str]:
+def send_message(
+    h: Harness, c: CallCounter, recipient_connections: int, blocks: tuple[str, ...] = ()
+) -> Counter[str]:
+    """alice sends to bob; bob blocks `blocks` first (the sender may be among them:
+    "alice")."""
     alice, bob = _fresh_pair(h)
     a = h.connect(alice)
     devices = [h.connect(bob) for _ in range(recipient_connections)]
+    if blocks:
+        blocked = [alice.user_id if who == "alice" else who for who in blocks]
+        setter = devices[0] if devices else h.connect(bob)
+        h.send(setter, SetBlocked(add=blocked).to_wire())
+        if not devices:
+            h.disconnect(setter)
     if not devices:
         h.disconnect(h.connect(bob))
     frame = h.message(a, bob, "hello", "msg-bench-0001")
@@ -266,6 +278,28 @@ def visibility(h: Harness, c: CallCounter, contacts: int, again: bool) -> Counte
     return calls
 
 
+def block(h: Harness, c: CallCounter, count: int) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    frame = SetBlocked(add=[f"x{i}" for i in range(count)]).to_wire()
+    with counting(h, c) as calls:
+        reply = h.send(a, frame)
+    assert reply is not None and reply["type"] == FrameType.BLOCKED, reply
+    return calls
+
+
+def settings(h: Harness, c: CallCounter) -> Counter[str]:
+    alice, _ = _fresh_pair(h)
+    a = h.connect(alice)
+    contacts = SetPresenceVisibility(visibility=PresenceVisibility.CONTACTS, contacts=["bob"])
+    h.send(a, contacts.to_wire())
+    h.send(a, SetBlocked(add=[f"x{i}" for i in range(10)]).to_wire())
+    with counting(h, c) as calls:
+        reply = h.send(a, GetSettings().to_wire())
+    assert reply is not None and reply["type"] == FrameType.SETTINGS, reply
+    return calls
+
+
 def rate_limited(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     a = h.connect(alice)
@@ -305,6 +339,16 @@ SCENARIOS = [
         partial(send_message, recipient_connections=3),
     ),
     Scenario("sendMessage, recipient offline", partial(send_message, recipient_connections=0)),
+    Scenario(
+        "sendMessage, recipient online, blocks 10 others",
+        partial(send_message, recipient_connections=1, blocks=tuple(f"x{i}" for i in range(10))),
+    ),
+    Scenario(
+        "sendMessage from a blocked sender (acked, dropped)",
+        partial(send_message, recipient_connections=1, blocks=("alice",)),
+    ),
+    Scenario("setBlocked, add 10", partial(block, count=10)),
+    Scenario("getSettings (contacts, 10 blocked)", settings),
     Scenario("ack, 1 id", partial(ack_queued, count=1)),
     Scenario("ack, 100 ids", partial(ack_queued, count=100)),
     Scenario("sync, 10 items", partial(sync_queued, count=10, batch=False)),

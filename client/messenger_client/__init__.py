@@ -38,6 +38,7 @@ from messenger_client.events import (
     Synced,
 )
 from messenger_client.keystore import PeerKeys, Profile
+from messenger_client.server_settings import Settings
 from messenger_client.store import Conversation, MessageStatus, Rejection, StoredMessage
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "SendFailed",
     "SendRefused",
     "ServerError",
+    "Settings",
     "StatusChanged",
     "StoredMessage",
     "Synced",

@@ -164,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trust.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
+    for name, help_text in (
+        ("block", "block users: what they send is dropped, and they are never told"),
+        ("unblock", "stop blocking users"),
+    ):
+        blocking = command(name, help_text)
+        blocking.add_argument("users", metavar="USER", nargs="+")
+        blocking.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    blocked = command("blocked", "list the users you block (as the server holds the list)")
+    blocked.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+
     chat = command("chat", "an interactive chat with PEER")
     chat.add_argument("peer", metavar="PEER")
     return parser
@@ -295,6 +305,40 @@ def presence_command(options: argparse.Namespace) -> int:
     return _with_client(options, presence, wait_online=True)
 
 
+def block_command(options: argparse.Namespace) -> int:
+    async def block(client: MessengerClient) -> int:
+        count = await client.set_blocked(add=options.users)
+        print(f"blocked {', '.join(options.users)} ({_users(count)} blocked in all)")
+        return EXIT_OK
+
+    return _with_client(options, block, wait_online=True)
+
+
+def unblock_command(options: argparse.Namespace) -> int:
+    async def unblock(client: MessengerClient) -> int:
+        count = await client.set_blocked(remove=options.users)
+        print(f"unblocked {', '.join(options.users)} ({_users(count)} blocked in all)")
+        return EXIT_OK
+
+    return _with_client(options, unblock, wait_online=True)
+
+
+def blocked_command(options: argparse.Namespace) -> int:
+    async def blocked(client: MessengerClient) -> int:
+        settings = await client.get_settings()
+        if not settings.blocked and sys.stdout.isatty():
+            print("you block no one", file=sys.stderr)
+        for user_id in settings.blocked:
+            print(user_id)
+        return EXIT_OK
+
+    return _with_client(options, blocked, wait_online=True)
+
+
+def _users(count: int) -> str:
+    return f"{count} user" if count == 1 else f"{count} users"
+
+
 def history_command(options: argparse.Namespace) -> int:
     profile = _load_profile(options)
     store = HistoryStore(profile.history_path, profile.user_id)
@@ -363,6 +407,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "history": history_command,
     "fingerprint": fingerprint_command,
     "trust": trust_command,
+    "block": block_command,
+    "unblock": unblock_command,
+    "blocked": blocked_command,
     "chat": chat_command,
 }
 

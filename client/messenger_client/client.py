@@ -55,7 +55,7 @@ from typing import Any
 
 from ulid import ULID
 
-from messenger_client import crypto
+from messenger_client import crypto, server_settings
 from messenger_client.connection import (
     Connection,
     ConnectionPolicy,
@@ -367,6 +367,27 @@ class MessengerClient:
             )
         except (NotConnected, RequestFailed) as problem:
             log.info("presence visibility not updated yet: %s", problem)
+
+    # --- settings held by the server ---------------------------------------------------
+
+    async def get_settings(self) -> server_settings.Settings:
+        """Presence visibility, contacts and blocked users as the server holds them."""
+        return await server_settings.get_settings(self._replies)
+
+    async def set_blocked(
+        self,
+        *,
+        add: Sequence[str] | None = None,
+        remove: Sequence[str] | None = None,
+        user_ids: Sequence[str] | None = None,
+    ) -> int:
+        """Block users (`add`), unblock them (`remove`), or replace the whole list
+        (`user_ids`); the number now blocked. The blocked are never told: what they send
+        is acknowledged as usual and goes nowhere. BadRequest (before sending) for a bad
+        id or `user_ids` with `add`/`remove`; RequestFailed if the server refuses."""
+        return await server_settings.set_blocked(
+            self._replies, add=add, remove=remove, user_ids=user_ids
+        )
 
     # --- reading ---------------------------------------------------------------------
 

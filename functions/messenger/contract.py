@@ -66,6 +66,8 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.GET_KEYS: RateLimit(burst=200, per_minute=120),
     Action.REGISTER_PUSH: RateLimit(burst=10, per_minute=6),
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
+    Action.SET_BLOCKED: RateLimit(burst=30, per_minute=10),
+    Action.GET_SETTINGS: RateLimit(burst=30, per_minute=10),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's
 # queue stops here, while a reader in a busy conversation (the CLI's chat sends one
@@ -152,6 +154,8 @@ class Metric(StrEnum):
     PRESENCE_RELAYS_FAILED = "PresenceRelaysFailed"
     SUBSCRIPTIONS_DROPPED = "SubscriptionsDropped"
     CONNECTS_UNDONE = "ConnectsUndone"
+    # Messages and seen receipts from users their recipient blocks: acked, then dropped.
+    BLOCKED_DROPPED = "BlockedDropped"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.
@@ -382,6 +386,8 @@ ROUTES: tuple[Route, ...] = (
     _frame_route(Action.GET_KEYS, _R, _RELAY),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
+    _frame_route(Action.SET_BLOCKED, _R, _W),
+    _frame_route(Action.GET_SETTINGS, _R),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}

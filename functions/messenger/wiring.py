@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from messenger.config import Settings, settings
+from messenger.dal.blocks import Blocks
 from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.cell_state import CellState
 from messenger.dal.contacts import Contacts
@@ -45,6 +46,7 @@ from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
 from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
+from messenger.logic.user_settings import UserSettings
 from messenger.logic.visibility import Visibility
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
@@ -122,7 +124,11 @@ class Services:
         self.subscriptions = Subscriptions(self.dynamodb, table)
         self.contacts = Contacts(self.dynamodb, table)
         self.push_devices = PushDevices(self.dynamodb, table)
-        self.visibility = Visibility(self.contacts)
+        self.blocks = Blocks(self.dynamodb, table)
+        self.visibility = Visibility(self.contacts, self.blocks)
+        self.user_settings = UserSettings(
+            self.profiles, self.contacts, self.blocks, self.subscriptions, self.clock
+        )
         self.queue = Queue(self.dynamodb, self.settings.queue_table)
         self.rate_limits = RateLimits(self.dynamodb, self.settings.limits_table)
         self.queue_caps = QueueCaps(
@@ -195,6 +201,7 @@ class Services:
             self.cells,
             self.peers,
             self.queue_caps,
+            self.blocks,
         )
 
     def receipts(self, endpoint: str) -> Receipts:
@@ -209,6 +216,7 @@ class Services:
             self.peers,
             self.epoch,
             self.queue_caps,
+            self.blocks,
         )
 
     def catch_up(self, endpoint: str) -> CatchUp:

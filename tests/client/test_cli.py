@@ -181,3 +181,24 @@ async def test_read_watch_prints_messages_as_they_come_until_interrupted(
     # And Ctrl-C ends it cleanly
     process.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_block_unblock_and_blocked_from_the_shell(messenger: Messenger) -> None:
+    for name in ("alice", "mallory"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    # When alice blocks mallory
+    blocked = await messenger("--profile", "alice", "block", "mallory")
+    assert (blocked.code, blocked.out) == (0, "blocked mallory (1 user blocked in all)\n")
+    # Then `blocked` lists her, and what she sends is sent as far as she can tell
+    listing = await messenger("--profile", "alice", "blocked")
+    assert (listing.code, listing.out) == (0, "mallory\n")
+    sent = await messenger("--profile", "mallory", "send", "alice", "let me in")
+    assert sent.code == 0, sent.err
+    assert (await messenger("--profile", "alice", "read")).out == ""
+    # And a bad id is a usage error in words, with no stack trace
+    bad = await messenger("--profile", "alice", "block", "Mallory")
+    assert bad.code == 1 and "Traceback" not in bad.err and "Mallory" in bad.err
+    # And unblocking empties the list
+    unblocked = await messenger("--profile", "alice", "unblock", "mallory")
+    assert (unblocked.code, unblocked.out) == (0, "unblocked mallory (0 users blocked in all)\n")
+    assert (await messenger("--profile", "alice", "blocked")).out == ""

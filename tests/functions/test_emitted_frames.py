@@ -32,6 +32,8 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
             h.send(
                 a, {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": []}
             ),
+            h.send(a, {"action": "setBlocked", "add": ["mallory"]}),
+            h.send(a, {"action": "getSettings"}),
             # When alice writes, bob acks and marks it seen, and alice syncs (once batched)
             h.send(a, h.message(a, bob, "hello", "msg-00000001")),
         ]

@@ -37,6 +37,8 @@ def frame_of(h: Harness, action: Action, sender: Connection, peer: TestUser) -> 
         Action.GET_KEYS: {"action": "getKeys", "userId": peer.user_id},
         Action.REGISTER_PUSH: {"action": "registerPush", "platform": "GCM", "token": "t" * 160},
         Action.SET_PRESENCE_VISIBILITY: {"action": "setPresenceVisibility", "visibility": "nobody"},
+        Action.SET_BLOCKED: {"action": "setBlocked", "add": ["mallory"]},
+        Action.GET_SETTINGS: {"action": "getSettings"},
     }
     return frames[action]
 

@@ -275,6 +275,33 @@ export class MessengerClient extends Emitter {
     }
   }
 
+  // --- settings held by the server ----------------------------------------------------
+
+  /** Presence visibility, contacts and blocked users as the server holds them (§2
+   * getSettings): `{visibility, contacts, blocked}`. */
+  async getSettings() {
+    const answer = await this.replies.request({ action: 'getSettings' }, (reply) => reply.type === 'settings');
+    return { visibility: answer.visibility, contacts: answer.contacts, blocked: answer.blocked };
+  }
+
+  /** Block users (`add`), unblock them (`remove`), or replace the whole list (`userIds`);
+   * resolves to the number now blocked (§2 setBlocked). The blocked are never told: what
+   * they send is acknowledged as usual and goes nowhere. A TypeError before anything is
+   * sent for what the server would refuse; RequestFailed if it refuses. */
+  async setBlocked({ add, remove, userIds } = {}) {
+    const frame = { action: 'setBlocked' };
+    for (const [name, ids] of Object.entries({ userIds, add, remove })) {
+      if (ids === undefined) continue;
+      if (!Array.isArray(ids)) throw new TypeError(`${name}: a list of user ids`);
+      ids.forEach(checkUserId);
+      frame[name] = [...ids];
+    }
+    const problems = this.schemas.problems('client.setBlocked', frame);
+    if (problems.length) throw new TypeError(`setBlocked: ${problems.join('; ')}`);
+    const answer = await this.replies.request(frame, (reply) => reply.type === 'blocked');
+    return answer.count;
+  }
+
   // --- reading -----------------------------------------------------------------------
 
   /** Mark the conversation read: the peer gets a `seen` receipt (now, or once online). */

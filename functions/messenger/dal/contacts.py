@@ -65,6 +65,27 @@ class Contacts:
         found = get_all(self._client, self._table, keys)
         return {item["sk"]["S"][len(prefix) :] for item in found}
 
+    def contacts_of(self, owner: Profile) -> list[str]:
+        """The contact list in effect for the owner (any setting), in id order."""
+        generation = owner.visibility_generation
+        if not generation:
+            return []
+        prefix = _generation_prefix(generation)
+        query = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_key(owner.user_id)},
+                ":prefix": {"S": prefix},
+            },
+            "ProjectionExpression": "sk",
+        }
+        return [
+            item["sk"]["S"][len(prefix) :]
+            for items in query_pages(self._client, query)
+            for item in items
+        ]
+
     def set_visibility(
         self,
         user_id: str,

@@ -7,7 +7,8 @@ item family:
 - watch lists, presence subscriptions and other cells' interests: dal/subscriptions.py;
 - who may see the user's presence (contact items, and `vis*` on the profile):
   dal/contacts.py;
-- push devices (`push`, `lastPushAt` on the profile): dal/push_devices.py.
+- push devices (`push`, `lastPushAt` on the profile): dal/push_devices.py;
+- whom the user blocks (block items, and `blockCount` on the profile): dal/blocks.py.
 Items of the cell itself have partitions of their own (dal/server_keys.py,
 dal/cell_generation.py); registration counters live in the Limits table.
 
@@ -65,6 +66,8 @@ class Profile:
     visibility_generation: str | None = None
     visibility_digest: str | None = None
     contact_count: int = 0
+    # How many users this one blocks (dal/blocks.py writes it); 0: no block item to read.
+    blocked_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # raw attributes other features own
 
     def live_connections(self, now_ms: int) -> list[str]:
@@ -93,6 +96,7 @@ _KNOWN = {
     "visGen",
     "visDigest",
     "visCount",
+    "blockCount",
 }
 
 
@@ -112,6 +116,7 @@ def profile_from(item: dict[str, Any]) -> Profile:
         visibility_generation=item["visGen"]["S"] if "visGen" in item else None,
         visibility_digest=item["visDigest"]["S"] if "visDigest" in item else None,
         contact_count=int(item["visCount"]["N"]) if "visCount" in item else 0,
+        blocked_count=int(item["blockCount"]["N"]) if "blockCount" in item else 0,
         extra={name: value for name, value in item.items() if name not in _KNOWN},
     )
 

@@ -1,9 +1,10 @@
 """Messages: store, then deliver (sendMessage, and messages relayed by peer cells).
 
 The rules of docs/protocol.md §2 that matter most start here: store before acknowledging,
-and a resend never delivers twice. What the recipient's ack and markSeen do (receipts,
-and deleting only on the recipient's ack) is logic/receipts.py; catching up (`sync`) is
-logic/catch_up.py.
+and a resend never delivers twice. A message from a user the recipient blocks is answered
+with an ordinary ack and goes nowhere (docs/protocol.md §2 setBlocked). What the
+recipient's ack and markSeen do (receipts, and deleting only on the recipient's ack) is
+logic/receipts.py; catching up (`sync`) is logic/catch_up.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from messenger.contract import Metric
+from messenger.dal.blocks import Blocks
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import Queue, QueuedMessage, new_seq
 from messenger.errors import QueueFull, UnknownRecipient
@@ -44,8 +46,10 @@ class Messaging:
         cells: Cells,
         peers: Peers,
         caps: QueueCaps,
+        blocks: Blocks,
     ) -> None:
         self._profiles = profiles
+        self._blocks = blocks
         self._queue = queue
         self._live = live
         self._clock = clock
@@ -68,10 +72,15 @@ class Messaging:
 
     def accept(self, sender: str, frame: SendMessage) -> AckFrame:
         """Store a message for a user of this cell: sent here, or relayed by a peer cell
-        from one of its users (rate limited over there)."""
+        from one of its users (rate limited over there). The recipient's cell decides
+        whether the recipient blocks the sender: then nothing is stored, delivered or
+        pushed, and the ack looks like any other."""
         recipient = self._profiles.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
+        if self._blocks.blocks(recipient, sender):
+            count(Metric.BLOCKED_DROPPED)
+            return AckFrame(message_id=frame.message_id, server_ts=self._clock.now_ms())
         return self._store(sender, frame, recipient)
 
     def _store(self, sender: str, frame: SendMessage, recipient: Profile) -> AckFrame:

@@ -3,7 +3,8 @@ this cell and, through their Relays, in the cells of watchers elsewhere; and pos
 changes those cells relay here to this cell's watchers.
 
 A watcher no longer allowed to see the user is shown an unknown user, and its
-subscription ends (logic/visibility.py says who may see whom).
+subscription ends; one the user blocks is shown nothing, and its subscription ends too
+(logic/visibility.py says who may see whom).
 """
 
 from __future__ import annotations
@@ -83,10 +84,13 @@ class PresenceChanges:
         hidden = PresenceFrame(users=[unknown_entry(profile.user_id)])
         with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
             for page in self._subscriptions.watchers_of(profile.user_id, self._clock.now_s()):
-                allowed = self._visibility.watchers_allowed(profile, {s.watcher for s in page})
+                audience = self._visibility.audience(profile, {s.watcher for s in page})
                 futures = []
                 for subscription in page:
-                    keep = subscription.watcher in allowed
+                    if subscription.watcher in audience.blocked:
+                        self._subscriptions.drop_subscription(subscription)  # silently
+                        continue
+                    keep = subscription.watcher in audience.allowed
                     if hidden_only and keep:
                         continue  # nothing changed for them
                     frame = shown if keep else hidden
@@ -100,15 +104,18 @@ class PresenceChanges:
         """Tell the cells whose users watch this one: one asynchronous Relay call per cell
         (and page of interests), naming the watchers allowed to see the change and those
         no longer allowed. The interests of the latter end here, as their subscriptions
-        end in their cell. An expired interest is skipped; one whose watcher has gone
-        costs its cell a call that finds no subscription, until it expires."""
+        end in their cell; those of watchers the user blocks end here too, and their cell
+        hears nothing (their subscriptions there stay, and are never told again). An
+        expired interest is skipped; one whose watcher has gone costs its cell a call that
+        finds no subscription, until it expires."""
         for page in self._subscriptions.interests_in(profile.user_id, self._clock.now_s()):
-            allowed = self._visibility.watchers_allowed(
-                profile, {interest.watcher for interest in page}
-            )
+            audience = self._visibility.audience(profile, {interest.watcher for interest in page})
+            allowed = audience.allowed
             by_cell: dict[str, tuple[list[str], list[str]]] = {}
             for interest in page:
                 told, hidden = by_cell.setdefault(interest.cell, ([], []))
+                if interest.watcher in audience.blocked:
+                    continue  # its interest ends below, and its cell is told nothing
                 if interest.watcher not in allowed:
                     hidden.append(interest.watcher)
                 elif not hidden_only:

@@ -4,7 +4,8 @@ The rules of docs/protocol.md §2 for them: a message is deleted only on its rec
 ack and only once its `delivered` receipt is stored; receipts are queue items like
 messages, delivered live when their recipient is online and never an alert. A sender at
 home in another cell gets its receipts there, through that cell's Relay, which accepts
-them here in `accept_relayed`.
+them here in `accept_relayed`. A `seen` receipt from a reader its recipient blocks is
+accepted and dropped, in the recipient's cell (docs/protocol.md §2 setBlocked).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from messenger.contract import Metric
+from messenger.dal.blocks import Blocks
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import (
     Queue,
@@ -49,9 +51,11 @@ class Receipts:
         peers: Peers,
         epoch: CellEpoch,
         caps: QueueCaps,
+        blocks: Blocks,
     ) -> None:
         self._epoch = epoch
         self._profiles = profiles
+        self._blocks = blocks
         self._queue = queue
         self._live = live
         self._clock = clock
@@ -133,6 +137,9 @@ class Receipts:
         if sender is None:
             raise UnknownRecipient(f"no user {to!r}")
         self._rate_limiter.take_seen_receipt(reader, to)
+        if self._blocks.blocks(sender, reader):
+            count(Metric.BLOCKED_DROPPED)
+            return self._epoch.current()  # as if stored: a blocked reader learns nothing
         self._queue_receipts(
             [self._receipt(to, ReceiptStatus.SEEN, unique, reader, now_ns)], {to: sender}
         )
@@ -153,15 +160,20 @@ class Receipts:
             if receipt.status is ReceiptStatus.SEEN and receipt.recipient not in profiles:
                 raise UnknownRecipient(f"no user {receipt.recipient!r}")
         now_ns = self._clock.now_ns()
+        kept = [r for r in relayed if r.recipient in profiles and not self._blocked(r, profiles)]
+        if len(kept) < len(relayed):
+            count(Metric.BLOCKED_DROPPED, len(relayed) - len(kept))
         self._queue_receipts(
-            [
-                self._receipt(r.recipient, r.status, r.message_ids, r.by, now_ns, r.at)
-                for r in relayed
-                if r.recipient in profiles
-            ],
+            [self._receipt(r.recipient, r.status, r.message_ids, r.by, now_ns, r.at) for r in kept],
             profiles,
         )
         return self._epoch.current()
+
+    def _blocked(self, receipt: RelayedReceipt, profiles: Mapping[str, Profile]) -> bool:
+        """Whether a relayed `seen` receipt comes from a reader its recipient blocks."""
+        return receipt.status is ReceiptStatus.SEEN and self._blocks.blocks(
+            profiles[receipt.recipient], receipt.by
+        )
 
     # --- helpers -------------------------------------------------------------------
 
