@@ -199,8 +199,8 @@ def test_resend_while_the_first_attempt_runs_stores_and_delivers_once(
 )
 @pytest.mark.parametrize(
     "frame",
-    [{"action": "sync"}, {"action": "getKeys", "userId": "bob"}, {"action": "ping"}],
-    ids=["sync", "getKeys", "ping"],
+    [{"action": "sync"}, {"action": "getKeys", "userId": "bob"}, {"action": "getSettings"}],
+    ids=["sync", "getKeys", "getSettings"],
 )
 def test_every_route_answers_a_lasting_throttle_rate_limited_never_internal(
     h: Harness, alice: TestUser, bob: TestUser, code: str, frame: dict[str, Any]
