@@ -25,6 +25,7 @@ from messenger_client.store import HistoryStore
 from messenger_local.cells_harness import id_homed_in
 from tests.support.cli import MESSENGER, environment
 from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.local_control import post_local
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -108,7 +109,7 @@ class Walkthrough:
 
     async def fail_over(self, cell: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.command.port}/_local/failover/{cell}"
-        status, answer = await asyncio.to_thread(post_json, url)
+        status, answer = await asyncio.to_thread(post_local, url)
         assert status == 200, answer
         return dict(answer)
 
@@ -310,9 +311,3 @@ async def next_line(process: asyncio.subprocess.Process) -> str:
 def fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
-
-
-def post_json(url: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, json.loads(response.read())
