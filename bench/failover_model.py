@@ -98,15 +98,20 @@ class Rto:
         def minutes(seconds: float) -> str:
             return f"{seconds:,.0f} s ({seconds / 60:,.1f} min)"
 
-        return [
-            f"    detection (probes, switch, publish)         {minutes(self.detection)}",
-            f"    dead-socket discovery, last client          {minutes(self.discovery_worst)}",
-            f"    reconnect storm ({self.reconnect_rate:,.0f} sockets/s)        "
-            f"last socket back at {minutes(self.last_reconnect)}",
-            f"    resend storm ({self.resends:,.0f} messages)        "
-            f"{minutes(self.resend_seconds)} at the spare request quota",
-            f"    RTO (last socket back, last resend answered) {minutes(self.rto)}",
+        rows = [
+            ("detection (probes, switch, publish)", minutes(self.detection)),
+            ("dead-socket discovery, last client", minutes(self.discovery_worst)),
+            (
+                f"reconnect storm ({self.reconnect_rate:,.0f} sockets/s)",
+                f"last socket back at {minutes(self.last_reconnect)}",
+            ),
+            (
+                f"resend storm ({self.resends:,.0f} messages)",
+                f"{minutes(self.resend_seconds)} at the spare request quota",
+            ),
+            ("RTO (last socket back, last resend answered)", minutes(self.rto)),
         ]
+        return [f"    {label:<48}{value}" for label, value in rows]
 
 
 def last_arrival_served(count: float, spread: float, start: float, rate: float) -> float:
