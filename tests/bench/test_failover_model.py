@@ -53,7 +53,7 @@ def test_the_default_quota_makes_the_reconnect_storm_the_rto() -> None:
     assert rto.discovery_worst == 270
     assert rto.reconnect_rate == 400
     assert rto.last_reconnect == pytest.approx(210 + 100_000 / 400)
-    # And the resends: 100 messages/s × half offline × a 36-minute mean wait × half online
+    # And the resends: 100 messages/s x half offline x a 36-minute mean wait x half online
     assert rto.resends == pytest.approx(100 * 0.5 * (DAY / 20 / 2) * 0.5)
     assert rto.resend_seconds == pytest.approx(rto.resends * 2 / 2_000)
     assert rto.rto == rto.last_reconnect
