@@ -107,6 +107,9 @@ class Walkthrough:
             for line in self.command.lines
         )
 
+    def console_has(self, text: str) -> bool:
+        return any(text in line for line in self.command.lines)
+
     async def fail_over(self, cell: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.command.port}/_local/failover/{cell}"
         status, answer = await asyncio.to_thread(post_local, url)
@@ -193,6 +196,12 @@ async def fail_over_alices_cell(walkthrough: Walkthrough) -> str:
     assert failover["droppedWrites"] > 0
     directory = await asyncio.to_thread(fetch_json, walkthrough.directory_url)
     assert directory["cells"]["c0"]["url"] == standby_url
+    # And terminal 1 says so, once: asked again, it says c0 already failed over
+    switched = f"failover: c0 -> c0-standby (epoch {failover['epoch']}, "
+    await until(lambda: walkthrough.console_has(switched))
+    assert await walkthrough.fail_over("c0") == failover
+    await until(lambda: walkthrough.console_has("failover: c0 already failed over to c0-standby"))
+    assert sum(switched in line for line in walkthrough.command.lines) == 1
     return str(failover["epoch"])
 
 
