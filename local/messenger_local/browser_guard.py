@@ -9,7 +9,8 @@ Two kinds of endpoint are exposed, and each refuses what only a browser would se
   only with the header `X-Messenger-Local: 1`, which a page cannot add cross-origin
   without a CORS preflight (never answered here), and a loopback `Host` (127.0.0.1,
   localhost, [::1], with any port), which a rebound name does not carry;
-- the emulated AWS APIs (Lambda's Invoke API on the stack's port, every API on moto's):
+- the emulated AWS APIs (Lambda's Invoke API and each stage's `@connections` API on the
+  stack's port, every API on moto's):
   only requests signed as boto3 signs them (an `Authorization` header of AWS Signature
   V4's shape; the local functions sign with dummy credentials, so the shape is all there
   is to check) and never one with an `Origin` header, which no SDK sends.
@@ -33,6 +34,7 @@ LOCAL_HEADERS = {LOCAL_HEADER: LOCAL_HEADER_VALUE}
 CONTROL_PREFIX = "/_local/"
 MOTO_CONTROL_PREFIX = "/moto-api/"
 INVOKE_PREFIX = "/2015-03-31/functions/"
+CONNECTIONS_PART = "/@connections/"
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 # AWS4-HMAC-SHA256 Credential=KEY/20261206/us-east-1/lambda/aws4_request,
@@ -79,10 +81,11 @@ def aws_refusal(headers: Mapping[str, str]) -> str | None:
 
 
 def refusal_for_path(path: str, headers: Mapping[str, str]) -> str | None:
-    """The stack's port: control endpoints and Lambda's Invoke API are guarded."""
+    """The stack's port: control endpoints, Lambda's Invoke API and `@connections` (IAM-
+    signed on AWS too) are guarded; the WebSocket stages and the web app are not."""
     if path.startswith(CONTROL_PREFIX):
         return control_refusal(headers)
-    if path.startswith(INVOKE_PREFIX):
+    if path.startswith(INVOKE_PREFIX) or CONNECTIONS_PART in path:
         return aws_refusal(headers)
     return None
 

@@ -15,8 +15,8 @@ and with a standby for each cell, the emulated region loss (messenger_local.stan
 
 POST   /_local/failover/{cell}
 
-Control endpoints (/_local/...) and the Invoke API refuse what a web page could forge
-(messenger_local.browser_guard): 403.
+Control endpoints (/_local/...), @connections and the Invoke API refuse what a web page
+could forge (messenger_local.browser_guard): 403.
 
 and, for the functions that invoke one another, Lambda's own Invoke API:
 

@@ -158,6 +158,27 @@ async def test_an_unsigned_invoke_sent_as_alice_is_refused_and_nothing_is_queued
     assert len(await queued_for(standby_stack, bob)) == 1  # what the refusals kept out
 
 
+async def test_a_forged_post_to_a_connection_is_refused_and_nothing_arrives(
+    standby_stack: LocalStack,
+) -> None:
+    bob = user_homed_in("c0", "bob")
+    cell = standby_stack.cell("c0")
+    # Given bob connected, and his connection id (the console prints it)
+    bob_client = await connect_as(cell.ws_url, bob)
+    [connection_id] = standby_stack.connection_ids(cell="c0")
+    forged = {"type": "message", "from": "alice", "messageId": "m-forged", "body": "x"}
+    url = f"{cell.connections_url}/{connection_id}"
+    # When a page posts a frame to it, unsigned
+    status, _ = await asyncio.to_thread(
+        request, url, headers={"Origin": EVIL_ORIGIN}, data=json.dumps(forged).encode()
+    )
+    # Then it is refused, and bob receives nothing (signed posts: test_management_api.py)
+    assert status == 403
+    with pytest.raises(TimeoutError):
+        await bob_client.next_of("message", timeout=1.0)
+    await bob_client.close()
+
+
 async def test_signed_invokes_still_work(standby_stack: LocalStack) -> None:
     relay = standby_stack.cell("c1").deployed_name("Relay")
     answer = await asyncio.to_thread(

@@ -73,7 +73,9 @@ def test_which_paths_are_guarded() -> None:
     unsigned = {"Host": "127.0.0.1:8080"}
     assert refusal_for_path("/_local/failover/c0", unsigned) is not None
     assert refusal_for_path("/2015-03-31/functions/f/invocations", unsigned) is not None
-    # The WebSocket stages, @connections (signed on AWS, not here) and the web app are not
+    assert refusal_for_path("/c0/@connections/abc=", unsigned) is not None
+    assert refusal_for_path("/c0/@connections/abc=", {"Authorization": SIGNED}) is None
+    # The WebSocket stages and the web app are not
     assert refusal_for_path("/c0", unsigned) is None
     assert refusal_for_path("/config.json", unsigned) is None
     assert moto_refusal("/moto-api/data.json", {**LOCAL_HEADERS, **unsigned}) is None
