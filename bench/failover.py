@@ -12,7 +12,9 @@ queues end empty.
 
 Printed: the writes dropped, the messages resent, the duplicates clients dropped, the time
 from the failover to the first message delivered through the standby (RTO) and to the
-last resent message's `delivered` receipt.
+last resent message's `delivered` receipt: all measured. Then the RTO of a full cell on
+AWS, modelled (bench/failover_model.py): the heaviest cell of the deployment `bench scale`
+plans, at the standby's default quotas and at quotas raised in advance.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from bench.failover_model import API_REQUESTS, NEW_CONNECTIONS, Assumptions, cell_at_peak, model_rto
 from bench.load.checks import Check, check_run
 from bench.load.report import LoadResult, report
 from bench.load.run import (
@@ -34,6 +37,9 @@ from bench.load.run import (
     raise_open_files_limit,
 )
 from bench.local_stack import functions_output_to_file
+from bench.quotas import CELL_QUOTAS
+from bench.scale import measure
+from bench.scale_model import Workload
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.standby import Failover
 
@@ -165,11 +171,51 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--replication-lag", type=float, default=DEFAULT_LAG_SECONDS)
     parser.add_argument("--seed", type=int, default=LoadConfig.seed)
     parser.add_argument("--churn", type=float, default=LoadConfig.churn)
+    parser.add_argument(
+        "--no-model", action="store_true", help="skip the modelled RTO of a full cell"
+    )
+    parser.add_argument(
+        "--model-only", action="store_true", help="only the modelled RTO of a full cell"
+    )
     return parser.parse_args(argv)
+
+
+def modelled_rto_lines(w: Workload | None = None) -> list[str]:
+    """The modelled RTO of `bench scale`'s heaviest cell (its costs measured now, on the
+    real handlers), at the standby's default quotas and at quotas raised in advance."""
+    w = w or Workload()
+    cells, cell = cell_at_peak(w, measure()[0])
+    assumptions = Assumptions(ping_seconds=w.ping_seconds)
+    quotas = {q.key: q for q in CELL_QUOTAS}
+    connections, requests = quotas[NEW_CONNECTIONS], quotas[API_REQUESTS]
+    lines = [
+        "\n--- modelled: a full cell on AWS (bench/failover_model.py; docs/availability.md) ---",
+        f"  the heaviest of {cells:,} cells (`bench scale`, {w.users:,.0f} users): "
+        f"{cell.sockets:,.0f} open sockets, {cell.new_connections:,.0f} new connections/s "
+        f"and {cell.api_requests:,.0f} requests/s of its own, {cell.messages_in:,.0f} "
+        "messages/s stored",
+        f"  assumed: probe every {assumptions.probe_seconds:g} s, {assumptions.failed_probes} "
+        f"failed probes, {assumptions.switch_seconds:g} s to switch and publish; a dead "
+        f"socket found at the next ping ({assumptions.ping_seconds:g} s) + pong timeout "
+        f"({assumptions.pong_seconds:g} s); each resend {assumptions.requests_per_resend:g} "
+        "requests; a recipient offline waits half its time between sessions",
+    ]
+    for label, raised in (("default quotas", False), ("quotas raised in advance", True)):
+        rto = model_rto(cell, connections.limit(raised), requests.limit(raised), assumptions)
+        lines.append(
+            f"  standby at {label}: {connections.limit(raised):,.0f} new connections/s, "
+            f"{requests.limit(raised):,.0f} requests/s"
+        )
+        lines.extend(rto.lines())
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv or [])
+    if args.model_only:
+        for line in modelled_rto_lines():
+            print(line)
+        return 0
     config = replace(
         LoadConfig(), users=args.users, messages=args.messages, seed=args.seed, churn=args.churn
     )
@@ -198,4 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nmessages/s: baseline {baseline.messages_per_second:.1f}, with the failover "
             f"{failed.messages_per_second:.1f}"
         )
+        if not args.no_model:
+            for line in modelled_rto_lines():
+                say(line)
     return 0 if baseline.passed and failed.passed else 1

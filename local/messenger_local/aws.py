@@ -31,6 +31,7 @@ from moto.server import ThreadedMotoServer
 
 from messenger.contract import TABLES, Env, create_table_request
 from messenger_local import moto_speed
+from messenger_local.browser_guard import GuardedWsgi
 from messenger_protocol.names import PushPlatform
 
 REGION = "us-east-1"
@@ -197,7 +198,8 @@ class EmbeddedAws:
         server.start()
         wsgi_server = server._server
         assert wsgi_server is not None
-        wsgi_server.app = _OneAtATime(wsgi_server.app, self._gate)
+        # Unsigned and browser requests are refused before they wait for the gate.
+        wsgi_server.app = GuardedWsgi(_OneAtATime(wsgi_server.app, self._gate))
         self._server = server
         self._port = server.get_host_and_port()[1]
         self._transport = InProcessTransport(self.endpoint, self.region, self._gate)

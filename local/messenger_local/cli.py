@@ -25,10 +25,11 @@ from typing import TextIO
 
 from messenger.contract import SERVICE_NAME, Env
 from messenger_directory.observability import SERVICE_NAME as DIRECTORY_SERVICE_NAME
+from messenger_local.browser_guard import LOCAL_HEADER, LOCAL_HEADER_VALUE
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
-from messenger_local.stack import LocalStack
+from messenger_local.stack import FAILOVER_LOGGER, LocalStack
 from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS
 from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
@@ -180,7 +181,8 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
             cells.append(
                 f"    standby         {stack.standby(cell_id).standby.ws_url}  (replication "
                 f"lag {stack.replication_lag:g} s; fail over: "
-                f"curl -X POST http://{stack.host}:{stack.port}/_local/failover/{cell_id})"
+                f"curl -X POST -H '{LOCAL_HEADER}: {LOCAL_HEADER_VALUE}' "
+                f"http://{stack.host}:{stack.port}/_local/failover/{cell_id})"
             )
     first = stack.cell(stack.cell_ids[0])
     tables = ", ".join(first.table_names.values())
@@ -251,6 +253,22 @@ def functions_output(destination: str) -> Iterator[str]:
             sys.stdout = original
 
 
+@contextlib.contextmanager
+def failover_lines(console: TextIO) -> Iterator[None]:
+    """While inside, each failover asked for is a console line, next to the invocations:
+    `12:00:01.234 failover: c0 -> c0-standby (epoch local-c0-standby#1, 0 writes dropped)`."""
+    handler = logging.StreamHandler(console)
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
+    FAILOVER_LOGGER.addHandler(handler)
+    FAILOVER_LOGGER.setLevel(logging.INFO)
+    FAILOVER_LOGGER.propagate = False
+    try:
+        yield
+    finally:
+        FAILOVER_LOGGER.removeHandler(handler)
+        FAILOVER_LOGGER.propagate = True
+
+
 def function_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """The functions' settings this command was started with (SETTINGS_FROM_ENVIRONMENT)."""
     return {env.value: environ[env.value] for env in SETTINGS_FROM_ENVIRONMENT if env in environ}
@@ -290,7 +308,10 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
     try:
         print(banner(stack, function_log), file=console, flush=True)
         # Mobile pushes (to moto's SNS) get a console line each, like invocations.
-        with push_lines(lambda line: print(line, file=console, flush=True)):
+        with (
+            push_lines(lambda line: print(line, file=console, flush=True)),
+            failover_lines(console),
+        ):
             await stop.wait()
         print("stopping: closing connections...", file=console, flush=True)
     finally:

@@ -15,6 +15,9 @@ and with a standby for each cell, the emulated region loss (messenger_local.stan
 
 POST   /_local/failover/{cell}[?keepPrimary=true]
 
+Control endpoints (/_local/...), @connections and the Invoke API refuse what a web page
+could forge (messenger_local.browser_guard): 403.
+
 and, for the functions that invoke one another, Lambda's own Invoke API:
 
 POST   /2015-03-31/functions/{name}/invocations
@@ -30,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from messenger_local import lambda_api, management
+from messenger_local.browser_guard import guard_middleware
 from messenger_local.gateway import Gateway, json_response
 from messenger_local.standby import FAILOVER_PATH, Failover
 from messenger_local.webapp import add_web_routes
@@ -69,7 +73,8 @@ def build_app(
 ) -> web.Application:
     """The aiohttp application: each stage, Lambda's Invoke API, and the `site`'s parts
     (`one_stage_site`, or `directory_site` and `failover_site` for a stack of cells)."""
-    app = web.Application(client_max_size=_MAX_REQUEST_BYTES)
+    # What a web page could forge (control endpoints, unsigned Invokes) is refused first.
+    app = web.Application(client_max_size=_MAX_REQUEST_BYTES, middlewares=[guard_middleware])
     for gateway in gateways:
         add_stage_routes(app, gateway)
     app.router.add_post(lambda_api.INVOKE_PATH, functools.partial(lambda_api.invoke, resolve))

@@ -65,6 +65,7 @@ stacks run side by side in one process, each cell's invocations in its own Servi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -86,6 +87,28 @@ from messenger_protocol.cells import Directory, ShardMap
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 _FUNCTION_VARIABLES = frozenset(env.value for env in Env)
+# One line per failover asked for (`messenger local` prints it on its console).
+FAILOVER_LOGGER = logging.getLogger("messenger_local.failover")
+
+
+def report_failover(failover: Failover, *, first: bool) -> None:
+    """Log a failover: the switch, or (asked again) that the cell had already switched."""
+    standby_stage = failover.url.rsplit("/", 1)[-1]
+    if first:
+        FAILOVER_LOGGER.warning(
+            "failover: %s -> %s (epoch %s, %d writes dropped)",
+            failover.cell,
+            standby_stage,
+            failover.epoch,
+            failover.dropped_writes,
+        )
+    else:
+        FAILOVER_LOGGER.warning(
+            "failover: %s already failed over to %s (epoch %s): nothing changed",
+            failover.cell,
+            standby_stage,
+            failover.epoch,
+        )
 
 
 class LocalStack:
@@ -162,6 +185,7 @@ class LocalStack:
         self.shard_map = self._config.shard_map
         self.state_dir = state_dir
         self.replication_lag = replication_lag
+        self._failovers_reported: set[str] = set()
 
     # --- addresses -----------------------------------------------------------------
 
@@ -315,9 +339,13 @@ class LocalStack:
         """Fail a cell over to its standby as a region loss would (POST
         /_local/failover/CELL): the deployed switch, on this stack's tables and directory.
         `keep_primary`: a partial failover, the primary stays reachable and is fenced."""
-        return await self._parts.standbys[cell_id].fail_over(
+        pair = self._parts.standbys[cell_id]
+        failover = await pair.fail_over(
             self.clients.dynamodb, self._published_directory(), keep_primary=keep_primary
         )
+        report_failover(failover, first=cell_id not in self._failovers_reported)
+        self._failovers_reported.add(cell_id)
+        return failover
 
     # --- what happened (messenger_local.activity) ----------------------------------
 

@@ -20,6 +20,7 @@ from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.cells import Directory
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
+from tests.support.local_control import post_local
 from tests.support.ws_client import (
     WsClient,
     connect_as,
@@ -31,15 +32,6 @@ from tests.support.ws_client import (
 pytestmark = pytest.mark.e2e
 
 LAG = 0.3
-
-
-def post_json(url: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method="POST", data=b"")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def get_json(url: str) -> Any:
@@ -105,7 +97,7 @@ async def test_a_failover_switches_directory_epoch_and_connections(
     c0.replicator.flush()
     # When c0 fails over
     status, answer = await asyncio.to_thread(
-        post_json, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c0"
+        post_local, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c0"
     )
     # Then it answers what it did
     assert status == 200
@@ -134,7 +126,7 @@ async def test_a_failover_switches_directory_epoch_and_connections(
     assert any(invocation.status == 200 for invocation in relays)
     # And failing over again answers the same, and says it had
     status, again = await asyncio.to_thread(
-        post_json, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c0"
+        post_local, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c0"
     )
     assert answer["alreadyFailedOver"] is False
     assert (status, again) == (200, {**answer, "alreadyFailedOver": True})
@@ -209,7 +201,7 @@ async def test_a_failover_runs_the_deployed_switch_on_the_stacks_own_table_and_b
 
 async def test_failing_over_an_unknown_cell_is_404(standby_stack: LocalStack) -> None:
     status, answer = await asyncio.to_thread(
-        post_json, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c9"
+        post_local, f"http://127.0.0.1:{standby_stack.port}/_local/failover/c9"
     )
     assert status == 404
     assert "c9" in answer["message"]

@@ -25,6 +25,7 @@ from messenger_client.store import HistoryStore
 from messenger_local.cells_harness import id_homed_in
 from tests.support.cli import MESSENGER, environment
 from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.local_control import post_local
 from tests.support.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -106,9 +107,12 @@ class Walkthrough:
             for line in self.command.lines
         )
 
+    def console_has(self, text: str) -> bool:
+        return any(text in line for line in self.command.lines)
+
     async def fail_over(self, cell: str) -> dict[str, Any]:
         url = f"http://127.0.0.1:{self.command.port}/_local/failover/{cell}"
-        status, answer = await asyncio.to_thread(post_json, url)
+        status, answer = await asyncio.to_thread(post_local, url)
         assert status == 200, answer
         return dict(answer)
 
@@ -192,6 +196,12 @@ async def fail_over_alices_cell(walkthrough: Walkthrough) -> str:
     assert failover["droppedWrites"] > 0
     directory = await asyncio.to_thread(fetch_json, walkthrough.directory_url)
     assert directory["cells"]["c0"]["url"] == standby_url
+    # And terminal 1 says so, once: asked again, it says c0 already failed over
+    switched = f"failover: c0 -> c0-standby (epoch {failover['epoch']}, "
+    await until(lambda: walkthrough.console_has(switched))
+    assert await walkthrough.fail_over("c0") == failover
+    await until(lambda: walkthrough.console_has("failover: c0 already failed over to c0-standby"))
+    assert sum(switched in line for line in walkthrough.command.lines) == 1
     return str(failover["epoch"])
 
 
@@ -310,9 +320,3 @@ async def next_line(process: asyncio.subprocess.Process) -> str:
 def fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
-
-
-def post_json(url: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, json.loads(response.read())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets
 import string
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from messenger_local.aws import ACCOUNT_ID as ACCOUNT
 from messenger_local.aws import REGION
 from messenger_protocol.names import PushPlatform
 from tests.support.harness import Harness, harness
+from tests.support.local_control import get_local
 
 APP_NAME = "messenger-test"
 # moto names a platform application's ARN after its platform and name, like SNS does.
@@ -154,8 +154,7 @@ def push_harness(
 def moto_server_pushes(aws_endpoint: str) -> dict[str, list[dict[str, Any]]]:
     """What a moto server recorded per device token, through its public `/moto-api/`
     (the same data `curl .../moto-api/data.json` shows: see the README)."""
-    with urllib.request.urlopen(f"{aws_endpoint}/moto-api/data.json", timeout=10) as answer:
-        data = json.load(answer)
+    data = get_local(f"{aws_endpoint}/moto-api/data.json")
     return {
         endpoint["token"]: [json.loads(message) for message in endpoint["messages"].values()]
         for endpoint in data.get("sns", {}).get("PlatformEndpoint", [])
