@@ -29,7 +29,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra import bundling
-from infra.cells import CellPlacement, table_name
+from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
 from infra.directory import _directory_function, failover_role_name
 from infra.regions import PARTITION
@@ -59,7 +59,7 @@ class FailoverAutomation(Construct):
         cell = placement.cell
         assert placement.standby and cell.standby is not None
         code = bundling.directory_code(bundling.FAILOVER_PACKAGES)
-        primary_table = table_name(config.env, cell.cell_id, USERS_TABLE)
+        primary_table = placement.primary_table_name(USERS_TABLE)
         primary_table_arn = (
             f"arn:{PARTITION}:dynamodb:{cell.region}:{cell.account}:table/{primary_table}"
         )
