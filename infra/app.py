@@ -8,10 +8,12 @@
                                      # Messenger-dev-c0 and Messenger-dev-c1, each in its own
                                      # account and region
     npx cdk deploy --all -c cells=... -c standby:c0=111111111111/us-west-2
-                                     # c0's tables become global tables, and
-                                     # Messenger-dev-c0-standby runs in us-west-2 on the
-                                     # replicas (docs/availability.md); -c autoFailover=true
-                                     # lets it switch over by itself
+                                     # c0's Users and Queue get a replica in us-west-2
+                                     # (in place: every table is named from the first
+                                     # deploy), and Messenger-dev-c0-standby runs there on
+                                     # them, with a Limits table of its own
+                                     # (docs/availability.md); -c autoFailover=true lets it
+                                     # switch over by itself
 
 Every deployment is cells (infra/config.py). Without `-c cells` it is one cell, c0, in
 the stack Messenger-<env>, deployed to the account and region of the AWS profile the
