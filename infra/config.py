@@ -12,7 +12,9 @@ where each user's home cell is:
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
 
 and a cell may have a standby in another region of its own account (docs/protocol.md §7,
-docs/availability.md): `-c standby:c0=111111111111/us-west-2`. Without `-c cells` the
+docs/availability.md): `-c standby:c1=222222222222/eu-central-1`, neither side in the
+directory's region (the first cell's), in no account and region another side runs in, and
+with the tables' names if they were created unnamed (`-c tableNames:c1=...`). Without `-c cells` the
 deployment is one cell, `c0`, without peers and without a directory (its clients are
 given its URL), where the CLI's profile points (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)
 or `-c account=... -c region=...` say (`Target`).
@@ -53,7 +55,7 @@ ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 CELLS_CONTEXT = "cells"
 SHARDS_CONTEXT = "shards"
 SHARD_MAP_CONTEXT = "shardMap"
-# `-c standby:c0=111111111111/us-west-2`: the cell's standby region (its own account).
+# `-c standby:c1=222222222222/eu-central-1`: the cell's standby region (its own account).
 STANDBY_CONTEXT_PREFIX = "standby:"
 # `-c tableNames:c0=Users=...,Queue=...,Limits=...` (or `=generated`): c0's tables were
 # created before every table was named, and keep the names CloudFormation gave them.
@@ -458,14 +460,16 @@ def _check_standby_places(cells: tuple[Cell, ...]) -> None:
                 f"{place[0]}/{place[1]} already runs {other}"
             )
         standbys[place] = f"{cell.cell_id}'s standby"
-        if cell.standby.region == directory_region:
+        if directory_region in (cell.region, cell.standby.region):
             # The directory is one bucket in the first cell's region, and a switch is a
-            # write to it: a standby there shares the fate of the one thing every
-            # failover needs (issue 21, "The directory survives a region").
+            # write to it: were that region lost, a cell with a side there could not
+            # fail over (issue 21, "The directory survives a region").
             raise ValueError(
                 f"{key}: the directory lives in {directory_region} (the first cell's "
-                "region) only, and every failover writes it: no standby may run there "
-                "until the directory runs in a second region"
+                "region) only, and every failover writes it: until the directory runs in "
+                "a second region, no cell with a standby may have its primary or its "
+                "standby there. Name first a cell without a standby (its region keeps the "
+                "directory), or leave this standby out"
             )
 
 
@@ -512,17 +516,23 @@ def single_cell(target: Target, unnamed_tables: UnnamedTables | None = None) -> 
 
 
 def cells_from_context(
-    get: Callable[[str], Any], environ: Mapping[str, str] = NO_ENVIRONMENT
+    get: Callable[[str], Any],
+    environ: Mapping[str, str] = NO_ENVIRONMENT,
+    *,
+    standby_placement: bool = True,
 ) -> CellsConfig:
     """The cells named by context `cells`; without it, `single_cell` where the CLI deploys
     (`target_from`: context `region`/`account`, else `environ`'s CDK_DEFAULT_*).
 
     Refuses, with what is wrong and how it should read: malformed entries, a cell id twice,
     an account that is not 12 digits, a region the stack does not support, two cells in
-    one account and region (a standby counts as one), a standby in the directory's region,
+    one account and region (a standby counts as one), a cell with a standby with a side
+    in the directory's region,
     a standby of a cell whose tables were created unnamed without their names, a shard map
     with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out; and
-    shards, a shard map or a standby without `cells`.
+    shards, a shard map or a standby without `cells`. `standby_placement=False` leaves
+    out the rules of where a standby may run, which bind what is deployed next, not the
+    operator's switch of what is deployed already (infra/failover.py).
     """
     if not names_cells(get):
         if get(SHARD_MAP_CONTEXT) or get(SHARDS_CONTEXT):
@@ -554,7 +564,8 @@ def cells_from_context(
         raise ValueError(
             f"cells: one cell per account and region, but {', '.join(shared)} has more"
         )
-    _check_standby_places(cells)
+    if standby_placement:
+        _check_standby_places(cells)
     shards = _shards(get(SHARDS_CONTEXT) or DEFAULT_SHARDS)
     if len(cells) > shards:
         raise ValueError(f"{len(cells)} cells need at least as many shards, not {shards}")

@@ -22,7 +22,6 @@ from messenger.contract import TABLES
 from tests.infra.conftest import (
     C0_ACCOUNT,
     C1_ACCOUNT,
-    CELLS_DEV_CONTEXT,
     STANDBY_DEV_CONTEXT,
     SynthesizedCells,
     synthesize_cells,
@@ -86,10 +85,18 @@ def table_names(template: dict[str, Any]) -> dict[str, str | None]:
 # --- named from the first deploy ------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def without_standby_dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedCells:
+    """`standby_dev`'s cells, the same order, without the standby."""
+    context = {key: value for key, value in STANDBY_DEV_CONTEXT.items() if key != "standby:c0"}
+    return synthesize_cells(context, tmp_path_factory.mktemp("cdk-without-standby-dev"))
+
+
 def test_given_a_cell_then_its_table_names_are_the_same_with_and_without_a_standby(
-    cells_dev, standby_dev
+    without_standby_dev, standby_dev
 ):
-    without, with_standby = cell_template(cells_dev, "c0"), cell_template(standby_dev, "c0")
+    without = cell_template(without_standby_dev, "c0")
+    with_standby = cell_template(standby_dev, "c0")
     assert table_names(without) == table_names(with_standby)
     assert sorted(table_names(without).values()) == sorted(  # type: ignore[type-var]
         f"messenger-dev-c0-{spec.logical_name.lower()}" for spec in TABLES
@@ -98,9 +105,13 @@ def test_given_a_cell_then_its_table_names_are_the_same_with_and_without_a_stand
 
 @pytest.mark.parametrize("direction", ["adding", "removing"])
 def test_given_a_standby_added_or_removed_then_no_stateful_resource_is_replaced(
-    cells_dev, standby_dev, direction
+    without_standby_dev, standby_dev, direction
 ):
-    apps = (cells_dev, standby_dev) if direction == "adding" else (standby_dev, cells_dev)
+    apps = (
+        (without_standby_dev, standby_dev)
+        if direction == "adding"
+        else (standby_dev, without_standby_dev)
+    )
     before, after = apps
     for name, stack in before.stacks.items():
         if name not in after.stacks:
@@ -133,7 +144,9 @@ def test_given_a_renamed_table_or_a_changed_key_then_the_comparison_says_it_repl
 
 @pytest.fixture(scope="module")
 def unnamed_dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedCells:
-    context = {**CELLS_DEV_CONTEXT, "tableNames:c0": "generated"}
+    context = {key: value for key, value in STANDBY_DEV_CONTEXT.items() if key != "standby:c0"} | {
+        "tableNames:c0": "generated"
+    }
     return synthesize_cells(context, tmp_path_factory.mktemp("cdk-unnamed-dev"))
 
 
@@ -220,7 +233,8 @@ def test_a_standby_in_another_cells_account_and_region_is_refused():
 
 def test_two_standbys_in_one_account_and_region_are_refused():
     get = {
-        "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C0_ACCOUNT}/eu-west-1",
+        # c2 first: the directory's region (eu-west-1) has no side of a standby
+        "cells": f"c2:{C1_ACCOUNT}/eu-west-1,c0:{C0_ACCOUNT}/us-east-1,c1:{C0_ACCOUNT}/us-west-1",
         "standby:c0": f"{C0_ACCOUNT}/eu-west-2",
         "standby:c1": f"{C0_ACCOUNT}/eu-west-2",
     }.get
@@ -228,6 +242,15 @@ def test_two_standbys_in_one_account_and_region_are_refused():
         cells_from_context(get)
 
 
-def test_a_standby_in_the_directorys_region_is_refused():
+@pytest.mark.parametrize(
+    "standby",
+    [
+        # c1's standby in the directory's region (c0's, the first cell's)
+        {"standby:c1": f"{C1_ACCOUNT}/us-east-1"},
+        # c0, whose primary is in the directory's region, with a standby elsewhere
+        {"standby:c0": f"{C0_ACCOUNT}/us-west-2"},
+    ],
+)
+def test_a_cell_with_a_standby_and_a_side_in_the_directorys_region_is_refused(standby):
     with pytest.raises(ValueError, match="the directory lives in us-east-1"):
-        cells_from_context(context(**{"standby:c1": f"{C1_ACCOUNT}/us-east-1"}))
+        cells_from_context(context(**standby))
