@@ -254,3 +254,12 @@ def test_two_standbys_in_one_account_and_region_are_refused():
 def test_a_cell_with_a_standby_and_a_side_in_the_directorys_region_is_refused(standby):
     with pytest.raises(ValueError, match="the directory lives in us-east-1"):
         cells_from_context(context(**standby))
+
+
+def test_the_failover_commands_reading_of_a_deployment_leaves_the_placement_rules_out():
+    # A deployment made before the rules must still switch over (infra/failover.py)
+    get = context(**{"standby:c0": f"{C0_ACCOUNT}/us-west-2"})
+    with pytest.raises(ValueError, match="the directory lives in us-east-1"):
+        cells_from_context(get)
+    (c0, _) = cells_from_context(get, standby_placement=False).cells
+    assert c0.standby is not None and c0.standby.region == "us-west-2"
