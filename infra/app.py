@@ -7,11 +7,15 @@
                                      # cells (docs/protocol.md §6): Messenger-dev-Directory, then
                                      # Messenger-dev-c0 and Messenger-dev-c1, each in its own
                                      # account and region
-    npx cdk deploy --all -c cells=... -c standby:c0=111111111111/us-west-2
-                                     # c0's tables become global tables, and
-                                     # Messenger-dev-c0-standby runs in us-west-2 on the
-                                     # replicas (docs/availability.md); -c autoFailover=true
-                                     # lets it switch over by itself
+    npx cdk deploy --all -c cells=... -c standby:c1=222222222222/eu-central-1
+                                     # c1's Users and Queue get a replica in eu-central-1
+                                     # (in place: every table is named from the first
+                                     # deploy), and Messenger-dev-c1-standby runs there on
+                                     # them, with a Limits table of its own
+                                     # (docs/availability.md); -c autoFailover=true lets it
+                                     # switch over by itself. No side of a standby may
+                                     # run in the directory's region, the first cell's
+                                     # (docs/infra.md, "Table names and standbys")
 
 Every deployment is cells (infra/config.py). Without `-c cells` it is one cell, c0, in
 the stack Messenger-<env>, deployed to the account and region of the AWS profile the

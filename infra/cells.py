@@ -8,10 +8,11 @@ name is deterministic (`messenger-<env>-<cell>-relay`), so its ARN is too.
 
 A cell with a standby (docs/protocol.md §7) is two stacks: its primary and, in another region
 of its account, `Messenger-<env>-<cell>-standby`, the same stack against the replicas of
-the primary's tables (global tables, named `messenger-<env>-<cell>-<table>` so that the
-standby finds them) with its own Relay, `messenger-<env>-<cell>-standby-relay`. Peers
-name both Relays (`CELL_PEERS`: `<cell>=<primary>|<standby>`) and try the standby's when
-the primary's does not answer.
+the primary's tables (global tables, named `messenger-<env>-<cell>-<table>` from the
+cell's first deploy, so that the standby finds them and adding it replaces nothing; the
+Limits table excepted, which each side owns) with its own Relay,
+`messenger-<env>-<cell>-standby-relay`. Peers name both Relays (`CELL_PEERS`:
+`<cell>=<primary>|<standby>`) and try the standby's when the primary's does not answer.
 """
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ def relay_function_name(env: str, cell_id: str, standby: bool = False) -> str:
     return f"messenger-{env}-{cell_id}{STANDBY_SUFFIX if standby else ''}-relay"
 
 
-def table_name(env: str, cell_id: str, spec: TableSpec) -> str:
-    """A cell's table when it has a standby: named, so that the standby imports its replica."""
-    return f"messenger-{env}-{cell_id}-{spec.logical_name.lower()}"
+def table_name(env: str, cell_id: str, spec: TableSpec, standby: bool = False) -> str:
+    """A cell's table, named from the cell's first deploy: `TableName` is create-only, so a
+    name given later (when a standby comes) would replace the table with an empty one.
+
+    The names are the same with and without a standby. A regional table
+    (`infra.tables.REGIONAL_TABLES`) is one per side: the standby's carries its suffix.
+    """
+    side = STANDBY_SUFFIX if standby else ""
+    return f"messenger-{env}-{cell_id}{side}-{spec.logical_name.lower()}"
 
 
 def relay_arn(env: str, cell: Cell, qualifier: str | None, standby: bool = False) -> str:
@@ -100,8 +107,25 @@ class CellPlacement:
         return relay_function_name(self.env, self.cell_id, self.standby)
 
     def table_name(self, spec: TableSpec) -> str | None:
-        """The table's fixed name if the cell has a standby; None: CloudFormation names it."""
-        return table_name(self.env, self.cell_id, spec) if self.cell.standby else None
+        """The name the primary's template gives the table: None for a cell whose tables
+        were created unnamed (`-c tableNames:<cell>`), which CloudFormation keeps naming."""
+        if self.cell.unnamed_tables is not None:
+            return None
+        return table_name(self.env, self.cell_id, spec)
+
+    def primary_table_name(self, spec: TableSpec) -> str:
+        """The physical name of the primary's table, known at synth time (a standby's
+        replicas have it): a cell with a standby and unnamed tables has its names given."""
+        unnamed = self.cell.unnamed_tables
+        if unnamed is None:
+            return table_name(self.env, self.cell_id, spec)
+        name = unnamed.name_of(spec.logical_name)
+        assert name is not None, "config refuses a standby without the unnamed tables' names"
+        return name
+
+    def standby_table_name(self, spec: TableSpec) -> str:
+        """A regional table of the standby's own (`infra.tables.REGIONAL_TABLES`)."""
+        return table_name(self.env, self.cell_id, spec, standby=True)
 
     def peer_relays(self) -> dict[str, tuple[str, ...]]:
         """Peer cell -> the ARNs its Relays are invoked by, in the order to try them."""

@@ -12,7 +12,9 @@ where each user's home cell is:
     npx cdk deploy --all -c cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1
 
 and a cell may have a standby in another region of its own account (docs/protocol.md §7,
-docs/availability.md): `-c standby:c0=111111111111/us-west-2`. Without `-c cells` the
+docs/availability.md): `-c standby:c1=222222222222/eu-central-1`, neither side in the
+directory's region (the first cell's), in no account and region another side runs in, and
+with the tables' names if they were created unnamed (`-c tableNames:c1=...`). Without `-c cells` the
 deployment is one cell, `c0`, without peers and without a directory (its clients are
 given its URL), where the CLI's profile points (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)
 or `-c account=... -c region=...` say (`Target`).
@@ -31,7 +33,11 @@ from aws_cdk import aws_logs as logs
 
 from infra.regions import AccountQuota, region_kind
 from infra.throttling import Throttle, account_requests, stage_throttle
-from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS, DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
+from messenger.contract import (
+    DEFAULT_MESSAGE_TTL_SECONDS,
+    DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
+    TABLES,
+)
 from messenger_protocol.cells import (
     DEFAULT_SHARDS,
     InvalidDirectory,
@@ -49,8 +55,14 @@ ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 CELLS_CONTEXT = "cells"
 SHARDS_CONTEXT = "shards"
 SHARD_MAP_CONTEXT = "shardMap"
-# `-c standby:c0=111111111111/us-west-2`: the cell's standby region (its own account).
+# `-c standby:c1=222222222222/eu-central-1`: the cell's standby region (its own account).
 STANDBY_CONTEXT_PREFIX = "standby:"
+# `-c tableNames:c0=Users=...,Queue=...,Limits=...` (or `=generated`): c0's tables were
+# created before every table was named, and keep the names CloudFormation gave them.
+TABLE_NAMES_CONTEXT_PREFIX = "tableNames:"
+GENERATED_TABLE_NAMES = "generated"
+# DynamoDB's rule for a table's name.
+TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # The retentions the environments use, in days: for logs kept in S3 (the directory's).
 RETENTION_DAYS = {logs.RetentionDays.ONE_WEEK: 7, logs.RetentionDays.ONE_MONTH: 30}
 # The directory's stack is `Messenger-<env>-Directory`: no cell may take that name.
@@ -274,6 +286,23 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
 
 
 @dataclass(frozen=True)
+class UnnamedTables:
+    """A cell's tables that CloudFormation named, and those names if the operator gave them.
+
+    `TableName` is create-only: naming a table that was created without one replaces it
+    with an empty one. So such a cell keeps its tables unnamed in its template; a standby,
+    which finds the replicas by name, needs their physical names (the stack's outputs
+    `UsersTableName`, ... say them; docs/infra.md "Tables created unnamed").
+    """
+
+    # (logical name, physical name) of every contract table; empty: not given.
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_of(self, logical_name: str) -> str | None:
+        return dict(self.names).get(logical_name)
+
+
+@dataclass(frozen=True)
 class Cell:
     """One cell: a complete messenger stack in one account and region (docs/protocol.md §6)."""
 
@@ -282,6 +311,10 @@ class Cell:
     target: Target
     # The standby region's stack (same account), None without one (docs/protocol.md §7).
     standby: Target | None = None
+    # Tables created before every table was named (`-c tableNames:<cell>=...`): their
+    # templates leave `TableName` out, as they always did, and CloudFormation keeps the
+    # names it gave them. None: the app names them (infra/cells.py), the default.
+    unnamed_tables: UnnamedTables | None = None
 
     @property
     def account(self) -> str:
@@ -362,6 +395,84 @@ def _standby(cell: Cell, value: Any) -> Target:
     return Target(region=region, account=account)
 
 
+def _unnamed_tables(get: Callable[[str], Any], cell_id: str) -> UnnamedTables | None:
+    """`-c tableNames:<cell>=generated`, or `=Users=<name>,Queue=<name>,...` naming them all."""
+    key = f"{TABLE_NAMES_CONTEXT_PREFIX}{cell_id}"
+    value = get(key)
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text == GENERATED_TABLE_NAMES:
+        return UnnamedTables()
+    names: dict[str, str] = {}
+    for entry in text.split(","):
+        logical_name, _, name = entry.strip().partition("=")
+        if not TABLE_NAME_PATTERN.match(name):
+            raise ValueError(
+                f"{key} entry {entry!r} is not <table>=<name> with a DynamoDB table name, "
+                "e.g. Users=Messenger-dev-Users0A0EEA89-1A2B3C4D5E6F"
+            )
+        names[logical_name] = name
+    expected = [spec.logical_name for spec in TABLES]
+    if sorted(names) != sorted(expected):
+        raise ValueError(
+            f"{key} must name each of the cell's tables once ({', '.join(expected)}), "
+            f"or be {GENERATED_TABLE_NAMES!r}; got {', '.join(names) or 'none'}"
+        )
+    return UnnamedTables(names=tuple((name, names[name]) for name in expected))
+
+
+def _with_standby(get: Callable[[str], Any], cell: Cell) -> Cell:
+    """The cell with its standby and its tables' names, as context gives them."""
+    unnamed = _unnamed_tables(get, cell.cell_id)
+    standby = get(f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}")
+    if not standby:
+        return replace(cell, unnamed_tables=unnamed)
+    if unnamed is not None and not unnamed.names:
+        key = f"{TABLE_NAMES_CONTEXT_PREFIX}{cell.cell_id}"
+        raise ValueError(
+            f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}: {cell.cell_id}'s tables were created "
+            f"unnamed ({key}={GENERATED_TABLE_NAMES}), and its standby finds their replicas "
+            f"by name: give their names instead, -c {key}=Users=...,Queue=...,Limits=... "
+            f"(the outputs UsersTableName, QueueTableName and LimitsTableName of "
+            f'{cell.cell_id}\'s stack; docs/infra.md, "Tables created unnamed")'
+        )
+    return replace(cell, standby=_standby(cell, standby), unnamed_tables=unnamed)
+
+
+def _check_standby_places(cells: tuple[Cell, ...]) -> None:
+    """One side of a cell per account and region, standbys included; none in the
+    directory's region until the directory runs in two (docs/infra.md)."""
+    primaries = {(cell.account, cell.region): cell.cell_id for cell in cells}
+    standbys: dict[tuple[str, str], str] = {}
+    directory_region = cells[0].region
+    for cell in cells:
+        if cell.standby is None:
+            continue
+        key = f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}"
+        place = (cell.account, cell.standby.region)  # the standby's account is the cell's
+        other = primaries.get(place) or standbys.get(place)
+        if other is not None:
+            # A standby takes over its cell's whole load: it needs the account's API
+            # Gateway and Lambda quotas in its region to itself, as a primary does.
+            raise ValueError(
+                f"{key}: one cell per account and region, standbys included, but "
+                f"{place[0]}/{place[1]} already runs {other}"
+            )
+        standbys[place] = f"{cell.cell_id}'s standby"
+        if directory_region in (cell.region, cell.standby.region):
+            # The directory is one bucket in the first cell's region, and a switch is a
+            # write to it: were that region lost, a cell with a side there could not
+            # fail over (issue 21, "The directory survives a region").
+            raise ValueError(
+                f"{key}: the directory lives in {directory_region} (the first cell's "
+                "region) only, and every failover writes it: until the directory runs in "
+                "a second region, no cell with a standby may have its primary or its "
+                "standby there. Name first a cell without a standby (its region keeps the "
+                "directory), or leave this standby out"
+            )
+
+
 def _shards(value: Any) -> int:
     try:
         shards = int(value)
@@ -395,26 +506,33 @@ def names_cells(get: Callable[[str], Any]) -> bool:
     return get(CELLS_CONTEXT) not in (None, "", [])
 
 
-def single_cell(target: Target) -> CellsConfig:
+def single_cell(target: Target, unnamed_tables: UnnamedTables | None = None) -> CellsConfig:
     """A deployment without `-c cells`: one cell with every shard, no peers, no directory."""
     return CellsConfig(
-        cells=(Cell(SINGLE_CELL_ID, target),),
+        cells=(Cell(SINGLE_CELL_ID, target, unnamed_tables=unnamed_tables),),
         shard_map=ShardMap.even([SINGLE_CELL_ID]),
         has_directory=False,
     )
 
 
 def cells_from_context(
-    get: Callable[[str], Any], environ: Mapping[str, str] = NO_ENVIRONMENT
+    get: Callable[[str], Any],
+    environ: Mapping[str, str] = NO_ENVIRONMENT,
+    *,
+    standby_placement: bool = True,
 ) -> CellsConfig:
     """The cells named by context `cells`; without it, `single_cell` where the CLI deploys
     (`target_from`: context `region`/`account`, else `environ`'s CDK_DEFAULT_*).
 
     Refuses, with what is wrong and how it should read: malformed entries, a cell id twice,
     an account that is not 12 digits, a region the stack does not support, two cells in
-    one account and region, a shard map
+    one account and region (a standby counts as one), a cell with a standby with a side
+    in the directory's region,
+    a standby of a cell whose tables were created unnamed without their names, a shard map
     with gaps or overlaps, naming a cell that is not in `cells`, or leaving one out; and
-    shards, a shard map or a standby without `cells`.
+    shards, a shard map or a standby without `cells`. `standby_placement=False` leaves
+    out the rules of where a standby may run, which bind what is deployed next, not the
+    operator's switch of what is deployed already (infra/failover.py).
     """
     if not names_cells(get):
         if get(SHARD_MAP_CONTEXT) or get(SHARDS_CONTEXT):
@@ -428,15 +546,10 @@ def cells_from_context(
                 "standby takes over through the directory, which only a deployment of "
                 "named cells has"
             )
-        return single_cell(target_from(get, environ))
+        return single_cell(target_from(get, environ), _unnamed_tables(get, SINGLE_CELL_ID))
     value = get(CELLS_CONTEXT)
     entries = value if isinstance(value, list) else str(value).split(",")
-    cells = tuple(
-        replace(cell, standby=_standby(cell, standby))
-        if (standby := get(f"{STANDBY_CONTEXT_PREFIX}{cell.cell_id}"))
-        else cell
-        for cell in (_cell(str(entry)) for entry in entries)
-    )
+    cells = tuple(_with_standby(get, _cell(str(entry))) for entry in entries)
     ids = [cell.cell_id for cell in cells]
     twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
     if twice:
@@ -451,6 +564,8 @@ def cells_from_context(
         raise ValueError(
             f"cells: one cell per account and region, but {', '.join(shared)} has more"
         )
+    if standby_placement:
+        _check_standby_places(cells)
     shards = _shards(get(SHARDS_CONTEXT) or DEFAULT_SHARDS)
     if len(cells) > shards:
         raise ValueError(f"{len(cells)} cells need at least as many shards, not {shards}")

@@ -38,6 +38,7 @@ from constructs import Construct, IConstruct
 
 from infra import bundling
 from infra.config import Cell, CellsConfig, DeploymentConfig
+from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
 from infra.web import INDEX, Site, regional_api_sources
@@ -235,6 +236,11 @@ class DirectoryStack(Stack):
         )
         self._admit_entry_writers()
         self.publisher = self._publisher()
+        # Every cell's directory entry, and every failover, reaches clients through it.
+        self.alarm_topic = alarm_topic(
+            Construct(self, "Monitoring"), config.removal_policy, config.alarm_email
+        )
+        self.alarms = function_alarms(self, "Publish", self.publisher, self.alarm_topic)
         self.site = Site(
             Construct(self, "Web"),
             connect_sources=["'self'", *regional_api_sources(cells.api_regions)],
@@ -255,6 +261,12 @@ class DirectoryStack(Stack):
             "DirectoryBucketName",
             value=self.bucket.bucket_name,
             description="Each cell's entry is cells/<cell>.json here (a failover writes it)",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=self.alarm_topic.topic_arn,
+            description="Subscribe here to receive the directory's alarms",
         )
         CfnOutput(
             self,

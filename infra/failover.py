@@ -99,7 +99,9 @@ def run_switch(
         # A deployment without named cells has no standby: nothing to switch to.
         raise ValueError("no cells in the context: pass -c cells=... as to cdk deploy")
     config = config_from_context(merged.get)
-    cells = cells_from_context(merged.get)
+    # A switch acts on what is deployed: a placement that today's rules refuse for a new
+    # deploy (infra/config.py) may still have to fail over.
+    cells = cells_from_context(merged.get, standby_placement=False)
     sides = cell_sides(config, cells, cell_id, to, cloudformation_outputs(session))
     return switch(
         sides,

@@ -8,30 +8,36 @@ Synthesized in the standby's stack only with `-c autoFailover=true`:
                       ▼
                     CloudWatch alarm "primary unreachable" (standby region)
                       │ EventBridge: CloudWatch Alarm State Change, to ALARM
-                      ▼
+                      ▼                 (and the alarm topic: the operator hears of it)
                     Failover function (standby region): messenger_directory.failover.switch
                     (cell, "standby"): generation + 1 in this region's replica, the cell's
                     directory entry = this standby's URL (the directory merges, version + 1)
 
-Everything runs in the standby's region and watches the primary's from outside, so a lost
-primary region cannot silence it; a probe that cannot run at all counts as no data, which
-is not a failover. Failing back is an operator's decision (`python -m infra.failover`).
+Everything runs in the standby's region and watches the primary's from outside; but the
+switch writes the directory, so a cell whose primary shares the directory's region (the
+first cell's) cannot fail over when that region is lost (docs/infra.md). A probe that cannot
+run at all counts as no data, which is not a failover. Probe and Switch each have Errors
+and Throttles alarms on the stack's alarm topic, which also hears the switch's alarm.
+Failing back is an operator's decision (`python -m infra.failover`).
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import bundling
-from infra.cells import CellPlacement, table_name
+from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
 from infra.directory import _directory_function, failover_role_name
+from infra.monitoring import function_alarms
 from infra.regions import PARTITION
 from messenger.contract import USERS_TABLE
 from messenger_directory.failover import FAILOVER_HANDLER, PROBE_HANDLER, FailoverEnv
@@ -54,12 +60,13 @@ class FailoverAutomation(Construct):
         placement: CellPlacement,
         users_table: dynamodb.ITableV2,
         url: str,
+        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         cell = placement.cell
         assert placement.standby and cell.standby is not None
         code = bundling.directory_code(bundling.FAILOVER_PACKAGES)
-        primary_table = table_name(config.env, cell.cell_id, USERS_TABLE)
+        primary_table = placement.primary_table_name(USERS_TABLE)
         primary_table_arn = (
             f"arn:{PARTITION}:dynamodb:{cell.region}:{cell.account}:table/{primary_table}"
         )
@@ -104,6 +111,9 @@ class FailoverAutomation(Construct):
             datapoints_to_alarm=FAILED_PROBES_TO_SWITCH,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
+        # The operator hears of a switch as it starts, and of its end.
+        self.alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+        self.alarm.add_ok_action(cw_actions.SnsAction(alarm_topic))
         location = placement.directory
         self.function = _directory_function(
             self,
@@ -137,8 +147,25 @@ class FailoverAutomation(Construct):
                 FailoverEnv.DIRECTORY_BUCKET.value: location.bucket,
                 FailoverEnv.DIRECTORY_REGION.value: location.region,
                 FailoverEnv.DIRECTORY_OWNER.value: location.account,
+                # Each firing, and each refusal to fire (disarmed), is told the operators.
+                FailoverEnv.ALARM_TOPIC.value: alarm_topic.topic_arn,
             },
         )
+        # Publishing to the encrypted topic: exact KMS actions on its key (grant_publish
+        # would grant kms:GenerateDataKey*, a wildcard).
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TellOperators", actions=["sns:Publish"], resources=[alarm_topic.topic_arn]
+            )
+        )
+        if alarm_topic.master_key is not None:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="EncryptForOperators",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[alarm_topic.master_key.key_arn],
+                )
+            )
         events.Rule(
             self,
             "OnPrimaryUnreachable",
@@ -151,3 +178,9 @@ class FailoverAutomation(Construct):
             ),
             targets=[events_targets.LambdaFunction(self.function)],
         )
+        # A probe that breaks, or a switch that fails, is news at once: either leaves the
+        # cell without its automated failover.
+        self.alarms = [
+            *function_alarms(self, "Probe", self.probe, alarm_topic),
+            *function_alarms(self, "Switch", self.function, alarm_topic),
+        ]

@@ -85,6 +85,100 @@ def app_metric(name: str, statistic: str = cw.Stats.SUM) -> cw.Metric:
     )
 
 
+def alarm_topic(scope: Construct, removal_policy: RemovalPolicy, email: str | None) -> sns.Topic:
+    """The topic a stack's alarms notify (`AlarmTopic` in `scope`), subscribed by `email`."""
+    # Encrypted at rest like everything else. The AWS-managed SNS key cannot be used:
+    # its policy does not let CloudWatch publish, so the topic gets its own key.
+    key = kms.Key(
+        scope,
+        "AlarmTopicKey",
+        description="Encrypts the messenger's alarm notifications",
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+    key.grant(iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL), "kms:Decrypt", "kms:GenerateDataKey*")
+    topic = sns.Topic(
+        scope, "AlarmTopic", master_key=key, enforce_ssl=True, display_name="Messenger alarms"
+    )
+    # The topic policy that `enforce_ssl` creates replaces the topic's default policy,
+    # and SnsAction grants nothing: without this, every alarm action fails with
+    # "... is not authorized to perform: SNS:Publish". Only alarms of this account
+    # and region may publish (AWS Knowledge Center,
+    # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger).
+    stack = Stack.of(scope)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowThisAccountsAlarms",
+            principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "ArnLike": {
+                    "aws:SourceArn": stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                },
+                "StringEquals": {"aws:SourceAccount": stack.account},
+            },
+        )
+    )
+    if email:
+        topic.add_subscription(subscriptions.EmailSubscription(email))
+    return topic
+
+
+def notifying_alarm(
+    scope: Construct,
+    construct_id: str,
+    topic: sns.ITopic,
+    metric: cw.IMetric,
+    threshold: float,
+    description: str,
+) -> cw.Alarm:
+    """An alarm on one 5-minute period at or above `threshold`; `topic` hears both ways."""
+    alarm = cw.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        alarm_description=description,
+    )
+    action = cw_actions.SnsAction(topic)
+    alarm.add_alarm_action(action)
+    alarm.add_ok_action(action)
+    return alarm
+
+
+def function_alarms(
+    scope: Construct, name: str, function: lambda_.IFunction, topic: sns.ITopic
+) -> list[cw.Alarm]:
+    """`<name>Errors` and `<name>Throttles`: any error or throttle of the function."""
+    return [
+        notifying_alarm(
+            scope,
+            f"{name}Errors",
+            topic,
+            function.metric_errors(period=PERIOD),
+            1,
+            f"{name}: Lambda counted errors (timeouts, crashes, init failures)",
+        ),
+        notifying_alarm(
+            scope,
+            f"{name}Throttles",
+            topic,
+            function.metric_throttles(period=PERIOD),
+            1,
+            f"{name}: invocations throttled (concurrency limit reached)",
+        ),
+    ]
+
+
 class Monitoring(Construct):
     """Dashboard, alarms and the topic the alarms notify."""
 
@@ -103,95 +197,24 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._api_dimensions = {"ApiId": api.api_id, "Stage": stage.stage_name}
-        self.topic = self._alarm_topic(removal_policy)
-        if alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        self.topic = alarm_topic(self, removal_policy, alarm_email)
         self.alarms = self._alarms(functions, tables)
         self.dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
         self._widgets(env, functions, tables)
 
     # --- alarms ---------------------------------------------------------------------
 
-    def _alarm_topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
-        # Encrypted at rest like everything else. The AWS-managed SNS key cannot be used:
-        # its policy does not let CloudWatch publish, so the topic gets its own key.
-        key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            description="Encrypts the messenger's alarm notifications",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        key.grant(iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL), "kms:Decrypt", "kms:GenerateDataKey*")
-        topic = sns.Topic(
-            self, "AlarmTopic", master_key=key, enforce_ssl=True, display_name="Messenger alarms"
-        )
-        # The topic policy that `enforce_ssl` creates replaces the topic's default policy,
-        # and SnsAction grants nothing: without this, every alarm action fails with
-        # "... is not authorized to perform: SNS:Publish". Only alarms of this account
-        # and region may publish (AWS Knowledge Center,
-        # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger).
-        stack = Stack.of(self)
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowThisAccountsAlarms",
-                principals=[iam.ServicePrincipal(CLOUDWATCH_PRINCIPAL)],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    },
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                },
-            )
-        )
-        return topic
-
     def _alarm(
         self, construct_id: str, metric: cw.IMetric, threshold: float, description: str
     ) -> cw.Alarm:
-        alarm = cw.Alarm(
-            self,
-            construct_id,
-            metric=metric,
-            threshold=threshold,
-            evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            alarm_description=description,
-        )
-        action = cw_actions.SnsAction(self.topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
-        return alarm
+        return notifying_alarm(self, construct_id, self.topic, metric, threshold, description)
 
     def _alarms(
         self, functions: Mapping[str, lambda_.Function], tables: Mapping[str, dynamodb.ITableV2]
     ) -> list[cw.Alarm]:
         alarms = []
         for name, function in functions.items():
-            alarms.append(
-                self._alarm(
-                    f"{name}Errors",
-                    function.metric_errors(period=PERIOD),
-                    1,
-                    f"{name}: Lambda counted errors (timeouts, crashes, init failures)",
-                )
-            )
-            alarms.append(
-                self._alarm(
-                    f"{name}Throttles",
-                    function.metric_throttles(period=PERIOD),
-                    1,
-                    f"{name}: invocations throttled (concurrency limit reached)",
-                )
-            )
+            alarms += function_alarms(self, name, function, self.topic)
         alarms.append(
             self._alarm(
                 "InternalErrors",

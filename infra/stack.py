@@ -99,6 +99,7 @@ class MessengerStack(Stack):
                 placement=cell,
                 users_table=self.tables.by_spec[USERS_TABLE],
                 url=stage.url,
+                alarm_topic=self.monitoring.topic,
             )
         self._outputs()
 

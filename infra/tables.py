@@ -1,4 +1,11 @@
-"""The cell's DynamoDB tables: the contract's (`messenger.contract.TABLES`), on demand."""
+"""The cell's DynamoDB tables: the contract's (`messenger.contract.TABLES`), on demand.
+
+Every table is named from the cell's first deploy (infra/cells.py), so that adding or
+removing a standby changes its replicas in place and nothing else. The tables a
+standby's side runs on are the primary's replicas, except the regional ones: rate-limit
+state is per region by design (docs/availability.md), so each side owns its Limits
+table, and replicating it would only add to the standby's write bill.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
-from messenger.contract import TABLES, TableSpec
+from messenger.contract import LIMITS_TABLE, TABLES, TableSpec
+
+# Tables each side of a cell owns, never replicated.
+REGIONAL_TABLES = frozenset({LIMITS_TABLE})
 
 
 class Tables:
-    """Every table of the contract; with a standby, global tables named for it (or, in the
-    standby's stack, the replicas in its region of the primary's).
+    """Every table of the contract, named; with a standby, the replicated ones have a replica
+    in its region (in the standby's stack: those replicas, and its own regional tables).
 
     Made in the stack's own scope, like every part of it (infra/stack.py): a table's
     logical id is its identity, and another one would replace it, empty.
@@ -27,11 +37,18 @@ class Tables:
         }
 
     def _table(self, spec: TableSpec) -> dynamodb.ITableV2:
-        name = self._cell.table_name(spec)
+        regional = spec in REGIONAL_TABLES
+        if self._cell.standby and not regional:
+            # The primary's replica, in this region.
+            replica = self._cell.primary_table_name(spec)
+            return dynamodb.TableV2.from_table_name(self._stack, spec.logical_name, replica)
+        name: str | None
         if self._cell.standby:
-            assert name is not None
-            return dynamodb.TableV2.from_table_name(self._stack, spec.logical_name, name)
-        standby = self._cell.cell.standby
+            name = self._cell.standby_table_name(spec)
+            standby = None
+        else:
+            name = self._cell.table_name(spec)
+            standby = None if regional else self._cell.cell.standby
 
         def key(name: str) -> dynamodb.Attribute:
             # Every key attribute of the contract's tables is a string.

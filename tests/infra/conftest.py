@@ -238,9 +238,11 @@ def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
 
 # --- Standbys (docs/protocol.md §7) ------------------------------------------------------
 
-# The README's two cells, c0 with a standby in another region of its account.
+# The README's two cells, c0 with a standby in another region of its account; c1 named
+# first, so that the directory is in its region, where no side of a standby runs.
 STANDBY_DEV_CONTEXT: dict[str, Any] = {
-    **CELLS_DEV_CONTEXT,
+    "env": "dev",
+    "cells": f"c1:{C1_ACCOUNT}/eu-west-1,c0:{C0_ACCOUNT}/us-east-1",
     "standby:c0": f"{C0_ACCOUNT}/us-west-2",
 }
 # prod, the standby's cell outside the directory's account, switching over by itself.

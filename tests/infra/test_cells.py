@@ -309,7 +309,9 @@ def the(stack: Synthesized, cfn_type: str, **where: Any) -> tuple[str, dict[str,
 
 
 def directory_bucket(app: SynthesizedCells) -> tuple[str, dict[str, Any]]:
-    name = f"messenger-{app.config.env}-directory-{C0_ACCOUNT}-us-east-1"
+    # In the first cell's account and region (c0's, but for standby_dev's: c1's)
+    target = app.cells.directory_target
+    name = f"messenger-{app.config.env}-directory-{target.account}-{target.region}"
     return the(app.directory, "AWS::S3::Bucket", BucketName=name)
 
 

@@ -27,6 +27,13 @@ TABLE_NAMES = {
     "Queue": "messenger-dev-c0-queue",
     "Limits": "messenger-dev-c0-limits",
 }
+# The standby's own Limits table (rate limits are per region, never replicated).
+STANDBY_LIMITS = "messenger-dev-c0-standby-limits"
+
+
+def _logical_id(resource: dict[str, Any], stack: Synthesized) -> str:
+    (found,) = (key for key, value in stack.json["Resources"].items() if value is resource)
+    return found
 
 
 def functions_of(stack: Synthesized) -> dict[str, dict[str, Any]]:
@@ -65,35 +72,48 @@ def test_given_a_standby_then_the_cells_tables_are_named_global_tables_replicate
         for resource in cell.resources("AWS::DynamoDB::GlobalTable").values()
     }
     assert sorted(tables) == sorted(TABLE_NAMES.values())
-    for properties in tables.values():
+    for name, properties in tables.items():
         regions = sorted(replica["Region"] for replica in properties["Replicas"])
-        assert regions == ["us-east-1", "us-west-2"]
+        # Limits stays regional: rate-limit state is per side, never replicated
+        assert regions == (
+            ["us-east-1"]
+            if name == TABLE_NAMES["Limits"]
+            else [
+                "us-east-1",
+                "us-west-2",
+            ]
+        )
         # The replica keeps the table's recovery and encryption
         for replica in properties["Replicas"]:
             assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
-    # And a cell without a standby keeps tables CloudFormation names, with no replica
+    # And a cell without a standby has its tables named too, with no replica
     for resource in standby_dev.cell("c1").resources("AWS::DynamoDB::GlobalTable").values():
-        assert "TableName" not in resource["Properties"]
+        assert resource["Properties"]["TableName"].startswith("messenger-dev-c1-")
         assert [r["Region"] for r in resource["Properties"]["Replicas"]] == ["eu-west-1"]
 
 
-def test_given_a_standby_then_it_runs_every_function_on_the_replicas(standby_dev):
+def test_given_a_standby_then_it_runs_every_function_on_the_replicas_and_its_own_limits(
+    standby_dev,
+):
     primary = standby_dev.cell("c0")
     standby = standby_dev.stacks["Messenger-dev-c0-standby"]
-    # No table of its own: the replicas are the primary's
-    assert standby.resources("AWS::DynamoDB::GlobalTable") == {}
+    # One table of its own, Limits, in its region only: the others are the primary's replicas
+    (limits,) = standby.resources("AWS::DynamoDB::GlobalTable").values()
+    assert limits["Properties"]["TableName"] == STANDBY_LIMITS
+    assert [r["Region"] for r in limits["Properties"]["Replicas"]] == ["us-west-2"]
     assert sorted(functions_of(standby)) == sorted(functions_of(primary))
+    own = {**TABLE_NAMES, "Limits": STANDBY_LIMITS}
     for name, properties in functions_of(standby).items():
         variables = properties["Environment"]["Variables"]
         assert variables[Env.USERS_TABLE.value] == TABLE_NAMES["Users"], name
         assert variables[Env.QUEUE_TABLE.value] == TABLE_NAMES["Queue"], name
-        assert variables[Env.LIMITS_TABLE.value] == TABLE_NAMES["Limits"], name
+        assert variables[Env.LIMITS_TABLE.value] == {"Ref": _logical_id(limits, standby)}, name
         assert variables[Env.CELL_ID.value] == "c0", name
-        # Its table grants name the replicas in its own region, nothing in the primary's
+        # Its table grants name its region's tables, nothing in the primary's
         for resource in grants_of(standby, name):
             if ":dynamodb:" in resource:
                 assert resource.startswith(f"arn:aws:dynamodb:us-west-2:{C0_ACCOUNT}:table/")
-                assert resource.split("/")[1] in TABLE_NAMES.values(), resource
+                assert resource.split("/")[1] in own.values(), resource
     # Its own API, presence function and alarms
     (api,) = standby.resources("AWS::ApiGatewayV2::Api").values()
     assert api["Properties"]["Name"] == "Messenger-dev-c0-standby"
@@ -193,11 +213,13 @@ def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(sta
     assert schedule["ScheduleExpression"] == "rate(1 minute)"
     assert [_refs(target["Arn"]) for target in schedule["Targets"]] == [[probe_id]]
 
-    # Its errors, three minutes of three, raise the alarm (no data is no failover)
+    # Its errors, three minutes of three, raise the alarm (no data is no failover); the
+    # other alarms of the automation watch its own functions (test_failover_alarms.py)
     ((alarm_id, alarm),) = [
         (logical_id, resource["Properties"])
         for logical_id, resource in automation(stack).items()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and logical_id.startswith("FailoverPrimaryUnreachable")
     ]
     assert (alarm["MetricName"], alarm["Namespace"], alarm["Statistic"]) == (
         "Errors",
