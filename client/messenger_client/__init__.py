@@ -38,7 +38,13 @@ from messenger_client.events import (
     Synced,
 )
 from messenger_client.keystore import PeerKeys, Profile
-from messenger_client.store import Conversation, MessageStatus, Rejection, StoredMessage
+from messenger_client.store import (
+    Conversation,
+    HeldMessage,
+    MessageStatus,
+    Rejection,
+    StoredMessage,
+)
 
 __all__ = [
     "ClientSettings",
@@ -52,6 +58,7 @@ __all__ = [
     "EventStream",
     "FingerprintMismatch",
     "HandshakeRefused",
+    "HeldMessage",
     "KeyChanged",
     "MessageAdded",
     "MessageRejected",
