@@ -228,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"messenger: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"messenger: interrupted{_unsent_summary(options.profile)}", file=sys.stderr)
+        unsent = _unsent_summary(options.profile)
+        if options.command == "send" and getattr(options, "queued", None) is None:
+            unsent = f"; the message to {options.peer} was not sent (nothing was queued)" + unsent
+        print(f"messenger: interrupted{unsent}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -255,6 +258,7 @@ def send_command(options: argparse.Namespace) -> int:
 
     async def send(client: MessengerClient) -> int:
         message = await client.send(options.peer, text)
+        options.queued = message.message_id  # Ctrl-C from here on: it waits in the outbox
         try:
             await client.wait_sent(message.message_id, options.timeout)
         except TimeoutError:
