@@ -267,7 +267,7 @@ def state_line(stack: LocalStack) -> str:
             )
         return "not kept: a restart forgets every user and message (--state DIR keeps them)"
     origin = (
-        "restored from the last run; --fresh starts empty" if stack.restored else "new and empty"
+        "restored from the last run; --fresh starts empty" if stack.restored else "new"
     )
     return (
         f"kept in {stack.state_dir} ({origin}; saved every {SAVE_EVERY_SECONDS:g} s and on "
