@@ -122,3 +122,16 @@ async def test_quitting_with_unsent_text_asks_first(client: MakeClient) -> None:
         await pilot.press("ctrl+c")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_a_peer_whose_presence_is_not_shown_is_not_called_offline(
+    client: MakeClient,
+) -> None:
+    # Given bob online, sharing his presence with his contacts only (the default)
+    alice = await client("alice")
+    await client("bob")
+    app = ChatApp(alice, "bob")
+    async with app.run_test(size=(140, 30)):
+        # Then alice's header says why she sees nothing, not "offline"
+        await until(lambda: "contacts only" in shown(app, "#peer"))
+        assert "offline" not in shown(app, "#peer")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import signal
 import stat
 from collections.abc import Awaitable, Callable
@@ -320,3 +322,31 @@ async def test_ctrl_c_at_once_exits_130_without_a_stack_trace(home: Path) -> Non
         _, err = await asyncio.wait_for(process.communicate(), 20)
         assert "Traceback" not in err.decode()
         assert process.returncode in (130, 1), err  # 1: it was quicker (no such profile)
+
+
+async def test_read_on_a_terminal_says_when_there_is_nothing_new(
+    home: Path,
+    stack: LocalStack,
+    messenger: Messenger,
+) -> None:
+    assert (await messenger("--profile", "bob", "init")).code == 0
+    # When bob reads in a terminal (a pseudo-terminal here) and nothing came
+    leader, follower = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            MESSENGER,
+            "--profile",
+            "bob",
+            "read",
+            env=environment(home, stack.ws_url),
+            stdout=follower,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.wait_for(process.wait(), 30)
+        output = os.read(leader, 4096).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    # Then it says so, instead of printing nothing
+    assert process.returncode == 0
+    assert "no new messages" in output
