@@ -266,9 +266,7 @@ def state_line(stack: LocalStack) -> str:
                 " them yet, so a restart forgets every user and message"
             )
         return "not kept: a restart forgets every user and message (--state DIR keeps them)"
-    origin = (
-        "restored from the last run; --fresh starts empty" if stack.restored else "new"
-    )
+    origin = "restored from the last run; --fresh starts empty" if stack.restored else "new"
     return (
         f"kept in {stack.state_dir} ({origin}; saved every {SAVE_EVERY_SECONDS:g} s and on "
         f"stop: a crash loses at most the last {SAVE_EVERY_SECONDS:g} s)"
