@@ -39,7 +39,13 @@ from messenger_client.events import (
 )
 from messenger_client.keystore import PeerKeys, Profile
 from messenger_client.server_settings import Settings
-from messenger_client.store import Conversation, MessageStatus, Rejection, StoredMessage
+from messenger_client.store import (
+    Conversation,
+    HeldMessage,
+    MessageStatus,
+    Rejection,
+    StoredMessage,
+)
 
 __all__ = [
     "ClientSettings",
@@ -53,6 +59,7 @@ __all__ = [
     "EventStream",
     "FingerprintMismatch",
     "HandshakeRefused",
+    "HeldMessage",
     "KeyChanged",
     "MessageAdded",
     "MessageRejected",

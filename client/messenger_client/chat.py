@@ -2,12 +2,19 @@
 
 What the screen shows, kept live by the client's events:
 
+- every conversation on the left, the newest first, with its unread count (Ctrl+N and
+  Ctrl+P switch; a message in another conversation also says so in a notice);
 - the conversation in order (sentAt, then messageId), ours with a mark: … pending,
   ✓ sent (the server stored it), ✓✓ delivered (their device stored it), ✓✓ seen;
-- the peer's presence in the title: online, or when last seen;
-- a banner while offline, saying that (and when) we reconnect.
+- the peer's presence in the title: online, when last seen, or why it is not shown;
+- a banner while offline, saying that (and when) we reconnect;
+- when the peer's keys changed: a line that stays in the header and in the transcript,
+  with both safety numbers, how many of their messages are held, and `/trust NUMBER`
+  to accept the new keys once compared (the held messages then show, in order); text
+  that could not be sent stays in the box, marked unsent.
 
 Messages from the peer are marked seen while the chat is open: it is on the screen.
+Ctrl+C quits; with unsent text in the box, it asks for a second Ctrl+C.
 """
 
 from __future__ import annotations
@@ -20,13 +27,13 @@ from datetime import datetime
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.logging import TextualHandler
 from textual.widgets import Footer, Input, Static
 
 from messenger_client.client import MessengerClient
 from messenger_client.connection import ConnectionState, ConnectionStatus
-from messenger_client.errors import MessengerError
+from messenger_client.errors import KeyChanged, MessengerError
 from messenger_client.events import (
     ConnectionChanged,
     MessageAdded,
@@ -36,7 +43,7 @@ from messenger_client.events import (
     SendFailed,
     StatusChanged,
 )
-from messenger_client.store import STATUS_MARKS, MessageStatus, StoredMessage
+from messenger_client.store import STATUS_MARKS, MessageStatus, StoredMessage, held_notice
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,7 @@ HISTORY_SHOWN = 500
 
 def message_line(message: StoredMessage) -> str:
     """How one message reads on screen (plain text: no markup from what people type)."""
-    stamp = datetime.fromtimestamp(message.sent_at / 1000).strftime("%H:%M")
+    stamp = datetime.fromtimestamp(message.sent_at / 1000).strftime("%X")
     if not message.outgoing:
         return f"{stamp}  {message.sender}: {message.text}"
     line = f"{stamp}  you: {message.text}  {STATUS_MARKS.get(message.status, message.status.value)}"
@@ -59,8 +66,8 @@ def presence_text(presence: Presence | None) -> str:
         return "…"
     if presence.online:
         return "● online"
-    if presence.last_seen is None:
-        return "○ offline"
+    if presence.hidden or presence.last_seen is None:
+        return f"○ {presence.hidden_reason()}"
     seen = datetime.fromtimestamp(presence.last_seen / 1000).strftime("%Y-%m-%d %H:%M")
     return f"○ last seen {seen}"
 
@@ -100,6 +107,11 @@ class ChatApp(App[int]):
     TITLE = "messenger"
     CSS = """
     #peer { background: $primary; color: $text; padding: 0 1; text-style: bold; }
+    #keys { background: $warning; color: $text; padding: 0 1; display: none; }
+    #keys.shown { display: block; }
+    #conversations { width: 24; border-right: solid $primary; padding: 0 1; }
+    #main { width: 1fr; }
+    #input.unsent { border: tall $error; }
     #banner { background: $error; color: $text; padding: 0 1; display: none; }
     #banner.shown { display: block; }
     #messages { height: 1fr; padding: 0 1; }
@@ -107,7 +119,11 @@ class ChatApp(App[int]):
     .incoming { color: $accent; }
     .notice { color: $warning; }
     """
-    BINDINGS = [Binding("ctrl+c", "quit", "Quit", priority=True)]
+    BINDINGS = [
+        Binding("ctrl+c", "quit", "Quit", priority=True),
+        Binding("ctrl+n", "next_conversation", "Next chat", priority=True),
+        Binding("ctrl+p", "previous_conversation", "Previous chat", priority=True),
+    ]
 
     def __init__(self, client: MessengerClient, peer: str) -> None:
         super().__init__()
@@ -116,30 +132,103 @@ class ChatApp(App[int]):
         self._views: dict[tuple[str, str], MessageView] = {}
         self._order: list[tuple[int, str, str]] = []  # (sent_at, message_id, sender)
         self._send_lock = asyncio.Lock()
+        self._key_changes: dict[str, KeyChanged] = {}  # peers whose keys changed, as known
+        self._quit_asked = False
 
     def compose(self) -> ComposeResult:
-        yield Static(id="peer", markup=False)
-        yield Static(id="banner", markup=False)
-        yield VerticalScroll(id="messages")
-        yield Input(placeholder=f"Message {self.peer} (Enter sends, Ctrl+C quits)", id="input")
+        with Horizontal():
+            yield Static(id="conversations", markup=False)
+            with Vertical(id="main"):
+                yield Static(id="peer", markup=False)
+                yield Static(id="keys", markup=False)
+                yield Static(id="banner", markup=False)
+                yield VerticalScroll(id="messages")
+                yield Input(id="input")
         yield Footer()
 
     async def on_mount(self) -> None:
-        self._show_presence(self.client.presence(self.peer))
         self._show_status(self.client.status)
         self.run_worker(self._follow(), exclusive=True, group="events")
-        for message in self.client.history(self.peer, HISTORY_SHOWN):
-            await self._show_message(message)
-        self.run_worker(self._start_conversation(), group="setup")
+        await self._open(self.peer)
         self.query_one("#input", Input).focus()
 
+    async def _open(self, peer: str) -> None:
+        """Show the conversation with `peer` (on start, and on each switch)."""
+        self.peer = peer
+        self._views.clear()
+        self._order.clear()
+        await self.query_one("#messages", VerticalScroll).remove_children()
+        self.query_one(
+            "#input", Input
+        ).placeholder = f"Message {peer} (Enter sends, Ctrl+N/Ctrl+P other chats, Ctrl+C quits)"
+        self._show_presence(self.client.presence(peer))
+        for message in self.client.history(peer, HISTORY_SHOWN):
+            await self._show_message(message)
+        await self._show_key_change()
+        self.run_worker(self._start_conversation(), group="setup")
+        self._show_conversations()
+
+    # --- conversations ------------------------------------------------------------------
+
+    def conversation_peers(self) -> list[str]:
+        """The peers in the list, the newest conversation first (the open one included)."""
+        peers = [conversation.peer for conversation in self.client.conversations()]
+        held = [held.sender for held in self.client.held()]
+        return list(dict.fromkeys([*peers, *held, self.peer]))
+
+    def _show_conversations(self) -> None:
+        unread = {c.peer: c.unread for c in self.client.conversations()}
+        held: dict[str, int] = {}
+        for message in self.client.held():
+            held[message.sender] = held.get(message.sender, 0) + 1
+        lines = ["Chats (Ctrl+N/P)"]
+        for peer in self.conversation_peers():
+            mark = "▸" if peer == self.peer else " "
+            count = unread.get(peer, 0) if peer != self.peer else 0
+            line = f"{mark} {peer}" + (f" ({count})" if count else "")
+            if held.get(peer):
+                line += f" ⚠{held[peer]} held"
+            lines.append(line)
+        self.query_one("#conversations", Static).update("\n".join(lines))
+
+    async def action_next_conversation(self) -> None:
+        await self._switch(+1)
+
+    async def action_previous_conversation(self) -> None:
+        await self._switch(-1)
+
+    async def _switch(self, step: int) -> None:
+        peers = self.conversation_peers()
+        if len(peers) > 1:
+            await self._open(peers[(peers.index(self.peer) + step) % len(peers)])
+
+    async def action_quit(self) -> None:
+        box = self.query_one("#input", Input)
+        if box.value.strip() and not self._quit_asked:
+            self._quit_asked = True
+            self.notify(
+                "The message box holds text that was not sent: Ctrl+C again quits without it.",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        self.exit()
+
+    @on(Input.Changed, "#input")
+    def _typing(self) -> None:
+        self._quit_asked = False
+
     async def _start_conversation(self) -> None:
+        peer = self.peer
+        if self.client.held(peer):
+            await self._learn_key_change()
         try:
-            await self.client.mark_seen(self.peer)
-            presence = await self.client.get_presence([self.peer], subscribe=True)
+            await self.client.mark_seen(peer)
+            presence = await self.client.get_presence([peer], subscribe=True)
         except (MessengerError, TimeoutError):
             return  # offline: subscriptions are renewed once the client reconnects
-        if presence:
+        self._show_conversations()
+        if presence and peer == self.peer:
             self._show_presence(presence[0])
 
     async def _follow(self) -> None:
@@ -152,6 +241,14 @@ class ChatApp(App[int]):
             await self._show_message(event.message)
             if not event.message.outgoing:
                 await self.client.mark_seen(self.peer)
+            self._show_conversations()
+        elif isinstance(event, MessageAdded):
+            if not event.message.outgoing:
+                self.notify(
+                    f"new message from {event.message.sender} (Ctrl+N/Ctrl+P to switch)",
+                    title=event.message.sender,
+                )
+            self._show_conversations()
         elif isinstance(event, (StatusChanged, SendFailed)) and event.peer == self.peer:
             ids = event.message_ids if isinstance(event, StatusChanged) else (event.message_id,)
             for message_id in ids:
@@ -162,13 +259,59 @@ class ChatApp(App[int]):
             self._show_presence(event.presence)
         elif isinstance(event, ConnectionChanged):
             self._show_status(event.status)
-        elif isinstance(event, MessageRejected) and event.rejection.sender == self.peer:
-            notice = Static(
-                f"⚠ a message from {self.peer} could not be read: {event.rejection.reason}",
-                markup=False,
-                classes="notice",
-            )
-            await self.query_one("#messages", VerticalScroll).mount(notice)
+        elif isinstance(event, MessageRejected):
+            self._show_conversations()
+            if event.rejection.sender == self.peer:
+                await self._learn_key_change()
+            else:
+                self.notify(held_notice(event.rejection.sender, 1), severity="warning")
+
+    # --- key changes -----------------------------------------------------------------------
+
+    async def _learn_key_change(self) -> None:
+        """Ask the server for the peer's keys: a change is then shown until trusted."""
+        try:
+            await self.client.peer_keys(self.peer)
+        except KeyChanged as changed:
+            self._key_changes[self.peer] = changed
+        except (MessengerError, TimeoutError):
+            pass  # offline: what is held is shown all the same
+        await self._show_key_change()
+
+    async def _show_key_change(self) -> None:
+        """The header line and the transcript line for the open peer, while it lasts."""
+        header = self.query_one("#keys", Static)
+        changed = self._key_changes.get(self.peer)
+        held = len(self.client.held(self.peer))
+        for old in self.query(".keychange"):
+            await old.remove()
+        if changed is None and not held:
+            header.set_class(False, "shown")
+            header.update("")
+            return
+        lines = [f"⚠ {self.peer}'s safety number changed"]
+        if changed is not None:
+            lines[0] += f": was {changed.pinned_fingerprint}, now {changed.offered_fingerprint}"
+        if held:
+            lines.append(held_notice(self.peer, held))
+        lines.append(f"Compare it with {self.peer} by another channel, then type /trust NUMBER")
+        text = "\n".join(lines)
+        header.set_class(True, "shown")
+        header.update(text)
+        await self.query_one("#messages", VerticalScroll).mount(
+            Static(text, markup=False, classes="notice keychange")
+        )
+
+    async def _trust(self, number: str) -> None:
+        try:
+            await self.client.trust(self.peer, number)
+        except (MessengerError, ValueError) as error:
+            self.notify(str(error), severity="error", timeout=15)
+            return
+        self._key_changes.pop(self.peer, None)
+        await self._show_key_change()
+        self.notify(f"trusted {self.peer}'s new safety number")
+        self._show_conversations()
 
     @on(Input.Submitted, "#input")
     async def send_typed(self, submitted: Input.Submitted) -> None:
@@ -176,6 +319,11 @@ class ChatApp(App[int]):
         if not text:
             return
         submitted.input.clear()
+        submitted.input.remove_class("unsent")
+        submitted.input.border_title = None
+        if text.startswith("/trust "):
+            self.run_worker(self._trust(text.removeprefix("/trust ").strip()), group="send")
+            return
         self.run_worker(self._send(text, submitted.value), group="send")
 
     async def _send(self, text: str, typed: str) -> None:
@@ -184,10 +332,16 @@ class ChatApp(App[int]):
             try:
                 await self.client.send(self.peer, text)
             except (MessengerError, ValueError) as error:
-                self.notify(str(error), severity="error", timeout=10)
                 box = self.query_one("#input", Input)
                 if not box.value:
                     box.value = typed  # give the text back, so nothing typed is lost
+                box.add_class("unsent")
+                box.border_title = "not sent"
+                if isinstance(error, KeyChanged):
+                    self._key_changes[error.user_id] = error
+                    await self._show_key_change()
+                else:
+                    self.notify(str(error), severity="error", timeout=10)
 
     # --- drawing ----------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ Other packages add subcommands in the `messenger.commands` entry-point group: th
 local stack registers `messenger local` there, so the client never imports it.
 
 Exit codes: 0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user,
-5 a peer's keys changed (re-verify before anything more is sent to them).
+5 a peer's keys changed (re-verify before anything more is sent to them), 130 Ctrl-C
+(what was not stored by the server yet stays in the outbox, and the command says so).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import json
+import locale
 import logging
 import os
 import signal
@@ -30,6 +34,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any
+
+from messenger_entry import EXIT_INTERRUPTED
 
 from messenger_client.client import MessengerClient
 from messenger_client.connection import ConnectionState
@@ -50,7 +56,14 @@ from messenger_client.events import (
     PresenceChanged,
 )
 from messenger_client.keystore import HOME_ENV, Profile
-from messenger_client.store import STATUS_MARKS, HistoryStore, MessageStatus, StoredMessage
+from messenger_client.store import (
+    STATUS_MARKS,
+    HistoryStore,
+    MessageStatus,
+    StoredMessage,
+    held_notice,
+)
+from messenger_protocol.names import PresenceVisibility
 
 # Where other packages register `messenger` subcommands (pyproject.toml).
 COMMAND_GROUP = "messenger.commands"
@@ -115,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"machine (${HOME_ENV}, or $XDG_CONFIG_HOME/messenger/<profile>).",
         epilog="messenger local --help: run the whole messenger on this machine. Exit codes: "
         "0 done, 1 refused or failed, 2 usage, 3 no connection, 4 unknown user, "
-        "5 a peer's keys changed.",
+        "5 a peer's keys changed, 130 interrupted (Ctrl-C).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -129,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = command("send", "send one message; exit 0 once the server has stored it")
     send.add_argument("peer", metavar="PEER")
-    send.add_argument("text", metavar="TEXT")
+    send.add_argument("text", metavar="TEXT", help="the text; - reads it from stdin")
     send.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     read = command("read", "print new messages (and acknowledge them), then exit")
@@ -138,15 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--seen", action="store_true", help="also tell the senders you have seen them"
     )
     read.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    read.add_argument("--json", action="store_true", help="one JSON object a line, for scripts")
 
     presence = command("presence", "show whether users are online, or when last seen")
     presence.add_argument("users", metavar="USER", nargs="+")
     presence.add_argument("--watch", action="store_true", help="keep printing changes")
     presence.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
+    presence.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    visibility = command(
+        "visibility", "show, or set, who may see your presence: everyone, contacts or nobody"
+    )
+    visibility.add_argument(
+        "choice", metavar="WHO", nargs="?", choices=[v.value for v in PresenceVisibility]
+    )
+    visibility.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     history = command("history", "print the conversation with PEER (from this machine)")
     history.add_argument("peer", metavar="PEER")
     history.add_argument("--limit", type=int, default=None, help="only the latest N messages")
+    history.add_argument("--json", action="store_true", help="one JSON object a line")
 
     fingerprint = command(
         "fingerprint", "show a safety number to compare: yours, or PEER's pinned keys"
@@ -186,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         installed = installed_command(args[0])
         if installed is not None:
             return installed(args[1:])
+    with contextlib.suppress(locale.Error):
+        locale.setlocale(locale.LC_TIME, "")  # times as the user's locale writes them
     parser = build_parser()
     options = parser.parse_args(args)
     server, directory = getattr(options, "server", None), getattr(options, "directory", None)
@@ -212,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"messenger: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        return EXIT_OK
+        unsent = _unsent_summary(options.profile)
+        if options.command == "send" and getattr(options, "queued", None) is None:
+            unsent = f"; the message to {options.peer} was not sent (nothing was queued)" + unsent
+        print(f"messenger: interrupted{unsent}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -232,8 +262,13 @@ def init_command(options: argparse.Namespace) -> int:
 
 
 def send_command(options: argparse.Namespace) -> int:
+    text = sys.stdin.read().rstrip("\n") if options.text == "-" else options.text
+    if not text.strip():
+        raise CommandError("nothing to send: the text is empty", EXIT_USAGE)
+
     async def send(client: MessengerClient) -> int:
-        message = await client.send(options.peer, options.text)
+        message = await client.send(options.peer, text)
+        options.queued = message.message_id  # Ctrl-C from here on: it waits in the outbox
         try:
             await client.wait_sent(message.message_id, options.timeout)
         except TimeoutError:
@@ -252,10 +287,16 @@ def read_command(options: argparse.Namespace) -> int:
     async def read(client: MessengerClient) -> int:
         async with client.events() as events:
             await client.wait_synced(options.timeout)
+            shown = 0
+            show = functools.partial(_print_incoming, as_json=options.json)
             for event in events.drain():
-                _print_incoming(event)
+                if not isinstance(event, MessageRejected):  # summed up below
+                    shown += show(event)
+            shown += _print_held(client)
+            if not shown and not options.watch and sys.stdout.isatty():
+                print("no new messages")
             if options.watch:
-                await _until_interrupted(_keep_printing(events, _print_incoming))
+                await _until_interrupted(_keep_printing(events, show))
             if options.seen:
                 for conversation in client.conversations():
                     if conversation.unread:
@@ -265,39 +306,53 @@ def read_command(options: argparse.Namespace) -> int:
     return _with_client(options, read)
 
 
-async def _keep_printing(events: EventStream, show: Callable[[Event], None]) -> None:
+async def _keep_printing(events: EventStream, show: Callable[[Event], object]) -> None:
     async for event in events:
         show(event)
 
 
-def _print_incoming(event: Event) -> None:
+def _print_incoming(event: Event, as_json: bool = False) -> int:
+    """Print what a reader should see of `event`; the number of messages shown (0 or 1)."""
     if isinstance(event, MessageAdded) and not event.message.outgoing:
         message = event.message
-        print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
-    elif isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
+        if as_json:
+            print(_message_json(message), flush=True)
+        else:
+            print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
+        return 1
+    if isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
         print(
             f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr, flush=True
         )
     elif isinstance(event, MessageRejected):
         rejection = event.rejection
-        print(
-            f"messenger: a message from {rejection.sender} could not be read: {rejection.reason}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"messenger: {held_notice(rejection.sender, 1)}", file=sys.stderr, flush=True)
+        print(f"  why: {rejection.reason}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _print_held(client: MessengerClient) -> int:
+    """Say, per sender, how many messages are held until their keys are trusted."""
+    by_sender: dict[str, int] = {}
+    for held in client.held():
+        by_sender[held.sender] = by_sender.get(held.sender, 0) + 1
+    for sender, count in by_sender.items():
+        print(f"messenger: {held_notice(sender, count)}", file=sys.stderr, flush=True)
+    return sum(by_sender.values())
 
 
 def presence_command(options: argparse.Namespace) -> int:
     async def presence(client: MessengerClient) -> int:
         async with client.events() as events:
+            line = _presence_json if options.json else _presence_line
             for user in await client.get_presence(options.users, subscribe=options.watch):
-                print(_presence_line(user), flush=True)
+                print(line(user), flush=True)
             if options.watch:
                 watched = set(options.users)
 
                 def show(event: Event) -> None:
                     if isinstance(event, PresenceChanged) and event.presence.user_id in watched:
-                        print(_presence_line(event.presence), flush=True)
+                        print(line(event.presence), flush=True)
 
                 await _until_interrupted(_keep_printing(events, show))
         return EXIT_OK
@@ -339,12 +394,42 @@ def _users(count: int) -> str:
     return f"{count} user" if count == 1 else f"{count} users"
 
 
+def visibility_command(options: argparse.Namespace) -> int:
+    async def visibility(client: MessengerClient) -> int:
+        if options.choice is not None:
+            await client.set_presence_visibility(PresenceVisibility(options.choice))
+        print(_visibility_text(await _read_visibility(client)))
+        return EXIT_OK
+
+    return _with_client(options, visibility, wait_online=True)
+
+
+async def _read_visibility(client: MessengerClient) -> tuple[str, list[str] | None]:
+    """Who may see our presence, as the server holds it (getSettings, docs/protocol.md §2):
+    the same on every device of the user."""
+    settings = await client.get_settings()
+    return settings.visibility.value, list(settings.contacts)
+
+
+def _visibility_text(setting: tuple[str, list[str] | None]) -> str:
+    visibility, contacts = setting
+    if visibility == PresenceVisibility.EVERYONE:
+        return "your presence is shown to everyone"
+    if visibility == PresenceVisibility.NOBODY:
+        return "your presence is shown to nobody"
+    names = ", ".join(contacts or []) or "no one yet"
+    return (
+        f"your presence is shown to your contacts only: the people you wrote to ({names});"
+        " `messenger visibility everyone` shows it to all"
+    )
+
+
 def history_command(options: argparse.Namespace) -> int:
     profile = _load_profile(options)
     store = HistoryStore(profile.history_path, profile.user_id)
     try:
         for message in store.history(options.peer, options.limit):
-            print(_history_line(message))
+            print(_message_json(message) if options.json else _history_line(message))
     finally:
         store.close()
     return EXIT_OK
@@ -378,11 +463,17 @@ def fingerprint_command(options: argparse.Namespace) -> int:
 
 def trust_command(options: argparse.Namespace) -> int:
     async def trust(client: MessengerClient) -> int:
-        try:
-            keys = await client.trust(options.peer, options.fingerprint)
-        except ValueError as error:
-            raise CommandError(str(error), EXIT_KEY_CHANGED) from None
-        print(f"trusted the keys of {options.peer}: {keys.fingerprint()}")
+        async with client.events() as events:
+            try:
+                keys = await client.trust(options.peer, options.fingerprint)
+            except ValueError as error:
+                raise CommandError(str(error), EXIT_KEY_CHANGED) from None
+            print(f"trusted the keys of {options.peer}: {keys.fingerprint()}")
+            opened = [e for e in events.drain() if isinstance(e, MessageAdded)]
+        if opened:
+            print(f"{len(opened)} held message(s) from {options.peer}, now verified:")
+            for event in opened:
+                print(_history_line(event.message))
         return EXIT_OK
 
     return _with_client(options, trust, wait_online=True)
@@ -411,10 +502,31 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "unblock": unblock_command,
     "blocked": blocked_command,
     "chat": chat_command,
+    "visibility": visibility_command,
 }
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _unsent_summary(profile_name: str) -> str:
+    """What Ctrl-C left unsent: the profile's messages the server has not stored yet."""
+    try:
+        profile = Profile.load(profile_name)
+        store = HistoryStore(profile.history_path, profile.user_id)
+    except (MessengerError, ValueError, OSError):
+        return ""
+    try:
+        pending = store.pending_count()
+    finally:
+        store.close()
+    if not pending:
+        return ""
+    messages = "1 message" if pending == 1 else f"{pending} messages"
+    return (
+        f"; {messages} not stored by the server yet (not sent): kept in the outbox, they go"
+        " with this profile's next connection"
+    )
 
 
 def installed_command(name: str) -> Callable[[list[str]], int] | None:
@@ -487,15 +599,47 @@ async def _until_interrupted(work: Coroutine[Any, Any, None]) -> None:
 
 
 def _time(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """A local time as the user's locale writes it (LC_TIME); ISO 8601 without one."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000)
+    if locale.setlocale(locale.LC_TIME).split(".")[0] in ("C", "POSIX"):
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%x %X")
 
 
 def _presence_line(presence: Presence) -> str:
     if presence.online:
         return f"{presence.user_id}  online"
-    if presence.last_seen is None:
-        return f"{presence.user_id}  offline"
+    if presence.hidden or presence.last_seen is None:
+        return f"{presence.user_id}  not shown ({presence.hidden_reason()})"
     return f"{presence.user_id}  offline, last seen {_time(presence.last_seen)}"
+
+
+def _message_json(message: StoredMessage) -> str:
+    """One message for scripts: a JSON object on one line (times in ms since the epoch)."""
+    return json.dumps(
+        {
+            "peer": message.peer,
+            "from": message.sender,
+            "messageId": message.message_id,
+            "text": message.text,
+            "sentAt": message.sent_at,
+            "outgoing": message.outgoing,
+            "status": message.status.value,
+            **({"error": message.error} if message.error else {}),
+        },
+        ensure_ascii=False,
+    )
+
+
+def _presence_json(presence: Presence) -> str:
+    return json.dumps(
+        {
+            "userId": presence.user_id,
+            "online": presence.online,
+            "lastSeen": presence.last_seen,
+            "shown": not presence.hidden,
+        }
+    )
 
 
 def _history_line(message: StoredMessage) -> str:

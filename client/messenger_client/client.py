@@ -83,6 +83,7 @@ from messenger_client.presence import PresenceTracker
 from messenger_client.replies import Replies
 from messenger_client.store import (
     Conversation,
+    HeldMessage,
     HistoryStore,
     Rejection,
     StoredMessage,
@@ -98,6 +99,7 @@ from messenger_protocol.frames import (
     MessageFrame,
     PongFrame,
     PresenceFrame,
+    PresenceVisibilityFrame,
     ReceiptFrame,
     ServerFrame,
     SyncDoneFrame,
@@ -109,6 +111,9 @@ from messenger_protocol.names import FrameType, PresenceVisibility
 log = logging.getLogger(__name__)
 
 _ITEM_TYPES = (FrameType.MESSAGE, FrameType.RECEIPT)
+
+# The history's meta key for who may see our presence, as the user chose it.
+VISIBILITY_KEY = "presence_visibility"
 
 
 @dataclass(frozen=True)
@@ -328,8 +333,12 @@ class MessengerClient:
 
         `fingerprint` is the number the peer read out (from `fingerprint()` on their
         side); it must match the keys the server gives now, or nothing changes.
+        Then what the peer sent while held opens, joins the history in order, and is
+        announced (MessageAdded).
         """
-        return await self._keys.trust(peer, fingerprint)
+        keys = await self._keys.trust(peer, fingerprint)
+        self._inbox.open_held(peer)
+        return keys
 
     def fingerprint(self, peer: str | None = None) -> str | None:
         """Our own safety number, or the one of a peer's pinned keys (None: not pinned)."""
@@ -355,10 +364,28 @@ class MessengerClient:
         see our presence with the default `presence_visibility`."""
         return self.store.peers_written_to(MAX_CONTACTS)
 
+    def presence_visibility(self) -> PresenceVisibility | None:
+        """Who may see our presence: the user's choice (`set_presence_visibility`, kept
+        in the history), else the settings' (None: the server's setting as it is)."""
+        chosen = self.store.get_meta(VISIBILITY_KEY)
+        return PresenceVisibility(chosen) if chosen else self.settings.presence_visibility
+
+    async def set_presence_visibility(
+        self, visibility: PresenceVisibility
+    ) -> PresenceVisibilityFrame | None:
+        """Choose who may see our presence, on this and every later connection (kept in
+        the history); the server's answer (None if it had this setting already)."""
+        self.store.set_meta(VISIBILITY_KEY, visibility.value)
+        return await self._presence.share(visibility, self.contacts())
+
+    def presence_visibility_answer(self) -> PresenceVisibilityFrame | None:
+        """What the server last answered to our presence visibility on this connection."""
+        return self._presence.last_answer
+
     async def _share_presence(self, contacts: Sequence[str] | None = None) -> None:
-        """Keep the server's presence visibility as the settings say (best effort: a new
-        connection tries again)."""
-        visibility = self.settings.presence_visibility
+        """Keep the server's presence visibility as the user or the settings say (best
+        effort: a new connection tries again)."""
+        visibility = self.presence_visibility()
         if visibility is None:
             return
         try:
@@ -406,8 +433,12 @@ class MessengerClient:
         return self.store.conversations()
 
     def rejected(self, sender: str | None = None) -> list[Rejection]:
-        """Messages that arrived but could not be read or verified."""
+        """Messages that arrived but could not be read or verified (held ones too)."""
         return self.store.rejected(sender)
+
+    def held(self, sender: str | None = None) -> list[HeldMessage]:
+        """Messages kept unread until their sender's new keys are trusted (`trust`)."""
+        return self.store.held(sender)
 
     async def sync(self, timeout: float = 10.0) -> int:
         """Ask for everything queued for us (every page); the number of items, once all

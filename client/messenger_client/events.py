@@ -27,6 +27,19 @@ class Presence:
     online: bool
     last_seen: int | None
 
+    @property
+    def hidden(self) -> bool:
+        """Offline and never seen: how the server shows a user who does not let us see
+        their presence, and a user who does not exist alike (docs/protocol.md §2)."""
+        return not self.online and self.last_seen is None
+
+    def hidden_reason(self) -> str:
+        """Why nothing is shown, without claiming more than the server said."""
+        return (
+            f"{self.user_id}'s presence is not shown to you: {self.user_id} shares it with"
+            " their contacts only (or with nobody), or there is no such user"
+        )
+
 
 @dataclass(frozen=True)
 class MessageAdded:

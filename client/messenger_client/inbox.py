@@ -5,8 +5,11 @@ one until we ack its `id`. One task takes them in order:
 
 - a message is deduplicated by `(from, messageId)`, opened with the sender's pinned
   keys (which verifies the sender), stored, and only then acked;
-- a message that does not open is recorded as rejected (no text) and acked as well:
-  keeping it queued would not make it readable, and would replay it on every sync;
+- a message that does not open (the sender's keys changed, or garbage) is held: its
+  ciphertext is stored with the reason, and only then acked (the server forgets what
+  we ack, so what we ack must be kept, docs/protocol.md §7). Once the user trusts the
+  sender's new keys, `open_held` opens what was held and adds it to the history in
+  order (by sentAt);
 - a receipt moves our messages on (delivered, seen), then is acked;
 - an item too malformed to read is acked and dropped when it has an id, for the same
   reason;
@@ -46,7 +49,7 @@ from messenger_client.keystore import Identity
 from messenger_client.outbox import Outbox
 from messenger_client.pinning import KeyPinning
 from messenger_client.presence import PresenceTracker
-from messenger_client.store import HistoryStore, MessageStatus, Rejection
+from messenger_client.store import HistoryStore, MessageStatus, Rejection, StoredMessage
 from messenger_protocol.encoding import is_item_id
 from messenger_protocol.frames import MarkSeen, MessageFrame, ReceiptFrame, Sync, SyncDoneFrame
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
@@ -254,11 +257,40 @@ class Inbox:
                 reason = str(changed)
             except Exception:  # best effort: the message is rejected either way
                 log.debug("could not re-check the keys of %s", frame.sender)
-        rejection = Rejection(frame.sender, frame.message_id, frame.sent_at, reason)
-        if self._store.add_rejected(frame.sender, frame.message_id, frame.sent_at, reason):
-            log.warning("rejected message %s from %s", frame.message_id, frame.sender)
+        rejection = Rejection(frame.sender, frame.message_id, frame.sent_at, reason, held=True)
+        # Stored (the ciphertext, to open after `trust`) before the ack: never dropped.
+        if self._store.add_rejected(
+            frame.sender,
+            frame.message_id,
+            frame.sent_at,
+            reason,
+            held=(frame.body, frame.nonce, frame.server_ts),
+        ):
+            log.warning("held message %s from %s", frame.message_id, frame.sender)
             self._publish(MessageRejected(rejection))
         self._acks.add(frame.id)
+
+    def open_held(self, sender: str) -> list[StoredMessage]:
+        """Open what `sender` sent while their keys were not trusted, with the keys pinned
+        now; what opens joins the history (in sentAt order) and is announced. What still
+        does not open stays held."""
+        keys = self._keys.pinned(sender)
+        if keys is None:
+            return []
+        opened: list[StoredMessage] = []
+        for held in self._store.held(sender):
+            try:
+                text = crypto.decode_plaintext(
+                    crypto.open_sealed(self._identity, keys, held.body, held.nonce)
+                )
+            except UnreadableMessage:
+                continue
+            self._store.release_held(held, text)
+            message = self._store.get(held.sender, held.message_id)
+            if message is not None:
+                opened.append(message)
+                self._publish(MessageAdded(message))
+        return opened
 
     def _receive_receipt(self, frame: ReceiptFrame) -> None:
         status = _RECEIPT_STATUSES[frame.status]

@@ -80,9 +80,13 @@ class KeyPinning:
         self._checked.add(peer)
         return offered
 
+    def pinned(self, peer: str) -> PeerKeys | None:
+        """The peer's pinned keys, as they are (no server asked)."""
+        return self._profile.pins.get(peer)
+
     def fingerprint(self, peer: str) -> str | None:
         """The safety number of the peer's pinned keys (None: not pinned)."""
-        pinned = self._profile.pins.get(peer)
+        pinned = self.pinned(peer)
         return pinned.fingerprint() if pinned else None
 
     async def _server_keys(self, peer: str) -> PeerKeys:

@@ -45,6 +45,7 @@ class PresenceTracker:
         self._subscriptions: dict[str, None] = {}  # an ordered set
         self._known: dict[str, Presence] = {}
         self._shared: SetPresenceVisibility | None = None  # the setting this connection took
+        self.last_answer: PresenceVisibilityFrame | None = None  # the server's latest word
         self._asked_again: set[str] = set()  # hidden peers asked again on this connection
 
     async def get(self, user_ids: Sequence[str], *, subscribe: bool) -> list[Presence]:
@@ -88,6 +89,7 @@ class PresenceTracker:
             wanted, PresenceVisibilityFrame, lambda frame: frame.visibility == visibility
         )
         self._shared = wanted
+        self.last_answer = answer
         return answer
 
     def new_connection(self) -> None:

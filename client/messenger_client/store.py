@@ -3,8 +3,10 @@
 The server forgets a message once it is acknowledged, so everything a person can see
 again lives here: conversations, messages with their status, the outbox (the exact
 frame of every message without a `delivered` receipt yet: after a failover it goes
-again, byte for byte, docs/protocol.md §7), and what could not be read. Nothing here is
-sent anywhere.
+again, byte for byte, docs/protocol.md §7), and what could not be read yet: held as
+the ciphertext that came, never dropped, and opened once the user trusts the sender's
+new keys (the server forgets a message once acked, so the client must keep it first).
+Nothing here is sent anywhere.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     sent_at     INTEGER,
     reason      TEXT NOT NULL,
     at          INTEGER NOT NULL,
+    body        TEXT,                        -- held: the ciphertext, to open after `trust`
+    nonce       TEXT,
+    server_ts   INTEGER,
     PRIMARY KEY (sender, message_id)
 );
 CREATE TABLE IF NOT EXISTS meta (
@@ -71,6 +76,18 @@ STATUS_MARKS = {
     MessageStatus.SEEN: "✓✓ seen",
     MessageStatus.FAILED: "✗ not sent",
 }
+
+
+def held_notice(sender: str, count: int) -> str:
+    """What a terminal says about messages held until the sender's keys are trusted."""
+    messages = "1 message" if count == 1 else f"{count} messages"
+    verb = "is" if count == 1 else "are"
+    return (
+        f"{messages} from {sender} {verb} held until you verify {sender}'s new safety number"
+        f" (compare `messenger fingerprint {sender}` with {sender}, then"
+        f" `messenger trust {sender} --fingerprint NUMBER`)"
+    )
+
 
 # Receipts and acks may arrive in any order (a `delivered` receipt can beat the `ack`
 # of a resend): a status only ever moves forward.
@@ -121,12 +138,27 @@ class Conversation:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A message we were sent but could not read (its text is unknown, by nature)."""
+    """A message we were sent but could not read (its text is unknown, by nature).
+
+    `held`: its ciphertext is kept, to open once the user trusts the sender's keys."""
 
     sender: str
     message_id: str
     sent_at: int | None
     reason: str
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """The ciphertext of a message held until its sender's keys are trusted."""
+
+    sender: str
+    message_id: str
+    sent_at: int
+    server_ts: int | None
+    body: str
+    nonce: str
 
 
 def _now_ms() -> int:
@@ -155,12 +187,16 @@ class HistoryStore:
 
     def _add_missing_columns(self) -> None:
         """A history made by an older SDK gets the columns added since (nothing else moves)."""
-        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(messages)")}
-        if "resend" not in columns:
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                self._db.execute(
-                    "ALTER TABLE messages ADD COLUMN resend INTEGER NOT NULL DEFAULT 0"
-                )
+        added = {
+            "messages": {"resend": "INTEGER NOT NULL DEFAULT 0"},
+            "rejected": {"body": "TEXT", "nonce": "TEXT", "server_ts": "INTEGER"},
+        }
+        for table, new_columns in added.items():
+            columns = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in new_columns.items():
+                if name not in columns:
+                    with contextlib.suppress(sqlite3.OperationalError):  # another process
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -193,21 +229,7 @@ class HistoryStore:
     ) -> bool:
         """Store a received message; False if `(sender, message_id)` is already here."""
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
-                " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                (
-                    sender,
-                    message_id,
-                    sender,
-                    text,
-                    sent_at,
-                    server_ts,
-                    MessageStatus.RECEIVED,
-                    _now_ms(),
-                ),
-            )
-        return cursor.rowcount == 1
+            return _insert_incoming(db, sender, message_id, text, sent_at, server_ts)
 
     def has_message(self, sender: str, message_id: str) -> bool:
         """Whether we hold `(sender, message_id)`, read or rejected: duplicates are dropped."""
@@ -273,6 +295,14 @@ class HistoryStore:
             (self.me, MessageStatus.PENDING),
         ).fetchone()
         return OutboxEntry(row["message_id"], row["peer"], row["frame"]) if row else None
+
+    def pending_count(self) -> int:
+        """How many of our messages the server has not acknowledged yet."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM messages WHERE sender = ? AND status = ?",
+            (self.me, MessageStatus.PENDING),
+        ).fetchone()
+        return int(row[0])
 
     def needs_sending(self, message_id: str) -> bool:
         """Whether our message must go (again) to the server: pending, or marked to resend."""
@@ -392,13 +422,23 @@ class HistoryStore:
 
     # --- what could not be read ---------------------------------------------------------
 
-    def add_rejected(self, sender: str, message_id: str, sent_at: int | None, reason: str) -> bool:
-        """Remember a message that did not open (no text: there is none we could trust)."""
+    def add_rejected(
+        self,
+        sender: str,
+        message_id: str,
+        sent_at: int | None,
+        reason: str,
+        *,
+        held: tuple[str, str, int | None] | None = None,
+    ) -> bool:
+        """Remember a message that did not open (no text: there is none we could trust).
+        `held`: its (body, nonce, server_ts), kept to open after the user trusts the keys."""
+        body, nonce, server_ts = held if held is not None else (None, None, None)
         with self._transaction() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO rejected (sender, message_id, sent_at, reason, at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (sender, message_id, sent_at, reason, _now_ms()),
+                "INSERT OR IGNORE INTO rejected (sender, message_id, sent_at, reason, at,"
+                " body, nonce, server_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (sender, message_id, sent_at, reason, _now_ms(), body, nonce, server_ts),
             )
         return cursor.rowcount == 1
 
@@ -409,9 +449,43 @@ class HistoryStore:
             query += " WHERE sender = ?"
             parameters = (sender,)
         return [
-            Rejection(row["sender"], row["message_id"], row["sent_at"], row["reason"])
+            Rejection(
+                row["sender"],
+                row["message_id"],
+                row["sent_at"],
+                row["reason"],
+                held=row["body"] is not None,
+            )
             for row in self._db.execute(query + " ORDER BY at", parameters)
         ]
+
+    def held(self, sender: str | None = None) -> list[HeldMessage]:
+        """The messages held until their sender's keys are trusted, in display order."""
+        query = "SELECT * FROM rejected WHERE body IS NOT NULL AND nonce IS NOT NULL"
+        parameters: tuple[str, ...] = ()
+        if sender is not None:
+            query += " AND sender = ?"
+            parameters = (sender,)
+        return [
+            HeldMessage(
+                row["sender"],
+                row["message_id"],
+                row["sent_at"] or 0,
+                row["server_ts"],
+                row["body"],
+                row["nonce"],
+            )
+            for row in self._db.execute(query + " ORDER BY sent_at, message_id", parameters)
+        ]
+
+    def release_held(self, held: HeldMessage, text: str) -> None:
+        """A held message opened: it joins the history, in one step, and is held no more."""
+        with self._transaction() as db:
+            _insert_incoming(db, held.sender, held.message_id, text, held.sent_at, held.server_ts)
+            db.execute(
+                "DELETE FROM rejected WHERE sender = ? AND message_id = ?",
+                (held.sender, held.message_id),
+            )
 
     # --- what we remember about the server ------------------------------------------------
 
@@ -422,6 +496,22 @@ class HistoryStore:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _insert_incoming(
+    db: sqlite3.Connection,
+    sender: str,
+    message_id: str,
+    text: str,
+    sent_at: int,
+    server_ts: int | None,
+) -> bool:
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
+        " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+        (sender, message_id, sender, text, sent_at, server_ts, MessageStatus.RECEIVED, _now_ms()),
+    )
+    return cursor.rowcount == 1
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:

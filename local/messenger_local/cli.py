@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,6 +35,11 @@ from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS
 from messenger_local.state import SAVE_EVERY_SECONDS, StateError
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
+# The project's root (where `./dev local` runs): the default state lives under it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_ROOT = ".messenger-local"
+# What "no limit" on registrations per address is, for the functions (a setting, not code).
+UNLIMITED_REGISTRATIONS = 1_000_000
 DEFAULT_FUNCTION_LOG = os.path.join(tempfile.gettempdir(), "messenger-local-functions.log")
 # The functions' powertools loggers: the messenger's, and the directory's (a failover's).
 FUNCTION_LOGGERS = (SERVICE_NAME, DIRECTORY_SERVICE_NAME)
@@ -108,7 +114,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="keep the tables (users, queued messages...) and push apps in DIR across "
-        "restarts (default: a restart forgets everything)",
+        f"restarts (default: {DEFAULT_STATE_ROOT}/<stage> under the project, git-ignored)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty: forget the kept users and messages (the state directory's "
+        "content is removed first)",
+    )
+    parser.add_argument(
+        "--registrations-per-hour",
+        type=int,
+        metavar="N",
+        help="limit new users per address and hour to N, as a deployment does (default "
+        "here: no limit, since every local user comes from 127.0.0.1)",
     )
     parser.add_argument(
         "--log-level",
@@ -121,9 +140,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--standby needs --cells N (a standby is a cell's)")
     if args.standby and args.state is not None:
         parser.error("--standby and --state do not go together")
+    if args.state is None and not args.standby:
+        args.state = default_state_dir(args.stage, args.cells)
+    if args.registrations_per_hour is not None and args.registrations_per_hour < 1:
+        parser.error("--registrations-per-hour needs at least 1")
     if args.replication_lag < 0:
         parser.error("--replication-lag cannot be negative")
     return args
+
+
+def default_state_dir(stage: str, cells: int | None) -> Path:
+    """Where a stack keeps its state unless told: under the project (git-ignored), one
+    folder per stage and number of cells (kept tables are of one shape)."""
+    name = stage if cells is None else f"{stage}-{cells}-cells"
+    return PROJECT_ROOT / DEFAULT_STATE_ROOT / name
+
+
+def forget_state(directory: Path) -> None:
+    """`--fresh`: empty the state directory (only what a stack writes there)."""
+    if directory.is_dir():
+        shutil.rmtree(directory)
 
 
 def _cell_count(text: str) -> int:
@@ -148,8 +184,13 @@ def banner(stack: LocalStack, function_log: str) -> str:
             f"  AWS (moto)        {stack.aws_endpoint}   tables: {tables}",
             f"  function logs     {function_log}",
             f"  state             {state_line(stack)}",
+            f"  registrations     {registrations_line(stack)}",
             "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM (fake credentials);"
             " a 'push' line per push",
+            "",
+            "Use the CLI on this stack (in another terminal):",
+            f"  export MESSENGER_SERVER={stack.ws_url}",
+            "  .venv/bin/messenger --profile alice init",
             "",
             "Connect a client:",
             "  wscat (a signed URL is good once, for 5 minutes; make one per connection):",
@@ -198,8 +239,13 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
             "(and so on for each cell)",
             f"  function logs     {function_log}",
             f"  state             {state_line(stack)}",
+            f"  registrations     {registrations_line(stack)}",
             "  mobile push       SNS platform apps for APNS, APNS_SANDBOX, GCM in each cell (fake "
             "credentials); a 'push' line per push",
+            "",
+            "Use the CLI on this stack (in another terminal):",
+            f"  export MESSENGER_DIRECTORY={stack.directory_url}",
+            "  .venv/bin/messenger --profile alice init",
             "",
             "Connect a client to its home cell (the directory says which; another cell answers "
             "403):",
@@ -217,8 +263,13 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
 
 def state_line(stack: LocalStack) -> str:
     if stack.state_dir is None:
+        if stack.has_standby:
+            return (
+                "not kept: a stack with standbys replicates its tables live and cannot restore"
+                " them yet, so a restart forgets every user and message"
+            )
         return "not kept: a restart forgets every user and message (--state DIR keeps them)"
-    origin = "restored from the last run" if stack.restored else "new"
+    origin = "restored from the last run; --fresh starts empty" if stack.restored else "new"
     return (
         f"kept in {stack.state_dir} ({origin}; saved every {SAVE_EVERY_SECONDS:g} s and on "
         f"stop: a crash loses at most the last {SAVE_EVERY_SECONDS:g} s)"
@@ -269,9 +320,29 @@ def failover_lines(console: TextIO) -> Iterator[None]:
         FAILOVER_LOGGER.propagate = True
 
 
-def function_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """The functions' settings this command was started with (SETTINGS_FROM_ENVIRONMENT)."""
-    return {env.value: environ[env.value] for env in SETTINGS_FROM_ENVIRONMENT if env in environ}
+def function_settings(
+    environ: Mapping[str, str], registrations_per_hour: int | None = None
+) -> dict[str, str]:
+    """The functions' settings this command was started with (SETTINGS_FROM_ENVIRONMENT).
+    Registrations per address are not limited unless asked (`--registrations-per-hour`,
+    or the environment's): locally every user comes from 127.0.0.1."""
+    settings = {
+        env.value: environ[env.value] for env in SETTINGS_FROM_ENVIRONMENT if env in environ
+    }
+    if registrations_per_hour is not None:
+        settings[Env.REGISTRATIONS_PER_IP_PER_HOUR] = str(registrations_per_hour)
+    settings.setdefault(Env.REGISTRATIONS_PER_IP_PER_HOUR, str(UNLIMITED_REGISTRATIONS))
+    return settings
+
+
+def registrations_line(stack: LocalStack) -> str:
+    limit = stack.environment.get(Env.REGISTRATIONS_PER_IP_PER_HOUR)
+    if limit is None or int(limit) >= UNLIMITED_REGISTRATIONS:
+        return (
+            "not limited (every local user comes from 127.0.0.1);"
+            " --registrations-per-hour N limits them"
+        )
+    return f"at most {limit} new users per address and hour (--registrations-per-hour)"
 
 
 async def serve(args: argparse.Namespace, console: TextIO, function_log: str) -> int:
@@ -293,13 +364,15 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         aws_port=args.aws_port,
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,
-        environment=function_settings(os.environ),
+        environment=function_settings(os.environ, args.registrations_per_hour),
         on_invocation=show,
         state_dir=args.state,
     )
     # powertools' loggers of the functions (one each in this process).
     for name in FUNCTION_LOGGERS:
         logging.getLogger(name).setLevel(args.log_level)
+    if args.fresh and args.state is not None:
+        forget_state(args.state)
     try:
         await stack.start()
     except (OSError, StateError) as error:

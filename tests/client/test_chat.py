@@ -78,3 +78,60 @@ async def test_the_chat_shows_the_history_in_order_and_a_banner_while_offline(
         await pilot.press(*"later", "enter")
         await until(lambda: len(conversation(app)) == 3)
         assert conversation(app)[2].endswith("you: later  …")
+
+
+async def test_every_conversation_is_listed_with_unread_counts_and_switched_with_keys(
+    client: MakeClient,
+) -> None:
+    # Given alice in the chat with carol
+    alice, carol, erin = await client("alice"), await client("carol"), await client("erin")
+    await carol.send_and_wait("alice", "hi from carol")
+    app = ChatApp(alice, "carol")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(lambda: any("hi from carol" in line for line in conversation(app)))
+        # When erin writes to alice
+        await erin.send_and_wait("alice", "psst, erin here")
+        # Then the list shows erin with one unread message, and a notice says so
+        await until(lambda: "erin (1)" in shown(app, "#conversations"))
+        assert "▸ carol" in shown(app, "#conversations")
+        assert any("new message from erin" in str(n.message) for n in app._notifications)
+        # When alice presses Ctrl+N, Then erin's conversation opens, read
+        await pilot.press("ctrl+n")
+        await until(lambda: any("psst, erin here" in line for line in conversation(app)))
+        assert app.peer == "erin"
+        await until(lambda: "erin (1)" not in shown(app, "#conversations"))
+        assert "▸ erin" in shown(app, "#conversations")
+        # And Ctrl+P goes back to carol
+        await pilot.press("ctrl+p")
+        await until(lambda: app.peer == "carol")
+        assert not any("psst" in line for line in conversation(app))
+
+
+async def test_quitting_with_unsent_text_asks_first(client: MakeClient) -> None:
+    alice = await client("alice")
+    app = ChatApp(alice, "bob")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.click("#input")
+        await pilot.press(*"half a thought")
+        # When alice presses Ctrl+C with text in the box, Then the chat warns and stays
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.is_running
+        assert any("not sent" in str(n.message) for n in app._notifications)
+        # And a second Ctrl+C quits
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_a_peer_whose_presence_is_not_shown_is_not_called_offline(
+    client: MakeClient,
+) -> None:
+    # Given bob online, sharing his presence with his contacts only (the default)
+    alice = await client("alice")
+    await client("bob")
+    app = ChatApp(alice, "bob")
+    async with app.run_test(size=(140, 30)):
+        # Then alice's header says why she sees nothing, not "offline"
+        await until(lambda: "contacts only" in shown(app, "#peer"))
+        assert "offline" not in shown(app, "#peer")

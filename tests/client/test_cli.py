@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import pty
 import signal
 import stat
 from collections.abc import Awaitable, Callable
@@ -136,7 +140,9 @@ async def test_presence_shows_who_is_online_and_when_others_were_last_seen(
     lines = presence.out.splitlines()
     assert lines[0] == "bob  online"
     assert lines[1].startswith("carol  offline, last seen ")
-    assert lines[2] == "dave  offline"
+    # And dave (no such user, which looks the same as a hidden one) is not called "offline"
+    assert lines[2].startswith("dave  not shown (dave's presence is not shown to you: dave")
+    assert "contacts only" in lines[2]
 
 
 async def test_fingerprints_match_on_both_sides(messenger: Messenger) -> None:
@@ -202,3 +208,168 @@ async def test_block_unblock_and_blocked_from_the_shell(messenger: Messenger) ->
     unblocked = await messenger("--profile", "alice", "unblock", "mallory")
     assert (unblocked.code, unblocked.out) == (0, "unblocked mallory (0 users blocked in all)\n")
     assert (await messenger("--profile", "alice", "blocked")).out == ""
+
+
+async def test_send_reads_stdin_and_read_history_presence_speak_json(
+    home: Path,
+    stack: LocalStack,
+    messenger: Messenger,
+    client: MakeClient,
+) -> None:
+    for name in ("alice", "bob"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    assert (await messenger("--profile", "bob", "read")).code == 0
+    # When alice pipes a two-line text into `send -`
+    process = await asyncio.create_subprocess_exec(
+        MESSENGER,
+        "--profile",
+        "alice",
+        "send",
+        "bob",
+        "-",
+        env=environment(home, stack.ws_url),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(b"line one\nline two\n"), 30)
+    assert process.returncode == 0, err
+    # Then bob's `read --json` gives it whole, as one JSON object a line
+    read = await messenger("--profile", "bob", "read", "--json")
+    assert read.code == 0, read.err
+    [received] = [json.loads(line) for line in read.out.splitlines()]
+    assert (received["from"], received["text"]) == ("alice", "line one\nline two")
+    assert received["outgoing"] is False and received["status"] == "received"
+    # And `history --json` and `presence --json` too
+    history = await messenger("--profile", "alice", "history", "bob", "--json")
+    [sent] = [json.loads(line) for line in history.out.splitlines()]
+    assert sent["messageId"] == received["messageId"] and sent["outgoing"] is True
+    await client("carol", settings=VISIBLE)
+    presence = await messenger("--profile", "alice", "presence", "carol", "dave", "--json")
+    assert [json.loads(line) for line in presence.out.splitlines()] == [
+        {"userId": "carol", "online": True, "lastSeen": None, "shown": True},
+        {"userId": "dave", "online": False, "lastSeen": None, "shown": False},
+    ]
+    # And an empty stdin sends nothing
+    empty = await asyncio.create_subprocess_exec(
+        MESSENGER,
+        "--profile",
+        "alice",
+        "send",
+        "bob",
+        "-",
+        env=environment(home, stack.ws_url),
+        stdin=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(empty.communicate(b"\n"), 30)
+    assert empty.returncode == 2 and b"nothing to send" in err
+
+
+async def test_visibility_shows_and_sets_who_sees_ones_presence(
+    messenger: Messenger,
+    client: MakeClient,
+) -> None:
+    for name in ("alice", "bob"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    assert (await messenger("--profile", "bob", "read")).code == 0
+    assert (await messenger("--profile", "alice", "send", "bob", "hi")).code == 0
+    # By default: contacts, the people alice wrote to
+    shown = await messenger("--profile", "alice", "visibility")
+    assert shown.code == 0, shown.err
+    assert "contacts only" in shown.out and "(bob)" in shown.out
+    # When alice shows it to everyone, Then carol (no contact) sees her online, from
+    # a later connection too (the choice is kept)
+    assert "to everyone" in (await messenger("--profile", "alice", "visibility", "everyone")).out
+    assert "to everyone" in (await messenger("--profile", "alice", "visibility")).out
+    carol = await client("carol")
+    watching = await messenger("--profile", "alice", "presence", "alice")
+    assert watching.code == 0
+    [alice_seen] = await carol.get_presence(["alice"])
+    assert alice_seen.last_seen is not None  # shown: she was online, and when she left
+    # And `nobody` hides it again
+    assert "to nobody" in (await messenger("--profile", "alice", "visibility", "nobody")).out
+    [alice_hidden] = await carol.get_presence(["alice"])
+    assert alice_hidden.hidden
+
+
+async def test_ctrl_c_during_a_hung_send_exits_130_and_says_what_was_not_sent(
+    home: Path,
+    stack: LocalStack,
+    messenger: Messenger,
+) -> None:
+    # Given alice knows bob's keys, and then no server answers
+    for name in ("alice", "bob"):
+        assert (await messenger("--profile", name, "init")).code == 0
+    assert (await messenger("--profile", "bob", "read")).code == 0
+    assert (await messenger("--profile", "alice", "send", "bob", "first")).code == 0
+    process = await asyncio.create_subprocess_exec(
+        MESSENGER,
+        "--profile",
+        "alice",
+        "send",
+        "bob",
+        "stuck",
+        "--timeout",
+        "60",
+        env=environment(home, "ws://127.0.0.1:9/local"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(3.0)  # started, and waiting for a server
+    # When the user presses Ctrl-C
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 20)
+    # Then it exits 130, says the message is not stored yet, and shows no stack trace
+    assert process.returncode == 130
+    assert "the message to bob was not sent" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert "sent to bob" not in out.decode()
+
+
+async def test_ctrl_c_at_once_exits_130_without_a_stack_trace(home: Path) -> None:
+    # (Before Python has started at all, ~0.05 s, the interpreter itself reports it.)
+    for delay in (0.3, 0.6, 1.0):
+        process = await asyncio.create_subprocess_exec(
+            MESSENGER,
+            "--profile",
+            "alice",
+            "read",
+            env=environment(home, "ws://127.0.0.1:9/local"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+        assert "Traceback" not in err.decode()
+        assert process.returncode in (130, 1), err  # 1: it was quicker (no such profile)
+
+
+async def test_read_on_a_terminal_says_when_there_is_nothing_new(
+    home: Path,
+    stack: LocalStack,
+    messenger: Messenger,
+) -> None:
+    assert (await messenger("--profile", "bob", "init")).code == 0
+    # When bob reads in a terminal (a pseudo-terminal here) and nothing came
+    leader, follower = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            MESSENGER,
+            "--profile",
+            "bob",
+            "read",
+            env=environment(home, stack.ws_url),
+            stdout=follower,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await asyncio.wait_for(process.wait(), 30)
+        output = os.read(leader, 4096).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    # Then it says so, instead of printing nothing
+    assert process.returncode == 0
+    assert "no new messages" in output

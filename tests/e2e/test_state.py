@@ -7,6 +7,8 @@ From issue 12: after `messenger local` restarted, acked messages were gone (`syn
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from messenger_local.state import SAVE_EVERY_SECONDS
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
-from tests.support.local_command import RunningCommand, messenger_local
+from tests.support.local_command import REPO, RunningCommand, messenger_local
 from tests.support.ws_client import connect_as, handshake_status, message_frame, signed_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -82,12 +84,53 @@ async def test_a_crash_loses_at_most_the_last_second(tmp_path: Path) -> None:
         assert await handshake_status(signed_url(ws_url, alice, with_keys=False)) == 101
 
 
-async def test_without_state_the_banner_says_a_restart_forgets(tmp_path: Path) -> None:
+async def test_by_default_state_is_kept_under_the_project_and_fresh_starts_empty(
+    tmp_path: Path,
+) -> None:
+    # A stage of this test's own, so that the folder is this test's (and removed after)
+    stage = f"pytest{os.getpid()}"
+    folder = REPO / ".messenger-local" / stage
+    bob = TestUser("bob")
+    options: tuple[str, ...] = ("--stage", stage)
+    try:
+        # Given `messenger local` without --state: kept in the project's folder, new
+        async with messenger_local(tmp_path / "1.log", *options, default_state=True) as first:
+            ws_url, state_line = await ready(first)
+            assert state_line.startswith(f"kept in {folder} (new;")
+            await (await connect_as(ws_url, bob)).close()
+            first.process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(first.process.wait(), 20) == 0
+        # When it starts again, Then bob is still a user: his id is not free for others
+        async with messenger_local(tmp_path / "2.log", *options, default_state=True) as second:
+            ws_url, state_line = await ready(second)
+            assert state_line.startswith(f"kept in {folder} (restored from the last run;")
+            assert "--fresh starts empty" in state_line
+            assert await handshake_status(signed_url(ws_url, TestUser("bob"))) == 403
+            second.process.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(second.process.wait(), 20) == 0
+        # And with --fresh it starts empty, and says so
+        options = (*options, "--fresh")
+        async with messenger_local(tmp_path / "3.log", *options, default_state=True) as third:
+            ws_url, state_line = await ready(third)
+            assert state_line.startswith(f"kept in {folder} (new;")
+            await (await connect_as(ws_url, TestUser("bob"))).close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_the_banner_says_how_to_point_the_cli_here_and_that_registrations_are_free(
+    tmp_path: Path,
+) -> None:
     async with messenger_local(tmp_path / "functions.log") as command:
-        _, state_line = await ready(command)
-        assert state_line == (
-            "not kept: a restart forgets every user and message (--state DIR keeps them)"
-        )
+        ws_url, _ = await ready(command)
+        lines = "\n".join(command.lines)
+        assert f"  export MESSENGER_SERVER={ws_url}" in lines
+        assert "registrations     not limited" in lines
+    async with messenger_local(
+        tmp_path / "limited.log", "--registrations-per-hour", "5"
+    ) as command:
+        await ready(command)
+        assert any("at most 5 new users per address and hour" in x for x in command.lines)
 
 
 async def test_cells_keep_their_tables_and_only_with_as_many_cells(tmp_path: Path) -> None:

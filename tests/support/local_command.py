@@ -60,8 +60,15 @@ class RunningCommand:
 
 
 @asynccontextmanager
-async def messenger_local(function_log: Path, *options: str) -> AsyncIterator[RunningCommand]:
-    """`messenger local --function-log FUNCTION_LOG OPTIONS...` until the block ends."""
+async def messenger_local(
+    function_log: Path, *options: str, default_state: bool = False
+) -> AsyncIterator[RunningCommand]:
+    """`messenger local --function-log FUNCTION_LOG OPTIONS...` until the block ends.
+
+    Its state goes next to FUNCTION_LOG unless OPTIONS say where (or there is none, with
+    standbys), or `default_state`: never into the project's default folder otherwise."""
+    if not default_state and "--state" not in options and "--standby" not in options:
+        options = (*options, "--state", str(function_log.parent / "local-state"))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         str(MESSENGER),
