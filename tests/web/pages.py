@@ -102,7 +102,7 @@ class WebUser:
 
     @property
     def presence(self) -> Locator:
-        return self.page.get_by_role("status").filter(has_text=re.compile(r"^(online|last seen)"))
+        return self.page.get_by_role("status").filter(has_text=re.compile(r"^(online|last seen|presence )"))
 
     async def expect_presence(self, starts: str) -> None:
         await expect(self.page.get_by_role("status", name=re.compile(f"^{starts}"))).to_be_visible()
