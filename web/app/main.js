@@ -339,7 +339,7 @@ async function sendTyped() {
   } catch (problem) {
     if (problem instanceof KeyChanged) {
       input.classList.add('unsent');
-      error.textContent = `Not sent: the keys of ${state.peer} changed. Your text is kept here until you verify the new safety number.`;
+      error.textContent = `Not sent: verify the new safety number of ${state.peer} first. Your text is kept here.`;
       renderWarning();
       renderLog();
       renderSafety();
