@@ -254,6 +254,7 @@ async def test_a_peers_key_change_holds_their_messages_until_verified_then_shows
         await alice.page.get_by_role("button", name=re.compile("^bob")).click()
         await expect(held).to_be_visible()
         await expect(changed).to_be_visible()
+        await alice.screenshot("web-key-change.png")
 
         # When she compares the new number with bob and trusts it
         await alice.page.get_by_label("Number they read you").fill(new_number.group(1))
@@ -351,7 +352,8 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     await other.page.get_by_label("User id").fill("carol")
     started = asyncio.get_running_loop().time()
     await other.page.get_by_role("button", name="Start").click()
-    await expect(other.page.get_by_role("alert")).to_contain_text("is taken", timeout=5_000)
+    taken = other.page.get_by_role("alert")
+    await expect(taken).to_contain_text("is taken", timeout=5_000)
     assert asyncio.get_running_loop().time() - started < 5
     await expect(other.page.get_by_role("button", name="Start")).to_be_enabled()
     await other.close()
@@ -378,7 +380,8 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     # When carol is in her chat with dave and alice writes again, a notice tells her
     await carol.open_chat("dave")
     await alice.type_and_send("are you there?")
-    await expect(carol.page.get_by_role("status").filter(has_text="New message from alice")).to_be_visible()
+    notice = carol.page.get_by_role("status").filter(has_text="New message from alice")
+    await expect(notice).to_be_visible()
 
     # And her phone header is compact: the safety number waits behind "Verify"
     await carol.page.get_by_role("button", name="Back to conversations").click()
@@ -387,7 +390,8 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     assert header is not None and header["height"] < 80, header
     await expect(carol.page.get_by_label("Safety number")).to_be_hidden()
     await carol.page.get_by_role("button", name="Verify").click()
-    await expect(carol.page.get_by_label("Safety number")).to_have_text(re.compile(r"^\d{5}( \d{5}){5}$"))
+    safety_number = re.compile(r"^\d{5}( \d{5}){5}$")
+    await expect(carol.page.get_by_label("Safety number")).to_have_text(safety_number)
 
     # When alice's window shrinks after many messages, the newest stays in view
     for number in range(25):
@@ -399,12 +403,17 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     # When alice sets who sees her online to everyone, the server hears it, and it stays
     await alice.page.get_by_text("Settings").click()
     await alice.page.get_by_label("Who sees when you are online").select_option("everyone")
-    await until(lambda: any('"visibility":"everyone"' in f.replace(" ", "") for f in alice.traffic.frames), timeout=10)
+    await until(lambda: sent(alice, '"visibility":"everyone"'), timeout=10)
     await alice.page.reload()
     await expect(alice.page.get_by_label("Who sees when you are online")).to_have_value("everyone")
 
     # And a Block control for the open chat asks the server to block (§2 setBlocked)
     await alice.page.get_by_role("button", name="Block").click()
-    await until(lambda: any('"action":"setBlocked"' in f.replace(" ", "") for f in alice.traffic.frames), timeout=10)
+    await until(lambda: sent(alice, '"action":"setBlocked","add":["carol"]'), timeout=10)
     await alice.close()
     await carol.close()
+
+
+def sent(user: WebUser, fragment: str) -> bool:
+    """Whether a frame the page sent holds `fragment` (JSON without spaces)."""
+    return any(fragment in frame.replace(" ", "") for frame in user.traffic.frames)

@@ -90,7 +90,11 @@ function showWelcome() {
 function showApp(client) {
   state.client = client;
   $('app').hidden = false;
-  $('me').textContent = `You are ${client.userId} · your safety number ${client.fingerprint()}`;
+  $('me').replaceChildren(
+    `You are ${client.userId}`,
+    element('span', 'my-number', ` · your safety number ${client.fingerprint()}`),
+  );
+  $('my-safety').textContent = client.fingerprint();
   client.on('connection', renderBanner);
   client.on('message', ({ message }) => {
     renderConversations();
@@ -241,11 +245,15 @@ async function openChat(peer) {
   markSeenIfVisible();
   try {
     await state.client.peerKeys(peer); // pins on first use; a change shows the warning
-    await state.client.getPresence([peer], { subscribe: true });
   } catch (problem) {
     if (peer !== state.peer) return;
     if (problem instanceof UnknownUser) $('send-error').textContent = `There is no user ${peer} on this server.`;
     else if (!(problem instanceof KeyChanged) && !(problem instanceof NotConnected)) throw problem;
+  }
+  try {
+    await state.client.getPresence([peer], { subscribe: true });
+  } catch (problem) {
+    if (!(problem instanceof NotConnected)) throw problem;
   }
   if (peer === state.peer) {
     renderSafety();
