@@ -102,7 +102,8 @@ class WebUser:
 
     @property
     def presence(self) -> Locator:
-        return self.page.get_by_role("status").filter(has_text=re.compile(r"^(online|last seen)"))
+        shown = re.compile(r"^(online|last seen|presence )")
+        return self.page.get_by_role("status").filter(has_text=shown)
 
     async def expect_presence(self, starts: str) -> None:
         await expect(self.page.get_by_role("status", name=re.compile(f"^{starts}"))).to_be_visible()

@@ -53,7 +53,7 @@ async def test_a_browser_user_and_a_cli_user_chat_both_ways(
     bobs_number = re.search(r"(\d{5}( \d{5}){5})", await cli.ok("--profile", "bob", "fingerprint"))
     assert bobs_number is not None
     await expect(alice.page.get_by_label("Safety number")).to_have_text(bobs_number.group(1))
-    await alice.expect_presence("last seen: unknown")
+    await alice.expect_presence("presence not shared: ")
 
     # When she sends (Enter) and bob reads in his terminal, marking it seen
     await alice.type_and_send("hello bob, from the browser")
@@ -127,7 +127,7 @@ async def test_two_browser_users_chat(browser: Browser, web_stack: LocalStack) -
 
     # When alice writes to carol, who never wrote to her: she does not see carol's presence
     await alice.open_chat("carol")
-    await alice.expect_presence("last seen: unknown")
+    await alice.expect_presence("presence not shared: ")
     await alice.type_and_send("hi carol! lunch at noon?")
 
     # Then carol finds the conversation in her list, opens it, and alice sees it seen
@@ -193,7 +193,7 @@ async def test_a_browser_reconnects_after_the_server_closes_it_and_loses_nothing
     await alice.close()
 
 
-async def test_a_peers_key_change_is_refused_with_a_warning(
+async def test_a_peers_key_change_holds_their_messages_until_verified_then_shows_them(
     browser: Browser, shared_aws: EmbeddedAws, tmp_path: Path
 ) -> None:
     # Given alice in her browser, who pinned bob's keys by chatting with him
@@ -220,21 +220,55 @@ async def test_a_peers_key_change_is_refused_with_a_warning(
         await cli.ok("--profile", "mallory", "init", "--user", "bob")
         await cli.ok("--profile", "mallory", "read")
         await expect(alice.page.get_by_role("status").filter(has_text="Offline")).to_be_hidden()
+        new_number = re.search(
+            r"(\d{5}( \d{5}){5})", await cli.ok("--profile", "mallory", "fingerprint")
+        )
+        assert new_number is not None
 
-        # Then what alice sends to bob is refused, with the warning, and nothing goes out
+        # Then what alice sends to bob is refused, with the warning, and nothing goes out;
+        # her text stays in the box, marked as not sent
         await alice.type_and_send("are you really bob?")
         warning = alice.page.get_by_role("alert").filter(has_text="keys of bob changed")
         await expect(warning).to_be_visible()
         await expect(alice.message("are you really bob?")).to_have_count(0)
         await expect(alice.page.get_by_label("Message")).to_have_value("are you really bob?")
+        await expect(alice.page.get_by_role("alert").filter(has_text="Not sent")).to_be_visible()
 
-        # And what the new "bob" sends her is refused too, never shown
+        # And a line that stays in the transcript gives both safety numbers
+        changed = alice.log.get_by_role("listitem").filter(has_text="safety number of bob changed")
+        await expect(changed).to_contain_text(pinned or "")
+        await expect(changed).to_contain_text(new_number.group(1))
+
+        # When the new "bob" writes twice: alice's browser holds both (acked only once
+        # stored), shows neither, and says so; they survive a reload
         await cli.ok("--profile", "mallory", "send", "alice", "trust me, I am bob")
-        await until(lambda: second.invocations_of("ack"), timeout=20)
+        await cli.ok("--profile", "mallory", "send", "alice", "really, it is me")
+        held = alice.page.get_by_role("status").filter(
+            has_text="2 messages from bob are held until you verify bob's new safety number"
+        )
+        await expect(held).to_be_visible()
+        await until(lambda: len(second.invocations_of("ack")) >= 1, timeout=20)
         await expect(alice.message("trust me, I am bob")).to_have_count(0)
-
-        # And the safety number shown is still the pinned one
         await expect(alice.page.get_by_label("Safety number")).to_have_text(pinned or "")
+        await alice.page.reload()
+        await alice.page.get_by_role("button", name=re.compile("^bob")).click()
+        await expect(held).to_be_visible()
+        await expect(changed).to_be_visible()
+        await alice.screenshot("web-key-change.png")
+
+        # When she compares the new number with bob and trusts it
+        await alice.page.get_by_label("Number they read you").fill(new_number.group(1))
+        await alice.page.get_by_role("button", name="Trust").click()
+
+        # Then both messages show, in order, after hers, and nothing is held any more
+        await expect(alice.message("really, it is me")).to_be_visible()
+        texts = await alice.log.get_by_role("listitem").locator(".text").all_text_contents()
+        assert texts == ["hi bob", "trust me, I am bob", "really, it is me"], texts
+        await expect(held).to_be_hidden()
+        await expect(alice.page.get_by_label("Safety number")).to_have_text(new_number.group(1))
+        # And what she sends to bob now goes
+        await alice.type_and_send("are you really bob?")
+        await expect(alice.mark_of("are you really bob?", "sent")).to_be_visible()
     finally:
         await alice.close()
         await second.stop()
@@ -305,3 +339,81 @@ async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_sign
     for frame in alice.traffic.frames:
         assert not [secret for secret in secrets if secret in frame], frame
     await alice.close()
+
+
+async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStack) -> None:
+    # Given carol on her phone, on her first visit: her list says how to begin
+    carol = await WebUser.open(browser, app_url(web_stack), viewport=PHONE)
+    await carol.start("carol")
+    await expect(carol.page.get_by_text("No conversations yet")).to_be_visible()
+
+    # When someone else picks "carol" too, then it says at once that the id is taken
+    other = await WebUser.open(browser, app_url(web_stack))
+    await other.page.get_by_label("User id").fill("carol")
+    started = asyncio.get_running_loop().time()
+    await other.page.get_by_role("button", name="Start").click()
+    taken = other.page.get_by_role("alert")
+    await expect(taken).to_contain_text("is taken", timeout=5_000)
+    assert asyncio.get_running_loop().time() - started < 5
+    await expect(other.page.get_by_role("button", name="Start")).to_be_enabled()
+    await other.close()
+
+    # When alice writes carol two lines (Shift+Enter), then Enter sends them as one message
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+    await alice.open_chat("carol")
+    box = alice.page.get_by_label("Message")
+    await box.fill("first line")
+    await box.press("Shift+Enter")
+    await box.type("second line")
+    await box.press("Enter")
+    await expect(box).to_have_value("")
+    await expect(alice.mark_of("second line", "sent")).to_be_visible()
+    text = await alice.message("second line").locator(".text").text_content()
+    assert text == "first line\nsecond line"
+
+    # Then carol's list shows alice first, with an unread badge
+    first = carol.page.get_by_role("list").first.get_by_role("button").first
+    await expect(first).to_contain_text("alice")
+    await expect(carol.page.get_by_label("1 unread")).to_be_visible()
+
+    # When carol is in her chat with dave and alice writes again, a notice tells her
+    await carol.open_chat("dave")
+    await alice.type_and_send("are you there?")
+    notice = carol.page.get_by_role("status").filter(has_text="New message from alice")
+    await expect(notice).to_be_visible()
+
+    # And her phone header is compact: the safety number waits behind "Verify"
+    await carol.page.get_by_role("button", name="Back to conversations").click()
+    await carol.page.get_by_role("button", name=re.compile("^alice")).click()
+    header = await carol.page.locator(".chat-head").bounding_box()
+    assert header is not None and header["height"] < 80, header
+    await expect(carol.page.get_by_label("Safety number")).to_be_hidden()
+    await carol.page.get_by_role("button", name="Verify").click()
+    safety_number = re.compile(r"^\d{5}( \d{5}){5}$")
+    await expect(carol.page.get_by_label("Safety number")).to_have_text(safety_number)
+
+    # When alice's window shrinks after many messages, the newest stays in view
+    for number in range(25):
+        await alice.type_and_send(f"line {number}")
+    await expect(alice.message("line 24")).to_be_visible()
+    await alice.page.set_viewport_size({"width": 1280, "height": 420})
+    await expect(alice.message("line 24")).to_be_in_viewport()
+
+    # When alice sets who sees her online to everyone, the server hears it, and it stays
+    await alice.page.get_by_text("Settings").click()
+    await alice.page.get_by_label("Who sees when you are online").select_option("everyone")
+    await until(lambda: sent(alice, '"visibility":"everyone"'), timeout=10)
+    await alice.page.reload()
+    await expect(alice.page.get_by_label("Who sees when you are online")).to_have_value("everyone")
+
+    # And a Block control for the open chat asks the server to block (§2 setBlocked)
+    await alice.page.get_by_role("button", name="Block").click()
+    await until(lambda: sent(alice, '"action":"setBlocked","add":["carol"]'), timeout=10)
+    await alice.close()
+    await carol.close()
+
+
+def sent(user: WebUser, fragment: str) -> bool:
+    """Whether a frame the page sent holds `fragment` (JSON without spaces)."""
+    return any(fragment in frame.replace(" ", "") for frame in user.traffic.frames)

@@ -8,6 +8,7 @@ import {
   History, Identity, IndexedDbBackend, isUserId, KeyChanged, MessageTooLong, MessengerClient,
   NotConnected, Status, UnknownUser, USER_ID_RULE,
 } from '../sdk/index.js';
+import { heldNotice, presenceText, visibilityText } from './words.js';
 
 const IDENTITY_KEY = 'me';
 const REGISTER_TIMEOUT = 15_000;
@@ -21,7 +22,9 @@ const MARKS = {
   [Status.FAILED]: ['!', 'not sent'],
 };
 
-const state = { client: null, backend: null, config: null, peer: null, keyWarnings: new Map() };
+const state = { client: null, backend: null, config: null, peer: null, keyWarnings: new Map(), blocked: new Set() };
+// The history's meta key for key changes not yet verified: they outlive the page.
+const KEY_WARNINGS = 'keyWarnings';
 
 async function loadConfig() {
   const { default: config } = await import('./config.js');
@@ -57,18 +60,24 @@ function showWelcome() {
     }
     const button = event.submitter ?? $('start-form').querySelector('button');
     button.disabled = true;
+    $('start-busy').hidden = false;
     error.textContent = '';
     const identity = Identity.generate(userId);
     // Kept before the first connect registers it: keys the server knows are never lost.
     await state.backend.put('identity', IDENTITY_KEY, identity.toRecord());
     const client = await newClient(identity);
-    try {
-      await client.waitOnline(REGISTER_TIMEOUT);
-    } catch {
+    // The server that served this page refuses the handshake of an id registered with
+    // other keys: the first refusal says so at once (a browser is never told the status).
+    const refused = client.next('connection', (status) => status.state === 'offline', REGISTER_TIMEOUT).then(() => false, () => false);
+    const online = client.waitOnline(REGISTER_TIMEOUT).then(() => true, () => false);
+    const registered = await Promise.race([online, refused]);
+    $('start-busy').hidden = true;
+    if (!registered) {
       await client.close();
       await state.backend.delete('identity', IDENTITY_KEY);
-      error.textContent = `Could not register ${userId}: the id may be taken, or the server cannot be reached.`;
+      error.textContent = `“${userId}” is taken, or the server refused it: pick another id.`;
       button.disabled = false;
+      $('user-id').focus();
       return;
     }
     $('welcome').hidden = true;
@@ -81,21 +90,36 @@ function showWelcome() {
 function showApp(client) {
   state.client = client;
   $('app').hidden = false;
-  $('me').textContent = `You are ${client.userId} · your safety number ${client.fingerprint()}`;
+  $('me').replaceChildren(
+    `You are ${client.userId}`,
+    element('span', 'my-number', ` · your safety number ${client.fingerprint()}`),
+  );
+  $('my-safety').textContent = client.fingerprint();
   client.on('connection', renderBanner);
   client.on('message', ({ message }) => {
     renderConversations();
     if (message.peer === state.peer) {
       renderLog();
       if (!message.outgoing) markSeenIfVisible();
+    } else if (!message.outgoing) {
+      showNotice(message.peer, `New message from ${message.peer}`);
     }
+  });
+  client.on('held', ({ peer }) => {
+    renderConversations();
+    if (peer === state.peer) renderHeld();
+    else if (client.held(peer).length) showNotice(peer, heldNotice(peer, client.held(peer).length));
   });
   client.on('status', ({ peer }) => peer === state.peer && renderLog());
   client.on('sendFailed', ({ peer }) => peer === state.peer && renderLog());
   client.on('presence', (presence) => presence.userId === state.peer && renderPresence());
   client.on('keyChanged', ({ peer, pinned, offered }) => {
     state.keyWarnings.set(peer, { pinned, offered });
-    if (peer === state.peer) renderWarning();
+    saveKeyWarnings();
+    if (peer === state.peer) {
+      renderWarning();
+      renderLog();
+    }
   });
   client.on('rejected', () => renderConversations());
   client.on('synced', () => renderConversations());
@@ -108,6 +132,26 @@ function showApp(client) {
     event.preventDefault();
     sendTyped();
   });
+  $('message').addEventListener('keydown', (event) => {
+    // Enter sends; Shift+Enter is a new line (and nothing is sent mid-composition).
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendTyped();
+    }
+  });
+  $('message').addEventListener('input', fitComposer);
+  $('verify').addEventListener('click', () => toggleVerify());
+  $('block').addEventListener('click', () => toggleBlock());
+  $('visibility').addEventListener('change', () => changeVisibility($('visibility').value));
+  $('settings').addEventListener('toggle', () => $('settings').open && loadSettings());
+  // A resize (a phone's keyboard, a rotated screen) keeps the newest message in view.
+  new ResizeObserver(() => {
+    if (state.stuckToBottom !== false) $('log').scrollTop = $('log').scrollHeight;
+  }).observe($('log'));
+  $('log').addEventListener('scroll', () => {
+    const log = $('log');
+    state.stuckToBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  });
   $('trust-form').addEventListener('submit', (event) => {
     event.preventDefault();
     trustTyped();
@@ -119,6 +163,8 @@ function showApp(client) {
     history.replaceState(null, '', location.pathname);
     renderConversations();
   });
+  state.keyWarnings = new Map(Object.entries(client.history.getMeta(KEY_WARNINGS) ?? {}));
+  $('visibility').value = client.settings.presenceVisibility ?? 'contacts';
   renderBanner(client.status);
   renderConversations();
   const fromHash = decodeURIComponent(location.hash.slice(1));
@@ -126,6 +172,7 @@ function showApp(client) {
 }
 
 function renderBanner(status) {
+  if (state.peer) renderPresence();
   const banner = $('banner');
   if (status.state === 'online') {
     banner.hidden = true;
@@ -139,8 +186,13 @@ function renderBanner(status) {
 
 function renderConversations() {
   const list = $('conversations');
+  const conversations = withHeld(state.client.conversations());
+  if (!conversations.length) {
+    list.replaceChildren(element('li', 'empty', 'No conversations yet. Type a user id in “Chat with” and press Open: your keys are checked and the chat opens.'));
+    return;
+  }
   list.replaceChildren(
-    ...state.client.conversations().map(({ peer, last, unread }) => {
+    ...conversations.map(({ peer, last, unread, held }) => {
       const item = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
@@ -148,8 +200,11 @@ function renderConversations() {
       const name = element('span', 'peer', peer);
       const badge = element('span', 'unread', unread ? String(unread) : '');
       if (unread) badge.setAttribute('aria-label', `${unread} unread`);
+      if (unread) badge.title = `${unread} unread`;
       else badge.hidden = true;
-      const preview = element('span', 'preview', last ? `${last.outgoing ? 'You: ' : ''}${last.text}` : 'No messages yet');
+      const previewText = held ? heldNotice(peer, held)
+        : last ? `${last.outgoing ? 'You: ' : ''}${last.text}` : 'No messages yet';
+      const preview = element('span', 'preview', previewText);
       button.append(name, badge, preview);
       button.addEventListener('click', () => openChat(peer));
       item.append(button);
@@ -177,7 +232,11 @@ async function openChat(peer) {
   $('chat-title').textContent = peer;
   $('log').setAttribute('aria-label', `Conversation with ${peer}`);
   $('send-error').textContent = '';
+  $('message').classList.remove('unsent');
+  if ($('notice').dataset.peer === peer) $('notice').hidden = true;
   renderLog();
+  renderHeld();
+  renderBlock();
   renderPresence();
   renderSafety();
   renderWarning();
@@ -186,11 +245,15 @@ async function openChat(peer) {
   markSeenIfVisible();
   try {
     await state.client.peerKeys(peer); // pins on first use; a change shows the warning
-    await state.client.getPresence([peer], { subscribe: true });
   } catch (problem) {
     if (peer !== state.peer) return;
     if (problem instanceof UnknownUser) $('send-error').textContent = `There is no user ${peer} on this server.`;
     else if (!(problem instanceof KeyChanged) && !(problem instanceof NotConnected)) throw problem;
+  }
+  try {
+    await state.client.getPresence([peer], { subscribe: true });
+  } catch (problem) {
+    if (!(problem instanceof NotConnected)) throw problem;
   }
   if (peer === state.peer) {
     renderSafety();
@@ -202,8 +265,12 @@ function renderLog() {
   const messages = state.client.messages(state.peer);
   const log = $('log');
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const warning = state.keyWarnings.get(state.peer);
+  const changed = warning
+    ? [element('li', 'notice', `The safety number of ${state.peer} changed: it was ${warning.pinned}, the server now gives ${warning.offered}. Nothing goes either way until you verify it.`)]
+    : [];
   if (!messages.length) {
-    log.replaceChildren(element('li', 'empty', 'No messages yet. Say hello: only you two can read it.'));
+    log.replaceChildren(element('li', 'empty', 'No messages yet. Say hello: only you two can read it.'), ...changed);
     return;
   }
   log.replaceChildren(
@@ -211,6 +278,7 @@ function renderLog() {
       const item = element('li', message.outgoing ? 'mine' : 'theirs');
       item.append(element('span', 'text', message.text));
       const meta = element('span', 'meta', timeOf(message.sentAt));
+      meta.title = new Date(message.sentAt).toLocaleString();
       if (message.outgoing) {
         const [symbol, name] = MARKS[message.status];
         const mark = element('span', `mark ${message.status}`, symbol);
@@ -222,6 +290,7 @@ function renderLog() {
       item.append(meta);
       return item;
     }),
+    ...changed,
   );
   if (atBottom || messages.at(-1)?.outgoing) log.scrollTop = log.scrollHeight;
 }
@@ -229,16 +298,28 @@ function renderLog() {
 function renderPresence() {
   const presence = state.client.presence(state.peer);
   const element = $('presence');
-  let text = 'last seen: unknown';
-  if (presence?.online) text = 'online';
-  else if (presence?.lastSeen) text = `last seen ${whenOf(presence.lastSeen)}`;
+  const text = presenceText(state.peer, presence, {
+    connected: state.client.status.state === 'online',
+    when: whenOf,
+  });
   element.textContent = text;
+  element.title = text;
   element.setAttribute('aria-label', text);
   element.classList.toggle('online', Boolean(presence?.online));
 }
 
 function renderSafety() {
   $('safety').textContent = state.client.fingerprint(state.peer) ?? 'not known yet';
+  const warning = state.keyWarnings.get(state.peer);
+  $('safety-new').hidden = !warning;
+  $('safety-new').textContent = warning ? `changed, now ${warning.offered}` : '';
+  // On a phone the numbers wait behind "Verify", unless they changed.
+  if (warning) toggleVerify(true);
+}
+
+function toggleVerify(open = $('verify').getAttribute('aria-expanded') !== 'true') {
+  $('verify').setAttribute('aria-expanded', String(open));
+  document.querySelector('.chat-head').classList.toggle('verifying', open);
 }
 
 function renderWarning() {
@@ -254,15 +335,23 @@ function renderWarning() {
 
 async function sendTyped() {
   const input = $('message');
-  const text = input.value.trim();
+  const text = input.value.replace(/^\s*\n|\s+$/g, '');
   const error = $('send-error');
   error.textContent = '';
   if (!text || !state.peer) return;
+  input.classList.remove('unsent');
   try {
     await state.client.send(state.peer, text);
     input.value = '';
+    fitComposer();
   } catch (problem) {
-    if (problem instanceof KeyChanged) renderWarning();
+    if (problem instanceof KeyChanged) {
+      input.classList.add('unsent');
+      error.textContent = `Not sent: verify the new safety number of ${state.peer} first. Your text is kept here.`;
+      renderWarning();
+      renderLog();
+      renderSafety();
+    }
     else if (problem instanceof MessageTooLong) error.textContent = problem.message;
     else if (problem instanceof UnknownUser) error.textContent = `There is no user ${state.peer} on this server.`;
     else if (problem instanceof NotConnected) error.textContent = `Cannot reach the server to fetch the keys of ${state.peer}; try again once online.`;
@@ -281,9 +370,93 @@ async function trustTyped() {
     return;
   }
   state.keyWarnings.delete(peer);
+  await saveKeyWarnings();
   $('trust-number').value = '';
+  $('message').classList.remove('unsent');
+  if ($('message').value) $('send-error').textContent = 'Verified. Your text was not sent yet: press Send.';
   renderWarning();
   renderSafety();
+  renderHeld();
+  renderLog();
+  renderConversations();
+}
+
+function saveKeyWarnings() {
+  return state.client.history.setMeta(KEY_WARNINGS, Object.fromEntries(state.keyWarnings));
+}
+
+function withHeld(conversations) {
+  const held = new Map();
+  for (const record of state.client.held()) held.set(record.sender, (held.get(record.sender) ?? 0) + 1);
+  const listed = conversations.map((entry) => ({ ...entry, held: held.get(entry.peer) ?? 0 }));
+  for (const [peer, count] of held) {
+    if (!listed.some((entry) => entry.peer === peer)) listed.unshift({ peer, last: null, unread: 0, held: count });
+  }
+  return listed;
+}
+
+function renderHeld() {
+  const count = state.peer ? state.client.held(state.peer).length : 0;
+  $('held').hidden = !count;
+  $('held').textContent = count ? `${heldNotice(state.peer, count)}.` : '';
+}
+
+function showNotice(peer, text) {
+  const notice = $('notice');
+  notice.textContent = text;
+  notice.dataset.peer = peer;
+  notice.hidden = false;
+}
+
+function fitComposer() {
+  const box = $('message');
+  box.style.height = 'auto';
+  box.style.height = `${box.scrollHeight + 2}px`;
+}
+
+// --- settings and blocking (§2 getSettings, setBlocked) ---------------------------------
+
+async function loadSettings() {
+  const status = $('settings-status');
+  try {
+    const settings = await state.client.getSettings();
+    $('visibility').value = settings.visibility;
+    state.blocked = new Set(settings.blocked);
+    status.textContent = visibilityText(settings.visibility, settings.contacts.length, settings.blocked.length);
+    renderBlock();
+  } catch (problem) {
+    status.textContent = `Shown as set on this device: the server could not say (${problem.message}).`;
+  }
+}
+
+async function changeVisibility(visibility) {
+  const status = $('settings-status');
+  try {
+    await state.client.setVisibility(visibility);
+    await loadSettings();
+  } catch (problem) {
+    status.textContent = `Saved here; the server hears it once connected (${problem.message}).`;
+  }
+}
+
+function renderBlock() {
+  const blocked = state.blocked.has(state.peer);
+  $('block').textContent = blocked ? 'Unblock' : 'Block';
+  $('block').setAttribute('aria-pressed', String(blocked));
+}
+
+async function toggleBlock() {
+  const peer = state.peer;
+  const blocking = !state.blocked.has(peer);
+  try {
+    await state.client.setBlocked(blocking ? { add: [peer] } : { remove: [peer] });
+  } catch (problem) {
+    $('send-error').textContent = `Could not ${blocking ? 'block' : 'unblock'} ${peer}: ${problem.message}`;
+    return;
+  }
+  if (blocking) state.blocked.add(peer);
+  else state.blocked.delete(peer);
+  renderBlock();
 }
 
 async function markSeenIfVisible() {

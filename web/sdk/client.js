@@ -20,8 +20,9 @@
 //   else tells us).
 // - Receiving (inbox.js): every `message` is deduplicated by (from, messageId), decrypted
 //   with the sender's pinned key (which verifies the sender), stored, and only then acked
-//   (in batches, acks.js). One that does not open is recorded as rejected and acked as
-//   well. `sync` (paged, batched) after every (re)connect; a new `epoch` resends (§7).
+//   (in batches, acks.js). One whose sender's keys changed is held (ciphertext, stored,
+//   then acked) and opened after `trust`; one that does not open otherwise is recorded as
+//   rejected and acked as well. `sync` (paged, batched) after every (re)connect; a new `epoch` resends (§7).
 // - Keys (pinning.js): pinned on first use (getKeys); different keys later are refused
 //   (KeyChanged) until the user compares the safety number and calls `trust`.
 // - Presence (presence.js): answers and subscribed changes, kept, subscriptions renewed on
@@ -74,6 +75,9 @@ export const DEFAULT_SETTINGS = Object.freeze({
   directoryInterval: DIRECTORY_INTERVAL_SECONDS * 1000,
 });
 
+const VISIBILITY_KEY = 'presenceVisibility';
+export const VISIBILITIES = Object.freeze(['everyone', 'contacts', 'nobody']);
+
 export class MessengerClient extends Emitter {
   /**
    * @param {object} options
@@ -123,6 +127,8 @@ export class MessengerClient extends Emitter {
       publish,
       log: this.log,
     });
+    // The user's own choice (setVisibility) outlives the page; the settings are the default.
+    this.settings.presenceVisibility = history.getMeta(VISIBILITY_KEY) ?? this.settings.presenceVisibility;
     this.lastSentAt = history.lastSentAt();
     this.outboxRun = null;
     this.closed = false;
@@ -228,9 +234,17 @@ export class MessengerClient extends Emitter {
     return this.pinning.check(peer);
   }
 
-  /** Pin the peer's current keys after the user compared their safety number. */
-  trust(peer, safetyNumber) {
-    return this.pinning.trust(peer, safetyNumber);
+  /** Pin the peer's current keys after the user compared their safety number; what was
+   * held from them is then opened and shown, in order ('message' events). */
+  async trust(peer, safetyNumber) {
+    const keys = await this.pinning.trust(peer, safetyNumber);
+    await this.inbox.releaseHeld(peer);
+    return keys;
+  }
+
+  /** Messages from `sender` (everyone's without one) held until their new keys are trusted. */
+  held(sender) {
+    return this.history.held(sender);
   }
 
   /** Our own safety number, or the one of a peer's pinned keys (null: not pinned). */
@@ -261,6 +275,33 @@ export class MessengerClient extends Emitter {
   /** Whether the server's protocol has this action (a newer SDK on an older server). */
   supports(action) {
     return this.schemas.has(`client.${action}`);
+  }
+
+  /** Who may see our presence from now on ('everyone', 'contacts' or 'nobody'): kept in the
+   * history and told to the server now (and on every connection). */
+  async setVisibility(visibility) {
+    if (!VISIBILITIES.includes(visibility)) throw new TypeError(`visibility is one of ${VISIBILITIES.join(', ')}`);
+    await this.history.setMeta(VISIBILITY_KEY, visibility);
+    this.settings.presenceVisibility = visibility;
+    await this.#sharePresence();
+  }
+
+  /** What the server holds for us (§2 getSettings): {visibility, contacts, blocked}. */
+  async getSettings() {
+    const answer = await this.replies.request({ action: 'getSettings' }, (frame) => frame.type === 'settings');
+    return { visibility: answer.visibility, contacts: answer.contacts, blocked: answer.blocked };
+  }
+
+  /** Block or unblock users (§2 setBlocked): `userIds` replaces the list, `add` and
+   * `remove` edit it; the number of users now blocked. */
+  async setBlocked({ add, remove, userIds } = {}) {
+    const frame = { action: 'setBlocked' };
+    if (userIds !== undefined) frame.userIds = userIds;
+    if (add !== undefined) frame.add = add;
+    if (remove !== undefined) frame.remove = remove;
+    [...(userIds ?? []), ...(add ?? []), ...(remove ?? [])].forEach(checkUserId);
+    const answer = await this.replies.request(frame, (reply) => reply.type === 'blocked');
+    return answer.count;
   }
 
   /** Keep the server's presence visibility as the settings say (best effort: a new

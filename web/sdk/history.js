@@ -59,6 +59,7 @@ export class History {
     this.me = me;
     this.messages = new Map();
     this.rejections = new Map();
+    this.holds = new Map();
     this.pins = new Map();
     this.meta = new Map();
   }
@@ -70,6 +71,9 @@ export class History {
     }
     for (const record of await backend.all('rejected')) {
       history.rejections.set(keyOf(record.sender, record.messageId), record);
+    }
+    for (const record of await backend.all('held')) {
+      history.holds.set(keyOf(record.sender, record.messageId), record);
     }
     for (const record of await backend.all('peers')) {
       history.pins.set(record.userId, new PeerKeys(record.userId, record.signKey, record.boxKey));
@@ -212,14 +216,15 @@ export class History {
 
   // --- their messages ----------------------------------------------------------------
 
-  /** Whether a message from `sender` is already stored (or was rejected): a duplicate. */
+  /** Whether a message from `sender` is already stored (or held, or rejected): a duplicate. */
   hasMessage(sender, messageId) {
     const key = keyOf(sender, messageId);
-    return this.messages.has(key) || this.rejections.has(key);
+    return this.messages.has(key) || this.rejections.has(key) || this.holds.has(key);
   }
 
   async addIncoming(sender, messageId, text, sentAt, serverTs) {
-    if (this.hasMessage(sender, messageId)) return null;
+    // A held message is stored here before it stops being held: never neither.
+    if (this.#kept(sender, messageId)) return null;
     const record = {
       sender, peer: sender, messageId, outgoing: false, text, sentAt, serverTs,
       status: Status.RECEIVED, read: false, seenReported: false, frame: null, resend: false, error: null,
@@ -230,11 +235,39 @@ export class History {
 
   async addRejected(sender, messageId, sentAt, reason) {
     const key = keyOf(sender, messageId);
-    if (this.hasMessage(sender, messageId)) return null;
+    if (this.#kept(sender, messageId)) return null;
     const record = { sender, messageId, sentAt, reason };
     this.rejections.set(key, record);
     await this.backend.put('rejected', key, record);
     return { ...record };
+  }
+
+  /** Keep a message we cannot open yet (its sender's keys changed) as it came: ciphertext,
+   * until the user trusts the new keys. Null if it is a duplicate. */
+  #kept(sender, messageId) {
+    const key = keyOf(sender, messageId);
+    return this.messages.has(key) || this.rejections.has(key);
+  }
+
+  async addHeld(sender, messageId, sentAt, serverTs, body, nonce) {
+    if (this.hasMessage(sender, messageId)) return null;
+    const key = keyOf(sender, messageId);
+    const record = { sender, messageId, sentAt, serverTs, body, nonce };
+    await this.backend.put('held', key, record);
+    this.holds.set(key, record);
+    return { ...record };
+  }
+
+  /** The messages held from `sender` (every sender's without one), oldest first. */
+  held(sender) {
+    return [...this.holds.values()].filter((record) => !sender || record.sender === sender).sort(byTime);
+  }
+
+  /** A held message was opened (or found unreadable): it is no longer held. */
+  async releaseHeld(sender, messageId) {
+    const key = keyOf(sender, messageId);
+    this.holds.delete(key);
+    await this.backend.delete('held', key);
   }
 
   rejected(sender) {

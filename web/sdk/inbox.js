@@ -6,8 +6,11 @@
 //
 // - a message is deduplicated by (from, messageId), opened with the sender's pinned keys
 //   (which verifies the sender), stored, and only then acked;
-// - a message that does not open is recorded as rejected (no text) and acked as well:
-//   keeping it queued would not make it readable, and would replay it on every sync;
+// - a message that does not open because its sender's keys changed is held: kept as it
+//   came (ciphertext) in the history, then acked; once the user trusts the new keys it is
+//   opened and shown in its place (never acked and dropped, §7: we are its only copy);
+// - a message that does not open otherwise is recorded as rejected (no text) and acked as
+//   well: keeping it queued would not make it readable, and would replay it on every sync;
 // - a receipt moves our messages on (delivered, seen), then is acked;
 // - a malformed message item is acked and dropped, for the same reason;
 // - `syncDone` ends a page of a sync: the acks go at once, then the next page is asked for
@@ -169,7 +172,7 @@ export class Inbox {
       text = decodePlaintext(openSealed(this.identity, keys, body, nonce));
     } catch (error) {
       if (error instanceof UnreadableMessage || error instanceof KeyChanged || error instanceof UnknownUser) {
-        await this.#reject(itemId, sender, messageId, sentAt, error);
+        await this.#refuse(frame, error);
         return;
       }
       throw error;
@@ -187,7 +190,38 @@ export class Inbox {
     }
   }
 
-  async #reject(itemId, sender, messageId, sentAt, problem) {
+  /** Open, in order, what was held from `peer` now that their keys are trusted: each is
+   * stored (a 'message' event) before it stops being held. */
+  releaseHeld(peer) {
+    const done = this.items.then(() => this.#release(peer));
+    this.items = done.catch((error) => this.#quietly(error));
+    return done;
+  }
+
+  async #release(peer) {
+    const keys = this.history.pinned(peer);
+    for (const held of this.history.held(peer)) {
+      let text = null;
+      try {
+        text = decodePlaintext(openSealed(this.identity, keys, held.body, held.nonce));
+      } catch (error) {
+        if (!(error instanceof UnreadableMessage)) throw error;
+      }
+      if (text === null) {
+        const rejection = await this.history.addRejected(peer, held.messageId, held.sentAt, 'could not be read with the trusted keys');
+        await this.history.releaseHeld(peer, held.messageId);
+        if (rejection) this.publish('rejected', { ...rejection, keyChanged: false });
+        continue;
+      }
+      const stored = await this.history.addIncoming(peer, held.messageId, text, held.sentAt, held.serverTs);
+      await this.history.releaseHeld(peer, held.messageId);
+      if (stored) this.publish('message', { message: stored });
+    }
+    this.publish('held', { peer, count: 0 });
+  }
+
+  async #refuse(frame, problem) {
+    const { id: itemId, from: sender, messageId, sentAt, body, nonce } = frame;
     let reason = problem;
     if (problem instanceof UnreadableMessage) {
       // Tell a changed key (the user must act) from plain garbage.
@@ -197,8 +231,15 @@ export class Inbox {
         if (error instanceof KeyChanged) reason = error;
       }
     }
-    const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);
-    if (rejection) this.publish('rejected', { ...rejection, keyChanged: reason instanceof KeyChanged });
+    if (reason instanceof KeyChanged) {
+      // Kept before the ack: it opens once the user trusts the new keys.
+      const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
+      const held = await this.history.addHeld(sender, messageId, sentAt, serverTs, body, nonce);
+      if (held) this.publish('held', { peer: sender, count: this.history.held(sender).length });
+    } else {
+      const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);
+      if (rejection) this.publish('rejected', { ...rejection, keyChanged: false });
+    }
     this.acks.add(itemId);
   }
 

@@ -1,6 +1,6 @@
 // The messenger's JavaScript SDK (docs/protocol.md v1.1): what an app imports.
 
-export { MessengerClient, DEFAULT_SETTINGS } from './client.js';
+export { MessengerClient, DEFAULT_SETTINGS, VISIBILITIES } from './client.js';
 export { Connection, ConnectionState, DEFAULT_POLICY, browserSocket } from './connection.js';
 export { Identity, PeerKeys, fingerprint, normalizeFingerprint, signedConnectQuery, withQuery } from './crypto.js';
 export { Directory, shardOf } from './directory.js';

@@ -2,8 +2,9 @@
 // private keys are kept here too (as bytes), and nowhere else: never in localStorage,
 // never sent anywhere.
 
-const VERSION = 1;
-export const TABLES = ['identity', 'messages', 'rejected', 'peers', 'meta'];
+// Version 2 adds `held`: messages kept as ciphertext until their sender's new keys are trusted.
+const VERSION = 2;
+export const TABLES = ['identity', 'messages', 'rejected', 'held', 'peers', 'meta'];
 
 function request(idbRequest) {
   return new Promise((resolve, reject) => {

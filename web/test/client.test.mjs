@@ -6,6 +6,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 
 import { Identity, sendMessageFrame } from '../sdk/crypto.js';
 import { UnknownUser } from '../sdk/errors.js';
+import { MemoryBackend } from '../sdk/history.js';
 import { FakeServer } from './support/fake-server.mjs';
 import { makeClient } from './support/clients.mjs';
 
@@ -239,15 +240,57 @@ test('given a peer whose keys changed, then sending and receiving are refused un
     return true;
   });
   assert.deepEqual(await warned, { peer: 'bob', pinned: bob.fingerprint(), offered: impostor.fingerprint() });
-  const rejected = alice.next('rejected');
-  server.send(server.live[0], messageItem(impostor, alice.identity, 'from the impostor'));
-  const rejection = await rejected;
-  assert.equal(rejection.keyChanged, true);
-  assert.equal(alice.messages('bob').length, 1);
-  await assert.rejects(alice.trust('bob', bob.fingerprint()), { name: 'FingerprintMismatch' });
   await alice.trust('bob', impostor.fingerprint());
   assert.equal(alice.fingerprint('bob'), impostor.fingerprint());
   await alice.send('bob', 'now trusted');
+});
+
+test('given a sender whose keys changed, then their messages are held (stored, then acked), kept across a restart, and shown in order once trusted', async () => {
+  // Given alice, who pinned bob's keys, and a "bob" with new keys
+  const backend = new MemoryBackend();
+  const identity = Identity.generate('alice');
+  const alice = await open('alice', { identity, backend });
+  await alice.waitSynced();
+  await alice.send('bob', 'first, pinning');
+  const newBob = Identity.generate('bob');
+  server.handlers.getKeys = () => keysOf(newBob);
+
+  // When two messages from the new keys arrive
+  const items = [messageItem(newBob, alice.identity, 'one'), messageItem(newBob, alice.identity, 'two')];
+  const held = alice.next('held', (event) => event.count === 2);
+  for (const item of items) server.send(server.live[0], item);
+  assert.deepEqual(await held, { peer: 'bob', count: 2 });
+
+  // Then they are held as ciphertext, stored before the ack, and nothing is shown
+  const acked = await server.until(() => {
+    const ids = server.framesOf('ack').flatMap(({ frame }) => frame.ids);
+    return items.every((item) => ids.includes(item.id)) && ids;
+  });
+  assert.ok(acked);
+  const stored = await backend.all('held');
+  assert.deepEqual(stored.map((record) => record.body).sort(), items.map((item) => item.body).sort());
+  assert.ok(stored.every((record) => !('text' in record)));
+  assert.deepEqual(alice.messages('bob').map((message) => message.text), ['first, pinning']);
+  assert.equal(alice.rejected('bob').length, 0);
+
+  // And they survive a restart
+  await alice.close();
+  const again = await open('alice', { identity, backend });
+  await again.waitSynced();
+  assert.equal(again.held('bob').length, 2);
+
+  // When alice trusts bob's new safety number, then both are opened and shown, in order
+  await assert.rejects(again.trust('bob', bob.fingerprint()), { name: 'FingerprintMismatch' });
+  assert.equal(again.held('bob').length, 2);
+  await again.trust('bob', newBob.fingerprint());
+  // (in the order they were written: these items carry sentAt times of the past)
+  assert.deepEqual(again.messages('bob').map((message) => message.text), ['one', 'two', 'first, pinning']);
+  assert.equal(again.held('bob').length, 0);
+  assert.deepEqual(await backend.all('held'), []);
+  // And a copy of one that comes again is a duplicate, acked and not shown twice
+  server.send(server.live.at(-1), items[0]);
+  await server.until(() => server.framesOf('ack').flatMap(({ frame }) => frame.ids).filter((id) => id === items[0].id).length === 2);
+  assert.equal(again.messages('bob').length, 3);
 });
 
 test('given an unknown user, then sending to them says so and nothing is stored', async () => {
@@ -300,4 +343,23 @@ test('given a resend after a new epoch that the server refuses, then it is not s
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.equal(server.framesOf('sendMessage').length, 2);
   assert.equal(alice.messages('bob')[0].status, 'sent');
+});
+
+test('given settings, then getSettings, setBlocked and setVisibility speak §2 and the choice outlives the client', async () => {
+  server.handlers.getSettings = () => ({ type: 'settings', visibility: 'nobody', contacts: [], blocked: ['mallory'] });
+  server.handlers.setBlocked = (frame) => ({ type: 'blocked', count: (frame.add ?? []).length });
+  const backend = new MemoryBackend();
+  const identity = Identity.generate('alice');
+  const alice = await open('alice', { identity, backend });
+  await alice.waitSynced();
+  assert.deepEqual(await alice.getSettings(), { visibility: 'nobody', contacts: [], blocked: ['mallory'] });
+  assert.equal(await alice.setBlocked({ add: ['mallory'] }), 1);
+  assert.deepEqual(server.framesOf('setBlocked')[0].frame, { action: 'setBlocked', add: ['mallory'] });
+  await assert.rejects(alice.setBlocked({ remove: ['NOT valid'] }), TypeError);
+  await alice.setVisibility('everyone');
+  await server.until(() => server.framesOf('setPresenceVisibility').some(({ frame }) => frame.visibility === 'everyone'));
+  await assert.rejects(alice.setVisibility('friends'), TypeError);
+  await alice.close();
+  const again = await open('alice', { identity, backend });
+  assert.equal(again.settings.presenceVisibility, 'everyone');
 });
