@@ -286,24 +286,6 @@ export class MessengerClient extends Emitter {
     await this.#sharePresence();
   }
 
-  /** What the server holds for us (§2 getSettings): {visibility, contacts, blocked}. */
-  async getSettings() {
-    const answer = await this.replies.request({ action: 'getSettings' }, (frame) => frame.type === 'settings');
-    return { visibility: answer.visibility, contacts: answer.contacts, blocked: answer.blocked };
-  }
-
-  /** Block or unblock users (§2 setBlocked): `userIds` replaces the list, `add` and
-   * `remove` edit it; the number of users now blocked. */
-  async setBlocked({ add, remove, userIds } = {}) {
-    const frame = { action: 'setBlocked' };
-    if (userIds !== undefined) frame.userIds = userIds;
-    if (add !== undefined) frame.add = add;
-    if (remove !== undefined) frame.remove = remove;
-    [...(userIds ?? []), ...(add ?? []), ...(remove ?? [])].forEach(checkUserId);
-    const answer = await this.replies.request(frame, (reply) => reply.type === 'blocked');
-    return answer.count;
-  }
-
   /** Keep the server's presence visibility as the settings say (best effort: a new
    * connection tries again). */
   async #sharePresence(contacts = this.contacts()) {
