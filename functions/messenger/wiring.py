@@ -202,6 +202,7 @@ class Services:
             self.peers,
             self.queue_caps,
             self.blocks,
+            self.epoch,
         )
 
     def receipts(self, endpoint: str) -> Receipts:

@@ -198,13 +198,20 @@ def message_event(
     body: str,
     request_id: str,
     message_id: str,
+    stage_variables: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A MESSAGE event: one frame from the client, routed to `route_key`."""
+    """A MESSAGE event: one frame from the client, routed to `route_key`, with the stage's
+    variables as they are now (the directory version, `dv`, among them)."""
     context = _request_context(api, handshake, route_key, "MESSAGE", request_id, epoch_ms())
     context["messageId"] = message_id
     if authorizer is not None:
         context["authorizer"] = authorizer
-    return {"requestContext": context, "body": body, "isBase64Encoded": False}
+    return {
+        "requestContext": context,
+        "body": body,
+        "isBase64Encoded": False,
+        "stageVariables": dict(stage_variables) if stage_variables else None,
+    }
 
 
 def disconnect_event(

@@ -31,6 +31,7 @@ from botocore.retries import standard
 from messenger.config import Settings
 from messenger.contract import (
     AUTHORIZER,
+    INITIAL_STAGE_VARIABLES,
     PRESENCE_WORKER,
     ROUTES_BY_KEY,
     TABLES,
@@ -369,6 +370,8 @@ class Harness:
     invokes: InvokeRecorder = field(default_factory=InvokeRecorder)
     # False: asynchronous invocations wait until run_invocations() (tests of their timing).
     run_invocations_at_once: bool = True
+    # The API stage's variables every frame's event carries (`dv`: the directory version).
+    stage_variables: dict[str, str] = field(default_factory=lambda: dict(INITIAL_STAGE_VARIABLES))
 
     def call(self, route: str, event: dict[str, Any]) -> Any:
         """Invoke the function behind a route (or "authorizer", or a worker) with this
@@ -443,6 +446,7 @@ class Harness:
             body,
             new_id(),
             new_id(),
+            self.stage_variables,
         )
         response = self.call(route_key, event)
         assert response["statusCode"] == 200

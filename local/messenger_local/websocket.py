@@ -325,6 +325,7 @@ async def _dispatch(gateway: Gateway, connection: LiveConnection, body: str) -> 
         body,
         request_id,
         new_id(),
+        gateway.stage_variables,
     )
     outcome = await gateway.functions.invoke(route.function_name, event)
     if outcome.timed_out:

@@ -78,9 +78,11 @@ _PUSH_TOKENS = {platform: re.compile(pattern) for platform, pattern in PUSH_TOKE
 _TIME = {"low": 0, "high": MAX_SENT_AT}
 _VERSION = {"low": 0, "high": MAX_VERSION}
 
-# v1.2 has the server send these fields (docs/protocol.md §3, §6, §7); the readers and the
-# schemas take them as optional, absent when None, until the functions fill them. Setting
-# this to True makes every one of them required, in the readers and in docs/asyncapi.yaml.
+# v1.2 has the server send these fields (docs/protocol.md §3, §6, §7), and ours always does
+# (tests/support/schemas.py holds every frame the tests see to it). The readers and the
+# schemas take them as optional, absent when None, so that a v1.2 client still reads a
+# v1.1 server. Setting this to True makes every one of them required, in the readers and
+# in docs/asyncapi.yaml.
 REQUIRE_V12_SERVER_FIELDS = False
 # Which they are: the wire names, by frame type (`retryAfter`: with RATE_LIMITED; with
 # QUEUE_FULL, which only a v1.2 server sends, it is required already).

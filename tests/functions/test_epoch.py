@@ -1,4 +1,5 @@
-"""The cell's epoch in syncDone (docs/protocol.md §3, §7): `<region>#<generation>`, where a
+"""The cell's epoch in syncDone and ack (docs/protocol.md §3, §7), and the directory
+version (`dv`, §6) in both: `<region>#<generation>`, where a
 failover switch bumps the generation in the region it makes active; read at most once
 per 10 s per container."""
 
@@ -11,6 +12,7 @@ import pytest
 
 from messenger.dal.cell_generation import CellGeneration
 from messenger.logic.epoch import CACHE_SECONDS, epoch_name
+from tests.support.cells import cells_harness, user_homed_in
 from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
 from tests.support.identities import TestUser
 
@@ -113,3 +115,62 @@ def test_syncs_cost_one_generation_read_per_cache_period_per_container(
     assert reads[0]["TableName"] == TABLE_NAMES["Users"]
     assert reads[0]["Key"] == {"pk": {"S": "CELL"}, "sk": {"S": "EPOCH"}}
     assert reads[0]["ProjectionExpression"] == "generation"
+
+
+# --- the epoch and the directory version in `ack` (docs/protocol.md §3, §6, §7) -------
+
+
+def test_an_ack_names_the_epoch_it_was_stored_under_and_a_resend_the_current_one(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice's message to bob, acknowledged under the cell's first epoch
+    a = h.connect(alice)
+    h.disconnect(h.connect(bob))
+    frame = h.message(a, bob, "hi", "msg-epoch-0001")
+    first = h.send(a, frame)
+    assert (first["type"], first["epoch"]) == ("ack", "us-east-1#0")
+    # When the cell switches, and alice sends it again (she had no delivered receipt)
+    assert switch_here(h, "standby") == 1
+    h.clock.advance(CACHE_SECONDS)
+    again = h.send(a, frame)
+    # Then the same message is acknowledged (same serverTs, one copy), under the new epoch
+    assert again["epoch"] == "us-east-1#1"
+    assert again["serverTs"] == first["serverTs"]
+    assert len(h.queue_of(bob)) == 1
+
+
+def test_ack_and_sync_done_carry_the_directory_version_the_cell_knows(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    a, b = h.connect(alice), h.connect(bob)
+    # Before any directory: 0
+    assert h.send(a, h.message(a, bob, "one", "msg-dv-0001"))["dv"] == 0
+    # When the directory publisher sets the stage's `dv` (messenger_directory.stages)
+    h.stage_variables["dv"] = "7"
+    # Then the next ack and syncDone say 7
+    assert h.send(a, h.message(a, bob, "two", "msg-dv-0002"))["dv"] == 7
+    h.posts.take(b.connection_id)
+    assert h.send(b, {"action": "sync"}) is None
+    done = h.posts.take(b.connection_id)[-1]
+    assert (done["type"], done["dv"]) == ("syncDone", 7)
+
+
+def test_across_cells_the_ack_names_the_recipients_home_epoch_and_the_senders_dv() -> None:
+    with cells_harness() as cells:
+        alice, bob = user_homed_in("c1", "alice"), user_homed_in("c0", "bob")
+        a = cells["c1"].connect(alice)
+        cells["c0"].disconnect(cells["c0"].connect(bob))
+        # Given bob's home, c0, switched once, and c1 knowing directory version 3
+        home = cells["c0"]
+        CellGeneration(home.dynamodb, home.table_names["Users"]).bump("standby", 1)
+        home.services.cell_view.own_side = "standby"
+        home.services.cell_view.forget()
+        home.clock.advance(CACHE_SECONDS)
+        cells["c1"].stage_variables["dv"] = "3"
+        # When alice, in c1, sends bob a message
+        ack = cells["c1"].send(a, cells["c1"].message(a, bob, "hi", "msg-epoch-0101"))
+        # Then the epoch is that of c0, which stored it, and the dv that of her own cell
+        assert ack["type"] == "ack"
+        assert ack["epoch"].endswith("#1")
+        assert ack["dv"] == 3
+        assert epoch_of(cells["c1"], a).endswith("#0")

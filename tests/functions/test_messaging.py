@@ -235,7 +235,7 @@ def test_order_of_50_messages_is_kept(h: Harness, alice: TestUser, bob: TestUser
     h.send(b, {"action": "sync"})
     frames = h.posts.take(b.connection_id)
     assert [f["messageId"] for f in frames[:-1]] == sent
-    assert frames[-1] == {"type": "syncDone", "count": 50, "more": False, "epoch": "local#0"}
+    assert frames[-1] == {"type": "syncDone", "count": 50, "more": False, "epoch": "local#0", "dv": 0}
 
 
 def test_sync_interleaves_messages_and_receipts_in_store_order(
@@ -253,7 +253,7 @@ def test_sync_interleaves_messages_and_receipts_in_store_order(
     assert [f["type"] for f in h.posts.take(a2.connection_id)] == ["receipt", "message", "syncDone"]
 
 
-NOTHING_LEFT = {"type": "syncDone", "count": 0, "more": False, "epoch": "local#0"}
+NOTHING_LEFT = {"type": "syncDone", "count": 0, "more": False, "epoch": "local#0", "dv": 0}
 
 
 def test_expired_items_are_never_returned(h: Harness, alice: TestUser, bob: TestUser) -> None:

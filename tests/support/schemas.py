@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
+from messenger_protocol.frames import V12_SERVER_FIELDS
+from messenger_protocol.names import ErrorCode, FrameType
+
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 # Frames API Gateway itself sends (no `type`): "Internal server error", "Forbidden"...
 GATEWAY_FIELDS = {"message", "connectionId", "requestId"}
@@ -51,6 +54,24 @@ def check_server_frame(frame: Any) -> None:
     kind = frame.get("type") if isinstance(frame, dict) else None
     problems = errors_of(f"server.{kind}", frame)
     assert not problems, f"server frame breaks docs/asyncapi.yaml: {problems}\n{json.dumps(frame)}"
+    missing = missing_v12_fields(frame)
+    assert not missing, f"server frame lacks the v1.2 fields {missing}\n{json.dumps(frame)}"
+
+
+def missing_v12_fields(frame: dict[str, Any]) -> list[str]:
+    """The fields v1.2 has the server send (`epoch`, `dv`, `retryAfter`) that a frame of
+    ours lacks. The readers and the published schemas take them as optional, so that a
+    v1.2 client still reads a v1.1 server (frames.REQUIRE_V12_SERVER_FIELDS); our own
+    server always sends them, and every frame the tests see is held to that here."""
+    kind = frame.get("type")
+    if kind == FrameType.ERROR and frame.get("code") not in (
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.QUEUE_FULL,
+    ):
+        return []
+    if kind == FrameType.PONG:
+        return []  # answered by API Gateway itself (a MOCK route), not by the functions
+    return [name for name in V12_SERVER_FIELDS.get(FrameType(kind), ()) if name not in frame]
 
 
 def check_client_frame(frame: Any) -> None:

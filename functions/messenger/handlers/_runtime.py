@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger.contract import refused_metric
+from messenger.contract import DIRECTORY_VERSION_STAGE_VARIABLE, refused_metric
 from messenger.errors import ConnectionGone, Refused, SideFenced, SidePromoting, as_refusal
 from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
@@ -42,6 +42,8 @@ class Caller:
     user_id: str
     connection_id: str
     endpoint: str  # the @connections endpoint of the caller's API stage
+    # The newest directory version this cell knows (`dv`, docs/protocol.md §6).
+    directory_version: int = 0
 
 
 def caller_of(event: dict[str, Any], svc: Services) -> Caller:
@@ -53,7 +55,16 @@ def caller_of(event: dict[str, Any], svc: Services) -> Caller:
     endpoint = svc.settings.connections_endpoint or (
         f"https://{context['domainName']}/{context['stage']}"
     )
-    return Caller(user_id, context["connectionId"], endpoint)
+    return Caller(user_id, context["connectionId"], endpoint, directory_version_of(event))
+
+
+def directory_version_of(event: dict[str, Any]) -> int:
+    """The newest directory version this cell knows (docs/protocol.md §6, `dv` in `ack`,
+    `syncDone` and `pong`): its API stage's `dv` variable, which the directory publisher
+    sets after each publish (messenger_directory.stages) and API Gateway passes in every
+    event. 0, no directory yet, when the stage has none."""
+    value = (event.get("stageVariables") or {}).get(DIRECTORY_VERSION_STAGE_VARIABLE)
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 def reply(frame: ServerFrame | None) -> dict[str, Any]:

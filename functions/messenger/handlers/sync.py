@@ -11,5 +11,6 @@ from messenger_protocol.frames import ServerFrame, Sync
 def handler(frame: Sync, caller: Caller, svc: Services) -> ServerFrame | None:
     # The page and its syncDone are posted (in order) rather than returned: a route
     # response can only carry one frame.
-    svc.catch_up(caller.endpoint).sync(caller.user_id, caller.connection_id, frame)
+    catch_up = svc.catch_up(caller.endpoint)
+    catch_up.sync(caller.user_id, caller.connection_id, frame, caller.directory_version)
     return None

@@ -29,9 +29,12 @@ class CatchUp:
         self._clock = clock
         self._epoch = epoch
 
-    def sync(self, owner: str, connection_id: str, request: Sync) -> int:
-        """Post one page of the owner's queue to the connection, then syncDone; returns
-        how many items went out. A refused cursor raises BadRequest before any post."""
+    def sync(
+        self, owner: str, connection_id: str, request: Sync, directory_version: int = 0
+    ) -> int:
+        """Post one page of the owner's queue to the connection, then syncDone (with the
+        cell's epoch, and `directory_version` as its `dv`); returns how many items went
+        out. A refused cursor raises BadRequest before any post."""
         after = self._cursors.position(owner, request.after) if request.after else None
         # Without batch every item is a post: read no more items than a page can post.
         limit = SYNC_PAGE_ITEMS if request.batch else SYNC_PAGE_POSTS
@@ -45,7 +48,11 @@ class CatchUp:
         count(Metric.ITEMS_SYNCED, sent)
         cursor = self._cursors.issue(owner, page.end) if page.more and page.end else None
         done = SyncDoneFrame(
-            count=sent, more=cursor is not None, epoch=self._epoch.current(), cursor=cursor
+            count=sent,
+            more=cursor is not None,
+            epoch=self._epoch.current(),
+            cursor=cursor,
+            dv=directory_version,
         )
         self._live.post(owner, connection_id, done)
         return sent

@@ -18,6 +18,7 @@ from messenger.dal.queue import Queue, QueuedMessage, new_seq
 from messenger.errors import QueueFull, UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.epoch import CellEpoch
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
 from messenger.logic.queue_caps import QueueCaps
@@ -47,7 +48,9 @@ class Messaging:
         peers: Peers,
         caps: QueueCaps,
         blocks: Blocks,
+        epoch: CellEpoch,
     ) -> None:
+        self._epoch = epoch
         self._profiles = profiles
         self._blocks = blocks
         self._queue = queue
@@ -80,7 +83,7 @@ class Messaging:
             raise UnknownRecipient(f"no user {frame.to!r}")
         if self._blocks.blocks(recipient, sender):
             count(Metric.BLOCKED_DROPPED)
-            return AckFrame(message_id=frame.message_id, server_ts=self._clock.now_ms())
+            return self._ack(frame.message_id, self._clock.now_ms())
         return self._store(sender, frame, recipient)
 
     def _store(self, sender: str, frame: SendMessage, recipient: Profile) -> AckFrame:
@@ -100,14 +103,23 @@ class Messaging:
         if not fresh:
             # A resend while the first copy waits: same ack, never a second delivery.
             count(Metric.DUPLICATE_SENDS)
-            return AckFrame(message_id=stored.message_id, server_ts=stored.server_ts)
+            return self._ack(stored.message_id, stored.server_ts)
         count(Metric.MESSAGES_STORED)
         if self._live.deliver(recipient, stored.frame()):
             count(Metric.MESSAGES_DELIVERED_LIVE)
         else:
             count(Metric.MESSAGES_LEFT_QUEUED)
             self._offline.something_queued(recipient, "message")
-        return AckFrame(message_id=stored.message_id, server_ts=stored.server_ts)
+        return self._ack(stored.message_id, stored.server_ts)
+
+    def _ack(self, message_id: str, server_ts: int) -> AckFrame:
+        """The sender's ack: stored, and under which epoch of this cell, the recipient's home
+        (docs/protocol.md §7: the sender keeps it with the message, and sends the message
+        again if the cell's epoch moves on). A resend answered after a switch gets the new
+        epoch. `dv` is 0 here: the version the caller's cell knows is that cell's to set
+        (handlers/send_message.py), which for a relayed message is not this one."""
+        epoch = self._epoch.current()
+        return AckFrame(message_id=message_id, server_ts=server_ts, epoch=epoch, dv=0)
 
     def _store_within_caps(self, message: QueuedMessage, now_s: int) -> tuple[QueuedMessage, bool]:
         """Store a message that fits the queue caps (docs/protocol.md §2): (the stored copy,
