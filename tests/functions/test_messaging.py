@@ -235,7 +235,13 @@ def test_order_of_50_messages_is_kept(h: Harness, alice: TestUser, bob: TestUser
     h.send(b, {"action": "sync"})
     frames = h.posts.take(b.connection_id)
     assert [f["messageId"] for f in frames[:-1]] == sent
-    assert frames[-1] == {"type": "syncDone", "count": 50, "more": False, "epoch": "local#0", "dv": 0}
+    assert frames[-1] == {
+        "type": "syncDone",
+        "count": 50,
+        "more": False,
+        "epoch": "local#0",
+        "dv": 0,
+    }
 
 
 def test_sync_interleaves_messages_and_receipts_in_store_order(

@@ -262,4 +262,10 @@ def test_sync_done_names_the_cells_generation(bob: TestUser) -> None:
     with harness(cell_epoch="us-east-1") as h:
         b = h.connect(bob)
         _, done, _ = page(h, b, batch=False)
-        assert done == {"type": "syncDone", "count": 0, "more": False, "epoch": "us-east-1#0", "dv": 0}
+        assert done == {
+            "type": "syncDone",
+            "count": 0,
+            "more": False,
+            "epoch": "us-east-1#0",
+            "dv": 0,
+        }
