@@ -71,7 +71,7 @@ def missing_v12_fields(frame: dict[str, Any]) -> list[str]:
         return []
     if kind == FrameType.PONG:
         return []  # answered by API Gateway itself (a MOCK route), not by the functions
-    return [name for name in V12_SERVER_FIELDS.get(FrameType(kind), ()) if name not in frame]
+    return [name for name in V12_SERVER_FIELDS.get(FrameType(str(kind)), ()) if name not in frame]
 
 
 def check_client_frame(frame: Any) -> None:
