@@ -51,6 +51,7 @@ class Functions:
         cell: CellPlacement,
         tables: Tables,
         connections_arn: str,
+        close_connections_arn: str,
     ) -> None:
         self._stack = stack
         self._config = config
@@ -60,6 +61,7 @@ class Functions:
         self._targets = Targets(
             tables=tables.by_spec,
             connections_arn=connections_arn,
+            close_connections_arn=close_connections_arn,
             push_apps=tuple(self.push_apps.values()),
             relays=tuple(arn for arns in cell.peer_relays().values() for arn in arns),
             presence_function_arn=stack.format_arn(
@@ -224,13 +226,13 @@ class Functions:
             "permissions; Lambda adds them for active tracing",
         )
         if Access.POST_TO_CONNECTION in access:
-            acknowledge(
-                policy,
-                "AwsSolutions-IAM5[Resource::"
-                f"{flattened(self._stack, self._targets.connections_arn)}]",
-                "API Gateway names each connection when it opens; the grant is POST to the "
-                "@connections of this API and stage only",
-            )
+            for arn in (self._targets.connections_arn, self._targets.close_connections_arn):
+                acknowledge(
+                    policy,
+                    f"AwsSolutions-IAM5[Resource::{flattened(self._stack, arn)}]",
+                    "API Gateway names each connection when it opens; the grant is POST "
+                    "and DELETE to the @connections of this API and stage only",
+                )
         if Access.PUSH in access:
             for arn in self._targets.push_apps:
                 endpoints = flattened(self._stack, endpoint_arns_of(arn))

@@ -51,6 +51,9 @@ class Targets:
 
     tables: Mapping[TableSpec, dynamodb.ITableV2]
     connections_arn: str  # arn:...:execute-api:REGION:ACCOUNT:API/STAGE/POST/@connections/*
+    # The same with DELETE: a function closes a connection after an `error` frame that says
+    # why (docs/protocol.md §3 Closing: REPLACED, TOO_MANY_REFUSED, MOVED).
+    close_connections_arn: str
     push_apps: tuple[str, ...]  # SNS platform application ARNs
     # arn:...:lambda:REGION:ACCOUNT:function:NAME[:live], what the functions invoke, built
     # from its fixed name: the presence function announces too, and a reference to its
@@ -105,7 +108,7 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
             iam.PolicyStatement(
                 sid="PostToConnections",
                 actions=list(POST_ACTIONS),
-                resources=[targets.connections_arn],
+                resources=[targets.connections_arn, targets.close_connections_arn],
             )
         ]
     if access is Access.LIMITS:

@@ -71,6 +71,7 @@ class MessengerStack(Stack):
             cell=cell,
             tables=self.tables,
             connections_arn=self.web_socket.connections_arn,
+            close_connections_arn=self.web_socket.close_connections_arn,
         )
         self.web_socket.route(self.functions)
         stage = self.web_socket.stage

@@ -101,6 +101,11 @@ class WebSocketStage:
             resource=self.api.api_id,
             resource_name=f"{config.env}/POST/@connections/*",
         )
+        self.close_connections_arn = stack.format_arn(
+            service="execute-api",
+            resource=self.api.api_id,
+            resource_name=f"{config.env}/DELETE/@connections/*",
+        )
         self.stage = self._stage()
 
     def route(self, functions: Functions) -> None:

@@ -111,11 +111,12 @@ def expected_grants(
         grant(queue, WRITE | {"dynamodb:GetItem", "dynamodb:BatchGetItem"})
     if Access.POST_TO_CONNECTION in access:
         (api,) = synthesized.resources("AWS::ApiGatewayV2::Api")
-        grant(
-            f"arn:aws:execute-api:{region}:{account}:<{api}>/"
-            f"{synthesized.config.env}/POST/@connections/*",
-            {"execute-api:ManageConnections"},
-        )
+        for method in ("POST", "DELETE"):  # DELETE: closing after an error that says why
+            grant(
+                f"arn:aws:execute-api:{region}:{account}:<{api}>/"
+                f"{synthesized.config.env}/{method}/@connections/*",
+                {"execute-api:ManageConnections"},
+            )
     if Access.LIMITS in access:
         grant(limits, {"dynamodb:UpdateItem"})
     if Access.ANNOUNCE_PRESENCE in access:
@@ -189,6 +190,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
     targets = Targets(
         tables=tables,
         connections_arn="arn:aws:execute-api:x:1:api/dev/POST/*",
+        close_connections_arn="arn:aws:execute-api:x:1:api/dev/DELETE/*",
         push_apps=(APNS_APP,),
         presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
         relays=("arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c1-relay",),
