@@ -170,6 +170,12 @@ def _document_or_none(event: dict[str, Any]) -> Any:
         return None
 
 
+def failed(message: str, document: Any) -> dict[str, Any]:
+    """An INTERNAL answer (counted): not the caller's fault, and worth sending again."""
+    count_refusal(ErrorCode.INTERNAL)
+    return reply(ErrorFrame(code=ErrorCode.INTERNAL, message=message, ref=reference_of(document)))
+
+
 Answer = Callable[[F, Caller, Services], ServerFrame | None]
 
 
@@ -198,14 +204,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                     return reply(ErrorFrame(code=ErrorCode.MOVED, message=str(fenced), ref=None))
                 return moved_away(caller, svc, reference_of(_document_or_none(event)))
             except SidePromoting:
-                count_refusal(ErrorCode.INTERNAL)
-                return reply(
-                    ErrorFrame(
-                        code=ErrorCode.INTERNAL,
-                        message="this side of the cell is starting, try again",
-                        ref=reference_of(document),
-                    )
-                )
+                return failed("this side of the cell is starting, try again", document)
             except Exception as error:
                 refusal = as_refusal(error)
                 if refusal is not None:
@@ -213,14 +212,7 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                         return reply(None)  # closed, after an error frame saying why
                     return reply(refused(refusal, reference_of(document)))
                 logger.exception("unexpected failure")
-                count_refusal(ErrorCode.INTERNAL)
-                return reply(
-                    ErrorFrame(
-                        code=ErrorCode.INTERNAL,
-                        message="internal error, try again",
-                        ref=reference_of(document),
-                    )
-                )
+                return failed("internal error, try again", document)
 
         return lambda_entry(handler)
 
