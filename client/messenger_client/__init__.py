@@ -42,6 +42,7 @@ from messenger_client.server_settings import Settings
 from messenger_client.store import (
     Conversation,
     HeldMessage,
+    HoldReason,
     MessageStatus,
     Rejection,
     StoredMessage,
@@ -60,6 +61,7 @@ __all__ = [
     "FingerprintMismatch",
     "HandshakeRefused",
     "HeldMessage",
+    "HoldReason",
     "KeyChanged",
     "MessageAdded",
     "MessageRejected",

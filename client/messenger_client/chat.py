@@ -10,8 +10,10 @@ What the screen shows, kept live by the client's events:
 - a banner while offline, saying that (and when) we reconnect;
 - when the peer's keys changed: a line that stays in the header and in the transcript,
   with both safety numbers, how many of their messages are held, and `/trust NUMBER`
-  to accept the new keys once compared (the held messages then show, in order); text
-  that could not be sent stays in the box, marked unsent.
+  to accept the new keys once compared (the held messages then show, in order);
+- messages of the peer that could not be opened otherwise (damaged, or not meant for
+  this device), said as such, with no promise that trusting opens them; text that
+  could not be sent stays in the box, marked unsent.
 
 Messages from the peer are marked seen while the chat is open: it is on the screen.
 Ctrl+C quits; with unsent text in the box, it asks for a second Ctrl+C.
@@ -43,7 +45,14 @@ from messenger_client.events import (
     SendFailed,
     StatusChanged,
 )
-from messenger_client.store import STATUS_MARKS, MessageStatus, StoredMessage, held_notice
+from messenger_client.store import (
+    STATUS_MARKS,
+    HoldReason,
+    MessageStatus,
+    StoredMessage,
+    held_notice,
+    held_notices,
+)
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +273,8 @@ class ChatApp(App[int]):
             if event.rejection.sender == self.peer:
                 await self._learn_key_change()
             else:
-                self.notify(held_notice(event.rejection.sender, 1), severity="warning")
+                because = event.rejection.held_because or HoldReason.UNREADABLE
+                self.notify(held_notice(event.rejection.sender, 1, because), severity="warning")
 
     # --- key changes -----------------------------------------------------------------------
 
@@ -282,19 +292,25 @@ class ChatApp(App[int]):
         """The header line and the transcript line for the open peer, while it lasts."""
         header = self.query_one("#keys", Static)
         changed = self._key_changes.get(self.peer)
-        held = len(self.client.held(self.peer))
+        held = self.client.held(self.peer)
+        waiting_for_trust = any(h.held_because is HoldReason.KEY_CHANGED for h in held)
         for old in self.query(".keychange"):
             await old.remove()
         if changed is None and not held:
             header.set_class(False, "shown")
             header.update("")
             return
-        lines = [f"⚠ {self.peer}'s safety number changed"]
-        if changed is not None:
-            lines[0] += f": was {changed.pinned_fingerprint}, now {changed.offered_fingerprint}"
-        if held:
-            lines.append(held_notice(self.peer, held))
-        lines.append(f"Compare it with {self.peer} by another channel, then type /trust NUMBER")
+        # Unreadable messages alone are no key change: nothing to compare or trust.
+        key_change = changed is not None or waiting_for_trust
+        lines = []
+        if key_change:
+            warning = f"⚠ {self.peer}'s safety number changed"
+            if changed is not None:
+                warning += f": was {changed.pinned_fingerprint}, now {changed.offered_fingerprint}"
+            lines.append(warning)
+        lines += held_notices(held)
+        if key_change:
+            lines.append(f"Compare it with {self.peer} by another channel, then type /trust NUMBER")
         text = "\n".join(lines)
         header.set_class(True, "shown")
         header.update(text)

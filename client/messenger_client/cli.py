@@ -59,9 +59,11 @@ from messenger_client.keystore import HOME_ENV, Profile
 from messenger_client.store import (
     STATUS_MARKS,
     HistoryStore,
+    HoldReason,
     MessageStatus,
     StoredMessage,
     held_notice,
+    held_notices,
 )
 from messenger_protocol.names import PresenceVisibility
 
@@ -326,19 +328,21 @@ def _print_incoming(event: Event, as_json: bool = False) -> int:
         )
     elif isinstance(event, MessageRejected):
         rejection = event.rejection
-        print(f"messenger: {held_notice(rejection.sender, 1)}", file=sys.stderr, flush=True)
+        because = rejection.held_because or HoldReason.UNREADABLE
+        print(
+            f"messenger: {held_notice(rejection.sender, 1, because)}", file=sys.stderr, flush=True
+        )
         print(f"  why: {rejection.reason}", file=sys.stderr, flush=True)
     return 0
 
 
-def _print_held(client: MessengerClient) -> int:
-    """Say, per sender, how many messages are held until their keys are trusted."""
-    by_sender: dict[str, int] = {}
-    for held in client.held():
-        by_sender[held.sender] = by_sender.get(held.sender, 0) + 1
-    for sender, count in by_sender.items():
-        print(f"messenger: {held_notice(sender, count)}", file=sys.stderr, flush=True)
-    return sum(by_sender.values())
+def _print_held(client: MessengerClient, sender: str | None = None) -> int:
+    """Say, per sender and reason, how many messages are held (`sender`'s only, if given);
+    how many are."""
+    held = client.held(sender)
+    for notice in held_notices(held):
+        print(f"messenger: {notice}", file=sys.stderr, flush=True)
+    return len(held)
 
 
 def presence_command(options: argparse.Namespace) -> int:
@@ -474,6 +478,8 @@ def trust_command(options: argparse.Namespace) -> int:
             print(f"{len(opened)} held message(s) from {options.peer}, now verified:")
             for event in opened:
                 print(_history_line(event.message))
+        # What the trusted keys did not open either is said to be unreadable.
+        _print_held(client, options.peer)
         return EXIT_OK
 
     return _with_client(options, trust, wait_online=True)

@@ -334,7 +334,7 @@ class MessengerClient:
         `fingerprint` is the number the peer read out (from `fingerprint()` on their
         side); it must match the keys the server gives now, or nothing changes.
         Then what the peer sent while held opens, joins the history in order, and is
-        announced (MessageAdded).
+        announced (MessageAdded); what does not open stays held, as unreadable.
         """
         keys = await self._keys.trust(peer, fingerprint)
         self._inbox.open_held(peer)
@@ -437,7 +437,8 @@ class MessengerClient:
         return self.store.rejected(sender)
 
     def held(self, sender: str | None = None) -> list[HeldMessage]:
-        """Messages kept unread until their sender's new keys are trusted (`trust`)."""
+        """Messages that did not open, kept as they came, each with why (`held_because`):
+        the sender's keys changed (they open after `trust`), or unreadable."""
         return self.store.held(sender)
 
     async def sync(self, timeout: float = 10.0) -> int:

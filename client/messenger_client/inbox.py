@@ -5,11 +5,12 @@ one until we ack its `id`. One task takes them in order:
 
 - a message is deduplicated by `(from, messageId)`, opened with the sender's pinned
   keys (which verifies the sender), stored, and only then acked;
-- a message that does not open (the sender's keys changed, or garbage) is held: its
-  ciphertext is stored with the reason, and only then acked (the server forgets what
-  we ack, so what we ack must be kept, docs/protocol.md §7). Once the user trusts the
-  sender's new keys, `open_held` opens what was held and adds it to the history in
-  order (by sentAt);
+- a message that does not open is held: its ciphertext is stored with why
+  (`HoldReason`: the sender's keys changed, or it is unreadable, as garbage is), and
+  only then acked (the server forgets what we ack, so what we ack must be kept,
+  docs/protocol.md §7). Once the user trusts the sender's new keys, `open_held` opens
+  what was held and adds it to the history in order (by sentAt); what still does not
+  open is unreadable;
 - a receipt moves our messages on (delivered, seen), then is acked;
 - an item too malformed to read is acked and dropped when it has an id, for the same
   reason;
@@ -49,7 +50,13 @@ from messenger_client.keystore import Identity
 from messenger_client.outbox import Outbox
 from messenger_client.pinning import KeyPinning
 from messenger_client.presence import PresenceTracker
-from messenger_client.store import HistoryStore, MessageStatus, Rejection, StoredMessage
+from messenger_client.store import (
+    HistoryStore,
+    HoldReason,
+    MessageStatus,
+    Rejection,
+    StoredMessage,
+)
 from messenger_protocol.encoding import is_item_id
 from messenger_protocol.frames import MarkSeen, MessageFrame, ReceiptFrame, Sync, SyncDoneFrame
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
@@ -249,15 +256,19 @@ class Inbox:
 
     async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
         reason = str(problem)
+        because = (
+            HoldReason.KEY_CHANGED if isinstance(problem, KeyChanged) else HoldReason.UNREADABLE
+        )
         if isinstance(problem, UnreadableMessage):
             # Tell a changed key (the user must act) from plain garbage.
             try:
                 await self._keys.check(frame.sender)
             except KeyChanged as changed:
-                reason = str(changed)
-            except Exception:  # best effort: the message is rejected either way
+                reason, because = str(changed), HoldReason.KEY_CHANGED
+            except Exception:  # best effort: the message is held either way (and `trust`
+                # tries every held message of the sender, whatever the reason)
                 log.debug("could not re-check the keys of %s", frame.sender)
-        rejection = Rejection(frame.sender, frame.message_id, frame.sent_at, reason, held=True)
+        rejection = Rejection(frame.sender, frame.message_id, frame.sent_at, reason, because)
         # Stored (the ciphertext, to open after `trust`) before the ack: never dropped.
         if self._store.add_rejected(
             frame.sender,
@@ -265,15 +276,16 @@ class Inbox:
             frame.sent_at,
             reason,
             held=(frame.body, frame.nonce, frame.server_ts),
+            held_because=because,
         ):
-            log.warning("held message %s from %s", frame.message_id, frame.sender)
+            log.warning("held message %s from %s (%s)", frame.message_id, frame.sender, because)
             self._publish(MessageRejected(rejection))
         self._acks.add(frame.id)
 
     def open_held(self, sender: str) -> list[StoredMessage]:
         """Open what `sender` sent while their keys were not trusted, with the keys pinned
         now; what opens joins the history (in sentAt order) and is announced. What still
-        does not open stays held."""
+        does not open stays held, as unreadable: the keys are trusted, so it is not theirs."""
         keys = self._keys.pinned(sender)
         if keys is None:
             return []
@@ -283,7 +295,9 @@ class Inbox:
                 text = crypto.decode_plaintext(
                     crypto.open_sealed(self._identity, keys, held.body, held.nonce)
                 )
-            except UnreadableMessage:
+            except UnreadableMessage as problem:
+                if held.held_because is not HoldReason.UNREADABLE:
+                    self._store.mark_unreadable(held, str(problem))
                 continue
             self._store.release_held(held, text)
             message = self._store.get(held.sender, held.message_id)

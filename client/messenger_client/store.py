@@ -3,9 +3,11 @@
 The server forgets a message once it is acknowledged, so everything a person can see
 again lives here: conversations, messages with their status, the outbox (the exact
 frame of every message without a `delivered` receipt yet: after a failover it goes
-again, byte for byte, docs/protocol.md §7), and what could not be read yet: held as
-the ciphertext that came, never dropped, and opened once the user trusts the sender's
-new keys (the server forgets a message once acked, so the client must keep it first).
+again, byte for byte, docs/protocol.md §7), and what could not be read: held as the
+ciphertext that came, never dropped (the server forgets a message once acked, so the
+client must keep it first), with why (`HoldReason`): the sender's keys changed (it opens
+once the user trusts the new keys), or it is unreadable (damaged, or sealed for another
+device: trusting keys will not open it).
 Nothing here is sent anywhere.
 """
 
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS rejected (
     body        TEXT,                        -- held: the ciphertext, to open after `trust`
     nonce       TEXT,
     server_ts   INTEGER,
+    held_because TEXT,                       -- held: a HoldReason
     PRIMARY KEY (sender, message_id)
 );
 CREATE TABLE IF NOT EXISTS meta (
@@ -78,15 +81,38 @@ STATUS_MARKS = {
 }
 
 
-def held_notice(sender: str, count: int) -> str:
-    """What a terminal says about messages held until the sender's keys are trusted."""
+class HoldReason(StrEnum):
+    """Why a message is held (kept as the ciphertext that came)."""
+
+    # The sender's keys changed: it opens once the user trusts the new ones.
+    KEY_CHANGED = "key_changed"
+    # It does not open with the keys we trust (damaged, or sealed for another device):
+    # trusting keys will not open it.
+    UNREADABLE = "unreadable"
+
+
+def held_notice(sender: str, count: int, because: HoldReason) -> str:
+    """What a terminal says about `count` messages from `sender` held `because`."""
     messages = "1 message" if count == 1 else f"{count} messages"
+    if because is HoldReason.UNREADABLE:
+        return (
+            f"{messages} from {sender} could not be opened (damaged or not meant for this device)"
+        )
     verb = "is" if count == 1 else "are"
     return (
         f"{messages} from {sender} {verb} held until you verify {sender}'s new safety number"
         f" (compare `messenger fingerprint {sender}` with {sender}, then"
         f" `messenger trust {sender} --fingerprint NUMBER`)"
     )
+
+
+def held_notices(held: Iterable[HeldMessage]) -> list[str]:
+    """One `held_notice` per sender and reason, in the order they first come in `held`."""
+    counts: dict[tuple[str, HoldReason], int] = {}
+    for message in held:
+        key = (message.sender, message.held_because)
+        counts[key] = counts.get(key, 0) + 1
+    return [held_notice(sender, count, because) for (sender, because), count in counts.items()]
 
 
 # Receipts and acks may arrive in any order (a `delivered` receipt can beat the `ack`
@@ -140,18 +166,22 @@ class Conversation:
 class Rejection:
     """A message we were sent but could not read (its text is unknown, by nature).
 
-    `held`: its ciphertext is kept, to open once the user trusts the sender's keys."""
+    `held_because`: its ciphertext is kept, and why (None: not kept)."""
 
     sender: str
     message_id: str
     sent_at: int | None
     reason: str
-    held: bool = False
+    held_because: HoldReason | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.held_because is not None
 
 
 @dataclass(frozen=True)
 class HeldMessage:
-    """The ciphertext of a message held until its sender's keys are trusted."""
+    """The ciphertext of a message that did not open, and why (`held_because`)."""
 
     sender: str
     message_id: str
@@ -159,6 +189,12 @@ class HeldMessage:
     server_ts: int | None
     body: str
     nonce: str
+    held_because: HoldReason
+
+
+def _held_because(row: sqlite3.Row) -> HoldReason:
+    # Older SDKs held messages only until the sender's keys were trusted, and wrote no reason.
+    return HoldReason(row["held_because"] or HoldReason.KEY_CHANGED)
 
 
 def _now_ms() -> int:
@@ -189,7 +225,12 @@ class HistoryStore:
         """A history made by an older SDK gets the columns added since (nothing else moves)."""
         added = {
             "messages": {"resend": "INTEGER NOT NULL DEFAULT 0"},
-            "rejected": {"body": "TEXT", "nonce": "TEXT", "server_ts": "INTEGER"},
+            "rejected": {
+                "body": "TEXT",
+                "nonce": "TEXT",
+                "server_ts": "INTEGER",
+                "held_because": "TEXT",
+            },
         }
         for table, new_columns in added.items():
             columns = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
@@ -430,15 +471,17 @@ class HistoryStore:
         reason: str,
         *,
         held: tuple[str, str, int | None] | None = None,
+        held_because: HoldReason = HoldReason.KEY_CHANGED,
     ) -> bool:
         """Remember a message that did not open (no text: there is none we could trust).
-        `held`: its (body, nonce, server_ts), kept to open after the user trusts the keys."""
+        `held`: its (body, nonce, server_ts), kept (`held_because`: why)."""
         body, nonce, server_ts = held if held is not None else (None, None, None)
+        because = None if held is None else held_because.value
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO rejected (sender, message_id, sent_at, reason, at,"
-                " body, nonce, server_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (sender, message_id, sent_at, reason, _now_ms(), body, nonce, server_ts),
+                " body, nonce, server_ts, held_because) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sender, message_id, sent_at, reason, _now_ms(), body, nonce, server_ts, because),
             )
         return cursor.rowcount == 1
 
@@ -454,13 +497,13 @@ class HistoryStore:
                 row["message_id"],
                 row["sent_at"],
                 row["reason"],
-                held=row["body"] is not None,
+                _held_because(row) if row["body"] is not None else None,
             )
             for row in self._db.execute(query + " ORDER BY at", parameters)
         ]
 
     def held(self, sender: str | None = None) -> list[HeldMessage]:
-        """The messages held until their sender's keys are trusted, in display order."""
+        """The messages held (for either reason), in display order."""
         query = "SELECT * FROM rejected WHERE body IS NOT NULL AND nonce IS NOT NULL"
         parameters: tuple[str, ...] = ()
         if sender is not None:
@@ -474,9 +517,19 @@ class HistoryStore:
                 row["server_ts"],
                 row["body"],
                 row["nonce"],
+                _held_because(row),
             )
             for row in self._db.execute(query + " ORDER BY sent_at, message_id", parameters)
         ]
+
+    def mark_unreadable(self, held: HeldMessage, reason: str) -> None:
+        """A held message did not open with the keys the user trusts: it is unreadable."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rejected SET held_because = ?, reason = ?"
+                " WHERE sender = ? AND message_id = ?",
+                (HoldReason.UNREADABLE.value, reason, held.sender, held.message_id),
+            )
 
     def release_held(self, held: HeldMessage, text: str) -> None:
         """A held message opened: it joins the history, in one step, and is held no more."""

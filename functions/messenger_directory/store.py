@@ -157,11 +157,14 @@ class MergeOutcome:
         }
 
 
-def merge(s3: S3Client, bucket: str, shard_map: ShardMap) -> MergeOutcome:
+def merge(s3: S3Client, bucket: str, shard_map: ShardMap, first_version: int = 1) -> MergeOutcome:
     """Merge the entries of the shard map's cells into directory.json, version + 1.
 
     Writes only when a URL or the map changed. Reads one entry per cell of the map (an
-    entry for a cell outside it is not published).
+    entry for a cell outside it is not published). `first_version`: the version of the
+    first publish into an empty bucket (a publisher that starts again empty, as
+    `messenger local` does, gives one above any it published before: clients refuse a
+    lower version, docs/protocol.md §6).
     """
     current = read_directory(s3, bucket)
     urls: dict[str, str] = {}
@@ -181,7 +184,7 @@ def merge(s3: S3Client, bucket: str, shard_map: ShardMap) -> MergeOutcome:
         return MergeOutcome(current, published=False, waiting_for=waiting, refused=refused)
     if current is not None and current.urls == urls and current.shard_map == shard_map:
         return MergeOutcome(current, published=False, refused=refused)
-    directory = Directory(current.version + 1 if current else 1, urls, shard_map)
+    directory = Directory(current.version + 1 if current else first_version, urls, shard_map)
     s3.put_object(
         Bucket=bucket,
         Key=DIRECTORY_KEY,

@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -120,7 +121,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--fresh",
         action="store_true",
         help="start empty: forget the kept users and messages (the state directory's "
-        "content is removed first)",
+        "content is removed first); the directory's version still grows, as on every start",
     )
     parser.add_argument(
         "--registrations-per-hour",
@@ -160,6 +161,20 @@ def forget_state(directory: Path) -> None:
     """`--fresh`: empty the state directory (only what a stack writes there)."""
     if directory.is_dir():
         shutil.rmtree(directory)
+
+
+def first_directory_version() -> int:
+    """The version this run first publishes its directory with: the clock, in milliseconds
+    since the epoch.
+
+    Clients refuse a directory whose version is lower than one they have accepted
+    (docs/protocol.md §6), and remember it (a CLI profile, a browser's IndexedDB). A run
+    starts its directory afresh (the directory is not among the kept state, and --fresh
+    forgets the rest), so a count from 1 would be refused by every client of an earlier
+    run. The clock is above any version an earlier run published, whatever its state
+    directory, unless that run published more times than milliseconds have passed since
+    it started (each change is +1: a failover, by hand)."""
+    return time.time_ns() // 1_000_000
 
 
 def _cell_count(text: str) -> int:
@@ -232,7 +247,7 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
             f"messenger local: {len(stack.cell_ids)} cells, the real functions behind an API "
             "Gateway WebSocket emulator",
             f"  web app           http://{stack.host}:{stack.port}/  (open it in a browser)",
-            f"  directory         {stack.directory_url}",
+            f"  directory         {stack.directory_url}  (version {stack.directory.version})",
             *cells,
             f"  @connections API  {first.connections_url} (and so on for each cell)",
             f"  AWS (moto)        {stack.aws_endpoint}   tables of {first.cell_id}: {tables} "
@@ -367,6 +382,7 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         environment=function_settings(os.environ, args.registrations_per_hour),
         on_invocation=show,
         state_dir=args.state,
+        first_directory_version=first_directory_version(),
     )
     # powertools' loggers of the functions (one each in this process).
     for name in FUNCTION_LOGGERS:

@@ -3,10 +3,11 @@
 Each cell's entry, its URL, is written into a bucket of the embedded S3 by
 `messenger_directory.store.write_entry`, and `store.merge` makes directory.json of them,
 `version` + 1 per change: the deployed directory's own code. The stack writes every
-cell's entry when it starts (version 1); a failover writes the standby's through the
-switch's ports (`entries`, and `publish`, this directory itself: where the deployed
-directory function runs after an entry write, the local one merges at once). GET
-/directory.json answers what the last merge published.
+cell's entry when it starts (version `first_version`: 1 unless the stack is given another,
+see `messenger_local.cli.first_directory_version`); a failover writes the standby's
+through the switch's ports (`entries`, and `publish`, this directory itself: where the
+deployed directory function runs after an entry write, the local one merges at once).
+GET /directory.json answers what the last merge published.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ class LocalDirectory:
         bucket: str,
         shard_map: ShardMap,
         stages: Sequence[Gateway] = (),
+        first_version: int = 1,
     ) -> None:
         self.shard_map = shard_map
+        self._first_version = first_version
         # The cells' stages, whose `dv` variable each publish sets (as the directory
         # function's UpdateStage does on AWS), so that `pong` carries the new version.
         self._stages = tuple(stages)
@@ -52,7 +55,7 @@ class LocalDirectory:
 
     def publish(self) -> None:
         """Merge the entries into directory.json, as the directory function does."""
-        outcome = merge(self._s3, self.bucket.name, self.shard_map)
+        outcome = merge(self._s3, self.bucket.name, self.shard_map, self._first_version)
         if outcome.directory is None or outcome.waiting_for or outcome.refused:
             raise RuntimeError(f"the directory was not published: {outcome.summary()}")
         self._published = outcome.directory

@@ -67,6 +67,7 @@ class StackConfig:
     authorizer: Authorizer | None
     state_dir: Path | None
     standby: bool
+    first_directory_version: int
 
     @property
     def directory_cells(self) -> tuple[str, ...]:
@@ -201,6 +202,7 @@ def _site(
         f"messenger-directory-{api_id}",
         config.shard_map,
         [cell.gateway for cell in parts.cells],
+        config.first_directory_version,
     )
     parts.directory = directory
     directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})

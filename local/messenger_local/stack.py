@@ -55,8 +55,10 @@ and then deletes them), `idle_timeout` and `max_duration` (seconds), `environmen
 second pool of that size), `integration_timeout`, `routes` and `authorizer` (default: the
 contract's), `on_invocation` (called with each `Invocation`, e.g. to print its `line()`),
 `state_dir` (a directory that keeps moto's tables and push applications across
-restarts, see messenger_local.state; only with the stack's own moto), `standby` and
-`replication_lag`.
+restarts, see messenger_local.state; only with the stack's own moto), `standby`,
+`replication_lag`, and `first_directory_version` (with cells: the version the directory
+is first published with, 1 unless given; `messenger local` gives one above any earlier
+run's, see messenger_local.cli.first_directory_version).
 
 The functions get their configuration as on Lambda, as an environment, but one of each
 cell's own that never enters `os.environ` (messenger_local.function_services): several
@@ -136,6 +138,7 @@ class LocalStack:
         state_dir: Path | None = None,
         standby: bool = False,
         replication_lag: float = DEFAULT_REPLICATION_LAG_SECONDS,
+        first_directory_version: int = 1,
     ) -> None:
         if state_dir is not None and aws is not None:
             raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
@@ -171,6 +174,7 @@ class LocalStack:
             authorizer=authorizer,
             state_dir=state_dir,
             standby=standby,
+            first_directory_version=first_directory_version,
         )
         shared = aws or EmbeddedAws(host=host, port=aws_port)
         self._parts = StackParts(

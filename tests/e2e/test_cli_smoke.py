@@ -127,7 +127,10 @@ async def test_cells_each_print_their_url_and_serve_their_users(tmp_path: Path) 
         for cell in ("c0", "c1"):
             user = user_homed_in(cell, "smoke")
             client = await connect_as(directory.home_url(user.user_id), user)
-            assert await client.request({"action": "ping"}) == {"type": "pong", "dv": 1}
+            assert await client.request({"action": "ping"}) == {
+                "type": "pong",
+                "dv": directory.version,
+            }
             await client.close()
         assert await stop_with_ctrl_c(command) == 0
         lines = await command.rest()

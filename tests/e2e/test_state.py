@@ -7,14 +7,17 @@ From issue 12: after `messenger local` restarted, acked messages were gone (`syn
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from messenger_local.state import SAVE_EVERY_SECONDS
+from messenger_protocol.cells import Directory
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.local_command import REPO, RunningCommand, messenger_local
@@ -160,3 +163,38 @@ async def test_cells_keep_their_tables_and_only_with_as_many_cells(tmp_path: Pat
         assert await asyncio.wait_for(third.process.wait(), 30) == 1
         assert third.process.stderr is not None
         assert "started with --cells 2" in (await third.process.stderr.read()).decode()
+
+
+async def published_directory(command: RunningCommand) -> Directory:
+    """The directory a stack of cells serves, from the URL its banner names."""
+    url = (await command.read_until("  directory ")).split()[1]
+    await command.read_until("Ctrl-C stops it.")
+
+    def fetch() -> Directory:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return Directory.parse(json.loads(response.read()))
+
+    return await asyncio.to_thread(fetch)
+
+
+async def test_after_fresh_the_directory_version_is_above_any_a_client_accepted(
+    tmp_path: Path,
+) -> None:
+    # docs/protocol.md §6: a client refuses a directory older than the one it accepted.
+    state = tmp_path / "state"
+    options = ("--cells", "1", "--state", str(state))
+    # Given a stack of cells with kept state, whose directory a client accepted
+    async with messenger_local(tmp_path / "first.log", *options) as first:
+        accepted = await published_directory(first)
+        first.process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(first.process.wait(), 20) == 0
+    # When it starts again with --fresh (everything kept is forgotten)
+    async with messenger_local(tmp_path / "second.log", *options, "--fresh") as second:
+        published = await published_directory(second)
+        # Then its banner says it started empty
+        state_line = next(line for line in second.lines if line.startswith("  state "))
+        assert f"kept in {state} (new;" in state_line
+        # And its first directory is newer than the one the client kept: not refused
+        assert published.version > accepted.version
+        # And the banner names that version
+        assert f"(version {published.version})" in "\n".join(second.lines)
