@@ -13,6 +13,7 @@ import json
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -417,6 +418,33 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     await until(lambda: sent(alice, '"action":"setBlocked","add":["carol"]'), timeout=10)
     await alice.close()
     await carol.close()
+
+
+async def test_closing_the_tab_with_unsent_text_asks_first(
+    browser: Browser, web_stack: LocalStack
+) -> None:
+    # Given alice in a chat with text typed and not sent
+    alice = await WebUser.open(browser, app_url(web_stack))
+    await alice.start("alice")
+    await alice.open_chat("bob")
+    await alice.page.get_by_label("Message").fill("half a thought")
+    asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def answer(dialog: Any) -> None:
+        if not asked.done():
+            asked.set_result(dialog.type)
+        await dialog.dismiss()  # she stays
+
+    alice.page.on("dialog", answer)
+    # When she closes the tab, Then the browser asks before leaving, and the text stays
+    await alice.page.close(run_before_unload=True)
+    assert await asyncio.wait_for(asked, 10) == "beforeunload"
+    await expect(alice.page.get_by_label("Message")).to_have_value("half a thought")
+    # And with nothing typed, the tab closes without a question
+    await alice.page.get_by_label("Message").fill("")
+    await alice.page.close(run_before_unload=True)
+    await until(alice.page.is_closed, timeout=10)
+    await alice.close()
 
 
 def sent(user: WebUser, fragment: str) -> bool:

@@ -140,6 +140,11 @@ function showApp(client) {
     }
   });
   $('message').addEventListener('input', fitComposer);
+  // Closing the tab with text typed and not sent asks first (what was sent, and is still
+  // waiting for the server, is kept in IndexedDB and goes when the app opens again).
+  window.addEventListener('beforeunload', (event) => {
+    if ($('message').value.trim()) event.preventDefault();
+  });
   $('verify').addEventListener('click', () => toggleVerify());
   $('block').addEventListener('click', () => toggleBlock());
   $('visibility').addEventListener('change', () => changeVisibility($('visibility').value));
