@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE
 from messenger_protocol.connect import REQUIRED_PARAMS
 from messenger_protocol.limits import (
     MAX_CONNECTION_SECONDS,
@@ -407,10 +408,6 @@ class GatewayRoute:
     response: str
 
 
-# The stage variable holding the directory's current version (docs/protocol.md §6): the
-# directory publisher sets it on every cell's stage when it publishes a new version, and
-# `pong` carries it to idle clients.
-DIRECTORY_VERSION_STAGE_VARIABLE = "dv"
 # What a stage starts with, before the first publish (a client ignores a dv it has seen).
 INITIAL_STAGE_VARIABLES: dict[str, str] = {DIRECTORY_VERSION_STAGE_VARIABLE: "0"}
 

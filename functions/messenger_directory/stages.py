@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from messenger.contract import DIRECTORY_VERSION_STAGE_VARIABLE
-from messenger_protocol.cells import Directory
+from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE, Directory
 
 _EXECUTE_API_URL = re.compile(
     r"^wss://(?P<api_id>[a-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"

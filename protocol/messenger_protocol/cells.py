@@ -32,6 +32,13 @@ from messenger_protocol.limits import (
 )
 from messenger_protocol.signatures import sign, verifies
 
+# The API stage variable holding the newest directory version a cell knows (`dv`,
+# docs/protocol.md §6): the
+# directory publisher sets it on every cell's stage right after it publishes, API Gateway
+# answers `pong` from it and passes it to the functions in every event. Here, in the
+# package both the cell's functions and the directory's import.
+DIRECTORY_VERSION_STAGE_VARIABLE = "dv"
+
 if TYPE_CHECKING:
     from nacl.signing import SigningKey
 
