@@ -210,7 +210,7 @@ class Connection:
                 return self._session
             if isinstance(self._last_error, HandshakeRefused):
                 raise self._last_error
-            if self._status.state == ConnectionState.REPLACED:
+            if self._status.state == ConnectionState.REPLACED and not self._resume.is_set():
                 raise NotConnected(f"not connected to {self.server_url}: {self._status.error}")
             left = deadline - loop.time()
             if left <= 0:

@@ -152,7 +152,7 @@ export class Connection {
     for (;;) {
       if (this.session) return this.session;
       if (this.lastError instanceof HandshakeRefused && this.lastError.status) throw this.lastError;
-      if (this.status.state === ConnectionState.REPLACED) throw new NotConnected(`not connected: ${this.status.error}`);
+      if (this.status.state === ConnectionState.REPLACED && !this.resume.settled) throw new NotConnected(`not connected: ${this.status.error}`);
       const left = deadline - Date.now();
       if (left <= 0) {
         const reason = this.lastError ? `: ${this.lastError.message}` : '';
