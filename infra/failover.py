@@ -2,13 +2,16 @@
 
     python -m infra.failover switch c0 --to standby [--env prod] [-c KEY=VALUE ...]
     python -m infra.failover switch c0 --to primary --env prod      # failing back
+    python -m infra.failover arm c0 --env prod   # the automated switch may fire again
 
 The cells and standbys are the app's own context (cdk.json, plus `-c` as given to
 `cdk deploy`); the URL and table of the side switched to are read from its stack's
 outputs (`WebSocketUrl`, `UsersTableName`) and the directory's bucket from the directory
 stack's (`DirectoryBucketName`), with boto3. Only the target's region is asked anything:
 the other may be gone. The switch itself is `messenger_directory.failover.switch`, the
-same the standby's Failover function runs.
+same the standby's Failover function runs. `arm` lets the automated switch to the standby
+(`-c autoFailover=true`), which disarms itself once it fired, fire again: it writes only
+the arm item in the standby's Users table (`messenger_directory.failover.arm`).
 
 Credentials: the profile's (`--profile`) for the cell's account; `--directory-profile`
 when the directory's bucket is in another account (the bucket admits only the cell's own
@@ -43,6 +46,7 @@ from messenger_directory.failover import (
     DirectoryBucket,
     Side,
     Switched,
+    arm,
     switch,
 )
 
@@ -86,14 +90,11 @@ def cell_sides(
     )
 
 
-def run_switch(
-    context: Mapping[str, Any],
-    cell_id: str,
-    to: str,
-    session: boto3.Session,
-    directory_session: boto3.Session,
-) -> Switched:
-    """Switch a cell of the deployment `context` describes (cdk.json's context first)."""
+def deployed_cell_sides(
+    context: Mapping[str, Any], cell_id: str, to: str, session: boto3.Session
+) -> CellSides:
+    """The side `to` of a cell of the deployment `context` describes (cdk.json's context
+    first), as deployed."""
     merged = {**cdk_json_context(), **context}
     if not names_cells(merged.get):
         # A deployment without named cells has no standby: nothing to switch to.
@@ -102,15 +103,36 @@ def run_switch(
     # A switch acts on what is deployed: a placement that today's rules refuse for a new
     # deploy (infra/config.py) may still have to fail over.
     cells = cells_from_context(merged.get, standby_placement=False)
-    sides = cell_sides(config, cells, cell_id, to, cloudformation_outputs(session))
+    return cell_sides(config, cells, cell_id, to, cloudformation_outputs(session))
+
+
+def dynamodb_of(session: boto3.Session) -> Callable[[str], Any]:
+    """A DynamoDB client of a region, with the session's credentials."""
+    return lambda region: session.client("dynamodb", region_name=region, config=CLIENT_CONFIG)
+
+
+def run_switch(
+    context: Mapping[str, Any],
+    cell_id: str,
+    to: str,
+    session: boto3.Session,
+    directory_session: boto3.Session,
+) -> Switched:
+    """Switch a cell of the deployment `context` describes (cdk.json's context first)."""
+    sides = deployed_cell_sides(context, cell_id, to, session)
     return switch(
         sides,
         to,
-        dynamodb_for=lambda region: session.client(
-            "dynamodb", region_name=region, config=CLIENT_CONFIG
-        ),
+        dynamodb_for=dynamodb_of(session),
         s3=directory_session.client("s3", region_name=sides.directory.region, config=CLIENT_CONFIG),
     )
+
+
+def run_arm(context: Mapping[str, Any], cell_id: str, session: boto3.Session) -> CellSides:
+    """Re-arm the automated switch of a cell to its standby; the cell's standby side."""
+    sides = deployed_cell_sides(context, cell_id, STANDBY, session)
+    arm(sides, dynamodb_for=dynamodb_of(session))
+    return sides
 
 
 def _context_entry(text: str) -> tuple[str, str]:
@@ -120,12 +142,9 @@ def _context_entry(text: str) -> tuple[str, str]:
     return key, value
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.failover", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("switch", help="make a side of a cell the active one")
+def _deployment_arguments(command: argparse.ArgumentParser) -> None:
+    """What names a cell of a deployment and the credentials to reach it."""
     command.add_argument("cell", help="the cell, e.g. c0")
-    command.add_argument("--to", required=True, choices=SIDES, help=f"{STANDBY} or {PRIMARY}")
     command.add_argument("--env", default=None, help="the deployment's env (default: dev)")
     command.add_argument(
         "-c", "--context", action="append", type=_context_entry, default=[], metavar="KEY=VALUE"
@@ -133,6 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--profile", default=None, help="AWS profile of the cell's account")
     command.add_argument(
         "--directory-profile", default=None, help="AWS profile of the directory's account"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.failover", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("switch", help="make a side of a cell the active one")
+    _deployment_arguments(command)
+    command.add_argument("--to", required=True, choices=SIDES, help=f"{STANDBY} or {PRIMARY}")
+    _deployment_arguments(
+        commands.add_parser("arm", help="let the automated switch to the standby fire again")
     )
     arguments = parser.parse_args(argv)
     context: dict[str, Any] = dict(arguments.context)
@@ -145,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         else session
     )
     try:
+        if arguments.command == "arm":
+            armed = run_arm(context, arguments.cell, session)
+            side = armed.side(STANDBY)
+            print(json.dumps({"cell": armed.cell_id, "armed": True, "region": side.region}))
+            return 0
         switched = run_switch(context, arguments.cell, arguments.to, session, directory_session)
     except ValueError as error:
         print(f"failover: {error}", file=sys.stderr)

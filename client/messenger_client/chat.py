@@ -91,6 +91,9 @@ def banner_text(status: ConnectionStatus) -> str | None:
         return f"⚠ offline: reconnecting{when}{reason}. Messages wait in the outbox."
     if status.state == ConnectionState.CONNECTING:
         return "⚠ connecting…"
+    if status.state == ConnectionState.REPLACED:
+        # Final until started again (docs/protocol.md §3 Closing): reconnecting would loop.
+        return "⚠ opened elsewhere: not reconnecting. Messages wait in the outbox."
     return "⚠ disconnected"
 
 

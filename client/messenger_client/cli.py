@@ -326,6 +326,12 @@ def _print_incoming(event: Event, as_json: bool = False) -> int:
         print(
             f"messenger: offline ({event.status.error}); reconnecting", file=sys.stderr, flush=True
         )
+    elif isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.REPLACED:
+        print(
+            f"messenger: opened elsewhere ({event.status.error}); not reconnecting",
+            file=sys.stderr,
+            flush=True,
+        )
     elif isinstance(event, MessageRejected):
         rejection = event.rejection
         because = rejection.held_because or HoldReason.UNREADABLE

@@ -232,8 +232,11 @@ class MessengerClient:
         await self.close()
 
     def start(self) -> None:
-        """Start connecting (in the background), the outbox and the inbox."""
+        """Start connecting (in the background), the outbox and the inbox; once started,
+        connect again after the server closed the connection for good (REPLACED: another
+        connection of this device took its place, docs/protocol.md §3 Closing)."""
         if self._tasks:
+            self._connection.start()
             return
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._outbox.run()), loop.create_task(self._inbox.run())]

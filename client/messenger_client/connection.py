@@ -13,7 +13,10 @@ server's URL, or the user's home cell from the directory. A handshake the server
 refuses (HTTP 401 or 403: our identity or our clock, or a cell that is not our home)
 ends the loop unless the locator has somewhere new to try (a newer directory): asking
 again would be refused again. One that fails because of the server (a 5xx, a timeout)
-is retried with the same backoff as a lost connection (docs/protocol.md §1).
+is retried with the same backoff as a lost connection (docs/protocol.md §1). A
+connection the server closed after `REPLACED` (docs/protocol.md §3 Closing: a fifth
+connection of this device took its place) is not opened again until `start` is called
+again: reconnecting would replace another connection of the device, a loop.
 
 The timings' defaults, the backoff and which handshake refusals are final are the
 client rules' (`messenger_protocol.client_rules`), which the JavaScript SDK shares.
@@ -45,6 +48,7 @@ from messenger_protocol.client_rules import backoff_delay
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ClientFrame, Ping, load_json
 from messenger_protocol.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+from messenger_protocol.names import FrameType
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,9 @@ class ConnectionState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"  # lost, or the server failed (5xx): reconnecting after `retry_in`
     REFUSED = "refused"  # the server said no (401/403): final, not tried again
+    # Closed by the server after REPLACED (§3 Closing): another connection of this device
+    # took its place. Not reopened until `start` again; the outbox keeps what it holds.
+    REPLACED = "replaced"
     CLOSED = "closed"  # stopped by us
 
 
@@ -105,6 +112,9 @@ class Session:
     ping_after: float
     ping_sent_at: float | None = None
     reader: asyncio.Task[None] | None = None
+    # The error code announcing that the server closes this session for good
+    # (`client_rules.FINAL_CLOSE_ERRORS`), once the server said so.
+    final_close: str | None = None
     ready: asyncio.Future[None] = field(default_factory=_new_future)
     ended: asyncio.Future[None] = field(default_factory=_new_future)
 
@@ -143,6 +153,8 @@ class Connection:
         self._attempts = 0
         self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Set by `start` to reopen a connection that the server closed for good.
+        self._resume = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._next_switch_at = 0.0
@@ -164,8 +176,10 @@ class Connection:
         return self._session
 
     def start(self) -> None:
-        """Start connecting in the background (and keep connected until `stop`)."""
-        if self._runner is None:
+        """Start connecting in the background (and keep connected until `stop`); again
+        after the server closed the connection for good (REPLACED, refused): try again."""
+        self._resume.set()
+        if self._runner is None or self._runner.done():
             self._stopping.clear()
             self._runner = asyncio.get_running_loop().create_task(self._run())
 
@@ -196,6 +210,8 @@ class Connection:
                 return self._session
             if isinstance(self._last_error, HandshakeRefused):
                 raise self._last_error
+            if self._status.state == ConnectionState.REPLACED and not self._resume.is_set():
+                raise NotConnected(f"not connected to {self.server_url}: {self._status.error}")
             left = deadline - loop.time()
             if left <= 0:
                 reason = f": {self._last_error}" if self._last_error else ""
@@ -260,9 +276,12 @@ class Connection:
                 self._last_error = None
                 self._attempts = 0
                 self._install(socket)
-                await self._serve()
+                final_close = await self._serve()
                 if self._stopping.is_set():
                     break
+                if final_close is not None:
+                    await self._wait_for_restart(final_close)
+                    continue
             delay = backoff_delay(self._attempts, self.policy.backoff_base, self.policy.backoff_cap)
             self._attempts += 1
             error_text = str(self._last_error) if self._last_error else "connection lost"
@@ -270,6 +289,21 @@ class Connection:
             self._set_status(ConnectionStatus(ConnectionState.OFFLINE, delay, error_text))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _wait_for_restart(self, final_close: str) -> None:
+        """The server closed us for good (§3 Closing): stay down until `start` or `stop`."""
+        self._resume.clear()
+        why = f"{final_close}: another connection of this device took this one's place"
+        log.warning("closed by the server (%s); not reconnecting until started again", why)
+        self._set_status(ConnectionStatus(ConnectionState.REPLACED, error=why))
+        resume = asyncio.get_running_loop().create_task(self._resume.wait())
+        stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({resume, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            resume.cancel()
+            stopping.cancel()
+        self._attempts = 0
 
     async def _open_socket(self, *, after_failure: bool) -> ClientConnection:
         url = self._signed_url(await self._locator.url(after_failure=after_failure))
@@ -341,16 +375,22 @@ class Connection:
                     log.warning("ignored a frame that is not JSON")
                     continue
                 if isinstance(document, dict):
+                    if document.get("type") == FrameType.ERROR:
+                        code = _final_close(document.get("code"))
+                        session.final_close = session.final_close or code
                     self._on_frame(document)
                 else:
                     log.warning("ignored a frame that is not a JSON object")
         except ConnectionClosed:
             pass
         finally:
+            # The close reason says it too where the server could choose it (`messenger local`).
+            session.final_close = session.final_close or _final_close(session.socket.close_reason)
             session.end()
 
-    async def _serve(self) -> None:
-        """Keep the session (and those replacing it) alive until it ends or we stop."""
+    async def _serve(self) -> str | None:
+        """Keep the session (and those replacing it) alive until it ends or we stop; the
+        error code of a close for good (`client_rules.FINAL_CLOSE_ERRORS`), if so."""
         loop = asyncio.get_running_loop()
         tick = min(client_rules.KEEP_ALIVE_TICK_SECONDS, self.policy.ping_interval / 4)
         stopping = loop.create_task(self._stopping.wait())
@@ -358,12 +398,14 @@ class Connection:
             while True:
                 current = self._session
                 if current is None or current.reader is None:
-                    return
+                    return None
                 await asyncio.wait(
                     {current.reader, stopping}, timeout=tick, return_when=asyncio.FIRST_COMPLETED
                 )
-                if stopping.done() or current.reader.done():
-                    return
+                if stopping.done():
+                    return None
+                if current.reader.done():
+                    return current.final_close
                 await self._keep_alive(current, loop.time())
         finally:
             stopping.cancel()
@@ -419,3 +461,8 @@ class Connection:
         self._changed.set()
         self._changed = asyncio.Event()
         self._on_status(status)
+
+
+def _final_close(code: object) -> str | None:
+    """`code` if it announces a close for good (§3 Closing), else None."""
+    return code if isinstance(code, str) and code in client_rules.FINAL_CLOSE_ERRORS else None

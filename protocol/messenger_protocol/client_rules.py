@@ -26,6 +26,7 @@ __all__ = [
     "CLOSE_TIMEOUT_SECONDS",
     "DEFAULT_PRESENCE_VISIBILITY",
     "DIRECTORY_INTERVAL_SECONDS",
+    "FINAL_CLOSE_ERRORS",
     "FINAL_HANDSHAKE_STATUSES",
     "GATEWAY_ERROR_MESSAGES",
     "KEEP_ALIVE_TICK_SECONDS",
@@ -60,6 +61,13 @@ GATEWAY_ERROR_MESSAGES = ("Internal server error", "Endpoint request timed out")
 # clock, a cell that is not our home, §1): asking again would be refused again. Any
 # other failure (a 5xx, a timeout) is retried with the reconnect backoff.
 FINAL_HANDSHAKE_STATUSES = frozenset({401, 403})
+# The errors announcing a close (§3 Closing) after which a client must not reconnect on
+# its own: REPLACED says a newer connection of the same device took this one's place, and
+# connecting again would replace one of the device's in turn, a loop. The connection stays
+# down (what was not sent stays in the outbox) until the app starts it again. The error
+# frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
+# is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
+FINAL_CLOSE_ERRORS = frozenset({ErrorCode.REPLACED})
 
 # --- backoff ---------------------------------------------------------------------------
 # A retry's step doubles from the base up to the cap (`backoff_delay`); past this many

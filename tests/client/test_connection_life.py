@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,17 @@ import pytest
 from messenger.contract import Env
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
+from messenger_client.crypto import signed_url
 from messenger_client.errors import HandshakeRefused, NotConnected
 from messenger_client.events import ConnectionChanged, MessageAdded, PresenceChanged
 from messenger_client.keystore import Profile
+from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.names import PresenceVisibility
 from tests.client.conftest import FAST, Clients
 from tests.support.harness import throttle_dynamodb
 from tests.support.waiting import until
+from tests.support.ws_client import open_socket
 
 pytestmark = pytest.mark.e2e
 EVERYONE = PresenceVisibility.EVERYONE
@@ -125,6 +129,48 @@ async def test_a_refused_handshake_is_reported_at_once(
             await asyncio.sleep(1.0)  # many backoff delays of these settings
             assert impostor.status.state == ConnectionState.REFUSED
             assert [i.status for i in stack.invocations_of("authorizer")][1:] == [403]
+        await clients.close_all()
+
+
+async def test_a_connection_replaced_by_a_fifth_of_its_device_stays_down_and_says_why(
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+) -> None:
+    # Given alice's client online (it has bob's keys), and three more sockets of her device
+    async with LocalStack(aws=shared_aws) as stack:
+        await clients.open("bob", stack.ws_url)
+        alice = await clients.open("alice", stack.ws_url)
+        await alice.send_and_wait("bob", "before")
+        identity = alice.profile.identity
+        others = [await open_socket(signed_url(stack.ws_url, identity, time.time()))]
+        others += [await open_socket(signed_url(stack.ws_url, identity, time.time()))]
+        others += [await open_socket(signed_url(stack.ws_url, identity, time.time()))]
+        async with alice.events() as events:
+            # When the device opens a fifth connection (docs/protocol.md §1: at most 4)
+            others.append(await open_socket(signed_url(stack.ws_url, identity, time.time())))
+            # Then the client, the oldest, is closed REPLACED and says so
+            replaced = await events.next_of(
+                ConnectionChanged, lambda e: e.status.state == ConnectionState.REPLACED
+            )
+            assert replaced.status.error is not None and "REPLACED" in replaced.status.error
+            # And it does not reconnect: that would replace another of the device's in turn
+            await asyncio.sleep(1.0)  # many backoff delays of these settings
+            assert alice.status.state == ConnectionState.REPLACED
+            assert connects_of(stack, "alice") == 5
+            with pytest.raises(NotConnected, match="REPLACED"):
+                await alice.wait_online(timeout=1.0)
+            # And what it sends meanwhile waits in the outbox
+            waiting = await alice.send("bob", "after")
+            await asyncio.sleep(0.5)
+            assert [m.text for m in alice.history("bob")] == ["before", "after"]
+            assert alice.history("bob")[-1].status == MessageStatus.PENDING
+        # When the other sockets go and the app starts the client again
+        for socket in others:
+            await socket.close()
+        alice.start()
+        # Then it connects and the waiting message goes out
+        await alice.wait_online(timeout=10.0)
+        await alice.wait_sent(waiting.message_id, timeout=10.0)
         await clients.close_all()
 
 

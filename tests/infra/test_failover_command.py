@@ -1,5 +1,6 @@
-"""`python -m infra.failover switch`: the operator's switch, with the stacks' outputs and
-the tables and directory bucket on moto (CloudFormation, DynamoDB and S3)."""
+"""`python -m infra.failover switch` and `arm`: the operator's switch and re-arm, with the
+stacks' outputs and the tables and directory bucket on moto (CloudFormation, DynamoDB
+and S3)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from infra.failover import main
 from messenger.contract import USERS_TABLE, create_table_request
+from messenger.dal.cell_state import CellState
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
 from messenger_protocol.cells import ShardMap
 
@@ -102,3 +104,38 @@ def test_a_switch_the_deployment_cannot_make_is_refused_and_changes_nothing(
     assert main(arguments) == 2
     assert says in capsys.readouterr().err
     assert published(deployed)["version"] == 1
+
+
+def standby_state() -> CellState:
+    client = boto3.client("dynamodb", region_name="us-west-2")
+    return CellState(client, "messenger-prod-c0-users")
+
+
+def test_the_command_re_arms_the_automated_switch_of_a_cell(deployed, capsys):
+    # Given the automated switch to c0's standby fired once, and so disarmed itself
+    assert standby_state().disarm(now_ms=1_000) is True
+    assert not standby_state().armed()
+    # When the operator re-arms it, with the same settings as a switch
+    assert main(["arm", "c0", "--env", "prod", *CELLS, *STANDBY]) == 0
+    # Then it says so, and the standby's replica holds the arm again
+    said = json.loads(capsys.readouterr().out)
+    assert said == {"cell": "c0", "armed": True, "region": "us-west-2"}
+    assert standby_state().armed()
+    # And nothing else moved: the directory still names the primary
+    assert published(deployed)["version"] == 1
+    assert published(deployed)["cells"]["c0"] == {"url": PRIMARY_URL}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["arm", "c1", "--env", "prod", *CELLS, *STANDBY], "no standby"),
+        (["arm", "c9", "--env", "prod", *CELLS, *STANDBY], "no cell 'c9'"),
+        (["arm", "c0", "--env", "prod"], "no cells in the context"),
+    ],
+)
+def test_an_arm_the_deployment_cannot_make_is_refused(deployed, capsys, arguments, says):
+    assert standby_state().disarm(now_ms=1_000) is True
+    assert main(arguments) == 2
+    assert says in capsys.readouterr().err
+    assert not standby_state().armed()

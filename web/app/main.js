@@ -184,6 +184,14 @@ function renderBanner(status) {
     return;
   }
   banner.hidden = false;
+  if (status.state === 'replaced') {
+    // Final until started again: reconnecting by itself would close another tab's (§3 Closing).
+    const reconnect = element('button', 'banner-action', 'Use here');
+    reconnect.type = 'button';
+    reconnect.addEventListener('click', () => state.client.start());
+    banner.replaceChildren('Opened elsewhere: this connection was closed for a newer one. What you send waits. ', reconnect);
+    return;
+  }
   banner.textContent =
     status.state === 'connecting' ? 'Connecting… what you send waits and goes out once connected.'
       : 'Offline: reconnecting… what you send waits and goes out once connected.';

@@ -17,6 +17,14 @@ export const GATEWAY_ERROR_MESSAGES = Object.freeze(["Internal server error", "E
 // other failure (a 5xx, a timeout) is retried with the reconnect backoff.
 export const FINAL_HANDSHAKE_STATUSES = new Set([401, 403]);
 
+// The errors announcing a close (§3 Closing) after which a client must not reconnect on
+// its own: REPLACED says a newer connection of the same device took this one's place, and
+// connecting again would replace one of the device's in turn, a loop. The connection stays
+// down (what was not sent stays in the outbox) until the app starts it again. The error
+// frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
+// is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
+export const FINAL_CLOSE_ERRORS = new Set(["REPLACED"]);
+
 // A retry's step doubles from the base up to the cap (`backoff_delay`); past this many
 // doublings the step is the cap anyway, and 2**n would only grow.
 export const BACKOFF_MAX_DOUBLINGS = 32;

@@ -150,9 +150,14 @@ export class MessengerClient extends Emitter {
     return this.connection.status;
   }
 
-  /** Start connecting (in the background) and the outbox. */
+  /** Start connecting (in the background) and the outbox; once started, connect again after
+   * the server closed the connection for good (REPLACED: another connection of this device
+   * took its place, docs/protocol.md §3 Closing). */
   start() {
-    if (this.outboxRun) return;
+    if (this.outboxRun) {
+      this.connection.start();
+      return;
+    }
     this.outboxRun = this.outbox.run();
     if (this.directory) {
       this.directoryTimer = setInterval(() => {
@@ -434,6 +439,8 @@ export class MessengerClient extends Emitter {
   #onStatus(status) {
     if (status.state !== ConnectionState.ONLINE) this.inbox.connectionLost();
     this.emit('connection', status);
+    // Final until the app starts the client again: what it sends meanwhile waits.
+    if (status.state === ConnectionState.REPLACED) this.emit('replaced', status);
   }
 
   /** Beyond §7: the directory moved these cells (a failover): what we sent to their users

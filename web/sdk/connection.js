@@ -7,11 +7,15 @@
 // socket before the 2-hour limit (make before break: the new socket opens before the old
 // one closes, so watchers see no offline blip), and after any loss reconnects with a
 // jittered exponential backoff. Each open socket is a session; the client runs `onOpen`
-// (sync, presence subscriptions, outbox) for every new one.
+// (sync, presence subscriptions, outbox) for every new one. A connection the server closed
+// after `REPLACED` (docs/protocol.md §3 Closing: a fifth connection of this device took its
+// place) is not opened again until `start` is called again: reconnecting would replace
+// another connection of the device, a loop.
 
 import { HandshakeRefused, InvalidFrame, NotConnected } from './errors.js';
 import { utf8Length } from './encoding.js';
 import {
+  FINAL_CLOSE_ERRORS,
   FINAL_HANDSHAKE_STATUSES,
   KEEP_ALIVE_TICK_SECONDS,
   MAX_CONNECTION_AGE_SECONDS,
@@ -47,6 +51,9 @@ export const ConnectionState = Object.freeze({
   CONNECTING: 'connecting',
   ONLINE: 'online',
   OFFLINE: 'offline', // lost or refused: reconnecting after `retryIn` ms
+  // Closed by the server after REPLACED (§3 Closing): another connection of this device
+  // took its place. Not reopened until `start` again; the outbox keeps what it holds.
+  REPLACED: 'replaced',
   CLOSED: 'closed', // stopped by us
 });
 
@@ -64,6 +71,9 @@ class Session {
     // Quiet (nothing sent) for this long: time to ping. Drawn again after every ping.
     this.pingAfter = pingAfter;
     this.pingSentAt = null;
+    // The error code announcing that the server closes this session for good
+    // (FINAL_CLOSE_ERRORS), once the server said so.
+    this.finalClose = null;
     // Resolved once the client has set the session up (`onOpen` done): the outbox waits.
     this.readySignal = deferred();
     this.ready = this.readySignal.promise;
@@ -106,14 +116,18 @@ export class Connection {
     this.attempts = 0;
     this.changed = deferred();
     this.stopping = null;
+    // Resolved by `start` to reopen a connection that the server closed for good.
+    this.resume = deferred();
     this.runner = null;
     this.ticker = null;
     this.nextSwitchAt = 0;
     this.replacing = false;
   }
 
-  /** Start connecting in the background (and stay connected until `stop`). */
+  /** Start connecting in the background (and stay connected until `stop`); again after
+   * the server closed the connection for good (REPLACED): connect again. */
   start() {
+    this.resume.resolve();
     if (this.runner) return;
     this.stopping = deferred();
     this.runner = this.#run();
@@ -138,6 +152,7 @@ export class Connection {
     for (;;) {
       if (this.session) return this.session;
       if (this.lastError instanceof HandshakeRefused && this.lastError.status) throw this.lastError;
+      if (this.status.state === ConnectionState.REPLACED && !this.resume.settled) throw new NotConnected(`not connected: ${this.status.error}`);
       const left = deadline - Date.now();
       if (left <= 0) {
         const reason = this.lastError ? `: ${this.lastError.message}` : '';
@@ -193,8 +208,12 @@ export class Connection {
         this.lastError = null;
         this.attempts = 0;
         this.#install(socket);
-        await this.#serve();
+        const finalClose = await this.#serve();
         if (this.stopping.settled) break;
+        if (finalClose) {
+          await this.#waitForRestart(finalClose);
+          continue;
+        }
       }
       const delay = backoffDelay(this.attempts, this.policy.backoffBase, this.policy.backoffCap);
       this.attempts += 1;
@@ -202,6 +221,16 @@ export class Connection {
       this.#setStatus({ state: ConnectionState.OFFLINE, retryIn: delay, error });
       await sleep(delay, this.stopping.promise);
     }
+  }
+
+  /** The server closed us for good (§3 Closing): stay down until `start` or `stop`. */
+  async #waitForRestart(finalClose) {
+    this.resume = deferred();
+    const error = `${finalClose}: another connection of this device took this one's place`;
+    this.log.warn?.(`closed by the server (${error}); not reconnecting until started again`);
+    this.#setStatus({ state: ConnectionState.REPLACED, retryIn: null, error });
+    await Promise.race([this.resume.promise, this.stopping.promise]);
+    this.attempts = 0;
   }
 
   async #openSocket(refresh) {
@@ -240,7 +269,9 @@ export class Connection {
     this.sessionsOpened += 1;
     const session = new Session(socket, this.sessionsOpened, now, pingDelay(this.policy.pingInterval));
     socket.onmessage = (event) => this.#read(session, event.data);
-    socket.onclose = () => {
+    socket.onclose = (event) => {
+      // The close reason says it too where the server could choose it (`messenger local`).
+      if (FINAL_CLOSE_ERRORS.has(event?.reason)) session.finalClose ??= event.reason;
       session.end();
       if (this.session === session) this.#changed();
     };
@@ -275,20 +306,28 @@ export class Connection {
       this.log.warn('ignored a frame that is not a JSON object');
       return;
     }
+    if (frame.type === 'error' && FINAL_CLOSE_ERRORS.has(frame.code)) session.finalClose ??= frame.code;
     this.onFrame(frame, session);
   }
 
-  /** Until the session, and those replacing it, end; or we stop. */
+  /** Until the session, and those replacing it, end; or we stop. The error code of a close
+   * for good (FINAL_CLOSE_ERRORS), if so. */
   async #serve() {
+    let finalClose = null;
     for (;;) {
       const current = this.session;
-      if (!current) return;
+      if (!current) return null;
       await Promise.race([current.ended, this.stopping.promise]);
-      if (this.stopping.settled || this.session === current) break;
+      if (this.stopping.settled) break;
+      if (this.session === current) {
+        finalClose = current.finalClose;
+        break;
+      }
     }
     this.session?.end();
     this.session = null;
     this.#changed();
+    return finalClose;
   }
 
   #keepAlive() {

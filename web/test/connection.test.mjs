@@ -93,6 +93,57 @@ test('given a refused handshake, then waitOnline says so at once (HTTP status fr
   await assert.rejects(alice.waitOnline(3000), (error) => error.name === 'HandshakeRefused' && error.status === 403);
 });
 
+test('given the server replaces the connection (REPLACED), then the client stays down, says so, keeps what it sends, and starts again when told', async () => {
+  const bob = Identity.generate('bob');
+  const server = await serve({
+    handlers: {
+      getKeys: () => ({ type: 'keys', userId: 'bob', ...bob.publicKeys.toJSON() }),
+      sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 1 }),
+    },
+  });
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  await alice.waitSent((await alice.send('bob', 'before')).messageId);
+  const replaced = alice.next('replaced', () => true, 3000);
+  // API Gateway cannot choose a close code: the error frame alone says why (§3 Closing).
+  server.send(server.live[0], { type: 'error', code: 'REPLACED', message: 'a newer connection of this device', ref: null });
+  server.live[0].socket.close(1000, '');
+  const status = await replaced;
+  assert.equal(status.state, 'replaced');
+  assert.match(status.error, /REPLACED/);
+  assert.equal(alice.status.state, 'replaced');
+  await assert.rejects(alice.waitOnline(500), (error) => error.name === 'NotConnected' && /REPLACED/.test(error.message));
+  const waiting = await alice.send('bob', 'after');
+  await new Promise((resolve) => setTimeout(resolve, 300)); // many backoff delays of FAST_POLICY
+  assert.equal(server.connections.length, 1, 'no reconnect: it would replace another connection in turn');
+  assert.deepEqual(alice.messages('bob').map((message) => message.status), ['sent', 'pending']);
+  alice.start();
+  await alice.waitOnline(2000);
+  await alice.waitSent(waiting.messageId);
+  assert.equal(server.connections.length, 2);
+});
+
+test('given a close with code 1008 and reason REPLACED, then the client does not reconnect', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  const replaced = alice.next('replaced', () => true, 3000);
+  server.live[0].socket.close(1008, 'REPLACED');
+  assert.equal((await replaced).state, 'replaced');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(server.connections.length, 1);
+});
+
+test('given the server says MOVED and closes, then the client reconnects as after any loss (§7)', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  server.send(server.live[0], { type: 'error', code: 'MOVED', message: 'not the home any more', ref: null });
+  server.live[0].socket.close(1012, 'MOVED');
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  await alice.waitOnline(2000);
+});
+
 function directoryOf(cells, shardMap, version = 1) {
   return checkDirectory({ version, shards: 4096, cells: Object.fromEntries(Object.entries(cells).map(([name, url]) => [name, { url }])), shardMap });
 }
