@@ -127,13 +127,14 @@ async def test_send_to_offline_recipient_then_sync(site: Site) -> None:
     # Then he gets the message, then syncDone
     message = await b.next()
     assert message["type"] == "message" and message["messageId"] == "msg-0003"
-    epoch = site.epoch_of(bob)
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": epoch}
+    epoch, dv = site.epoch_of(bob), site.directory_version_of(bob)
+    done = {"type": "syncDone", "count": 1, "more": False, "epoch": epoch, "dv": dv}
+    assert await b.next() == done
     # And it stays queued until acknowledged: a second sync hands it over again, batched
     await b.send({"action": "sync", "batch": True})
     batch = await b.next()
     assert batch["type"] == "items" and [m["messageId"] for m in batch["items"]] == ["msg-0003"]
-    assert await b.next() == {"type": "syncDone", "count": 1, "more": False, "epoch": epoch}
+    assert await b.next() == done
 
 
 async def test_resend_gets_the_same_ack_and_no_second_delivery(site: Site) -> None:
@@ -170,6 +171,7 @@ async def test_ack_deletes_and_sends_a_delivered_receipt(site: Site) -> None:
         "count": 0,
         "more": False,
         "epoch": site.epoch_of(bob),
+        "dv": site.directory_version_of(bob),
     }
 
 

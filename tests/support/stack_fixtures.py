@@ -29,6 +29,7 @@ from messenger.logic.epoch import epoch_name
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.activity import TableDump
 from messenger_local.harness import counts_refusals
+from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import WsClient, connect_as
@@ -129,6 +130,12 @@ class Site:
         """A user whose id is `name` (or `name-N`, to land in the cell `home` names)."""
         cells = self.stack.cell_ids
         return user_homed_in(cells[home], name, cells) if cells else TestUser(name)
+
+    def directory_version_of(self, user: TestUser) -> int:
+        """The directory version the user's home cell knows (`dv` in its ack and syncDone,
+        docs/protocol.md §6): its stage's variable (0 without cells: no directory)."""
+        cell = self.stack.home_of(user.user_id) if self.stack.cell_ids else None
+        return int(self.stack.stage_variables(cell)[DIRECTORY_VERSION_STAGE_VARIABLE])
 
     def epoch_of(self, user: TestUser) -> str:
         """The epoch of the user's home (in every syncDone it sends): "local#0" without
