@@ -374,6 +374,7 @@ def test_given_an_unknown_user_of_another_cell_then_mark_seen_is_unknown_recipie
     assert cells.dump() == before
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_given_too_many_seen_receipts_to_one_foreign_user_then_rate_limited_in_the_readers_cell(
     cells: CellsUnderTest,
 ) -> None:
@@ -575,6 +576,7 @@ def test_given_a_closed_watcher_then_a_stale_interest_costs_one_call_and_posts_n
     assert cells["c0"].posts.of_type(a.connection_id, "presence") == []
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_given_too_many_subscriptions_across_cells_then_bad_request_and_nothing_recorded(
     cells: CellsUnderTest,
 ) -> None:

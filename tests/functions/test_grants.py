@@ -102,6 +102,7 @@ def refused(route: str, calls: list[tuple[str, str, bool]]) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_every_frame_route_calls_only_what_its_role_allows(alice: TestUser, bob: TestUser) -> None:
     with harness() as h:
         recorder = Recorder(h)

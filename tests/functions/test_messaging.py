@@ -151,6 +151,7 @@ def test_one_receipt_per_sender_per_ack_frame(
     assert [r["messageIds"] for r in h.posts.of_type(c.connection_id, "receipt")] == [["msg-c-001"]]
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_ack_of_100_messages_from_one_sender_makes_one_receipt(
     h: Harness, alice: TestUser, bob: TestUser
 ) -> None:

@@ -324,6 +324,7 @@ def test_push_payloads_are_what_each_platform_expects(
     assert not by_target[fcm_push.endpoint_arn].get("MessageAttributes")
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_a_burst_of_messages_makes_one_push_per_device(
     alice: TestUser, bob: TestUser, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,7 @@ def test_every_action_is_limited_per_user_and_a_refusal_writes_nothing(
     assert again is None or again.get("code") != "RATE_LIMITED"
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_sixty_sends_pipelined_from_two_devices_are_all_accepted(
     alice: TestUser, bob: TestUser
 ) -> None:
@@ -131,6 +132,7 @@ def test_a_full_bucket_is_refused_with_one_call_and_refills_at_its_rate(h: Harne
     assert [buckets.take("alice", "x", later, limit) for _ in range(3)] == [True, True, False]
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_a_stranger_cannot_fill_someone_s_queue_with_seen_receipts(
     h: Harness, alice: TestUser, mallory: TestUser
 ) -> None:
@@ -152,6 +154,7 @@ def test_a_stranger_cannot_fill_someone_s_queue_with_seen_receipts(
     assert h.posts.of_type(m.connection_id, "error")[0]["code"] == "TOO_MANY_REFUSED"
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_a_reader_marking_each_message_seen_in_a_busy_chat_is_never_limited(
     h: Harness, alice: TestUser, bob: TestUser
 ) -> None:

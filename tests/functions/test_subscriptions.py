@@ -104,6 +104,7 @@ def test_subscribes_racing_the_disconnect_leave_nothing_whatever_the_timing(
             assert presence_items(h) == [], f"round {round_}"
 
 
+@pytest.mark.slow  # several seconds of frames: in the full run, not the fast tier
 def test_the_subscribe_and_close_attack_leaves_nothing_and_the_victim_connects_as_usual(
     h: Harness, mallory: TestUser, bob: TestUser
 ) -> None:

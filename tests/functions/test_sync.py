@@ -65,6 +65,7 @@ def catch_up(h: Harness, connection: Connection, *, batch: bool, acking: bool = 
         after = done["cursor"]
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_a_long_queue_comes_in_bounded_pages_in_store_order(h: Harness, bob: TestUser) -> None:
     # Given 450 items queued for offline bob, receipts among the messages
     stored = seed(h, bob.user_id, 2 * SYNC_PAGE_POSTS + 50, receipt_every=9)
@@ -82,6 +83,7 @@ def test_a_long_queue_comes_in_bounded_pages_in_store_order(h: Harness, bob: Tes
     assert {d["epoch"] for d in dones} == {"local#0"}
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_batched_pages_pack_short_items_into_few_frames(h: Harness, bob: TestUser) -> None:
     stored = seed(h, bob.user_id, 1_200, receipt_every=5)
     b = h.connect(bob)
@@ -97,6 +99,7 @@ def test_batched_pages_pack_short_items_into_few_frames(h: Harness, bob: TestUse
     assert [item["id"] for item in items] == stored[:SYNC_PAGE_ITEMS]
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_acks_between_pages_never_repeat_or_skip_an_item(h: Harness, bob: TestUser) -> None:
     stored = seed(h, bob.user_id, 700)
     b = h.connect(bob)
@@ -155,6 +158,7 @@ def test_maximum_size_bodies_travel_one_per_frame_within_32_kb(h: Harness, bob: 
     assert [len(f["items"]) for f in frames[:3]] == [1, 1, 1]
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_pages_of_maximum_size_items_stay_within_the_post_budget(h: Harness, bob: TestUser) -> None:
     stored = seed(h, bob.user_id, SYNC_PAGE_POSTS + 20, body_bytes=MAX_BODY_BYTES)
     b = h.connect(bob)
@@ -171,6 +175,7 @@ def test_pages_of_maximum_size_items_stay_within_the_post_budget(h: Harness, bob
     assert received == stored
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_expired_items_are_skipped_on_every_page(h: Harness, bob: TestUser) -> None:
     # Given a whole page's worth of items that expire, between live ones
     early = seed(h, bob.user_id, 150)
@@ -211,6 +216,7 @@ def forgeries(cursor: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_a_forged_or_garbled_cursor_is_refused_and_changes_nothing(
     h: Harness, bob: TestUser
 ) -> None:
@@ -231,6 +237,7 @@ def test_a_forged_or_garbled_cursor_is_refused_and_changes_nothing(
     assert len(items) == 10
 
 
+@pytest.mark.slow  # seeds 1,000+ queue items: in the full run, not the fast tier
 def test_another_users_cursor_is_useless(h: Harness, alice: TestUser, bob: TestUser) -> None:
     # Given alice and bob each have a long queue and alice holds a cursor into hers
     seed(h, alice.user_id, SYNC_PAGE_ITEMS + 10)
