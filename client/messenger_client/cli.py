@@ -371,21 +371,26 @@ def presence_command(options: argparse.Namespace) -> int:
 
 
 def block_command(options: argparse.Namespace) -> int:
-    async def block(client: MessengerClient) -> int:
-        count = await client.set_blocked(add=options.users)
-        print(f"blocked {', '.join(options.users)} ({_users(count)} blocked in all)")
-        return EXIT_OK
-
-    return _with_client(options, block, wait_online=True)
+    return _edit_blocked(options, blocking=True)
 
 
 def unblock_command(options: argparse.Namespace) -> int:
-    async def unblock(client: MessengerClient) -> int:
-        count = await client.set_blocked(remove=options.users)
-        print(f"unblocked {', '.join(options.users)} ({_users(count)} blocked in all)")
+    return _edit_blocked(options, blocking=False)
+
+
+def _edit_blocked(options: argparse.Namespace, *, blocking: bool) -> int:
+    """Block (or unblock) the users named (docs/protocol.md §2 setBlocked)."""
+
+    async def edit(client: MessengerClient) -> int:
+        if blocking:
+            count = await client.set_blocked(add=options.users)
+        else:
+            count = await client.set_blocked(remove=options.users)
+        done = "blocked" if blocking else "unblocked"
+        print(f"{done} {', '.join(options.users)} ({_users(count)} blocked in all)")
         return EXIT_OK
 
-    return _with_client(options, unblock, wait_online=True)
+    return _with_client(options, edit, wait_online=True)
 
 
 def blocked_command(options: argparse.Namespace) -> int:
