@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -330,7 +331,7 @@ class Connection:
         except InvalidStatus as refused:
             status = refused.response.status_code
             if status in client_rules.FINAL_HANDSHAKE_STATUSES:
-                raise HandshakeRefused(status) from None
+                raise HandshakeRefused(status, _reason_of(refused.response.body)) from None
             raise NotConnected(f"the server answered HTTP {status}") from None
         except (OSError, TimeoutError, WebSocketException) as error:
             raise NotConnected(str(error) or type(error).__name__) from None
@@ -466,3 +467,14 @@ class Connection:
 def _final_close(code: object) -> str | None:
     """`code` if it announces a close for good (§3 Closing), else None."""
     return code if isinstance(code, str) and code in client_rules.FINAL_CLOSE_ERRORS else None
+
+
+def _reason_of(body: bytes | bytearray | None) -> str | None:
+    """The reason a refused handshake's body gives in words (`messenger local` gives one;
+    API Gateway's body is a bare "Forbidden"), else None."""
+    try:
+        document = json.loads(body or b"")
+    except ValueError:
+        return None
+    reason = document.get("reason") if isinstance(document, dict) else None
+    return reason if isinstance(reason, str) and reason else None

@@ -101,12 +101,15 @@ class NotConnected(MessengerError):
 class HandshakeRefused(NotConnected):
     """The server refused the connect handshake (HTTP 401 or 403)."""
 
-    def __init__(self, status_code: int) -> None:
-        super().__init__(
-            f"the server refused the connection (HTTP {status_code}): the user id may be "
-            "taken by other keys, or this machine's clock is off by more than 5 minutes"
+    def __init__(self, status_code: int, reason: str | None = None) -> None:
+        # AWS says no more than the status; `messenger local` says why (`reason`).
+        why = reason or (
+            "the user id may be taken by other keys, or this machine's clock is off by "
+            "more than 5 minutes"
         )
+        super().__init__(f"the server refused the connection (HTTP {status_code}): {why}")
         self.status_code = status_code
+        self.reason = reason
 
 
 class RequestFailed(MessengerError):

@@ -145,7 +145,11 @@ async def _authorize(gateway: Gateway, handshake: Handshake) -> Admission | web.
         return json_response(500, {"message": "Internal server error"})
     if not decision.allowed:
         log(403, "deny", outcome.duration_ms, outcome.request_id)
-        return json_response(403, {"message": "Forbidden"})
+        # API Gateway's body is a bare "Forbidden"; locally it also says why, in words
+        # (the authorizer's reason, which AWS drops on a Deny).
+        reason = decision.context.get("reason")
+        body = {"message": "Forbidden"} | ({"reason": reason} if reason else {})
+        return json_response(403, body)
     log(200, "allow", outcome.duration_ms, outcome.request_id)
     context = authorizer_context(decision.principal_id, decision.context, int(outcome.duration_ms))
     return Admission(authorizer=context, principal_id=decision.principal_id)

@@ -125,6 +125,9 @@ async def test_a_refused_handshake_is_reported_at_once(
             with pytest.raises(HandshakeRefused, match="HTTP 403") as refused:
                 await impostor.wait_online(timeout=5.0)
             assert refused.value.status_code == 403
+            # And locally it says why in words (AWS's body is a bare "Forbidden")
+            assert refused.value.reason == "userId is registered with other keys"
+            assert "registered with other keys" in str(refused.value)
             # And stops there: a refusal is final (a 5xx is not: the test below)
             await asyncio.sleep(1.0)  # many backoff delays of these settings
             assert impostor.status.state == ConnectionState.REFUSED

@@ -58,7 +58,9 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except AccessDenied as denial:
         logger.info("connect refused", extra={"reason": str(denial)})
         count_refusal(CONNECT_DENIED)
-        return policy("anonymous", "Deny", resource)
+        # API Gateway answers a Deny with a bare "Forbidden" and drops the context; the
+        # local emulator puts the reason in the 403's body, for the person at the keyboard.
+        return policy("anonymous", "Deny", resource) | {"context": {"reason": str(denial)}}
     except SidePromoting as promoting:
         # Not the caller's fault: a 500, which clients retry (docs/protocol.md §1).
         logger.info("connect deferred", extra={"reason": str(promoting)})
