@@ -408,6 +408,8 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
 
     # When alice sets who sees her online to everyone, the server hears it, and it stays
     await alice.page.get_by_text("Settings").click()
+    # (by default her contacts, listed by name: the people she wrote to, as the server holds)
+    await expect(alice.page.get_by_text("They are: carol.")).to_be_visible()
     await alice.page.get_by_label("Who sees when you are online").select_option("everyone")
     await until(lambda: sent(alice, '"visibility":"everyone"'), timeout=10)
     await alice.page.reload()

@@ -435,7 +435,7 @@ async function loadSettings() {
     const settings = await state.client.getSettings();
     $('visibility').value = settings.visibility;
     state.blocked = new Set(settings.blocked);
-    status.textContent = visibilityText(settings.visibility, settings.contacts.length, settings.blocked.length);
+    status.textContent = visibilityText(settings.visibility, settings.contacts, settings.blocked.length);
     renderBlock();
   } catch (problem) {
     status.textContent = `Shown as set on this device: the server could not say (${problem.message}).`;

@@ -29,6 +29,6 @@ const WHO = {
 /** The settings the server holds for us, in words. */
 export function visibilityText(visibility, contacts, blocked) {
   const who = WHO[visibility] ?? `Visibility: ${visibility}.`;
-  const listed = visibility === 'contacts' ? ` ${contacts} ${contacts === 1 ? 'person' : 'people'} listed.` : '';
+  const listed = visibility === 'contacts' ? ` ${contacts.length ? `They are: ${contacts.join(', ')}.` : 'No one yet.'}` : '';
   return `${who}${listed} ${blocked} blocked.`;
 }

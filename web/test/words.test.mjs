@@ -23,6 +23,7 @@ test('given a peer who hides their presence, then the app says why instead of of
 });
 
 test('given the settings the server holds, then they read as words', () => {
-  assert.equal(visibilityText('contacts', 2, 1), 'Only the people you wrote to see when you are online. 2 people listed. 1 blocked.');
-  assert.equal(visibilityText('nobody', 0, 0), 'Nobody sees when you are online. 0 blocked.');
+  assert.equal(visibilityText('contacts', ['bob', 'carol'], 1), 'Only the people you wrote to see when you are online. They are: bob, carol. 1 blocked.');
+  assert.equal(visibilityText('contacts', [], 0), 'Only the people you wrote to see when you are online. No one yet. 0 blocked.');
+  assert.equal(visibilityText('nobody', [], 0), 'Nobody sees when you are online. 0 blocked.');
 });
