@@ -353,11 +353,16 @@ async function sendTyped() {
   error.textContent = '';
   if (!text || !state.peer) return;
   input.classList.remove('unsent');
+  // Emptied at once, not after the send: what is typed meanwhile is the next message.
+  input.value = '';
+  fitComposer();
   try {
     await state.client.send(state.peer, text);
-    input.value = '';
-    fitComposer();
   } catch (problem) {
+    if (!input.value) {
+      input.value = text; // not sent: the text comes back to the composer
+      fitComposer();
+    }
     if (problem instanceof KeyChanged) {
       input.classList.add('unsent');
       error.textContent = `Not sent: verify the new safety number of ${state.peer} first. Your text is kept here.`;
