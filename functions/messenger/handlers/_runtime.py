@@ -156,9 +156,12 @@ def moved_away(caller: Caller, svc: Services, ref: str | None) -> dict[str, Any]
         message="this side of the cell is not active: fetch the directory",
         ref=ref,
     )
-    with contextlib.suppress(ConnectionGone):
-        connections.post(caller.connection_id, frame)
-    connections.close(caller.connection_id)
+    try:
+        with contextlib.suppress(ConnectionGone):
+            connections.post(caller.connection_id, frame)
+        connections.close(caller.connection_id)
+    except Exception:  # the refusal stands; the client's next frame is refused again
+        logger.warning("could not tell or close a connection on a fenced side", exc_info=True)
     return {"statusCode": 200}
 
 
