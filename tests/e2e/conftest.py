@@ -9,6 +9,7 @@ from tests.support.stack_fixtures import (
     shared_aws,
     site,
     stack,
+    standby_stack,
 )
 
-__all__ = ["cells_stack", "connect", "connect_home", "shared_aws", "site", "stack"]
+__all__ = ["cells_stack", "connect", "connect_home", "shared_aws", "site", "stack", "standby_stack"]

@@ -10,14 +10,13 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
 import boto3
 import pytest
 
 from messenger.contract import Env
-from messenger_local import EmbeddedAws, LocalStack
+from messenger_local import LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS
 from messenger_local.browser_guard import LOCAL_HEADERS
 from messenger_local.events import Api, Handshake, epoch_ms, message_event, new_id
@@ -35,12 +34,6 @@ FAKE_SIGV4 = (
     "AWS4-HMAC-SHA256 Credential=testing/20261206/us-east-1/lambda/aws4_request, "
     "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
 )
-
-
-@pytest.fixture
-async def standby_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
-    async with LocalStack(aws=shared_aws, cells=2, standby=True, replication_lag=0.3) as stack:
-        yield stack
 
 
 def request(

@@ -7,13 +7,12 @@ calls refused, so no write is accepted by both sides."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from messenger.contract import Env
-from messenger_local import EmbeddedAws, LocalStack
+from messenger_local import LocalStack
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import (
@@ -25,14 +24,6 @@ from tests.support.ws_client import (
 )
 
 pytestmark = pytest.mark.e2e
-
-LAG = 0.3
-
-
-@pytest.fixture
-async def standby_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
-    async with LocalStack(aws=shared_aws, cells=2, standby=True, replication_lag=LAG) as stack:
-        yield stack
 
 
 def queue_items(stack: LocalStack, table: str) -> list[dict[str, Any]]:

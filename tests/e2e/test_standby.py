@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,18 +30,10 @@ from tests.support.ws_client import (
 
 pytestmark = pytest.mark.e2e
 
-LAG = 0.3
-
 
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
-
-
-@pytest.fixture
-async def standby_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
-    async with LocalStack(aws=shared_aws, cells=2, standby=True, replication_lag=LAG) as stack:
-        yield stack
 
 
 async def sync_epoch(client: WsClient) -> str:

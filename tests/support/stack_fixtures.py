@@ -64,6 +64,19 @@ async def cells_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
         yield running
 
 
+# How long the standby's replicas trail the primary in `standby_stack` (seconds).
+STANDBY_LAG = 0.3
+
+
+@pytest.fixture
+async def standby_stack(shared_aws: EmbeddedAws) -> AsyncIterator[LocalStack]:
+    """Two cells, each with a standby whose tables trail by STANDBY_LAG seconds."""
+    async with LocalStack(
+        aws=shared_aws, cells=CELLS, standby=True, replication_lag=STANDBY_LAG
+    ) as running:
+        yield running
+
+
 @asynccontextmanager
 async def connector(stack: LocalStack) -> AsyncIterator[Connect]:
     """`await connect(user, **query_options)`: a WsClient connected to the user's home
