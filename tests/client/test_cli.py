@@ -41,15 +41,18 @@ def messenger(home: Path, stack: LocalStack) -> Messenger:
     Run with asyncio so that the stack, in this process, keeps serving meanwhile.
     """
 
-    async def run(*args: str, server: str | None = None, timeout: float = 30.0) -> Run:
+    async def run(
+        *args: str, server: str | None = None, timeout: float = 30.0, stdin: bytes | None = None
+    ) -> Run:
         process = await asyncio.create_subprocess_exec(
             MESSENGER,
             *args,
             env=environment(home, server or stack.ws_url),
+            stdin=None if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
         assert process.returncode is not None
         return Run(process.returncode, out.decode(), err.decode())
 
@@ -211,8 +214,6 @@ async def test_block_unblock_and_blocked_from_the_shell(messenger: Messenger) ->
 
 
 async def test_send_reads_stdin_and_read_history_presence_speak_json(
-    home: Path,
-    stack: LocalStack,
     messenger: Messenger,
     client: MakeClient,
 ) -> None:
@@ -220,20 +221,8 @@ async def test_send_reads_stdin_and_read_history_presence_speak_json(
         assert (await messenger("--profile", name, "init")).code == 0
     assert (await messenger("--profile", "bob", "read")).code == 0
     # When alice pipes a two-line text into `send -`
-    process = await asyncio.create_subprocess_exec(
-        MESSENGER,
-        "--profile",
-        "alice",
-        "send",
-        "bob",
-        "-",
-        env=environment(home, stack.ws_url),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(b"line one\nline two\n"), 30)
-    assert process.returncode == 0, err
+    piped = await messenger("--profile", "alice", "send", "bob", "-", stdin=b"line one\nline two\n")
+    assert piped.code == 0, piped.err
     # Then bob's `read --json` gives it whole, as one JSON object a line
     read = await messenger("--profile", "bob", "read", "--json")
     assert read.code == 0, read.err
@@ -251,19 +240,8 @@ async def test_send_reads_stdin_and_read_history_presence_speak_json(
         {"userId": "dave", "online": False, "lastSeen": None, "shown": False},
     ]
     # And an empty stdin sends nothing
-    empty = await asyncio.create_subprocess_exec(
-        MESSENGER,
-        "--profile",
-        "alice",
-        "send",
-        "bob",
-        "-",
-        env=environment(home, stack.ws_url),
-        stdin=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(empty.communicate(b"\n"), 30)
-    assert empty.returncode == 2 and b"nothing to send" in err
+    empty = await messenger("--profile", "alice", "send", "bob", "-", stdin=b"\n")
+    assert empty.code == 2 and "nothing to send" in empty.err
 
 
 async def test_visibility_shows_and_sets_who_sees_ones_presence(
