@@ -66,7 +66,7 @@ def moved_copy(role: TableRole, item: dict[str, Any], old_home: str) -> dict[str
     attributes added by later versions travel too), except what belongs to the old home's
     connections, which close when the move switches:
 
-    - a profile's `conns` (connection ids of the old home's API) are dropped;
+    - a profile's `conns` (connection ids of the old home's API) start empty;
     - a connection's watch list (`WATCH#<connectionId>`) stays behind (None);
     - a subscription of an old-home connection to this user (`SUB#<connectionId>`) becomes
       an interest of the old home (`WATCH#<old home>#<watcher>`), as for any other cell's
@@ -76,7 +76,7 @@ def moved_copy(role: TableRole, item: dict[str, Any], old_home: str) -> dict[str
         return dict(item)
     sk = item["sk"]["S"]
     if sk == PROFILE_SK:
-        return {name: value for name, value in item.items() if name != "conns"}
+        return item | {"conns": {"M": {}}}
     if sk.startswith(WATCH_PREFIX) and "#" not in sk[len(WATCH_PREFIX) :]:
         return None
     if sk.startswith(SUB_PREFIX) and "watcher" in item:

@@ -11,7 +11,9 @@ shard wins), each a map `{lo, hi, state, peer, move}`:
 - `out` (at the old home, once the move switched): `peer` is the range's home now; the old
   home refuses its users (403, `MOVED`) and forwards what arrives for them;
 - `in` (at the new home, once the move switched): this cell is the range's home, whatever
-  its configured shard map says, and `peer` (the old home) may forward to it.
+  its configured shard map says, and `peer` (the old home) may forward to it;
+- `home` (at every other cell, once the move switched): `peer` is the range's home now,
+  so this cell sends there directly and takes calls from there for the range's users.
 
 The configured map (CELL_SHARD_MAP) stays what the cell was deployed with: this item is
 what changed since, so that a move needs no deploy of any cell.
@@ -38,6 +40,7 @@ class RangeState(StrEnum):
     FENCED = "fenced"
     OUT = "out"
     IN = "in"
+    HOME = "home"
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class Cells:
         moves = self._moves_now()
         if moves.ranges:
             moved = moves.latest_for(shard(user_id, self._settings.shard_map.shards))
-            if moved is not None and moved.state is RangeState.OUT:
+            if moved is not None and moved.state in (RangeState.OUT, RangeState.HOME):
                 return moved.peer
             if moved is not None and moved.state is RangeState.IN:
                 return self.cell_id

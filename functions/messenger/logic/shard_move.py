@@ -18,6 +18,8 @@ the keys they had) and deletes nothing that was not the range's.
     switch-in      the new home serves the range (and accepts what the old one forwards)
     switch-out     the old home refuses the range's users (403, MOVED) and forwards what
                    arrives for them, until every cell follows the new map
+    switch-peers   every other cell follows the new map for the range (sends there, takes
+                   the new home's calls for its users); meanwhile the old home forwards
     publish        the directory: the new shard map, version + 1 (the directory's own
                    publisher, which signs it)
     close          the range's connections at the old home get MOVED and close (1012)
@@ -29,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -152,6 +154,7 @@ STEPS = (
     "copy-limits",
     "switch-in",
     "switch-out",
+    "switch-peers",
     "publish",
     "close",
     "clean-users",
@@ -166,9 +169,9 @@ class ShardMove:
 
     def __init__(
         self,
-        cells: dict[str, CellTables],
+        cells: Mapping[str, CellTables],
         publisher: DirectoryPublisher,
-        closers: dict[str, ConnectionCloser],
+        closers: Mapping[str, ConnectionCloser],
         clock: Clock,
         wait: Callable[[float], None] = time.sleep,
         settle_seconds: float = SETTLE_SECONDS,
@@ -280,6 +283,12 @@ class ShardMove:
             return self._next(record)
         if step == "switch-out":
             source.shard_states.put_range(self._range(record, RangeState.OUT, record.target))
+            self._wait(self._settle)
+            return self._next(record)
+        if step == "switch-peers":
+            for cell_id, cell in self._cells.items():
+                if cell_id not in (record.source, record.target):
+                    cell.shard_states.put_range(self._range(record, RangeState.HOME, record.target))
             self._wait(self._settle)
             return self._next(record)
         if step == "publish":
