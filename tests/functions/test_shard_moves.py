@@ -298,21 +298,23 @@ def test_given_a_copy_killed_inside_a_page_then_a_new_run_stores_each_item_once(
     queue_for(c0, ALICE, BOB, PAGE_ITEMS + 50)
     before = queue_ids(c0, ALICE)
     record = deployment.mover.start("c0", "c2", *alice_range())
-    real_put = RangeItems.put_new
-    puts = {"n": 0}
+    real_put = RangeItems.put_all
+    pages = {"queue": 0}
 
-    def dying_put(self: RangeItems, item: dict[str, Any]) -> bool:
-        puts["n"] += 1
-        if puts["n"] == PAGE_ITEMS + 20:  # inside the queue's second page
-            raise Killed
-        return real_put(self, item)
+    def dying_put(self: RangeItems, items: list[dict[str, Any]]) -> None:
+        if self.role.value == "queue":
+            pages["queue"] += 1
+            if pages["queue"] == 2:  # the queue's second page, half written
+                real_put(self, items[: len(items) // 2])
+                raise Killed
+        real_put(self, items)
 
-    monkeypatch.setattr(RangeItems, "put_new", dying_put)
+    monkeypatch.setattr(RangeItems, "put_all", dying_put)
     with pytest.raises(Killed):
         deployment.mover.run("c0", record.move_id)
     stored = deployment.mover.status("c0")[0]
     assert stored.step.startswith("copy-") and stored.error and "Killed" in stored.error
-    monkeypatch.setattr(RangeItems, "put_new", real_put)
+    monkeypatch.setattr(RangeItems, "put_all", real_put)
     result = deployment.mover.run("c0", record.move_id)
     assert queue_ids(c2, ALICE) == before
     assert c0.queue_of(ALICE) == []

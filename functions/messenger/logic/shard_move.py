@@ -11,7 +11,9 @@ the keys they had) and deletes nothing that was not the range's.
     fence          the old home stores nothing more for the range's users, nor registers
                    any (its containers see it within CACHE_SECONDS: the step waits that
                    out); sends to them are RATE_LIMITED with retryAfter, never lost
-    copy-users     profiles (minus the old home's connections), keys, devices, contacts,
+    copy-users     (nothing is written at the new home before these, nor of the range at
+                   the old one after the fence: a page copied twice is the same writes)
+                   profiles (minus the old home's connections), keys, devices, contacts,
                    blocks, push endpoints, settings, spent nonces, subscriptions to them
     copy-queue     every queued message and receipt, keeping its key and seq (so order)
     copy-limits    queue-cap counters (rate-limit buckets start afresh, §6)
@@ -310,19 +312,14 @@ class ShardMove:
         self, record: MoveRecord, role: TableRole, source: CellTables, target: CellTables
     ) -> MoveRecord:
         """One page of the old home's table into the new home; the record moves on to the
-        next page (or step). An item already at the new home (a page run again) counts as
-        copied: it is there once either way."""
+        next page (or step), with the page's counts: a page run again after a crash was
+        not counted the first time (its record was not written), and is written the same."""
         page = source.table(role).page(self._span(record), record.cursor)
-        users = items = 0
-        for item in page.items:
-            copy = moved_copy(role, item, record.source)
-            if copy is None:
-                continue
-            target.table(role).put_new(copy)
-            if role is TableRole.USERS and item["sk"]["S"] == PROFILE_SK:
-                users += 1
-            if role is TableRole.QUEUE:
-                items += 1
+        copies = [moved_copy(role, item, record.source) for item in page.items]
+        target.table(role).put_all([copy for copy in copies if copy is not None])
+        users = sum(1 for item in page.items if item["sk"]["S"] == PROFILE_SK)
+        users = users if role is TableRole.USERS else 0
+        items = len(page.items) if role is TableRole.QUEUE else 0
         counts = {"users": record.users + users, "items": record.items + items}
         if page.next_start is None:
             return self._next(record, **counts)
