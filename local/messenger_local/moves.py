@@ -3,6 +3,8 @@
     POST /_local/move  {"from": "c0", "to": "c2", "lo": 0, "hi": 16383}
         (header X-Messenger-Local: 1)
     200 {"users": N, "items": N, "seconds": S, "version": V, "move": ID}, once done
+    500 {"message": ...}  the move stopped (its record, `LocalMoves.mover.status(from)`,
+                          says where; `mover.run(from, move)` resumes it)
     400 {"message": ...}  a range `from` does not own, an unknown cell, a malformed body
     409 {"message": ...}  a range overlapping a move still running
 
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+
+from messenger.observability import logger
 
 from messenger.logic.clock import Clock
 from messenger.logic.shard_move import (
@@ -114,6 +118,9 @@ class LocalMoves:
                 return json_response(400, {"message": str(refused)})
             except MoveBusy as busy:
                 return json_response(409, {"message": str(busy)})
+            except Exception as error:  # the record says where it stopped (`moves`)
+                logger.exception("shard move failed")
+                return json_response(500, {"message": f"the move stopped: {error}"})
         return json_response(200, result.to_wire())
 
     def add_routes(self, app: web.Application) -> None:
