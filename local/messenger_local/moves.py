@@ -25,8 +25,6 @@ from typing import Any
 
 from aiohttp import web
 
-from messenger.observability import logger
-
 from messenger.logic.clock import Clock
 from messenger.logic.shard_move import (
     CellTables,
@@ -36,6 +34,7 @@ from messenger.logic.shard_move import (
     MoveResult,
     ShardMove,
 )
+from messenger.observability import logger
 from messenger_local.cells import LocalCell
 from messenger_local.directory import LocalDirectory
 from messenger_local.gateway import json_response
