@@ -77,7 +77,9 @@ class Messaging:
         """Store a message for a user of this cell: sent here, or relayed by a peer cell
         from one of its users (rate limited over there). The recipient's cell decides
         whether the recipient blocks the sender: then nothing is stored, delivered or
-        pushed, and the ack looks like any other."""
+        pushed, and the ack looks like any other. Nothing is stored for a user whose range
+        is being moved to another cell (RATE_LIMITED: the sender tries again)."""
+        self._cells.admit_writes_for(frame.to)
         recipient = self._profiles.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
