@@ -280,6 +280,7 @@ def send_command(options: argparse.Namespace) -> int:
                 EXIT_NO_CONNECTION,
             ) from None
         print(f"sent to {options.peer} ✓ ({message.message_id})")
+        await _settle_resends(client, options.timeout)
         return EXIT_OK
 
     return _with_client(options, send)
@@ -303,9 +304,33 @@ def read_command(options: argparse.Namespace) -> int:
                 for conversation in client.conversations():
                     if conversation.unread:
                         await client.mark_seen(conversation.peer)
+        await _settle_resends(client, options.timeout)
         return EXIT_OK
 
     return _with_client(options, read)
+
+
+async def _settle_resends(client: MessengerClient, timeout: float) -> None:
+    """A one-shot command waits for the resends its connection started after a failover
+    (docs/protocol.md §7: messages and `seen` marks sent again), up to `timeout`, and says
+    on stderr what it waited for and what it leaves for the next run."""
+    due, later = client.store.resends_outstanding()
+    if not due and not later:
+        return
+    left, kept = await client.wait_resends(timeout)
+    if due:
+        print(f"after a failover, {max(0, due - left)} of {due} resends answered", file=sys.stderr)
+    if left:
+        print(
+            f"{left} resends not answered within {timeout:g}s: left for the next run",
+            file=sys.stderr,
+        )
+    if kept:
+        print(
+            f"{kept} messages refused UNKNOWN_RECIPIENT after the recipient's cell failed over:"
+            " kept, and tried again by the next runs for up to a day",
+            file=sys.stderr,
+        )
 
 
 async def _keep_printing(events: EventStream, show: Callable[[Event], object]) -> None:
