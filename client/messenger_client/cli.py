@@ -311,24 +311,26 @@ def read_command(options: argparse.Namespace) -> int:
 
 
 async def _settle_resends(client: MessengerClient, timeout: float) -> None:
-    """A one-shot command waits for the resends its connection started after a failover
-    (docs/protocol.md §7: messages and `seen` marks sent again), up to `timeout`, and says
-    on stderr what it waited for and what it leaves for the next run."""
-    due, later = client.store.resends_outstanding()
-    if not due and not later:
-        return
-    left, kept = await client.wait_resends(timeout)
-    if due:
-        print(f"after a failover, {max(0, due - left)} of {due} resends answered", file=sys.stderr)
-    if left:
+    """A one-shot command waits, up to `timeout`, for the messages its connection sent
+    again after a failover and for its `seen` marks' answers (docs/protocol.md §7), and
+    says on stderr what it resent and what it leaves for the next run."""
+    report = await client.wait_resends(timeout)
+    if report.resent:
         print(
-            f"{left} resends not answered within {timeout:g}s: left for the next run",
+            f"sent {report.resent} messages again after a failover:"
+            f" {report.resent - report.left} answered",
             file=sys.stderr,
         )
-    if kept:
+    if report.left or report.seen_marks_left:
         print(
-            f"{kept} messages refused UNKNOWN_RECIPIENT after the recipient's cell failed over:"
-            " kept, and tried again by the next runs for up to a day",
+            f"{report.left} messages sent again and {report.seen_marks_left} seen marks not"
+            f" answered within {timeout:g}s: left for the next run",
+            file=sys.stderr,
+        )
+    if report.kept:
+        print(
+            f"{report.kept} messages refused UNKNOWN_RECIPIENT after the recipient's cell"
+            " failed over: kept, and tried again by the next runs for up to a day",
             file=sys.stderr,
         )
 

@@ -147,6 +147,18 @@ class ClientSettings:
     directory_interval: float = client_rules.DIRECTORY_INTERVAL_SECONDS
 
 
+@dataclass(frozen=True)
+class ResendReport:
+    """What `wait_resends` saw: messages sent again after a failover (§7) by this client,
+    how many of them are still unanswered, `seen` marks unanswered, and messages kept
+    after UNKNOWN_RECIPIENT for a later try."""
+
+    resent: int
+    left: int
+    seen_marks_left: int
+    kept: int
+
+
 class MessengerClient:
     """One profile's connection to its server (or its home cell), with its local history."""
 
@@ -613,15 +625,21 @@ class MessengerClient:
         if home.directory is not None:
             self._directory_news(home.directory)
 
-    async def wait_resends(self, timeout: float) -> tuple[int, int]:
-        """Until the resends started (§7: messages marked to go again, `seen` marks sent
-        and not answered) are answered, or `timeout`; what is left: (due now, kept for a
-        later try). What is left goes on the next connection (the history keeps it)."""
+    async def wait_resends(self, timeout: float) -> ResendReport:
+        """Until the messages this client sent again after a failover (§7) are answered
+        and our `seen` marks too, or `timeout`; what was resent and what is left (the
+        history keeps it for the next connection)."""
         deadline = time.monotonic() + timeout
         while True:
-            due, later = self.store.resends_outstanding()
-            if due == 0 or time.monotonic() >= deadline:
-                return due, later
+            left = sorted(i for i in self._outbox.resent if self.store.needs_sending(i))
+            outstanding = self.store.resends_outstanding()
+            if (not left and not outstanding.seen_marks) or time.monotonic() >= deadline:
+                return ResendReport(
+                    resent=len(self._outbox.resent),
+                    left=len(left),
+                    seen_marks_left=outstanding.seen_marks,
+                    kept=outstanding.kept,
+                )
             await asyncio.sleep(0.05)
 
     def _spawn(self, errand: Coroutine[Any, Any, None]) -> None:

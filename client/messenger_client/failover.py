@@ -72,16 +72,21 @@ class EpochChanges:
         return known is not None
 
     def note_directory(self, directory: Directory, now_ms: int) -> None:
-        for cell in directory.urls:
-            epoch = directory.epoch_of(cell)
-            if epoch is not None:
-                self.note(cell, epoch, now_ms)
+        """Each cell of a directory just read; a switch changes its epoch and its url (a
+        document without epochs, v1.1, shows the url alone)."""
+        for cell, url in directory.urls.items():
+            self.note(_seen_in_directory(cell), f"{url} {directory.epoch_of(cell) or ''}", now_ms)
 
     def changed_within(self, cell: str, seconds: float, now_ms: int) -> bool:
-        known = self._cells.get(cell)
-        if known is None or not isinstance(known[1], int) or known[1] <= 0:
-            return False
-        return now_ms - known[1] <= seconds * 1000
+        """Whether `cell`'s epoch changed within `seconds`, as its `syncDone` (for our own
+        home, `note`) or the directory (`note_directory`) showed it."""
+        changes = [self._cells.get(key) for key in (cell, _seen_in_directory(cell))]
+        return any(
+            known is not None
+            and isinstance(known[1], int)
+            and 0 < known[1] >= now_ms - seconds * 1000
+            for known in changes
+        )
 
     def keeps_unknown_recipient(self, cell: str, now_ms: int) -> bool:
         """§7: UNKNOWN_RECIPIENT within an hour after the recipient's cell changed epoch
@@ -104,3 +109,9 @@ class EpochChanges:
             for cell, value in loaded.items()
             if isinstance(value, list) and len(value) == 2
         }
+
+
+def _seen_in_directory(cell: str) -> str:
+    """The key of what the directory shows of `cell` (its url and epoch), apart from what
+    `syncDone` says of our home (its epoch alone)."""
+    return f"directory:{cell}"

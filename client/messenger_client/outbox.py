@@ -87,6 +87,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._head: tuple[str, asyncio.Future[_Outcome]] | None = None
         self._waiters: dict[str, list[asyncio.Future[StoredMessage]]] = {}
+        # Every message this outbox was asked to send again (§7), answered or not.
+        self.resent: set[str] = set()
 
     def wake(self) -> None:
         """Something was added, or a connection opened: look at the outbox again."""
@@ -96,6 +98,7 @@ class Outbox:
         """After a failover: every message without a `delivered` receipt goes again (with
         `which`: only those it accepts, by recipient and where they were stored)."""
         marked = self._store.mark_undelivered_for_resend(which)
+        self.resent.update(marked)
         if marked:
             log.info("sending %d undelivered messages again after a failover", len(marked))
             self.wake()

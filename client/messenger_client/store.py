@@ -165,6 +165,19 @@ class StoredAt:
 
 
 @dataclass(frozen=True)
+class Outstanding:
+    """Frames sent and not answered yet (`HistoryStore.resends_outstanding`)."""
+
+    resends: int  # messages sent again after a failover (§7), due now
+    seen_marks: int  # `seen` marks without their `seenStored`
+    kept: int  # messages kept after UNKNOWN_RECIPIENT, due later
+
+    @property
+    def due(self) -> int:
+        return self.resends + self.seen_marks
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A message the server has not acknowledged yet, and the exact frame that carries it."""
 
@@ -403,11 +416,12 @@ class HistoryStore:
             )
         return True
 
-    def resends_outstanding(self) -> tuple[int, int]:
-        """Resends started and not answered yet: (messages due now, kept for later tries)
-        and `seen` marks without their `seenStored`, counted as messages due now."""
+    def resends_outstanding(self) -> Outstanding:
+        """What was sent and is still waiting for its answer beyond the outbox's head:
+        messages marked to go again (§7), kept for a later try, and `seen` marks sent
+        without their `seenStored` yet."""
         now = _now_ms()
-        due, later = self._db.execute(
+        resends, kept = self._db.execute(
             "SELECT COALESCE(SUM(retry_at IS NULL OR retry_at <= ?), 0),"
             " COALESCE(SUM(retry_at > ?), 0) FROM messages WHERE sender = ?"
             " AND (resend = 1 OR (status = ? AND retry_at IS NOT NULL))",
@@ -418,7 +432,7 @@ class HistoryStore:
             " AND seen_reported = 1 AND seen_epoch IS NULL",
             (MessageStatus.SEEN,),
         ).fetchone()
-        return int(due) + int(marks), int(later)
+        return Outstanding(int(resends), int(marks), int(kept))
 
     def pending_count(self) -> int:
         """How many of our messages the server has not acknowledged yet."""
