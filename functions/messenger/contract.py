@@ -117,6 +117,12 @@ class Env(StrEnum):
     CELL_ID = "CELL_ID"
     CELL_SHARD_MAP = "CELL_SHARD_MAP"
     CELL_PEERS = "CELL_PEERS"
+    # The endpoints this side serves besides the one API Gateway names in each event
+    # (wss://domainName/stage): a custom domain, the emulator's own URL. Comma-separated.
+    CONNECT_ENDPOINTS = "CONNECT_ENDPOINTS"
+    # "false" turns the v1.1 connect signature off (docs/protocol.md §1): every handshake
+    # must then be bound to this side's endpoint (`aud`). Unset: accepted.
+    ACCEPT_V11_CONNECT = "ACCEPT_V11_CONNECT"
 
 
 SERVICE_NAME = "messenger"

@@ -33,6 +33,7 @@ from messenger.logic.catch_up import CatchUp
 from messenger.logic.cell_view import CellView
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.connect_audience import ConnectAudience
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.identity import Identity
 from messenger.logic.live_delivery import LiveDelivery
@@ -159,6 +160,9 @@ class Services:
             self.settings.registrations_per_ip_per_hour,
             self.cells,
             self.peers,
+            ConnectAudience(
+                self.settings.connect_endpoints, accept_v11=self.settings.accept_v11_connect
+            ),
         )
         self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
         self.announcer = PresenceAnnouncer(
