@@ -337,7 +337,8 @@ _RELAY = Access.RELAY
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
-    access=frozenset({_R, _W, _LIMITS}),
+    # RELAY: a registration is counted in the cell that keeps its address's budget.
+    access=frozenset({_R, _W, _LIMITS, _RELAY}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 
@@ -432,7 +433,8 @@ assert not GATEWAY_ROUTES_BY_KEY.keys() & ROUTES_BY_KEY.keys()
 RELAY = Function(
     handler="messenger.handlers.relay.handler",
     function_name="Relay",
-    # ANNOUNCE: delivering what it stores may find a connection closed.
-    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE}),
+    # ANNOUNCE: delivering what it stores may find a connection closed. LIMITS: it counts
+    # the registrations of peers' users from addresses whose budget this cell keeps.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _LIMITS}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -45,6 +45,7 @@ from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
+from messenger.logic.registrations import RegistrationBudget
 from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.logic.user_settings import UserSettings
@@ -152,12 +153,18 @@ class Services:
         self.peers = Peers(
             self.cells, RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays())
         )
+        self.registrations = RegistrationBudget(
+            self.rate_limits,
+            self.cells,
+            self.peers,
+            self.clock,
+            self.settings.registrations_per_ip_per_hour,
+        )
         self.identity = Identity(
             self.profiles,
             self.nonces,
-            self.rate_limits,
+            self.registrations,
             self.clock,
-            self.settings.registrations_per_ip_per_hour,
             self.cells,
             self.peers,
             ConnectAudience(
@@ -245,6 +252,7 @@ class Services:
             self.identity,
             lambda: self.presence(endpoint),
             lambda: self.presence_changes(endpoint),
+            self.registrations,
         )
 
     def presence(self, endpoint: str) -> Presence:

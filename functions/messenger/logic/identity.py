@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +9,16 @@ from typing import Any
 from messenger.contract import CONNECT_NONCE_SLACK_SECONDS
 from messenger.dal.nonces import NonceReused, Nonces, RegistrationsExhausted, UserTaken
 from messenger.dal.profiles import Profile, Profiles
-from messenger.dal.rate_limits import RateLimits
 from messenger.errors import AccessDenied, UnknownUser
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.connect_audience import ConnectAudience
 from messenger.logic.peers import Peers
+from messenger.logic.registrations import RegistrationBudget
 from messenger_protocol.connect import ConnectQuery
 from messenger_protocol.errors import InvalidConnect
 from messenger_protocol.frames import KeysFrame
 from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, PRIMARY_DEVICE_ID
-
-# One IPv6 subscriber holds a whole /64: counting addresses inside it would count nothing.
-IPV6_PREFIX_BITS = 64
 
 
 @dataclass(frozen=True)
@@ -56,19 +51,6 @@ def parse_connect_query(
         raise AccessDenied(str(invalid)) from None
 
 
-def registration_source(source_ip: str) -> str:
-    """Who registrations are counted against: the address (an IPv6 one's /64), as a
-    digest, so that the counters at rest hold no address."""
-    try:
-        address = ipaddress.ip_address(source_ip)
-    except ValueError:
-        network = source_ip or "unknown"
-    else:
-        prefix = IPV6_PREFIX_BITS if address.version == 6 else address.max_prefixlen
-        network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-    return hashlib.sha256(network.encode()).hexdigest()[:32]
-
-
 def device_sign_key(profile: Profile, device_id: str) -> str:
     """The signKey a device's connect signature verifies against: the user's for device 1.
     A linked device's own key comes from the user's signed device list (docs/protocol.md
@@ -85,18 +67,16 @@ class Identity:
         self,
         profiles: Profiles,
         nonces: Nonces,
-        limits: RateLimits,
+        registrations: RegistrationBudget,
         clock: Clock,
-        registrations_per_hour: int,
         cells: Cells,
         peers: Peers,
         audience: ConnectAudience,
     ) -> None:
         self._profiles = profiles
         self._nonces = nonces
-        self._limits = limits
+        self._registrations = registrations
         self._clock = clock
-        self._registrations_per_hour = registrations_per_hour
         self._cells = cells
         self._peers = peers
         self._audience = audience
@@ -150,14 +130,11 @@ class Identity:
         )
         if not query.verifies(device_sign_key(profile, query.device_id)):
             raise AccessDenied("signature does not verify")
-        count = self._limits.registration_count(
-            registration_source(request.source_ip),
-            self._clock.now_s(),
-            self._registrations_per_hour,
-        )
         try:
+            # Counted in the cell that keeps the address's budget: here, in the transaction.
+            counts = self._registrations.count(request.source_ip, request.attempt)
             self._nonces.register_with_nonce(
-                profile, query.nonce, nonce_expires, request.attempt, count
+                profile, query.nonce, nonce_expires, request.attempt, counts
             )
         except NonceReused:
             raise AccessDenied("nonce was already used") from None

@@ -17,7 +17,9 @@ from messenger.logic.messaging import Messaging
 from messenger.logic.presence import Presence
 from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.receipts import Receipts
+from messenger.logic.registrations import RegistrationBudget, RegistrationSource
 from messenger.transport.relay_records import (
+    CountRegistration,
     KeysQuery,
     PresenceChanged,
     PresenceQuery,
@@ -40,6 +42,7 @@ class RelayService:
         identity: Identity,
         presence: Callable[[], Presence],
         presence_changes: Callable[[], PresenceChanges],
+        registrations: RegistrationBudget,
     ) -> None:
         self._cells = cells
         self._messaging = messaging
@@ -47,12 +50,14 @@ class RelayService:
         self._identity = identity
         self._presence = presence
         self._presence_changes = presence_changes
+        self._registrations = registrations
         self._operations: dict[RelayOperation, Callable[[RelayRequest], Any]] = {
             RelayOperation.STORE_MESSAGE: self._store_message,
             RelayOperation.STORE_RECEIPT: self._store_receipt,
             RelayOperation.PRESENCE: self._presence_of,
             RelayOperation.PRESENCE_CHANGED: self._presence_changed,
             RelayOperation.KEYS: self._keys,
+            RelayOperation.COUNT_REGISTRATION: self._count_registration,
         }
 
     def answer(self, request: RelayRequest) -> Any:
@@ -105,3 +110,12 @@ class RelayService:
     def _keys(self, request: RelayRequest) -> Any:
         query = KeysQuery.read(request.body)
         return self._identity.keys_of(self._ours(query.user_id, "userId")).to_wire()
+
+    def _count_registration(self, request: RelayRequest) -> Any:
+        """A registration in the calling cell from an address whose budget this cell keeps."""
+        count = CountRegistration.read(request.body)
+        source = RegistrationSource(count.address, count.block)
+        if not self._registrations.keeps(source):
+            raise BadRequest("address: its registrations are not counted in this cell")
+        counted = self._registrations.count_for_peer(request.caller, source, count.attempt)
+        return {"counted": counted}
