@@ -70,8 +70,8 @@ async def test_a_stack_with_v11_turned_off_takes_only_bound_queries(
 async def test_messenger_local_cells_2_no_v11_connect_refuses_relayed_and_unbound_queries(
     tmp_path: Path,
 ) -> None:
-    # Given `messenger local --cells 2 --no-v11-connect`, as a person starts it
-    options = ("--cells", "2", "--no-v11-connect")
+    # Given `messenger local --cells 2 --no-v11-connect --registrations-per-hour 2`
+    options = ("--cells", "2", "--no-v11-connect", "--registrations-per-hour", "2")
     async with messenger_local(tmp_path / "functions.log", *options) as command:
         await command.read_until("Ctrl-C stops it.")
         urls = {cell: f"ws://127.0.0.1:{command.port}/{cell}" for cell in CELLS}
@@ -85,3 +85,9 @@ async def test_messenger_local_cells_2_no_v11_connect_refuses_relayed_and_unboun
         assert await handshake_status(signed_url(urls["c1"], bob)) == 101
         by_name = urls["c1"].replace("127.0.0.1", "localhost")
         assert await handshake_status(signed_url(by_name, bob, with_keys=False)) == 101
+        # And 127.0.0.1, having registered bob in c1, registers one user of c0 and no more
+        # in any cell: one budget for the whole stack
+        amy, cy = user_homed_in("c0", "amy"), user_homed_in("c0", "cy")
+        assert await handshake_status(signed_url(urls["c0"], amy)) == 101
+        assert await handshake_status(signed_url(urls["c0"], cy)) == 403
+        assert await handshake_status(signed_url(urls["c1"], user_homed_in("c1", "di"))) == 403
