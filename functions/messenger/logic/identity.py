@@ -131,7 +131,8 @@ class Identity:
         if not query.verifies(device_sign_key(profile, query.device_id)):
             raise AccessDenied("signature does not verify")
         try:
-            # Counted in the cell that keeps the address's budget: here, in the transaction.
+            # Counted where the address's budget is kept: in this transaction when that is
+            # this cell, else first in that cell (logic/registrations.py).
             counts = self._registrations.count(request.source_ip, request.attempt)
             self._nonces.register_with_nonce(
                 profile, query.nonce, nonce_expires, request.attempt, counts
