@@ -26,6 +26,7 @@ from typing import Any
 from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.dal.profiles import Profile, profile_item
+from messenger.logic.registrations import registration_source
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.frames import (
@@ -562,6 +563,28 @@ def cross_get_presence(
     return calls
 
 
+def address_counted_in(cells: CellsUnderTest, cell: str) -> str:
+    """An IPv4 address whose registrations `cell` counts (docs/limits.md)."""
+    for n in range(1, 255):
+        address = f"198.51.100.{n}"
+        if cells[cell].services.cells.home_of(registration_source(address).shard_key) == cell:
+            return address
+    raise RuntimeError(f"no address of 198.51.100.0/24 is counted in {cell}")
+
+
+def registration(
+    cells: CellsUnderTest, counters: dict[str, CallCounter], n: int, counted_in: str
+) -> CellCalls:
+    """A new user of c0 registers (the authorizer) from an address `counted_in` keeps."""
+    user = _homed_in("c0", f"new{n}")
+    address = address_counted_in(cells, counted_in)
+    query = user.connect_query(ts=cells["c0"].clock.now_s(), aud=cells["c0"].endpoint)
+    with counting_cells(cells, counters) as calls:
+        decision = cells["c0"].authorize(query, source_ip=address)
+    assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow", decision
+    return calls
+
+
 def measure_cells() -> dict[str, CellCalls]:
     """ack, markSeen and getPresence across cells (cross_cell_send measures a send),
     and a send between two users of one cell of the two, which costs what it does alone."""
@@ -580,6 +603,14 @@ def measure_cells() -> dict[str, CellCalls]:
             (
                 "getPresence, 1 user of the other cell, subscribe",
                 lambda n: cross_get_presence(cells, counters, n),
+            ),
+            (
+                "registration, address counted in the same cell",
+                lambda n: registration(cells, counters, n, "c0"),
+            ),
+            (
+                "registration, address counted in the other cell",
+                lambda n: registration(cells, counters, n, "c1"),
             ),
         ]
         for n, (name, run) in enumerate(scenarios):

@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from messenger_client import crypto
 from messenger_client.keystore import Identity, PeerKeys
 from messenger_protocol.client_rules import GATEWAY_ERROR_MESSAGES
-from messenger_protocol.connect import signed_connect_query, with_query
+from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ServerFrame, read_server_frame
 
@@ -60,18 +60,26 @@ class BenchUser:
         return self.identity.public_keys
 
     def connect_query(
-        self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = True
+        self,
+        *,
+        ts: int | None = None,
+        nonce: str | None = None,
+        with_keys: bool = True,
+        aud: str | None = None,
     ) -> dict[str, str]:
-        """A freshly signed connect query (docs/protocol.md §1); the keys register the user."""
+        """A freshly signed connect query (docs/protocol.md §1); the keys register the user.
+        With `aud` (the endpoint), in the v1.2 form bound to it."""
         keys = (self.public_keys.sign_key, self.public_keys.box_key) if with_keys else None
         now = time.time() if ts is None else ts
         return signed_connect_query(
-            self.identity.signing_key, self.user_id, now=now, nonce=nonce, keys=keys
+            self.identity.signing_key, self.user_id, now=now, nonce=nonce, keys=keys, aud=aud
         )
 
     def signed_url(self, ws_url: str, *, with_keys: bool = True) -> str:
-        """The stage URL with a fresh connect query: good for one handshake."""
-        return with_query(ws_url, self.connect_query(with_keys=with_keys))
+        """The stage URL with a fresh connect query bound to it (v1.2): good for one
+        handshake, at that URL only."""
+        aud = canonical_endpoint(ws_url)
+        return with_query(ws_url, self.connect_query(with_keys=with_keys, aud=aud))
 
     def encrypt_for(self, peer: BenchUser, text: str) -> tuple[str, str]:
         """(body, nonce), base64url: `text` sealed for the peer as docs/protocol.md §5 has it."""

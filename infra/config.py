@@ -45,6 +45,7 @@ from messenger_protocol.cells import (
     ShardRange,
     is_cell_id,
 )
+from messenger_protocol.connect import canonical_endpoint
 from messenger_protocol.names import PushPlatform
 
 ENVIRONMENTS = ("dev", "prod")
@@ -136,6 +137,12 @@ class DeploymentConfig:
     # finds the primary unreachable (infra/failover_automation.py). Off: a failover loses
     # the last seconds of writes, and an operator may prefer to decide.
     auto_failover: bool = False
+    # `-c acceptV11Connect=false`: every handshake must be signed for the endpoint it
+    # reaches (`aud`, docs/protocol.md §1); on, the v1.1 connect signature still works.
+    accept_v11_connect: bool = True
+    # `-c connectEndpoints=wss://chat.example.com,...`: URLs the cell is also reached at (a
+    # custom domain), besides its execute-api URL that API Gateway names in every event.
+    connect_endpoints: tuple[str, ...] = ()
 
     @property
     def stack_name(self) -> str:
@@ -231,6 +238,11 @@ def _flag(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _endpoints(value: Any) -> tuple[str, ...]:
+    """A comma-separated list of ws(s):// URLs, each in its canonical form (`aud`)."""
+    return tuple(canonical_endpoint(url.strip()) for url in str(value).split(",") if url.strip())
+
+
 def _push_source(platform: str, value: Any) -> str:
     text = str(value).strip()
     if not (text.startswith("arn:") or text.startswith("/")):
@@ -262,6 +274,8 @@ def config_from_context(get: Callable[[str], Any]) -> DeploymentConfig:
         "apiGatewayLogsRole": ("api_gateway_logs_role", _flag),
         "snapStart": ("snap_start", _flag),
         "autoFailover": ("auto_failover", _flag),
+        "acceptV11Connect": ("accept_v11_connect", _flag),
+        "connectEndpoints": ("connect_endpoints", _endpoints),
     }
     for key, (attribute, parse) in parsers.items():
         value = get(key)

@@ -109,6 +109,10 @@ class Functions:
         environment[Env.REGISTRATIONS_PER_IP_PER_HOUR.value] = str(
             self._config.registrations_per_ip_per_hour
         )
+        if not self._config.accept_v11_connect:
+            environment[Env.ACCEPT_V11_CONNECT.value] = "false"
+        if self._config.connect_endpoints:
+            environment[Env.CONNECT_ENDPOINTS.value] = ",".join(self._config.connect_endpoints)
         if Access.ANNOUNCE_PRESENCE in access:
             environment[Env.PRESENCE_FUNCTION.value] = self._invocable_name(
                 PRESENCE_WORKER.function_name

@@ -12,7 +12,7 @@ from nacl.utils import random as random_bytes
 
 from messenger_client.errors import MessageTooLong, UnreadableMessage
 from messenger_client.keystore import Identity, PeerKeys
-from messenger_protocol.connect import signed_connect_query, with_query
+from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.encoding import b64url_decode, b64url_encode
 from messenger_protocol.frames import SendMessage
 from messenger_protocol.limits import (
@@ -25,8 +25,11 @@ from messenger_protocol.limits import (
 BOX_OVERHEAD_BYTES = crypto_box_ZEROBYTES - crypto_box_BOXZEROBYTES
 
 
-def connect_query(identity: Identity, now: float, nonce: str | None = None) -> dict[str, str]:
-    """A freshly signed connect query, public keys included.
+def connect_query(
+    identity: Identity, now: float, nonce: str | None = None, aud: str | None = None
+) -> dict[str, str]:
+    """A freshly signed connect query, public keys included; with `aud` (the endpoint
+    connected to) in the v1.2 form, bound to it (docs/protocol.md §1).
 
     The keys register the user on the first connect; sending them every time is
     allowed (identical keys are accepted) and re-registers us on a server that lost
@@ -39,12 +42,15 @@ def connect_query(identity: Identity, now: float, nonce: str | None = None) -> d
         now=now,
         nonce=nonce,
         keys=(keys.sign_key, keys.box_key),
+        aud=aud,
     )
 
 
 def signed_url(server_url: str, identity: Identity, now: float) -> str:
-    """The stage URL with a signed query: good once, within the server's time window."""
-    return with_query(server_url, connect_query(identity, now))
+    """The stage URL with a query signed for it (v1.2 `aud`): good once, within the server's
+    time window, and at that endpoint only (a relayed copy is refused elsewhere)."""
+    aud = canonical_endpoint(server_url.partition("?")[0])
+    return with_query(server_url, connect_query(identity, now, aud=aud))
 
 
 def encode_plaintext(text: str) -> bytes:

@@ -16,6 +16,7 @@ from messenger.contract import (
     RateLimit,
 )
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+from messenger_protocol.connect import canonical_endpoint
 from messenger_protocol.limits import (
     MAX_EPOCH_CHARS,
     MIN_QUEUE_MESSAGES,
@@ -97,6 +98,11 @@ class Settings:
     # The queue caps (docs/protocol.md §2): messages one queue holds, and from one sender.
     queue_cap_messages: int = MIN_QUEUE_MESSAGES
     queue_cap_per_sender: int = MIN_QUEUE_MESSAGES_PER_SENDER
+    # The endpoints this side serves besides the one each event names (docs/protocol.md
+    # §1 `aud`): a custom domain, the emulator's own URL; canonical (canonical_endpoint).
+    connect_endpoints: tuple[str, ...] = ()
+    # Whether the v1.1 connect signature (no `aud`, device 1) is still accepted.
+    accept_v11_connect: bool = True
 
     def __post_init__(self) -> None:
         if self.cell_side not in CELL_SIDES:
@@ -139,6 +145,26 @@ def _integer(environ: Mapping[str, str], env: Env, default: int) -> int:
         return int(text)
     except ValueError:
         raise ValueError(f"{env.value} must be an integer, not {text!r}") from None
+
+
+def _flag(environ: Mapping[str, str], env: Env, default: bool) -> bool:
+    text = environ.get(env.value, "").strip().lower()
+    if not text:
+        return default
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{env.value} must be true or false, not {text!r}")
+
+
+def _endpoints(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """CONNECT_ENDPOINTS, each in the canonical form `aud` is compared in."""
+    text = environ.get(Env.CONNECT_ENDPOINTS.value, "")
+    try:
+        return tuple(canonical_endpoint(url.strip()) for url in text.split(",") if url.strip())
+    except ValueError as error:
+        raise ValueError(f"{Env.CONNECT_ENDPOINTS.value}: {error}") from None
 
 
 def _cell(environ: Mapping[str, str]) -> CellSettings:
@@ -211,6 +237,8 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         ),
         cell=_cell(environ),
         cell_side=environ.get(Env.CELL_SIDE.value, "").strip() or PRIMARY_SIDE,
+        connect_endpoints=_endpoints(environ),
+        accept_v11_connect=_flag(environ, Env.ACCEPT_V11_CONNECT, default=True),
     )
     presence_function = environ.get(Env.PRESENCE_FUNCTION.value)
     return replace(settings, presence_function=presence_function) if presence_function else settings

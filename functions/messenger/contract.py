@@ -117,6 +117,12 @@ class Env(StrEnum):
     CELL_ID = "CELL_ID"
     CELL_SHARD_MAP = "CELL_SHARD_MAP"
     CELL_PEERS = "CELL_PEERS"
+    # The endpoints this side serves besides the one API Gateway names in each event
+    # (wss://domainName/stage): a custom domain, the emulator's own URL. Comma-separated.
+    CONNECT_ENDPOINTS = "CONNECT_ENDPOINTS"
+    # "false" turns the v1.1 connect signature off (docs/protocol.md §1): every handshake
+    # must then be bound to this side's endpoint (`aud`). Unset: accepted.
+    ACCEPT_V11_CONNECT = "ACCEPT_V11_CONNECT"
 
 
 SERVICE_NAME = "messenger"
@@ -331,7 +337,8 @@ _RELAY = Access.RELAY
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
-    access=frozenset({_R, _W, _LIMITS}),
+    # RELAY: a registration is counted in the cell that keeps its address's budget.
+    access=frozenset({_R, _W, _LIMITS, _RELAY}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 
@@ -427,7 +434,8 @@ RELAY = Function(
     handler="messenger.handlers.relay.handler",
     function_name="Relay",
     # ANNOUNCE: delivering what it stores may find a connection closed. RELAY: what
-    # arrives for a range of shards that moved away is forwarded to its new home.
-    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY}),
+    # arrives for a range of shards that moved away is forwarded to its new home. LIMITS:
+    # it counts the registrations of peers' users from addresses whose budget it keeps.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _LIMITS}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -34,6 +34,7 @@ from messenger.logic.catch_up import CatchUp
 from messenger.logic.cell_view import CellView
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.connect_audience import ConnectAudience
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.identity import Identity
 from messenger.logic.live_delivery import LiveDelivery
@@ -45,6 +46,7 @@ from messenger.logic.push import PushNotifier, PushRegistration
 from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
+from messenger.logic.registrations import RegistrationBudget
 from messenger.logic.relay import RelayService
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.logic.user_settings import UserSettings
@@ -153,14 +155,23 @@ class Services:
         self.peers = Peers(
             self.cells, RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays())
         )
+        self.registrations = RegistrationBudget(
+            self.rate_limits,
+            self.cells,
+            self.peers,
+            self.clock,
+            self.settings.registrations_per_ip_per_hour,
+        )
         self.identity = Identity(
             self.profiles,
             self.nonces,
-            self.rate_limits,
+            self.registrations,
             self.clock,
-            self.settings.registrations_per_ip_per_hour,
             self.cells,
             self.peers,
+            ConnectAudience(
+                self.settings.connect_endpoints, accept_v11=self.settings.accept_v11_connect
+            ),
         )
         self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
         self.announcer = PresenceAnnouncer(
@@ -244,6 +255,7 @@ class Services:
             lambda: self.presence(endpoint),
             lambda: self.presence_changes(endpoint),
             self.peers,
+            self.registrations,
         )
 
     def presence(self, endpoint: str) -> Presence:

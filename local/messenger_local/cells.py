@@ -98,6 +98,14 @@ class Addresses:
     def ws_url(self, placement: Placement) -> str:
         return f"ws://{self.host}:{self.port}/{placement.stage}"
 
+    def connect_endpoints(self, placement: Placement) -> list[str]:
+        """The URLs a side is reached at, which connect queries are signed for (`aud`,
+        docs/protocol.md §1): its own, and on loopback the same by the name `localhost`."""
+        own = self.ws_url(placement)
+        if self.host in ("127.0.0.1", "::1", "localhost"):
+            return [own, f"ws://localhost:{self.port}/{placement.stage}"]
+        return [own]
+
     def http_url(self, placement: Placement) -> str:
         """A stage over HTTP: CONNECTIONS_ENDPOINT of its functions."""
         return f"http://{self.host}:{self.port}/{placement.stage}"
@@ -136,6 +144,7 @@ def cell_environment(
 
     variables = {
         Env.CONNECTIONS_ENDPOINT: addresses.http_url(placement),
+        Env.CONNECT_ENDPOINTS: ",".join(dict.fromkeys(addresses.connect_endpoints(placement))),
         Env.CELL_ID: placement.cell_id,
         Env.CELL_SHARD_MAP: shard_map.to_compact(),
         Env.CELL_PEERS: ",".join(f"{peer.cell_id}={relays(peer)}" for peer in peers),

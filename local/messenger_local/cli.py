@@ -52,6 +52,7 @@ SETTINGS_FROM_ENVIRONMENT = (
     Env.RATE_LIMIT_BURST,
     Env.PUSH_MIN_INTERVAL_SECONDS,
     Env.REGISTRATIONS_PER_IP_PER_HOUR,
+    Env.ACCEPT_V11_CONNECT,
 )
 
 
@@ -129,6 +130,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="limit new users per address and hour to N, as a deployment does (default "
         "here: no limit, since every local user comes from 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--no-v11-connect",
+        dest="v11_connect",
+        action="store_false",
+        help="refuse the v1.1 connect signature: every handshake must be signed for the "
+        "URL it reaches (aud, docs/protocol.md §1), as a deployment may require",
     )
     parser.add_argument(
         "--log-level",
@@ -342,16 +350,22 @@ def failover_lines(console: TextIO) -> Iterator[None]:
 
 
 def function_settings(
-    environ: Mapping[str, str], registrations_per_hour: int | None = None
+    environ: Mapping[str, str],
+    registrations_per_hour: int | None = None,
+    *,
+    v11_connect: bool = True,
 ) -> dict[str, str]:
     """The functions' settings this command was started with (SETTINGS_FROM_ENVIRONMENT).
     Registrations per address are not limited unless asked (`--registrations-per-hour`,
-    or the environment's): locally every user comes from 127.0.0.1."""
+    or the environment's): locally every user comes from 127.0.0.1. `--no-v11-connect`
+    turns the unbound v1.1 connect signature off."""
     settings = {
         env.value: environ[env.value] for env in SETTINGS_FROM_ENVIRONMENT if env in environ
     }
     if registrations_per_hour is not None:
         settings[Env.REGISTRATIONS_PER_IP_PER_HOUR] = str(registrations_per_hour)
+    if not v11_connect:
+        settings[Env.ACCEPT_V11_CONNECT] = "false"
     settings.setdefault(Env.REGISTRATIONS_PER_IP_PER_HOUR, str(UNLIMITED_REGISTRATIONS))
     return settings
 
@@ -385,7 +399,9 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         aws_port=args.aws_port,
         idle_timeout=args.idle_timeout,
         max_duration=args.max_duration,
-        environment=function_settings(os.environ, args.registrations_per_hour),
+        environment=function_settings(
+            os.environ, args.registrations_per_hour, v11_connect=args.v11_connect
+        ),
         on_invocation=show,
         state_dir=args.state,
         first_directory_version=first_directory_version(),

@@ -73,9 +73,15 @@ class Caller(Protocol):
     def user_id(self) -> str: ...
 
     def connect_query(
-        self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = True
+        self,
+        *,
+        ts: int | None = None,
+        nonce: str | None = None,
+        with_keys: bool = True,
+        aud: str | None = None,
     ) -> dict[str, str]:
-        """A signed connect query (docs/protocol.md §1), keys included unless told otherwise."""
+        """A signed connect query (docs/protocol.md §1), keys included unless told otherwise;
+        with `aud`, in the v1.2 form bound to that endpoint."""
         ...
 
     def encrypt_for(self, peer: Self, text: str) -> tuple[str, str]:
@@ -398,6 +404,12 @@ class Harness:
 
     # --- connecting ------------------------------------------------------------------
 
+    @property
+    def endpoint(self) -> str:
+        """The stage's URL as clients sign it (`aud`, docs/protocol.md §1): what API
+        Gateway's events name, wss://domainName/stage."""
+        return f"wss://{self.api.domain_name}/{self.api.stage}"
+
     def authorize(
         self,
         query: dict[str, str] | None,
@@ -411,6 +423,8 @@ class Harness:
     def connect(self, user: Caller, **query_options: Any) -> Connection:
         """Authorize (registering on first use) and run $connect; fails the test if refused."""
         ts = self.clock.now_s()
+        # Signed for this stage (v1.2) unless the test asks for another form (aud=None: v1.1).
+        query_options.setdefault("aud", self.endpoint)
         query = user.connect_query(ts=ts, **query_options)
         decision = self.authorize(query)
         effect = decision["policyDocument"]["Statement"][0]["Effect"]

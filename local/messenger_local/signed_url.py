@@ -22,7 +22,7 @@ from pathlib import Path
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from messenger_protocol.connect import signed_connect_query, with_query
+from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.encoding import USER_ID_RULE, b64url_decode, b64url_encode, is_user_id
 
 DEFAULT_URL = "ws://127.0.0.1:8080/local"
@@ -74,13 +74,18 @@ def load_or_create_keys(user_id: str, key_dir: Path) -> LocalKeys:
 
 
 def signed_url(base_url: str, keys: LocalKeys, *, ts: int | None = None) -> str:
-    """`base_url` with a fresh signed connect query, public keys included."""
+    """`base_url` with a fresh connect query signed for it (v1.2 `aud`, docs/protocol.md
+    §1), public keys included."""
     public = (
         b64url_encode(bytes(keys.signing_key.verify_key)),
         b64url_encode(bytes(keys.box_key.public_key)),
     )
     query = signed_connect_query(
-        keys.signing_key, keys.user_id, now=time.time() if ts is None else ts, keys=public
+        keys.signing_key,
+        keys.user_id,
+        now=time.time() if ts is None else ts,
+        keys=public,
+        aud=canonical_endpoint(base_url),
     )
     return with_query(base_url, query)
 

@@ -151,3 +151,6 @@ class RelayOperation(StrEnum):
     PRESENCE = "presence"
     PRESENCE_CHANGED = "presenceChanged"
     KEYS = "keys"
+    # One registration from an address, counted in the cell the shard rule gives the
+    # address: one budget per address in the whole deployment (docs/limits.md).
+    COUNT_REGISTRATION = "countRegistration"

@@ -42,8 +42,10 @@ def test_given_a_user_of_another_cell_then_the_handshake_is_refused_and_writes_n
 def test_given_users_in_two_cells_then_a_message_crosses_with_one_relay_call(
     cells: CellsUnderTest,
 ) -> None:
-    # Given alice online in c0 and bob online in c1
+    # Given alice online in c0 and bob online in c1 (their registrations counted in the
+    # cell that keeps their address's budget: a relay call for one of them)
     a, b = cells["c0"].connect(ALICE), cells["c1"].connect(BOB)
+    cells.invokes.calls.clear()
     # When alice sends to bob
     ack = cells["c0"].send(a, cells["c0"].message(a, BOB, "hello across", "msg-cross-0001"))
     # Then alice's ack carries c1's serverTs, bob got the message live from c1

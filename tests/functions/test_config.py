@@ -46,6 +46,8 @@ def test_defaults_apply_when_only_the_tables_are_set() -> None:
     assert settings.registrations_per_ip_per_hour == DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     assert settings.presence_function == PRESENCE_WORKER.function_name
     assert settings.cell_epoch == "local"
+    # The v1.1 connect signature stays accepted; no endpoint beyond the event's own
+    assert settings.accept_v11_connect is True and settings.connect_endpoints == ()
 
 
 def test_a_deployment_that_names_no_cell_is_one_cell_with_every_shard_and_no_peers() -> None:
@@ -93,6 +95,8 @@ def test_every_variable_is_read() -> None:
             Env.PUSH_APP_GCM.value: "arn:aws:sns:us-east-1:123456789012:app/GCM/m",
             Env.REGISTRATIONS_PER_IP_PER_HOUR.value: "4",
             Env.PRESENCE_FUNCTION.value: "arn:aws:lambda:us-east-1:123456789012:function:P:live",
+            Env.CONNECT_ENDPOINTS.value: "WSS://Chat.Example.com:443/ , ws://127.0.0.1:8080/c0",
+            Env.ACCEPT_V11_CONNECT.value: "false",
         }
     )
     assert settings.message_ttl_seconds == 3600
@@ -102,6 +106,9 @@ def test_every_variable_is_read() -> None:
     assert dict(settings.push_apps) == {"GCM": "arn:aws:sns:us-east-1:123456789012:app/GCM/m"}
     assert settings.registrations_per_ip_per_hour == 4
     assert settings.presence_function == "arn:aws:lambda:us-east-1:123456789012:function:P:live"
+    # Endpoints in the canonical form `aud` is compared in (docs/protocol.md §1)
+    assert settings.connect_endpoints == ("wss://chat.example.com", "ws://127.0.0.1:8080/c0")
+    assert settings.accept_v11_connect is False
 
 
 @pytest.mark.parametrize(
@@ -116,6 +123,8 @@ def test_every_variable_is_read() -> None:
         (Env.REGISTRATIONS_PER_IP_PER_HOUR.value, "0", "registrations_per_ip_per_hour"),
         (Env.CELL_EPOCH.value, "x" * 129, "cell_epoch must be 1-128 printable characters"),
         (Env.CELL_EPOCH.value, "a\nb", "cell_epoch must be 1-128 printable characters"),
+        (Env.CONNECT_ENDPOINTS.value, "https://chat.example.com", "CONNECT_ENDPOINTS"),
+        (Env.ACCEPT_V11_CONNECT.value, "maybe", "ACCEPT_V11_CONNECT must be true or false"),
     ],
 )
 def test_nonsense_fails_loudly_and_names_the_setting(name: str, value: str, says: str) -> None:

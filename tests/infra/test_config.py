@@ -73,6 +73,17 @@ def test_given_command_line_strings_then_numbers_and_flags_are_parsed():
     assert config.alarm_email == "ops@example.com"
 
 
+def test_given_connect_settings_then_v11_may_be_turned_off_and_endpoints_are_canonical():
+    # Given no context, the v1.1 connect signature stays accepted (docs/protocol.md §1)
+    assert config_from_context(context()).accept_v11_connect is True
+    assert config_from_context(context()).connect_endpoints == ()
+    config = config_from_context(
+        context(acceptV11Connect="false", connectEndpoints="WSS://Chat.Example.com/, wss://b/x")
+    )
+    assert config.accept_v11_connect is False
+    assert config.connect_endpoints == ("wss://chat.example.com", "wss://b/x")
+
+
 def test_given_push_platforms_then_arns_and_ssm_names_are_taken_per_platform():
     config = config_from_context(
         context(
@@ -89,7 +100,13 @@ def test_given_push_platforms_then_arns_and_ssm_names_are_taken_per_platform():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"env": "staging"}, {"push:APNS": "messenger-ios"}, {"apiGatewayLogsRole": "maybe"}]
+    "bad",
+    [
+        {"env": "staging"},
+        {"push:APNS": "messenger-ios"},
+        {"apiGatewayLogsRole": "maybe"},
+        {"connectEndpoints": "https://chat.example.com"},
+    ],
 )
 def test_given_a_wrong_value_then_synthesis_stops_with_a_clear_error(bad):
     with pytest.raises(ValueError):

@@ -35,8 +35,10 @@ class TestUser:
         ts: int | None = None,
         nonce: str | None = None,
         with_keys: bool = True,
+        aud: str | None = None,
     ) -> dict[str, str]:
-        """The query string of a signed connect, keys included unless told otherwise."""
+        """The query string of a signed connect, keys included unless told otherwise; with
+        `aud` (the endpoint) in the v1.2 form, else in the v1.1 form."""
         keys = (self.sign_key_b64, self.box_key_b64) if with_keys else None
         return signed_connect_query(
             self.signing_key,
@@ -44,6 +46,7 @@ class TestUser:
             now=time.time() if ts is None else ts,
             nonce=nonce,
             keys=keys,
+            aud=aud,
         )
 
     def encrypt_for(self, peer: TestUser, text: str) -> tuple[str, str]:

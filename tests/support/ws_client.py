@@ -20,7 +20,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from messenger_protocol.connect import with_query
+from messenger_protocol.connect import canonical_endpoint, with_query
 from tests.support.identities import TestUser
 from tests.support.schemas import check_server_frame
 
@@ -28,7 +28,9 @@ DEFAULT_TIMEOUT = 5.0
 
 
 def signed_url(ws_url: str, user: TestUser, **query_options: Any) -> str:
-    """The stage URL with the user's signed connect query (keys included by default)."""
+    """The stage URL with the user's signed connect query (keys included by default),
+    bound to that URL (v1.2) unless the options say otherwise (`aud=None`: v1.1)."""
+    query_options.setdefault("aud", canonical_endpoint(ws_url.partition("?")[0]))
     return with_query(ws_url, user.connect_query(**query_options))
 
 

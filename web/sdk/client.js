@@ -39,7 +39,7 @@
 // The timings' defaults are the client rules' (messenger_protocol/client_rules.py,
 // generated into client-rules.generated.js), the same as the Python SDK's.
 
-import { encodePlaintext, sendMessageFrame, signedConnectQuery, withQuery } from './crypto.js';
+import { canonicalEndpoint, encodePlaintext, sendMessageFrame, signedConnectQuery, withQuery } from './crypto.js';
 import { checkUserId, ulid } from './encoding.js';
 import { NotConnected } from './errors.js';
 import { browserSocket, Connection, ConnectionState } from './connection.js';
@@ -441,7 +441,8 @@ export class MessengerClient extends Emitter {
       if (previous !== home.url) await this.history.setMeta('homeUrl', home.url);
       url = home.url;
     }
-    return withQuery(url, signedConnectQuery(this.identity, Date.now()));
+    // Signed for this endpoint (§1 `aud`): worthless to anyone who relays it elsewhere.
+    return withQuery(url, signedConnectQuery(this.identity, Date.now(), undefined, { aud: canonicalEndpoint(url) }));
   }
 
   /** Every new connection: sync, renew subscriptions, seen marks, and who may see us; the

@@ -16,11 +16,13 @@ import {
 } from './encoding.js';
 import { MessageTooLong, UnreadableMessage } from './errors.js';
 import {
+  BOUND_CONNECT_SIGNING_PREFIX,
   BOX_NONCE_BYTES,
   CONNECT_SIGNING_PREFIX,
   KEY_BYTES,
   MAX_BODY_BYTES,
   MAX_FRAME_BYTES,
+  PRIMARY_DEVICE_ID,
 } from './limits.generated.js';
 
 // Safety numbers are domain-separated so they can never collide with another hash use.
@@ -133,22 +135,45 @@ export function connectMessage(userId, ts, nonce) {
   return utf8(`${CONNECT_SIGNING_PREFIX}\n${userId}\n${ts}\n${nonce}`);
 }
 
+/** The v1.2 connect message: bound to the endpoint `aud` and to the device (§1). */
+export function boundConnectMessage(userId, deviceId, ts, nonce, aud) {
+  return utf8(`${BOUND_CONNECT_SIGNING_PREFIX}\n${userId}\n${deviceId}\n${ts}\n${nonce}\n${aud}`);
+}
+
+const DEFAULT_PORTS = { 'ws:': '80', 'wss:': '443' };
+
+/**
+ * The endpoint a WebSocket URL names, as `aud` carries it (messenger_protocol.connect's
+ * canonical_endpoint): lowercase scheme and host, the port only if not the scheme's
+ * default, the path without a trailing slash, no query or fragment.
+ */
+export function canonicalEndpoint(url) {
+  if (typeof url !== 'string' || !url || /\s/.test(url)) throw new TypeError(`not a WebSocket URL: ${url}`);
+  const parsed = new URL(url);
+  const scheme = parsed.protocol.toLowerCase();
+  if (!(scheme in DEFAULT_PORTS) || !parsed.hostname) throw new TypeError(`not a ws:// or wss:// URL with a host: ${url}`);
+  if (parsed.username || parsed.password) throw new TypeError(`an endpoint names no user: ${url}`);
+  // URL drops the scheme's default port and lowercases the host; IPv6 keeps its brackets.
+  const port = parsed.port && parsed.port !== DEFAULT_PORTS[scheme] ? `:${parsed.port}` : '';
+  return `${scheme}//${parsed.hostname.toLowerCase()}${port}${parsed.pathname.replace(/\/+$/, '')}`;
+}
+
 /**
  * A freshly signed connect query, public keys included: they register the user on the
  * first connect, are accepted when identical later, and re-register us on a cell that lost
- * the registration (§7), as the Python SDK does.
+ * the registration (§7), as the Python SDK does. With `aud` (the endpoint connected to,
+ * `canonicalEndpoint`) in the v1.2 form, bound to it: a copy relayed elsewhere is refused.
  */
-export function signedConnectQuery(identity, nowMs, nonce = newConnectNonce()) {
+export function signedConnectQuery(identity, nowMs, nonce = newConnectNonce(), { aud = null, deviceId = PRIMARY_DEVICE_ID } = {}) {
   const ts = String(Math.floor(nowMs / 1000));
-  const sig = nacl.sign.detached(connectMessage(identity.userId, ts, nonce), identity.signSecretKey);
-  return {
-    userId: identity.userId,
-    ts,
-    nonce,
-    sig: b64urlEncode(sig),
-    signKey: identity.publicKeys.signKey,
-    boxKey: identity.publicKeys.boxKey,
-  };
+  const message = aud === null ? connectMessage(identity.userId, ts, nonce) : boundConnectMessage(identity.userId, deviceId, ts, nonce, aud);
+  const sig = nacl.sign.detached(message, identity.signSecretKey);
+  const query = { userId: identity.userId, ts, nonce, sig: b64urlEncode(sig) };
+  if (deviceId !== PRIMARY_DEVICE_ID) query.deviceId = deviceId;
+  if (aud !== null) query.aud = aud;
+  query.signKey = identity.publicKeys.signKey;
+  query.boxKey = identity.publicKeys.boxKey;
+  return query;
 }
 
 export const newConnectNonce = () => b64urlEncode(randomBytes(CONNECT_NONCE_BYTES));

@@ -53,6 +53,8 @@ test('given a first connect, then it is signed, registers the keys and syncs wit
   assert.equal(query.userId, 'alice');
   assert.equal(query.signKey, alice.identity.publicKeys.signKey);
   assert.equal(query.boxKey, alice.identity.publicKeys.boxKey);
+  // v1.2 (§1): bound to the endpoint connected to, which the fake checks like a cell does
+  assert.equal(query.aud, server.url);
   assert.deepEqual(server.framesOf('sync')[0].frame, { action: 'sync', batch: true });
 });
 

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { b64urlDecode, b64urlEncode } from '../sdk/encoding.js';
 import {
-  connectMessage, decodePlaintext, encodePlaintext, Identity, openSealed, sendMessageFrame,
+  boundConnectMessage, canonicalEndpoint, connectMessage, decodePlaintext, encodePlaintext, Identity, openSealed, sendMessageFrame,
   signedConnectQuery, withQuery,
 } from '../sdk/crypto.js';
 import { Directory, shardOf } from '../sdk/directory.js';
@@ -17,6 +17,7 @@ import { fromUtf8 } from '../sdk/encoding.js';
 const vectors = JSON.parse(readFileSync(new URL('../../tests/vectors/crypto.json', import.meta.url), 'utf8'));
 const identityOf = (entry) => new Identity(entry.userId, b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret));
 const [aliceEntry, bobEntry] = vectors.identities;
+const v12 = JSON.parse(readFileSync(new URL('../../tests/vectors/v12.json', import.meta.url), 'utf8'));
 
 test('given the seeds, then the public keys and safety numbers are the Python SDK ones', () => {
   for (const entry of vectors.identities) {
@@ -34,6 +35,25 @@ test('given the connect vector, then the signed message, query and URL are byte-
   assert.equal(fromUtf8(connectMessage(alice.userId, query.ts, connect.nonce)), connect.message);
   assert.deepEqual(query, connect.query);
   assert.equal(withQuery(connect.serverUrl, query), connect.url);
+});
+
+test('given the v1.2 connect vectors, then each device signs the bound message, query and URL byte-identically (§1)', () => {
+  const { connect } = v12;
+  assert.equal(canonicalEndpoint(connect.serverUrl), connect.aud);
+  for (const device of connect.devices) {
+    const entry = v12.devices.alice.find((candidate) => candidate.deviceId === device.deviceId);
+    const identity = new Identity('alice', b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret));
+    const { signKey, boxKey, ...query } = signedConnectQuery(identity, connect.nowMs, connect.nonce, { aud: connect.aud, deviceId: device.deviceId });
+    assert.equal(signKey, identity.publicKeys.signKey);
+    assert.equal(boxKey, identity.publicKeys.boxKey);
+    assert.equal(fromUtf8(boundConnectMessage('alice', device.deviceId, query.ts, connect.nonce, connect.aud)), device.message);
+    assert.deepEqual(query, device.query);
+    assert.equal(withQuery(connect.aud, query), device.url);
+  }
+});
+
+test('given the endpoint vectors, then each URL has the Python SDK canonical endpoint (§1 aud)', () => {
+  for (const { url, endpoint } of v12.endpoints) assert.equal(canonicalEndpoint(url), endpoint, url);
 });
 
 test('given texts, then the plaintexts are the same bytes and read back', () => {

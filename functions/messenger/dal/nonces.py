@@ -4,12 +4,14 @@ Item layout (pk, sk):
 - ("N#<userId>#<nonce>", "NONCE"): a connect nonce already used, until its TTL
   (`expiresAt`), with the connection attempt that spent it (`attempt`).
 
-A new user's profile (dal/profiles.py), its first nonce and the count of registrations
-from its source (dal/rate_limits.py) are written in one transaction.
+A new user's profile (dal/profiles.py), its first nonce and, when this cell counts its
+source address, the counts of registrations from it (dal/rate_limits.py) are written in one
+transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
@@ -58,12 +60,13 @@ class Nonces:
         nonce: str,
         expires_at: int,
         attempt: str,
-        registration_count: dict[str, Any],
+        registration_counts: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Create the user, spend the nonce and count the registration against its source,
         atomically: first come, first served, and nothing written when any part is refused.
 
-        `registration_count` is the counter's transaction action (dal.rate_limits). botocore
+        `registration_counts` are the counters' transaction actions (dal.rate_limits), none
+        when another cell counts the source (logic/registrations.py). botocore
         gives the transaction an idempotency token that its retries reuse, so on DynamoDB a
         retry after a timeout does not find its own writes.
         """
@@ -86,7 +89,7 @@ class Nonces:
                                 "ConditionExpression": absent,
                             }
                         },
-                        registration_count,  # type: ignore[list-item]
+                        *registration_counts,  # type: ignore[list-item]
                     ]
                 )
         except TransactionCanceled as canceled:
@@ -95,7 +98,7 @@ class Nonces:
                 raise UserTaken(profile.user_id) from None
             if 1 in failed:
                 raise NonceReused(nonce) from None
-            if 2 in failed:
+            if any(index >= 2 for index in failed):
                 raise RegistrationsExhausted(profile.user_id) from None
             raise
 

@@ -6,7 +6,11 @@ Item layout (pk, sk):
   ms). Each frame let through pushes `tat` one leak interval further; a user may run
   ahead of the clock by at most the burst. The item expires once the bucket has drained.
 - ("IP#<source>", "REG#<hour>"): how many users that source registered in that hour
-  (`n`). `source` is a digest of the address (of its /64 for IPv6), not the address.
+  (`n`), in the whole deployment: kept in the cell the shard rule gives the address
+  (logic/registrations.py). `source` is a digest of the address (for IPv6, of its /64, and
+  apart of its /48), not the address.
+- ("REGCOUNTED#<token>", "REGCOUNTED#"): a registration counted for another cell, by a
+  digest of its attempt, so that a retry of it counts once; expires after two hours.
 
 A bucket is taken from with at most two conditional UpdateItems and no read:
 1. `SET tat = now + interval` if the bucket has drained (the usual case: one call);
@@ -19,10 +23,11 @@ refused writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import RateLimit
-from messenger.dal.errors import ConditionFailed, dynamodb_errors
+from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 from messenger.dal.profiles import user_key
 
 if TYPE_CHECKING:
@@ -33,6 +38,8 @@ RATE_PREFIX = "RATE#"
 # enough (the item then only says what "no item" says).
 DRAINED_GRACE_SECONDS = 1
 REGISTRATION_WINDOW_SECONDS = 3600
+# ("REGCOUNTED#<token>", "REGCOUNTED#"): a registration counted for another cell.
+COUNTED_PREFIX = "REGCOUNTED#"
 
 
 def bucket_key(user_id: str, name: str) -> dict[str, Any]:
@@ -120,6 +127,38 @@ class RateLimits:
                 },
             }
         }
+
+    def count_registration(self, counts: Sequence[dict[str, Any]], token: str, now_s: int) -> bool:
+        """Count one registration on its own (one another cell writes): the
+        `registration_count` actions in one transaction, with a record of `token`, which
+        names the registration: a retry of it (a lost answer) finds the record and counts
+        nothing more. False, nothing written, when one of the counters is full."""
+        window = now_s - now_s % REGISTRATION_WINDOW_SECONDS
+        # An UpdateItem that creates the record, as every write of this table is one (the
+        # functions may UpdateItem here, nothing else).
+        record = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": f"{COUNTED_PREFIX}{token}"}, "sk": {"S": COUNTED_PREFIX}},
+                "UpdateExpression": "SET expiresAt = :exp",
+                "ConditionExpression": "attribute_not_exists(pk)",
+                # Kept while a retry could still come: past the counters' own hour.
+                "ExpressionAttributeValues": {
+                    ":exp": {"N": str(window + 2 * REGISTRATION_WINDOW_SECONDS)}
+                },
+            }
+        }
+        try:
+            with dynamodb_errors():
+                self._client.transact_write_items(TransactItems=[record, *counts])  # type: ignore[list-item]
+        except TransactionCanceled as canceled:
+            failed = canceled.failed_conditions()
+            if 0 in failed:
+                return True  # counted by an earlier try of the same registration
+            if failed:
+                return False
+            raise
+        return True
 
 
 def _expiry(tat_ms: int) -> int:

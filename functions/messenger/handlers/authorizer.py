@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from messenger.contract import CONNECT_DENIED
 from messenger.errors import AccessDenied, SidePromoting
 from messenger.handlers._runtime import count_refusal, lambda_entry
+from messenger.logic.connect_audience import reached_endpoint
 from messenger.logic.identity import parse_connect_query
 from messenger.observability import logger
 from messenger.wiring import services
@@ -52,7 +53,10 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # (docs/protocol.md §7 Fencing).
         svc.cell_view.admit()
         request = parse_connect_query(
-            event.get("queryStringParameters"), str(attempt), str(source_ip)
+            event.get("queryStringParameters"),
+            str(attempt),
+            str(source_ip),
+            reached_endpoint(request_context.get("domainName"), request_context.get("stage")),
         )
         user_id = svc.identity.authenticate(request)
     except AccessDenied as denial:

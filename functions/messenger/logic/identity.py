@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,18 +9,16 @@ from typing import Any
 from messenger.contract import CONNECT_NONCE_SLACK_SECONDS
 from messenger.dal.nonces import NonceReused, Nonces, RegistrationsExhausted, UserTaken
 from messenger.dal.profiles import Profile, Profiles
-from messenger.dal.rate_limits import RateLimits
 from messenger.errors import AccessDenied, UnknownUser
 from messenger.logic.cells import Cells, UserMoving
 from messenger.logic.clock import Clock
+from messenger.logic.connect_audience import ConnectAudience
 from messenger.logic.peers import Peers
+from messenger.logic.registrations import RegistrationBudget
 from messenger_protocol.connect import ConnectQuery
 from messenger_protocol.errors import InvalidConnect
 from messenger_protocol.frames import KeysFrame
-from messenger_protocol.limits import CONNECT_WINDOW_SECONDS
-
-# One IPv6 subscriber holds a whole /64: counting addresses inside it would count nothing.
-IPV6_PREFIX_BITS = 64
+from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, PRIMARY_DEVICE_ID
 
 
 @dataclass(frozen=True)
@@ -34,6 +30,8 @@ class ConnectRequest:
     query: ConnectQuery
     attempt: str
     source_ip: str = ""
+    # The endpoint API Gateway says the client reached (wss://domainName/stage), if any.
+    reached_at: str | None = None
 
     @property
     def user_id(self) -> str:
@@ -41,26 +39,25 @@ class ConnectRequest:
 
 
 def parse_connect_query(
-    params: Mapping[str, Any] | None, attempt: str, source_ip: str = ""
+    params: Mapping[str, Any] | None,
+    attempt: str,
+    source_ip: str = "",
+    reached_at: str | None = None,
 ) -> ConnectRequest:
     """Validate the connect query string; AccessDenied on anything missing or malformed."""
     try:
-        return ConnectRequest(ConnectQuery.parse(params), attempt, source_ip)
+        return ConnectRequest(ConnectQuery.parse(params), attempt, source_ip, reached_at)
     except InvalidConnect as invalid:
         raise AccessDenied(str(invalid)) from None
 
 
-def registration_source(source_ip: str) -> str:
-    """Who registrations are counted against: the address (an IPv6 one's /64), as a
-    digest, so that the counters at rest hold no address."""
-    try:
-        address = ipaddress.ip_address(source_ip)
-    except ValueError:
-        network = source_ip or "unknown"
-    else:
-        prefix = IPV6_PREFIX_BITS if address.version == 6 else address.max_prefixlen
-        network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-    return hashlib.sha256(network.encode()).hexdigest()[:32]
+def device_sign_key(profile: Profile, device_id: str) -> str:
+    """The signKey a device's connect signature verifies against: the user's for device 1.
+    A linked device's own key comes from the user's signed device list (docs/protocol.md
+    §8); until those are kept, any other device is refused."""
+    if device_id != PRIMARY_DEVICE_ID:
+        raise AccessDenied(f"device {device_id!r} is not one of the user's devices")
+    return profile.sign_key
 
 
 class Identity:
@@ -70,19 +67,19 @@ class Identity:
         self,
         profiles: Profiles,
         nonces: Nonces,
-        limits: RateLimits,
+        registrations: RegistrationBudget,
         clock: Clock,
-        registrations_per_hour: int,
         cells: Cells,
         peers: Peers,
+        audience: ConnectAudience,
     ) -> None:
         self._profiles = profiles
         self._nonces = nonces
-        self._limits = limits
+        self._registrations = registrations
         self._clock = clock
-        self._registrations_per_hour = registrations_per_hour
         self._cells = cells
         self._peers = peers
+        self._audience = audience
 
     def authenticate(self, request: ConnectRequest) -> str:
         """The userId a connect request proves, registering a new user on first use.
@@ -90,6 +87,8 @@ class Identity:
         Nothing is written unless the request is accepted.
         """
         query = request.query
+        # Before any read: a query signed for another endpoint is worth nothing here.
+        self._audience.admit(query, request.reached_at)
         if not self._cells.is_home(query.user_id):
             # Before any read or write: the user's home cell is the only one that may
             # register them or record their connections (docs/protocol.md §6).
@@ -111,7 +110,7 @@ class Identity:
             query.sign_key != profile.sign_key or query.box_key != profile.box_key
         ):
             raise AccessDenied("userId is registered with other keys")
-        if not query.verifies(profile.sign_key):
+        if not query.verifies(device_sign_key(profile, query.device_id)):
             raise AccessDenied("signature does not verify")
         try:
             self._nonces.spend_nonce(
@@ -126,22 +125,20 @@ class Identity:
         query = request.query
         if query.sign_key is None or query.box_key is None:
             raise AccessDenied("unknown user and no keys given")
-        if not query.verifies(query.sign_key):
-            raise AccessDenied("signature does not verify")
         profile = Profile(
             user_id=query.user_id,
             sign_key=query.sign_key,
             box_key=query.box_key,
             created_at=self._clock.now_ms(),
         )
-        count = self._limits.registration_count(
-            registration_source(request.source_ip),
-            self._clock.now_s(),
-            self._registrations_per_hour,
-        )
+        if not query.verifies(device_sign_key(profile, query.device_id)):
+            raise AccessDenied("signature does not verify")
         try:
+            # Counted where the address's budget is kept: in this transaction when that is
+            # this cell, else first in that cell (logic/registrations.py).
+            counts = self._registrations.count(request.source_ip, request.attempt)
             self._nonces.register_with_nonce(
-                profile, query.nonce, nonce_expires, request.attempt, count
+                profile, query.nonce, nonce_expires, request.attempt, counts
             )
         except NonceReused:
             raise AccessDenied("nonce was already used") from None

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from messenger.logic.cells import Cells
 from messenger.transport.relay import RelayClient
 from messenger.transport.relay_records import (
+    CountRegistration,
     KeysQuery,
     PresenceAnswer,
     PresenceChanged,
@@ -76,3 +77,13 @@ class Peers:
             self._home(user_id), RelayOperation.KEYS, KeysQuery(user_id).to_wire()
         )
         return KeysFrame.read(answer)
+
+    def count_registration(self, cell: str, address: str, block: str | None, attempt: str) -> bool:
+        """Count a registration from a source address (digests) in `cell`, which keeps its
+        budget; False when it has none left this hour (nothing counted)."""
+        answer = self._relay.call(
+            cell,
+            RelayOperation.COUNT_REGISTRATION,
+            CountRegistration(address=address, attempt=attempt, block=block).to_wire(),
+        )
+        return isinstance(answer, dict) and answer.get("counted") is True

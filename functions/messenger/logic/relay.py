@@ -18,7 +18,9 @@ from messenger.logic.peers import Peers
 from messenger.logic.presence import Presence
 from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.receipts import Receipts
+from messenger.logic.registrations import RegistrationBudget, RegistrationSource
 from messenger.transport.relay_records import (
+    CountRegistration,
     KeysQuery,
     PresenceChanged,
     PresenceQuery,
@@ -43,6 +45,7 @@ class RelayService:
         presence: Callable[[], Presence],
         presence_changes: Callable[[], PresenceChanges],
         peers: Peers,
+        registrations: RegistrationBudget,
     ) -> None:
         self._cells = cells
         self._peers = peers
@@ -51,12 +54,14 @@ class RelayService:
         self._identity = identity
         self._presence = presence
         self._presence_changes = presence_changes
+        self._registrations = registrations
         self._operations: dict[RelayOperation, Callable[[RelayRequest], Any]] = {
             RelayOperation.STORE_MESSAGE: self._store_message,
             RelayOperation.STORE_RECEIPT: self._store_receipt,
             RelayOperation.PRESENCE: self._presence_of,
             RelayOperation.PRESENCE_CHANGED: self._presence_changed,
             RelayOperation.KEYS: self._keys,
+            RelayOperation.COUNT_REGISTRATION: self._count_registration,
         }
 
     def answer(self, request: RelayRequest) -> Any:
@@ -141,3 +146,12 @@ class RelayService:
         if self._moved_away(query.user_id) is not None:
             return self._peers.keys_of(query.user_id).to_wire()
         return self._identity.keys_of(self._ours(query.user_id, "userId")).to_wire()
+
+    def _count_registration(self, request: RelayRequest) -> Any:
+        """A registration in the calling cell from an address whose budget this cell keeps."""
+        count = CountRegistration.read(request.body)
+        source = RegistrationSource(count.address, count.block)
+        if not self._registrations.keeps(source):
+            raise BadRequest("address: its registrations are not counted in this cell")
+        counted = self._registrations.count_for_peer(request.caller, source, count.attempt)
+        return {"counted": counted}

@@ -10,6 +10,7 @@ logic/relay.py behind handlers/relay.py. Each shape is spelled here only.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,9 @@ from messenger_protocol.fields import (
     Listing,
     One,
     Records,
+    Rule,
     Schema,
+    Text,
     wire,
 )
 from messenger_protocol.frames import PresenceEntry, Record, SendMessage
@@ -34,6 +37,17 @@ from messenger_protocol.names import ReceiptStatus, RelayOperation
 # Watchers named in one presenceChanged: ~66 KB of ids at most, well inside the 256 KB an
 # asynchronous invoke may carry.
 MAX_WATCHERS_PER_CHANGE = 1000
+
+# A registration's source as counters keep it: a digest of the address, never the address.
+SOURCE_DIGEST_PATTERN = r"^[0-9a-f]{32}$"
+_SOURCE_DIGEST = re.compile(SOURCE_DIGEST_PATTERN)
+SOURCE_DIGEST = Rule(
+    lambda value: isinstance(value, str) and _SOURCE_DIGEST.fullmatch(value) is not None,
+    "32 lowercase hex digits",
+    {"type": "string", "pattern": SOURCE_DIGEST_PATTERN},
+)
+# The connection attempt a registration rides (API Gateway's connectionId, or 32 hex digits).
+MAX_ATTEMPT_CHARS = 128
 
 OPERATION = "op"
 CALLER = "from"
@@ -181,3 +195,16 @@ class KeysQuery(Record):
     """keys: the public keys of a user of the called cell (answered with a keys frame)."""
 
     user_id: str = wire(One("userId", USER_ID))
+
+
+@dataclasses.dataclass(frozen=True)
+class CountRegistration(Record):
+    """countRegistration: count one registration from a source address in the called cell,
+    the one the shard rule gives the address (logic/registrations.py). `address` is the
+    digest counted at the hourly limit (IPv6: of the /64), `block` that of an IPv6
+    address's /48, counted at ten times it. `attempt` names the registration: a retry of
+    the same one counts once. Answered `{"counted": bool}`."""
+
+    address: str = wire(One("address", SOURCE_DIGEST))
+    attempt: str = wire(Text("attempt", max_chars=MAX_ATTEMPT_CHARS))
+    block: str | None = wire(One("block", SOURCE_DIGEST, default=None))

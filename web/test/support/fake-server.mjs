@@ -10,7 +10,7 @@ import nacl from 'tweetnacl';
 import { WebSocketServer } from 'ws';
 
 import { b64urlDecode } from '../../sdk/encoding.js';
-import { connectMessage } from '../../sdk/crypto.js';
+import { boundConnectMessage, canonicalEndpoint, connectMessage } from '../../sdk/crypto.js';
 import { ajvChecker } from './schemas.mjs';
 
 export class FakeServer {
@@ -42,8 +42,9 @@ export class FakeServer {
   }
 
   #upgrade(request, socket, head) {
-    const query = Object.fromEntries(new URL(request.url, 'http://x').searchParams);
-    const status = this.refuse ?? this.#verify(query);
+    const reached = new URL(request.url, `ws://${request.headers.host}`);
+    const query = Object.fromEntries(reached.searchParams);
+    const status = this.refuse ?? this.#verify(query, canonicalEndpoint(`ws://${request.headers.host}${reached.pathname}`));
     if (status !== 101) {
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       return;
@@ -60,15 +61,18 @@ export class FakeServer {
     });
   }
 
-  /** 101, or the status the real server would refuse with. */
-  #verify(query) {
-    const { userId, ts, nonce, sig, signKey, boxKey } = query;
+  /** 101, or the status the real server would refuse with; `endpoint` is where it was reached. */
+  #verify(query, endpoint) {
+    const { userId, ts, nonce, sig, signKey, boxKey, aud, deviceId = '1' } = query;
     if (!userId || !ts || !nonce || !sig) return 401;
+    // §1: a query bound to another endpoint is refused, as a cell refuses one relayed to it.
+    if (aud !== undefined && aud !== endpoint) return 403;
     const registered = this.users.get(userId);
     const key = registered?.signKey ?? signKey;
     if (!key) return 403;
     if (registered && signKey && (signKey !== registered.signKey || boxKey !== registered.boxKey)) return 403;
-    const verifies = nacl.sign.detached.verify(connectMessage(userId, ts, nonce), b64urlDecode(sig), b64urlDecode(key));
+    const message = aud === undefined ? connectMessage(userId, ts, nonce) : boundConnectMessage(userId, deviceId, ts, nonce, aud);
+    const verifies = nacl.sign.detached.verify(message, b64urlDecode(sig), b64urlDecode(key));
     if (!verifies || Math.abs(Date.now() / 1000 - Number(ts)) > 300) return 403;
     if (!registered) this.users.set(userId, { signKey, boxKey });
     return 101;
