@@ -207,3 +207,16 @@ def test_a_fenced_side_s_moved_falls_through_to_the_other_and_the_active_one_is_
     assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 3}
     assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, STANDBY]
     assert client.relays_in_order("c1") == [STANDBY, PRIMARY]
+
+
+@pytest.mark.integration
+def test_a_peer_whose_record_cannot_be_read_fails_the_call_as_a_relay_failure(
+    directory: Any,
+) -> None:
+    # Given c2's record broken in the directory's bucket
+    directory.put_object(Bucket=BUCKET, Key="relays/c2/primary.json", Body=b"{not json")
+    relays = Relays({})
+    # Then a call to c2 is a RelayFailed (answered INTERNAL: the client resends), not a crash
+    with pytest.raises(RelayFailed, match="cell c2's Relay records unreadable"):
+        client_of(relays).call("c2", RelayOperation.KEYS, {})
+    assert relays.invoked == []

@@ -100,7 +100,10 @@ class RelayClient:
     def relays_in_order(self, cell: str) -> list[str]:
         """The cell's Relays, the one that answered last first. RelayFailed if the cell
         has published none (it is not deployed yet)."""
-        relays = [record.function for record in self._directory.sides_of(cell)]
+        try:
+            relays = [record.function for record in self._directory.sides_of(cell)]
+        except Exception as error:  # S3 unreachable, a broken record
+            raise RelayFailed(f"cell {cell}'s Relay records unreadable: {error}") from error
         if not relays:
             raise RelayFailed(f"cell {cell} has published no Relay")
         last = self._answered_by.get(cell)
