@@ -252,7 +252,8 @@ class Functions:
             acknowledge(
                 policy,
                 f"AwsSolutions-IAM5[Resource::{self._targets.relay_records}]",
-                "the cells' public Relay records in the directory's bucket, read-only",
+                "the cells' Relay records in the directory's bucket: each side's public key "
+                "and Relay ARN, read-only, one grant whatever the number of cells",
             )
         if Access.PUSH in access:
             for arn in self._targets.push_apps:
