@@ -410,6 +410,11 @@ def cross_cell_send() -> CrossCellSend:
         # the same-cell send it is compared with is.
         sender.services.epoch.current()
         home.services.epoch.current()
+        # And once per container its relay key, and per minute the peer's Relay records
+        # (docs/scale.md "The mesh"): warm too.
+        sender.services.relay_signing_key()
+        sender.services.relay_directory.sides_of("c1")
+        home.services.relay_directory.sides_of("c0")
         in_sender, in_home = CallCounter(), CallCounter()
         instrument(sender, in_sender)
         instrument(home, in_home)

@@ -44,6 +44,7 @@ from infra.config import CellsConfig, DeploymentConfig, cells_from_context, conf
 from infra.directory import DirectoryStack
 from infra.functions import LIVE_ALIAS
 from infra.logging_role import api_gateway_logging_stack
+from infra.mesh import admit_relay_record_writers
 from infra.stack import MessengerStack
 
 # `-c bundle=false`: synthesize without building the Lambda asset.
@@ -92,6 +93,8 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
         if cells.has_directory
         else None
     )
+    if directory and cells.organization and len(cells.accounts) > 1:
+        admit_relay_record_writers(directory.bucket, config.env, cells.organization)
     for cell in cells.cells:
         placement = CellPlacement(
             env=config.env,

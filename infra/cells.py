@@ -2,17 +2,20 @@
 
 Every deployment is cells, each a `MessengerStack` in its own account and region; a
 deployment without `-c cells` is one cell without peers or a directory. A cell asks another
-one thing only, through the other's `Relay` function (`messenger.contract.RELAY`), so each
-cell must know every peer's Relay at synth time, before any of them exists: the Relay's
-name is deterministic (`messenger-<env>-<cell>-relay`), so its ARN is too.
+one thing only, through the other's `Relay` function (`messenger.contract.RELAY`). Nothing
+in a cell's stack names a peer (docs/scale.md "The mesh"): each side publishes its Relay's
+ARN and its relay public key in the directory's bucket (infra/mesh.py), where the peers
+read them at run time; the grants are written once for the whole deployment, by the
+Relays' naming convention (`messenger-<env>-<cell>[-standby]-relay`: `relay_pattern`) and,
+across accounts, the deployment's AWS Organization. Adding a cell redeploys no other.
 
 A cell with a standby (docs/protocol.md §7) is two stacks: its primary and, in another region
 of its account, `Messenger-<env>-<cell>-standby`, the same stack against the replicas of
 the primary's tables (global tables, named `messenger-<env>-<cell>-<table>` from the
 cell's first deploy, so that the standby finds them and adding it replaces nothing; the
 Limits table excepted, which each side owns) with its own Relay,
-`messenger-<env>-<cell>-standby-relay`. Peers name both Relays (`CELL_PEERS`:
-`<cell>=<primary>|<standby>`) and try the standby's when the primary's does not answer.
+`messenger-<env>-<cell>-standby-relay` and its own Relay record; peers try the standby's when
+the primary's does not answer.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from dataclasses import dataclass
 from infra.config import Cell, CellsConfig, Target
 from infra.directory import DirectoryLocation, directory_location
 from infra.regions import PARTITION
-from messenger.config import PEER_STANDBY_SEPARATOR
+from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import Env, TableSpec
+from messenger_protocol.mesh import RELAY_RECORD_PREFIX, relay_record_key
 
 # Lambda's limit for a function's environment, all variables together ("Function
 # configuration, deployment, and execution" quotas).
@@ -61,10 +65,11 @@ def relay_arn(env: str, cell: Cell, qualifier: str | None, standby: bool = False
     return f"{arn}:{qualifier}" if qualifier else arn
 
 
-def relay_arns(env: str, cell: Cell, qualifier: str | None) -> tuple[str, ...]:
-    """A cell's Relays, in the order its peers try them: the primary's, then the standby's."""
-    sides = (False, True) if cell.standby else (False,)
-    return tuple(relay_arn(env, cell, qualifier, standby) for standby in sides)
+def relay_pattern(env: str, qualifier: str | None) -> str:
+    """Every Relay of the deployment, primaries' and standbys', in any account and region
+    (what a cell's callers may invoke): the same for every cell, whatever their number."""
+    arn = f"arn:{PARTITION}:lambda:*:*:function:{relay_function_name(env, '*')}"
+    return f"{arn}:{qualifier}" if qualifier else arn
 
 
 @dataclass(frozen=True)
@@ -127,40 +132,48 @@ class CellPlacement:
         """A regional table of the standby's own (`infra.tables.REGIONAL_TABLES`)."""
         return table_name(self.env, self.cell_id, spec, standby=True)
 
-    def peer_relays(self) -> dict[str, tuple[str, ...]]:
-        """Peer cell -> the ARNs its Relays are invoked by, in the order to try them."""
-        return {
-            peer.cell_id: relay_arns(self.env, peer, self.relay_qualifier)
-            for peer in self.cells.peers_of(self.cell_id)
-        }
+    @property
+    def side(self) -> str:
+        return STANDBY_SIDE if self.standby else PRIMARY_SIDE
 
-    def peer_accounts(self) -> tuple[str, ...]:
-        """The accounts, other than this cell's own, whose functions call its Relay.
+    @property
+    def relay_arn(self) -> str:
+        """What this side's Relay record names: its Relay (or `live` alias)."""
+        return relay_arn(self.env, self.cell, self.relay_qualifier, self.standby)
 
-        In its own account the callers' identity policies suffice; another account's
-        callers also need the Relay's resource policy to name their account.
-        """
-        return tuple(
-            sorted(
-                {peer.account for peer in self.cells.peers_of(self.cell_id)} - {self.cell.account}
-            )
-        )
+    @property
+    def relay_pattern(self) -> str:
+        return relay_pattern(self.env, self.relay_qualifier)
+
+    @property
+    def relay_record_arn(self) -> str:
+        """This side's own Relay record in the directory's bucket (its writer's grant)."""
+        return self.directory.object_arn(relay_record_key(self.cell_id, self.side))
+
+    @property
+    def relay_records_arn(self) -> str:
+        """Every side's Relay record (what the cell's functions may read)."""
+        return self.directory.object_arn(f"{RELAY_RECORD_PREFIX}*")
 
     def environment(self) -> dict[str, str]:
-        """Every function's cell variables (parsed by messenger.config.CellSettings)."""
+        """Every function's cell variables (parsed by messenger.config.CellSettings): this
+        cell, the shard map and, with peers, where their Relay records are. No peer."""
         variables = {
             Env.CELL_ID.value: self.cell_id,
             Env.CELL_SHARD_MAP.value: self.cells.shard_map.to_compact(),
-            Env.CELL_PEERS.value: ",".join(
-                f"{cell_id}={PEER_STANDBY_SEPARATOR.join(arns)}"
-                for cell_id, arns in self.peer_relays().items()
-            ),
         }
+        if self.has_directory and len(self.cells.shard_map.cells()) > 1:
+            location = self.directory
+            variables |= {
+                Env.MESH_BUCKET.value: location.bucket,
+                Env.MESH_BUCKET_REGION.value: location.region,
+                Env.MESH_BUCKET_OWNER.value: location.account,
+            }
         size = sum(len(name) + len(value) for name, value in variables.items())
         if size > CELL_ENVIRONMENT_BUDGET:
             raise ValueError(
                 f"the cell variables of {self.cell_id} take {size} bytes, more than the "
                 f"{CELL_ENVIRONMENT_BUDGET} of Lambda's {LAMBDA_ENVIRONMENT_BYTES}-byte "
-                "environment they may: fewer cells, shorter cell ids, or fewer shard ranges"
+                "environment they may: fewer shard ranges, or shorter cell ids"
             )
         return variables

@@ -56,6 +56,11 @@ ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
 CELLS_CONTEXT = "cells"
 SHARDS_CONTEXT = "shards"
 SHARD_MAP_CONTEXT = "shardMap"
+# The AWS Organization every cell's account is in: what a cell's Relay and the directory's
+# bucket admit when the cells span accounts (one statement for the whole deployment,
+# whatever the number of cells: docs/scale.md "The mesh").
+ORGANIZATION_CONTEXT = "organization"
+_ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
 # `-c standby:c1=222222222222/eu-central-1`: the cell's standby region (its own account).
 STANDBY_CONTEXT_PREFIX = "standby:"
 # `-c tableNames:c0=Users=...,Queue=...,Limits=...` (or `=generated`): c0's tables were
@@ -350,6 +355,13 @@ class CellsConfig:
     # and publish their URLs in the directory. Without, the deployment is one cell in the
     # stack `Messenger-<env>` (as it always was), and its clients are given its URL.
     has_directory: bool = True
+    # The AWS Organization of the cells' accounts (`-c organization=o-...`): required when
+    # they are more than one account, since nothing per account or per cell is admitted.
+    organization: str | None = None
+
+    @property
+    def accounts(self) -> frozenset[str]:
+        return frozenset(cell.account for cell in self.cells)
 
     @property
     def directory_target(self) -> Target:
@@ -592,4 +604,12 @@ def cells_from_context(
     if idle:
         # A cell's functions refuse to start without a shard of their own (CellSettings).
         raise ValueError(f"{SHARD_MAP_CONTEXT} gives no shard to {', '.join(idle)}")
-    return CellsConfig(cells=cells, shard_map=shard_map)
+    organization = get(ORGANIZATION_CONTEXT) or None
+    if organization is not None and not _ORGANIZATION_ID.fullmatch(str(organization)):
+        raise ValueError(f"{ORGANIZATION_CONTEXT} must be an AWS Organization id (o-...)")
+    if organization is None and len({cell.account for cell in cells}) > 1:
+        raise ValueError(
+            f"cells in more than one account need -c {ORGANIZATION_CONTEXT}=o-...: their "
+            "Relays and the directory's bucket admit the organization, never account by account"
+        )
+    return CellsConfig(cells=cells, shard_map=shard_map, organization=organization)

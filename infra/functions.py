@@ -63,7 +63,8 @@ class Functions:
             connections_arn=connections_arn,
             close_connections_arn=close_connections_arn,
             push_apps=tuple(self.push_apps.values()),
-            relays=tuple(arn for arns in cell.peer_relays().values() for arn in arns),
+            relay_pattern=cell.relay_pattern if self._has_peers(cell) else None,
+            relay_records=cell.relay_records_arn if self._has_peers(cell) else None,
             presence_function_arn=stack.format_arn(
                 service="lambda",
                 resource="function",
@@ -88,6 +89,10 @@ class Functions:
             route.key: self.add(route.function_name, route.handler, route.access)
             for route in ROUTES
         }
+
+    @staticmethod
+    def _has_peers(cell: CellPlacement) -> bool:
+        return cell.has_directory and len(cell.cells.shard_map.cells()) > 1
 
     def worker_name(self, function_name: str) -> str:
         """A worker's fixed name: the functions that invoke it know it before it exists."""
@@ -134,6 +139,7 @@ class Functions:
         *,
         function_name: str | None = None,
         more_environment: dict[str, str] | None = None,
+        reserved_concurrency: int | None = None,
     ) -> lambda_.IFunction:
         """A function of the contract, and what API Gateway (or a peer cell) invokes: the
         function, or with SnapStart its `live` alias."""
@@ -161,6 +167,7 @@ class Functions:
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment=environment,
+            reserved_concurrent_executions=reserved_concurrency,
             snap_start=(
                 lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if self._config.snap_start else None
             ),
@@ -237,6 +244,21 @@ class Functions:
                     "API Gateway names each connection when it opens; the grant is POST "
                     "and DELETE to the @connections of this API and stage only",
                 )
+        if Access.RELAY in access and self._targets.relay_pattern:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{self._targets.relay_pattern}]",
+                "the deployment's Relays, by their naming convention: one grant whatever the "
+                "number of cells, so that adding a cell redeploys no other; the called Relay "
+                "checks that each call is signed by the cell it names (docs/scale.md)",
+            )
+        if (Access.RELAY in access or Access.MESH_READ in access) and self._targets.relay_records:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{self._targets.relay_records}]",
+                "the cells' Relay records in the directory's bucket: each side's public key "
+                "and Relay ARN, read-only, one grant whatever the number of cells",
+            )
         if Access.PUSH in access:
             for arn in self._targets.push_apps:
                 endpoints = flattened(self._stack, endpoint_arns_of(arn))

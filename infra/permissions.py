@@ -59,7 +59,10 @@ class Targets:
     # from its fixed name: the presence function announces too, and a reference to its
     # own ARN would make a cycle.
     presence_function_arn: str
-    relays: tuple[str, ...] = ()  # the peer cells' Relay function ARNs
+    # Every Relay of the deployment (infra/cells.py `relay_pattern`), and the Relay records
+    # in the directory's bucket: None for a deployment of one cell, which has no peers.
+    relay_pattern: str | None = None
+    relay_records: str | None = None
 
 
 def index_arns(spec: TableSpec, table: dynamodb.ITableV2) -> list[str]:
@@ -137,13 +140,23 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
             ),
         ]
     if access is Access.RELAY:
-        if not targets.relays:
+        if not targets.relay_pattern:
             return []  # one cell: no peer to call
         return [
             iam.PolicyStatement(
                 sid="InvokePeerRelays",
-                actions=["lambda:InvokeFunction"],
-                resources=list(targets.relays),
+                actions=list(INVOKE_ACTIONS),
+                resources=[targets.relay_pattern],
+            )
+        ]
+    if access is Access.MESH_READ:
+        if not targets.relay_records:
+            return []
+        return [
+            iam.PolicyStatement(
+                sid="ReadRelayRecords",
+                actions=["s3:GetObject"],
+                resources=[targets.relay_records],
             )
         ]
     raise ValueError(f"no IAM mapping for {access!r}")

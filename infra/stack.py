@@ -38,6 +38,7 @@ from infra.config import DeploymentConfig
 from infra.directory import DirectoryEntry
 from infra.failover_automation import FailoverAutomation
 from infra.functions import Functions
+from infra.mesh import RelayRecord
 from infra.monitoring import Monitoring
 from infra.regions import check_snap_start
 from infra.relay import Relay
@@ -76,7 +77,16 @@ class MessengerStack(Stack):
         self.web_socket.route(self.functions)
         stage = self.web_socket.stage
         if cell.has_directory:
-            Relay(cell=cell, functions=self.functions, connections_url=stage.callback_url)
+            relay = Relay(cell=cell, functions=self.functions, connections_url=stage.callback_url)
+            # Its ARN and relay key, where the peers find them (docs/scale.md "The mesh").
+            record = RelayRecord(
+                self,
+                "RelayRecord",
+                config=config,
+                cell=cell,
+                users_table=self.tables.by_spec[USERS_TABLE],
+            )
+            record.node.add_dependency(relay.function)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

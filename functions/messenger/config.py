@@ -33,46 +33,44 @@ LOCAL_CELL_EPOCH = "local"
 PRIMARY_SIDE = "primary"
 STANDBY_SIDE = "standby"
 CELL_SIDES = (PRIMARY_SIDE, STANDBY_SIDE)
-# Between a peer's primary Relay and its standby's in CELL_PEERS.
-PEER_STANDBY_SEPARATOR = "|"
 # The cell a deployment is when its environment names none (no CELL_ID): the one cell of
 # a single deployment, home to every user, with no peers.
 DEFAULT_CELL_ID = "c0"
 
 
 @dataclass(frozen=True)
+class MeshBucket:
+    """Where the peers' Relay records are: the directory's bucket (docs/scale.md "The
+    mesh"). A deployment of one cell has none (an empty name) and no peers."""
+
+    name: str = ""
+    region: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
 class CellSettings:
-    """This deployment's place among the cells (docs/protocol.md §6)."""
+    """This deployment's place among the cells (docs/protocol.md §6). Nothing here grows
+    with the number of cells but the shard map: peers are found in `mesh`."""
 
     cell_id: str
     shard_map: ShardMap
-    peers: Mapping[str, str]  # cell -> its Relay function (name or ARN)
-    # cell -> its standby's Relay, for the peers that have a standby (docs/protocol.md §7):
-    # tried when the primary's does not answer.
-    standby_peers: Mapping[str, str] = field(default_factory=dict)
+    mesh: MeshBucket = field(default_factory=MeshBucket)
 
     def __post_init__(self) -> None:
         cells = set(self.shard_map.cells())
         if self.cell_id not in cells:
             raise ValueError(f"{Env.CELL_ID.value} {self.cell_id!r} owns no shard of the map")
-        missing = cells - {self.cell_id} - set(self.peers)
-        if missing:
-            raise ValueError(f"{Env.CELL_PEERS.value} names no Relay for {sorted(missing)}")
-        unknown = set(self.standby_peers) - set(self.peers)
-        if unknown:
-            raise ValueError(f"{Env.CELL_PEERS.value} names a standby only for {sorted(unknown)}")
+        if len(cells) > 1 and not (self.mesh.name and self.mesh.region and self.mesh.owner):
+            raise ValueError(
+                f"a cell with peers needs {Env.MESH_BUCKET.value}, "
+                f"{Env.MESH_BUCKET_REGION.value} and {Env.MESH_BUCKET_OWNER.value}"
+            )
 
     @classmethod
     def single(cls, cell_id: str = DEFAULT_CELL_ID) -> CellSettings:
         """A deployment that is one cell: every shard is its own and it has no peers."""
-        return cls(cell_id, ShardMap.even([cell_id]), peers={})
-
-    def relays(self) -> dict[str, tuple[str, ...]]:
-        """Peer cell -> the Relays to try, in order: its primary's, then its standby's."""
-        return {
-            cell: (relay, *([self.standby_peers[cell]] if cell in self.standby_peers else []))
-            for cell, relay in self.peers.items()
-        }
+        return cls(cell_id, ShardMap.even([cell_id]))
 
 
 @dataclass(frozen=True)
@@ -177,25 +175,12 @@ def _cell(environ: Mapping[str, str]) -> CellSettings:
         shard_map = ShardMap.from_compact(environ.get(Env.CELL_SHARD_MAP.value, ""))
     except InvalidDirectory as error:
         raise ValueError(f"{Env.CELL_SHARD_MAP.value}: {error}") from None
-    peers, standby_peers = {}, {}
-    # `<cell>=<relay>` or, for a cell with a standby, `<cell>=<relay>|<standby's relay>`.
-    for entry in filter(None, environ.get(Env.CELL_PEERS.value, "").split(",")):
-        cell, _, relays = entry.partition("=")
-        relay, bar, standby = relays.partition(PEER_STANDBY_SEPARATOR)
-        if (
-            not is_cell_id(cell)
-            or not relay
-            or (bar and not standby)
-            or PEER_STANDBY_SEPARATOR in standby
-        ):
-            raise ValueError(
-                f"{Env.CELL_PEERS.value} entry {entry!r} is not <cell>=<function> "
-                "or <cell>=<function>|<standby function>"
-            )
-        peers[cell] = relay
-        if standby:
-            standby_peers[cell] = standby
-    return CellSettings(cell_id, shard_map, peers, standby_peers)
+    mesh = MeshBucket(
+        name=environ.get(Env.MESH_BUCKET.value, "").strip(),
+        region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
+        owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
+    )
+    return CellSettings(cell_id, shard_map, mesh)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

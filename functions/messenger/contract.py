@@ -111,19 +111,30 @@ class Env(StrEnum):
     # Which side of its cell this deployment is, "primary" or "standby" (docs/protocol.md §7
     # Fencing): it serves only while the cell's state names it the active side. Unset: primary.
     CELL_SIDE = "CELL_SIDE"
-    # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id, the
-    # shard map ("4096:0-2047=c0,2048-4095=c1") and each peer's Relay function
-    # ("c1=arn:aws:lambda:...:function:messenger-prod-c1-relay,...").
+    # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id and
+    # the shard map ("4096:0-2047=c0,2048-4095=c1"). Nothing names a peer: each peer's Relay
+    # and relay key are read from the directory's bucket (docs/scale.md "The mesh"), whose
+    # name, region and owning account these are.
     CELL_ID = "CELL_ID"
     CELL_SHARD_MAP = "CELL_SHARD_MAP"
-    CELL_PEERS = "CELL_PEERS"
     # The endpoints this side serves besides the one API Gateway names in each event
     # (wss://domainName/stage): a custom domain, the emulator's own URL. Comma-separated.
     CONNECT_ENDPOINTS = "CONNECT_ENDPOINTS"
     # "false" turns the v1.1 connect signature off (docs/protocol.md §1): every handshake
     # must then be bound to this side's endpoint (`aud`). Unset: accepted.
     ACCEPT_V11_CONNECT = "ACCEPT_V11_CONNECT"
+    MESH_BUCKET = "MESH_BUCKET"
+    MESH_BUCKET_REGION = "MESH_BUCKET_REGION"
+    MESH_BUCKET_OWNER = "MESH_BUCKET_OWNER"
 
+
+# What the Relay takes from each calling cell (docs/scale.md "The mesh"): one counter item
+# per caller, kept under the ~1,000 writes a second one DynamoDB item sustains, so that one
+# sick cell cannot take the Relay's whole reserved concurrency from the others.
+RELAY_CALLS_PER_CALLER = RateLimit(burst=1000, per_minute=30_000)
+# The Relay's reserved concurrency: the most of the account's Lambda concurrency that
+# peers can take, leaving the rest to this cell's own routes.
+RELAY_RESERVED_CONCURRENCY = 100
 
 SERVICE_NAME = "messenger"
 METRICS_NAMESPACE = "Messenger"
@@ -295,8 +306,12 @@ class Access(StrEnum):
     LIMITS = "limits:update"
     # Hand a presence change to the presence function (Lambda's asynchronous invoke).
     ANNOUNCE_PRESENCE = "presence:announce"
-    # Invoke the peer cells' Relay functions (and nothing else of theirs).
+    # Invoke the peer cells' Relay functions (and nothing else of theirs), found in their
+    # Relay records (MESH_READ's).
     RELAY = "cells:relay"
+    # Read the Relay records in the directory's bucket: where a peer's Relay is, and the
+    # keys its calls are signed with (docs/scale.md "The mesh").
+    MESH_READ = "cells:records"
 
 
 @dataclass(frozen=True)
@@ -332,7 +347,7 @@ _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
 _LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
-_RELAY = Access.RELAY
+_RELAY, _MESH = Access.RELAY, Access.MESH_READ
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
@@ -349,7 +364,7 @@ PRESENCE_WORKER = Function(
     function_name="PresenceChanged",
     # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
     # RELAY: watchers at home in other cells hear of the change through their cell.
-    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY}),
+    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY, _MESH}),
 )
 WORKERS = (PRESENCE_WORKER,)
 
@@ -386,12 +401,12 @@ ROUTES: tuple[Route, ...] = (
     Route("$default", "messenger.handlers.default.handler", "Default", frozenset()),
     # Routes that post to connections learn of closed ones (410), and forget them: the
     # user may go offline then (ANNOUNCE).
-    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY),
-    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
-    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY),
+    _frame_route(Action.SEND_MESSAGE, _R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _MESH),
+    _frame_route(Action.ACK, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY, _MESH),
+    _frame_route(Action.MARK_SEEN, _R, _W, _QW, _POST, _ANNOUNCE, _RELAY, _MESH),
     _frame_route(Action.SYNC, _R, _W, _QR, _POST, _ANNOUNCE),
-    _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY),
-    _frame_route(Action.GET_KEYS, _R, _RELAY),
+    _frame_route(Action.GET_PRESENCE, _R, _W, _RELAY, _MESH),
+    _frame_route(Action.GET_KEYS, _R, _RELAY, _MESH),
     _frame_route(Action.REGISTER_PUSH, _R, _W, _PUSH),
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
     _frame_route(Action.SET_BLOCKED, _R, _W),
@@ -434,8 +449,9 @@ RELAY = Function(
     handler="messenger.handlers.relay.handler",
     function_name="Relay",
     # ANNOUNCE: delivering what it stores may find a connection closed. RELAY: what
-    # arrives for a range of shards that moved away is forwarded to its new home. LIMITS:
-    # it counts the registrations of peers' users from addresses whose budget it keeps.
-    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _LIMITS}),
+    # arrives for a range of shards that moved away is forwarded to its new home. MESH: it
+    # checks each call's signature against the caller's published keys. LIMITS: each
+    # caller's budget, and the registrations of peers' users from addresses it keeps.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _MESH, _LIMITS}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

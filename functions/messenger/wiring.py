@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from messenger.config import Settings, settings
+from messenger.contract import RELAY_CALLS_PER_CALLER
 from messenger.dal.blocks import Blocks
 from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.cell_state import CellState
@@ -27,6 +28,7 @@ from messenger.dal.push_devices import PushDevices
 from messenger.dal.queue import Queue
 from messenger.dal.queue_counts import QueueCounts
 from messenger.dal.rate_limits import RateLimits
+from messenger.dal.relay_directory import RelayDirectory
 from messenger.dal.server_keys import ServerKeys
 from messenger.dal.shard_states import ShardStates
 from messenger.dal.subscriptions import Subscriptions
@@ -48,6 +50,7 @@ from messenger.logic.rate_limit import RateLimiter
 from messenger.logic.receipts import Receipts
 from messenger.logic.registrations import RegistrationBudget
 from messenger.logic.relay import RelayService
+from messenger.logic.relay_callers import RelayCallers
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.logic.user_settings import UserSettings
 from messenger.logic.visibility import Visibility
@@ -55,12 +58,15 @@ from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer
 from messenger.transport.push import SnsPush
 from messenger.transport.relay import RelayClient
+from messenger_protocol.mesh import RELAY_KEY_NAMES, relay_signing_key
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
+    from nacl.signing import SigningKey
 
 # Standard retry mode retries throttles with backoff; timeouts stay well inside the
 # 29 s that API Gateway waits for an integration.
@@ -110,6 +116,20 @@ def lambda_client() -> LambdaClient:
     return boto3.client("lambda", config=LAMBDA_CLIENT_CONFIG)
 
 
+# The directory's bucket, for the peers' Relay records: a read now and then
+# (dal/relay_directory.py).
+S3_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=2,
+    read_timeout=3,
+    tcp_keepalive=True,
+)
+
+
+def s3_client(region: str) -> S3Client:
+    return boto3.client("s3", region_name=region or None, config=S3_CLIENT_CONFIG)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -118,6 +138,7 @@ class Services:
     management_client_factory: Callable[[str], Any] = management_client
     sns_client_factory: Callable[[], Any] = sns_client
     lambda_client_factory: Callable[[], Any] = lambda_client
+    s3_client_factory: Callable[[str], Any] = s3_client
     _connections: dict[str, Connections] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,8 +173,26 @@ class Services:
         cell = self.settings.cell
         # Made once per container: it keeps the moves of shards for up to 2 s.
         self.cells = Cells(cell, ShardStates(self.dynamodb, table), self.clock)
+        # Made once per container: it keeps the peers' records for a minute.
+        self.relay_directory = RelayDirectory(
+            lambda: self.s3_client_factory(cell.mesh.region),
+            cell.mesh.name,
+            cell.mesh.owner,
+            self.clock,
+        )
+        self._relay_key: SigningKey | None = None
         self.peers = Peers(
-            self.cells, RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays())
+            self.cells,
+            RelayClient(
+                self.lambda_client_factory,
+                cell.cell_id,
+                self.relay_directory,
+                self.relay_signing_key,
+                self.clock,
+            ),
+        )
+        self.relay_callers = RelayCallers(
+            self.cells, self.relay_directory, self.rate_limits, self.clock, RELAY_CALLS_PER_CALLER
         )
         self.registrations = RegistrationBudget(
             self.rate_limits,
@@ -185,6 +224,18 @@ class Services:
         self.offline = PushNotifier(
             self.push_devices, self.push, self.clock, self.settings.push_min_interval_seconds
         )
+
+    def relay_signing_key(self) -> SigningKey:
+        """This side's relay key, read once per container from its Users table, where its
+        record writer made it at deploy (messenger_protocol.mesh)."""
+        if self._relay_key is None:
+            seed = ServerKeys(self.dynamodb, self.settings.users_table).find(
+                RELAY_KEY_NAMES[self.settings.cell_side]
+            )
+            if seed is None:
+                raise RuntimeError("this side has no relay key: its relay record is not written")
+            self._relay_key = relay_signing_key(seed)
+        return self._relay_key
 
     def connections(self, endpoint: str) -> Connections:
         """The @connections sender for an API stage, made once per endpoint."""
@@ -249,6 +300,7 @@ class Services:
             raise RuntimeError("the Relay needs CONNECTIONS_ENDPOINT: it has no API event")
         return RelayService(
             self.cells,
+            self.relay_callers,
             lambda: self.messaging(endpoint),
             lambda: self.receipts(endpoint),
             self.identity,

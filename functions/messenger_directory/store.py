@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from messenger_directory.sides import PRIMARY
 from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
+from messenger_protocol.mesh import RelayRecord, relay_record_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -199,3 +200,19 @@ def _entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
     """The URL of a cell's entry, None if it has none; InvalidDirectory if it is invalid."""
     document = _read_json(s3, bucket, entry_key(cell_id))
     return None if document is None else parse_entry(cell_id, document)
+
+
+# --- the mesh: each cell side's Relay record (docs/scale.md "The mesh") ---------------------
+
+
+def write_relay_record(s3: S3Client, bucket: str, record: RelayRecord, *, owner: str) -> None:
+    """Publish a cell side's Relay and relay public key at `relays/<cell>/<side>.json`,
+    where its peers read it (messenger.dal.relay_directory). Apart from directory.json:
+    clients never see it, and no merge is needed (each side writes its own key only)."""
+    s3.put_object(
+        Bucket=bucket,
+        Key=relay_record_key(record.cell_id, record.side),
+        Body=json.dumps(record.to_wire()).encode(),
+        ContentType=CONTENT_TYPE,
+        ExpectedBucketOwner=owner,
+    )

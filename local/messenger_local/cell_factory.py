@@ -34,7 +34,8 @@ class CellFactory:
     addresses: Addresses
     api_id: str
     shard_map: ShardMap
-    placements: Sequence[Placement]  # every side of the stack: whom CELL_PEERS names
+    # The directory's bucket, where each side's Relay record is ("" for one cell).
+    mesh_bucket: str
     runtime: Mapping[str, str]  # what every function is given (function_services)
     extra: Mapping[str, str]  # the stack's caller's variables, given last
     clients: FunctionClients
@@ -59,7 +60,7 @@ class CellFactory:
         # last, so that a test may set any of them (CELL_EPOCH, the rate limits...).
         environment = {
             **self.runtime,
-            **cell_environment(placement, self.addresses, self.shard_map, self.placements),
+            **cell_environment(placement, self.addresses, self.shard_map, self.mesh_bucket),
             **resources,
             **self.extra,
         }

@@ -9,13 +9,16 @@ contract names, as before cells existed. A stack of N cells has N of them, `c0` 
 its names.
 
 Each cell has its own tables and its own functions' environment (`environment`: what
-Lambda would give them, CELL_ID, CELL_SHARD_MAP, CELL_PEERS, CELL_EPOCH, its tables, its
-PRESENCE_FUNCTION and CONNECTIONS_ENDPOINT, the AWS endpoints). That environment never
-enters `os.environ`: the cell's `Services` are made from it (messenger_local.function_services),
-and every invocation of the cell's functions runs inside `messenger.wiring.serving(those
-Services)`, so a cell's invocation never sees another cell's settings, and functions/
-never knows it runs locally. The peers reach a cell's Relay by its ARN through Lambda's
-Invoke API, which this process serves (messenger_local.lambda_api), as on AWS.
+Lambda would give them, CELL_ID, CELL_SHARD_MAP, the directory's bucket (MESH_BUCKET...),
+CELL_EPOCH, its tables, its PRESENCE_FUNCTION and CONNECTIONS_ENDPOINT, the AWS endpoints).
+Nothing in it names a peer: as on AWS, each side publishes its Relay and relay key in the
+directory's bucket when the stack starts (messenger_local.lifecycle), where peers read
+them. That environment never enters `os.environ`: the cell's `Services` are made from it
+(messenger_local.function_services), and every invocation of the cell's functions runs
+inside `messenger.wiring.serving(those Services)`, so a cell's invocation never sees
+another cell's settings, and functions/ never knows it runs locally. The peers reach a
+cell's Relay by the ARN its record names through Lambda's Invoke API, which this process
+serves (messenger_local.lambda_api), as on AWS.
 """
 
 from __future__ import annotations
@@ -24,14 +27,10 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from messenger.config import (
-    LOCAL_CELL_EPOCH,
-    PEER_STANDBY_SEPARATOR,
-    PRIMARY_SIDE,
-    STANDBY_SIDE,
-)
+from messenger.config import LOCAL_CELL_EPOCH, PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import PRESENCE_WORKER, RELAY, Env
 from messenger.wiring import Services, serving
+from messenger_local.aws import ACCOUNT_ID
 from messenger_local.gateway import Gateway
 from messenger_local.lambdas import Functions
 from messenger_protocol.cells import ShardMap
@@ -39,6 +38,11 @@ from messenger_protocol.cells import ShardMap
 # The id of the one cell of a stack started without `cells`: the first of `cells=N`'s.
 ONE_CELL = "c0"
 STANDBY_SUFFIX = "-standby"
+
+
+def mesh_bucket_name(api_id: str) -> str:
+    """The directory's bucket of a stack of cells: where each side's Relay record is."""
+    return f"messenger-directory-{api_id}"
 
 
 def cell_ids(count: int) -> list[str]:
@@ -116,7 +120,7 @@ class Addresses:
         return f"http://{self.host}:{self.port}"
 
     def relay_arn(self, placement: Placement) -> str:
-        """What the peers' CELL_PEERS name a cell's Relay by."""
+        """What a cell side's Relay record names its Relay by."""
         name = placement.deployed_name(RELAY.function_name)
         return function_arn(self.region, self.account_id, name)
 
@@ -125,33 +129,28 @@ def cell_environment(
     placement: Placement,
     addresses: Addresses,
     shard_map: ShardMap,
-    sides: Iterable[Placement],
+    mesh_bucket: str,
 ) -> dict[str, str]:
     """The variables that make a cell's functions that cell's (besides its tables).
 
-    `sides`: every placement of the stack. A peer with a standby is named by both Relays,
-    `<cell>=<primary>|<standby>`: the caller tries the standby when the primary does not
-    answer (messenger.config).
+    `mesh_bucket`: the directory's bucket, where the peers' Relay records are ("" for the
+    one cell of a stack without cells, which has no peers).
     """
-    standbys = {side.cell_id: side for side in sides if side.standby}
-    peers = [side for side in sides if not side.standby and side.cell_id != placement.cell_id]
-
-    def relays(peer: Placement) -> str:
-        relay = addresses.relay_arn(peer)
-        if peer.cell_id not in standbys:
-            return relay
-        return f"{relay}{PEER_STANDBY_SEPARATOR}{addresses.relay_arn(standbys[peer.cell_id])}"
-
     variables = {
         Env.CONNECTIONS_ENDPOINT: addresses.http_url(placement),
         Env.CONNECT_ENDPOINTS: ",".join(dict.fromkeys(addresses.connect_endpoints(placement))),
         Env.CELL_ID: placement.cell_id,
         Env.CELL_SHARD_MAP: shard_map.to_compact(),
-        Env.CELL_PEERS: ",".join(f"{peer.cell_id}={relays(peer)}" for peer in peers),
         Env.CELL_EPOCH: placement.epoch,
         Env.CELL_SIDE: STANDBY_SIDE if placement.standby else PRIMARY_SIDE,
         Env.PRESENCE_FUNCTION: placement.deployed_name(PRESENCE_WORKER.function_name),
     }
+    if mesh_bucket:
+        variables |= {
+            Env.MESH_BUCKET: mesh_bucket,
+            Env.MESH_BUCKET_REGION: addresses.region,
+            Env.MESH_BUCKET_OWNER: ACCOUNT_ID,
+        }
     return {env.value: value for env, value in variables.items()}
 
 
@@ -200,7 +199,7 @@ class LocalCell:
 
     @property
     def relay_arn(self) -> str:
-        """What its peers' CELL_PEERS name it by."""
+        """What its Relay record names it by."""
         return self.addresses.relay_arn(self.placement)
 
     def all_functions(self) -> list[Functions]:

@@ -27,10 +27,13 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 
-from messenger.config import CellSettings, Settings
+from messenger.config import PRIMARY_SIDE, CellSettings, MeshBucket, Settings
 from messenger.contract import RELAY
+from messenger.dal.server_keys import ServerKeys
 from messenger.logic.clock import FixedClock
+from messenger.transport.relay_records import CALL_ID, CALL_ID_BYTES, SIGNATURE, SIGNED_AT, TARGET
 from messenger.wiring import serving, use_services
+from messenger_directory.mesh import publish_relay_side
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.events import Api
 from messenger_local.harness import (
@@ -46,8 +49,12 @@ from messenger_local.harness import (
 )
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import ShardMap
+from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.mesh import relay_digest
 
 CELLS = ("c0", "c1")
+# The directory's bucket, where each cell's Relay record is (docs/scale.md "The mesh").
+MESH_BUCKET = "messenger-test-directory"
 
 
 def relay_arn(cell: str) -> str:
@@ -125,6 +132,22 @@ class CellsUnderTest:
         """Every item of every cell's tables (compare before and after a refusal)."""
         return {cell: harness.dump() for cell, harness in self.harnesses.items()}
 
+    def signed_by(
+        self, signer: str, request: dict[str, Any], *, to: str, at_ms: int | None = None
+    ) -> dict[str, Any]:
+        """`request` (whatever its `op` and `from` say) with the envelope a Relay call
+        carries, signed with cell `signer`'s relay key: a real call when `signer` is its
+        `from`, a forgery otherwise."""
+        harness = self.harnesses[signer]
+        unsigned = {
+            **request,
+            TARGET: to,
+            SIGNED_AT: harness.clock.now_ms() if at_ms is None else at_ms,
+            CALL_ID: b64url_encode(bytes(CALL_ID_BYTES)),
+        }
+        signature = harness.services.relay_signing_key().sign(relay_digest(unsigned, SIGNATURE))
+        return {**unsigned, SIGNATURE: b64url_encode(signature.signature)}
+
 
 @contextmanager
 def cells_harness(
@@ -140,6 +163,9 @@ def cells_harness(
         posts = PostRecorder(check_frame) if check_frame else PostRecorder()
         clock = FixedClock(START_MS)
         harnesses: dict[str, Harness] = {}
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=MESH_BUCKET)
+        mesh = MeshBucket(MESH_BUCKET, REGION, ACCOUNT_ID)
         for cell in cells:
             names = {
                 "Users": f"test-{cell}-users",
@@ -161,9 +187,7 @@ def cells_harness(
                 limits_table=names["Limits"],
                 presence_function=presence_function(cell),
                 connections_endpoint=f"https://{api.domain_name}/{api.stage}",
-                cell=CellSettings(
-                    cell, shard_map, {peer: relay_arn(peer) for peer in cells if peer != cell}
-                ),
+                cell=CellSettings(cell, shard_map, mesh),
                 **overrides,
             )
             services = moto_services(settings, clock, posts, invokes.client)
@@ -171,6 +195,16 @@ def cells_harness(
                 dynamodb, clock, posts, services, settings, table_names=names, api=api
             )
             harnesses[cell] = harness
+            # As the cell's deploy does: its relay key, and its record in the directory.
+            publish_relay_side(
+                ServerKeys(dynamodb, names["Users"]),
+                s3,
+                MESH_BUCKET,
+                ACCOUNT_ID,
+                cell,
+                PRIMARY_SIDE,
+                relay_arn(cell),
+            )
             invokes.by_arn[relay_arn(cell)] = harness
             invokes.presence[presence_function(cell)] = harness
         try:

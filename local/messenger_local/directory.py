@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from messenger.dal.server_keys import ServerKeys
 from messenger_directory.failover import BucketEntries
+from messenger_directory.mesh import publish_relay_side
 from messenger_directory.sides import DirectoryBucket
 from messenger_directory.stages import stage_variables_of
 from messenger_directory.store import merge
@@ -52,6 +54,11 @@ class LocalDirectory:
         for cell_id, url in urls.items():
             self.entries.write(cell_id, url)
         self.publish()
+
+    def publish_relay(self, keys: ServerKeys, cell_id: str, side: str, relay: str) -> None:
+        """A cell side's relay key (made among `keys` if it has none) and its Relay record,
+        as that side's deploy writes them on AWS (docs/scale.md "The mesh")."""
+        publish_relay_side(keys, self._s3, self.bucket.name, ACCOUNT_ID, cell_id, side, relay)
 
     def publish(self) -> None:
         """Merge the entries into directory.json, as the directory function does."""

@@ -23,7 +23,13 @@ from typing import Any
 from botocore.config import Config
 
 from messenger.config import settings_from
-from messenger.wiring import CLIENT_CONFIG, LAMBDA_CLIENT_CONFIG, SNS_CLIENT_CONFIG, Services
+from messenger.wiring import (
+    CLIENT_CONFIG,
+    LAMBDA_CLIENT_CONFIG,
+    S3_CLIENT_CONFIG,
+    SNS_CLIENT_CONFIG,
+    Services,
+)
 from messenger_local.aws import FAKE_CREDENTIALS, EmbeddedAws
 from messenger_local.runtime import POWERTOOLS_VARIABLES
 
@@ -60,6 +66,8 @@ class FunctionClients:
         self._sns = aws.client(
             "sns", endpoint_url=endpoint, config=SNS_CLIENT_CONFIG.merge(_DIRECT)
         )
+        # The directory's bucket: the peers' Relay records (docs/scale.md "The mesh").
+        self._s3 = aws.client("s3", endpoint_url=endpoint, config=S3_CLIENT_CONFIG.merge(_DIRECT))
         self._lambda = aws.client(
             "lambda",
             endpoint_url=variables[AWS_ENDPOINT_URL_LAMBDA],
@@ -79,6 +87,10 @@ class FunctionClients:
     def sns(self) -> Any:
         return self._sns
 
+    def s3(self, region: str) -> Any:
+        """The S3 client (the embedded AWS has one region)."""
+        return self._s3
+
     def invoker(self) -> Any:
         """The `lambda` client: the presence function's invocations, the peers' Relays."""
         return self._lambda
@@ -91,4 +103,5 @@ class FunctionClients:
             management_client_factory=self.management,
             sns_client_factory=self.sns,
             lambda_client_factory=self.invoker,
+            s3_client_factory=self.s3,
         )

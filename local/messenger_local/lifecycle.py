@@ -22,12 +22,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import Authorizer, Route
+from messenger.dal.server_keys import ServerKeys
 from messenger_local import runtime
 from messenger_local.activity import Activity
 from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
 from messenger_local.cell_factory import CellFactory
-from messenger_local.cells import Addresses, LocalCell, Placement, by_cell, cell_of, one_cell
+from messenger_local.cells import (
+    Addresses,
+    LocalCell,
+    Placement,
+    by_cell,
+    cell_of,
+    mesh_bucket_name,
+    one_cell,
+)
 from messenger_local.directory import LocalDirectory
 from messenger_local.events import new_api_id
 from messenger_local.function_services import FunctionClients, runtime_variables
@@ -138,7 +148,7 @@ async def start(config: StackConfig, parts: StackParts, fail_over: FailOver) -> 
         addresses=addresses,
         api_id=api_id,
         shard_map=config.shard_map,
-        placements=placements,
+        mesh_bucket="" if config.one_stage else mesh_bucket_name(api_id),
         runtime=variables,
         extra=config.environment,
         clients=parts.clients,
@@ -200,13 +210,21 @@ def _site(
         return [one_stage_site(config.stage)]
     directory = LocalDirectory(
         parts.aws,
-        f"messenger-directory-{api_id}",
+        mesh_bucket_name(api_id),
         config.shard_map,
         [cell.gateway for cell in parts.cells],
         config.first_directory_version,
     )
     parts.directory = directory
     directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})
+    # As each side's deploy does on AWS: its relay key, and its Relay record.
+    for cell in parts.cells:
+        directory.publish_relay(
+            ServerKeys(cell.services.dynamodb, cell.services.settings.users_table),
+            cell.cell_id,
+            STANDBY_SIDE if cell.standby else PRIMARY_SIDE,
+            cell.relay_arn,
+        )
     site = [directory_site(lambda: directory.current.to_wire(), parts.cells[0].stage)]
     site.append(LocalMoves(by_cell(parts.cells), directory).add_routes)
     if config.standby:

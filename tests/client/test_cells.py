@@ -89,7 +89,10 @@ async def foreign_cell(aws: EmbeddedAws, user: str) -> AsyncIterator[str]:
     environment = {
         "CELL_ID": foreign,
         "CELL_SHARD_MAP": CELLS.to_compact(),
-        "CELL_PEERS": f"{home}=messenger-local-{home}-relay",
+        # Its peers' records would be in the directory's bucket; it never calls one.
+        "MESH_BUCKET": "messenger-directory-none",
+        "MESH_BUCKET_REGION": aws.region,
+        "MESH_BUCKET_OWNER": "123456789012",
     }
     async with LocalStack(aws=aws, environment=environment) as elsewhere:
         yield elsewhere.ws_url

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import secrets
+import time
 import urllib.request
 from typing import Any
 
@@ -15,11 +16,15 @@ import boto3
 import pytest
 
 from messenger.contract import Env
+from messenger.logic.relay_callers import CALLERS_BUCKET_OWNER
+from messenger.transport.relay_records import request_payload
 from messenger_local import LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS
 from messenger_protocol.cells import Directory, ShardMap
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.limits import MAX_BODY_BYTES
+from messenger_protocol.mesh import relay_record_key
+from messenger_protocol.names import RelayOperation
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump_cells
@@ -60,6 +65,13 @@ async def test_the_web_app_connects_through_the_directory(cells_stack: LocalStac
     assert set(connect_src.split()) == {origin, f"ws://127.0.0.1:{cells_stack.port}"}
 
 
+def relay_record(stack: LocalStack, cell_id: str, side: str) -> dict[str, str]:
+    """A side's Relay record, as the peers read it from the directory's bucket."""
+    s3 = stack.aws.client("s3")
+    body = s3.get_object(Bucket=stack.directory_bucket, Key=relay_record_key(cell_id, side))
+    return json.loads(body["Body"].read())
+
+
 async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalStack) -> None:
     c0, c1 = cells_stack.cell("c0"), cells_stack.cell("c1")
     assert set(c0.table_names.values()).isdisjoint(c1.table_names.values())
@@ -67,7 +79,10 @@ async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalSt
         environment = cell.environment
         assert environment[Env.CELL_ID] == cell.cell_id
         assert environment[Env.CELL_SHARD_MAP] == "65536:0-32767=c0,32768-65535=c1"
-        assert environment[Env.CELL_PEERS] == f"{peer.cell_id}={peer.relay_arn}"
+        # No variable names a peer: the directory's bucket holds each side's Relay record
+        assert environment[Env.MESH_BUCKET] == cells_stack.directory_bucket
+        assert not any(peer.relay_arn in value for value in environment.values())
+        assert relay_record(cells_stack, peer.cell_id, "primary")["function"] == peer.relay_arn
         assert environment[Env.CELL_EPOCH] == f"local-{cell.cell_id}"
         assert environment[Env.USERS_TABLE] == cell.table_names[Env.USERS_TABLE]
         assert environment[Env.CONNECTIONS_ENDPOINT] == cell.http_url
@@ -128,18 +143,34 @@ def relay_invoker(stack: LocalStack) -> Any:
     )
 
 
+def signed_as(
+    stack: LocalStack,
+    signer: str,
+    operation: RelayOperation,
+    fields: dict[str, Any],
+    *,
+    to: str,
+    caller: str | None = None,
+) -> dict[str, Any]:
+    """A Relay request from `caller` (default: `signer`) signed with `signer`'s relay key,
+    which only `signer`'s functions can read (its Users table): a forgery if they differ."""
+    key = stack.cell(signer).services.relay_signing_key()
+    now_ms = int(time.time() * 1000)
+    return request_payload(operation, caller or signer, to, fields, key, now_ms)
+
+
 async def test_a_peers_relay_is_invoked_by_arn_through_the_invoke_api(
     cells_stack: LocalStack, connect_home: Connect
 ) -> None:
     # Given dave registered in c1
     dave = user_homed_in("c1", "dave")
     await (await connect_home(dave)).close()
-    # When c0 asks c1's Relay for dave's keys, as c0's functions would (boto3's lambda)
+    # When c0 asks c1's Relay for dave's keys, as c0's functions would (boto3's lambda,
+    # the request signed with c0's relay key)
     invoker = relay_invoker(cells_stack)
+    request = signed_as(cells_stack, "c0", RelayOperation.KEYS, {"userId": dave.user_id}, to="c1")
     response = await asyncio.to_thread(
-        invoker.invoke,
-        FunctionName=cells_stack.cell("c1").relay_arn,
-        Payload=json.dumps({"op": "keys", "from": "c0", "userId": dave.user_id}),
+        invoker.invoke, FunctionName=cells_stack.cell("c1").relay_arn, Payload=json.dumps(request)
     )
     # Then c1's Relay answered, from c1's tables
     answer = json.loads(response["Payload"].read())
@@ -214,6 +245,14 @@ def peer_requests_refused(alice: TestUser, dave: TestUser) -> list[tuple[str, An
     ]
 
 
+def without_caller_budgets(tables: dict[str, Any]) -> dict[str, Any]:
+    """A cell's tables without the budgets its Relay keeps per calling cell."""
+    return {
+        name: [item for item in items if CALLERS_BUCKET_OWNER not in json.dumps(item)]
+        for name, items in tables.items()
+    }
+
+
 async def test_refusals_across_cells_change_nothing_in_either_cell(
     cells_stack: LocalStack, connect_home: Connect
 ) -> None:
@@ -235,6 +274,12 @@ async def test_refusals_across_cells_change_nothing_in_either_cell(
         assert error["type"] == "error" and error["code"] == code, (frame, error)
     invoker = relay_invoker(cells_stack)
     for cell, payload in peer_requests_refused(alice, dave):
+        if isinstance(payload, dict) and payload["op"] in set(RelayOperation):
+            # made by the cell it names, so that only what it asks is wrong
+            fields = {name: value for name, value in payload.items() if name not in ("op", "from")}
+            payload = signed_as(
+                cells_stack, payload["from"], RelayOperation(payload["op"]), fields, to=cell
+            )
         response = await asyncio.to_thread(
             invoker.invoke,
             FunctionName=cells_stack.cell(cell).relay_arn,
@@ -249,7 +294,8 @@ async def test_refusals_across_cells_change_nothing_in_either_cell(
     assert {name: items for name, items in after["c0"].items() if name != c0_limits} == {
         name: items for name, items in before["c0"].items() if name != c0_limits
     }
-    assert after["c1"] == before["c1"]
+    # and for c0's budget in c1's Relay (every call c0 proved it made counts, answered or not)
+    assert without_caller_budgets(after["c1"]) == without_caller_budgets(before["c1"])
     # And the refusals that needed c1 came from its Relay (the unknown recipient and user)
     relayed = [i.outcome for i in cells_stack.invocations_of("Relay", cell="c1")[relays_before:]]
     assert "error UNKNOWN_RECIPIENT (storeMessage)" in relayed, relayed

@@ -17,6 +17,7 @@ from messenger.dal.cell_generation import CellGeneration
 from messenger_directory.store import DIRECTORY_KEY, entry_key
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.cells import Directory
+from messenger_protocol.mesh import relay_record_key
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.local_control import post_local
@@ -61,12 +62,16 @@ async def test_each_cell_has_a_standby_with_its_own_stage_tables_and_epoch(
         assert standby.environment[Env.CELL_EPOCH] == f"local-{cell_id}-standby"
         assert primary.environment[Env.CELL_EPOCH] == f"local-{cell_id}"
         assert standby.environment[Env.CONNECTIONS_ENDPOINT] == standby.http_url
-    # Peers name both Relays of a cell, the primary's first
+    # Each side of a cell publishes its own Relay record; no variable names a peer
     c0, c1 = standby_stack.standby("c0"), standby_stack.standby("c1")
-    for side in (c0.primary, c0.standby):
-        assert side.environment[Env.CELL_PEERS] == (
-            f"c1={c1.primary.relay_arn}|{c1.standby.relay_arn}"
+    s3 = standby_stack.aws.client("s3")
+    for side, relay in (("primary", c1.primary.relay_arn), ("standby", c1.standby.relay_arn)):
+        record = s3.get_object(
+            Bucket=standby_stack.directory_bucket, Key=relay_record_key("c1", side)
         )
+        assert json.loads(record["Body"].read())["function"] == relay
+        for own in (c0.primary, c0.standby):
+            assert not any(relay in value for value in own.environment.values())
     # And the directory names the primaries
     directory = Directory.parse(await asyncio.to_thread(get_json, standby_stack.directory_url))
     assert directory.version == 1

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
 from messenger.contract import STALE_CONNECTION_SECONDS
-from messenger.transport.relay_records import read_request
+from messenger.transport.relay_records import read_request, request_payload
 from messenger_protocol.errors import BadRequest
+from messenger_protocol.names import RelayOperation
 from tests.support.cells import CellsUnderTest, cells_harness, relay_arn, user_homed_in
 from tests.support.harness import Connection, harness
 from tests.support.identities import TestUser
@@ -139,8 +141,13 @@ def _change(user: str, watchers: list[str]) -> dict[str, Any]:
     }
 
 
-def _relay(cells: CellsUnderTest, cell: str, request: dict) -> dict:
-    """Invoke a cell's Relay directly, through the lambda client, as a peer would."""
+def _relay(cells: CellsUnderTest, cell: str, request: Any, *, signer: str | None = None) -> dict:
+    """Invoke a cell's Relay directly, through the lambda client, as a peer would: signed
+    by the cell it says it is from (or by `signer`), when it says."""
+    caller = request.get("from") if isinstance(request, dict) else None
+    signed_by = signer or (caller if caller in cells.harnesses else None)
+    if signed_by is not None:
+        request = cells.signed_by(signed_by, request, to=cell)
     client = cells.invokes.client()
     response = client.invoke(FunctionName=relay_arn(cell), Payload=json.dumps(request).encode())
     return json.loads(response["Payload"].read())
@@ -190,7 +197,7 @@ def test_a_relay_request_a_peer_may_not_make_is_refused_and_changes_nothing(
 ) -> None:
     cells["c0"].disconnect(cells["c0"].connect(ALICE))
     before = cells.dump()
-    answer = _relay(cells, "c0", request_)  # type: ignore[arg-type]
+    answer = _relay(cells, "c0", request_)
     assert answer["error"]["code"] == "BAD_REQUEST"
     assert cells.dump() == before
 
@@ -202,7 +209,11 @@ def test_a_deployment_that_is_one_cell_answers_no_relay_request(caller: str) -> 
         h.disconnect(h.connect(TestUser("alice")))
         before = h.dump()
         # When its Relay is asked for a user's keys, by another cell or by "itself"
-        request = read_request({"op": "keys", "from": caller, "userId": "alice"})
+        request = read_request(
+            request_payload(
+                RelayOperation.KEYS, caller, "c0", {"userId": "alice"}, SigningKey.generate(), 0
+            )
+        )
         # Then it refuses, and nothing changed
         with pytest.raises(BadRequest, match="relay requests come from peer cells"):
             h.services.relay().answer(request)

@@ -20,6 +20,7 @@ from messenger.contract import (
     Env,
     RateLimit,
 )
+from messenger.logic.cells import Cells
 from messenger_protocol.names import Action
 from tests.support.v12_pending import ACTIONS_NOT_ROUTED_YET
 
@@ -57,9 +58,9 @@ def test_a_deployment_that_names_no_cell_is_one_cell_with_every_shard_and_no_pee
     assert cell == CellSettings.single() and cell.cell_id == DEFAULT_CELL_ID
     assert cell.shard_map.cells() == [DEFAULT_CELL_ID]
     assert {cell.shard_map.home_of(f"user{i}") for i in range(100)} == {DEFAULT_CELL_ID}
-    assert dict(cell.peers) == {} and cell.relays() == {}
+    assert Cells(cell).peers == () and not cell.mesh.name
     # And a cell's variables without CELL_ID change nothing
-    assert settings_from(TABLES | {Env.CELL_PEERS.value: "c1=relay"}).cell == cell
+    assert settings_from(TABLES | {Env.MESH_BUCKET.value: "bucket"}).cell == cell
 
 
 def test_every_action_has_a_rate_limit_and_send_message_s_is_configurable() -> None:

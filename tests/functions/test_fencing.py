@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import RELAY
@@ -64,7 +65,8 @@ def promote_here(h: Harness) -> None:
 def relay(h: Harness, operation: RelayOperation, fields: dict[str, Any]) -> Any:
     with serving(h.services):
         return load_handler(RELAY.handler)(
-            request_payload(operation, "c1", fields),
+            # A call as a peer makes it (the fenced side refuses before it checks the caller)
+            request_payload(operation, "c1", "c0", fields, SigningKey.generate(), 0),
             LambdaContext.for_invocation(
                 RELAY.function_name, region="us-east-1", account_id="123456789012"
             ),

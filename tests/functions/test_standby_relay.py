@@ -1,24 +1,33 @@
-"""A peer cell with a standby (docs/protocol.md §7): CELL_PEERS names both of its Relays, and
-the caller tries the standby's when the primary's does not answer.
+"""A peer cell with a standby (docs/protocol.md §7): its two sides' Relay records in the
+directory's bucket name both of its Relays, and the caller tries the standby's when the
+primary's does not answer.
 
-CELL_PEERS parsing is `unit`; the Relay client's calls go through a real boto3 Lambda client
-(its Invoke answered by a before-call hook), as the harness's are: `integration`."""
+Settings parsing is `unit`; the Relay client reads the records from moto's S3 and its calls
+go through a real boto3 Lambda client (its Invoke answered by a before-call hook), as the
+harness's are: `integration`."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
+from moto import mock_aws
+from nacl.signing import SigningKey
 
-from messenger.config import settings_from
+from messenger.config import MeshBucket, settings_from
 from messenger.contract import Env
+from messenger.dal.relay_directory import RelayDirectory
+from messenger.logic.clock import FixedClock
 from messenger.transport.relay import RelayClient, RelayFailed
+from messenger_directory.store import write_relay_record
 from messenger_protocol.errors import UnknownRecipient
+from messenger_protocol.mesh import RelayRecord, relay_public_key
 from messenger_protocol.names import RelayOperation
 from tests.support.harness import function_name_in
 
@@ -32,12 +41,39 @@ TABLES = {
 }
 
 
-def cell_environment(peers: str) -> dict[str, str]:
-    return TABLES | {
-        Env.CELL_ID.value: "c0",
-        Env.CELL_SHARD_MAP.value: "4096:0-1364=c0,1365-2729=c1,2730-4095=c2",
-        Env.CELL_PEERS.value: peers,
-    }
+BUCKET, OWNER = "messenger-prod-directory", "111111111111"
+MESH = {
+    Env.MESH_BUCKET.value: BUCKET,
+    Env.MESH_BUCKET_REGION.value: "us-east-1",
+    Env.MESH_BUCKET_OWNER.value: OWNER,
+}
+
+
+def cell_environment(mesh: dict[str, str]) -> dict[str, str]:
+    return (
+        TABLES
+        | mesh
+        | {
+            Env.CELL_ID.value: "c0",
+            Env.CELL_SHARD_MAP.value: "4096:0-1364=c0,1365-2729=c1,2730-4095=c2",
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def directory() -> Iterator[Any]:
+    """moto's S3, with the directory's bucket holding c1's two sides and c2's primary."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        for cell, side, relay in (
+            ("c1", "primary", PRIMARY),
+            ("c1", "standby", STANDBY),
+            ("c2", "primary", C2),
+        ):
+            key = relay_public_key(SigningKey.generate())
+            write_relay_record(s3, BUCKET, RelayRecord(cell, side, relay, key), owner=OWNER)
+        yield s3
 
 
 class Relays:
@@ -72,28 +108,46 @@ class Relays:
 
 
 def client_of(relays: Relays) -> RelayClient:
-    cell = settings_from(cell_environment(f"c1={PRIMARY}|{STANDBY},c2={C2}")).cell
-    assert cell is not None
-    return RelayClient(relays.client, cell.cell_id, cell.relays())
+    cell = settings_from(cell_environment(MESH)).cell
+    clock = FixedClock(1_000_000)
+    directory = RelayDirectory(
+        lambda: boto3.client("s3", region_name=cell.mesh.region),
+        cell.mesh.name,
+        cell.mesh.owner,
+        clock,
+    )
+    key = SigningKey.generate()
+    return RelayClient(relays.client, cell.cell_id, directory, lambda: key, clock)
 
 
 @pytest.mark.unit
-def test_cell_peers_name_a_primary_and_optionally_a_standby_relay() -> None:
-    cell = settings_from(cell_environment(f"c1={PRIMARY}|{STANDBY},c2={C2}")).cell
-    assert cell is not None
-    assert dict(cell.peers) == {"c1": PRIMARY, "c2": C2}
-    assert dict(cell.standby_peers) == {"c1": STANDBY}
-    assert cell.relays() == {"c1": (PRIMARY, STANDBY), "c2": (C2,)}
+def test_a_cell_with_peers_names_the_directory_s_bucket_and_no_peer() -> None:
+    cell = settings_from(cell_environment(MESH)).cell
+    assert cell.mesh == MeshBucket(BUCKET, "us-east-1", OWNER)
+    assert not any("c1" in value or "c2" in value for value in MESH.values())
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(
-    "peers",
-    [f"c1={PRIMARY}|,c2={C2}", f"c1={PRIMARY}|{STANDBY}|{C2},c2={C2}", f"c1=|{STANDBY},c2={C2}"],
-)
-def test_a_malformed_standby_fails_loudly_and_names_the_setting(peers: str) -> None:
-    with pytest.raises(ValueError, match=r"CELL_PEERS entry .* is not <cell>=<function>"):
-        settings_from(cell_environment(peers))
+@pytest.mark.parametrize("missing", sorted(MESH))
+def test_a_cell_with_peers_and_no_directory_bucket_fails_loudly(missing: str) -> None:
+    mesh = {name: value for name, value in MESH.items() if name != missing}
+    with pytest.raises(ValueError, match="a cell with peers needs MESH_BUCKET"):
+        settings_from(cell_environment(mesh))
+
+
+@pytest.mark.integration
+def test_the_peers_relays_are_read_from_their_records_primary_first() -> None:
+    client = client_of(Relays({}))
+    assert client.relays_in_order("c1") == [PRIMARY, STANDBY]
+    assert client.relays_in_order("c2") == [C2]
+
+
+@pytest.mark.integration
+def test_a_peer_that_published_no_record_fails_the_call_without_invoking() -> None:
+    relays = Relays({})
+    with pytest.raises(RelayFailed, match="cell c3 has published no Relay"):
+        client_of(relays).call("c3", RelayOperation.KEYS, {})
+    assert relays.invoked == []
 
 
 @pytest.mark.integration
@@ -153,3 +207,16 @@ def test_a_fenced_side_s_moved_falls_through_to_the_other_and_the_active_one_is_
     assert client.call("c1", RelayOperation.STORE_MESSAGE, {}) == {"serverTs": 3}
     assert [relay for relay, _ in relays.invoked] == [PRIMARY, STANDBY, STANDBY]
     assert client.relays_in_order("c1") == [STANDBY, PRIMARY]
+
+
+@pytest.mark.integration
+def test_a_peer_whose_record_cannot_be_read_fails_the_call_as_a_relay_failure(
+    directory: Any,
+) -> None:
+    # Given c2's record broken in the directory's bucket
+    directory.put_object(Bucket=BUCKET, Key="relays/c2/primary.json", Body=b"{not json")
+    relays = Relays({})
+    # Then a call to c2 is a RelayFailed (answered INTERNAL: the client resends), not a crash
+    with pytest.raises(RelayFailed, match="cell c2's Relay records unreadable"):
+        client_of(relays).call("c2", RelayOperation.KEYS, {})
+    assert relays.invoked == []

@@ -168,13 +168,17 @@ def each_env(request: pytest.FixtureRequest) -> Synthesized:
 
 C0_ACCOUNT, C1_ACCOUNT = "111111111111", "222222222222"
 # The README's example: two cells, two accounts, two regions.
+# The AWS Organization of the test accounts: cells in several accounts need one.
+ORGANIZATION = "o-exampleorg01"
 CELLS_DEV_CONTEXT: dict[str, Any] = {
     "env": "dev",
+    "organization": ORGANIZATION,
     "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
 }
 # prod (SnapStart: peers invoke aliases), and a third cell in c0's account, c1's region.
 CELLS_PROD_CONTEXT: dict[str, Any] = {
     "env": "prod",
+    "organization": ORGANIZATION,
     "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1,c2:{C0_ACCOUNT}/eu-west-1",
 }
 
@@ -242,12 +246,14 @@ def each_cells_app(request: pytest.FixtureRequest) -> SynthesizedCells:
 # first, so that the directory is in its region, where no side of a standby runs.
 STANDBY_DEV_CONTEXT: dict[str, Any] = {
     "env": "dev",
+    "organization": ORGANIZATION,
     "cells": f"c1:{C1_ACCOUNT}/eu-west-1,c0:{C0_ACCOUNT}/us-east-1",
     "standby:c0": f"{C0_ACCOUNT}/us-west-2",
 }
 # prod, the standby's cell outside the directory's account, switching over by itself.
 STANDBY_PROD_CONTEXT: dict[str, Any] = {
     "env": "prod",
+    "organization": ORGANIZATION,
     "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
     "standby:c1": f"{C1_ACCOUNT}/eu-central-1",
     "autoFailover": "true",

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from infra.nag import flatten_cfn
-from messenger.contract import AUTHORIZER, RELAY, ROUTES, Access, Env
+from messenger.contract import AUTHORIZER, RELAY, RELAY_RESERVED_CONCURRENCY, ROUTES, Access, Env
 from tests.infra.conftest import (
     C0_ACCOUNT,
     C1_ACCOUNT,
     FUNCTIONS,
+    ORGANIZATION,
     Synthesized,
     SynthesizedCells,
 )
@@ -33,7 +34,13 @@ MESSENGER_FUNCTIONS = [
 ]
 # The routes that reach peers, as the contract declares them.
 RELAY_CALLERS = {name for name, access in MESSENGER_FUNCTIONS if Access.RELAY in access}
-CELL_VARIABLES = {Env.CELL_ID.value, Env.CELL_SHARD_MAP.value, Env.CELL_PEERS.value}
+CELL_VARIABLES = {Env.CELL_ID.value, Env.CELL_SHARD_MAP.value}
+# Where the peers' Relay records are: the directory's bucket (docs/scale.md "The mesh").
+MESH_VARIABLES = {
+    Env.MESH_BUCKET.value,
+    Env.MESH_BUCKET_REGION.value,
+    Env.MESH_BUCKET_OWNER.value,
+}
 
 # Where each cell of the two apps is (conftest.CELLS_DEV_CONTEXT, CELLS_PROD_CONTEXT).
 PLACES = {
@@ -56,12 +63,15 @@ SHARD_MAPS = {
     # An even split of 65,536 shards (the default) into three.
     "prod": "65536:0-21844=c0,21845-43689=c1,43690-65535=c2",
 }
-# The accounts whose callers a cell's Relay admits: its peers', other than its own.
-PEER_ACCOUNTS = {
-    "dev": {"c0": {C1_ACCOUNT}, "c1": {C0_ACCOUNT}},
-    # c2 shares c0's account: c0 and c2 admit c1's account only, c1 admits theirs once.
-    "prod": {"c0": {C1_ACCOUNT}, "c1": {C0_ACCOUNT}, "c2": {C1_ACCOUNT}},
+# Every Relay of the deployment, whatever the number of cells: what a cell's callers may invoke.
+RELAY_PATTERNS = {
+    "dev": "arn:aws:lambda:*:*:function:messenger-dev-*-relay",
+    "prod": "arn:aws:lambda:*:*:function:messenger-prod-*-relay:live",
 }
+
+
+def directory_bucket_name(app: SynthesizedCells) -> str:
+    return f"messenger-{app.config.env}-directory-{C0_ACCOUNT}-us-east-1"
 
 
 def relays_of(app: SynthesizedCells) -> dict[str, str]:
@@ -148,21 +158,30 @@ def test_given_a_cell_then_its_relay_has_the_name_peers_compute(each_cells_app):
         properties = stack.json["Resources"][RELAY.function_name]["Properties"]
         assert properties["FunctionName"] == f"messenger-{env}-{cell_id}-relay"
         assert properties["Handler"] == RELAY.handler == "messenger.handlers.relay.handler"
-        # Its ARN is what its peers were told
+        # Its ARN is what its record publishes
         assert relays_of(each_cells_app)[cell_id].split(":")[3:5] == list(PLACES[cell_id][::-1])
 
 
-def test_given_a_cell_then_every_function_learns_the_cell_map(each_cells_app):
+def test_given_a_cell_then_every_function_learns_the_cell_map_and_where_peers_are_not_who(
+    each_cells_app,
+):
     env = each_cells_app.config.env
     relays = relays_of(each_cells_app)
     for cell_id in cell_ids(each_cells_app):
         stack = each_cells_app.cell(cell_id)
-        peers = ",".join(f"{peer}={arn}" for peer, arn in relays.items() if peer != cell_id)
         for name, _ in MESSENGER_FUNCTIONS:
             found = variables(stack, name)
             assert found[Env.CELL_ID.value] == cell_id, name
             assert found[Env.CELL_SHARD_MAP.value] == SHARD_MAPS[env], name
-            assert found[Env.CELL_PEERS.value] == peers, name
+            assert {variable: found[variable] for variable in MESH_VARIABLES} == {
+                Env.MESH_BUCKET.value: directory_bucket_name(each_cells_app),
+                Env.MESH_BUCKET_REGION.value: "us-east-1",
+                Env.MESH_BUCKET_OWNER.value: C0_ACCOUNT,
+            }, name
+            # No peer is named: neither its Relay nor its function name
+            text = json.dumps(found)
+            for peer, arn in relays.items():
+                assert arn not in text and f"-{peer}-relay" not in text, (cell_id, name)
 
 
 def test_given_a_cell_then_its_relay_knows_its_own_connections_api(each_cells_app):
@@ -181,47 +200,60 @@ def test_given_a_cell_then_its_relay_knows_its_own_connections_api(each_cells_ap
                 assert Env.CONNECTIONS_ENDPOINT.value not in variables(stack, name), name
 
 
-def test_given_a_cell_then_its_relay_admits_only_its_peers_accounts_and_only_invoke(
+def test_given_a_cell_then_its_relay_admits_the_organization_once_and_only_invoke(
     each_cells_app,
 ):
     for cell_id in cell_ids(each_cells_app):
         stack = each_cells_app.cell(cell_id)
         target = relay_target(stack)
-        admitted = set()
+        admitted = []
         for logical_id, permission in stack.resources("AWS::Lambda::Permission").items():
             properties = permission["Properties"]
             if properties["Principal"].endswith(".amazonaws.com"):
                 # A service's (API Gateway invoking a route): never the Relay's
                 assert _refs(properties["FunctionName"]) != [target], logical_id
                 continue
-            # Anything else is the Relay's resource policy: one account, invoke only
+            # Anything else is the Relay's resource policy: invoke only, by the organization
             assert _refs(properties["FunctionName"]) == [target], logical_id
             assert properties["Action"] == "lambda:InvokeFunction", logical_id
-            assert set(properties) == {"Action", "FunctionName", "Principal"}, logical_id
-            admitted.add(properties["Principal"])
-        assert admitted == PEER_ACCOUNTS[each_cells_app.config.env][cell_id]
+            admitted.append((properties["Principal"], properties["PrincipalOrgID"]))
+        # One statement, whatever the number of cells or accounts
+        assert admitted == [("*", ORGANIZATION)]
 
 
-def test_given_a_cell_then_each_function_grants_exactly_its_needs_and_only_peers_relays(
+def test_given_a_cells_relay_then_its_concurrency_is_reserved(each_cells_app):
+    for cell_id in cell_ids(each_cells_app):
+        properties = each_cells_app.cell(cell_id).json["Resources"][RELAY.function_name][
+            "Properties"
+        ]
+        assert properties["ReservedConcurrentExecutions"] == RELAY_RESERVED_CONCURRENCY
+
+
+def _mesh_grants(app: SynthesizedCells, access: frozenset[Access]) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    if Access.RELAY in access:
+        grants[RELAY_PATTERNS[app.config.env]] = {"lambda:InvokeFunction"}
+    if Access.MESH_READ in access:
+        grants[f"arn:aws:s3:::{directory_bucket_name(app)}/relays/*"] = {"s3:GetObject"}
+    return grants
+
+
+def test_given_a_cell_then_each_function_grants_exactly_its_needs_and_the_mesh_once(
     each_cells_app,
 ):
-    relays = relays_of(each_cells_app)
     for cell_id in cell_ids(each_cells_app):
         stack = each_cells_app.cell(cell_id)
         account, region = PLACES[cell_id]
         for name, access in MESSENGER_FUNCTIONS:
             expected = expected_grants(stack, name, access, account=account, region=region)
-            if name in RELAY_CALLERS:
-                for peer, arn in relays.items():
-                    if peer != cell_id:
-                        expected[arn] = {"lambda:InvokeFunction"}
+            expected.update(_mesh_grants(each_cells_app, access))
             assert grants_of(stack, name) == expected, (cell_id, name)
 
 
-def test_given_a_cell_then_no_function_may_invoke_anything_but_peer_relays_and_its_own_presence(
+def test_given_a_cell_then_no_function_may_invoke_anything_but_relays_and_its_own_presence(
     each_cells_app,
 ):
-    relays = set(relays_of(each_cells_app).values())
+    pattern = RELAY_PATTERNS[each_cells_app.config.env]
     for cell_id in cell_ids(each_cells_app):
         stack = each_cells_app.cell(cell_id)
         account, region = PLACES[cell_id]
@@ -235,8 +267,38 @@ def test_given_a_cell_then_no_function_may_invoke_anything_but_peer_relays_and_i
                 if any(action.startswith("lambda:") for action in actions):
                     assert actions == ["lambda:InvokeFunction"], (cell_id, name)
                     resources = set(_as_list(statement["Resource"]))
-                    allowed = relays - {relays_of(each_cells_app)[cell_id]} | {own_presence}
-                    assert resources <= allowed, (cell_id, name)
+                    assert resources <= {pattern, own_presence}, (cell_id, name)
+
+
+# --- the cell's Relay record ---------------------------------------------------------
+
+
+def test_given_a_cell_then_it_publishes_its_relay_record_and_its_writer_may_do_only_that(
+    each_cells_app,
+):
+    env = each_cells_app.config.env
+    bucket = directory_bucket_name(each_cells_app)
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        ((_, record),) = stack.resources("Custom::RelayRecord").items()
+        properties = record["Properties"]
+        assert properties["CellId"] == cell_id and properties["Side"] == "primary"
+        assert properties["Function"] == relays_of(each_cells_app)[cell_id]
+        assert (properties["Bucket"], properties["BucketOwner"]) == (bucket, C0_ACCOUNT)
+        (function,) = _refs(properties["ServiceToken"])
+        role = stack.json["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        role_properties = stack.json["Resources"][role]["Properties"]
+        assert role_properties["RoleName"] == f"messenger-{env}-{cell_id}-relay-record"
+        assert {"Key": "messenger-cell", "Value": cell_id} in role_properties["Tags"]
+        statements = {statement["Sid"]: statement for statement in statements_of(stack, function)}
+        assert set(statements) == {"OwnLogGroup", "OwnRelayKey", "WriteOwnRelayRecord"}
+        key = statements["OwnRelayKey"]
+        assert key["Condition"] == {
+            "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["KEY#relay-primary"]}
+        }
+        write = statements["WriteOwnRelayRecord"]
+        assert write["Action"] == "s3:PutObject"
+        assert write["Resource"] == f"arn:aws:s3:::{bucket}/relays/{cell_id}/primary.json"
 
 
 # --- the cell's entry in the directory ----------------------------------------------
@@ -527,8 +589,8 @@ def test_given_no_cells_then_it_is_one_cell_with_no_relay_no_peer_and_no_directo
         assert {variable: found[variable] for variable in CELL_VARIABLES} == {
             Env.CELL_ID.value: "c0",
             Env.CELL_SHARD_MAP.value: "65536:0-65535=c0",
-            Env.CELL_PEERS.value: "",
         }, name
+        assert not MESH_VARIABLES & set(found), name
     assert each_env.resources("Custom::DirectoryEntry") == {}
     # The stacks (nested stacks, such as the web app's, belong to their parent)
     stacks = [name for name in each_env.templates() if not name.endswith(".nested")]
@@ -543,13 +605,16 @@ def _without_cell_pieces(node: Any) -> Any:
         return {
             key: _without_cell_pieces(value)
             for key, value in node.items()
-            if key not in CELL_VARIABLES
+            if key not in CELL_VARIABLES | MESH_VARIABLES
         }
     if isinstance(node, list):
         return [
             _without_cell_pieces(value)
             for value in node
-            if not (isinstance(value, dict) and value.get("Sid") == "InvokePeerRelays")
+            if not (
+                isinstance(value, dict)
+                and value.get("Sid") in ("InvokePeerRelays", "ReadRelayRecords")
+            )
         ]
     return node
 
@@ -572,7 +637,7 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
 
     # Then the cell has every resource of the single stack but its web app (a deployment of
     # cells has one, on the directory's distribution), under the same logical id, and only
-    # the Relay, its resource policy, alarms and entry in the directory besides
+    # the Relay, its resource policy, alarms, entry and Relay record in the directory besides
     (web_app,) = [
         logical_id
         for logical_id, resource in single.items()
@@ -585,7 +650,7 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
         for logical_id in cell
         if logical_id == RELAY.function_name
         or logical_id.startswith(("RelayFunction", "RelayRole", "RelayLogs", "MonitoringRelay"))
-        or logical_id.startswith("DirectoryEntry")
+        or logical_id.startswith(("DirectoryEntry", "RelayRecord"))
     }
     assert RELAY.function_name in added and any(i.startswith("DirectoryEntry") for i in added)
 

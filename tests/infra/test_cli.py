@@ -56,7 +56,11 @@ def test_given_cells_when_the_cli_synthesizes_then_each_cell_and_the_directory_a
     tmp_path,
 ):
     # When: the README's command for two cells
-    result = cdk_synth(tmp_path, "cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1")
+    result = cdk_synth(
+        tmp_path,
+        "cells=c0:111111111111/us-east-1,c1:222222222222/eu-west-1",
+        "organization=o-a1b2c3d4e5",
+    )
 
     # Then each cell is a stack of its account and region, after the directory's
     assert result.returncode == 0, result.stderr[-4000:]

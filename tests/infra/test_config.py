@@ -6,6 +6,7 @@ import json
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import aws_cdk
 import pytest
@@ -171,6 +172,8 @@ def test_given_a_region_with_the_smaller_quota_then_the_stage_throttle_follows_i
 # --- cells (docs/protocol.md §6) ---------------------------------------------------------
 
 TWO_CELLS = "c0:111111111111/us-east-1,c1:222222222222/eu-west-1"
+# The AWS Organization of TWO_CELLS' accounts: cells in several accounts need one.
+ORGANIZATION = "o-exampleorg01"
 
 
 def test_given_no_cells_then_there_is_one_stack_as_ever():
@@ -198,8 +201,9 @@ def test_given_a_standby_without_cells_then_synthesis_stops_and_says_why():
 
 
 def test_given_cells_then_each_has_its_account_and_region_and_the_shards_split_evenly():
-    cells = cells_from_context(context(cells=TWO_CELLS))
+    cells = cells_from_context(context(cells=TWO_CELLS, organization=ORGANIZATION))
     assert cells.has_directory
+    assert cells.organization == ORGANIZATION
     assert [(c.cell_id, c.account, c.region) for c in cells.cells] == [
         ("c0", "111111111111", "us-east-1"),
         ("c1", "222222222222", "eu-west-1"),
@@ -211,11 +215,18 @@ def test_given_cells_then_each_has_its_account_and_region_and_the_shards_split_e
 
 def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
     cells = cells_from_context(
-        context(cells=TWO_CELLS, shards="1024", shardMap="c0:0-99,c1:100-1023")
+        context(
+            cells=TWO_CELLS,
+            shards="1024",
+            shardMap="c0:0-99,c1:100-1023",
+            organization=ORGANIZATION,
+        )
     )
     assert cells.shard_map.to_compact() == "1024:0-99=c0,100-1023=c1"
     # From cdk.json: a list of cells and a number of shards
-    listed = cells_from_context(context(cells=TWO_CELLS.split(","), shards=16))
+    listed = cells_from_context(
+        context(cells=TWO_CELLS.split(","), shards=16, organization=ORGANIZATION)
+    )
     assert listed.shard_map.to_compact() == "16:0-7=c0,8-15=c1"
 
 
@@ -265,14 +276,26 @@ def first_cell_in_prod(cells: CellsConfig) -> CellPlacement:
 
 
 def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
-    # Given 60 cells: every function would carry each peer's Relay ARN
-    many = ",".join(f"cell{i:02d}:{100000000000 + i}/us-east-1" for i in range(60))
-    cells = cells_from_context(context(cells=many))
+    def cells_of(count: int) -> Any:
+        listed = ",".join(f"cell{i:03d}:{100000000000 + i}/us-east-1" for i in range(count))
+        return cells_from_context(context(cells=listed, organization=ORGANIZATION))
 
-    # Then the cell's variables are refused, with why, before Lambda would refuse them
+    # Given 60 cells: no variable names a peer, so they fit
+    variables = first_cell_in_prod(cells_of(60)).environment()
+    assert sum(len(name) + len(value) for name, value in variables.items()) < 3072
+    # But 200 cells' shard map does not: refused, with why, before Lambda would refuse it
     with pytest.raises(ValueError, match="4096-byte environment"):
-        first_cell_in_prod(cells).environment()
+        first_cell_in_prod(cells_of(200)).environment()
     # While the README's two cells take a small part of it
-    two = cells_from_context(context(cells=TWO_CELLS))
+    two = cells_from_context(context(cells=TWO_CELLS, organization=ORGANIZATION))
     variables = first_cell_in_prod(two).environment()
-    assert sum(len(name) + len(value) for name, value in variables.items()) < 200
+    assert sum(len(name) + len(value) for name, value in variables.items()) < 300
+
+
+@pytest.mark.parametrize("organization", [None, "", "org-1", "o-short"])
+def test_given_cells_in_several_accounts_then_an_organization_is_required(organization):
+    with pytest.raises(ValueError, match="organization"):
+        cells_from_context(context(cells=TWO_CELLS, organization=organization))
+    # In one account, none is needed
+    one_account = "c0:111111111111/us-east-1,c1:111111111111/eu-west-1"
+    assert cells_from_context(context(cells=one_account)).organization is None

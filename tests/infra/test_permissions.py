@@ -193,7 +193,8 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         close_connections_arn="arn:aws:execute-api:x:1:api/dev/DELETE/*",
         push_apps=(APNS_APP,),
         presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
-        relays=("arn:aws:lambda:us-east-1:111111111111:function:messenger-dev-c1-relay",),
+        relay_pattern="arn:aws:lambda:*:*:function:messenger-dev-*-relay",
+        relay_records="arn:aws:s3:::messenger-dev-directory-111111111111-us-east-1/relays/*",
     )
 
     # Then every need the contract can declare, today's and any new one, maps to statements

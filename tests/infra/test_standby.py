@@ -6,6 +6,7 @@ Names and ARNs are written out from the design, not computed with infra/cells.py
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,13 @@ import pytest
 from infra.config import cells_from_context
 from infra.nag import flatten_cfn
 from messenger.contract import RELAY, Env
-from tests.infra.conftest import C0_ACCOUNT, C1_ACCOUNT, Synthesized, SynthesizedCells
+from tests.infra.conftest import (
+    C0_ACCOUNT,
+    C1_ACCOUNT,
+    ORGANIZATION,
+    Synthesized,
+    SynthesizedCells,
+)
 from tests.infra.test_api import _refs
 from tests.infra.test_permissions import grants_of, statements_of
 
@@ -133,42 +140,47 @@ def test_given_a_standby_then_it_never_writes_the_cells_directory_entry(standby_
 # --- the Relays -----------------------------------------------------------------------
 
 
-def test_given_a_standby_then_its_relay_has_its_name_and_admits_the_peers_accounts_only(
+def test_given_a_standby_then_its_relay_has_its_name_and_admits_the_organization_only(
     standby_dev,
 ):
     standby = standby_dev.stacks["Messenger-dev-c0-standby"]
     relay = standby.json["Resources"][RELAY.function_name]["Properties"]
     assert relay["FunctionName"] == "messenger-dev-c0-standby-relay"
-    admitted = {
-        permission["Properties"]["Principal"]
+    admitted = [
+        (permission["Properties"]["Principal"], permission["Properties"]["PrincipalOrgID"])
         for permission in standby.resources("AWS::Lambda::Permission").values()
         if _refs(permission["Properties"]["FunctionName"]) == [RELAY.function_name]
+    ]
+    assert admitted == [("*", ORGANIZATION)]
+
+
+def test_given_a_standby_then_each_side_publishes_its_relay_record_and_no_peer_is_named(
+    standby_dev,
+):
+    # Each side of c0 writes its own record: peers find both Relays there
+    sides = {
+        "Messenger-dev-c0": ("primary", C0_RELAY),
+        "Messenger-dev-c0-standby": ("standby", C0_STANDBY_RELAY),
     }
-    assert admitted == {C1_ACCOUNT}
-
-
-def test_given_a_standby_then_every_peer_names_both_relays_and_may_invoke_both(standby_dev):
-    c1 = standby_dev.cell("c1")
-    for name, properties in functions_of(c1).items():
-        peers = properties["Environment"]["Variables"][Env.CELL_PEERS.value]
-        assert peers == f"c0={C0_RELAY}|{C0_STANDBY_RELAY}", name
-    callers = 0
-    for name in functions_of(c1):
-        for statement in statements_of(c1, name):
-            if statement.get("Sid") == "InvokePeerRelays":
-                callers += 1
-                assert statement["Action"] == "lambda:InvokeFunction"
-                assert statement["Resource"] == [C0_RELAY, C0_STANDBY_RELAY], name
-    assert callers
-    # And both sides of c0 call c1's one Relay, and only it
-    for stack in (standby_dev.cell("c0"), standby_dev.stacks["Messenger-dev-c0-standby"]):
+    for stack_name, (side, relay) in sides.items():
+        stack = standby_dev.stacks[stack_name]
+        ((_, record),) = stack.resources("Custom::RelayRecord").items()
+        assert (record["Properties"]["Side"], record["Properties"]["Function"]) == (side, relay)
+    # And no function of any side names a peer's Relay; every caller may invoke any Relay
+    # of the deployment (the called Relay checks who signed the call)
+    for stack in (
+        standby_dev.cell("c1"),
+        standby_dev.cell("c0"),
+        standby_dev.stacks["Messenger-dev-c0-standby"],
+    ):
         for name, properties in functions_of(stack).items():
-            assert properties["Environment"]["Variables"][Env.CELL_PEERS.value] == (
-                f"c1={C1_RELAY}"
-            ), name
+            text = json.dumps(properties["Environment"]["Variables"])
+            assert not any(relay in text for relay in (C0_RELAY, C0_STANDBY_RELAY, C1_RELAY)), name
             for statement in statements_of(stack, name):
                 if statement.get("Sid") == "InvokePeerRelays":
-                    assert statement["Resource"] == C1_RELAY, name
+                    assert statement["Resource"] == (
+                        "arn:aws:lambda:*:*:function:messenger-dev-*-relay"
+                    ), name
 
 
 # --- the automated path ---------------------------------------------------------------

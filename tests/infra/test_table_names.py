@@ -22,6 +22,7 @@ from messenger.contract import TABLES
 from tests.infra.conftest import (
     C0_ACCOUNT,
     C1_ACCOUNT,
+    ORGANIZATION,
     STANDBY_DEV_CONTEXT,
     SynthesizedCells,
     synthesize_cells,
@@ -186,7 +187,11 @@ def test_given_tables_created_unnamed_then_the_standby_runs_on_their_replicas_by
 
 
 def context(**extra: str) -> Any:
-    values = {"cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1", **extra}
+    values = {
+        "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
+        "organization": ORGANIZATION,
+        **extra,
+    }
     return values.get
 
 

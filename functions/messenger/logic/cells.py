@@ -51,6 +51,8 @@ class Cells:
         self._cache_ms = int(cache_seconds * 1000)
         self._moves: ShardStateSnapshot = NO_MOVES
         self._read_at_ms: int | None = None
+        self._peers = tuple(cell for cell in settings.shard_map.cells() if cell != settings.cell_id)
+        self._peer_set = frozenset(self._peers)
 
     @property
     def cell_id(self) -> str:
@@ -58,8 +60,9 @@ class Cells:
 
     @property
     def peers(self) -> tuple[str, ...]:
-        """The other cells, whose Relays this cell may call (none in a single cell)."""
-        return tuple(self._settings.peers)
+        """The other cells of the map, whose Relays this cell may call (none in a single
+        cell). Where each one's Relay is, is read from the directory (dal/relay_directory)."""
+        return self._peers
 
     def _moves_now(self) -> ShardStateSnapshot:
         if self._states is None:
@@ -131,7 +134,7 @@ class Cells:
 
     def is_peer(self, cell: str) -> bool:
         """Whether `cell` is another cell of the map (one that may call this one's Relay)."""
-        return cell in self._settings.peers
+        return cell in self._peer_set
 
     def split(self, user_ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
         """This cell's users, and the others' grouped by home cell, each in their order."""

@@ -1,6 +1,8 @@
 """Answering the peer cells: what another cell may ask of this one (docs/scale.md).
 
-Each request names the calling cell and users of THIS cell only: a request about anyone
+Each request is first admitted by logic/relay_callers.py (signed by the cell it names as
+its caller, for this cell, recently, within that caller's budget). It names the calling
+cell and users of THIS cell only: a request about anyone
 else is refused BAD_REQUEST, so a peer can never act for a user here that its own users
 could not reach through the protocol. Fields are read with the protocol's own rules
 (transport/relay_records.py).
@@ -19,6 +21,7 @@ from messenger.logic.presence import Presence
 from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.receipts import Receipts
 from messenger.logic.registrations import RegistrationBudget, RegistrationSource
+from messenger.logic.relay_callers import RelayCallers
 from messenger.transport.relay_records import (
     CountRegistration,
     KeysQuery,
@@ -39,6 +42,7 @@ class RelayService:
     def __init__(
         self,
         cells: Cells,
+        callers: RelayCallers,
         messaging: Callable[[], Messaging],
         receipts: Callable[[], Receipts],
         identity: Identity,
@@ -49,6 +53,7 @@ class RelayService:
     ) -> None:
         self._cells = cells
         self._peers = peers
+        self._callers = callers
         self._messaging = messaging
         self._receipts = receipts
         self._identity = identity
@@ -65,10 +70,8 @@ class RelayService:
         }
 
     def answer(self, request: RelayRequest) -> Any:
-        """Do what a peer cell asks, once its request is one it may make."""
-        # A cell with no peers (a single deployment) answers no one.
-        if not self._cells.is_peer(request.caller):
-            raise BadRequest("relay requests come from peer cells")
+        """Do what a peer cell asks, once it is proven to have asked (and may)."""
+        self._callers.admit(request)
         return self._operations[request.operation](request)
 
     def _moved_away(self, user_id: str) -> str | None:

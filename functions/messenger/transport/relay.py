@@ -5,6 +5,10 @@ docs/protocol.md code comes back as the same domain error it was in the peer; an
 else (a timeout, a throttle, the function failing) is `RelayFailed`, which the caller
 answers INTERNAL: the client resends, and every operation is idempotent.
 
+Where a peer's Relays are is read from the directory's bucket (dal/relay_directory.py), and
+every request is signed by this side's relay key (transport/relay_records.py), so that the
+peer knows which cell made it (docs/scale.md "The mesh").
+
 A peer with a standby (docs/protocol.md §7) has two Relays: its primary's and its standby's.
 Only the active side answers; the other refuses `MOVED` (§7 Fencing). The caller tries
 first the side that answered it last (at first the primary) and, when that one does not
@@ -17,9 +21,11 @@ operation is idempotent.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from messenger.dal.relay_directory import RelayDirectory
+from messenger.logic.clock import Clock
 from messenger.transport.relay_records import ANSWER, REFUSAL, request_payload
 from messenger_protocol.errors import (
     BadRequest,
@@ -34,6 +40,7 @@ from messenger_protocol.names import ErrorCode, RelayOperation
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+    from nacl.signing import SigningKey
 
 REFUSALS: dict[str, type[ProtocolError]] = {
     ErrorCode.BAD_REQUEST: BadRequest,
@@ -56,20 +63,25 @@ class RelaySideFenced(RelayFailed):
 class RelayClient:
     """Calls the Relay of peer cells. The Lambda client is made on first use.
 
-    `peers`: cell -> its Relays in the order to try them (messenger.config's
-    `CellSettings.relays()`: the primary's, then the standby's if it has one).
+    `directory`: where each peer's Relays are (its primary's, then its standby's if it has
+    one). `signing_key`: this side's relay key, asked for at each call (it is kept by
+    whoever gives it).
     """
 
     def __init__(
         self,
         client_factory: Callable[[], LambdaClient],
         own_cell: str,
-        peers: Mapping[str, Sequence[str]],
+        directory: RelayDirectory,
+        signing_key: Callable[[], SigningKey],
+        clock: Clock,
     ) -> None:
         self._client_factory = client_factory
         self._client: LambdaClient | None = None
         self._own_cell = own_cell
-        self._peers = peers
+        self._directory = directory
+        self._signing_key = signing_key
+        self._clock = clock
         # cell -> the Relay that answered last: the active side, as far as we know.
         self._answered_by: dict[str, str] = {}
 
@@ -79,12 +91,21 @@ class RelayClient:
             self._client = self._client_factory()
         return self._client
 
-    def _payload(self, operation: RelayOperation, request: Mapping[str, Any]) -> bytes:
-        return json.dumps(request_payload(operation, self._own_cell, request)).encode()
+    def _payload(self, cell: str, operation: RelayOperation, request: Mapping[str, Any]) -> bytes:
+        signed = request_payload(
+            operation, self._own_cell, cell, request, self._signing_key(), self._clock.now_ms()
+        )
+        return json.dumps(signed).encode()
 
     def relays_in_order(self, cell: str) -> list[str]:
-        """The cell's Relays, the one that answered last first."""
-        relays = list(self._peers[cell])
+        """The cell's Relays, the one that answered last first. RelayFailed if the cell
+        has published none (it is not deployed yet)."""
+        try:
+            relays = [record.function for record in self._directory.sides_of(cell)]
+        except Exception as error:  # S3 unreachable, a broken record
+            raise RelayFailed(f"cell {cell}'s Relay records unreadable: {error}") from error
+        if not relays:
+            raise RelayFailed(f"cell {cell} has published no Relay")
         last = self._answered_by.get(cell)
         return [last, *(relay for relay in relays if relay != last)] if last in relays else relays
 
@@ -118,7 +139,7 @@ class RelayClient:
             response = self.client.invoke(
                 FunctionName=relay,
                 InvocationType="RequestResponse",
-                Payload=self._payload(operation, request),
+                Payload=self._payload(cell, operation, request),
             )
             answer = json.loads(response["Payload"].read())
         except Exception as error:  # botocore's errors, a timeout, a broken answer
@@ -146,7 +167,7 @@ class RelayClient:
             self.client.invoke(
                 FunctionName=relay,
                 InvocationType="Event",
-                Payload=self._payload(operation, request),
+                Payload=self._payload(cell, operation, request),
             )
         except Exception as error:
             raise RelayFailed(f"cell {cell} did not take {operation}: {error}") from error

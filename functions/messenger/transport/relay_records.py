@@ -1,8 +1,10 @@
 """What travels between cells: the Relay's requests and answers (docs/scale.md).
 
-A request is a JSON object `{"op": <RelayOperation>, "from": <calling cell>, ...}` whose
-other fields are one of the records below, read by the peer with the protocol's own field
-rules, like frames. Its answer is `{"ok": <value>}` or `{"error": {"code", "message"}}`.
+A request is a JSON object `{"op": <RelayOperation>, "from": <calling cell>, "to": <called
+cell>, "at": <ms>, "id": <random>, "sig": <signature>, ...}` whose other fields are one of
+the records below, read by the peer with the protocol's own field rules, like frames. `sig`
+is the calling side's relay key's over everything else (messenger_protocol.mesh). Its answer
+is `{"ok": <value>}` or `{"error": {"code", "message"}}`.
 The caller's side is logic/peers.py over transport/relay.py; the answering side is
 logic/relay.py behind handlers/relay.py. Each shape is spelled here only.
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from messenger_protocol.cells import is_cell_id
+from messenger_protocol.encoding import b64url_encode, decoded_length, is_base64url
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.fields import (
     MESSAGE_ID,
@@ -31,8 +36,12 @@ from messenger_protocol.fields import (
     wire,
 )
 from messenger_protocol.frames import PresenceEntry, Record, SendMessage
-from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SENT_AT
+from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SENT_AT, SIGNATURE_BYTES
+from messenger_protocol.mesh import relay_digest
 from messenger_protocol.names import ReceiptStatus, RelayOperation
+
+if TYPE_CHECKING:
+    from nacl.signing import SigningKey
 
 # Watchers named in one presenceChanged: ~66 KB of ids at most, well inside the 256 KB an
 # asynchronous invoke may carry.
@@ -51,6 +60,12 @@ MAX_ATTEMPT_CHARS = 128
 
 OPERATION = "op"
 CALLER = "from"
+TARGET = "to"
+SIGNED_AT = "at"
+CALL_ID = "id"
+SIGNATURE = "sig"
+ENVELOPE = (OPERATION, CALLER, TARGET, SIGNED_AT, CALL_ID, SIGNATURE)
+CALL_ID_BYTES = 16
 ANSWER = "ok"
 REFUSAL = "error"
 
@@ -60,33 +75,71 @@ REFUSAL = "error"
 
 @dataclasses.dataclass(frozen=True)
 class RelayRequest:
-    """A request as the asked cell reads it: which operation, from which cell, and the
-    whole object (the operation's record reads its own fields from it)."""
+    """A request as the asked cell reads it: which operation, from which cell to which,
+    when and how it was signed, and the whole object (the operation's record reads its own
+    fields from it). Nothing in it is believed before `messenger.logic.relay_callers`
+    checked the signature."""
 
     operation: RelayOperation
-    caller: str  # the calling cell
+    caller: str  # the calling cell, as the request claims it
     body: Mapping[str, Any]
+    target: str = ""  # the cell the caller meant to call
+    signed_at: int = 0  # ms, the caller's clock
+    signature: str = ""
+
+    def digest(self) -> bytes:
+        """What `signature` must be a signature of (messenger_protocol.mesh)."""
+        return relay_digest(self.body, SIGNATURE)
 
 
 def request_payload(
-    operation: RelayOperation, caller: str, fields: Mapping[str, Any]
+    operation: RelayOperation,
+    caller: str,
+    target: str,
+    fields: Mapping[str, Any],
+    signing_key: SigningKey,
+    now_ms: int,
 ) -> dict[str, Any]:
-    """The JSON object a cell sends a peer's Relay."""
-    return {OPERATION: operation.value, CALLER: caller, **fields}
+    """The JSON object a cell sends a peer's Relay, signed by the caller's relay key."""
+    unsigned = {
+        **fields,
+        OPERATION: operation.value,
+        CALLER: caller,
+        TARGET: target,
+        SIGNED_AT: now_ms,
+        CALL_ID: b64url_encode(secrets.token_bytes(CALL_ID_BYTES)),
+    }
+    signature = signing_key.sign(relay_digest(unsigned, SIGNATURE)).signature
+    return {**unsigned, SIGNATURE: b64url_encode(signature)}
 
 
 def read_request(event: Any) -> RelayRequest:
-    """The envelope of a request; BadRequest if it is not one, or names no operation."""
+    """The envelope of a request; BadRequest if it is not one (no operation, or not
+    signed). Whether the signature is the caller's is checked next, before anything else."""
     if not isinstance(event, dict):
         raise BadRequest("a relay request is a JSON object")
-    operation, caller = event.get(OPERATION), event.get(CALLER)
+    operation, caller, target = event.get(OPERATION), event.get(CALLER), event.get(TARGET)
     if not isinstance(operation, str) or not isinstance(caller, str):
         raise BadRequest("a relay request names its op and the calling cell")
     try:
         known = RelayOperation(operation)
     except ValueError:
         raise BadRequest(f"no relay operation {operation[:64]!r}") from None
-    return RelayRequest(known, caller, event)
+    signed_at, call_id, signature = event.get(SIGNED_AT), event.get(CALL_ID), event.get(SIGNATURE)
+    if (
+        not is_cell_id(caller)
+        or not isinstance(target, str)
+        or not is_cell_id(target)
+        or type(signed_at) is not int
+        or not isinstance(call_id, str)
+        or not is_base64url(call_id)
+        or decoded_length(call_id) != CALL_ID_BYTES
+        or not isinstance(signature, str)
+        or not is_base64url(signature)
+        or decoded_length(signature) != SIGNATURE_BYTES
+    ):
+        raise BadRequest("a relay request is signed: from, to, at, id and sig")
+    return RelayRequest(known, caller, event, target, signed_at, signature)
 
 
 def answered(value: Any) -> dict[str, Any]:
