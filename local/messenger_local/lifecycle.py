@@ -22,7 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from messenger.contract import Authorizer, Route
+from nacl.signing import SigningKey
+
+from messenger.contract import Authorizer, Env, Route
+from messenger.logic.epoch import epoch_name
+from messenger_directory.signer import SeedDirectorySigner
+from messenger_directory.store import Entry
 from messenger_local import runtime
 from messenger_local.activity import Activity
 from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
@@ -68,6 +73,8 @@ class StackConfig:
     state_dir: Path | None
     standby: bool
     first_directory_version: int
+    # Signs every directory version (kept with the state by `messenger local`).
+    directory_key: SigningKey
 
     @property
     def directory_cells(self) -> tuple[str, ...]:
@@ -201,12 +208,18 @@ def _site(
         parts.aws,
         f"messenger-directory-{api_id}",
         config.shard_map,
+        SeedDirectorySigner(config.directory_key),
         [cell.gateway for cell in parts.cells],
         config.first_directory_version,
     )
     parts.directory = directory
-    directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})
-    site = [directory_site(lambda: directory.current.to_wire(), parts.cells[0].stage)]
+    directory.open(
+        {
+            cell.cell_id: Entry(cell.ws_url, epoch_name(cell.environment[Env.CELL_EPOCH], 0))
+            for cell in by_cell(parts.cells).values()
+        }
+    )
+    site = [directory_site(directory, parts.cells[0].stage)]
     if config.standby:
         site.append(failover_site(fail_over))
     return site
