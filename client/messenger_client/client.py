@@ -33,8 +33,8 @@ What it guarantees, following docs/protocol.md:
 - **Failover** (docs/protocol.md §7): our messages keep their frame until `delivered`; when a
   `syncDone` names a new `epoch`, or the directory moves our home cell, every one of them
   without a `delivered` receipt goes again, byte for byte. Beyond §7: with a directory,
-  the client reads it again on every connection and every `directory_interval` while
-  connected, and when a newer version moves a peer's cell, the messages without a
+  the client learns of a newer version from `dv` (in `ack`, `syncDone`, `pong`; never
+  by polling), and when a newer version moves a peer's cell, the messages without a
   `delivered` receipt to that cell's users go again the same way (a message acked by a
   peer's lost primary and never replicated is otherwise lost: nothing else tells us).
 
@@ -62,7 +62,6 @@ from messenger_client.connection import (
     ConnectionState,
     ConnectionStatus,
     Session,
-    first_of,
 )
 from messenger_client.directory import FixedServer, HomeCell, Locator
 from messenger_client.errors import NotConnected, RequestFailed
@@ -97,7 +96,6 @@ from messenger_protocol.frames import (
     ErrorFrame,
     ItemsFrame,
     MessageFrame,
-    PongFrame,
     PresenceFrame,
     PresenceVisibilityFrame,
     ReceiptFrame,
@@ -105,7 +103,7 @@ from messenger_protocol.frames import (
     SyncDoneFrame,
     read_server_frame,
 )
-from messenger_protocol.limits import MAX_CONTACTS
+from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS, MAX_CONTACTS
 from messenger_protocol.names import FrameType, PresenceVisibility
 
 log = logging.getLogger(__name__)
@@ -131,9 +129,10 @@ class ClientSettings:
     # Who may see our presence: CONTACTS (the people we wrote to, at most 1,000, kept up
     # to date), EVERYONE or NOBODY; None leaves the server's setting as it is.
     presence_visibility: PresenceVisibility | None = client_rules.DEFAULT_PRESENCE_VISIBILITY
-    # With a directory: how often it is read again while connected (and on every new
-    # connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-    directory_interval: float = client_rules.DIRECTORY_INTERVAL_SECONDS
+    # With a directory: the most a client waits before fetching a newer version a `dv`
+    # named (docs/protocol.md §6: spread, so that a change does not bring every client at
+    # once). Never read on a timer.
+    directory_jitter: float = DIRECTORY_FETCH_JITTER_SECONDS
 
 
 class MessengerClient:
@@ -145,10 +144,13 @@ class MessengerClient:
         profile: Profile | None = None,
         *,
         directory_url: str | None = None,
+        directory_key: str | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         """`server_url`: a cell's WebSocket URL; or `directory_url`: the directory's
-        (docs/protocol.md §6), which names the user's home cell."""
+        (docs/protocol.md §6), which names the user's home cell, and `directory_key` its
+        public key (None: the one the profile keeps; for a directory on this machine, the
+        one it serves at /directory.key, then kept)."""
         if profile is None or (server_url is None) == (directory_url is None):
             raise ValueError("give a profile, and a server_url or a directory_url")
         self.profile = profile
@@ -163,6 +165,8 @@ class MessengerClient:
                 self.store,
                 on_home_moved=self._home_moved,
                 on_cells_moved=self._cells_moved,
+                directory_key=directory_key,
+                jitter_seconds=self.settings.directory_jitter,
             )
         else:
             assert server_url is not None
@@ -240,8 +244,6 @@ class MessengerClient:
             return
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._outbox.run()), loop.create_task(self._inbox.run())]
-        if self._home is not None:
-            self._tasks.append(loop.create_task(self._watch_directory(self._home)))
         self._connection.start()
 
     async def close(self) -> None:
@@ -467,6 +469,10 @@ class MessengerClient:
         except BadRequest as problem:
             self._on_unreadable(kind, document, problem)
             return
+        # The directory's newest version, as the cell knows it (§6: instead of polling).
+        version = getattr(frame, "dv", None)
+        if isinstance(version, int) and self._home is not None:
+            self._spawn(self._home.learn_version(version))
         match frame:
             case MessageFrame() | ReceiptFrame() | SyncDoneFrame():
                 self._inbox.put(frame)  # stored in order by one task
@@ -484,9 +490,6 @@ class MessengerClient:
             case PresenceFrame():
                 self._presence.update(frame)
                 self._replies.answer(frame)
-            case PongFrame(dv=int() as version) if self._home is not None:
-                self._replies.answer(frame)
-                self._spawn(self._home.learn_version(version))
             case _:
                 self._replies.answer(frame)  # keys, pong, pushRegistered: answers
 
@@ -535,15 +538,6 @@ class MessengerClient:
         """Beyond §7: the directory moved these cells (a failover): what we sent to their
         users and was not delivered may be lost with a primary, and goes again."""
         self._outbox.resend_undelivered(to=lambda peer: directory.home_of(peer) in cells)
-
-    async def _watch_directory(self, home: HomeCell) -> None:
-        """Read the directory again on every new connection, and now and then while it
-        lasts, to see a peer's cell move (`_cells_moved`)."""
-        while True:
-            session = await self._connection.wait_session()
-            if not session.ended.done():  # else its successor is on its way
-                await home.look_again()
-            await first_of(session.ended, timeout=self.settings.directory_interval)
 
     def _spawn(self, errand: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(errand)
