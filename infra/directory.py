@@ -263,10 +263,7 @@ class DirectoryStack(Stack):
             removal_policy=config.removal_policy,
         )
         self.distribution = self._distribution()
-        self.site.deploy(
-            self.distribution,
-            {"directoryUrl": f"/{DIRECTORY_KEY}", "directoryKey": self.key.public_key},
-        )
+        self.site.deploy(self.distribution, {"directoryUrl": f"/{DIRECTORY_KEY}"})
         CfnOutput(
             self,
             "DirectoryUrl",

@@ -54,7 +54,10 @@ async def test_a_browser_user_finds_her_home_cell_in_the_directory_and_chats_wit
 ) -> None:
     # Given the app configured with a directory, and bob, who found his home through it
     config = await (await browser.new_context()).request.get(f"{cells_site}config.json")
-    assert await config.json() == {"directoryUrl": f"{cells_site}directory.json"}
+    assert await config.json() == {
+        "directoryUrl": f"{cells_site}directory.json",
+        "directoryKey": web_stack.directory_public_key,
+    }
     home = tmp_path / "messenger-home"
     home.mkdir(mode=0o700)
     cli = Cli(home, "ws://127.0.0.1:9/nowhere")  # never used: --directory beats it
