@@ -8,6 +8,9 @@
                                                     │ merge, validate, version + 1
                                                     ▼
     clients ──HTTPS──▶ CloudFront (OAC, 5 s) ───▶ directory.json      = output DirectoryUrl
+                         (immutable)        ───▶ directory/N.json     each version, forever
+                                                  signed by the KMS directory key
+                                                                       = output DirectoryPublicKey
     browsers ─HTTPS──▶   the same, / and the rest ▶ S3 bucket, private: the web app
                                                                        = output WebUrl
 
@@ -24,6 +27,7 @@ finds its user's home cell as every other client does. No cell deploys a web app
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jsii
 from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack
@@ -38,6 +42,7 @@ from constructs import Construct, IConstruct
 
 from infra import bundling
 from infra.config import Cell, CellsConfig, DeploymentConfig
+from infra.directory_key import DirectoryKey, numbered_copies_behavior
 from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
@@ -48,7 +53,13 @@ from messenger_directory.handlers import (
     DirectoryEnv,
     EntryProperty,
 )
-from messenger_directory.store import CACHE_SECONDS, DIRECTORY_KEY, ENTRY_PREFIX, entry_key
+from messenger_directory.store import (
+    CACHE_SECONDS,
+    COPY_PREFIX,
+    DIRECTORY_KEY,
+    ENTRY_PREFIX,
+    entry_key,
+)
 from messenger_protocol.cells import ShardMap
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
@@ -235,7 +246,11 @@ class DirectoryStack(Stack):
             )
         )
         self._admit_entry_writers()
+        self.key = DirectoryKey(
+            self, "Key", make_function=partial(_directory_function, config=config)
+        )
         self.publisher = self._publisher()
+        self.key.grant_sign(self.publisher)
         # Every cell's directory entry, and every failover, reaches clients through it.
         self.alarm_topic = alarm_topic(
             Construct(self, "Monitoring"), config.removal_policy, config.alarm_email
@@ -256,6 +271,7 @@ class DirectoryStack(Stack):
             description="The cells' directory (docs/protocol.md §6): clients fetch it to find "
             "their home cell",
         )
+        self.key.output(self)
         CfnOutput(
             self,
             "DirectoryBucketName",
@@ -336,6 +352,7 @@ class DirectoryStack(Stack):
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
         directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
+        copies = self.bucket.arn_for_objects(f"{COPY_PREFIX}*")
         entries = [
             self.bucket.arn_for_objects(entry_key(cell_id))
             for cell_id in self.cells.shard_map.cells()
@@ -351,10 +368,11 @@ class DirectoryStack(Stack):
                 iam.PolicyStatement(
                     sid="ReadEntriesAndDirectory",
                     actions=["s3:GetObject"],
-                    resources=[*entries, directory],
+                    resources=[*entries, directory, copies],
                 ),
+                # The numbered copies are written once each (If-None-Match), never over.
                 iam.PolicyStatement(
-                    sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory]
+                    sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory, copies]
                 ),
                 # With it S3 answers a missing entry with NoSuchKey (a cell not deployed
                 # yet) instead of AccessDenied, which could not be told from a denial.
@@ -381,10 +399,17 @@ class DirectoryStack(Stack):
             environment={
                 DirectoryEnv.BUCKET.value: self.location.bucket,
                 DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
+                DirectoryEnv.KEY_ID.value: self.key.key.key_arn,
             },
         )
         role = function.role
         assert role is not None
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{flattened(self, copies)}]",
+            "one numbered copy per directory version (directory/N.json, docs/protocol.md §6), "
+            "each written once (If-None-Match) and read back only to compare",
+        )
         for stage in stages:
             acknowledge(
                 role,
@@ -454,6 +479,15 @@ class DirectoryStack(Stack):
             description="CloudFront signs its reads of the directory's bucket",
             signing=cloudfront.Signing.SIGV4_ALWAYS,
         )
+        directory = cloudfront.BehaviorOptions(
+            origin=_DirectoryOrigin(self.bucket, access_control),
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+            cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
+            cache_policy=cache,
+            response_headers_policy=headers,
+            compress=True,
+        )
         distribution = cloudfront.Distribution(
             self,
             "Distribution",
@@ -461,15 +495,8 @@ class DirectoryStack(Stack):
             default_root_object=INDEX,
             default_behavior=self.site.behavior(),
             additional_behaviors={
-                f"/{DIRECTORY_KEY}": cloudfront.BehaviorOptions(
-                    origin=_DirectoryOrigin(self.bucket, access_control),
-                    viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
-                    allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
-                    cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
-                    cache_policy=cache,
-                    response_headers_policy=headers,
-                    compress=True,
-                )
+                f"/{DIRECTORY_KEY}": directory,
+                f"/{COPY_PREFIX}*": numbered_copies_behavior(self, directory),
             },
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             # Before the first merge, and for any path the app does not have, S3 answers
@@ -485,7 +512,10 @@ class DirectoryStack(Stack):
                 sid="CloudFrontReadsDirectoryJson",
                 principals=[iam.ServicePrincipal(CLOUDFRONT_PRINCIPAL)],
                 actions=["s3:GetObject"],
-                resources=[self.bucket.arn_for_objects(DIRECTORY_KEY)],
+                resources=[
+                    self.bucket.arn_for_objects(DIRECTORY_KEY),
+                    self.bucket.arn_for_objects(f"{COPY_PREFIX}*"),
+                ],
                 conditions={"StringEquals": {"AWS:SourceArn": distribution.distribution_arn}},
             )
         )
@@ -542,7 +572,10 @@ class DirectoryEntry(Construct):
         shard_map: ShardMap,
         location: DirectoryLocation,
         url: str,
+        epoch: str,
     ) -> None:
+        """`epoch`: the cell's first epoch (`<region>#0`, docs/protocol.md §7); a switch
+        writes later ones, and a deploy keeps what the entry has (store.write_entry)."""
         super().__init__(scope, construct_id)
         function = _directory_function(
             self,
@@ -575,6 +608,7 @@ class DirectoryEntry(Construct):
                 EntryProperty.BUCKET_OWNER.value: location.account,
                 EntryProperty.CELL_ID.value: cell_id,
                 EntryProperty.URL.value: url,
+                EntryProperty.EPOCH.value: epoch,
                 EntryProperty.SHARD_MAP.value: shard_map.to_compact(),
             },
         )

@@ -46,6 +46,7 @@ from infra.tables import Tables
 from infra.web import WebApp
 from infra.websocket import WebSocketStage
 from messenger.contract import USERS_TABLE
+from messenger.logic.epoch import epoch_name
 
 
 class MessengerStack(Stack):
@@ -125,6 +126,8 @@ class MessengerStack(Stack):
             shard_map=self.cell.cells.shard_map,
             location=self.cell.directory,
             url=stage.url,
+            # The region part its functions name (CELL_EPOCH, else AWS_REGION).
+            epoch=epoch_name(self.config.cell_epoch or self.cell.target.region, 0),
         )
         # Clients are sent to the stage only once it exists.
         entry.node.add_dependency(stage)

@@ -22,7 +22,7 @@ from bench.load.report import LoadResult, report
 from bench.local_stack import RATE_BURST, RATE_PER_MINUTE, loopback_stack
 from bench.protocol_client import BenchUser
 from messenger.contract import Env
-from messenger_client.directory import fetch_directory, moved_cells
+from messenger_client.directory import fetch_directory, fetch_directory_key, moved_cells
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS, REGION
 from messenger_local.cells_harness import id_homed_in
@@ -102,6 +102,9 @@ class LoadRun:
         # With cells: each client connects home, as the directory says (docs/protocol.md §6).
         self.directory_url = directory_url
         self.directory: Directory | None = None
+        # Its public key (the stack serves it at /directory.key): read with the first
+        # directory, then every document must verify against it (docs/protocol.md §6).
+        self.directory_key: str | None = None
         self._directory_lock = asyncio.Lock()
         self._directory_fetched_at = 0.0
         self.failover = FailoverTimes()
@@ -152,8 +155,16 @@ class LoadRun:
         async with self._directory_lock:
             if time.monotonic() - self._directory_fetched_at < DIRECTORY_REFETCH_SECONDS:
                 return
+            if self.directory_key is None:
+                self.directory_key = await fetch_directory_key(self.directory_url)
             fetched = await fetch_directory(self.directory_url, DIRECTORY_FETCH_TIMEOUT_SECONDS)
             self._directory_fetched_at = time.monotonic()
+            # As the SDKs: a document the key did not sign, or older than ours, is refused.
+            if not fetched.verifies(self.directory_key) or (
+                self.directory is not None and fetched.version < self.directory.version
+            ):
+                self.tally.counts["directory refused"] += 1
+                return
             old, self.directory = self.directory, fetched
         moved = frozenset() if old is None else moved_cells(old, fetched)
         if not moved:

@@ -8,7 +8,11 @@
 Where to connect: `--server URL` (a cell's WebSocket URL, $MESSENGER_SERVER), or
 `--directory URL` (the deployment's directory.json, $MESSENGER_DIRECTORY: the client
 connects to the user's home cell, docs/protocol.md §6). The command line beats the
-environment; of the environment's, the directory beats the server.
+environment; of the environment's, the directory beats the server. A directory is
+trusted only as its key signed it: `--directory-key KEY` ($MESSENGER_DIRECTORY_KEY; the
+deployment's DirectoryPublicKey output, or `messenger local`'s banner), kept in the
+profile from then on (`init` too takes it). Without one, a directory on this machine
+(loopback) gives its own at /directory.key, read once and kept; any other is refused.
 
 Other packages add subcommands in the `messenger.commands` entry-point group: the
 local stack registers `messenger local` there, so the client never imports it.
@@ -39,6 +43,7 @@ from messenger_entry import EXIT_INTERRUPTED
 
 from messenger_client.client import MessengerClient
 from messenger_client.connection import ConnectionState
+from messenger_client.directory import DIRECTORY_PUBLIC_KEY, is_directory_key
 from messenger_client.errors import (
     HandshakeRefused,
     KeyChanged,
@@ -71,6 +76,7 @@ from messenger_protocol.names import PresenceVisibility
 COMMAND_GROUP = "messenger.commands"
 SERVER_ENV = "MESSENGER_SERVER"
 DIRECTORY_ENV = "MESSENGER_DIRECTORY"
+DIRECTORY_KEY_ENV = "MESSENGER_DIRECTORY_KEY"
 PROFILE_ENV = "MESSENGER_PROFILE"
 DEFAULT_SERVER = "ws://127.0.0.1:8080/local"
 
@@ -108,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         metavar="URL",
         help=f"the directory's URL, to connect to your home cell (${DIRECTORY_ENV})",
+    )
+    common.add_argument(
+        "--directory-key",
+        default=argparse.SUPPRESS,
+        metavar="KEY",
+        help="the directory's public key (base64url), kept in the profile; a directory on "
+        f"this machine gives its own (${DIRECTORY_KEY_ENV})",
     )
     common.add_argument(
         "--profile",
@@ -223,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         directory = os.environ.get(DIRECTORY_ENV) or None
         server = None if directory else os.environ.get(SERVER_ENV) or DEFAULT_SERVER
     options.server, options.directory = server, directory
+    options.directory_key = (
+        getattr(options, "directory_key", None) or os.environ.get(DIRECTORY_KEY_ENV) or None
+    )
+    if options.directory_key is not None and not is_directory_key(options.directory_key):
+        parser.error("--directory-key: a directory key is 32 bytes in base64url")
     options.profile = getattr(options, "profile", None) or os.environ.get(PROFILE_ENV)
     if getattr(options, "verbose", False) and options.command != "chat":
         logging.basicConfig(
@@ -255,6 +273,12 @@ def init_command(options: argparse.Namespace) -> int:
         profile = Profile.create(options.profile, options.user)
     except (MessengerError, ValueError) as error:
         raise CommandError(str(error)) from None
+    if options.directory_key is not None:
+        store = HistoryStore(profile.history_path, profile.user_id)
+        try:
+            store.set_meta(DIRECTORY_PUBLIC_KEY, options.directory_key)
+        finally:
+            store.close()
     print(
         f"created profile {options.profile!r} for user {profile.user_id!r} in {profile.directory}"
     )
@@ -590,7 +614,12 @@ def _load_profile(options: argparse.Namespace) -> Profile:
 
 def _new_client(options: argparse.Namespace, profile: Profile) -> MessengerClient:
     """The profile's client on the server, or on its home cell from the directory."""
-    return MessengerClient(options.server, profile, directory_url=options.directory)
+    return MessengerClient(
+        options.server,
+        profile,
+        directory_url=options.directory,
+        directory_key=options.directory_key,
+    )
 
 
 def _where(options: argparse.Namespace) -> str:

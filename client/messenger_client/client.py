@@ -36,8 +36,8 @@ What it guarantees, following docs/protocol.md:
   When a `syncDone` names a new `epoch`, or the directory moves our home cell, every one
   of them goes again, byte for byte; when a newer directory shows another epoch for the
   cell that stored one, or another home cell for its recipient, that one goes again.
-  With a directory, the client reads it again on every connection and every
-  `directory_interval` while connected (and when a `pong` names a newer version). A
+  With a directory, the client learns of a newer version from `dv` (in `ack`,
+  `syncDone`, `pong`; never by polling, docs/protocol.md §6) and reads that one. A
   message refused UNKNOWN_RECIPIENT within an hour after its recipient's cell changed
   epoch is kept and sent again, backing off, for up to a day.
 
@@ -65,7 +65,6 @@ from messenger_client.connection import (
     ConnectionState,
     ConnectionStatus,
     Session,
-    first_of,
 )
 from messenger_client.directory import FixedServer, HomeCell, Locator
 from messenger_client.errors import NotConnected, RequestFailed
@@ -102,7 +101,6 @@ from messenger_protocol.frames import (
     ErrorFrame,
     ItemsFrame,
     MessageFrame,
-    PongFrame,
     PresenceFrame,
     PresenceVisibilityFrame,
     ReceiptFrame,
@@ -111,7 +109,7 @@ from messenger_protocol.frames import (
     SyncDoneFrame,
     read_server_frame,
 )
-from messenger_protocol.limits import MAX_CONTACTS
+from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS, MAX_CONTACTS
 from messenger_protocol.names import FrameType, PresenceVisibility
 
 log = logging.getLogger(__name__)
@@ -142,9 +140,10 @@ class ClientSettings:
     # Who may see our presence: CONTACTS (the people we wrote to, at most 1,000, kept up
     # to date), EVERYONE or NOBODY; None leaves the server's setting as it is.
     presence_visibility: PresenceVisibility | None = client_rules.DEFAULT_PRESENCE_VISIBILITY
-    # With a directory: how often it is read again while connected (and on every new
-    # connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-    directory_interval: float = client_rules.DIRECTORY_INTERVAL_SECONDS
+    # With a directory: the most a client waits before fetching a newer version a `dv`
+    # named (docs/protocol.md §6: spread, so that a change does not bring every client at
+    # once). Never read on a timer.
+    directory_jitter: float = DIRECTORY_FETCH_JITTER_SECONDS
 
 
 @dataclass(frozen=True)
@@ -168,10 +167,13 @@ class MessengerClient:
         profile: Profile | None = None,
         *,
         directory_url: str | None = None,
+        directory_key: str | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         """`server_url`: a cell's WebSocket URL; or `directory_url`: the directory's
-        (docs/protocol.md §6), which names the user's home cell."""
+        (docs/protocol.md §6), which names the user's home cell, and `directory_key` its
+        public key (None: the one the profile keeps; for a directory on this machine, the
+        one it serves at /directory.key, then kept)."""
         if profile is None or (server_url is None) == (directory_url is None):
             raise ValueError("give a profile, and a server_url or a directory_url")
         self.profile = profile
@@ -187,6 +189,8 @@ class MessengerClient:
                 self.store,
                 on_home_moved=self._home_moved,
                 on_cells_moved=self._cells_moved,
+                directory_key=directory_key,
+                jitter_seconds=self.settings.directory_jitter,
             )
         else:
             assert server_url is not None
@@ -266,8 +270,6 @@ class MessengerClient:
             return
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._outbox.run()), loop.create_task(self._inbox.run())]
-        if self._home is not None:
-            self._tasks.append(loop.create_task(self._watch_directory(self._home)))
         self._connection.start()
 
     async def close(self) -> None:
@@ -493,6 +495,10 @@ class MessengerClient:
         except BadRequest as problem:
             self._on_unreadable(kind, document, problem)
             return
+        # The directory's newest version, as the cell knows it (§6: instead of polling).
+        version = getattr(frame, "dv", None)
+        if isinstance(version, int) and self._home is not None:
+            self._spawn(self._learn_directory_version(self._home, version))
         match frame:
             case MessageFrame() | ReceiptFrame() | SyncDoneFrame():
                 self._inbox.put(frame)  # stored in order by one task
@@ -514,9 +520,6 @@ class MessengerClient:
             case PresenceFrame():
                 self._presence.update(frame)
                 self._replies.answer(frame)
-            case PongFrame(dv=int() as version) if self._home is not None:
-                self._replies.answer(frame)
-                self._spawn(self._learn_directory_version(self._home, version))
             case _:
                 self._replies.answer(frame)  # keys, pong, pushRegistered: answers
 
@@ -604,21 +607,10 @@ class MessengerClient:
         the hour (§7), as the directory says after a fresh read."""
         if self._home is None or self._home.directory is None:
             return self._epochs.keeps_unknown_recipient(SINGLE_CELL, _now_ms())
-        await self._home.learn_version(self._home.directory.version + 1)  # read it now
+        # The directory as the `dv`s of our cell's answers kept it (§6: never polled).
         directory = self._home.directory
         self._directory_news(directory)
         return self._epochs.keeps_unknown_recipient(directory.home_of(peer), _now_ms())
-
-    async def _watch_directory(self, home: HomeCell) -> None:
-        """Read the directory again on every new connection, and now and then while it
-        lasts, to see a cell move or change epoch (`_directory_news`)."""
-        while True:
-            session = await self._connection.wait_session()
-            if not session.ended.done():  # else its successor is on its way
-                await home.look_again()
-                if home.directory is not None:
-                    self._directory_news(home.directory)
-            await first_of(session.ended, timeout=self.settings.directory_interval)
 
     async def _learn_directory_version(self, home: HomeCell, version: int) -> None:
         await home.learn_version(version)

@@ -30,6 +30,8 @@ class DirectoryEnv(StrEnum):
     BUCKET = "DIRECTORY_BUCKET"
     # The deployment's shard map, compact ("4096:0-2047=c0,2048-4095=c1").
     SHARD_MAP = "DIRECTORY_SHARD_MAP"
+    # The directory key in KMS (its ARN): what signs every version (docs/protocol.md §6).
+    KEY_ID = "DIRECTORY_KEY_ID"
 
 
 class FailoverEnv(StrEnum):
@@ -52,10 +54,12 @@ class FailoverEnv(StrEnum):
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """What the directory function merges: the entries in `bucket`, by `shard_map`."""
+    """What the directory function merges: the entries in `bucket`, by `shard_map`,
+    signed with the KMS key `key_id`."""
 
     bucket: str
     shard_map: ShardMap
+    key_id: str
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,11 @@ def publish_settings_from(environ: Mapping[str, str]) -> PublishSettings:
         shard_map = ShardMap.from_compact(_required(environ, DirectoryEnv.SHARD_MAP))
     except InvalidDirectory as error:
         raise ValueError(f"{DirectoryEnv.SHARD_MAP.value}: {error}") from None
-    return PublishSettings(bucket=_required(environ, DirectoryEnv.BUCKET), shard_map=shard_map)
+    return PublishSettings(
+        bucket=_required(environ, DirectoryEnv.BUCKET),
+        shard_map=shard_map,
+        key_id=_required(environ, DirectoryEnv.KEY_ID),
+    )
 
 
 def failover_cell_from(environ: Mapping[str, str]) -> CellSides:

@@ -128,7 +128,7 @@ class DirectoryEntries(Protocol):
     """Where a cell's entry, its URL, is written for the directory to publish; `to`, the
     side switched to, guards it against a later deploy of the other side."""
 
-    def write(self, cell_id: str, url: str, to: str | None = None) -> bool: ...
+    def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool: ...
 
 
 class DirectoryPublisher(Protocol):
@@ -235,7 +235,7 @@ def fence_the_old_side(run: SwitchRun) -> None:
 
 
 def write_directory_entry(run: SwitchRun) -> None:
-    run.ports.entries.write(run.cell_id, run.target.url, run.to)
+    run.ports.entries.write(run.cell_id, run.target.url, run.switched().epoch, run.to)
 
 
 def publish_directory(run: SwitchRun) -> None:
@@ -288,10 +288,16 @@ class BucketEntries:
     s3: S3Client
     directory: DirectoryBucket
 
-    def write(self, cell_id: str, url: str, to: str | None = None) -> bool:
+    def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool:
         """`to`: the side a switch made active; None, a deploy's write (guarded)."""
         return write_entry(
-            self.s3, self.directory.name, cell_id, url, owner=self.directory.owner, switched_to=to
+            self.s3,
+            self.directory.name,
+            cell_id,
+            url,
+            owner=self.directory.owner,
+            epoch=epoch,
+            switched_to=to,
         )
 
 

@@ -5,8 +5,10 @@
   sets the version on the cells' stages, where API Gateway answers `ping` (`stages`).
   Reserved concurrency 1, so that two merges never race over the version.
 - `publish_entry` (a CloudFormation custom resource in each cell's stack): writes that
-  cell's entry, its WebSocket URL, into the directory's bucket, which may be in another
-  account and region.
+  cell's entry, its WebSocket URL and epoch, into the directory's bucket, which may be in
+  another account and region.
+- `directory_public_key` (a custom resource in the directory's stack): reads the directory
+  key's public half from KMS, for the stack output `DirectoryPublicKey`.
 
 Each parses what it is given (`config` for the environment, `EntryRequest` for the custom
 resource's properties), calls one `store` function with its clients (`wiring`), and maps
@@ -23,22 +25,30 @@ from typing import Any
 
 from messenger_directory.config import DirectoryEnv, publish_settings
 from messenger_directory.observability import logger
+from messenger_directory.signer import KmsDirectorySigner
 from messenger_directory.stages import set_directory_version
 from messenger_directory.store import entry_key, merge, write_entry
-from messenger_directory.wiring import directory_clients
+from messenger_directory.wiring import directory_clients, directory_signer
 
 # What the directory's stack takes from here (infra/directory.py).
 __all__ = [
+    "PUBLIC_KEY_ATTRIBUTE",
+    "PUBLIC_KEY_HANDLER",
     "PUBLISH_ENTRY_HANDLER",
     "PUBLISH_HANDLER",
     "DirectoryEnv",
     "EntryProperty",
+    "KeyProperty",
+    "directory_public_key",
     "publish",
     "publish_entry",
 ]
 
 PUBLISH_HANDLER = f"{__name__}.publish"
 PUBLISH_ENTRY_HANDLER = f"{__name__}.publish_entry"
+PUBLIC_KEY_HANDLER = f"{__name__}.directory_public_key"
+# The `Custom::DirectoryPublicKey` resource's attribute: the key, base64url.
+PUBLIC_KEY_ATTRIBUTE = "PublicKey"
 
 
 class EntryProperty(StrEnum):
@@ -49,6 +59,8 @@ class EntryProperty(StrEnum):
     BUCKET_OWNER = "BucketOwner"
     CELL_ID = "CellId"
     URL = "Url"
+    # The cell's first epoch (docs/protocol.md §7), `<region>#0`: kept over by a switch's.
+    EPOCH = "Epoch"
     # Not read: a changed map changes the resource, so each cell writes its entry again
     # and the directory function merges with the new map.
     SHARD_MAP = "ShardMap"
@@ -58,7 +70,12 @@ class EntryProperty(StrEnum):
 def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Merge every cell's entry into directory.json (whatever entry the event names)."""
     settings = publish_settings()
-    outcome = merge(directory_clients().s3(), settings.bucket, settings.shard_map)
+    outcome = merge(
+        directory_clients().s3(),
+        settings.bucket,
+        settings.shard_map,
+        directory_signer(settings.key_id),
+    )
     summary = outcome.summary()
     if outcome.refused:
         logger.error("entries refused, their cells keep their published URL", extra=summary)
@@ -113,6 +130,7 @@ class EntryRequest:
             self.cell_id,
             str(self.properties[EntryProperty.URL]),
             owner=str(self.properties[EntryProperty.BUCKET_OWNER]),
+            epoch=str(self.properties[EntryProperty.EPOCH]),
         )
 
 
@@ -136,20 +154,49 @@ def publish_entry(event: dict[str, Any], context: Any) -> None:
     _answer_cloudformation(event, context, status, reason, request.physical_id)
 
 
+class KeyProperty(StrEnum):
+    """The properties of the directory stack's `Custom::DirectoryPublicKey` resource."""
+
+    KEY_ID = "KeyId"
+
+
+@logger.inject_lambda_context(clear_state=True)
+def directory_public_key(event: dict[str, Any], context: Any) -> None:
+    """CloudFormation custom resource: the directory key's public half (base64url, 32
+    bytes), as the attribute PUBLIC_KEY_ATTRIBUTE. Delete does nothing."""
+    key_id = str(event.get("ResourceProperties", {}).get(KeyProperty.KEY_ID, ""))
+    data: dict[str, str] = {}
+    try:
+        if event.get("RequestType") != "Delete":
+            signer = KmsDirectorySigner(directory_clients().kms(), key_id)
+            data[PUBLIC_KEY_ATTRIBUTE] = signer.public_key()
+        status, reason = "SUCCESS", f"public key of {key_id}"
+    except Exception as error:  # CloudFormation must hear of every failure, or it waits
+        logger.exception("public key not read", extra={"key": key_id})
+        status, reason = "FAILED", f"public key of {key_id} not read: {error}"
+    _answer_cloudformation(event, context, status, reason, f"directory-key:{key_id}", data)
+
+
 def _answer_cloudformation(
-    event: dict[str, Any], context: Any, status: str, reason: str, physical_id: str
+    event: dict[str, Any],
+    context: Any,
+    status: str,
+    reason: str,
+    physical_id: str,
+    data: dict[str, str] | None = None,
 ) -> None:
     """PUT the custom resource's result to the pre-signed URL CloudFormation gave."""
-    body = json.dumps(
-        {
-            "Status": status,
-            "Reason": f"{reason} (log stream {getattr(context, 'log_stream_name', '?')})"[:4000],
-            "PhysicalResourceId": physical_id,
-            "StackId": event["StackId"],
-            "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
-        }
-    ).encode()
+    answer: dict[str, Any] = {
+        "Status": status,
+        "Reason": f"{reason} (log stream {getattr(context, 'log_stream_name', '?')})"[:4000],
+        "PhysicalResourceId": physical_id,
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+    }
+    if data:
+        answer["Data"] = data
+    body = json.dumps(answer).encode()
     request = urllib.request.Request(
         event["ResponseURL"],
         data=body,

@@ -1,16 +1,19 @@
 """The directory in its bucket: each cell's entry, and `directory.json` merged from them.
 
-    write_entry(s3, bucket, "c1", "wss://a1b2.execute-api.eu-west-1.amazonaws.com/prod")
-    merge(s3, bucket, shard_map)       # then: directory.json, version + 1 if anything changed
+    write_entry(s3, bucket, "c1", "wss://a1b2.execute-api.eu-west-1.amazonaws.com/prod",
+                owner=account, epoch="eu-west-1#0")
+    merge(s3, bucket, shard_map, signer)   # then: directory.json, version + 1 if anything changed
 
 Layout of the bucket:
 
-- `cells/<cell>.json`: `{"url": ...}`, the cell's object of §6's `cells`. Each cell's stack
-  writes its own when it deploys; a failover (docs/protocol.md §7) writes the standby's URL
-  the same way.
-- `directory.json`: the §6 document, written only by `merge`, which the directory function
-  runs after every entry write, one at a time (reserved concurrency 1), so that versions
-  never race.
+- `cells/<cell>.json`: `{"url": ..., "epoch": ...}`, the cell's object of §6's `cells`.
+  Each cell's stack writes its own when it deploys; a failover (docs/protocol.md §7) writes
+  the standby's URL and new epoch the same way.
+- `directory/<version>.json`: every version ever published, signed, written once
+  (`If-None-Match: *`) and cacheable forever: a version names one document (§6).
+- `directory.json`: the newest of them, written only by `merge`, which the directory
+  function runs after every entry write, one at a time (reserved concurrency 1), so that
+  versions never race. Each is signed by the deployment's directory key (`signer`).
 
 Nothing reaches `directory.json` without passing `messenger_protocol.cells.Directory`: an
 entry that is not a valid cell object is refused (the cell keeps the URL it had), and a map
@@ -27,36 +30,70 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from messenger_directory.sides import PRIMARY
-from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
+from messenger_protocol.cells import (
+    DIRECTORY_COPIES,
+    DIRECTORY_NAME,
+    Directory,
+    InvalidDirectory,
+    ShardMap,
+)
 from messenger_protocol.mesh import RelayRecord, relay_record_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from messenger_directory.signer import DirectorySigner
+
 # The entry's S3 metadata naming the side a switch made active (`write_entry`).
 SWITCHED_TO = "switched-to"
 ENTRY_PREFIX = "cells/"
 ENTRY_SUFFIX = ".json"
-DIRECTORY_KEY = "directory.json"
+DIRECTORY_KEY = DIRECTORY_NAME
+# Where each version is kept forever: directory/<version>.json.
+COPY_PREFIX = f"{DIRECTORY_COPIES}/"
 # How long a client or CloudFront may keep a copy: a cell's new URL (a failover) is seen
 # everywhere within this many seconds of the merge that published it.
 CACHE_SECONDS = 5
 CACHE_CONTROL = f"max-age={CACHE_SECONDS}"
+# A numbered copy never changes: a CDN may keep it as long as it likes.
+COPY_CACHE_CONTROL = "public, max-age=31536000, immutable"
 CONTENT_TYPE = "application/json"
+
+
+class CopyConflict(InvalidDirectory):
+    """A numbered copy of this version exists with other bytes: a version names one
+    document, ever, so nothing is published (a second publisher, or a bucket restored
+    from an older state, would otherwise reuse a number)."""
+
+
+def copy_key(version: int) -> str:
+    return f"{COPY_PREFIX}{version}.json"
 
 
 def entry_key(cell_id: str) -> str:
     return f"{ENTRY_PREFIX}{cell_id}{ENTRY_SUFFIX}"
 
 
-def parse_entry(cell_id: str, document: Any) -> str:
-    """The URL of a cell's entry; InvalidDirectory if it is not a valid §6 cell object.
+@dataclass(frozen=True)
+class Entry:
+    """A cell's object of §6's `cells`: where it serves, and its epoch (§7)."""
+
+    url: str
+    epoch: str
+
+
+def parse_entry(cell_id: str, document: Any) -> Entry:
+    """A cell's entry; InvalidDirectory if it is not a valid §6 cell object with an epoch.
 
     An entry is valid exactly when a directory of that one cell would be: the check is
     `Directory`'s own, not a second copy of it.
     """
     alone = {"version": 0, "shards": 1, "cells": {cell_id: document}, "shardMap": [[0, 0, cell_id]]}
-    return Directory.parse(alone).url_of(cell_id)
+    directory = Directory.parse(alone)
+    epoch = directory.epoch_of(cell_id)
+    if epoch is None:
+        raise InvalidDirectory(f"the entry of {cell_id} has no epoch")
+    return Entry(directory.url_of(cell_id), epoch)
 
 
 def write_entry(
@@ -66,9 +103,15 @@ def write_entry(
     url: str,
     *,
     owner: str,
+    epoch: str,
     switched_to: str | None = None,
 ) -> bool:
-    """Publish a cell's URL (its deploy, or a failover); refused, unwritten, if invalid.
+    """Publish a cell's URL and epoch (its deploy, or a failover); refused, unwritten, if
+    invalid.
+
+    `epoch`: the cell's epoch at `url` (docs/protocol.md §7). A deploy's is the first one
+    (generation 0): over an existing entry a deploy keeps the epoch that entry has, since
+    only a switch changes it.
 
     `owner`: the account the bucket must belong to. Its name is deterministic (peers
     compute it), so S3 is asked to refuse the write if someone else holds that name.
@@ -77,13 +120,14 @@ def write_entry(
     A deploy (None) writes the primary's URL, and never over an entry that a switch to
     another side wrote: False, unwritten (the cell stays failed over until a switch back).
     """
-    entry = {"url": url}
-    parse_entry(cell_id, entry)
-    if switched_to is None and entry_switched_to(s3, bucket, cell_id, owner) not in (
-        None,
-        PRIMARY,
-    ):
-        return False
+    parse_entry(cell_id, {"url": url, "epoch": epoch})
+    if switched_to is None:
+        if entry_switched_to(s3, bucket, cell_id, owner) not in (None, PRIMARY):
+            return False
+        existing = _existing_entry(s3, bucket, cell_id)
+        if existing is not None:
+            epoch = existing.epoch
+    entry = {"url": url, "epoch": epoch}
     s3.put_object(
         Bucket=bucket,
         Key=entry_key(cell_id),
@@ -104,6 +148,14 @@ def entry_switched_to(s3: S3Client, bucket: str, cell_id: str, owner: str) -> st
             return None
         raise
     return head.get("Metadata", {}).get(SWITCHED_TO)
+
+
+def _existing_entry(s3: S3Client, bucket: str, cell_id: str) -> Entry | None:
+    """The cell's entry as it is, None if there is none or it is not valid."""
+    try:
+        return _entry(s3, bucket, cell_id)
+    except InvalidDirectory:
+        return None
 
 
 def _read_json(s3: S3Client, bucket: str, key: str) -> Any | None:
@@ -158,46 +210,99 @@ class MergeOutcome:
         }
 
 
-def merge(s3: S3Client, bucket: str, shard_map: ShardMap, first_version: int = 1) -> MergeOutcome:
-    """Merge the entries of the shard map's cells into directory.json, version + 1.
+def merge(
+    s3: S3Client,
+    bucket: str,
+    shard_map: ShardMap,
+    signer: DirectorySigner,
+    first_version: int = 1,
+) -> MergeOutcome:
+    """Merge the entries of the shard map's cells into a directory signed by `signer`,
+    version + 1: first its numbered copy (written once), then directory.json.
 
-    Writes only when a URL or the map changed. Reads one entry per cell of the map (an
-    entry for a cell outside it is not published). `first_version`: the version of the
+    Writes only when a URL, an epoch, the map or the key changed. Reads one entry per cell
+    of the map (an entry for a cell outside it is not published). CopyConflict if the
+    next version's number already names another document. `first_version`: the version of the
     first publish into an empty bucket (a publisher that starts again empty, as
     `messenger local` does, gives one above any it published before: clients refuse a
     lower version, docs/protocol.md §6).
     """
     current = read_directory(s3, bucket)
     urls: dict[str, str] = {}
+    epochs: dict[str, str] = {}
     refused: dict[str, str] = {}
     for cell_id in shard_map.cells():
         try:
-            url = _entry_url(s3, bucket, cell_id)
+            entry = _entry(s3, bucket, cell_id)
         except InvalidDirectory as error:
             refused[cell_id] = str(error)
-            url = None
-        if url is None and current is not None:
-            url = current.urls.get(cell_id)
-        if url is not None:
-            urls[cell_id] = url
+            entry = None
+        if entry is None and current is not None and cell_id in current.urls:
+            published_epoch = current.epoch_of(cell_id)
+            if published_epoch is not None:
+                entry = Entry(current.url_of(cell_id), published_epoch)
+        if entry is not None:
+            urls[cell_id], epochs[cell_id] = entry.url, entry.epoch
     waiting = tuple(cell_id for cell_id in shard_map.cells() if cell_id not in urls)
     if waiting:
         return MergeOutcome(current, published=False, waiting_for=waiting, refused=refused)
-    if current is not None and current.urls == urls and current.shard_map == shard_map:
+    public_key = signer.public_key()
+    if (
+        current is not None
+        and (current.urls, current.epochs, current.shard_map) == (urls, epochs, shard_map)
+        and current.verifies(public_key)
+    ):
         return MergeOutcome(current, published=False, refused=refused)
-    directory = Directory(current.version + 1 if current else first_version, urls, shard_map)
+    version = current.version + 1 if current else first_version
+    directory = Directory(version, urls, shard_map, epochs).signed_by(signer.sign_digest)
+    body = json.dumps(directory.to_wire(), separators=(",", ":")).encode()
+    _write_copy(s3, bucket, version, body)
     s3.put_object(
         Bucket=bucket,
         Key=DIRECTORY_KEY,
-        Body=json.dumps(directory.to_wire(), separators=(",", ":")).encode(),
+        Body=body,
         ContentType=CONTENT_TYPE,
         CacheControl=CACHE_CONTROL,
     )
     return MergeOutcome(directory, published=True, refused=refused)
 
 
-def _entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
-    """The URL of a cell's entry, None if it has none; InvalidDirectory if it is invalid."""
+def _write_copy(s3: S3Client, bucket: str, version: int, body: bytes) -> None:
+    """directory/<version>.json, once: S3 refuses the put if the key exists. The same bytes
+    already there (a merge that stopped before directory.json) are fine; others are a
+    CopyConflict, and nothing is published."""
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=copy_key(version),
+            Body=body,
+            ContentType=CONTENT_TYPE,
+            CacheControl=COPY_CACHE_CONTROL,
+            IfNoneMatch="*",
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "PreconditionFailed":
+            raise
+        existing = s3.get_object(Bucket=bucket, Key=copy_key(version))["Body"].read()
+        if existing != body:
+            raise CopyConflict(
+                f"s3://{bucket}/{copy_key(version)} already names another document"
+            ) from None
+
+
+def read_copy(s3: S3Client, bucket: str, version: int) -> bytes | None:
+    """The bytes of a numbered copy, None if that version was never published."""
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=copy_key(version))["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "NoSuchKey":
+            return None
+        raise
+    return body
+
+
+def _entry(s3: S3Client, bucket: str, cell_id: str) -> Entry | None:
+    """A cell's entry, None if it has none; InvalidDirectory if it is invalid."""
     document = _read_json(s3, bucket, entry_key(cell_id))
     return None if document is None else parse_entry(cell_id, document)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from messenger_directory.signer import DirectorySigner, KmsDirectorySigner
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -54,6 +56,10 @@ class Clients:
         client: SNSClient = self._client("sns", region)
         return client
 
+    def kms(self, region: str | None = None) -> Any:
+        """A KMS client of `region` (None: the function's own): the directory key."""
+        return self._client("kms", region)
+
     def apigatewayv2(self, region: str) -> Any:
         """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
         return self._client("apigatewayv2", region)
@@ -62,6 +68,12 @@ class Clients:
         """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
         client: DynamoDBClient = self._client("dynamodb", region)
         return client
+
+
+@cache
+def directory_signer(key_id: str) -> DirectorySigner:
+    """The directory key the directory function signs with: KMS's (tests put another)."""
+    return KmsDirectorySigner(directory_clients().kms(), key_id)
 
 
 @cache
@@ -79,4 +91,5 @@ def failover_clients() -> Clients:
 def forget_clients() -> None:
     """Make the clients again at next use (tests: each under its own moto)."""
     directory_clients.cache_clear()
+    directory_signer.cache_clear()
     failover_clients.cache_clear()

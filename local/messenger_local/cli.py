@@ -28,12 +28,14 @@ from typing import TextIO
 from messenger.contract import SERVICE_NAME, Env
 from messenger_directory.observability import SERVICE_NAME as DIRECTORY_SERVICE_NAME
 from messenger_local.browser_guard import LOCAL_HEADER, LOCAL_HEADER_VALUE
+from messenger_local.directory_key import kept_directory_key
 from messenger_local.gateway import MAX_DURATION_SECONDS
 from messenger_local.invocations import Invocation
 from messenger_local.push_log import push_lines
 from messenger_local.stack import FAILOVER_LOGGER, LocalStack
 from messenger_local.standby import DEFAULT_REPLICATION_LAG_SECONDS
 from messenger_local.state import SAVE_EVERY_SECONDS, StateError
+from messenger_protocol.cells import DIRECTORY_KEY_NAME, DIRECTORY_NAME
 from messenger_protocol.limits import IDLE_TIMEOUT_SECONDS
 
 # The project's root (where `./dev local` runs): the default state lives under it.
@@ -122,7 +124,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--fresh",
         action="store_true",
         help="start empty: forget the kept users and messages (the state directory's "
-        "content is removed first); the directory's version still grows, as on every start",
+        "content is removed first, the directory key with it); the directory's version "
+        "still grows, as on every start",
     )
     parser.add_argument(
         "--registrations-per-hour",
@@ -262,6 +265,9 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
             "Gateway WebSocket emulator",
             f"  web app           http://{stack.host}:{stack.port}/  (open it in a browser)",
             f"  directory         {stack.directory_url}  (version {stack.directory.version})",
+            f"  directory key     {stack.directory_public_key}  (also at "
+            f"{stack.directory_url.removesuffix(DIRECTORY_NAME)}{DIRECTORY_KEY_NAME}; "
+            "clients refuse a directory it did not sign)",
             *cells,
             f"  @connections API  {first.connections_url} (and so on for each cell)",
             f"  AWS (moto)        {stack.aws_endpoint}   tables of {first.cell_id}: {tables} "
@@ -385,6 +391,9 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         # In a stack of cells, each line names its cell.
         print(invocation.line(with_cell=bool(stack.cell_ids)), file=console, flush=True)
 
+    # Before anything is read from the state directory, the directory key included.
+    if args.fresh and args.state is not None:
+        forget_state(args.state)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -405,12 +414,11 @@ async def serve(args: argparse.Namespace, console: TextIO, function_log: str) ->
         on_invocation=show,
         state_dir=args.state,
         first_directory_version=first_directory_version(),
+        directory_key=kept_directory_key(args.state) if args.cells else None,
     )
     # powertools' loggers of the functions (one each in this process).
     for name in FUNCTION_LOGGERS:
         logging.getLogger(name).setLevel(args.log_level)
-    if args.fresh and args.state is not None:
-        forget_state(args.state)
     try:
         await stack.start()
     except (OSError, StateError) as error:

@@ -22,9 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nacl.signing import SigningKey
+
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
-from messenger.contract import Authorizer, Route
+from messenger.contract import Authorizer, Env, Route
 from messenger.dal.server_keys import ServerKeys
+from messenger.logic.epoch import epoch_name
+from messenger_directory.signer import SeedDirectorySigner
+from messenger_directory.store import Entry
 from messenger_local import runtime
 from messenger_local.activity import Activity
 from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
@@ -79,6 +84,8 @@ class StackConfig:
     state_dir: Path | None
     standby: bool
     first_directory_version: int
+    # Signs every directory version (kept with the state by `messenger local`).
+    directory_key: SigningKey
 
     @property
     def directory_cells(self) -> tuple[str, ...]:
@@ -212,11 +219,17 @@ def _site(
         parts.aws,
         mesh_bucket_name(api_id),
         config.shard_map,
+        SeedDirectorySigner(config.directory_key),
         [cell.gateway for cell in parts.cells],
         config.first_directory_version,
     )
     parts.directory = directory
-    directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})
+    directory.open(
+        {
+            cell.cell_id: Entry(cell.ws_url, epoch_name(cell.environment[Env.CELL_EPOCH], 0))
+            for cell in by_cell(parts.cells).values()
+        }
+    )
     # As each side's deploy does on AWS: its relay key, and its Relay record.
     for cell in parts.cells:
         directory.publish_relay(
@@ -225,7 +238,7 @@ def _site(
             STANDBY_SIDE if cell.standby else PRIMARY_SIDE,
             cell.relay_arn,
         )
-    site = [directory_site(lambda: directory.current.to_wire(), parts.cells[0].stage)]
+    site = [directory_site(directory, parts.cells[0].stage)]
     site.append(LocalMoves(by_cell(parts.cells), directory).add_routes)
     if config.standby:
         site.append(failover_site(fail_over))

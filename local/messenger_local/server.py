@@ -9,7 +9,9 @@ GET    /, /config.json, /app.js ...        the web app (messenger_local.webapp)
 With cells, each cell is a stage of its own (/c0, /c1, ...: those four routes for
 each), and the directory (docs/protocol.md §6) is served too:
 
-GET    /directory.json
+GET    /directory.json          the newest version (max-age 5 s)
+GET    /directory/{N}.json      version N, forever (immutable)
+GET    /directory.key           the directory's public key, base64url text
 
 and with a standby for each cell, the emulated region loss (messenger_local.standby):
 
@@ -25,19 +27,28 @@ POST   /2015-03-31/functions/{name}/invocations
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 
+from messenger_directory.signer import DirectorySigner
+from messenger_directory.store import CACHE_CONTROL, COPY_CACHE_CONTROL
 from messenger_local import lambda_api, management
 from messenger_local.browser_guard import guard_middleware
 from messenger_local.gateway import Gateway, json_response
 from messenger_local.standby import FAILOVER_PATH, Failover
 from messenger_local.webapp import add_web_routes
 from messenger_local.websocket import serve_websocket
+from messenger_protocol.cells import (
+    DIRECTORY_COPIES,
+    DIRECTORY_KEY_NAME,
+    DIRECTORY_NAME,
+    Directory,
+)
 
 # @connections bodies are read whole; anything past the 128 KB limit gets a 413 from
 # us rather than aiohttp's own, so allow a margin above it.
@@ -46,9 +57,23 @@ _MAX_REQUEST_BYTES = 1024 * 1024
 Handler = Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
 # Adds the routes of one part of the site (the web app, the directory, failovers).
 AddRoutes = Callable[[web.Application], None]
-DIRECTORY_PATH = "/directory.json"
-# The directory document (docs/protocol.md §6), made when asked: the last one published.
-DirectoryDocument = Callable[[], dict[str, Any]]
+DIRECTORY_PATH = f"/{DIRECTORY_NAME}"
+DIRECTORY_COPIES_PATH = f"/{DIRECTORY_COPIES}"
+DIRECTORY_KEY_PATH = f"/{DIRECTORY_KEY_NAME}"
+
+
+class PublishedDirectory(Protocol):
+    """What the site serves of the directory (messenger_local.directory.LocalDirectory)."""
+
+    @property
+    def current(self) -> Directory: ...
+
+    @property
+    def signer(self) -> DirectorySigner: ...
+
+    def copy(self, version: int) -> bytes | None: ...
+
+
 # Fails a cell over to its standby (KeyError: no such cell with a standby).
 # (cell, keep_primary): POST /_local/failover/CELL[?keepPrimary=true].
 FailOver = Callable[..., Awaitable[Failover]]
@@ -88,16 +113,40 @@ def one_stage_site(stage: str) -> AddRoutes:
     return functools.partial(add_web_routes, stage=stage)
 
 
-def directory_site(document: DirectoryDocument, first_stage: str) -> AddRoutes:
-    """A stack of cells: the directory, and the web app connecting through it."""
+def directory_site(directory: PublishedDirectory, first_stage: str) -> AddRoutes:
+    """A stack of cells: the directory, its numbered copies and its public key, and the
+    web app connecting through it."""
 
     async def serve_directory(request: web.Request) -> web.Response:
         # As CloudFront serves it (infra): clients see a change within 5 s.
-        return json_response(200, document(), headers={"Cache-Control": "max-age=5"})
+        document = directory.current.to_wire()
+        return json_response(200, document, headers={"Cache-Control": CACHE_CONTROL})
+
+    async def serve_copy(request: web.Request) -> web.Response:
+        text = request.match_info["version"]
+        body = await asyncio.to_thread(directory.copy, int(text)) if text.isdigit() else None
+        if body is None:
+            return web.Response(status=404, text="no such version\n")
+        # A version names one document, forever: cacheable without limit.
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers={"Cache-Control": COPY_CACHE_CONTROL},
+        )
+
+    async def serve_key(request: web.Request) -> web.Response:
+        return web.Response(text=directory.signer.public_key() + "\n")
 
     def add_routes(app: web.Application) -> None:
         app.router.add_get(DIRECTORY_PATH, serve_directory)
-        add_web_routes(app, first_stage, directory=DIRECTORY_PATH)
+        app.router.add_get(f"{DIRECTORY_COPIES_PATH}/{{version}}.json", serve_copy)
+        app.router.add_get(DIRECTORY_KEY_PATH, serve_key)
+        add_web_routes(
+            app,
+            first_stage,
+            directory=DIRECTORY_PATH,
+            directory_key=directory.signer.public_key(),
+        )
 
     return add_routes
 

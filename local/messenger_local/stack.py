@@ -72,6 +72,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from nacl.signing import SigningKey
+
 from messenger.contract import AUTHORIZER, ROUTES, Authorizer, Env, Route
 from messenger_local import activity, lifecycle
 from messenger_local.activity import Activity, TableDump
@@ -139,6 +141,7 @@ class LocalStack:
         standby: bool = False,
         replication_lag: float = DEFAULT_REPLICATION_LAG_SECONDS,
         first_directory_version: int = 1,
+        directory_key: SigningKey | None = None,
     ) -> None:
         if state_dir is not None and aws is not None:
             raise ValueError("state_dir keeps the stack's own moto: do not pass aws with it")
@@ -175,6 +178,8 @@ class LocalStack:
             state_dir=state_dir,
             standby=standby,
             first_directory_version=first_directory_version,
+            # A stack not given one (tests) makes its own: its clients read /directory.key.
+            directory_key=directory_key or SigningKey.generate(),
         )
         shared = aws or EmbeddedAws(host=host, port=aws_port)
         self._parts = StackParts(
@@ -298,6 +303,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}{DIRECTORY_PATH}"
 
     @property
+    def directory_public_key(self) -> str:
+        """The directory's public key (base64url): also served at /directory.key."""
+        return self._published_directory().signer.public_key()
+
+    @property
     def directory_bucket(self) -> str:
         """The embedded S3's bucket the directory is kept in, as the deployment's is."""
         return self._published_directory().bucket.name
@@ -309,10 +319,13 @@ class LocalStack:
 
     def publish_entry(self, cell_id: str, url: str) -> Directory:
         """Write a cell's directory entry and publish (blocking: run it on a worker
-        thread), as a cell's deploy or a failover does on AWS; the directory published.
-        Every cell's stage then answers `ping` with the new version (`dv`)."""
+        thread), as a cell's deploy does on AWS (it keeps the cell's epoch); the directory
+        published. Every cell's stage then answers `ping` with the new version (`dv`)."""
         directory = self._published_directory()
-        directory.entries.write(cell_id, url)
+        epoch = directory.current.epoch_of(cell_id)
+        if epoch is None:
+            raise ValueError(f"cell {cell_id} is not in the directory")
+        directory.entries.write(cell_id, url, epoch)
         directory.publish()
         return directory.current
 

@@ -66,14 +66,16 @@ def add_web_routes(
     root: Path = WEB_DIST,
     *,
     directory: str | None = None,
+    directory_key: str | None = None,
     cell_origins: Sequence[str] = (),
 ) -> None:
     """Serve the built app at / on `app` (after the stage's own routes).
 
     `directory`: the page finds its home cell in the directory at this URL (a path is on
     the page's own origin, as `messenger local --cells` serves /directory.json) instead
-    of connecting to this stage; `cell_origins`: the cells' WebSocket origins when they
-    are not on the page's own port.
+    of connecting to this stage, and refuses one that `directory_key` (base64url) did not
+    sign; `cell_origins`: the cells' WebSocket origins when they are not on the page's own
+    port.
     """
 
     def own_websocket_origin(request: web.Request) -> str:
@@ -81,12 +83,18 @@ def add_web_routes(
 
     def page_config(request: web.Request) -> dict[str, str]:
         if directory is not None:
-            return {"directoryUrl": urljoin(f"{request.scheme}://{request.host}/", directory)}
+            config = {"directoryUrl": urljoin(f"{request.scheme}://{request.host}/", directory)}
+            if directory_key is not None:
+                config["directoryKey"] = directory_key
+            return config
         return {"webSocketUrl": f"{own_websocket_origin(request)}/{stage}"}
 
     def connect_origins(request: web.Request) -> list[str]:
         origins = [own_websocket_origin(request), *cell_origins]
-        origins += [_origin(url) for url in page_config(request).values()]
+        config = page_config(request)
+        origins += [
+            _origin(config[name]) for name in ("directoryUrl", "webSocketUrl") if name in config
+        ]
         return list(dict.fromkeys(origins))
 
     def answer(request: web.Request, body: bytes, content_type: str) -> web.Response:

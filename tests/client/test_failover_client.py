@@ -6,7 +6,6 @@ says what it resent."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["standby_stack"]
 
-# A client that looks at the directory again only when it connects (or after an hour).
-RARELY = dataclasses.replace(FAST, directory_interval=3600.0)
+# A client that reads the directory only when a `dv` names a newer one (it never polls).
+RARELY = FAST
 
 
 async def test_a_seen_receipt_lost_with_the_senders_primary_is_sent_again(

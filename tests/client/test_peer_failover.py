@@ -2,9 +2,9 @@
 
 A sender in a healthy cell (c1) whose message was stored and acked in the recipient's
 cell (c0) and lost with c0's primary (never replicated) sees no new epoch and no move of
-its own home. The SDK reads the directory again (on every connection, and every
-`directory_interval` while connected) and sends again what was not delivered to the
-users of a cell that moved.
+its own home. The SDK reads the directory again when it cannot reach its cell or when a
+frame's `dv` names a newer version (docs/protocol.md §6: never on a timer) and sends
+again what was not delivered to the users of a cell that moved.
 """
 
 from __future__ import annotations
@@ -64,10 +64,9 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_when_the_sender_re
     stack = standby_stack
     amy, bob = id_homed_in("c0", "amy"), id_homed_in("c1", "bob")
     assert (stack.directory.home_of(amy), stack.directory.home_of(bob)) == ("c0", "c1")
-    # Given bob in c1 (who would look at the directory again only in an hour), and his
-    # message to amy (c0) acked by c0's primary and lost in c0's failover
-    rarely = dataclasses.replace(FAST, directory_interval=3600.0)
-    bob_client = await clients.open(bob, None, directory_url=stack.directory_url, settings=rarely)
+    # Given bob in c1, and his message to amy (c0) acked by c0's primary and lost in c0's
+    # failover
+    bob_client = await clients.open(bob, None, directory_url=stack.directory_url)
     message_id = await lose_a_stored_message(stack, clients, bob_client, amy)
     assert bob_client.history(amy)[0].status == MessageStatus.SENT
     # And amy, now at c0's standby, does not have it
@@ -79,7 +78,8 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_when_the_sender_re
     # epoch: docs/protocol.md §7 alone would resend nothing)
     bob_client.drop_connection()
 
-    # Then he read the directory again, saw c0 move, and sent the message again: amy
+    # Then he learnt of the new version (`dv` on his syncDone), read it, saw c0 move, and
+    # sent the message again: amy
     # gets it once, and bob gets its `delivered` receipt
     await until(lambda: [m.text for m in amy_client.history(bob)] == ["hello across cells"], 30)
     await until(lambda: bob_client.history(amy)[0].status == MessageStatus.DELIVERED, 30)
@@ -92,9 +92,12 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_while_the_sender_s
 ) -> None:
     stack = standby_stack
     amy, bob, cat = id_homed_in("c0", "amy"), id_homed_in("c1", "bob"), id_homed_in("c1", "cat")
-    # Given bob in c1, looking at the directory every half second, with an undelivered
-    # message to cat (c1, offline) and one to amy (c0) lost in c0's failover
-    often = dataclasses.replace(FAST, directory_interval=0.5)
+    # Given bob in c1, pinging every half second (each `pong` names the directory version
+    # his cell knows, `dv`), with an undelivered message to cat (c1, offline) and one to
+    # amy (c0) lost in c0's failover
+    often = dataclasses.replace(
+        FAST, connection=dataclasses.replace(FAST.connection, ping_interval=0.5)
+    )
     await clients.open(cat, None, directory_url=stack.directory_url)
     await clients.started.pop().close()
     bob_client = await clients.open(bob, None, directory_url=stack.directory_url, settings=often)
@@ -106,7 +109,8 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_while_the_sender_s
     # When amy connects to c0's standby, bob still connected to c1 all along
     amy_client = await clients.open(amy, None, directory_url=stack.directory_url)
 
-    # Then bob saw c0 move in the directory and sent again the message to amy only (not
+    # Then bob learnt of the new version from a pong, read its numbered copy, saw c0
+    # move and sent again the message to amy only (not
     # the one to cat, whose cell did not move); amy has it once
     await until(lambda: [m.message_id for m in amy_client.history(bob)] == [message_id], 30)
     await until(lambda: bob_client.history(amy)[0].status == MessageStatus.DELIVERED, 30)

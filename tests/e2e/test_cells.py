@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -20,7 +21,7 @@ from messenger.logic.relay_callers import CALLERS_BUCKET_OWNER
 from messenger.transport.relay_records import request_payload
 from messenger_local import LocalStack
 from messenger_local.aws import FAKE_CREDENTIALS
-from messenger_protocol.cells import Directory, ShardMap
+from messenger_protocol.cells import Directory, ShardMap, numbered_copy_url
 from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.limits import MAX_BODY_BYTES
 from messenger_protocol.mesh import relay_record_key
@@ -41,8 +42,11 @@ def get_json(url: str) -> tuple[dict[str, str], Any]:
 async def test_the_directory_names_each_cell_at_its_own_url(cells_stack: LocalStack) -> None:
     # When a client fetches the directory from the stack's port
     headers, document = await asyncio.to_thread(get_json, cells_stack.directory_url)
-    # Then it is §6's document: version 1, each cell's URL, an even split of the shards
+    # Then it is §6's document: version 1, each cell's URL and epoch, an even split of the
+    # shards, signed by the key the stack serves at /directory.key
     directory = Directory.parse(document)
+    assert directory.verifies(cells_stack.directory_public_key)
+    assert directory.epochs == {"c0": "local-c0#0", "c1": "local-c1#0"}
     assert headers["Content-Type"].startswith("application/json")
     assert directory.version == 1
     assert dict(directory.urls) == {
@@ -55,12 +59,43 @@ async def test_the_directory_names_each_cell_at_its_own_url(cells_stack: LocalSt
     assert directory.home_url(dave.user_id) == cells_stack.cell_url("c1")
 
 
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+async def test_the_directory_key_and_numbered_copies_are_served(cells_stack: LocalStack) -> None:
+    version = cells_stack.directory.version
+    base = cells_stack.directory_url.removesuffix("directory.json")
+    # The public key, as text, for tools
+    status, _, key = await asyncio.to_thread(get, f"{base}directory.key")
+    assert (status, key.decode().strip()) == (200, cells_stack.directory_public_key)
+    # The current version's numbered copy: the same document, cacheable forever
+    status, headers, body = await asyncio.to_thread(
+        get, numbered_copy_url(cells_stack.directory_url, version)
+    )
+    assert status == 200
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert json.loads(body) == cells_stack.directory.to_wire()
+    assert Directory.parse(json.loads(body)).verifies(cells_stack.directory_public_key)
+    # A version never published is not there
+    for missing in (f"{version + 1}", "x"):
+        status, _, _ = await asyncio.to_thread(get, f"{base}directory/{missing}.json")
+        assert status == 404
+
+
 async def test_the_web_app_connects_through_the_directory(cells_stack: LocalStack) -> None:
     # When a browser asks the page's configuration from the stack's port
     origin = f"http://127.0.0.1:{cells_stack.port}"
     headers, config = await asyncio.to_thread(get_json, f"{origin}/config.json")
     # Then it names the directory, and the page may fetch it and connect to the cells
-    assert config == {"directoryUrl": cells_stack.directory_url}
+    assert config == {
+        "directoryUrl": cells_stack.directory_url,
+        "directoryKey": cells_stack.directory_public_key,
+    }
     connect_src = headers["Content-Security-Policy"].split("connect-src ")[1].split(";")[0]
     assert set(connect_src.split()) == {origin, f"ws://127.0.0.1:{cells_stack.port}"}
 

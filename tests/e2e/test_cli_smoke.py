@@ -123,6 +123,9 @@ async def test_cells_each_print_their_url_and_serve_their_users(tmp_path: Path) 
         }
         directory = Directory.parse(await asyncio.to_thread(fetch_json, directory_url))
         assert dict(directory.urls) == urls
+        # And the directory key it prints is the one that signed it
+        [key] = re.findall(r"^  directory key +(\S+)", banner, re.MULTILINE)
+        assert directory.verifies(key)
         # And a user of each cell connects at home
         for cell in ("c0", "c1"):
             user = user_homed_in(cell, "smoke")

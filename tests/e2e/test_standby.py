@@ -174,7 +174,10 @@ async def test_a_failover_runs_the_deployed_switch_on_the_stacks_own_table_and_b
     def stored(key: str) -> Any:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
-    assert await asyncio.to_thread(stored, entry_key("c0")) == {"url": c0.primary.ws_url}
+    assert await asyncio.to_thread(stored, entry_key("c0")) == {
+        "url": c0.primary.ws_url,
+        "epoch": "local-c0#0",
+    }
     assert (await asyncio.to_thread(stored, DIRECTORY_KEY))["version"] == 1
     # When c0 fails over
     failover = await standby_stack.fail_over("c0")
@@ -185,10 +188,14 @@ async def test_a_failover_runs_the_deployed_switch_on_the_stacks_own_table_and_b
     generations = CellGeneration(standby_stack.aws.client("dynamodb"), users)
     assert await asyncio.to_thread(generations.read) == 1
     assert failover.epoch == "local-c0-standby#1"
-    assert await asyncio.to_thread(stored, entry_key("c0")) == {"url": c0.standby.ws_url}
+    assert await asyncio.to_thread(stored, entry_key("c0")) == {
+        "url": c0.standby.ws_url,
+        "epoch": "local-c0-standby#1",
+    }
     published = await asyncio.to_thread(stored, DIRECTORY_KEY)
     assert published == standby_stack.directory.to_wire()
     assert published["version"] == 2
+    assert published["cells"]["c0"]["epoch"] == failover.epoch
     # And the primary's replica was not asked anything (its region is gone)
     primary_users = c0.primary.table_names[Env.USERS_TABLE.value]
     primary_generations = CellGeneration(standby_stack.aws.client("dynamodb"), primary_users)

@@ -14,14 +14,20 @@ from typing import Any
 
 import boto3
 import pytest
+from nacl.signing import SigningKey
 
 from messenger_directory import handlers
 from messenger_directory.config import forget_settings
+from messenger_directory.signer import KmsDirectorySigner, SeedDirectorySigner, raw_public_key
 from messenger_directory.store import (
     CACHE_CONTROL,
+    COPY_CACHE_CONTROL,
     DIRECTORY_KEY,
+    CopyConflict,
+    copy_key,
     entry_key,
     merge,
+    read_copy,
     read_directory,
     write_entry,
 )
@@ -33,6 +39,12 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 OWNER = "123456789012"  # moto's account
+# The deployment's directory key: here one the test holds (moto has no Ed25519 KMS keys).
+DIRECTORY_KEY_SEED = bytes(range(32))
+SIGNER = SeedDirectorySigner(SigningKey(DIRECTORY_KEY_SEED))
+# A cell's first epoch, as its deploy writes it.
+FIRST_EPOCH = "us-east-1#0"
+KEY_ARN = f"arn:aws:kms:{REGION}:{OWNER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 BUCKET = "messenger-dev-directory-123456789012-us-east-1"
 SHARD_MAP = ShardMap.even(["c0", "c1"])
 C0_URL = "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev"
@@ -82,21 +94,26 @@ def bucket_dump(s3: Any) -> dict[tuple[str, str], bytes]:
 
 def test_given_every_cell_wrote_its_entry_when_merged_then_the_directory_is_published(s3):
     # Given
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
 
     # When
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
-    # Then: the §6 document, version 1, cached for seconds only
+    # Then: the §6 document, version 1, signed by the directory key, cached for seconds
     assert outcome.published and outcome.refused == {}
-    assert published(s3) == {
+    document = published(s3)
+    assert document == {
         "version": 1,
         "shards": 65536,
-        "cells": {"c0": {"url": C0_URL}, "c1": {"url": C1_URL}},
+        "cells": {
+            "c0": {"url": C0_URL, "epoch": FIRST_EPOCH},
+            "c1": {"url": C1_URL, "epoch": FIRST_EPOCH},
+        },
         "shardMap": [[0, 32767, "c0"], [32768, 65535, "c1"]],
+        "sig": document["sig"],
     }
-    Directory.parse(published(s3))
+    assert Directory.parse(document).verifies(SIGNER.public_key())
     head = s3.head_object(Bucket=BUCKET, Key=DIRECTORY_KEY)
     assert head["CacheControl"] == CACHE_CONTROL == "max-age=5"
     assert head["ContentType"] == "application/json"
@@ -104,10 +121,10 @@ def test_given_every_cell_wrote_its_entry_when_merged_then_the_directory_is_publ
 
 def test_given_a_cell_without_an_entry_yet_then_nothing_is_published(s3):
     # Given only c0 deployed so far
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
 
     # When
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     # Then the directory waits for c1: no document that sends users nowhere
     assert (outcome.published, outcome.waiting_for) == (False, ("c1",))
@@ -116,31 +133,31 @@ def test_given_a_cell_without_an_entry_yet_then_nothing_is_published(s3):
 
 def test_given_a_cell_moved_to_its_standby_then_the_version_increases(s3):
     # Given a published directory
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     # When c1's entry changes (a failover) and the directory function merges
-    write_entry(s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER)
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     # Then the new URL is out under the next version
     assert outcome.published
     assert published(s3)["version"] == 2
-    assert published(s3)["cells"]["c1"] == {"url": C1_STANDBY_URL}
-    assert published(s3)["cells"]["c0"] == {"url": C0_URL}
+    assert published(s3)["cells"]["c1"]["url"] == C1_STANDBY_URL
+    assert published(s3)["cells"]["c0"]["url"] == C0_URL
 
 
 def test_given_nothing_changed_then_a_merge_writes_no_new_version(s3):
     # Given a published directory
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
     before = bucket_dump(s3)
 
     # When a cell redeploys with the same URL
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     # Then directory.json stays as it was (same bytes, no new object version)
     assert not outcome.published
@@ -152,12 +169,12 @@ def test_given_nothing_changed_then_a_merge_writes_no_new_version(s3):
 
 
 def test_given_a_new_shard_map_then_it_is_published_under_the_next_version(s3):
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     moved = ShardMap.from_compact("4096:0-1023=c0,1024-4095=c1")
-    merge(s3, BUCKET, moved)
+    merge(s3, BUCKET, moved, SIGNER)
 
     assert published(s3)["version"] == 2
     assert published(s3)["shardMap"] == [[0, 1023, "c0"], [1024, 4095, "c1"]]
@@ -175,9 +192,9 @@ def test_given_a_new_shard_map_then_it_is_published_under_the_next_version(s3):
 )
 def test_given_an_invalid_entry_then_it_is_refused_and_directory_json_is_unchanged(s3, body):
     # Given a published directory
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    merge(s3, BUCKET, SHARD_MAP)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
     before = published(s3)
     versions_before = [
         v["VersionId"]
@@ -186,7 +203,7 @@ def test_given_an_invalid_entry_then_it_is_refused_and_directory_json_is_unchang
 
     # When c1's entry is overwritten by something that is not a cell's entry
     s3.put_object(Bucket=BUCKET, Key=entry_key("c1"), Body=body)
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     # Then it is refused, and c1 keeps the URL it had: directory.json is not rewritten
     assert list(outcome.refused) == ["c1"]
@@ -200,10 +217,10 @@ def test_given_an_invalid_entry_then_it_is_refused_and_directory_json_is_unchang
 
 
 def test_given_an_invalid_entry_before_anything_was_published_then_the_directory_waits(s3):
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
     s3.put_object(Bucket=BUCKET, Key=entry_key("c1"), Body=b'{"url": "http://plain"}')
 
-    outcome = merge(s3, BUCKET, SHARD_MAP)
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     assert outcome.waiting_for == ("c1",) and list(outcome.refused) == ["c1"]
     assert read_directory(s3, BUCKET) is None
@@ -218,31 +235,31 @@ def test_given_an_invalid_entry_then_writing_it_is_refused_and_writes_nothing(s3
     before = bucket_dump(s3)
 
     with pytest.raises(InvalidDirectory):
-        write_entry(s3, BUCKET, cell, url, owner=OWNER)
+        write_entry(s3, BUCKET, cell, url, owner=OWNER, epoch=FIRST_EPOCH)
 
     assert bucket_dump(s3) == before
 
 
 def test_given_an_entry_of_a_cell_outside_the_shard_map_then_it_is_not_published(s3):
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c2", "wss://c2.example.com/dev", owner=OWNER)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c2", "wss://c2.example.com/dev", owner=OWNER, epoch=FIRST_EPOCH)
 
-    merge(s3, BUCKET, SHARD_MAP)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     assert sorted(published(s3)["cells"]) == ["c0", "c1"]
 
 
 def test_given_a_broken_directory_json_then_merges_stop_until_someone_fixes_it(s3):
     # Given directory.json edited by hand into something else
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
     s3.put_object(Bucket=BUCKET, Key=DIRECTORY_KEY, Body=b'{"version": "seven"}')
     before = bucket_dump(s3)
 
     # Then no version can be trusted to increase from it: the merge refuses, says where
     with pytest.raises(InvalidDirectory, match=DIRECTORY_KEY):
-        merge(s3, BUCKET, SHARD_MAP)
+        merge(s3, BUCKET, SHARD_MAP, SIGNER)
     assert bucket_dump(s3) == before
 
 
@@ -253,8 +270,11 @@ def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s
     # Given the function's environment, as the directory stack sets it
     monkeypatch.setenv(handlers.DirectoryEnv.BUCKET, BUCKET)
     monkeypatch.setenv(handlers.DirectoryEnv.SHARD_MAP, SHARD_MAP.to_compact())
-    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER)
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    monkeypatch.setenv(handlers.DirectoryEnv.KEY_ID, KEY_ARN)
+    # moto has no Ed25519 KMS keys: the key in KMS is stood for by one the test holds
+    monkeypatch.setattr(handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
 
     # When EventBridge delivers S3's "Object Created" for c1's entry
     event = {
@@ -316,6 +336,7 @@ def custom_resource_event(request_type: str, response_url: str, url: str) -> dic
             properties.BUCKET_OWNER: OWNER,
             properties.CELL_ID: "c1",
             properties.URL: url,
+            properties.EPOCH: "eu-west-1#0",
             properties.SHARD_MAP: SHARD_MAP.to_compact(),
         },
     }
@@ -329,7 +350,8 @@ def test_given_a_cells_deploy_then_its_entry_is_written_and_cloudformation_told(
     )
 
     assert json.loads(s3.get_object(Bucket=BUCKET, Key=entry_key("c1"))["Body"].read()) == {
-        "url": C1_URL
+        "url": C1_URL,
+        "epoch": "eu-west-1#0",
     }
     (answer,) = answers
     assert answer["Status"] == "SUCCESS"
@@ -358,7 +380,7 @@ def test_given_an_invalid_url_then_the_deploy_fails_with_why_and_nothing_is_writ
 
 def test_given_a_cell_stack_deleted_then_its_entry_stays(s3, cloudformation):
     response_url, answers = cloudformation
-    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
     before = bucket_dump(s3)
 
     handlers.publish_entry(
@@ -416,3 +438,148 @@ def test_given_a_published_directory_then_each_cells_stage_is_set_to_its_version
     for stubber in stubbers.values():
         stubber.assert_no_pending_responses()
     assert stage_of(urls["c3"]) is None
+
+
+# --- the signed directory and its numbered copies (docs/protocol.md §6) ------------------
+
+
+def test_given_two_versions_then_each_is_kept_forever_as_its_numbered_copy(s3):
+    # Given version 1 published
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+    first = s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
+
+    # When c1 moves (version 2)
+    write_entry(s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER, epoch="eu-central-1#1")
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    # Then directory/1.json is still exactly version 1, directory/2.json is directory.json,
+    # both cacheable forever, both signed
+    copy_1 = s3.get_object(Bucket=BUCKET, Key=copy_key(1))
+    copy_2 = s3.get_object(Bucket=BUCKET, Key=copy_key(2))
+    assert copy_1["Body"].read() == first
+    assert copy_2["Body"].read() == s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
+    assert copy_1["CacheControl"] == COPY_CACHE_CONTROL == "public, max-age=31536000, immutable"
+    assert read_copy(s3, BUCKET, 3) is None
+    for version in (1, 2):
+        document = json.loads(read_copy(s3, BUCKET, version) or b"")
+        assert document["version"] == version
+        assert Directory.parse(document).verifies(SIGNER.public_key())
+
+
+def test_given_a_version_number_already_taken_by_other_bytes_then_nothing_is_published(s3):
+    # Given version 1 published, and a directory/2.json someone else wrote
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+    s3.put_object(Bucket=BUCKET, Key=copy_key(2), Body=b'{"version": 2}')
+    write_entry(s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    before = bucket_dump(s3)
+
+    # When the next merge would publish version 2
+    with pytest.raises(CopyConflict):
+        merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    # Then a version names one document: neither the copy nor directory.json changed
+    assert bucket_dump(s3) == before
+    assert published(s3)["version"] == 1
+
+
+def test_given_an_unsigned_directory_then_the_next_merge_publishes_it_signed(s3):
+    # Given a v1.1 deployment's directory.json: no epochs, no signature
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=DIRECTORY_KEY,
+        Body=json.dumps(
+            {
+                "version": 7,
+                "shards": 65536,
+                "cells": {"c0": {"url": C0_URL}, "c1": {"url": C1_URL}},
+                "shardMap": SHARD_MAP.to_wire(),
+            }
+        ).encode(),
+    )
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+
+    # When the URLs are unchanged and the directory function merges
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    # Then version 8 is out, signed; a merge after it writes nothing
+    assert outcome.published and published(s3)["version"] == 8
+    assert Directory.parse(published(s3)).verifies(SIGNER.public_key())
+    assert not merge(s3, BUCKET, SHARD_MAP, SIGNER).published
+
+
+def test_given_a_directory_signed_by_another_key_then_the_next_merge_signs_it_again(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SeedDirectorySigner(SigningKey.generate()))
+
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    assert outcome.published and published(s3)["version"] == 2
+    assert Directory.parse(published(s3)).verifies(SIGNER.public_key())
+
+
+def test_given_a_switch_wrote_an_epoch_then_a_deploy_keeps_it(s3):
+    # Given c0 switched back to its primary at generation 2
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch="us-east-1#2", switched_to="primary")
+
+    # When c0's stack deploys again (its custom resource names the first epoch)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+
+    # Then the entry keeps the epoch the switch wrote
+    entry = json.loads(s3.get_object(Bucket=BUCKET, Key=entry_key("c0"))["Body"].read())
+    assert entry == {"url": C0_URL, "epoch": "us-east-1#2"}
+
+
+def test_given_an_entry_without_an_epoch_then_the_cell_keeps_what_was_published(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+    s3.put_object(Bucket=BUCKET, Key=entry_key("c1"), Body=json.dumps({"url": C1_STANDBY_URL}))
+
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    assert not outcome.published and "no epoch" in outcome.refused["c1"]
+    assert published(s3)["cells"]["c1"] == {"url": C1_URL, "epoch": FIRST_EPOCH}
+
+
+# --- the directory key in KMS ------------------------------------------------------------
+
+
+def test_the_kms_signer_asks_for_pure_ed25519_over_the_digest_and_clients_verify_it():
+    """moto has no Ed25519 KMS keys: a real boto3 KMS client with botocore's Stubber
+    checks the request and gives the answer KMS would (pure Ed25519 of the 64 bytes)."""
+    from botocore.stub import Stubber
+
+    kms = boto3.client("kms", region_name=REGION)
+    directory = Directory(1, {"c0": C0_URL}, ShardMap.even(["c0"]), {"c0": FIRST_EPOCH})
+    key = SigningKey(DIRECTORY_KEY_SEED)
+    spki = bytes.fromhex("302a300506032b6570032100") + bytes(key.verify_key)
+    with Stubber(kms) as stub:
+        stub.add_response(
+            "sign",
+            {"Signature": key.sign(directory.digest()).signature},
+            {
+                "KeyId": KEY_ARN,
+                "Message": directory.digest(),
+                "MessageType": "RAW",
+                "SigningAlgorithm": "ED25519_SHA_512",
+            },
+        )
+        stub.add_response("get_public_key", {"PublicKey": spki}, {"KeyId": KEY_ARN})
+        signer = KmsDirectorySigner(kms, KEY_ARN)
+
+        signed = directory.signed_by(signer.sign_digest)
+
+        assert signer.public_key() == SIGNER.public_key()
+        assert signed.verifies(signer.public_key())
+        stub.assert_no_pending_responses()
+
+
+def test_a_public_key_that_is_not_ed25519_is_refused():
+    with pytest.raises(ValueError):
+        raw_public_key(bytes(44))

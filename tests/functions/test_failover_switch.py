@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from nacl.signing import SigningKey
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
 from messenger.logic.cell_view import promotion_delay_ms
@@ -29,14 +30,20 @@ from messenger_directory.failover import (
     probe,
     switch,
 )
+from messenger_directory.signer import SeedDirectorySigner
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
 from messenger_directory.wiring import failover_clients, forget_clients
 from messenger_local.lambdas import LambdaContext
-from messenger_protocol.cells import ShardMap
+from messenger_protocol.cells import Directory, ShardMap
 
 pytestmark = pytest.mark.integration
 
 OWNER = "123456789012"  # moto's account
+# The deployment's directory key: here one the test holds (moto has no Ed25519 KMS keys).
+DIRECTORY_KEY_SEED = bytes(range(32))
+SIGNER = SeedDirectorySigner(SigningKey(DIRECTORY_KEY_SEED))
+# A cell's first epoch, as its deploy writes it.
+FIRST_EPOCH = "us-east-1#0"
 BUCKET = "messenger-prod-directory-123456789012-us-east-1"
 SHARD_MAP = ShardMap.even(["c0", "c1"])
 PRIMARY = Side(
@@ -81,7 +88,7 @@ class World:
 
     def publish(self) -> dict[str, Any]:
         """What the directory function does after an entry was written; the document."""
-        merge(self.s3, BUCKET, SHARD_MAP)
+        merge(self.s3, BUCKET, SHARD_MAP, SIGNER)
         document: dict[str, Any] = json.loads(
             self.s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
         )
@@ -117,8 +124,8 @@ def world() -> Iterator[World]:
                     client.create_table(**create_table_request(spec, side.users_table))
             dynamodb[side.region] = client
         # Given both cells deployed: their entries written and published, version 1
-        write_entry(s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
-        write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER)
+        write_entry(s3, BUCKET, "c0", PRIMARY.url, owner=OWNER, epoch=FIRST_EPOCH)
+        write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
         yield World(s3, dynamodb)
     forget_settings()
     forget_clients()
@@ -151,7 +158,12 @@ def test_switching_to_the_standby_bumps_its_generation_and_moves_the_directory(w
     # And the directory, once merged, sends c0's users to the standby: version + 1
     document = world.publish()
     assert document["version"] == 2
-    assert document["cells"] == {"c0": {"url": STANDBY.url}, "c1": {"url": C1_URL}}
+    # c0 at its standby, naming the standby's new epoch (signed with it); c1 unchanged
+    assert document["cells"] == {
+        "c0": {"url": STANDBY.url, "epoch": switched.epoch},
+        "c1": {"url": C1_URL, "epoch": FIRST_EPOCH},
+    }
+    assert Directory.parse(document).verifies(SIGNER.public_key())
 
 
 def test_the_same_switch_run_twice_changes_nothing_more(world):
@@ -180,7 +192,7 @@ def test_failing_back_names_a_new_epoch_and_moves_the_directory_back(world):
     # Then the primary names generation 2: an epoch no one has seen
     assert (back.generation, back.epoch, back.bumped) == (2, "us-east-1#2", True)
     document = world.publish()
-    assert (document["version"], document["cells"]["c0"]) == (3, {"url": PRIMARY.url})
+    assert (document["version"], document["cells"]["c0"]["url"]) == (3, PRIMARY.url)
 
 
 def test_a_side_the_cell_does_not_have_is_refused_before_anything_is_written(world):
@@ -190,7 +202,7 @@ def test_a_side_the_cell_does_not_have_is_refused_before_anything_is_written(wor
     with pytest.raises(ValueError, match="switch to primary or standby, not 'sideways'"):
         switch(C0, "sideways", dynamodb_for=world.dynamodb.__getitem__, s3=world.s3)
     assert world.epoch_item("us-west-2") is None
-    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+    assert world.publish()["cells"]["c0"]["url"] == PRIMARY.url
 
 
 def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch):
@@ -203,7 +215,7 @@ def test_the_standbys_failover_function_runs_the_same_switch(world, monkeypatch)
     answer = failover(ALARM, context)
     # Then the cell is switched to the standby, as the command would
     assert (answer["epoch"], answer["url"]) == ("us-west-2#1", STANDBY.url)
-    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+    assert world.publish()["cells"]["c0"]["url"] == STANDBY.url
 
 
 def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_nothing(
@@ -220,7 +232,7 @@ def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_not
     with pytest.raises(ValueError, match=f"{FailoverEnv.URL.value} is not set"):
         failover(ALARM, context)
     assert world.epoch_item("us-west-2") is None
-    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+    assert world.publish()["cells"]["c0"]["url"] == PRIMARY.url
 
 
 def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world, monkeypatch):
@@ -244,20 +256,20 @@ def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world,
 def test_a_deploy_of_the_primary_never_writes_its_url_over_a_switch_to_the_standby(world):
     world.publish()
     world.switch("standby")
-    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+    assert world.publish()["cells"]["c0"]["url"] == STANDBY.url
     # When the primary's stack is deployed again (its entry custom resource)
-    written = write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER)
+    written = write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER, epoch=FIRST_EPOCH)
     # Then the entry keeps the standby's URL, and the directory does not move back
     assert written is False
     document = world.publish()
-    assert (document["version"], document["cells"]["c0"]) == (2, {"url": STANDBY.url})
+    assert (document["version"], document["cells"]["c0"]["url"]) == (2, STANDBY.url)
     # But once the operator fails back, deploys write again
     world.dynamodb["us-east-1"].put_item(
         TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
     )
     world.switch("primary")
-    assert write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER) is True
-    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+    assert write_entry(world.s3, BUCKET, "c0", PRIMARY.url, owner=OWNER, epoch=FIRST_EPOCH) is True
+    assert world.publish()["cells"]["c0"]["url"] == PRIMARY.url
 
 
 def test_the_automated_switch_fires_once_until_an_operator_re_arms_it(world, monkeypatch):
@@ -277,11 +289,11 @@ def test_the_automated_switch_fires_once_until_an_operator_re_arms_it(world, mon
     # Then nothing is switched: the primary stays active, the directory keeps its URL
     assert answer == {"cell": "c0", "switched": False, "reason": "disarmed"}
     assert world.epoch_item("us-west-2")["active"] == {"S": "primary"}
-    assert world.publish()["cells"]["c0"] == {"url": PRIMARY.url}
+    assert world.publish()["cells"]["c0"]["url"] == PRIMARY.url
     # And once re-armed, it fires again
     arm(C0, dynamodb_for=world.dynamodb.__getitem__)
     assert failover(ALARM, context)["epoch"] == "us-west-2#3"
-    assert world.publish()["cells"]["c0"] == {"url": STANDBY.url}
+    assert world.publish()["cells"]["c0"]["url"] == STANDBY.url
 
 
 def test_the_automated_switch_tells_the_alarm_topic(world, monkeypatch):

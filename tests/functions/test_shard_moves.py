@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from nacl.signing import SigningKey
 
 from messenger.dal.queue import QueuedMessage, new_seq
 from messenger.dal.range_items import PAGE_ITEMS, RangeItems
@@ -21,6 +22,7 @@ from messenger.logic.shard_move import (
     MoveRefused,
     ShardMove,
 )
+from messenger_directory.signer import SeedDirectorySigner
 from messenger_directory.store import merge, read_directory, write_entry
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_protocol.cells import ShardMap, shard
@@ -37,6 +39,10 @@ BOB = user_homed_in("c1", "bob", CELLS)  # writes to alice from c1
 BUCKET = "test-directory"
 
 
+# The deployment's directory key (in KMS on AWS).
+SIGNER = SeedDirectorySigner(SigningKey.generate())
+
+
 class BucketPublisher:
     """The directory in a (moto) bucket, published by the directory's own merge."""
 
@@ -49,7 +55,7 @@ class BucketPublisher:
         return directory.shard_map
 
     def publish(self, shard_map: ShardMap) -> int:
-        outcome = merge(self._s3, BUCKET, shard_map)
+        outcome = merge(self._s3, BUCKET, shard_map, SIGNER)
         assert outcome.directory is not None
         return outcome.directory.version
 
@@ -91,7 +97,14 @@ def deployment() -> Iterator[Deployment]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         for cell in CELLS:
-            write_entry(s3, BUCKET, cell, f"wss://{cell}.example/prod", owner=ACCOUNT_ID)
+            write_entry(
+                s3,
+                BUCKET,
+                cell,
+                f"wss://{cell}.example/prod",
+                owner=ACCOUNT_ID,
+                epoch=f"{REGION}#0",
+            )
         publisher = BucketPublisher(s3)
         publisher.publish(ShardMap.even(list(CELLS)))
         harnesses = cells.harnesses

@@ -322,6 +322,8 @@ def test_given_a_cell_then_it_publishes_its_websocket_url_to_the_directory(each_
         assert properties["BucketRegion"] == "us-east-1"
         assert properties["BucketOwner"] == C0_ACCOUNT
         assert properties["CellId"] == cell_id
+        # Its first epoch (a switch writes later ones)
+        assert properties["Epoch"] == f"{region}#0"
         assert flatten_cfn(properties["Url"]) == (
             f"wss://<{api}>.execute-api.{region}.<AWS::URLSuffix>/{env}"
         )
@@ -481,7 +483,10 @@ def test_given_the_directory_then_cloudfront_reads_directory_json_only_through_o
         if statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     ]
     assert read["Action"] == "s3:GetObject"
-    assert flatten_cfn(read["Resource"]) == f"<{bucket}.Arn>/directory.json"
+    assert [flatten_cfn(resource) for resource in read["Resource"]] == [
+        f"<{bucket}.Arn>/directory.json",
+        f"<{bucket}.Arn>/directory/*",
+    ]
     assert flatten_cfn(read["Condition"]["StringEquals"]["AWS:SourceArn"]) == (
         f"arn:aws:cloudfront::{C0_ACCOUNT}:distribution/<{distribution}>"
     )
@@ -522,6 +527,46 @@ def test_given_the_directory_then_its_url_is_an_output(each_cells_app):
     outputs = {name: flatten_cfn(output["Value"]) for name, output in stack.json["Outputs"].items()}
     assert outputs["DirectoryUrl"] == f"https://<{distribution}.DomainName>/directory.json"
     assert outputs["DirectoryBucketName"] == f"<{bucket}>"
+    (key_resource,) = stack.resources("Custom::DirectoryPublicKey")
+    assert outputs["DirectoryPublicKey"] == f"<{key_resource}.PublicKey>"
+
+
+def directory_keys(stack: Any) -> dict[str, Any]:
+    """The stack's Ed25519 KMS keys (its others encrypt, e.g. the alarm topic)."""
+    return {
+        logical_id: resource
+        for logical_id, resource in stack.resources("AWS::KMS::Key").items()
+        if resource["Properties"].get("KeySpec") == "ECC_NIST_EDWARDS25519"
+    }
+
+
+def test_given_the_directory_then_only_its_function_signs_with_an_ed25519_kms_key(
+    each_cells_app,
+):
+    stack = each_cells_app.directory
+    ((key, resource),) = directory_keys(stack).items()
+    assert resource["Properties"]["KeyUsage"] == "SIGN_VERIFY"
+    # Every client trusts it: it outlives the stack
+    assert resource["DeletionPolicy"] == "Retain"
+    functions = stack.resources("AWS::Lambda::Function")
+    publisher = next(
+        logical_id
+        for logical_id, fn in functions.items()
+        if fn["Properties"].get("Handler") == "messenger_directory.handlers.publish"
+    )
+    reader = next(
+        logical_id
+        for logical_id, fn in functions.items()
+        if fn["Properties"].get("Handler") == "messenger_directory.handlers.directory_public_key"
+    )
+    signers = {
+        logical_id
+        for logical_id in functions
+        if any("kms:Sign" in actions for actions in grants_of(stack, logical_id).values())
+    }
+    assert signers == {publisher}
+    assert grants_of(stack, publisher)[f"<{key}.Arn>"] == {"kms:Sign"}
+    assert grants_of(stack, reader)[f"<{key}.Arn>"] == {"kms:GetPublicKey"}
 
 
 def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each_cells_app):
@@ -537,6 +582,11 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     assert properties["Environment"]["Variables"] == {
         "DIRECTORY_BUCKET": name,
         "DIRECTORY_SHARD_MAP": SHARD_MAPS[each_cells_app.config.env],
+        "DIRECTORY_KEY_ID": properties["Environment"]["Variables"]["DIRECTORY_KEY_ID"],
+    }
+    (key,) = directory_keys(stack)
+    assert properties["Environment"]["Variables"]["DIRECTORY_KEY_ID"] == {
+        "Fn::GetAtt": [key, "Arn"]
     }
     # It runs when S3 says an object was created under cells/ (S3 tells EventBridge)
     assert resource["Properties"]["NotificationConfiguration"] == {
@@ -553,15 +603,17 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     }
     (target,) = rule["Properties"]["Targets"]
     assert _refs(target["Arn"]) == [function]
-    # It reads each cell's entry and directory.json, and writes directory.json only
+    # It reads each cell's entry, directory.json and the numbered copies, and writes
+    # directory.json and the copies only
     grants = grants_of(stack, function)
     entries = {f"<{bucket}.Arn>/cells/{cell_id}.json" for cell_id in cell_ids(each_cells_app)}
+    published = {f"<{bucket}.Arn>/directory.json", f"<{bucket}.Arn>/directory/*"}
     assert {resource for resource, actions in grants.items() if "s3:GetObject" in actions} == (
-        entries | {f"<{bucket}.Arn>/directory.json"}
+        entries | published
     )
-    assert {resource for resource, actions in grants.items() if "s3:PutObject" in actions} == {
-        f"<{bucket}.Arn>/directory.json"
-    }
+    assert {
+        resource for resource, actions in grants.items() if "s3:PutObject" in actions
+    } == published
     # And it sets `dv` on this environment's stage of the cells in its own account, each
     # region (their API ids are made later), where API Gateway answers `ping` from it
     env = each_cells_app.config.env

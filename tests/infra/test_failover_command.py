@@ -10,10 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from nacl.signing import SigningKey
 
 from infra.failover import main
 from messenger.contract import USERS_TABLE, create_table_request
 from messenger.dal.cell_state import CellState
+from messenger_directory.signer import SeedDirectorySigner
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
 from messenger_protocol.cells import ShardMap
 
@@ -26,6 +28,8 @@ STANDBY = ["-c", f"standby:c0={ACCOUNT}/us-west-2"]
 PRIMARY_URL = "wss://aaaa111111.execute-api.us-east-1.amazonaws.com/prod"
 STANDBY_URL = "wss://bbbb222222.execute-api.us-west-2.amazonaws.com/prod"
 C1_URL = "wss://cccc333333.execute-api.eu-west-1.amazonaws.com/prod"
+# The directory key (in KMS on AWS; moto has no Ed25519 keys).
+SIGNER = SeedDirectorySigner(SigningKey(bytes(32)))
 
 
 def stack_with_outputs(region: str, name: str, outputs: dict[str, str]) -> None:
@@ -61,14 +65,14 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         stack_with_outputs("us-east-1", "Messenger-prod-Directory", {"DirectoryBucketName": BUCKET})
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        write_entry(s3, BUCKET, "c0", PRIMARY_URL, owner=ACCOUNT)
-        write_entry(s3, BUCKET, "c1", C1_URL, owner=ACCOUNT)
-        merge(s3, BUCKET, ShardMap.even(["c0", "c1"]))
+        write_entry(s3, BUCKET, "c0", PRIMARY_URL, owner=ACCOUNT, epoch="us-east-1#0")
+        write_entry(s3, BUCKET, "c1", C1_URL, owner=ACCOUNT, epoch="eu-west-1#0")
+        merge(s3, BUCKET, ShardMap.even(["c0", "c1"]), SIGNER)
         yield s3
 
 
 def published(s3: Any) -> dict[str, Any]:
-    merge(s3, BUCKET, ShardMap.even(["c0", "c1"]))  # what the directory function does
+    merge(s3, BUCKET, ShardMap.even(["c0", "c1"]), SIGNER)  # what the directory function does
     document: dict[str, Any] = json.loads(
         s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
     )
@@ -81,7 +85,7 @@ def test_the_command_switches_a_cell_to_its_standby_and_back(deployed, capsys):
     # Then it says where the cell is now and under which epoch
     said = json.loads(capsys.readouterr().out)
     assert (said["url"], said["epoch"], said["bumped"]) == (STANDBY_URL, "us-west-2#1", True)
-    assert published(deployed)["cells"]["c0"] == {"url": STANDBY_URL}
+    assert published(deployed)["cells"]["c0"] == {"url": STANDBY_URL, "epoch": "us-west-2#1"}
     assert published(deployed)["version"] == 2
     # And failing back names the primary's region at its own next generation
     assert main(["switch", "c0", "--to", "primary", "--env", "prod", *CELLS, *STANDBY]) == 0
@@ -123,7 +127,7 @@ def test_the_command_re_arms_the_automated_switch_of_a_cell(deployed, capsys):
     assert standby_state().armed()
     # And nothing else moved: the directory still names the primary
     assert published(deployed)["version"] == 1
-    assert published(deployed)["cells"]["c0"] == {"url": PRIMARY_URL}
+    assert published(deployed)["cells"]["c0"]["url"] == PRIMARY_URL
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from nacl.signing import SigningKey
 from playwright.async_api import Browser, expect
 
 from messenger_local import LocalStack
 from messenger_local.webapp import add_web_routes
-from messenger_protocol.cells import ShardMap
+from messenger_protocol.cells import Directory, ShardMap
+from messenger_protocol.encoding import b64url_encode
 from tests.web.pages import Cli, WebUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,18 +29,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 async def cells_site(web_stack: LocalStack) -> AsyncIterator[str]:
     """The web app and /directory.json on a port of their own; the app's URL."""
     cells = ShardMap.even(["c0", "c1"], 4096)
-    document = {
-        "version": 1,
-        "shards": cells.shards,
-        "cells": {cell: {"url": web_stack.ws_url} for cell in cells.cells()},
-        "shardMap": cells.to_wire(),
-    }
+    # Signed, as a deployment's: the CLI user reads its key at /directory.key (loopback)
+    key = SigningKey.generate()
+    urls = dict.fromkeys(cells.cells(), web_stack.ws_url)
+    document = Directory(1, urls, cells, dict.fromkeys(urls, "local#0")).sign(key).to_wire()
 
     async def serve_directory(_request: web.Request) -> web.Response:
         return web.json_response(document)
 
+    async def serve_key(_request: web.Request) -> web.Response:
+        return web.Response(text=b64url_encode(bytes(key.verify_key)))
+
     app = web.Application()
     app.router.add_get("/directory.json", serve_directory)
+    app.router.add_get("/directory.key", serve_key)
     stack_origin = f"ws://{web_stack.host}:{web_stack.port}"
     add_web_routes(app, web_stack.stage, directory="/directory.json", cell_origins=[stack_origin])
     runner = web.AppRunner(app, access_log=None)
