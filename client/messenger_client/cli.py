@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import locale
@@ -41,7 +42,7 @@ from typing import Any
 
 from messenger_entry import EXIT_INTERRUPTED
 
-from messenger_client.client import MessengerClient
+from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.directory import DIRECTORY_PUBLIC_KEY, is_directory_key
 from messenger_client.errors import (
@@ -613,12 +614,20 @@ def _load_profile(options: argparse.Namespace) -> Profile:
 
 
 def _new_client(options: argparse.Namespace, profile: Profile) -> MessengerClient:
-    """The profile's client on the server, or on its home cell from the directory."""
+    """The profile's client on the server, or on its home cell from the directory.
+
+    A one-shot command fetches a newer directory a `dv` names at once (docs/protocol.md
+    §6 "unless it needs it at once"): it must know before it exits whether a failover
+    moved what it sent; `chat` waits the usual random spread."""
+    settings = ClientSettings()
+    if options.command != "chat":
+        settings = dataclasses.replace(settings, directory_jitter=0.0)
     return MessengerClient(
         options.server,
         profile,
         directory_url=options.directory,
         directory_key=options.directory_key,
+        settings=settings,
     )
 
 

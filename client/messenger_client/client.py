@@ -101,6 +101,8 @@ from messenger_protocol.frames import (
     ErrorFrame,
     ItemsFrame,
     MessageFrame,
+    Ping,
+    PongFrame,
     PresenceFrame,
     PresenceVisibilityFrame,
     ReceiptFrame,
@@ -549,6 +551,10 @@ class MessengerClient:
         so that no message of ours reaches a peer who could not see us yet."""
         self._keys.new_connection()
         self._presence.new_connection()
+        if self._home is not None and self._home.directory is not None:
+            # The directory we connected by (no fetch): each cell's epoch as we know it,
+            # so that a later one shows when it changed (§7), and rule 3 on it.
+            self._directory_news(self._home.directory)
         # Best effort (a new connection tries again), and never in the way of the sync.
         visibility = asyncio.get_running_loop().create_task(self._share_presence())
         try:
@@ -604,10 +610,15 @@ class MessengerClient:
 
     async def _keeps_unknown_recipient(self, peer: str) -> bool:
         """UNKNOWN_RECIPIENT: keep the message if the recipient's cell changed epoch within
-        the hour (§7), as the directory says after a fresh read."""
+        the hour (§7), as the newest directory says. Our cell names the newest version in
+        `pong` (§6: the directory is never polled), which is fetched at once if newer: the
+        answer cannot wait for the spread a `dv` in passing gets."""
         if self._home is None or self._home.directory is None:
             return self._epochs.keeps_unknown_recipient(SINGLE_CELL, _now_ms())
-        # The directory as the `dv`s of our cell's answers kept it (§6: never polled).
+        with contextlib.suppress(NotConnected, RequestFailed):
+            pong = await self._replies.request(Ping(), PongFrame, lambda _: True)
+            if pong.dv is not None:
+                await self._home.learn_version(pong.dv, at_once=True)
         directory = self._home.directory
         self._directory_news(directory)
         return self._epochs.keeps_unknown_recipient(directory.home_of(peer), _now_ms())

@@ -246,16 +246,21 @@ class HomeCell:
         assert self.directory is not None
         return self.directory.version not in self._refused_versions
 
-    async def learn_version(self, version: int) -> None:
+    async def learn_version(self, version: int, *, at_once: bool = False) -> None:
         """A frame named the directory's current version (`dv`: `ack`, `syncDone`,
         `pong`): if it is above ours, fetch that version's numbered copy after a random
-        delay, once per version; a copy that cannot be had waits for the next event."""
-        if self.directory is None or version <= max(self.directory.version, self._wanted_version):
+        delay (none `at_once`: the client needs it to decide something now), once per
+        version; a copy that cannot be had waits for the next event."""
+        if self.directory is None or version <= self.directory.version:
             return
-        self._wanted_version = version
-        await self._sleep(random.uniform(0, self._jitter_seconds))
-        if self.directory is not None and version <= self.directory.version:
-            return  # a fetch meanwhile (a refusal, a failure) brought it
+        if not at_once:
+            if version <= self._wanted_version:
+                return  # already on its way
+            self._wanted_version = version
+            await self._sleep(random.uniform(0, self._jitter_seconds))
+            if self.directory is not None and version <= self.directory.version:
+                return  # a fetch meanwhile (a refusal, a failure) brought it
+        self._wanted_version = max(self._wanted_version, version)
         try:
             self._accept(await self._fetch(numbered_copy_url(self.directory_url, version)))
         except (NotConnected, RefusedDirectory, ValueError) as error:
