@@ -19,7 +19,7 @@ from messenger.logic.peers import Peers
 from messenger_protocol.connect import ConnectQuery
 from messenger_protocol.errors import InvalidConnect
 from messenger_protocol.frames import KeysFrame
-from messenger_protocol.limits import CONNECT_WINDOW_SECONDS
+from messenger_protocol.limits import CONNECT_WINDOW_SECONDS, PRIMARY_DEVICE_ID
 
 # One IPv6 subscriber holds a whole /64: counting addresses inside it would count nothing.
 IPV6_PREFIX_BITS = 64
@@ -61,6 +61,16 @@ def registration_source(source_ip: str) -> str:
         prefix = IPV6_PREFIX_BITS if address.version == 6 else address.max_prefixlen
         network = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
     return hashlib.sha256(network.encode()).hexdigest()[:32]
+
+
+def device_sign_key(profile: Profile, device_id: str) -> str:
+    """The key a device's connect query must verify under (docs/protocol.md §1, §8): its
+    own signKey from the user's stored device list (device 1's is the account key).
+    AccessDenied (403) for a device the list does not name, a removed one say."""
+    device = profile.devices.device(device_id)
+    if device is None:
+        raise AccessDenied(f"device {device_id!r} is not one of the user's devices")
+    return device.sign_key
 
 
 class Identity:
@@ -108,7 +118,7 @@ class Identity:
             query.sign_key != profile.sign_key or query.box_key != profile.box_key
         ):
             raise AccessDenied("userId is registered with other keys")
-        if not query.verifies(profile.sign_key):
+        if not query.verifies(device_sign_key(profile, query.device_id)):
             raise AccessDenied("signature does not verify")
         try:
             self._nonces.spend_nonce(
@@ -123,6 +133,8 @@ class Identity:
         query = request.query
         if query.sign_key is None or query.box_key is None:
             raise AccessDenied("unknown user and no keys given")
+        if not query.is_primary_device:
+            raise AccessDenied(f"a user is registered by its device {PRIMARY_DEVICE_ID}")
         if not query.verifies(query.sign_key):
             raise AccessDenied("signature does not verify")
         profile = Profile(
@@ -157,6 +169,10 @@ class Identity:
         profile = self._profiles.get_profile(user_id)
         if profile is None:
             raise UnknownUser(f"no user {user_id!r}")
+        # The signed device list from version 1 on (docs/protocol.md §8); absent at 0.
         return KeysFrame(
-            user_id=profile.user_id, sign_key=profile.sign_key, box_key=profile.box_key
+            user_id=profile.user_id,
+            sign_key=profile.sign_key,
+            box_key=profile.box_key,
+            devices=profile.stored_devices if profile.devices.version >= 1 else None,
         )

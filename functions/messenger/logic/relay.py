@@ -76,7 +76,8 @@ class RelayService:
         stored = StoreMessage.read(request.body)
         sender = self._theirs(request, stored.sender, "sender")
         self._ours(stored.frame.to, "to")
-        return self._messaging().accept(sender, stored.frame).to_wire()
+        accepted = self._messaging().accept(sender, stored.frame, stored.sender_device)
+        return accepted.to_wire()
 
     def _store_receipt(self, request: RelayRequest) -> Any:
         """Receipts for users of this cell, by users of the calling cell."""

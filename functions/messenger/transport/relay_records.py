@@ -15,6 +15,7 @@ from typing import Any
 
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.fields import (
+    DEVICE_ID,
     MESSAGE_ID,
     USER_ID,
     Choice,
@@ -28,7 +29,7 @@ from messenger_protocol.fields import (
     wire,
 )
 from messenger_protocol.frames import PresenceEntry, Record, SendMessage
-from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SENT_AT
+from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SENT_AT, PRIMARY_DEVICE_ID
 from messenger_protocol.names import ReceiptStatus, RelayOperation
 
 # Watchers named in one presenceChanged: ~66 KB of ids at most, well inside the 256 KB an
@@ -112,6 +113,8 @@ class StoreMessage(Record):
 
     sender: str = wire(One("sender", USER_ID))
     frame: SendMessage = wire(Nested("frame", SendMessage))
+    # Which of the sender's devices wrote it: `fromDevice` on the copies (§8).
+    sender_device: str = wire(One("senderDevice", DEVICE_ID, default=PRIMARY_DEVICE_ID))
 
 
 @dataclasses.dataclass(frozen=True)
