@@ -3,12 +3,13 @@ its signed device list, and messages sealed once for several devices."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nacl.public import PrivateKey
+from nacl.public import Box, PrivateKey
 from nacl.signing import SigningKey
 
 from messenger_local.harness import API
@@ -50,6 +51,12 @@ class LinkedDevice:
             sign_key=b64url_encode(bytes(self.signing_key.verify_key)),
             box_key=b64url_encode(bytes(self.box_key.public_key)),
         )
+
+    def encrypt_for(self, peer: LinkedDevice, text: str) -> tuple[str, str]:
+        """(body, nonce) of a NaCl Box from this device to another device, base64url."""
+        nonce = secrets.token_bytes(24)
+        sealed = Box(self.box_key, peer.box_key.public_key).encrypt(text.encode(), nonce)
+        return b64url_encode(sealed.ciphertext), b64url_encode(nonce)
 
     def connect_query(
         self, *, ts: int | None = None, nonce: str | None = None, with_keys: bool = False
