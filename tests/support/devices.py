@@ -40,6 +40,8 @@ class LinkedDevice:
     device_id: str
     signing_key: SigningKey = field(default_factory=SigningKey.generate)
     box_key: PrivateKey = field(default_factory=PrivateKey.generate)
+    # The endpoint it connects to (`aud`): the test stage unless told otherwise.
+    aud: str = AUD
 
     @property
     def user_id(self) -> str:
@@ -69,7 +71,7 @@ class LinkedDevice:
             now=time.time() if ts is None else ts,
             nonce=nonce,
             keys=keys,
-            aud=AUD,
+            aud=self.aud,
             device_id=self.device_id,
         )
 
