@@ -22,7 +22,7 @@ from messenger.dal.queue import (
     new_seq,
     user_of_queue,
 )
-from messenger.errors import QueueFull, UnknownRecipient
+from messenger.errors import QueueFull, StaleDevices, UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.device_copies import (
@@ -121,7 +121,12 @@ class Messaging:
         if own is not None:
             # The recipient's version is the other cell's to tell: the frame's, meanwhile.
             check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
-        ack = self._peers.store_message(sender, frame, sender_device)
+        try:
+            ack = self._peers.store_message(sender, frame, sender_device)
+        except StaleDevices as stale:
+            # The recipient's version is that cell's; the sender's own is this one's.
+            own_version = own.devices.version if own is not None else 0
+            raise StaleDevices(stale.message, stale.devices, own_version) from None
         if own is not None:
             self._store_self_copies(sender, sender_device, frame, own)
         return ack

@@ -81,9 +81,10 @@ def answered(value: Any) -> dict[str, Any]:
     return {ANSWER: value}
 
 
-def refused(code: str, message: str) -> dict[str, Any]:
-    """The answer of an operation refused (a docs/protocol.md code) or failed (INTERNAL)."""
-    return {REFUSAL: {"code": code, "message": message}}
+def refused(code: str, message: str, **fields: Any) -> dict[str, Any]:
+    """The answer of an operation refused (a docs/protocol.md code) or failed (INTERNAL),
+    with the fields its error carries (STALE_DEVICES: `devices`, `selfDevices`)."""
+    return {REFUSAL: {"code": code, "message": message, **fields}}
 
 
 # --- the operations' records ----------------------------------------------------------------
