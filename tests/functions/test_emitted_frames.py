@@ -35,7 +35,7 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
             ),
             h.send(a, {"action": "setBlocked", "add": ["mallory"]}),
             h.send(a, {"action": "getSettings"}),
-            h.send(a, set_devices_frame(device_list(alice, 1, LinkedDevice(alice, "laptop")))),
+            h.send(b, set_devices_frame(device_list(bob, 1, LinkedDevice(bob, "laptop")))),
             # When alice writes, bob acks and marks it seen, and alice syncs (once batched)
             h.send(a, h.message(a, bob, "hello", "msg-00000001")),
         ]
