@@ -324,3 +324,21 @@ def test_the_connection_cap_is_per_device_and_presence_spans_devices(
     h.disconnect(a)
     [answer] = h.send(b, {"action": "getPresence", "userIds": ["alice"]})["users"]
     assert answer["online"] is True
+
+
+def test_a_blocked_sender_s_other_devices_still_get_the_copy_of_its_message(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob blocks alice, who writes from her laptop
+    a, b = h.connect(alice), h.connect(bob)
+    h.send(b, {"action": "setBlocked", "add": ["alice"]})
+    laptop = LinkedDevice(alice, "laptop")
+    alices = device_list(alice, 1, laptop)
+    link(h, a, alices)
+    c = h.connect(laptop)
+    frame = sealed_message(laptop.box_key, device_list(bob, 0), alices, "laptop", "x", "msg-bk0001")
+    # Then she gets an ordinary ack, bob nothing, and her device 1 its copy, as always
+    assert h.send(c, frame)["type"] == "ack"
+    assert h.posts.of_type(b.connection_id, "message") == []
+    assert queue_items(h, "bob") == []
+    assert unique_message(h, a)["to"] == "bob"

@@ -106,9 +106,12 @@ class Messaging:
             check_self_copies(frame, own_devices, sender_device, recipient.devices.version)
         if self._blocks.blocks(recipient, sender):
             count(Metric.BLOCKED_DROPPED)
-            return self._ack(frame.message_id, self._clock.now_ms())
-        ack = self._store(sender, sender_device, frame, recipient)
+            ack = self._ack(frame.message_id, self._clock.now_ms())
+        else:
+            ack = self._store(sender, sender_device, frame, recipient)
         if own is not None:
+            # Whether or not the recipient blocks the sender, as across cells: the
+            # sender's other devices show what it sent, and learn nothing of a block.
             self._store_self_copies(sender, sender_device, frame, own)
         return ack
 
