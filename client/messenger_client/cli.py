@@ -280,6 +280,7 @@ def send_command(options: argparse.Namespace) -> int:
                 EXIT_NO_CONNECTION,
             ) from None
         print(f"sent to {options.peer} ✓ ({message.message_id})")
+        await _settle_resends(client, options.timeout)
         return EXIT_OK
 
     return _with_client(options, send)
@@ -303,9 +304,35 @@ def read_command(options: argparse.Namespace) -> int:
                 for conversation in client.conversations():
                     if conversation.unread:
                         await client.mark_seen(conversation.peer)
+        await _settle_resends(client, options.timeout)
         return EXIT_OK
 
     return _with_client(options, read)
+
+
+async def _settle_resends(client: MessengerClient, timeout: float) -> None:
+    """A one-shot command waits, up to `timeout`, for the messages its connection sent
+    again after a failover and for its `seen` marks' answers (docs/protocol.md §7), and
+    says on stderr what it resent and what it leaves for the next run."""
+    report = await client.wait_resends(timeout)
+    if report.resent:
+        print(
+            f"sent {report.resent} messages again after a failover:"
+            f" {report.resent - report.left} answered",
+            file=sys.stderr,
+        )
+    if report.left or report.seen_marks_left:
+        print(
+            f"{report.left} messages sent again and {report.seen_marks_left} seen marks not"
+            f" answered within {timeout:g}s: left for the next run",
+            file=sys.stderr,
+        )
+    if report.kept:
+        print(
+            f"{report.kept} messages refused UNKNOWN_RECIPIENT after the recipient's cell"
+            " failed over: kept, and tried again by the next runs for up to a day",
+            file=sys.stderr,
+        )
 
 
 async def _keep_printing(events: EventStream, show: Callable[[Event], object]) -> None:

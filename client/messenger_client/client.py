@@ -30,13 +30,16 @@ What it guarantees, following docs/protocol.md:
   home cell named by the directory (`messenger_client.directory`, docs/protocol.md §6);
   `sync` after every (re)connect (with `batch`, following each page's cursor until the
   last), presence subscriptions renewed, pings and reconnects.
-- **Failover** (docs/protocol.md §7): our messages keep their frame until `delivered`; when a
-  `syncDone` names a new `epoch`, or the directory moves our home cell, every one of them
-  without a `delivered` receipt goes again, byte for byte. Beyond §7: with a directory,
-  the client reads it again on every connection and every `directory_interval` while
-  connected, and when a newer version moves a peer's cell, the messages without a
-  `delivered` receipt to that cell's users go again the same way (a message acked by a
-  peer's lost primary and never replicated is otherwise lost: nothing else tells us).
+- **Failover** (docs/protocol.md §7, the rules in `messenger_client.failover`): our
+  messages keep their frame until `delivered`, with the epoch of their `ack` and the cell
+  that stored it; our `seen` marks are kept until their `seenStored`, with its epoch.
+  When a `syncDone` names a new `epoch`, or the directory moves our home cell, every one
+  of them goes again, byte for byte; when a newer directory shows another epoch for the
+  cell that stored one, or another home cell for its recipient, that one goes again.
+  With a directory, the client reads it again on every connection and every
+  `directory_interval` while connected (and when a `pong` names a newer version). A
+  message refused UNKNOWN_RECIPIENT within an hour after its recipient's cell changed
+  epoch is kept and sent again, backing off, for up to a day.
 
 Every frame goes out as a `messenger_protocol.frames` class, and every frame that
 comes in is read by `read_server_frame` and dispatched here on its class.
@@ -75,6 +78,7 @@ from messenger_client.events import (
     ServerError,
     Synced,
 )
+from messenger_client.failover import SINGLE_CELL, EpochChanges, moved_since
 from messenger_client.inbox import Inbox, MalformedItem
 from messenger_client.keystore import PeerKeys, Profile, check_user_id
 from messenger_client.outbox import Outbox
@@ -86,6 +90,7 @@ from messenger_client.store import (
     HeldMessage,
     HistoryStore,
     Rejection,
+    StoredAt,
     StoredMessage,
 )
 from messenger_protocol import client_rules
@@ -101,6 +106,7 @@ from messenger_protocol.frames import (
     PresenceFrame,
     PresenceVisibilityFrame,
     ReceiptFrame,
+    SeenStoredFrame,
     ServerFrame,
     SyncDoneFrame,
     read_server_frame,
@@ -111,6 +117,11 @@ from messenger_protocol.names import FrameType, PresenceVisibility
 log = logging.getLogger(__name__)
 
 _ITEM_TYPES = (FrameType.MESSAGE, FrameType.RECEIPT)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 # The history's meta key for who may see our presence, as the user chose it.
 VISIBILITY_KEY = "presence_visibility"
@@ -136,6 +147,18 @@ class ClientSettings:
     directory_interval: float = client_rules.DIRECTORY_INTERVAL_SECONDS
 
 
+@dataclass(frozen=True)
+class ResendReport:
+    """What `wait_resends` saw: messages sent again after a failover (§7) by this client,
+    how many of them are still unanswered, `seen` marks unanswered, and messages kept
+    after UNKNOWN_RECIPIENT for a later try."""
+
+    resent: int
+    left: int
+    seen_marks_left: int
+    kept: int
+
+
 class MessengerClient:
     """One profile's connection to its server (or its home cell), with its local history."""
 
@@ -154,6 +177,7 @@ class MessengerClient:
         self.profile = profile
         self.settings = settings or ClientSettings()
         self.store = HistoryStore(profile.history_path, profile.user_id)
+        self._epochs = EpochChanges(self.store)
         locator: Locator
         self._home: HomeCell | None = None
         if directory_url is not None:
@@ -182,6 +206,7 @@ class MessengerClient:
             resend_base=self.settings.resend_base,
             resend_cap=self.settings.resend_cap,
             publish=self._publish,
+            keep_unknown_recipient=self._keeps_unknown_recipient,
         )
         self._replies = Replies(self._connection, self.settings.request_timeout)
         self._keys = KeyPinning(
@@ -197,6 +222,7 @@ class MessengerClient:
             self._presence,
             ack_delay=self.settings.ack_delay,
             publish=self._publish,
+            on_epoch=self._home_epoch,
         )
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
@@ -473,8 +499,12 @@ class MessengerClient:
             case ItemsFrame(items=items):
                 for item in items:
                     self._inbox.put(item)
-            case AckFrame(message_id=message_id, server_ts=server_ts):
-                self._outbox.acked(message_id, server_ts)
+            case AckFrame(message_id=message_id, server_ts=server_ts, epoch=epoch, dv=dv):
+                sent = self.store.get(self.user_id, message_id)
+                peer = sent.peer if sent is not None else None
+                self._outbox.acked(message_id, server_ts, self._stored_at(peer, epoch, dv))
+            case SeenStoredFrame(to=to, message_ids=message_ids, epoch=epoch):
+                self._inbox.seen_stored(to, message_ids, self._stored_at(to, epoch, None))
             case ErrorFrame(code=code, message=message, ref=ref, retry_after=retry_after):
                 handled = self._outbox.refused(
                     ref, code, message, retry_after
@@ -486,7 +516,7 @@ class MessengerClient:
                 self._replies.answer(frame)
             case PongFrame(dv=int() as version) if self._home is not None:
                 self._replies.answer(frame)
-                self._spawn(self._home.learn_version(version))
+                self._spawn(self._learn_directory_version(self._home, version))
             case _:
                 self._replies.answer(frame)  # keys, pong, pushRegistered: answers
 
@@ -526,24 +556,91 @@ class MessengerClient:
             await visibility
         self._outbox.wake()
 
+    # --- failover (docs/protocol.md §7; the rules: messenger_client.failover) ----------------
+
+    def _stored_at(self, peer: str | None, epoch: str | None, dv: int | None) -> StoredAt:
+        """Where an answer (`ack`, `seenStored`) says a frame for `peer` was stored: its
+        epoch, the peer's home cell by our directory now, the directory version known."""
+        directory = self._home.directory if self._home is not None else None
+        if directory is None:
+            return StoredAt(epoch, None, dv)
+        cell = directory.home_of(peer) if peer is not None else None
+        return StoredAt(epoch, cell, max(directory.version, dv or 0))
+
+    def _home_epoch(self, epoch: str) -> None:
+        """A `syncDone` named our home cell's epoch: remember when it changed."""
+        directory = self._home.directory if self._home is not None else None
+        cell = directory.home_of(self.user_id) if directory is not None else SINGLE_CELL
+        self._epochs.note(cell, epoch, _now_ms())
+
     def _home_moved(self) -> None:
-        """The directory moved our home cell (a failover, §7): what was not delivered goes
-        again."""
+        """Rule 2: the directory moved our home cell: what was not delivered goes again,
+        and every `seen` mark."""
         self._outbox.resend_undelivered()
+        self._inbox.resend_seen()
 
     def _cells_moved(self, directory: Directory, cells: frozenset[str]) -> None:
-        """Beyond §7: the directory moved these cells (a failover): what we sent to their
-        users and was not delivered may be lost with a primary, and goes again."""
-        self._outbox.resend_undelivered(to=lambda peer: directory.home_of(peer) in cells)
+        """The directory moved these cells (another url): rule 3, and what was stored
+        before we knew where (no cell kept) to their users goes again."""
+        self._directory_news(directory, cells)
+
+    def _directory_news(self, directory: Directory, moved: frozenset[str] = frozenset()) -> None:
+        """Rule 3 on a directory just read: what it shows stored elsewhere goes again."""
+        self._epochs.note_directory(directory, _now_ms())
+
+        def again(peer: str, stored: StoredAt) -> bool:
+            return moved_since(stored, directory, peer, moved)
+
+        self._outbox.resend_undelivered(again)
+        if self._inbox.resend_seen(again):
+            self._spawn(self._report_seen())
+
+    async def _report_seen(self) -> None:
+        with contextlib.suppress(NotConnected):
+            await self._inbox.report_seen()
+
+    async def _keeps_unknown_recipient(self, peer: str) -> bool:
+        """UNKNOWN_RECIPIENT: keep the message if the recipient's cell changed epoch within
+        the hour (§7), as the directory says after a fresh read."""
+        if self._home is None or self._home.directory is None:
+            return self._epochs.keeps_unknown_recipient(SINGLE_CELL, _now_ms())
+        await self._home.learn_version(self._home.directory.version + 1)  # read it now
+        directory = self._home.directory
+        self._directory_news(directory)
+        return self._epochs.keeps_unknown_recipient(directory.home_of(peer), _now_ms())
 
     async def _watch_directory(self, home: HomeCell) -> None:
         """Read the directory again on every new connection, and now and then while it
-        lasts, to see a peer's cell move (`_cells_moved`)."""
+        lasts, to see a cell move or change epoch (`_directory_news`)."""
         while True:
             session = await self._connection.wait_session()
             if not session.ended.done():  # else its successor is on its way
                 await home.look_again()
+                if home.directory is not None:
+                    self._directory_news(home.directory)
             await first_of(session.ended, timeout=self.settings.directory_interval)
+
+    async def _learn_directory_version(self, home: HomeCell, version: int) -> None:
+        await home.learn_version(version)
+        if home.directory is not None:
+            self._directory_news(home.directory)
+
+    async def wait_resends(self, timeout: float) -> ResendReport:
+        """Until the messages this client sent again after a failover (§7) are answered
+        and our `seen` marks too, or `timeout`; what was resent and what is left (the
+        history keeps it for the next connection)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = sorted(i for i in self._outbox.resent if self.store.needs_sending(i))
+            outstanding = self.store.resends_outstanding()
+            if (not left and not outstanding.seen_marks) or time.monotonic() >= deadline:
+                return ResendReport(
+                    resent=len(self._outbox.resent),
+                    left=len(left),
+                    seen_marks_left=outstanding.seen_marks,
+                    kept=outstanding.kept,
+                )
+            await asyncio.sleep(0.05)
 
     def _spawn(self, errand: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(errand)

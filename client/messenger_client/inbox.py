@@ -20,10 +20,12 @@ one until we ack its `id`. One task takes them in order:
   and one page at a time is in flight on a connection. The cell's `epoch` is
   remembered (in the history), and a new one is announced (EpochChanged): after a
   failover the server may have lost its last writes, so every message of ours without
-  a `delivered` receipt goes again (docs/protocol.md §7).
+  a `delivered` receipt goes again, and every `seen` mark we sent (docs/protocol.md §7).
 
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
-the next sync. The `seen` marks of what the user read go out from here too.
+the next sync. The `seen` marks of what the user read go out from here too, and each is
+kept until its `seenStored`, with where it was stored (§7): a mark not answered when
+its connection ends goes again on the next one.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from messenger_client.store import (
     HoldReason,
     MessageStatus,
     Rejection,
+    StoredAt,
     StoredMessage,
 )
 from messenger_protocol.encoding import is_item_id
@@ -99,7 +102,9 @@ class Inbox:
         *,
         ack_delay: float,
         publish: Callable[[Event], None],
+        on_epoch: Callable[[str], None] = lambda epoch: None,
     ) -> None:
+        """`on_epoch(epoch)`: every `syncDone`'s epoch of our home cell, as it comes."""
         self._store = store
         self._identity = identity
         self._keys = keys
@@ -107,6 +112,7 @@ class Inbox:
         self._outbox = outbox
         self._presence = presence
         self._publish = publish
+        self._on_epoch = on_epoch
         self._acks = AckBatcher(connection, ack_delay)
         # Each item with the number of the connection it came on.
         self._items: asyncio.Queue[tuple[int, Item]] = asyncio.Queue()
@@ -138,6 +144,7 @@ class Inbox:
     def connection_lost(self) -> None:
         """A new connection syncs again, from the start, before we say "synced"."""
         self._synced.clear()
+        self._store.unanswered_seen_again()
         self._connection_number += 1
         self._page_in_flight = False
         self._restart = False
@@ -165,6 +172,18 @@ class Inbox:
                 chunk = ids[start : start + MAX_IDS_PER_FRAME]
                 await self._connection.send(MarkSeen(to=sender, message_ids=chunk))
                 self._store.mark_seen_reported(sender, chunk)
+
+    def seen_stored(self, sender: str, message_ids: list[str], stored: StoredAt) -> None:
+        """`seenStored`: the `seen` receipt of these marks is queued for `sender` (§7)."""
+        self._store.mark_seen_stored(sender, message_ids, stored)
+
+    def resend_seen(self, which: Callable[[str, StoredAt], bool] | None = None) -> int:
+        """§7: the `seen` marks stored (those `which` accepts, by sender and where they were
+        stored) go again, now or on the next connection; how many."""
+        marked = self._store.mark_seen_for_resend(which)
+        if marked:
+            log.info("sending %d seen marks again after a failover", marked)
+        return marked
 
     async def close(self) -> None:
         """Send the seen marks and acks not sent yet, if still connected."""
@@ -206,7 +225,9 @@ class Inbox:
     async def _end_of_page(self, done: SyncDoneFrame, connection_number: int) -> None:
         # What the page brought is stored: ack it before asking for more.
         await self._acks.flush()
-        self._remember_epoch(done.epoch)
+        if self._remember_epoch(done.epoch):
+            with contextlib.suppress(NotConnected):  # else they go on the next connection
+                await self.report_seen()
         if connection_number != self._connection_number:
             return  # a page of a connection that is gone: the new one syncs anew
         self._page_in_flight = False
@@ -220,14 +241,18 @@ class Inbox:
             self._synced.set()
             self._publish(Synced(self._round_count))
 
-    def _remember_epoch(self, epoch: str) -> None:
+    def _remember_epoch(self, epoch: str) -> bool:
+        """True if the epoch changed from one we saw (§7 rule 1: everything goes again)."""
+        self._on_epoch(epoch)
         if epoch == self.epoch:
-            return
+            return False
         previous, self.epoch = self.epoch, epoch
         self._store.set_meta(EPOCH_KEY, epoch)
         if previous is not None:
             self._outbox.resend_undelivered()
+            self.resend_seen()
         self._publish(EpochChanged(epoch, previous))
+        return previous is not None
 
     # --- one message or receipt -------------------------------------------------------------
 

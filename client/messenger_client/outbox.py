@@ -8,12 +8,14 @@ it goes again at once, once the connection is set up (our presence visibility fi
 `Session.ready`). A resend is harmless: the server answers it with the same ack and
 never delivers it twice while it holds it.
 
-A message keeps its frame until its `delivered` receipt: after a failover (a new
-`epoch`, or the directory moved our home cell: docs/protocol.md §7) the server may have lost
-it, so `resend_undelivered` puts every sent-but-undelivered message back in the
-outbox, and it goes again, byte for byte. Its recipient drops the copy it may hold.
-Beyond §7, a failover of a peer's cell (the directory moved it) puts back the
-undelivered messages to the users of that cell only, through the same call.
+A message keeps its frame until its `delivered` receipt, and where its last `ack` says
+it was stored (`StoredAt`: the ack's epoch, the cell, the directory version): after a
+failover (docs/protocol.md §7, the rules in `messenger_client.failover`) the server may
+have lost it, so `resend_undelivered` puts the sent-but-undelivered messages the rule
+names back in the outbox, and they go again, byte for byte. Their recipient drops the
+copy it may hold. A message refused UNKNOWN_RECIPIENT soon after its recipient's cell
+changed epoch is kept and tried again later, backing off, for up to a day (§7); the
+others go on meanwhile.
 
 Which refusals are worth another try, and the backoff, are the client rules'
 (`messenger_protocol.client_rules`), which the JavaScript SDK's outbox shares.
@@ -24,14 +26,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from messenger_client.connection import Connection, first_of
 from messenger_client.errors import NotConnected, RequestFailed, SendRefused, UnknownUser
 from messenger_client.events import Event, SendFailed, StatusChanged
-from messenger_client.store import HistoryStore, MessageStatus, StoredMessage
-from messenger_protocol.client_rules import RETRYABLE_CODES, backoff_delay, resend_wait
+from messenger_client.store import HistoryStore, MessageStatus, StoredAt, StoredMessage
+from messenger_protocol.client_rules import (
+    RETRYABLE_CODES,
+    UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS,
+    UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS,
+    backoff_delay,
+    resend_wait,
+)
 from messenger_protocol.names import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -65,8 +74,12 @@ class Outbox:
         resend_base: float,
         resend_cap: float,
         publish: Callable[[Event], None],
+        keep_unknown_recipient: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """`keep_unknown_recipient(peer)`: whether a refusal UNKNOWN_RECIPIENT may be a
+        registration a failover lost (§7), so that the message is kept and tried again."""
         self._store = store
+        self._keep_unknown_recipient = keep_unknown_recipient
         self._connection = connection
         self._resend_base = resend_base
         self._resend_cap = resend_cap
@@ -74,15 +87,18 @@ class Outbox:
         self._wake = asyncio.Event()
         self._head: tuple[str, asyncio.Future[_Outcome]] | None = None
         self._waiters: dict[str, list[asyncio.Future[StoredMessage]]] = {}
+        # Every message this outbox was asked to send again (§7), answered or not.
+        self.resent: set[str] = set()
 
     def wake(self) -> None:
         """Something was added, or a connection opened: look at the outbox again."""
         self._wake.set()
 
-    def resend_undelivered(self, to: Callable[[str], bool] | None = None) -> list[str]:
+    def resend_undelivered(self, which: Callable[[str, StoredAt], bool] | None = None) -> list[str]:
         """After a failover: every message without a `delivered` receipt goes again (with
-        `to`: only those to the peers it accepts, whose cell failed over)."""
-        marked = self._store.mark_undelivered_for_resend(to)
+        `which`: only those it accepts, by recipient and where they were stored)."""
+        marked = self._store.mark_undelivered_for_resend(which)
+        self.resent.update(marked)
         if marked:
             log.info("sending %d undelivered messages again after a failover", len(marked))
             self.wake()
@@ -94,7 +110,8 @@ class Outbox:
             entry = self._store.next_pending()
             if entry is None:
                 self._wake.clear()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._until_next_retry())
                 continue
             try:
                 await self._deliver(entry.message_id, entry.peer, entry.frame)
@@ -103,6 +120,11 @@ class Outbox:
             except Exception:
                 log.exception("the outbox failed on one message; retrying")
                 await asyncio.sleep(self._resend_base)
+
+    def _until_next_retry(self) -> float | None:
+        """Seconds until the earliest message kept for a later try is due (None: none)."""
+        due = self._store.next_retry_at()
+        return None if due is None else max(0.0, due / 1000 - time.time())
 
     async def wait_sent(self, message_id: str, timeout: float) -> StoredMessage:
         """Until the server stored our message; SendRefused / UnknownUser if refused."""
@@ -120,9 +142,10 @@ class Outbox:
 
     # --- what the server says -----------------------------------------------------------
 
-    def acked(self, message_id: str, server_ts: int | None) -> None:
-        """An `ack` frame: the server stored the message (maybe a resend's second ack)."""
-        if self._store.mark_sent(message_id, server_ts):
+    def acked(self, message_id: str, server_ts: int | None, stored: StoredAt) -> None:
+        """An `ack` frame: the server stored the message (maybe a resend's second ack), at
+        `stored` (§7)."""
+        if self._store.mark_sent(message_id, server_ts, stored):
             message = self._store.get(self._store.me, message_id)
             if message is not None:
                 self._publish(StatusChanged(message.peer, (message_id,), MessageStatus.SENT))
@@ -175,8 +198,26 @@ class Outbox:
                     attempt += 1
                     await asyncio.sleep(resend_wait(delay, result.retry_after))
                     continue
+                unknown = result.code == ErrorCode.UNKNOWN_RECIPIENT
+                if unknown and await self._kept(message_id, peer):
+                    return
                 self._fail(message_id, peer, result)
             return
+
+    async def _kept(self, message_id: str, peer: str) -> bool:
+        """§7: refused UNKNOWN_RECIPIENT soon after the recipient's cell changed epoch: kept
+        for a later try (the others go on meanwhile), for up to a day."""
+        if self._keep_unknown_recipient is None or not await self._keep_unknown_recipient(peer):
+            return False
+        kept = self._store.keep_for_retry(
+            message_id,
+            base_ms=int(self._resend_base * 1000),
+            cap_ms=int(UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS * 1000),
+            retry_for_ms=int(UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS * 1000),
+        )
+        if kept:
+            log.info("message %s refused UNKNOWN_RECIPIENT after a failover: kept", message_id)
+        return kept
 
     def _fail(self, message_id: str, peer: str, refusal: _Refused) -> None:
         if self._store.mark_failed(message_id, f"{refusal.code}: {refusal.message}"):

@@ -33,9 +33,17 @@ CREATE TABLE IF NOT EXISTS messages (
     server_ts      INTEGER,                  -- when the server stored it, once known
     status         TEXT NOT NULL,
     seen_reported  INTEGER NOT NULL DEFAULT 0,  -- incoming: markSeen went out
+    seen_epoch     TEXT,                     -- incoming: its seenStored's epoch (§7)
+    seen_cell      TEXT,                     -- incoming: the cell that stored the receipt
+    seen_dv        INTEGER,                  -- incoming: the directory version known then
     frame          TEXT,                     -- outgoing, until delivered: the frame to resend
     resend         INTEGER NOT NULL DEFAULT 0,  -- outgoing and sent: to send again (§7)
     error          TEXT,                     -- outgoing and failed: why
+    ack_epoch      TEXT,                     -- outgoing: the epoch of its last ack (§7)
+    ack_cell       TEXT,                     -- outgoing: the cell that stored it
+    ack_dv         INTEGER,                  -- outgoing: the directory version known then
+    retry_at       INTEGER,                  -- outgoing, kept after UNKNOWN_RECIPIENT: next try
+    retry_until    INTEGER,                  -- ... and the last (ms)
     stored_at      INTEGER NOT NULL,
     PRIMARY KEY (sender, message_id)
 );
@@ -146,6 +154,30 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class StoredAt:
+    """Where the server stored one of our frames (docs/protocol.md §7): the `epoch` of its
+    answer (`ack`, `seenStored`), the cell that stored it (the recipient's home by our
+    directory then; None without a directory), and the directory version we knew then."""
+
+    epoch: str | None
+    cell: str | None
+    directory_version: int | None
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """Frames sent and not answered yet (`HistoryStore.resends_outstanding`)."""
+
+    resends: int  # messages sent again after a failover (§7), due now
+    seen_marks: int  # `seen` marks without their `seenStored`
+    kept: int  # messages kept after UNKNOWN_RECIPIENT, due later
+
+    @property
+    def due(self) -> int:
+        return self.resends + self.seen_marks
+
+
+@dataclass(frozen=True)
 class OutboxEntry:
     """A message the server has not acknowledged yet, and the exact frame that carries it."""
 
@@ -224,7 +256,17 @@ class HistoryStore:
     def _add_missing_columns(self) -> None:
         """A history made by an older SDK gets the columns added since (nothing else moves)."""
         added = {
-            "messages": {"resend": "INTEGER NOT NULL DEFAULT 0"},
+            "messages": {
+                "resend": "INTEGER NOT NULL DEFAULT 0",
+                "seen_epoch": "TEXT",
+                "seen_cell": "TEXT",
+                "seen_dv": "INTEGER",
+                "ack_epoch": "TEXT",
+                "ack_cell": "TEXT",
+                "ack_dv": "INTEGER",
+                "retry_at": "INTEGER",
+                "retry_until": "INTEGER",
+            },
             "rejected": {
                 "body": "TEXT",
                 "nonce": "TEXT",
@@ -327,15 +369,70 @@ class HistoryStore:
 
     # --- the outbox and status --------------------------------------------------------
 
-    def next_pending(self) -> OutboxEntry | None:
+    def next_pending(self, now_ms: int | None = None) -> OutboxEntry | None:
         """The oldest message to send: not acknowledged by the server yet, or marked to go
-        again after a failover. Sent one at a time, in the order they were written."""
+        again after a failover, and not waiting for a later try (`retry_at`). Sent one at
+        a time, in the order they were written."""
         row = self._db.execute(
             "SELECT message_id, peer, frame FROM messages WHERE sender = ?"
-            " AND (status = ? OR resend = 1) ORDER BY rowid LIMIT 1",
-            (self.me, MessageStatus.PENDING),
+            " AND (status = ? OR resend = 1) AND (retry_at IS NULL OR retry_at <= ?)"
+            " ORDER BY rowid LIMIT 1",
+            (self.me, MessageStatus.PENDING, _now_ms() if now_ms is None else now_ms),
         ).fetchone()
         return OutboxEntry(row["message_id"], row["peer"], row["frame"]) if row else None
+
+    def next_retry_at(self) -> int | None:
+        """When the earliest message kept for a later try (`keep_for_retry`) is due (ms)."""
+        row = self._db.execute(
+            "SELECT MIN(retry_at) FROM messages WHERE sender = ? AND retry_at IS NOT NULL"
+            " AND (status = ? OR resend = 1)",
+            (self.me, MessageStatus.PENDING),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def keep_for_retry(
+        self, message_id: str, *, base_ms: int, cap_ms: int, retry_for_ms: int
+    ) -> bool:
+        """Keep a refused message to try again later, for up to `retry_for_ms` after its
+        first such refusal (§7, UNKNOWN_RECIPIENT after a failover), backing off: each wait
+        is the time since that first refusal, between `base_ms` and `cap_ms`. False once
+        that is over (the refusal is then final)."""
+        now = _now_ms()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT retry_until FROM messages WHERE sender = ? AND message_id = ?",
+                (self.me, message_id),
+            ).fetchone()
+            if row is None:
+                return False
+            until = row["retry_until"] if row["retry_until"] is not None else now + retry_for_ms
+            if now >= until:
+                return False
+            delay = min(cap_ms, max(base_ms, now - (until - retry_for_ms)))
+            db.execute(
+                "UPDATE messages SET retry_at = ?, retry_until = ?"
+                " WHERE sender = ? AND message_id = ?",
+                (min(now + delay, until), until, self.me, message_id),
+            )
+        return True
+
+    def resends_outstanding(self) -> Outstanding:
+        """What was sent and is still waiting for its answer beyond the outbox's head:
+        messages marked to go again (§7), kept for a later try, and `seen` marks sent
+        without their `seenStored` yet."""
+        now = _now_ms()
+        resends, kept = self._db.execute(
+            "SELECT COALESCE(SUM(retry_at IS NULL OR retry_at <= ?), 0),"
+            " COALESCE(SUM(retry_at > ?), 0) FROM messages WHERE sender = ?"
+            " AND (resend = 1 OR (status = ? AND retry_at IS NOT NULL))",
+            (now, now, self.me, MessageStatus.PENDING),
+        ).fetchone()
+        (marks,) = self._db.execute(
+            "SELECT COUNT(*) FROM messages WHERE outgoing = 0 AND status = ?"
+            " AND seen_reported = 1 AND seen_epoch IS NULL",
+            (MessageStatus.SEEN,),
+        ).fetchone()
+        return Outstanding(int(resends), int(marks), int(kept))
 
     def pending_count(self) -> int:
         """How many of our messages the server has not acknowledged yet."""
@@ -354,10 +451,19 @@ class HistoryStore:
         ).fetchone()
         return row is not None
 
-    def mark_sent(self, message_id: str, server_ts: int | None) -> bool:
+    def mark_sent(
+        self, message_id: str, server_ts: int | None, stored: StoredAt | None = None
+    ) -> bool:
         """The server's `ack`: the message is stored there (its frame is kept until the
-        `delivered` receipt). True if that moved it from pending to sent."""
+        `delivered` receipt), at `stored` (§7: the ack's epoch, the cell, the directory
+        version; a resend's ack replaces them). True if that moved it from pending to sent."""
+        stored = stored or StoredAt(None, None, None)
         with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET ack_epoch = ?, ack_cell = ?, ack_dv = ?, retry_at = NULL,"
+                " retry_until = NULL WHERE sender = ? AND message_id = ? AND frame IS NOT NULL",
+                (stored.epoch, stored.cell, stored.directory_version, self.me, message_id),
+            )
             cursor = db.execute(
                 "UPDATE messages SET status = ?, server_ts = ?, resend = 0"
                 " WHERE sender = ? AND message_id = ? AND status = ?",
@@ -372,7 +478,8 @@ class HistoryStore:
         it failed; a refused resend stays as it was (sent), and is not sent again."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE messages SET status = ?, error = ?, frame = NULL, resend = 0"
+                "UPDATE messages SET status = ?, error = ?, frame = NULL, resend = 0,"
+                " retry_at = NULL, retry_until = NULL"
                 " WHERE sender = ? AND message_id = ? AND status = ?",
                 (MessageStatus.FAILED, error, self.me, message_id, MessageStatus.PENDING),
             )
@@ -383,23 +490,28 @@ class HistoryStore:
     def _end_resend(self, db: sqlite3.Connection, message_id: str) -> None:
         """A resend was answered (acked or refused): nothing more to send for it."""
         db.execute(
-            "UPDATE messages SET resend = 0 WHERE sender = ? AND message_id = ?",
+            "UPDATE messages SET resend = 0, retry_at = NULL, retry_until = NULL"
+            " WHERE sender = ? AND message_id = ?",
             (self.me, message_id),
         )
 
-    def mark_undelivered_for_resend(self, to: Callable[[str], bool] | None = None) -> list[str]:
+    def mark_undelivered_for_resend(
+        self, which: Callable[[str, StoredAt], bool] | None = None
+    ) -> list[str]:
         """docs/protocol.md §7, after a failover: every message the server stored (sent) but
         whose `delivered` receipt has not come goes again, the same frame; their ids.
-        `to`: only those to the peers it accepts (a peer's cell failed over)."""
+        `which`: only those it accepts, given their recipient and where they were stored."""
         with self._transaction() as db:
             ids = [
                 row["message_id"]
                 for row in db.execute(
-                    "SELECT message_id, peer FROM messages WHERE sender = ? AND status = ?"
-                    " AND frame IS NOT NULL AND resend = 0 ORDER BY rowid",
+                    "SELECT message_id, peer, ack_epoch, ack_cell, ack_dv FROM messages"
+                    " WHERE sender = ? AND status = ? AND frame IS NOT NULL AND resend = 0"
+                    " ORDER BY rowid",
                     (self.me, MessageStatus.SENT),
                 )
-                if to is None or to(row["peer"])
+                if which is None
+                or which(row["peer"], StoredAt(row["ack_epoch"], row["ack_cell"], row["ack_dv"]))
             ]
             db.executemany(
                 "UPDATE messages SET resend = 1 WHERE sender = ? AND message_id = ?",
@@ -444,7 +556,8 @@ class HistoryStore:
         return ids
 
     def unreported_seen(self) -> dict[str, list[str]]:
-        """Messages read here whose `markSeen` has not gone out yet, by sender."""
+        """Messages read here whose `markSeen` has not gone out yet (or goes again), by
+        sender."""
         pending: dict[str, list[str]] = {}
         for row in self._db.execute(
             "SELECT sender, message_id FROM messages WHERE outgoing = 0 AND status = ?"
@@ -455,11 +568,60 @@ class HistoryStore:
         return pending
 
     def mark_seen_reported(self, sender: str, message_ids: Iterable[str]) -> None:
+        """The `markSeen` went out; the mark is kept until its `seenStored`."""
         with self._transaction() as db:
             db.executemany(
-                "UPDATE messages SET seen_reported = 1 WHERE sender = ? AND message_id = ?",
+                "UPDATE messages SET seen_reported = 1, seen_epoch = NULL"
+                " WHERE sender = ? AND message_id = ?",
                 [(sender, message_id) for message_id in message_ids],
             )
+
+    def mark_seen_stored(self, sender: str, message_ids: Iterable[str], stored: StoredAt) -> None:
+        """`seenStored`: the `seen` receipt of these marks is queued for `sender`, at `stored`."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE messages SET seen_epoch = ?, seen_cell = ?, seen_dv = ?"
+                " WHERE sender = ? AND message_id = ? AND outgoing = 0 AND seen_reported = 1",
+                [
+                    (stored.epoch, stored.cell, stored.directory_version, sender, message_id)
+                    for message_id in message_ids
+                ],
+            )
+
+    def unanswered_seen_again(self) -> int:
+        """A new connection: marks that went out and were never answered go again."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE messages SET seen_reported = 0 WHERE outgoing = 0 AND status = ?"
+                " AND seen_reported = 1 AND seen_epoch IS NULL",
+                (MessageStatus.SEEN,),
+            )
+        return cursor.rowcount
+
+    def mark_seen_for_resend(self, which: Callable[[str, StoredAt], bool] | None = None) -> int:
+        """§7: the `seen` marks stored (answered `seenStored`) go again, the same frame;
+        `which`: only those it accepts, given their sender and where they were stored.
+        How many."""
+        with self._transaction() as db:
+            keys = [
+                (row["sender"], row["message_id"])
+                for row in db.execute(
+                    "SELECT sender, message_id, seen_epoch, seen_cell, seen_dv FROM messages"
+                    " WHERE outgoing = 0 AND status = ? AND seen_reported = 1"
+                    " AND seen_epoch IS NOT NULL",
+                    (MessageStatus.SEEN,),
+                )
+                if which is None
+                or which(
+                    row["sender"], StoredAt(row["seen_epoch"], row["seen_cell"], row["seen_dv"])
+                )
+            ]
+            db.executemany(
+                "UPDATE messages SET seen_reported = 0, seen_epoch = NULL"
+                " WHERE sender = ? AND message_id = ?",
+                keys,
+            )
+        return len(keys)
 
     # --- what could not be read ---------------------------------------------------------
 

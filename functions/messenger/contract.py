@@ -434,7 +434,8 @@ assert not GATEWAY_ROUTES_BY_KEY.keys() & ROUTES_BY_KEY.keys()
 RELAY = Function(
     handler="messenger.handlers.relay.handler",
     function_name="Relay",
-    # ANNOUNCE: delivering what it stores may find a connection closed.
-    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE}),
+    # ANNOUNCE: delivering what it stores may find a connection closed. RELAY: what
+    # arrives for a range of shards that moved away is forwarded to its new home.
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

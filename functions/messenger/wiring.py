@@ -29,6 +29,7 @@ from messenger.dal.queue import Queue
 from messenger.dal.queue_counts import QueueCounts
 from messenger.dal.rate_limits import RateLimits
 from messenger.dal.server_keys import ServerKeys
+from messenger.dal.shard_states import ShardStates
 from messenger.dal.subscriptions import Subscriptions
 from messenger.logic.catch_up import CatchUp
 from messenger.logic.cell_view import CellView
@@ -150,7 +151,8 @@ class Services:
             CellState(self.dynamodb, table), self.settings.cell_side, self.clock
         )
         cell = self.settings.cell
-        self.cells = Cells(cell)
+        # Made once per container: it keeps the moves of shards for up to 2 s.
+        self.cells = Cells(cell, ShardStates(self.dynamodb, table), self.clock)
         self.peers = Peers(
             self.cells, RelayClient(self.lambda_client_factory, cell.cell_id, cell.relays())
         )
@@ -250,6 +252,7 @@ class Services:
             self.identity,
             lambda: self.presence(endpoint),
             lambda: self.presence_changes(endpoint),
+            self.peers,
         )
 
     def presence(self, endpoint: str) -> Presence:

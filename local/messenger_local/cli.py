@@ -240,6 +240,12 @@ def cells_banner(stack: LocalStack, function_log: str) -> str:
                 f"curl -X POST -H '{LOCAL_HEADER}: {LOCAL_HEADER_VALUE}' "
                 f"http://{stack.host}:{stack.port}/_local/failover/{cell_id})"
             )
+    if len(stack.cell_ids) > 1:
+        cells.append(
+            f"  move shards     curl -X POST -H '{LOCAL_HEADER}: {LOCAL_HEADER_VALUE}' "
+            f"http://{stack.host}:{stack.port}/_local/move "
+            """-d '{"from": "c0", "to": "c1", "lo": 0, "hi": 99}'"""
+        )
     first = stack.cell(stack.cell_ids[0])
     tables = ", ".join(first.table_names.values())
     return "\n".join(

@@ -62,6 +62,11 @@ class LocalDirectory:
         for stage in self._stages:
             stage.stage_variables.update(stage_variables_of(outcome.directory))
 
+    def publish_map(self, shard_map: ShardMap) -> None:
+        """Publish with a new shard map (a shard move, messenger_local.moves)."""
+        self.shard_map = shard_map
+        self.publish()
+
     @property
     def current(self) -> Directory:
         """What GET /directory.json answers: the last published version."""

@@ -33,6 +33,7 @@ from messenger_local.events import new_api_id
 from messenger_local.function_services import FunctionClients, runtime_variables
 from messenger_local.gateway import Limits
 from messenger_local.lambda_api import Target
+from messenger_local.moves import LocalMoves
 from messenger_local.server import (
     AddRoutes,
     FailOver,
@@ -207,6 +208,7 @@ def _site(
     parts.directory = directory
     directory.open({cell.cell_id: cell.ws_url for cell in by_cell(parts.cells).values()})
     site = [directory_site(lambda: directory.current.to_wire(), parts.cells[0].stage)]
+    site.append(LocalMoves(by_cell(parts.cells), directory).add_routes)
     if config.standby:
         site.append(failover_site(fail_over))
     return site

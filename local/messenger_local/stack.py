@@ -281,8 +281,11 @@ class LocalStack:
         return self.cell(cell_id).ws_url
 
     def home_of(self, user_id: str) -> str:
-        """The user's home cell (docs/protocol.md §6)."""
-        return self.shard_map.home_of(user_id)
+        """The user's home cell (docs/protocol.md §6), by the directory published last
+        (a shard move changes it)."""
+        if self._config.one_stage:
+            return self.shard_map.home_of(user_id)
+        return self.directory.home_of(user_id)
 
     def home_url(self, user_id: str) -> str:
         """The WebSocket URL the user connects to."""

@@ -167,6 +167,37 @@ class ShardMap:
     def to_wire(self) -> list[list[Any]]:
         return [entry.to_wire() for entry in self.ranges]
 
+    def owns(self, cell: str, first: int, last: int) -> bool:
+        """Whether `cell` owns every shard of first..last (a move's source must)."""
+        if not 0 <= first <= last < self.shards:
+            return False
+        return all(
+            entry.cell == cell
+            for entry in self.ranges
+            if entry.first <= last and first <= entry.last
+        )
+
+    def reassigned(self, first: int, last: int, cell: str) -> ShardMap:
+        """This map with first..last given to `cell` (a shard move, §6); neighbouring
+        ranges of the same cell are joined, so the map stays as short as it can be."""
+        pieces: list[ShardRange] = []
+        for entry in self.ranges:
+            if entry.last < first or last < entry.first:
+                pieces.append(entry)
+                continue
+            if entry.first < first:
+                pieces.append(ShardRange(entry.first, first - 1, entry.cell))
+            if last < entry.last:
+                pieces.append(ShardRange(last + 1, entry.last, entry.cell))
+        pieces.append(ShardRange(first, last, cell))
+        joined: list[ShardRange] = []
+        for entry in sorted(pieces, key=lambda r: r.first):
+            if joined and joined[-1].cell == entry.cell and joined[-1].last + 1 == entry.first:
+                joined[-1] = ShardRange(joined[-1].first, entry.last, entry.cell)
+            else:
+                joined.append(entry)
+        return ShardMap(self.shards, tuple(joined))
+
 
 def numbered_copy_url(directory_url: str, version: int) -> str:
     """Where a version of the directory is served forever: the stable URL with

@@ -42,6 +42,9 @@ __all__ = [
     "RESEND_BASE_SECONDS",
     "RESEND_CAP_SECONDS",
     "RETRYABLE_CODES",
+    "UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS",
+    "UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS",
+    "UNKNOWN_RECIPIENT_WINDOW_SECONDS",
     "backoff_delay",
     "ping_delay",
     "resend_wait",
@@ -68,6 +71,13 @@ FINAL_HANDSHAKE_STATUSES = frozenset({401, 403})
 # frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
 # is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
 FINAL_CLOSE_ERRORS = frozenset({ErrorCode.REPLACED})
+
+# A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
+# changed epoch may be a registration the failover lost (§7): the message is kept and
+# sent again, backing off up to the cap, for up to a day after the first such refusal.
+UNKNOWN_RECIPIENT_WINDOW_SECONDS = 3600.0
+UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS = 86400.0
+UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS = 600.0
 
 # --- backoff ---------------------------------------------------------------------------
 # A retry's step doubles from the base up to the cap (`backoff_delay`); past this many

@@ -163,3 +163,73 @@ def test_an_older_setting_finishing_last_does_not_win(h: Harness, bob: TestUser)
     assert contacts.contacts_of_among(profile, ["alice", "carol"]) == {"alice"}
     kept = [i["sk"]["S"] for i in h.dump()["test-users"] if i["sk"]["S"].startswith("SEE#")]
     assert kept == [f"SEE#{newer}#alice"]
+
+
+def stored_contacts(h: Harness, user_id: str) -> list[str]:
+    return sorted(
+        item["sk"]["S"].rsplit("#", 1)[1]
+        for item in h.dump()["test-users"]
+        if item["pk"]["S"] == f"U#{user_id}" and item["sk"]["S"].startswith("SEE#")
+    )
+
+
+def edit_visibility(h: Harness, connection: Connection, **edit: list[str]) -> dict[str, Any]:
+    reply = h.send(
+        connection, {"action": "setPresenceVisibility", "visibility": "contacts", **edit}
+    )
+    assert reply is not None
+    return reply
+
+
+def test_add_and_remove_edit_the_stored_list(
+    h: Harness, alice: TestUser, carol: TestUser, bob: TestUser
+) -> None:
+    b = h.connect(bob)
+    a, c = h.connect(alice), h.connect(carol)
+    set_visibility(h, b, "contacts", ["alice"])
+    # add keeps the people already listed (the finding: it replaced the list with its own)
+    assert edit_visibility(h, b, add=["carol"])["count"] == 2
+    assert stored_contacts(h, "bob") == ["alice", "carol"]
+    for watcher in (a, c):
+        assert h.send(watcher, {"action": "getPresence", "userIds": ["bob"]})["users"][0]["online"]
+    assert edit_visibility(h, b, remove=["alice", "zed"])["count"] == 1
+    assert stored_contacts(h, "bob") == ["carol"]
+    assert h.send(a, {"action": "getPresence", "userIds": ["bob"]})["users"][0]["online"] is False
+    assert h.send(c, {"action": "getPresence", "userIds": ["bob"]})["users"][0]["online"] is True
+
+
+def test_an_edit_that_would_pass_the_limit_is_refused_and_writes_nothing(
+    h: Harness, bob: TestUser
+) -> None:
+    from messenger_protocol.limits import MAX_CONTACTS
+
+    b = h.connect(bob)
+    set_visibility(h, b, "contacts", [f"u{i}" for i in range(MAX_CONTACTS)])
+    before = h.dump()
+    reply = edit_visibility(h, b, add=["one-more"])
+    assert reply["type"] == "error" and reply["code"] == "BAD_REQUEST", reply
+    assert h.dump() == before
+
+
+def test_two_devices_editing_at_once_both_keep_their_contacts(
+    h: Harness, bob: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phone, laptop = h.connect(bob), h.connect(bob)
+    set_visibility(h, phone, "contacts", ["alice"])
+    contacts = h.services.contacts
+    write = contacts.set_visibility
+    interleaved: list[str] = []
+
+    def laptop_edits_first(*args: Any, **kwargs: Any) -> None:
+        # Given the laptop's edit taking effect between the phone's read and its write
+        if not interleaved:
+            interleaved.append("dave")
+            assert edit_visibility(h, laptop, add=["dave"])["count"] == 2
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(contacts, "set_visibility", laptop_edits_first)
+    # When the phone adds carol
+    assert edit_visibility(h, phone, add=["carol"])["count"] == 3
+    # Then both additions are in effect, and nothing of the overtaken attempt is left
+    assert interleaved == ["dave"]
+    assert stored_contacts(h, "bob") == ["alice", "carol", "dave"]

@@ -232,3 +232,29 @@ def test_the_signature_is_over_the_digest_not_the_text() -> None:
     signed = V12.sign(KEY)
     assert signed.sig is not None
     KEY.verify_key.verify(V12.digest(), b64url_decode(signed.sig))
+
+
+def test_a_range_given_to_another_cell_splits_and_joins_the_map() -> None:
+    # Given three cells' even split of 65,536 shards
+    shard_map = ShardMap.even(["c0", "c1", "c2"])
+    c0 = shard_map.ranges[0]
+    # When the top half of c0's range moves to c1, its neighbour
+    middle = (c0.first + c0.last) // 2
+    moved = shard_map.reassigned(middle + 1, c0.last, "c1")
+    # Then c0 keeps the bottom half and c1's ranges join into one
+    assert moved.to_wire()[0] == [0, middle, "c0"]
+    assert moved.to_wire()[1] == [middle + 1, shard_map.ranges[1].last, "c1"]
+    assert len(moved.ranges) == 3
+    # And ownership follows: c0 no longer owns what moved, c1 does
+    assert shard_map.owns("c0", middle + 1, c0.last)
+    assert not moved.owns("c0", middle + 1, c0.last)
+    assert moved.owns("c1", middle + 1, shard_map.ranges[1].last)
+    # And a range out of the map is nobody's
+    assert not moved.owns("c0", 0, 70000)
+    assert not moved.owns("c0", 5, 4)
+
+
+def test_a_range_in_the_middle_of_another_cells_range_splits_it_in_three() -> None:
+    shard_map = ShardMap.even(["c0", "c1"])
+    moved = shard_map.reassigned(100, 199, "c1")
+    assert moved.to_wire()[:3] == [[0, 99, "c0"], [100, 199, "c1"], [200, 32767, "c0"]]

@@ -25,6 +25,15 @@ export const FINAL_HANDSHAKE_STATUSES = new Set([401, 403]);
 // is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
 export const FINAL_CLOSE_ERRORS = new Set(["REPLACED"]);
 
+// A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
+// changed epoch may be a registration the failover lost (§7): the message is kept and
+// sent again, backing off up to the cap, for up to a day after the first such refusal.
+export const UNKNOWN_RECIPIENT_WINDOW_SECONDS = 3600;
+
+export const UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS = 86400;
+
+export const UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS = 600;
+
 // A retry's step doubles from the base up to the cap (`backoff_delay`); past this many
 // doublings the step is the cap anyway, and 2**n would only grow.
 export const BACKOFF_MAX_DOUBLINGS = 32;

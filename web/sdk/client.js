@@ -12,12 +12,15 @@
 // - Sending (outbox.js): each text is encrypted once (NaCl Box, fresh nonce, ULID
 //   messageId, strictly increasing sentAt) and its frame kept; the outbox sends one message
 //   at a time, in order, and resends the same frame with backoff until `ack`, across
-//   reconnects. A message keeps its frame until `delivered`, and goes again after a
-//   failover (§7). Beyond §7: with a directory, the client reads it again on every
-//   connection and every `directoryInterval` while connected; when a newer version moves a
-//   peer's cell, what was not delivered to that cell's users goes again the same way (a
-//   message acked by a peer's lost primary and never replicated is otherwise lost: nothing
-//   else tells us).
+//   reconnects. A message keeps its frame until `delivered`, with the epoch of its `ack`
+//   and the cell that stored it; a `seen` mark is kept until its `seenStored`. Both go
+//   again after a failover, on every rule of §7 (failover.js): a new `epoch` in
+//   `syncDone`, our home moved, or a newer directory showing another epoch for the cell
+//   that stored it or another home for its recipient. With a directory, the client reads
+//   it again on every connection and every `directoryInterval` while connected (and when
+//   a `pong` names a newer version). A message refused UNKNOWN_RECIPIENT within an hour
+//   after its recipient's cell changed epoch is kept and sent again, backing off, for up
+//   to a day.
 // - Receiving (inbox.js): every `message` is deduplicated by (from, messageId), decrypted
 //   with the sender's pinned key (which verifies the sender), stored, and only then acked
 //   (in batches, acks.js). One whose sender's keys changed is held (ciphertext, stored,
@@ -49,6 +52,7 @@ import {
   RESEND_CAP_SECONDS,
 } from './client-rules.generated.js';
 import { Directory, homeCellOf } from './directory.js';
+import { EpochChanges, movedSince, SINGLE_CELL, storedAt } from './failover.js';
 import { History } from './history.js';
 import { Inbox } from './inbox.js';
 import { MAX_CONTACTS } from './limits.generated.js';
@@ -114,7 +118,14 @@ export class MessengerClient extends Emitter {
     });
     const publish = (type, event) => this.emit(type, event);
     const { requestTimeout, resendBase, resendCap, ackDelay } = this.settings;
-    this.outbox = new Outbox(history, this.connection, { resendBase, resendCap, publish, log: this.log });
+    this.epochChanges = new EpochChanges(history);
+    this.outbox = new Outbox(history, this.connection, {
+      resendBase,
+      resendCap,
+      publish,
+      log: this.log,
+      keepUnknownRecipient: (peer) => this.#keepsUnknownRecipient(peer),
+    });
     this.replies = new Replies(this.connection, requestTimeout);
     this.pinning = new KeyPinning(history, this.connection, this.replies, { timeout: requestTimeout, publish });
     this.presenceTracker = new PresenceTracker(this.connection, this.replies, publish);
@@ -126,6 +137,7 @@ export class MessengerClient extends Emitter {
       ackDelay,
       publish,
       log: this.log,
+      onEpoch: (epoch) => this.#homeEpoch(epoch),
     });
     // The user's own choice (setVisibility) outlives the page; the settings are the default.
     this.settings.presenceVisibility = history.getMeta(VISIBILITY_KEY) ?? this.settings.presenceVisibility;
@@ -370,9 +382,21 @@ export class MessengerClient extends Emitter {
         break;
       case 'ack':
         if (typeof frame.messageId === 'string') {
-          this.outbox.acked(frame.messageId, Number.isInteger(frame.serverTs) ? frame.serverTs : null)
+          const peer = this.history.own(frame.messageId)?.peer ?? null;
+          const stored = this.#storedAt(peer, frame.epoch, frame.dv);
+          this.outbox.acked(frame.messageId, Number.isInteger(frame.serverTs) ? frame.serverTs : null, stored)
             .catch((error) => this.#quietly(error));
         }
+        break;
+      case 'seenStored':
+        if (typeof frame.to === 'string' && Array.isArray(frame.messageIds)) {
+          const stored = this.#storedAt(frame.to, frame.epoch, null);
+          // In the inbox's order, after the marks it answers were recorded as sent.
+          this.inbox.items = this.inbox.items
+            .then(() => this.inbox.seenStored(frame.to, frame.messageIds, stored))
+            .catch((error) => this.#quietly(error));
+        }
+        this.replies.answer(frame);
         break;
       case 'error':
         this.#onError(frame);
@@ -385,7 +409,9 @@ export class MessengerClient extends Emitter {
       default:
         if (frame.type === 'presence') this.presenceTracker.update(frame);
         if (frame.type === 'pong' && this.directory && Number.isInteger(frame.dv)) {
-          this.directory.learnVersion(frame.dv).catch((error) => this.#quietly(error));
+          this.directory.learnVersion(frame.dv)
+            .then(() => this.#directoryNews(this.directory.document))
+            .catch((error) => this.#quietly(error));
         }
         this.replies.answer(frame); // keys, presence, pong, presenceVisibility: answers
     }
@@ -407,8 +433,10 @@ export class MessengerClient extends Emitter {
       const home = await this.directory.home(this.userId, { refresh });
       const previous = this.history.getMeta('homeUrl');
       if (previous && previous !== home.url) {
-        // §7: our home moved (a failover): what has no `delivered` receipt goes again.
+        // Rule 2 (§7): our home moved: what has no `delivered` receipt goes again, and
+        // every seen mark (they go on the connection being made).
         await this.outbox.resendUndelivered();
+        await this.inbox.resendSeen();
       }
       if (previous !== home.url) await this.history.setMeta('homeUrl', home.url);
       url = home.url;
@@ -443,15 +471,79 @@ export class MessengerClient extends Emitter {
     if (status.state === ConnectionState.REPLACED) this.emit('replaced', status);
   }
 
-  /** Beyond §7: the directory moved these cells (a failover): what we sent to their users
-   * and was not delivered may be lost with a primary, and goes again. */
+  // --- failover (docs/protocol.md §7; the rules: failover.js) ------------------------------
+
+  /** Where an answer (`ack`, `seenStored`) says a frame for `peer` was stored: its epoch,
+   * the peer's home cell by our directory now, the directory version known. */
+  #storedAt(peer, epoch, dv) {
+    const document = this.directory?.document;
+    if (!document) return storedAt(epoch, null, dv);
+    const cell = peer ? homeCellOf(document, peer) : null;
+    return storedAt(epoch, cell, Math.max(document.version, Number.isInteger(dv) ? dv : 0));
+  }
+
+  /** A `syncDone` named our home cell's epoch: remember when it changed. */
+  async #homeEpoch(epoch) {
+    const document = this.directory?.document;
+    const cell = document ? homeCellOf(document, this.userId) : SINGLE_CELL;
+    await this.epochChanges.note(cell, epoch, Date.now());
+  }
+
+  /** The directory moved these cells (another url): rule 3, the moved cells counting as
+   * a new epoch. */
   async #cellsMoved(document, cells) {
-    await this.outbox.resendUndelivered((peer) => cells.has(homeCellOf(document, peer)));
+    await this.#directoryNews(document, cells);
+  }
+
+  /** Rule 3 on a directory just read: what it shows stored elsewhere goes again. */
+  async #directoryNews(document, moved = new Set()) {
+    if (!document) return;
+    await this.epochChanges.noteDirectory(document, Date.now());
+    const again = (peer, stored) => movedSince(stored, document, peer, moved);
+    await this.outbox.resendUndelivered(again);
+    if (await this.inbox.resendSeen(again)) {
+      try {
+        await this.inbox.reportSeen();
+      } catch (error) {
+        if (!(error instanceof NotConnected)) throw error; // else on the next connection
+      }
+    }
+  }
+
+  /** UNKNOWN_RECIPIENT: keep the message if the recipient's cell changed epoch within the
+   * hour (§7), as the directory says after a fresh read. */
+  async #keepsUnknownRecipient(peer) {
+    const document = this.directory?.document;
+    if (!document) return this.epochChanges.keepsUnknownRecipient(SINGLE_CELL, Date.now());
+    try {
+      await this.directory.learnVersion(document.version + 1); // read it now
+    } catch (error) {
+      this.#quietly(error);
+    }
+    await this.#directoryNews(this.directory.document);
+    return this.epochChanges.keepsUnknownRecipient(homeCellOf(this.directory.document, peer), Date.now());
+  }
+
+  /** Until the messages this client sent again after a failover (§7) are answered and our
+   * `seen` marks too, or `timeout` ms: {resent, left, seenMarksLeft, kept}. What is left
+   * stays in the history for the next connection. */
+  async waitResends(timeout) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const left = [...this.outbox.resent].filter((messageId) => this.history.needsSending(messageId)).length;
+      const { seenMarks, kept } = this.history.outstanding();
+      if ((!left && !seenMarks) || Date.now() >= deadline) {
+        return { resent: this.outbox.resent.size, left, seenMarksLeft: seenMarks, kept };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** A look at the directory, in the background (a failed read waits for the next). */
   #lookAtDirectory() {
-    this.directory.lookAgain().catch((error) => this.#quietly(error));
+    this.directory.lookAgain()
+      .then(() => this.#directoryNews(this.directory.document))
+      .catch((error) => this.#quietly(error));
   }
 
   #quietly(error) {

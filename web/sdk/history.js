@@ -4,12 +4,17 @@
 // write is awaited before the server hears about it (store before ack).
 //
 // A message record: {sender, peer, messageId, outgoing, text, sentAt, serverTs, status,
-// read, seenReported, frame, resend, error}. `status` of our own messages moves forward
+// read, seenReported, frame, resend, error, stored, seenStored, retryAt, retryUntil}.
+// `stored`: where the last `ack` of our message says it was stored (failover.js,
+// `storedAt`); `seenStored`: the same of the `seenStored` answering our `seen` mark, which
+// is kept until then (§7); `retryAt`/`retryUntil`: a message kept after
+// UNKNOWN_RECIPIENT, tried again then, for up to a day (§7). `status` of our own messages moves forward
 // only: pending -> sent -> delivered -> seen (or failed); received messages are
 // "received". Our own messages keep their exact frame until delivered: a resend (after no
 // ack, or after a failover, §7) is that frame, byte for byte.
 
 import { PeerKeys } from './crypto.js';
+import { storedAt } from './failover.js';
 
 export const Status = Object.freeze({
   PENDING: 'pending',
@@ -136,12 +141,51 @@ export class History {
     return Boolean(record && (record.status === Status.PENDING || record.resend));
   }
 
-  /** The oldest message to send, or null. */
-  nextToSend() {
+  /** The oldest message to send, not waiting for a later try (`retryAt`), or null. */
+  nextToSend(nowMs = Date.now()) {
     const waiting = [...this.messages.values()].filter(
-      (record) => record.outgoing && (record.status === Status.PENDING || record.resend),
+      (record) => record.outgoing && (record.status === Status.PENDING || record.resend) && !(record.retryAt > nowMs),
     );
     return waiting.sort(byTime)[0] ?? null;
+  }
+
+  /** When the earliest message kept for a later try is due (ms), or null. */
+  nextRetryAt() {
+    let due = null;
+    for (const record of this.messages.values()) {
+      if (record.outgoing && Number.isInteger(record.retryAt) && (record.status === Status.PENDING || record.resend)) {
+        due = due === null ? record.retryAt : Math.min(due, record.retryAt);
+      }
+    }
+    return due;
+  }
+
+  /** Keep a refused message to try again later, for up to `retryForMs` after its first
+   * such refusal (§7, UNKNOWN_RECIPIENT after a failover), backing off: each wait is the
+   * time since that first refusal, between `baseMs` and `capMs`. False once that is over
+   * (the refusal is then final). */
+  async keepForRetry(messageId, { baseMs, capMs, retryForMs }, nowMs = Date.now()) {
+    const record = this.own(messageId);
+    if (!record) return false;
+    const until = record.retryUntil ?? nowMs + retryForMs;
+    if (nowMs >= until) return false;
+    const delay = Math.min(capMs, Math.max(baseMs, nowMs - (until - retryForMs)));
+    await this.#save({ ...record, retryAt: Math.min(nowMs + delay, until), retryUntil: until });
+    return true;
+  }
+
+  /** Frames sent and not answered yet: messages marked to go again (§7), `seen` marks
+   * without their `seenStored`, messages kept for a later try. */
+  outstanding(nowMs = Date.now()) {
+    let resends = 0;
+    let seenMarks = 0;
+    let kept = 0;
+    for (const record of this.messages.values()) {
+      if (record.outgoing && record.retryAt > nowMs && (record.status === Status.PENDING || record.resend)) kept += 1;
+      else if (record.outgoing && record.resend) resends += 1;
+      else if (!record.outgoing && record.read && record.seenReported && !record.seenStored) seenMarks += 1;
+    }
+    return { resends, seenMarks, kept };
   }
 
   /** The people we sent a message to, the most recent first (at most `limit`). */
@@ -159,14 +203,20 @@ export class History {
     return last;
   }
 
-  /** The server stored it (an `ack`): true if that moved it to `sent`. */
-  async markSent(messageId, serverTs) {
+  /** The server stored it (an `ack`), at `stored` (§7: the ack's epoch, the cell, the
+   * directory version; a resend's ack replaces them): true if that moved it to `sent`. */
+  async markSent(messageId, serverTs, stored = null) {
     const record = this.own(messageId);
     if (!record) return false;
     const moved = record.status === Status.PENDING;
-    if (!moved && !record.resend) return false;
+    const where = record.frame ? { stored, retryAt: null, retryUntil: null } : {};
+    if (!moved && !record.resend) {
+      if (record.frame) await this.#save({ ...record, ...where });
+      return false;
+    }
     await this.#save({
       ...record,
+      ...where,
       status: moved ? Status.SENT : record.status,
       serverTs: record.serverTs ?? serverTs,
       resend: false,
@@ -180,10 +230,10 @@ export class History {
     const record = this.own(messageId);
     if (!record) return false;
     if (record.status !== Status.PENDING) {
-      if (record.resend) await this.#save({ ...record, resend: false });
+      if (record.resend) await this.#save({ ...record, resend: false, retryAt: null, retryUntil: null });
       return false;
     }
-    await this.#save({ ...record, status: Status.FAILED, error, resend: false });
+    await this.#save({ ...record, status: Status.FAILED, error, resend: false, retryAt: null, retryUntil: null });
     return true;
   }
 
@@ -202,11 +252,11 @@ export class History {
   }
 
   /** §7: after a failover, every message without a `delivered` receipt goes again;
-   * `to(peer)`: only those to the peers it accepts (a peer's cell failed over). */
-  async markUndeliveredForResend(to = () => true) {
+   * `which(peer, stored)`: only those it accepts, by recipient and where they were stored. */
+  async markUndeliveredForResend(which = () => true) {
     const marked = [];
-    for (const record of this.messages.values()) {
-      if (record.outgoing && record.status === Status.SENT && record.frame && !record.resend && to(record.peer)) {
+    for (const record of [...this.messages.values()].sort(byTime)) {
+      if (record.outgoing && record.status === Status.SENT && record.frame && !record.resend && which(record.peer, record.stored ?? storedAt())) {
         await this.#save({ ...record, resend: true });
         marked.push(record.messageId);
       }
@@ -297,11 +347,45 @@ export class History {
     return found;
   }
 
+  /** The `markSeen` went out; the mark is kept until its `seenStored`. */
   async markSeenReported(sender, messageIds) {
     for (const messageId of messageIds) {
       const record = this.messages.get(keyOf(sender, messageId));
-      if (record) await this.#save({ ...record, seenReported: true });
+      if (record) await this.#save({ ...record, seenReported: true, seenStored: null });
     }
+  }
+
+  /** `seenStored`: the `seen` receipt of these marks is queued for `sender`, at `stored`. */
+  async markSeenStored(sender, messageIds, stored) {
+    for (const messageId of messageIds) {
+      const record = this.messages.get(keyOf(sender, messageId));
+      if (record && !record.outgoing && record.seenReported) await this.#save({ ...record, seenStored: stored });
+    }
+  }
+
+  /** A connection ended: marks that went out and were never answered go again. */
+  async unansweredSeenAgain() {
+    let count = 0;
+    for (const record of [...this.messages.values()]) {
+      if (!record.outgoing && record.read && record.seenReported && !record.seenStored) {
+        await this.#save({ ...record, seenReported: false });
+        count += 1;
+      }
+    }
+    return count;
+  }
+
+  /** §7: the `seen` marks stored (answered) go again; `which(sender, stored)`: only those
+   * it accepts, by sender and where they were stored. How many. */
+  async markSeenForResend(which = () => true) {
+    let count = 0;
+    for (const record of [...this.messages.values()]) {
+      if (!record.outgoing && record.read && record.seenReported && record.seenStored && which(record.sender, record.seenStored)) {
+        await this.#save({ ...record, seenReported: false, seenStored: null });
+        count += 1;
+      }
+    }
+    return count;
   }
 
   // --- reading ------------------------------------------------------------------------

@@ -20,7 +20,9 @@
 //   message of ours without a `delivered` receipt goes again (docs/protocol.md §7).
 //
 // Whatever is not acked (the connection dropped, an unexpected failure) comes again with the
-// next sync. The `seen` marks of what the user read go out from here too.
+// next sync. The `seen` marks of what the user read go out from here too, and each is kept
+// until its `seenStored`, with where it was stored (§7): a mark not answered when its
+// connection ends goes again on the next one; a new epoch sends every mark again.
 
 import { decodePlaintext, openSealed } from './crypto.js';
 import { isMessageId, isUserId } from './encoding.js';
@@ -46,7 +48,7 @@ export class Inbox {
    * @param {number} parts.ackDelay ms acks of items that arrive together wait for each other
    * @param {(type: string, event: object) => void} parts.publish the client's events
    */
-  constructor(history, identity, { pinning, connection, outbox, presence, ackDelay, publish, log }) {
+  constructor(history, identity, { pinning, connection, outbox, presence, ackDelay, publish, log, onEpoch = async () => {} }) {
     this.history = history;
     this.identity = identity;
     this.pinning = pinning;
@@ -54,6 +56,7 @@ export class Inbox {
     this.outbox = outbox;
     this.presence = presence;
     this.publish = publish;
+    this.onEpoch = onEpoch; // every syncDone's epoch of our home cell, as it comes
     this.log = log ?? console;
     this.acks = new AckBatcher(connection, ackDelay);
     this.items = Promise.resolve();
@@ -76,6 +79,20 @@ export class Inbox {
   /** The connection is not online: not synced until the next one's sync is done. */
   connectionLost() {
     this.synced = false;
+    this.items = this.items.then(() => this.history.unansweredSeenAgain()).catch((error) => this.#quietly(error));
+  }
+
+  /** `seenStored`: the `seen` receipt of these marks is queued for `sender` (§7). */
+  async seenStored(sender, messageIds, stored) {
+    await this.history.markSeenStored(sender, messageIds, stored);
+  }
+
+  /** §7: the `seen` marks stored (those `which` accepts) go again, now or on the next
+   * connection; how many. */
+  async resendSeen(which) {
+    const marked = await this.history.markSeenForResend(which);
+    if (marked) this.log.info?.(`sending ${marked} seen marks again after a failover`);
+    return marked;
   }
 
   /** Ask for everything queued for us, page by page (a 'synced' event once all is stored). */
@@ -144,8 +161,18 @@ export class Inbox {
   }
 
   async #rememberEpoch(epoch) {
+    await this.onEpoch(epoch);
     const last = this.history.getMeta(EPOCH_KEY);
-    if (last !== undefined && last !== epoch) await this.outbox.resendUndelivered();
+    if (last !== undefined && last !== epoch) {
+      // Rule 1 (§7): a new epoch: every undelivered message and every seen mark goes again.
+      await this.outbox.resendUndelivered();
+      await this.resendSeen();
+      try {
+        await this.reportSeen();
+      } catch (error) {
+        if (!(error instanceof NotConnected)) throw error; // else on the next connection
+      }
+    }
     if (last !== epoch) await this.history.setMeta(EPOCH_KEY, epoch);
   }
 

@@ -9,19 +9,27 @@
 // refusals are worth another try, and the backoff, are the client rules'
 // (messenger_protocol/client_rules.py, generated into client-rules.generated.js).
 //
-// A message keeps its frame until its `delivered` receipt: after a failover (a new `epoch`,
-// or the directory moved our home cell: docs/protocol.md §7) the server may have lost it, so
-// `resendUndelivered` puts every sent-but-undelivered message back in the outbox, and it
-// goes again, byte for byte. Beyond §7, a failover of a peer's cell puts back the
-// undelivered messages to the users of that cell only, through the same call.
+// A message keeps its frame until its `delivered` receipt, and where its last `ack` says it
+// was stored (the ack's epoch, the cell, the directory version): after a failover
+// (docs/protocol.md §7, the rules in failover.js) the server may have lost it, so
+// `resendUndelivered` puts the sent-but-undelivered messages the rule names back in the
+// outbox, and they go again, byte for byte. A message refused UNKNOWN_RECIPIENT soon after
+// its recipient's cell changed epoch is kept and tried again later, backing off, for up to
+// a day (§7); the others go on meanwhile.
 
-import { RETRYABLE_CODES } from './client-rules.generated.js';
+import {
+  RETRYABLE_CODES,
+  UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS,
+  UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS,
+} from './client-rules.generated.js';
 import { NotConnected, SendRefused, UnknownUser } from './errors.js';
 import { Status } from './history.js';
 import { backoffDelay, deferred, firstOf, resendWait, sleep, withTimeout } from './util.js';
 
 export class Outbox {
-  constructor(history, connection, { resendBase, resendCap, publish, log }) {
+  /** `keepUnknownRecipient(peer)`: whether a refusal UNKNOWN_RECIPIENT may be a
+   * registration a failover lost (§7), so that the message is kept and tried again. */
+  constructor(history, connection, { resendBase, resendCap, publish, log, keepUnknownRecipient = async () => false }) {
     this.history = history;
     this.connection = connection;
     this.resendBase = resendBase;
@@ -32,6 +40,9 @@ export class Outbox {
     this.head = null;
     this.waiters = new Map();
     this.stopped = deferred();
+    this.keepUnknownRecipient = keepUnknownRecipient;
+    // Every message this outbox was asked to send again (§7), answered or not.
+    this.resent = new Set();
   }
 
   /** Something was added, or a connection opened: look at the outbox again. */
@@ -46,8 +57,9 @@ export class Outbox {
 
   /** After a failover: every message without a `delivered` receipt goes again (with `to`:
    * only those to the peers it accepts, whose cell failed over); their ids. */
-  async resendUndelivered(to) {
-    const marked = await this.history.markUndeliveredForResend(to);
+  async resendUndelivered(which) {
+    const marked = await this.history.markUndeliveredForResend(which);
+    for (const messageId of marked) this.resent.add(messageId);
     if (marked.length) this.wake();
     return marked;
   }
@@ -58,7 +70,9 @@ export class Outbox {
       const entry = this.history.nextToSend();
       if (!entry) {
         this.wakeSignal = deferred();
-        await this.wakeSignal.promise;
+        const due = this.history.nextRetryAt();
+        if (due === null) await this.wakeSignal.promise;
+        else await firstOf([this.wakeSignal.promise], Math.max(0, due - Date.now()));
         continue;
       }
       try {
@@ -85,9 +99,9 @@ export class Outbox {
 
   // --- what the server says ------------------------------------------------------------
 
-  /** An `ack`: the server stored the message (maybe a resend's second ack). */
-  async acked(messageId, serverTs) {
-    if (await this.history.markSent(messageId, serverTs)) {
+  /** An `ack`: the server stored the message (maybe a resend's second ack), at `stored`. */
+  async acked(messageId, serverTs, stored = null) {
+    if (await this.history.markSent(messageId, serverTs, stored)) {
       const record = this.history.own(messageId);
       this.publish('status', { peer: record.peer, messageIds: [messageId], status: Status.SENT });
     }
@@ -144,10 +158,24 @@ export class Outbox {
           await sleep(resendWait(delay, result.retryAfter), this.stopped.promise);
           continue;
         }
+        if (result.code === 'UNKNOWN_RECIPIENT' && (await this.#kept(messageId, peer))) return;
         await this.#fail(messageId, peer, result);
       }
       return;
     }
+  }
+
+  /** §7: refused UNKNOWN_RECIPIENT soon after the recipient's cell changed epoch: kept for
+   * a later try (the others go on meanwhile), for up to a day. */
+  async #kept(messageId, peer) {
+    if (!(await this.keepUnknownRecipient(peer))) return false;
+    const kept = await this.history.keepForRetry(messageId, {
+      baseMs: this.resendBase,
+      capMs: UNKNOWN_RECIPIENT_RETRY_CAP_SECONDS * 1000,
+      retryForMs: UNKNOWN_RECIPIENT_RETRY_FOR_SECONDS * 1000,
+    });
+    if (kept) this.log.info?.(`message ${messageId} refused UNKNOWN_RECIPIENT after a failover: kept`);
+    return kept;
   }
 
   async #fail(messageId, peer, refusal) {

@@ -329,7 +329,7 @@ test('given a subscribed peer who looks unknown, then a message from them asks a
   assert.equal(server.framesOf('getPresence').length, 2);
 });
 
-test('given a resend after a new epoch that the server refuses, then it is not sent again and again', async () => {
+test('given a resend after a new epoch refused UNKNOWN_RECIPIENT, then it is kept and tried again backing off (§7), not in a tight loop', async () => {
   let epoch = 'e1';
   server.handlers.sync = () => ({ type: 'syncDone', count: 0, more: false, epoch });
   const alice = await open();
@@ -337,11 +337,15 @@ test('given a resend after a new epoch that the server refuses, then it is not s
   const sent = await alice.send('bob', 'only sent');
   await alice.waitSent(sent.messageId);
   server.handlers.sendMessage = () => ({ type: 'error', code: 'UNKNOWN_RECIPIENT', message: 'no bob here', ref: sent.messageId });
-  epoch = 'e2';
+  epoch = 'e2'; // the cell (bob's too: one server) changed epoch just now
   server.live[0].socket.terminate();
   await server.until(() => server.framesOf('sendMessage').length === 2, 5000, 'the resend');
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  assert.equal(server.framesOf('sendMessage').length, 2);
+  await server.until(() => alice.history.own(sent.messageId).retryUntil, 5000, 'kept for a later try');
+  const kept = alice.history.own(sent.messageId);
+  assert.ok(kept.retryUntil - Date.now() > 23 * 3600 * 1000, 'kept for up to a day');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const sends = server.framesOf('sendMessage').length;
+  assert.ok(sends >= 3 && sends <= 5, `tried again, backing off (${sends} sends)`);
   assert.equal(alice.messages('bob')[0].status, 'sent');
 });
 
@@ -362,4 +366,37 @@ test('given settings, then getSettings, setBlocked and setVisibility speak §2 a
   await alice.close();
   const again = await open('alice', { identity, backend });
   assert.equal(again.settings.presenceVisibility, 'everyone');
+});
+
+test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
+  let epoch = 'e1';
+  let answer = false;
+  server.handlers.sync = () => ({ type: 'syncDone', count: 0, more: false, epoch });
+  server.handlers.markSeen = (frame) => (answer ? { type: 'seenStored', to: frame.to, messageIds: frame.messageIds, epoch } : undefined);
+  const alice = await open();
+  await alice.waitSynced();
+  const item = messageItem(bob, alice.identity, 'read me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  // Given a mark the server never answered
+  await alice.markSeen('bob');
+  await server.until(() => server.framesOf('markSeen').length === 1, 5000, 'the mark');
+  assert.equal(alice.history.outstanding().seenMarks, 1);
+  // When the connection ends, then the next one sends it again, and its answer is kept
+  answer = true;
+  server.live[0].socket.terminate();
+  await server.until(() => server.framesOf('markSeen').length === 2, 5000, 'the mark again');
+  await server.until(() => alice.history.get('bob', item.messageId).seenStored?.epoch === 'e1', 5000, 'seenStored kept');
+  assert.equal(alice.history.outstanding().seenMarks, 0);
+  // And a reconnect to the same epoch sends nothing more
+  server.live[0].socket.terminate();
+  await server.until(() => server.connections.length === 3 && server.framesOf('sync').length >= 3, 5000, 'the third sync');
+  await alice.waitSynced();
+  assert.equal(server.framesOf('markSeen').length, 2);
+  // When the cell fails over (a new epoch in syncDone), then the stored mark goes again
+  epoch = 'e2';
+  server.live[0].socket.terminate();
+  await server.until(() => server.framesOf('markSeen').length === 3, 5000, 'the mark after the failover');
+  assert.deepEqual(server.framesOf('markSeen')[2].frame, { action: 'markSeen', to: 'bob', messageIds: [item.messageId] });
+  await server.until(() => alice.history.get('bob', item.messageId).seenStored?.epoch === 'e2', 5000, 'stored at e2');
 });

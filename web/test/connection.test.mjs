@@ -282,3 +282,46 @@ test('given the directory moves a peer\'s cell (beyond §7), then what was not d
   assert.equal(c1.connections.length, 1);
   assert.equal(c0.connections.length + c0Standby.connections.length, 0);
 });
+
+test('given acks with epochs, then a newer directory showing another epoch for the cell that stored a message sends it again, and only it (§7)', async () => {
+  // Given alice and cat in c1, bob in c0; c1 stores every message, acked with c1's epoch
+  const halves = [[0, 2047, 'c0'], [2048, 4095, 'c1']];
+  const [alice, cat, bob] = [idInShards('alice', 2048, 4095), idInShards('cat', 2048, 4095), idInShards('bob', 0, 2047)];
+  const peers = new Map([cat, bob].map((userId) => [userId, Identity.generate(userId)]));
+  const epochOf = { c0: 'r0#1', c1: 'r1#1' };
+  const c1 = await serve({
+    handlers: {
+      getKeys: (frame) => ({ type: 'keys', userId: frame.userId, ...peers.get(frame.userId).publicKeys.toJSON() }),
+      sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 1, epoch: epochOf[frame.to === bob ? 'c0' : 'c1'] }),
+    },
+  });
+  const withEpochs = (version) => {
+    const document = directoryOf({ c0: 'wss://c0.example/prod', c1: c1.url }, halves, version);
+    for (const cell of ['c0', 'c1']) document.cells[cell].epoch = epochOf[cell];
+    return document;
+  };
+  let directory = withEpochs(1);
+  const fetch = async () => ({ ok: true, status: 200, json: async () => structuredClone(directory) });
+  const client0 = await client(alice, { directoryUrl: 'http://directory.test/directory.json', fetch, settings: { directoryInterval: 50, presenceVisibility: null } });
+  await client0.waitSynced();
+  for (const [peer, text] of [[bob, 'to bob'], [cat, 'to cat']]) {
+    const message = await client0.send(peer, text);
+    await client0.waitSent(message.messageId);
+  }
+  const [toBob] = c1.framesOf('sendMessage');
+  assert.deepEqual(client0.history.own(toBob.frame.messageId).stored, { epoch: 'r0#1', cell: 'c0', directoryVersion: 1 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(c1.framesOf('sendMessage').length, 2, 'nothing changed: nothing goes again');
+
+  // When c0's epoch changes (same url: a new generation) in directory version 2
+  epochOf.c0 = 'r0#2';
+  directory = withEpochs(2);
+
+  // Then the message to bob (stored by c0 at r0#1) goes again, the very same frame, and
+  // its new ack's epoch ends it; the one to cat (c1, unchanged) stays
+  await c1.until(() => c1.framesOf('sendMessage').length === 3, 5000, 'the resend to bob');
+  assert.equal(c1.framesOf('sendMessage')[2].text, toBob.text);
+  await c1.until(() => client0.history.own(toBob.frame.messageId).stored?.epoch === 'r0#2', 3000, 'the new ack kept');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(c1.framesOf('sendMessage').length, 3, 'one resend, to bob only');
+});

@@ -38,6 +38,16 @@ def _generation_prefix(generation: str) -> str:
     return f"{SEE_PREFIX}{generation}#"
 
 
+def _in_effect_condition(based_on: str | None) -> str:
+    """When a new generation may take effect: it is newer than the one in effect (a
+    replacement), or the one an edit read is still in effect (an edit)."""
+    if based_on is None:
+        return "attribute_exists(pk) AND (attribute_not_exists(visGen) OR visGen < :gen)"
+    if not based_on:
+        return "attribute_exists(pk) AND attribute_not_exists(visGen)"
+    return "attribute_exists(pk) AND visGen = :read AND visGen < :gen"
+
+
 class Contacts:
     """Presence visibility settings and the contact lists they allow."""
 
@@ -93,6 +103,8 @@ class Contacts:
         contacts: Sequence[str],
         generation: str,
         digest: str,
+        *,
+        based_on: str | None = None,
     ) -> None:
         """Put a new presence visibility in effect, replacing the previous contact list.
 
@@ -100,6 +112,8 @@ class Contacts:
         the profile then switches to it, unless a newer generation is in effect already
         (VisibilityOvertaken, and the written contacts are removed again). Generations
         sort by time, so the newest setting wins whatever order the calls finish in.
+        With `based_on` (the generation an edit read; "" for none) it takes effect only if
+        that generation is still the one in effect, so that an edit never drops another.
         """
         write_all(
             self._client,
@@ -117,14 +131,13 @@ class Contacts:
                     UpdateExpression=(
                         "SET vis = :vis, visGen = :gen, visDigest = :digest, visCount = :count"
                     ),
-                    ConditionExpression=(
-                        "attribute_exists(pk) AND (attribute_not_exists(visGen) OR visGen < :gen)"
-                    ),
+                    ConditionExpression=_in_effect_condition(based_on),
                     ExpressionAttributeValues={
                         ":vis": {"S": visibility.value},
                         ":gen": {"S": generation},
                         ":digest": {"S": digest},
                         ":count": {"N": str(len(contacts))},
+                        **({":read": {"S": based_on}} if based_on else {}),
                     },
                 )
         except ConditionFailed:

@@ -206,6 +206,8 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 caller = caller_of(event, svc)
                 logger.thread_safe_append_keys(user=caller.user_id)
                 svc.cell_view.admit()
+                # A user whose range moved away: MOVED and closed; while it moves: RATE_LIMITED.
+                svc.cells.admit_user(caller.user_id)
                 document = load_json(event.get("body"))
                 frame: Any = model.read(document) if model else document
                 if model is not None:

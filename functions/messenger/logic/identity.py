@@ -13,7 +13,7 @@ from messenger.dal.nonces import NonceReused, Nonces, RegistrationsExhausted, Us
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.rate_limits import RateLimits
 from messenger.errors import AccessDenied, UnknownUser
-from messenger.logic.cells import Cells
+from messenger.logic.cells import Cells, UserMoving
 from messenger.logic.clock import Clock
 from messenger.logic.peers import Peers
 from messenger_protocol.connect import ConnectQuery
@@ -104,6 +104,9 @@ class Identity:
             # Before any read or write: the user's home cell is the only one that may
             # register them or record their connections (docs/protocol.md §6).
             raise AccessDenied(f"this cell is not the home of {query.user_id!r}")
+        if self._cells.is_moving(query.user_id):
+            # Nothing is written for a user while the copy runs (logic/shard_move.py).
+            raise UserMoving(f"{query.user_id!r} is moving to another cell; try again")
         now_s = self._clock.now_s()
         if abs(now_s - int(query.ts)) > CONNECT_WINDOW_SECONDS:
             raise AccessDenied("ts is outside the accepted window")

@@ -91,6 +91,11 @@ class Messaging:
         """
         if not self._cells.is_home(frame.to):
             return self._send_elsewhere(sender, sender_device, frame)
+        # Nothing is stored for a user whose range is being moved (RATE_LIMITED): the
+        # recipient, nor the sender when its own devices get copies.
+        self._cells.admit_writes_for(frame.to)
+        if frame.self_copies:
+            self._cells.admit_writes_for(sender)
         # One BatchGetItem: the recipient (does it exist, its devices, its connections)
         # and the sender (its own devices, for the copies of its message).
         profiles = self._profiles.get_profiles([frame.to, sender])
@@ -120,6 +125,8 @@ class Messaging:
         (that cell does not know the sender's devices), the recipient's there; the
         sender's other devices get their copies here once the recipient's are stored.
         Rate limited here, as every frame is (handlers/_runtime.py)."""
+        if frame.self_copies:
+            self._cells.admit_writes_for(sender)
         own = self._profiles.get_profile(sender)
         if own is not None:
             # The recipient's version is the other cell's to tell: the frame's, meanwhile.
@@ -140,7 +147,10 @@ class Messaging:
         """Store a message for a user of this cell, relayed by a peer cell from one of its
         users (rate limited, and the sender's own copies kept, over there). The
         recipient's cell decides whether the recipient blocks the sender: then nothing is
-        stored, delivered or pushed, and the ack looks like any other."""
+        stored, delivered or pushed, and the ack looks like any other. Nothing is stored
+        for a user whose range is being moved to another cell (RATE_LIMITED: the sender
+        tries again)."""
+        self._cells.admit_writes_for(frame.to)
         recipient = self._profiles.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")

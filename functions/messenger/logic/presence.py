@@ -18,7 +18,7 @@ from messenger.dal.subscriptions import (
     SubscriptionCapReached,
     Subscriptions,
 )
-from messenger.errors import BadRequest
+from messenger.errors import BadRequest, RateLimited
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.peers import Peers
@@ -38,6 +38,11 @@ from messenger_protocol.frames import (
     SetPresenceVisibility,
 )
 from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
+
+# An add/remove edit that another setting overtook is applied again, this many times in
+# all, before the client is asked to resend it.
+_EDIT_ATTEMPTS = 3
+_EDIT_RETRY_AFTER_MS = 500
 
 
 class Presence:
@@ -158,22 +163,41 @@ class Presence:
     # --- setPresenceVisibility --------------------------------------------------------
 
     def set_visibility(self, user_id: str, frame: SetPresenceVisibility) -> PresenceVisibilityFrame:
-        contacts = frame.allowed()
-        digest = visibility_digest(frame.visibility, contacts)
-        profile = self._profiles.get_profile(user_id, consistent=True)
-        if profile is None:
-            raise RuntimeError("an authorized caller has no profile")
-        if profile.visibility_digest != digest:
+        """Replace the setting (`contacts`), or edit the stored list (`add`/`remove`).
+
+        An edit applies to the list in effect when it was read and is written only if no
+        other setting took effect meanwhile; otherwise it is read and applied again, so
+        that two devices adding contacts at once both keep theirs (docs/protocol.md §2).
+        """
+        for _ in range(_EDIT_ATTEMPTS):
+            profile = self._profiles.get_profile(user_id, consistent=True)
+            if profile is None:
+                raise RuntimeError("an authorized caller has no profile")
+            if frame.edits_contacts:
+                contacts = frame.contacts_after(self._contacts.contacts_of(profile))
+                based_on: str | None = profile.visibility_generation or ""
+            else:
+                contacts = frame.allowed()
+                based_on = None
+            digest = visibility_digest(frame.visibility, contacts)
+            if profile.visibility_digest == digest:
+                break
             # Generations sort by time: the newest setting wins, whatever finishes first.
             generation = f"{self._clock.now_us():017d}{secrets.token_hex(2)}"
             try:
                 self._contacts.set_visibility(
-                    user_id, frame.visibility, contacts, generation, digest
+                    user_id, frame.visibility, contacts, generation, digest, based_on=based_on
                 )
             except VisibilityOvertaken:
-                pass  # a newer setting took effect: as if this one came just before it
-            else:
-                self._tell_hidden(user_id)
+                if based_on is None:
+                    break  # a newer setting took effect: as if this one came just before it
+                continue  # an edit is applied again to the list now in effect
+            self._tell_hidden(user_id)
+            break
+        else:
+            raise RateLimited(
+                "the contact list kept changing; resend later", retry_after=_EDIT_RETRY_AFTER_MS
+            )
         return PresenceVisibilityFrame(visibility=frame.visibility, count=len(contacts))
 
     def _tell_hidden(self, user_id: str) -> None:

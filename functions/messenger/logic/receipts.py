@@ -270,6 +270,10 @@ class Receipts:
         self._deliver(receipts, profiles)
 
     def _store(self, receipts: Sequence[QueuedReceipt]) -> None:
+        # Nothing for a user whose range is being moved away (RATE_LIMITED, before any
+        # delete: an ack refused here deletes nothing, and is sent again).
+        for receipt in receipts:
+            self._cells.admit_writes_for(receipt.recipient)
         if receipts:
             self._queue.store_receipts(receipts)
             count(Metric.RECEIPTS_QUEUED, len(receipts))

@@ -14,6 +14,7 @@ from typing import Any
 from messenger.logic.cells import Cells
 from messenger.logic.identity import Identity
 from messenger.logic.messaging import Messaging
+from messenger.logic.peers import Peers
 from messenger.logic.presence import Presence
 from messenger.logic.presence_changes import PresenceChanges
 from messenger.logic.receipts import Receipts
@@ -21,6 +22,7 @@ from messenger.transport.relay_records import (
     KeysQuery,
     PresenceChanged,
     PresenceQuery,
+    RelayedReceipt,
     RelayRequest,
     StoreMessage,
     StoreReceipts,
@@ -40,8 +42,10 @@ class RelayService:
         identity: Identity,
         presence: Callable[[], Presence],
         presence_changes: Callable[[], PresenceChanges],
+        peers: Peers,
     ) -> None:
         self._cells = cells
+        self._peers = peers
         self._messaging = messaging
         self._receipts = receipts
         self._identity = identity
@@ -62,19 +66,36 @@ class RelayService:
             raise BadRequest("relay requests come from peer cells")
         return self._operations[request.operation](request)
 
+    def _moved_away(self, user_id: str) -> str | None:
+        """The new home of a user whose range moved away from this cell (docs/protocol.md
+        §6 "Shard moves"): what arrives for them here is forwarded there, until every
+        cell follows the new shard map. None for a user of this cell, or of no move."""
+        return self._cells.moved_out_to(user_id)
+
     def _ours(self, user_id: str, what: str) -> str:
         if not self._cells.is_home(user_id):
             raise BadRequest(f"{what}: not a user of this cell")
         return user_id
 
-    def _theirs(self, request: RelayRequest, user_id: str, what: str) -> str:
+    def _theirs(
+        self, request: RelayRequest, user_id: str, what: str, about: str | None = None
+    ) -> str:
+        """`user_id` must be the calling cell's; or the caller is the old home of `about`
+        (a user of this cell whose range moved here), forwarding for anyone."""
+        if about is not None and self._cells.moved_in_from(about) == request.caller:
+            return user_id
         if self._cells.home_of(user_id) != request.caller:
             raise BadRequest(f"{what}: not a user of the calling cell")
         return user_id
 
     def _store_message(self, request: RelayRequest) -> Any:
         stored = StoreMessage.read(request.body)
-        sender = self._theirs(request, stored.sender, "sender")
+        new_home = self._moved_away(stored.frame.to)
+        if new_home is not None:
+            # The caller does not know the move yet: forwarded, stored once, over there.
+            self._theirs(request, stored.sender, "sender")
+            return self._peers.store_message(stored.sender, stored.frame).to_wire()
+        sender = self._theirs(request, stored.sender, "sender", about=stored.frame.to)
         self._ours(stored.frame.to, "to")
         accepted = self._messaging().accept(sender, stored.frame, stored.sender_device)
         return accepted.to_wire()
@@ -82,10 +103,23 @@ class RelayService:
     def _store_receipt(self, request: RelayRequest) -> Any:
         """Receipts for users of this cell, by users of the calling cell."""
         receipts = StoreReceipts.read(request.body).receipts
+        here: list[RelayedReceipt] = []
+        moved: dict[str, list[RelayedReceipt]] = {}
         for receipt in receipts:
+            new_home = self._moved_away(receipt.recipient)
+            if new_home is not None:
+                self._theirs(request, receipt.by, "by")
+                moved.setdefault(new_home, []).append(receipt)
+                continue
             self._ours(receipt.recipient, "recipient")
-            self._theirs(request, receipt.by, "by")
-        return {"epoch": self._receipts().accept_relayed(receipts)}
+            self._theirs(request, receipt.by, "by", about=receipt.recipient)
+            here.append(receipt)
+        epoch = None
+        for cell, forwarded in moved.items():  # forwarded first: a refusal stores nothing here
+            epoch = self._peers.store_receipts(cell, forwarded)
+        if here or epoch is None:
+            epoch = self._receipts().accept_relayed(here)
+        return {"epoch": epoch}
 
     def _presence_of(self, request: RelayRequest) -> Any:
         query = PresenceQuery.read(request.body)
@@ -105,4 +139,6 @@ class RelayService:
 
     def _keys(self, request: RelayRequest) -> Any:
         query = KeysQuery.read(request.body)
+        if self._moved_away(query.user_id) is not None:
+            return self._peers.keys_of(query.user_id).to_wire()
         return self._identity.keys_of(self._ours(query.user_id, "userId")).to_wire()

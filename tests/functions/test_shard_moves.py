@@ -1,0 +1,349 @@
+"""Shard moves (docs/protocol.md §6 "Shard moves", docs/scale.md "Shard moves") on moto:
+three cells, each with its own tables and functions, the directory published into a
+moto S3 bucket by the directory's own merge, the move's steps as they run on AWS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from messenger.dal.queue import QueuedMessage, new_seq
+from messenger.dal.range_items import PAGE_ITEMS, RangeItems
+from messenger.logic.shard_move import (
+    STEPS,
+    CellTables,
+    MoveBusy,
+    MovedConnections,
+    MoveRefused,
+    ShardMove,
+)
+from messenger_directory.store import merge, read_directory, write_entry
+from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_protocol.cells import ShardMap, shard
+from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
+from tests.support.harness import Harness
+from tests.support.identities import TestUser
+
+pytestmark = pytest.mark.integration
+
+CELLS = ("c0", "c1", "c2")
+ALICE = user_homed_in("c0", "alice", CELLS)  # moves from c0 to c2
+CAROL = user_homed_in("c0", "carol", CELLS)  # stays in c0
+BOB = user_homed_in("c1", "bob", CELLS)  # writes to alice from c1
+BUCKET = "test-directory"
+
+
+class BucketPublisher:
+    """The directory in a (moto) bucket, published by the directory's own merge."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def current_map(self) -> ShardMap:
+        directory = read_directory(self._s3, BUCKET)
+        assert directory is not None
+        return directory.shard_map
+
+    def publish(self, shard_map: ShardMap) -> int:
+        outcome = merge(self._s3, BUCKET, shard_map)
+        assert outcome.directory is not None
+        return outcome.directory.version
+
+    @property
+    def version(self) -> int:
+        directory = read_directory(self._s3, BUCKET)
+        assert directory is not None
+        return directory.version
+
+
+class Killed(Exception):
+    """The runner stopped here (a crash, a timeout), as a test makes it."""
+
+
+@dataclass
+class Deployment:
+    cells: CellsUnderTest
+    mover: ShardMove
+    directory: BucketPublisher
+
+    def __getitem__(self, cell: str) -> Harness:
+        return self.cells[cell]
+
+    def move(self, lo: int, hi: int, source: str = "c0", target: str = "c2") -> Any:
+        record = self.mover.start(source, target, lo, hi)
+        return self.mover.run(source, record.move_id)
+
+
+def alice_range() -> tuple[int, int]:
+    """A range of c0's holding alice but not carol."""
+    mine = shard(ALICE.user_id, 65536)
+    assert shard(CAROL.user_id, 65536) != mine
+    return mine, mine
+
+
+@pytest.fixture
+def deployment() -> Iterator[Deployment]:
+    with cells_harness(CELLS) as cells:
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        for cell in CELLS:
+            write_entry(s3, BUCKET, cell, f"wss://{cell}.example/prod", owner=ACCOUNT_ID)
+        publisher = BucketPublisher(s3)
+        publisher.publish(ShardMap.even(list(CELLS)))
+        harnesses = cells.harnesses
+
+        def settle(seconds: float) -> None:
+            # Every container of every cell reads the moves again (they cache 2 s).
+            for harness in harnesses.values():
+                harness.services.cells.forget()
+
+        tables = {
+            cell: CellTables.of(
+                cell,
+                harness.dynamodb,
+                harness.table_names["Users"],
+                harness.table_names["Queue"],
+                harness.table_names["Limits"],
+            )
+            for cell, harness in harnesses.items()
+        }
+        closers = {
+            cell: MovedConnections(
+                harness.services.connections(harness.settings.connections_endpoint or "")
+            )
+            for cell, harness in harnesses.items()
+        }
+        mover = ShardMove(tables, publisher, closers, cells["c0"].clock, wait=settle)
+        yield Deployment(cells, mover, publisher)
+
+
+def queue_for(harness: Harness, recipient: TestUser, sender: TestUser, count: int) -> None:
+    """`count` messages queued for `recipient` in `harness`'s cell, in order."""
+    now_ns = harness.clock.now_ns()
+    for n in range(count):
+        at_us = now_ns // 1000 + n
+        harness.services.queue.store_message(
+            QueuedMessage(
+                recipient=recipient.user_id,
+                sender=sender.user_id,
+                message_id=f"msg-queued-{n:05d}",
+                body="Ym9keQ",
+                nonce="bm9uY2U",
+                sent_at=1,
+                server_ts=at_us // 1000,
+                seq=new_seq(at_us),
+                expires_at=now_ns // 1_000_000_000 + 3600,
+            ),
+            now_ns // 1_000_000_000,
+        )
+
+
+def queue_ids(harness: Harness, user: TestUser) -> list[tuple[str, str]]:
+    """(sk, seq) of a user's queue in a cell, in store order."""
+    items = harness.queue_of(user)
+    return sorted(
+        ((item["sk"]["S"], item.get("seq", {}).get("S", "")) for item in items),
+        key=lambda pair: pair[1],
+    )
+
+
+def items_of(harness: Harness, user: TestUser) -> list[dict[str, Any]]:
+    """Every Users-table item of a user in a cell (profile, blocks, nonces...)."""
+    return [
+        item
+        for item in harness.dump()[harness.table_names["Users"]]
+        if item["pk"]["S"] in (f"U#{user.user_id}",)
+        or item["pk"]["S"].startswith(f"N#{user.user_id}#")
+    ]
+
+
+def test_given_an_offline_user_with_queued_items_then_everything_moves_and_the_old_home_refuses(
+    deployment: Deployment,
+) -> None:
+    # Given alice registered in c0 with a block, offline, with messages from bob queued
+    c0, c1, c2 = deployment["c0"], deployment["c1"], deployment["c2"]
+    a = c0.connect(ALICE)
+    assert c0.send(a, {"action": "setBlocked", "add": [CAROL.user_id]})["type"] == "blocked"
+    c0.disconnect(a)
+    b = c1.connect(BOB)
+    for n in range(3):
+        assert c1.send(b, c1.message(b, ALICE, f"queued {n}", f"msg-before-{n}"))["type"] == "ack"
+    before_queue = queue_ids(c0, ALICE)
+    before_users = {(item["pk"]["S"], item["sk"]["S"]) for item in items_of(c0, ALICE)}
+    assert (f"U#{ALICE.user_id}", f"BLOCK#{CAROL.user_id}") in before_users
+    carol_before = items_of(c0, CAROL)
+    version = deployment.directory.version
+    # When alice's range moves from c0 to c2
+    result = deployment.move(*alice_range())
+    # Then the directory moved on once, and says c2
+    assert result.record.version == version + 1 == deployment.directory.version
+    assert deployment.mover.status("c0")[0].status == "done"
+    # And c2 holds her queue, same keys and order, her profile, block and nonces; c0 nothing
+    assert queue_ids(c2, ALICE) == before_queue
+    assert c0.queue_of(ALICE) == [] and items_of(c0, ALICE) == []
+    assert {(item["pk"]["S"], item["sk"]["S"]) for item in items_of(c2, ALICE)} == before_users
+    assert (result.record.users, result.record.items) == (1, 3)
+    # And carol, outside the range, stayed in c0 untouched
+    assert items_of(c0, CAROL) == carol_before
+    # And c0 refuses alice's handshake (403); c2 takes it, with no keys given again
+    decision = c0.authorize(ALICE.connect_query(ts=c0.clock.now_s()))
+    assert decision["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    again = c2.connect(ALICE, with_keys=False)
+    # And bob, whose cell still has the old map, reaches her: c0 forwards to c2, once
+    assert c1.send(b, c1.message(b, ALICE, "after", "msg-after-0"))["type"] == "ack"
+    assert len(c2.posts.of_type(again.connection_id, "message")) == 1
+    assert len(c2.queue_of(ALICE)) == 4 and c0.queue_of(ALICE) == []
+    # And a resend of the same frame stores nothing twice
+    assert c1.send(b, c1.message(b, ALICE, "after", "msg-after-0"))["type"] == "ack"
+    assert len(c2.queue_of(ALICE)) == 4
+    # And her ack in c2 of everything gets bob his delivered receipts in c1
+    ids = [item["sk"]["S"] for item in c2.queue_of(ALICE)]
+    c2.send(again, {"action": "ack", "ids": ids})
+    assert c2.queue_of(ALICE) == []
+    delivered = {
+        message_id
+        for receipt in c1.posts.of_type(b.connection_id, "receipt")
+        for message_id in receipt["messageIds"]
+    }
+    assert delivered == {"msg-before-0", "msg-before-1", "msg-before-2", "msg-after-0"}
+
+
+def test_given_an_open_connection_at_the_old_home_then_moved_and_closed(
+    deployment: Deployment,
+) -> None:
+    # Given alice online in c0
+    c0 = deployment["c0"]
+    a = c0.connect(ALICE)
+    # When her range moves to c2
+    deployment.move(*alice_range())
+    # Then her connection was told MOVED and closed
+    [moved] = c0.posts.of_type(a.connection_id, "error")
+    assert moved["code"] == "MOVED"
+    assert a.connection_id in c0.posts.deleted
+    # And a frame she still sends there is answered MOVED, and writes nothing
+    before = deployment.cells.dump()
+    reply = c0.send(a, {"action": "ping"})
+    refusals = [reply] if reply else c0.posts.of_type(a.connection_id, "error")[1:]
+    assert [frame["code"] for frame in refusals] == ["MOVED"]
+    assert deployment.cells.dump() == before
+
+
+def test_given_a_move_in_progress_then_sends_to_the_range_are_rate_limited_and_nothing_stored(
+    deployment: Deployment,
+) -> None:
+    c0, c1 = deployment["c0"], deployment["c1"]
+    c0.disconnect(c0.connect(ALICE))
+    b = c1.connect(BOB)
+    record = deployment.mover.start("c0", "c2", *alice_range())
+
+    def stop_after_fence(current: Any) -> None:
+        if current.step == "copy-users":
+            raise Killed
+
+    deployment.mover.after_step = stop_after_fence
+    with pytest.raises(Killed):
+        deployment.mover.run("c0", record.move_id)
+    # While the range is fenced, a send to alice is RATE_LIMITED with retryAfter
+    refused = c1.send(b, c1.message(b, ALICE, "during", "msg-during-0"))
+    assert refused["type"] == "error" and refused["code"] == "RATE_LIMITED"
+    assert refused["retryAfter"] > 0
+    assert c0.queue_of(ALICE) == [] and deployment["c2"].queue_of(ALICE) == []
+    # And her handshake waits (a failure the client retries), registering nobody
+    with pytest.raises(Exception):  # noqa: B017  # the authorizer fails: API Gateway's 500
+        c0.authorize(ALICE.connect_query(ts=c0.clock.now_s()))
+    # When the move resumes and finishes, the same frame sent again is stored once in c2
+    deployment.mover.after_step = lambda current: None
+    deployment.mover.run("c0", record.move_id)
+    assert c1.send(b, c1.message(b, ALICE, "during", "msg-during-0"))["type"] == "ack"
+    assert len(deployment["c2"].queue_of(ALICE)) == 1
+
+
+@pytest.mark.parametrize("stop_at", range(1, len(STEPS)))
+def test_given_a_move_killed_after_any_step_then_a_new_run_finishes_it_losing_and_doubling_nothing(
+    deployment: Deployment, stop_at: int
+) -> None:
+    # Given alice with more queued than one page of the copy holds
+    c0, c2 = deployment["c0"], deployment["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, PAGE_ITEMS + 50)
+    before = queue_ids(c0, ALICE)
+    record = deployment.mover.start("c0", "c2", *alice_range())
+
+    def kill(current: Any) -> None:
+        if current.step == STEPS[stop_at]:
+            raise Killed
+
+    deployment.mover.after_step = kill
+    # When the runner dies after the step before STEPS[stop_at]
+    with pytest.raises(Killed):
+        deployment.mover.run("c0", record.move_id)
+    # Then a new run resumes there and finishes
+    deployment.mover.after_step = lambda current: None
+    result = deployment.mover.run("c0", record.move_id)
+    # And every item is in c2 exactly once, in order, and none is left in c0
+    assert queue_ids(c2, ALICE) == before
+    assert c0.queue_of(ALICE) == []
+    assert result.record.items == len(before) and result.record.users == 1
+
+
+def test_given_a_copy_killed_inside_a_page_then_a_new_run_stores_each_item_once(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c0, c2 = deployment["c0"], deployment["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, PAGE_ITEMS + 50)
+    before = queue_ids(c0, ALICE)
+    record = deployment.mover.start("c0", "c2", *alice_range())
+    real_put = RangeItems.put_all
+    pages = {"queue": 0}
+
+    def dying_put(self: RangeItems, items: list[dict[str, Any]]) -> None:
+        if self.role.value == "queue":
+            pages["queue"] += 1
+            if pages["queue"] == 2:  # the queue's second page, half written
+                real_put(self, items[: len(items) // 2])
+                raise Killed
+        real_put(self, items)
+
+    monkeypatch.setattr(RangeItems, "put_all", dying_put)
+    with pytest.raises(Killed):
+        deployment.mover.run("c0", record.move_id)
+    stored = deployment.mover.status("c0")[0]
+    assert stored.step.startswith("copy-") and stored.error and "Killed" in stored.error
+    monkeypatch.setattr(RangeItems, "put_all", real_put)
+    result = deployment.mover.run("c0", record.move_id)
+    assert queue_ids(c2, ALICE) == before
+    assert c0.queue_of(ALICE) == []
+    assert result.record.items == len(before)
+
+
+def test_given_a_range_the_cell_does_not_own_then_refused_and_nothing_changes(
+    deployment: Deployment,
+) -> None:
+    before = deployment.cells.dump()
+    version = deployment.directory.version
+    c1_range = ShardMap.even(list(CELLS)).ranges[1]
+    with pytest.raises(MoveRefused, match="does not own"):
+        deployment.mover.start("c0", "c2", c1_range.first, c1_range.last)
+    with pytest.raises(MoveRefused):
+        deployment.mover.start("c0", "c2", 10, 5)
+    with pytest.raises(MoveRefused):
+        deployment.mover.start("c0", "c9", 0, 5)
+    assert deployment.cells.dump() == before
+    assert deployment.directory.version == version
+
+
+def test_given_a_move_running_then_an_overlapping_one_is_busy_and_nothing_changes(
+    deployment: Deployment,
+) -> None:
+    deployment.mover.start("c0", "c2", 0, 100)
+    before = deployment.cells.dump()
+    with pytest.raises(MoveBusy, match="overlap"):
+        deployment.mover.start("c0", "c1", 50, 60)
+    assert deployment.cells.dump() == before
+    # A range beside it may move
+    deployment.mover.start("c0", "c1", 101, 200)
