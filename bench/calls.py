@@ -16,28 +16,38 @@ send within one cell.
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
 
 from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.dal.profiles import Profile, profile_item
 from messenger.logic.registrations import registration_source
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
-from messenger_local.harness import TABLE_NAMES, Connection, Harness, harness
+from messenger_local.harness import API, TABLE_NAMES, Connection, Harness, harness
+from messenger_protocol.connect import canonical_endpoint, signed_connect_query
+from messenger_protocol.devices import Device, DeviceList, seal_for_devices
+from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.frames import (
     Ack,
     GetPresence,
     GetSettings,
     MarkSeen,
+    SendMessage,
     SetBlocked,
+    SetDevices,
     SetPresenceVisibility,
     Sync,
 )
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import Action, ErrorCode, FrameType, PresenceVisibility
 
 
@@ -167,6 +177,83 @@ def send_message(
     if not devices:
         h.disconnect(h.connect(bob))
     frame = h.message(a, bob, "hello", "msg-bench-0001")
+    with counting(h, c) as calls:
+        reply = h.send(a, frame)
+    assert reply is not None and reply["type"] == FrameType.ACK, reply
+    return calls
+
+
+@dataclass
+class BenchDevice:
+    """A linked device of a bench user (docs/protocol.md §8): its own keys, connecting in
+    the v1.2 form."""
+
+    user: BenchUser
+    device_id: str
+    signing_key: SigningKey = field(default_factory=SigningKey.generate)
+    box_key: PrivateKey = field(default_factory=PrivateKey.generate)
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+    def device(self) -> Device:
+        return Device(
+            device_id=self.device_id,
+            sign_key=b64url_encode(bytes(self.signing_key.verify_key)),
+            box_key=b64url_encode(bytes(self.box_key.public_key)),
+        )
+
+    def connect_query(self, *, ts: int | None = None, **_: Any) -> dict[str, str]:
+        aud = canonical_endpoint(f"wss://{API.domain_name}/{API.stage}")
+        now = time.time() if ts is None else ts
+        return signed_connect_query(
+            self.signing_key, self.user_id, now=now, aud=aud, device_id=self.device_id
+        )
+
+    def encrypt_for(self, peer: Any, text: str) -> tuple[str, str]:
+        raise NotImplementedError("a linked device seals for devices (seal_for_devices)")
+
+
+def link_devices(
+    h: Harness, primary: Connection, user: BenchUser, count: int
+) -> tuple[DeviceList, list[Connection]]:
+    """Give `user` `count` devices (device 1, connected as `primary`, and count - 1 linked
+    ones, each connected once): the signed list, and a connection of each device."""
+    keys = user.public_keys
+    linked = [BenchDevice(user, f"d{n}") for n in range(2, count + 1)]
+    listing = DeviceList(
+        user_id=user.user_id,
+        version=1 if linked else 0,
+        devices=[
+            Device(device_id=PRIMARY_DEVICE_ID, sign_key=keys.sign_key, box_key=keys.box_key),
+            *(device.device() for device in linked),
+        ],
+    ).sign(user.identity.signing_key)
+    if linked:
+        assert h.send(primary, SetDevices.of(listing).to_wire())["type"] == FrameType.DEVICES
+    return listing, [primary, *(h.connect(device) for device in linked)]
+
+
+def send_to_devices(h: Harness, c: CallCounter, devices: int) -> Counter[str]:
+    """alice (one device) sends to bob, who has `devices` devices, each online once: the
+    §8 form (sealed once, a key per device) from 2 devices on, the v1.1 form for one."""
+    alice, bob = _fresh_pair(h)
+    a, b = h.connect(alice), h.connect(bob)
+    bobs, _ = link_devices(h, b, bob, devices)
+    if devices == 1:
+        frame = h.message(a, bob, "hello", "msg-bench-0001")
+    else:
+        sealed = seal_for_devices(b"hello", alice.identity.box_private_key, list(bobs.devices))
+        frame = SendMessage(
+            body=sealed.body,
+            message_id="msg-bench-0001",
+            to=bob.user_id,
+            nonce=sealed.nonce,
+            sent_at=1,
+            devices=bobs.version,
+            copies=sealed.copies,
+        ).to_wire()
     with counting(h, c) as calls:
         reply = h.send(a, frame)
     assert reply is not None and reply["type"] == FrameType.ACK, reply
@@ -340,6 +427,9 @@ SCENARIOS = [
         partial(send_message, recipient_connections=3),
     ),
     Scenario("sendMessage, recipient offline", partial(send_message, recipient_connections=0)),
+    Scenario("sendMessage, recipient with 1 device, online", partial(send_to_devices, devices=1)),
+    Scenario("sendMessage, recipient with 2 devices, online", partial(send_to_devices, devices=2)),
+    Scenario("sendMessage, recipient with 3 devices, online", partial(send_to_devices, devices=3)),
     Scenario(
         "sendMessage, recipient online, blocks 10 others",
         partial(send_message, recipient_connections=1, blocks=tuple(f"x{i}" for i in range(10))),

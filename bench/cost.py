@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench.calls import CallCounter
+from bench.calls import CallCounter, link_devices
 from bench.capacity import CapacityMeter, Metered, item_size, read_units, write_units
 from bench.catchup import (
     DYNAMODB_CALL_MS,
@@ -41,8 +41,9 @@ from bench.catchup import (
 from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger_local.harness import Harness
+from messenger_protocol.devices import seal_for_devices
 from messenger_protocol.encoding import b64url_encode
-from messenger_protocol.frames import Ack
+from messenger_protocol.frames import Ack, SendMessage
 from messenger_protocol.limits import MAX_BODY_BYTES
 
 PRICES_DATE = "2024-11 list prices, us-east-1 (DynamoDB on-demand after the Nov 2024 cut)"
@@ -228,6 +229,78 @@ def run_life(h: Harness, counter: CallCounter, meter: CapacityMeter, body_bytes:
     return life
 
 
+# Devices of the recipient in `device_life` (docs/protocol.md §8: up to 5; 1-3 is the
+# common case: a phone, a laptop, a browser).
+DEVICE_COUNTS = (1, 2, 3)
+
+
+def device_life(h: Harness, counter: CallCounter, meter: CapacityMeter, devices: int) -> Life:
+    """A short message's life to a recipient with `devices` devices, each online once: the
+    send (one item per device), each device's ack of its copy (the first makes the
+    `delivered` receipt), and the sender's ack of that receipt."""
+    life = Life()
+    suffix = secrets.token_hex(3)
+    alice, bob = BenchUser.generate(f"alice{suffix}"), BenchUser.generate(f"bob{suffix}")
+    a, b = h.connect(alice), h.connect(bob)
+    listing, connections = link_devices(h, b, bob, devices)
+    for connection in (a, *connections):
+        h.posts.take(connection.connection_id)
+
+    def step(name: str, connection: Any, frame: dict[str, Any]) -> Any:
+        with counter.measuring() as calls, meter.measuring() as units:
+            reply = h.send(connection, frame)
+        life.steps.append((name, calls, units))
+        life.invocations += 1
+        life.api_messages += frame_units(frame) + (frame_units(reply) if reply else 0)
+        return reply
+
+    if devices == 1:
+        frame = h.message(a, bob, "x", f"msg-life-{suffix}")
+    else:
+        sealed = seal_for_devices(b"x", alice.identity.box_private_key, list(listing.devices))
+        frame = SendMessage(
+            body=sealed.body,
+            message_id=f"msg-life-{suffix}",
+            to=bob.user_id,
+            nonce=sealed.nonce,
+            sent_at=1,
+            devices=listing.version,
+            copies=sealed.copies,
+        ).to_wire()
+    frame["body"] = b64url_encode(secrets.token_bytes(SHORT_TEXT_BYTES))
+    assert step(SEND_STEP, a, frame)["type"] == "ack"
+    for device in connections:
+        [message] = h.posts.take(device.connection_id)
+        life.api_messages += frame_units(message)
+        step(f"ack (bob's device {device.device_id})", device, Ack(ids=[message["id"]]).to_wire())
+    [receipt] = h.posts.take(a.connection_id)
+    life.api_messages += frame_units(receipt)
+    step(RECEIPT_ACK_STEP, a, Ack(ids=[receipt["id"]]).to_wire())
+    return life
+
+
+def print_device_lives(lives: dict[int, Life]) -> None:
+    """What a short message costs with 1, 2 and 3 recipient devices (docs/data-model.md)."""
+    print("-- a short text to a recipient with 1, 2, 3 devices (all online)")
+    print(
+        f"{'devices':>8} {'send WRU':>9} {'send RRU':>9} {'send calls':>11} "
+        f"{'life WRU':>9} {'life RRU':>9} {'life calls':>11} {'$ / million lives':>18}"
+    )
+    for devices, life in lives.items():
+        _, send_calls, send_units = life.steps[0]
+        units = life.units
+        dynamodb = sum(n for op, n in send_calls.items() if op.startswith("dynamodb."))
+        life_calls = sum(
+            n for _, calls, _ in life.steps for op, n in calls.items() if op.startswith("dynamodb.")
+        )
+        print(
+            f"{devices:>8} {send_units.total_wru:>9g} {send_units.total_rru:>9g} {dynamodb:>11} "
+            f"{units.total_wru:>9g} {units.total_rru:>9g} {life_calls:>11} "
+            f"{life.bill().total():>18.2f}"
+        )
+    print()
+
+
 def scan_design_bill(base: Bill, connected_users: int) -> Bill:
     """The same life, plus the sample's Scan of the connections table on every send."""
     table_bytes = connected_users * CONNECTION_ITEM_BYTES
@@ -373,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             "a short text (120-byte ciphertext)": run_life(h, c, meter, SHORT_TEXT_BYTES),
             "a maximum-size body (24,000 bytes)": run_life(h, c, meter, MAX_BODY_BYTES),
         }
+        device_lives = {n: device_life(h, c, meter, n) for n in DEVICE_COUNTS}
     catch_ups: dict[str, CatchUp] = {}
     for label, batch in (("one frame per item (v1)", False), ("batch", True)):
         with metered_harness() as (h, c, meter):
@@ -413,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"${life.floor().total():.2f})"
             )
         print()
+    print_device_lives(device_lives)
     print_catch_up(catch_ups)
     print(
         "\nConnection minutes are per connected device, not per message: "

@@ -69,6 +69,8 @@ DEFAULT_RATE_LIMITS: dict[Action, RateLimit] = {
     Action.SET_PRESENCE_VISIBILITY: RateLimit(burst=30, per_minute=10),
     Action.SET_BLOCKED: RateLimit(burst=30, per_minute=10),
     Action.GET_SETTINGS: RateLimit(burst=30, per_minute=10),
+    # Linking or removing a device is a person's act on device 1: a few a minute.
+    Action.SET_DEVICES: RateLimit(burst=10, per_minute=6),
 }
 # Seen receipts one reader may queue for one user: a stranger's flood into someone's
 # queue stops here, while a reader in a busy conversation (the CLI's chat sends one
@@ -174,6 +176,10 @@ class Metric(StrEnum):
     CONNECTS_UNDONE = "ConnectsUndone"
     # Messages and seen receipts from users their recipient blocks: acked, then dropped.
     BLOCKED_DROPPED = "BlockedDropped"
+    # setDevices (docs/protocol.md §8): lists stored, devices removed, their queues' items.
+    DEVICE_LISTS_STORED = "DeviceListsStored"
+    DEVICES_REMOVED = "DevicesRemoved"
+    REMOVED_DEVICE_ITEMS_DELETED = "RemovedDeviceItemsDeleted"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.
@@ -411,6 +417,8 @@ ROUTES: tuple[Route, ...] = (
     _frame_route(Action.SET_PRESENCE_VISIBILITY, _R, _W),
     _frame_route(Action.SET_BLOCKED, _R, _W),
     _frame_route(Action.GET_SETTINGS, _R),
+    # A removed device's queue is deleted (read to find it) and its connections closed.
+    _frame_route(Action.SET_DEVICES, _R, _W, _QR, _QW, _POST, _ANNOUNCE),
 )
 
 ROUTES_BY_KEY = {route.key: route for route in ROUTES}

@@ -22,6 +22,7 @@ from messenger.dal.blocks import Blocks
 from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.cell_state import CellState
 from messenger.dal.contacts import Contacts
+from messenger.dal.device_lists import DeviceLists
 from messenger.dal.nonces import Nonces
 from messenger.dal.profiles import Profiles
 from messenger.dal.push_devices import PushDevices
@@ -39,6 +40,7 @@ from messenger.logic.clock import Clock
 from messenger.logic.connect_audience import ConnectAudience
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.identity import Identity
+from messenger.logic.linked_devices import LinkedDevices
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.messaging import Messaging
 from messenger.logic.peers import Peers
@@ -149,6 +151,7 @@ class Services:
         self.contacts = Contacts(self.dynamodb, table)
         self.push_devices = PushDevices(self.dynamodb, table)
         self.blocks = Blocks(self.dynamodb, table)
+        self.device_lists = DeviceLists(self.dynamodb, table)
         self.visibility = Visibility(self.contacts, self.blocks)
         self.user_settings = UserSettings(
             self.profiles, self.contacts, self.blocks, self.subscriptions, self.clock
@@ -252,6 +255,12 @@ class Services:
             self.clock,
             self.announcer,
             endpoint,
+        )
+
+    def linked_devices(self, endpoint: str) -> LinkedDevices:
+        """setDevices: removed devices' connections on that API stage are closed."""
+        return LinkedDevices(
+            self.profiles, self.device_lists, self.queue, lambda: self.live(endpoint)
         )
 
     def messaging(self, endpoint: str) -> Messaging:

@@ -55,6 +55,7 @@ from messenger_local.events import (
 )
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.frames import SendMessage
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
 # The events of a deployed stage: the functions build @connections URLs from them.
 API = Api(
@@ -140,9 +141,13 @@ def context_for(route: str) -> LambdaContext:
     return LambdaContext.for_invocation(name, region=REGION, account_id=ACCOUNT_ID)
 
 
-def allowed(user_id: str) -> dict[str, Any]:
-    """`requestContext.authorizer` of a connection the authorizer admitted as `user_id`."""
-    return authorizer_context(user_id, {"userId": user_id}, latency_ms=12)
+def allowed(user_id: str, device_id: str = PRIMARY_DEVICE_ID) -> dict[str, Any]:
+    """`requestContext.authorizer` of a connection the authorizer admitted as `user_id`
+    (a linked device's carries its `deviceId`, docs/protocol.md §8)."""
+    context = {"userId": user_id}
+    if device_id != PRIMARY_DEVICE_ID:
+        context["deviceId"] = device_id
+    return authorizer_context(user_id, context, latency_ms=12)
 
 
 class _Response(AWSResponse):
@@ -362,6 +367,8 @@ class Connection:
     connection_id: str
     connected_at: int
     handshake: Handshake
+    # Which of the user's devices holds it (the authorizer's context says).
+    device_id: str = PRIMARY_DEVICE_ID
 
 
 @dataclass
@@ -429,19 +436,19 @@ class Harness:
         decision = self.authorize(query)
         effect = decision["policyDocument"]["Statement"][0]["Effect"]
         assert effect == "Allow", f"connect refused for {user.user_id}"
+        device_id = (decision.get("context") or {}).get("deviceId", PRIMARY_DEVICE_ID)
         at = self.clock.now_ms()
         request = handshake(new_id(), query, at)
-        response = self.call(
-            "$connect", connect_event(self.api, request, allowed(user.user_id), new_id())
-        )
+        context = allowed(user.user_id, device_id)
+        response = self.call("$connect", connect_event(self.api, request, context, new_id()))
         assert response["statusCode"] == 200
-        return Connection(user, request.connection_id, at, request)
+        return Connection(user, request.connection_id, at, request, device_id)
 
     def disconnect(self, connection: Connection) -> dict[str, Any]:
         event = disconnect_event(
             self.api,
             connection.handshake,
-            allowed(connection.user.user_id),
+            allowed(connection.user.user_id, connection.device_id),
             1000,
             "Client-side close frame status code",
             new_id(),
@@ -455,7 +462,7 @@ class Harness:
         event = message_event(
             self.api,
             connection.handshake,
-            allowed(connection.user.user_id),
+            allowed(connection.user.user_id, connection.device_id),
             route_key,
             body,
             new_id(),

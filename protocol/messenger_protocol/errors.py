@@ -61,6 +61,18 @@ class QueueFull(RetryLater):
     DEFAULT_RETRY_AFTER_MS = 60_000
 
 
+class StaleDevices(ProtocolError):
+    """A sendMessage whose copies do not follow the device lists the server holds (§8):
+    the error carries both versions, and the client fetches the lists and resends."""
+
+    code = ErrorCode.STALE_DEVICES
+
+    def __init__(self, message: str, devices: int, self_devices: int) -> None:
+        super().__init__(message)
+        self.devices = devices
+        self.self_devices = self_devices
+
+
 class InvalidConnect(ValueError):
     """A connect query string that is missing a parameter or has a malformed one."""
 

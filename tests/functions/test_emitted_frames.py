@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from messenger_protocol.frames import SERVER_FRAMES
+from tests.support.devices import LinkedDevice, device_list, set_devices_frame
 from tests.support.identities import TestUser
 from tests.support.push import push_harness, token_for
 from tests.support.schemas import check_server_frame
@@ -34,6 +35,7 @@ def test_one_conversation_emits_every_server_frame_and_each_keeps_its_schema(
             ),
             h.send(a, {"action": "setBlocked", "add": ["mallory"]}),
             h.send(a, {"action": "getSettings"}),
+            h.send(b, set_devices_frame(device_list(bob, 1, LinkedDevice(bob, "laptop")))),
             # When alice writes, bob acks and marks it seen, and alice syncs (once batched)
             h.send(a, h.message(a, bob, "hello", "msg-00000001")),
         ]

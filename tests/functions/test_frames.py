@@ -236,6 +236,7 @@ def test_unexpected_failure_is_answered_internal_and_never_raised(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(h.services.profiles, "get_profile", explode)
+    monkeypatch.setattr(h.services.profiles, "get_profiles", explode)
     reply = h.send(a, good_send())
     assert reply == {
         "type": "error",

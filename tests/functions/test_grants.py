@@ -30,6 +30,7 @@ from messenger.contract import (
     Access,
     TableSpec,
 )
+from tests.support.devices import LinkedDevice, device_list, sealed_message, set_devices_frame
 from tests.support.harness import TABLE_NAMES, Connection, Harness, harness
 from tests.support.identities import TestUser
 from tests.support.queue import seed
@@ -125,13 +126,26 @@ def test_every_frame_route_calls_only_what_its_role_allows(alice: TestUser, bob:
         send(b, {"action": "getPresence", "userIds": [alice.user_id], "subscribe": True})
         send(b, {"action": "getKeys", "userId": alice.user_id})
         send(b, {"action": "setPresenceVisibility", "visibility": "contacts", "contacts": ["x"]})
+        # bob links a laptop, which gets a message, then removes it (its queue deleted)
+        laptop = LinkedDevice(bob, "laptop")
+        bobs = device_list(bob, 1, laptop)
+        send(b, set_devices_frame(bobs))
+        h.connect(laptop)
+        send(a, sealed_message(alice.box_key, bobs, device_list(alice, 0), "1", "x", "grant-msg-2"))
+        send(b, set_devices_frame(device_list(bob, 2)))
         seed(h, bob.user_id, 510)
         send(b, {"action": "sync", "batch": True})
         done = h.posts.take(b.connection_id)[-1]
         send(b, {"action": "sync", "batch": True, "after": done["cursor"]})
         # Then every call was one the route's role may make
-        assert {"sendMessage", "ack", "markSeen", "sync", "getPresence", "getKeys"} <= {
-            route for route, calls in seen.items() if calls
-        }
+        assert {
+            "sendMessage",
+            "ack",
+            "markSeen",
+            "sync",
+            "getPresence",
+            "getKeys",
+            "setDevices",
+        } <= {route for route, calls in seen.items() if calls}
         problems = {route: refused(route, calls) for route, calls in seen.items()}
         assert problems == {route: [] for route in seen}

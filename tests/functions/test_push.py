@@ -16,6 +16,7 @@ from messenger.dal.push_devices import devices_of
 from messenger.logic import push as push_logic
 from messenger.logic.push import PushNotifier
 from messenger_protocol.names import PushPlatform
+from tests.support.devices import LinkedDevice, device_list, sealed_message, set_devices_frame
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
 from tests.support.push import (
@@ -551,3 +552,29 @@ def test_a_slow_sns_never_holds_the_ack_past_the_push_budget(
     assert len(pushes.all()) == 1
     metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics.get("PushesSent") == 1 and metrics.get("PushesFailed") == 2
+
+
+# --- linked devices (docs/protocol.md §8) ---------------------------------------------------
+
+
+def test_each_device_registers_its_own_token_and_gets_the_push_for_its_own_queue(
+    h: Harness, pushes: Pushes, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob's device 1 and his laptop each registered a token
+    b = h.connect(bob)
+    laptop = LinkedDevice(bob, "laptop")
+    bobs = device_list(bob, 1, laptop)
+    assert h.send(b, set_devices_frame(bobs))["type"] == "devices"
+    phone_token, laptop_token = apns_token(), fcm_token()
+    register(h, b, "APNS", phone_token)
+    c = h.connect(laptop)
+    register(h, c, "GCM", laptop_token)
+    # When the laptop is offline and device 1 online, alice writes to both
+    h.disconnect(c)
+    a = h.connect(alice)
+    frame = sealed_message(alice.box_key, bobs, device_list(alice, 0), "1", SECRET, "msg-pd0001")
+    assert h.send(a, frame)["type"] == "ack"
+    # Then only the laptop's token is pushed (device 1 took its copy live), content-free
+    assert pushes.to(phone_token) == []
+    [push] = pushes.to(laptop_token)
+    assert_content_free(push.document, frame, alice)

@@ -4,7 +4,7 @@ many frames they have in flight; a flood is refused frame by frame, writing noth
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -19,6 +19,7 @@ from messenger.dal.rate_limits import RateLimits
 from messenger.errors import RateLimited
 from messenger_protocol.limits import MAX_REFUSED_FRAMES
 from messenger_protocol.names import Action
+from tests.support.devices import device_list, set_devices_frame
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
 from tests.support.v12_pending import ACTIONS_NOT_ROUTED_YET
@@ -39,6 +40,7 @@ def frame_of(h: Harness, action: Action, sender: Connection, peer: TestUser) -> 
         Action.SET_PRESENCE_VISIBILITY: {"action": "setPresenceVisibility", "visibility": "nobody"},
         Action.SET_BLOCKED: {"action": "setBlocked", "add": ["mallory"]},
         Action.GET_SETTINGS: {"action": "getSettings"},
+        Action.SET_DEVICES: set_devices_frame(device_list(cast(TestUser, sender.user), 1)),
     }
     return frames[action]
 

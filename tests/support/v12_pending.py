@@ -9,5 +9,5 @@ from __future__ import annotations
 
 from messenger_protocol.names import Action, FrameType
 
-ACTIONS_NOT_ROUTED_YET = frozenset({Action.SET_DEVICES})
-FRAMES_NOT_SENT_YET = frozenset({FrameType.DEVICES})
+ACTIONS_NOT_ROUTED_YET: frozenset[Action] = frozenset()
+FRAMES_NOT_SENT_YET: frozenset[FrameType] = frozenset()

@@ -8,12 +8,14 @@ item family:
 - who may see the user's presence (contact items, and `vis*` on the profile):
   dal/contacts.py;
 - push devices (`push`, `lastPushAt` on the profile): dal/push_devices.py;
-- whom the user blocks (block items, and `blockCount` on the profile): dal/blocks.py.
+- whom the user blocks (block items, and `blockCount` on the profile): dal/blocks.py;
+- the signed device list (`devList`, `devVer` on the profile): dal/device_lists.py.
 Items of the cell itself have partitions of their own (dal/server_keys.py,
 dal/cell_generation.py); registration counters live in the Limits table.
 
 The PROFILE item holds the public keys, `createdAt`, `conns` (map connectionId ->
-connectedAt ms) and `lastSeen`. Keeping the live connections on the profile item means
+connectedAt ms for device 1, or {"at": connectedAt, "d": deviceId} for a linked device,
+docs/protocol.md §8) and `lastSeen`. Keeping the live connections on the profile item means
 one GetItem answers both "does the recipient exist" and "where is it connected", and one
 UpdateItem both records a connection and tells whether the user just came online. The
 attributes other modules own are read with it (`Profile` carries them) and written by
@@ -22,6 +24,7 @@ their owners only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from messenger.contract import STALE_CONNECTION_SECONDS
 from messenger.dal.batch import get_all
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
+from messenger_protocol.devices import DeviceList
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import PresenceVisibility
 
 if TYPE_CHECKING:
@@ -68,6 +73,10 @@ class Profile:
     contact_count: int = 0
     # How many users this one blocks (dal/blocks.py writes it); 0: no block item to read.
     blocked_count: int = 0
+    # The device of each connection not of device 1 (docs/protocol.md §8).
+    connection_devices: dict[str, str] = field(default_factory=dict)
+    # The signed device list as stored (dal/device_lists.py writes it); None: version 0.
+    stored_devices: DeviceList | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # raw attributes other features own
 
     def live_connections(self, now_ms: int) -> list[str]:
@@ -81,6 +90,21 @@ class Profile:
 
     def is_online(self, now_ms: int) -> bool:
         return bool(self.live_connections(now_ms))
+
+    @property
+    def devices(self) -> DeviceList:
+        """The user's device list: the stored one, or device 1 alone (version 0)."""
+        if self.stored_devices is not None:
+            return self.stored_devices
+        return DeviceList.unlinked(self.user_id, self.sign_key, self.box_key)
+
+    def device_of(self, connection_id: str) -> str:
+        """Which of the user's devices holds a connection."""
+        return self.connection_devices.get(connection_id, PRIMARY_DEVICE_ID)
+
+    def live_connections_of(self, device_id: str, now_ms: int) -> list[str]:
+        """The live connections of one device."""
+        return [c for c in self.live_connections(now_ms) if self.device_of(c) == device_id]
 
 
 _KNOWN = {
@@ -97,18 +121,34 @@ _KNOWN = {
     "visDigest",
     "visCount",
     "blockCount",
+    "devList",
+    "devVer",
 }
+
+
+def _connections_of(conns: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
+    """(connectionId -> connectedAt, connectionId -> deviceId of a linked device) of a
+    `conns` map: device 1's entries are a number, a linked device's a map {at, d}."""
+    connected_at: dict[str, int] = {}
+    devices: dict[str, str] = {}
+    for cid, value in conns.items():
+        if "M" in value:
+            connected_at[cid] = int(value["M"]["at"]["N"])
+            devices[cid] = value["M"]["d"]["S"]
+        else:
+            connected_at[cid] = int(value["N"])
+    return connected_at, devices
 
 
 def profile_from(item: dict[str, Any]) -> Profile:
     """The profile a PROFILE item holds."""
-    conns = item.get("conns", {}).get("M", {})
+    connections, connection_devices = _connections_of(item.get("conns", {}).get("M", {}))
     return Profile(
         user_id=item["userId"]["S"],
         sign_key=item["signKey"]["S"],
         box_key=item["boxKey"]["S"],
         created_at=int(item["createdAt"]["N"]),
-        connections={cid: int(value["N"]) for cid, value in conns.items()},
+        connections=connections,
         last_seen=int(item["lastSeen"]["N"]) if "lastSeen" in item else None,
         visibility=PresenceVisibility(item["vis"]["S"])
         if "vis" in item
@@ -117,6 +157,10 @@ def profile_from(item: dict[str, Any]) -> Profile:
         visibility_digest=item["visDigest"]["S"] if "visDigest" in item else None,
         contact_count=int(item["visCount"]["N"]) if "visCount" in item else 0,
         blocked_count=int(item["blockCount"]["N"]) if "blockCount" in item else 0,
+        connection_devices=connection_devices,
+        stored_devices=DeviceList.read(json.loads(item["devList"]["S"]))
+        if "devList" in item
+        else None,
         extra={name: value for name, value in item.items() if name not in _KNOWN},
     )
 
@@ -152,15 +196,25 @@ class Profiles:
         profiles = (profile_from(item) for item in get_all(self._client, self._table, keys))
         return {profile.user_id: profile for profile in profiles}
 
-    def add_connection(self, user_id: str, connection_id: str, connected_at: int) -> Profile:
-        """Record a live connection; returns the profile as it is after the write."""
+    def add_connection(
+        self,
+        user_id: str,
+        connection_id: str,
+        connected_at: int,
+        device_id: str = PRIMARY_DEVICE_ID,
+    ) -> Profile:
+        """Record a live connection of one of the user's devices; returns the profile as it
+        is after the write. Device 1's entry is the number alone, as before devices."""
+        at: dict[str, Any] = {"N": str(connected_at)}
+        if device_id != PRIMARY_DEVICE_ID:
+            at = {"M": {"at": at, "d": {"S": device_id}}}
         response = self._client.update_item(
             TableName=self._table,
             Key=profile_key(user_id),
             UpdateExpression="SET conns.#cid = :at",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#cid": connection_id},
-            ExpressionAttributeValues={":at": {"N": str(connected_at)}},
+            ExpressionAttributeValues={":at": at},
             ReturnValues="ALL_NEW",
         )
         return profile_from(response["Attributes"])

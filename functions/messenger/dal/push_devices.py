@@ -1,7 +1,8 @@
 """A user's push devices and push collapse stamp, kept on the user's PROFILE item.
 
 Attributes this module owns on ("U#<userId>", "PROFILE") (dal/profiles.py owns the rest):
-- `push`: map deviceKey -> {"platform": S, "arn": S (SNS endpoint), "at": N (registered, ms)}.
+- `push`: map deviceKey -> {"platform": S, "arn": S (SNS endpoint), "at": N (registered, ms),
+  "d": S (which of the user's devices registered it, docs/protocol.md §8; absent: device 1)}.
   The key is a short hash of (platform, token): the raw token is kept only by SNS.
 - `lastPushAt`: when the user's last push went out (ms), to collapse bursts.
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger.dal.profiles import PROFILE, Profile, user_key
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,6 +34,8 @@ class PushDevice:
     platform: str
     endpoint_arn: str
     registered_at: int
+    # Which of the user's devices (docs/protocol.md §8) registered the token.
+    device_id: str = PRIMARY_DEVICE_ID
 
 
 def device_key(platform: str, token: str) -> str:
@@ -51,6 +55,7 @@ def devices_of(profile: Profile) -> dict[str, PushDevice]:
                 platform=fields["platform"]["S"],
                 endpoint_arn=fields["arn"]["S"],
                 registered_at=int(fields["at"]["N"]),
+                device_id=fields["d"]["S"] if "d" in fields else PRIMARY_DEVICE_ID,
             )
         except (KeyError, ValueError):
             continue  # a record we cannot read is never pushed to; re-registering fixes it
@@ -94,6 +99,8 @@ class PushDevices:
                 "at": {"N": str(device.registered_at)},
             }
         }
+        if device.device_id != PRIMARY_DEVICE_ID:
+            record["M"]["d"] = {"S": device.device_id}
         names = {"#p": PUSH}
         values: dict[str, Any]
         if map_exists:

@@ -1,11 +1,20 @@
-"""The Queue table: what waits for a user until one of its devices acknowledges it.
+"""The Queue table: what waits for each device of a user until it acknowledges it.
 
-Item layout (pk = recipient userId, sk = the item id clients put in `ack`):
+Every device has its own queue (docs/protocol.md §8): pk = `queue_owner(userId,
+deviceId)`, the userId alone for device 1 (so a user who never linked a device has the
+queue, and the costs, of before devices) and "<userId>#<deviceId>" for a linked one.
+
+Item layout (pk = the recipient device's queue, sk = the item id clients put in `ack`):
 - messages: sk "m#<sender>#<messageId>", so a resend of the same frame hits the same key
   and a conditional put keeps the first copy; their `seq` attribute puts them in the
   local index byOrder (keys only), which gives their store order;
 - receipts: sk "r#<seq>", already in store order in the table itself, so they carry no
-  `seq` attribute and cost no index write.
+  `seq` attribute and cost no index write;
+- first-ack marks: sk "t#<sender>#<messageId>" in device 1's queue, written by the first
+  of the recipient's devices to acknowledge a message sealed for several devices, so that
+  its `delivered` receipt is queued once (never read by `sync`, and never acked).
+A copy for one of several devices carries `fromDevice`, `key`, `keyNonce`, and `multiDevice`
+when the recipient got more than one copy; a copy of one's own message carries `to`.
 `seq` ("<store time µs, 17 digits>#<8 random hex>") orders the whole queue: a page of
 `sync` merges the two ordered runs. Every item carries `expiresAt` (epoch seconds, the
 table's TTL attribute); reads drop expired items themselves because DynamoDB's sweeper
@@ -21,9 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import ORDER_INDEX
-from messenger.dal.batch import get_all, write_all
+from messenger.dal.batch import get_all, query_pages, write_all
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
 from messenger_protocol.frames import MessageFrame, ReceiptFrame
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import ReceiptStatus
 
 if TYPE_CHECKING:
@@ -34,8 +44,28 @@ if TYPE_CHECKING:
 ITEM_ID_SEPARATOR = "#"
 MESSAGE_PREFIX = "m" + ITEM_ID_SEPARATOR
 RECEIPT_PREFIX = "r" + ITEM_ID_SEPARATOR
+FIRST_ACK_PREFIX = "t" + ITEM_ID_SEPARATOR
 # Above every receipt key: "r#" + seq, where seq starts with a digit.
 _RECEIPTS_END = RECEIPT_PREFIX + "~"
+# Between a user id and a device id in a linked device's queue key (no user id has one).
+DEVICE_SEPARATOR = "#"
+
+
+def queue_owner(user_id: str, device_id: str = PRIMARY_DEVICE_ID) -> str:
+    """The queue (partition key) of one device of a user: device 1's is the user id."""
+    if device_id == PRIMARY_DEVICE_ID:
+        return user_id
+    return f"{user_id}{DEVICE_SEPARATOR}{device_id}"
+
+
+def user_of_queue(owner: str) -> str:
+    """The user whose device's queue this is (the inverse of `queue_owner`)."""
+    return owner.partition(DEVICE_SEPARATOR)[0]
+
+
+def device_of_queue(owner: str) -> str:
+    """The device whose queue this is."""
+    return owner.partition(DEVICE_SEPARATOR)[2] or PRIMARY_DEVICE_ID
 
 
 def message_item_id(sender: str, message_id: str) -> str:
@@ -91,6 +121,14 @@ class QueuedMessage:
     server_ts: int
     seq: str
     expires_at: int
+    # A copy sealed for one of several devices (docs/protocol.md §8); None: a v1.1 message.
+    from_device: str | None = None
+    key: str | None = None
+    key_nonce: str | None = None
+    # On a copy of the recipient's own message, sent from another of its devices: the peer.
+    to: str | None = None
+    # The recipient got copies for more than one of its devices: the first ack tells.
+    shared: bool = False
 
     @property
     def id(self) -> str:
@@ -105,6 +143,10 @@ class QueuedMessage:
             nonce=self.nonce,
             sent_at=self.sent_at,
             server_ts=self.server_ts,
+            from_device=self.from_device,
+            key=self.key,
+            key_nonce=self.key_nonce,
+            to=self.to,
         )
 
 
@@ -143,16 +185,31 @@ def queue_item(entry: QueueItem) -> dict[str, Any]:
         "expiresAt": {"N": str(entry.expires_at)},
     }
     if isinstance(entry, QueuedMessage):
-        return common | {
-            "seq": {"S": entry.seq},
-            "kind": {"S": "message"},
-            "sender": {"S": entry.sender},
-            "messageId": {"S": entry.message_id},
-            "body": {"S": entry.body},
-            "nonce": {"S": entry.nonce},
-            "sentAt": {"N": str(entry.sent_at)},
-            "serverTs": {"N": str(entry.server_ts)},
-        }
+        copy: dict[str, Any] = {}
+        for name, value in (
+            ("fromDevice", entry.from_device),
+            ("key", entry.key),
+            ("keyNonce", entry.key_nonce),
+            ("to", entry.to),
+        ):
+            if value is not None:
+                copy[name] = {"S": value}
+        if entry.shared:
+            copy["multiDevice"] = {"BOOL": True}
+        return (
+            common
+            | copy
+            | {
+                "seq": {"S": entry.seq},
+                "kind": {"S": "message"},
+                "sender": {"S": entry.sender},
+                "messageId": {"S": entry.message_id},
+                "body": {"S": entry.body},
+                "nonce": {"S": entry.nonce},
+                "sentAt": {"N": str(entry.sent_at)},
+                "serverTs": {"N": str(entry.server_ts)},
+            }
+        )
     return common | {
         "kind": {"S": "receipt"},
         "status": {"S": entry.status},
@@ -174,6 +231,11 @@ def _from_item(item: dict[str, Any]) -> QueueItem:
             server_ts=int(item["serverTs"]["N"]),
             seq=item["seq"]["S"],
             expires_at=int(item["expiresAt"]["N"]),
+            from_device=_text(item, "fromDevice"),
+            key=_text(item, "key"),
+            key_nonce=_text(item, "keyNonce"),
+            to=_text(item, "to"),
+            shared=item.get("multiDevice", {}).get("BOOL", False),
         )
     return QueuedReceipt(
         recipient=item["pk"]["S"],
@@ -184,6 +246,10 @@ def _from_item(item: dict[str, Any]) -> QueueItem:
         seq=item["sk"]["S"].removeprefix(RECEIPT_PREFIX),
         expires_at=int(item["expiresAt"]["N"]),
     )
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    return item[name]["S"] if name in item else None
 
 
 @dataclass(frozen=True)
@@ -261,6 +327,60 @@ class Queue:
         keys = [{"pk": {"S": owner}, "sk": {"S": item_id}} for item_id in item_ids]
         found = get_all(self._client, self._table, keys, consistent=True, projection="sk")
         return {item["sk"]["S"] for item in found}
+
+    def shared_among(self, owner: str, item_ids: Sequence[str]) -> dict[str, bool]:
+        """Which of these ids are items in the owner's queue now (a strongly consistent
+        read), each with whether it is a copy of a message its recipient got on several
+        devices (`shared`)."""
+        keys = [{"pk": {"S": owner}, "sk": {"S": item_id}} for item_id in item_ids]
+        found = get_all(
+            self._client, self._table, keys, consistent=True, projection="sk, multiDevice"
+        )
+        return {item["sk"]["S"]: item.get("multiDevice", {}).get("BOOL", False) for item in found}
+
+    def first_to_acknowledge(
+        self, user_id: str, sender: str, message_id: str, expires_at: int
+    ) -> bool:
+        """Mark that one of the user's devices acknowledged a shared message; True for the
+        first device only (one conditional PutItem in device 1's queue, gone with the
+        message's TTL). Two devices acknowledging at the same instant: one is first."""
+        try:
+            with dynamodb_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "pk": {"S": queue_owner(user_id)},
+                        "sk": {"S": f"{FIRST_ACK_PREFIX}{sender}{ITEM_ID_SEPARATOR}{message_id}"},
+                        "expiresAt": {"N": str(expires_at)},
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except ConditionFailed:
+            return False
+        return True
+
+    def forget_first_acks(self, user_id: str, messages: Sequence[tuple[str, str]]) -> None:
+        """Undo `first_to_acknowledge` for (sender, messageId) whose receipt was not stored."""
+        self.delete(
+            queue_owner(user_id),
+            [f"{FIRST_ACK_PREFIX}{sender}{ITEM_ID_SEPARATOR}{mid}" for sender, mid in messages],
+        )
+
+    def delete_queue(self, owner: str) -> int:
+        """Delete everything in one device's queue (a removed device, docs/protocol.md §8):
+        a Query of its own partition, keys only, and batched deletes; how many went."""
+        query = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": owner}},
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        deleted = 0
+        for items in query_pages(self._client, query):
+            self.delete(owner, [item["sk"]["S"] for item in items])
+            deleted += len(items)
+        return deleted
 
     def delete(self, owner: str, item_ids: Iterable[str]) -> None:
         """Delete items of the owner's queue; deleting one already gone is a no-op."""

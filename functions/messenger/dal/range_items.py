@@ -12,7 +12,7 @@ Per table, whose items are whose:
 - Users: `U#<userId>` (profile, contacts, blocks, subscriptions and interests) and
   `N#<userId>#<nonce>` (spent connect nonces); the cell's own items (`CELL`, `MOVE`,
   `KEY#...`) are no one's and never move.
-- Queue: every item's pk is its recipient.
+- Queue: every item's pk is its recipient device's queue (its user, or "<userId>#<deviceId>").
 - Limits: `U#<userId>` counters (queue caps); rate-limit buckets (`RATE#...`) start afresh
   in the new home (docs/protocol.md §6) and registration counters (`IP#...`) stay.
 """
@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from messenger.dal.batch import write_all
+from messenger.dal.queue import user_of_queue
 from messenger_protocol.cells import shard
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ def owner_of(role: TableRole, item: dict[str, Any]) -> str | None:
     pk = item["pk"]["S"]
     sk = item["sk"]["S"]
     if role is TableRole.QUEUE:
-        return pk
+        # A linked device's queue is "<userId>#<deviceId>" (dal/queue.py): its user's.
+        return user_of_queue(pk)
     if pk.startswith(USER_PREFIX):
         if role is TableRole.LIMITS and sk.startswith(RATE_PREFIX):
             return None

@@ -29,6 +29,7 @@ from messenger_protocol.frames import (
     load_json,
     reference_of,
 )
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import ErrorCode
 
 F = TypeVar("F", bound=ClientFrame)
@@ -44,6 +45,8 @@ class Caller:
     endpoint: str  # the @connections endpoint of the caller's API stage
     # The newest directory version this cell knows (`dv`, docs/protocol.md §6).
     directory_version: int = 0
+    # Which of the user's devices holds the connection (docs/protocol.md §8).
+    device_id: str = PRIMARY_DEVICE_ID
 
 
 def caller_of(event: dict[str, Any], svc: Services) -> Caller:
@@ -55,7 +58,14 @@ def caller_of(event: dict[str, Any], svc: Services) -> Caller:
     endpoint = svc.settings.connections_endpoint or (
         f"https://{context['domainName']}/{context['stage']}"
     )
-    return Caller(user_id, context["connectionId"], endpoint, directory_version_of(event))
+    device_id = authorizer.get("deviceId") or PRIMARY_DEVICE_ID
+    return Caller(
+        user_id,
+        context["connectionId"],
+        endpoint,
+        directory_version_of(event),
+        str(device_id),
+    )
 
 
 def directory_version_of(event: dict[str, Any]) -> int:
@@ -88,6 +98,8 @@ def refused(refusal: Refused, ref: str | None) -> ErrorFrame:
         message=refusal.message,
         ref=ref,
         retry_after=getattr(refusal, "retry_after", None),
+        devices=getattr(refusal, "devices", None),
+        self_devices=getattr(refusal, "self_devices", None),
     )
 
 

@@ -9,5 +9,5 @@ from messenger_protocol.frames import Ack, ServerFrame
 
 @message_route(Ack)
 def handler(frame: Ack, caller: Caller, svc: Services) -> ServerFrame | None:
-    svc.receipts(caller.endpoint).acknowledge(caller.user_id, frame.ids)
+    svc.receipts(caller.endpoint).acknowledge(caller.user_id, frame.ids, caller.device_id)
     return None

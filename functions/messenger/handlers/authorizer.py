@@ -74,7 +74,12 @@ def _authorize(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         count_refusal(ErrorCode.INTERNAL)
         raise
     logger.thread_safe_append_keys(user=user_id)
-    return policy(user_id, "Allow", resource) | {"context": {"userId": user_id}}
+    # A linked device rides in the context too: every later event of the connection is
+    # that device's (its queue, its acks, docs/protocol.md §8); absent means device 1.
+    connection: dict[str, str] = {"userId": user_id}
+    if not request.query.is_primary_device:
+        connection["deviceId"] = request.query.device_id
+    return policy(user_id, "Allow", resource) | {"context": connection}
 
 
 handler = lambda_entry(_authorize)

@@ -12,7 +12,7 @@ from messenger.wiring import Services
 def _opened(caller: Caller, event: dict[str, Any], svc: Services) -> None:
     connected_at = event["requestContext"].get("connectedAt") or int(time.time() * 1000)
     svc.live(caller.endpoint).connection_opened(
-        caller.user_id, caller.connection_id, int(connected_at)
+        caller.user_id, caller.connection_id, int(connected_at), caller.device_id
     )
 
 

@@ -9,4 +9,6 @@ from messenger_protocol.frames import RegisterPush, ServerFrame
 
 @message_route(RegisterPush)
 def handler(frame: RegisterPush, caller: Caller, svc: Services) -> ServerFrame | None:
-    return svc.push_registration.register(caller.user_id, frame.platform, frame.token)
+    return svc.push_registration.register(
+        caller.user_id, frame.platform, frame.token, caller.device_id
+    )

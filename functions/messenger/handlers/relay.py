@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger.errors import SideFenced, SidePromoting, as_refusal
+from messenger.errors import SideFenced, SidePromoting, StaleDevices, as_refusal
 from messenger.handlers._runtime import count_refusal, lambda_entry
 from messenger.observability import logger
 from messenger.transport.relay_records import answered, read_request, refused
@@ -35,6 +35,9 @@ def _relay(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if refusal is not None:
             logger.info("relay refused", extra={"code": refusal.code, "reason": refusal.message})
             count_refusal(refusal.code)
+            if isinstance(refusal, StaleDevices):
+                versions = {"devices": refusal.devices, "selfDevices": refusal.self_devices}
+                return refused(refusal.code, refusal.message, **versions)
             return refused(refusal.code, refusal.message)
         logger.exception("relay failed")
         count_refusal(ErrorCode.INTERNAL)

@@ -12,5 +12,7 @@ def handler(frame: Sync, caller: Caller, svc: Services) -> ServerFrame | None:
     # The page and its syncDone are posted (in order) rather than returned: a route
     # response can only carry one frame.
     catch_up = svc.catch_up(caller.endpoint)
-    catch_up.sync(caller.user_id, caller.connection_id, frame, caller.directory_version)
+    catch_up.sync(
+        caller.user_id, caller.connection_id, frame, caller.directory_version, caller.device_id
+    )
     return None

@@ -10,13 +10,14 @@ position in store order, not an offset. With `batch` the items travel packed int
 from __future__ import annotations
 
 from messenger.contract import SYNC_PAGE_ITEMS, SYNC_PAGE_POSTS, Metric
-from messenger.dal.queue import Page, Queue
+from messenger.dal.queue import Page, Queue, queue_owner
 from messenger.logic.clock import Clock
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.sync_cursor import SyncCursors
 from messenger.observability import count
 from messenger_protocol.frames import ItemsFrame, ServerFrame, Sync, SyncDoneFrame
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
 
 class CatchUp:
@@ -30,15 +31,22 @@ class CatchUp:
         self._epoch = epoch
 
     def sync(
-        self, owner: str, connection_id: str, request: Sync, directory_version: int = 0
+        self,
+        owner: str,
+        connection_id: str,
+        request: Sync,
+        directory_version: int = 0,
+        device_id: str = PRIMARY_DEVICE_ID,
     ) -> int:
-        """Post one page of the owner's queue to the connection, then syncDone (with the
-        cell's epoch, and `directory_version` as its `dv`); returns how many items went
-        out. A refused cursor raises BadRequest before any post."""
-        after = self._cursors.position(owner, request.after) if request.after else None
+        """Post one page of the queue of the owner's device (docs/protocol.md §8: each
+        device has its own) to the connection, then syncDone (with the cell's epoch, and
+        `directory_version` as its `dv`); returns how many items went out. A refused
+        cursor raises BadRequest before any post."""
+        queue = queue_owner(owner, device_id)
+        after = self._cursors.position(queue, request.after) if request.after else None
         # Without batch every item is a post: read no more items than a page can post.
         limit = SYNC_PAGE_ITEMS if request.batch else SYNC_PAGE_POSTS
-        page = self._queue.page(owner, after, self._clock.now_s(), limit)
+        page = self._queue.page(queue, after, self._clock.now_s(), limit)
         frames, page = _within_post_budget(page, batch=request.batch)
         for frame in frames:
             if not self._live.post(owner, connection_id, frame):
@@ -46,7 +54,7 @@ class CatchUp:
         sent = len(page.items)
         count(Metric.SYNC_PAGES)
         count(Metric.ITEMS_SYNCED, sent)
-        cursor = self._cursors.issue(owner, page.end) if page.more and page.end else None
+        cursor = self._cursors.issue(queue, page.end) if page.more and page.end else None
         done = SyncDoneFrame(
             count=sent,
             more=cursor is not None,

@@ -52,12 +52,13 @@ def parse_connect_query(
 
 
 def device_sign_key(profile: Profile, device_id: str) -> str:
-    """The signKey a device's connect signature verifies against: the user's for device 1.
-    A linked device's own key comes from the user's signed device list (docs/protocol.md
-    §8); until those are kept, any other device is refused."""
-    if device_id != PRIMARY_DEVICE_ID:
+    """The key a device's connect query must verify under (docs/protocol.md §1, §8): its
+    own signKey from the user's stored device list (device 1's is the account key).
+    AccessDenied (403) for a device the list does not name, a removed one say."""
+    device = profile.devices.device(device_id)
+    if device is None:
         raise AccessDenied(f"device {device_id!r} is not one of the user's devices")
-    return profile.sign_key
+    return device.sign_key
 
 
 class Identity:
@@ -125,6 +126,8 @@ class Identity:
         query = request.query
         if query.sign_key is None or query.box_key is None:
             raise AccessDenied("unknown user and no keys given")
+        if not query.is_primary_device:
+            raise AccessDenied(f"a user is registered by its device {PRIMARY_DEVICE_ID}")
         profile = Profile(
             user_id=query.user_id,
             sign_key=query.sign_key,
@@ -157,6 +160,10 @@ class Identity:
         profile = self._profiles.get_profile(user_id)
         if profile is None:
             raise UnknownUser(f"no user {user_id!r}")
+        # The signed device list from version 1 on (docs/protocol.md §8); absent at 0.
         return KeysFrame(
-            user_id=profile.user_id, sign_key=profile.sign_key, box_key=profile.box_key
+            user_id=profile.user_id,
+            sign_key=profile.sign_key,
+            box_key=profile.box_key,
+            devices=profile.stored_devices if profile.devices.version >= 1 else None,
         )

@@ -19,7 +19,7 @@ from messenger.observability import count, logger
 from messenger.transport.connections import Connections
 from messenger.transport.presence_events import PresenceAnnouncer, PresenceEvent
 from messenger_protocol.frames import ErrorFrame, ServerFrame
-from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE
+from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE, PRIMARY_DEVICE_ID
 from messenger_protocol.names import ErrorCode
 
 # Posts in flight at once, for the whole container: a user's connections (at most 4 per
@@ -48,12 +48,28 @@ class LiveDelivery:
         self._announcer = announcer
         self._endpoint = endpoint
 
-    def deliver(self, profile: Profile, frame: ServerFrame, *, skip: str | None = None) -> int:
-        """Post a frame to every live connection of a user; returns how many took it.
+    def deliver(
+        self,
+        profile: Profile,
+        frame: ServerFrame,
+        *,
+        skip: str | None = None,
+        device: str | None = None,
+    ) -> int:
+        """Post a frame to every live connection of a user (of one of its devices, if
+        `device` names one: its own copy, docs/protocol.md §8); returns how many took it.
 
         A connection that answers Gone is forgotten on our side too.
         """
-        targets = [c for c in profile.live_connections(self._clock.now_ms()) if c != skip]
+        now = self._clock.now_ms()
+        live = (
+            profile.live_connections(now)
+            if device is None
+            else (profile.live_connections_of(device, now))
+        )
+        targets = [c for c in live if c != skip]
+        if not targets:
+            return 0
         if len(targets) == 1:
             return int(self.post(profile.user_id, targets[0], frame))
         # Together, not one after another: the sender's ack waits for the slowest post,
@@ -73,11 +89,18 @@ class LiveDelivery:
             return False
         return True
 
-    def connection_opened(self, user_id: str, connection_id: str, connected_at: int) -> None:
-        """Record a connection ($connect). If this fails, nothing stays recorded: a
-        handshake that API Gateway refuses must not leave its user looking online."""
+    def connection_opened(
+        self,
+        user_id: str,
+        connection_id: str,
+        connected_at: int,
+        device_id: str = PRIMARY_DEVICE_ID,
+    ) -> None:
+        """Record a connection of one of the user's devices ($connect). If this fails,
+        nothing stays recorded: a handshake that API Gateway refuses must not leave its
+        user looking online."""
         try:
-            profile = self._profiles.add_connection(user_id, connection_id, connected_at)
+            profile = self._profiles.add_connection(user_id, connection_id, connected_at, device_id)
         except Exception:
             # A write that timed out may still have been made.
             self._undo_connect(user_id, connection_id)
@@ -93,14 +116,14 @@ class LiveDelivery:
                 logger.warning("could not prune stale connections", exc_info=True)
         if profile.live_connections(now) == [connection_id]:
             self._announce(PresenceEvent(user_id, self._endpoint))
-        self._replace_oldest(profile, now)
+        self._replace_oldest(profile, device_id, now)
 
-    def _replace_oldest(self, profile: Profile, now_ms: int) -> None:
+    def _replace_oldest(self, profile: Profile, device_id: str, now_ms: int) -> None:
         """A device holds at most MAX_CONNECTIONS_PER_DEVICE connections (docs/protocol.md
-        §1; one device per user until devices are linked): past it, the ones that opened
-        first are told REPLACED, forgotten (no more posts), and closed (1008 locally).
-        Never fails the handshake: one left open is only forgotten."""
-        live = profile.live_connections(now_ms)
+        §1): past it, the ones of that device that opened first are told REPLACED,
+        forgotten (no more posts), and closed (1008 locally). Never fails the handshake:
+        one left open is only forgotten."""
+        live = profile.live_connections_of(device_id, now_ms)
         excess = len(live) - MAX_CONNECTIONS_PER_DEVICE
         if excess <= 0:
             return
@@ -116,6 +139,24 @@ class LiveDelivery:
                 )
             except Exception:
                 logger.warning("could not close a replaced connection", exc_info=True)
+
+    def close_removed_device(self, profile: Profile, device_id: str) -> int:
+        """Close every connection of a device no longer in the user's list
+        (docs/protocol.md §8: DEVICE_REMOVED, 1008 locally); how many. One that fails to
+        close is logged: the device's handshakes are refused from now on either way."""
+        closed = 0
+        for connection_id in profile.live_connections_of(device_id, self._clock.now_ms()):
+            try:
+                self._close(
+                    profile.user_id,
+                    connection_id,
+                    ErrorCode.DEVICE_REMOVED,
+                    "this device was removed from the user's devices",
+                )
+                closed += 1
+            except Exception:
+                logger.warning("could not close a removed device's connection", exc_info=True)
+        return closed
 
     def close_refusing(self, user_id: str, connection_id: str) -> None:
         """Close a connection that keeps sending refused frames (docs/protocol.md §3)."""

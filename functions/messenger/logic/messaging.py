@@ -9,27 +9,45 @@ logic/receipts.py; catching up (`sync`) is logic/catch_up.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from messenger.contract import Metric
 from messenger.dal.blocks import Blocks
 from messenger.dal.profiles import Profile, Profiles
-from messenger.dal.queue import Queue, QueuedMessage, new_seq
-from messenger.errors import QueueFull, UnknownRecipient
+from messenger.dal.queue import (
+    Queue,
+    QueuedMessage,
+    device_of_queue,
+    new_seq,
+    user_of_queue,
+)
+from messenger.errors import QueueFull, StaleDevices, UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
+from messenger.logic.device_copies import (
+    DeviceCopy,
+    check_recipient_copies,
+    check_self_copies,
+    recipient_copies,
+    self_copies,
+)
 from messenger.logic.epoch import CellEpoch
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
 from messenger.logic.queue_caps import QueueCaps
 from messenger.observability import count
 from messenger_protocol.frames import AckFrame, SendMessage
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
 
 class OfflineNotifier(Protocol):
-    """Told when something was queued for a user none of whose connections took it."""
+    """Told when something was queued for devices of a user none of whose connections
+    took it (device 1 alone when `devices` is not given)."""
 
-    def something_queued(self, profile: Profile, kind: str) -> None: ...
+    def something_queued(
+        self, profile: Profile, kind: str, devices: Sequence[str] | None = None
+    ) -> None: ...
 
 
 class Messaging:
@@ -62,36 +80,137 @@ class Messaging:
         self._peers = peers
         self._caps = caps
 
-    def send(self, sender: str, frame: SendMessage) -> AckFrame:
-        """Queue a message for its recipient, then try to hand it over live.
+    def send(
+        self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
+    ) -> AckFrame:
+        """Queue a message for each of its recipient's devices and the sender's other
+        devices (docs/protocol.md §8), then try to hand each copy over live.
 
         A recipient at home in another cell gets it through that cell's Relay, which
         stores it before it answers: the ack still means "stored for the recipient".
         """
         if not self._cells.is_home(frame.to):
-            # Rate limited here, as every frame is (handlers/_runtime.py).
-            return self._peers.store_message(sender, frame)
-        return self.accept(sender, frame)
+            return self._send_elsewhere(sender, sender_device, frame)
+        # Nothing is stored for a user whose range is being moved (RATE_LIMITED): the
+        # recipient, nor the sender when its own devices get copies.
+        self._cells.admit_writes_for(frame.to)
+        if frame.self_copies:
+            self._cells.admit_writes_for(sender)
+        # One BatchGetItem: the recipient (does it exist, its devices, its connections)
+        # and the sender (its own devices, for the copies of its message).
+        profiles = self._profiles.get_profiles([frame.to, sender])
+        recipient = profiles.get(frame.to)
+        if recipient is None:
+            raise UnknownRecipient(f"no user {frame.to!r}")
+        own = profiles.get(sender)
+        own_devices = own.devices if own is not None else None
+        self_version = own_devices.version if own_devices is not None else 0
+        # Every refusal before any write (docs/protocol.md §3).
+        check_recipient_copies(frame, recipient.devices, self_version)
+        if own_devices is not None:
+            check_self_copies(frame, own_devices, sender_device, recipient.devices.version)
+        if self._blocks.blocks(recipient, sender):
+            count(Metric.BLOCKED_DROPPED)
+            ack = self._ack(frame.message_id, self._clock.now_ms())
+        else:
+            ack = self._store(sender, sender_device, frame, recipient)
+        if own is not None:
+            # Whether or not the recipient blocks the sender, as across cells: the
+            # sender's other devices show what it sent, and learn nothing of a block.
+            self._store_self_copies(sender, sender_device, frame, own)
+        return ack
 
-    def accept(self, sender: str, frame: SendMessage) -> AckFrame:
-        """Store a message for a user of this cell: sent here, or relayed by a peer cell
-        from one of its users (rate limited over there). The recipient's cell decides
-        whether the recipient blocks the sender: then nothing is stored, delivered or
-        pushed, and the ack looks like any other. Nothing is stored for a user whose range
-        is being moved to another cell (RATE_LIMITED: the sender tries again)."""
+    def _send_elsewhere(self, sender: str, sender_device: str, frame: SendMessage) -> AckFrame:
+        """A recipient at home in another cell: the sender's own side is checked here
+        (that cell does not know the sender's devices), the recipient's there; the
+        sender's other devices get their copies here once the recipient's are stored.
+        Rate limited here, as every frame is (handlers/_runtime.py)."""
+        if frame.self_copies:
+            self._cells.admit_writes_for(sender)
+        own = self._profiles.get_profile(sender)
+        if own is not None:
+            # The recipient's version is the other cell's to tell: the frame's, meanwhile.
+            check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
+        try:
+            ack = self._peers.store_message(sender, frame, sender_device)
+        except StaleDevices as stale:
+            # The recipient's version is that cell's; the sender's own is this one's.
+            own_version = own.devices.version if own is not None else 0
+            raise StaleDevices(stale.message, stale.devices, own_version) from None
+        if own is not None:
+            self._store_self_copies(sender, sender_device, frame, own)
+        return ack
+
+    def accept(
+        self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
+    ) -> AckFrame:
+        """Store a message for a user of this cell, relayed by a peer cell from one of its
+        users (rate limited, and the sender's own copies kept, over there). The
+        recipient's cell decides whether the recipient blocks the sender: then nothing is
+        stored, delivered or pushed, and the ack looks like any other. Nothing is stored
+        for a user whose range is being moved to another cell (RATE_LIMITED: the sender
+        tries again)."""
         self._cells.admit_writes_for(frame.to)
         recipient = self._profiles.get_profile(frame.to)
         if recipient is None:
             raise UnknownRecipient(f"no user {frame.to!r}")
+        check_recipient_copies(frame, recipient.devices, frame.self_devices or 0)
         if self._blocks.blocks(recipient, sender):
             count(Metric.BLOCKED_DROPPED)
             return self._ack(frame.message_id, self._clock.now_ms())
-        return self._store(sender, frame, recipient)
+        return self._store(sender, sender_device, frame, recipient)
 
-    def _store(self, sender: str, frame: SendMessage, recipient: Profile) -> AckFrame:
+    def _store(
+        self, sender: str, sender_device: str, frame: SendMessage, recipient: Profile
+    ) -> AckFrame:
+        """Store the recipient's copies (counted once against its queue caps), then
+        deliver each fresh one live to its device, or push to that device."""
+        copies = recipient_copies(frame, recipient.devices)
+        messages = [
+            self._message(copy, sender, sender_device, frame, shared=len(copies) > 1)
+            for copy in copies
+        ]
+        stored = self._store_within_caps(messages)
+        first, _ = stored[0]
+        if not any(fresh for _, fresh in stored):
+            # A resend while the copies wait: same ack, never a second delivery.
+            count(Metric.DUPLICATE_SENDS)
+            return self._ack(first.message_id, first.server_ts)
+        count(Metric.MESSAGES_STORED)
+        self._deliver_fresh(recipient, stored)
+        return self._ack(first.message_id, first.server_ts)
+
+    def _store_self_copies(
+        self, sender: str, sender_device: str, frame: SendMessage, own: Profile
+    ) -> None:
+        """The copies of the sender's message for its other devices (docs/protocol.md §8):
+        not counted against any cap (the sender fills only its own queues, at the pace
+        its rate limit allows), delivered live or pushed like any message."""
+        copies = self_copies(sender, frame)
+        if not copies:
+            return
+        now_s = self._clock.now_s()
+        stored = [
+            self._queue.store_message(
+                self._message(copy, sender, sender_device, frame, shared=False), now_s
+            )
+            for copy in copies
+        ]
+        self._deliver_fresh(own, stored)
+
+    def _message(
+        self,
+        copy: DeviceCopy,
+        sender: str,
+        sender_device: str,
+        frame: SendMessage,
+        *,
+        shared: bool,
+    ) -> QueuedMessage:
         now_ns = self._clock.now_ns()
-        message = QueuedMessage(
-            recipient=frame.to,
+        key = copy.key
+        return QueuedMessage(
+            recipient=copy.owner,
             sender=sender,
             message_id=frame.message_id,
             body=frame.body,
@@ -100,19 +219,30 @@ class Messaging:
             server_ts=now_ns // 1_000_000,
             seq=new_seq(now_ns // 1_000),
             expires_at=now_ns // 1_000_000_000 + self._ttl,
+            from_device=sender_device if key is not None else None,
+            key=key.key if key is not None else None,
+            key_nonce=key.key_nonce if key is not None else None,
+            to=copy.to,
+            shared=shared,
         )
-        stored, fresh = self._store_within_caps(message, now_ns // 1_000_000_000)
-        if not fresh:
-            # A resend while the first copy waits: same ack, never a second delivery.
-            count(Metric.DUPLICATE_SENDS)
-            return self._ack(stored.message_id, stored.server_ts)
-        count(Metric.MESSAGES_STORED)
-        if self._live.deliver(recipient, stored.frame()):
-            count(Metric.MESSAGES_DELIVERED_LIVE)
-        else:
-            count(Metric.MESSAGES_LEFT_QUEUED)
-            self._offline.something_queued(recipient, "message")
-        return self._ack(stored.message_id, stored.server_ts)
+
+    def _deliver_fresh(
+        self, profile: Profile, stored: Sequence[tuple[QueuedMessage, bool]]
+    ) -> None:
+        """Hand each copy this call stored to its device's live connections; a device
+        that took none gets a push (content-free) for its own queue."""
+        offline: list[str] = []
+        for message, fresh in stored:
+            if not fresh:
+                continue
+            device = device_of_queue(message.recipient)
+            if self._live.deliver(profile, message.frame(), device=device):
+                count(Metric.MESSAGES_DELIVERED_LIVE)
+            else:
+                count(Metric.MESSAGES_LEFT_QUEUED)
+                offline.append(device)
+        if offline:
+            self._offline.something_queued(profile, "message", offline)
 
     def _ack(self, message_id: str, server_ts: int) -> AckFrame:
         """The sender's ack: stored, and under which epoch of this cell, the recipient's home
@@ -123,25 +253,29 @@ class Messaging:
         epoch = self._epoch.current()
         return AckFrame(message_id=message_id, server_ts=server_ts, epoch=epoch, dv=0)
 
-    def _store_within_caps(self, message: QueuedMessage, now_s: int) -> tuple[QueuedMessage, bool]:
-        """Store a message that fits the queue caps (docs/protocol.md §2): (the stored copy,
-        True if this call stored it). A resend of a message still stored is answered as
-        before even when the queue is full; a new one past a cap is QueueFull, and nothing
-        is stored."""
+    def _store_within_caps(
+        self, messages: Sequence[QueuedMessage]
+    ) -> list[tuple[QueuedMessage, bool]]:
+        """Store the recipient's copies of a message that fits the queue caps
+        (docs/protocol.md §2), counted once for the recipient whatever its number of
+        devices: (each stored copy, True if this call stored it). A resend of a message
+        still stored is answered as before even when the queue is full; a new one past a
+        cap is QueueFull, and nothing is stored."""
+        first = messages[0]
+        user_id = user_of_queue(first.recipient)
+        now_s = self._clock.now_s()
         try:
-            admitted = self._caps.admit(
-                message.recipient, message.sender, now_s, message.expires_at
-            )
+            admitted = self._caps.admit(user_id, first.sender, now_s, first.expires_at)
         except QueueFull:
-            stored = self._queue.get(message.recipient, message.id)
+            stored = self._queue.get(first.recipient, first.id)
             if isinstance(stored, QueuedMessage) and stored.expires_at >= now_s:
-                return stored, False
+                return [(stored, False)]
             raise
         try:
-            stored, fresh = self._queue.store_message(message, now_s)
+            results = [self._queue.store_message(message, now_s) for message in messages]
         except Exception:
             self._caps.take_back(admitted)
             raise
-        if not fresh:
+        if not any(fresh for _, fresh in results):
             self._caps.take_back(admitted)  # counted once already, when it was stored
-        return stored, fresh
+        return results

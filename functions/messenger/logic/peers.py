@@ -22,6 +22,7 @@ from messenger.transport.relay_records import (
     StoreReceipts,
 )
 from messenger_protocol.frames import AckFrame, KeysFrame, SendMessage
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import RelayOperation
 
 
@@ -43,12 +44,14 @@ class Peers:
             raise RuntimeError(f"{user_id!r} is at home: no peer to ask")
         return home
 
-    def store_message(self, sender: str, frame: SendMessage) -> AckFrame:
+    def store_message(
+        self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
+    ) -> AckFrame:
         """Store a message in its recipient's home cell; that cell's ack."""
         answer = self._relay.call(
             self._home(frame.to),
             RelayOperation.STORE_MESSAGE,
-            StoreMessage(sender, frame).to_wire(),
+            StoreMessage(sender, frame, sender_device).to_wire(),
         )
         return AckFrame.read(answer)
 

@@ -10,7 +10,7 @@ the send that caused it (the message is already safely queued).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from messenger.contract import MAX_PUSH_DEVICES, PUSH_SENT_LOG_MESSAGE, Metric
 from messenger.dal.profiles import Profile, Profiles
@@ -27,6 +27,7 @@ from messenger.logic.clock import Clock
 from messenger.observability import count, logger
 from messenger.transport.push import SnsPush, notification_for
 from messenger_protocol.frames import PushRegisteredFrame
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import PushPlatform
 
 SAVE_ATTEMPTS = 4
@@ -60,8 +61,15 @@ class PushRegistration:
         self._clock = clock
         self._applications = applications
 
-    def register(self, user_id: str, platform: PushPlatform, token: str) -> PushRegisteredFrame:
-        """Create or refresh the device's endpoint and record it; idempotent per token."""
+    def register(
+        self,
+        user_id: str,
+        platform: PushPlatform,
+        token: str,
+        device_id: str = PRIMARY_DEVICE_ID,
+    ) -> PushRegisteredFrame:
+        """Create or refresh the device's endpoint and record it, for the one of the
+        user's devices that registers it (docs/protocol.md §8); idempotent per token."""
         application = self._applications.get(platform)
         if not application:
             raise PushNotConfigured(f"push to {platform} devices is not set up on this server")
@@ -69,7 +77,7 @@ class PushRegistration:
         profile = self._profile(user_id)
         known = devices_of(profile).get(key)
         endpoint_arn = self._endpoint_for(application, key, token, user_id, known)
-        device = PushDevice(key, platform, endpoint_arn, self._clock.now_ms())
+        device = PushDevice(key, platform, endpoint_arn, self._clock.now_ms(), device_id)
         for attempt in range(SAVE_ATTEMPTS):
             if attempt:
                 profile = self._profile(user_id)
@@ -140,11 +148,20 @@ class PushNotifier:
         self._clock = clock
         self._min_interval_ms = min_interval_seconds * 1000
 
-    def something_queued(self, profile: Profile, kind: str) -> None:
-        """Push to the user's devices unless a recent push already covers this burst."""
+    def something_queued(
+        self, profile: Profile, kind: str, devices: Sequence[str] | None = None
+    ) -> None:
+        """Push to the tokens registered by these of the user's devices (device 1 when not
+        given: docs/protocol.md §8, each device gets the push for its own queue) unless a
+        recent push already covers this burst."""
         if kind != "message":
             return  # receipts (and anything else that is not a message) never alert
-        devices = devices_of(profile)
+        offline = set(devices) if devices is not None else {PRIMARY_DEVICE_ID}
+        registered = devices_of(profile)
+        targets = {k: d for k, d in registered.items() if d.device_id in offline}
+        self._push_all(profile, targets)
+
+    def _push_all(self, profile: Profile, devices: Mapping[str, PushDevice]) -> None:
         if not devices:
             return
         try:

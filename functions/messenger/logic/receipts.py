@@ -10,6 +10,7 @@ accepted and dropped, in the recipient's cell (docs/protocol.md §2 setBlocked).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -19,9 +20,12 @@ from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import (
     Queue,
     QueuedReceipt,
+    device_of_queue,
     is_receipt_item_id,
     new_seq,
     parse_message_item_id,
+    queue_owner,
+    user_of_queue,
 )
 from messenger.errors import UnknownRecipient
 from messenger.logic.cells import Cells
@@ -33,6 +37,7 @@ from messenger.logic.queue_caps import QueueCaps
 from messenger.logic.rate_limit import RateLimiter
 from messenger.observability import count
 from messenger.transport.relay_records import RelayedReceipt
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import ReceiptStatus
 
 
@@ -67,40 +72,77 @@ class Receipts:
 
     # --- ack -----------------------------------------------------------------------
 
-    def acknowledge(self, owner: str, item_ids: list[str]) -> None:
-        """Delete the owner's acknowledged items; tell each sender its messages arrived."""
+    def acknowledge(
+        self, owner: str, item_ids: list[str], device_id: str = PRIMARY_DEVICE_ID
+    ) -> None:
+        """Delete the acknowledged items of one of the owner's devices' queue; tell each
+        sender its messages arrived (docs/protocol.md §8: at the first device's ack)."""
+        queue = queue_owner(owner, device_id)
         unique = list(dict.fromkeys(item_ids))
         messages = [item_id for item_id in unique if parse_message_item_id(item_id)]
         receipts = [item_id for item_id in unique if is_receipt_item_id(item_id)]
         # Anything else cannot be in a queue: ignored, like ids of other users' items.
         if receipts:
-            self._queue.delete(owner, receipts)
+            self._queue.delete(queue, receipts)
         if messages:
-            self._remove_messages(owner, messages)
+            self._remove_messages(owner, queue, messages)
 
-    def _remove_messages(self, owner: str, item_ids: list[str]) -> None:
+    def _remove_messages(self, owner: str, queue: str, item_ids: list[str]) -> None:
         """Delete acknowledged messages, each only once its `delivered` receipt is stored.
 
-        Only messages that are in the owner's queue now count (a consistent read), so an
+        Only messages that are in the device's queue now count (a consistent read), so an
         ack cannot make receipts for messages the owner never had. Receipts are written
         first and the messages deleted after: a crash or a throttle in between leaves
         the messages queued, to be delivered and acknowledged again, which costs a
         duplicate `delivered` receipt (clients take it as the same news) and never a
-        deleted message without its receipt. Two devices acknowledging the same message
-        at the same moment may likewise both cause a receipt. A sender at home in
-        another cell gets its receipt there, through that cell's Relay, before anything
-        is deleted: a peer that fails fails the ack (INTERNAL) and deletes nothing.
+        deleted message without its receipt. A message the owner got on several devices
+        makes its receipt at the first device's ack only (`first_to_acknowledge`); two
+        devices acknowledging at the same instant may still both cause one, and a copy
+        of the owner's own message (sent from another of its devices) makes none. A
+        sender at home in another cell gets its receipt there, through that cell's Relay,
+        before anything is deleted: a peer that fails fails the ack (INTERNAL) and
+        deletes nothing.
         """
-        present = self._queue.present(owner, item_ids)
+        present = self._queue.shared_among(queue, item_ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
+        marked: list[tuple[str, str]] = []
+        now_ns = self._clock.now_ns()
         for item_id in item_ids:
             parsed = parse_message_item_id(item_id)
-            if item_id in present and parsed is not None:
-                sender, message_id = parsed
-                by_sender[sender].append(message_id)
+            if item_id not in present or parsed is None:
+                continue
+            sender, message_id = parsed
+            if sender == owner:
+                continue  # a copy of one's own message: nobody to tell
+            if present[item_id] and not self._queue.first_to_acknowledge(
+                owner, sender, message_id, now_ns // 1_000_000_000 + self._ttl
+            ):
+                continue  # another of the owner's devices acknowledged it first
+            if present[item_id]:
+                marked.append((sender, message_id))
+            by_sender[sender].append(message_id)
+        gone = [item_id for item_id in item_ids if item_id in present]
         if not by_sender:
+            self._queue.delete(queue, gone)
             return
-        now_ns = self._clock.now_ns()
+        try:
+            local, profiles = self._store_delivered(owner, by_sender, now_ns)
+        except Exception:
+            # No receipt stored for them: the next device's ack must still make one.
+            self._queue.forget_first_acks(owner, marked)
+            raise
+        self._queue.delete(queue, gone)
+        self._caps.release(owner, {sender: len(ids) for sender, ids in by_sender.items()})
+        # Only now, with the messages gone: a failure telling the senders live leaves
+        # their receipts queued for their next sync, and nothing to acknowledge again.
+        self._deliver(local, profiles)
+
+    def _store_delivered(
+        self, owner: str, by_sender: Mapping[str, list[str]], now_ns: int
+    ) -> tuple[list[QueuedReceipt], dict[str, Profile]]:
+        """Queue the `delivered` receipts of an ack for every device of each sender (those
+        at home elsewhere through their cell's Relay); the local ones, not told yet, and
+        their senders' profiles."""
         here, elsewhere = self._cells.split(by_sender)
         at = now_ns // 1_000_000
         for cell, senders in elsewhere.items():  # one call per cell, for all of its senders
@@ -109,16 +151,18 @@ class Receipts:
                 for sender in senders
             ]
             self._peers.store_receipts(cell, relayed)
+        profiles = self._profiles.get_profiles(list(here)) if here else {}
         local = [
-            self._receipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, now_ns)
+            receipt
             for sender in here
+            if sender in profiles
+            for receipt in self._for_every_device(
+                self._receipt(sender, ReceiptStatus.DELIVERED, by_sender[sender], owner, now_ns),
+                profiles[sender],
+            )
         ]
         self._store(local)
-        self._queue.delete(owner, [item_id for item_id in item_ids if item_id in present])
-        self._caps.release(owner, {sender: len(ids) for sender, ids in by_sender.items()})
-        # Only now, with the messages gone: a failure telling the senders live leaves
-        # their receipts queued for their next sync, and nothing to acknowledge again.
-        self._deliver(local)
+        return local, profiles
 
     # --- markSeen ------------------------------------------------------------------
 
@@ -141,7 +185,10 @@ class Receipts:
             count(Metric.BLOCKED_DROPPED)
             return self._epoch.current()  # as if stored: a blocked reader learns nothing
         self._queue_receipts(
-            [self._receipt(to, ReceiptStatus.SEEN, unique, reader, now_ns)], {to: sender}
+            self._for_every_device(
+                self._receipt(to, ReceiptStatus.SEEN, unique, reader, now_ns), sender
+            ),
+            {to: sender},
         )
         return self._epoch.current()
 
@@ -164,7 +211,14 @@ class Receipts:
         if len(kept) < len(relayed):
             count(Metric.BLOCKED_DROPPED, len(relayed) - len(kept))
         self._queue_receipts(
-            [self._receipt(r.recipient, r.status, r.message_ids, r.by, now_ns, r.at) for r in kept],
+            [
+                receipt
+                for r in kept
+                for receipt in self._for_every_device(
+                    self._receipt(r.recipient, r.status, r.message_ids, r.by, now_ns, r.at),
+                    profiles[r.recipient],
+                )
+            ],
             profiles,
         )
         return self._epoch.current()
@@ -197,6 +251,15 @@ class Receipts:
             expires_at=now_ns // 1_000_000_000 + self._ttl,
         )
 
+    @staticmethod
+    def _for_every_device(receipt: QueuedReceipt, profile: Profile) -> list[QueuedReceipt]:
+        """One copy of a receipt for each device of its recipient (docs/protocol.md §8),
+        in each device's own queue: one item, as before devices, for device 1 alone."""
+        return [
+            dataclasses.replace(receipt, recipient=queue_owner(profile.user_id, device))
+            for device in profile.devices.device_ids
+        ]
+
     def _queue_receipts(
         self, receipts: Sequence[QueuedReceipt], profiles: Mapping[str, Profile]
     ) -> None:
@@ -218,15 +281,15 @@ class Receipts:
     def _deliver(
         self, receipts: Sequence[QueuedReceipt], profiles: Mapping[str, Profile] | None = None
     ) -> None:
-        """Tell each receipt's recipient live; a recipient whose profile is not given is
-        read."""
+        """Tell each receipt's recipient device live; a recipient whose profile is not
+        given is read."""
         if not receipts:
             return
         live = 0
         for receipt in receipts:
-            profile = (profiles or {}).get(receipt.recipient) or self._profiles.get_profile(
-                receipt.recipient
-            )
-            if profile is not None and self._live.deliver(profile, receipt.frame()) > 0:
+            user_id = user_of_queue(receipt.recipient)
+            profile = (profiles or {}).get(user_id) or self._profiles.get_profile(user_id)
+            device = device_of_queue(receipt.recipient)
+            if profile is not None and self._live.deliver(profile, receipt.frame(), device=device):
                 live += 1
         count(Metric.RECEIPTS_DELIVERED_LIVE, live)

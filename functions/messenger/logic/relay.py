@@ -105,7 +105,8 @@ class RelayService:
             return self._peers.store_message(stored.sender, stored.frame).to_wire()
         sender = self._theirs(request, stored.sender, "sender", about=stored.frame.to)
         self._ours(stored.frame.to, "to")
-        return self._messaging().accept(sender, stored.frame).to_wire()
+        accepted = self._messaging().accept(sender, stored.frame, stored.sender_device)
+        return accepted.to_wire()
 
     def _store_receipt(self, request: RelayRequest) -> Any:
         """Receipts for users of this cell, by users of the calling cell."""

@@ -32,6 +32,7 @@ from messenger_protocol.errors import (
     ProtocolError,
     QueueFull,
     RateLimited,
+    StaleDevices,
     TooLarge,
     UnknownRecipient,
     UnknownUser,
@@ -50,6 +51,14 @@ REFUSALS: dict[str, type[ProtocolError]] = {
     ErrorCode.RATE_LIMITED: RateLimited,
     ErrorCode.QUEUE_FULL: QueueFull,
 }
+
+
+def _stale_devices(refused: Mapping[str, Any]) -> StaleDevices:
+    """A peer's STALE_DEVICES, with the versions it holds (docs/protocol.md §8)."""
+    devices, self_devices = refused.get("devices"), refused.get("selfDevices")
+    if type(devices) is not int or type(self_devices) is not int:
+        raise RelayFailed(f"a STALE_DEVICES refusal without versions: {refused}")
+    return StaleDevices(str(refused.get("message", "")), devices, self_devices)
 
 
 class RelayFailed(Exception):
@@ -150,6 +159,8 @@ class RelayClient:
             refused = answer[REFUSAL] if isinstance(answer[REFUSAL], dict) else {}
             if refused.get("code") == ErrorCode.MOVED:
                 raise RelaySideFenced(f"{relay} is not cell {cell}'s active side")
+            if refused.get("code") == ErrorCode.STALE_DEVICES:
+                raise _stale_devices(refused)
             refusal = REFUSALS.get(str(refused.get("code")))
             if refusal is None:
                 raise RelayFailed(f"cell {cell} answered {operation} with {refused}")

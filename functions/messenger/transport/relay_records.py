@@ -21,6 +21,7 @@ from messenger_protocol.cells import is_cell_id
 from messenger_protocol.encoding import b64url_encode, decoded_length, is_base64url
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.fields import (
+    DEVICE_ID,
     MESSAGE_ID,
     USER_ID,
     Choice,
@@ -36,7 +37,12 @@ from messenger_protocol.fields import (
     wire,
 )
 from messenger_protocol.frames import PresenceEntry, Record, SendMessage
-from messenger_protocol.limits import MAX_IDS_PER_FRAME, MAX_SENT_AT, SIGNATURE_BYTES
+from messenger_protocol.limits import (
+    MAX_IDS_PER_FRAME,
+    MAX_SENT_AT,
+    PRIMARY_DEVICE_ID,
+    SIGNATURE_BYTES,
+)
 from messenger_protocol.mesh import relay_digest
 from messenger_protocol.names import ReceiptStatus, RelayOperation
 
@@ -147,9 +153,10 @@ def answered(value: Any) -> dict[str, Any]:
     return {ANSWER: value}
 
 
-def refused(code: str, message: str) -> dict[str, Any]:
-    """The answer of an operation refused (a docs/protocol.md code) or failed (INTERNAL)."""
-    return {REFUSAL: {"code": code, "message": message}}
+def refused(code: str, message: str, **fields: Any) -> dict[str, Any]:
+    """The answer of an operation refused (a docs/protocol.md code) or failed (INTERNAL),
+    with the fields its error carries (STALE_DEVICES: `devices`, `selfDevices`)."""
+    return {REFUSAL: {"code": code, "message": message, **fields}}
 
 
 # --- the operations' records ----------------------------------------------------------------
@@ -179,6 +186,8 @@ class StoreMessage(Record):
 
     sender: str = wire(One("sender", USER_ID))
     frame: SendMessage = wire(Nested("frame", SendMessage))
+    # Which of the sender's devices wrote it: `fromDevice` on the copies (§8).
+    sender_device: str = wire(One("senderDevice", DEVICE_ID, default=PRIMARY_DEVICE_ID))
 
 
 @dataclasses.dataclass(frozen=True)
