@@ -134,6 +134,23 @@ test('given a close with code 1008 and reason REPLACED, then the client does not
   assert.equal(server.connections.length, 1);
 });
 
+test('given the server closes for too many refused frames (TOO_MANY_REFUSED), then the client reconnects only after the pause', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url, policy: { refusedClosePause: 600 } });
+  await alice.waitSynced();
+  const statuses = [];
+  alice.on('connection', (status) => statuses.push(status));
+  server.send(server.live[0], { type: 'error', code: 'TOO_MANY_REFUSED', message: 'too many refused frames', ref: null });
+  server.live[0].socket.close(1008, 'TOO_MANY_REFUSED');
+  const closedAt = Date.now();
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  assert.ok(Date.now() - closedAt >= 550, `reconnected after ${Date.now() - closedAt} ms, within the pause`);
+  const offline = statuses.find((status) => status.state === 'offline');
+  assert.ok(offline.retryIn >= 600, `retryIn ${offline.retryIn}`);
+  assert.match(offline.error, /TOO_MANY_REFUSED/);
+  await alice.waitOnline(2000);
+});
+
 test('given the server says MOVED and closes, then the client reconnects as after any loss (§7)', async () => {
   const server = await serve();
   const alice = await client('alice', { url: server.url });
