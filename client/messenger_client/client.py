@@ -382,7 +382,7 @@ class MessengerClient:
         return await self._presence.share(visibility, self.contacts())
 
     def presence_visibility_answer(self) -> PresenceVisibilityFrame | None:
-        """What the server last answered to our presence visibility on this connection."""
+        """What the server last answered to our presence visibility."""
         return self._presence.last_answer
 
     async def _share_presence(self, contacts: Sequence[str] | None = None) -> None:
@@ -528,7 +528,8 @@ class MessengerClient:
 
     def _home_moved(self) -> None:
         """The directory moved our home cell (a failover, §7): what was not delivered goes
-        again."""
+        again, and who may see us is told again."""
+        self._presence.home_moved()
         self._outbox.resend_undelivered()
 
     def _cells_moved(self, directory: Directory, cells: frozenset[str]) -> None:

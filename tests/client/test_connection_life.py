@@ -74,6 +74,8 @@ async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
             await alice.send_and_wait("bob", "still there?")
             await events.next_of(MessageAdded)
         assert connects_of(stack, "bob") >= 2
+        # And who may see his presence was told once: the server keeps it across connections
+        assert len(stack.invocations_of("setPresenceVisibility", user="bob")) == 1
         await clients.close_all()
 
 

@@ -407,7 +407,9 @@ export class MessengerClient extends Emitter {
       const home = await this.directory.home(this.userId, { refresh });
       const previous = this.history.getMeta('homeUrl');
       if (previous && previous !== home.url) {
-        // §7: our home moved (a failover): what has no `delivered` receipt goes again.
+        // §7: our home moved (a failover): what has no `delivered` receipt goes again,
+        // and who may see us is told again.
+        this.presenceTracker.homeMoved();
         await this.outbox.resendUndelivered();
       }
       if (previous !== home.url) await this.history.setMeta('homeUrl', home.url);

@@ -64,6 +64,23 @@ test('given the server closes the connection, then the client reconnects, going 
   assert.deepEqual(states.slice(0, 3), ['offline', 'connecting', 'online']);
 });
 
+test('given the server took our presence visibility, then a reconnect does not send it again (the profile keeps it)', async () => {
+  const server = await serve({
+    handlers: {
+      setPresenceVisibility: (frame) => ({ type: 'presenceVisibility', visibility: frame.visibility, count: (frame.contacts ?? []).length }),
+    },
+  });
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  await server.until(() => server.framesOf('setPresenceVisibility').length === 1, 2000, 'the visibility');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // its answer arrives
+  server.live[0].socket.close(1001, 'going away');
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  await alice.waitSynced();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(server.framesOf('setPresenceVisibility').length, 1);
+});
+
 test('given a quiet connection, then it pings under the idle limit; an unanswered ping drops it', async () => {
   const server = await serve();
   const alice = await client('alice', { url: server.url, policy: { pingInterval: 100, pongTimeout: 150 } });
