@@ -222,10 +222,10 @@ class Workload:
     seen: float = _param(1 / 3, "--seen", "`seen` receipts per message", share=True)
     devices: float = _param(1.5, "--devices", "devices per user (docs/protocol.md §8)", least=1)
     keepalive: str = _param(
-        "lambda",
+        "gateway",
         "--keepalive",
-        "lambda: today's ping (a function, a write); gateway: v1.2's, answered by API "
-        "Gateway; none: no pings (to price the keepalive)",
+        "gateway: the ping our SDKs send now, answered by API Gateway (a MOCK route); "
+        "lambda: v1.1's (a function, a write); none: no pings (to price the keepalive)",
         choices=("lambda", "gateway", "none"),
     )
     ping_every: float = _param(
@@ -378,20 +378,23 @@ def mixed_message_cost(measured: Measured, w: Workload, cross: float) -> Cost:
 
 
 def session_cost(measured: Measured, w: Workload, cross: float) -> Cost:
-    """A connection the user opens and closes: it goes online, and offline again."""
+    """A connection the user opens and closes: it goes online, and offline again. A
+    session may be a fresh start of the app, which sends its visibility again: counted
+    (a renewal, in the same process, does not)."""
     change = measured.presence_change + measured.watcher_post * w.watchers
     told_elsewhere = w.watchers * cross * measured.relays.presence_change
-    return renewal_cost(measured, w, cross) + change * 2 + Cost(relays=2 * told_elsewhere)
+    fresh = Cost() if w.legacy else measured.visibility
+    return renewal_cost(measured, w, cross) + fresh + change * 2 + Cost(relays=2 * told_elsewhere)
 
 
 def renewal_cost(measured: Measured, w: Workload, cross: float) -> Cost:
     """A connection replaced before API Gateway's 2 hours (make-before-break: the user
-    stays online). Every new connection sends its visibility, syncs and subscribes."""
+    stays online). It syncs and subscribes; its visibility is not sent again (the SDKs
+    keep what the server took, which the profile holds across connections)."""
     if w.legacy:
         return measured.legacy_reconnect
     return (
         measured.handshake
-        + measured.visibility
         + measured.sync
         + measured.subscribe
         + measured.disconnect
@@ -922,7 +925,7 @@ SENSITIVE = (
     "lambda_log_bytes",
 )
 SWITCHES = (
-    ("keepalive", "gateway"),
+    ("keepalive", "lambda"),
     ("directory", "v12"),
     ("shards", 4_096),
     ("standby", False),

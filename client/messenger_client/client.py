@@ -412,7 +412,7 @@ class MessengerClient:
         return await self._presence.share(visibility, self.contacts())
 
     def presence_visibility_answer(self) -> PresenceVisibilityFrame | None:
-        """What the server last answered to our presence visibility on this connection."""
+        """What the server last answered to our presence visibility."""
         return self._presence.last_answer
 
     async def _share_presence(self, contacts: Sequence[str] | None = None) -> None:
@@ -584,7 +584,8 @@ class MessengerClient:
 
     def _home_moved(self) -> None:
         """Rule 2: the directory moved our home cell: what was not delivered goes again,
-        and every `seen` mark."""
+        every `seen` mark, and who may see us is told again."""
+        self._presence.home_moved()
         self._outbox.resend_undelivered()
         self._inbox.resend_seen()
 

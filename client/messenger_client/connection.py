@@ -16,7 +16,9 @@ again would be refused again. One that fails because of the server (a 5xx, a tim
 is retried with the same backoff as a lost connection (docs/protocol.md §1). A
 connection the server closed after `REPLACED` (docs/protocol.md §3 Closing: a fifth
 connection of this device took its place) is not opened again until `start` is called
-again: reconnecting would replace another connection of the device, a loop.
+again: reconnecting would replace another connection of the device, a loop. One closed
+after `TOO_MANY_REFUSED` (§3) reconnects on its own, but only after a pause as long as
+the server's window of refused frames: back at once, it would be closed again.
 
 The timings' defaults, the backoff and which handshake refusals are final are the
 client rules' (`messenger_protocol.client_rules`), which the JavaScript SDK shares.
@@ -70,6 +72,8 @@ class ConnectionPolicy:
     max_age: float = client_rules.MAX_CONNECTION_AGE_SECONDS
     backoff_base: float = client_rules.RECONNECT_BACKOFF_BASE_SECONDS
     backoff_cap: float = client_rules.RECONNECT_BACKOFF_CAP_SECONDS
+    # Closed for too many refused frames (§3): this long, then the backoff, before a retry.
+    refused_close_pause: float = client_rules.REFUSED_CLOSE_PAUSE_SECONDS
     close_timeout: float = client_rules.CLOSE_TIMEOUT_SECONDS
 
 
@@ -114,8 +118,9 @@ class Session:
     ping_sent_at: float | None = None
     reader: asyncio.Task[None] | None = None
     # The error code announcing that the server closes this session for good
-    # (`client_rules.FINAL_CLOSE_ERRORS`), once the server said so.
-    final_close: str | None = None
+    # (`client_rules.FINAL_CLOSE_ERRORS`) or for a pause (`PAUSED_CLOSE_ERRORS`), once
+    # the server said so.
+    close_error: str | None = None
     ready: asyncio.Future[None] = field(default_factory=_new_future)
     ended: asyncio.Future[None] = field(default_factory=_new_future)
 
@@ -253,6 +258,7 @@ class Connection:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            pause = 0.0
             self._set_status(ConnectionStatus(ConnectionState.CONNECTING))
             try:
                 socket = await self._open_socket(after_failure=self._last_error is not None)
@@ -277,13 +283,19 @@ class Connection:
                 self._last_error = None
                 self._attempts = 0
                 self._install(socket)
-                final_close = await self._serve()
+                close_error = await self._serve()
                 if self._stopping.is_set():
                     break
-                if final_close is not None:
-                    await self._wait_for_restart(final_close)
+                if close_error in client_rules.FINAL_CLOSE_ERRORS:
+                    await self._wait_for_restart(close_error)
                     continue
-            delay = backoff_delay(self._attempts, self.policy.backoff_base, self.policy.backoff_cap)
+                if close_error is not None:
+                    # Back at once, it would be refused and closed again: pause first.
+                    self._last_error = NotConnected(f"closed by the server: {close_error}")
+                    pause = self.policy.refused_close_pause
+            delay = pause + backoff_delay(
+                self._attempts, self.policy.backoff_base, self.policy.backoff_cap
+            )
             self._attempts += 1
             error_text = str(self._last_error) if self._last_error else "connection lost"
             log.info("offline (%s); reconnecting in %.1fs", error_text, delay)
@@ -377,8 +389,8 @@ class Connection:
                     continue
                 if isinstance(document, dict):
                     if document.get("type") == FrameType.ERROR:
-                        code = _final_close(document.get("code"))
-                        session.final_close = session.final_close or code
+                        code = _close_error(document.get("code"))
+                        session.close_error = session.close_error or code
                     self._on_frame(document)
                 else:
                     log.warning("ignored a frame that is not a JSON object")
@@ -386,12 +398,12 @@ class Connection:
             pass
         finally:
             # The close reason says it too where the server could choose it (`messenger local`).
-            session.final_close = session.final_close or _final_close(session.socket.close_reason)
+            session.close_error = session.close_error or _close_error(session.socket.close_reason)
             session.end()
 
     async def _serve(self) -> str | None:
         """Keep the session (and those replacing it) alive until it ends or we stop; the
-        error code of a close for good (`client_rules.FINAL_CLOSE_ERRORS`), if so."""
+        error code of a close the server announced (`_close_error`), if so."""
         loop = asyncio.get_running_loop()
         tick = min(client_rules.KEEP_ALIVE_TICK_SECONDS, self.policy.ping_interval / 4)
         stopping = loop.create_task(self._stopping.wait())
@@ -406,7 +418,7 @@ class Connection:
                 if stopping.done():
                     return None
                 if current.reader.done():
-                    return current.final_close
+                    return current.close_error
                 await self._keep_alive(current, loop.time())
         finally:
             stopping.cancel()
@@ -464,9 +476,11 @@ class Connection:
         self._on_status(status)
 
 
-def _final_close(code: object) -> str | None:
-    """`code` if it announces a close for good (§3 Closing), else None."""
-    return code if isinstance(code, str) and code in client_rules.FINAL_CLOSE_ERRORS else None
+def _close_error(code: object) -> str | None:
+    """`code` if it announces a close after which we do not reconnect at once (§3
+    Closing): for good (REPLACED) or after a pause (TOO_MANY_REFUSED); else None."""
+    announced = client_rules.FINAL_CLOSE_ERRORS | client_rules.PAUSED_CLOSE_ERRORS
+    return code if isinstance(code, str) and code in announced else None
 
 
 def _reason_of(body: bytes | bytearray | None) -> str | None:

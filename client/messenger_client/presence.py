@@ -44,7 +44,10 @@ class PresenceTracker:
         self._publish = publish
         self._subscriptions: dict[str, None] = {}  # an ordered set
         self._known: dict[str, Presence] = {}
-        self._shared: SetPresenceVisibility | None = None  # the setting this connection took
+        # The setting the server took from us: it keeps it on the user's profile, whatever
+        # connection comes next, so a reconnect does not send it again (a frame, a function,
+        # a rate-limit write and a read each time); a new home cell is asked again.
+        self._shared: SetPresenceVisibility | None = None
         self.last_answer: PresenceVisibilityFrame | None = None  # the server's latest word
         self._asked_again: set[str] = set()  # hidden peers asked again on this connection
 
@@ -78,7 +81,8 @@ class PresenceTracker:
         self, visibility: PresenceVisibility, contacts: Sequence[str]
     ) -> PresenceVisibilityFrame | None:
         """Tell the server who may see our presence, unless it has this setting already
-        (from us, on this connection); its answer, or None when nothing had to be sent."""
+        (from us, since our home last changed); its answer, or None when nothing had to be
+        sent."""
         wanted = SetPresenceVisibility(
             visibility=visibility,
             contacts=sorted(contacts) if visibility is PresenceVisibility.CONTACTS else None,
@@ -93,9 +97,13 @@ class PresenceTracker:
         return answer
 
     def new_connection(self) -> None:
-        """A new connection: its setting and its subscriptions are still to be made."""
-        self._shared = None
+        """A new connection: its subscriptions are still to be made (the setting is the
+        profile's, and stays)."""
         self._asked_again.clear()
+
+    def home_moved(self) -> None:
+        """Our home cell changed (§7): it may not have what the old one took; send it again."""
+        self._shared = None
 
     async def renew_subscriptions(self) -> None:
         """On a new connection: subscribe again (the answers refresh what we know)."""

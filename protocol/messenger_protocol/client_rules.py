@@ -32,11 +32,13 @@ __all__ = [
     "KEEP_ALIVE_TICK_SECONDS",
     "MAX_CONNECTION_AGE_SECONDS",
     "OPEN_TIMEOUT_SECONDS",
+    "PAUSED_CLOSE_ERRORS",
     "PING_INTERVAL_SECONDS",
     "PING_JITTER_SECONDS",
     "PONG_TIMEOUT_SECONDS",
     "RECONNECT_BACKOFF_BASE_SECONDS",
     "RECONNECT_BACKOFF_CAP_SECONDS",
+    "REFUSED_CLOSE_PAUSE_SECONDS",
     "REPLACE_BEFORE_LIMIT_SECONDS",
     "REQUEST_TIMEOUT_SECONDS",
     "RESEND_BASE_SECONDS",
@@ -71,6 +73,13 @@ FINAL_HANDSHAKE_STATUSES = frozenset({401, 403})
 # frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
 # is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
 FINAL_CLOSE_ERRORS = frozenset({ErrorCode.REPLACED})
+# The errors announcing a close after which a client reconnects on its own, but not at
+# once: TOO_MANY_REFUSED says this connection kept sending frames the server refused, and
+# the same client, back at once, would most likely be refused and closed again (a loop
+# that costs a handshake, an authorizer and a presence change each turn). It first
+# waits out the server's window of refused frames (`REFUSED_CLOSE_PAUSE_SECONDS`, more
+# if the reconnect backoff says more), with jitter so that many such clients spread out.
+PAUSED_CLOSE_ERRORS = frozenset({ErrorCode.TOO_MANY_REFUSED})
 
 # A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 # changed epoch may be a registration the failover lost (§7): the message is kept and
@@ -86,6 +95,8 @@ BACKOFF_MAX_DOUBLINGS = 32
 # Between connection attempts after a loss or a failed handshake.
 RECONNECT_BACKOFF_BASE_SECONDS = 0.5
 RECONNECT_BACKOFF_CAP_SECONDS = 30.0
+# After a close for too many refused frames (PAUSED_CLOSE_ERRORS): the server's window.
+REFUSED_CLOSE_PAUSE_SECONDS = float(limits.REFUSED_FRAMES_WINDOW_SECONDS)
 # A message not acked within the base is sent again (the same frame), then backing off.
 RESEND_BASE_SECONDS = 3.0
 RESEND_CAP_SECONDS = 60.0

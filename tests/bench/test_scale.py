@@ -36,8 +36,10 @@ from bench.scale_model import (
     peak_rates,
     pings_per_second,
     plan,
+    renewal_cost,
     renewals_per_session,
     sensitivity,
+    session_cost,
     standby_bill,
     with_value,
 )
@@ -446,7 +448,7 @@ def test_the_sensitivity_table_puts_the_largest_move_first() -> None:
     assert names.index("messages") < names.index("lambda_ms")
     # And each switch is there once, flipped
     flipped = {name: moves[0].value for name, moves in rows if len(moves) == 1}
-    assert flipped["keepalive"] == "gateway" and flipped["shards"] == 4_096
+    assert flipped["keepalive"] == "lambda" and flipped["shards"] == 4_096
 
 
 def test_every_assumption_is_a_flag_and_as_before_is_the_old_model() -> None:
@@ -461,3 +463,22 @@ def test_every_assumption_is_a_flag_and_as_before_is_the_old_model() -> None:
     # And --as-before is the old model's assumptions, which a flag may still move
     before, _ = parse(["--as-before", "--users", "2e9"])
     assert before == replace(old_model(), users=2e9)
+
+
+def test_a_renewal_does_not_send_the_visibility_again_and_a_session_does() -> None:
+    # Given each step of a new connection costing a distinct number of frames
+    measured = by_hand(
+        handshake=Cost(frames=1),
+        visibility=Cost(frames=10),
+        sync=Cost(frames=100),
+        subscribe=Cost(frames=1_000),
+        disconnect=Cost(frames=10_000),
+        presence_change=Cost(frames=100_000),
+    )
+    w = Workload(watchers=0)
+    # When a connection is renewed (make-before-break), then it handshakes, syncs,
+    # subscribes and closes the old one, but does not send its visibility (the SDKs keep
+    # what the server took)
+    assert renewal_cost(measured, w, 0).frames == 1 + 100 + 1_000 + 10_000
+    # And a session (maybe a fresh start of the app) sends it, and changes presence twice
+    assert session_cost(measured, w, 0).frames == 11_111 + 2 * 100_000

@@ -19,6 +19,7 @@ from messenger_client.events import ConnectionChanged, MessageAdded, PresenceCha
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.limits import MAX_REFUSED_FRAMES
 from messenger_protocol.names import PresenceVisibility
 from tests.client.conftest import FAST, Clients
 from tests.support.harness import throttle_dynamodb
@@ -73,6 +74,8 @@ async def test_a_connection_closed_by_the_gateway_comes_back_by_itself(
             await alice.send_and_wait("bob", "still there?")
             await events.next_of(MessageAdded)
         assert connects_of(stack, "bob") >= 2
+        # And who may see his presence was told once: the server keeps it across connections
+        assert len(stack.invocations_of("setPresenceVisibility", user="bob")) == 1
         await clients.close_all()
 
 
@@ -226,4 +229,36 @@ async def test_a_handshake_the_server_fails_is_retried_until_it_connects(
         assert len(failures) == 5
         handshakes = [i.status for i in stack.invocations_of("authorizer")][1:]
         assert handshakes == [500, 200]
+        await clients.close_all()
+
+
+async def test_a_connection_closed_for_too_many_refused_frames_pauses_before_reconnecting(
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+) -> None:
+    # Given alice's client online, which pauses 2 s after a close for refused frames
+    async with LocalStack(aws=shared_aws) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=fast(refused_close_pause=2.0))
+        async with alice.events() as events:
+            # When something on her side keeps sending frames the server refuses (more than
+            # MAX_REFUSED_FRAMES a minute, however slow this machine answers them)
+            for _ in range(4 * MAX_REFUSED_FRAMES):
+                try:
+                    await alice._connection.send("not json")
+                except NotConnected:
+                    break
+                if alice.status.state != ConnectionState.ONLINE:
+                    break
+            # Then the server closes the connection saying why, and the client says it
+            # goes offline for at least the pause (not a backoff of these settings)
+            offline = await events.next_of(
+                ConnectionChanged, lambda e: e.status.state == ConnectionState.OFFLINE, timeout=60
+            )
+            closed_at = time.monotonic()
+            assert offline.status.error is not None and "TOO_MANY_REFUSED" in offline.status.error
+            assert offline.status.retry_in is not None and offline.status.retry_in >= 2.0
+            # And it comes back by itself, once the pause is over
+            await alice.wait_online(timeout=10.0)
+            assert time.monotonic() - closed_at >= 1.9
+            assert connects_of(stack, "alice") == 2
         await clients.close_all()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from messenger.dal.queue_counts import count_key
+from messenger.dal.queue_counts import PRUNE_AT, count_key, sender_tag
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
 
@@ -26,13 +26,17 @@ def h() -> Iterator[Harness]:
         yield running
 
 
-def counters(h: Harness, recipient: str, *senders: str) -> list[dict[str, Any] | None]:
-    """The queue's counter, then each sender's, as stored (None when absent)."""
+def counters(h: Harness, recipient: str, *senders: str) -> list[int | None]:
+    """The queue's count, then each sender's, as stored (None when absent)."""
+    item = h.dynamodb.get_item(
+        TableName=h.settings.limits_table, Key=count_key(recipient), ConsistentRead=True
+    ).get("Item")
+    if item is None:
+        return [None] * (1 + len(senders))
+    by_tag = item["s"]["M"]
     return [
-        h.dynamodb.get_item(
-            TableName=h.settings.limits_table, Key=count_key(recipient, sender), ConsistentRead=True
-        ).get("Item")
-        for sender in (None, *senders)
+        int(item["n"]["N"]),
+        *(int(by_tag[sender_tag(s)]["N"]) if sender_tag(s) in by_tag else None for s in senders),
     ]
 
 
@@ -75,7 +79,7 @@ def test_a_crowd_fills_the_queue_then_everyone_is_refused_and_nothing_is_written
     for n, sender in enumerate([senders[0], senders[0], senders[1], senders[1], senders[2]]):
         assert send(h, sender, bob, f"msg-q{n:04d}")["type"] == "ack"
     before, counted = h.dump(), counters(h, "bob", "alice", "carol", "mallory")
-    assert counted[0] is not None and counted[0]["n"]["N"] == str(PER_QUEUE)
+    assert counted == [PER_QUEUE, 2, 2, 1]
     # When mallory, still under her own share, sends one more
     assert queue_full(send(h, senders[2], bob, "msg-q9999"))
     # Then nothing is written: not the message, not a count (hers was taken back)
@@ -98,7 +102,7 @@ def test_an_ack_releases_room_and_a_resend_of_a_stored_message_is_acked_even_whe
     # When bob acknowledges one, there is room for one more
     [message, *_] = h.posts.of_type(b.connection_id, "message")
     assert h.send(b, {"action": "ack", "ids": [message["id"]]}) is None
-    assert [c["n"]["N"] for c in counters(h, "bob", "mallory") if c] == ["1", "1"]
+    assert counters(h, "bob", "mallory") == [1, 1]
     assert send(h, m, bob, "msg-a0003")["type"] == "ack"
     assert queue_full(send(h, m, bob, "msg-a0004"))
 
@@ -116,7 +120,7 @@ def test_messages_that_expire_unacknowledged_release_their_room(
     m = h.connect(mallory)
     # Then the room is back
     assert send(h, m, bob, "msg-e9999")["type"] == "ack"
-    assert [c["n"]["N"] for c in counters(h, "bob", "mallory") if c] == ["1", "1"]
+    assert counters(h, "bob", "mallory") == [1, 1]
 
 
 def test_receipts_do_not_count(h: Harness, alice: TestUser, bob: TestUser) -> None:
@@ -144,4 +148,54 @@ def test_concurrent_sends_never_pass_a_cap(h: Harness, bob: TestUser, mallory: T
     assert kinds.count("ack") == PER_SENDER, kinds
     assert kinds.count("QUEUE_FULL") == 12 - PER_SENDER, kinds
     assert len(h.queue_of(bob)) == PER_SENDER
-    assert [c["n"]["N"] for c in counters(h, "bob", "mallory") if c] == ["2", "2"]
+    assert counters(h, "bob", "mallory") == [2, 2]
+
+
+def test_senders_whose_messages_are_gone_leave_the_count_once_enough_of_them_are(
+    h: Harness, bob: TestUser
+) -> None:
+    # Given bob has acknowledged one message from each of PRUNE_AT - 1 senders
+    b = h.connect(bob)
+    senders = [TestUser(f"sender{i:02d}") for i in range(PRUNE_AT)]
+
+    def deliver_and_ack(sender: TestUser) -> None:
+        assert send(h, h.connect(sender), bob, "msg-p0001")["type"] == "ack"
+        [message] = h.posts.of_type(b.connection_id, "message")[-1:]
+        assert h.send(b, {"action": "ack", "ids": [message["id"]]}) is None
+
+    for sender in senders[:-1]:
+        deliver_and_ack(sender)
+    ids = [s.user_id for s in senders]
+    # Then their entries stay, at 0, while they are few
+    assert counters(h, "bob", *ids) == [0, *[0] * (PRUNE_AT - 1), None]
+    # When one more sender's message is acknowledged, then all of them are removed at once
+    deliver_and_ack(senders[-1])
+    assert counters(h, "bob", *ids) == [0, *[None] * PRUNE_AT]
+    # And a sender counts again from nothing
+    assert send(h, h.connect(senders[0]), bob, "msg-p0002")["type"] == "ack"
+    assert counters(h, "bob", senders[0].user_id) == [1, 1]
+
+
+def test_a_message_is_counted_in_and_out_with_one_write_each(
+    h: Harness, bob: TestUser, mallory: TestUser
+) -> None:
+    # Given bob's counter is live (one message came and went)
+    b, m = h.connect(bob), h.connect(mallory)
+    calls: list[str] = []
+
+    def count_limits_writes(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == h.settings.limits_table and "CAPS" in str(params):
+            calls.append(params["UpdateExpression"])
+
+    h.services.dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.UpdateItem", count_limits_writes
+    )
+    for message_id in ("msg-w0001", "msg-w0002"):
+        calls.clear()
+        # When a message is sent and acknowledged
+        assert send(h, m, bob, message_id)["type"] == "ack"
+        [message] = h.posts.of_type(b.connection_id, "message")[-1:]
+        assert h.send(b, {"action": "ack", "ids": [message["id"]]}) is None
+    # Then (the counter live) it is counted in with one write and out with one
+    assert len(calls) == 2, calls
+    assert counters(h, "bob", "mallory") == [0, 0]

@@ -210,6 +210,7 @@ def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
         "maxAge": 6_600_000,
         "backoffBase": 500,
         "backoffCap": 30_000,
+        "refusedClosePause": 60_000,
         "tick": 1000,
     }
     assert js["settings"] == {
@@ -229,6 +230,7 @@ def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
         "maxAge": policy.max_age,
         "backoffBase": policy.backoff_base,
         "backoffCap": policy.backoff_cap,
+        "refusedClosePause": policy.refused_close_pause,
         "tick": client_rules.KEEP_ALIVE_TICK_SECONDS,
     } == {key: value / 1000 for key, value in js["policy"].items()}
     assert {

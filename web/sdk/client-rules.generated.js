@@ -25,6 +25,14 @@ export const FINAL_HANDSHAKE_STATUSES = new Set([401, 403]);
 // is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
 export const FINAL_CLOSE_ERRORS = new Set(["REPLACED"]);
 
+// The errors announcing a close after which a client reconnects on its own, but not at
+// once: TOO_MANY_REFUSED says this connection kept sending frames the server refused, and
+// the same client, back at once, would most likely be refused and closed again (a loop
+// that costs a handshake, an authorizer and a presence change each turn). It first
+// waits out the server's window of refused frames (`REFUSED_CLOSE_PAUSE_SECONDS`, more
+// if the reconnect backoff says more), with jitter so that many such clients spread out.
+export const PAUSED_CLOSE_ERRORS = new Set(["TOO_MANY_REFUSED"]);
+
 // A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 // changed epoch may be a registration the failover lost (§7): the message is kept and
 // sent again, backing off up to the cap, for up to a day after the first such refusal.
@@ -42,6 +50,9 @@ export const BACKOFF_MAX_DOUBLINGS = 32;
 export const RECONNECT_BACKOFF_BASE_SECONDS = 0.5;
 
 export const RECONNECT_BACKOFF_CAP_SECONDS = 30;
+
+// After a close for too many refused frames (PAUSED_CLOSE_ERRORS): the server's window.
+export const REFUSED_CLOSE_PAUSE_SECONDS = 60;
 
 // A message not acked within the base is sent again (the same frame), then backing off.
 export const RESEND_BASE_SECONDS = 3;

@@ -433,8 +433,9 @@ export class MessengerClient extends Emitter {
       const home = await this.directory.home(this.userId, { refresh });
       const previous = this.history.getMeta('homeUrl');
       if (previous && previous !== home.url) {
-        // Rule 2 (§7): our home moved: what has no `delivered` receipt goes again, and
-        // every seen mark (they go on the connection being made).
+        // Rule 2 (§7): our home moved: what has no `delivered` receipt goes again, every
+        // seen mark (they go on the connection being made), and who may see us is told again.
+        this.presenceTracker.homeMoved();
         await this.outbox.resendUndelivered();
         await this.inbox.resendSeen();
       }

@@ -10,12 +10,15 @@
 // (sync, presence subscriptions, outbox) for every new one. A connection the server closed
 // after `REPLACED` (docs/protocol.md §3 Closing: a fifth connection of this device took its
 // place) is not opened again until `start` is called again: reconnecting would replace
-// another connection of the device, a loop.
+// another connection of the device, a loop. One closed after `TOO_MANY_REFUSED` (§3)
+// reconnects on its own, but only after a pause as long as the server's window of refused
+// frames: back at once, it would be closed again.
 
 import { HandshakeRefused, InvalidFrame, NotConnected } from './errors.js';
 import { utf8Length } from './encoding.js';
 import {
   FINAL_CLOSE_ERRORS,
+  PAUSED_CLOSE_ERRORS,
   FINAL_HANDSHAKE_STATUSES,
   KEEP_ALIVE_TICK_SECONDS,
   MAX_CONNECTION_AGE_SECONDS,
@@ -24,6 +27,7 @@ import {
   PONG_TIMEOUT_SECONDS,
   RECONNECT_BACKOFF_BASE_SECONDS,
   RECONNECT_BACKOFF_CAP_SECONDS,
+  REFUSED_CLOSE_PAUSE_SECONDS,
 } from './client-rules.generated.js';
 import { MAX_FRAME_BYTES } from './limits.generated.js';
 import { PROTOCOL_SCHEMAS } from './schema.js';
@@ -44,6 +48,8 @@ export const DEFAULT_POLICY = Object.freeze({
   maxAge: MAX_CONNECTION_AGE_SECONDS * 1000,
   backoffBase: RECONNECT_BACKOFF_BASE_SECONDS * 1000,
   backoffCap: RECONNECT_BACKOFF_CAP_SECONDS * 1000,
+  // Closed for too many refused frames (§3): this long, then the backoff, before a retry.
+  refusedClosePause: REFUSED_CLOSE_PAUSE_SECONDS * 1000,
   tick: KEEP_ALIVE_TICK_SECONDS * 1000,
 });
 
@@ -62,6 +68,12 @@ export function browserSocket(url) {
   return new globalThis.WebSocket(url);
 }
 
+/** Whether an error code announces a close after which we do not reconnect at once (§3
+ * Closing): for good (REPLACED) or after a pause (TOO_MANY_REFUSED). */
+function announcesClose(code) {
+  return FINAL_CLOSE_ERRORS.has(code) || PAUSED_CLOSE_ERRORS.has(code);
+}
+
 class Session {
   constructor(socket, number, now, pingAfter) {
     this.socket = socket;
@@ -72,8 +84,8 @@ class Session {
     this.pingAfter = pingAfter;
     this.pingSentAt = null;
     // The error code announcing that the server closes this session for good
-    // (FINAL_CLOSE_ERRORS), once the server said so.
-    this.finalClose = null;
+    // (FINAL_CLOSE_ERRORS) or for a pause (PAUSED_CLOSE_ERRORS), once the server said so.
+    this.closeError = null;
     // Resolved once the client has set the session up (`onOpen` done): the outbox waits.
     this.readySignal = deferred();
     this.ready = this.readySignal.promise;
@@ -197,6 +209,7 @@ export class Connection {
 
   async #run() {
     while (!this.stopping.settled) {
+      let pause = 0;
       this.#setStatus({ state: ConnectionState.CONNECTING, retryIn: null, error: null });
       let socket = null;
       try {
@@ -208,14 +221,19 @@ export class Connection {
         this.lastError = null;
         this.attempts = 0;
         this.#install(socket);
-        const finalClose = await this.#serve();
+        const closeError = await this.#serve();
         if (this.stopping.settled) break;
-        if (finalClose) {
-          await this.#waitForRestart(finalClose);
+        if (FINAL_CLOSE_ERRORS.has(closeError)) {
+          await this.#waitForRestart(closeError);
           continue;
         }
+        if (closeError) {
+          // Back at once, it would be refused and closed again: pause first.
+          this.lastError = new NotConnected(`closed by the server: ${closeError}`);
+          pause = this.policy.refusedClosePause;
+        }
       }
-      const delay = backoffDelay(this.attempts, this.policy.backoffBase, this.policy.backoffCap);
+      const delay = pause + backoffDelay(this.attempts, this.policy.backoffBase, this.policy.backoffCap);
       this.attempts += 1;
       const error = this.lastError ? this.lastError.message : 'connection lost';
       this.#setStatus({ state: ConnectionState.OFFLINE, retryIn: delay, error });
@@ -271,7 +289,7 @@ export class Connection {
     socket.onmessage = (event) => this.#read(session, event.data);
     socket.onclose = (event) => {
       // The close reason says it too where the server could choose it (`messenger local`).
-      if (FINAL_CLOSE_ERRORS.has(event?.reason)) session.finalClose ??= event.reason;
+      if (announcesClose(event?.reason)) session.closeError ??= event.reason;
       session.end();
       if (this.session === session) this.#changed();
     };
@@ -306,28 +324,28 @@ export class Connection {
       this.log.warn('ignored a frame that is not a JSON object');
       return;
     }
-    if (frame.type === 'error' && FINAL_CLOSE_ERRORS.has(frame.code)) session.finalClose ??= frame.code;
+    if (frame.type === 'error' && announcesClose(frame.code)) session.closeError ??= frame.code;
     this.onFrame(frame, session);
   }
 
   /** Until the session, and those replacing it, end; or we stop. The error code of a close
-   * for good (FINAL_CLOSE_ERRORS), if so. */
+   * the server announced (`announcesClose`), if so. */
   async #serve() {
-    let finalClose = null;
+    let closeError = null;
     for (;;) {
       const current = this.session;
       if (!current) return null;
       await Promise.race([current.ended, this.stopping.promise]);
       if (this.stopping.settled) break;
       if (this.session === current) {
-        finalClose = current.finalClose;
+        closeError = current.closeError;
         break;
       }
     }
     this.session?.end();
     this.session = null;
     this.#changed();
-    return finalClose;
+    return closeError;
   }
 
   #keepAlive() {

@@ -30,7 +30,10 @@ export class PresenceTracker {
     this.publish = publish;
     this.subscriptions = new Set();
     this.known = new Map();
-    this.shared = null; // the setting this connection took, as `visibility:contacts`
+    // The setting the server took from us, as `visibility:contacts`: it keeps it on the
+    // user's profile, whatever connection comes next, so a reconnect does not send it
+    // again (a frame, a function, a rate-limit write and a read each time).
+    this.shared = null;
     this.askedAgain = new Set(); // hidden peers asked again on this connection
   }
 
@@ -84,10 +87,15 @@ export class PresenceTracker {
     return answer;
   }
 
-  /** A new connection: its setting and its subscriptions are still to be made. */
+  /** A new connection: its subscriptions are still to be made (the setting is the
+   * profile's, and stays). */
   newConnection() {
-    this.shared = null;
     this.askedAgain.clear();
+  }
+
+  /** Our home cell changed (§7): it may not have what the old one took; send it again. */
+  homeMoved() {
+    this.shared = null;
   }
 
   /** On a new connection: subscribe again (the answers refresh what we know). */

@@ -64,6 +64,23 @@ test('given the server closes the connection, then the client reconnects, going 
   assert.deepEqual(states.slice(0, 3), ['offline', 'connecting', 'online']);
 });
 
+test('given the server took our presence visibility, then a reconnect does not send it again (the profile keeps it)', async () => {
+  const server = await serve({
+    handlers: {
+      setPresenceVisibility: (frame) => ({ type: 'presenceVisibility', visibility: frame.visibility, count: (frame.contacts ?? []).length }),
+    },
+  });
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  await server.until(() => server.framesOf('setPresenceVisibility').length === 1, 2000, 'the visibility');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // its answer arrives
+  server.live[0].socket.close(1001, 'going away');
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  await alice.waitSynced();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(server.framesOf('setPresenceVisibility').length, 1);
+});
+
 test('given a quiet connection, then it pings under the idle limit; an unanswered ping drops it', async () => {
   const server = await serve();
   const alice = await client('alice', { url: server.url, policy: { pingInterval: 100, pongTimeout: 150 } });
@@ -132,6 +149,23 @@ test('given a close with code 1008 and reason REPLACED, then the client does not
   assert.equal((await replaced).state, 'replaced');
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(server.connections.length, 1);
+});
+
+test('given the server closes for too many refused frames (TOO_MANY_REFUSED), then the client reconnects only after the pause', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url, policy: { refusedClosePause: 600 } });
+  await alice.waitSynced();
+  const statuses = [];
+  alice.on('connection', (status) => statuses.push(status));
+  server.send(server.live[0], { type: 'error', code: 'TOO_MANY_REFUSED', message: 'too many refused frames', ref: null });
+  server.live[0].socket.close(1008, 'TOO_MANY_REFUSED');
+  const closedAt = Date.now();
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  assert.ok(Date.now() - closedAt >= 550, `reconnected after ${Date.now() - closedAt} ms, within the pause`);
+  const offline = statuses.find((status) => status.state === 'offline');
+  assert.ok(offline.retryIn >= 600, `retryIn ${offline.retryIn}`);
+  assert.match(offline.error, /TOO_MANY_REFUSED/);
+  await alice.waitOnline(2000);
 });
 
 test('given the server says MOVED and closes, then the client reconnects as after any loss (§7)', async () => {

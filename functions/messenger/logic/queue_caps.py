@@ -6,19 +6,10 @@ sender's SDK keeps it and sends it again after `retryAfter`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from messenger.dal.queue_counts import Counted, QueueCounts
+from messenger.dal.queue_counts import Cap, Counted, QueueCounts
 from messenger.errors import QueueFull
 from messenger.observability import logger
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """The counts one message took, to take back if it is not stored after all."""
-
-    queue: Counted
-    sender: Counted
 
 
 class QueueCaps:
@@ -27,24 +18,23 @@ class QueueCaps:
         self._per_queue = per_queue
         self._per_sender = per_sender
 
-    def admit(self, recipient: str, sender: str, now_s: int, expires_at: int) -> Admitted:
+    def admit(self, recipient: str, sender: str, now_s: int, expires_at: int) -> Counted:
         """Count a message into the recipient's queue; QueueFull (nothing written) when it
-        would pass either cap. Two conditional writes, no read."""
-        queue = self._counts.count(recipient, None, self._per_queue, now_s, expires_at)
-        if queue is None:
+        would pass either cap. One conditional write, no read."""
+        counted = self._counts.count(
+            recipient, sender, self._per_queue, self._per_sender, now_s, expires_at
+        )
+        if counted is Cap.QUEUE:
             raise QueueFull(f"{recipient!r} has too many messages waiting; resend later")
-        own = self._counts.count(recipient, sender, self._per_sender, now_s, expires_at)
-        if own is None:
-            self._counts.undo(queue)
+        if counted is Cap.SENDER:
             raise QueueFull(f"too many of your messages wait for {recipient!r}; resend later")
-        return Admitted(queue, own)
+        return counted
 
-    def take_back(self, admitted: Admitted) -> None:
+    def take_back(self, counted: Counted) -> None:
         """Undo `admit` for a message that was not stored after all (a resend, a failure).
         Never fails the caller: a count left behind heals when its counter expires."""
         try:
-            self._counts.undo(admitted.sender)
-            self._counts.undo(admitted.queue)
+            self._counts.undo(counted)
         except Exception:
             logger.warning("could not take back a queue count", exc_info=True)
 
