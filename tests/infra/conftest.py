@@ -5,10 +5,18 @@ platforms, one given as an ARN and one as an SSM parameter. `cells_dev` and `cel
 are deployments of several cells (docs/protocol.md §6). Bundling is skipped: the templates do
 not depend on what is inside the asset (tests/infra/test_bundling.py builds that one for
 real).
+
+A synthesis costs seconds of CPU (most of it in CDK's node process), and pytest-xdist gives
+each worker a session of its own: `synthesized_once` / `synthesized_cells_once` synthesize
+one context once for the whole run, whichever worker asks first, and the other workers read
+the cloud assembly it wrote. Use them for the code as it is; a test that patches the code
+before synthesizing calls `synthesize` / `synthesize_cells`, which always synthesize.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +27,7 @@ import pytest
 from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
+from infra.app import build_app, cdk_json_context
 from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
 from messenger.contract import AUTHORIZER, ROUTES, WORKERS
 
@@ -118,9 +126,13 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
 
 
 def stack_of(
-    app: App, config: DeploymentConfig, outdir: Path, stack_name: str | None = None
+    app: App | list[tuple[str, str, str]],
+    config: DeploymentConfig,
+    outdir: Path,
+    stack_name: str | None = None,
 ) -> Synthesized:
-    """One synthesized stack of the app (the single-cell one by default)."""
+    """One synthesized stack of the app (the single-cell one by default); the app, or its
+    acknowledgements when it was synthesized by another process."""
     document = json.loads((outdir / f"{stack_name or config.stack_name}.template.json").read_text())
     return Synthesized(
         config=config,
@@ -128,9 +140,82 @@ def stack_of(
         template=Template.from_json(document),
         json=document,
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
-        acknowledgements=acknowledgements_of(app),
+        acknowledgements=acknowledgements_of(app) if isinstance(app, App) else app,
         stack_name=stack_name,
     )
+
+
+# --- One synthesis per context for the whole run ---------------------------------------
+
+# What `_synthesized_once` writes beside a finished cloud assembly: the app's
+# acknowledgements (they live on its constructs, not in the assembly).
+ACKNOWLEDGEMENTS_FILE = "acknowledgements.json"
+# This process's loaded syntheses, by assembly directory.
+_loaded: dict[Path, Synthesized | SynthesizedCells] = {}
+
+
+def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory every process of the run shares: pytest-xdist gives each worker a
+    basetemp inside the controller's."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
+
+
+def _synthesized_once(
+    context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, *, cells: bool
+) -> Synthesized | SynthesizedCells:
+    key = hashlib.sha256(json.dumps([cells, context], sort_keys=True).encode()).hexdigest()[:16]
+    outdir = _shared_root(tmp_path_factory) / "cdk-shared" / key
+    if outdir in _loaded:
+        return _loaded[outdir]
+    outdir.parent.mkdir(exist_ok=True)
+    # One process synthesizes; the others wait for it, then read what it wrote.
+    with open(outdir.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = outdir / ACKNOWLEDGEMENTS_FILE
+        if done.exists():
+            acknowledgements = [tuple(entry) for entry in json.loads(done.read_text())]
+            loaded = from_assembly(context, outdir, acknowledgements, cells=cells)
+        else:
+            outdir.mkdir(exist_ok=True)
+            loaded = synthesize_cells(context, outdir) if cells else synthesize(context, outdir)
+            done.write_text(json.dumps(loaded.acknowledgements))
+    _loaded[outdir] = loaded
+    return loaded
+
+
+def from_assembly(
+    context: dict[str, Any],
+    outdir: Path,
+    acknowledgements: list[tuple[str, str, str]],
+    *,
+    cells: bool,
+) -> Synthesized | SynthesizedCells:
+    """What `synthesize` or `synthesize_cells` returned for `context`, from its assembly."""
+    # As build_app reads it: cdk.json's context, then the test's.
+    get = {**cdk_json_context(), **NO_BUNDLING, **context}.get
+    config = config_from_context(get)
+    if not cells:
+        return stack_of(acknowledgements, config, outdir)
+    return cells_of(acknowledgements, config, cells_from_context(get), outdir)
+
+
+def synthesized_once(
+    context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Synthesized:
+    """`synthesize(context, ...)`, made once in the run and shared by every worker."""
+    synthesized = _synthesized_once(context, tmp_path_factory, cells=False)
+    assert isinstance(synthesized, Synthesized)
+    return synthesized
+
+
+def synthesized_cells_once(
+    context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> SynthesizedCells:
+    """`synthesize_cells(context, ...)`, made once in the run and shared by every worker."""
+    synthesized = _synthesized_once(context, tmp_path_factory, cells=True)
+    assert isinstance(synthesized, SynthesizedCells)
+    return synthesized
 
 
 # dev as `cdk deploy` makes it with no options.
@@ -139,7 +224,7 @@ DEV_CONTEXT: dict[str, Any] = {**TARGET, "env": "dev"}
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(DEV_CONTEXT, tmp_path_factory.mktemp("cdk-dev"))
+    yield synthesized_once(DEV_CONTEXT, tmp_path_factory)
 
 
 # prod as the README deploys it: one platform by ARN, one by SSM parameter (looked up).
@@ -155,7 +240,7 @@ PROD_CONTEXT: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(PROD_CONTEXT, tmp_path_factory.mktemp("cdk-prod"))
+    yield synthesized_once(PROD_CONTEXT, tmp_path_factory)
 
 
 @pytest.fixture(scope="session", params=["dev", "prod"])
@@ -212,26 +297,37 @@ def synthesize_cells(context: dict[str, Any], outdir: Path) -> SynthesizedCells:
     app = build_app({**NO_BUNDLING, **context}, outdir=str(outdir))
     app.synth()
     get = app.node.try_get_context
-    config = config_from_context(get)
-    cells = cells_from_context(get)
+    return cells_of(
+        acknowledgements_of(app), config_from_context(get), cells_from_context(get), outdir
+    )
+
+
+def cells_of(
+    acknowledgements: list[tuple[str, str, str]],
+    config: DeploymentConfig,
+    cells: CellsConfig,
+    outdir: Path,
+) -> SynthesizedCells:
+    """The stacks of a synthesized app of cells."""
     assert cells.has_directory
     names = [config.cell_stack_name(cell.cell_id) for cell in cells.cells]
     names += [config.standby_stack_name(cell.cell_id) for cell in cells.cells if cell.standby]
     stacks = {
-        name: stack_of(app, config, outdir, name) for name in [*names, config.directory_stack_name]
+        name: stack_of(acknowledgements, config, outdir, name)
+        for name in [*names, config.directory_stack_name]
     }
     report = json.loads((outdir / "validation-report.json").read_text())
-    return SynthesizedCells(config, cells, outdir, stacks, report, acknowledgements_of(app))
+    return SynthesizedCells(config, cells, outdir, stacks, report, acknowledgements)
 
 
 @pytest.fixture(scope="session")
 def cells_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_cells(CELLS_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-cells-dev"))
+    yield synthesized_cells_once(CELLS_DEV_CONTEXT, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def cells_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_cells(CELLS_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-cells-prod"))
+    yield synthesized_cells_once(CELLS_PROD_CONTEXT, tmp_path_factory)
 
 
 @pytest.fixture(scope="session", params=["cells_dev", "cells_prod"])
@@ -262,9 +358,9 @@ STANDBY_PROD_CONTEXT: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def standby_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_cells(STANDBY_DEV_CONTEXT, tmp_path_factory.mktemp("cdk-standby-dev"))
+    yield synthesized_cells_once(STANDBY_DEV_CONTEXT, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def standby_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
-    yield synthesize_cells(STANDBY_PROD_CONTEXT, tmp_path_factory.mktemp("cdk-standby-prod"))
+    yield synthesized_cells_once(STANDBY_PROD_CONTEXT, tmp_path_factory)

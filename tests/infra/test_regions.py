@@ -9,7 +9,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 
 from infra.app import build_app
-from tests.infra.conftest import ACCOUNT, NO_BUNDLING, synthesize
+from tests.infra.conftest import ACCOUNT, NO_BUNDLING, synthesized_once
 
 pytestmark = pytest.mark.infra
 
@@ -67,7 +67,8 @@ def test_given_every_supported_region_then_cfn_lint_finds_no_error(env, tmp_path
         context: dict[str, Any] = {"env": env, "region": regions[0], "account": ACCOUNT}
         if env == "prod" and not kind.snap_start:
             context["snapStart"] = "false"
-        synthesized = synthesize(context, tmp_path_factory.mktemp(f"lint-{env}"))
+        # (dev in us-east-1 is the `dev` fixture's: synthesized once for both)
+        synthesized = synthesized_once(context, tmp_path_factory)
         for template in synthesized.outdir.glob("*.template.json"):
             matches = lint_file(template, config=ManualArgs(regions=list(regions)))
             problems = [

@@ -25,7 +25,7 @@ from tests.infra.conftest import (
     ORGANIZATION,
     STANDBY_DEV_CONTEXT,
     SynthesizedCells,
-    synthesize_cells,
+    synthesized_cells_once,
 )
 from tests.infra.test_stateful_ids import stateful_resources
 
@@ -90,7 +90,7 @@ def table_names(template: dict[str, Any]) -> dict[str, str | None]:
 def without_standby_dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedCells:
     """`standby_dev`'s cells, the same order, without the standby."""
     context = {key: value for key, value in STANDBY_DEV_CONTEXT.items() if key != "standby:c0"}
-    return synthesize_cells(context, tmp_path_factory.mktemp("cdk-without-standby-dev"))
+    return synthesized_cells_once(context, tmp_path_factory)
 
 
 def test_given_a_cell_then_its_table_names_are_the_same_with_and_without_a_standby(
@@ -148,13 +148,13 @@ def unnamed_dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedCells:
     context = {key: value for key, value in STANDBY_DEV_CONTEXT.items() if key != "standby:c0"} | {
         "tableNames:c0": "generated"
     }
-    return synthesize_cells(context, tmp_path_factory.mktemp("cdk-unnamed-dev"))
+    return synthesized_cells_once(context, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def unnamed_standby_dev(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedCells:
     context = {**STANDBY_DEV_CONTEXT, "tableNames:c0": GENERATED_CONTEXT}
-    return synthesize_cells(context, tmp_path_factory.mktemp("cdk-unnamed-standby-dev"))
+    return synthesized_cells_once(context, tmp_path_factory)
 
 
 def test_given_tables_created_unnamed_then_they_stay_unnamed_and_a_standby_replaces_nothing(
