@@ -24,18 +24,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from nacl.public import PrivateKey
-from nacl.signing import SigningKey
-
 from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.dal.profiles import Profile, profile_item
 from messenger.logic.registrations import registration_source
+from messenger_client.keystore import Identity
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import API, TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query
 from messenger_protocol.devices import Device, DeviceList, seal_for_devices
-from messenger_protocol.encoding import b64url_encode
 from messenger_protocol.frames import (
     Ack,
     GetPresence,
@@ -190,25 +187,25 @@ class BenchDevice:
 
     user: BenchUser
     device_id: str
-    signing_key: SigningKey = field(default_factory=SigningKey.generate)
-    box_key: PrivateKey = field(default_factory=PrivateKey.generate)
+    # The device's own keys, made by the SDK as a device makes them.
+    keys: Identity = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = Identity.generate(self.user.user_id)
 
     @property
     def user_id(self) -> str:
         return self.user.user_id
 
     def device(self) -> Device:
-        return Device(
-            device_id=self.device_id,
-            sign_key=b64url_encode(bytes(self.signing_key.verify_key)),
-            box_key=b64url_encode(bytes(self.box_key.public_key)),
-        )
+        public = self.keys.public_keys
+        return Device(device_id=self.device_id, sign_key=public.sign_key, box_key=public.box_key)
 
     def connect_query(self, *, ts: int | None = None, **_: Any) -> dict[str, str]:
         aud = canonical_endpoint(f"wss://{API.domain_name}/{API.stage}")
         now = time.time() if ts is None else ts
         return signed_connect_query(
-            self.signing_key, self.user_id, now=now, aud=aud, device_id=self.device_id
+            self.keys.signing_key, self.user_id, now=now, aud=aud, device_id=self.device_id
         )
 
     def encrypt_for(self, peer: Any, text: str) -> tuple[str, str]:

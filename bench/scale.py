@@ -136,7 +136,9 @@ def _message_costs(life: cost.Life, mark_seen: Cost) -> MessageCosts:
     _, ack_units = steps[cost.ACK_STEP]
     message_post, receipt_post = life.sent[cost.SEND_STEP][-1], life.sent[cost.ACK_STEP][-1]
     copy = _only(send_units, "PutItem", "Queue") + Cost(posts=1) + _sent([message_post])
-    receipts = _only(ack_units, "GetItem", "Users")
+    # The senders' profiles (their devices, docs/data-model.md "Linked devices"), read
+    # together by one BatchGetItem for the receipts an ack makes.
+    receipts = _only(ack_units, "BatchGetItem", "Users")
     receipt = _only(ack_units, "PutItem", "Queue") + Cost(posts=1) + _sent([receipt_post])
     pieces = MessageCosts(
         send=send,
@@ -310,11 +312,21 @@ def measure() -> tuple[Measured, Counter[str], Counter[str], Counter[str]]:
         profile = _profile_bytes(h)
     relays, _, in_sender, in_home = _relays()
     extra = (in_sender + in_home) - same_cell
-    # What crossing adds to a send: the Relay Invoke and the Relay's own run, and in the
-    # called cell one unit of the calling cell's budget (a Limits write, docs/scale.md "The
-    # mesh"; not in the model yet: one small write per Relay call), nothing else.
-    assert {op for op, n in extra.items() if n} == {"lambda.Invoke", "dynamodb.UpdateItem"}, extra
-    assert extra["dynamodb.UpdateItem"] == 1, extra
+    # What crossing adds to a send: the Relay Invoke and the Relay's own run, in the called
+    # cell one unit of the calling cell's budget (a Limits write, docs/scale.md "The mesh";
+    # not in the model yet: one small write per Relay call), and the two profiles that one
+    # BatchGetItem reads in a single cell read by a GetItem in each (the sender's devices
+    # in its cell, docs/data-model.md "Linked devices"), nothing else.
+    assert {op for op, n in extra.items() if n} == {
+        "lambda.Invoke",
+        "dynamodb.UpdateItem",
+        "dynamodb.GetItem",
+    }, extra
+    assert extra["dynamodb.UpdateItem"] == 1 and extra["dynamodb.GetItem"] == 2, extra
+    assert (
+        same_cell["dynamodb.BatchGetItem"] == 1
+        and not (in_sender + in_home)["dynamodb.BatchGetItem"]
+    ), (same_cell, in_sender, in_home)
     pieces = {
         size: _message_costs(life, mark_seen) for size, life in (("short", short), ("large", large))
     }

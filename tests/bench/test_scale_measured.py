@@ -36,4 +36,8 @@ def test_the_measured_pieces_are_the_operations_the_handlers_run() -> None:
     relays = measured.relays
     assert (relays.send, relays.ack, relays.mark_seen, relays.subscribe) == (1, 1, 1, 1)
     assert sender_cell["lambda.Invoke"] == 1
-    assert (sender_cell + home_cell) - same_cell == {"lambda.Invoke": 1, "dynamodb.UpdateItem": 1}
+    assert (sender_cell + home_cell) - same_cell == {
+        "lambda.Invoke": 1,
+        "dynamodb.UpdateItem": 1,
+        "dynamodb.GetItem": 2,  # the two profiles one BatchGetItem reads in a single cell
+    }
