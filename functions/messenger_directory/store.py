@@ -171,7 +171,7 @@ def merge(s3: S3Client, bucket: str, shard_map: ShardMap, first_version: int = 1
     refused: dict[str, str] = {}
     for cell_id in shard_map.cells():
         try:
-            url = _entry_url(s3, bucket, cell_id)
+            url = entry_url(s3, bucket, cell_id)
         except InvalidDirectory as error:
             refused[cell_id] = str(error)
             url = None
@@ -195,7 +195,7 @@ def merge(s3: S3Client, bucket: str, shard_map: ShardMap, first_version: int = 1
     return MergeOutcome(directory, published=True, refused=refused)
 
 
-def _entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
+def entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
     """The URL of a cell's entry, None if it has none; InvalidDirectory if it is invalid."""
     document = _read_json(s3, bucket, entry_key(cell_id))
     return None if document is None else parse_entry(cell_id, document)

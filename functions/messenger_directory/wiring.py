@@ -58,6 +58,14 @@ class Clients:
         """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
         return self._client("apigatewayv2", region)
 
+    def secretsmanager(self, region: str) -> Any:
+        """Secrets Manager of `region`: the probe user's secret, in the probe's region."""
+        return self._client("secretsmanager", region)
+
+    def cloudwatch(self, region: str) -> Any:
+        """CloudWatch of `region`: where the probes publish (the standby's)."""
+        return self._client("cloudwatch", region)
+
     def dynamodb(self, region: str) -> DynamoDBClient:
         """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
         client: DynamoDBClient = self._client("dynamodb", region)
