@@ -32,7 +32,8 @@ from infra.directory import _directory_function, probe_role_name
 from infra.monitoring import function_alarms
 from infra.nag import acknowledge
 from messenger_directory.config import ProbeEnv
-from messenger_directory.failover import PRIMARY, PROBE_HANDLER, STANDBY
+from messenger_directory.failover import PRIMARY, STANDBY
+from messenger_directory.probe import PROBE_HANDLER
 from messenger_directory.store import entry_key
 from messenger_directory.user_probe import PROBE_NAMESPACE
 from messenger_protocol.cells import ShardMap

@@ -4,7 +4,7 @@ Nothing else in this package reads `os.environ`.
 
 - the directory function (`handlers.publish`): its bucket and the deployment's shard map;
 - a standby's Failover function (`failover.failover`): the cell, its own side, the bucket;
-- each side's Probe function (`failover.probe`): the cell, its vantage, its probe user.
+- each side's Probe function (`probe.probe`): the cell, its vantage, its probe user.
 
 A variable that is missing or malformed fails the invocation with a message naming it.
 """

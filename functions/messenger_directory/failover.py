@@ -56,7 +56,6 @@ from messenger_directory.config import (
     FailoverEnv,
     alarm_topic,
     failover_cell,
-    probe_settings,
 )
 from messenger_directory.observability import logger
 from messenger_directory.sides import (
@@ -67,8 +66,7 @@ from messenger_directory.sides import (
     DirectoryBucket,
     Side,
 )
-from messenger_directory.store import entry_url, write_entry
-from messenger_directory.user_probe import ProbeUser, probe_cell, probe_metric_data
+from messenger_directory.store import write_entry
 from messenger_directory.wiring import CLIENT_CONFIG, failover_clients
 
 if TYPE_CHECKING:
@@ -81,7 +79,6 @@ __all__ = [
     "CLIENT_CONFIG",
     "FAILOVER_HANDLER",
     "PRIMARY",
-    "PROBE_HANDLER",
     "SIDES",
     "STANDBY",
     "SWITCH_STEPS",
@@ -92,13 +89,11 @@ __all__ = [
     "Switched",
     "arm",
     "failover",
-    "probe",
     "run_switch",
     "switch",
 ]
 
 FAILOVER_HANDLER = f"{__name__}.failover"
-PROBE_HANDLER = f"{__name__}.probe"
 
 
 # --- the ports: where a switch's side effects go -----------------------------------------
@@ -380,40 +375,3 @@ def _notify(message: str) -> None:
         )
     except Exception:  # the switch stands whether or not anyone heard of it
         logger.exception("the alarm topic was not told")
-
-
-@logger.inject_lambda_context(clear_state=True)
-def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every minute, from one vantage (each side's region): what a user of the cell feels.
-
-    Connects to the URL the directory sends the cell's users to, as the cell's probe user,
-    and pings (messenger_directory.user_probe); publishes success 0/1 and the round trip
-    into the standby region's CloudWatch, by cell and vantage. A cell that fails the probe
-    is a measurement, not an error: the invocation fails only when the probe itself cannot
-    run (its Errors alarm), which counts as no data for the switch.
-    """
-    settings = probe_settings()
-    clients = failover_clients()
-    url = entry_url(
-        clients.s3(settings.directory_region), settings.directory_bucket, settings.cell_id
-    )
-    if url is None:
-        raise LookupError(f"cell {settings.cell_id} has no entry in the directory")
-    secret = clients.secretsmanager(settings.region).get_secret_value(SecretId=settings.secret)[
-        "SecretString"
-    ]
-    outcome = probe_cell(url, ProbeUser.from_secret(secret, settings.user_id))
-    clients.cloudwatch(settings.metric_region).put_metric_data(
-        **probe_metric_data(outcome, cell=settings.cell_id, vantage=settings.vantage)
-    )
-    summary = {
-        "cell": settings.cell_id,
-        "vantage": settings.vantage,
-        "url": url,
-        **outcome.summary(),
-    }
-    if outcome.ok:
-        logger.info("probe answered", extra=summary)
-    else:
-        logger.warning("probe failed", extra=summary)
-    return summary

@@ -2,7 +2,7 @@
 then handed to what calls AWS (`store`'s functions, the switch's adapters).
 
 Every call must fail well inside its function's timeout: a custom resource always answers
-CloudFormation (which otherwise waits an hour), and a probe of a region that is gone gives
+CloudFormation (which otherwise waits an hour), and a call to a region that is gone gives
 up in seconds (its failure is the signal).
 """
 
@@ -67,7 +67,7 @@ class Clients:
         return self._client("cloudwatch", region)
 
     def dynamodb(self, region: str) -> DynamoDBClient:
-        """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
+        """A DynamoDB client of `region`: the switch's target side."""
         client: DynamoDBClient = self._client("dynamodb", region)
         return client
 

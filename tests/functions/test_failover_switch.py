@@ -27,9 +27,9 @@ from messenger_directory.failover import (
     Side,
     arm,
     failover,
-    probe,
     switch,
 )
+from messenger_directory.probe import probe
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
 from messenger_directory.user_probe import PROBE_NAMESPACE
 from messenger_directory.wiring import failover_clients, forget_clients

@@ -25,7 +25,7 @@ def probe_of(stack: Synthesized) -> tuple[str, dict[str, Any]]:
     ((logical_id, function),) = [
         (logical_id, resource["Properties"])
         for logical_id, resource in stack.resources("AWS::Lambda::Function").items()
-        if resource["Properties"]["Handler"] == "messenger_directory.failover.probe"
+        if resource["Properties"]["Handler"] == "messenger_directory.probe.probe"
     ]
     return logical_id, function
 

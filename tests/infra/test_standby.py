@@ -195,7 +195,7 @@ def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(sta
         if resource["Type"] == "AWS::Lambda::Function"
         for properties in [resource["Properties"]]
     }
-    assert "messenger_directory.failover.probe" in handlers
+    assert "messenger_directory.probe.probe" in handlers
     switch_id, switch = handlers["messenger_directory.failover.failover"]
     rules = [r["Properties"] for r in stack.resources("AWS::Events::Rule").values()]
     (alarm_id,) = [
