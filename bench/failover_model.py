@@ -74,7 +74,7 @@ def cell_at_peak(w: Workload, measured: Measured) -> tuple[int, CellAtPeak]:
 class Assumptions:
     """What the model takes as given; each printed beside the figures."""
 
-    probe_seconds: float = 60.0  # infra/failover_automation.py PROBE_MINUTES
+    probe_seconds: float = 60.0  # infra/user_probe.py PROBE_MINUTES
     failed_probes: int = 3  # infra/failover_automation.py FAILED_PROBES_TO_SWITCH
     switch_seconds: float = 30.0  # ASSUMPTION: switch, publish, CloudFront's 5 s max-age
     ping_seconds: float = 240.0  # the SDK's ping interval (a dead socket's last chance)

@@ -174,23 +174,30 @@ class DirectoryLocalBundling:
     """CDK local bundling of the directory's assets: powertools installed for Lambda, our
     pure-Python packages copied."""
 
-    def __init__(self, packages: tuple[tuple[Path, str], ...]) -> None:
+    def __init__(self, packages: tuple[tuple[Path, str], ...], with_signing: bool = False) -> None:
         self._packages = packages
+        self._with_signing = with_signing
 
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
-        build_asset(Path(output_dir), self._packages, (powertools_requirement(),))
+        # With signing: every dependency of the functions (pynacl's native part included).
+        requirements = None if self._with_signing else (powertools_requirement(),)
+        build_asset(Path(output_dir), self._packages, requirements)
         return True
 
 
-def directory_code(packages: tuple[tuple[Path, str], ...] = DIRECTORY_PACKAGES) -> lambda_.Code:
+def directory_code(
+    packages: tuple[tuple[Path, str], ...] = DIRECTORY_PACKAGES, *, with_signing: bool = False
+) -> lambda_.Code:
     """The directory's asset: `messenger_directory`, `messenger_protocol` and powertools
-    (once per stack); the failover's adds `messenger` (FAILOVER_PACKAGES)."""
+    (once per stack); the failover's adds `messenger` (FAILOVER_PACKAGES); the probe's,
+    which signs its handshakes, `with_signing` (all of functions/requirements.txt)."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR / DIRECTORY_PACKAGE),
         asset_hash_type=AssetHashType.OUTPUT,
         exclude=["**/__pycache__", "**/*.pyc"],
         bundling=BundlingOptions(
-            image=RUNTIME.bundling_image, local=DirectoryLocalBundling(packages)
+            image=RUNTIME.bundling_image,
+            local=DirectoryLocalBundling(packages, with_signing),
         ),
     )
 

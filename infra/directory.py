@@ -53,6 +53,7 @@ from messenger_directory.handlers import (
     DirectoryEnv,
     EntryProperty,
 )
+from messenger_directory.sides import SIDES
 from messenger_directory.store import (
     CACHE_SECONDS,
     COPY_PREFIX,
@@ -114,6 +115,19 @@ def failover_role_name(env: str, cell_id: str) -> str:
 
 def failover_role_arn(env: str, cell: Cell) -> str:
     return f"arn:{PARTITION}:iam::{cell.account}:role/{failover_role_name(env, cell.cell_id)}"
+
+
+def probe_role_name(env: str, cell_id: str, vantage: str) -> str:
+    """A vantage's probe (infra/user_probe.py): it reads the cell's entry."""
+    return f"messenger-{env}-{cell_id}-probe-{vantage}"
+
+
+def probe_role_arns(env: str, cell: Cell) -> list[str]:
+    """Both vantages' probe roles, admitted to read the cell's entry."""
+    return [
+        f"arn:{PARTITION}:iam::{cell.account}:role/{probe_role_name(env, cell.cell_id, side)}"
+        for side in SIDES
+    ]
 
 
 def _directory_function(
@@ -317,6 +331,19 @@ class DirectoryStack(Stack):
             writers = [entry_writer_role_arn(self.config.env, cell)]
             if cell.standby and self.config.auto_failover:
                 writers.append(failover_role_arn(self.config.env, cell))
+                # Each vantage's probe reads the entry (the URL users are sent to).
+                self.bucket.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        principals=[iam.AccountPrincipal(cell.account)],
+                        actions=["s3:GetObject"],
+                        resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
+                        conditions={
+                            "ArnEquals": {
+                                "aws:PrincipalArn": probe_role_arns(self.config.env, cell)
+                            }
+                        },
+                    )
+                )
             self.bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     principals=[iam.AccountPrincipal(cell.account)],

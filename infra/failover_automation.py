@@ -2,22 +2,24 @@
 
 Synthesized in the standby's stack only with `-c autoFailover=true`:
 
-    every minute ─▶ Probe function (standby region): GetItem on the primary's Users table,
-                    in the primary's region; fails when that region's DynamoDB does not answer
-                      │ its Errors, 3 minutes of 3
+    every minute, from each side's region ─▶ Probe (infra/user_probe.py): a handshake as
+                    the cell's probe user and a ping → pong, to the URL users are sent to;
+                    Messenger/Probe ProbeSuccess by Cell and Vantage, in this region
+                      │ per vantage: every probe failed, 3 minutes of 3
                       ▼
-                    CloudWatch alarm "primary unreachable" (standby region)
+                    "primary vantage fails" AND "standby vantage fails"
+                    = composite alarm "primary unreachable" (this region)
                       │ EventBridge: CloudWatch Alarm State Change, to ALARM
                       ▼                 (and the alarm topic: the operator hears of it)
-                    Failover function (standby region): messenger_directory.failover.switch
-                    (cell, "standby"): generation + 1 in this region's replica, the cell's
-                    directory entry = this standby's URL (the directory merges, version + 1)
+                    Switch function (this region): messenger_directory.failover.failover,
+                    which fires once, then stays disarmed until an operator re-arms it
 
-Everything runs in the standby's region and watches the primary's from outside; but the
-switch writes the directory, so a cell whose primary shares the directory's region (the
-first cell's) cannot fail over when that region is lost (docs/infra.md). A probe that cannot
-run at all counts as no data, which is not a failover. Probe and Switch each have Errors
-and Throttles alarms on the stack's alarm topic, which also hears the switch's alarm.
+A false alarm needs both vantages to fail real handshakes for 3 minutes (the primary
+region's silence counts as failing: a lost region cannot publish; the standby's does not).
+The switch writes the directory, so a cell whose primary shares the directory's region (the
+first cell's) cannot fail over when that region is lost (docs/infra.md). Probe (each side)
+and Switch have Errors and Throttles alarms on the stack's alarm topic, which also hears
+the composite alarm.
 Failing back is an operator's decision (`python -m infra.failover`).
 """
 
@@ -38,13 +40,17 @@ from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
 from infra.directory import _directory_function, failover_role_name
 from infra.monitoring import function_alarms
-from infra.regions import PARTITION
-from messenger.contract import USERS_TABLE
-from messenger_directory.failover import FAILOVER_HANDLER, PROBE_HANDLER, FailoverEnv
+from infra.user_probe import PROBE_MINUTES, UserProbe
+from messenger_directory.failover import FAILOVER_HANDLER, PRIMARY, STANDBY, FailoverEnv
 from messenger_directory.store import entry_key
+from messenger_directory.user_probe import (
+    CELL_DIMENSION,
+    PROBE_NAMESPACE,
+    SUCCESS_METRIC,
+    VANTAGE_DIMENSION,
+)
 
-# How often the primary is probed, and for how long it must fail before the switch.
-PROBE_MINUTES = 1
+# How long both vantages' probes must fail before the switch.
 FAILED_PROBES_TO_SWITCH = 3
 
 
@@ -66,50 +72,25 @@ class FailoverAutomation(Construct):
         cell = placement.cell
         assert placement.standby and cell.standby is not None
         code = bundling.directory_code(bundling.FAILOVER_PACKAGES)
-        primary_table = placement.primary_table_name(USERS_TABLE)
-        primary_table_arn = (
-            f"arn:{PARTITION}:dynamodb:{cell.region}:{cell.account}:table/{primary_table}"
+        # This side's vantage; the primary's stack runs the other (infra/stack.py).
+        self.probe = UserProbe(
+            self, "UserProbe", config=config, placement=placement, alarm_topic=alarm_topic
         )
-        self.probe = _directory_function(
-            self,
-            "Probe",
-            config=config,
-            description=f"Messenger cell {cell.cell_id}: probes the primary's region",
-            handler=PROBE_HANDLER,
-            code=code,
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadPrimaryGeneration",
-                    actions=["dynamodb:GetItem"],
-                    resources=[primary_table_arn],
-                )
-            ],
-            memory_size=128,
-            environment={
-                FailoverEnv.PRIMARY_REGION.value: cell.region,
-                FailoverEnv.PRIMARY_USERS_TABLE.value: primary_table,
-            },
-        )
-        events.Rule(
-            self,
-            "ProbeSchedule",
-            description=f"Probe cell {cell.cell_id}'s primary region every minute",
-            schedule=events.Schedule.rate(Duration.minutes(PROBE_MINUTES)),
-            targets=[events_targets.LambdaFunction(self.probe, retry_attempts=0)],
-        )
-        self.alarm = cw.Alarm(
+        self.vantage_alarms = {
+            vantage: self._vantage_alarm(cell.cell_id, vantage) for vantage in (PRIMARY, STANDBY)
+        }
+        # Both vantages must agree: one probe's noise, flap or bad deploy switches nothing.
+        self.alarm = cw.CompositeAlarm(
             self,
             "PrimaryUnreachable",
-            alarm_description=f"Cell {cell.cell_id}'s primary region ({cell.region}) did not "
-            f"answer for {FAILED_PROBES_TO_SWITCH} minutes: the standby takes over",
-            metric=self.probe.metric_errors(
-                period=Duration.minutes(PROBE_MINUTES), statistic=cw.Stats.SUM
+            alarm_description=f"Cell {cell.cell_id}: users could not connect and ping from "
+            f"either vantage for {FAILED_PROBES_TO_SWITCH} minutes: the standby takes over",
+            alarm_rule=cw.AlarmRule.all_of(
+                *(
+                    cw.AlarmRule.from_alarm(alarm, cw.AlarmState.ALARM)
+                    for alarm in self.vantage_alarms.values()
+                )
             ),
-            threshold=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=FAILED_PROBES_TO_SWITCH,
-            datapoints_to_alarm=FAILED_PROBES_TO_SWITCH,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
         # The operator hears of a switch as it starts, and of its end.
         self.alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
@@ -181,6 +162,35 @@ class FailoverAutomation(Construct):
         # A probe that breaks, or a switch that fails, is news at once: either leaves the
         # cell without its automated failover.
         self.alarms = [
-            *function_alarms(self, "Probe", self.probe, alarm_topic),
+            *self.probe.alarms,
             *function_alarms(self, "Switch", self.function, alarm_topic),
         ]
+
+    def _vantage_alarm(self, cell_id: str, vantage: str) -> cw.Alarm:
+        """One vantage's view: every probe of a minute failed, minutes on end. The primary
+        region's probe going silent counts as failing (a lost region cannot publish); the
+        standby's does not (a probe that cannot run is no evidence, and its Errors alarm
+        tells the operator)."""
+        silent = (
+            cw.TreatMissingData.BREACHING
+            if vantage == PRIMARY
+            else cw.TreatMissingData.NOT_BREACHING
+        )
+        return cw.Alarm(
+            self,
+            f"{vantage.capitalize()}VantageFails",
+            alarm_description=f"Cell {cell_id}: the probe from the {vantage}'s region could "
+            f"not connect and ping for {FAILED_PROBES_TO_SWITCH} minutes",
+            metric=cw.Metric(
+                namespace=PROBE_NAMESPACE,
+                metric_name=SUCCESS_METRIC,
+                dimensions_map={CELL_DIMENSION: cell_id, VANTAGE_DIMENSION: vantage},
+                period=Duration.minutes(PROBE_MINUTES),
+                statistic=cw.Stats.MAXIMUM,
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=FAILED_PROBES_TO_SWITCH,
+            datapoints_to_alarm=FAILED_PROBES_TO_SWITCH,
+            treat_missing_data=silent,
+        )

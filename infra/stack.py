@@ -43,6 +43,7 @@ from infra.monitoring import Monitoring
 from infra.regions import check_snap_start
 from infra.relay import Relay
 from infra.tables import Tables
+from infra.user_probe import UserProbe
 from infra.web import WebApp
 from infra.websocket import WebSocketStage
 from messenger.contract import USERS_TABLE
@@ -103,6 +104,15 @@ class MessengerStack(Stack):
             self._web_app()
         elif not cell.standby:  # a failover switch publishes a standby's URL
             self._directory_entry()
+        if not cell.standby and cell.cell.standby is not None and config.auto_failover:
+            # The second vantage of the standby's switch (infra/failover_automation.py).
+            UserProbe(
+                self,
+                "FailoverProbe",
+                config=config,
+                placement=cell,
+                alarm_topic=self.monitoring.topic,
+            )
         if cell.standby and config.auto_failover:
             FailoverAutomation(
                 self,

@@ -4,7 +4,7 @@ Nothing else in this package reads `os.environ`.
 
 - the directory function (`handlers.publish`): its bucket and the deployment's shard map;
 - a standby's Failover function (`failover.failover`): the cell, its own side, the bucket;
-- a standby's Probe function (`failover.probe`): the primary's region and Users table.
+- each side's Probe function (`probe.probe`): the cell, its vantage, its probe user.
 
 A variable that is missing or malformed fails the invocation with a message naming it.
 """
@@ -44,9 +44,6 @@ class FailoverEnv(StrEnum):
     DIRECTORY_BUCKET = "FAILOVER_DIRECTORY_BUCKET"
     DIRECTORY_REGION = "FAILOVER_DIRECTORY_REGION"
     DIRECTORY_OWNER = "FAILOVER_DIRECTORY_OWNER"
-    # What the probe watches: the primary's region and its replica of the Users table.
-    PRIMARY_REGION = "FAILOVER_PRIMARY_REGION"
-    PRIMARY_USERS_TABLE = "FAILOVER_PRIMARY_USERS_TABLE"
     # Optional: the SNS topic told of every automated switch, and of every alarm the
     # disarmed switch let pass.
     ALARM_TOPIC = "FAILOVER_ALARM_TOPIC"
@@ -62,12 +59,35 @@ class PublishSettings:
     key_id: str
 
 
+class ProbeEnv(StrEnum):
+    """A Probe function's environment (infra/user_probe.py)."""
+
+    CELL_ID = "PROBE_CELL_ID"
+    # Where this probe runs ("primary" or "standby": the side whose region it is in).
+    VANTAGE = "PROBE_VANTAGE"
+    USER_ID = "PROBE_USER_ID"
+    # The Secrets Manager secret the probe user's keys derive from.
+    SECRET = "PROBE_SECRET_ARN"
+    # The region whose CloudWatch holds both vantages' metrics (the standby's).
+    METRIC_REGION = "PROBE_METRIC_REGION"
+    # Where the cell's entry (the URL users are sent to) is read.
+    DIRECTORY_BUCKET = "PROBE_DIRECTORY_BUCKET"
+    DIRECTORY_REGION = "PROBE_DIRECTORY_REGION"
+
+
 @dataclass(frozen=True)
 class ProbeSettings:
-    """What a standby's probe reads, from outside the primary's region."""
+    """What a probe measures (the cell's published URL), as whom, and where it reports."""
 
-    primary_region: str
-    primary_users_table: str
+    cell_id: str
+    vantage: str
+    user_id: str
+    secret: str
+    # The probe's own region, where its secret is.
+    region: str
+    metric_region: str
+    directory_bucket: str
+    directory_region: str
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -113,10 +133,16 @@ def failover_cell_from(environ: Mapping[str, str]) -> CellSides:
 
 
 def probe_settings_from(environ: Mapping[str, str]) -> ProbeSettings:
-    """The probe's settings: the primary's region and its replica of the Users table."""
+    """A probe's settings; ValueError naming what is missing."""
     return ProbeSettings(
-        primary_region=_required(environ, FailoverEnv.PRIMARY_REGION),
-        primary_users_table=_required(environ, FailoverEnv.PRIMARY_USERS_TABLE),
+        cell_id=_required(environ, ProbeEnv.CELL_ID),
+        vantage=_required(environ, ProbeEnv.VANTAGE),
+        user_id=_required(environ, ProbeEnv.USER_ID),
+        secret=_required(environ, ProbeEnv.SECRET),
+        region=_required(environ, AWS_REGION),
+        metric_region=_required(environ, ProbeEnv.METRIC_REGION),
+        directory_bucket=_required(environ, ProbeEnv.DIRECTORY_BUCKET),
+        directory_region=_required(environ, ProbeEnv.DIRECTORY_REGION),
     )
 
 

@@ -56,7 +56,6 @@ from messenger_directory.config import (
     FailoverEnv,
     alarm_topic,
     failover_cell,
-    probe_settings,
 )
 from messenger_directory.observability import logger
 from messenger_directory.sides import (
@@ -80,7 +79,6 @@ __all__ = [
     "CLIENT_CONFIG",
     "FAILOVER_HANDLER",
     "PRIMARY",
-    "PROBE_HANDLER",
     "SIDES",
     "STANDBY",
     "SWITCH_STEPS",
@@ -91,13 +89,11 @@ __all__ = [
     "Switched",
     "arm",
     "failover",
-    "probe",
     "run_switch",
     "switch",
 ]
 
 FAILOVER_HANDLER = f"{__name__}.failover"
-PROBE_HANDLER = f"{__name__}.probe"
 
 
 # --- the ports: where a switch's side effects go -----------------------------------------
@@ -385,16 +381,3 @@ def _notify(message: str) -> None:
         )
     except Exception:  # the switch stands whether or not anyone heard of it
         logger.exception("the alarm topic was not told")
-
-
-@logger.inject_lambda_context(clear_state=True)
-def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every minute, from the standby region: can the primary's table be read?
-
-    A failure (the region's DynamoDB unreachable, or refusing) fails the invocation: the
-    alarm on this function's Errors is the signal that drives `failover`.
-    """
-    settings = probe_settings()
-    client = failover_clients().dynamodb(settings.primary_region)
-    generation = CellGeneration(client, settings.primary_users_table).read()
-    return {"primaryRegion": settings.primary_region, "generation": generation}

@@ -301,6 +301,13 @@ def read_copy(s3: S3Client, bucket: str, version: int) -> bytes | None:
     return body
 
 
+def entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
+    """The URL of a cell's entry (what its users are sent to, and the probe measures),
+    None if it has none; InvalidDirectory if it is invalid."""
+    entry = _entry(s3, bucket, cell_id)
+    return None if entry is None else entry.url
+
+
 def _entry(s3: S3Client, bucket: str, cell_id: str) -> Entry | None:
     """A cell's entry, None if it has none; InvalidDirectory if it is invalid."""
     document = _read_json(s3, bucket, entry_key(cell_id))

@@ -2,7 +2,7 @@
 then handed to what calls AWS (`store`'s functions, the switch's adapters).
 
 Every call must fail well inside its function's timeout: a custom resource always answers
-CloudFormation (which otherwise waits an hour), and a probe of a region that is gone gives
+CloudFormation (which otherwise waits an hour), and a call to a region that is gone gives
 up in seconds (its failure is the signal).
 """
 
@@ -64,8 +64,16 @@ class Clients:
         """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
         return self._client("apigatewayv2", region)
 
+    def secretsmanager(self, region: str) -> Any:
+        """Secrets Manager of `region`: the probe user's secret, in the probe's region."""
+        return self._client("secretsmanager", region)
+
+    def cloudwatch(self, region: str) -> Any:
+        """CloudWatch of `region`: where the probes publish (the standby's)."""
+        return self._client("cloudwatch", region)
+
     def dynamodb(self, region: str) -> DynamoDBClient:
-        """A DynamoDB client of `region`: the switch's target side, the probe's primary."""
+        """A DynamoDB client of `region`: the switch's target side."""
         client: DynamoDBClient = self._client("dynamodb", region)
         return client
 

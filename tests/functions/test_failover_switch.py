@@ -8,18 +8,19 @@ region's table is the replica as that region holds it.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from nacl.signing import SigningKey
 
 from messenger.contract import TABLES, USERS_TABLE, create_table_request
 from messenger.logic.cell_view import promotion_delay_ms
-from messenger_directory.config import forget_settings
+from messenger_directory.config import ProbeEnv, forget_settings
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
@@ -27,11 +28,12 @@ from messenger_directory.failover import (
     Side,
     arm,
     failover,
-    probe,
     switch,
 )
+from messenger_directory.probe import probe
 from messenger_directory.signer import SeedDirectorySigner
 from messenger_directory.store import DIRECTORY_KEY, merge, write_entry
+from messenger_directory.user_probe import PROBE_NAMESPACE
 from messenger_directory.wiring import failover_clients, forget_clients
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import Directory, ShardMap
@@ -235,22 +237,69 @@ def test_a_failover_function_missing_a_variable_fails_naming_it_and_switches_not
     assert world.publish()["cells"]["c0"]["url"] == PRIMARY.url
 
 
-def test_the_probe_reads_the_primarys_generation_and_fails_when_it_cannot(world, monkeypatch):
-    # Given a switch to the standby and back replicated to the primary's table
-    world.switch("standby")
-    world.dynamodb["us-east-1"].put_item(
-        TableName=PRIMARY.users_table, Item=world.epoch_item("us-west-2")
-    )
-    monkeypatch.setenv(FailoverEnv.PRIMARY_REGION, PRIMARY.region)
-    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, PRIMARY.users_table)
+def test_the_probe_publishes_a_failed_probe_of_the_cells_url_as_its_metric(world, monkeypatch):
+    # Given the cell's entry naming a port nobody listens on, and the probe user's secret
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_url = f"ws://127.0.0.1:{unused.getsockname()[1]}/c0"
+    write_entry(world.s3, BUCKET, "c0", dead_url, owner=OWNER, epoch=FIRST_EPOCH)
+    secrets = boto3.client("secretsmanager", region_name="us-west-2")
+    secret = secrets.create_secret(Name="probe-key", SecretString="s3cret")["ARN"]
+    environment = {
+        "AWS_REGION": "us-west-2",
+        ProbeEnv.CELL_ID: "c0",
+        ProbeEnv.VANTAGE: "standby",
+        ProbeEnv.USER_ID: "probe-c0-standby",
+        ProbeEnv.SECRET: secret,
+        ProbeEnv.METRIC_REGION: "us-west-2",
+        ProbeEnv.DIRECTORY_BUCKET: BUCKET,
+        ProbeEnv.DIRECTORY_REGION: "us-east-1",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     context = LambdaContext.for_invocation("Probe", region="us-west-2", account_id=OWNER)
-    # When the probe runs, then it read the primary's replica
-    assert probe({}, context) == {"primaryRegion": "us-east-1", "generation": 1}
-    # And when the primary's table cannot be read, the invocation fails (the alarm's signal)
-    forget_settings()
-    monkeypatch.setenv(FailoverEnv.PRIMARY_USERS_TABLE, "messenger-prod-c0-gone")
-    with pytest.raises(ClientError):
+    # When the probe runs
+    summary = probe({}, context)
+    # Then the cell's failure is its measurement, not an error
+    assert (summary["ok"], summary["url"], summary["vantage"]) == (False, dead_url, "standby")
+    # And ProbeSuccess 0, by cell and vantage, is in the metric region's CloudWatch
+    cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
+    metrics = cloudwatch.list_metrics(Namespace=PROBE_NAMESPACE)["Metrics"]
+    assert [
+        (m["MetricName"], sorted((d["Name"], d["Value"]) for d in m["Dimensions"])) for m in metrics
+    ] == [("ProbeSuccess", [("Cell", "c0"), ("Vantage", "standby")])]
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=PROBE_NAMESPACE,
+        MetricName="ProbeSuccess",
+        Dimensions=[{"Name": "Cell", "Value": "c0"}, {"Name": "Vantage", "Value": "standby"}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=5),
+        EndTime=datetime.now(UTC) + timedelta(minutes=5),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [point["Maximum"] for point in stats] == [0.0]
+
+
+def test_the_probe_fails_its_invocation_when_the_cell_has_no_entry(world, monkeypatch):
+    # Given a cell the directory knows nothing of
+    for name, value in {
+        "AWS_REGION": "us-west-2",
+        ProbeEnv.CELL_ID: "c9",
+        ProbeEnv.VANTAGE: "standby",
+        ProbeEnv.USER_ID: "probe-c9-standby",
+        ProbeEnv.SECRET: "unused",
+        ProbeEnv.METRIC_REGION: "us-west-2",
+        ProbeEnv.DIRECTORY_BUCKET: BUCKET,
+        ProbeEnv.DIRECTORY_REGION: "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    context = LambdaContext.for_invocation("Probe", region="us-west-2", account_id=OWNER)
+    # Then the probe cannot run: its invocation fails (the Probe's Errors alarm), and it
+    # publishes nothing (no data is not a failed cell)
+    with pytest.raises(LookupError, match="c9"):
         probe({}, context)
+    cloudwatch = boto3.client("cloudwatch", region_name="us-west-2")
+    assert cloudwatch.list_metrics(Namespace=PROBE_NAMESPACE)["Metrics"] == []
 
 
 def test_a_deploy_of_the_primary_never_writes_its_url_over_a_switch_to_the_standby(world):

@@ -161,6 +161,8 @@ def installed_distributions(asset: Path) -> set[str]:
 
 # What the directory's functions import besides Python's and Lambda's own.
 DIRECTORY_DEPENDENCIES = {"aws_lambda_powertools"}
+# The probe's modules, which sign (pynacl): they run from the probe's asset only.
+PROBE_MODULES = ("probe.py", "user_probe.py")
 
 
 def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_powertools_only(
@@ -187,11 +189,12 @@ def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_power
     for handler in (PUBLISH_ENTRY_HANDLER, PUBLISH_HANDLER):
         assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
     files = [
-        # (failover.py runs from the failover's asset, below)
+        # (failover.py runs from the failover's asset, the probe's modules from the
+        # probe's, below)
         *(
             path
             for path in (tmp_path / "messenger_directory").glob("*.py")
-            if path.name != "failover.py"
+            if path.name not in ("failover.py", *PROBE_MODULES)
         ),
         tmp_path / "messenger_protocol" / "__init__.py",
         tmp_path / "messenger_protocol" / "cells.py",
@@ -224,12 +227,15 @@ def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path
     assert not list((tmp_path / "messenger").rglob("__pycache__"))
     # And the switch imports nothing the asset or Lambda's runtime lacks (of the messenger's
     # functions' dependencies, only powertools is installed there)
-    from messenger_directory.failover import FAILOVER_HANDLER, PROBE_HANDLER
+    from messenger_directory.failover import FAILOVER_HANDLER
 
-    for handler in (FAILOVER_HANDLER, PROBE_HANDLER):
-        assert (tmp_path / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
+    assert (tmp_path / (FAILOVER_HANDLER.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
     files = [
-        *(tmp_path / "messenger_directory").glob("*.py"),
+        *(
+            path
+            for path in (tmp_path / "messenger_directory").glob("*.py")
+            if path.name not in PROBE_MODULES
+        ),
         tmp_path / "messenger" / "dal" / "cell_generation.py",
         tmp_path / "messenger" / "dal" / "errors.py",
         tmp_path / "messenger" / "logic" / "epoch.py",
@@ -247,3 +253,33 @@ def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path
     )
     for path in files:
         assert imported_modules(path) <= available, path
+
+
+def test_given_the_probe_asset_then_the_probe_runs_on_what_it_holds(tmp_path):
+    # When the probe's asset is bundled (infra/user_probe.py: it signs its handshake)
+    bundling.DirectoryLocalBundling(bundling.FAILOVER_PACKAGES, with_signing=True).try_bundle(
+        str(tmp_path)
+    )
+
+    # Then it holds our three packages, powertools and pynacl (its native part for Lambda)
+    assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
+        "messenger",
+        "messenger_directory",
+        "messenger_protocol",
+    }
+    assert {"pynacl", "aws-lambda-powertools"} <= installed_distributions(tmp_path)
+    assert not installed_distributions(tmp_path) & {
+        normalized(name) for name in bundling.RUNTIME_PROVIDED
+    }
+    # And the probe's modules import nothing the asset or Lambda's runtime lacks
+    from messenger_directory.probe import PROBE_HANDLER
+
+    assert (tmp_path / (PROBE_HANDLER.rsplit(".", 1)[0].replace(".", "/") + ".py")).is_file()
+    available = (
+        set(sys.stdlib_module_names)
+        | RUNTIME_MODULES
+        | DIRECTORY_DEPENDENCIES
+        | {"nacl", "messenger_directory", "messenger_protocol"}
+    )
+    for name in PROBE_MODULES:
+        assert imported_modules(tmp_path / "messenger_directory" / name) <= available, name

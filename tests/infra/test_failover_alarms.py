@@ -1,4 +1,4 @@
-"""The failover's own parts are watched (issue 21, "Why" 2): the Switch, the Probe and the
+"""The failover's own parts are watched (issue 21, "Why" 2): the Switch, the Probes and the
 Relay functions have Errors alarms on the alarm topic, and so has the directory's
 publisher, on a topic of the directory's stack."""
 
@@ -41,8 +41,7 @@ def topic_of(stack: Synthesized) -> str:
 
 
 def assert_alarmed_on_any_error(stack: Synthesized, function: str) -> None:
-    # One error in one period is news (the Probe's errors also feed the slower switching
-    # alarm, which is not this one)
+    # One error in one period is news
     (alarm,) = (
         alarm
         for alarm in errors_alarms_of(stack, function)
@@ -56,15 +55,16 @@ def assert_alarmed_on_any_error(stack: Synthesized, function: str) -> None:
 
 def test_given_auto_failover_then_the_switch_and_the_probe_alarm_on_errors(standby_prod):
     standby = standby_prod.stacks["Messenger-prod-c1-standby"]
-    for part in ("FailoverSwitch", "FailoverProbe"):
+    for part in ("FailoverSwitch", "FailoverUserProbe"):
         assert_alarmed_on_any_error(standby, function_of(standby, part))
 
 
 def test_given_auto_failover_then_the_switchs_own_alarm_tells_the_operator(standby_prod):
     standby = standby_prod.stacks["Messenger-prod-c1-standby"]
+    # (the composite of both vantages: tests/infra/test_failover_probe.py)
     (switching,) = (
         alarm["Properties"]
-        for logical_id, alarm in standby.resources("AWS::CloudWatch::Alarm").items()
+        for logical_id, alarm in standby.resources("AWS::CloudWatch::CompositeAlarm").items()
         if logical_id.startswith("FailoverPrimaryUnreachable")
     )
     assert {"Ref": topic_of(standby)} in switching["AlarmActions"]

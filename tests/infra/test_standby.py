@@ -199,6 +199,7 @@ def test_given_no_auto_failover_then_nothing_switches_by_itself(standby_dev):
 
 
 def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(standby_prod):
+    # The probes, their alarms and the composite are tests/infra/test_failover_probe.py's
     stack = standby_prod.stacks["Messenger-prod-c1-standby"]
     handlers = {
         properties["Handler"]: (logical_id, properties)
@@ -206,41 +207,15 @@ def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(sta
         if resource["Type"] == "AWS::Lambda::Function"
         for properties in [resource["Properties"]]
     }
-    probe_id, probe = handlers["messenger_directory.failover.probe"]
+    assert "messenger_directory.probe.probe" in handlers
     switch_id, switch = handlers["messenger_directory.failover.failover"]
-
-    # The probe reads the primary's Users table in the primary's region, every minute
-    assert probe["Environment"]["Variables"] == {
-        "FAILOVER_PRIMARY_REGION": "eu-west-1",
-        "FAILOVER_PRIMARY_USERS_TABLE": "messenger-prod-c1-users",
-    }
-    assert grants_of(stack, probe_id) == {
-        "arn:aws:dynamodb:eu-west-1:222222222222:table/messenger-prod-c1-users": {
-            "dynamodb:GetItem"
-        },
-        **{r: a for r, a in grants_of(stack, probe_id).items() if r.startswith("<")},
-    }
     rules = [r["Properties"] for r in stack.resources("AWS::Events::Rule").values()]
-    (schedule,) = [rule for rule in rules if "ScheduleExpression" in rule]
-    assert schedule["ScheduleExpression"] == "rate(1 minute)"
-    assert [_refs(target["Arn"]) for target in schedule["Targets"]] == [[probe_id]]
-
-    # Its errors, three minutes of three, raise the alarm (no data is no failover); the
-    # other alarms of the automation watch its own functions (test_failover_alarms.py)
-    ((alarm_id, alarm),) = [
-        (logical_id, resource["Properties"])
+    (alarm_id,) = [
+        logical_id
         for logical_id, resource in automation(stack).items()
-        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        if resource["Type"] == "AWS::CloudWatch::CompositeAlarm"
         and logical_id.startswith("FailoverPrimaryUnreachable")
     ]
-    assert (alarm["MetricName"], alarm["Namespace"], alarm["Statistic"]) == (
-        "Errors",
-        "AWS/Lambda",
-        "Sum",
-    )
-    assert _refs(alarm["Dimensions"][0]["Value"]) == [probe_id]
-    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"], alarm["Period"]) == (3, 3, 60)
-    assert alarm["TreatMissingData"] == "notBreaching"
 
     # The alarm's move to ALARM runs the Failover function, in the standby's region
     (on_alarm,) = [rule for rule in rules if "EventPattern" in rule]
@@ -284,9 +259,13 @@ def test_given_auto_failover_then_the_directory_admits_the_standbys_switch(stand
     ]
     assert conditions == [
         [
+            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-probe-primary",
+            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-probe-standby",
+        ],
+        [
             f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-directory-entry",
             f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-failover",
-        ]
+        ],
     ]
 
 
