@@ -56,7 +56,8 @@ class RelayRecord(Construct):
             description=f"Messenger cell {cell.cell_id} ({cell.side}): writes its Relay record",
             handler=PUBLISH_RELAY_RECORD_HANDLER,
             role_name=record_writer_role_name(config.env, cell.cell_id, cell.standby),
-            code=bundling.directory_code(bundling.FAILOVER_PACKAGES),
+            # It derives the relay key's public half: PyNaCl, as the functions have it.
+            code=bundling.directory_code(bundling.FAILOVER_PACKAGES, with_signing=True),
             statements=[
                 iam.PolicyStatement(
                     sid="OwnRelayKey",

@@ -358,8 +358,9 @@ _RELAY, _MESH = Access.RELAY, Access.MESH_READ
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
-    # RELAY: a registration is counted in the cell that keeps its address's budget.
-    access=frozenset({_R, _W, _LIMITS, _RELAY}),
+    # RELAY: a registration is counted in the cell that keeps its address's budget; MESH:
+    # where that cell's Relay is, and its key (docs/scale.md "The mesh").
+    access=frozenset({_R, _W, _LIMITS, _RELAY, _MESH}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 

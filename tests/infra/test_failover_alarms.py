@@ -15,11 +15,12 @@ pytestmark = pytest.mark.infra
 
 
 def function_of(stack: Synthesized, logical_prefix: str) -> str:
-    (found,) = (
-        logical_id
-        for logical_id in stack.resources("AWS::Lambda::Function")
-        if logical_id.startswith(logical_prefix)
-    )
+    """The function whose logical id is `logical_prefix` (the messenger's functions keep
+    their names), else the one whose id begins with it (a construct's function)."""
+    functions = list(stack.resources("AWS::Lambda::Function"))
+    if logical_prefix in functions:
+        return logical_prefix
+    (found,) = (logical_id for logical_id in functions if logical_id.startswith(logical_prefix))
     return found
 
 

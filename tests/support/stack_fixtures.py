@@ -25,7 +25,9 @@ import pytest
 
 from messenger.config import LOCAL_CELL_EPOCH
 from messenger.contract import Env
+from messenger.dal.profiles import user_key
 from messenger.logic.epoch import epoch_name
+from messenger.logic.relay_callers import CALLERS_BUCKET_OWNER
 from messenger_local import EmbeddedAws, LocalStack
 from messenger_local.activity import TableDump
 from messenger_local.harness import counts_refusals
@@ -177,7 +179,18 @@ def dump(stack: LocalStack, cell: str | None = None) -> TableDump:
     }
 
 
-async def dump_cells(stack: LocalStack) -> dict[str, TableDump]:
-    """Every cell's tables, once no invocation is in flight."""
+async def dump_cells(stack: LocalStack, *, relay_budgets: bool = True) -> dict[str, TableDump]:
+    """Every cell's tables, once no invocation is in flight; without `relay_budgets`, less
+    the budget each Relay keeps per calling cell (docs/scale.md "The mesh"), which any
+    call a proven peer makes uses, refused or not."""
     await stack.settled()
-    return {cell: await asyncio.to_thread(dump, stack, cell) for cell in stack.cell_ids}
+    dumps = {cell: await asyncio.to_thread(dump, stack, cell) for cell in stack.cell_ids}
+    if relay_budgets:
+        return dumps
+    return {
+        cell: {
+            name: [item for item in items if item["pk"]["S"] != user_key(CALLERS_BUCKET_OWNER)]
+            for name, items in tables.items()
+        }
+        for cell, tables in dumps.items()
+    }

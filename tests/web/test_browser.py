@@ -12,6 +12,7 @@ import base64
 import json
 import re
 import signal
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -336,8 +337,11 @@ async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_sign
     assert alice.traffic.sockets
     for url in alice.traffic.sockets:
         assert re.fullmatch(
-            re.escape(web_stack.ws_url) + r"\?userId=alice&ts=\d+&nonce=[\w-]+&sig=[\w-]+"
-            r"&signKey=[\w-]{43}&boxKey=[\w-]{43}",
+            re.escape(web_stack.ws_url)
+            + r"\?userId=alice&ts=\d+&nonce=[\w-]+&sig=[\w-]+"
+            # the v1.2 form: bound to the endpoint it connects to (docs/protocol.md §1)
+            + re.escape("&aud=" + urllib.parse.quote(web_stack.ws_url, safe=""))
+            + r"&signKey=[\w-]{43}&boxKey=[\w-]{43}",
             url,
         ), url
         assert not [secret for secret in secrets if secret in url]
