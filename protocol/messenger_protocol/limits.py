@@ -42,6 +42,9 @@ MIN_SYNC_PAGE_ITEMS = 100
 # --- presence ------------------------------------------------------------------------------
 # Subscriptions one connection may hold (§3); a getPresence past it records nothing.
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000
+# Presence subscriptions one user may have on them in one cell (docs/limits.md: a change
+# costs one post per watcher); a getPresence that would pass it records nothing.
+MAX_WATCHERS_PER_USER = 5000
 # The users a `contacts` presence visibility may list (§2).
 MAX_CONTACTS = 1000
 # The users one user may block (§2 setBlocked).

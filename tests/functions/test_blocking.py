@@ -252,7 +252,7 @@ def test_a_subscription_made_before_the_block_is_not_told_a_change(
     b, m = h.connect(bob), h.connect(mallory)
     set_blocked(h, b, add=["mallory"])
     h.services.subscriptions.add_subscriptions(
-        "mallory", m.connection_id, ["bob"], ["bob"], h.clock.now_s() + 3600
+        "mallory", m.connection_id, ["bob"], ["bob"], h.clock.now_s(), h.clock.now_s() + 3600
     )
     # When bob goes offline, mallory hears nothing, and the subscription ends
     h.disconnect(b)

@@ -46,6 +46,10 @@ export const MIN_SYNC_PAGE_ITEMS = 100;
 // Subscriptions one connection may hold (§3); a getPresence past it records nothing.
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 1000;
 
+// Presence subscriptions one user may have on them in one cell (docs/limits.md: a change
+// costs one post per watcher); a getPresence that would pass it records nothing.
+export const MAX_WATCHERS_PER_USER = 5000;
+
 // The users a `contacts` presence visibility may list (§2).
 export const MAX_CONTACTS = 1000;
 

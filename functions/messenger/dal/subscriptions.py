@@ -9,6 +9,12 @@ Item layout (pk, sk):
   user's presence from some connection (`watcherCell`, `watcher`, expiresAt): that cell is
   told of changes (docs/scale.md). Connection ids hold no '#', so these never meet the
   watch lists above; every read of them names `watcherCell`.
+- ("U#<userId>", "WATCHERS"): how many SUB items this user has, one number per hour of
+  their `expiresAt` (`b<hour>`): a subscription adds 1 to the hour it expires in and its
+  deletion takes it back; an hour past counts no more, so subscriptions swept up by TTL
+  are released too (at most an hour late). The cap (MAX_WATCHERS_PER_USER) is checked
+  before the first write; concurrent subscribes may pass it by their number
+  (docs/limits.md).
 Every item carries `expiresAt`, which only sweeps up after a lost $disconnect.
 """
 
@@ -19,16 +25,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messenger.dal.batch import query_pages, write_all
-from messenger.dal.errors import TransactionCanceled, dynamodb_errors
+from messenger.dal.batch import get_all, query_pages, write_all
+from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 from messenger.dal.profiles import profile_key, user_key
-from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
+from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WATCHERS_PER_USER
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SUB_PREFIX = "SUB#"
 WATCH_PREFIX = "WATCH#"
+WATCHER_COUNT = "WATCHERS"
+# Watchers are counted by the hour their subscriptions expire in.
+WATCHER_COUNT_PERIOD_SECONDS = 3600
 TRANSACTION_LIMIT = 100
 TRANSACTION_ATTEMPTS = 4
 
@@ -60,8 +69,33 @@ class Interest:
         }
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    watched: str
+    new: bool  # not yet watched by this connection: counted on the user's watchers
+
+
+def _chunk(pending: list[_Recorded], room: int) -> list[_Recorded]:
+    """As many subscriptions from the front as fit `room` transaction items."""
+    chunk: list[_Recorded] = []
+    for recorded in pending:
+        room -= 2 if recorded.new else 1
+        if room < 0:
+            break
+        chunk.append(recorded)
+    return chunk
+
+
 class SubscriptionCapReached(Exception):
     """The connection would watch more users than MAX_SUBSCRIPTIONS_PER_CONNECTION."""
+
+
+class WatcherCapReached(Exception):
+    """A user asked for has MAX_WATCHERS_PER_USER watchers in this cell already."""
+
+    def __init__(self, watched: list[str]) -> None:
+        super().__init__(", ".join(watched))
+        self.watched = watched
 
 
 class ConnectionClosed(Exception):
@@ -74,6 +108,31 @@ def _subscription_key(watched: str, connection_id: str) -> dict[str, Any]:
 
 def _watch_list_key(watcher: str, connection_id: str) -> dict[str, Any]:
     return {"pk": {"S": user_key(watcher)}, "sk": {"S": WATCH_PREFIX + connection_id}}
+
+
+def _watcher_count_key(watched: str) -> dict[str, Any]:
+    return {"pk": {"S": user_key(watched)}, "sk": {"S": WATCHER_COUNT}}
+
+
+def _period(expires_at: int) -> int:
+    return expires_at // WATCHER_COUNT_PERIOD_SECONDS
+
+
+def _live_watchers(item: dict[str, Any], now_s: int) -> int:
+    """The subscriptions a counter item counts whose hour has not passed."""
+    return sum(
+        int(value["N"])
+        for name, value in item.items()
+        if name.startswith("b") and (int(name[1:]) + 1) * WATCHER_COUNT_PERIOD_SECONDS > now_s
+    )
+
+
+def _stale_periods(item: dict[str, Any], now_s: int) -> list[str]:
+    return [
+        name
+        for name in item
+        if name.startswith("b") and (int(name[1:]) + 1) * WATCHER_COUNT_PERIOD_SECONDS <= now_s
+    ]
 
 
 def _watching(item: dict[str, Any] | None) -> set[str] | None:
@@ -98,31 +157,34 @@ class Subscriptions:
         connection_id: str,
         asked: Sequence[str],
         recorded: Sequence[str],
+        now_s: int,
         expires_at: int,
     ) -> None:
         """The connection watches `asked` (each counts toward its cap); a subscription is
-        written for each of `recorded` (those it may watch).
+        written for each of `recorded` (those it may watch), and counted on that user's
+        watcher count, which must have room for it (MAX_WATCHERS_PER_USER).
 
         Every write is a transaction that holds only while the connection is still
         recorded on the watcher's profile, and the first one adds all of `asked` to the
         connection's watch list. So a subscription either lands in the watch list that
         the connection's $disconnect deletes from, or is not written at all: a subscribe
-        racing a $disconnect leaves nothing behind. Raises SubscriptionCapReached
-        (nothing written) or ConnectionClosed.
+        racing a $disconnect leaves nothing behind. Raises SubscriptionCapReached or
+        WatcherCapReached (nothing written), or ConnectionClosed.
         """
         asked = list(dict.fromkeys(asked))
-        pending = list(dict.fromkeys(recorded))
+        counted = self._count_new(connection_id, list(dict.fromkeys(recorded)), now_s)
+        pending = [_Recorded(watched, watched in counted) for watched in dict.fromkeys(recorded)]
         # First as if every asked user were new. If that meets the cap, the failed
         # condition hands back the watch list: count again, only the users it lacks.
         room = MAX_SUBSCRIPTIONS_PER_CONNECTION - len(asked)
         for counted_exactly in (False, True):
-            chunk = pending[: TRANSACTION_LIMIT - 2]
+            chunk = _chunk(pending, TRANSACTION_LIMIT - 2)
             try:
                 self._transact(
                     [
                         self._still_connected(watcher, connection_id),
                         self._watch(watcher, connection_id, asked, room, expires_at),
-                        *(self._subscription(t, watcher, connection_id, expires_at) for t in chunk),
+                        *self._subscriptions(chunk, watcher, connection_id, counted, expires_at),
                     ]
                 )
             except TransactionCanceled as canceled:
@@ -141,12 +203,12 @@ class Subscriptions:
             pending = pending[len(chunk) :]
             break
         while pending:
-            chunk = pending[: TRANSACTION_LIMIT - 1]
+            chunk = _chunk(pending, TRANSACTION_LIMIT - 1)
             try:
                 self._transact(
                     [
                         self._still_connected(watcher, connection_id),
-                        *(self._subscription(t, watcher, connection_id, expires_at) for t in chunk),
+                        *self._subscriptions(chunk, watcher, connection_id, counted, expires_at),
                     ]
                 )
             except TransactionCanceled as canceled:
@@ -154,6 +216,81 @@ class Subscriptions:
                     raise ConnectionClosed(connection_id) from None
                 raise
             pending = pending[len(chunk) :]
+
+    def _count_new(
+        self, connection_id: str, recorded: list[str], now_s: int
+    ) -> dict[str, dict[str, Any]]:
+        """The counter items of the users the connection does not watch yet (empty for a
+        user never counted); raises WatcherCapReached if one of them has no room."""
+        if not recorded:
+            return {}
+        keys = [_subscription_key(watched, connection_id) for watched in recorded]
+        keys += [_watcher_count_key(watched) for watched in recorded]
+        found = get_all(self._client, self._table, keys, consistent=True)
+        subscribed = {item["pk"]["S"] for item in found if item["sk"]["S"].startswith(SUB_PREFIX)}
+        counters = {item["pk"]["S"]: item for item in found if item["sk"]["S"] == WATCHER_COUNT}
+        new = {
+            watched: counters.get(user_key(watched), {})
+            for watched in recorded
+            if user_key(watched) not in subscribed
+        }
+        full = [
+            watched
+            for watched, item in new.items()
+            if _live_watchers(item, now_s) >= MAX_WATCHERS_PER_USER
+        ]
+        if full:
+            raise WatcherCapReached(full)
+        return {watched: {"stale": _stale_periods(item, now_s)} for watched, item in new.items()}
+
+    def _subscriptions(
+        self,
+        chunk: list[_Recorded],
+        watcher: str,
+        connection_id: str,
+        counted: dict[str, dict[str, Any]],
+        expires_at: int,
+    ) -> Iterator[dict[str, Any]]:
+        """The writes for a chunk: each subscription, and its count if it is new."""
+        for recorded in chunk:
+            yield self._subscription(recorded.watched, watcher, connection_id, expires_at)
+            if recorded.new:
+                yield self._count(recorded.watched, counted[recorded.watched], expires_at)
+
+    def _count(self, watched: str, counter: dict[str, Any], expires_at: int) -> dict[str, Any]:
+        """Add one to the hour the subscription expires in (and drop hours past)."""
+        names = {"#b": f"b{_period(expires_at)}"}
+        names |= {f"#s{n}": stale for n, stale in enumerate(counter["stale"])}
+        remove = (
+            f" REMOVE {', '.join(n for n in names if n.startswith('#s'))}" if len(names) > 1 else ""
+        )
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _watcher_count_key(watched),
+                "UpdateExpression": "ADD #b :one SET expiresAt = :exp" + remove,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":exp": {"N": str((_period(expires_at) + 1) * WATCHER_COUNT_PERIOD_SECONDS)},
+                },
+            }
+        }
+
+    def _uncount(self, watched: str, expires_at: int) -> None:
+        """Take back one subscription from the hour it was counted in."""
+        try:
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_watcher_count_key(watched),
+                    UpdateExpression="ADD #b :minus",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#b": f"b{_period(expires_at)}"},
+                    ExpressionAttributeValues={":minus": {"N": "-1"}},
+                )
+        except ConditionFailed:
+            pass  # the counter expired with every hour it counted
 
     def _still_connected(self, watcher: str, connection_id: str) -> dict[str, Any]:
         """Holds while the connection is recorded on the watcher's profile."""
@@ -257,18 +394,23 @@ class Subscriptions:
             ]
 
     def drop_subscription(self, subscription: Subscription) -> None:
-        self._client.delete_item(TableName=self._table, Key=subscription.key)
+        """Delete one subscription and release its count."""
+        response = self._client.delete_item(
+            TableName=self._table, Key=subscription.key, ReturnValues="ALL_OLD"
+        )
+        old = response.get("Attributes")
+        if old is not None:
+            self._uncount(subscription.watched, int(old["expiresAt"]["N"]))
 
     def drop_subscriptions(self, connection_id: str, watched: Iterable[str]) -> None:
-        """Delete the connection's subscriptions to these users (one batch)."""
-        write_all(
-            self._client,
-            self._table,
-            [
-                {"DeleteRequest": {"Key": _subscription_key(target, connection_id)}}
-                for target in dict.fromkeys(watched)
-            ],
-        )
+        """Delete the connection's subscriptions to these users (batches) and release
+        their counts (one UpdateItem each)."""
+        keys = [_subscription_key(target, connection_id) for target in dict.fromkeys(watched)]
+        found = get_all(self._client, self._table, keys, projection="pk, expiresAt")
+        write_all(self._client, self._table, [{"DeleteRequest": {"Key": key}} for key in keys])
+        for item in found:
+            watched_key = item["pk"]["S"]
+            self._uncount(watched_key[len(user_key("")) :], int(item["expiresAt"]["N"]))
 
     # --- interests of other cells -------------------------------------------------------
 

@@ -17,6 +17,7 @@ from messenger.dal.subscriptions import (
     Interest,
     SubscriptionCapReached,
     Subscriptions,
+    WatcherCapReached,
 )
 from messenger.errors import BadRequest, RateLimited
 from messenger.logic.cells import Cells
@@ -37,7 +38,7 @@ from messenger_protocol.frames import (
     PresenceVisibilityFrame,
     SetPresenceVisibility,
 )
-from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION
+from messenger_protocol.limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, MAX_WATCHERS_PER_USER
 
 # An add/remove edit that another setting overtook is applied again, this many times in
 # all, before the client is asked to resend it.
@@ -124,11 +125,17 @@ class Presence:
                 connection_id,
                 asked,
                 recorded,
+                self._clock.now_s(),
                 self._clock.now_s() + STALE_CONNECTION_SECONDS,
             )
         except SubscriptionCapReached:
             raise BadRequest(
                 f"userIds: a connection may watch at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} users"
+            ) from None
+        except WatcherCapReached as full:
+            raise BadRequest(
+                f"userIds: {', '.join(full.watched)} already watched by "
+                f"{MAX_WATCHERS_PER_USER} connections"
             ) from None
         except ConnectionClosed:
             return False
