@@ -3,6 +3,7 @@
     write_entry(s3, bucket, "c1", "wss://a1b2.execute-api.eu-west-1.amazonaws.com/prod",
                 owner=account, epoch="eu-west-1#0")
     merge(s3, bucket, shard_map, signer)   # then: directory.json, version + 1 if anything changed
+    publish_map(s3, bucket, moved_map, signer)   # a shard move: the new map, version + 1
 
 Layout of the bucket:
 
@@ -11,7 +12,8 @@ Layout of the bucket:
   the standby's URL and new epoch the same way.
 - `directory/<version>.json`: every version ever published, signed, written once
   (`If-None-Match: *`) and cacheable forever: a version names one document (§6).
-- `directory.json`: the newest of them, written only by `merge`, which the directory
+- `directory.json`: the newest of them, written only by `merge` (and a shard move's
+  `publish_map`; the published map is kept by every merge after), which the directory
   function runs after every entry write, one at a time (reserved concurrency 1), so that
   versions never race. Each is signed by the deployment's directory key (`signer`).
 
@@ -213,21 +215,56 @@ class MergeOutcome:
 def merge(
     s3: S3Client,
     bucket: str,
-    shard_map: ShardMap,
+    configured_map: ShardMap,
     signer: DirectorySigner,
     first_version: int = 1,
 ) -> MergeOutcome:
     """Merge the entries of the shard map's cells into a directory signed by `signer`,
     version + 1: first its numbered copy (written once), then directory.json.
 
-    Writes only when a URL, an epoch, the map or the key changed. Reads one entry per cell
-    of the map (an entry for a cell outside it is not published). CopyConflict if the
-    next version's number already names another document. `first_version`: the version of the
+    The shard map is the published directory's: once a directory exists, only a shard
+    move changes its map (`publish_map`), and a merge after a cell's entry write keeps
+    what the move published. `configured_map` (the deployment's, DIRECTORY_SHARD_MAP)
+    only seeds the first version, into an empty bucket.
+
+    Writes only when a URL, an epoch or the key changed. Reads one entry per cell of the
+    map (an entry for a cell outside it is not published). CopyConflict if the next
+    version's number already names another document. `first_version`: the version of the
     first publish into an empty bucket (a publisher that starts again empty, as
     `messenger local` does, gives one above any it published before: clients refuse a
     lower version, docs/protocol.md §6).
     """
     current = read_directory(s3, bucket)
+    shard_map = configured_map if current is None else current.shard_map
+    return _publish(s3, bucket, current, shard_map, signer, first_version)
+
+
+def publish_map(
+    s3: S3Client,
+    bucket: str,
+    shard_map: ShardMap,
+    signer: DirectorySigner,
+    first_version: int = 1,
+) -> MergeOutcome:
+    """Publish the directory with a new shard map (a shard move's `publish` step,
+    messenger.logic.shard_move), version + 1, signed and written like every merge: the
+    numbered copy once, then directory.json. The map already published changes nothing
+    (the step run again after a crash answers the version it published). Every cell of
+    the new map needs an entry: until then, nothing is published (`waiting_for`)."""
+    current = read_directory(s3, bucket)
+    return _publish(s3, bucket, current, shard_map, signer, first_version)
+
+
+def _publish(
+    s3: S3Client,
+    bucket: str,
+    current: Directory | None,
+    shard_map: ShardMap,
+    signer: DirectorySigner,
+    first_version: int,
+) -> MergeOutcome:
+    """The entries of `shard_map`'s cells, with `shard_map`, as the next version (if
+    anything changed since `current`)."""
     urls: dict[str, str] = {}
     epochs: dict[str, str] = {}
     refused: dict[str, str] = {}

@@ -23,7 +23,7 @@ from messenger_directory.mesh import publish_relay_side
 from messenger_directory.sides import DirectoryBucket
 from messenger_directory.signer import DirectorySigner
 from messenger_directory.stages import stage_variables_of
-from messenger_directory.store import Entry, merge, read_copy
+from messenger_directory.store import Entry, MergeOutcome, merge, publish_map, read_copy
 from messenger_local.aws import ACCOUNT_ID, EmbeddedAws
 from messenger_local.gateway import Gateway
 from messenger_protocol.cells import Directory, ShardMap
@@ -68,19 +68,24 @@ class LocalDirectory:
 
     def publish(self) -> None:
         """Merge the entries into directory.json, as the directory function does."""
-        outcome = merge(
-            self._s3, self.bucket.name, self.shard_map, self.signer, self._first_version
+        self._published_by(
+            merge(self._s3, self.bucket.name, self.shard_map, self.signer, self._first_version)
         )
+
+    def publish_map(self, shard_map: ShardMap) -> None:
+        """Publish with a new shard map (a shard move, messenger_local.moves), as the
+        directory function does for a move's Mover."""
+        self._published_by(
+            publish_map(self._s3, self.bucket.name, shard_map, self.signer, self._first_version)
+        )
+        self.shard_map = shard_map
+
+    def _published_by(self, outcome: MergeOutcome) -> None:
         if outcome.directory is None or outcome.waiting_for or outcome.refused:
             raise RuntimeError(f"the directory was not published: {outcome.summary()}")
         self._published = outcome.directory
         for stage in self._stages:
             stage.stage_variables.update(stage_variables_of(outcome.directory))
-
-    def publish_map(self, shard_map: ShardMap) -> None:
-        """Publish with a new shard map (a shard move, messenger_local.moves)."""
-        self.shard_map = shard_map
-        self.publish()
 
     @property
     def current(self) -> Directory:

@@ -27,6 +27,7 @@ from messenger_directory.store import (
     copy_key,
     entry_key,
     merge,
+    publish_map,
     read_copy,
     read_directory,
     write_entry,
@@ -174,10 +175,79 @@ def test_given_a_new_shard_map_then_it_is_published_under_the_next_version(s3):
     merge(s3, BUCKET, SHARD_MAP, SIGNER)
 
     moved = ShardMap.from_compact("4096:0-1023=c0,1024-4095=c1")
-    merge(s3, BUCKET, moved, SIGNER)
+    outcome = publish_map(s3, BUCKET, moved, SIGNER)
 
+    assert outcome.published
     assert published(s3)["version"] == 2
     assert published(s3)["shardMap"] == [[0, 1023, "c0"], [1024, 4095, "c1"]]
+    # The numbered copy is the very document published.
+    assert (
+        read_copy(s3, BUCKET, 2) == s3.get_object(Bucket=BUCKET, Key=DIRECTORY_KEY)["Body"].read()
+    )
+
+
+MOVED_MAP = ShardMap.from_compact("4096:0-1023=c0,1024-4095=c1")
+
+
+def test_given_a_published_move_when_an_entry_is_merged_then_the_moved_map_stays(s3):
+    # Given a directory whose map a shard move changed
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+    publish_map(s3, BUCKET, MOVED_MAP, SIGNER)
+
+    # When a cell's entry changes (a failover) and the directory function merges, with
+    # the configured map it was deployed with
+    write_entry(
+        s3, BUCKET, "c1", C1_STANDBY_URL, owner=OWNER, epoch="eu-central-1#1", switched_to="standby"
+    )
+    outcome = merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    # Then the new URL is published with the moved map, not the configured one
+    assert outcome.published
+    document = published(s3)
+    assert document["version"] == 3
+    assert document["shardMap"] == [[0, 1023, "c0"], [1024, 4095, "c1"]]
+    assert document["cells"]["c1"]["url"] == C1_STANDBY_URL
+    # And a merge with nothing new publishes nothing, whatever map it is configured with
+    assert not merge(s3, BUCKET, SHARD_MAP, SIGNER).published
+    assert published(s3)["version"] == 3
+
+
+def test_given_the_map_already_published_when_published_again_then_nothing_changes(s3):
+    # Given a move's publish that ran once
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+    publish_map(s3, BUCKET, MOVED_MAP, SIGNER)
+    copy_versions = [
+        v for v in s3.list_object_versions(Bucket=BUCKET)["Versions"] if v["Key"] == copy_key(2)
+    ]
+
+    # When the step runs again (a crash after the publish, before its record)
+    outcome = publish_map(s3, BUCKET, MOVED_MAP, SIGNER)
+
+    # Then it answers the version published, and the numbered copy was written once
+    assert not outcome.published
+    assert outcome.directory is not None and outcome.directory.version == 2
+    assert [
+        v for v in s3.list_object_versions(Bucket=BUCKET)["Versions"] if v["Key"] == copy_key(2)
+    ] == copy_versions
+    assert len(copy_versions) == 1
+
+
+def test_given_a_map_naming_a_cell_without_entry_then_nothing_is_published(s3):
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    merge(s3, BUCKET, SHARD_MAP, SIGNER)
+
+    outcome = publish_map(
+        s3, BUCKET, ShardMap.from_compact("4096:0-1023=c0,1024-2047=c2,2048-4095=c1"), SIGNER
+    )
+
+    assert not outcome.published
+    assert outcome.waiting_for == ("c2",)
+    assert published(s3)["version"] == 1
 
 
 @pytest.mark.parametrize(
@@ -287,6 +357,41 @@ def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s
     # Then
     assert summary == {"version": 1, "published": True, "waitingFor": [], "refused": {}}
     assert published(s3)["version"] == 1
+
+
+def test_given_a_move_when_it_asks_the_directory_function_then_it_reads_and_publishes_maps(
+    s3, monkeypatch
+):
+    # Given the directory function, which published the configured map
+    monkeypatch.setenv(handlers.DirectoryEnv.BUCKET, BUCKET)
+    monkeypatch.setenv(handlers.DirectoryEnv.SHARD_MAP, SHARD_MAP.to_compact())
+    monkeypatch.setenv(handlers.DirectoryEnv.KEY_ID, KEY_ARN)
+    monkeypatch.setattr(handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
+    write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
+    handlers.publish({"source": "aws.s3"}, lambda_context("Directory"))
+    context = lambda_context("Directory")
+
+    # When a Mover reads the map, then publishes the moved one
+    current = handlers.publish({handlers.MOVE_FIELD: "current"}, context)
+    summary = handlers.publish(
+        {handlers.MOVE_FIELD: "publish", handlers.MAP_FIELD: MOVED_MAP.to_compact()}, context
+    )
+
+    # Then
+    assert current == {handlers.MAP_FIELD: SHARD_MAP.to_compact(), "version": 1}
+    assert summary["version"] == 2 and summary["published"]
+    assert handlers.publish({handlers.MOVE_FIELD: "current"}, context) == {
+        handlers.MAP_FIELD: MOVED_MAP.to_compact(),
+        "version": 2,
+    }
+    # And a malformed request writes nothing
+    before = bucket_dump(s3)
+    with pytest.raises(InvalidDirectory):
+        handlers.publish({handlers.MOVE_FIELD: "publish", handlers.MAP_FIELD: "nonsense"}, context)
+    with pytest.raises(ValueError, match="shardMove"):
+        handlers.publish({handlers.MOVE_FIELD: "drop"}, context)
+    assert bucket_dump(s3) == before
 
 
 class _CloudFormation(BaseHTTPRequestHandler):
