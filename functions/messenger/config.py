@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,7 @@ from messenger.contract import (
     DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
     PRESENCE_WORKER,
     Env,
+    MoverEnv,
     RateLimit,
 )
 from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
@@ -232,3 +234,57 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
 @cache
 def settings() -> Settings:
     return settings_from(os.environ)
+
+
+@dataclass(frozen=True)
+class MoverCell:
+    """A cell's tables, where a move reads or writes them."""
+
+    region: str
+    users: str
+    queue: str
+    limits: str
+
+
+@dataclass(frozen=True)
+class MoverSettings:
+    """The Mover's: its own cell (every move it runs starts there), every cell's tables,
+    the directory function and its own cell's @connections API."""
+
+    cell_id: str
+    cells: Mapping[str, MoverCell]
+    directory_function: str
+    connections_endpoint: str
+
+
+def mover_settings_from(environ: Mapping[str, str]) -> MoverSettings:
+    """The Mover's settings; ValueError naming what is missing or malformed."""
+    values = {}
+    for env in MoverEnv:
+        values[env] = environ.get(env.value, "").strip()
+        if not values[env]:
+            raise ValueError(f"{env.value} is not set")
+    try:
+        cells = {
+            cell_id: MoverCell(**{name: str(tables[name]) for name in MOVER_CELL_FIELDS})
+            for cell_id, tables in json.loads(values[MoverEnv.CELLS]).items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ValueError(f"{MoverEnv.CELLS.value}: {error!r}") from None
+    cell_id = values[MoverEnv.CELL_ID]
+    if cell_id not in cells:
+        raise ValueError(f"{MoverEnv.CELLS.value} has no tables for {cell_id}")
+    return MoverSettings(
+        cell_id=cell_id,
+        cells=cells,
+        directory_function=values[MoverEnv.DIRECTORY_FUNCTION],
+        connections_endpoint=values[MoverEnv.CONNECTIONS_ENDPOINT],
+    )
+
+
+MOVER_CELL_FIELDS = ("region", "users", "queue", "limits")
+
+
+@cache
+def mover_settings() -> MoverSettings:
+    return mover_settings_from(os.environ)

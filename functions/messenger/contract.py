@@ -130,6 +130,19 @@ class Env(StrEnum):
     MESH_BUCKET_OWNER = "MESH_BUCKET_OWNER"
 
 
+class MoverEnv(StrEnum):
+    """The Mover's environment (a shard move's runner on AWS, messenger.handlers.mover;
+    infra/mover.py): it runs moves whose old home is its own cell."""
+
+    CELL_ID = "MOVER_CELL_ID"
+    # Every cell's tables, JSON: {"c2": {"region": R, "users": T, "queue": T, "limits": T}}.
+    CELLS = "MOVER_CELLS"
+    # The directory function (its ARN): it reads and publishes the shard map.
+    DIRECTORY_FUNCTION = "MOVER_DIRECTORY_FUNCTION"
+    # This cell's @connections API (https://...): moved users' connections are closed there.
+    CONNECTIONS_ENDPOINT = "MOVER_CONNECTIONS_ENDPOINT"
+
+
 # What the Relay takes from each calling cell (docs/scale.md "The mesh"): one counter item
 # per caller, kept under the ~1,000 writes a second one DynamoDB item sustains, so that one
 # sick cell cannot take the Relay's whole reserved concurrency from the others.
@@ -180,6 +193,13 @@ class Metric(StrEnum):
     DEVICE_LISTS_STORED = "DeviceListsStored"
     DEVICES_REMOVED = "DevicesRemoved"
     REMOVED_DEVICE_ITEMS_DELETED = "RemovedDeviceItemsDeleted"
+    # Shard moves (the Mover, messenger.handlers.mover): what each step (or page) did.
+    MOVE_USERS_COPIED = "MoveUsersCopied"
+    MOVE_ITEMS_COPIED = "MoveItemsCopied"
+    MOVE_STEPS_RUN = "MoveStepsRun"
+    MOVE_STEP_FAILURES = "MoveStepFailures"
+    # Milliseconds a step (or one page of it) took; the log line of each names the step.
+    MOVE_STEP_DURATION = "MoveStepDuration"
 
 
 # Refusals of a handshake (the authorizer's Deny) are counted under this name.

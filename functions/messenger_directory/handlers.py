@@ -3,9 +3,10 @@
 - `publish` (the directory function, in the directory's stack): runs after a cell's
   entry was written (S3 through EventBridge), merges the entries into directory.json and
   sets the version on the cells' stages, where API Gateway answers `ping` (`stages`).
-  Reserved concurrency 1, so that two merges never race over the version. A shard move's
-  Mover invokes the same function (`MoveRequest`): to read the published map, and to
-  publish a new one (`store.publish_map`), in that same one-at-a-time line.
+  Reserved concurrency 1, so that two merges never race over the version. A shard
+  move's Mover invokes the same function (`messenger_protocol.cells.MOVE_REQUEST`): to
+  read the published map, and to publish a new one (`store.publish_map`), in that same
+  one-at-a-time line.
 - `publish_entry` (a CloudFormation custom resource in each cell's stack): writes that
   cell's entry, its WebSocket URL and epoch, into the directory's bucket, which may be in
   another account and region.
@@ -38,7 +39,7 @@ from messenger_directory.store import (
     write_entry,
 )
 from messenger_directory.wiring import directory_clients, directory_signer
-from messenger_protocol.cells import ShardMap
+from messenger_protocol.cells import MOVE_CURRENT, MOVE_MAP, MOVE_PUBLISH, MOVE_REQUEST, ShardMap
 
 # What the directory's stack takes from here (infra/directory.py).
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "DirectoryEnv",
     "EntryProperty",
     "KeyProperty",
-    "MoveRequest",
     "directory_public_key",
     "publish",
     "publish_entry",
@@ -77,40 +77,27 @@ class EntryProperty(StrEnum):
     SHARD_MAP = "ShardMap"
 
 
-class MoveRequest(StrEnum):
-    """What a shard move's Mover asks the directory function (the event's `MOVE_FIELD`)."""
-
-    # {"shardMove": "current"} -> {"shardMap": "<compact>", "version": N}
-    CURRENT = "current"
-    # {"shardMove": "publish", "shardMap": "<compact>"} -> the merge summary, version + 1
-    PUBLISH = "publish"
-
-
-MOVE_FIELD = "shardMove"
-MAP_FIELD = "shardMap"
-
-
 @logger.inject_lambda_context(clear_state=True)
 def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Merge every cell's entry into directory.json (whatever entry the event names); or,
     from a shard move, answer the published map or publish a new one."""
     settings = publish_settings()
     s3 = directory_clients().s3()
-    request = event.get(MOVE_FIELD)
-    if request == MoveRequest.CURRENT:
+    request = event.get(MOVE_REQUEST)
+    if request == MOVE_CURRENT:
         current = read_directory(s3, settings.bucket)
         if current is None:
             raise ValueError("nothing is published yet: no move before the first merge")
-        return {MAP_FIELD: current.shard_map.to_compact(), "version": current.version}
+        return {MOVE_MAP: current.shard_map.to_compact(), "version": current.version}
     signer = directory_signer(settings.key_id)
-    if request == MoveRequest.PUBLISH:
+    if request == MOVE_PUBLISH:
         # A malformed map raises InvalidDirectory: the Mover's step fails, nothing written.
-        moved = ShardMap.from_compact(str(event.get(MAP_FIELD, "")))
+        moved = ShardMap.from_compact(str(event.get(MOVE_MAP, "")))
         outcome = publish_map(s3, settings.bucket, moved, signer)
         if outcome.waiting_for or outcome.refused:
             raise ValueError(f"the moved map was not published: {outcome.summary()}")
     elif request is not None:
-        raise ValueError(f"{MOVE_FIELD} must be one of {[r.value for r in MoveRequest]}")
+        raise ValueError(f"{MOVE_REQUEST} must be {MOVE_CURRENT!r} or {MOVE_PUBLISH!r}")
     else:
         outcome = merge(s3, settings.bucket, settings.shard_map, signer)
     return _published(outcome)

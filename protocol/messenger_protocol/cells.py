@@ -51,6 +51,14 @@ DIRECTORY_NAME = "directory.json"
 DIRECTORY_COPIES = "directory"
 DIRECTORY_KEY_NAME = "directory.key"
 _CELL_ID = re.compile(CELL_ID_PATTERN)
+# What a shard move's Mover (a cell's function) asks the directory function
+# (messenger_directory.handlers.publish), and the answers' fields: `{MOVE_REQUEST:
+# MOVE_CURRENT}` -> `{MOVE_MAP: <compact map>, "version": N}`; `{MOVE_REQUEST: MOVE_PUBLISH,
+# MOVE_MAP: <compact map>}` -> `{"version": N, "published": bool, ...}` (version + 1).
+MOVE_REQUEST = "shardMove"
+MOVE_MAP = "shardMap"
+MOVE_CURRENT = "current"
+MOVE_PUBLISH = "publish"
 
 
 class InvalidDirectory(ValueError):

@@ -34,7 +34,7 @@ from messenger_directory.store import (
 )
 from messenger_directory.wiring import forget_clients
 from messenger_local.lambdas import LambdaContext
-from messenger_protocol.cells import Directory, InvalidDirectory, ShardMap
+from messenger_protocol.cells import MOVE_MAP, MOVE_REQUEST, Directory, InvalidDirectory, ShardMap
 
 pytestmark = pytest.mark.integration
 
@@ -373,24 +373,22 @@ def test_given_a_move_when_it_asks_the_directory_function_then_it_reads_and_publ
     context = lambda_context("Directory")
 
     # When a Mover reads the map, then publishes the moved one
-    current = handlers.publish({handlers.MOVE_FIELD: "current"}, context)
-    summary = handlers.publish(
-        {handlers.MOVE_FIELD: "publish", handlers.MAP_FIELD: MOVED_MAP.to_compact()}, context
-    )
+    current = handlers.publish({MOVE_REQUEST: "current"}, context)
+    summary = handlers.publish({MOVE_REQUEST: "publish", MOVE_MAP: MOVED_MAP.to_compact()}, context)
 
     # Then
-    assert current == {handlers.MAP_FIELD: SHARD_MAP.to_compact(), "version": 1}
+    assert current == {MOVE_MAP: SHARD_MAP.to_compact(), "version": 1}
     assert summary["version"] == 2 and summary["published"]
-    assert handlers.publish({handlers.MOVE_FIELD: "current"}, context) == {
-        handlers.MAP_FIELD: MOVED_MAP.to_compact(),
+    assert handlers.publish({MOVE_REQUEST: "current"}, context) == {
+        MOVE_MAP: MOVED_MAP.to_compact(),
         "version": 2,
     }
     # And a malformed request writes nothing
     before = bucket_dump(s3)
     with pytest.raises(InvalidDirectory):
-        handlers.publish({handlers.MOVE_FIELD: "publish", handlers.MAP_FIELD: "nonsense"}, context)
+        handlers.publish({MOVE_REQUEST: "publish", MOVE_MAP: "nonsense"}, context)
     with pytest.raises(ValueError, match="shardMove"):
-        handlers.publish({handlers.MOVE_FIELD: "drop"}, context)
+        handlers.publish({MOVE_REQUEST: "drop"}, context)
     assert bucket_dump(s3) == before
 
 

@@ -23,7 +23,7 @@ from messenger.logic.shard_move import (
     ShardMove,
 )
 from messenger_directory.signer import SeedDirectorySigner
-from messenger_directory.store import merge, read_directory, write_entry
+from messenger_directory.store import merge, publish_map, read_directory, write_entry
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_protocol.cells import ShardMap, shard
 from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
@@ -55,7 +55,7 @@ class BucketPublisher:
         return directory.shard_map
 
     def publish(self, shard_map: ShardMap) -> int:
-        outcome = merge(self._s3, BUCKET, shard_map, SIGNER)
+        outcome = publish_map(self._s3, BUCKET, shard_map, SIGNER)
         assert outcome.directory is not None
         return outcome.directory.version
 

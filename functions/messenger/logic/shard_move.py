@@ -78,6 +78,22 @@ class DirectoryPublisher(Protocol):
         ...
 
 
+class MoveObserver(Protocol):
+    """Told of each step run (metrics on AWS: messenger.handlers.mover)."""
+
+    def step_done(self, before: MoveRecord, after: MoveRecord, seconds: float) -> None: ...
+
+    def step_failed(self, record: MoveRecord, error: Exception) -> None: ...
+
+
+class _Unobserved:
+    def step_done(self, before: MoveRecord, after: MoveRecord, seconds: float) -> None:
+        pass
+
+    def step_failed(self, record: MoveRecord, error: Exception) -> None:
+        pass
+
+
 class ConnectionCloser(Protocol):
     """The old home's API: tell each connection MOVED, then close it (1012)."""
 
@@ -177,8 +193,10 @@ class ShardMove:
         clock: Clock,
         wait: Callable[[float], None] = time.sleep,
         settle_seconds: float = SETTLE_SECONDS,
+        observer: MoveObserver | None = None,
     ) -> None:
         self._cells = cells
+        self._observer = observer or _Unobserved()
         self._publisher = publisher
         self._closers = closers
         self._clock = clock
@@ -229,19 +247,30 @@ class ShardMove:
 
     def run(self, source: str, move_id: str) -> MoveResult:
         """Run a move's remaining steps; run again after any failure to resume it."""
-        record = self._cells[source].moves.get(move_id)
+        record = self.run_while(source, move_id, lambda: True)
+        return MoveResult(record, (record.updated_at_ms - record.started_at_ms) / 1000)
+
+    def run_while(self, source: str, move_id: str, go_on: Callable[[], bool]) -> MoveRecord:
+        """Run a move's steps (each step, or one page of it) while `go_on()` says so, then
+        answer where it stands: a runner with a deadline (the Mover function on AWS) is
+        simply run again until the record's step is FINISHED."""
+        record = self._cells[source].moves.get(move_id) if source in self._cells else None
         if record is None:
             raise MoveRefused(f"no move {move_id} at {source}")
-        while record.step != FINISHED:
+        while record.step != FINISHED and go_on():
+            started = time.monotonic()
             try:
-                record = self._step(record)
+                done = self._step(record)
             except MoveConflict:
                 raise
             except Exception as error:
                 self._note_failure(record, error)
+                self._observer.step_failed(record, error)
                 raise
+            self._observer.step_done(record, done, time.monotonic() - started)
+            record = done
             self.after_step(record)
-        return MoveResult(record, (record.updated_at_ms - record.started_at_ms) / 1000)
+        return record
 
     def status(self, cell: str) -> list[MoveRecord]:
         return self._cells[cell].moves.all()

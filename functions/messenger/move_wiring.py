@@ -1,0 +1,115 @@
+"""The Mover's object graph (a shard move's runner on AWS, messenger.handlers.mover): the
+same `ShardMove` as the local stack's (messenger_local.moves), on AWS's adapters, made
+once per container.
+
+- every cell's tables, through a DynamoDB client of the cell's region (the Mover's role
+  may write the new home's and the peers' tables, and only what a move writes there:
+  infra/mover.py);
+- the directory: the directory function, invoked (transport/directory_publisher.py);
+- the old home's connections: its own @connections API (only moves out of its own cell).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from messenger.config import MoverSettings, mover_settings
+from messenger.contract import Metric
+from messenger.dal.moves import MoveRecord
+from messenger.logic.clock import Clock
+from messenger.logic.shard_move import CellTables, MovedConnections, ShardMove
+from messenger.observability import count, logger, metrics
+from messenger.transport.connections import Connections
+from messenger.transport.directory_publisher import LambdaDirectoryPublisher
+from messenger.wiring import management_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# A page of a Scan and its BatchWriteItems: throttles are retried with backoff, long.
+DYNAMODB_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=20
+)
+# The directory function merges, signs with KMS and sets the stages' version: up to its
+# 60 s timeout. One try: a failed step is retried by the state machine.
+DIRECTORY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=70
+)
+
+
+class MoveMetrics:
+    """`logic.shard_move.MoveObserver` as CloudWatch metrics (EMF, flushed per invocation)
+    and a log line per step."""
+
+    def step_done(self, before: MoveRecord, after: MoveRecord, seconds: float) -> None:
+        count(Metric.MOVE_STEPS_RUN)
+        count(Metric.MOVE_USERS_COPIED, after.users - before.users)
+        count(Metric.MOVE_ITEMS_COPIED, after.items - before.items)
+        metrics.add_metric(
+            name=Metric.MOVE_STEP_DURATION, unit=MetricUnit.Milliseconds, value=seconds * 1000
+        )
+        logger.info(
+            "move step run",
+            extra={"move": before.move_id, "step": before.step, "next": after.step, "s": seconds},
+        )
+
+    def step_failed(self, record: MoveRecord, error: Exception) -> None:
+        count(Metric.MOVE_STEP_FAILURES)
+        logger.exception("move step failed", extra={"move": record.move_id, "step": record.step})
+
+
+def mover_of(
+    settings: MoverSettings,
+    dynamodb_for: Callable[[str], DynamoDBClient],
+    lambda_for: Callable[[str], Any],
+    management_for: Callable[[str], Any],
+    wait: Callable[[float], None] = time.sleep,
+) -> ShardMove:
+    """The ShardMove of `settings`, with clients made by these factories (tests: moto's)."""
+    cells = {
+        cell_id: CellTables.of(
+            cell_id, dynamodb_for(cell.region), cell.users, cell.queue, cell.limits
+        )
+        for cell_id, cell in settings.cells.items()
+    }
+    # arn:aws:lambda:<region>:<account>:function:<name>: Invoke is asked of its region.
+    directory_region = settings.directory_function.split(":")[3]
+    publisher = LambdaDirectoryPublisher(
+        lambda: lambda_for(directory_region), settings.directory_function
+    )
+    closers = {
+        settings.cell_id: MovedConnections(
+            Connections(management_for(settings.connections_endpoint))
+        )
+    }
+    return ShardMove(cells, publisher, closers, Clock(), wait=wait, observer=MoveMetrics())
+
+
+@cache
+def _dynamodb(region: str) -> DynamoDBClient:
+    client: DynamoDBClient = boto3.client("dynamodb", region_name=region, config=DYNAMODB_CONFIG)
+    return client
+
+
+@cache
+def _lambda(region: str) -> Any:
+    return boto3.client("lambda", region_name=region, config=DIRECTORY_CONFIG)
+
+
+@cache
+def shard_move() -> ShardMove:
+    """The container's ShardMove."""
+    return mover_of(mover_settings(), _dynamodb, _lambda, management_client)
+
+
+def forget_mover() -> None:
+    """Make everything again at next use (tests, each under its own moto)."""
+    for made in (shard_move, _dynamodb, _lambda, mover_settings):
+        made.cache_clear()

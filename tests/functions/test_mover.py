@@ -1,0 +1,285 @@
+"""The Mover (messenger.handlers.mover), a shard move's runner on AWS, on moto: three cells'
+tables, the directory in a moto bucket, published by the directory function's own code
+(messenger_directory.handlers.publish) which the Mover invokes through boto3's Lambda
+client; invoked as the state machine invokes it (infra/mover.py), one invocation at a
+time, until it answers done."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.response import StreamingBody
+from nacl.signing import SigningKey
+
+from messenger.config import mover_settings_from
+from messenger.contract import MoverEnv
+from messenger.handlers import mover as mover_handler
+from messenger.logic.shard_move import STEPS
+from messenger.move_wiring import mover_of
+from messenger_directory import handlers as directory_handlers
+from messenger_directory.config import forget_settings
+from messenger_directory.signer import SeedDirectorySigner
+from messenger_directory.store import merge, read_directory, write_entry
+from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_local.lambdas import LambdaContext
+from messenger_protocol.cells import MOVE_PUBLISH, MOVE_REQUEST, ShardMap, shard
+from tests.functions.test_shard_moves import (
+    ALICE,
+    BOB,
+    CAROL,
+    CELLS,
+    items_of,
+    queue_for,
+    queue_ids,
+)
+from tests.support.cells import CellsUnderTest, cells_harness
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "test-directory"
+SIGNER = SeedDirectorySigner(SigningKey.generate())
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/directory"
+# infra/mover.py's: Lambda's longest.
+MOVER_TIMEOUT_SECONDS = 900
+DIRECTORY_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:messenger-dev-directory"
+
+
+class DirectoryFunction:
+    """Lambda Invoke of the directory function, served in this process by its handler (on
+    moto's S3); `lose_next_publish` makes the next publish time out after it published (the
+    answer lost, as Lambda reports a function that timed out)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lose_next_publish = False
+
+    def client(self) -> Any:
+        client = boto3.client("lambda", region_name=REGION)
+        client.meta.events.register("before-call.lambda.Invoke", self._invoke)
+        return client
+
+    def _invoke(self, params: dict[str, Any], model: Any, **kwargs: Any) -> Any:
+        payload = json.loads(params["body"])
+        self.requests.append(payload)
+        headers = {}
+        try:
+            context = LambdaContext.for_invocation(
+                "directory", region=REGION, account_id=ACCOUNT_ID
+            )
+            answer: Any = directory_handlers.publish(payload, context)
+            if self.lose_next_publish and payload.get(MOVE_REQUEST) == MOVE_PUBLISH:
+                self.lose_next_publish = False
+                raise TimeoutError("Task timed out after 60.00 seconds")
+        except Exception as error:
+            answer = {"errorMessage": str(error), "errorType": type(error).__name__}
+            headers["FunctionError"] = "Unhandled"
+        body = json.dumps(answer).encode()
+        parsed = {
+            "StatusCode": 200,
+            "Payload": StreamingBody(io.BytesIO(body), len(body)),
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+            **headers,
+        }
+        return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
+
+
+def one_step_context() -> LambdaContext:
+    """A context with time for one step: the Mover stops after it (the next invocation
+    goes on), as an invocation near its end does."""
+    context = LambdaContext.for_invocation("Mover", region=REGION, account_id=ACCOUNT_ID)
+    asked = iter([900_000])
+    context.get_remaining_time_in_millis = lambda: next(asked, 0)  # type: ignore[method-assign]
+    return context
+
+
+@dataclass
+class AwsMove:
+    cells: CellsUnderTest
+    directory: DirectoryFunction
+    s3: Any
+
+    def invoke(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        answer: dict[str, Any] = mover_handler.handler(
+            event,
+            context
+            or LambdaContext.for_invocation(
+                "Mover", region=REGION, account_id=ACCOUNT_ID, timeout_seconds=MOVER_TIMEOUT_SECONDS
+            ),
+        )
+        return answer
+
+    def version(self) -> int:
+        directory = read_directory(self.s3, BUCKET)
+        assert directory is not None
+        return directory.version
+
+
+@pytest.fixture
+def aws_move(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
+    forget_settings()
+    with cells_harness(CELLS) as cells:
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        for cell in CELLS:
+            write_entry(
+                s3,
+                BUCKET,
+                cell,
+                f"wss://{cell}.example/prod",
+                owner=ACCOUNT_ID,
+                epoch=f"{REGION}#0",
+            )
+        merge(s3, BUCKET, ShardMap.even(list(CELLS)), SIGNER)
+        # The directory function's environment, as the directory stack sets it (its
+        # configured map, the first version's).
+        monkeypatch.setenv(directory_handlers.DirectoryEnv.BUCKET, BUCKET)
+        monkeypatch.setenv(
+            directory_handlers.DirectoryEnv.SHARD_MAP, ShardMap.even(list(CELLS)).to_compact()
+        )
+        monkeypatch.setenv(directory_handlers.DirectoryEnv.KEY_ID, KEY_ARN)
+        monkeypatch.setattr(directory_handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
+        harnesses = cells.harnesses
+        # The Mover's environment, as infra/mover.py sets it in c0's stack.
+        environment = {
+            MoverEnv.CELL_ID.value: "c0",
+            MoverEnv.CELLS.value: json.dumps(
+                {
+                    cell: {
+                        "region": REGION,
+                        "users": harness.table_names["Users"],
+                        "queue": harness.table_names["Queue"],
+                        "limits": harness.table_names["Limits"],
+                    }
+                    for cell, harness in harnesses.items()
+                }
+            ),
+            MoverEnv.DIRECTORY_FUNCTION.value: DIRECTORY_FUNCTION,
+            MoverEnv.CONNECTIONS_ENDPOINT.value: harnesses["c0"].settings.connections_endpoint
+            or "https://c0.example/prod",
+        }
+        settings = mover_settings_from(environment)
+        directory = DirectoryFunction()
+
+        def settle(seconds: float) -> None:
+            for harness in harnesses.values():
+                harness.services.cells.forget()
+
+        mover = mover_of(
+            settings,
+            dynamodb_for=lambda region: harnesses["c0"].dynamodb,
+            lambda_for=lambda region: directory.client(),
+            management_for=harnesses["c0"].services.management_client_factory,
+            wait=settle,
+        )
+        monkeypatch.setattr(mover_handler, "shard_move", lambda: mover)
+        monkeypatch.setattr(mover_handler, "mover_settings", lambda: settings)
+        yield AwsMove(cells, directory, s3)
+    forget_settings()
+
+
+def alice_shard() -> int:
+    mine = shard(ALICE.user_id, 65536)
+    assert shard(CAROL.user_id, 65536) != mine
+    return mine
+
+
+def test_given_a_start_then_the_move_is_recorded_and_refusals_write_nothing(aws_move: AwsMove):
+    c0 = aws_move.cells["c0"]
+    mine = alice_shard()
+    # A range c0 does not own, a malformed request: refused, nothing written
+    before = aws_move.cells.dump()
+    foreign = aws_move.invoke({"start": {"to": "c2", "lo": 65535, "hi": 65535}})
+    assert foreign["status"] == 400 and "does not own" in foreign["refused"]
+    assert aws_move.invoke({"start": {"to": "c2", "lo": "0", "hi": 1}})["status"] == 400
+    assert aws_move.invoke({"start": {"to": "c9", "lo": mine, "hi": mine}})["status"] == 400
+    assert aws_move.invoke({})["status"] == 400
+    assert aws_move.cells.dump() == before
+    # When a move starts
+    started = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})
+    # Then it is recorded at its first step
+    assert (started["step"], started["status"], started["done"]) == ("fence", "running", False)
+    assert started["from"] == "c0" and started["to"] == "c2"
+    # And an overlapping one is refused 409
+    busy = aws_move.invoke({"start": {"to": "c1", "lo": mine, "hi": mine}})
+    assert busy["status"] == 409
+    assert [
+        item["sk"]["S"] for item in c0.dump()[c0.table_names["Users"]] if item["pk"]["S"] == "MOVE"
+    ] == [started["move"]]
+
+
+def test_given_invocations_of_one_step_each_then_the_state_machine_loop_finishes_the_move(
+    aws_move: AwsMove,
+):
+    # Given alice in c0, offline, with 250 items queued (two pages of the copy)
+    c0, c2 = aws_move.cells["c0"], aws_move.cells["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 250)
+    before_queue = queue_ids(c0, ALICE)
+    carol_before = items_of(c0, CAROL)
+    version = aws_move.version()
+    mine = alice_shard()
+    started = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})
+    # When the state machine invokes the Mover until it answers done
+    state = {"move": started["move"]}
+    invocations = 0
+    while True:
+        state = aws_move.invoke({"move": state["move"]}, one_step_context())
+        invocations += 1
+        assert "refused" not in state
+        if state["done"]:
+            break
+        assert invocations < 100
+    # Then every step ran, each in its own invocation (pages too)
+    assert invocations >= len(STEPS)
+    assert state["status"] == "done" and state["step"] == "finished"
+    # And the directory function published the moved map, version + 1, c2 owning her shard
+    assert state["version"] == version + 1 == aws_move.version()
+    directory = read_directory(aws_move.s3, BUCKET)
+    assert directory is not None and directory.shard_map.cell_of_shard(mine) == "c2"
+    # And her queue is at c2, same keys and order; nothing of hers left in c0
+    assert queue_ids(c2, ALICE) == before_queue
+    assert c0.queue_of(ALICE) == [] and items_of(c0, ALICE) == []
+    assert (state["users"], state["items"]) == (1, 250)
+    assert items_of(c0, CAROL) == carol_before
+    # And an invocation after the end changes nothing
+    after = aws_move.cells.dump()
+    assert aws_move.invoke({"move": state["move"]})["done"] is True
+    assert aws_move.cells.dump() == after
+
+
+def test_given_a_publish_whose_answer_is_lost_then_the_retry_publishes_nothing_twice(
+    aws_move: AwsMove,
+):
+    c0, c2 = aws_move.cells["c0"], aws_move.cells["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 5)
+    mine = alice_shard()
+    version = aws_move.version()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    state = {"step": "fence"}
+    while state["step"] != "publish":
+        state = aws_move.invoke({"move": move_id}, one_step_context())
+    # Given the directory function timing out after it published the moved map
+    aws_move.directory.lose_next_publish = True
+    # When the Mover runs the publish step: it fails (the state machine retries)
+    with pytest.raises(RuntimeError, match="directory function failed"):
+        aws_move.invoke({"move": move_id})
+    # Then the record says where and why
+    [record] = [item for item in c0.dump()[c0.table_names["Users"]] if item["pk"]["S"] == "MOVE"]
+    assert record["step"]["S"] == "publish" and "timed out" in record["error"]["S"]
+    assert aws_move.version() == version + 1
+    # And the retry resumes there and finishes, with no version more: the map published
+    # again is the one already published
+    state = aws_move.invoke({"move": move_id})
+    assert state["done"] and state["version"] == version + 1 == aws_move.version()
+    assert state["error"] is None
+    assert len(c2.queue_of(ALICE)) == 5 and c0.queue_of(ALICE) == []
+    publishes = [r for r in aws_move.directory.requests if r.get(MOVE_REQUEST) == MOVE_PUBLISH]
+    assert len(publishes) == 2
