@@ -99,6 +99,18 @@ def directory_location(env: str, cells: CellsConfig) -> DirectoryLocation:
     )
 
 
+def directory_function_name(env: str) -> str:
+    """Named, so that each cell's Mover (infra/mover.py) may invoke it by its ARN."""
+    return f"messenger-{env}-directory-publish"
+
+
+def directory_function_arn(env: str, location: DirectoryLocation) -> str:
+    return (
+        f"arn:{PARTITION}:lambda:{location.region}:{location.account}:function:"
+        f"{directory_function_name(env)}"
+    )
+
+
 def entry_writer_role_name(env: str, cell_id: str) -> str:
     """Named, so that the bucket policy can admit this one role of another account."""
     return f"messenger-{env}-{cell_id}-directory-entry"
@@ -421,7 +433,8 @@ class DirectoryStack(Stack):
                 ),
             ],
             memory_size=256,
-            # One merge at a time: each reads the version it increases.
+            function_name=directory_function_name(self.config.env),
+            # One merge (or a move's publish) at a time: each reads the version it increases.
             reserved_concurrent_executions=1,
             environment={
                 DirectoryEnv.BUCKET.value: self.location.bucket,
@@ -429,6 +442,17 @@ class DirectoryStack(Stack):
                 DirectoryEnv.KEY_ID.value: self.key.key.key_arn,
             },
         )
+        # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
+        # of other accounts are admitted here, their Mover roles by their own policies.
+        for account in sorted(
+            {cell.account for cell in self.cells.cells} - {self.location.account}
+        ):
+            assert account is not None
+            function.add_permission(
+                f"InvokeByMoverOf{account}",
+                principal=iam.AccountPrincipal(account),
+                action="lambda:InvokeFunction",
+            )
         role = function.role
         assert role is not None
         acknowledge(

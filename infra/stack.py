@@ -8,6 +8,7 @@ touch) is read from `messenger.contract`; the stack's parts only decide how AWS 
     WebSocketStage  the API, its routes, authorizer, stage, throttle and logs (infra/websocket.py)
     Functions       one per route, the authorizer, the workers (infra/functions.py)
     Relay           what peer cells invoke (infra/relay.py), in a deployment with a directory
+    ShardMover      the runner of shard moves out of the cell (infra/mover.py), with peers
     Monitoring      the dashboard and the alarms (infra/monitoring.py)
 
 Every deployment is cells. A deployment without a directory is one cell with no peers,
@@ -40,6 +41,7 @@ from infra.failover_automation import FailoverAutomation
 from infra.functions import Functions
 from infra.mesh import RelayRecord
 from infra.monitoring import Monitoring
+from infra.mover import ShardMover
 from infra.regions import check_snap_start
 from infra.relay import Relay
 from infra.tables import Tables
@@ -100,6 +102,20 @@ class MessengerStack(Stack):
             removal_policy=config.removal_policy,
             alarm_email=config.alarm_email,
         )
+        if cell.has_directory and not cell.standby and len(cell.cells.shard_map.cells()) > 1:
+            self.mover = ShardMover(
+                self,
+                "ShardMover",
+                config=config,
+                placement=cell,
+                tables=self.tables.by_spec,
+                connections_url=stage.callback_url,
+                connections_arns=[
+                    self.web_socket.connections_arn,
+                    self.web_socket.close_connections_arn,
+                ],
+                alarm_topic=self.monitoring.topic,
+            )
         if not cell.has_directory:
             self._web_app()
         elif not cell.standby:  # a failover switch publishes a standby's URL
