@@ -689,7 +689,8 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
 
     # Then the cell has every resource of the single stack but its web app (a deployment of
     # cells has one, on the directory's distribution), under the same logical id, and only
-    # the Relay, its resource policy, alarms, entry and Relay record in the directory besides
+    # the Relay, its resource policy, alarms, entry and Relay record in the directory, and
+    # the shard mover (infra/mover.py) besides
     (web_app,) = [
         logical_id
         for logical_id, resource in single.items()
@@ -702,7 +703,7 @@ def test_given_a_cell_then_it_is_the_single_stack_plus_the_cell_pieces(dev, cell
         for logical_id in cell
         if logical_id == RELAY.function_name
         or logical_id.startswith(("RelayFunction", "RelayRole", "RelayLogs", "MonitoringRelay"))
-        or logical_id.startswith(("DirectoryEntry", "RelayRecord"))
+        or logical_id.startswith(("DirectoryEntry", "RelayRecord", "ShardMover"))
     }
     assert RELAY.function_name in added and any(i.startswith("DirectoryEntry") for i in added)
 
