@@ -1,5 +1,9 @@
 """A cell among the others (docs/protocol.md §6): what its functions learn, whom its Relay trusts.
 
+    python -m infra.cells move --from c0 --to c2 --shards 0-16383   # a shard move (AWS)
+    python -m infra.cells move-status --from c0                     # where it stands
+    (infra/move_command.py; the runbook is docs/scale.md "Shard moves", "On AWS")
+
 Every deployment is cells, each a `MessengerStack` in its own account and region; a
 deployment without `-c cells` is one cell without peers or a directory. A cell asks another
 one thing only, through the other's `Relay` function (`messenger.contract.RELAY`). Nothing
@@ -177,3 +181,12 @@ class CellPlacement:
                 "environment they may: fewer shard ranges, or shorter cell ids"
             )
         return variables
+
+
+if __name__ == "__main__":
+    # The operator's shard-move commands (`move`, `move-status`): infra/move_command.py.
+    import sys
+
+    from infra.move_command import main
+
+    sys.exit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,14 +81,19 @@ class DirectoryFunction:
         except Exception as error:
             answer = {"errorMessage": str(error), "errorType": type(error).__name__}
             headers["FunctionError"] = "Unhandled"
-        body = json.dumps(answer).encode()
-        parsed = {
-            "StatusCode": 200,
-            "Payload": StreamingBody(io.BytesIO(body), len(body)),
-            "ResponseMetadata": {"HTTPStatusCode": 200},
-            **headers,
-        }
+        parsed = {**invocation_answer(answer), **headers}
         return AWSResponse(params["url"], 200, HTTPHeaders(), None), parsed
+
+
+def invocation_answer(answer: Any) -> dict[str, Any]:
+    """What boto3 parses from Lambda's answer to a synchronous Invoke of a function that
+    returned `answer`."""
+    body = json.dumps(answer).encode()
+    return {
+        "StatusCode": 200,
+        "Payload": StreamingBody(io.BytesIO(body), len(body)),
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
 
 
 def one_step_context() -> LambdaContext:
@@ -123,6 +129,13 @@ class AwsMove:
 
 @pytest.fixture
 def aws_move(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
+    with aws_move_on(monkeypatch) as deployed:
+        yield deployed
+
+
+@contextmanager
+def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
+    """Three cells on moto, the directory published, the Mover of c0 ready to invoke."""
     forget_settings()
     with cells_harness(CELLS) as cells:
         s3 = boto3.client("s3", region_name=REGION)

@@ -1,6 +1,7 @@
 """Shard moves (docs/protocol.md §6 "Shard moves", docs/scale.md "Shard moves") on moto:
 three cells, each with its own tables and functions, the directory published into a
-moto S3 bucket by the directory's own merge, the move's steps as they run on AWS."""
+moto S3 bucket by the directory's own code (store.publish_map), the move's steps as they
+run on AWS."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from messenger.logic.shard_move import (
     ShardMove,
 )
 from messenger_directory.signer import SeedDirectorySigner
-from messenger_directory.store import merge, publish_map, read_directory, write_entry
+from messenger_directory.store import publish_map, read_directory, write_entry
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_protocol.cells import ShardMap, shard
 from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
