@@ -261,23 +261,40 @@ class Inbox:
             self._acks.add(frame.id)  # a duplicate: already stored (or rejected) once
             return
         try:
-            keys = await self._keys.for_reading(frame.sender)
-            text = crypto.decode_plaintext(
-                crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
-            )
+            text = crypto.decode_plaintext(await self._open(frame))
         except (UnreadableMessage, KeyChanged, UnknownUser) as problem:
             await self._reject(frame, problem)
             return
-        stored = self._store.add_incoming(
-            frame.sender, frame.message_id, text, frame.sent_at, frame.server_ts
-        )
+        own_copy = frame.to is not None and frame.sender == self._store.me
+        if own_copy:
+            # Sent by another of our devices (§8): ours, to `to`, already stored.
+            assert frame.to is not None
+            stored = self._store.add_own_copy(
+                frame.to, frame.message_id, text, frame.sent_at, frame.server_ts
+            )
+        else:
+            stored = self._store.add_incoming(
+                frame.sender, frame.message_id, text, frame.sent_at, frame.server_ts
+            )
         self._acks.add(frame.id)
         if stored:
             message = self._store.get(frame.sender, frame.message_id)
             if message is not None:
                 self._publish(MessageAdded(message))
-            with contextlib.suppress(NotConnected):  # the next connection subscribes anew
-                await self._presence.message_from(frame.sender)
+            if not own_copy:
+                with contextlib.suppress(NotConnected):  # the next connection subscribes anew
+                    await self._presence.message_from(frame.sender)
+
+    async def _open(self, frame: MessageFrame) -> bytes:
+        """The plaintext: a Box from the sender's account key (§5), or sealed for several
+        devices with the key boxed by the sending device, from the sender's verified list
+        (§8); UnreadableMessage, KeyChanged (a list that does not verify), UnknownUser."""
+        if frame.key is None:
+            keys = await self._keys.for_reading(frame.sender)
+            return crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
+        device_id = frame.from_device or ""
+        listing = await self._keys.sender_devices(frame.sender, device_id)
+        return crypto.open_copy(self._identity, listing, frame)
 
     async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
         reason = str(problem)

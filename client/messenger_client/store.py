@@ -314,6 +314,39 @@ class HistoryStore:
         with self._transaction() as db:
             return _insert_incoming(db, sender, message_id, text, sent_at, server_ts)
 
+    def add_own_copy(
+        self, peer: str, message_id: str, text: str, sent_at: int, server_ts: int | None
+    ) -> bool:
+        """Store a message one of our other devices sent to `peer` (docs/protocol.md §8):
+        ours, already stored by the server (sent), with no frame to send; its receipts move
+        it on as any of ours. False if we hold it already."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
+                " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                (
+                    self.me,
+                    message_id,
+                    peer,
+                    text,
+                    sent_at,
+                    server_ts,
+                    MessageStatus.SENT,
+                    _now_ms(),
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def replace_frame(self, message_id: str, frame: str) -> None:
+        """The frame of a pending message, sealed again for the device lists the server
+        holds now (after STALE_DEVICES, §8): the same messageId, text and sentAt."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET frame = ? WHERE sender = ? AND message_id = ?"
+                " AND frame IS NOT NULL",
+                (frame, self.me, message_id),
+            )
+
     def has_message(self, sender: str, message_id: str) -> bool:
         """Whether we hold `(sender, message_id)`, read or rejected: duplicates are dropped."""
         row = self._db.execute(
