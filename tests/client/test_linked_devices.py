@@ -66,8 +66,10 @@ async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
     sent = laptop.history("bob")[1]
     for device in (alice, laptop, phone):
         await until(
-            lambda device=device: device.store.get("alice", sent.message_id).status
-            in (MessageStatus.DELIVERED, MessageStatus.SEEN),
+            lambda device=device: (
+                device.store.get("alice", sent.message_id).status
+                in (MessageStatus.DELIVERED, MessageStatus.SEEN)
+            ),
             timeout=10,
         )
     # And a `seen` from bob moves it on for the sender's other devices too
