@@ -8,6 +8,8 @@ message sealed again; a removed device is refused.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def texts(client: MessengerClient, peer: str) -> list[tuple[str, str]]:
     return [(message.sender, message.text) for message in client.history(peer)]
+
+
+def status(client: MessengerClient, sender: str, message_id: str) -> MessageStatus | None:
+    message = client.store.get(sender, message_id)
+    return None if message is None else message.status
+
+
+async def on_every(
+    devices: tuple[MessengerClient, ...], holds: Callable[[MessengerClient], bool]
+) -> None:
+    """Until `holds` is true of every device (TimeoutError after 10 s)."""
+    for device in devices:
+        await until(functools.partial(holds, device), timeout=10)
 
 
 async def linked(
@@ -59,24 +74,20 @@ async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
     ]
     # Then each of alice's devices holds the whole conversation once, in order, her own
     # messages as sent by her; and bob holds it too
-    for device in (alice, laptop, phone):
-        await until(lambda device=device: texts(device, "bob") == expected, timeout=10)
+    await on_every((alice, laptop, phone), lambda device: texts(device, "bob") == expected)
     await until(lambda: texts(bob, "alice") == expected, timeout=10)
     # And bob's acknowledgement of the laptop's message reaches every alice device
     sent = laptop.history("bob")[1]
-    for device in (alice, laptop, phone):
-        await until(
-            lambda device=device: (
-                device.store.get("alice", sent.message_id).status
-                in (MessageStatus.DELIVERED, MessageStatus.SEEN)
-            ),
-            timeout=10,
-        )
+    await on_every(
+        (alice, laptop, phone),
+        lambda device: (
+            status(device, "alice", sent.message_id)
+            in (MessageStatus.DELIVERED, MessageStatus.SEEN)
+        ),
+    )
     # And a `seen` from bob moves it on for the sender's other devices too
     await bob.mark_seen("alice")
-    await until(
-        lambda: phone.store.get("alice", sent.message_id).status == MessageStatus.SEEN, timeout=10
-    )
+    await until(lambda: status(phone, "alice", sent.message_id) == MessageStatus.SEEN, timeout=10)
     # And safety numbers stay the account key's on every device
     assert laptop.fingerprint() == alice.fingerprint() == bob.fingerprint("alice")
 
@@ -94,12 +105,12 @@ async def test_a_stale_list_is_fetched_again_and_the_message_resealed(
     message = await bob.send_and_wait("alice", "two")
     # Then the server refused the old list (STALE_DEVICES), bob sealed it again for the
     # new one, and all three devices got it under the same messageId
-    for device in (alice, laptop, phone):
-        await until(
-            lambda device=device: device.store.get("bob", message.message_id) is not None,
-            timeout=10,
-        )
-    assert bob.store.get("bob", message.message_id).message_id == message.message_id
+    await on_every(
+        (alice, laptop, phone),
+        lambda device: texts(device, "bob")[-1:] == [("bob", "two")],
+    )
+    assert texts(laptop, "bob") == [("bob", "one"), ("bob", "two")]
+    assert status(phone, "bob", message.message_id) == MessageStatus.RECEIVED
 
 
 async def test_only_device_one_links_and_a_removed_device_is_refused(
