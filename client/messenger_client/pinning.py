@@ -60,7 +60,13 @@ class KeyPinning:
         pinned = self._account_keys(peer) or self._profile.pins.check_or_pin(offered)
         if pinned != offered:
             raise KeyChanged(peer, pinned, offered)
-        self._lists[peer] = verified_list(pinned, answer.devices)
+        try:
+            self._lists[peer] = verified_list(pinned, answer.devices)
+        except DeviceListRefused:
+            # Nothing goes to them, nor opens from them, until the user trusts again.
+            self._lists.pop(peer, None)
+            self._checked.discard(peer)
+            raise
         self._checked.add(peer)
         return pinned
 

@@ -9,21 +9,35 @@ message sealed again; a removed device is refused.
 from __future__ import annotations
 
 import functools
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
 
+from messenger.contract import USERS_TABLE
+from messenger.dal.device_lists import DeviceLists
 from messenger_client.client import MessengerClient
 from messenger_client.devices import link_code
-from messenger_client.errors import HandshakeRefused, NotDeviceOne
+from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import LocalStack
-from tests.client.conftest import FAST, Clients, MakeClient
+from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
+from messenger_protocol.devices import Device, DeviceList
+from messenger_protocol.encoding import b64url_encode
+from tests.client.conftest import FAST, VISIBLE, Clients, MakeClient
+from tests.support.devices import sealed_message
 from tests.support.waiting import until
+from tests.support.ws_client import open_socket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# A stranger's device keys, which a lying server slips into alice's list.
+MALLORY_SIGNING, MALLORY_BOX = SigningKey(bytes(range(32))), PrivateKey(bytes(range(1, 33)))
 
 
 def texts(client: MessengerClient, peer: str) -> list[tuple[str, str]]:
@@ -134,3 +148,70 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
             await again.wait_online(10)
     finally:
         await again.close()
+
+
+async def test_a_forged_list_is_a_key_change_nothing_sent_nothing_accepted(
+    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+) -> None:
+    # Given bob, who verified alice's list of two devices
+    alice = await client("alice")
+    laptop = await linked(home, stack, clients, alice, "laptop")
+    bob = await client("bob")
+    await bob.send_and_wait("alice", "hi")
+    # When a server that lies stores a list naming mallory's device, signed by another key
+    mallory = Device(
+        device_id="mallory",
+        sign_key=b64url_encode(bytes(MALLORY_SIGNING.verify_key)),
+        box_key=b64url_encode(bytes(MALLORY_BOX.public_key)),
+    )
+    good = await alice.devices()
+    forged = DeviceList(
+        user_id="alice", version=good.version + 1, devices=[*good.devices, mallory]
+    ).sign(SigningKey.generate())
+    users = stack.table_names[USERS_TABLE.env.value]
+    DeviceLists(stack.aws.client("dynamodb"), users).store(forged)
+    # And mallory, connected as alice's device, writes to bob sealed for that list
+    aud = canonical_endpoint(stack.ws_url)
+    query = signed_connect_query(
+        MALLORY_SIGNING, "alice", now=time.time(), aud=aud, device_id="mallory"
+    )
+    bobs = DeviceList.unlinked("bob", *bob_keys(bob))
+    frame = sealed_message(
+        MALLORY_BOX, bobs, forged, "mallory", '{"text":"trust me"}', "msg-forged-01"
+    )
+    async with await open_socket(with_query(stack.ws_url, query)) as socket:
+        await socket.send(json.dumps({"action": "sendMessage", **frame}))
+        assert json.loads(await socket.recv())["type"] == "ack"
+    # Then bob holds it unopened, as from a user whose keys changed
+    await until(lambda: [h.message_id for h in bob.held("alice")] == ["msg-forged-01"])
+    assert [text for _, text in texts(bob, "alice")] == ["hi"]
+    # And sends nothing more to alice until he trusts again
+    with pytest.raises(KeyChanged):
+        await bob.send("alice", "are you there?")
+    assert laptop.device_id == "laptop"
+
+
+async def test_presence_is_online_while_any_device_is(
+    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+) -> None:
+    # Given alice on device 1 and her laptop, visible to everyone, and bob watching
+    alice = await client("alice", settings=VISIBLE)
+    profile = Profile.create("alice-laptop", "alice", home=home, device_id="laptop")
+    await alice.link_device(link_code(profile.identity))
+    laptop = await clients.open("alice-laptop", stack.ws_url, settings=VISIBLE)
+    bob = await client("bob")
+    [seen] = await bob.get_presence(["alice"], subscribe=True)
+    assert seen.online
+    # When device 1 goes away, she stays online; when the laptop goes too, she is offline
+    disconnects = len(stack.invocations_of("$disconnect"))
+    await alice.close()
+    await until(lambda: len(stack.invocations_of("$disconnect")) > disconnects, timeout=10)
+    [still] = await bob.get_presence(["alice"])
+    assert still.online
+    await laptop.close()
+    await until(lambda: not (bob.presence("alice") or seen).online, timeout=10)
+
+
+def bob_keys(bob: MessengerClient) -> tuple[str, str]:
+    keys = bob.profile.identity.public_keys
+    return keys.sign_key, keys.box_key
