@@ -31,10 +31,13 @@ from messenger_protocol.devices import Device, DeviceList
 from messenger_protocol.encoding import b64url_encode
 from tests.client.conftest import FAST, VISIBLE, Clients, MakeClient
 from tests.support.devices import sealed_message
+from tests.support.stack_fixtures import cells_stack
 from tests.support.waiting import until
 from tests.support.ws_client import open_socket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+__all__ = ["cells_stack"]
 
 # A stranger's device keys, which a lying server slips into alice's list.
 MALLORY_SIGNING, MALLORY_BOX = SigningKey(bytes(range(32))), PrivateKey(bytes(range(1, 33)))
@@ -215,3 +218,41 @@ async def test_presence_is_online_while_any_device_is(
 def bob_keys(bob: MessengerClient) -> tuple[str, str]:
     keys = bob.profile.identity.public_keys
     return keys.sign_key, keys.box_key
+
+
+async def test_across_cells_three_devices_and_a_peer_elsewhere_see_every_message(
+    home: Path, cells_stack: LocalStack, clients: Clients
+) -> None:
+    # Given alice's three devices on her home cell, and a peer whose home is the other cell
+    url = cells_stack.directory_url
+    peer = next(
+        name
+        for name in (f"bob{i}" for i in range(100))
+        if cells_stack.home_of(name) != cells_stack.home_of("alice")
+    )
+    alice = await clients.open("alice", None, directory_url=url)
+    devices = [alice]
+    for device in ("laptop", "phone"):
+        profile = Profile.create(f"alice-{device}", "alice", home=home, device_id=device)
+        await alice.link_device(link_code(profile.identity))
+        devices.append(await clients.open(f"alice-{device}", None, directory_url=url))
+    bob = await clients.open(peer, None, directory_url=url)
+    # When the peer writes, alice answers from her phone, and the peer writes again
+    await bob.send_and_wait("alice", "one")
+    await on_every(tuple(devices), lambda device: len(texts(device, peer)) == 1)
+    await devices[2].send_and_wait(peer, "two")
+    await bob.send_and_wait("alice", "three")
+    expected = [(peer, "one"), ("alice", "two"), (peer, "three")]
+    # Then every device of alice and the peer hold the conversation once, in order
+    await on_every(
+        (*devices, bob),
+        lambda device: texts(device, peer if device is not bob else "alice") == expected,
+    )
+    # And the peer's delivered receipt for "two" reaches each of alice's devices
+    two = devices[2].history(peer)[1].message_id
+    await on_every(
+        tuple(devices),
+        lambda device: (
+            status(device, "alice", two) in (MessageStatus.DELIVERED, MessageStatus.SEEN)
+        ),
+    )
