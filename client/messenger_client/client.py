@@ -120,7 +120,7 @@ from messenger_protocol.frames import (
     read_server_frame,
 )
 from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS, MAX_CONTACTS
-from messenger_protocol.names import FrameType, PresenceVisibility
+from messenger_protocol.names import FrameType, PresenceVisibility, PushPlatform
 
 log = logging.getLogger(__name__)
 
@@ -512,6 +512,11 @@ class MessengerClient:
         return await server_settings.set_blocked(
             self._replies, add=add, remove=remove, user_ids=user_ids
         )
+
+    async def register_push(self, platform: PushPlatform, token: str) -> None:
+        """Register this device for mobile push (each device registers its own token; a
+        device removed from the list loses it). ValueError for a malformed token."""
+        await server_settings.register_push(self._replies, platform, token)
 
     # --- reading ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ message sealed again; a removed device is refused.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
@@ -29,8 +30,10 @@ from messenger_local import LocalStack
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.devices import Device, DeviceList
 from messenger_protocol.encoding import b64url_encode
+from messenger_protocol.names import PushPlatform
 from tests.client.conftest import FAST, VISIBLE, Clients, MakeClient
 from tests.support.devices import sealed_message
+from tests.support.push import apns_token, fcm_token, moto_server_pushes
 from tests.support.stack_fixtures import cells_stack
 from tests.support.waiting import until
 from tests.support.ws_client import open_socket
@@ -256,3 +259,26 @@ async def test_across_cells_three_devices_and_a_peer_elsewhere_see_every_message
             status(device, "alice", two) in (MessageStatus.DELIVERED, MessageStatus.SEEN)
         ),
     )
+
+
+async def test_each_device_registers_its_own_push_token_and_gets_its_push(
+    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+) -> None:
+    # Given alice's device 1 and laptop each registered a push token, then went offline
+    alice = await client("alice")
+    laptop = await linked(home, stack, clients, alice, "laptop")
+    phone_token, laptop_token = apns_token(), fcm_token()
+    await alice.register_push(PushPlatform.APNS, phone_token)
+    await laptop.register_push(PushPlatform.GCM, laptop_token)
+    with pytest.raises(ValueError):
+        await laptop.register_push(PushPlatform.APNS, "not a token")
+    disconnects = len(stack.invocations_of("$disconnect"))
+    await alice.close()
+    await laptop.close()
+    await until(lambda: len(stack.invocations_of("$disconnect")) >= disconnects + 2, timeout=10)
+    # When bob writes to her
+    bob = await client("bob")
+    await bob.send_and_wait("alice", "wake up")
+    # Then each device got one push, for its own queue
+    recorded = await asyncio.to_thread(moto_server_pushes, stack.aws_endpoint)
+    assert (len(recorded.get(phone_token, [])), len(recorded.get(laptop_token, []))) == (1, 1)
