@@ -13,6 +13,7 @@ from nacl.utils import random as random_bytes
 
 from messenger_client.errors import MessageTooLong, UnreadableMessage
 from messenger_client.keystore import Identity, PeerKeys
+from messenger_client.store import SealedCopy
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.devices import DeviceList, open_body, seal_for_devices, unwrap_key
 from messenger_protocol.encoding import b64url_decode, b64url_encode
@@ -154,18 +155,26 @@ def open_sealed(identity: Identity, sender: PeerKeys, body: str, nonce: str) -> 
         raise UnreadableMessage(f"does not open with the pinned key of {sender.user_id}") from None
 
 
-def open_copy(identity: Identity, sender_devices: DeviceList, frame: MessageFrame) -> bytes:
+def open_copy(
+    identity: Identity, sender_devices: DeviceList, copy: SealedCopy, body: str, nonce: str
+) -> bytes:
     """Decrypt a message sealed for several devices (§8): K opens with our device's box key
     and the sending device's boxKey from the sender's verified list, then the body with K."""
-    device = sender_devices.device(frame.from_device) if frame.from_device else None
-    if device is None or frame.key is None or frame.key_nonce is None:
+    device = sender_devices.device(copy.from_device)
+    if device is None:
         raise UnreadableMessage(
-            f"sent from a device {frame.from_device!r} not in the verified list of {frame.sender}"
+            f"sent from a device {copy.from_device!r} not in the verified list of "
+            f"{sender_devices.user_id}"
         )
     try:
-        message_key = unwrap_key(
-            frame.key, frame.key_nonce, identity.box_private_key, device.box_key
-        )
-        return open_body(message_key, frame.body, frame.nonce)
+        message_key = unwrap_key(copy.key, copy.key_nonce, identity.box_private_key, device.box_key)
+        return open_body(message_key, body, nonce)
     except CannotOpen as problem:
         raise UnreadableMessage(str(problem)) from None
+
+
+def sealed_copy(frame: MessageFrame) -> SealedCopy | None:
+    """The §8 fields of a `message` frame (None: a Box, §5)."""
+    if frame.key is None or frame.key_nonce is None or frame.from_device is None:
+        return None
+    return SealedCopy(frame.from_device, frame.key, frame.key_nonce, frame.to)

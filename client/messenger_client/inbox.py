@@ -289,12 +289,12 @@ class Inbox:
         """The plaintext: a Box from the sender's account key (§5), or sealed for several
         devices with the key boxed by the sending device, from the sender's verified list
         (§8); UnreadableMessage, KeyChanged (a list that does not verify), UnknownUser."""
-        if frame.key is None:
+        copy = crypto.sealed_copy(frame)
+        if copy is None:
             keys = await self._keys.for_reading(frame.sender)
             return crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
-        device_id = frame.from_device or ""
-        listing = await self._keys.sender_devices(frame.sender, device_id)
-        return crypto.open_copy(self._identity, listing, frame)
+        listing = await self._keys.sender_devices(frame.sender, copy.from_device)
+        return crypto.open_copy(self._identity, listing, copy, frame.body, frame.nonce)
 
     async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
         reason = str(problem)
@@ -319,6 +319,7 @@ class Inbox:
             reason,
             held=(frame.body, frame.nonce, frame.server_ts),
             held_because=because,
+            copy=crypto.sealed_copy(frame),
         ):
             log.warning("held message %s from %s (%s)", frame.message_id, frame.sender, because)
             self._publish(MessageRejected(rejection))
@@ -332,11 +333,18 @@ class Inbox:
         if keys is None:
             return []
         opened: list[StoredMessage] = []
+        listing = self._keys.devices_of(sender)
         for held in self._store.held(sender):
             try:
-                text = crypto.decode_plaintext(
-                    crypto.open_sealed(self._identity, keys, held.body, held.nonce)
-                )
+                if held.copy is None:
+                    plaintext = crypto.open_sealed(self._identity, keys, held.body, held.nonce)
+                elif listing is None:
+                    raise UnreadableMessage(f"no verified device list of {sender}")
+                else:
+                    plaintext = crypto.open_copy(
+                        self._identity, listing, held.copy, held.body, held.nonce
+                    )
+                text = crypto.decode_plaintext(plaintext)
             except UnreadableMessage as problem:
                 if held.held_because is not HoldReason.UNREADABLE:
                     self._store.mark_unreadable(held, str(problem))

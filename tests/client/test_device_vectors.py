@@ -89,25 +89,30 @@ def delivered(copy: dict[str, Any], frame: SendMessage, to: str | None = None) -
     )
 
 
+def opened(device: Identity, sender_devices: DeviceList, frame: MessageFrame) -> str:
+    """What `device` reads from a `message` frame sealed for devices."""
+    copy = crypto.sealed_copy(frame)
+    assert copy is not None
+    plaintext = crypto.open_copy(device, sender_devices, copy, frame.body, frame.nonce)
+    return crypto.decode_plaintext(plaintext)
+
+
 def test_every_device_opens_its_copy_and_no_other() -> None:
     document = json.loads(V12["sealed"]["frame"])
     frame = SendMessage.read(document)
     alices = listing("alice")
     for copy in document["copies"]:
-        opened = crypto.open_copy(identity("bob", copy["device"]), alices, delivered(copy, frame))
-        assert crypto.decode_plaintext(opened) == V12["sealed"]["text"]
+        text = opened(identity("bob", copy["device"]), alices, delivered(copy, frame))
+        assert text == V12["sealed"]["text"]
     [own] = document["selfCopies"]
     copy_of_mine = delivered(own, frame, to="bob")
-    assert (
-        crypto.decode_plaintext(crypto.open_copy(identity("alice", "tablet"), alices, copy_of_mine))
-        == V12["sealed"]["text"]
-    )
+    assert opened(identity("alice", "tablet"), alices, copy_of_mine) == V12["sealed"]["text"]
     # The laptop's copy does not open on bob's device 1, nor from a device not listed
     laptops = next(c for c in document["copies"] if c["device"] == "laptop")
     with pytest.raises(UnreadableMessage):
-        crypto.open_copy(identity("bob", "1"), alices, delivered(laptops, frame))
+        opened(identity("bob", "1"), alices, delivered(laptops, frame))
     with pytest.raises(UnreadableMessage):
-        crypto.open_copy(identity("bob", "laptop"), listing("bob"), delivered(laptops, frame))
+        opened(identity("bob", "laptop"), listing("bob"), delivered(laptops, frame))
 
 
 def test_the_sdk_seals_for_every_device_and_each_opens_it() -> None:
@@ -132,8 +137,7 @@ def test_the_sdk_seals_for_every_device_and_each_opens_it() -> None:
         ("alice", c) for c in text["selfCopies"]
     ]:
         message = delivered(copy, frame, to="bob" if user_id == "alice" else None)
-        opened = crypto.open_copy(identity(user_id, copy["device"]), listing("alice"), message)
-        assert crypto.decode_plaintext(opened) == "hello"
+        assert opened(identity(user_id, copy["device"]), listing("alice"), message) == "hello"
 
 
 def test_neither_side_linked_is_the_v11_box() -> None:
