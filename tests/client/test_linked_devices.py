@@ -282,3 +282,26 @@ async def test_each_device_registers_its_own_push_token_and_gets_its_push(
     # Then each device got one push, for its own queue
     recorded = await asyncio.to_thread(moto_server_pushes, stack.aws_endpoint)
     assert (len(recorded.get(phone_token, [])), len(recorded.get(laptop_token, []))) == (1, 1)
+
+
+async def test_a_copy_held_for_a_key_change_opens_once_trusted(
+    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+) -> None:
+    # Given bob, who pinned other keys for alice (her keys "changed" since)
+    alice = await client("alice")
+    laptop = await linked(home, stack, clients, alice, "laptop")
+    bob = await client("bob")
+    stranger = Profile.create("stranger", "alice", home=home).identity.public_keys
+    bob.profile.pins.trust(stranger)
+    # When her laptop writes to him
+    sent = await laptop.send_and_wait("bob", "it is really me")
+    # Then he holds it, unopened
+    await until(lambda: [h.message_id for h in bob.held("alice")] == [sent.message_id])
+    assert bob.history("alice") == []
+    # When he compares safety numbers with her and trusts her account key
+    fingerprint = alice.fingerprint()
+    assert fingerprint is not None
+    await bob.trust("alice", fingerprint)
+    # Then the laptop's copy opens with her verified list and joins the history
+    assert texts(bob, "alice") == [("alice", "it is really me")]
+    assert bob.held("alice") == []
