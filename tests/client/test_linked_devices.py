@@ -26,7 +26,7 @@ from messenger_client.devices import link_code
 from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
-from messenger_local import LocalStack
+from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
 from messenger_protocol.devices import Device, DeviceList
 from messenger_protocol.encoding import b64url_encode
@@ -305,3 +305,33 @@ async def test_a_copy_held_for_a_key_change_opens_once_trusted(
     # Then the laptop's copy opens with her verified list and joins the history
     assert texts(bob, "alice") == [("alice", "it is really me")]
     assert bob.held("alice") == []
+
+
+async def test_device_one_sends_its_list_again_after_its_cell_changed_epoch(
+    home: Path, shared_aws: EmbeddedAws, clients: Clients
+) -> None:
+    # Given alice linked her laptop on a cell of epoch "local-a"
+    first = LocalStack(aws=shared_aws, environment={"CELL_EPOCH": "local-a"})
+    await first.start()
+    port = first.port
+    try:
+        alice = await clients.open("alice", first.ws_url)
+        Profile.create("alice-laptop", "alice", home=home, device_id="laptop")
+        await alice.link_device(link_code(Profile.load("alice-laptop", home).identity))
+        await first.settled()
+        await clients.close_all()
+    finally:
+        await first.stop()
+    # When the cell fails over to a standby of another epoch that lost the list
+    second = LocalStack(aws=shared_aws, port=port, environment={"CELL_EPOCH": "local-b"})
+    await second.start()
+    try:
+        alice = await clients.open("alice", second.ws_url, wait=False)
+        # Then device 1 sends the list it published again, and the laptop connects
+        await until(lambda: second.invocations_of("setDevices", user="alice"), timeout=20)
+        laptop = await clients.open("alice-laptop", second.ws_url)
+        assert (await laptop.devices()).device_ids == ["1", "laptop"]
+        assert alice.epoch == "local-b#0"
+    finally:
+        await clients.close_all()
+        await second.stop()
