@@ -22,6 +22,7 @@ from nacl.signing import SigningKey
 from messenger.contract import USERS_TABLE
 from messenger.dal.device_lists import DeviceLists
 from messenger_client.client import MessengerClient
+from messenger_client.connection import ConnectionState
 from messenger_client.devices import link_code
 from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
 from messenger_client.keystore import Profile
@@ -146,6 +147,8 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
     listing = await alice.remove_device("laptop")
     assert listing.device_ids == ["1"]
     assert listing.version == 2
+    # And the laptop, connected, is closed (DEVICE_REMOVED) and its reconnect refused: final
+    await until(lambda: laptop.status.state == ConnectionState.REFUSED, timeout=10)
     # And the laptop's next handshake is refused
     again = MessengerClient(stack.ws_url, Profile.load("alice-laptop", home), settings=FAST)
     again.start()
