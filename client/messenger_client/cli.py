@@ -436,12 +436,14 @@ async def _keep_printing(events: EventStream, show: Callable[[Event], object]) -
 
 def _print_incoming(event: Event, as_json: bool = False) -> int:
     """Print what a reader should see of `event`; the number of messages shown (0 or 1)."""
-    if isinstance(event, MessageAdded) and not event.message.outgoing:
+    if isinstance(event, MessageAdded) and event.message.status != MessageStatus.PENDING:
+        # Ours only when another of our devices sent it (§8): "me → peer".
         message = event.message
+        who = f"{message.sender} → {message.peer}" if message.outgoing else message.sender
         if as_json:
             print(_message_json(message), flush=True)
         else:
-            print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
+            print(f"{_time(message.sent_at)}  {who}: {message.text}", flush=True)
         return 1
     if isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
         print(

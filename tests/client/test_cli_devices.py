@@ -43,7 +43,8 @@ async def test_link_a_second_device_chat_from_it_and_remove_it(messenger: Messen
         assert "hi alice" in read.out, read.err
     assert (await messenger("--profile", "laptop", "send", "bob", "from my laptop")).code == 0
     assert "from my laptop" in (await messenger("--profile", "bob", "read")).out
-    assert (await messenger("--profile", "phone", "read")).code == 0
+    on_phone = await messenger("--profile", "phone", "read")
+    assert "alice → bob: from my laptop" in on_phone.out, on_phone
     history = await messenger("--profile", "phone", "history", "bob", "--json")
     lines = history.out.splitlines()
     assert any('"from my laptop"' in line and '"outgoing": true' in line for line in lines), lines
