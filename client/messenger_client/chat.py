@@ -35,7 +35,7 @@ from textual.widgets import Footer, Input, Static
 
 from messenger_client.client import MessengerClient
 from messenger_client.connection import ConnectionState, ConnectionStatus
-from messenger_client.errors import KeyChanged, MessengerError
+from messenger_client.errors import DeviceListRefused, KeyChanged, MessengerError
 from messenger_client.events import (
     ConnectionChanged,
     MessageAdded,
@@ -308,7 +308,12 @@ class ChatApp(App[int]):
         lines = []
         if key_change:
             warning = f"⚠ {self.peer}'s safety number changed"
-            if changed is not None:
+            if isinstance(changed, DeviceListRefused):
+                warning = (
+                    f"⚠ {self.peer}'s device list does not verify under their safety number "
+                    f"{changed.pinned_fingerprint}"
+                )
+            elif changed is not None:
                 warning += f": was {changed.pinned_fingerprint}, now {changed.offered_fingerprint}"
             lines.append(warning)
         lines += held_notices(held)

@@ -44,6 +44,7 @@ from messenger_entry import EXIT_INTERRUPTED
 
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
+from messenger_client.devices import link_code, qr_text
 from messenger_client.directory import DIRECTORY_PUBLIC_KEY, is_directory_key
 from messenger_client.errors import (
     HandshakeRefused,
@@ -71,6 +72,7 @@ from messenger_client.store import (
     held_notice,
     held_notices,
 )
+from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import PresenceVisibility
 
 # Where other packages register `messenger` subcommands (pyproject.toml).
@@ -155,6 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--user", metavar="USER_ID", help="the user id to register (default: the profile name)"
     )
+    init.add_argument(
+        "--link",
+        action="store_true",
+        help="make this a new device of an existing user (--user): prints a link code, "
+        "as text and as a QR code, for the user's device 1 (`devices link CODE`)",
+    )
+    init.add_argument(
+        "--device",
+        metavar="DEVICE_ID",
+        help="with --link: this device's id, 1-32 of a-z 0-9 _ - (default: the profile name)",
+    )
+
+    devices = command(
+        "devices",
+        "list your devices; on device 1, `devices link CODE` adds one, `devices remove ID` "
+        "removes one",
+    )
+    devices.add_argument("change", metavar="link|remove", nargs="?", choices=["link", "remove"])
+    devices.add_argument("target", metavar="CODE|ID", nargs="?")
+    devices.add_argument("--timeout", type=float, default=15.0, help="seconds to wait (15)")
 
     send = command("send", "send one message; exit 0 once the server has stored it")
     send.add_argument("peer", metavar="PEER")
@@ -270,8 +292,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def init_command(options: argparse.Namespace) -> int:
+    if options.link and not options.user:
+        raise CommandError("--link needs --user: the user id this device joins", EXIT_USAGE)
+    if options.device and not options.link:
+        raise CommandError("--device goes with --link", EXIT_USAGE)
+    device_id = (options.device or options.profile.lower()) if options.link else PRIMARY_DEVICE_ID
+    if device_id == PRIMARY_DEVICE_ID and options.link:
+        raise CommandError("device 1 is the account's own device: choose --device", EXIT_USAGE)
     try:
-        profile = Profile.create(options.profile, options.user)
+        profile = Profile.create(options.profile, options.user, device_id=device_id)
     except (MessengerError, ValueError) as error:
         raise CommandError(str(error)) from None
     if options.directory_key is not None:
@@ -280,12 +309,52 @@ def init_command(options: argparse.Namespace) -> int:
             store.set_meta(DIRECTORY_PUBLIC_KEY, options.directory_key)
         finally:
             store.close()
+    if options.link:
+        code = link_code(profile.identity)
+        print(
+            f"created profile {options.profile!r} as device {device_id!r} of user "
+            f"{profile.user_id!r} in {profile.directory}"
+        )
+        print(f"on {profile.user_id}'s device 1, scan this QR code or run:")
+        print(f"  messenger --profile <device 1's profile> devices link {code}")
+        print()
+        print(qr_text(code))
+        print(code)
+        print()
+        print(
+            f"once it is linked, this profile works as {profile.user_id} "
+            f"(`messenger --profile {options.profile} read`, `chat`, `devices`)"
+        )
+        return EXIT_OK
     print(
         f"created profile {options.profile!r} for user {profile.user_id!r} in {profile.directory}"
     )
     print(f"your safety number: {profile.identity.fingerprint()}")
     print("the user id is registered on the first connection (send, read or chat)")
     return EXIT_OK
+
+
+def devices_command(options: argparse.Namespace) -> int:
+    if options.change is not None and not options.target:
+        what = "a link code" if options.change == "link" else "a device id"
+        raise CommandError(f"devices {options.change} needs {what}", EXIT_USAGE)
+
+    async def devices(client: MessengerClient) -> int:
+        if options.change == "link":
+            listing = await client.link_device(options.target)
+            print(f"linked; {client.user_id} now has {len(listing.devices)} devices")
+        elif options.change == "remove":
+            listing = await client.remove_device(options.target)
+            print(f"removed {options.target}; it can no longer connect as {client.user_id}")
+        else:
+            listing = await client.devices()
+        for device in listing.devices:
+            here = "  (this device)" if device.device_id == client.device_id else ""
+            account = "  (account key)" if device.is_primary else ""
+            print(f"{device.device_id}{account}{here}")
+        return EXIT_OK
+
+    return _with_client(options, devices, wait_online=True)
 
 
 def send_command(options: argparse.Namespace) -> int:
@@ -367,12 +436,14 @@ async def _keep_printing(events: EventStream, show: Callable[[Event], object]) -
 
 def _print_incoming(event: Event, as_json: bool = False) -> int:
     """Print what a reader should see of `event`; the number of messages shown (0 or 1)."""
-    if isinstance(event, MessageAdded) and not event.message.outgoing:
+    if isinstance(event, MessageAdded) and event.message.status != MessageStatus.PENDING:
+        # Ours only when another of our devices sent it (§8): "me → peer".
         message = event.message
+        who = f"{message.sender} → {message.peer}" if message.outgoing else message.sender
         if as_json:
             print(_message_json(message), flush=True)
         else:
-            print(f"{_time(message.sent_at)}  {message.sender}: {message.text}", flush=True)
+            print(f"{_time(message.sent_at)}  {who}: {message.text}", flush=True)
         return 1
     if isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.OFFLINE:
         print(
@@ -504,8 +575,15 @@ def history_command(options: argparse.Namespace) -> int:
 
 def fingerprint_command(options: argparse.Namespace) -> int:
     profile = _load_profile(options)
-    if options.peer is None:
+    if options.peer is None and profile.identity.is_primary:
         print(f"{profile.user_id}  {profile.identity.fingerprint()}  (yours)")
+        return EXIT_OK
+    if options.peer is None:
+        # A linked device shows the account key's number (§8: linking is no key change).
+        account = profile.pins.get(profile.user_id)
+        if account is None:
+            raise CommandError("connect once (e.g. `read`) to learn your account key", EXIT_FAILED)
+        print(f"{profile.user_id}  {account.fingerprint()}  (yours: the account key)")
         return EXIT_OK
 
     async def check(client: MessengerClient) -> int:
@@ -572,6 +650,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "blocked": blocked_command,
     "chat": chat_command,
     "visibility": visibility_command,
+    "devices": devices_command,
 }
 
 

@@ -22,6 +22,12 @@ What it guarantees, following docs/protocol.md:
 - **Keys** (`messenger_client.pinning`): a peer's keys are fetched with `getKeys` and
   pinned on first use; a different key later raises `KeyChanged` (sending) or rejects
   the message (receiving) until the user re-verifies the safety number and calls `trust`.
+- **Linked devices** (`messenger_client.devices`, docs/protocol.md §8): a profile is
+  device 1 (the account key) or a linked device with its own keys. When either side has
+  linked devices, a message is sealed once and its key boxed for each of the peer's
+  devices and our other ones (lists verified under the pinned account keys); copies of
+  our own messages from our other devices join the history as ours. STALE_DEVICES:
+  the lists are fetched again and the message sealed again (same messageId).
 - **Presence** (`messenger_client.presence`): answers and subscribed changes, kept; who
   may see ours (by default, the people we wrote to: `ClientSettings.presence_visibility`),
   told to the server before our first message to someone new, and on every connection
@@ -66,8 +72,9 @@ from messenger_client.connection import (
     ConnectionStatus,
     Session,
 )
+from messenger_client.devices import LinkedDevices
 from messenger_client.directory import FixedServer, HomeCell, Locator
-from messenger_client.errors import NotConnected, RequestFailed
+from messenger_client.errors import KeyChanged, NotConnected, RequestFailed, UnknownUser
 from messenger_client.events import (
     ConnectionChanged,
     Event,
@@ -94,6 +101,7 @@ from messenger_client.store import (
 )
 from messenger_protocol import client_rules
 from messenger_protocol.cells import Directory
+from messenger_protocol.devices import DeviceList
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import (
     SERVER_FRAMES,
@@ -112,7 +120,7 @@ from messenger_protocol.frames import (
     read_server_frame,
 )
 from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS, MAX_CONTACTS
-from messenger_protocol.names import FrameType, PresenceVisibility
+from messenger_protocol.names import FrameType, PresenceVisibility, PushPlatform
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +221,13 @@ class MessengerClient:
             resend_cap=self.settings.resend_cap,
             publish=self._publish,
             keep_unknown_recipient=self._keeps_unknown_recipient,
+            reseal=self._reseal,
         )
         self._replies = Replies(self._connection, self.settings.request_timeout)
         self._keys = KeyPinning(
             profile, self._connection, self._replies, self.settings.request_timeout
         )
+        self._devices = LinkedDevices(profile, self.store, self._keys, self._replies)
         self._presence = PresenceTracker(self._connection, self._replies, self._publish)
         self._inbox = Inbox(
             self.store,
@@ -325,6 +335,7 @@ class MessengerClient:
         crypto.encode_plaintext(text)  # too long: refused before anything else happens
         check_user_id(peer)
         keys = await self._keys.for_sending(peer)
+        own_devices = await self._devices.current()
         contacts = self.contacts()
         if peer not in contacts and self._connection.session is not None:
             # The peer may see us from now on: the server hears it before the message,
@@ -333,7 +344,15 @@ class MessengerClient:
             await self._share_presence([peer, *contacts][:MAX_CONTACTS])
         message_id = str(ULID())
         sent_at = self._next_sent_at()
-        frame = crypto.send_message_frame(self.profile.identity, keys, message_id, text, sent_at)
+        frame = crypto.send_message_frame(
+            self.profile.identity,
+            keys,
+            message_id,
+            text,
+            sent_at,
+            self._keys.devices_of(peer),
+            own_devices,
+        )
         message = self.store.add_outgoing(peer, message_id, text, sent_at, frame)
         self._publish(MessageAdded(message))
         self._outbox.wake()
@@ -355,6 +374,50 @@ class MessengerClient:
         self._last_sent_at = max(int(time.time() * 1000), self._last_sent_at + 1)
         return self._last_sent_at
 
+    async def _reseal(self, message_id: str, peer: str) -> str | None:
+        """STALE_DEVICES (§8): both lists fetched again, the message sealed again for them
+        (its messageId, text and sentAt kept); None if it cannot be (keys changed)."""
+        message = self.store.get(self.user_id, message_id)
+        if message is None:
+            return None
+        try:
+            keys = await self._keys.check(peer)
+            await self._keys.check(self.user_id)
+        except (KeyChanged, UnknownUser, NotConnected, RequestFailed) as problem:
+            log.info("message %s not sealed again: %s", message_id, problem)
+            return None
+        frame = crypto.send_message_frame(
+            self.profile.identity,
+            keys,
+            message_id,
+            message.text,
+            message.sent_at,
+            self._keys.devices_of(peer),
+            self._keys.devices_of(self.user_id),
+        )
+        self.store.replace_frame(message_id, frame)
+        return frame
+
+    # --- linked devices (docs/protocol.md §8) -----------------------------------------
+
+    @property
+    def device_id(self) -> str:
+        """Which of the user's devices this profile is (`1`: the account key's)."""
+        return self.profile.identity.device_id
+
+    async def devices(self) -> DeviceList:
+        """Our device list as the server holds it, verified under the account key."""
+        return await self._devices.current()
+
+    async def link_device(self, code: str) -> DeviceList:
+        """Device 1: add the device a link code (`ml1:...`) names; the list as stored.
+        InvalidLinkCode (another user, a bad code), NotDeviceOne, RequestFailed."""
+        return await self._devices.link(code)
+
+    async def remove_device(self, device_id: str) -> DeviceList:
+        """Device 1: remove a linked device; its connections close and its queue goes."""
+        return await self._devices.remove(device_id)
+
     # --- keys ------------------------------------------------------------------------
 
     async def peer_keys(self, peer: str) -> PeerKeys:
@@ -375,9 +438,10 @@ class MessengerClient:
 
     def fingerprint(self, peer: str | None = None) -> str | None:
         """Our own safety number, or the one of a peer's pinned keys (None: not pinned)."""
-        if peer is None:
+        if peer is None and self.profile.identity.is_primary:
             return self.profile.identity.fingerprint()
-        return self._keys.fingerprint(peer)
+        # A linked device shows the account key's number, as device 1 does.
+        return self._keys.fingerprint(peer or self.user_id)
 
     # --- presence --------------------------------------------------------------------
 
@@ -448,6 +512,11 @@ class MessengerClient:
         return await server_settings.set_blocked(
             self._replies, add=add, remove=remove, user_ids=user_ids
         )
+
+    async def register_push(self, platform: PushPlatform, token: str) -> None:
+        """Register this device for mobile push (each device registers its own token; a
+        device removed from the list loses it). ValueError for a malformed token."""
+        await server_settings.register_push(self._replies, platform, token)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -581,6 +650,9 @@ class MessengerClient:
         directory = self._home.directory if self._home is not None else None
         cell = directory.home_of(self.user_id) if directory is not None else SINGLE_CELL
         self._epochs.note(cell, epoch, _now_ms())
+        if self._inbox.epoch is not None and epoch != self._inbox.epoch:
+            # §8: the cell may have lost our device list with its last writes.
+            self._spawn(self._devices.republish())
 
     def _home_moved(self) -> None:
         """Rule 2: the directory moved our home cell: what was not delivered goes again,

@@ -1,4 +1,5 @@
-"""The client's cryptography: the signed connect query (docs/protocol.md §1) and NaCl Box (§5)."""
+"""The client's cryptography: the signed connect query (docs/protocol.md §1), NaCl Box (§5),
+and a message sealed once for several devices (§8)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from nacl.utils import random as random_bytes
 
 from messenger_client.errors import MessageTooLong, UnreadableMessage
 from messenger_client.keystore import Identity, PeerKeys
+from messenger_client.store import SealedCopy
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query, with_query
+from messenger_protocol.devices import DeviceList, open_body, seal_for_devices, unwrap_key
 from messenger_protocol.encoding import b64url_decode, b64url_encode
-from messenger_protocol.frames import SendMessage
+from messenger_protocol.errors import CannotOpen
+from messenger_protocol.frames import MessageFrame, SendMessage
 from messenger_protocol.limits import (
     BOX_NONCE_BYTES,
     MAX_BODY_BYTES,
@@ -41,8 +45,10 @@ def connect_query(
         identity.user_id,
         now=now,
         nonce=nonce,
-        keys=(keys.sign_key, keys.box_key),
+        # A linked device's keys are in the signed device list, not registered (§8).
+        keys=(keys.sign_key, keys.box_key) if identity.is_primary else None,
         aud=aud,
+        device_id=identity.device_id,
     )
 
 
@@ -82,17 +88,55 @@ def seal(identity: Identity, recipient: PeerKeys, plaintext: bytes) -> tuple[str
 
 
 def send_message_frame(
-    identity: Identity, recipient: PeerKeys, message_id: str, text: str, sent_at: int
+    identity: Identity,
+    recipient: PeerKeys,
+    message_id: str,
+    text: str,
+    sent_at: int,
+    recipient_devices: DeviceList | None = None,
+    own_devices: DeviceList | None = None,
 ) -> str:
     """The sendMessage frame (JSON text) carrying `text` to `recipient`, sealed once.
 
+    When either side has linked devices (their verified lists), the body is a SecretBox
+    under a fresh key K, boxed for each of the recipient's devices and each of our other
+    devices (docs/protocol.md §8); else a Box to the recipient's account key (§5).
     The text is kept as this exact frame until the server acks it: a resend is the
     same frame, byte for byte. MessageTooLong if it would not fit in one frame.
     """
-    body, nonce = seal(identity, recipient, encode_plaintext(text))
-    frame = SendMessage(
-        body=body, message_id=message_id, to=recipient.user_id, nonce=nonce, sent_at=sent_at
-    ).to_json()
+    plaintext = encode_plaintext(text)
+    linked = (recipient_devices is not None and recipient_devices.has_linked_devices) or (
+        own_devices is not None and own_devices.has_linked_devices
+    )
+    if linked:
+        theirs = recipient_devices or DeviceList.unlinked(
+            recipient.user_id, recipient.sign_key, recipient.box_key
+        )
+        ours = [] if own_devices is None else own_devices.devices
+        sealed = seal_for_devices(
+            plaintext,
+            identity.box_private_key,
+            theirs.devices,
+            [device for device in ours if device.device_id != identity.device_id],
+        )
+        message = SendMessage(
+            body=sealed.body,
+            message_id=message_id,
+            to=recipient.user_id,
+            nonce=sealed.nonce,
+            sent_at=sent_at,
+            devices=theirs.version,
+            copies=sealed.copies,
+            self_devices=own_devices.version if own_devices is not None else 0,
+            self_copies=sealed.self_copies,
+        )
+        body = sealed.body
+    else:
+        body, nonce = seal(identity, recipient, plaintext)
+        message = SendMessage(
+            body=body, message_id=message_id, to=recipient.user_id, nonce=nonce, sent_at=sent_at
+        )
+    frame = message.to_json()
     if len(frame.encode()) > MAX_FRAME_BYTES:
         raise MessageTooLong(len(b64url_decode(body)))
     return frame
@@ -109,3 +153,28 @@ def open_sealed(identity: Identity, sender: PeerKeys, body: str, nonce: str) -> 
         return box.decrypt(b64url_decode(body), b64url_decode(nonce))
     except (CryptoError, ValueError):
         raise UnreadableMessage(f"does not open with the pinned key of {sender.user_id}") from None
+
+
+def open_copy(
+    identity: Identity, sender_devices: DeviceList, copy: SealedCopy, body: str, nonce: str
+) -> bytes:
+    """Decrypt a message sealed for several devices (§8): K opens with our device's box key
+    and the sending device's boxKey from the sender's verified list, then the body with K."""
+    device = sender_devices.device(copy.from_device)
+    if device is None:
+        raise UnreadableMessage(
+            f"sent from a device {copy.from_device!r} not in the verified list of "
+            f"{sender_devices.user_id}"
+        )
+    try:
+        message_key = unwrap_key(copy.key, copy.key_nonce, identity.box_private_key, device.box_key)
+        return open_body(message_key, body, nonce)
+    except CannotOpen as problem:
+        raise UnreadableMessage(str(problem)) from None
+
+
+def sealed_copy(frame: MessageFrame) -> SealedCopy | None:
+    """The §8 fields of a `message` frame (None: a Box, §5)."""
+    if frame.key is None or frame.key_nonce is None or frame.from_device is None:
+        return None
+    return SealedCopy(frame.from_device, frame.key, frame.key_nonce, frame.to)

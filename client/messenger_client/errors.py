@@ -60,6 +60,24 @@ class KeyChanged(MessengerError):
         self.offered_fingerprint = offered.fingerprint()
 
 
+class DeviceListRefused(KeyChanged):
+    """A user's device list that does not verify under their pinned account key
+    (docs/protocol.md §8): a key change, refused the same way until re-verified."""
+
+    def __init__(self, user_id: str, pinned: PeerKeys, why: str) -> None:
+        super().__init__(user_id, pinned, pinned)
+        self.args = (
+            f"the device list of {user_id!r} does not verify with their pinned account key "
+            f"({why}): treated as a key change. Nothing is sent to {user_id} and nothing "
+            f"from them is accepted until you compare safety numbers with them and trust "
+            f"(`messenger trust {user_id} --fingerprint '<the number>'`)",
+        )
+
+
+class NotDeviceOne(MessengerError):
+    """Only device 1 (the account key's holder) may change the device list (§8)."""
+
+
 class FingerprintMismatch(MessengerError, ValueError):
     """`trust` with a safety number that is not the one of the keys the server holds now."""
 

@@ -261,23 +261,40 @@ class Inbox:
             self._acks.add(frame.id)  # a duplicate: already stored (or rejected) once
             return
         try:
-            keys = await self._keys.for_reading(frame.sender)
-            text = crypto.decode_plaintext(
-                crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
-            )
+            text = crypto.decode_plaintext(await self._open(frame))
         except (UnreadableMessage, KeyChanged, UnknownUser) as problem:
             await self._reject(frame, problem)
             return
-        stored = self._store.add_incoming(
-            frame.sender, frame.message_id, text, frame.sent_at, frame.server_ts
-        )
+        own_copy = frame.to is not None and frame.sender == self._store.me
+        if own_copy:
+            # Sent by another of our devices (§8): ours, to `to`, already stored.
+            assert frame.to is not None
+            stored = self._store.add_own_copy(
+                frame.to, frame.message_id, text, frame.sent_at, frame.server_ts
+            )
+        else:
+            stored = self._store.add_incoming(
+                frame.sender, frame.message_id, text, frame.sent_at, frame.server_ts
+            )
         self._acks.add(frame.id)
         if stored:
             message = self._store.get(frame.sender, frame.message_id)
             if message is not None:
                 self._publish(MessageAdded(message))
-            with contextlib.suppress(NotConnected):  # the next connection subscribes anew
-                await self._presence.message_from(frame.sender)
+            if not own_copy:
+                with contextlib.suppress(NotConnected):  # the next connection subscribes anew
+                    await self._presence.message_from(frame.sender)
+
+    async def _open(self, frame: MessageFrame) -> bytes:
+        """The plaintext: a Box from the sender's account key (§5), or sealed for several
+        devices with the key boxed by the sending device, from the sender's verified list
+        (§8); UnreadableMessage, KeyChanged (a list that does not verify), UnknownUser."""
+        copy = crypto.sealed_copy(frame)
+        if copy is None:
+            keys = await self._keys.for_reading(frame.sender)
+            return crypto.open_sealed(self._identity, keys, frame.body, frame.nonce)
+        listing = await self._keys.sender_devices(frame.sender, copy.from_device)
+        return crypto.open_copy(self._identity, listing, copy, frame.body, frame.nonce)
 
     async def _reject(self, frame: MessageFrame, problem: Exception) -> None:
         reason = str(problem)
@@ -302,6 +319,7 @@ class Inbox:
             reason,
             held=(frame.body, frame.nonce, frame.server_ts),
             held_because=because,
+            copy=crypto.sealed_copy(frame),
         ):
             log.warning("held message %s from %s (%s)", frame.message_id, frame.sender, because)
             self._publish(MessageRejected(rejection))
@@ -315,11 +333,18 @@ class Inbox:
         if keys is None:
             return []
         opened: list[StoredMessage] = []
+        listing = self._keys.devices_of(sender)
         for held in self._store.held(sender):
             try:
-                text = crypto.decode_plaintext(
-                    crypto.open_sealed(self._identity, keys, held.body, held.nonce)
-                )
+                if held.copy is None:
+                    plaintext = crypto.open_sealed(self._identity, keys, held.body, held.nonce)
+                elif listing is None:
+                    raise UnreadableMessage(f"no verified device list of {sender}")
+                else:
+                    plaintext = crypto.open_copy(
+                        self._identity, listing, held.copy, held.body, held.nonce
+                    )
+                text = crypto.decode_plaintext(plaintext)
             except UnreadableMessage as problem:
                 if held.held_because is not HoldReason.UNREADABLE:
                     self._store.mark_unreadable(held, str(problem))

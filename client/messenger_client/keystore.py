@@ -36,8 +36,16 @@ from messenger_client.errors import (
     ProfileNotFound,
     UnsafePermissions,
 )
-from messenger_protocol.encoding import USER_ID_RULE, b64url_decode, b64url_encode, is_user_id
-from messenger_protocol.limits import KEY_BYTES
+from messenger_protocol.devices import Device
+from messenger_protocol.encoding import (
+    DEVICE_ID_RULE,
+    USER_ID_RULE,
+    b64url_decode,
+    b64url_encode,
+    is_device_id,
+    is_user_id,
+)
+from messenger_protocol.limits import KEY_BYTES, PRIMARY_DEVICE_ID
 
 HOME_ENV = "MESSENGER_HOME"
 IDENTITY_FILE = "identity.json"
@@ -106,19 +114,36 @@ class PeerKeys:
 
 @dataclass(frozen=True)
 class Identity:
-    """Our user id and private keys. Never printed: the keys are left out of repr."""
+    """Our user id, which of its devices we are (docs/protocol.md §8) and this device's
+    private keys. Device 1's keys are the account's; a linked device has its own. Never
+    printed: the keys are left out of repr."""
 
     user_id: str
     signing_key: SigningKey = field(repr=False)
     box_private_key: PrivateKey = field(repr=False)
+    device_id: str = PRIMARY_DEVICE_ID
 
     @classmethod
-    def generate(cls, user_id: str) -> Identity:
+    def generate(cls, user_id: str, device_id: str = PRIMARY_DEVICE_ID) -> Identity:
         check_user_id(user_id)
-        return cls(user_id, SigningKey.generate(), PrivateKey.generate())
+        if not is_device_id(device_id):
+            raise ValueError(f"{device_id!r} is not {DEVICE_ID_RULE}")
+        return cls(user_id, SigningKey.generate(), PrivateKey.generate(), device_id)
+
+    @property
+    def is_primary(self) -> bool:
+        """Device 1: holds the account key, the only one that signs the device list."""
+        return self.device_id == PRIMARY_DEVICE_ID
+
+    @property
+    def device(self) -> Device:
+        """This device as the signed device list names it."""
+        keys = self.public_keys
+        return Device(device_id=self.device_id, sign_key=keys.sign_key, box_key=keys.box_key)
 
     @property
     def public_keys(self) -> PeerKeys:
+        """This device's public keys (device 1: the account's)."""
         return PeerKeys(
             self.user_id,
             b64url_encode(bytes(self.signing_key.verify_key)),
@@ -133,22 +158,29 @@ class Identity:
         return self.public_keys.fingerprint()
 
     def _to_document(self) -> dict[str, Any]:
-        return {
+        document = {
             "version": _FORMAT_VERSION,
             "userId": self.user_id,
             "signingKey": b64url_encode(bytes(self.signing_key)),
             "boxKey": b64url_encode(bytes(self.box_private_key)),
         }
+        if not self.is_primary:
+            document["deviceId"] = self.device_id
+        return document
 
     @classmethod
     def _from_document(cls, document: Any) -> Identity:
         try:
+            device_id = document.get("deviceId", PRIMARY_DEVICE_ID)
+            if not is_device_id(device_id):
+                raise ValueError("deviceId")
             return cls(
                 document["userId"],
                 SigningKey(b64url_decode(document["signingKey"])),
                 PrivateKey(b64url_decode(document["boxKey"])),
+                device_id,
             )
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             # The original error could quote key material: say only what is wrong.
             raise KeystoreError("identity file is malformed") from None
 
@@ -283,12 +315,19 @@ class Profile:
         return (home or config_home()) / name
 
     @classmethod
-    def create(cls, name: str, user_id: str | None = None, home: Path | None = None) -> Profile:
-        """Make a new identity (fresh Ed25519 and Curve25519 keys) in a new profile."""
+    def create(
+        cls,
+        name: str,
+        user_id: str | None = None,
+        home: Path | None = None,
+        device_id: str = PRIMARY_DEVICE_ID,
+    ) -> Profile:
+        """Make a new identity (fresh Ed25519 and Curve25519 keys) in a new profile: the
+        user's device 1, or with `device_id` a device to link to the user (§8)."""
         directory = cls.directory_of(name, home)
         if (directory / IDENTITY_FILE).exists():
             raise ProfileExists(f"profile {name!r} already has keys ({directory})")
-        identity = Identity.generate(user_id or name)
+        identity = Identity.generate(user_id or name, device_id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         _write_private(directory / IDENTITY_FILE, json.dumps(identity._to_document()) + "\n")

@@ -45,6 +45,10 @@ from messenger_protocol.names import ErrorCode
 
 log = logging.getLogger(__name__)
 
+# STALE_DEVICES answers in a row before a message fails: the lists change rarely, so more
+# means something keeps them from matching.
+MAX_RESEALS = 5
+
 
 @dataclass(frozen=True)
 class _Acked:
@@ -75,10 +79,14 @@ class Outbox:
         resend_cap: float,
         publish: Callable[[Event], None],
         keep_unknown_recipient: Callable[[str], Awaitable[bool]] | None = None,
+        reseal: Callable[[str, str], Awaitable[str | None]] | None = None,
     ) -> None:
         """`keep_unknown_recipient(peer)`: whether a refusal UNKNOWN_RECIPIENT may be a
-        registration a failover lost (§7), so that the message is kept and tried again."""
+        registration a failover lost (§7), so that the message is kept and tried again.
+        `reseal(message_id, peer)`: after STALE_DEVICES (§8), the message's frame sealed
+        again for the device lists fetched anew (None: it cannot be)."""
         self._store = store
+        self._reseal = reseal
         self._keep_unknown_recipient = keep_unknown_recipient
         self._connection = connection
         self._resend_base = resend_base
@@ -194,6 +202,12 @@ class Outbox:
                 continue  # a new connection: resend on it at once
             result = outcome.result()
             if isinstance(result, _Refused):
+                stale = result.code == ErrorCode.STALE_DEVICES
+                if stale and self._reseal is not None and attempt < MAX_RESEALS:
+                    resealed = await self._reseal(message_id, peer)
+                    if resealed is not None:
+                        frame, attempt = resealed, attempt + 1
+                        continue  # the same messageId, for the lists the server holds
                 if result.code in RETRYABLE_CODES:
                     attempt += 1
                     await asyncio.sleep(resend_wait(delay, result.retry_after))

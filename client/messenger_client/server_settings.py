@@ -1,5 +1,6 @@
 """What the server holds for the user (docs/protocol.md §2, getSettings and setBlocked):
-read back by every device, so each can show and edit it."""
+read back by every device, so each can show and edit it; and each device's push token
+(registerPush, per device: §8)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from dataclasses import dataclass
 from messenger_client.replies import Replies
 from messenger_protocol.encoding import USER_ID_RULE, is_user_id
 from messenger_protocol.errors import BadRequest
-from messenger_protocol.frames import BlockedFrame, GetSettings, SetBlocked, SettingsFrame
-from messenger_protocol.names import PresenceVisibility
+from messenger_protocol.frames import (
+    BlockedFrame,
+    GetSettings,
+    PushRegisteredFrame,
+    RegisterPush,
+    SetBlocked,
+    SettingsFrame,
+)
+from messenger_protocol.names import PresenceVisibility, PushPlatform
 
 
 @dataclass(frozen=True)
@@ -52,3 +60,16 @@ async def set_blocked(
         raise ValueError(str(problem)) from None
     answer = await replies.request(frame, BlockedFrame, lambda _: True)
     return answer.count
+
+
+async def register_push(replies: Replies, platform: PushPlatform, token: str) -> None:
+    """Register this device's push token (APNS/FCM): a content-free push reaches it when
+    something is queued for it and it has no open connection. ValueError, before anything
+    is sent, for a token the platform would not issue."""
+    try:
+        frame = RegisterPush.read(
+            {"action": RegisterPush.ACTION.value, "platform": platform.value, "token": token}
+        )
+    except BadRequest as problem:
+        raise ValueError(str(problem)) from None
+    await replies.request(frame, PushRegisteredFrame, lambda answer: answer.platform == platform)

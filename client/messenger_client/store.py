@@ -14,6 +14,7 @@ Nothing here is sent anywhere.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS rejected (
     nonce       TEXT,
     server_ts   INTEGER,
     held_because TEXT,                       -- held: a HoldReason
+    copy        TEXT,                        -- held, sealed for devices (§8): its SealedCopy
     PRIMARY KEY (sender, message_id)
 );
 CREATE TABLE IF NOT EXISTS meta (
@@ -212,6 +214,27 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class SealedCopy:
+    """What a message sealed for several devices (docs/protocol.md §8) adds to its body:
+    the sending device, this device's copy of the key, and `to` on a copy of our own."""
+
+    from_device: str
+    key: str
+    key_nonce: str
+    to: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps([self.from_device, self.key, self.key_nonce, self.to])
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SealedCopy | None:
+        if text is None:
+            return None
+        from_device, key, key_nonce, to = json.loads(text)
+        return cls(from_device, key, key_nonce, to)
+
+
+@dataclass(frozen=True)
 class HeldMessage:
     """The ciphertext of a message that did not open, and why (`held_because`)."""
 
@@ -222,6 +245,7 @@ class HeldMessage:
     body: str
     nonce: str
     held_because: HoldReason
+    copy: SealedCopy | None = None
 
 
 def _held_because(row: sqlite3.Row) -> HoldReason:
@@ -272,6 +296,7 @@ class HistoryStore:
                 "nonce": "TEXT",
                 "server_ts": "INTEGER",
                 "held_because": "TEXT",
+                "copy": "TEXT",
             },
         }
         for table, new_columns in added.items():
@@ -313,6 +338,41 @@ class HistoryStore:
         """Store a received message; False if `(sender, message_id)` is already here."""
         with self._transaction() as db:
             return _insert_incoming(db, sender, message_id, text, sent_at, server_ts)
+
+    def add_own_copy(
+        self, peer: str, message_id: str, text: str, sent_at: int, server_ts: int | None
+    ) -> bool:
+        """Store a message one of our other devices sent to `peer` (docs/protocol.md §8):
+        ours, already stored by the server (sent), with no frame to send; its receipts move
+        it on as any of ours. False if we hold it already."""
+        with self._transaction() as db:
+            return self._insert_own_copy(db, peer, message_id, text, sent_at, server_ts)
+
+    def _insert_own_copy(
+        self,
+        db: sqlite3.Connection,
+        peer: str,
+        message_id: str,
+        text: str,
+        sent_at: int,
+        server_ts: int | None,
+    ) -> bool:
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
+            " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
+            (self.me, message_id, peer, text, sent_at, server_ts, MessageStatus.SENT, _now_ms()),
+        )
+        return cursor.rowcount == 1
+
+    def replace_frame(self, message_id: str, frame: str) -> None:
+        """The frame of a pending message, sealed again for the device lists the server
+        holds now (after STALE_DEVICES, §8): the same messageId, text and sentAt."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET frame = ? WHERE sender = ? AND message_id = ?"
+                " AND frame IS NOT NULL",
+                (frame, self.me, message_id),
+            )
 
     def has_message(self, sender: str, message_id: str) -> bool:
         """Whether we hold `(sender, message_id)`, read or rejected: duplicates are dropped."""
@@ -634,16 +694,21 @@ class HistoryStore:
         *,
         held: tuple[str, str, int | None] | None = None,
         held_because: HoldReason = HoldReason.KEY_CHANGED,
+        copy: SealedCopy | None = None,
     ) -> bool:
         """Remember a message that did not open (no text: there is none we could trust).
-        `held`: its (body, nonce, server_ts), kept (`held_because`: why)."""
+        `held`: its (body, nonce, server_ts), kept (`held_because`: why), with `copy` for
+        one sealed for several devices."""
         body, nonce, server_ts = held if held is not None else (None, None, None)
         because = None if held is None else held_because.value
+        sealed = None if held is None or copy is None else copy.to_json()
+        row = (sender, message_id, sent_at, reason, _now_ms(), body, nonce, server_ts, because)
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO rejected (sender, message_id, sent_at, reason, at,"
-                " body, nonce, server_ts, held_because) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (sender, message_id, sent_at, reason, _now_ms(), body, nonce, server_ts, because),
+                " body, nonce, server_ts, held_because, copy)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, sealed),
             )
         return cursor.rowcount == 1
 
@@ -680,6 +745,7 @@ class HistoryStore:
                 row["body"],
                 row["nonce"],
                 _held_because(row),
+                SealedCopy.from_json(row["copy"]),
             )
             for row in self._db.execute(query + " ORDER BY sent_at, message_id", parameters)
         ]
@@ -695,8 +761,14 @@ class HistoryStore:
 
     def release_held(self, held: HeldMessage, text: str) -> None:
         """A held message opened: it joins the history, in one step, and is held no more."""
+        to = held.copy.to if held.copy is not None and held.sender == self.me else None
         with self._transaction() as db:
-            _insert_incoming(db, held.sender, held.message_id, text, held.sent_at, held.server_ts)
+            if to is not None:
+                self._insert_own_copy(db, to, held.message_id, text, held.sent_at, held.server_ts)
+            else:
+                _insert_incoming(
+                    db, held.sender, held.message_id, text, held.sent_at, held.server_ts
+                )
             db.execute(
                 "DELETE FROM rejected WHERE sender = ? AND message_id = ?",
                 (held.sender, held.message_id),

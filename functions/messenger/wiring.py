@@ -260,7 +260,11 @@ class Services:
     def linked_devices(self, endpoint: str) -> LinkedDevices:
         """setDevices: removed devices' connections on that API stage are closed."""
         return LinkedDevices(
-            self.profiles, self.device_lists, self.queue, lambda: self.live(endpoint)
+            self.profiles,
+            self.device_lists,
+            self.queue,
+            lambda: self.live(endpoint),
+            self.offline,
         )
 
     def messaging(self, endpoint: str) -> Messaging:

@@ -16,11 +16,13 @@ from messenger.contract import SERVICE_NAME, USERS_TABLE
 from messenger.dal.profiles import PROFILE, user_key
 from messenger_local import LocalStack
 from messenger_local.push_log import push_lines
+from messenger_protocol.connect import canonical_endpoint, with_query
+from tests.support.devices import LinkedDevice, device_list
 from tests.support.identities import TestUser
 from tests.support.push import apns_token, fcm_token, moto_server_pushes
 from tests.support.stack_fixtures import Connect
 from tests.support.waiting import until
-from tests.support.ws_client import WsClient, message_frame
+from tests.support.ws_client import WsClient, message_frame, open_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -158,3 +160,48 @@ async def test_a_stale_connection_answering_gone_falls_back_to_a_push(
         Key={"pk": {"S": user_key("bob")}, "sk": {"S": PROFILE}},
     )
     assert profile["Item"]["conns"]["M"] == {}
+
+
+async def test_a_removed_device_loses_its_push_token_and_endpoint(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice's laptop, a linked device, registered its own push token
+    phone = await connect(alice)
+    laptop = LinkedDevice(alice, "laptop", aud=canonical_endpoint(stack.ws_url))
+    linked = await phone.request(
+        {"action": "setDevices", **device_list(alice, 1, laptop).to_wire()}
+    )
+    assert linked["type"] == "devices"
+    on_laptop = WsClient(alice, await open_socket(with_query(stack.ws_url, laptop.connect_query())))
+    laptop_token, phone_token = fcm_token(), apns_token()
+    await register(on_laptop, "GCM", laptop_token)
+    await register(phone, "APNS", phone_token)
+    registered = profile_push_map(stack, alice.user_id)
+    assert len(registered) == 2
+    laptop_arn = next(v["M"]["arn"]["S"] for v in registered.values() if "d" in v["M"])
+    # When device 1 removes the laptop from the list
+    removed = await phone.request({"action": "setDevices", **device_list(alice, 2).to_wire()})
+    assert removed["type"] == "devices" and removed["version"] == 2
+    # Then the laptop's token record is gone, device 1's stays, and SNS has no endpoint for it
+    [kept] = profile_push_map(stack, alice.user_id).values()
+    assert "d" not in kept["M"]
+    sns = stack.aws.client("sns")
+    with pytest.raises(sns.exceptions.NotFoundException):
+        sns.get_endpoint_attributes(EndpointArn=laptop_arn)
+    # And a message to alice while offline pushes device 1 only
+    await close_and_wait(stack, phone)
+    b = await connect(bob)
+    frame = message_frame(bob, alice, SECRET, "msg-push-rm")
+    assert (await b.request(frame))["type"] == "ack"
+    assert len(await pushes_to(stack, phone_token)) == 1
+    assert await pushes_to(stack, laptop_token) == []
+
+
+def profile_push_map(stack: LocalStack, user_id: str) -> dict[str, Any]:
+    item = stack.aws.client("dynamodb").get_item(
+        TableName=stack.table_names[USERS_TABLE.env.value],
+        Key={"pk": {"S": user_key(user_id)}, "sk": {"S": PROFILE}},
+        ConsistentRead=True,
+    )["Item"]
+    push: dict[str, Any] = item.get("push", {}).get("M", {})
+    return push

@@ -12,6 +12,7 @@ deliberate change with `.venv/bin/python -m tests.support.v12_vectors`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,11 @@ def compute() -> dict[str, Any]:
             {"signingText": listing.signing_text().decode(), "document": listing.to_wire()}
             for listing in (bobs, alices)
         ],
+        # Lists a client refuses under bob's pinned account key (a key change, §8).
+        "refusedDeviceLists": [
+            {"why": why, "document": listing.to_wire()}
+            for why, listing in _refused_lists(bobs, bob_signing, laptop, tablet)
+        ],
         "linkCode": {"fields": link.to_wire(), "code": link.encode()},
         "directory": {
             "signSeed": b64url_encode(bytes(directory_key)),
@@ -171,6 +177,23 @@ def compute() -> dict[str, Any]:
             "frame": frame.to_json(),
         },
     }
+
+
+def _refused_lists(
+    bobs: DeviceList, bob_signing: SigningKey, laptop: Device, stranger: Device
+) -> list[tuple[str, DeviceList]]:
+    """bob's list altered after signing, signed by a linked device's key instead of the
+    account key, and signed by the account key with device 1 not the account keys."""
+    laptop_signing, _, _ = _keys(_device("laptop", 200))
+    swapped = Device(device_id="1", sign_key=stranger.sign_key, box_key=stranger.box_key)
+    return [
+        ("altered after signing", dataclasses.replace(bobs, version=bobs.version + 1)),
+        ("not signed by the account key", bobs.sign(laptop_signing)),
+        (
+            "device 1 is not the account",
+            DeviceList(user_id="bob", version=4, devices=[swapped, laptop]).sign(bob_signing),
+        ),
+    ]
 
 
 def render() -> str:

@@ -4,7 +4,8 @@ The list is accepted only from a connection of device 1, signed by the account k
 user's registered signKey), naming device 1 with the account keys, and with a version
 above the stored one; the same list again is answered as accepted and changes nothing.
 Anything else is BAD_REQUEST and writes nothing. A device the new list no longer names
-has its connections closed (DEVICE_REMOVED) and its queue deleted; its handshakes are
+has its connections closed (DEVICE_REMOVED), its queue deleted and its push tokens
+forgotten (record and SNS endpoint); its handshakes are
 refused from then on (logic/identity.py reads the same list).
 """
 
@@ -18,6 +19,7 @@ from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import Queue, queue_owner
 from messenger.errors import BadRequest
 from messenger.logic.live_delivery import LiveDelivery
+from messenger.logic.push import PushNotifier
 from messenger.observability import count, logger
 from messenger_protocol.devices import DeviceList
 from messenger_protocol.frames import DevicesFrame, SetDevices
@@ -33,8 +35,10 @@ class LinkedDevices:
         device_lists: DeviceLists,
         queue: Queue,
         live: Callable[[], LiveDelivery],
+        push: PushNotifier,
     ) -> None:
         self._profiles = profiles
+        self._push = push
         self._device_lists = device_lists
         self._queue = queue
         self._live = live
@@ -68,7 +72,8 @@ class LinkedDevices:
         return _answer(listing)
 
     def _remove(self, profile: Profile, device_id: str) -> None:
-        """A device no longer listed: its connections closed, its queue deleted. Never
+        """A device no longer listed: its connections closed, its push tokens forgotten, its
+        queue deleted. Never
         fails the answer: the list is stored, so its handshakes are refused already, and
         what is left of its queue is never read again and expires with its TTL."""
         count(Metric.DEVICES_REMOVED)
@@ -76,6 +81,8 @@ class LinkedDevices:
             self._live().close_removed_device(profile, device_id)
         except Exception:
             logger.warning("could not close a removed device's connections", exc_info=True)
+        # Forgotten one by one, each logged if it fails: a token left would still be pushed.
+        self._push.forget_device(profile, device_id)
         try:
             deleted = self._queue.delete_queue(queue_owner(profile.user_id, device_id))
         except Exception:

@@ -161,6 +161,14 @@ class PushNotifier:
         targets = {k: d for k, d in registered.items() if d.device_id in offline}
         self._push_all(profile, targets)
 
+    def forget_device(self, profile: Profile, device_id: str) -> int:
+        """A device removed from the user's list (docs/protocol.md §8): every push token it
+        registered is forgotten, record and endpoint, so it gets no push again; how many."""
+        removed = [d for d in devices_of(profile).values() if d.device_id == device_id]
+        for device in removed:
+            self._forget(profile.user_id, device)
+        return len(removed)
+
     def _push_all(self, profile: Profile, devices: Mapping[str, PushDevice]) -> None:
         if not devices:
             return
