@@ -91,7 +91,9 @@ def test_given_the_refused_directory_vectors_then_none_verifies_against_the_key(
     assert len(vector["refused"]) >= 5
     for refused in vector["refused"]:
         # Then each still reads as a directory, and none verifies
-        assert not Directory.parse(refused["document"]).verifies(vector["publicKey"]), refused["why"]
+        assert not Directory.parse(refused["document"]).verifies(vector["publicKey"]), refused[
+            "why"
+        ]
 
 
 def test_given_the_sealed_vector_then_every_device_of_both_sides_reads_the_text() -> None:

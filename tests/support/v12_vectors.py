@@ -185,7 +185,10 @@ def _refused_directories(signed: Directory, unsigned: Directory) -> list[dict[st
     spoofed_epoch["cells"]["c0"]["epoch"] = "us-east-1#2"
     return [
         {"why": "unsigned", "document": unsigned.to_wire()},
-        {"why": "signed by another key", "document": unsigned.sign(SigningKey(_seed(51))).to_wire()},
+        {
+            "why": "signed by another key",
+            "document": unsigned.sign(SigningKey(_seed(51))).to_wire(),
+        },
         {"why": "a cell's url changed after signing", "document": spoofed_url},
         {"why": "the version changed after signing", "document": spoofed_version},
         {"why": "a cell's epoch changed after signing", "document": spoofed_epoch},
