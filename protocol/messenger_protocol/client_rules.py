@@ -25,7 +25,6 @@ __all__ = [
     "BACKOFF_MAX_DOUBLINGS",
     "CLOSE_TIMEOUT_SECONDS",
     "DEFAULT_PRESENCE_VISIBILITY",
-    "DIRECTORY_INTERVAL_SECONDS",
     "FINAL_CLOSE_ERRORS",
     "FINAL_HANDSHAKE_STATUSES",
     "GATEWAY_ERROR_MESSAGES",
@@ -133,9 +132,6 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 ACK_DELAY_SECONDS = 0.05
 # Who may see our presence unless the app says otherwise: the people we wrote to.
 DEFAULT_PRESENCE_VISIBILITY = PresenceVisibility.CONTACTS
-# With a directory: how often it is read again while connected (and on every new
-# connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-DIRECTORY_INTERVAL_SECONDS = 60.0
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -84,6 +84,18 @@ def test_given_the_directory_vector_then_its_digest_and_signature_hold() -> None
     assert numbered_copy_url(vector["url"], directory.version) == vector["numberedCopyUrl"]
 
 
+def test_given_the_refused_directory_vectors_then_none_verifies_against_the_key() -> None:
+    # Given the deployment's key and documents unsigned, signed by another key, or changed
+    # after signing (a spoofed url, version or epoch)
+    vector = VECTOR["directory"]
+    assert len(vector["refused"]) >= 5
+    for refused in vector["refused"]:
+        # Then each still reads as a directory, and none verifies
+        assert not Directory.parse(refused["document"]).verifies(vector["publicKey"]), refused[
+            "why"
+        ]
+
+
 def test_given_the_sealed_vector_then_every_device_of_both_sides_reads_the_text() -> None:
     sealed = VECTOR["sealed"]
     frame = SendMessage.read(json.loads(sealed["frame"]))

@@ -5,9 +5,9 @@ tests/support/crypto_vectors.py's): tests/protocol/test_v12_vectors.py fails whe
 and `messenger_protocol` disagree, and the JavaScript SDK proves with it that it computes
 the same bytes: the bound connect message, signature and URL (§1), canonical endpoints,
 the device list's signing text and signature and a link code (§8), the directory's signing
-text, digest and signature and its numbered copy (§6), and a message sealed for devices
-(body, copies, the whole frame) with its every device opening it. Regenerate after a
-deliberate change with `.venv/bin/python -m tests.support.v12_vectors`.
+text, digest and signature, its numbered copy and documents a client must refuse (§6), and
+a message sealed for devices (body, copies, the whole frame) with its every device opening
+it. Regenerate after a deliberate change with `.venv/bin/python -m tests.support.v12_vectors`.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def compute() -> dict[str, Any]:
     epochs = {"c0": "us-east-1#1", "c1": "eu-west-1#2", "c2": "us-west-2#1", "c10": "ap-south-1#1"}
     directory = Directory(7, urls, ShardMap.even(["c0", "c1", "c2", "c10"]), epochs)
     signed_directory = directory.sign(directory_key)
+    refused_directories = _refused_directories(signed_directory, directory)
 
     # alice's phone writes to bob (phone, laptop), with a copy for her tablet.
     message_key = _seed(220)
@@ -167,6 +168,7 @@ def compute() -> dict[str, Any]:
             "document": signed_directory.to_wire(),
             "url": DIRECTORY_URL,
             "numberedCopyUrl": numbered_copy_url(DIRECTORY_URL, directory.version),
+            "refused": refused_directories,
         },
         "sealed": {
             "from": "alice",
@@ -193,6 +195,26 @@ def _refused_lists(
             "device 1 is not the account",
             DeviceList(user_id="bob", version=4, devices=[swapped, laptop]).sign(bob_signing),
         ),
+    ]
+
+
+def _refused_directories(signed: Directory, unsigned: Directory) -> list[dict[str, Any]]:
+    """Documents a client given the directory key must refuse (§6), each saying why."""
+    spoofed_url = signed.to_wire()
+    spoofed_url["cells"]["c1"]["url"] = "wss://c1.attacker.example/prod"
+    spoofed_version = signed.to_wire()
+    spoofed_version["version"] = 10**15
+    spoofed_epoch = signed.to_wire()
+    spoofed_epoch["cells"]["c0"]["epoch"] = "us-east-1#2"
+    return [
+        {"why": "unsigned", "document": unsigned.to_wire()},
+        {
+            "why": "signed by another key",
+            "document": unsigned.sign(SigningKey(_seed(51))).to_wire(),
+        },
+        {"why": "a cell's url changed after signing", "document": spoofed_url},
+        {"why": "the version changed after signing", "document": spoofed_version},
+        {"why": "a cell's epoch changed after signing", "document": spoofed_epoch},
     ]
 
 

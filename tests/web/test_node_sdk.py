@@ -219,7 +219,7 @@ def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
         "resendCap": 60_000,
         "ackDelay": 50,
         "presenceVisibility": "contacts",
-        "directoryInterval": 60_000,
+        "directoryJitter": 60_000,
     }
     # And the Python SDK's, in seconds, are the same
     policy, settings = ConnectionPolicy(), ClientSettings()
@@ -239,10 +239,9 @@ def test_given_the_defaults_then_both_sdks_keep_the_same_timings_as_before():
         "resendCap": settings.resend_cap * 1000,
         "ackDelay": pytest.approx(settings.ack_delay * 1000),
         "presenceVisibility": settings.presence_visibility,
-    } == {key: value for key, value in js["settings"].items() if key != "directoryInterval"}
-    # (The JS SDK still reads the directory every `directoryInterval`; the Python SDK no
-    # longer polls it, docs/protocol.md §6, and waits up to `directory_jitter` for a `dv`.)
-    assert settings.directory_jitter == 60
+        # Neither polls the directory (docs/protocol.md §6): each waits up to this for a `dv`
+        "directoryJitter": settings.directory_jitter * 1000,
+    } == js["settings"]
 
 
 def test_given_keys_that_changed_then_both_sdks_key_changed_carry_the_same_things():

@@ -39,6 +39,8 @@ async function newClient(identity) {
     history,
     url: state.config.directoryUrl ? undefined : state.config.webSocketUrl,
     directoryUrl: state.config.directoryUrl,
+    // The deployment's directory key (§6): a directory it did not sign is refused.
+    directoryKey: state.config.directoryKey,
   });
   client.start();
   return client;

@@ -94,7 +94,3 @@ export const ACK_DELAY_SECONDS = 0.05;
 
 // Who may see our presence unless the app says otherwise: the people we wrote to.
 export const DEFAULT_PRESENCE_VISIBILITY = "contacts";
-
-// With a directory: how often it is read again while connected (and on every new
-// connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-export const DIRECTORY_INTERVAL_SECONDS = 60;

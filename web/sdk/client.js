@@ -16,9 +16,10 @@
 //   and the cell that stored it; a `seen` mark is kept until its `seenStored`. Both go
 //   again after a failover, on every rule of §7 (failover.js): a new `epoch` in
 //   `syncDone`, our home moved, or a newer directory showing another epoch for the cell
-//   that stored it or another home for its recipient. With a directory, the client reads
-//   it again on every connection and every `directoryInterval` while connected (and when
-//   a `pong` names a newer version). A message refused UNKNOWN_RECIPIENT within an hour
+//   that stored it or another home for its recipient. With a directory (verified with the
+//   deployment's key, kept in the history, directory.js), the client never polls it: it
+//   fetches it when it has none, after a failed or refused connect, and when a `dv` (in
+//   `ack`, `syncDone`, `pong`) names a newer version (§6). A message refused UNKNOWN_RECIPIENT within an hour
 //   after its recipient's cell changed epoch is kept and sent again, backing off, for up
 //   to a day.
 // - Receiving (inbox.js): every `message` is deduplicated by (from, messageId), decrypted
@@ -46,11 +47,11 @@ import { browserSocket, Connection, ConnectionState } from './connection.js';
 import {
   ACK_DELAY_SECONDS,
   DEFAULT_PRESENCE_VISIBILITY,
-  DIRECTORY_INTERVAL_SECONDS,
   REQUEST_TIMEOUT_SECONDS,
   RESEND_BASE_SECONDS,
   RESEND_CAP_SECONDS,
 } from './client-rules.generated.js';
+import { DIRECTORY_FETCH_JITTER_SECONDS } from './limits.generated.js';
 import { Directory, homeCellOf } from './directory.js';
 import { EpochChanges, movedSince, SINGLE_CELL, storedAt } from './failover.js';
 import { History } from './history.js';
@@ -74,9 +75,9 @@ export const DEFAULT_SETTINGS = Object.freeze({
   // Who may see our presence (§2 setPresenceVisibility): 'contacts' (the people we chat
   // with), 'everyone' or 'nobody'; null leaves the server's setting alone.
   presenceVisibility: DEFAULT_PRESENCE_VISIBILITY,
-  // With a directory: how often it is read again while connected (and on every new
-  // connection), to see a peer's cell fail over. It is served with max-age=5: cheap.
-  directoryInterval: DIRECTORY_INTERVAL_SECONDS * 1000,
+  // With a directory: the most a client waits before fetching a newer version a `dv`
+  // names (§6: so that a change does not bring every client at the same moment).
+  directoryJitter: DIRECTORY_FETCH_JITTER_SECONDS * 1000,
 });
 
 const VISIBILITY_KEY = 'presenceVisibility';
@@ -89,23 +90,26 @@ export class MessengerClient extends Emitter {
    * @param {History} options.history the local history (History.load(backend, userId))
    * @param {string} [options.url] a cell's WebSocket URL, or
    * @param {string} [options.directoryUrl] the directory's URL (§6)
+   * @param {string} [options.directoryKey] the deployment's directory public key (base64url;
+   *   none: the one the history kept, or the one a directory on this machine serves)
    * @param {(url: string) => WebSocket} [options.createSocket] default: the browser's
    * @param {typeof fetch} [options.fetch] for the directory
    * @param {(frame: object) => void} [options.checkReceived] tests: called on every frame
    */
-  constructor({ identity, history, url, directoryUrl, createSocket = browserSocket, fetch, settings, policy, schemas, checkReceived, log }) {
+  constructor({ identity, history, url, directoryUrl, directoryKey, createSocket = browserSocket, fetch, settings, policy, schemas, checkReceived, log }) {
     super();
     if (!url === !directoryUrl) throw new TypeError('give a url or a directoryUrl');
     this.identity = identity;
     this.history = history;
     this.url = url ?? null;
     this.settings = { ...DEFAULT_SETTINGS, ...settings };
-    const onCellsMoved = (document, cells) => this.#cellsMoved(document, cells);
-    this.directory = directoryUrl ? new Directory(directoryUrl, fetch, { onCellsMoved }) : null;
-    this.directoryTimer = null;
     this.schemas = schemas ?? PROTOCOL_SCHEMAS;
     this.checkReceived = checkReceived ?? null;
     this.log = log ?? console;
+    const onCellsMoved = (document, cells) => this.#cellsMoved(document, cells);
+    this.directory = directoryUrl
+      ? new Directory(directoryUrl, { fetch, key: directoryKey, history, onCellsMoved, jitter: this.settings.directoryJitter, log: this.log })
+      : null;
     this.connection = new Connection({
       signedUrl: (refresh) => this.#signedUrl(refresh),
       createSocket,
@@ -171,11 +175,6 @@ export class MessengerClient extends Emitter {
       return;
     }
     this.outboxRun = this.outbox.run();
-    if (this.directory) {
-      this.directoryTimer = setInterval(() => {
-        if (this.connection.session) this.#lookAtDirectory();
-      }, this.settings.directoryInterval);
-    }
     this.connection.start();
   }
 
@@ -183,7 +182,6 @@ export class MessengerClient extends Emitter {
   async close() {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.directoryTimer);
     await this.inbox.close();
     this.outbox.stop();
     await this.connection.stop();
@@ -373,6 +371,10 @@ export class MessengerClient extends Emitter {
 
   #onFrame(frame, session) {
     this.checkReceived?.(frame);
+    // The directory's newest version, as the cell knows it (§6: instead of polling).
+    if (['ack', 'syncDone', 'pong'].includes(frame.type) && this.directory && Number.isInteger(frame.dv)) {
+      this.#learnDirectoryVersion(frame.dv);
+    }
     switch (frame.type) {
       case 'message':
       case 'receipt':
@@ -408,11 +410,6 @@ export class MessengerClient extends Emitter {
         break;
       default:
         if (frame.type === 'presence') this.presenceTracker.update(frame);
-        if (frame.type === 'pong' && this.directory && Number.isInteger(frame.dv)) {
-          this.directory.learnVersion(frame.dv)
-            .then(() => this.#directoryNews(this.directory.document))
-            .catch((error) => this.#quietly(error));
-        }
         this.replies.answer(frame); // keys, presence, pong, presenceVisibility: answers
     }
   }
@@ -455,7 +452,8 @@ export class MessengerClient extends Emitter {
     this.presenceTracker.newConnection();
     // Best effort (the next connection tries again), and never in the way of the sync.
     const visibility = this.#sharePresence();
-    if (this.directory) this.#lookAtDirectory();
+    // Rule 3 on the directory this connection was made with (fetched, or kept: a restart).
+    if (this.directory?.document) this.#directoryNews(this.directory.document).catch((error) => this.#quietly(error));
     try {
       this.inbox.requestSync();
       this.presenceTracker.renewSubscriptions();
@@ -513,12 +511,15 @@ export class MessengerClient extends Emitter {
   }
 
   /** UNKNOWN_RECIPIENT: keep the message if the recipient's cell changed epoch within the
-   * hour (§7), as the directory says after a fresh read. */
+   * hour (§7), as the newest directory says. Our cell names the newest version in `pong`
+   * (§6: the directory is never polled), fetched at once if newer: the answer cannot wait
+   * for the spread a `dv` in passing gets. */
   async #keepsUnknownRecipient(peer) {
     const document = this.directory?.document;
     if (!document) return this.epochChanges.keepsUnknownRecipient(SINGLE_CELL, Date.now());
     try {
-      await this.directory.learnVersion(document.version + 1); // read it now
+      const pong = await this.replies.request({ action: 'ping' }, (frame) => frame.type === 'pong');
+      if (Number.isInteger(pong.dv)) await this.directory.learnVersion(pong.dv, { atOnce: true });
     } catch (error) {
       this.#quietly(error);
     }
@@ -541,10 +542,11 @@ export class MessengerClient extends Emitter {
     }
   }
 
-  /** A look at the directory, in the background (a failed read waits for the next). */
-  #lookAtDirectory() {
-    this.directory.lookAgain()
-      .then(() => this.#directoryNews(this.directory.document))
+  /** A `dv` named a version: fetched in the background if newer (directory.js), then rule 3. */
+  #learnDirectoryVersion(version) {
+    const before = this.directory.document;
+    this.directory.learnVersion(version)
+      .then(() => (this.directory.document !== before ? this.#directoryNews(this.directory.document) : null))
       .catch((error) => this.#quietly(error));
   }
 

@@ -3,7 +3,7 @@
 export { MessengerClient, DEFAULT_SETTINGS, VISIBILITIES } from './client.js';
 export { Connection, ConnectionState, DEFAULT_POLICY, browserSocket } from './connection.js';
 export { Identity, PeerKeys, fingerprint, normalizeFingerprint, signedConnectQuery, withQuery } from './crypto.js';
-export { Directory, shardOf } from './directory.js';
+export { Directory, RefusedDirectory, directoryVerifies, shardOf } from './directory.js';
 export { History, MemoryBackend, Status } from './history.js';
 export { IndexedDbBackend } from './indexeddb.js';
 export { FrameSchemas, PROTOCOL_SCHEMAS } from './schema.js';

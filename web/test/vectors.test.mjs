@@ -11,7 +11,7 @@ import {
   boundConnectMessage, canonicalEndpoint, connectMessage, decodePlaintext, encodePlaintext, Identity, openSealed, sendMessageFrame,
   signedConnectQuery, withQuery,
 } from '../sdk/crypto.js';
-import { Directory, shardOf } from '../sdk/directory.js';
+import { directorySigningText, directoryDigest, directoryVerifies, homeCellOf, numberedCopyUrl, shardOf } from '../sdk/directory.js';
 import { fromUtf8 } from '../sdk/encoding.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../tests/vectors/crypto.json', import.meta.url), 'utf8'));
@@ -79,12 +79,25 @@ test('given the shard vector, then every user lands on the same shard (§6)', ()
   }
 });
 
-test('given the directory vector, then every user has the same home cell (§6)', async () => {
+test('given the directory vector, then every user has the same home cell (§6)', () => {
   const { document, homes } = vectors.directory;
-  const directory = new Directory('http://directory.test/', async () => ({ ok: true, json: async () => document }));
   for (const [userId, url] of Object.entries(homes)) {
-    assert.equal((await directory.home(userId)).url, url, userId);
+    assert.equal(document.cells[homeCellOf(document, userId)].url, url, userId);
   }
+});
+
+test('given the signed directory vector, then its signing text, digest and numbered copy are the Python ones, and it verifies (§6)', () => {
+  const { document, publicKey, signingText, digest, url, numberedCopyUrl: copy } = v12.directory;
+  assert.equal(directorySigningText(document), signingText);
+  assert.equal(b64urlEncode(directoryDigest(document)), digest);
+  assert.ok(directoryVerifies(document, publicKey));
+  assert.equal(numberedCopyUrl(url, document.version), copy);
+});
+
+test('given the refused directory vectors (unsigned, another key, changed after signing), then none verifies (§6)', () => {
+  const { publicKey, refused } = v12.directory;
+  assert.ok(refused.length >= 5);
+  for (const { why, document } of refused) assert.equal(directoryVerifies(document, publicKey), false, why);
 });
 
 test('given a box sealed for bob, when carol tries to open it, then it is unreadable', () => {
