@@ -10,10 +10,15 @@
 // Before sending, a peer's keys are checked with the server once per connection, so a
 // change is noticed soon; offline, the pinned keys are used as they are: only their holder
 // can read what we encrypt to them.
+//
+// A `keys` answer of a user with linked devices carries their signed device list (§8): it
+// is kept only if it verifies under the account key pinned for them; one that does not is
+// a key change (DeviceListRefused) until the user trusts them again.
 
 import { normalizeFingerprint, PeerKeys } from './crypto.js';
+import { deviceListVerifies, unlinkedList } from './devices.js';
 import { checkUserId } from './encoding.js';
-import { FingerprintMismatch, KeyChanged, NotConnected, RequestFailed, UnknownUser } from './errors.js';
+import { DeviceListRefused, FingerprintMismatch, KeyChanged, NotConnected, RequestFailed, UnknownUser } from './errors.js';
 
 export class KeyPinning {
   /**
@@ -31,6 +36,7 @@ export class KeyPinning {
     this.timeout = timeout;
     this.publish = publish;
     this.checked = new Set(); // peers whose keys we checked on this connection
+    this.lists = new Map(); // peers' device lists, verified under their pinned account key
   }
 
   /** A new connection: check every peer's keys again before sending to them. */
@@ -41,7 +47,7 @@ export class KeyPinning {
   /** The peer's keys from the server, pinned on first use; KeyChanged if they differ. */
   async check(peer) {
     checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
+    const { keys: offered, devices } = await this.#serverKeys(peer);
     const pinned = this.history.pinned(peer);
     if (!pinned) {
       await this.history.pin(offered);
@@ -50,8 +56,29 @@ export class KeyPinning {
       this.publish('keyChanged', { peer, pinned: changed.pinnedFingerprint, offered: changed.offeredFingerprint });
       throw changed;
     }
+    this.#keepDevices(peer, devices);
     this.checked.add(peer);
     return this.history.pinned(peer);
+  }
+
+  /** The peer's verified device list as last fetched (null: not fetched yet). */
+  deviceList(peer) {
+    return this.lists.get(peer) ?? null;
+  }
+
+  #keepDevices(peer, devices) {
+    const pinned = this.history.pinned(peer);
+    if (devices === undefined || devices === null) {
+      this.lists.set(peer, unlinkedList(pinned));
+      return;
+    }
+    if (!deviceListVerifies(devices, peer, pinned)) {
+      this.lists.delete(peer);
+      const refused = new DeviceListRefused(peer, pinned);
+      this.publish('keyChanged', { peer, pinned: refused.pinnedFingerprint, offered: refused.offeredFingerprint, deviceList: true });
+      throw refused;
+    }
+    this.lists.set(peer, devices);
   }
 
   /** The keys to encrypt to: checked with the server once per connection. Offline, pinned
@@ -78,11 +105,12 @@ export class KeyPinning {
    * match the keys the server gives now (FingerprintMismatch otherwise, nothing changes). */
   async trust(peer, safetyNumber) {
     checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
+    const { keys: offered, devices } = await this.#serverKeys(peer);
     if (normalizeFingerprint(safetyNumber) !== offered.fingerprint()) {
       throw new FingerprintMismatch(peer, offered.fingerprint());
     }
     await this.history.pin(offered);
+    this.#keepDevices(peer, devices);
     this.checked.add(peer);
     this.publish('keyTrusted', { peer, fingerprint: offered.fingerprint() });
     return offered;
@@ -106,7 +134,7 @@ export class KeyPinning {
       throw error;
     }
     try {
-      return new PeerKeys(peer, answer.signKey, answer.boxKey);
+      return { keys: new PeerKeys(peer, answer.signKey, answer.boxKey), devices: answer.devices };
     } catch {
       throw new RequestFailed('BAD_KEYS', `the server sent malformed keys for ${peer}`);
     }
