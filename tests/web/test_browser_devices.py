@@ -96,6 +96,7 @@ async def test_a_second_browser_is_linked_reads_and_writes_as_alice_and_is_remov
         await phone.page.get_by_role("button", name="Remove").click()
         await expect(phone.page.get_by_text("Removed laptop.")).to_be_visible()
         await expect(phone.page.locator("#device-list li")).to_have_count(1)
+        await expect(laptop.page.get_by_text("This browser was removed from alice's devices")).to_be_visible()
         await bob.type_and_send("after the laptop was removed")
         await expect(phone.message("after the laptop was removed")).to_be_visible()
         await asyncio.sleep(2)

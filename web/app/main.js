@@ -24,7 +24,7 @@ const MARKS = {
   [Status.FAILED]: ['!', 'not sent'],
 };
 
-const state = { client: null, backend: null, config: null, peer: null, keyWarnings: new Map(), blocked: new Set() };
+const state = { removed: false, client: null, backend: null, config: null, peer: null, keyWarnings: new Map(), blocked: new Set() };
 // The history's meta key for key changes not yet verified: they outlive the page.
 const KEY_WARNINGS = 'keyWarnings';
 
@@ -222,6 +222,10 @@ function showApp(client) {
     }).catch(() => {});
   }
   client.on('connection', renderBanner);
+  client.on('deviceRemoved', () => {
+    state.removed = true;
+    renderBanner(client.status);
+  });
   client.on('message', ({ message }) => {
     renderConversations();
     if (message.peer === state.peer) {
@@ -305,6 +309,11 @@ function showApp(client) {
 function renderBanner(status) {
   if (state.peer) renderPresence();
   const banner = $('banner');
+  if (state.removed) {
+    banner.hidden = false;
+    banner.textContent = `This browser was removed from ${state.client.userId}'s devices: it no longer connects. Link it again from your first device to use it.`;
+    return;
+  }
   if (status.state === 'online') {
     banner.hidden = true;
     return;

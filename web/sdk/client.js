@@ -466,6 +466,11 @@ export class MessengerClient extends Emitter {
     const retryAfter = Number.isInteger(frame.retryAfter) ? frame.retryAfter : null;
     const handled = this.outbox.refused(frame.ref, code, message, retryAfter) || this.replies.refuse(frame.ref, code, message);
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
+    if (code === 'DEVICE_REMOVED') {
+      // §8: device 1 removed this device: its handshakes are refused from now on.
+      this.emit('deviceRemoved', { userId: this.userId, deviceId: this.deviceId });
+      this.connection.stop().catch((error) => this.#quietly(error));
+    }
   }
 
   // --- the connection ----------------------------------------------------------------

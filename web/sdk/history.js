@@ -316,10 +316,11 @@ export class History {
     return this.messages.has(key) || this.rejections.has(key);
   }
 
-  async addHeld(sender, messageId, sentAt, serverTs, body, nonce) {
+  /** `copy`: {fromDevice, key, keyNonce} of a copy sealed for this device (§8), if it is one. */
+  async addHeld(sender, messageId, sentAt, serverTs, body, nonce, copy = null) {
     if (this.hasMessage(sender, messageId)) return null;
     const key = keyOf(sender, messageId);
-    const record = { sender, messageId, sentAt, serverTs, body, nonce };
+    const record = { sender, messageId, sentAt, serverTs, body, nonce, ...(copy ?? {}) };
     await this.backend.put('held', key, record);
     this.holds.set(key, record);
     return { ...record };

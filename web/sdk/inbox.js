@@ -203,12 +203,7 @@ export class Inbox {
     }
     let text;
     try {
-      if (typeof frame.key === 'string') {
-        text = decodePlaintext(await this.devices.open(frame));
-      } else {
-        const keys = await this.pinning.forReading(sender);
-        text = decodePlaintext(await openSealed(this.identity, keys, body, nonce));
-      }
+      text = await this.#open(frame);
     } catch (error) {
       if (error instanceof UnreadableMessage || error instanceof KeyChanged || error instanceof UnknownUser) {
         await this.#refuse(frame, error);
@@ -235,6 +230,13 @@ export class Inbox {
     }
   }
 
+  /** The text of a message: a copy sealed for this device (§8), or a Box from the sender. */
+  async #open(frame) {
+    if (typeof frame.key === 'string') return decodePlaintext(await this.devices.open(frame));
+    const keys = await this.pinning.forReading(frame.from);
+    return decodePlaintext(await openSealed(this.identity, keys, frame.body, frame.nonce));
+  }
+
   /** Open, in order, what was held from `peer` now that their keys are trusted: each is
    * stored (a 'message' event) before it stops being held. */
   releaseHeld(peer) {
@@ -244,11 +246,10 @@ export class Inbox {
   }
 
   async #release(peer) {
-    const keys = this.history.pinned(peer);
     for (const held of this.history.held(peer)) {
       let text = null;
       try {
-        text = decodePlaintext(await openSealed(this.identity, keys, held.body, held.nonce));
+        text = await this.#open({ ...held, from: peer });
       } catch (error) {
         if (!(error instanceof UnreadableMessage)) throw error;
       }
@@ -279,7 +280,9 @@ export class Inbox {
     if (reason instanceof KeyChanged) {
       // Kept before the ack: it opens once the user trusts the new keys.
       const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
-      const held = await this.history.addHeld(sender, messageId, sentAt, serverTs, body, nonce);
+      const { fromDevice, key, keyNonce } = frame;
+      const copy = typeof key === 'string' ? { fromDevice, key, keyNonce } : null;
+      const held = await this.history.addHeld(sender, messageId, sentAt, serverTs, body, nonce, copy);
       if (held) this.publish('held', { peer: sender, count: this.history.held(sender).length });
     } else {
       const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);

@@ -13,12 +13,16 @@
 //
 // A `keys` answer of a user with linked devices carries their signed device list (§8): it
 // is kept only if it verifies under the account key pinned for them; one that does not is
-// a key change (DeviceListRefused) until the user trusts them again.
+// a key change (DeviceListRefused) until the user trusts them again. The last verified
+// list is kept in the history, so that a message written offline is sealed for every device.
 
 import { normalizeFingerprint, PeerKeys } from './crypto.js';
 import { deviceListVerifies, unlinkedList } from './devices.js';
 import { checkUserId } from './encoding.js';
 import { DeviceListRefused, FingerprintMismatch, KeyChanged, NotConnected, RequestFailed, UnknownUser } from './errors.js';
+
+// The history's meta key for a user's last verified device list.
+const deviceListKey = (userId) => `deviceList/${userId}`;
 
 export class KeyPinning {
   /**
@@ -36,7 +40,6 @@ export class KeyPinning {
     this.timeout = timeout;
     this.publish = publish;
     this.checked = new Set(); // peers whose keys we checked on this connection
-    this.lists = new Map(); // peers' device lists, verified under their pinned account key
   }
 
   /** A new connection: check every peer's keys again before sending to them. */
@@ -56,42 +59,44 @@ export class KeyPinning {
       this.publish('keyChanged', { peer, pinned: changed.pinnedFingerprint, offered: changed.offeredFingerprint });
       throw changed;
     }
-    this.#keepDevices(peer, devices);
+    await this.#keepDevices(peer, devices);
     this.checked.add(peer);
     return this.history.pinned(peer);
   }
 
   /** The peer's verified device list as last fetched (null: not fetched yet). */
   deviceList(peer) {
-    return this.lists.get(peer) ?? null;
+    const list = this.history.getMeta(deviceListKey(peer));
+    return list && !list.refused ? list : null;
   }
 
-  #keepDevices(peer, devices) {
+  async #keepDevices(peer, devices) {
     const pinned = this.history.pinned(peer);
     if (devices === undefined || devices === null) {
-      this.lists.set(peer, unlinkedList(pinned));
+      await this.history.setMeta(deviceListKey(peer), unlinkedList(pinned));
       return;
     }
     if (!deviceListVerifies(devices, peer, pinned)) {
-      this.lists.delete(peer);
+      await this.history.setMeta(deviceListKey(peer), { refused: true });
       const refused = new DeviceListRefused(peer, pinned);
       this.publish('keyChanged', { peer, pinned: refused.pinnedFingerprint, offered: refused.offeredFingerprint, deviceList: true });
       throw refused;
     }
-    this.lists.set(peer, devices);
+    await this.history.setMeta(deviceListKey(peer), devices);
   }
 
   /** The keys to encrypt to: checked with the server once per connection. Offline, pinned
    * keys are used without a check; keys never seen need a connection (NotConnected if none
    * opens in time). */
   async forSending(peer) {
-    const pinned = this.history.pinned(peer);
-    if (pinned && (this.checked.has(peer) || !this.connection.session)) return pinned;
-    if (!pinned) await this.connection.waitOpen(this.timeout);
+    // A peer whose device list did not verify gets nothing, offline too, until checked again.
+    const usable = Boolean(this.history.pinned(peer)) && !this.history.getMeta(deviceListKey(peer))?.refused;
+    if (usable && (this.checked.has(peer) || !this.connection.session)) return this.history.pinned(peer);
+    if (!usable) await this.connection.waitOpen(this.timeout);
     try {
       return await this.check(peer);
     } catch (error) {
-      if (error instanceof NotConnected && pinned) return pinned;
+      if (error instanceof NotConnected && usable) return this.history.pinned(peer);
       throw error;
     }
   }
@@ -110,7 +115,7 @@ export class KeyPinning {
       throw new FingerprintMismatch(peer, offered.fingerprint());
     }
     await this.history.pin(offered);
-    this.#keepDevices(peer, devices);
+    await this.#keepDevices(peer, devices);
     this.checked.add(peer);
     this.publish('keyTrusted', { peer, fingerprint: offered.fingerprint() });
     return offered;
