@@ -28,6 +28,8 @@ const webIdentity = (userId, deviceId) => {
   return WebCryptoIdentity.fromSeeds(userId, b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret), deviceId);
 };
 const publicOf = ({ deviceId, signKey, boxKey }) => ({ deviceId, signKey, boxKey });
+/** The list entries of these identities' devices. */
+const devicesOf = (...identities) => identities.map((identity) => ({ deviceId: identity.deviceId, ...identity.publicKeys.toJSON() }));
 
 test('given the device list vectors, then the signing text is the same and the list verifies only under its account key', async () => {
   for (const { signingText, document } of v12.deviceLists) {
@@ -114,7 +116,7 @@ test('given a generated WebCrypto identity, then its private keys are non-extrac
 test('given bob links a laptop meanwhile, when alice sends and is refused STALE_DEVICES, then she fetches the list and seals for both devices', async () => {
   const bob = Identity.generate('bob');
   const laptop = Identity.generate('bob', 'laptop');
-  const linked = await signDeviceList(bob, { userId: 'bob', version: 1, devices: [bob, laptop].map((identity) => ({ deviceId: identity.deviceId, ...identity.publicKeys.toJSON() })) });
+  const linked = await signDeviceList(bob, { userId: 'bob', version: 1, devices: devicesOf(bob, laptop) });
   let bobVersion = 0;
   const server = await new FakeServer({
     handlers: {
@@ -144,7 +146,7 @@ test('given bob links a laptop meanwhile, when alice sends and is refused STALE_
     assert.equal(last.messageId, message.messageId);
     assert.equal(last.devices, 1);
     assert.deepEqual(last.copies.map((copy) => copy.device), ['1', 'laptop']);
-    const aliceDevice = { deviceId: '1', ...alice.identity.publicKeys.toJSON() };
+    const [aliceDevice] = devicesOf(alice.identity);
     for (const [reader, copy] of [[bob, last.copies[0]], [laptop, last.copies[1]]]) {
       assert.equal(decodePlaintext(await openCopy(reader, aliceDevice, { ...copy, body: last.body, nonce: last.nonce })), 'to both of you');
     }
@@ -157,7 +159,7 @@ test('given bob links a laptop meanwhile, when alice sends and is refused STALE_
 test('given a list not signed by the pinned account key, then it is a key change and nothing is sent', async () => {
   const bob = Identity.generate('bob');
   const mallory = Identity.generate('bob', 'evil');
-  const forged = await signDeviceList(mallory, { userId: 'bob', version: 1, devices: [bob, mallory].map((identity) => ({ deviceId: identity.deviceId, ...identity.publicKeys.toJSON() })) });
+  const forged = await signDeviceList(mallory, { userId: 'bob', version: 1, devices: devicesOf(bob, mallory) });
   const server = await new FakeServer({ handlers: { getKeys: () => ({ type: 'keys', ...bob.publicKeys.toJSON(), devices: forged }) } }).start();
   const alice = await makeClient('alice', { url: server.url });
   try {
@@ -202,7 +204,6 @@ test('given a linked device, then it connects as itself without keys, and a copy
   const phone = Identity.generate('alice');
   const tab = Identity.generate('alice', 'tab');
   const bob = Identity.generate('bob');
-  const devicesOf = (...identities) => identities.map((identity) => ({ deviceId: identity.deviceId, ...identity.publicKeys.toJSON() }));
   const aliceList = await signDeviceList(phone, { userId: 'alice', version: 1, devices: devicesOf(phone, tab) });
   const server = await new FakeServer({
     handlers: {
