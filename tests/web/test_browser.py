@@ -306,15 +306,19 @@ async def test_nothing_sensitive_in_local_storage_or_in_any_request_but_the_sign
                 get.onsuccess = () => ok(get.result);
             });
             return {
-                signSeed: Array.from(record.signSeed),
-                boxSecret: Array.from(record.boxSecret),
+                // Non-extractable CryptoKeys where the browser has them: no bytes to look for
+                extractable: [record.signPrivate, record.boxPrivate].map((key) => key?.extractable),
+                signSeed: Array.from(record.signSeed ?? []),
+                boxSecret: Array.from(record.boxSecret ?? []),
                 localStorage: Object.keys(localStorage).length,
                 sessionStorage: Object.keys(sessionStorage).length,
                 cookies: document.cookie,
             };
         }"""
     )
+    assert stored["extractable"] == [False, False]
     private_keys = [bytes(stored["signSeed"]), bytes(stored["boxSecret"])]
+    private_keys = [key for key in private_keys if key]
     secrets = [secret_out, secret_in]
     for key in private_keys:
         secrets += [

@@ -4,8 +4,10 @@
 // stack at deploy). A module, not a fetch: the page's CSP lets it connect to its
 // WebSocket and nothing else, not even to its own origin.
 
+import qrcode from 'qrcode-generator';
+
 import {
-  History, Identity, IndexedDbBackend, isUserId, KeyChanged, MessageTooLong, MessengerClient,
+  generateIdentity, History, identityFromRecord, IndexedDbBackend, isUserId, KeyChanged, MessageTooLong, MessengerClient,
   NotConnected, Status, UnknownUser, USER_ID_RULE,
 } from '../sdk/index.js';
 import { heldNotice, presenceText, visibilityText } from './words.js';
@@ -22,7 +24,7 @@ const MARKS = {
   [Status.FAILED]: ['!', 'not sent'],
 };
 
-const state = { client: null, backend: null, config: null, peer: null, keyWarnings: new Map(), blocked: new Set() };
+const state = { removed: false, client: null, backend: null, config: null, peer: null, keyWarnings: new Map(), blocked: new Set() };
 // The history's meta key for key changes not yet verified: they outlive the page.
 const KEY_WARNINGS = 'keyWarnings';
 
@@ -32,7 +34,7 @@ async function loadConfig() {
   return config;
 }
 
-async function newClient(identity) {
+async function newClient(identity, { start = true } = {}) {
   const history = await History.load(state.backend, identity.userId);
   const client = new MessengerClient({
     identity,
@@ -42,7 +44,7 @@ async function newClient(identity) {
     // The deployment's directory key (§6): a directory it did not sign is refused.
     directoryKey: state.config.directoryKey,
   });
-  client.start();
+  if (start) client.start();
   return client;
 }
 
@@ -64,7 +66,8 @@ function showWelcome() {
     button.disabled = true;
     $('start-busy').hidden = false;
     error.textContent = '';
-    const identity = Identity.generate(userId);
+    // Non-extractable WebCrypto keys where the browser has them (docs/privacy.md).
+    const identity = await generateIdentity(userId);
     // Kept before the first connect registers it: keys the server knows are never lost.
     await state.backend.put('identity', IDENTITY_KEY, identity.toRecord());
     const client = await newClient(identity);
@@ -87,6 +90,121 @@ function showWelcome() {
   });
 }
 
+// --- linking this browser to an account (§8) -----------------------------------------
+
+function showLinkThisBrowser() {
+  $('link-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const userId = $('link-user-id').value.trim();
+    const deviceId = $('link-device-id').value.trim();
+    $('link-error').textContent = '';
+    let identity;
+    try {
+      if (!isUserId(userId)) throw new TypeError(`Not a user id: ${USER_ID_RULE}.`);
+      if (deviceId === '1') throw new TypeError('Device 1 is your first device: pick another name.');
+      identity = await generateIdentity(userId, deviceId);
+    } catch (error) {
+      $('link-error').textContent = error.message;
+      return;
+    }
+    // Kept before anyone sees the code: the keys it names are this browser's for good.
+    await state.backend.put('identity', IDENTITY_KEY, identity.toRecord());
+    const client = await newClient(identity, { start: false });
+    const code = client.linkCode();
+    $('link-code').textContent = code;
+    $('link-qr').replaceChildren(qrSvg(code));
+    $('link-form').hidden = true;
+    $('link-show').hidden = false;
+    $('link-done').addEventListener('click', async () => {
+      $('link-status').textContent = 'Connecting…';
+      client.start();
+      try {
+        await client.waitOnline(REGISTER_TIMEOUT);
+      } catch {
+        $('link-status').textContent = 'Not linked yet: add the code on your first device, then try again.';
+        return;
+      }
+      $('welcome').hidden = true;
+      showApp(client);
+    });
+  });
+}
+
+/** The code as a QR code: an SVG of dark modules (no inline styles: the page's CSP). */
+function qrSvg(text) {
+  const code = qrcode(0, 'M');
+  code.addData(text);
+  code.make();
+  const count = code.getModuleCount();
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', `0 0 ${count} ${count}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'link code as a QR code');
+  svg.setAttribute('shape-rendering', 'crispEdges');
+  let path = '';
+  for (let row = 0; row < count; row += 1) {
+    for (let column = 0; column < count; column += 1) if (code.isDark(row, column)) path += `M${column} ${row}h1v1h-1z`;
+  }
+  const dark = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+  dark.setAttribute('d', path);
+  dark.setAttribute('fill', '#000');
+  svg.append(dark);
+  return svg;
+}
+
+// --- linked devices, on device 1 (§8) ---------------------------------------------------
+
+async function renderDevices() {
+  const client = state.client;
+  const status = $('devices-status');
+  $('device-form').hidden = client.deviceId !== '1';
+  let list;
+  try {
+    list = await client.deviceList();
+  } catch (error) {
+    status.textContent = `Could not read your devices: ${error.message}`;
+    return;
+  }
+  $('device-list').replaceChildren(...list.devices.map((device) => {
+    const item = element('li', 'device', device.deviceId === client.deviceId ? `${device.deviceId} (this browser)` : device.deviceId);
+    if (client.deviceId === '1' && device.deviceId !== '1') {
+      const remove = element('button', 'remove-device', 'Remove');
+      remove.type = 'button';
+      remove.dataset.device = device.deviceId;
+      remove.addEventListener('click', () => changeDevices(() => client.removeDevice(device.deviceId), `Removed ${device.deviceId}.`));
+      item.append(remove);
+    }
+    return item;
+  }));
+}
+
+async function changeDevices(change, done) {
+  const status = $('devices-status');
+  status.textContent = 'Saving…';
+  try {
+    await change();
+    status.textContent = done;
+  } catch (error) {
+    status.textContent = `Not changed: ${error.message}`;
+  }
+  await renderDevices();
+}
+
+function setUpDevices() {
+  $('devices').addEventListener('toggle', () => {
+    if ($('devices').open) renderDevices();
+  });
+  $('device-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const code = $('device-code').value;
+    changeDevices(async () => {
+      const list = await state.client.linkDevice(code);
+      $('device-code').value = '';
+      return list;
+    }, 'Linked.');
+  });
+}
+
 // --- the app -----------------------------------------------------------------------
 
 function showApp(client) {
@@ -96,8 +214,20 @@ function showApp(client) {
     `You are ${client.userId}`,
     element('span', 'my-number', ` · your safety number ${client.fingerprint()}`),
   );
-  $('my-safety').textContent = client.fingerprint();
+  $('my-safety').textContent = client.fingerprint() ?? '';
+  setUpDevices();
+  if (client.deviceId !== '1') {
+    // A linked device shows the account's number, once it has read the signed list.
+    client.deviceList().then(() => {
+      $('my-safety').textContent = client.fingerprint();
+      $('me').replaceChildren(`You are ${client.userId} (${client.deviceId})`, element('span', 'my-number', ` · your safety number ${client.fingerprint()}`));
+    }).catch(() => {});
+  }
   client.on('connection', renderBanner);
+  client.on('deviceRemoved', () => {
+    state.removed = true;
+    renderBanner(client.status);
+  });
   client.on('message', ({ message }) => {
     renderConversations();
     if (message.peer === state.peer) {
@@ -181,6 +311,11 @@ function showApp(client) {
 function renderBanner(status) {
   if (state.peer) renderPresence();
   const banner = $('banner');
+  if (state.removed) {
+    banner.hidden = false;
+    banner.textContent = `This browser was removed from ${state.client.userId}'s devices: it no longer connects. Link it again from your first device to use it.`;
+    return;
+  }
   if (status.state === 'online') {
     banner.hidden = true;
     return;
@@ -508,8 +643,11 @@ async function main() {
   state.backend = await IndexedDbBackend.open();
   state.config = await loadConfig();
   const record = await state.backend.get('identity', IDENTITY_KEY);
-  if (record) showApp(await newClient(Identity.fromRecord(record)));
-  else showWelcome();
+  if (record) showApp(await newClient(identityFromRecord(record)));
+  else {
+    showWelcome();
+    showLinkThisBrowser();
+  }
 }
 
 main().catch((problem) => {

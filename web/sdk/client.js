@@ -34,13 +34,17 @@
 //   to the server before our first message to someone new and, on every connection,
 //   before the outbox goes; a subscribed peer who looks unknown (we were not their
 //   contact) and then writes to us is asked again, once per connection.
+// - Linked devices (devices.js, §8): this device's id in the connect query; messages to
+//   or from a user with several devices sealed once, with a key per device; copies of our
+//   own messages from our other devices shown as ours; device 1 links and removes devices.
 // - Requests that expect an answer (replies.js); the connection (connection.js): pings,
 //   reconnects, make-before-break; the directory and home cells (directory.js, §6).
 //
 // The timings' defaults are the client rules' (messenger_protocol/client_rules.py,
 // generated into client-rules.generated.js), the same as the Python SDK's.
 
-import { canonicalEndpoint, encodePlaintext, sendMessageFrame, signedConnectQuery, withQuery } from './crypto.js';
+import { canonicalEndpoint, encodePlaintext, signedConnectQuery, withQuery } from './crypto.js';
+import { Devices, makeLinkCode } from './devices.js';
 import { checkUserId, ulid } from './encoding.js';
 import { NotConnected } from './errors.js';
 import { browserSocket, Connection, ConnectionState } from './connection.js';
@@ -55,7 +59,7 @@ import { DIRECTORY_FETCH_JITTER_SECONDS } from './limits.generated.js';
 import { Directory, homeCellOf } from './directory.js';
 import { EpochChanges, movedSince, SINGLE_CELL, storedAt } from './failover.js';
 import { History } from './history.js';
-import { Inbox } from './inbox.js';
+import { EPOCH_KEY, Inbox } from './inbox.js';
 import { MAX_CONTACTS } from './limits.generated.js';
 import { Outbox } from './outbox.js';
 import { KeyPinning } from './pinning.js';
@@ -129,12 +133,15 @@ export class MessengerClient extends Emitter {
       publish,
       log: this.log,
       keepUnknownRecipient: (peer) => this.#keepsUnknownRecipient(peer),
+      reseal: (messageId, peer) => this.#reseal(messageId, peer),
     });
     this.replies = new Replies(this.connection, requestTimeout);
     this.pinning = new KeyPinning(history, this.connection, this.replies, { timeout: requestTimeout, publish });
+    this.devices = new Devices(history, identity, { pinning: this.pinning, replies: this.replies });
     this.presenceTracker = new PresenceTracker(this.connection, this.replies, publish);
     this.inbox = new Inbox(history, identity, {
       pinning: this.pinning,
+      devices: this.devices,
       connection: this.connection,
       outbox: this.outbox,
       presence: this.presenceTracker,
@@ -224,7 +231,7 @@ export class MessengerClient extends Emitter {
     }
     const messageId = ulid();
     const sentAt = this.#nextSentAt();
-    const frame = sendMessageFrame(this.identity, keys, messageId, text, sentAt);
+    const frame = await this.devices.messageFrame(peer, keys, messageId, text, sentAt);
     const message = await this.history.addOutgoing(peer, messageId, text, sentAt, frame);
     this.emit('message', { message });
     this.outbox.wake();
@@ -234,6 +241,14 @@ export class MessengerClient extends Emitter {
   /** Until the server stored our message; SendRefused / UnknownUser if it refused it. */
   waitSent(messageId, timeout = 30_000) {
     return this.outbox.waitSent(messageId, timeout);
+  }
+
+  /** STALE_DEVICES (§8): the message sealed for the device lists the server holds now. */
+  async #reseal(messageId, peer) {
+    const record = this.history.own(messageId);
+    const frame = await this.devices.reseal(peer, messageId, record.text, record.sentAt);
+    await this.history.replaceFrame(messageId, frame);
+    return frame;
   }
 
   #nextSentAt() {
@@ -262,10 +277,38 @@ export class MessengerClient extends Emitter {
     return this.history.held(sender);
   }
 
-  /** Our own safety number, or the one of a peer's pinned keys (null: not pinned). */
+  /** Our own safety number (the account key's, on every device), or the one of a peer's
+   * pinned keys (null: not pinned). */
   fingerprint(peer) {
-    if (peer === undefined) return this.identity.fingerprint();
+    if (peer === undefined) return this.identity.isPrimary ? this.identity.fingerprint() : this.pinning.fingerprint(this.userId);
     return this.pinning.fingerprint(peer);
+  }
+
+  // --- linked devices (§8) ------------------------------------------------------------
+
+  get deviceId() {
+    return this.identity.deviceId;
+  }
+
+  /** The code this device shows to be linked by device 1 (text; the app draws it as QR). */
+  linkCode() {
+    return makeLinkCode({ userId: this.userId, deviceId: this.deviceId, ...this.identity.publicKeys.toJSON() });
+  }
+
+  /** Our devices: {userId, version, devices: [{deviceId, signKey, boxKey}], sig}. */
+  deviceList() {
+    return this.devices.ownList({ refresh: !this.identity.isPrimary });
+  }
+
+  /** Device 1: link the device that shows this code; the list stored. InvalidLinkCode,
+   * NotPrimaryDevice or RequestFailed, nothing changed. */
+  linkDevice(code) {
+    return this.devices.link(code);
+  }
+
+  /** Device 1: remove a linked device (its connections close, its queue is deleted). */
+  removeDevice(deviceId) {
+    return this.devices.remove(deviceId);
   }
 
   // --- presence ----------------------------------------------------------------------
@@ -420,6 +463,11 @@ export class MessengerClient extends Emitter {
     const retryAfter = Number.isInteger(frame.retryAfter) ? frame.retryAfter : null;
     const handled = this.outbox.refused(frame.ref, code, message, retryAfter) || this.replies.refuse(frame.ref, code, message);
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
+    if (code === 'DEVICE_REMOVED') {
+      // §8: device 1 removed this device: its handshakes are refused from now on.
+      this.emit('deviceRemoved', { userId: this.userId, deviceId: this.deviceId });
+      this.connection.stop().catch((error) => this.#quietly(error));
+    }
   }
 
   // --- the connection ----------------------------------------------------------------
@@ -440,7 +488,7 @@ export class MessengerClient extends Emitter {
       url = home.url;
     }
     // Signed for this endpoint (§1 `aud`): worthless to anyone who relays it elsewhere.
-    return withQuery(url, signedConnectQuery(this.identity, Date.now(), undefined, { aud: canonicalEndpoint(url) }));
+    return withQuery(url, await signedConnectQuery(this.identity, Date.now(), undefined, { aud: canonicalEndpoint(url) }));
   }
 
   /** Every new connection: sync, renew subscriptions, seen marks, and who may see us; the
@@ -484,6 +532,11 @@ export class MessengerClient extends Emitter {
 
   /** A `syncDone` named our home cell's epoch: remember when it changed. */
   async #homeEpoch(epoch) {
+    const last = this.history.getMeta(EPOCH_KEY);
+    if (last !== undefined && last !== epoch) {
+      // §8: device 1 sends its list again, in case the failover lost it.
+      this.devices.sendListAgain().catch((error) => this.#quietly(error));
+    }
     const document = this.directory?.document;
     const cell = document ? homeCellOf(document, this.userId) : SINGLE_CELL;
     await this.epochChanges.note(cell, epoch, Date.now());

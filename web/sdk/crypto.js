@@ -19,6 +19,7 @@ import {
   BOUND_CONNECT_SIGNING_PREFIX,
   BOX_NONCE_BYTES,
   CONNECT_SIGNING_PREFIX,
+  DEVICE_ID_PATTERN,
   KEY_BYTES,
   MAX_BODY_BYTES,
   MAX_FRAME_BYTES,
@@ -66,14 +67,20 @@ export class PeerKeys {
   }
 }
 
-/** Our user id and private keys (seeds). Kept on the device only: never serialized to text. */
+/**
+ * Our user id, this device's id and its private keys (seeds, tweetnacl). Kept on the device
+ * only: never serialized to text. WebCryptoIdentity (webcrypto.js) is the same with
+ * non-extractable keys; the SDK only calls `sign` and `boxKeyWith`, both async.
+ */
 export class Identity {
-  constructor(userId, signSeed, boxSecret) {
+  constructor(userId, signSeed, boxSecret, deviceId = PRIMARY_DEVICE_ID) {
     if (!isUserId(userId)) throw new TypeError(`${userId} is not ${USER_ID_RULE}`);
+    checkDeviceId(deviceId);
     if (signSeed.length !== KEY_BYTES || boxSecret.length !== KEY_BYTES) {
       throw new TypeError(`private keys are ${KEY_BYTES} bytes`);
     }
     this.userId = userId;
+    this.deviceId = deviceId;
     const signing = nacl.sign.keyPair.fromSeed(signSeed);
     const box = nacl.box.keyPair.fromSecretKey(boxSecret);
     // Private halves are not enumerable: JSON.stringify and console views leave them out.
@@ -90,21 +97,42 @@ export class Identity {
     Object.freeze(this);
   }
 
-  static generate(userId) {
-    return new Identity(userId, randomBytes(KEY_BYTES), randomBytes(KEY_BYTES));
+  static generate(userId, deviceId = PRIMARY_DEVICE_ID) {
+    return new Identity(userId, randomBytes(KEY_BYTES), randomBytes(KEY_BYTES), deviceId);
+  }
+
+  get isPrimary() {
+    return this.deviceId === PRIMARY_DEVICE_ID;
   }
 
   fingerprint() {
     return this.publicKeys.fingerprint();
   }
 
+  /** Ed25519 signature of `message` (bytes) by this device's signing key. */
+  async sign(message) {
+    return nacl.sign.detached(message, this.signSecretKey);
+  }
+
+  /** The NaCl Box key shared with the holder of `boxKey` (base64url): nacl.box.before. */
+  async boxKeyWith(boxKey) {
+    return nacl.box.before(b64urlDecode(boxKey), this.boxSecret);
+  }
+
   /** What a keystore keeps (IndexedDB stores the bytes as they are). */
   toRecord() {
-    return { userId: this.userId, signSeed: this.signSeed, boxSecret: this.boxSecret };
+    return { userId: this.userId, deviceId: this.deviceId, signSeed: this.signSeed, boxSecret: this.boxSecret };
   }
 
   static fromRecord(record) {
-    return new Identity(record.userId, new Uint8Array(record.signSeed), new Uint8Array(record.boxSecret));
+    return new Identity(record.userId, new Uint8Array(record.signSeed), new Uint8Array(record.boxSecret), record.deviceId ?? PRIMARY_DEVICE_ID);
+  }
+}
+
+/** A device id of §8 (1-32 of [a-z0-9_-]); TypeError otherwise. */
+export function checkDeviceId(deviceId) {
+  if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
+    throw new TypeError(`a device id is 1-32 characters of [a-z0-9_-]: ${deviceId}`);
   }
 }
 
@@ -159,20 +187,23 @@ export function canonicalEndpoint(url) {
 }
 
 /**
- * A freshly signed connect query, public keys included: they register the user on the
- * first connect, are accepted when identical later, and re-register us on a cell that lost
- * the registration (§7), as the Python SDK does. With `aud` (the endpoint connected to,
+ * A freshly signed connect query. Device 1's carries its public keys: they register the
+ * user on the first connect, are accepted when identical later, and re-register us on a
+ * cell that lost the registration (§7), as the Python SDK does; a linked device's does not
+ * (its keys are in the signed device list, §8). With `aud` (the endpoint connected to,
  * `canonicalEndpoint`) in the v1.2 form, bound to it: a copy relayed elsewhere is refused.
  */
-export function signedConnectQuery(identity, nowMs, nonce = newConnectNonce(), { aud = null, deviceId = PRIMARY_DEVICE_ID } = {}) {
+export async function signedConnectQuery(identity, nowMs, nonce = newConnectNonce(), { aud = null, deviceId = identity.deviceId ?? PRIMARY_DEVICE_ID } = {}) {
   const ts = String(Math.floor(nowMs / 1000));
   const message = aud === null ? connectMessage(identity.userId, ts, nonce) : boundConnectMessage(identity.userId, deviceId, ts, nonce, aud);
-  const sig = nacl.sign.detached(message, identity.signSecretKey);
+  const sig = await identity.sign(message);
   const query = { userId: identity.userId, ts, nonce, sig: b64urlEncode(sig) };
   if (deviceId !== PRIMARY_DEVICE_ID) query.deviceId = deviceId;
   if (aud !== null) query.aud = aud;
-  query.signKey = identity.publicKeys.signKey;
-  query.boxKey = identity.publicKeys.boxKey;
+  if (deviceId === PRIMARY_DEVICE_ID) {
+    query.signKey = identity.publicKeys.signKey;
+    query.boxKey = identity.publicKeys.boxKey;
+  }
   return query;
 }
 
@@ -208,26 +239,23 @@ export function decodePlaintext(plaintext) {
   return document.text;
 }
 
-/** {body, nonce}, base64url: a NaCl Box from us to the recipient, with a fresh nonce. */
-export function seal(identity, recipient, plaintext, nonce = randomBytes(BOX_NONCE_BYTES)) {
-  const box = nacl.box(plaintext, nonce, b64urlDecode(recipient.boxKey), identity.boxSecret);
+/** {body, nonce}, base64url: a NaCl Box from us to `recipient` (anything with a
+ * `boxKey`: a user's keys, or one of their devices), with a fresh nonce. */
+export async function seal(identity, recipient, plaintext, nonce = randomBytes(BOX_NONCE_BYTES)) {
+  const box = nacl.box.after(plaintext, nonce, await identity.boxKeyWith(recipient.boxKey));
   return { body: b64urlEncode(box), nonce: b64urlEncode(nonce) };
 }
 
-/** Decrypt a body from the sender whose keys we pinned (Box also proves who sent it). */
-export function openSealed(identity, sender, body, nonce) {
+/** Decrypt a Box from the sender whose keys we pinned (Box also proves who sent it): a
+ * body (§5), or a message key sealed for this device (§8). */
+export async function openSealed(identity, sender, body, nonce) {
   let opened = null;
   try {
-    opened = nacl.box.open(
-      b64urlDecode(body),
-      b64urlDecode(nonce),
-      b64urlDecode(sender.boxKey),
-      identity.boxSecret,
-    );
+    opened = nacl.box.open.after(b64urlDecode(body), b64urlDecode(nonce), await identity.boxKeyWith(sender.boxKey));
   } catch {
     opened = null;
   }
-  if (!opened) throw new UnreadableMessage(`does not open with the pinned key of ${sender.userId}`);
+  if (!opened) throw new UnreadableMessage(`does not open with the pinned key of ${sender.userId ?? sender.deviceId}`);
   return opened;
 }
 
@@ -235,8 +263,8 @@ export function openSealed(identity, sender, body, nonce) {
  * The sendMessage frame (JSON text) carrying `text` to `recipient`, sealed once. It is kept
  * as this exact text until delivered: a resend is the same frame, byte for byte.
  */
-export function sendMessageFrame(identity, recipient, messageId, text, sentAt, nonce) {
-  const { body, nonce: boxNonce } = seal(identity, recipient, encodePlaintext(text), nonce);
+export async function sendMessageFrame(identity, recipient, messageId, text, sentAt, nonce) {
+  const { body, nonce: boxNonce } = await seal(identity, recipient, encodePlaintext(text), nonce);
   // The field order of the Python SDK's frame (messenger_protocol.frames.SendMessage).
   const frame = JSON.stringify({
     action: 'sendMessage',
@@ -250,7 +278,7 @@ export function sendMessageFrame(identity, recipient, messageId, text, sentAt, n
   return frame;
 }
 
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
   let offset = 0;
   for (const part of parts) {

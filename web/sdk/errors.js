@@ -102,3 +102,18 @@ export class UnknownUser extends RequestFailed {
 
 /** The server refused a message for good; it left the outbox as `failed`. */
 export class SendRefused extends RequestFailed {}
+
+/** A user's device list does not verify under the account key we pinned for them (§8):
+ * as for a key change, nothing is sent to them or accepted from them until `trust`. */
+export class DeviceListRefused extends KeyChanged {
+  constructor(userId, pinned) {
+    super(userId, pinned, pinned);
+    this.message = `the device list of ${userId} is not signed by the account key pinned for them: treated as a key change`;
+  }
+}
+
+/** A link code (§8 `ml1:`) that cannot be read, or is not for this user. */
+export class InvalidLinkCode extends MessengerError {}
+
+/** Only device 1 (it holds the account key) may change the device list (§8). */
+export class NotPrimaryDevice extends MessengerError {}

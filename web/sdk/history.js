@@ -126,6 +126,23 @@ export class History {
     return { ...record };
   }
 
+  /** Our message sent by another of our devices (its copy, §8): stored as sent. */
+  async addOwnCopy(peer, messageId, text, sentAt, serverTs) {
+    if (this.#kept(this.me, messageId)) return null;
+    const record = {
+      sender: this.me, peer, messageId, outgoing: true, text, sentAt, serverTs,
+      status: Status.SENT, read: true, seenReported: true, frame: null, resend: false, error: null,
+    };
+    await this.#save(record);
+    return { ...record };
+  }
+
+  /** The message sealed anew (STALE_DEVICES, §8): its frame from now on. */
+  async replaceFrame(messageId, frame) {
+    const record = this.own(messageId);
+    if (record) await this.#save({ ...record, frame });
+  }
+
   get(sender, messageId) {
     const record = this.messages.get(keyOf(sender, messageId));
     return record ? { ...record } : null;
@@ -299,10 +316,11 @@ export class History {
     return this.messages.has(key) || this.rejections.has(key);
   }
 
-  async addHeld(sender, messageId, sentAt, serverTs, body, nonce) {
+  /** `copy`: {fromDevice, key, keyNonce} of a copy sealed for this device (§8), if it is one. */
+  async addHeld(sender, messageId, sentAt, serverTs, body, nonce, copy = null) {
     if (this.hasMessage(sender, messageId)) return null;
     const key = keyOf(sender, messageId);
-    const record = { sender, messageId, sentAt, serverTs, body, nonce };
+    const record = { sender, messageId, sentAt, serverTs, body, nonce, ...(copy ?? {}) };
     await this.backend.put('held', key, record);
     this.holds.set(key, record);
     return { ...record };

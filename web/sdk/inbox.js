@@ -33,7 +33,7 @@ import { MAX_IDS_PER_FRAME } from './limits.generated.js';
 import { chunks } from './util.js';
 
 // The history's meta key for the last syncDone `epoch` we saw.
-const EPOCH_KEY = 'epoch';
+export const EPOCH_KEY = 'epoch';
 const RECEIPT_STATUSES = new Set([Status.DELIVERED, Status.SEEN]);
 
 export class Inbox {
@@ -42,14 +42,16 @@ export class Inbox {
    * @param {Identity} identity our keys, to open messages
    * @param {object} parts
    * @param {KeyPinning} parts.pinning the senders' keys
+   * @param {Devices} parts.devices opens a copy sealed for this device (§8)
    * @param {Connection} parts.connection
    * @param {Outbox} parts.outbox told of receipts, and to resend after a new epoch
    * @param {PresenceTracker} parts.presence told of messages (a hidden peer is asked again)
    * @param {number} parts.ackDelay ms acks of items that arrive together wait for each other
    * @param {(type: string, event: object) => void} parts.publish the client's events
    */
-  constructor(history, identity, { pinning, connection, outbox, presence, ackDelay, publish, log, onEpoch = async () => {} }) {
+  constructor(history, identity, { pinning, devices, connection, outbox, presence, ackDelay, publish, log, onEpoch = async () => {} }) {
     this.history = history;
+    this.devices = devices; // opens copies sealed per device (§8)
     this.identity = identity;
     this.pinning = pinning;
     this.connection = connection;
@@ -193,10 +195,15 @@ export class Inbox {
       this.acks.add(itemId); // a duplicate: already stored (or rejected) once
       return;
     }
+    // A copy of our own message sent by another of our devices (§8) names its peer in `to`.
+    const ownCopy = sender === this.identity.userId;
+    if (ownCopy && !isUserId(frame.to)) {
+      this.acks.add(itemId);
+      return;
+    }
     let text;
     try {
-      const keys = await this.pinning.forReading(sender);
-      text = decodePlaintext(openSealed(this.identity, keys, body, nonce));
+      text = await this.#open(frame);
     } catch (error) {
       if (error instanceof UnreadableMessage || error instanceof KeyChanged || error instanceof UnknownUser) {
         await this.#refuse(frame, error);
@@ -205,6 +212,12 @@ export class Inbox {
       throw error;
     }
     const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
+    if (ownCopy) {
+      const copy = await this.history.addOwnCopy(frame.to, messageId, text, sentAt, serverTs);
+      this.acks.add(itemId);
+      if (copy) this.publish('message', { message: copy });
+      return;
+    }
     const stored = await this.history.addIncoming(sender, messageId, text, sentAt, serverTs);
     this.acks.add(itemId);
     if (stored) {
@@ -217,6 +230,13 @@ export class Inbox {
     }
   }
 
+  /** The text of a message: a copy sealed for this device (§8), or a Box from the sender. */
+  async #open(frame) {
+    if (typeof frame.key === 'string') return decodePlaintext(await this.devices.open(frame));
+    const keys = await this.pinning.forReading(frame.from);
+    return decodePlaintext(await openSealed(this.identity, keys, frame.body, frame.nonce));
+  }
+
   /** Open, in order, what was held from `peer` now that their keys are trusted: each is
    * stored (a 'message' event) before it stops being held. */
   releaseHeld(peer) {
@@ -226,11 +246,10 @@ export class Inbox {
   }
 
   async #release(peer) {
-    const keys = this.history.pinned(peer);
     for (const held of this.history.held(peer)) {
       let text = null;
       try {
-        text = decodePlaintext(openSealed(this.identity, keys, held.body, held.nonce));
+        text = await this.#open({ ...held, from: peer });
       } catch (error) {
         if (!(error instanceof UnreadableMessage)) throw error;
       }
@@ -261,7 +280,9 @@ export class Inbox {
     if (reason instanceof KeyChanged) {
       // Kept before the ack: it opens once the user trusts the new keys.
       const serverTs = Number.isInteger(frame.serverTs) ? frame.serverTs : null;
-      const held = await this.history.addHeld(sender, messageId, sentAt, serverTs, body, nonce);
+      const { fromDevice, key, keyNonce } = frame;
+      const copy = typeof key === 'string' ? { fromDevice, key, keyNonce } : null;
+      const held = await this.history.addHeld(sender, messageId, sentAt, serverTs, body, nonce, copy);
       if (held) this.publish('held', { peer: sender, count: this.history.held(sender).length });
     } else {
       const rejection = await this.history.addRejected(sender, messageId, sentAt, reason.message);

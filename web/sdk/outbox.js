@@ -29,7 +29,9 @@ import { backoffDelay, deferred, firstOf, resendWait, sleep, withTimeout } from 
 export class Outbox {
   /** `keepUnknownRecipient(peer)`: whether a refusal UNKNOWN_RECIPIENT may be a
    * registration a failover lost (§7), so that the message is kept and tried again. */
-  constructor(history, connection, { resendBase, resendCap, publish, log, keepUnknownRecipient = async () => false }) {
+  /** `reseal(messageId, peer)`: the message sealed anew for the devices the server holds
+   * now (STALE_DEVICES, §8), its new frame kept in the history. */
+  constructor(history, connection, { resendBase, resendCap, publish, log, keepUnknownRecipient = async () => false, reseal = null }) {
     this.history = history;
     this.connection = connection;
     this.resendBase = resendBase;
@@ -41,6 +43,7 @@ export class Outbox {
     this.waiters = new Map();
     this.stopped = deferred();
     this.keepUnknownRecipient = keepUnknownRecipient;
+    this.reseal = reseal;
     // Every message this outbox was asked to send again (§7), answered or not.
     this.resent = new Set();
   }
@@ -126,7 +129,8 @@ export class Outbox {
 
   // --- sending -------------------------------------------------------------------------
 
-  async #deliver(messageId, peer, frame) {
+  async #deliver(messageId, peer, firstFrame) {
+    let frame = firstFrame;
     let attempt = 0;
     while (this.history.needsSending(messageId) && !this.stopped.settled) {
       const session = await this.connection.waitSession();
@@ -156,6 +160,12 @@ export class Outbox {
         if (RETRYABLE_CODES.has(result.code)) {
           attempt += 1;
           await sleep(resendWait(delay, result.retryAfter), this.stopped.promise);
+          continue;
+        }
+        if (result.code === 'STALE_DEVICES' && this.reseal) {
+          // A device list changed meanwhile: sealed for the lists the server holds now.
+          attempt += 1;
+          frame = await this.reseal(messageId, peer);
           continue;
         }
         if (result.code === 'UNKNOWN_RECIPIENT' && (await this.#kept(messageId, peer))) return;

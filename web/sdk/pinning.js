@@ -10,10 +10,19 @@
 // Before sending, a peer's keys are checked with the server once per connection, so a
 // change is noticed soon; offline, the pinned keys are used as they are: only their holder
 // can read what we encrypt to them.
+//
+// A `keys` answer of a user with linked devices carries their signed device list (§8): it
+// is kept only if it verifies under the account key pinned for them; one that does not is
+// a key change (DeviceListRefused) until the user trusts them again. The last verified
+// list is kept in the history, so that a message written offline is sealed for every device.
 
 import { normalizeFingerprint, PeerKeys } from './crypto.js';
+import { deviceListVerifies, unlinkedList } from './devices.js';
 import { checkUserId } from './encoding.js';
-import { FingerprintMismatch, KeyChanged, NotConnected, RequestFailed, UnknownUser } from './errors.js';
+import { DeviceListRefused, FingerprintMismatch, KeyChanged, NotConnected, RequestFailed, UnknownUser } from './errors.js';
+
+// The history's meta key for a user's last verified device list.
+const deviceListKey = (userId) => `deviceList/${userId}`;
 
 export class KeyPinning {
   /**
@@ -41,7 +50,7 @@ export class KeyPinning {
   /** The peer's keys from the server, pinned on first use; KeyChanged if they differ. */
   async check(peer) {
     checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
+    const { keys: offered, devices } = await this.#serverKeys(peer);
     const pinned = this.history.pinned(peer);
     if (!pinned) {
       await this.history.pin(offered);
@@ -50,21 +59,44 @@ export class KeyPinning {
       this.publish('keyChanged', { peer, pinned: changed.pinnedFingerprint, offered: changed.offeredFingerprint });
       throw changed;
     }
+    await this.#keepDevices(peer, devices);
     this.checked.add(peer);
     return this.history.pinned(peer);
+  }
+
+  /** The peer's verified device list as last fetched (null: not fetched yet). */
+  deviceList(peer) {
+    const list = this.history.getMeta(deviceListKey(peer));
+    return list && !list.refused ? list : null;
+  }
+
+  async #keepDevices(peer, devices) {
+    const pinned = this.history.pinned(peer);
+    if (devices === undefined || devices === null) {
+      await this.history.setMeta(deviceListKey(peer), unlinkedList(pinned));
+      return;
+    }
+    if (!deviceListVerifies(devices, peer, pinned)) {
+      await this.history.setMeta(deviceListKey(peer), { refused: true });
+      const refused = new DeviceListRefused(peer, pinned);
+      this.publish('keyChanged', { peer, pinned: refused.pinnedFingerprint, offered: refused.offeredFingerprint, deviceList: true });
+      throw refused;
+    }
+    await this.history.setMeta(deviceListKey(peer), devices);
   }
 
   /** The keys to encrypt to: checked with the server once per connection. Offline, pinned
    * keys are used without a check; keys never seen need a connection (NotConnected if none
    * opens in time). */
   async forSending(peer) {
-    const pinned = this.history.pinned(peer);
-    if (pinned && (this.checked.has(peer) || !this.connection.session)) return pinned;
-    if (!pinned) await this.connection.waitOpen(this.timeout);
+    // A peer whose device list did not verify gets nothing, offline too, until checked again.
+    const usable = Boolean(this.history.pinned(peer)) && !this.history.getMeta(deviceListKey(peer))?.refused;
+    if (usable && (this.checked.has(peer) || !this.connection.session)) return this.history.pinned(peer);
+    if (!usable) await this.connection.waitOpen(this.timeout);
     try {
       return await this.check(peer);
     } catch (error) {
-      if (error instanceof NotConnected && pinned) return pinned;
+      if (error instanceof NotConnected && usable) return this.history.pinned(peer);
       throw error;
     }
   }
@@ -78,11 +110,12 @@ export class KeyPinning {
    * match the keys the server gives now (FingerprintMismatch otherwise, nothing changes). */
   async trust(peer, safetyNumber) {
     checkUserId(peer);
-    const offered = await this.#serverKeys(peer);
+    const { keys: offered, devices } = await this.#serverKeys(peer);
     if (normalizeFingerprint(safetyNumber) !== offered.fingerprint()) {
       throw new FingerprintMismatch(peer, offered.fingerprint());
     }
     await this.history.pin(offered);
+    await this.#keepDevices(peer, devices);
     this.checked.add(peer);
     this.publish('keyTrusted', { peer, fingerprint: offered.fingerprint() });
     return offered;
@@ -106,7 +139,7 @@ export class KeyPinning {
       throw error;
     }
     try {
-      return new PeerKeys(peer, answer.signKey, answer.boxKey);
+      return { keys: new PeerKeys(peer, answer.signKey, answer.boxKey), devices: answer.devices };
     } catch {
       throw new RequestFailed('BAD_KEYS', `the server sent malformed keys for ${peer}`);
     }

@@ -18,8 +18,8 @@ const keysOf = (identity) => ({ type: 'keys', userId: identity.userId, ...identi
 let itemNumber = 0;
 
 /** A message item from `from` to `to`, as the server delivers it. */
-function messageItem(from, to, text, messageId = `msg-${++itemNumber}-abcdef`) {
-  const frame = JSON.parse(sendMessageFrame(from, to.publicKeys, messageId, text, 1764190000000 + itemNumber));
+async function messageItem(from, to, text, messageId = `msg-${++itemNumber}-abcdef`) {
+  const frame = JSON.parse(await sendMessageFrame(from, to.publicKeys, messageId, text, 1764190000000 + itemNumber));
   return { type: 'message', id: `m#${from.userId}#${messageId}`, messageId, from: from.userId, body: frame.body, nonce: frame.nonce, sentAt: frame.sentAt, serverTs: Date.now() };
 }
 
@@ -122,7 +122,7 @@ test('given messages and receipts, then they are stored, acked in one batch, and
   const mine = await alice.send('bob', 'hello bob');
   await alice.waitSent(mine.messageId);
   const connection = server.live[0];
-  const items = [messageItem(bob, alice.identity, 'one'), messageItem(bob, alice.identity, 'two')];
+  const items = await Promise.all([messageItem(bob, alice.identity, 'one'), messageItem(bob, alice.identity, 'two')]);
   const added = [];
   alice.on('message', ({ message }) => added.push(message.text));
   const statuses = [];
@@ -147,7 +147,7 @@ test('given messages and receipts, then they are stored, acked in one batch, and
 test('given markSeen, then the peer gets a markSeen frame for what was read, once', async () => {
   const alice = await open();
   await alice.waitSynced();
-  const item = messageItem(bob, alice.identity, 'read me');
+  const item = await messageItem(bob, alice.identity, 'read me');
   server.send(server.live[0], item);
   await alice.next('message');
   await alice.markSeen('bob');
@@ -160,8 +160,8 @@ test('given markSeen, then the peer gets a markSeen frame for what was read, onc
 test('given a paged, batched sync, then the client asks for each page with its cursor and stores every item', async () => {
   const alice = await open('alice', { start: false });
   const pages = [
-    [messageItem(bob, alice.identity, 'p1a'), messageItem(bob, alice.identity, 'p1b')],
-    [messageItem(bob, alice.identity, 'p2a')],
+    await Promise.all([messageItem(bob, alice.identity, 'p1a'), messageItem(bob, alice.identity, 'p1b')]),
+    await Promise.all([messageItem(bob, alice.identity, 'p2a')]),
   ];
   server.handlers.sync = (frame, connection) => {
     const page = frame.after === undefined ? 0 : Number(frame.after.slice(1));
@@ -258,7 +258,7 @@ test('given a sender whose keys changed, then their messages are held (stored, t
   server.handlers.getKeys = () => keysOf(newBob);
 
   // When two messages from the new keys arrive
-  const items = [messageItem(newBob, alice.identity, 'one'), messageItem(newBob, alice.identity, 'two')];
+  const items = await Promise.all([messageItem(newBob, alice.identity, 'one'), messageItem(newBob, alice.identity, 'two')]);
   const held = alice.next('held', (event) => event.count === 2);
   for (const item of items) server.send(server.live[0], item);
   assert.deepEqual(await held, { peer: 'bob', count: 2 });
@@ -305,7 +305,7 @@ test('given an unknown user, then sending to them says so and nothing is stored'
 test('given a stranger who writes, then they are no contact; writing to them tells the server first, then the message', async () => {
   const alice = await open();
   await alice.waitSynced();
-  server.send(server.live[0], messageItem(carol, alice.identity, 'hi, I am carol'));
+  server.send(server.live[0], await messageItem(carol, alice.identity, 'hi, I am carol'));
   await alice.next('message');
   assert.deepEqual(alice.contacts(), []);
   await alice.send('carol', 'hello carol');
@@ -323,8 +323,8 @@ test('given a subscribed peer who looks unknown, then a message from them asks a
   assert.deepEqual(hidden, { userId: 'carol', online: false, lastSeen: 1000 });
   server.send(server.live[0], { type: 'presence', users: [{ userId: 'carol', online: false, lastSeen: null }] });
   await alice.next('presence');
-  server.send(server.live[0], messageItem(carol, alice.identity, 'one'));
-  server.send(server.live[0], messageItem(carol, alice.identity, 'two'));
+  server.send(server.live[0], await messageItem(carol, alice.identity, 'one'));
+  server.send(server.live[0], await messageItem(carol, alice.identity, 'two'));
   await server.until(() => alice.messages('carol').length === 2, 5000, 'both messages');
   await server.until(() => server.framesOf('getPresence').length === 2, 5000, 'the second look');
   assert.deepEqual(server.framesOf('getPresence')[1].frame, { action: 'getPresence', userIds: ['carol'], subscribe: true });
@@ -377,7 +377,7 @@ test('given seen marks, then each is kept until its seenStored: sent again on th
   server.handlers.markSeen = (frame) => (answer ? { type: 'seenStored', to: frame.to, messageIds: frame.messageIds, epoch } : undefined);
   const alice = await open();
   await alice.waitSynced();
-  const item = messageItem(bob, alice.identity, 'read me');
+  const item = await messageItem(bob, alice.identity, 'read me');
   server.send(server.live[0], item);
   await alice.next('message');
   // Given a mark the server never answered

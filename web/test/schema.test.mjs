@@ -13,7 +13,7 @@ import { ajvChecker, asyncapiSchemas, frameSchemasV11, v11Schemas } from './supp
 const alice = Identity.generate('alice');
 const bob = Identity.generate('bob');
 const valid = [
-  JSON.parse(sendMessageFrame(alice, bob.publicKeys, '01J9Z3ABCDEFGHJKMNPQRSTVWX', 'hi', 1764190000123)),
+  JSON.parse(await sendMessageFrame(alice, bob.publicKeys, '01J9Z3ABCDEFGHJKMNPQRSTVWX', 'hi', 1764190000123)),
   { action: 'ack', ids: ['m#alice#1'] },
   { action: 'markSeen', to: 'bob', messageIds: ['01J9Z3ABCDEFGHJKMNPQRSTVWX'] },
   { action: 'sync' },

@@ -28,24 +28,25 @@ test('given the seeds, then the public keys and safety numbers are the Python SD
   }
 });
 
-test('given the connect vector, then the signed message, query and URL are byte-identical', () => {
+test('given the connect vector, then the signed message, query and URL are byte-identical', async () => {
   const { connect } = vectors;
   const alice = identityOf(aliceEntry);
-  const query = signedConnectQuery(alice, connect.nowMs, connect.nonce);
+  const query = await signedConnectQuery(alice, connect.nowMs, connect.nonce);
   assert.equal(fromUtf8(connectMessage(alice.userId, query.ts, connect.nonce)), connect.message);
   assert.deepEqual(query, connect.query);
   assert.equal(withQuery(connect.serverUrl, query), connect.url);
 });
 
-test('given the v1.2 connect vectors, then each device signs the bound message, query and URL byte-identically (§1)', () => {
+test('given the v1.2 connect vectors, then each device signs the bound message, query and URL byte-identically (§1)', async () => {
   const { connect } = v12;
   assert.equal(canonicalEndpoint(connect.serverUrl), connect.aud);
   for (const device of connect.devices) {
     const entry = v12.devices.alice.find((candidate) => candidate.deviceId === device.deviceId);
-    const identity = new Identity('alice', b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret));
-    const { signKey, boxKey, ...query } = signedConnectQuery(identity, connect.nowMs, connect.nonce, { aud: connect.aud, deviceId: device.deviceId });
-    assert.equal(signKey, identity.publicKeys.signKey);
-    assert.equal(boxKey, identity.publicKeys.boxKey);
+    const identity = new Identity('alice', b64urlDecode(entry.signSeed), b64urlDecode(entry.boxSecret), device.deviceId);
+    const { signKey, boxKey, ...query } = await signedConnectQuery(identity, connect.nowMs, connect.nonce, { aud: connect.aud });
+    // Device 1 registers (and re-registers) the account keys; a linked device's keys are in the list (§8)
+    assert.equal(signKey, device.deviceId === '1' ? identity.publicKeys.signKey : undefined);
+    assert.equal(boxKey, device.deviceId === '1' ? identity.publicKeys.boxKey : undefined);
     assert.equal(fromUtf8(boundConnectMessage('alice', device.deviceId, query.ts, connect.nonce, connect.aud)), device.message);
     assert.deepEqual(query, device.query);
     assert.equal(withQuery(connect.aud, query), device.url);
@@ -63,14 +64,14 @@ test('given texts, then the plaintexts are the same bytes and read back', () => 
   }
 });
 
-test('given the box vector, then the body and the whole frame are byte-identical, and bob opens it', () => {
+test('given the box vector, then the body and the whole frame are byte-identical, and bob opens it', async () => {
   const { box } = vectors;
   const alice = identityOf(aliceEntry);
   const bob = identityOf(bobEntry);
-  const frame = sendMessageFrame(alice, bob.publicKeys, box.messageId, box.text, box.sentAt, b64urlDecode(box.nonce));
+  const frame = await sendMessageFrame(alice, bob.publicKeys, box.messageId, box.text, box.sentAt, b64urlDecode(box.nonce));
   assert.equal(frame, box.frame);
   assert.equal(JSON.parse(frame).body, box.body);
-  assert.equal(decodePlaintext(openSealed(bob, alice.publicKeys, box.body, box.nonce)), box.text);
+  assert.equal(decodePlaintext(await openSealed(bob, alice.publicKeys, box.body, box.nonce)), box.text);
 });
 
 test('given the shard vector, then every user lands on the same shard (§6)', () => {
@@ -100,9 +101,9 @@ test('given the refused directory vectors (unsigned, another key, changed after 
   for (const { why, document } of refused) assert.equal(directoryVerifies(document, publicKey), false, why);
 });
 
-test('given a box sealed for bob, when carol tries to open it, then it is unreadable', () => {
+test('given a box sealed for bob, when carol tries to open it, then it is unreadable', async () => {
   const { box } = vectors;
   const alice = identityOf(aliceEntry);
   const carol = Identity.generate('carol');
-  assert.throws(() => openSealed(carol, alice.publicKeys, box.body, box.nonce), { name: 'UnreadableMessage' });
+  await assert.rejects(() => openSealed(carol, alice.publicKeys, box.body, box.nonce), { name: 'UnreadableMessage' });
 });

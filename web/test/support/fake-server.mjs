@@ -22,6 +22,8 @@ export class FakeServer {
     this.connections = [];
     this.connects = [];
     this.users = new Map();
+    // Linked devices' sign keys (§8), by `${userId}#${deviceId}`: what their list says.
+    this.deviceSignKeys = new Map();
     this.refuse = null; // a status code to answer every handshake with
     this.waiters = [];
   }
@@ -68,7 +70,7 @@ export class FakeServer {
     // §1: a query bound to another endpoint is refused, as a cell refuses one relayed to it.
     if (aud !== undefined && aud !== endpoint) return 403;
     const registered = this.users.get(userId);
-    const key = registered?.signKey ?? signKey;
+    const key = deviceId === '1' ? registered?.signKey ?? signKey : this.deviceSignKeys.get(`${userId}#${deviceId}`);
     if (!key) return 403;
     if (registered && signKey && (signKey !== registered.signKey || boxKey !== registered.boxKey)) return 403;
     const message = aud === undefined ? connectMessage(userId, ts, nonce) : boundConnectMessage(userId, deviceId, ts, nonce, aud);
