@@ -30,7 +30,7 @@ from infra.config import Cell, CellsConfig, Target
 from infra.directory import DirectoryLocation, directory_location
 from infra.regions import PARTITION
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
-from messenger.contract import Env, TableSpec
+from messenger.contract import STANDBY_SUFFIX, Env, TableSpec, table_name
 from messenger_protocol.mesh import RELAY_RECORD_PREFIX, relay_record_key
 
 # Lambda's limit for a function's environment, all variables together ("Function
@@ -41,22 +41,8 @@ LAMBDA_ENVIRONMENT_BYTES = 4096
 CELL_ENVIRONMENT_BUDGET = 3072
 
 
-STANDBY_SUFFIX = "-standby"
-
-
 def relay_function_name(env: str, cell_id: str, standby: bool = False) -> str:
     return f"messenger-{env}-{cell_id}{STANDBY_SUFFIX if standby else ''}-relay"
-
-
-def table_name(env: str, cell_id: str, spec: TableSpec, standby: bool = False) -> str:
-    """A cell's table, named from the cell's first deploy: `TableName` is create-only, so a
-    name given later (when a standby comes) would replace the table with an empty one.
-
-    The names are the same with and without a standby. A regional table
-    (`infra.tables.REGIONAL_TABLES`) is one per side: the standby's carries its suffix.
-    """
-    side = STANDBY_SUFFIX if standby else ""
-    return f"messenger-{env}-{cell_id}{side}-{spec.logical_name.lower()}"
 
 
 def relay_arn(env: str, cell: Cell, qualifier: str | None, standby: bool = False) -> str:

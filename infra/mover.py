@@ -58,9 +58,11 @@ from messenger.contract import (
     QUEUE_TABLE,
     SERVICE_NAME,
     USERS_TABLE,
+    Env,
     Metric,
     MoverEnv,
     TableSpec,
+    table_name,
 )
 from messenger.dal.moves import MOVE_PK
 from messenger.dal.shard_states import SHARDS_PK
@@ -85,17 +87,18 @@ def _table_arn(cell: Cell, name: str) -> str:
     return f"arn:{PARTITION}:dynamodb:{cell.region}:{cell.account}:table/{name}"
 
 
-def _peer_tables(placement: CellPlacement) -> dict[str, dict[str, Any]]:
-    """Every other cell's tables by name (where the deploy named them): a cell whose
-    tables CloudFormation named, and not given (`-c tableNames:<cell>`), cannot be moved to."""
+def _given_peers(placement: CellPlacement) -> dict[str, dict[str, Any]]:
+    """The other cells whose tables the naming rule (contract.table_name) does not name:
+    those deployed before it, whose names the operator gave (`-c tableNames:<cell>`); a
+    cell with unnamed tables and no names given cannot be moved to. Every other cell is
+    found at run time (functions/messenger/move_wiring.py), so that this stack does not
+    grow with the number of cells."""
     peers: dict[str, dict[str, Any]] = {}
     for cell in placement.cells.cells:
-        if cell.cell_id == placement.cell_id:
-            continue
         unnamed = cell.unnamed_tables
-        if unnamed is not None and any(
-            unnamed.name_of(spec.logical_name) is None for spec in ROLES.values()
-        ):
+        if cell.cell_id == placement.cell_id or unnamed is None:
+            continue
+        if any(unnamed.name_of(spec.logical_name) is None for spec in ROLES.values()):
             continue
         other = replace(placement, cell=cell, standby=False)
         peers[cell.cell_id] = {
@@ -104,6 +107,15 @@ def _peer_tables(placement: CellPlacement) -> dict[str, dict[str, Any]]:
             **{role: other.primary_table_name(spec) for role, spec in ROLES.items()},
         }
     return peers
+
+
+def _by_rule_arns(env: str) -> dict[str, str]:
+    """Every cell's tables of each role, by the naming rule: one ARN pattern per role,
+    whatever the number of cells."""
+    return {
+        role: f"arn:{PARTITION}:dynamodb:*:*:table/{table_name(env, '*', spec)}"
+        for role, spec in ROLES.items()
+    }
 
 
 class ShardMover(Construct):
@@ -123,7 +135,9 @@ class ShardMover(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        peers = _peer_tables(placement)
+        peers = _given_peers(placement)
+        self._by_rule = _by_rule_arns(config.env)
+        self._relay_records = placement.relay_records_arn
         own = {role: tables[spec] for role, spec in ROLES.items()}
         directory = directory_function_arn(config.env, placement.directory)
         log_group = logs.LogGroup(
@@ -136,7 +150,18 @@ class ShardMover(Construct):
             assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
             description=f"Messenger {placement.cell_id} Mover: moves shards out of this cell",
         )
-        for statement in self._statements(log_group, own, peers, directory, connections_arns):
+        statements = self._statements(
+            log_group, own, peers, self._by_rule, directory, connections_arns
+        )
+        statements.append(
+            # Each peer's region, from its Relay record (the functions' own grant).
+            iam.PolicyStatement(
+                sid="ReadRelayRecords",
+                actions=["s3:GetObject"],
+                resources=[self._relay_records],
+            )
+        )
+        for statement in statements:
             role.add_to_policy(statement)
         cells = {
             placement.cell_id: {
@@ -167,6 +192,10 @@ class ShardMover(Construct):
             environment={
                 MoverEnv.CELL_ID.value: placement.cell_id,
                 MoverEnv.CELLS.value: stack.to_json_string(cells),
+                MoverEnv.DEPLOYMENT.value: config.env,
+                Env.MESH_BUCKET.value: placement.directory.bucket,
+                Env.MESH_BUCKET_REGION.value: placement.directory.region,
+                Env.MESH_BUCKET_OWNER.value: placement.directory.account,
                 MoverEnv.DIRECTORY_FUNCTION.value: directory,
                 MoverEnv.CONNECTIONS_ENDPOINT.value: connections_url,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -194,6 +223,7 @@ class ShardMover(Construct):
         log_group: logs.ILogGroup,
         own: dict[str, dynamodb.ITableV2],
         peers: dict[str, dict[str, Any]],
+        by_rule: dict[str, str],
         directory: str,
         connections_arns: list[str],
     ) -> list[iam.PolicyStatement]:
@@ -234,33 +264,35 @@ class ShardMover(Construct):
                 resources=connections_arns,
             ),
         ]
-        if peers:
-            arns = {
-                role: [
+        arns = {
+            role: [
+                by_rule[role],
+                *(
                     f"arn:{PARTITION}:dynamodb:{tables['region']}:{tables['account']}:"
                     f"table/{tables[role]}"
                     for tables in peers.values()
-                ]
-                for role in ROLES
-            }
-            statements += [
-                # The copy into the new home (any peer may be one).
-                iam.PolicyStatement(
-                    sid="CopyIntoPeerTables",
-                    actions=["dynamodb:BatchWriteItem"],
-                    resources=[arn for role_arns in arns.values() for arn in role_arns],
-                ),
-                # The range's state at the new home and at every other cell (CELL), and
-                # the check that no move into the new home overlaps (MOVE).
-                iam.PolicyStatement(
-                    sid="PeerRangeStateAndMoveRecords",
-                    actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-                    resources=arns["users"],
-                    conditions={
-                        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [MOVE_PK, SHARDS_PK]}
-                    },
                 ),
             ]
+            for role in ROLES
+        }
+        statements += [
+            # The copy into the new home (any peer may be one).
+            iam.PolicyStatement(
+                sid="CopyIntoPeerTables",
+                actions=["dynamodb:BatchWriteItem"],
+                resources=[arn for role_arns in arns.values() for arn in role_arns],
+            ),
+            # The range's state at the new home and at every other cell (CELL), and
+            # the check that no move into the new home overlaps (MOVE).
+            iam.PolicyStatement(
+                sid="PeerRangeStateAndMoveRecords",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                resources=arns["users"],
+                conditions={
+                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [MOVE_PK, SHARDS_PK]}
+                },
+            ),
+        ]
         return statements
 
     def _state_machine(self, config: DeploymentConfig) -> sfn.StateMachine:
@@ -351,6 +383,20 @@ class ShardMover(Construct):
 
     def _acknowledge(self, role: iam.Role, connections_arns: list[str]) -> None:
         policy = role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::{self._relay_records}]",
+            "the cells' Relay records in the directory's bucket (each peer's region), "
+            "read-only, one grant whatever the number of cells",
+        )
+        for arn in self._by_rule.values():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                "the cells' tables by their naming rule: one grant whatever the number of "
+                "cells (a new cell redeploys no other); on them only BatchWriteItem (the "
+                "copy into the new home) and, on Users, the MOVE and CELL items",
+            )
         for arn in connections_arns:
             acknowledge(
                 policy,

@@ -248,11 +248,15 @@ class MoverCell:
 
 @dataclass(frozen=True)
 class MoverSettings:
-    """The Mover's: its own cell (every move it runs starts there), every cell's tables,
-    the directory function and its own cell's @connections API."""
+    """The Mover's: its own cell (every move it runs starts there), the tables it was given
+    (its own, and those of cells not named by the rule), the deployment's name (the rule's
+    part), where the peers' Relay records are (their regions), the directory function and
+    its own cell's @connections API. Nothing here grows with the number of cells."""
 
     cell_id: str
     cells: Mapping[str, MoverCell]
+    deployment: str
+    mesh: MeshBucket
     directory_function: str
     connections_endpoint: str
 
@@ -274,9 +278,21 @@ def mover_settings_from(environ: Mapping[str, str]) -> MoverSettings:
     cell_id = values[MoverEnv.CELL_ID]
     if cell_id not in cells:
         raise ValueError(f"{MoverEnv.CELLS.value} has no tables for {cell_id}")
+    mesh = MeshBucket(
+        name=environ.get(Env.MESH_BUCKET.value, "").strip(),
+        region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
+        owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
+    )
+    if not (mesh.name and mesh.region and mesh.owner):
+        raise ValueError(
+            f"the Mover needs {Env.MESH_BUCKET.value}, {Env.MESH_BUCKET_REGION.value} and "
+            f"{Env.MESH_BUCKET_OWNER.value}: the peers' regions are in their Relay records"
+        )
     return MoverSettings(
         cell_id=cell_id,
         cells=cells,
+        deployment=values[MoverEnv.DEPLOYMENT],
+        mesh=mesh,
         directory_function=values[MoverEnv.DIRECTORY_FUNCTION],
         connections_endpoint=values[MoverEnv.CONNECTIONS_ENDPOINT],
     )

@@ -135,8 +135,14 @@ class MoverEnv(StrEnum):
     infra/mover.py): it runs moves whose old home is its own cell."""
 
     CELL_ID = "MOVER_CELL_ID"
-    # Every cell's tables, JSON: {"c2": {"region": R, "users": T, "queue": T, "limits": T}}.
+    # This cell's tables, and those of any cell whose tables are not named by the rule
+    # (`table_name`: cells deployed before it, given `-c tableNames:<cell>`), JSON:
+    # {"c0": {"region": R, "users": T, "queue": T, "limits": T}}. Every other cell is
+    # found at run time: its tables by the rule, its region from its Relay record, so
+    # nothing here grows with the number of cells (docs/scale.md "The mesh").
     CELLS = "MOVER_CELLS"
+    # The deployment's environment name (`dev`, `prod`): the rule names tables with it.
+    DEPLOYMENT = "MOVER_DEPLOYMENT"
     # The directory function (its ARN): it reads and publishes the shard map.
     DIRECTORY_FUNCTION = "MOVER_DIRECTORY_FUNCTION"
     # This cell's @connections API (https://...): moved users' connections are closed there.
@@ -282,6 +288,21 @@ LIMITS_TABLE = TableSpec(
 )
 
 TABLES = (USERS_TABLE, QUEUE_TABLE, LIMITS_TABLE)
+
+
+STANDBY_SUFFIX = "-standby"
+
+
+def table_name(env: str, cell_id: str, spec: TableSpec, standby: bool = False) -> str:
+    """A cell's table, named from the cell's first deploy: `TableName` is create-only, so a
+    name given later (when a standby comes) would replace the table with an empty one.
+
+    The names are the same with and without a standby. A regional table
+    (`infra.tables.REGIONAL_TABLES`) is one per side: the standby's carries its suffix.
+    One rule for the stacks (infra/cells.py) and the Mover, which finds peers' tables by it.
+    """
+    side = STANDBY_SUFFIX if standby else ""
+    return f"messenger-{env}-{cell_id}{side}-{spec.logical_name.lower()}"
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@ once per container.
 
 - every cell's tables, through a DynamoDB client of the cell's region (the Mover's role
   may write the new home's and the peers' tables, and only what a move writes there:
-  infra/mover.py);
+  infra/mover.py), found at run time (`DeploymentCells`): the cells are the published
+  map's, each one's tables named by the rule (contract.table_name), its region that of
+  its published Relay, so that nothing in the Mover grows with the number of cells;
 - the directory: the directory function, invoked (transport/directory_publisher.py);
 - the old home's connections: its own @connections API (only moves out of its own cell).
 """
@@ -12,7 +14,7 @@ once per container.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +22,10 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from messenger.config import MoverSettings, mover_settings
-from messenger.contract import Metric
+from messenger.config import MoverCell, MoverSettings, mover_settings
+from messenger.contract import LIMITS_TABLE, QUEUE_TABLE, USERS_TABLE, Metric, table_name
 from messenger.dal.moves import MoveRecord
+from messenger.dal.relay_directory import RelayDirectory
 from messenger.logic.clock import Clock
 from messenger.logic.shard_move import CellTables, MovedConnections, ShardMove
 from messenger.observability import count, logger, metrics
@@ -32,6 +35,7 @@ from messenger.wiring import management_client
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 # A page of a Scan and its BatchWriteItems: throttles are retried with backoff, long.
 DYNAMODB_CONFIG = Config(
@@ -65,24 +69,84 @@ class MoveMetrics:
         logger.exception("move step failed", extra={"move": record.move_id, "step": record.step})
 
 
+class DeploymentCells(Mapping[str, CellTables]):
+    """Every cell's tables, as a move needs them, found when first asked for: the cells
+    given (the Mover's own, and any whose tables the rule does not name), else a cell with
+    a published Relay record, its tables named by the rule in that Relay's region. The
+    cells iterated (a move's `switch-peers`) are those of the published shard map."""
+
+    def __init__(
+        self,
+        given: Mapping[str, MoverCell],
+        deployment: str,
+        relays: RelayDirectory,
+        published_cells: Callable[[], Iterable[str]],
+        dynamodb_for: Callable[[str], DynamoDBClient],
+    ) -> None:
+        self._given = given
+        self._deployment = deployment
+        self._relays = relays
+        self._published_cells = published_cells
+        self._dynamodb_for = dynamodb_for
+        self._made: dict[str, CellTables] = {}
+
+    def __getitem__(self, cell_id: str) -> CellTables:
+        made = self._made.get(cell_id)
+        if made is None:
+            cell = self._given.get(cell_id) or self._by_rule(cell_id)
+            made = CellTables.of(
+                cell_id, self._dynamodb_for(cell.region), cell.users, cell.queue, cell.limits
+            )
+            self._made[cell_id] = made
+        return made
+
+    def _by_rule(self, cell_id: str) -> MoverCell:
+        sides = self._relays.sides_of(cell_id)
+        if not sides:
+            raise KeyError(cell_id)  # no such cell: it has published no Relay
+        # arn:aws:lambda:<region>:<account>:function:<name>: the primary's region.
+        region = sides[0].function.split(":")[3]
+        return MoverCell(
+            region=region,
+            **{
+                role: table_name(self._deployment, cell_id, spec)
+                for role, spec in (
+                    ("users", USERS_TABLE),
+                    ("queue", QUEUE_TABLE),
+                    ("limits", LIMITS_TABLE),
+                )
+            },
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._published_cells(), *self._given}))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def mover_of(
     settings: MoverSettings,
     dynamodb_for: Callable[[str], DynamoDBClient],
     lambda_for: Callable[[str], Any],
     management_for: Callable[[str], Any],
+    s3_for: Callable[[str], S3Client],
     wait: Callable[[float], None] = time.sleep,
 ) -> ShardMove:
     """The ShardMove of `settings`, with clients made by these factories (tests: moto's)."""
-    cells = {
-        cell_id: CellTables.of(
-            cell_id, dynamodb_for(cell.region), cell.users, cell.queue, cell.limits
-        )
-        for cell_id, cell in settings.cells.items()
-    }
     # arn:aws:lambda:<region>:<account>:function:<name>: Invoke is asked of its region.
     directory_region = settings.directory_function.split(":")[3]
     publisher = LambdaDirectoryPublisher(
         lambda: lambda_for(directory_region), settings.directory_function
+    )
+    mesh = settings.mesh
+    relays = RelayDirectory(lambda: s3_for(mesh.region), mesh.name, mesh.owner, Clock())
+    cells = DeploymentCells(
+        settings.cells,
+        settings.deployment,
+        relays,
+        lambda: publisher.current_map().cells(),
+        dynamodb_for,
     )
     closers = {
         settings.cell_id: MovedConnections(
@@ -104,9 +168,15 @@ def _lambda(region: str) -> Any:
 
 
 @cache
+def _s3(region: str) -> S3Client:
+    client: S3Client = boto3.client("s3", region_name=region)
+    return client
+
+
+@cache
 def shard_move() -> ShardMove:
     """The container's ShardMove."""
-    return mover_of(mover_settings(), _dynamodb, _lambda, management_client)
+    return mover_of(mover_settings(), _dynamodb, _lambda, management_client, _s3)
 
 
 def forget_mover() -> None:

@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 
 from messenger.config import PRIMARY_SIDE, CellSettings, MeshBucket, Settings
-from messenger.contract import RELAY
+from messenger.contract import RELAY, TABLES, table_name
 from messenger.dal.server_keys import ServerKeys
 from messenger.logic.clock import FixedClock
 from messenger.transport.relay_records import CALL_ID, CALL_ID_BYTES, SIGNATURE, SIGNED_AT, TARGET
@@ -167,11 +167,8 @@ def cells_harness(
         s3.create_bucket(Bucket=MESH_BUCKET)
         mesh = MeshBucket(MESH_BUCKET, REGION, ACCOUNT_ID)
         for cell in cells:
-            names = {
-                "Users": f"test-{cell}-users",
-                "Queue": f"test-{cell}-queue",
-                "Limits": f"test-{cell}-limits",
-            }
+            # Named by the deployed rule (deployment "test"): the Mover finds peers' by it.
+            names = {spec.logical_name: table_name("test", cell, spec) for spec in TABLES}
             dynamodb = boto3.client("dynamodb", region_name=REGION)
             create_tables(dynamodb, names)
             api = Api(

@@ -20,7 +20,7 @@ from botocore.response import StreamingBody
 from nacl.signing import SigningKey
 
 from messenger.config import mover_settings_from
-from messenger.contract import MoverEnv
+from messenger.contract import Env, MoverEnv
 from messenger.handlers import mover as mover_handler
 from messenger.logic.shard_move import STEPS
 from messenger.move_wiring import mover_of
@@ -29,6 +29,7 @@ from messenger_directory.config import forget_settings
 from messenger_directory.signer import SeedDirectorySigner
 from messenger_directory.store import merge, read_directory, write_entry
 from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_local.cells_harness import MESH_BUCKET
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import MOVE_PUBLISH, MOVE_REQUEST, ShardMap, shard
 from tests.functions.test_shard_moves import (
@@ -159,20 +160,25 @@ def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
         monkeypatch.setenv(directory_handlers.DirectoryEnv.KEY_ID, KEY_ARN)
         monkeypatch.setattr(directory_handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
         harnesses = cells.harnesses
-        # The Mover's environment, as infra/mover.py sets it in c0's stack.
+        # The Mover's environment, as infra/mover.py sets it in c0's stack: its own tables
+        # only; c1's and c2's are found by the naming rule, in their Relays' region.
+        own = harnesses["c0"].table_names
         environment = {
             MoverEnv.CELL_ID.value: "c0",
             MoverEnv.CELLS.value: json.dumps(
                 {
-                    cell: {
+                    "c0": {
                         "region": REGION,
-                        "users": harness.table_names["Users"],
-                        "queue": harness.table_names["Queue"],
-                        "limits": harness.table_names["Limits"],
+                        "users": own["Users"],
+                        "queue": own["Queue"],
+                        "limits": own["Limits"],
                     }
-                    for cell, harness in harnesses.items()
                 }
             ),
+            MoverEnv.DEPLOYMENT.value: "test",
+            Env.MESH_BUCKET.value: MESH_BUCKET,
+            Env.MESH_BUCKET_REGION.value: REGION,
+            Env.MESH_BUCKET_OWNER.value: ACCOUNT_ID,
             MoverEnv.DIRECTORY_FUNCTION.value: DIRECTORY_FUNCTION,
             MoverEnv.CONNECTIONS_ENDPOINT.value: harnesses["c0"].settings.connections_endpoint
             or "https://c0.example/prod",
@@ -189,6 +195,7 @@ def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
             dynamodb_for=lambda region: harnesses["c0"].dynamodb,
             lambda_for=lambda region: directory.client(),
             management_for=harnesses["c0"].services.management_client_factory,
+            s3_for=lambda region: s3,
             wait=settle,
         )
         monkeypatch.setattr(mover_handler, "shard_move", lambda: mover)

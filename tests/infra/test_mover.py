@@ -6,6 +6,7 @@ ARNs and names are written out from the design, not computed with infra code."""
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatch
 from typing import Any
 
 import pytest
@@ -87,6 +88,13 @@ def test_given_cells_then_each_primary_has_a_mover_state_machine_looping_until_d
         # It learns every cell's tables, and the directory function's ARN
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables[MoverEnv.CELL_ID.value] == cell.cell_id
+        # Its own tables only: the peers' are found by the naming rule at run time
+        given = json.dumps(variables[MoverEnv.CELLS.value])
+        assert f'\\"{cell.cell_id}\\"' in given
+        for other in each_cells_app.cells.cells:
+            if other.cell_id != cell.cell_id:
+                assert f'\\"{other.cell_id}\\"' not in given
+        assert variables[MoverEnv.DEPLOYMENT.value] == each_cells_app.config.env
         directory = (
             f"arn:aws:lambda:us-east-1:{C0_ACCOUNT}:function:"
             f"messenger-{each_cells_app.config.env}-directory-publish"
@@ -99,6 +107,9 @@ def test_given_a_mover_then_it_may_touch_only_what_a_move_needs(each_cells_app):
     for cell in each_cells_app.cells.cells:
         stack = each_cells_app.cell(cell.cell_id)
         statements = mover_statements(each_cells_app, cell.cell_id)
+        by_rule = {
+            table: f"arn:aws:dynamodb:*:*:table/messenger-{env}-*-{table}" for table in TABLES
+        }
         peers = [c.cell_id for c in each_cells_app.cells.cells if c.cell_id != cell.cell_id]
         own = {
             name: {"Fn::GetAtt": [table_arn(stack, spec).strip("<>").removesuffix(".Arn"), "Arn"]}
@@ -110,22 +121,23 @@ def test_given_a_mover_then_it_may_touch_only_what_a_move_needs(each_cells_app):
             # No wildcard action, and no table but the cells' own three
             assert all("*" not in action for action in actions), statement
             if any(action.startswith("dynamodb:") for action in actions):
-                allowed = [*own.values()] + [
-                    peer_table(each_cells_app, peer, table) for peer in peers for table in TABLES
-                ]
+                allowed = [*own.values(), *by_rule.values()]
                 assert all(resource in allowed for resource in resources), statement
         by_sid = {statement["Sid"]: statement for statement in statements}
-        # Peers' tables: the copy's writes, and the range-state and move-record items only
+        # Peers' tables by the naming rule (one pattern per role, whatever the number of
+        # cells), each peer's table among them: the copy's writes, and the range-state and
+        # move-record items only
         assert sorted(_as_list(by_sid["CopyIntoPeerTables"]["Action"])) == [
             "dynamodb:BatchWriteItem"
         ]
         assert sorted(_as_list(by_sid["CopyIntoPeerTables"]["Resource"])) == sorted(
-            peer_table(each_cells_app, peer, table) for peer in peers for table in TABLES
+            by_rule.values()
         )
+        for peer in peers:
+            for table in TABLES:
+                assert fnmatch(peer_table(each_cells_app, peer, table), by_rule[table])
         state = by_sid["PeerRangeStateAndMoveRecords"]
-        assert sorted(_as_list(state["Resource"])) == sorted(
-            peer_table(each_cells_app, peer, "users") for peer in peers
-        )
+        assert _as_list(state["Resource"]) == [by_rule["users"]]
         assert state["Condition"] == {
             "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MOVE", "CELL"]}
         }
