@@ -26,7 +26,7 @@ cell's tables, and elsewhere writes only what a move writes. Its role (named
 - POST and DELETE on this cell's own @connections (MOVED, then close).
 
 Across accounts the peers' tables must also admit the role (DynamoDB resource policies);
-this stack grants only its side (docs/scale.md says what an operator adds).
+this stack grants only its side (docs/scale.md "On AWS" says what an operator adds).
 """
 
 from __future__ import annotations
