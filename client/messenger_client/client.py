@@ -119,7 +119,11 @@ from messenger_protocol.frames import (
     SyncDoneFrame,
     read_server_frame,
 )
-from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS, MAX_CONTACTS
+from messenger_protocol.limits import (
+    DIRECTORY_FETCH_JITTER_SECONDS,
+    MAX_CONTACTS,
+    PRIMARY_DEVICE_ID,
+)
 from messenger_protocol.names import FrameType, PresenceVisibility, PushPlatform
 
 log = logging.getLogger(__name__)
@@ -131,8 +135,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# The history's meta key for who may see our presence, as the user chose it.
+# The history's meta keys for who may see our presence: the user's choice on this device
+# until the server has it, and (device 1) the settings' default the account last got.
 VISIBILITY_KEY = "presence_visibility"
+DEFAULT_VISIBILITY_KEY = "presence_visibility_default"
 
 
 @dataclass(frozen=True)
@@ -461,34 +467,44 @@ class MessengerClient:
         see our presence with the default `presence_visibility`."""
         return self.store.peers_written_to(MAX_CONTACTS)
 
-    def presence_visibility(self) -> PresenceVisibility | None:
-        """Who may see our presence: the user's choice (`set_presence_visibility`, kept
-        in the history), else the settings' (None: the server's setting as it is)."""
-        chosen = self.store.get_meta(VISIBILITY_KEY)
-        return PresenceVisibility(chosen) if chosen else self.settings.presence_visibility
-
     async def set_presence_visibility(
         self, visibility: PresenceVisibility
     ) -> PresenceVisibilityFrame | None:
-        """Choose who may see our presence, on this and every later connection (kept in
-        the history); the server's answer (None if it had this setting already)."""
+        """Choose who may see the user's presence, on every device of theirs; the server's
+        answer (None if we are offline: the choice is kept, and told on the next connection)."""
         self.store.set_meta(VISIBILITY_KEY, visibility.value)
-        return await self._presence.share(visibility, self.contacts())
+        if self._connection.session is None:
+            return None
+        answer = await self._presence.choose(visibility, self.contacts())
+        self.store.set_meta(VISIBILITY_KEY, "")
+        return answer
 
     def presence_visibility_answer(self) -> PresenceVisibilityFrame | None:
         """What the server last answered to our presence visibility."""
         return self._presence.last_answer
 
     async def _share_presence(self, contacts: Sequence[str] | None = None) -> None:
-        """Keep the server's presence visibility as the user or the settings say (best
-        effort: a new connection tries again)."""
-        visibility = self.presence_visibility()
-        if visibility is None:
-            return
+        """Keep the server's presence visibility as the user chose it, and our contacts on
+        its list (best effort: a new connection tries again). The settings' default is the
+        account's first setting, given by device 1 (and again if its app's default
+        changes); a linked device takes the user's setting as it is (docs/protocol.md §8)."""
+        contacts = self.contacts() if contacts is None else contacts
+        chosen = self.store.get_meta(VISIBILITY_KEY)
+        default = self.settings.presence_visibility
         try:
-            await self._presence.share(
-                visibility, self.contacts() if contacts is None else contacts
-            )
+            if chosen:
+                await self._presence.choose(PresenceVisibility(chosen), contacts)
+                self.store.set_meta(VISIBILITY_KEY, "")
+            elif default is None:
+                return
+            elif (
+                self.device_id == PRIMARY_DEVICE_ID
+                and self.store.get_meta(DEFAULT_VISIBILITY_KEY) != default.value
+            ):
+                await self._presence.choose(default, contacts)
+                self.store.set_meta(DEFAULT_VISIBILITY_KEY, default.value)
+            else:
+                await self._presence.add_contacts(contacts)
         except (NotConnected, RequestFailed) as problem:
             log.info("presence visibility not updated yet: %s", problem)
 

@@ -5,9 +5,12 @@ Every `presence` frame (an answer, or a change we subscribed to) updates what we
 and becomes a `PresenceChanged` event. Subscriptions end with the connection on the
 server, so they are renewed on every new connection.
 
-By default only our contacts (the people we wrote to) may see our presence: the list is
-sent on every new connection before anything else goes out, and when we write to someone
-new, before that message (so that they may see us by the time it reaches them).
+Who may see us is the user's setting, shared by all their devices (docs/protocol.md §2,
+§8): a device adds the people it writes to (`add`, never replacing the list, so that no
+device drops a contact another just added), on a new connection before anything else goes
+out and when we write to someone new, before that message (so that they may see us by the
+time it reaches them); a choice (everyone, contacts, nobody) made on one device holds for
+all of them.
 
 A peer we subscribed to may not let us see them (we are not their contact yet): they
 look unknown, and the server records no subscription. When a message from them comes,
@@ -16,12 +19,14 @@ they may just have made us a contact, so we ask again (once per peer per connect
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from messenger_client.connection import Connection
 from messenger_client.events import Event, Presence, PresenceChanged
 from messenger_client.keystore import check_user_id
 from messenger_client.replies import Replies
+from messenger_client.server_settings import get_settings
 from messenger_protocol.frames import (
     GetPresence,
     PresenceEntry,
@@ -44,10 +49,12 @@ class PresenceTracker:
         self._publish = publish
         self._subscriptions: dict[str, None] = {}  # an ordered set
         self._known: dict[str, Presence] = {}
-        # The setting the server took from us: it keeps it on the user's profile, whatever
-        # connection comes next, so a reconnect does not send it again (a frame, a function,
-        # a rate-limit write and a read each time); a new home cell is asked again.
-        self._shared: SetPresenceVisibility | None = None
+        # Who the server's contact list holds, as far as we know (None: not read yet from
+        # this home). The list is the user's, kept on their profile whatever connection
+        # comes next, so a reconnect sends nothing; a new home cell is asked again.
+        self._listed: set[str] | None = None
+        # One setting at a time: a choice never lands between another call's read and write.
+        self._setting = asyncio.Lock()
         self.last_answer: PresenceVisibilityFrame | None = None  # the server's latest word
         self._asked_again: set[str] = set()  # hidden peers asked again on this connection
 
@@ -77,22 +84,41 @@ class PresenceTracker:
             self._known[presence.user_id] = presence
             self._publish(PresenceChanged(presence))
 
-    async def share(
+    async def choose(
         self, visibility: PresenceVisibility, contacts: Sequence[str]
-    ) -> PresenceVisibilityFrame | None:
-        """Tell the server who may see our presence, unless it has this setting already
-        (from us, since our home last changed); its answer, or None when nothing had to be
-        sent."""
-        wanted = SetPresenceVisibility(
-            visibility=visibility,
-            contacts=sorted(contacts) if visibility is PresenceVisibility.CONTACTS else None,
-        )
-        if wanted == self._shared:
+    ) -> PresenceVisibilityFrame:
+        """Set who may see the user, for every device of theirs (docs/protocol.md §2, §8):
+        `visibility` is the user's, and our contacts are added to the list the server
+        keeps, never replacing the people the user's other devices added."""
+        async with self._setting:
+            return await self._set(visibility, contacts)
+
+    async def add_contacts(self, contacts: Sequence[str]) -> PresenceVisibilityFrame | None:
+        """Make sure the server's contact list holds `contacts`, under the setting in effect
+        (which another device of the user may have chosen): the list is read back
+        (`getSettings`) once per home, and only the missing are added. Its answer, or None
+        when nothing had to be sent."""
+        wanted = set(contacts)
+        if not wanted:
             return None
+        async with self._setting:
+            if self._listed is None or not wanted <= self._listed:
+                settings = await get_settings(self._replies)
+                self._listed = set(settings.contacts)
+                missing = wanted - self._listed
+                if missing:
+                    return await self._set(settings.visibility, sorted(missing))
+        return None
+
+    async def _set(
+        self, visibility: PresenceVisibility, add: Sequence[str]
+    ) -> PresenceVisibilityFrame:
+        # Always an edit (`add`, even empty): a `contacts` list would replace the user's.
+        frame = SetPresenceVisibility(visibility=visibility, add=sorted(add))
         answer = await self._replies.request(
-            wanted, PresenceVisibilityFrame, lambda frame: frame.visibility == visibility
+            frame, PresenceVisibilityFrame, lambda answer: answer.visibility == visibility
         )
-        self._shared = wanted
+        self._listed = (self._listed or set()) | set(add)
         self.last_answer = answer
         return answer
 
@@ -102,8 +128,8 @@ class PresenceTracker:
         self._asked_again.clear()
 
     def home_moved(self) -> None:
-        """Our home cell changed (§7): it may not have what the old one took; send it again."""
-        self._shared = None
+        """Our home cell changed (§7): it may not have what the old one took; ask again."""
+        self._listed = None
 
     async def renew_subscriptions(self) -> None:
         """On a new connection: subscribe again (the answers refresh what we know)."""

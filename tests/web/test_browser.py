@@ -66,13 +66,13 @@ async def test_a_browser_user_and_a_cli_user_chat_both_ways(
     assert "alice: hello bob, from the browser" in read
     await expect(alice.mark_of("hello bob, from the browser", "seen")).to_be_visible()
 
-    # When bob comes online with a watching terminal and writes to her (once the watcher
-    # told the server who may see him: it knew no contacts yet, and told later it would
-    # take back what the send tells)
-    told_before = visibility_told(web_stack, "bob")
+    # When bob comes online with a watching terminal (it knows no contacts, and sends no
+    # visibility: devices only add to the user's list, so what the send adds holds) and,
+    # once it has synced, writes to her
+    synced_before = syncs(web_stack, "bob")
     watcher = await cli.start("--profile", "bob", "read", "--watch", "--seen")
     try:
-        await until(lambda: visibility_told(web_stack, "bob") > told_before, timeout=20)
+        await until(lambda: syncs(web_stack, "bob") > synced_before, timeout=20)
         await cli.ok("--profile", "bob", "send", "alice", "hi alice, from the terminal")
 
         # Then his message appears in her chat, he learns she has seen it, and now that
@@ -97,9 +97,9 @@ async def test_a_browser_user_and_a_cli_user_chat_both_ways(
     await alice.close()
 
 
-def visibility_told(stack: LocalStack, user: str) -> int:
-    """How many times `user`'s clients have set who may see their presence."""
-    return len(stack.invocations_of("setPresenceVisibility", user=user))
+def syncs(stack: LocalStack, user: str) -> int:
+    """How many times `user`'s clients have asked for what is queued for them."""
+    return len(stack.invocations_of("sync", user=user))
 
 
 async def alice_chatting_with_bob(browser: Browser, url: str, cli: Cli) -> WebUser:

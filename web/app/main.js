@@ -301,7 +301,7 @@ function showApp(client) {
     renderConversations();
   });
   state.keyWarnings = new Map(Object.entries(client.history.getMeta(KEY_WARNINGS) ?? {}));
-  $('visibility').value = client.settings.presenceVisibility ?? 'contacts';
+  $('visibility').value = client.pendingVisibility ?? client.settings.presenceVisibility ?? 'contacts';
   renderBanner(client.status);
   renderConversations();
   const fromHash = decodeURIComponent(location.hash.slice(1));

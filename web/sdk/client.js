@@ -60,7 +60,7 @@ import { Directory, homeCellOf } from './directory.js';
 import { EpochChanges, movedSince, SINGLE_CELL, storedAt } from './failover.js';
 import { History } from './history.js';
 import { EPOCH_KEY, Inbox } from './inbox.js';
-import { MAX_CONTACTS } from './limits.generated.js';
+import { MAX_CONTACTS, PRIMARY_DEVICE_ID } from './limits.generated.js';
 import { Outbox } from './outbox.js';
 import { KeyPinning } from './pinning.js';
 import { PresenceTracker } from './presence.js';
@@ -84,7 +84,10 @@ export const DEFAULT_SETTINGS = Object.freeze({
   directoryJitter: DIRECTORY_FETCH_JITTER_SECONDS * 1000,
 });
 
+// The history's meta keys for who may see our presence: the user's choice on this device
+// until the server has it, and (device 1) the settings' default the account last got.
 const VISIBILITY_KEY = 'presenceVisibility';
+const DEFAULT_VISIBILITY_KEY = 'presenceVisibilityDefault';
 export const VISIBILITIES = Object.freeze(['everyone', 'contacts', 'nobody']);
 
 export class MessengerClient extends Emitter {
@@ -150,8 +153,6 @@ export class MessengerClient extends Emitter {
       log: this.log,
       onEpoch: (epoch) => this.#homeEpoch(epoch),
     });
-    // The user's own choice (setVisibility) outlives the page; the settings are the default.
-    this.settings.presenceVisibility = history.getMeta(VISIBILITY_KEY) ?? this.settings.presenceVisibility;
     this.lastSentAt = history.lastSentAt();
     this.outboxRun = null;
     this.closed = false;
@@ -335,22 +336,39 @@ export class MessengerClient extends Emitter {
     return this.schemas.has(`client.${action}`);
   }
 
-  /** Who may see our presence from now on ('everyone', 'contacts' or 'nobody'): kept in the
-   * history and told to the server now (and on every connection). */
+  /** Who may see the user's presence from now on ('everyone', 'contacts' or 'nobody'), on
+   * every device of theirs: told to the server now, or kept until the next connection. */
   async setVisibility(visibility) {
     if (!VISIBILITIES.includes(visibility)) throw new TypeError(`visibility is one of ${VISIBILITIES.join(', ')}`);
     await this.history.setMeta(VISIBILITY_KEY, visibility);
-    this.settings.presenceVisibility = visibility;
     await this.#sharePresence();
   }
 
-  /** Keep the server's presence visibility as the settings say (best effort: a new
-   * connection tries again). */
+  /** The choice made on this device that the server has not taken yet, or null. */
+  get pendingVisibility() {
+    return this.history.getMeta(VISIBILITY_KEY) ?? null;
+  }
+
+  /** Keep the server's presence visibility as the user chose it, and our contacts on its
+   * list (best effort: a new connection tries again). The settings' default is the
+   * account's first setting, given by device 1 (and again if its app's default changes); a
+   * linked device takes the user's setting as it is (§8). */
   async #sharePresence(contacts = this.contacts()) {
-    const visibility = this.settings.presenceVisibility;
-    if (!visibility || !this.supports('setPresenceVisibility')) return;
+    if (!this.supports('setPresenceVisibility')) return;
+    const chosen = this.pendingVisibility;
+    const fallback = this.settings.presenceVisibility;
     try {
-      await this.presenceTracker.share(visibility, contacts);
+      if (chosen) {
+        await this.presenceTracker.choose(chosen, contacts);
+        await this.history.setMeta(VISIBILITY_KEY, null);
+      } else if (!fallback) {
+        return;
+      } else if (this.deviceId === PRIMARY_DEVICE_ID && this.history.getMeta(DEFAULT_VISIBILITY_KEY) !== fallback) {
+        await this.presenceTracker.choose(fallback, contacts);
+        await this.history.setMeta(DEFAULT_VISIBILITY_KEY, fallback);
+      } else {
+        await this.presenceTracker.addContacts(contacts);
+      }
     } catch (error) {
       this.#quietly(error);
     }

@@ -5,10 +5,11 @@
 // becomes a 'presence' event. Subscriptions end with the connection on the server, so they
 // are renewed on every new connection.
 //
-// Who may see our presence is told to the server on every new connection before anything
-// of ours goes out, and when we write to someone new, before that message (so that they may
-// see us by the time it reaches them); the client says which setting (its settings'
-// `presenceVisibility`, and its contacts).
+// Who may see us is the user's setting, shared by all their devices (§2, §8): a device adds
+// the people it writes to (`add`, never replacing the list, so that no device drops a
+// contact another just added), on a new connection before anything of ours goes out and
+// when we write to someone new, before that message (so that they may see us by the time it
+// reaches them); a choice (everyone, contacts, nobody) made on one device holds for all.
 //
 // A peer we subscribed to may not let us see them (we are not their contact yet): they look
 // unknown, and the server records no subscription. When a message from them comes, they may
@@ -30,10 +31,11 @@ export class PresenceTracker {
     this.publish = publish;
     this.subscriptions = new Set();
     this.known = new Map();
-    // The setting the server took from us, as `visibility:contacts`: it keeps it on the
-    // user's profile, whatever connection comes next, so a reconnect does not send it
-    // again (a frame, a function, a rate-limit write and a read each time).
-    this.shared = null;
+    // Who the server's contact list holds, as far as we know (null: not read yet from this
+    // home). The list is the user's, kept on their profile whatever connection comes next,
+    // so a reconnect sends nothing; a new home cell is asked again.
+    this.listed = null;
+    this.setting = Promise.resolve(); // the setting being made, if any (#oneAtATime)
     this.askedAgain = new Set(); // hidden peers asked again on this connection
   }
 
@@ -74,16 +76,41 @@ export class PresenceTracker {
     }
   }
 
-  /** Tell the server who may see our presence, unless it has this setting already (from us,
-   * on this connection); its answer, or null when nothing had to be sent. */
-  async share(visibility, contacts) {
-    const listed = visibility === 'contacts' ? [...contacts].sort() : [];
-    const setting = `${visibility}:${listed.join(',')}`;
-    if (setting === this.shared) return null;
-    const frame = { action: 'setPresenceVisibility', visibility };
-    if (visibility === 'contacts') frame.contacts = listed;
+  /** Set who may see the user, for every device of theirs (§2, §8): `visibility` is the
+   * user's, and our contacts are added to the list the server keeps, never replacing the
+   * people the user's other devices added. Its answer. */
+  async choose(visibility, contacts) {
+    return this.#oneAtATime(() => this.#set(visibility, [...contacts]));
+  }
+
+  /** Make sure the server's contact list holds `contacts`, under the setting in effect
+   * (which another device of the user may have chosen): the list is read back
+   * (`getSettings`) once per home, and only the missing are added. Its answer, or null
+   * when nothing had to be sent. */
+  async addContacts(contacts) {
+    const wanted = [...new Set(contacts)];
+    if (!wanted.length) return null;
+    return this.#oneAtATime(async () => {
+      if (this.listed && wanted.every((userId) => this.listed.has(userId))) return null;
+      const settings = await this.replies.request({ action: 'getSettings' }, (reply) => reply.type === 'settings');
+      this.listed = new Set(settings.contacts);
+      const missing = wanted.filter((userId) => !this.listed.has(userId));
+      return missing.length ? this.#set(settings.visibility, missing) : null;
+    });
+  }
+
+  /** One setting at a time: a choice never lands between another call's read and write. */
+  #oneAtATime(work) {
+    const done = this.setting.then(work, work);
+    this.setting = done.catch(() => {});
+    return done;
+  }
+
+  async #set(visibility, add) {
+    // Always an edit (`add`, even empty): a `contacts` list would replace the user's.
+    const frame = { action: 'setPresenceVisibility', visibility, add: [...add].sort() };
     const answer = await this.replies.request(frame, (reply) => reply.type === 'presenceVisibility');
-    this.shared = setting;
+    this.listed = new Set([...(this.listed ?? []), ...add]);
     return answer;
   }
 
@@ -93,9 +120,9 @@ export class PresenceTracker {
     this.askedAgain.clear();
   }
 
-  /** Our home cell changed (§7): it may not have what the old one took; send it again. */
+  /** Our home cell changed (§7): it may not have what the old one took; ask again. */
   homeMoved() {
-    this.shared = null;
+    this.listed = null;
   }
 
   /** On a new connection: subscribe again (the answers refresh what we know). */

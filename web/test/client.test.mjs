@@ -12,6 +12,8 @@ import { makeClient } from './support/clients.mjs';
 
 let server;
 let clients;
+// The user's presence visibility as the fake server keeps it (§2).
+let visibility;
 const bob = Identity.generate('bob');
 const carol = Identity.generate('carol');
 const keysOf = (identity) => ({ type: 'keys', userId: identity.userId, ...identity.publicKeys.toJSON() });
@@ -31,12 +33,18 @@ async function open(userId = 'alice', options = {}) {
 
 beforeEach(async () => {
   clients = [];
+  visibility = { visibility: 'everyone', contacts: [] };
   server = await new FakeServer({
     handlers: {
       getKeys: (frame) => (frame.userId === 'bob' ? keysOf(bob) : frame.userId === 'carol' ? keysOf(carol) : { type: 'error', code: 'UNKNOWN_USER', message: 'no such user', ref: 'getKeys' }),
       sendMessage: (frame) => ({ type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: Date.now() }),
       getPresence: (frame) => ({ type: 'presence', users: frame.userIds.map((userId) => ({ userId, online: userId === 'bob', lastSeen: userId === 'bob' ? null : 1000 })) }),
-      setPresenceVisibility: (frame) => ({ type: 'presenceVisibility', visibility: frame.visibility, count: frame.contacts?.length ?? 0 }),
+      setPresenceVisibility: (frame) => {
+        const contacts = frame.add ? [...new Set([...visibility.contacts, ...frame.add])] : (frame.contacts ?? []);
+        visibility = { visibility: frame.visibility, contacts: frame.visibility === 'contacts' ? contacts : [] };
+        return { type: 'presenceVisibility', visibility: frame.visibility, count: visibility.contacts.length };
+      },
+      getSettings: () => ({ type: 'settings', ...visibility, blocked: [] }),
     },
   }).start();
 });
@@ -216,11 +224,27 @@ test('given the people alice chats with, then her presence is visible to them on
   const alice = await open();
   await alice.waitSynced();
   await server.until(() => server.framesOf('setPresenceVisibility').length === 1);
-  assert.deepEqual(server.framesOf('setPresenceVisibility')[0].frame, { action: 'setPresenceVisibility', visibility: 'contacts', contacts: [] });
+  assert.deepEqual(server.framesOf('setPresenceVisibility')[0].frame, { action: 'setPresenceVisibility', visibility: 'contacts', add: [] });
   await alice.send('bob', 'hi');
   await alice.send('carol', 'hi');
-  await server.until(() => server.framesOf('setPresenceVisibility').some(({ frame }) => frame.contacts.length === 2));
-  assert.deepEqual(server.framesOf('setPresenceVisibility').at(-1).frame.contacts, ['bob', 'carol']);
+  // Each is added to the list the server keeps (an edit: never replacing what another
+  // device of hers added), read back first.
+  await server.until(() => visibility.contacts.length === 2);
+  assert.deepEqual(visibility, { visibility: 'contacts', contacts: ['bob', 'carol'] });
+  assert.deepEqual(server.framesOf('setPresenceVisibility').slice(1).map(({ frame }) => frame.add), [['bob'], ['carol']]);
+  assert.ok(server.framesOf('setPresenceVisibility').every(({ frame }) => !('contacts' in frame)));
+});
+
+test('given a linked device, then it keeps the user\'s visibility as another device chose it, and a choice made on it holds for all (§2, §8)', async () => {
+  const identity = Identity.generate('alice', 'laptop');
+  server.deviceSignKeys.set('alice#laptop', identity.publicKeys.signKey);
+  const laptop = await open('alice', { identity });
+  await laptop.waitSynced();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(server.framesOf('setPresenceVisibility'), [], 'its default is not the user\'s choice');
+  await laptop.setVisibility('nobody');
+  assert.deepEqual(server.framesOf('setPresenceVisibility').map(({ frame }) => frame), [{ action: 'setPresenceVisibility', visibility: 'nobody', add: [] }]);
+  assert.equal(laptop.pendingVisibility, null);
 });
 
 test('given a peer whose keys changed, then sending and receiving are refused until trusted', async () => {
@@ -312,7 +336,7 @@ test('given a stranger who writes, then they are no contact; writing to them tel
   await server.until(() => server.framesOf('sendMessage').length === 1);
   const order = server.received.map(({ frame }) => frame.action).filter((action) => action === 'setPresenceVisibility' || action === 'sendMessage');
   assert.deepEqual(order, ['setPresenceVisibility', 'setPresenceVisibility', 'sendMessage']);
-  assert.deepEqual(server.framesOf('setPresenceVisibility').at(-1).frame.contacts, ['carol']);
+  assert.deepEqual(server.framesOf('setPresenceVisibility').at(-1).frame.add, ['carol']);
   assert.deepEqual(alice.contacts(), ['carol']);
 });
 
@@ -351,7 +375,7 @@ test('given a resend after a new epoch refused UNKNOWN_RECIPIENT, then it is kep
   assert.equal(alice.messages('bob')[0].status, 'sent');
 });
 
-test('given settings, then getSettings, setBlocked and setVisibility speak §2 and the choice outlives the client', async () => {
+test('given settings, then getSettings, setBlocked and setVisibility speak §2, and the choice is the user\'s: not sent again by a later client', async () => {
   server.handlers.getSettings = () => ({ type: 'settings', visibility: 'nobody', contacts: [], blocked: ['mallory'] });
   server.handlers.setBlocked = (frame) => ({ type: 'blocked', count: (frame.add ?? []).length });
   const backend = new MemoryBackend();
@@ -366,8 +390,11 @@ test('given settings, then getSettings, setBlocked and setVisibility speak §2 a
   await server.until(() => server.framesOf('setPresenceVisibility').some(({ frame }) => frame.visibility === 'everyone'));
   await assert.rejects(alice.setVisibility('friends'), TypeError);
   await alice.close();
+  const sent = server.framesOf('setPresenceVisibility').length;
   const again = await open('alice', { identity, backend });
-  assert.equal(again.settings.presenceVisibility, 'everyone');
+  await again.waitSynced();
+  assert.equal(again.pendingVisibility, null);
+  assert.equal(server.framesOf('setPresenceVisibility').length, sent, 'the server keeps it');
 });
 
 test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
