@@ -21,7 +21,7 @@ from nacl.signing import SigningKey
 
 from messenger.contract import USERS_TABLE
 from messenger.dal.device_lists import DeviceLists
-from messenger_client.client import MessengerClient
+from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.devices import link_code
 from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
@@ -65,13 +65,22 @@ async def on_every(
 
 
 async def linked(
-    home: Path, stack: LocalStack, clients: Clients, device_one: MessengerClient, device: str
+    home: Path,
+    clients: Clients,
+    device_one: MessengerClient,
+    device: str,
+    url: str | None,
+    *,
+    directory_url: str | None = None,
+    settings: ClientSettings = FAST,
 ) -> MessengerClient:
     """A new profile `alice-<device>` for alice's device `device`, linked by device 1 with
-    its link code, online and synced."""
+    its link code, then opened on `url` (or on alice's home from `directory_url`), online
+    and synced."""
     profile = Profile.create(f"alice-{device}", "alice", home=home, device_id=device)
     await device_one.link_device(link_code(profile.identity))
-    return await clients.open(f"alice-{device}", stack.ws_url, settings=FAST)
+    name = f"alice-{device}"
+    return await clients.open(name, url, directory_url=directory_url, settings=settings)
 
 
 async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
@@ -79,8 +88,8 @@ async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
 ) -> None:
     # Given alice's device 1, a laptop and a phone she linked, and bob
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
-    phone = await linked(home, stack, clients, alice, "phone")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
+    phone = await linked(home, clients, alice, "phone", stack.ws_url)
     bob = await client("bob")
     assert (await alice.devices()).device_ids == ["1", "laptop", "phone"]
     # When bob writes to alice, and alice answers from the laptop, then from device 1
@@ -118,11 +127,11 @@ async def test_a_stale_list_is_fetched_again_and_the_message_resealed(
 ) -> None:
     # Given bob, who fetched alice's list while she had two devices
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
     bob = await client("bob")
     await bob.send_and_wait("alice", "one")
     # When alice links a third device and bob writes again on the same connection
-    phone = await linked(home, stack, clients, alice, "phone")
+    phone = await linked(home, clients, alice, "phone", stack.ws_url)
     message = await bob.send_and_wait("alice", "two")
     # Then the server refused the old list (STALE_DEVICES), bob sealed it again for the
     # new one, and all three devices got it under the same messageId
@@ -138,7 +147,7 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
     home: Path, stack: LocalStack, clients: Clients, client: MakeClient
 ) -> None:
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
     other = Profile.create("alice-tablet", "alice", home=home, device_id="tablet")
     # A linked device cannot change the list
     with pytest.raises(NotDeviceOne):
@@ -164,7 +173,7 @@ async def test_a_forged_list_is_a_key_change_nothing_sent_nothing_accepted(
 ) -> None:
     # Given bob, who verified alice's list of two devices
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
     bob = await client("bob")
     await bob.send_and_wait("alice", "hi")
     # When a server that lies stores a list naming mallory's device, signed by another key
@@ -205,9 +214,7 @@ async def test_presence_is_online_while_any_device_is(
 ) -> None:
     # Given alice on device 1 and her laptop, visible to everyone, and bob watching
     alice = await client("alice", settings=VISIBLE)
-    profile = Profile.create("alice-laptop", "alice", home=home, device_id="laptop")
-    await alice.link_device(link_code(profile.identity))
-    laptop = await clients.open("alice-laptop", stack.ws_url, settings=VISIBLE)
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url, settings=VISIBLE)
     bob = await client("bob")
     [seen] = await bob.get_presence(["alice"], subscribe=True)
     assert seen.online
@@ -239,9 +246,7 @@ async def test_across_cells_three_devices_and_a_peer_elsewhere_see_every_message
     alice = await clients.open("alice", None, directory_url=url)
     devices = [alice]
     for device in ("laptop", "phone"):
-        profile = Profile.create(f"alice-{device}", "alice", home=home, device_id=device)
-        await alice.link_device(link_code(profile.identity))
-        devices.append(await clients.open(f"alice-{device}", None, directory_url=url))
+        devices.append(await linked(home, clients, alice, device, None, directory_url=url))
     bob = await clients.open(peer, None, directory_url=url)
     # When the peer writes, alice answers from her phone, and the peer writes again
     await bob.send_and_wait("alice", "one")
@@ -269,7 +274,7 @@ async def test_each_device_registers_its_own_push_token_and_gets_its_push(
 ) -> None:
     # Given alice's device 1 and laptop each registered a push token, then went offline
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
     phone_token, laptop_token = apns_token(), fcm_token()
     await alice.register_push(PushPlatform.APNS, phone_token)
     await laptop.register_push(PushPlatform.GCM, laptop_token)
@@ -292,7 +297,7 @@ async def test_a_copy_held_for_a_key_change_opens_once_trusted(
 ) -> None:
     # Given bob, who pinned other keys for alice (her keys "changed" since)
     alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    laptop = await linked(home, clients, alice, "laptop", stack.ws_url)
     bob = await client("bob")
     stranger = Profile.create("stranger", "alice", home=home).identity.public_keys
     bob.profile.pins.trust(stranger)
