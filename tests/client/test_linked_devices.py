@@ -24,7 +24,7 @@ from messenger.dal.device_lists import DeviceLists
 from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.devices import link_code
-from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
+from messenger_client.errors import HandshakeRefused, KeyChanged, NotConnected, NotDeviceOne
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
@@ -156,8 +156,14 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
     listing = await alice.remove_device("laptop")
     assert listing.device_ids == ["1"]
     assert listing.version == 2
-    # And the laptop, connected, is closed (DEVICE_REMOVED) and its reconnect refused: final
-    await until(lambda: laptop.status.state == ConnectionState.REFUSED, timeout=10)
+    # And the laptop, connected, is closed (DEVICE_REMOVED) and stops at once, saying why
+    await until(lambda: laptop.status.state == ConnectionState.REMOVED, timeout=10)
+    assert laptop.status.error is not None and "DEVICE_REMOVED" in laptop.status.error
+    # And it does not try again: every handshake would be refused (docs/protocol.md §8)
+    await asyncio.sleep(1.0)  # many backoff delays of FAST
+    assert laptop.status.state == ConnectionState.REMOVED
+    with pytest.raises(NotConnected, match="DEVICE_REMOVED"):
+        await laptop.wait_online(timeout=0.5)
     # And the laptop's next handshake is refused
     again = MessengerClient(stack.ws_url, Profile.load("alice-laptop", home), settings=FAST)
     again.start()
