@@ -28,11 +28,12 @@ from bench.environment import use_bench_environment
 from bench.protocol_client import BenchUser
 from messenger.dal.profiles import Profile, profile_item
 from messenger.logic.registrations import registration_source
+from messenger_client.devices import with_device
 from messenger_client.keystore import Identity
 from messenger_local.cells_harness import CellsUnderTest, cells_harness, id_homed_in
 from messenger_local.harness import API, TABLE_NAMES, Connection, Harness, harness
 from messenger_protocol.connect import canonical_endpoint, signed_connect_query
-from messenger_protocol.devices import Device, DeviceList, seal_for_devices
+from messenger_protocol.devices import DeviceList, LinkCode, seal_for_devices
 from messenger_protocol.frames import (
     Ack,
     GetPresence,
@@ -44,7 +45,6 @@ from messenger_protocol.frames import (
     SetPresenceVisibility,
     Sync,
 )
-from messenger_protocol.limits import PRIMARY_DEVICE_ID
 from messenger_protocol.names import Action, ErrorCode, FrameType, PresenceVisibility
 
 
@@ -197,9 +197,15 @@ class BenchDevice:
     def user_id(self) -> str:
         return self.user.user_id
 
-    def device(self) -> Device:
+    def link_code(self) -> LinkCode:
+        """The code this device shows, for device 1 to add it (§8)."""
         public = self.keys.public_keys
-        return Device(device_id=self.device_id, sign_key=public.sign_key, box_key=public.box_key)
+        return LinkCode(
+            user_id=self.user_id,
+            device_id=self.device_id,
+            sign_key=public.sign_key,
+            box_key=public.box_key,
+        )
 
     def connect_query(self, *, ts: int | None = None, **_: Any) -> dict[str, str]:
         aud = canonical_endpoint(f"wss://{API.domain_name}/{API.stage}")
@@ -219,14 +225,11 @@ def link_devices(
     ones, each connected once): the signed list, and a connection of each device."""
     keys = user.public_keys
     linked = [BenchDevice(user, f"d{n}") for n in range(2, count + 1)]
-    listing = DeviceList(
-        user_id=user.user_id,
-        version=1 if linked else 0,
-        devices=[
-            Device(device_id=PRIMARY_DEVICE_ID, sign_key=keys.sign_key, box_key=keys.box_key),
-            *(device.device() for device in linked),
-        ],
-    ).sign(user.identity.signing_key)
+    # As device 1 links them: the client's own steps (messenger_client.devices).
+    listing = DeviceList.unlinked(user.user_id, keys.sign_key, keys.box_key)
+    for device in linked:
+        listing = with_device(listing, device.link_code())
+    listing = listing.sign(user.identity.signing_key)
     if linked:
         assert h.send(primary, SetDevices.of(listing).to_wire())["type"] == FrameType.DEVICES
     return listing, [primary, *(h.connect(device) for device in linked)]

@@ -4,8 +4,9 @@ cell shares, and the directory's (docs/protocol.md §6, `functions/messenger_dir
 Lambda runs the functions on arm64 Linux and pynacl has a native part (libsodium), so
 the dependencies are installed by pip for Lambda's platform and Python version
 (`--platform --only-binary --python-version`) from wheels, on whatever machine runs
-`cdk synth`. Then the `messenger` package and the `messenger_protocol` package it imports
-are copied in; nothing else of the repository (tests, the local emulator, the client) is.
+`cdk synth`. Then the `messenger` package and the `messenger_aws` and `messenger_protocol`
+packages it imports are copied in; nothing else of the repository (tests, the local
+emulator, the client) is.
 
 Powertools is bundled (not taken from AWS's public layer): its version is the one
 functions/requirements.txt pins and the tests ran, and the layer's ARN differs per
@@ -38,13 +39,15 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 PACKAGE = "messenger"
 PROTOCOL_PACKAGE = (REPO_ROOT / "protocol", "messenger_protocol")
+# What every asset's functions make alike (their boto3 clients): in every asset.
+AWS_PACKAGE = (FUNCTIONS_DIR, "messenger_aws")
 # Our code in the asset: the functions, and the wire protocol they speak.
-SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), PROTOCOL_PACKAGE)
+SHIPPED_PACKAGES = ((FUNCTIONS_DIR, PACKAGE), AWS_PACKAGE, PROTOCOL_PACKAGE)
 # The directory's functions need the runtime's boto3, the protocol's `cells` and
 # powertools' Logger: of the messenger's dependencies, powertools alone.
 DIRECTORY_PACKAGE = "messenger_directory"
 POWERTOOLS = "aws-lambda-powertools"
-DIRECTORY_PACKAGES = ((FUNCTIONS_DIR, DIRECTORY_PACKAGE), PROTOCOL_PACKAGE)
+DIRECTORY_PACKAGES = ((FUNCTIONS_DIR, DIRECTORY_PACKAGE), AWS_PACKAGE, PROTOCOL_PACKAGE)
 # The failover switch writes the directory entry and the cell's generation, whose item
 # layout is the messenger's (messenger.dal.cell_generation): the three packages, copied.
 FAILOVER_PACKAGES = (*DIRECTORY_PACKAGES, (FUNCTIONS_DIR, PACKAGE))

@@ -289,11 +289,17 @@ class DirectoryStack(Stack):
             removal_policy=config.removal_policy,
         )
         self.distribution = self._distribution()
-        self.site.deploy(self.distribution, {"directoryUrl": f"/{DIRECTORY_KEY}"})
+        directory_url = f"https://{self.distribution.distribution_domain_name}/{DIRECTORY_KEY}"
+        # The page follows the signed directory as the local one does: where it is, and the
+        # key it must be signed with, read off KMS at deploy time (`DirectoryKey`).
+        self.site.deploy(
+            self.distribution,
+            {"directoryUrl": directory_url, "directoryKey": self.key.public_key},
+        )
         CfnOutput(
             self,
             "DirectoryUrl",
-            value=f"https://{self.distribution.distribution_domain_name}/{DIRECTORY_KEY}",
+            value=directory_url,
             description="The cells' directory (docs/protocol.md §6): clients fetch it to find "
             "their home cell",
         )

@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from messenger.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric, refused_metric
@@ -177,6 +178,30 @@ def function_alarms(
             f"{name}: invocations throttled (concurrency limit reached)",
         ),
     ]
+
+
+def execution_alarm(
+    scope: Construct,
+    construct_id: str,
+    machine: sfn.IStateMachine,
+    topic: sns.ITopic,
+    description: str,
+    executions: str = "Executions",
+) -> cw.Alarm:
+    """An alarm on any execution of `machine` that ended badly (failed, timed out or
+    aborted) in a 5-minute period; `topic` hears both ways. `executions`: what the
+    graph calls them."""
+    ended_badly = cw.MathExpression(
+        expression="failed + timedOut + aborted",
+        using_metrics={
+            "failed": machine.metric_failed(period=PERIOD),
+            "timedOut": machine.metric_timed_out(period=PERIOD),
+            "aborted": machine.metric_aborted(period=PERIOD),
+        },
+        period=PERIOD,
+        label=f"{executions} failed, timed out or aborted",
+    )
+    return notifying_alarm(scope, construct_id, topic, ended_badly, 1, description)
 
 
 class Monitoring(Construct):

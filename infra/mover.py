@@ -49,7 +49,7 @@ from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import Cell, DeploymentConfig
 from infra.directory import directory_function_arn
-from infra.monitoring import PERIOD, app_metric, notifying_alarm
+from infra.monitoring import app_metric, execution_alarm, notifying_alarm
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
 from messenger.contract import (
@@ -348,27 +348,16 @@ class ShardMover(Construct):
         )
 
     def _alarms(self, topic: sns.ITopic) -> list[cw.Alarm]:
-        machine = self.state_machine
-        ended_badly = cw.MathExpression(
-            expression="failed + timedOut + aborted",
-            using_metrics={
-                "failed": machine.metric_failed(period=PERIOD),
-                "timedOut": machine.metric_timed_out(period=PERIOD),
-                "aborted": machine.metric_aborted(period=PERIOD),
-            },
-            period=PERIOD,
-            label="Shard moves failed, timed out or aborted",
-        )
         return [
-            notifying_alarm(
+            execution_alarm(
                 self,
                 "MoveFailedAlarm",
+                self.state_machine,
                 topic,
-                ended_badly,
-                1,
                 "A shard move stopped before its end (failed, timed out or aborted): the "
                 "range is part-moved; see `python -m infra.cells move-status`, then resume "
                 "(docs/scale.md, On AWS)",
+                executions="Shard moves",
             ),
             notifying_alarm(
                 self,

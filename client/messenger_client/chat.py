@@ -94,6 +94,9 @@ def banner_text(status: ConnectionStatus) -> str | None:
     if status.state == ConnectionState.REPLACED:
         # Final until started again (docs/protocol.md §3 Closing): reconnecting would loop.
         return "⚠ opened elsewhere: not reconnecting. Messages wait in the outbox."
+    if status.state == ConnectionState.REMOVED:
+        # docs/protocol.md §8: every handshake would be refused until device 1 links it again.
+        return f"⚠ not reconnecting: {status.error}."
     return "⚠ disconnected"
 
 

@@ -455,6 +455,8 @@ def _print_incoming(event: Event, as_json: bool = False) -> int:
             file=sys.stderr,
             flush=True,
         )
+    elif isinstance(event, ConnectionChanged) and event.status.state == ConnectionState.REMOVED:
+        print(f"messenger: {event.status.error}; not reconnecting", file=sys.stderr, flush=True)
     elif isinstance(event, MessageRejected):
         rejection = event.rejection
         because = rejection.held_because or HoldReason.UNREADABLE

@@ -16,7 +16,9 @@ again would be refused again. One that fails because of the server (a 5xx, a tim
 is retried with the same backoff as a lost connection (docs/protocol.md §1). A
 connection the server closed after `REPLACED` (docs/protocol.md §3 Closing: a fifth
 connection of this device took its place) is not opened again until `start` is called
-again: reconnecting would replace another connection of the device, a loop. One closed
+again: reconnecting would replace another connection of the device, a loop. Nor is one
+closed after `DEVICE_REMOVED` (§8: device 1 removed this device; its handshakes are
+refused from then on): it stops at once and says why. One closed
 after `TOO_MANY_REFUSED` (§3) reconnects on its own, but only after a pause as long as
 the server's window of refused frames: back at once, it would be closed again.
 
@@ -51,7 +53,7 @@ from messenger_protocol.client_rules import backoff_delay
 from messenger_protocol.errors import BadRequest
 from messenger_protocol.frames import ClientFrame, Ping, load_json
 from messenger_protocol.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
-from messenger_protocol.names import FrameType
+from messenger_protocol.names import ErrorCode, FrameType
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ class ConnectionState(StrEnum):
     # Closed by the server after REPLACED (§3 Closing): another connection of this device
     # took its place. Not reopened until `start` again; the outbox keeps what it holds.
     REPLACED = "replaced"
+    # Closed by the server after DEVICE_REMOVED (§8): this device is no longer in its
+    # user's device list, and every handshake would be refused until it is linked again.
+    REMOVED = "removed"
     CLOSED = "closed"  # stopped by us
 
 
@@ -183,7 +188,8 @@ class Connection:
 
     def start(self) -> None:
         """Start connecting in the background (and keep connected until `stop`); again
-        after the server closed the connection for good (REPLACED, refused): try again."""
+        after the server closed the connection for good (REPLACED, DEVICE_REMOVED, refused):
+        try again."""
         self._resume.set()
         if self._runner is None or self._runner.done():
             self._stopping.clear()
@@ -216,7 +222,7 @@ class Connection:
                 return self._session
             if isinstance(self._last_error, HandshakeRefused):
                 raise self._last_error
-            if self._status.state == ConnectionState.REPLACED and not self._resume.is_set():
+            if self._status.state in _CLOSED_FOR_GOOD.values() and not self._resume.is_set():
                 raise NotConnected(f"not connected to {self.server_url}: {self._status.error}")
             left = deadline - loop.time()
             if left <= 0:
@@ -306,9 +312,10 @@ class Connection:
     async def _wait_for_restart(self, final_close: str) -> None:
         """The server closed us for good (§3 Closing): stay down until `start` or `stop`."""
         self._resume.clear()
-        why = f"{final_close}: another connection of this device took this one's place"
+        code = ErrorCode(final_close)
+        why = f"{code}: {client_rules.FINAL_CLOSE_REASONS[code]}"
         log.warning("closed by the server (%s); not reconnecting until started again", why)
-        self._set_status(ConnectionStatus(ConnectionState.REPLACED, error=why))
+        self._set_status(ConnectionStatus(_CLOSED_FOR_GOOD[code], error=why))
         resume = asyncio.get_running_loop().create_task(self._resume.wait())
         stopping = asyncio.get_running_loop().create_task(self._stopping.wait())
         try:
@@ -476,9 +483,17 @@ class Connection:
         self._on_status(status)
 
 
+# The state a connection the server closed for good (FINAL_CLOSE_ERRORS) stays in.
+_CLOSED_FOR_GOOD: dict[ErrorCode, ConnectionState] = {
+    ErrorCode.REPLACED: ConnectionState.REPLACED,
+    ErrorCode.DEVICE_REMOVED: ConnectionState.REMOVED,
+}
+
+
 def _close_error(code: object) -> str | None:
     """`code` if it announces a close after which we do not reconnect at once (§3
-    Closing): for good (REPLACED) or after a pause (TOO_MANY_REFUSED); else None."""
+    Closing): for good (REPLACED, DEVICE_REMOVED) or after a pause (TOO_MANY_REFUSED);
+    else None."""
     announced = client_rules.FINAL_CLOSE_ERRORS | client_rules.PAUSED_CLOSE_ERRORS
     return code if isinstance(code, str) and code in announced else None
 

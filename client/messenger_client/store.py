@@ -337,7 +337,9 @@ class HistoryStore:
     ) -> bool:
         """Store a received message; False if `(sender, message_id)` is already here."""
         with self._transaction() as db:
-            return _insert_incoming(db, sender, message_id, text, sent_at, server_ts)
+            return _insert_message(
+                db, sender, sender, message_id, text, sent_at, server_ts, outgoing=False
+            )
 
     def add_own_copy(
         self, peer: str, message_id: str, text: str, sent_at: int, server_ts: int | None
@@ -346,23 +348,9 @@ class HistoryStore:
         ours, already stored by the server (sent), with no frame to send; its receipts move
         it on as any of ours. False if we hold it already."""
         with self._transaction() as db:
-            return self._insert_own_copy(db, peer, message_id, text, sent_at, server_ts)
-
-    def _insert_own_copy(
-        self,
-        db: sqlite3.Connection,
-        peer: str,
-        message_id: str,
-        text: str,
-        sent_at: int,
-        server_ts: int | None,
-    ) -> bool:
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
-            " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            (self.me, message_id, peer, text, sent_at, server_ts, MessageStatus.SENT, _now_ms()),
-        )
-        return cursor.rowcount == 1
+            return _insert_message(
+                db, self.me, peer, message_id, text, sent_at, server_ts, outgoing=True
+            )
 
     def replace_frame(self, message_id: str, frame: str) -> None:
         """The frame of a pending message, sealed again for the device lists the server
@@ -713,11 +701,6 @@ class HistoryStore:
         return cursor.rowcount == 1
 
     def rejected(self, sender: str | None = None) -> list[Rejection]:
-        query = "SELECT * FROM rejected"
-        parameters: tuple[str, ...] = ()
-        if sender is not None:
-            query += " WHERE sender = ?"
-            parameters = (sender,)
         return [
             Rejection(
                 row["sender"],
@@ -726,16 +709,11 @@ class HistoryStore:
                 row["reason"],
                 _held_because(row) if row["body"] is not None else None,
             )
-            for row in self._db.execute(query + " ORDER BY at", parameters)
+            for row in self._rejected_rows(sender, order_by="at")
         ]
 
     def held(self, sender: str | None = None) -> list[HeldMessage]:
         """The messages held (for either reason), in display order."""
-        query = "SELECT * FROM rejected WHERE body IS NOT NULL AND nonce IS NOT NULL"
-        parameters: tuple[str, ...] = ()
-        if sender is not None:
-            query += " AND sender = ?"
-            parameters = (sender,)
         return [
             HeldMessage(
                 row["sender"],
@@ -747,8 +725,21 @@ class HistoryStore:
                 _held_because(row),
                 SealedCopy.from_json(row["copy"]),
             )
-            for row in self._db.execute(query + " ORDER BY sent_at, message_id", parameters)
+            for row in self._rejected_rows(sender, held_only=True, order_by="sent_at, message_id")
         ]
+
+    def _rejected_rows(
+        self, sender: str | None, *, order_by: str, held_only: bool = False
+    ) -> list[sqlite3.Row]:
+        """Rows of `rejected` (only the held ones: with their body), of one sender or all."""
+        conditions = ["body IS NOT NULL AND nonce IS NOT NULL"] if held_only else []
+        parameters: tuple[str, ...] = ()
+        if sender is not None:
+            conditions.append("sender = ?")
+            parameters = (sender,)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        query = f"SELECT * FROM rejected{where} ORDER BY {order_by}"
+        return self._db.execute(query, parameters).fetchall()
 
     def mark_unreadable(self, held: HeldMessage, reason: str) -> None:
         """A held message did not open with the keys the user trusts: it is unreadable."""
@@ -762,13 +753,18 @@ class HistoryStore:
     def release_held(self, held: HeldMessage, text: str) -> None:
         """A held message opened: it joins the history, in one step, and is held no more."""
         to = held.copy.to if held.copy is not None and held.sender == self.me else None
+        peer = held.sender if to is None else to
         with self._transaction() as db:
-            if to is not None:
-                self._insert_own_copy(db, to, held.message_id, text, held.sent_at, held.server_ts)
-            else:
-                _insert_incoming(
-                    db, held.sender, held.message_id, text, held.sent_at, held.server_ts
-                )
+            _insert_message(
+                db,
+                held.sender,
+                peer,
+                held.message_id,
+                text,
+                held.sent_at,
+                held.server_ts,
+                outgoing=to is not None,
+            )
             db.execute(
                 "DELETE FROM rejected WHERE sender = ? AND message_id = ?",
                 (held.sender, held.message_id),
@@ -785,18 +781,25 @@ class HistoryStore:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-def _insert_incoming(
+def _insert_message(
     db: sqlite3.Connection,
     sender: str,
+    peer: str,
     message_id: str,
     text: str,
     sent_at: int,
     server_ts: int | None,
+    *,
+    outgoing: bool,
 ) -> bool:
+    """Store a message the server already holds, once: one received from `sender`, or
+    (`outgoing`) a copy of one our other devices sent to `peer`, docs/protocol.md §8.
+    False if `(sender, message_id)` is here already."""
+    status = MessageStatus.SENT if outgoing else MessageStatus.RECEIVED
     cursor = db.execute(
         "INSERT OR IGNORE INTO messages (sender, message_id, peer, outgoing, text,"
-        " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
-        (sender, message_id, sender, text, sent_at, server_ts, MessageStatus.RECEIVED, _now_ms()),
+        " sent_at, server_ts, status, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (sender, message_id, peer, int(outgoing), text, sent_at, server_ts, status, _now_ms()),
     )
     return cursor.rowcount == 1
 

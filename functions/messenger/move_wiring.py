@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
@@ -32,6 +31,7 @@ from messenger.observability import count, logger, metrics
 from messenger.transport.connections import Connections
 from messenger.transport.directory_publisher import LambdaDirectoryPublisher
 from messenger.wiring import management_client
+from messenger_aws.clients import Clients
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -157,29 +157,19 @@ def mover_of(
 
 
 @cache
-def _dynamodb(region: str) -> DynamoDBClient:
-    client: DynamoDBClient = boto3.client("dynamodb", region_name=region, config=DYNAMODB_CONFIG)
-    return client
-
-
-@cache
-def _lambda(region: str) -> Any:
-    return boto3.client("lambda", region_name=region, config=DIRECTORY_CONFIG)
-
-
-@cache
-def _s3(region: str) -> S3Client:
-    client: S3Client = boto3.client("s3", region_name=region)
-    return client
-
-
-@cache
 def shard_move() -> ShardMove:
-    """The container's ShardMove."""
-    return mover_of(mover_settings(), _dynamodb, _lambda, management_client, _s3)
+    """The container's ShardMove, its clients made (and kept) with it."""
+    tables, directory, buckets = Clients(DYNAMODB_CONFIG), Clients(DIRECTORY_CONFIG), Clients()
+    return mover_of(
+        mover_settings(),
+        tables.dynamodb,
+        lambda region: directory.client("lambda", region),
+        management_client,
+        buckets.s3,
+    )
 
 
 def forget_mover() -> None:
     """Make everything again at next use (tests, each under its own moto)."""
-    for made in (shard_move, _dynamodb, _lambda, mover_settings):
-        made.cache_clear()
+    shard_move.cache_clear()
+    mover_settings.cache_clear()

@@ -9,17 +9,12 @@ up in seconds (its failure is the signal).
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import boto3
 from botocore.config import Config
 
+from messenger_aws.clients import Clients as AwsClients
 from messenger_directory.signer import DirectorySigner, KmsDirectorySigner
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sns import SNSClient
 
 # The directory function and the entry custom resource: a few S3 calls each.
 S3_CONFIG = Config(
@@ -31,51 +26,24 @@ CLIENT_CONFIG = Config(
 )
 
 
-class Clients:
-    """boto3 clients by service and region, each made when first asked for, then kept."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-        self._made: dict[tuple[str, str | None], Any] = {}
-
-    def _client(self, service: str, region: str | None) -> Any:
-        key = (service, region)
-        if key not in self._made:
-            self._made[key] = boto3.client(  # type: ignore[call-overload]
-                service, region_name=region, config=self._config
-            )
-        return self._made[key]
-
-    def s3(self, region: str | None = None) -> S3Client:
-        """An S3 client of `region` (None: the function's own)."""
-        client: S3Client = self._client("s3", region)
-        return client
-
-    def sns(self, region: str | None = None) -> SNSClient:
-        """An SNS client of `region` (None: the function's own): the alarm topic."""
-        client: SNSClient = self._client("sns", region)
-        return client
+class Clients(AwsClients):
+    """The directory's functions' clients: the shared ones, and those only they use."""
 
     def kms(self, region: str | None = None) -> Any:
         """A KMS client of `region` (None: the function's own): the directory key."""
-        return self._client("kms", region)
+        return self.client("kms", region)
 
     def apigatewayv2(self, region: str) -> Any:
         """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
-        return self._client("apigatewayv2", region)
+        return self.client("apigatewayv2", region)
 
     def secretsmanager(self, region: str) -> Any:
         """Secrets Manager of `region`: the probe user's secret, in the probe's region."""
-        return self._client("secretsmanager", region)
+        return self.client("secretsmanager", region)
 
     def cloudwatch(self, region: str) -> Any:
         """CloudWatch of `region`: where the probes publish (the standby's)."""
-        return self._client("cloudwatch", region)
-
-    def dynamodb(self, region: str) -> DynamoDBClient:
-        """A DynamoDB client of `region`: the switch's target side."""
-        client: DynamoDBClient = self._client("dynamodb", region)
-        return client
+        return self.client("cloudwatch", region)
 
 
 @cache

@@ -26,6 +26,7 @@ __all__ = [
     "CLOSE_TIMEOUT_SECONDS",
     "DEFAULT_PRESENCE_VISIBILITY",
     "FINAL_CLOSE_ERRORS",
+    "FINAL_CLOSE_REASONS",
     "FINAL_HANDSHAKE_STATUSES",
     "GATEWAY_ERROR_MESSAGES",
     "KEEP_ALIVE_TICK_SECONDS",
@@ -66,12 +67,20 @@ GATEWAY_ERROR_MESSAGES = ("Internal server error", "Endpoint request timed out")
 # other failure (a 5xx, a timeout) is retried with the reconnect backoff.
 FINAL_HANDSHAKE_STATUSES = frozenset({401, 403})
 # The errors announcing a close (§3 Closing) after which a client must not reconnect on
-# its own: REPLACED says a newer connection of the same device took this one's place, and
-# connecting again would replace one of the device's in turn, a loop. The connection stays
+# its own, and what a client tells its user of each. REPLACED says a newer connection of
+# the same device took this one's place, and connecting again would replace one of the
+# device's in turn, a loop. DEVICE_REMOVED says device 1 took this device off the list
+# (§8): every handshake is refused (403) until it is linked again. The connection stays
 # down (what was not sent stays in the outbox) until the app starts it again. The error
 # frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
 # is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
-FINAL_CLOSE_ERRORS = frozenset({ErrorCode.REPLACED})
+FINAL_CLOSE_REASONS = {
+    ErrorCode.REPLACED: "another connection of this device took this one's place",
+    ErrorCode.DEVICE_REMOVED: (
+        "this device was removed from its user's device list: link it again from device 1"
+    ),
+}
+FINAL_CLOSE_ERRORS = frozenset(FINAL_CLOSE_REASONS)
 # The errors announcing a close after which a client reconnects on its own, but not at
 # once: TOO_MANY_REFUSED says this connection kept sending frames the server refused, and
 # the same client, back at once, would most likely be refused and closed again (a loop

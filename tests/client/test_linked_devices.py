@@ -12,7 +12,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,10 @@ from nacl.signing import SigningKey
 
 from messenger.contract import USERS_TABLE
 from messenger.dal.device_lists import DeviceLists
-from messenger_client.client import MessengerClient
+from messenger_client.client import ClientSettings, MessengerClient
 from messenger_client.connection import ConnectionState
 from messenger_client.devices import link_code
-from messenger_client.errors import HandshakeRefused, KeyChanged, NotDeviceOne
+from messenger_client.errors import HandshakeRefused, KeyChanged, NotConnected, NotDeviceOne
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
@@ -65,22 +65,47 @@ async def on_every(
 
 
 async def linked(
-    home: Path, stack: LocalStack, clients: Clients, device_one: MessengerClient, device: str
+    home: Path,
+    clients: Clients,
+    device_one: MessengerClient,
+    device: str,
+    url: str | None,
+    *,
+    directory_url: str | None = None,
+    settings: ClientSettings = FAST,
 ) -> MessengerClient:
     """A new profile `alice-<device>` for alice's device `device`, linked by device 1 with
-    its link code, online and synced."""
+    its link code, then opened on `url` (or on alice's home from `directory_url`), online
+    and synced."""
     profile = Profile.create(f"alice-{device}", "alice", home=home, device_id=device)
     await device_one.link_device(link_code(profile.identity))
-    return await clients.open(f"alice-{device}", stack.ws_url, settings=FAST)
+    name = f"alice-{device}"
+    return await clients.open(name, url, directory_url=directory_url, settings=settings)
+
+
+AliceWith = Callable[..., Awaitable[list[MessengerClient]]]
+
+
+@pytest.fixture
+def alice_with(home: Path, stack: LocalStack, clients: Clients, client: MakeClient) -> AliceWith:
+    """`await alice_with("laptop", "phone")`: alice's device 1 on the test's stack and the
+    devices it linked, in that order, each online and synced (`settings` for all)."""
+
+    async def make(*devices: str, settings: ClientSettings = FAST) -> list[MessengerClient]:
+        alice = await client("alice", settings=settings)
+        made = [alice]
+        for device in devices:
+            made.append(await linked(home, clients, alice, device, stack.ws_url, settings=settings))
+        return made
+
+    return make
 
 
 async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given alice's device 1, a laptop and a phone she linked, and bob
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
-    phone = await linked(home, stack, clients, alice, "phone")
+    alice, laptop, phone = await alice_with("laptop", "phone")
     bob = await client("bob")
     assert (await alice.devices()).device_ids == ["1", "laptop", "phone"]
     # When bob writes to alice, and alice answers from the laptop, then from device 1
@@ -114,15 +139,14 @@ async def test_three_devices_and_a_peer_each_see_every_message_once_in_order(
 
 
 async def test_a_stale_list_is_fetched_again_and_the_message_resealed(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    home: Path, stack: LocalStack, clients: Clients, client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given bob, who fetched alice's list while she had two devices
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    alice, laptop = await alice_with("laptop")
     bob = await client("bob")
     await bob.send_and_wait("alice", "one")
     # When alice links a third device and bob writes again on the same connection
-    phone = await linked(home, stack, clients, alice, "phone")
+    phone = await linked(home, clients, alice, "phone", stack.ws_url)
     message = await bob.send_and_wait("alice", "two")
     # Then the server refused the old list (STALE_DEVICES), bob sealed it again for the
     # new one, and all three devices got it under the same messageId
@@ -135,10 +159,9 @@ async def test_a_stale_list_is_fetched_again_and_the_message_resealed(
 
 
 async def test_only_device_one_links_and_a_removed_device_is_refused(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    home: Path, stack: LocalStack, alice_with: AliceWith
 ) -> None:
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    alice, laptop = await alice_with("laptop")
     other = Profile.create("alice-tablet", "alice", home=home, device_id="tablet")
     # A linked device cannot change the list
     with pytest.raises(NotDeviceOne):
@@ -147,8 +170,14 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
     listing = await alice.remove_device("laptop")
     assert listing.device_ids == ["1"]
     assert listing.version == 2
-    # And the laptop, connected, is closed (DEVICE_REMOVED) and its reconnect refused: final
-    await until(lambda: laptop.status.state == ConnectionState.REFUSED, timeout=10)
+    # And the laptop, connected, is closed (DEVICE_REMOVED) and stops at once, saying why
+    await until(lambda: laptop.status.state == ConnectionState.REMOVED, timeout=10)
+    assert laptop.status.error is not None and "DEVICE_REMOVED" in laptop.status.error
+    # And it does not try again: every handshake would be refused (docs/protocol.md §8)
+    await asyncio.sleep(1.0)  # many backoff delays of FAST
+    assert laptop.status.state == ConnectionState.REMOVED
+    with pytest.raises(NotConnected, match="DEVICE_REMOVED"):
+        await laptop.wait_online(timeout=0.5)
     # And the laptop's next handshake is refused
     again = MessengerClient(stack.ws_url, Profile.load("alice-laptop", home), settings=FAST)
     again.start()
@@ -160,11 +189,10 @@ async def test_only_device_one_links_and_a_removed_device_is_refused(
 
 
 async def test_a_forged_list_is_a_key_change_nothing_sent_nothing_accepted(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    stack: LocalStack, client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given bob, who verified alice's list of two devices
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    alice, laptop = await alice_with("laptop")
     bob = await client("bob")
     await bob.send_and_wait("alice", "hi")
     # When a server that lies stores a list naming mallory's device, signed by another key
@@ -201,13 +229,10 @@ async def test_a_forged_list_is_a_key_change_nothing_sent_nothing_accepted(
 
 
 async def test_presence_is_online_while_any_device_is(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    stack: LocalStack, client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given alice on device 1 and her laptop, visible to everyone, and bob watching
-    alice = await client("alice", settings=VISIBLE)
-    profile = Profile.create("alice-laptop", "alice", home=home, device_id="laptop")
-    await alice.link_device(link_code(profile.identity))
-    laptop = await clients.open("alice-laptop", stack.ws_url, settings=VISIBLE)
+    alice, laptop = await alice_with("laptop", settings=VISIBLE)
     bob = await client("bob")
     [seen] = await bob.get_presence(["alice"], subscribe=True)
     assert seen.online
@@ -239,9 +264,7 @@ async def test_across_cells_three_devices_and_a_peer_elsewhere_see_every_message
     alice = await clients.open("alice", None, directory_url=url)
     devices = [alice]
     for device in ("laptop", "phone"):
-        profile = Profile.create(f"alice-{device}", "alice", home=home, device_id=device)
-        await alice.link_device(link_code(profile.identity))
-        devices.append(await clients.open(f"alice-{device}", None, directory_url=url))
+        devices.append(await linked(home, clients, alice, device, None, directory_url=url))
     bob = await clients.open(peer, None, directory_url=url)
     # When the peer writes, alice answers from her phone, and the peer writes again
     await bob.send_and_wait("alice", "one")
@@ -265,11 +288,10 @@ async def test_across_cells_three_devices_and_a_peer_elsewhere_see_every_message
 
 
 async def test_each_device_registers_its_own_push_token_and_gets_its_push(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    stack: LocalStack, client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given alice's device 1 and laptop each registered a push token, then went offline
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    alice, laptop = await alice_with("laptop")
     phone_token, laptop_token = apns_token(), fcm_token()
     await alice.register_push(PushPlatform.APNS, phone_token)
     await laptop.register_push(PushPlatform.GCM, laptop_token)
@@ -288,11 +310,10 @@ async def test_each_device_registers_its_own_push_token_and_gets_its_push(
 
 
 async def test_a_copy_held_for_a_key_change_opens_once_trusted(
-    home: Path, stack: LocalStack, clients: Clients, client: MakeClient
+    home: Path, client: MakeClient, alice_with: AliceWith
 ) -> None:
     # Given bob, who pinned other keys for alice (her keys "changed" since)
-    alice = await client("alice")
-    laptop = await linked(home, stack, clients, alice, "laptop")
+    alice, laptop = await alice_with("laptop")
     bob = await client("bob")
     stranger = Profile.create("stranger", "alice", home=home).identity.public_keys
     bob.profile.pins.trust(stranger)

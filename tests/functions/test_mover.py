@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
-from nacl.signing import SigningKey
 
 from messenger.config import mover_settings_from
 from messenger.contract import Env, MoverEnv
@@ -26,27 +25,29 @@ from messenger.logic.shard_move import STEPS
 from messenger.move_wiring import mover_of
 from messenger_directory import handlers as directory_handlers
 from messenger_directory.config import forget_settings
-from messenger_directory.signer import SeedDirectorySigner
-from messenger_directory.store import merge, read_directory, write_entry
+from messenger_directory.store import merge, read_directory
 from messenger_local.aws import ACCOUNT_ID, REGION
 from messenger_local.cells_harness import MESH_BUCKET
 from messenger_local.lambdas import LambdaContext
-from messenger_protocol.cells import MOVE_PUBLISH, MOVE_REQUEST, ShardMap, shard
-from tests.functions.test_shard_moves import (
+from messenger_protocol.cells import MOVE_PUBLISH, MOVE_REQUEST, ShardMap
+from tests.support.cells import CellsUnderTest
+from tests.support.moves import (
     ALICE,
     BOB,
+    BUCKET,
     CAROL,
     CELLS,
+    SIGNER,
+    alice_shard,
     items_of,
     queue_for,
     queue_ids,
+    settling,
+    three_cells,
 )
-from tests.support.cells import CellsUnderTest, cells_harness
 
 pytestmark = pytest.mark.integration
 
-BUCKET = "test-directory"
-SIGNER = SeedDirectorySigner(SigningKey.generate())
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/directory"
 # infra/mover.py's: Lambda's longest.
 MOVER_TIMEOUT_SECONDS = 900
@@ -138,18 +139,7 @@ def aws_move(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
 def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
     """Three cells on moto, the directory published, the Mover of c0 ready to invoke."""
     forget_settings()
-    with cells_harness(CELLS) as cells:
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        for cell in CELLS:
-            write_entry(
-                s3,
-                BUCKET,
-                cell,
-                f"wss://{cell}.example/prod",
-                owner=ACCOUNT_ID,
-                epoch=f"{REGION}#0",
-            )
+    with three_cells() as (cells, s3):
         merge(s3, BUCKET, ShardMap.even(list(CELLS)), SIGNER)
         # The directory function's environment, as the directory stack sets it (its
         # configured map, the first version's).
@@ -185,29 +175,18 @@ def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
         }
         settings = mover_settings_from(environment)
         directory = DirectoryFunction()
-
-        def settle(seconds: float) -> None:
-            for harness in harnesses.values():
-                harness.services.cells.forget()
-
         mover = mover_of(
             settings,
             dynamodb_for=lambda region: harnesses["c0"].dynamodb,
             lambda_for=lambda region: directory.client(),
             management_for=harnesses["c0"].services.management_client_factory,
             s3_for=lambda region: s3,
-            wait=settle,
+            wait=settling(cells),
         )
         monkeypatch.setattr(mover_handler, "shard_move", lambda: mover)
         monkeypatch.setattr(mover_handler, "mover_settings", lambda: settings)
         yield AwsMove(cells, directory, s3)
     forget_settings()
-
-
-def alice_shard() -> int:
-    mine = shard(ALICE.user_id, 65536)
-    assert shard(CAROL.user_id, 65536) != mine
-    return mine
 
 
 def test_given_a_start_then_the_move_is_recorded_and_refusals_write_nothing(aws_move: AwsMove):

@@ -9,11 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from nacl.signing import SigningKey
 
-from messenger.dal.queue import QueuedMessage, new_seq
 from messenger.dal.range_items import PAGE_ITEMS, RangeItems
 from messenger.logic.shard_move import (
     STEPS,
@@ -23,25 +20,26 @@ from messenger.logic.shard_move import (
     MoveRefused,
     ShardMove,
 )
-from messenger_directory.signer import SeedDirectorySigner
-from messenger_directory.store import publish_map, read_directory, write_entry
-from messenger_local.aws import ACCOUNT_ID, REGION
-from messenger_protocol.cells import ShardMap, shard
-from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
+from messenger_directory.store import publish_map, read_directory
+from messenger_protocol.cells import ShardMap
+from tests.support.cells import CellsUnderTest
 from tests.support.harness import Harness
-from tests.support.identities import TestUser
+from tests.support.moves import (
+    ALICE,
+    BOB,
+    BUCKET,
+    CAROL,
+    CELLS,
+    SIGNER,
+    alice_shard,
+    items_of,
+    queue_for,
+    queue_ids,
+    settling,
+    three_cells,
+)
 
 pytestmark = pytest.mark.integration
-
-CELLS = ("c0", "c1", "c2")
-ALICE = user_homed_in("c0", "alice", CELLS)  # moves from c0 to c2
-CAROL = user_homed_in("c0", "carol", CELLS)  # stays in c0
-BOB = user_homed_in("c1", "bob", CELLS)  # writes to alice from c1
-BUCKET = "test-directory"
-
-
-# The deployment's directory key (in KMS on AWS).
-SIGNER = SeedDirectorySigner(SigningKey.generate())
 
 
 class BucketPublisher:
@@ -87,34 +85,16 @@ class Deployment:
 
 def alice_range() -> tuple[int, int]:
     """A range of c0's holding alice but not carol."""
-    mine = shard(ALICE.user_id, 65536)
-    assert shard(CAROL.user_id, 65536) != mine
+    mine = alice_shard()
     return mine, mine
 
 
 @pytest.fixture
 def deployment() -> Iterator[Deployment]:
-    with cells_harness(CELLS) as cells:
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        for cell in CELLS:
-            write_entry(
-                s3,
-                BUCKET,
-                cell,
-                f"wss://{cell}.example/prod",
-                owner=ACCOUNT_ID,
-                epoch=f"{REGION}#0",
-            )
+    with three_cells() as (cells, s3):
         publisher = BucketPublisher(s3)
         publisher.publish(ShardMap.even(list(CELLS)))
         harnesses = cells.harnesses
-
-        def settle(seconds: float) -> None:
-            # Every container of every cell reads the moves again (they cache 2 s).
-            for harness in harnesses.values():
-                harness.services.cells.forget()
-
         tables = {
             cell: CellTables.of(
                 cell,
@@ -131,48 +111,8 @@ def deployment() -> Iterator[Deployment]:
             )
             for cell, harness in harnesses.items()
         }
-        mover = ShardMove(tables, publisher, closers, cells["c0"].clock, wait=settle)
+        mover = ShardMove(tables, publisher, closers, cells["c0"].clock, wait=settling(cells))
         yield Deployment(cells, mover, publisher)
-
-
-def queue_for(harness: Harness, recipient: TestUser, sender: TestUser, count: int) -> None:
-    """`count` messages queued for `recipient` in `harness`'s cell, in order."""
-    now_ns = harness.clock.now_ns()
-    for n in range(count):
-        at_us = now_ns // 1000 + n
-        harness.services.queue.store_message(
-            QueuedMessage(
-                recipient=recipient.user_id,
-                sender=sender.user_id,
-                message_id=f"msg-queued-{n:05d}",
-                body="Ym9keQ",
-                nonce="bm9uY2U",
-                sent_at=1,
-                server_ts=at_us // 1000,
-                seq=new_seq(at_us),
-                expires_at=now_ns // 1_000_000_000 + 3600,
-            ),
-            now_ns // 1_000_000_000,
-        )
-
-
-def queue_ids(harness: Harness, user: TestUser) -> list[tuple[str, str]]:
-    """(sk, seq) of a user's queue in a cell, in store order."""
-    items = harness.queue_of(user)
-    return sorted(
-        ((item["sk"]["S"], item.get("seq", {}).get("S", "")) for item in items),
-        key=lambda pair: pair[1],
-    )
-
-
-def items_of(harness: Harness, user: TestUser) -> list[dict[str, Any]]:
-    """Every Users-table item of a user in a cell (profile, blocks, nonces...)."""
-    return [
-        item
-        for item in harness.dump()[harness.table_names["Users"]]
-        if item["pk"]["S"] in (f"U#{user.user_id}",)
-        or item["pk"]["S"].startswith(f"N#{user.user_id}#")
-    ]
 
 
 def test_given_an_offline_user_with_queued_items_then_everything_moves_and_the_old_home_refuses(

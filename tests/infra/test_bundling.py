@@ -174,6 +174,7 @@ def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_power
     # Then it holds the directory's package and the protocol, without bytecode, and what
     # pip installed for powertools: nothing else of the messenger's dependencies
     assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
+        "messenger_aws",
         "messenger_directory",
         "messenger_protocol",
     }
@@ -197,6 +198,7 @@ def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_power
             for path in (tmp_path / "messenger_directory").glob("*.py")
             if path.name not in ("failover.py", "mesh.py", *PROBE_MODULES)
         ),
+        *(tmp_path / "messenger_aws").glob("*.py"),
         tmp_path / "messenger_protocol" / "__init__.py",
         tmp_path / "messenger_protocol" / "cells.py",
     ]
@@ -205,6 +207,7 @@ def test_given_the_directory_asset_then_it_is_its_package_the_protocol_and_power
         | RUNTIME_MODULES
         | DIRECTORY_DEPENDENCIES
         | {
+            "messenger_aws",
             "messenger_directory",
             "messenger_protocol",
         }
@@ -221,6 +224,7 @@ def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path
     # and what pip installed for powertools
     assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
         "messenger",
+        "messenger_aws",
         "messenger_directory",
         "messenger_protocol",
     }
@@ -248,6 +252,7 @@ def test_given_the_failover_asset_then_the_switch_runs_on_what_it_holds(tmp_path
         | DIRECTORY_DEPENDENCIES
         | {
             "messenger",
+            "messenger_aws",
             "messenger_directory",
             "messenger_protocol",
         }
@@ -265,6 +270,7 @@ def test_given_the_probe_asset_then_the_probe_runs_on_what_it_holds(tmp_path):
     # Then it holds our three packages, powertools and pynacl (its native part for Lambda)
     assert {entry.name for entry in tmp_path.iterdir()} - installed_by_pip(tmp_path) == {
         "messenger",
+        "messenger_aws",
         "messenger_directory",
         "messenger_protocol",
     }
@@ -280,7 +286,7 @@ def test_given_the_probe_asset_then_the_probe_runs_on_what_it_holds(tmp_path):
         set(sys.stdlib_module_names)
         | RUNTIME_MODULES
         | DIRECTORY_DEPENDENCIES
-        | {"nacl", "messenger_directory", "messenger_protocol"}
+        | {"nacl", "messenger_aws", "messenger_directory", "messenger_protocol"}
     )
     for name in PROBE_MODULES:
         assert imported_modules(tmp_path / "messenger_directory" / name) <= available, name

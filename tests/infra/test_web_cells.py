@@ -15,6 +15,7 @@ import pytest
 
 from infra.nag import flatten_cfn
 from infra.web import SECURITY_HEADERS
+from messenger_directory.handlers import PUBLIC_KEY_ATTRIBUTE
 from tests.infra.conftest import Synthesized, SynthesizedCells
 from tests.infra.test_api import _refs
 from tests.infra.test_cells import bucket_policy, directory_behavior, directory_bucket, the
@@ -37,15 +38,22 @@ def site_bucket(stack: Synthesized) -> str:
     return bucket
 
 
-def deployed_files(app: SynthesizedCells, deployment: dict[str, Any]) -> dict[str, str]:
-    """The files of the deployment's sources that synth staged (the built app is not
-    built here: bundling is skipped), by name."""
-    files = {}
-    for key in deployment["Properties"]["SourceObjectKeys"]:
+def deployed_configs(app: SynthesizedCells, deployment: dict[str, Any]) -> dict[str, str]:
+    """config.js and config.json as the deployment writes them: their deploy-time values
+    (the markers of their source) as template values (`flatten_cfn`)."""
+    properties = deployment["Properties"]
+    configs = {}
+    for key, markers in zip(
+        properties["SourceObjectKeys"], properties["SourceMarkers"], strict=True
+    ):
         staged = app.outdir / f"asset.{key.removesuffix('.zip')}"
         for path in staged.iterdir() if staged.is_dir() else []:
-            files[path.name] = path.read_text()
-    return files
+            if path.name in ("config.js", "config.json"):
+                text = path.read_text()
+                for marker, value in markers.items():
+                    text = text.replace(marker, flatten_cfn(value))
+                configs[path.name] = text
+    return configs
 
 
 def test_given_cells_then_the_directory_deploys_the_web_app_configured_with_the_directory(
@@ -64,10 +72,17 @@ def test_given_cells_then_the_directory_deploys_the_web_app_configured_with_the_
     assert properties["Prune"] is True
     assert site_bucket(stack) != directory_bucket(standby_dev)[0]
 
-    # And the page's config names the directory on its own origin: no cell's WebSocket
-    files = deployed_files(standby_dev, deployment)
-    assert files["config.js"] == 'export default {"directoryUrl": "/directory.json"};\n'
-    assert json.loads(files["config.json"]) == {"directoryUrl": "/directory.json"}
+    # And the page's config names the directory on its own distribution and the key that
+    # signs it, as the local stack's does: no cell's WebSocket (docs/protocol.md §6)
+    distribution, _ = the(stack, "AWS::CloudFront::Distribution")
+    (key_reader,) = stack.resources("Custom::DirectoryPublicKey")
+    expected = {
+        "directoryUrl": f"https://<{distribution}.DomainName>/directory.json",
+        "directoryKey": f"<{key_reader}.{PUBLIC_KEY_ATTRIBUTE}>",
+    }
+    configs = deployed_configs(standby_dev, deployment)
+    assert json.loads(configs["config.json"]) == expected
+    assert configs["config.js"] == f"export default {json.dumps(expected)};\n"
 
 
 def test_given_cells_then_one_distribution_serves_the_app_and_directory_json(standby_dev):

@@ -18,12 +18,19 @@ export const GATEWAY_ERROR_MESSAGES = Object.freeze(["Internal server error", "E
 export const FINAL_HANDSHAKE_STATUSES = new Set([401, 403]);
 
 // The errors announcing a close (§3 Closing) after which a client must not reconnect on
-// its own: REPLACED says a newer connection of the same device took this one's place, and
-// connecting again would replace one of the device's in turn, a loop. The connection stays
+// its own, and what a client tells its user of each. REPLACED says a newer connection of
+// the same device took this one's place, and connecting again would replace one of the
+// device's in turn, a loop. DEVICE_REMOVED says device 1 took this device off the list
+// (§8): every handshake is refused (403) until it is linked again. The connection stays
 // down (what was not sent stays in the outbox) until the app starts it again. The error
 // frame says it; `messenger local` also closes with the code as the reason (1008). MOVED
 // is not one of them: it closes to be reconnected elsewhere, after a directory fetch (§7).
-export const FINAL_CLOSE_ERRORS = new Set(["REPLACED"]);
+export const FINAL_CLOSE_REASONS = Object.freeze({
+  "REPLACED": "another connection of this device took this one's place",
+  "DEVICE_REMOVED": "this device was removed from its user's device list: link it again from device 1",
+});
+
+export const FINAL_CLOSE_ERRORS = new Set(["DEVICE_REMOVED", "REPLACED"]);
 
 // The errors announcing a close after which a client reconnects on its own, but not at
 // once: TOO_MANY_REFUSED says this connection kept sending frames the server refused, and

@@ -481,11 +481,6 @@ export class MessengerClient extends Emitter {
     const retryAfter = Number.isInteger(frame.retryAfter) ? frame.retryAfter : null;
     const handled = this.outbox.refused(frame.ref, code, message, retryAfter) || this.replies.refuse(frame.ref, code, message);
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
-    if (code === 'DEVICE_REMOVED') {
-      // §8: device 1 removed this device: its handshakes are refused from now on.
-      this.emit('deviceRemoved', { userId: this.userId, deviceId: this.deviceId });
-      this.connection.stop().catch((error) => this.#quietly(error));
-    }
   }
 
   // --- the connection ----------------------------------------------------------------
@@ -535,6 +530,9 @@ export class MessengerClient extends Emitter {
     this.emit('connection', status);
     // Final until the app starts the client again: what it sends meanwhile waits.
     if (status.state === ConnectionState.REPLACED) this.emit('replaced', status);
+    // §8: device 1 removed this device; the connection stays down (its handshakes would be
+    // refused) until the app starts it again.
+    if (status.state === ConnectionState.REMOVED) this.emit('deviceRemoved', { userId: this.userId, deviceId: this.deviceId, error: status.error });
   }
 
   // --- failover (docs/protocol.md §7; the rules: failover.js) ------------------------------

@@ -10,7 +10,9 @@
 // (sync, presence subscriptions, outbox) for every new one. A connection the server closed
 // after `REPLACED` (docs/protocol.md §3 Closing: a fifth connection of this device took its
 // place) is not opened again until `start` is called again: reconnecting would replace
-// another connection of the device, a loop. One closed after `TOO_MANY_REFUSED` (§3)
+// another connection of the device, a loop. Nor is one closed after `DEVICE_REMOVED` (§8:
+// device 1 removed this device; its handshakes are refused from then on): it stops at once
+// and says why. One closed after `TOO_MANY_REFUSED` (§3)
 // reconnects on its own, but only after a pause as long as the server's window of refused
 // frames: back at once, it would be closed again.
 
@@ -18,6 +20,7 @@ import { HandshakeRefused, InvalidFrame, NotConnected } from './errors.js';
 import { utf8Length } from './encoding.js';
 import {
   FINAL_CLOSE_ERRORS,
+  FINAL_CLOSE_REASONS,
   PAUSED_CLOSE_ERRORS,
   FINAL_HANDSHAKE_STATUSES,
   KEEP_ALIVE_TICK_SECONDS,
@@ -60,7 +63,16 @@ export const ConnectionState = Object.freeze({
   // Closed by the server after REPLACED (§3 Closing): another connection of this device
   // took its place. Not reopened until `start` again; the outbox keeps what it holds.
   REPLACED: 'replaced',
+  // Closed by the server after DEVICE_REMOVED (§8): this device is no longer in its user's
+  // device list, and every handshake would be refused until it is linked again.
+  REMOVED: 'removed',
   CLOSED: 'closed', // stopped by us
+});
+
+// The state a connection the server closed for good (FINAL_CLOSE_ERRORS) stays in.
+const CLOSED_FOR_GOOD = Object.freeze({
+  REPLACED: ConnectionState.REPLACED,
+  DEVICE_REMOVED: ConnectionState.REMOVED,
 });
 
 /** The browser's WebSocket, where there is one. */
@@ -69,7 +81,7 @@ export function browserSocket(url) {
 }
 
 /** Whether an error code announces a close after which we do not reconnect at once (§3
- * Closing): for good (REPLACED) or after a pause (TOO_MANY_REFUSED). */
+ * Closing): for good (REPLACED, DEVICE_REMOVED) or after a pause (TOO_MANY_REFUSED). */
 function announcesClose(code) {
   return FINAL_CLOSE_ERRORS.has(code) || PAUSED_CLOSE_ERRORS.has(code);
 }
@@ -164,7 +176,7 @@ export class Connection {
     for (;;) {
       if (this.session) return this.session;
       if (this.lastError instanceof HandshakeRefused && this.lastError.status) throw this.lastError;
-      if (this.status.state === ConnectionState.REPLACED && !this.resume.settled) throw new NotConnected(`not connected: ${this.status.error}`);
+      if (Object.values(CLOSED_FOR_GOOD).includes(this.status.state) && !this.resume.settled) throw new NotConnected(`not connected: ${this.status.error}`);
       const left = deadline - Date.now();
       if (left <= 0) {
         const reason = this.lastError ? `: ${this.lastError.message}` : '';
@@ -244,9 +256,9 @@ export class Connection {
   /** The server closed us for good (§3 Closing): stay down until `start` or `stop`. */
   async #waitForRestart(finalClose) {
     this.resume = deferred();
-    const error = `${finalClose}: another connection of this device took this one's place`;
+    const error = `${finalClose}: ${FINAL_CLOSE_REASONS[finalClose]}`;
     this.log.warn?.(`closed by the server (${error}); not reconnecting until started again`);
-    this.#setStatus({ state: ConnectionState.REPLACED, retryIn: null, error });
+    this.#setStatus({ state: CLOSED_FOR_GOOD[finalClose], retryIn: null, error });
     await Promise.race([this.resume.promise, this.stopping.promise]);
     this.attempts = 0;
   }

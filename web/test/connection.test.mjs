@@ -152,6 +152,24 @@ test('given a close with code 1008 and reason REPLACED, then the client does not
   assert.equal(server.connections.length, 1);
 });
 
+test('given device 1 removed this device (DEVICE_REMOVED), then the client stops at once, says why and tries no handshake again', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  const removed = alice.next('deviceRemoved', () => true, 3000);
+  // §8: the error frame says it, then the server closes (1008).
+  server.send(server.live[0], { type: 'error', code: 'DEVICE_REMOVED', message: 'no longer in the device list', ref: null });
+  server.live[0].socket.close(1008, 'DEVICE_REMOVED');
+  const event = await removed;
+  assert.equal(event.userId, 'alice');
+  assert.match(event.error, /DEVICE_REMOVED: this device was removed/);
+  assert.equal(alice.status.state, 'removed');
+  await new Promise((resolve) => setTimeout(resolve, 300)); // many backoff delays of FAST_POLICY
+  assert.equal(server.connections.length, 1, 'no handshake again: it would be refused (403)');
+  assert.equal(alice.status.state, 'removed');
+  await assert.rejects(alice.waitOnline(300), (error) => error.name === 'NotConnected' && /DEVICE_REMOVED/.test(error.message));
+});
+
 test('given the server closes for too many refused frames (TOO_MANY_REFUSED), then the client reconnects only after the pause', async () => {
   const server = await serve();
   const alice = await client('alice', { url: server.url, policy: { refusedClosePause: 600 } });
