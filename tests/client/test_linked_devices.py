@@ -59,7 +59,7 @@ def status(client: MessengerClient, sender: str, message_id: str) -> MessageStat
 async def on_every(
     devices: tuple[MessengerClient, ...], holds: Callable[[MessengerClient], bool]
 ) -> None:
-    """Until `holds` is true of every device (TimeoutError after 20 s: a CI machine is busy now and then)."""
+    """Until `holds` is true of every device (TimeoutError after 20 s: CI is busy at times)."""
     for device in devices:
         await until(functools.partial(holds, device), timeout=20)
 
