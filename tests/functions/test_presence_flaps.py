@@ -45,19 +45,26 @@ def flap(h: Harness, user: TestUser, online: Connection, times: int) -> Connecti
     return online
 
 
-def test_burst_ending_offline_is_told_once_as_offline(
-    h: Harness, alice: TestUser, bob: TestUser
-) -> None:
-    # Given bob online for a while, watched by alice, and presence invocations that run
-    # late, as Lambda's asynchronous queue may run them
+def burst_ending_offline(h: Harness, alice: TestUser, bob: TestUser) -> Connection:
+    """Bob online for a while, watched by alice, then flapping three times and staying
+    offline, with the presence invocations left pending (Lambda's asynchronous queue may
+    run them late); alice's connection."""
     phone = h.connect(bob)
     h.clock.advance(QUIET_S)
     a = watching(h, alice, "bob")
     h.run_invocations_at_once = False
-    # When bob flaps three times and then stays offline
     last = flap(h, bob, phone, 3)
     h.clock.advance(0.1)
     h.disconnect(last)
+    return a
+
+
+def test_burst_ending_offline_is_told_once_as_offline(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob flapping three times and then staying offline, watched by alice
+    a = burst_ending_offline(h, alice, bob)
+    # When the presence invocations run
     announced = len(h.invokes.pending)
     h.run_invocations()
     # Then alice hears one frame, offline: the online blips were overtaken
@@ -124,3 +131,16 @@ def test_second_connection_closing_overtakes_nothing(
     h.run_invocations()
     # Then the phone's coming online is still told: bob stayed online
     assert heard(h, a) == [True]
+
+
+def test_burst_told_as_its_final_state_whatever_order_invocations_run(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob flapping three times and then staying offline, watched by alice
+    a = burst_ending_offline(h, alice, bob)
+    # When Lambda runs the burst's invocations newest first (asynchronous invocations
+    # keep no order)
+    h.invokes.pending.reverse()
+    h.run_invocations()
+    # Then alice still hears one frame, offline
+    assert heard(h, a) == [False]
