@@ -13,9 +13,10 @@ connections bob opened the cell kept, and the machine's load average beside them
 
 Then the hot spot (issue 24), in one harness whose clock runs in real time:
 - SENDERS users send to one recipient, carol, paced together at RATE sends a second and
-  each honouring the `retryAfter` it is answered; writes to carol's queue partition past
-  PARTITION_WRITES a second fail with ProvisionedThroughputExceededException (injected
-  through a botocore hook on the functions' DynamoDB client: moto never throttles);
+  each honouring the `retryAfter` it is answered; carol's queue partition takes an
+  OVERLOAD-th of the writes they made in the spread run, and writes past that fail
+  with ProvisionedThroughputExceededException (injected through a botocore hook on the
+  functions' DynamoDB client: moto never throttles);
 - WATCHERS connections (4 per user, the most a device may hold) subscribe to dave's
   presence (those past the cell's watcher cap are refused BAD_REQUEST up front), and
   dave comes online and goes offline every FLAP_EVERY seconds;
@@ -68,11 +69,12 @@ SENDERS = 1_000
 WATCHERS = 10_000
 OTHERS = 4  # pairs of other users whose send→ack is measured
 RATE = 40.0  # the hot senders' sends a second, all together (what this one process serves)
-# What one queue partition takes before it throttles, scaled as the offered load is: on
-# AWS 1,000 WCU a second (~250 short messages, each writing its queue item and its
-# counter) against 1,000 senders at ~2 messages a second each (8x over); here RATE sends
-# a second, 2 writes each, against PARTITION_WRITES (8x over as well).
-PARTITION_WRITES = 10
+# How many times over its partition's capacity the hot senders write: on AWS a queue
+# partition takes 1,000 WCU a second (~250 short messages, each writing its queue item
+# and its counter), and 1,000 senders at ~2 messages a second each are 8x over. Here the
+# partition is given an eighth of the writes a second the senders made in the spread run
+# (what this process served them), so they are 8x over it as well.
+OVERLOAD = 8.0
 FLAP_EVERY = 2.0  # seconds between the watched user's presence changes
 SECONDS = 30.0  # each run
 # Of the watching connections, these subscribe through the real handlers (connect, then
@@ -161,7 +163,7 @@ class HotSpot:
     subscribing: int = SUBSCRIBING
     others: int = OTHERS
     rate: float = RATE
-    partition_writes: int = PARTITION_WRITES
+    overload: float = OVERLOAD
     flap_every: float = FLAP_EVERY
     seconds: float = SECONDS
 
@@ -235,11 +237,11 @@ class HotPartition:
     ProvisionedThroughputExceededException. The functions' client retries them with
     its own backoff; what still fails is theirs to answer."""
 
-    def __init__(self, table: str, user_id: str, writes_per_second: int) -> None:
+    def __init__(self, table: str, user_id: str) -> None:
         self._table = table
         self._keys = {user_id, user_key(user_id)}
-        self._rate = writes_per_second
-        self._tokens = float(writes_per_second)
+        self.writes_per_second = 1.0  # set before the hot run
+        self._tokens = 0.0
         self._last = time.monotonic()
         self._lock = threading.Lock()
         self.enabled = False
@@ -263,7 +265,8 @@ class HotPartition:
             return None
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+            rate = self.writes_per_second
+            self._tokens = min(rate, self._tokens + (now - self._last) * rate)
             self._last = now
             if self._tokens >= hits:
                 self._tokens -= hits
@@ -528,7 +531,7 @@ def hot_spot(spot: HotSpot) -> Measured:
         ) as h,
         fast_moto(),
     ):
-        partition = HotPartition(h.table_names["Queue"], "carol", spot.partition_writes)
+        partition = HotPartition(h.table_names["Queue"], "carol")
         partition.install(h.services.dynamodb)
         with real_time(h.clock):
             started = time.monotonic()
@@ -537,10 +540,11 @@ def hot_spot(spot: HotSpot) -> Measured:
             # Only the flapping user's changes invoke the presence function from here on.
             h.run_invocations_at_once = False
             with slow_posts(POST_MS):
-                quiet, spread, hot = (
-                    spot_run(h, population, spot, name, partition)
-                    for name in ("quiet", "spread", "hot")
-                )
+                quiet = spot_run(h, population, spot, "quiet", partition)
+                spread = spot_run(h, population, spot, "spread", partition)
+                writes = 2 * spread.outcomes.answers["ack"] / spot.seconds
+                partition.writes_per_second = max(1.0, writes / spot.overload)
+                hot = spot_run(h, population, spot, "hot", partition)
     return Measured(population, partition, set_up, quiet, spread, hot)
 
 
@@ -551,7 +555,8 @@ def report(spot: HotSpot, measured: Measured) -> bool:
     runs = [measured.quiet, measured.spread, measured.hot]
     print(
         f"\nhot spot: {spot.senders} senders at one recipient ({spot.rate:g} sends/s together, "
-        f"its queue partition throttled past {spot.partition_writes} writes/s), "
+        f"its queue partition throttled past {partition.writes_per_second:.1f} writes/s: "
+        f"{spot.overload:g}x below the spread run's), "
         f"{spot.watchers} connections watching one user who changes presence every "
         f"{spot.flap_every:g} s; {len(population.pairs)} pairs of other users measured, "
         f"{spot.seconds:g} s a run (set up in {set_up:.0f} s)"
@@ -597,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribing", type=int, default=SUBSCRIBING)
     parser.add_argument("--others", type=int, default=OTHERS)
     parser.add_argument("--rate", type=float, default=RATE)
-    parser.add_argument("--partition-writes", type=int, default=PARTITION_WRITES)
+    parser.add_argument("--overload", type=float, default=OVERLOAD)
     parser.add_argument("--flap-every", type=float, default=FLAP_EVERY)
     parser.add_argument("--seconds", type=float, default=SECONDS)
     parser.add_argument("--only-hot-spot", action="store_true", help="skip the 4-connection runs")
@@ -608,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         args.subscribing,
         args.others,
         args.rate,
-        args.partition_writes,
+        args.overload,
         args.flap_every,
         args.seconds,
     )

@@ -15,7 +15,7 @@ TINY = hot.HotSpot(
     subscribing=3,
     others=1,
     rate=20,
-    partition_writes=1,
+    overload=1000,
     flap_every=0.3,
     seconds=1.5,
 )
