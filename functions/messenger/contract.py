@@ -29,6 +29,12 @@ DEFAULT_MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 # API Gateway closes every WebSocket after 2 hours; a connection recorded longer ago
 # than this is stale even if its $disconnect never reached us.
 STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
+# Presence flapping (docs/protocol.md §2): a change that comes within this long of the
+# user's previous one is told only once it has held PRESENCE_SETTLE_MS, and a change that
+# a newer one overtook meanwhile is not told at all: a burst of flaps reaches watchers as
+# its final state, within a second or two. A change after a quiet spell is told at once.
+PRESENCE_FLAP_WINDOW_MS = 2_000
+PRESENCE_SETTLE_MS = 1_000
 
 # One `sync` answers one page, sized from API Gateway's 29 s integration timeout (and the
 # functions' own 29 s): at most SYNC_PAGE_POSTS posts, each a sequential @connections
@@ -188,6 +194,8 @@ class Metric(StrEnum):
     PRESENCE_ANNOUNCEMENTS_FAILED = "PresenceAnnouncementsFailed"
     PRESENCE_FRAMES_SENT = "PresenceFramesSent"
     PRESENCE_POSTS_FAILED = "PresencePostsFailed"
+    # Presence changes a newer change of the same user overtook before they were told.
+    PRESENCE_CHANGES_COALESCED = "PresenceChangesCoalesced"
     # Presence changes handed to watcher cells (one asynchronous Relay call per cell).
     PRESENCE_CHANGES_RELAYED = "PresenceChangesRelayed"
     PRESENCE_RELAYS_FAILED = "PresenceRelaysFailed"

@@ -215,19 +215,25 @@ def throttle_dynamodb(
         if len(failures) >= times:
             return None
         failures.append(1)
-        # moto's own before-send hook runs after ours; point the request elsewhere so
-        # it does not carry out the call we are failing.
-        request.url = "http://throttled.invalid/"
-        body = json.dumps(
-            {
-                "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
-                "message": "Rate of requests exceeds the allowed throughput.",
-            }
-        )
-        return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
+        return throttled_answer(request, code)
 
     client.meta.events.register_first("before-send.dynamodb", fail)
     return failures
+
+
+def throttled_answer(request: Any, code: str = "ThrottlingException") -> AWSResponse:
+    """What DynamoDB answers a throttled request, for a before-send hook to return in
+    place of moto's answer (moto never throttles)."""
+    # moto's own before-send hook runs after ours; point the request elsewhere so it
+    # does not carry out the call we are failing.
+    request.url = "http://throttled.invalid/"
+    body = json.dumps(
+        {
+            "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+            "message": "Rate of requests exceeds the allowed throughput.",
+        }
+    )
+    return _Response(request.url, 400, {"x-amzn-ErrorType": code}, body.encode())
 
 
 @cache

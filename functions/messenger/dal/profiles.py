@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from messenger.contract import STALE_CONNECTION_SECONDS
@@ -126,6 +126,15 @@ _KNOWN = {
 }
 
 
+@dataclass(frozen=True)
+class ClosedConnection:
+    """A connection just forgotten: the profile after, and what the close overwrote."""
+
+    profile: Profile
+    opened_at: int  # ms
+    seen_before: int | None  # the user's previous close (ms), if any
+
+
 def _connections_of(conns: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
     """(connectionId -> connectedAt, connectionId -> deviceId of a linked device) of a
     `conns` map: device 1's entries are a number, a linked device's a map {at, d}."""
@@ -219,11 +228,15 @@ class Profiles:
         )
         return profile_from(response["Attributes"])
 
-    def remove_connection(self, user_id: str, connection_id: str, now_ms: int) -> Profile | None:
+    def remove_connection(
+        self, user_id: str, connection_id: str, now_ms: int
+    ) -> ClosedConnection | None:
         """Forget a connection and stamp lastSeen. None if it was already gone (idempotent).
 
         lastSeen is stamped on every close; it is only shown once no connection is left,
-        and then it is the time the last one closed.
+        and then it is the time the last one closed. The item as it was comes back (one
+        write either way), so the caller also learns when the connection opened and when
+        the user's previous close was: what tells a flap from a quiet change.
         """
         try:
             with dynamodb_errors():
@@ -234,11 +247,20 @@ class Profiles:
                     ConditionExpression="attribute_exists(conns.#cid)",
                     ExpressionAttributeNames={"#cid": connection_id},
                     ExpressionAttributeValues={":now": {"N": str(now_ms)}},
-                    ReturnValues="ALL_NEW",
+                    ReturnValues="ALL_OLD",
                 )
         except ConditionFailed:
             return None
-        return profile_from(response["Attributes"])
+        before = profile_from(response["Attributes"])
+        after = replace(
+            before,
+            connections={c: at for c, at in before.connections.items() if c != connection_id},
+            connection_devices={
+                c: d for c, d in before.connection_devices.items() if c != connection_id
+            },
+            last_seen=now_ms,
+        )
+        return ClosedConnection(after, before.connections[connection_id], before.last_seen)
 
     def forget_connection(self, user_id: str, connection_id: str) -> None:
         """Undo add_connection for a $connect that failed: no lastSeen, no presence change."""

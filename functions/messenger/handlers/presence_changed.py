@@ -26,7 +26,7 @@ def _tell(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if change.hidden_only:
         changes.forget_hidden_watchers(change.user_id)
     else:
-        changes.tell_watchers(change.user_id)
+        changes.tell_change(change)
     return {"statusCode": 200}
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from messenger.contract import Metric
-from messenger.dal.profiles import Profile, Profiles
+from messenger.contract import PRESENCE_FLAP_WINDOW_MS, PRESENCE_SETTLE_MS, Metric
+from messenger.dal.profiles import ClosedConnection, Profile, Profiles
 from messenger.dal.subscriptions import Subscriptions
 from messenger.errors import ConnectionGone
 from messenger.logic.clock import Clock
@@ -115,7 +115,9 @@ class LiveDelivery:
                 # Housekeeping: stale entries count as closed whether pruned or not.
                 logger.warning("could not prune stale connections", exc_info=True)
         if profile.live_connections(now) == [connection_id]:
-            self._announce(PresenceEvent(user_id, self._endpoint))
+            # Back online: a flap if the user went offline only just now.
+            flapping = (profile.last_seen or 0) >= now - PRESENCE_FLAP_WINDOW_MS
+            self._announce(self._change(user_id, online=True, at_ms=now, flapping=flapping))
         self._replace_oldest(profile, device_id, now)
 
     def _replace_oldest(self, profile: Profile, device_id: str, now_ms: int) -> None:
@@ -173,9 +175,9 @@ class LiveDelivery:
         then the close. Its $disconnect cleans up what it watched."""
         if not self.post(user_id, connection_id, ErrorFrame(code=why, message=message, ref=None)):
             return  # closed already (and now forgotten): by us for an earlier frame, say
-        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
-        if profile is not None:
-            self._announce_if_offline(profile)
+        closed = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        if closed is not None:
+            self._announce_if_offline(closed)
         self._connections.close(connection_id)
 
     def _undo_connect(self, user_id: str, connection_id: str) -> None:
@@ -192,12 +194,12 @@ class LiveDelivery:
         The connection leaves the profile first: from then on no subscription can be
         recorded for it, so the watch list deleted next is complete.
         """
-        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        closed = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
         self._subscriptions.forget_watches(user_id, connection_id)
-        if profile is None:
+        if closed is None:
             return  # forgotten already (a post found it gone)
         count(Metric.CONNECTIONS_CLOSED)
-        self._announce_if_offline(profile)
+        self._announce_if_offline(closed)
 
     def connection_gone(self, user_id: str, connection_id: str) -> None:
         """A post found the connection closed (410): forget it on the profile only.
@@ -205,13 +207,25 @@ class LiveDelivery:
         What it watched is its own $disconnect's to clean up (or the TTL's, if that was
         lost): never the work of whoever happened to post to it.
         """
-        profile = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
-        if profile is not None:
-            self._announce_if_offline(profile)
+        closed = self._profiles.remove_connection(user_id, connection_id, self._clock.now_ms())
+        if closed is not None:
+            self._announce_if_offline(closed)
 
-    def _announce_if_offline(self, profile: Profile) -> None:
-        if not profile.is_online(self._clock.now_ms()):
-            self._announce(PresenceEvent(profile.user_id, self._endpoint))
+    def _announce_if_offline(self, closed: ClosedConnection) -> None:
+        """The last connection closed: the user went offline. It is a flap if the closed
+        connection, or the user's previous close, was recent (docs/protocol.md §2)."""
+        profile = closed.profile
+        now = self._clock.now_ms()
+        if profile.is_online(now):
+            return
+        recent = now - PRESENCE_FLAP_WINDOW_MS
+        flapping = closed.opened_at >= recent or (closed.seen_before or 0) >= recent
+        at_ms = profile.last_seen or now  # the stamp the close wrote
+        self._announce(self._change(profile.user_id, online=False, at_ms=at_ms, flapping=flapping))
+
+    def _change(self, user_id: str, *, online: bool, at_ms: int, flapping: bool) -> PresenceEvent:
+        settle_until = at_ms + PRESENCE_SETTLE_MS if flapping else 0
+        return PresenceEvent(user_id, self._endpoint, False, online, at_ms, settle_until)
 
     def _announce(self, event: PresenceEvent) -> None:
         """Hand a change to the presence function. Never fails the caller: a watcher that

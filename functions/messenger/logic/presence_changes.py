@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from messenger.contract import Metric
+from messenger.contract import PRESENCE_SETTLE_MS, Metric
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.subscriptions import Subscription, Subscriptions
 from messenger.logic.clock import Clock
@@ -19,6 +19,7 @@ from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
 from messenger.logic.visibility import Visibility, presence_entry, unknown_entry
 from messenger.observability import count, logger
+from messenger.transport.presence_events import PresenceEvent
 from messenger.transport.relay_records import MAX_WATCHERS_PER_CHANGE, PresenceChanged
 from messenger_protocol.frames import PresenceEntry, PresenceFrame
 from messenger_protocol.names import PresenceVisibility
@@ -26,7 +27,7 @@ from messenger_protocol.names import PresenceVisibility
 # Posts to watchers run side by side: a user with many watchers is told about in seconds.
 PARALLEL_POSTS = 16
 # A user flapping online and offline makes the presence function go round again (see
-# tell_watchers); past this many rounds the next change's own invocation takes over.
+# _tell_until_settled); past this many rounds the next change's own invocation takes over.
 MAX_ROUNDS = 5
 
 
@@ -49,24 +50,57 @@ class PresenceChanges:
         self._clock = clock
         self._peers = peers
 
-    def tell_watchers(self, user_id: str) -> None:
-        """Post the user's presence as it is now to every watcher allowed to see it.
+    def tell_change(self, change: PresenceEvent) -> None:
+        """Tell watchers of one online/offline change, unless a newer change of the same
+        user overtook it (docs/protocol.md §2).
 
-        Invocations are not ordered (two changes in quick succession run side by side),
+        A flap (a change close behind the user's previous one) is told only once it has
+        held PRESENCE_SETTLE_MS: a burst of flaps reaches watchers as its final state.
+        Overtaken means the user is no longer in the state the change made, or (for going
+        offline) closed a connection again since, which a newer offline change tells. The
+        change that holds is never overtaken: its own invocation tells it. Nothing is
+        written for this: the profile's connections and lastSeen say it all.
+        """
+        if change.online is None:
+            self.tell_watchers(change.user_id)
+            return
+        wait_ms = change.settle_until_ms - self._clock.now_ms()
+        if wait_ms > 0:
+            self._clock.sleep(min(wait_ms, PRESENCE_SETTLE_MS) / 1000)
+        profile = self._profiles.get_profile(change.user_id, consistent=True)
+        if profile is None:
+            return
+        if self._overtaken(profile, change):
+            count(Metric.PRESENCE_CHANGES_COALESCED)
+            return
+        self._tell_until_settled(profile)
+
+    def _overtaken(self, profile: Profile, change: PresenceEvent) -> bool:
+        if profile.is_online(self._clock.now_ms()) != change.online:
+            return True
+        return not change.online and (profile.last_seen or 0) > change.at_ms
+
+    def tell_watchers(self, user_id: str) -> None:
+        """Post the user's presence as it is now to every watcher allowed to see it."""
+        self._tell_until_settled(self._profiles.get_profile(user_id, consistent=True))
+
+    def _tell_until_settled(self, profile: Profile | None) -> None:
+        """Invocations are not ordered (two changes in quick succession run side by side),
         so each reads the user again when done, and goes round once more if the
         presence changed meanwhile: whichever invocation finishes last has told every
         watcher the final state. A watcher may hear the same state twice; never a stale
         one last.
         """
-        profile = self._profiles.get_profile(user_id, consistent=True)
+        if profile is None:
+            return
+        user_id = profile.user_id
         for _ in range(MAX_ROUNDS):
-            if profile is None:
-                return
             told = self._state(profile)
             self._tell(profile, hidden_only=False)
-            profile = self._profiles.get_profile(user_id, consistent=True)
-            if profile is None or self._state(profile) == told:
+            after = self._profiles.get_profile(user_id, consistent=True)
+            if after is None or self._state(after) == told:
                 return
+            profile = after
 
     def forget_hidden_watchers(self, user_id: str) -> None:
         """After a visibility change: watchers no longer allowed see an unknown user."""

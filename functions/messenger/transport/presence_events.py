@@ -16,6 +16,11 @@ ENDPOINT = "endpoint"
 # A visibility change: only watchers who may no longer see the user are told (they see
 # what they would for an unknown user) and forgotten.
 HIDDEN_ONLY = "hiddenOnly"
+# What the change made the user (online or not), when (ms: the connect, or the lastSeen
+# stamp of the close), and until when it must hold before it is told (0: at once).
+ONLINE = "online"
+AT = "at"
+SETTLE_UNTIL = "settleUntil"
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,21 @@ class PresenceEvent:
     user_id: str
     endpoint: str  # the @connections endpoint of the API stage the watchers are on
     hidden_only: bool = False
+    # None: not an online/offline change (a visibility change, an older caller's event).
+    online: bool | None = None
+    at_ms: int = 0
+    settle_until_ms: int = 0
 
     def to_payload(self) -> bytes:
         return json.dumps(
-            {USER_ID: self.user_id, ENDPOINT: self.endpoint, HIDDEN_ONLY: self.hidden_only}
+            {
+                USER_ID: self.user_id,
+                ENDPOINT: self.endpoint,
+                HIDDEN_ONLY: self.hidden_only,
+                ONLINE: self.online,
+                AT: self.at_ms,
+                SETTLE_UNTIL: self.settle_until_ms,
+            }
         ).encode()
 
     @classmethod
@@ -35,6 +51,9 @@ class PresenceEvent:
             user_id=str(event[USER_ID]),
             endpoint=str(event[ENDPOINT]),
             hidden_only=event.get(HIDDEN_ONLY) is True,
+            online=event[ONLINE] if isinstance(event.get(ONLINE), bool) else None,
+            at_ms=int(event.get(AT) or 0),
+            settle_until_ms=int(event.get(SETTLE_UNTIL) or 0),
         )
 
 
