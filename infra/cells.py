@@ -93,6 +93,17 @@ class CellPlacement:
         return self.cells.has_directory
 
     @property
+    def moves_across_accounts(self) -> str | None:
+        """The organization whose Movers this cell's primary admits to its tables (a
+        deployment of several cells in several accounts), None when every Mover is of
+        this account (its role's own grant suffices: infra/mover.py)."""
+        organization = self.cells.organization
+        several = len(self.cells.accounts) > 1 and len(self.cells.shard_map.cells()) > 1
+        if self.standby or not (self.has_directory and organization and several):
+            return None
+        return organization
+
+    @property
     def directory(self) -> DirectoryLocation:
         """Where the cell publishes its URL (a deployment with a directory only)."""
         return directory_location(self.env, self.cells)
