@@ -274,6 +274,32 @@ def test_given_invocations_of_one_step_each_then_the_state_machine_loop_finishes
     assert aws_move.cells.dump() == after
 
 
+def test_given_a_move_then_each_step_reports_its_duration_under_its_name(
+    aws_move: AwsMove, capsys: pytest.CaptureFixture[str]
+):
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    capsys.readouterr()
+    # When the Mover runs the whole move
+    assert aws_move.invoke({"move": move_id})["done"]
+    # Then each step wrote a MoveStepDuration, in milliseconds, with its Step dimension
+    records = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "MoveStepDuration" in line
+    ]
+    steps = []
+    for record in records:
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Messenger"
+        assert directive["Dimensions"] == [["service", "Step"]]
+        assert directive["Metrics"] == [{"Name": "MoveStepDuration", "Unit": "Milliseconds"}]
+        (milliseconds,) = record["MoveStepDuration"]
+        assert record["service"] == "messenger" and milliseconds >= 0
+        steps.append(record["Step"])
+    assert steps == list(STEPS)
+
+
 def test_given_a_publish_whose_answer_is_lost_then_the_retry_publishes_nothing_twice(
     aws_move: AwsMove,
 ):
