@@ -1,6 +1,7 @@
 """A cell among the others (docs/protocol.md §6): what its functions learn, whom its Relay trusts.
 
     python -m infra.cells move --from c0 --to c2 --shards 0-16383   # a shard move (AWS)
+    python -m infra.cells move --from c0 --abort MOVE_ID            # roll it back
     python -m infra.cells move-status --from c0                     # where it stands
     (infra/move_command.py; the runbook is docs/scale.md "Shard moves", "On AWS")
 

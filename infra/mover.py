@@ -7,6 +7,7 @@ a deployment with several cells, the runner of the moves out of that cell.
     state machine: RunSteps (Mover {"move": id}: steps, or pages of one, until done or
                    near its 15-minute end; the record is its state) ─▶ Finished?
                      ├ done ─▶ Moved          ├ refused ─▶ Refused (failed)
+                     ├ done, aborted ─▶ RolledBack (python -m infra.cells move --abort)
                      └ not yet ─▶ RunSteps    └ a step failing past its retries ─▶ MoveFailed
                                                                      (failed)
     alarms, on the cell's alarm topic: an execution failed, timed out or was aborted
@@ -71,7 +72,7 @@ from messenger.contract import (
     TableSpec,
     table_name,
 )
-from messenger.dal.moves import MOVE_PK
+from messenger.dal.moves import ABORTED, MOVE_PK
 from messenger.dal.shard_states import SHARDS_PK
 
 MOVER_HANDLER = "messenger.handlers.mover.handler"
@@ -397,6 +398,13 @@ class ShardMover(Construct):
                 sfn.Condition.is_present("$.refused"),
                 sfn.Fail(self, "Refused", error="MoveRefused", cause="no such move here"),
             )
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.boolean_equals("$.done", True),
+                    sfn.Condition.string_equals("$.status", ABORTED),
+                ),
+                sfn.Succeed(self, "RolledBack", comment="aborted: the old home has it all"),
+            )
             .when(sfn.Condition.boolean_equals("$.done", True), sfn.Succeed(self, "Moved"))
             .otherwise(run)
         )
@@ -439,7 +447,8 @@ class ShardMover(Construct):
                 1,
                 "A shard move stopped before its end (failed, timed out or aborted): the "
                 "range is part-moved; see `python -m infra.cells move-status`, then resume "
-                "(docs/scale.md, On AWS)",
+                "(docs/scale.md, On AWS). An operator's --abort stops one too: then an "
+                "execution named <move>-aborted-... runs its rollback",
             ),
             notifying_alarm(
                 self,

@@ -84,6 +84,10 @@ def test_given_cells_then_each_primary_has_a_mover_state_machine_looping_until_d
         assert states["MoveFailed"]["Type"] == "Fail"
         choices = states["Finished"]["Choices"]
         assert {"Variable": "$.done", "BooleanEquals": True, "Next": "Moved"} in choices
+        # An aborted move's rollback ends the execution too, apart
+        rolled_back = next(choice for choice in choices if choice["Next"] == "RolledBack")
+        assert {"Variable": "$.status", "StringEquals": "aborted"} in rolled_back["And"]
+        assert states["RolledBack"]["Type"] == "Succeed"
         assert states["Finished"]["Default"] == "RunSteps"
         assert states["Moved"]["Type"] == "Succeed"
         # The operator's command finds both by the stack's outputs
