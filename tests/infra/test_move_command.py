@@ -174,7 +174,7 @@ def test_given_a_move_before_its_switch_then_abort_stops_it_and_runs_its_rollbac
     started = printed(capsys)
     move_id = started["move"]
     # Given the move's execution part-way, its queue copied to c2
-    state = {"step": "fence"}
+    state: dict[str, Any] = {"step": "fence"}
     while state["step"] != "copy-limits":
         state = aws_move.invoke({"move": move_id}, one_step_context())
     assert len(c2.queue_of(ALICE)) == 30
