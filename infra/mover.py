@@ -145,9 +145,13 @@ def admit_peer_movers(
     for spec in ROLES.values():
         table = tables[spec]
         assert isinstance(table, dynamodb.TableV2), "a primary's tables are its own"
-        # Its own ARN by name: the table's attribute would be a reference to itself.
-        arn = stack.format_arn(
-            service="dynamodb", resource="table", resource_name=placement.primary_table_name(spec)
+        # Its own ARN by name (the table's attribute would be a reference to itself); a
+        # table CloudFormation named, whose name was not given: "*", the table itself.
+        name = placement.table_name(spec) or _given_name(placement, spec)
+        arn = (
+            stack.format_arn(service="dynamodb", resource="table", resource_name=name)
+            if name
+            else "*"
         )
         table.add_to_resource_policy(
             iam.PolicyStatement(
@@ -168,6 +172,11 @@ def admit_peer_movers(
                     conditions={**movers, **MOVE_ITEMS_ONLY},
                 )
             )
+
+
+def _given_name(placement: CellPlacement, spec: TableSpec) -> str | None:
+    unnamed = placement.cell.unnamed_tables
+    return unnamed.name_of(spec.logical_name) if unnamed is not None else None
 
 
 def _by_rule_arns(env: str) -> dict[str, str]:
