@@ -1,6 +1,7 @@
 """A cell among the others (docs/protocol.md §6): what its functions learn, whom its Relay trusts.
 
     python -m infra.cells move --from c0 --to c2 --shards 0-16383   # a shard move (AWS)
+    python -m infra.cells move --from c0 --abort MOVE_ID            # roll it back
     python -m infra.cells move-status --from c0                     # where it stands
     (infra/move_command.py; the runbook is docs/scale.md "Shard moves", "On AWS")
 
@@ -91,6 +92,17 @@ class CellPlacement:
         """A cell of a deployment with a directory is one of a mesh: it publishes its URL
         there, and peers (today's, or cells added later) invoke its Relay."""
         return self.cells.has_directory
+
+    @property
+    def moves_across_accounts(self) -> str | None:
+        """The organization whose Movers this cell's primary admits to its tables (a
+        deployment of several cells in several accounts), None when every Mover is of
+        this account (its role's own grant suffices: infra/mover.py)."""
+        organization = self.cells.organization
+        several = len(self.cells.accounts) > 1 and len(self.cells.shard_map.cells()) > 1
+        if self.standby or not (self.has_directory and organization and several):
+            return None
+        return organization
 
     @property
     def directory(self) -> DirectoryLocation:

@@ -36,6 +36,7 @@ from infra.throttling import Throttle, account_requests, stage_throttle
 from messenger.contract import (
     DEFAULT_MESSAGE_TTL_SECONDS,
     DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR,
+    STANDBY_SUFFIX,
     TABLES,
 )
 from messenger_protocol.cells import (
@@ -392,10 +393,12 @@ def _cell(entry: str) -> Cell:
             f"cells entry {entry!r} is not <cell>:<account>/<region>, "
             "e.g. c0:111111111111/us-east-1"
         )
-    if not is_cell_id(cell_id) or cell_id in RESERVED_CELL_IDS:
+    # A cell id ending like a standby's names would name another cell's standby tables.
+    if not is_cell_id(cell_id) or cell_id in RESERVED_CELL_IDS or cell_id.endswith(STANDBY_SUFFIX):
         raise ValueError(
             f"cells: {cell_id!r} is not a cell id (lowercase letters, digits and '-', "
-            f"up to 32, starting with a letter or digit; not {', '.join(RESERVED_CELL_IDS)})"
+            f"up to 32, starting with a letter or digit, not ending {STANDBY_SUFFIX!r}; "
+            f"not {', '.join(RESERVED_CELL_IDS)})"
         )
     if not ACCOUNT_PATTERN.match(account):
         raise ValueError(f"cells: the account of {cell_id} must be 12 digits, got {account!r}")

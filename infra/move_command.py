@@ -8,6 +8,10 @@
     python -m infra.cells move --from c0 --resume MOVE_ID
         a new execution of a move that stopped (failed, timed out, aborted): it resumes at
         the step and page its record names
+    python -m infra.cells move --from c0 --abort MOVE_ID
+        rolls back a move that has not switched out yet: c0's Mover turns its record to the
+        rollback (or refuses, exit 2: past the switch, finish it and move the range back),
+        the move's running execution is stopped and one that runs the rollback started
     python -m infra.cells move-status --from c0
         every move out of c0: its record (step, counts, version, last error) and its
         executions' status
@@ -85,17 +89,48 @@ def start_move(
 ) -> dict[str, Any]:
     """The Mover records the move (or refuses it), then its execution starts (named after
     the move: starting it twice is one execution)."""
+    answer = _ask_mover(home, {"start": {"to": target, "lo": lo, "hi": hi}}, session)
+    return {**answer, "execution": _execute(home, answer["move"], answer["move"], session)}
+
+
+def abort_move(home: OldHome, move_id: str, session: boto3.Session) -> dict[str, Any]:
+    """The Mover turns the move to its rollback (or refuses); the move's running executions
+    are stopped and one that runs the rollback is started (none if it has run already)."""
+    answer = _ask_mover(home, {"abort": move_id}, session)
+    client = session.client("stepfunctions", region_name=home.cell.region, config=CLIENT_CONFIG)
+    running = client.list_executions(
+        stateMachineArn=home.state_machine, statusFilter="RUNNING", maxResults=100
+    ).get("executions", [])
+    stopped = [run["name"] for run in running if _of_move(run["name"], move_id)]
+    for run in running:
+        if run["name"] in stopped:
+            client.stop_execution(
+                executionArn=run["executionArn"], cause=f"aborted: {move_id} rolls back"
+            )
+    execution = None
+    if not answer["done"]:
+        execution = _execute(home, move_id, f"{move_id}-aborted-{int(time.time())}", session)
+    return {**answer, "stopped": stopped, "execution": execution}
+
+
+def _ask_mover(home: OldHome, request: dict[str, Any], session: boto3.Session) -> dict[str, Any]:
+    """The Mover's answer; MoveCommandRefused with its reason if it refuses."""
     invoked = session.client("lambda", region_name=home.cell.region, config=CLIENT_CONFIG).invoke(
         FunctionName=home.mover,
         InvocationType="RequestResponse",
-        Payload=json.dumps({"start": {"to": target, "lo": lo, "hi": hi}}).encode(),
+        Payload=json.dumps(request).encode(),
     )
-    answer = json.loads(invoked["Payload"].read())
+    answer: dict[str, Any] = json.loads(invoked["Payload"].read())
     if invoked.get("FunctionError"):
         raise RuntimeError(f"the Mover failed: {answer}")
     if "refused" in answer:
         raise MoveCommandRefused(f"refused ({answer.get('status')}): {answer['refused']}")
-    return {**answer, "execution": _execute(home, answer["move"], answer["move"], session)}
+    return answer
+
+
+def _of_move(execution_name: str, move_id: str) -> bool:
+    """An execution of this move: named after it, or after it and what started it."""
+    return execution_name == move_id or execution_name.startswith(f"{move_id}-")
 
 
 def resume_move(home: OldHome, move_id: str, session: boto3.Session) -> dict[str, Any]:
@@ -118,7 +153,7 @@ def move_status(home: OldHome, session: boto3.Session) -> list[dict[str, Any]]:
             "executions": [
                 {"name": run["name"], "status": run["status"]}
                 for run in executions.get("executions", [])
-                if run["name"] == record.move_id or run["name"].startswith(f"{record.move_id}-")
+                if _of_move(run["name"], record.move_id)
             ],
         }
         for record in records
@@ -167,6 +202,9 @@ def main(
     move.add_argument("--to", dest="target", help="the new home")
     move.add_argument("--shards", type=parse_shards, help="LO-HI, inclusive")
     move.add_argument("--resume", metavar="MOVE_ID", help="resume this move instead")
+    move.add_argument(
+        "--abort", metavar="MOVE_ID", help="roll back this move (before its switch only)"
+    )
     arguments = parser.parse_args(argv)
     context: dict[str, Any] = dict(arguments.context)
     if arguments.env:
@@ -176,6 +214,9 @@ def main(
         home = old_home(context, arguments.source, outputs_of or cloudformation_outputs(session))
         if arguments.command == "move-status":
             print(json.dumps(move_status(home, session)))
+            return 0
+        if arguments.abort:
+            print(json.dumps(abort_move(home, arguments.abort, session)))
             return 0
         if arguments.resume:
             print(json.dumps(resume_move(home, arguments.resume, session)))

@@ -7,6 +7,7 @@ a deployment with several cells, the runner of the moves out of that cell.
     state machine: RunSteps (Mover {"move": id}: steps, or pages of one, until done or
                    near its 15-minute end; the record is its state) ─▶ Finished?
                      ├ done ─▶ Moved          ├ refused ─▶ Refused (failed)
+                     ├ done, aborted ─▶ RolledBack (python -m infra.cells move --abort)
                      └ not yet ─▶ RunSteps    └ a step failing past its retries ─▶ MoveFailed
                                                                      (failed)
     alarms, on the cell's alarm topic: an execution failed, timed out or was aborted
@@ -25,8 +26,14 @@ cell's tables, and elsewhere writes only what a move writes. Its role (named
   directory key: the Mover never holds it);
 - POST and DELETE on this cell's own @connections (MOVED, then close).
 
-Across accounts the peers' tables must also admit the role (DynamoDB resource policies);
-this stack grants only its side (docs/scale.md "On AWS" says what an operator adds).
+It may not write a standby's own regional tables (`messenger-<env>-<cell>-standby-limits`,
+which the Limits pattern would match): an explicit Deny.
+
+Across accounts (cells in several accounts of the deployment's AWS Organization, `-c
+organization=o-...`), each cell's Users, Queue and Limits tables admit the Movers of the
+deployment in their resource policies (`admit_peer_movers`): any role named
+`messenger-<env>-*-mover` of the organization, and only what the Movers' own policy allows
+them on a peer's table. The same statements in every cell, whatever the number of cells.
 """
 
 from __future__ import annotations
@@ -47,11 +54,12 @@ from constructs import Construct
 
 from infra import bundling
 from infra.cells import CellPlacement
-from infra.config import Cell, DeploymentConfig
+from infra.config import DeploymentConfig
 from infra.directory import directory_function_arn
 from infra.monitoring import app_metric, execution_alarm, notifying_alarm
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
+from infra.tables import REGIONAL_TABLES
 from messenger.contract import (
     LIMITS_TABLE,
     METRICS_NAMESPACE,
@@ -64,7 +72,7 @@ from messenger.contract import (
     TableSpec,
     table_name,
 )
-from messenger.dal.moves import MOVE_PK
+from messenger.dal.moves import ABORTED, MOVE_PK
 from messenger.dal.shard_states import SHARDS_PK
 
 MOVER_HANDLER = "messenger.handlers.mover.handler"
@@ -75,6 +83,9 @@ MOVER_TIMEOUT = Duration.minutes(15)
 MOVE_TIMEOUT = Duration.hours(24)
 # Steps failing this often in 5 minutes are not a throttle the retries absorb.
 STEP_FAILURES_THRESHOLD = 3
+# What the Mover does to a peer's move records and range state, and only to those items.
+MOVE_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+MOVE_ITEMS_ONLY = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [MOVE_PK, SHARDS_PK]}}
 # Each role of a table in a move (MoverEnv.CELLS' keys).
 ROLES: dict[str, TableSpec] = {"users": USERS_TABLE, "queue": QUEUE_TABLE, "limits": LIMITS_TABLE}
 
@@ -83,8 +94,9 @@ def mover_role_name(env: str, cell_id: str) -> str:
     return f"messenger-{env}-{cell_id}-mover"
 
 
-def _table_arn(cell: Cell, name: str) -> str:
-    return f"arn:{PARTITION}:dynamodb:{cell.region}:{cell.account}:table/{name}"
+def mover_role_arns(env: str) -> str:
+    """Every Mover's role of the deployment, in any account: one pattern."""
+    return f"arn:{PARTITION}:iam::*:role/{mover_role_name(env, '*')}"
 
 
 def _given_peers(placement: CellPlacement) -> dict[str, dict[str, Any]]:
@@ -107,6 +119,64 @@ def _given_peers(placement: CellPlacement) -> dict[str, dict[str, Any]]:
             **{role: other.primary_table_name(spec) for role, spec in ROLES.items()},
         }
     return peers
+
+
+def _standby_regional_arns(env: str) -> list[str]:
+    """A standby's own tables (never a move's): the Limits pattern would match them."""
+    return [
+        f"arn:{PARTITION}:dynamodb:*:*:table/{table_name(env, '*', spec, standby=True)}"
+        for spec in REGIONAL_TABLES
+    ]
+
+
+def admit_peer_movers(
+    tables: dict[TableSpec, dynamodb.ITableV2], placement: CellPlacement, organization: str
+) -> None:
+    """This cell's tables, for the Movers of the other accounts (docs/scale.md "On AWS"):
+    the statements of the Movers' own policy on a peer's table (`CopyIntoPeerTables`,
+    `PeerRangeStateAndMoveRecords`), for any Mover role of the deployment in the
+    organization. Nothing per peer: the policy (under 2 KB of DynamoDB's 20 KB) is the same
+    for 2 cells or 150."""
+    movers = {
+        "StringEquals": {"aws:PrincipalOrgID": organization},
+        "ArnLike": {"aws:PrincipalArn": mover_role_arns(placement.env)},
+    }
+    stack = Stack.of(tables[USERS_TABLE])
+    for spec in ROLES.values():
+        table = tables[spec]
+        assert isinstance(table, dynamodb.TableV2), "a primary's tables are its own"
+        # Its own ARN by name (the table's attribute would be a reference to itself); a
+        # table CloudFormation named, whose name was not given: "*", the table itself.
+        name = placement.table_name(spec) or _given_name(placement, spec)
+        arn = (
+            stack.format_arn(service="dynamodb", resource="table", resource_name=name)
+            if name
+            else "*"
+        )
+        table.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="PeerMoversCopyIn",
+                principals=[iam.AnyPrincipal()],
+                actions=["dynamodb:BatchWriteItem"],
+                resources=[arn],
+                conditions=movers,
+            )
+        )
+        if spec is USERS_TABLE:
+            table.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="PeerMoversRangeStateAndMoveRecords",
+                    principals=[iam.AnyPrincipal()],
+                    actions=MOVE_ITEM_ACTIONS,
+                    resources=[arn],
+                    conditions={**movers, **MOVE_ITEMS_ONLY},
+                )
+            )
+
+
+def _given_name(placement: CellPlacement, spec: TableSpec) -> str | None:
+    unnamed = placement.cell.unnamed_tables
+    return unnamed.name_of(spec.logical_name) if unnamed is not None else None
 
 
 def _by_rule_arns(env: str) -> dict[str, str]:
@@ -150,8 +220,15 @@ class ShardMover(Construct):
             assumed_by=iam.ServicePrincipal(LAMBDA_PRINCIPAL),
             description=f"Messenger {placement.cell_id} Mover: moves shards out of this cell",
         )
+        self._standby_regional = _standby_regional_arns(config.env)
         statements = self._statements(
-            log_group, own, peers, self._by_rule, directory, connections_arns
+            log_group,
+            own,
+            peers,
+            self._by_rule,
+            self._standby_regional,
+            directory,
+            connections_arns,
         )
         statements.append(
             # Each peer's region, from its Relay record (the functions' own grant).
@@ -224,6 +301,7 @@ class ShardMover(Construct):
         own: dict[str, dynamodb.ITableV2],
         peers: dict[str, dict[str, Any]],
         by_rule: dict[str, str],
+        standby_regional: list[str],
         directory: str,
         connections_arns: list[str],
     ) -> list[iam.PolicyStatement]:
@@ -249,9 +327,7 @@ class ShardMover(Construct):
                     "dynamodb:UpdateItem",
                 ],
                 resources=[own["users"].table_arn],
-                conditions={
-                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [MOVE_PK, SHARDS_PK]}
-                },
+                conditions=MOVE_ITEMS_ONLY,
             ),
             iam.PolicyStatement(
                 sid="InvokeDirectoryFunction",
@@ -286,11 +362,16 @@ class ShardMover(Construct):
             # the check that no move into the new home overlaps (MOVE).
             iam.PolicyStatement(
                 sid="PeerRangeStateAndMoveRecords",
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+                actions=MOVE_ITEM_ACTIONS,
                 resources=arns["users"],
-                conditions={
-                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [MOVE_PK, SHARDS_PK]}
-                },
+                conditions=MOVE_ITEMS_ONLY,
+            ),
+            # A standby's own Limits table matches the Limits pattern: never a move's.
+            iam.PolicyStatement(
+                sid="NotStandbyRegionalTables",
+                effect=iam.Effect.DENY,
+                actions=["dynamodb:BatchWriteItem"],
+                resources=standby_regional,
             ),
         ]
         return statements
@@ -326,6 +407,13 @@ class ShardMover(Construct):
                 sfn.Condition.is_present("$.refused"),
                 sfn.Fail(self, "Refused", error="MoveRefused", cause="no such move here"),
             )
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.boolean_equals("$.done", True),
+                    sfn.Condition.string_equals("$.status", ABORTED),
+                ),
+                sfn.Succeed(self, "RolledBack", comment="aborted: the old home has it all"),
+            )
             .when(sfn.Condition.boolean_equals("$.done", True), sfn.Succeed(self, "Moved"))
             .otherwise(run)
         )
@@ -356,7 +444,8 @@ class ShardMover(Construct):
                 topic,
                 "A shard move stopped before its end (failed, timed out or aborted): the "
                 "range is part-moved; see `python -m infra.cells move-status`, then resume "
-                "(docs/scale.md, On AWS)",
+                "(docs/scale.md, On AWS). An operator's --abort stops one too: then an "
+                "execution named <move>-aborted-... runs its rollback",
                 executions="Shard moves",
             ),
             notifying_alarm(

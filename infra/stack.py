@@ -41,7 +41,7 @@ from infra.failover_automation import FailoverAutomation
 from infra.functions import Functions
 from infra.mesh import RelayRecord
 from infra.monitoring import Monitoring
-from infra.mover import ShardMover
+from infra.mover import ShardMover, admit_peer_movers
 from infra.regions import check_snap_start
 from infra.relay import Relay
 from infra.tables import Tables
@@ -116,6 +116,8 @@ class MessengerStack(Stack):
                 ],
                 alarm_topic=self.monitoring.topic,
             )
+            if cell.moves_across_accounts:
+                admit_peer_movers(self.tables.by_spec, cell, cell.moves_across_accounts)
         if not cell.has_directory:
             self._web_app()
         elif not cell.standby:  # a failover switch publishes a standby's URL

@@ -36,6 +36,15 @@ class Tables:
             spec: self._table(spec) for spec in TABLES
         }
 
+    def _encryption(self) -> dynamodb.TableEncryptionV2:
+        """The AWS-managed aws/dynamodb key, except where Movers of other accounts write
+        (infra/mover.py): DynamoDB refuses cross-account access to a table under that key
+        (its key policy cannot admit them), so those tables use DynamoDB's own key
+        (switching is an in-place update of the table)."""
+        if self._cell.moves_across_accounts:
+            return dynamodb.TableEncryptionV2.dynamo_owned_key()
+        return dynamodb.TableEncryptionV2.aws_managed_key()
+
     def _table(self, spec: TableSpec) -> dynamodb.ITableV2:
         regional = spec in REGIONAL_TABLES
         if self._cell.standby and not regional:
@@ -74,7 +83,7 @@ class Tables:
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True, recovery_period_in_days=spec.recovery_days
             ),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            encryption=self._encryption(),
             removal_policy=self._config.removal_policy,
             deletion_protection=self._config.deletion_protection,
             global_secondary_indexes=[

@@ -212,7 +212,7 @@ class Metric(StrEnum):
     MOVE_ITEMS_COPIED = "MoveItemsCopied"
     MOVE_STEPS_RUN = "MoveStepsRun"
     MOVE_STEP_FAILURES = "MoveStepFailures"
-    # Milliseconds a step (or one page of it) took; the log line of each names the step.
+    # Milliseconds a step (or one page of it) took, with a dimension `Step` (its name).
     MOVE_STEP_DURATION = "MoveStepDuration"
 
 

@@ -20,8 +20,10 @@ from botocore.response import StreamingBody
 
 from messenger.config import mover_settings_from
 from messenger.contract import Env, MoverEnv
+from messenger.dal.moves import MoveConflict, MoveRecord
+from messenger.dal.shard_states import RangeState, ShardStates
 from messenger.handlers import mover as mover_handler
-from messenger.logic.shard_move import STEPS
+from messenger.logic.shard_move import ABORTABLE, STEPS
 from messenger.move_wiring import mover_of
 from messenger_directory import handlers as directory_handlers
 from messenger_directory.config import forget_settings
@@ -253,6 +255,32 @@ def test_given_invocations_of_one_step_each_then_the_state_machine_loop_finishes
     assert aws_move.cells.dump() == after
 
 
+def test_given_a_move_then_each_step_reports_its_duration_under_its_name(
+    aws_move: AwsMove, capsys: pytest.CaptureFixture[str]
+):
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    capsys.readouterr()
+    # When the Mover runs the whole move
+    assert aws_move.invoke({"move": move_id})["done"]
+    # Then each step wrote a MoveStepDuration, in milliseconds, with its Step dimension
+    records = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and "MoveStepDuration" in line
+    ]
+    steps = []
+    for record in records:
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Messenger"
+        assert directive["Dimensions"] == [["service", "Step"]]
+        assert directive["Metrics"] == [{"Name": "MoveStepDuration", "Unit": "Milliseconds"}]
+        (milliseconds,) = record["MoveStepDuration"]
+        assert record["service"] == "messenger" and milliseconds >= 0
+        steps.append(record["Step"])
+    assert steps == list(STEPS)
+
+
 def test_given_a_publish_whose_answer_is_lost_then_the_retry_publishes_nothing_twice(
     aws_move: AwsMove,
 ):
@@ -282,3 +310,159 @@ def test_given_a_publish_whose_answer_is_lost_then_the_retry_publishes_nothing_t
     assert len(c2.queue_of(ALICE)) == 5 and c0.queue_of(ALICE) == []
     publishes = [r for r in aws_move.directory.requests if r.get(MOVE_REQUEST) == MOVE_PUBLISH]
     assert len(publishes) == 2
+
+
+def alice_everywhere(cell: Any) -> list[dict[str, Any]]:
+    """Every item of alice's in a cell's Users, Queue and Limits tables."""
+    return [
+        item
+        for items in cell.dump(with_limits=True).values()
+        for item in items
+        if ALICE.user_id in item["pk"]["S"]
+    ]
+
+
+def ranges_of_move(cell: Any, move_id: str) -> list[Any]:
+    states = ShardStates(cell.dynamodb, cell.table_names["Users"]).read()
+    return [entry for entry in states.ranges if entry.move == move_id]
+
+
+def run_to(aws_move: AwsMove, move_id: str, step: str, pages: int = 0) -> dict[str, Any]:
+    """Invoke the Mover one step (or page) at a time until the move is at `step`, then
+    `pages` pages further into it."""
+    state = {"step": "fence"}
+    while state["step"] != step:
+        state = aws_move.invoke({"move": move_id}, one_step_context())
+    for _ in range(pages):
+        state = aws_move.invoke({"move": move_id}, one_step_context())
+        assert state["step"] == step
+    return state
+
+
+def run_to_end(aws_move: AwsMove, move_id: str) -> dict[str, Any]:
+    state = {"done": False}
+    while not state["done"]:
+        state = aws_move.invoke({"move": move_id}, one_step_context())
+    return state
+
+
+@pytest.mark.parametrize(
+    ("step", "pages"),
+    [(step, 0) for step in ABORTABLE] + [("copy-queue", 1)],
+    ids=lambda value: str(value),
+)
+def test_given_an_abort_before_the_switch_then_the_old_home_serves_the_range_with_everything(
+    aws_move: AwsMove, step: str, pages: int
+):
+    # Given alice in c0, offline, with 250 items queued (two pages of the copy)
+    c0, c1, c2 = aws_move.cells["c0"], aws_move.cells["c1"], aws_move.cells["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 250)
+    before_queue, before_items = queue_ids(c0, ALICE), items_of(c0, ALICE)
+    version = aws_move.version()
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    # And the move run up to this step (part of its copy at c2, maybe switched in)
+    run_to(aws_move, move_id, step, pages)
+    # When the operator aborts it
+    aborted = aws_move.invoke({"abort": move_id})
+    assert (aborted["status"], aborted["step"], aborted["done"]) == (
+        "aborting",
+        "abort-wait",
+        False,
+    )
+    # And the state machine runs the rollback to its end
+    state = run_to_end(aws_move, move_id)
+    # Then the move is aborted; nothing was published
+    assert (state["status"], state["step"]) == ("aborted", "finished")
+    assert state["version"] is None and aws_move.version() == version
+    # And c0 holds all of alice's, as before; c2 nothing of hers, nor of the move
+    assert queue_ids(c0, ALICE) == before_queue and items_of(c0, ALICE) == before_items
+    assert alice_everywhere(c2) == []
+    assert ranges_of_move(c0, move_id) == [] and ranges_of_move(c2, move_id) == []
+    # And c0 serves her range again: bob's message to her is stored there
+    b = c1.connect(BOB)
+    assert c1.send(b, c1.message(b, ALICE, "after", "msg-after-abort"))["type"] == "ack"
+    assert len(c0.queue_of(ALICE)) == 251 and alice_everywhere(c2) == []
+    # And aborting again changes nothing; the range is free for another move
+    after = aws_move.cells.dump()
+    assert aws_move.invoke({"abort": move_id})["status"] == "aborted"
+    assert aws_move.cells.dump() == after
+    again = aws_move.invoke({"start": {"to": "c1", "lo": mine, "hi": mine}})
+    assert again["step"] == "fence"
+
+
+@pytest.mark.parametrize("step", ["switch-peers", "publish", "clean-queue"])
+def test_given_a_move_past_its_switch_then_an_abort_is_refused_and_changes_nothing(
+    aws_move: AwsMove, step: str
+):
+    c0 = aws_move.cells["c0"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 5)
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    run_to(aws_move, move_id, step)
+    before = aws_move.cells.dump()
+    # When the operator aborts it: refused 409, with the way back
+    refused = aws_move.invoke({"abort": move_id})
+    assert refused["status"] == 409
+    assert "past its switch" in refused["refused"] and "back to c0" in refused["refused"]
+    # And nothing changed; the move finishes
+    assert aws_move.cells.dump() == before
+    assert run_to_end(aws_move, move_id)["status"] == "done"
+    assert aws_move.invoke({"abort": move_id})["status"] == 409
+    # An unknown move, a malformed abort: 400
+    assert aws_move.invoke({"abort": "nope"})["status"] == 400
+    assert aws_move.invoke({"abort": 7})["status"] == 400
+
+
+def test_given_an_abort_while_a_runner_is_at_switch_out_then_it_switches_nothing(
+    aws_move: AwsMove,
+):
+    c0, c2 = aws_move.cells["c0"], aws_move.cells["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 5)
+    before_queue = queue_ids(c0, ALICE)
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    mover = mover_handler.shard_move()
+
+    def abort_at_switch_out(record: MoveRecord) -> None:
+        if record.step == "switch-out":
+            assert aws_move.invoke({"abort": move_id})["status"] == "aborting"
+
+    # Given a runner that has read the move at switch-out when the abort comes
+    mover.after_step = abort_at_switch_out
+    # When it goes on: its claim of the step fails, and c0 never switches out
+    with pytest.raises(MoveConflict):
+        aws_move.invoke({"move": move_id})
+    assert [entry.state for entry in ranges_of_move(c0, move_id)] == [RangeState.FENCED]
+    # And the rollback leaves everything at c0
+    mover.after_step = lambda record: None
+    assert run_to_end(aws_move, move_id)["status"] == "aborted"
+    assert queue_ids(c0, ALICE) == before_queue and alice_everywhere(c2) == []
+
+
+def test_given_a_switch_out_claimed_then_an_abort_is_refused(
+    aws_move: AwsMove, monkeypatch: pytest.MonkeyPatch
+):
+    c0 = aws_move.cells["c0"]
+    c0.disconnect(c0.connect(ALICE))
+    mine = alice_shard()
+    move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
+    run_to(aws_move, move_id, "switch-out")
+    # Given the runner crashing at switch-out after its claim, before its switch
+    put_range = ShardStates.put_range
+
+    def crash_on_out(states: ShardStates, entry: Any) -> bool:
+        if entry.state is RangeState.OUT:
+            raise ConnectionError("the Mover's container died")
+        return put_range(states, entry)
+
+    monkeypatch.setattr(ShardStates, "put_range", crash_on_out)
+    with pytest.raises(ConnectionError):
+        aws_move.invoke({"move": move_id})
+    # Then an abort is refused (the switch may have happened): resume and move back
+    assert aws_move.invoke({"abort": move_id})["status"] == 409
+    monkeypatch.setattr(ShardStates, "put_range", put_range)
+    assert run_to_end(aws_move, move_id)["status"] == "done"

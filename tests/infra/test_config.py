@@ -238,6 +238,8 @@ def test_given_a_shard_count_and_a_shard_map_then_they_are_taken():
         ({"cells": "c0:111111111111/cn-north-1"}, "region 'cn-north-1' is not one"),
         ({"cells": "C0:111111111111/us-east-1"}, "'C0' is not a cell id"),
         ({"cells": "directory:111111111111/us-east-1"}, "'directory' is not a cell id"),
+        # its tables and Relay would be named as cell c0's standby's
+        ({"cells": "c0-standby:111111111111/us-east-1"}, "'c0-standby' is not a cell id"),
         ({"cells": "c0:111111111111/us-east-1,c0:222222222222/eu-west-1"}, "c0 is named twice"),
         (
             {"cells": "c0:111111111111/us-east-1,c1:111111111111/us-east-1"},

@@ -15,7 +15,14 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from infra.move_command import main
 from messenger_local.aws import ACCOUNT_ID, REGION
-from tests.functions.test_mover import AwsMove, alice_shard, aws_move_on, invocation_answer
+from tests.functions.test_mover import (
+    AwsMove,
+    alice_shard,
+    aws_move_on,
+    invocation_answer,
+    one_step_context,
+)
+from tests.functions.test_shard_moves import ALICE, BOB, queue_for, queue_ids
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +157,71 @@ def test_given_a_stopped_move_then_resume_starts_another_execution_of_it(deploye
     assert resumed["move"] == move_id and resumed["execution"].split(":")[-1].startswith(
         f"{move_id}-resumed-"
     )
+
+
+def test_given_a_move_before_its_switch_then_abort_stops_it_and_runs_its_rollback(deployed, capsys):
+    aws_move, session, outputs_of = deployed
+    c0, c2 = aws_move.cells["c0"], aws_move.cells["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    queue_for(c0, ALICE, BOB, 30)
+    before = queue_ids(c0, ALICE)
+    mine = alice_shard()
+    main(
+        ["move", "--from", "c0", "--to", "c2", "--shards", f"{mine}-{mine}", *CONTEXT],
+        session,
+        outputs_of,
+    )
+    started = printed(capsys)
+    move_id = started["move"]
+    # Given the move's execution part-way, its queue copied to c2
+    state: dict[str, Any] = {"step": "fence"}
+    while state["step"] != "copy-limits":
+        state = aws_move.invoke({"move": move_id}, one_step_context())
+    assert len(c2.queue_of(ALICE)) == 30
+    # When the operator aborts it
+    assert main(["move", "--from", "c0", "--abort", move_id, *CONTEXT], session, outputs_of) == 0
+    aborted = printed(capsys)
+    # Then its record turned to the rollback, its execution was stopped, another started
+    assert (aborted["status"], aborted["step"]) == ("aborting", "abort-wait")
+    assert aborted["stopped"] == [move_id]
+    sfn = session.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=started["execution"])["status"] == "ABORTED"
+    rollback = sfn.describe_execution(executionArn=aborted["execution"])
+    assert rollback["name"].startswith(f"{move_id}-aborted-")
+    assert json.loads(rollback["input"]) == {"move": move_id}
+    # And once that execution has run it, c0 holds everything, c2 nothing of alice's
+    state = {"done": False}
+    while not state["done"]:
+        state = aws_move.invoke({"move": move_id})
+    assert queue_ids(c0, ALICE) == before and c2.queue_of(ALICE) == []
+    assert main(["move-status", "--from", "c0", *CONTEXT], session, outputs_of) == 0
+    (status,) = printed(capsys)
+    assert (status["status"], status["step"]) == ("aborted", "finished")
+    # And aborting it again starts nothing
+    assert main(["move", "--from", "c0", "--abort", move_id, *CONTEXT], session, outputs_of) == 0
+    assert printed(capsys)["execution"] is None
+
+
+def test_given_a_published_move_then_abort_is_refused_with_the_way_back(deployed, capsys):
+    aws_move, session, outputs_of = deployed
+    mine = alice_shard()
+    main(
+        ["move", "--from", "c0", "--to", "c2", "--shards", f"{mine}-{mine}", *CONTEXT],
+        session,
+        outputs_of,
+    )
+    move_id = printed(capsys)["move"]
+    state = {"done": False}
+    while not state["done"]:
+        state = aws_move.invoke({"move": move_id})
+    before = aws_move.cells.dump()
+    machine = outputs_of("Messenger-dev-c0", REGION)["MoverStateMachineArn"]
+    sfn = session.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+    # When the operator aborts it: exit 2, why, and what to do instead
+    assert main(["move", "--from", "c0", "--abort", move_id, *CONTEXT], session, outputs_of) == 2
+    error = capsys.readouterr().err
+    assert "refused (409)" in error and f"shards {mine}-{mine} from c2 back to c0" in error
+    # And nothing changed, no execution started or stopped
+    assert aws_move.cells.dump() == before
+    assert sfn.list_executions(stateMachineArn=machine)["executions"] == executions

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from messenger.contract import LIMITS_TABLE, QUEUE_TABLE, USERS_TABLE, MoverEnv
-from tests.infra.conftest import C0_ACCOUNT, C1_ACCOUNT, SynthesizedCells
+from tests.infra.conftest import (
+    C0_ACCOUNT,
+    C1_ACCOUNT,
+    SynthesizedCells,
+    synthesized_cells_once,
+)
 from tests.infra.test_permissions import _as_list, table_arn
 
 pytestmark = pytest.mark.infra
@@ -79,6 +84,10 @@ def test_given_cells_then_each_primary_has_a_mover_state_machine_looping_until_d
         assert states["MoveFailed"]["Type"] == "Fail"
         choices = states["Finished"]["Choices"]
         assert {"Variable": "$.done", "BooleanEquals": True, "Next": "Moved"} in choices
+        # An aborted move's rollback ends the execution too, apart
+        rolled_back = next(choice for choice in choices if choice["Next"] == "RolledBack")
+        assert {"Variable": "$.status", "StringEquals": "aborted"} in rolled_back["And"]
+        assert states["RolledBack"]["Type"] == "Succeed"
         assert states["Finished"]["Default"] == "RunSteps"
         assert states["Moved"]["Type"] == "Succeed"
         # The operator's command finds both by the stack's outputs
@@ -115,7 +124,21 @@ def test_given_a_mover_then_it_may_touch_only_what_a_move_needs(each_cells_app):
             name: {"Fn::GetAtt": [table_arn(stack, spec).strip("<>").removesuffix(".Arn"), "Arn"]}
             for name, spec in zip(TABLES, (USERS_TABLE, QUEUE_TABLE, LIMITS_TABLE), strict=True)
         }
+        # No standby's own table (the Limits pattern would match its Limits table)
+        (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+        assert _as_list(deny["Resource"]) == [
+            f"arn:aws:dynamodb:*:*:table/messenger-{env}-*-standby-limits"
+        ]
+        assert _as_list(deny["Action"]) == ["dynamodb:BatchWriteItem"]
+        standby_limits = (
+            f"arn:aws:dynamodb:us-west-2:{C0_ACCOUNT}:table/messenger-{env}-c0-standby-limits"
+        )
+        assert fnmatch(standby_limits, by_rule["limits"]) and fnmatch(
+            standby_limits, deny["Resource"]
+        )
         for statement in statements:
+            if statement["Effect"] == "Deny":
+                continue
             actions = _as_list(statement["Action"])
             resources = _as_list(statement["Resource"])
             # No wildcard action, and no table but the cells' own three
@@ -204,3 +227,76 @@ def test_given_cells_in_other_accounts_then_the_directory_function_admits_their_
     assert [
         (p["Principal"], p["Action"]) for p in permissions if "amazonaws.com" not in p["Principal"]
     ] == [(C1_ACCOUNT, "lambda:InvokeFunction")]
+
+
+def table_policies(stack: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each table's resource policy (its primary replica's), by table name's last part."""
+    policies = {}
+    for table in stack.resources("AWS::DynamoDB::GlobalTable").values():
+        name = table["Properties"]["TableName"].rsplit("-", 1)[-1]
+        (replica,) = [r for r in table["Properties"]["Replicas"] if "ResourcePolicy" in r] or [{}]
+        if replica:
+            policies[name] = replica["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    return policies
+
+
+def test_given_cells_in_several_accounts_then_their_tables_admit_only_the_deployments_movers(
+    each_cells_app,
+):
+    env = each_cells_app.config.env
+    movers = {
+        "StringEquals": {"aws:PrincipalOrgID": each_cells_app.cells.organization},
+        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/messenger-{env}-*-mover"},
+    }
+    sizes = set()
+    for cell in each_cells_app.cells.cells:
+        stack = each_cells_app.cell(cell.cell_id)
+        policies = table_policies(stack)
+        # Users, Queue and Limits only; no other table admits anyone of another account
+        assert sorted(policies) == sorted(TABLES)
+        for table, statements in policies.items():
+            # The table's own ARN (by its name), for the organization's Mover roles only
+            copy = statements[0]
+            assert copy["Sid"] == "PeerMoversCopyIn"
+            assert copy["Principal"] == {"AWS": "*"} and copy["Condition"] == movers
+            assert copy["Action"] == "dynamodb:BatchWriteItem"
+            resource = json.dumps(copy["Resource"])
+            assert f"table/messenger-{env}-{cell.cell_id}-{table}" in resource
+            if table == "users":
+                # And on Users the move records and the range state, by key only
+                items = statements[1]
+                assert sorted(_as_list(items["Action"])) == [
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                ]
+                assert items["Condition"] == {
+                    **movers,
+                    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["MOVE", "CELL"]},
+                }
+                assert items["Resource"] == copy["Resource"]
+            else:
+                assert len(statements) == 1
+            # Nothing per peer: the same few statements, far under DynamoDB's 20 KB
+            sizes.add(len(json.dumps(statements)))
+        # Cross-account access is refused under the AWS-managed key: DynamoDB's own key
+        for table in stack.resources("AWS::DynamoDB::GlobalTable").values():
+            name = table["Properties"]["TableName"].rsplit("-", 1)[-1]
+            sse = table["Properties"].get("SSESpecification", {})
+            if name in TABLES:
+                assert sse.get("SSEType") != "KMS", name
+    assert max(sizes) < 2048
+
+
+def test_given_cells_in_one_account_then_no_table_has_a_resource_policy(tmp_path_factory):
+    # Two cells of one account: their Movers' own roles suffice, as without an organization
+    app = synthesized_cells_once(
+        {"env": "dev", "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C0_ACCOUNT}/eu-west-1"},
+        tmp_path_factory,
+    )
+    for cell in app.cells.cells:
+        stack = app.cell(cell.cell_id)
+        assert table_policies(stack) == {}
+        assert mover_of(app, cell.cell_id)  # a Mover all the same
+        for table in stack.resources("AWS::DynamoDB::GlobalTable").values():
+            assert table["Properties"]["SSESpecification"]["SSEType"] == "KMS"

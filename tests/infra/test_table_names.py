@@ -164,6 +164,18 @@ def test_given_tables_created_unnamed_then_they_stay_unnamed_and_a_standby_repla
     assert set(table_names(cell_template(unnamed_dev, "c0")).values()) == {None}
     # and the other cell is named as any new cell is
     assert None not in table_names(cell_template(unnamed_dev, "c1")).values()
+    # Its Movers' resource policies name each table as "*", itself (its name is unknown)
+    stack = unnamed_dev.cell("c0")
+    resources = [
+        {
+            statement["Resource"]
+            for statement in replica["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        }
+        for table in stack.resources("AWS::DynamoDB::GlobalTable").values()
+        for replica in table["Properties"]["Replicas"]
+        if "ResourcePolicy" in replica
+    ]
+    assert resources == [{"*"}] * 3
     # Adding the standby with the names given replaces nothing
     for name, stack in unnamed_dev.stacks.items():
         assert replacements(stack.json, unnamed_standby_dev.stacks[name].json) == [], name

@@ -6,7 +6,8 @@ there, by whoever runs it (the local stack, or the workflow on AWS).
 Attributes: `from`, `to`, `lo`, `hi`, `shards`, `step` (the next step to run), `cursor`
 (JSON: where the current step's Scan stands; absent at a step's start), `users`, `items`
 (what the copy stored or found stored), `startedAt`, `updatedAt` (ms), `version` (the
-directory published, once it is), `status` (running, done), `error` (the last failure).
+directory published, once it is), `status` (running, done; aborting while an abort rolls
+it back, then aborted), `error` (the last failure).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 MOVE_PK = "MOVE"
 RUNNING = "running"
 DONE = "done"
+# An abort's rollback (logic/shard_move.py UNDO_STEPS) runs, then has run.
+ABORTING = "aborting"
+ABORTED = "aborted"
+# Moves that still hold their range (no other move may overlap them).
+UNDER_WAY = frozenset({RUNNING, ABORTING})
 
 
 class MoveConflict(Exception):
@@ -157,7 +163,8 @@ class MoveRecords:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def running(self) -> list[MoveRecord]:
-        return [record for record in self.all() if record.status == RUNNING]
+        """Moves under way: running, or being rolled back."""
+        return [record for record in self.all() if record.status in UNDER_WAY]
 
     def advance(self, record: MoveRecord, **changes: Any) -> MoveRecord:
         """Record progress: written only if the stored move is still at `record`'s step and

@@ -136,6 +136,17 @@ class ShardStates:
             if self._write([*kept, entry], current.revision):
                 return True
 
+    def remove_move(self, move: str) -> bool:
+        """Forget every range of this move (an aborted move's rollback). False if there was
+        none (a step run again). Optimistic, like `put_range`."""
+        while True:
+            current = self.read()
+            kept = [entry for entry in current.ranges if entry.move != move]
+            if len(kept) == len(current.ranges):
+                return False
+            if self._write(kept, current.revision):
+                return True
+
     def _write(self, ranges: list[MovedRange], revision: int) -> bool:
         condition = (
             f"attribute_not_exists({REVISION})" if revision == 0 else f"{REVISION} = :revision"

@@ -26,6 +26,23 @@ the keys they had) and deletes nothing that was not the range's.
                    publisher, which signs it)
     close          the range's connections at the old home get MOVED and close (1012)
     clean-*        the range's items are deleted at the old home
+
+A move that has not switched out yet can be aborted (`ShardMove.abort`): its record turns
+to the rollback, UNDO_STEPS, which its runner runs like any steps, resumably:
+
+    abort-wait     a runner in flight when the abort came ends its step first (its next
+                   record write fails): the longest a step takes
+    undo-in        the new home forgets the range (if switch-in ran)
+    undo-*         the copies of the old home's items of the range are deleted at the
+                   new home (by key; a copy never written deletes nothing)
+    unfence        the old home forgets the range's fence: it serves and stores as before
+
+Until switch-out the new home has served nothing of the range (the old home neither
+refuses its users nor forwards to it, and no peer sends there), so the old home still holds
+everything. From switch-out on it may not (what was forwarded, what moved users did at the
+new home): an abort is refused there, and the way back is to finish the move and move the
+range back. switch-out claims its step in the record before it switches, so an abort and
+a switch never both happen.
 """
 
 from __future__ import annotations
@@ -37,8 +54,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from messenger.dal.moves import DONE, MoveConflict, MoveRecord, MoveRecords
-from messenger.dal.range_items import PROFILE_SK, RangeItems, ShardSpan, TableRole, moved_copy
+from messenger.dal.moves import (
+    ABORTED,
+    ABORTING,
+    DONE,
+    MoveConflict,
+    MoveRecord,
+    MoveRecords,
+)
+from messenger.dal.range_items import (
+    PROFILE_SK,
+    Page,
+    RangeItems,
+    ShardSpan,
+    TableRole,
+    moved_copy,
+)
 from messenger.dal.shard_states import MovedRange, RangeState, ShardStates
 from messenger.errors import ConnectionGone
 from messenger.logic.cells import CACHE_SECONDS
@@ -62,6 +93,11 @@ class MoveRefused(ValueError):
 
 class MoveBusy(Exception):
     """A move that overlaps one already running (409)."""
+
+
+class MoveSwitched(Exception):
+    """An abort of a move past its switch (409): the new home may hold what the old one
+    does not; the way back is to finish the move, then move the range back."""
 
 
 class DirectoryPublisher(Protocol):
@@ -180,6 +216,14 @@ STEPS = (
     "clean-limits",
 )
 FINISHED = "finished"
+# Where an abort can still roll a move back: before the old home switches the range out.
+ABORTABLE = STEPS[: STEPS.index("switch-out") + 1]
+UNDO_STEPS = ("abort-wait", "undo-in", "undo-users", "undo-queue", "undo-limits", "unfence")
+# The longest a step runs (a page of the copy, throttled and retried; the Mover stops
+# starting steps this long before its end): what an abort waits out first.
+STEP_LONGEST_SECONDS = 120.0
+# switch-out's claim, written in the record before the old home switches out.
+SWITCHING_OUT = {"switching": "out"}
 
 
 class ShardMove:
@@ -194,7 +238,9 @@ class ShardMove:
         wait: Callable[[float], None] = time.sleep,
         settle_seconds: float = SETTLE_SECONDS,
         observer: MoveObserver | None = None,
+        step_longest_seconds: float = STEP_LONGEST_SECONDS,
     ) -> None:
+        self._step_longest = step_longest_seconds
         self._cells = cells
         self._observer = observer or _Unobserved()
         self._publisher = publisher
@@ -243,6 +289,37 @@ class ShardMove:
         self._cells[source].moves.create(record)
         return record
 
+    # --- aborting -----------------------------------------------------------------------
+
+    def abort(self, source: str, move_id: str) -> MoveRecord:
+        """Turn a move into its rollback (UNDO_STEPS), which its runner then runs: nothing
+        is undone here. MoveRefused if there is no such move, MoveSwitched if it is past
+        its switch (or done). Aborting a move being rolled back answers its record."""
+        moves = self._cells[source].moves if source in self._cells else None
+        while True:
+            record = moves.get(move_id) if moves is not None else None
+            if moves is None or record is None:
+                raise MoveRefused(f"no move {move_id} at {source}")
+            if record.status in (ABORTING, ABORTED):
+                return record
+            switching = record.step == "switch-out" and record.cursor is not None
+            if record.status == DONE or record.step not in ABORTABLE or switching:
+                raise MoveSwitched(
+                    f"move {move_id} is past its switch (step {record.step}, "
+                    f"{record.status}): {record.target} may hold what {record.source} does "
+                    f"not; finish it (resume), then move shards {record.lo}-{record.hi} "
+                    f"from {record.target} back to {record.source}"
+                )
+            with contextlib.suppress(MoveConflict):  # a runner got there first: look again
+                return moves.advance(
+                    record,
+                    step=UNDO_STEPS[0],
+                    status=ABORTING,
+                    cursor=None,
+                    error=None,
+                    updated_at_ms=self._now(record),
+                )
+
     # --- running ------------------------------------------------------------------------
 
     def run(self, source: str, move_id: str) -> MoveResult:
@@ -290,11 +367,12 @@ class ShardMove:
         return max(self._clock.now_ms(), record.updated_at_ms + 1)
 
     def _next(self, record: MoveRecord, **changes: Any) -> MoveRecord:
-        """The step done: the move goes to the next one."""
-        following = STEPS.index(record.step) + 1
-        step = STEPS[following] if following < len(STEPS) else FINISHED
+        """The step done: the move goes to the next one (of its rollback, if aborted)."""
+        steps = UNDO_STEPS if record.status == ABORTING else STEPS
+        following = steps.index(record.step) + 1
+        step = steps[following] if following < len(steps) else FINISHED
         if step == FINISHED:
-            changes["status"] = DONE
+            changes["status"] = ABORTED if record.status == ABORTING else DONE
         return self._cells[record.source].moves.advance(
             record, step=step, cursor=None, error=None, updated_at_ms=self._now(record), **changes
         )
@@ -313,6 +391,12 @@ class ShardMove:
             self._wait(self._settle)
             return self._next(record)
         if step == "switch-out":
+            if record.cursor is None:
+                # Claimed first: an abort after this is refused; one before it fails this
+                # write (MoveConflict), and nothing switches.
+                record = source.moves.advance(
+                    record, cursor=SWITCHING_OUT, updated_at_ms=self._now(record)
+                )
             source.shard_states.put_range(self._range(record, RangeState.OUT, record.target))
             self._wait(self._settle)
             return self._next(record)
@@ -329,6 +413,22 @@ class ShardMove:
             return self._close(record, source)
         if step.startswith("clean-"):
             return self._clean(record, TableRole(step.removeprefix("clean-")), source)
+        return self._undo_step(record, source, target)
+
+    def _undo_step(self, record: MoveRecord, source: CellTables, target: CellTables) -> MoveRecord:
+        step = record.step
+        if step == "abort-wait":
+            self._wait(self._step_longest)
+            return self._next(record)
+        if step == "undo-in":
+            target.shard_states.remove_move(record.move_id)
+            self._wait(self._settle)
+            return self._next(record)
+        if step.startswith("undo-"):
+            return self._uncopy(record, TableRole(step.removeprefix("undo-")), source, target)
+        if step == "unfence":
+            source.shard_states.remove_move(record.move_id)
+            return self._next(record)
         raise RuntimeError(f"move {record.move_id}: unknown step {step!r}")
 
     def _range(self, record: MoveRecord, state: RangeState, peer: str) -> MovedRange:
@@ -369,16 +469,26 @@ class ShardMove:
         closer = self._closers.get(record.source)
         if connection_ids and closer is not None:
             closer.close_moved(connection_ids)
-        if page.next_start is None:
-            return self._next(record)
-        return self._cells[record.source].moves.advance(
-            record, cursor=page.next_start, updated_at_ms=self._now(record)
-        )
+        return self._page_done(record, page)
 
     def _clean(self, record: MoveRecord, role: TableRole, source: CellTables) -> MoveRecord:
         """One page of the range's items deleted at the old home."""
         page = source.table(role).page(self._span(record), record.cursor)
         source.table(role).delete(page.items)
+        return self._page_done(record, page)
+
+    def _uncopy(
+        self, record: MoveRecord, role: TableRole, source: CellTables, target: CellTables
+    ) -> MoveRecord:
+        """One page of the range's items at the old home (fenced: what the copy read), their
+        copies deleted at the new home."""
+        page = source.table(role).page(self._span(record), record.cursor)
+        copies = [moved_copy(role, item, record.source) for item in page.items]
+        target.table(role).delete([copy for copy in copies if copy is not None])
+        return self._page_done(record, page)
+
+    def _page_done(self, record: MoveRecord, page: Page) -> MoveRecord:
+        """A page of a paged step done: on to the next page, or the next step."""
         if page.next_start is None:
             return self._next(record)
         return self._cells[record.source].moves.advance(
