@@ -57,6 +57,7 @@ from messenger.logic.clock import FixedClock
 from messenger.transport.connections import Connections
 from messenger_local import moto_speed
 from messenger_local.harness import Caller, Connection, Harness, harness, throttled_answer
+from messenger_protocol.frames import GetPresence
 from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE, MAX_WATCHERS_PER_USER
 
 MESSAGES = 100
@@ -345,9 +346,7 @@ def populate(h: Harness, spot: HotSpot) -> Population:
         if n % MAX_CONNECTIONS_PER_DEVICE == 0:
             user = BenchUser.generate(f"subscriber{n // MAX_CONNECTIONS_PER_DEVICE:05d}")
         connection = h.connect(user)
-        reply = h.send(
-            connection, {"action": "getPresence", "userIds": ["dave"], "subscribe": True}
-        )
+        reply = h.send(connection, GetPresence(user_ids=["dave"], subscribe=True).to_wire())
         answers[reply["type"] if reply["type"] != "error" else reply["code"]] += 1
         if reply["type"] == "presence":
             watcher_ids.append(connection.connection_id)
