@@ -11,6 +11,7 @@ import botocore.loaders
 import botocore.session
 import pytest
 
+from tests.support.durations import DurationRecorder, longest_first
 from tests.support.identities import TestUser
 
 for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -37,15 +38,30 @@ botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
 TIERS = ("unit", "integration", "e2e", "infra")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help="write each file's longest test into tests/durations.json (the run order)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_durations"):
+        config.pluginmanager.register(DurationRecorder(), "record-durations")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse to run a suite in which a test has no tier marker (before -m deselects any)."""
+    """Refuse to run a suite in which a test has no tier marker (before -m deselects any);
+    then order it longest first (tests/support/durations.py)."""
     untiered = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
     if untiered:
         raise pytest.UsageError(
             f"{len(untiered)} test(s) have no tier marker (one of {', '.join(TIERS)}: "
             "pytestmark = pytest.mark.unit, say):\n  " + "\n  ".join(untiered)
         )
+    longest_first(items)
 
 
 @pytest.fixture

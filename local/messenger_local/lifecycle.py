@@ -178,11 +178,7 @@ async def start(config: StackConfig, parts: StackParts, fail_over: FailOver) -> 
             api_id, config.stage, aws.region, len(config.directory_cells)
         )
         await loop.run_in_executor(None, parts.state.start, kept)
-    # What is loaded now (the functions' modules, boto3's service models, moto's
-    # backends) lives as long as the stack: out of the collector's way, a full
-    # collection no longer stalls every connection for a few hundred milliseconds.
-    gc.collect()
-    gc.freeze()
+    _freeze_what_is_loaded()
     # Only now, with every function loaded, can a handshake be answered.
     targets = {
         functions.deployed_name(name): Target(cell.gateway, functions, name)
@@ -243,6 +239,19 @@ def _site(
     if config.standby:
         site.append(failover_site(fail_over))
     return site
+
+
+@functools.cache
+def _freeze_what_is_loaded() -> None:
+    """What is loaded by now (the functions' modules, boto3's service models, moto's
+    backends) lives as long as the process: out of the collector's way, a full collection
+    no longer stalls every connection for a few hundred milliseconds.
+
+    Once a process: a stack started after another (a test session starts hundreds in
+    one process) loads little that is new, and another full collection would cost each
+    a quarter of a second of CPU for nothing the collector would not do by itself."""
+    gc.collect()
+    gc.freeze()
 
 
 async def stop(parts: StackParts) -> None:

@@ -14,11 +14,12 @@ next `next_of` / `next`: a presence frame never gets lost behind an ack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConcurrencyError, ConnectionClosed, InvalidStatus
 
 from messenger_protocol.connect import canonical_endpoint, with_query
 from tests.support.identities import TestUser
@@ -126,7 +127,18 @@ class WsClient:
         return (received.code, received.reason) if received else (None, "")
 
     async def close(self) -> None:
+        """Close the connection, reading (and dropping) what the server still sends until
+        its close frame arrives. websockets stops reading the network while 16 frames wait
+        unread, so a client that never read its receipts would not see that close frame
+        and would wait out the closing handshake's timeout (10 s) instead."""
+        discard = asyncio.create_task(self._drop_until_closed())
         await self.socket.close()
+        await discard
+
+    async def _drop_until_closed(self) -> None:
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while True:
+                await self.socket.recv()
 
 
 async def connect_as(
