@@ -201,3 +201,39 @@ def test_a_late_mirror_write_never_lowers_directory_json(regions):
 
     # Then west still publishes 2
     assert published_version(regions.west) == 2
+
+
+def test_the_scheduled_reconcile_repairs_the_other_bucket_then_merges(regions, monkeypatch):
+    # Given the east function's environment, and a version east published alone
+    from messenger_directory import handlers
+    from messenger_directory.config import forget_settings
+    from messenger_directory.wiring import forget_clients
+    from messenger_local.lambdas import LambdaContext
+
+    key_arn = f"arn:aws:kms:{EAST}:{OWNER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    for name, value in {
+        handlers.DirectoryEnv.BUCKET: EAST_BUCKET,
+        handlers.DirectoryEnv.SHARD_MAP: SHARD_MAP.to_compact(),
+        handlers.DirectoryEnv.KEY_ID: key_arn,
+        handlers.DirectoryEnv.VERSIONS_TABLE: TABLE,
+        handlers.DirectoryEnv.MIRROR_BUCKET: WEST_BUCKET,
+        handlers.DirectoryEnv.MIRROR_REGION: WEST,
+        "AWS_DEFAULT_REGION": EAST,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handlers, "directory_signer", {key_arn: SIGNER}.__getitem__)
+    forget_settings()
+    forget_clients()
+    write_entries(regions.east, C1_URL, f"{EAST}#0")
+    merge(regions.east.s3, EAST_BUCKET, SHARD_MAP, SIGNER, replication=Replication(regions.ledger))
+    context = LambdaContext.for_invocation("Reconcile", region=EAST, account_id=OWNER)
+
+    # When the schedule runs the reconcile
+    summary = handlers.reconcile_buckets({"source": "aws.events"}, context)
+
+    # Then west got version 1, and the merge found nothing new to publish
+    assert summary["repaired"] == [f"{WEST_BUCKET}/{copy_key(1)}", f"{WEST_BUCKET}/directory.json"]
+    assert summary["merged"]["version"] == 1 and not summary["merged"]["published"]
+    assert objects(regions.east) == objects(regions.west)
+    forget_settings()
+    forget_clients()
