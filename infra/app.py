@@ -42,6 +42,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.cells import CellPlacement
 from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
 from infra.directory import DirectoryStack
+from infra.directory_regions import DirectoryRegionPeer, DirectoryRegionStack
 from infra.functions import LIVE_ALIAS
 from infra.logging_role import api_gateway_logging_stack
 from infra.mesh import admit_relay_record_writers
@@ -95,6 +96,18 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
     )
     if directory and cells.organization and len(cells.accounts) > 1:
         admit_relay_record_writers(directory.bucket, config.env, cells.organization)
+    if directory and cells.directory_second_region:
+        DirectoryRegionStack(
+            app,
+            f"{config.directory_stack_name}-{cells.directory_second_region}",
+            config=config,
+            cells=cells,
+            first=DirectoryRegionPeer(
+                bucket_name=directory.location.bucket,
+                key_arn=directory.key.key.key_arn,
+                distribution_arn=directory.distribution.distribution_arn,
+            ),
+        )
     for cell in cells.cells:
         placement = CellPlacement(
             env=config.env,
