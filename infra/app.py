@@ -16,6 +16,12 @@
                                      # switch over by itself. No side of a standby may
                                      # run in the directory's region, the first cell's
                                      # (docs/infra.md, "Table names and standbys")
+    npx cdk deploy --all -c cells=... -c directorySecondRegion=R2 -c directoryWitness=W
+                                     # the directory in two regions: Messenger-dev-Directory-
+                                     # R2 after Messenger-dev-Directory, an MRSC
+                                     # versions table, CloudFront failing over between the
+                                     # two buckets (docs/infra.md, "The directory in two
+                                     # regions")
 
 Every deployment is cells (infra/config.py). Without `-c cells` it is one cell, c0, in
 the stack Messenger-<env>, deployed to the account and region of the AWS profile the
