@@ -385,3 +385,40 @@ def test_given_a_witness_outside_the_regions_set_then_synthesis_refuses():
             cells=f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
             directoryWitness="eu-west-2",
         )
+
+
+# --- one region is what it was ------------------------------------------------------------
+
+# What a second region changes in the first region's template, resource by resource; any
+# other difference would reach one-region deployments too (or replace something).
+CHANGED_BY_A_SECOND_REGION = {
+    "Key9BCD29C7",  # MultiRegion: true
+    "PublishFunctionB6602567",  # the versions table and the mirror in its environment
+    "PublishRoleDefaultPolicy9257B12D",  # the table's replica, the mirror, the log group
+    "Distribution830FAC52",  # the origin group
+}
+
+
+def test_given_a_second_region_then_the_first_regions_template_only_gains_what_it_names(
+    standby_prod, first
+):
+    # The same deployment with and without the two context keys: every resource of the
+    # one-region directory is in the two-region one, unchanged but for the named few.
+    one_region = standby_prod.directory.json["Resources"]
+    two_regions = first.json["Resources"]
+    assert set(one_region) <= set(two_regions)
+    changed = {
+        logical_id
+        for logical_id, resource in one_region.items()
+        if two_regions[logical_id] != resource
+    }
+    assert changed == CHANGED_BY_A_SECOND_REGION
+    added = {two_regions[logical_id]["Type"] for logical_id in set(two_regions) - set(one_region)}
+    assert added == {
+        "AWS::DynamoDB::GlobalTable",
+        "AWS::Lambda::Function",
+        "AWS::Logs::LogGroup",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Permission",
+        "AWS::CloudWatch::Alarm",
+    }
