@@ -16,6 +16,12 @@
                                      # switch over by itself. No side of a standby may
                                      # run in the directory's region, the first cell's
                                      # (docs/infra.md, "Table names and standbys")
+    npx cdk deploy --all -c cells=... -c directorySecondRegion=R2 -c directoryWitness=W
+                                     # the directory in two regions: Messenger-dev-Directory-
+                                     # R2 after Messenger-dev-Directory, an MRSC
+                                     # versions table, CloudFront failing over between the
+                                     # two buckets (docs/infra.md, "The directory in two
+                                     # regions")
 
 Every deployment is cells (infra/config.py). Without `-c cells` it is one cell, c0, in
 the stack Messenger-<env>, deployed to the account and region of the AWS profile the
@@ -42,6 +48,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra.cells import CellPlacement
 from infra.config import CellsConfig, DeploymentConfig, cells_from_context, config_from_context
 from infra.directory import DirectoryStack
+from infra.directory_regions import DirectoryRegionPeer, DirectoryRegionStack
 from infra.functions import LIVE_ALIAS
 from infra.logging_role import api_gateway_logging_stack
 from infra.mesh import admit_relay_record_writers
@@ -95,6 +102,18 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
     )
     if directory and cells.organization and len(cells.accounts) > 1:
         admit_relay_record_writers(directory.bucket, config.env, cells.organization)
+    if directory and cells.directory_second_region:
+        DirectoryRegionStack(
+            app,
+            f"{config.directory_stack_name}-{cells.directory_second_region}",
+            config=config,
+            cells=cells,
+            first=DirectoryRegionPeer(
+                bucket_name=directory.location.bucket,
+                key_arn=directory.key.key.key_arn,
+                distribution_arn=directory.distribution.distribution_arn,
+            ),
+        )
     for cell in cells.cells:
         placement = CellPlacement(
             env=config.env,

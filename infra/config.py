@@ -64,6 +64,17 @@ ORGANIZATION_CONTEXT = "organization"
 _ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
 # `-c standby:c1=222222222222/eu-central-1`: the cell's standby region (its own account).
 STANDBY_CONTEXT_PREFIX = "standby:"
+# `-c directorySecondRegion=us-west-2 -c directoryWitness=us-east-2`: the directory in two
+# regions of its account (docs/availability.md, "The directory in two regions"), its
+# versions table a DynamoDB global table with multi-Region strong consistency (MRSC): two
+# replicas and a witness, all three in one of MRSC's region sets.
+DIRECTORY_SECOND_REGION_CONTEXT = "directorySecondRegion"
+DIRECTORY_WITNESS_CONTEXT = "directoryWitness"
+MRSC_REGION_SETS = (
+    frozenset({"us-east-1", "us-east-2", "us-west-2"}),
+    frozenset({"eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"}),
+    frozenset({"ap-northeast-1", "ap-northeast-2", "ap-northeast-3"}),
+)
 # `-c tableNames:c0=Users=...,Queue=...,Limits=...` (or `=generated`): c0's tables were
 # created before every table was named, and keep the names CloudFormation gave them.
 TABLE_NAMES_CONTEXT_PREFIX = "tableNames:"
@@ -359,6 +370,15 @@ class CellsConfig:
     # The AWS Organization of the cells' accounts (`-c organization=o-...`): required when
     # they are more than one account, since nothing per account or per cell is admitted.
     organization: str | None = None
+    # The directory's second region and its versions table's witness (both or neither).
+    directory_second_region: str | None = None
+    directory_witness: str | None = None
+
+    @property
+    def directory_regions(self) -> tuple[str, ...]:
+        """The regions the directory's buckets are in: the first cell's, then the second."""
+        second = (self.directory_second_region,) if self.directory_second_region else ()
+        return (self.directory_target.region, *second)
 
     @property
     def accounts(self) -> frozenset[str]:
@@ -469,12 +489,39 @@ def _with_standby(get: Callable[[str], Any], cell: Cell) -> Cell:
     return replace(cell, standby=_standby(cell, standby), unnamed_tables=unnamed)
 
 
-def _check_standby_places(cells: tuple[Cell, ...]) -> None:
-    """One side of a cell per account and region, standbys included; none in the
-    directory's region until the directory runs in two (docs/infra.md)."""
+def _directory_regions(get: Callable[[str], Any], first: str) -> tuple[str | None, str | None]:
+    """The directory's second region and witness, checked (docs/availability.md)."""
+    second = str(get(DIRECTORY_SECOND_REGION_CONTEXT) or "").strip() or None
+    witness = str(get(DIRECTORY_WITNESS_CONTEXT) or "").strip() or None
+    if second is None and witness is None:
+        return None, None
+    if second is None or witness is None:
+        raise ValueError(
+            f"{DIRECTORY_SECOND_REGION_CONTEXT} and {DIRECTORY_WITNESS_CONTEXT} go together: "
+            "the directory's versions table is a global table with multi-Region strong "
+            "consistency, which needs two replicas and a witness (or three replicas)"
+        )
+    if len({first, second, witness}) < 3:
+        raise ValueError(
+            f"{DIRECTORY_SECOND_REGION_CONTEXT}={second} and {DIRECTORY_WITNESS_CONTEXT}="
+            f"{witness} must be two regions other than the directory's first, {first}"
+        )
+    region_kind(second)
+    if not any({first, second, witness} <= regions for regions in MRSC_REGION_SETS):
+        sets = "; ".join(", ".join(sorted(regions)) for regions in MRSC_REGION_SETS)
+        raise ValueError(
+            f"the directory's regions {first}, {second} and witness {witness} must be in one "
+            f"of DynamoDB's multi-Region strong consistency region sets: {sets}"
+        )
+    return second, witness
+
+
+def _check_standby_places(cells: tuple[Cell, ...], directory_regions: tuple[str, ...]) -> None:
+    """One side of a cell per account and region, standbys included; no primary with a
+    standby in a directory region, and while the directory runs in one region, no side
+    of a cell with a standby there (docs/infra.md)."""
     primaries = {(cell.account, cell.region): cell.cell_id for cell in cells}
     standbys: dict[tuple[str, str], str] = {}
-    directory_region = cells[0].region
     for cell in cells:
         if cell.standby is None:
             continue
@@ -489,16 +536,28 @@ def _check_standby_places(cells: tuple[Cell, ...]) -> None:
                 f"{place[0]}/{place[1]} already runs {other}"
             )
         standbys[place] = f"{cell.cell_id}'s standby"
-        if directory_region in (cell.region, cell.standby.region):
-            # The directory is one bucket in the first cell's region, and a switch is a
-            # write to it: were that region lost, a cell with a side there could not
-            # fail over (issue 21, "The directory survives a region").
+        if len(directory_regions) == 1:
+            (directory_region,) = directory_regions
+            if directory_region in (cell.region, cell.standby.region):
+                # The directory is one bucket in the first cell's region, and a switch is
+                # a write to it: were that region lost, a cell with a side there could not
+                # fail over (issue 21, "The directory survives a region").
+                raise ValueError(
+                    f"{key}: the directory lives in {directory_region} (the first cell's "
+                    "region) only, and every failover writes it: until the directory runs "
+                    "in a second region, no cell with a standby may have its primary or its "
+                    "standby there. Name first a cell without a standby (its region keeps "
+                    f"the directory), give -c {DIRECTORY_SECOND_REGION_CONTEXT}=... and -c "
+                    f"{DIRECTORY_WITNESS_CONTEXT}=..., or leave this standby out"
+                )
+        elif cell.region in directory_regions:
+            # The region that loses this primary must not also lose a directory bucket
+            # and its publisher: the switch that moves the cell publishes through them.
             raise ValueError(
-                f"{key}: the directory lives in {directory_region} (the first cell's "
-                "region) only, and every failover writes it: until the directory runs in "
-                "a second region, no cell with a standby may have its primary or its "
-                "standby there. Name first a cell without a standby (its region keeps the "
-                "directory), or leave this standby out"
+                f"{key}: {cell.cell_id}'s primary runs in {cell.region}, one of the "
+                f"directory's regions ({', '.join(directory_regions)}): a directory region "
+                "may not host a primary that has a standby. Put the directory's second "
+                "region elsewhere, or leave this standby out"
             )
 
 
@@ -593,8 +652,9 @@ def cells_from_context(
         raise ValueError(
             f"cells: one cell per account and region, but {', '.join(shared)} has more"
         )
+    second, witness = _directory_regions(get, cells[0].region)
     if standby_placement:
-        _check_standby_places(cells)
+        _check_standby_places(cells, (cells[0].region, *((second,) if second else ())))
     shards = _shards(get(SHARDS_CONTEXT) or DEFAULT_SHARDS)
     if len(cells) > shards:
         raise ValueError(f"{len(cells)} cells need at least as many shards, not {shards}")
@@ -615,4 +675,10 @@ def cells_from_context(
             f"cells in more than one account need -c {ORGANIZATION_CONTEXT}=o-...: their "
             "Relays and the directory's bucket admit the organization, never account by account"
         )
-    return CellsConfig(cells=cells, shard_map=shard_map, organization=organization)
+    return CellsConfig(
+        cells=cells,
+        shard_map=shard_map,
+        organization=organization,
+        directory_second_region=second,
+        directory_witness=witness,
+    )

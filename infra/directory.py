@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import jsii
 from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack
@@ -62,6 +63,9 @@ from messenger_directory.store import (
     entry_key,
 )
 from messenger_protocol.cells import ShardMap
+
+if TYPE_CHECKING:
+    from infra.directory_regions import SecondRegion
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
@@ -194,8 +198,143 @@ def _directory_function(
     )
 
 
+def _cell_stage_arns(config: DeploymentConfig, cells: CellsConfig, account: str) -> list[str]:
+    """The cells' stages in `account` (each region, standby too), which the directory
+    function sets `dv` on (messenger_directory.stages). A cell in another account keeps
+    its stage's `dv`; its idle clients learn of a new version on their next syncDone."""
+    regions = sorted(
+        {
+            target.region
+            for cell in cells.cells
+            if cell.account == account
+            for target in (cell.target, cell.standby)
+            if target is not None
+        }
+    )
+    return [
+        f"arn:{PARTITION}:apigateway:{region}::/apis/*/stages/{config.env}" for region in regions
+    ]
+
+
+def publisher_environment(bucket_name: str, cells: CellsConfig, key_arn: str) -> dict[str, str]:
+    """A directory function's bucket, shard map and key (messenger_directory.config)."""
+    return {
+        DirectoryEnv.BUCKET.value: bucket_name,
+        DirectoryEnv.SHARD_MAP.value: cells.shard_map.to_compact(),
+        DirectoryEnv.KEY_ID.value: key_arn,
+    }
+
+
+def publisher_function(
+    scope: Construct,
+    *,
+    config: DeploymentConfig,
+    cells: CellsConfig,
+    bucket: s3.IBucket,
+    bucket_name: str,
+    account: str,
+    key_arn: str,
+) -> lambda_.Function:
+    """A region's directory function (`Publish`): merges its bucket's entries, signs with
+    `key_arn`, one run at a time. Its role: that bucket's entries and directory, the
+    cells' stages in `account`, nothing else (the key's grant is the caller's)."""
+    directory = bucket.arn_for_objects(DIRECTORY_KEY)
+    copies = bucket.arn_for_objects(f"{COPY_PREFIX}*")
+    entries = [bucket.arn_for_objects(entry_key(cell_id)) for cell_id in cells.shard_map.cells()]
+    stages = _cell_stage_arns(config, cells, account)
+    function = _directory_function(
+        scope,
+        "Publish",
+        config=config,
+        description="Messenger directory: merges the cells' entries into directory.json",
+        handler=PUBLISH_HANDLER,
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadEntriesAndDirectory",
+                actions=["s3:GetObject"],
+                resources=[*entries, directory, copies],
+            ),
+            # The numbered copies are written once each (If-None-Match), never over.
+            iam.PolicyStatement(
+                sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory, copies]
+            ),
+            # With it S3 answers a missing entry with NoSuchKey (a cell not deployed
+            # yet) instead of AccessDenied, which could not be told from a denial.
+            iam.PolicyStatement(
+                sid="TellMissingEntries",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+            ),
+            *(
+                [
+                    iam.PolicyStatement(
+                        sid="SetDirectoryVersionOnStages",
+                        actions=["apigateway:PATCH"],
+                        resources=stages,
+                    )
+                ]
+                if stages
+                else []
+            ),
+        ],
+        memory_size=256,
+        function_name=directory_function_name(config.env),
+        # One merge (or a move's publish) at a time: each reads the version it increases.
+        reserved_concurrent_executions=1,
+        environment=publisher_environment(bucket_name, cells, key_arn),
+    )
+    role = function.role
+    assert role is not None
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::{flattened(scope, copies)}]",
+        "one numbered copy per directory version (directory/N.json, docs/protocol.md §6), "
+        "each written once (If-None-Match) and read back only to compare",
+    )
+    for stage in stages:
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{flattened(scope, stage)}]",
+            "a cell's API id is made when its stack deploys, after this one; the grant "
+            "is UpdateStage on this environment's stage of each cell region's APIs",
+        )
+    return function
+
+
+def private_bucket(
+    scope: Construct, construct_id: str, config: DeploymentConfig, **properties: object
+) -> s3.Bucket:
+    """Private, TLS 1.2+ only, encrypted; in dev gone with the stack, objects and all."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        removal_policy=config.removal_policy,
+        # CDK's provider empties the bucket before CloudFormation deletes it.
+        auto_delete_objects=config.removal_policy == RemovalPolicy.DESTROY,
+        **properties,  # type: ignore[arg-type]
+    )
+
+
+def cloudfront_reads_directory(bucket: s3.IBucket, distribution_arn: str) -> iam.PolicyStatement:
+    """The bucket policy's grant to the distribution: directory.json and the copies only."""
+    return iam.PolicyStatement(
+        sid="CloudFrontReadsDirectoryJson",
+        principals=[iam.ServicePrincipal(CLOUDFRONT_PRINCIPAL)],
+        actions=["s3:GetObject"],
+        resources=[
+            bucket.arn_for_objects(DIRECTORY_KEY),
+            bucket.arn_for_objects(f"{COPY_PREFIX}*"),
+        ],
+        conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    )
+
+
 @jsii.implements(cloudfront.IOrigin)
-class _DirectoryOrigin:
+class DirectoryOrigin:
     """The bucket as CloudFront's origin, read through an origin access control.
 
     CDK's `S3BucketOrigin.with_origin_access_control` would also let CloudFront read every
@@ -282,6 +421,8 @@ class DirectoryStack(Stack):
             Construct(self, "Monitoring"), config.removal_policy, config.alarm_email
         )
         self.alarms = function_alarms(self, "Publish", self.publisher, self.alarm_topic)
+        # `-c directorySecondRegion`: the versions table, the mirror, the reconcile.
+        self.second_region = self._second_region()
         self.site = Site(
             Construct(self, "Web"),
             connect_sources=["'self'", *regional_api_sources(cells.api_regions)],
@@ -324,20 +465,18 @@ class DirectoryStack(Stack):
             "in the directory",
         )
 
+    def _second_region(self) -> SecondRegion | None:
+        """What the first region adds for a second (infra/directory_regions.py)."""
+        if self.cells.directory_second_region is None:
+            return None
+        from infra.directory_regions import SecondRegion  # it builds on this module
+
+        second = SecondRegion(self, self.config, self.cells)
+        self.alarms += second.alarms
+        return second
+
     def _bucket(self, construct_id: str, **properties: object) -> s3.Bucket:
-        """Private, TLS 1.2+ only, encrypted; in dev gone with the stack, objects and all."""
-        return s3.Bucket(
-            self,
-            construct_id,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            removal_policy=self.config.removal_policy,
-            # CDK's provider empties the bucket before CloudFormation deletes it.
-            auto_delete_objects=self.config.removal_policy == RemovalPolicy.DESTROY,
-            **properties,  # type: ignore[arg-type]
-        )
+        return private_bucket(self, construct_id, self.config, **properties)
 
     def _admit_entry_writers(self) -> None:
         """The bucket policy lets each cell of another account write its own entry, and
@@ -375,78 +514,16 @@ class DirectoryStack(Stack):
                 )
             )
 
-    def _cell_stage_arns(self) -> list[str]:
-        """The cells' stages in this account (each region, standby too), which the
-        directory function sets `dv` on (messenger_directory.stages). A cell in another
-        account keeps its stage's `dv`; its idle clients learn of a new version on their
-        next syncDone."""
-        regions = sorted(
-            {
-                target.region
-                for cell in self.cells.cells
-                if cell.account == self.location.account
-                for target in (cell.target, cell.standby)
-                if target is not None
-            }
-        )
-        return [
-            f"arn:{PARTITION}:apigateway:{region}::/apis/*/stages/{self.config.env}"
-            for region in regions
-        ]
-
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
-        directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
-        copies = self.bucket.arn_for_objects(f"{COPY_PREFIX}*")
-        entries = [
-            self.bucket.arn_for_objects(entry_key(cell_id))
-            for cell_id in self.cells.shard_map.cells()
-        ]
-        stages = self._cell_stage_arns()
-        function = _directory_function(
+        function = publisher_function(
             self,
-            "Publish",
             config=self.config,
-            description="Messenger directory: merges the cells' entries into directory.json",
-            handler=PUBLISH_HANDLER,
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadEntriesAndDirectory",
-                    actions=["s3:GetObject"],
-                    resources=[*entries, directory, copies],
-                ),
-                # The numbered copies are written once each (If-None-Match), never over.
-                iam.PolicyStatement(
-                    sid="WriteDirectory", actions=["s3:PutObject"], resources=[directory, copies]
-                ),
-                # With it S3 answers a missing entry with NoSuchKey (a cell not deployed
-                # yet) instead of AccessDenied, which could not be told from a denial.
-                iam.PolicyStatement(
-                    sid="TellMissingEntries",
-                    actions=["s3:ListBucket"],
-                    resources=[self.bucket.bucket_arn],
-                ),
-                *(
-                    [
-                        iam.PolicyStatement(
-                            sid="SetDirectoryVersionOnStages",
-                            actions=["apigateway:PATCH"],
-                            resources=stages,
-                        )
-                    ]
-                    if stages
-                    else []
-                ),
-            ],
-            memory_size=256,
-            function_name=directory_function_name(self.config.env),
-            # One merge (or a move's publish) at a time: each reads the version it increases.
-            reserved_concurrent_executions=1,
-            environment={
-                DirectoryEnv.BUCKET.value: self.location.bucket,
-                DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
-                DirectoryEnv.KEY_ID.value: self.key.key.key_arn,
-            },
+            cells=self.cells,
+            bucket=self.bucket,
+            bucket_name=self.location.bucket,
+            account=self.location.account,
+            key_arn=self.key.key.key_arn,
         )
         # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
         # of other accounts are admitted here, their Mover roles by their own policies.
@@ -458,21 +535,6 @@ class DirectoryStack(Stack):
                 f"InvokeByMoverOf{account}",
                 principal=iam.AccountPrincipal(account),
                 action="lambda:InvokeFunction",
-            )
-        role = function.role
-        assert role is not None
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{flattened(self, copies)}]",
-            "one numbered copy per directory version (directory/N.json, docs/protocol.md §6), "
-            "each written once (If-None-Match) and read back only to compare",
-        )
-        for stage in stages:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::{flattened(self, stage)}]",
-                "a cell's API id is made when its stack deploys, after this one; the grant "
-                "is UpdateStage on this environment's stage of each cell region's APIs",
             )
         events.Rule(
             self,
@@ -536,8 +598,11 @@ class DirectoryStack(Stack):
             description="CloudFront signs its reads of the directory's bucket",
             signing=cloudfront.Signing.SIGV4_ALWAYS,
         )
+        origin: cloudfront.IOrigin = DirectoryOrigin(self.bucket, access_control)
+        if self.second_region is not None:
+            origin = self.second_region.origin_group(self, origin, access_control)
         directory = cloudfront.BehaviorOptions(
-            origin=_DirectoryOrigin(self.bucket, access_control),
+            origin=origin,
             viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
             allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD,
             cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
@@ -565,16 +630,7 @@ class DirectoryStack(Stack):
             ],
         )
         self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudFrontReadsDirectoryJson",
-                principals=[iam.ServicePrincipal(CLOUDFRONT_PRINCIPAL)],
-                actions=["s3:GetObject"],
-                resources=[
-                    self.bucket.arn_for_objects(DIRECTORY_KEY),
-                    self.bucket.arn_for_objects(f"{COPY_PREFIX}*"),
-                ],
-                conditions={"StringEquals": {"AWS:SourceArn": distribution.distribution_arn}},
-            )
+            cloudfront_reads_directory(self.bucket, distribution.distribution_arn)
         )
         self._acknowledge_distribution(distribution)
         return distribution

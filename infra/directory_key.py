@@ -76,16 +76,15 @@ class DirectoryKey(Construct):
         self.public_key = resource.get_att_string(PUBLIC_KEY_ATTRIBUTE)
 
     def grant_sign(self, function: lambda_.Function) -> None:
-        """Only the directory function signs, and only with ED25519_SHA_512."""
-        assert function.role is not None
-        function.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="SignDirectory",
-                actions=["kms:Sign"],
-                resources=[self.key.key_arn],
-                conditions={"StringEquals": {"kms:SigningAlgorithm": KMS_SIGNING_ALGORITHM}},
-            )
-        )
+        grant_sign(function, self.key.key_arn)
+
+    def make_multi_region(self) -> None:
+        """A multi-Region primary key, which a second directory region replicates
+        (infra/directory_regions.py). KMS fixes this at creation: CloudFormation refuses
+        to change it on a key that exists (the update fails and rolls back)."""
+        cfn_key = self.key.node.default_child
+        assert isinstance(cfn_key, kms.CfnKey)
+        cfn_key.multi_region = True
 
     def output(self, stack: Construct) -> None:
         CfnOutput(
@@ -95,6 +94,19 @@ class DirectoryKey(Construct):
             description="The directory's public key (base64url Ed25519): clients refuse a "
             "directory it did not sign (docs/protocol.md §6)",
         )
+
+
+def grant_sign(function: lambda_.Function, key_arn: str) -> None:
+    """Only a directory function signs, and only with ED25519_SHA_512."""
+    assert function.role is not None
+    function.role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="SignDirectory",
+            actions=["kms:Sign"],
+            resources=[key_arn],
+            conditions={"StringEquals": {"kms:SigningAlgorithm": KMS_SIGNING_ALGORITHM}},
+        )
+    )
 
 
 def numbered_copies_behavior(

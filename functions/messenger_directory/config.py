@@ -32,6 +32,11 @@ class DirectoryEnv(StrEnum):
     SHARD_MAP = "DIRECTORY_SHARD_MAP"
     # The directory key in KMS (its ARN): what signs every version (docs/protocol.md §6).
     KEY_ID = "DIRECTORY_KEY_ID"
+    # A directory in two regions (docs/availability.md): the versions table, and the other
+    # region's bucket, which every version is mirrored into. Both unset: one region.
+    VERSIONS_TABLE = "DIRECTORY_VERSIONS_TABLE"
+    MIRROR_BUCKET = "DIRECTORY_MIRROR_BUCKET"
+    MIRROR_REGION = "DIRECTORY_MIRROR_REGION"
 
 
 class FailoverEnv(StrEnum):
@@ -57,6 +62,14 @@ class PublishSettings:
     bucket: str
     shard_map: ShardMap
     key_id: str
+    # Two regions: the versions table (in this region) and the other region's bucket.
+    versions_table: str | None = None
+    mirror_bucket: str | None = None
+    mirror_region: str | None = None
+
+    @property
+    def two_regions(self) -> bool:
+        return self.versions_table is not None
 
 
 class ProbeEnv(StrEnum):
@@ -103,10 +116,28 @@ def publish_settings_from(environ: Mapping[str, str]) -> PublishSettings:
         shard_map = ShardMap.from_compact(_required(environ, DirectoryEnv.SHARD_MAP))
     except InvalidDirectory as error:
         raise ValueError(f"{DirectoryEnv.SHARD_MAP.value}: {error}") from None
+    bucket = _required(environ, DirectoryEnv.BUCKET)
+    two_region = [
+        environ.get(name, "").strip()
+        for name in (
+            DirectoryEnv.VERSIONS_TABLE,
+            DirectoryEnv.MIRROR_BUCKET,
+            DirectoryEnv.MIRROR_REGION,
+        )
+    ]
+    if any(two_region) and not all(two_region):
+        raise ValueError(
+            f"{DirectoryEnv.VERSIONS_TABLE.value}, {DirectoryEnv.MIRROR_BUCKET.value} and "
+            f"{DirectoryEnv.MIRROR_REGION.value}: all three (two regions) or none"
+        )
+    table, mirror_bucket, mirror_region = two_region
     return PublishSettings(
-        bucket=_required(environ, DirectoryEnv.BUCKET),
+        bucket=bucket,
         shard_map=shard_map,
         key_id=_required(environ, DirectoryEnv.KEY_ID),
+        versions_table=table or None,
+        mirror_bucket=mirror_bucket or None,
+        mirror_region=mirror_region or None,
     )
 
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from messenger_directory.config import DirectoryEnv, publish_settings
+from messenger_directory.config import DirectoryEnv, PublishSettings, publish_settings
 from messenger_directory.observability import logger
+from messenger_directory.replicas import DirectoryBucketAt, Replication, reconcile
 from messenger_directory.signer import KmsDirectorySigner
 from messenger_directory.stages import set_directory_version
 from messenger_directory.store import (
@@ -38,25 +39,32 @@ from messenger_directory.store import (
     read_directory,
     write_entry,
 )
+from messenger_directory.versions import VersionLedger
 from messenger_directory.wiring import directory_clients, directory_signer
 from messenger_protocol.cells import MOVE_CURRENT, MOVE_MAP, MOVE_PUBLISH, MOVE_REQUEST, ShardMap
 
 # What the directory's stack takes from here (infra/directory.py).
 __all__ = [
+    "DIVERGENCE_METRIC",
     "PUBLIC_KEY_ATTRIBUTE",
     "PUBLIC_KEY_HANDLER",
     "PUBLISH_ENTRY_HANDLER",
     "PUBLISH_HANDLER",
+    "RECONCILE_HANDLER",
     "DirectoryEnv",
     "EntryProperty",
     "KeyProperty",
     "directory_public_key",
     "publish",
     "publish_entry",
+    "reconcile_buckets",
 ]
 
 PUBLISH_HANDLER = f"{__name__}.publish"
 PUBLISH_ENTRY_HANDLER = f"{__name__}.publish_entry"
+RECONCILE_HANDLER = f"{__name__}.reconcile_buckets"
+# The reconcile's log field counting the objects it had to repair (a metric filter reads it).
+DIVERGENCE_METRIC = "divergentObjects"
 PUBLIC_KEY_HANDLER = f"{__name__}.directory_public_key"
 # The `Custom::DirectoryPublicKey` resource's attribute: the key, base64url.
 PUBLIC_KEY_ATTRIBUTE = "PublicKey"
@@ -77,6 +85,18 @@ class EntryProperty(StrEnum):
     SHARD_MAP = "ShardMap"
 
 
+def _replication(settings: PublishSettings) -> Replication | None:
+    """A two-region directory's versions table (its replica in this region) and the
+    other region's bucket; None: one region."""
+    if settings.versions_table is None or settings.mirror_bucket is None:
+        return None
+    clients = directory_clients()
+    return Replication(
+        VersionLedger(clients.dynamodb(), settings.versions_table),
+        mirrors=[DirectoryBucketAt(clients.s3(settings.mirror_region), settings.mirror_bucket)],
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Merge every cell's entry into directory.json (whatever entry the event names); or,
@@ -90,16 +110,17 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
             raise ValueError("nothing is published yet: no move before the first merge")
         return {MOVE_MAP: current.shard_map.to_compact(), "version": current.version}
     signer = directory_signer(settings.key_id)
+    replication = _replication(settings)
     if request == MOVE_PUBLISH:
         # A malformed map raises InvalidDirectory: the Mover's step fails, nothing written.
         moved = ShardMap.from_compact(str(event.get(MOVE_MAP, "")))
-        outcome = publish_map(s3, settings.bucket, moved, signer)
+        outcome = publish_map(s3, settings.bucket, moved, signer, replication=replication)
         if outcome.waiting_for or outcome.refused:
             raise ValueError(f"the moved map was not published: {outcome.summary()}")
     elif request is not None:
         raise ValueError(f"{MOVE_REQUEST} must be {MOVE_CURRENT!r} or {MOVE_PUBLISH!r}")
     else:
-        outcome = merge(s3, settings.bucket, settings.shard_map, signer)
+        outcome = merge(s3, settings.bucket, settings.shard_map, signer, replication=replication)
     return _published(outcome)
 
 
@@ -118,6 +139,28 @@ def _published(outcome: MergeOutcome) -> dict[str, Any]:
             summary["stages"] = [f"{s.region}/{s.api_id}/{s.stage}" for s in stages]
         except Exception:  # the directory is out; idle clients learn of it on syncDone
             logger.exception("directory version not set on the stages", extra=summary)
+    return summary
+
+
+@logger.inject_lambda_context(clear_state=True)
+def reconcile_buckets(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """On a schedule, in each directory region: copy into either bucket the versions it
+    missed (its region was down, or a mirror write failed), then merge, so that an entry
+    written while the directory function could not run is published. An error fails the
+    invocation (the stack's reconcile alarm)."""
+    settings = publish_settings()
+    replication = _replication(settings)
+    if replication is None:
+        raise ValueError(f"{RECONCILE_HANDLER} runs only in a directory of two regions")
+    own = DirectoryBucketAt(directory_clients().s3(), settings.bucket)
+    report = reconcile([own, *replication.mirrors], replication.ledger)
+    summary = report.summary()
+    # One figure per run: how many objects the buckets differed by (the divergence alarm).
+    logger.info(
+        "directory buckets reconciled",
+        extra={**summary, DIVERGENCE_METRIC: len(report.repaired)},
+    )
+    summary["merged"] = publish(event, context)
     return summary
 
 

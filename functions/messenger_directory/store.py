@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from messenger_directory.sides import PRIMARY
+from messenger_directory.versions import contents_digest
 from messenger_protocol.cells import (
     DIRECTORY_COPIES,
     DIRECTORY_NAME,
@@ -44,6 +45,7 @@ from messenger_protocol.mesh import RelayRecord, relay_record_key
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from messenger_directory.replicas import Replication
     from messenger_directory.signer import DirectorySigner
 
 # The entry's S3 metadata naming the side a switch made active (`write_entry`).
@@ -218,6 +220,7 @@ def merge(
     configured_map: ShardMap,
     signer: DirectorySigner,
     first_version: int = 1,
+    replication: Replication | None = None,
 ) -> MergeOutcome:
     """Merge the entries of the shard map's cells into a directory signed by `signer`,
     version + 1: first its numbered copy (written once), then directory.json.
@@ -232,11 +235,13 @@ def merge(
     version's number already names another document. `first_version`: the version of the
     first publish into an empty bucket (a publisher that starts again empty, as
     `messenger local` does, gives one above any it published before: clients refuse a
-    lower version, docs/protocol.md §6).
+    lower version, docs/protocol.md §6). `replication`: a directory in two regions
+    (messenger_directory.replicas) takes its number from the versions table and mirrors
+    the version into the other region's bucket.
     """
     current = read_directory(s3, bucket)
     shard_map = configured_map if current is None else current.shard_map
-    return _publish(s3, bucket, current, shard_map, signer, first_version)
+    return _publish(s3, bucket, current, shard_map, signer, first_version, replication)
 
 
 def publish_map(
@@ -245,14 +250,16 @@ def publish_map(
     shard_map: ShardMap,
     signer: DirectorySigner,
     first_version: int = 1,
+    replication: Replication | None = None,
 ) -> MergeOutcome:
     """Publish the directory with a new shard map (a shard move's `publish` step,
     messenger.logic.shard_move), version + 1, signed and written like every merge: the
     numbered copy once, then directory.json. The map already published changes nothing
     (the step run again after a crash answers the version it published). Every cell of
-    the new map needs an entry: until then, nothing is published (`waiting_for`)."""
+    the new map needs an entry: until then, nothing is published (`waiting_for`).
+    `replication`: as `merge`'s."""
     current = read_directory(s3, bucket)
-    return _publish(s3, bucket, current, shard_map, signer, first_version)
+    return _publish(s3, bucket, current, shard_map, signer, first_version, replication)
 
 
 def _publish(
@@ -262,6 +269,7 @@ def _publish(
     shard_map: ShardMap,
     signer: DirectorySigner,
     first_version: int,
+    replication: Replication | None,
 ) -> MergeOutcome:
     """The entries of `shard_map`'s cells, with `shard_map`, as the next version (if
     anything changed since `current`)."""
@@ -291,9 +299,21 @@ def _publish(
     ):
         return MergeOutcome(current, published=False, refused=refused)
     version = current.version + 1 if current else first_version
+    if replication is not None:
+        digest = contents_digest(urls, epochs, shard_map)
+        version = replication.ledger.reserve_next(version - 1, digest)
     directory = Directory(version, urls, shard_map, epochs).signed_by(signer.sign_digest)
     body = json.dumps(directory.to_wire(), separators=(",", ":")).encode()
-    _write_copy(s3, bucket, version, body)
+    if replication is None:
+        write_numbered_copy(s3, bucket, version, body)
+        write_directory_json(s3, bucket, body)
+    else:
+        replication.publish(s3, bucket, version, body)
+    return MergeOutcome(directory, published=True, refused=refused)
+
+
+def write_directory_json(s3: S3Client, bucket: str, body: bytes) -> None:
+    """directory.json: what clients fetch, cached for seconds."""
     s3.put_object(
         Bucket=bucket,
         Key=DIRECTORY_KEY,
@@ -301,10 +321,9 @@ def _publish(
         ContentType=CONTENT_TYPE,
         CacheControl=CACHE_CONTROL,
     )
-    return MergeOutcome(directory, published=True, refused=refused)
 
 
-def _write_copy(s3: S3Client, bucket: str, version: int, body: bytes) -> None:
+def write_numbered_copy(s3: S3Client, bucket: str, version: int, body: bytes) -> None:
     """directory/<version>.json, once: S3 refuses the put if the key exists. The same bytes
     already there (a merge that stopped before directory.json) are fine; others are a
     CopyConflict, and nothing is published."""

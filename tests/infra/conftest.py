@@ -364,3 +364,21 @@ def standby_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
 @pytest.fixture(scope="session")
 def standby_prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
     yield synthesized_cells_once(STANDBY_PROD_CONTEXT, tmp_path_factory)
+
+
+# --- The directory in two regions (issue 21) ----------------------------------------------
+
+# prod's standby deployment with the directory in us-east-1 (c0's) and us-west-2, the
+# versions table's witness in us-east-2: no primary with a standby in either.
+DIRECTORY_SECOND_REGION = "us-west-2"
+DIRECTORY_WITNESS = "us-east-2"
+DIRECTORY_TWO_REGIONS_CONTEXT: dict[str, Any] = {
+    **STANDBY_PROD_CONTEXT,
+    "directorySecondRegion": DIRECTORY_SECOND_REGION,
+    "directoryWitness": DIRECTORY_WITNESS,
+}
+
+
+@pytest.fixture(scope="session")
+def directory_two_regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedCells]:
+    yield synthesized_cells_once(DIRECTORY_TWO_REGIONS_CONTEXT, tmp_path_factory)

@@ -32,6 +32,7 @@ from tests.infra.conftest import (
     CELLS_DEV_CONTEXT,
     CELLS_PROD_CONTEXT,
     DEV_CONTEXT,
+    DIRECTORY_TWO_REGIONS_CONTEXT,
     NO_BUNDLING,
     PROD_CONTEXT,
     STANDBY_DEV_CONTEXT,
@@ -42,7 +43,8 @@ pytestmark = pytest.mark.infra
 
 FIXTURE = Path(__file__).with_name("stateful_resources.json")
 # Every kind of deployment the app synthesizes, by the name of its conftest fixture: a
-# single stack (dev, prod), cells (two; three in prod), and cells with a standby.
+# single stack (dev, prod), cells (two; three in prod), cells with a standby, and the
+# directory in two regions.
 DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "dev": DEV_CONTEXT,
     "prod": PROD_CONTEXT,
@@ -50,6 +52,7 @@ DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "cells_prod": CELLS_PROD_CONTEXT,
     "standby_dev": STANDBY_DEV_CONTEXT,
     "standby_prod": STANDBY_PROD_CONTEXT,
+    "directory_two_regions": DIRECTORY_TWO_REGIONS_CONTEXT,
 }
 # What holds data, or keys to it: replacing one loses what it held.
 STATEFUL_TYPES = (
@@ -57,6 +60,7 @@ STATEFUL_TYPES = (
     "AWS::DynamoDB::Table",
     "AWS::S3::Bucket",
     "AWS::KMS::Key",
+    "AWS::KMS::ReplicaKey",
     "AWS::Logs::LogGroup",
     "AWS::SecretsManager::Secret",
 )
