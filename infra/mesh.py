@@ -23,6 +23,7 @@ from infra.config import DeploymentConfig
 from infra.directory import _directory_function
 from infra.regions import PARTITION
 from messenger_directory.mesh import PUBLISH_RELAY_RECORD_HANDLER, RelayRecordProperty
+from messenger_protocol.cells import DIRECTORY_NAME
 from messenger_protocol.mesh import RELAY_KEY_NAMES, RELAY_RECORD_PREFIX
 
 RECORD_RESOURCE_TYPE = "Custom::RelayRecord"
@@ -100,7 +101,8 @@ class RelayRecord(Construct):
 def admit_relay_record_writers(bucket: s3.Bucket, env: str, organization: str) -> None:
     """The directory's bucket, for cells in other accounts of the organization: each side's
     record writer may write its own cell's records (its role's cell tag), and the cells'
-    functions may read every record. Two statements for the whole deployment."""
+    functions may read every record and the signed directory (their shard map). Two
+    statements for the whole deployment."""
     in_organization = {"StringEquals": {"aws:PrincipalOrgID": organization}}
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
@@ -124,7 +126,11 @@ def admit_relay_record_writers(bucket: s3.Bucket, env: str, organization: str) -
             sid="RelayRecordReaders",
             principals=[iam.AnyPrincipal()],
             actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects(f"{RELAY_RECORD_PREFIX}*")],
+            # The Relay records, and the signed directory the cells take the shard map from.
+            resources=[
+                bucket.arn_for_objects(f"{RELAY_RECORD_PREFIX}*"),
+                bucket.arn_for_objects(DIRECTORY_NAME),
+            ],
             conditions=in_organization,
         )
     )
