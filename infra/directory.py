@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from functools import partial
 
 import jsii
-from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import (
+    CfnOutput,
+    CustomResource,
+    Duration,
+    Environment,
+    RemovalPolicy,
+    Stack,
+    Tags,
+)
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
@@ -41,7 +49,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from infra import bundling
-from infra.config import Cell, CellsConfig, DeploymentConfig
+from infra.config import CellsConfig, DeploymentConfig
 from infra.directory_key import DirectoryKey, numbered_copies_behavior
 from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
@@ -50,22 +58,28 @@ from infra.web import INDEX, Site, regional_api_sources
 from messenger_directory.handlers import (
     PUBLISH_ENTRY_HANDLER,
     PUBLISH_HANDLER,
+    SEED_HANDLER,
     DirectoryEnv,
     EntryProperty,
+    SeedProperty,
 )
-from messenger_directory.sides import SIDES
 from messenger_directory.store import (
     CACHE_SECONDS,
     COPY_PREFIX,
     DIRECTORY_KEY,
     ENTRY_PREFIX,
+    SEED_MAP_KEY,
     entry_key,
 )
-from messenger_protocol.cells import ShardMap
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+# The tag naming the cell a writer of the directory's bucket writes for (its role's): the
+# bucket policy lets a role of another account write and read under that cell only, one
+# statement for every cell (`DirectoryStack._admit_cells`, infra/mesh.py).
+CELL_TAG = "messenger-cell"
 CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
 ENTRY_RESOURCE_TYPE = "Custom::DirectoryEntry"
+SEED_RESOURCE_TYPE = "Custom::DirectorySeed"
 # Old versions of directory.json and of the entries: a record of what clients were told.
 NONCURRENT_VERSION_DAYS = 30
 
@@ -116,30 +130,14 @@ def entry_writer_role_name(env: str, cell_id: str) -> str:
     return f"messenger-{env}-{cell_id}-directory-entry"
 
 
-def entry_writer_role_arn(env: str, cell: Cell) -> str:
-    return f"arn:{PARTITION}:iam::{cell.account}:role/{entry_writer_role_name(env, cell.cell_id)}"
-
-
 def failover_role_name(env: str, cell_id: str) -> str:
     """The standby's Failover function's role: it writes the cell's entry too."""
     return f"messenger-{env}-{cell_id}-failover"
 
 
-def failover_role_arn(env: str, cell: Cell) -> str:
-    return f"arn:{PARTITION}:iam::{cell.account}:role/{failover_role_name(env, cell.cell_id)}"
-
-
 def probe_role_name(env: str, cell_id: str, vantage: str) -> str:
     """A vantage's probe (infra/user_probe.py): it reads the cell's entry."""
     return f"messenger-{env}-{cell_id}-probe-{vantage}"
-
-
-def probe_role_arns(env: str, cell: Cell) -> list[str]:
-    """Both vantages' probe roles, admitted to read the cell's entry."""
-    return [
-        f"arn:{PARTITION}:iam::{cell.account}:role/{probe_role_name(env, cell.cell_id, side)}"
-        for side in SIDES
-    ]
 
 
 def _directory_function(
@@ -152,10 +150,12 @@ def _directory_function(
     statements: list[iam.PolicyStatement],
     role_name: str | None = None,
     code: lambda_.Code | None = None,
+    cell_tag: str | None = None,
     **properties: object,
 ) -> lambda_.Function:
     """A function of the directory's asset, with a log group and a role of its own: its
-    log group, then `statements`, nothing else."""
+    log group, then `statements`, nothing else. `cell_tag`: the cell its role writes or
+    reads the directory's bucket for (CELL_TAG), what the bucket policy admits it by."""
     log_group = logs.LogGroup(
         scope,
         f"{name}Logs",
@@ -178,6 +178,8 @@ def _directory_function(
     )
     for statement in statements:
         role.add_to_policy(statement)
+    if cell_tag is not None:
+        Tags.of(role).add(CELL_TAG, cell_tag)
     return lambda_.Function(
         scope,
         f"{name}Function",
@@ -275,6 +277,7 @@ class DirectoryStack(Stack):
         self.key = DirectoryKey(
             self, "Key", make_function=partial(_directory_function, config=config)
         )
+        self.seed = self._seed_map()
         self.publisher = self._publisher()
         self.key.grant_sign(self.publisher)
         # Every cell's directory entry, and every failover, reaches clients through it.
@@ -340,40 +343,48 @@ class DirectoryStack(Stack):
         )
 
     def _admit_entry_writers(self) -> None:
-        """The bucket policy lets each cell of another account write its own entry, and
-        only the role that cell's stack made for it (a cell in this account needs only
-        its role's own policy)."""
-        for cell in self.cells.cells:
-            if cell.account == self.location.account:
-                continue
-            writers = [entry_writer_role_arn(self.config.env, cell)]
-            if cell.standby and self.config.auto_failover:
-                writers.append(failover_role_arn(self.config.env, cell))
-                # Each vantage's probe reads the entry (the URL users are sent to).
-                self.bucket.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        principals=[iam.AccountPrincipal(cell.account)],
-                        actions=["s3:GetObject"],
-                        resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
-                        conditions={
-                            "ArnEquals": {
-                                "aws:PrincipalArn": probe_role_arns(self.config.env, cell)
-                            }
-                        },
-                    )
-                )
-            self.bucket.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.AccountPrincipal(cell.account)],
-                    actions=["s3:PutObject", "s3:GetObject"],
-                    resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
-                    conditions={
-                        "ArnEquals": {
-                            "aws:PrincipalArn": writers[0] if len(writers) == 1 else writers
-                        }
-                    },
-                )
+        """The bucket policy lets the cells of other accounts of the organization write
+        their own entry: a cell's entry writer (and, with automated failover, its
+        standby's Failover function) may put and read `cells/<its cell tag>.json`, each
+        vantage's probe may read it. Roles are admitted by their fixed names' pattern and
+        the cell tag on them (CELL_TAG), never one by one: two statements whatever the
+        number of cells (a cell in this account needs only its role's own policy)."""
+        if all(cell.account == self.location.account for cell in self.cells.cells):
+            return
+        organization = self.cells.organization
+        assert organization is not None, "cells in several accounts name their organization"
+        own_entry = self.bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+        env = self.config.env
+        writers = [entry_writer_role_name(env, "*")]
+        if self.config.auto_failover:
+            writers.append(failover_role_name(env, "*"))
+        self._admit_roles("CellEntryWriters", ["s3:PutObject", "s3:GetObject"], own_entry, writers)
+        if self.config.auto_failover and any(cell.standby for cell in self.cells.cells):
+            # Each vantage's probe reads the entry (the URL users are sent to).
+            self._admit_roles(
+                "CellEntryProbes", ["s3:GetObject"], own_entry, [probe_role_name(env, "*", "*")]
             )
+
+    def _admit_roles(
+        self, sid: str, actions: list[str], resource: str, role_names: list[str]
+    ) -> None:
+        """One statement: roles named by `role_names`' patterns in any account of the
+        organization may do `actions` on `resource`."""
+        patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=[resource],
+                conditions={
+                    "StringEquals": {"aws:PrincipalOrgID": self.cells.organization},
+                    "ArnLike": {
+                        "aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns
+                    },
+                },
+            )
+        )
 
     def _cell_stage_arns(self) -> list[str]:
         """The cells' stages in this account (each region, standby too), which the
@@ -394,14 +405,44 @@ class DirectoryStack(Stack):
             for region in regions
         ]
 
+    def _seed_map(self) -> CustomResource:
+        """The deployment's first shard map, one object in the bucket (store.SEED_MAP_KEY)
+        that the first merge publishes: not the directory function's environment (4 KB,
+        ~17 bytes a cell) nor the cells' entries, so that nothing grows per cell but this
+        one property. After the first publish only shard moves change the map."""
+        seed = self.bucket.arn_for_objects(SEED_MAP_KEY)
+        function = _directory_function(
+            self,
+            "Seed",
+            config=self.config,
+            description="Messenger directory: writes the deployment's first shard map",
+            handler=SEED_HANDLER,
+            statements=[
+                iam.PolicyStatement(sid="WriteSeedMap", actions=["s3:PutObject"], resources=[seed])
+            ],
+            memory_size=128,
+        )
+        resource = CustomResource(
+            self,
+            "SeedMap",
+            service_token=function.function_arn,
+            resource_type=SEED_RESOURCE_TYPE,
+            properties={
+                SeedProperty.BUCKET.value: self.location.bucket,
+                SeedProperty.SHARD_MAP.value: self.cells.shard_map.to_compact(),
+            },
+        )
+        resource.node.add_dependency(self.bucket)
+        return resource
+
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
         directory = self.bucket.arn_for_objects(DIRECTORY_KEY)
         copies = self.bucket.arn_for_objects(f"{COPY_PREFIX}*")
-        entries = [
-            self.bucket.arn_for_objects(entry_key(cell_id))
-            for cell_id in self.cells.shard_map.cells()
-        ]
+        # Every cell's entry, by one pattern: the map's cells change with shard moves,
+        # and the policy must not grow with them.
+        entries = self.bucket.arn_for_objects(entry_key("*"))
+        seed = self.bucket.arn_for_objects(SEED_MAP_KEY)
         stages = self._cell_stage_arns()
         function = _directory_function(
             self,
@@ -413,7 +454,7 @@ class DirectoryStack(Stack):
                 iam.PolicyStatement(
                     sid="ReadEntriesAndDirectory",
                     actions=["s3:GetObject"],
-                    resources=[*entries, directory, copies],
+                    resources=[entries, seed, directory, copies],
                 ),
                 # The numbered copies are written once each (If-None-Match), never over.
                 iam.PolicyStatement(
@@ -444,23 +485,27 @@ class DirectoryStack(Stack):
             reserved_concurrent_executions=1,
             environment={
                 DirectoryEnv.BUCKET.value: self.location.bucket,
-                DirectoryEnv.SHARD_MAP.value: self.cells.shard_map.to_compact(),
                 DirectoryEnv.KEY_ID.value: self.key.key.key_arn,
             },
         )
         # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
-        # of other accounts are admitted here, their Mover roles by their own policies.
-        for account in sorted(
-            {cell.account for cell in self.cells.cells} - {self.location.account}
-        ):
-            assert account is not None
+        # of other accounts are admitted here by their organization (one permission, whatever
+        # the number of cells), their Mover roles by their own policies.
+        if any(cell.account != self.location.account for cell in self.cells.cells):
+            assert self.cells.organization is not None
             function.add_permission(
-                f"InvokeByMoverOf{account}",
-                principal=iam.AccountPrincipal(account),
+                "InvokeByMoversOfTheOrganization",
+                principal=iam.OrganizationPrincipal(self.cells.organization),
                 action="lambda:InvokeFunction",
             )
         role = function.role
         assert role is not None
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{flattened(self, entries)}]",
+            "every cell's entry (cells/<cell>.json), which the directory merges: the cells "
+            "are the published map's, which shard moves change, so they are not listed",
+        )
         acknowledge(
             role,
             f"AwsSolutions-IAM5[Resource::{flattened(self, copies)}]",
@@ -626,7 +671,6 @@ class DirectoryEntry(Construct):
         *,
         config: DeploymentConfig,
         cell_id: str,
-        shard_map: ShardMap,
         location: DirectoryLocation,
         url: str,
         epoch: str,
@@ -640,8 +684,9 @@ class DirectoryEntry(Construct):
             config=config,
             description=f"Messenger cell {cell_id}: writes its directory entry",
             handler=PUBLISH_ENTRY_HANDLER,
-            # Named, so that the bucket policy can admit it from another account.
+            # Named and tagged, so that the bucket policy can admit it from another account.
             role_name=entry_writer_role_name(config.env, cell_id),
+            cell_tag=cell_id,
             statements=[
                 iam.PolicyStatement(
                     sid="WriteOwnEntry",
@@ -666,6 +711,5 @@ class DirectoryEntry(Construct):
                 EntryProperty.CELL_ID.value: cell_id,
                 EntryProperty.URL.value: url,
                 EntryProperty.EPOCH.value: epoch,
-                EntryProperty.SHARD_MAP.value: shard_map.to_compact(),
             },
         )
