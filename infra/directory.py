@@ -14,9 +14,10 @@
     browsers ─HTTPS──▶   the same, / and the rest ▶ S3 bucket, private: the web app
                                                                        = output WebUrl
 
-A cell writes only its own entry (its role's policy and the bucket policy both name the
-one key); only the directory function writes directory.json, one merge at a time, so the
-version increases by exactly one per change (`messenger_directory.store`). A failover
+A cell writes only its own entry (its role's policy names the one key; for a cell of
+another account the bucket policy admits it by its role's cell tag); only the directory
+function writes directory.json, one merge at a time, so the version increases by exactly
+one per change (`messenger_directory.store`). A failover
 (docs/protocol.md §7) takes the same path: write the cell's entry, the function publishes.
 
 The deployment's one web app (infra/web.py `Site`) is served by the same distribution, so
