@@ -39,6 +39,7 @@ ENVIRONMENT_BYTES = 4096  # a Lambda function's variables, all together
 INLINE_POLICY_BYTES = 10_240  # a role's inline policies, all together
 BUCKET_POLICY_BYTES = 20_480
 LAMBDA_RESOURCE_POLICY_BYTES = 20_480
+TABLE_POLICY_BYTES = 20_480  # a DynamoDB resource-based policy
 # A publicly readable directory key (what `-c directoryKey` gives the cells).
 DIRECTORY_KEY = "A" * 42 + "E"
 
@@ -116,6 +117,14 @@ def sizes_of(template: dict[str, Any]) -> dict[str, int]:
                 for policy in _of_type(template, "AWS::S3::BucketPolicy")
             ]
         ),
+        "largest table policy": _largest(
+            [
+                size(replica["ResourcePolicy"]["PolicyDocument"])
+                for table in _of_type(template, "AWS::DynamoDB::GlobalTable")
+                for replica in table["Replicas"]
+                if "ResourcePolicy" in replica
+            ]
+        ),
         "lambda permissions": len(_of_type(template, "AWS::Lambda::Permission")),
         "lambda permission bytes": sum(
             size(permission) for permission in _of_type(template, "AWS::Lambda::Permission")
@@ -129,6 +138,7 @@ def assert_within_limits(sizes: dict[str, int]) -> None:
     assert sizes["largest environment"] < ENVIRONMENT_BYTES
     assert sizes["largest role policies"] < INLINE_POLICY_BYTES
     assert sizes["largest bucket policy"] < BUCKET_POLICY_BYTES
+    assert sizes["largest table policy"] < TABLE_POLICY_BYTES
     assert sizes["lambda permission bytes"] < LAMBDA_RESOURCE_POLICY_BYTES
 
 
