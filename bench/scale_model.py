@@ -646,10 +646,13 @@ def directory_bytes(cells: int, shards: int) -> tuple[int, int]:
 @dataclass(frozen=True)
 class DirectoryLoad:
     mode: str
-    steady: float  # requests a second at the peak hour
-    burst: float  # requests a second when a new version comes out (v12) or steady (poll)
+    steady: float  # requests a second at the peak hour, between publishes
+    burst: float  # requests a second at the peak right after a publish (v12), or steady (poll)
     monthly_requests: float
     bytes_per_fetch: int
+    # v12: the bound if every open socket learned of a new version at once (each fetching
+    # within the jitter): what the spread of `dv` over the pings saves.
+    all_at_once: float = 0.0
 
     def gbps(self, rate: float) -> float:
         return rate * self.bytes_per_fetch * 8 / 1e9
@@ -663,12 +666,21 @@ def directory_load(w: Workload, measured: Measured, cells: int, mode: str) -> Di
     if mode == "poll":
         steady = rates.sockets / DIRECTORY_POLL_SECONDS + rates.new_connections
         return DirectoryLoad(mode, steady, steady, steady / w.peak * MONTH, size)
-    # v1.2: a device fetches when it starts without one, and once per new version (the
-    # numbered copy, after up to 60 s): every connected socket within the jitter window.
+    # v1.2 (docs/protocol.md §6), never on a timer. Between publishes a device fetches
+    # only when it starts without a directory (a connect refused 403, or a cell it cannot
+    # reach, comes of a publish: a move, a failover). Each device fetches once per new
+    # version, the numbered copy.
     monthly = devices * 30 * (w.directory_bumps + w.installs)
-    steady = monthly / MONTH * w.peak
-    burst = rates.sockets / DIRECTORY_JITTER_SECONDS
-    return DirectoryLoad(mode, steady, burst, monthly, size)
+    steady = devices * w.installs / DAY * w.peak
+    # At a publish an open socket learns `dv` at its next ack, syncDone or pong, then
+    # waits a random 0-60 s: a quiet socket at its next pong, uniformly within the ping
+    # interval (`rates.pings` a second learn); a busy one within the jitter at most; a
+    # device that connects fetches after its syncDone (the new connections).
+    quiet = rates.pings * w.ping_seconds
+    busy = max(rates.sockets - quiet, 0.0)
+    burst = rates.pings + busy / DIRECTORY_JITTER_SECONDS + rates.new_connections
+    all_at_once = rates.sockets / DIRECTORY_JITTER_SECONDS + rates.new_connections
+    return DirectoryLoad(mode, steady, burst, monthly, size, all_at_once)
 
 
 @dataclass(frozen=True)

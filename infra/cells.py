@@ -32,6 +32,7 @@ from infra.directory import DirectoryLocation, directory_location
 from infra.regions import PARTITION
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import STANDBY_SUFFIX, Env, TableSpec, table_name
+from messenger_protocol.cells import DIRECTORY_NAME
 from messenger_protocol.mesh import RELAY_RECORD_PREFIX, relay_record_key
 
 # Lambda's limit for a function's environment, all variables together ("Function
@@ -157,26 +158,41 @@ class CellPlacement:
         """Every side's Relay record (what the cell's functions may read)."""
         return self.directory.object_arn(f"{RELAY_RECORD_PREFIX}*")
 
+    @property
+    def has_peers(self) -> bool:
+        """A cell of a directory with other cells: it reads its shard map and its peers'
+        Relay records from the directory's bucket."""
+        return self.has_directory and len(self.cells.shard_map.cells()) > 1
+
+    @property
+    def shard_map_arn(self) -> str:
+        """The signed directory in its bucket, which the cell's functions read the shard
+        map from (messenger.dal.directory_map)."""
+        return self.directory.object_arn(DIRECTORY_NAME)
+
     def environment(self) -> dict[str, str]:
         """Every function's cell variables (parsed by messenger.config.CellSettings): this
-        cell, the shard map and, with peers, where their Relay records are. No peer."""
-        variables = {
-            Env.CELL_ID.value: self.cell_id,
-            Env.CELL_SHARD_MAP.value: self.cells.shard_map.to_compact(),
-        }
-        if self.has_directory and len(self.cells.shard_map.cells()) > 1:
+        cell and, with peers, where the signed directory and their Relay records are, and
+        the key the directory is signed with. No peer, and no shard map: nothing here
+        grows with the number of cells."""
+        variables = {Env.CELL_ID.value: self.cell_id}
+        if self.has_peers:
             location = self.directory
             variables |= {
                 Env.MESH_BUCKET.value: location.bucket,
                 Env.MESH_BUCKET_REGION.value: location.region,
                 Env.MESH_BUCKET_OWNER.value: location.account,
             }
+            # Unset until the directory's stack made the key: the functions then refuse
+            # to serve, saying so (messenger.config.CellSettings).
+            if self.cells.directory_key:
+                variables[Env.DIRECTORY_PUBLIC_KEY.value] = self.cells.directory_key
         size = sum(len(name) + len(value) for name, value in variables.items())
         if size > CELL_ENVIRONMENT_BUDGET:
             raise ValueError(
                 f"the cell variables of {self.cell_id} take {size} bytes, more than the "
                 f"{CELL_ENVIRONMENT_BUDGET} of Lambda's {LAMBDA_ENVIRONMENT_BYTES}-byte "
-                "environment they may: fewer shard ranges, or shorter cell ids"
+                "environment they may"
             )
         return variables
 

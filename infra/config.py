@@ -61,6 +61,12 @@ SHARD_MAP_CONTEXT = "shardMap"
 # bucket admit when the cells span accounts (one statement for the whole deployment,
 # whatever the number of cells: docs/scale.md "The mesh").
 ORGANIZATION_CONTEXT = "organization"
+# `-c directoryKey=<the directory stack's output DirectoryPublicKey>`: what the cells of a
+# deployment of several believe their shard map by (they read it from the signed
+# directory, never from their environment: docs/scale.md "The mesh"). Unset, their
+# functions refuse to serve (fail closed) until a deploy gives it.
+DIRECTORY_KEY_CONTEXT = "directoryKey"
+_DIRECTORY_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 _ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
 # `-c standby:c1=222222222222/eu-central-1`: the cell's standby region (its own account).
 STANDBY_CONTEXT_PREFIX = "standby:"
@@ -373,6 +379,9 @@ class CellsConfig:
     # The directory's second region and its versions table's witness (both or neither).
     directory_second_region: str | None = None
     directory_witness: str | None = None
+    # The directory key's public half (base64url), given once the directory's stack has
+    # made it (`-c directoryKey`): None before.
+    directory_key: str | None = None
 
     @property
     def directory_regions(self) -> tuple[str, ...]:
@@ -675,10 +684,17 @@ def cells_from_context(
             f"cells in more than one account need -c {ORGANIZATION_CONTEXT}=o-...: their "
             "Relays and the directory's bucket admit the organization, never account by account"
         )
+    directory_key = get(DIRECTORY_KEY_CONTEXT) or None
+    if directory_key is not None and not _DIRECTORY_KEY.fullmatch(str(directory_key)):
+        raise ValueError(
+            f"{DIRECTORY_KEY_CONTEXT} must be the directory stack's output DirectoryPublicKey "
+            "(32 bytes, base64url: 43 characters)"
+        )
     return CellsConfig(
         cells=cells,
         shard_map=shard_map,
         organization=organization,
         directory_second_region=second,
         directory_witness=witness,
+        directory_key=None if directory_key is None else str(directory_key),
     )

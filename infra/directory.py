@@ -14,9 +14,10 @@
     browsers ─HTTPS──▶   the same, / and the rest ▶ S3 bucket, private: the web app
                                                                        = output WebUrl
 
-A cell writes only its own entry (its role's policy and the bucket policy both name the
-one key); only the directory function writes directory.json, one merge at a time, so the
-version increases by exactly one per change (`messenger_directory.store`). A failover
+A cell writes only its own entry (its role's policy names the one key; for a cell of
+another account the bucket policy admits it by its role's cell tag); only the directory
+function writes directory.json, one merge at a time, so the version increases by exactly
+one per change (`messenger_directory.store`). A failover
 (docs/protocol.md §7) takes the same path: write the cell's entry, the function publishes.
 
 The deployment's one web app (infra/web.py `Site`) is served by the same distribution, so
@@ -31,7 +32,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import CfnOutput, CustomResource, Duration, Environment, RemovalPolicy, Stack
+from aws_cdk import (
+    CfnOutput,
+    CustomResource,
+    Duration,
+    Environment,
+    RemovalPolicy,
+    Stack,
+    Tags,
+)
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
@@ -42,7 +51,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
 from infra import bundling
-from infra.config import Cell, CellsConfig, DeploymentConfig
+from infra.config import CellsConfig, DeploymentConfig
 from infra.directory_key import DirectoryKey, numbered_copies_behavior
 from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
@@ -51,25 +60,31 @@ from infra.web import INDEX, Site, regional_api_sources
 from messenger_directory.handlers import (
     PUBLISH_ENTRY_HANDLER,
     PUBLISH_HANDLER,
+    SEED_HANDLER,
     DirectoryEnv,
     EntryProperty,
+    SeedProperty,
 )
-from messenger_directory.sides import SIDES
 from messenger_directory.store import (
     CACHE_SECONDS,
     COPY_PREFIX,
     DIRECTORY_KEY,
     ENTRY_PREFIX,
+    SEED_MAP_KEY,
     entry_key,
 )
-from messenger_protocol.cells import ShardMap
 
 if TYPE_CHECKING:
     from infra.directory_regions import SecondRegion
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+# The tag naming the cell a writer of the directory's bucket writes for (its role's): the
+# bucket policy lets a role of another account write and read under that cell only, one
+# statement for every cell (`DirectoryStack._admit_cells`, infra/mesh.py).
+CELL_TAG = "messenger-cell"
 CLOUDFRONT_PRINCIPAL = "cloudfront.amazonaws.com"
 ENTRY_RESOURCE_TYPE = "Custom::DirectoryEntry"
+SEED_RESOURCE_TYPE = "Custom::DirectorySeed"
 # Old versions of directory.json and of the entries: a record of what clients were told.
 NONCURRENT_VERSION_DAYS = 30
 
@@ -120,30 +135,14 @@ def entry_writer_role_name(env: str, cell_id: str) -> str:
     return f"messenger-{env}-{cell_id}-directory-entry"
 
 
-def entry_writer_role_arn(env: str, cell: Cell) -> str:
-    return f"arn:{PARTITION}:iam::{cell.account}:role/{entry_writer_role_name(env, cell.cell_id)}"
-
-
 def failover_role_name(env: str, cell_id: str) -> str:
     """The standby's Failover function's role: it writes the cell's entry too."""
     return f"messenger-{env}-{cell_id}-failover"
 
 
-def failover_role_arn(env: str, cell: Cell) -> str:
-    return f"arn:{PARTITION}:iam::{cell.account}:role/{failover_role_name(env, cell.cell_id)}"
-
-
 def probe_role_name(env: str, cell_id: str, vantage: str) -> str:
     """A vantage's probe (infra/user_probe.py): it reads the cell's entry."""
     return f"messenger-{env}-{cell_id}-probe-{vantage}"
-
-
-def probe_role_arns(env: str, cell: Cell) -> list[str]:
-    """Both vantages' probe roles, admitted to read the cell's entry."""
-    return [
-        f"arn:{PARTITION}:iam::{cell.account}:role/{probe_role_name(env, cell.cell_id, side)}"
-        for side in SIDES
-    ]
 
 
 def _directory_function(
@@ -156,10 +155,12 @@ def _directory_function(
     statements: list[iam.PolicyStatement],
     role_name: str | None = None,
     code: lambda_.Code | None = None,
+    cell_tag: str | None = None,
     **properties: object,
 ) -> lambda_.Function:
     """A function of the directory's asset, with a log group and a role of its own: its
-    log group, then `statements`, nothing else."""
+    log group, then `statements`, nothing else. `cell_tag`: the cell its role writes or
+    reads the directory's bucket for (CELL_TAG), what the bucket policy admits it by."""
     log_group = logs.LogGroup(
         scope,
         f"{name}Logs",
@@ -182,6 +183,8 @@ def _directory_function(
     )
     for statement in statements:
         role.add_to_policy(statement)
+    if cell_tag is not None:
+        Tags.of(role).add(CELL_TAG, cell_tag)
     return lambda_.Function(
         scope,
         f"{name}Function",
@@ -216,13 +219,10 @@ def _cell_stage_arns(config: DeploymentConfig, cells: CellsConfig, account: str)
     ]
 
 
-def publisher_environment(bucket_name: str, cells: CellsConfig, key_arn: str) -> dict[str, str]:
-    """A directory function's bucket, shard map and key (messenger_directory.config)."""
-    return {
-        DirectoryEnv.BUCKET.value: bucket_name,
-        DirectoryEnv.SHARD_MAP.value: cells.shard_map.to_compact(),
-        DirectoryEnv.KEY_ID.value: key_arn,
-    }
+def publisher_environment(bucket_name: str, key_arn: str) -> dict[str, str]:
+    """A directory function's bucket and key (messenger_directory.config): the shard map is
+    the published one (or, before the first publish, the seed: `DirectoryStack._seed_map`)."""
+    return {DirectoryEnv.BUCKET.value: bucket_name, DirectoryEnv.KEY_ID.value: key_arn}
 
 
 def publisher_function(
@@ -240,7 +240,10 @@ def publisher_function(
     cells' stages in `account`, nothing else (the key's grant is the caller's)."""
     directory = bucket.arn_for_objects(DIRECTORY_KEY)
     copies = bucket.arn_for_objects(f"{COPY_PREFIX}*")
-    entries = [bucket.arn_for_objects(entry_key(cell_id)) for cell_id in cells.shard_map.cells()]
+    # Every cell's entry, by one pattern: the map's cells change with shard moves,
+    # and the policy must not grow with them.
+    entries = bucket.arn_for_objects(entry_key("*"))
+    seed = bucket.arn_for_objects(SEED_MAP_KEY)
     stages = _cell_stage_arns(config, cells, account)
     function = _directory_function(
         scope,
@@ -252,7 +255,7 @@ def publisher_function(
             iam.PolicyStatement(
                 sid="ReadEntriesAndDirectory",
                 actions=["s3:GetObject"],
-                resources=[*entries, directory, copies],
+                resources=[entries, seed, directory, copies],
             ),
             # The numbered copies are written once each (If-None-Match), never over.
             iam.PolicyStatement(
@@ -281,10 +284,16 @@ def publisher_function(
         function_name=directory_function_name(config.env),
         # One merge (or a move's publish) at a time: each reads the version it increases.
         reserved_concurrent_executions=1,
-        environment=publisher_environment(bucket_name, cells, key_arn),
+        environment=publisher_environment(bucket_name, key_arn),
     )
     role = function.role
     assert role is not None
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::{flattened(scope, entries)}]",
+        "every cell's entry (cells/<cell>.json), which the directory merges: the cells "
+        "are the published map's, which shard moves change, so they are not listed",
+    )
     acknowledge(
         role,
         f"AwsSolutions-IAM5[Resource::{flattened(scope, copies)}]",
@@ -414,6 +423,7 @@ class DirectoryStack(Stack):
         self.key = DirectoryKey(
             self, "Key", make_function=partial(_directory_function, config=config)
         )
+        self.seed = self._seed_map()
         self.publisher = self._publisher()
         self.key.grant_sign(self.publisher)
         # Every cell's directory entry, and every failover, reaches clients through it.
@@ -479,40 +489,78 @@ class DirectoryStack(Stack):
         return private_bucket(self, construct_id, self.config, **properties)
 
     def _admit_entry_writers(self) -> None:
-        """The bucket policy lets each cell of another account write its own entry, and
-        only the role that cell's stack made for it (a cell in this account needs only
-        its role's own policy)."""
-        for cell in self.cells.cells:
-            if cell.account == self.location.account:
-                continue
-            writers = [entry_writer_role_arn(self.config.env, cell)]
-            if cell.standby and self.config.auto_failover:
-                writers.append(failover_role_arn(self.config.env, cell))
-                # Each vantage's probe reads the entry (the URL users are sent to).
-                self.bucket.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        principals=[iam.AccountPrincipal(cell.account)],
-                        actions=["s3:GetObject"],
-                        resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
-                        conditions={
-                            "ArnEquals": {
-                                "aws:PrincipalArn": probe_role_arns(self.config.env, cell)
-                            }
-                        },
-                    )
-                )
-            self.bucket.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.AccountPrincipal(cell.account)],
-                    actions=["s3:PutObject", "s3:GetObject"],
-                    resources=[self.bucket.arn_for_objects(entry_key(cell.cell_id))],
-                    conditions={
-                        "ArnEquals": {
-                            "aws:PrincipalArn": writers[0] if len(writers) == 1 else writers
-                        }
-                    },
-                )
+        """The bucket policy lets the cells of other accounts of the organization write
+        their own entry: a cell's entry writer (and, with automated failover, its
+        standby's Failover function) may put and read `cells/<its cell tag>.json`, each
+        vantage's probe may read it. Roles are admitted by their fixed names' pattern and
+        the cell tag on them (CELL_TAG), never one by one: two statements whatever the
+        number of cells (a cell in this account needs only its role's own policy)."""
+        if all(cell.account == self.location.account for cell in self.cells.cells):
+            return
+        organization = self.cells.organization
+        assert organization is not None, "cells in several accounts name their organization"
+        own_entry = self.bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+        env = self.config.env
+        writers = [entry_writer_role_name(env, "*")]
+        if self.config.auto_failover:
+            writers.append(failover_role_name(env, "*"))
+        self._admit_roles("CellEntryWriters", ["s3:PutObject", "s3:GetObject"], own_entry, writers)
+        if self.config.auto_failover and any(cell.standby for cell in self.cells.cells):
+            # Each vantage's probe reads the entry (the URL users are sent to).
+            self._admit_roles(
+                "CellEntryProbes", ["s3:GetObject"], own_entry, [probe_role_name(env, "*", "*")]
             )
+
+    def _admit_roles(
+        self, sid: str, actions: list[str], resource: str, role_names: list[str]
+    ) -> None:
+        """One statement: roles named by `role_names`' patterns in any account of the
+        organization may do `actions` on `resource`."""
+        patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=[resource],
+                conditions={
+                    "StringEquals": {"aws:PrincipalOrgID": self.cells.organization},
+                    "ArnLike": {
+                        "aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns
+                    },
+                },
+            )
+        )
+
+    def _seed_map(self) -> CustomResource:
+        """The deployment's first shard map, one object in the bucket (store.SEED_MAP_KEY)
+        that the first merge publishes: not the directory function's environment (4 KB,
+        ~17 bytes a cell) nor the cells' entries, so that nothing grows per cell but this
+        one property. After the first publish only shard moves change the map."""
+        seed = self.bucket.arn_for_objects(SEED_MAP_KEY)
+        function = _directory_function(
+            self,
+            "Seed",
+            config=self.config,
+            description="Messenger directory: writes the deployment's first shard map",
+            handler=SEED_HANDLER,
+            statements=[
+                iam.PolicyStatement(sid="WriteSeedMap", actions=["s3:PutObject"], resources=[seed])
+            ],
+            memory_size=128,
+        )
+        resource = CustomResource(
+            self,
+            "SeedMap",
+            service_token=function.function_arn,
+            resource_type=SEED_RESOURCE_TYPE,
+            properties={
+                SeedProperty.BUCKET.value: self.location.bucket,
+                SeedProperty.SHARD_MAP.value: self.cells.shard_map.to_compact(),
+            },
+        )
+        resource.node.add_dependency(self.bucket)
+        return resource
 
     def _publisher(self) -> lambda_.Function:
         """The directory function: merges after each entry write, one run at a time."""
@@ -526,14 +574,13 @@ class DirectoryStack(Stack):
             key_arn=self.key.key.key_arn,
         )
         # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
-        # of other accounts are admitted here, their Mover roles by their own policies.
-        for account in sorted(
-            {cell.account for cell in self.cells.cells} - {self.location.account}
-        ):
-            assert account is not None
+        # of other accounts are admitted here by their organization (one permission, whatever
+        # the number of cells), their Mover roles by their own policies.
+        if any(cell.account != self.location.account for cell in self.cells.cells):
+            assert self.cells.organization is not None
             function.add_permission(
-                f"InvokeByMoverOf{account}",
-                principal=iam.AccountPrincipal(account),
+                "InvokeByMoversOfTheOrganization",
+                principal=iam.OrganizationPrincipal(self.cells.organization),
                 action="lambda:InvokeFunction",
             )
         events.Rule(
@@ -682,7 +729,6 @@ class DirectoryEntry(Construct):
         *,
         config: DeploymentConfig,
         cell_id: str,
-        shard_map: ShardMap,
         location: DirectoryLocation,
         url: str,
         epoch: str,
@@ -696,8 +742,9 @@ class DirectoryEntry(Construct):
             config=config,
             description=f"Messenger cell {cell_id}: writes its directory entry",
             handler=PUBLISH_ENTRY_HANDLER,
-            # Named, so that the bucket policy can admit it from another account.
+            # Named and tagged, so that the bucket policy can admit it from another account.
             role_name=entry_writer_role_name(config.env, cell_id),
+            cell_tag=cell_id,
             statements=[
                 iam.PolicyStatement(
                     sid="WriteOwnEntry",
@@ -722,6 +769,5 @@ class DirectoryEntry(Construct):
                 EntryProperty.CELL_ID.value: cell_id,
                 EntryProperty.URL.value: url,
                 EntryProperty.EPOCH.value: epoch,
-                EntryProperty.SHARD_MAP.value: shard_map.to_compact(),
             },
         )

@@ -242,7 +242,7 @@ class SecondRegion:
             mirror_bucket=self.bucket_name,
             mirror_region=region,
         )
-        environment = publisher_environment(stack.location.bucket, cells, stack.key.key.key_arn)
+        environment = publisher_environment(stack.location.bucket, stack.key.key.key_arn)
         self.reconcile = reconcile_on_schedule(
             stack, config, stack.publisher, {**environment, **replication}
         )
@@ -355,7 +355,7 @@ class DirectoryRegionStack(Stack):
             mirror_bucket=first.bucket_name,
             mirror_region=cells.directory_target.region,
         )
-        environment = publisher_environment(self.bucket_name, cells, self.key.attr_arn)
+        environment = publisher_environment(self.bucket_name, self.key.attr_arn)
         self.reconcile = reconcile_on_schedule(
             self, config, self.publisher, {**environment, **replication}
         )

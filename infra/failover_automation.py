@@ -103,8 +103,10 @@ class FailoverAutomation(Construct):
             description=f"Messenger cell {cell.cell_id}: switches the cell to this standby",
             handler=FAILOVER_HANDLER,
             code=code,
-            # Named, so that the directory's bucket policy can admit it from another account.
+            # Named and tagged, so that the directory's bucket policy can admit it from
+            # another account.
             role_name=failover_role_name(config.env, cell.cell_id),
+            cell_tag=cell.cell_id,
             statements=[
                 iam.PolicyStatement(
                     sid="BumpGeneration",

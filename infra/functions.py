@@ -63,8 +63,9 @@ class Functions:
             connections_arn=connections_arn,
             close_connections_arn=close_connections_arn,
             push_apps=tuple(self.push_apps.values()),
-            relay_pattern=cell.relay_pattern if self._has_peers(cell) else None,
-            relay_records=cell.relay_records_arn if self._has_peers(cell) else None,
+            relay_pattern=cell.relay_pattern if cell.has_peers else None,
+            relay_records=cell.relay_records_arn if cell.has_peers else None,
+            shard_map=cell.shard_map_arn if cell.has_peers else None,
             presence_function_arn=stack.format_arn(
                 service="lambda",
                 resource="function",
@@ -89,10 +90,6 @@ class Functions:
             route.key: self.add(route.function_name, route.handler, route.access)
             for route in ROUTES
         }
-
-    @staticmethod
-    def _has_peers(cell: CellPlacement) -> bool:
-        return cell.has_directory and len(cell.cells.shard_map.cells()) > 1
 
     def worker_name(self, function_name: str) -> str:
         """A worker's fixed name: the functions that invoke it know it before it exists."""

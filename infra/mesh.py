@@ -11,7 +11,7 @@ deployment's record writers (`admit_relay_record_writers`), by the cell tag on i
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Tags
+from aws_cdk import CustomResource
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -20,14 +20,13 @@ from constructs import Construct
 from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
-from infra.directory import _directory_function
+from infra.directory import CELL_TAG, _directory_function
 from infra.regions import PARTITION
 from messenger_directory.mesh import PUBLISH_RELAY_RECORD_HANDLER, RelayRecordProperty
+from messenger_protocol.cells import DIRECTORY_NAME
 from messenger_protocol.mesh import RELAY_KEY_NAMES, RELAY_RECORD_PREFIX
 
 RECORD_RESOURCE_TYPE = "Custom::RelayRecord"
-# The tag naming a record writer's cell: the bucket policy lets it write under that cell only.
-CELL_TAG = "messenger-cell"
 
 
 def record_writer_role_name(env: str, cell_id: str, standby: bool) -> str:
@@ -58,6 +57,8 @@ class RelayRecord(Construct):
             role_name=record_writer_role_name(config.env, cell.cell_id, cell.standby),
             # It derives the relay key's public half: PyNaCl, as the functions have it.
             code=bundling.directory_code(bundling.FAILOVER_PACKAGES, with_signing=True),
+            # The bucket policy lets it write under its cell only.
+            cell_tag=cell.cell_id,
             statements=[
                 iam.PolicyStatement(
                     sid="OwnRelayKey",
@@ -78,8 +79,6 @@ class RelayRecord(Construct):
             ],
             memory_size=128,
         )
-        assert function.role is not None
-        Tags.of(function.role).add(CELL_TAG, cell.cell_id)
         self.resource = CustomResource(
             self,
             "Resource",
@@ -100,7 +99,8 @@ class RelayRecord(Construct):
 def admit_relay_record_writers(bucket: s3.Bucket, env: str, organization: str) -> None:
     """The directory's bucket, for cells in other accounts of the organization: each side's
     record writer may write its own cell's records (its role's cell tag), and the cells'
-    functions may read every record. Two statements for the whole deployment."""
+    functions may read every record and the signed directory (their shard map). Two
+    statements for the whole deployment."""
     in_organization = {"StringEquals": {"aws:PrincipalOrgID": organization}}
     bucket.add_to_resource_policy(
         iam.PolicyStatement(
@@ -124,7 +124,11 @@ def admit_relay_record_writers(bucket: s3.Bucket, env: str, organization: str) -
             sid="RelayRecordReaders",
             principals=[iam.AnyPrincipal()],
             actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects(f"{RELAY_RECORD_PREFIX}*")],
+            # The Relay records, and the signed directory the cells take the shard map from.
+            resources=[
+                bucket.arn_for_objects(f"{RELAY_RECORD_PREFIX}*"),
+                bucket.arn_for_objects(DIRECTORY_NAME),
+            ],
             conditions=in_organization,
         )
     )

@@ -63,6 +63,9 @@ class Targets:
     # in the directory's bucket: None for a deployment of one cell, which has no peers.
     relay_pattern: str | None = None
     relay_records: str | None = None
+    # The signed directory (directory.json) in the same bucket: the shard map; None for one
+    # cell.
+    shard_map: str | None = None
 
 
 def index_arns(spec: TableSpec, table: dynamodb.ITableV2) -> list[str]:
@@ -157,6 +160,16 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
                 sid="ReadRelayRecords",
                 actions=["s3:GetObject"],
                 resources=[targets.relay_records],
+            )
+        ]
+    if access is Access.SHARD_MAP:
+        if not targets.shard_map:
+            return []  # one cell: its map is every shard, given in process
+        return [
+            iam.PolicyStatement(
+                sid="ReadSignedDirectory",
+                actions=["s3:GetObject"],
+                resources=[targets.shard_map],
             )
         ]
     raise ValueError(f"no IAM mapping for {access!r}")

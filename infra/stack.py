@@ -151,7 +151,6 @@ class MessengerStack(Stack):
             "DirectoryEntry",
             config=self.config,
             cell_id=self.cell.cell_id,
-            shard_map=self.cell.cells.shard_map,
             location=self.cell.directory,
             url=stage.url,
             # The region part its functions name (CELL_EPOCH, else AWS_REGION).

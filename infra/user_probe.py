@@ -87,7 +87,9 @@ class UserProbe(Construct):
             handler=PROBE_HANDLER,
             # The probe signs its handshake: the asset with pynacl.
             code=bundling.directory_code(bundling.FAILOVER_PACKAGES, with_signing=True),
+            # Named and tagged: the directory's bucket policy admits it to read the entry.
             role_name=probe_role_name(config.env, cell.cell_id, self.vantage),
+            cell_tag=cell.cell_id,
             statements=[
                 iam.PolicyStatement(
                     sid="ReadProbeKey",

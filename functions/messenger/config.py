@@ -17,9 +17,11 @@ from messenger.contract import (
     MoverEnv,
     RateLimit,
 )
-from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+from messenger_protocol.cells import ShardMap, is_cell_id
 from messenger_protocol.connect import canonical_endpoint
+from messenger_protocol.encoding import decoded_length, is_base64url
 from messenger_protocol.limits import (
+    KEY_BYTES,
     MAX_EPOCH_CHARS,
     MIN_QUEUE_MESSAGES,
     MIN_QUEUE_MESSAGES_PER_SENDER,
@@ -53,13 +55,38 @@ class MeshBucket:
 @dataclass(frozen=True)
 class CellSettings:
     """This deployment's place among the cells (docs/protocol.md §6). Nothing here grows
-    with the number of cells but the shard map: peers are found in `mesh`."""
+    with the number of cells: the shard map and the peers are read from the directory's
+    bucket (`mesh`), the map verified with the directory's public key (`directory_key`,
+    dal/directory_map.py).
+
+    `shard_map` is a map given in process instead: the one cell of a deployment without
+    peers (`single`), or a test's. None: the published directory's."""
 
     cell_id: str
-    shard_map: ShardMap
+    shard_map: ShardMap | None = None
     mesh: MeshBucket = field(default_factory=MeshBucket)
+    # The directory key's public half (base64url, 32 bytes), that the published map must
+    # be signed by.
+    directory_key: str = ""
 
     def __post_init__(self) -> None:
+        if self.shard_map is None:
+            if not (self.mesh.name and self.mesh.region and self.mesh.owner):
+                raise ValueError(
+                    f"a cell that reads its shard map from the directory needs "
+                    f"{Env.MESH_BUCKET.value}, {Env.MESH_BUCKET_REGION.value} and "
+                    f"{Env.MESH_BUCKET_OWNER.value}"
+                )
+            if not (
+                is_base64url(self.directory_key) and decoded_length(self.directory_key) == KEY_BYTES
+            ):
+                raise ValueError(
+                    f"{Env.DIRECTORY_PUBLIC_KEY.value} must be the directory key's public half "
+                    f"({KEY_BYTES} bytes, base64url: the directory stack's output "
+                    f"DirectoryPublicKey), not {self.directory_key!r}; without it the cell "
+                    "cannot believe any shard map"
+                )
+            return
         cells = set(self.shard_map.cells())
         if self.cell_id not in cells:
             raise ValueError(f"{Env.CELL_ID.value} {self.cell_id!r} owns no shard of the map")
@@ -73,6 +100,11 @@ class CellSettings:
     def single(cls, cell_id: str = DEFAULT_CELL_ID) -> CellSettings:
         """A deployment that is one cell: every shard is its own and it has no peers."""
         return cls(cell_id, ShardMap.even([cell_id]))
+
+    @property
+    def reads_directory(self) -> bool:
+        """Whether the shard map is the published directory's (not given in process)."""
+        return self.shard_map is None
 
 
 @dataclass(frozen=True)
@@ -168,21 +200,23 @@ def _endpoints(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _cell(environ: Mapping[str, str]) -> CellSettings:
+    """CELL_ID alone: the one cell of its deployment. With the directory's bucket
+    (MESH_BUCKET...): a cell among others, which reads the shard map from the directory
+    and believes it only if signed by DIRECTORY_PUBLIC_KEY."""
     cell_id = environ.get(Env.CELL_ID.value, "").strip()
     if not cell_id:
         return CellSettings.single()
     if not is_cell_id(cell_id):
         raise ValueError(f"{Env.CELL_ID.value} must be a cell id, not {cell_id!r}")
-    try:
-        shard_map = ShardMap.from_compact(environ.get(Env.CELL_SHARD_MAP.value, ""))
-    except InvalidDirectory as error:
-        raise ValueError(f"{Env.CELL_SHARD_MAP.value}: {error}") from None
     mesh = MeshBucket(
         name=environ.get(Env.MESH_BUCKET.value, "").strip(),
         region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
         owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
     )
-    return CellSettings(cell_id, shard_map, mesh)
+    if not mesh.name:
+        return CellSettings.single(cell_id)
+    directory_key = environ.get(Env.DIRECTORY_PUBLIC_KEY.value, "").strip()
+    return CellSettings(cell_id, None, mesh, directory_key)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

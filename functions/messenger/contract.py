@@ -119,12 +119,14 @@ class Env(StrEnum):
     # Which side of its cell this deployment is, "primary" or "standby" (docs/protocol.md §7
     # Fencing): it serves only while the cell's state names it the active side. Unset: primary.
     CELL_SIDE = "CELL_SIDE"
-    # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id and
-    # the shard map ("4096:0-2047=c0,2048-4095=c1"). Nothing names a peer: each peer's Relay
-    # and relay key are read from the directory's bucket (docs/scale.md "The mesh"), whose
-    # name, region and owning account these are.
+    # Cells (docs/protocol.md §6; unset: one cell, every user at home). This cell's id.
+    # Nothing names a peer, nor holds the shard map: the map is the signed directory's and
+    # each peer's Relay and relay key are read from the directory's bucket (docs/scale.md
+    # "The mesh"), whose name, region and owning account MESH_BUCKET* are; the directory is
+    # believed only if signed by DIRECTORY_PUBLIC_KEY (base64url, the directory stack's
+    # output DirectoryPublicKey). Without MESH_BUCKET the cell is its deployment's only one.
     CELL_ID = "CELL_ID"
-    CELL_SHARD_MAP = "CELL_SHARD_MAP"
+    DIRECTORY_PUBLIC_KEY = "DIRECTORY_PUBLIC_KEY"
     # The endpoints this side serves besides the one API Gateway names in each event
     # (wss://domainName/stage): a custom domain, the emulator's own URL. Comma-separated.
     CONNECT_ENDPOINTS = "CONNECT_ENDPOINTS"
@@ -367,6 +369,9 @@ class Access(StrEnum):
     # Read the Relay records in the directory's bucket: where a peer's Relay is, and the
     # keys its calls are signed with (docs/scale.md "The mesh").
     MESH_READ = "cells:records"
+    # Read the signed directory in the directory's bucket: the shard map every function
+    # that asks where a user's home is serves by (messenger.dal.directory_map).
+    SHARD_MAP = "cells:map"
 
 
 @dataclass(frozen=True)
@@ -402,14 +407,14 @@ _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
 _LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
-_RELAY, _MESH = Access.RELAY, Access.MESH_READ
+_RELAY, _MESH, _MAP = Access.RELAY, Access.MESH_READ, Access.SHARD_MAP
 
 AUTHORIZER = Authorizer(
     handler="messenger.handlers.authorizer.handler",
     function_name="Authorizer",
     # RELAY: a registration is counted in the cell that keeps its address's budget; MESH:
     # where that cell's Relay is, and its key (docs/scale.md "The mesh").
-    access=frozenset({_R, _W, _LIMITS, _RELAY, _MESH}),
+    access=frozenset({_R, _W, _LIMITS, _RELAY, _MESH, _MAP}),
     identity_query_params=tuple(param.value for param in REQUIRED_PARAMS),
 )
 
@@ -420,7 +425,7 @@ PRESENCE_WORKER = Function(
     function_name="PresenceChanged",
     # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
     # RELAY: watchers at home in other cells hear of the change through their cell.
-    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY, _MESH}),
+    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY, _MESH, _MAP}),
 )
 WORKERS = (PRESENCE_WORKER,)
 
@@ -428,13 +433,14 @@ WORKERS = (PRESENCE_WORKER,)
 def _frame_route(action: Action, *access: Access) -> Route:
     """The route of a protocol action: handlers/<snake_case>.py, function <PascalCase>.
 
-    Every frame route counts its frames against the caller's rate limit (LIMITS)."""
+    Every frame route counts its frames against the caller's rate limit (LIMITS), and
+    refuses a caller whose home is no longer this cell (SHARD_MAP)."""
     module = "".join(f"_{c.lower()}" if c.isupper() else c for c in action.value)
     return Route(
         action.value,
         f"messenger.handlers.{module}.handler",
         action.value[0].upper() + action.value[1:],
-        frozenset({*access, _LIMITS}),
+        frozenset({*access, _LIMITS, _MAP}),
     )
 
 
@@ -510,6 +516,6 @@ RELAY = Function(
     # arrives for a range of shards that moved away is forwarded to its new home. MESH: it
     # checks each call's signature against the caller's published keys. LIMITS: each
     # caller's budget, and the registrations of peers' users from addresses it keeps.
-    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _MESH, _LIMITS}),
+    access=frozenset({_R, _W, _QW, _POST, _PUSH, _ANNOUNCE, _RELAY, _MESH, _LIMITS, _MAP}),
 )
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"

@@ -23,6 +23,7 @@ from messenger.dal.cell_generation import CellGeneration
 from messenger.dal.cell_state import CellState
 from messenger.dal.contacts import Contacts
 from messenger.dal.device_lists import DeviceLists
+from messenger.dal.directory_map import DirectoryShardMap
 from messenger.dal.nonces import Nonces
 from messenger.dal.profiles import Profiles
 from messenger.dal.push_devices import PushDevices
@@ -118,8 +119,8 @@ def lambda_client() -> LambdaClient:
     return boto3.client("lambda", config=LAMBDA_CLIENT_CONFIG)
 
 
-# The directory's bucket, for the peers' Relay records: a read now and then
-# (dal/relay_directory.py).
+# The directory's bucket, for the peers' Relay records and the signed shard map: a read
+# now and then (dal/relay_directory.py, dal/directory_map.py).
 S3_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2},
     connect_timeout=2,
@@ -174,8 +175,22 @@ class Services:
             CellState(self.dynamodb, table), self.settings.cell_side, self.clock
         )
         cell = self.settings.cell
+        # Made once per container: it keeps the published shard map for a minute.
+        self.shard_maps = (
+            DirectoryShardMap(
+                lambda: self.s3_client_factory(cell.mesh.region),
+                cell.mesh.name,
+                cell.mesh.owner,
+                cell.directory_key,
+                self.clock,
+            )
+            if cell.reads_directory
+            else None
+        )
         # Made once per container: it keeps the moves of shards for up to 2 s.
-        self.cells = Cells(cell, ShardStates(self.dynamodb, table), self.clock)
+        self.cells = Cells(
+            cell, ShardStates(self.dynamodb, table), self.clock, shard_maps=self.shard_maps
+        )
         # Made once per container: it keeps the peers' records for a minute.
         self.relay_directory = RelayDirectory(
             lambda: self.s3_client_factory(cell.mesh.region),

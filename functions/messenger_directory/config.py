@@ -2,7 +2,8 @@
 the environment their stacks give them (infra/directory.py, infra/failover_automation.py).
 Nothing else in this package reads `os.environ`.
 
-- the directory function (`handlers.publish`): its bucket and the deployment's shard map;
+- the directory function (`handlers.publish`): its bucket and key (the first shard map is
+  an object in the bucket, `store.SEED_MAP_KEY`: nothing here grows with the cells);
 - a standby's Failover function (`failover.failover`): the cell, its own side, the bucket;
 - each side's Probe function (`probe.probe`): the cell, its vantage, its probe user.
 
@@ -18,7 +19,7 @@ from enum import StrEnum
 from functools import cache
 
 from messenger_directory.sides import STANDBY, CellSides, DirectoryBucket, Side
-from messenger_protocol.cells import InvalidDirectory, ShardMap, is_cell_id
+from messenger_protocol.cells import is_cell_id
 
 # Set by Lambda itself: the region the function runs in.
 AWS_REGION = "AWS_REGION"
@@ -28,8 +29,6 @@ class DirectoryEnv(StrEnum):
     """The directory function's environment."""
 
     BUCKET = "DIRECTORY_BUCKET"
-    # The deployment's shard map, compact ("4096:0-2047=c0,2048-4095=c1").
-    SHARD_MAP = "DIRECTORY_SHARD_MAP"
     # The directory key in KMS (its ARN): what signs every version (docs/protocol.md §6).
     KEY_ID = "DIRECTORY_KEY_ID"
     # A directory in two regions (docs/availability.md): the versions table, and the other
@@ -56,11 +55,10 @@ class FailoverEnv(StrEnum):
 
 @dataclass(frozen=True)
 class PublishSettings:
-    """What the directory function merges: the entries in `bucket`, by `shard_map`,
-    signed with the KMS key `key_id`."""
+    """What the directory function merges: the entries in `bucket`, by the map published
+    there (or seeded), signed with the KMS key `key_id`."""
 
     bucket: str
-    shard_map: ShardMap
     key_id: str
     # Two regions: the versions table (in this region) and the other region's bucket.
     versions_table: str | None = None
@@ -112,10 +110,6 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 
 def publish_settings_from(environ: Mapping[str, str]) -> PublishSettings:
     """The directory function's settings; ValueError naming what is missing or malformed."""
-    try:
-        shard_map = ShardMap.from_compact(_required(environ, DirectoryEnv.SHARD_MAP))
-    except InvalidDirectory as error:
-        raise ValueError(f"{DirectoryEnv.SHARD_MAP.value}: {error}") from None
     bucket = _required(environ, DirectoryEnv.BUCKET)
     two_region = [
         environ.get(name, "").strip()
@@ -133,7 +127,6 @@ def publish_settings_from(environ: Mapping[str, str]) -> PublishSettings:
     table, mirror_bucket, mirror_region = two_region
     return PublishSettings(
         bucket=bucket,
-        shard_map=shard_map,
         key_id=_required(environ, DirectoryEnv.KEY_ID),
         versions_table=table or None,
         mirror_bucket=mirror_bucket or None,

@@ -12,6 +12,8 @@
   another account and region.
 - `directory_public_key` (a custom resource in the directory's stack): reads the directory
   key's public half from KMS, for the stack output `DirectoryPublicKey`.
+- `seed_map` (a custom resource in the directory's stack): writes the deployment's first
+  shard map into the bucket (`store.write_seed`), which the first merge publishes.
 
 Each parses what it is given (`config` for the environment, `EntryRequest` for the custom
 resource's properties), calls one `store` function with its clients (`wiring`), and maps
@@ -32,12 +34,14 @@ from messenger_directory.replicas import DirectoryBucketAt, Replication, reconci
 from messenger_directory.signer import KmsDirectorySigner
 from messenger_directory.stages import set_directory_version
 from messenger_directory.store import (
+    SEED_MAP_KEY,
     MergeOutcome,
     entry_key,
     merge,
     publish_map,
     read_directory,
     write_entry,
+    write_seed,
 )
 from messenger_directory.versions import VersionLedger
 from messenger_directory.wiring import directory_clients, directory_signer
@@ -51,16 +55,20 @@ __all__ = [
     "PUBLISH_ENTRY_HANDLER",
     "PUBLISH_HANDLER",
     "RECONCILE_HANDLER",
+    "SEED_HANDLER",
     "DirectoryEnv",
     "EntryProperty",
     "KeyProperty",
+    "SeedProperty",
     "directory_public_key",
     "publish",
     "publish_entry",
     "reconcile_buckets",
+    "seed_map",
 ]
 
 PUBLISH_HANDLER = f"{__name__}.publish"
+SEED_HANDLER = f"{__name__}.seed_map"
 PUBLISH_ENTRY_HANDLER = f"{__name__}.publish_entry"
 RECONCILE_HANDLER = f"{__name__}.reconcile_buckets"
 # The reconcile's log field counting the objects it had to repair (a metric filter reads it).
@@ -80,8 +88,12 @@ class EntryProperty(StrEnum):
     URL = "Url"
     # The cell's first epoch (docs/protocol.md §7), `<region>#0`: kept over by a switch's.
     EPOCH = "Epoch"
-    # Not read: a changed map changes the resource, so each cell writes its entry again
-    # and the directory function merges with the new map.
+
+
+class SeedProperty(StrEnum):
+    """The properties of the directory stack's `Custom::DirectorySeed` resource."""
+
+    BUCKET = "Bucket"
     SHARD_MAP = "ShardMap"
 
 
@@ -120,7 +132,7 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     elif request is not None:
         raise ValueError(f"{MOVE_REQUEST} must be {MOVE_CURRENT!r} or {MOVE_PUBLISH!r}")
     else:
-        outcome = merge(s3, settings.bucket, settings.shard_map, signer, replication=replication)
+        outcome = merge(s3, settings.bucket, None, signer, replication=replication)
     return _published(outcome)
 
 
@@ -247,6 +259,28 @@ def directory_public_key(event: dict[str, Any], context: Any) -> None:
         logger.exception("public key not read", extra={"key": key_id})
         status, reason = "FAILED", f"public key of {key_id} not read: {error}"
     _answer_cloudformation(event, context, status, reason, f"directory-key:{key_id}", data)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def seed_map(event: dict[str, Any], context: Any) -> None:
+    """CloudFormation custom resource: the deployment's first shard map, written into the
+    directory's bucket on create and update (a map given after the first publish changes
+    nothing: shard moves do). Delete leaves it."""
+    properties = event.get("ResourceProperties", {})
+    bucket = str(properties.get(SeedProperty.BUCKET, ""))
+    physical_id = f"s3://{bucket}/{SEED_MAP_KEY}"
+    try:
+        if event.get("RequestType") in ("Create", "Update"):
+            shard_map = ShardMap.from_compact(str(properties.get(SeedProperty.SHARD_MAP, "")))
+            write_seed(directory_clients().s3(), bucket, shard_map)
+            logger.info(
+                "shard map seeded", extra={"at": physical_id, "cells": len(shard_map.cells())}
+            )
+        status, reason = "SUCCESS", f"shard map seeded at {physical_id}"
+    except Exception as error:  # CloudFormation must hear of every failure, or it waits
+        logger.exception("shard map not seeded", extra={"at": physical_id})
+        status, reason = "FAILED", f"shard map not seeded at {physical_id}: {error}"
+    _answer_cloudformation(event, context, status, reason, physical_id)
 
 
 def _answer_cloudformation(

@@ -12,6 +12,9 @@ Layout of the bucket:
   the standby's URL and new epoch the same way.
 - `directory/<version>.json`: every version ever published, signed, written once
   (`If-None-Match: *`) and cacheable forever: a version names one document (§6).
+- `seed/shard-map.json`: `{"map": "<compact map>"}`, the deployment's first shard map,
+  written by the directory's stack (one object, whatever the number of cells: `write_seed`);
+  read only by the first merge, into a bucket with nothing published.
 - `directory.json`: the newest of them, written only by `merge` (and a shard move's
   `publish_map`; the published map is kept by every merge after), which the directory
   function runs after every entry write, one at a time (reserved concurrency 1), so that
@@ -53,6 +56,8 @@ SWITCHED_TO = "switched-to"
 ENTRY_PREFIX = "cells/"
 ENTRY_SUFFIX = ".json"
 DIRECTORY_KEY = DIRECTORY_NAME
+# The deployment's first shard map (`write_seed`).
+SEED_MAP_KEY = "seed/shard-map.json"
 # Where each version is kept forever: directory/<version>.json.
 COPY_PREFIX = f"{DIRECTORY_COPIES}/"
 # How long a client or CloudFront may keep a copy: a cell's new URL (a failover) is seen
@@ -177,6 +182,29 @@ def _read_json(s3: S3Client, bucket: str, key: str) -> Any | None:
         raise InvalidDirectory(f"{key} is not JSON: {error}") from None
 
 
+def write_seed(s3: S3Client, bucket: str, shard_map: ShardMap) -> None:
+    """The deployment's first shard map, for the first merge (`merge`). Once a directory
+    is published its map is the published one, which only a shard move changes: a seed
+    written after that changes nothing."""
+    s3.put_object(
+        Bucket=bucket,
+        Key=SEED_MAP_KEY,
+        Body=json.dumps({"map": shard_map.to_compact()}).encode(),
+        ContentType=CONTENT_TYPE,
+    )
+
+
+def read_seed(s3: S3Client, bucket: str) -> ShardMap | None:
+    """The seeded shard map, None if the directory's stack has not written it yet;
+    InvalidDirectory if it is not a map."""
+    document = _read_json(s3, bucket, SEED_MAP_KEY)
+    if document is None:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("map"), str):
+        raise InvalidDirectory(f'{SEED_MAP_KEY} must be {{"map": "<compact map>"}}')
+    return ShardMap.from_compact(document["map"])
+
+
 def read_directory(s3: S3Client, bucket: str) -> Directory | None:
     """The published directory, None before the first merge; InvalidDirectory if broken.
 
@@ -217,7 +245,7 @@ class MergeOutcome:
 def merge(
     s3: S3Client,
     bucket: str,
-    configured_map: ShardMap,
+    configured_map: ShardMap | None,
     signer: DirectorySigner,
     first_version: int = 1,
     replication: Replication | None = None,
@@ -227,8 +255,9 @@ def merge(
 
     The shard map is the published directory's: once a directory exists, only a shard
     move changes its map (`publish_map`), and a merge after a cell's entry write keeps
-    what the move published. `configured_map` (the deployment's, DIRECTORY_SHARD_MAP)
-    only seeds the first version, into an empty bucket.
+    what the move published. `configured_map` only seeds the first version, into a
+    bucket with nothing published; None: the map the stack seeded (`read_seed`), so that
+    nothing of the directory function's configuration grows with the number of cells.
 
     Writes only when a URL, an epoch or the key changed. Reads one entry per cell of the
     map (an entry for a cell outside it is not published). CopyConflict if the next
@@ -240,7 +269,16 @@ def merge(
     the version into the other region's bucket.
     """
     current = read_directory(s3, bucket)
-    shard_map = configured_map if current is None else current.shard_map
+    if current is not None:
+        shard_map = current.shard_map
+    else:
+        seeded = configured_map or read_seed(s3, bucket)
+        if seeded is None:
+            raise InvalidDirectory(
+                f"nothing published and no s3://{bucket}/{SEED_MAP_KEY}: deploy the "
+                "directory's stack, which writes the first shard map"
+            )
+        shard_map = seeded
     return _publish(s3, bucket, current, shard_map, signer, first_version, replication)
 
 

@@ -22,7 +22,6 @@ from messenger_local.function_services import FunctionClients
 from messenger_local.gateway import Gateway, Limits
 from messenger_local.invocations import Invocation
 from messenger_local.lambdas import Around, Functions
-from messenger_protocol.cells import ShardMap
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,9 +32,10 @@ class CellFactory:
     aws: EmbeddedAws
     addresses: Addresses
     api_id: str
-    shard_map: ShardMap
-    # The directory's bucket, where each side's Relay record is ("" for one cell).
+    # The directory's bucket, where each side's Relay record and the signed directory are
+    # ("" for one cell), and the directory key's public half the cells believe it by.
     mesh_bucket: str
+    directory_key: str
     runtime: Mapping[str, str]  # what every function is given (function_services)
     extra: Mapping[str, str]  # the stack's caller's variables, given last
     clients: FunctionClients
@@ -60,7 +60,7 @@ class CellFactory:
         # last, so that a test may set any of them (CELL_EPOCH, the rate limits...).
         environment = {
             **self.runtime,
-            **cell_environment(placement, self.addresses, self.shard_map, self.mesh_bucket),
+            **cell_environment(placement, self.addresses, self.mesh_bucket, self.directory_key),
             **resources,
             **self.extra,
         }

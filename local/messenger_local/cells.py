@@ -9,7 +9,9 @@ contract names, as before cells existed. A stack of N cells has N of them, `c0` 
 its names.
 
 Each cell has its own tables and its own functions' environment (`environment`: what
-Lambda would give them, CELL_ID, CELL_SHARD_MAP, the directory's bucket (MESH_BUCKET...),
+Lambda would give them, CELL_ID, the directory's bucket (MESH_BUCKET...) and the directory
+key's public half (DIRECTORY_PUBLIC_KEY: the shard map is read from the signed directory, as
+on AWS),
 CELL_EPOCH, its tables, its PRESENCE_FUNCTION and CONNECTIONS_ENDPOINT, the AWS endpoints).
 Nothing in it names a peer: as on AWS, each side publishes its Relay and relay key in the
 directory's bucket when the stack starts (messenger_local.lifecycle), where peers read
@@ -33,7 +35,6 @@ from messenger.wiring import Services, serving
 from messenger_local.aws import ACCOUNT_ID
 from messenger_local.gateway import Gateway
 from messenger_local.lambdas import Functions
-from messenger_protocol.cells import ShardMap
 
 # The id of the one cell of a stack started without `cells`: the first of `cells=N`'s.
 ONE_CELL = "c0"
@@ -128,19 +129,20 @@ class Addresses:
 def cell_environment(
     placement: Placement,
     addresses: Addresses,
-    shard_map: ShardMap,
     mesh_bucket: str,
+    directory_key: str,
 ) -> dict[str, str]:
     """The variables that make a cell's functions that cell's (besides its tables).
 
-    `mesh_bucket`: the directory's bucket, where the peers' Relay records are ("" for the
-    one cell of a stack without cells, which has no peers).
+    `mesh_bucket`: the directory's bucket, where the peers' Relay records and the signed
+    directory are ("" for the one cell of a stack without cells, which has no peers);
+    `directory_key`: the public half of the key the directory is signed with. The cells
+    read their shard map there as on AWS (messenger.dal.directory_map).
     """
     variables = {
         Env.CONNECTIONS_ENDPOINT: addresses.http_url(placement),
         Env.CONNECT_ENDPOINTS: ",".join(dict.fromkeys(addresses.connect_endpoints(placement))),
         Env.CELL_ID: placement.cell_id,
-        Env.CELL_SHARD_MAP: shard_map.to_compact(),
         Env.CELL_EPOCH: placement.epoch,
         Env.CELL_SIDE: STANDBY_SIDE if placement.standby else PRIMARY_SIDE,
         Env.PRESENCE_FUNCTION: placement.deployed_name(PRESENCE_WORKER.function_name),
@@ -150,6 +152,7 @@ def cell_environment(
             Env.MESH_BUCKET: mesh_bucket,
             Env.MESH_BUCKET_REGION: addresses.region,
             Env.MESH_BUCKET_OWNER: ACCOUNT_ID,
+            Env.DIRECTORY_PUBLIC_KEY: directory_key,
         }
     return {env.value: value for env, value in variables.items()}
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from bench import cost
-from bench.quotas import CELL_QUOTAS
+from bench.quotas import CELL_QUOTAS, DEPLOYMENT_QUOTAS
+from bench.scale import print_directory_publish
 from bench.scale_model import (
     AS_BEFORE,
     DAY,
@@ -392,12 +393,41 @@ def test_the_directory_is_read_by_every_socket_each_minute_until_v12() -> None:
     assert poll.steady == pytest.approx(
         500_000 / DIRECTORY_POLL_SECONDS + rates.sessions + rates.renewals
     )
-    # And with v1.2 a device reads it once per new version (and on a fresh start), but a
-    # new version brings every open socket within 60 s
+    # And with v1.2 a device reads it once per new version (and on a fresh start)
     v12 = directory_load(w, measured, 10, "v12")
     assert v12.monthly_requests == pytest.approx(1e6 * 30 * (1 + 0.002))
-    assert v12.burst == pytest.approx(500_000 / 60)
+    # Between publishes only the fresh starts: 0.2% of devices a day, at the peak's rate
+    assert v12.steady == pytest.approx(1e6 * 0.002 / DAY * 2)
     assert v12.steady < poll.steady / 100
+    # And at a publish a quiet socket learns `dv` at its next pong (spread over the ping
+    # interval), a busy one within the 60 s jitter, each new connection after its syncDone
+    quiet = rates.pings * w.ping_seconds
+    assert 0 < quiet < 500_000
+    assert v12.burst == pytest.approx(
+        rates.pings + (500_000 - quiet) / 60 + rates.sessions + rates.renewals
+    )
+    # Which is less than every socket at once
+    assert v12.burst < v12.all_at_once == pytest.approx(500_000 / 60 + rates.new_connections)
+
+
+def test_at_a_billion_users_the_directory_is_quiet_between_publishes_and_over_at_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a billion users on the default workload, and one distribution's request quota
+    w = Workload(users=1e9)
+    measured = by_hand()
+    quota = next(q for q in DEPLOYMENT_QUOTAS if q.key == "directory_requests")
+    assert quota.default == 250_000 and quota.adjustable
+    load = directory_load(w, measured, 2000, "v12")
+    # Then between publishes it is under 1% of the quota
+    assert load.steady < quota.default / 100
+    # And a publish, spread as §6 spreads it, is still over it: the bench says so and why
+    assert load.burst > quota.default
+    print_directory_publish(w, measured, 2000, quota.default)
+    said = capsys.readouterr().out
+    assert "OVER one distribution's quota" in said
+    assert "raise the distribution's request and transfer quotas" in said
+    assert f"{load.burst / TARGET_UTILIZATION:,.0f}/s" in said
 
 
 def test_a_standby_bills_every_write_again() -> None:

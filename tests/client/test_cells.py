@@ -10,7 +10,9 @@ first held is lost, as the writes a failover did not replicate are.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,7 +27,7 @@ from messenger_client.errors import HandshakeRefused
 from messenger_client.events import EpochChanged, MessageAdded, PresenceChanged
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
-from messenger_protocol.cells import Directory, ShardMap
+from messenger_protocol.cells import DIRECTORY_NAME, Directory, ShardMap
 from messenger_protocol.encoding import b64url_encode
 from tests.client.conftest import Clients
 from tests.support.waiting import until
@@ -104,16 +106,25 @@ async def foreign_cell(aws: EmbeddedAws, user: str) -> AsyncIterator[str]:
     the cell that is NOT `user`'s home: its URL."""
     home = CELLS.home_of(user)
     (foreign,) = [cell for cell in CELLS.cells() if cell != home]
+    # It reads its shard map from a signed directory in the directory's bucket (its peers'
+    # records would be there too; it never calls one).
+    bucket = f"messenger-directory-{foreign}-{uuid.uuid4().hex[:8]}"
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    signed = directory(1, "ws://127.0.0.1:1/home", "ws://127.0.0.1:1/foreign", user)
+    s3.put_object(Bucket=bucket, Key=DIRECTORY_NAME, Body=json.dumps(signed).encode())
     environment = {
         "CELL_ID": foreign,
-        "CELL_SHARD_MAP": CELLS.to_compact(),
-        # Its peers' records would be in the directory's bucket; it never calls one.
-        "MESH_BUCKET": "messenger-directory-none",
+        "MESH_BUCKET": bucket,
         "MESH_BUCKET_REGION": aws.region,
         "MESH_BUCKET_OWNER": "123456789012",
+        "DIRECTORY_PUBLIC_KEY": DIRECTORY_PUBLIC_KEY,
     }
-    async with LocalStack(aws=aws, environment=environment) as elsewhere:
-        yield elsewhere.ws_url
+    try:
+        async with LocalStack(aws=aws, environment=environment) as elsewhere:
+            yield elsewhere.ws_url
+    finally:
+        aws.delete_bucket(bucket)
 
 
 def frame_of(client: MessengerClient, message_id: str) -> str | None:

@@ -124,7 +124,10 @@ async def test_each_cell_has_its_own_tables_and_environment(cells_stack: LocalSt
     for cell, peer in ((c0, c1), (c1, c0)):
         environment = cell.environment
         assert environment[Env.CELL_ID] == cell.cell_id
-        assert environment[Env.CELL_SHARD_MAP] == "65536:0-32767=c0,32768-65535=c1"
+        # No shard map either: the cell reads it from the signed directory, as on AWS
+        assert not any("c0" in value and "c1" in value for value in environment.values())
+        assert environment[Env.DIRECTORY_PUBLIC_KEY] == cells_stack.directory_public_key
+        assert cell.services.cells.shard_map == ShardMap.even(["c0", "c1"])
         # No variable names a peer: the directory's bucket holds each side's Relay record
         assert environment[Env.MESH_BUCKET] == cells_stack.directory_bucket
         assert not any(peer.relay_arn in value for value in environment.values())

@@ -56,7 +56,7 @@ def test_a_deployment_that_names_no_cell_is_one_cell_with_every_shard_and_no_pee
     cell = settings_from(TABLES).cell
     # Then it is the default cell, home to every user, with no peer to call
     assert cell == CellSettings.single() and cell.cell_id == DEFAULT_CELL_ID
-    assert cell.shard_map.cells() == [DEFAULT_CELL_ID]
+    assert cell.shard_map is not None and cell.shard_map.cells() == [DEFAULT_CELL_ID]
     assert {cell.shard_map.home_of(f"user{i}") for i in range(100)} == {DEFAULT_CELL_ID}
     assert Cells(cell).peers == () and not cell.mesh.name
     # And a cell's variables without CELL_ID change nothing

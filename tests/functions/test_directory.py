@@ -30,7 +30,9 @@ from messenger_directory.store import (
     publish_map,
     read_copy,
     read_directory,
+    read_seed,
     write_entry,
+    write_seed,
 )
 from messenger_directory.wiring import forget_clients
 from messenger_local.lambdas import LambdaContext
@@ -336,11 +338,23 @@ def test_given_a_broken_directory_json_then_merges_stop_until_someone_fixes_it(s
 # --- the Lambda entry points ----------------------------------------------------------
 
 
-def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s3, monkeypatch):
-    # Given the function's environment, as the directory stack sets it
+def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(
+    s3, monkeypatch, cloudformation
+):
+    # Given the function's environment, as the directory stack sets it: no shard map
     monkeypatch.setenv(handlers.DirectoryEnv.BUCKET, BUCKET)
-    monkeypatch.setenv(handlers.DirectoryEnv.SHARD_MAP, SHARD_MAP.to_compact())
     monkeypatch.setenv(handlers.DirectoryEnv.KEY_ID, KEY_ARN)
+    # And before anything is seeded, a merge refuses, saying what is missing
+    with pytest.raises(InvalidDirectory, match=r"seed/shard-map\.json: deploy"):
+        handlers.publish({"source": "aws.s3"}, lambda_context("Directory"))
+    assert bucket_dump(s3) == {}
+    # And the first map seeded by the directory stack's custom resource, one object
+    response_url, answers = cloudformation
+    handlers.seed_map(
+        seed_event("Create", response_url, SHARD_MAP.to_compact()), lambda_context("Seed")
+    )
+    assert [answer["Status"] for answer in answers] == ["SUCCESS"]
+    assert read_seed(s3, BUCKET) == SHARD_MAP
     # moto has no Ed25519 KMS keys: the key in KMS is stood for by one the test holds
     monkeypatch.setattr(handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
     write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
@@ -362,10 +376,10 @@ def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(s
 def test_given_a_move_when_it_asks_the_directory_function_then_it_reads_and_publishes_maps(
     s3, monkeypatch
 ):
-    # Given the directory function, which published the configured map
+    # Given the directory function, which published the seeded map
     monkeypatch.setenv(handlers.DirectoryEnv.BUCKET, BUCKET)
-    monkeypatch.setenv(handlers.DirectoryEnv.SHARD_MAP, SHARD_MAP.to_compact())
     monkeypatch.setenv(handlers.DirectoryEnv.KEY_ID, KEY_ARN)
+    write_seed(s3, BUCKET, SHARD_MAP)
     monkeypatch.setattr(handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
     write_entry(s3, BUCKET, "c0", C0_URL, owner=OWNER, epoch=FIRST_EPOCH)
     write_entry(s3, BUCKET, "c1", C1_URL, owner=OWNER, epoch=FIRST_EPOCH)
@@ -440,9 +454,33 @@ def custom_resource_event(request_type: str, response_url: str, url: str) -> dic
             properties.CELL_ID: "c1",
             properties.URL: url,
             properties.EPOCH: "eu-west-1#0",
-            properties.SHARD_MAP: SHARD_MAP.to_compact(),
         },
     }
+
+
+def seed_event(request_type: str, response_url: str, shard_map: str) -> dict[str, Any]:
+    """The directory stack's Custom::DirectorySeed event."""
+    return {
+        "RequestType": request_type,
+        "ResponseURL": response_url,
+        "StackId": "arn:aws:cloudformation:us-east-1:111111111111:stack/Messenger-dev-Directory/x",
+        "RequestId": "request-1",
+        "LogicalResourceId": "SeedMap",
+        "ResourceType": "Custom::DirectorySeed",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:111111111111:function:seed",
+            handlers.SeedProperty.BUCKET: BUCKET,
+            handlers.SeedProperty.SHARD_MAP: shard_map,
+        },
+    }
+
+
+def test_a_seed_that_is_not_a_map_is_refused_and_cloudformation_told(s3, cloudformation):
+    response_url, answers = cloudformation
+    handlers.seed_map(seed_event("Create", response_url, "4096:0-99=c0"), lambda_context("Seed"))
+    (answer,) = answers
+    assert answer["Status"] == "FAILED" and "not seeded" in answer["Reason"]
+    assert bucket_dump(s3) == {}
 
 
 def test_given_a_cells_deploy_then_its_entry_is_written_and_cloudformation_told(s3, cloudformation):

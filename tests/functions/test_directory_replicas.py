@@ -213,7 +213,6 @@ def test_the_scheduled_reconcile_repairs_the_other_bucket_then_merges(regions, m
     key_arn = f"arn:aws:kms:{EAST}:{OWNER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     for name, value in {
         handlers.DirectoryEnv.BUCKET: EAST_BUCKET,
-        handlers.DirectoryEnv.SHARD_MAP: SHARD_MAP.to_compact(),
         handlers.DirectoryEnv.KEY_ID: key_arn,
         handlers.DirectoryEnv.VERSIONS_TABLE: TABLE,
         handlers.DirectoryEnv.MIRROR_BUCKET: WEST_BUCKET,

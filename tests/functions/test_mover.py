@@ -143,12 +143,9 @@ def aws_move_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsMove]:
     forget_settings()
     with three_cells() as (cells, s3):
         merge(s3, BUCKET, ShardMap.even(list(CELLS)), SIGNER)
-        # The directory function's environment, as the directory stack sets it (its
-        # configured map, the first version's).
+        # The directory function's environment, as the directory stack sets it (the map
+        # is the published one).
         monkeypatch.setenv(directory_handlers.DirectoryEnv.BUCKET, BUCKET)
-        monkeypatch.setenv(
-            directory_handlers.DirectoryEnv.SHARD_MAP, ShardMap.even(list(CELLS)).to_compact()
-        )
         monkeypatch.setenv(directory_handlers.DirectoryEnv.KEY_ID, KEY_ARN)
         monkeypatch.setattr(directory_handlers, "directory_signer", {KEY_ARN: SIGNER}.__getitem__)
         harnesses = cells.harnesses

@@ -260,10 +260,14 @@ CELLS_DEV_CONTEXT: dict[str, Any] = {
     "organization": ORGANIZATION,
     "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1",
 }
+# The directory stack's output DirectoryPublicKey, as an operator gives it to the cells
+# (docs/scale.md "The directory's trust chain"); dev's cells are synthesized before it.
+DIRECTORY_PUBLIC_KEY = "A" * 42 + "E"
 # prod (SnapStart: peers invoke aliases), and a third cell in c0's account, c1's region.
 CELLS_PROD_CONTEXT: dict[str, Any] = {
     "env": "prod",
     "organization": ORGANIZATION,
+    "directoryKey": DIRECTORY_PUBLIC_KEY,
     "cells": f"c0:{C0_ACCOUNT}/us-east-1,c1:{C1_ACCOUNT}/eu-west-1,c2:{C0_ACCOUNT}/eu-west-1",
 }
 

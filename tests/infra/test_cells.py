@@ -17,6 +17,7 @@ from messenger.contract import AUTHORIZER, RELAY, RELAY_RESERVED_CONCURRENCY, RO
 from tests.infra.conftest import (
     C0_ACCOUNT,
     C1_ACCOUNT,
+    DIRECTORY_PUBLIC_KEY,
     FUNCTIONS,
     ORGANIZATION,
     Synthesized,
@@ -34,7 +35,8 @@ MESSENGER_FUNCTIONS = [
 ]
 # The routes that reach peers, as the contract declares them.
 RELAY_CALLERS = {name for name, access in MESSENGER_FUNCTIONS if Access.RELAY in access}
-CELL_VARIABLES = {Env.CELL_ID.value, Env.CELL_SHARD_MAP.value}
+# A cell's only variable: no shard map, which is the signed directory's.
+CELL_VARIABLES = {Env.CELL_ID.value, Env.DIRECTORY_PUBLIC_KEY.value}
 # Where the peers' Relay records are: the directory's bucket (docs/scale.md "The mesh").
 MESH_VARIABLES = {
     Env.MESH_BUCKET.value,
@@ -172,7 +174,13 @@ def test_given_a_cell_then_every_function_learns_the_cell_map_and_where_peers_ar
         for name, _ in MESSENGER_FUNCTIONS:
             found = variables(stack, name)
             assert found[Env.CELL_ID.value] == cell_id, name
-            assert found[Env.CELL_SHARD_MAP.value] == SHARD_MAPS[env], name
+            # No shard map: the functions read it from the signed directory, and believe
+            # it by the directory key's public half the deployment gave (-c directoryKey)
+            assert "CELL_SHARD_MAP" not in found, name
+            assert SHARD_MAPS[env] not in json.dumps(found), name
+            assert found.get(Env.DIRECTORY_PUBLIC_KEY.value) == (
+                DIRECTORY_PUBLIC_KEY if env == "prod" else None
+            ), name
             assert {variable: found[variable] for variable in MESH_VARIABLES} == {
                 Env.MESH_BUCKET.value: directory_bucket_name(each_cells_app),
                 Env.MESH_BUCKET_REGION.value: "us-east-1",
@@ -235,6 +243,9 @@ def _mesh_grants(app: SynthesizedCells, access: frozenset[Access]) -> dict[str, 
         grants[RELAY_PATTERNS[app.config.env]] = {"lambda:InvokeFunction"}
     if Access.MESH_READ in access:
         grants[f"arn:aws:s3:::{directory_bucket_name(app)}/relays/*"] = {"s3:GetObject"}
+    if Access.SHARD_MAP in access:
+        # The signed directory, the one object the shard map is read from
+        grants[f"arn:aws:s3:::{directory_bucket_name(app)}/directory.json"] = {"s3:GetObject"}
     return grants
 
 
@@ -327,8 +338,8 @@ def test_given_a_cell_then_it_publishes_its_websocket_url_to_the_directory(each_
         assert flatten_cfn(properties["Url"]) == (
             f"wss://<{api}>.execute-api.{region}.<AWS::URLSuffix>/{env}"
         )
-        # A changed shard map rewrites every entry, so the directory merges it
-        assert properties["ShardMap"] == SHARD_MAPS[env]
+        # No shard map: the directory's stack seeds it, one object (not one per cell)
+        assert "ShardMap" not in properties
         # Written once the stage it points at exists
         (stage,) = stack.resources("AWS::ApiGatewayV2::Stage")
         assert stage in entry["DependsOn"]
@@ -422,26 +433,32 @@ def test_given_the_directory_then_other_accounts_cells_may_write_their_own_entry
     allowed = [
         statement
         for statement in bucket_policy(each_cells_app.directory, bucket)
-        # An account (the other Allow is dev's: CDK's provider that empties the bucket)
-        if statement["Effect"] == "Allow"
-        and str(statement["Principal"].get("AWS", "")).endswith(":root")
+        if statement["Effect"] == "Allow" and statement.get("Sid") == "CellEntryWriters"
     ]
-    # One statement per cell outside the directory's account: its own key, its own role
-    written = {}
-    for statement in allowed:
-        assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
-        account = statement["Principal"]["AWS"].split(":")[4]
-        key = flatten_cfn(statement["Resource"]).split("/", 1)[1]
-        role = statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
-        written[key] = (account, role)
-    assert written == {
-        f"cells/{cell_id}.json": (
-            PLACES[cell_id][0],
-            f"arn:aws:iam::{PLACES[cell_id][0]}:role/messenger-{env}-{cell_id}-directory-entry",
-        )
-        for cell_id in cell_ids(each_cells_app)
-        if PLACES[cell_id][0] != C0_ACCOUNT
+    # One statement whatever the number of cells: the entry writer roles of the
+    # organization, by their fixed names' pattern, each its own cell's entry (its tag)
+    (statement,) = allowed
+    assert statement["Principal"] == {"AWS": "*"}
+    assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert flatten_cfn(statement["Resource"]).split("/", 1)[1] == (
+        "cells/<aws:PrincipalTag/messenger-cell>.json"
+    )
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": ORGANIZATION},
+        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/messenger-{env}-*-directory-entry"},
     }
+    # No statement names an account or a cell
+    text = json.dumps(bucket_policy(each_cells_app.directory, bucket))
+    assert C1_ACCOUNT not in text
+    assert not any(f"cells/{cell_id}.json" in text for cell_id in cell_ids(each_cells_app))
+    # And each cell's entry writer carries its cell's tag
+    for cell_id in cell_ids(each_cells_app):
+        stack = each_cells_app.cell(cell_id)
+        _, entry = entry_of(stack)
+        (function,) = _refs(entry["Properties"]["ServiceToken"])
+        role = stack.json["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        tags = stack.json["Resources"][role]["Properties"]["Tags"]
+        assert {"Key": "messenger-cell", "Value": cell_id} in tags
 
 
 def directory_behavior(distribution: dict[str, Any]) -> dict[str, Any]:
@@ -581,7 +598,6 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     assert properties["ReservedConcurrentExecutions"] == 1
     assert properties["Environment"]["Variables"] == {
         "DIRECTORY_BUCKET": name,
-        "DIRECTORY_SHARD_MAP": SHARD_MAPS[each_cells_app.config.env],
         "DIRECTORY_KEY_ID": properties["Environment"]["Variables"]["DIRECTORY_KEY_ID"],
     }
     (key,) = directory_keys(stack)
@@ -603,10 +619,10 @@ def test_given_the_directory_then_one_function_merges_entries_one_at_a_time(each
     }
     (target,) = rule["Properties"]["Targets"]
     assert _refs(target["Arn"]) == [function]
-    # It reads each cell's entry, directory.json and the numbered copies, and writes
-    # directory.json and the copies only
+    # It reads every cell's entry (one pattern), the seeded map, directory.json and the
+    # numbered copies, and writes directory.json and the copies only
     grants = grants_of(stack, function)
-    entries = {f"<{bucket}.Arn>/cells/{cell_id}.json" for cell_id in cell_ids(each_cells_app)}
+    entries = {f"<{bucket}.Arn>/cells/*.json", f"<{bucket}.Arn>/seed/shard-map.json"}
     published = {f"<{bucket}.Arn>/directory.json", f"<{bucket}.Arn>/directory/*"}
     assert {resource for resource, actions in grants.items() if "s3:GetObject" in actions} == (
         entries | published
@@ -638,9 +654,8 @@ def test_given_no_cells_then_it_is_one_cell_with_no_relay_no_peer_and_no_directo
     # Every function learns it is the one cell, c0, home of every user, with no peer
     for name, _ in FUNCTIONS:
         found = variables(each_env, name)
-        assert {variable: found[variable] for variable in CELL_VARIABLES} == {
+        assert {variable: found[variable] for variable in CELL_VARIABLES if variable in found} == {
             Env.CELL_ID.value: "c0",
-            Env.CELL_SHARD_MAP.value: "65536:0-65535=c0",
         }, name
         assert not MESH_VARIABLES & set(found), name
     assert each_env.resources("Custom::DirectoryEntry") == {}
@@ -665,7 +680,8 @@ def _without_cell_pieces(node: Any) -> Any:
             for value in node
             if not (
                 isinstance(value, dict)
-                and value.get("Sid") in ("InvokePeerRelays", "ReadRelayRecords")
+                and value.get("Sid")
+                in ("InvokePeerRelays", "ReadRelayRecords", "ReadSignedDirectory")
             )
         ]
     return node

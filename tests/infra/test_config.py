@@ -277,21 +277,23 @@ def first_cell_in_prod(cells: CellsConfig) -> CellPlacement:
     return CellPlacement(env="prod", cell=cells.cells[0], cells=cells, relay_qualifier="live")
 
 
-def test_given_more_cells_than_lambdas_environment_holds_then_synthesis_stops():
+def test_given_any_number_of_cells_then_a_cells_variables_are_the_same():
+    key = "A" * 42 + "E"  # the directory stack's output DirectoryPublicKey
+
     def cells_of(count: int) -> Any:
         listed = ",".join(f"cell{i:03d}:{100000000000 + i}/us-east-1" for i in range(count))
-        return cells_from_context(context(cells=listed, organization=ORGANIZATION))
+        return cells_from_context(
+            context(cells=listed, organization=ORGANIZATION, directoryKey=key)
+        )
 
-    # Given 60 cells: no variable names a peer, so they fit
-    variables = first_cell_in_prod(cells_of(60)).environment()
-    assert sum(len(name) + len(value) for name, value in variables.items()) < 3072
-    # But 200 cells' shard map does not: refused, with why, before Lambda would refuse it
-    with pytest.raises(ValueError, match="4096-byte environment"):
-        first_cell_in_prod(cells_of(200)).environment()
-    # While the README's two cells take a small part of it
-    two = cells_from_context(context(cells=TWO_CELLS, organization=ORGANIZATION))
-    variables = first_cell_in_prod(two).environment()
-    assert sum(len(name) + len(value) for name, value in variables.items()) < 300
+    # Given 2 cells and 2,000: no variable names a peer or holds the shard map
+    two = first_cell_in_prod(cells_of(2)).environment()
+    assert first_cell_in_prod(cells_of(2000)).environment() == two
+    assert sum(len(name) + len(value) for name, value in two.items()) < 300
+    assert two["DIRECTORY_PUBLIC_KEY"] == key
+    # And a key that is not a 32-byte base64url one is refused, naming where it comes from
+    with pytest.raises(ValueError, match="output DirectoryPublicKey"):
+        cells_from_context(context(cells=TWO_CELLS, organization=ORGANIZATION, directoryKey="x"))
 
 
 @pytest.mark.parametrize("organization", [None, "", "org-1", "o-short"])

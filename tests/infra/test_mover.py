@@ -15,6 +15,7 @@ from messenger.contract import LIMITS_TABLE, QUEUE_TABLE, USERS_TABLE, MoverEnv
 from tests.infra.conftest import (
     C0_ACCOUNT,
     C1_ACCOUNT,
+    ORGANIZATION,
     SynthesizedCells,
     synthesized_cells_once,
 )
@@ -223,10 +224,13 @@ def test_given_cells_in_other_accounts_then_the_directory_function_admits_their_
         for permission in stack.resources("AWS::Lambda::Permission").values()
         if permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
-    # Besides EventBridge's (the entry-written rule), one per other account's cells
+    # Besides EventBridge's (the entry-written rule), one for the organization's, whatever
+    # the number of accounts and cells
     assert [
-        (p["Principal"], p["Action"]) for p in permissions if "amazonaws.com" not in p["Principal"]
-    ] == [(C1_ACCOUNT, "lambda:InvokeFunction")]
+        (p["Principal"], p["Action"], p.get("PrincipalOrgID"))
+        for p in permissions
+        if "amazonaws.com" not in p["Principal"]
+    ] == [("*", "lambda:InvokeFunction", ORGANIZATION)]
 
 
 def table_policies(stack: Any) -> dict[str, list[dict[str, Any]]]:

@@ -195,6 +195,7 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
         relay_pattern="arn:aws:lambda:*:*:function:messenger-dev-*-relay",
         relay_records="arn:aws:s3:::messenger-dev-directory-111111111111-us-east-1/relays/*",
+        shard_map="arn:aws:s3:::messenger-dev-directory-111111111111-us-east-1/directory.json",
     )
 
     # Then every need the contract can declare, today's and any new one, maps to statements

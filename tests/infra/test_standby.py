@@ -256,22 +256,37 @@ def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(sta
 
 def test_given_auto_failover_then_the_directory_admits_the_standbys_switch(standby_prod):
     directory = standby_prod.directory
-    conditions = [
-        statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+    admitted = {
+        statement["Sid"]: (statement["Action"], statement["Condition"])
         for resource in directory.resources("AWS::S3::BucketPolicy").values()
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
-        if "ArnEquals" in statement.get("Condition", {})
-    ]
-    assert conditions == [
-        [
-            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-probe-primary",
-            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-probe-standby",
-        ],
-        [
-            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-directory-entry",
-            f"arn:aws:iam::{C1_ACCOUNT}:role/messenger-prod-c1-failover",
-        ],
-    ]
+        if "aws:PrincipalOrgID" in statement.get("Condition", {}).get("StringEquals", {})
+        and statement["Sid"].startswith("CellEntry")
+    }
+    # The entry writers and the standbys' switches write their own cell's entry, the
+    # probes read it: by role name pattern and cell tag, one statement for every cell
+    in_organization = {"aws:PrincipalOrgID": ORGANIZATION}
+    assert admitted == {
+        "CellEntryWriters": (
+            ["s3:GetObject", "s3:PutObject"],
+            {
+                "StringEquals": in_organization,
+                "ArnLike": {
+                    "aws:PrincipalArn": [
+                        "arn:aws:iam::*:role/messenger-prod-*-directory-entry",
+                        "arn:aws:iam::*:role/messenger-prod-*-failover",
+                    ]
+                },
+            },
+        ),
+        "CellEntryProbes": (
+            "s3:GetObject",
+            {
+                "StringEquals": in_organization,
+                "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/messenger-prod-*-probe-*"},
+            },
+        ),
+    }
 
 
 # --- context ---------------------------------------------------------------------------

@@ -15,8 +15,9 @@ shard wins), each a map `{lo, hi, state, peer, move}`:
 - `home` (at every other cell, once the move switched): `peer` is the range's home now,
   so this cell sends there directly and takes calls from there for the range's users.
 
-The configured map (CELL_SHARD_MAP) stays what the cell was deployed with: this item is
-what changed since, so that a move needs no deploy of any cell.
+The map the cell read from the signed directory (dal/directory_map.py, kept a minute)
+may lag a move's publish: this item is what changed since, so that a move needs no
+deploy of any cell and takes effect within 2 s.
 """
 
 from __future__ import annotations

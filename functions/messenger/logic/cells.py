@@ -3,21 +3,24 @@
 Every deployment is a shard map: a single deployment is one cell that owns every shard
 and has no peers, so the same code serves one cell and many.
 
-The configured map is the cell's deploy-time one; what shard moves changed since is read
-from the cell's own table (dal/shard_states.py) at most once per CACHE_SECONDS per
-container, so a move's step takes effect in every container within that time (the move
-waits it out, logic/shard_move.py).
+The map itself comes from a `ShardMapSource`: in a deployment of several cells, the signed
+directory the deployment publishes (dal/directory_map.py, the same reader on AWS and in
+`messenger local`); for one cell, or a map given in process (tests), a fixed one. What
+shard moves changed since the publish is read from the cell's own table
+(dal/shard_states.py) at most once per CACHE_SECONDS per container, so a move's step takes
+effect in every container within that time (the move waits it out, logic/shard_move.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from messenger.config import CellSettings
 from messenger.dal.shard_states import NO_MOVES, RangeState, ShardStates, ShardStateSnapshot
 from messenger.errors import RateLimited, SideFenced, SidePromoting
 from messenger.logic.clock import Clock
-from messenger_protocol.cells import shard
+from messenger_protocol.cells import ShardMap, shard
 
 # As logic/cell_view.py's: a move's step is seen everywhere within this.
 CACHE_SECONDS = 2.0
@@ -35,6 +38,22 @@ class UserMoving(SidePromoting):
     registration) waits until it is over (the authorizer fails, clients retry)."""
 
 
+class ShardMapSource(Protocol):
+    """Where the cell's shard map comes from (the published directory, or a fixed map)."""
+
+    def current(self) -> ShardMap: ...
+
+
+class FixedShardMap:
+    """A map given in process: a single cell's, or a test's."""
+
+    def __init__(self, shard_map: ShardMap) -> None:
+        self._map = shard_map
+
+    def current(self) -> ShardMap:
+        return self._map
+
+
 class Cells:
     """This cell's view of the shard map, with the moves that involve it."""
 
@@ -44,15 +63,27 @@ class Cells:
         states: ShardStates | None = None,
         clock: Clock | None = None,
         cache_seconds: float = CACHE_SECONDS,
+        shard_maps: ShardMapSource | None = None,
     ) -> None:
+        """`shard_maps`: where the map is read (None: the one `settings` gives)."""
+        if shard_maps is None:
+            if settings.shard_map is None:
+                raise ValueError("a cell without a shard map of its own needs a source for it")
+            shard_maps = FixedShardMap(settings.shard_map)
         self._settings = settings
         self._states = states
         self._clock = clock or Clock()
         self._cache_ms = int(cache_seconds * 1000)
         self._moves: ShardStateSnapshot = NO_MOVES
         self._read_at_ms: int | None = None
-        self._peers = tuple(cell for cell in settings.shard_map.cells() if cell != settings.cell_id)
-        self._peer_set = frozenset(self._peers)
+        self._shard_maps = shard_maps
+        # The peers of the map last seen (a new map, a new list).
+        self._peers_of: tuple[ShardMap, tuple[str, ...], frozenset[str]] | None = None
+
+    @property
+    def shard_map(self) -> ShardMap:
+        """The map this cell serves by now, before the moves since it was published."""
+        return self._shard_maps.current()
 
     @property
     def cell_id(self) -> str:
@@ -62,7 +93,14 @@ class Cells:
     def peers(self) -> tuple[str, ...]:
         """The other cells of the map, whose Relays this cell may call (none in a single
         cell). Where each one's Relay is, is read from the directory (dal/relay_directory)."""
-        return self._peers
+        return self._peers_now()[1]
+
+    def _peers_now(self) -> tuple[ShardMap, tuple[str, ...], frozenset[str]]:
+        shard_map = self.shard_map
+        if self._peers_of is None or self._peers_of[0] is not shard_map:
+            peers = tuple(cell for cell in shard_map.cells() if cell != self.cell_id)
+            self._peers_of = (shard_map, peers, frozenset(peers))
+        return self._peers_of
 
     def _moves_now(self) -> ShardStateSnapshot:
         if self._states is None:
@@ -80,13 +118,14 @@ class Cells:
     def home_of(self, user_id: str) -> str:
         """The user's home cell."""
         moves = self._moves_now()
+        shard_map = self.shard_map
         if moves.ranges:
-            moved = moves.latest_for(shard(user_id, self._settings.shard_map.shards))
+            moved = moves.latest_for(shard(user_id, shard_map.shards))
             if moved is not None and moved.state in (RangeState.OUT, RangeState.HOME):
                 return moved.peer
             if moved is not None and moved.state is RangeState.IN:
                 return self.cell_id
-        return self._settings.shard_map.home_of(user_id)
+        return shard_map.home_of(user_id)
 
     def is_home(self, user_id: str) -> bool:
         """Whether this cell is the user's home."""
@@ -97,7 +136,7 @@ class Cells:
         moves = self._moves_now()
         if not moves.ranges:
             return False
-        moved = moves.latest_for(shard(user_id, self._settings.shard_map.shards))
+        moved = moves.latest_for(shard(user_id, self.shard_map.shards))
         return moved is not None and moved.state is RangeState.FENCED
 
     def admit_writes_for(self, user_id: str) -> None:
@@ -120,7 +159,7 @@ class Cells:
         moves = self._moves_now()
         if not moves.ranges:
             return None
-        moved = moves.latest_for(shard(user_id, self._settings.shard_map.shards))
+        moved = moves.latest_for(shard(user_id, self.shard_map.shards))
         return moved.peer if moved is not None and moved.state is state else None
 
     def moved_in_from(self, user_id: str) -> str | None:
@@ -134,7 +173,7 @@ class Cells:
 
     def is_peer(self, cell: str) -> bool:
         """Whether `cell` is another cell of the map (one that may call this one's Relay)."""
-        return cell in self._peer_set
+        return cell in self._peers_now()[2]
 
     def split(self, user_ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
         """This cell's users, and the others' grouped by home cell, each in their order."""
