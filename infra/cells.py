@@ -100,10 +100,10 @@ class CellPlacement:
         deployment of several cells in several accounts), None when every Mover is of
         this account (its role's own grant suffices: infra/mover.py)."""
         organization = self.cells.organization
+        if self.standby or not (self.has_directory and organization):
+            return None  # (a deployment without a directory may name no account at all)
         several = len(self.cells.accounts) > 1 and len(self.cells.shard_map.cells()) > 1
-        if self.standby or not (self.has_directory and organization and several):
-            return None
-        return organization
+        return organization if several else None
 
     @property
     def directory(self) -> DirectoryLocation:

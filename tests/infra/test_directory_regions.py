@@ -172,7 +172,6 @@ def test_given_one_directory_region_then_the_distribution_has_no_origin_group(ce
     assert "MultiRegion" not in key["Properties"]
     assert set(environment_of(directory, PUBLISH_HANDLER)) == {
         "DIRECTORY_BUCKET",
-        "DIRECTORY_SHARD_MAP",
         "DIRECTORY_KEY_ID",
     }
     assert not [
