@@ -22,8 +22,9 @@ BENCHMARKS = [
     "standby",
     "failover",
     "hot",
+    "move",
 ]
-# The full-size load and failover runs take minutes and many sockets: they run when named.
+# The full-size load, failover and move runs take minutes and many sockets: they run when named.
 DEFAULT = ["calls", "cost", "catchup", "coldstart", "latency", "scale"]
 
 

@@ -792,14 +792,24 @@ def monthly_bill(w: Workload, measured: Measured, cells: int) -> dict[str, float
     return bill
 
 
-def stored_gb(w: Workload, measured: Measured, rates: PeakRates) -> float:
-    """Profiles, and the copies waiting for offline devices (Little's law: the copies a
-    second that wait, times how long a device stays away, its sessions a day apart)."""
-    profiles = w.users * measured.profile_bytes
+def waiting_copies(w: Workload, rates: PeakRates) -> float:
+    """The copies waiting for offline devices in the whole deployment (Little's law: the
+    copies a second that wait, times how long a device stays away, its sessions a day
+    apart)."""
     waiting_per_second = rates.messages / w.peak * w.copies * (1 - w.connected)
     away = DAY * w.devices / w.connects if w.connects else DAY
-    item = (1 - w.large) * measured.short.item_bytes + w.large * measured.large.item_bytes
-    return (profiles + waiting_per_second * away * item) / 1e9
+    return waiting_per_second * away
+
+
+def mean_item_bytes(w: Workload, measured: Measured) -> float:
+    """A stored copy's size, short and maximum-size bodies mixed as the workload says."""
+    return (1 - w.large) * measured.short.item_bytes + w.large * measured.large.item_bytes
+
+
+def stored_gb(w: Workload, measured: Measured, rates: PeakRates) -> float:
+    """Profiles, and the copies waiting for offline devices."""
+    profiles = w.users * measured.profile_bytes
+    return (profiles + waiting_copies(w, rates) * mean_item_bytes(w, measured)) / 1e9
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ def check_run(
     tally: Tally,
     queued_left: dict[str, int] | None,
     failover: bool = False,
+    seen: bool = False,
 ) -> list[Check]:
     """Every check, on the run's ledger and tally and on what the queue still holds per
     user (None when the queue table is out of reach: a remote run given no endpoint;
@@ -34,7 +35,9 @@ def check_run(
     After a failover (docs/protocol.md §7) a message may be stored again by its sender's
     resend and receipted `delivered` more than once (a receipt, or the ack that led to
     it, may have been lost with the region): each still reaches its recipient once as
-    the user sees it (dropped by (from, messageId)), and gets at least one receipt."""
+    the user sees it (dropped by (from, messageId)), and gets at least one receipt.
+    With `seen` (the recipients marked what they read), every message's sender also got
+    a `seen` receipt."""
     lost = [s for s in plan if s.acked_at is not None and s.received_at is None]
     order_broken = 0
     by_pair: dict[tuple[str, str], list[Sent]] = {}
@@ -100,6 +103,15 @@ def check_run(
             "; ".join(tally.problems[:3])[:1000],
         ),
     ]
+    if seen:
+        unseen = [s for s in plan if not s.seen_receipts]
+        checks.append(
+            Check(
+                "a seen receipt for every message",
+                len(unseen),
+                ", ".join(s.message_id for s in unseen[:5]),
+            )
+        )
     if queued_left is None:
         checks.append(Check("queue empty (sync answered 0 for every user)", 0))
     else:

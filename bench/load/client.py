@@ -13,7 +13,10 @@ order first sent, before anything new) when a `syncDone` names an epoch other th
 last one it saw, or when the directory moves its home cell; and, beyond §7 as the SDKs
 do, those to the users of a cell the directory moved (`note_cells_moved`). With cells it
 connects to its home (the run's directory) and, when a handshake fails, asks the run to
-fetch the directory again, as the SDK does.
+fetch the directory again, as the SDK does. A `MOVED` answer (its home's shards moved to
+another cell, docs/protocol.md §6 "Shard moves") closes the connection and sends the same
+frame again from the new home. With the run's `seen` option it marks every message it
+reads `seen` and keeps each mark until its `seenStored`.
 
 What it retries and how it backs off are the SDKs' rules (messenger_protocol.client_rules:
 the retryable codes, API Gateway's error frames, `backoff_delay`); its timings are its
@@ -47,10 +50,12 @@ from messenger_protocol.frames import (
     Ack,
     AckFrame,
     ErrorFrame,
+    MarkSeen,
     MessageFrame,
     Ping,
     PongFrame,
     ReceiptFrame,
+    SeenStoredFrame,
     Sync,
     SyncDoneFrame,
 )
@@ -118,6 +123,9 @@ class LoadClient:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._stored: dict[tuple[str, str], Delivered] = {}
         self._receipts_seen: set[str] = set()
+        # With `seen`: the messages marked, and each markSeen frame until its seenStored.
+        self._marked_seen: set[tuple[str, str]] = set()
+        self._marks_pending: dict[tuple[str, tuple[str, ...]], str] = {}
         # Per sender, the last message that arrived on this connection outside a sync.
         self._last_live: dict[str, int] = {}
         # A send (frame out, ack back) and a reconnect never overlap.
@@ -178,6 +186,14 @@ class LoadClient:
         self.online = False
         if socket is not None:
             await socket.close()
+
+    def drop_connection(self) -> None:
+        """Leave the connection at once (its close goes on in the background): the server
+        closes it anyway, and the next frame goes through a new one."""
+        socket, self.socket = self.socket, None
+        self.online = False
+        if socket is not None:
+            self._spawn(socket.close())
 
     async def reconnect(self, offline_seconds: float) -> None:
         """Drop the connection, stay away a while, come back and catch up with `sync`."""
@@ -244,6 +260,8 @@ class LoadClient:
                     self._waiting[sent.message_id] = answer
                     if not resend:
                         sent.attempt_at = time.perf_counter()
+                        if sent.first_attempt_at is None:
+                            sent.first_attempt_at = sent.attempt_at
                         sent.recipient_epoch = recipient.epoch if recipient.online else None
                     await socket.send(frame)
                     reply = await asyncio.wait_for(answer, ACK_TIMEOUT_SECONDS)
@@ -265,6 +283,13 @@ class LoadClient:
                 self.run.note_acked()
                 return
             code = reply.code if isinstance(reply, ErrorFrame) else reply.message
+            if code == ErrorCode.MOVED:
+                # Its home moved (§6): the server closes this connection; the next attempt
+                # connects to the new home (a refused handshake asks the directory).
+                self.run.tally.counts["resent after MOVED (reconnected home)"] += 1
+                sent.lost_acks += 1
+                self.drop_connection()
+                continue
             if code not in RESEND_AFTER:
                 raise LoadFailure(f"{self.user_id} -> {sent.recipient}: {reply}")
             sent.lost_acks += code != ErrorCode.RATE_LIMITED
@@ -337,10 +362,13 @@ class LoadClient:
                 self._on_frame(read_frame(json.loads(raw)), epoch)
         if self.socket is socket:
             self.online = False  # the server closed it
-            # No answer comes on it any more: a send waiting for one goes again now.
+            # No answer comes on it any more: a send waiting for one goes again now, and
+            # so does a sync.
             for waiting in self._waiting.values():
                 if not waiting.done():
                     waiting.set_exception(ConnectionLost())
+            if self._sync_done is not None and not self._sync_done.done():
+                self._sync_done.set_exception(ConnectionLost())
             if socket.close_code == GOING_AWAY:
                 # The server went away (a failover, a restart): come back at once, as
                 # an app does, rather than at the next send.
@@ -360,6 +388,12 @@ class LoadClient:
             self._answer(frame.message_id, frame)
         elif isinstance(frame, ErrorFrame) and frame.ref in self._waiting:
             self._answer(frame.ref, frame)
+        elif isinstance(frame, ErrorFrame) and frame.code in RESEND_AFTER | {ErrorCode.MOVED}:
+            # Refused a frame no send waits on (an ack, a markSeen): an ack is made good
+            # by the next sync's redelivery, a mark goes again until its seenStored.
+            self.run.tally.counts[f"{frame.code} answers to acks and marks"] += 1
+        elif isinstance(frame, SeenStoredFrame):
+            self._marks_pending.pop((frame.to, tuple(frame.message_ids)), None)
         elif isinstance(frame, PongFrame):
             pass
         elif isinstance(frame, SyncDoneFrame):
@@ -432,13 +466,18 @@ class LoadClient:
             self.run.tally.counts["redeliveries (dropped)"] += 1
             return
         self._receipts_seen.add(frame.id)
-        if frame.status != ReceiptStatus.DELIVERED:
+        if frame.status not in (ReceiptStatus.DELIVERED, ReceiptStatus.SEEN) or (
+            frame.status == ReceiptStatus.SEEN and not self.run.config.seen
+        ):
             self.run.tally.problem(f"{self.user_id} got {frame}")
             return
         for message_id in frame.message_ids:
             sent = self.run.ledger.get((self.user_id, message_id))
             if sent is None or sent.recipient != frame.by:
                 self.run.tally.problem(f"{self.user_id}: receipt for a message of no one: {frame}")
+                continue
+            if frame.status == ReceiptStatus.SEEN:
+                sent.seen_receipts += 1
                 continue
             sent.delivered_receipts += 1
             sent.receipted_at = time.perf_counter()
@@ -473,10 +512,40 @@ class LoadClient:
                 # Still queued on the server: they come again with the next sync.
                 self._ack_ids[:0] = ids
                 return
+            read = []
             for item_id in ids:
                 sent = self._acking.pop(item_id, None)
                 if sent is not None:
                     sent.recipient_acked = True
+                    read.append(sent)
+            if self.run.config.seen:
+                await self.mark_seen(read)
+
+    async def mark_seen(self, read: list[Sent]) -> None:
+        """Mark what was read `seen`, one markSeen per sender (kept until seenStored)."""
+        by_sender: dict[str, list[str]] = {}
+        for sent in read:
+            if sent.key not in self._marked_seen:
+                self._marked_seen.add(sent.key)
+                by_sender.setdefault(sent.sender, []).append(sent.message_id)
+        for sender, message_ids in by_sender.items():
+            frame = MarkSeen(to=sender, message_ids=message_ids).to_json()
+            self._marks_pending[(sender, tuple(message_ids))] = frame
+            with contextlib.suppress(ConnectionClosed):
+                if self.socket is not None:
+                    await self.socket.send(frame)
+
+    async def resend_marks(self) -> None:
+        """Send again every markSeen without its seenStored yet (§7's rule for marks)."""
+        async with self.lock:
+            for frame in list(self._marks_pending.values()):
+                socket = await self._ensure_connected()
+                with contextlib.suppress(ConnectionClosed):
+                    await socket.send(frame)
+
+    @property
+    def marks_pending(self) -> int:
+        return len(self._marks_pending)
 
     async def finish_resends(self) -> None:
         """Wait until a resend this client owes (§7) has gone out and been acked."""
@@ -496,14 +565,20 @@ class LoadClient:
 
     async def sync(self) -> int:
         """Ask for everything queued; how many items the server said it sent."""
-        await self._reopen_if_closed()
-        assert self.socket is not None
-        self._sync_done = asyncio.get_running_loop().create_future()
-        self.in_sync = True
-        await self.socket.send(Sync().to_json())
-        count = await asyncio.wait_for(self._sync_done, SYNC_TIMEOUT_SECONDS)
-        await self.flush_acks()
-        return count
+        while True:
+            await self._reopen_if_closed()
+            assert self.socket is not None
+            self._sync_done = asyncio.get_running_loop().create_future()
+            self.in_sync = True
+            try:
+                await self.socket.send(Sync().to_json())
+                count = await asyncio.wait_for(self._sync_done, SYNC_TIMEOUT_SECONDS)
+            except (ConnectionClosed, ConnectionLost):
+                # Closed before its syncDone (MOVED, §6): the same sync at the new home.
+                self.run.tally.counts["syncs sent again after the connection closed"] += 1
+                continue
+            await self.flush_acks()
+            return count
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

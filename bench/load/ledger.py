@@ -22,6 +22,7 @@ class Sent:
     pair_index: int  # this is the sender's pair_index-th message to this recipient
     text: str
     attempt_at: float = 0.0  # perf_counter() when the attempt that got acked went out
+    first_attempt_at: float | None = None  # perf_counter() of its first attempt
     recipient_epoch: int | None = None  # the recipient's connection then (None: offline)
     acked_at: float | None = None
     ack_server_ts: int | None = None
@@ -39,6 +40,9 @@ class Sent:
     copies_acked: int = 0
     delivered_receipts: int = 0
     receipted_at: float | None = None  # perf_counter() of the last `delivered` receipt
+    # With `seen` marks (LoadConfig.seen): the `seen` receipts its sender got (a repeated
+    # one is the same news, docs/protocol.md §2 "Seen").
+    seen_receipts: int = 0
     # After a failover (docs/protocol.md §7): how often it went again, and the serverTs of
     # each ack those resends got.
     resends: int = 0

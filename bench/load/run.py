@@ -9,13 +9,13 @@ import os
 import random
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
-from bench.load.checks import check_run, queue_partitions
+from bench.load.checks import Check, check_run, queue_partitions
 from bench.load.client import LoadClient, LoadFailure
 from bench.load.ledger import Sent, Tally, plan_messages
 from bench.load.report import LoadResult, report
@@ -84,6 +84,9 @@ class LoadConfig:
     # None: a stack without cells. N: N cells (docs/protocol.md §6), the users spread evenly
     # over them, so that about (N-1)/N of the random pairs cross cells (half with 2).
     cells: int | None = None
+    # Every recipient marks what it reads `seen` (markSeen, kept until its seenStored), and
+    # the checks ask a `seen` receipt for every message.
+    seen: bool = False
 
 
 class LoadRun:
@@ -274,8 +277,12 @@ class LoadRun:
         gate = asyncio.Semaphore(self.config.in_flight)
         started = time.perf_counter()
         for round_number in range(1, MAX_DRAIN_ROUNDS + 1):
-            # A resend owed after a failover (§7) goes out before the queue can be empty.
+            # A resend owed after a failover (§7) goes out before the queue can be empty,
+            # and so does a seen mark not stored yet.
             await asyncio.gather(*(client.finish_resends() for client in self.clients.values()))
+            await asyncio.gather(
+                *(c.resend_marks() for c in self.clients.values() if c.marks_pending)
+            )
             await asyncio.gather(*(client.flush_acks() for client in self.clients.values()))
             await self.settle()
             counts = await asyncio.gather(
@@ -283,7 +290,7 @@ class LoadRun:
             )
             await self.settle()
             pending = sum(client.acks_pending for client in self.clients.values())
-            owed = any(client.owes_resend for client in self.clients.values())
+            owed = any(c.owes_resend or c.marks_pending for c in self.clients.values())
             if sum(counts) == 0 and pending == 0 and not owed:
                 self.timings["drain"] = time.perf_counter() - started
                 return round_number
@@ -320,15 +327,21 @@ def raise_open_files_limit(needed: int) -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-async def drive(run: LoadRun) -> int:
-    """Connect, exchange, drain: the whole run on `run`'s clients. Returns drain rounds."""
+async def drive(run: LoadRun, during: Callable[[], Coroutine[Any, Any, None]] | None = None) -> int:
+    """Connect, exchange, drain: the whole run on `run`'s clients. Returns drain rounds.
+    `during`: an event in the run (e.g. a shard move), started once every client is
+    connected and awaited before the drain."""
     loop = asyncio.get_running_loop()
     background = [loop.create_task(run.keep_alive())]
     if run.directory_url is not None:
         background.append(loop.create_task(run.watch_directory()))
     try:
         await run.connect_all()
+        if during is not None:
+            background.append(loop.create_task(during()))
         await run.exchange()
+        if during is not None:
+            await background.pop()
         return await run.drain()
     finally:
         for task in background:
@@ -348,12 +361,18 @@ def load_stack(config: LoadConfig, aws: EmbeddedAws | None, **options: Any) -> L
     )
 
 
+# An event mid-run on the stack started here (bench move's shard move): its own checks.
+During = Callable[[LocalStack, "LoadRun"], Awaitable[list[Check]]]
+
+
 async def run_local(
     config: LoadConfig,
     aws: EmbeddedAws | None = None,
     progress: Callable[[str], None] | None = None,
+    during: During | None = None,
 ) -> LoadResult:
-    """One run against a LocalStack started here, on loopback ports."""
+    """One run against a LocalStack started here, on loopback ports; `during` runs once
+    the clients are connected, alongside the exchange, and adds its checks."""
     # Each connection costs a descriptor on both sides, and these are in one process.
     raise_open_files_limit(4 * config.users + 1024)
     started = time.perf_counter()
@@ -368,11 +387,18 @@ async def run_local(
         else:
             first = stack.cell_url(stack.cell_ids[0])
             run = LoadRun(config, first, settle, progress, directory_url=stack.directory_url)
-        rounds = await drive(run)
+        event_checks: list[Check] = []
+
+        async def event() -> None:
+            assert during is not None
+            event_checks.extend(await during(stack, run))
+
+        rounds = await drive(run, event if during is not None else None)
         await stack.settled(timeout=60.0)
         left = await asyncio.to_thread(queued_left, stack, sorted(run.clients))
         wall = time.perf_counter() - started
-        return report(run, check_run(run.plan, run.tally, left), stack, rounds, wall)
+        checks = check_run(run.plan, run.tally, left, seen=config.seen) + event_checks
+        return report(run, checks, stack, rounds, wall)
 
 
 def user_ids(run_id: str, config: LoadConfig) -> list[str]:
