@@ -40,6 +40,7 @@ RUN_OPTIONS: dict[str, tuple[type, str]] = {
     "workers": (int, f"the local stack's concurrent invocations ({DEFAULT_WORKERS})"),
     "timeout": (float, "give up after this many seconds"),
     "cells": (int, "run that many cells, users spread evenly over them (default: no cells)"),
+    "seen": (bool, "every recipient marks what it reads seen; check every seen receipt"),
 }
 
 
@@ -52,7 +53,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = {option.name: option.default for option in dataclasses.fields(LoadConfig)}
     for name, (kind, help_text) in RUN_OPTIONS.items():
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=kind, default=defaults[name], help=help_text)
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", default=defaults[name], help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=defaults[name], help=help_text)
     parser.add_argument("--url", help="drive a running `messenger local` at this ws:// URL")
     parser.add_argument("--aws-endpoint", help="with --url: its moto endpoint")
     parser.add_argument("--queue-table", help="with --url: its queue table")
