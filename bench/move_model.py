@@ -101,9 +101,9 @@ def copy_rate(quota: float, live_wru: float, previous_peak: float) -> float:
 
 
 def model_lines(w: Workload, measured: Measured, items_per_user: float) -> list[str]:
-    """The modelled move of one full cell's share; `items_per_user`: the items a user
-    has besides its queue (profile, keys, devices, contacts...), as the bench's move
-    counted them."""
+    """The modelled move of one full cell's share; `items_per_user`: the Users-table items
+    a user has (profile, keys, devices, contacts...), as counted after the bench's move;
+    each written at the profile's measured size (the others are smaller)."""
     cell = cell_share(w, measured)
     quota = write_quota()
     writes = cell.writes(items_per_user)
@@ -123,7 +123,7 @@ def model_lines(w: Workload, measured: Measured, items_per_user: float) -> list[
     for label, live in (("peak hour", cell.peak_wru), ("average hour", cell.peak_wru / w.peak)):
         for raised in (False, True):
             rate = copy_rate(quota.limit(raised), live, cell.peak_wru)
-            took = "never (no headroom)" if rate <= 0 else f"{writes / rate / 3600:,.1f} h"
+            took = "never (no headroom)" if rate <= 0 else f"{writes / rate / 60:,.0f} min"
             lines.append(
                 f"  at the {label}, {'raised' if raised else 'default'} quota: "
                 f"{rate:,.0f} WRU/s left for the copy -> {took}"

@@ -285,9 +285,9 @@ class LoadClient:
             code = reply.code if isinstance(reply, ErrorFrame) else reply.message
             if code == ErrorCode.MOVED:
                 # Its home moved (§6): the server closes this connection; the next attempt
-                # connects to the new home (a refused handshake asks the directory).
+                # connects to the new home (a refused handshake asks the directory). MOVED
+                # stored nothing: not a lost ack.
                 self.run.tally.counts["resent after MOVED (reconnected home)"] += 1
-                sent.lost_acks += 1
                 self.drop_connection()
                 continue
             if code not in RESEND_AFTER:
