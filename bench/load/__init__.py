@@ -12,7 +12,9 @@ pairs of users while a share of them disconnect and reconnect, and finally check
   in that order on a connection outside a sync's catch-up;
 - every message acknowledged by its recipient and answered by exactly one `delivered`
   receipt to its sender;
-- the queue empty at the end (one Query per user's partition, no Scan).
+- the queue empty at the end (one Query per user's partition, no Scan);
+- with `--seen`: every recipient marks what it reads `seen` (each `markSeen` kept until
+  its `seenStored`), and every message's sender gets a `seen` receipt.
 
 It prints messages per second and the send→receive latency (p50/p95/p99), and exits
 non-zero when a check fails. The clients behave as docs/protocol.md asks of a careful client:
