@@ -44,6 +44,7 @@ from bench.move_model import model_lines
 from bench.scale import measure
 from bench.scale_model import Workload
 from messenger.contract import Env
+from messenger.dal.range_items import USER_PREFIX
 from messenger_local import LocalStack
 from messenger_local.browser_guard import LOCAL_HEADERS
 from messenger_local.moves import MOVE_PATH
@@ -121,7 +122,7 @@ def user_items(stack: LocalStack, cell: str, user_ids: list[str]) -> int:
             TableName=table,
             Select="COUNT",
             KeyConditionExpression="pk = :user",
-            ExpressionAttributeValues={":user": {"S": user_id}},
+            ExpressionAttributeValues={":user": {"S": f"{USER_PREFIX}{user_id}"}},
         )
         total += int(response["Count"])
     return total
