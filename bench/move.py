@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -301,10 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"{config.users:,} users on {CELLS} cells, {config.messages:,} messages, every "
             f"one marked seen; about {args.share:.0%} of the users move from {args.source} "
-            f"to {args.target} after {args.at:.0%} of the acks (functions' output: {log_path})"
+            f"to {args.target} after {args.at:.0%} of the acks (functions' output: {log_path}); "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
         )
         result = asyncio.run(run_local(config, progress=say, during=event))
         say("\n".join(result.lines))
+        say(f"load average {os.getloadavg()[0]:.1f} at the end")
         outcome = event.outcome
         if outcome is not None and event.run is not None:
             for line in figure_lines(event.run.plan, sorted(event.run.clients), outcome):
