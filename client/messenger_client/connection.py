@@ -229,8 +229,11 @@ class Connection:
                 reason = f": {self._last_error}" if self._last_error else ""
                 raise NotConnected(f"cannot connect to {self.server_url}{reason}")
             changed = self._changed
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel (a
+            # Ctrl-C) that comes as the event is set, and reconnects set it often.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await changed.wait()
 
     async def wait_session(self) -> Session:
         """The open session, waiting as long as it takes (reconnecting meanwhile)."""
