@@ -382,7 +382,9 @@ async def test_a_first_day_in_the_web_app(browser: Browser, web_stack: LocalStac
     await box.type("second line")
     await box.press("Enter")
     await expect(box).to_have_value("")
-    await expect(alice.mark_of("second line", "sent")).to_be_visible()
+    # Stored: "sent", or already "delivered" (carol is online and may ack at once)
+    stored = alice.message("second line").get_by_role("img", name=re.compile("^(sent|delivered)$"))
+    await expect(stored).to_be_visible()
     text = await alice.message("second line").locator(".text").text_content()
     assert text == "first line\nsecond line"
 
