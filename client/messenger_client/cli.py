@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -281,11 +282,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"messenger: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        unsent = _unsent_summary(options.profile)
-        if options.command == "send" and getattr(options, "queued", None) is None:
-            unsent = f"; the message to {options.peer} was not sent (nothing was queued)" + unsent
-        print(f"messenger: interrupted{unsent}", file=sys.stderr)
+        print(_interrupted_text(options), file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _interrupted_text(options: argparse.Namespace) -> str:
+    """What Ctrl-C left: the line the command ends with."""
+    unsent = _unsent_summary(options.profile)
+    if options.command == "send" and getattr(options, "queued", None) is None:
+        unsent = f"; the message to {options.peer} was not sent (nothing was queued)" + unsent
+    return f"messenger: interrupted{unsent}"
+
+
+# After Ctrl-C a command closes its client (acks, the socket); if that has not ended
+# within this long, it leaves anyway: Ctrl-C always ends a command.
+INTERRUPT_GRACE_SECONDS = 5.0
+
+
+def _leave_if_still_running(options: argparse.Namespace) -> None:
+    """Arm the grace period: past it, say what was left and exit at once."""
+
+    def leave() -> None:
+        print(_interrupted_text(options), file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    timer = threading.Timer(INTERRUPT_GRACE_SECONDS, leave)
+    timer.daemon = True
+    timer.start()
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -723,8 +746,21 @@ def _with_client(
 ) -> int:
     """Run `work` with a started client, mapping the SDK's errors to exit codes."""
     profile = _load_profile(options)
+    interrupted = threading.Event()
 
     async def run() -> int:
+        main = asyncio.current_task()
+        assert main is not None
+
+        def on_interrupt() -> None:
+            # As asyncio.run does (cancel the command), and whatever swallows the cancel
+            # (Python 3.11's wait_for can), the grace period still ends the command.
+            if not interrupted.is_set():
+                interrupted.set()
+                _leave_if_still_running(options)
+                main.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
         async with _new_client(options, profile) as client:
             if wait_online:
                 await client.wait_online(getattr(options, "timeout", 15.0))
@@ -732,6 +768,10 @@ def _with_client(
 
     try:
         return asyncio.run(run())
+    except asyncio.CancelledError:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        raise
     except HandshakeRefused as error:
         raise CommandError(f"{_where(options)}: {error}", EXIT_NO_CONNECTION) from None
     except NotConnected as error:

@@ -6,6 +6,7 @@ Importing the SDK takes a moment; a Ctrl-C meanwhile (or while a subcommand such
 
 from __future__ import annotations
 
+import signal
 import sys
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -19,3 +20,7 @@ def main() -> int:
     except KeyboardInterrupt:
         sys.stderr.write("messenger: interrupted\n")
         return EXIT_INTERRUPTED
+    finally:
+        # Done: a Ctrl-C while the interpreter exits changes nothing (the exit code stays
+        # the command's, never a death by SIGINT).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
