@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -473,6 +474,10 @@ class MessengerClient:
         """Choose who may see the user's presence, on every device of theirs; the server's
         answer (None if we are offline: the choice is kept, and told on the next connection)."""
         self.store.set_meta(VISIBILITY_KEY, visibility.value)
+        default = self.settings.presence_visibility
+        if default is not None:
+            # A choice supersedes the settings' default: it is never sent after it.
+            self.store.set_meta(DEFAULT_VISIBILITY_KEY, default.value)
         if self._connection.session is None:
             return None
         answer = await self._presence.choose(visibility, self.contacts())
@@ -501,7 +506,10 @@ class MessengerClient:
                 self.device_id == PRIMARY_DEVICE_ID
                 and self.store.get_meta(DEFAULT_VISIBILITY_KEY) != default.value
             ):
-                await self._presence.choose(default, contacts)
+                given = functools.partial(self.store.get_meta, DEFAULT_VISIBILITY_KEY)
+                await self._presence.choose(
+                    default, contacts, unless=lambda: given() == default.value
+                )
                 self.store.set_meta(DEFAULT_VISIBILITY_KEY, default.value)
             else:
                 await self._presence.add_contacts(contacts)

@@ -85,12 +85,18 @@ class PresenceTracker:
             self._publish(PresenceChanged(presence))
 
     async def choose(
-        self, visibility: PresenceVisibility, contacts: Sequence[str]
-    ) -> PresenceVisibilityFrame:
+        self,
+        visibility: PresenceVisibility,
+        contacts: Sequence[str],
+        *,
+        unless: Callable[[], bool] | None = None,
+    ) -> PresenceVisibilityFrame | None:
         """Set who may see the user, for every device of theirs (docs/protocol.md §2, §8):
         `visibility` is the user's, and our contacts are added to the list the server
         keeps, never replacing the people the user's other devices added."""
         async with self._setting:
+            if unless is not None and unless():
+                return None  # (`unless`, asked once it is this call's turn: nothing to do)
             return await self._set(visibility, contacts)
 
     async def add_contacts(self, contacts: Sequence[str]) -> PresenceVisibilityFrame | None:
