@@ -507,10 +507,15 @@ class MessengerClient:
                 and self.store.get_meta(DEFAULT_VISIBILITY_KEY) != default.value
             ):
                 given = functools.partial(self.store.get_meta, DEFAULT_VISIBILITY_KEY)
-                await self._presence.choose(
+                answer = await self._presence.choose(
                     default, contacts, unless=lambda: given() == default.value
                 )
-                self.store.set_meta(DEFAULT_VISIBILITY_KEY, default.value)
+                if answer is None:
+                    # Given meanwhile (by this connection's first call, or a choice):
+                    # our contacts are still to be on the list.
+                    await self._presence.add_contacts(contacts)
+                else:
+                    self.store.set_meta(DEFAULT_VISIBILITY_KEY, default.value)
             else:
                 await self._presence.add_contacts(contacts)
         except (NotConnected, RequestFailed) as problem:

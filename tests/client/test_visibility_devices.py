@@ -61,3 +61,19 @@ async def test_devices_add_contacts_to_one_list_and_a_choice_holds_for_all(
     await phone.send_and_wait("bob", "and again")
     assert (await phone.get_settings()).visibility == EVERYONE
     assert (await laptop.get_settings()).visibility == EVERYONE
+
+
+async def test_a_first_message_sent_as_the_first_connection_opens_lists_its_peer(
+    client: MakeClient,
+) -> None:
+    # Given bob, and users whose very first connection is still telling the server the
+    # settings' default when they write to him
+    await (await client("bob")).close()
+    for name in ("alice", "carol", "dave", "erin"):
+        writer = await client(name, wait=False)
+        await writer.wait_online()
+        # When each writes to bob at once
+        await writer.send_and_wait("bob", f"hi from {name}")
+        # Then bob is on the list the server keeps, under the default
+        settings = await writer.get_settings()
+        assert (settings.visibility, settings.contacts) == (CONTACTS, ("bob",)), name

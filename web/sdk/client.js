@@ -341,6 +341,9 @@ export class MessengerClient extends Emitter {
   async setVisibility(visibility) {
     if (!VISIBILITIES.includes(visibility)) throw new TypeError(`visibility is one of ${VISIBILITIES.join(', ')}`);
     await this.history.setMeta(VISIBILITY_KEY, visibility);
+    const fallback = this.settings.presenceVisibility;
+    // A choice supersedes the settings' default: it is never sent after it.
+    if (fallback) await this.history.setMeta(DEFAULT_VISIBILITY_KEY, fallback);
     await this.#sharePresence();
   }
 
@@ -364,8 +367,15 @@ export class MessengerClient extends Emitter {
       } else if (!fallback) {
         return;
       } else if (this.deviceId === PRIMARY_DEVICE_ID && this.history.getMeta(DEFAULT_VISIBILITY_KEY) !== fallback) {
-        await this.presenceTracker.choose(fallback, contacts);
-        await this.history.setMeta(DEFAULT_VISIBILITY_KEY, fallback);
+        const given = () => this.history.getMeta(DEFAULT_VISIBILITY_KEY) === fallback;
+        const answer = await this.presenceTracker.choose(fallback, contacts, { unless: given });
+        if (answer === null) {
+          // Given meanwhile (by this connection's first call, or a choice): our contacts
+          // are still to be on the list.
+          await this.presenceTracker.addContacts(contacts);
+        } else {
+          await this.history.setMeta(DEFAULT_VISIBILITY_KEY, fallback);
+        }
       } else {
         await this.presenceTracker.addContacts(contacts);
       }

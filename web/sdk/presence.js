@@ -78,9 +78,10 @@ export class PresenceTracker {
 
   /** Set who may see the user, for every device of theirs (§2, §8): `visibility` is the
    * user's, and our contacts are added to the list the server keeps, never replacing the
-   * people the user's other devices added. Its answer. */
-  async choose(visibility, contacts) {
-    return this.#oneAtATime(() => this.#set(visibility, [...contacts]));
+   * people the user's other devices added. Its answer, or null when `unless()`, asked
+   * once it is this call's turn, says there is nothing to do. */
+  async choose(visibility, contacts, { unless = null } = {}) {
+    return this.#oneAtATime(() => (unless?.() ? null : this.#set(visibility, [...contacts])));
   }
 
   /** Make sure the server's contact list holds `contacts`, under the setting in effect

@@ -235,6 +235,18 @@ test('given the people alice chats with, then her presence is visible to them on
   assert.ok(server.framesOf('setPresenceVisibility').every(({ frame }) => !('contacts' in frame)));
 });
 
+test('given a choice made before the first connection, then the settings\' default never overtakes it, and the people written to are added under it (§2)', async () => {
+  const alice = await open('alice', { start: false });
+  await alice.setVisibility('everyone');
+  alice.start();
+  await alice.waitSynced();
+  await alice.send('bob', 'hi');
+  await server.until(() => server.framesOf('setPresenceVisibility').some(({ frame }) => frame.add.includes('bob')));
+  const sent = server.framesOf('setPresenceVisibility').map(({ frame }) => frame.visibility);
+  assert.deepEqual([...new Set(sent)], ['everyone'], 'never the default');
+  assert.equal(visibility.visibility, 'everyone');
+});
+
 test('given a linked device, then it keeps the user\'s visibility as another device chose it, and a choice made on it holds for all (§2, §8)', async () => {
   const identity = Identity.generate('alice', 'laptop');
   server.deviceSignKeys.set('alice#laptop', identity.publicKeys.signKey);
