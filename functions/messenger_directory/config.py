@@ -48,6 +48,9 @@ class FailoverEnv(StrEnum):
     DIRECTORY_BUCKET = "FAILOVER_DIRECTORY_BUCKET"
     DIRECTORY_REGION = "FAILOVER_DIRECTORY_REGION"
     DIRECTORY_OWNER = "FAILOVER_DIRECTORY_OWNER"
+    # A directory in two regions: its functions' ARNs, comma-separated, in the order a
+    # switch asks them (the first region's first). Unset: one region, the bucket's entry.
+    DIRECTORY_PUBLISHERS = "FAILOVER_DIRECTORY_PUBLISHERS"
     # Optional: the SNS topic told of every automated switch, and of every alarm the
     # disarmed switch let pass.
     ALARM_TOPIC = "FAILOVER_ALARM_TOPIC"
@@ -152,8 +155,22 @@ def failover_cell_from(environ: Mapping[str, str]) -> CellSides:
             name=_required(environ, FailoverEnv.DIRECTORY_BUCKET),
             region=_required(environ, FailoverEnv.DIRECTORY_REGION),
             owner=_required(environ, FailoverEnv.DIRECTORY_OWNER),
+            publishers=_publishers(environ.get(FailoverEnv.DIRECTORY_PUBLISHERS, "")),
         ),
     )
+
+
+def _publishers(value: str) -> tuple[str, ...]:
+    """The directory's functions' ARNs; ValueError for anything else."""
+    arns = tuple(arn.strip() for arn in value.split(",") if arn.strip())
+    for arn in arns:
+        parts = arn.split(":")
+        if len(parts) != 7 or parts[0] != "arn" or parts[2] != "lambda" or parts[5] != "function":
+            raise ValueError(
+                f"{FailoverEnv.DIRECTORY_PUBLISHERS.value} must be Lambda function ARNs, "
+                f"comma-separated, not {arn!r}"
+            )
+    return arns
 
 
 def probe_settings_from(environ: Mapping[str, str]) -> ProbeSettings:

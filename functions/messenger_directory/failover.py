@@ -27,6 +27,11 @@ function below, in the standby region), and the local stack's emulated region lo
    run by EventBridge after the entry write; the local stack merges at once. Clients sent
    away by the old side find the new one.
 
+With the directory in two regions, steps 3 and 4 are one request to a directory function
+(`InvokedPublishers`): the first region's, else the second's, within a deadline; it
+writes the entry into the table both regions read (messenger_directory.entries) and
+publishes, so a switch goes through while either directory region is lost.
+
 Idempotent: the bump is conditional on the target not being the active side already (a
 second run keeps the generation and the `activeFrom` of the first), the fence on the old
 side's generation being older, and an entry written again with the same URL publishes
@@ -43,6 +48,7 @@ layout and the epoch's name have one home there): its asset ships both (infra/bu
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +63,7 @@ from messenger_directory.config import (
     alarm_topic,
     failover_cell,
 )
+from messenger_directory.entries import SwitchedEntry
 from messenger_directory.observability import logger
 from messenger_directory.sides import (
     PRIMARY,
@@ -67,7 +74,7 @@ from messenger_directory.sides import (
     Side,
 )
 from messenger_directory.store import write_entry
-from messenger_directory.wiring import CLIENT_CONFIG, failover_clients
+from messenger_directory.wiring import CLIENT_CONFIG, failover_clients, publisher_clients
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -84,6 +91,7 @@ __all__ = [
     "SWITCH_STEPS",
     "CellSides",
     "DirectoryBucket",
+    "DirectoryUnreachable",
     "FailoverEnv",
     "Side",
     "Switched",
@@ -297,6 +305,87 @@ class BucketEntries:
         )
 
 
+class DirectoryUnreachable(RuntimeError):
+    """No directory function of either region published the switch within the deadline:
+    the switch fails (the automated one stays armed and Lambda runs it again; every step
+    before is idempotent)."""
+
+
+# How long a switch tries the directory's functions, all regions together: the Switch
+# function has 60 s, and the generation's bump and the fence come first.
+PUBLISH_DEADLINE_SECONDS = 40
+
+
+class InvokedPublishers:
+    """A directory in two regions: the switch asks its functions, the first region's
+    then the second's, to write the entry into the table both regions read and publish
+    it (messenger_directory.entries: `ENTRY_REQUEST`). Each answers once it published, so
+    whichever region answers first publishes the next version, numbered in that table
+    (a version names one document, docs/protocol.md §6); a function that fails, throttles
+    or cannot be reached is passed over for the next, within PUBLISH_DEADLINE_SECONDS."""
+
+    def __init__(
+        self,
+        publishers: tuple[str, ...],
+        lambda_for: Callable[[str], Any],
+        deadline_seconds: float = PUBLISH_DEADLINE_SECONDS,
+    ) -> None:
+        self._publishers = publishers
+        self._lambda_for = lambda_for
+        self._deadline_seconds = deadline_seconds
+        self._request: SwitchedEntry | None = None
+        # The function that published the switch (its ARN), once one has.
+        self.published_by: str | None = None
+
+    def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool:
+        """Kept for `publish`, which sends it: a function writes and publishes together."""
+        if to is None:
+            raise ValueError("only a switch asks the directory's functions to write an entry")
+        self._request = SwitchedEntry(cell_id, url, epoch, to)
+        return True
+
+    def publish(self) -> None:
+        assert self._request is not None, "the entry is written before it is published"
+        payload = json.dumps(self._request.to_event()).encode()
+        deadline = time.monotonic() + self._deadline_seconds
+        failures = []
+        for arn in self._publishers:
+            if time.monotonic() >= deadline:
+                failures.append(f"{arn}: not tried, past the {self._deadline_seconds} s deadline")
+                continue
+            try:
+                answer = self._lambda_for(_arn_region(arn)).invoke(
+                    FunctionName=arn, Payload=payload
+                )
+                body = answer["Payload"].read()
+                if answer.get("FunctionError"):
+                    raise RuntimeError(f"{answer['FunctionError']}: {body[:500]!r}")
+            except Exception as error:  # its region may be gone: ask the next
+                logger.warning(
+                    "directory function did not publish the switch",
+                    extra={"function": arn},
+                    exc_info=True,
+                )
+                failures.append(f"{arn}: {error}")
+                continue
+            self.published_by = arn
+            logger.info(
+                "switch published", extra={"function": arn, "summary": json.loads(body or b"{}")}
+            )
+            return
+        raise DirectoryUnreachable(
+            "no directory function published the switch: " + "; ".join(failures)
+        )
+
+
+def _arn_region(arn: str) -> str:
+    """arn:aws:lambda:REGION:ACCOUNT:function:NAME -> REGION."""
+    parts = arn.split(":")
+    if len(parts) < 7 or parts[2] != "lambda":
+        raise ValueError(f"not a Lambda function's ARN: {arn!r}")
+    return parts[3]
+
+
 class PublishedByTheDirectoryFunction:
     """On AWS, publishing is the directory function's: EventBridge runs it after every
     entry write, one at a time (reserved concurrency 1), so that versions never race. A
@@ -311,20 +400,31 @@ def switch(
     to: str,
     *,
     dynamodb_for: Callable[[str], DynamoDBClient],
-    s3: S3Client,
+    s3: S3Client | None = None,
+    lambda_for: Callable[[str], Any] | None = None,
     now_ms: int | None = None,
 ) -> Switched:
     """Make `to` ("primary" or "standby") the cell's active side, on AWS.
 
     `dynamodb_for(region)` gives a DynamoDB client of that region (only the target's is
-    asked for: the other may be gone); `s3` writes into the directory's bucket.
+    asked for: the other may be gone). One directory region: `s3` writes into the
+    directory's bucket. Two (`cell.directory.publishers`): `lambda_for(region)` gives a
+    Lambda client of that region, to ask the directory's functions (`InvokedPublishers`).
     """
     target = cell.side(to)
     old = next((side for name, side in cell.sides.items() if name != to), None)
+    entries: DirectoryEntries
+    publisher: DirectoryPublisher
+    if cell.directory.publishers:
+        assert lambda_for is not None, "a directory in two regions is published by invoke"
+        entries = publisher = InvokedPublishers(cell.directory.publishers, lambda_for)
+    else:
+        assert s3 is not None, "a directory in one region is written into its bucket"
+        entries, publisher = BucketEntries(s3, cell.directory), PublishedByTheDirectoryFunction()
     ports = SwitchPorts(
         generations=CellGeneration(dynamodb_for(target.region), target.users_table),
-        entries=BucketEntries(s3, cell.directory),
-        publisher=PublishedByTheDirectoryFunction(),
+        entries=entries,
+        publisher=publisher,
         demoted=None if old is None else CellState(dynamodb_for(old.region), old.users_table),
     )
     return run_switch(cell.cell_id, to, target, ports, now_ms)
@@ -357,7 +457,11 @@ def failover(event: dict[str, Any], context: Any) -> dict[str, Any]:
         extra={"cell": cell.cell_id, "alarm": event.get("detail")},
     )
     switched = switch(
-        cell, STANDBY, dynamodb_for=clients.dynamodb, s3=clients.s3(cell.directory.region)
+        cell,
+        STANDBY,
+        dynamodb_for=clients.dynamodb,
+        s3=clients.s3(cell.directory.region),
+        lambda_for=publisher_clients().lambda_,
     )
     # Disarmed once it stands (reserved concurrency 1: no other run in between); a switch
     # that failed is retried by Lambda, still armed.

@@ -30,11 +30,16 @@ class Side:
 
 @dataclass(frozen=True)
 class DirectoryBucket:
-    """The directory's bucket (infra/directory.py: output DirectoryBucketName)."""
+    """The directory's bucket (infra/directory.py: output DirectoryBucketName), and, for a
+    directory in two regions, its functions a switch asks to publish, in the order it
+    asks them (the first region's, then the second's: their ARNs)."""
 
     name: str
     region: str
     owner: str  # the account it must belong to
+    # Empty: one directory region, where a switch writes the bucket's entry and S3's
+    # event runs the function (messenger_directory.failover).
+    publishers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
