@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import Cell, CellsConfig, Target
+from infra.config import DIRECTORY_KEY_CONTEXT, Cell, CellsConfig, Target
 from infra.directory import DirectoryLocation, directory_location
 from infra.regions import PARTITION
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
@@ -169,6 +169,22 @@ class CellPlacement:
         """The signed directory in its bucket, which the cell's functions read the shard
         map from (messenger.dal.directory_map)."""
         return self.directory.object_arn(DIRECTORY_NAME)
+
+    @property
+    def missing_directory_key(self) -> str | None:
+        """What a cell with peers cannot do without `-c directoryKey` (the synth warning
+        the app gives its stack), None when it has the key or needs none. Not a refusal:
+        the key exists only once the directory's stack is deployed, after a first synth."""
+        if not self.has_peers or self.cells.directory_key:
+            return None
+        return (
+            f"no -c {DIRECTORY_KEY_CONTEXT}: the functions of {self.cell_id} get no "
+            f"{Env.DIRECTORY_PUBLIC_KEY.value}, so they cannot verify the signed directory "
+            "(docs/protocol.md §6) they take the shard map from: they will refuse every "
+            "request until a deploy gives it. Deploy the directory's stack first, then "
+            f"every cell with -c {DIRECTORY_KEY_CONTEXT}=<its output DirectoryPublicKey> "
+            '(docs/scale.md, "The directory\'s trust chain and its load")'
+        )
 
     def environment(self) -> dict[str, str]:
         """Every function's cell variables (parsed by messenger.config.CellSettings): this

@@ -27,7 +27,7 @@ finds its user's home cell as every other client does. No cell deploys a web app
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -128,6 +128,17 @@ def directory_function_arn(env: str, location: DirectoryLocation) -> str:
         f"arn:{PARTITION}:lambda:{location.region}:{location.account}:function:"
         f"{directory_function_name(env)}"
     )
+
+
+def publisher_arns(env: str, cells: CellsConfig) -> tuple[str, ...]:
+    """The directory functions a switch asks to publish, in order: the first region's,
+    then, with a second directory region, its own (the same name there)."""
+    location = directory_location(env, cells)
+    first = directory_function_arn(env, location)
+    second = cells.directory_second_region
+    if second is None:
+        return (first,)
+    return (first, directory_function_arn(env, replace(location, region=second)))
 
 
 def entry_writer_role_name(env: str, cell_id: str) -> str:
@@ -286,6 +297,17 @@ def publisher_function(
         reserved_concurrent_executions=1,
         environment=publisher_environment(bucket_name, key_arn),
     )
+    # Each cell's Mover publishes a move's map through it (infra/mover.py), and with two
+    # directory regions each cell's Switch its switches (infra/failover_automation.py):
+    # the cells of other accounts are admitted here by their organization (one
+    # permission, whatever the number of cells), their roles by their own policies.
+    if any(cell.account != account for cell in cells.cells):
+        assert cells.organization is not None
+        function.add_permission(
+            "InvokeByMoversOfTheOrganization",
+            principal=iam.OrganizationPrincipal(cells.organization),
+            action="lambda:InvokeFunction",
+        )
     role = function.role
     assert role is not None
     acknowledge(
@@ -490,8 +512,9 @@ class DirectoryStack(Stack):
 
     def _admit_entry_writers(self) -> None:
         """The bucket policy lets the cells of other accounts of the organization write
-        their own entry: a cell's entry writer (and, with automated failover, its
-        standby's Failover function) may put and read `cells/<its cell tag>.json`, each
+        their own entry: a cell's entry writer (and, with automated failover and one
+        directory region, its standby's Failover function) may put and read
+        `cells/<its cell tag>.json`, each
         vantage's probe may read it. Roles are admitted by their fixed names' pattern and
         the cell tag on them (CELL_TAG), never one by one: two statements whatever the
         number of cells (a cell in this account needs only its role's own policy)."""
@@ -502,7 +525,9 @@ class DirectoryStack(Stack):
         own_entry = self.bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
         env = self.config.env
         writers = [entry_writer_role_name(env, "*")]
-        if self.config.auto_failover:
+        # With two directory regions a switch invokes a directory function instead
+        # (messenger_directory.failover): the Switch writes nothing into the bucket.
+        if self.config.auto_failover and self.cells.directory_second_region is None:
             writers.append(failover_role_name(env, "*"))
         self._admit_roles("CellEntryWriters", ["s3:PutObject", "s3:GetObject"], own_entry, writers)
         if self.config.auto_failover and any(cell.standby for cell in self.cells.cells):
@@ -573,16 +598,6 @@ class DirectoryStack(Stack):
             account=self.location.account,
             key_arn=self.key.key.key_arn,
         )
-        # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
-        # of other accounts are admitted here by their organization (one permission, whatever
-        # the number of cells), their Mover roles by their own policies.
-        if any(cell.account != self.location.account for cell in self.cells.cells):
-            assert self.cells.organization is not None
-            function.add_permission(
-                "InvokeByMoversOfTheOrganization",
-                principal=iam.OrganizationPrincipal(self.cells.organization),
-                action="lambda:InvokeFunction",
-            )
         events.Rule(
             self,
             "EntryWritten",

@@ -1,13 +1,16 @@
 """The directory in two regions (issue 21, docs/availability.md "The directory in two
 regions"): `-c directorySecondRegion=R2 -c directoryWitness=W`.
 
+    a cell's Switch ──Invoke──▶ publisher R1, else publisher R2 (messenger_directory.failover)
+
     Messenger-<env>-Directory (R1)                    Messenger-<env>-Directory-R2 (R2)
     bucket R1  ◀── publisher R1 ──▶ bucket R2  ◀── publisher R2 ──▶ bucket R1
          ▲          │   reconcile R1 (schedule)          │   reconcile R2 (schedule)
          │          ▼                                    ▼
          │      versions table (DynamoDB global table, MRSC): replica R1, replica R2,
          │      witness W; a version number names one document whichever region
-         │      publishes it (messenger_directory.versions)
+         │      publishes it (messenger_directory.versions); the cells' entries, which
+         │      both publishers merge from (messenger_directory.entries)
     CloudFront: directory.json and directory/N.json from an origin group (bucket R1,
     failover to bucket R2 on 5xx, 403, 404), both read through the one OAC
 
@@ -51,7 +54,7 @@ from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
 from messenger_directory.handlers import RECONCILE_HANDLER, DirectoryEnv
-from messenger_directory.store import COPY_PREFIX, DIRECTORY_KEY
+from messenger_directory.store import COPY_PREFIX, DIRECTORY_KEY, entry_key
 from messenger_directory.versions import KEY_ATTRIBUTE
 
 # How often each region's reconcile runs: a mirror write its publisher could not make
@@ -119,12 +122,15 @@ def replicate_publisher(
     env: str,
     account: str,
     region: str,
+    bucket: s3.IBucket,
     mirror_bucket: str,
     mirror_region: str,
 ) -> dict[str, str]:
-    """Make a region's directory function publish in two regions: its number reserved in
-    its region's replica of the versions table, each version mirrored into the other
-    region's bucket (messenger_directory.replicas); the variables it added."""
+    """Make a region's directory function publish in two regions: the cells' entries and
+    its number in its region's replica of the versions table, each version mirrored into
+    the other region's bucket (messenger_directory.replicas, .entries); the variables it
+    added. Its own bucket's entries it may write back (`entries.TableEntries.take_in`:
+    a deploy wrote one there that a switch overrides)."""
     added = {
         DirectoryEnv.VERSIONS_TABLE.value: versions_table_name(env),
         DirectoryEnv.MIRROR_BUCKET.value: mirror_bucket,
@@ -136,6 +142,10 @@ def replicate_publisher(
     assert role is not None
     for statement in mirror_statements(env, account, region, mirror_bucket):
         role.add_to_principal_policy(statement)
+    entries = bucket.arn_for_objects(entry_key("*"))
+    role.add_to_principal_policy(
+        iam.PolicyStatement(sid="WriteBackEntries", actions=["s3:PutObject"], resources=[entries])
+    )
     acknowledge(
         role,
         f"AwsSolutions-IAM5[Resource::{flattened(function, _mirror_arn(mirror_bucket))}/"
@@ -153,7 +163,8 @@ def _mirror_arn(bucket: str) -> str:
 def mirror_statements(
     env: str, account: str, region: str, mirror_bucket: str
 ) -> list[iam.PolicyStatement]:
-    """The versions table's replica in `region`, and the other bucket's directory."""
+    """The versions table's replica in `region` (numbers and the cells' entries: only
+    the directory functions write them), and the other bucket's directory."""
     mirror = _mirror_arn(mirror_bucket)
     documents = [f"{mirror}/{DIRECTORY_KEY}", f"{mirror}/{COPY_PREFIX}*"]
     return [
@@ -239,6 +250,7 @@ class SecondRegion:
             env=config.env,
             account=account,
             region=stack.location.region,
+            bucket=stack.bucket,
             mirror_bucket=self.bucket_name,
             mirror_region=region,
         )
@@ -352,6 +364,7 @@ class DirectoryRegionStack(Stack):
             env=config.env,
             account=account,
             region=region,
+            bucket=self.bucket,
             mirror_bucket=first.bucket_name,
             mirror_region=cells.directory_target.region,
         )

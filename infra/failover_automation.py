@@ -16,8 +16,11 @@ Synthesized in the standby's stack only with `-c autoFailover=true`:
 
 A false alarm needs both vantages to fail real handshakes for 3 minutes (the primary
 region's silence counts as failing: a lost region cannot publish; the standby's does not).
-The switch writes the directory, so a cell whose primary shares the directory's region (the
-first cell's) cannot fail over when that region is lost (docs/infra.md). Probe (each side)
+The switch writes the directory: with one directory region it writes the cell's entry into
+the bucket, so a cell whose primary shares the directory's region (the first cell's) could
+not fail over when that region is lost (refused at synth, docs/infra.md); with two
+(`-c directorySecondRegion`) it invokes the first region's directory function, else the
+second's, so either directory region may be lost. Probe (each side)
 and Switch have Errors and Throttles alarms on the stack's alarm topic, which also hears
 the composite alarm.
 Failing back is an operator's decision (`python -m infra.failover`).
@@ -38,7 +41,7 @@ from constructs import Construct
 from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
-from infra.directory import _directory_function, failover_role_name
+from infra.directory import _directory_function, failover_role_name, publisher_arns
 from infra.monitoring import function_alarms
 from infra.user_probe import PROBE_MINUTES, UserProbe
 from messenger_directory.failover import FAILOVER_HANDLER, PRIMARY, STANDBY, FailoverEnv
@@ -96,6 +99,29 @@ class FailoverAutomation(Construct):
         self.alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
         self.alarm.add_ok_action(cw_actions.SnsAction(alarm_topic))
         location = placement.directory
+        # With two directory regions, the switch asks the directory's functions, the
+        # first region's then the second's, and writes nothing itself (the entries are in
+        # the table both regions read, messenger_directory.entries); with one, it writes
+        # the cell's entry into the bucket, whose event runs the directory function.
+        publishers = (
+            publisher_arns(config.env, placement.cells)
+            if placement.cells.directory_second_region
+            else ()
+        )
+        publish = (
+            iam.PolicyStatement(
+                sid="AskTheDirectoryToPublish",
+                actions=["lambda:InvokeFunction"],
+                resources=list(publishers),
+            )
+            if publishers
+            else iam.PolicyStatement(
+                sid="WriteOwnEntry",
+                actions=["s3:PutObject"],
+                resources=[location.object_arn(entry_key(cell.cell_id))],
+                conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
+            )
+        )
         self.function = _directory_function(
             self,
             "Switch",
@@ -113,12 +139,7 @@ class FailoverAutomation(Construct):
                     actions=["dynamodb:UpdateItem", "dynamodb:GetItem"],
                     resources=[users_table.table_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="WriteOwnEntry",
-                    actions=["s3:PutObject"],
-                    resources=[location.object_arn(entry_key(cell.cell_id))],
-                    conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
-                ),
+                publish,
             ],
             memory_size=128,
             # One switch at a time.
@@ -130,6 +151,11 @@ class FailoverAutomation(Construct):
                 FailoverEnv.DIRECTORY_BUCKET.value: location.bucket,
                 FailoverEnv.DIRECTORY_REGION.value: location.region,
                 FailoverEnv.DIRECTORY_OWNER.value: location.account,
+                **(
+                    {FailoverEnv.DIRECTORY_PUBLISHERS.value: ",".join(publishers)}
+                    if publishers
+                    else {}
+                ),
                 # Each firing, and each refusal to fire (disarmed), is told the operators.
                 FailoverEnv.ALARM_TOPIC.value: alarm_topic.topic_arn,
             },
