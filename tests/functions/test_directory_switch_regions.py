@@ -28,13 +28,15 @@ from nacl.signing import SigningKey
 
 from messenger.contract import USERS_TABLE, create_table_request
 from messenger_directory import handlers
-from messenger_directory.config import forget_settings
+from messenger_directory.config import failover_cell_from, forget_settings
 from messenger_directory.entries import ENTRY_REQUEST, TableEntries
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
     DirectoryUnreachable,
+    FailoverEnv,
     Side,
+    failover,
     switch,
 )
 from messenger_directory.replicas import DirectoryBucketAt, Replication, reconcile
@@ -116,8 +118,22 @@ class InvokeApi(BaseHTTPRequestHandler):
     """Lambda's Invoke API for the second region's directory function: the handler runs
     here, against moto, and its result or its error is answered as Lambda does."""
 
+    # The regions of the functions asked, in order.
+    asked: list[str] = []
+
     def do_POST(self) -> None:
         event = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        InvokeApi.asked.append(EAST if EAST in self.path else WEST)
+        if EAST in self.path:
+            # The first region's function, asked through AWS_ENDPOINT_URL_LAMBDA: its
+            # region answers as a failing service does.
+            body = b'{"message": "Service unavailable"}'
+            self.send_response(503)
+            self.send_header("x-amzn-ErrorType", "ServiceException")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         headers = {}
         try:
             context = LambdaContext.for_invocation("Publish", region=WEST, account_id=OWNER)
@@ -347,3 +363,60 @@ def test_a_malformed_entry_request_is_refused_with_nothing_written(world, reques
     stored = world.entries.read("c1")
     assert stored is not None and stored.entry.url == C1_PRIMARY.url
     assert world.ledger.latest() == 1
+
+
+def test_the_automated_switch_publishes_through_the_second_region(world, monkeypatch):
+    # Given the standby's Failover function's environment (infra/failover_automation.py),
+    # Lambda's endpoint the test's (the first region's function fails there with 503)
+    for name, value in {
+        "AWS_REGION": C1_STANDBY.region,
+        FailoverEnv.CELL_ID: "c1",
+        FailoverEnv.USERS_TABLE: C1_STANDBY.users_table,
+        FailoverEnv.URL: C1_STANDBY.url,
+        FailoverEnv.DIRECTORY_BUCKET: EAST_BUCKET,
+        FailoverEnv.DIRECTORY_REGION: EAST,
+        FailoverEnv.DIRECTORY_OWNER: OWNER,
+        FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{WEST_PUBLISHER}",
+        "AWS_ENDPOINT_URL_LAMBDA": world.invoke_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    forget_settings()
+    forget_clients()
+    alarm = {
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"state": {"value": "ALARM"}},
+    }
+
+    # When the composite alarm fires the Switch
+    context = LambdaContext.for_invocation("Switch", region=C1_STANDBY.region, account_id=OWNER)
+    InvokeApi.asked.clear()
+    summary = failover(alarm, context)
+
+    # Then it asked the first region's function (with its client's retries), then the
+    # second's
+    *first, last = InvokeApi.asked
+    assert first and set(first) == {EAST} and last == WEST
+
+    # and the second region published the standby, version 2
+    assert summary["epoch"] == "eu-central-1#1"
+    directory = world.published(world.west)
+    assert (directory.version, directory.url_of("c1")) == (2, C1_STANDBY.url)
+    assert directory.verifies(SIGNER.public_key())
+
+
+def test_the_switch_functions_publishers_are_lambda_arns():
+    environment = {
+        "AWS_REGION": C1_STANDBY.region,
+        FailoverEnv.CELL_ID: "c1",
+        FailoverEnv.USERS_TABLE: C1_STANDBY.users_table,
+        FailoverEnv.URL: C1_STANDBY.url,
+        FailoverEnv.DIRECTORY_BUCKET: EAST_BUCKET,
+        FailoverEnv.DIRECTORY_REGION: EAST,
+        FailoverEnv.DIRECTORY_OWNER: OWNER,
+    }
+    assert failover_cell_from(environment).directory.publishers == ()
+    two = {**environment, FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER}, {WEST_PUBLISHER}"}
+    assert failover_cell_from(two).directory.publishers == (EAST_PUBLISHER, WEST_PUBLISHER)
+    bad = {**environment, FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{EAST_BUCKET}"}
+    with pytest.raises(ValueError, match="FAILOVER_DIRECTORY_PUBLISHERS must be Lambda"):
+        failover_cell_from(bad)
