@@ -65,6 +65,7 @@ from messenger_directory.handlers import (
     EntryProperty,
     SeedProperty,
 )
+from messenger_directory.sides import DirectoryRegion
 from messenger_directory.store import (
     CACHE_SECONDS,
     COPY_PREFIX,
@@ -112,10 +113,16 @@ def directory_location(env: str, cells: CellsConfig) -> DirectoryLocation:
     target = cells.directory_target
     assert target.account is not None
     return DirectoryLocation(
-        bucket=f"messenger-{env}-directory-{target.account}-{target.region}",
+        bucket=directory_bucket_name(env, target.account, target.region),
         account=target.account,
         region=target.region,
     )
+
+
+def directory_bucket_name(env: str, account: str, region: str) -> str:
+    """A directory region's bucket: deterministic (cells in other accounts must name it),
+    unique per environment, account and region."""
+    return f"messenger-{env}-directory-{account}-{region}"
 
 
 def directory_function_name(env: str) -> str:
@@ -130,15 +137,24 @@ def directory_function_arn(env: str, location: DirectoryLocation) -> str:
     )
 
 
-def publisher_arns(env: str, cells: CellsConfig) -> tuple[str, ...]:
-    """The directory functions a switch asks to publish, in order: the first region's,
-    then, with a second directory region, its own (the same name there)."""
-    location = directory_location(env, cells)
-    first = directory_function_arn(env, location)
+def directory_regions(env: str, cells: CellsConfig) -> tuple[DirectoryRegion, ...]:
+    """A directory in two regions: each region's bucket and function, in the order a
+    switch tries them (the first region's first); () for a directory in one region."""
     second = cells.directory_second_region
     if second is None:
-        return (first,)
-    return (first, directory_function_arn(env, replace(location, region=second)))
+        return ()
+    first = directory_location(env, cells)
+    return tuple(
+        DirectoryRegion(
+            bucket=location.bucket,
+            region=location.region,
+            publisher=directory_function_arn(env, location),
+        )
+        for location in (
+            first,
+            replace(first, bucket=directory_bucket_name(env, first.account, second), region=second),
+        )
+    )
 
 
 def entry_writer_role_name(env: str, cell_id: str) -> str:
@@ -332,6 +348,36 @@ def publisher_function(
     return function
 
 
+def own_entry_arn(bucket: s3.IBucket) -> str:
+    """`cells/<the caller's cell tag>.json`: a cell's role's own entry, whatever the cell."""
+    return bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+
+
+def admit_roles(
+    bucket: s3.IBucket,
+    organization: str,
+    sid: str,
+    actions: list[str],
+    resource: str,
+    role_names: list[str],
+) -> None:
+    """One statement of `bucket`'s policy: roles named by `role_names`' patterns in any
+    account of the organization may do `actions` on `resource`."""
+    patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.AnyPrincipal()],
+            actions=actions,
+            resources=[resource],
+            conditions={
+                "StringEquals": {"aws:PrincipalOrgID": organization},
+                "ArnLike": {"aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns},
+            },
+        )
+    )
+
+
 def private_bucket(
     scope: Construct, construct_id: str, config: DeploymentConfig, **properties: object
 ) -> s3.Bucket:
@@ -512,9 +558,8 @@ class DirectoryStack(Stack):
 
     def _admit_entry_writers(self) -> None:
         """The bucket policy lets the cells of other accounts of the organization write
-        their own entry: a cell's entry writer (and, with automated failover and one
-        directory region, its standby's Failover function) may put and read
-        `cells/<its cell tag>.json`, each
+        their own entry: a cell's entry writer (and, with automated failover, its
+        standby's Failover function) may put and read `cells/<its cell tag>.json`, each
         vantage's probe may read it. Roles are admitted by their fixed names' pattern and
         the cell tag on them (CELL_TAG), never one by one: two statements whatever the
         number of cells (a cell in this account needs only its role's own policy)."""
@@ -522,12 +567,10 @@ class DirectoryStack(Stack):
             return
         organization = self.cells.organization
         assert organization is not None, "cells in several accounts name their organization"
-        own_entry = self.bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+        own_entry = own_entry_arn(self.bucket)
         env = self.config.env
         writers = [entry_writer_role_name(env, "*")]
-        # With two directory regions a switch invokes a directory function instead
-        # (messenger_directory.failover): the Switch writes nothing into the bucket.
-        if self.config.auto_failover and self.cells.directory_second_region is None:
+        if self.config.auto_failover:
             writers.append(failover_role_name(env, "*"))
         self._admit_roles("CellEntryWriters", ["s3:PutObject", "s3:GetObject"], own_entry, writers)
         if self.config.auto_failover and any(cell.standby for cell in self.cells.cells):
@@ -539,23 +582,8 @@ class DirectoryStack(Stack):
     def _admit_roles(
         self, sid: str, actions: list[str], resource: str, role_names: list[str]
     ) -> None:
-        """One statement: roles named by `role_names`' patterns in any account of the
-        organization may do `actions` on `resource`."""
-        patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid=sid,
-                principals=[iam.AnyPrincipal()],
-                actions=actions,
-                resources=[resource],
-                conditions={
-                    "StringEquals": {"aws:PrincipalOrgID": self.cells.organization},
-                    "ArnLike": {
-                        "aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns
-                    },
-                },
-            )
-        )
+        assert self.cells.organization is not None
+        admit_roles(self.bucket, self.cells.organization, sid, actions, resource, role_names)
 
     def _seed_map(self) -> CustomResource:
         """The deployment's first shard map, one object in the bucket (store.SEED_MAP_KEY)

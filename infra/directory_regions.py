@@ -1,7 +1,8 @@
 """The directory in two regions (issue 21, docs/availability.md "The directory in two
 regions"): `-c directorySecondRegion=R2 -c directoryWitness=W`.
 
-    a cell's Switch ──Invoke──▶ publisher R1, else publisher R2 (messenger_directory.failover)
+    a cell's Switch: its entry into bucket R1 and Invoke publisher R1, else the same in R2
+    (messenger_directory.failover); each publisher takes its bucket's entries into the table
 
     Messenger-<env>-Directory (R1)                    Messenger-<env>-Directory-R2 (R2)
     bucket R1  ◀── publisher R1 ──▶ bucket R2  ◀── publisher R2 ──▶ bucket R1
@@ -44,7 +45,11 @@ from infra.directory import (
     NONCURRENT_VERSION_DAYS,
     DirectoryOrigin,
     DirectoryStack,
+    admit_roles,
     cloudfront_reads_directory,
+    directory_bucket_name,
+    failover_role_name,
+    own_entry_arn,
     private_bucket,
     publisher_environment,
     publisher_function,
@@ -86,7 +91,7 @@ def versions_table_name(env: str) -> str:
 
 def second_bucket_name(env: str, account: str, region: str) -> str:
     """The second region's bucket: the first's pattern, with its region."""
-    return f"messenger-{env}-directory-{account}-{region}"
+    return directory_bucket_name(env, account, region)
 
 
 def versions_table(
@@ -329,6 +334,19 @@ class DirectoryRegionStack(Stack):
         self.bucket.add_to_resource_policy(
             cloudfront_reads_directory(self.bucket, first.distribution_arn)
         )
+        # A switch writes its cell's entry here when the first region does not answer
+        # (messenger_directory.failover): the standbys' Switch roles of other accounts
+        # may put and read their own cell's entry, by their tag, as in the first bucket.
+        if config.auto_failover and any(cell.account != account for cell in cells.cells):
+            assert cells.organization is not None
+            admit_roles(
+                self.bucket,
+                cells.organization,
+                "CellEntryWriters",
+                ["s3:PutObject", "s3:GetObject"],
+                own_entry_arn(self.bucket),
+                [failover_role_name(config.env, "*")],
+            )
         # The directory key's replica: the same key material (one public key for
         # clients), so this region signs without calling the first region's KMS.
         self.key = kms.CfnReplicaKey(

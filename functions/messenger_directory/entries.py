@@ -4,29 +4,30 @@ regions").
 
 With one directory region, a cell's entry is `cells/<cell>.json` in the directory's bucket
 (`store.write_entry`), and S3's event runs the directory function. With two, the bucket of
-the first region alone could not outlive it: the entries live here, in the versions table
-(a DynamoDB global table with multi-Region strong consistency), as items `cell#<cell>`:
+the first region alone could not outlive it: the entries that are published live here,
+in the versions table (a DynamoDB global table with multi-Region strong consistency), as
+items `cell#<cell>`:
 
     {"pk": "cell#c1", "url": "wss://...", "epoch": "eu-central-1#1",
      "switchedTo": "standby", "generation": 1}
 
-Only the directory functions write them (`TableEntries.write`): a switch asks one of them
-(the first region's, else the second's: `messenger_directory.failover`), which writes the
-entry and merges at once; the cells' deploys still write their bucket entry in the first
-region, which that region's function takes in (`TableEntries.take_in`) before each merge.
-Whichever region merges reads the same entries, so both publish the same document.
+Only the directory functions write them (`TableEntries.take_in`, before each merge), from
+their own bucket's entries: a deploy writes the cell's entry into the first region's
+bucket; a switch writes it into a directory region's bucket (each bucket admits a cell's
+roles to its own entry only) and asks that region's function to merge
+(messenger_directory.failover), the first region's, else the second's. Whichever region
+merges reads the same items, so both publish the same document.
 
 The rules are the bucket's (`store.write_entry`), as conditional writes:
-- a switch's write (`switched_to` set) stands unless the item holds a later generation
-  (a late retry of an older switch never undoes a newer one);
+- a switch's write (`switched_to` set) stands only over an earlier generation (a stale
+  entry, in a bucket a later switch did not reach, never undoes it);
 - a deploy's write (`switched_to` None) keeps the epoch the item has (only a switch
   changes it) and is refused over an item a switch to another side than the primary
   wrote: a deploy of the primary never undoes a failover.
 
-The first region's bucket entry is also kept equal to the item (`take_in` writes it back
-when they differ, with the side it names as the bucket's metadata), since what reads
-it there expects the URL users are sent to: each vantage's probe, and the next deploy's
-guard (`store.write_entry`).
+A bucket entry that says otherwise than the item is written back (with the side the item
+names as the bucket's metadata), since what reads it there expects the URL users are
+sent to: each vantage's probe, and the next deploy's guard (`store.write_entry`).
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ class TableEntries:
         else:
             values[":to"] = {"S": switched_to}
             update = "SET #url = :url, #epoch = :epoch, #gen = :gen, #to = :to"
-            condition = "attribute_not_exists(#gen) OR #gen <= :gen"
+            # Strictly later: the same generation is the same switch (written already),
+            # or a stale copy of it that a deploy's new URL has since replaced.
+            condition = "attribute_not_exists(#gen) OR #gen < :gen"
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
@@ -147,19 +150,22 @@ class TableEntries:
         return True
 
     def take_in(self, s3: S3Client, bucket: str, cell_id: str) -> Entry | None:
-        """The cell's entry to publish: first the bucket's (a deploy writes it there, in
-        the first region), taken in as a deploy's write, then the item; the bucket's entry
-        is written back when it says otherwise. InvalidDirectory for an invalid bucket
-        entry (the cell keeps its published URL)."""
+        """The cell's entry to publish: first its bucket's entry (a deploy's, or a
+        switch's) is taken in by the rules above, then the item is read; the bucket's
+        entry is written back when it says otherwise (a deploy over a failover, a stale
+        switch). InvalidDirectory for an invalid bucket entry (the cell keeps its
+        published URL)."""
         in_bucket = _bucket_entry(s3, bucket, cell_id)
         stored = self.read(cell_id)
         if in_bucket is not None:
-            # A deploy changes a URL only (it keeps the epoch): the item is written only
-            # when the bucket brings something new, not on every merge.
-            brings_news = stored is None or (
-                in_bucket.switched_to in (None, PRIMARY) and in_bucket.entry.url != stored.entry.url
-            )
-            if brings_news and self.write(
+            if in_bucket.switched_to is None:
+                # A deploy changes a URL only (it keeps the epoch): the item is written
+                # only when the bucket brings a new one, not on every merge.
+                news = stored is None or in_bucket.entry.url != stored.entry.url
+            else:
+                # A switch's (or a written-back copy): the generation decides.
+                news = stored != in_bucket
+            if news and self.write(
                 cell_id, in_bucket.entry.url, in_bucket.entry.epoch, in_bucket.switched_to
             ):
                 stored = self.read(cell_id)
@@ -193,52 +199,3 @@ def _write_back(s3: S3Client, bucket: str, cell_id: str, stored: StoredEntry) ->
         ContentType=CONTENT_TYPE,
         Metadata={SWITCHED_TO: stored.switched_to} if stored.switched_to else {},
     )
-
-
-# --- a switch's request to a directory function (messenger_directory.failover) ------------
-
-# The key of the directory function's event that carries an entry to write, then merge.
-ENTRY_REQUEST = "directoryEntry"
-
-
-@dataclass(frozen=True)
-class SwitchedEntry:
-    """A switch's entry, as it asks a directory function to write and publish it."""
-
-    cell_id: str
-    url: str
-    epoch: str
-    switched_to: str
-
-    def to_event(self) -> dict[str, dict[str, str]]:
-        return {
-            ENTRY_REQUEST: {
-                "cell": self.cell_id,
-                "url": self.url,
-                "epoch": self.epoch,
-                SWITCHED_TO_ATTRIBUTE: self.switched_to,
-            }
-        }
-
-    @classmethod
-    def of(cls, event: dict[str, object]) -> SwitchedEntry:
-        """The request in a directory function's event; InvalidDirectory if malformed (a
-        cell object that is not §6's, or no side)."""
-        body = event.get(ENTRY_REQUEST)
-        if not isinstance(body, dict):
-            raise InvalidDirectory(f"{ENTRY_REQUEST} must be an object")
-        fields = {name: body.get(name) for name in ("cell", "url", "epoch", SWITCHED_TO_ATTRIBUTE)}
-        if not all(isinstance(value, str) for value in fields.values()):
-            raise InvalidDirectory(
-                f"{ENTRY_REQUEST} must name cell, url, epoch and {SWITCHED_TO_ATTRIBUTE}"
-            )
-        request = cls(
-            str(fields["cell"]),
-            str(fields["url"]),
-            str(fields["epoch"]),
-            str(fields[SWITCHED_TO_ATTRIBUTE]),
-        )
-        parse_entry(request.cell_id, {"url": request.url, "epoch": request.epoch})
-        if request.switched_to not in SIDES:
-            raise InvalidDirectory(f"{SWITCHED_TO_ATTRIBUTE} must be one of {', '.join(SIDES)}")
-        return request

@@ -27,10 +27,11 @@ function below, in the standby region), and the local stack's emulated region lo
    run by EventBridge after the entry write; the local stack merges at once. Clients sent
    away by the old side find the new one.
 
-With the directory in two regions, steps 3 and 4 are one request to a directory function
-(`InvokedPublishers`): the first region's, else the second's, within a deadline; it
-writes the entry into the table both regions read (messenger_directory.entries) and
-publishes, so a switch goes through while either directory region is lost.
+With the directory in two regions, steps 3 and 4 go to one directory region
+(`EitherDirectoryRegion`): the first, else the second, within a deadline: the entry into
+that region's bucket, then its function, invoked, takes it into the table both regions
+read (messenger_directory.entries) and publishes; a switch goes through while either
+directory region is lost.
 
 Idempotent: the bump is conditional on the target not being the active side already (a
 second run keeps the generation and the `activeFrom` of the first), the fence on the old
@@ -63,7 +64,6 @@ from messenger_directory.config import (
     alarm_topic,
     failover_cell,
 )
-from messenger_directory.entries import SwitchedEntry
 from messenger_directory.observability import logger
 from messenger_directory.sides import (
     PRIMARY,
@@ -71,9 +71,10 @@ from messenger_directory.sides import (
     STANDBY,
     CellSides,
     DirectoryBucket,
+    DirectoryRegion,
     Side,
 )
-from messenger_directory.store import write_entry
+from messenger_directory.store import parse_entry, write_entry
 from messenger_directory.wiring import CLIENT_CONFIG, failover_clients, publisher_clients
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ __all__ = [
     "SWITCH_STEPS",
     "CellSides",
     "DirectoryBucket",
+    "DirectoryRegion",
     "DirectoryUnreachable",
     "FailoverEnv",
     "Side",
@@ -311,79 +313,88 @@ class DirectoryUnreachable(RuntimeError):
     before is idempotent)."""
 
 
-# How long a switch tries the directory's functions, all regions together: the Switch
-# function has 60 s, and the generation's bump and the fence come first.
+# How long a switch tries the directory's regions, all together: the Switch function has
+# 60 s, and the generation's bump and the fence come first.
 PUBLISH_DEADLINE_SECONDS = 40
+# The `source` of a switch's invoke of a directory function (it merges, as on any event).
+SWITCH_SOURCE = "messenger.switch"
 
 
-class InvokedPublishers:
-    """A directory in two regions: the switch asks its functions, the first region's
-    then the second's, to write the entry into the table both regions read and publish
-    it (messenger_directory.entries: `ENTRY_REQUEST`). Each answers once it published, so
-    whichever region answers first publishes the next version, numbered in that table
-    (a version names one document, docs/protocol.md §6); a function that fails, throttles
-    or cannot be reached is passed over for the next, within PUBLISH_DEADLINE_SECONDS."""
+class EitherDirectoryRegion:
+    """A directory in two regions: the switch writes the cell's entry into a region's
+    bucket (as in one region: each bucket admits a cell's roles to its own entry only)
+    and asks that region's function to merge, which takes the entry into the table both
+    regions read (messenger_directory.entries) and publishes the next version, numbered
+    in that table (a version names one document, docs/protocol.md §6). The first region,
+    then the second: a region whose bucket or function fails, throttles or cannot be
+    reached is passed over for the next, within PUBLISH_DEADLINE_SECONDS."""
 
     def __init__(
         self,
-        publishers: tuple[str, ...],
+        directory: DirectoryBucket,
+        s3_for: Callable[[str], S3Client],
         lambda_for: Callable[[str], Any],
         deadline_seconds: float = PUBLISH_DEADLINE_SECONDS,
     ) -> None:
-        self._publishers = publishers
+        self._directory = directory
+        self._s3_for = s3_for
         self._lambda_for = lambda_for
         self._deadline_seconds = deadline_seconds
-        self._request: SwitchedEntry | None = None
+        self._entry: tuple[str, str, str, str] | None = None
         # The function that published the switch (its ARN), once one has.
         self.published_by: str | None = None
 
     def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool:
-        """Kept for `publish`, which sends it: a function writes and publishes together."""
+        """Kept for `publish`, which writes it into the region that then publishes it."""
         if to is None:
-            raise ValueError("only a switch asks the directory's functions to write an entry")
-        self._request = SwitchedEntry(cell_id, url, epoch, to)
+            raise ValueError("a switch names the side it switched to")
+        parse_entry(cell_id, {"url": url, "epoch": epoch})  # refused here, not per region
+        self._entry = (cell_id, url, epoch, to)
         return True
 
     def publish(self) -> None:
-        assert self._request is not None, "the entry is written before it is published"
-        payload = json.dumps(self._request.to_event()).encode()
+        assert self._entry is not None, "the entry is written before it is published"
+        cell_id, url, epoch, to = self._entry
+        payload = json.dumps({"source": SWITCH_SOURCE, "cell": cell_id}).encode()
         deadline = time.monotonic() + self._deadline_seconds
         failures = []
-        for arn in self._publishers:
+        for place in self._directory.regions:
             if time.monotonic() >= deadline:
-                failures.append(f"{arn}: not tried, past the {self._deadline_seconds} s deadline")
+                failures.append(f"{place.region}: not tried, past {self._deadline_seconds} s")
                 continue
             try:
-                answer = self._lambda_for(_arn_region(arn)).invoke(
-                    FunctionName=arn, Payload=payload
+                write_entry(
+                    self._s3_for(place.region),
+                    place.bucket,
+                    cell_id,
+                    url,
+                    owner=self._directory.owner,
+                    epoch=epoch,
+                    switched_to=to,
+                )
+                answer = self._lambda_for(place.region).invoke(
+                    FunctionName=place.publisher, Payload=payload
                 )
                 body = answer["Payload"].read()
                 if answer.get("FunctionError"):
                     raise RuntimeError(f"{answer['FunctionError']}: {body[:500]!r}")
-            except Exception as error:  # its region may be gone: ask the next
+            except Exception as error:  # its region may be gone: try the next
                 logger.warning(
-                    "directory function did not publish the switch",
-                    extra={"function": arn},
+                    "directory region did not publish the switch",
+                    extra={"region": place.region, "function": place.publisher},
                     exc_info=True,
                 )
-                failures.append(f"{arn}: {error}")
+                failures.append(f"{place.region}: {error}")
                 continue
-            self.published_by = arn
+            self.published_by = place.publisher
             logger.info(
-                "switch published", extra={"function": arn, "summary": json.loads(body or b"{}")}
+                "switch published",
+                extra={"region": place.region, "summary": json.loads(body or b"{}")},
             )
             return
         raise DirectoryUnreachable(
-            "no directory function published the switch: " + "; ".join(failures)
+            "no directory region published the switch: " + "; ".join(failures)
         )
-
-
-def _arn_region(arn: str) -> str:
-    """arn:aws:lambda:REGION:ACCOUNT:function:NAME -> REGION."""
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[2] != "lambda":
-        raise ValueError(f"not a Lambda function's ARN: {arn!r}")
-    return parts[3]
 
 
 class PublishedByTheDirectoryFunction:
@@ -401,6 +412,7 @@ def switch(
     *,
     dynamodb_for: Callable[[str], DynamoDBClient],
     s3: S3Client | None = None,
+    s3_for: Callable[[str], S3Client] | None = None,
     lambda_for: Callable[[str], Any] | None = None,
     now_ms: int | None = None,
 ) -> Switched:
@@ -408,16 +420,17 @@ def switch(
 
     `dynamodb_for(region)` gives a DynamoDB client of that region (only the target's is
     asked for: the other may be gone). One directory region: `s3` writes into the
-    directory's bucket. Two (`cell.directory.publishers`): `lambda_for(region)` gives a
-    Lambda client of that region, to ask the directory's functions (`InvokedPublishers`).
+    directory's bucket. Two (`cell.directory.regions`): `s3_for(region)` and
+    `lambda_for(region)` give an S3 and a Lambda client of a directory region, for its
+    bucket and its function (`EitherDirectoryRegion`).
     """
     target = cell.side(to)
     old = next((side for name, side in cell.sides.items() if name != to), None)
     entries: DirectoryEntries
     publisher: DirectoryPublisher
-    if cell.directory.publishers:
-        assert lambda_for is not None, "a directory in two regions is published by invoke"
-        entries = publisher = InvokedPublishers(cell.directory.publishers, lambda_for)
+    if cell.directory.regions:
+        assert s3_for and lambda_for, "a directory in two regions: its buckets and functions"
+        entries = publisher = EitherDirectoryRegion(cell.directory, s3_for, lambda_for)
     else:
         assert s3 is not None, "a directory in one region is written into its bucket"
         entries, publisher = BucketEntries(s3, cell.directory), PublishedByTheDirectoryFunction()
@@ -461,6 +474,7 @@ def failover(event: dict[str, Any], context: Any) -> dict[str, Any]:
         STANDBY,
         dynamodb_for=clients.dynamodb,
         s3=clients.s3(cell.directory.region),
+        s3_for=clients.s3,
         lambda_for=publisher_clients().lambda_,
     )
     # Disarmed once it stands (reserved concurrency 1: no other run in between); a switch

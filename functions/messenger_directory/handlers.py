@@ -4,8 +4,9 @@
   entry was written (S3 through EventBridge), merges the entries into directory.json and
   sets the version on the cells' stages, where API Gateway answers `ping` (`stages`).
   Reserved concurrency 1, so that two merges never race over the version. In a
-  directory of two regions a switch invokes it too (`entries.ENTRY_REQUEST`): it writes
-  the switched entry into the table both regions read, then merges. A shard
+  directory of two regions a switch invokes it too, once it wrote the cell's entry into
+  this region's bucket: the merge takes it into the table both regions read
+  (`entries`) and publishes. A shard
   move's Mover invokes the same function (`messenger_protocol.cells.MOVE_REQUEST`): to
   read the published map, and to publish a new one (`store.publish_map`), in that same
   one-at-a-time line.
@@ -31,14 +32,13 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_directory.config import DirectoryEnv, PublishSettings, publish_settings
-from messenger_directory.entries import ENTRY_REQUEST, SwitchedEntry, TableEntries
+from messenger_directory.entries import TableEntries
 from messenger_directory.observability import logger
 from messenger_directory.replicas import DirectoryBucketAt, Replication, reconcile
 from messenger_directory.signer import KmsDirectorySigner
 from messenger_directory.stages import set_directory_version
 from messenger_directory.store import (
     SEED_MAP_KEY,
-    InvalidDirectory,
     MergeOutcome,
     entry_key,
     merge,
@@ -128,10 +128,7 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {MOVE_MAP: current.shard_map.to_compact(), "version": current.version}
     signer = directory_signer(settings.key_id)
     replication = _replication(settings)
-    if ENTRY_REQUEST in event:
-        _write_switched_entry(event, replication)
-        outcome = merge(s3, settings.bucket, None, signer, replication=replication)
-    elif request == MOVE_PUBLISH:
+    if request == MOVE_PUBLISH:
         # A malformed map raises InvalidDirectory: the Mover's step fails, nothing written.
         moved = ShardMap.from_compact(str(event.get(MOVE_MAP, "")))
         outcome = publish_map(s3, settings.bucket, moved, signer, replication=replication)
@@ -142,27 +139,6 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         outcome = merge(s3, settings.bucket, None, signer, replication=replication)
     return _published(outcome)
-
-
-def _write_switched_entry(event: dict[str, Any], replication: Replication | None) -> None:
-    """A switch's entry (`entries.SwitchedEntry`), into the table both directory regions
-    read; InvalidDirectory (the switch's invoke fails, nothing written) if malformed, or
-    if this directory is one region (its switches write the bucket: `failover`). An entry
-    refused by the table's rules (an older switch than the one it holds) is logged: the
-    merge publishes what the table holds."""
-    request = SwitchedEntry.of(event)
-    if replication is None or replication.entries is None:
-        raise InvalidDirectory(
-            f"{ENTRY_REQUEST}: only a directory in two regions takes entries by invoke"
-        )
-    written = replication.entries.write(
-        request.cell_id, request.url, request.epoch, request.switched_to
-    )
-    extra = {"cell": request.cell_id, "epoch": request.epoch, "to": request.switched_to}
-    if written:
-        logger.info("switched entry written", extra=extra)
-    else:
-        logger.warning("switched entry refused: the table holds a later switch", extra=extra)
 
 
 def _published(outcome: MergeOutcome) -> dict[str, Any]:

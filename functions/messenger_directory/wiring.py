@@ -27,10 +27,11 @@ CLIENT_CONFIG = Config(
 
 
 # A switch asking a directory function to publish (messenger_directory.failover): a merge
-# signs and writes in two regions, so it may take seconds; a second attempt covers a
-# throttle (the function runs one merge at a time).
+# signs and writes in two regions, so it may take seconds; the attempts after the first
+# cover a throttle (the function runs one merge at a time, and the entry's own S3 event
+# may be running one).
 PUBLISH_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
 )
 
 

@@ -29,10 +29,11 @@ from nacl.signing import SigningKey
 from messenger.contract import USERS_TABLE, create_table_request
 from messenger_directory import handlers
 from messenger_directory.config import failover_cell_from, forget_settings
-from messenger_directory.entries import ENTRY_REQUEST, TableEntries
+from messenger_directory.entries import TableEntries
 from messenger_directory.failover import (
     CellSides,
     DirectoryBucket,
+    DirectoryRegion,
     DirectoryUnreachable,
     FailoverEnv,
     Side,
@@ -84,7 +85,15 @@ C1_STANDBY = Side(
 C1 = CellSides(
     "c1",
     {"primary": C1_PRIMARY, "standby": C1_STANDBY},
-    DirectoryBucket(EAST_BUCKET, EAST, OWNER, publishers=(EAST_PUBLISHER, WEST_PUBLISHER)),
+    DirectoryBucket(
+        EAST_BUCKET,
+        EAST,
+        OWNER,
+        regions=(
+            DirectoryRegion(EAST_BUCKET, EAST, EAST_PUBLISHER),
+            DirectoryRegion(WEST_BUCKET, WEST, WEST_PUBLISHER),
+        ),
+    ),
 )
 # One attempt each: the test's regions answer at once or never.
 ONE_ATTEMPT = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2)
@@ -165,11 +174,16 @@ class World:
         endpoint = LOST_ENDPOINT if region == EAST else self.invoke_url
         return boto3.client("lambda", region_name=region, endpoint_url=endpoint, config=ONE_ATTEMPT)
 
+    def s3_for(self, region: str) -> Any:
+        """The Switch's S3 clients: the first region's is lost."""
+        return FirstRegionLost().client("s3", region)
+
     def switch(self, to: str) -> Any:
         return switch(
             C1,
             to,
             dynamodb_for=lambda region: boto3.client("dynamodb", region_name=region),
+            s3_for=self.s3_for,
             lambda_for=self.lambda_for,
             now_ms=1,
         )
@@ -266,7 +280,8 @@ def test_with_the_first_region_lost_a_switch_publishes_the_standby_through_the_s
     copy = read_copy(world.west.s3, WEST_BUCKET, 2)
     body = world.west.s3.get_object(Bucket=WEST_BUCKET, Key=DIRECTORY_KEY)["Body"].read()
     assert copy == body
-    # The entry is in the table both regions read; the lost region's bucket has nothing new
+    # The entry is in the table both regions read (and in the second region's bucket,
+    # where the switch wrote it); the lost region's bucket has nothing new
     stored = world.entries.read("c1")
     assert stored is not None and stored.switched_to == "standby"
     assert stored.entry.url == C1_STANDBY.url
@@ -305,15 +320,27 @@ def test_failing_back_through_the_second_region_names_the_primary_with_a_new_epo
 
 def test_with_both_directory_regions_lost_the_switch_fails_and_says_so(world, monkeypatch):
     monkeypatch.setattr(world, "invoke_url", LOST_ENDPOINT)
-    with pytest.raises(DirectoryUnreachable, match="no directory function published"):
+    with pytest.raises(DirectoryUnreachable, match="no directory region published"):
         world.switch("standby")
-    # Nothing published; the switch runs again (its steps are idempotent) once one answers
+    # Nothing published; the switch runs again (its steps are idempotent), and the entry
+    # it left in the second region's bucket is the schedule's merge's to publish
     assert world.published(world.west).version == 1
+    entry = world.west.s3.get_object(Bucket=WEST_BUCKET, Key=entry_key("c1"))
+    assert json.loads(entry["Body"].read())["url"] == C1_STANDBY.url
 
 
 def test_the_second_regions_reconcile_publishes_an_entry_its_merge_missed(world):
-    # Given a switch's entry in the table that no merge published (its merge failed)
-    assert world.entries.write("c1", C1_STANDBY.url, "eu-central-1#1", "standby")
+    # Given a switch's entry in the second region's bucket that no merge published (its
+    # invoke failed)
+    write_entry(
+        world.west.s3,
+        WEST_BUCKET,
+        "c1",
+        C1_STANDBY.url,
+        owner=OWNER,
+        epoch="eu-central-1#1",
+        switched_to="standby",
+    )
 
     # When the second region's schedule runs its reconcile, the first region still lost
     context = LambdaContext.for_invocation("Reconcile", region=WEST, account_id=OWNER)
@@ -347,22 +374,30 @@ def test_the_entries_rules_hold_in_the_table(world):
     )
 
 
-@pytest.mark.parametrize(
-    "request_body",
-    [
-        {"cell": "c1", "url": "http://evil.example.com/", "epoch": "x#1", "switchedTo": "standby"},
-        {"cell": "c1", "url": C1_STANDBY.url, "epoch": "eu-central-1#1", "switchedTo": "both"},
-        {"cell": "c1", "url": C1_STANDBY.url},
+def test_a_stale_switch_in_a_bucket_never_undoes_a_later_one(world):
+    # Given c1 failed over and back through the second region, while the first region's
+    # bucket still holds what an earlier switch to the standby wrote there
+    write_entry(
+        world.east.s3,
+        EAST_BUCKET,
         "c1",
-    ],
-)
-def test_a_malformed_entry_request_is_refused_with_nothing_written(world, request_body):
-    context = LambdaContext.for_invocation("Publish", region=WEST, account_id=OWNER)
-    with pytest.raises(ValueError, match=ENTRY_REQUEST + "|url|switchedTo|cell"):
-        handlers.publish({ENTRY_REQUEST: request_body}, context)
-    stored = world.entries.read("c1")
-    assert stored is not None and stored.entry.url == C1_PRIMARY.url
-    assert world.ledger.latest() == 1
+        C1_STANDBY.url,
+        owner=OWNER,
+        epoch="eu-central-1#1",
+        switched_to="standby",
+    )
+    world.switch("standby")
+    world.switch("primary")
+
+    # When the first region returns and merges
+    east = world.east
+    reconcile([east, world.west], world.ledger)
+    merge(east.s3, EAST_BUCKET, None, SIGNER, replication=world.replication(east))
+
+    # Then the later switch stands, and the first bucket's entry says so
+    assert world.published(east).url_of("c1") == C1_PRIMARY.url
+    entry = json.loads(east.s3.get_object(Bucket=EAST_BUCKET, Key=entry_key("c1"))["Body"].read())
+    assert entry == {"url": C1_PRIMARY.url, "epoch": "eu-west-1#2"}
 
 
 def test_the_automated_switch_publishes_through_the_second_region(world, monkeypatch):
@@ -377,6 +412,7 @@ def test_the_automated_switch_publishes_through_the_second_region(world, monkeyp
         FailoverEnv.DIRECTORY_REGION: EAST,
         FailoverEnv.DIRECTORY_OWNER: OWNER,
         FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{WEST_PUBLISHER}",
+        FailoverEnv.DIRECTORY_BUCKETS: f"{EAST_BUCKET},{WEST_BUCKET}",
         "AWS_ENDPOINT_URL_LAMBDA": world.invoke_url,
     }.items():
         monkeypatch.setenv(name, value)
@@ -414,9 +450,16 @@ def test_the_switch_functions_publishers_are_lambda_arns():
         FailoverEnv.DIRECTORY_REGION: EAST,
         FailoverEnv.DIRECTORY_OWNER: OWNER,
     }
-    assert failover_cell_from(environment).directory.publishers == ()
-    two = {**environment, FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER}, {WEST_PUBLISHER}"}
-    assert failover_cell_from(two).directory.publishers == (EAST_PUBLISHER, WEST_PUBLISHER)
-    bad = {**environment, FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{EAST_BUCKET}"}
+    assert failover_cell_from(environment).directory.regions == ()
+    two = {
+        **environment,
+        FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER}, {WEST_PUBLISHER}",
+        FailoverEnv.DIRECTORY_BUCKETS: f"{EAST_BUCKET},{WEST_BUCKET}",
+    }
+    assert failover_cell_from(two).directory.regions == C1.directory.regions
+    bad = {**two, FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{EAST_BUCKET}"}
     with pytest.raises(ValueError, match="FAILOVER_DIRECTORY_PUBLISHERS must be Lambda"):
         failover_cell_from(bad)
+    one_bucket = {**two, FailoverEnv.DIRECTORY_BUCKETS: EAST_BUCKET}
+    with pytest.raises(ValueError, match="one function and one bucket per"):
+        failover_cell_from(one_bucket)

@@ -395,9 +395,6 @@ CHANGED_BY_A_SECOND_REGION = {
     "PublishFunctionB6602567",  # the versions table and the mirror in its environment
     "PublishRoleDefaultPolicy9257B12D",  # the table's replica, the mirror, the log group
     "Distribution830FAC52",  # the origin group
-    # The standbys' Switch functions (of other accounts) no longer write their entry:
-    # they invoke the publishers.
-    "BucketPolicyE9A3008A",
 }
 
 
@@ -441,26 +438,29 @@ def standby(directory_two_regions: SynthesizedCells) -> Synthesized:
     return directory_two_regions.stacks[STANDBY_STACK]
 
 
-def test_given_two_regions_then_the_switch_asks_the_first_regions_publisher_then_the_seconds(
-    standby,
-):
-    # In this order: the first region's function first, the second's when it fails.
+def test_given_two_regions_then_the_switch_tries_the_first_region_then_the_second(standby):
+    # In this order: the first region's bucket and function first, the second's when
+    # either fails.
     variables = environment_of(standby, SWITCH_HANDLER)
     assert variables["FAILOVER_DIRECTORY_PUBLISHERS"] == ",".join(PUBLISHERS)
+    assert variables["FAILOVER_DIRECTORY_BUCKETS"] == f"{FIRST_BUCKET},{SECOND_BUCKET}"
 
 
-def test_given_two_regions_then_the_switch_may_invoke_both_publishers_and_write_nothing(standby):
+def test_given_two_regions_then_the_switch_may_write_its_entry_and_invoke_in_both_only(standby):
     switch, _ = function_by_handler(standby, SWITCH_HANDLER)
     grants = grants_of(standby, switch)
     for arn in PUBLISHERS:
         assert grants[arn] == {"lambda:InvokeFunction"}
-    # Nothing else it may invoke, and no object of the directory's (nor its entry) it
-    # may write: the publishers write the entry into the table and publish.
-    invoked = {
-        resource for resource, actions in grants.items() if "lambda:InvokeFunction" in actions
-    }
+    invoked = {r for r, actions in grants.items() if "lambda:InvokeFunction" in actions}
     assert invoked == set(PUBLISHERS)
-    assert not [r for r, actions in grants.items() if any(a.startswith("s3:") for a in actions)]
+    # Its own cell's entry in each bucket, nothing else of the directory's (no
+    # directory.json, no numbered copy: the publishers write those).
+    written = {r for r, actions in grants.items() if any(a.startswith("s3:") for a in actions)}
+    assert written == {
+        f"arn:aws:s3:::{bucket}/cells/c1.json" for bucket in (FIRST_BUCKET, SECOND_BUCKET)
+    }
+    for resource in written:
+        assert grants[resource] == {"s3:PutObject"}
 
 
 def test_given_one_region_then_the_switch_still_writes_its_entry_into_the_bucket(standby_prod):
@@ -554,16 +554,31 @@ def role_of(stack: Synthesized) -> str:
     return role
 
 
-def test_given_two_regions_then_the_bucket_admits_no_switch_of_another_account(first, standby_prod):
-    def entry_writers(stack: Synthesized) -> Any:
+def test_given_two_regions_then_each_bucket_admits_the_switches_to_their_own_entry_only(
+    first, second
+):
+    # A standby's Switch of another account writes its cell's entry into whichever
+    # region it publishes through: each bucket admits it, by its role's cell tag, to
+    # that one entry.
+    for stack, roles in (
+        (
+            first,
+            [
+                "arn:aws:iam::*:role/messenger-prod-*-directory-entry",
+                "arn:aws:iam::*:role/messenger-prod-*-failover",
+            ],
+        ),
+        (second, "arn:aws:iam::*:role/messenger-prod-*-failover"),
+    ):
         (statement,) = [
             s
             for policy in stack.resources("AWS::S3::BucketPolicy").values()
             for s in policy["Properties"]["PolicyDocument"]["Statement"]
             if s.get("Sid") == "CellEntryWriters"
         ]
-        return statement["Condition"]["ArnLike"]["aws:PrincipalArn"]
-
-    assert entry_writers(first) == "arn:aws:iam::*:role/messenger-prod-*-directory-entry"
-    # One region: the standbys' Switch functions write their cell's entry there.
-    assert "arn:aws:iam::*:role/messenger-prod-*-failover" in entry_writers(standby_prod.directory)
+        assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == roles
+        assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION}
+        assert sorted(statement["Action"]) == ["s3:GetObject", "s3:PutObject"]
+        assert flatten_cfn(statement["Resource"]).endswith(
+            "/cells/<aws:PrincipalTag/messenger-cell>.json"
+        )
