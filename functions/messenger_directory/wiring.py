@@ -27,11 +27,12 @@ CLIENT_CONFIG = Config(
 
 
 # A switch asking a directory function to publish (messenger_directory.failover): a merge
-# signs and writes in two regions, so it may take seconds; the attempts after the first
-# cover a throttle (the function runs one merge at a time, and the entry's own S3 event
-# may be running one).
+# signs and writes in two regions, so it may take seconds; the second attempt covers a
+# throttle (the function runs one merge at a time, and the entry's own S3 event may be
+# running one: that merge publishes the switch too). A region that hangs costs at most
+# the entry's write (CLIENT_CONFIG: 2 x 5 s) and 2 x 10 s here before the next is tried.
 PUBLISH_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
 )
 
 
