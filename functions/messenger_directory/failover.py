@@ -341,8 +341,6 @@ class EitherDirectoryRegion:
         self._lambda_for = lambda_for
         self._deadline_seconds = deadline_seconds
         self._entry: tuple[str, str, str, str] | None = None
-        # The function that published the switch (its ARN), once one has.
-        self.published_by: str | None = None
 
     def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool:
         """Kept for `publish`, which writes it into the region that then publishes it."""
@@ -386,7 +384,6 @@ class EitherDirectoryRegion:
                 )
                 failures.append(f"{place.region}: {error}")
                 continue
-            self.published_by = place.publisher
             logger.info(
                 "switch published",
                 extra={"region": place.region, "summary": json.loads(body or b"{}")},
