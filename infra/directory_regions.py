@@ -334,6 +334,19 @@ class DirectoryRegionStack(Stack):
         self.bucket.add_to_resource_policy(
             cloudfront_reads_directory(self.bucket, first.distribution_arn)
         )
+        # The cells of other accounts read the signed directory here (their shard map)
+        # when the first region's bucket cannot be read (messenger.dal.directory_map), as
+        # the first bucket lets them (infra/mesh.py).
+        if cells.organization and len(cells.accounts) > 1:
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="CellsReadSignedDirectory",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:GetObject"],
+                    resources=[self.bucket.arn_for_objects(DIRECTORY_KEY)],
+                    conditions={"StringEquals": {"aws:PrincipalOrgID": cells.organization}},
+                )
+            )
         # A switch writes its cell's entry here when the first region does not answer
         # (messenger_directory.failover): the standbys' Switch roles of other accounts
         # may put and read their own cell's entry, by their tag, as in the first bucket.

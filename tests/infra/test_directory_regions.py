@@ -582,3 +582,56 @@ def test_given_two_regions_then_each_bucket_admits_the_switches_to_their_own_ent
         assert flatten_cfn(statement["Resource"]).endswith(
             "/cells/<aws:PrincipalTag/messenger-cell>.json"
         )
+
+
+# --- the cells read their shard map from either region ------------------------------------
+
+
+@pytest.mark.parametrize("stack_name", ["Messenger-prod-c0", "Messenger-prod-c1", STANDBY_STACK])
+def test_given_two_regions_then_the_cells_may_read_the_signed_directory_in_either_bucket(
+    directory_two_regions, stack_name
+):
+    stack = directory_two_regions.stacks[stack_name]
+    functions = stack.resources("AWS::Lambda::Function").values()
+    # Every function of the cell (CELL_ID and the directory's bucket: the Mover, which asks
+    # the directory function for the map instead, has MOVER_CELL_ID; infra/mover.py).
+    variables_of = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions]
+    readers = [v for v in variables_of if "CELL_ID" in v and "MESH_BUCKET" in v]
+    assert readers
+    for variables in readers:
+        assert variables["MESH_BUCKET"] == FIRST_BUCKET
+        assert variables["MESH_FALLBACK_BUCKET"] == SECOND_BUCKET
+        assert variables["MESH_FALLBACK_REGION"] == DIRECTORY_SECOND_REGION
+    grants = [
+        statement
+        for policy in stack.resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "ReadSignedDirectory"
+    ]
+    assert grants
+    for statement in grants:
+        assert statement["Action"] == "s3:GetObject"
+        assert statement["Resource"] == [
+            f"arn:aws:s3:::{FIRST_BUCKET}/directory.json",
+            f"arn:aws:s3:::{SECOND_BUCKET}/directory.json",
+        ]
+
+
+def test_given_two_regions_then_the_second_bucket_lets_the_organization_read_the_directory(
+    second,
+):
+    (statement,) = [
+        s
+        for policy in second.resources("AWS::S3::BucketPolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "CellsReadSignedDirectory"
+    ]
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION}}
+    assert flatten_cfn(statement["Resource"]).endswith("/directory.json")
+
+
+def test_given_one_region_then_the_cells_have_no_fallback_bucket(standby_prod):
+    for function in standby_prod.cell("c1").resources("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert "MESH_FALLBACK_BUCKET" not in variables
