@@ -42,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Validations
+from aws_cdk import Annotations, App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cells import CellPlacement
@@ -61,6 +61,9 @@ BUNDLING_STACKS_CONTEXT = "aws:cdk:bundling-stacks"
 # elsewhere; the app then has no logging-role stack.
 LOGS_ROLE_CONTEXT = "apiGatewayLogsRole"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+# The id of the warning a cell stack with peers gets at synth without `-c directoryKey`
+# (`CellPlacement.missing_directory_key`); `cdk synth --strict` makes it an error.
+MISSING_DIRECTORY_KEY_WARNING = "messenger:missingDirectoryKey"
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -125,6 +128,9 @@ def _add_cells(app: App, config: DeploymentConfig, cells: CellsConfig) -> None:
         # A deployment without a directory keeps the one stack name it always had.
         name = config.cell_stack_name(cell.cell_id) if cells.has_directory else config.stack_name
         stack = _cell_stack(app, config, name, placement)
+        warning = placement.missing_directory_key
+        if warning is not None:
+            Annotations.of(stack).add_warning_v2(MISSING_DIRECTORY_KEY_WARNING, warning)
         if directory:
             stack.add_stack_dependency(
                 directory, "a cell writes its entry into the directory's bucket"

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import Cell, CellsConfig, Target
-from infra.directory import DirectoryLocation, directory_location
+from infra.config import DIRECTORY_KEY_CONTEXT, Cell, CellsConfig, Target
+from infra.directory import DirectoryLocation, directory_bucket_name, directory_location
 from infra.regions import PARTITION
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
 from messenger.contract import STANDBY_SUFFIX, Env, TableSpec, table_name
@@ -170,6 +170,43 @@ class CellPlacement:
         map from (messenger.dal.directory_map)."""
         return self.directory.object_arn(DIRECTORY_NAME)
 
+    @property
+    def missing_directory_key(self) -> str | None:
+        """What a cell with peers cannot do without `-c directoryKey` (the synth warning
+        the app gives its stack), None when it has the key or needs none. Not a refusal:
+        the key exists only once the directory's stack is deployed, after a first synth."""
+        if not self.has_peers or self.cells.directory_key:
+            return None
+        return (
+            f"no -c {DIRECTORY_KEY_CONTEXT}: the functions of {self.cell_id} get no "
+            f"{Env.DIRECTORY_PUBLIC_KEY.value}, so they cannot verify the signed directory "
+            "(docs/protocol.md §6) they take the shard map from: they will refuse every "
+            "request until a deploy gives it. Deploy the directory's stack first, then "
+            f"every cell with -c {DIRECTORY_KEY_CONTEXT}=<its output DirectoryPublicKey> "
+            '(docs/scale.md, "The directory\'s trust chain and its load")'
+        )
+
+    @property
+    def fallback_directory(self) -> DirectoryLocation | None:
+        """The directory's second region (`-c directorySecondRegion`), where the cell's
+        functions read the signed directory when the first region's bucket cannot be
+        read; None with one directory region."""
+        region = self.cells.directory_second_region
+        if region is None:
+            return None
+        first = self.directory
+        return DirectoryLocation(
+            bucket=directory_bucket_name(self.env, first.account, region),
+            account=first.account,
+            region=region,
+        )
+
+    @property
+    def shard_map_fallback_arn(self) -> str | None:
+        """The signed directory in the second region's bucket, None without one."""
+        fallback = self.fallback_directory
+        return None if fallback is None else fallback.object_arn(DIRECTORY_NAME)
+
     def environment(self) -> dict[str, str]:
         """Every function's cell variables (parsed by messenger.config.CellSettings): this
         cell and, with peers, where the signed directory and their Relay records are, and
@@ -183,6 +220,12 @@ class CellPlacement:
                 Env.MESH_BUCKET_REGION.value: location.region,
                 Env.MESH_BUCKET_OWNER.value: location.account,
             }
+            fallback = self.fallback_directory
+            if fallback is not None:
+                variables |= {
+                    Env.MESH_FALLBACK_BUCKET.value: fallback.bucket,
+                    Env.MESH_FALLBACK_REGION.value: fallback.region,
+                }
             # Unset until the directory's stack made the key: the functions then refuse
             # to serve, saying so (messenger.config.CellSettings).
             if self.cells.directory_key:

@@ -27,7 +27,7 @@ finds its user's home cell as every other client does. No cell deploys a web app
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,7 @@ from messenger_directory.handlers import (
     EntryProperty,
     SeedProperty,
 )
+from messenger_directory.sides import DirectoryRegion
 from messenger_directory.store import (
     CACHE_SECONDS,
     COPY_PREFIX,
@@ -112,10 +113,16 @@ def directory_location(env: str, cells: CellsConfig) -> DirectoryLocation:
     target = cells.directory_target
     assert target.account is not None
     return DirectoryLocation(
-        bucket=f"messenger-{env}-directory-{target.account}-{target.region}",
+        bucket=directory_bucket_name(env, target.account, target.region),
         account=target.account,
         region=target.region,
     )
+
+
+def directory_bucket_name(env: str, account: str, region: str) -> str:
+    """A directory region's bucket: deterministic (cells in other accounts must name it),
+    unique per environment, account and region."""
+    return f"messenger-{env}-directory-{account}-{region}"
 
 
 def directory_function_name(env: str) -> str:
@@ -127,6 +134,26 @@ def directory_function_arn(env: str, location: DirectoryLocation) -> str:
     return (
         f"arn:{PARTITION}:lambda:{location.region}:{location.account}:function:"
         f"{directory_function_name(env)}"
+    )
+
+
+def directory_regions(env: str, cells: CellsConfig) -> tuple[DirectoryRegion, ...]:
+    """A directory in two regions: each region's bucket and function, in the order a
+    switch tries them (the first region's first); () for a directory in one region."""
+    second = cells.directory_second_region
+    if second is None:
+        return ()
+    first = directory_location(env, cells)
+    return tuple(
+        DirectoryRegion(
+            bucket=location.bucket,
+            region=location.region,
+            publisher=directory_function_arn(env, location),
+        )
+        for location in (
+            first,
+            replace(first, bucket=directory_bucket_name(env, first.account, second), region=second),
+        )
     )
 
 
@@ -286,6 +313,17 @@ def publisher_function(
         reserved_concurrent_executions=1,
         environment=publisher_environment(bucket_name, key_arn),
     )
+    # Each cell's Mover publishes a move's map through it (infra/mover.py), and with two
+    # directory regions each cell's Switch its switches (infra/failover_automation.py):
+    # the cells of other accounts are admitted here by their organization (one
+    # permission, whatever the number of cells), their roles by their own policies.
+    if any(cell.account != account for cell in cells.cells):
+        assert cells.organization is not None
+        function.add_permission(
+            "InvokeByMoversOfTheOrganization",
+            principal=iam.OrganizationPrincipal(cells.organization),
+            action="lambda:InvokeFunction",
+        )
     role = function.role
     assert role is not None
     acknowledge(
@@ -308,6 +346,36 @@ def publisher_function(
             "is UpdateStage on this environment's stage of each cell region's APIs",
         )
     return function
+
+
+def own_entry_arn(bucket: s3.IBucket) -> str:
+    """`cells/<the caller's cell tag>.json`: a cell's role's own entry, whatever the cell."""
+    return bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+
+
+def admit_roles(
+    bucket: s3.IBucket,
+    organization: str,
+    sid: str,
+    actions: list[str],
+    resource: str,
+    role_names: list[str],
+) -> None:
+    """One statement of `bucket`'s policy: roles named by `role_names`' patterns in any
+    account of the organization may do `actions` on `resource`."""
+    patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.AnyPrincipal()],
+            actions=actions,
+            resources=[resource],
+            conditions={
+                "StringEquals": {"aws:PrincipalOrgID": organization},
+                "ArnLike": {"aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns},
+            },
+        )
+    )
 
 
 def private_bucket(
@@ -499,7 +567,7 @@ class DirectoryStack(Stack):
             return
         organization = self.cells.organization
         assert organization is not None, "cells in several accounts name their organization"
-        own_entry = self.bucket.arn_for_objects(entry_key(f"${{aws:PrincipalTag/{CELL_TAG}}}"))
+        own_entry = own_entry_arn(self.bucket)
         env = self.config.env
         writers = [entry_writer_role_name(env, "*")]
         if self.config.auto_failover:
@@ -514,23 +582,8 @@ class DirectoryStack(Stack):
     def _admit_roles(
         self, sid: str, actions: list[str], resource: str, role_names: list[str]
     ) -> None:
-        """One statement: roles named by `role_names`' patterns in any account of the
-        organization may do `actions` on `resource`."""
-        patterns = [f"arn:{PARTITION}:iam::*:role/{name}" for name in role_names]
-        self.bucket.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid=sid,
-                principals=[iam.AnyPrincipal()],
-                actions=actions,
-                resources=[resource],
-                conditions={
-                    "StringEquals": {"aws:PrincipalOrgID": self.cells.organization},
-                    "ArnLike": {
-                        "aws:PrincipalArn": patterns[0] if len(patterns) == 1 else patterns
-                    },
-                },
-            )
-        )
+        assert self.cells.organization is not None
+        admit_roles(self.bucket, self.cells.organization, sid, actions, resource, role_names)
 
     def _seed_map(self) -> CustomResource:
         """The deployment's first shard map, one object in the bucket (store.SEED_MAP_KEY)
@@ -573,16 +626,6 @@ class DirectoryStack(Stack):
             account=self.location.account,
             key_arn=self.key.key.key_arn,
         )
-        # Each cell's Mover publishes a move's map through it (infra/mover.py): the cells
-        # of other accounts are admitted here by their organization (one permission, whatever
-        # the number of cells), their Mover roles by their own policies.
-        if any(cell.account != self.location.account for cell in self.cells.cells):
-            assert self.cells.organization is not None
-            function.add_permission(
-                "InvokeByMoversOfTheOrganization",
-                principal=iam.OrganizationPrincipal(self.cells.organization),
-                action="lambda:InvokeFunction",
-            )
         events.Rule(
             self,
             "EntryWritten",

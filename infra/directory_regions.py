@@ -1,13 +1,17 @@
 """The directory in two regions (issue 21, docs/availability.md "The directory in two
 regions"): `-c directorySecondRegion=R2 -c directoryWitness=W`.
 
+    a cell's Switch: its entry into bucket R1 and Invoke publisher R1, else the same in R2
+    (messenger_directory.failover); each publisher takes its bucket's entries into the table
+
     Messenger-<env>-Directory (R1)                    Messenger-<env>-Directory-R2 (R2)
     bucket R1  ◀── publisher R1 ──▶ bucket R2  ◀── publisher R2 ──▶ bucket R1
          ▲          │   reconcile R1 (schedule)          │   reconcile R2 (schedule)
          │          ▼                                    ▼
          │      versions table (DynamoDB global table, MRSC): replica R1, replica R2,
          │      witness W; a version number names one document whichever region
-         │      publishes it (messenger_directory.versions)
+         │      publishes it (messenger_directory.versions); the cells' entries, which
+         │      both publishers merge from (messenger_directory.entries)
     CloudFront: directory.json and directory/N.json from an origin group (bucket R1,
     failover to bucket R2 on 5xx, 403, 404), both read through the one OAC
 
@@ -41,7 +45,11 @@ from infra.directory import (
     NONCURRENT_VERSION_DAYS,
     DirectoryOrigin,
     DirectoryStack,
+    admit_roles,
     cloudfront_reads_directory,
+    directory_bucket_name,
+    failover_role_name,
+    own_entry_arn,
     private_bucket,
     publisher_environment,
     publisher_function,
@@ -51,7 +59,7 @@ from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
 from messenger_directory.handlers import RECONCILE_HANDLER, DirectoryEnv
-from messenger_directory.store import COPY_PREFIX, DIRECTORY_KEY
+from messenger_directory.store import COPY_PREFIX, DIRECTORY_KEY, entry_key
 from messenger_directory.versions import KEY_ATTRIBUTE
 
 # How often each region's reconcile runs: a mirror write its publisher could not make
@@ -83,7 +91,7 @@ def versions_table_name(env: str) -> str:
 
 def second_bucket_name(env: str, account: str, region: str) -> str:
     """The second region's bucket: the first's pattern, with its region."""
-    return f"messenger-{env}-directory-{account}-{region}"
+    return directory_bucket_name(env, account, region)
 
 
 def versions_table(
@@ -119,12 +127,15 @@ def replicate_publisher(
     env: str,
     account: str,
     region: str,
+    bucket: s3.IBucket,
     mirror_bucket: str,
     mirror_region: str,
 ) -> dict[str, str]:
-    """Make a region's directory function publish in two regions: its number reserved in
-    its region's replica of the versions table, each version mirrored into the other
-    region's bucket (messenger_directory.replicas); the variables it added."""
+    """Make a region's directory function publish in two regions: the cells' entries and
+    its number in its region's replica of the versions table, each version mirrored into
+    the other region's bucket (messenger_directory.replicas, .entries); the variables it
+    added. Its own bucket's entries it may write back (`entries.TableEntries.take_in`:
+    a deploy wrote one there that a switch overrides)."""
     added = {
         DirectoryEnv.VERSIONS_TABLE.value: versions_table_name(env),
         DirectoryEnv.MIRROR_BUCKET.value: mirror_bucket,
@@ -136,6 +147,10 @@ def replicate_publisher(
     assert role is not None
     for statement in mirror_statements(env, account, region, mirror_bucket):
         role.add_to_principal_policy(statement)
+    entries = bucket.arn_for_objects(entry_key("*"))
+    role.add_to_principal_policy(
+        iam.PolicyStatement(sid="WriteBackEntries", actions=["s3:PutObject"], resources=[entries])
+    )
     acknowledge(
         role,
         f"AwsSolutions-IAM5[Resource::{flattened(function, _mirror_arn(mirror_bucket))}/"
@@ -153,7 +168,8 @@ def _mirror_arn(bucket: str) -> str:
 def mirror_statements(
     env: str, account: str, region: str, mirror_bucket: str
 ) -> list[iam.PolicyStatement]:
-    """The versions table's replica in `region`, and the other bucket's directory."""
+    """The versions table's replica in `region` (numbers and the cells' entries: only
+    the directory functions write them), and the other bucket's directory."""
     mirror = _mirror_arn(mirror_bucket)
     documents = [f"{mirror}/{DIRECTORY_KEY}", f"{mirror}/{COPY_PREFIX}*"]
     return [
@@ -239,6 +255,7 @@ class SecondRegion:
             env=config.env,
             account=account,
             region=stack.location.region,
+            bucket=stack.bucket,
             mirror_bucket=self.bucket_name,
             mirror_region=region,
         )
@@ -317,6 +334,32 @@ class DirectoryRegionStack(Stack):
         self.bucket.add_to_resource_policy(
             cloudfront_reads_directory(self.bucket, first.distribution_arn)
         )
+        # The cells of other accounts read the signed directory here (their shard map)
+        # when the first region's bucket cannot be read (messenger.dal.directory_map), as
+        # the first bucket lets them (infra/mesh.py).
+        if cells.organization and len(cells.accounts) > 1:
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="CellsReadSignedDirectory",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:GetObject"],
+                    resources=[self.bucket.arn_for_objects(DIRECTORY_KEY)],
+                    conditions={"StringEquals": {"aws:PrincipalOrgID": cells.organization}},
+                )
+            )
+        # A switch writes its cell's entry here when the first region does not answer
+        # (messenger_directory.failover): the standbys' Switch roles of other accounts
+        # may put and read their own cell's entry, by their tag, as in the first bucket.
+        if config.auto_failover and any(cell.account != account for cell in cells.cells):
+            assert cells.organization is not None
+            admit_roles(
+                self.bucket,
+                cells.organization,
+                "CellEntryWriters",
+                ["s3:PutObject", "s3:GetObject"],
+                own_entry_arn(self.bucket),
+                [failover_role_name(config.env, "*")],
+            )
         # The directory key's replica: the same key material (one public key for
         # clients), so this region signs without calling the first region's KMS.
         self.key = kms.CfnReplicaKey(
@@ -352,6 +395,7 @@ class DirectoryRegionStack(Stack):
             env=config.env,
             account=account,
             region=region,
+            bucket=self.bucket,
             mirror_bucket=first.bucket_name,
             mirror_region=cells.directory_target.region,
         )

@@ -15,7 +15,9 @@ the arm item in the standby's Users table (`messenger_directory.failover.arm`).
 
 Credentials: the profile's (`--profile`) for the cell's account; `--directory-profile`
 when the directory's bucket is in another account (the bucket admits only the cell's own
-entry-writing roles from there).
+entry-writing roles from there). With the directory in two regions the switch writes the
+entry into a directory region's bucket and invokes its function (the first region's,
+else the second's), with the directory profile's credentials.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from infra.config import (
     config_from_context,
     names_cells,
 )
-from infra.directory import directory_location
+from infra.directory import directory_location, directory_regions
 from messenger_directory.failover import (
     CLIENT_CONFIG,
     PRIMARY,
@@ -49,6 +51,7 @@ from messenger_directory.failover import (
     arm,
     switch,
 )
+from messenger_directory.wiring import PUBLISH_CONFIG
 
 # (stack name, region) -> that stack's outputs
 OutputsOf = Callable[[str, str], Mapping[str, str]]
@@ -85,7 +88,11 @@ def cell_sides(
         cell_id=cell_id,
         sides={to: Side(region, outputs["UsersTableName"], outputs["WebSocketUrl"])},
         directory=DirectoryBucket(
-            directory["DirectoryBucketName"], location.region, location.account
+            directory["DirectoryBucketName"],
+            location.region,
+            location.account,
+            # Two directory regions: the switch tries them in this order.
+            regions=directory_regions(config.env, cells),
         ),
     )
 
@@ -125,6 +132,12 @@ def run_switch(
         to,
         dynamodb_for=dynamodb_of(session),
         s3=directory_session.client("s3", region_name=sides.directory.region, config=CLIENT_CONFIG),
+        s3_for=lambda region: directory_session.client(
+            "s3", region_name=region, config=CLIENT_CONFIG
+        ),
+        lambda_for=lambda region: directory_session.client(
+            "lambda", region_name=region, config=PUBLISH_CONFIG
+        ),
     )
 
 

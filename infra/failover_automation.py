@@ -16,10 +16,13 @@ Synthesized in the standby's stack only with `-c autoFailover=true`:
 
 A false alarm needs both vantages to fail real handshakes for 3 minutes (the primary
 region's silence counts as failing: a lost region cannot publish; the standby's does not).
-The switch writes the directory, so a cell whose primary shares the directory's region (the
-first cell's) cannot fail over when that region is lost (docs/infra.md). Probe (each side)
-and Switch have Errors and Throttles alarms on the stack's alarm topic, which also hears
-the composite alarm.
+The switch writes the directory: with one directory region it writes the cell's entry into
+the bucket, so a cell whose primary shares the directory's region (the first cell's) could
+not fail over when that region is lost (refused at synth, docs/infra.md); with two
+(`-c directorySecondRegion`) it writes the entry into the first region's bucket and
+invokes its directory function, else the second region's, so either directory region may
+be lost. Probe (each side) and Switch have Errors and Throttles alarms on the stack's
+alarm topic, which also hears the composite alarm.
 Failing back is an operator's decision (`python -m infra.failover`).
 """
 
@@ -38,8 +41,9 @@ from constructs import Construct
 from infra import bundling
 from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
-from infra.directory import _directory_function, failover_role_name
+from infra.directory import _directory_function, directory_regions, failover_role_name
 from infra.monitoring import function_alarms
+from infra.regions import PARTITION
 from infra.user_probe import PROBE_MINUTES, UserProbe
 from messenger_directory.failover import FAILOVER_HANDLER, PRIMARY, STANDBY, FailoverEnv
 from messenger_directory.store import entry_key
@@ -96,6 +100,30 @@ class FailoverAutomation(Construct):
         self.alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
         self.alarm.add_ok_action(cw_actions.SnsAction(alarm_topic))
         location = placement.directory
+        # With two directory regions the switch tries them in order (the first's, then
+        # the second's): the cell's entry into that region's bucket, then an invoke of
+        # its function, which takes the entry into the table both regions read and
+        # publishes (messenger_directory.entries). With one, the bucket's event runs it.
+        regions = directory_regions(config.env, placement.cells)
+        buckets = [r.bucket for r in regions] or [location.bucket]
+        statements = [
+            iam.PolicyStatement(
+                sid="WriteOwnEntry",
+                actions=["s3:PutObject"],
+                resources=[
+                    f"arn:{PARTITION}:s3:::{bucket}/{entry_key(cell.cell_id)}" for bucket in buckets
+                ],
+                conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
+            )
+        ]
+        if regions:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="AskTheDirectoryToPublish",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[r.publisher for r in regions],
+                )
+            )
         self.function = _directory_function(
             self,
             "Switch",
@@ -113,12 +141,7 @@ class FailoverAutomation(Construct):
                     actions=["dynamodb:UpdateItem", "dynamodb:GetItem"],
                     resources=[users_table.table_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="WriteOwnEntry",
-                    actions=["s3:PutObject"],
-                    resources=[location.object_arn(entry_key(cell.cell_id))],
-                    conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
-                ),
+                *statements,
             ],
             memory_size=128,
             # One switch at a time.
@@ -130,6 +153,16 @@ class FailoverAutomation(Construct):
                 FailoverEnv.DIRECTORY_BUCKET.value: location.bucket,
                 FailoverEnv.DIRECTORY_REGION.value: location.region,
                 FailoverEnv.DIRECTORY_OWNER.value: location.account,
+                **(
+                    {
+                        FailoverEnv.DIRECTORY_PUBLISHERS.value: ",".join(
+                            r.publisher for r in regions
+                        ),
+                        FailoverEnv.DIRECTORY_BUCKETS.value: ",".join(r.bucket for r in regions),
+                    }
+                    if regions
+                    else {}
+                ),
                 # Each firing, and each refusal to fire (disarmed), is told the operators.
                 FailoverEnv.ALARM_TOPIC.value: alarm_topic.topic_arn,
             },

@@ -66,6 +66,7 @@ class Functions:
             relay_pattern=cell.relay_pattern if cell.has_peers else None,
             relay_records=cell.relay_records_arn if cell.has_peers else None,
             shard_map=cell.shard_map_arn if cell.has_peers else None,
+            shard_map_fallback=cell.shard_map_fallback_arn if cell.has_peers else None,
             presence_function_arn=stack.format_arn(
                 service="lambda",
                 resource="function",

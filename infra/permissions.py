@@ -64,8 +64,9 @@ class Targets:
     relay_pattern: str | None = None
     relay_records: str | None = None
     # The signed directory (directory.json) in the same bucket: the shard map; None for one
-    # cell.
+    # cell. With the directory in two regions, the second region's copy too.
     shard_map: str | None = None
+    shard_map_fallback: str | None = None
 
 
 def index_arns(spec: TableSpec, table: dynamodb.ITableV2) -> list[str]:
@@ -169,7 +170,10 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
             iam.PolicyStatement(
                 sid="ReadSignedDirectory",
                 actions=["s3:GetObject"],
-                resources=[targets.shard_map],
+                resources=[
+                    targets.shard_map,
+                    *([targets.shard_map_fallback] if targets.shard_map_fallback else []),
+                ],
             )
         ]
     raise ValueError(f"no IAM mapping for {access!r}")

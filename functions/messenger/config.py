@@ -50,6 +50,10 @@ class MeshBucket:
     name: str = ""
     region: str = ""
     owner: str = ""
+    # The directory in two regions: the second region's bucket (same owner), where the
+    # signed directory is read when this one cannot be. Empty: none.
+    fallback_name: str = ""
+    fallback_region: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,13 @@ def _cell(environ: Mapping[str, str]) -> CellSettings:
         name=environ.get(Env.MESH_BUCKET.value, "").strip(),
         region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
         owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
+        fallback_name=environ.get(Env.MESH_FALLBACK_BUCKET.value, "").strip(),
+        fallback_region=environ.get(Env.MESH_FALLBACK_REGION.value, "").strip(),
     )
+    if bool(mesh.fallback_name) != bool(mesh.fallback_region):
+        raise ValueError(
+            f"{Env.MESH_FALLBACK_BUCKET.value} and {Env.MESH_FALLBACK_REGION.value} go together"
+        )
     if not mesh.name:
         return CellSettings.single(cell_id)
     directory_key = environ.get(Env.DIRECTORY_PUBLIC_KEY.value, "").strip()

@@ -136,6 +136,10 @@ class Env(StrEnum):
     MESH_BUCKET = "MESH_BUCKET"
     MESH_BUCKET_REGION = "MESH_BUCKET_REGION"
     MESH_BUCKET_OWNER = "MESH_BUCKET_OWNER"
+    # The directory in two regions (docs/availability.md): the second region's bucket
+    # (same owner), where the signed directory is read when the first cannot be.
+    MESH_FALLBACK_BUCKET = "MESH_FALLBACK_BUCKET"
+    MESH_FALLBACK_REGION = "MESH_FALLBACK_REGION"
 
 
 class MoverEnv(StrEnum):

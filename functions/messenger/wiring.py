@@ -183,6 +183,12 @@ class Services:
                 cell.mesh.owner,
                 cell.directory_key,
                 self.clock,
+                fallback=(
+                    (lambda: self.s3_client_factory(cell.mesh.fallback_region)),
+                    cell.mesh.fallback_name,
+                )
+                if cell.mesh.fallback_name
+                else None,
             )
             if cell.reads_directory
             else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
-from messenger_directory.sides import STANDBY, CellSides, DirectoryBucket, Side
+from messenger_directory.sides import STANDBY, CellSides, DirectoryBucket, DirectoryRegion, Side
 from messenger_protocol.cells import is_cell_id
 
 # Set by Lambda itself: the region the function runs in.
@@ -48,6 +48,10 @@ class FailoverEnv(StrEnum):
     DIRECTORY_BUCKET = "FAILOVER_DIRECTORY_BUCKET"
     DIRECTORY_REGION = "FAILOVER_DIRECTORY_REGION"
     DIRECTORY_OWNER = "FAILOVER_DIRECTORY_OWNER"
+    # A directory in two regions: its functions' ARNs and its buckets, comma-separated,
+    # in the order a switch tries them (the first region's first). Unset: one region.
+    DIRECTORY_PUBLISHERS = "FAILOVER_DIRECTORY_PUBLISHERS"
+    DIRECTORY_BUCKETS = "FAILOVER_DIRECTORY_BUCKETS"
     # Optional: the SNS topic told of every automated switch, and of every alarm the
     # disarmed switch let pass.
     ALARM_TOPIC = "FAILOVER_ALARM_TOPIC"
@@ -152,7 +156,36 @@ def failover_cell_from(environ: Mapping[str, str]) -> CellSides:
             name=_required(environ, FailoverEnv.DIRECTORY_BUCKET),
             region=_required(environ, FailoverEnv.DIRECTORY_REGION),
             owner=_required(environ, FailoverEnv.DIRECTORY_OWNER),
+            regions=_directory_regions(environ),
         ),
+    )
+
+
+def _listed(environ: Mapping[str, str], name: str) -> list[str]:
+    return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
+
+
+def _directory_regions(environ: Mapping[str, str]) -> tuple[DirectoryRegion, ...]:
+    """A directory in two regions: each region's bucket and function, in order (the
+    function's ARN names the region); ValueError for anything else."""
+    arns = _listed(environ, FailoverEnv.DIRECTORY_PUBLISHERS)
+    buckets = _listed(environ, FailoverEnv.DIRECTORY_BUCKETS)
+    if len(arns) != len(buckets):
+        raise ValueError(
+            f"{FailoverEnv.DIRECTORY_PUBLISHERS.value} and "
+            f"{FailoverEnv.DIRECTORY_BUCKETS.value} name one function and one bucket per "
+            "directory region, in the same order"
+        )
+    for arn in arns:
+        parts = arn.split(":")
+        if len(parts) != 7 or parts[0] != "arn" or parts[2] != "lambda" or parts[5] != "function":
+            raise ValueError(
+                f"{FailoverEnv.DIRECTORY_PUBLISHERS.value} must be Lambda function ARNs, "
+                f"comma-separated, not {arn!r}"
+            )
+    return tuple(
+        DirectoryRegion(bucket, arn.split(":")[3], arn)
+        for bucket, arn in zip(buckets, arns, strict=True)
     )
 
 

@@ -27,6 +27,12 @@ function below, in the standby region), and the local stack's emulated region lo
    run by EventBridge after the entry write; the local stack merges at once. Clients sent
    away by the old side find the new one.
 
+With the directory in two regions, steps 3 and 4 go to one directory region
+(`EitherDirectoryRegion`): the first, else the second, within a deadline: the entry into
+that region's bucket, then its function, invoked, takes it into the table both regions
+read (messenger_directory.entries) and publishes; a switch goes through while either
+directory region is lost.
+
 Idempotent: the bump is conditional on the target not being the active side already (a
 second run keeps the generation and the `activeFrom` of the first), the fence on the old
 side's generation being older, and an entry written again with the same URL publishes
@@ -43,6 +49,7 @@ layout and the epoch's name have one home there): its asset ships both (infra/bu
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,10 +71,11 @@ from messenger_directory.sides import (
     STANDBY,
     CellSides,
     DirectoryBucket,
+    DirectoryRegion,
     Side,
 )
-from messenger_directory.store import write_entry
-from messenger_directory.wiring import CLIENT_CONFIG, failover_clients
+from messenger_directory.store import parse_entry, write_entry
+from messenger_directory.wiring import CLIENT_CONFIG, failover_clients, publisher_clients
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -84,6 +92,8 @@ __all__ = [
     "SWITCH_STEPS",
     "CellSides",
     "DirectoryBucket",
+    "DirectoryRegion",
+    "DirectoryUnreachable",
     "FailoverEnv",
     "Side",
     "Switched",
@@ -297,6 +307,93 @@ class BucketEntries:
         )
 
 
+class DirectoryUnreachable(RuntimeError):
+    """No directory function of either region published the switch within the deadline:
+    the switch fails (the automated one stays armed and Lambda runs it again; every step
+    before is idempotent)."""
+
+
+# How long a switch tries the directory's regions, all together: the Switch function has
+# 60 s, and the generation's bump and the fence come first.
+PUBLISH_DEADLINE_SECONDS = 40
+# The `source` of a switch's invoke of a directory function (it merges, as on any event).
+SWITCH_SOURCE = "messenger.switch"
+
+
+class EitherDirectoryRegion:
+    """A directory in two regions: the switch writes the cell's entry into a region's
+    bucket (as in one region: each bucket admits a cell's roles to its own entry only)
+    and asks that region's function to merge, which takes the entry into the table both
+    regions read (messenger_directory.entries) and publishes the next version, numbered
+    in that table (a version names one document, docs/protocol.md §6). The first region,
+    then the second: a region whose bucket or function fails, throttles or cannot be
+    reached is passed over for the next, within PUBLISH_DEADLINE_SECONDS."""
+
+    def __init__(
+        self,
+        directory: DirectoryBucket,
+        s3_for: Callable[[str], S3Client],
+        lambda_for: Callable[[str], Any],
+        deadline_seconds: float = PUBLISH_DEADLINE_SECONDS,
+    ) -> None:
+        self._directory = directory
+        self._s3_for = s3_for
+        self._lambda_for = lambda_for
+        self._deadline_seconds = deadline_seconds
+        self._entry: tuple[str, str, str, str] | None = None
+
+    def write(self, cell_id: str, url: str, epoch: str, to: str | None = None) -> bool:
+        """Kept for `publish`, which writes it into the region that then publishes it."""
+        if to is None:
+            raise ValueError("a switch names the side it switched to")
+        parse_entry(cell_id, {"url": url, "epoch": epoch})  # refused here, not per region
+        self._entry = (cell_id, url, epoch, to)
+        return True
+
+    def publish(self) -> None:
+        assert self._entry is not None, "the entry is written before it is published"
+        cell_id, url, epoch, to = self._entry
+        payload = json.dumps({"source": SWITCH_SOURCE, "cell": cell_id}).encode()
+        deadline = time.monotonic() + self._deadline_seconds
+        failures = []
+        for place in self._directory.regions:
+            if time.monotonic() >= deadline:
+                failures.append(f"{place.region}: not tried, past {self._deadline_seconds} s")
+                continue
+            try:
+                write_entry(
+                    self._s3_for(place.region),
+                    place.bucket,
+                    cell_id,
+                    url,
+                    owner=self._directory.owner,
+                    epoch=epoch,
+                    switched_to=to,
+                )
+                answer = self._lambda_for(place.region).invoke(
+                    FunctionName=place.publisher, Payload=payload
+                )
+                body = answer["Payload"].read()
+                if answer.get("FunctionError"):
+                    raise RuntimeError(f"{answer['FunctionError']}: {body[:500]!r}")
+            except Exception as error:  # its region may be gone: try the next
+                logger.warning(
+                    "directory region did not publish the switch",
+                    extra={"region": place.region, "function": place.publisher},
+                    exc_info=True,
+                )
+                failures.append(f"{place.region}: {error}")
+                continue
+            logger.info(
+                "switch published",
+                extra={"region": place.region, "summary": json.loads(body or b"{}")},
+            )
+            return
+        raise DirectoryUnreachable(
+            "no directory region published the switch: " + "; ".join(failures)
+        )
+
+
 class PublishedByTheDirectoryFunction:
     """On AWS, publishing is the directory function's: EventBridge runs it after every
     entry write, one at a time (reserved concurrency 1), so that versions never race. A
@@ -311,20 +408,33 @@ def switch(
     to: str,
     *,
     dynamodb_for: Callable[[str], DynamoDBClient],
-    s3: S3Client,
+    s3: S3Client | None = None,
+    s3_for: Callable[[str], S3Client] | None = None,
+    lambda_for: Callable[[str], Any] | None = None,
     now_ms: int | None = None,
 ) -> Switched:
     """Make `to` ("primary" or "standby") the cell's active side, on AWS.
 
     `dynamodb_for(region)` gives a DynamoDB client of that region (only the target's is
-    asked for: the other may be gone); `s3` writes into the directory's bucket.
+    asked for: the other may be gone). One directory region: `s3` writes into the
+    directory's bucket. Two (`cell.directory.regions`): `s3_for(region)` and
+    `lambda_for(region)` give an S3 and a Lambda client of a directory region, for its
+    bucket and its function (`EitherDirectoryRegion`).
     """
     target = cell.side(to)
     old = next((side for name, side in cell.sides.items() if name != to), None)
+    entries: DirectoryEntries
+    publisher: DirectoryPublisher
+    if cell.directory.regions:
+        assert s3_for and lambda_for, "a directory in two regions: its buckets and functions"
+        entries = publisher = EitherDirectoryRegion(cell.directory, s3_for, lambda_for)
+    else:
+        assert s3 is not None, "a directory in one region is written into its bucket"
+        entries, publisher = BucketEntries(s3, cell.directory), PublishedByTheDirectoryFunction()
     ports = SwitchPorts(
         generations=CellGeneration(dynamodb_for(target.region), target.users_table),
-        entries=BucketEntries(s3, cell.directory),
-        publisher=PublishedByTheDirectoryFunction(),
+        entries=entries,
+        publisher=publisher,
         demoted=None if old is None else CellState(dynamodb_for(old.region), old.users_table),
     )
     return run_switch(cell.cell_id, to, target, ports, now_ms)
@@ -357,7 +467,12 @@ def failover(event: dict[str, Any], context: Any) -> dict[str, Any]:
         extra={"cell": cell.cell_id, "alarm": event.get("detail")},
     )
     switched = switch(
-        cell, STANDBY, dynamodb_for=clients.dynamodb, s3=clients.s3(cell.directory.region)
+        cell,
+        STANDBY,
+        dynamodb_for=clients.dynamodb,
+        s3=clients.s3(cell.directory.region),
+        s3_for=clients.s3,
+        lambda_for=publisher_clients().lambda_,
     )
     # Disarmed once it stands (reserved concurrency 1: no other run in between); a switch
     # that failed is retried by Lambda, still armed.

@@ -3,7 +3,10 @@
 - `publish` (the directory function, in the directory's stack): runs after a cell's
   entry was written (S3 through EventBridge), merges the entries into directory.json and
   sets the version on the cells' stages, where API Gateway answers `ping` (`stages`).
-  Reserved concurrency 1, so that two merges never race over the version. A shard
+  Reserved concurrency 1, so that two merges never race over the version. In a
+  directory of two regions a switch invokes it too, once it wrote the cell's entry into
+  this region's bucket: the merge takes it into the table both regions read
+  (`entries`) and publishes. A shard
   move's Mover invokes the same function (`messenger_protocol.cells.MOVE_REQUEST`): to
   read the published map, and to publish a new one (`store.publish_map`), in that same
   one-at-a-time line.
@@ -29,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from messenger_directory.config import DirectoryEnv, PublishSettings, publish_settings
+from messenger_directory.entries import TableEntries
 from messenger_directory.observability import logger
 from messenger_directory.replicas import DirectoryBucketAt, Replication, reconcile
 from messenger_directory.signer import KmsDirectorySigner
@@ -106,6 +110,7 @@ def _replication(settings: PublishSettings) -> Replication | None:
     return Replication(
         VersionLedger(clients.dynamodb(), settings.versions_table),
         mirrors=[DirectoryBucketAt(clients.s3(settings.mirror_region), settings.mirror_bucket)],
+        entries=TableEntries(clients.dynamodb(), settings.versions_table),
     )
 
 
@@ -159,21 +164,40 @@ def reconcile_buckets(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """On a schedule, in each directory region: copy into either bucket the versions it
     missed (its region was down, or a mirror write failed), then merge, so that an entry
     written while the directory function could not run is published. An error fails the
-    invocation (the stack's reconcile alarm)."""
+    invocation (the stack's reconcile alarm); an unreachable bucket fails it after the
+    merge, which runs regardless."""
     settings = publish_settings()
     replication = _replication(settings)
     if replication is None:
         raise ValueError(f"{RECONCILE_HANDLER} runs only in a directory of two regions")
     own = DirectoryBucketAt(directory_clients().s3(), settings.bucket)
-    report = reconcile([own, *replication.mirrors], replication.ledger)
-    summary = report.summary()
-    # One figure per run: how many objects the buckets differed by (the divergence alarm).
-    logger.info(
-        "directory buckets reconciled",
-        extra={**summary, DIVERGENCE_METRIC: len(report.repaired)},
-    )
+    summary: dict[str, Any] = {}
+    unreconciled: Exception | None = None
+    try:
+        report = reconcile([own, *replication.mirrors], replication.ledger)
+    except Exception as error:  # the other region may be lost: merge all the same
+        logger.exception("directory buckets not reconciled; merging from the shared entries")
+        unreconciled = error
+    else:
+        summary = report.summary()
+        # One figure per run: how many objects the buckets differed by (the divergence
+        # alarm).
+        logger.info(
+            "directory buckets reconciled",
+            extra={**summary, DIVERGENCE_METRIC: len(report.repaired)},
+        )
+    # The entries are in the table both regions read: this region publishes whatever a
+    # switch wrote there, whether or not the other region's bucket answers.
     summary["merged"] = publish(event, context)
+    if unreconciled is not None:
+        # The merge stands; the failure is the reconcile alarm's news (a bucket unreachable).
+        raise BucketsNotReconciled(f"merged {summary['merged']}, but: {unreconciled}")
     return summary
+
+
+class BucketsNotReconciled(RuntimeError):
+    """A reconcile could not compare the buckets (the other region's unreachable); its
+    merge ran all the same."""
 
 
 @dataclass(frozen=True)

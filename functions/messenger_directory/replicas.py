@@ -1,9 +1,10 @@
 """The directory in two buckets, one per directory region (docs/availability.md, "The
 directory in two regions"), behind one CloudFront origin group.
 
-Each region's directory function publishes into BOTH buckets: its own first (what its
-merge reads), then the other (`mirror`). Numbers come from the versions table
-(`versions.VersionLedger`), so either region may publish and a number still names one
+Each region's directory function merges the cells' entries from the versions table both
+regions share (messenger_directory.entries), and publishes into BOTH buckets: its own
+first (what its merge reads), then the other (`mirror`). Numbers come from the versions
+table (`versions.VersionLedger`), so either region may publish and a number still names one
 document. A write to the other bucket that fails (its region is down) is left to
 `reconcile`, which the schedule runs in each region: every numbered copy of the last
 `RECONCILE_WINDOW` versions present in one bucket is copied into the other, and each
@@ -30,6 +31,8 @@ from messenger_directory.versions import VersionLedger
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from messenger_directory.entries import TableEntries
+
 # How many of the newest versions a reconcile compares, bucket against bucket.
 RECONCILE_WINDOW = 20
 
@@ -44,10 +47,13 @@ class DirectoryBucketAt:
 
 @dataclass(frozen=True)
 class Replication:
-    """Where a two-region directory function takes numbers from, and what it mirrors to."""
+    """Where a two-region directory function takes numbers from, and what it mirrors to;
+    `entries`: where it reads the cells' entries (messenger_directory.entries), None: from
+    its own bucket."""
 
     ledger: VersionLedger
     mirrors: Sequence[DirectoryBucketAt] = ()
+    entries: TableEntries | None = None
 
     def publish(self, s3: S3Client, bucket: str, version: int, body: bytes) -> list[str]:
         """Version N into this region's bucket (an error here fails the merge), then into

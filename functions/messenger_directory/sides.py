@@ -29,12 +29,27 @@ class Side:
 
 
 @dataclass(frozen=True)
+class DirectoryRegion:
+    """One region of a directory in two: its bucket, and its function a switch asks to
+    publish (its ARN)."""
+
+    bucket: str
+    region: str
+    publisher: str
+
+
+@dataclass(frozen=True)
 class DirectoryBucket:
-    """The directory's bucket (infra/directory.py: output DirectoryBucketName)."""
+    """The directory's bucket (infra/directory.py: output DirectoryBucketName), and, for a
+    directory in two regions, its regions in the order a switch tries them (the first
+    region's, then the second's)."""
 
     name: str
     region: str
-    owner: str  # the account it must belong to
+    owner: str  # the account it must belong to (every directory region's)
+    # Empty: one directory region, where a switch writes the bucket's entry and S3's
+    # event runs the function (messenger_directory.failover).
+    regions: tuple[DirectoryRegion, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -265,8 +265,9 @@ def merge(
     first publish into an empty bucket (a publisher that starts again empty, as
     `messenger local` does, gives one above any it published before: clients refuse a
     lower version, docs/protocol.md §6). `replication`: a directory in two regions
-    (messenger_directory.replicas) takes its number from the versions table and mirrors
-    the version into the other region's bucket.
+    (messenger_directory.replicas) takes its number from the versions table, reads the
+    entries there (messenger_directory.entries: the bucket's, a deploy's, taken in
+    first), and mirrors the version into the other region's bucket.
     """
     current = read_directory(s3, bucket)
     if current is not None:
@@ -314,9 +315,14 @@ def _publish(
     urls: dict[str, str] = {}
     epochs: dict[str, str] = {}
     refused: dict[str, str] = {}
+    entries = None if replication is None else replication.entries
     for cell_id in shard_map.cells():
         try:
-            entry = _entry(s3, bucket, cell_id)
+            entry = (
+                _entry(s3, bucket, cell_id)
+                if entries is None
+                else entries.take_in(s3, bucket, cell_id)
+            )
         except InvalidDirectory as error:
             refused[cell_id] = str(error)
             entry = None

@@ -26,6 +26,16 @@ CLIENT_CONFIG = Config(
 )
 
 
+# A switch asking a directory function to publish (messenger_directory.failover): a merge
+# signs and writes in two regions, so it may take seconds; the second attempt covers a
+# throttle (the function runs one merge at a time, and the entry's own S3 event may be
+# running one: that merge publishes the switch too). A region that hangs costs at most
+# the entry's write (CLIENT_CONFIG: 2 x 5 s) and 2 x 10 s here before the next is tried.
+PUBLISH_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+)
+
+
 class Clients(AwsClients):
     """The directory's functions' clients: the shared ones, and those only they use."""
 
@@ -36,6 +46,10 @@ class Clients(AwsClients):
     def apigatewayv2(self, region: str) -> Any:
         """An API Gateway v2 client of `region`: where a cell's stage is (`stages`)."""
         return self.client("apigatewayv2", region)
+
+    def lambda_(self, region: str) -> Any:
+        """A Lambda client of `region`: a directory function a switch invokes."""
+        return self.client("lambda", region)
 
     def secretsmanager(self, region: str) -> Any:
         """Secrets Manager of `region`: the probe user's secret, in the probe's region."""
@@ -64,8 +78,15 @@ def failover_clients() -> Clients:
     return Clients(CLIENT_CONFIG)
 
 
+@cache
+def publisher_clients() -> Clients:
+    """The Failover function's clients of the directory's functions."""
+    return Clients(PUBLISH_CONFIG)
+
+
 def forget_clients() -> None:
     """Make the clients again at next use (tests: each under its own moto)."""
     directory_clients.cache_clear()
     directory_signer.cache_clear()
     failover_clients.cache_clear()
+    publisher_clients.cache_clear()

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from nacl.signing import SigningKey
 
 from messenger.config import CellSettings, MeshBucket, settings_from
@@ -188,3 +189,93 @@ def test_the_environment_names_no_shard_map_only_where_the_signed_directory_is()
         del environment[name.value]
     alone = settings_from(environment).cell
     assert alone.shard_map == ShardMap.even(["c1"])
+
+
+# --- the directory in two regions (docs/availability.md "The directory in two regions") --
+
+SECOND_REGION = "us-west-2"
+SECOND_BUCKET = f"messenger-dev-directory-{OWNER}-{SECOND_REGION}"
+
+
+def test_given_the_first_directory_region_lost_then_a_cold_cell_reads_the_second_bucket(s3):
+    # Given the directory mirrored into the second region's bucket, and the first
+    # region's S3 unreachable (a closed loopback port: connecting is refused)
+    second = boto3.client("s3", region_name=SECOND_REGION)
+    second.create_bucket(
+        Bucket=SECOND_BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    publish(s3, 4, TWO_CELLS)
+    second.put_object(
+        Bucket=SECOND_BUCKET,
+        Key=DIRECTORY_NAME,
+        Body=s3.client.get_object(Bucket=BUCKET, Key=DIRECTORY_NAME)["Body"].read(),
+    )
+    lost = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    maps = DirectoryShardMap(
+        lambda: lost,
+        BUCKET,
+        OWNER,
+        PUBLIC_KEY,
+        FixedClock(1_000_000),
+        fallback=(lambda: second, SECOND_BUCKET),
+    )
+
+    # Then a container that never read a map (a cold start) serves by the second's
+    assert maps.current() == TWO_CELLS and maps.version == 4
+
+
+def first_bucket_gone(s3: CountingS3, fallback: Any) -> DirectoryShardMap:
+    """A reader whose first bucket does not exist (NoSuchBucket), with `fallback`."""
+    return DirectoryShardMap(
+        lambda: s3,  # type: ignore[arg-type,return-value]
+        "messenger-dev-directory-gone",
+        OWNER,
+        PUBLIC_KEY,
+        FixedClock(1_000_000),
+        fallback=fallback,
+    )
+
+
+def test_given_neither_bucket_readable_then_the_cell_still_refuses_saying_both(s3):
+    maps = first_bucket_gone(s3, fallback=(lambda: s3, "messenger-dev-directory-gone-too"))
+    with pytest.raises(DirectoryUnavailable, match=r"gone/directory\.json.*gone-too/directory"):
+        maps.current()
+
+
+def test_given_a_forged_directory_in_the_second_bucket_then_it_is_refused(s3):
+    # The second bucket is believed as the first is: only signed by the directory key.
+    second = boto3.client("s3", region_name=SECOND_REGION)
+    second.create_bucket(
+        Bucket=SECOND_BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    forged = Directory(
+        9, {c: URLS[c] for c in ("c0", "c1")}, TWO_CELLS, dict.fromkeys(("c0", "c1"), "x#0")
+    ).sign(SigningKey(bytes(32)))
+    second.put_object(
+        Bucket=SECOND_BUCKET, Key=DIRECTORY_NAME, Body=json.dumps(forged.to_wire()).encode()
+    )
+    maps = first_bucket_gone(s3, fallback=(lambda: second, SECOND_BUCKET))
+    with pytest.raises(DirectoryUnavailable, match="not signed by the directory key"):
+        maps.current()
+
+
+def test_the_fallback_bucket_is_configured_with_its_region_or_not_at_all():
+    environment = {
+        "CELL_ID": "c0",
+        Env.MESH_BUCKET.value: BUCKET,
+        Env.MESH_BUCKET_REGION.value: REGION,
+        Env.MESH_BUCKET_OWNER.value: OWNER,
+        Env.DIRECTORY_PUBLIC_KEY.value: PUBLIC_KEY,
+        Env.MESH_FALLBACK_BUCKET.value: SECOND_BUCKET,
+    }
+    from messenger.config import _cell
+
+    with pytest.raises(ValueError, match="MESH_FALLBACK_BUCKET and MESH_FALLBACK_REGION"):
+        _cell(environment)
+    cell = _cell({**environment, Env.MESH_FALLBACK_REGION.value: SECOND_REGION})
+    assert (cell.mesh.fallback_name, cell.mesh.fallback_region) == (SECOND_BUCKET, SECOND_REGION)

@@ -421,3 +421,217 @@ def test_given_a_second_region_then_the_first_regions_template_only_gains_what_i
         "AWS::Lambda::Permission",
         "AWS::CloudWatch::Alarm",
     }
+
+
+# --- a switch publishes through either region (the entries in the versions table) -----
+
+SWITCH_HANDLER = "messenger_directory.failover.failover"
+STANDBY_STACK = "Messenger-prod-c1-standby"
+PUBLISHERS = [
+    f"arn:aws:lambda:{region}:{C0_ACCOUNT}:function:messenger-prod-directory-publish"
+    for region in (FIRST_REGION, DIRECTORY_SECOND_REGION)
+]
+
+
+@pytest.fixture(scope="module")
+def standby(directory_two_regions: SynthesizedCells) -> Synthesized:
+    return directory_two_regions.stacks[STANDBY_STACK]
+
+
+def test_given_two_regions_then_the_switch_tries_the_first_region_then_the_second(standby):
+    # In this order: the first region's bucket and function first, the second's when
+    # either fails.
+    variables = environment_of(standby, SWITCH_HANDLER)
+    assert variables["FAILOVER_DIRECTORY_PUBLISHERS"] == ",".join(PUBLISHERS)
+    assert variables["FAILOVER_DIRECTORY_BUCKETS"] == f"{FIRST_BUCKET},{SECOND_BUCKET}"
+
+
+def test_given_two_regions_then_the_switch_may_write_its_entry_and_invoke_in_both_only(standby):
+    switch, _ = function_by_handler(standby, SWITCH_HANDLER)
+    grants = grants_of(standby, switch)
+    for arn in PUBLISHERS:
+        assert grants[arn] == {"lambda:InvokeFunction"}
+    invoked = {r for r, actions in grants.items() if "lambda:InvokeFunction" in actions}
+    assert invoked == set(PUBLISHERS)
+    # Its own cell's entry in each bucket, nothing else of the directory's (no
+    # directory.json, no numbered copy: the publishers write those).
+    written = {r for r, actions in grants.items() if any(a.startswith("s3:") for a in actions)}
+    assert written == {
+        f"arn:aws:s3:::{bucket}/cells/c1.json" for bucket in (FIRST_BUCKET, SECOND_BUCKET)
+    }
+    for resource in written:
+        assert grants[resource] == {"s3:PutObject"}
+
+
+def test_given_one_region_then_the_switch_still_writes_its_entry_into_the_bucket(standby_prod):
+    stack = standby_prod.stacks[STANDBY_STACK]
+    switch, _ = function_by_handler(stack, SWITCH_HANDLER)
+    grants = grants_of(stack, switch)
+    assert grants[f"arn:aws:s3:::{FIRST_BUCKET}/cells/c1.json"] == {"s3:PutObject"}
+    assert not [r for r, actions in grants.items() if "lambda:InvokeFunction" in actions]
+    assert "FAILOVER_DIRECTORY_PUBLISHERS" not in environment_of(stack, SWITCH_HANDLER)
+
+
+@pytest.mark.parametrize("region", ["first", "second"])
+def test_given_each_region_then_its_publisher_admits_the_organizations_callers(request, region):
+    # A cell of another account (c1's Switch, a Mover) may invoke either region's
+    # function: one permission for the organization, none per cell.
+    stack: Synthesized = request.getfixturevalue(region)
+    function = publisher(stack)
+    permissions = [
+        value["Properties"]
+        for value in stack.resources("AWS::Lambda::Permission").values()
+        if value["Properties"]["FunctionName"] == {"Fn::GetAtt": [function, "Arn"]}
+        and "PrincipalOrgID" in value["Properties"]
+    ]
+    assert [(p["Action"], p["Principal"], p["PrincipalOrgID"]) for p in permissions] == [
+        ("lambda:InvokeFunction", "*", ORGANIZATION)
+    ]
+
+
+@pytest.mark.parametrize("region", ["first", "second"])
+def test_given_each_region_then_its_publisher_may_write_back_only_its_own_buckets_entries(
+    request, region
+):
+    stack: Synthesized = request.getfixturevalue(region)
+    grants = grants_of(stack, publisher(stack))
+    entries = [r for r in grants if r.endswith("/cells/*.json")]
+    assert len(entries) == 1
+    (own,) = [
+        logical_id
+        for logical_id in stack.resources("AWS::S3::Bucket")
+        if logical_id.startswith("Bucket")
+    ]
+    assert entries == [f"<{own}.Arn>/cells/*.json"]
+    assert grants[entries[0]] == {"s3:GetObject", "s3:PutObject"}
+
+
+def _writes(statement: dict[str, Any], action: str) -> bool:
+    actions = (
+        statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    )
+    return statement["Effect"] == "Allow" and (action in actions or "s3:*" in actions)
+
+
+def test_given_two_regions_then_nothing_but_the_publishers_writes_the_directory_or_the_table(
+    directory_two_regions, second
+):
+    # Every identity policy of every stack of the deployment: the cells', the standby's,
+    # both directory regions'. Only the publishers' roles (the reconciles run as them)
+    # may put directory.json or a numbered copy, or write the versions table (numbers
+    # and the cells' entries).
+    stacks = {**directory_two_regions.stacks, SECOND_STACK: second}
+    writers = set()
+    for name, stack in stacks.items():
+        for policy in stack.resources("AWS::IAM::Policy").values():
+            roles = tuple(flatten_cfn(role) for role in policy["Properties"]["Roles"])
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                resources = statement["Resource"]
+                resources = resources if isinstance(resources, list) else [resources]
+                flat = [flatten_cfn(resource) for resource in resources]
+                documents = [r for r in flat if r.endswith(("/directory.json", "/directory/*"))]
+                if documents and _writes(statement, "s3:PutObject"):
+                    writers.add((name, roles))
+                table = [r for r in flat if r.endswith(f":table/{VERSIONS_TABLE}")]
+                if table and any(
+                    _writes(statement, action)
+                    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem")
+                ):
+                    writers.add((name, roles))
+    publishers = {
+        ("Messenger-prod-Directory", (f"<{role_of(first_stack(directory_two_regions))}>",)),
+        (SECOND_STACK, (f"<{role_of(second)}>",)),
+    }
+    assert writers == publishers
+
+
+def first_stack(app: SynthesizedCells) -> Synthesized:
+    return app.directory
+
+
+def role_of(stack: Synthesized) -> str:
+    role: str = stack.json["Resources"][publisher(stack)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role
+
+
+def test_given_two_regions_then_each_bucket_admits_the_switches_to_their_own_entry_only(
+    first, second
+):
+    # A standby's Switch of another account writes its cell's entry into whichever
+    # region it publishes through: each bucket admits it, by its role's cell tag, to
+    # that one entry.
+    for stack, roles in (
+        (
+            first,
+            [
+                "arn:aws:iam::*:role/messenger-prod-*-directory-entry",
+                "arn:aws:iam::*:role/messenger-prod-*-failover",
+            ],
+        ),
+        (second, "arn:aws:iam::*:role/messenger-prod-*-failover"),
+    ):
+        (statement,) = [
+            s
+            for policy in stack.resources("AWS::S3::BucketPolicy").values()
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Sid") == "CellEntryWriters"
+        ]
+        assert statement["Condition"]["ArnLike"]["aws:PrincipalArn"] == roles
+        assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION}
+        assert sorted(statement["Action"]) == ["s3:GetObject", "s3:PutObject"]
+        assert flatten_cfn(statement["Resource"]).endswith(
+            "/cells/<aws:PrincipalTag/messenger-cell>.json"
+        )
+
+
+# --- the cells read their shard map from either region ------------------------------------
+
+
+@pytest.mark.parametrize("stack_name", ["Messenger-prod-c0", "Messenger-prod-c1", STANDBY_STACK])
+def test_given_two_regions_then_the_cells_may_read_the_signed_directory_in_either_bucket(
+    directory_two_regions, stack_name
+):
+    stack = directory_two_regions.stacks[stack_name]
+    functions = stack.resources("AWS::Lambda::Function").values()
+    # Every function of the cell (CELL_ID and the directory's bucket: the Mover, which asks
+    # the directory function for the map instead, has MOVER_CELL_ID; infra/mover.py).
+    variables_of = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions]
+    readers = [v for v in variables_of if "CELL_ID" in v and "MESH_BUCKET" in v]
+    assert readers
+    for variables in readers:
+        assert variables["MESH_BUCKET"] == FIRST_BUCKET
+        assert variables["MESH_FALLBACK_BUCKET"] == SECOND_BUCKET
+        assert variables["MESH_FALLBACK_REGION"] == DIRECTORY_SECOND_REGION
+    grants = [
+        statement
+        for policy in stack.resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "ReadSignedDirectory"
+    ]
+    assert grants
+    for statement in grants:
+        assert statement["Action"] == "s3:GetObject"
+        assert statement["Resource"] == [
+            f"arn:aws:s3:::{FIRST_BUCKET}/directory.json",
+            f"arn:aws:s3:::{SECOND_BUCKET}/directory.json",
+        ]
+
+
+def test_given_two_regions_then_the_second_bucket_lets_the_organization_read_the_directory(
+    second,
+):
+    (statement,) = [
+        s
+        for policy in second.resources("AWS::S3::BucketPolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "CellsReadSignedDirectory"
+    ]
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION}}
+    assert flatten_cfn(statement["Resource"]).endswith("/directory.json")
+
+
+def test_given_one_region_then_the_cells_have_no_fallback_bucket(standby_prod):
+    for function in standby_prod.cell("c1").resources("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert "MESH_FALLBACK_BUCKET" not in variables

@@ -54,10 +54,12 @@ class DirectoryShardMap:
         public_key: str,
         clock: Clock,
         ttl_ms: int = MAP_TTL_MS,
+        fallback: tuple[Callable[[], S3Client], str] | None = None,
     ) -> None:
-        self._s3_factory = s3_factory
-        self._s3: S3Client | None = None
-        self._bucket = bucket
+        """`fallback`: the directory's second region (its S3 client's factory and its
+        bucket, of the same owner), read when `bucket` cannot be (its region lost)."""
+        self._sources = [(s3_factory, bucket), *([fallback] if fallback else [])]
+        self._clients: dict[str, S3Client] = {}
         self._owner = owner
         self._public_key = public_key
         self._clock = clock
@@ -105,17 +107,30 @@ class DirectoryShardMap:
             raise self._failure
         return self._kept.shard_map
 
+    def _fetch(self) -> tuple[str, bytes]:
+        """directory.json's bytes from the first bucket that answers, and where from."""
+        failures = []
+        for factory, bucket in self._sources:
+            where = f"s3://{bucket}/{DIRECTORY_NAME}"
+            if bucket not in self._clients:
+                self._clients[bucket] = factory()
+            try:
+                body: bytes = (
+                    self._clients[bucket]
+                    .get_object(Bucket=bucket, Key=DIRECTORY_NAME, ExpectedBucketOwner=self._owner)[
+                        "Body"
+                    ]
+                    .read()
+                )
+            except (ClientError, BotoCoreError) as error:
+                failures.append(f"{where} cannot be read: {error}")
+                continue
+            return where, body
+        raise DirectoryUnavailable("; ".join(failures))
+
     def _read(self) -> Directory:
         """directory.json, parsed and verified, and not older than the version kept."""
-        where = f"s3://{self._bucket}/{DIRECTORY_NAME}"
-        if self._s3 is None:
-            self._s3 = self._s3_factory()
-        try:
-            body = self._s3.get_object(
-                Bucket=self._bucket, Key=DIRECTORY_NAME, ExpectedBucketOwner=self._owner
-            )["Body"].read()
-        except (ClientError, BotoCoreError) as error:
-            raise DirectoryUnavailable(f"{where} cannot be read: {error}") from None
+        where, body = self._fetch()
         try:
             directory = Directory.parse(json.loads(body))
         except (ValueError, InvalidDirectory) as error:
