@@ -102,7 +102,8 @@ class RelayService:
         if new_home is not None:
             # The caller does not know the move yet: forwarded, stored once, over there.
             self._theirs(request, stored.sender, "sender")
-            return self._peers.store_message(stored.sender, stored.frame).to_wire()
+            forwarded = self._peers.store_message(stored.sender, stored.frame, stored.sender_device)
+            return forwarded.to_wire()
         sender = self._theirs(request, stored.sender, "sender", about=stored.frame.to)
         self._ours(stored.frame.to, "to")
         accepted = self._messaging().accept(sender, stored.frame, stored.sender_device)
@@ -141,7 +142,11 @@ class RelayService:
         change = PresenceChanged.read(request.body)
         self._theirs(request, change.user, "user")
         for watcher in [*change.watchers, *change.hidden_from]:
-            self._ours(watcher, "watchers")
+            # A watcher whose range moved away is not told here: its new home holds its
+            # subscriptions now, and the user's cell tells it through their own interest
+            # (the one named this cell was its old connection's, which is closed).
+            if self._moved_away(watcher) is None:
+                self._ours(watcher, "watchers")
         self._presence_changes().relay_change(change)
         return {}
 
@@ -156,6 +161,13 @@ class RelayService:
         count = CountRegistration.read(request.body)
         source = RegistrationSource(count.address, count.block)
         if not self._registrations.keeps(source):
-            raise BadRequest("address: its registrations are not counted in this cell")
+            new_home = self._moved_away(source.shard_key)
+            if new_home is None:
+                raise BadRequest("address: its registrations are not counted in this cell")
+            # The caller does not know the move yet: counted over there.
+            counted = self._peers.count_registration(
+                new_home, count.address, count.block, count.attempt
+            )
+            return {"counted": counted}
         counted = self._registrations.count_for_peer(request.caller, source, count.attempt)
         return {"counted": counted}
