@@ -1,0 +1,257 @@
+"""Every Relay operation for a moved user, at each phase of a shard move (docs/protocol.md
+§6 "Shard moves", docs/scale.md "Shard moves"), on moto: alice moves from c0 to c2; bob is
+at home in c1, carol stays in c0. Each case is one thing done by or for alice while the
+move stands at a phase; the move then finishes, whatever was answered RATE_LIMITED is
+done again (as every client does), and the test reads where it was stored.
+
+The rule (issue 23, "Messages in flight"): a message or receipt to or from a moved user,
+from any cell, at any moment of the move, is stored exactly once in the home its
+recipient reads after the move, and nowhere else; reads (keys, presence) are answered.
+Nothing is ever refused but with RATE_LIMITED (try again) while the range is fenced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from messenger.dal.queue import message_item_id
+from tests.support.cells import CellsUnderTest
+from tests.support.harness import Connection, Harness
+from tests.support.identities import TestUser
+from tests.support.moves import (
+    ALICE,
+    BOB,
+    CAROL,
+    Deployment,
+    Killed,
+    alice_shard,
+    moving_deployment,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Where the move stands when the case runs: stopped before this step (None: done, the
+# range's items deleted at the old home).
+PHASES = {
+    "fenced, copied": "switch-in",
+    "switched in at c2": "switch-peers",
+    "every peer sends to c2, c0 still fenced": "switch-out",
+    "switched out at c0, not yet published": "publish",
+    "done and cleaned": None,
+}
+
+
+@dataclass
+class Run:
+    """The deployment during one case, and alice's current connection."""
+
+    deployment: Deployment
+    alice: Connection
+    bob: Connection
+    carol: Connection
+    alice_at: str = "c0"
+    retry: list[Callable[[], Any]] = field(default_factory=list)
+
+    def __getitem__(self, cell: str) -> Harness:
+        return self.deployment[cell]
+
+    def by_alice(self, frame: dict[str, Any]) -> Any:
+        return self[self.alice_at].send(self.alice, frame)
+
+    def message(self, sender: TestUser, to: TestUser, message_id: str) -> dict[str, Any]:
+        connection, cell = self.connection_of(sender)
+        return self[cell].message(connection, to, "in flight", message_id)
+
+    def connection_of(self, user: TestUser) -> tuple[Connection, str]:
+        if user is ALICE:
+            return self.alice, self.alice_at
+        if user is BOB:
+            return self.bob, "c1"
+        return self.carol, "c0"
+
+    def send(self, user: TestUser, frame: dict[str, Any]) -> Any:
+        connection, cell = self.connection_of(user)
+        return self[cell].send(connection, frame)
+
+
+def answered(run: Run, user: TestUser, frame: Callable[[], dict[str, Any]]) -> Any:
+    """Send `frame()` as `user`: an answer, or RATE_LIMITED (then kept, to send again once
+    the move is done, as the client does). Any other refusal fails the case."""
+    reply = run.send(user, frame())
+    if isinstance(reply, dict) and reply.get("type") == "error":
+        assert reply["code"] == "RATE_LIMITED", reply
+        run.retry.append(lambda: answered(run, user, frame))
+    return reply
+
+
+# --- what is stored, and where -----------------------------------------------------------
+
+
+def messages(harness: Harness, owner: TestUser, sender: TestUser, message_id: str) -> int:
+    item_id = message_item_id(sender.user_id, message_id)
+    return sum(item["sk"]["S"] == item_id for item in harness.queue_of(owner))
+
+
+def receipts(harness: Harness, owner: TestUser, status: str, message_id: str) -> int:
+    return sum(
+        item.get("status", {}).get("S") == status
+        and message_id in [value["S"] for value in item["messageIds"]["L"]]
+        for item in harness.queue_of(owner)
+    )
+
+
+def home_after(user: TestUser) -> str:
+    return {ALICE.user_id: "c2", BOB.user_id: "c1", CAROL.user_id: "c0"}[user.user_id]
+
+
+def stored_once(run: Run, owner: TestUser, count: Callable[[Harness], int]) -> None:
+    """Exactly one in the owner's home after the move, none in any other cell."""
+    found = {cell: count(run[cell]) for cell in ("c0", "c1", "c2")}
+    expected = {cell: int(cell == home_after(owner)) for cell in found}
+    assert found == expected
+
+
+# --- the cases: (what is done, what must hold once the move is done) ------------------------
+
+
+def message_case(sender: TestUser, to: TestUser) -> Callable[[Run], Callable[[], None]]:
+    def case(run: Run) -> Callable[[], None]:
+        reply = answered(run, sender, lambda: run.message(sender, to, "msg-in-flight"))
+        assert reply["type"] in ("ack", "error")
+        return lambda: stored_once(run, to, lambda h: messages(h, to, sender, "msg-in-flight"))
+
+    return case
+
+
+def receipt_case(status: str, reader: TestUser, sender: TestUser) -> Callable[[Run], Any]:
+    """`reader` acks (delivered) or marks seen (seen) `sender`'s message sent before the
+    move: the receipt is `sender`'s."""
+    message_id = f"msg-before-{sender.user_id}"
+
+    def case(run: Run) -> Callable[[], None]:
+        if status == "delivered":
+            item = message_item_id(sender.user_id, message_id)
+            answered(run, reader, lambda: {"action": "ack", "ids": [item]})
+        else:
+            frame = {"action": "markSeen", "to": sender.user_id, "messageIds": [message_id]}
+            answered(run, reader, lambda: frame)
+        return lambda: stored_once(run, sender, lambda h: receipts(h, sender, status, message_id))
+
+    return case
+
+
+def read_case(action: str, asker: TestUser, about: TestUser) -> Callable[[Run], Any]:
+    frames = {
+        "getKeys": {"action": "getKeys", "userId": about.user_id},
+        "getPresence": {"action": "getPresence", "userIds": [about.user_id]},
+    }
+    expected = {"getKeys": "keys", "getPresence": "presence"}[action]
+
+    def case(run: Run) -> Callable[[], None]:
+        replies: list[Any] = []
+
+        def ask() -> dict[str, Any]:
+            return frames[action]
+
+        reply = answered(run, asker, ask)
+        replies.append(reply)
+        run.retry.append(lambda: replies.append(run.send(asker, ask())))
+
+        def check() -> None:
+            final = replies[-1]
+            assert final["type"] == expected, final
+            if expected == "keys":
+                assert final["userId"] == about.user_id
+            else:
+                assert [entry["userId"] for entry in final["users"]] == [about.user_id]
+
+        return check
+
+    return case
+
+
+CASES: dict[str, Callable[[Run], Callable[[], None]]] = {
+    "storeMessage to alice from c1": message_case(BOB, ALICE),
+    "storeMessage to alice from the old home": message_case(CAROL, ALICE),
+    "storeMessage by alice to c1": message_case(ALICE, BOB),
+    "storeMessage by alice to the old home": message_case(ALICE, CAROL),
+    "delivered receipt to alice from c1": receipt_case("delivered", BOB, ALICE),
+    "delivered receipt to alice from the old home": receipt_case("delivered", CAROL, ALICE),
+    "delivered receipt by alice to c1": receipt_case("delivered", ALICE, BOB),
+    "delivered receipt by alice to the old home": receipt_case("delivered", ALICE, CAROL),
+    "seen receipt to alice from c1": receipt_case("seen", BOB, ALICE),
+    "seen receipt to alice from the old home": receipt_case("seen", CAROL, ALICE),
+    "seen receipt by alice to c1": receipt_case("seen", ALICE, BOB),
+    "seen receipt by alice to the old home": receipt_case("seen", ALICE, CAROL),
+    "keys of alice asked from c1": read_case("getKeys", BOB, ALICE),
+    "keys asked by alice of c1": read_case("getKeys", ALICE, BOB),
+    "presence of alice asked from c1": read_case("getPresence", BOB, ALICE),
+    "presence asked by alice of c1": read_case("getPresence", ALICE, BOB),
+}
+
+
+@pytest.fixture
+def deployment() -> Iterator[Deployment]:
+    with moving_deployment() as running:
+        yield running
+
+
+def run_to(deployment: Deployment, move_id: str, stop_before: str | None) -> None:
+    def stop(record: Any) -> None:
+        if record.step == stop_before:
+            raise Killed
+
+    deployment.mover.after_step = stop
+    if stop_before is None:
+        deployment.mover.run("c0", move_id)
+        return
+    with pytest.raises(Killed):
+        deployment.mover.run("c0", move_id)
+    deployment.mover.after_step = lambda record: None
+
+
+def alice_at_home(run: Run) -> None:
+    """alice where her client goes: c2 once c0 refuses her (her connection there closed)."""
+    c0 = run["c0"]
+    try:
+        decision = c0.authorize(ALICE.connect_query(ts=c0.clock.now_s(), aud=c0.endpoint))
+    except Exception:  # fenced: the handshake waits (API Gateway's 500, retried)
+        return
+    if decision["policyDocument"]["Statement"][0]["Effect"] == "Deny" and run.alice_at == "c0":
+        run.alice = run["c2"].connect(ALICE, with_keys=False)
+        run.alice_at = "c2"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("case", CASES)
+def test_an_operation_for_a_moved_user_at_any_phase_is_stored_once_where_it_is_read(
+    deployment: Deployment, case: str, phase: str
+) -> None:
+    cells: CellsUnderTest = deployment.cells
+    c0, c1 = cells["c0"], cells["c1"]
+    # Given alice (c0), bob (c1) and carol (c0) online, each with a message from alice
+    # (bob's, carol's) waiting, and alice with one from each of them
+    run = Run(deployment, c0.connect(ALICE), c1.connect(BOB), c0.connect(CAROL))
+    for sender, to in ((ALICE, BOB), (ALICE, CAROL), (BOB, ALICE), (CAROL, ALICE)):
+        frame = run.message(sender, to, f"msg-before-{sender.user_id}")
+        assert run.send(sender, frame)["type"] == "ack"
+    mine = alice_shard()
+    record = deployment.mover.start("c0", "c2", mine, mine)
+    # When the move stands at the phase, and the case is done (alice from where her
+    # client is by then)
+    run_to(deployment, record.move_id, PHASES[phase])
+    alice_at_home(run)
+    check = CASES[case](run)
+    # Then once the move is done, and what was RATE_LIMITED is sent again
+    run_to(deployment, record.move_id, None)
+    alice_at_home(run)
+    for again in list(run.retry):
+        run.retry.remove(again)
+        again()
+    assert run.retry == []
+    # It is stored exactly once, in the home its recipient reads (or answered)
+    check()
