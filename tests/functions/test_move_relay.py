@@ -12,6 +12,7 @@ Nothing is ever refused but with RATE_LIMITED (try again) while the range is fen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,15 @@ from typing import Any
 import pytest
 
 from messenger.dal.queue import message_item_id
-from tests.support.cells import CellsUnderTest
+from messenger.errors import RateLimited
+from tests.support.cells import CellsUnderTest, relay_arn, user_homed_in
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
 from tests.support.moves import (
     ALICE,
     BOB,
     CAROL,
+    CELLS,
     Deployment,
     Killed,
     alice_shard,
@@ -255,3 +258,54 @@ def test_an_operation_for_a_moved_user_at_any_phase_is_stored_once_where_it_is_r
     assert run.retry == []
     # It is stored exactly once, in the home its recipient reads (or answered)
     check()
+
+
+DAVE = user_homed_in("c2", "dave", CELLS)  # at home in c2, the new home
+
+
+def test_a_cell_that_finds_the_new_home_is_itself_calls_its_own_relay_and_is_answered(
+    deployment: Deployment,
+) -> None:
+    """The bench's refusal: c2 found alice elsewhere, then read switch-in (c2 is her home
+    now) and called its own Relay, which refused it ("relay requests come from peer
+    cells"): the caller is proven by its signature, not by the shard map."""
+    c0, c2 = deployment["c0"], deployment["c2"]
+    c0.disconnect(c0.connect(ALICE))
+    c2.disconnect(c2.connect(DAVE))
+    mine = alice_shard()
+    record = deployment.mover.start("c0", "c2", mine, mine)
+    run_to(deployment, record.move_id, "switch-peers")
+    receipt = {
+        "recipient": ALICE.user_id,
+        "status": "seen",
+        "messageIds": ["msg-seen-by-dave"],
+        "by": DAVE.user_id,
+        "at": 1,
+    }
+    # When c2 calls its own Relay, signed by itself, as its Peers do
+    request = deployment.cells.signed_by(
+        "c2", {"op": "storeReceipt", "from": "c2", "receipts": [receipt]}, to="c2"
+    )
+    response = deployment.cells.invokes.client().invoke(
+        FunctionName=relay_arn("c2"), Payload=json.dumps(request).encode()
+    )
+    answer = json.loads(response["Payload"].read())
+    # Then it is answered, and the receipt is stored once, at c2 (alice's home now)
+    assert "ok" in answer, answer
+    assert receipts(c2, ALICE, "seen", "msg-seen-by-dave") == 1
+    assert receipts(c0, ALICE, "seen", "msg-seen-by-dave") == 0
+
+
+def test_the_old_home_admits_no_write_for_a_user_that_moved_away(
+    deployment: Deployment,
+) -> None:
+    """A request that found alice at home in c0 just before switch-out, and writes after
+    it, is refused (RATE_LIMITED, sent again to c2): c2 never reads what c0 stores."""
+    c0 = deployment["c0"]
+    c0.disconnect(c0.connect(ALICE))
+    mine = alice_shard()
+    record = deployment.mover.start("c0", "c2", mine, mine)
+    run_to(deployment, record.move_id, "publish")
+    with pytest.raises(RateLimited):
+        c0.services.cells.admit_writes_for(ALICE.user_id)
+    c0.services.cells.admit_writes_for(CAROL.user_id)  # carol stays: admitted
