@@ -50,7 +50,8 @@ class RelayCallers:
 
     def admit(self, request: RelayRequest) -> None:
         """Return if `request.caller` made this request for this cell, now; else refuse."""
-        # A single deployment publishes no relay record: its Relay answers no one.
+        if not self._directory.has_peers:
+            raise BadRequest("relay requests come from peer cells: this deployment is one cell")
         if request.target != self._cells.cell_id:
             raise BadRequest("relay request made for another cell")
         now = self._clock.now_ms()
