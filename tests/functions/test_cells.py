@@ -158,7 +158,6 @@ def _relay(cells: CellsUnderTest, cell: str, request: Any, *, signer: str | None
     [
         {"op": "storeMessage", "from": "c1"},  # no frame
         {"op": "keys", "from": "c1", "userId": BOB.user_id},  # bob is not c0's
-        {"op": "keys", "from": "c0", "userId": ALICE.user_id},  # from itself
         {"op": "dropTables", "from": "c1"},
         # a receipt for a user who is not c0's, or by a user who is not the caller's
         {"op": "storeReceipt", "from": "c1", "receipts": [_receipt(BOB.user_id, BOB.user_id)]},

@@ -413,7 +413,7 @@ def test_given_a_move_past_its_switch_then_an_abort_is_refused_and_changes_nothi
     assert aws_move.invoke({"abort": 7})["status"] == 400
 
 
-def test_given_an_abort_while_a_runner_is_at_switch_out_then_it_switches_nothing(
+def test_given_an_abort_while_a_runner_is_at_switch_in_then_it_switches_nothing(
     aws_move: AwsMove,
 ):
     c0, c2 = aws_move.cells["c0"], aws_move.cells["c2"]
@@ -424,39 +424,40 @@ def test_given_an_abort_while_a_runner_is_at_switch_out_then_it_switches_nothing
     move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
     mover = mover_handler.shard_move()
 
-    def abort_at_switch_out(record: MoveRecord) -> None:
-        if record.step == "switch-out":
+    def abort_at_switch_in(record: MoveRecord) -> None:
+        if record.step == "switch-in":
             assert aws_move.invoke({"abort": move_id})["status"] == "aborting"
 
-    # Given a runner that has read the move at switch-out when the abort comes
-    mover.after_step = abort_at_switch_out
-    # When it goes on: its claim of the step fails, and c0 never switches out
+    # Given a runner that has read the move at switch-in when the abort comes
+    mover.after_step = abort_at_switch_in
+    # When it goes on: its claim of the step fails, and c2 never switches in
     with pytest.raises(MoveConflict):
         aws_move.invoke({"move": move_id})
     assert [entry.state for entry in ranges_of_move(c0, move_id)] == [RangeState.FENCED]
+    assert ranges_of_move(c2, move_id) == []
     # And the rollback leaves everything at c0
     mover.after_step = lambda record: None
     assert run_to_end(aws_move, move_id)["status"] == "aborted"
     assert queue_ids(c0, ALICE) == before_queue and alice_everywhere(c2) == []
 
 
-def test_given_a_switch_out_claimed_then_an_abort_is_refused(
+def test_given_a_switch_in_claimed_then_an_abort_is_refused(
     aws_move: AwsMove, monkeypatch: pytest.MonkeyPatch
 ):
     c0 = aws_move.cells["c0"]
     c0.disconnect(c0.connect(ALICE))
     mine = alice_shard()
     move_id = aws_move.invoke({"start": {"to": "c2", "lo": mine, "hi": mine}})["move"]
-    run_to(aws_move, move_id, "switch-out")
-    # Given the runner crashing at switch-out after its claim, before its switch
+    run_to(aws_move, move_id, "switch-in")
+    # Given the runner crashing at switch-in after its claim, before its switch
     put_range = ShardStates.put_range
 
-    def crash_on_out(states: ShardStates, entry: Any) -> bool:
-        if entry.state is RangeState.OUT:
+    def crash_on_in(states: ShardStates, entry: Any) -> bool:
+        if entry.state is RangeState.IN:
             raise ConnectionError("the Mover's container died")
         return put_range(states, entry)
 
-    monkeypatch.setattr(ShardStates, "put_range", crash_on_out)
+    monkeypatch.setattr(ShardStates, "put_range", crash_on_in)
     with pytest.raises(ConnectionError):
         aws_move.invoke({"move": move_id})
     # Then an abort is refused (the switch may have happened): resume and move back

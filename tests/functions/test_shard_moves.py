@@ -6,7 +6,6 @@ run on AWS."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -14,73 +13,25 @@ import pytest
 from messenger.dal.range_items import PAGE_ITEMS, RangeItems
 from messenger.logic.shard_move import (
     STEPS,
-    CellTables,
     MoveBusy,
-    MovedConnections,
     MoveRefused,
-    ShardMove,
 )
-from messenger_directory.store import publish_map, read_directory
 from messenger_protocol.cells import ShardMap
-from tests.support.cells import CellsUnderTest
-from tests.support.harness import Harness
 from tests.support.moves import (
     ALICE,
     BOB,
-    BUCKET,
     CAROL,
     CELLS,
-    SIGNER,
+    Deployment,
+    Killed,
     alice_shard,
     items_of,
+    moving_deployment,
     queue_for,
     queue_ids,
-    settling,
-    three_cells,
 )
 
 pytestmark = pytest.mark.integration
-
-
-class BucketPublisher:
-    """The directory in a (moto) bucket, published by the directory's own merge."""
-
-    def __init__(self, s3: Any) -> None:
-        self._s3 = s3
-
-    def current_map(self) -> ShardMap:
-        directory = read_directory(self._s3, BUCKET)
-        assert directory is not None
-        return directory.shard_map
-
-    def publish(self, shard_map: ShardMap) -> int:
-        outcome = publish_map(self._s3, BUCKET, shard_map, SIGNER)
-        assert outcome.directory is not None
-        return outcome.directory.version
-
-    @property
-    def version(self) -> int:
-        directory = read_directory(self._s3, BUCKET)
-        assert directory is not None
-        return directory.version
-
-
-class Killed(Exception):
-    """The runner stopped here (a crash, a timeout), as a test makes it."""
-
-
-@dataclass
-class Deployment:
-    cells: CellsUnderTest
-    mover: ShardMove
-    directory: BucketPublisher
-
-    def __getitem__(self, cell: str) -> Harness:
-        return self.cells[cell]
-
-    def move(self, lo: int, hi: int, source: str = "c0", target: str = "c2") -> Any:
-        record = self.mover.start(source, target, lo, hi)
-        return self.mover.run(source, record.move_id)
 
 
 def alice_range() -> tuple[int, int]:
@@ -91,28 +42,8 @@ def alice_range() -> tuple[int, int]:
 
 @pytest.fixture
 def deployment() -> Iterator[Deployment]:
-    with three_cells() as (cells, s3):
-        publisher = BucketPublisher(s3)
-        publisher.publish(ShardMap.even(list(CELLS)))
-        harnesses = cells.harnesses
-        tables = {
-            cell: CellTables.of(
-                cell,
-                harness.dynamodb,
-                harness.table_names["Users"],
-                harness.table_names["Queue"],
-                harness.table_names["Limits"],
-            )
-            for cell, harness in harnesses.items()
-        }
-        closers = {
-            cell: MovedConnections(
-                harness.services.connections(harness.settings.connections_endpoint or "")
-            )
-            for cell, harness in harnesses.items()
-        }
-        mover = ShardMove(tables, publisher, closers, cells["c0"].clock, wait=settling(cells))
-        yield Deployment(cells, mover, publisher)
+    with moving_deployment() as running:
+        yield running
 
 
 def test_given_an_offline_user_with_queued_items_then_everything_moves_and_the_old_home_refuses(

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from nacl.signing import SigningKey
 
 from messenger.dal.queue import QueuedMessage, new_seq
+from messenger.logic.shard_move import CellTables, MovedConnections, ShardMove
 from messenger_directory.signer import SeedDirectorySigner
-from messenger_directory.store import write_entry
+from messenger_directory.store import publish_map, read_directory, write_entry
 from messenger_local.aws import ACCOUNT_ID, REGION
-from messenger_protocol.cells import shard
+from messenger_protocol.cells import ShardMap, shard
 from tests.support.cells import CellsUnderTest, cells_harness, user_homed_in
 from tests.support.harness import Harness
 from tests.support.identities import TestUser
@@ -112,3 +114,73 @@ def items_of(harness: Harness, user: TestUser) -> list[dict[str, Any]]:
         if item["pk"]["S"] in (f"U#{user.user_id}",)
         or item["pk"]["S"].startswith(f"N#{user.user_id}#")
     ]
+
+
+class BucketPublisher:
+    """The directory in a (moto) bucket, published by the directory's own merge."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def current_map(self) -> ShardMap:
+        directory = read_directory(self._s3, BUCKET)
+        assert directory is not None
+        return directory.shard_map
+
+    def publish(self, shard_map: ShardMap) -> int:
+        outcome = publish_map(self._s3, BUCKET, shard_map, SIGNER)
+        assert outcome.directory is not None
+        return outcome.directory.version
+
+    @property
+    def version(self) -> int:
+        directory = read_directory(self._s3, BUCKET)
+        assert directory is not None
+        return directory.version
+
+
+class Killed(Exception):
+    """The runner stopped here (a crash, a timeout), as a test makes it."""
+
+
+@dataclass
+class Deployment:
+    cells: CellsUnderTest
+    mover: ShardMove
+    directory: BucketPublisher
+
+    def __getitem__(self, cell: str) -> Harness:
+        return self.cells[cell]
+
+    def move(self, lo: int, hi: int, source: str = "c0", target: str = "c2") -> Any:
+        record = self.mover.start(source, target, lo, hi)
+        return self.mover.run(source, record.move_id)
+
+
+@contextmanager
+def moving_deployment(
+    wait: Callable[[CellsUnderTest], Callable[[float], None]] = settling,
+) -> Iterator[Deployment]:
+    """CELLS with the first map published and a mover between them (ShardMove, the steps
+    as on AWS); `wait`: the mover's wait, given the cells (default: every cell re-reads)."""
+    with three_cells() as (cells, s3):
+        publisher = BucketPublisher(s3)
+        publisher.publish(ShardMap.even(list(CELLS)))
+        tables = {
+            cell: CellTables.of(
+                cell,
+                harness.dynamodb,
+                harness.table_names["Users"],
+                harness.table_names["Queue"],
+                harness.table_names["Limits"],
+            )
+            for cell, harness in cells.harnesses.items()
+        }
+        closers = {
+            cell: MovedConnections(
+                harness.services.connections(harness.settings.connections_endpoint or "")
+            )
+            for cell, harness in cells.harnesses.items()
+        }
+        mover = ShardMove(tables, publisher, closers, cells["c0"].clock, wait=wait(cells))
+        yield Deployment(cells, mover, publisher)

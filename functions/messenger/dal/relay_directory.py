@@ -53,6 +53,11 @@ class RelayDirectory:
         self._clock = clock
         self._kept: dict[str, tuple[int, tuple[RelayRecord, ...]]] = {}
 
+    @property
+    def has_peers(self) -> bool:
+        """Whether the deployment has a directory bucket: False for one cell alone."""
+        return bool(self._bucket)
+
     def sides_of(self, cell_id: str, *, fresh: bool = False) -> tuple[RelayRecord, ...]:
         """A peer's published sides, its primary first; empty if it has published none.
         `fresh`: read again unless read in the last RECORD_REFRESH_MS (a key may be new)."""

@@ -17,7 +17,13 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from messenger.config import CellSettings
-from messenger.dal.shard_states import NO_MOVES, RangeState, ShardStates, ShardStateSnapshot
+from messenger.dal.shard_states import (
+    NO_MOVES,
+    MovedRange,
+    RangeState,
+    ShardStates,
+    ShardStateSnapshot,
+)
 from messenger.errors import RateLimited, SideFenced, SidePromoting
 from messenger.logic.clock import Clock
 from messenger_protocol.cells import ShardMap, shard
@@ -36,6 +42,15 @@ class UserMoved(SideFenced):
 class UserMoving(SidePromoting):
     """The user's range is being moved away from this cell: a handshake (and so a
     registration) waits until it is over (the authorizer fails, clients retry)."""
+
+
+def _refuse_while_fenced(user_id: str, moved: MovedRange | None) -> None:
+    """RateLimited while the user's range is being copied away from this cell."""
+    if moved is not None and moved.state is RangeState.FENCED:
+        raise RateLimited(
+            f"{user_id!r} is moving to another cell; try again",
+            retry_after=MOVING_RETRY_AFTER_MS,
+        )
 
 
 class ShardMapSource(Protocol):
@@ -78,7 +93,7 @@ class Cells:
         self._read_at_ms: int | None = None
         self._shard_maps = shard_maps
         # The peers of the map last seen (a new map, a new list).
-        self._peers_of: tuple[ShardMap, tuple[str, ...], frozenset[str]] | None = None
+        self._peers_of: tuple[ShardMap, tuple[str, ...]] | None = None
 
     @property
     def shard_map(self) -> ShardMap:
@@ -91,16 +106,14 @@ class Cells:
 
     @property
     def peers(self) -> tuple[str, ...]:
-        """The other cells of the map, whose Relays this cell may call (none in a single
-        cell). Where each one's Relay is, is read from the directory (dal/relay_directory)."""
-        return self._peers_now()[1]
-
-    def _peers_now(self) -> tuple[ShardMap, tuple[str, ...], frozenset[str]]:
+        """The other cells that own shards in the map (none in a single cell). Who may call
+        this cell's Relay is not this list: any cell whose relay record is in the
+        directory (logic/relay_callers.py), whatever it owns."""
         shard_map = self.shard_map
         if self._peers_of is None or self._peers_of[0] is not shard_map:
             peers = tuple(cell for cell in shard_map.cells() if cell != self.cell_id)
-            self._peers_of = (shard_map, peers, frozenset(peers))
-        return self._peers_of
+            self._peers_of = (shard_map, peers)
+        return self._peers_of[1]
 
     def _moves_now(self) -> ShardStateSnapshot:
         if self._states is None:
@@ -115,17 +128,22 @@ class Cells:
         """Read the moves again at next use."""
         self._read_at_ms = None
 
-    def home_of(self, user_id: str) -> str:
-        """The user's home cell."""
+    def _range_of(self, user_id: str) -> tuple[str, MovedRange | None]:
+        """The user's home and the move that last changed their range here (None if
+        none), from ONE read of the moves: a step seen between two reads must not split
+        one decision (a home found elsewhere, then a write admitted here)."""
         moves = self._moves_now()
         shard_map = self.shard_map
-        if moves.ranges:
-            moved = moves.latest_for(shard(user_id, shard_map.shards))
-            if moved is not None and moved.state in (RangeState.OUT, RangeState.HOME):
-                return moved.peer
-            if moved is not None and moved.state is RangeState.IN:
-                return self.cell_id
-        return shard_map.home_of(user_id)
+        moved = moves.latest_for(shard(user_id, shard_map.shards)) if moves.ranges else None
+        if moved is not None and moved.state in (RangeState.OUT, RangeState.HOME):
+            return moved.peer, moved
+        if moved is not None and moved.state is RangeState.IN:
+            return self.cell_id, moved
+        return shard_map.home_of(user_id), moved
+
+    def home_of(self, user_id: str) -> str:
+        """The user's home cell."""
+        return self._range_of(user_id)[0]
 
     def is_home(self, user_id: str) -> bool:
         """Whether this cell is the user's home."""
@@ -133,33 +151,33 @@ class Cells:
 
     def is_moving(self, user_id: str) -> bool:
         """Whether the user's range is being copied away from this cell right now."""
-        moves = self._moves_now()
-        if not moves.ranges:
-            return False
-        moved = moves.latest_for(shard(user_id, self.shard_map.shards))
+        moved = self._range_of(user_id)[1]
         return moved is not None and moved.state is RangeState.FENCED
 
     def admit_writes_for(self, user_id: str) -> None:
-        """RateLimited while the user's range is being moved away: nothing is stored for
-        them here, so nothing is left behind by the copy (the sender tries again)."""
-        if self.is_moving(user_id):
+        """RateLimited unless this cell is the user's home and their range is not being
+        moved away: nothing is stored for them here while the copy runs (nor left behind
+        by it), nor once the range has moved (a request that found them at home a moment
+        before: what it would store here, the new home would never read). The sender
+        tries again, and then reaches the new home."""
+        home, moved = self._range_of(user_id)
+        _refuse_while_fenced(user_id, moved)
+        if home != self.cell_id:
             raise RateLimited(
-                f"{user_id!r} is moving to another cell; try again",
+                f"{user_id!r} has moved to another cell; try again",
                 retry_after=MOVING_RETRY_AFTER_MS,
             )
 
     def admit_user(self, user_id: str) -> None:
         """Refuse a user of this cell's connection: UserMoved once their range moved away,
         RateLimited while it moves (their frames write, and the copy must see it all)."""
-        if not self.is_home(user_id):
+        home, moved = self._range_of(user_id)
+        if home != self.cell_id:
             raise UserMoved(f"{user_id!r} moved to another cell: fetch the directory")
-        self.admit_writes_for(user_id)
+        _refuse_while_fenced(user_id, moved)
 
     def _moved(self, user_id: str, state: RangeState) -> str | None:
-        moves = self._moves_now()
-        if not moves.ranges:
-            return None
-        moved = moves.latest_for(shard(user_id, self.shard_map.shards))
+        moved = self._range_of(user_id)[1]
         return moved.peer if moved is not None and moved.state is state else None
 
     def moved_in_from(self, user_id: str) -> str | None:
@@ -170,10 +188,6 @@ class Cells:
         """The cell this user's range moved to from here (what arrives for them here is
         forwarded there), if any."""
         return self._moved(user_id, RangeState.OUT)
-
-    def is_peer(self, cell: str) -> bool:
-        """Whether `cell` is another cell of the map (one that may call this one's Relay)."""
-        return cell in self._peers_now()[2]
 
     def split(self, user_ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
         """This cell's users, and the others' grouped by home cell, each in their order."""

@@ -271,9 +271,10 @@ class Receipts:
 
     def _store(self, receipts: Sequence[QueuedReceipt]) -> None:
         # Nothing for a user whose range is being moved away (RATE_LIMITED, before any
-        # delete: an ack refused here deletes nothing, and is sent again).
-        for receipt in receipts:
-            self._cells.admit_writes_for(receipt.recipient)
+        # delete: an ack refused here deletes nothing, and is sent again). A receipt's
+        # recipient is a device's queue: the range is its user's.
+        for user_id in dict.fromkeys(user_of_queue(r.recipient) for r in receipts):
+            self._cells.admit_writes_for(user_id)
         if receipts:
             self._queue.store_receipts(receipts)
             count(Metric.RECEIPTS_QUEUED, len(receipts))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from messenger.logic.cells import Cells
+from messenger.logic.cells import MOVING_RETRY_AFTER_MS, Cells
 from messenger.logic.identity import Identity
 from messenger.logic.messaging import Messaging
 from messenger.logic.peers import Peers
@@ -32,7 +32,7 @@ from messenger.transport.relay_records import (
     StoreMessage,
     StoreReceipts,
 )
-from messenger_protocol.errors import BadRequest
+from messenger_protocol.errors import BadRequest, RateLimited
 from messenger_protocol.names import RelayOperation
 
 
@@ -89,12 +89,18 @@ class RelayService:
         self, request: RelayRequest, user_id: str, what: str, about: str | None = None
     ) -> str:
         """`user_id` must be the calling cell's; or the caller is the old home of `about`
-        (a user of this cell whose range moved here), forwarding for anyone."""
-        if about is not None and self._cells.moved_in_from(about) == request.caller:
-            return user_id
-        if self._cells.home_of(user_id) != request.caller:
-            raise BadRequest(f"{what}: not a user of the calling cell")
-        return user_id
+        (a user of this cell whose range moved here), forwarding for anyone. A caller
+        that is proven (logic/relay_callers.py) but not the home this container last
+        read may have read a move's step this one has not yet: read the moves again,
+        once, before refusing."""
+        for fresh in (False, True):
+            if fresh:
+                self._cells.forget()
+            if about is not None and self._cells.moved_in_from(about) == request.caller:
+                return user_id
+            if self._cells.home_of(user_id) == request.caller:
+                return user_id
+        raise BadRequest(f"{what}: not a user of the calling cell")
 
     def _store_message(self, request: RelayRequest) -> Any:
         stored = StoreMessage.read(request.body)
@@ -102,7 +108,8 @@ class RelayService:
         if new_home is not None:
             # The caller does not know the move yet: forwarded, stored once, over there.
             self._theirs(request, stored.sender, "sender")
-            return self._peers.store_message(stored.sender, stored.frame).to_wire()
+            forwarded = self._peers.store_message(stored.sender, stored.frame, stored.sender_device)
+            return forwarded.to_wire()
         sender = self._theirs(request, stored.sender, "sender", about=stored.frame.to)
         self._ours(stored.frame.to, "to")
         accepted = self._messaging().accept(sender, stored.frame, stored.sender_device)
@@ -133,6 +140,13 @@ class RelayService:
         query = PresenceQuery.read(request.body)
         self._theirs(request, query.watcher, "watcher")
         for user_id in query.user_ids:
+            if self._moved_away(user_id) is not None:
+                # The caller does not know the move yet, and will within CACHE_SECONDS:
+                # asked again then, it asks the new home (which records the interest).
+                raise RateLimited(
+                    f"userIds: {user_id!r} moved to another cell; ask again",
+                    retry_after=MOVING_RETRY_AFTER_MS,
+                )
             self._ours(user_id, "userIds")
         return self._presence().answer_peer(request.caller, query).to_wire()
 
@@ -141,7 +155,11 @@ class RelayService:
         change = PresenceChanged.read(request.body)
         self._theirs(request, change.user, "user")
         for watcher in [*change.watchers, *change.hidden_from]:
-            self._ours(watcher, "watchers")
+            # A watcher whose range moved away is not told here: its new home holds its
+            # subscriptions now, and the user's cell tells it through their own interest
+            # (the one named this cell was its old connection's, which is closed).
+            if self._moved_away(watcher) is None:
+                self._ours(watcher, "watchers")
         self._presence_changes().relay_change(change)
         return {}
 
@@ -156,6 +174,13 @@ class RelayService:
         count = CountRegistration.read(request.body)
         source = RegistrationSource(count.address, count.block)
         if not self._registrations.keeps(source):
-            raise BadRequest("address: its registrations are not counted in this cell")
+            new_home = self._moved_away(source.shard_key)
+            if new_home is None:
+                raise BadRequest("address: its registrations are not counted in this cell")
+            # The caller does not know the move yet: counted over there.
+            counted = self._peers.count_registration(
+                new_home, count.address, count.block, count.attempt
+            )
+            return {"counted": counted}
         counted = self._registrations.count_for_peer(request.caller, source, count.attempt)
         return {"counted": counted}

@@ -3,7 +3,12 @@ cell only if that cell made it; docs/scale.md "The mesh").
 
 A request claims its caller in `from`; it is believed only if it is signed by a relay key
 that the claimed cell published in the directory (dal/relay_directory.py), names this cell
-in `to`, and was signed within `RELAY_CALL_WINDOW_MS` of this cell's clock. Then the caller
+in `to`, and was signed within `RELAY_CALL_WINDOW_MS` of this cell's clock. Any cell of the
+deployment may call, whatever shards it owns in this cell's view of the map: a new cell
+that owns nothing here yet (the target of a move this cell has not read the publish of),
+or this cell itself (a move's step read between two looks at one user's home can make a
+cell call its own Relay, which then answers with the view of the moment). The signature
+is the proof; the map is not (docs/scale.md "Shard moves"). Then the caller
 takes one unit of its own budget (`RELAY_CALLS_PER_CALLER`), so that one sick cell cannot
 take this cell's Relay from the others. Anything else is refused before the operation
 reads its fields: a refused call writes nothing (the budget is taken last, and only by a
@@ -45,9 +50,8 @@ class RelayCallers:
 
     def admit(self, request: RelayRequest) -> None:
         """Return if `request.caller` made this request for this cell, now; else refuse."""
-        # A cell with no peers (a single deployment) answers no one.
-        if not self._cells.is_peer(request.caller):
-            raise BadRequest("relay requests come from peer cells")
+        if not self._directory.has_peers:
+            raise BadRequest("relay requests come from peer cells: this deployment is one cell")
         if request.target != self._cells.cell_id:
             raise BadRequest("relay request made for another cell")
         now = self._clock.now_ms()

@@ -17,32 +17,38 @@ the keys they had) and deletes nothing that was not the range's.
                    blocks, push endpoints, settings, spent nonces, subscriptions to them
     copy-queue     every queued message and receipt, keeping its key and seq (so order)
     copy-limits    queue-cap counters (rate-limit buckets start afresh, §6)
-    switch-in      the new home serves the range (and accepts what the old one forwards)
-    switch-out     the old home refuses the range's users (403, MOVED) and forwards what
-                   arrives for them, until every cell follows the new map
+    switch-in      the new home serves the range (and accepts what the old one forwards);
+                   claimed in the record first: no abort from here on
     switch-peers   every other cell follows the new map for the range (sends there, takes
-                   the new home's calls for its users); meanwhile the old home forwards
+                   the new home's calls for its users), while the range's users are still
+                   fenced at the old home: so no cell is ever asked by the new home about
+                   a user it still places at the old one
+    switch-out     the old home refuses the range's users (403, MOVED) and forwards what
+                   still arrives for them (a call that read the old view), until every
+                   cell follows the new map
     publish        the directory: the new shard map, version + 1 (the directory's own
                    publisher, which signs it)
     close          the range's connections at the old home get MOVED and close (1012)
     clean-*        the range's items are deleted at the old home
 
-A move that has not switched out yet can be aborted (`ShardMove.abort`): its record turns
+A move that has not switched in yet can be aborted (`ShardMove.abort`): its record turns
 to the rollback, UNDO_STEPS, which its runner runs like any steps, resumably:
 
     abort-wait     a runner in flight when the abort came ends its step first (its next
                    record write fails): the longest a step takes
-    undo-in        the new home forgets the range (if switch-in ran)
+    undo-in        the new home forgets the range (nothing, since switch-in claims first:
+                   kept for a rollback a runner of the former order recorded)
     undo-*         the copies of the old home's items of the range are deleted at the
                    new home (by key; a copy never written deletes nothing)
     unfence        the old home forgets the range's fence: it serves and stores as before
 
-Until switch-out the new home has served nothing of the range (the old home neither
-refuses its users nor forwards to it, and no peer sends there), so the old home still holds
-everything. From switch-out on it may not (what was forwarded, what moved users did at the
-new home): an abort is refused there, and the way back is to finish the move and move the
-range back. switch-out claims its step in the record before it switches, so an abort and
-a switch never both happen.
+Until switch-in the new home has stored nothing of the range (it does not serve it, the
+old home neither refuses its users nor forwards to it, and no peer sends there), so the old
+home still holds everything. From switch-in on it may not (what the new home's own users
+sent the range's, then what the peers sent, what was forwarded, what moved users did at
+the new home): an abort is refused there, and the way back is to finish the move and move
+the range back. switch-in claims its step in the record before it switches, so an abort
+and a switch never both happen (undo-in is kept for a rollback recorded before the claim).
 """
 
 from __future__ import annotations
@@ -207,8 +213,8 @@ STEPS = (
     "copy-queue",
     "copy-limits",
     "switch-in",
-    "switch-out",
     "switch-peers",
+    "switch-out",
     "publish",
     "close",
     "clean-users",
@@ -216,14 +222,14 @@ STEPS = (
     "clean-limits",
 )
 FINISHED = "finished"
-# Where an abort can still roll a move back: before the old home switches the range out.
-ABORTABLE = STEPS[: STEPS.index("switch-out") + 1]
+# Where an abort can still roll a move back: before the new home switches the range in.
+ABORTABLE = STEPS[: STEPS.index("switch-in") + 1]
 UNDO_STEPS = ("abort-wait", "undo-in", "undo-users", "undo-queue", "undo-limits", "unfence")
 # The longest a step runs (a page of the copy, throttled and retried; the Mover stops
 # starting steps this long before its end): what an abort waits out first.
 STEP_LONGEST_SECONDS = 120.0
-# switch-out's claim, written in the record before the old home switches out.
-SWITCHING_OUT = {"switching": "out"}
+# switch-in's claim, written in the record before the new home switches in.
+SWITCHING_IN = {"switching": "in"}
 
 
 class ShardMove:
@@ -302,7 +308,7 @@ class ShardMove:
                 raise MoveRefused(f"no move {move_id} at {source}")
             if record.status in (ABORTING, ABORTED):
                 return record
-            switching = record.step == "switch-out" and record.cursor is not None
+            switching = record.step == "switch-in" and record.cursor is not None
             if record.status == DONE or record.step not in ABORTABLE or switching:
                 raise MoveSwitched(
                     f"move {move_id} is past its switch (step {record.step}, "
@@ -387,23 +393,23 @@ class ShardMove:
         if step.startswith("copy-"):
             return self._copy(record, TableRole(step.removeprefix("copy-")), source, target)
         if step == "switch-in":
-            target.shard_states.put_range(self._range(record, RangeState.IN, record.source))
-            self._wait(self._settle)
-            return self._next(record)
-        if step == "switch-out":
             if record.cursor is None:
                 # Claimed first: an abort after this is refused; one before it fails this
                 # write (MoveConflict), and nothing switches.
                 record = source.moves.advance(
-                    record, cursor=SWITCHING_OUT, updated_at_ms=self._now(record)
+                    record, cursor=SWITCHING_IN, updated_at_ms=self._now(record)
                 )
-            source.shard_states.put_range(self._range(record, RangeState.OUT, record.target))
+            target.shard_states.put_range(self._range(record, RangeState.IN, record.source))
             self._wait(self._settle)
             return self._next(record)
         if step == "switch-peers":
             for cell_id, cell in self._cells.items():
                 if cell_id not in (record.source, record.target):
                     cell.shard_states.put_range(self._range(record, RangeState.HOME, record.target))
+            self._wait(self._settle)
+            return self._next(record)
+        if step == "switch-out":
+            source.shard_states.put_range(self._range(record, RangeState.OUT, record.target))
             self._wait(self._settle)
             return self._next(record)
         if step == "publish":
