@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CELLS = ("c0", "c1", "c2")
+SHARDS = 65536  # the shard map's (ShardMap.even's default)
 ALICE = user_homed_in("c0", "alice", CELLS)  # moves from c0 to c2
 CAROL = user_homed_in("c0", "carol", CELLS)  # stays in c0
 BOB = user_homed_in("c1", "bob", CELLS)  # writes to alice from c1
@@ -40,10 +41,11 @@ SIGNER = SeedDirectorySigner(SigningKey.generate())
 
 
 @contextmanager
-def three_cells() -> Iterator[tuple[CellsUnderTest, S3Client]]:
+def three_cells(**overrides: Any) -> Iterator[tuple[CellsUnderTest, S3Client]]:
     """CELLS on moto, each with its entry in the directory's bucket (BUCKET), and an S3
-    client of that bucket's: no directory published yet."""
-    with cells_harness(CELLS) as cells:
+    client of that bucket's: no directory published yet. `overrides`: the cells' Settings
+    that differ from the defaults."""
+    with cells_harness(CELLS, **overrides) as cells:
         s3: S3Client = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         for cell in CELLS:
@@ -71,9 +73,18 @@ def settling(cells: CellsUnderTest) -> Callable[[float], None]:
 
 def alice_shard() -> int:
     """A shard of c0's holding alice but not carol."""
-    mine = shard(ALICE.user_id, 65536)
-    assert shard(CAROL.user_id, 65536) != mine
+    mine = shard(ALICE.user_id, SHARDS)
+    assert shard(CAROL.user_id, SHARDS) != mine
     return mine
+
+
+def user_in_shards(name: str, lo: int, hi: int) -> TestUser:
+    """A test user whose id (name, or name-N) is in a shard of lo..hi."""
+    for n in range(100 * SHARDS // (hi - lo + 1)):
+        user_id = name if n == 0 else f"{name}-{n}"
+        if lo <= shard(user_id, SHARDS) <= hi:
+            return TestUser(user_id)
+    raise AssertionError(f"no id like {name!r} lands in shards {lo}-{hi}")
 
 
 def queue_for(harness: Harness, recipient: TestUser, sender: TestUser, count: int) -> None:
@@ -160,10 +171,12 @@ class Deployment:
 @contextmanager
 def moving_deployment(
     wait: Callable[[CellsUnderTest], Callable[[float], None]] = settling,
+    **overrides: Any,
 ) -> Iterator[Deployment]:
     """CELLS with the first map published and a mover between them (ShardMove, the steps
-    as on AWS); `wait`: the mover's wait, given the cells (default: every cell re-reads)."""
-    with three_cells() as (cells, s3):
+    as on AWS); `wait`: the mover's wait, given the cells (default: every cell re-reads);
+    `overrides`: the cells' Settings that differ from the defaults."""
+    with three_cells(**overrides) as (cells, s3):
         publisher = BucketPublisher(s3)
         publisher.publish(ShardMap.even(list(CELLS)))
         tables = {
