@@ -1,6 +1,6 @@
-"""Three changes to moto's DynamoDB that keep the local stack (and the tests' harness)
-fast, the first two as its tables grow, each keeping moto's answers exactly as they were.
-`install()` makes all three.
+"""Changes to moto that keep the local stack (and the tests' harness) fast, the first two
+as its tables grow, each keeping moto's answers exactly as they were. `install()` makes
+them all.
 
 **Queries sort what they found, not the table.** moto answers every Query by sorting
 every item of the table by its key (comparing moto's typed values, the slow part), then
@@ -27,6 +27,10 @@ attribute value that moto holds as a plain dict of one type tag (S, N, BOOL, NUL
 NS, or M and L of such) is written as that dict, which is what moto's serializer makes
 of it; any other (binary values, which it base64-encodes) still goes through moto's.
 
+**A response class's methods are listed once.** moto lists the methods of the class that
+answers a request (with `inspect.getmembers`) on every request, to find the action's;
+here once per class.
+
 The changes apply only to requests let in by `aws.MotoGate` (or by the harness's lock,
 `harness.serialize_moto`), which serves them one at a time: so they can set attributes
 on a table for the length of one call without another request seeing them. Anything
@@ -41,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.core import responses as moto_responses
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
@@ -54,6 +59,8 @@ _ORIGINAL_QUERY = Table.query
 _ORIGINAL_SORTED_ITEMS = Table.sorted_items
 _INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
 _ORIGINAL_STRUCTURE = BaseJSONSerializer._serialize_type_structure
+_ORIGINAL_METHOD_NAMES = moto_responses.method_names_from_class
+_method_names: dict[type, list[str]] = {}
 
 
 _serialized = threading.local()
@@ -68,6 +75,7 @@ def install() -> None:
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    moto_responses.method_names_from_class = _method_names_of  # type: ignore[assignment]
 
 
 def mark_serialized(active: bool) -> None:
@@ -229,3 +237,12 @@ def _plain_attribute_value(value: Any) -> dict[str, Any] | None:
             return None
         return {tag: items}
     return None
+
+
+def _method_names_of(cls: Any) -> list[str]:
+    """moto's `method_names_from_class`, listed once per class (a copy each time)."""
+    if not _applies():
+        return _ORIGINAL_METHOD_NAMES(cls)
+    if cls not in _method_names:
+        _method_names[cls] = _ORIGINAL_METHOD_NAMES(cls)
+    return list(_method_names[cls])
