@@ -45,8 +45,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.core.botocore_stubber import BotocoreStubber
-
 from bench.figures import percentile
 from bench.protocol_client import BenchUser
 from messenger.dal.batch import write_all
@@ -55,7 +53,6 @@ from messenger.dal.subscriptions import SUB_PREFIX, WATCHER_COUNT, WATCHER_COUNT
 from messenger.logic import live_delivery
 from messenger.logic.clock import FixedClock
 from messenger.transport.connections import Connections
-from messenger_local import moto_speed
 from messenger_local.harness import Caller, Connection, Harness, harness, throttled_answer
 from messenger_protocol.frames import GetPresence
 from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE, MAX_WATCHERS_PER_USER
@@ -167,29 +164,6 @@ class HotSpot:
     overload: float = OVERLOAD
     flap_every: float = FLAP_EVERY
     seconds: float = SECONDS
-
-
-@contextmanager
-def fast_moto() -> Iterator[None]:
-    """moto as the local stack runs it (messenger_local.moto_speed): a Query reads its
-    partition and a transaction backs up what it touches, not the whole table, so that
-    setting up ten thousand connections does not slow down with each one. The harness
-    already lets one request into moto at a time, which is what moto_speed needs."""
-    moto_speed.install()
-    served = BotocoreStubber.process_request
-
-    def process_request(self: BotocoreStubber, request: Any) -> Any:
-        moto_speed.mark_serialized(True)
-        try:
-            return served(self, request)
-        finally:
-            moto_speed.mark_serialized(False)
-
-    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BotocoreStubber.process_request = served  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -524,12 +498,12 @@ def hot_spot(spot: HotSpot) -> Measured:
     """The three runs, in one harness."""
     # Rate limits and the registration budget are not what is measured here.
     big = 10**9
-    with (
-        harness(
-            rate_limit_burst=big, rate_limit_per_minute=big, registrations_per_ip_per_hour=big
-        ) as h,
-        fast_moto(),
-    ):
+    # The harness serves moto as the local stack does (messenger_local.moto_speed): a Query
+    # reads its partition and a transaction backs up what it touches, not the whole table,
+    # so that setting up ten thousand connections does not slow down with each one.
+    with harness(
+        rate_limit_burst=big, rate_limit_per_minute=big, registrations_per_ip_per_hour=big
+    ) as h:
         partition = HotPartition(h.table_names["Queue"], "carol")
         partition.install(h.services.dynamodb)
         with real_time(h.clock):

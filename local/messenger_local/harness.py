@@ -545,16 +545,25 @@ def serialize_moto() -> None:
     moto's in-memory backend is not thread-safe (a transaction deep-copies a table while
     another thread writes it). DynamoDB itself serializes writes to an item, so running
     moto's requests one at a time keeps concurrency tests faithful to the real service.
+    One at a time, they get moto as the local stack does (messenger_local.moto_speed):
+    the same answers, sooner.
     """
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from messenger_local import moto_speed
+
     if getattr(BotocoreStubber.process_request, "_serialized", False):
         return
+    moto_speed.install()
     original = BotocoreStubber.process_request
 
     def process_request(self: Any, request: Any) -> Any:
         with _MOTO_LOCK:
-            return original(self, request)
+            moto_speed.mark_serialized(True)
+            try:
+                return original(self, request)
+            finally:
+                moto_speed.mark_serialized(False)
 
     process_request._serialized = True  # type: ignore[attr-defined]
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]

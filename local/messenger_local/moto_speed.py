@@ -1,5 +1,6 @@
-"""Two changes to moto's DynamoDB that keep the local stack's speed from falling as its
-tables grow, each keeping moto's answers exactly as they were. `install()` makes both.
+"""Changes to moto that keep the local stack (and the tests' harness) fast, the first two
+as its tables grow, each keeping moto's answers exactly as they were. `install()` makes
+them all.
 
 **Queries sort what they found, not the table.** moto answers every Query by sorting
 every item of the table by its key (comparing moto's typed values, the slow part), then
@@ -18,10 +19,22 @@ items the transaction touches are copied before it runs (or noted absent), the t
 are not, and a failed transaction puts exactly those items back. The tables end as
 moto's rollback leaves them; DynamoDB guarantees the same, all actions or none.
 
-Both changes apply only to requests let in by `aws.MotoGate`, which serves them one at a
-time: so they can set attributes on a table for the length of one call without another
-request seeing them. Anything else in the process using moto (`mock_aws` in a test, on
-any thread) gets moto unchanged.
+**Attribute values are written as they are.** moto writes every answer through its
+generic serializer, which looks each member of each structure up under half a dozen
+aliases: an `AttributeValue` ({"S": "x"}) costs ten look-ups of its ten possible
+members, so a Query of 250 queued messages spends most of its time there. Here an
+attribute value that moto holds as a plain dict of one type tag (S, N, BOOL, NULL, SS,
+NS, or M and L of such) is written as that dict, which is what moto's serializer makes
+of it; any other (binary values, which it base64-encodes) still goes through moto's.
+
+**A response class's methods are listed once.** moto lists the methods of the class that
+answers a request (with `inspect.getmembers`) on every request, to find the action's;
+here once per class.
+
+The changes apply only to requests let in by `aws.MotoGate` (or by the harness's lock,
+`harness.serialize_moto`), which serves them one at a time: so they can set attributes
+on a table for the length of one call without another request seeing them. Anything
+else in the process using moto (`mock_aws` in a test, on any thread) gets moto unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from moto.core import responses as moto_responses
+from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -43,19 +58,24 @@ _ORIGINAL: TransactWrite = DynamoDBBackend.transact_write_items
 _ORIGINAL_QUERY = Table.query
 _ORIGINAL_SORTED_ITEMS = Table.sorted_items
 _INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
+_ORIGINAL_STRUCTURE = BaseJSONSerializer._serialize_type_structure
+_ORIGINAL_METHOD_NAMES = moto_responses.method_names_from_class
+_method_names: dict[type, list[str]] = {}
 
 
 _serialized = threading.local()
 
 
 def install() -> None:
-    """Put both changes in place for the requests let in by the gate (idempotent).
+    """Put the changes in place for the requests let in by the gate (idempotent).
 
     A wrapper put around the transaction method since (replication's capture) stays.
     """
     if DynamoDBBackend.transact_write_items is _ORIGINAL:
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
+    BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    moto_responses.method_names_from_class = _method_names_of  # type: ignore[assignment]
 
 
 def mark_serialized(active: bool) -> None:
@@ -166,3 +186,63 @@ def _not_copied(tables: Iterable[Table]) -> Iterator[None]:
 
 def _same_table(table: Table) -> Callable[[dict[int, Any]], Table]:
     return lambda memo: table
+
+
+def _serialize_type_structure(
+    self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str
+) -> None:
+    """moto's JSON serializer's structure method, an `AttributeValue` of DynamoDB's
+    written at once where it is a plain one (`_plain_attribute_value`)."""
+    if (
+        _applies()
+        and key
+        and shape.name == "AttributeValue"
+        and self.operation_model.service_model.service_name == "dynamodb"
+    ):
+        plain = _plain_attribute_value(value)
+        if plain is not None:
+            serialized[key] = plain  # AttributeValue has no serialized name of its own
+            return
+    _ORIGINAL_STRUCTURE(self, serialized, value, shape, key)
+
+
+_TEXT_TAGS = ("S", "N")
+_FLAG_TAGS = ("NULL", "BOOL")
+_TEXT_SET_TAGS = ("SS", "NS")
+
+
+def _plain_attribute_value(value: Any) -> dict[str, Any] | None:
+    """An attribute value as moto's serializer writes it, {"S": "x"}, where it is a dict
+    of one type tag whose value it writes unchanged; None for anything else (binary
+    values, which it base64-encodes; a tag it does not know; a value of another type)."""
+    if type(value) is not dict or len(value) != 1:
+        return None
+    [(tag, inner)] = value.items()
+    if tag in _TEXT_TAGS:
+        return {tag: inner} if type(inner) is str else None
+    if tag in _FLAG_TAGS:
+        return {tag: inner} if type(inner) is bool else None
+    if tag in _TEXT_SET_TAGS:
+        if type(inner) is list and all(type(member) is str for member in inner):
+            return {tag: list(inner)}
+        return None
+    if tag == "M" and type(inner) is dict:
+        members = {name: _plain_attribute_value(member) for name, member in inner.items()}
+        if any(member is None for member in members.values()):
+            return None
+        return {tag: members}
+    if tag == "L" and type(inner) is list:
+        items = [_plain_attribute_value(item) for item in inner]
+        if any(item is None for item in items):
+            return None
+        return {tag: items}
+    return None
+
+
+def _method_names_of(cls: Any) -> list[str]:
+    """moto's `method_names_from_class`, listed once per class (a copy each time)."""
+    if not _applies():
+        return _ORIGINAL_METHOD_NAMES(cls)
+    if cls not in _method_names:
+        _method_names[cls] = _ORIGINAL_METHOD_NAMES(cls)
+    return list(_method_names[cls])
