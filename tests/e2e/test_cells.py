@@ -286,8 +286,9 @@ def peer_requests_refused(alice: TestUser, dave: TestUser) -> list[tuple[str, An
         ("c1", {"op": "storeMessage", "from": "c0", "sender": dave.user_id, "frame": frame}),
         # a recipient who is not a user of the asked cell
         ("c0", {"op": "storeMessage", "from": "c1", "sender": dave.user_id, "frame": frame}),
-        # the asked cell calling itself
-        ("c1", {"op": "keys", "from": "c1", "userId": dave.user_id}),
+        # the asked cell calling itself (answered, as during a move) is held to the same
+        # rules: alice is not its user
+        ("c1", {"op": "storeMessage", "from": "c1", "sender": alice.user_id, "frame": frame}),
         ("c1", {"op": "keys", "from": "c0", "userId": alice.user_id}),
         ("c1", {"op": "deleteEverything", "from": "c0"}),
         ("c1", ["not", "an", "object"]),

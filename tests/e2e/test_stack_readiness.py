@@ -71,13 +71,19 @@ async def test_a_burst_of_closes_runs_every_disconnect(shared_aws: EmbeddedAws) 
         for number in range(BURST // WATCHED_PER_WATCHER):
             watcher = await connect_as(stack.ws_url, TestUser(f"watcher{number}"))
             group = users[number * WATCHED_PER_WATCHER : (number + 1) * WATCHED_PER_WATCHER]
-            answer = await watcher.request(
-                {
-                    "action": "getPresence",
-                    "userIds": [user.user_id for user in group],
-                    "subscribe": True,
-                }
-            )
+            # (asked again if the 1 s integration timeout cut it, as on a loaded machine:
+            # what this test measures is the closes)
+            for _ in range(3):
+                answer = await watcher.request(
+                    {
+                        "action": "getPresence",
+                        "userIds": [user.user_id for user in group],
+                        "subscribe": True,
+                    }
+                )
+                if answer.get("type") == "presence":
+                    break
+            assert answer.get("type") == "presence", answer
             assert all(entry["online"] for entry in answer["users"])
             watchers.append((watcher, {user.user_id for user in group}))
         await stack.settled()
