@@ -400,17 +400,24 @@ def test_a_stale_switch_in_a_bucket_never_undoes_a_later_one(world):
     assert entry == {"url": C1_PRIMARY.url, "epoch": "eu-west-1#2"}
 
 
+# The standby Switch function's environment with one directory region
+# (infra/failover_automation.py); the tests add the second region's.
+STANDBY_SWITCH_ENVIRONMENT = {
+    "AWS_REGION": C1_STANDBY.region,
+    FailoverEnv.CELL_ID: "c1",
+    FailoverEnv.USERS_TABLE: C1_STANDBY.users_table,
+    FailoverEnv.URL: C1_STANDBY.url,
+    FailoverEnv.DIRECTORY_BUCKET: EAST_BUCKET,
+    FailoverEnv.DIRECTORY_REGION: EAST,
+    FailoverEnv.DIRECTORY_OWNER: OWNER,
+}
+
+
 def test_the_automated_switch_publishes_through_the_second_region(world, monkeypatch):
     # Given the standby's Failover function's environment (infra/failover_automation.py),
     # Lambda's endpoint the test's (the first region's function fails there with 503)
     for name, value in {
-        "AWS_REGION": C1_STANDBY.region,
-        FailoverEnv.CELL_ID: "c1",
-        FailoverEnv.USERS_TABLE: C1_STANDBY.users_table,
-        FailoverEnv.URL: C1_STANDBY.url,
-        FailoverEnv.DIRECTORY_BUCKET: EAST_BUCKET,
-        FailoverEnv.DIRECTORY_REGION: EAST,
-        FailoverEnv.DIRECTORY_OWNER: OWNER,
+        **STANDBY_SWITCH_ENVIRONMENT,
         FailoverEnv.DIRECTORY_PUBLISHERS: f"{EAST_PUBLISHER},{WEST_PUBLISHER}",
         FailoverEnv.DIRECTORY_BUCKETS: f"{EAST_BUCKET},{WEST_BUCKET}",
         "AWS_ENDPOINT_URL_LAMBDA": world.invoke_url,
@@ -441,15 +448,7 @@ def test_the_automated_switch_publishes_through_the_second_region(world, monkeyp
 
 
 def test_the_switch_functions_publishers_are_lambda_arns():
-    environment = {
-        "AWS_REGION": C1_STANDBY.region,
-        FailoverEnv.CELL_ID: "c1",
-        FailoverEnv.USERS_TABLE: C1_STANDBY.users_table,
-        FailoverEnv.URL: C1_STANDBY.url,
-        FailoverEnv.DIRECTORY_BUCKET: EAST_BUCKET,
-        FailoverEnv.DIRECTORY_REGION: EAST,
-        FailoverEnv.DIRECTORY_OWNER: OWNER,
-    }
+    environment = STANDBY_SWITCH_ENVIRONMENT
     assert failover_cell_from(environment).directory.regions == ()
     two = {
         **environment,
