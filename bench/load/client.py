@@ -45,7 +45,12 @@ from bench.protocol_client import (
     read_frame,
 )
 from messenger_client.errors import UnreadableMessage
-from messenger_protocol.client_rules import GATEWAY_ERROR_MESSAGES, RETRYABLE_CODES, backoff_delay
+from messenger_protocol.client_rules import (
+    GATEWAY_ERROR_MESSAGES,
+    RETRYABLE_CODES,
+    backoff_delay,
+    resend_wait,
+)
 from messenger_protocol.frames import (
     Ack,
     AckFrame,
@@ -85,6 +90,15 @@ Answer = AckFrame | ErrorFrame | GatewayError
 
 class ConnectionLost(Exception):
     """The connection a send waits on closed before its answer came."""
+
+
+class SyncRefused(Exception):
+    """The cell refused a sync (its user's range is being moved: RATE_LIMITED with a
+    retryAfter; MOVED; a gateway error): the same sync goes again after the wait."""
+
+    def __init__(self, retry_after_ms: int | None) -> None:
+        super().__init__(retry_after_ms)
+        self.retry_after_ms = retry_after_ms
 
 
 class LoadFailure(Exception):
@@ -298,7 +312,8 @@ class LoadClient:
                 refusals, BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, self.run.rng
             )
             refusals += 1
-            await asyncio.sleep(delay)
+            retry_after = reply.retry_after if isinstance(reply, ErrorFrame) else None
+            await asyncio.sleep(resend_wait(delay, retry_after))
 
     # --- docs/protocol.md §7: the client is the source of truth ---
 
@@ -392,6 +407,7 @@ class LoadClient:
             # Refused a frame no send waits on (an ack, a markSeen): an ack is made good
             # by the next sync's redelivery, a mark goes again until its seenStored.
             self.run.tally.counts[f"{frame.code} answers to acks and marks"] += 1
+            self._refuse_sync(frame.retry_after)
         elif isinstance(frame, SeenStoredFrame):
             self._marks_pending.pop((frame.to, tuple(frame.message_ids)), None)
         elif isinstance(frame, PongFrame):
@@ -409,9 +425,17 @@ class LoadClient:
             self.run.tally.counts[f"gateway '{frame.message}' frames"] += 1
             for message_id in list(self._waiting):
                 self._answer(message_id, frame)
+            self._refuse_sync(None)
         else:
             self.run.tally.counts["unexpected frames"] += 1
             self.run.tally.problem(f"{self.user_id} got {frame}")
+
+    def _refuse_sync(self, retry_after_ms: int | None) -> None:
+        """A refusal that names no frame, while a sync waits: it may be the sync's (a sync
+        has no id), so the sync goes again rather than wait for a syncDone that will not
+        come. (If it was an ack's, the sync asked twice costs redeliveries, dropped.)"""
+        if self.in_sync and self._sync_done is not None and not self._sync_done.done():
+            self._sync_done.set_exception(SyncRefused(retry_after_ms))
 
     def _answer(self, message_id: str | None, answer: Answer) -> None:
         """Hand the answer to the send waiting for it, if one is."""
@@ -565,6 +589,7 @@ class LoadClient:
 
     async def sync(self) -> int:
         """Ask for everything queued; how many items the server said it sent."""
+        refusals = 0
         while True:
             await self._reopen_if_closed()
             assert self.socket is not None
@@ -576,6 +601,15 @@ class LoadClient:
             except (ConnectionClosed, ConnectionLost):
                 # Closed before its syncDone (MOVED, §6): the same sync at the new home.
                 self.run.tally.counts["syncs sent again after the connection closed"] += 1
+                continue
+            except SyncRefused as refused:
+                # Asking again is harmless: what comes twice is dropped by (from, messageId).
+                self.run.tally.counts["syncs sent again after a refusal"] += 1
+                delay = backoff_delay(
+                    refusals, BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, self.run.rng
+                )
+                refusals += 1
+                await asyncio.sleep(resend_wait(delay, refused.retry_after_ms))
                 continue
             await self.flush_acks()
             return count
