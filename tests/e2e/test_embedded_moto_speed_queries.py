@@ -94,7 +94,7 @@ def pages(dynamodb: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     start = None
     while True:
-        extra = {"ExclusiveStartKey": start} if start else {}
+        extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
         page = dynamodb.query(TableName=TABLE, **request, **extra)
         found.append({k: page.get(k) for k in ("Items", "Count", "ScannedCount")})
         start = page.get("LastEvaluatedKey")
