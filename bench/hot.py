@@ -54,8 +54,12 @@ from messenger.logic import live_delivery
 from messenger.logic.clock import FixedClock
 from messenger.transport.connections import Connections
 from messenger_local.harness import Caller, Connection, Harness, harness, throttled_answer
-from messenger_protocol.frames import GetPresence
-from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE, MAX_WATCHERS_PER_USER
+from messenger_protocol.frames import Ack, GetPresence
+from messenger_protocol.limits import (
+    MAX_CONNECTIONS_PER_DEVICE,
+    MAX_IDS_PER_FRAME,
+    MAX_WATCHERS_PER_USER,
+)
 
 MESSAGES = 100
 WARMUP = 5
@@ -278,6 +282,7 @@ class Population:
     recorded: int  # of them, recorded straight into the table
     answers: Counter[str]  # what the connections that subscribed through getPresence got
     pairs: list[tuple[Connection, BenchUser]]
+    recipients: list[Connection]  # the pairs' recipients, one connection each
 
 
 def record_watchers(h: Harness, watched: str, count: int) -> list[str]:
@@ -325,15 +330,43 @@ def populate(h: Harness, spot: HotSpot) -> Population:
         if reply["type"] == "presence":
             watcher_ids.append(connection.connection_id)
     pairs = []
+    recipients = []
     for n in range(spot.others):
         a, b = BenchUser.generate(f"other{n:03d}a"), BenchUser.generate(f"other{n:03d}b")
         pairs.append((h.connect(a), b))
-        h.connect(b)
+        recipients.append(h.connect(b))
     for connection_id in watcher_ids:
         h.posts.take(connection_id)
     return Population(
-        senders, hot_recipient, watched, unwatched, watcher_ids, recorded, answers, pairs
+        senders,
+        hot_recipient,
+        watched,
+        unwatched,
+        watcher_ids,
+        recorded,
+        answers,
+        pairs,
+        recipients,
     )
+
+
+def ack_what_arrived(h: Harness, population: Population) -> int:
+    """The measured pairs' recipients ack every message that reached them, as a chat
+    partner's app does: no run starts against queues an earlier run filled (the queue
+    caps would refuse its sends). The messages acked."""
+    acked = 0
+    for connection in population.recipients:
+        ids = [
+            frame["id"]
+            for frame in h.posts.take(connection.connection_id)
+            if frame.get("type") == "message"
+        ]
+        for first in range(0, len(ids), MAX_IDS_PER_FRAME):
+            reply = h.send(connection, Ack(ids=ids[first : first + MAX_IDS_PER_FRAME]).to_wire())
+            if reply is not None and reply.get("type") == "error":
+                raise RuntimeError(f"an ack of the pairs' messages was refused: {reply}")
+        acked += len(ids)
+    return acked
 
 
 def paced_sends(
@@ -471,6 +504,7 @@ def spot_run(
     for thread in load:
         thread.join()
     partition.enabled = False
+    ack_what_arrived(h, population)
     frames = sum(len(h.posts.take(connection_id)) for connection_id in population.watcher_ids)
     return SpotRun(name, times, os.getloadavg(), outcomes, sum(changes), frames)
 
