@@ -51,6 +51,7 @@ from infra.directory import (
     failover_role_name,
     own_entry_arn,
     private_bucket,
+    probe_role_name,
     publisher_environment,
     publisher_function,
 )
@@ -343,7 +344,9 @@ class DirectoryRegionStack(Stack):
             admit_relay_record_writers(self.bucket, config.env, cells.organization)
         # A switch writes its cell's entry here when the first region does not answer
         # (messenger_directory.failover): the standbys' Switch roles of other accounts
-        # may put and read their own cell's entry, by their tag, as in the first bucket.
+        # may put and read their own cell's entry, by their tag, as in the first bucket;
+        # each vantage's probe reads it here when the first bucket cannot be read
+        # (messenger_directory.probe), as in the first bucket.
         if config.auto_failover and any(cell.account != account for cell in cells.cells):
             assert cells.organization is not None
             admit_roles(
@@ -354,6 +357,15 @@ class DirectoryRegionStack(Stack):
                 own_entry_arn(self.bucket),
                 [failover_role_name(config.env, "*")],
             )
+            if any(cell.standby for cell in cells.cells):
+                admit_roles(
+                    self.bucket,
+                    cells.organization,
+                    "CellEntryProbes",
+                    ["s3:GetObject"],
+                    own_entry_arn(self.bucket),
+                    [probe_role_name(config.env, "*", "*")],
+                )
         # The directory key's replica: the same key material (one public key for
         # clients), so this region signs without calling the first region's KMS.
         self.key = kms.CfnReplicaKey(

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 # One bucket: an S3 client's factory (for the bucket's region) and the bucket's name.
 BucketSource = tuple[Callable[[], "S3Client"], str]
+# What S3 answers for a key that does not exist: NoSuchKey to a reader allowed to list the
+# bucket, AccessDenied otherwise (a reader admitted to some keys only).
+ABSENT_CODES = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 
 
 class BucketsUnreadable(RuntimeError):
@@ -29,12 +32,13 @@ class BucketsUnreadable(RuntimeError):
 
 
 class DirectoryBuckets:
-    """The first bucket, then the fallback (same owner), each client made at first need."""
+    """The first bucket, then the fallback (same owner), each client made at first need.
+    `owner`: the account both buckets must belong to (ExpectedBucketOwner); None: any."""
 
     def __init__(
         self,
         first: BucketSource,
-        owner: str,
+        owner: str | None,
         fallback: BucketSource | None = None,
     ) -> None:
         self._sources = [first, *([fallback] if fallback else [])]
@@ -50,12 +54,14 @@ class DirectoryBuckets:
             where = f"s3://{bucket}/{key}"
             if bucket not in self._clients:
                 self._clients[bucket] = factory()
+            client = self._clients[bucket]
             try:
-                body: bytes = (
-                    self._clients[bucket]
-                    .get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=self._owner)["Body"]
-                    .read()
+                response = (
+                    client.get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=self._owner)
+                    if self._owner
+                    else client.get_object(Bucket=bucket, Key=key)
                 )
+                body: bytes = response["Body"].read()
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in absent:
                     return None

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from messenger.dal.directory_buckets import BucketSource, DirectoryBuckets
+from messenger.dal.directory_buckets import ABSENT_CODES, BucketSource, DirectoryBuckets
 from messenger.logic.clock import Clock
 from messenger.observability import logger
 from messenger_protocol.mesh import (
@@ -36,8 +36,6 @@ RECORD_TTL_MS = 60_000
 # A record asked for again sooner than this is not read again, even after a signature
 # that did not verify (so that forged calls cannot make a cell read S3 for each).
 RECORD_REFRESH_MS = 5_000
-# S3 answers a missing key NoSuchKey to a reader allowed to list, AccessDenied otherwise.
-_MISSING = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 
 
 class RelayDirectory:
@@ -81,7 +79,7 @@ class RelayDirectory:
 
     def _read(self, cell_id: str, side: str) -> RelayRecord | None:
         """The side's record, None if it has none; BucketsUnreadable if no bucket answers."""
-        found = self._buckets.read(relay_record_key(cell_id, side), absent=_MISSING)
+        found = self._buckets.read(relay_record_key(cell_id, side), absent=ABSENT_CODES)
         if found is None:
             return None
         where, body = found
