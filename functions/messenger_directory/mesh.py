@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from messenger.dal.server_keys import ServerKeys
 from messenger_directory.handlers import _answer_cloudformation
@@ -28,6 +29,10 @@ from messenger_protocol.mesh import (
 )
 
 PUBLISH_RELAY_RECORD_HANDLER = f"{__name__}.publish_relay_record"
+
+
+class MirrorNotWritten(RuntimeError):
+    """The record is in the first bucket, not in the second region's: the deploy fails."""
 
 
 class RelayRecordProperty(StrEnum):
@@ -86,7 +91,13 @@ def publish_relay_side(
     write_relay_record(s3, bucket, record, owner=owner)
     if mirror is not None:
         mirror_s3, mirror_bucket = mirror
-        write_relay_record(mirror_s3, mirror_bucket, record, owner=owner)
+        try:
+            write_relay_record(mirror_s3, mirror_bucket, record, owner=owner)
+        except (ClientError, BotoCoreError) as error:
+            raise MirrorNotWritten(
+                f"written into s3://{bucket}, not into the second directory region's "
+                f"s3://{mirror_bucket}: {error}"
+            ) from error
     return record
 
 

@@ -308,4 +308,6 @@ def test_given_the_second_write_fails_then_the_deploy_fails_saying_why_the_first
     assert written(first, FIRST).cell_id == "c1"
     (answer,) = answers
     assert answer["Status"] == "FAILED"
-    assert "not written" in answer["Reason"] and "NoSuchBucket" in answer["Reason"]
+    assert f"written into s3://{FIRST}, not into the second" in answer["Reason"]
+    assert "s3://messenger-prod-directory-gone" in answer["Reason"]
+    assert "NoSuchBucket" in answer["Reason"]
