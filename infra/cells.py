@@ -149,14 +149,27 @@ class CellPlacement:
         return relay_pattern(self.env, self.relay_qualifier)
 
     @property
-    def relay_record_arn(self) -> str:
-        """This side's own Relay record in the directory's bucket (its writer's grant)."""
-        return self.directory.object_arn(relay_record_key(self.cell_id, self.side))
+    def relay_record_arns(self) -> list[str]:
+        """This side's own Relay record in the directory's bucket and, with a second
+        directory region, in that one's too (its writer's grant)."""
+        key = relay_record_key(self.cell_id, self.side)
+        fallback = self.fallback_directory
+        return [
+            self.directory.object_arn(key),
+            *([fallback.object_arn(key)] if fallback is not None else []),
+        ]
 
     @property
     def relay_records_arn(self) -> str:
         """Every side's Relay record (what the cell's functions may read)."""
         return self.directory.object_arn(f"{RELAY_RECORD_PREFIX}*")
+
+    @property
+    def relay_records_fallback_arn(self) -> str | None:
+        """Every side's Relay record in the second region's bucket, None without one
+        (read when the first region's bucket cannot be: messenger.dal.relay_directory)."""
+        fallback = self.fallback_directory
+        return None if fallback is None else fallback.object_arn(f"{RELAY_RECORD_PREFIX}*")
 
     @property
     def has_peers(self) -> bool:
@@ -207,6 +220,16 @@ class CellPlacement:
         fallback = self.fallback_directory
         return None if fallback is None else fallback.object_arn(DIRECTORY_NAME)
 
+    def fallback_environment(self) -> dict[str, str]:
+        """MESH_FALLBACK_*: the second directory region's bucket, empty without one."""
+        fallback = self.fallback_directory
+        if fallback is None:
+            return {}
+        return {
+            Env.MESH_FALLBACK_BUCKET.value: fallback.bucket,
+            Env.MESH_FALLBACK_REGION.value: fallback.region,
+        }
+
     def environment(self) -> dict[str, str]:
         """Every function's cell variables (parsed by messenger.config.CellSettings): this
         cell and, with peers, where the signed directory and their Relay records are, and
@@ -220,12 +243,7 @@ class CellPlacement:
                 Env.MESH_BUCKET_REGION.value: location.region,
                 Env.MESH_BUCKET_OWNER.value: location.account,
             }
-            fallback = self.fallback_directory
-            if fallback is not None:
-                variables |= {
-                    Env.MESH_FALLBACK_BUCKET.value: fallback.bucket,
-                    Env.MESH_FALLBACK_REGION.value: fallback.region,
-                }
+            variables |= self.fallback_environment()
             # Unset until the directory's stack made the key: the functions then refuse
             # to serve, saying so (messenger.config.CellSettings).
             if self.cells.directory_key:

@@ -51,10 +51,12 @@ from infra.directory import (
     failover_role_name,
     own_entry_arn,
     private_bucket,
+    probe_role_name,
     publisher_environment,
     publisher_function,
 )
 from infra.directory_key import grant_sign
+from infra.mesh import admit_relay_record_writers
 from infra.monitoring import alarm_topic, function_alarms
 from infra.nag import acknowledge, flattened
 from infra.regions import PARTITION
@@ -334,22 +336,17 @@ class DirectoryRegionStack(Stack):
         self.bucket.add_to_resource_policy(
             cloudfront_reads_directory(self.bucket, first.distribution_arn)
         )
-        # The cells of other accounts read the signed directory here (their shard map)
-        # when the first region's bucket cannot be read (messenger.dal.directory_map), as
-        # the first bucket lets them (infra/mesh.py).
+        # The cells of other accounts read the signed directory (their shard map) and the
+        # peers' Relay records here when the first region's bucket cannot be read
+        # (messenger.dal.directory_buckets), and each side's deploy writes its record here
+        # too: the first bucket's two statements (infra/mesh.py, infra/app.py).
         if cells.organization and len(cells.accounts) > 1:
-            self.bucket.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="CellsReadSignedDirectory",
-                    principals=[iam.AnyPrincipal()],
-                    actions=["s3:GetObject"],
-                    resources=[self.bucket.arn_for_objects(DIRECTORY_KEY)],
-                    conditions={"StringEquals": {"aws:PrincipalOrgID": cells.organization}},
-                )
-            )
+            admit_relay_record_writers(self.bucket, config.env, cells.organization)
         # A switch writes its cell's entry here when the first region does not answer
         # (messenger_directory.failover): the standbys' Switch roles of other accounts
-        # may put and read their own cell's entry, by their tag, as in the first bucket.
+        # may put and read their own cell's entry, by their tag, as in the first bucket;
+        # each vantage's probe reads it here when the first bucket cannot be read
+        # (messenger_directory.probe), as in the first bucket.
         if config.auto_failover and any(cell.account != account for cell in cells.cells):
             assert cells.organization is not None
             admit_roles(
@@ -360,6 +357,15 @@ class DirectoryRegionStack(Stack):
                 own_entry_arn(self.bucket),
                 [failover_role_name(config.env, "*")],
             )
+            if any(cell.standby for cell in cells.cells):
+                admit_roles(
+                    self.bucket,
+                    cells.organization,
+                    "CellEntryProbes",
+                    ["s3:GetObject"],
+                    own_entry_arn(self.bucket),
+                    [probe_role_name(config.env, "*", "*")],
+                )
         # The directory key's replica: the same key material (one public key for
         # clients), so this region signs without calling the first region's KMS.
         self.key = kms.CfnReplicaKey(

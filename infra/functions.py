@@ -65,6 +65,7 @@ class Functions:
             push_apps=tuple(self.push_apps.values()),
             relay_pattern=cell.relay_pattern if cell.has_peers else None,
             relay_records=cell.relay_records_arn if cell.has_peers else None,
+            relay_records_fallback=cell.relay_records_fallback_arn if cell.has_peers else None,
             shard_map=cell.shard_map_arn if cell.has_peers else None,
             shard_map_fallback=cell.shard_map_fallback_arn if cell.has_peers else None,
             presence_function_arn=stack.format_arn(
@@ -250,13 +251,16 @@ class Functions:
                 "number of cells, so that adding a cell redeploys no other; the called Relay "
                 "checks that each call is signed by the cell it names (docs/scale.md)",
             )
-        if (Access.RELAY in access or Access.MESH_READ in access) and self._targets.relay_records:
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{self._targets.relay_records}]",
-                "the cells' Relay records in the directory's bucket: each side's public key "
-                "and Relay ARN, read-only, one grant whatever the number of cells",
-            )
+        if Access.RELAY in access or Access.MESH_READ in access:
+            for records in (self._targets.relay_records, self._targets.relay_records_fallback):
+                if records:
+                    acknowledge(
+                        policy,
+                        f"AwsSolutions-IAM5[Resource::{records}]",
+                        "the cells' Relay records in the directory's bucket (each region's): "
+                        "each side's public key and Relay ARN, read-only, one grant whatever "
+                        "the number of cells",
+                    )
         if Access.PUSH in access:
             for arn in self._targets.push_apps:
                 endpoints = flattened(self._stack, endpoint_arns_of(arn))

@@ -73,7 +73,9 @@ class RelayRecord(Construct):
                 iam.PolicyStatement(
                     sid="WriteOwnRelayRecord",
                     actions=["s3:PutObject"],
-                    resources=[cell.relay_record_arn],
+                    # The first bucket's and, with a second directory region, its
+                    # bucket's (same account): the same key in each.
+                    resources=cell.relay_record_arns,
                     conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
                 ),
             ],
@@ -92,15 +94,26 @@ class RelayRecord(Construct):
                 RelayRecordProperty.SIDE.value: cell.side,
                 RelayRecordProperty.FUNCTION.value: cell.relay_arn,
                 RelayRecordProperty.USERS_TABLE.value: users_table.table_name,
+                # Written into the second region's bucket too (same owner), after the
+                # first: what the cells read when the first region is lost. Absent with
+                # one directory region (that template is unchanged).
+                **(
+                    {
+                        RelayRecordProperty.FALLBACK_BUCKET.value: fallback.bucket,
+                        RelayRecordProperty.FALLBACK_BUCKET_REGION.value: fallback.region,
+                    }
+                    if (fallback := cell.fallback_directory) is not None
+                    else {}
+                ),
             },
         )
 
 
-def admit_relay_record_writers(bucket: s3.Bucket, env: str, organization: str) -> None:
-    """The directory's bucket, for cells in other accounts of the organization: each side's
-    record writer may write its own cell's records (its role's cell tag), and the cells'
-    functions may read every record and the signed directory (their shard map). Two
-    statements for the whole deployment."""
+def admit_relay_record_writers(bucket: s3.IBucket, env: str, organization: str) -> None:
+    """The directory's bucket (each region's, with two), for cells in other accounts of the
+    organization: each side's record writer may write its own cell's records (its role's
+    cell tag), and the cells' functions may read every record and the signed directory
+    (their shard map). Two statements for the whole deployment."""
     in_organization = {"StringEquals": {"aws:PrincipalOrgID": organization}}
     bucket.add_to_resource_policy(
         iam.PolicyStatement(

@@ -207,7 +207,11 @@ class ShardMover(Construct):
         stack = Stack.of(self)
         peers = _given_peers(placement)
         self._by_rule = _by_rule_arns(config.env)
-        self._relay_records = placement.relay_records_arn
+        # Every Relay record, in the first directory bucket and (two regions) the second.
+        self._relay_records = [
+            placement.relay_records_arn,
+            *filter(None, [placement.relay_records_fallback_arn]),
+        ]
         own = {role: tables[spec] for role, spec in ROLES.items()}
         directory = directory_function_arn(config.env, placement.directory)
         log_group = logs.LogGroup(
@@ -235,7 +239,7 @@ class ShardMover(Construct):
             iam.PolicyStatement(
                 sid="ReadRelayRecords",
                 actions=["s3:GetObject"],
-                resources=[self._relay_records],
+                resources=self._relay_records,
             )
         )
         for statement in statements:
@@ -273,6 +277,7 @@ class ShardMover(Construct):
                 Env.MESH_BUCKET.value: placement.directory.bucket,
                 Env.MESH_BUCKET_REGION.value: placement.directory.region,
                 Env.MESH_BUCKET_OWNER.value: placement.directory.account,
+                **placement.fallback_environment(),
                 MoverEnv.DIRECTORY_FUNCTION.value: directory,
                 MoverEnv.CONNECTIONS_ENDPOINT.value: connections_url,
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -461,12 +466,13 @@ class ShardMover(Construct):
 
     def _acknowledge(self, role: iam.Role, connections_arns: list[str]) -> None:
         policy = role.node.find_child("DefaultPolicy")
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{self._relay_records}]",
-            "the cells' Relay records in the directory's bucket (each peer's region), "
-            "read-only, one grant whatever the number of cells",
-        )
+        for arn in self._relay_records:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                "the cells' Relay records in the directory's bucket, each region's (each "
+                "peer's region), read-only, one grant whatever the number of cells",
+            )
         for arn in self._by_rule.values():
             acknowledge(
                 policy,

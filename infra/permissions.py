@@ -63,6 +63,8 @@ class Targets:
     # in the directory's bucket: None for a deployment of one cell, which has no peers.
     relay_pattern: str | None = None
     relay_records: str | None = None
+    # The same records in the second region's bucket (the directory in two regions).
+    relay_records_fallback: str | None = None
     # The signed directory (directory.json) in the same bucket: the shard map; None for one
     # cell. With the directory in two regions, the second region's copy too.
     shard_map: str | None = None
@@ -160,7 +162,10 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
             iam.PolicyStatement(
                 sid="ReadRelayRecords",
                 actions=["s3:GetObject"],
-                resources=[targets.relay_records],
+                resources=[
+                    targets.relay_records,
+                    *([targets.relay_records_fallback] if targets.relay_records_fallback else []),
+                ],
             )
         ]
     if access is Access.SHARD_MAP:

@@ -69,6 +69,7 @@ class UserProbe(Construct):
         assert cell.standby is not None, "a cell without a standby has nothing to switch"
         self.vantage = STANDBY if placement.standby else PRIMARY
         location = placement.directory
+        fallback = placement.fallback_directory
         self.secret = secretsmanager.Secret(
             self,
             "Key",
@@ -99,7 +100,12 @@ class UserProbe(Construct):
                 iam.PolicyStatement(
                     sid="ReadCellEntry",
                     actions=["s3:GetObject"],
-                    resources=[location.object_arn(entry_key(cell.cell_id))],
+                    # In each directory region's bucket (same account): the second is read
+                    # when the first cannot be.
+                    resources=[
+                        directory.object_arn(entry_key(cell.cell_id))
+                        for directory in (location, *filter(None, [fallback]))
+                    ],
                     conditions={"StringEquals": {"s3:ResourceAccount": location.account}},
                 ),
                 # PutMetricData has no resource to name: the namespace is the boundary.
@@ -121,6 +127,14 @@ class UserProbe(Construct):
                 ProbeEnv.METRIC_REGION.value: cell.standby.region,
                 ProbeEnv.DIRECTORY_BUCKET.value: location.bucket,
                 ProbeEnv.DIRECTORY_REGION.value: location.region,
+                **(
+                    {
+                        ProbeEnv.DIRECTORY_FALLBACK_BUCKET.value: fallback.bucket,
+                        ProbeEnv.DIRECTORY_FALLBACK_REGION.value: fallback.region,
+                    }
+                    if fallback is not None
+                    else {}
+                ),
             },
         )
         events.Rule(

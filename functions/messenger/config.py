@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 from messenger.contract import (
     DEFAULT_MESSAGE_TTL_SECONDS,
@@ -27,6 +28,9 @@ from messenger_protocol.limits import (
     MIN_QUEUE_MESSAGES_PER_SENDER,
 )
 from messenger_protocol.names import Action
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DEFAULT_RATE_LIMIT_PER_MINUTE = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].per_minute
 DEFAULT_RATE_LIMIT_BURST = DEFAULT_RATE_LIMITS[Action.SEND_MESSAGE].burst
@@ -54,6 +58,32 @@ class MeshBucket:
     # signed directory is read when this one cannot be. Empty: none.
     fallback_name: str = ""
     fallback_region: str = ""
+
+    def fallback(
+        self, s3_for: Callable[[str], S3Client]
+    ) -> tuple[Callable[[], S3Client], str] | None:
+        """The second region's bucket as the readers take it (an S3 client's factory for
+        its region, and its name), None with one directory region."""
+        if not self.fallback_name:
+            return None
+        region = self.fallback_region
+        return (lambda: s3_for(region)), self.fallback_name
+
+
+def _mesh_bucket(environ: Mapping[str, str]) -> MeshBucket:
+    """The directory's bucket(s) from MESH_*; ValueError if the fallback is half named."""
+    mesh = MeshBucket(
+        name=environ.get(Env.MESH_BUCKET.value, "").strip(),
+        region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
+        owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
+        fallback_name=environ.get(Env.MESH_FALLBACK_BUCKET.value, "").strip(),
+        fallback_region=environ.get(Env.MESH_FALLBACK_REGION.value, "").strip(),
+    )
+    if bool(mesh.fallback_name) != bool(mesh.fallback_region):
+        raise ValueError(
+            f"{Env.MESH_FALLBACK_BUCKET.value} and {Env.MESH_FALLBACK_REGION.value} go together"
+        )
+    return mesh
 
 
 @dataclass(frozen=True)
@@ -212,17 +242,7 @@ def _cell(environ: Mapping[str, str]) -> CellSettings:
         return CellSettings.single()
     if not is_cell_id(cell_id):
         raise ValueError(f"{Env.CELL_ID.value} must be a cell id, not {cell_id!r}")
-    mesh = MeshBucket(
-        name=environ.get(Env.MESH_BUCKET.value, "").strip(),
-        region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
-        owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
-        fallback_name=environ.get(Env.MESH_FALLBACK_BUCKET.value, "").strip(),
-        fallback_region=environ.get(Env.MESH_FALLBACK_REGION.value, "").strip(),
-    )
-    if bool(mesh.fallback_name) != bool(mesh.fallback_region):
-        raise ValueError(
-            f"{Env.MESH_FALLBACK_BUCKET.value} and {Env.MESH_FALLBACK_REGION.value} go together"
-        )
+    mesh = _mesh_bucket(environ)
     if not mesh.name:
         return CellSettings.single(cell_id)
     directory_key = environ.get(Env.DIRECTORY_PUBLIC_KEY.value, "").strip()
@@ -322,11 +342,7 @@ def mover_settings_from(environ: Mapping[str, str]) -> MoverSettings:
     cell_id = values[MoverEnv.CELL_ID]
     if cell_id not in cells:
         raise ValueError(f"{MoverEnv.CELLS.value} has no tables for {cell_id}")
-    mesh = MeshBucket(
-        name=environ.get(Env.MESH_BUCKET.value, "").strip(),
-        region=environ.get(Env.MESH_BUCKET_REGION.value, "").strip(),
-        owner=environ.get(Env.MESH_BUCKET_OWNER.value, "").strip(),
-    )
+    mesh = _mesh_bucket(environ)
     if not (mesh.name and mesh.region and mesh.owner):
         raise ValueError(
             f"the Mover needs {Env.MESH_BUCKET.value}, {Env.MESH_BUCKET_REGION.value} and "

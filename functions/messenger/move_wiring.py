@@ -138,7 +138,9 @@ def mover_of(
         lambda: lambda_for(directory_region), settings.directory_function
     )
     mesh = settings.mesh
-    relays = RelayDirectory(lambda: s3_for(mesh.region), mesh.name, mesh.owner, Clock())
+    relays = RelayDirectory(
+        lambda: s3_for(mesh.region), mesh.name, mesh.owner, Clock(), fallback=mesh.fallback(s3_for)
+    )
     cells = DeploymentCells(
         settings.cells,
         settings.deployment,

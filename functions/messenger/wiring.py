@@ -175,6 +175,8 @@ class Services:
             CellState(self.dynamodb, table), self.settings.cell_side, self.clock
         )
         cell = self.settings.cell
+        # The directory's second region, read when the first's bucket cannot be.
+        directory_fallback = cell.mesh.fallback(self.s3_client_factory)
         # Made once per container: it keeps the published shard map for a minute.
         self.shard_maps = (
             DirectoryShardMap(
@@ -183,12 +185,7 @@ class Services:
                 cell.mesh.owner,
                 cell.directory_key,
                 self.clock,
-                fallback=(
-                    (lambda: self.s3_client_factory(cell.mesh.fallback_region)),
-                    cell.mesh.fallback_name,
-                )
-                if cell.mesh.fallback_name
-                else None,
+                fallback=directory_fallback,
             )
             if cell.reads_directory
             else None
@@ -203,6 +200,7 @@ class Services:
             cell.mesh.name,
             cell.mesh.owner,
             self.clock,
+            fallback=directory_fallback,
         )
         self._relay_key: SigningKey | None = None
         self.peers = Peers(

@@ -88,6 +88,10 @@ class ProbeEnv(StrEnum):
     # Where the cell's entry (the URL users are sent to) is read.
     DIRECTORY_BUCKET = "PROBE_DIRECTORY_BUCKET"
     DIRECTORY_REGION = "PROBE_DIRECTORY_REGION"
+    # With the directory in two regions: the second's bucket, read when the first cannot
+    # be (unset with one region).
+    DIRECTORY_FALLBACK_BUCKET = "PROBE_DIRECTORY_FALLBACK_BUCKET"
+    DIRECTORY_FALLBACK_REGION = "PROBE_DIRECTORY_FALLBACK_REGION"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class ProbeSettings:
     metric_region: str
     directory_bucket: str
     directory_region: str
+    # The second directory region's bucket and region: empty with one region.
+    directory_fallback_bucket: str = ""
+    directory_fallback_region: str = ""
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -200,6 +207,8 @@ def probe_settings_from(environ: Mapping[str, str]) -> ProbeSettings:
         metric_region=_required(environ, ProbeEnv.METRIC_REGION),
         directory_bucket=_required(environ, ProbeEnv.DIRECTORY_BUCKET),
         directory_region=_required(environ, ProbeEnv.DIRECTORY_REGION),
+        directory_fallback_bucket=environ.get(ProbeEnv.DIRECTORY_FALLBACK_BUCKET, "").strip(),
+        directory_fallback_region=environ.get(ProbeEnv.DIRECTORY_FALLBACK_REGION, "").strip(),
     )
 
 

@@ -1,8 +1,9 @@
 """Each cell side's Relay record (docs/scale.md "The mesh"): a CloudFormation custom
 resource in the side's own stack (infra/mesh.py) makes the side's relay key, if it has
 none yet, in the side's Users table, and publishes its Relay and the key's public half at
-`relays/<cell>/<side>.json` in the directory's bucket. The private half never leaves the
-table, which only the cell's functions (and this writer, for that one item) may read.
+`relays/<cell>/<side>.json` in the directory's bucket (and, with the directory in two
+regions, in the second region's bucket too). The private half never leaves the table,
+which only the cell's functions (and this writer, for that one item) may read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from messenger.dal.server_keys import ServerKeys
 from messenger_directory.handlers import _answer_cloudformation
@@ -29,6 +31,10 @@ from messenger_protocol.mesh import (
 PUBLISH_RELAY_RECORD_HANDLER = f"{__name__}.publish_relay_record"
 
 
+class MirrorNotWritten(RuntimeError):
+    """The record is in the first bucket, not in the second region's: the deploy fails."""
+
+
 class RelayRecordProperty(StrEnum):
     """The properties of a side's `Custom::RelayRecord` resource."""
 
@@ -39,6 +45,10 @@ class RelayRecordProperty(StrEnum):
     SIDE = "Side"
     FUNCTION = "Function"
     USERS_TABLE = "UsersTable"
+    # With the directory in two regions: the second region's bucket (same owner), where
+    # the record is written too, after the first. Absent with one region.
+    FALLBACK_BUCKET = "FallbackBucket"
+    FALLBACK_BUCKET_REGION = "FallbackBucketRegion"
 
 
 @dataclass(frozen=True)
@@ -62,13 +72,32 @@ class RelayRecordRequest:
 
 
 def publish_relay_side(
-    keys: ServerKeys, s3: Any, bucket: str, owner: str, cell_id: str, side: str, function: str
+    keys: ServerKeys,
+    s3: Any,
+    bucket: str,
+    owner: str,
+    cell_id: str,
+    side: str,
+    function: str,
+    *,
+    mirror: tuple[Any, str] | None = None,
 ) -> RelayRecord:
     """Make the side's relay key among its server keys if it has none, and publish its
-    record (its deploy; the local stack and the tests' harness at start)."""
+    record (its deploy; the local stack and the tests' harness at start). `mirror`: the
+    directory's second region (its S3 client and bucket, same owner), written after the
+    first; a write that fails raises, the first written or not."""
     seed = keys.find_or_make(RELAY_KEY_NAMES[side])
     record = RelayRecord(cell_id, side, function, relay_public_key(relay_signing_key(seed)))
     write_relay_record(s3, bucket, record, owner=owner)
+    if mirror is not None:
+        mirror_s3, mirror_bucket = mirror
+        try:
+            write_relay_record(mirror_s3, mirror_bucket, record, owner=owner)
+        except (ClientError, BotoCoreError) as error:
+            raise MirrorNotWritten(
+                f"written into s3://{bucket}, not into the second directory region's "
+                f"s3://{mirror_bucket}: {error}"
+            ) from error
     return record
 
 
@@ -79,16 +108,27 @@ def publish_relay_record(event: dict[str, Any], context: Any) -> None:
     request = RelayRecordRequest.of(event)
     try:
         if request.request_type in ("Create", "Update"):
+            clients = directory_clients()
+            mirror = request.get(RelayRecordProperty.FALLBACK_BUCKET)
             publish_relay_side(
                 ServerKeys(boto3.client("dynamodb"), request.get(RelayRecordProperty.USERS_TABLE)),
-                directory_clients().s3(request.get(RelayRecordProperty.BUCKET_REGION)),
+                clients.s3(request.get(RelayRecordProperty.BUCKET_REGION)),
                 request.get(RelayRecordProperty.BUCKET),
                 request.get(RelayRecordProperty.BUCKET_OWNER),
                 request.get(RelayRecordProperty.CELL_ID),
                 request.get(RelayRecordProperty.SIDE),
                 request.get(RelayRecordProperty.FUNCTION),
+                mirror=(
+                    clients.s3(request.get(RelayRecordProperty.FALLBACK_BUCKET_REGION)),
+                    mirror,
+                )
+                if mirror
+                else None,
             )
-            logger.info("relay record written", extra={"at": request.physical_id})
+            logger.info(
+                "relay record written",
+                extra={"at": request.physical_id, "mirror": mirror or None},
+            )
         status, reason = "SUCCESS", f"relay record {request.physical_id}"
     except Exception as error:  # CloudFormation must hear of every failure, or it waits
         logger.exception("relay record not written", extra={"at": request.physical_id})

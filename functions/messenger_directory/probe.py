@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from messenger_directory.config import probe_settings
+from messenger.dal.directory_buckets import ABSENT_CODES, DirectoryBuckets
+from messenger_directory.config import ProbeSettings, probe_settings
 from messenger_directory.observability import logger
-from messenger_directory.store import entry_url
+from messenger_directory.store import entry_key, entry_url
 from messenger_directory.user_probe import ProbeUser, probe_cell, probe_metric_data
-from messenger_directory.wiring import failover_clients
+from messenger_directory.wiring import Clients, failover_clients
 
 PROBE_HANDLER = f"{__name__}.probe"
 
@@ -29,11 +30,7 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """
     settings = probe_settings()
     clients = failover_clients()
-    url = entry_url(
-        clients.s3(settings.directory_region), settings.directory_bucket, settings.cell_id
-    )
-    if url is None:
-        raise LookupError(f"cell {settings.cell_id} has no entry in the directory")
+    url = _cell_url(settings, clients)
     secret = clients.secretsmanager(settings.region).get_secret_value(SecretId=settings.secret)[
         "SecretString"
     ]
@@ -52,3 +49,19 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         logger.warning("probe failed", extra=summary)
     return summary
+
+
+def _cell_url(settings: ProbeSettings, clients: Clients) -> str:
+    """The URL in the cell's entry: from the first directory region's bucket or, when that
+    one cannot be read (its region lost), the second's (messenger.dal.directory_buckets).
+    LookupError if the cell has no entry; BucketsUnreadable if neither bucket answers."""
+    fallback = settings.directory_fallback_bucket
+    buckets = DirectoryBuckets(
+        (lambda: clients.s3(settings.directory_region), settings.directory_bucket),
+        None,  # (no owner checked, as before: the probe is given none)
+        (lambda: clients.s3(settings.directory_fallback_region), fallback) if fallback else None,
+    )
+    found = buckets.read(entry_key(settings.cell_id), absent=ABSENT_CODES)
+    if found is None:
+        raise LookupError(f"cell {settings.cell_id} has no entry in the directory")
+    return entry_url(settings.cell_id, *found)

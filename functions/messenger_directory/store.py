@@ -401,11 +401,14 @@ def read_copy(s3: S3Client, bucket: str, version: int) -> bytes | None:
     return body
 
 
-def entry_url(s3: S3Client, bucket: str, cell_id: str) -> str | None:
+def entry_url(cell_id: str, where: str, body: bytes) -> str:
     """The URL of a cell's entry (what its users are sent to, and the probe measures),
-    None if it has none; InvalidDirectory if it is invalid."""
-    entry = _entry(s3, bucket, cell_id)
-    return None if entry is None else entry.url
+    from the entry object's bytes read at `where`; InvalidDirectory if it is invalid."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise InvalidDirectory(f"{where} is not JSON: {error}") from None
+    return parse_entry(cell_id, document).url
 
 
 def _entry(s3: S3Client, bucket: str, cell_id: str) -> Entry | None:

@@ -8,7 +8,8 @@ in two regions"), on moto with real boto3 clients in two directory regions:
 - the second region's directory function runs behind Lambda's Invoke API on loopback
   (the handler itself, in this process, against moto), the first region's answers
   nothing (a closed port), and its S3 is unreachable from the second (the same);
-- the switch is `messenger_directory.failover.switch`, as the Failover function runs it.
+- the switch is `messenger_directory.failover.switch`, as the Failover function runs it;
+- each vantage's probe reads the cell's entry in the second bucket (`messenger_directory.probe`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from botocore.config import Config
 from nacl.signing import SigningKey
 
 from messenger.contract import USERS_TABLE, create_table_request
+from messenger.dal.directory_buckets import BucketsUnreadable
 from messenger_directory import handlers
-from messenger_directory.config import failover_cell_from, forget_settings
+from messenger_directory import probe as probe_module
+from messenger_directory.config import ProbeEnv, failover_cell_from, forget_settings
 from messenger_directory.entries import TableEntries
 from messenger_directory.failover import (
     CellSides,
@@ -51,6 +54,7 @@ from messenger_directory.store import (
     read_directory,
     write_entry,
 )
+from messenger_directory.user_probe import PROBE_NAMESPACE
 from messenger_directory.versions import KEY_ATTRIBUTE, VersionLedger, contents_digest
 from messenger_directory.wiring import Clients, forget_clients
 from messenger_local.lambdas import LambdaContext
@@ -462,3 +466,46 @@ def test_the_switch_functions_publishers_are_lambda_arns():
     one_bucket = {**two, FailoverEnv.DIRECTORY_BUCKETS: EAST_BUCKET}
     with pytest.raises(ValueError, match="one function and one bucket per"):
         failover_cell_from(one_bucket)
+
+
+def test_with_the_first_region_lost_the_probe_reads_the_cells_entry_in_the_second(
+    world, monkeypatch
+):
+    # Given the first directory region lost for the probe too, and c1's entry in the
+    # second region's bucket (a switch's) naming a port nobody listens on
+    monkeypatch.setattr(probe_module, "failover_clients", FirstRegionLost)
+    dead_url = f"ws://127.0.0.1:{closed_port()}/c1"
+    write_entry(world.west.s3, WEST_BUCKET, "c1", dead_url, owner=OWNER, epoch="eu-central-1#1")
+    secret = boto3.client("secretsmanager", region_name=WEST).create_secret(
+        Name="probe-key", SecretString="s3cret"
+    )["ARN"]
+    # The standby vantage's Probe environment (infra/user_probe.py), both regions named
+    for name, value in {
+        "AWS_REGION": WEST,
+        ProbeEnv.CELL_ID: "c1",
+        ProbeEnv.VANTAGE: "standby",
+        ProbeEnv.USER_ID: "probe-c1-standby",
+        ProbeEnv.SECRET: secret,
+        ProbeEnv.METRIC_REGION: WEST,
+        ProbeEnv.DIRECTORY_BUCKET: EAST_BUCKET,
+        ProbeEnv.DIRECTORY_REGION: EAST,
+        ProbeEnv.DIRECTORY_FALLBACK_BUCKET: WEST_BUCKET,
+        ProbeEnv.DIRECTORY_FALLBACK_REGION: WEST,
+    }.items():
+        monkeypatch.setenv(name, value)
+    forget_settings()
+    context = LambdaContext.for_invocation("Probe", region=WEST, account_id=OWNER)
+    # When the probe runs, then it measured the URL of the second bucket's entry (a
+    # failure of the cell, published as its metric, not a failed invocation)
+    summary = probe_module.probe({}, context)
+    assert (summary["ok"], summary["url"]) == (False, dead_url)
+    metrics = boto3.client("cloudwatch", region_name=WEST).list_metrics(Namespace=PROBE_NAMESPACE)[
+        "Metrics"
+    ]
+    assert [m["MetricName"] for m in metrics] == ["ProbeSuccess"]
+    # And without the second region named, the same probe cannot read the entry: it fails
+    monkeypatch.delenv(ProbeEnv.DIRECTORY_FALLBACK_BUCKET)
+    monkeypatch.delenv(ProbeEnv.DIRECTORY_FALLBACK_REGION)
+    forget_settings()
+    with pytest.raises(BucketsUnreadable, match=EAST_BUCKET):
+        probe_module.probe({}, context)

@@ -620,18 +620,80 @@ def test_given_two_regions_then_the_cells_may_read_the_signed_directory_in_eithe
 def test_given_two_regions_then_the_second_bucket_lets_the_organization_read_the_directory(
     second,
 ):
+    # (With the Relay records: the first bucket's statement, tests/infra/test_relay_records_*)
     (statement,) = [
         s
         for policy in second.resources("AWS::S3::BucketPolicy").values()
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        if s.get("Sid") == "CellsReadSignedDirectory"
+        if s.get("Sid") == "RelayRecordReaders"
     ]
     assert statement["Action"] == "s3:GetObject"
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORGANIZATION}}
-    assert flatten_cfn(statement["Resource"]).endswith("/directory.json")
+    assert any(flatten_cfn(r).endswith("/directory.json") for r in statement["Resource"])
 
 
 def test_given_one_region_then_the_cells_have_no_fallback_bucket(standby_prod):
     for function in standby_prod.cell("c1").resources("AWS::Lambda::Function").values():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
         assert "MESH_FALLBACK_BUCKET" not in variables
+
+
+# --- each vantage's probe reads its cell's entry in either bucket ---------------------
+
+PROBE_HANDLER = "messenger_directory.probe.probe"
+
+
+@pytest.mark.parametrize("stack_name", ["Messenger-prod-c1", STANDBY_STACK])
+def test_given_two_regions_then_each_probe_may_read_its_cells_entry_in_either_bucket(
+    directory_two_regions, stack_name
+):
+    stack = directory_two_regions.stacks[stack_name]
+    probe, _ = function_by_handler(stack, PROBE_HANDLER)
+    variables = environment_of(stack, PROBE_HANDLER)
+    assert (variables["PROBE_DIRECTORY_BUCKET"], variables["PROBE_DIRECTORY_REGION"]) == (
+        FIRST_BUCKET,
+        FIRST_REGION,
+    )
+    assert (
+        variables["PROBE_DIRECTORY_FALLBACK_BUCKET"],
+        variables["PROBE_DIRECTORY_FALLBACK_REGION"],
+    ) == (SECOND_BUCKET, DIRECTORY_SECOND_REGION)
+    (statement,) = [s for s in statements_of(stack, probe) if s.get("Sid") == "ReadCellEntry"]
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == [
+        f"arn:aws:s3:::{bucket}/cells/c1.json" for bucket in (FIRST_BUCKET, SECOND_BUCKET)
+    ]
+    assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": C0_ACCOUNT}}
+
+
+def test_given_two_regions_then_each_bucket_admits_the_probes_to_their_cells_entry(first, second):
+    admitted = []
+    for stack in (first, second):
+        (statement,) = [
+            s
+            for policy in stack.resources("AWS::S3::BucketPolicy").values()
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s.get("Sid") == "CellEntryProbes"
+        ]
+        admitted.append(
+            (
+                statement["Action"],
+                statement["Condition"],
+                flatten_cfn(statement["Resource"]).split(">", 1)[1],
+            )
+        )
+    assert admitted[0] == admitted[1]
+    assert admitted[0] == (
+        "s3:GetObject",
+        {
+            "StringEquals": {"aws:PrincipalOrgID": ORGANIZATION},
+            "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/messenger-prod-*-probe-*"},
+        },
+        "/cells/<aws:PrincipalTag/messenger-cell>.json",
+    )
+
+
+def test_given_one_region_then_the_probe_has_no_fallback_bucket(standby_prod):
+    for stack_name in ("Messenger-prod-c1", STANDBY_STACK):
+        variables = environment_of(standby_prod.stacks[stack_name], PROBE_HANDLER)
+        assert "PROBE_DIRECTORY_FALLBACK_BUCKET" not in variables

@@ -21,8 +21,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from messenger.dal.directory_buckets import BucketSource, BucketsUnreadable, DirectoryBuckets
 from messenger.logic.clock import Clock
 from messenger.observability import logger
 from messenger_protocol.cells import DIRECTORY_NAME, Directory, InvalidDirectory, ShardMap
@@ -54,13 +53,11 @@ class DirectoryShardMap:
         public_key: str,
         clock: Clock,
         ttl_ms: int = MAP_TTL_MS,
-        fallback: tuple[Callable[[], S3Client], str] | None = None,
+        fallback: BucketSource | None = None,
     ) -> None:
         """`fallback`: the directory's second region (its S3 client's factory and its
         bucket, of the same owner), read when `bucket` cannot be (its region lost)."""
-        self._sources = [(s3_factory, bucket), *([fallback] if fallback else [])]
-        self._clients: dict[str, S3Client] = {}
-        self._owner = owner
+        self._buckets = DirectoryBuckets((s3_factory, bucket), owner, fallback)
         self._public_key = public_key
         self._clock = clock
         self._ttl_ms = ttl_ms
@@ -108,25 +105,15 @@ class DirectoryShardMap:
         return self._kept.shard_map
 
     def _fetch(self) -> tuple[str, bytes]:
-        """directory.json's bytes from the first bucket that answers, and where from."""
-        failures = []
-        for factory, bucket in self._sources:
-            where = f"s3://{bucket}/{DIRECTORY_NAME}"
-            if bucket not in self._clients:
-                self._clients[bucket] = factory()
-            try:
-                body: bytes = (
-                    self._clients[bucket]
-                    .get_object(Bucket=bucket, Key=DIRECTORY_NAME, ExpectedBucketOwner=self._owner)[
-                        "Body"
-                    ]
-                    .read()
-                )
-            except (ClientError, BotoCoreError) as error:
-                failures.append(f"{where} cannot be read: {error}")
-                continue
-            return where, body
-        raise DirectoryUnavailable("; ".join(failures))
+        """directory.json's bytes from the first bucket that answers, and where from. A
+        directory missing in the first bucket is read from the second (a mirror write
+        the reconcile has not yet repaired): no answer counts as "absent" here."""
+        try:
+            found = self._buckets.read(DIRECTORY_NAME)
+        except BucketsUnreadable as error:
+            raise DirectoryUnavailable(str(error)) from None
+        assert found is not None  # (nothing counts as absent)
+        return found
 
     def _read(self) -> Directory:
         """directory.json, parsed and verified, and not older than the version kept."""

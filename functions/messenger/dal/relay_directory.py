@@ -6,6 +6,11 @@ A record is read when a peer is first called or first calls, and kept `RECORD_TT
 a cell holds records only of the peers it talks to and a new cell (or a new key) is
 known everywhere within that time without redeploying anyone. A deployment of one cell
 has no bucket and no peers: `sides_of` is always empty.
+
+With the directory in two regions, each side's deploy writes its record into both buckets
+(messenger_directory.mesh), and a record the first bucket cannot give (its region lost) is
+read from the second (dal/directory_buckets.py); a record the first bucket says does not
+exist does not exist.
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
+from messenger.dal.directory_buckets import ABSENT_CODES, BucketSource, DirectoryBuckets
 from messenger.logic.clock import Clock
 from messenger.observability import logger
 from messenger_protocol.mesh import (
@@ -32,8 +36,6 @@ RECORD_TTL_MS = 60_000
 # A record asked for again sooner than this is not read again, even after a signature
 # that did not verify (so that forged calls cannot make a cell read S3 for each).
 RECORD_REFRESH_MS = 5_000
-# S3 answers a missing key NoSuchKey to a reader allowed to list, AccessDenied otherwise.
-_MISSING = ("NoSuchKey", "404", "NotFound", "AccessDenied", "403")
 
 
 class RelayDirectory:
@@ -45,11 +47,12 @@ class RelayDirectory:
         bucket: str,
         owner: str,
         clock: Clock,
+        fallback: BucketSource | None = None,
     ) -> None:
-        self._s3_factory = s3_factory
-        self._s3: S3Client | None = None
+        """`fallback`: the directory's second region (its S3 client's factory and its
+        bucket, of the same owner), read when `bucket` cannot be (its region lost)."""
+        self._buckets = DirectoryBuckets((s3_factory, bucket), owner, fallback)
         self._bucket = bucket
-        self._owner = owner
         self._clock = clock
         self._kept: dict[str, tuple[int, tuple[RelayRecord, ...]]] = {}
 
@@ -75,22 +78,15 @@ class RelayDirectory:
         return records
 
     def _read(self, cell_id: str, side: str) -> RelayRecord | None:
-        if self._s3 is None:
-            self._s3 = self._s3_factory()
-        try:
-            body = self._s3.get_object(
-                Bucket=self._bucket,
-                Key=relay_record_key(cell_id, side),
-                ExpectedBucketOwner=self._owner,
-            )["Body"].read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING:
-                return None
-            raise
+        """The side's record, None if it has none; BucketsUnreadable if no bucket answers."""
+        found = self._buckets.read(relay_record_key(cell_id, side), absent=ABSENT_CODES)
+        if found is None:
+            return None
+        where, body = found
         try:
             record = RelayRecord.parse(json.loads(body))
         except (ValueError, InvalidRelayRecord) as error:
-            logger.error("relay record unreadable", extra={"cell": cell_id, "side": side})
+            logger.error("relay record unreadable", extra={"at": where})
             raise InvalidRelayRecord(f"{cell_id}/{side}: {error}") from None
         if (record.cell_id, record.side) != (cell_id, side):
             raise InvalidRelayRecord(f"{cell_id}/{side} holds the record of another side")
