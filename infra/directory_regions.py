@@ -338,7 +338,7 @@ class DirectoryRegionStack(Stack):
         )
         # The cells of other accounts read the signed directory (their shard map) and the
         # peers' Relay records here when the first region's bucket cannot be read
-        # (messenger.dal.directory_buckets), and each side's deploy writes its record here
+        # (messenger_aws.directory_buckets), and each side's deploy writes its record here
         # too: the first bucket's two statements (infra/mesh.py, infra/app.py).
         if cells.organization and len(cells.accounts) > 1:
             admit_relay_record_writers(self.bucket, config.env, cells.organization)

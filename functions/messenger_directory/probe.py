@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from messenger.dal.directory_buckets import ABSENT_CODES, DirectoryBuckets
+from messenger_aws.directory_buckets import ABSENT_CODES, DirectoryBuckets
 from messenger_directory.config import ProbeSettings, probe_settings
 from messenger_directory.observability import logger
 from messenger_directory.store import entry_key, entry_url
@@ -53,7 +53,7 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _cell_url(settings: ProbeSettings, clients: Clients) -> str:
     """The URL in the cell's entry: from the first directory region's bucket or, when that
-    one cannot be read (its region lost), the second's (messenger.dal.directory_buckets).
+    one cannot be read (its region lost), the second's (messenger_aws.directory_buckets).
     LookupError if the cell has no entry; BucketsUnreadable if neither bucket answers."""
     fallback = settings.directory_fallback_bucket
     buckets = DirectoryBuckets(

@@ -28,7 +28,7 @@ from botocore.config import Config
 from nacl.signing import SigningKey
 
 from messenger.contract import USERS_TABLE, create_table_request
-from messenger.dal.directory_buckets import BucketsUnreadable
+from messenger_aws.directory_buckets import BucketsUnreadable
 from messenger_directory import handlers
 from messenger_directory import probe as probe_module
 from messenger_directory.config import ProbeEnv, failover_cell_from, forget_settings

@@ -1,7 +1,7 @@
 """The peers' Relay records with the directory in two regions (issue 21, docs/availability.md
 "The directory in two regions"): each side's deploy writes its record into both buckets,
 first then second (messenger_directory.mesh), and a cell reads the second when the first
-cannot be read (messenger.dal.relay_directory, dal/directory_buckets.py). Real moto S3
+cannot be read (messenger.dal.relay_directory, messenger_aws/directory_buckets.py). Real moto S3
 through boto3; a lost region is a bucket that is gone or an endpoint that does not answer.
 """
 
@@ -19,9 +19,9 @@ from nacl.signing import SigningKey
 
 from messenger.config import settings_from
 from messenger.contract import USERS_TABLE, Env, create_table_request
-from messenger.dal.directory_buckets import BucketsUnreadable
 from messenger.dal.relay_directory import RelayDirectory
 from messenger.logic.clock import FixedClock
+from messenger_aws.directory_buckets import BucketsUnreadable
 from messenger_directory.config import forget_settings
 from messenger_directory.mesh import RelayRecordProperty, publish_relay_record
 from messenger_directory.store import write_relay_record

@@ -21,9 +21,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from messenger.dal.directory_buckets import BucketSource, BucketsUnreadable, DirectoryBuckets
 from messenger.logic.clock import Clock
 from messenger.observability import logger
+from messenger_aws.directory_buckets import BucketSource, BucketsUnreadable, DirectoryBuckets
 from messenger_protocol.cells import DIRECTORY_NAME, Directory, InvalidDirectory, ShardMap
 
 if TYPE_CHECKING:

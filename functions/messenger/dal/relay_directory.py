@@ -9,7 +9,7 @@ has no bucket and no peers: `sides_of` is always empty.
 
 With the directory in two regions, each side's deploy writes its record into both buckets
 (messenger_directory.mesh), and a record the first bucket cannot give (its region lost) is
-read from the second (dal/directory_buckets.py); a record the first bucket says does not
+read from the second (messenger_aws.directory_buckets); a record the first bucket says does not
 exist does not exist.
 """
 
@@ -19,9 +19,9 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from messenger.dal.directory_buckets import ABSENT_CODES, BucketSource, DirectoryBuckets
 from messenger.logic.clock import Clock
 from messenger.observability import logger
+from messenger_aws.directory_buckets import ABSENT_CODES, BucketSource, DirectoryBuckets
 from messenger_protocol.mesh import (
     RECORD_SIDES,
     InvalidRelayRecord,

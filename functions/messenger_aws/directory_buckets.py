@@ -1,8 +1,9 @@
-"""The directory's buckets as the cells read them: the first region's, then, with the
-directory in two regions (`-c directorySecondRegion`, docs/availability.md), the second's
-when the first cannot be read (its region lost). One rule for every object the cells read
-there: the signed directory (dal/directory_map.py) and the peers' Relay records
-(dal/relay_directory.py).
+"""The directory's buckets as the cells and the probes read them: the first region's,
+then, with the directory in two regions (`-c directorySecondRegion`, docs/availability.md),
+the second's when the first cannot be read (its region lost). One rule for every object
+read there: the signed directory (messenger.dal.directory_map), the peers' Relay records
+(messenger.dal.relay_directory) and a cell's entry (messenger_directory.probe). Here, in
+the package both assets ship, because the probe's asset imports nothing of `messenger`.
 
 A bucket that answers "no such object" has answered: what it says stands, and the next
 bucket is not asked (a record deleted in the first is not revived from the second). Only
