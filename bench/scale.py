@@ -12,8 +12,8 @@ Three things, each printed:
 - the quotas (bench/quotas.py) and prices (bench/cost.py), each with where it was read.
 
 The arithmetic is bench/scale_model.py's (tested in tests/bench/test_scale.py).
-`--as-before` gives the old model's assumptions and reckoning (801 cells, $46.6 M a month)
-for a before/after.
+`--as-before` gives the old model's assumptions and reckoning (801 cells) for a
+before/after; `--directory poll --keepalive lambda`, v1.1's clients.
 """
 
 from __future__ import annotations
