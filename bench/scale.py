@@ -12,8 +12,8 @@ Three things, each printed:
 - the quotas (bench/quotas.py) and prices (bench/cost.py), each with where it was read.
 
 The arithmetic is bench/scale_model.py's (tested in tests/bench/test_scale.py).
-`--as-before` gives the old model's assumptions and reckoning (801 cells, $46.6 M a month)
-for a before/after.
+`--as-before` gives the old model's assumptions and reckoning (801 cells) for a
+before/after; `--directory poll --keepalive lambda`, v1.1's clients.
 """
 
 from __future__ import annotations
@@ -520,9 +520,10 @@ def print_deployment(w: Workload, measured: Measured, cells: int) -> None:
         load = directory_load(w, measured, cells, mode)
         dollars = directory_dollars(load)
         when = (
-            "every connection and every 60 s"
+            "v1.1's SDKs, every connection and every 60 s"
             if mode == "poll"
-            else "at a publish, each socket at its next ack/syncDone/pong, then 0-60 s"
+            else "our clients now (§6), at a publish, each socket at its next "
+            "ack/syncDone/pong, then 0-60 s"
         )
         print(
             f"    {mode:<5} steady {load.steady:>14,.0f}/s ({load.steady / requests:.2%} of one "
@@ -613,10 +614,10 @@ def print_keepalive(w: Workload, measured: Measured) -> None:
             f"  an idle socket a month, {line:<44} lambda ${idle['lambda'][line]:.4f}  "
             f"gateway ${idle['gateway'][line]:.4f}"
         )
-    today, target = (sum(idle[mode].values()) for mode in ("lambda", "gateway"))
+    before, now = (sum(idle[mode].values()) for mode in ("lambda", "gateway"))
     print(
-        f"  an idle socket a month, {'TOTAL':<44} lambda ${today:.4f}  gateway "
-        f"${target:.4f} ({target / today:.0%} of v1.1's)"
+        f"  an idle socket a month, {'TOTAL':<44} lambda ${before:.4f}  gateway "
+        f"${now:.4f} ({now / before:.0%} of v1.1's)"
     )
     for mode in ("lambda", "gateway"):
         moved = replace(w, keepalive=mode, ping_every=0)

@@ -30,6 +30,7 @@ from bench.quotas import CELL_QUOTAS, DEPLOYMENT_QUOTAS, Quota
 from messenger.contract import ROUTES, WORKERS
 from messenger_client.connection import ConnectionPolicy
 from messenger_protocol.cells import ShardMap
+from messenger_protocol.limits import DIRECTORY_FETCH_JITTER_SECONDS
 
 DAY = 86_400
 MONTH = 30 * DAY
@@ -44,10 +45,11 @@ SDK_PING_SECONDS = 240.0
 # v1.2: a ping answered by API Gateway itself (messenger.contract.GATEWAY_ROUTES), after
 # the SDKs' interval (540 s, jittered by ±30 s: the mean is the interval).
 GATEWAY_PING_SECONDS = ConnectionPolicy().ping_interval
-# Today's SDKs read the directory on every connection and every 60 s while connected; v1.2
-# spreads a `dv` bump's fetches over a random delay of up to 60 s (docs/protocol.md §6).
+# v1.1's SDKs read the directory on every connection and every 60 s while connected; v1.2's
+# (ours now) never poll, and spread a `dv` bump's fetches over a random delay of up to 60 s
+# (docs/protocol.md §6).
 DIRECTORY_POLL_SECONDS = 60
-DIRECTORY_JITTER_SECONDS = 60
+DIRECTORY_JITTER_SECONDS = DIRECTORY_FETCH_JITTER_SECONDS
 # The route functions, the presence function, the authorizer and the Relay.
 FUNCTIONS_PER_CELL = len(ROUTES) + len(WORKERS) + 2
 # A Lambda execution environment serves at most this many requests a second.
@@ -245,10 +247,10 @@ class Workload:
     )
     standby: bool = _param(True, "--standby", "every cell has a standby (global tables)")
     directory: str = _param(
-        "poll",
+        "v12",
         "--directory",
-        "poll: today's SDKs (every connection and every 60 s); v12: no polling (§6); "
-        "none: not priced",
+        "v12: our SDKs and web app now (no polling, docs/protocol.md §6); poll: v1.1's SDKs "
+        "(every connection and every 60 s); none: not priced",
         choices=("poll", "v12", "none"),
     )
     bills: str = _param(
@@ -948,7 +950,7 @@ SENSITIVE = (
 )
 SWITCHES = (
     ("keepalive", "lambda"),
-    ("directory", "v12"),
+    ("directory", "poll"),
     ("shards", 4_096),
     ("standby", False),
     ("bills", "account"),

@@ -28,6 +28,8 @@ from bench.scale_model import (
     cells_for,
     cross_share,
     demand,
+    deployment_use,
+    directory_dollars,
     directory_load,
     heaviest_share,
     lambda_environments,
@@ -387,7 +389,7 @@ def test_the_directory_is_read_by_every_socket_each_minute_until_v12() -> None:
     w = Workload(users=1e6, devices=1, connected=0.5, connects=10, peak=2)
     measured = by_hand()
     rates = peak_rates(w, measured, cross_share(10))
-    # When today's SDKs poll
+    # When v1.1's SDKs poll
     poll = directory_load(w, measured, 10, "poll")
     # Then every socket reads it every 60 s, and every new connection once
     assert poll.steady == pytest.approx(
@@ -428,6 +430,32 @@ def test_at_a_billion_users_the_directory_is_quiet_between_publishes_and_over_at
     assert "OVER one distribution's quota" in said
     assert "raise the distribution's request and transfer quotas" in said
     assert f"{load.burst / TARGET_UTILIZATION:,.0f}/s" in said
+
+
+def test_by_default_the_bill_prices_the_directory_reads_our_clients_make() -> None:
+    # Given the default workload, as `bench scale` parses it with no flags, and a plan
+    from bench.scale import parse
+
+    w = replace(parse([])[0], users=1e8)
+    measured = by_hand(ping=Cost(frames=1, api_messages=2))
+    planned = plan(w, measured)
+    assert planned.cells is not None
+    cells = planned.cells
+    # When the month is billed
+    bill = monthly_bill(w, measured, cells)
+    # Then its directory line is §6's reads (no polling), as our SDKs and web app make them
+    lines = [line for line in bill if line.startswith("Directory")]
+    assert lines == ["Directory (v12: CloudFront requests and bytes)"]
+    v12 = directory_load(w, measured, cells, "v12")
+    assert bill[lines[0]] == pytest.approx(directory_dollars(v12))
+    # And the deployment's quotas are checked against the same reads
+    assert deployment_use(w, measured, cells).directory == v12
+    # And v1.1's polling is priced only when asked for, far dearer
+    polled, _ = parse(["--directory", "poll", "--users", "1e8"])
+    dearer = monthly_bill(polled, measured, cells)[
+        "Directory (poll: CloudFront requests and bytes)"
+    ]
+    assert dearer > 100 * bill[lines[0]]
 
 
 def test_a_standby_bills_every_write_again() -> None:
@@ -479,6 +507,7 @@ def test_the_sensitivity_table_puts_the_largest_move_first() -> None:
     # And each switch is there once, flipped
     flipped = {name: moves[0].value for name, moves in rows if len(moves) == 1}
     assert flipped["keepalive"] == "lambda" and flipped["shards"] == 4_096
+    assert flipped["directory"] == "poll"
 
 
 def test_every_assumption_is_a_flag_and_as_before_is_the_old_model() -> None:
