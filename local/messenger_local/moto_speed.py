@@ -65,7 +65,6 @@ Touched = list[tuple[Table, DynamoType, DynamoType | None, Item | None]]
 
 _ORIGINAL: TransactWrite = DynamoDBBackend.transact_write_items
 _ORIGINAL_QUERY = Table.query
-_ORIGINAL_SORTED_ITEMS = Table.sorted_items
 _ORIGINAL_PROJECT = Item.project
 _INDEX_NAME_POSITION = 6  # after hash_key: range_comparison ... projection_expressions
 _ORIGINAL_STRUCTURE = BaseJSONSerializer._serialize_type_structure
@@ -261,12 +260,13 @@ def _table_order(item: Item) -> Any:
 def _sorted_items(
     table: Table, hash_attrs: list[str], range_attrs: list[str | None], items: list[Item]
 ) -> list[Item]:
-    """moto's `Table.sorted_items` (by the index's keys, then the table's), each sort key
-    computed once per item; the table's order first, which breaks moto's ties."""
+    """moto's `Table.sorted_items` (by the index's keys, then the table's: the keys moto
+    names), each sort key computed once per item; the table's order first, which breaks
+    moto's ties (its sort is stable, over the table's order)."""
     items.sort(key=_table_order)
     names = table._generate_attr_to_sort_by(hash_attrs, range_attrs)
     items.sort(key=lambda item: tuple(item.attrs[name].cast_value for name in names))
-    return _ORIGINAL_SORTED_ITEMS(table, hash_attrs, range_attrs, items)
+    return items
 
 
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:

@@ -105,6 +105,15 @@ class Synthesized:
             if resource["Type"] == cfn_type
         }
 
+    def policy_statements(self, sid: str) -> list[dict[str, Any]]:
+        """Every statement of the stack's IAM policies with that Sid."""
+        return [
+            statement
+            for policy in self.resources("AWS::IAM::Policy").values()
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement.get("Sid") == sid
+        ]
+
 
 def acknowledgements_of(app: App) -> list[tuple[str, str, str]]:
     found = []

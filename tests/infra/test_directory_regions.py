@@ -602,12 +602,7 @@ def test_given_two_regions_then_the_cells_may_read_the_signed_directory_in_eithe
         assert variables["MESH_BUCKET"] == FIRST_BUCKET
         assert variables["MESH_FALLBACK_BUCKET"] == SECOND_BUCKET
         assert variables["MESH_FALLBACK_REGION"] == DIRECTORY_SECOND_REGION
-    grants = [
-        statement
-        for policy in stack.resources("AWS::IAM::Policy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Sid") == "ReadSignedDirectory"
-    ]
+    grants = stack.policy_statements("ReadSignedDirectory")
     assert grants
     for statement in grants:
         assert statement["Action"] == "s3:GetObject"

@@ -52,15 +52,6 @@ def record_properties(stack: Synthesized) -> dict[str, Any]:
     return properties
 
 
-def statements_by_sid(stack: Synthesized, sid: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in stack.resources("AWS::IAM::Policy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Sid") == sid
-    ]
-
-
 def bucket_statements(stack: Synthesized) -> dict[str, dict[str, Any]]:
     """The relay statements of the stack's bucket policies, their bucket's ARN made `<bucket>`."""
     statements = {}
@@ -130,7 +121,7 @@ def test_given_two_regions_then_the_cells_functions_and_mover_may_read_records_i
     directory_two_regions, stack_name
 ):
     stack = directory_two_regions.stacks[stack_name]
-    grants = statements_by_sid(stack, "ReadRelayRecords")
+    grants = stack.policy_statements("ReadRelayRecords")
     assert grants
     for statement in grants:
         assert statement["Action"] == "s3:GetObject"
@@ -163,8 +154,8 @@ def test_given_one_region_then_the_records_grants_are_the_first_buckets_alone(
         s for s in writer_two if s.get("Sid") != "WriteOwnRelayRecord"
     ]
     # The functions read the first bucket's records only, in as many statements
-    reads_one = statements_by_sid(one, "ReadRelayRecords")
-    assert len(reads_one) == len(statements_by_sid(two, "ReadRelayRecords"))
+    reads_one = one.policy_statements("ReadRelayRecords")
+    assert len(reads_one) == len(two.policy_statements("ReadRelayRecords"))
     for statement in reads_one:
         assert statement["Resource"] == f"arn:aws:s3:::{FIRST_BUCKET}/relays/*"
     for function in one.resources("AWS::Lambda::Function").values():
