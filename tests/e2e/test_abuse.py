@@ -188,6 +188,7 @@ async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
     # Then the oldest is told REPLACED and closed with 1008; the newest works
     replaced = await clients[0].next()
     assert replaced["type"] == "error" and replaced["code"] == "REPLACED", replaced
+    assert "ref" not in replaced  # it names no frame (docs/protocol.md §3)
     assert (await clients[0].closed())[0] == 1008
     pong = await newest.request({"action": "ping"})
     assert pong["type"] == "pong"
