@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.limits import MAX_FRAME_BYTES
 from tests.support.harness import throttle_dynamodb
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump
@@ -212,6 +213,26 @@ async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_100
     assert 100 < len(replies) < 120, len(replies)
     assert set(replies[:-1]) == {"UNKNOWN_ACTION", "BAD_REQUEST"}
     assert (await client.closed())[0] == 1008
+
+
+async def test_a_message_over_32_kb_in_several_frames_is_too_large_and_stores_nothing(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a sendMessage within its body's limit, padded with a field no frame defines
+    # to more than 32,768 bytes, which the client sends as two frames of 32 KB or less
+    await (await connect(bob)).close()
+    client = await connect(alice)
+    frame = message_frame(alice, bob, "hi", "msg-big00001") | {"pad": "x" * MAX_FRAME_BYTES}
+    text = json.dumps(frame)
+    await stack.settled()
+    before = await asyncio.to_thread(dump, stack)
+    # When it reaches the server whole (API Gateway joins a message's frames)
+    await client.socket.send(iter([text[: MAX_FRAME_BYTES - 1000], text[MAX_FRAME_BYTES - 1000 :]]))
+    # Then it is refused TOO_LARGE, naming it, and nothing is stored (docs/protocol.md §3)
+    refused = await client.next()
+    assert refused["code"] == "TOO_LARGE" and refused["ref"] == "msg-big00001", refused
+    await stack.settled()
+    assert await asyncio.to_thread(dump, stack) == before
 
 
 async def test_a_stranger_flooding_a_queue_meets_queue_full_with_retry_after(

@@ -26,6 +26,7 @@ from messenger_protocol.frames import (
     ClientFrame,
     ErrorFrame,
     ServerFrame,
+    check_frame_size,
     load_json,
     reference_of,
 )
@@ -209,6 +210,9 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 # A user whose range moved away: MOVED and closed; while it moves: RATE_LIMITED.
                 svc.cells.admit_user(caller.user_id)
                 document = load_json(event.get("body"))
+                # A message of several frames reaches us whole (up to 128 KB): over one
+                # frame's 32 KB it is TOO_LARGE (docs/protocol.md §3), with its ref.
+                check_frame_size(event["body"])
                 frame: Any = model.read(document) if model else document
                 if model is not None:
                     # Every well-formed frame counts, refused later or not: a flood of
