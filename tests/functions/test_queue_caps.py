@@ -230,3 +230,33 @@ def test_each_device_s_queue_keeps_its_own_caps(h: Harness, alice: TestUser, bob
         c, {"action": "ack", "ids": [m["id"] for m in h.posts.of_type(c.connection_id, "message")]}
     )
     assert h.send(b, sealed("msg-dq9999"))["type"] == "ack"
+
+
+def test_a_removed_device_s_counts_go_with_its_queue(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice's laptop, offline, holds bob's whole share (her phone acknowledged it)
+    phone, b = h.connect(alice), h.connect(bob)
+    laptop = LinkedDevice(alice, "laptop")
+    alices, bobs = device_list(alice, 1, laptop), device_list(bob, 0)
+    assert h.send(phone, set_devices_frame(alices))["type"] == "devices"
+    for n in range(PER_SENDER):
+        frame = sealed_message(bob.box_key, alices, bobs, "1", "x", f"msg-rm{n:04d}")
+        assert h.send(b, frame)["type"] == "ack"
+    h.send(
+        phone,
+        {
+            "action": "ack",
+            "ids": [m["id"] for m in h.posts.of_type(phone.connection_id, "message")],
+        },
+    )
+    assert counters(h, "alice#laptop", "bob") == [PER_SENDER, PER_SENDER]
+    # When her phone removes the laptop, then links it again
+    assert h.send(phone, set_devices_frame(device_list(alice, 2)))["type"] == "devices"
+    relinked = device_list(alice, 3, laptop)
+    assert h.send(phone, set_devices_frame(relinked))["type"] == "devices"
+    # Then its queue starts empty, with room for bob's messages
+    frame = sealed_message(bob.box_key, relinked, bobs, "1", "x", "msg-rm9999")
+    reply = h.send(b, frame)
+    assert reply["type"] == "ack", reply
+    assert counters(h, "alice#laptop", "bob") == [1, 1]

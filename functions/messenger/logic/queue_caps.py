@@ -41,6 +41,14 @@ class QueueCaps:
         except Exception:
             logger.warning("could not take back a queue count", exc_info=True)
 
+    def forget_queue(self, queue: str) -> None:
+        """A deleted queue (a removed device's) holds nothing: its counts start afresh.
+        Never fails the caller: a count left behind heals when its counter expires."""
+        try:
+            self._counts.forget(queue)
+        except Exception:
+            logger.warning("could not forget a deleted queue's counts", exc_info=True)
+
     def release(self, queue: str, by_sender: Mapping[str, int]) -> None:
         """Count out messages acknowledged from one queue. Never fails the ack: a count left
         behind heals when its counter expires (one message TTL after its last message)."""
