@@ -20,15 +20,16 @@ from messenger_protocol.limits import (
 from messenger_protocol.names import Action
 
 # Frames one connection may send, whatever they are (docs/protocol.md §3: every frame
-# counts), before the next meets RATE_LIMITED; counted in quarter seconds.
+# counts), before the next meets RATE_LIMITED; counted in tenths of a second (the item
+# stays under 1 KB, one write unit).
 CONNECTION_FRAMES = FrameWindow(
-    limit=MAX_CONNECTION_FRAMES, window_ms=CONNECTION_FRAMES_WINDOW_SECONDS * 1000, slots=20
+    limit=MAX_CONNECTION_FRAMES, window_ms=CONNECTION_FRAMES_WINDOW_SECONDS * 1000, slots=50
 )
 FRAMES_BUCKET = "frames"
 # Refused frames one connection may send (docs/protocol.md §3) before it is closed;
-# counted in two seconds.
+# counted in seconds.
 REFUSED_FRAMES = FrameWindow(
-    limit=MAX_REFUSED_FRAMES, window_ms=REFUSED_FRAMES_WINDOW_SECONDS * 1000, slots=30
+    limit=MAX_REFUSED_FRAMES, window_ms=REFUSED_FRAMES_WINDOW_SECONDS * 1000, slots=60
 )
 REFUSED_BUCKET = "refused"
 
