@@ -22,7 +22,7 @@ from messenger.dal.queue import (
     new_seq,
 )
 from messenger.dal.queue_counts import Counted
-from messenger.errors import QueueFull, StaleDevices, UnknownRecipient
+from messenger.errors import QueueFull, StaleDevices, UnknownRecipient, UnknownUser
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.device_copies import (
@@ -129,8 +129,13 @@ class Messaging:
             self._cells.admit_writes_for(sender)
         own = self._profiles.get_profile(sender)
         if own is not None:
-            # The recipient's version is the other cell's to tell: the frame's, meanwhile.
-            check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
+            try:
+                check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
+            except StaleDevices as stale:
+                # The refusal names the versions the server holds (docs/protocol.md §8):
+                # the recipient's is its home cell's to tell, not the frame's.
+                held = self._recipient_version_elsewhere(frame.to)
+                raise StaleDevices(stale.message, held, own.devices.version) from None
         try:
             ack = self._peers.store_message(sender, frame, sender_device)
         except StaleDevices as stale:
@@ -140,6 +145,15 @@ class Messaging:
         if own is not None:
             self._store_self_copies(sender, sender_device, frame, own)
         return ack
+
+    def _recipient_version_elsewhere(self, user_id: str) -> int:
+        """The version of the device list that the home cell of `user_id` (another cell)
+        holds; UnknownRecipient when it has no such user. Asked only to refuse a frame."""
+        try:
+            keys = self._peers.keys_of(user_id)
+        except UnknownUser:
+            raise UnknownRecipient(f"no user {user_id!r}") from None
+        return keys.devices.version if keys.devices is not None else 0
 
     def accept(
         self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
