@@ -3,6 +3,8 @@ two devices, bob on one."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from messenger.contract import Env
@@ -19,7 +21,7 @@ from tests.support.devices import (
     set_devices_frame,
 )
 from tests.support.identities import TestUser
-from tests.support.stack_fixtures import Connect, dump_cells
+from tests.support.stack_fixtures import Connect, dump, dump_cells
 from tests.support.ws_client import WsClient, connect_as, open_socket
 
 pytestmark = pytest.mark.e2e
@@ -133,3 +135,35 @@ async def test_a_stale_list_across_cells_names_the_versions_the_cells_hold_and_s
     assert (await a.request(stranger))["code"] == "UNKNOWN_RECIPIENT"
     # And nothing was stored in either cell
     assert without_rate_buckets(await dump_cells(cells_stack, relay_budgets=False)) == before
+
+
+async def test_once_every_device_acked_a_message_nothing_about_it_stays_and_one_receipt_went(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice on three devices, each connected, and a message from bob to all three
+    phone, b = await connect(alice), await connect(bob)
+    aud = canonical_endpoint(stack.ws_url)
+    linked = [LinkedDevice(alice, name, aud=aud) for name in ("laptop", "tablet")]
+    alices = device_list(alice, 1, *linked)
+    assert (await phone.request(set_devices_frame(alices)))["type"] == "devices"
+    devices = [phone] + [
+        WsClient(alice, await open_socket(with_query(stack.ws_url, device.connect_query())))
+        for device in linked
+    ]
+    frame = sealed_message(bob.box_key, alices, device_list(bob, 0), "1", "hi", "msg-all001")
+    assert (await b.request(frame))["type"] == "ack"
+    copies = [await device.next_of("message") for device in devices]
+    # When the laptop acks its copy twice, then the phone and the tablet theirs
+    laptop_ack = {"action": "ack", "ids": [copies[1]["id"]]}
+    await asyncio.gather(devices[1].send(laptop_ack), devices[1].send(laptop_ack))
+    receipt = await b.next_of("receipt")
+    for device, copy in ((devices[0], copies[0]), (devices[2], copies[2])):
+        await device.send({"action": "ack", "ids": [copy["id"]]})
+    await b.send({"action": "ack", "ids": [receipt["id"]]})
+    # Then bob got one delivered receipt, at the first ack
+    assert (receipt["status"], receipt["messageIds"]) == ("delivered", ["msg-all001"])
+    await b.nothing_more(within=0.5)
+    # And once every copy is acknowledged, nothing about the message stays on the server
+    await stack.settled()
+    tables = await asyncio.to_thread(dump, stack)
+    assert [item for items in tables.values() for item in items if "msg-all001" in str(item)] == []

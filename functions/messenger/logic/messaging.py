@@ -181,8 +181,7 @@ class Messaging:
         deliver each fresh one live to its device, or push to that device."""
         copies = recipient_copies(frame, recipient.devices)
         messages = [
-            self._message(copy, sender, sender_device, frame, shared=len(copies) > 1)
-            for copy in copies
+            self._message(copy, sender, sender_device, frame, copies=len(copies)) for copy in copies
         ]
         stored = self._store_within_caps(messages)
         first, _ = stored[0]
@@ -206,7 +205,7 @@ class Messaging:
         now_s = self._clock.now_s()
         stored = [
             self._queue.store_message(
-                self._message(copy, sender, sender_device, frame, shared=False), now_s
+                self._message(copy, sender, sender_device, frame, copies=1), now_s
             )
             for copy in copies
         ]
@@ -219,7 +218,7 @@ class Messaging:
         sender_device: str,
         frame: SendMessage,
         *,
-        shared: bool,
+        copies: int,
     ) -> QueuedMessage:
         now_ns = self._clock.now_ns()
         key = copy.key
@@ -237,7 +236,7 @@ class Messaging:
             key=key.key if key is not None else None,
             key_nonce=key.key_nonce if key is not None else None,
             to=copy.to,
-            shared=shared,
+            copies=copies,
         )
 
     def _deliver_fresh(
