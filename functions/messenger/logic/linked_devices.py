@@ -65,13 +65,16 @@ class LinkedDevices:
         if listing.version <= stored.version:
             raise BadRequest(f"version: must be above {stored.version}, the stored one")
         try:
-            self._device_lists.store(listing)
+            # The list replaced and the connections open at the write, not at the read
+            # above: a connection a removed device opened in between is closed too, and
+            # one it opens after the write is refused (logic/live_delivery.py).
+            replaced = self._device_lists.store(listing)
         except DeviceListOutdated:
             raise BadRequest("version: another list was stored meanwhile") from None
         count(Metric.DEVICE_LISTS_STORED)
-        removed = [d for d in stored.device_ids if listing.device(d) is None]
+        removed = [d for d in replaced.devices.device_ids if listing.device(d) is None]
         for removed_device in removed:
-            self._remove(profile, removed_device)
+            self._remove(replaced, removed_device)
         return _answer(listing)
 
     def _remove(self, profile: Profile, device_id: str) -> None:
