@@ -167,3 +167,25 @@ async def test_once_every_device_acked_a_message_nothing_about_it_stays_and_one_
     await stack.settled()
     tables = await asyncio.to_thread(dump, stack)
     assert [item for items in tables.values() for item in items if "msg-all001" in str(item)] == []
+
+
+async def test_removing_the_device_that_never_acked_leaves_nothing_about_the_message(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a message from bob to alice's phone and tablet, which only the phone acked
+    phone, b = await connect(alice), await connect(bob)
+    alices = device_list(alice, 1, LinkedDevice(alice, "tablet"))
+    assert (await phone.request(set_devices_frame(alices)))["type"] == "devices"
+    frame = sealed_message(bob.box_key, alices, device_list(bob, 0), "1", "hi", "msg-rmk001")
+    assert (await b.request(frame))["type"] == "ack"
+    copy = await phone.next_of("message")
+    await phone.send({"action": "ack", "ids": [copy["id"]]})
+    receipt = await b.next_of("receipt")
+    await b.send({"action": "ack", "ids": [receipt["id"]]})
+    # When device 1 removes the tablet
+    await phone.send(set_devices_frame(device_list(alice, 2)))
+    assert (await phone.next_of("devices"))["version"] == 2
+    # Then nothing about the message stays on the server
+    await stack.settled()
+    tables = await asyncio.to_thread(dump, stack)
+    assert [item for items in tables.values() for item in items if "msg-rmk001" in str(item)] == []

@@ -396,6 +396,50 @@ class Queue:
             [_ack_mark_key(user_id, sender, mid)["sk"]["S"] for sender, mid in messages],
         )
 
+    def held_messages(self, owners: Sequence[str], now_s: int) -> set[tuple[str, str]]:
+        """The unexpired messages, (sender, messageId), that these queues (the devices of
+        one user) hold, leaving out copies of the user's own messages: what the queue caps
+        count. One Query of each queue, keys and expiry only (a rare path: a device
+        removed)."""
+        held: set[tuple[str, str]] = set()
+        for owner in owners:
+            query = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+                "ExpressionAttributeValues": {":pk": {"S": owner}, ":m": {"S": MESSAGE_PREFIX}},
+                "ProjectionExpression": "sk, expiresAt",
+                "ConsistentRead": True,
+            }
+            for items in query_pages(self._client, query):
+                for item in items:
+                    parsed = parse_message_item_id(item["sk"]["S"])
+                    if parsed is None or parsed[0] == user_of_queue(owner):
+                        continue
+                    if int(item["expiresAt"]["N"]) >= now_s:
+                        held.add(parsed)
+        return held
+
+    def ack_marks(self, user_id: str) -> list[tuple[str, str]]:
+        """(sender, messageId) of every ack mark of the user: one Query, keys only."""
+        query = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": queue_owner(user_id)},
+                ":t": {"S": FIRST_ACK_PREFIX},
+            },
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        marks: list[tuple[str, str]] = []
+        for items in query_pages(self._client, query):
+            for item in items:
+                sender, _, message_id = (
+                    item["sk"]["S"].removeprefix(FIRST_ACK_PREFIX).partition(ITEM_ID_SEPARATOR)
+                )
+                marks.append((sender, message_id))
+        return marks
+
     def delete_queue(self, owner: str) -> int:
         """Delete everything in one device's queue (a removed device, docs/protocol.md §8):
         a Query of its own partition, keys only, and batched deletes; how many went."""
