@@ -285,6 +285,7 @@ class Services:
             lambda: self.live(endpoint),
             self.offline,
             self.queue_caps,
+            self.clock,
         )
 
     def messaging(self, endpoint: str) -> Messaging:

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from messenger.dal.device_lists import DeviceLists
 from messenger.transport.connections import Connections
+from messenger_local.events import connect_event, new_id
+from messenger_local.harness import allowed, handshake
 from messenger_protocol.devices import DeviceList
 from messenger_protocol.limits import MAX_CONNECTIONS_PER_DEVICE
 from tests.support.devices import (
@@ -342,3 +345,64 @@ def test_a_blocked_sender_s_other_devices_still_get_the_copy_of_its_message(
     assert h.posts.of_type(b.connection_id, "message") == []
     assert queue_items(h, "bob") == []
     assert unique_message(h, a)["to"] == "bob"
+
+
+def run_connect(h: Harness, device: LinkedDevice, query: dict[str, str]) -> tuple[int, str]:
+    """$connect alone, for a handshake the authorizer already admitted: its status, and the
+    connection id."""
+    request = handshake(new_id(), query, h.clock.now_ms())
+    context = allowed(device.user_id, device.device_id)
+    response = h.call("$connect", connect_event(h.api, request, context, new_id()))
+    return response["statusCode"], request.connection_id
+
+
+def admitted_laptop(h: Harness, alice: TestUser) -> tuple[Connection, LinkedDevice, dict[str, str]]:
+    """alice's device 1 (connected), her laptop, and a handshake of the laptop that the
+    authorizer admitted (its $connect not run yet)."""
+    a = h.connect(alice)
+    laptop = LinkedDevice(alice, "laptop")
+    link(h, a, device_list(alice, 1, laptop))
+    query = laptop.connect_query(ts=h.clock.now_s(), aud=h.endpoint)
+    assert not denied(h, query)
+    return a, laptop, query
+
+
+def test_a_device_removed_between_its_handshake_and_connect_is_refused_there(
+    h: Harness, alice: TestUser
+) -> None:
+    # Given alice's laptop, whose handshake the authorizer admits
+    a, laptop, query = admitted_laptop(h, alice)
+    # When device 1 removes it before its $connect runs
+    link(h, a, device_list(alice, 2))
+    status, _ = run_connect(h, laptop, query)
+    # Then $connect refuses it (403: the handshake fails) and records no connection
+    assert status == 403
+    profile = h.services.profiles.get_profile("alice")
+    assert profile is not None and set(profile.connections) == {a.connection_id}
+
+
+def test_a_connection_opened_while_set_devices_runs_is_closed_with_the_others(
+    h: Harness, alice: TestUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    monkeypatch.setattr(Connections, "close", lambda self, cid: closed.append(cid))
+    a, laptop, query = admitted_laptop(h, alice)
+    # Given the laptop's $connect lands after setDevices read the profile, before it wrote
+    opened: list[str] = []
+    store = DeviceLists.store
+
+    def connect_then_store(self: DeviceLists, listing: DeviceList) -> Any:
+        status, connection_id = run_connect(h, laptop, query)
+        assert status == 200
+        opened.append(connection_id)
+        return store(self, listing)
+
+    monkeypatch.setattr(DeviceLists, "store", connect_then_store)
+    # When device 1 removes the laptop
+    link(h, a, device_list(alice, 2))
+    # Then that connection too is told DEVICE_REMOVED and closed, and forgotten
+    [error] = h.posts.of_type(opened[0], "error")
+    assert error["code"] == "DEVICE_REMOVED"
+    assert closed == opened
+    profile = h.services.profiles.get_profile("alice")
+    assert profile is not None and set(profile.connections) == {a.connection_id}

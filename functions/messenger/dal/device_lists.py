@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from messenger.dal.errors import ConditionFailed, dynamodb_errors
-from messenger.dal.profiles import profile_key
+from messenger.dal.profiles import Profile, profile_from, profile_key
 from messenger_protocol.devices import DeviceList
 from messenger_protocol.records import to_json
 
@@ -34,12 +34,14 @@ class DeviceLists:
         self._client = client
         self._table = table_name
 
-    def store(self, listing: DeviceList) -> None:
-        """Store a signed list whose version is above the stored one (none stored: 0).
+    def store(self, listing: DeviceList) -> Profile:
+        """Store a signed list whose version is above the stored one (none stored: 0); the
+        profile as it was right before the write: the list it replaced, and the
+        connections open at that moment (the write leaves them as they are).
         DeviceListOutdated, nothing written, if another was stored first."""
         try:
             with dynamodb_errors():
-                self._client.update_item(
+                answer = self._client.update_item(
                     TableName=self._table,
                     Key=profile_key(listing.user_id),
                     UpdateExpression=f"SET {DEVICE_LIST} = :list, {DEVICE_LIST_VERSION} = :v",
@@ -49,6 +51,8 @@ class DeviceLists:
                         ":list": {"S": to_json(listing.to_wire())},
                         ":v": {"N": str(listing.version)},
                     },
+                    ReturnValues="ALL_OLD",
                 )
         except ConditionFailed:
             raise DeviceListOutdated(listing.user_id) from None
+        return profile_from(answer["Attributes"])

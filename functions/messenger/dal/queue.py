@@ -10,11 +10,13 @@ Item layout (pk = the recipient device's queue, sk = the item id clients put in 
   local index byOrder (keys only), which gives their store order;
 - receipts: sk "r#<seq>", already in store order in the table itself, so they carry no
   `seq` attribute and cost no index write;
-- first-ack marks: sk "t#<sender>#<messageId>" in device 1's queue, written by the first
-  of the recipient's devices to acknowledge a message sealed for several devices, so that
-  its `delivered` receipt is queued once (never read by `sync`, and never acked).
+- ack marks: sk "t#<sender>#<messageId>" in device 1's queue, the set of the recipient's
+  devices (`acked`) that acknowledged a message sealed for several of them, so that its
+  `delivered` receipt is queued once, at the first; deleted with the last copy, since
+  nothing about a message stays once it is acknowledged (never read by `sync`, never acked).
 A copy for one of several devices carries `fromDevice`, `key`, `keyNonce`, and `multiDevice`
-when the recipient got more than one copy; a copy of one's own message carries `to`.
+and `copies` (how many of its devices got one) when the recipient got more than one copy; a
+copy of one's own message carries `to`.
 `seq` ("<store time µs, 17 digits>#<8 random hex>") orders the whole queue: a page of
 `sync` merges the two ordered runs. Every item carries `expiresAt` (epoch seconds, the
 table's TTL attribute); reads drop expired items themselves because DynamoDB's sweeper
@@ -127,8 +129,13 @@ class QueuedMessage:
     key_nonce: str | None = None
     # On a copy of the recipient's own message, sent from another of its devices: the peer.
     to: str | None = None
-    # The recipient got copies for more than one of its devices: the first ack tells.
-    shared: bool = False
+    # How many of the recipient's devices got a copy: more than one, the first ack tells
+    # the sender and the last deletes the ack mark (0: several, how many not recorded).
+    copies: int = 1
+
+    @property
+    def shared(self) -> bool:
+        return self.copies != 1
 
     @property
     def id(self) -> str:
@@ -196,6 +203,7 @@ def queue_item(entry: QueueItem) -> dict[str, Any]:
                 copy[name] = {"S": value}
         if entry.shared:
             copy["multiDevice"] = {"BOOL": True}
+            copy["copies"] = {"N": str(entry.copies)}
         return (
             common
             | copy
@@ -219,6 +227,27 @@ def queue_item(entry: QueueItem) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class AckMark:
+    """What an ack mark says once a device is added: whether that device was the first of
+    its user's to acknowledge the message, and how many have."""
+
+    first: bool
+    devices: int
+
+
+def _ack_mark_key(user_id: str, sender: str, message_id: str) -> dict[str, Any]:
+    sort_key = f"{FIRST_ACK_PREFIX}{sender}{ITEM_ID_SEPARATOR}{message_id}"
+    return {"pk": {"S": queue_owner(user_id)}, "sk": {"S": sort_key}}
+
+
+def _copies(item: dict[str, Any]) -> int:
+    """How many devices got a copy of a queued message (0: several, how many unknown)."""
+    if not item.get("multiDevice", {}).get("BOOL", False):
+        return 1
+    return int(item.get("copies", {}).get("N", "0"))
+
+
 def _from_item(item: dict[str, Any]) -> QueueItem:
     if item["kind"]["S"] == "message":
         return QueuedMessage(
@@ -235,7 +264,7 @@ def _from_item(item: dict[str, Any]) -> QueueItem:
             key=_text(item, "key"),
             key_nonce=_text(item, "keyNonce"),
             to=_text(item, "to"),
-            shared=item.get("multiDevice", {}).get("BOOL", False),
+            copies=_copies(item),
         )
     return QueuedReceipt(
         recipient=item["pk"]["S"],
@@ -328,43 +357,88 @@ class Queue:
         found = get_all(self._client, self._table, keys, consistent=True, projection="sk")
         return {item["sk"]["S"] for item in found}
 
-    def shared_among(self, owner: str, item_ids: Sequence[str]) -> dict[str, bool]:
+    def copies_among(self, owner: str, item_ids: Sequence[str]) -> dict[str, int]:
         """Which of these ids are items in the owner's queue now (a strongly consistent
-        read), each with whether it is a copy of a message its recipient got on several
-        devices (`shared`)."""
+        read), each with how many of its recipient's devices got a copy (`copies`: 1 for
+        a message to one device)."""
         keys = [{"pk": {"S": owner}, "sk": {"S": item_id}} for item_id in item_ids]
         found = get_all(
-            self._client, self._table, keys, consistent=True, projection="sk, multiDevice"
+            self._client, self._table, keys, consistent=True, projection="sk, multiDevice, copies"
         )
-        return {item["sk"]["S"]: item.get("multiDevice", {}).get("BOOL", False) for item in found}
+        return {item["sk"]["S"]: _copies(item) for item in found}
 
-    def first_to_acknowledge(
-        self, user_id: str, sender: str, message_id: str, expires_at: int
-    ) -> bool:
-        """Mark that one of the user's devices acknowledged a shared message; True for the
-        first device only (one conditional PutItem in device 1's queue, gone with the
-        message's TTL). Two devices acknowledging at the same instant: one is first."""
-        try:
-            with dynamodb_errors():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item={
-                        "pk": {"S": queue_owner(user_id)},
-                        "sk": {"S": f"{FIRST_ACK_PREFIX}{sender}{ITEM_ID_SEPARATOR}{message_id}"},
-                        "expiresAt": {"N": str(expires_at)},
-                    },
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-        except ConditionFailed:
-            return False
-        return True
+    def mark_acknowledged(
+        self, user_id: str, device_id: str, sender: str, message_id: str, expires_at: int
+    ) -> AckMark:
+        """Add a device to the devices that acknowledged a shared message (one UpdateItem
+        on the ack mark in device 1's queue, gone with the message's TTL at the latest):
+        whether it is the first (two devices at the same instant: one is; the same
+        device twice: the second is not), and how many have now."""
+        with dynamodb_errors():
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=_ack_mark_key(user_id, sender, message_id),
+                UpdateExpression="ADD acked :device SET expiresAt = if_not_exists(expiresAt, :e)",
+                ExpressionAttributeValues={
+                    ":device": {"SS": [device_id]},
+                    ":e": {"N": str(expires_at)},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        before = set(answer.get("Attributes", {}).get("acked", {}).get("SS", []))
+        return AckMark(first=not before, devices=len(before | {device_id}))
 
-    def forget_first_acks(self, user_id: str, messages: Sequence[tuple[str, str]]) -> None:
-        """Undo `first_to_acknowledge` for (sender, messageId) whose receipt was not stored."""
+    def delete_ack_marks(self, user_id: str, messages: Sequence[tuple[str, str]]) -> None:
+        """Delete the ack marks of (sender, messageId): every copy is acknowledged, or the
+        first device's receipt was not stored (the next device's ack is first again)."""
         self.delete(
             queue_owner(user_id),
-            [f"{FIRST_ACK_PREFIX}{sender}{ITEM_ID_SEPARATOR}{mid}" for sender, mid in messages],
+            [_ack_mark_key(user_id, sender, mid)["sk"]["S"] for sender, mid in messages],
         )
+
+    def held_messages(self, owners: Sequence[str], now_s: int) -> set[tuple[str, str]]:
+        """The unexpired messages, (sender, messageId), that these queues (the devices of
+        one user) hold, leaving out copies of the user's own messages: what the queue caps
+        count. One Query of each queue, keys and expiry only (a rare path: a device
+        removed)."""
+        held: set[tuple[str, str]] = set()
+        for owner in owners:
+            query = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+                "ExpressionAttributeValues": {":pk": {"S": owner}, ":m": {"S": MESSAGE_PREFIX}},
+                "ProjectionExpression": "sk, expiresAt",
+                "ConsistentRead": True,
+            }
+            for items in query_pages(self._client, query):
+                for item in items:
+                    parsed = parse_message_item_id(item["sk"]["S"])
+                    if parsed is None or parsed[0] == user_of_queue(owner):
+                        continue
+                    if int(item["expiresAt"]["N"]) >= now_s:
+                        held.add(parsed)
+        return held
+
+    def ack_marks(self, user_id: str) -> list[tuple[str, str]]:
+        """(sender, messageId) of every ack mark of the user: one Query, keys only."""
+        query = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": queue_owner(user_id)},
+                ":t": {"S": FIRST_ACK_PREFIX},
+            },
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        marks: list[tuple[str, str]] = []
+        for items in query_pages(self._client, query):
+            for item in items:
+                sender, _, message_id = (
+                    item["sk"]["S"].removeprefix(FIRST_ACK_PREFIX).partition(ITEM_ID_SEPARATOR)
+                )
+                marks.append((sender, message_id))
+        return marks
 
     def delete_queue(self, owner: str) -> int:
         """Delete everything in one device's queue (a removed device, docs/protocol.md §8):

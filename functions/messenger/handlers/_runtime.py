@@ -19,7 +19,14 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.contract import DIRECTORY_VERSION_STAGE_VARIABLE, refused_metric
-from messenger.errors import ConnectionGone, Refused, SideFenced, SidePromoting, as_refusal
+from messenger.errors import (
+    AccessDenied,
+    ConnectionGone,
+    Refused,
+    SideFenced,
+    SidePromoting,
+    as_refusal,
+)
 from messenger.observability import logger, metrics
 from messenger.wiring import Services, services
 from messenger_protocol.frames import (
@@ -247,7 +254,9 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
 def lifecycle_route(
     act: Callable[[Caller, dict[str, Any], Services], None],
 ) -> LambdaHandler:
-    """$connect / $disconnect: do the work, answer 200; 500 (logged) if it failed."""
+    """$connect / $disconnect: do the work, answer 200; 403 if the work refuses the caller
+    (a device removed since its handshake was authorized: the handshake fails, §8); 500
+    (logged) if it failed."""
 
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
@@ -256,6 +265,9 @@ def lifecycle_route(
             logger.thread_safe_append_keys(user=caller.user_id)
             act(caller, event, svc)
             return {"statusCode": 200}
+        except AccessDenied as denied:
+            logger.info("handshake refused at $connect: %s", denied)
+            return {"statusCode": 403}
         except Exception:
             logger.exception("unexpected failure")
             count_refusal(ErrorCode.INTERNAL)

@@ -6,7 +6,8 @@ above the stored one; the same list again is answered as accepted and changes no
 Anything else is BAD_REQUEST and writes nothing. A device the new list no longer names
 has its connections closed (DEVICE_REMOVED), its queue deleted and its push tokens
 forgotten (record and SNS endpoint); its handshakes are
-refused from then on (logic/identity.py reads the same list).
+refused from then on (logic/identity.py reads the same list). The ack marks of messages
+that no remaining queue holds are deleted with it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from messenger.dal.device_lists import DeviceListOutdated, DeviceLists
 from messenger.dal.profiles import Profile, Profiles
 from messenger.dal.queue import Queue, queue_owner
 from messenger.errors import BadRequest
+from messenger.logic.clock import Clock
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.push import PushNotifier
 from messenger.logic.queue_caps import QueueCaps
@@ -38,7 +40,9 @@ class LinkedDevices:
         live: Callable[[], LiveDelivery],
         push: PushNotifier,
         caps: QueueCaps,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._profiles = profiles
         self._caps = caps
         self._push = push
@@ -65,14 +69,32 @@ class LinkedDevices:
         if listing.version <= stored.version:
             raise BadRequest(f"version: must be above {stored.version}, the stored one")
         try:
-            self._device_lists.store(listing)
+            # The list replaced and the connections open at the write, not at the read
+            # above: a connection a removed device opened in between is closed too, and
+            # one it opens after the write is refused (logic/live_delivery.py).
+            replaced = self._device_lists.store(listing)
         except DeviceListOutdated:
             raise BadRequest("version: another list was stored meanwhile") from None
         count(Metric.DEVICE_LISTS_STORED)
-        removed = [d for d in stored.device_ids if listing.device(d) is None]
+        removed = [d for d in replaced.devices.device_ids if listing.device(d) is None]
         for removed_device in removed:
-            self._remove(profile, removed_device)
+            self._remove(replaced, removed_device)
+        if removed:
+            self._forget_settled_marks(listing)
         return _answer(listing)
+
+    def _forget_settled_marks(self, listing: DeviceList) -> None:
+        """The ack marks of messages that no queue the list keeps holds any more (a
+        removed device was the last not to have acknowledged its copy): deleted, since
+        nothing about a message stays once no queue holds it. Never fails the answer: a
+        mark left behind goes with its TTL."""
+        owners = [queue_owner(listing.user_id, device) for device in listing.device_ids]
+        try:
+            held = self._queue.held_messages(owners, self._clock.now_s())
+            done = [mark for mark in self._queue.ack_marks(listing.user_id) if mark not in held]
+            self._queue.delete_ack_marks(listing.user_id, done)
+        except Exception:
+            logger.warning("could not delete a removed device's ack marks", exc_info=True)
 
     def _remove(self, profile: Profile, device_id: str) -> None:
         """A device no longer listed: its connections closed, its push tokens forgotten, its

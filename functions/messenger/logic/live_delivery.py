@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from messenger.contract import PRESENCE_FLAP_WINDOW_MS, PRESENCE_SETTLE_MS, Metric
 from messenger.dal.profiles import ClosedConnection, Profile, Profiles
 from messenger.dal.subscriptions import Subscriptions
-from messenger.errors import ConnectionGone
+from messenger.errors import AccessDenied, ConnectionGone
 from messenger.logic.clock import Clock
 from messenger.observability import count, logger
 from messenger.transport.connections import Connections
@@ -105,6 +105,11 @@ class LiveDelivery:
             # A write that timed out may still have been made.
             self._undo_connect(user_id, connection_id)
             raise
+        if profile.devices.device(device_id) is None:
+            # Removed since its handshake was authorized (docs/protocol.md §8): setDevices
+            # closed the connections it found, and this one was not there yet.
+            self._undo_connect(user_id, connection_id)
+            raise AccessDenied(f"device {device_id!r} is not one of the user's devices")
         count(Metric.CONNECTIONS_OPENED)
         now = self._clock.now_ms()
         stale = profile.stale_connections(now)

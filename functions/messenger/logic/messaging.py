@@ -22,7 +22,7 @@ from messenger.dal.queue import (
     new_seq,
 )
 from messenger.dal.queue_counts import Counted
-from messenger.errors import QueueFull, StaleDevices, UnknownRecipient
+from messenger.errors import QueueFull, StaleDevices, UnknownRecipient, UnknownUser
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
 from messenger.logic.device_copies import (
@@ -129,8 +129,13 @@ class Messaging:
             self._cells.admit_writes_for(sender)
         own = self._profiles.get_profile(sender)
         if own is not None:
-            # The recipient's version is the other cell's to tell: the frame's, meanwhile.
-            check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
+            try:
+                check_self_copies(frame, own.devices, sender_device, frame.devices or 0)
+            except StaleDevices as stale:
+                # The refusal names the versions the server holds (docs/protocol.md §8):
+                # the recipient's is its home cell's to tell, not the frame's.
+                held = self._recipient_version_elsewhere(frame.to)
+                raise StaleDevices(stale.message, held, own.devices.version) from None
         try:
             ack = self._peers.store_message(sender, frame, sender_device)
         except StaleDevices as stale:
@@ -140,6 +145,15 @@ class Messaging:
         if own is not None:
             self._store_self_copies(sender, sender_device, frame, own)
         return ack
+
+    def _recipient_version_elsewhere(self, user_id: str) -> int:
+        """The version of the device list that the home cell of `user_id` (another cell)
+        holds; UnknownRecipient when it has no such user. Asked only to refuse a frame."""
+        try:
+            keys = self._peers.keys_of(user_id)
+        except UnknownUser:
+            raise UnknownRecipient(f"no user {user_id!r}") from None
+        return keys.devices.version if keys.devices is not None else 0
 
     def accept(
         self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
@@ -167,8 +181,7 @@ class Messaging:
         deliver each fresh one live to its device, or push to that device."""
         copies = recipient_copies(frame, recipient.devices)
         messages = [
-            self._message(copy, sender, sender_device, frame, shared=len(copies) > 1)
-            for copy in copies
+            self._message(copy, sender, sender_device, frame, copies=len(copies)) for copy in copies
         ]
         stored = self._store_within_caps(messages)
         first, _ = stored[0]
@@ -192,7 +205,7 @@ class Messaging:
         now_s = self._clock.now_s()
         stored = [
             self._queue.store_message(
-                self._message(copy, sender, sender_device, frame, shared=False), now_s
+                self._message(copy, sender, sender_device, frame, copies=1), now_s
             )
             for copy in copies
         ]
@@ -205,7 +218,7 @@ class Messaging:
         sender_device: str,
         frame: SendMessage,
         *,
-        shared: bool,
+        copies: int,
     ) -> QueuedMessage:
         now_ns = self._clock.now_ns()
         key = copy.key
@@ -223,7 +236,7 @@ class Messaging:
             key=key.key if key is not None else None,
             key_nonce=key.key_nonce if key is not None else None,
             to=copy.to,
-            shared=shared,
+            copies=copies,
         )
 
     def _deliver_fresh(

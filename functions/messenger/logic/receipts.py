@@ -85,9 +85,9 @@ class Receipts:
         if receipts:
             self._queue.delete(queue, receipts)
         if messages:
-            self._remove_messages(owner, queue, messages)
+            self._remove_messages(owner, device_id, messages)
 
-    def _remove_messages(self, owner: str, queue: str, item_ids: list[str]) -> None:
+    def _remove_messages(self, owner: str, device_id: str, item_ids: list[str]) -> None:
         """Delete acknowledged messages, each only once its `delivered` receipt is stored.
 
         Only messages that are in the device's queue now count (a consistent read), so an
@@ -96,19 +96,22 @@ class Receipts:
         the messages queued, to be delivered and acknowledged again, which costs a
         duplicate `delivered` receipt (clients take it as the same news) and never a
         deleted message without its receipt. A message the owner got on several devices
-        makes its receipt at the first device's ack only (`first_to_acknowledge`); two
-        devices acknowledging at the same instant may still both cause one, and a copy
-        of the owner's own message (sent from another of its devices) makes none. A
+        makes its receipt at the first device's ack only (`mark_acknowledged`), and the
+        last device's ack deletes that ack mark with its copy (docs/protocol.md §2:
+        nothing about a message stays once it is acknowledged); a copy of the owner's own
+        message (sent from another of its devices) makes none. A
         sender at home in another cell gets its receipt there, through that cell's Relay,
         before anything is deleted: a peer that fails fails the ack (INTERNAL) and
         deletes nothing.
         """
-        present = self._queue.shared_among(queue, item_ids)
+        queue = queue_owner(owner, device_id)
+        present = self._queue.copies_among(queue, item_ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
         # What leaves this queue's caps: every message of another user in it, whichever
         # device acknowledged its copy first (each queue is counted on its own).
         leaving: Counter[str] = Counter()
-        marked: list[tuple[str, str]] = []
+        first: list[tuple[str, str]] = []  # ack marks this ack made
+        last: list[tuple[str, str]] = []  # ack marks of messages acknowledged everywhere now
         now_ns = self._clock.now_ns()
         for item_id in item_ids:
             parsed = parse_message_item_id(item_id)
@@ -118,26 +121,32 @@ class Receipts:
             if sender == owner:
                 continue  # a copy of one's own message: nobody to tell, never counted
             leaving[sender] += 1
-            if present[item_id] and not self._queue.first_to_acknowledge(
-                owner, sender, message_id, now_ns // 1_000_000_000 + self._ttl
-            ):
-                continue  # another of the owner's devices acknowledged it first
-            if present[item_id]:
-                marked.append((sender, message_id))
+            copies = present[item_id]
+            if copies != 1:
+                mark = self._queue.mark_acknowledged(
+                    owner, device_id, sender, message_id, now_ns // 1_000_000_000 + self._ttl
+                )
+                if copies and mark.devices >= copies:
+                    last.append((sender, message_id))
+                if not mark.first:
+                    continue  # another of the owner's devices acknowledged it first
+                first.append((sender, message_id))
             by_sender[sender].append(message_id)
         gone = [item_id for item_id in item_ids if item_id in present]
         if not by_sender:
             self._queue.delete(queue, gone)
             self._caps.release(queue, leaving)
+            self._queue.delete_ack_marks(owner, last)
             return
         try:
             local, profiles = self._store_delivered(owner, by_sender, now_ns)
         except Exception:
             # No receipt stored for them: the next device's ack must still make one.
-            self._queue.forget_first_acks(owner, marked)
+            self._queue.delete_ack_marks(owner, first)
             raise
         self._queue.delete(queue, gone)
         self._caps.release(queue, leaving)
+        self._queue.delete_ack_marks(owner, last)
         # Only now, with the messages gone: a failure telling the senders live leaves
         # their receipts queued for their next sync, and nothing to acknowledge again.
         self._deliver(local, profiles)
