@@ -29,7 +29,13 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
-from messenger.contract import TABLES, Env, create_table_request
+from messenger.contract import (
+    PRESENCE_SETTLE_RETENTION_SECONDS,
+    PRESENCE_SETTLE_VISIBILITY_SECONDS,
+    TABLES,
+    Env,
+    create_table_request,
+)
 from messenger_local import moto_speed
 from messenger_local.browser_guard import GuardedWsgi
 from messenger_protocol.names import PushPlatform
@@ -162,6 +168,21 @@ def _signing_region(request: AWSPreparedRequest) -> str | None:
     return scope[2] if len(scope) > 2 else None
 
 
+def create_settle_queue(sqs: Any, name: str) -> str:
+    """The presence function's settle queue, with the stack's visibility timeout and
+    retention (infra/presence_settle.py); its URL. Idempotent, as SQS's CreateQueue is
+    with the same attributes."""
+    return str(
+        sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(PRESENCE_SETTLE_VISIBILITY_SECONDS),
+                "MessageRetentionPeriod": str(PRESENCE_SETTLE_RETENTION_SECONDS),
+            },
+        )["QueueUrl"]
+    )
+
+
 class EmbeddedAws:
     """moto's server on host:port (0 picks a free port), started and stopped explicitly."""
 
@@ -288,6 +309,18 @@ class EmbeddedAws:
                     if name
                     not in (getattr(instance, "bucket_name", None), getattr(instance, "name", None))
                 ]
+
+    def create_settle_queue(self, prefix: str) -> dict[Env, str]:
+        """The presence function's settle queue (messenger_local.settle_queue); its URL by
+        environment variable."""
+        url = create_settle_queue(self.client("sqs"), f"{prefix}PresenceSettle")
+        return {Env.PRESENCE_SETTLE_QUEUE: url}
+
+    def delete_queues(self, urls: list[str]) -> None:
+        """Drop queues a stack made on a shared server, with what they hold."""
+        sqs = self.client("sqs")
+        for url in urls:
+            sqs.delete_queue(QueueUrl=url)
 
     def create_push_apps(self, prefix: str) -> dict[Env, str]:
         """One SNS platform application per push platform (those not there yet); ARNs by
