@@ -221,7 +221,8 @@ def test_malformed_record_is_dropped_and_a_failing_one_comes_back(
         sqs.send_message(QueueUrl=h.settings.presence_settle_queue, MessageBody=body)
     assert h.settle_queue_depth() == len(malformed) + 1
     # Every try of its read throttled: the first and each of botocore's retries.
-    tries = h.services.dynamodb.meta.config.retries["total_max_attempts"]
+    config = h.services.dynamodb.meta.config
+    tries = config.retries["total_max_attempts"]  # type: ignore[attr-defined]
     throttled = h.throttle("GetItem", tries)
     # When the settle queue hands them to the presence function, in one batch
     h.settle_flaps()
