@@ -4,12 +4,14 @@ Up: moto (unless shared) and kept state; the port, bound but not listening, so t
 every stage, URL and environment can name it; the functions' clients and worker pools;
 each cell (messenger_local.cell_factory); the functions loaded, as a cold start does; the
 directory published (cells) and replication started (standbys); kept state saved from
-then on; and only then the port listens: a handshake is never answered before the
-functions can run it.
+then on; each cell's settle queue polled for the presence function
+(messenger_local.settle_queue); and only then the port listens: a handshake is never
+answered before the functions can run it.
 
-Down: replication, every connection closed (firing $disconnect) and drained in every
-cell, the port, the functions and their pools, kept state saved once more, and what the
-stack made in a shared moto deleted.
+Down: the settle queues' pollers, replication, every connection closed (firing
+$disconnect) and drained in every cell, the port, the functions and their pools, kept
+state saved once more, and what the stack made in a shared moto deleted (its queues
+too).
 """
 
 from __future__ import annotations
