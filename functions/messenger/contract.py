@@ -72,6 +72,23 @@ class RateLimit:
         return max(1, 60_000 // self.per_minute)
 
 
+@dataclass(frozen=True)
+class FrameWindow:
+    """At most `limit` events within `window_ms`, counted in `slots` slots of
+    `window_ms / slots` each: an event leaves the count between one slot short of the
+    window and the whole window after it, so the count never holds anything older than
+    the window (no one within the limit is refused), and holds all of it but its oldest
+    slot."""
+
+    limit: int
+    window_ms: int
+    slots: int
+
+    @property
+    def slot_ms(self) -> int:
+        return self.window_ms // self.slots
+
+
 # Per user and action, sized from what the SDK, the CLI and the web app do (docs/limits.md
 # says why each is what it is, and what a frame costs). sendMessage's own comes from the
 # environment (RATE_LIMIT_PER_MINUTE and RATE_LIMIT_BURST).

@@ -294,6 +294,7 @@ class Services:
             self.queue,
             lambda: self.live(endpoint),
             self.offline,
+            self.queue_caps,
         )
 
     def messaging(self, endpoint: str) -> Messaging:

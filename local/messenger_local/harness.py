@@ -45,7 +45,7 @@ from messenger.contract import (
 from messenger.dal.rate_limits import RATE_PREFIX
 from messenger.logic.clock import FixedClock
 from messenger.logic.presence_changes import MAX_SETTLE_DELAY_SECONDS
-from messenger.logic.rate_limit import REFUSED_BUCKET
+from messenger.logic.rate_limit import FRAMES_BUCKET, REFUSED_BUCKET
 from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
 from messenger_local.aws import ACCOUNT_ID, REGION, create_settle_queue
 from messenger_local.events import (
@@ -277,13 +277,16 @@ def create_tables(client: Any, names: dict[str, str] = TABLE_NAMES) -> None:
         )
 
 
-REFUSED_BUCKET_PREFIX = f"{RATE_PREFIX}{REFUSED_BUCKET}#"
+CONNECTION_COUNT_PREFIXES = tuple(
+    f"{RATE_PREFIX}{bucket}#" for bucket in (REFUSED_BUCKET, FRAMES_BUCKET)
+)
 
 
 def counts_refusals(item: dict[str, Any]) -> bool:
-    """An item that counts a connection's refused frames (tests leave them out when they
-    compare the tables before and after a refusal)."""
-    return item.get("sk", {}).get("S", "").startswith(REFUSED_BUCKET_PREFIX)
+    """An item that counts a connection's frames or its refused frames, which every frame
+    adds to (tests leave them out when they compare the tables before and after a
+    refusal)."""
+    return item.get("sk", {}).get("S", "").startswith(CONNECTION_COUNT_PREFIXES)
 
 
 class PostRecorder:

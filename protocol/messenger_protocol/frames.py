@@ -561,14 +561,15 @@ def check_frame_size(text: str) -> None:
 
 
 def reference_of(document: Any) -> str | None:
-    """An error's `ref`: the frame's messageId when well formed, else its action."""
+    """An error's `ref`: the frame's messageId when well formed, else its action (any
+    non-empty string, however long: the frame itself was at most 32 KB), else None."""
     if not isinstance(document, dict):
         return None
     message_id = document.get("messageId")
     if is_message_id(message_id):
         return message_id
     action = document.get("action")
-    if isinstance(action, str) and 0 < len(action) <= 64:
+    if isinstance(action, str) and action:
         return action
     return None
 
@@ -962,9 +963,12 @@ class ErrorFrame(ServerFrame):
     ref: str | None = wire(
         Text(
             "ref",
+            default=None,
+            # Absent when there is nothing to name (docs/protocol.md §3); a v1.1 server
+            # sent null, which readers still take.
             nullable=True,
             description="the refused frame's messageId when well formed, "
-            "else its action, else null",
+            "else its action; absent when there is nothing to name",
         )
     )
     retry_after: int | None = wire(

@@ -45,8 +45,8 @@ class Record:
         document: dict[str, Any] = {}
         for attr, spec in self.specs():
             value = getattr(self, attr)
-            if value is None and not spec.required and not spec.nullable:
-                continue  # optional and absent
+            if value is None and not spec.required:
+                continue  # optional and absent (a nullable one too: null is for required)
             document[spec.name] = None if value is None else spec.dump(value)
         return document
 

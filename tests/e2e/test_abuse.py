@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosed
 
 from messenger.contract import Env
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.limits import MAX_FRAME_BYTES, MAX_REFUSED_FRAMES
 from tests.support.harness import throttle_dynamodb
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect, dump
@@ -188,6 +189,7 @@ async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
     # Then the oldest is told REPLACED and closed with 1008; the newest works
     replaced = await clients[0].next()
     assert replaced["type"] == "error" and replaced["code"] == "REPLACED", replaced
+    assert "ref" not in replaced  # it names no frame (docs/protocol.md §3)
     assert (await clients[0].closed())[0] == 1008
     pong = await newest.request({"action": "ping"})
     assert pong["type"] == "pong"
@@ -197,7 +199,8 @@ async def test_a_fifth_connection_of_a_device_closes_the_oldest_with_1008(
 async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_1008(
     stack: LocalStack, connect: Connect, alice: TestUser
 ) -> None:
-    # Given alice's client sends frames no route knows, one after another
+    # Given alice's client sends frames no route knows, one after another, for a second
+    # or two (well within a minute)
     client = await connect(alice)
     replies = []
     for n in range(150):
@@ -205,12 +208,33 @@ async def test_a_connection_that_keeps_sending_refused_frames_is_closed_with_100
         replies.append(reply["code"])
         if reply["code"] == "TOO_MANY_REFUSED":
             break
-    # Then after a hundred-odd refusals (a few leak out while they are sent), it is told
-    # why and closed with 1008
+        await asyncio.sleep(0.01)
+    # Then the 101st refused frame within the minute is answered with why, and the
+    # connection closed with 1008 (docs/protocol.md §3)
     assert replies[-1] == "TOO_MANY_REFUSED", replies
-    assert 100 < len(replies) < 120, len(replies)
+    assert len(replies) == MAX_REFUSED_FRAMES + 1, len(replies)
     assert set(replies[:-1]) == {"UNKNOWN_ACTION", "BAD_REQUEST"}
     assert (await client.closed())[0] == 1008
+
+
+async def test_a_message_over_32_kb_in_several_frames_is_too_large_and_stores_nothing(
+    stack: LocalStack, connect: Connect, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a sendMessage within its body's limit, padded with a field no frame defines
+    # to more than 32,768 bytes, which the client sends as two frames of 32 KB or less
+    await (await connect(bob)).close()
+    client = await connect(alice)
+    frame = message_frame(alice, bob, "hi", "msg-big00001") | {"pad": "x" * MAX_FRAME_BYTES}
+    text = json.dumps(frame)
+    await stack.settled()
+    before = await asyncio.to_thread(dump, stack)
+    # When it reaches the server whole (API Gateway joins a message's frames)
+    await client.socket.send(iter([text[: MAX_FRAME_BYTES - 1000], text[MAX_FRAME_BYTES - 1000 :]]))
+    # Then it is refused TOO_LARGE, naming it, and nothing is stored (docs/protocol.md §3)
+    refused = await client.next()
+    assert refused["code"] == "TOO_LARGE" and refused["ref"] == "msg-big00001", refused
+    await stack.settled()
+    assert await asyncio.to_thread(dump, stack) == before
 
 
 async def test_a_stranger_flooding_a_queue_meets_queue_full_with_retry_after(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from messenger_local import LocalStack
+from messenger.contract import Env
+from messenger_local import EmbeddedAws, LocalStack
 from messenger_protocol.connect import canonical_endpoint, with_query
 from tests.support.devices import LinkedDevice, device_list, open_copy, sealed_message
 from tests.support.identities import TestUser
 from tests.support.stack_fixtures import Connect
-from tests.support.ws_client import WsClient, open_socket
+from tests.support.ws_client import WsClient, connect_as, open_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -57,3 +58,28 @@ async def test_a_message_reaches_both_devices_the_self_copy_the_other_and_one_re
     await phone.send({"action": "ack", "ids": [own["id"]]})
     await c.nothing_more(within=0.5)
     await phone.nothing_more(within=0.5)
+
+
+async def test_a_device_s_queue_keeps_its_caps_when_another_device_acknowledges(
+    shared_aws: EmbeddedAws, alice: TestUser, bob: TestUser
+) -> None:
+    # Given queues that take 2 messages from any one sender, and alice with a laptop
+    # that stays offline
+    caps = {Env.QUEUE_CAP_PER_SENDER.value: "2"}
+    async with LocalStack(aws=shared_aws, environment=caps) as stack:
+        phone, b = await connect_as(stack.ws_url, alice), await connect_as(stack.ws_url, bob)
+        laptop = LinkedDevice(alice, "laptop", aud=canonical_endpoint(stack.ws_url))
+        alices, bobs = device_list(alice, 1, laptop), device_list(bob, 0)
+        assert (await phone.request({"action": "setDevices", **alices.to_wire()}))["version"] == 1
+        # When bob sends her two messages, which her phone acknowledges at once
+        for n in range(2):
+            frame = sealed_message(bob.box_key, alices, bobs, "1", "hi", f"msg-cap{n:04d}")
+            assert (await b.request(frame))["type"] == "ack"
+            await phone.send({"action": "ack", "ids": [(await phone.next_of("message"))["id"]]})
+            await b.next_of("receipt")
+        # Then a third is refused QUEUE_FULL: the laptop's queue holds bob's two
+        # (docs/protocol.md §2: a cap passed in any of the recipient's queues)
+        third = sealed_message(bob.box_key, alices, bobs, "1", "hi", "msg-cap0002")
+        refused = await b.request(third)
+        assert refused["code"] == "QUEUE_FULL" and refused["retryAfter"] >= 1, refused
+        assert refused["ref"] == "msg-cap0002"

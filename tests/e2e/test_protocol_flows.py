@@ -279,6 +279,19 @@ async def test_unknown_action(connect: Connect, alice: TestUser) -> None:
 async def test_not_json_is_bad_request(connect: Connect, alice: TestUser) -> None:
     error = await (await connect(alice)).request("hello?")
     assert error["type"] == "error" and error["code"] == "BAD_REQUEST"
+    assert "ref" not in error  # nothing to name: absent (docs/protocol.md §3)
+
+
+async def test_an_error_names_the_action_however_long_and_nothing_when_there_is_none(
+    connect: Connect, alice: TestUser
+) -> None:
+    a = await connect(alice)
+    long_action = "dance" * 20
+    assert (await a.request({"action": long_action}))["ref"] == long_action
+    for nameless in ("[1, 2]", json.dumps({"action": 5}), json.dumps({"to": "bob"})):
+        error = await a.request(nameless)
+        assert error["code"] in {"UNKNOWN_ACTION", "BAD_REQUEST"}, error
+        assert "ref" not in error, error
 
 
 async def test_malformed_frame_is_bad_request_with_ref(site: Site) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from messenger.dal.queue_counts import PRUNE_AT, count_key, sender_tag
+from tests.support.devices import LinkedDevice, device_list, sealed_message, set_devices_frame
 from tests.support.harness import Connection, Harness, harness
 from tests.support.identities import TestUser
 
@@ -199,3 +200,63 @@ def test_a_message_is_counted_in_and_out_with_one_write_each(
     # Then (the counter live) it is counted in with one write and out with one
     assert len(calls) == 2, calls
     assert counters(h, "bob", "mallory") == [0, 0]
+
+
+def test_each_device_s_queue_keeps_its_own_caps(h: Harness, alice: TestUser, bob: TestUser) -> None:
+    # Given alice on her phone and a laptop, and bob
+    phone, b = h.connect(alice), h.connect(bob)
+    laptop = LinkedDevice(alice, "laptop")
+    alices, bobs = device_list(alice, 1, laptop), device_list(bob, 0)
+    assert h.send(phone, set_devices_frame(alices))["type"] == "devices"
+
+    def sealed(message_id: str) -> dict[str, Any]:
+        return sealed_message(bob.box_key, alices, bobs, "1", "x", message_id)
+
+    # When bob sends his share, and only her phone acknowledges it
+    for n in range(PER_SENDER):
+        assert h.send(b, sealed(f"msg-dq{n:04d}"))["type"] == "ack"
+    ids = [m["id"] for m in h.posts.of_type(phone.connection_id, "message")]
+    h.send(phone, {"action": "ack", "ids": ids})
+    # Then the laptop's queue still holds his share: one more is refused, nothing stored
+    before = h.dump()
+    assert queue_full(h.send(b, sealed("msg-dq9999")))
+    assert h.dump() == before
+    assert counters(h, "alice", "bob") == [0, 0]
+    assert counters(h, "alice#laptop", "bob") == [PER_SENDER, PER_SENDER]
+    # And once the laptop acknowledges its copies, bob's next message is stored
+    c = h.connect(laptop)
+    h.send(c, {"action": "sync"})
+    h.send(
+        c, {"action": "ack", "ids": [m["id"] for m in h.posts.of_type(c.connection_id, "message")]}
+    )
+    assert h.send(b, sealed("msg-dq9999"))["type"] == "ack"
+
+
+def test_a_removed_device_s_counts_go_with_its_queue(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice's laptop, offline, holds bob's whole share (her phone acknowledged it)
+    phone, b = h.connect(alice), h.connect(bob)
+    laptop = LinkedDevice(alice, "laptop")
+    alices, bobs = device_list(alice, 1, laptop), device_list(bob, 0)
+    assert h.send(phone, set_devices_frame(alices))["type"] == "devices"
+    for n in range(PER_SENDER):
+        frame = sealed_message(bob.box_key, alices, bobs, "1", "x", f"msg-rm{n:04d}")
+        assert h.send(b, frame)["type"] == "ack"
+    h.send(
+        phone,
+        {
+            "action": "ack",
+            "ids": [m["id"] for m in h.posts.of_type(phone.connection_id, "message")],
+        },
+    )
+    assert counters(h, "alice#laptop", "bob") == [PER_SENDER, PER_SENDER]
+    # When her phone removes the laptop, then links it again
+    assert h.send(phone, set_devices_frame(device_list(alice, 2)))["type"] == "devices"
+    relinked = device_list(alice, 3, laptop)
+    assert h.send(phone, set_devices_frame(relinked))["type"] == "devices"
+    # Then its queue starts empty, with room for bob's messages
+    frame = sealed_message(bob.box_key, relinked, bobs, "1", "x", "msg-rm9999")
+    reply = h.send(b, frame)
+    assert reply["type"] == "ack", reply
+    assert counters(h, "alice#laptop", "bob") == [1, 1]

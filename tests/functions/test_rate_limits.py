@@ -17,7 +17,11 @@ from messenger.contract import (
 )
 from messenger.dal.rate_limits import RateLimits
 from messenger.errors import RateLimited
-from messenger_protocol.limits import MAX_REFUSED_FRAMES
+from messenger_protocol.limits import (
+    CONNECTION_FRAMES_WINDOW_SECONDS,
+    MAX_CONNECTION_FRAMES,
+    MAX_REFUSED_FRAMES,
+)
 from messenger_protocol.names import Action
 from tests.support.devices import device_list, set_devices_frame
 from tests.support.harness import Connection, Harness, harness
@@ -217,3 +221,53 @@ def test_refused_frames_leak_out_so_an_honest_client_is_never_closed(
         reply = h.send_raw(a, '{"action": "noSuchAction"}', "$default")
         assert reply is not None and reply["code"] == "UNKNOWN_ACTION", reply
         h.clock.advance(1)
+
+
+def test_more_than_100_refused_frames_within_a_minute_close_however_they_are_spread(
+    h: Harness, alice: TestUser
+) -> None:
+    # Given alice's client makes a mistake every 0.58 s: 100 of them within 58 s
+    a = h.connect(alice)
+    for _ in range(MAX_REFUSED_FRAMES):
+        reply = h.send_raw(a, '{"action": "noSuchAction"}', "$default")
+        assert reply is not None and reply["code"] == "UNKNOWN_ACTION", reply
+        h.clock.advance(0.58)
+    # When she makes one more, still within the minute (docs/protocol.md §3)
+    # Then her connection is closed, after an error frame that says why
+    assert h.send_raw(a, '{"action": "noSuchAction"}', "$default") is None
+    [closing] = h.posts.of_type(a.connection_id, "error")
+    assert closing["code"] == "TOO_MANY_REFUSED"
+
+
+# Frames no route takes, or that are not JSON, or malformed: each counts all the same.
+UNREAD_FRAMES = [
+    ('{"action": "noSuchAction"}', "$default"),
+    ("not json", "$default"),
+    ('{"action": "getKeys"}', "getKeys"),
+]
+
+
+def test_more_than_300_frames_within_5_seconds_meet_rate_limited_whatever_they_are(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given alice's phone sent 300 frames just now: 270 counted as the runtime counts each
+    # frame, then 30 that no route takes, that are not JSON, or malformed
+    phone, laptop = h.connect(alice), h.connect(alice)
+    h.connect(bob)
+    limiter = h.services.rate_limiter
+    for _ in range(MAX_CONNECTION_FRAMES - 30):
+        limiter.take_frame("alice", phone.connection_id)
+    for frame, route in UNREAD_FRAMES * 10:
+        reply = h.send_raw(phone, frame, route)
+        assert reply is not None and reply["code"] != "RATE_LIMITED", reply
+    # When she sends one more within the 5 seconds (docs/protocol.md §3)
+    h.clock.advance(CONNECTION_FRAMES_WINDOW_SECONDS - 0.3)
+    refused = h.send(phone, {"action": "getKeys", "userId": "bob"})
+    # Then it is refused RATE_LIMITED, naming it, with how long to wait
+    assert refused["code"] == "RATE_LIMITED" and refused["ref"] == "getKeys", refused
+    assert isinstance(refused["retryAfter"], int) and 1 <= refused["retryAfter"] <= 300
+    # And her laptop's frames go through: the count is the connection's
+    assert h.send(laptop, {"action": "getKeys", "userId": "bob"})["type"] == "keys"
+    # And once those frames are 5 seconds old, the phone's go through again
+    h.clock.advance(refused["retryAfter"] / 1000)
+    assert h.send(phone, {"action": "getKeys", "userId": "bob"})["type"] == "keys"

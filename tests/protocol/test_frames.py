@@ -594,6 +594,7 @@ def test_ref_is_the_message_id_when_well_formed_else_the_action() -> None:
     assert frames.reference_of({"messageId": "msg-00000001", "action": "x"}) == "msg-00000001"
     assert frames.reference_of({"messageId": "bad id", "action": "sendMessage"}) == "sendMessage"
     assert frames.reference_of({"action": ""}) is None
+    assert frames.reference_of({"action": "x" * 100}) == "x" * 100  # named, however long
     assert frames.reference_of("not an object") is None
 
 

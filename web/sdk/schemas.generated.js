@@ -1502,7 +1502,7 @@ export default {
           "minLength": 1
         },
         "ref": {
-          "description": "the refused frame's messageId when well formed, else its action, else null",
+          "description": "the refused frame's messageId when well formed, else its action; absent when there is nothing to name",
           "oneOf": [
             {
               "type": "string",
@@ -1535,8 +1535,7 @@ export default {
       "required": [
         "type",
         "code",
-        "message",
-        "ref"
+        "message"
       ],
       "allOf": [
         {

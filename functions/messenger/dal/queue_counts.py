@@ -128,6 +128,21 @@ class QueueCounts:
             # Another message started it meanwhile: count into that one.
             return self.count(recipient, sender, per_queue, per_sender, now_s, expires_at)
 
+    def forget(self, recipient: str) -> None:
+        """Start a queue's counter afresh (its queue was deleted): marked expired, so the
+        next message counted starts it again. One UpdateItem; nothing for no counter."""
+        try:
+            with dynamodb_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=count_key(recipient),
+                    UpdateExpression="SET expiresAt = :gone",
+                    ConditionExpression="attribute_exists(n)",
+                    ExpressionAttributeValues={":gone": {"N": "0"}},
+                )
+        except ConditionFailed:
+            return
+
     def undo(self, counted: Counted) -> None:
         """Take back one `count` (a resend, or a message not stored after all); a counter
         that started again since (an expiry) is left alone."""

@@ -19,14 +19,22 @@ The second is an atomic increment checked against the stored value at the moment
 write, so any number of concurrent frames (two devices, a pipelining client) are each let
 through exactly while the bucket has room, and none is refused below the limit. A frame
 refused writes nothing.
+
+- ("U#<userId>", "RATE#<name>#<connectionId>"): a connection's frames, or its refused
+  frames, within a sliding window (`FrameWindow`, docs/protocol.md §3): a ring of
+  `slots` counters, `n<i>` counting the events of slot `t<i>` (slot = ms // slot_ms,
+  i = slot % slots). Every event is counted, one UpdateItem, and its answer (the whole
+  item) tells how many the window holds: a count, not a bucket, so that "more than N
+  within T" holds to the letter however the events are spread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messenger.contract import RateLimit
+from messenger.contract import FrameWindow, RateLimit
 from messenger.dal.errors import ConditionFailed, TransactionCanceled, dynamodb_errors
 from messenger.dal.profiles import user_key
 
@@ -40,16 +48,28 @@ DRAINED_GRACE_SECONDS = 1
 REGISTRATION_WINDOW_SECONDS = 3600
 # ("REGCOUNTED#<token>", "REGCOUNTED#"): a registration counted for another cell.
 COUNTED_PREFIX = "REGCOUNTED#"
+# Windows' slots a container remembers having counted in (a hint, see count_in_window).
+MAX_SLOTS_REMEMBERED = 10_000
 
 
 def bucket_key(user_id: str, name: str) -> dict[str, Any]:
     return {"pk": {"S": user_key(user_id)}, "sk": {"S": RATE_PREFIX + name}}
 
 
+@dataclass(frozen=True)
+class WindowCount:
+    """What a window holds once an event was counted in it (that event included)."""
+
+    count: int
+    # How long until the oldest slot it holds leaves the window (at least 1 ms).
+    oldest_leaves_in_ms: int
+
+
 class RateLimits:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        self._slots_started: set[tuple[str, str, int]] = set()
 
     def take(self, user_id: str, name: str, now_ms: int, limit: RateLimit) -> bool:
         """Take one unit from a user's bucket `name`; False (nothing written) when full."""
@@ -98,10 +118,78 @@ class RateLimits:
             return interval  # filled by a concurrent frame meanwhile
         return 0
 
+    def count_in_window(
+        self, user_id: str, name: str, now_ms: int, window: FrameWindow
+    ) -> WindowCount:
+        """Count one event in a user's window `name` (always written); what it now holds.
+        One UpdateItem as a rule: the first event of a slot starts it, and the next ones
+        this container counts add to it; two when another container started the slot."""
+        slot = now_ms // window.slot_ms
+        at = slot % window.slots
+        names = {"#n": f"n{at}", "#t": f"t{at}"}
+        one = {":one": {"N": "1"}, ":exp": {"N": str(_expiry(now_ms + window.window_ms))}}
+        this_slot = {":slot": {"N": str(slot)}}
+        add = "ADD #n :one SET expiresAt = :exp"
+        attributes = None
+        if (user_id, name, slot) in self._slots_started:
+            attributes = self._write_window(
+                user_id, name, add, "#t = :slot", names, one | this_slot
+            )
+        if attributes is None:
+            # A slot of the ring is taken over from the one a window ago.
+            attributes = self._write_window(
+                user_id,
+                name,
+                "SET #n = :one, #t = :slot, expiresAt = :exp",
+                "attribute_not_exists(#t) OR #t < :slot",
+                names,
+                one | this_slot,
+            )
+        if attributes is None:  # started meanwhile by another frame
+            attributes = self._write_window(user_id, name, add, "attribute_exists(#t)", names, one)
+        if attributes is None:  # not reachable: #t is there once the start above failed
+            raise RuntimeError("a window's slot vanished while it was counted")
+        self._remember_slot(user_id, name, slot)
+        return _window_count(attributes, slot, now_ms, window)
+
+    def _write_window(
+        self,
+        user_id: str,
+        name: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """The item after a conditional write, or None (nothing written) if it failed."""
+        try:
+            with dynamodb_errors():
+                answer = self._update(
+                    user_id,
+                    name,
+                    update,
+                    condition,
+                    values,
+                    ExpressionAttributeNames=names,
+                    ReturnValues="ALL_NEW",
+                )
+        except ConditionFailed:
+            return None
+        attributes: dict[str, Any] = answer["Attributes"]
+        return attributes
+
+    def _remember_slot(self, user_id: str, name: str, slot: int) -> None:
+        """The slots this container counted in, per window: the next event of a burst
+        then adds to its slot with one call. A hint only (the writes' conditions decide),
+        so it is kept small and forgotten freely."""
+        if len(self._slots_started) >= MAX_SLOTS_REMEMBERED:
+            self._slots_started.clear()
+        self._slots_started.add((user_id, name, slot))
+
     def _update(
         self, user_id: str, name: str, update: str, condition: str, values: Any, **extra: Any
-    ) -> None:
-        self._client.update_item(
+    ) -> Any:
+        return self._client.update_item(
             TableName=self._table,
             Key=bucket_key(user_id, name),
             UpdateExpression=update,
@@ -159,6 +247,18 @@ class RateLimits:
                 return False
             raise
         return True
+
+
+def _window_count(item: dict[str, Any], slot: int, now_ms: int, window: FrameWindow) -> WindowCount:
+    """The events of the slots still inside the window (the newest `slots` slots)."""
+    held = []
+    for at in range(window.slots):
+        stamp = item.get(f"t{at}")
+        if stamp is not None and int(stamp["N"]) > slot - window.slots:
+            held.append((int(stamp["N"]), int(item[f"n{at}"]["N"])))
+    oldest = min(stamp for stamp, _ in held)
+    leaves_at = (oldest + window.slots) * window.slot_ms
+    return WindowCount(sum(n for _, n in held), max(1, leaves_at - now_ms))
 
 
 def _expiry(tat_ms: int) -> int:

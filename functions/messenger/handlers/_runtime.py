@@ -26,6 +26,7 @@ from messenger_protocol.frames import (
     ClientFrame,
     ErrorFrame,
     ServerFrame,
+    check_frame_size,
     load_json,
     reference_of,
 )
@@ -208,7 +209,12 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 svc.cell_view.admit()
                 # A user whose range moved away: MOVED and closed; while it moves: RATE_LIMITED.
                 svc.cells.admit_user(caller.user_id)
+                # Every frame counts, whatever it is (docs/protocol.md §3).
+                svc.rate_limiter.take_frame(caller.user_id, caller.connection_id)
                 document = load_json(event.get("body"))
+                # A message of several frames reaches us whole (up to 128 KB): over one
+                # frame's 32 KB it is TOO_LARGE (docs/protocol.md §3), with its ref.
+                check_frame_size(event["body"])
                 frame: Any = model.read(document) if model else document
                 if model is not None:
                     # Every well-formed frame counts, refused later or not: a flood of
@@ -227,6 +233,8 @@ def message_route(model: type[F] | None) -> Callable[[Answer[F]], LambdaHandler]
                 if refusal is not None:
                     if refusal is error and caller is not None and too_many_refused(caller):
                         return reply(None)  # closed, after an error frame saying why
+                    if document is None:  # refused before it was read: name it still
+                        document = _document_or_none(event)
                     return reply(refused(refusal, reference_of(document)))
                 logger.exception("unexpected failure")
                 return failed("internal error, try again", document)

@@ -20,6 +20,7 @@ from messenger.dal.queue import Queue, queue_owner
 from messenger.errors import BadRequest
 from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.push import PushNotifier
+from messenger.logic.queue_caps import QueueCaps
 from messenger.observability import count, logger
 from messenger_protocol.devices import DeviceList
 from messenger_protocol.frames import DevicesFrame, SetDevices
@@ -36,8 +37,10 @@ class LinkedDevices:
         queue: Queue,
         live: Callable[[], LiveDelivery],
         push: PushNotifier,
+        caps: QueueCaps,
     ) -> None:
         self._profiles = profiles
+        self._caps = caps
         self._push = push
         self._device_lists = device_lists
         self._queue = queue
@@ -83,12 +86,15 @@ class LinkedDevices:
             logger.warning("could not close a removed device's connections", exc_info=True)
         # Forgotten one by one, each logged if it fails: a token left would still be pushed.
         self._push.forget_device(profile, device_id)
+        queue = queue_owner(profile.user_id, device_id)
         try:
-            deleted = self._queue.delete_queue(queue_owner(profile.user_id, device_id))
+            deleted = self._queue.delete_queue(queue)
         except Exception:
             logger.warning("could not delete a removed device's queue", exc_info=True)
             return
         count(Metric.REMOVED_DEVICE_ITEMS_DELETED, deleted)
+        # Its caps' counts go with it: the device, listed again, starts with room.
+        self._caps.forget_queue(queue)
 
 
 def _same_devices(a: DeviceList, b: DeviceList) -> bool:

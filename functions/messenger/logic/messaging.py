@@ -20,8 +20,8 @@ from messenger.dal.queue import (
     QueuedMessage,
     device_of_queue,
     new_seq,
-    user_of_queue,
 )
+from messenger.dal.queue_counts import Counted
 from messenger.errors import QueueFull, StaleDevices, UnknownRecipient
 from messenger.logic.cells import Cells
 from messenger.logic.clock import Clock
@@ -163,7 +163,7 @@ class Messaging:
     def _store(
         self, sender: str, sender_device: str, frame: SendMessage, recipient: Profile
     ) -> AckFrame:
-        """Store the recipient's copies (counted once against its queue caps), then
+        """Store the recipient's copies (each counted against its queue's caps), then
         deliver each fresh one live to its device, or push to that device."""
         copies = recipient_copies(frame, recipient.devices)
         messages = [
@@ -256,17 +256,22 @@ class Messaging:
     def _store_within_caps(
         self, messages: Sequence[QueuedMessage]
     ) -> list[tuple[QueuedMessage, bool]]:
-        """Store the recipient's copies of a message that fits the queue caps
-        (docs/protocol.md §2), counted once for the recipient whatever its number of
-        devices: (each stored copy, True if this call stored it). A resend of a message
-        still stored is answered as before even when the queue is full; a new one past a
-        cap is QueueFull, and nothing is stored."""
+        """Store the recipient's copies of a message that fits the queue caps of every
+        one of its devices' queues (docs/protocol.md §2: each queue holds at most so
+        many, in all and from one sender): (each stored copy, True if this call stored
+        it). A resend of a message still stored is answered as before even when a queue
+        is full; a new one past a cap in any queue is QueueFull, and nothing is stored."""
         first = messages[0]
-        user_id = user_of_queue(first.recipient)
         now_s = self._clock.now_s()
+        admitted: list[Counted] = []
         try:
-            admitted = self._caps.admit(user_id, first.sender, now_s, first.expires_at)
+            for message in messages:
+                admitted.append(
+                    self._caps.admit(message.recipient, first.sender, now_s, message.expires_at)
+                )
         except QueueFull:
+            for counted in admitted:
+                self._caps.take_back(counted)
             stored = self._queue.get(first.recipient, first.id)
             if isinstance(stored, QueuedMessage) and stored.expires_at >= now_s:
                 return [(stored, False)]
@@ -274,8 +279,10 @@ class Messaging:
         try:
             results = [self._queue.store_message(message, now_s) for message in messages]
         except Exception:
-            self._caps.take_back(admitted)
+            for counted in admitted:
+                self._caps.take_back(counted)
             raise
-        if not any(fresh for _, fresh in results):
-            self._caps.take_back(admitted)  # counted once already, when it was stored
+        for counted, (_, fresh) in zip(admitted, results, strict=True):
+            if not fresh:
+                self._caps.take_back(counted)  # counted once already, when it was stored
         return results

@@ -1,12 +1,14 @@
-"""The queue caps (docs/protocol.md §2): how many messages one user's queue holds, and how
-many of them from any one sender, so that no stranger (and no crowd) can fill anyone's
-queue. Receipts do not count. A message past either cap is refused QUEUE_FULL, and the
-sender's SDK keeps it and sends it again after `retryAfter`."""
+"""The queue caps (docs/protocol.md §2): how many messages each queue (one per device of a
+user) holds, and how many of them from any one sender, so that no stranger (and no crowd)
+can fill anyone's queue. Receipts do not count. A message past either cap in any of the
+recipient's queues is refused QUEUE_FULL, and the sender's SDK keeps it and sends it
+again after `retryAfter`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from messenger.dal.queue import user_of_queue
 from messenger.dal.queue_counts import Cap, Counted, QueueCounts
 from messenger.errors import QueueFull
 from messenger.observability import logger
@@ -18,12 +20,13 @@ class QueueCaps:
         self._per_queue = per_queue
         self._per_sender = per_sender
 
-    def admit(self, recipient: str, sender: str, now_s: int, expires_at: int) -> Counted:
-        """Count a message into the recipient's queue; QueueFull (nothing written) when it
-        would pass either cap. One conditional write, no read."""
+    def admit(self, queue: str, sender: str, now_s: int, expires_at: int) -> Counted:
+        """Count a message into one queue (a device's of the recipient); QueueFull
+        (nothing written) when it would pass either cap. One conditional write, no read."""
         counted = self._counts.count(
-            recipient, sender, self._per_queue, self._per_sender, now_s, expires_at
+            queue, sender, self._per_queue, self._per_sender, now_s, expires_at
         )
+        recipient = user_of_queue(queue)
         if counted is Cap.QUEUE:
             raise QueueFull(f"{recipient!r} has too many messages waiting; resend later")
         if counted is Cap.SENDER:
@@ -38,12 +41,20 @@ class QueueCaps:
         except Exception:
             logger.warning("could not take back a queue count", exc_info=True)
 
-    def release(self, recipient: str, by_sender: Mapping[str, int]) -> None:
-        """Count out messages the recipient acknowledged. Never fails the ack: a count left
+    def forget_queue(self, queue: str) -> None:
+        """A deleted queue (a removed device's) holds nothing: its counts start afresh.
+        Never fails the caller: a count left behind heals when its counter expires."""
+        try:
+            self._counts.forget(queue)
+        except Exception:
+            logger.warning("could not forget a deleted queue's counts", exc_info=True)
+
+    def release(self, queue: str, by_sender: Mapping[str, int]) -> None:
+        """Count out messages acknowledged from one queue. Never fails the ack: a count left
         behind heals when its counter expires (one message TTL after its last message)."""
         if not by_sender:
             return
         try:
-            self._counts.release(recipient, by_sender)
+            self._counts.release(queue, by_sender)
         except Exception:
             logger.warning("could not release queue counts", exc_info=True)

@@ -11,7 +11,7 @@ accepted and dropped, in the recipient's cell (docs/protocol.md §2 setBlocked).
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
 from messenger.contract import Metric
@@ -105,6 +105,9 @@ class Receipts:
         """
         present = self._queue.shared_among(queue, item_ids)
         by_sender: dict[str, list[str]] = defaultdict(list)
+        # What leaves this queue's caps: every message of another user in it, whichever
+        # device acknowledged its copy first (each queue is counted on its own).
+        leaving: Counter[str] = Counter()
         marked: list[tuple[str, str]] = []
         now_ns = self._clock.now_ns()
         for item_id in item_ids:
@@ -113,7 +116,8 @@ class Receipts:
                 continue
             sender, message_id = parsed
             if sender == owner:
-                continue  # a copy of one's own message: nobody to tell
+                continue  # a copy of one's own message: nobody to tell, never counted
+            leaving[sender] += 1
             if present[item_id] and not self._queue.first_to_acknowledge(
                 owner, sender, message_id, now_ns // 1_000_000_000 + self._ttl
             ):
@@ -124,6 +128,7 @@ class Receipts:
         gone = [item_id for item_id in item_ids if item_id in present]
         if not by_sender:
             self._queue.delete(queue, gone)
+            self._caps.release(queue, leaving)
             return
         try:
             local, profiles = self._store_delivered(owner, by_sender, now_ns)
@@ -132,7 +137,7 @@ class Receipts:
             self._queue.forget_first_acks(owner, marked)
             raise
         self._queue.delete(queue, gone)
-        self._caps.release(owner, {sender: len(ids) for sender, ids in by_sender.items()})
+        self._caps.release(queue, leaving)
         # Only now, with the messages gone: a failure telling the senders live leaves
         # their receipts queued for their next sync, and nothing to acknowledge again.
         self._deliver(local, profiles)
