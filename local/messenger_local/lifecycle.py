@@ -321,6 +321,6 @@ def _release_aws(parts: StackParts) -> None:
         parts.aws.delete_tables(tables)
     queues = [cell.services.settings.presence_settle_queue for cell in parts.cells]
     if queues:
-        parts.aws.delete_queues(queues)
+        parts.aws.delete_settle_queues(queues)
     if parts.directory is not None:
         parts.directory.close()

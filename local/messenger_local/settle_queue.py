@@ -97,11 +97,14 @@ async def poll_forever(source: QueueSource, target: lambda_api.Target) -> None:
     function, recorded and run as an asynchronous Invoke is; until cancelled."""
     loop = asyncio.get_running_loop()
     while True:
-        try:
-            batch = await loop.run_in_executor(None, source.receive)
-        except Exception:  # moto stopped under us, say: look again later
-            _log.warning("could not receive from the settle queue", exc_info=True)
-            batch = None
+        batch = None
+        # A side whose region is lost (a local failover) reads nothing more: what is on
+        # its queue stays there, as it would in that region.
+        if not target.gateway.out_of_service:
+            try:
+                batch = await loop.run_in_executor(None, source.receive)
+            except Exception:  # moto stopped under us, say: look again later
+                _log.warning("could not receive from the settle queue", exc_info=True)
         if batch is None:
             await asyncio.sleep(POLL_SECONDS)
             continue
@@ -111,4 +114,7 @@ async def poll_forever(source: QueueSource, target: lambda_api.Target) -> None:
 async def _deliver(source: QueueSource, target: lambda_api.Target, batch: Batch) -> None:
     outcome = await lambda_api.run(target, batch.event)
     response = outcome.response if outcome.succeeded else None
-    await asyncio.get_running_loop().run_in_executor(None, source.settle, batch, response)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, source.settle, batch, response)
+    except Exception:  # not deleted: the batch comes back after the visibility timeout
+        _log.warning("could not delete a batch from the settle queue", exc_info=True)

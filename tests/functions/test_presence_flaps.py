@@ -11,10 +11,12 @@ import pytest
 
 from messenger.contract import (
     PRESENCE_FLAP_WINDOW_MS,
+    PRESENCE_SETTLE_MAX_RECEIVES,
     PRESENCE_SETTLE_MS,
     PRESENCE_SETTLE_VISIBILITY_SECONDS,
 )
 from messenger.transport.presence_events import PresenceEvent
+from messenger_local.aws import DEAD_LETTERS_SUFFIX
 from tests.support.harness import Connection, Harness
 from tests.support.identities import TestUser
 
@@ -236,3 +238,31 @@ def test_malformed_record_is_dropped_and_a_failing_one_comes_back(
     h.run_invocations()
     assert heard(h, a) == [True, False]
     assert h.settle_queue_depth() == 0
+
+
+def test_a_change_that_fails_every_time_ends_on_the_dead_letter_queue(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob's offline flap on the settle queue, whose profile can never be read
+    known(h, bob)
+    a = watching(h, alice, "bob")
+    phone = h.connect(bob)
+    h.clock.advance(0.1)
+    h.disconnect(phone)
+    config = h.services.dynamodb.meta.config
+    tries = config.retries["total_max_attempts"]  # type: ignore[attr-defined]
+    h.throttle("GetItem", tries * PRESENCE_SETTLE_MAX_RECEIVES)
+    # When SQS hands it out as often as the queue allows, and once more
+    h.settle_flaps()
+    for _ in range(PRESENCE_SETTLE_MAX_RECEIVES):
+        h.clock.advance(PRESENCE_SETTLE_VISIBILITY_SECONDS)
+        h.run_invocations()
+    # Then it has left the settle queue for its dead-letter queue, where the alarm sees it
+    assert h.settle_queue_depth() == 0
+    sqs = h.services.sqs_client_factory()
+    dead = sqs.get_queue_attributes(
+        QueueUrl=h.settings.presence_settle_queue + DEAD_LETTERS_SUFFIX,
+        AttributeNames=["ApproximateNumberOfMessages"],
+    )
+    assert dead["Attributes"]["ApproximateNumberOfMessages"] == "1"
+    assert heard(h, a) == [True]

@@ -60,8 +60,10 @@ def _tell_settled(record: SQSRecord) -> None:
 def _tell(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_queue_batch(event):
         # A processor per batch: where invocations share a process (the local stack), a
-        # shared one would mix their records.
-        processor = BatchProcessor(event_type=EventType.SQS)
+        # shared one would mix their records. A batch whose every record failed is
+        # reported like any other (each record comes back, then the dead-letter queue),
+        # not raised.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return dict(
             process_partial_response(
                 event=event, record_handler=_tell_settled, processor=processor, context=context
