@@ -199,16 +199,30 @@ def test_a_settled_change_close_behind_a_newer_one_is_not_held_again(
     assert h.settle_queue_depth() == 0
 
 
-def test_malformed_record_is_dropped_and_a_failing_one_comes_back(
-    h: Harness, alice: TestUser, bob: TestUser
-) -> None:
-    # Given bob's offline flap on the settle queue, whose profile cannot be read when it
-    # comes back
+def offline_flap_held(h: Harness, alice: TestUser, bob: TestUser) -> Connection:
+    """Alice watching bob, who went offline a moment after he came: his change waits on
+    the settle queue. Alice's connection."""
     known(h, bob)
     a = watching(h, alice, "bob")
     phone = h.connect(bob)
     h.clock.advance(0.1)
     h.disconnect(phone)
+    assert heard(h, a) == [True]
+    return a
+
+
+def tries_of_a_read(h: Harness) -> int:
+    """The first try of a DynamoDB call and each of botocore's retries."""
+    config = h.services.dynamodb.meta.config
+    return int(config.retries["total_max_attempts"])  # type: ignore[attr-defined]
+
+
+def test_malformed_record_is_dropped_and_a_failing_one_comes_back(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given bob's offline flap on the settle queue, whose profile cannot be read when it
+    # comes back
+    a = offline_flap_held(h, alice, bob)
     # And records beside it that are not presence changes
     change = json.loads(PresenceEvent("bob", "https://example.com/test").to_payload())
     malformed = [
@@ -222,9 +236,7 @@ def test_malformed_record_is_dropped_and_a_failing_one_comes_back(
     for body in malformed:
         sqs.send_message(QueueUrl=h.settings.presence_settle_queue, MessageBody=body)
     assert h.settle_queue_depth() == len(malformed) + 1
-    # Every try of its read throttled: the first and each of botocore's retries.
-    config = h.services.dynamodb.meta.config
-    tries = config.retries["total_max_attempts"]  # type: ignore[attr-defined]
+    tries = tries_of_a_read(h)
     throttled = h.throttle("GetItem", tries)
     # When the settle queue hands them to the presence function, in one batch
     h.settle_flaps()
@@ -244,14 +256,8 @@ def test_a_change_that_fails_every_time_ends_on_the_dead_letter_queue(
     h: Harness, alice: TestUser, bob: TestUser
 ) -> None:
     # Given bob's offline flap on the settle queue, whose profile can never be read
-    known(h, bob)
-    a = watching(h, alice, "bob")
-    phone = h.connect(bob)
-    h.clock.advance(0.1)
-    h.disconnect(phone)
-    config = h.services.dynamodb.meta.config
-    tries = config.retries["total_max_attempts"]  # type: ignore[attr-defined]
-    h.throttle("GetItem", tries * PRESENCE_SETTLE_MAX_RECEIVES)
+    a = offline_flap_held(h, alice, bob)
+    h.throttle("GetItem", tries_of_a_read(h) * PRESENCE_SETTLE_MAX_RECEIVES)
     # When SQS hands it out as often as the queue allows, and once more
     h.settle_flaps()
     for _ in range(PRESENCE_SETTLE_MAX_RECEIVES):
