@@ -520,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(a phone connected 24 h a day: ${1440 * 30 * 0.25 / 1e6:.4f} a month)."
     )
     print_keepalive()
+    # bench.flap_cost prices with this module's prices: imported here, not above.
+    from bench.flap_cost import print_flaps
+
+    print_flaps()
     return status
 
 

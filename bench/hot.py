@@ -317,6 +317,7 @@ def populate(h: Harness, spot: HotSpot) -> Population:
     h.connect(hot_recipient)
     for user in (watched, unwatched):  # known, and offline until their runs flap them
         h.disconnect(h.connect(user))
+    h.settle_flaps()  # those closes, a moment after the connects, told before anyone watches
     subscribing = min(spot.subscribing, spot.watchers)
     recorded = min(spot.watchers - subscribing, MAX_WATCHERS_PER_USER)
     watcher_ids = record_watchers(h, "dave", recorded)

@@ -19,6 +19,7 @@ from infra.cells import CellPlacement
 from infra.config import DeploymentConfig
 from infra.nag import acknowledge, flattened
 from infra.permissions import Targets, endpoint_arns_of, statements_for_all
+from infra.presence_settle import PresenceSettle
 from infra.push import push_applications
 from infra.regions import SNAPSTART_UNKNOWN_TO_CDK_VALIDATOR
 from infra.tables import Tables
@@ -52,6 +53,7 @@ class Functions:
         tables: Tables,
         connections_arn: str,
         close_connections_arn: str,
+        settle: PresenceSettle,
     ) -> None:
         self._stack = stack
         self._config = config
@@ -74,18 +76,25 @@ class Functions:
                 resource_name=self._invocable_name(PRESENCE_WORKER.function_name),
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             ),
+            presence_settle_queue_arn=settle.queue.queue_arn,
+            presence_settle_queue_url=settle.queue.queue_url,
         )
         # One asset for all functions: the same code, uploaded once.
         self._code = bundling.function_code()
         # Name -> the function itself (its metrics); what is invoked may be its alias.
         self.all: dict[str, lambda_.Function] = {}
-        for worker in WORKERS:
-            self.add(
+        # Name -> what is invoked of each worker (its alias with SnapStart).
+        self.workers = {
+            worker.function_name: self.add(
                 worker.function_name,
                 worker.handler,
                 worker.access,
                 function_name=self.worker_name(worker.function_name),
             )
+            for worker in WORKERS
+        }
+        # The settle queue is the presence function's second event source.
+        settle.feed(self.workers[PRESENCE_WORKER.function_name])
         self.authorizer = self.add(AUTHORIZER.function_name, AUTHORIZER.handler, AUTHORIZER.access)
         # Route key -> what API Gateway invokes for it.
         self.routes = {
@@ -121,6 +130,8 @@ class Functions:
             environment[Env.PRESENCE_FUNCTION.value] = self._invocable_name(
                 PRESENCE_WORKER.function_name
             )
+        if Access.SETTLE_PRESENCE in access:
+            environment[Env.PRESENCE_SETTLE_QUEUE.value] = self._targets.presence_settle_queue_url
         if self._config.cell_epoch:
             environment[Env.CELL_EPOCH.value] = self._config.cell_epoch
         environment["POWERTOOLS_SERVICE_NAME"] = SERVICE_NAME

@@ -36,6 +36,8 @@ POST_ACTIONS = ("execute-api:ManageConnections",)
 # authorizer's TransactWriteItems, which is authorized as an UpdateItem as well.
 LIMITS_ACTIONS = ("dynamodb:UpdateItem",)
 INVOKE_ACTIONS = ("lambda:InvokeFunction",)
+# A flap is sent to the settle queue; reading it back is the event source mapping's.
+SETTLE_ACTIONS = ("sqs:SendMessage",)
 CREATE_ENDPOINT_ACTIONS = ("sns:CreatePlatformEndpoint",)
 ENDPOINT_ACTIONS = (
     "sns:Publish",
@@ -59,6 +61,9 @@ class Targets:
     # from its fixed name: the presence function announces too, and a reference to its
     # own ARN would make a cycle.
     presence_function_arn: str
+    # The presence function's settle queue (infra/presence_settle.py): its ARN and URL.
+    presence_settle_queue_arn: str
+    presence_settle_queue_url: str
     # Every Relay of the deployment (infra/cells.py `relay_pattern`), and the Relay records
     # in the directory's bucket: None for a deployment of one cell, which has no peers.
     relay_pattern: str | None = None
@@ -102,6 +107,11 @@ def _table_statements(
     return statements
 
 
+def _one(sid: str, actions: Iterable[str], resource: str) -> list[iam.PolicyStatement]:
+    """A need granted by one statement on one resource."""
+    return [iam.PolicyStatement(sid=sid, actions=list(actions), resources=[resource])]
+
+
 def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement]:
     """The IAM statements one need grants (none for push when no platform is set up)."""
     if access is Access.USERS_READ:
@@ -123,13 +133,9 @@ def statements_for(access: Access, targets: Targets) -> list[iam.PolicyStatement
     if access is Access.LIMITS:
         return _table_statements("Limits", LIMITS_TABLE, targets, LIMITS_ACTIONS, False)
     if access is Access.ANNOUNCE_PRESENCE:
-        return [
-            iam.PolicyStatement(
-                sid="AnnouncePresence",
-                actions=list(INVOKE_ACTIONS),
-                resources=[targets.presence_function_arn],
-            )
-        ]
+        return _one("AnnouncePresence", INVOKE_ACTIONS, targets.presence_function_arn)
+    if access is Access.SETTLE_PRESENCE:
+        return _one("SettlePresence", SETTLE_ACTIONS, targets.presence_settle_queue_arn)
     if access is Access.PUSH:
         if not targets.push_apps:
             return []

@@ -7,6 +7,7 @@ touch) is read from `messenger.contract`; the stack's parts only decide how AWS 
     Tables          the contract's tables (infra/tables.py)
     WebSocketStage  the API, its routes, authorizer, stage, throttle and logs (infra/websocket.py)
     Functions       one per route, the authorizer, the workers (infra/functions.py)
+    PresenceSettle  the presence function's settle queue for flaps (infra/presence_settle.py)
     Relay           what peer cells invoke (infra/relay.py), in a deployment with a directory
     ShardMover      the runner of shard moves out of the cell (infra/mover.py), with peers
     Monitoring      the dashboard and the alarms (infra/monitoring.py)
@@ -42,6 +43,7 @@ from infra.functions import Functions
 from infra.mesh import RelayRecord
 from infra.monitoring import Monitoring
 from infra.mover import ShardMover, admit_peer_movers
+from infra.presence_settle import PresenceSettle
 from infra.regions import check_snap_start
 from infra.relay import Relay
 from infra.tables import Tables
@@ -70,6 +72,7 @@ class MessengerStack(Stack):
         check_snap_start(cell.target.region, config.snap_start)
         self.tables = Tables(self, config=config, cell=cell)
         self.web_socket = WebSocketStage(self, config=config)
+        self.presence_settle = PresenceSettle(self, config=config)
         self.functions = Functions(
             self,
             config=config,
@@ -77,6 +80,7 @@ class MessengerStack(Stack):
             tables=self.tables,
             connections_arn=self.web_socket.connections_arn,
             close_connections_arn=self.web_socket.close_connections_arn,
+            settle=self.presence_settle,
         )
         self.web_socket.route(self.functions)
         stage = self.web_socket.stage
@@ -102,6 +106,7 @@ class MessengerStack(Stack):
             removal_policy=config.removal_policy,
             alarm_email=config.alarm_email,
         )
+        self.presence_settle.alarm(self.monitoring.topic)
         if cell.has_directory and not cell.standby and len(cell.cells.shard_map.cells()) > 1:
             self.mover = ShardMover(
                 self,

@@ -23,6 +23,7 @@ from typing import Any
 from aws_cdk import CfnElement, CfnParameter, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
 
 # Per CloudFormation resource type: the properties whose change replaces the resource
@@ -36,6 +37,8 @@ REPLACING_PROPERTIES: dict[type, tuple[str, ...]] = {
         "attribute_definitions",
         "local_secondary_indexes",
     ),
+    # The presence function reads its settle queue's URL, which holds the queue's name.
+    sqs.CfnQueue: ("queue_name", "fifo_queue"),
 }
 
 

@@ -155,6 +155,9 @@ class Settings:
     registrations_per_ip_per_hour: int = DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR
     # The presence function's name (or ARN) as Lambda's Invoke takes it.
     presence_function: str = PRESENCE_WORKER.function_name
+    # The presence function's settle queue (its URL), where a flap waits out its settle
+    # time; only the presence function is given it ("" elsewhere).
+    presence_settle_queue: str = ""
     # The region part of the cell's epoch (logic/epoch.py), which adds the generation.
     cell_epoch: str = LOCAL_CELL_EPOCH
     # This deployment's place among the cells; a single deployment is one cell.
@@ -290,6 +293,7 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
         cell_side=environ.get(Env.CELL_SIDE.value, "").strip() or PRIMARY_SIDE,
         connect_endpoints=_endpoints(environ),
         accept_v11_connect=_flag(environ, Env.ACCEPT_V11_CONNECT, default=True),
+        presence_settle_queue=environ.get(Env.PRESENCE_SETTLE_QUEUE.value, "").strip(),
     )
     presence_function = environ.get(Env.PRESENCE_FUNCTION.value)
     return replace(settings, presence_function=presence_function) if presence_function else settings

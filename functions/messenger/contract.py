@@ -35,6 +35,17 @@ STALE_CONNECTION_SECONDS = MAX_CONNECTION_SECONDS + 300
 # its final state, within a second or two. A change after a quiet spell is told at once.
 PRESENCE_FLAP_WINDOW_MS = 2_000
 PRESENCE_SETTLE_MS = 1_000
+# A flap is held on an SQS queue (the settle queue) for the rest of its settle time, and
+# the presence function reads it back in batches: no invocation waits (docs/performance.md
+# "Presence flaps"). SQS delays in whole seconds, one at the least.
+PRESENCE_SETTLE_BATCH_SIZE = 10
+# What a batch of settled changes may take before SQS hands them out again: six times the
+# functions' 29 s timeout, as AWS advises for a queue a function reads.
+PRESENCE_SETTLE_VISIBILITY_SECONDS = 6 * 29
+# A settled change that fails this many times goes to the dead-letter queue (an alarm).
+PRESENCE_SETTLE_MAX_RECEIVES = 5
+# A flap told hours late is no news: the queue keeps what it holds for 4 hours.
+PRESENCE_SETTLE_RETENTION_SECONDS = 4 * 3600
 
 # One `sync` answers one page, sized from API Gateway's 29 s integration timeout (and the
 # functions' own 29 s): at most SYNC_PAGE_POSTS posts, each a sequential @connections
@@ -130,6 +141,8 @@ class Env(StrEnum):
     REGISTRATIONS_PER_IP_PER_HOUR = "REGISTRATIONS_PER_IP_PER_HOUR"
     # The function that tells watchers about presence changes (its name or ARN).
     PRESENCE_FUNCTION = "PRESENCE_FUNCTION"
+    # The presence function's settle queue (its URL): where a flap waits out its settle.
+    PRESENCE_SETTLE_QUEUE = "PRESENCE_SETTLE_QUEUE"
     # The name of the cell's current generation, sent in every syncDone (docs/protocol.md §7);
     # a failover changes it. Unset: the region the functions run in (or "local").
     CELL_EPOCH = "CELL_EPOCH"
@@ -219,6 +232,10 @@ class Metric(StrEnum):
     PRESENCE_POSTS_FAILED = "PresencePostsFailed"
     # Presence changes a newer change of the same user overtook before they were told.
     PRESENCE_CHANGES_COALESCED = "PresenceChangesCoalesced"
+    # Flaps put on the settle queue, to be told (or overtaken) once they have held.
+    PRESENCE_CHANGES_HELD = "PresenceChangesHeld"
+    # Records of the settle queue that were not a change: logged and dropped.
+    PRESENCE_SETTLE_RECORDS_DROPPED = "PresenceSettleRecordsDropped"
     # Presence changes handed to watcher cells (one asynchronous Relay call per cell).
     PRESENCE_CHANGES_RELAYED = "PresenceChangesRelayed"
     PRESENCE_RELAYS_FAILED = "PresenceRelaysFailed"
@@ -384,6 +401,8 @@ class Access(StrEnum):
     LIMITS = "limits:update"
     # Hand a presence change to the presence function (Lambda's asynchronous invoke).
     ANNOUNCE_PRESENCE = "presence:announce"
+    # Hold a flap on the settle queue until it has settled (SQS SendMessage to that queue).
+    SETTLE_PRESENCE = "presence:settle"
     # Invoke the peer cells' Relay functions (and nothing else of theirs), found in their
     # Relay records (MESH_READ's).
     RELAY = "cells:relay"
@@ -428,6 +447,7 @@ _R, _W = Access.USERS_READ, Access.USERS_WRITE
 _QR, _QW = Access.QUEUE_READ, Access.QUEUE_WRITE
 _POST, _PUSH = Access.POST_TO_CONNECTION, Access.PUSH
 _LIMITS, _ANNOUNCE = Access.LIMITS, Access.ANNOUNCE_PRESENCE
+_SETTLE = Access.SETTLE_PRESENCE
 _RELAY, _MESH, _MAP = Access.RELAY, Access.MESH_READ, Access.SHARD_MAP
 
 AUTHORIZER = Authorizer(
@@ -446,7 +466,9 @@ PRESENCE_WORKER = Function(
     function_name="PresenceChanged",
     # ANNOUNCE: a watcher found closed is forgotten, and may go offline itself.
     # RELAY: watchers at home in other cells hear of the change through their cell.
-    access=frozenset({_R, _W, _POST, _ANNOUNCE, _RELAY, _MESH, _MAP}),
+    # SETTLE: a flap waits out its settle time on the settle queue, which is this
+    # function's second event source.
+    access=frozenset({_R, _W, _POST, _ANNOUNCE, _SETTLE, _RELAY, _MESH, _MAP}),
 )
 WORKERS = (PRESENCE_WORKER,)
 

@@ -58,7 +58,7 @@ from messenger.logic.sync_cursor import SyncCursors
 from messenger.logic.user_settings import UserSettings
 from messenger.logic.visibility import Visibility
 from messenger.transport.connections import Connections
-from messenger.transport.presence_events import PresenceAnnouncer
+from messenger.transport.presence_events import PresenceAnnouncer, SettleQueue
 from messenger.transport.push import SnsPush
 from messenger.transport.relay import RelayClient
 from messenger_protocol.mesh import RELAY_KEY_NAMES, relay_signing_key
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from nacl.signing import SigningKey
 
 # Standard retry mode retries throttles with backoff; timeouts stay well inside the
@@ -133,6 +134,11 @@ def s3_client(region: str) -> S3Client:
     return boto3.client("s3", region_name=region or None, config=S3_CLIENT_CONFIG)
 
 
+def sqs_client() -> SQSClient:
+    """The presence function's: it sends a flap to its settle queue, once in a while."""
+    return boto3.client("sqs", config=CLIENT_CONFIG)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -142,6 +148,7 @@ class Services:
     sns_client_factory: Callable[[], Any] = sns_client
     lambda_client_factory: Callable[[], Any] = lambda_client
     s3_client_factory: Callable[[str], Any] = s3_client
+    sqs_client_factory: Callable[[], Any] = sqs_client
     _connections: dict[str, Connections] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -237,6 +244,9 @@ class Services:
         self.rate_limiter = RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit)
         self.announcer = PresenceAnnouncer(
             self.lambda_client_factory, self.settings.presence_function
+        )
+        self.settle_queue = SettleQueue(
+            self.sqs_client_factory, self.settings.presence_settle_queue
         )
         self.push = SnsPush(self.sns_client_factory)
         self.push_registration = PushRegistration(
@@ -367,6 +377,7 @@ class Services:
             self.live(endpoint),
             self.clock,
             self.peers,
+            self.settle_queue,
         )
 
 

@@ -16,6 +16,7 @@ the AWS CLI, another process) use the server, which serves the same backends.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -29,7 +30,14 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
-from messenger.contract import TABLES, Env, create_table_request
+from messenger.contract import (
+    PRESENCE_SETTLE_MAX_RECEIVES,
+    PRESENCE_SETTLE_RETENTION_SECONDS,
+    PRESENCE_SETTLE_VISIBILITY_SECONDS,
+    TABLES,
+    Env,
+    create_table_request,
+)
 from messenger_local import moto_speed
 from messenger_local.browser_guard import GuardedWsgi
 from messenger_protocol.names import PushPlatform
@@ -162,6 +170,32 @@ def _signing_region(request: AWSPreparedRequest) -> str | None:
     return scope[2] if len(scope) > 2 else None
 
 
+DEAD_LETTERS_SUFFIX = "-dead"
+
+
+def create_settle_queue(sqs: Any, name: str) -> str:
+    """The presence function's settle queue, with the stack's visibility timeout,
+    retention and dead-letter queue (`<name>-dead`, after PRESENCE_SETTLE_MAX_RECEIVES
+    tries: infra/presence_settle.py); its URL. Idempotent, as SQS's CreateQueue is with
+    the same attributes."""
+    dead = sqs.create_queue(QueueName=name + DEAD_LETTERS_SUFFIX)["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])
+    redrive = {
+        "deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"],
+        "maxReceiveCount": str(PRESENCE_SETTLE_MAX_RECEIVES),
+    }
+    return str(
+        sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(PRESENCE_SETTLE_VISIBILITY_SECONDS),
+                "MessageRetentionPeriod": str(PRESENCE_SETTLE_RETENTION_SECONDS),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+    )
+
+
 class EmbeddedAws:
     """moto's server on host:port (0 picks a free port), started and stopped explicitly."""
 
@@ -288,6 +322,20 @@ class EmbeddedAws:
                     if name
                     not in (getattr(instance, "bucket_name", None), getattr(instance, "name", None))
                 ]
+
+    def create_settle_queue(self, prefix: str) -> dict[Env, str]:
+        """The presence function's settle queue (messenger_local.settle_queue); its URL by
+        environment variable."""
+        url = create_settle_queue(self.client("sqs"), f"{prefix}PresenceSettle")
+        return {Env.PRESENCE_SETTLE_QUEUE: url}
+
+    def delete_settle_queues(self, urls: list[str]) -> None:
+        """Drop settle queues a stack made on a shared server (their dead-letter queues
+        too), with what they hold."""
+        sqs = self.client("sqs")
+        for url in urls:
+            for queue in (url, url + DEAD_LETTERS_SUFFIX):
+                sqs.delete_queue(QueueUrl=queue)
 
     def create_push_apps(self, prefix: str) -> dict[Env, str]:
         """One SNS platform application per push platform (those not there yet); ARNs by

@@ -55,7 +55,10 @@ class CellFactory:
         a worker thread)."""
         tables = self.aws.create_tables(placement.resource_prefix)
         push_apps = self.aws.create_push_apps(placement.resource_prefix)
-        resources = {env.value: name for env, name in {**tables, **push_apps}.items()}
+        settle_queue = self.aws.create_settle_queue(placement.resource_prefix)
+        resources = {
+            env.value: name for env, name in {**tables, **push_apps, **settle_queue}.items()
+        }
         # What Lambda would give each function of the cell; the stack's extra variables
         # last, so that a test may set any of them (CELL_EPOCH, the rate limits...).
         environment = {

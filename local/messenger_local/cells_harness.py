@@ -45,7 +45,9 @@ from messenger_local.harness import (
     function_name_in,
     load_handler,
     moto_services,
+    moto_sqs_on,
     serialize_moto,
+    settle_queue_of,
 )
 from messenger_local.lambdas import LambdaContext
 from messenger_protocol.cells import ShardMap
@@ -159,9 +161,9 @@ def cells_harness(
     serialize_moto()
     shard_map = ShardMap.even(list(cells))
     invokes = LambdaInvokes()
-    with mock_aws():
+    clock = FixedClock(START_MS)
+    with mock_aws(), moto_sqs_on(clock):
         posts = PostRecorder(check_frame) if check_frame else PostRecorder()
-        clock = FixedClock(START_MS)
         harnesses: dict[str, Harness] = {}
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=MESH_BUCKET)
@@ -171,6 +173,7 @@ def cells_harness(
             names = {spec.logical_name: table_name("test", cell, spec) for spec in TABLES}
             dynamodb = boto3.client("dynamodb", region_name=REGION)
             create_tables(dynamodb, names)
+            settle_url, settle_queue = settle_queue_of(f"messenger-test-{cell}-presence-settle")
             api = Api(
                 api_id=f"{cell}api00000"[:10],
                 stage="test",
@@ -185,11 +188,19 @@ def cells_harness(
                 presence_function=presence_function(cell),
                 connections_endpoint=f"https://{api.domain_name}/{api.stage}",
                 cell=CellSettings(cell, shard_map, mesh),
+                presence_settle_queue=settle_url,
                 **overrides,
             )
             services = moto_services(settings, clock, posts, invokes.client)
             harness = Harness(
-                dynamodb, clock, posts, services, settings, table_names=names, api=api
+                dynamodb,
+                clock,
+                posts,
+                services,
+                settings,
+                table_names=names,
+                api=api,
+                settle_queue=settle_queue,
             )
             harnesses[cell] = harness
             # As the cell's deploy does: its relay key, and its record in the directory.

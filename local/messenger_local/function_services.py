@@ -68,6 +68,8 @@ class FunctionClients:
         )
         # The directory's bucket: the peers' Relay records (docs/scale.md "The mesh").
         self._s3 = aws.client("s3", endpoint_url=endpoint, config=S3_CLIENT_CONFIG.merge(_DIRECT))
+        # The presence function's settle queue (messenger_local.settle_queue).
+        self._sqs = aws.client("sqs", endpoint_url=endpoint, config=CLIENT_CONFIG.merge(_DIRECT))
         self._lambda = aws.client(
             "lambda",
             endpoint_url=variables[AWS_ENDPOINT_URL_LAMBDA],
@@ -91,6 +93,9 @@ class FunctionClients:
         """The S3 client (the embedded AWS has one region)."""
         return self._s3
 
+    def sqs(self) -> Any:
+        return self._sqs
+
     def invoker(self) -> Any:
         """The `lambda` client: the presence function's invocations, the peers' Relays."""
         return self._lambda
@@ -104,4 +109,5 @@ class FunctionClients:
             sns_client_factory=self.sns,
             lambda_client_factory=self.invoker,
             s3_client_factory=self.s3,
+            sqs_client_factory=self.sqs,
         )

@@ -5,7 +5,10 @@ boto3 `apigatewaymanagementapi` client (served by moto) whose frames are recorde
 which answers 410 GoneException for connections declared gone (moto itself never does).
 Lambda's asynchronous invokes (the presence function) go to an `InvokeRecorder`: a real
 boto3 `lambda` client whose Event invocations are answered 202 and kept; the harness runs
-them, as Lambda would, once the invoking handler returned.
+them, as Lambda would, once the invoking handler returned. The presence function's settle
+queue is a moto SQS queue on the harness's clock (`moto_sqs_on`): a flap sent with
+DelaySeconds comes back, to the presence function as an SQS batch (the event source
+mapping of messenger_local.settle_queue), once the test has moved the clock past it.
 The events are the emulator's (messenger_local.events) and so is the Lambda context.
 The tests drive the handlers with it (tests/support/harness.py checks every frame
 against docs/asyncapi.yaml); the benchmarks count the AWS calls the handlers make.
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol, Self
+from unittest import mock
 from urllib.parse import unquote
 
 import boto3
@@ -40,9 +44,10 @@ from messenger.contract import (
 )
 from messenger.dal.rate_limits import RATE_PREFIX
 from messenger.logic.clock import FixedClock
+from messenger.logic.presence_changes import MAX_SETTLE_DELAY_SECONDS
 from messenger.logic.rate_limit import FRAMES_BUCKET, REFUSED_BUCKET
 from messenger.wiring import CLIENT_CONFIG, Services, serving, use_services
-from messenger_local.aws import ACCOUNT_ID, REGION
+from messenger_local.aws import ACCOUNT_ID, REGION, create_settle_queue
 from messenger_local.events import (
     Api,
     Handshake,
@@ -54,6 +59,7 @@ from messenger_local.events import (
     new_id,
 )
 from messenger_local.lambdas import LambdaContext
+from messenger_local.settle_queue import Batch, QueueSource
 from messenger_protocol.frames import SendMessage
 from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
@@ -252,6 +258,7 @@ def aws_session() -> boto3.Session:
 
 
 TABLE_NAMES = {"Users": "test-users", "Queue": "test-queue", "Limits": "test-limits"}
+SETTLE_QUEUE_NAME = "test-presence-settle"
 START_MS = 1_764_190_000_000
 
 
@@ -394,6 +401,8 @@ class Harness:
     run_invocations_at_once: bool = True
     # The API stage's variables every frame's event carries (`dv`: the directory version).
     stage_variables: dict[str, str] = field(default_factory=lambda: dict(INITIAL_STAGE_VARIABLES))
+    # The presence function's settle queue, as its event source mapping reads it.
+    settle_queue: QueueSource | None = None
 
     def call(self, route: str, event: dict[str, Any]) -> Any:
         """Invoke the function behind a route (or "authorizer", or a worker) with this
@@ -406,17 +415,51 @@ class Harness:
         return response
 
     def run_invocations(self) -> int:
-        """Run the functions invoked asynchronously so far (and those they invoke)."""
+        """Run the functions invoked asynchronously so far (and those they invoke), then
+        the batches of the settle queue whose delay is over by the harness's clock (and
+        what they invoke); how many invocations ran."""
         # The presence function is invoked by the name its settings give it.
         workers = {self.settings.presence_function: PRESENCE_WORKER.function_name}
         ran = 0
-        while self.invokes.pending:
+        while True:
             for name, payload in self.invokes.take():
-                worker = workers.get(name, name)
-                with serving(self.services):
-                    load_handler(handler_of(worker))(payload, context_for(worker))
+                self._run_worker(workers.get(name, name), payload)
                 ran += 1
-        return ran
+            batch = self._settled_batch()
+            if batch is None and not self.invokes.pending:
+                return ran
+            if batch is not None and self.settle_queue is not None:
+                response = self._run_worker(PRESENCE_WORKER.function_name, batch.event)
+                self.settle_queue.settle(batch, response)
+                ran += 1
+
+    def _settled_batch(self) -> Batch | None:
+        """The settle queue's next batch whose delay is over, if it may hold any: a
+        queue nothing was sent to since it was last found empty is not asked (most tests
+        never flap, and a receive costs a millisecond)."""
+        source = self.settle_queue
+        if source is None or source.queue_url not in _SETTLE_QUEUES_SENT_TO:
+            return None
+        batch = source.receive()
+        if batch is None and source.depth() == 0:
+            _SETTLE_QUEUES_SENT_TO.discard(source.queue_url)
+        return batch
+
+    def settle_flaps(self) -> int:
+        """Move the clock past the longest a flap waits on the settle queue, and run what
+        comes back from it then (each flap told, or overtaken); how many invocations ran."""
+        self.clock.advance(MAX_SETTLE_DELAY_SECONDS)
+        return self.run_invocations()
+
+    def _run_worker(self, worker: str, event: dict[str, Any]) -> Any:
+        with serving(self.services):
+            return load_handler(handler_of(worker))(event, context_for(worker))
+
+    def settle_queue_depth(self) -> int:
+        """Flaps on the settle queue, waiting or visible (0 without a queue)."""
+        if self.settle_queue is None:
+            return 0
+        return self.settle_queue.depth()
 
     # --- connecting ------------------------------------------------------------------
 
@@ -572,18 +615,61 @@ def serialize_moto() -> None:
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
 
 
+# Settle queues something was sent to since each was last found empty.
+_SETTLE_QUEUES_SENT_TO: set[str] = set()
+
+
+def _sent_to(params: dict[str, Any], **kwargs: Any) -> None:
+    _SETTLE_QUEUES_SENT_TO.add(params["QueueUrl"])
+
+
+def sqs_client() -> Any:
+    """An SQS client of the harnesses' session, which notes where it sends."""
+    session = aws_session()
+    session.events.register(
+        "before-parameter-build.sqs.SendMessage", _sent_to, unique_id="harness-settle-sends"
+    )
+    return session.client("sqs", region_name=REGION, config=CLIENT_CONFIG)
+
+
 def moto_services(
     settings: Settings, clock: FixedClock, posts: PostRecorder, lambda_client_factory: Any
 ) -> Services:
     """The functions' Services on moto: their own DynamoDB client, posts recorded, Lambda
-    invokes served by `lambda_client_factory`'s clients."""
+    invokes served by `lambda_client_factory`'s clients, the settle queue in moto's SQS."""
     return Services(
         settings=settings,
         dynamodb=aws_session().client("dynamodb", region_name=REGION, config=CLIENT_CONFIG),
         clock=clock,
         management_client_factory=posts.client_factory,
         lambda_client_factory=lambda_client_factory,
+        sqs_client_factory=sqs_client,
     )
+
+
+@contextmanager
+def moto_sqs_on(clock: FixedClock) -> Iterator[None]:
+    """moto's SQS keeps time by the harness's clock (as it would under freezegun): a
+    message sent with DelaySeconds becomes visible once the test has moved the clock past
+    its delay, and never sooner, however long the test takes; nothing waits for it."""
+    from moto.sqs import models
+
+    real_unix_time = models.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return clock.now_ns() / 1e9 if dt is None else real_unix_time(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    with mock.patch.multiple(models, unix_time=unix_time, unix_time_millis=unix_time_millis):
+        yield
+
+
+def settle_queue_of(name: str) -> tuple[str, QueueSource]:
+    """A settle queue in moto's SQS (inside mock_aws): its URL, and its event source."""
+    url = create_settle_queue(sqs_client(), name)
+    return url, QueueSource(sqs_client(), url, REGION)
 
 
 @contextmanager
@@ -596,21 +682,31 @@ def harness(check_frame: FrameCheck = _no_check, **settings_overrides: Any) -> I
     from moto import mock_aws
 
     serialize_moto()
-    with mock_aws():
+    clock = FixedClock(START_MS)
+    with mock_aws(), moto_sqs_on(clock):
         dynamodb = aws_session().client("dynamodb", region_name=REGION)
         create_tables(dynamodb)
+        settle_url, settle_queue = settle_queue_of(SETTLE_QUEUE_NAME)
         settings = Settings(
             users_table=TABLE_NAMES["Users"],
             queue_table=TABLE_NAMES["Queue"],
             limits_table=TABLE_NAMES["Limits"],
+            presence_settle_queue=settle_url,
             **settings_overrides,
         )
-        clock = FixedClock(START_MS)
         posts = PostRecorder(check_frame)
         invokes = InvokeRecorder()
         services = moto_services(settings, clock, posts, invokes.client_factory)
         use_services(services)
         try:
-            yield Harness(dynamodb, clock, posts, services, settings, invokes=invokes)
+            yield Harness(
+                dynamodb,
+                clock,
+                posts,
+                services,
+                settings,
+                invokes=invokes,
+                settle_queue=settle_queue,
+            )
         finally:
             use_services(None)

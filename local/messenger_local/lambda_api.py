@@ -78,7 +78,7 @@ async def invoke(resolve: Resolve, request: web.Request) -> web.Response:
     if kind == ASYNCHRONOUS:
         target.gateway.spawn(_run_in_background(target, event))
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
-    outcome = await _run(target, event)
+    outcome = await run(target, event)
     if target.gateway.out_of_service:
         # The region was lost while the function ran: its answer never comes out.
         return _region_lost(name)
@@ -98,10 +98,12 @@ def _region_lost(name: str) -> web.Response:
 
 
 async def _run_in_background(target: Target, event: Any) -> None:
-    await _run(target, event)
+    await run(target, event)
 
 
-async def _run(target: Target, event: Any) -> Outcome:
+async def run(target: Target, event: Any) -> Outcome:
+    """Run the function and record the invocation in its gateway's log, as Lambda runs an
+    asynchronous Invoke (or an event source's batch, messenger_local.settle_queue)."""
     outcome = await target.functions.invoke(target.function_name, event)
     if outcome.timed_out:
         status, label = 504, "timed out"

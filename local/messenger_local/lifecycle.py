@@ -4,12 +4,14 @@ Up: moto (unless shared) and kept state; the port, bound but not listening, so t
 every stage, URL and environment can name it; the functions' clients and worker pools;
 each cell (messenger_local.cell_factory); the functions loaded, as a cold start does; the
 directory published (cells) and replication started (standbys); kept state saved from
-then on; and only then the port listens: a handshake is never answered before the
-functions can run it.
+then on; each cell's settle queue polled for the presence function
+(messenger_local.settle_queue); and only then the port listens: a handshake is never
+answered before the functions can run it.
 
-Down: replication, every connection closed (firing $disconnect) and drained in every
-cell, the port, the functions and their pools, kept state saved once more, and what the
-stack made in a shared moto deleted.
+Down: the settle queues' pollers, replication, every connection closed (firing
+$disconnect) and drained in every cell, the port, the functions and their pools, kept
+state saved once more, and what the stack made in a shared moto deleted (its queues
+too).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from messenger.config import PRIMARY_SIDE, STANDBY_SIDE
-from messenger.contract import Authorizer, Env, Route
+from messenger.contract import PRESENCE_WORKER, Authorizer, Env, Route
 from messenger.dal.server_keys import ServerKeys
 from messenger.logic.epoch import epoch_name
 from messenger_directory.signer import SeedDirectorySigner
@@ -58,6 +60,7 @@ from messenger_local.server import (
     failover_site,
     one_stage_site,
 )
+from messenger_local.settle_queue import QueueSource, poll_forever
 from messenger_local.standby import Standbys
 from messenger_local.state import StateKeeper, new_manifest
 from messenger_protocol.cells import ShardMap
@@ -121,6 +124,8 @@ class StackParts:
     state: StateKeeper | None = None
     restored: bool = False  # True when the tables came back from kept state
     functions_started: bool = False
+    # Each cell's settle queue's event source mapping (messenger_local.settle_queue).
+    pollers: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 async def start(config: StackConfig, parts: StackParts, fail_over: FailOver) -> None:
@@ -187,7 +192,21 @@ async def start(config: StackConfig, parts: StackParts, fail_over: FailOver) -> 
         for name in functions.names()
     }
     gateways = [cell.gateway for cell in parts.cells]
+    for cell in parts.cells:
+        parts.pollers.append(asyncio.create_task(_settle_queue_source(cell, aws)))
     await parts.server.listen(build_app(gateways, targets.get, site))
+
+
+async def _settle_queue_source(cell: LocalCell, aws: EmbeddedAws) -> None:
+    """The cell's settle queue as the presence function's event source, until stopped."""
+    source = await asyncio.get_running_loop().run_in_executor(
+        None,
+        QueueSource,
+        cell.services.sqs_client_factory(),
+        cell.services.settings.presence_settle_queue,
+        aws.region,
+    )
+    await poll_forever(source, Target(cell.gateway, cell.functions, PRESENCE_WORKER.function_name))
 
 
 def _cold_start(cells: Sequence[LocalCell]) -> None:
@@ -257,6 +276,10 @@ def _freeze_what_is_loaded() -> None:
 async def stop(parts: StackParts) -> None:
     """Take the parts down, in the order of the module doc (what started of them)."""
     try:
+        for poller in parts.pollers:
+            poller.cancel()
+        await asyncio.gather(*parts.pollers, return_exceptions=True)
+        parts.pollers = []
         await parts.standbys.stop()
         gateways = [cell.gateway for cell in parts.cells]
         await asyncio.gather(*(gateway.close_all(1001, "Going away") for gateway in gateways))
@@ -296,5 +319,8 @@ def _release_aws(parts: StackParts) -> None:
     tables = [name for cell in parts.cells for name in cell.table_names.values()]
     if tables:
         parts.aws.delete_tables(tables)
+    queues = [cell.services.settings.presence_settle_queue for cell in parts.cells]
+    if queues:
+        parts.aws.delete_settle_queues(queues)
     if parts.directory is not None:
         parts.directory.close()

@@ -60,6 +60,11 @@ restarts, see messenger_local.state; only with the stack's own moto), `standby`,
 is first published with, 1 unless given; `messenger local` gives one above any earlier
 run's, see messenger_local.cli.first_directory_version).
 
+Each cell's presence function has its settle queue in moto (flaps wait there out their
+settle time, SQS's DelaySeconds, which moto honours), read by a poller that hands it
+the batches as SQS events, as Lambda's event source mapping does
+(messenger_local.settle_queue): `settled()` does not wait for a flap still on the queue.
+
 The functions get their configuration as on Lambda, as an environment, but one of each
 cell's own that never enters `os.environ` (messenger_local.function_services): several
 stacks run side by side in one process, each cell's invocations in its own Services.

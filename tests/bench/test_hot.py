@@ -29,9 +29,11 @@ def test_tiny_hot_spot_is_made_and_measured(capsys: pytest.CaptureFixture[str]) 
     assert population.recorded == 4
     assert population.answers == {"presence": 3}
     assert len(population.watcher_ids) == 7
-    # and the watched user's changes reached every watcher, once each
+    # and the watched user's changes that held reached every watcher, once each (flaps
+    # 0.3 s apart are coalesced: the first change, after a quiet spell, is told at once)
     assert measured.hot.changes > 0
-    assert measured.hot.presence_frames == 7 * measured.hot.changes
+    assert measured.hot.presence_frames % 7 == 0
+    assert 7 <= measured.hot.presence_frames <= 7 * measured.hot.changes
     assert measured.spread.presence_frames == 0
     # and the hot recipient's partition was throttled, never answered INTERNAL
     assert measured.partition.throttled > 0

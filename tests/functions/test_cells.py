@@ -481,8 +481,10 @@ def test_given_a_subscription_across_cells_then_changes_reach_the_watcher(
     assert _items(cells, "c0", "SUB#") == [(f"U#{BOB.user_id}", f"SUB#{a.connection_id}")]
     assert _items(cells, "c1", "WATCH#c0#") == [(f"U#{BOB.user_id}", f"WATCH#c0#{ALICE.user_id}")]
     cells.invokes.calls.clear()
-    # When bob comes online, then goes offline
+    # When bob comes online (a moment after his last close: it is told once it held),
+    # then goes offline
     b = cells["c1"].connect(BOB, with_keys=False)
+    cells["c1"].settle_flaps()
     cells["c0"].clock.advance(5)
     cells["c1"].disconnect(b)
     # Then alice heard both changes, each from one asynchronous call to c0
@@ -536,8 +538,9 @@ def test_given_contacts_then_only_listed_watchers_of_another_cell_see_and_hear(
     assert _presence(cells, "c0", a, BOB.user_id, subscribe=True)["users"][0]["online"] is True
     assert _presence(cells, "c0", c, BOB.user_id, subscribe=True)["users"][0]["online"] is False
     cells.invokes.calls.clear()
-    # When bob goes offline
+    # When bob goes offline (a moment after he came: it is told once it held)
     cells["c1"].disconnect(b)
+    cells["c1"].settle_flaps()
     # Then alice hears it, carol hears nothing
     [change] = cells["c0"].posts.of_type(a.connection_id, "presence")
     assert change["users"][0]["online"] is False
@@ -584,6 +587,7 @@ def test_given_a_closed_watcher_then_a_stale_interest_costs_one_call_and_posts_n
     cells["c0"].disconnect(a)  # its subscription goes; c1's interest stays until it expires
     cells.invokes.calls.clear()
     cells["c1"].connect(BOB, with_keys=False)
+    cells["c1"].settle_flaps()
     assert _ops(cells) == [("c0", "Event", "presenceChanged")]
     assert cells["c0"].posts.of_type(a.connection_id, "presence") == []
 

@@ -146,8 +146,9 @@ def test_the_subscribe_and_close_attack_leaves_nothing_and_the_victim_connects_a
     assert h.posts.attempts == []
     profile = h.services.profiles.get_profile("bob")
     assert profile is not None and list(profile.connections) == [b.connection_id]
-    # And the presence function tells the honest watcher
+    # And the presence function tells the honest watcher (once the flap has held)
     h.run_invocations()
+    h.settle_flaps()
     assert h.posts.of_type(honest.connection_id, "presence")[-1]["users"][0]["online"] is True
 
 
@@ -203,11 +204,13 @@ def test_a_closed_watcher_costs_the_presence_function_one_subscription_and_nothi
     # Given alice watches bob and carol, and her connection died without a $disconnect
     for user in (bob, carol):
         h.disconnect(h.connect(user))
+    h.settle_flaps()  # their closes, a moment after they came, told before alice watches
     a = h.connect(alice)
     subscribe(h, a, ["bob", "carol"])
     h.posts.gone.add(a.connection_id)
-    # When bob comes online
+    # When bob comes online (and it holds)
     h.connect(bob)
+    h.settle_flaps()
     # Then only alice's subscription to bob is gone; carol's waits for alice's $disconnect
     watched = sorted(i["pk"]["S"] for i in presence_items(h) if i["sk"]["S"].startswith("SUB#"))
     assert watched == ["U#carol"]
@@ -229,6 +232,7 @@ def test_the_presence_function_tells_every_watcher_the_final_state_after_a_flap(
     for name, payload in reversed(invocations):
         h.invokes.pending.append((name, payload))
         h.run_invocations()
+    h.settle_flaps()
     # Then the last thing alice heard is the truth: bob is offline
     assert h.posts.of_type(a.connection_id, "presence")[-1]["users"][0]["online"] is False
 

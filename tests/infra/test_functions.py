@@ -81,6 +81,8 @@ def test_given_a_function_then_its_environment_comes_from_the_contract(prod, nam
     )
     # Only functions that announce presence changes learn where to
     assert (Env.PRESENCE_FUNCTION.value in variables) == (Access.ANNOUNCE_PRESENCE in access)
+    # Only the function that holds flaps back learns where its settle queue is
+    assert (Env.PRESENCE_SETTLE_QUEUE.value in variables) == (Access.SETTLE_PRESENCE in access)
     # No cell epoch named: the functions name the generation after their region
     assert Env.CELL_EPOCH.value not in variables
     assert variables["POWERTOOLS_SERVICE_NAME"] == SERVICE_NAME

@@ -14,8 +14,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 
 from infra.nag import flatten_cfn
 from infra.permissions import Targets, endpoint_arns_of, statements_for
+from infra.presence_settle import QUEUE_ID
 from messenger.contract import (
     LIMITS_TABLE,
+    PRESENCE_WORKER,
     QUEUE_TABLE,
     TABLES,
     USERS_TABLE,
@@ -126,11 +128,36 @@ def expected_grants(
             f"arn:aws:lambda:{region}:{account}:function:{stack_name}-PresenceChanged{alias}",
             {"lambda:InvokeFunction"},
         )
+    if Access.SETTLE_PRESENCE in access:
+        grant(f"<{settle_queue(synthesized)}.Arn>", {"sqs:SendMessage"})
+    if function == PRESENCE_WORKER.function_name:
+        # Its settle queue is its event source: the mapping receives and deletes for it.
+        grant(f"<{settle_queue(synthesized)}.Arn>", SETTLE_QUEUE_CONSUMER)
     if Access.PUSH in access and synthesized.config.push_apps:
         for app, endpoints in push_resources(synthesized):
             grant(app, {"sns:CreatePlatformEndpoint"})
             grant(endpoints, ENDPOINT_ACTIONS)
     return expected
+
+
+# What CDK grants a function whose event source is an SQS queue, on that queue only.
+SETTLE_QUEUE_CONSUMER = {
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueUrl",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+}
+
+
+def settle_queue(synthesized: Synthesized) -> str:
+    """The logical id of the presence function's settle queue."""
+    (logical_id,) = [
+        logical_id
+        for logical_id in synthesized.resources("AWS::SQS::Queue")
+        if logical_id.startswith(QUEUE_ID)
+    ]
+    return logical_id
 
 
 def push_resources(synthesized: Synthesized) -> list[tuple[str, str]]:
@@ -193,6 +220,8 @@ def test_given_every_access_value_then_the_stack_knows_how_to_grant_it():
         close_connections_arn="arn:aws:execute-api:x:1:api/dev/DELETE/*",
         push_apps=(APNS_APP,),
         presence_function_arn="arn:aws:lambda:x:1:function:Messenger-dev-PresenceChanged",
+        presence_settle_queue_arn="arn:aws:sqs:x:1:settle",
+        presence_settle_queue_url="https://sqs.x.amazonaws.com/1/settle",
         relay_pattern="arn:aws:lambda:*:*:function:messenger-dev-*-relay",
         relay_records="arn:aws:s3:::messenger-dev-directory-111111111111-us-east-1/relays/*",
         shard_map="arn:aws:s3:::messenger-dev-directory-111111111111-us-east-1/directory.json",

@@ -63,6 +63,8 @@ STATEFUL_TYPES = (
     "AWS::KMS::ReplicaKey",
     "AWS::Logs::LogGroup",
     "AWS::SecretsManager::Secret",
+    # The presence function's settle queue and its dead letters (flaps, poison records).
+    "AWS::SQS::Queue",
 )
 # The create-only properties are the same in every region; one region's schemas answer.
 SCHEMA_REGION = "us-east-1"

@@ -9,6 +9,7 @@ subscription ends; one the user blocks is shown nothing, and its subscription en
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from messenger.contract import PRESENCE_SETTLE_MS, Metric
@@ -19,7 +20,7 @@ from messenger.logic.live_delivery import LiveDelivery
 from messenger.logic.peers import Peers
 from messenger.logic.visibility import Visibility, presence_entry, unknown_entry
 from messenger.observability import count, logger
-from messenger.transport.presence_events import PresenceEvent
+from messenger.transport.presence_events import PresenceEvent, SettleQueue
 from messenger.transport.relay_records import MAX_WATCHERS_PER_CHANGE, PresenceChanged
 from messenger_protocol.frames import PresenceEntry, PresenceFrame
 from messenger_protocol.names import PresenceVisibility
@@ -42,6 +43,7 @@ class PresenceChanges:
         live: LiveDelivery,
         clock: Clock,
         peers: Peers,
+        settle_queue: SettleQueue,
     ) -> None:
         self._profiles = profiles
         self._subscriptions = subscriptions
@@ -49,6 +51,7 @@ class PresenceChanges:
         self._live = live
         self._clock = clock
         self._peers = peers
+        self._settle_queue = settle_queue
 
     def tell_change(self, change: PresenceEvent) -> None:
         """Tell watchers of one online/offline change, unless a newer change of the same
@@ -56,17 +59,31 @@ class PresenceChanges:
 
         A flap (a change close behind the user's previous one) is told only once it has
         held PRESENCE_SETTLE_MS: a burst of flaps reaches watchers as its final state.
-        Overtaken means the user is no longer in the state the change made, or (for going
-        offline) closed a connection again since, which a newer offline change tells. The
-        change that holds is never overtaken: its own invocation tells it. Nothing is
-        written for this: the profile's connections and lastSeen say it all.
+        Nothing waits for that: the flap goes to the settle queue for the rest of its
+        settle time, and comes back to `tell_settled`. A change after a quiet spell is
+        told at once.
         """
         if change.online is None:
             self.tell_watchers(change.user_id)
             return
         wait_ms = change.settle_until_ms - self._clock.now_ms()
         if wait_ms > 0:
-            self._clock.sleep(min(wait_ms, PRESENCE_SETTLE_MS) / 1000)
+            self._settle_queue.hold(change, settle_delay_seconds(wait_ms))
+            count(Metric.PRESENCE_CHANGES_HELD)
+            return
+        self.tell_settled(change)
+
+    def tell_settled(self, change: PresenceEvent) -> None:
+        """Tell a change that needs no more settling (a flap back from the settle queue,
+        or a change after a quiet spell), unless a newer change overtook it.
+
+        Overtaken means the user is no longer in the state the change made, or (for going
+        offline) closed a connection again since, which a newer offline change tells. The
+        change that holds is never overtaken: it is told. A flap back from the queue is
+        never held again, even if a newer change came close behind it: it is overtaken
+        by that change or told. Nothing is written for this: the profile's connections
+        and lastSeen say it all.
+        """
         profile = self._profiles.get_profile(change.user_id, consistent=True)
         if profile is None:
             return
@@ -218,3 +235,13 @@ class PresenceChanges:
         if not keep:
             self._subscriptions.drop_subscription(subscription)
         return keep
+
+
+# The longest a flap waits on the settle queue: the settle time, in SQS's whole seconds.
+MAX_SETTLE_DELAY_SECONDS = max(1, math.ceil(PRESENCE_SETTLE_MS / 1000))
+
+
+def settle_delay_seconds(wait_ms: int) -> int:
+    """The settle queue's DelaySeconds for the rest of a settle time: whole seconds,
+    rounded up, at least one (SQS's unit), never more than the settle time itself."""
+    return max(1, min(math.ceil(wait_ms / 1000), MAX_SETTLE_DELAY_SECONDS))

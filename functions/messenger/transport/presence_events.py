@@ -1,7 +1,11 @@
-"""Handing a presence change to the presence function: Lambda's asynchronous invoke.
+"""Handing a presence change to the presence function: Lambda's asynchronous invoke; and
+holding a flap back on the settle queue until it has settled.
 
 The caller (a $connect, a $disconnect, a send that found a closed connection) pays one
-Invoke, whatever the number of watchers; Lambda queues the event and retries it.
+Invoke, whatever the number of watchers; Lambda queues the event and retries it. A flap
+(docs/protocol.md §2) the presence function puts on its settle queue with SQS's
+DelaySeconds; the queue hands it back to the presence function (its second event
+source) once the delay is over. The message is the change as the invoke carried it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from messenger_protocol.encoding import is_user_id
 
 USER_ID = "userId"
 ENDPOINT = "endpoint"
@@ -56,6 +62,32 @@ class PresenceEvent:
             settle_until_ms=int(event.get(SETTLE_UNTIL) or 0),
         )
 
+    @classmethod
+    def from_settled(cls, body: str) -> PresenceEvent:
+        """A change read back from the settle queue: exactly what `to_payload` wrote for
+        an online/offline change, or ValueError saying what is wrong with it."""
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            raise ValueError("not JSON") from None
+        if not isinstance(document, dict) or set(document) != SETTLED_FIELDS:
+            raise ValueError(f"not an object of exactly {sorted(SETTLED_FIELDS)}")
+        user_id, endpoint = document[USER_ID], document[ENDPOINT]
+        online, at_ms, until = document[ONLINE], document[AT], document[SETTLE_UNTIL]
+        if not is_user_id(user_id):
+            raise ValueError("userId is not a user id")
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            raise ValueError("endpoint is not an http(s) URL")
+        if document[HIDDEN_ONLY] is not False or not isinstance(online, bool):
+            raise ValueError("not an online/offline change")
+        if not all(type(value) is int and value > 0 for value in (at_ms, until)):
+            raise ValueError("at and settleUntil must be positive integers (ms)")
+        return cls(user_id, endpoint, False, online, at_ms, until)
+
+
+# What a held flap's message carries: the event's own fields, nothing more.
+SETTLED_FIELDS = frozenset({USER_ID, ENDPOINT, HIDDEN_ONLY, ONLINE, AT, SETTLE_UNTIL})
+
 
 class PresenceAnnouncer:
     """Invokes the presence function (asynchronously) with one user's change."""
@@ -76,4 +108,26 @@ class PresenceAnnouncer:
             FunctionName=self._function_name,
             InvocationType="Event",
             Payload=event.to_payload(),
+        )
+
+
+class SettleQueue:
+    """The presence function's settle queue (SQS): a flap is sent with DelaySeconds, and
+    the queue hands it back to the presence function once that is over."""
+
+    def __init__(self, client_factory: Callable[[], Any], queue_url: str) -> None:
+        self._client_factory = client_factory
+        self._queue_url = queue_url
+        self._client: Any = None
+
+    def hold(self, event: PresenceEvent, delay_seconds: int) -> None:
+        """Send the change, to come back in `delay_seconds` (SQS's unit: whole seconds)."""
+        if not self._queue_url:
+            raise RuntimeError("PRESENCE_SETTLE_QUEUE is not set: a flap cannot be held")
+        if self._client is None:
+            self._client = self._client_factory()
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=event.to_payload().decode(),
+            DelaySeconds=delay_seconds,
         )
