@@ -32,6 +32,7 @@ from messenger.wiring import (
 )
 from messenger_local.aws import FAKE_CREDENTIALS, EmbeddedAws
 from messenger_local.runtime import POWERTOOLS_VARIABLES
+from messenger_local.settle_queue import SENT_TO
 
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 AWS_ENDPOINT_URL_LAMBDA = "AWS_ENDPOINT_URL_LAMBDA"
@@ -69,7 +70,9 @@ class FunctionClients:
         # The directory's bucket: the peers' Relay records (docs/scale.md "The mesh").
         self._s3 = aws.client("s3", endpoint_url=endpoint, config=S3_CLIENT_CONFIG.merge(_DIRECT))
         # The presence function's settle queue (messenger_local.settle_queue).
-        self._sqs = aws.client("sqs", endpoint_url=endpoint, config=CLIENT_CONFIG.merge(_DIRECT))
+        self._sqs = SENT_TO.watch(
+            aws.client("sqs", endpoint_url=endpoint, config=CLIENT_CONFIG.merge(_DIRECT))
+        )
         self._lambda = aws.client(
             "lambda",
             endpoint_url=variables[AWS_ENDPOINT_URL_LAMBDA],

@@ -59,7 +59,7 @@ from messenger_local.events import (
     new_id,
 )
 from messenger_local.lambdas import LambdaContext
-from messenger_local.settle_queue import Batch, QueueSource
+from messenger_local.settle_queue import SENT_TO, Batch, QueueSource
 from messenger_protocol.frames import SendMessage
 from messenger_protocol.limits import PRIMARY_DEVICE_ID
 
@@ -434,16 +434,8 @@ class Harness:
                 ran += 1
 
     def _settled_batch(self) -> Batch | None:
-        """The settle queue's next batch whose delay is over, if it may hold any: a
-        queue nothing was sent to since it was last found empty is not asked (most tests
-        never flap, and a receive costs a millisecond)."""
-        source = self.settle_queue
-        if source is None or source.queue_url not in _SETTLE_QUEUES_SENT_TO:
-            return None
-        batch = source.receive()
-        if batch is None and source.depth() == 0:
-            _SETTLE_QUEUES_SENT_TO.discard(source.queue_url)
-        return batch
+        """The settle queue's next batch whose delay is over (QueueSource.next_batch)."""
+        return None if self.settle_queue is None else self.settle_queue.next_batch()
 
     def settle_flaps(self) -> int:
         """Move the clock past the longest a flap waits on the settle queue, and run what
@@ -615,21 +607,9 @@ def serialize_moto() -> None:
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
 
 
-# Settle queues something was sent to since each was last found empty.
-_SETTLE_QUEUES_SENT_TO: set[str] = set()
-
-
-def _sent_to(params: dict[str, Any], **kwargs: Any) -> None:
-    _SETTLE_QUEUES_SENT_TO.add(params["QueueUrl"])
-
-
 def sqs_client() -> Any:
     """An SQS client of the harnesses' session, which notes where it sends."""
-    session = aws_session()
-    session.events.register(
-        "before-parameter-build.sqs.SendMessage", _sent_to, unique_id="harness-settle-sends"
-    )
-    return session.client("sqs", region_name=REGION, config=CLIENT_CONFIG)
+    return SENT_TO.watch(aws_session().client("sqs", region_name=REGION, config=CLIENT_CONFIG))
 
 
 def moto_services(

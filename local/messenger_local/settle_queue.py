@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,47 @@ from messenger.contract import PRESENCE_SETTLE_BATCH_SIZE
 from messenger_local import lambda_api
 from messenger_local.events import sqs_event
 
-# How often the local stack looks at a cell's settle queue: Lambda long-polls, but a long
-# poll would hold moto (which serves one request at a time) for its whole wait.
+# How often the local stack looks at a cell's settle queue that may hold a flap: Lambda
+# long-polls, but a long poll would hold moto (which serves one request at a time) for its
+# whole wait.
 POLL_SECONDS = 0.1
 _log = logging.getLogger(__name__)
+
+
+class SentTo:
+    """The queues something was sent to since each was last found empty: only those are
+    asked for a batch (a receive costs a millisecond of moto's time; most stacks and tests
+    never flap, and an idle stack polling every queue ten times a second spent ~3% of a
+    core on it). The functions' SQS clients report their sends (`watch`)."""
+
+    def __init__(self) -> None:
+        self._urls: set[str] = set()
+        self._lock = threading.Lock()
+
+    def watch(self, client: Any) -> Any:
+        """`client`, noting the queue of each SendMessage it makes from now on."""
+        client.meta.events.register("before-parameter-build.sqs.SendMessage", self._sent)
+        return client
+
+    def _sent(self, params: dict[str, Any], **kwargs: Any) -> None:
+        self.note(params["QueueUrl"])
+
+    def note(self, url: str) -> None:
+        with self._lock:
+            self._urls.add(url)
+
+    def may_hold(self, url: str) -> bool:
+        with self._lock:
+            return url in self._urls
+
+    def forget(self, url: str) -> None:
+        with self._lock:
+            self._urls.discard(url)
+
+
+# One for the process: the harnesses' and the local stack's functions send, their
+# queues' sources ask.
+SENT_TO = SentTo()
 
 
 @dataclass(frozen=True)
@@ -63,6 +101,19 @@ class QueueSource:
             return None
         return Batch(messages, sqs_event(messages, self.queue_arn, self._region))
 
+    def next_batch(self) -> Batch | None:
+        """The next batch whose delay is over, if the queue may hold any (SENT_TO): a
+        queue found empty is not asked again until something is sent to it."""
+        if not SENT_TO.may_hold(self.queue_url):
+            return None
+        batch = self.receive()
+        if batch is None:
+            # Forgotten first, then looked at: a send meanwhile notes it again.
+            SENT_TO.forget(self.queue_url)
+            if self.depth():
+                SENT_TO.note(self.queue_url)
+        return batch
+
     def depth(self) -> int:
         """Messages on the queue: visible, in flight or still delayed."""
         names = [
@@ -99,10 +150,11 @@ async def poll_forever(source: QueueSource, target: lambda_api.Target) -> None:
     while True:
         batch = None
         # A side whose region is lost (a local failover) reads nothing more: what is on
-        # its queue stays there, as it would in that region.
-        if not target.gateway.out_of_service:
+        # its queue stays there, as it would in that region. A queue nothing was sent to
+        # is not asked (SENT_TO), not even through a worker thread.
+        if not target.gateway.out_of_service and SENT_TO.may_hold(source.queue_url):
             try:
-                batch = await loop.run_in_executor(None, source.receive)
+                batch = await loop.run_in_executor(None, source.next_batch)
             except Exception:  # moto stopped under us, say: look again later
                 _log.warning("could not receive from the settle queue", exc_info=True)
         if batch is None:
