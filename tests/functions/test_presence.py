@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, harness
 from tests.support.identities import TestUser
+from tests.support.push import emitted_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,28 @@ def test_disconnect_twice_is_harmless(h: Harness, alice: TestUser) -> None:
     a = h.connect(alice)
     assert h.disconnect(a)["statusCode"] == 200
     assert h.disconnect(a)["statusCode"] == 200
+
+
+def test_a_change_told_to_many_watchers_counts_its_frames_once(
+    bob: TestUser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with harness(registrations_per_ip_per_hour=200) as h:
+        told_to_many(h, bob, capsys)
+
+
+def told_to_many(h: Harness, bob: TestUser, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given bob, known and offline, watched by 120 connections
+    h.disconnect(h.connect(bob))
+    h.clock.advance(60)
+    for n in range(120):
+        presence_of(h, h.connect(TestUser(f"w{n}")), "bob", subscribe=True)
+    capsys.readouterr()
+    # When bob comes online
+    h.connect(bob)
+    # Then the 120 frames are one metric value, in one EMF record: a value per post made
+    # powertools print a record every 100 (50 for a change told to 5,000 watchers)
+    records = [
+        line for line in capsys.readouterr().out.splitlines() if "PresenceFramesSent" in line
+    ]
+    assert len(records) == 1
+    assert emitted_metrics(records[0])["PresenceFramesSent"] == 120

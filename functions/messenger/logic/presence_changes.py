@@ -10,6 +10,7 @@ subscription ends; one the user blocks is shown nothing, and its subscription en
 from __future__ import annotations
 
 import math
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from messenger.contract import PRESENCE_SETTLE_MS, Metric
@@ -146,8 +147,7 @@ class PresenceChanges:
                         continue  # nothing changed for them
                     frame = shown if keep else hidden
                     futures.append(pool.submit(self._post, subscription, frame, keep))
-                for future in futures:
-                    self._count(future)
+                self._count(futures)
         if self._peers.cells:  # with no other cell, no interest can have been recorded
             self._tell_cells(profile, entry, hidden_only=hidden_only)
 
@@ -211,19 +211,25 @@ class PresenceChanges:
                     for subscription in page
                     if subscription.watcher in told or subscription.watcher in hidden_from
                 ]
-                for future in futures:
-                    self._count(future)
+                self._count(futures)
 
-    def _count(self, future: Future[bool]) -> None:
-        error = future.exception()
-        if error is not None:
-            # One watcher we could not reach says nothing about the others.
-            logger.warning("could not tell a watcher", exc_info=error)
-            count(Metric.PRESENCE_POSTS_FAILED)
-        elif future.result():
-            count(Metric.PRESENCE_FRAMES_SENT)
-        else:
-            count(Metric.SUBSCRIPTIONS_DROPPED)
+    def _count(self, futures: list[Future[bool]]) -> None:
+        """Wait for a page's posts and count their outcomes, once each: a value per post
+        would make powertools write an EMF record every 100 posts (50 for a change told
+        to 5,000 watchers)."""
+        outcomes: Counter[Metric] = Counter()
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                # One watcher we could not reach says nothing about the others.
+                logger.warning("could not tell a watcher", exc_info=error)
+                outcomes[Metric.PRESENCE_POSTS_FAILED] += 1
+            elif future.result():
+                outcomes[Metric.PRESENCE_FRAMES_SENT] += 1
+            else:
+                outcomes[Metric.SUBSCRIPTIONS_DROPPED] += 1
+        for metric, times in outcomes.items():
+            count(metric, times)
 
     def _post(self, subscription: Subscription, frame: PresenceFrame, keep: bool) -> bool:
         """Tell one watcher; True if its subscription stays. It goes when the watcher is
