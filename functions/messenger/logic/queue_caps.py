@@ -6,7 +6,8 @@ again after `retryAfter`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from messenger.dal.queue import user_of_queue
 from messenger.dal.queue_counts import Cap, Counted, QueueCounts
@@ -36,25 +37,29 @@ class QueueCaps:
     def take_back(self, counted: Counted) -> None:
         """Undo `admit` for a message that was not stored after all (a resend, a failure).
         Never fails the caller: a count left behind heals when its counter expires."""
-        try:
+        with _best_effort("take back a queue count"):
             self._counts.undo(counted)
-        except Exception:
-            logger.warning("could not take back a queue count", exc_info=True)
 
     def forget_queue(self, queue: str) -> None:
         """A deleted queue (a removed device's) holds nothing: its counts start afresh.
         Never fails the caller: a count left behind heals when its counter expires."""
-        try:
+        with _best_effort("forget a deleted queue's counts"):
             self._counts.forget(queue)
-        except Exception:
-            logger.warning("could not forget a deleted queue's counts", exc_info=True)
 
     def release(self, queue: str, by_sender: Mapping[str, int]) -> None:
         """Count out messages acknowledged from one queue. Never fails the ack: a count left
         behind heals when its counter expires (one message TTL after its last message)."""
         if not by_sender:
             return
-        try:
+        with _best_effort("release queue counts"):
             self._counts.release(queue, by_sender)
-        except Exception:
-            logger.warning("could not release queue counts", exc_info=True)
+
+
+@contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    """A count's write that never fails its caller: a count left behind heals when its
+    counter expires (one message TTL after its last message)."""
+    try:
+        yield
+    except Exception:
+        logger.warning(f"could not {what}", exc_info=True)
