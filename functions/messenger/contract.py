@@ -215,6 +215,9 @@ class Metric(StrEnum):
     MESSAGES_STORED = "MessagesStored"
     MESSAGES_DELIVERED_LIVE = "MessagesDeliveredLive"
     MESSAGES_LEFT_QUEUED = "MessagesLeftQueued"
+    # Posts of a message to a live connection that failed (not Gone) after the sender's
+    # ack went out: the copy waits in its queue, and its device gets a push.
+    LIVE_POSTS_FAILED = "LivePostsFailed"
     DUPLICATE_SENDS = "DuplicateSends"
     RECEIPTS_QUEUED = "ReceiptsQueued"
     RECEIPTS_DELIVERED_LIVE = "ReceiptsDeliveredLive"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -303,6 +304,10 @@ class PostRecorder:
         self.attempts: list[str] = []
         # Connections the functions closed (DeleteConnection), in order.
         self.deleted: list[str] = []
+        self._lock = threading.Lock()
+        # When each ack was posted (time.perf_counter(), by messageId): a sender's ack goes
+        # out ahead of the route's end (handlers/send_message.py); benches time it.
+        self.ack_posted_at: dict[str, float] = {}
 
     def client_factory(self, endpoint: str) -> Any:
         client = aws_session().client(
@@ -332,13 +337,28 @@ class PostRecorder:
             }
         frame = json.loads(params["body"])
         self.check_frame(frame)
-        self.frames[connection_id].append(frame)
+        with self._lock:
+            self.frames[connection_id].append(frame)
+            if frame.get("type") == "ack":
+                self.ack_posted_at[frame.get("messageId", "")] = time.perf_counter()
         return None  # let the real call go to moto
 
     def take(self, connection_id: str) -> list[dict[str, Any]]:
         """Frames posted to a connection since the last take."""
         frames = self.frames.pop(connection_id, [])
         return frames
+
+    def take_ack(self, connection_id: str, message_id: str | None) -> dict[str, Any] | None:
+        """The ack of `message_id` posted to a connection (taken out of what it got), or
+        None."""
+        if message_id is None:
+            return None
+        with self._lock:
+            frames = self.frames.get(connection_id, [])
+            for at, posted in enumerate(frames):
+                if posted.get("type") == "ack" and posted.get("messageId") == message_id:
+                    return frames.pop(at)
+        return None
 
     def of_type(self, connection_id: str, frame_type: str) -> list[dict[str, Any]]:
         return [f for f in self.frames.get(connection_id, []) if f.get("type") == frame_type]
@@ -370,6 +390,16 @@ class InvokeRecorder:
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         taken, self.pending = self.pending, []
         return taken
+
+
+def _message_id_of(body: str) -> str | None:
+    """The `messageId` of a frame's body, if it is JSON that names one."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    message_id = document.get("messageId") if isinstance(document, dict) else None
+    return message_id if isinstance(message_id, str) else None
 
 
 def function_name_in(params: dict[str, Any]) -> str:
@@ -516,7 +546,9 @@ class Harness:
         response = self.call(route_key, event)
         assert response["statusCode"] == 200
         if "body" not in response:
-            return None
+            # An ack posted ahead of the route's answer (handlers/send_message.py) is the
+            # reply, as the client reads it: the frame the connection got.
+            return self.posts.take_ack(connection.connection_id, _message_id_of(body))
         reply = json.loads(response["body"])
         self.posts.check_frame(reply)
         return reply

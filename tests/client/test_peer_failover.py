@@ -102,6 +102,7 @@ async def test_a_message_lost_with_a_peers_primary_goes_again_while_the_sender_s
     await clients.started.pop().close()
     bob_client = await clients.open(bob, None, directory_url=stack.directory_url, settings=often)
     await bob_client.send_and_wait(cat, "to a cell that stays")
+    await stack.settled()  # its ack went out ahead of the push, before the invocation ended
     sends_before = sends_by(stack, bob)
     connects_before = len(stack.invocations_of("$connect"))
     message_id = await lose_a_stored_message(stack, clients, bob_client, amy)

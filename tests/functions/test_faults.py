@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from messenger.logic.live_delivery import LiveDelivery
+from messenger.logic.messaging import Messaging
 from tests.support.harness import Harness
 from tests.support.identities import TestUser
 
@@ -32,11 +33,11 @@ def test_crash_between_store_and_post_then_retry_delivers_once(
     frame = h.message(a, bob, "survives a crash", "msg-f001")
 
     # Given the function dies right after the message is stored
-    def crash(self, *args, **kwargs):
+    def crash(*args, **kwargs):
         raise RuntimeError("Lambda died")
 
     with monkeypatch.context() as patch:
-        patch.setattr(LiveDelivery, "deliver", crash)
+        patch.setattr(Messaging, "deliver", crash)
         first = h.send(a, frame)
     assert first is not None and first["code"] == "INTERNAL"
     # When the sender's SDK resends the same frame

@@ -1,16 +1,50 @@
-"""sendMessage: store for the recipient, acknowledge the sender, deliver live."""
+"""sendMessage: store for the recipient, acknowledge the sender, then deliver live.
+
+Where delivering takes more than one post (several connections or devices) or a push,
+the ack is posted to the sender's connection as soon as every copy is stored, ahead of
+the route's own answer: no post to the recipient's connections, and no push, holds it
+(docs/performance.md, "Hot recipients"). Otherwise (nothing to deliver, or one post) it
+is the route's answer, as every other frame's is: an ack posted ahead would wait for a
+post of its own, and cost the invocation one more.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
+from messenger.contract import Metric
 from messenger.handlers._runtime import Caller, message_route
+from messenger.observability import count, logger
 from messenger.wiring import Services
 from messenger_protocol.frames import SendMessage, ServerFrame
 
 
 @message_route(SendMessage)
 def handler(frame: SendMessage, caller: Caller, svc: Services) -> ServerFrame | None:
-    ack = svc.messaging(caller.endpoint).send(caller.user_id, frame, caller.device_id)
+    messaging = svc.messaging(caller.endpoint)
+    sent = messaging.send(caller.user_id, frame, caller.device_id)
     # `epoch` is the recipient's home's, which stored it; `dv` is this cell's (§6, §7).
-    return dataclasses.replace(ack, dv=caller.directory_version)
+    ack = dataclasses.replace(sent.ack, dv=caller.directory_version)
+    if not sent.to_deliver:
+        return ack
+    if messaging.one_post_delivers(sent) or not _ack_ahead(ack, caller, svc):
+        messaging.deliver(sent)
+        return ack
+    try:
+        messaging.deliver(sent)
+    except Exception:
+        # Acknowledged already: the copies wait in their queues for the devices' sync.
+        logger.exception("delivery failed after the ack")
+        count(Metric.LIVE_POSTS_FAILED)
+    return None
+
+
+def _ack_ahead(ack: ServerFrame, caller: Caller, svc: Services) -> bool:
+    """Post the ack to the sender's connection before any delivery; False if that could
+    not be done (the route's answer then carries it, after the posts)."""
+    try:
+        svc.live(caller.endpoint).post(caller.user_id, caller.connection_id, ack)
+    except Exception:
+        logger.warning("ack not posted ahead; answered after the posts", exc_info=True)
+        return False
+    return True

@@ -8,6 +8,7 @@ happened: no handshake and no send ever waits on, or fails because of, who watch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from messenger.contract import PRESENCE_FLAP_WINDOW_MS, PRESENCE_SETTLE_MS, Metric
@@ -78,6 +79,36 @@ class LiveDelivery:
             lambda connection_id: self.post(profile.user_id, connection_id, frame), targets
         )
         return sum(posted)
+
+    def deliver_copies(
+        self, profile: Profile, copies: Sequence[tuple[str, ServerFrame]]
+    ) -> list[bool]:
+        """Post each (device, frame) to that device's live connections, every post of
+        every device together (docs/protocol.md §8: each device its own copy); for each,
+        whether a connection took it. Runs after the sender's ack went out: a post that
+        fails (not Gone) is logged and counted, and its device is left to its queue and a
+        push, never an error for the sender."""
+        now = self._clock.now_ms()
+        targets = [
+            (index, connection_id)
+            for index, (device, _) in enumerate(copies)
+            for connection_id in profile.live_connections_of(device, now)
+        ]
+
+        def post(target: tuple[int, str]) -> bool:
+            index, connection_id = target
+            try:
+                return self.post(profile.user_id, connection_id, copies[index][1])
+            except Exception:
+                logger.warning("live post failed; left queued", exc_info=True)
+                count(Metric.LIVE_POSTS_FAILED)
+                return False
+
+        taken = [False] * len(copies)
+        posted = map(post, targets) if len(targets) == 1 else _POSTING.map(post, targets)
+        for (index, _), took in zip(targets, posted, strict=True):
+            taken[index] = taken[index] or took
+        return taken
 
     def post(self, user_id: str, connection_id: str, frame: ServerFrame) -> bool:
         """Post to one connection of a user; False (and the connection forgotten) if gone."""

@@ -10,6 +10,7 @@ logic/receipts.py; catching up (`sync`) is logic/catch_up.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from messenger.contract import Metric
@@ -50,6 +51,20 @@ class OfflineNotifier(Protocol):
     ) -> None: ...
 
 
+@dataclass
+class Sent:
+    """A message stored for its recipient (its ack) and the copies this send stored fresh,
+    still to be handed over live (Messaging.deliver): the sender's ack goes out first,
+    and no post holds it (docs/performance.md)."""
+
+    ack: AckFrame
+    fresh: list[tuple[Profile, list[QueuedMessage]]] = field(default_factory=list)
+
+    @property
+    def to_deliver(self) -> bool:
+        return any(copies for _, copies in self.fresh)
+
+
 class Messaging:
     """Stores a message for its recipient before acknowledging it, then delivers it live
     or tells the recipient's devices (a push with no content)."""
@@ -80,14 +95,14 @@ class Messaging:
         self._peers = peers
         self._caps = caps
 
-    def send(
-        self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID
-    ) -> AckFrame:
+    def send(self, sender: str, frame: SendMessage, sender_device: str = PRIMARY_DEVICE_ID) -> Sent:
         """Queue a message for each of its recipient's devices and the sender's other
-        devices (docs/protocol.md §8), then try to hand each copy over live.
+        devices (docs/protocol.md §8); the copies are handed over live by `deliver`, once
+        the caller has sent the ack.
 
         A recipient at home in another cell gets it through that cell's Relay, which
-        stores it before it answers: the ack still means "stored for the recipient".
+        stores (and delivers) it before it answers: the ack still means "stored for the
+        recipient".
         """
         if not self._cells.is_home(frame.to):
             return self._send_elsewhere(sender, sender_device, frame)
@@ -111,16 +126,38 @@ class Messaging:
             check_self_copies(frame, own_devices, sender_device, recipient.devices.version)
         if self._blocks.blocks(recipient, sender):
             count(Metric.BLOCKED_DROPPED)
-            ack = self._ack(frame.message_id, self._clock.now_ms())
+            sent = Sent(self._ack(frame.message_id, self._clock.now_ms()))
         else:
-            ack = self._store(sender, sender_device, frame, recipient)
+            sent = self._store(sender, sender_device, frame, recipient)
         if own is not None:
             # Whether or not the recipient blocks the sender, as across cells: the
             # sender's other devices show what it sent, and learn nothing of a block.
-            self._store_self_copies(sender, sender_device, frame, own)
-        return ack
+            sent.fresh.append((own, self._store_self_copies(sender, sender_device, frame, own)))
+        return sent
 
-    def _send_elsewhere(self, sender: str, sender_device: str, frame: SendMessage) -> AckFrame:
+    def deliver(self, sent: Sent) -> None:
+        """Hand each copy a send stored to its device's live connections, all together;
+        a device that took none gets a push (content-free) for its own queue. Never
+        raises for a post (the message is stored and acknowledged by now)."""
+        for profile, copies in sent.fresh:
+            if copies:
+                self._deliver_fresh(profile, copies)
+
+    def one_post_delivers(self, sent: Sent) -> bool:
+        """True when handing over a send's copies takes a single post and nothing more
+        (one live connection in all, no push): the ack then waits for that post, as it
+        would for a post of its own."""
+        now = self._clock.now_ms()
+        posts = 0
+        for profile, copies in sent.fresh:
+            for message in copies:
+                live = profile.live_connections_of(device_of_queue(message.recipient), now)
+                if not live:
+                    return False  # a push to make
+                posts += len(live)
+        return posts == 1
+
+    def _send_elsewhere(self, sender: str, sender_device: str, frame: SendMessage) -> Sent:
         """A recipient at home in another cell: the sender's own side is checked here
         (that cell does not know the sender's devices), the recipient's there; the
         sender's other devices get their copies here once the recipient's are stored.
@@ -142,9 +179,10 @@ class Messaging:
             # The recipient's version is that cell's; the sender's own is this one's.
             own_version = own.devices.version if own is not None else 0
             raise StaleDevices(stale.message, stale.devices, own_version) from None
+        sent = Sent(ack)
         if own is not None:
-            self._store_self_copies(sender, sender_device, frame, own)
-        return ack
+            sent.fresh.append((own, self._store_self_copies(sender, sender_device, frame, own)))
+        return sent
 
     def _recipient_version_elsewhere(self, user_id: str) -> int:
         """The version of the device list that the home cell of `user_id` (another cell)
@@ -172,36 +210,42 @@ class Messaging:
         if self._blocks.blocks(recipient, sender):
             count(Metric.BLOCKED_DROPPED)
             return self._ack(frame.message_id, self._clock.now_ms())
-        return self._store(sender, sender_device, frame, recipient)
+        # The peer cell waits for this answer; the posts go first here (the Relay's
+        # answer cannot be sent ahead of its own invocation's end).
+        sent = self._store(sender, sender_device, frame, recipient)
+        self.deliver(sent)
+        return sent.ack
 
     def _store(
         self, sender: str, sender_device: str, frame: SendMessage, recipient: Profile
-    ) -> AckFrame:
-        """Store the recipient's copies (each counted against its queue's caps), then
-        deliver each fresh one live to its device, or push to that device."""
+    ) -> Sent:
+        """Store the recipient's copies (each counted against its queue's caps): the ack,
+        and the copies stored fresh, to be delivered live to their devices."""
         copies = recipient_copies(frame, recipient.devices)
         messages = [
             self._message(copy, sender, sender_device, frame, copies=len(copies)) for copy in copies
         ]
         stored = self._store_within_caps(messages)
         first, _ = stored[0]
-        if not any(fresh for _, fresh in stored):
+        ack = self._ack(first.message_id, first.server_ts)
+        fresh = [message for message, is_fresh in stored if is_fresh]
+        if not fresh:
             # A resend while the copies wait: same ack, never a second delivery.
             count(Metric.DUPLICATE_SENDS)
-            return self._ack(first.message_id, first.server_ts)
+            return Sent(ack)
         count(Metric.MESSAGES_STORED)
-        self._deliver_fresh(recipient, stored)
-        return self._ack(first.message_id, first.server_ts)
+        return Sent(ack, [(recipient, fresh)])
 
     def _store_self_copies(
         self, sender: str, sender_device: str, frame: SendMessage, own: Profile
-    ) -> None:
-        """The copies of the sender's message for its other devices (docs/protocol.md §8):
-        not counted against any cap (the sender fills only its own queues, at the pace
-        its rate limit allows), delivered live or pushed like any message."""
+    ) -> list[QueuedMessage]:
+        """The copies of the sender's message for its other devices (docs/protocol.md §8),
+        those stored fresh: not counted against any cap (the sender fills only its own
+        queues, at the pace its rate limit allows), delivered live or pushed like any
+        message."""
         copies = self_copies(sender, frame)
         if not copies:
-            return
+            return []
         now_s = self._clock.now_s()
         stored = [
             self._queue.store_message(
@@ -209,7 +253,7 @@ class Messaging:
             )
             for copy in copies
         ]
-        self._deliver_fresh(own, stored)
+        return [message for message, fresh in stored if fresh]
 
     def _message(
         self,
@@ -239,17 +283,15 @@ class Messaging:
             copies=copies,
         )
 
-    def _deliver_fresh(
-        self, profile: Profile, stored: Sequence[tuple[QueuedMessage, bool]]
-    ) -> None:
-        """Hand each copy this call stored to its device's live connections; a device
-        that took none gets a push (content-free) for its own queue."""
+    def _deliver_fresh(self, profile: Profile, fresh: Sequence[QueuedMessage]) -> None:
+        """Hand each copy to its device's live connections (every post together); a
+        device that took none gets a push (content-free) for its own queue."""
+        devices = [device_of_queue(message.recipient) for message in fresh]
+        frames = [message.frame() for message in fresh]
+        taken = self._live.deliver_copies(profile, list(zip(devices, frames, strict=True)))
         offline: list[str] = []
-        for message, fresh in stored:
-            if not fresh:
-                continue
-            device = device_of_queue(message.recipient)
-            if self._live.deliver(profile, message.frame(), device=device):
+        for device, took in zip(devices, taken, strict=True):
+            if took:
                 count(Metric.MESSAGES_DELIVERED_LIVE)
             else:
                 count(Metric.MESSAGES_LEFT_QUEUED)
