@@ -186,6 +186,16 @@ class Life:
         writes = sum(2 * write_units(item_size(item)) for item in self.queued_items)
         return Bill(api_messages=self.api_messages, wru=writes)
 
+    def least_with_limits(self) -> float:
+        """What any design that keeps the contract's limits bills at the least for this
+        life (per million): its floor, and for each frame in, a function's request (each
+        frame in writes: a store, a delete) and one write unit counting it
+        (docs/protocol.md §3: every frame counts, and every action is rate limited per
+        user; no Lambda container sees another's frames, so the count is a shared
+        write), with no compute time, no index, no read."""
+        per_frame = LAMBDA_PER_MILLION_REQUESTS + DYNAMODB_PER_MILLION_WRU
+        return self.floor().total() + self.invocations * per_frame
+
 
 # The steps of a life, as `Life.steps` and `Life.sent` name them.
 SEND_STEP = "sendMessage"
@@ -510,6 +520,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"Target for a short text: <= ${TARGET_SHORT_TEXT:.2f} per million lives: "
                 f"{'met' if met else 'NOT met'} (${ours.total():.2f}; floor "
                 f"${life.floor().total():.2f})"
+            )
+            least = life.least_with_limits()
+            print(
+                "Least any design keeping the contract's limits can bill (the floor; for "
+                f"each of the {life.invocations} frames in, a function's request and one write "
+                f"unit counting it): ${least:.2f}"
+                + (" (above the target)" if least > TARGET_SHORT_TEXT else "")
             )
         print()
     print_device_lives(device_lives)
