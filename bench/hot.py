@@ -146,12 +146,12 @@ def send_to_ack_ms(h: Harness, sender: Any, recipient: BenchUser, tag: str) -> l
 @contextmanager
 def ack_after_posts() -> Iterator[None]:
     """The ack as the route's answer, after every post (as before it was posted ahead)."""
-    real = Messaging.one_post_delivers
-    Messaging.one_post_delivers = lambda self, sent: True  # type: ignore[method-assign]
+    real = Messaging.posts_to_make
+    Messaging.posts_to_make = lambda self, sent: 1  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Messaging.one_post_delivers = real  # type: ignore[method-assign]
+        Messaging.posts_to_make = real  # type: ignore[method-assign]
 
 
 def run(connections: int, workers: int | None, tag: str, ack_ahead: bool = True) -> list[float]:

@@ -304,6 +304,7 @@ async def test_each_device_registers_its_own_push_token_and_gets_its_push(
     # When bob writes to her
     bob = await client("bob")
     await bob.send_and_wait("alice", "wake up")
+    await stack.settled()
     # Then each device got one push, for its own queue
     recorded = await asyncio.to_thread(moto_server_pushes, stack.aws_endpoint)
     assert (len(recorded.get(phone_token, [])), len(recorded.get(laptop_token, []))) == (1, 1)

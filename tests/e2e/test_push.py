@@ -44,6 +44,9 @@ def push_log_lines() -> Iterator[list[str]]:
 
 
 async def pushes_to(stack: LocalStack, token: str) -> list[dict[str, Any]]:
+    # A send's ack goes out ahead of its push (handlers/send_message.py): the pushes are
+    # all made once every invocation started so far has ended.
+    await stack.settled()
     recorded = await asyncio.to_thread(moto_server_pushes, stack.aws_endpoint)
     return recorded.get(token, [])
 

@@ -1,11 +1,11 @@
 """sendMessage: store for the recipient, acknowledge the sender, then deliver live.
 
-Where delivering takes more than one post (several connections or devices) or a push,
-the ack is posted to the sender's connection as soon as every copy is stored, ahead of
-the route's own answer: no post to the recipient's connections, and no push, holds it
-(docs/performance.md, "Hot recipients"). Otherwise (nothing to deliver, or one post) it
-is the route's answer, as every other frame's is: an ack posted ahead would wait for a
-post of its own, and cost the invocation one more.
+Where delivering takes several posts (a recipient's connections, its devices', the
+sender's other devices'), the ack is posted to the sender's connection as soon as every
+copy is stored, ahead of the route's own answer: no fan-out holds it (docs/performance.md,
+"Hot recipients"). Otherwise (one post or none) it is the route's answer, made once the
+message is handed over (or its device pushed), as every other frame's is: an ack posted
+ahead would wait for a post of its own, and cost the invocation one more.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def handler(frame: SendMessage, caller: Caller, svc: Services) -> ServerFrame | 
     ack = dataclasses.replace(sent.ack, dv=caller.directory_version)
     if not sent.to_deliver:
         return ack
-    if messaging.one_post_delivers(sent) or not _ack_ahead(ack, caller, svc):
+    if messaging.posts_to_make(sent) < 2 or not _ack_ahead(ack, caller, svc):
         messaging.deliver(sent)
         return ack
     try:

@@ -143,19 +143,15 @@ class Messaging:
             if copies:
                 self._deliver_fresh(profile, copies)
 
-    def one_post_delivers(self, sent: Sent) -> bool:
-        """True when handing over a send's copies takes a single post and nothing more
-        (one live connection in all, no push): the ack then waits for that post, as it
-        would for a post of its own."""
+    def posts_to_make(self, sent: Sent) -> int:
+        """How many posts handing over a send's copies takes (the live connections of
+        every device a copy is for)."""
         now = self._clock.now_ms()
-        posts = 0
-        for profile, copies in sent.fresh:
-            for message in copies:
-                live = profile.live_connections_of(device_of_queue(message.recipient), now)
-                if not live:
-                    return False  # a push to make
-                posts += len(live)
-        return posts == 1
+        return sum(
+            len(profile.live_connections_of(device_of_queue(message.recipient), now))
+            for profile, copies in sent.fresh
+            for message in copies
+        )
 
     def _send_elsewhere(self, sender: str, sender_device: str, frame: SendMessage) -> Sent:
         """A recipient at home in another cell: the sender's own side is checked here
