@@ -292,6 +292,31 @@ def test_resend_after_expiry_is_stored_anew(h: Harness, alice: TestUser, bob: Te
     assert [f["type"] for f in h.posts.take(b.connection_id)] == ["message", "syncDone"]
 
 
+def test_a_resend_in_the_second_its_copy_expires_is_stored_anew_and_delivered(
+    h: Harness, alice: TestUser, bob: TestUser
+) -> None:
+    # Given a message queued for offline bob
+    h.disconnect(h.connect(bob))
+    a = h.connect(alice)
+    frame = h.message(a, bob, "on the edge", "msg-0016")
+    first = h.send(a, frame)
+    [item] = h.queue_of(bob)
+    expires_at = int(item["expiresAt"]["N"])
+    # When the clock reaches the very second of its expiry (a read already drops it:
+    # docs/protocol.md §4), and alice, unsure, sends the same frame again
+    h.clock.advance(expires_at - h.clock.now_ns() / 1e9 + 0.5)
+    assert h.clock.now_s() == expires_at
+    a = h.connect(alice)
+    second = h.send(a, frame)
+    # Then the resend is stored anew (its own ack), never answered by the dead copy
+    assert first is not None and second is not None
+    assert second["serverTs"] > first["serverTs"]
+    # And bob gets it: nothing acknowledged is lost
+    b = h.connect(bob)
+    h.send(b, {"action": "sync"})
+    assert [f["type"] for f in h.posts.take(b.connection_id)] == ["message", "syncDone"]
+
+
 def test_message_ttl_comes_from_configuration(alice: TestUser, bob: TestUser) -> None:
     from tests.support.harness import harness
 

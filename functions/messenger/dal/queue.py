@@ -108,6 +108,19 @@ def is_seq(value: str) -> bool:
     )
 
 
+# A queued item is dead from the second its `expiresAt` names (docs/protocol.md §4). Every
+# read, the conditional put that keeps a resend from storing a second copy, and the count of
+# what a queue holds use this one rule (in Python and in DynamoDB's expressions), so that a
+# copy no read would deliver never answers a resend as if the message were still stored.
+_LIVE = "expiresAt > :now"
+_DEAD = "expiresAt <= :now"
+
+
+def is_live(expires_at: int, now_s: int) -> bool:
+    """Whether an item that expires at `expires_at` (epoch seconds) is still queued."""
+    return expires_at > now_s
+
+
 def new_seq(now_us: int) -> str:
     return f"{now_us:017d}#{secrets.token_hex(4)}"
 
@@ -309,7 +322,7 @@ class Queue:
                     TableName=self._table,
                     Item=queue_item(message),
                     # A copy past its expiry is dead even if the TTL sweeper has not removed it.
-                    ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now",
+                    ConditionExpression=f"attribute_not_exists(pk) OR {_DEAD}",
                     ExpressionAttributeValues={":now": {"N": str(now_s)}},
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -415,7 +428,7 @@ class Queue:
                     parsed = parse_message_item_id(item["sk"]["S"])
                     if parsed is None or parsed[0] == user_of_queue(owner):
                         continue
-                    if int(item["expiresAt"]["N"]) >= now_s:
+                    if is_live(int(item["expiresAt"]["N"]), now_s):
                         held.add(parsed)
         return held
 
@@ -531,7 +544,7 @@ class Queue:
         return {
             item["sk"]["S"]: _from_item(item)
             for item in found
-            if int(item["expiresAt"]["N"]) > now_s
+            if is_live(int(item["expiresAt"]["N"]), now_s)
         }
 
     def _receipts_after(
@@ -544,7 +557,7 @@ class Queue:
         response = self._client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-            FilterExpression="expiresAt > :now",
+            FilterExpression=_LIVE,
             ExpressionAttributeValues={
                 ":pk": {"S": owner},
                 ":low": {"S": low},

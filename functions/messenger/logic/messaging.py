@@ -20,6 +20,7 @@ from messenger.dal.queue import (
     Queue,
     QueuedMessage,
     device_of_queue,
+    is_live,
     new_seq,
 )
 from messenger.dal.queue_counts import Counted
@@ -324,7 +325,7 @@ class Messaging:
             for counted in admitted:
                 self._caps.take_back(counted)
             stored = self._queue.get(first.recipient, first.id)
-            if isinstance(stored, QueuedMessage) and stored.expires_at >= now_s:
+            if isinstance(stored, QueuedMessage) and is_live(stored.expires_at, now_s):
                 return [(stored, False)]
             raise
         try:
