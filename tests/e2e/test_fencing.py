@@ -152,6 +152,10 @@ async def test_the_connections_a_demoted_primary_closes_write_nothing_there(
     await standby_stack.fail_over("c0", keep_primary=True)
     assert (await amy_primary.next_of("error"))["code"] == "MOVED"
     assert (await amy_primary.closed())[0] == 1012
+    # And amy, and a newcomer registering, try handshakes there: refused 403
+    assert await handshake_status(signed_url(c0.primary.ws_url, amy)) == 403
+    newcomer = user_homed_in("c0", "newcomer")
+    assert await handshake_status(signed_url(c0.primary.ws_url, newcomer)) == 403
     await standby_stack.settled()
     # Then the demoted primary's tables hold what they held, but the switch's own record
     after = await asyncio.to_thread(dump_tables, standby_stack.aws, c0.primary)
