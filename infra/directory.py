@@ -231,7 +231,7 @@ def _directory_function(
 def _cell_stage_arns(config: DeploymentConfig, cells: CellsConfig, account: str) -> list[str]:
     """The cells' stages in `account` (each region, standby too), which the directory
     function sets `dv` on (messenger_directory.stages). A cell in another account keeps
-    its stage's `dv`; its idle clients learn of a new version on their next syncDone."""
+    its stage's `dv`, in its pong, ack and syncDone alike (docs/performance.md: open)."""
     regions = sorted(
         {
             target.region

@@ -154,7 +154,7 @@ def _published(outcome: MergeOutcome) -> dict[str, Any]:
         try:
             stages = set_directory_version(directory_clients().apigatewayv2, outcome.directory)
             summary["stages"] = [f"{s.region}/{s.api_id}/{s.stage}" for s in stages]
-        except Exception:  # the directory is out; idle clients learn of it on syncDone
+        except Exception:  # the directory is out; the next merge sets the stages again
             logger.exception("directory version not set on the stages", extra=summary)
     return summary
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from messenger_directory.observability import logger
 from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE, Directory
 
 _EXECUTE_API_URL = re.compile(
@@ -52,12 +53,22 @@ def set_directory_version(
     apigateway_of_region: Callable[[str], Any], directory: Directory
 ) -> list[StageAddress]:
     """Set `dv` on each cell's stage (each once, however many cells share it); the stages
-    updated. UpdateStage merges the variables it is given into the stage's."""
+    updated. UpdateStage merges the variables it is given into the stage's.
+
+    A stage that refuses (another account's, a throttled call, an API deleted) is logged
+    and skipped: every other cell still learns the version within seconds (docs/protocol.md
+    §6 "No polling"), and the next merge tries it again."""
     stages = sorted({stage for url in directory.urls.values() if (stage := stage_of(url))})
+    updated: list[StageAddress] = []
     for stage in stages:
-        apigateway_of_region(stage.region).update_stage(
-            ApiId=stage.api_id,
-            StageName=stage.stage,
-            StageVariables=stage_variables_of(directory),
-        )
-    return stages
+        try:
+            apigateway_of_region(stage.region).update_stage(
+                ApiId=stage.api_id,
+                StageName=stage.stage,
+                StageVariables=stage_variables_of(directory),
+            )
+        except Exception:
+            logger.exception("directory version not set on a stage", extra={"stage": stage})
+            continue
+        updated.append(stage)
+    return updated

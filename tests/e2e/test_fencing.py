@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from messenger.contract import Env
+from messenger.dal.cell_generation import EPOCH_PK
 from messenger_local import LocalStack
+from messenger_local.activity import dump_tables
 from tests.support.cells import user_homed_in
 from tests.support.identities import TestUser
 from tests.support.ws_client import (
@@ -126,3 +128,40 @@ async def test_a_gray_failure_fences_the_old_primary_and_loses_nothing(
     assert relays, "c1 called c0's primary Relay, which refused"
     for client in (amy_standby, bob_client):
         await client.close()
+
+
+async def test_the_connections_a_demoted_primary_closes_write_nothing_there(
+    standby_stack: LocalStack,
+) -> None:
+    """§7: from the switch on, the side that is not active accepts no write, so that writes
+    are never accepted by both sides. Its tables are replicas of the active side's (global
+    tables: the last writer of an item wins, whole), so a profile a closing connection
+    updated there (lastSeen, its connection removed) would overwrite, in the new active
+    side, what the user changed there since."""
+    amy, bob = user_homed_in("c0", "amy"), user_homed_in("c1", "bob")
+    c0 = standby_stack.standby("c0")
+    # Given amy online at c0's primary, watched by bob from c1, all replicated
+    amy_primary = await connect_as(c0.primary.ws_url, amy)
+    bob_client = await connect_as(standby_stack.cell_url("c1"), bob)
+    await bob_client.send({"action": "getPresence", "userIds": [amy.user_id]})
+    assert (await bob_client.next_of("presence"))["users"][0]["online"]
+    await standby_stack.settled()
+    c0.replicator.flush()
+    before = await asyncio.to_thread(dump_tables, standby_stack.aws, c0.primary)
+    # When c0 fails over partially, and its primary closes amy's connection (MOVED, 1012)
+    await standby_stack.fail_over("c0", keep_primary=True)
+    assert (await amy_primary.next_of("error"))["code"] == "MOVED"
+    assert (await amy_primary.closed())[0] == 1012
+    # And amy, and a newcomer registering, try handshakes there: refused 403
+    assert await handshake_status(signed_url(c0.primary.ws_url, amy)) == 403
+    newcomer = user_homed_in("c0", "newcomer")
+    assert await handshake_status(signed_url(c0.primary.ws_url, newcomer)) == 403
+    await standby_stack.settled()
+    # Then the demoted primary's tables hold what they held, but the switch's own record
+    after = await asyncio.to_thread(dump_tables, standby_stack.aws, c0.primary)
+    switch_record = {
+        name: [item for item in items if item["pk"]["S"] != EPOCH_PK]
+        for name, items in after.items()
+    }
+    assert switch_record == before
+    await bob_client.close()

@@ -366,8 +366,14 @@ def test_given_the_directory_function_when_an_entry_was_written_then_it_merges(
     }
     summary = handlers.publish(event, lambda_context("Directory"))
 
-    # Then
-    assert summary == {"version": 1, "published": True, "waitingFor": [], "refused": {}}
+    # Then (moto has no UpdateStage: no stage could be set, and the publish stands)
+    assert summary == {
+        "version": 1,
+        "published": True,
+        "waitingFor": [],
+        "refused": {},
+        "stages": [],
+    }
     assert published(s3)["version"] == 1
 
 
@@ -546,6 +552,54 @@ def test_given_a_published_directory_then_each_cells_stage_is_set_to_its_version
     for stubber in stubbers.values():
         stubber.assert_no_pending_responses()
     assert stage_of(urls["c3"]) is None
+
+
+def test_given_a_stage_that_refuses_then_every_other_stage_is_still_set() -> None:
+    """§6: every cell knows the newest version within 5 seconds. One stage the directory
+    function cannot update (another account's, a deleted API, a throttled call) must not
+    keep the version from the stages after it."""
+    from botocore.stub import Stubber
+
+    from messenger_directory.stages import StageAddress, set_directory_version
+
+    # Given two cells, the first stage in order (eu-west-1's) refusing UpdateStage
+    urls = {
+        "c0": "wss://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
+        "c1": "wss://f6g7h8i9j0.execute-api.eu-west-1.amazonaws.com/dev",
+    }
+    directory = Directory.parse(
+        {
+            "version": 8,
+            "shards": 2,
+            "cells": {cell_id: {"url": url} for cell_id, url in urls.items()},
+            "shardMap": [[0, 0, "c0"], [1, 1, "c1"]],
+        }
+    )
+    clients, stubbers = {}, {}
+    for region in ("us-east-1", "eu-west-1"):
+        clients[region] = boto3.client(
+            "apigatewayv2",
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        stubbers[region] = Stubber(clients[region])
+    stubbers["eu-west-1"].add_client_error(
+        "update_stage", service_error_code="AccessDeniedException", http_status_code=403
+    )
+    stubbers["us-east-1"].add_response(
+        "update_stage",
+        {"StageName": "dev", "StageVariables": {"dv": "8"}},
+        {"ApiId": "a1b2c3d4e5", "StageName": "dev", "StageVariables": {"dv": "8"}},
+    )
+    for stubber in stubbers.values():
+        stubber.activate()
+    # When the directory function sets the version on the stages
+    updated = set_directory_version(clients.__getitem__, directory)
+    # Then us-east-1's stage is set all the same, and only it is reported set
+    assert updated == [StageAddress("us-east-1", "a1b2c3d4e5", "dev")]
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()
 
 
 # --- the signed directory and its numbered copies (docs/protocol.md §6) ------------------
