@@ -138,6 +138,10 @@ def run_switch(
         lambda_for=lambda region: directory_session.client(
             "lambda", region_name=region, config=PUBLISH_CONFIG
         ),
+        # Both sides' stages: the old one answers `ping` MOVED, the target `pong`.
+        apigateway_for=lambda region: session.client(
+            "apigatewayv2", region_name=region, config=CLIENT_CONFIG
+        ),
     )
 
 

@@ -28,7 +28,7 @@ Failing back is an operator's decision (`python -m infra.failover`).
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -70,6 +70,7 @@ class FailoverAutomation(Construct):
         placement: CellPlacement,
         users_table: dynamodb.ITableV2,
         url: str,
+        api_id: str,
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -140,6 +141,16 @@ class FailoverAutomation(Construct):
                     sid="BumpGeneration",
                     actions=["dynamodb:UpdateItem", "dynamodb:GetItem"],
                     resources=[users_table.table_arn],
+                ),
+                # Its own stage's `fenced` variable, cleared (a failback set it): pings
+                # there answered `pong` again (messenger_directory.stages.set_fenced).
+                iam.PolicyStatement(
+                    sid="OpenOwnStage",
+                    actions=["apigateway:PATCH"],
+                    resources=[
+                        f"arn:{PARTITION}:apigateway:{Stack.of(self).region}::/apis/{api_id}"
+                        f"/stages/{config.env}"
+                    ],
                 ),
                 *statements,
             ],

@@ -144,6 +144,7 @@ class MessengerStack(Stack):
                 placement=cell,
                 users_table=self.tables.by_spec[USERS_TABLE],
                 url=stage.url,
+                api_id=self.web_socket.api.api_id,
                 alarm_topic=self.monitoring.topic,
             )
         self._outputs()

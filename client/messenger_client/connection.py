@@ -402,6 +402,12 @@ class Connection:
                         code = _close_error(document.get("code"))
                         session.close_error = session.close_error or code
                     self._on_frame(document)
+                    if _moves_us_on(document):
+                        # This side no longer serves us (a fenced stage answers even a
+                        # ping so, and cannot close): we close, and reconnect through the
+                        # directory (§7), the handshake there refused if it moved.
+                        log.info("told MOVED: closing to reconnect where the directory says")
+                        await session.socket.close()
                 else:
                     log.warning("ignored a frame that is not a JSON object")
         except ConnectionClosed:
@@ -491,6 +497,14 @@ _CLOSED_FOR_GOOD: dict[ErrorCode, ConnectionState] = {
     ErrorCode.REPLACED: ConnectionState.REPLACED,
     ErrorCode.DEVICE_REMOVED: ConnectionState.REMOVED,
 }
+
+
+def _moves_us_on(document: dict[str, Any]) -> bool:
+    """An `error` after which we close and reconnect (client_rules.MOVE_ON_ERRORS)."""
+    return (
+        document.get("type") == FrameType.ERROR
+        and document.get("code") in client_rules.MOVE_ON_ERRORS
+    )
 
 
 def _close_error(code: object) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE
+from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE, FENCED_STAGE_VARIABLE
 from messenger_protocol.connect import REQUIRED_PARAMS
 from messenger_protocol.limits import (
     MAX_CONNECTION_SECONDS,
@@ -532,7 +532,8 @@ class GatewayRoute:
     nothing is written, so its frame costs only the two API Gateway messages.
 
     `response` is the integration response's template: API Gateway's mapping-template
-    language, of which it uses only `$stageVariables.NAME` (the local emulator renders
+    language (VTL), of which it uses only `$stageVariables.NAME` and one
+    `#if($stageVariables.NAME == "VALUE")...#{else}...#{end}` (the local emulator renders
     exactly that much).
     """
 
@@ -541,13 +542,24 @@ class GatewayRoute:
 
 
 # What a stage starts with, before the first publish (a client ignores a dv it has seen).
-INITIAL_STAGE_VARIABLES: dict[str, str] = {DIRECTORY_VERSION_STAGE_VARIABLE: "0"}
+INITIAL_STAGE_VARIABLES: dict[str, str] = {
+    DIRECTORY_VERSION_STAGE_VARIABLE: "0",
+    FENCED_STAGE_VARIABLE: "0",
+}
 
 # §2: `ping` is answered by API Gateway, from the stage: the cheapest keepalive there is.
+# On a side a switch demoted (its stage's `fenced` is "1", docs/protocol.md §7 Fencing) it
+# is answered `error` MOVED, as every frame the functions answer there: the client fetches
+# the directory and moves, where before an idle one kept pinging the old side.
+PING_FENCED = (
+    '{"type":"error","code":"MOVED","message":"this side of the cell is not active: fetch '
+    'the directory","ref":"ping"}'
+)
+PONG = '{"type":"pong","dv":$stageVariables.' + DIRECTORY_VERSION_STAGE_VARIABLE + "}"
 GATEWAY_ROUTES: tuple[GatewayRoute, ...] = (
     GatewayRoute(
         Action.PING.value,
-        '{"type":"pong","dv":$stageVariables.' + DIRECTORY_VERSION_STAGE_VARIABLE + "}",
+        f'#if($stageVariables.{FENCED_STAGE_VARIABLE} == "1"){PING_FENCED}#{{else}}{PONG}#{{end}}',
     ),
 )
 GATEWAY_ROUTES_BY_KEY = {route.key: route for route in GATEWAY_ROUTES}

@@ -20,7 +20,10 @@ function below, in the standby region), and the local stack's emulated region lo
 2. fence the old side where it can still be reached (`DemotedSide`:
    messenger.dal.cell_state, the same generation and side written into its replica):
    from then on it refuses handshakes, frames and Relay calls. Best effort: a region
-   that is gone cannot be told, and learns it from replication when it comes back;
+   that is gone cannot be told, and learns it from replication when it comes back.
+   Where the switch knows the old side's URL, its API stage is fenced too (`StageFences`:
+   API Gateway answers `ping` there with MOVED, where no function runs), and the
+   target's stage is opened (it was fenced if a switch demoted it before);
 3. write the cell's directory entry with the target's WebSocket URL (`DirectoryEntries`:
    `store.write_entry` into the directory's bucket);
 4. publish the directory (`DirectoryPublisher`): on AWS the directory function does it,
@@ -74,6 +77,7 @@ from messenger_directory.sides import (
     DirectoryRegion,
     Side,
 )
+from messenger_directory.stages import set_fenced
 from messenger_directory.store import parse_entry, write_entry
 from messenger_directory.wiring import CLIENT_CONFIG, failover_clients, publisher_clients
 
@@ -130,6 +134,23 @@ class DemotedSide(Protocol):
         ...
 
 
+class StageFences(Protocol):
+    """The sides' API stages (messenger_directory.stages.set_fenced): whether API Gateway
+    answers `ping` there with MOVED (fenced) or `pong`."""
+
+    def set_fenced(self, url: str, fenced: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApiStageFences:
+    """StageFences on AWS: UpdateStage, with an API Gateway v2 client of each region."""
+
+    apigateway_for: Callable[[str], Any]
+
+    def set_fenced(self, url: str, fenced: bool) -> None:
+        set_fenced(self.apigateway_for, url, fenced)
+
+
 class DirectoryEntries(Protocol):
     """Where a cell's entry, its URL, is written for the directory to publish; `to`, the
     side switched to, guards it against a later deploy of the other side."""
@@ -150,6 +171,9 @@ class SwitchPorts:
     publisher: DirectoryPublisher
     # The side switched away from, where it can be reached; None: not reachable from here.
     demoted: DemotedSide | None = None
+    # The sides' API stages (None: not set from here), and the old side's URL where known.
+    stages: StageFences | None = None
+    demoted_url: str | None = None
 
 
 # --- the sequence --------------------------------------------------------------------------
@@ -240,6 +264,35 @@ def fence_the_old_side(run: SwitchRun) -> None:
         logger.warning("the old side could not be told", extra={"cell": run.cell_id}, exc_info=True)
 
 
+def fence_the_old_stage(run: SwitchRun) -> None:
+    """API Gateway answers `ping` on the old side's stage with MOVED (its functions answer
+    every other frame so): an idle client there moves too."""
+    if run.ports.demoted_url is not None:
+        _set_stage(run, run.ports.demoted_url, fenced=True)
+
+
+def open_the_target_stage(run: SwitchRun) -> None:
+    """The target's stage answers `ping` with `pong` (a failback: a switch fenced it)."""
+    _set_stage(run, run.target.url, fenced=False)
+
+
+def _set_stage(run: SwitchRun, url: str, *, fenced: bool) -> None:
+    """Best effort, as the fence: the switch goes on whatever a stage answers (a lost
+    region's connections went with it; a target left fenced answers pings MOVED, which
+    its clients follow back to it: logged as an error, for the operator to run again)."""
+    if run.ports.stages is None:
+        return
+    try:
+        run.ports.stages.set_fenced(url, fenced)
+    except Exception:
+        log = logger.warning if fenced else logger.error
+        log(
+            "a side's stage was not set",
+            extra={"cell": run.cell_id, "url": url, "fenced": fenced},
+            exc_info=True,
+        )
+
+
 def write_directory_entry(run: SwitchRun) -> None:
     run.ports.entries.write(run.cell_id, run.target.url, run.switched().epoch, run.to)
 
@@ -252,6 +305,8 @@ def publish_directory(run: SwitchRun) -> None:
 SWITCH_STEPS = (
     Step("bump the generation", bump_generation),
     Step("fence the old side", fence_the_old_side),
+    Step("fence the old side's stage", fence_the_old_stage),
+    Step("open the target's stage", open_the_target_stage),
     Step("write the directory entry", write_directory_entry),
     Step("publish the directory", publish_directory),
 )
@@ -411,6 +466,7 @@ def switch(
     s3: S3Client | None = None,
     s3_for: Callable[[str], S3Client] | None = None,
     lambda_for: Callable[[str], Any] | None = None,
+    apigateway_for: Callable[[str], Any] | None = None,
     now_ms: int | None = None,
 ) -> Switched:
     """Make `to` ("primary" or "standby") the cell's active side, on AWS.
@@ -419,7 +475,9 @@ def switch(
     asked for: the other may be gone). One directory region: `s3` writes into the
     directory's bucket. Two (`cell.directory.regions`): `s3_for(region)` and
     `lambda_for(region)` give an S3 and a Lambda client of a directory region, for its
-    bucket and its function (`EitherDirectoryRegion`).
+    bucket and its function (`EitherDirectoryRegion`). `apigateway_for(region)`, an API
+    Gateway v2 client of a side's region: the old side's stage is fenced, the target's
+    opened (`StageFences`); without it, neither.
     """
     target = cell.side(to)
     old = next((side for name, side in cell.sides.items() if name != to), None)
@@ -436,6 +494,8 @@ def switch(
         entries=entries,
         publisher=publisher,
         demoted=None if old is None else CellState(dynamodb_for(old.region), old.users_table),
+        stages=None if apigateway_for is None else ApiStageFences(apigateway_for),
+        demoted_url=None if old is None else old.url,
     )
     return run_switch(cell.cell_id, to, target, ports, now_ms)
 
@@ -473,6 +533,8 @@ def failover(event: dict[str, Any], context: Any) -> dict[str, Any]:
         s3=clients.s3(cell.directory.region),
         s3_for=clients.s3,
         lambda_for=publisher_clients().lambda_,
+        # Its own stage only (it knows no other side): opened, if a failback fenced it.
+        apigateway_for=clients.apigatewayv2,
     )
     # Disarmed once it stands (reserved concurrency 1: no other run in between); a switch
     # that failed is retried by Lambda, still armed.

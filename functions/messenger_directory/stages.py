@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from messenger_directory.observability import logger
-from messenger_protocol.cells import DIRECTORY_VERSION_STAGE_VARIABLE, Directory
+from messenger_protocol.cells import (
+    DIRECTORY_VERSION_STAGE_VARIABLE,
+    FENCED_STAGE_VARIABLE,
+    Directory,
+)
 
 _EXECUTE_API_URL = re.compile(
     r"^wss://(?P<api_id>[a-z0-9]+)\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com"
@@ -72,3 +76,18 @@ def set_directory_version(
             continue
         updated.append(stage)
     return updated
+
+
+def set_fenced(apigateway_of_region: Callable[[str], Any], url: str, fenced: bool) -> bool:
+    """Mark the stage behind a cell side's URL fenced (API Gateway then answers `ping`
+    there with `error` MOVED, messenger.contract.GATEWAY_ROUTES) or not; False when the
+    URL names no stage of API Gateway's own (nothing set)."""
+    stage = stage_of(url)
+    if stage is None:
+        return False
+    apigateway_of_region(stage.region).update_stage(
+        ApiId=stage.api_id,
+        StageName=stage.stage,
+        StageVariables={FENCED_STAGE_VARIABLE: "1" if fenced else "0"},
+    )
+    return True

@@ -126,9 +126,18 @@ def json_response(
 
 
 _STAGE_VARIABLE = re.compile(r"\$stageVariables\.([A-Za-z0-9_]+)")
+_IF_EQUALS = re.compile(
+    r'#if\(\$stageVariables\.([A-Za-z0-9_]+) == "([^"]*)"\)(.*?)#\{else\}(.*?)#\{end\}', re.S
+)
 
 
 def render_template(template: str, stage_variables: dict[str, str]) -> str:
     """API Gateway's mapping template, as far as `messenger.contract.GATEWAY_ROUTES` uses
-    it: `$stageVariables.NAME` is the stage's value (empty when unset, as on AWS)."""
-    return _STAGE_VARIABLE.sub(lambda match: stage_variables.get(match[1], ""), template)
+    it: `#if($stageVariables.NAME == "VALUE")A#{else}B#{end}` is A when the stage's NAME is
+    VALUE, else B; then `$stageVariables.NAME` is the stage's value (empty when unset, as
+    on AWS)."""
+    chosen = _IF_EQUALS.sub(
+        lambda match: match[3] if stage_variables.get(match[1], "") == match[2] else match[4],
+        template,
+    )
+    return _STAGE_VARIABLE.sub(lambda match: stage_variables.get(match[1], ""), chosen)

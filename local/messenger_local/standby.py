@@ -47,6 +47,7 @@ from messenger_local.cells import LocalCell, by_cell
 from messenger_local.connections import ConnectionGoneError
 from messenger_local.directory import LocalDirectory
 from messenger_local.replication import Replicator
+from messenger_protocol.cells import FENCED_STAGE_VARIABLE
 from messenger_protocol.frames import ErrorFrame
 from messenger_protocol.names import CLOSE_CODES, ErrorCode
 
@@ -132,6 +133,10 @@ class Standby:
                     if keep_primary
                     else None
                 ),
+                stages=GatewayStages(
+                    {side.ws_url: side.gateway for side in (self.primary, self.standby)}
+                ),
+                demoted_url=self.primary.ws_url if keep_primary else None,
             )
             # Both sides' functions are told below, at once: no wait for their caches.
             switched = await asyncio.to_thread(
@@ -166,6 +171,18 @@ class Standby:
         self.primary.gateway.out_of_service = not keep_primary
         self.replicator.stop()
         return self.replicator.drop_pending()
+
+
+@dataclass(frozen=True)
+class GatewayStages:
+    """The switch's StageFences on the local gateways, by their URL: the stage variable
+    the ping's template reads (messenger.contract.GATEWAY_ROUTES), as UpdateStage sets it
+    on AWS."""
+
+    gateways: dict[str, Any]
+
+    def set_fenced(self, url: str, fenced: bool) -> None:
+        self.gateways[url].stage_variables[FENCED_STAGE_VARIABLE] = "1" if fenced else "0"
 
 
 class Standbys:

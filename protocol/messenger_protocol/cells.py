@@ -38,6 +38,10 @@ from messenger_protocol.signatures import sign, verifies
 # answers `pong` from it and passes it to the functions in every event. Here, in the
 # package both the cell's functions and the directory's import.
 DIRECTORY_VERSION_STAGE_VARIABLE = "dv"
+# The API stage variable a switch sets to "1" on the side it demotes (and "0" on the side it
+# makes active): API Gateway then answers `ping` there with `error` MOVED instead of
+# `pong` (docs/protocol.md §7 Fencing), as the functions answer every other frame.
+FENCED_STAGE_VARIABLE = "fenced"
 
 if TYPE_CHECKING:
     from nacl.signing import SigningKey

@@ -31,6 +31,7 @@ __all__ = [
     "GATEWAY_ERROR_MESSAGES",
     "KEEP_ALIVE_TICK_SECONDS",
     "MAX_CONNECTION_AGE_SECONDS",
+    "MOVE_ON_ERRORS",
     "OPEN_TIMEOUT_SECONDS",
     "PAUSED_CLOSE_ERRORS",
     "PING_INTERVAL_SECONDS",
@@ -88,6 +89,11 @@ FINAL_CLOSE_ERRORS = frozenset(FINAL_CLOSE_REASONS)
 # waits out the server's window of refused frames (`REFUSED_CLOSE_PAUSE_SECONDS`, more
 # if the reconnect backoff says more), with jitter so that many such clients spread out.
 PAUSED_CLOSE_ERRORS = frozenset({ErrorCode.TOO_MANY_REFUSED})
+# The errors after which a client closes the connection itself, whether or not the server
+# does, and reconnects: MOVED says this side no longer serves us (§6, §7), and API Gateway,
+# answering a `ping` from the stage of a side a switch demoted, can say it but not close;
+# the handshake there is then refused and the directory read again names the new home.
+MOVE_ON_ERRORS = frozenset({ErrorCode.MOVED})
 
 # A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 # changed epoch may be a registration the failover lost (§7): the message is kept and

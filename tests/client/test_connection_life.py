@@ -19,6 +19,7 @@ from messenger_client.events import ConnectionChanged, MessageAdded, PresenceCha
 from messenger_client.keystore import Profile
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_protocol.cells import FENCED_STAGE_VARIABLE
 from messenger_protocol.limits import MAX_REFUSED_FRAMES
 from messenger_protocol.names import PresenceVisibility
 from tests.client.conftest import FAST, Clients
@@ -262,4 +263,24 @@ async def test_a_connection_closed_for_too_many_refused_frames_pauses_before_rec
             await alice.wait_online(timeout=10.0)
             assert time.monotonic() - closed_at >= 1.9
             assert connects_of(stack, "alice") == 2
+        await clients.close_all()
+
+
+async def test_moved_in_answer_to_a_ping_without_a_close_makes_the_client_reconnect(
+    shared_aws: EmbeddedAws,
+    clients: Clients,
+) -> None:
+    # Given alice's client online, pinging every 0.3 s
+    async with LocalStack(aws=shared_aws) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=fast(ping_interval=0.3))
+        assert connects_of(stack, "alice") == 1
+        # When her stage is fenced as a switch leaves a demoted side's: API Gateway answers
+        # her pings `error` MOVED from the stage, and cannot close the connection
+        stage = stack.cell("c0").gateway.stage_variables
+        stage[FENCED_STAGE_VARIABLE] = "1"
+        # Then her client closes it itself and connects again (§7: here the same stage,
+        # which takes handshakes; a demoted side refuses them, and the directory says where)
+        await until(lambda: connects_of(stack, "alice") >= 2, timeout=10)
+        stage[FENCED_STAGE_VARIABLE] = "0"
+        await alice.wait_online(timeout=10.0)
         await clients.close_all()

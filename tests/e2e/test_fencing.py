@@ -7,11 +7,12 @@ calls refused, so no write is accepted by both sides."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
-from messenger.contract import Env
+from messenger.contract import GATEWAY_ROUTES_BY_KEY, Env
 from messenger.dal.cell_generation import EPOCH_PK
 from messenger_local import LocalStack
 from messenger_local.activity import dump_tables
@@ -99,6 +100,11 @@ async def test_a_gray_failure_fences_the_old_primary_and_loses_nothing(
     assert (await amy_primary.closed())[0] == 1012
     # And the primary, still answering, refuses her handshake 403
     assert await handshake_status(signed_url(c0.primary.ws_url, amy, with_keys=False)) == 403
+    # And its stage, fenced by the switch, answers a ping MOVED where no function runs (on
+    # AWS a connection it still holds only pinging), the standby's `pong`
+    ping = GATEWAY_ROUTES_BY_KEY["ping"]
+    assert json.loads(c0.primary.gateway.answer_itself(ping))["code"] == "MOVED"
+    assert json.loads(c0.standby.gateway.answer_itself(ping))["type"] == "pong"
     # And bob's messages sent meanwhile go to the standby (c1's Relay call to the fenced
     # primary is refused MOVED, then tried at the standby)
     sent = [f"gray-after-{n}" for n in range(5)]

@@ -361,3 +361,66 @@ def test_the_automated_switch_tells_the_alarm_topic(world, monkeypatch):
     assert [p["TopicArn"] for p in published] == [topic, topic]
     assert "switched to its standby" in published[0]["Message"]
     assert "disarmed" in published[1]["Message"]
+
+
+def stubbed_apigateway(expected: list[tuple[str, str, str]]) -> tuple[Any, Any]:
+    """An API Gateway v2 client per region whose UpdateStage calls must be, in order,
+    (region, api id, fenced) setting only the `fenced` variable (moto has no UpdateStage)."""
+    from botocore.stub import Stubber
+
+    clients = {
+        region: boto3.client("apigatewayv2", region_name=region)
+        for region in (PRIMARY.region, STANDBY.region)
+    }
+    stubbers = {region: Stubber(client) for region, client in clients.items()}
+    for region, api_id, fenced in expected:
+        stubbers[region].add_response(
+            "update_stage",
+            {},
+            {"ApiId": api_id, "StageName": "prod", "StageVariables": {"fenced": fenced}},
+        )
+    for stubber in stubbers.values():
+        stubber.activate()
+    return clients.__getitem__, stubbers
+
+
+def test_a_switch_fences_the_old_sides_stage_and_opens_the_targets(world):
+    world.publish()
+    # Given the operator's switch, with API Gateway clients of both regions
+    apigateway_for, stubbers = stubbed_apigateway(
+        [("us-east-1", "aaaa111111", "1"), ("us-west-2", "bbbb222222", "0")]
+    )
+    # When it switches c0 to its standby
+    switch(
+        C0,
+        "standby",
+        dynamodb_for=world.dynamodb.__getitem__,
+        s3=world.s3,
+        apigateway_for=apigateway_for,
+        now_ms=1,
+    )
+    # Then the primary's stage is fenced (its pings answered MOVED) and the standby's open
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()
+    assert world.publish()["cells"]["c0"]["url"] == STANDBY.url
+
+
+def test_a_stage_that_cannot_be_set_does_not_stop_the_switch(world):
+    world.publish()
+    # Given API Gateway refusing every UpdateStage (a lost region, a missing grant)
+    apigateway_for, stubbers = stubbed_apigateway([])
+    for stubber in stubbers.values():
+        for _ in range(2):
+            stubber.add_client_error("update_stage", "AccessDeniedException", http_status_code=403)
+    # When the operator switches c0 to its standby
+    switched = switch(
+        C0,
+        "standby",
+        dynamodb_for=world.dynamodb.__getitem__,
+        s3=world.s3,
+        apigateway_for=apigateway_for,
+        now_ms=1,
+    )
+    # Then the switch stands all the same: the generation, the fence, the directory
+    assert (switched.generation, switched.fenced) == (1, True)
+    assert world.publish()["cells"]["c0"]["url"] == STANDBY.url

@@ -110,6 +110,8 @@ def test_given_a_gateway_route_then_api_gateway_answers_it_from_the_stage_with_n
     assert response["IntegrationResponseKey"] == "$default"
     assert response["ResponseTemplates"] == {"$default": route.response}
     assert "$stageVariables.dv" in route.response
+    # (a `ping` on a side a switch fenced is answered MOVED: docs/protocol.md §7)
+    assert '#if($stageVariables.fenced == "1")' in route.response
     # And it goes back to the caller through a route response
     (route_response,) = [
         resource["Properties"]

@@ -4,6 +4,7 @@ publisher, on a topic of the directory's stack."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -102,3 +103,22 @@ def test_given_auto_failover_then_the_switch_tells_the_operator_what_it_did(stan
     ]
     publishes = [s for s in statements if s["Action"] == "sns:Publish"]
     assert [s["Resource"] for s in publishes] == [{"Ref": topic_of(standby)}]
+
+
+def test_given_auto_failover_then_the_switch_may_set_its_own_stage_only(standby_prod):
+    # The switch opens its own stage (its `fenced` variable, which a failback set: pings
+    # there answered MOVED, docs/protocol.md §7): UpdateStage on that one stage, no other
+    standby = standby_prod.stacks["Messenger-prod-c1-standby"]
+    switch = function_of(standby, "FailoverSwitch")
+    function = standby.resources("AWS::Lambda::Function")[switch]["Properties"]
+    role = function["Role"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in standby.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (patch,) = [s for s in statements if s["Action"] == "apigateway:PATCH"]
+    (api,) = standby.resources("AWS::ApiGatewayV2::Api")
+    resource = json.dumps(patch["Resource"])
+    assert api in resource and "/stages/prod" in resource and "/apis/*" not in resource

@@ -40,6 +40,12 @@ export const FINAL_CLOSE_ERRORS = new Set(["DEVICE_REMOVED", "REPLACED"]);
 // if the reconnect backoff says more), with jitter so that many such clients spread out.
 export const PAUSED_CLOSE_ERRORS = new Set(["TOO_MANY_REFUSED"]);
 
+// The errors after which a client closes the connection itself, whether or not the server
+// does, and reconnects: MOVED says this side no longer serves us (§6, §7), and API Gateway,
+// answering a `ping` from the stage of a side a switch demoted, can say it but not close;
+// the handshake there is then refused and the directory read again names the new home.
+export const MOVE_ON_ERRORS = new Set(["MOVED"]);
+
 // A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 // changed epoch may be a registration the failover lost (§7): the message is kept and
 // sent again, backing off up to the cap, for up to a day after the first such refusal.

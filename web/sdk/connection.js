@@ -21,6 +21,7 @@ import { utf8Length } from './encoding.js';
 import {
   FINAL_CLOSE_ERRORS,
   FINAL_CLOSE_REASONS,
+  MOVE_ON_ERRORS,
   PAUSED_CLOSE_ERRORS,
   FINAL_HANDSHAKE_STATUSES,
   KEEP_ALIVE_TICK_SECONDS,
@@ -338,6 +339,13 @@ export class Connection {
     }
     if (frame.type === 'error' && announcesClose(frame.code)) session.closeError ??= frame.code;
     this.onFrame(frame, session);
+    if (frame.type === 'error' && MOVE_ON_ERRORS.has(frame.code)) {
+      // This side no longer serves us (a fenced stage answers even a ping so, and cannot
+      // close): we close, and reconnect through the directory (§7), the handshake there
+      // refused if it moved.
+      this.log.info?.('told MOVED: closing to reconnect where the directory says');
+      session.socket.close(1000, 'moved');
+    }
   }
 
   /** Until the session, and those replacing it, end; or we stop. The error code of a close

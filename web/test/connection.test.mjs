@@ -169,6 +169,16 @@ test('given the server closes for too many refused frames (TOO_MANY_REFUSED), th
   await alice.waitOnline(2000);
 });
 
+test('given MOVED in answer to a ping and no close (a fenced stage), then the client closes and reconnects (§7)', async () => {
+  const server = await serve();
+  const alice = await client('alice', { url: server.url });
+  await alice.waitSynced();
+  // API Gateway answering a ping from the stage of a demoted side: it cannot close.
+  server.send(server.live[0], { type: 'error', code: 'MOVED', message: 'this side of the cell is not active', ref: 'ping' });
+  await server.until(() => server.live.length === 1 && server.connections.length === 2, 5000, 'the reconnect');
+  await alice.waitOnline(2000);
+});
+
 test('given the server says MOVED and closes, then the client reconnects as after any loss (§7)', async () => {
   const server = await serve();
   const alice = await client('alice', { url: server.url });
