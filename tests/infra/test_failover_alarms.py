@@ -37,6 +37,18 @@ def errors_alarms_of(stack: Synthesized, function: str) -> list[dict[str, Any]]:
     ]
 
 
+def statements_of(stack: Synthesized, function: str) -> list[dict[str, Any]]:
+    """The IAM statements of a function's role."""
+    properties = stack.resources("AWS::Lambda::Function")[function]["Properties"]
+    role = properties["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in stack.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
 def topic_of(stack: Synthesized) -> str:
     (topic,) = stack.resources("AWS::SNS::Topic")
     return topic
@@ -94,13 +106,7 @@ def test_given_auto_failover_then_the_switch_tells_the_operator_what_it_did(stan
     function = standby.resources("AWS::Lambda::Function")[switch]["Properties"]
     variables = function["Environment"]["Variables"]
     assert variables["FAILOVER_ALARM_TOPIC"] == {"Ref": topic_of(standby)}
-    role = function["Role"]["Fn::GetAtt"][0]
-    statements = [
-        statement
-        for policy in standby.resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = statements_of(standby, switch)
     publishes = [s for s in statements if s["Action"] == "sns:Publish"]
     assert [s["Resource"] for s in publishes] == [{"Ref": topic_of(standby)}]
 
@@ -110,14 +116,7 @@ def test_given_auto_failover_then_the_switch_may_set_its_own_stage_only(standby_
     # there answered MOVED, docs/protocol.md §7): UpdateStage on that one stage, no other
     standby = standby_prod.stacks["Messenger-prod-c1-standby"]
     switch = function_of(standby, "FailoverSwitch")
-    function = standby.resources("AWS::Lambda::Function")[switch]["Properties"]
-    role = function["Role"]["Fn::GetAtt"][0]
-    statements = [
-        statement
-        for policy in standby.resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    statements = statements_of(standby, switch)
     (patch,) = [s for s in statements if s["Action"] == "apigateway:PATCH"]
     (api,) = standby.resources("AWS::ApiGatewayV2::Api")
     resource = json.dumps(patch["Resource"])
