@@ -42,3 +42,26 @@ async def test_a_message_refused_queue_full_waits_its_retry_after_and_is_kept(
         assert kept.message_id == second.message_id
         assert kept.status == MessageStatus.PENDING
         await clients.close_all()
+
+
+async def test_a_message_refused_rate_limited_waits_its_retry_after_and_is_kept(
+    shared_aws: EmbeddedAws, clients: Clients
+) -> None:
+    # Given a server that lets a sender burst one message, then one every ten seconds
+    limits = {Env.RATE_LIMIT_BURST.value: "1", Env.RATE_LIMIT_PER_MINUTE.value: "6"}
+    async with LocalStack(aws=shared_aws, environment=limits) as stack:
+        await (await clients.open("bob", stack.ws_url)).close()
+        alice = await clients.open("alice", stack.ws_url, settings=FAST)
+        # When alice writes him twice
+        first = await alice.send("bob", "one")
+        await alice.wait_sent(first.message_id, timeout=10)
+        second = await alice.send("bob", "two")
+        await until(lambda: "error RATE_LIMITED" in outcomes(stack), timeout=10)
+        # Then the second is refused once and not sent again within the SDK's own resend
+        # backoff (1-2 s here): the rate limit's retryAfter is several seconds
+        await asyncio.sleep(3 * FAST.resend_cap)
+        assert outcomes(stack).count("error RATE_LIMITED") == 1, outcomes(stack)
+        # And it is kept, pending, then sent once the wait is over
+        assert alice.history("bob")[-1].message_id == second.message_id
+        await alice.wait_sent(second.message_id, timeout=20)
+        await clients.close_all()

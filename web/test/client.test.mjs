@@ -124,6 +124,28 @@ test('given a final refusal, then the message fails; a rate limit is retried', a
   assert.equal(limited, 2);
 });
 
+for (const code of ['RATE_LIMITED', 'QUEUE_FULL']) {
+  test(`given ${code} with a retryAfter beyond the resend backoff, then the same frame goes again no sooner`, async () => {
+    // §3: "the client sends the same frame again no sooner" than `retryAfter` (ms); the
+    // SDK's own resend backoff (resendCap 400 ms here) would come back far earlier.
+    const retryAfter = 1500;
+    const tries = [];
+    server.handlers.sendMessage = (frame) => {
+      tries.push(Date.now());
+      if (tries.length === 1) return { type: 'error', code, message: 'later', ref: frame.messageId, retryAfter };
+      return { type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 5 };
+    };
+    const alice = await open();
+    await alice.waitSynced();
+    const message = await alice.send('bob', 'hi');
+    assert.equal((await alice.waitSent(message.messageId, 5000)).status, 'sent');
+    const texts = server.framesOf('sendMessage').map(({ text }) => text);
+    assert.equal(texts.length, 2);
+    assert.equal(texts[0], texts[1]);
+    assert.ok(tries[1] - tries[0] >= retryAfter, `resent after ${tries[1] - tries[0]} ms`);
+  });
+}
+
 test('given messages and receipts, then they are stored, acked in one batch, and marks move forward', async () => {
   const alice = await open();
   await alice.waitSynced();
