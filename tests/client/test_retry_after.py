@@ -1,5 +1,6 @@
 """The SDK honours `retryAfter` (docs/protocol.md §3): a message refused QUEUE_FULL or
-RATE_LIMITED stays in the outbox and goes again no sooner than the server said."""
+RATE_LIMITED stays in the outbox and goes again no sooner than the server said; a sync
+page refused RATE_LIMITED is asked for again on the same connection."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from messenger.contract import Env
 from messenger_client.store import MessageStatus
 from messenger_local import EmbeddedAws, LocalStack
+from messenger_local.harness import throttle_dynamodb
 from tests.client.conftest import FAST, Clients
 from tests.support.waiting import until
 
@@ -64,4 +66,28 @@ async def test_a_message_refused_rate_limited_waits_its_retry_after_and_is_kept(
         # And it is kept, pending, then sent once the wait is over
         assert alice.history("bob")[-1].message_id == second.message_id
         await alice.wait_sent(second.message_id, timeout=20)
+        await clients.close_all()
+
+
+async def test_a_sync_page_refused_rate_limited_is_asked_for_again_on_the_same_connection(
+    shared_aws: EmbeddedAws, clients: Clients
+) -> None:
+    # Given a message queued for bob while he is offline
+    async with LocalStack(aws=shared_aws) as stack:
+        await (await clients.open("bob", stack.ws_url)).close()
+        alice = await clients.open("alice", stack.ws_url, settings=FAST)
+        sent = await alice.send("bob", "queued")
+        await alice.wait_sent(sent.message_id, timeout=10)
+        await stack.settled()
+        # When bob connects while the queue's Query throttles (the sync's read and
+        # botocore's four retries: answered RATE_LIMITED with a retryAfter)
+        failures = throttle_dynamodb(stack.clients.dynamodb, "Query", times=5)
+        bob = await clients.open("bob", stack.ws_url, settings=FAST, wait=False)
+        # Then his client asks for the page again once the wait is over, on the same
+        # connection (it used to wait for the next one), and has the message
+        await until(lambda: [m.text for m in bob.history("alice")] == ["queued"], timeout=15)
+        assert len(failures) == 5
+        syncs = stack.invocations_of("sync", user="bob")[-2:]
+        assert [s.outcome for s in syncs] == ["error RATE_LIMITED", "ok"], syncs
+        assert syncs[0].connection_id == syncs[1].connection_id
         await clients.close_all()
