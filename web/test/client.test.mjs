@@ -212,6 +212,33 @@ test('given a paged, batched sync, then the client asks for each page with its c
   assert.ok(firstAck >= 0 && firstAck < secondSync);
 });
 
+test('given a sync page refused RATE_LIMITED, then the same page is asked for again on the same connection, no sooner than retryAfter', async () => {
+  // §3: storage overload (or a range being moved) answers RATE_LIMITED with retryAfter;
+  // left alone, the sync would never end on this connection.
+  const retryAfter = 600; // beyond the resend backoff (resendCap 400 ms here)
+  const alice = await open('alice', { start: false });
+  const pages = [[await messageItem(bob, alice.identity, 'p1')], [await messageItem(bob, alice.identity, 'p2')]];
+  const asked = [];
+  server.handlers.sync = (frame) => {
+    asked.push(Date.now());
+    if (frame.after === 'c1' && asked.length === 2) return { type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'sync', retryAfter };
+    const page = frame.after === undefined ? 0 : 1;
+    const more = page === 0;
+    return [
+      { type: 'items', items: pages[page] },
+      { type: 'syncDone', count: 1, more, ...(more ? { cursor: 'c1' } : {}), epoch: 'e1' },
+    ];
+  };
+  alice.start();
+  const synced = await alice.next('synced', () => true, 5000);
+  assert.equal(synced.count, 2);
+  assert.deepEqual(alice.messages('bob').map((m) => m.text), ['p1', 'p2']);
+  const syncs = server.framesOf('sync');
+  assert.deepEqual(syncs.map(({ frame }) => frame.after), [undefined, 'c1', 'c1']);
+  assert.equal(new Set(syncs.map(({ connection }) => connection)).size, 1);
+  assert.ok(asked[2] - asked[1] >= retryAfter, `asked again after ${asked[2] - asked[1]} ms`);
+});
+
 test('given a new epoch in syncDone, then every message without a delivered receipt is sent again, byte for byte', async () => {
   let epoch = 'e1';
   server.handlers.sync = () => ({ type: 'syncDone', count: 0, more: false, epoch });
