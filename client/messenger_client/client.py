@@ -618,6 +618,7 @@ class MessengerClient:
                     self._outbox.refused(ref, code, message, retry_after)
                     or self._replies.refuse(ref, code, message)
                     or (ref == Action.SYNC and self._inbox.sync_refused(code, retry_after))
+                    or (ref == Action.MARK_SEEN and self._inbox.seen_refused(code, retry_after))
                 )
                 if not handled:
                     self._publish(ServerError(code, message, ref))

@@ -29,7 +29,9 @@ one until we ack its `id`. One task takes them in order:
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
 the next sync. The `seen` marks of what the user read go out from here too, and each is
 kept until its `seenStored`, with where it was stored (§7): a mark not answered when
-its connection ends goes again on the next one.
+its connection ends goes again on the next one, and one refused for load (RATE_LIMITED,
+INTERNAL: the refusal names the action, not the marks) goes again on the same
+connection with every unanswered mark, no sooner than the refusal's `retryAfter`.
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ class Inbox:
         self._page_after: str | None = None  # the cursor of the page in flight
         self._page_refusals = 0  # refusals of the page in flight, for the backoff
         self._page_retry: asyncio.Task[None] | None = None
+        self._seen_refusals = 0  # markSeen refused since the last seenStored, for the backoff
+        self._seen_retry: asyncio.Task[None] | None = None
         self._resend_base = resend_base
         self._resend_cap = resend_cap
         self.epoch: str | None = store.get_meta(EPOCH_KEY)
@@ -194,6 +198,7 @@ class Inbox:
 
     def seen_stored(self, sender: str, message_ids: list[str], stored: StoredAt) -> None:
         """`seenStored`: the `seen` receipt of these marks is queued for `sender` (§7)."""
+        self._seen_refusals = 0
         self._store.mark_seen_stored(sender, message_ids, stored)
 
     def resend_seen(self, which: Callable[[str, StoredAt], bool] | None = None) -> int:
@@ -219,6 +224,28 @@ class Inbox:
             )
         return True
 
+    def seen_refused(self, code: ErrorCode, retry_after: int | None) -> bool:
+        """An `error` whose ref is `markSeen`; True if it was for load and the unanswered
+        marks go again once its wait is over (one wait at a time, however many marks
+        were refused meanwhile: they all go then)."""
+        if code not in RETRYABLE_CODES:
+            return False
+        if self._seen_retry is None or self._seen_retry.done():
+            self._seen_refusals += 1
+            backoff = backoff_delay(self._seen_refusals - 1, self._resend_base, self._resend_cap)
+            self._seen_retry = asyncio.get_running_loop().create_task(
+                self._report_seen_again(self._connection_number, resend_wait(backoff, retry_after))
+            )
+        return True
+
+    async def _report_seen_again(self, connection_number: int, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if connection_number != self._connection_number:
+            return  # the connection is gone: the new one sends the unanswered marks
+        self._store.unanswered_seen_again()
+        with contextlib.suppress(NotConnected):  # else on the next connection
+            await self.report_seen()
+
     async def _ask_page_again(self, connection_number: int, wait: float) -> None:
         await asyncio.sleep(wait)
         if connection_number != self._connection_number or not self._page_in_flight:
@@ -232,8 +259,9 @@ class Inbox:
 
     async def close(self) -> None:
         """Send the seen marks and acks not sent yet, if still connected."""
-        if self._page_retry is not None:
-            self._page_retry.cancel()
+        for retry in (self._page_retry, self._seen_retry):
+            if retry is not None:
+                retry.cancel()
         with contextlib.suppress(NotConnected):
             await self.report_seen()
         await self._acks.close()
