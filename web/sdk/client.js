@@ -494,7 +494,8 @@ export class MessengerClient extends Emitter {
     const handled =
       this.outbox.refused(frame.ref, code, message, retryAfter) ||
       this.replies.refuse(frame.ref, code, message) ||
-      (frame.ref === 'sync' && this.inbox.syncRefused(code, retryAfter));
+      (frame.ref === 'sync' && this.inbox.syncRefused(code, retryAfter)) ||
+      (frame.ref === 'markSeen' && this.inbox.seenRefused(code, retryAfter));
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
   }
 

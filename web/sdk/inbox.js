@@ -26,7 +26,10 @@
 // Whatever is not acked (the connection dropped, an unexpected failure) comes again with the
 // next sync. The `seen` marks of what the user read go out from here too, and each is kept
 // until its `seenStored`, with where it was stored (§7): a mark not answered when its
-// connection ends goes again on the next one; a new epoch sends every mark again.
+// connection ends goes again on the next one, and one refused for load (RATE_LIMITED,
+// INTERNAL: the refusal names the action, not the marks) goes again on the same connection
+// with every unanswered mark, no sooner than the refusal's `retryAfter`; a new epoch sends
+// every mark again.
 
 import { decodePlaintext, openSealed } from './crypto.js';
 import { isMessageId, isUserId } from './encoding.js';
@@ -72,6 +75,8 @@ export class Inbox {
     this.page = null; // the sync page in flight: { frame, session, refusals }
     this.resendBase = resendBase; // the backoff of a page asked for again (ms)
     this.resendCap = resendCap;
+    this.seenRefusals = 0; // markSeen refused since the last seenStored, for the backoff
+    this.seenRetry = null; // the session whose unanswered marks go again after a wait
   }
 
   /** Queue an item frame (message, receipt, items, syncDone) that came on `session`; they
@@ -94,7 +99,34 @@ export class Inbox {
 
   /** `seenStored`: the `seen` receipt of these marks is queued for `sender` (§7). */
   async seenStored(sender, messageIds, stored) {
+    this.seenRefusals = 0;
     await this.history.markSeenStored(sender, messageIds, stored);
+  }
+
+  /** An `error` whose ref is `markSeen`; true if it was for load and the unanswered marks
+   * go again once its wait is over (one wait at a time, however many marks were refused
+   * meanwhile: they all go then). */
+  seenRefused(code, retryAfter) {
+    if (!RETRYABLE_CODES.has(code)) return false;
+    if (this.seenRetry) return true;
+    const session = this.connection.session;
+    if (!session) return true; // the next connection sends the unanswered marks
+    this.seenRefusals += 1;
+    const wait = resendWait(backoffDelay(this.seenRefusals - 1, this.resendBase, this.resendCap), retryAfter);
+    this.seenRetry = session;
+    sleep(wait, session.ended).then(() => {
+      this.seenRetry = null;
+      if (session.isEnded || session !== this.connection.session) return; // the next one sends them
+      this.items = this.items
+        .then(async () => {
+          await this.history.unansweredSeenAgain();
+          await this.reportSeen();
+        })
+        .catch((error) => {
+          if (!(error instanceof NotConnected)) this.#quietly(error);
+        });
+    });
+    return true;
   }
 
   /** §7: the `seen` marks stored (those `which` accepts) go again, now or on the next

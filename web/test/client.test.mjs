@@ -458,6 +458,28 @@ test('given settings, then getSettings, setBlocked and setVisibility speak §2, 
   assert.equal(server.framesOf('setPresenceVisibility').length, sent, 'the server keeps it');
 });
 
+test('given a seen mark refused RATE_LIMITED, then it goes again on the same connection, no sooner than retryAfter', async () => {
+  const retryAfter = 600; // beyond the resend backoff (resendCap 400 ms here)
+  const tried = [];
+  server.handlers.markSeen = (frame) => {
+    tried.push(Date.now());
+    if (tried.length === 1) return { type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'markSeen', retryAfter };
+    return { type: 'seenStored', to: frame.to, messageIds: frame.messageIds, epoch: 'e1' };
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const item = await messageItem(bob, alice.identity, 'read me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  await alice.markSeen('bob');
+  await server.until(() => alice.history.get('bob', item.messageId).seenStored?.epoch === 'e1', 5000, 'seenStored');
+  const marks = server.framesOf('markSeen');
+  assert.equal(marks.length, 2);
+  assert.deepEqual(marks[1].frame, marks[0].frame);
+  assert.equal(marks[0].connection, marks[1].connection);
+  assert.ok(tried[1] - tried[0] >= retryAfter, `sent again after ${tried[1] - tried[0]} ms`);
+});
+
 test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
   let epoch = 'e1';
   let answer = false;
