@@ -150,6 +150,20 @@ def connect_known(h: Harness, c: CallCounter) -> Counter[str]:
     return calls
 
 
+def renew_connection(h: Harness, c: CallCounter) -> Counter[str]:
+    """The SDK's 2-hour renewal, make-before-break: a new connection of the same device
+    while the old one is open, then the old one's close. The user never goes offline, so
+    neither end is a presence change: no presence function is invoked (the fan-out to
+    watchers is cut on a reconnect), unlike a connect or disconnect of a user's only
+    connection."""
+    alice, _ = _fresh_pair(h)
+    old = h.connect(alice)
+    with counting(h, c) as calls:
+        h.connect(alice, with_keys=False)
+        h.disconnect(old)
+    return calls
+
+
 def disconnect(h: Harness, c: CallCounter) -> Counter[str]:
     alice, _ = _fresh_pair(h)
     a = h.connect(alice)
@@ -427,6 +441,9 @@ SCENARIOS = [
     Scenario("connect, new user (authorizer + $connect)", connect_new),
     Scenario("connect, known user (authorizer + $connect)", connect_known),
     Scenario("disconnect", disconnect),
+    Scenario(
+        "renewal: connect, then the old one's disconnect (make-before-break)", renew_connection
+    ),
     Scenario(SAME_CELL_SEND, partial(send_message, recipient_connections=1)),
     Scenario(
         "sendMessage, recipient online, 3 connections",

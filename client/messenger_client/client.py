@@ -125,7 +125,7 @@ from messenger_protocol.limits import (
     MAX_CONTACTS,
     PRIMARY_DEVICE_ID,
 )
-from messenger_protocol.names import FrameType, PresenceVisibility, PushPlatform
+from messenger_protocol.names import Action, FrameType, PresenceVisibility, PushPlatform
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,8 @@ class MessengerClient:
             ack_delay=self.settings.ack_delay,
             publish=self._publish,
             on_epoch=self._home_epoch,
+            resend_base=self.settings.resend_base,
+            resend_cap=self.settings.resend_cap,
         )
         self._last_sent_at = self.store.last_sent_at()
         self._tasks: list[asyncio.Task[None]] = []
@@ -612,9 +614,12 @@ class MessengerClient:
             case SeenStoredFrame(to=to, message_ids=message_ids, epoch=epoch):
                 self._inbox.seen_stored(to, message_ids, self._stored_at(to, epoch, None))
             case ErrorFrame(code=code, message=message, ref=ref, retry_after=retry_after):
-                handled = self._outbox.refused(
-                    ref, code, message, retry_after
-                ) or self._replies.refuse(ref, code, message)
+                handled = (
+                    self._outbox.refused(ref, code, message, retry_after)
+                    or self._replies.refuse(ref, code, message)
+                    or (ref == Action.SYNC and self._inbox.sync_refused(code, retry_after))
+                    or (ref == Action.MARK_SEEN and self._inbox.seen_refused(code, retry_after))
+                )
                 if not handled:
                     self._publish(ServerError(code, message, ref))
             case PresenceFrame():

@@ -16,7 +16,11 @@ one until we ack its `id`. One task takes them in order:
   reason;
 - `syncDone` ends a page of a sync: the acks go at once, then the next page is asked
   for with the page's cursor while the server says `more`, and the last page ends the
-  sync. Every sync asks for `batch` (items packed into `items` frames of up to 32 KB),
+  sync. A page refused for load (`RATE_LIMITED`: the server's storage overloaded, or
+  our range being moved; `INTERNAL`) is asked for again on the same connection, no
+  sooner than the refusal's `retryAfter` (docs/protocol.md §3) and with the resend
+  backoff; left alone, the sync would never end until the next connection. Every sync
+  asks for `batch` (items packed into `items` frames of up to 32 KB),
   and one page at a time is in flight on a connection. The cell's `epoch` is
   remembered (in the history), and a new one is announced (EpochChanged): after a
   failover the server may have lost its last writes, so every message of ours without
@@ -25,7 +29,9 @@ one until we ack its `id`. One task takes them in order:
 Whatever is not acked (the connection dropped, an unexpected failure) comes again with
 the next sync. The `seen` marks of what the user read go out from here too, and each is
 kept until its `seenStored`, with where it was stored (§7): a mark not answered when
-its connection ends goes again on the next one.
+its connection ends goes again on the next one, and one refused for load (RATE_LIMITED,
+INTERNAL: the refusal names the action, not the marks) goes again on the same
+connection with every unanswered mark, no sooner than the refusal's `retryAfter`.
 """
 
 from __future__ import annotations
@@ -60,10 +66,17 @@ from messenger_client.store import (
     StoredAt,
     StoredMessage,
 )
+from messenger_protocol.client_rules import (
+    RESEND_BASE_SECONDS,
+    RESEND_CAP_SECONDS,
+    RETRYABLE_CODES,
+    backoff_delay,
+    resend_wait,
+)
 from messenger_protocol.encoding import is_item_id
 from messenger_protocol.frames import MarkSeen, MessageFrame, ReceiptFrame, Sync, SyncDoneFrame
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
-from messenger_protocol.names import FrameType, ReceiptStatus
+from messenger_protocol.names import ErrorCode, FrameType, ReceiptStatus
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +116,11 @@ class Inbox:
         ack_delay: float,
         publish: Callable[[Event], None],
         on_epoch: Callable[[str], None] = lambda epoch: None,
+        resend_base: float = RESEND_BASE_SECONDS,
+        resend_cap: float = RESEND_CAP_SECONDS,
     ) -> None:
-        """`on_epoch(epoch)`: every `syncDone`'s epoch of our home cell, as it comes."""
+        """`on_epoch(epoch)`: every `syncDone`'s epoch of our home cell, as it comes;
+        `resend_base`, `resend_cap`: the backoff of a sync page asked for again."""
         self._store = store
         self._identity = identity
         self._keys = keys
@@ -121,6 +137,13 @@ class Inbox:
         self._page_in_flight = False  # a sync sent on this connection, its syncDone not in
         self._restart = False  # a new sync was asked for while a page was in flight
         self._round_count = 0  # items of the sync so far, over its pages
+        self._page_after: str | None = None  # the cursor of the page in flight
+        self._page_refusals = 0  # refusals of the page in flight, for the backoff
+        self._page_retry: asyncio.Task[None] | None = None
+        self._seen_refusals = 0  # markSeen refused since the last seenStored, for the backoff
+        self._seen_retry: asyncio.Task[None] | None = None
+        self._resend_base = resend_base
+        self._resend_cap = resend_cap
         self.epoch: str | None = store.get_meta(EPOCH_KEY)
 
     def put(self, item: Item) -> None:
@@ -175,6 +198,7 @@ class Inbox:
 
     def seen_stored(self, sender: str, message_ids: list[str], stored: StoredAt) -> None:
         """`seenStored`: the `seen` receipt of these marks is queued for `sender` (§7)."""
+        self._seen_refusals = 0
         self._store.mark_seen_stored(sender, message_ids, stored)
 
     def resend_seen(self, which: Callable[[str, StoredAt], bool] | None = None) -> int:
@@ -185,8 +209,59 @@ class Inbox:
             log.info("sending %d seen marks again after a failover", marked)
         return marked
 
+    def sync_refused(self, code: ErrorCode, retry_after: int | None) -> bool:
+        """An `error` whose ref is `sync`: the page in flight was refused; True if that
+        was it. A refusal for load asks for the same page again later (the module's
+        docstring); any other leaves it to the next connection, as before."""
+        if not self._page_in_flight:
+            return False
+        if code in RETRYABLE_CODES:
+            self._page_refusals += 1
+            backoff = backoff_delay(self._page_refusals - 1, self._resend_base, self._resend_cap)
+            wait = resend_wait(backoff, retry_after)
+            self._page_retry = asyncio.get_running_loop().create_task(
+                self._ask_page_again(self._connection_number, wait)
+            )
+        return True
+
+    def seen_refused(self, code: ErrorCode, retry_after: int | None) -> bool:
+        """An `error` whose ref is `markSeen`; True if it was for load and the unanswered
+        marks go again once its wait is over (one wait at a time, however many marks
+        were refused meanwhile: they all go then)."""
+        if code not in RETRYABLE_CODES:
+            return False
+        if self._seen_retry is None or self._seen_retry.done():
+            self._seen_refusals += 1
+            backoff = backoff_delay(self._seen_refusals - 1, self._resend_base, self._resend_cap)
+            self._seen_retry = asyncio.get_running_loop().create_task(
+                self._report_seen_again(self._connection_number, resend_wait(backoff, retry_after))
+            )
+        return True
+
+    async def _report_seen_again(self, connection_number: int, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if connection_number != self._connection_number:
+            return  # the connection is gone: the new one sends the unanswered marks
+        self._store.unanswered_seen_again()
+        with contextlib.suppress(NotConnected):  # else on the next connection
+            await self.report_seen()
+
+    async def _ask_page_again(self, connection_number: int, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if connection_number != self._connection_number or not self._page_in_flight:
+            return  # the connection is gone: the new one syncs anew
+        if self._restart:
+            self._restart = False
+            await self._start_sync()
+        else:
+            with contextlib.suppress(NotConnected):  # else the next connection syncs
+                await self._ask_page(self._page_after)
+
     async def close(self) -> None:
         """Send the seen marks and acks not sent yet, if still connected."""
+        for retry in (self._page_retry, self._seen_retry):
+            if retry is not None:
+                retry.cancel()
         with contextlib.suppress(NotConnected):
             await self.report_seen()
         await self._acks.close()
@@ -215,7 +290,10 @@ class Inbox:
         await self._ask_page(None)
 
     async def _ask_page(self, after: str | None) -> None:
+        if after != self._page_after or not self._page_in_flight:
+            self._page_refusals = 0  # a new page: its own backoff
         self._page_in_flight = True
+        self._page_after = after
         try:
             await self._connection.send(Sync(after=after, batch=True))
         except NotConnected:

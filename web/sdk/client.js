@@ -152,6 +152,8 @@ export class MessengerClient extends Emitter {
       publish,
       log: this.log,
       onEpoch: (epoch) => this.#homeEpoch(epoch),
+      resendBase,
+      resendCap,
     });
     this.lastSentAt = history.lastSentAt();
     this.outboxRun = null;
@@ -489,7 +491,11 @@ export class MessengerClient extends Emitter {
     const code = String(frame.code);
     const message = String(frame.message ?? '');
     const retryAfter = Number.isInteger(frame.retryAfter) ? frame.retryAfter : null;
-    const handled = this.outbox.refused(frame.ref, code, message, retryAfter) || this.replies.refuse(frame.ref, code, message);
+    const handled =
+      this.outbox.refused(frame.ref, code, message, retryAfter) ||
+      this.replies.refuse(frame.ref, code, message) ||
+      (frame.ref === 'sync' && this.inbox.syncRefused(code, retryAfter)) ||
+      (frame.ref === 'markSeen' && this.inbox.seenRefused(code, retryAfter));
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
   }
 

@@ -15,22 +15,30 @@
 // - a malformed message item is acked and dropped, for the same reason;
 // - `syncDone` ends a page of a sync: the acks go at once, then the next page is asked for
 //   with the page's cursor while the server says `more`, and the last page ends the sync
-//   (a 'synced' event). Every sync asks for `batch`. The cell's `epoch` is remembered (in
+//   (a 'synced' event). A page refused for load (RATE_LIMITED: the server's storage
+//   overloaded, or our range being moved; INTERNAL) is asked for again on the same
+//   connection, no sooner than the refusal's `retryAfter` (docs/protocol.md §3) and with
+//   the resend backoff; left alone, the sync would never end until the next connection.
+//   Every sync asks for `batch`. The cell's `epoch` is remembered (in
 //   the history): after a failover the server may have lost its last writes, so every
 //   message of ours without a `delivered` receipt goes again (docs/protocol.md §7).
 //
 // Whatever is not acked (the connection dropped, an unexpected failure) comes again with the
 // next sync. The `seen` marks of what the user read go out from here too, and each is kept
 // until its `seenStored`, with where it was stored (§7): a mark not answered when its
-// connection ends goes again on the next one; a new epoch sends every mark again.
+// connection ends goes again on the next one, and one refused for load (RATE_LIMITED,
+// INTERNAL: the refusal names the action, not the marks) goes again on the same connection
+// with every unanswered mark, no sooner than the refusal's `retryAfter`; a new epoch sends
+// every mark again.
 
 import { decodePlaintext, openSealed } from './crypto.js';
 import { isMessageId, isUserId } from './encoding.js';
 import { KeyChanged, NotConnected, UnknownUser, UnreadableMessage } from './errors.js';
 import { AckBatcher } from './acks.js';
 import { Status } from './history.js';
+import { RESEND_BASE_SECONDS, RESEND_CAP_SECONDS, RETRYABLE_CODES } from './client-rules.generated.js';
 import { MAX_IDS_PER_FRAME } from './limits.generated.js';
-import { chunks } from './util.js';
+import { backoffDelay, chunks, resendWait, sleep } from './util.js';
 
 // The history's meta key for the last syncDone `epoch` we saw.
 export const EPOCH_KEY = 'epoch';
@@ -49,7 +57,7 @@ export class Inbox {
    * @param {number} parts.ackDelay ms acks of items that arrive together wait for each other
    * @param {(type: string, event: object) => void} parts.publish the client's events
    */
-  constructor(history, identity, { pinning, devices, connection, outbox, presence, ackDelay, publish, log, onEpoch = async () => {} }) {
+  constructor(history, identity, { pinning, devices, connection, outbox, presence, ackDelay, publish, log, onEpoch = async () => {}, resendBase = RESEND_BASE_SECONDS * 1000, resendCap = RESEND_CAP_SECONDS * 1000 }) {
     this.history = history;
     this.devices = devices; // opens copies sealed per device (§8)
     this.identity = identity;
@@ -64,6 +72,11 @@ export class Inbox {
     this.items = Promise.resolve();
     this.synced = false; // the sync of the current connection is done
     this.syncCount = 0; // items of the sync so far, over its pages
+    this.page = null; // the sync page in flight: { frame, session, refusals }
+    this.resendBase = resendBase; // the backoff of a page asked for again (ms)
+    this.resendCap = resendCap;
+    this.seenRefusals = 0; // markSeen refused since the last seenStored, for the backoff
+    this.seenRetry = null; // the session whose unanswered marks go again after a wait
   }
 
   /** Queue an item frame (message, receipt, items, syncDone) that came on `session`; they
@@ -86,7 +99,34 @@ export class Inbox {
 
   /** `seenStored`: the `seen` receipt of these marks is queued for `sender` (§7). */
   async seenStored(sender, messageIds, stored) {
+    this.seenRefusals = 0;
     await this.history.markSeenStored(sender, messageIds, stored);
+  }
+
+  /** An `error` whose ref is `markSeen`; true if it was for load and the unanswered marks
+   * go again once its wait is over (one wait at a time, however many marks were refused
+   * meanwhile: they all go then). */
+  seenRefused(code, retryAfter) {
+    if (!RETRYABLE_CODES.has(code)) return false;
+    if (this.seenRetry) return true;
+    const session = this.connection.session;
+    if (!session) return true; // the next connection sends the unanswered marks
+    this.seenRefusals += 1;
+    const wait = resendWait(backoffDelay(this.seenRefusals - 1, this.resendBase, this.resendCap), retryAfter);
+    this.seenRetry = session;
+    sleep(wait, session.ended).then(() => {
+      this.seenRetry = null;
+      if (session.isEnded || session !== this.connection.session) return; // the next one sends them
+      this.items = this.items
+        .then(async () => {
+          await this.history.unansweredSeenAgain();
+          await this.reportSeen();
+        })
+        .catch((error) => {
+          if (!(error instanceof NotConnected)) this.#quietly(error);
+        });
+    });
+    return true;
   }
 
   /** §7: the `seen` marks stored (those `which` accepts) go again, now or on the next
@@ -99,7 +139,33 @@ export class Inbox {
 
   /** Ask for everything queued for us, page by page (a 'synced' event once all is stored). */
   requestSync() {
-    this.connection.send({ action: 'sync', batch: true });
+    this.#askPage({ action: 'sync', batch: true });
+  }
+
+  /** An `error` whose ref is `sync`: the page in flight was refused; true if that was it.
+   * A refusal for load asks for the same page again later (above); any other leaves it to
+   * the next connection. */
+  syncRefused(code, retryAfter) {
+    const page = this.page;
+    if (!page) return false;
+    if (RETRYABLE_CODES.has(code)) {
+      page.refusals += 1;
+      const wait = resendWait(backoffDelay(page.refusals - 1, this.resendBase, this.resendCap), retryAfter);
+      sleep(wait, page.session.ended).then(() => {
+        if (this.page !== page || page.session.isEnded || page.session !== this.connection.session) return;
+        try {
+          this.connection.send(page.frame);
+        } catch (error) {
+          if (!(error instanceof NotConnected)) this.#quietly(error); // else the next connection syncs
+        }
+      });
+    }
+    return true;
+  }
+
+  #askPage(frame) {
+    this.connection.send(frame);
+    this.page = { frame, session: this.connection.session, refusals: 0 };
   }
 
   /** Send the `seen` marks not sent yet (NotConnected when offline: they wait). */
@@ -154,8 +220,9 @@ export class Inbox {
     if (typeof frame.epoch === 'string') await this.#rememberEpoch(frame.epoch);
     // A page of a session that was replaced meanwhile: the new session runs its own round.
     if (session !== this.connection.session) return;
+    this.page = null;
     if (frame.more === true && typeof frame.cursor === 'string') {
-      this.connection.send({ action: 'sync', after: frame.cursor, batch: true });
+      this.#askPage({ action: 'sync', after: frame.cursor, batch: true });
       return;
     }
     this.synced = true;

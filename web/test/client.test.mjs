@@ -124,6 +124,28 @@ test('given a final refusal, then the message fails; a rate limit is retried', a
   assert.equal(limited, 2);
 });
 
+for (const code of ['RATE_LIMITED', 'QUEUE_FULL']) {
+  test(`given ${code} with a retryAfter beyond the resend backoff, then the same frame goes again no sooner`, async () => {
+    // §3: "the client sends the same frame again no sooner" than `retryAfter` (ms); the
+    // SDK's own resend backoff (resendCap 400 ms here) would come back far earlier.
+    const retryAfter = 1500;
+    const tries = [];
+    server.handlers.sendMessage = (frame) => {
+      tries.push(Date.now());
+      if (tries.length === 1) return { type: 'error', code, message: 'later', ref: frame.messageId, retryAfter };
+      return { type: 'ack', messageId: frame.messageId, status: 'sent', serverTs: 5 };
+    };
+    const alice = await open();
+    await alice.waitSynced();
+    const message = await alice.send('bob', 'hi');
+    assert.equal((await alice.waitSent(message.messageId, 5000)).status, 'sent');
+    const texts = server.framesOf('sendMessage').map(({ text }) => text);
+    assert.equal(texts.length, 2);
+    assert.equal(texts[0], texts[1]);
+    assert.ok(tries[1] - tries[0] >= retryAfter, `resent after ${tries[1] - tries[0]} ms`);
+  });
+}
+
 test('given messages and receipts, then they are stored, acked in one batch, and marks move forward', async () => {
   const alice = await open();
   await alice.waitSynced();
@@ -188,6 +210,33 @@ test('given a paged, batched sync, then the client asks for each page with its c
   const firstAck = server.received.findIndex(({ frame }) => frame.action === 'ack');
   const secondSync = server.received.findIndex(({ frame }) => frame.after === 'c1');
   assert.ok(firstAck >= 0 && firstAck < secondSync);
+});
+
+test('given a sync page refused RATE_LIMITED, then the same page is asked for again on the same connection, no sooner than retryAfter', async () => {
+  // §3: storage overload (or a range being moved) answers RATE_LIMITED with retryAfter;
+  // left alone, the sync would never end on this connection.
+  const retryAfter = 600; // beyond the resend backoff (resendCap 400 ms here)
+  const alice = await open('alice', { start: false });
+  const pages = [[await messageItem(bob, alice.identity, 'p1')], [await messageItem(bob, alice.identity, 'p2')]];
+  const asked = [];
+  server.handlers.sync = (frame) => {
+    asked.push(Date.now());
+    if (frame.after === 'c1' && asked.length === 2) return { type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'sync', retryAfter };
+    const page = frame.after === undefined ? 0 : 1;
+    const more = page === 0;
+    return [
+      { type: 'items', items: pages[page] },
+      { type: 'syncDone', count: 1, more, ...(more ? { cursor: 'c1' } : {}), epoch: 'e1' },
+    ];
+  };
+  alice.start();
+  const synced = await alice.next('synced', () => true, 5000);
+  assert.equal(synced.count, 2);
+  assert.deepEqual(alice.messages('bob').map((m) => m.text), ['p1', 'p2']);
+  const syncs = server.framesOf('sync');
+  assert.deepEqual(syncs.map(({ frame }) => frame.after), [undefined, 'c1', 'c1']);
+  assert.equal(new Set(syncs.map(({ connection }) => connection)).size, 1);
+  assert.ok(asked[2] - asked[1] >= retryAfter, `asked again after ${asked[2] - asked[1]} ms`);
 });
 
 test('given a new epoch in syncDone, then every message without a delivered receipt is sent again, byte for byte', async () => {
@@ -407,6 +456,28 @@ test('given settings, then getSettings, setBlocked and setVisibility speak §2, 
   await again.waitSynced();
   assert.equal(again.pendingVisibility, null);
   assert.equal(server.framesOf('setPresenceVisibility').length, sent, 'the server keeps it');
+});
+
+test('given a seen mark refused RATE_LIMITED, then it goes again on the same connection, no sooner than retryAfter', async () => {
+  const retryAfter = 600; // beyond the resend backoff (resendCap 400 ms here)
+  const tried = [];
+  server.handlers.markSeen = (frame) => {
+    tried.push(Date.now());
+    if (tried.length === 1) return { type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'markSeen', retryAfter };
+    return { type: 'seenStored', to: frame.to, messageIds: frame.messageIds, epoch: 'e1' };
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const item = await messageItem(bob, alice.identity, 'read me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  await alice.markSeen('bob');
+  await server.until(() => alice.history.get('bob', item.messageId).seenStored?.epoch === 'e1', 5000, 'seenStored');
+  const marks = server.framesOf('markSeen');
+  assert.equal(marks.length, 2);
+  assert.deepEqual(marks[1].frame, marks[0].frame);
+  assert.equal(marks[0].connection, marks[1].connection);
+  assert.ok(tried[1] - tried[0] >= retryAfter, `sent again after ${tried[1] - tried[0]} ms`);
 });
 
 test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
