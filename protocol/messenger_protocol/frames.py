@@ -335,7 +335,10 @@ class RegisterPush(ClientFrame):
 @dataclasses.dataclass(frozen=True)
 class Ping(ClientFrame):
     KIND = ACTION = Action.PING
-    SUMMARY = "Keep the connection inside the 10-minute idle limit; answered by `pong`."
+    SUMMARY = (
+        "Keep the connection inside the 10-minute idle limit; answered by `pong` (on a side "
+        "a switch demoted, by `error` MOVED: fetch the directory, §7)."
+    )
 
 
 def _user_ids(name: str, limit: int, description: str) -> Listing:
