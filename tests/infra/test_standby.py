@@ -249,6 +249,8 @@ def test_given_auto_failover_then_a_probe_an_alarm_and_a_rule_run_the_switch(sta
             "dynamodb:GetItem",
         },
         f"arn:aws:s3:::{bucket}/cells/c1.json": {"s3:PutObject"},
+        # Its own stage's `fenced` variable, cleared (docs/protocol.md §7)
+        "arn:aws:apigateway:eu-central-1::/apis/<ApiF70053CD>/stages/prod": {"apigateway:PATCH"},
     }
     role = stack.json["Resources"][switch["Role"]["Fn::GetAtt"][0]]["Properties"]
     assert role["RoleName"] == "messenger-prod-c1-failover"

@@ -25,8 +25,6 @@ def handler(frame: SendMessage, caller: Caller, svc: Services) -> ServerFrame | 
     sent = messaging.send(caller.user_id, frame, caller.device_id)
     # `epoch` is the recipient's home's, which stored it; `dv` is this cell's (§6, §7).
     ack = dataclasses.replace(sent.ack, dv=caller.directory_version)
-    if not sent.to_deliver:
-        return ack
     if messaging.posts_to_make(sent) < 2 or not _ack_ahead(ack, caller, svc):
         messaging.deliver(sent)
         return ack

@@ -55,15 +55,11 @@ class OfflineNotifier(Protocol):
 @dataclass
 class Sent:
     """A message stored for its recipient (its ack) and the copies this send stored fresh,
-    still to be handed over live (Messaging.deliver): the sender's ack goes out first,
-    and no post holds it (docs/performance.md)."""
+    still to be handed over live (Messaging.deliver): the handler sends the ack ahead of
+    a fan-out (handlers/send_message.py), so that no post holds it."""
 
     ack: AckFrame
     fresh: list[tuple[Profile, list[QueuedMessage]]] = field(default_factory=list)
-
-    @property
-    def to_deliver(self) -> bool:
-        return any(copies for _, copies in self.fresh)
 
 
 class Messaging:
