@@ -619,6 +619,7 @@ class MessengerClient:
                     or self._replies.refuse(ref, code, message)
                     or (ref == Action.SYNC and self._inbox.sync_refused(code, retry_after))
                     or (ref == Action.MARK_SEEN and self._inbox.seen_refused(code, retry_after))
+                    or (ref == Action.ACK and self._inbox.ack_refused(code, retry_after))
                 )
                 if not handled:
                     self._publish(ServerError(code, message, ref))

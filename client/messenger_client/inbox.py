@@ -129,7 +129,7 @@ class Inbox:
         self._presence = presence
         self._publish = publish
         self._on_epoch = on_epoch
-        self._acks = AckBatcher(connection, ack_delay)
+        self._acks = AckBatcher(connection, ack_delay, resend_base, resend_cap)
         # Each item with the number of the connection it came on.
         self._items: asyncio.Queue[tuple[int, Item]] = asyncio.Queue()
         self._synced = asyncio.Event()
@@ -223,6 +223,11 @@ class Inbox:
                 self._ask_page_again(self._connection_number, wait)
             )
         return True
+
+    def ack_refused(self, code: ErrorCode, retry_after: int | None) -> bool:
+        """An `error` whose ref is `ack`; True if it was for load: the acks sent lately go
+        again on this connection once its wait is over (messenger_client.acks)."""
+        return self._acks.refused(code, retry_after)
 
     def seen_refused(self, code: ErrorCode, retry_after: int | None) -> bool:
         """An `error` whose ref is `markSeen`; True if it was for load and the unanswered

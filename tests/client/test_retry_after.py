@@ -143,3 +143,47 @@ async def test_a_seen_mark_refused_rate_limited_goes_again_on_the_same_connectio
         assert len(failures) == 5
         await until(lambda: refused_then_served(stack.invocations_of("markSeen", user="bob")))
         await clients.close_all()
+
+
+def throttle_ack_reads(stack: LocalStack, times: int) -> list[int]:
+    """The next `times` BatchGetItems of the Queue table (an ack's read of which acked ids
+    are queued) throttled; those of other tables (a send's profiles) not."""
+    client = stack.clients.dynamodb
+    retry_at_once(client)
+    queue = stack.table_names["QUEUE_TABLE"]
+    failures: list[int] = []
+
+    def fail(request: Any, **kwargs: Any) -> Any:
+        target = request.headers.get("X-Amz-Target", b"").decode()
+        if target != "DynamoDB_20120810.BatchGetItem" or len(failures) >= times:
+            return None
+        if queue not in json.loads(request.body).get("RequestItems", {}):
+            return None
+        failures.append(1)
+        return throttled_answer(request)
+
+    client.meta.events.register_first("before-send.dynamodb", fail)
+    return failures
+
+
+async def test_an_ack_refused_rate_limited_goes_again_on_the_same_connection(
+    shared_aws: EmbeddedAws, clients: Clients
+) -> None:
+    # Given alice and bob online
+    async with LocalStack(aws=shared_aws) as stack:
+        alice = await clients.open("alice", stack.ws_url, settings=FAST)
+        await clients.open("bob", stack.ws_url, settings=FAST)
+        await stack.settled()
+        # When alice writes to him while the ack's read of his queue throttles (the read
+        # and botocore's four retries: his ack answered RATE_LIMITED with a retryAfter)
+        failures = throttle_ack_reads(stack, times=5)
+        sent = await alice.send("bob", "ack me")
+        # Then his client sends the ack again once the wait is over, on the same connection
+        # (it used to wait for the next one's sync): the message leaves his queue and
+        # alice has its `delivered` receipt
+        await until(lambda: alice.history("bob")[-1].status == MessageStatus.DELIVERED, timeout=15)
+        assert alice.history("bob")[-1].message_id == sent.message_id
+        assert len(failures) == 5
+        await until(lambda: refused_then_served(stack.invocations_of("ack", user="bob")))
+        assert len(stack.invocations_of("$connect", user="bob")) == 1
+        await clients.close_all()

@@ -495,6 +495,7 @@ export class MessengerClient extends Emitter {
       this.outbox.refused(frame.ref, code, message, retryAfter) ||
       this.replies.refuse(frame.ref, code, message) ||
       (frame.ref === 'sync' && this.inbox.syncRefused(code, retryAfter)) ||
+      (frame.ref === 'ack' && this.inbox.ackRefused(code, retryAfter)) ||
       (frame.ref === 'markSeen' && this.inbox.seenRefused(code, retryAfter));
     if (!handled) this.emit('serverError', { code, message, ref: typeof frame.ref === 'string' ? frame.ref : null });
   }

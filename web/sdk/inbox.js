@@ -68,7 +68,7 @@ export class Inbox {
     this.publish = publish;
     this.onEpoch = onEpoch; // every syncDone's epoch of our home cell, as it comes
     this.log = log ?? console;
-    this.acks = new AckBatcher(connection, ackDelay);
+    this.acks = new AckBatcher(connection, ackDelay, { resendBase, resendCap });
     this.items = Promise.resolve();
     this.synced = false; // the sync of the current connection is done
     this.syncCount = 0; // items of the sync so far, over its pages
@@ -101,6 +101,12 @@ export class Inbox {
   async seenStored(sender, messageIds, stored) {
     this.seenRefusals = 0;
     await this.history.markSeenStored(sender, messageIds, stored);
+  }
+
+  /** An `error` whose ref is `ack`; true if it was for load: the acks sent lately go
+   * again on this connection once its wait is over (acks.js). */
+  ackRefused(code, retryAfter) {
+    return this.acks.refused(code, retryAfter);
   }
 
   /** An `error` whose ref is `markSeen`; true if it was for load and the unanswered marks

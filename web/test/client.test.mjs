@@ -480,6 +480,27 @@ test('given a seen mark refused RATE_LIMITED, then it goes again on the same con
   assert.ok(tried[1] - tried[0] >= retryAfter, `sent again after ${tried[1] - tried[0]} ms`);
 });
 
+test('given an ack refused RATE_LIMITED, then the acks go again on the same connection, no sooner than retryAfter', async () => {
+  const retryAfter = 600; // beyond the resend backoff (resendCap 400 ms here)
+  const tried = [];
+  server.handlers.ack = () => {
+    tried.push(Date.now());
+    if (tried.length === 1) return { type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'ack', retryAfter };
+    return undefined; // an ack taken is not answered
+  };
+  const alice = await open();
+  await alice.waitSynced();
+  const item = await messageItem(bob, alice.identity, 'ack me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  await server.until(() => server.framesOf('ack').length === 2, 5000, 'the ack again');
+  const acks = server.framesOf('ack');
+  assert.deepEqual(acks[1].frame.ids, acks[0].frame.ids);
+  assert.ok(acks[0].frame.ids.includes(item.id));
+  assert.equal(acks[0].connection, acks[1].connection);
+  assert.ok(tried[1] - tried[0] >= retryAfter, `sent again after ${tried[1] - tried[0]} ms`);
+});
+
 test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
   let epoch = 'e1';
   let answer = false;
