@@ -24,18 +24,21 @@ def outcomes(stack: LocalStack) -> list[str]:
     return [i.outcome for i in stack.invocations_of("sendMessage")]
 
 
-def throttle_queue_reads(stack: LocalStack, times: int) -> list[int]:
-    """The next `times` Queries of the Queue table (a sync's read) throttled; other
-    tables' Queries (the presence function's, which runs when a user comes online) not."""
+def throttle_queue_calls(stack: LocalStack, operation: str, times: int) -> list[int]:
+    """The next `times` calls of a DynamoDB `operation` on the Queue table throttled (a
+    sync's Query, an ack's BatchGetItem); those on other tables (the presence function's
+    Query, a send's profiles) not."""
     client = stack.clients.dynamodb
     retry_at_once(client)
     queue = stack.table_names["QUEUE_TABLE"]
     failures: list[int] = []
 
     def fail(request: Any, **kwargs: Any) -> Any:
-        if request.headers.get("X-Amz-Target", b"").decode() != "DynamoDB_20120810.Query":
+        target = request.headers.get("X-Amz-Target", b"").decode()
+        if target != f"DynamoDB_20120810.{operation}" or len(failures) >= times:
             return None
-        if len(failures) >= times or json.loads(request.body).get("TableName") != queue:
+        body = json.loads(request.body)
+        if queue != body.get("TableName") and queue not in body.get("RequestItems", {}):
             return None
         failures.append(1)
         return throttled_answer(request)
@@ -112,7 +115,7 @@ async def test_a_sync_page_refused_rate_limited_is_asked_for_again_on_the_same_c
         await stack.settled()
         # When bob connects while the queue's Query throttles (the sync's read and
         # botocore's four retries: answered RATE_LIMITED with a retryAfter)
-        failures = throttle_queue_reads(stack, times=5)
+        failures = throttle_queue_calls(stack, "Query", times=5)
         bob = await clients.open("bob", stack.ws_url, settings=FAST, wait=False)
         # Then his client asks for the page again once the wait is over, on the same
         # connection (it used to wait for the next one), and has the message
@@ -145,27 +148,6 @@ async def test_a_seen_mark_refused_rate_limited_goes_again_on_the_same_connectio
         await clients.close_all()
 
 
-def throttle_ack_reads(stack: LocalStack, times: int) -> list[int]:
-    """The next `times` BatchGetItems of the Queue table (an ack's read of which acked ids
-    are queued) throttled; those of other tables (a send's profiles) not."""
-    client = stack.clients.dynamodb
-    retry_at_once(client)
-    queue = stack.table_names["QUEUE_TABLE"]
-    failures: list[int] = []
-
-    def fail(request: Any, **kwargs: Any) -> Any:
-        target = request.headers.get("X-Amz-Target", b"").decode()
-        if target != "DynamoDB_20120810.BatchGetItem" or len(failures) >= times:
-            return None
-        if queue not in json.loads(request.body).get("RequestItems", {}):
-            return None
-        failures.append(1)
-        return throttled_answer(request)
-
-    client.meta.events.register_first("before-send.dynamodb", fail)
-    return failures
-
-
 async def test_an_ack_refused_rate_limited_goes_again_on_the_same_connection(
     shared_aws: EmbeddedAws, clients: Clients
 ) -> None:
@@ -176,7 +158,7 @@ async def test_an_ack_refused_rate_limited_goes_again_on_the_same_connection(
         await stack.settled()
         # When alice writes to him while the ack's read of his queue throttles (the read
         # and botocore's four retries: his ack answered RATE_LIMITED with a retryAfter)
-        failures = throttle_ack_reads(stack, times=5)
+        failures = throttle_queue_calls(stack, "BatchGetItem", times=5)
         sent = await alice.send("bob", "ack me")
         # Then his client sends the ack again once the wait is over, on the same connection
         # (it used to wait for the next one's sync): the message leaves his queue and

@@ -85,8 +85,16 @@ class World:
     s3: Any
     dynamodb: dict[str, Any]  # region -> client
 
-    def switch(self, to: str) -> Any:
-        return switch(C0, to, dynamodb_for=self.dynamodb.__getitem__, s3=self.s3, now_ms=1)
+    def switch(self, to: str, apigateway_for: Any = None) -> Any:
+        """The operator's switch; with `apigateway_for`, the sides' stages set too."""
+        return switch(
+            C0,
+            to,
+            dynamodb_for=self.dynamodb.__getitem__,
+            s3=self.s3,
+            apigateway_for=apigateway_for,
+            now_ms=1,
+        )
 
     def publish(self) -> dict[str, Any]:
         """What the directory function does after an entry was written; the document."""
@@ -391,14 +399,7 @@ def test_a_switch_fences_the_old_sides_stage_and_opens_the_targets(world):
         [("us-east-1", "aaaa111111", "1"), ("us-west-2", "bbbb222222", "0")]
     )
     # When it switches c0 to its standby
-    switch(
-        C0,
-        "standby",
-        dynamodb_for=world.dynamodb.__getitem__,
-        s3=world.s3,
-        apigateway_for=apigateway_for,
-        now_ms=1,
-    )
+    world.switch("standby", apigateway_for)
     # Then the primary's stage is fenced (its pings answered MOVED) and the standby's open
     for stubber in stubbers.values():
         stubber.assert_no_pending_responses()
@@ -413,14 +414,7 @@ def test_a_stage_that_cannot_be_set_does_not_stop_the_switch(world):
         for _ in range(2):
             stubber.add_client_error("update_stage", "AccessDeniedException", http_status_code=403)
     # When the operator switches c0 to its standby
-    switched = switch(
-        C0,
-        "standby",
-        dynamodb_for=world.dynamodb.__getitem__,
-        s3=world.s3,
-        apigateway_for=apigateway_for,
-        now_ms=1,
-    )
+    switched = world.switch("standby", apigateway_for)
     # Then the switch stands all the same: the generation, the fence, the directory
     assert (switched.generation, switched.fenced) == (1, True)
     assert world.publish()["cells"]["c0"]["url"] == STANDBY.url
