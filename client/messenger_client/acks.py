@@ -8,8 +8,9 @@ as duplicates, and acked then.
 An `ack` refused for load (RATE_LIMITED: storage throttled, or our pace; INTERNAL) names
 only the action, not its ids: the acks sent in the last minute go again, on the same
 connection, no sooner than the refusal's `retryAfter` (docs/protocol.md §3) and with the
-resend backoff, one wait at a time. Acking an id twice is harmless (the server deletes
-what is still queued and ignores the rest).
+resend backoff, one wait at a time, for up to MAX_ACK_RETRIES refusals in a row (then
+the next sync brings the items again). Acking an id twice is harmless (the server
+deletes what is still queued and ignores the rest).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections import deque
 from messenger_client.connection import Connection
 from messenger_client.errors import NotConnected
 from messenger_protocol.client_rules import (
+    MAX_ACK_RETRIES,
+    MAX_RECENT_ACK_FRAMES,
+    RECENT_ACKS_SECONDS,
     RESEND_BASE_SECONDS,
     RESEND_CAP_SECONDS,
     RETRYABLE_CODES,
@@ -29,10 +33,6 @@ from messenger_protocol.client_rules import (
 )
 from messenger_protocol.frames import Ack
 from messenger_protocol.limits import MAX_IDS_PER_FRAME
-
-# The acks a refusal may have been about: those sent within this long, at most this many.
-RECENT_ACKS_SECONDS = 60.0
-MAX_RECENT_ACK_FRAMES = 10
 
 
 class AckBatcher:
@@ -88,7 +88,7 @@ class AckBatcher:
         if now - self._refused_at > RECENT_ACKS_SECONDS:
             self._refusals = 0
         self._refused_at = now
-        if self._retry is None or self._retry.done():
+        if (self._retry is None or self._retry.done()) and self._refusals < MAX_ACK_RETRIES:
             self._refusals += 1
             backoff = backoff_delay(self._refusals - 1, self._resend_base, self._resend_cap)
             self._retry = asyncio.get_running_loop().create_task(

@@ -30,13 +30,16 @@ __all__ = [
     "FINAL_HANDSHAKE_STATUSES",
     "GATEWAY_ERROR_MESSAGES",
     "KEEP_ALIVE_TICK_SECONDS",
+    "MAX_ACK_RETRIES",
     "MAX_CONNECTION_AGE_SECONDS",
+    "MAX_RECENT_ACK_FRAMES",
     "MOVE_ON_ERRORS",
     "OPEN_TIMEOUT_SECONDS",
     "PAUSED_CLOSE_ERRORS",
     "PING_INTERVAL_SECONDS",
     "PING_JITTER_SECONDS",
     "PONG_TIMEOUT_SECONDS",
+    "RECENT_ACKS_SECONDS",
     "RECONNECT_BACKOFF_BASE_SECONDS",
     "RECONNECT_BACKOFF_CAP_SECONDS",
     "REFUSED_CLOSE_PAUSE_SECONDS",
@@ -94,6 +97,14 @@ PAUSED_CLOSE_ERRORS = frozenset({ErrorCode.TOO_MANY_REFUSED})
 # answering a `ping` from the stage of a side a switch demoted, can say it but not close;
 # the handshake there is then refused and the directory read again names the new home.
 MOVE_ON_ERRORS = frozenset({ErrorCode.MOVED})
+# An `ack` refused for load names only the action, not its ids (§3): the acks sent within
+# RECENT_ACKS_SECONDS (at most MAX_RECENT_ACK_FRAMES frames) go again once the refusal's
+# wait is over, for up to MAX_ACK_RETRIES refusals within a minute of each other; past
+# them the items wait for the next sync (a connection that sends more than 100 refused
+# frames a minute is closed). Acking an id twice is harmless.
+RECENT_ACKS_SECONDS = 60
+MAX_RECENT_ACK_FRAMES = 10
+MAX_ACK_RETRIES = 3
 
 # A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 # changed epoch may be a registration the failover lost (§7): the message is kept and

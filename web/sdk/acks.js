@@ -8,17 +8,23 @@
 // An `ack` refused for load (RATE_LIMITED: storage throttled, or our pace; INTERNAL)
 // names only the action, not its ids: the acks sent in the last minute go again, on the
 // same connection, no sooner than the refusal's `retryAfter` (§3) and with the resend
-// backoff, one wait at a time. Acking an id twice is harmless (the server deletes what is
+// backoff, one wait at a time, for up to MAX_ACK_RETRIES refusals in a row (then the next
+// sync brings the items again). Acking an id twice is harmless (the server deletes what is
 // still queued and ignores the rest).
 
 import { NotConnected } from './errors.js';
-import { RESEND_BASE_SECONDS, RESEND_CAP_SECONDS, RETRYABLE_CODES } from './client-rules.generated.js';
+import {
+  MAX_ACK_RETRIES,
+  MAX_RECENT_ACK_FRAMES,
+  RECENT_ACKS_SECONDS,
+  RESEND_BASE_SECONDS,
+  RESEND_CAP_SECONDS,
+  RETRYABLE_CODES,
+} from './client-rules.generated.js';
 import { MAX_IDS_PER_FRAME } from './limits.generated.js';
 import { backoffDelay, resendWait, sleep } from './util.js';
 
-// The acks a refusal may have been about: those sent within this long, at most this many.
-const RECENT_ACKS_MS = 60_000;
-const MAX_RECENT_ACK_FRAMES = 10;
+const RECENT_ACKS_MS = RECENT_ACKS_SECONDS * 1000;
 
 export class AckBatcher {
   constructor(connection, delay, { resendBase = RESEND_BASE_SECONDS * 1000, resendCap = RESEND_CAP_SECONDS * 1000 } = {}) {
@@ -66,7 +72,7 @@ export class AckBatcher {
     const now = Date.now();
     if (now - this.refusedAt > RECENT_ACKS_MS) this.refusals = 0;
     this.refusedAt = now;
-    if (this.retrying) return true;
+    if (this.retrying || this.refusals >= MAX_ACK_RETRIES) return true;
     const session = this.connection.session;
     if (!session) return true; // the next connection's sync brings the items again
     this.refusals += 1;

@@ -46,6 +46,17 @@ export const PAUSED_CLOSE_ERRORS = new Set(["TOO_MANY_REFUSED"]);
 // the handshake there is then refused and the directory read again names the new home.
 export const MOVE_ON_ERRORS = new Set(["MOVED"]);
 
+// An `ack` refused for load names only the action, not its ids (§3): the acks sent within
+// RECENT_ACKS_SECONDS (at most MAX_RECENT_ACK_FRAMES frames) go again once the refusal's
+// wait is over, for up to MAX_ACK_RETRIES refusals within a minute of each other; past
+// them the items wait for the next sync (a connection that sends more than 100 refused
+// frames a minute is closed). Acking an id twice is harmless.
+export const RECENT_ACKS_SECONDS = 60;
+
+export const MAX_RECENT_ACK_FRAMES = 10;
+
+export const MAX_ACK_RETRIES = 3;
+
 // A `sendMessage` refused UNKNOWN_RECIPIENT within this long after the recipient's cell
 // changed epoch may be a registration the failover lost (§7): the message is kept and
 // sent again, backing off up to the cap, for up to a day after the first such refusal.

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 
 import { Identity, sendMessageFrame } from '../sdk/crypto.js';
+import { MAX_ACK_RETRIES } from '../sdk/client-rules.generated.js';
 import { UnknownUser } from '../sdk/errors.js';
 import { MemoryBackend } from '../sdk/history.js';
 import { FakeServer } from './support/fake-server.mjs';
@@ -499,6 +500,19 @@ test('given an ack refused RATE_LIMITED, then the acks go again on the same conn
   assert.ok(acks[0].frame.ids.includes(item.id));
   assert.equal(acks[0].connection, acks[1].connection);
   assert.ok(tried[1] - tried[0] >= retryAfter, `sent again after ${tried[1] - tried[0]} ms`);
+});
+
+test('given every ack refused RATE_LIMITED, then the acks go again at most MAX_ACK_RETRIES times, then wait for the next sync', async () => {
+  server.handlers.ack = () => ({ type: 'error', code: 'RATE_LIMITED', message: 'later', ref: 'ack', retryAfter: 50 });
+  const alice = await open();
+  await alice.waitSynced();
+  const item = await messageItem(bob, alice.identity, 'ack me');
+  server.send(server.live[0], item);
+  await alice.next('message');
+  await server.until(() => server.framesOf('ack').length === 1 + MAX_ACK_RETRIES, 5000, 'the retries');
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // many resend backoffs here
+  assert.equal(server.framesOf('ack').length, 1 + MAX_ACK_RETRIES, 'no more: refused frames count towards a close (§3)');
+  assert.equal(server.connections.length, 1);
 });
 
 test('given seen marks, then each is kept until its seenStored: sent again on the next connection if unanswered, and after a new epoch (§7)', async () => {
