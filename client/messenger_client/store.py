@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS rejected (
     copy        TEXT,                        -- held, sealed for devices (§8): its SealedCopy
     PRIMARY KEY (sender, message_id)
 );
+CREATE TABLE IF NOT EXISTS early_receipts (  -- for our messages not here yet (§8)
+    peer        TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (peer, message_id)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
@@ -348,9 +355,12 @@ class HistoryStore:
         ours, already stored by the server (sent), with no frame to send; its receipts move
         it on as any of ours. False if we hold it already."""
         with self._transaction() as db:
-            return _insert_message(
+            stored = _insert_message(
                 db, self.me, peer, message_id, text, sent_at, server_ts, outgoing=True
             )
+            if stored:
+                _apply_early_receipt(db, self.me, peer, message_id)
+            return stored
 
     def replace_frame(self, message_id: str, frame: str) -> None:
         """The frame of a pending message, sealed again for the device lists the server
@@ -570,18 +580,20 @@ class HistoryStore:
     def apply_receipt(
         self, peer: str, message_ids: Iterable[str], status: MessageStatus
     ) -> list[str]:
-        """Move our messages to `peer` forward to `status`; the ids that changed."""
-        rank = _OUTGOING_RANK[status]
+        """Move our messages to `peer` forward to `status`; the ids that changed. A receipt
+        for one of ours not here yet (one another of our devices sent, docs/protocol.md §8:
+        its copy and the peer's receipt travel apart, and the receipt may come first) is
+        kept, and applied when the copy comes (`add_own_copy`)."""
         changed: list[str] = []
         with self._transaction() as db:
             for message_id in dict.fromkeys(message_ids):
-                cursor = db.execute(
-                    f"UPDATE messages SET status = ?, frame = NULL, resend = 0 WHERE sender = ? AND"
-                    f" message_id = ? AND peer = ? AND {_RANK_SQL} < ?",
-                    (status, self.me, message_id, peer, rank),
-                )
-                if cursor.rowcount:
+                if _move_on(db, self.me, peer, message_id, status):
                     changed.append(message_id)
+                elif not db.execute(
+                    "SELECT 1 FROM messages WHERE sender = ? AND message_id = ?",
+                    (self.me, message_id),
+                ).fetchone():
+                    _keep_early_receipt(db, peer, message_id, status)
         return changed
 
     # --- seen -----------------------------------------------------------------------
@@ -779,6 +791,50 @@ class HistoryStore:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+# An early receipt whose copy never came (one we could not open, say) is forgotten after
+# the server's longest hold of a message.
+EARLY_RECEIPT_DAYS = 30
+
+
+def _move_on(
+    db: sqlite3.Connection, me: str, peer: str, message_id: str, status: MessageStatus
+) -> bool:
+    """One of our messages to `peer` forward to `status` (never back); True if it moved."""
+    cursor = db.execute(
+        f"UPDATE messages SET status = ?, frame = NULL, resend = 0 WHERE sender = ? AND"
+        f" message_id = ? AND peer = ? AND {_RANK_SQL} < ?",
+        (status, me, message_id, peer, _OUTGOING_RANK[status]),
+    )
+    return cursor.rowcount > 0
+
+
+def _keep_early_receipt(
+    db: sqlite3.Connection, peer: str, message_id: str, status: MessageStatus
+) -> None:
+    now = _now_ms()
+    db.execute("DELETE FROM early_receipts WHERE at < ?", (now - EARLY_RECEIPT_DAYS * 86_400_000,))
+    held = db.execute(
+        "SELECT status FROM early_receipts WHERE peer = ? AND message_id = ?", (peer, message_id)
+    ).fetchone()
+    if held is None or _OUTGOING_RANK[MessageStatus(held[0])] < _OUTGOING_RANK[status]:
+        db.execute(
+            "INSERT OR REPLACE INTO early_receipts (peer, message_id, status, at)"
+            " VALUES (?, ?, ?, ?)",
+            (peer, message_id, status, now),
+        )
+
+
+def _apply_early_receipt(db: sqlite3.Connection, me: str, peer: str, message_id: str) -> None:
+    held = db.execute(
+        "SELECT status FROM early_receipts WHERE peer = ? AND message_id = ?", (peer, message_id)
+    ).fetchone()
+    if held is not None:
+        _move_on(db, me, peer, message_id, MessageStatus(held[0]))
+        db.execute(
+            "DELETE FROM early_receipts WHERE peer = ? AND message_id = ?", (peer, message_id)
+        )
 
 
 def _insert_message(

@@ -152,3 +152,21 @@ def test_after_a_failover_only_the_undelivered_go_again_with_their_frame(
     assert store.mark_failed("01S", "UNKNOWN_RECIPIENT: gone") is False
     assert not store.needs_sending("01S")
     assert store.next_pending() is not None and store.next_pending().message_id == "01P"  # type: ignore[union-attr]
+
+
+def test_a_receipt_that_comes_before_our_other_devices_copy_is_applied_when_it_comes(
+    store: HistoryStore,
+) -> None:
+    # Given bob's delivered receipt, then seen, for a message our phone sent him, whose
+    # copy (docs/protocol.md §8) has not reached this device yet
+    assert store.apply_receipt("bob", ["m-early"], MessageStatus.DELIVERED) == []
+    assert store.apply_receipt("bob", ["m-early"], MessageStatus.SEEN) == []
+    assert store.apply_receipt("bob", ["m-other"], MessageStatus.DELIVERED) == []
+    # When the copy comes
+    assert store.add_own_copy("bob", "m-early", "sent from the phone", 5, 10)
+    # Then it is seen at once, not "sent" for ever; and nothing else moved
+    held = store.get(store.me, "m-early")
+    assert held is not None and held.status == MessageStatus.SEEN
+    assert store.add_own_copy("bob", "m-late", "no receipt yet", 6, 11)
+    late = store.get(store.me, "m-late")
+    assert late is not None and late.status == MessageStatus.SENT

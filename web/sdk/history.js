@@ -27,6 +27,8 @@ export const Status = Object.freeze({
 const RANK = { pending: 0, sent: 1, delivered: 2, seen: 3 };
 
 const keyOf = (sender, messageId) => `${sender}/${messageId}`;
+// Receipts kept for our messages whose copy has not come yet (History.earlyReceipts).
+const MAX_EARLY_RECEIPTS = 1000;
 const byTime = (a, b) => a.sentAt - b.sentAt || (a.messageId < b.messageId ? -1 : a.messageId > b.messageId ? 1 : 0);
 
 /** A storage backend that keeps everything in memory (Node, tests), copying as IndexedDB does. */
@@ -67,6 +69,9 @@ export class History {
     this.holds = new Map();
     this.pins = new Map();
     this.meta = new Map();
+    // Receipts for our messages not here yet (one another of our devices sent, §8: its copy
+    // and the peer's receipt travel apart, and the receipt may come first), by peer/id.
+    this.earlyReceipts = new Map();
   }
 
   static async load(backend, me) {
@@ -129,9 +134,11 @@ export class History {
   /** Our message sent by another of our devices (its copy, §8): stored as sent. */
   async addOwnCopy(peer, messageId, text, sentAt, serverTs) {
     if (this.#kept(this.me, messageId)) return null;
+    const early = this.earlyReceipts.get(keyOf(peer, messageId));
+    this.earlyReceipts.delete(keyOf(peer, messageId));
     const record = {
       sender: this.me, peer, messageId, outgoing: true, text, sentAt, serverTs,
-      status: Status.SENT, read: true, seenReported: true, frame: null, resend: false, error: null,
+      status: early ?? Status.SENT, read: true, seenReported: true, frame: null, resend: false, error: null,
     };
     await this.#save(record);
     return { ...record };
@@ -259,6 +266,7 @@ export class History {
     const changed = [];
     for (const messageId of messageIds) {
       const record = this.own(messageId);
+      if (!record && !this.#kept(this.me, messageId)) this.#keepEarly(by, messageId, status);
       if (!record || record.peer !== by || !(record.status in RANK)) continue;
       if (RANK[status] <= RANK[record.status]) continue;
       // Delivered: the recipient holds it, so the frame is no longer needed (§7).
@@ -266,6 +274,18 @@ export class History {
       changed.push(messageId);
     }
     return changed;
+  }
+
+  /** A receipt for one of ours whose copy has not come (addOwnCopy applies it); the
+   * furthest status, for at most MAX_EARLY_RECEIPTS messages (in memory: the copy comes
+   * within moments of the receipt that overtook it). */
+  #keepEarly(by, messageId, status) {
+    const key = keyOf(by, messageId);
+    const held = this.earlyReceipts.get(key);
+    if (held && RANK[held] >= RANK[status]) return;
+    this.earlyReceipts.delete(key);
+    this.earlyReceipts.set(key, status);
+    if (this.earlyReceipts.size > MAX_EARLY_RECEIPTS) this.earlyReceipts.delete(this.earlyReceipts.keys().next().value);
   }
 
   /** §7: after a failover, every message without a `delivered` receipt goes again;
