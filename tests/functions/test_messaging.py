@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from messenger.contract import DEFAULT_MESSAGE_TTL_SECONDS
@@ -277,6 +279,15 @@ def test_expired_items_are_never_returned(h: Harness, alice: TestUser, bob: Test
     assert h.posts.take(b.connection_id) == [NOTHING_LEFT]
 
 
+def stored_anew_and_synced(h: Harness, bob: TestUser, first: Any, second: Any) -> None:
+    """A resend after its first copy died: a later ack, and one message in bob's sync."""
+    assert first is not None and second is not None
+    assert second["serverTs"] > first["serverTs"]
+    b = h.connect(bob)
+    h.send(b, {"action": "sync"})
+    assert [f["type"] for f in h.posts.take(b.connection_id)] == ["message", "syncDone"]
+
+
 def test_resend_after_expiry_is_stored_anew(h: Harness, alice: TestUser, bob: TestUser) -> None:
     h.disconnect(h.connect(bob))
     a = h.connect(alice)
@@ -284,12 +295,7 @@ def test_resend_after_expiry_is_stored_anew(h: Harness, alice: TestUser, bob: Te
     first = h.send(a, frame)
     h.clock.advance(DEFAULT_MESSAGE_TTL_SECONDS + 1)
     a = h.connect(alice)
-    second = h.send(a, frame)
-    assert first is not None and second is not None
-    assert second["serverTs"] > first["serverTs"]
-    b = h.connect(bob)
-    h.send(b, {"action": "sync"})
-    assert [f["type"] for f in h.posts.take(b.connection_id)] == ["message", "syncDone"]
+    stored_anew_and_synced(h, bob, first, h.send(a, frame))
 
 
 def test_a_resend_in_the_second_its_copy_expires_is_stored_anew_and_delivered(
@@ -307,14 +313,9 @@ def test_a_resend_in_the_second_its_copy_expires_is_stored_anew_and_delivered(
     h.clock.advance(expires_at - h.clock.now_ns() / 1e9 + 0.5)
     assert h.clock.now_s() == expires_at
     a = h.connect(alice)
-    second = h.send(a, frame)
-    # Then the resend is stored anew (its own ack), never answered by the dead copy
-    assert first is not None and second is not None
-    assert second["serverTs"] > first["serverTs"]
-    # And bob gets it: nothing acknowledged is lost
-    b = h.connect(bob)
-    h.send(b, {"action": "sync"})
-    assert [f["type"] for f in h.posts.take(b.connection_id)] == ["message", "syncDone"]
+    # Then the resend is stored anew (its own ack), never answered by the dead copy, and
+    # bob gets it: nothing acknowledged is lost
+    stored_anew_and_synced(h, bob, first, h.send(a, frame))
 
 
 def test_message_ttl_comes_from_configuration(alice: TestUser, bob: TestUser) -> None:
